@@ -1,0 +1,54 @@
+"""The kernel's own commands: ``serve`` and ``plugins``."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ..config import Settings, parse_host
+from ..drivers import describe_drivers
+from ..kernel import Kernel
+
+
+@click.command("serve")
+@click.option("--host", "host", help="Address to listen on, as OLLAMA_HOST (host[:port]).")
+@click.option("--models", "models_dir", type=click.Path(file_okay=False), help="Model directory (OLLAMA_MODELS).")
+@click.option("--storage", help="Storage driver name (default fs).")
+@click.option("--compute", help="Compute backend name (default auto).")
+@click.pass_obj
+def serve_command(pm, host, models_dir, storage, compute):
+    """Start the server."""
+    overrides = {"storage": storage, "compute": compute, "models_dir": models_dir}
+    if host:
+        overrides["host"], overrides["port"] = parse_host(host)
+    settings = Settings.from_env(**overrides)
+    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kernel = Kernel(settings, pm)
+    from ..web import create_app
+
+    app = create_app(kernel)
+    kernel.hook.on_startup(kernel=kernel)
+    transport = kernel.hook.make_transport(kernel=kernel)
+    click.echo(f"ollamakit listening on {settings.host}:{settings.port} (models in {settings.models_dir})", err=True)
+    try:
+        transport.serve(app, settings.host, settings.port)
+    finally:
+        kernel.hook.on_shutdown(kernel=kernel)
+        kernel.close()
+
+
+@click.command("plugins")
+@click.pass_obj
+def plugins_command(pm):
+    """List installed plugins and drivers, with any load errors."""
+    click.echo("Plugins:")
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
+        click.echo(f"  {name}: {', '.join(hooks)}")
+    for error in pm.load_errors:
+        click.echo(f"  {error.name}: FAILED to load {error.target}: {error.error}")
+    click.echo("Drivers:")
+    for info in describe_drivers():
+        status = f"FAILED: {info.error}" if info.error else info.target
+        click.echo(f"  {info.kind}/{info.name}: {status}")

@@ -1,0 +1,141 @@
+"""Settings, read from Ollama's environment variables where they apply; CLI flags override them."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_PORT = 11434
+
+
+def parse_bool(value: str | None) -> bool:
+    """Ollama's rule: empty is false, a recognised false word is false, anything else is true."""
+    if value is None:
+        return False
+    value = value.strip().strip("'\"").lower()
+    if value == "":
+        return False
+    return value not in ("0", "f", "false", "no", "off")
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(value) -> float:
+    """A keep-alive value in seconds: a JSON number of seconds or a Go duration string.
+
+    Negative means forever (returned as ``float('inf')``). Raises ValueError on anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"Unsupported type: '{type(value).__name__}'")
+    if isinstance(value, (int, float)):
+        return float("inf") if value < 0 else float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"Unsupported type: '{type(value).__name__}'")
+    text = value.strip()
+    sign = 1.0
+    if text[:1] in "+-" and text:
+        sign, text = (-1.0 if text[0] == "-" else 1.0), text[1:]
+    if text == "0":
+        return 0.0
+    if not text:
+        raise ValueError(f'time: invalid duration "{value}"')
+    total, pos = 0.0, 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ValueError(f'time: invalid duration "{value}"')
+    total *= sign
+    return float("inf") if total < 0 else total
+
+
+def parse_host(value: str | None) -> tuple[str, int]:
+    """``OLLAMA_HOST`` forms: host, host:port, scheme://host[:port][/path].
+
+    Without a port, http means 80, https 443, and no scheme the default 11434.
+    """
+    value = (value or "").strip().strip("'\"")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "", value
+    parts = urlsplit("//" + rest.split("/", 1)[0])
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "127.0.0.1"
+    return host, port or {"http": 80, "https": 443}.get(scheme, DEFAULT_PORT)
+
+
+def default_models_dir() -> Path:
+    return Path.home() / ".ollamakit" / "models"
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value.strip().strip("'\"") if value is not None else None
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    models_dir: Path = field(default_factory=default_models_dir)
+    keep_alive: float = 300.0
+    origins: tuple[str, ...] = ()
+    num_parallel: int = 1
+    max_loaded_models: int = 3
+    max_queue: int = 512
+    context_length: int = 4096
+    load_timeout: float = 300.0
+    noprune: bool = False
+    debug: bool = False
+    storage: str = "fs"
+    compute: str = "auto"
+    transport: str = "http"
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        host, port = parse_host(_env("OLLAMA_HOST"))
+        models = _env("OLLAMA_MODELS")
+        keep_alive = 300.0
+        if _env("OLLAMA_KEEP_ALIVE"):
+            raw = _env("OLLAMA_KEEP_ALIVE")
+            try:
+                keep_alive = parse_duration(int(raw) if raw.lstrip("-").isdigit() else raw)
+            except ValueError:
+                pass
+        origins = tuple(o.strip() for o in (_env("OLLAMA_ORIGINS") or "").split(",") if o.strip())
+        settings = cls(
+            host=host,
+            port=port,
+            models_dir=Path(models).expanduser() if models else default_models_dir(),
+            keep_alive=keep_alive,
+            origins=origins,
+            num_parallel=max(1, _env_int("OLLAMA_NUM_PARALLEL", 1)),
+            max_loaded_models=_env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
+            max_queue=_env_int("OLLAMA_MAX_QUEUE", 512),
+            context_length=_env_int("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
+            noprune=parse_bool(_env("OLLAMA_NOPRUNE")),
+            debug=parse_bool(_env("OLLAMA_DEBUG")),
+            storage=_env("OLLAMAKIT_STORAGE") or "fs",
+            compute=_env("OLLAMAKIT_COMPUTE") or "auto",
+            transport=_env("OLLAMAKIT_TRANSPORT") or "http",
+        )
+        known = {f.name for f in fields(cls)}
+        return replace(settings, **{k: v for k, v in overrides.items() if k in known and v is not None})

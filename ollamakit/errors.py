@@ -1,0 +1,47 @@
+"""Errors that carry an HTTP status, so every layer can fail in the API's own words."""
+
+
+class OllamaError(Exception):
+    """An error the API reports as ``{"error": message}`` with ``status``."""
+
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(OllamaError):
+    status = 400
+
+
+class NotFound(OllamaError):
+    status = 404
+
+
+class Busy(OllamaError):
+    status = 503
+
+
+class Cancelled(OllamaError):
+    status = 499
+
+
+class InvalidDigest(BadRequest):
+    def __init__(self, message: str = "invalid digest format"):
+        super().__init__(message)
+
+
+class DigestMismatch(BadRequest):
+    def __init__(self, expected: str, got: str):
+        super().__init__(f'digest mismatch, expected "{expected}", got "{got}"')
+        self.expected, self.got = expected, got
+
+
+class InvalidModelFile(BadRequest):
+    """A model file (GGUF, safetensors) that fails validation: always a 400, never a traceback."""

@@ -1,0 +1,96 @@
+"""The hooks a plugin can implement, grouped by phase.
+
+Rule of thumb: when a person picks an implementation by name (a storage, a compute backend, a
+quantizer, a transport) it is a stevedore driver, and the ``make_*`` hooks below only construct
+it; when the kernel asks "who wants to take part?" it is a hook here. Every hook is documented
+in ``docs/plugin-hooks.md``; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ollamakit")
+hookimpl = pluggy.HookimplMarker("ollamakit")
+
+
+# -- assembly: building the app and the CLI --------------------------------------------------
+
+
+@hookspec
+def register_routes(app, kernel):
+    """Add routes to the Falcon ``app``. Called once per app; every plugin may add routes."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to the ``ollamakit`` command group."""
+
+
+# -- drivers: construction of the named implementations (first result wins) --------------------
+
+
+@hookspec(firstresult=True)
+def make_storage(kernel):
+    """Return the ``Storage`` to use. Default: the stevedore driver ``settings.storage``."""
+
+
+@hookspec(firstresult=True)
+def make_compute(kernel):
+    """Return the ``ComputeBackend``. Default: driver ``settings.compute`` (``auto`` probes)."""
+
+
+@hookspec(firstresult=True)
+def make_quantizer(kernel, name):
+    """Return the ``Quantizer`` for type ``name`` (``q4_K_M``), or None when unknown."""
+
+
+@hookspec(firstresult=True)
+def make_transport(kernel):
+    """Return the ``Transport`` that serves the app. Default: driver ``settings.transport``."""
+
+
+# -- models: creating and running (first result wins) -----------------------------------------
+
+
+@hookspec(firstresult=True)
+def resolve_model_source(request, kernel):
+    """Return a ``ModelSource`` for a create request's input, or None if not yours.
+
+    ``request`` is the validated ``CreateRequest``. The parent-model source runs last
+    (``trylast``) so a file input is always preferred over a name.
+    """
+
+
+@hookspec(firstresult=True)
+def make_scheduler(kernel):
+    """Return the object that loads models and runs requests (see ``ollamakit_scheduler``)."""
+
+
+@hookspec(firstresult=True)
+def load_model(kernel, model, options):
+    """Load the stored ``model`` (an ``ollamakit.store.LocalModel``) into a runner, or return
+    None when its architecture is not yours."""
+
+
+# -- lifecycle events (every implementation is called; results ignored) --------------------------
+
+
+@hookspec
+def on_startup(kernel):
+    """The server is about to accept requests."""
+
+
+@hookspec
+def on_shutdown(kernel):
+    """The server has stopped accepting requests."""
+
+
+@hookspec
+def on_model_created(kernel, name):
+    """A manifest was written for ``name`` (a ``ModelName``) by create, copy or pull."""
+
+
+@hookspec
+def on_model_deleted(kernel, name):
+    """The manifest for ``name`` was removed."""

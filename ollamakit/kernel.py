@@ -1,0 +1,55 @@
+"""The kernel object: settings, the plugin manager, and the drivers it constructs on demand."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .config import Settings
+from .plugins import PluginManager, make_plugin_manager
+
+
+class Kernel:
+    """Everything a request handler or command needs, passed explicitly (no globals)."""
+
+    def __init__(self, settings: Settings | None = None, pm: PluginManager | None = None):
+        self.settings = settings or Settings.from_env()
+        self.pm = pm or make_plugin_manager()
+
+    @property
+    def hook(self):
+        return self.pm.hook
+
+    @cached_property
+    def storage(self):
+        return self.hook.make_storage(kernel=self)
+
+    @cached_property
+    def store(self):
+        from .store import ModelStore
+
+        return ModelStore(self)
+
+    @cached_property
+    def compute(self):
+        return self.hook.make_compute(kernel=self)
+
+    @cached_property
+    def scheduler(self):
+        scheduler = self.hook.make_scheduler(kernel=self)
+        if scheduler is None:
+            from .errors import OllamaError
+
+            raise OllamaError("no scheduler plugin is installed, so models cannot be run")
+        return scheduler
+
+    def quantizer(self, name: str):
+        return self.hook.make_quantizer(kernel=self, name=name)
+
+    def close(self) -> None:
+        if "scheduler" in self.__dict__ and hasattr(self.scheduler, "close"):
+            self.scheduler.close()
+
+
+def make_kernel(settings: Settings | None = None, **plugin_options) -> Kernel:
+    """Build a kernel; ``plugin_options`` go to ``make_plugin_manager``."""
+    return Kernel(settings, make_plugin_manager(**plugin_options))

@@ -1,0 +1,298 @@
+"""The model store: Ollama's semantics (hashing, case-insensitive names, garbage collection)
+on top of whichever ``Storage`` driver holds the bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+from . import manifest as mf
+from .digests import parse_digest
+from .errors import BadRequest, DigestMismatch, NotFound
+from .names import ModelName
+
+CHUNK = 1 << 20
+MAX_TEXT_LAYER = 64 * 1024 * 1024  # template/system/params/messages/license blobs are small
+
+
+@dataclass
+class LocalModel:
+    """A model as stored: its name, manifest and the layers' contents on demand."""
+
+    store: ModelStore
+    name: ModelName
+    manifest: mf.Manifest
+    manifest_bytes: bytes
+    mtime: float
+
+    @property
+    def digest(self) -> str:
+        return mf.manifest_digest(self.manifest_bytes)
+
+    @property
+    def short_name(self) -> str:
+        return self.name.display_shortest()
+
+    @property
+    def modified_at(self) -> str:
+        return format_local_time(self.mtime)
+
+    @cached_property
+    def config(self) -> dict:
+        data = self.store.read_small_blob(self.manifest.config.digest)
+        try:
+            config = json.loads(data)
+        except ValueError:
+            config = {}
+        return config if isinstance(config, dict) else {}
+
+    def _texts(self, *media_types: str) -> list[str]:
+        return [
+            self.store.read_small_blob(layer.digest).decode("utf-8", "replace")
+            for layer in self.manifest.layers
+            if layer.media_type in media_types
+        ]
+
+    @property
+    def model_layer(self) -> mf.Layer | None:
+        layers = self.manifest.find(mf.MODEL)
+        return layers[0] if layers else None
+
+    @property
+    def model_path(self) -> Path | None:
+        layer = self.model_layer
+        return self.store.blob_path(layer.digest) if layer else None
+
+    @property
+    def adapter_paths(self) -> list[Path]:
+        return [self.store.blob_path(layer.digest) for layer in self.manifest.find(mf.ADAPTER)]
+
+    @cached_property
+    def template(self) -> str | None:
+        texts = self._texts(mf.TEMPLATE, mf.PROMPT)
+        return texts[-1] if texts else None
+
+    @cached_property
+    def system(self) -> str:
+        texts = self._texts(mf.SYSTEM)
+        return texts[-1] if texts else ""
+
+    @cached_property
+    def params(self) -> dict:
+        texts = self._texts(mf.PARAMS)
+        try:
+            value = json.loads(texts[-1]) if texts else {}
+        except ValueError:
+            value = {}
+        return value if isinstance(value, dict) else {}
+
+    @cached_property
+    def messages(self) -> list[dict]:
+        texts = self._texts(mf.MESSAGES)
+        try:
+            value = json.loads(texts[-1]) if texts else []
+        except ValueError:
+            value = []
+        return value if isinstance(value, list) else []
+
+    @cached_property
+    def licenses(self) -> list[str]:
+        return self._texts(mf.LICENSE)
+
+
+def format_local_time(timestamp: float) -> str:
+    """RFC 3339 in the local zone with its offset, as Ollama prints ``modified_at``."""
+    text = datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="microseconds")
+    stamp, offset = text[:26], text[26:]
+    return stamp + ("Z" if offset in ("+00:00", "") else offset)
+
+
+def format_utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class ModelStore:
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.storage = kernel.storage
+        self._lock = threading.RLock()
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        return self.storage.has_blob(parse_digest(digest))
+
+    def blob_path(self, digest: str) -> Path:
+        return self.storage.blob_path(parse_digest(digest))
+
+    def blob_size(self, digest: str) -> int | None:
+        return self.storage.blob_size(parse_digest(digest))
+
+    def read_small_blob(self, digest: str, limit: int = MAX_TEXT_LAYER) -> bytes:
+        size = self.storage.blob_size(digest)
+        if size is None:
+            raise NotFound(f"blob {digest} not found")
+        if size > limit:
+            raise BadRequest(f"blob {digest} is {size} bytes, more than {limit} allowed here")
+        with self.storage.open_blob(digest) as fh:
+            return fh.read(limit + 1)[:limit]
+
+    def scratch_file(self, suffix: str = "") -> Path:
+        """A new empty temporary file beside the blobs; the caller removes or commits it."""
+        fd, name = tempfile.mkstemp(prefix="tmp-", suffix=suffix, dir=self.storage.scratch_dir())
+        os.close(fd)
+        return Path(name)
+
+    def write_blob(self, digest: str, chunks: Iterable[bytes]) -> bool:
+        """Stream ``chunks`` to disk while hashing; commit only if they hash to ``digest``.
+
+        Returns True when the blob is new. A mismatch, or an exception from ``chunks`` (a client
+        that went away), leaves the store untouched.
+        """
+        digest = parse_digest(digest)
+        temp = self.scratch_file()
+        try:
+            sha = hashlib.sha256()
+            with open(temp, "wb") as out:
+                for chunk in chunks:
+                    sha.update(chunk)
+                    out.write(chunk)
+            got = "sha256:" + sha.hexdigest()
+            if got != digest:
+                raise DigestMismatch(digest, got)
+            return self.storage.put_blob(digest, temp)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def add_file(self, path: Path) -> tuple[str, int]:
+        """Hash a local scratch file and move it in as a blob; returns (digest, size)."""
+        sha = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(CHUNK * 8):
+                sha.update(block)
+        digest = "sha256:" + sha.hexdigest()
+        size = path.stat().st_size
+        self.storage.put_blob(digest, path)
+        return digest, size
+
+    def add_bytes(self, data: bytes) -> tuple[str, int]:
+        temp = self.scratch_file()
+        try:
+            temp.write_bytes(data)
+            return self.add_file(temp)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    # -- manifests -----------------------------------------------------------------------------
+
+    def _existing_parts(self, name: ModelName) -> tuple[str, str, str, str] | None:
+        """The stored spelling of ``name``: exact first, then case-insensitive."""
+        if self.storage.read_manifest(name.parts) is not None:
+            return name.parts
+        wanted = name.key()
+        for parts, _ in self.storage.list_manifests():
+            if tuple(p.lower() for p in parts) == wanted:
+                return parts
+        return None
+
+    def get(self, name: ModelName | str) -> LocalModel | None:
+        if isinstance(name, str):
+            name = ModelName.parse(name)
+            if name is None:
+                return None
+        parts = self._existing_parts(name)
+        if parts is None:
+            return None
+        data = self.storage.read_manifest(parts)
+        if data is None:
+            return None
+        mtime = next((m for p, m in self.storage.list_manifests() if p == parts), time.time())
+        return LocalModel(self, ModelName(*parts), mf.Manifest.parse(data), data, mtime)
+
+    def list(self) -> list[LocalModel]:
+        models = []
+        for parts, mtime in self.storage.list_manifests():
+            data = self.storage.read_manifest(parts)
+            try:
+                manifest = mf.Manifest.parse(data or b"")
+            except BadRequest:
+                continue  # a corrupt manifest is skipped, not fatal to listing
+            models.append(LocalModel(self, ModelName(*parts), manifest, data, mtime))
+        models.sort(key=lambda m: m.mtime, reverse=True)
+        return models
+
+    def write_manifest(self, name: ModelName, manifest: mf.Manifest | bytes) -> None:
+        data = manifest if isinstance(manifest, bytes) else manifest.to_bytes()
+        parsed = mf.Manifest.parse(data)
+        missing = [d for d in parsed.digests() if not self.storage.has_blob(d)]
+        if missing:
+            raise BadRequest(f"manifest references missing blob {missing[0]}")
+        with self._lock:
+            parts = self._existing_parts(name) or name.parts
+            self.storage.write_manifest(parts, data)
+        self.kernel.hook.on_model_created(kernel=self.kernel, name=ModelName(*parts))
+
+    def copy(self, source: ModelName, destination: ModelName) -> None:
+        model = self.get(source)
+        if model is None:
+            raise NotFound(f'model "{source.display_shortest()}" not found')
+        self.write_manifest(destination, model.manifest_bytes)
+
+    def delete(self, name: ModelName) -> None:
+        with self._lock:
+            model = self.get(name)
+            if model is None:
+                raise NotFound(f"model '{name}' not found")
+            self.storage.delete_manifest(model.name.parts)
+            self.collect_garbage(model.manifest.digests())
+        self.kernel.hook.on_model_deleted(kernel=self.kernel, name=model.name)
+
+    def referenced_digests(self) -> set[str] | None:
+        """Every digest any manifest references; None if a manifest is corrupt (then nothing
+        may be deleted, because we cannot know what it needs)."""
+        referenced = set()
+        for parts, _ in self.storage.list_manifests():
+            try:
+                referenced |= mf.Manifest.parse(self.storage.read_manifest(parts) or b"").digests()
+            except BadRequest:
+                return None
+        return referenced
+
+    def collect_garbage(self, candidates: Iterable[str]) -> list[str]:
+        """Delete those of ``candidates`` that no manifest references any more."""
+        with self._lock:
+            referenced = self.referenced_digests()
+            if referenced is None:
+                return []
+            removed = [d for d in set(candidates) if d not in referenced and self.storage.has_blob(d)]
+            for digest in removed:
+                self.storage.delete_blob(digest)
+            return removed
+
+    def prune(self, grace_seconds: float = 3600.0) -> list[str]:
+        """Start-up pruning: blobs no manifest references, older than the grace period."""
+        with self._lock:
+            referenced = self.referenced_digests()
+            if referenced is None:
+                return []
+            now, removed = time.time(), []
+            for digest in list(self.storage.list_blobs()):
+                if digest in referenced:
+                    continue
+                try:
+                    age = now - self.storage.blob_path(digest).stat().st_mtime
+                except OSError:
+                    continue
+                if age > grace_seconds:
+                    self.storage.delete_blob(digest)
+                    removed.append(digest)
+            return removed

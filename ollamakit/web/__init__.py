@@ -1,0 +1,7 @@
+"""The WSGI app: a Falcon app whose routes all come from plugins."""
+
+from .app import create_app
+from .body import read_json
+from .streaming import json_response, stream_response
+
+__all__ = ["create_app", "read_json", "json_response", "stream_response"]

@@ -1,0 +1,46 @@
+"""``create_app``: a Falcon app with Ollama's error conventions; plugins add every route."""
+
+from __future__ import annotations
+
+import falcon
+
+from ..errors import OllamaError
+from .security import SecurityMiddleware
+from .streaming import error_body, json_response
+
+
+def _ollama_error(req, resp, exc, params):
+    status, body = error_body(exc)
+    json_response(resp, body, status)
+
+
+def _unexpected_error(req, resp, exc, params):
+    if isinstance(exc, falcon.HTTPError):
+        raise exc
+    status, body = error_body(exc)
+    json_response(resp, body, status)
+
+
+def _not_found(req, resp, exc, params):
+    resp.status = 404
+    resp.content_type = "text/plain"
+    resp.data = b"404 page not found"
+
+
+def _method_not_allowed(req, resp, exc, params):
+    resp.status = 405
+    resp.content_type = "text/plain"
+    resp.data = b"405 method not allowed"
+
+
+def create_app(kernel) -> falcon.App:
+    app = falcon.App(middleware=[SecurityMiddleware(kernel.settings)], cors_enable=False)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.auto_parse_form_urlencoded = False
+    app.resp_options.default_media_type = "application/json"
+    app.add_error_handler(Exception, _unexpected_error)
+    app.add_error_handler(falcon.HTTPRouteNotFound, _not_found)
+    app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
+    app.add_error_handler(OllamaError, _ollama_error)
+    kernel.hook.register_routes(app=app, kernel=kernel)
+    return app

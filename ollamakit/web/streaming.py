@@ -1,0 +1,83 @@
+"""Replies: plain JSON, and NDJSON streams whose first error still sets the HTTP status."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import falcon
+
+from ..errors import OllamaError
+
+log = logging.getLogger("ollamakit.web")
+
+JSON = "application/json; charset=utf-8"
+NDJSON = "application/x-ndjson"
+
+
+def dumps(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_response(resp, obj, status: int = 200, content_type: str = JSON) -> None:
+    resp.status = status
+    resp.content_type = content_type
+    resp.data = dumps(obj)
+
+
+def error_body(exc: BaseException) -> tuple[int, dict]:
+    if isinstance(exc, OllamaError):
+        return exc.status, {"error": exc.message}
+    log.exception("unexpected error", exc_info=exc)
+    return 500, {"error": str(exc) or type(exc).__name__}
+
+
+def stream_response(resp, events, stream: bool = True, final=None) -> None:
+    """Send an iterator of dicts.
+
+    Streaming: NDJSON, one object per line, flushed per object. An error raised before the
+    first object becomes the HTTP status with a JSON body; after it, a last ``{"error"}`` line.
+    Not streaming: ``final(list_of_objects)`` (default: the last object) as one JSON reply,
+    and any error as its status.
+    """
+    events = iter(events)
+    try:
+        first = next(events)
+    except StopIteration:
+        first = None
+    except Exception as exc:
+        status, body = error_body(exc)
+        json_response(resp, body, status, "application/json")
+        return
+    if not stream:
+        collected = [] if first is None else [first]
+        try:
+            collected.extend(events)
+        except Exception as exc:
+            status, body = error_body(exc)
+            json_response(resp, body, status, "application/json")
+            return
+        result = final(collected) if final else (collected[-1] if collected else {})
+        json_response(resp, result, 200, "application/json")
+        return
+
+    def lines():
+        if first is not None:
+            yield dumps(first) + b"\n"
+        try:
+            for event in events:
+                yield dumps(event) + b"\n"
+        except Exception as exc:
+            yield dumps(error_body(exc)[1]) + b"\n"
+        finally:
+            close = getattr(events, "close", None)
+            if close:
+                close()
+
+    resp.status = 200
+    resp.content_type = NDJSON
+    resp.stream = lines()
+
+
+def to_status(code: int) -> str:
+    return falcon.code_to_http_status(code)

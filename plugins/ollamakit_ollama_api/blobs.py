@@ -1,0 +1,41 @@
+"""``HEAD|POST /api/blobs/{digest}``: uploads streamed to disk while hashed."""
+
+from __future__ import annotations
+
+from ollamakit.digests import parse_digest
+from ollamakit.errors import BadRequest
+
+CHUNK = 1 << 20
+
+
+def _body_chunks(req):
+    """The request body in chunks; a body shorter than its Content-Length is an error, so an
+    upload cut off midway never becomes a blob."""
+    remaining = req.content_length
+    stream = req.bounded_stream
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            break
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
+    if remaining:
+        raise BadRequest("upload interrupted: body shorter than Content-Length")
+
+
+class Blob:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_head(self, req, resp, digest):
+        digest = parse_digest(digest)
+        resp.status = 200 if self.kernel.store.has_blob(digest) else 404
+
+    def on_post(self, req, resp, digest):
+        digest = parse_digest(digest)
+        if self.kernel.store.has_blob(digest):
+            resp.status = 200
+            return
+        created = self.kernel.store.write_blob(digest, _body_chunks(req))
+        resp.status = 201 if created else 200

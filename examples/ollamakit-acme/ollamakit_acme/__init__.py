@@ -1,0 +1,1 @@
+"""ACME Corp's ollamakit plugin: the ``acme`` storage driver and the ``acme-usage`` command."""

@@ -1,0 +1,348 @@
+"""What ``/api/create`` receives and what model sources build: the validated ``CreateRequest``
+and the ``CreateContext`` that sources fill with base layers.
+
+A model source (hook ``resolve_model_source``) looks at a request and, if the input is its
+kind (a GGUF file, a safetensors folder, a parent model), adds layers to the context. The API
+plugin then adds the request's own layers (template, system, ...), the config and the manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import manifest as mf
+from .digests import parse_digest
+from .errors import BadRequest
+from .names import ModelName
+
+MAX_FILES = 10_000
+MAX_FILE_KEY = 4096
+
+# Ollama's option types (``api.Options``), so stored parameters are typed as its FormatParams
+# types them: ``PARAMETER temperature 0.7`` is a number, ``stop`` is always a list.
+PARAMETER_KINDS = {
+    **dict.fromkeys(
+        ("num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "draft_num_predict", "num_keep",
+         "seed", "num_predict", "top_k", "repeat_last_n"),
+        int,
+    ),
+    **dict.fromkeys(
+        ("top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty"),
+        float,
+    ),
+    "use_mmap": bool,
+    "stop": list,
+}
+
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+_INFO_INTS = ("context_length", "embedding_length")
+_INFO_STRINGS = ("model_family", "base_name", "quantization_level", "parameter_size")
+
+
+def valid_file_path(key: str) -> bool:
+    """Go's ``fs.ValidPath``: relative, slash-separated, no empty, ``.`` or ``..`` element."""
+    if not isinstance(key, str) or not key or len(key) > MAX_FILE_KEY or "\x00" in key:
+        return False
+    return all(part not in ("", ".", "..") for part in key.split("/"))
+
+
+def _get(body: dict, key: str, kind, default=None):
+    value = body.get(key)
+    if value is None:
+        return default
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+    if not ok:
+        go_type = {str: "string", bool: "bool", dict: "map", list: "array"}[kind]
+        raise BadRequest(f"json: cannot unmarshal {_json_type(value)} into Go struct field CreateRequest.{key} of type {go_type}")
+    return value
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+
+
+def _file_map(body: dict, key: str) -> dict[str, str]:
+    files = _get(body, key, dict, {})
+    if len(files) > MAX_FILES:
+        raise BadRequest(f"too many {key}: {len(files)} (at most {MAX_FILES})")
+    for name, digest in files.items():
+        if not isinstance(digest, str):
+            raise BadRequest(f"json: cannot unmarshal {_json_type(digest)} into Go struct field CreateRequest.{key} of type string")
+        if not valid_file_path(name):
+            raise BadRequest("file path must be relative")
+    return files
+
+
+def _digests(files: dict[str, str]) -> dict[str, str]:
+    return {name: parse_digest(digest) for name, digest in files.items()}
+
+
+def normalize_parameter(key: str, value):
+    """One parameter typed as Ollama types it; strings from a Modelfile are converted."""
+    kind = PARAMETER_KINDS.get(key)
+    if kind is None:
+        return value  # unknown keys are stored as given (Ollama does not validate at create)
+    if kind is list:
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) for v in values):
+            raise BadRequest(f'invalid value for parameter "{key}": expected a string or a list of strings')
+        return values
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value in _GO_TRUE + _GO_FALSE:
+            return value in _GO_TRUE
+        raise BadRequest(f'invalid bool value for parameter "{key}": {value!r}')
+    number = value
+    if isinstance(value, str):
+        try:
+            number = int(value) if kind is int else float(value)
+        except ValueError:
+            raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {value!r}') from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or number != number or abs(number) == float("inf"):
+        raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {value!r}')
+    if abs(number) >= 2**63:
+        raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {value!r}')
+    if kind is int or isinstance(number, int):
+        return int(number)
+    # Go writes a whole float64 without a fraction; storing it as an int keeps the same bytes.
+    return int(number) if number.is_integer() else number
+
+
+def normalize_parameters(params: dict) -> dict:
+    return {key: normalize_parameter(key, value) for key, value in params.items() if value is not None}
+
+
+def normalize_message(message) -> dict:
+    """A Message as Go's ``api.Message`` encodes it: fixed field order, empty fields omitted."""
+    if not isinstance(message, dict):
+        raise BadRequest("json: cannot unmarshal into Go struct field CreateRequest.messages of type api.Message")
+    out = {}
+    for key in ("role", "content", "thinking", "tool_name", "tool_call_id"):
+        value = message.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"json: cannot unmarshal {_json_type(value)} into Go struct field Message.messages.{key} of type string")
+    out["role"] = message.get("role") or ""
+    out["content"] = message.get("content") or ""
+    if message.get("thinking"):
+        out["thinking"] = message["thinking"]
+    images = message.get("images")
+    if images:
+        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+            raise BadRequest("json: cannot unmarshal into Go struct field Message.messages.images of type []api.ImageData")
+        for image in images:
+            try:
+                base64.b64decode(image, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest("illegal base64 data in message image") from None
+        out["images"] = images
+    tool_calls = message.get("tool_calls")
+    if tool_calls:
+        if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
+            raise BadRequest("json: cannot unmarshal into Go struct field Message.messages.tool_calls of type []api.ToolCall")
+        out["tool_calls"] = tool_calls
+    for key in ("tool_name", "tool_call_id"):
+        if message.get(key):
+            out[key] = message[key]
+    return out
+
+
+def _licenses(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v]
+    raise BadRequest("license must be a string or a list of strings")
+
+
+def _info(value) -> dict:
+    info = value or {}
+    if not isinstance(info, dict):
+        raise BadRequest("info must be an object")
+    out = {}
+    for key in _INFO_INTS:
+        if info.get(key) is not None:
+            number = info[key]
+            whole = isinstance(number, int) or (isinstance(number, float) and number.is_integer())
+            if isinstance(number, bool) or not whole or number < 0 or number >= 2**63:
+                raise BadRequest(f"info.{key} must be a non-negative integer")
+            out[key] = int(number)
+    for key in _INFO_STRINGS:
+        if info.get(key) is not None:
+            if not isinstance(info[key], str):
+                raise BadRequest(f"info.{key} must be a string")
+            out[key] = info[key]
+    if info.get("capabilities") is not None:
+        caps = info["capabilities"]
+        if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+            raise BadRequest("info.capabilities must be a list of strings")
+        out["capabilities"] = caps
+    return out
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """A create request, validated. ``target`` says what the files become: ``model`` for the
+    main input, ``adapter`` or ``draft`` when a source is asked about those maps."""
+
+    name: ModelName
+    from_: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256:<hex>
+    adapters: dict[str, str] = field(default_factory=dict)
+    draft_files: dict[str, str] = field(default_factory=dict)
+    template: str | None = None
+    system: str | None = None
+    license: list[str] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict] = field(default_factory=list)
+    quantize: str = ""
+    draft_quantize: str = ""
+    renderer: str = ""
+    parser: str = ""
+    requires: str = ""
+    info: dict = field(default_factory=dict)
+    stream: bool = True
+    target: str = "model"
+    body: dict = field(default_factory=dict, repr=False)  # the raw JSON, for third-party sources
+
+    @classmethod
+    def from_body(cls, body: dict) -> CreateRequest:
+        """Validate in Ollama's order: file paths, the name, then the input, then the rest."""
+        files = _file_map(body, "files")
+        adapters = _file_map(body, "adapters")
+        draft_files = _file_map(body, "draft_files")
+        raw_name = _get(body, "model", str, "") or _get(body, "name", str, "")
+        name = ModelName.parse(raw_name)
+        if name is None:
+            raise BadRequest("invalid model name")
+        from_ = _get(body, "from", str, "")
+        if from_ and ModelName.parse(from_) is None:
+            raise BadRequest("invalid model name")
+        if not from_ and not files:
+            raise BadRequest("neither 'from' or 'files' was specified")
+        draft_quantize = _get(body, "draft_quantize", str, "")
+        if draft_quantize and not draft_files:
+            raise BadRequest("--draft-quantize requires a DRAFT model")
+        requires = _get(body, "requires", str, "")
+        if requires and not _SEMVER.match(requires):
+            raise BadRequest("requires must be a valid semver (e.g. 0.14.0)")
+        messages = _get(body, "messages", list, [])
+        return cls(
+            name=name,
+            from_=from_,
+            files=_digests(files),
+            adapters=_digests(adapters),
+            draft_files=_digests(draft_files),
+            template=_get(body, "template", str) or None,
+            system=_get(body, "system", str) or None,
+            license=_licenses(body.get("license")),
+            parameters=normalize_parameters(_get(body, "parameters", dict, {})),
+            messages=[normalize_message(m) for m in messages],
+            quantize=_get(body, "quantize", str, "") or _get(body, "quantization", str, ""),
+            draft_quantize=draft_quantize,
+            renderer=_get(body, "renderer", str, ""),
+            parser=_get(body, "parser", str, ""),
+            requires=requires.lstrip("v"),
+            info=_info(body.get("info")),
+            stream=_get(body, "stream", bool, True),
+            body=body,
+        )
+
+    def for_target(self, target: str) -> CreateRequest:
+        """The same request, asking a source about the adapter or draft files instead."""
+        files = {"adapter": self.adapters, "draft": self.draft_files}[target]
+        return replace(self, files=files, from_="", target=target)
+
+
+@dataclass
+class BaseLayer:
+    """A layer of the model being built, with what create learned about it.
+
+    ``gguf`` is the parsed (closed) GGUF header for weight layers: it feeds the config and
+    template detection. ``origin`` is ``file`` for uploaded inputs, ``parent`` when copied.
+    """
+
+    layer: mf.Layer
+    status: str
+    gguf: Any = None
+    origin: str = "file"
+
+    @property
+    def media_type(self) -> str:
+        return self.layer.media_type
+
+
+class CreateContext:
+    """The model under construction. Sources call ``add_blob`` for existing blobs and
+    ``add_bytes`` for new small ones; ``created`` remembers what this request added so that an
+    abandoned create can take back the blobs nobody references."""
+
+    def __init__(self, kernel, request: CreateRequest):
+        self.kernel = kernel
+        self.request = request
+        self.layers: list[BaseLayer] = []
+        self.config: dict = {}  # config fields a source carries over (a parent's renderer, ...)
+        self.created: set[str] = set()
+
+    @property
+    def store(self):
+        return self.kernel.store
+
+    def blob_size(self, digest: str, label: str = "") -> int:
+        size = self.store.blob_size(digest)
+        if size is None:
+            where = f' for file "{label}"' if label else ""
+            raise BadRequest(f'blob "{digest}"{where} not found; upload it first with POST /api/blobs/{digest}')
+        return size
+
+    def add_blob(self, media_type: str, digest: str, *, from_: str = "", label: str = "", gguf=None,
+                 origin: str = "file", status: str | None = None, layer_name: str = "") -> BaseLayer:
+        """Add an existing blob as a layer; ``label`` names it in errors (the file key)."""
+        size = self.blob_size(digest, label or from_)
+        layer = mf.Layer(media_type, digest, size, from_, layer_name)
+        base = BaseLayer(layer, status or f"using existing layer {digest}", gguf, origin)
+        self.layers.append(base)
+        return base
+
+    def store_bytes(self, data: bytes) -> tuple[str, int, bool]:
+        """Put ``data`` in the store; returns (digest, size, whether it was new)."""
+        temp = self.store.scratch_file()
+        try:
+            temp.write_bytes(data)
+            return self.store_file(temp)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def store_file(self, path) -> tuple[str, int, bool]:
+        """Move a scratch file in as a blob; returns (digest, size, whether it was new)."""
+        digest, size, new = self.store.put_file(path)
+        if new:
+            self.created.add(digest)
+        return digest, size, new
+
+    def add_bytes(self, media_type: str, data: bytes, *, status: str | None = None) -> BaseLayer:
+        digest, size, new = self.store_bytes(data)
+        default = f"creating new layer {digest}" if new else f"using existing layer {digest}"
+        base = BaseLayer(mf.Layer(media_type, digest, size), status or default)
+        self.layers.append(base)
+        return base
+
+    def remove(self, media_type: str) -> list[BaseLayer]:
+        removed = [b for b in self.layers if b.media_type == media_type]
+        self.layers = [b for b in self.layers if b.media_type != media_type]
+        return removed
+
+    def find(self, media_type: str) -> list[BaseLayer]:
+        return [b for b in self.layers if b.media_type == media_type]

@@ -1,0 +1,25 @@
+"""Registers the client commands. A new command is one module with a ``commands`` tuple and one
+line in ``COMMAND_MODULES``."""
+
+from __future__ import annotations
+
+from ollamakit.hookspecs import hookimpl
+
+from . import copying, create, listing, pull, push, remove, show
+
+COMMAND_MODULES = (
+    create,
+    listing,
+    show,
+    copying,
+    remove,
+    pull,
+    push,
+)
+
+
+@hookimpl
+def register_commands(cli):
+    for module in COMMAND_MODULES:
+        for command in module.commands:
+            cli.add_command(command)

@@ -1,0 +1,189 @@
+"""The decoder-only transformer: one forward step over the new tokens of several sequences.
+
+The rows of every sequence in a step are concatenated, so each projection is one matrix product
+for the whole step: prompt chunks and single decode tokens of different requests share the same
+pass over the weights, which is where the throughput of concurrent requests comes from. Only
+attention, which reads each sequence's own cache, runs per sequence.
+
+The same block serves the llama family (pre-norm, SwiGLU) and gemma3 (pre- and post-norms, q/k
+norms, GELU gate, sliding-window layers): the differences are hyperparameters and the tensors
+a file has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cache import KVCache
+from .hparams import HParams
+from .weights import ModelWeights
+
+
+@dataclass
+class Segment:
+    """Rows ``rows`` of a step: ``tokens`` appended to ``cache`` from position ``start``."""
+
+    cache: KVCache
+    tokens: list[int]
+    start: int
+    rows: slice
+
+
+class Workspace:
+    """Preallocated activation buffers, reused by every step (grown when a step needs more rows)."""
+
+    def __init__(self, xp, hp: HParams):
+        self.xp = xp
+        self.widths = {
+            "x": hp.n_embd,
+            "h": hp.n_embd,
+            "o": hp.n_embd,
+            "qkv": hp.q_dim + hp.kv_dim + hp.v_dim,
+            "attn": hp.n_head * hp.head_dim_v,
+            "gate_up": 2 * hp.n_ff,
+        }
+        self.capacity = 0
+        self.buffers: dict = {}
+
+    def get(self, rows: int) -> dict:
+        if rows > self.capacity:
+            self.capacity = max(rows, 2 * self.capacity)
+            self.buffers = {
+                name: self.xp.empty((self.capacity, width), dtype=self.xp.float32) for name, width in self.widths.items()
+            }
+        return {name: buffer[:rows] for name, buffer in self.buffers.items()}
+
+
+class Transformer:
+    def __init__(self, hp: HParams, weights: ModelWeights, ops):
+        self.hp = hp
+        self.weights = weights
+        self.ops = ops
+        self.xp = ops.xp
+        self.workspace = Workspace(self.xp, hp)
+        exponents = np.arange(0, hp.rope_dim, 2, dtype=np.float64) / hp.rope_dim
+        factors = 1.0
+        if weights.rope_factors is not None:
+            factors = np.asarray(ops.backend.to_numpy(weights.rope_factors), dtype=np.float64)
+        self.inv_freq_global = hp.rope_scale / (hp.rope_base**exponents) / factors
+        self.inv_freq_local = None
+        if hp.rope_base_local is not None:
+            self.inv_freq_local = 1.0 / (hp.rope_base_local**exponents)
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def step(self, segments: list[Segment]):
+        """Run the new rows of ``segments`` through every layer, appending to their caches.
+
+        Returns the final hidden states (rows, n_embd), before the output norm; a view into the
+        workspace, valid until the next step.
+        """
+        hp, ops, xp, w = self.hp, self.ops, self.xp, self.weights
+        rows = segments[-1].rows.stop
+        ids = np.concatenate([np.asarray(s.tokens, dtype=np.int64) for s in segments])
+        positions = np.concatenate([np.arange(s.start, s.start + len(s.tokens)) for s in segments])
+        buf = self.workspace.get(rows)
+
+        x = buf["x"]
+        xp.take(w.token_embd, self.ops.backend.asarray(ids), axis=0, out=x)
+        if hp.embed_scale != 1.0:
+            x *= np.float32(hp.embed_scale)
+
+        rope_global = self._rope_tables(positions, self.inv_freq_global)
+        rope_local = self._rope_tables(positions, self.inv_freq_local) if self.inv_freq_local is not None else None
+        masks_global = [self._mask(s, None) for s in segments]
+        masks_local = [self._mask(s, hp.sliding_window) for s in segments] if hp.sliding_window else masks_global
+
+        q_end, k_end = hp.q_dim, hp.q_dim + hp.kv_dim
+        ff = hp.n_ff
+        for index, layer in enumerate(w.layers):
+            local = hp.swa_layers[index]
+            h = ops.rms_norm(x, layer.attn_norm, hp.norm_eps, out=buf["h"])
+            qkv = ops.linear(h, layer.qkv, out=buf["qkv"])
+            if layer.qkv_bias is not None:
+                qkv += layer.qkv_bias
+            q = qkv[:, :q_end].reshape(rows, hp.n_head, hp.head_dim)
+            k = qkv[:, q_end:k_end].reshape(rows, hp.n_head_kv, hp.head_dim)
+            v = qkv[:, k_end:].reshape(rows, hp.n_head_kv, hp.head_dim_v)
+            if layer.q_norm is not None:
+                ops.rms_norm(q, layer.q_norm, hp.norm_eps, out=q)
+                ops.rms_norm(k, layer.k_norm, hp.norm_eps, out=k)
+            cos, sin = rope_local if local else rope_global
+            ops.rope(q, cos, sin)
+            ops.rope(k, cos, sin)
+            q *= np.float32(hp.attn_scale)
+
+            attn = buf["attn"]
+            masks = masks_local if local else masks_global
+            for segment, mask in zip(segments, masks):
+                self._attend(index, segment, q, k, v, mask, attn, local)
+
+            o = ops.linear(attn, layer.attn_out, out=buf["o"])
+            if layer.post_attn_norm is not None:
+                ops.rms_norm(o, layer.post_attn_norm, hp.norm_eps, out=o)
+            x += o
+
+            h = ops.rms_norm(x, layer.ffn_norm, hp.norm_eps, out=buf["h"])
+            gate_up = ops.linear(h, layer.gate_up, out=buf["gate_up"])
+            act = ops.gated_activation(gate_up[:, :ff], gate_up[:, ff:], hp.activation)
+            down = ops.linear(act, layer.down, out=buf["o"])
+            if layer.post_ffn_norm is not None:
+                ops.rms_norm(down, layer.post_ffn_norm, hp.norm_eps, out=down)
+            x += down
+
+        for segment in segments:
+            segment.cache.n_past = segment.start + len(segment.tokens)
+        return x
+
+    def _attend(self, index: int, segment: Segment, q, k, v, mask, out, local: bool) -> None:
+        cache, rows = segment.cache, segment.rows
+        start, end = segment.start, segment.start + len(segment.tokens)
+        keys, values = cache.keys[index], cache.values[index]
+        keys[:, start:end] = k[rows].transpose(1, 0, 2)
+        values[:, start:end] = v[rows].transpose(1, 0, 2)
+        first = self._first_visible(start, local)
+        self.ops.attention(q[rows], keys[:, first:end], values[:, first:end], mask, out[rows])
+
+    def _first_visible(self, start: int, local: bool) -> int:
+        """The oldest cached position that the first new row may attend to."""
+        if local and self.hp.sliding_window:
+            return max(0, start - self.hp.sliding_window + 1)
+        return 0
+
+    def _mask(self, segment: Segment, window: int | None):
+        """Additive mask (rows, visible keys): causal, and within ``window`` positions if given.
+
+        A single new row sees every visible cached key, so it needs no mask.
+        """
+        count = len(segment.tokens)
+        if count == 1:
+            return None
+        first = self._first_visible(segment.start, window is not None)
+        query_pos = np.arange(segment.start, segment.start + count)[:, None]
+        key_pos = np.arange(first, segment.start + count)[None, :]
+        visible = key_pos <= query_pos
+        if window is not None:
+            visible &= query_pos - key_pos < window
+        mask = np.where(visible, np.float32(0), np.float32(-np.inf)).astype(np.float32)
+        return self.ops.backend.asarray(mask)
+
+    def _rope_tables(self, positions: np.ndarray, inv_freq: np.ndarray):
+        angles = np.multiply.outer(positions.astype(np.float64), inv_freq)
+        cos = np.cos(angles).astype(np.float32)[:, None, :]
+        sin = np.sin(angles).astype(np.float32)[:, None, :]
+        return self.ops.backend.asarray(cos), self.ops.backend.asarray(sin)
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def normed(self, hidden):
+        """The output norm of hidden rows (a new array)."""
+        return self.ops.rms_norm(hidden, self.weights.output_norm, self.hp.norm_eps)
+
+    def logits(self, hidden):
+        """Logits (rows, vocab) for final hidden rows."""
+        logits = self.ops.linear(self.normed(hidden), self.weights.output)
+        if self.hp.logit_softcap:
+            self.ops.softcap(logits, self.hp.logit_softcap)
+        return logits

@@ -1,0 +1,160 @@
+"""The engine's kernels, written once against an array module ``xp`` (numpy or cupy).
+
+They work in place on preallocated float32 buffers wherever the array module allows, because on
+the CPU the cost of a small model is as much allocation and memory traffic as arithmetic. A compute
+backend may replace any of them: ``Ops(backend)`` binds every callable in ``backend.kernels``
+(a mapping of name to function taking the same arguments) over the method of the same name.
+
+With ``exact`` (the default) the kernels round where llama.cpp rounds (``rounding.py``), so
+greedy decoding reproduces its tokens; without it they stay in plain float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .rounding import Rounding
+
+GELU_COEF = math.sqrt(2.0 / math.pi)
+
+
+class Ops:
+    def __init__(self, backend, exact: bool = True):
+        self.backend = backend
+        self.xp = backend.xp
+        self.exact = exact
+        self.rounding = Rounding(self.xp)
+        self._scratch: dict[int, object] = {}
+        for name, kernel in (getattr(backend, "kernels", None) or {}).items():
+            setattr(self, name, kernel)
+
+    def scratch(self, rows: int, width: int):
+        """A reusable (rows, width) float32 buffer, one per width."""
+        buffer = self._scratch.get(width)
+        if buffer is None or buffer.shape[0] < rows:
+            buffer = self.xp.empty((max(rows, 2 * (0 if buffer is None else buffer.shape[0])), width), self.xp.float32)
+            self._scratch[width] = buffer
+        return buffer[:rows]
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def matrix(self, weight):
+        """A weight matrix (out, in) in the layout ``linear`` multiplies fastest: contiguous."""
+        return self.xp.ascontiguousarray(self.backend.asarray(weight), dtype=self.xp.float32)
+
+    def vector(self, values):
+        return self.xp.ascontiguousarray(self.backend.asarray(values), dtype=self.xp.float32).reshape(-1)
+
+    # -- kernels -----------------------------------------------------------------------------
+
+    def linear(self, x, linear, out=None):
+        """``x @ W.T`` for x (rows, in) and a ``Linear`` W (out, in); BLAS reads the transpose for
+        free. In exact mode x is first rounded as llama.cpp rounds it for W's type."""
+        if self.exact and linear.rounding is not None:
+            x = self.rounding.apply(linear.rounding, x, self.scratch(*x.shape))
+        return self.xp.dot(x, linear.weight.T, out=out)
+
+    def rms_norm(self, x, weight, eps: float, out=None):
+        """RMS-normalise the last axis of ``x`` and multiply by ``weight`` (into ``out``)."""
+        xp = self.xp
+        mean_square = xp.einsum("...i,...i->...", x, x)
+        mean_square *= 1.0 / x.shape[-1]
+        mean_square += eps
+        scale = xp.sqrt(mean_square, out=mean_square)
+        xp.reciprocal(scale, out=scale)
+        out = xp.multiply(x, scale[..., None], out=out)
+        out *= weight
+        return out
+
+    def gated_activation(self, gate, up, activation: str):
+        """``act(gate) * up`` into ``gate``."""
+        xp = self.xp
+        if activation == "gelu_tanh" and self.exact:
+            self.rounding.gelu_f16_table(gate)
+        elif activation == "silu":
+            # gate * sigmoid(gate) = gate / (1 + exp(-gate))
+            t = xp.negative(gate)
+            xp.exp(t, out=t)
+            t += 1.0
+            xp.divide(gate, t, out=gate)
+        elif activation == "gelu_tanh":
+            # 0.5 * g * (1 + tanh(c * (g + 0.044715 g^3)))
+            t = xp.multiply(gate, gate)
+            t *= 0.044715
+            t += 1.0
+            t *= gate
+            t *= GELU_COEF
+            xp.tanh(t, out=t)
+            t += 1.0
+            t *= 0.5
+            gate *= t
+        else:
+            raise ValueError(f"unknown activation {activation!r}")
+        gate *= up
+        return gate
+
+    def rope(self, x, cos, sin):
+        """Rotate x (rows, heads, dim) in place, pairing dimension i with i + rope_dim/2."""
+        half = cos.shape[-1]
+        x1 = x[..., :half]
+        x2 = x[..., half : 2 * half]
+        a = x1 * sin
+        b = x2 * sin
+        x1 *= cos
+        x1 -= b
+        x2 *= cos
+        x2 += a
+        return x
+
+    def softmax(self, scores):
+        """Softmax over the last axis, in place."""
+        xp = self.xp
+        scores -= scores.max(axis=-1, keepdims=True)
+        xp.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        return scores
+
+    def store_kv(self, cache_rows, new_rows):
+        """Write new keys or values (rows, n_kv, dim) into a cache slice (n_kv, rows, dim); the
+        reference keeps its cache in float16."""
+        source = new_rows.transpose(1, 0, 2)
+        if self.exact:
+            cache_rows[...] = source.astype(self.xp.float16)
+        else:
+            cache_rows[...] = source
+
+    def attention(self, q, keys, values, mask, out, scale: float = 1.0):
+        """Grouped-query attention of one sequence's new rows against its cached keys.
+
+        q (rows, n_head, dim); keys/values (n_kv, cached, dim); mask (rows, cached) additive or
+        None; scores are multiplied by ``scale``; out (rows, n_head * dim_v). Query head h reads
+        key/value head h // (n_head / n_kv).
+        """
+        xp = self.xp
+        rows, n_head, dim = q.shape
+        n_kv = keys.shape[0]
+        group = n_head // n_kv
+        # (rows, n_kv, group, dim) -> (n_kv, group * rows, dim): one matmul per key/value head.
+        grouped = q.reshape(rows, n_kv, group, dim).transpose(1, 2, 0, 3).reshape(n_kv, group * rows, dim)
+        if self.exact:  # multiplied with float16 keys, queries are rounded to float16
+            grouped = self.rounding.f16(grouped)
+        scores = xp.matmul(grouped, keys.transpose(0, 2, 1))
+        if scale != 1.0:
+            scores *= scale
+        if mask is not None:
+            by_row = scores.reshape(n_kv, group, rows, -1)  # a view: the add lands in scores
+            by_row += mask
+        self.softmax(scores)
+        if self.exact:  # and probabilities too, to multiply with float16 values
+            scores = self.rounding.f16(scores, out=scores)
+        mixed = xp.matmul(scores, values)  # (n_kv, group * rows, dim_v)
+        dim_v = mixed.shape[-1]
+        out[...] = mixed.reshape(n_kv, group, rows, dim_v).transpose(2, 0, 1, 3).reshape(rows, n_head * dim_v)
+        return out
+
+    def softcap(self, logits, cap: float):
+        xp = self.xp
+        logits *= 1.0 / cap
+        xp.tanh(logits, out=logits)
+        logits *= cap
+        return logits

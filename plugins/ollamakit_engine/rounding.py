@@ -1,0 +1,126 @@
+"""llama.cpp's CPU numerics, reproduced on float32 arrays so greedy decoding picks the same tokens.
+
+The reference engine does not multiply float32 activations by float32 weights. It quantizes each
+activation row to the weight type's partner ("vec_dot type") before every quantized matrix
+product, keeps keys and values as float16, rounds queries and attention probabilities to float16
+to multiply with them, and evaluates GELU through a float16 table. The differences are small (a
+logit moves by a tenth or two) but on a near-tie they change the argmax, so by default we round
+exactly where it does: a few cheap passes over the activations, none over the weights.
+
+The weights are dequantized exactly, so ``round(x) @ W`` equals the integer dot products up to
+float32 summation order.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Which rounding the activations get before a product with a weight of each ggml type.
+_Q8_0 = {"Q4_0", "Q5_0", "Q8_0", "IQ4_NL", "MXFP4"}
+_Q8_1 = {"Q4_1", "Q5_1"}
+
+
+def activation_rounding(type_name: str | None) -> str | None:
+    """The vec-dot partner of a weight type: "q8_0", "q8_1", "q8_K", "f16", "bf16" or None."""
+    if type_name is None or type_name in ("F32", "F64"):
+        return None
+    if type_name == "F16":
+        return "f16"
+    if type_name == "BF16":
+        return "bf16"
+    if type_name in _Q8_0:
+        return "q8_0"
+    if type_name in _Q8_1:
+        return "q8_1"
+    return "q8_K"  # the k-quants and the i-quants
+
+
+class Rounding:
+    """The roundings, against array module ``xp``; every method writes into ``out``."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def apply(self, kind: str | None, x, out):
+        if kind is None:
+            out[...] = x
+        elif kind in ("q8_0", "q8_1"):
+            self.q8_blocks(x, out)
+        elif kind == "q8_K":
+            self.q8_k(x, out)
+        elif kind == "f16":
+            self.f16(x, out)
+        elif kind == "bf16":
+            self.bf16(x, out)
+        else:
+            raise ValueError(f"unknown activation rounding {kind!r}")
+        return out
+
+    def f16(self, x, out=None):
+        xp = self.xp
+        if out is None:
+            return x.astype(xp.float16).astype(xp.float32)
+        out[...] = x.astype(xp.float16)
+        return out
+
+    def bf16(self, x, out):
+        xp = self.xp
+        bits = xp.ascontiguousarray(x, dtype=xp.float32).view(xp.uint32)
+        # round to nearest even on the upper 16 bits, as ggml's FP32_TO_BF16 does
+        rounded = (bits + (0x7FFF + ((bits >> 16) & 1))) & 0xFFFF0000
+        out[...] = rounded.astype(xp.uint32).view(xp.float32)
+        return out
+
+    def q8_blocks(self, x, out):
+        """Q8_0/Q8_1: blocks of 32 scaled by amax/127 (kept as float16), values rounded to even."""
+        xp = self.xp
+        rows, width = x.shape
+        blocks = x.reshape(rows, width // 32, 32)
+        result = out.reshape(rows, width // 32, 32)
+        amax = xp.abs(blocks).max(axis=-1, keepdims=True)
+        inverse = xp.zeros_like(amax)
+        xp.divide(127.0, amax, out=inverse, where=amax > 0)
+        scale = (amax / 127.0).astype(xp.float16).astype(xp.float32)
+        xp.multiply(blocks, inverse, out=result)
+        xp.rint(result, out=result)
+        result *= scale
+        return out
+
+    def q8_k(self, x, out):
+        """Q8_K: blocks of 256 scaled by -max/127 (the signed value of largest magnitude)."""
+        xp = self.xp
+        rows, width = x.shape
+        blocks = x.reshape(rows, width // 256, 256)
+        result = out.reshape(rows, width // 256, 256)
+        where = xp.abs(blocks).argmax(axis=-1)[..., None]
+        signed_max = xp.take_along_axis(blocks, where, axis=-1)
+        inverse = xp.zeros_like(signed_max)
+        xp.divide(-127.0, signed_max, out=inverse, where=signed_max != 0)
+        scale = xp.zeros_like(signed_max)
+        xp.divide(1.0, inverse, out=scale, where=inverse != 0)
+        xp.multiply(blocks, inverse, out=result)
+        xp.rint(result, out=result)
+        xp.minimum(result, 127.0, out=result)
+        result *= scale
+        return out
+
+    def gelu_f16_table(self, gate):
+        """ggml's GELU: the tanh form looked up at the float16 input, the result a float16."""
+        xp = self.xp
+        low = gate <= -10.0
+        high = gate >= 10.0
+        x = gate.astype(xp.float16).astype(xp.float32)
+        t = x * x
+        t *= 0.044715
+        t += 1.0
+        t *= x
+        t *= math.sqrt(2.0 / math.pi)
+        xp.tanh(t, out=t)
+        t += 1.0
+        t *= 0.5
+        t *= x
+        result = t.astype(xp.float16).astype(xp.float32)
+        result[low] = 0.0
+        result[high] = gate[high]
+        gate[...] = result
+        return gate

@@ -1,0 +1,155 @@
+"""A loaded model: weights on a compute backend, its tokenizer, and the forward pass the scheduler
+drives.
+
+The scheduler owns sequences: it creates a ``KVCache`` per sequence (``new_cache``) and calls
+``forward`` with the new tokens of every sequence that is ready, prompt chunks and decode tokens
+mixed; the runner packs them into steps of at most ``num_batch`` rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+
+from ollamakit.errors import BadRequest
+
+from .cache import KVCache
+from .hparams import HParams
+from .model import Segment, Transformer
+from .weights import ModelWeights
+
+DEFAULT_NUM_BATCH = 512
+
+
+class Runner:
+    def __init__(self, *, hp: HParams, weights: ModelWeights, ops, metadata: dict, tokenizer=None, num_batch: int = DEFAULT_NUM_BATCH):
+        if num_batch < 1:
+            raise BadRequest(f"num_batch must be positive, got {num_batch}")
+        self.hp = hp
+        self.metadata = metadata
+        self.tokenizer = tokenizer
+        self.ops = ops
+        self.backend = ops.backend
+        self.num_batch = num_batch
+        self.model = Transformer(hp, weights, ops)
+        self.context_length = hp.n_ctx_train
+        self.vocab_size = weights.vocab_size
+        self._weights_bytes = weights.nbytes
+        self._caches: weakref.WeakSet[KVCache] = weakref.WeakSet()
+        self._lock = threading.Lock()  # one step at a time: steps share the workspace
+        self._closed = False
+
+    @property
+    def architecture(self) -> str:
+        return self.hp.arch
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._weights_bytes + sum(cache.nbytes for cache in list(self._caches))
+
+    def new_cache(self, num_ctx: int) -> KVCache:
+        cache = KVCache(self.backend.xp, self.hp, num_ctx)
+        self._caches.add(cache)
+        return cache
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def forward(self, batch: list[tuple[KVCache, list[int]]]) -> list[np.ndarray]:
+        """Append each sequence's tokens to its cache; return float32 logits (vocab,) of each
+        sequence's last token."""
+        self._check(batch)
+        with self._lock:
+            last_hidden: list = [None] * len(batch)
+            for segments, owners in self._plan(batch):
+                hidden = self.model.step(segments)
+                for segment, owner in zip(segments, owners):
+                    if owner is not None:  # this segment ends its sequence's tokens
+                        last_hidden[owner] = hidden[segment.rows.stop - 1 : segment.rows.stop].copy()
+            stacked = self.backend.xp.concatenate(last_hidden, axis=0)
+            logits = self.backend.to_numpy(self.model.logits(stacked))
+        return [np.ascontiguousarray(row, dtype=np.float32) for row in logits]
+
+    def _check(self, batch) -> None:
+        if self._closed:
+            raise RuntimeError("runner is closed")
+        if not batch:
+            raise BadRequest("forward needs at least one sequence")
+        seen = set()
+        for cache, tokens in batch:
+            if id(cache) in seen:
+                raise BadRequest("a sequence appears twice in one batch")
+            seen.add(id(cache))
+            if not tokens:
+                raise BadRequest("a sequence in the batch has no tokens")
+            if cache.n_past + len(tokens) > cache.num_ctx:
+                raise BadRequest(
+                    f"{cache.n_past} cached + {len(tokens)} new tokens exceed the context of {cache.num_ctx}"
+                )
+            low, high = min(tokens), max(tokens)
+            if low < 0 or high >= self.vocab_size:
+                raise BadRequest(f"token id {low if low < 0 else high} is outside the vocabulary of {self.vocab_size}")
+
+    def _plan(self, batch):
+        """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the
+        index of the sequence it finishes (or None)."""
+        offsets = [0] * len(batch)
+        positions = [cache.n_past for cache, _ in batch]
+        while True:
+            budget = self.num_batch
+            segments, owners, row = [], [], 0
+            for index, (cache, tokens) in enumerate(batch):
+                if budget == 0:
+                    break
+                remaining = len(tokens) - offsets[index]
+                if remaining == 0:
+                    continue
+                take = min(remaining, budget)
+                part = tokens[offsets[index] : offsets[index] + take]
+                segments.append(Segment(cache, part, positions[index], slice(row, row + take)))
+                offsets[index] += take
+                positions[index] += take
+                owners.append(index if offsets[index] == len(tokens) else None)
+                row += take
+                budget -= take
+            if not segments:
+                return
+            yield segments, owners
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    def embed(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """Hidden states after the output norm, pooled per the model's pooling type (the last
+        token's for causal models that declare none). Not normalised."""
+        results = []
+        for tokens in batch:
+            if not tokens:
+                raise BadRequest("cannot embed an empty input")
+            cache = KVCache(self.backend.xp, self.hp, len(tokens))
+            self._check([(cache, tokens)])
+            pooled = self._embed_one(cache, tokens)
+            results.append(np.ascontiguousarray(self.backend.to_numpy(pooled), dtype=np.float32).reshape(-1))
+        return results
+
+    def _embed_one(self, cache: KVCache, tokens: list[int]):
+        pooling = self.hp.pooling
+        total, first_row = None, None
+        with self._lock:
+            for segments, _ in self._plan([(cache, tokens)]):
+                normed = self.model.normed(self.model.step(segments))
+                if first_row is None:
+                    first_row = normed[:1].copy()
+                total = normed.sum(axis=0, keepdims=True) if total is None else total + normed.sum(axis=0, keepdims=True)
+                last_row = normed[-1:].copy()
+        if pooling == "mean":
+            return total / len(tokens)
+        if pooling == "cls":
+            return first_row
+        return last_row
+
+    def close(self) -> None:
+        """Drop the weights and caches so their memory can be reclaimed."""
+        self._closed = True
+        self.model = None
+        self._caches = weakref.WeakSet()

@@ -1,0 +1,74 @@
+"""The GGUF model source: uploaded ``.gguf`` blobs become model, projector, adapter or draft
+layers, each checked by the strict reader before anything is written."""
+
+from __future__ import annotations
+
+from ollamakit import manifest as mf
+from ollamakit.errors import BadRequest, InvalidModelFile
+from ollamakit.interfaces import ModelSource
+
+from .reader import GGUFFile, looks_like_gguf
+
+
+def claims(request, store) -> bool:
+    """Whether a request's files are GGUF: by a ``.gguf`` key, or by the magic in the blob.
+    Any ``.safetensors`` key leaves the request to a safetensors source."""
+    keys = [key.lower() for key in request.files]
+    if not keys or any(key.endswith(".safetensors") for key in keys):
+        return False
+    if any(key.endswith(".gguf") for key in keys):
+        return True
+    return any(store.has_blob(d) and looks_like_gguf(store.blob_path(d)) for d in request.files.values())
+
+
+def read_header(path, label: str) -> GGUFFile:
+    """The parsed header of a GGUF file, closed again (metadata and tensor list stay)."""
+    if not looks_like_gguf(path):
+        raise InvalidModelFile(f'supplied file "{label}" was not in GGUF format')
+    try:
+        with GGUFFile.open(path) as gguf:
+            return gguf
+    except InvalidModelFile as exc:
+        raise InvalidModelFile(f'{label}: {exc.message}') from None
+
+
+def layer_media_type(gguf: GGUFFile, target: str, label: str) -> str:
+    """What a GGUF is, from ``general.type`` and its block counts (as Ollama decides)."""
+    kind = gguf.metadata.get("general.type")
+    kind = kind if isinstance(kind, str) else ""
+    if target == "adapter":
+        if kind and kind != "adapter":
+            raise BadRequest(f'adapter "{label}" is not a LoRA adapter (its general.type is "{kind}")')
+        return mf.ADAPTER
+    if target == "draft":
+        if kind and kind != "model":
+            raise BadRequest(f'draft "{label}" is not a model (its general.type is "{kind}")')
+        return mf.DRAFT
+    if kind == "adapter":
+        return mf.ADAPTER
+    arch = gguf.architecture or ""
+    blocks = gguf.metadata.get(f"{arch}.block_count") or 0
+    vision_blocks = gguf.metadata.get(f"{arch}.vision.block_count") or 0
+    if kind in ("projector", "mmproj") or (not blocks and vision_blocks):
+        return mf.PROJECTOR
+    return mf.MODEL
+
+
+class GGUFSource(ModelSource):
+    def __init__(self, files: dict[str, str], target: str = "model"):
+        self.files = files
+        self.target = target
+
+    def build(self, ctx):
+        if self.target == "adapter" and len(self.files) > 1:
+            raise BadRequest("only one adapter is currently supported")
+        # Parse every file before the first status line, so a bad file is a plain 400.
+        parsed = []
+        for key in sorted(self.files):
+            digest = self.files[key]
+            ctx.blob_size(digest, key)
+            gguf = read_header(ctx.store.blob_path(digest), key)
+            parsed.append((key, digest, gguf, layer_media_type(gguf, self.target, key)))
+        for key, digest, gguf, media_type in parsed:
+            yield {"status": "parsing GGUF"}
+            ctx.add_blob(media_type, digest, from_=key, label=key, gguf=gguf)

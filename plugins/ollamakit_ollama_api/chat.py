@@ -1,0 +1,159 @@
+"""``POST /api/chat``: a conversation's next assistant message, and loading or unloading."""
+
+from __future__ import annotations
+
+import time
+
+from ollamakit.errors import BadRequest
+from ollamakit.web import read_json, stream_response
+from ollamakit.web.body import field
+from ollamakit_scheduler.options import merged
+from ollamakit_scheduler.sequence import Chunk
+
+from . import prompting
+from .inference import (
+    base,
+    check_think,
+    concatenate,
+    decode_images,
+    find_model,
+    metrics,
+    parse_common,
+    parse_format,
+    require,
+    run_sequence,
+)
+
+MAX_MESSAGES = 100_000
+MESSAGE_TEXT_FIELDS = ("content", "thinking", "tool_name", "tool_call_id")
+
+
+def parse_messages(value) -> list[dict]:
+    """Request messages, checked field by field; roles are lower-cased as Ollama does."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest(f"json: cannot unmarshal {type(value).__name__} into field messages of type []Message")
+    if len(value) > MAX_MESSAGES:
+        raise BadRequest("too many messages")
+    messages = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise BadRequest(f"json: cannot unmarshal {type(item).__name__} into field messages of type Message")
+        message = {"role": field(item, "role", str, "").lower(), "content": field(item, "content", str, "")}
+        for key in MESSAGE_TEXT_FIELDS[1:]:
+            if item.get(key) is not None:
+                message[key] = field(item, key, str, "")
+        images = decode_images(item.get("images"), "images")
+        if images:
+            message["images"] = images
+        tool_calls = item.get("tool_calls")
+        if tool_calls is not None:
+            if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
+                raise BadRequest("json: cannot unmarshal tool_calls: expected an array of objects")
+            message["tool_calls"] = tool_calls
+        messages.append(message)
+    return messages
+
+
+def chat_events(kernel, body: dict, started: int | None = None):
+    """The reply objects for a chat request (the OpenAI and Anthropic layers reuse this).
+    Request errors are raised before the first object."""
+    started = started or time.perf_counter_ns()
+    common = parse_common(body)
+    if not common.model:
+        raise BadRequest("model is required")
+    messages = parse_messages(body.get("messages"))
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise BadRequest(f"json: cannot unmarshal {type(tools).__name__} into field tools of type []Tool")
+
+    model = find_model(kernel, common.model)
+    scheduler = kernel.scheduler
+    if not messages and common.unload_requested:
+        scheduler.unload(model)
+        yield _reply(common.model, "", done=True, done_reason="unload")
+        return
+
+    caps = prompting.capabilities(model)
+    if "completion" not in caps:
+        raise BadRequest(f'"{common.model}" does not support chat')
+    needed = (["tools"] if tools else []) + (["vision"] if any(m.get("images") for m in messages) else [])
+    require(model, caps, needed)
+    think = check_think(model, common.model, common.think, caps)
+    parse_format(common.format)
+    options = merged(model.params, common.options)
+
+    lease = scheduler.acquire(model, options, common.keep_alive)
+    try:
+        load_ns = time.perf_counter_ns() - started
+        if not messages:
+            yield _reply(common.model, "", done=True, done_reason="load")
+            return
+        conversation = _conversation(model, messages)
+        tokens, text = _fit(lease, model, conversation, tools or None, think, common.truncate)
+        if common.debug_render_only:
+            yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
+            return
+        for event in run_sequence(lease, tokens, common):
+            if isinstance(event, Chunk):
+                reply = _reply(common.model, event.text, done=False)
+                if event.logprobs:
+                    reply["logprobs"] = event.logprobs
+                yield reply
+                continue
+            reply = _reply(common.model, "", done=True, done_reason=event.reason)
+            reply.update(metrics(event, started, load_ns))
+            yield reply
+    finally:
+        lease.release()
+
+
+def _reply(model_name: str, content: str, **fields) -> dict:
+    return {**base(model_name), "message": {"role": "assistant", "content": content}, **fields}
+
+
+def _conversation(model, messages: list[dict]) -> list[dict]:
+    """The model's SYSTEM (unless the request starts with its own), its MESSAGE history, then
+    the request's messages."""
+    conversation = []
+    if model.system and not (messages and messages[0]["role"] == "system"):
+        conversation.append({"role": "system", "content": model.system})
+    conversation.extend(m for m in model.messages if isinstance(m, dict))
+    conversation.extend(messages)
+    return conversation
+
+
+def _fit(lease, model, conversation: list[dict], tools, think, truncate: bool):
+    """Render and tokenise; while too long for the window, drop the oldest message that is
+    neither a system message nor the last one."""
+    while True:
+        text = prompting.chat_prompt(model, conversation, tools=tools, think=think)
+        tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
+        if not truncate or len(tokens) <= lease.num_ctx:
+            return tokens, text
+        droppable = [i for i, m in enumerate(conversation[:-1]) if m.get("role") != "system"]
+        if not droppable:
+            return tokens, text  # the sequence keeps the window's start and end
+        del conversation[droppable[0]]
+
+
+def combine(chunks: list[dict]) -> dict:
+    def text_of(chunk):
+        return (chunk.get("message") or {}).get("content", "")
+
+    def set_text(final, text):
+        final["message"] = {**final.get("message", {}), "content": text}
+
+    return concatenate(chunks, text_of, set_text)
+
+
+class Chat:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_post(self, req, resp):
+        started = time.perf_counter_ns()
+        body = read_json(req)
+        stream = field(body, "stream", bool, True)
+        stream_response(resp, chat_events(self.kernel, body, started), stream, final=combine)

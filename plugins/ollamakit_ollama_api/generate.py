@@ -1,0 +1,130 @@
+"""``POST /api/generate``: completion, and loading or unloading a model."""
+
+from __future__ import annotations
+
+import time
+
+from ollamakit.errors import BadRequest
+from ollamakit.web import read_json, stream_response
+from ollamakit.web.body import field
+from ollamakit_scheduler.options import merged
+from ollamakit_scheduler.sequence import Chunk
+
+from . import prompting
+from .inference import (
+    base,
+    check_think,
+    concatenate,
+    decode_images,
+    find_model,
+    metrics,
+    parse_common,
+    parse_format,
+    require,
+    run_sequence,
+)
+
+MAX_CONTEXT_TOKENS = 1 << 22
+
+
+def _context(body: dict) -> list[int]:
+    value = body.get("context")
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_CONTEXT_TOKENS:
+        raise BadRequest("json: cannot unmarshal context: expected an array of integers")
+    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value):
+        raise BadRequest("json: cannot unmarshal context: expected an array of integers")
+    return value
+
+
+def generate_events(kernel, body: dict, started: int | None = None):
+    """The reply objects for a generate request. Request errors are raised before the first
+    object, so a streamed reply still gets the right status."""
+    started = started or time.perf_counter_ns()
+    common = parse_common(body)
+    prompt = field(body, "prompt", str, "")
+    suffix = field(body, "suffix", str, "")
+    system = field(body, "system", str, "")
+    template = field(body, "template", str, "")
+    raw = field(body, "raw", bool, False)
+    context = _context(body)
+    images = decode_images(body.get("images"))
+    if raw and (template or system or context):
+        raise BadRequest("raw mode does not support template, system, or context")
+
+    model = find_model(kernel, common.model)
+    scheduler = kernel.scheduler
+    if prompt == "" and common.unload_requested:
+        scheduler.unload(model)
+        yield {**base(common.model), "response": "", "done": True, "done_reason": "unload"}
+        return
+
+    if template:
+        prompting.check_template(template)
+    caps = prompting.capabilities(model, template or None)
+    if "completion" not in caps:
+        raise BadRequest(f'"{common.model}" does not support generate')
+    require(model, caps, (["insert"] if suffix else []) + (["vision"] if images else []))
+    think = check_think(model, common.model, common.think, caps)
+    parse_format(common.format)
+    options = merged(model.params, common.options)
+
+    lease = scheduler.acquire(model, options, common.keep_alive)
+    try:
+        load_ns = time.perf_counter_ns() - started
+        if prompt == "" and not suffix:
+            yield {**base(common.model), "response": "", "done": True, "done_reason": "load"}
+            return
+        text = _render(model, prompt, suffix, system, template, raw, bool(context), think)
+        if context:
+            text = lease.tokenizer.decode(context) + text
+        if common.debug_render_only:
+            yield {**base(common.model), "response": "", "done": False, "_debug_info": {"rendered_template": text}}
+            return
+        tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
+        for event in run_sequence(lease, tokens, common):
+            reply = base(common.model)
+            if isinstance(event, Chunk):
+                reply.update(response=event.text, done=False)
+                if event.logprobs:
+                    reply["logprobs"] = event.logprobs
+                yield reply
+                continue
+            reply.update(response="", done=True, done_reason=event.reason)
+            reply.update(metrics(event, started, load_ns))
+            if not raw:
+                reply["context"] = event.context
+            yield reply
+    finally:
+        lease.release()
+
+
+def _render(model, prompt, suffix, system, template, raw, has_context, think) -> str:
+    if raw:
+        return prompt
+    if suffix:
+        return prompting.fill_in_middle(model, prompt, suffix, template or None)
+    messages = []
+    system = system or model.system
+    if system:
+        messages.append({"role": "system", "content": system})
+    if not has_context:
+        messages.extend(model.messages)
+    messages.append({"role": "user", "content": prompt})
+    return prompting.chat_prompt(model, messages, think=think, template=template or None)
+
+
+def combine(chunks: list[dict]) -> dict:
+    return concatenate(chunks, lambda c: c.get("response", ""), lambda d, text: d.__setitem__("response", text))
+
+
+class Generate:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_post(self, req, resp):
+        started = time.perf_counter_ns()
+        body = read_json(req)
+        stream = field(body, "stream", bool, True)
+        stream_response(resp, generate_events(self.kernel, body, started), stream, final=combine)

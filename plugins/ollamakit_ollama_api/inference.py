@@ -1,0 +1,184 @@
+"""What ``/api/generate`` and ``/api/chat`` share: the common request fields, the model lookup,
+the load/unload replies, and turning a running sequence into reply objects with metrics."""
+
+from __future__ import annotations
+
+import binascii
+import json
+import time
+from dataclasses import dataclass
+
+from ollamakit.config import parse_duration
+from ollamakit.errors import BadRequest, NotFound, OllamaError
+from ollamakit.names import ModelName
+from ollamakit.store import LocalModel, format_utc_now
+from ollamakit.web.body import field
+
+THINK_LEVELS = ("high", "medium", "low", "max")
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Common:
+    """Fields every inference request has, validated."""
+
+    model: str
+    stream: bool
+    keep_alive: float | None  # seconds; None: the server default; inf: forever
+    options: dict | None
+    think: bool | str | None
+    logprobs: bool
+    top_logprobs: int
+    truncate: bool
+    shift: bool
+    format: object
+    debug_render_only: bool
+
+    @property
+    def unload_requested(self) -> bool:
+        return self.keep_alive == 0
+
+
+def parse_keep_alive(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadRequest(f"Unsupported type: '{type(value).__name__}'")
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def parse_think(value):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in THINK_LEVELS:
+        return value
+    if isinstance(value, str):
+        raise BadRequest(f'invalid think value: "{value}" (must be "high", "medium", "low", "max", true, or false)')
+    raise BadRequest(f"json: cannot unmarshal {type(value).__name__} into field think of type bool or string")
+
+
+def parse_format(value):
+    """``"json"``, a JSON Schema object, or nothing; any other string is a 500 as in Ollama."""
+    if value is None or value == "" or value == "json" or isinstance(value, dict):
+        return value or None
+    raw = json.dumps(value)
+    raise OllamaError(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
+
+
+def parse_common(body: dict) -> Common:
+    top_logprobs = field(body, "top_logprobs", int, 0)
+    if not 0 <= top_logprobs <= 20:
+        raise BadRequest("top_logprobs must be between 0 and 20")
+    options = body.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest(f"json: cannot unmarshal {type(options).__name__} into field options of type map")
+    return Common(
+        model=field(body, "model", str, ""),
+        stream=field(body, "stream", bool, True),
+        keep_alive=parse_keep_alive(body.get("keep_alive")),
+        options=options,
+        think=parse_think(body.get("think")),
+        logprobs=field(body, "logprobs", bool, False),
+        top_logprobs=top_logprobs,
+        truncate=field(body, "truncate", bool, True),
+        shift=field(body, "shift", bool, True),
+        format=body.get("format"),
+        debug_render_only=field(body, "_debug_render_only", bool, False),
+    )
+
+
+def find_model(kernel, name: str) -> LocalModel:
+    """The stored model; 404 ``model '<name>' not found`` (the raw name) otherwise."""
+    if name and ModelName.parse(name) is None:
+        raise BadRequest("invalid model name")
+    model = kernel.store.get(name) if name else None
+    if model is None:
+        raise NotFound(f"model '{name}' not found")
+    return model
+
+
+def decode_images(images, where: str = "images") -> list[bytes]:
+    if images is None:
+        return []
+    if not isinstance(images, list):
+        raise BadRequest(f"json: cannot unmarshal {type(images).__name__} into field {where} of type []string")
+    decoded = []
+    for image in images:
+        if not isinstance(image, str):
+            raise BadRequest(f"json: cannot unmarshal {type(image).__name__} into field {where} of type string")
+        if len(image) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            raise BadRequest("image is too large")
+        try:
+            decoded.append(binascii.a2b_base64(image.encode("ascii"), strict_mode=True))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            bad = next((i for i, c in enumerate(image) if not (c.isalnum() or c in "+/=")), 0)
+            raise BadRequest(f"illegal base64 data at input byte {bad}") from None
+    return decoded
+
+
+def check_think(model: LocalModel, name: str, think, capabilities: set[str]):
+    """Thinking models default to thinking; asking a model that cannot think is a 400."""
+    if "thinking" in capabilities:
+        return True if think is None else think
+    if think not in (None, False):
+        raise BadRequest(f'"{name}" does not support thinking')
+    return None
+
+
+def require(model: LocalModel, capabilities: set[str], needed: list[str]) -> None:
+    missing = [c for c in needed if c not in capabilities]
+    if missing:
+        raise BadRequest(f"{model.name.display_full()} does not support {', '.join(missing)}")
+
+
+def nanoseconds_since(start: int) -> int:
+    return max(1, time.perf_counter_ns() - start)
+
+
+def metrics(done, started: int, load_ns: int) -> dict:
+    """The final chunk's counts and durations (integer nanoseconds); zeros are left out."""
+    values = {
+        "total_duration": nanoseconds_since(started),
+        "load_duration": load_ns,
+        "prompt_eval_count": done.metrics.prompt_eval_count,
+        "prompt_eval_duration": done.metrics.prompt_eval_duration,
+        "eval_count": done.metrics.eval_count,
+        "eval_duration": done.metrics.eval_duration,
+    }
+    return {k: int(v) for k, v in values.items() if v}
+
+
+def base(model_name: str) -> dict:
+    return {"model": model_name, "created_at": format_utc_now()}
+
+
+def run_sequence(lease, tokens: list[int], common: Common):
+    """Start the prompt ``tokens`` on the leased model; yield its ``Chunk``s and ``Done``.
+    Closing this generator (the client went away) cancels the sequence at once."""
+    sequence = lease.start(
+        tokens,
+        shift=common.shift,
+        truncate=common.truncate,
+        logprobs=common.logprobs,
+        top_logprobs=common.top_logprobs,
+    )
+    events = sequence.events()
+    try:
+        yield from events
+    finally:
+        events.close()
+
+
+def concatenate(chunks: list[dict], text_of, set_text) -> dict:
+    """``stream:false``: the last chunk, with the text and log-probabilities of all of them."""
+    if not chunks:
+        return {}
+    final = dict(chunks[-1])
+    set_text(final, "".join(text_of(c) for c in chunks))
+    logprobs = [entry for c in chunks for entry in (c.get("logprobs") or [])]
+    if logprobs:
+        final["logprobs"] = logprobs
+    return final

@@ -1,0 +1,240 @@
+"""What ``/api/show`` (and create's config) say about a model: details, model_info, tensors,
+capabilities, the parameters text and the generated Modelfile, in Ollama's formats."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from decimal import Decimal
+
+from ollamakit import manifest as mf
+
+try:  # the Go-template plugin: capabilities come from what a template references
+    from ollamakit_templates import template_capabilities
+except ImportError:  # pragma: no cover - without it, no tools/insert/thinking are claimed
+    template_capabilities = None
+
+DEFAULT_TEMPLATE = "{{ .Prompt }}"
+MAX_SHOWN_ARRAY = 5  # longer arrays (vocabularies, merges) are shown as [] unless verbose
+_HIDDEN_KEYS = ("general.name", "tokenizer.chat_template")
+_FLOAT32 = 6  # GGUF value type of a float32
+
+
+# -- reading GGUF headers (blobs are content-addressed, so a header can be cached by digest) --
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+
+
+def gguf_header(store, digest: str):
+    """The parsed header of a stored GGUF blob, or None when the blob is not a GGUF."""
+    from ollamakit_gguf.source import read_header
+    from ollamakit_gguf.reader import looks_like_gguf
+
+    with _CACHE_LOCK:
+        if digest in _CACHE:
+            _CACHE.move_to_end(digest)
+            return _CACHE[digest]
+    path = store.blob_path(digest)
+    header = read_header(path, digest) if looks_like_gguf(path) else None
+    with _CACHE_LOCK:
+        _CACHE[digest] = header
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return header
+
+
+# -- capabilities ----------------------------------------------------------------------------
+
+
+def capabilities(gguf, template: str | None, has_projector: bool = False, config: dict | None = None) -> list[str]:
+    """Ollama's order: completion or embedding, vision, tools, insert, thinking."""
+    config = config or {}
+    found: list[str] = []
+    if gguf is not None:
+        arch = gguf.architecture or ""
+        found.append("embedding" if f"{arch}.pooling_type" in gguf.metadata else "completion")
+        if f"{arch}.vision.block_count" in gguf.metadata:
+            found.append("vision")
+    else:
+        found.extend(c for c in config.get("capabilities") or [] if isinstance(c, str))
+    from_template = set(template_capabilities(template)) if template and template_capabilities else set()
+    for capability in ("tools", "insert"):
+        if capability in from_template and capability not in found:
+            found.append(capability)
+    if has_projector and "vision" not in found:
+        found.append("vision")
+    family = config.get("model_family", "")
+    if ("thinking" in from_template or family in ("gptoss", "gpt-oss")) and "thinking" not in found:
+        found.append("thinking")
+    return found
+
+
+# -- model_info and tensors --------------------------------------------------------------------
+
+
+def _short_float(value: float, float32: bool):
+    """A float as Go prints it: float32 values by their own shortest digits, whole numbers
+    without a fraction."""
+    if float32:
+        import numpy
+
+        value = float(str(numpy.float32(value)))
+    if value == value and abs(value) < 2**53 and value.is_integer():
+        return int(value)
+    return value
+
+
+def _info_value(value, value_type, verbose: bool):
+    if isinstance(value, list):
+        if not verbose and len(value) > MAX_SHOWN_ARRAY:
+            return []
+        return [_info_value(v, value_type, verbose) for v in value]
+    if isinstance(value, float):
+        return _short_float(value, value_type == _FLOAT32)
+    return value
+
+
+def model_info(gguf, verbose: bool = False) -> dict:
+    """The GGUF key-values (sorted, as Go encodes a map) plus ``general.parameter_count``."""
+    if gguf is None:
+        return {}
+    types = getattr(gguf, "metadata_types", {})
+    info = {
+        key: _info_value(value, types.get(key), verbose)
+        for key, value in gguf.metadata.items()
+        if key not in _HIDDEN_KEYS
+    }
+    info["general.parameter_count"] = gguf.parameter_count
+    return dict(sorted(info.items()))
+
+
+def tensors(gguf) -> list[dict]:
+    if gguf is None:
+        return []
+    return [{"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in gguf.tensors]
+
+
+def details(config: dict, parent_model: str = "") -> dict:
+    out = {
+        "parent_model": parent_model,
+        "format": config.get("model_format", ""),
+        "family": config.get("model_family", ""),
+        "families": config.get("model_families") or [],
+        "parameter_size": config.get("model_type", ""),
+        "quantization_level": config.get("file_type", ""),
+    }
+    for key in ("context_length", "embedding_length"):
+        if config.get(key):
+            out[key] = config[key]
+    return out
+
+
+# -- Go value formatting -------------------------------------------------------------------------
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """``strconv.Quote``: printable characters kept, the rest escaped."""
+    out = []
+    for char in text:
+        if char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def go_float(value: float) -> str:
+    """A float64 as Go's ``%v`` prints it: shortest digits, exponent form when the exponent is
+    below -4 or at least 6 (``1e+06``)."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if str(value).startswith("-") else "0"
+    sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    point = len(text) + exponent  # position of the decimal point within ``text``
+    exp = point - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return prefix + text + "0" * (point - len(text))
+    return f"{prefix}{text[:point]}.{text[point:]}"
+
+
+def go_value(value, quoted: bool) -> str:
+    """``%#v`` (``quoted``) or ``%v`` of a value decoded from JSON into Go's ``any``: numbers
+    are float64, so ``4096`` prints as ``4096`` and ``1000000`` as ``1e+06``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return go_float(float(value)) if abs(value) < 1e300 else str(value)
+    if isinstance(value, str):
+        return go_quote(value) if quoted else value
+    if value is None:
+        return "<nil>"
+    return mf.go_json(value)
+
+
+def parameters_text(params: dict) -> str:
+    """``%-30s %#v`` per value, arrays one line per element."""
+    lines = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list) else [value]:
+            lines.append(f"{key:<30} {go_value(item, quoted=True)}")
+    return "\n".join(lines)
+
+
+# -- the generated Modelfile -----------------------------------------------------------------------
+
+
+def modelfile_quote(text: str) -> str:
+    if "\n" in text or text.startswith(" ") or text.endswith(" "):
+        return f'"""{text}"""' if '"' in text else f'"{text}"'
+    return text
+
+
+def modelfile(model, template: str, system: str, params: dict) -> str:
+    """The text ``ollama show --modelfile`` prints for a stored model."""
+    store, manifest, config = model.store, model.manifest, model.config
+    lines = [
+        '# Modelfile generated by "ollama show"',
+        "# To build a new Modelfile based on this, replace FROM with:",
+        f"# FROM {model.short_name}",
+        "",
+    ]
+    model_layer = model.model_layer
+    lines.append(f"FROM {store.blob_path(model_layer.digest) if model_layer else ''}")
+    lines += [f"ADAPTER {modelfile_quote(str(store.blob_path(l.digest)))}" for l in manifest.find(mf.ADAPTER)]
+    lines += [f"DRAFT {modelfile_quote(str(store.blob_path(l.digest)))}" for l in manifest.find(mf.DRAFT)]
+    lines += [f"FROM {store.blob_path(l.digest)}" for l in manifest.find(mf.PROJECTOR)]
+    lines.append(f"TEMPLATE {modelfile_quote(template)}")
+    if system:
+        lines.append(f"SYSTEM {modelfile_quote(system)}")
+    for key in ("renderer", "parser"):
+        if config.get(key):
+            lines.append(f"{key.upper()} {modelfile_quote(config[key])}")
+    for key, value in params.items():
+        for item in value if isinstance(value, list) else [value]:
+            lines.append(f"PARAMETER {key} {modelfile_quote(go_value(item, quoted=False))}")
+    lines += [f"LICENSE {modelfile_quote(text)}" for text in model.licenses]
+    for message in model.messages:
+        if isinstance(message, dict):
+            role, content = str(message.get("role", "")), str(message.get("content", ""))
+            lines.append(f"MESSAGE {role} {modelfile_quote(content)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,153 @@
+"""``/api/tags``, ``/api/show``, ``/api/copy`` and ``/api/delete``: the stored models."""
+
+from __future__ import annotations
+
+import logging
+
+from ollamakit import manifest as mf
+from ollamakit.errors import BadRequest, NotFound, OllamaError
+from ollamakit.names import ModelName
+from ollamakit.web import json_response, read_json
+from ollamakit.web.body import field
+
+from . import modelinfo
+
+log = logging.getLogger("ollamakit.api")
+
+
+def _model_field(body: dict) -> str:
+    """``model``, or its deprecated alias ``name``."""
+    return field(body, "model", str, "") or field(body, "name", str, "")
+
+
+def _empty_ok(resp) -> None:
+    resp.status = 200
+    resp.content_type = "application/json; charset=utf-8"
+    resp.data = b""
+
+
+class Tags:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_get(self, req, resp):
+        models = []
+        for model in self.kernel.store.list():  # newest first
+            try:
+                config = model.config
+            except OllamaError as exc:  # a missing or oversized config: list the rest
+                log.warning("skipping %s: %s", model.short_name, exc)
+                continue
+            entry = {
+                "name": model.short_name,
+                "model": model.short_name,
+                "modified_at": model.modified_at,
+                "size": model.manifest.size,
+                "digest": model.digest,
+                "details": modelinfo.details(config),
+            }
+            for key in ("remote_model", "remote_host"):
+                if config.get(key):
+                    entry[key] = config[key]
+            if config.get("capabilities"):
+                entry["capabilities"] = config["capabilities"]
+            models.append(entry)
+        json_response(resp, {"models": models})
+
+    on_head = on_get
+
+
+class Show:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_post(self, req, resp):
+        body = read_json(req)
+        raw = _model_field(body)
+        verbose = field(body, "verbose", bool, False)
+        system = field(body, "system", str, "")
+        options = field(body, "options", dict, {})
+        if not raw:
+            raise BadRequest("model is required")
+        name = ModelName.parse(raw)
+        if name is None:
+            raise BadRequest("invalid model name")
+        model = self.kernel.store.get(name)
+        if model is None:
+            raise NotFound(f"model '{raw}' not found")
+        json_response(resp, show(model, verbose=verbose, system=system, options=options))
+
+
+def show(model, verbose: bool = False, system: str = "", options: dict | None = None) -> dict:
+    """The ``/api/show`` reply for a stored model, fields in Ollama's order."""
+    store, config = model.store, model.config
+    layer = model.model_layer
+    gguf = modelinfo.gguf_header(store, layer.digest) if layer else None
+    stored_template = model.template
+    template = stored_template if stored_template is not None else modelinfo.DEFAULT_TEMPLATE
+    system = system or model.system
+    params = model.params
+    reply = {
+        "license": "\n".join(model.licenses),
+        "modelfile": modelinfo.modelfile(model, template, system, {**params, **(options or {})}),
+        "parameters": modelinfo.parameters_text(params),
+        "template": template,
+        "system": system,
+        "details": modelinfo.details(config, layer.from_ if layer else ""),
+        "messages": [
+            {"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages if isinstance(m, dict)
+        ],
+        "model_info": modelinfo.model_info(gguf, verbose),
+        "tensors": modelinfo.tensors(gguf),
+        "capabilities": modelinfo.capabilities(gguf, stored_template, bool(model.manifest.find(mf.PROJECTOR)), config),
+        "modified_at": model.modified_at,
+    }
+    projectors = model.manifest.find(mf.PROJECTOR)
+    if projectors:
+        reply["projector_info"] = modelinfo.model_info(modelinfo.gguf_header(store, projectors[0].digest), verbose)
+    if config.get("requires"):
+        reply["requires"] = config["requires"]
+    # Go omits empty fields; model_info is always present (clients require the key).
+    keep = {"model_info", "details"}
+    return {k: v for k, v in reply.items() if k in keep or v not in ("", [], None)}
+
+
+class Copy:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_post(self, req, resp):
+        body = read_json(req)
+        source_raw = field(body, "source", str, "")
+        destination_raw = field(body, "destination", str, "")
+        source = ModelName.parse(source_raw)
+        if source is None:
+            raise BadRequest(f'source "{source_raw}" is invalid')
+        destination = ModelName.parse(destination_raw)
+        if destination is None:
+            raise BadRequest(f'destination "{destination_raw}" is invalid')
+        if self.kernel.store.get(source) is None:
+            raise NotFound(f'model "{source_raw}" not found')
+        self.kernel.store.copy(source, destination)
+        _empty_ok(resp)
+
+
+class Delete:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_delete(self, req, resp):
+        body = read_json(req)
+        raw = _model_field(body)
+        if not raw:
+            raise BadRequest("model is required")
+        name = ModelName.parse(raw)
+        if name is None:
+            raise BadRequest(f'name "{raw}" is invalid')
+        if self.kernel.store.get(name) is None:
+            raise NotFound(f"model '{raw}' not found")
+        try:
+            self.kernel.store.delete(name)
+        except NotFound:  # deleted by a concurrent request in between
+            raise NotFound(f"model '{raw}' not found") from None
+        _empty_ok(resp)

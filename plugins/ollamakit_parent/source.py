@@ -1,0 +1,42 @@
+"""Copy a stored model's layers into a new one, each marked ``from`` the parent."""
+
+from __future__ import annotations
+
+from ollamakit import manifest as mf
+from ollamakit.errors import NotFound
+from ollamakit.interfaces import ModelSource
+from ollamakit.names import ModelName
+
+# Layers whose GGUF header feeds the new config (family, parameter size, file type).
+WEIGHT_LAYERS = (mf.MODEL, mf.PROJECTOR, mf.ADAPTER, mf.DRAFT)
+# Config fields that describe the machine image, not the model: never inherited.
+NOT_INHERITED = ("architecture", "os", "rootfs")
+
+
+def _gguf_header(path, label):
+    try:
+        from ollamakit_gguf.source import read_header
+    except ImportError:  # without the GGUF plugin the parent's config is inherited as is
+        return None
+    from ollamakit_gguf.reader import looks_like_gguf
+
+    return read_header(path, label) if looks_like_gguf(path) else None
+
+
+class ParentModelSource(ModelSource):
+    def __init__(self, name: str):
+        self.name = name
+
+    def build(self, ctx):
+        parent = ctx.store.get(ModelName.parse(self.name))
+        if parent is None:
+            raise NotFound(f"model '{self.name}' not found")
+        from_ = parent.short_name
+        for layer in parent.manifest.layers:
+            gguf = None
+            if layer.media_type in WEIGHT_LAYERS:
+                gguf = _gguf_header(ctx.store.blob_path(layer.digest), f"{from_} layer {layer.digest}")
+            ctx.add_blob(layer.media_type, layer.digest, from_=from_, gguf=gguf, origin="parent",
+                         layer_name=layer.name)
+        ctx.config = {k: v for k, v in parent.config.items() if k not in NOT_INHERITED}
+        yield from ()  # nothing to report: the layers are already in the store

@@ -1,0 +1,140 @@
+"""Fetching one byte range of a blob into the partial file.
+
+The bulk bytes go through the standard library's ``http.client`` with ``readinto`` and
+``os.pwrite``: on this kind of machine it moves a loopback blob about three times faster than
+streaming the same reply through httpx, and both calls release the GIL, so parallel parts
+really overlap. When an HTTP proxy is configured for the URL, httpx (which honours proxies)
+fetches instead.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import urllib.request
+from urllib.parse import urlsplit
+
+import httpx
+
+from .client import ProtocolViolation, RegistryError
+from .wire import TIMEOUT, USER_AGENT, body_text, tls_context
+
+BUFFER = 1 << 20
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+class HTTPStatusError(RegistryError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.code = status
+
+
+def _uses_proxy(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def check_reply(status: int, headers, start: int, length: int, total: int, ranged: bool) -> None:
+    """Refuse any reply that is not exactly the bytes we asked for."""
+    end = start + length - 1
+    if status == 206:
+        match = _CONTENT_RANGE.match(headers.get("Content-Range", "") or "")
+        if not match or (int(match.group(1)), int(match.group(2))) != (start, end) or match.group(3) not in ("*", str(total)):
+            raise ProtocolViolation(f"registry answered range {start}-{end} with {headers.get('Content-Range')!r}")
+    elif status == 200:
+        if ranged or start != 0 or length != total:
+            raise ProtocolViolation(f"registry ignored the range {start}-{end}")
+    else:
+        raise HTTPStatusError(status, f"blob fetch: unexpected status code {status}")
+    declared = headers.get("Content-Length")
+    if declared is not None and declared.strip() != str(length):
+        raise ProtocolViolation(f"registry sent Content-Length {declared} for a {length}-byte range")
+    if (headers.get("Content-Encoding") or "identity").lower() != "identity":
+        raise ProtocolViolation("registry compressed a blob we asked for as identity")
+
+
+class RangeFetcher:
+    """Fetches ranges for one worker thread, keeping its connection alive between parts."""
+
+    def __init__(self):
+        self._conn: http.client.HTTPConnection | None = None
+        self._key = None
+        self._buffer = bytearray(BUFFER)
+        self._httpx: httpx.Client | None = None
+
+    def close(self) -> None:
+        if self._conn:
+            self._conn.close()
+            self._conn = None
+        if self._httpx:
+            self._httpx.close()
+            self._httpx = None
+
+    def fetch(self, url: str, auth: dict, fd: int, start: int, length: int, total: int, ranged: bool, progress) -> None:
+        """Write bytes ``[start, start+length)`` of the blob at ``fd``; ``progress(n)`` per write."""
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **auth}
+        if ranged:
+            headers["Range"] = f"bytes={start}-{start + length - 1}"
+        if _uses_proxy(url):
+            return self._fetch_httpx(url, headers, fd, start, length, total, ranged, progress)
+        resp = self._request(url, headers)
+        try:
+            check_reply(resp.status, resp.headers, start, length, total, ranged)
+            view, offset, remaining = memoryview(self._buffer), start, length
+            while remaining:
+                n = resp.readinto(view[: min(BUFFER, remaining)])
+                if not n:
+                    raise RegistryError(f"connection closed after {length - remaining} of {length} bytes")
+                os.pwrite(fd, view[:n], offset)
+                offset += n
+                remaining -= n
+                progress(n)
+            if resp.read(1):
+                raise ProtocolViolation(f"registry sent more than the {length} bytes asked for")
+        except BaseException:
+            self.close()  # the connection is in an unknown state
+            raise
+        if resp.will_close:
+            self.close()
+
+    def _request(self, url: str, headers: dict) -> http.client.HTTPResponse:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if self._conn is None or self._key != key:
+            self.close()
+            timeout = TIMEOUT.read
+            if parts.scheme == "https":
+                self._conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=tls_context())
+            else:
+                self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+            self._key = key
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            self._conn.request("GET", path, headers=headers)
+            resp = self._conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise RegistryError(f"blob fetch: {exc or type(exc).__name__}") from None
+        if resp.status not in (200, 206):
+            message = f"blob fetch: unexpected status code {resp.status}: {resp.read(512).decode('utf-8', 'replace')}"
+            self.close()
+            raise HTTPStatusError(resp.status, message)
+        return resp
+
+    def _fetch_httpx(self, url, headers, fd, start, length, total, ranged, progress) -> None:
+        if self._httpx is None:
+            self._httpx = httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=tls_context())
+        with self._httpx.stream("GET", url, headers=headers) as resp:
+            if resp.status_code not in (200, 206):
+                raise HTTPStatusError(resp.status_code, f"blob fetch: unexpected status code {resp.status_code}: {body_text(resp)}")
+            check_reply(resp.status_code, resp.headers, start, length, total, ranged)
+            offset = start
+            for chunk in resp.iter_raw(BUFFER):
+                if offset + len(chunk) > start + length:
+                    raise ProtocolViolation(f"registry sent more than the {length} bytes asked for")
+                os.pwrite(fd, chunk, offset)
+                offset += len(chunk)
+                progress(len(chunk))
+            if offset != start + length:
+                raise RegistryError(f"connection closed after {offset - start} of {length} bytes")

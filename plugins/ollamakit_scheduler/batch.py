@@ -1,0 +1,215 @@
+"""The per-model batching loop: one thread owns the runner and, each step, feeds every active
+sequence's next tokens to one ``runner.forward`` call.
+
+Sequences wait for one of ``num_parallel`` slots. A slot keeps its KV cache between requests,
+so a request that repeats an earlier prompt's beginning (a chat's history) only evaluates the
+new tokens. Every call into the runner happens on this thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from ollamakit.errors import OllamaError
+
+from .sequence import Sequence
+
+log = logging.getLogger("ollamakit.scheduler")
+
+
+class Slot:
+    def __init__(self, index: int):
+        self.index = index
+        self.cache = None
+        self.num_ctx = 0
+        self.tokens: list[int] = []  # what the cache holds, to reuse a shared prompt prefix
+        self.sequence: Sequence | None = None
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class BatchWorker:
+    def __init__(self, runner, num_parallel: int, name: str = "model", batch_size: int = 512):
+        self.runner = runner
+        self.name = name
+        self.batch_size = max(1, batch_size)
+        self.slots = [Slot(i) for i in range(max(1, num_parallel))]
+        self._waiting: deque[Sequence] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"ollamakit-batch-{name}", daemon=True)
+        self._thread.start()
+
+    # -- called from request threads ---------------------------------------------------------
+
+    def submit(self, sequence: Sequence) -> None:
+        with self._cond:
+            if self._closed:
+                raise OllamaError("model was unloaded")
+            self._waiting.append(sequence)
+            self._cond.notify()
+
+    def wake(self) -> None:
+        """A sequence was cancelled: let the loop notice even when it is idle."""
+        with self._cond:
+            self._cond.notify()
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._waiting) or any(s.sequence for s in self.slots)
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while True:
+                        if self._closed:
+                            break
+                        self._drop_cancelled()
+                        self._assign_slots()
+                        if any(s.sequence for s in self.slots):
+                            break
+                        self._cond.wait()
+                    if self._closed:
+                        break
+                self._step([s for s in self.slots if s.sequence])
+        except BaseException as exc:  # never leave a client waiting on a dead loop
+            log.exception("batch loop for %s failed", self.name)
+            self._fail_all(OllamaError(f"model runner failed: {exc}"))
+            return
+        self._fail_all(OllamaError("model was unloaded"))
+
+    def _drop_cancelled(self) -> None:
+        for seq in [s for s in self._waiting if s.cancelled.is_set()]:
+            self._waiting.remove(seq)
+            seq.fail(OllamaError("request canceled", 499))
+        for slot in self.slots:
+            if slot.sequence and slot.sequence.cancelled.is_set():
+                slot.sequence.fail(OllamaError("request canceled", 499))
+                self._release(slot)
+
+    def _assign_slots(self) -> None:
+        while self._waiting:
+            free = [s for s in self.slots if s.sequence is None]
+            if not free:
+                return
+            seq = self._waiting.popleft()
+            # The free slot whose cache shares the longest beginning with this prompt.
+            slot = max(free, key=lambda s: common_prefix(s.tokens, seq.prompt) if s.num_ctx == seq.num_ctx else -1)
+            try:
+                self._start(slot, seq)
+            except Exception as exc:
+                log.exception("could not start a sequence on %s", self.name)
+                seq.fail(exc if isinstance(exc, OllamaError) else OllamaError(str(exc)))
+                self._release(slot, forget=True)
+
+    def _start(self, slot: Slot, seq: Sequence) -> None:
+        if slot.cache is None or slot.num_ctx != seq.num_ctx:
+            slot.cache, slot.num_ctx, slot.tokens = self.runner.new_cache(seq.num_ctx), seq.num_ctx, []
+        # At least one token must be evaluated to get logits for the next one.
+        reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
+        slot.cache.truncate(reuse)
+        slot.tokens = seq.prompt[:reuse]
+        slot.sequence = seq
+        seq.begin(reuse)
+
+    def _release(self, slot: Slot, forget: bool = False) -> None:
+        seq = slot.sequence
+        slot.sequence = None
+        if seq is not None and not forget:
+            slot.tokens = list(seq.history)
+        else:
+            slot.tokens = []
+        if forget and slot.cache is not None:
+            slot.cache.truncate(0)
+
+    def _make_room(self, slot: Slot, needed: int) -> bool:
+        """Room for ``needed`` more tokens in the slot's window: shift when allowed, else the
+        sequence ends with ``length``. Returns whether the sequence goes on."""
+        seq, cache = slot.sequence, slot.cache
+        if len(seq.history) + needed <= seq.num_ctx:
+            return True
+        if not seq.shift or len(seq.history) < 2:
+            seq.finish("length")
+            self._release(slot)
+            return False
+        keep, discard = seq.shift_plan()
+        shift = getattr(cache, "shift", None)
+        if shift is not None:
+            shift(keep, discard)
+            seq.history = seq.history[:keep] + seq.history[keep + discard :]
+        else:
+            # No in-place shift: keep the first tokens and evaluate the kept tail again.
+            tail = seq.history[keep + discard :]
+            cache.truncate(keep)
+            seq.history = seq.history[:keep]
+            seq.pending = tail + seq.pending
+        if len(seq.history) + len(seq.next_input(self.batch_size)) > seq.num_ctx:
+            seq.finish("length")
+            self._release(slot)
+            return False
+        return True
+
+    def _step(self, slots: list[Slot]) -> None:
+        batch, fed = [], []
+        for slot in slots:
+            seq = slot.sequence
+            if not self._make_room(slot, len(seq.next_input(self.batch_size))):
+                continue
+            tokens = seq.next_input(self.batch_size)
+            batch.append((slot.cache, tokens))
+            fed.append((slot, len(tokens)))
+        if not batch:
+            return
+        started = time.perf_counter_ns()
+        try:
+            outputs = self.runner.forward(batch)
+        except Exception as exc:
+            log.exception("forward pass failed on %s", self.name)
+            for slot, _ in fed:
+                slot.sequence.fail(OllamaError(f"model runner failed: {exc}"))
+                self._release(slot, forget=True)
+            return
+        elapsed = time.perf_counter_ns() - started
+        for (slot, count), logits in zip(fed, outputs):
+            seq = slot.sequence
+            seq.consumed(count)
+            if seq.pending:  # more of the prompt to evaluate; these logits are not needed
+                seq.metrics.prompt_eval_duration += elapsed
+                continue
+            try:
+                seq.accept(logits, elapsed)
+            except Exception as exc:
+                log.exception("sampling failed on %s", self.name)
+                seq.fail(OllamaError(f"sampling failed: {exc}"))
+            if seq.finished:
+                self._release(slot)
+
+    def _fail_all(self, error: OllamaError) -> None:
+        with self._cond:
+            for seq in self._waiting:
+                seq.fail(error)
+            self._waiting.clear()
+            for slot in self.slots:
+                if slot.sequence:
+                    slot.sequence.fail(error)
+                    slot.sequence = None

@@ -1,0 +1,66 @@
+"""pytest fixtures over the fake engine (import them into a test module, or list this module
+in ``pytest_plugins``): a kernel, an in-process test client, and a real HTTP server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from falcon.testing import TestClient
+
+from ollamakit.config import Settings
+from ollamakit.web import create_app
+
+from .testing import ServerThread, fake_kernel, store_fake_model
+
+SCRIPT = (
+    "Q: one\nA: the first answer.\n"
+    "Q: two\nA: the second answer.\n"
+    "Q: three\nA: caf\u00e9 \u4e2d\u6587 \U0001f600 done.\n"
+)
+
+
+class FakeSetup:
+    """A kernel running fake models, with the client and server a test needs."""
+
+    def __init__(self, settings: Settings):
+        self.kernel, self.engine = fake_kernel(settings)
+        self.client = TestClient(create_app(self.kernel), headers={"Host": "localhost"})
+
+    def model(self, name: str = "fake", script: str = SCRIPT, **kwargs):
+        return store_fake_model(self.kernel, name, script, **kwargs)
+
+    def server(self, threads: int = 16) -> ServerThread:
+        return ServerThread(self.kernel, threads)
+
+    @property
+    def runner(self):
+        return self.engine.runners[-1]
+
+    def close(self):
+        self.kernel.close()
+
+
+@pytest.fixture
+def make_fake(tmp_path):
+    """``make_fake(**settings)`` → a ``FakeSetup``; closed when the test ends."""
+    made = []
+
+    def make(**overrides) -> FakeSetup:
+        models = tmp_path / f"models{len(made)}"
+        models.mkdir()
+        setup = FakeSetup(replace(Settings(models_dir=models), **overrides))
+        made.append(setup)
+        return setup
+
+    yield make
+    for setup in made:
+        setup.close()
+
+
+@pytest.fixture
+def fake(make_fake) -> FakeSetup:
+    """Default settings with one stored fake model named ``fake``."""
+    setup = make_fake()
+    setup.model()
+    return setup

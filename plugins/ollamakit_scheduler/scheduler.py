@@ -1,0 +1,389 @@
+"""The scheduler: which models are loaded, for how long, and who waits.
+
+* A model loads on first use, in its own thread, so other models keep serving meanwhile.
+* ``keep_alive`` decides when an idle model unloads (0: right after the request; forever when
+  negative); one timer thread unloads expired models.
+* At most ``settings.max_loaded_models`` models, within a memory budget (a fraction of RAM);
+  to make room the least recently used idle model is unloaded, or the request waits.
+* Requests that wait (for a load, for room, or for one of the model's ``num_parallel`` slots)
+  are counted; beyond ``settings.max_queue`` the server answers 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ollamakit.errors import Busy, NotFound, OllamaError
+from ollamakit.store import LocalModel, format_local_time
+
+from . import options as opts
+from .batch import BatchWorker
+from .sequence import Sequence
+
+log = logging.getLogger("ollamakit.scheduler")
+
+QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
+DEFAULT_MEMORY_FRACTION = 0.8
+FOREVER_SECONDS = 292 * 365.25 * 24 * 3600  # how far ahead /api/ps shows "never"
+
+
+def total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def memory_fraction(settings) -> float:
+    value = getattr(settings, "memory_fraction", None) or os.environ.get("OLLAMAKIT_MEMORY_FRACTION")
+    try:
+        fraction = float(value) if value else DEFAULT_MEMORY_FRACTION
+    except ValueError:
+        fraction = DEFAULT_MEMORY_FRACTION
+    return min(max(fraction, 0.01), 1.0)
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    key: tuple
+    model: LocalModel
+    num_ctx_requested: int | None
+    memory: int
+    runner: object = None
+    worker: BatchWorker | None = None
+    num_ctx: int = 0
+    refs: int = 0
+    keep_alive: float = 300.0
+    expires_at: float = math.inf  # wall-clock seconds; inf while in use and keep_alive < 0
+    last_used: float = field(default_factory=time.monotonic)
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    unloading: bool = False
+
+
+class Lease:
+    """A request's hold on a loaded model: it stays loaded until ``release``."""
+
+    def __init__(self, scheduler: Scheduler, entry: LoadedModel, options: opts.Options):
+        self.scheduler = scheduler
+        self.entry = entry
+        self.runner = entry.runner
+        self.tokenizer = entry.runner.tokenizer
+        self.options = options
+        self.num_ctx = entry.num_ctx = scheduler.context_for(entry, options)
+        self._queued = True
+        self._released = False
+
+    def start(self, prompt: list[int], **kwargs) -> Sequence:
+        """Queue a sequence for the model's batching loop; iterate ``sequence.events()``."""
+        seq = Sequence(prompt, self.options, self.num_ctx, self.tokenizer, **kwargs)
+        seq.on_start = self._dequeue
+        seq.on_cancel = self.entry.worker.wake
+        self.entry.worker.submit(seq)
+        return seq
+
+    def _dequeue(self) -> None:
+        if self._queued:
+            self._queued = False
+            self.scheduler._leave_queue()
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._dequeue()
+            self.scheduler._release(self.entry)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Scheduler:
+    def __init__(self, kernel, memory_budget: int | None = None):
+        self.kernel = kernel
+        self.settings = kernel.settings
+        self.memory_budget = memory_budget or int(total_memory() * memory_fraction(self.settings))
+        self._loaded: dict[tuple, LoadedModel] = {}
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._measured: dict[str, int] = {}  # model digest -> memory once loaded
+        self._closed = False
+        self._timer: threading.Thread | None = None
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def acquire(self, model: LocalModel, options: opts.Options, keep_alive: float | None = None) -> Lease:
+        """Load ``model`` if needed and hold it for one request. Raises ``Busy`` (503) when too
+        many requests already wait, and the load's error when it fails."""
+        keep_alive = self.settings.keep_alive if keep_alive is None else keep_alive
+        with self._cond:
+            if self._closed:
+                raise OllamaError("server is shutting down")
+            limit = self.settings.max_queue
+            if limit > 0 and self._pending >= limit:
+                raise Busy(QUEUE_FULL)
+            self._pending += 1
+        try:
+            entry = self._hold(model, options)
+            self._await_load(entry)
+        except BaseException:
+            self._leave_queue()
+            raise
+        with self._cond:
+            entry.keep_alive = keep_alive
+            entry.expires_at = time.time() + keep_alive if keep_alive != math.inf else math.inf
+        try:
+            return Lease(self, entry, options)
+        except BaseException:
+            self._leave_queue()
+            self._release(entry)
+            raise
+
+    def unload(self, model: LocalModel) -> bool:
+        """Unload ``model`` now, or as soon as its running requests finish."""
+        with self._cond:
+            entry = self._loaded.get(self._key(model))
+            if entry is None:
+                return False
+            entry.keep_alive, entry.expires_at = 0.0, time.time()
+            if entry.refs == 0 and entry.ready.is_set():
+                self._drop(entry)
+            return True
+
+    def ps(self) -> list[dict]:
+        with self._cond:
+            entries = [e for e in self._loaded.values() if e.ready.is_set() and e.error is None]
+        now = time.time()
+
+        def expiry(entry):
+            return now + FOREVER_SECONDS if entry.expires_at == math.inf else entry.expires_at
+
+        entries.sort(key=expiry, reverse=True)
+        return [self._describe(entry, expiry(entry)) for entry in entries]
+
+    def loaded_names(self) -> list[str]:
+        with self._cond:
+            return [e.model.short_name for e in self._loaded.values()]
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            entries = list(self._loaded.values())
+            self._loaded.clear()
+            self._cond.notify_all()
+        for entry in entries:
+            self._close_entry(entry)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(model: LocalModel) -> tuple:
+        return model.name.key()
+
+    def _estimate(self, model: LocalModel) -> int:
+        """Bytes the model will take: as measured last time, else its file size plus a tenth."""
+        if model.digest in self._measured:
+            return self._measured[model.digest]
+        layer = model.model_layer
+        return int((layer.size if layer else model.manifest.size) * 1.1)
+
+    def _used_memory(self) -> int:
+        return sum(e.memory for e in self._loaded.values())
+
+    def _hold(self, model: LocalModel, options: opts.Options) -> LoadedModel:
+        """A reference on a loaded (or loading) entry for ``model``, making room if needed."""
+        key, needed = self._key(model), self._estimate(model)
+        deadline = time.monotonic() + self.settings.load_timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise OllamaError("server is shutting down")
+                entry = self._loaded.get(key)
+                if entry is not None and entry.model.digest != model.digest:
+                    # The name now points at another model: replace it once idle.
+                    if entry.refs == 0 and entry.ready.is_set():
+                        self._drop(entry)
+                        entry = None
+                elif entry is not None and not entry.unloading:
+                    entry.refs += 1
+                    entry.last_used = time.monotonic()
+                    return entry
+                if entry is None and self._make_room(needed):
+                    entry = LoadedModel(key, model, options.num_ctx, needed, refs=1)
+                    self._loaded[key] = entry
+                    threading.Thread(target=self._load, args=(entry, options), name="ollamakit-load", daemon=True).start()
+                    return entry
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise OllamaError("timed out waiting for memory to load the model")
+                self._cond.wait(min(remaining, 1.0))
+
+    def _make_room(self, needed: int) -> bool:
+        """Unload idle models, least recently used first, until ``needed`` bytes and a model
+        slot are free. False when busy models are in the way (the caller waits)."""
+        if not self._loaded and needed > self.memory_budget:
+            raise OllamaError(
+                f"model requires more system memory ({needed / 2**30:.1f} GiB) "
+                f"than is available ({self.memory_budget / 2**30:.1f} GiB)"
+            )
+        limit = max(1, self.settings.max_loaded_models)
+        while len(self._loaded) >= limit or self._used_memory() + needed > self.memory_budget:
+            idle = [e for e in self._loaded.values() if e.refs == 0 and e.ready.is_set()]
+            if not idle:
+                return False
+            self._drop(min(idle, key=lambda e: e.last_used))
+        return True
+
+    def _trim_after_load(self, loaded: LoadedModel) -> None:
+        """The estimate was low: unload idle models (LRU first) until the budget holds again."""
+        while self._used_memory() > self.memory_budget:
+            idle = [e for e in self._loaded.values() if e is not loaded and e.refs == 0 and e.ready.is_set()]
+            if not idle:
+                return
+            self._drop(min(idle, key=lambda e: e.last_used))
+
+    def _load(self, entry: LoadedModel, options: opts.Options) -> None:
+        try:
+            runner = self.kernel.hook.load_model(kernel=self.kernel, model=entry.model, options=opts.load_options(options))
+            if runner is None:
+                arch = entry.model.config.get("model_family") or "unknown"
+                raise OllamaError(f'no engine plugin can run model "{entry.model.short_name}" (architecture {arch})')
+            entry.runner = runner
+            entry.memory = int(getattr(runner, "memory_bytes", 0) or entry.memory)
+            entry.worker = BatchWorker(
+                runner, self.settings.num_parallel, entry.model.short_name, batch_size=options.num_batch
+            )
+            entry.num_ctx = self.context_for(entry, options)
+            with self._cond:
+                self._measured[entry.model.digest] = entry.memory
+                self._trim_after_load(entry)
+            log.info("loaded %s (%d MiB, context %d)", entry.model.short_name, entry.memory >> 20, entry.num_ctx)
+        except BaseException as exc:
+            log.exception("loading %s failed", entry.model.short_name)
+            entry.error = exc if isinstance(exc, OllamaError) else OllamaError(f"failed to load model: {exc}")
+            with self._cond:
+                if self._loaded.get(entry.key) is entry:
+                    del self._loaded[entry.key]
+        finally:
+            entry.ready.set()
+            with self._cond:
+                self._cond.notify_all()
+
+    def _await_load(self, entry: LoadedModel) -> None:
+        timeout = self.settings.load_timeout if self.settings.load_timeout > 0 else None
+        if not entry.ready.wait(timeout):
+            self._release(entry)
+            raise OllamaError("timed out waiting for the model to load")
+        if entry.error is not None:
+            self._release(entry)
+            raise entry.error
+
+    def context_for(self, entry: LoadedModel, options: opts.Options) -> int:
+        """``num_ctx`` for a request: its own, else the server default; within the model's
+        training context."""
+        wanted = options.num_ctx or self.settings.context_length
+        trained = int(getattr(entry.runner, "context_length", 0) or 0)
+        if trained > 0:
+            wanted = min(wanted, trained)
+        return max(opts.MIN_NUM_CTX, wanted)
+
+    # -- releasing and expiry -----------------------------------------------------------------
+
+    def _leave_queue(self) -> None:
+        with self._cond:
+            self._pending = max(0, self._pending - 1)
+
+    def _release(self, entry: LoadedModel) -> None:
+        with self._cond:
+            entry.refs = max(0, entry.refs - 1)
+            entry.last_used = time.monotonic()
+            if entry.refs == 0:
+                if entry.keep_alive == math.inf:
+                    entry.expires_at = math.inf
+                else:
+                    entry.expires_at = time.time() + entry.keep_alive
+                if entry.keep_alive <= 0 and self._loaded.get(entry.key) is entry:
+                    self._drop(entry)
+                else:
+                    self._ensure_timer()
+            self._cond.notify_all()
+
+    def _drop(self, entry: LoadedModel) -> None:
+        """Forget ``entry`` (lock held) and close it on another thread."""
+        entry.unloading = True
+        if self._loaded.get(entry.key) is entry:
+            del self._loaded[entry.key]
+        threading.Thread(target=self._close_entry, args=(entry,), name="ollamakit-unload", daemon=True).start()
+        self._cond.notify_all()
+
+    def _close_entry(self, entry: LoadedModel) -> None:
+        entry.ready.wait()
+        try:
+            if entry.worker is not None:
+                entry.worker.close()
+            if entry.runner is not None and hasattr(entry.runner, "close"):
+                entry.runner.close()
+            log.info("unloaded %s", entry.model.short_name)
+        except Exception:
+            log.exception("closing %s failed", entry.model.short_name)
+
+    def _ensure_timer(self) -> None:
+        if self._timer is None or not self._timer.is_alive():
+            self._timer = threading.Thread(target=self._expire_loop, name="ollamakit-expiry", daemon=True)
+            self._timer.start()
+
+    def _expire_loop(self) -> None:
+        """Unload idle models whose time is up; ends when nothing is loaded."""
+        with self._cond:
+            while not self._closed and self._loaded:
+                now = time.time()
+                for entry in [e for e in self._loaded.values() if e.refs == 0 and e.ready.is_set()]:
+                    if entry.expires_at <= now:
+                        self._drop(entry)
+                upcoming = [e.expires_at for e in self._loaded.values() if e.refs == 0 and e.expires_at != math.inf]
+                wait = min(upcoming) - now if upcoming else 60.0
+                self._cond.wait(max(0.01, min(wait, 60.0)))
+
+    # -- /api/ps -------------------------------------------------------------------------------
+
+    def _describe(self, entry: LoadedModel, expires_at: float) -> dict:
+        model = entry.model
+        name = model.short_name
+        return {
+            "name": name,
+            "model": name,
+            "size": int(entry.memory),
+            "size_vram": int(getattr(entry.runner, "vram_bytes", 0) or 0),
+            "digest": model.digest,
+            "details": model_details(model),
+            "expires_at": format_local_time(expires_at),
+            "context_length": int(entry.num_ctx),
+        }
+
+
+def model_details(model: LocalModel) -> dict:
+    config = model.config
+    families = config.get("model_families")
+    family = config.get("model_family", "")
+    return {
+        "parent_model": "",
+        "format": config.get("model_format", "gguf"),
+        "family": family,
+        "families": families if isinstance(families, list) else ([family] if family else None),
+        "parameter_size": config.get("model_type", ""),
+        "quantization_level": config.get("file_type", ""),
+    }
+
+
+def find_model(kernel, name) -> LocalModel:
+    model = kernel.store.get(name)
+    if model is None:
+        raise NotFound(f"model '{name}' not found")
+    return model

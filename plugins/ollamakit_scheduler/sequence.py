@@ -1,0 +1,205 @@
+"""One request's generation: its prompt, sampler, text stream and metrics.
+
+The batching worker drives a sequence (``next_input`` / ``accept``); the request's thread reads
+its events (``events``). Everything the client sees is decided here, on the worker's thread, so
+a stop sequence ends generation at the very token that completed it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ollamakit.errors import BadRequest
+
+from .options import Options
+from .sampling import Sampler, token_logprobs
+from .textstream import TextStream
+
+PROMPT_TOO_LONG = (
+    "the prompt is longer than the context length currently available to the model; shorten the prompt, "
+    "adjust the context length in settings, or use a model with a longer context length"
+)
+
+
+@dataclass
+class Metrics:
+    prompt_eval_count: int = 0
+    prompt_eval_duration: int = 0  # nanoseconds
+    eval_count: int = 0
+    eval_duration: int = 0
+
+
+@dataclass
+class Chunk:
+    """Text the client may see now, with the log-probabilities of the tokens behind it."""
+
+    text: str
+    logprobs: list = field(default_factory=list)
+
+
+@dataclass
+class Done:
+    reason: str  # "stop" or "length"
+    metrics: Metrics
+    context: list[int]
+
+
+def fit_prompt(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:
+    """A prompt longer than the window keeps its first ``num_keep`` tokens and its end, as
+    Ollama's runner does; with ``truncate`` false that is a 400 instead."""
+    if len(tokens) <= num_ctx:
+        return tokens
+    if not truncate:
+        raise BadRequest(PROMPT_TOO_LONG)
+    keep = max(0, min(num_keep if num_keep >= 0 else len(tokens), num_ctx - 1))
+    return tokens[:keep] + tokens[len(tokens) - (num_ctx - keep) :]
+
+
+class Sequence:
+    def __init__(
+        self,
+        prompt: list[int],
+        options: Options,
+        num_ctx: int,
+        tokenizer,
+        *,
+        shift: bool = True,
+        truncate: bool = True,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+    ):
+        if not prompt:
+            raise BadRequest("prompt is empty after tokenization")
+        self.num_ctx = num_ctx
+        self.prompt = fit_prompt(list(prompt), num_ctx, options.num_keep, truncate)
+        self.options = options
+        self.tokenizer = tokenizer
+        self.eog = frozenset(tokenizer.eog_ids)
+        self.shift = shift
+        self.want_logprobs = logprobs or top_logprobs > 0
+        self.top_logprobs = top_logprobs
+        self.limit = options.num_predict if 0 <= options.num_predict <= 10 * num_ctx else 10 * num_ctx
+        self.sampler = Sampler(options, num_ctx)
+        self.text = TextStream(options.stop)
+        self.metrics = Metrics()
+
+        self.history: list[int] = []  # tokens in this sequence's cache, in order
+        self.pending: list[int] = []  # tokens still to feed the model
+        self.generated: list[int] = []
+        self.prefilling = True
+        self.finished = False
+        self._held_logprobs: list = []
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self.cancelled = threading.Event()
+        self.started = threading.Event()
+        self.on_start = None  # called once, on the worker's thread, when a slot is assigned
+        self.on_cancel = None  # called on the request's thread when it gives up
+
+    # -- the worker's side -----------------------------------------------------------------
+
+    def begin(self, cached_prefix: int) -> None:
+        """Assigned to a cache that already holds the first ``cached_prefix`` prompt tokens."""
+        self.history = self.prompt[:cached_prefix]
+        self.pending = self.prompt[cached_prefix:]
+        self.metrics.prompt_eval_count = len(self.pending)
+        self.started.set()
+        if self.on_start:
+            self.on_start()
+
+    def next_input(self, batch_limit: int) -> list[int]:
+        return self.pending[:batch_limit] if self.prefilling else self.pending
+
+    def consumed(self, count: int) -> None:
+        self.history.extend(self.pending[:count])
+        del self.pending[:count]
+
+    def shift_plan(self) -> tuple[int, int]:
+        """(keep, discard) for a full window: keep ``num_keep`` tokens, drop half the rest."""
+        n = len(self.history)
+        keep = self.options.num_keep if self.options.num_keep >= 0 else len(self.prompt)
+        keep = max(0, min(keep, n - 2))
+        discard = max(1, (n - keep) // 2)
+        return keep, discard
+
+    def accept(self, logits, elapsed_ns: int) -> None:
+        """The model's logits after the last input: sample, emit, maybe finish."""
+        if self.prefilling:
+            self.metrics.prompt_eval_duration += elapsed_ns
+            self.prefilling = False
+        else:
+            self.metrics.eval_duration += elapsed_ns
+        started = time.perf_counter_ns()
+        token = self.sampler.sample(logits, self.history)
+        if token in self.eog:
+            self.metrics.eval_duration += time.perf_counter_ns() - started
+            self.finish("stop")
+            return
+        self.generated.append(token)
+        self.metrics.eval_count += 1
+        piece = self.tokenizer.token_to_piece(token)
+        if self.want_logprobs:
+            self._held_logprobs.append(self._logprob_entry(logits, token, piece))
+        text = self.text.push(piece)
+        if text:
+            self._emit(text)
+        self.metrics.eval_duration += time.perf_counter_ns() - started
+        if self.text.stopped:
+            self.finish("stop")
+        elif len(self.generated) >= self.limit:
+            self.finish("length")
+        else:
+            self.pending = [token]
+
+    def finish(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        tail = self.text.flush()
+        if tail or self._held_logprobs:
+            self._emit(tail)
+        self._events.put(Done(reason, self.metrics, self.prompt + self.generated))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.finished:
+            self.finished = True
+            self._events.put(error)
+
+    def _emit(self, text: str) -> None:
+        self._events.put(Chunk(text, self._held_logprobs))
+        self._held_logprobs = []
+
+    def _logprob_entry(self, logits, token: int, piece: bytes) -> dict:
+        logprob, top = token_logprobs(logits, token, self.top_logprobs)
+        entry = self._describe(token, logprob, piece)
+        if self.top_logprobs:
+            entry["top_logprobs"] = [self._describe(i, lp) for i, lp in top]
+        return entry
+
+    def _describe(self, token: int, logprob: float, piece: bytes | None = None) -> dict:
+        piece = self.tokenizer.token_to_piece(token) if piece is None else piece
+        return {"token": piece.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(piece)}
+
+    # -- the request's side ------------------------------------------------------------------
+
+    def events(self):
+        """Chunks, then one ``Done``; an engine error is raised. Closing the iterator early
+        cancels the sequence, which frees its slot at the worker's next step."""
+        try:
+            while True:
+                event = self._events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, Done):
+                    return
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        if not self.finished:
+            self.cancelled.set()
+            if self.on_cancel:
+                self.on_cancel()

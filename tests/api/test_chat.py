@@ -1,0 +1,115 @@
+"""/api/chat over the fake engine (a model with no template: turns are concatenated)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ollamakit_scheduler.fixtures import SCRIPT, fake, make_fake  # noqa: F401 (fixtures)
+
+GREEDY = {"temperature": 0}
+
+
+def chat(fake, messages, **body):
+    return fake.client.simulate_post("/api/chat", json={"model": "fake", "messages": messages, **body})
+
+
+def lines(result) -> list[dict]:
+    return [json.loads(line) for line in result.text.splitlines() if line.strip()]
+
+
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def test_streamed_chat_shape(fake):
+    chunks = lines(chat(fake, [user("Q: two\nA:")], options={**GREEDY, "stop": ["\n"]}))
+    *parts, final = chunks
+    assert all(c["message"]["role"] == "assistant" and c["done"] is False for c in parts)
+    assert "".join(c["message"]["content"] for c in parts) == " the second answer."
+    assert final["done"] is True and final["done_reason"] == "stop"
+    assert final["message"] == {"role": "assistant", "content": ""}
+    assert "context" not in final
+    for key in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"):
+        assert isinstance(final[key], int) and final[key] > 0
+
+
+def test_stream_false_concatenates(fake):
+    result = chat(fake, [user("Q: one\nA:")], options={**GREEDY, "stop": ["\n"]}, stream=False)
+    assert result.status_code == 200
+    assert result.json["message"] == {"role": "assistant", "content": " the first answer."}
+    assert result.json["done_reason"] == "stop"
+
+
+def test_history_roles_and_tool_messages(fake):
+    messages = [
+        {"role": "USER", "content": "Q: one\nA:"},
+        {"role": "Assistant", "content": " the first answer.\n"},
+        {"role": "tool", "content": "", "tool_name": "lookup"},
+        {"role": "user", "content": "Q: two\nA:"},
+    ]
+    result = chat(fake, messages, options={**GREEDY, "stop": ["\n"]}, stream=False)
+    assert result.status_code == 200 and result.json["message"]["content"] == " the second answer."
+
+
+def test_model_messages_and_system_come_first(make_fake):
+    setup = make_fake()
+    setup.model(system="ignored by a template-less model", messages=[user("Q: three\nA:")])
+    # With no template the prompt is the turns concatenated, the model's history first.
+    debug = setup.client.simulate_post(
+        "/api/chat", json={"model": "fake", "messages": [user("!")], "_debug_render_only": True, "stream": False}
+    ).json
+    assert debug["_debug_info"]["rendered_template"] == "Q: three\nA:!"
+
+
+def test_load_and_unload(fake):
+    loaded = chat(fake, []).json
+    assert loaded["message"] == {"role": "assistant", "content": ""}
+    assert loaded["done"] is True and loaded["done_reason"] == "load"
+    assert len(fake.client.simulate_get("/api/ps").json["models"]) == 1
+    unloaded = fake.client.simulate_post("/api/chat", json={"model": "fake", "keep_alive": 0}).json
+    assert unloaded["done_reason"] == "unload" and unloaded["message"]["content"] == ""
+    assert fake.client.simulate_get("/api/ps").json == {"models": []}
+
+
+@pytest.mark.parametrize(
+    "body, status, error",
+    [
+        ({"messages": []}, 400, "model is required"),
+        ({"model": "nope", "messages": []}, 404, "model 'nope' not found"),
+        ({"model": "fake", "messages": [user("x")], "think": True}, 400, '"fake" does not support thinking'),
+        ({"model": "fake", "messages": [user("x")], "top_logprobs": 30}, 400, "top_logprobs must be between 0 and 20"),
+        (
+            {"model": "fake", "messages": [user("x")], "tools": [{"type": "function", "function": {"name": "f"}}]},
+            400,
+            "registry.ollama.ai/library/fake:latest does not support tools",
+        ),
+        (
+            {"model": "fake", "messages": [{"role": "user", "content": "x", "images": ["AAAA"]}]},
+            400,
+            "registry.ollama.ai/library/fake:latest does not support vision",
+        ),
+        ({"model": "fake", "messages": "hello"}, 400, None),
+        ({"model": "fake", "messages": [{"role": "user", "content": 5}]}, 400, None),
+        ({"model": "fake", "messages": [user("x")], "options": {"top_p": "x"}}, 500, 'option "top_p" must be of type float32'),
+    ],
+)
+def test_request_errors(fake, body, status, error):
+    result = fake.client.simulate_post("/api/chat", json=body)
+    assert result.status_code == status, result.text
+    if error is not None:
+        assert result.json == {"error": error}
+
+
+def test_long_history_is_truncated_oldest_first(fake):
+    messages = [user("Q: one\nA:"), {"role": "assistant", "content": " the first answer.\n"}] * 3 + [user("Q: two\nA:")]
+    opts = {**GREEDY, "num_ctx": 40, "stop": ["\n"]}
+    result = chat(fake, messages, options=opts, stream=False)
+    assert result.status_code == 200 and result.json["message"]["content"] == " the second answer."
+    assert result.json["prompt_eval_count"] <= 40
+
+
+def test_chat_logprobs_are_appended(fake):
+    result = chat(fake, [user("Q: two\nA:")], logprobs=True, options={**GREEDY, "num_predict": 4}, stream=False).json
+    assert [e["token"] for e in result["logprobs"]] == [" ", "t", "h", "e"]

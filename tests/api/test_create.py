@@ -1,0 +1,280 @@
+"""POST /api/create: statuses, layers, the config blob and the manifest on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ollamakit import manifest as mf
+from ollamakit.create import CreateRequest
+from ollamakit.errors import BadRequest
+
+from model_store_helpers import create, digest_of, ndjson, read_blob, read_manifest, snapshot, tiny_gguf, upload
+
+try:
+    import ollamakit_templates  # noqa: F401
+
+    HAVE_TEMPLATES = hasattr(ollamakit_templates, "detect_template")
+except ImportError:
+    HAVE_TEMPLATES = False
+
+CHATML_JINJA = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@pytest.fixture
+def model_blob(client, tmp_path):
+    return upload(client, tiny_gguf(tmp_path / "tiny.gguf"))
+
+
+def layers_by_type(models_dir, name):
+    return {layer["mediaType"]: layer for layer in read_manifest(models_dir, name)["layers"]}
+
+
+def test_create_from_gguf_streams_statuses_and_writes_manifest(client, models_dir, model_blob):
+    statuses = [s["status"] for s in create(client, model="tiny", files={"tiny.gguf": model_blob})]
+    assert statuses[0] == "parsing GGUF"
+    assert statuses[1] == f"using existing layer {model_blob}"
+    assert statuses[-2:] == ["writing manifest", "success"]
+
+    path = models_dir / "manifests" / "registry.ollama.ai" / "library" / "tiny" / "latest"
+    raw = path.read_bytes()
+    assert raw.endswith(b"}\n") and b"\n" not in raw[:-1]  # compact, newline-terminated
+    manifest = json.loads(raw)
+    assert manifest["schemaVersion"] == 2
+    assert manifest["mediaType"] == mf.MANIFEST_MEDIA_TYPE
+    assert manifest["config"]["mediaType"] == mf.CONFIG_MEDIA_TYPE
+    model_layer = manifest["layers"][0]
+    assert model_layer == {"mediaType": mf.MODEL, "digest": model_blob, "size": model_layer["size"], "from": "tiny.gguf"}
+
+    config_bytes = read_blob(models_dir, manifest["config"]["digest"])
+    assert config_bytes.endswith(b"\n")
+    config = json.loads(config_bytes)
+    assert list(config)[:5] == ["model_format", "model_family", "model_families", "model_type", "file_type"]
+    assert config["model_format"] == "gguf"
+    assert config["model_family"] == "llama"
+    assert config["model_families"] == ["llama"]
+    assert config["model_type"] == "256"  # 8 x 32 parameters
+    assert config["file_type"] == "F16"
+    assert config["architecture"] == "amd64" and config["os"] == "linux"
+    assert config["context_length"] == 64 and config["embedding_length"] == 32
+    assert "completion" in config["capabilities"]
+
+
+def test_stream_false_gives_one_success_object(client, model_blob):
+    response = client.simulate_post("/api/create", json={"model": "tiny", "files": {"m.gguf": model_blob}, "stream": False})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json == {"status": "success"}
+
+
+def test_gguf_is_recognised_by_magic_without_suffix(client, models_dir, model_blob):
+    create(client, model="nosuffix", files={"weights": model_blob})
+    assert layers_by_type(models_dir, "nosuffix")[mf.MODEL]["digest"] == model_blob
+
+
+def test_request_layers_and_parameter_typing(client, models_dir, model_blob):
+    statuses = [s["status"] for s in create(
+        client,
+        model="full",
+        files={"m.gguf": model_blob},
+        template="{{ .System }} {{ .Prompt }}",
+        system="be brief",
+        license=["MIT", "Apache"],
+        parameters={"temperature": "0.5", "num_ctx": 2048.0, "stop": "<|end|>", "use_mmap": "false", "custom": 1},
+        messages=[{"role": "user", "content": "a < b & c"}, {"role": "assistant", "content": "ok"}],
+    )]
+    assert sum(s.startswith("creating new layer") for s in statuses) == 6  # template, system, 2 licenses, params, messages
+    manifest = read_manifest(models_dir, "full")
+    kinds = [layer["mediaType"] for layer in manifest["layers"]]
+    assert kinds == [mf.MODEL, mf.TEMPLATE, mf.SYSTEM, mf.LICENSE, mf.LICENSE, mf.PARAMS, mf.MESSAGES]
+    by_type = {layer["mediaType"]: layer["digest"] for layer in manifest["layers"]}
+    params = read_blob(models_dir, by_type[mf.PARAMS])
+    # Go's json.Encoder: sorted keys, typed values, whole floats without a fraction, trailing newline
+    assert params == b'{"custom":1,"num_ctx":2048,"stop":["\\u003c|end|\\u003e"],"temperature":0.5,"use_mmap":false}\n'
+    messages = read_blob(models_dir, by_type[mf.MESSAGES])
+    assert messages == (b'[{"role":"user","content":"a \\u003c b \\u0026 c"},'
+                        b'{"role":"assistant","content":"ok"}]\n')
+    assert read_blob(models_dir, by_type[mf.SYSTEM]) == b"be brief"
+
+
+def test_from_parent_copies_layers_and_merges_parameters(client, models_dir, model_blob):
+    create(client, model="base", files={"m.gguf": model_blob}, system="old", parameters={"temperature": 0.9, "top_k": 10})
+    base = read_manifest(models_dir, "base")
+    statuses = [s["status"] for s in create(client, model="child", **{"from": "base"}, parameters={"temperature": 0.1})]
+    assert "parsing GGUF" not in statuses
+    child = read_manifest(models_dir, "child")
+    model_layer = child["layers"][0]
+    assert model_layer["digest"] == base["layers"][0]["digest"]
+    assert model_layer["from"] == "base:latest"
+    by_type = {layer["mediaType"]: layer["digest"] for layer in child["layers"]}
+    assert json.loads(read_blob(models_dir, by_type[mf.PARAMS])) == {"temperature": 0.1, "top_k": 10}
+    assert read_blob(models_dir, by_type[mf.SYSTEM]) == b"old"
+    config = json.loads(read_blob(models_dir, child["config"]["digest"]))
+    assert config["model_family"] == "llama" and config["file_type"] == "F16"
+
+    show = client.simulate_post("/api/show", json={"model": "child"}).json
+    assert show["details"]["parent_model"] == "base:latest"
+    assert show["system"] == "old"
+
+
+def test_from_parent_replaces_template_system_and_messages(client, models_dir, model_blob):
+    create(client, model="base", files={"m.gguf": model_blob}, template="A {{ .Prompt }}", system="s1",
+           messages=[{"role": "user", "content": "hi"}])
+    create(client, model="child", **{"from": "base"}, template="B {{ .Prompt }}", system="s2",
+           messages=[{"role": "user", "content": "bye"}], license="L")
+    layers = read_manifest(models_dir, "child")["layers"]
+    kinds = [layer["mediaType"] for layer in layers]
+    assert kinds.count(mf.TEMPLATE) == kinds.count(mf.SYSTEM) == kinds.count(mf.MESSAGES) == 1
+    show = client.simulate_post("/api/show", json={"model": "child"}).json
+    assert show["template"] == "B {{ .Prompt }}"
+    assert show["system"] == "s2"
+    assert show["messages"] == [{"role": "user", "content": "bye"}]
+    assert show["license"] == "L"
+
+
+def test_recreating_a_model_removes_layers_only_the_old_version_used(client, models_dir, model_blob):
+    create(client, model="m", files={"m.gguf": model_blob}, system="first")
+    first_system = layers_by_type(models_dir, "m")[mf.SYSTEM]["digest"]
+    create(client, model="m", files={"m.gguf": model_blob}, system="second")
+    assert not (models_dir / "blobs" / first_system.replace(":", "-")).exists()
+    assert (models_dir / "blobs" / model_blob.replace(":", "-")).exists()
+
+
+def test_adapter_layer(client, models_dir, model_blob, tmp_path):
+    adapter = upload(client, tiny_gguf(tmp_path / "lora.gguf", general__type="adapter", adapter__type="lora"))
+    create(client, model="tuned", files={"m.gguf": model_blob}, adapters={"lora.gguf": adapter})
+    layers = layers_by_type(models_dir, "tuned")
+    assert layers[mf.ADAPTER]["digest"] == adapter
+    modelfile = client.simulate_post("/api/show", json={"model": "tuned"}).json["modelfile"]
+    assert f"ADAPTER {models_dir / 'blobs' / adapter.replace(':', '-')}" in modelfile
+
+
+def test_adapter_must_be_an_adapter_and_only_one(client, models_dir, model_blob, tmp_path):
+    adapter = upload(client, tiny_gguf(tmp_path / "lora.gguf", general__type="adapter"))
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "x", "files": {"m.gguf": model_blob},
+                                                         "adapters": {"a.gguf": model_blob}})
+    assert response.status_code == 400
+    assert "is not a LoRA adapter" in response.json["error"]
+    response = client.simulate_post("/api/create", json={"model": "x", "files": {"m.gguf": model_blob},
+                                                         "adapters": {"a.gguf": adapter, "b.gguf": adapter}})
+    assert response.status_code == 400
+    assert response.json == {"error": "only one adapter is currently supported"}
+    assert snapshot(models_dir) == before
+
+
+def test_quantize_without_a_quantizer_is_a_clear_400(client, models_dir, model_blob):
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "q", "files": {"m.gguf": model_blob}, "quantize": "q9_X"})
+    assert response.status_code == 400
+    assert response.json["error"].startswith("unsupported quantization type Q9_X - ")
+    assert snapshot(models_dir) == before
+
+
+def test_quantize_runs_the_named_quantizer(kernel, models_dir, model_blob, tmp_path):
+    """A quantizer plugin is asked for the type; its output becomes the model layer."""
+    from falcon.testing import TestClient
+
+    from ollamakit.hookspecs import hookimpl
+    from ollamakit.web import create_app
+
+    quantized = tiny_gguf(tmp_path / "q.gguf", file_type=15)
+
+    class FakeQ4KM:
+        def quantize(self, source, destination, progress=None):
+            assert source.read_bytes()[:4] == b"GGUF"
+            for done in range(3):
+                progress(done + 1, 3)
+            destination.write_bytes(quantized)
+
+    class Plugin:
+        @hookimpl(tryfirst=True)
+        def make_quantizer(self, kernel, name):
+            return FakeQ4KM() if name.lower() == "q4_k_m" else None
+
+    kernel.pm.register(Plugin())
+    client = TestClient(create_app(kernel), headers={"Host": "localhost"})
+    events = create(client, model="q", files={"m.gguf": model_blob}, quantize="q4_K_M")
+    progress = [e for e in events if e["status"] == "quantizing F16 model to Q4_K_M"]
+    assert progress[-1] == {"status": "quantizing F16 model to Q4_K_M", "digest": "0" * 19, "total": 3, "completed": 3}
+    layer = layers_by_type(models_dir, "q")[mf.MODEL]
+    assert layer["digest"] == digest_of(quantized)
+    config = json.loads(read_blob(models_dir, read_manifest(models_dir, "q")["config"]["digest"]))
+    assert config["file_type"] == "Q4_K_M"
+    assert not list((models_dir / "tmp").iterdir())  # the scratch output was moved in or removed
+
+
+def test_safetensors_input_is_not_supported_yet(client, models_dir):
+    digest = upload(client, b"{}")
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "st", "files": {"model.safetensors": digest}})
+    assert (response.status_code, response.json) == (400, {"error": "safetensors import is not supported yet"})
+    assert snapshot(models_dir) == before
+
+
+def test_name_alias_and_case_insensitive_overwrite(client, models_dir, model_blob):
+    create(client, name="Mixed", files={"m.gguf": model_blob})
+    create(client, model="mixed", files={"m.gguf": model_blob}, system="x")
+    names = [m["name"] for m in client.simulate_get("/api/tags").json["models"]]
+    assert names == ["Mixed:latest"]  # the stored spelling wins
+
+
+@pytest.mark.skipif(not HAVE_TEMPLATES, reason="templates plugin not installed")
+def test_chat_template_is_autodetected(client, models_dir, tmp_path):
+    blob = upload(client, tiny_gguf(tmp_path / "chat.gguf", tokenizer__chat_template=CHATML_JINJA))
+    statuses = [s["status"] for s in create(client, model="chat", files={"m.gguf": blob})]
+    assert "using autodetected template chatml" in statuses
+    show = client.simulate_post("/api/show", json={"model": "chat"}).json
+    assert "<|im_start|>" in show["template"]
+    assert '"<|im_end|>"' in show["parameters"]
+
+
+@pytest.mark.skipif(not HAVE_TEMPLATES, reason="templates plugin not installed")
+def test_bad_template_is_rejected_before_anything_is_written(client, models_dir, model_blob):
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "t", "files": {"m.gguf": model_blob},
+                                                         "template": "{{ .Prompt"})
+    assert response.status_code == 400
+    assert response.json["error"].startswith("template error: ")
+    assert snapshot(models_dir) == before
+
+
+def test_create_request_validation_order():
+    digest = "sha256:" + "a" * 64
+    with pytest.raises(BadRequest, match="file path must be relative"):
+        CreateRequest.from_body({"model": "bad name!", "files": {"../x": digest}})
+    with pytest.raises(BadRequest, match="invalid model name"):
+        CreateRequest.from_body({"model": "bad name!", "files": {"x.gguf": "nope"}})
+    with pytest.raises(BadRequest, match="neither 'from' or 'files' was specified"):
+        CreateRequest.from_body({"model": "ok", "files": {}})
+    with pytest.raises(BadRequest, match="invalid digest format"):
+        CreateRequest.from_body({"model": "ok", "files": {"x.gguf": ""}})
+    request = CreateRequest.from_body({"model": "ok", "files": {"dir/x.gguf": "sha256-" + "a" * 64}})
+    assert request.files == {"dir/x.gguf": digest} and request.stream is True
+
+
+def test_stream_error_after_first_line_is_an_ndjson_error(client, models_dir, model_blob, kernel):
+    """A failure mid-stream keeps HTTP 200 and ends with an error line; nothing new is kept."""
+    from ollamakit.hookspecs import hookimpl
+
+    class Failing:
+        def build(self, ctx):
+            yield {"status": "parsing GGUF"}
+            ctx.add_bytes(mf.SYSTEM, b"orphan")
+            raise BadRequest("boom")
+
+    class Plugin:
+        @hookimpl(tryfirst=True)
+        def resolve_model_source(self, request, kernel):
+            return Failing()
+
+    kernel.pm.register(Plugin())
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "f", "files": {"m.gguf": model_blob}})
+    assert response.status_code == 200
+    assert ndjson(response) == [{"status": "parsing GGUF"}, {"error": "boom"}]
+    assert snapshot(models_dir) == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -87,6 +88,12 @@ def _digests(files: dict[str, str]) -> dict[str, str]:
     return {name: parse_digest(digest) for name, digest in files.items()}
 
 
+def _shown(value) -> str:
+    """A value as JSON, cut short, for an error message."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def normalize_parameter(key: str, value):
     """One parameter typed as Ollama types it; strings from a Modelfile are converted."""
     kind = PARAMETER_KINDS.get(key)
@@ -102,17 +109,17 @@ def normalize_parameter(key: str, value):
             return value
         if isinstance(value, str) and value in _GO_TRUE + _GO_FALSE:
             return value in _GO_TRUE
-        raise BadRequest(f'invalid bool value for parameter "{key}": {value!r}')
+        raise BadRequest(f'invalid bool value for parameter "{key}": {_shown(value)}')
     number = value
     if isinstance(value, str):
         try:
             number = int(value) if kind is int else float(value)
         except ValueError:
-            raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {value!r}') from None
+            raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}') from None
     if isinstance(number, bool) or not isinstance(number, (int, float)) or number != number or abs(number) == float("inf"):
-        raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {value!r}')
+        raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}')
     if abs(number) >= 2**63:
-        raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {value!r}')
+        raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}')
     if kind is int or isinstance(number, int):
         return int(number)
     # Go writes a whole float64 without a fraction; storing it as an int keeps the same bytes.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ollamakit.hookspecs import hookimpl
 
 from . import copying, create, listing, pull, push, remove, show
+from . import ps, run
 
 COMMAND_MODULES = (
     create,
@@ -15,6 +16,8 @@ COMMAND_MODULES = (
     remove,
     pull,
     push,
+    run,
+    ps,
 )
 
 

@@ -42,6 +42,7 @@ class HParams:
     rope_scale: float  # positions are multiplied by this (linear rope scaling)
     interleaved_rope: bool  # llama's GGUF layout rotates adjacent pairs
     attn_scale: float
+    scale_queries: bool  # scale queries before attention (gemma) rather than the scores (llama)
     embed_scale: float
     activation: str  # "silu" or "gelu_tanh", applied to the gate
     logit_softcap: float | None
@@ -144,6 +145,7 @@ def _common(m: Metadata) -> dict:
         rope_scale=1.0 / factor if scaling == "linear" else 1.0,
         interleaved_rope=False,
         attn_scale=1.0 / math.sqrt(head_dim),
+        scale_queries=False,
         embed_scale=1.0,
         activation="silu",
         logit_softcap=m.float("final_logit_softcapping") if softcap else None,
@@ -174,6 +176,7 @@ def gemma3(m: Metadata) -> HParams:
         embed_scale=math.sqrt(params["n_embd"]),
         activation="gelu_tanh",
         attn_scale=1.0 / math.sqrt(query_width),
+        scale_queries=True,
         sliding_window=window,
         swa_layers=tuple(i % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1 for i in range(n_layer)),
         rope_base_local=GEMMA3_LOCAL_ROPE_BASE,

@@ -113,7 +113,8 @@ class Transformer:
             cos, sin = rope_local if local else rope_global
             ops.rope(q, cos, sin)
             ops.rope(k, cos, sin)
-            q *= np.float32(hp.attn_scale)
+            if hp.scale_queries:
+                q *= np.float32(hp.attn_scale)
 
             attn = buf["attn"]
             masks = masks_local if local else masks_global
@@ -141,10 +142,11 @@ class Transformer:
         cache, rows = segment.cache, segment.rows
         start, end = segment.start, segment.start + len(segment.tokens)
         keys, values = cache.keys[index], cache.values[index]
-        keys[:, start:end] = k[rows].transpose(1, 0, 2)
-        values[:, start:end] = v[rows].transpose(1, 0, 2)
+        self.ops.store_kv(keys[:, start:end], k[rows])
+        self.ops.store_kv(values[:, start:end], v[rows])
         first = self._first_visible(start, local)
-        self.ops.attention(q[rows], keys[:, first:end], values[:, first:end], mask, out[rows])
+        scale = 1.0 if self.hp.scale_queries else self.hp.attn_scale
+        self.ops.attention(q[rows], keys[:, first:end], values[:, first:end], mask, out[rows], scale)
 
     def _first_visible(self, start: int, local: bool) -> int:
         """The oldest cached position that the first new row may attend to."""

@@ -50,9 +50,16 @@ class Ops:
     def linear(self, x, linear, out=None):
         """``x @ W.T`` for x (rows, in) and a ``Linear`` W (out, in); BLAS reads the transpose for
         free. In exact mode x is first rounded as llama.cpp rounds it for W's type."""
-        if self.exact and linear.rounding is not None:
-            x = self.rounding.apply(linear.rounding, x, self.scratch(*x.shape))
-        return self.xp.dot(x, linear.weight.T, out=out)
+        if not self.exact or linear.rounding is None:
+            return self.xp.dot(x, linear.weight.T, out=out)
+        rounded = self.scratch(*x.shape)
+        if linear.block_mins is None:
+            self.rounding.apply(linear.rounding, x, rounded)
+            return self.xp.dot(rounded, linear.weight.T, out=out)
+        sum_error = self.rounding.q8_blocks(x, rounded, sum_error=True)
+        out = self.xp.dot(rounded, linear.weight.T, out=out)
+        out += self.xp.dot(sum_error, linear.block_mins.T)
+        return out
 
     def rms_norm(self, x, weight, eps: float, out=None):
         """RMS-normalise the last axis of ``x`` and multiply by ``weight`` (into ``out``)."""

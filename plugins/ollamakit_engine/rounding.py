@@ -71,8 +71,12 @@ class Rounding:
         out[...] = rounded.astype(xp.uint32).view(xp.float32)
         return out
 
-    def q8_blocks(self, x, out):
-        """Q8_0/Q8_1: blocks of 32 scaled by amax/127 (kept as float16), values rounded to even."""
+    def q8_blocks(self, x, out, sum_error: bool = False):
+        """Q8_0/Q8_1: blocks of 32 scaled by amax/127 (kept as float16), values rounded to even.
+
+        With ``sum_error``, also return (rows, blocks) what Q8_1's separately rounded block sum
+        ``s = f16(d * sum(q))`` adds beyond ``f16(d) * sum(q)``.
+        """
         xp = self.xp
         rows, width = x.shape
         blocks = x.reshape(rows, width // 32, 32)
@@ -80,11 +84,17 @@ class Rounding:
         amax = xp.abs(blocks).max(axis=-1, keepdims=True)
         inverse = xp.zeros_like(amax)
         xp.divide(127.0, amax, out=inverse, where=amax > 0)
-        scale = (amax / 127.0).astype(xp.float16).astype(xp.float32)
+        exact_scale = amax / 127.0
+        scale = exact_scale.astype(xp.float16).astype(xp.float32)
         xp.multiply(blocks, inverse, out=result)
         xp.rint(result, out=result)
+        error = None
+        if sum_error:
+            sums = result.sum(axis=-1, keepdims=True)
+            error = (exact_scale * sums).astype(xp.float16).astype(xp.float32) - scale * sums
+            error = error[..., 0]
         result *= scale
-        return out
+        return error if sum_error else out
 
     def q8_k(self, x, out):
         """Q8_K: blocks of 256 scaled by -max/127 (the signed value of largest magnitude)."""

@@ -28,6 +28,9 @@ class Linear:
 
     weight: object  # (out, in), contiguous
     rounding: str | None = None
+    # For Q4_1/Q5_1 weights, each block's minimum (out, in / 32): llama.cpp multiplies it by a
+    # float16-rounded activation block sum, which ``ops.linear`` reproduces.
+    block_mins: object | None = None
 
     @property
     def shape(self):
@@ -105,8 +108,23 @@ class TensorSource:
         self.nbytes += placed.nbytes
         return placed
 
-    def linear(self, array: np.ndarray, *names: str) -> Linear:
-        return Linear(self.upload(array, matrix=True), self.rounding(*names))
+    def linear(self, array: np.ndarray, *names: str, order: list | None = None) -> Linear:
+        rounding = self.rounding(*names)
+        mins = None
+        if rounding == "q8_1":
+            parts = [self.block_mins(name) for name in names]
+            if order is not None:
+                parts = [_per_head(part, heads, o) for part, (heads, o) in zip(parts, order)]
+            mins = self.upload(np.concatenate(parts), matrix=True)
+        return Linear(self.upload(array, matrix=True), rounding, mins)
+
+    def block_mins(self, name: str) -> np.ndarray:
+        """The float16 ``m`` of every block of a Q4_1/Q5_1 tensor, as (rows, blocks)."""
+        info = self.gguf.tensor_info(name)
+        block_bytes = {"Q4_1": 20, "Q5_1": 24}[info.type_name]
+        raw = np.asarray(self.gguf.raw(name)).reshape(-1, block_bytes)
+        mins = raw[:, 2:4].copy().view(np.float16).astype(np.float32)
+        return mins.reshape(-1, info.shape[0] // 32)
 
 
 def rope_halves_order(hp: HParams) -> np.ndarray:
@@ -177,7 +195,11 @@ def _layer(src: TensorSource, hp: HParams, prefix: str, order: np.ndarray | None
     head_norm = (hp.head_dim,)
     return LayerWeights(
         attn_norm=src.upload(src.array(prefix + "attn_norm.weight", (d,))),
-        qkv=src.linear(np.concatenate([q, k, v]), *(prefix + f"attn_{x}.weight" for x in "qkv")),
+        qkv=src.linear(
+            np.concatenate([q, k, v]),
+            *(prefix + f"attn_{x}.weight" for x in "qkv"),
+            order=[(hp.n_head, order), (hp.n_head_kv, order), (1, None)],
+        ),
         qkv_bias=src.upload(qkv_bias),
         q_norm=src.upload(_per_head(src.optional(prefix + "attn_q_norm.weight", head_norm), 1, order)),
         k_norm=src.upload(_per_head(src.optional(prefix + "attn_k_norm.weight", head_norm), 1, order)),

@@ -91,7 +91,10 @@ def chat_events(kernel, body: dict, started: int | None = None):
             yield _reply(common.model, "", done=True, done_reason="load")
             return
         conversation = _conversation(model, messages)
-        tokens, text = _fit(lease, model, conversation, tools or None, think, common.truncate)
+        text = prompting.chat_prompt(
+            model, conversation, lease.tokenizer, lease.num_ctx, tools=tools or None, think=think, truncate=common.truncate
+        )
+        tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
         if common.debug_render_only:
             yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
             return
@@ -122,20 +125,6 @@ def _conversation(model, messages: list[dict]) -> list[dict]:
     conversation.extend(m for m in model.messages if isinstance(m, dict))
     conversation.extend(messages)
     return conversation
-
-
-def _fit(lease, model, conversation: list[dict], tools, think, truncate: bool):
-    """Render and tokenise; while too long for the window, drop the oldest message that is
-    neither a system message nor the last one."""
-    while True:
-        text = prompting.chat_prompt(model, conversation, tools=tools, think=think)
-        tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
-        if not truncate or len(tokens) <= lease.num_ctx:
-            return tokens, text
-        droppable = [i for i, m in enumerate(conversation[:-1]) if m.get("role") != "system"]
-        if not droppable:
-            return tokens, text  # the sequence keeps the window's start and end
-        del conversation[droppable[0]]
 
 
 def combine(chunks: list[dict]) -> dict:

@@ -187,7 +187,7 @@ def _quantize(ctx: CreateContext, media_type: str, wanted: str, quantizer):
     from ollamakit_gguf.source import read_header
 
     for base in ctx.find(media_type):
-        have = base.gguf.file_type_name if base.gguf is not None else ""
+        have = _file_type(base.gguf) if base.gguf is not None else ""
         if not have or have == wanted:
             continue
         if have not in QUANTIZABLE:
@@ -204,6 +204,14 @@ def _quantize(ctx: CreateContext, media_type: str, wanted: str, quantizer):
         base.layer = mf.Layer(media_type, digest, size, base.layer.from_, base.layer.name)
         base.gguf = gguf
         base.status = f"{'creating new' if new else 'using existing'} layer {digest}"
+
+
+def _file_type(gguf) -> str:
+    """The GGUF's file type name; an all-F32 file says 0, which Ollama's table leaves unnamed."""
+    name = gguf.file_type_name
+    if name == "unknown" and gguf.metadata.get("general.file_type") == 0:
+        return "F32"
+    return name
 
 
 def _with_progress(status: str, work):

@@ -60,9 +60,8 @@ def generate_events(kernel, body: dict, started: int | None = None):
         yield {**base(common.model), "response": "", "done": True, "done_reason": "unload"}
         return
 
-    if template:
-        prompting.check_template(template)
-    caps = prompting.capabilities(model, template or None)
+    override = prompting.request_template(template) if template else None
+    caps = prompting.capabilities(model)
     if "completion" not in caps:
         raise BadRequest(f'"{common.model}" does not support generate')
     require(model, caps, (["insert"] if suffix else []) + (["vision"] if images else []))
@@ -76,7 +75,13 @@ def generate_events(kernel, body: dict, started: int | None = None):
         if prompt == "" and not suffix:
             yield {**base(common.model), "response": "", "done": True, "done_reason": "load"}
             return
-        text = _render(model, prompt, suffix, system, template, raw, bool(context), think)
+        if raw:
+            text = prompt
+        else:
+            text = prompting.generate_prompt(
+                model, prompt, lease.tokenizer, lease.num_ctx, system=system, suffix=suffix, template=override,
+                images=images, think=think, with_history=not context,
+            )
         if context:
             text = lease.tokenizer.decode(context) + text
         if common.debug_render_only:
@@ -98,21 +103,6 @@ def generate_events(kernel, body: dict, started: int | None = None):
             yield reply
     finally:
         lease.release()
-
-
-def _render(model, prompt, suffix, system, template, raw, has_context, think) -> str:
-    if raw:
-        return prompt
-    if suffix:
-        return prompting.fill_in_middle(model, prompt, suffix, template or None)
-    messages = []
-    system = system or model.system
-    if system:
-        messages.append({"role": "system", "content": system})
-    if not has_context:
-        messages.extend(model.messages)
-    messages.append({"role": "user", "content": prompt})
-    return prompting.chat_prompt(model, messages, think=think, template=template or None)
 
 
 def combine(chunks: list[dict]) -> dict:

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from ollamakit import manifest as mf
 
-try:  # the Go-template plugin: capabilities come from what a template references
-    from ollamakit_templates import template_capabilities
+try:  # the template plugin: capabilities come from what a template references
+    from ollamakit_templates import jinja_capabilities, template_capabilities
 except ImportError:  # pragma: no cover - without it, no tools/insert/thinking are claimed
-    template_capabilities = None
+    jinja_capabilities = template_capabilities = None
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 MAX_SHOWN_ARRAY = 5  # longer arrays (vocabularies, merges) are shown as [] unless verbose
@@ -28,7 +28,8 @@ _CACHE_LOCK = threading.Lock()
 
 
 def gguf_header(store, digest: str):
-    """The parsed header of a stored GGUF blob, or None when the blob is not a GGUF."""
+    """The parsed header of a stored GGUF blob (cached by digest: blobs never change), or None
+    when the blob is absent or not a GGUF."""
     from ollamakit_gguf.source import read_header
     from ollamakit_gguf.reader import looks_like_gguf
 
@@ -37,7 +38,9 @@ def gguf_header(store, digest: str):
             _CACHE.move_to_end(digest)
             return _CACHE[digest]
     path = store.blob_path(digest)
-    header = read_header(path, digest) if looks_like_gguf(path) else None
+    if not looks_like_gguf(path):
+        return None  # not cached: a missing blob may be uploaded again
+    header = read_header(path, digest)
     with _CACHE_LOCK:
         _CACHE[digest] = header
         while len(_CACHE) > _CACHE_SIZE:
@@ -48,8 +51,34 @@ def gguf_header(store, digest: str):
 # -- capabilities ----------------------------------------------------------------------------
 
 
+def jinja_template(gguf) -> str | None:
+    """The GGUF's own chat template: what runs ("native mode") when there is no Go template."""
+    text = gguf.metadata.get("tokenizer.chat_template") if gguf is not None else None
+    return text if isinstance(text, str) and text.strip() else None
+
+
+def shown_template(template: str | None, gguf) -> str:
+    """``/api/show``'s template: the Go template, else the Jinja one that runs, else the default."""
+    return template if template is not None else jinja_template(gguf) or DEFAULT_TEMPLATE
+
+
+def model_capabilities(model) -> list[str]:
+    """The capabilities of a stored model (a ``LocalModel``), as ``/api/show`` lists them."""
+    layer = model.model_layer
+    gguf = gguf_header(model.store, layer.digest) if layer else None
+    return capabilities(gguf, model.template, bool(model.manifest.find(mf.PROJECTOR)), model.config)
+
+
+def _template_capabilities(gguf, template: str | None) -> set[str]:
+    if template is not None:
+        return set(template_capabilities(template)) if template_capabilities else set()
+    jinja = jinja_template(gguf)
+    return set(jinja_capabilities(jinja)) if jinja and jinja_capabilities else set()
+
+
 def capabilities(gguf, template: str | None, has_projector: bool = False, config: dict | None = None) -> list[str]:
-    """Ollama's order: completion or embedding, vision, tools, insert, thinking."""
+    """Ollama's order: completion or embedding, vision, tools, insert, thinking. ``template``
+    is the Go template (None when the model has none; then the GGUF's Jinja one counts)."""
     config = config or {}
     found: list[str] = []
     if gguf is not None:
@@ -59,7 +88,7 @@ def capabilities(gguf, template: str | None, has_projector: bool = False, config
             found.append("vision")
     else:
         found.extend(c for c in config.get("capabilities") or [] if isinstance(c, str))
-    from_template = set(template_capabilities(template)) if template and template_capabilities else set()
+    from_template = _template_capabilities(gguf, template)
     for capability in ("tools", "insert"):
         if capability in from_template and capability not in found:
             found.append(capability)

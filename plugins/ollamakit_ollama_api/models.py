@@ -75,7 +75,10 @@ class Show:
         model = self.kernel.store.get(name)
         if model is None:
             raise NotFound(f"model '{raw}' not found")
-        json_response(resp, show(model, verbose=verbose, system=system, options=options))
+        reply = show(model, verbose=verbose, system=system, options=options)
+        if (req.user_agent or "").startswith("GitHubCopilotChat/"):
+            reply["model_info"]["general.basename"] = raw  # Copilot labels models by this key
+        json_response(resp, reply)
 
 
 def show(model, verbose: bool = False, system: str = "", options: dict | None = None) -> dict:
@@ -83,8 +86,7 @@ def show(model, verbose: bool = False, system: str = "", options: dict | None = 
     store, config = model.store, model.config
     layer = model.model_layer
     gguf = modelinfo.gguf_header(store, layer.digest) if layer else None
-    stored_template = model.template
-    template = stored_template if stored_template is not None else modelinfo.DEFAULT_TEMPLATE
+    template = modelinfo.shown_template(model.template, gguf)
     system = system or model.system
     params = model.params
     reply = {
@@ -99,7 +101,7 @@ def show(model, verbose: bool = False, system: str = "", options: dict | None = 
         ],
         "model_info": modelinfo.model_info(gguf, verbose),
         "tensors": modelinfo.tensors(gguf),
-        "capabilities": modelinfo.capabilities(gguf, stored_template, bool(model.manifest.find(mf.PROJECTOR)), config),
+        "capabilities": modelinfo.capabilities(gguf, model.template, bool(model.manifest.find(mf.PROJECTOR)), config),
         "modified_at": model.modified_at,
     }
     projectors = model.manifest.find(mf.PROJECTOR)

@@ -1,75 +1,87 @@
-"""Prompts from requests: the model's template (``ollamakit_templates``) applied to messages,
-or, for a model with no template, Ollama's default ``{{ .Prompt }}`` behaviour."""
+"""Prompts from requests, built by ``ollamakit_templates`` as Ollama builds them: the model's Go
+template (or, without one, the GGUF's Jinja chat template; or ``{{ .Prompt }}``)."""
 
 from __future__ import annotations
 
-import importlib
-
-from ollamakit.errors import OllamaError
+from ollamakit.errors import BadRequest, OllamaError
 from ollamakit.store import LocalModel
+from ollamakit_templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
 
-EMBEDDING_FAMILIES = {"bert", "nomic-bert", "nomic-bert-moe", "xlm-roberta", "jina-bert-v2", "new"}
+from . import modelinfo
 
 
-def _templates():
+def capabilities(model: LocalModel) -> set[str]:
+    """What the model can do (the same answer ``/api/show`` gives)."""
+    return set(modelinfo.model_capabilities(model))
+
+
+def request_template(text: str):
+    """A request's ``template``; one that does not parse is a 500, as Ollama answers."""
     try:
-        return importlib.import_module("ollamakit_templates")
-    except ImportError:
+        return parse_template(text)
+    except BadRequest as exc:
+        raise OllamaError(exc.message) from None
+
+
+def _jinja(model: LocalModel) -> str | None:
+    if model.template is not None:
         return None
+    layer = model.model_layer
+    gguf = modelinfo.gguf_header(model.store, layer.digest) if layer else None
+    return modelinfo.jinja_template(gguf)
 
 
-def capabilities(model: LocalModel, template: str | None = None) -> set[str]:
-    """What the model can do, judged as Ollama does: from its family and its template."""
-    templates = _templates()
-    if templates is not None and hasattr(templates, "capabilities"):
-        return set(templates.capabilities(model))
-    caps = set()
-    family = str(model.config.get("model_family", "")).lower()
-    if family not in EMBEDDING_FAMILIES:
-        caps.add("completion")
-    text = template if template is not None else (model.template or "")
-    if ".Suffix" in text:
-        caps.add("insert")
-    if ".Tools" in text:
-        caps.add("tools")
-    if model.manifest.find("application/vnd.ollama.image.projector"):
-        caps.add("vision")
-    return caps
+def _jinja_vars(tokenizer) -> dict:
+    """``bos_token``/``eos_token`` for Jinja templates that print them."""
+    names = {}
+    for key, token in (("bos_token", getattr(tokenizer, "bos_id", None)), ("eos_token", getattr(tokenizer, "eos_id", None))):
+        if isinstance(token, int) and token >= 0:
+            text = getattr(tokenizer, "token_text", None)
+            names[key] = text(token) if text else tokenizer.token_to_piece(token).decode("utf-8", "replace")
+    return names
 
 
-def _require_templates(what: str):
-    templates = _templates()
-    if templates is None:
-        raise OllamaError(f"{what} needs the ollamakit_templates plugin, which is not installed")
-    return templates
+def _counter(tokenizer):
+    return lambda text: len(tokenizer.encode(text, add_special=True, parse_special=True))
 
 
-def chat_prompt(model: LocalModel, messages: list[dict], tools=None, think=None, template: str | None = None) -> str:
-    """The prompt for a conversation, with the model's template (or ``template``)."""
-    text = template if template is not None else model.template
-    if text is None and not _has_jinja(model):
-        # Ollama's default template ``{{ .Prompt }}{{ .Response }}``, run once per turn: the
-        # turns' prompts and responses in order; it never mentions the system prompt.
-        return "".join(m.get("content") or "" for m in messages if m.get("role") in ("user", "assistant"))
-    templates = _require_templates("rendering this model's chat template")
-    return templates.render_chat(model, messages, tools=tools, think=think, template=template)
+def chat_prompt(model: LocalModel, messages: list[dict], tokenizer, num_ctx: int, *, tools=None, think=None,
+                truncate: bool = True) -> str:
+    """The prompt for a conversation; with ``truncate`` the oldest history that does not fit
+    ``num_ctx`` is left out (system messages and the last message always stay)."""
+    prompt = render_chat(
+        model.template,
+        _jinja(model),
+        messages,
+        tools,
+        think,
+        count_tokens=_counter(tokenizer) if truncate else None,
+        num_ctx=num_ctx if truncate else None,
+        image_tokens=IMAGE_TOKENS,
+        **_jinja_vars(tokenizer),
+    )
+    return prompt.text
 
 
-def fill_in_middle(model: LocalModel, prompt: str, suffix: str, template: str | None = None) -> str:
-    templates = _require_templates("fill-in-the-middle")
-    return templates.render_fim(model, prompt, suffix, template=template)
-
-
-def _has_jinja(model: LocalModel) -> bool:
-    templates = _templates()
-    return bool(templates is not None and hasattr(templates, "has_jinja") and templates.has_jinja(model))
-
-
-def check_template(template: str) -> None:
-    """A request's ``template`` must parse (a 500 otherwise, as Ollama answers)."""
-    templates = _templates()
-    if templates is not None and hasattr(templates, "check"):
-        try:
-            templates.check(template)
-        except Exception as exc:
-            raise OllamaError(f"template: {exc}") from None
+def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, system: str = "", suffix: str = "",
+                    template=None, images=(), think=None, with_history: bool = True) -> str:
+    """The prompt for ``/api/generate`` (not raw): fill-in-the-middle with ``suffix``, the
+    request's ``template`` over the conversation, or the model's chat path."""
+    rendered = render_generate(
+        model.template,
+        _jinja(model),
+        prompt,
+        system=system or None,
+        model_system=model.system or None,
+        history=[m for m in model.messages if isinstance(m, dict)],
+        images=images,
+        suffix=suffix or None,
+        request_template=template.raw if template is not None else None,
+        think=think,
+        with_history=with_history,
+        count_tokens=_counter(tokenizer),
+        num_ctx=num_ctx,
+        image_tokens=IMAGE_TOKENS,
+        **_jinja_vars(tokenizer),
+    )
+    return rendered.text

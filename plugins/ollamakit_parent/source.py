@@ -1,4 +1,5 @@
-"""Copy a stored model's layers into a new one, each marked ``from`` the parent."""
+"""Copy a stored model's layers into a new one, each marked ``from`` the parent. A parent that
+is not in the store is pulled first, as Ollama does, when a registry client is installed."""
 
 from __future__ import annotations
 
@@ -15,20 +16,33 @@ NOT_INHERITED = ("architecture", "os", "rootfs")
 
 def _gguf_header(path, label):
     try:
+        from ollamakit_gguf.reader import looks_like_gguf
         from ollamakit_gguf.source import read_header
     except ImportError:  # without the GGUF plugin the parent's config is inherited as is
         return None
-    from ollamakit_gguf.reader import looks_like_gguf
-
     return read_header(path, label) if looks_like_gguf(path) else None
 
 
+def registry_pull():
+    """The registry plugin's ``pull_model(kernel, name)``, or None when it is not installed."""
+    try:
+        from ollamakit_registry.pull import pull_model
+    except ImportError:
+        return None
+    return pull_model
+
+
 class ParentModelSource(ModelSource):
-    def __init__(self, name: str):
+    def __init__(self, name: str, pull=None):
         self.name = name
+        self.pull = pull
 
     def build(self, ctx):
-        parent = ctx.store.get(ModelName.parse(self.name))
+        name = ModelName.parse(self.name)
+        parent = ctx.store.get(name)
+        if parent is None and self.pull is not None:
+            yield from self.pull(ctx.kernel, name)  # its statuses, its own "success" included
+            parent = ctx.store.get(name)
         if parent is None:
             raise NotFound(f"model '{self.name}' not found")
         from_ = parent.short_name
@@ -39,4 +53,3 @@ class ParentModelSource(ModelSource):
             ctx.add_blob(layer.media_type, layer.digest, from_=from_, gguf=gguf, origin="parent",
                          layer_name=layer.name)
         ctx.config = {k: v for k, v in parent.config.items() if k not in NOT_INHERITED}
-        yield from ()  # nothing to report: the layers are already in the store

@@ -9,7 +9,6 @@ and then reuse its finished parts.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import threading
 import time
@@ -19,13 +18,13 @@ from ollamakit.errors import OllamaError
 
 from .client import ProtocolViolation, Registry, RegistryError
 from .fetch import HTTPStatusError, RangeFetcher
+from .hashing import CursorHash
 from .parts import Part, PartialFile
 
 STREAMS = 4  # parts fetched at once
 ATTEMPTS = 6  # per part, with exponential backoff
 BACKOFF = 0.5
 SAVE_EVERY = 1.0  # seconds between state-file updates of a running part
-HASH_BLOCK = 8 << 20
 
 
 class DigestMismatch(OllamaError):
@@ -78,19 +77,20 @@ class BlobDownload:
         fd = self.partial.prepare(self.size, parts)
         workers = []
         try:
-            pending = [p for p in parts if not p.done]
+            pending, location = [p for p in parts if not p.done], None
             if pending:
                 location = self.registry.locate_blob(self.digest, self.size)
                 if not location.ranged and (len(parts) > 1 or parts[0].completed):
                     parts = pending = [Part(0, 0, self.size)]  # no ranges: one stream from the start
                     self.partial.clear_state()
                     self.completed = 0
-                queue = list(pending)
-                for _ in range(min(STREAMS, len(pending))):
-                    worker = threading.Thread(target=self._worker, args=(queue, fd, location), daemon=True)
-                    worker.start()
-                    workers.append(worker)
-            got = self._hash_in_order(parts, fd)
+            hasher = CursorHash(fd, parts)
+            queue = list(pending)
+            for _ in range(min(STREAMS, len(pending))):
+                worker = threading.Thread(target=self._worker, args=(queue, fd, location, hasher), daemon=True)
+                worker.start()
+                workers.append(worker)
+            got = self._hash_while_fetching(hasher, workers)
         except BaseException as exc:
             self._stop(exc)
             raise
@@ -108,27 +108,22 @@ class BlobDownload:
             self.error = self.error or exc
             self._parts_changed.notify_all()
 
-    def _hash_in_order(self, parts: list[Part], fd: int) -> str:
-        """Hash the partial file part by part as each finishes, while later parts download."""
-        sha = hashlib.sha256()
-        buffer = bytearray(HASH_BLOCK)
-        view = memoryview(buffer)
-        for part in parts:
-            with self._parts_changed:
-                while not part.done and self.error is None:
-                    self._parts_changed.wait(0.5)
+    def _hash_while_fetching(self, hasher: CursorHash, workers) -> str:
+        """Let the cursor catch up whenever parts land ahead of it, until all is hashed."""
+        while True:
+            hasher.catch_up()
+            if hasher.finished:
+                return "sha256:" + hasher.hexdigest()
             if self.error is not None:
                 raise self.error
-            offset, end = part.offset, part.offset + part.size
-            while offset < end:
-                n = os.preadv(fd, [view[: min(HASH_BLOCK, end - offset)]], offset)
-                if n <= 0:
-                    raise RegistryError("partial file shrank while being verified")
-                sha.update(view[:n])
-                offset += n
-        return "sha256:" + sha.hexdigest()
+            if not any(worker.is_alive() for worker in workers):
+                hasher.catch_up()
+                if not hasher.finished:
+                    raise RegistryError("download stopped before the blob was complete")
+            with self._parts_changed:
+                self._parts_changed.wait(0.05)
 
-    def _worker(self, queue: list[Part], fd: int, location) -> None:
+    def _worker(self, queue: list[Part], fd: int, location, hasher: CursorHash) -> None:
         fetcher = RangeFetcher()
         try:
             while self.error is None:
@@ -136,7 +131,7 @@ class BlobDownload:
                     if not queue:
                         return
                     part = queue.pop(0)
-                location = self._fetch_part(fetcher, part, fd, location)
+                location = self._fetch_part(fetcher, part, fd, location, hasher)
                 with self._parts_changed:
                     self._parts_changed.notify_all()
         except BaseException as exc:
@@ -144,18 +139,20 @@ class BlobDownload:
         finally:
             fetcher.close()
 
-    def _fetch_part(self, fetcher: RangeFetcher, part: Part, fd: int, location):
+    def _fetch_part(self, fetcher: RangeFetcher, part: Part, fd: int, location, hasher: CursorHash):
         """Fetch what is left of ``part``, retrying transient failures where it stopped."""
         last_save = time.monotonic()
 
-        def progress(n: int) -> None:
+        def progress(offset: int, data: memoryview) -> None:
             nonlocal last_save
             if self.error is not None:
                 raise Stopped()
+            n = len(data)
             part.completed += n
             with self._lock:
                 self.completed += n
                 self.fetched += n
+            hasher.wrote(offset, data)
             if time.monotonic() - last_save > SAVE_EVERY:
                 self.partial.save(part)
                 last_save = time.monotonic()

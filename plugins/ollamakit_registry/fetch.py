@@ -72,7 +72,8 @@ class RangeFetcher:
             self._httpx = None
 
     def fetch(self, url: str, auth: dict, fd: int, start: int, length: int, total: int, ranged: bool, progress) -> None:
-        """Write bytes ``[start, start+length)`` of the blob at ``fd``; ``progress(n)`` per write."""
+        """Write bytes ``[start, start+length)`` of the blob at ``fd``, calling
+        ``progress(offset, data)`` after each write."""
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **auth}
         if ranged:
             headers["Range"] = f"bytes={start}-{start + length - 1}"
@@ -87,9 +88,9 @@ class RangeFetcher:
                 if not n:
                     raise RegistryError(f"connection closed after {length - remaining} of {length} bytes")
                 os.pwrite(fd, view[:n], offset)
+                progress(offset, view[:n])
                 offset += n
                 remaining -= n
-                progress(n)
             if resp.read(1):
                 raise ProtocolViolation(f"registry sent more than the {length} bytes asked for")
         except BaseException:
@@ -134,7 +135,7 @@ class RangeFetcher:
                 if offset + len(chunk) > start + length:
                     raise ProtocolViolation(f"registry sent more than the {length} bytes asked for")
                 os.pwrite(fd, chunk, offset)
+                progress(offset, memoryview(chunk))
                 offset += len(chunk)
-                progress(len(chunk))
             if offset != start + length:
                 raise RegistryError(f"connection closed after {offset - start} of {length} bytes")

@@ -171,6 +171,7 @@ def store_fake_model(
         "file_type": "F32",
         "architecture": "amd64",
         "os": "linux",
+        "capabilities": ["completion"],
     }
     config_digest, config_size = store.add_bytes(json.dumps(config).encode())
     layers = []

@@ -118,4 +118,5 @@ def tool_value(tool: dict) -> StructJson:
 
 
 def tools_value(tools) -> JsonList:
-    return JsonList(tool_value(t) for t in tools or [])
+    """``.Tools``: None (no tools in the request) is Go's nil slice, which prints ``null``."""
+    return JsonList((tool_value(t) for t in tools or []), is_nil=tools is None)

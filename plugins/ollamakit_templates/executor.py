@@ -127,20 +127,22 @@ class Executor:
         value = self.eval_pipeline(dot, node.pipe)
         decl = node.pipe.decl
         if isinstance(value, dict):
-            pairs = [(k, value[k]) for k in sorted(value, key=_map_key)]
+            pairs = ((k, value[k]) for k in sorted(value, key=_map_key))
         elif isinstance(value, (list, tuple)):
-            pairs = list(enumerate(value))
+            pairs = enumerate(list(value))
         elif is_int(value):
             if len(decl) > 1:
                 raise _Fail(f"can't use {value} to iterate over more than one variable", node)
-            pairs = [(i, i) for i in range(max(value, 0))]
+            pairs = ((i, i) for i in range(max(value, 0)))  # lazily: the step budget bounds it
         elif value is None:
-            pairs = []
+            pairs = iter(())
         else:
             raise _Fail(f"range can't iterate over {format_v(value)}", node)
         inner = len(self.vars)
-        broke = False
+        broke = ran = False
         for key, elem in pairs:
+            ran = True
+            self.tick(node)
             if decl:
                 if node.pipe.is_assign:
                     self.set_var(decl[-1].ident[0], elem, node)
@@ -159,14 +161,14 @@ class Executor:
             del self.vars[inner:]
             if broke:
                 break
-        if not pairs and node.else_list is not None:
+        if not ran and node.else_list is not None:
             self.walk(dot, node.else_list)
         del self.vars[mark:]
 
     def walk_template(self, dot, node: TemplateNode):
         body = self.defined.get(node.name)
         if body is None:
-            raise _Fail(f'no such template "{node.name}"', node)
+            raise _Fail(f'template "{node.name}" not defined', node)
         if self.depth >= MAX_TEMPLATE_DEPTH:
             raise _Fail(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})", node)
         new_dot = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else None

@@ -164,7 +164,8 @@ _family("gemma3-instruct",
         '{{ if eq $m.Role "user" }}<start_of_turn>user\n{{ if and (eq $i 1) $.System }}{{ $.System }}\n\n{{ end }}'
         "{{ $m.Content }}<end_of_turn>\n"
         '{{ else if eq $m.Role "assistant" }}<start_of_turn>model\n{{ $m.Content }}<end_of_turn>\n{{ end }}'
-        "{{ if eq (len (slice $.Messages $i)) 1 }}<start_of_turn>model\n{{ end }}{{ end }}",
+        # Ollama's template ends with a newline after the loop, so every prompt does too.
+        "{{ if eq (len (slice $.Messages $i)) 1 }}<start_of_turn>model\n{{ end }}{{ end }}\n",
         ["<end_of_turn>"], ["<start_of_turn>user\n", "<end_of_turn>"])
 
 _family("command-r",

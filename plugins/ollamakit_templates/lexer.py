@@ -89,7 +89,9 @@ class Lexer:
         depth = 0
         while True:
             at, trim = self._at_right(pos)
-            if at and depth == 0:
+            if at and depth > 0:
+                self.fail("unclosed left paren", pos)
+            if at:
                 self.tokens.append(Token("right", None, pos))
                 return pos + (4 if trim else 2), trim
             if pos >= len(src):
@@ -168,7 +170,7 @@ class Lexer:
                     self.tokens.append(Token("ident", word, pos, word))
                 pos = end
             else:
-                self.fail(f"unexpected {ch!r} in command", pos)
+                self.fail(f'unexpected "{ch}" in command', pos)
 
     # -- literals -----------------------------------------------------------------------------
 
@@ -254,11 +256,11 @@ class Lexer:
                 end += 1
             end = scan(end, "0123456789_")
         if end < len(src) and _is_alnum(src[end]):
-            self.fail(f"bad number syntax: {src[pos:end + 1]!r}", pos)
+            self.fail(f'bad number syntax: "{src[pos:end + 1]}"', pos)
         text = src[pos:end]
         value = parse_number(text)
         if value is None:
-            self.fail(f"bad number syntax: {text!r}", pos)
+            self.fail(f'bad number syntax: "{text}"', pos)
         self.tokens.append(Token("number", value, pos, text))
         return end
 

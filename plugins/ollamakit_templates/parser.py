@@ -4,6 +4,7 @@ control structure closed by ``{{end}}``."""
 
 from __future__ import annotations
 
+from .gofmt import go_quote
 from .lexer import Lexer, TemplateSyntaxError, Token
 from .nodes import (ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode, FieldNode,
                     IdentifierNode, IfNode, ListNode, NilNode, NumberNode, PipeNode, RangeNode, StringNode,
@@ -225,6 +226,8 @@ class Parser:
                 pipe.cmds.append(self.command())
             elif token.kind == "pipe" and pipe.cmds:
                 continue
+            elif token.kind == "right" and end == "rparen":
+                self.fail("unclosed left paren", token)
             else:
                 self.unexpected(token, context)
 
@@ -327,13 +330,15 @@ class Parser:
 
 
 def describe(token: Token) -> str:
-    names = {"right": '"}}"', "left": '"{{"', "rparen": '")"', "lparen": '"("', "pipe": '"|"',
-             "comma": '","', "declare": '":="', "assign": '"="', "space": "space"}
-    if token.kind in names:
-        return names[token.kind]
+    """A token as Go's errors show it: keywords in angle brackets, the rest quoted."""
     if token.kind == "keyword":
         return f"<{token.value}>"
-    return f'<{token.text or token.value}>'
+    if token.kind == "eof":
+        return "EOF"
+    fixed = {"right": "}}", "left": "{{", "rparen": ")", "lparen": "(", "pipe": "|", "comma": ",",
+             "declare": ":=", "assign": "=", "space": " "}
+    text = fixed.get(token.kind) or token.text or str(token.value)
+    return go_quote(text)
 
 
 def describe_node(node) -> str:

@@ -210,5 +210,6 @@ def render_generate(template=None, jinja: str | None = None, prompt: str = "", *
                              images=images, with_history=with_history)
     if request_template:
         return Prompt(execute(parse_template(request_template), msgs, None, think), images)
-    return render_chat(template, jinja, msgs, None, think, count_tokens=count_tokens, num_ctx=num_ctx,
+    # Ollama renders generate's conversation with an empty (not absent) tool list.
+    return render_chat(template, jinja, msgs, [], think, count_tokens=count_tokens, num_ctx=num_ctx,
                        image_tokens=image_tokens, **jinja_vars)

@@ -44,12 +44,17 @@ class JsonMap(dict, Stringer):
 
 
 class JsonList(list, Stringer):
-    """A Go slice whose String() is its JSON (``.Tools``); an empty one prints ``null``."""
+    """A Go slice whose String() is its JSON (``.Tools``). A nil slice (no tools sent at all)
+    prints ``null``; an empty one ``[]``."""
 
     type_name = "[]interface {}"
 
+    def __init__(self, items=(), is_nil: bool = False):
+        super().__init__(items)
+        self.is_nil = is_nil
+
     def go_string(self) -> str:
-        return to_json(list(self)) if self else "null"
+        return to_json(self)
 
 
 class StructJson(Struct, Stringer):
@@ -272,6 +277,8 @@ def to_json(v) -> str:
         items = sorted(v.items(), key=lambda kv: str(kv[0]))
         return "{" + ",".join(f"{json_string(str(k))}:{to_json(x)}" for k, x in items) + "}"
     if isinstance(v, (list, tuple)):
+        if getattr(v, "is_nil", False):
+            return "null"
         return "[" + ",".join(to_json(x) for x in v) + "]"
     raise ValueError(f"json: unsupported type: {type_name(v)}")
 

@@ -55,6 +55,12 @@ def byte_decode(text: str) -> bytes:
     return bytes(out)
 
 
+def _split_merge(line: str) -> tuple[str, str]:
+    """A merges line "left right"; the separating space is the first one after the first character."""
+    at = line.find(" ", 1)
+    return (line[:at], line[at + 1:]) if at > 0 else ("", "")
+
+
 class BytePairEncoder:
     def __init__(self, vocab: Vocabulary, merges, spec: PreTokenizerSpec):
         if not isinstance(merges, (list, tuple)) or not all(type(m) is str for m in merges):
@@ -64,12 +70,14 @@ class BytePairEncoder:
         self.spec = spec
         self.pre_tokenizer = PreTokenizer(spec.patterns)
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._ranks  # built now, so the first request does not pay for it
 
     @cached_property
-    def _ranks(self) -> dict[str, int]:
-        # Keyed by the merge line itself ("left right"); the first line for a pair wins.
+    def _ranks(self) -> dict[tuple[str, str], int]:
+        # Keyed by (left, right) pairs: tuples of strings hash from the strings' cached hashes,
+        # much cheaper in the merge loop than building "left right". The first line for a pair wins.
         n = len(self._merges)
-        return dict(zip(reversed(self._merges), range(n - 1, -1, -1)))
+        return dict(zip(map(_split_merge, reversed(self._merges)), range(n - 1, -1, -1)))
 
     def encode(self, text: str, out: list[int]) -> None:
         cache = self._cache
@@ -102,7 +110,7 @@ class BytePairEncoder:
         if len(symbols) < 2:
             return symbols
         rank = self._ranks.get
-        pair_ranks = [rank(a + " " + b, _NO_RANK) for a, b in zip(symbols, symbols[1:])]
+        pair_ranks = [rank(pair, _NO_RANK) for pair in zip(symbols, symbols[1:])]
         while True:
             best = min(pair_ranks)
             if best == _NO_RANK:
@@ -113,6 +121,6 @@ class BytePairEncoder:
             if not pair_ranks:
                 return symbols
             if i > 0:
-                pair_ranks[i - 1] = rank(symbols[i - 1] + " " + symbols[i], _NO_RANK)
+                pair_ranks[i - 1] = rank((symbols[i - 1], symbols[i]), _NO_RANK)
             if i < len(symbols) - 1:
-                pair_ranks[i] = rank(symbols[i] + " " + symbols[i + 1], _NO_RANK)
+                pair_ranks[i] = rank((symbols[i], symbols[i + 1]), _NO_RANK)

@@ -25,6 +25,7 @@ class SentencePieceEncoder:
         self.vocab = vocab
         self._scores = vocab.scores or [0.0] * vocab.size
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._joins_before_space  # built now, so the first request does not pay for it
 
     @cached_property
     def _joins_before_space(self) -> frozenset[str]:

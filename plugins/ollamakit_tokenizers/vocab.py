@@ -7,6 +7,7 @@ generation, which BOS/EOS a model gets when its file leaves them out.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -116,6 +117,7 @@ class Vocabulary:
         self._read_special_ids(metadata, model, has_bos)
         self._infer_special_roles()
         self._apply_name_rules(metadata)
+        self._special_trie  # built now, so the first request does not pay for it
 
     # -- special ids -------------------------------------------------------------------------
     def _read_special_ids(self, metadata: dict, model: str, has_bos: bool) -> None:
@@ -218,7 +220,7 @@ class Vocabulary:
         return found
 
     @cached_property
-    def _special_trie(self) -> tuple[dict, dict[int, int]]:
+    def _special_trie(self) -> tuple[dict, dict[int, int], re.Pattern]:
         trie: dict = {}
         for token_id in self.special_tokens:
             node = trie
@@ -226,17 +228,20 @@ class Vocabulary:
                 node = node.setdefault(ch, {})
             node[None] = token_id
         rank = {token_id: r for r, token_id in enumerate(self.special_tokens)}
-        return trie, rank
+        first_chars = re.compile("[" + "".join(re.escape(ch) for ch in trie) + "]") if trie else None
+        return trie, rank, first_chars
 
     def _specials_in(self, text: str, parse_special: bool) -> list[int]:
-        """The special tokens that occur in ``text``, in splitting order."""
-        trie, rank = self._special_trie
+        """The special tokens that occur in ``text``, in splitting order (found with a trie walk
+        from each position that starts some special token)."""
+        trie, rank, first_chars = self._special_trie
         if not trie:
             return []
         found = set()
         n = len(text)
-        for start in range(n):
-            node = trie.get(text[start])
+        for match in first_chars.finditer(text):
+            start = match.start()
+            node = trie[text[start]]
             q = start + 1
             while node is not None:
                 token_id = node.get(None)

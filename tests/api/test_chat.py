@@ -56,11 +56,11 @@ def test_history_roles_and_tool_messages(fake):
 def test_model_messages_and_system_come_first(make_fake):
     setup = make_fake()
     setup.model(system="ignored by a template-less model", messages=[user("Q: three\nA:")])
-    # With no template the prompt is the turns concatenated, the model's history first.
+    # With no template ({{ .Prompt }}) consecutive user turns are joined, the model's history first.
     debug = setup.client.simulate_post(
         "/api/chat", json={"model": "fake", "messages": [user("!")], "_debug_render_only": True, "stream": False}
     ).json
-    assert debug["_debug_info"]["rendered_template"] == "Q: three\nA:!"
+    assert debug["_debug_info"]["rendered_template"] == "Q: three\nA:\n\n!"
 
 
 def test_load_and_unload(fake):

@@ -175,7 +175,8 @@ def test_quantize_without_a_quantizer_is_a_clear_400(client, models_dir, model_b
     assert snapshot(models_dir) == before
 
 
-def test_quantize_runs_the_named_quantizer(kernel, models_dir, model_blob, tmp_path):
+@pytest.mark.parametrize(("file_type", "source_name"), [(1, "F16"), (0, "F32")])
+def test_quantize_runs_the_named_quantizer(kernel, models_dir, tmp_path, file_type, source_name):
     """A quantizer plugin is asked for the type; its output becomes the model layer."""
     from falcon.testing import TestClient
 
@@ -198,14 +199,32 @@ def test_quantize_runs_the_named_quantizer(kernel, models_dir, model_blob, tmp_p
 
     kernel.pm.register(Plugin())
     client = TestClient(create_app(kernel), headers={"Host": "localhost"})
+    model_blob = upload(client, tiny_gguf(tmp_path / "src.gguf", file_type=file_type))
     events = create(client, model="q", files={"m.gguf": model_blob}, quantize="q4_K_M")
-    progress = [e for e in events if e["status"] == "quantizing F16 model to Q4_K_M"]
-    assert progress[-1] == {"status": "quantizing F16 model to Q4_K_M", "digest": "0" * 19, "total": 3, "completed": 3}
+    status = f"quantizing {source_name} model to Q4_K_M"
+    progress = [e for e in events if e["status"] == status]
+    assert progress[-1] == {"status": status, "digest": "0" * 19, "total": 3, "completed": 3}
     layer = layers_by_type(models_dir, "q")[mf.MODEL]
     assert layer["digest"] == digest_of(quantized)
     config = json.loads(read_blob(models_dir, read_manifest(models_dir, "q")["config"]["digest"]))
     assert config["file_type"] == "Q4_K_M"
     assert not list((models_dir / "tmp").iterdir())  # the scratch output was moved in or removed
+
+
+def test_quantize_refuses_an_already_quantized_source(kernel, client, models_dir, tmp_path):
+    from ollamakit.hookspecs import hookimpl
+
+    class Plugin:
+        @hookimpl(tryfirst=True)
+        def make_quantizer(self, kernel, name):
+            return object()  # never called: the source is checked first
+
+    kernel.pm.register(Plugin())
+    blob = upload(client, tiny_gguf(tmp_path / "q.gguf", file_type=3))
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "q", "files": {"m.gguf": blob}, "quantize": "q8_0", "stream": False})
+    assert (response.status_code, response.json) == (400, {"error": "quantization is only supported for F16, BF16 and F32 models"})
+    assert snapshot(models_dir) == before
 
 
 def test_safetensors_input_is_not_supported_yet(client, models_dir):
@@ -278,3 +297,44 @@ def test_stream_error_after_first_line_is_an_ndjson_error(client, models_dir, mo
     assert response.status_code == 200
     assert ndjson(response) == [{"status": "parsing GGUF"}, {"error": "boom"}]
     assert snapshot(models_dir) == before
+
+
+def test_unknown_parent_is_pulled_first(client, models_dir):
+    """As Ollama: a ``from`` model that is not local is pulled, its statuses streamed; a failed
+    pull (here a registry that refuses connections) ends the stream and changes nothing."""
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "m", "from": "127.0.0.1:9/library/ghost"})
+    events = ndjson(response)
+    assert response.status_code == 200
+    assert events[0] == {"status": "pulling manifest"}
+    assert "error" in events[-1]
+    assert snapshot(models_dir) == before
+
+
+def test_unknown_parent_without_a_registry_client_is_404(client, models_dir, kernel):
+    from ollamakit.hookspecs import hookimpl
+    from ollamakit_parent.source import ParentModelSource
+
+    class NoRegistry:
+        @hookimpl(tryfirst=True)
+        def resolve_model_source(self, request, kernel):
+            return ParentModelSource(request.from_, pull=None) if request.from_ else None
+
+    kernel.pm.register(NoRegistry())
+    before = snapshot(models_dir)
+    response = client.simulate_post("/api/create", json={"model": "m", "from": "Ghost"})
+    assert (response.status_code, response.json) == (404, {"error": "model 'Ghost' not found"})
+    assert snapshot(models_dir) == before
+
+
+@pytest.mark.skipif(not HAVE_TEMPLATES, reason="templates plugin not installed")
+def test_create_keeps_no_unreferenced_blobs(client, models_dir, tmp_path):
+    """The autodetected params layer is replaced by the merged one: the first is taken back."""
+    blob = upload(client, tiny_gguf(tmp_path / "chat.gguf", tokenizer__chat_template=CHATML_JINJA))
+    create(client, model="chat", files={"m.gguf": blob}, parameters={"temperature": 0.3})
+    manifest = read_manifest(models_dir, "chat")
+    referenced = {manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])}
+    on_disk = {"sha256:" + p.name[7:] for p in (models_dir / "blobs").iterdir()}
+    assert on_disk == referenced
+    params = next(layer for layer in manifest["layers"] if layer["mediaType"] == mf.PARAMS)
+    assert json.loads(read_blob(models_dir, params["digest"])) == {"stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.3}

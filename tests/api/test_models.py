@@ -119,6 +119,8 @@ def test_show_verbose_system_and_options(client, model_blob):
     reply = client.simulate_post("/api/show", json={"model": "v", "verbose": True, "system": "override",
                                                     "options": {"seed": 42}}).json
     assert reply["model_info"]["tokenizer.ggml.tokens"] == ["a", "b", "c", "d", "e", "f"]
+    copilot = client.simulate_post("/api/show", json={"model": "V"}, headers={"User-Agent": "GitHubCopilotChat/1.0"}).json
+    assert copilot["model_info"]["general.basename"] == "V"
     assert reply["system"] == "override"
     assert "PARAMETER seed 42" in reply["modelfile"]
     assert "seed" not in reply["parameters"]  # request options reach the Modelfile text only
@@ -229,3 +231,16 @@ def test_go_quote_and_parameters_text():
     assert parameters_text({"stop": ["a", "b"], "use_mmap": True}) == (
         'stop                           "a"\nstop                           "b"\nuse_mmap                       true'
     )
+
+
+def test_show_native_jinja_template_when_no_go_template(client, tmp_path):
+    """No Go template could be detected: the GGUF's Jinja template is what runs and what show
+    reports, and its capabilities count."""
+    pytest.importorskip("ollamakit_templates")
+    jinja = "{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}{% if tools %}{{ tools }}{% endif %}"
+    blob = upload(client, tiny_gguf(tmp_path / "odd.gguf", tokenizer__chat_template=jinja))
+    statuses = [s["status"] for s in create(client, model="odd", files={"m.gguf": blob})]
+    assert not any(s.startswith("using autodetected template") for s in statuses)
+    reply = client.simulate_post("/api/show", json={"model": "odd"}).json
+    assert reply["template"] == jinja
+    assert reply["capabilities"] == ["completion", "tools"]

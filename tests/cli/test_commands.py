@@ -66,7 +66,7 @@ def test_list_show_copy_remove(cli, modelfile):
     cli("create", "tiny", "-f", str(modelfile))
     listing = cli("list").stdout.splitlines()
     assert listing[0].split() == ["NAME", "ID", "SIZE", "MODIFIED"]
-    assert listing[1].startswith("tiny:latest") and "seconds ago" in listing[1] or "Less than a second ago" in listing[1]
+    assert listing[1].startswith("tiny:latest") and listing[1].endswith(" ago")
     assert cli("ls").stdout == cli("list").stdout
 
     summary = cli("show", "tiny").stdout
@@ -107,15 +107,17 @@ def test_server_errors_are_reported_not_raised(cli):
     assert result.exit_code == 1 and 'Error: model "nope" not found' in result.stderr
 
 
-def test_create_errors_from_the_server_arrive_as_messages(cli, tmp_path):
-    (tmp_path / "Modelfile").write_text("FROM no-such-parent-model\n")
-    result = cli("create", "orphan", "-f", str(tmp_path / "Modelfile"), ok=False)
-    assert result.exit_code == 1 and result.stderr.splitlines()[-1].startswith("Error: ")
+def test_create_refused_by_the_server_is_an_error_message(cli, tmp_path):
+    (tmp_path / "junk.gguf").write_bytes(b"this is not a GGUF file at all")
+    (tmp_path / "Modelfile").write_text("FROM ./junk.gguf\n")
+    result = cli("create", "junk", "-f", str(tmp_path / "Modelfile"), ok=False)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == 'Error: supplied file "junk.gguf" was not in GGUF format'
 
 
 def test_quantize_is_passed_to_the_server(cli, modelfile):
     result = cli("create", "tiny-q8", "-f", str(modelfile), "--quantize", "q8_0", ok=False)
     if result.exit_code == 0:
         assert "Q8_0" in cli("show", "tiny-q8").stdout
-    else:  # a server without a quantizer must say so, in words
-        assert result.stderr.splitlines()[-1].startswith("Error: ")
+    else:  # a server without that quantizer says so, naming the type it was asked for
+        assert result.stderr.splitlines()[-1].startswith("Error: unsupported quantization type Q8_0")

@@ -1,0 +1,70 @@
+"""SHA-256 of a blob that arrives out of order, computed while it arrives.
+
+sha256 only runs front to back, so a cursor marks how far the digest has got. A part worker
+whose bytes land exactly at the cursor hashes them on the spot, while they are still in the
+CPU cache; bytes that landed ahead of the cursor (other parts, or a resumed download's earlier
+progress) are read back from the partial file when the cursor reaches them. Every decision is
+made under one lock against the cursor, so each byte is hashed exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+BLOCK = 8 << 20
+
+
+class CursorHash:
+    def __init__(self, fd: int, parts):
+        self.fd = fd
+        self.parts = parts  # ordered, contiguous; ``completed`` counts bytes already written
+        self.position = 0
+        self.total = sum(p.size for p in parts)
+        self._sha = hashlib.sha256()
+        self._lock = threading.Lock()
+        self._buffer = memoryview(bytearray(BLOCK))
+
+    def wrote(self, offset: int, data: memoryview) -> None:
+        """Called by a worker after ``data`` was written at ``offset`` and counted."""
+        if offset != self.position:  # unlocked fast path: the cursor only moves forward
+            return
+        with self._lock:
+            if offset == self.position:
+                self._sha.update(data)
+                self.position += len(data)
+
+    def catch_up(self) -> None:
+        """Hash, from the file, whatever is written contiguously after the cursor."""
+        while True:
+            with self._lock:
+                available = self._written_end()
+                if available <= self.position:
+                    return
+                n = os.preadv(self.fd, [self._buffer[: min(BLOCK, available - self.position)]], self.position)
+                if n <= 0:
+                    raise OSError("the partial file is shorter than its recorded progress")
+                self._sha.update(self._buffer[:n])
+                self.position += n
+
+    def _written_end(self) -> int:
+        """Where the contiguous written bytes from the cursor's part end."""
+        end = self.position
+        for part in self.parts:
+            if part.offset + part.size <= end:
+                continue
+            written = part.offset + part.completed
+            if part.offset > end or written <= end:
+                break
+            end = written
+            if not part.done:
+                break
+        return end
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= self.total
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()

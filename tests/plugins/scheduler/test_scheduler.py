@@ -1,0 +1,141 @@
+"""The scheduler and batching loop driven directly (no HTTP)."""
+
+import threading
+import time
+
+import pytest
+
+from ollamakit.errors import Busy, OllamaError
+from ollamakit_scheduler.fixtures import make_fake  # noqa: F401 (fixture)
+from ollamakit_scheduler.options import Options
+from ollamakit_scheduler.scheduler import QUEUE_FULL
+from ollamakit_scheduler.sequence import Chunk, Done, fit_prompt
+
+GREEDY = Options(temperature=0)
+
+
+def run(lease, text, **kwargs):
+    seq = lease.start(lease.tokenizer.encode(text), **kwargs)
+    events = list(seq.events())
+    return "".join(e.text for e in events if isinstance(e, Chunk)), events[-1]
+
+
+def test_fit_prompt_keeps_the_start_and_the_end():
+    assert fit_prompt(list(range(10)), 6, 2, True) == [0, 1, 6, 7, 8, 9]
+    assert fit_prompt(list(range(4)), 6, 2, True) == [0, 1, 2, 3]
+    with pytest.raises(OllamaError):
+        fit_prompt(list(range(10)), 6, 2, False)
+
+
+def test_a_repeated_prefix_is_served_from_the_cache(make_fake):
+    setup = make_fake()
+    model = setup.model()
+    with setup.kernel.scheduler.acquire(model, GREEDY) as lease:
+        _, first = run(lease, "Q: one\nA: the first answer.\nQ: two\nA:")
+        _, second = run(lease, "Q: one\nA: the first answer.\nQ: three\nA:")
+    assert first.metrics.prompt_eval_count == 1 + 37  # BOS and the text
+    assert second.metrics.prompt_eval_count == len("hree\nA:")  # only what differs from "two"
+
+
+def test_a_slow_load_does_not_block_another_model(make_fake):
+    setup = make_fake()
+    slow, fast = setup.model("slow", load_delay=1.0), setup.model("fast")
+    scheduler = setup.kernel.scheduler
+    done = {}
+
+    def use(model):
+        with scheduler.acquire(model, GREEDY) as lease:
+            run(lease, "Q: one\nA:", )
+        done[model.short_name] = time.monotonic()
+
+    threads = [threading.Thread(target=use, args=(m,)) for m in (slow, fast)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert done["fast:latest"] < done["slow:latest"] - 0.5
+
+
+def test_queue_limit(make_fake):
+    setup = make_fake(max_queue=1, num_parallel=1)
+    model = setup.model(endless=True, step_delay=0.005)
+    scheduler = setup.kernel.scheduler
+    holder = scheduler.acquire(model, Options(temperature=0, num_predict=10_000))
+    running = holder.start(holder.tokenizer.encode("Q: one\nA:"))
+    next(running.events())  # started: it no longer counts as waiting
+    second = scheduler.acquire(model, Options(temperature=0, num_predict=5))
+    waiting = second.start(second.tokenizer.encode("Q: two\nA:"))  # no free slot: waits
+    with pytest.raises(Busy) as info:
+        scheduler.acquire(model, GREEDY)
+    assert info.value.status == 503 and info.value.message == QUEUE_FULL
+    running.cancel()
+    assert any(isinstance(e, Done) for e in waiting.events())
+    second.release()
+    holder.release()
+    scheduler.acquire(model, GREEDY).release()  # the queue is empty again
+
+
+def test_cancelled_waiting_sequence_never_runs(make_fake):
+    setup = make_fake(num_parallel=1)
+    model = setup.model(endless=True, step_delay=0.005)
+    with setup.kernel.scheduler.acquire(model, Options(temperature=0, num_predict=10_000)) as lease:
+        running = lease.start(lease.tokenizer.encode("Q: one\nA:"))
+        next(running.events())
+        waiting = lease.start(lease.tokenizer.encode("Q: two\nA:"))
+        waiting.cancel()
+        running.cancel()
+        time.sleep(0.1)
+        assert not waiting.started.is_set()
+        assert not setup.runner.closed
+
+
+class ShiftingCache:
+    """A cache that can drop a range in place, as a real KV cache can."""
+
+    def __init__(self, inner):
+        self.inner, self.shifts = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def shift(self, keep, discard):
+        self.shifts.append((keep, discard))
+        del self.inner.tokens[keep : keep + discard]
+
+
+def test_context_shift_uses_the_cache_shift_when_there_is_one(make_fake):
+    setup = make_fake()
+    model = setup.model(endless=True)
+    caches = []
+    with setup.kernel.scheduler.acquire(model, Options(temperature=0, num_ctx=32, num_predict=80)) as lease:
+        new_cache = lease.runner.new_cache
+
+        def wrapped(num_ctx):
+            caches.append(ShiftingCache(new_cache(num_ctx)))
+            return caches[-1]
+
+        lease.runner.new_cache = wrapped
+        text, done = run(lease, "Q: one\nA:")
+    assert done.reason == "length" and done.metrics.eval_count == 80
+    assert caches[0].shifts and all(keep == 4 for keep, _ in caches[0].shifts)
+    assert caches[0].n_past <= 32
+
+
+def test_engine_errors_reach_the_request(make_fake):
+    setup = make_fake()
+    model = setup.model()
+    with setup.kernel.scheduler.acquire(model, GREEDY) as lease:
+        lease.runner.forward = lambda batch: (_ for _ in ()).throw(RuntimeError("boom"))
+        with pytest.raises(OllamaError, match="boom"):
+            run(lease, "Q: one\nA:")
+
+
+def test_close_unloads_everything(make_fake):
+    setup = make_fake()
+    model = setup.model()
+    scheduler = setup.kernel.scheduler
+    scheduler.acquire(model, GREEDY).release()
+    scheduler.close()
+    assert scheduler.ps() == [] and setup.runner.closed
+    with pytest.raises(OllamaError):
+        scheduler.acquire(model, GREEDY)

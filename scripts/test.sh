@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The registry tests push to and pull from a real OCI registry: Debian's docker-registry.
+# Installed only as root and only when missing; without it those tests skip and say why.
+if [ ! -x /usr/bin/docker-registry ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry) >/dev/null
+fi
+
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' -e examples/ollamakit-acme
 # pytest exits non-zero when a test fails and with 5 when it ran no test: both fail this script.

@@ -61,17 +61,19 @@ def create_command(name, modelfile, quantize):
     request = {"model": name, **plan.request}
     if quantize:
         request["quantize"] = quantize
-    with Client() as client:
-        for file in plan.uploads:
-            if client.has_blob(file.digest):
-                progress.status(f"using existing blob {file.digest}")
-                continue
-            bar = progress.bar(file.digest, f"copying file {file.digest}", file.size)
-            client.upload_blob(file.digest, file.path, file.size, bar.update)
-            bar.finish()
-        for message in client.create(request):
-            show_create_progress(progress, message)
-    progress.close()
+    try:
+        with Client() as client:
+            for file in plan.uploads:
+                if client.has_blob(file.digest):
+                    progress.status(f"using existing blob {file.digest}")
+                    continue
+                bar = progress.bar(file.digest, f"copying file {file.digest}", file.size)
+                client.upload_blob(file.digest, file.path, file.size, bar.update)
+                bar.finish()
+            for message in client.create(request):
+                show_create_progress(progress, message)
+    finally:
+        progress.close()
 
 
 def show_create_progress(progress: Progress, message: dict) -> None:

@@ -44,9 +44,10 @@ def expand_path(value: str, base_dir: Path) -> Path:
     """Absolute, ``~``/``~user``-relative, or relative to the Modelfile's folder."""
     path = Path(value)
     if value.startswith("~"):
-        path = path.expanduser()
-        if str(path).startswith("~"):
-            raise ModelfileError(f"cannot expand the user's home in {value!r}")
+        try:
+            path = path.expanduser()
+        except RuntimeError:  # an unknown ~user
+            raise ModelfileError(f"cannot find the home folder in {value!r}") from None
     elif not path.is_absolute():
         path = base_dir / path
     return Path(os.path.abspath(path))

@@ -48,8 +48,7 @@ class Progress:
         return self.bars[key]
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            bar.finish()
+        """End a bar's line left open (also after an error, so the error gets its own line)."""
         self._end_line()
 
 

@@ -52,8 +52,26 @@ def model_rows(info: dict) -> list[list[str]]:
     return rows
 
 
-def summary(info: dict) -> str:
-    """The default view, section by section, as ``ollama show`` lays it out."""
+def _short(value, width: int = 10) -> str:
+    """A metadata value for one table cell; a long list shows its first items and a count."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, list):
+        return str(value)
+    shown, used = [], 1
+    for item in value:
+        text = str(item)
+        if shown and used + len(text) + 2 > width:
+            break
+        shown.append(text)
+        used += len(text) + (2 if len(shown) > 1 else 0)
+    more = f" ...+{len(value) - len(shown)} more" if len(shown) < len(value) else ""
+    return "[" + " ".join(shown) + more + "]"
+
+
+def summary(info: dict, verbose: bool = False) -> str:
+    """The default view, section by section, as ``ollama show`` lays it out; ``verbose`` adds
+    every metadata key and the tensors."""
     sections = [("Model", model_rows(info))]
     capabilities = info.get("capabilities")
     if isinstance(capabilities, list) and capabilities:
@@ -66,6 +84,12 @@ def summary(info: dict) -> str:
                 key, _, value = line.strip().partition(" ")
                 rows.append(["", key, value.strip()])
         sections.append(("Parameters", rows))
+    model_info, tensors = info.get("model_info"), info.get("tensors")
+    if verbose and isinstance(model_info, dict) and model_info:
+        sections.append(("Metadata", [["", key, _short(model_info[key])] for key in sorted(model_info)]))
+    if verbose and isinstance(tensors, list) and tensors:
+        rows = [["", str(t.get("name", "")), str(t.get("type", "")), _short(t.get("shape", []), 40)] for t in tensors if isinstance(t, dict)]
+        sections.append(("Tensors", rows))
     for key, title in (("system", "System"), ("license", "License")):
         text = info.get(key)
         if isinstance(text, str) and text.strip():
@@ -80,7 +104,7 @@ def summary(info: dict) -> str:
 @click.option("--parameters", is_flag=True, help="Show the parameters.")
 @click.option("--system", is_flag=True, help="Show the system message.")
 @click.option("--template", is_flag=True, help="Show the template.")
-@click.option("-v", "--verbose", is_flag=True, help="Ask the server for full metadata.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show every metadata key and the tensors.")
 def show_command(name, license_, modelfile, parameters, system, template, verbose):
     """Show information for a model."""
     chosen = [part for part, flag in zip(PARTS, (license_, modelfile, parameters, system, template)) if flag]
@@ -89,7 +113,7 @@ def show_command(name, license_, modelfile, parameters, system, template, verbos
     with Client() as client:
         info = client.show(name, verbose)
     if not chosen:
-        click.echo(summary(info), nl=False)
+        click.echo(summary(info, verbose), nl=False)
         return
     text = info.get(chosen[0])
     text = text if isinstance(text, str) else ""

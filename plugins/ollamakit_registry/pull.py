@@ -81,11 +81,12 @@ def _check_space(kernel, missing: list[mf.Layer]) -> None:
 def pull_model(kernel, name, insecure: bool = False) -> Iterator[dict]:
     """Pull ``name`` (a string or ``ModelName``) into ``kernel.store``; yields progress dicts.
 
+    ``insecure`` (or an explicit ``http://`` in the name) reaches the registry over plain HTTP.
     Raises ``BadRequest`` for an invalid name before anything is yielded, and an
     ``OllamaError`` mid-stream when the registry or its data fail us.
     """
     name = parse_name(name)
-    return _pull(kernel, name, insecure)
+    return _pull(kernel, name, insecure or name.scheme == "http")
 
 
 def _pull(kernel, name: ModelName, insecure: bool) -> Iterator[dict]:

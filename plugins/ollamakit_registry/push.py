@@ -128,7 +128,8 @@ def push_model(kernel, name, insecure: bool = False) -> Iterator[dict]:
     """Push the local model ``name`` to the registry its name points at; yields progress."""
     if name in (None, ""):
         raise BadRequest("model is required")
-    return _push(kernel, parse_name(name), insecure)
+    name = parse_name(name)
+    return _push(kernel, name, insecure or name.scheme == "http")
 
 
 def _push(kernel, name: ModelName, insecure: bool) -> Iterator[dict]:

@@ -15,6 +15,7 @@ import re
 
 from ollamakit import manifest as mf
 from ollamakit.digests import is_digest, sha256_digest
+from ollamakit.errors import BadRequest
 from ollamakit.names import DEFAULT_HOST, ModelName
 from ollamakit.web import json_response
 
@@ -28,13 +29,17 @@ def _error(resp, status: int, code: str, message: str) -> None:
 
 
 def _repository_manifests(store, namespace: str, model: str):
-    """(name parts, bytes) of every stored manifest of ``namespace/model``, any host and tag."""
+    """(name parts, bytes) of every stored manifest of ``namespace/model``, any host and tag
+    (a corrupt one is left out)."""
     wanted = (namespace.lower(), model.lower())
     for parts, _ in store.storage.list_manifests():
         if (parts[1].lower(), parts[2].lower()) == wanted:
             data = store.storage.read_manifest(parts)
-            if data is not None:
-                yield parts, data
+            try:
+                mf.Manifest.parse(data or b"")
+            except BadRequest:
+                continue
+            yield parts, data
 
 
 def find_manifest(store, namespace: str, model: str, reference: str) -> bytes | None:

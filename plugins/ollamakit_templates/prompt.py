@@ -9,6 +9,7 @@ Messages are API dicts: ``{"role", "content", "images"?, "tool_calls"?, "tool_na
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Iterable
 
 from .convert import message_value, tools_value
@@ -57,9 +58,15 @@ def collate(messages: Iterable[dict]) -> tuple[str, list[dict]]:
 
 
 def _as_template(template) -> Template:
-    if template is None or template == "":
-        return parse_template(DEFAULT_TEMPLATE)
-    return template if isinstance(template, Template) else parse_template(template)
+    if isinstance(template, Template):
+        return template
+    return _parsed(template or DEFAULT_TEMPLATE)
+
+
+@lru_cache(maxsize=64)
+def _parsed(text: str) -> Template:
+    # Truncation renders the same template many times; a parsed template is never mutated.
+    return parse_template(text)
 
 
 def execute(template, messages: list[dict], tools=None, think=None) -> str:
@@ -205,7 +212,11 @@ def render_generate(template=None, jinja: str | None = None, prompt: str = "", *
     images = list(images)
     if suffix:
         tmpl = request_template or template
-        return Prompt(render_fim(tmpl, prompt, suffix, think), images)
+        if prompt:
+            return Prompt(render_fim(tmpl, prompt, suffix, think), images)
+        # Ollama fills in the middle only with a prompt; otherwise the template runs with
+        # no conversation at all.
+        return Prompt(execute(tmpl, [], None, think), images)
     msgs = generate_messages(prompt, system=system, model_system=model_system, history=history,
                              images=images, with_history=with_history)
     if request_template:

@@ -148,3 +148,8 @@ def test_text_fields_lists_and_typed_parameters(tmp_path):
 def test_bad_requires_has_its_line(tmp_path):
     with pytest.raises(ModelfileError, match=r"^\(line 2\): requires must be a valid semver"):
         plan_for("FROM base\nREQUIRES soon\n", tmp_path)
+
+
+def test_unknown_home_folder_is_a_modelfile_error(tmp_path):
+    with pytest.raises(ModelfileError, match="cannot find the home folder"):
+        plan_for("FROM ~no_such_user_here_xyz/m.gguf\n", tmp_path)

@@ -157,3 +157,17 @@ def test_progress_on_a_terminal_redraws_in_place():
 )
 def test_server_url_from_ollama_host(value, url):
     assert server_url(value) == url
+
+
+def test_show_verbose_adds_metadata_and_tensors():
+    info = {
+        **SHOW,
+        "model_info": {**SHOW["model_info"], "tokenizer.ggml.tokens": ["a", "bb", "ccc", "dddd"], "general.flag": True},
+        "tensors": [{"name": "token_embd.weight", "type": "Q8_0", "shape": [576, 49152]}],
+    }
+    assert "Metadata" not in summary(info)
+    text = summary(info, verbose=True)
+    assert "  Metadata\n" in text and "  Tensors\n" in text
+    assert "    general.flag              true\n" in text
+    assert "tokenizer.ggml.tokens     [a bb ...+2 more]" in text
+    assert "    token_embd.weight    Q8_0    [576 49152]" in text

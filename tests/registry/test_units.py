@@ -57,8 +57,8 @@ def test_cursor_hash_with_parts_landing_in_any_order(tmp_path):
     fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
     os.ftruncate(fd, len(data))
     hasher = CursorHash(fd, plan)
-    chunks = [(p, o) for p in plan for o in range(p.offset, p.offset + p.size, 64 * 1024)]
-    random.Random(7).shuffle(plan_order := list(plan))
+    plan_order = list(plan)
+    random.Random(7).shuffle(plan_order)  # parts start in any order and run at once
 
     def write_part(part):
         for offset in range(part.offset, part.offset + part.size, 64 * 1024):
@@ -75,7 +75,7 @@ def test_cursor_hash_with_parts_landing_in_any_order(tmp_path):
         thread.join()
     hasher.catch_up()
     os.close(fd)
-    assert chunks and hasher.finished
+    assert hasher.finished
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
 
 

@@ -1,0 +1,64 @@
+"""Float32 arithmetic exactly as ggml's C reference quantizers do it.
+
+Bit-identical blocks need the same roundings in the same order: every intermediate stays float32,
+sums accumulate left to right (numpy's own sums are pairwise), and integers come from ggml's
+``nearest_int`` trick rather than from ``np.rint``. The search helpers lay data out as
+``(elements, blocks)`` so each of these steps runs over all blocks of a tensor at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+F32 = np.float32
+_MAGIC = F32(12582912.0)  # 1.5 * 2**23: adding it leaves round(x) in the low mantissa bits
+
+
+def nearest_int(values: np.ndarray) -> np.ndarray:
+    """ggml's nearest_int: round half to even through the float32 mantissa (int32 result).
+
+    Out-of-range inputs give the same garbage the C code gives, so even absurd outliers encode
+    identically.
+    """
+    biased = np.asarray(values, dtype=F32) + _MAGIC
+    return (biased.view(np.int32) & 0x007FFFFF) - 0x00400000
+
+
+def roundf(values: np.ndarray) -> np.ndarray:
+    """C's roundf (half away from zero), exact for every float32: in float64, |x| + 0.5 is exact."""
+    wide = np.asarray(values, dtype=np.float64)
+    return np.copysign(np.floor(np.abs(wide) + 0.5), wide)
+
+
+def to_f16(values: np.ndarray) -> np.ndarray:
+    """Round to float16 (nearest even, as GGML_FP32_TO_FP16)."""
+    return np.asarray(values, dtype=F32).astype(np.float16)
+
+
+def through_f16(values: np.ndarray) -> np.ndarray:
+    """The float32 a value reads back as once stored as float16."""
+    return to_f16(values).astype(F32)
+
+
+def ordered_sum(terms: np.ndarray) -> np.ndarray:
+    """Sum ``(n, blocks)`` float32 terms over axis 0 strictly left to right, as a C loop does.
+
+    numpy reduces a C-contiguous array over its outer axis one row at a time, which is that
+    order; with a single block the axis would become contiguous and be summed pairwise instead,
+    so that case is added row by row.
+    """
+    terms = np.ascontiguousarray(terms, dtype=F32)
+    if terms.ndim == 2 and terms.shape[1] < 2:
+        total = terms[0].copy()
+        for row in terms[1:]:
+            total += row
+        return total
+    return np.add.reduce(terms, axis=0)
+
+
+def first_abs_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per block (axis 0 runs over elements): the largest |x| and the signed value first reaching
+    it, as ggml's ``if (ax > amax) { amax = ax; max = x[i]; }`` loops find them."""
+    index = np.argmax(np.abs(x), axis=0)
+    signed = np.take_along_axis(x, index[None, :], axis=0)[0]
+    return np.abs(signed), signed

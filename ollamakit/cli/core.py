@@ -8,6 +8,7 @@ import click
 
 from ..config import Settings, parse_host
 from ..drivers import describe_drivers
+from ..errors import OllamaError
 from ..kernel import Kernel
 
 
@@ -25,6 +26,10 @@ def serve_command(pm, host, models_dir, storage, compute):
     settings = Settings.from_env(**overrides)
     logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kernel = Kernel(settings, pm)
+    try:
+        kernel.storage  # fail now, in words, on a misspelled driver or an unusable model directory
+    except (OllamaError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
     from ..web import create_app
 
     app = create_app(kernel)

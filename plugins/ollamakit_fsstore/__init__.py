@@ -68,12 +68,15 @@ class FileSystemStorage(Storage):
         return open(self.blob_path(digest), "rb")
 
     def put_blob(self, digest: str, source: Path) -> bool:
-        target = self.blob_path(digest)
-        if target.exists():
-            Path(source).unlink(missing_ok=True)
+        # A hard link creates the name only if it is absent, so of two uploads of the same
+        # digest racing here exactly one reports the blob as new; rename would let both.
+        try:
+            os.link(source, self.blob_path(digest))
+            return True
+        except FileExistsError:
             return False
-        os.replace(source, target)
-        return True
+        finally:
+            Path(source).unlink(missing_ok=True)
 
     def delete_blob(self, digest: str) -> None:
         self.blob_path(digest).unlink(missing_ok=True)

@@ -56,9 +56,35 @@ def ordered_sum(terms: np.ndarray) -> np.ndarray:
     return np.add.reduce(terms, axis=0)
 
 
-def first_abs_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per block (axis 0 runs over elements): the largest |x| and the signed value first reaching
-    it, as ggml's ``if (ax > amax) { amax = ax; max = x[i]; }`` loops find them."""
-    index = np.argmax(np.abs(x), axis=0)
-    signed = np.take_along_axis(x, index[None, :], axis=0)[0]
+def first_abs_max(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The largest |x| along ``axis`` and the signed value first reaching it, as ggml's
+    ``if (ax > amax) { amax = ax; max = x[i]; }`` loops find them (both +0.0 when all are zero)."""
+    index = np.expand_dims(np.argmax(np.abs(x), axis=axis), axis)
+    signed = np.take_along_axis(x, index, axis=axis).squeeze(axis)
+    signed = np.where(signed == 0, F32(0), signed)  # the loop never moves off its +0.0 start
     return np.abs(signed), signed
+
+
+def first_min(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The minimum along ``axis`` as ``if (v < min) min = v`` finds it (the first of equal zeros)."""
+    index = np.expand_dims(np.argmin(x, axis=axis), axis)
+    return np.take_along_axis(x, index, axis=axis).squeeze(axis)
+
+
+def first_max(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    index = np.expand_dims(np.argmax(x, axis=axis), axis)
+    return np.take_along_axis(x, index, axis=axis).squeeze(axis)
+
+
+def c_int8(values: np.ndarray) -> np.ndarray:
+    """C's ``(int8_t)`` of a float on x86: truncate toward zero through a 32-bit integer (which
+    is INT_MIN when out of range or NaN), then keep the low byte."""
+    wide = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(wide) & (np.abs(wide) < 2.0**31)
+    as_int = np.where(ok, np.trunc(np.where(ok, wide, 0.0)), -(2.0**31)).astype(np.int64)
+    return as_int.astype(np.uint8).view(np.int8)
+
+
+def wrap_int8(values: np.ndarray) -> np.ndarray:
+    """An int stored into an int8_t (two's complement wrap)."""
+    return np.asarray(values).astype(np.int64).astype(np.uint8).view(np.int8)

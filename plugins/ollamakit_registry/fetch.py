@@ -1,16 +1,15 @@
 """Fetching one byte range of a blob into the partial file.
 
-The bulk bytes go through the standard library's ``http.client`` with ``readinto`` and
-``os.pwrite``: on this kind of machine it moves a loopback blob about three times faster than
-streaming the same reply through httpx, and both calls release the GIL, so parallel parts
-really overlap. When an HTTP proxy is configured for the URL, httpx (which honours proxies)
+The bulk bytes go through the standard library's ``http.client``, whose ``readinto`` receives
+them straight into the partial file's memory map (one copy, socket to page cache): on this kind
+of machine it moves a loopback blob about three times faster than streaming the same reply
+through httpx, and it releases the GIL, so parallel parts really overlap. When an HTTP proxy is configured for the URL, httpx (which honours proxies)
 fetches instead.
 """
 
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import urllib.request
 from urllib.parse import urlsplit
@@ -20,7 +19,7 @@ import httpx
 from .client import ProtocolViolation, RegistryError
 from .wire import TIMEOUT, USER_AGENT, body_text, tls_context
 
-BUFFER = 1 << 20
+PIECE = 1 << 20  # bytes received between progress reports
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -60,7 +59,6 @@ class RangeFetcher:
     def __init__(self):
         self._conn: http.client.HTTPConnection | None = None
         self._key = None
-        self._buffer = bytearray(BUFFER)
         self._httpx: httpx.Client | None = None
 
     def close(self) -> None:
@@ -71,26 +69,24 @@ class RangeFetcher:
             self._httpx.close()
             self._httpx = None
 
-    def fetch(self, url: str, auth: dict, fd: int, start: int, length: int, total: int, ranged: bool, progress) -> None:
-        """Write bytes ``[start, start+length)`` of the blob at ``fd``, calling
-        ``progress(offset, data)`` after each write."""
+    def fetch(self, url: str, auth: dict, blob: memoryview, start: int, length: int, total: int, ranged: bool, progress) -> None:
+        """Receive bytes ``[start, start+length)`` into ``blob`` (the mapped partial file),
+        calling ``progress(offset, data)`` after each piece."""
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **auth}
         if ranged:
             headers["Range"] = f"bytes={start}-{start + length - 1}"
         if _uses_proxy(url):
-            return self._fetch_httpx(url, headers, fd, start, length, total, ranged, progress)
+            return self._fetch_httpx(url, headers, blob, start, length, total, ranged, progress)
         resp = self._request(url, headers)
         try:
             check_reply(resp.status, resp.headers, start, length, total, ranged)
-            view, offset, remaining = memoryview(self._buffer), start, length
-            while remaining:
-                n = resp.readinto(view[: min(BUFFER, remaining)])
+            offset, end = start, start + length
+            while offset < end:
+                n = resp.readinto(blob[offset : min(offset + PIECE, end)])
                 if not n:
-                    raise RegistryError(f"connection closed after {length - remaining} of {length} bytes")
-                os.pwrite(fd, view[:n], offset)
-                progress(offset, view[:n])
+                    raise RegistryError(f"connection closed after {offset - start} of {length} bytes")
+                progress(offset, blob[offset : offset + n])
                 offset += n
-                remaining -= n
             if resp.read(1):
                 raise ProtocolViolation(f"registry sent more than the {length} bytes asked for")
         except BaseException:
@@ -123,7 +119,7 @@ class RangeFetcher:
             raise HTTPStatusError(resp.status, message)
         return resp
 
-    def _fetch_httpx(self, url, headers, fd, start, length, total, ranged, progress) -> None:
+    def _fetch_httpx(self, url, headers, blob, start, length, total, ranged, progress) -> None:
         if self._httpx is None:
             self._httpx = httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=tls_context())
         with self._httpx.stream("GET", url, headers=headers) as resp:
@@ -131,11 +127,11 @@ class RangeFetcher:
                 raise HTTPStatusError(resp.status_code, f"blob fetch: unexpected status code {resp.status_code}: {body_text(resp)}")
             check_reply(resp.status_code, resp.headers, start, length, total, ranged)
             offset = start
-            for chunk in resp.iter_raw(BUFFER):
+            for chunk in resp.iter_raw(PIECE):
                 if offset + len(chunk) > start + length:
                     raise ProtocolViolation(f"registry sent more than the {length} bytes asked for")
-                os.pwrite(fd, chunk, offset)
-                progress(offset, memoryview(chunk))
+                blob[offset : offset + len(chunk)] = chunk
+                progress(offset, blob[offset : offset + len(chunk)])
                 offset += len(chunk)
             if offset != start + length:
                 raise RegistryError(f"connection closed after {offset - start} of {length} bytes")

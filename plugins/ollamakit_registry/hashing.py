@@ -3,28 +3,26 @@
 sha256 only runs front to back, so a cursor marks how far the digest has got. A part worker
 whose bytes land exactly at the cursor hashes them on the spot, while they are still in the
 CPU cache; bytes that landed ahead of the cursor (other parts, or a resumed download's earlier
-progress) are read back from the partial file when the cursor reaches them. Every decision is
-made under one lock against the cursor, so each byte is hashed exactly once.
+progress) are hashed straight from the partial file's memory map when the cursor reaches
+them. Every decision is made under one lock against the cursor, so each byte is hashed once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 
 BLOCK = 8 << 20
 
 
 class CursorHash:
-    def __init__(self, fd: int, parts):
-        self.fd = fd
+    def __init__(self, blob: memoryview, parts):
+        self.blob = blob  # the whole partial file, mapped
         self.parts = parts  # ordered, contiguous; ``completed`` counts bytes already written
         self.position = 0
         self.total = sum(p.size for p in parts)
         self._sha = hashlib.sha256()
         self._lock = threading.Lock()
-        self._buffer = memoryview(bytearray(BLOCK))
 
     def wrote(self, offset: int, data: memoryview) -> None:
         """Called by a worker after ``data`` was written at ``offset`` and counted."""
@@ -42,11 +40,9 @@ class CursorHash:
                 available = self._written_end()
                 if available <= self.position:
                     return
-                n = os.preadv(self.fd, [self._buffer[: min(BLOCK, available - self.position)]], self.position)
-                if n <= 0:
-                    raise OSError("the partial file is shorter than its recorded progress")
-                self._sha.update(self._buffer[:n])
-                self.position += n
+                end = min(self.position + BLOCK, available)
+                self._sha.update(self.blob[self.position : end])
+                self.position = end
 
     def _written_end(self) -> int:
         """Where the contiguous written bytes from the cursor's part end."""

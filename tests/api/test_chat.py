@@ -113,3 +113,30 @@ def test_long_history_is_truncated_oldest_first(fake):
 def test_chat_logprobs_are_appended(fake):
     result = chat(fake, [user("Q: two\nA:")], logprobs=True, options={**GREEDY, "num_predict": 4}, stream=False).json
     assert [e["token"] for e in result["logprobs"]] == [" ", "t", "h", "e"]
+
+
+# -- the real SmolLM2 model ------------------------------------------------------------------
+
+from ollamakit_scheduler.fixtures import smollm2_server  # noqa: E402,F401 (fixture)
+
+
+@pytest.mark.real_model
+def test_real_model_chat_equals_the_raw_chatml_prompt(smollm2_server):
+    question = "Name a fruit that is yellow."
+    options = {"temperature": 0, "num_predict": 8, "seed": 1}
+    chatted = smollm2_server.chat(model="smol", messages=[{"role": "user", "content": question}], options=options)
+    raw = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    generated = smollm2_server.generate(model="smol", prompt=raw, raw=True, options=options)
+    assert chatted.message.content == generated.response
+    assert chatted.message.content.startswith("The most")
+    assert chatted.eval_count == 8
+
+
+@pytest.mark.real_model
+def test_real_model_streamed_chat_with_a_stop(smollm2_server):
+    parts = list(smollm2_server.chat(
+        model="smol", messages=[{"role": "user", "content": "Name a fruit that is yellow."}], stream=True,
+        options={"temperature": 0, "num_predict": 16, "stop": [" fruit"]},
+    ))
+    assert "".join(p.message.content for p in parts) == "The most"
+    assert parts[-1].done and parts[-1].done_reason == "stop"

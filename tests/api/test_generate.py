@@ -237,3 +237,31 @@ def test_context_shift_keeps_generating_and_no_shift_stops_with_length(fake):
 def test_debug_render_only(fake):
     result = generate(fake, prompt="Q: one", _debug_render_only=True, stream=False).json
     assert result["done"] is False and result["_debug_info"]["rendered_template"] == "Q: one"
+
+
+# -- the real SmolLM2 model, end to end through the official client -------------------------
+
+from ollamakit_scheduler.fixtures import smollm2_server  # noqa: E402,F401 (fixture)
+
+# llama.cpp's greedy continuations (first 8 tokens) for raw prompts on SmolLM2-135M Q4_1.
+LLAMACPP_GREEDY = {
+    "The three primary colors are": " the primary colors of the RGB color model",
+    "import numpy as np\n\ndef softmax(x):": "\n    return np.maximum(x,",
+}
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("prompt", list(LLAMACPP_GREEDY))
+def test_real_model_greedy_matches_llama_cpp(smollm2_server, prompt):
+    reply = smollm2_server.generate(model="smol", prompt=prompt, raw=True, options={"temperature": 0, "num_predict": 8})
+    assert reply.response == LLAMACPP_GREEDY[prompt]
+    assert reply.eval_count == 8 and reply.done_reason == "length"
+    assert reply.context is None
+
+
+@pytest.mark.real_model
+def test_real_model_prompt_is_the_chat_template(smollm2_server):
+    # llama.cpp's token ids for the ChatML prompt of this question (no BOS for SmolLM2).
+    expected = [1, 4093, 198, 5820, 253, 4354, 338, 314, 5724, 30, 2, 198, 1, 520, 9531, 198]
+    reply = smollm2_server.generate(model="smol", prompt="Name a fruit that is yellow.", options={"temperature": 0, "num_predict": 2})
+    assert reply.context[: len(expected)] == expected and len(reply.context) == len(expected) + 2

@@ -64,10 +64,16 @@ class Ops:
     def rms_norm(self, x, weight, eps: float, out=None):
         """RMS-normalise the last axis of ``x`` and multiply by ``weight`` (into ``out``)."""
         xp = self.xp
-        mean_square = xp.einsum("...i,...i->...", x, x)
-        mean_square *= 1.0 / x.shape[-1]
-        mean_square += eps
-        scale = xp.sqrt(mean_square, out=mean_square)
+        if self.exact:  # squares summed in double, as the reference does
+            mean_square = xp.square(x).sum(axis=-1, dtype=xp.float64)
+            mean_square /= x.shape[-1]
+            mean_square += eps
+            scale = mean_square.astype(xp.float32)
+        else:
+            scale = xp.einsum("...i,...i->...", x, x)
+            scale *= 1.0 / x.shape[-1]
+            scale += eps
+        xp.sqrt(scale, out=scale)
         xp.reciprocal(scale, out=scale)
         out = xp.multiply(x, scale[..., None], out=out)
         out *= weight

@@ -9,6 +9,7 @@ from ollamakit.web import read_json, stream_response
 from ollamakit.web.body import field
 from ollamakit_scheduler.options import merged
 from ollamakit_scheduler.sequence import Chunk
+from ollamakit_structured.output import Parsed
 
 from . import prompting
 from .inference import (
@@ -17,6 +18,7 @@ from .inference import (
     concatenate,
     decode_images,
     find_model,
+    format_constraint,
     metrics,
     parse_common,
     parse_format,
@@ -81,7 +83,7 @@ def chat_events(kernel, body: dict, started: int | None = None):
     needed = (["tools"] if tools else []) + (["vision"] if any(m.get("images") for m in messages) else [])
     require(model, caps, needed)
     think = check_think(model, common.model, common.think, caps)
-    parse_format(common.format)
+    spec = parse_format(common.format)
     options = merged(model.params, common.options)
 
     lease = scheduler.acquire(model, options, common.keep_alive)
@@ -98,13 +100,18 @@ def chat_events(kernel, body: dict, started: int | None = None):
         if common.debug_render_only:
             yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
             return
-        for event in run_sequence(lease, tokens, common):
+        parser = prompting.output_parser(model, text, tools=tools or None, think=think)
+        thinking = parser.thinking if parser else None
+        constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)
+        for event in run_sequence(lease, tokens, common, constraint):
             if isinstance(event, Chunk):
-                reply = _reply(common.model, event.text, done=False)
-                if event.logprobs:
-                    reply["logprobs"] = event.logprobs
-                yield reply
+                parsed = parser.feed(event.text) if parser else Parsed(event.text)
+                if parsed or event.logprobs or not parser:
+                    yield _parsed_reply(common.model, parsed, event.logprobs)
                 continue
+            tail = parser.flush() if parser else None
+            if tail:
+                yield _parsed_reply(common.model, tail, [])
             reply = _reply(common.model, "", done=True, done_reason=event.reason)
             reply.update(metrics(event, started, load_ns))
             yield reply
@@ -114,6 +121,18 @@ def chat_events(kernel, body: dict, started: int | None = None):
 
 def _reply(model_name: str, content: str, **fields) -> dict:
     return {**base(model_name), "message": {"role": "assistant", "content": content}, **fields}
+
+
+def _parsed_reply(model_name: str, parsed: Parsed, logprobs: list) -> dict:
+    """A streamed chunk: the answer's text, and its thinking and tool calls when there are any."""
+    reply = _reply(model_name, parsed.content, done=False)
+    if parsed.thinking:
+        reply["message"]["thinking"] = parsed.thinking
+    if parsed.tool_calls:
+        reply["message"]["tool_calls"] = parsed.tool_calls
+    if logprobs:
+        reply["logprobs"] = logprobs
+    return reply
 
 
 def _conversation(model, messages: list[dict]) -> list[dict]:
@@ -128,11 +147,20 @@ def _conversation(model, messages: list[dict]) -> list[dict]:
 
 
 def combine(chunks: list[dict]) -> dict:
+    """``stream:false``: content and thinking concatenated, tool calls collected."""
     def text_of(chunk):
         return (chunk.get("message") or {}).get("content", "")
 
     def set_text(final, text):
-        final["message"] = {**final.get("message", {}), "content": text}
+        messages = [c.get("message") or {} for c in chunks]
+        message = {**final.get("message", {}), "content": text}
+        thinking = "".join(m.get("thinking", "") for m in messages)
+        calls = [call for m in messages for call in m.get("tool_calls") or ()]
+        if thinking:
+            message["thinking"] = thinking
+        if calls:
+            message["tool_calls"] = calls
+        final["message"] = message
 
     return concatenate(chunks, text_of, set_text)
 

@@ -9,6 +9,7 @@ from ollamakit.web import read_json, stream_response
 from ollamakit.web.body import field
 from ollamakit_scheduler.options import merged
 from ollamakit_scheduler.sequence import Chunk
+from ollamakit_structured.output import Parsed
 
 from . import prompting
 from .inference import (
@@ -17,6 +18,7 @@ from .inference import (
     concatenate,
     decode_images,
     find_model,
+    format_constraint,
     metrics,
     parse_common,
     parse_format,
@@ -66,7 +68,7 @@ def generate_events(kernel, body: dict, started: int | None = None):
         raise BadRequest(f'"{common.model}" does not support generate')
     require(model, caps, (["insert"] if suffix else []) + (["vision"] if images else []))
     think = check_think(model, common.model, common.think, caps)
-    parse_format(common.format)
+    spec = parse_format(common.format)
     options = merged(model.params, common.options)
 
     lease = scheduler.acquire(model, options, common.keep_alive)
@@ -88,14 +90,19 @@ def generate_events(kernel, body: dict, started: int | None = None):
             yield {**base(common.model), "response": "", "done": False, "_debug_info": {"rendered_template": text}}
             return
         tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
-        for event in run_sequence(lease, tokens, common):
+        parser = None if raw else prompting.output_parser(model, text, think=think, template=override)
+        thinking = parser.thinking if parser else None
+        constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)
+        for event in run_sequence(lease, tokens, common, constraint):
             reply = base(common.model)
             if isinstance(event, Chunk):
-                reply.update(response=event.text, done=False)
-                if event.logprobs:
-                    reply["logprobs"] = event.logprobs
-                yield reply
+                parsed = parser.feed(event.text) if parser else Parsed(event.text)
+                if parsed or event.logprobs or not parser:
+                    yield _parsed_reply(reply, parsed, event.logprobs)
                 continue
+            tail = parser.flush() if parser else None
+            if tail:
+                yield _parsed_reply(base(common.model), tail, [])
             reply.update(response="", done=True, done_reason=event.reason)
             reply.update(metrics(event, started, load_ns))
             if not raw:
@@ -105,8 +112,24 @@ def generate_events(kernel, body: dict, started: int | None = None):
         lease.release()
 
 
+def _parsed_reply(reply: dict, parsed: Parsed, logprobs: list) -> dict:
+    reply.update(response=parsed.content, done=False)
+    if parsed.thinking:
+        reply["thinking"] = parsed.thinking
+    if logprobs:
+        reply["logprobs"] = logprobs
+    return reply
+
+
 def combine(chunks: list[dict]) -> dict:
-    return concatenate(chunks, lambda c: c.get("response", ""), lambda d, text: d.__setitem__("response", text))
+    """``stream:false``: the response and the thinking, each concatenated."""
+    def set_text(final: dict, text: str) -> None:
+        final["response"] = text
+        thinking = "".join(c.get("thinking", "") for c in chunks)
+        if thinking:
+            final["thinking"] = thinking
+
+    return concatenate(chunks, lambda c: c.get("response", ""), set_text)
 
 
 class Generate:

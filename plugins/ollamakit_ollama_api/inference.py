@@ -13,6 +13,7 @@ from ollamakit.errors import BadRequest, NotFound, OllamaError
 from ollamakit.names import ModelName
 from ollamakit.store import LocalModel, format_utc_now
 from ollamakit.web.body import field
+import ollamakit_structured as structured
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -61,11 +62,22 @@ def parse_think(value):
 
 
 def parse_format(value):
-    """``"json"``, a JSON Schema object, or nothing; any other string is a 500 as in Ollama."""
-    if value is None or value == "" or value == "json" or isinstance(value, dict):
-        return value or None
-    raw = json.dumps(value)
-    raise OllamaError(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
+    """``"json"``, a JSON Schema object, or nothing: a checked ``FormatSpec`` or None. Any other
+    string is a 500 as in Ollama; a schema that cannot be enforced is a 400."""
+    return structured.parse_format(value)
+
+
+def format_constraint(spec, lease, after: str | None = None):
+    """The constraint that holds one sequence's answer to ``spec`` (None without a format);
+    ``after``: a thinking model's closing tag, before which the text is free."""
+    if spec is None:
+        return None
+    if after:
+        spec = spec.with_preamble(after)
+    try:
+        return structured.Constraint(spec, lease.tokenizer, getattr(lease.runner, "vocab_size", None))
+    except ValueError as exc:
+        raise OllamaError(f"this model cannot use format: {exc}") from None
 
 
 def parse_common(body: dict) -> Common:
@@ -155,15 +167,17 @@ def base(model_name: str) -> dict:
     return {"model": model_name, "created_at": format_utc_now()}
 
 
-def run_sequence(lease, tokens: list[int], common: Common):
+def run_sequence(lease, tokens: list[int], common: Common, constraint=None):
     """Start the prompt ``tokens`` on the leased model; yield its ``Chunk``s and ``Done``.
-    Closing this generator (the client went away) cancels the sequence at once."""
+    ``constraint`` holds the answer to a ``format``. Closing this generator (the client went
+    away) cancels the sequence at once."""
     sequence = lease.start(
         tokens,
         shift=common.shift,
         truncate=common.truncate,
         logprobs=common.logprobs,
         top_logprobs=common.top_logprobs,
+        constraint=constraint,
     )
     events = sequence.events()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ollamakit.errors import BadRequest, OllamaError
 from ollamakit.store import LocalModel
+from ollamakit_structured.output import OutputParser
 from ollamakit_templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
 
 from . import modelinfo
@@ -85,3 +86,12 @@ def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, 
         **_jinja_vars(tokenizer),
     )
     return rendered.text
+
+
+def output_parser(model: LocalModel, prompt: str, *, tools=None, think=None, template=None) -> OutputParser | None:
+    """How to read the output back (thinking, tool calls) by the tags of the template that made
+    ``prompt``; None when the output passes as it is."""
+    if template is None and model.template is not None:
+        template = parse_template(model.template)
+    return OutputParser.build(template, _jinja(model) if template is None else None, tools=tools, think=think,
+                              prompt=prompt)

@@ -12,6 +12,7 @@ import numpy as np
 
 F32 = np.float32
 _MAGIC = F32(12582912.0)  # 1.5 * 2**23: adding it leaves round(x) in the low mantissa bits
+_TWO_23, _TWO_24 = F32(2.0**23), F32(2.0**24)
 
 
 def nearest_int(values: np.ndarray) -> np.ndarray:
@@ -22,6 +23,21 @@ def nearest_int(values: np.ndarray) -> np.ndarray:
     """
     biased = np.asarray(values, dtype=F32) + _MAGIC
     return (biased.view(np.int32) & 0x007FFFFF) - 0x00400000
+
+
+def rounded(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    """``MAX(low, MIN(high, nearest_int(v)))`` as float32, the hot step of every scale search.
+
+    While all biased values share one exponent (|v| < 2**22) the rounding can stay in float32 and
+    clamp there; any lane outside that range takes the exact integer path instead.
+    """
+    biased = np.add(values, _MAGIC, dtype=F32)
+    if biased.size and not (biased.min() >= _TWO_23 and biased.max() < _TWO_24):
+        return np.clip(nearest_int(values), low, high).astype(F32)
+    np.maximum(biased, _MAGIC + F32(low), out=biased)
+    np.minimum(biased, _MAGIC + F32(high), out=biased)
+    biased -= _MAGIC
+    return biased
 
 
 def roundf(values: np.ndarray) -> np.ndarray:
@@ -79,7 +95,10 @@ def first_max(x: np.ndarray, axis: int = 0) -> np.ndarray:
 def c_int8(values: np.ndarray) -> np.ndarray:
     """C's ``(int8_t)`` of a float on x86: truncate toward zero through a 32-bit integer (which
     is INT_MIN when out of range or NaN), then keep the low byte."""
-    wide = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
+    if values.size and values.min() > -(2.0**31) and values.max() < 2.0**31:  # False for NaN
+        return values.astype(np.int32).astype(np.int8)
+    wide = values.astype(np.float64)
     ok = np.isfinite(wide) & (np.abs(wide) < 2.0**31)
     as_int = np.where(ok, np.trunc(np.where(ok, wide, 0.0)), -(2.0**31)).astype(np.int64)
     return as_int.astype(np.uint8).view(np.int8)

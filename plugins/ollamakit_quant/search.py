@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .floats import F32, first_abs_max, nearest_int, ordered_sum
+from .floats import F32, first_abs_max, ordered_sum, rounded
 
 GROUP_MAX_EPS = F32(1e-15)  # below this largest |x| a sub-block counts as all zeros
 
@@ -37,12 +37,12 @@ def scale_and_min(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rd
 
         iscale = F32(nmax) / (high - low)
         scale = F32(1) / iscale
-        levels = np.clip(nearest_int(iscale * (x - low)), 0, nmax).astype(F32)
+        levels = rounded(iscale * (x - low), 0, nmax)
         best = ordered_sum(weights * _error(scale * levels + low - x, use_mad))
 
         for step in range(nstep + 1):
             iscale = (F32(rmin) + F32(rdelta) * F32(step) + F32(nmax)) / (high - low)
-            trial = np.clip(nearest_int(iscale * (x - low)), 0, nmax).astype(F32)
+            trial = rounded(iscale * (x - low), 0, nmax)
             weighted = weights * trial
             sum_l = ordered_sum(weighted)
             sum_l2 = ordered_sum(weighted * trial)
@@ -78,7 +78,7 @@ def signed_scale(x: np.ndarray, nmax: int):
     weighted_x = weights * x
     with _errstate():
         def attempt(iscale):
-            level = np.clip(nearest_int(iscale * x), -nmax, nmax - 1).astype(F32)
+            level = rounded(iscale * x, -nmax, nmax - 1)
             return level, ordered_sum(weighted_x * level), ordered_sum(weights * level * level)
 
         levels, sum_lx, sum_l2 = attempt(F32(-nmax) / signed)
@@ -105,7 +105,7 @@ def refined_signed_scale(x: np.ndarray, nmax: int):
     weights = x * x
     weighted_x = weights * x
     with _errstate():
-        levels = np.clip(nearest_int(F32(-nmax) / signed * x), -nmax, nmax - 1).astype(F32)
+        levels = rounded(F32(-nmax) / signed * x, -nmax, nmax - 1)
         sum_lx = ordered_sum(weighted_x * levels)
         sum_l2 = ordered_sum(weights * levels * levels)
         for _ in range(5):
@@ -116,7 +116,7 @@ def refined_signed_scale(x: np.ndarray, nmax: int):
                 w, wx, level = weights[i], weighted_x[i], levels[i]
                 slx = sum_lx - wx * level
                 sl2 = sum_l2 - w * level * level
-                new = np.clip(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1).astype(F32)
+                new = rounded(x[i] * sl2 / slx, -nmax, nmax - 1)
                 slx = slx + wx * new
                 sl2 = sl2 + w * new * new
                 take = ((sum_lx - wx * level) > 0) & (new != level) & (sl2 > 0) \

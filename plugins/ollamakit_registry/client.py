@@ -146,6 +146,20 @@ class Registry:
             data = read_bounded(resp, MAX_MANIFEST_BYTES, "manifest")
             return data, resp.headers.get("Docker-Content-Digest")
 
+    def get_small_blob(self, digest: str, size: int) -> bytes:
+        """A small blob (a config, a template) in one request, redirects followed."""
+        with self.open("GET", self.url(f"blobs/{digest}"), {"Accept-Encoding": "identity"}) as resp:
+            if resp.status_code != 200:
+                raise fail(resp, "pull model blob")
+            data = bytearray()
+            for chunk in resp.iter_raw():
+                data += chunk
+                if len(data) > size:
+                    raise ProtocolViolation(f"registry sent more than the {size} bytes of blob {digest}")
+        if len(data) != size:
+            raise RegistryError(f"registry sent {len(data)} of the {size} bytes of blob {digest}")
+        return bytes(data)
+
     def locate_blob(self, digest: str, size: int) -> BlobLocation:
         """Follow the blob's redirects (a plain registry answers 200, a CDN-backed one 307) and
         learn whether ranges work, with a one-byte request."""

@@ -9,11 +9,11 @@ and then reuse its finished parts.
 from __future__ import annotations
 
 import fcntl
-import os
 import threading
 import time
 import weakref
 
+from ollamakit.digests import sha256_digest
 from ollamakit.errors import OllamaError
 
 from .client import ProtocolViolation, Registry, RegistryError
@@ -21,6 +21,7 @@ from .fetch import HTTPStatusError, RangeFetcher
 from .hashing import CursorHash
 from .parts import Part, PartialFile
 
+SMALL = 1 << 20  # blobs up to this size come in one plain request
 STREAMS = 4  # parts fetched at once
 ATTEMPTS = 6  # per part, with exponential backoff
 BACKOFF = 0.5
@@ -72,9 +73,27 @@ class BlobDownload:
             self.done.set()
 
     def _download_and_verify(self) -> None:
+        if self.size <= SMALL:
+            return self._download_small()
         parts = self.partial.load(self.size)
         self.completed = sum(p.completed for p in parts)
-        fd = self.partial.prepare(self.size, parts)
+        with self.partial.opened(self.size, parts) as (fd, blob):
+            got = self._fetch_and_hash(parts, fd, blob)
+        if got != self.digest:
+            self.partial.remove()
+            raise DigestMismatch(self.digest, got)
+
+    def _download_small(self) -> None:
+        """One request, hashed in memory, and only then written as the partial file."""
+        data = self.registry.get_small_blob(self.digest, self.size)
+        got = sha256_digest(data)
+        if got != self.digest:
+            self.partial.remove()
+            raise DigestMismatch(self.digest, got)
+        self.partial.write_whole(data)
+        self.completed = self.fetched = self.size
+
+    def _fetch_and_hash(self, parts: list[Part], fd: int, blob: memoryview) -> str:
         workers = []
         try:
             pending, location = [p for p in parts if not p.done], None
@@ -84,23 +103,19 @@ class BlobDownload:
                     parts = pending = [Part(0, 0, self.size)]  # no ranges: one stream from the start
                     self.partial.clear_state()
                     self.completed = 0
-            hasher = CursorHash(fd, parts)
+            hasher = CursorHash(blob, parts)
             queue = list(pending)
             for _ in range(min(STREAMS, len(pending))):
                 worker = threading.Thread(target=self._worker, args=(queue, fd, location, hasher), daemon=True)
                 worker.start()
                 workers.append(worker)
-            got = self._hash_while_fetching(hasher, workers)
+            return self._hash_while_fetching(hasher, workers)
         except BaseException as exc:
             self._stop(exc)
             raise
         finally:
             for worker in workers:
                 worker.join()
-            os.close(fd)
-        if got != self.digest:
-            self.partial.remove()
-            raise DigestMismatch(self.digest, got)
 
     def _stop(self, exc: BaseException) -> None:
         """Record the first failure and wake everyone, so all parts stop soon."""

@@ -11,7 +11,9 @@ this size; anything else (another version's plan, a corrupt or hostile file) sta
 from __future__ import annotations
 
 import json
+import mmap
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,17 +89,41 @@ class PartialFile:
                 part.completed = completed
         return parts
 
-    def prepare(self, total: int, parts: list[Part]) -> int:
-        """Open (creating, sized to ``total``) the partial file for writing; returns the fd.
+    @contextmanager
+    def opened(self, total: int, parts: list[Part]):
+        """The partial file, created or resized to ``total``: yields its descriptor for writing
+        and a read-only memory map of it (hashing reads the page cache through it, no copy).
 
         When no part has progress the old state is cleared, so stale files never mix in.
         """
         if not any(p.completed for p in parts):
             self.clear_state()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if os.fstat(fd).st_size != total:
-            os.ftruncate(fd, total)
-        return fd
+        try:
+            if os.fstat(fd).st_size != total:
+                os.ftruncate(fd, total)
+            if total == 0:
+                yield fd, memoryview(b"")
+                return
+            region = mmap.mmap(fd, total, prot=mmap.PROT_READ)
+            view = memoryview(region)
+            try:
+                yield fd, view
+            finally:
+                view.release()
+                try:
+                    region.close()
+                except BufferError:
+                    pass  # a slice is still referenced (an error's traceback): closed when freed
+        finally:
+            os.close(fd)
+
+    def write_whole(self, data: bytes) -> None:
+        """A small blob's verified bytes as the partial file, written atomically."""
+        self.clear_state()
+        temp = self.path.with_name(self.path.name + ".tmp")
+        temp.write_bytes(data)
+        os.replace(temp, self.path)
 
     def save(self, part: Part) -> None:
         """Atomically record a part's progress (its bytes are already written)."""

@@ -267,7 +267,13 @@ class Scheduler:
             log.info("loaded %s (%d MiB, context %d)", entry.model.short_name, entry.memory >> 20, entry.num_ctx)
         except BaseException as exc:
             log.exception("loading %s failed", entry.model.short_name)
-            entry.error = exc if isinstance(exc, OllamaError) else OllamaError(f"failed to load model: {exc}")
+            # A model that will not load is the server's problem (500), not the request's; only
+            # a missing model file keeps its 404.
+            if isinstance(exc, NotFound):
+                entry.error = exc
+            else:
+                message = exc.message if isinstance(exc, OllamaError) else f"failed to load model: {exc}"
+                entry.error = OllamaError(message, 500)
             with self._cond:
                 if self._loaded.get(entry.key) is entry:
                     del self._loaded[entry.key]

@@ -70,6 +70,7 @@ class Sequence:
         truncate: bool = True,
         logprobs: bool = False,
         top_logprobs: int = 0,
+        constraint=None,
     ):
         if not prompt:
             raise BadRequest("prompt is empty after tokenization")
@@ -83,6 +84,9 @@ class Sequence:
         self.top_logprobs = top_logprobs
         self.limit = options.num_predict if 0 <= options.num_predict <= 10 * num_ctx else 10 * num_ctx
         self.sampler = Sampler(options, num_ctx)
+        # Structured outputs: masks the logits (``mask``), follows the answer (``advance``) and
+        # says when it is whole (``complete``); see ollamakit_structured.Constraint.
+        self.constraint = constraint
         self.text = TextStream(options.stop)
         self.metrics = Metrics()
 
@@ -132,11 +136,14 @@ class Sequence:
         else:
             self.metrics.eval_duration += elapsed_ns
         started = time.perf_counter_ns()
-        token = self.sampler.sample(logits, self.history)
+        candidates = self.constraint.mask(logits) if self.constraint else logits
+        token = self.sampler.sample(candidates, self.history)
         if token in self.eog:
             self.metrics.eval_duration += time.perf_counter_ns() - started
             self.finish("stop")
             return
+        if self.constraint:
+            self.constraint.advance(token)
         self.generated.append(token)
         self.metrics.eval_count += 1
         piece = self.tokenizer.token_to_piece(token)
@@ -146,7 +153,7 @@ class Sequence:
         if text:
             self._emit(text)
         self.metrics.eval_duration += time.perf_counter_ns() - started
-        if self.text.stopped:
+        if self.text.stopped or (self.constraint and self.constraint.complete):
             self.finish("stop")
         elif len(self.generated) >= self.limit:
             self.finish("length")

@@ -215,7 +215,8 @@ class ServerThread:
 
         self.kernel = kernel
         self.server = waitress.create_server(
-            create_app(kernel), host="127.0.0.1", port=0, threads=threads, ident="ollamakit-test"
+            create_app(kernel), host="127.0.0.1", port=0, threads=threads, ident="ollamakit-test",
+            asyncore_loop_timeout=0.05,  # so closing does not wait a second for the loop
         )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, name="ollamakit-test-server", daemon=True)

@@ -11,6 +11,7 @@ from functools import cached_property
 
 from ollamakit.errors import InvalidModelFile
 
+from .merging import LONG_WORD, merge_by_priority
 from .pretokenizers import PreTokenizer, PreTokenizerSpec
 from .vocab import Vocabulary
 
@@ -110,6 +111,8 @@ class BytePairEncoder:
         if len(symbols) < 2:
             return symbols
         rank = self._ranks.get
+        if len(symbols) > LONG_WORD:
+            return merge_by_priority(symbols, lambda left, right: rank((left, right)))
         pair_ranks = [rank(pair, _NO_RANK) for pair in zip(symbols, symbols[1:])]
         while True:
             best = min(pair_ranks)

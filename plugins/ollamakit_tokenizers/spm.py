@@ -11,8 +11,10 @@ on either side of such a cut cannot interact, so each piece can be merged (and c
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 
+from .merging import LONG_WORD, merge_by_priority
 from .vocab import Vocabulary
 
 SPACE = "\u2581"
@@ -30,13 +32,9 @@ class SentencePieceEncoder:
     @cached_property
     def _joins_before_space(self) -> frozenset[str]:
         """Characters that some token has immediately before a "▁" (so no cut may go there)."""
-        joins = set()
-        for text in self.vocab.tokens:
-            at = text.find(SPACE, 1)
-            while at > 0:
-                joins.add(text[at - 1])
-                at = text.find(SPACE, at + 1)
-        return frozenset(joins)
+        # One regex pass over all tokens joined by NUL; a NUL inside some token could only add
+        # characters here, which means fewer cuts: never a wrong one.
+        return frozenset(re.findall("([^\x00])(?=" + SPACE + ")", "\x00".join(self.vocab.tokens)))
 
     @cached_property
     def _byte_tokens(self) -> list[int | None]:
@@ -99,6 +97,12 @@ class SentencePieceEncoder:
             token_id = token_to_id.get(left + right)
             return _NO_SCORE if token_id is None else scores[token_id]
 
+        if len(symbols) > LONG_WORD:
+            def priority(left: str, right: str) -> float | None:
+                token_id = token_to_id.get(left + right)
+                return None if token_id is None else -scores[token_id]
+
+            return merge_by_priority(symbols, priority)
         pair_scores = [score(a, b) for a, b in zip(symbols, symbols[1:])]
         while True:
             best = max(pair_scores)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import compress, repeat
 from functools import cached_property
 
 from ollamakit.errors import InvalidModelFile
@@ -93,7 +94,7 @@ class Vocabulary:
             raise InvalidModelFile("the model has no tokenizer.ggml.tokens array")
         if len(tokens) > MAX_VOCAB:
             raise InvalidModelFile(f"vocabulary of {len(tokens)} tokens is larger than {MAX_VOCAB}")
-        if not all(type(t) is str for t in tokens):
+        if set(map(type, tokens)) != {str}:
             raise InvalidModelFile("tokenizer.ggml.tokens must hold strings")
         n = len(tokens)
         if "" in tokens:  # llama.cpp names empty tokens so that each text is unique again
@@ -102,15 +103,15 @@ class Vocabulary:
         self.size = n
 
         scores = _int_list(metadata, "scores", n)
-        if scores is not None and not all(isinstance(s, (int, float)) for s in scores[:n]):
+        if scores is not None and not set(map(type, scores[:n])) <= {float, int}:
             raise InvalidModelFile("tokenizer.ggml.scores must hold numbers")
-        self.scores: list[float] | None = None if scores is None else [float(s) for s in scores[:n]]
+        self.scores: list[float] | None = None if scores is None else list(map(float, scores[:n]))
 
         types = _int_list(metadata, "token_type", n)
         if types is None:
             self.attrs = [NORMAL] * n
         else:
-            self.attrs = [_TYPE_TO_ATTR.get(t, 0) for t in types[:n]]
+            self.attrs = list(map(_TYPE_TO_ATTR.get, types[:n], repeat(0)))
 
         # Later duplicates win, as in llama.cpp's map.
         self.token_to_id: dict[str, int] = dict(zip(self.tokens, range(n)))
@@ -168,8 +169,8 @@ class Vocabulary:
                 setattr(ids, field, min(found))
                 self._mark_control(min(found))
 
-        for token_id, text in enumerate(self.tokens):  # control tokens named "unused" are unused
-            if self.attrs[token_id] & CONTROL and "unused" in text:
+        for token_id in compress(range(self.size), map(CONTROL.__and__, self.attrs)):
+            if "unused" in self.tokens[token_id]:  # control tokens named "unused" are unused
                 self.attrs[token_id] |= UNUSED
 
         eog = {i for i in (ids.fim_pad, ids.fim_rep, ids.fim_sep) if i is not None}
@@ -215,7 +216,7 @@ class Vocabulary:
     @cached_property
     def special_tokens(self) -> list[int]:
         """Control, user-defined and unknown tokens, longest text first: the order they are split out."""
-        found = [i for i, a in enumerate(self.attrs) if a & SPECIAL]
+        found = list(compress(range(self.size), map(SPECIAL.__and__, self.attrs)))
         found.sort(key=lambda i: -len(self.tokens[i]))
         return found
 

@@ -265,3 +265,31 @@ def test_real_model_prompt_is_the_chat_template(smollm2_server):
     expected = [1, 4093, 198, 5820, 253, 4354, 338, 314, 5724, 30, 2, 198, 1, 520, 9531, 198]
     reply = smollm2_server.generate(model="smol", prompt="Name a fruit that is yellow.", options={"temperature": 0, "num_predict": 2})
     assert reply.context[: len(expected)] == expected and len(reply.context) == len(expected) + 2
+
+
+def test_request_template_overrides_and_a_broken_one_is_500(fake):
+    rendered = generate(fake, prompt="hi", template="[{{ .Prompt }}]", _debug_render_only=True, stream=False).json
+    assert rendered["_debug_info"]["rendered_template"] == "[hi]"
+    broken = generate(fake, prompt="hi", template="{{ .Prompt")
+    assert broken.status_code == 500 and broken.json["error"].startswith("template error")
+
+
+def test_suffix_on_a_fill_in_the_middle_template(make_fake):
+    setup = make_fake()
+    setup.model(template="<pre>{{ .Prompt }}<suf>{{ .Suffix }}<mid>")
+    body = {"model": "fake", "prompt": "def f(", "suffix": "return x", "_debug_render_only": True, "stream": False}
+    rendered = setup.client.simulate_post("/api/generate", json=body).json["_debug_info"]["rendered_template"]
+    assert rendered == "<pre>def f(<suf>return x<mid>"
+
+
+def test_thinking_models_think_by_default(make_fake):
+    setup = make_fake()
+    template = (
+        "{{ range .Messages }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}{{ end }}"
+        "{{ if .Think }}/think{{ end }}"
+    )
+    setup.model(template=template)
+    body = {"model": "fake", "prompt": "hi", "_debug_render_only": True, "stream": False}
+    assert setup.client.simulate_post("/api/generate", json=body).json["_debug_info"]["rendered_template"] == "hi/think"
+    body["think"] = False
+    assert setup.client.simulate_post("/api/generate", json=body).json["_debug_info"]["rendered_template"] == "hi"

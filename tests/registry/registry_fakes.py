@@ -37,6 +37,7 @@ class FakeRegistry:
         self.declare_length = True
         self.redirect: str | None = None  # "loop", or a base URL to send blob GETs to (307)
         self.throttle: float | None = None  # bytes per second per connection
+        self.drop_after: int | None = None  # once: hang up after sending this many blob bytes
         self.bearer: str | None = None  # a token: then every /v2 request needs it
         self.requests: list[tuple[str, str, dict]] = []
         self.blob_bytes_sent = 0
@@ -142,6 +143,15 @@ class FakeRegistry:
                 if self.command == "HEAD":
                     return
                 step = 256 * 1024
+                with registry._lock:
+                    drop = registry.drop_after
+                    if drop is not None and len(body) > drop:
+                        registry.drop_after = None
+                    else:
+                        drop = None
+                if drop is not None:
+                    body = body[:drop]
+                    self.close_connection = True
                 for offset in range(0, len(body), step):
                     chunk = body[offset : offset + step]
                     try:

@@ -28,18 +28,20 @@ def pull_fails(target, registry, expected: str) -> list[dict]:
     return events
 
 
-def test_bad_digest(target, fake_registry):
-    layer = os.urandom(3000)
+@pytest.mark.parametrize("size", [3000, 3 * 1000 * 1000])  # one request; ranged parts
+def test_bad_digest(target, fake_registry, size):
+    layer = os.urandom(size)
     fake_registry.add_model(NAME, layer)
-    fake_registry.blobs[sha(layer)] = os.urandom(3000)  # the right size, the wrong bytes
+    fake_registry.blobs[sha(layer)] = os.urandom(size)  # the right size, the wrong bytes
     events = pull_fails(target, fake_registry, f"digest mismatch, file must be downloaded again: want {sha(layer)}")
     assert statuses(events)[-2:] == ["verifying sha256 digest", f"error: {events[-1]['error']}"]
     assert not list((target.models / "blobs").glob("*partial*"))  # bad bytes are not kept
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
-def test_more_bytes_than_declared(target, fake_registry, declare_length):
-    layer = os.urandom(5000)
+@pytest.mark.parametrize("size", [5000, 2 * 1000 * 1000])
+def test_more_bytes_than_declared(target, fake_registry, declare_length, size):
+    layer = os.urandom(size)
     fake_registry.add_model(NAME, layer)
     fake_registry.extra = os.urandom(100_000)
     fake_registry.declare_length = declare_length
@@ -48,10 +50,11 @@ def test_more_bytes_than_declared(target, fake_registry, declare_length):
     assert all(p.stat().st_size == len(layer) for p in partial)  # never written past the size
 
 
-def test_blob_larger_than_its_manifest_says(target, fake_registry):
-    layer = os.urandom(5000)
-    fake_registry.add_model(NAME, layer, manifest=model_manifest(layer, layer_size=4000))
-    pull_fails(target, fake_registry, "4000")
+@pytest.mark.parametrize("size", [5000, 2 * 1000 * 1000])
+def test_blob_larger_than_its_manifest_says(target, fake_registry, size):
+    layer = os.urandom(size)
+    fake_registry.add_model(NAME, layer, manifest=model_manifest(layer, layer_size=size - 1000))
+    pull_fails(target, fake_registry, str(size - 1000))
 
 
 @pytest.mark.parametrize(
@@ -89,8 +92,9 @@ def test_oversized_manifest(target, fake_registry):
     pull_fails(target, fake_registry, "manifest is")
 
 
-def test_redirect_loop(target, fake_registry):
-    fake_registry.add_model(NAME, os.urandom(1000))
+@pytest.mark.parametrize("size", [1000, 2 * 1000 * 1000])
+def test_redirect_loop(target, fake_registry, size):
+    fake_registry.add_model(NAME, os.urandom(size))
     fake_registry.redirect = "loop"
     pull_fails(target, fake_registry, "stopped after 10 redirects")
     assert sum(1 for _, path, _ in fake_registry.requests if path.startswith("/loop/")) <= 10
@@ -99,7 +103,7 @@ def test_redirect_loop(target, fake_registry):
 def test_redirect_to_another_host_fetches_ranges_there_without_credentials(target, fake_registry, monkeypatch):
     cdn = FakeRegistry().start()
     try:
-        layer = os.urandom(40_000)
+        layer = os.urandom(3 * 1000 * 1000)
         fake_registry.add_model(NAME, layer)
         cdn.blobs = dict(fake_registry.blobs)
         fake_registry.redirect = cdn.url
@@ -111,13 +115,14 @@ def test_redirect_to_another_host_fetches_ranges_there_without_credentials(targe
         assert any(h.get("Authorization") == "Bearer registry-token" for _, _, h in fake_registry.requests)
         cdn_gets = [(p, h) for m, p, h in cdn.requests if p.startswith("/cdn/")]
         assert cdn_gets and all("Authorization" not in h for _, h in cdn_gets)
-        assert all(h.get("Range", "").startswith("bytes=") for _, h in cdn_gets)
+        layer_gets = [h for p, h in cdn_gets if p.endswith(sha(layer))]
+        assert len(layer_gets) > 1 and all(h["Range"].startswith("bytes=") for h in layer_gets)
     finally:
         cdn.stop()
 
 
 def test_registry_without_range_support(target, fake_registry):
-    layer = os.urandom(200_000)
+    layer = os.urandom(2 * 1000 * 1000)
     fake_registry.add_model(NAME, layer)
     fake_registry.ranges = False
     events = target.pull(f"{fake_registry.host}/{NAME}")
@@ -147,3 +152,14 @@ def test_unreachable_registry(target):
     events = target.pull("127.0.0.1:9/library/m:latest")
     assert events[0] == {"status": "pulling manifest"}
     assert "error" in events[-1] and "GET http://127.0.0.1:9/v2/library/m/manifests/latest" in events[-1]["error"]
+
+
+def test_a_dropped_connection_is_retried_where_it_stopped(target, fake_registry):
+    layer = os.urandom(3 * 1000 * 1000)
+    fake_registry.add_model(NAME, layer)
+    fake_registry.drop_after = 1000 * 1000
+    events = target.pull(f"{fake_registry.host}/{NAME}")
+    assert events[-1] == {"status": "success"}
+    assert target.kernel.store.blob_path(sha(layer)).read_bytes() == layer
+    ranges = [h["Range"] for m, p, h in fake_registry.requests if p.endswith(sha(layer)) and h.get("Range") != "bytes=0-0"]
+    assert len(ranges) == 2 and ranges[1] == f"bytes=1000000-{len(layer) - 1}"

@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from corpus import HARD_TEXTS, random_texts, smollm_with_digit_tokens, minilm_metadata  # noqa: E402
+from tokenizer_corpus import HARD_TEXTS, random_texts, smollm_with_digit_tokens, minilm_metadata  # noqa: E402
 
 PRE_FAMILIES = ["default", "llama-bpe", "qwen2", "gpt-2", "deepseek-llm", "deepseek-coder", "deepseek-v3", "falcon",
                 "starcoder", "command-r", "olmo", "dbrx", "smaug-bpe", "poro-chat", "jina-v2-es", "tekken",
@@ -64,7 +64,7 @@ def main() -> None:
     from ollamakit.testing import models
     from ollamakit_gguf.reader import GGUFFile
 
-    texts = HARD_TEXTS + random_texts(random.Random(1234), 60)
+    texts = HARD_TEXTS + random_texts(random.Random(1234), 30)
     fixture = {
         "generator": "llama.cpp via llama-cpp-python (vocab_only); see make_fixture.py",
         "models": {
@@ -78,7 +78,7 @@ def main() -> None:
         write_gguf(bert, minilm_metadata(models.all_minilm_l6_v2()), "bert")
         fixture["models"]["minilm"] = cases(bert, texts)
         base = smollm_with_digit_tokens(GGUFFile.open(models.smollm2_q4_1()).metadata)
-        pre_texts = HARD_TEXTS[:40] + random_texts(random.Random(99), 10)
+        pre_texts = HARD_TEXTS[:30] + random_texts(random.Random(99), 6)
         for name in PRE_FAMILIES:
             path = Path(tmp) / f"{name}.gguf"
             write_gguf(path, {**base, "tokenizer.ggml.pre": name}, "llama")

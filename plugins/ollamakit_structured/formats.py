@@ -1,0 +1,79 @@
+"""The ``format`` request field: ``"json"`` or a JSON Schema, checked and compiled into a grammar
+before anything is scheduled, so a schema we cannot enforce is a 400 and never a silently
+unconstrained answer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import llguidance
+
+from ollamakit.errors import BadRequest, OllamaError
+
+# ``"json"`` asks for any JSON object, as Ollama's JSON grammar does.
+ANY_OBJECT = {"type": "object"}
+
+# Whitespace between tokens is free but bounded, like llama.cpp's JSON grammar: a space, or a
+# newline and some indentation. Unbounded whitespace lets a small model pad forever.
+JSON_OPTIONS = {"whitespace_flexible": True, "whitespace_pattern": r"(?: |\n[ \t]{0,20})?"}
+
+MAX_SCHEMA_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A checked ``format``: the schema it stands for and the engine's grammar for it."""
+
+    schema: dict
+    grammar: str
+
+    def with_preamble(self, closing_tag: str) -> "FormatSpec":
+        """The same format after free text that ends with ``closing_tag`` (a thinking model
+        thinks unconstrained, then answers in the format)."""
+        lark = (
+            "start: thinking gap? answer\n"
+            f"thinking[stop={json.dumps(closing_tag)}]: /(.|\\n)*/\n"
+            "gap: /[ \\t\\n]{1,8}/\n"
+            f"answer: %json {json.dumps({**self.schema, 'x-guidance': JSON_OPTIONS})}\n"
+        )
+        return FormatSpec(self.schema, _checked(llguidance.LLMatcher.grammar_from_lark(lark)))
+
+
+def invalid_format(value) -> OllamaError:
+    raw = json.dumps(value, ensure_ascii=False)
+    return OllamaError(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
+
+
+def _checked(grammar: str) -> str:
+    error = llguidance.LLMatcher.validate_grammar(grammar)
+    if error and not error.startswith("WARNING"):
+        raise BadRequest(f"format schema cannot be enforced: {error.strip()}")
+    return grammar
+
+
+def compile_schema(schema: dict) -> FormatSpec:
+    """The grammar for a JSON Schema object; 400 with the reason when it cannot be enforced
+    (an unknown type, a keyword such as ``not`` the engine does not implement, a broken $ref)."""
+    text = json.dumps(schema)
+    if len(text) > MAX_SCHEMA_BYTES:
+        raise BadRequest("format schema is too large")
+    if isinstance(schema.get("x-guidance"), dict):
+        raise BadRequest("format schema cannot be enforced: x-guidance is not allowed")
+    try:
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(text, overrides=JSON_OPTIONS)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"format schema cannot be enforced: {exc}") from None
+    return FormatSpec(schema, _checked(grammar))
+
+
+def parse_format(value) -> FormatSpec | None:
+    """``None`` for no format (absent, null or ""); the compiled format otherwise. Another
+    string or a non-object is a 500 ``invalid format``, as Ollama answers."""
+    if value is None or value == "":
+        return None
+    if value == "json":
+        return compile_schema(ANY_OBJECT)
+    if isinstance(value, dict):
+        return compile_schema(value)
+    raise invalid_format(value)

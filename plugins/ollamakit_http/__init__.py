@@ -21,6 +21,8 @@ class WaitressTransport(Transport):
             # Keep bodies up to 64 MiB in memory; bigger ones waitress spools to a temp file.
             inbuf_overflow=64 << 20,
             channel_timeout=600,
+            # Read the socket in large pieces: blob uploads are hundreds of megabytes.
+            recv_bytes=1 << 20,
             connection_limit=1000,
             ident="ollamakit",
             clear_untrusted_proxy_headers=True,

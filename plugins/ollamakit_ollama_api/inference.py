@@ -196,3 +196,4 @@ def concatenate(chunks: list[dict], text_of, set_text) -> dict:
     if logprobs:
         final["logprobs"] = logprobs
     return final
+

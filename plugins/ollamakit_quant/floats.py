@@ -12,7 +12,7 @@ import numpy as np
 
 F32 = np.float32
 _MAGIC = F32(12582912.0)  # 1.5 * 2**23: adding it leaves round(x) in the low mantissa bits
-_TWO_23, _TWO_24 = F32(2.0**23), F32(2.0**24)
+_NEAREST_INT_RANGE = F32(4194303)  # where the trick equals round-half-even (ggml asserts it)
 
 
 def nearest_int(values: np.ndarray) -> np.ndarray:
@@ -28,16 +28,16 @@ def nearest_int(values: np.ndarray) -> np.ndarray:
 def rounded(values: np.ndarray, low: int, high: int) -> np.ndarray:
     """``MAX(low, MIN(high, nearest_int(v)))`` as float32, the hot step of every scale search.
 
-    While all biased values share one exponent (|v| < 2**22) the rounding can stay in float32 and
-    clamp there; any lane outside that range takes the exact integer path instead.
+    Within nearest_int's range (|v| < 2**22) it equals np.rint, which is one vector instruction;
+    if any lane lies outside, the exact integer path reproduces ggml's result instead.
     """
-    biased = np.add(values, _MAGIC, dtype=F32)
-    if biased.size and not (biased.min() >= _TWO_23 and biased.max() < _TWO_24):
-        return np.clip(nearest_int(values), low, high).astype(F32)
-    np.maximum(biased, _MAGIC + F32(low), out=biased)
-    np.minimum(biased, _MAGIC + F32(high), out=biased)
-    biased -= _MAGIC
-    return biased
+    values = np.asarray(values, dtype=F32)
+    if values.size and not (values.min() > -_NEAREST_INT_RANGE and values.max() < _NEAREST_INT_RANGE):
+        return np.clip(nearest_int(values), low, high).astype(F32)  # also taken for NaN
+    out = np.rint(values)
+    np.maximum(out, F32(low), out=out)
+    np.minimum(out, F32(high), out=out)
+    return out
 
 
 def roundf(values: np.ndarray) -> np.ndarray:

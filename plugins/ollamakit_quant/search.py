@@ -108,26 +108,44 @@ def refined_signed_scale(x: np.ndarray, nmax: int):
         levels = rounded(F32(-nmax) / signed * x, -nmax, nmax - 1)
         sum_lx = ordered_sum(weighted_x * levels)
         sum_l2 = ordered_sum(weights * levels * levels)
+        # ggml stops a block's passes once one changes nothing; such a block would never change
+        # again, so each pass only needs to revisit the blocks the previous pass moved.
+        active = np.arange(x.shape[1])
         for _ in range(5):
-            # A block whose pass changes nothing would change nothing on any later pass either,
-            # so running every block for the same number of passes matches ggml's early exit.
-            changed = False
-            for i in range(x.shape[0]):
-                w, wx, level = weights[i], weighted_x[i], levels[i]
-                slx = sum_lx - wx * level
-                sl2 = sum_l2 - w * level * level
-                new = rounded(x[i] * sl2 / slx, -nmax, nmax - 1)
-                slx = slx + wx * new
-                sl2 = sl2 + w * new * new
-                take = ((sum_lx - wx * level) > 0) & (new != level) & (sl2 > 0) \
-                    & (slx * slx * sum_l2 > sum_lx * sum_lx * sl2)
-                if take.any():
-                    changed = True
-                    levels[i] = np.where(take, new, level)
-                    sum_lx = np.where(take, slx, sum_lx)
-                    sum_l2 = np.where(take, sl2, sum_l2)
-            if not changed:
+            lv, slx_all, sl2_all, moved = _refine_pass(
+                x[:, active], weights[:, active], weighted_x[:, active], levels[:, active],
+                sum_lx[active], sum_l2[active], nmax)
+            levels[:, active], sum_lx[active], sum_l2[active] = lv, slx_all, sl2_all
+            active = active[moved]
+            if not active.size:
                 break
         scale = np.where(sum_l2 > 0, sum_lx / sum_l2, F32(0)).astype(F32)
     levels = np.where(zero, 0, levels + nmax).astype(np.uint8)
     return np.where(zero, F32(0), scale).astype(F32), levels
+
+
+def _refine_pass(x, weights, weighted_x, levels, sum_lx, sum_l2, nmax):
+    """One pass of make_q3_quants' refinement over the values of each block, in order.
+
+    Most values keep their level, so the acceptance test runs only on the few that would move.
+    """
+    moved = np.zeros(x.shape[1], dtype=bool)
+    for i in range(x.shape[0]):
+        w, wx, level = weights[i], weighted_x[i], levels[i]  # level is a view: updated in place
+        without_lx = sum_lx - wx * level
+        without_l2 = sum_l2 - w * level * level
+        new = rounded(x[i] * without_l2 / without_lx, -nmax, nmax - 1)
+        candidates = np.flatnonzero((new != level) & (without_lx > 0))
+        if not candidates.size:
+            continue
+        new = new[candidates]
+        slx = without_lx[candidates] + wx[candidates] * new
+        sl2 = without_l2[candidates] + w[candidates] * new * new
+        old_lx, old_l2 = sum_lx[candidates], sum_l2[candidates]
+        take = (sl2 > 0) & (slx * slx * old_l2 > old_lx * old_lx * sl2)
+        chosen = candidates[take]
+        level[chosen] = new[take]
+        sum_lx[chosen] = slx[take]
+        sum_l2[chosen] = sl2[take]
+        moved[chosen] = True
+    return levels, sum_lx, sum_l2, moved

@@ -215,20 +215,25 @@ class ServerThread:
 
         self.kernel = kernel
         self.server = waitress.create_server(
-            create_app(kernel), host="127.0.0.1", port=0, threads=threads, ident="ollamakit-test",
-            asyncore_loop_timeout=0.05,  # so closing does not wait a second for the loop
+            create_app(kernel), host="127.0.0.1", port=0, threads=threads, ident="ollamakit-test"
         )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, name="ollamakit-test-server", daemon=True)
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="ollamakit-test-server", daemon=True)
+
+    def _serve(self):
+        from waitress import wasyncore
+
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        # Close every channel (keep-alive connections too) from the loop's own thread.
+        wasyncore.close_all(self.server._map)
 
     def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        from waitress import wasyncore
-
-        # Closing every channel (keep-alive connections too) lets the serving loop end.
-        wasyncore.close_all(self.server._map)
-        self.server.task_dispatcher.shutdown(timeout=5)
+        self._stopping.set()
         self.thread.join(5)
+        self.server.task_dispatcher.shutdown(timeout=5)

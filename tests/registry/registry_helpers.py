@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from falcon.testing import TestClient
 
+from ollamakit import manifest as mf
 from ollamakit.config import Settings
 from ollamakit.kernel import make_kernel
+from ollamakit.names import ModelName
 from ollamakit.web import create_app
 from ollamakit_registry.testing import registry_binary
 
@@ -71,3 +73,13 @@ def create_smol(inst: Instance, name: str, gguf: Path) -> None:
 def requires_registry() -> None:
     if registry_binary() is None:
         pytest.skip("docker-registry is not installed (scripts/test.sh installs Debian's docker-registry)")
+
+
+def tiny_model(inst: Instance, name: str, layer: bytes) -> mf.Manifest:
+    """A model whose weights are ``layer`` (any bytes: the registry never parses them)."""
+    store = inst.kernel.store
+    digest, size = store.add_bytes(layer)
+    config, config_size = store.add_bytes(b'{"model_format":"gguf","architecture":"amd64","os":"linux"}')
+    manifest = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size), [mf.Layer(mf.MODEL, digest, size)])
+    store.write_manifest(ModelName.parse(name), manifest)
+    return manifest

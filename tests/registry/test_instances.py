@@ -9,21 +9,10 @@ import sys
 
 import httpx
 import pytest
-from registry_helpers import create_smol, statuses
+from registry_helpers import create_smol, statuses, tiny_model
 
 from ollamakit import manifest as mf
 from ollamakit.testing.fixtures import ServerProcess
-
-
-def tiny_model(inst, name: str, layer: bytes) -> mf.Manifest:
-    store = inst.kernel.store
-    digest, size = store.add_bytes(layer)
-    config, config_size = store.add_bytes(b'{"model_format":"gguf","architecture":"amd64","os":"linux"}')
-    manifest = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size), [mf.Layer(mf.MODEL, digest, size)])
-    from ollamakit.names import ModelName
-
-    store.write_manifest(ModelName.parse(name), manifest)
-    return manifest
 
 
 def test_registry_endpoints(instance):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import pytest
-from registry_helpers import create_smol, requires_registry, statuses
+from registry_helpers import create_smol, requires_registry, statuses, tiny_model
 
 from ollamakit.names import ModelName
 from ollamakit_registry.testing import LocalRegistry
-
-pytestmark = pytest.mark.real_model
 
 PULL_STATUSES = ["pulling manifest", "verifying sha256 digest", "writing manifest", "success"]
 
@@ -55,6 +54,7 @@ def roundtrip(instance, registry, smol_gguf):
     return source, target, model
 
 
+@pytest.mark.real_model
 def test_push_then_pull_into_an_empty_store(instance, local_registry, smol_gguf):
     source, target, model = roundtrip(instance, local_registry, smol_gguf)
     model_digest = model.model_layer.digest
@@ -75,6 +75,7 @@ def test_push_then_pull_into_an_empty_store(instance, local_registry, smol_gguf)
     assert again[-1] == {"status": "success"}
 
 
+@pytest.mark.real_model
 def test_pull_from_a_registry_behind_htpasswd(instance, tmp_path, smol_gguf, monkeypatch):
     requires_registry()
     users = {"alice": "correct horse"}
@@ -103,6 +104,7 @@ def test_pull_from_a_registry_behind_htpasswd(instance, tmp_path, smol_gguf, mon
         assert target.kernel.store.get(name).manifest_bytes == model.manifest_bytes
 
 
+@pytest.mark.real_model
 def test_credentials_from_the_file(instance, tmp_path, smol_gguf, monkeypatch):
     requires_registry()
     with LocalRegistry(tmp_path / "auth-registry", users={"bob": "pw"}) as registry:
@@ -115,6 +117,7 @@ def test_credentials_from_the_file(instance, tmp_path, smol_gguf, monkeypatch):
         assert source.push(name)[-1] == {"status": "success"}
 
 
+@pytest.mark.real_model
 def test_repull_removes_layers_the_new_manifest_dropped(instance, local_registry, smol_gguf):
     source, target, model = roundtrip(instance, local_registry, smol_gguf)
     name = f"{local_registry.host}/library/smol:latest"
@@ -157,10 +160,10 @@ def test_push_errors(instance, local_registry):
     assert result.status_code == 404
 
 
-def test_pull_without_stream_returns_success(instance, local_registry, smol_gguf):
+def test_pull_without_stream_returns_success(instance, local_registry):
     source = instance("source")
-    name = f"{local_registry.host}/library/smol:latest"
-    create_smol(source, name, smol_gguf)
+    name = f"{local_registry.host}/library/tiny:latest"
+    tiny_model(source, name, os.urandom(3 * 1000 * 1000))
     assert source.push(name)[-1] == {"status": "success"}
     target = instance("target")
     result = target.client.simulate_post("/api/pull", json={"model": name, "insecure": True, "stream": False})

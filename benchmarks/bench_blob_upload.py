@@ -1,0 +1,78 @@
+"""Blob upload throughput through the API, beside a plain file copy on the same disk.
+
+    .venv/bin/python benchmarks/bench_blob_upload.py [--mb 250]
+
+Starts a real ``ollamakit serve`` (waitress) on a free loopback port with an empty model
+directory, uploads a random file with ``POST /api/blobs/sha256:<hex>`` (streamed, as the
+official client does), and copies the same file with ``shutil.copyfile`` in the same run.
+Target: upload ≥ 0.5× the copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from ollamakit.testing.fixtures import ServerProcess
+
+
+def make_file(path: Path, size_mb: int) -> str:
+    sha = hashlib.sha256()
+    with open(path, "wb") as fh:
+        for _ in range(size_mb):
+            block = os.urandom(1 << 20)
+            sha.update(block)
+            fh.write(block)
+    return "sha256:" + sha.hexdigest()
+
+
+def file_chunks(path: Path, size: int = 1 << 20):
+    with open(path, "rb") as fh:
+        while block := fh.read(size):
+            yield block
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=250)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=Path.home()) as tmp:
+        tmp = Path(tmp)
+        source = tmp / "source.bin"
+        digest = make_file(source, args.mb)
+        size = source.stat().st_size
+        models = tmp / "models"
+        models.mkdir()
+        server = ServerProcess(models).start()
+        try:
+            copies, uploads = [], []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                shutil.copyfile(source, tmp / "copy.bin")
+                copies.append(time.perf_counter() - start)
+                (tmp / "copy.bin").unlink()
+
+                start = time.perf_counter()
+                reply = httpx.post(f"{server.url}/api/blobs/{digest}", content=file_chunks(source), timeout=600)
+                uploads.append(time.perf_counter() - start)
+                assert reply.status_code == 201, reply.text
+                (models / "blobs" / ("sha256-" + digest[7:])).unlink()
+        finally:
+            server.stop()
+    mb = size / 1e6
+    copy_rate, upload_rate = mb / min(copies), mb / min(uploads)
+    print(f"blob upload, {mb:.0f} MB, best of {args.repeat}")
+    print(f"  file copy (same disk)   {copy_rate:8.0f} MB/s")
+    print(f"  POST /api/blobs         {upload_rate:8.0f} MB/s   ({upload_rate / copy_rate:.2f}x the copy; target >= 0.5x)")
+
+
+if __name__ == "__main__":
+    main()

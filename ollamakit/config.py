@@ -91,6 +91,14 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -103,6 +111,7 @@ class Settings:
     max_queue: int = 512
     context_length: int = 4096
     load_timeout: float = 300.0
+    memory_fraction: float = 0.8  # share of RAM loaded models may fill before LRU eviction
     noprune: bool = False
     debug: bool = False
     storage: str = "fs"
@@ -131,6 +140,7 @@ class Settings:
             max_loaded_models=_env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
             max_queue=_env_int("OLLAMA_MAX_QUEUE", 512),
             context_length=_env_int("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
+            memory_fraction=_env_float("OLLAMAKIT_MEMORY_FRACTION", 0.8),
             noprune=parse_bool(_env("OLLAMA_NOPRUNE")),
             debug=parse_bool(_env("OLLAMA_DEBUG")),
             storage=_env("OLLAMAKIT_STORAGE") or "fs",

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .client import ApiError, Client
+from .client import Client
 
 HELP = """Available Commands:
   /clear          Clear session context
@@ -141,8 +141,6 @@ def run_command(model, prompt, keepalive, format_, verbose):
                 return
             client.json("POST", "/api/chat", {**base, "messages": [], "stream": False})  # load now
             chat_loop(client, base, verbose)
-        except ApiError:
-            raise
         except KeyboardInterrupt:
             click.echo()
 

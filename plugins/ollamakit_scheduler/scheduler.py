@@ -28,7 +28,6 @@ from .sequence import Sequence
 log = logging.getLogger("ollamakit.scheduler")
 
 QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
-DEFAULT_MEMORY_FRACTION = 0.8
 FOREVER_SECONDS = 292 * 365.25 * 24 * 3600  # how far ahead /api/ps shows "never"
 
 
@@ -40,12 +39,7 @@ def total_memory() -> int:
 
 
 def memory_fraction(settings) -> float:
-    value = getattr(settings, "memory_fraction", None) or os.environ.get("OLLAMAKIT_MEMORY_FRACTION")
-    try:
-        fraction = float(value) if value else DEFAULT_MEMORY_FRACTION
-    except ValueError:
-        fraction = DEFAULT_MEMORY_FRACTION
-    return min(max(fraction, 0.01), 1.0)
+    return min(max(settings.memory_fraction, 0.01), 1.0)
 
 
 @dataclass(eq=False)

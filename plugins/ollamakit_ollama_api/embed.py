@@ -1,0 +1,157 @@
+"""``POST /api/embed`` (a batch of inputs, L2-normalised vectors) and the legacy
+``POST /api/embeddings`` (one prompt, the model's raw vector).
+
+Both load the model through the scheduler and call the runner's ``embed(batch)``: BERT-style
+encoders pool as their file says; decoder models can embed too (mean of their final hidden
+states). No capability check is made, as in Ollama.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ollamakit.errors import BadRequest, NotFound, OllamaError
+from ollamakit.names import ModelName
+from ollamakit.web import json_response, read_json
+from ollamakit.web.body import field
+from ollamakit_scheduler.options import merged
+
+from .inference import nanoseconds_since, parse_keep_alive
+
+MAX_INPUTS = 1 << 16
+TOO_LONG = "the input length exceeds the context length"
+
+
+def find_model(kernel, name: str):
+    """The stored model; the embed endpoints answer 404 in the scheduler's words."""
+    if name and ModelName.parse(name) is None:
+        raise BadRequest("invalid model name")
+    model = kernel.store.get(name) if name else None
+    if model is None:
+        raise NotFound(f'model "{name}" not found, try pulling it first' if name else "model '' not found")
+    return model
+
+
+def parse_inputs(value) -> list[str]:
+    """``input``: a string or a list of strings; ``""``, ``[]`` or nothing embeds nothing."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        if len(value) > MAX_INPUTS:
+            raise BadRequest(f"too many inputs: {len(value)} (at most {MAX_INPUTS})")
+        return value
+    raise BadRequest("invalid input type")
+
+
+def parse_options(body: dict):
+    options = body.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest(f"json: cannot unmarshal {type(options).__name__} into field options of type map")
+    return options
+
+
+def fit_context(tokens: list[int], num_ctx: int, truncate: bool, tokenizer) -> list[int]:
+    """The tokens of one input within ``num_ctx``: cut at the end, keeping a closing special
+    token (BERT's [SEP], an appended EOS) so the model still sees a complete input."""
+    if len(tokens) <= num_ctx:
+        return tokens
+    if not truncate:
+        raise BadRequest(TOO_LONG)
+    closing = {getattr(tokenizer, "sep_id", None)}
+    if getattr(tokenizer, "add_eos", False):
+        closing.add(getattr(tokenizer, "eos_id", None))
+    closing.discard(None)
+    if tokens[-1] in closing and num_ctx > 1:
+        return tokens[: num_ctx - 1] + tokens[-1:]
+    return tokens[:num_ctx]
+
+
+def run_embeddings(lease, texts: list[str], truncate: bool) -> tuple[list[np.ndarray], int]:
+    """Raw vectors for ``texts`` on the leased model, and the number of tokens evaluated."""
+    tokenizer = lease.tokenizer
+    batch = [fit_context(tokenizer.encode(text, add_special=True, parse_special=True), lease.num_ctx, truncate, tokenizer)
+             for text in texts]
+    vectors = lease.runner.embed(batch)
+    for vector in vectors:
+        if not np.all(np.isfinite(vector)):
+            raise BadRequest("the embedding contains NaN or Inf values")
+    return vectors, sum(len(tokens) for tokens in batch)
+
+
+def normalize(vector: np.ndarray, dimensions: int = 0) -> list[float]:
+    """L2-normalised (after cutting to ``dimensions`` when 0 < dimensions < length), as the
+    shortest decimal of each float32 value, as Go prints a []float32."""
+    vector = np.asarray(vector, dtype=np.float64)
+    if 0 < dimensions < len(vector):
+        vector = vector[:dimensions]
+    norm = math.sqrt(float(vector @ vector))
+    if norm > 0:
+        vector = vector / norm
+    return [float(str(x)) for x in vector.astype(np.float32)]
+
+
+class Embed:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_post(self, req, resp):
+        started = time.perf_counter_ns()
+        body = read_json(req)
+        name = field(body, "model", str, "")
+        texts = parse_inputs(body.get("input"))
+        truncate = field(body, "truncate", bool, True)
+        dimensions = field(body, "dimensions", int, 0)
+        keep_alive = parse_keep_alive(body.get("keep_alive"))
+        options = parse_options(body)
+        model = find_model(self.kernel, name)
+        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive)
+        try:
+            load_ns = nanoseconds_since(started)
+            if not texts:
+                json_response(resp, {"model": name, "embeddings": []})
+                return
+            vectors, count = run_embeddings(lease, texts, truncate)
+        finally:
+            lease.release()
+        reply = {
+            "model": name,
+            "embeddings": [normalize(v, dimensions) for v in vectors],
+            "total_duration": nanoseconds_since(started),
+            "load_duration": load_ns,
+            "prompt_eval_count": count,
+        }
+        json_response(resp, {k: v for k, v in reply.items() if v != 0})
+
+
+class Embeddings:
+    """The legacy endpoint: one prompt, the model's vector as float64 values, no metrics."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def on_post(self, req, resp):
+        body = read_json(req)
+        name = field(body, "model", str, "")
+        if not name:
+            raise BadRequest("model is required")
+        prompt = field(body, "prompt", str, "")
+        keep_alive = parse_keep_alive(body.get("keep_alive"))
+        options = parse_options(body)
+        model = find_model(self.kernel, name)
+        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive)
+        try:
+            if not prompt:
+                json_response(resp, {"embedding": []})
+                return
+            try:
+                vectors, _ = run_embeddings(lease, [prompt], truncate=True)
+            except BadRequest as exc:  # runner errors are 500s on this endpoint
+                raise OllamaError(exc.message) from None
+        finally:
+            lease.release()
+        json_response(resp, {"embedding": np.asarray(vectors[0], dtype=np.float64).tolist()})

@@ -1,0 +1,153 @@
+"""What every ``/v1`` endpoint shares: OpenAI's error envelope, request bodies read through it,
+and Server-Sent Events."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import time
+
+from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.web import json_response
+
+log = logging.getLogger("ollamakit.openai")
+
+SSE = "text/event-stream"
+FINGERPRINT = "fp_ollama"
+
+
+def error_type(status: int) -> str:
+    return {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+
+
+def error_envelope(exc: BaseException) -> tuple[int, dict]:
+    if isinstance(exc, OllamaError):
+        status, message = exc.status, exc.message
+    else:
+        log.exception("unexpected error", exc_info=exc)
+        status, message = 500, str(exc) or type(exc).__name__
+    return status, {"error": {"message": message, "type": error_type(status), "param": None, "code": None}}
+
+
+def openai_errors(handler):
+    """A responder whose errors are answered in OpenAI's envelope instead of ``{"error": msg}``."""
+
+    @functools.wraps(handler)
+    def wrapped(self, req, resp, *args, **kwargs):
+        try:
+            return handler(self, req, resp, *args, **kwargs)
+        except Exception as exc:
+            status, body = error_envelope(exc)
+            json_response(resp, body, status, "application/json")
+
+    return wrapped
+
+
+def dumps(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def send_events(resp, first, rest) -> None:
+    """Stream ``first`` and the objects from ``rest`` as SSE ``data:`` events, then ``[DONE]``.
+    An error once the stream has begun is sent as a last event in the envelope."""
+
+    def events():
+        try:
+            if first is not None:
+                yield b"data: " + dumps(first) + b"\n\n"
+            for obj in rest:
+                yield b"data: " + dumps(obj) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        except Exception as exc:
+            yield b"data: " + dumps(error_envelope(exc)[1]) + b"\n\n"
+        finally:
+            close = getattr(rest, "close", None)
+            if close:
+                close()
+
+    resp.status = 200
+    resp.content_type = SSE
+    resp.set_header("Cache-Control", "no-cache")
+    resp.stream = events()
+
+
+def start_stream(resp, objects) -> None:
+    """Send a generator of objects as SSE; an error before the first one is a plain error reply."""
+    objects = iter(objects)
+    try:
+        first = next(objects)
+    except StopIteration:
+        first = None
+    send_events(resp, first, objects)
+
+
+def completion_id(prefix: str) -> str:
+    return f"{prefix}-{random.randrange(999)}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+# -- request fields --------------------------------------------------------------------------
+
+def typed(body: dict, key: str, kinds, what: str):
+    """``body[key]`` when it has one of ``kinds`` (None when absent); else a 400."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise BadRequest(f"invalid type for '{key}': expected {what}")
+    if not isinstance(value, kinds):
+        raise BadRequest(f"invalid type for '{key}': expected {what}")
+    return value
+
+
+def stop_list(body: dict) -> list[str] | None:
+    stop = body.get("stop")
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list):
+        for item in stop:
+            if not isinstance(item, str):
+                raise BadRequest(f"invalid type for 'stop' field: {type(item).__name__}")
+        return stop
+    raise BadRequest(f"invalid type for 'stop' field: {type(stop).__name__}")
+
+
+def sampling_options(body: dict, top_p_zero_means_one: bool = False) -> dict:
+    """OpenAI's sampling fields as native ``options``: temperature and top_p default to 1.0."""
+    number = (int, float)
+    options: dict = {}
+    max_tokens = typed(body, "max_tokens", int, "an integer")
+    if max_tokens is not None:
+        options["num_predict"] = max_tokens
+    seed = typed(body, "seed", int, "an integer")
+    if seed is not None:
+        options["seed"] = seed
+    stop = stop_list(body)
+    if stop is not None:
+        options["stop"] = stop
+    temperature = typed(body, "temperature", number, "a number")
+    options["temperature"] = 1.0 if temperature is None else temperature
+    top_p = typed(body, "top_p", number, "a number")
+    options["top_p"] = 1.0 if top_p is None or (top_p_zero_means_one and top_p == 0) else top_p
+    for key in ("frequency_penalty", "presence_penalty"):
+        value = typed(body, key, number, "a number")
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def include_usage(body: dict) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def usage(final: dict) -> dict:
+    prompt, completion = int(final.get("prompt_eval_count", 0)), int(final.get("eval_count", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

@@ -49,7 +49,7 @@ class HParams:
     sliding_window: int | None
     swa_layers: tuple[bool, ...]
     rope_base_local: float | None  # rope base of the sliding-window layers
-    pooling: str  # for embeddings: "none" (last token), "mean", "cls", "last"
+    pooling: str  # for embeddings: "none" (pooled as the mean), "mean", "cls", "last"
 
     @property
     def n_group(self) -> int:

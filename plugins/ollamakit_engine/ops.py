@@ -87,7 +87,7 @@ class Ops:
         elif activation == "silu":
             # gate * sigmoid(gate) = gate / (1 + exp(-gate))
             t = xp.negative(gate)
-            xp.exp(t, out=t)
+            self.exp(t)
             t += 1.0
             xp.divide(gate, t, out=gate)
         elif activation == "gelu_tanh":
@@ -123,9 +123,23 @@ class Ops:
         """Softmax over the last axis, in place."""
         xp = self.xp
         scores -= scores.max(axis=-1, keepdims=True)
-        xp.exp(scores, out=scores)
-        scores /= scores.sum(axis=-1, keepdims=True)
+        self.exp(scores)
+        if self.exact:  # summed in double; multiplied by the reciprocal
+            total = scores.sum(axis=-1, keepdims=True, dtype=xp.float64)
+            scores *= (1.0 / total).astype(xp.float32)
+        else:
+            scores /= scores.sum(axis=-1, keepdims=True)
         return scores
+
+    def exp(self, x):
+        """exp in place. Exact mode evaluates it in double: numpy's float32 exp is off by an
+        ulp or two often enough to tip the 8-bit rounding of the next product."""
+        xp = self.xp
+        if self.exact:
+            x[...] = xp.exp(x.astype(xp.float64))
+        else:
+            xp.exp(x, out=x)
+        return x
 
     def store_kv(self, cache_rows, new_rows):
         """Write new keys or values (rows, n_kv, dim) into a cache slice (n_kv, rows, dim); the

@@ -120,8 +120,9 @@ class Runner:
     # -- embeddings ----------------------------------------------------------------------------
 
     def embed(self, batch: list[list[int]]) -> list[np.ndarray]:
-        """Hidden states after the output norm, pooled per the model's pooling type (the last
-        token's for causal models that declare none). Not normalised."""
+        """Hidden states after the output norm, pooled per the model's pooling type (the mean
+        over the input for causal models that declare none, as Ollama embeds with them). Not
+        normalised."""
         results = []
         for tokens in batch:
             if not tokens:
@@ -142,7 +143,7 @@ class Runner:
                     first_row = normed[:1].copy()
                 total = normed.sum(axis=0, keepdims=True) if total is None else total + normed.sum(axis=0, keepdims=True)
                 last_row = normed[-1:].copy()
-        if pooling == "mean":
+        if pooling in ("mean", "none"):
             return total / len(tokens)
         if pooling == "cls":
             return first_row

@@ -1,8 +1,7 @@
 """``POST /v1/embeddings``: OpenAI embeddings.
 
 As in Ollama, the request runs through the native ``/api/embed`` handler: it is dispatched to
-that route inside this process. A server without that route (an install without the native
-embed plugin) embeds directly with the loaded model's runner instead.
+that route inside this process (one WSGI call, no socket), so both answer alike.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import falcon.testing
 import numpy as np
 
 from ollamakit.errors import BadRequest, NotFound, OllamaError
-from ollamakit.names import ModelName
 from ollamakit.web import json_response, read_json
 
 from .envelope import openai_errors, typed
@@ -53,9 +51,7 @@ class Embeddings:
         native = {"model": model, "input": inputs}
         if dimensions:
             native["dimensions"] = dimensions
-        result = self._native(native) if self.app is not None else None
-        if result is None:
-            result = direct_embed(self.kernel, native)
+        result = self._native(native)
         data = [{"object": "embedding", "embedding": encode(vector, encoding), "index": i}
                 for i, vector in enumerate(result.get("embeddings") or [])]
         count = int(result.get("prompt_eval_count", 0))
@@ -64,13 +60,13 @@ class Embeddings:
 
     # -- through /api/embed ----------------------------------------------------------------
 
-    def _native(self, body: dict) -> dict | None:
-        """The native handler's reply; None when this server has no ``/api/embed`` route."""
+    def _native(self, body: dict) -> dict:
+        """The native handler's reply, its error raised with the same status."""
         result = falcon.testing.simulate_request(
             self.app, "POST", "/api/embed", body=json.dumps(body), headers={"Content-Type": "application/json", "Host": "localhost"},
         )
         if result.status_code == 404 and result.headers.get("content-type", "").startswith("text/plain"):
-            return None
+            raise NotFound("embeddings are not available: this server has no /api/embed route")
         try:
             payload = result.json
         except ValueError:
@@ -79,32 +75,3 @@ class Embeddings:
             message = payload.get("error") if isinstance(payload, dict) else result.text
             raise OllamaError(str(message or "embedding failed"), result.status_code)
         return payload
-
-
-def direct_embed(kernel, body: dict) -> dict:
-    """Embed with the runner (L2-normalised, optionally cut to ``dimensions`` and renormalised)."""
-    from ollamakit_scheduler.options import merged
-
-    name = body["model"]
-    model = kernel.store.get(name) if name and ModelName.parse(name) else None
-    if model is None:
-        raise NotFound(f'model "{name}" not found, try pulling it first')
-    lease = kernel.scheduler.acquire(model, merged(model.params, None))
-    try:
-        embed = getattr(lease.runner, "embed", None)
-        if embed is None:
-            raise BadRequest(f"{model.name.display_full()} does not support embedding")
-        batches = [lease.tokenizer.encode(text, add_special=True, parse_special=True)[: lease.num_ctx] or [0]
-                   for text in body["input"]]
-        vectors = embed(batches)
-    finally:
-        lease.release()
-    dimensions = body.get("dimensions")
-    out = []
-    for vector in vectors:
-        vector = np.asarray(vector, dtype=np.float64)
-        if dimensions and 0 < dimensions < vector.shape[0]:
-            vector = vector[:dimensions]
-        norm = np.linalg.norm(vector)
-        out.append((vector / norm if norm > 0 else vector).astype(np.float32).tolist())
-    return {"embeddings": out, "prompt_eval_count": sum(len(b) for b in batches)}

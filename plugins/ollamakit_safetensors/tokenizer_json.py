@@ -54,8 +54,10 @@ def tokenizer_metadata(folder: ModelFolder, config: dict, *, wordpiece_only: boo
         out.update(_wordpiece(tokens, types, tokenizer))
     elif kind == "BPE" and _is_byte_level(tokenizer):
         out.update(_byte_level_bpe(tokens, types, model, tokenizer, settings))
-    elif kind in ("BPE", "Unigram"):
+    elif kind == "Unigram" or (kind == "BPE" and _is_sentencepiece(tokenizer)):
         out.update(_sentencepiece(tokens, types, scores, kind, tokenizer))
+    elif kind == "BPE":
+        raise InvalidModelFile("tokenizer.json: a BPE tokenizer that is neither byte-level nor SentencePiece-style cannot be converted")
     else:
         raise InvalidModelFile(f"tokenizer.json model type {kind!r} cannot be converted")
     out.update(_special_tokens(folder, tokenizer, settings, config, tokens))
@@ -176,6 +178,22 @@ def _is_byte_level(tokenizer: dict) -> bool:
         return any(has_byte_level(child) for child in children if isinstance(child, dict))
 
     return has_byte_level(tokenizer.get("pre_tokenizer")) or has_byte_level(tokenizer.get("decoder"))
+
+
+def _is_sentencepiece(tokenizer: dict) -> bool:
+    """SentencePiece-style: byte fallback, or spaces spelled as ``▁`` by a normaliser step."""
+    def spells_space(node) -> bool:
+        if not isinstance(node, dict):
+            return False
+        if node.get("type") == "Metaspace" or (node.get("type") in ("Replace", "Prepend")
+                                                and SPACE in (node.get("content"), node.get("prepend"))):
+            return True
+        children = node.get("normalizers") or node.get("pretokenizers") or []
+        return any(spells_space(child) for child in children)
+
+    model = tokenizer.get("model") or {}
+    return bool(model.get("byte_fallback")) or spells_space(tokenizer.get("normalizer")) \
+        or spells_space(tokenizer.get("pre_tokenizer"))
 
 
 def _merges(model: dict) -> list[str]:

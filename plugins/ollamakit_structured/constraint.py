@@ -28,7 +28,8 @@ class Constraint:
 
     def _check(self) -> None:
         if self.matcher.is_error():
-            raise OllamaError(f"format constraint failed: {self.matcher.get_error()}")
+            reason = self.matcher.get_error().strip().splitlines()[0]  # the rest is a state dump
+            raise OllamaError(f"format constraint failed: {reason}")
 
     def allowed(self) -> np.ndarray:
         """Which token ids may come next (a boolean array over the vocabulary)."""
@@ -49,7 +50,6 @@ class Constraint:
     def advance(self, token: int) -> None:
         """The sampled token joins the answer."""
         if not self.matcher.consume_token(int(token)):
-            self._check()
             raise OllamaError(f"format constraint failed: token {token} is not allowed here")
 
     @property

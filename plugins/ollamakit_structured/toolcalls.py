@@ -84,6 +84,7 @@ class ToolCallParser:
     def __init__(self, tag: str, tool_names):
         self.tag = tag or "{"
         self.closing = closing_tag(self.tag)
+        self.tag_is_json = self.tag in ("{", "[")  # then the tag is the call's first character
         self.names = {n for n in tool_names if isinstance(n, str)}
         self.calling = False  # the tag was seen: reading calls
         self.plain = False  # the output turned out to be content only
@@ -120,7 +121,7 @@ class ToolCallParser:
     def _next_calls(self):
         """Calls parsed from the start of the held text: a list, None (incomplete) or False."""
         rest = self._held
-        if self.tag != "{" and rest.startswith(self.tag):
+        if not self.tag_is_json and rest.startswith(self.tag):
             rest = rest[len(self.tag) :]
         rest = rest.lstrip()
         if self.closing and rest.startswith(self.closing):

@@ -1,9 +1,7 @@
-from pathlib import Path
+"""Fixtures for the quantizer tests: the llama.cpp oracle and the F16 SmolLM2 source."""
 
 import pytest
 import quant_reference
-
-from ollamakit.testing.models import CACHE, smollm2_q4_1
 
 
 @pytest.fixture(scope="session")
@@ -14,16 +12,7 @@ def reference():
     return quant_reference
 
 
-def smollm2_f16() -> Path:
-    """SmolLM2-135M-Instruct as an F16 GGUF (its Q4_1 tensors dequantized), cached."""
-    from ollamakit_quant.convert import to_float
-
-    target = CACHE / "models" / "SmolLM2-135M-Instruct.F16.gguf"
-    if not target.exists():
-        to_float(smollm2_q4_1(), target, "F16")
-    return target
-
-
 @pytest.fixture(scope="session")
 def smollm2_f16_path():
-    return smollm2_f16()
+    """SmolLM2-135M-Instruct dequantized to F16 (made once, then cached)."""
+    return quant_reference.smollm2_f16()

@@ -2,7 +2,8 @@
 
 Used only as an oracle in tests and the benchmark: ``reference_blocks`` runs ggml's
 ``quantize_row_*_ref`` on an array, ``reference_file`` runs ``llama_model_quantize`` on a file.
-Both return None when llama-cpp-python is not importable.
+Both return None when llama-cpp-python is not importable. ``smollm2_f16`` makes (once) the F16
+source the real-model tests and the benchmark quantize.
 """
 
 from __future__ import annotations
@@ -70,3 +71,15 @@ def reference_file(source: Path, destination: Path, file_type: str, threads: int
     if llama_cpp.llama_model_quantize(str(source).encode(), str(destination).encode(), params) != 0:
         raise RuntimeError(f"llama_model_quantize failed for {file_type}")
     return destination
+
+
+def smollm2_f16() -> Path:
+    """SmolLM2-135M-Instruct as an F16 GGUF (its Q4_1 tensors dequantized), cached beside the
+    other test models."""
+    from ollamakit.testing.models import CACHE, smollm2_q4_1
+    from ollamakit_quant.convert import to_float
+
+    target = CACHE / "models" / "SmolLM2-135M-Instruct.F16.gguf"
+    if not target.exists():
+        to_float(smollm2_q4_1(), target, "F16")
+    return target

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from ollamakit.testing.gguf_factory import tiny_llama
 from ollamakit_gguf import GGUFFile
 from ollamakit_quant.quantizer import quantize_file
 
+REFERENCE = Path("/work/shared/reference/llamacpp-greedy.json")
 FOURTEEN = "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_0, Q4_1, Q4_K_S, Q4_K_M, Q5_0, Q5_1, Q5_K_S, Q5_K_M, Q6_K, Q8_0"
 
 
@@ -83,17 +85,17 @@ def test_real_model_quantized_through_create_still_generates(client, models_dir,
     assert client.simulate_post("/api/show", json={"model": "smol-q8"}).json["details"]["quantization_level"] == "Q8_0"
     engine = pytest.importorskip("ollamakit_engine")
     numpy_backend = pytest.importorskip("ollamakit_numpy")
-    reference = json.loads(open("/work/shared/reference/llamacpp-greedy.json").read()) \
-        if __import__("os").path.exists("/work/shared/reference/llamacpp-greedy.json") else None
-    if reference is None:
-        pytest.skip("reference continuations not available")
+    if not REFERENCE.exists():
+        pytest.skip("llama.cpp reference continuations are not available")
+    reference = json.loads(REFERENCE.read_text())
     case = reference["models"]["SmolLM2-135M-Instruct.Q4_1.gguf"]["greedy"][0]
     runner = engine.load_runner(model_layer(client, models_dir, "smol-q8"), numpy_backend.NumpyBackend(),
                                 with_tokenizer=False)
+    # Teacher forcing along llama.cpp's greedy continuation: how often is its next token our top 1?
     cache = runner.new_cache(num_ctx=256)
-    tokens, generated = list(case["prompt_ids"]), []
-    logits = runner.forward([(cache, tokens)])[0]
-    for _ in range(12):
-        generated.append(int(np.argmax(logits[-1] if logits.ndim > 1 else logits)))
-        logits = runner.forward([(cache, generated[-1:])])[0]
-    assert generated == case["greedy_ids"][:12]
+    logits = runner.forward([(cache, list(case["prompt_ids"]))])[0]
+    agree = []
+    for expected in case["greedy_ids"]:
+        agree.append(int(np.argmax(logits)) == expected)
+        logits = runner.forward([(cache, [expected])])[0]
+    assert all(agree[:8]) and sum(agree) >= 28, agree

@@ -128,3 +128,11 @@ def test_drivers_are_registered_for_all_fourteen(kernel):
     for name in ALL:
         quantizer = kernel.quantizer(name.lower())
         assert quantizer is not None and quantizer.name == name
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_smollm2_q4_k_m_equals_llama_cpp(reference, smollm2_f16_path, tmp_path):
+    """The real model: 576-wide rows (fallbacks), tied embeddings, 30 layers of per-layer choices."""
+    ours = quantize_file(smollm2_f16_path, tmp_path / "ours.gguf", "Q4_K_M")
+    assert_same_as_llama_cpp(ours, reference.reference_file(smollm2_f16_path, tmp_path / "theirs.gguf", "Q4_K_M", threads=2))

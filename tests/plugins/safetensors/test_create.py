@@ -1,0 +1,130 @@
+"""``/api/create`` with safetensors folders: a good folder streams ``converting model`` and makes a
+runnable model; a crafted or unconvertible one is a plain 400 that leaves the store as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from hf_export import folder_files
+from safetensors_crafting import raw_file
+from tiny_folders import bert_folder, qwen2_folder
+
+
+def upload(client, files: dict) -> dict[str, str]:
+    digests = {}
+    for name, path in files.items():
+        data = path.read_bytes()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (200, 201)
+        digests[name] = digest
+    return digests
+
+
+def store_state(models_dir) -> set[str]:
+    return {str(p.relative_to(models_dir)) for p in models_dir.rglob("*") if p.is_file()}
+
+
+def test_a_folder_becomes_a_model(client, tmp_path):
+    qwen2_folder(tmp_path / "hf")
+    files = upload(client, folder_files(tmp_path / "hf"))
+    reply = client.simulate_post("/api/create", json={"model": "tiny-qwen", "files": files})
+    assert reply.status_code == 200
+    statuses = [json.loads(line)["status"] for line in reply.text.splitlines()]
+    assert statuses[0] == "converting model"
+    assert statuses[1].startswith("creating new layer sha256:")
+    assert statuses[-2:] == ["writing manifest", "success"]
+
+    shown = client.simulate_post("/api/show", json={"model": "tiny-qwen"}).json
+    assert shown["details"]["family"] == "qwen2"
+    assert shown["details"]["quantization_level"] == "F16"
+    assert shown["capabilities"] == ["completion"]
+    assert shown["model_info"]["qwen2.block_count"] == 2
+    tags = client.simulate_get("/api/tags").json["models"]
+    assert [m["name"] for m in tags] == ["tiny-qwen:latest"]
+
+    again = client.simulate_post("/api/create", json={"model": "again", "files": files, "stream": False})
+    assert again.status_code == 200  # the same conversion, byte for byte: an existing layer
+    assert client.simulate_post("/api/show", json={"model": "again"}).json["details"] == shown["details"]
+
+    generated = client.simulate_post("/api/generate", json={"model": "tiny-qwen", "prompt": "the", "raw": True,
+                                                            "stream": False, "options": {"num_predict": 3, "temperature": 0}})
+    assert generated.status_code == 200 and generated.json["eval_count"] >= 1
+
+
+def test_an_embedding_folder_is_an_embedding_model(client, tmp_path):
+    bert_folder(tmp_path / "hf")
+    files = upload(client, folder_files(tmp_path / "hf"))
+    assert client.simulate_post("/api/create", json={"model": "tiny-bert", "files": files}).status_code == 200
+    assert client.simulate_post("/api/show", json={"model": "tiny-bert"}).json["capabilities"] == ["embedding"]
+    reply = client.simulate_post("/api/embed", json={"model": "tiny-bert", "input": ["the cat sat", "a dog"]}).json
+    assert len(reply["embeddings"]) == 2 and len(reply["embeddings"][0]) == 32
+    chat = client.simulate_post("/api/chat", json={"model": "tiny-bert", "messages": [{"role": "user", "content": "x"}]})
+    assert chat.status_code == 400 and chat.json["error"] == '"tiny-bert" does not support chat'
+
+
+def _crafted(path):
+    """A header that lies: a tensor whose range runs past the end of the file."""
+    header = {"model.embed_tokens.weight": {"dtype": "F16", "shape": [4096, 4096], "data_offsets": [0, 2 * 4096 * 4096]}}
+    return raw_file(path, header, bytes(64))
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: _crafted(d / "model.safetensors"), "model.safetensors: the tensors cover 33554432 bytes of a 64-byte data section"),
+    (lambda d: raw_file(d / "model.safetensors", b"{" * 100, b"", length=1 << 40), "header length"),
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x80\x04\x95 pickle"), "model.safetensors"),
+    (lambda d: (d / "config.json").write_text(json.dumps({"architectures": ["T5ForConditionalGeneration"]})),
+     'unsupported architecture "T5ForConditionalGeneration"'),
+    (lambda d: (d / "tokenizer.json").unlink(), "no tokenizer.json"),
+])
+def test_bad_folders_are_a_400_and_change_nothing(client, models_dir, tmp_path, breakage, message):
+    qwen2_folder(tmp_path / "hf")
+    breakage(tmp_path / "hf")
+    files = upload(client, folder_files(tmp_path / "hf"))
+    before = store_state(models_dir)
+    for stream in (True, False):
+        reply = client.simulate_post("/api/create", json={"model": "bad", "files": files, "stream": stream})
+        assert reply.status_code == 400, reply.text
+        assert message in reply.json["error"]
+    assert store_state(models_dir) == before
+    assert client.simulate_get("/api/tags").json == {"models": []}
+
+
+def test_paths_must_stay_inside_the_folder(client, tmp_path):
+    qwen2_folder(tmp_path / "hf")
+    files = upload(client, folder_files(tmp_path / "hf"))
+    for key in ("../model.safetensors", "/abs/model.safetensors", "a/../model.safetensors"):
+        bad = {**files, key: files["model.safetensors"]}
+        reply = client.simulate_post("/api/create", json={"model": "bad", "files": bad})
+        assert (reply.status_code, reply.json) == (400, {"error": "file path must be relative"})
+
+
+def test_missing_upload_and_safetensors_adapters(client, tmp_path):
+    qwen2_folder(tmp_path / "hf")
+    files = upload(client, folder_files(tmp_path / "hf"))
+    missing = {**files, "extra.safetensors": "sha256:" + "0" * 64}
+    reply = client.simulate_post("/api/create", json={"model": "bad", "files": missing})
+    assert reply.status_code == 400 and 'for file "extra.safetensors" not found' in reply.json["error"]
+    adapter = {"adapter_model.safetensors": files["model.safetensors"]}
+    reply = client.simulate_post("/api/create", json={"model": "bad", "files": files, "adapters": adapter})
+    assert reply.status_code == 400 and "safetensors adapters are not supported" in reply.json["error"]
+
+
+def test_bfloat16_weights_stay_bfloat16(client, tmp_path):
+    from safetensors_crafting import write_tensors
+
+    weights = bert_folder(tmp_path / "hf")
+    write_tensors(tmp_path / "hf" / "model.safetensors", weights,
+                  bf16=tuple(n for n, w in weights.items() if w.ndim == 2 and "position" not in n))
+    files = upload(client, folder_files(tmp_path / "hf"))
+    assert client.simulate_post("/api/create", json={"model": "bf", "files": files}).status_code == 200
+    shown = client.simulate_post("/api/show", json={"model": "bf", "verbose": True}).json
+    assert shown["details"]["quantization_level"] == "BF16"
+    types = {t["name"]: t["type"] for t in shown["tensors"]}
+    assert types["blk.0.attn_q.weight"] == "BF16" and types["position_embd.weight"] == "F32"
+    assert types["token_types.weight"] == "F32" and types["blk.0.attn_q.bias"] == "F32"
+    vector = client.simulate_post("/api/embed", json={"model": "bf", "input": "the cat"}).json["embeddings"][0]
+    assert np.isfinite(vector).all()

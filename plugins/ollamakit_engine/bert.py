@@ -22,9 +22,10 @@ from ollamakit.hookspecs import hookimpl
 from .hparams import MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, POOLING, Metadata
 
 GROUP_ROWS = 4096  # padded rows per group: large enough for BLAS, small enough for the cache
-# The feed-forward block runs this many rows at a time, so the wide activations and the many
-# element-wise steps of GELU stay in the CPU cache instead of streaming through memory.
-FFN_ROWS = 128
+# GELU runs over this many rows at a time, so its many element-wise steps work in the CPU cache
+# instead of streaming the wide activations through memory each time. The matrix products stay
+# whole: multi-threaded BLAS pays a synchronisation per call, which small calls cannot amortise.
+GELU_ROWS = 128
 
 # Abramowitz & Stegun 7.1.26: erf to within 1.5e-7, far below float32 rounding of activations.
 _ERF_P = 0.3275911
@@ -161,11 +162,14 @@ class BertEncoder:
         """x * Phi(x) in place, with Phi(z) = (1 + erf(z / sqrt 2)) / 2."""
         xp = self.xp
         z = x * np.float32(1 / math.sqrt(2))
+        # Beyond |z| = 9, erf is +-1 to float32 precision; clipping keeps exp(-z^2) and the
+        # result out of the subnormal range, where every later multiply runs many times slower.
+        xp.clip(z, -9.0, 9.0, out=z)
         t = xp.abs(z)
         t *= np.float32(_ERF_P)
         t += 1.0
         xp.reciprocal(t, out=t)
-        tail = t * np.float32(_ERF_A[4])  # becomes (1 - erf|z|) / 2
+        tail = t * np.float32(_ERF_A[4])  # the polynomial; times exp(-z^2) it is 1 - erf|z|
         for a in reversed(_ERF_A[:4]):
             tail += np.float32(a)
             tail *= t
@@ -182,12 +186,11 @@ class BertEncoder:
 
     def feed_forward(self, x, layer):
         xp = self.xp
-        out = xp.empty_like(x)
-        for start in range(0, x.shape[0], FFN_ROWS):
-            rows = slice(start, start + FFN_ROWS)
-            h = xp.dot(x[rows], layer.up.T)
-            h += layer.up_bias
-            xp.dot(self.gelu(h), layer.down.T, out=out[rows])
+        h = xp.dot(x, layer.up.T)
+        h += layer.up_bias
+        for start in range(0, h.shape[0], GELU_ROWS):
+            self.gelu(h[start : start + GELU_ROWS])
+        out = xp.dot(h, layer.down.T)
         out += layer.down_bias
         return out
 
@@ -203,6 +206,7 @@ class BertEncoder:
         x = self.layer_norm(x.reshape(batch * length, d), w.embd_norm)
         # Keys past each input's end are masked out of every row's softmax.
         mask = np.where(np.arange(length)[None, :] < lengths[:, None], 0.0, -np.inf).astype(np.float32)
+        keep = xp.asarray(np.isfinite(mask).astype(np.float32))[:, None, None, :]
         mask = xp.asarray(mask)[:, None, None, :]
         scale = np.float32(1.0 / math.sqrt(hd))
         for layer in w.layers:
@@ -214,7 +218,11 @@ class BertEncoder:
             scores *= scale
             scores += mask
             scores -= scores.max(axis=-1, keepdims=True)
+            # Floor the exponents so no probability is subnormal (slow to multiply); padding
+            # keys are then zeroed exactly by ``keep``.
+            xp.maximum(scores, np.float32(-80.0), out=scores)
             xp.exp(scores, out=scores)
+            scores *= keep
             scores /= scores.sum(axis=-1, keepdims=True)
             mixed = xp.matmul(scores, v).transpose(0, 2, 1, 3).reshape(batch * length, d)
             out = xp.dot(mixed, layer.attn_out.T)

@@ -11,6 +11,11 @@ from .ops import Ops
 from .runner import DEFAULT_NUM_BATCH, Runner
 from .weights import load_weights
 
+# "llama.cpp" rounds activations where llama.cpp's CPU backend does (see rounding.py), so greedy
+# output follows it closely; "float32" computes plainly, a little faster on long prompts.
+NUMERICS = ("llama.cpp", "float32")
+DEFAULT_NUMERICS = "float32"
+
 
 def supports(metadata: dict) -> bool:
     return metadata.get("general.architecture") in ARCHITECTURES
@@ -22,8 +27,11 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
     num_batch = options.get("num_batch", DEFAULT_NUM_BATCH)
     if isinstance(num_batch, bool) or not isinstance(num_batch, int) or num_batch < 1:
         raise BadRequest(f"num_batch must be a positive integer, got {num_batch!r}")
+    numerics = options.get("numerics", getattr(backend, "default_numerics", DEFAULT_NUMERICS))
+    if numerics not in NUMERICS:
+        raise BadRequest(f"numerics must be one of {', '.join(NUMERICS)}, got {numerics!r}")
     hp = read_hparams(gguf.metadata)
-    ops = Ops(backend)
+    ops = Ops(backend, exact=numerics == "llama.cpp")
     weights = load_weights(gguf, hp, ops)
     return Runner(hp=hp, weights=weights, ops=ops, metadata=dict(gguf.metadata), tokenizer=tokenizer, num_batch=num_batch)
 

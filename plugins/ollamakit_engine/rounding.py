@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+TINY = 1e-30
+
 # Which rounding the activations get before a product with a weight of each ggml type.
 _Q8_0 = {"Q4_0", "Q5_0", "Q8_0", "IQ4_NL", "MXFP4"}
 _Q8_1 = {"Q4_1", "Q5_1"}
@@ -82,8 +84,8 @@ class Rounding:
         blocks = x.reshape(rows, width // 32, 32)
         result = out.reshape(rows, width // 32, 32)
         amax = xp.abs(blocks).max(axis=-1, keepdims=True)
-        inverse = xp.zeros_like(amax)
-        xp.divide(127.0, amax, out=inverse, where=amax > 0)
+        # 127 / amax, and 0 for an all-zero block (written with where(), which cupy also has)
+        inverse = xp.where(amax > 0, 127.0 / xp.maximum(amax, TINY), 0.0).astype(xp.float32)
         exact_scale = amax / 127.0
         scale = exact_scale.astype(xp.float16).astype(xp.float32)
         xp.multiply(blocks, inverse, out=result)
@@ -104,10 +106,10 @@ class Rounding:
         result = out.reshape(rows, width // 256, 256)
         where = xp.abs(blocks).argmax(axis=-1)[..., None]
         signed_max = xp.take_along_axis(blocks, where, axis=-1)
-        inverse = xp.zeros_like(signed_max)
-        xp.divide(-127.0, signed_max, out=inverse, where=signed_max != 0)
-        scale = xp.zeros_like(signed_max)
-        xp.divide(1.0, inverse, out=scale, where=inverse != 0)
+        nonzero = signed_max != 0
+        safe_max = xp.where(nonzero, signed_max, 1.0).astype(xp.float32)
+        inverse = xp.where(nonzero, -127.0 / safe_max, 0.0).astype(xp.float32)
+        scale = xp.where(nonzero, 1.0 / xp.where(nonzero, inverse, 1.0), 0.0).astype(xp.float32)
         xp.multiply(blocks, inverse, out=result)
         xp.rint(result, out=result)
         xp.minimum(result, 127.0, out=result)

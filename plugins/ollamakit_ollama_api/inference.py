@@ -4,7 +4,6 @@ the load/unload replies, and turning a running sequence into reply objects with 
 from __future__ import annotations
 
 import binascii
-import json
 import time
 from dataclasses import dataclass
 

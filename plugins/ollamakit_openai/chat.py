@@ -208,7 +208,8 @@ class ChatCompletions:
             message["reasoning"] = "".join(reasoning)
         if calls:
             message["tool_calls"] = openai_tool_calls(calls)
-        choice = {"index": 0, "message": message, "finish_reason": finish_reason(final.get("done_reason", ""), bool(calls))}
+        reason = finish_reason(final.get("done_reason", ""), bool(calls))
+        choice = {"index": 0, "message": message, "finish_reason": reason}
         if logprobs:
             choice["logprobs"] = {"content": logprobs}
         return {

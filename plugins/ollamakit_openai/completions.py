@@ -62,7 +62,8 @@ class Completions:
             "created": now(),
             "model": body.get("model", ""),
             "system_fingerprint": FINGERPRINT,
-            "choices": [{"text": "".join(text), "index": 0, "finish_reason": finish_reason(final.get("done_reason", ""))}],
+            "choices": [{"text": "".join(text), "index": 0,
+                         "finish_reason": finish_reason(final.get("done_reason", ""))}],
             "usage": usage(final),
         }
 

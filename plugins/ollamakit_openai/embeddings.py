@@ -35,9 +35,8 @@ def encode(vector: list[float], encoding: str):
 
 
 class Embeddings:
-    def __init__(self, kernel, app=None):
-        self.kernel = kernel
-        self.app = app
+    def __init__(self, app):
+        self.app = app  # the whole app, to reach the native route
 
     @openai_errors
     def on_post(self, req, resp):
@@ -46,7 +45,8 @@ class Embeddings:
         inputs = parse_input(body.get("input"))
         encoding = typed(body, "encoding_format", str, "a string") or "float"
         if encoding not in FORMATS:
-            raise BadRequest(f"Invalid value for 'encoding_format' = {encoding}. Supported values: ['float', 'base64'].")
+            raise BadRequest(f"Invalid value for 'encoding_format' = {encoding}. "
+                             "Supported values: ['float', 'base64'].")
         dimensions = typed(body, "dimensions", int, "an integer")
         native = {"model": model, "input": inputs}
         if dimensions:
@@ -63,7 +63,8 @@ class Embeddings:
     def _native(self, body: dict) -> dict:
         """The native handler's reply, its error raised with the same status."""
         result = falcon.testing.simulate_request(
-            self.app, "POST", "/api/embed", body=json.dumps(body), headers={"Content-Type": "application/json", "Host": "localhost"},
+            self.app, "POST", "/api/embed", body=json.dumps(body),
+            headers={"Content-Type": "application/json", "Host": "localhost"},
         )
         if result.status_code == 404 and result.headers.get("content-type", "").startswith("text/plain"):
             raise NotFound("embeddings are not available: this server has no /api/embed route")

@@ -39,10 +39,6 @@ class Conversion:
     tensors: list[tuple[Tensor, str]]  # with the GGML type each is written as
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
-    @property
-    def file_type(self) -> str:
-        return _type_name(self.metadata["general.file_type"][0])
-
     def write(self, path: Path) -> Path:
         writer = GGUFWriter(path)
         for key, (value, kind) in self.metadata.items():
@@ -54,10 +50,6 @@ class Conversion:
         for name, array in self.extra.items():
             writer.add_tensor(name, array)
         return writer.write()
-
-
-def _type_name(file_type: int) -> str:
-    return next(name for name, number in FILE_TYPES.items() if number == file_type)
 
 
 def _loader(folder: ModelFolder, tensor: Tensor, dtype: str, ggml_type: str):
@@ -96,8 +88,7 @@ def plan_conversion(folder: ModelFolder, name: str = "") -> Conversion:
         "general.quantization_version": (2, ValueType.UINT32),
         **tokenizer,
     }
-    extra = arch.extra_tensors() if hasattr(arch, "extra_tensors") else {}
-    return Conversion(folder, arch, metadata, tensors, extra)
+    return Conversion(folder, arch, metadata, tensors, arch.extra_tensors())
 
 
 def _model_name(config: dict, fallback: str) -> str:

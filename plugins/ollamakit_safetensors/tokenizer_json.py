@@ -293,7 +293,7 @@ def _sentencepiece(tokens, types, scores: dict[int, float], kind: str, tokenizer
     unk = (tokenizer.get("model") or {}).get("unk_token")
     if isinstance(unk, str):
         for token_id, token in enumerate(tokens):
-            if token == unk:
+            if token == unk and types[token_id] == NORMAL:  # an added special token stays CONTROL
                 types[token_id] = UNKNOWN
     return {
         "tokenizer.ggml.model": ("llama", ValueType.STRING),

@@ -83,7 +83,7 @@ CREATE_CASES = [
     ("bad_info", lambda b: {"model": "m", "files": {"m.gguf": b["good"]}, "info": {"context_length": -1}}, 400, "info.context_length"),
     ("draft_quantize_alone", lambda b: {"model": "m", "files": {"m.gguf": b["good"]}, "draft_quantize": "q8_0"},
      400, "--draft-quantize requires a DRAFT model"),
-    ("safetensors", lambda b: {"model": "m", "files": {"model.safetensors": b["not_gguf"]}}, 400, "safetensors import is not supported yet"),
+    ("safetensors", lambda b: {"model": "m", "files": {"model.safetensors": b["not_gguf"]}}, 400, "the model folder has no config.json"),
 ]
 
 

@@ -227,11 +227,11 @@ def test_quantize_refuses_an_already_quantized_source(kernel, client, models_dir
     assert snapshot(models_dir) == before
 
 
-def test_safetensors_input_is_not_supported_yet(client, models_dir):
+def test_safetensors_input_without_a_config_is_refused(client, models_dir):
     digest = upload(client, b"{}")
     before = snapshot(models_dir)
     response = client.simulate_post("/api/create", json={"model": "st", "files": {"model.safetensors": digest}})
-    assert (response.status_code, response.json) == (400, {"error": "safetensors import is not supported yet"})
+    assert (response.status_code, response.json) == (400, {"error": "the model folder has no config.json"})
     assert snapshot(models_dir) == before
 
 

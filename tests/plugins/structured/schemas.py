@@ -37,7 +37,7 @@ SCHEMAS = {
                  "required": ["note"], "additionalProperties": False},
     "enum_mixed": {"type": "object", "properties": {"level": {"enum": [1, 2, 3, "max", None]}}, "required": ["level"],
                    "additionalProperties": False},
-    "bounded_number": {"type": "object", "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1}},
+    "bounded_number": {"type": "object", "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1, "multipleOf": 0.01}},
                        "required": ["score"], "additionalProperties": False},
     "min_length_string": {"type": "object", "properties": {"word": {"type": "string", "minLength": 3, "maxLength": 8,
                                                                     "pattern": "^[a-z]+$"}},

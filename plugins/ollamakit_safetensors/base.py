@@ -1,0 +1,92 @@
+"""The shared shape of an architecture conversion: typed access to ``config.json``, the tensor
+plan entry, and the base class each architecture fills in (see ``decoders.py``, ``bert.py``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ollamakit.errors import InvalidModelFile
+
+MAX_WIDTH = 1 << 18
+MAX_LAYERS = 1024
+MAX_CONTEXT = 1 << 24
+
+
+class Config:
+    """Typed, bounded access to ``config.json``."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def int(self, key: str, default: int | None = None, *, high: int = MAX_WIDTH, low: int = 1) -> int:
+        value = self.values.get(key, default)
+        if value is None:
+            raise InvalidModelFile(f"config.json lacks {key}")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidModelFile(f"config.json: {key} = {value!r} is out of range [{low}, {high}]")
+        return value
+
+    def float(self, key: str, default: float | None = None) -> float:
+        value = self.values.get(key, default)
+        if value is None:
+            raise InvalidModelFile(f"config.json lacks {key}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidModelFile(f"config.json: {key} = {value!r} is not a finite number")
+        return float(value)
+
+    def get(self, key: str, default=None):
+        return self.values.get(key, default)
+
+
+@dataclass
+class Tensor:
+    """One GGUF tensor to write: its source tensor, a transformation, and whether it is F32."""
+
+    name: str
+    source: str
+    transform: object = None  # array -> array, applied to the stored elements
+    force_f32: bool = False
+
+
+class Architecture:
+    gguf_name = ""
+    hf_names: tuple[str, ...] = ()
+    tokenizer = "any"  # "wordpiece" for BERT
+
+    def __init__(self, config: Config, folder):
+        self.config = config
+        self.folder = folder
+
+    def metadata(self) -> dict[str, tuple[object, int]]:
+        raise NotImplementedError
+
+    def tensor(self, hf_name: str) -> Tensor | None:
+        """The GGUF tensor made from ``hf_name``; None for tensors the model does not use."""
+        raise NotImplementedError
+
+    def expected_shape(self, name: str) -> tuple[int, ...] | None:
+        """The (numpy-order) shape GGUF tensor ``name`` must have, or None if it is unknown."""
+        raise NotImplementedError
+
+    def required(self) -> list[str]:
+        raise NotImplementedError
+
+    def extra_tensors(self) -> dict[str, np.ndarray]:
+        """Tensors computed from the config rather than read (llama3's rope factors)."""
+        return {}
+
+    def check_vocab(self, n_tokens: int) -> None:
+        rows = self.expected_shape("token_embd.weight")[0]
+        if rows != n_tokens:
+            raise InvalidModelFile(f"the tokenizer has {n_tokens} tokens but the embedding has {rows} rows")
+
+
+def arch_keys(arch: str, values: dict) -> dict[str, tuple[object, int]]:
+    out = {}
+    for key, (value, kind) in values.items():
+        if value is not None:
+            out[f"{arch}.{key}"] = (value, kind)
+    return out

@@ -1,0 +1,95 @@
+"""SmolLM2-135M under every schema in ``schemas.py``, several prompts each, sampling at
+temperature 0.8: every answer must end by itself, parse, and validate — 100%.
+
+The requests run concurrently so the scheduler batches them into shared forward passes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import jsonschema
+import ollama
+import pytest
+
+from ollamakit.config import Settings
+from ollamakit.hookspecs import hookimpl
+from ollamakit.kernel import make_kernel
+from ollamakit.testing import models
+from ollamakit_scheduler.testing import ServerThread
+
+from schemas import SCHEMAS
+
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]
+
+PROMPTS = ("Give one example as JSON.", "Make up plausible data. Reply with JSON only.", "Fill in the fields.")
+PARALLEL = 16
+SAFETY_LIMIT = 400  # never reached by these schemas; a cut answer would fail the test, not pass it
+
+
+class NumpyCompute:
+    @hookimpl
+    def make_compute(self, kernel):
+        from ollamakit_numpy import NumpyBackend
+
+        return NumpyBackend()
+
+
+def engine_kernel(settings: Settings):
+    """Every installed plugin, plus the engine and a CPU backend if the install lacks them."""
+    from ollamakit import drivers
+    from ollamakit.plugins import make_plugin_manager
+
+    installed = make_plugin_manager()
+    names = {getattr(impl.plugin, "__name__", "") for impl in installed.hook.load_model.get_hookimpls()}
+    extra = []
+    if "ollamakit_engine.plugin" not in names:
+        import ollamakit_engine.plugin
+
+        extra.append(ollamakit_engine.plugin)
+    if not drivers.driver_names("compute"):
+        extra.append(NumpyCompute())
+    return make_kernel(settings, plugins=extra)
+
+
+@pytest.fixture(scope="module")
+def smollm2_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("structured")
+    settings = replace(Settings(models_dir=root), num_parallel=PARALLEL, max_queue=512)
+    kernel = engine_kernel(settings)
+    with ServerThread(kernel, threads=PARALLEL + 4) as server:
+        client = ollama.Client(host=server.url)
+        path = models.smollm2_q4_1()
+        digest = client.create_blob(path)
+        assert digest == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        client.create(model="smollm2", files={"smollm2.gguf": digest})
+        yield client
+    kernel.close()
+
+
+def ask(client, name: str, prompt: str, seed: int):
+    topic = name.replace("_", " ")
+    reply = client.chat(
+        model="smollm2",
+        messages=[{"role": "user", "content": f"{prompt} Topic: {topic}."}],
+        format=SCHEMAS[name],
+        options={"temperature": 0.8, "seed": seed, "num_predict": SAFETY_LIMIT},
+    )
+    return name, prompt, reply.done_reason, reply.message.content, reply.eval_count
+
+
+def test_every_schema_every_prompt_validates(smollm2_server):
+    jobs = [(name, prompt, seed) for name in sorted(SCHEMAS) for seed, prompt in enumerate(PROMPTS)]
+    assert len(SCHEMAS) >= 20 and len(jobs) >= 60
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        results = list(pool.map(lambda job: ask(smollm2_server, *job), jobs))
+    failures = []
+    for name, prompt, reason, text, count in results:
+        try:
+            assert reason == "stop", f"ended by {reason} after {count} tokens"
+            jsonschema.validate(json.loads(text), SCHEMAS[name])
+        except (AssertionError, ValueError, jsonschema.ValidationError) as exc:
+            failures.append(f"{name} / {prompt!r}: {text!r}: {exc}")
+    assert not failures, "\n".join(failures)

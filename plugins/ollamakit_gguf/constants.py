@@ -108,9 +108,11 @@ def tensor_nbytes(ggml_type: int, n_elements: int) -> int:
     return n_elements // block * size
 
 
-# general.file_type as Ollama names it (fs/ggml FileType.String). Values Ollama does not name,
-# including 0 (all F32, since Ollama treats a zero file type as absent), read as "unknown".
+# general.file_type as Ollama names it; values it does not name read as "unknown". Ollama also
+# reads 0 as unknown (it treats zero as absent), but 0 is llama.cpp's all-F32 file type and a
+# user importing an F32 model expects to see "F32".
 FILE_TYPE_NAMES: dict[int, str] = {
+    0: "F32",
     1: "F16",
     2: "Q4_0",
     3: "Q4_1",
@@ -130,7 +132,7 @@ FILE_TYPE_NAMES: dict[int, str] = {
     21: "Q2_K_S",
     32: "BF16",
 }
-FILE_TYPE_NUMBERS: dict[str, int] = {"F32": 0, **{name: number for number, name in FILE_TYPE_NAMES.items()}}
+FILE_TYPE_NUMBERS: dict[str, int] = {name: number for number, name in FILE_TYPE_NAMES.items()}
 
 
 def file_type_name(file_type: object) -> str:

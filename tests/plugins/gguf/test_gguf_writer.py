@@ -174,7 +174,7 @@ def test_value_type_inference():
 
 def test_tiny_llama_is_a_consistent_model(tmp_path):
     with GGUFFile.open(tiny_llama(tmp_path / "t.gguf", n_layers=3)) as g:
-        assert g.architecture == "llama" and g.file_type_name == "unknown"  # all F32, as Ollama names it
+        assert g.architecture == "llama" and g.file_type_name == "F32"
         n_vocab = len(g.metadata["tokenizer.ggml.tokens"])
         assert n_vocab == 259 == g.metadata["llama.vocab_size"]
         assert g.tensor_info("token_embd.weight").shape == (64, n_vocab)

@@ -21,6 +21,9 @@ from .hparams import HParams
 from .weights import ModelWeights
 
 
+ATTENTION_ROWS = 128  # prompt rows per attention block
+
+
 @dataclass
 class Segment:
     """Rows ``rows`` of a step: ``tokens`` appended to ``cache`` from position ``start``."""
@@ -146,7 +149,16 @@ class Transformer:
         self.ops.store_kv(values[:, start:end], v[rows])
         first = self._first_visible(start, local)
         scale = 1.0 if self.hp.scale_queries else self.hp.attn_scale
-        self.ops.attention(q[rows], keys[:, first:end], values[:, first:end], mask, out[rows], scale)
+        queries, results = q[rows], out[rows]
+        # Long prompts attend in blocks of rows, each against the keys it can see: the causal
+        # half of the score matrix is never computed and each block's scores stay in cache.
+        for low in range(0, len(segment.tokens), ATTENTION_ROWS):
+            high = min(low + ATTENTION_ROWS, len(segment.tokens))
+            stop = start + high
+            block_mask = None if mask is None else mask[low:high, : stop - first]
+            self.ops.attention(
+                queries[low:high], keys[:, first:stop], values[:, first:stop], block_mask, results[low:high], scale
+            )
 
     def _first_visible(self, start: int, local: bool) -> int:
         """The oldest cached position that the first new row may attend to."""

@@ -87,14 +87,14 @@ def record_model(folder: Path) -> dict:
 def compact_json(value, indent: str = "") -> str:
     """JSON with every container of plain values on one line (one line per tensor, per block
     input, per list of types): small, and its diffs point at what changed."""
-    if not isinstance(value, (dict, list)) or not any(isinstance(v, (dict, list)) for v in
-                                                     (value.values() if isinstance(value, dict) else value)):
+    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    if not any(isinstance(child, (dict, list)) for child in children):
         return json.dumps(value)
     inner = indent + " "
     if isinstance(value, dict):
-        items = [f"{inner}{json.dumps(k)}: {compact_json(v, inner)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    return "[\n" + ",\n".join(inner + compact_json(v, inner) for v in value) + "\n" + indent + "]"
+        lines = [f"{inner}{json.dumps(key)}: {compact_json(child, inner)}" for key, child in value.items()]
+        return "{\n" + ",\n".join(lines) + "\n" + indent + "}"
+    return "[\n" + ",\n".join(inner + compact_json(child, inner) for child in value) + "\n" + indent + "]"
 
 
 def main() -> None:

@@ -158,20 +158,19 @@ def main(argv=None):
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--numerics", default="llama.cpp", choices=["llama.cpp", "float32"])
+    parser.add_argument("--numerics", default="float32", choices=["llama.cpp", "float32"])
     parser.add_argument("--no-llamacpp", action="store_true")
     args = parser.parse_args(argv)
 
-    bandwidth = matvec_bandwidth()
-    print(f"load average {os.getloadavg()[0]:.2f}; numpy float32 matrix-vector bandwidth {bandwidth / 1e9:.1f} GB/s; "
-          f"numerics {args.numerics}; {args.threads} threads")
+    print(f"load average {os.getloadavg()[0]:.2f}; numerics {args.numerics}; {args.threads} threads")
     for name in args.models.split(","):
         path = MODELS[name]()
         prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, args.prompt)]
         ours = bench_ours(path, args, prompt)
+        bandwidth = matvec_bandwidth()  # measured right after our decode, under the same load
         theirs = None if args.no_llamacpp else bench_llamacpp(path, args, prompt)
         roofline = bandwidth / ours["decode_bytes"]
-        print(f"\n{name} ({path.name})")
+        print(f"\n{name} ({path.name}); matrix-vector bandwidth {bandwidth / 1e9:.1f} GB/s")
         print(f"  {'':28}{'ollamakit':>12}{'llama.cpp':>12}{'ratio':>8}")
 
         def row(label, key, unit):

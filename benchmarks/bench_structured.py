@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from ollamakit.config import Settings
-from ollamakit.hookspecs import hookimpl
 from ollamakit.kernel import make_kernel
 from ollamakit.testing import models
 
@@ -37,30 +36,6 @@ SCHEMA = {
     "additionalProperties": False,
 }
 PROMPT = "List many fruits and their colors."
-
-
-class NumpyCompute:
-    @hookimpl
-    def make_compute(self, kernel):
-        from ollamakit_numpy import NumpyBackend
-
-        return NumpyBackend()
-
-
-def engine_kernel(settings: Settings):
-    """Every installed plugin, plus the engine and a CPU backend if the install lacks them."""
-    from ollamakit import drivers
-    from ollamakit.plugins import make_plugin_manager
-
-    names = {getattr(i.plugin, "__name__", "") for i in make_plugin_manager().hook.load_model.get_hookimpls()}
-    extra = []
-    if "ollamakit_engine.plugin" not in names:
-        import ollamakit_engine.plugin
-
-        extra.append(ollamakit_engine.plugin)
-    if not drivers.driver_names("compute"):
-        extra.append(NumpyCompute())
-    return make_kernel(settings, plugins=extra)
 
 
 def create_model(kernel, path: Path) -> None:
@@ -121,7 +96,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        kernel = engine_kernel(replace(Settings(models_dir=Path(tmp)), keep_alive=600))
+        kernel = make_kernel(replace(Settings(models_dir=Path(tmp)), keep_alive=600))
         try:
             create_model(kernel, models.smollm2_q4_1())
             decode(kernel, 4, None)  # load the model and warm its caches

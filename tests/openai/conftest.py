@@ -8,39 +8,15 @@ from dataclasses import replace
 import pytest
 
 from ollamakit.config import Settings
-from ollamakit.hookspecs import hookimpl
 from ollamakit.kernel import make_kernel
 from ollamakit.testing.gguf_factory import tiny_llama
 from ollamakit_scheduler.fixtures import FakeSetup, fake, make_fake  # noqa: F401 (fixtures)
 from ollamakit_scheduler.testing import FakeEngine
 
 
-class NumpyCompute:
-    """The CPU backend, for an install whose compute drivers are not registered yet."""
-
-    @hookimpl
-    def make_compute(self, kernel):
-        from ollamakit_numpy import NumpyBackend
-
-        return NumpyBackend()
-
-
 def engine_kernel(settings: Settings):
-    """A kernel with every installed plugin, the fake engine, and the real engine and a compute
-    backend when the installed plugins do not bring them."""
-    from ollamakit import drivers
-    from ollamakit.plugins import make_plugin_manager
-
-    installed = make_plugin_manager()
-    names = {getattr(impl.plugin, "__name__", "") for impl in installed.hook.load_model.get_hookimpls()}
-    extra = [FakeEngine()]
-    if "ollamakit_engine.plugin" not in names:
-        import ollamakit_engine.plugin
-
-        extra.append(ollamakit_engine.plugin)
-    if not drivers.driver_names("compute"):
-        extra.append(NumpyCompute())
-    return make_kernel(settings, plugins=extra)
+    """A kernel with every installed plugin (the real engine included) plus the fake engine."""
+    return make_kernel(settings, plugins=[FakeEngine()])
 
 
 class EngineSetup(FakeSetup):

@@ -13,7 +13,7 @@ from ollamakit.errors import BadRequest, OllamaError
 from ollamakit_scheduler.testing import FakeTokenizer, VOCAB
 from ollamakit_structured import Constraint, parse_format
 
-from schemas import SCHEMAS, UNENFORCEABLE
+from structured_schemas import SCHEMAS, UNENFORCEABLE
 
 MAX_STEPS = 600
 

@@ -1,4 +1,4 @@
-"""SmolLM2-135M under every schema in ``schemas.py``, several prompts each, sampling at
+"""SmolLM2-135M under every schema in ``structured_schemas.py``, several prompts each, sampling at
 temperature 0.8: every answer must end by itself, parse, and validate — 100%.
 
 The requests run concurrently so the scheduler batches them into shared forward passes."""
@@ -15,12 +15,11 @@ import ollama
 import pytest
 
 from ollamakit.config import Settings
-from ollamakit.hookspecs import hookimpl
 from ollamakit.kernel import make_kernel
 from ollamakit.testing import models
 from ollamakit_scheduler.testing import ServerThread
 
-from schemas import SCHEMAS
+from structured_schemas import SCHEMAS
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
@@ -32,36 +31,11 @@ PARALLEL = 16
 SAFETY_LIMIT = 400  # never reached by these schemas; a cut answer would fail the test, not pass it
 
 
-class NumpyCompute:
-    @hookimpl
-    def make_compute(self, kernel):
-        from ollamakit_numpy import NumpyBackend
-
-        return NumpyBackend()
-
-
-def engine_kernel(settings: Settings):
-    """Every installed plugin, plus the engine and a CPU backend if the install lacks them."""
-    from ollamakit import drivers
-    from ollamakit.plugins import make_plugin_manager
-
-    installed = make_plugin_manager()
-    names = {getattr(impl.plugin, "__name__", "") for impl in installed.hook.load_model.get_hookimpls()}
-    extra = []
-    if "ollamakit_engine.plugin" not in names:
-        import ollamakit_engine.plugin
-
-        extra.append(ollamakit_engine.plugin)
-    if not drivers.driver_names("compute"):
-        extra.append(NumpyCompute())
-    return make_kernel(settings, plugins=extra)
-
-
 @pytest.fixture(scope="module")
 def smollm2_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("structured")
     settings = replace(Settings(models_dir=root), num_parallel=PARALLEL, max_queue=512)
-    kernel = engine_kernel(settings)
+    kernel = make_kernel(settings)
     with ServerThread(kernel, threads=PARALLEL + 4) as server:
         client = ollama.Client(host=server.url)
         path = models.smollm2_q4_1()

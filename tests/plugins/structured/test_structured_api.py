@@ -11,7 +11,7 @@ import pytest
 
 from ollamakit_scheduler.fixtures import fake, make_fake  # noqa: F401 (fixtures)
 
-from schemas import SCHEMAS, UNENFORCEABLE
+from structured_schemas import SCHEMAS, UNENFORCEABLE
 
 TOOLS_TEMPLATE = (
     "{{ if .Tools }}{{ end }}{{ range .Messages }}{{ if eq .Role \"tool\" }}R: {{ .Content }}\n"

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -162,10 +163,17 @@ class ModelStore:
         temp = self.scratch_file()
         try:
             sha = hashlib.sha256()
-            with open(temp, "wb") as out:
+            # Hashing and writing both release the GIL: write each chunk in a helper thread
+            # while this one hashes it, so an upload costs one pass, not two.
+            with open(temp, "wb", buffering=0) as out, ThreadPoolExecutor(1) as writer:
+                pending = None
                 for chunk in chunks:
+                    if pending is not None:
+                        pending.result()
+                    pending = writer.submit(out.write, chunk)
                     sha.update(chunk)
-                    out.write(chunk)
+                if pending is not None:
+                    pending.result()
             got = "sha256:" + sha.hexdigest()
             if got != digest:
                 raise DigestMismatch(digest, got)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ollamakit.digests import parse_digest
 from ollamakit.errors import BadRequest
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 
 
 def _body_chunks(req):

@@ -61,7 +61,7 @@ def matvec_bandwidth(megabytes: int = 256) -> float:
 def decode_bytes(runner) -> int:
     """Float32 weight bytes one decode step reads: every matrix, plus one embedding row."""
     w = runner.model.weights
-    total = w.output.weight.nbytes + w.token_embd.shape[1] * 4
+    total = w.output.weight.nbytes + w.token_embd.shape[0] * 4
     for layer in w.layers:
         for linear in (layer.qkv, layer.attn_out, layer.gate_up, layer.down):
             total += linear.weight.nbytes

@@ -105,7 +105,8 @@ POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last"}
 def read_hparams(metadata: dict) -> HParams:
     arch = metadata.get("general.architecture")
     if arch not in ARCHITECTURES:
-        raise InvalidModelFile(f"unsupported model architecture {arch!r}; supported: {', '.join(sorted(ARCHITECTURES))}")
+        supported = ", ".join(sorted(ARCHITECTURES))
+        raise InvalidModelFile(f"unsupported model architecture {arch!r}; supported: {supported}")
     return ARCHITECTURES[arch](Metadata(metadata, arch))
 
 

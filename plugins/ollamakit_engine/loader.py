@@ -11,8 +11,10 @@ from .ops import Ops
 from .runner import DEFAULT_NUM_BATCH, Runner
 from .weights import load_weights
 
-# "llama.cpp" rounds activations where llama.cpp's CPU backend does (see rounding.py), so greedy
-# output follows it closely; "float32" computes plainly, a little faster on long prompts.
+# "float32" computes plainly on the dequantized weights. "llama.cpp" also rounds activations where
+# llama.cpp's CPU backend does (rounding.py): one decode step then lands within ~1e-4 of its
+# logits, but over many layers and tokens the remaining last-bit differences (summation order)
+# flip some of those roundings, so greedy agreement is no better and long prompts run ~3x slower.
 NUMERICS = ("llama.cpp", "float32")
 DEFAULT_NUMERICS = "float32"
 
@@ -33,7 +35,8 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
     hp = read_hparams(gguf.metadata)
     ops = Ops(backend, exact=numerics == "llama.cpp")
     weights = load_weights(gguf, hp, ops)
-    return Runner(hp=hp, weights=weights, ops=ops, metadata=dict(gguf.metadata), tokenizer=tokenizer, num_batch=num_batch)
+    metadata = dict(gguf.metadata)
+    return Runner(hp=hp, weights=weights, ops=ops, metadata=metadata, tokenizer=tokenizer, num_batch=num_batch)
 
 
 def load_runner(path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True) -> Runner:

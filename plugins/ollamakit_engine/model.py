@@ -54,7 +54,8 @@ class Workspace:
         if rows > self.capacity:
             self.capacity = max(rows, 2 * self.capacity)
             self.buffers = {
-                name: self.xp.empty((self.capacity, width), dtype=self.xp.float32) for name, width in self.widths.items()
+                name: self.xp.empty((self.capacity, width), dtype=self.xp.float32)
+                for name, width in self.widths.items()
             }
         return {name: buffer[:rows] for name, buffer in self.buffers.items()}
 
@@ -90,7 +91,7 @@ class Transformer:
         buf = self.workspace.get(rows)
 
         x = buf["x"]
-        xp.take(w.token_embd, self.ops.backend.asarray(ids), axis=0, out=x)
+        ops.embed(w.token_embd, self.ops.backend.asarray(ids), x)
         if hp.embed_scale != 1.0:
             x *= np.float32(hp.embed_scale)
 

@@ -5,8 +5,8 @@ the CPU the cost of a small model is as much allocation and memory traffic as ar
 backend may replace any of them: ``Ops(backend)`` binds every callable in ``backend.kernels``
 (a mapping of name to function taking the same arguments) over the method of the same name.
 
-With ``exact`` (the default) the kernels round where llama.cpp rounds (``rounding.py``), so
-greedy decoding reproduces its tokens; without it they stay in plain float32.
+With ``exact`` the kernels round where llama.cpp rounds (``rounding.py``); without it (the
+default) they stay in plain float32.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import math
 from .rounding import Rounding
 
 GELU_COEF = math.sqrt(2.0 / math.pi)
+FEW_QUERIES = 32  # query rows (times heads per key head) below which attention takes the keys-first product
 
 
 class Ops:
-    def __init__(self, backend, exact: bool = True):
+    def __init__(self, backend, exact: bool = False):
         self.backend = backend
         self.xp = backend.xp
         self.exact = exact
@@ -39,8 +40,11 @@ class Ops:
     # -- storage -----------------------------------------------------------------------------
 
     def matrix(self, weight):
-        """A weight matrix (out, in) in the layout ``linear`` multiplies fastest: contiguous."""
-        return self.xp.ascontiguousarray(self.backend.asarray(weight), dtype=self.xp.float32)
+        """A weight matrix given as (out, in), stored transposed: (in, out), contiguous.
+
+        Both layouts stream the same bytes for one row, but OpenBLAS multiplies a few rows (the
+        batched decode of concurrent requests) about twice as fast with this one."""
+        return self.xp.ascontiguousarray(self.backend.asarray(weight).T, dtype=self.xp.float32)
 
     def vector(self, values):
         return self.xp.ascontiguousarray(self.backend.asarray(values), dtype=self.xp.float32).reshape(-1)
@@ -48,17 +52,22 @@ class Ops:
     # -- kernels -----------------------------------------------------------------------------
 
     def linear(self, x, linear, out=None):
-        """``x @ W.T`` for x (rows, in) and a ``Linear`` W (out, in); BLAS reads the transpose for
-        free. In exact mode x is first rounded as llama.cpp rounds it for W's type."""
+        """``x @ W`` for x (rows, in) and a ``Linear`` W stored (in, out). In exact mode x is
+        first rounded as llama.cpp rounds it for W's type."""
         if not self.exact or linear.rounding is None:
-            return self.xp.dot(x, linear.weight.T, out=out)
+            return self.xp.dot(x, linear.weight, out=out)
         rounded = self.scratch(*x.shape)
         if linear.block_mins is None:
             self.rounding.apply(linear.rounding, x, rounded)
-            return self.xp.dot(rounded, linear.weight.T, out=out)
+            return self.xp.dot(rounded, linear.weight, out=out)
         sum_error = self.rounding.q8_blocks(x, rounded, sum_error=True)
-        out = self.xp.dot(rounded, linear.weight.T, out=out)
-        out += self.xp.dot(sum_error, linear.block_mins.T)
+        out = self.xp.dot(rounded, linear.weight, out=out)
+        out += self.xp.dot(sum_error, linear.block_mins)
+        return out
+
+    def embed(self, table, ids, out):
+        """Rows ``ids`` of an embedding stored transposed (width, vocab), into out (rows, width)."""
+        out[...] = self.xp.take(table, ids, axis=1).T
         return out
 
     def rms_norm(self, x, weight, eps: float, out=None):
@@ -119,16 +128,16 @@ class Ops:
         x2 += a
         return x
 
-    def softmax(self, scores):
-        """Softmax over the last axis, in place."""
+    def softmax(self, scores, axis: int = -1):
+        """Softmax along ``axis``, in place."""
         xp = self.xp
-        scores -= scores.max(axis=-1, keepdims=True)
+        scores -= scores.max(axis=axis, keepdims=True)
         self.exp(scores)
         if self.exact:  # summed in double; multiplied by the reciprocal
-            total = scores.sum(axis=-1, keepdims=True, dtype=xp.float64)
+            total = scores.sum(axis=axis, keepdims=True, dtype=xp.float64)
             scores *= (1.0 / total).astype(xp.float32)
         else:
-            scores /= scores.sum(axis=-1, keepdims=True)
+            scores /= scores.sum(axis=axis, keepdims=True)
         return scores
 
     def exp(self, x):
@@ -142,13 +151,10 @@ class Ops:
         return x
 
     def store_kv(self, cache_rows, new_rows):
-        """Write new keys or values (rows, n_kv, dim) into a cache slice (n_kv, rows, dim); the
-        reference keeps its cache in float16."""
+        """Write new keys or values (rows, n_kv, dim) into their cache slice (n_kv, rows, dim);
+        the reference keeps its cache in float16."""
         source = new_rows.transpose(1, 0, 2)
-        if self.exact:
-            cache_rows[...] = source.astype(self.xp.float16)
-        else:
-            cache_rows[...] = source
+        cache_rows[...] = source.astype(self.xp.float16) if self.exact else source
 
     def attention(self, q, keys, values, mask, out, scale: float = 1.0):
         """Grouped-query attention of one sequence's new rows against its cached keys.
@@ -159,13 +165,21 @@ class Ops:
         """
         xp = self.xp
         rows, n_head, dim = q.shape
-        n_kv = keys.shape[0]
+        n_kv, cached, dim_v = values.shape
         group = n_head // n_kv
-        # (rows, n_kv, group, dim) -> (n_kv, group * rows, dim): one matmul per key/value head.
-        grouped = q.reshape(rows, n_kv, group, dim).transpose(1, 2, 0, 3).reshape(n_kv, group * rows, dim)
+        width = group * rows
         if self.exact:  # multiplied with float16 keys, queries are rounded to float16
-            grouped = self.rounding.f16(grouped)
-        scores = xp.matmul(grouped, keys.transpose(0, 2, 1))
+            q = self.rounding.f16(q)
+        if width <= FEW_QUERIES:
+            # Decoding: with the cached keys as the large left operand, BLAS runs several times
+            # faster than the transposed product.
+            grouped = xp.ascontiguousarray(q.reshape(rows, n_kv, group, dim).transpose(1, 3, 2, 0))
+            grouped = grouped.reshape(n_kv, dim, width)
+            scores = xp.ascontiguousarray(xp.matmul(keys, grouped).transpose(0, 2, 1))
+        else:
+            grouped = q.reshape(rows, n_kv, group, dim).transpose(1, 2, 0, 3).reshape(n_kv, width, dim)
+            scores = xp.matmul(grouped, keys.transpose(0, 2, 1))
+        # scores: (n_kv, group * rows, cached)
         if scale != 1.0:
             scores *= scale
         if mask is not None:
@@ -175,7 +189,6 @@ class Ops:
         if self.exact:  # and probabilities too, to multiply with float16 values
             scores = self.rounding.f16(scores, out=scores)
         mixed = xp.matmul(scores, values)  # (n_kv, group * rows, dim_v)
-        dim_v = mixed.shape[-1]
         out[...] = mixed.reshape(n_kv, group, rows, dim_v).transpose(2, 0, 1, 3).reshape(rows, n_head * dim_v)
         return out
 

@@ -24,7 +24,16 @@ DEFAULT_NUM_BATCH = 512
 
 
 class Runner:
-    def __init__(self, *, hp: HParams, weights: ModelWeights, ops, metadata: dict, tokenizer=None, num_batch: int = DEFAULT_NUM_BATCH):
+    def __init__(
+        self,
+        *,
+        hp: HParams,
+        weights: ModelWeights,
+        ops,
+        metadata: dict,
+        tokenizer=None,
+        num_batch: int = DEFAULT_NUM_BATCH,
+    ):
         if num_batch < 1:
             raise BadRequest(f"num_batch must be positive, got {num_batch}")
         self.hp = hp
@@ -141,7 +150,8 @@ class Runner:
                 normed = self.model.normed(self.model.step(segments))
                 if first_row is None:
                     first_row = normed[:1].copy()
-                total = normed.sum(axis=0, keepdims=True) if total is None else total + normed.sum(axis=0, keepdims=True)
+                block_sum = normed.sum(axis=0, keepdims=True)
+                total = block_sum if total is None else total + block_sum
                 last_row = normed[-1:].copy()
         if pooling in ("mean", "none"):
             return total / len(tokens)

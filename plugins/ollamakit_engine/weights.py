@@ -1,8 +1,10 @@
 """Weights of a decoder-only transformer, dequantized to float32 once at load.
 
-Matrices keep the file's (out, in) orientation, contiguous, so ``x @ W.T`` runs as one BLAS call
-without copies. Matrices that read the same input are fused (q/k/v into one, gate/up into one):
-one large product beats several small ones, chiefly when decoding a single row.
+Matrices are stored transposed, (in, out) and contiguous, so ``x @ W`` runs as one BLAS call
+without copies (see ``Ops.matrix``); the token embedding too, (width, vocab), since a tied
+output projection reads it as a matrix and a lookup of a few columns costs little either way.
+Matrices that read the same input are fused (q/k/v into one, gate/up into one): one large
+product beats several small ones, chiefly when decoding a single row.
 
 Llama GGUFs store q/k rows permuted so that rope rotates adjacent pairs; we undo that permutation
 here, so every architecture rotates the two halves of each head (contiguous slices, cheaper to
@@ -26,9 +28,9 @@ class Linear:
     """A projection ``x @ weight.T``; ``rounding`` is what llama.cpp does to ``x`` first (see
     ``rounding.py``), from the weight's type in the file."""
 
-    weight: object  # (out, in), contiguous
+    weight: object  # (in, out), contiguous
     rounding: str | None = None
-    # For Q4_1/Q5_1 weights, each block's minimum (out, in / 32): llama.cpp multiplies it by a
+    # For Q4_1/Q5_1 weights, each block's minimum (in / 32, out): llama.cpp multiplies it by a
     # float16-rounded activation block sum, which ``ops.linear`` reproduces.
     block_mins: object | None = None
 
@@ -40,22 +42,22 @@ class Linear:
 @dataclass
 class LayerWeights:
     attn_norm: object
-    qkv: Linear  # (q_dim + kv_dim + v_dim, n_embd)
+    qkv: Linear  # n_embd -> q_dim + kv_dim + v_dim
     qkv_bias: object | None
     q_norm: object | None  # per-head RMS norms (gemma3, qwen3)
     k_norm: object | None
-    attn_out: Linear  # (n_embd, n_head * head_dim_v)
+    attn_out: Linear  # n_head * head_dim_v -> n_embd
     post_attn_norm: object | None  # gemma3 normalises each block's output as well
     ffn_norm: object
-    gate_up: Linear  # (2 * n_ff, n_embd)
-    down: Linear  # (n_embd, n_ff)
+    gate_up: Linear  # n_embd -> 2 * n_ff
+    down: Linear  # n_ff -> n_embd
     post_ffn_norm: object | None
 
 
 @dataclass
 class ModelWeights:
-    token_embd: object  # (vocab, n_embd)
-    output: Linear  # (vocab, n_embd); the embedding itself when tied
+    token_embd: object  # (n_embd, vocab): transposed
+    output: Linear  # (n_embd, vocab); the embedding itself when tied
     output_norm: object
     rope_factors: object | None  # llama3-style per-frequency divisors (``rope_freqs.weight``)
     layers: list[LayerWeights] = field(default_factory=list)
@@ -63,7 +65,7 @@ class ModelWeights:
 
     @property
     def vocab_size(self) -> int:
-        return int(self.token_embd.shape[0])
+        return int(self.token_embd.shape[1])
 
 
 class TensorSource:
@@ -203,7 +205,9 @@ def _layer(src: TensorSource, hp: HParams, prefix: str, order: np.ndarray | None
         qkv_bias=src.upload(qkv_bias),
         q_norm=src.upload(_per_head(src.optional(prefix + "attn_q_norm.weight", head_norm), 1, order)),
         k_norm=src.upload(_per_head(src.optional(prefix + "attn_k_norm.weight", head_norm), 1, order)),
-        attn_out=src.linear(src.array(prefix + "attn_output.weight", (d, hp.n_head * hp.head_dim_v)), prefix + "attn_output.weight"),
+        attn_out=src.linear(
+            src.array(prefix + "attn_output.weight", (d, hp.n_head * hp.head_dim_v)), prefix + "attn_output.weight"
+        ),
         post_attn_norm=src.upload(src.optional(prefix + "post_attention_norm.weight", (d,))),
         ffn_norm=src.upload(src.array(prefix + "ffn_norm.weight", (d,))),
         gate_up=src.linear(np.concatenate([gate, up]), prefix + "ffn_gate.weight", prefix + "ffn_up.weight"),

@@ -77,8 +77,8 @@ def test_unknown_type_lists_all_fourteen(client, tmp_path):
 @pytest.mark.real_model
 @pytest.mark.slow
 def test_real_model_quantized_through_create_still_generates(client, models_dir, smollm2_f16_path):
-    """SmolLM2 in F16, quantized by /api/create to Q8_0: /api/show says so, and greedy decoding
-    follows llama.cpp's continuation of the original model."""
+    """SmolLM2 in F16, quantized by /api/create to Q8_0: /api/show says so, and the quantized
+    model follows the F16 source's own greedy continuation (Q8_0 is near-lossless)."""
     events = create(client, model="smol-q8", files={"model.gguf": upload_file(client, smollm2_f16_path)},
                     quantize="q8_0")
     assert any(e["status"] == "quantizing F16 model to Q8_0" for e in events)
@@ -86,16 +86,29 @@ def test_real_model_quantized_through_create_still_generates(client, models_dir,
     engine = pytest.importorskip("ollamakit_engine")
     numpy_backend = pytest.importorskip("ollamakit_numpy")
     if not REFERENCE.exists():
-        pytest.skip("llama.cpp reference continuations are not available")
+        pytest.skip("llama.cpp reference prompts are not available")
     reference = json.loads(REFERENCE.read_text())
-    case = reference["models"]["SmolLM2-135M-Instruct.Q4_1.gguf"]["greedy"][0]
-    runner = engine.load_runner(model_layer(client, models_dir, "smol-q8"), numpy_backend.NumpyBackend(),
-                                with_tokenizer=False)
-    # Teacher forcing along llama.cpp's greedy continuation: how often is its next token our top 1?
-    cache = runner.new_cache(num_ctx=256)
-    logits = runner.forward([(cache, list(case["prompt_ids"]))])[0]
-    agree = []
-    for expected in case["greedy_ids"]:
-        agree.append(int(np.argmax(logits)) == expected)
-        logits = runner.forward([(cache, [expected])])[0]
-    assert all(agree[:8]) and sum(agree) >= 28, agree
+    prompt = list(reference["models"]["SmolLM2-135M-Instruct.Q4_1.gguf"]["greedy"][0]["prompt_ids"])
+    backend = numpy_backend.NumpyBackend()
+
+    def greedy(path, forced=None, steps=32):
+        """Top choices and logits along ``forced`` (or the model's own greedy path)."""
+        runner = engine.load_runner(path, backend, with_tokenizer=False)
+        cache = runner.new_cache(num_ctx=256)
+        logits = runner.forward([(cache, prompt)])[0]
+        chosen, seen = [], []
+        for step in range(steps):
+            chosen.append(int(np.argmax(logits)))
+            seen.append(logits)
+            logits = runner.forward([(cache, [forced[step] if forced else chosen[-1]])])[0]
+        runner.close()
+        return chosen, seen
+
+    source, source_logits = greedy(smollm2_f16_path)
+    # Teacher forcing along the F16 continuation: Q8_0 must pick the same token wherever the
+    # source's choice is clear; it may flip only a near-tie (Q8_0 moves logits by ~0.5).
+    quantized, _ = greedy(model_layer(client, models_dir, "smol-q8"), forced=source)
+    for step, (want, got, logits) in enumerate(zip(source, quantized, source_logits)):
+        if want != got:
+            assert logits[want] - logits[got] < 0.25, (step, want, got, logits[want] - logits[got])
+    assert sum(a == b for a, b in zip(source, quantized)) >= 28, (source, quantized)

@@ -174,6 +174,8 @@ class ModelStore:
                     sha.update(chunk)
                 if pending is not None:
                     pending.result()
+                # On disk before it gets its name: after a crash a blob is whole or absent.
+                os.fsync(out.fileno())
             got = "sha256:" + sha.hexdigest()
             if got != digest:
                 raise DigestMismatch(digest, got)

@@ -59,12 +59,15 @@ def matvec_bandwidth(megabytes: int = 256) -> float:
 
 
 def decode_bytes(runner) -> int:
-    """Float32 weight bytes one decode step reads: every matrix, plus one embedding row."""
+    """Float32 weight bytes one decode step reads: every matrix, plus one embedding row. The
+    zero columns the engine may pad a matrix with (``Ops.padded_width``) are its own overhead,
+    so they do not count."""
     w = runner.model.weights
     total = w.output.weight.nbytes + w.token_embd.shape[0] * 4
     for layer in w.layers:
         for linear in (layer.qkv, layer.attn_out, layer.gate_up, layer.down):
-            total += linear.weight.nbytes
+            rows, cols = linear.shape
+            total += rows * cols * 4
     return total
 
 

@@ -115,8 +115,8 @@ class Transformer:
                 ops.rms_norm(q, layer.q_norm, hp.norm_eps, out=q)
                 ops.rms_norm(k, layer.k_norm, hp.norm_eps, out=k)
             cos, sin = rope_local if local else rope_global
-            ops.rope(q, cos, sin)
-            ops.rope(k, cos, sin)
+            # Queries and keys are adjacent columns of qkv: one rotation covers both heads' sets.
+            ops.rope(qkv[:, :k_end].reshape(rows, hp.n_head + hp.n_head_kv, hp.head_dim), cos, sin)
             if hp.scale_queries:
                 q *= np.float32(hp.attn_scale)
 

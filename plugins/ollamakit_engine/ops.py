@@ -16,6 +16,7 @@ import math
 from .rounding import Rounding
 
 GELU_COEF = math.sqrt(2.0 / math.pi)
+PAD_COLUMNS = 64  # padded matrix widths are multiples of this (see Ops.padded_width)
 FEW_QUERIES = 32  # query rows (times heads per key head) below which attention takes the keys-first product
 
 
@@ -26,6 +27,10 @@ class Ops:
         self.exact = exact
         self.rounding = Rounding(self.xp)
         self._scratch: dict[int, object] = {}
+        self._padded: dict[int, object] = {}
+        # Padding changes no value, but exact mode adds products to each output (block minimums)
+        # that would need the same padding; it is about agreement, not speed, so it goes without.
+        self.matvec_threading_elements = 0 if exact else getattr(backend, "matvec_threading_elements", 0)
         for name, kernel in (getattr(backend, "kernels", None) or {}).items():
             setattr(self, name, kernel)
 
@@ -46,6 +51,20 @@ class Ops:
         batched decode of concurrent requests) about twice as fast with this one."""
         return self.xp.ascontiguousarray(self.backend.asarray(weight).T, dtype=self.xp.float32)
 
+    def padded_width(self, rows: int, cols: int) -> int:
+        """Columns to store for a (rows, cols) matrix: ``cols``, or more when zero columns would
+        take it to the size at which the BLAS multiplies a vector on every core. Only matrices
+        just under that size gain (at most half again the bytes, read about twice as fast).
+
+        Widths stay multiples of ``PAD_COLUMNS``: BLAS kernels sum a tail of columns in another
+        order, and padding must not change the value of any real column."""
+        threshold = self.matvec_threading_elements
+        if not threshold or rows * cols >= threshold or cols % PAD_COLUMNS:
+            return cols
+        padded = -(-threshold // rows)
+        padded = -(-padded // PAD_COLUMNS) * PAD_COLUMNS
+        return padded if 2 * padded <= 3 * cols else cols
+
     def vector(self, values):
         return self.xp.ascontiguousarray(self.backend.asarray(values), dtype=self.xp.float32).reshape(-1)
 
@@ -54,6 +73,21 @@ class Ops:
     def linear(self, x, linear, out=None):
         """``x @ W`` for x (rows, in) and a ``Linear`` W stored (in, out). In exact mode x is
         first rounded as llama.cpp rounds it for W's type."""
+        if linear.width is not None:
+            if x.shape[0] > 1:
+                # Several rows take the real columns (a strided view BLAS reads in place): a
+                # matrix product of another width may sum in another order.
+                return self.xp.dot(x, linear.weight[:, : linear.width], out=out)
+            # One row: the whole padded matrix, so BLAS uses every core; keep the real columns.
+            stored = linear.weight.shape[1]
+            full = self._padded.get(stored)
+            if full is None:
+                full = self._padded[stored] = self.xp.empty((1, stored), self.xp.float32)
+            product = self.xp.dot(x, linear.weight, out=full)[:, : linear.width]
+            if out is None:
+                return product.copy()
+            out[...] = product
+            return out
         if not self.exact or linear.rounding is None:
             return self.xp.dot(x, linear.weight, out=out)
         rounded = self.scratch(*x.shape)

@@ -33,10 +33,14 @@ class Linear:
     # For Q4_1/Q5_1 weights, each block's minimum (in / 32, out): llama.cpp multiplies it by a
     # float16-rounded activation block sum, which ``ops.linear`` reproduces.
     block_mins: object | None = None
+    # When set, ``weight`` has zero columns past this many (``Ops.padded_width``); products keep
+    # only the first ``width`` columns.
+    width: int | None = None
 
     @property
     def shape(self):
-        return self.weight.shape
+        rows, cols = self.weight.shape
+        return (rows, cols if self.width is None else self.width)
 
 
 @dataclass
@@ -118,7 +122,12 @@ class TensorSource:
             if order is not None:
                 parts = [_per_head(part, heads, o) for part, (heads, o) in zip(parts, order)]
             mins = self.upload(np.concatenate(parts), matrix=True)
-        return Linear(self.upload(array, matrix=True), rounding, mins)
+        cols, rows = array.shape  # stored transposed: (rows, cols) = (in, out)
+        padded = self.ops.padded_width(rows, cols)
+        if padded == cols:
+            return Linear(self.upload(array, matrix=True), rounding, mins)
+        array = np.concatenate([array, np.zeros((padded - cols, rows), np.float32)])
+        return Linear(self.upload(array, matrix=True), rounding, mins, width=cols)
 
     def block_mins(self, name: str) -> np.ndarray:
         """The float16 ``m`` of every block of a Q4_1/Q5_1 tensor, as (rows, blocks)."""

@@ -59,7 +59,7 @@ def parse_messages(value) -> list[dict]:
 
 
 def chat_events(kernel, body: dict, started: int | None = None):
-    """The reply objects for a chat request (the OpenAI and Anthropic layers reuse this).
+    """The reply objects for a chat request (the OpenAI-compatible layer reuses this).
     Request errors are raised before the first object."""
     started = started or time.perf_counter_ns()
     common = parse_common(body)

@@ -12,13 +12,6 @@ from ollamakit.errors import BadRequest
 
 from model_store_helpers import create, digest_of, ndjson, read_blob, read_manifest, snapshot, tiny_gguf, upload
 
-try:
-    import ollamakit_templates  # noqa: F401
-
-    HAVE_TEMPLATES = hasattr(ollamakit_templates, "detect_template")
-except ImportError:
-    HAVE_TEMPLATES = False
-
 CHATML_JINJA = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
@@ -242,7 +235,6 @@ def test_name_alias_and_case_insensitive_overwrite(client, models_dir, model_blo
     assert names == ["Mixed:latest"]  # the stored spelling wins
 
 
-@pytest.mark.skipif(not HAVE_TEMPLATES, reason="templates plugin not installed")
 def test_chat_template_is_autodetected(client, models_dir, tmp_path):
     blob = upload(client, tiny_gguf(tmp_path / "chat.gguf", tokenizer__chat_template=CHATML_JINJA))
     statuses = [s["status"] for s in create(client, model="chat", files={"m.gguf": blob})]
@@ -252,7 +244,6 @@ def test_chat_template_is_autodetected(client, models_dir, tmp_path):
     assert '"<|im_end|>"' in show["parameters"]
 
 
-@pytest.mark.skipif(not HAVE_TEMPLATES, reason="templates plugin not installed")
 def test_bad_template_is_rejected_before_anything_is_written(client, models_dir, model_blob):
     before = snapshot(models_dir)
     response = client.simulate_post("/api/create", json={"model": "t", "files": {"m.gguf": model_blob},
@@ -327,7 +318,6 @@ def test_unknown_parent_without_a_registry_client_is_404(client, models_dir, ker
     assert snapshot(models_dir) == before
 
 
-@pytest.mark.skipif(not HAVE_TEMPLATES, reason="templates plugin not installed")
 def test_create_keeps_no_unreferenced_blobs(client, models_dir, tmp_path):
     """The autodetected params layer is replaced by the merged one: the first is taken back."""
     blob = upload(client, tiny_gguf(tmp_path / "chat.gguf", tokenizer__chat_template=CHATML_JINJA))

@@ -236,7 +236,6 @@ def test_go_quote_and_parameters_text():
 def test_show_native_jinja_template_when_no_go_template(client, tmp_path):
     """No Go template could be detected: the GGUF's Jinja template is what runs and what show
     reports, and its capabilities count."""
-    pytest.importorskip("ollamakit_templates")
     jinja = "{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}{% if tools %}{{ tools }}{% endif %}"
     blob = upload(client, tiny_gguf(tmp_path / "odd.gguf", tokenizer__chat_template=jinja))
     statuses = [s["status"] for s in create(client, model="odd", files={"m.gguf": blob})]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ..config import Settings
 from ..kernel import make_kernel
+from .processes import free_port, stop_process, wait_for_port
 
 
 @pytest.fixture
@@ -44,12 +43,6 @@ def client(kernel):
     return TestClient(create_app(kernel), headers={"Host": "localhost"})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ServerProcess:
     """A real ``ollamakit serve`` process on a free loopback port."""
 
@@ -65,24 +58,11 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ollamakit", "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(f"server exited with {self.proc.returncode}"))
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
         if self.proc:
             self.log.close()
 

@@ -5,22 +5,16 @@ behind htpasswd basic authentication."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from ollamakit.testing.processes import free_port, stop_process, wait_for_port
 
 BINARY = "/usr/bin/docker-registry"
 
 
 def registry_binary() -> str | None:
     return BINARY if Path(BINARY).exists() else shutil.which("docker-registry")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_htpasswd(path: Path, users: dict[str, str]) -> None:
@@ -34,7 +28,7 @@ class LocalRegistry:
     def __init__(self, root: Path, users: dict[str, str] | None = None):
         self.root = Path(root)
         self.users = users
-        self.port = _free_port()
+        self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
         self.proc: subprocess.Popen | None = None
@@ -56,26 +50,16 @@ class LocalRegistry:
         )
         self.log = open(self.root / "registry.log", "wb")
         self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {(self.root / 'registry.log').read_text()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("docker-registry did not start")
+        try:
+            wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(
+                f"docker-registry exited: {(self.root / 'registry.log').read_text()[-500:]}"))
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc:
             self.log.close()
             self.proc = None

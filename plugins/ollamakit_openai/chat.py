@@ -8,8 +8,8 @@ from ollamakit.errors import BadRequest
 from ollamakit.web import json_response, read_json
 from ollamakit_ollama_api.chat import chat_events
 
-from .envelope import (FINGERPRINT, completion_id, include_usage, now, openai_errors, sampling_options, start_stream,
-                       typed, usage)
+from .envelope import (FINGERPRINT, completion_id, finish_reason, include_usage, now, openai_errors, sampling_options,
+                       start_stream, typed, usage)
 
 IMAGE_PREFIXES = ("data:image/jpeg;base64,", "data:image/jpg;base64,", "data:image/png;base64,",
                   "data:image/webp;base64,", "data:;base64,")
@@ -170,12 +170,6 @@ def openai_tool_calls(calls: list[dict]) -> list[dict]:
         }
         for i, call in enumerate(calls)
     ]
-
-
-def finish_reason(done_reason: str, has_calls: bool) -> str:
-    if has_calls:
-        return "tool_calls"
-    return "length" if done_reason == "length" else "stop"
 
 
 class ChatCompletions:

@@ -7,8 +7,8 @@ from ollamakit.errors import BadRequest
 from ollamakit.web import json_response, read_json
 from ollamakit_ollama_api.generate import generate_events
 
-from .envelope import (FINGERPRINT, completion_id, include_usage, now, openai_errors, sampling_options, start_stream,
-                       typed, usage)
+from .envelope import (FINGERPRINT, completion_id, finish_reason, include_usage, now, openai_errors, sampling_options,
+                       start_stream, typed, usage)
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
@@ -30,10 +30,6 @@ def native_request(body: dict) -> dict:
         native["logprobs"] = True
         native["top_logprobs"] = min(logprobs, 20)
     return native
-
-
-def finish_reason(done_reason: str) -> str:
-    return "length" if done_reason == "length" else "stop"
 
 
 class Completions:

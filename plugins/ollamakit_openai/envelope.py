@@ -151,3 +151,10 @@ def include_usage(body: dict) -> bool:
 def usage(final: dict) -> dict:
     prompt, completion = int(final.get("prompt_eval_count", 0)), int(final.get("eval_count", 0))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def finish_reason(done_reason: str, has_calls: bool = False) -> str:
+    """OpenAI's finish_reason for a native done_reason."""
+    if has_calls:
+        return "tool_calls"
+    return "length" if done_reason == "length" else "stop"

@@ -11,11 +11,10 @@ from functools import cached_property
 
 from ollamakit.errors import InvalidModelFile
 
-from .merging import LONG_WORD, merge_by_priority
+from .merging import merge_pairs
 from .pretokenizers import PreTokenizer, PreTokenizerSpec
 from .vocab import Vocabulary
 
-_NO_RANK = 1 << 62
 _CACHE_LIMIT = 1 << 16
 
 
@@ -107,23 +106,5 @@ class BytePairEncoder:
         return tuple(ids)
 
     def _merge(self, word: str) -> list[str]:
-        symbols = list(word)
-        if len(symbols) < 2:
-            return symbols
         rank = self._ranks.get
-        if len(symbols) > LONG_WORD:
-            return merge_by_priority(symbols, lambda left, right: rank((left, right)))
-        pair_ranks = [rank(pair, _NO_RANK) for pair in zip(symbols, symbols[1:])]
-        while True:
-            best = min(pair_ranks)
-            if best == _NO_RANK:
-                return symbols
-            i = pair_ranks.index(best)  # leftmost pair among equals
-            symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
-            del pair_ranks[i]
-            if not pair_ranks:
-                return symbols
-            if i > 0:
-                pair_ranks[i - 1] = rank((symbols[i - 1], symbols[i]), _NO_RANK)
-            if i < len(symbols) - 1:
-                pair_ranks[i] = rank((symbols[i], symbols[i + 1]), _NO_RANK)
+        return merge_pairs(list(word), lambda left, right: rank((left, right)))

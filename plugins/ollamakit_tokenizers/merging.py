@@ -9,12 +9,43 @@ pasted blob would cost seconds.
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
+from math import inf
 from typing import Callable
 
 LONG_WORD = 48  # symbols; above this the heap wins
 
+Priority = Callable[[str, str], "float | None"]
 
-def merge_by_priority(symbols: list[str], priority: Callable[[str, str], float | None]) -> list[str]:
+
+def merge_pairs(symbols: list[str], priority: Priority) -> list[str]:
+    """Merge ``symbols`` pairwise, lowest ``priority(left, right)`` first (None: never merge),
+    the leftmost pair among equals: a list scan for short words, a heap for long ones."""
+    if len(symbols) < 2:
+        return symbols
+    if len(symbols) > LONG_WORD:
+        return merge_by_priority(symbols, priority)
+
+    def cost(left: str, right: str) -> float:
+        p = priority(left, right)
+        return inf if p is None else p
+
+    costs = [cost(a, b) for a, b in zip(symbols, symbols[1:])]
+    while True:
+        best = min(costs)
+        if best == inf:
+            return symbols
+        i = costs.index(best)  # leftmost pair among equals
+        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+        del costs[i]
+        if not costs:
+            return symbols
+        if i > 0:
+            costs[i - 1] = cost(symbols[i - 1], symbols[i])
+        if i < len(symbols) - 1:
+            costs[i] = cost(symbols[i], symbols[i + 1])
+
+
+def merge_by_priority(symbols: list[str], priority: Priority) -> list[str]:
     """Merge ``symbols`` pairwise, lowest ``priority(left, right)`` first (None: never merge),
     ties to the left. A heap entry remembers both texts; when either side has changed since, the
     entry is stale and skipped."""

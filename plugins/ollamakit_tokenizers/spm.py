@@ -14,11 +14,10 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
-from .merging import LONG_WORD, merge_by_priority
+from .merging import merge_pairs
 from .vocab import Vocabulary
 
 SPACE = "\u2581"
-_NO_SCORE = float("-inf")
 _CACHE_LIMIT = 1 << 16
 
 
@@ -88,32 +87,11 @@ class SentencePieceEncoder:
         return tuple(ids)
 
     def _merge(self, piece: str) -> list[str]:
-        symbols = list(piece)
-        if len(symbols) < 2:
-            return symbols
         token_to_id, scores = self.vocab.token_to_id, self._scores
 
-        def score(left: str, right: str) -> float:
+        def priority(left: str, right: str) -> float | None:
+            # Highest score first: merge_pairs takes the lowest priority.
             token_id = token_to_id.get(left + right)
-            return _NO_SCORE if token_id is None else scores[token_id]
+            return None if token_id is None else -scores[token_id]
 
-        if len(symbols) > LONG_WORD:
-            def priority(left: str, right: str) -> float | None:
-                token_id = token_to_id.get(left + right)
-                return None if token_id is None else -scores[token_id]
-
-            return merge_by_priority(symbols, priority)
-        pair_scores = [score(a, b) for a, b in zip(symbols, symbols[1:])]
-        while True:
-            best = max(pair_scores)
-            if best == _NO_SCORE:
-                return symbols
-            i = pair_scores.index(best)  # leftmost pair among equals
-            symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
-            del pair_scores[i]
-            if not pair_scores:
-                return symbols
-            if i > 0:
-                pair_scores[i - 1] = score(symbols[i - 1], symbols[i])
-            if i < len(symbols) - 1:
-                pair_scores[i] = score(symbols[i], symbols[i + 1])
+        return merge_pairs(list(piece), priority)

@@ -59,6 +59,11 @@ class Architecture:
     def __init__(self, config: Config, folder):
         self.config = config
         self.folder = folder
+        # Every architecture we convert is a transformer sized by these four keys.
+        self.n_layer = config.int("num_hidden_layers", high=MAX_LAYERS)
+        self.n_embd = config.int("hidden_size")
+        self.n_ff = config.int("intermediate_size")
+        self.n_head = config.int("num_attention_heads", high=4096)
 
     def metadata(self) -> dict[str, tuple[object, int]]:
         raise NotImplementedError

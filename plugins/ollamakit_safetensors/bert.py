@@ -9,7 +9,7 @@ import re
 from ollamakit.errors import InvalidModelFile
 from ollamakit_gguf.constants import ValueType
 
-from .base import MAX_CONTEXT, MAX_LAYERS, Architecture, Config, Tensor, arch_keys
+from .base import MAX_CONTEXT, Architecture, Config, Tensor, arch_keys
 
 POOLING_MEAN, POOLING_CLS, POOLING_LAST = 1, 2, 3
 
@@ -43,10 +43,6 @@ class Bert(Architecture):
     def __init__(self, config: Config, folder):
         super().__init__(config, folder)
         c = config
-        self.n_layer = c.int("num_hidden_layers", high=MAX_LAYERS)
-        self.n_embd = c.int("hidden_size")
-        self.n_ff = c.int("intermediate_size")
-        self.n_head = c.int("num_attention_heads", high=4096)
         if self.n_embd % self.n_head:
             raise InvalidModelFile("config.json: hidden_size is not a multiple of num_attention_heads")
         self.context = c.int("max_position_embeddings", high=MAX_CONTEXT)

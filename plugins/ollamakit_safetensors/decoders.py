@@ -16,7 +16,7 @@ import numpy as np
 from ollamakit.errors import InvalidModelFile
 from ollamakit_gguf.constants import ValueType
 
-from .base import MAX_CONTEXT, MAX_LAYERS, Architecture, Config, Tensor, arch_keys
+from .base import MAX_CONTEXT, Architecture, Config, Tensor, arch_keys
 
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)\.(weight|bias)$")
 _TOP = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
@@ -44,10 +44,6 @@ class Decoder(Architecture):
     def __init__(self, config: Config, folder):
         super().__init__(config, folder)
         c = config
-        self.n_layer = c.int("num_hidden_layers", high=MAX_LAYERS)
-        self.n_embd = c.int("hidden_size")
-        self.n_ff = c.int("intermediate_size")
-        self.n_head = c.int("num_attention_heads", high=4096)
         self.n_head_kv = c.int("num_key_value_heads", self.n_head, high=4096)
         if self.n_head % self.n_head_kv:
             raise InvalidModelFile("config.json: num_attention_heads is not a multiple of num_key_value_heads")

@@ -41,7 +41,10 @@ def make_gguf(
 
 
 def byte_level_vocab() -> list[str]:
-    """The 256 GPT-2 byte-level token strings (bytes mapped to printable characters)."""
+    """The 256 GPT-2 byte-level token strings (bytes mapped to printable characters).
+
+    Written out here rather than taken from the tokenizer plugin: test models built with it
+    check that tokenizer against an independent statement of the mapping."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     mapping, extra = {}, 0
     for byte in range(256):

@@ -7,7 +7,12 @@ directory, uploads a random file with ``POST /api/blobs/sha256:<hex>`` (streamed
 official client does), and copies the same file with ``shutil.copyfile`` in the same run.
 A stored blob is fsynced before it is named (so a crash leaves it whole or absent), so the like
 for like reference is a copy that is fsynced too; the page-cache-only copy is printed beside it.
-Target: upload ≥ 0.5× the copy.
+Target: upload ≥ 0.5× the fsynced copy. Half the page-cache copy is out of reach of any server
+that hashes what it stores: sha256 alone runs at about 1.3 GB/s on this machine.
+
+The client here (httpx, 1 MiB reads of the file) runs on the same cores as the server, so the
+figure falls with the machine's load: run it when ``uptime`` is low, under
+``flock /tmp/bench.lock``.
 """
 
 from __future__ import annotations
@@ -78,7 +83,9 @@ def main() -> None:
     print(f"  file copy, page cache only   {copy_rate:8.0f} MB/s")
     print(f"  file copy, then fsync        {durable_rate:8.0f} MB/s")
     print(f"  POST /api/blobs (fsynced)    {upload_rate:8.0f} MB/s   "
-          f"({upload_rate / durable_rate:.2f}x the durable copy, {upload_rate / copy_rate:.2f}x the cached one; target >= 0.5x)")
+          f"({upload_rate / durable_rate:.2f}x the durable copy, {upload_rate / copy_rate:.2f}x the cached one; "
+          "target >= 0.5x the durable copy)")
+    print(f"  load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ memory, and the numpy roofline: the float32 bytes of weights one decode step mus
 matrix-vector bandwidth measured here, with our decode as a fraction of it.
 
 llama.cpp (``pip install llama-cpp-python``; not a project dependency) runs with n_threads
-matching --threads; it is skipped when not installed. Run on an idle machine (check
-``uptime``): both sides use every core they are given.
+matching --threads; it is skipped when not installed. Our engine runs with its own ``num_thread``
+default (--num-thread fixes it). Run on an idle machine (check ``uptime`` and ``ps``): both
+sides use every core they are given, and a busy neighbour stalls threaded products.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def bench_ours(path, args, prompt):
     gc.collect()
     before = rss_bytes()
     start = time.perf_counter()
-    runner = load_runner(path, NumpyBackend(), {"numerics": args.numerics}, with_tokenizer=False)
+    options = {"numerics": args.numerics, "num_thread": args.num_thread}
+    runner = load_runner(path, NumpyBackend(), options, with_tokenizer=False)
     load_s = time.perf_counter() - start
     result = {"load_s": load_s}
 
@@ -161,6 +163,8 @@ def main(argv=None):
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--num-thread", type=int, default=0,
+                        help="our engine's num_thread (0: it chooses by measuring, see threads.py)")
     parser.add_argument("--numerics", default="float32", choices=["llama.cpp", "float32"])
     parser.add_argument("--no-llamacpp", action="store_true")
     args = parser.parse_args(argv)

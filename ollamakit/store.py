@@ -174,14 +174,33 @@ class ModelStore:
                     sha.update(chunk)
                 if pending is not None:
                     pending.result()
-                # On disk before it gets its name: after a crash a blob is whole or absent.
-                os.fsync(out.fileno())
-            got = "sha256:" + sha.hexdigest()
-            if got != digest:
-                raise DigestMismatch(digest, got)
-            return self.storage.put_blob(digest, temp)
+            return self._commit(digest, "sha256:" + sha.hexdigest(), temp)
         finally:
             temp.unlink(missing_ok=True)
+
+    def adopt_blob(self, digest: str, path: Path, sha256_hex: str) -> bool:
+        """Commit a scratch file whose bytes were already hashed as they arrived (a transport's
+        ``ReceivedBody``): the same checks and durability as ``write_blob``, without reading
+        the file again. ``path`` is consumed either way; returns True when the blob is new."""
+        path = Path(path)
+        if path.parent.resolve() != Path(self.storage.scratch_dir()).resolve():
+            raise ValueError(f"{path} is not a scratch file of this store")  # and is left alone
+        try:
+            return self._commit(parse_digest(digest), "sha256:" + sha256_hex, path)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _commit(self, digest: str, got: str, path: Path) -> bool:
+        """Name the hashed scratch file ``path`` as blob ``digest``, if that is what it holds."""
+        if got != digest:
+            raise DigestMismatch(digest, got)
+        # On disk before it gets its name: after a crash a blob is whole or absent.
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return self.storage.put_blob(digest, path)
 
     def add_file(self, path: Path) -> tuple[str, int]:
         """Hash a local scratch file and move it in as a blob; returns (digest, size)."""

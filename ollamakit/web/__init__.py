@@ -2,6 +2,7 @@
 
 from .app import create_app
 from .body import read_json
+from .received import RECEIVED_BODY, ReceivedBody, received_body
 from .streaming import json_response, stream_response
 
-__all__ = ["create_app", "read_json", "json_response", "stream_response"]
+__all__ = ["create_app", "read_json", "json_response", "stream_response", "RECEIVED_BODY", "ReceivedBody", "received_body"]

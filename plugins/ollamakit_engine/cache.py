@@ -1,8 +1,12 @@
-"""The key/value cache of one sequence, preallocated to its context length.
+"""The key/value cache of one sequence.
 
 Keys are stored after rope, so positions are baked in: appending never touches old entries, and
 dropping the tail (``truncate``) is just moving ``n_past`` back. The arrays are allocated but not
 written until used, so on the CPU the memory they hold grows with the tokens actually cached.
+
+A layer that attends through a sliding window (gemma3's local layers) never reads further back
+than its window, so when ``num_ctx`` is long it keeps a ring instead of the whole context: its
+memory stays the same whatever ``num_ctx`` is.
 """
 
 from __future__ import annotations
@@ -11,31 +15,115 @@ from ollamakit.errors import BadRequest
 
 from .hparams import HParams
 
+# Prompt rows per attention block. The model writes a block's keys, then attends with it
+# (``Transformer._attend``), so a ring holds the window behind a block's first row and the block.
+ATTENTION_ROWS = 128
+
+
+class LayerCache:
+    """Keys (n_kv, length, head_dim) and values (n_kv, length, head_dim_v) of one layer.
+
+    Without ``period`` position p is row p. With it the layer is a ring: position p is row
+    p % period and again row p % period + period. Writing twice costs a few rows per step, and in
+    return any ``period`` consecutive positions are one contiguous slice in position order, so
+    attention reads them in place and sums in the same order as over a full cache.
+    """
+
+    def __init__(self, xp, hp: HParams, num_ctx: int, period: int | None = None):
+        self.period = period
+        length = num_ctx if period is None else 2 * period
+        # One contiguous block per key/value head, so a span of positions is a strided slice
+        # the attention matmul reads without copying.
+        self.keys = xp.empty((hp.n_head_kv, length, hp.head_dim), dtype=xp.float32)
+        self.values = xp.empty((hp.n_head_kv, length, hp.head_dim_v), dtype=xp.float32)
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.values.nbytes
+
+    def write(self, store, start: int, keys, values) -> None:
+        """Store new rows (rows, n_kv, dim) at positions ``start``... through ``store``
+        (``Ops.store_kv``, which writes (rows, n_kv, dim) into a (n_kv, rows, dim) slice)."""
+        count = keys.shape[0]
+        if self.period is None:
+            store(self.keys[:, start : start + count], keys)
+            store(self.values[:, start : start + count], values)
+            return
+        period = self.period
+        if count > period:
+            raise ValueError(f"{count} rows do not fit a ring of {period}")
+        row = start % period
+        first = min(count, period - row)  # rows before the ring wraps
+        for low, high, at in ((0, first, row), (first, count, 0)):
+            if low == high:
+                continue
+            for base in (at, at + period):
+                store(self.keys[:, base : base + high - low], keys[low:high])
+                store(self.values[:, base : base + high - low], values[low:high])
+
+    def span(self, first: int, stop: int):
+        """Keys and values of positions [first, stop), in order: (n_kv, stop - first, dim)."""
+        if self.period is None:
+            return self.keys[:, first:stop], self.values[:, first:stop]
+        if stop - first > self.period:
+            raise ValueError(f"positions {first}..{stop} do not fit a ring of {self.period}")
+        row = first % self.period
+        return self.keys[:, row : row + stop - first], self.values[:, row : row + stop - first]
+
+    def oldest(self, n_past: int) -> int:
+        """The oldest position still held after ``n_past`` positions were written."""
+        return 0 if self.period is None else max(0, n_past - self.period)
+
+
+def ring_period(hp: HParams, num_ctx: int) -> int | None:
+    """The ring length for ``hp``'s sliding-window layers, or None when a full cache of
+    ``num_ctx`` is no larger."""
+    if not hp.sliding_window:
+        return None
+    period = hp.sliding_window + ATTENTION_ROWS
+    return period if 2 * period < num_ctx else None
+
+
+def cache_bytes(hp: HParams, num_ctx: int, ring: bool = True) -> int:
+    """Bytes a ``KVCache`` of ``num_ctx`` takes once filled, without allocating it."""
+    period = ring_period(hp, num_ctx) if ring else None
+    per_position = 4 * hp.n_head_kv * (hp.head_dim + hp.head_dim_v)
+    return sum(
+        per_position * (2 * period if local and period else num_ctx) for local in hp.swa_layers
+    )
+
 
 class KVCache:
-    def __init__(self, xp, hp: HParams, num_ctx: int):
+    def __init__(self, xp, hp: HParams, num_ctx: int, ring: bool = True):
         if num_ctx < 1:
             raise BadRequest(f"num_ctx must be positive, got {num_ctx}")
         self.num_ctx = num_ctx
         self.n_past = 0
-        # (n_kv, num_ctx, head_dim) per layer: one contiguous block per key/value head, so the
-        # cached prefix of each head is a contiguous slice for the attention matmul.
-        self.keys = [xp.empty((hp.n_head_kv, num_ctx, hp.head_dim), dtype=xp.float32) for _ in range(hp.n_layer)]
-        self.values = [xp.empty((hp.n_head_kv, num_ctx, hp.head_dim_v), dtype=xp.float32) for _ in range(hp.n_layer)]
+        self.hp = hp
+        period = ring_period(hp, num_ctx) if ring else None
+        self.layers = [LayerCache(xp, hp, num_ctx, period if local else None) for local in hp.swa_layers]
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.keys) + sum(a.nbytes for a in self.values)
+        return sum(layer.nbytes for layer in self.layers)
 
     @property
     def free(self) -> int:
         return self.num_ctx - self.n_past
 
-    def truncate(self, n: int) -> None:
-        """Forget every token after the first ``n`` (a no-op when it holds no more than ``n``)."""
+    def truncate(self, n: int) -> int:
+        """Forget every token after the first ``n`` (a no-op when it holds no more than ``n``);
+        returns how many it keeps. That is fewer, zero, when a ring has already overwritten
+        keys that the next token after ``n`` would attend to: the caller evaluates them again."""
         if n < 0:
             raise ValueError(f"cannot truncate a cache to {n} tokens")
-        self.n_past = min(self.n_past, n)
+        n = min(self.n_past, n)
+        if n < self.n_past and self.hp.sliding_window:
+            needed = max(0, n - self.hp.sliding_window + 1)  # the window of position n
+            if any(layer.oldest(self.n_past) > needed for layer in self.layers):
+                n = 0
+        self.n_past = n
+        return n
 
     def clear(self) -> None:
         self.n_past = 0

@@ -6,15 +6,16 @@ from pathlib import Path
 
 from ollamakit.errors import BadRequest
 
+from .ggml_numerics import LlamaCppOps
 from .hparams import ARCHITECTURES, read_hparams
 from .ops import Ops
 from .runner import DEFAULT_NUM_BATCH, Runner
 from .weights import load_weights
 
-# "float32" computes plainly on the dequantized weights. "llama.cpp" also rounds activations where
-# llama.cpp's CPU backend does (rounding.py): one decode step then lands within ~1e-4 of its
-# logits, but over many layers and tokens the remaining last-bit differences (summation order)
-# flip some of those roundings, so greedy agreement is no better and long prompts run ~3x slower.
+# "float32" computes plainly on the dequantized weights (BLAS). "llama.cpp" runs ggml's CPU kernels
+# bit for bit in numpy (ggml_numerics.py, ggml_kquants.py): SmolLM2 (Q4_1/Q8_0) and Gemma 3
+# (Q5_0/Q8_0/Q4_K/Q6_K) give llama.cpp's logits exactly; other types keep an approximate rounding.
+# Far slower than float32.
 NUMERICS = ("llama.cpp", "float32")
 DEFAULT_NUMERICS = "float32"
 
@@ -32,11 +33,35 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
     numerics = options.get("numerics", getattr(backend, "default_numerics", DEFAULT_NUMERICS))
     if numerics not in NUMERICS:
         raise BadRequest(f"numerics must be one of {', '.join(NUMERICS)}, got {numerics!r}")
+    threads = _threads(options, backend)
     hp = read_hparams(gguf.metadata)
-    ops = Ops(backend, exact=numerics == "llama.cpp")
+    ops = LlamaCppOps(backend) if numerics == "llama.cpp" else Ops(backend)
+    ops.use_threads(threads)
     weights = load_weights(gguf, hp, ops)
+    if numerics == "llama.cpp":
+        ops.attach(gguf, hp, weights)
     metadata = dict(gguf.metadata)
-    return Runner(hp=hp, weights=weights, ops=ops, metadata=metadata, tokenizer=tokenizer, num_batch=num_batch)
+    return Runner(
+        hp=hp,
+        weights=weights,
+        ops=ops,
+        metadata=metadata,
+        tokenizer=tokenizer,
+        num_batch=num_batch,
+        threads=threads,
+        choose_threads=not options.get("num_thread"),
+    )
+
+
+def _threads(options: dict, backend) -> int | None:
+    """Threads the model computes with: Ollama's ``num_thread`` (0 or absent: the backend's
+    default), or None for a backend that does not set threads (an accelerator)."""
+    count = options.get("num_thread", 0) or 0
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise BadRequest(f"num_thread must be a non-negative integer, got {count!r}")
+    if not hasattr(backend, "threads"):
+        return None
+    return count or getattr(backend, "default_threads", None)
 
 
 def load_runner(path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True) -> Runner:

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cache import KVCache
+from .cache import ATTENTION_ROWS, KVCache
 from .hparams import HParams
 from .weights import ModelWeights
-
-
-ATTENTION_ROWS = 128  # prompt rows per attention block
 
 
 @dataclass
@@ -95,8 +92,12 @@ class Transformer:
         if hp.embed_scale != 1.0:
             x *= np.float32(hp.embed_scale)
 
-        rope_global = self._rope_tables(positions, self.inv_freq_global)
-        rope_local = self._rope_tables(positions, self.inv_freq_local) if self.inv_freq_local is not None else None
+        rope_global = self._rope_tables(positions, self.inv_freq_global, hp.rope_base)
+        rope_local = (
+            self._rope_tables(positions, self.inv_freq_local, hp.rope_base_local)
+            if self.inv_freq_local is not None
+            else None
+        )
         masks_global = [self._mask(s, None) for s in segments]
         masks_local = [self._mask(s, hp.sliding_window) for s in segments] if hp.sliding_window else masks_global
 
@@ -143,23 +144,21 @@ class Transformer:
         return x
 
     def _attend(self, index: int, segment: Segment, q, k, v, mask, out, local: bool) -> None:
-        cache, rows = segment.cache, segment.rows
-        start, end = segment.start, segment.start + len(segment.tokens)
-        keys, values = cache.keys[index], cache.values[index]
-        self.ops.store_kv(keys[:, start:end], k[rows])
-        self.ops.store_kv(values[:, start:end], v[rows])
-        first = self._first_visible(start, local)
+        layer, rows, start = segment.cache.layers[index], segment.rows, segment.start
+        first = self._first_visible(start, local)  # column 0 of the mask
         scale = 1.0 if self.hp.scale_queries else self.hp.attn_scale
-        queries, results = q[rows], out[rows]
+        queries, results, keys, values = q[rows], out[rows], k[rows], v[rows]
         # Long prompts attend in blocks of rows, each against the keys it can see: the causal
-        # half of the score matrix is never computed and each block's scores stay in cache.
+        # half of the score matrix (and, in a sliding window, what lies behind the window) is
+        # never computed, and each block's scores stay in cache. Each block's keys are written
+        # just before it attends, so a ring never needs more than a window and one block.
         for low in range(0, len(segment.tokens), ATTENTION_ROWS):
             high = min(low + ATTENTION_ROWS, len(segment.tokens))
-            stop = start + high
-            block_mask = None if mask is None else mask[low:high, : stop - first]
-            self.ops.attention(
-                queries[low:high], keys[:, first:stop], values[:, first:stop], block_mask, results[low:high], scale
-            )
+            layer.write(self.ops.store_kv, start + low, keys[low:high], values[low:high])
+            visible, stop = self._first_visible(start + low, local), start + high
+            block_mask = None if mask is None else mask[low:high, visible - first : stop - first]
+            block_keys, block_values = layer.span(visible, stop)
+            self.ops.attention(queries[low:high], block_keys, block_values, block_mask, results[low:high], scale)
 
     def _first_visible(self, start: int, local: bool) -> int:
         """The oldest cached position that the first new row may attend to."""
@@ -184,7 +183,10 @@ class Transformer:
         mask = np.where(visible, np.float32(0), np.float32(-np.inf)).astype(np.float32)
         return self.ops.backend.asarray(mask)
 
-    def _rope_tables(self, positions: np.ndarray, inv_freq: np.ndarray):
+    def _rope_tables(self, positions: np.ndarray, inv_freq: np.ndarray, base: float):
+        exact_tables = getattr(self.ops, "rope_tables", None)
+        if exact_tables is not None:  # bit-exact numerics compute the angles as llama.cpp does
+            return exact_tables(positions, base, self.hp)
         angles = np.multiply.outer(positions.astype(np.float64), inv_freq)
         cos = np.cos(angles).astype(np.float32)[:, None, :]
         sin = np.sin(angles).astype(np.float32)[:, None, :]

@@ -17,6 +17,7 @@ from .rounding import Rounding
 
 GELU_COEF = math.sqrt(2.0 / math.pi)
 PAD_COLUMNS = 64  # padded matrix widths are multiples of this (see Ops.padded_width)
+ELEMENTWISE_BLOCK = 1 << 16  # elements per block of multi-pass elementwise kernels (256 KiB)
 FEW_QUERIES = 32  # query rows (times heads per key head) below which attention takes the keys-first product
 
 
@@ -25,6 +26,8 @@ class Ops:
         self.backend = backend
         self.xp = backend.xp
         self.exact = exact
+        # Host arrays: a scalar read back costs nothing, so one-row kernels may compute in Python.
+        self.on_host = getattr(self.xp, "__name__", "") == "numpy"
         self.rounding = Rounding(self.xp)
         self._scratch: dict[int, object] = {}
         self._padded: dict[int, object] = {}
@@ -41,6 +44,25 @@ class Ops:
             buffer = self.xp.empty((max(rows, 2 * (0 if buffer is None else buffer.shape[0])), width), self.xp.float32)
             self._scratch[width] = buffer
         return buffer[:rows]
+
+    def use_threads(self, count: int | None) -> None:
+        """Compute with ``count`` threads (None: as the backend decides). On one thread no
+        product is threaded, so no matrix is padded up to the threaded size.
+
+        Measured and not taken: sharing the rows of long elementwise kernels with a helper
+        thread (numpy runs them on one core). In a Gemma 3 prompt it was ~4% slower: right
+        after each product OpenBLAS's own worker still spins on the other core."""
+        if count == 1:
+            self.matvec_threading_elements = 0
+
+    @staticmethod
+    def by_rows(kernel, rows: int, width: int) -> None:
+        """``kernel(low, high)`` over blocks of rows of about ``ELEMENTWISE_BLOCK`` elements, so
+        that a kernel's several passes stay in the core's cache. Kernels touch only their own
+        rows, so the values are those of one pass over the whole."""
+        block = max(1, ELEMENTWISE_BLOCK // max(1, width))
+        for low in range(0, rows, block):
+            kernel(low, min(low + block, rows))
 
     # -- storage -----------------------------------------------------------------------------
 
@@ -107,6 +129,14 @@ class Ops:
     def rms_norm(self, x, weight, eps: float, out=None):
         """RMS-normalise the last axis of ``x`` and multiply by ``weight`` (into ``out``)."""
         xp = self.xp
+        if self.on_host and not self.exact and x.ndim == 2 and x.shape[0] == 1:
+            # One row (decoding): a BLAS dot and the scale in Python floats take three numpy
+            # calls where the general path takes seven; ~3 us instead of ~8, 61 times a token.
+            row = x[0]
+            scale = 1.0 / math.sqrt(float(xp.dot(row, row)) / row.shape[0] + eps)
+            out = xp.multiply(x, scale, out=out)
+            out *= weight
+            return out
         if self.exact:  # squares summed in double, as the reference does
             mean_square = xp.square(x).sum(axis=-1, dtype=xp.float64)
             mean_square /= x.shape[-1]
@@ -125,41 +155,60 @@ class Ops:
     def gated_activation(self, gate, up, activation: str):
         """``act(gate) * up`` into ``gate``."""
         xp = self.xp
+        if activation not in ("silu", "gelu_tanh"):
+            raise ValueError(f"unknown activation {activation!r}")
         if activation == "gelu_tanh" and self.exact:
             self.rounding.gelu_f16_table(gate)
-        elif activation == "silu":
-            # gate * sigmoid(gate) = gate / (1 + exp(-gate))
-            t = xp.negative(gate)
-            self.exp(t)
-            t += 1.0
-            xp.divide(gate, t, out=gate)
-        elif activation == "gelu_tanh":
-            # 0.5 * g * (1 + tanh(c * (g + 0.044715 g^3)))
-            t = xp.multiply(gate, gate)
-            t *= 0.044715
-            t += 1.0
-            t *= gate
-            t *= GELU_COEF
-            xp.tanh(t, out=t)
-            t += 1.0
-            t *= 0.5
-            gate *= t
-        else:
-            raise ValueError(f"unknown activation {activation!r}")
-        gate *= up
+            gate *= up
+            return gate
+        # A prompt's (rows, n_ff) goes in blocks of rows through one small temporary, so the ten
+        # passes below stay in the core's cache instead of streaming a prompt-sized temporary
+        # through memory (Gemma 3, 512 rows: 5.6 ms a layer in one piece, ~3.2 in blocks).
+        def kernel(low: int, high: int) -> None:
+            g, u = gate[low:high], up[low:high]
+            t = self.scratch(*g.shape)
+            if activation == "silu":
+                # gate * sigmoid(gate) = gate / (1 + exp(-gate))
+                xp.negative(g, out=t)
+                self.exp(t)
+                t += 1.0
+                xp.divide(g, t, out=g)
+            else:
+                # 0.5 * g * (1 + tanh(c * (g + 0.044715 g^3)))
+                xp.multiply(g, g, out=t)
+                t *= 0.044715
+                t += 1.0
+                t *= g
+                t *= GELU_COEF
+                xp.tanh(t, out=t)
+                t += 1.0
+                t *= 0.5
+                g *= t
+            g *= u
+
+        self.by_rows(kernel, *gate.shape)
         return gate
 
     def rope(self, x, cos, sin):
         """Rotate x (rows, heads, dim) in place, pairing dimension i with i + rope_dim/2."""
+        xp = self.xp
+        rows, heads, _ = x.shape
         half = cos.shape[-1]
-        x1 = x[..., :half]
-        x2 = x[..., half : 2 * half]
-        a = x1 * sin
-        b = x2 * sin
-        x1 *= cos
-        x1 -= b
-        x2 *= cos
-        x2 += a
+
+        # In blocks of rows through a small temporary, as gated_activation (2.4 -> 1.8 ms a
+        # Gemma 3 layer for 512 rows).
+        def kernel(low: int, high: int) -> None:
+            part, c, s = x[low:high], cos[low:high], sin[low:high]
+            temp = self.scratch((high - low) * heads, 2 * half).reshape(high - low, heads, 2 * half)
+            x1, x2 = part[..., :half], part[..., half : 2 * half]
+            a = xp.multiply(x1, s, out=temp[..., :half])
+            b = xp.multiply(x2, s, out=temp[..., half:])
+            x1 *= c
+            x1 -= b
+            x2 *= c
+            x2 += a
+
+        self.by_rows(kernel, rows, heads * 2 * half)
         return x
 
     def softmax(self, scores, axis: int = -1):
@@ -222,6 +271,10 @@ class Ops:
         self.softmax(scores)
         if self.exact:  # and probabilities too, to multiply with float16 values
             scores = self.rounding.f16(scores, out=scores)
+        if rows == 1 and self.on_host and out.flags.c_contiguous:
+            # One row: out is already laid out (n_kv, group, dim_v), so the product lands there.
+            xp.matmul(scores, values, out=out.reshape(n_kv, group, dim_v))
+            return out
         mixed = xp.matmul(scores, values)  # (n_kv, group * rows, dim_v)
         out[...] = mixed.reshape(n_kv, group, rows, dim_v).transpose(2, 0, 1, 3).reshape(rows, n_head * dim_v)
         return out

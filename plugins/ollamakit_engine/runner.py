@@ -8,16 +8,19 @@ mixed; the runner packs them into steps of at most ``num_batch`` rows.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import weakref
 
 import numpy as np
 
 from ollamakit.errors import BadRequest
 
-from .cache import KVCache
+from .cache import KVCache, cache_bytes
 from .hparams import HParams
 from .model import Segment, Transformer
+from .threads import ThreadChooser
 from .weights import ModelWeights
 
 DEFAULT_NUM_BATCH = 512
@@ -33,6 +36,8 @@ class Runner:
         metadata: dict,
         tokenizer=None,
         num_batch: int = DEFAULT_NUM_BATCH,
+        threads: int | None = None,
+        choose_threads: bool = False,
     ):
         if num_batch < 1:
             raise BadRequest(f"num_batch must be positive, got {num_batch}")
@@ -42,6 +47,10 @@ class Runner:
         self.ops = ops
         self.backend = ops.backend
         self.num_batch = num_batch
+        self.threads = threads  # BLAS threads while this model computes; None: the backend's own
+        # Without a num_thread of its own, the model measures whether every core or one is faster
+        # now (threads.py); with one core there is nothing to choose.
+        self._chooser = ThreadChooser(threads) if choose_threads and threads and threads > 1 else None
         self.model = Transformer(hp, weights, ops)
         self.context_length = hp.n_ctx_train
         self.vocab_size = weights.vocab_size
@@ -58,6 +67,11 @@ class Runner:
     def memory_bytes(self) -> int:
         return self._weights_bytes + sum(cache.nbytes for cache in list(self._caches))
 
+    def cache_bytes(self, num_ctx: int) -> int:
+        """Bytes one sequence's cache of ``num_ctx`` takes once full (sliding-window layers keep
+        a ring of their window, whatever ``num_ctx`` is)."""
+        return cache_bytes(self.hp, num_ctx)
+
     def new_cache(self, num_ctx: int) -> KVCache:
         cache = KVCache(self.backend.xp, self.hp, num_ctx)
         self._caches.add(cache)
@@ -69,16 +83,30 @@ class Runner:
         """Append each sequence's tokens to its cache; return float32 logits (vocab,) of each
         sequence's last token."""
         self._check(batch)
+        decoding = len(batch) if all(len(tokens) == 1 for _, tokens in batch) else None
         with self._lock:
-            last_hidden: list = [None] * len(batch)
-            for segments, owners in self._plan(batch):
-                hidden = self.model.step(segments)
-                for segment, owner in zip(segments, owners):
-                    if owner is not None:  # this segment ends its sequence's tokens
-                        last_hidden[owner] = hidden[segment.rows.stop - 1 : segment.rows.stop].copy()
-            stacked = self.backend.xp.concatenate(last_hidden, axis=0)
-            logits = self.backend.to_numpy(self.model.logits(stacked))
+            threads = self._chooser.pick(decoding) if self._chooser else None
+            started = time.perf_counter()
+            with self._computing(threads):
+                last_hidden: list = [None] * len(batch)
+                for segments, owners in self._plan(batch):
+                    hidden = self.model.step(segments)
+                    for segment, owner in zip(segments, owners):
+                        if owner is not None:  # this segment ends its sequence's tokens
+                            last_hidden[owner] = hidden[segment.rows.stop - 1 : segment.rows.stop].copy()
+                stacked = self.backend.xp.concatenate(last_hidden, axis=0)
+                logits = self.backend.to_numpy(self.model.logits(stacked))
+            if self._chooser and decoding:
+                self._chooser.record(threads, decoding, time.perf_counter() - started)
         return [np.ascontiguousarray(row, dtype=np.float32) for row in logits]
+
+    def _computing(self, threads: int | None = None):
+        """The thread count this model computes with (``threads``, else its current one), held
+        for one pass."""
+        threads = threads or (self._chooser.current if self._chooser else self.threads)
+        if threads is None:
+            return contextlib.nullcontext()
+        return self.backend.threads(threads)
 
     def _check(self, batch) -> None:
         if self._closed:
@@ -145,7 +173,7 @@ class Runner:
     def _embed_one(self, cache: KVCache, tokens: list[int]):
         pooling = self.hp.pooling
         total, first_row = None, None
-        with self._lock:
+        with self._lock, self._computing():
             for segments, _ in self._plan([(cache, tokens)]):
                 normed = self.model.normed(self.model.step(segments))
                 if first_row is None:

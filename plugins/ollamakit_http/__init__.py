@@ -1,31 +1,77 @@
-"""Transport ``http``: the WSGI app served by waitress."""
+"""Transport ``http``: the WSGI app served by waitress.
+
+Blob uploads are received straight into the store's scratch folder and hashed on the way
+(``receive.py``, ``scratch.py``); everything else is plain waitress.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 from ollamakit.interfaces import Transport
+
+from .receive import install
+from .scratch import ScratchFiles
 
 # Blobs are model files: allow request bodies of any practical size (waitress defaults to 1 GB).
 MAX_BODY = 1 << 40
+CHANNEL_TIMEOUT = 600
 
 
 class WaitressTransport(Transport):
     def serve(self, app, host: str, port: int) -> None:
         import waitress
 
-        waitress.serve(
+        sockets: dict = {}
+        server = waitress.create_server(
             app,
+            map=sockets,
             host=host,
             port=port,
             threads=max(8, self.kernel.settings.num_parallel * 4),
             max_request_body_size=MAX_BODY,
-            # waitress holds a whole body before the app sees it; past 1 MiB it goes to a temp file.
-            # Spilling early is faster for model-sized uploads than growing a 64 MiB memory buffer
-            # first and copying it out (measured: 255 -> 350 MB/s for 262 MB), and uses less memory.
+            # Bodies other than blob uploads that pass 1 MiB go to a temp file rather than
+            # growing a memory buffer to 64 MiB first.
             inbuf_overflow=1 << 20,
-            channel_timeout=600,
-            # Read the socket in large pieces: blob uploads are hundreds of megabytes.
-            recv_bytes=1 << 20,
+            channel_timeout=CHANNEL_TIMEOUT,
+            # Socket reads for blob uploads: 256 KiB cost the server the least CPU per upload
+            # (0.42 s for 262 MB, against 0.49-0.66 s at 1 MiB, 0.53 at 4 MiB, 0.53 at 128 KiB):
+            # probably because each read allocates its full size before shrinking to what came.
+            recv_bytes=256 << 10,
             connection_limit=1000,
             ident="ollamakit",
             clear_untrusted_proxy_headers=True,
         )
+        scratch_files = ScratchFiles(self.kernel.store)
+        scratch_files.sweep(older_than=2 * CHANNEL_TIMEOUT)
+        install(sockets.values(), scratch_files)
+        server.print_listen("Serving on http://{}:{}")
+        restore = _remove_uploads_on_sigterm(scratch_files)
+        try:
+            server.run()
+        finally:
+            restore()
+            scratch_files.close_all()
+
+
+def _remove_uploads_on_sigterm(scratch_files: ScratchFiles):
+    """SIGTERM ends the server at once, as before; first it removes the files of uploads in
+    progress. Returns the function that puts the previous handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminate(signum, frame):
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        scratch_files.unlink_all_then(lambda: terminate(signum, frame))
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -1,9 +1,15 @@
-"""``HEAD|POST /api/blobs/{digest}``: uploads streamed to disk while hashed."""
+"""``HEAD|POST /api/blobs/{digest}``: uploads streamed to disk while hashed.
+
+A transport that has already received the body into a scratch file and hashed it (the ``http``
+transport does for large uploads) hands it over as a ``ReceivedBody``; the store then only
+checks the digest and links the file in. Otherwise the body is read, hashed and written here.
+"""
 
 from __future__ import annotations
 
 from ollamakit.digests import parse_digest
 from ollamakit.errors import BadRequest
+from ollamakit.web.received import received_body
 
 CHUNK = 4 << 20
 
@@ -37,5 +43,9 @@ class Blob:
         if self.kernel.store.has_blob(digest):
             resp.status = 200
             return
-        created = self.kernel.store.write_blob(digest, _body_chunks(req))
+        received = received_body(req)
+        if received is not None:
+            created = self.kernel.store.adopt_blob(digest, received.path, received.sha256)
+        else:
+            created = self.kernel.store.write_blob(digest, _body_chunks(req))
         resp.status = 201 if created else 200

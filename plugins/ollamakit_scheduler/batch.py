@@ -128,6 +128,7 @@ class BatchWorker:
         # At least one token must be evaluated to get logits for the next one.
         reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
         slot.cache.truncate(reuse)
+        reuse = min(reuse, slot.cache.n_past)  # a cache may keep less (a sliding-window ring)
         slot.tokens = seq.prompt[:reuse]
         slot.sequence = seq
         seq.begin(reuse)
@@ -161,8 +162,9 @@ class BatchWorker:
             # No in-place shift: keep the first tokens and evaluate the kept tail again.
             tail = seq.history[keep + discard :]
             cache.truncate(keep)
-            seq.history = seq.history[:keep]
-            seq.pending = tail + seq.pending
+            kept = min(keep, cache.n_past)  # a cache may keep less: evaluate the rest again
+            seq.pending = seq.history[kept:keep] + tail + seq.pending
+            seq.history = seq.history[:kept]
         if len(seq.history) + len(seq.next_input(self.batch_size)) > seq.num_ctx:
             seq.finish("length")
             self._release(slot)

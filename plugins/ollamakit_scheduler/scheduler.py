@@ -255,6 +255,9 @@ class Scheduler:
                 runner, self.settings.num_parallel, entry.model.short_name, batch_size=options.num_batch
             )
             entry.num_ctx = self.context_for(entry, options)
+            cache_bytes = getattr(runner, "cache_bytes", None)
+            if cache_bytes is not None:  # every slot's cache, filled as requests arrive
+                entry.memory += self.settings.num_parallel * cache_bytes(entry.num_ctx)
             with self._cond:
                 self._measured[entry.model.digest] = entry.memory
                 self._trim_after_load(entry)

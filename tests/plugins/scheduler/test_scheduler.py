@@ -121,6 +121,59 @@ def test_context_shift_uses_the_cache_shift_when_there_is_one(make_fake):
     assert caches[0].n_past <= 32
 
 
+class ForgetfulCache:
+    """A cache that keeps nothing when asked to drop tokens, as a sliding-window ring does once
+    it has overwritten what the kept tokens' successors would attend to."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def truncate(self, n):
+        self.inner.truncate(n if n >= self.inner.n_past else 0)
+        return self.inner.n_past
+
+
+def forgetful_caches(lease):
+    new_cache, caches = lease.runner.new_cache, []
+
+    def wrapped(num_ctx):
+        caches.append(ForgetfulCache(new_cache(num_ctx)))
+        return caches[-1]
+
+    lease.runner.new_cache = wrapped
+    return caches
+
+
+def test_a_cache_that_keeps_less_than_the_prefix_evaluates_the_prompt_again(make_fake):
+    setup = make_fake()
+    model = setup.model()
+    prompt = "Q: one\nA: the first answer.\nQ: three\nA:"
+    with setup.kernel.scheduler.acquire(model, GREEDY) as lease:
+        forgetful_caches(lease)
+        run(lease, "Q: one\nA: the first answer.\nQ: two\nA:")
+        text, second = run(lease, prompt)
+    assert second.metrics.prompt_eval_count == 1 + len(prompt)
+    with setup.kernel.scheduler.acquire(setup.model("fresh"), GREEDY) as lease:
+        assert run(lease, prompt)[0] == text
+
+
+def test_context_shift_with_a_cache_that_keeps_less(make_fake):
+    setup = make_fake()
+    model = setup.model(endless=True)
+    options = Options(temperature=0, num_ctx=32, num_predict=80)
+    with setup.kernel.scheduler.acquire(model, options) as lease:
+        caches = forgetful_caches(lease)
+        prompt = lease.tokenizer.encode("Q: one\nA:")
+        text, done = run(lease, "Q: one\nA:")
+    assert done.reason == "length" and done.metrics.eval_count == 80
+    assert caches[0].tokens[:4] == prompt[:4]  # the kept tokens were evaluated again
+    with setup.kernel.scheduler.acquire(setup.model("plain", endless=True), options) as lease:
+        assert run(lease, "Q: one\nA:")[0] == text  # the same tokens in the cache as without
+
+
 def test_engine_errors_reach_the_request(make_fake):
     setup = make_fake()
     model = setup.model()

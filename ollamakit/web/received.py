@@ -1,0 +1,29 @@
+"""Request bodies a transport has already received into a file and hashed.
+
+A transport may write a large body straight to a scratch file of the store while hashing it as
+it arrives, instead of handing the app a stream to copy and hash a second time. It then puts a
+``ReceivedBody`` in the WSGI environ under ``RECEIVED_BODY``; ``wsgi.input`` still reads the
+same bytes for apps that do not know the key. Only complete bodies are handed over: an upload
+cut off midway never reaches the app. The transport owns the file and removes it after the
+response, unless the app moved it away first (``ModelStore.adopt_blob``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RECEIVED_BODY = "ollamakit.received_body"
+
+
+@dataclass(frozen=True)
+class ReceivedBody:
+    path: Path  # in the storage driver's scratch_dir(), so the store can link it in
+    size: int
+    sha256: str  # lowercase hex of exactly the bytes in ``path``
+
+
+def received_body(req) -> ReceivedBody | None:
+    """The already-received body of a Falcon request, or None when the transport gave none."""
+    body = req.env.get(RECEIVED_BODY)
+    return body if isinstance(body, ReceivedBody) else None

@@ -8,7 +8,6 @@ from ollamakit.errors import BadRequest
 from ollamakit.web import read_json, stream_response
 from ollamakit.web.body import field
 from ollamakit_scheduler.options import merged
-from ollamakit_scheduler.sequence import Chunk
 from ollamakit_structured.output import Parsed
 
 from . import prompting
@@ -22,6 +21,7 @@ from .inference import (
     metrics,
     parse_common,
     parse_format,
+    parsed_events,
     require,
     run_sequence,
 )
@@ -103,15 +103,10 @@ def chat_events(kernel, body: dict, started: int | None = None):
         parser = prompting.output_parser(model, text, tools=tools or None, think=think)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)
-        for event in run_sequence(lease, tokens, common, constraint):
-            if isinstance(event, Chunk):
-                parsed = parser.feed(event.text) if parser else Parsed(event.text)
-                if parsed or event.logprobs or not parser:
-                    yield _parsed_reply(common.model, parsed, event.logprobs)
+        for event in parsed_events(run_sequence(lease, tokens, common, constraint), parser):
+            if isinstance(event, tuple):
+                yield _parsed_reply(common.model, *event)
                 continue
-            tail = parser.flush() if parser else None
-            if tail:
-                yield _parsed_reply(common.model, tail, [])
             reply = _reply(common.model, "", done=True, done_reason=event.reason)
             reply.update(metrics(event, started, load_ns))
             yield reply

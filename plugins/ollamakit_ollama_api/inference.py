@@ -13,6 +13,8 @@ from ollamakit.names import ModelName
 from ollamakit.store import LocalModel, format_utc_now
 from ollamakit.web.body import field
 import ollamakit_structured as structured
+from ollamakit_scheduler.sequence import Chunk
+from ollamakit_structured.output import Parsed
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -183,6 +185,22 @@ def run_sequence(lease, tokens: list[int], common: Common, constraint=None):
         yield from events
     finally:
         events.close()
+
+
+def parsed_events(events, parser):
+    """A sequence's events with their text put through the template's output ``parser`` (None:
+    the text as it is): ``(Parsed, logprobs)`` for each piece worth sending, the tail the parser
+    held back, then the ``Done``."""
+    for event in events:
+        if isinstance(event, Chunk):
+            parsed = parser.feed(event.text) if parser else Parsed(event.text)
+            if parsed or event.logprobs or not parser:
+                yield parsed, event.logprobs
+            continue
+        tail = parser.flush() if parser else None
+        if tail:
+            yield tail, []
+        yield event
 
 
 def concatenate(chunks: list[dict], text_of, set_text) -> dict:

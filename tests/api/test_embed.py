@@ -5,7 +5,6 @@ truncation, dimensions, errors) and decoder models that embed by mean pooling.""
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,7 @@ import pytest
 
 from ollamakit.testing import models
 from ollamakit.testing.gguf_factory import tiny_llama
-
-REFERENCE = Path("/work/shared/reference/all-minilm-embeddings.json")
+from ollamakit.testing.reference import reference_answers
 
 
 def cosine(a, b) -> float:
@@ -30,7 +28,7 @@ def upload_folder(client: ollama.Client, folder: Path) -> dict[str, str]:
 
 @pytest.mark.real_model
 def test_all_minilm_through_the_official_client(server):
-    reference = json.loads(REFERENCE.read_text())
+    reference = reference_answers("all-minilm-embeddings.json")
     client = ollama.Client(host=server.url)
     files = upload_folder(client, models.all_minilm_l6_v2())
     statuses = [e.status for e in client.create(model="all-minilm", files=files, stream=True)]

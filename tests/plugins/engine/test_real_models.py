@@ -10,20 +10,18 @@ case without near-ties exactly the free-running greedy decode: all 32 tokens mat
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ollamakit.testing import models
 from ollamakit_engine import load_runner
 from ollamakit_numpy import NumpyBackend
 
+from ollamakit.testing import models
+from ollamakit.testing.reference import reference_answers
+
 pytestmark = pytest.mark.real_model
 
-REFERENCE = Path("/work/shared/reference/llamacpp-greedy.json")
 FILES = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m}
 # (model, prompt index) -> positions where llama.cpp's choice is our close second (float32)
 NEAR_TIES = {("smollm2", 0): {30}, ("smollm2", 2): {2}, ("gemma3", 1): {2}}
@@ -36,9 +34,7 @@ def runner(name):
 
 
 def cases():
-    if not REFERENCE.exists():
-        return []
-    data = json.loads(REFERENCE.read_text())["models"]
+    data = reference_answers("llamacpp-greedy.json")["models"]
     files = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma3": "gemma-3-270m-q4_k_m.gguf"}
     return [
         pytest.param(name, i, case, id=f"{name}-{i}")

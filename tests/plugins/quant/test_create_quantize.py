@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ollamakit.testing.gguf_factory import tiny_llama
 from ollamakit_gguf import GGUFFile
 from ollamakit_quant.quantizer import quantize_file
 
-REFERENCE = Path("/work/shared/reference/llamacpp-greedy.json")
+from ollamakit.testing.gguf_factory import tiny_llama
+from ollamakit.testing.reference import reference_answers
+
 FOURTEEN = "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_0, Q4_1, Q4_K_S, Q4_K_M, Q5_0, Q5_1, Q5_K_S, Q5_K_M, Q6_K, Q8_0"
 
 
@@ -86,9 +85,7 @@ def test_real_model_quantized_through_create_still_generates(client, models_dir,
     import ollamakit_engine as engine
     import ollamakit_numpy as numpy_backend
 
-    if not REFERENCE.exists():
-        pytest.skip("llama.cpp reference prompts are not available")
-    reference = json.loads(REFERENCE.read_text())
+    reference = reference_answers("llamacpp-greedy.json")
     prompt = list(reference["models"]["SmolLM2-135M-Instruct.Q4_1.gguf"]["greedy"][0]["prompt_ids"])
     backend = numpy_backend.NumpyBackend()
 

@@ -5,24 +5,22 @@ metadata, must tokenize exactly as llama.cpp does with the original GGUF files."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-
-from ollamakit.testing import models
+from hf_export import SMOLLM_PRE_TOKENIZER
 from ollamakit_gguf.reader import GGUFFile
 from ollamakit_safetensors import ModelFolder
 from ollamakit_safetensors.tokenizer_json import tokenizer_metadata
 from ollamakit_tokenizers import load_tokenizer
 
-from hf_export import SMOLLM_PRE_TOKENIZER
+from ollamakit.testing import models
+from ollamakit.testing.reference import reference_answers
 
 pytestmark = pytest.mark.real_model
-REFERENCE = Path("/work/shared/reference/llamacpp-greedy.json")
 
 
 def reference_cases(model_file: str):
-    return json.loads(REFERENCE.read_text())["models"][model_file]["tokenize"]
+    return reference_answers("llamacpp-greedy.json")["models"][model_file]["tokenize"]
 
 
 def converted_tokenizer(tmp_path, tokenizer: dict, settings: dict, config: dict):

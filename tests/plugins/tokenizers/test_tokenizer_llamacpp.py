@@ -12,18 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-
-from ollamakit.testing import models
 from ollamakit_gguf.reader import GGUFFile
 from ollamakit_tokenizers import load_tokenizer
 from tokenizer_corpus import minilm_metadata, smollm_with_digit_tokens
+
+from ollamakit.testing import models
+from ollamakit.testing.reference import reference_answers
 
 pytestmark = pytest.mark.real_model
 
 HERE = Path(__file__).parent
 FIXTURE = json.loads((HERE / "llamacpp_ids.json").read_text(encoding="utf-8"))
-REFERENCE = json.loads(Path("/work/shared/reference/llamacpp-greedy.json").read_text(encoding="utf-8"))["models"] \
-    if Path("/work/shared/reference/llamacpp-greedy.json").exists() else None
+REFERENCE = reference_answers("llamacpp-greedy.json")["models"]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,6 @@ def test_fixture_ids_match_llamacpp(tokenizers, model):
     assert _mismatches(tokenizers[model], cases) == []
 
 
-@pytest.mark.skipif(REFERENCE is None, reason="shared reference file not present")
 @pytest.mark.parametrize("model,file", [("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
                                         ("gemma3", "gemma-3-270m-q4_k_m.gguf")])
 def test_shared_reference(tokenizers, model, file):

@@ -81,7 +81,7 @@ class Transformer:
         Returns the final hidden states (rows, n_embd), before the output norm; a view into the
         workspace, valid until the next step.
         """
-        hp, ops, xp, w = self.hp, self.ops, self.xp, self.weights
+        hp, ops, w = self.hp, self.ops, self.weights
         rows = segments[-1].rows.stop
         ids = np.concatenate([np.asarray(s.tokens, dtype=np.int64) for s in segments])
         positions = np.concatenate([np.arange(s.start, s.start + len(s.tokens)) for s in segments])

@@ -5,8 +5,9 @@ the CPU the cost of a small model is as much allocation and memory traffic as ar
 backend may replace any of them: ``Ops(backend)`` binds every callable in ``backend.kernels``
 (a mapping of name to function taking the same arguments) over the method of the same name.
 
-With ``exact`` the kernels round where llama.cpp rounds (``rounding.py``); without it (the
-default) they stay in plain float32.
+They compute in plain float32. With ``exact`` (``LlamaCppOps``, ggml_numerics.py, which replaces
+the other kernels with ggml's own) a product whose weight type has no bit-exact ggml kernel there
+first rounds its activations as llama.cpp does (``rounding.py``).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class Ops:
     def rms_norm(self, x, weight, eps: float, out=None):
         """RMS-normalise the last axis of ``x`` and multiply by ``weight`` (into ``out``)."""
         xp = self.xp
-        if self.on_host and not self.exact and x.ndim == 2 and x.shape[0] == 1:
+        if self.on_host and x.ndim == 2 and x.shape[0] == 1:
             # One row (decoding): a BLAS dot and the scale in Python floats take three numpy
             # calls where the general path takes seven; ~3 us instead of ~8, 61 times a token.
             row = x[0]
@@ -137,15 +138,9 @@ class Ops:
             out = xp.multiply(x, scale, out=out)
             out *= weight
             return out
-        if self.exact:  # squares summed in double, as the reference does
-            mean_square = xp.square(x).sum(axis=-1, dtype=xp.float64)
-            mean_square /= x.shape[-1]
-            mean_square += eps
-            scale = mean_square.astype(xp.float32)
-        else:
-            scale = xp.einsum("...i,...i->...", x, x)
-            scale *= 1.0 / x.shape[-1]
-            scale += eps
+        scale = xp.einsum("...i,...i->...", x, x)
+        scale *= 1.0 / x.shape[-1]
+        scale += eps
         xp.sqrt(scale, out=scale)
         xp.reciprocal(scale, out=scale)
         out = xp.multiply(x, scale[..., None], out=out)
@@ -157,10 +152,6 @@ class Ops:
         xp = self.xp
         if activation not in ("silu", "gelu_tanh"):
             raise ValueError(f"unknown activation {activation!r}")
-        if activation == "gelu_tanh" and self.exact:
-            self.rounding.gelu_f16_table(gate)
-            gate *= up
-            return gate
         # A prompt's (rows, n_ff) goes in blocks of rows through one small temporary, so the ten
         # passes below stay in the core's cache instead of streaming a prompt-sized temporary
         # through memory (Gemma 3, 512 rows: 5.6 ms a layer in one piece, ~3.2 in blocks).
@@ -213,31 +204,19 @@ class Ops:
 
     def softmax(self, scores, axis: int = -1):
         """Softmax along ``axis``, in place."""
-        xp = self.xp
         scores -= scores.max(axis=axis, keepdims=True)
         self.exp(scores)
-        if self.exact:  # summed in double; multiplied by the reciprocal
-            total = scores.sum(axis=axis, keepdims=True, dtype=xp.float64)
-            scores *= (1.0 / total).astype(xp.float32)
-        else:
-            scores /= scores.sum(axis=axis, keepdims=True)
+        scores /= scores.sum(axis=axis, keepdims=True)
         return scores
 
     def exp(self, x):
-        """exp in place. Exact mode evaluates it in double: numpy's float32 exp is off by an
-        ulp or two often enough to tip the 8-bit rounding of the next product."""
-        xp = self.xp
-        if self.exact:
-            x[...] = xp.exp(x.astype(xp.float64))
-        else:
-            xp.exp(x, out=x)
+        """exp in place."""
+        self.xp.exp(x, out=x)
         return x
 
     def store_kv(self, cache_rows, new_rows):
-        """Write new keys or values (rows, n_kv, dim) into their cache slice (n_kv, rows, dim);
-        the reference keeps its cache in float16."""
-        source = new_rows.transpose(1, 0, 2)
-        cache_rows[...] = source.astype(self.xp.float16) if self.exact else source
+        """Write new keys or values (rows, n_kv, dim) into their cache slice (n_kv, rows, dim)."""
+        cache_rows[...] = new_rows.transpose(1, 0, 2)
 
     def attention(self, q, keys, values, mask, out, scale: float = 1.0):
         """Grouped-query attention of one sequence's new rows against its cached keys.
@@ -251,8 +230,6 @@ class Ops:
         n_kv, cached, dim_v = values.shape
         group = n_head // n_kv
         width = group * rows
-        if self.exact:  # multiplied with float16 keys, queries are rounded to float16
-            q = self.rounding.f16(q)
         if width <= FEW_QUERIES:
             # Decoding: with the cached keys as the large left operand, BLAS runs several times
             # faster than the transposed product.
@@ -269,8 +246,6 @@ class Ops:
             by_row = scores.reshape(n_kv, group, rows, -1)  # a view: the add lands in scores
             by_row += mask
         self.softmax(scores)
-        if self.exact:  # and probabilities too, to multiply with float16 values
-            scores = self.rounding.f16(scores, out=scores)
         if rows == 1 and self.on_host and out.flags.c_contiguous:
             # One row: out is already laid out (n_kv, group, dim_v), so the product lands there.
             xp.matmul(scores, values, out=out.reshape(n_kv, group, dim_v))

@@ -1,19 +1,13 @@
-"""llama.cpp's CPU numerics, reproduced on float32 arrays so greedy decoding picks the same tokens.
+"""llama.cpp's activation rounding before a quantized product, for weight types whose ggml kernel
+``LlamaCppOps`` (ggml_numerics.py) does not reproduce bit for bit.
 
-The reference engine does not multiply float32 activations by float32 weights. It quantizes each
-activation row to the weight type's partner ("vec_dot type") before every quantized matrix
-product, keeps keys and values as float16, rounds queries and attention probabilities to float16
-to multiply with them, and evaluates GELU through a float16 table. The differences are small (a
-logit moves by a tenth or two) but on a near-tie they change the argmax, so by default we round
-exactly where it does: a few cheap passes over the activations, none over the weights.
-
-The weights are dequantized exactly, so ``round(x) @ W`` equals the integer dot products up to
-float32 summation order.
+The reference engine does not multiply float32 activations by float32 weights: it quantizes each
+activation row to the weight type's partner ("vec_dot type") first. Rounding the same way before
+a float32 product on the exactly dequantized weights gives the integer dot products up to float32
+summation order: close to llama.cpp (a logit moves by far less than without it), not bit-exact.
 """
 
 from __future__ import annotations
-
-import math
 
 TINY = 1e-30
 
@@ -115,24 +109,3 @@ class Rounding:
         xp.minimum(result, 127.0, out=result)
         result *= scale
         return out
-
-    def gelu_f16_table(self, gate):
-        """ggml's GELU: the tanh form looked up at the float16 input, the result a float16."""
-        xp = self.xp
-        low = gate <= -10.0
-        high = gate >= 10.0
-        x = gate.astype(xp.float16).astype(xp.float32)
-        t = x * x
-        t *= 0.044715
-        t += 1.0
-        t *= x
-        t *= math.sqrt(2.0 / math.pi)
-        xp.tanh(t, out=t)
-        t += 1.0
-        t *= 0.5
-        t *= x
-        result = t.astype(xp.float16).astype(xp.float32)
-        result[low] = 0.0
-        result[high] = gate[high]
-        gate[...] = result
-        return gate

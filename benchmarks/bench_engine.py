@@ -73,95 +73,130 @@ def decode_bytes(runner) -> int:
     return total
 
 
+def cache_read_bytes(runner, context: int) -> int:
+    """Bytes of keys and values one decode step reads at ``context`` cached tokens (a
+    sliding-window layer reads no more than its window). Not weights, so not in the roofline;
+    printed beside it for decoding after a long prompt."""
+    hp = runner.hp
+    per_position = 4 * hp.n_head_kv * (hp.head_dim + hp.head_dim_v)
+    window = hp.sliding_window or context
+    return sum(per_position * (min(context, window) if local else context) for local in hp.swa_layers)
+
+
 def decode_contexts(prompt) -> dict:
     """What single-stream decode starts from: the whole prompt (attention then reads a 512-token
     cache at every step), and one token, as llama-bench's ``tg128`` measures generation."""
     return {"decode": prompt, "decode_fresh": prompt[:1]}
 
 
-def bench_ours(path, args, prompt):
-    gc.collect()
-    before = rss_bytes()
-    start = time.perf_counter()
-    options = {"numerics": args.numerics, "num_thread": args.num_thread}
-    runner = load_runner(path, NumpyBackend(), options, with_tokenizer=False)
-    load_s = time.perf_counter() - start
-    result = {"load_s": load_s}
+class Ours:
+    """Our engine on the numpy backend."""
 
-    def prefill():
-        runner.forward([(runner.new_cache(len(prompt) + args.decode + 8), prompt)])
+    def __init__(self, path, args):
+        gc.collect()
+        before = rss_bytes()
+        options = {"numerics": args.numerics, "num_thread": args.num_thread}
+        self.runner = load_runner(path, NumpyBackend(), options, with_tokenizer=False)
+        self.extra = args.decode + 8
+        self.rss_before = before
 
-    prefill()  # warm: page in the weights, size the buffers
-    result["prefill"] = len(prompt) / best_of(args.repeats, prefill)
+    def prefill(self, prompt):
+        self.runner.forward([(self.runner.new_cache(len(prompt) + self.extra), prompt)])
 
-    def decode(context):
-        cache = runner.new_cache(len(context) + args.decode + 8)
+    def decode(self, context, steps: int) -> float:
+        runner = self.runner
+        cache = runner.new_cache(len(context) + self.extra)
         logits = runner.forward([(cache, context)])[0]
         start = time.perf_counter()
-        for _ in range(args.decode):
+        for _ in range(steps):
             logits = runner.forward([(cache, [int(np.argmax(logits))])])[0]
         return time.perf_counter() - start
 
-    for key, context in decode_contexts(prompt).items():
-        result[key] = args.decode / min(decode(context) for _ in range(args.repeats))
-
-    def streams():
-        caches = [runner.new_cache(64 + args.decode) for _ in range(args.streams)]
-        short = [prompt[i * 7 : i * 7 + 32] for i in range(args.streams)]
+    def streams(self, prompt, count: int, steps: int) -> float:
+        runner = self.runner
+        caches = [runner.new_cache(64 + steps) for _ in range(count)]
+        short = [prompt[i * 7 : i * 7 + 32] for i in range(count)]
         outs = runner.forward(list(zip(caches, short)))
         start = time.perf_counter()
-        for _ in range(args.decode // 2):
+        for _ in range(steps):
             outs = runner.forward([(c, [int(np.argmax(o))]) for c, o in zip(caches, outs)])
         return time.perf_counter() - start
 
-    result["aggregate"] = args.streams * (args.decode // 2) / min(streams() for _ in range(args.repeats))
-    result["rss"] = rss_bytes() - before
-    result["memory_bytes"] = runner.memory_bytes
-    result["decode_bytes"] = decode_bytes(runner)
-    runner.close()
-    del runner
-    gc.collect()
-    return result
+    def close(self):
+        self.runner.close()
+        self.runner = None
+        gc.collect()
 
 
-def bench_llamacpp(path, args, prompt):
-    try:
+class LlamaCpp:
+    """llama.cpp through llama-cpp-python, with the settings of the reference answers."""
+
+    def __init__(self, path, args, n_ctx: int):
         import llama_cpp
-        from llama_cpp import Llama
-    except ImportError:
-        return None
-    gc.collect()
-    before = rss_bytes()
-    llm = Llama(str(path), n_ctx=len(prompt) + args.decode + 8, n_batch=512, n_threads=args.threads,
-                n_threads_batch=args.threads, flash_attn=False, verbose=False)
-    result = {}
-    vocab = llm.n_vocab()
 
-    def last_logits():
-        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(vocab,))
+        gc.collect()
+        self.rss_before = rss_bytes()
+        self.llama_cpp = llama_cpp
+        self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=512, n_threads=args.threads,
+                                   n_threads_batch=args.threads, flash_attn=False, verbose=False)
+        self.vocab = self.llm.n_vocab()
 
-    def prefill():
-        llm.reset()
-        llm.eval(prompt)
+    def prefill(self, prompt):
+        self.llm.reset()
+        self.llm.eval(prompt)
 
-    prefill()
-    result["prefill"] = len(prompt) / best_of(args.repeats, prefill)
-
-    def decode(context):
+    def decode(self, context, steps: int) -> float:
+        llm = self.llm
         llm.reset()
         llm.eval(context)
         start = time.perf_counter()
-        for _ in range(args.decode):
-            token = int(np.argmax(last_logits()))
-            llm.eval([token])
+        for _ in range(steps):
+            logits = np.ctypeslib.as_array(self.llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self.vocab,))
+            llm.eval([int(np.argmax(logits))])
         return time.perf_counter() - start
 
-    for key, context in decode_contexts(prompt).items():
-        result[key] = args.decode / min(decode(context) for _ in range(args.repeats))
-    result["rss"] = rss_bytes() - before
-    del llm
-    gc.collect()
-    return result
+    def close(self):
+        del self.llm
+        gc.collect()
+
+
+def bench(path, args, prompt) -> tuple[dict, dict | None]:
+    """Both engines loaded side by side and measured in turn, every measurement alternating
+    between them, so that a change in the machine's speed during the run (on a shared VM it
+    swings by a third) lands on both alike. Each figure is the best of ``--repeats``."""
+    sides = {"ours": Ours(path, args)}
+    sides["ours"].prefill(prompt)  # warm: page in the weights, size the buffers
+    results = {"ours": {"rss": rss_bytes() - sides["ours"].rss_before}}
+    if not args.no_llamacpp:
+        try:
+            sides["llama.cpp"] = LlamaCpp(path, args, len(prompt) + args.decode + 8)
+        except ImportError:
+            pass
+        else:
+            sides["llama.cpp"].prefill(prompt)
+            results["llama.cpp"] = {"rss": rss_bytes() - sides["llama.cpp"].rss_before}
+    best: dict = {}
+    for _ in range(args.repeats):
+        for name, side in sides.items():
+            start = time.perf_counter()
+            side.prefill(prompt)
+            best[name, "prefill"] = min(best.get((name, "prefill"), np.inf), time.perf_counter() - start)
+            for key, context in decode_contexts(prompt).items():
+                best[name, key] = min(best.get((name, key), np.inf), side.decode(context, args.decode))
+        seconds = sides["ours"].streams(prompt, args.streams, args.decode // 2)
+        best["ours", "aggregate"] = min(best.get(("ours", "aggregate"), np.inf), seconds)
+    for name, result in results.items():
+        result["prefill"] = len(prompt) / best[name, "prefill"]
+        for key in decode_contexts(prompt):
+            result[key] = args.decode / best[name, key]
+    ours = results["ours"]
+    ours["aggregate"] = args.streams * (args.decode // 2) / best["ours", "aggregate"]
+    ours["memory_bytes"] = sides["ours"].runner.memory_bytes
+    ours["decode_bytes"] = decode_bytes(sides["ours"].runner)
+    ours["cache_bytes"] = cache_read_bytes(sides["ours"].runner, len(prompt) + args.decode // 2)
+    for side in sides.values():
+        side.close()
+    return ours, results.get("llama.cpp")
 
 
 def main(argv=None):
@@ -170,7 +205,7 @@ def main(argv=None):
     parser.add_argument("--prompt", type=int, default=512)
     parser.add_argument("--decode", type=int, default=128)
     parser.add_argument("--streams", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--num-thread", type=int, default=0,
                         help="our engine's num_thread (0: it chooses by measuring, see threads.py)")
@@ -182,9 +217,8 @@ def main(argv=None):
     for name in args.models.split(","):
         path = MODELS[name]()
         prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, args.prompt)]
-        ours = bench_ours(path, args, prompt)
-        bandwidth = matvec_bandwidth()  # measured right after our decode, under the same load
-        theirs = None if args.no_llamacpp else bench_llamacpp(path, args, prompt)
+        ours, theirs = bench(path, args, prompt)
+        bandwidth = matvec_bandwidth()  # measured right after the decodes, under the same load
         roofline = bandwidth / ours["decode_bytes"]
         print(f"\n{name} ({path.name}); matrix-vector bandwidth {bandwidth / 1e9:.1f} GB/s")
         print(f"  {'':28}{'ollamakit':>12}{'llama.cpp':>12}{'ratio':>8}")
@@ -207,6 +241,9 @@ def main(argv=None):
         print(f"  numpy roofline: {ours['decode_bytes'] / 2**20:.0f} MiB of weights per token -> "
               f"{roofline:.1f} tokens/s; our decode is {ours['decode'] / roofline:.0%} of it after the "
               f"prompt, {ours['decode_fresh'] / roofline:.0%} from 1 token")
+        with_cache = bandwidth / (ours["decode_bytes"] + ours["cache_bytes"])
+        print(f"  after the prompt a step also reads {ours['cache_bytes'] / 2**20:.0f} MiB of keys and values "
+              f"(on average); counting them, decode is {ours['decode'] / with_cache:.0%} of the bandwidth")
 
 
 if __name__ == "__main__":

@@ -125,15 +125,19 @@ def _stack(parts):
 TILED_FROM_ROWS = 8  # this build multiplies the k-quants it does not repack by its tiled gemm from here
 
 
-def product(matrix, x, step_rows: int):
+def product(matrix, x, step_rows: int, row_numbers=None):
     """x (rows, in) times a weight matrix held as ggml holds it, with the kernel ggml picks for
     its type when a product has ``step_rows`` activation rows (see ggml_kquants): a repacked
     Q4_K takes them 4 at a time through its gemm and the rest through its gemv; Q6_K goes tiled
-    from ``TILED_FROM_ROWS``."""
+    from ``TILED_FROM_ROWS``. ``row_numbers`` (ascending) are the rows of such a product that x
+    holds, when it holds only some of them."""
     if isinstance(matrix, Concatenated):
-        return np.concatenate([product(part, x, step_rows) for part in matrix.parts], axis=1)
+        return np.concatenate([product(part, x, step_rows, row_numbers) for part in matrix.parts], axis=1)
     if isinstance(matrix, kq.Q4KMatrix):
-        return matrix.product(x, gemm_rows=step_rows - step_rows % 4)
+        gemm_rows = step_rows - step_rows % 4
+        if row_numbers is not None:
+            gemm_rows = sum(1 for number in row_numbers if number < gemm_rows)
+        return matrix.product(x, gemm_rows=gemm_rows)
     if isinstance(matrix, kq.Q6KMatrix):
         return matrix.product(x, tiled=step_rows >= TILED_FROM_ROWS)
     return gk.quantized_matmul(x, matrix)
@@ -186,7 +190,8 @@ class LlamaCppOps(Ops):
         if self.xp is not np:
             raise BadRequest('numerics "llama.cpp" runs on the numpy backend only')
         self._matrices: dict[int, object] = {}
-        self._output_rows_only: set[int] = set()
+        self._whole_step = None
+        self._kept_rows = None
         self._step_rows = 1
         self._file_order = None
 
@@ -206,8 +211,10 @@ class LlamaCppOps(Ops):
                 gguf, hp, f"blk.{index}.", order
             ).items():
                 self._matrices[id(getattr(layer, name))] = matrix
-        last = weights.layers[-1]
-        self._output_rows_only = {id(last.gate_up), id(last.down)}
+        # The model carries only the rows it outputs through its last layer from the attention
+        # output on, as llama.cpp does, but llama.cpp multiplies that layer's attention output
+        # for every row of the step, and ggml picks some kernels by the rows of a product.
+        self._whole_step = id(weights.layers[-1].attn_out)
         output = (
             "output.weight"
             if "output.weight"
@@ -226,10 +233,10 @@ class LlamaCppOps(Ops):
         matrix = self._matrices.get(id(linear))
         if matrix is None:  # a type not reproduced bit for bit: rounded as llama.cpp rounds
             return super().linear(x, linear, out=out)
-        # ggml picks some kernels by the rows of a product; llama.cpp's last feed-forward sees
-        # only the rows it outputs (one, the last: the only one whose value matters here)
-        step_rows = 1 if id(linear) in self._output_rows_only else x.shape[0]
-        result = product(matrix, x, step_rows)
+        if id(linear) == self._whole_step and self._kept_rows is not None:
+            result = product(matrix, x, self._step_rows, self._kept_rows)
+        else:
+            result = product(matrix, x, x.shape[0])
         if out is None:
             return result
         out[...] = result
@@ -238,7 +245,12 @@ class LlamaCppOps(Ops):
     def embed(self, table, ids, out):
         # every step starts here: llama.cpp picks its attention kernels by the rows of a step
         self._step_rows = len(ids)
+        self._kept_rows = None
         return super().embed(table, ids, out)
+
+    def take_rows(self, x, rows):
+        self._kept_rows = list(rows)
+        return super().take_rows(x, rows)
 
     # -- elementwise
 

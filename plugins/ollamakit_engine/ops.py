@@ -13,6 +13,7 @@ first rounds its activations as llama.cpp does (``rounding.py``).
 from __future__ import annotations
 
 import math
+import threading
 
 from .rounding import Rounding
 
@@ -30,20 +31,29 @@ class Ops:
         # Host arrays: a scalar read back costs nothing, so one-row kernels may compute in Python.
         self.on_host = getattr(self.xp, "__name__", "") == "numpy"
         self.rounding = Rounding(self.xp)
-        self._scratch: dict[int, object] = {}
-        self._padded: dict[int, object] = {}
+        # Buffers per thread: a prompt may run as two parts on two threads at once (model.py).
+        self._buffers = threading.local()
         # Padding changes no value, but exact mode adds products to each output (block minimums)
         # that would need the same padding; it is about agreement, not speed, so it goes without.
         self.matvec_threading_elements = 0 if exact else getattr(backend, "matvec_threading_elements", 0)
         for name, kernel in (getattr(backend, "kernels", None) or {}).items():
             setattr(self, name, kernel)
 
+    def _own(self, kind: str) -> dict:
+        """This thread's reusable buffers of one kind, by width."""
+        buffers = getattr(self._buffers, kind, None)
+        if buffers is None:
+            buffers = {}
+            setattr(self._buffers, kind, buffers)
+        return buffers
+
     def scratch(self, rows: int, width: int):
-        """A reusable (rows, width) float32 buffer, one per width."""
-        buffer = self._scratch.get(width)
+        """A reusable (rows, width) float32 buffer, one per width (and thread)."""
+        buffers = self._own("scratch")
+        buffer = buffers.get(width)
         if buffer is None or buffer.shape[0] < rows:
             buffer = self.xp.empty((max(rows, 2 * (0 if buffer is None else buffer.shape[0])), width), self.xp.float32)
-            self._scratch[width] = buffer
+            buffers[width] = buffer
         return buffer[:rows]
 
     def use_threads(self, count: int | None) -> None:
@@ -103,9 +113,10 @@ class Ops:
                 return self.xp.dot(x, linear.weight[:, : linear.width], out=out)
             # One row: the whole padded matrix, so BLAS uses every core; keep the real columns.
             stored = linear.weight.shape[1]
-            full = self._padded.get(stored)
+            padded = self._own("padded")
+            full = padded.get(stored)
             if full is None:
-                full = self._padded[stored] = self.xp.empty((1, stored), self.xp.float32)
+                full = padded[stored] = self.xp.empty((1, stored), self.xp.float32)
             product = self.xp.dot(x, linear.weight, out=full)[:, : linear.width]
             if out is None:
                 return product.copy()
@@ -121,6 +132,10 @@ class Ops:
         out = self.xp.dot(rounded, linear.weight, out=out)
         out += self.xp.dot(sum_error, linear.block_mins)
         return out
+
+    def take_rows(self, x, rows):
+        """Rows ``rows`` of x (a new array): those the last layer carries on past attention."""
+        return x[list(rows)]
 
     def embed(self, table, ids, out):
         """Rows ``ids`` of an embedding stored transposed (width, vocab), into out (rows, width)."""

@@ -24,6 +24,9 @@ from .threads import ThreadChooser
 from .weights import ModelWeights
 
 DEFAULT_NUM_BATCH = 512
+# Prompt steps of this many rows or more run as two parts on two cores (Transformer.step_in_two);
+# shorter ones gained nothing in measurements (docs/performance.md).
+SPLIT_PROMPT_ROWS = 512
 
 
 class Runner:
@@ -90,23 +93,43 @@ class Runner:
             with self._computing(threads):
                 last_hidden: list = [None] * len(batch)
                 for segments, owners in self._plan(batch):
-                    hidden = self.model.step(segments)
-                    for segment, owner in zip(segments, owners):
+                    hidden = self._step(segments, threads)  # a row per segment
+                    for row, owner in enumerate(owners):
                         if owner is not None:  # this segment ends its sequence's tokens
-                            last_hidden[owner] = hidden[segment.rows.stop - 1 : segment.rows.stop].copy()
+                            last_hidden[owner] = hidden[row : row + 1].copy()
                 stacked = self.backend.xp.concatenate(last_hidden, axis=0)
                 logits = self.backend.to_numpy(self.model.logits(stacked))
             if self._chooser and decoding:
                 self._chooser.record(threads, decoding, time.perf_counter() - started)
         return [np.ascontiguousarray(row, dtype=np.float32) for row in logits]
 
+    def _step(self, segments: list[Segment], threads: int | None):
+        """One step; a long prompt on the CPU as two parts at once (``Transformer.step_in_two``)
+        when the model computes on two cores or more. Not in llama.cpp numerics: ggml picks
+        kernels by the rows of a step, so parts would compute other bits."""
+        if (
+            len(segments) == 1
+            and len(segments[0].tokens) >= SPLIT_PROMPT_ROWS
+            and (self._thread_count(threads) or 1) >= 2
+            and self.ops.on_host
+            and not self.ops.exact
+        ):
+            with self.backend.threads(1):
+                return self.model.step_in_two(segments[0])
+        return self.model.step(segments, last_rows_only=True)
+
     def _computing(self, threads: int | None = None):
         """The thread count this model computes with (``threads``, else its current one), held
         for one pass."""
-        threads = threads or (self._chooser.current if self._chooser else self.threads)
+        threads = self._thread_count(threads)
         if threads is None:
             return contextlib.nullcontext()
         return self.backend.threads(threads)
+
+    def _thread_count(self, threads: int | None) -> int | None:
+        """``threads`` if given, else the count this model computes with now (None: the
+        backend's own)."""
+        return threads or (self._chooser.current if self._chooser else self.threads)
 
     def _check(self, batch) -> None:
         if self._closed:

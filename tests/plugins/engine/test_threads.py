@@ -38,9 +38,9 @@ def watch_threads(runner) -> list[int]:
     """Record the BLAS thread count at every step of ``runner``."""
     seen, step = [], runner.model.step
 
-    def watched(segments):
+    def watched(segments, **options):
         seen.append(blas_threads())
-        return step(segments)
+        return step(segments, **options)
 
     runner.model.step = watched
     return seen

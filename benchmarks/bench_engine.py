@@ -7,7 +7,8 @@ For each model it prints prefill tokens/s (one prompt of --prompt tokens), singl
 tokens/s (--decode greedy steps, both after that prompt and from a single token, the way
 llama-bench's ``tg128`` measures generation), aggregate decode of --streams concurrent sequences, resident
 memory, and the numpy roofline: the float32 bytes of weights one decode step must read, over the
-matrix-vector bandwidth measured here, with our decode as a fraction of it.
+matrix-vector bandwidth measured here, with our decode as a fraction of it. Both engines are
+loaded side by side and every measurement alternates between them (best of --repeats each).
 
 llama.cpp (``pip install llama-cpp-python``; not a project dependency) runs with n_threads
 matching --threads; it is skipped when not installed. Our engine runs with its own ``num_thread``

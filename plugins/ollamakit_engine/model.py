@@ -58,20 +58,28 @@ class Workspace:
         return {name: buffer[:rows] for name, buffer in self.buffers.items()}
 
 
+class PartFailed(Exception):
+    """The earlier part of a prompt failed (step_in_two raises its error instead)."""
+
+
 class Handoff:
     """Layer by layer, whether the earlier part of a prompt has attended there (step_in_two)."""
 
     def __init__(self, layers: int):
         self._attended = [threading.Event() for _ in range(layers)]
+        self._failed = False
 
     def attended(self, index: int) -> None:
         self._attended[index].set()
 
     def wait(self, index: int) -> None:
         self._attended[index].wait()
+        if self._failed:
+            raise PartFailed
 
-    def release(self) -> None:
-        """Let the later part go on (the earlier one failed, and its error will be raised)."""
+    def fail(self) -> None:
+        """Stop the later part at its next layer: the earlier one failed."""
+        self._failed = True
         for event in self._attended:
             event.set()
 
@@ -206,12 +214,14 @@ class Transformer:
                 self.step([first], True, workspace=self.helper_workspace, before=handoff)
             except BaseException as error:  # the other part must not wait for a layer forever
                 failure.append(error)
-                handoff.release()
+                handoff.fail()
 
         helper = threading.Thread(target=lead, name="ollamakit-prompt-part", daemon=True)
         helper.start()
         try:
             hidden = self.step([rest], True, after=handoff)
+        except PartFailed:
+            pass  # the helper's own error is raised below
         finally:
             helper.join()
         if failure:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ollamakit_engine import KVCache, build_runner
+from ollamakit_engine import KVCache
 from ollamakit_engine.cache import ATTENTION_ROWS, cache_bytes, ring_period
-from ollamakit_gguf.reader import GGUFFile
-from ollamakit_numpy import NumpyBackend
 
-from .tiny_models import VOCAB, reference_logits, write_model
+from .tiny_models import VOCAB, load, reference_logits, write_model
 
 WINDOW = 6
 NUM_CTX = 400  # a ring (two periods of WINDOW + ATTENTION_ROWS) is smaller
@@ -23,11 +21,6 @@ def model(tmp_path_factory):
     path = tmp_path_factory.mktemp("ring") / "gemma3.gguf"
     meta, tensors = write_model(path, "gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=WINDOW)
     return path, meta, tensors
-
-
-def load(path, **options):
-    with GGUFFile.open(path) as gguf:
-        return build_runner(gguf, NumpyBackend(), options)
 
 
 @pytest.fixture(scope="module")

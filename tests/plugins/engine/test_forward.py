@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 
 from ollamakit.errors import BadRequest, InvalidModelFile
-from ollamakit_engine import build_runner
-from ollamakit_gguf.reader import GGUFFile
-from ollamakit_numpy import NumpyBackend
 
-from .tiny_models import VOCAB, reference_logits, write_model
+from .tiny_models import VOCAB, load, reference_logits, write_model
 
 PROMPT = [5, 17, 3, 88, 42, 9, 61, 23, 70, 1, 33]
 
@@ -20,11 +17,6 @@ MODELS = {
     # six layers: five sliding-window layers (window 4, shorter than the prompt) and one global
     "gemma3": dict(arch="gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=4, softcap=30.0),
 }
-
-
-def load(path, **options):
-    with GGUFFile.open(path) as gguf:
-        return build_runner(gguf, NumpyBackend(), options)
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

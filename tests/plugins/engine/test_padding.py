@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ollamakit_engine import build_runner
 from ollamakit_engine.ops import Ops
-from ollamakit_gguf.reader import GGUFFile
 from ollamakit_numpy import NumpyBackend
 
-from .tiny_models import write_model
+from .tiny_models import load, write_model
 
 
 class SmallThresholdBackend(NumpyBackend):
@@ -32,11 +30,6 @@ def test_padded_width_rules():
     assert ops.padded_width(150, 120) == 120  # not a multiple of 64
     assert Ops(UnthreadedBackend()).padded_width(128, 128) == 128
     assert Ops(SmallThresholdBackend(), exact=True).padded_width(128, 128) == 128
-
-
-def load(path, backend, **options):
-    with GGUFFile.open(path) as gguf:
-        return build_runner(gguf, backend, options)
 
 
 @pytest.mark.parametrize("numerics", ["float32", "llama.cpp"])

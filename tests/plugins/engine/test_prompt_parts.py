@@ -9,12 +9,10 @@ import threading
 import numpy as np
 import pytest
 
-from ollamakit_engine import build_runner, runner as runner_module
+from ollamakit_engine import runner as runner_module
 from ollamakit_engine.model import Segment
-from ollamakit_gguf.reader import GGUFFile
-from ollamakit_numpy import NumpyBackend
 
-from .tiny_models import VOCAB, reference_logits, write_model
+from .tiny_models import VOCAB, load, reference_logits, write_model
 
 LONG = [int(t) for t in np.random.default_rng(7).integers(0, VOCAB, runner_module.SPLIT_PROMPT_ROWS + 37)]
 NUM_CTX = len(LONG) + 8
@@ -24,11 +22,6 @@ MODELS = {
     # sliding-window layers keep a ring of 132 rows here, which both parts write while they run
     "gemma3": dict(arch="gemma3", n_layers=3, n_heads=4, n_kv_heads=1, head_dim=32, window=4),
 }
-
-
-def load(path, **options):
-    with GGUFFile.open(path) as gguf:
-        return build_runner(gguf, NumpyBackend(), options)
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

@@ -8,12 +8,10 @@ import pytest
 from threadpoolctl import ThreadpoolController
 
 from ollamakit.errors import BadRequest
-from ollamakit_engine import build_runner
 from ollamakit_engine.threads import PROBE_EVERY, ThreadChooser
-from ollamakit_gguf.reader import GGUFFile
 from ollamakit_numpy import NumpyBackend
 
-from .tiny_models import write_model
+from .tiny_models import load, write_model
 
 PROMPT = [5, 17, 3, 88, 42, 9, 61, 23]
 
@@ -27,11 +25,6 @@ def path(tmp_path_factory):
     path = tmp_path_factory.mktemp("threads") / "llama.gguf"
     write_model(path, "llama")
     return path
-
-
-def load(path, **options):
-    with GGUFFile.open(path) as gguf:
-        return build_runner(gguf, NumpyBackend(), options)
 
 
 def watch_threads(runner) -> list[int]:

@@ -12,6 +12,9 @@ import math
 import numpy as np
 
 from ollamakit.testing.gguf_factory import make_gguf
+from ollamakit_engine import build_runner
+from ollamakit_gguf.reader import GGUFFile
+from ollamakit_numpy import NumpyBackend
 
 VOCAB = 97
 
@@ -22,6 +25,12 @@ def _weights(rng, rows, cols):
 
 def _norm(rng, width):
     return (1.0 + 0.3 * rng.standard_normal(width)).astype(np.float32)
+
+
+def load(path, backend=None, **options):
+    """A runner for the model file at ``path`` (on the numpy backend unless ``backend`` is given)."""
+    with GGUFFile.open(path) as gguf:
+        return build_runner(gguf, backend or NumpyBackend(), options)
 
 
 def write_model(path, arch: str, *, n_layers=2, n_embd=64, n_heads=4, n_kv_heads=2, n_ff=96, head_dim=None,

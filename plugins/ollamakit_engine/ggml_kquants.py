@@ -112,8 +112,8 @@ class Q4KMatrix(KQuantMatrix):
         self.dmin = np.ascontiguousarray(dmin.T)
 
     def product(self, x, gemm_rows: int = 0):
-        """Rows below ``gemm_rows`` (a multiple of 4) as the gemm computes them, the rest as the
-        gemv: the gemm adds to its float32 accumulators after every pair of sub-blocks, the gemv
+        """Rows below ``gemm_rows`` as the gemm computes them (it takes rows 4 at a time, but
+        each row's sums are its own, so any count works), the rest as the gemv: the gemm adds to its float32 accumulators after every pair of sub-blocks, the gemv
         after every super-block."""
         rows, width = x.shape
         nb = width // QK_K

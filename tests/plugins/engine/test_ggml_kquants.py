@@ -49,6 +49,19 @@ def bits(values) -> list[str]:
     return [f"{int(v):08x}" for v in np.asarray(values, F32).reshape(-1).view(np.uint32)]
 
 
+def test_rows_kept_from_a_step_keep_their_kernel():
+    """The last layer multiplies only the rows it outputs; each keeps the kernel its place in the
+    whole step gave it: the Q4_K gemm below the step's last multiple of 4 rows, the gemv after."""
+    blocks = q4_k_blocks(40, 1024, seed=8)
+    matrix = kq.Q4KMatrix(blocks.reshape(-1), 40, 1024)
+    x = activations(2, 1024, seed=9)
+    gemm, gemv = matrix.product(x, gemm_rows=2), matrix.product(x)
+    assert all(bits(gemm[row]) != bits(gemv[row]) for row in range(2))  # the kernels tell apart
+    assert bits(product(matrix, x, 12, [3, 11])) == bits(gemm)
+    assert bits(product(matrix, x, 11, [7, 10])) == bits(np.concatenate([gemm[:1], gemv[1:]]))
+    assert bits(product(matrix, x, 11, [8, 10])) == bits(gemv)
+
+
 # -- with libggml ---------------------------------------------------------------------------------
 
 
@@ -143,3 +156,4 @@ def test_truncated_tensor_is_refused():
         kq.Q6KMatrix(q6_k_blocks(4, 256, seed=1).reshape(-1)[:-1], 4, 256)
     with pytest.raises(InvalidModelFile):
         kq.Q4KMatrix(np.zeros(144, np.uint8), 1, 100)
+

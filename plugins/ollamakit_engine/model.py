@@ -201,6 +201,7 @@ class Transformer:
         that the earlier part reads). The caller gives the BLAS one thread.
         """
         tokens, start = segment.tokens, segment.start
+        # on a block boundary, so every row attends in the same blocks as in one step
         split = len(tokens) // 2 // ATTENTION_ROWS * ATTENTION_ROWS or len(tokens) // 2
         first = Segment(segment.cache, tokens[:split], start, slice(0, split))
         rest = Segment(segment.cache, tokens[split:], start + split, slice(0, len(tokens) - split))

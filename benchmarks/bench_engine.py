@@ -95,11 +95,10 @@ class Ours:
 
     def __init__(self, path, args):
         gc.collect()
-        before = rss_bytes()
+        self.rss_before = rss_bytes()
         options = {"numerics": args.numerics, "num_thread": args.num_thread}
         self.runner = load_runner(path, NumpyBackend(), options, with_tokenizer=False)
         self.extra = args.decode + 8
-        self.rss_before = before
 
     def prefill(self, prompt):
         self.runner.forward([(self.runner.new_cache(len(prompt) + self.extra), prompt)])

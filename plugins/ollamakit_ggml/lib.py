@@ -1,0 +1,191 @@
+"""ctypes bindings to the part of ggml's C API the engine uses.
+
+The libraries come from the ``libggml-python`` wheel (ggml's own CPU backend, prebuilt): the
+quantized products, flash attention, rope and norms of llama.cpp, with ggml's thread pool.
+Only the functions declared here are bound; each takes and returns plain pointers (Python ints),
+so a call costs a few hundred nanoseconds and a whole transformer step is built in well under a
+millisecond.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+from pathlib import Path
+
+P = ctypes.c_void_p
+I32, I64, U64, F32 = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint64, ctypes.c_float
+SIZE, BOOL, INT = ctypes.c_size_t, ctypes.c_bool, ctypes.c_int
+
+MAX_DIMS = 4
+MAX_NAME = 64
+MAX_SRC = 10
+MAX_OP_PARAMS = 64
+MAX_THREADS = 512
+
+# enum ggml_type (ggml.h): the types the engine names itself.
+TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_I32, TYPE_I64 = 0, 1, 8, 26, 27
+TYPE_Q4_0 = 2
+ROPE_NORMAL, ROPE_NEOX = 0, 2
+PREC_F32 = 10
+
+
+class Tensor(ctypes.Structure):
+    """``struct ggml_tensor`` (ggml.h); read for shapes and strides, written only for names."""
+
+    _fields_ = [
+        ("type", INT),
+        ("buffer", P),
+        ("ne", I64 * MAX_DIMS),
+        ("nb", SIZE * MAX_DIMS),
+        ("op", INT),
+        ("op_params", I32 * (MAX_OP_PARAMS // 4)),
+        ("flags", I32),
+        ("src", P * MAX_SRC),
+        ("view_src", P),
+        ("view_offs", SIZE),
+        ("data", P),
+        ("name", ctypes.c_char * MAX_NAME),
+        ("extra", P),
+        ("padding", ctypes.c_char * 8),
+    ]
+
+
+class InitParams(ctypes.Structure):
+    _fields_ = [("mem_size", SIZE), ("mem_buffer", P), ("no_alloc", BOOL)]
+
+
+class ThreadpoolParams(ctypes.Structure):
+    _fields_ = [
+        ("cpumask", BOOL * MAX_THREADS),
+        ("n_threads", INT),
+        ("prio", INT),
+        ("poll", ctypes.c_uint32),
+        ("strict_cpu", BOOL),
+        ("paused", BOOL),
+    ]
+
+
+ABORT_CALLBACK = ctypes.CFUNCTYPE(BOOL, P)
+
+# name: (restype, argtypes)
+_SIGNATURES = {
+    # contexts and tensors
+    "ggml_init": (P, [InitParams]),
+    "ggml_free": (None, [P]),
+    "ggml_tensor_overhead": (SIZE, []),
+    "ggml_graph_overhead_custom": (SIZE, [SIZE, BOOL]),
+    "ggml_new_tensor_1d": (P, [P, INT, I64]),
+    "ggml_new_tensor_2d": (P, [P, INT, I64, I64]),
+    "ggml_new_tensor_3d": (P, [P, INT, I64, I64, I64]),
+    "ggml_set_name": (P, [P, ctypes.c_char_p]),
+    "ggml_set_input": (None, [P]),
+    "ggml_set_output": (None, [P]),
+    "ggml_nbytes": (SIZE, [P]),
+    "ggml_row_size": (SIZE, [INT, I64]),
+    "ggml_type_size": (SIZE, [INT]),
+    "ggml_blck_size": (I64, [INT]),
+    "ggml_type_name": (ctypes.c_char_p, [INT]),
+    "ggml_new_graph_custom": (P, [P, SIZE, BOOL]),
+    "ggml_build_forward_expand": (None, [P, P]),
+    # operations
+    "ggml_get_rows": (P, [P, P, P]),
+    "ggml_mul_mat": (P, [P, P, P]),
+    "ggml_mul_mat_set_prec": (None, [P, INT]),
+    "ggml_add": (P, [P, P, P]),
+    "ggml_mul": (P, [P, P, P]),
+    "ggml_scale": (P, [P, P, F32]),
+    "ggml_tanh": (P, [P, P]),
+    "ggml_rms_norm": (P, [P, P, F32]),
+    "ggml_swiglu_split": (P, [P, P, P]),
+    "ggml_geglu_split": (P, [P, P, P]),
+    "ggml_reshape_2d": (P, [P, P, I64, I64]),
+    "ggml_reshape_3d": (P, [P, P, I64, I64, I64]),
+    "ggml_view_1d": (P, [P, P, I64, SIZE]),
+    "ggml_view_2d": (P, [P, P, I64, I64, SIZE, SIZE]),
+    "ggml_view_3d": (P, [P, P, I64, I64, I64, SIZE, SIZE, SIZE]),
+    "ggml_permute": (P, [P, P, INT, INT, INT, INT]),
+    "ggml_cont": (P, [P, P]),
+    "ggml_cpy": (P, [P, P, P]),
+    "ggml_concat": (P, [P, P, P, INT]),
+    "ggml_rope_ext": (P, [P, P, P, P, INT, INT, INT, F32, F32, F32, F32, F32, F32]),
+    "ggml_flash_attn_ext": (P, [P, P, P, P, P, F32, F32, F32]),
+    "ggml_flash_attn_ext_set_prec": (None, [P, INT]),
+    # backends, buffers and the graph allocator
+    "ggml_backend_cpu_init": (P, []),
+    "ggml_backend_cpu_set_n_threads": (None, [P, INT]),
+    "ggml_backend_cpu_set_threadpool": (None, [P, P]),
+    "ggml_backend_cpu_set_abort_callback": (None, [P, ABORT_CALLBACK, P]),
+    "ggml_backend_free": (None, [P]),
+    "ggml_backend_graph_compute": (INT, [P, P]),
+    "ggml_backend_cpu_buffer_type": (P, []),
+    "ggml_backend_cpu_buffer_from_ptr": (P, [P, SIZE]),
+    "ggml_backend_alloc_ctx_tensors": (P, [P, P]),
+    "ggml_backend_buffer_free": (None, [P]),
+    "ggml_backend_buffer_get_size": (SIZE, [P]),
+    "ggml_backend_buffer_clear": (None, [P, ctypes.c_uint8]),
+    "ggml_backend_tensor_alloc": (INT, [P, P, P]),
+    "ggml_backend_tensor_set": (None, [P, P, SIZE, SIZE]),
+    "ggml_backend_tensor_get": (None, [P, P, SIZE, SIZE]),
+    "ggml_gallocr_new": (P, [P]),
+    "ggml_gallocr_free": (None, [P]),
+    "ggml_gallocr_alloc_graph": (BOOL, [P, P]),
+    "ggml_gallocr_get_buffer_size": (SIZE, [P, INT]),
+    "ggml_threadpool_params_default": (ThreadpoolParams, [INT]),
+    "ggml_threadpool_new": (P, [ctypes.POINTER(ThreadpoolParams)]),
+    "ggml_threadpool_free": (None, [P]),
+    "ggml_cpu_init": (None, []),
+    "ggml_cpu_has_avx2": (INT, []),
+    "ggml_cpu_has_avx512": (INT, []),
+    "ggml_cpu_has_neon": (INT, []),
+    # type traits: dequantizing a row into floats
+    "ggml_get_type_traits": (P, [INT]),
+}
+
+
+class Library:
+    """The bound functions, as attributes (``lib.ggml_mul_mat(ctx, a, b)``)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        handles = []
+        # base first, then the CPU backend and the registry that link against it; global so
+        # each resolves the others' symbols
+        for name in ("libggml-base.so", "libggml-cpu.so", "libggml.so"):
+            handles.append(ctypes.CDLL(str(folder / name), mode=ctypes.RTLD_GLOBAL))
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            for handle in handles:
+                function = getattr(handle, name, None)
+                if function is not None:
+                    function.restype = restype
+                    function.argtypes = argtypes
+                    setattr(self, name, function)
+                    break
+            else:
+                raise OSError(f"ggml library in {folder} lacks {name}")
+        self.ggml_cpu_init()
+
+    def features(self) -> list[str]:
+        """The instruction sets this build of the CPU backend uses."""
+        return [name for name in ("avx2", "avx512", "neon") if getattr(self, f"ggml_cpu_has_{name}")()]
+
+
+def _library_folder() -> Path:
+    import libggml  # the libggml-python wheel
+
+    root = Path(libggml.__file__).parent
+    for sub in ("lib64", "lib"):
+        if (root / sub / "libggml-base.so").exists():
+            return root / sub
+    raise OSError(f"no ggml libraries under {root}")
+
+
+@lru_cache(maxsize=1)
+def load() -> Library:
+    """The ggml library, loaded once per process (raises ImportError or OSError without it)."""
+    return Library(_library_folder())
+
+
+def tensor(pointer: int) -> Tensor:
+    """The struct behind a tensor pointer (a view of ggml's memory, not a copy)."""
+    return Tensor.from_address(pointer)

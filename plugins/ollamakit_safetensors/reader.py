@@ -104,12 +104,14 @@ def _tensor_info(name: str, entry, label: str) -> TensorInfo:
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise InvalidModelFile(f"{label}: tensor {name!r} must have exactly dtype, shape and data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPES:
-        raise InvalidModelFile(f"{label}: tensor {name!r} has unknown dtype {dtype!r}")
+    # Each field's type is checked before the field is used: a list or object where a string
+    # belongs is unhashable, and would fail the dictionary lookup below with a TypeError.
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise InvalidModelFile(f"{label}: tensor {_brief(name)} has unknown dtype {_brief(dtype)}")
     if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_count(d) for d in shape):
-        raise InvalidModelFile(f"{label}: tensor {name!r} has an invalid shape {shape!r}")
+        raise InvalidModelFile(f"{label}: tensor {_brief(name)} has an invalid shape {_brief(shape)}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
-        raise InvalidModelFile(f"{label}: tensor {name!r} has invalid data_offsets {offsets!r}")
+        raise InvalidModelFile(f"{label}: tensor {_brief(name)} has invalid data_offsets {_brief(offsets)}")
     begin, end = offsets
     if begin > end:
         raise InvalidModelFile(f"{label}: tensor {name!r} ends before it begins")
@@ -119,6 +121,12 @@ def _tensor_info(name: str, entry, label: str) -> TensorInfo:
             f"{label}: tensor {name!r} of shape {shape} and dtype {dtype} needs {expected} bytes, its range holds {end - begin}"
         )
     return TensorInfo(name, dtype, tuple(shape), begin, end)
+
+
+def _brief(value, limit: int = 80) -> str:
+    """A bounded repr for messages: a hostile header may put megabytes in one field."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_count(value) -> bool:

@@ -93,6 +93,21 @@ def test_bad_folders_are_a_400_and_change_nothing(client, models_dir, tmp_path, 
     assert client.simulate_get("/api/tags").json == {"models": []}
 
 
+@pytest.mark.parametrize("dtype", [["F16"], {"F16": 1}])
+def test_a_dtype_of_the_wrong_type_is_a_clean_400(client, models_dir, tmp_path, dtype):
+    qwen2_folder(tmp_path / "hf")
+    header = {"model.embed_tokens.weight": {"dtype": dtype, "shape": [4], "data_offsets": [0, 8]}}
+    raw_file(tmp_path / "hf" / "model.safetensors", header, bytes(8))
+    files = upload(client, folder_files(tmp_path / "hf"))
+    before = store_state(models_dir)
+    reply = client.simulate_post("/api/create", json={"model": "bad", "files": files, "stream": False})
+    assert reply.status_code == 400, reply.text
+    assert reply.json["error"].startswith("model.safetensors: tensor 'model.embed_tokens.weight' has unknown dtype")
+    assert "unhashable" not in reply.text and "Traceback" not in reply.text
+    assert store_state(models_dir) == before
+    assert client.simulate_get("/api/tags").status_code == 200
+
+
 def test_paths_must_stay_inside_the_folder(client, tmp_path):
     qwen2_folder(tmp_path / "hf")
     files = upload(client, folder_files(tmp_path / "hf"))

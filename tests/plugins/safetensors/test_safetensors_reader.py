@@ -66,6 +66,17 @@ HOSTILE = {
     "extra field": ({"a": {**_entry(), "extra": 1}}, bytes(8)),
     "bad metadata": ({"__metadata__": {"k": 1}, "a": _entry()}, bytes(8)),
     "too many dims": ({"a": _entry(shape=(1,) * 9 + (2,))}, bytes(8)),
+    "list dtype": ({"a": {**_entry(), "dtype": ["F32"]}}, bytes(8)),
+    "object dtype": ({"a": {**_entry(), "dtype": {"F32": 1}}}, bytes(8)),
+    "null dtype": ({"a": {**_entry(), "dtype": None}}, bytes(8)),
+    "string shape": ({"a": {**_entry(), "shape": "2"}}, bytes(8)),
+    "object shape": ({"a": {**_entry(), "shape": {"0": 2}}}, bytes(8)),
+    "nested shape": ({"a": {**_entry(), "shape": [[2]]}}, bytes(8)),
+    "object offsets": ({"a": {**_entry(), "data_offsets": {"0": 0, "1": 8}}}, bytes(8)),
+    "string offsets": ({"a": {**_entry(), "data_offsets": ["0", "8"]}}, bytes(8)),
+    "entry is a list": ({"a": [_entry()]}, bytes(8)),
+    "metadata is a list": ({"__metadata__": [["k", "v"]], "a": _entry()}, bytes(8)),
+    "metadata value is an object": ({"__metadata__": {"k": {"v": 1}}, "a": _entry()}, bytes(8)),
 }
 
 
@@ -76,6 +87,13 @@ def test_hostile_headers_are_refused(tmp_path, case):
     with pytest.raises(InvalidModelFile) as info:
         SafetensorsFile.open(path)
     assert info.value.status == 400
+
+
+def test_a_huge_field_is_not_echoed_whole(tmp_path):
+    path = raw_file(tmp_path / "bad.safetensors", {"a": {**_entry(), "dtype": ["F32"] * 100_000}}, bytes(8))
+    with pytest.raises(InvalidModelFile) as info:
+        SafetensorsFile.open(path)
+    assert "unknown dtype" in info.value.message and len(info.value.message) < 200
 
 
 @pytest.mark.parametrize("length", [0, 1, 1 << 40, (1 << 64) - 1])

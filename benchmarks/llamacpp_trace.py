@@ -2,7 +2,7 @@
 
 A development tool, not a test: it needs llama-cpp-python (a reference, never a dependency).
 It loads a GGUF the way ``llama_cpp.Llama(path, n_ctx=1024)`` does (the settings the reference
-continuations in /work/shared/reference/llamacpp-greedy.json were made with: flash attention
+continuations in tests/reference/llamacpp-greedy.json were made with: flash attention
 off, n_batch = n_ubatch = 512, f16 K/V, CPU weight repacking on) and hooks ggml's graph-eval
 callback, which hands over every intermediate tensor by name (``attn_norm-0``, ``Qcur-0``,
 ``kq-0``, ``ffn_out-0``, ``result_output``...) after it is computed.

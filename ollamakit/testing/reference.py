@@ -1,6 +1,7 @@
 """The independent reference answers the tests check against: llama.cpp's token ids and greedy
-continuations, sentence-transformers' embeddings. They live in the shared folder beside the
-repository (``../shared/reference``), wherever the repository is checked out."""
+continuations, sentence-transformers' embeddings. They are kept in the repository, in
+``tests/reference`` (its README says where each file came from), so a fresh clone needs nothing
+beside it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import json
 from functools import cache
 from pathlib import Path
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+# ollamakit/testing/reference.py -> the repository root, which the tests run from.
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "tests" / "reference"
 
 
 @cache
@@ -17,5 +19,5 @@ def reference_answers(name: str):
     skip: a test that quietly checks nothing would pass for the wrong reason."""
     path = REFERENCE_DIR / name
     if not path.is_file():
-        raise FileNotFoundError(f"reference answers not found: {path} (the shared folder belongs beside the repository)")
+        raise FileNotFoundError(f"reference answers not found: {path} (run the tests from a checkout of the repository)")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -2,7 +2,7 @@
 
 ``llamacpp_ids.json`` holds llama.cpp's answers (made by ``make_fixture.py``) for hard and random
 texts on SmolLM2 (byte-level BPE), Gemma 3 (SentencePiece, 262k tokens), all-MiniLM (WordPiece) and
-two dozen pre-tokenizer families; the shared reference file adds the team's greedy prompts.
+two dozen pre-tokenizer families; the reference file adds the team's greedy prompts.
 """
 
 from __future__ import annotations

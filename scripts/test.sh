@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 
 # The registry tests push to and pull from a real OCI registry: Debian's docker-registry.
 # Installed only as root and only when missing; without it those tests skip and say why.
+# apt-get's output is shown: a failed install must say why, and it stops this script.
 if [ ! -x /usr/bin/docker-registry ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry) >/dev/null
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry
 fi
 
 python3 -m venv .venv

@@ -1,0 +1,85 @@
+"""``scripts/test.sh`` run for real, in a copy of the repository layout, with the programs it calls
+(apt-get, python3 and the tools of the environment it makes) replaced by stubs that log their
+arguments: its exit status, what it shows and what it installs where."""
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# python3 -m venv DIR makes DIR/bin/pip and DIR/bin/python; the fake python exits with PYTEST_RC.
+PYTHON3 = """#!/bin/sh
+echo "python3 $*" >> "$LOG"
+if [ "$1 $2" = "-m venv" ]; then
+    mkdir -p "$3/bin"
+    printf '#!/bin/sh\\necho "%s/bin/pip $*" >> "$LOG"\\n' "$3" > "$3/bin/pip"
+    printf '#!/bin/sh\\necho "%s/bin/python $*" >> "$LOG"\\nexit "$PYTEST_RC"\\n' "$3" > "$3/bin/python"
+    chmod +x "$3/bin/pip" "$3/bin/python"
+fi
+"""
+# apt-get says something on stdout, and fails to install when APT_FAILS is set.
+APT_GET = """#!/bin/sh
+echo "apt-get $*" >> "$LOG"
+echo "apt-get says: $1"
+if [ "$1" = install ] && [ -n "$APT_FAILS" ]; then echo "E: Unable to locate package docker-registry" >&2; exit 100; fi
+"""
+ID = "#!/bin/sh\necho 0\n"  # root, so the script tries to install the registry
+
+
+def stub(folder: Path, name: str, text: str):
+    path = folder / name
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False):
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "test.sh", repo / "scripts" / "test.sh")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub(bin_dir, "python3", PYTHON3)
+    stub(bin_dir, "apt-get", APT_GET)
+    stub(bin_dir, "id", ID)
+    log = tmp_path / "log"
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "LOG": str(log),
+        "PYTEST_RC": str(pytest_rc),
+        "APT_FAILS": "1" if apt_fails else "",
+    }
+    done = subprocess.run(["bash", str(repo / "scripts" / "test.sh"), *args], env=env, capture_output=True, text=True, timeout=60)
+    return done, log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("pytest_rc", [0, 1, 2, 5])
+def test_the_script_exits_with_pytests_status(tmp_path, pytest_rc):
+    done, log = run_script(tmp_path, "-x", "tests/cli", pytest_rc=pytest_rc)
+    assert done.returncode == pytest_rc, done.stderr  # 5, no test run, is a failure too
+    assert log[-1].endswith("/bin/python -m pytest -x tests/cli")
+
+
+needs_apt_branch = pytest.mark.skipif(
+    os.path.exists("/usr/bin/docker-registry"), reason="docker-registry is installed, so the script does not call apt-get"
+)
+
+
+@needs_apt_branch
+def test_apt_get_output_is_shown(tmp_path):
+    done, log = run_script(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "apt-get says: update" in done.stdout and "apt-get says: install" in done.stdout
+    assert "apt-get install -y -q docker-registry" in log
+
+
+@needs_apt_branch
+def test_a_failed_install_says_why_and_stops_the_script(tmp_path):
+    done, log = run_script(tmp_path, apt_fails=True)
+    assert done.returncode == 100
+    assert "Unable to locate package docker-registry" in done.stderr
+    assert not any("pytest" in line for line in log)

@@ -13,7 +13,9 @@ if [ ! -x /usr/bin/docker-registry ] && [ "$(id -u)" = 0 ] && command -v apt-get
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry
 fi
 
-python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' -e examples/ollamakit-acme
+# The tests get their own environment: they install the example plugin, whose command and storage
+# driver must not show up in the server's .venv (the one the README runs the server from).
+python3 -m venv .venv-test
+.venv-test/bin/pip install -q --disable-pip-version-check -e '.[test]' -e examples/ollamakit-acme
 # pytest exits non-zero when a test fails and with 5 when it ran no test: both fail this script.
-exec .venv/bin/python -m pytest "$@"
+exec .venv-test/bin/python -m pytest "$@"

@@ -61,7 +61,18 @@ def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False):
 def test_the_script_exits_with_pytests_status(tmp_path, pytest_rc):
     done, log = run_script(tmp_path, "-x", "tests/cli", pytest_rc=pytest_rc)
     assert done.returncode == pytest_rc, done.stderr  # 5, no test run, is a failure too
-    assert log[-1].endswith("/bin/python -m pytest -x tests/cli")
+    assert log[-1] == ".venv-test/bin/python -m pytest -x tests/cli"
+
+
+def test_the_tests_get_their_own_environment(tmp_path):
+    done, log = run_script(tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The example plugin goes into .venv-test only: the server's .venv is never made or touched.
+    assert "python3 -m venv .venv-test" in log
+    installs = [line for line in log if "/bin/pip " in line]
+    assert len(installs) == 1 and installs[0].startswith(".venv-test/bin/pip install")
+    assert "-e examples/ollamakit-acme" in installs[0]
+    assert not (tmp_path / "repo" / ".venv").exists()
 
 
 needs_apt_branch = pytest.mark.skipif(

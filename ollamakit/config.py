@@ -75,7 +75,8 @@ def parse_host(value: str | None) -> tuple[str, int]:
 
 
 def default_models_dir() -> Path:
-    return Path.home() / ".ollamakit" / "models"
+    """Ollama's own default, so an Ollama user's models are there without configuration."""
+    return Path.home() / ".ollama" / "models"
 
 
 def _env(name: str) -> str | None:

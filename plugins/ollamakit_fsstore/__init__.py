@@ -5,7 +5,10 @@ existing Ollama model directory.
     <models>/manifests/<host>/<namespace>/<model>/<tag>
 
 Every write goes to a temporary file in the same directory and is then renamed into place, so a
-crash leaves either the old file or the new one.
+crash leaves either the old file or the new one. As in Ollama, the temporary files of blobs live
+in ``blobs/`` itself (Ollama names them ``sha256-<random>``, and a pull's ``sha256-<hex>-partial``)
+and nothing else is added to the folder: no name there that is not a digest is ever listed as a
+blob, and Ollama's start-up pruning removes such leftovers as ollamakit's does.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ class FileSystemStorage(Storage):
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.manifests.mkdir(parents=True, exist_ok=True)
         self._fix_blob_names()
+        self._drop_old_scratch_folder()
+
+    def _drop_old_scratch_folder(self) -> None:
+        """Earlier versions kept their temporary files in ``<models>/tmp``; an empty one goes,
+        so that the folder has Ollama's layout. One with files in it is left alone."""
+        try:
+            (self.root / "tmp").rmdir()
+        except OSError:
+            pass
 
     def _fix_blob_names(self) -> None:
         """Older stores (and other tools) wrote ``sha256:<hex>``; the layout uses ``sha256-``."""
@@ -87,10 +99,10 @@ class FileSystemStorage(Storage):
                 yield "sha256:" + path.name[7:]
 
     def scratch_dir(self) -> Path:
-        # Same filesystem as blobs/, so committing a blob is a rename, not a copy.
-        path = self.root / "tmp"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        # blobs/ itself, as Ollama does: committing a blob is a link in the same folder, and the
+        # models folder keeps Ollama's layout, with no tmp/ of its own.
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        return self.blobs
 
     # -- manifests
 

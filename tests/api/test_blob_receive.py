@@ -79,6 +79,21 @@ def test_official_client_create_blob(server, models_dir, tmp_path, payload):
     assert digest == digest_of(payload)
     assert blob_file(models_dir, digest).read_bytes() == payload
     assert uploads_in_progress(models_dir) == []
+    # Ollama's layout and nothing else: the upload's scratch file was in blobs/, as Ollama's are.
+    assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
+    assert [p.name for p in (models_dir / "blobs").iterdir()] == [f"sha256-{digest[7:]}"]
+
+
+def test_an_upload_in_progress_is_an_ollama_style_temporary_blob(server, models_dir, payload):
+    with connect(server) as sock:
+        sock.sendall(post_head(digest_of(payload), f"Content-Length: {SIZE}") + payload[:-1])
+        [scratch] = wait_until(lambda: uploads_in_progress(models_dir))
+        assert scratch.parent == models_dir / "blobs" and scratch.name.startswith("sha256-")
+        assert not (models_dir / "tmp").exists()
+        assert ollama.Client(host=server.url).list().models == []
+        sock.sendall(payload[-1:])
+        assert status_of(sock) == 201
+    assert uploads_in_progress(models_dir) == []
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
@@ -182,15 +197,26 @@ def test_server_shutdown_mid_upload_leaves_no_scratch_file(models_dir, payload):
 
 
 def test_start_up_removes_what_a_killed_server_left(models_dir):
-    scratch = models_dir / "tmp"
-    scratch.mkdir()
-    stale, fresh = scratch / "tmp-stale.upload", scratch / "tmp-fresh.upload"
-    stale.write_bytes(b"from a server killed long ago")
-    fresh.write_bytes(b"perhaps another server's upload in progress")
-    os.utime(stale, (time.time() - 86400, time.time() - 86400))
+    blobs = models_dir / "blobs"
+    blobs.mkdir(exist_ok=True)
+    stale, fresh = blobs / "sha256-k1ll3d_x.upload", blobs / "sha256-l1v3_abc.upload"
+    stale_output = blobs / "sha256-q7_xx9zz.gguf"  # a create's output, cut short
+    partial = blobs / f"sha256-{'ab' * 32}-partial"  # a pull to resume: the registry's to keep
+    for path in (stale, fresh, stale_output, partial):
+        path.write_bytes(b"left by another process")
+    for path in (stale, stale_output, partial):
+        os.utime(path, (time.time() - 86400, time.time() - 86400))
     server = ServerProcess(models_dir).start()
     server.stop()
-    assert not stale.exists() and fresh.exists()
+    assert not stale.exists() and not stale_output.exists()
+    assert fresh.exists() and partial.exists()
+
+
+def test_an_empty_scratch_folder_of_earlier_versions_goes(models_dir):
+    (models_dir / "tmp").mkdir()
+    server = ServerProcess(models_dir).start()
+    server.stop()
+    assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
 
 
 def test_third_party_storage_driver(tmp_path, payload):

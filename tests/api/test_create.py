@@ -8,6 +8,7 @@ import pytest
 
 from ollamakit import manifest as mf
 from ollamakit.create import CreateRequest
+from ollamakit.digests import is_digest
 from ollamakit.errors import BadRequest
 
 from model_store_helpers import create, digest_of, ndjson, read_blob, read_manifest, snapshot, tiny_gguf, upload
@@ -201,7 +202,9 @@ def test_quantize_runs_the_named_quantizer(kernel, models_dir, tmp_path, file_ty
     assert layer["digest"] == digest_of(quantized)
     config = json.loads(read_blob(models_dir, read_manifest(models_dir, "q")["config"]["digest"]))
     assert config["file_type"] == "Q4_K_M"
-    assert not list((models_dir / "tmp").iterdir())  # the scratch output was moved in or removed
+    # The scratch output, in blobs/ as Ollama's temporary files are, was moved in or removed.
+    assert all(is_digest(p.name) for p in (models_dir / "blobs").iterdir())
+    assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
 
 
 def test_quantize_refuses_an_already_quantized_source(kernel, client, models_dir, tmp_path):

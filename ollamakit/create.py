@@ -39,6 +39,15 @@ PARAMETER_KINDS = {
     "stop": list,
 }
 
+# The least value each numeric parameter may take (and the most, for probabilities): a model
+# created with ``num_ctx -5`` could never answer, so it is refused here rather than at its
+# first request. The bounds are the ones requests' options are held to.
+PARAMETER_BOUNDS = {
+    "num_ctx": (1, None), "num_batch": (1, None), "num_thread": (0, None), "num_keep": (-1, None),
+    "top_k": (0, None), "repeat_last_n": (-1, None), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0),
+    "temperature": (0.0, None), "repeat_penalty": (0.0, None),
+}
+
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -120,6 +129,10 @@ def normalize_parameter(key: str, value):
         raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}')
     if abs(number) >= 2**63:
         raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}')
+    least, most = PARAMETER_BOUNDS.get(key, (None, None))
+    if (least is not None and number < least) or (most is not None and number > most):
+        bounds = f"between {least} and {most}" if most is not None else f"at least {least}"
+        raise BadRequest(f'invalid value for parameter "{key}": must be {bounds} (got {_shown(value)})')
     if kind is int or isinstance(number, int):
         return int(number)
     # Go writes a whole float64 without a fraction; storing it as an int keeps the same bytes.

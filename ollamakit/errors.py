@@ -16,6 +16,11 @@ class OllamaError(Exception):
         return self.message
 
 
+# What a reply says of an error nobody anticipated: its text may hold paths or internals, so
+# it goes to the server log and the client learns only that the fault is the server's.
+INTERNAL_ERROR = "internal server error (the server log has the details)"
+
+
 class BadRequest(OllamaError):
     status = 400
 

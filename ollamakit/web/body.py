@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 
 from ..errors import BadRequest
 
 MAX_JSON_BODY = 256 * 1024 * 1024
+
+# A ``\u`` escape of a UTF-16 surrogate; only a body holding one can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_json(req) -> dict:
@@ -20,14 +26,43 @@ def read_json(req) -> dict:
     if len(raw) > MAX_JSON_BODY:
         raise BadRequest("request body too large")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
     except UnicodeDecodeError:
         raise BadRequest("invalid character in request body: not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # arrays or objects nested deeper than the parser's stack
+        raise BadRequest("invalid JSON: exceeded max depth") from None
+    except ValueError:  # the only other: an integer past Python's 4300-digit conversion limit
+        raise BadRequest("invalid JSON: a number has too many digits") from None
     if not isinstance(body, dict):
         raise BadRequest(f"json: cannot unmarshal {type(body).__name__} into Go value of type object")
+    if _SURROGATE_ESCAPE.search(raw):
+        _refuse_lone_surrogates(body)
     return body
+
+
+def _not_json(constant: str):
+    """Python's parser takes ``NaN`` and ``Infinity``; JSON (and Go) do not."""
+    raise BadRequest(f"invalid character '{constant[0]}' looking for beginning of value")
+
+
+def _refuse_lone_surrogates(value) -> None:
+    """An unpaired ``\\ud800``-style escape decodes to a string that is not Unicode text: it
+    cannot be encoded as UTF-8, so it would fail wherever it is tokenized, stored or logged.
+    The walk is iterative, since a body may nest as deep as the parser allows."""
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        parts = itertools.chain(node.keys(), node.values()) if isinstance(node, dict) else node
+        for part in parts:
+            if isinstance(part, str):
+                found = _LONE_SURROGATE.search(part)
+                if found:
+                    code = ord(found.group())
+                    raise BadRequest(f"invalid JSON: string escape \\u{code:04x} is half of a surrogate pair")
+            elif isinstance(part, (dict, list)):
+                pending.append(part)
 
 
 def field(body: dict, key: str, kind, default=None):

@@ -7,7 +7,7 @@ import logging
 
 import falcon
 
-from ..errors import OllamaError
+from ..errors import INTERNAL_ERROR, OllamaError
 
 log = logging.getLogger("ollamakit.web")
 
@@ -28,8 +28,8 @@ def json_response(resp, obj, status: int = 200, content_type: str = JSON) -> Non
 def error_body(exc: BaseException) -> tuple[int, dict]:
     if isinstance(exc, OllamaError):
         return exc.status, {"error": exc.message}
-    log.exception("unexpected error", exc_info=exc)
-    return 500, {"error": str(exc) or type(exc).__name__}
+    log.error("unexpected error", exc_info=exc)
+    return 500, {"error": INTERNAL_ERROR}
 
 
 def stream_response(resp, events, stream: bool = True, final=None) -> None:

@@ -9,7 +9,7 @@ import logging
 import random
 import time
 
-from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.errors import INTERNAL_ERROR, BadRequest, OllamaError
 from ollamakit.web import json_response
 
 log = logging.getLogger("ollamakit.openai")
@@ -26,8 +26,8 @@ def error_envelope(exc: BaseException) -> tuple[int, dict]:
     if isinstance(exc, OllamaError):
         status, message = exc.status, exc.message
     else:
-        log.exception("unexpected error", exc_info=exc)
-        status, message = 500, str(exc) or type(exc).__name__
+        log.error("unexpected error", exc_info=exc)
+        status, message = 500, INTERNAL_ERROR
     return status, {"error": {"message": message, "type": error_type(status), "param": None, "code": None}}
 
 

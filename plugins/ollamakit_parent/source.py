@@ -1,5 +1,6 @@
 """Copy a stored model's layers into a new one, each marked ``from`` the parent. A parent that
-is not in the store is pulled first, as Ollama does, when a registry client is installed."""
+is not in the store is pulled first when its name is a registry reference (it names its host)
+and a registry client is installed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _gguf_header(path, label):
     return read_header(path, label) if looks_like_gguf(path) else None
 
 
+def names_a_registry(text: str) -> bool:
+    """Whether ``text`` names its registry: ``host/namespace/model`` or a URL. A bare name that
+    is not in the store is far likelier a typo or a local model that is gone than a request to
+    fetch from the public registry, so it is a 404 that never touches the network."""
+    return "://" in text or text.count("/") == 2
+
+
 def registry_pull():
     """The registry plugin's ``pull_model(kernel, name)``, or None when it is not installed."""
     try:
@@ -40,7 +48,7 @@ class ParentModelSource(ModelSource):
     def build(self, ctx):
         name = ModelName.parse(self.name)
         parent = ctx.store.get(name)
-        if parent is None and self.pull is not None:
+        if parent is None and self.pull is not None and names_a_registry(self.name):
             yield from self.pull(ctx.kernel, name)  # its statuses, its own "success" included
             parent = ctx.store.get(name)
         if parent is None:

@@ -20,6 +20,14 @@ from .sequence import Sequence
 log = logging.getLogger("ollamakit.scheduler")
 
 
+def _failure(what: str, exc: BaseException) -> OllamaError:
+    """The error a client sees: our own errors' words; anything else's text may hold paths or
+    internals, so it stays in the log (the caller logs it) and the client gets ``what``."""
+    if isinstance(exc, OllamaError):
+        return OllamaError(f"{what}: {exc.message}", exc.status)
+    return OllamaError(f"{what} (the server log has the details)")
+
+
 class Slot:
     def __init__(self, index: int):
         self.index = index
@@ -94,7 +102,7 @@ class BatchWorker:
                 self._step([s for s in self.slots if s.sequence])
         except BaseException as exc:  # never leave a client waiting on a dead loop
             log.exception("batch loop for %s failed", self.name)
-            self._fail_all(OllamaError(f"model runner failed: {exc}"))
+            self._fail_all(_failure("model runner failed", exc))
             return
         self._fail_all(OllamaError("model was unloaded"))
 
@@ -119,7 +127,7 @@ class BatchWorker:
                 self._start(slot, seq)
             except Exception as exc:
                 log.exception("could not start a sequence on %s", self.name)
-                seq.fail(exc if isinstance(exc, OllamaError) else OllamaError(str(exc)))
+                seq.fail(exc if isinstance(exc, OllamaError) else _failure("could not start the request", exc))
                 self._release(slot, forget=True)
 
     def _start(self, slot: Slot, seq: Sequence) -> None:
@@ -188,7 +196,7 @@ class BatchWorker:
         except Exception as exc:
             log.exception("forward pass failed on %s", self.name)
             for slot, _ in fed:
-                slot.sequence.fail(OllamaError(f"model runner failed: {exc}"))
+                slot.sequence.fail(_failure("model runner failed", exc))
                 self._release(slot, forget=True)
             return
         elapsed = time.perf_counter_ns() - started
@@ -202,7 +210,7 @@ class BatchWorker:
                 seq.accept(logits, elapsed)
             except Exception as exc:
                 log.exception("sampling failed on %s", self.name)
-                seq.fail(OllamaError(f"sampling failed: {exc}"))
+                seq.fail(_failure("sampling failed", exc))
             if seq.finished:
                 self._release(slot)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.errors import BadRequest
 
 # Options that shape how a model is loaded rather than how one request samples.
 LOAD_OPTIONS = frozenset({"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread"})
@@ -51,32 +51,40 @@ for _f in fields(Options):
     )
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
 def _convert(key: str, value):
+    # Ollama's words for a value of the wrong type, but a 400 where Ollama answers 500: the
+    # mistake is the client's.
     kind = _KINDS[key]
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OllamaError(f'option "{key}" must be of type integer')
-        if value != value or abs(value) > 2**63:  # NaN or beyond int64
-            raise OllamaError(f'option "{key}" must be of type integer')
+            raise BadRequest(f'option "{key}" must be of type integer')
+        if value != value or not INT64[0] <= value <= INT64[1]:  # NaN, or outside Go's int
+            raise BadRequest(f'option "{key}" must be of type integer')
         return int(value)
     if kind == "float32":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OllamaError(f'option "{key}" must be of type float32')
-        return float(value)
+            raise BadRequest(f'option "{key}" must be of type float32')
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for a double
+            raise BadRequest(f'option "{key}" must be of type float32') from None
     if kind == "boolean":
         if not isinstance(value, bool):
-            raise OllamaError(f'option "{key}" must be of type boolean')
+            raise BadRequest(f'option "{key}" must be of type boolean')
         return value
     if not isinstance(value, (list, tuple)):
-        raise OllamaError(f'option "{key}" must be of type array')
+        raise BadRequest(f'option "{key}" must be of type array')
     if not all(isinstance(item, str) for item in value):
-        raise OllamaError(f'option "{key}" must be of an array of strings')
+        raise BadRequest(f'option "{key}" must be of an array of strings')
     return tuple(value)
 
 
 def apply(base: Options, values) -> Options:
     """``base`` with ``values`` (a JSON object) applied. Unknown keys and nulls are skipped;
-    a value of the wrong type is a 500, as Ollama reports it."""
+    a value of the wrong type is a 400, in Ollama's words."""
     if values is None:
         return base
     if not isinstance(values, dict):

@@ -269,7 +269,8 @@ class Scheduler:
             if isinstance(exc, NotFound):
                 entry.error = exc
             else:
-                message = exc.message if isinstance(exc, OllamaError) else f"failed to load model: {exc}"
+                # Another exception's text may hold file paths: it is in the log above.
+                message = exc.message if isinstance(exc, OllamaError) else "failed to load model (the server log has the details)"
                 entry.error = OllamaError(message, 500)
             with self._cond:
                 if self._loaded.get(entry.key) is entry:

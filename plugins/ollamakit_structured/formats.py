@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import llguidance
 
-from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.errors import BadRequest
+
+from .finite import has_finite_value
 
 # ``"json"`` asks for any JSON object, as Ollama's JSON grammar does.
 ANY_OBJECT = {"type": "object"}
@@ -41,9 +43,10 @@ class FormatSpec:
         return FormatSpec(self.schema, _checked(llguidance.LLMatcher.grammar_from_lark(lark)))
 
 
-def invalid_format(value) -> OllamaError:
+def invalid_format(value) -> BadRequest:
+    # Ollama's words; it answers 500, but the mistake is the client's.
     raw = json.dumps(value, ensure_ascii=False)
-    return OllamaError(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
+    return BadRequest(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
 
 
 def _checked(grammar: str) -> str:
@@ -56,7 +59,10 @@ def _checked(grammar: str) -> str:
 def compile_schema(schema: dict) -> FormatSpec:
     """The grammar for a JSON Schema object; 400 with the reason when it cannot be enforced
     (an unknown type, a keyword such as ``not`` the engine does not implement, a broken $ref)."""
-    text = json.dumps(schema)
+    try:
+        text = json.dumps(schema)
+    except RecursionError:
+        raise BadRequest("format schema cannot be enforced: it is nested too deeply") from None
     if len(text) > MAX_SCHEMA_BYTES:
         raise BadRequest("format schema is too large")
     if isinstance(schema.get("x-guidance"), dict):
@@ -65,12 +71,15 @@ def compile_schema(schema: dict) -> FormatSpec:
         grammar = llguidance.LLMatcher.grammar_from_json_schema(text, overrides=JSON_OPTIONS)
     except (ValueError, TypeError) as exc:
         raise BadRequest(f"format schema cannot be enforced: {exc}") from None
-    return FormatSpec(schema, _checked(grammar))
+    grammar = _checked(grammar)
+    if not has_finite_value(schema):
+        raise BadRequest("format schema cannot be enforced: no finite value satisfies it (a $ref loop with no way out)")
+    return FormatSpec(schema, grammar)
 
 
 def parse_format(value) -> FormatSpec | None:
     """``None`` for no format (absent, null or ""); the compiled format otherwise. Another
-    string or a non-object is a 500 ``invalid format``, as Ollama answers."""
+    string or a non-object is a 400 ``invalid format``, in Ollama's words."""
     if value is None or value == "":
         return None
     if value == "json":

@@ -92,7 +92,7 @@ def test_load_and_unload(fake):
         ),
         ({"model": "fake", "messages": "hello"}, 400, None),
         ({"model": "fake", "messages": [{"role": "user", "content": 5}]}, 400, None),
-        ({"model": "fake", "messages": [user("x")], "options": {"top_p": "x"}}, 500, 'option "top_p" must be of type float32'),
+        ({"model": "fake", "messages": [user("x")], "options": {"top_p": "x"}}, 400, 'option "top_p" must be of type float32'),
     ],
 )
 def test_request_errors(fake, body, status, error):

@@ -101,11 +101,11 @@ def test_model_parameters_apply_and_the_request_wins(make_fake):
 @pytest.mark.parametrize(
     "options, status, message",
     [
-        ({"temperature": "hot"}, 500, 'option "temperature" must be of type float32'),
-        ({"stop": "x"}, 500, 'option "stop" must be of type array'),
-        ({"stop": [1]}, 500, 'option "stop" must be of an array of strings'),
-        ({"num_predict": "5"}, 500, 'option "num_predict" must be of type integer'),
-        ({"num_predict": True}, 500, 'option "num_predict" must be of type integer'),
+        ({"temperature": "hot"}, 400, 'option "temperature" must be of type float32'),
+        ({"stop": "x"}, 400, 'option "stop" must be of type array'),
+        ({"stop": [1]}, 400, 'option "stop" must be of an array of strings'),
+        ({"num_predict": "5"}, 400, 'option "num_predict" must be of type integer'),
+        ({"num_predict": True}, 400, 'option "num_predict" must be of type integer'),
         ({"top_k": -1}, 400, 'invalid option "top_k"'),
         ({"num_ctx": -5}, 400, 'invalid option "num_ctx"'),
         ({"top_p": 1.5}, 400, 'invalid option "top_p"'),
@@ -186,7 +186,7 @@ def test_keep_alive_zero_with_a_prompt_unloads_after(fake):
         ({"model": "fake", "prompt": "x", "images": ["data:image/png;base64,AAAA"]}, 400, None),
         ({"model": "fake", "prompt": "x", "images": ["AAAA"]}, 400, "registry.ollama.ai/library/fake:latest does not support vision"),
         ({"model": "fake", "prompt": "x", "suffix": "y"}, 400, "registry.ollama.ai/library/fake:latest does not support insert"),
-        ({"model": "fake", "prompt": "x", "format": "xml"}, 500, 'invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object'),
+        ({"model": "fake", "prompt": "x", "format": "xml"}, 400, 'invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object'),
         ({"model": "fake", "prompt": 5}, 400, None),
     ],
 )

@@ -31,10 +31,10 @@ def test_integers_truncate_floats_and_nulls_are_skipped():
         ({"stop": ["x", None]}, 'option "stop" must be of an array of strings'),
     ],
 )
-def test_type_errors_are_500s(values, message):
+def test_type_errors_are_400s_in_ollamas_words(values, message):
     with pytest.raises(OllamaError) as info:
         opts.merged({}, values)
-    assert info.value.status == 500 and info.value.message == message
+    assert info.value.status == 400 and info.value.message == message
 
 
 @pytest.mark.parametrize(

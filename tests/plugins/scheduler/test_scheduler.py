@@ -174,13 +174,15 @@ def test_context_shift_with_a_cache_that_keeps_less(make_fake):
         assert run(lease, "Q: one\nA:")[0] == text  # the same tokens in the cache as without
 
 
-def test_engine_errors_reach_the_request(make_fake):
+def test_engine_errors_reach_the_request_and_their_detail_the_log(make_fake, caplog):
     setup = make_fake()
     model = setup.model()
     with setup.kernel.scheduler.acquire(model, GREEDY) as lease:
-        lease.runner.forward = lambda batch: (_ for _ in ()).throw(RuntimeError("boom"))
-        with pytest.raises(OllamaError, match="boom"):
+        lease.runner.forward = lambda batch: (_ for _ in ()).throw(RuntimeError("boom at /some/path"))
+        with pytest.raises(OllamaError) as caught:
             run(lease, "Q: one\nA:")
+    assert caught.value.message == "model runner failed (the server log has the details)"
+    assert "boom at /some/path" in caplog.text
 
 
 def test_close_unloads_everything(make_fake):

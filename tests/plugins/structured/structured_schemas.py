@@ -71,4 +71,9 @@ UNENFORCEABLE = {
     "missing_ref": {"$ref": "#/$defs/nowhere"},
     "if_then": {"if": {"type": "string"}, "then": {"maxLength": 3}},
     "property_names": {"type": "object", "propertyNames": {"maxLength": 3}},
+    # $ref loops with no way out: no finite value satisfies them, so an answer could never end.
+    "self_ref": {"$ref": "#"},
+    "ref_cycle": {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"},
+    "requires_itself": {"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]},
+    "nonempty_array_of_itself": {"type": "array", "items": {"$ref": "#"}, "minItems": 1},
 }

@@ -94,10 +94,10 @@ def test_wider_logits_than_vocabulary_are_masked():
 
 
 @pytest.mark.parametrize("value", ["xml", "JSON", 5, ["json"], True])
-def test_invalid_format_is_a_500_in_ollamas_words(value):
+def test_invalid_format_is_a_400_in_ollamas_words(value):
     with pytest.raises(OllamaError) as caught:
         parse_format(value)
-    assert caught.value.status == 500
+    assert caught.value.status == 400
     assert caught.value.message == (
         f"invalid format: {json.dumps(json.dumps(value))}; expected \"json\" or a valid JSON Schema object"
     )
@@ -112,6 +112,32 @@ def test_no_format(value):
 def test_unenforceable_schema_is_a_400(name):
     with pytest.raises(BadRequest, match="format schema cannot be enforced"):
         parse_format(UNENFORCEABLE[name])
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"next": {"$ref": "#"}}},  # the property may be left out
+    {"type": "array", "items": {"$ref": "#"}},  # the array may be empty
+    {"anyOf": [{"type": "array", "items": {"$ref": "#"}, "minItems": 1}, {"type": "null"}]},
+    {"type": ["array", "null"], "items": {"$ref": "#"}, "minItems": 1},
+])
+def test_a_recursive_schema_with_a_way_out_is_enforced(schema):
+    tokenizer = FakeTokenizer()
+    rng = np.random.default_rng(0)
+    bias = np.zeros(VOCAB, np.float32)
+    bias[[ord("]"), ord("}"), ord("n")]] = 4.0  # lean towards closing, so the answer ends soon
+    text, _ = sample_answer(Constraint(parse_format(schema), tokenizer, VOCAB), tokenizer, rng, VOCAB, bias)
+    jsonschema.validate(json.loads(text), schema)
+
+
+def test_the_loop_check_is_linear_in_the_schema():
+    # A chain of 20,000 $defs that ends in a string: finite, and found so without recursion.
+    from ollamakit_structured.finite import has_finite_value
+
+    defs = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(20_000)}
+    defs["d20000"] = {"type": "string"}
+    assert has_finite_value({"$defs": defs, "$ref": "#/$defs/d0"})
+    defs["d20000"] = {"$ref": "#/$defs/d0"}
+    assert not has_finite_value({"$defs": defs, "$ref": "#/$defs/d0"})
 
 
 def test_thinking_preamble_frees_text_until_the_closing_tag():

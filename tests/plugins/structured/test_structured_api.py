@@ -75,7 +75,7 @@ def test_format_json_gives_an_object(fake):
 ])
 def test_format_errors(fake, path, body):
     bad = post(fake, path, model="fake", format="xml", **body)
-    assert bad.status_code == 500
+    assert bad.status_code == 400
     assert bad.json == {"error": 'invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object'}
     for schema in UNENFORCEABLE.values():
         refused = post(fake, path, model="fake", format=schema, **body)

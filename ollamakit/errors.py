@@ -50,3 +50,8 @@ class DigestMismatch(BadRequest):
 
 class InvalidModelFile(BadRequest):
     """A model file (GGUF, safetensors) that fails validation: always a 400, never a traceback."""
+
+
+class ListenError(OllamaError):
+    """The server cannot listen on its address: the port is taken, or the address is not this
+    machine's. ``serve`` prints it as one line and exits non-zero, as Ollama does."""

@@ -3,6 +3,7 @@ point group (see ``drivers.py``) and constructed with the running ``Kernel``."""
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -124,7 +125,15 @@ class Transport(ABC):
         self.kernel = kernel
 
     @abstractmethod
-    def serve(self, app, host: str, port: int) -> None: ...
+    def serve(self, app, host: str, port: int) -> None:
+        """Serve ``app`` until stopped. An address it cannot listen on raises ``ListenError``,
+        before ``listening`` is called."""
+
+    def listening(self, host: str, port: int) -> None:
+        """Say where the server listens, once it does: before the bind, a busy port would be
+        announced as listening."""
+        settings = self.kernel.settings
+        print(f"ollamakit listening on {host}:{port} (models in {settings.models_dir})", file=sys.stderr, flush=True)
 
 
 class ModelSource(ABC):

@@ -8,7 +8,7 @@ import click
 
 from ..config import Settings, parse_host
 from ..drivers import describe_drivers
-from ..errors import OllamaError
+from ..errors import ListenError, OllamaError
 from ..kernel import Kernel
 
 
@@ -35,9 +35,10 @@ def serve_command(pm, host, models_dir, storage, compute):
     app = create_app(kernel)
     kernel.hook.on_startup(kernel=kernel)
     transport = kernel.hook.make_transport(kernel=kernel)
-    click.echo(f"ollamakit listening on {settings.host}:{settings.port} (models in {settings.models_dir})", err=True)
     try:
         transport.serve(app, settings.host, settings.port)
+    except ListenError as exc:  # a busy port is one line in words, not a traceback
+        raise click.ClickException(str(exc)) from None
     finally:
         kernel.hook.on_shutdown(kernel=kernel)
         kernel.close()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 
+from ollamakit.errors import ListenError
 from ollamakit.interfaces import Transport
 
 from .receive import install
@@ -25,7 +27,28 @@ class WaitressTransport(Transport):
         import waitress
 
         sockets: dict = {}
-        server = waitress.create_server(
+        try:
+            # Resolved here first: waitress turns a name that does not resolve into a bare
+            # "Invalid host/port specified." ValueError, which would not say why.
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            server = self._create_server(waitress, app, sockets, host, port)
+        except OSError as exc:
+            raise ListenError(listen_error(host, port, exc)) from None
+        self.listening(host, port)
+        scratch_files = ScratchFiles(self.kernel.store)
+        scratch_files.sweep(older_than=2 * CHANNEL_TIMEOUT)
+        install(sockets.values(), scratch_files)
+        server.print_listen("Serving on http://{}:{}")
+        restore = _remove_uploads_on_sigterm(scratch_files)
+        try:
+            server.run()
+        finally:
+            restore()
+            scratch_files.close_all()
+
+    def _create_server(self, waitress, app, sockets: dict, host: str, port: int):
+        """The waitress server, bound to its address."""
+        return waitress.create_server(
             app,
             map=sockets,
             host=host,
@@ -44,16 +67,16 @@ class WaitressTransport(Transport):
             ident="ollamakit",
             clear_untrusted_proxy_headers=True,
         )
-        scratch_files = ScratchFiles(self.kernel.store)
-        scratch_files.sweep(older_than=2 * CHANNEL_TIMEOUT)
-        install(sockets.values(), scratch_files)
-        server.print_listen("Serving on http://{}:{}")
-        restore = _remove_uploads_on_sigterm(scratch_files)
-        try:
-            server.run()
-        finally:
-            restore()
-            scratch_files.close_all()
+
+
+def listen_error(host: str, port: int, exc: OSError) -> str:
+    """Go's words for a failed listen, which Ollama prints, e.g.
+    ``listen tcp 127.0.0.1:11434: bind: address already in use``."""
+    reason = (exc.strerror or str(exc)).lower()  # Go spells the system's messages in lower case
+    if isinstance(exc, socket.gaierror):
+        return f"listen tcp: lookup {host}: {reason}"
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"listen tcp {address}: bind: {reason}"
 
 
 def _remove_uploads_on_sigterm(scratch_files: ScratchFiles):

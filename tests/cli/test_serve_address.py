@@ -1,0 +1,50 @@
+"""``ollamakit serve`` on an address it cannot have: one line in Ollama's words, a non-zero
+exit, and the server that holds the port goes on answering."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+
+from ollamakit.testing.fixtures import ServerProcess
+
+
+def serve(tmp_path, host: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OLLAMA_HOST": host, "OLLAMA_MODELS": str(tmp_path / "models")}
+    return subprocess.run(
+        [sys.executable, "-m", "ollamakit", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = serve(tmp_path, f"127.0.0.1:{port}")
+    assert done.returncode == 1
+    assert done.stderr == f"Error: listen tcp 127.0.0.1:{port}: bind: address already in use\n"
+    assert done.stdout == ""
+
+
+def test_a_second_server_on_the_same_port_leaves_the_first_alone(tmp_path, models_dir):
+    first = ServerProcess(models_dir).start()
+    try:
+        done = serve(tmp_path, f"127.0.0.1:{first.port}")
+        assert done.returncode == 1
+        assert "address already in use" in done.stderr and "Traceback" not in done.stderr
+        assert "listening" not in done.stderr  # it never was
+        assert httpx.get(f"{first.url}/api/version").status_code == 200
+    finally:
+        first.stop()
+
+
+def test_a_host_that_does_not_resolve_says_so(tmp_path):
+    done = serve(tmp_path, "no-such-host.invalid:11434")
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: listen tcp: lookup no-such-host.invalid: ")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

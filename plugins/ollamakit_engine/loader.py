@@ -35,6 +35,8 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
         raise BadRequest(f"numerics must be one of {', '.join(NUMERICS)}, got {numerics!r}")
     threads = _threads(options, backend)
     hp = read_hparams(gguf.metadata)
+    if getattr(backend, "runs_graphs", False):
+        return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads)
     ops = LlamaCppOps(backend) if numerics == "llama.cpp" else Ops(backend)
     ops.use_threads(threads)
     weights = load_weights(gguf, hp, ops)
@@ -50,6 +52,23 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
         num_batch=num_batch,
         threads=threads,
         choose_threads=not options.get("num_thread"),
+    )
+
+
+def _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads):
+    """The model on ggml: weights in their file's blocks, a graph per step."""
+    from .graph_runner import GraphRunner
+    from .graph_weights import MappedWeights
+
+    return GraphRunner(
+        hp=hp,
+        weights=MappedWeights.open(gguf, backend.lib),
+        backend=backend,
+        metadata=dict(gguf.metadata),
+        tokenizer=tokenizer,
+        num_batch=num_batch,
+        threads=threads,
+        cache_type=options.get("kv_cache_type") or "f16",
     )
 
 

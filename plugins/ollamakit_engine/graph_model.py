@@ -1,0 +1,198 @@
+"""The decoder-only transformer as a ggml graph: one graph per step, built as llama.cpp builds it.
+
+The rows of every sequence in a step are concatenated, so each projection is one product over
+the quantized weights for the whole step: a batch of decoding sequences reads each weight block
+once. Keys and values go to each sequence's own cache, and each sequence attends to its own
+cache with ggml's flash attention (scores, online softmax and the value sum in one pass, the
+query heads of a group sharing one read of their key/value head).
+
+The block covers the llama family (pre-norm, SwiGLU; llama rotates adjacent pairs, qwen2/3 the
+two halves of a head) and gemma3 (pre- and post-norms, q/k norms, GELU gate, sliding-window
+layers with their own rope base): the differences are hyperparameters and the tensors a file has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ollamakit_ggml import lib as L
+
+from .graph_weights import ModelTensors
+from .hparams import HParams
+
+F32_BYTES = 4
+# rope's YaRN parameters, unused without YaRN scaling (ext_factor 0): llama.cpp's defaults
+BETA_FAST, BETA_SLOW = 32.0, 1.0
+KV_BLOCK = 256  # attention spans grow in blocks of this many cache cells, as llama.cpp's do
+
+
+@dataclass
+class GraphSegment:
+    """``tokens`` of one sequence, appended to ``cache`` from position ``start``; rows
+    [row, row + len(tokens)) of the step."""
+
+    cache: object
+    tokens: list[int]
+    start: int
+    row: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.tokens)
+
+
+class GraphTransformer:
+    def __init__(self, hp: HParams, tensors: ModelTensors):
+        self.hp = hp
+        self.t = tensors
+        self.rope_mode = L.ROPE_NORMAL if hp.interleaved_rope else L.ROPE_NEOX
+
+    def nodes(self, segments: int) -> int:
+        """An upper bound on the graph nodes of a step with this many segments."""
+        return 128 + self.hp.n_layer * (48 + 12 * segments)
+
+    # -- a step --------------------------------------------------------------------------------
+
+    @staticmethod
+    def span(segment: GraphSegment) -> int:
+        """The cache positions a segment's rows attend over: its cache up to the step's end,
+        rounded up to a multiple of ``KV_BLOCK`` (the cells past the end are masked out).
+        The same span for many steps lets a decode graph be reused (``GraphRunner``)."""
+        return min(segment.cache.num_ctx, -(-segment.stop // KV_BLOCK) * KV_BLOCK)
+
+    def inputs(self, segments: list[GraphSegment], hidden: bool = False) -> dict[str, np.ndarray]:
+        """The values a step's graph reads, by name: token ids, positions, where each segment's
+        keys go, and each segment's masks (global layers, and sliding-window layers if any)."""
+        rows = sum(len(s.tokens) for s in segments)
+        values = {
+            "ids": np.concatenate([np.asarray(s.tokens, np.int32) for s in segments]),
+            "positions": np.concatenate([np.arange(s.start, s.stop, dtype=np.int32) for s in segments]),
+        }
+        if not hidden and rows != len(segments):
+            values["out_ids"] = np.array([s.row + len(s.tokens) - 1 for s in segments], np.int32)
+        for i, s in enumerate(segments):
+            values[f"write{i}"] = np.arange(s.start, s.stop, dtype=np.int64)
+            for local in set(self.hp.swa_layers):
+                values[f"mask{i}.{int(local)}"] = self._mask(s, local)
+        return values
+
+    def build(self, step, segments: list[GraphSegment], values: dict[str, np.ndarray], hidden: bool = False) -> int:
+        """The step's graph over input tensors named as in ``inputs``; returns its output:
+        logits (vocab, one row per segment: the segment's last row), or with ``hidden`` every
+        row's normed final state (n_embd, rows)."""
+        hp, t = self.hp, self.t
+        tensors = {name: step.input(array, L.TYPE_I64 if name.startswith("write") else None, name) for name, array in values.items()}
+        x = step.op("get_rows", t.token_embd, tensors["ids"])
+        if hp.embed_scale != 1.0:
+            x = step.op("scale", x, hp.embed_scale)
+        last = len(t.layers) - 1
+        for index, layer in enumerate(t.layers):
+            out_ids = tensors.get("out_ids") if index == last else None
+            x = self._layer(step, index, layer, x, tensors, segments, out_ids)
+        x = self._norm(step, x, t.output_norm)
+        if hidden:
+            return step.output(x)
+        logits = step.op("mul_mat", t.output, x)
+        if hp.logit_softcap:
+            logits = step.op("scale", logits, 1.0 / hp.logit_softcap)
+            logits = step.op("tanh", logits)
+            logits = step.op("scale", logits, hp.logit_softcap)
+        return step.output(logits)
+
+    def _layer(self, step, index, layer, x, inputs, segments, out_ids):
+        hp = self.hp
+        positions = inputs["positions"]
+        rows = sum(len(s.tokens) for s in segments)
+        local = hp.swa_layers[index]
+        residual = x
+        cur = self._norm(step, x, layer.attn_norm)
+        q = self._project(step, layer.wq, layer.bq, cur)
+        k = self._project(step, layer.wk, layer.bk, cur)
+        v = self._project(step, layer.wv, layer.bv, cur)
+        q = step.op("reshape_3d", q, hp.head_dim, hp.n_head, rows)
+        k = step.op("reshape_3d", k, hp.head_dim, hp.n_head_kv, rows)
+        if layer.q_norm is not None:
+            q = self._norm(step, q, layer.q_norm)
+            k = self._norm(step, k, layer.k_norm)
+        q = self.rope(step, q, positions, local)
+        k = self.rope(step, k, positions, local)
+        kq_scale = hp.attn_scale
+        if hp.scale_queries:
+            q = step.op("scale", q, hp.attn_scale)
+            kq_scale = 1.0
+
+        # keys and values into each sequence's cache first: attention reads them from there
+        for i, s in enumerate(segments):
+            count = len(s.tokens)
+            for source, width, is_value in ((k, hp.kv_dim, False), (v, hp.v_dim, True)):
+                new_rows = step.op("view_2d", source, width, count, width * F32_BYTES, s.row * width * F32_BYTES)
+                target = s.cache.values[index] if is_value else s.cache.keys[index]
+                step.expand(step.op("set_rows", target, new_rows, inputs[f"write{i}"]))
+
+        attn = None
+        for i, s in enumerate(segments):
+            count = len(s.tokens)
+            mask = inputs[f"mask{i}.{int(local)}"]
+            queries = step.op(
+                "view_3d", q, hp.head_dim, hp.n_head, count,
+                hp.head_dim * F32_BYTES, hp.q_dim * F32_BYTES, s.row * hp.q_dim * F32_BYTES,
+            )
+            queries = step.op("permute", queries, 0, 2, 1, 3)  # (head_dim, rows, heads)
+            span = self.span(s)
+            keys = s.cache.attend_view(step, index, 0, span, False)
+            values = s.cache.attend_view(step, index, 0, span, True)
+            out = step.op("flash_attn_ext", queries, keys, values, mask, kq_scale, 0.0, 0.0)
+            step.lib.ggml_flash_attn_ext_set_prec(out, L.PREC_F32)
+            out = step.op("reshape_2d", out, hp.n_head * hp.head_dim_v, count)
+            attn = out if attn is None else step.op("concat", attn, out, 1)
+
+        if out_ids is not None:  # the last layer carries on only the rows read out
+            attn = step.op("get_rows", attn, out_ids)
+            residual = step.op("get_rows", residual, out_ids)
+        cur = step.op("mul_mat", layer.wo, attn)
+        if layer.post_attn_norm is not None:
+            cur = self._norm(step, cur, layer.post_attn_norm)
+        ffn_in = step.op("add", cur, residual)
+
+        cur = self._norm(step, ffn_in, layer.ffn_norm)
+        gate = step.op("mul_mat", layer.gate, cur)
+        up = step.op("mul_mat", layer.up, cur)
+        cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
+        cur = step.op("mul_mat", layer.down, cur)
+        if layer.post_ffn_norm is not None:
+            cur = self._norm(step, cur, layer.post_ffn_norm)
+        return step.op("add", cur, ffn_in)
+
+    # -- pieces --------------------------------------------------------------------------------
+
+    def _norm(self, step, x, weight):
+        return step.op("mul", step.op("rms_norm", x, self.hp.norm_eps), weight)
+
+    @staticmethod
+    def _project(step, weight, bias, x):
+        out = step.op("mul_mat", weight, x)
+        return out if bias is None else step.op("add", out, bias)
+
+    def rope(self, step, x, positions, local: bool):
+        """Rotate (head_dim, heads, rows) by ``positions`` (I32, one per row)."""
+        hp = self.hp
+        if local and hp.rope_base_local is not None:
+            base, scale, factors = hp.rope_base_local, 1.0, None
+        else:
+            base, scale, factors = hp.rope_base, hp.rope_scale, self.t.rope_factors
+        return step.op(
+            "rope_ext", x, positions, factors, hp.rope_dim, self.rope_mode, hp.n_ctx_train,
+            base, scale, 0.0, 1.0, BETA_FAST, BETA_SLOW,
+        )
+
+    def _mask(self, s: GraphSegment, local: bool) -> np.ndarray:
+        """The additive float16 mask (rows, span) of one segment: each row sees the positions up
+        to its own, within the window on sliding-window layers; cells past the end are hidden."""
+        query = np.arange(s.start, s.stop)[:, None]
+        key = np.arange(self.span(s))[None, :]
+        visible = key <= query
+        if local and self.hp.sliding_window:
+            visible &= query - key < self.hp.sliding_window
+        return np.where(visible, np.float16(0), np.float16(-np.inf))

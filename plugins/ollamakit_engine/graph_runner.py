@@ -1,0 +1,232 @@
+"""A loaded model on the graph engine: the scheduler's ``Runner`` contract over ggml graphs.
+
+Same contract as ``runner.Runner`` (``forward``, ``new_cache``, ``embed``, ``memory_bytes``...),
+so the scheduler cannot tell the engines apart: it makes a cache per sequence and hands
+``forward`` the new tokens of every ready sequence, prompt chunks and decode tokens mixed; the
+runner packs them into steps of at most ``num_batch`` rows, one graph each.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+from ollamakit_ggml.graph import Step
+
+from ollamakit.errors import BadRequest
+
+from .graph_cache import GraphKVCache, cache_row_bytes
+from .graph_model import GraphSegment, GraphTransformer
+from .graph_weights import MappedWeights, model_tensors
+from .hparams import HParams
+
+DEFAULT_NUM_BATCH = 512
+KEPT_GRAPHS = 8  # decode graphs kept for reuse (a few MiB each at most)
+
+
+class GraphRunner:
+    def __init__(
+        self,
+        *,
+        hp: HParams,
+        weights: MappedWeights,
+        backend,
+        metadata: dict,
+        tokenizer=None,
+        num_batch: int = DEFAULT_NUM_BATCH,
+        threads: int | None = None,
+        cache_type: str = "f16",
+    ):
+        from ollamakit_ggml.graph import Compute
+
+        if num_batch < 1:
+            raise BadRequest(f"num_batch must be positive, got {num_batch}")
+        self.hp = hp
+        self.metadata = metadata
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.lib = backend.lib
+        self.weights = weights  # holds the mapping (and the tensors in it) alive
+        self.tensors = model_tensors(weights, hp)
+        self.model = GraphTransformer(hp, self.tensors)
+        self.num_batch = num_batch
+        self.threads = threads or backend.default_threads
+        self.cache_type = cache_type
+        self.compute = Compute(self.lib, backend.threadpool(self.threads), self.threads)
+        self.context_length = hp.n_ctx_train
+        self.vocab_size = self.tensors.vocab_size
+        self._caches: weakref.WeakSet[GraphKVCache] = weakref.WeakSet()
+        self._graphs: dict[tuple, tuple] = {}  # decode graphs by their caches and spans, oldest first
+        self._lock = threading.Lock()  # one step at a time: steps share the allocator
+        self._closed = False
+
+    @property
+    def architecture(self) -> str:
+        return self.hp.arch
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.weights.nbytes + sum(cache.nbytes for cache in list(self._caches))
+
+    def cache_bytes(self, num_ctx: int) -> int:
+        """Bytes one sequence's cache of ``num_ctx`` takes once full."""
+        return num_ctx * cache_row_bytes(self.lib, self.hp, self.cache_type)
+
+    def new_cache(self, num_ctx: int) -> GraphKVCache:
+        cache = GraphKVCache(self.lib, self.hp, num_ctx, self.cache_type, rotate=self._rotate)
+        self._caches.add(cache)
+        return cache
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def forward(self, batch: list[tuple[GraphKVCache, list[int]]]) -> list[np.ndarray]:
+        """Append each sequence's tokens to its cache; return float32 logits (vocab,) of each
+        sequence's last token."""
+        self._check(batch)
+        results: list = [None] * len(batch)
+        with self._lock:
+            for segments, owners in self._plan(batch):
+                logits = self._run(segments)
+                for row, owner in enumerate(owners):
+                    if owner is not None:  # this segment ends its sequence's tokens
+                        results[owner] = logits[row]
+        return results
+
+    def _run(self, segments: list[GraphSegment], hidden: bool = False) -> np.ndarray:
+        values = self.model.inputs(segments, hidden)
+        total = sum(len(s.tokens) for s in segments)
+        rows = total if hidden else len(segments)
+        width = self.hp.n_embd if hidden else self.vocab_size
+        if hidden or total != len(segments):  # a prompt: built for this step only
+            step = self.compute.step(self.model.nodes(len(segments)))
+            try:
+                out = self.model.build(step, segments, values, hidden)
+                self.compute.run(step)
+                result = self.compute.read(out, rows, width)
+            finally:
+                step.close()
+        else:
+            step, out = self._decode_graph(segments, values)
+            self.compute.run(step)
+            result = self.compute.read(out, rows, width)
+        for s in segments:
+            s.cache.n_past = s.stop
+        return result
+
+    def _decode_graph(self, segments, values):
+        """The graph of a decode step (one token per sequence), kept for the steps after it:
+        while the same caches decode within the same attention spans only the inputs change.
+        Building a graph costs about as much Python as a small model's whole step."""
+        key = tuple((s.cache.serial, self.model.span(s)) for s in segments)
+        kept = self._graphs.pop(key, None)
+        if kept is not None:
+            kept[0].refill(values)
+        else:
+            step = Step(self.lib, self.model.nodes(len(segments)))
+            kept = (step, self.model.build(step, segments, values))
+            self.compute.keep(step)
+            while len(self._graphs) >= KEPT_GRAPHS:
+                self._graphs.pop(next(iter(self._graphs)))[0].close()  # the least recently used
+        self._graphs[key] = kept
+        return kept
+
+    def _check(self, batch) -> None:
+        if self._closed:
+            raise RuntimeError("runner is closed")
+        if not batch:
+            raise BadRequest("forward needs at least one sequence")
+        seen = set()
+        for cache, tokens in batch:
+            if id(cache) in seen:
+                raise BadRequest("a sequence appears twice in one batch")
+            seen.add(id(cache))
+            if not tokens:
+                raise BadRequest("a sequence in the batch has no tokens")
+            if cache.n_past + len(tokens) > cache.num_ctx:
+                raise BadRequest(f"{cache.n_past} cached + {len(tokens)} new tokens exceed the context of {cache.num_ctx}")
+            low, high = min(tokens), max(tokens)
+            if low < 0 or high >= self.vocab_size:
+                raise BadRequest(f"token id {low if low < 0 else high} is outside the vocabulary of {self.vocab_size}")
+
+    def _plan(self, batch):
+        """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the
+        index of the sequence it finishes (or None)."""
+        offsets = [0] * len(batch)
+        positions = [cache.n_past for cache, _ in batch]
+        while True:
+            budget, row = self.num_batch, 0
+            segments, owners = [], []
+            for index, (cache, tokens) in enumerate(batch):
+                take = min(len(tokens) - offsets[index], budget)
+                if take <= 0:
+                    continue
+                segments.append(GraphSegment(cache, tokens[offsets[index] : offsets[index] + take], positions[index], row))
+                offsets[index] += take
+                positions[index] += take
+                owners.append(index if offsets[index] == len(tokens) else None)
+                row += take
+                budget -= take
+            if not segments:
+                return
+            yield segments, owners
+
+    # -- context shift -------------------------------------------------------------------------
+
+    def _rotate(self, cache: GraphKVCache, first: int, count: int, delta: int) -> None:
+        """Rotate the keys at positions [first, first + count) by ``delta`` positions, in place."""
+        from ollamakit_ggml import lib as L
+
+        hp = self.hp
+        with self._lock:
+            step = self.compute.step(8 * hp.n_layer + 16)
+            try:
+                positions = step.input(np.full(count, delta, np.int32), L.TYPE_I32)
+                for index in range(hp.n_layer):
+                    view = step.op(
+                        "view_3d", cache.keys[index], hp.head_dim, hp.n_head_kv, count,
+                        cache.k_head, cache.k_row, first * cache.k_row,
+                    )
+                    source = view if cache.ggml_type == L.TYPE_F16 else step.op("cast", view, L.TYPE_F32)
+                    rotated = self.model.rope(step, source, positions, hp.swa_layers[index])
+                    step.expand(step.op("cpy", rotated, view))
+                self.compute.run(step)
+            finally:
+                step.close()
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    def embed(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """Hidden states after the output norm, pooled per the model's pooling type (the mean for
+        causal models that declare none, as Ollama embeds with them). Not normalised."""
+        results = []
+        for tokens in batch:
+            if not tokens:
+                raise BadRequest("cannot embed an empty input")
+            cache = GraphKVCache(self.lib, self.hp, len(tokens), self.cache_type)
+            try:
+                self._check([(cache, tokens)])
+                with self._lock:
+                    parts = [self._run(segments, hidden=True) for segments, _ in self._plan([(cache, tokens)])]
+            finally:
+                cache.close()
+            states = np.concatenate(parts)
+            pooling = self.hp.pooling
+            if pooling == "cls":
+                pooled = states[0]
+            elif pooling == "last":
+                pooled = states[-1]
+            else:
+                pooled = states.mean(axis=0)
+            results.append(np.ascontiguousarray(pooled, dtype=np.float32))
+        return results
+
+    def close(self) -> None:
+        """Drop the caches and the mapping so their memory can be reclaimed."""
+        self._closed = True
+        with self._lock:
+            for step, _ in self._graphs.values():
+                step.close()
+            self._graphs = {}
+            self.compute.close()
+        self._caches = weakref.WeakSet()

@@ -9,6 +9,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_PORT = 11434
+# A ceiling on the tokens one request generates, whatever its ``num_predict``: without one,
+# num_predict 2**63 (or -1 with a huge context) holds a slot without end. 32768 leaves room for
+# the longest answers models give (reasoning models think for tens of thousands of tokens).
+DEFAULT_MAX_PREDICT = 32768
 
 
 def parse_bool(value: str | None) -> bool:
@@ -111,6 +115,7 @@ class Settings:
     max_loaded_models: int = 3
     max_queue: int = 512
     context_length: int = 4096
+    max_predict: int = DEFAULT_MAX_PREDICT  # the most tokens one request may generate
     load_timeout: float = 300.0
     memory_fraction: float = 0.8  # share of RAM loaded models may fill before LRU eviction
     noprune: bool = False
@@ -142,6 +147,7 @@ class Settings:
             max_loaded_models=_env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
             max_queue=_env_int("OLLAMA_MAX_QUEUE", 512),
             context_length=_env_int("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
+            max_predict=max(0, _env_int("OLLAMAKIT_MAX_PREDICT", 0)) or DEFAULT_MAX_PREDICT,
             memory_fraction=_env_float("OLLAMAKIT_MEMORY_FRACTION", 0.8),
             noprune=parse_bool(_env("OLLAMA_NOPRUNE")),
             debug=parse_bool(_env("OLLAMA_DEBUG")),

@@ -75,6 +75,7 @@ class Lease:
 
     def start(self, prompt: list[int], **kwargs) -> Sequence:
         """Queue a sequence for the model's batching loop; iterate ``sequence.events()``."""
+        kwargs.setdefault("max_predict", self.scheduler.settings.max_predict)
         seq = Sequence(prompt, self.options, self.num_ctx, self.tokenizer, **kwargs)
         seq.on_start = self._dequeue
         seq.on_cancel = self.entry.worker.wake

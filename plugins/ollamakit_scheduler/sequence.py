@@ -71,6 +71,7 @@ class Sequence:
         logprobs: bool = False,
         top_logprobs: int = 0,
         constraint=None,
+        max_predict: int | None = None,
     ):
         if not prompt:
             raise BadRequest("prompt is empty after tokenization")
@@ -79,10 +80,21 @@ class Sequence:
         self.options = options
         self.tokenizer = tokenizer
         self.eog = frozenset(tokenizer.eog_ids)
-        self.shift = shift
+        # num_predict as Ollama reads it. A count, shifting the window when it fills. -1 (any
+        # negative) until a stop, shifting too, but never past ten windows' worth, Ollama's own
+        # bound. -2 until the window is full: no shift. And never past ``max_predict``, the
+        # server's ceiling, so no request holds its slot without end.
+        fill = options.num_predict == -2
+        self.shift = shift and not fill
+        if fill:
+            limit = num_ctx
+        elif options.num_predict < 0:
+            limit = 10 * num_ctx
+        else:
+            limit = options.num_predict
+        self.limit = limit if max_predict is None else min(limit, max_predict)
         self.want_logprobs = logprobs or top_logprobs > 0
         self.top_logprobs = top_logprobs
-        self.limit = options.num_predict if 0 <= options.num_predict <= 10 * num_ctx else 10 * num_ctx
         self.sampler = Sampler(options, num_ctx)
         # Structured outputs: masks the logits (``mask``), follows the answer (``advance``) and
         # says when it is whole (``complete``); see ollamakit_structured.Constraint.

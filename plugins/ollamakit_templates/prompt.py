@@ -8,6 +8,7 @@ Messages are API dicts: ``{"role", "content", "images"?, "tool_calls"?, "tool_na
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Iterable
@@ -141,16 +142,40 @@ def fit_messages(messages: list[dict], render: Callable[[list[dict]], str], coun
                  num_ctx: int, image_tokens: int = 0) -> int:
     """Index of the first message to keep so the rendered prompt fits ``num_ctx`` tokens.
 
-    Older messages are dropped one at a time; system messages among them are kept (moved to the
-    front), and the last message is always kept however long it is."""
+    Ollama's rule: the latest messages that fit are kept, the system messages among the older
+    ones are kept too (moved to the front), and the last message is kept however long it is.
+    Ollama finds the cut by rendering once per message from the end, and the whole conversation
+    each time a message is added: quadratic in a long chat. A prompt only grows as messages are
+    kept, so the same cut is found by doubling the kept tail until it no longer fits, then
+    bisecting: a handful of renders, each no larger than what is kept (plus system messages).
+    """
     last = len(messages) - 1
-    for i in range(last + 1):
-        kept = [m for m in messages[:i] if m.get("role") == "system"] + messages[i:]
-        size = count_tokens(render(kept))
-        size += image_tokens * sum(len(m.get("images") or []) for m in messages[i:])
-        if size <= num_ctx:
-            return i
-    return max(last, 0)
+    if last <= 0:
+        return 0
+    systems = [n for n, m in enumerate(messages) if m.get("role") == "system"]
+    images_from = [0] * (last + 2)  # images in messages[i:]
+    for n in range(last, -1, -1):
+        images_from[n] = images_from[n + 1] + len(messages[n].get("images") or [])
+
+    def fits(i: int) -> bool:
+        kept = [messages[n] for n in systems[: bisect_left(systems, i)]] + messages[i:]
+        return count_tokens(render(kept)) + image_tokens * images_from[i] <= num_ctx
+
+    if fits(0):
+        return 0
+    fitting, failing, step = last, 0, 1  # fits(last) is not asked: the last message stays anyway
+    while last - step > 0:
+        if not fits(last - step):
+            failing = last - step
+            break
+        fitting, step = last - step, step * 2
+    while fitting - failing > 1:
+        middle = (fitting + failing) // 2
+        if fits(middle):
+            fitting = middle
+        else:
+            failing = middle
+    return fitting
 
 
 def render_chat(template=None, jinja: str | None = None, messages: list[dict] = (), tools=None, think=None, *,

@@ -119,6 +119,48 @@ def test_fit_messages_counts_images():
     assert fit_messages(msgs, lambda m: "", lambda s: 0, num_ctx=1000, image_tokens=768) == 0
 
 
+def _ollama_cut(messages, render, count_tokens, num_ctx, image_tokens=0):
+    """Ollama's own loop (server/prompt.go): from the end, keep messages while they fit."""
+    n = len(messages) - 1
+    for i in range(n - 1, -1, -1):
+        kept = [m for m in messages[:i] if m.get("role") == "system"] + messages[i:]
+        size = count_tokens(render(kept)) + image_tokens * sum(len(m.get("images") or []) for m in messages[i:])
+        if size > num_ctx:
+            break
+        n = i
+    return max(n, 0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fit_messages_cuts_where_ollama_does(seed):
+    import random
+
+    rng = random.Random(seed)
+    roles = ["user", "assistant", "system", "tool"]
+    msgs = [{"role": rng.choice(roles), "content": "x" * rng.randrange(0, 30),
+             **({"images": ["i"] * rng.randrange(1, 3)} if rng.random() < 0.1 else {})}
+            for _ in range(rng.randrange(1, 60))]
+    render = lambda kept: execute(CHATML, kept)  # noqa: E731
+    for num_ctx in (1, 50, 200, 800, 5000):
+        for image_tokens in (0, 40):
+            assert fit_messages(msgs, render, len, num_ctx, image_tokens) == _ollama_cut(msgs, render, len, num_ctx, image_tokens)
+
+
+def test_fit_messages_renders_little_of_a_long_chat():
+    msgs = [{"role": "system", "content": "S"}] + [{"role": "user" if n % 2 else "assistant", "content": f"m{n}"}
+                                                    for n in range(20_000)]
+    rendered = []
+
+    def render(kept):
+        rendered.append(len(kept))
+        return "".join(m["content"] for m in kept)
+
+    start = fit_messages(msgs, render, len, num_ctx=3000)
+    assert len(render(msgs[:1] + msgs[start:])) <= 3000 < len(render(msgs[:1] + msgs[start - 1:]))
+    # One render of the whole chat, then renders of what is kept: linear, not 20,000 renders.
+    assert sum(rendered) < 2 * len(msgs)
+
+
 def test_jinja_used_when_no_go_template():
     jinja = ("{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}"
              "{% if add_generation_prompt %}{{ bos_token }}>{% endif %}")

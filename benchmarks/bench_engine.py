@@ -1,249 +1,252 @@
-"""Engine speed on the CPU: our numpy engine beside llama.cpp, same machine, same run.
+"""Engine speed and memory on the CPU: our ggml engine beside llama.cpp, same machine, same run.
 
-    .venv/bin/python benchmarks/bench_engine.py                 # both real models
-    .venv/bin/python benchmarks/bench_engine.py --models smollm2 --prompt 512 --decode 128
+    .venv/bin/python benchmarks/bench_engine.py                          # smollm2, gemma3, qwen
+    .venv/bin/python benchmarks/bench_engine.py --models qwen --threads 2 --llama-threads 1
 
-For each model it prints prefill tokens/s (one prompt of --prompt tokens), single-stream decode
-tokens/s (--decode greedy steps, both after that prompt and from a single token, the way
-llama-bench's ``tg128`` measures generation), aggregate decode of --streams concurrent sequences, resident
-memory, and the numpy roofline: the float32 bytes of weights one decode step must read, over the
-matrix-vector bandwidth measured here, with our decode as a fraction of it. Both engines are
-loaded side by side and every measurement alternates between them (best of --repeats each).
+For each model, with both engines at the same num_ctx (--prompt + --decode + a margin):
 
-llama.cpp (``pip install llama-cpp-python``; not a project dependency) runs with n_threads
-matching --threads; it is skipped when not installed. Our engine runs with its own ``num_thread``
-default (--num-thread fixes it). Run on an idle machine (check ``uptime`` and ``ps``): both
-sides use every core they are given, and a busy neighbour stalls threaded products.
+  prefill     tokens/s of one --prompt-token prompt (random token ids, fixed seed)
+  decode      tokens/s of --decode greedy steps after a short prompt, and after the long one
+  memory      peak resident set (VmHWM) of a process that loaded the model and answered the
+              long prompt; Python and numpy alone (before either engine is imported) are shown beneath it
+  streams     our aggregate tokens/s of 4 sequences decoded together (4 caches, one forward
+              call per step), against one stream; llama-cpp-python has no batched API
+
+Every run of an engine is a fresh subprocess, so the resident memory is that engine's alone and
+neither inherits the other's page-ins or allocator state. Runs alternate between the engines
+(ours, llama.cpp, llama.cpp, ours, ...) so a change in the machine's speed during the run lands
+on both alike; each figure is the best of --repeats. Run on an idle machine (check ``uptime``):
+both engines use every thread they are given, and a busy neighbour stalls them.
+
+llama.cpp (``pip install llama-cpp-python``; not a project dependency) runs as
+``Llama(path, n_ctx, n_threads, n_batch=512, flash_attn=True)``; it is skipped when absent.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 
-from ollamakit.testing import models
-from ollamakit_engine import load_runner
-from ollamakit_numpy import NumpyBackend
+ENGINES = ("ours", "llama.cpp")
+STREAMS = 4
+SHORT = 8  # tokens of the short prompt decode starts from
+MARGIN = 16  # cache positions beyond prompt + decode (the untimed warm-up step, slack)
 
-MODELS = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m}
 
-
-def rss_bytes() -> int:
+def proc_status(field: str) -> int:
+    """A ``/proc/self/status`` size field (VmRSS, VmHWM) in bytes."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    return 0
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def matvec_bandwidth(megabytes: int = 256) -> float:
-    """Bytes/s that ``x @ W.T`` streams through a float32 matrix far larger than the caches."""
-    cols = 1024
-    rows = megabytes * (1 << 20) // (4 * cols)
-    weight = np.random.default_rng(0).standard_normal((rows, cols), dtype=np.float32)
-    x = np.ones((1, cols), np.float32)
-    out = np.empty((1, rows), np.float32)
-    np.dot(x, weight.T, out=out)
-    seconds = best_of(5, lambda: np.dot(x, weight.T, out=out))
-    return weight.nbytes / seconds
-
-
-def decode_bytes(runner) -> int:
-    """Float32 weight bytes one decode step reads: every matrix, plus one embedding row. The
-    zero columns the engine may pad a matrix with (``Ops.padded_width``) are its own overhead,
-    so they do not count."""
-    w = runner.model.weights
-    total = w.output.weight.nbytes + w.token_embd.shape[0] * 4
-    for layer in w.layers:
-        for linear in (layer.qkv, layer.attn_out, layer.gate_up, layer.down):
-            rows, cols = linear.shape
-            total += rows * cols * 4
-    return total
-
-
-def cache_read_bytes(runner, context: int) -> int:
-    """Bytes of keys and values one decode step reads at ``context`` cached tokens (a
-    sliding-window layer reads no more than its window). Not weights, so not in the roofline;
-    printed beside it for decoding after a long prompt."""
-    hp = runner.hp
-    per_position = 4 * hp.n_head_kv * (hp.head_dim + hp.head_dim_v)
-    window = hp.sliding_window or context
-    return sum(per_position * (min(context, window) if local else context) for local in hp.swa_layers)
-
-
-def decode_contexts(prompt) -> dict:
-    """What single-stream decode starts from: the whole prompt (attention then reads a 512-token
-    cache at every step), and one token, as llama-bench's ``tg128`` measures generation."""
-    return {"decode": prompt, "decode_fresh": prompt[:1]}
+# -- one engine in its own process ------------------------------------------------------------
 
 
 class Ours:
-    """Our engine on the numpy backend."""
+    batched = True
 
-    def __init__(self, path, args):
-        gc.collect()
-        self.rss_before = rss_bytes()
-        options = {"numerics": args.numerics, "num_thread": args.num_thread}
-        self.runner = load_runner(path, NumpyBackend(), options, with_tokenizer=False)
-        self.extra = args.decode + 8
+    def __init__(self, path: str, threads: int, num_ctx: int):
+        from ollamakit_engine import load_runner
+        from ollamakit_ggml import GgmlBackend
 
-    def prefill(self, prompt):
-        self.runner.forward([(self.runner.new_cache(len(prompt) + self.extra), prompt)])
+        self.runner = load_runner(path, GgmlBackend(), {"num_thread": threads}, with_tokenizer=False)
+        self.num_ctx = num_ctx
 
-    def decode(self, context, steps: int) -> float:
-        runner = self.runner
-        cache = runner.new_cache(len(context) + self.extra)
-        logits = runner.forward([(cache, context)])[0]
-        start = time.perf_counter()
-        for _ in range(steps):
-            logits = runner.forward([(cache, [int(np.argmax(logits))])])[0]
-        return time.perf_counter() - start
+    def begin(self):
+        return self.runner.new_cache(self.num_ctx)
 
-    def streams(self, prompt, count: int, steps: int) -> float:
-        runner = self.runner
-        caches = [runner.new_cache(64 + steps) for _ in range(count)]
-        short = [prompt[i * 7 : i * 7 + 32] for i in range(count)]
-        outs = runner.forward(list(zip(caches, short)))
-        start = time.perf_counter()
-        for _ in range(steps):
-            outs = runner.forward([(c, [int(np.argmax(o))]) for c, o in zip(caches, outs)])
-        return time.perf_counter() - start
+    def feed(self, seq, tokens: list[int]) -> np.ndarray:
+        return self.runner.forward([(seq, tokens)])[0]
 
-    def close(self):
-        self.runner.close()
-        self.runner = None
-        gc.collect()
+    def feed_many(self, seqs, tokens: list[list[int]]) -> list[np.ndarray]:
+        return self.runner.forward(list(zip(seqs, tokens)))
 
 
 class LlamaCpp:
-    """llama.cpp through llama-cpp-python, with the settings of the reference answers."""
+    batched = False  # one sequence per Llama object in llama-cpp-python
 
-    def __init__(self, path, args, n_ctx: int):
+    def __init__(self, path: str, threads: int, num_ctx: int):
         import llama_cpp
 
-        gc.collect()
-        self.rss_before = rss_bytes()
         self.llama_cpp = llama_cpp
-        self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=512, n_threads=args.threads,
-                                   n_threads_batch=args.threads, flash_attn=False, verbose=False)
+        self.llm = llama_cpp.Llama(path, n_ctx=num_ctx, n_threads=threads, n_threads_batch=threads,
+                                   n_batch=512, flash_attn=True, verbose=False)
         self.vocab = self.llm.n_vocab()
 
-    def prefill(self, prompt):
-        self.llm.reset()
-        self.llm.eval(prompt)
+    def begin(self):
+        self.llm.reset()  # the next eval drops the cached positions from 0 on
+        return self.llm
 
-    def decode(self, context, steps: int) -> float:
-        llm = self.llm
-        llm.reset()
-        llm.eval(context)
+    def feed(self, seq, tokens: list[int]) -> np.ndarray:
+        seq.eval(tokens)
+        # the last row straight from llama.cpp: Llama.scores is only kept with logits_all
+        pointer = self.llama_cpp.llama_get_logits_ith(seq.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.vocab,))
+
+
+def timed_decode(engine, seq, logits, steps: int) -> float:
+    """Seconds for ``steps`` greedy steps, after one untimed step (which builds the step's
+    graph in either engine: a cost of the first token, not of decoding)."""
+    logits = engine.feed(seq, [int(np.argmax(logits))])
+    start = time.perf_counter()
+    for _ in range(steps):
+        logits = engine.feed(seq, [int(np.argmax(logits))])
+    return time.perf_counter() - start
+
+
+def worker(args) -> dict:
+    prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, args.prompt)]
+    num_ctx = args.prompt + args.decode + MARGIN
+    base = proc_status("VmHWM")
+    if args.worker == "ours":
+        engine = Ours(args.path, args.threads, num_ctx)
+    else:
+        engine = LlamaCpp(args.path, args.llama_threads, num_ctx)
+    engine.feed(engine.begin(), prompt)  # also pages the weights in
+    result = {"base": base, "peak": proc_status("VmHWM")}
+    if args.worker == "ours":
+        result["memory_bytes"] = engine.runner.memory_bytes
+
+    seq = engine.begin()
+    start = time.perf_counter()
+    logits = engine.feed(seq, prompt)
+    result["prefill"] = args.prompt / (time.perf_counter() - start)
+    result["decode_long"] = args.decode / timed_decode(engine, seq, logits, args.decode)
+    seq = engine.begin()
+    logits = engine.feed(seq, prompt[:SHORT])
+    result["decode_short"] = args.decode / timed_decode(engine, seq, logits, args.decode)
+
+    if engine.batched:
+        seqs = [engine.begin() for _ in range(STREAMS)]
+        outs = engine.feed_many(seqs, [prompt[i * SHORT : (i + 1) * SHORT] for i in range(STREAMS)])
+        outs = engine.feed_many(seqs, [[int(np.argmax(o))] for o in outs])
         start = time.perf_counter()
-        for _ in range(steps):
-            logits = np.ctypeslib.as_array(self.llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self.vocab,))
-            llm.eval([int(np.argmax(logits))])
-        return time.perf_counter() - start
-
-    def close(self):
-        del self.llm
-        gc.collect()
+        for _ in range(args.decode):
+            outs = engine.feed_many(seqs, [[int(np.argmax(o))] for o in outs])
+        result["streams"] = STREAMS * args.decode / (time.perf_counter() - start)
+    return result
 
 
-def bench(path, args, prompt) -> tuple[dict, dict | None]:
-    """Both engines loaded side by side and measured in turn, every measurement alternating
-    between them, so that a change in the machine's speed during the run (on a shared VM it
-    swings by a third) lands on both alike. Each figure is the best of ``--repeats``."""
-    sides = {"ours": Ours(path, args)}
-    sides["ours"].prefill(prompt)  # warm: page in the weights, size the buffers
-    results = {"ours": {"rss": rss_bytes() - sides["ours"].rss_before}}
-    if not args.no_llamacpp:
-        try:
-            sides["llama.cpp"] = LlamaCpp(path, args, len(prompt) + args.decode + 8)
-        except ImportError:
-            pass
-        else:
-            sides["llama.cpp"].prefill(prompt)
-            results["llama.cpp"] = {"rss": rss_bytes() - sides["llama.cpp"].rss_before}
-    best: dict = {}
-    for _ in range(args.repeats):
-        for name, side in sides.items():
-            start = time.perf_counter()
-            side.prefill(prompt)
-            best[name, "prefill"] = min(best.get((name, "prefill"), np.inf), time.perf_counter() - start)
-            for key, context in decode_contexts(prompt).items():
-                best[name, key] = min(best.get((name, key), np.inf), side.decode(context, args.decode))
-        seconds = sides["ours"].streams(prompt, args.streams, args.decode // 2)
-        best["ours", "aggregate"] = min(best.get(("ours", "aggregate"), np.inf), seconds)
-    for name, result in results.items():
-        result["prefill"] = len(prompt) / best[name, "prefill"]
-        for key in decode_contexts(prompt):
-            result[key] = args.decode / best[name, key]
-    ours = results["ours"]
-    ours["aggregate"] = args.streams * (args.decode // 2) / best["ours", "aggregate"]
-    ours["memory_bytes"] = sides["ours"].runner.memory_bytes
-    ours["decode_bytes"] = decode_bytes(sides["ours"].runner)
-    ours["cache_bytes"] = cache_read_bytes(sides["ours"].runner, len(prompt) + args.decode // 2)
-    for side in sides.values():
-        side.close()
-    return ours, results.get("llama.cpp")
+# -- the comparison ---------------------------------------------------------------------------
+
+
+def cpu_summary() -> str:
+    name, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    marks = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx2", "avx512f", "avx512_vnni"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name} ({cores} cores usable; {marks})"
+
+
+def run_worker(engine: str, path, args) -> dict:
+    command = [sys.executable, os.path.abspath(__file__), "--worker", engine, "--path", str(path),
+               "--prompt", str(args.prompt), "--decode", str(args.decode),
+               "--threads", str(args.threads), "--llama-threads", str(args.llama_threads)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def best(runs: list[dict]) -> dict:
+    """Best of the runs: the highest rate and the lowest peak memory."""
+    merged = {}
+    for key in runs[0]:
+        values = [run[key] for run in runs]
+        merged[key] = min(values) if key in ("base", "peak", "memory_bytes") else max(values)
+    return merged
+
+
+def report(name, path, args, ours: dict, theirs: dict | None) -> None:
+    num_ctx = args.prompt + args.decode + MARGIN
+    print(f"\n{name}: {path.name}, {path.stat().st_size / 2**20:.0f} MiB; num_ctx {num_ctx}; "
+          f"threads: ours {args.threads}, llama.cpp {args.llama_threads}")
+    print(f"  {'':34}{'ollamakit':>11}{'llama.cpp':>11}{'ratio':>9}")
+
+    def row(label, key, unit, scale=1.0):
+        mine = ours[key] / scale
+        other = theirs[key] / scale if theirs else None
+        other_text = f"{other:11.1f}" if other else f"{'n/a':>11}"
+        ratio = f"{mine / other:8.2f}x" if other else f"{'':9}"
+        print(f"  {label:34}{mine:11.1f}{other_text}{ratio}  {unit}")
+
+    row(f"prefill, {args.prompt}-token prompt", "prefill", "tokens/s")
+    row(f"decode {args.decode}, after {SHORT} tokens", "decode_short", "tokens/s")
+    row(f"decode {args.decode}, after {args.prompt} tokens", "decode_long", "tokens/s")
+    row(f"peak resident, {args.prompt} tokens answered", "peak", "MiB", 2**20)
+    row("  of which Python and numpy alone", "base", "MiB", 2**20)
+    print(f"  {f'decode {args.decode}, {STREAMS} streams (sum)':34}{ours['streams']:11.1f}{'n/a':>11}{'':9}"
+          f"  tokens/s, {ours['streams'] / ours['decode_short']:.2f}x one stream")
+    print(f"  our runner reports {ours['memory_bytes'] / 2**20:.0f} MiB (weights and caches)")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="smollm2,gemma3")
-    parser.add_argument("--prompt", type=int, default=512)
-    parser.add_argument("--decode", type=int, default=128)
-    parser.add_argument("--streams", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--num-thread", type=int, default=0,
-                        help="our engine's num_thread (0: it chooses by measuring, see threads.py)")
-    parser.add_argument("--numerics", default="float32", choices=["llama.cpp", "float32"])
+    parser.add_argument("--models", default="smollm2,gemma3,qwen", help="comma-separated: smollm2, gemma3, qwen")
+    parser.add_argument("--prompt", type=int, default=512, help="tokens of the long prompt")
+    parser.add_argument("--decode", type=int, default=128, help="greedy steps per decode figure")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each engine; the best counts")
+    parser.add_argument("--threads", type=int, default=2, help="our num_thread")
+    parser.add_argument("--llama-threads", type=int, default=None,
+                        help="llama.cpp's n_threads and n_threads_batch (default: --threads)")
     parser.add_argument("--no-llamacpp", action="store_true")
+    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.llama_threads is None:
+        args.llama_threads = args.threads
+    if args.prompt <= STREAMS * SHORT:
+        parser.error(f"--prompt must be more than {STREAMS * SHORT} tokens")
 
-    print(f"load average {os.getloadavg()[0]:.2f}; numerics {args.numerics}; {args.threads} threads")
+    if args.worker:
+        print(json.dumps(worker(args)), flush=True)
+        return
+
+    from ollamakit_ggml import lib
+
+    from ollamakit.testing import models
+
+    catalog = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m, "qwen": models.qwen25_coder_1_5b}
+    engines = list(ENGINES)
+    if args.no_llamacpp or importlib.util.find_spec("llama_cpp") is None:
+        engines.remove("llama.cpp")
+    print(f"CPU: {cpu_summary()}")
+    print(f"ggml (ours): {lib.load().origin}")
+    if "llama.cpp" in engines:
+        from importlib.metadata import version
+
+        print(f"llama.cpp: llama-cpp-python {version('llama-cpp-python')}")
+    else:
+        print("llama.cpp: not measured")
+    print(f"load average {os.getloadavg()[0]:.2f}; best of {args.repeats}")
+
     for name in args.models.split(","):
-        path = MODELS[name]()
-        prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, args.prompt)]
-        ours, theirs = bench(path, args, prompt)
-        bandwidth = matvec_bandwidth()  # measured right after the decodes, under the same load
-        roofline = bandwidth / ours["decode_bytes"]
-        print(f"\n{name} ({path.name}); matrix-vector bandwidth {bandwidth / 1e9:.1f} GB/s")
-        print(f"  {'':28}{'ollamakit':>12}{'llama.cpp':>12}{'ratio':>8}")
-
-        def row(label, key, unit):
-            mine = ours[key]
-            other = theirs.get(key) if theirs else None
-            ratio = f"{mine / other:7.2f}x" if other else ""
-            other_text = f"{other:12.1f}" if other else f"{'-':>12}"
-            print(f"  {label:28}{mine:12.1f}{other_text}{ratio}  {unit}")
-
-        row(f"prefill ({args.prompt} tokens)", "prefill", "tokens/s")
-        row(f"decode ({args.decode}, after prompt)", "decode", "tokens/s")
-        row(f"decode ({args.decode}, from 1 token)", "decode_fresh", "tokens/s")
-        print(f"  {f'decode, {args.streams} streams (sum)':28}{ours['aggregate']:12.1f}{'':12}"
-              f"{ours['aggregate'] / ours['decode']:7.2f}x  tokens/s, vs one stream")
-        print(f"  {'resident memory':28}{ours['rss'] / 2**20:12.0f}"
-              f"{(theirs['rss'] / 2**20 if theirs else 0):12.0f}{'':8}  MiB (runner reports "
-              f"{ours['memory_bytes'] / 2**20:.0f} MiB)")
-        print(f"  numpy roofline: {ours['decode_bytes'] / 2**20:.0f} MiB of weights per token -> "
-              f"{roofline:.1f} tokens/s; our decode is {ours['decode'] / roofline:.0%} of it after the "
-              f"prompt, {ours['decode_fresh'] / roofline:.0%} from 1 token")
-        with_cache = bandwidth / (ours["decode_bytes"] + ours["cache_bytes"])
-        print(f"  after the prompt a step also reads {ours['cache_bytes'] / 2**20:.0f} MiB of keys and values "
-              f"(on average); counting them, decode is {ours['decode'] / with_cache:.0%} of the bandwidth")
+        path = catalog[name]()
+        runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+        for repeat in range(args.repeats):
+            # alternate which engine goes first, so neither always runs on a cooler machine
+            for engine in engines if repeat % 2 == 0 else engines[::-1]:
+                runs[engine].append(run_worker(engine, path, args))
+        theirs = best(runs["llama.cpp"]) if "llama.cpp" in runs else None
+        report(name, path, args, best(runs["ours"]), theirs)
 
 
 if __name__ == "__main__":

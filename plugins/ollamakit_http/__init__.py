@@ -1,7 +1,8 @@
 """Transport ``http``: the WSGI app served by waitress.
 
 Blob uploads are received straight into the store's scratch folder and hashed on the way
-(``receive.py``, ``scratch.py``); everything else is plain waitress.
+(``receive.py``, ``scratch.py``), and each request can ask whether its client has gone
+(``ollamakit.web.client_gone``); everything else is plain waitress.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class WaitressTransport(Transport):
             # Resolved here first: waitress turns a name that does not resolve into a bare
             # "Invalid host/port specified." ValueError, which would not say why.
             socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            server = self._create_server(waitress, app, sockets, host, port)
+            server = self.create_server(app, sockets, host, port)
         except OSError as exc:
             raise ListenError(listen_error(host, port, exc)) from None
         self.listening(host, port)
@@ -46,14 +47,22 @@ class WaitressTransport(Transport):
             restore()
             scratch_files.close_all()
 
-    def _create_server(self, waitress, app, sockets: dict, host: str, port: int):
-        """The waitress server, bound to its address."""
+    def create_server(self, app, sockets: dict, host: str, port: int, threads: int | None = None):
+        """The waitress server, bound to its address (``serve`` runs it; tests run it in a
+        thread of their own)."""
+        import waitress
+
         return waitress.create_server(
             app,
             map=sockets,
             host=host,
             port=port,
-            threads=max(8, self.kernel.settings.num_parallel * 4),
+            threads=threads or max(8, self.kernel.settings.num_parallel * 4),
+            # Keep reading a connection while its request runs, so a client that closes it is
+            # seen at once (waitress.client_disconnected) and its work stops; with 0, waitress
+            # reads nothing more until the reply is written, and a ``stream: false`` generate
+            # whose client left held its slot to the end.
+            channel_request_lookahead=1,
             max_request_body_size=MAX_BODY,
             # Bodies other than blob uploads that pass 1 MiB go to a temp file rather than
             # growing a memory buffer to 64 MiB first.

@@ -6,6 +6,9 @@ body of ``POST /api/blobs/...`` a ``HashingScratchFile`` instead, and the task h
 finished file and its hash as ``environ[RECEIVED_BODY]``. Every other request, and any blob
 upload the store cannot give a scratch file for, takes waitress's usual way.
 
+The task also hands the app waitress's client-disconnected check as
+``environ[CLIENT_DISCONNECTED]``, so long work can stop when its client leaves.
+
 These are subclasses bound to one server (``install``); waitress itself is not patched.
 """
 
@@ -16,6 +19,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 from waitress.task import WSGITask
 
+from ollamakit.web.disconnect import CLIENT_DISCONNECTED
 from ollamakit.web.received import RECEIVED_BODY
 
 from .scratch import HashingScratchFile, ScratchFiles
@@ -55,6 +59,9 @@ class UploadTask(WSGITask):
     def get_environment(self):
         if self.environ is None:
             environ = super().get_environment()  # waits for the hash: wsgi.input reads the file
+            # Waitress's own check (true once the connection is closed), under the name the
+            # app asks for; it sees a close only with channel_request_lookahead > 0.
+            environ[CLIENT_DISCONNECTED] = environ["waitress.client_disconnected"]
             body = self.request.scratch_body
             if body is not None:
                 try:

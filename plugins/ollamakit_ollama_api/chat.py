@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ollamakit.errors import BadRequest
-from ollamakit.web import read_json, stream_response
+from ollamakit.web import client_gone, read_json, stream_response
 from ollamakit.web.body import field
 from ollamakit_scheduler.options import merged
 from ollamakit_structured.output import Parsed
@@ -58,9 +58,10 @@ def parse_messages(value) -> list[dict]:
     return messages
 
 
-def chat_events(kernel, body: dict, started: int | None = None):
+def chat_events(kernel, body: dict, started: int | None = None, gone=None):
     """The reply objects for a chat request (the OpenAI-compatible layer reuses this).
-    Request errors are raised before the first object."""
+    Request errors are raised before the first object. ``gone`` says whether the client left
+    (``ollamakit.web.client_gone``): the work then stops."""
     started = started or time.perf_counter_ns()
     common = parse_common(body)
     if not common.model:
@@ -103,7 +104,7 @@ def chat_events(kernel, body: dict, started: int | None = None):
         parser = prompting.output_parser(model, text, tools=tools or None, think=think)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)
-        for event in parsed_events(run_sequence(lease, tokens, common, constraint), parser):
+        for event in parsed_events(run_sequence(lease, tokens, common, constraint, gone), parser):
             if isinstance(event, tuple):
                 yield _parsed_reply(common.model, *event)
                 continue
@@ -168,4 +169,5 @@ class Chat:
         started = time.perf_counter_ns()
         body = read_json(req)
         stream = field(body, "stream", bool, True)
-        stream_response(resp, chat_events(self.kernel, body, started), stream, final=combine)
+        events = chat_events(self.kernel, body, started, gone=client_gone(req))
+        stream_response(resp, events, stream, final=combine)

@@ -13,15 +13,20 @@ import time
 
 import numpy as np
 
-from ollamakit.errors import BadRequest, NotFound, OllamaError
+from ollamakit.errors import BadRequest, Cancelled, NotFound, OllamaError
 from ollamakit.names import ModelName
-from ollamakit.web import json_response, read_json
+from ollamakit.web import client_gone, json_response, read_json
 from ollamakit.web.body import field
 from ollamakit_scheduler.options import merged
 
 from .inference import nanoseconds_since, parse_keep_alive
 
 MAX_INPUTS = 1 << 16
+# Inputs go to the runner in parts of at most this many inputs and about this many tokens: an
+# abandoned batch stops between parts, and other requests get the model between them too. 16
+# inputs still give an encoder's matrix products a useful number of rows.
+PART_INPUTS = 16
+PART_TOKENS = 4096
 TOO_LONG = "the input length exceeds the context length"
 
 
@@ -71,12 +76,31 @@ def fit_context(tokens: list[int], num_ctx: int, truncate: bool, tokenizer) -> l
     return tokens[:num_ctx]
 
 
-def run_embeddings(lease, texts: list[str], truncate: bool) -> tuple[list[np.ndarray], int]:
-    """Raw vectors for ``texts`` on the leased model, and the number of tokens evaluated."""
+def parts(batch: list[list[int]]):
+    """``batch`` cut, in order, into runs of at most ``PART_INPUTS`` inputs and about
+    ``PART_TOKENS`` tokens (at least one input each)."""
+    part, size = [], 0
+    for tokens in batch:
+        if part and (len(part) == PART_INPUTS or size + len(tokens) > PART_TOKENS):
+            yield part
+            part, size = [], 0
+        part.append(tokens)
+        size += len(tokens)
+    if part:
+        yield part
+
+
+def run_embeddings(lease, texts: list[str], truncate: bool, gone=None) -> tuple[list[np.ndarray], int]:
+    """Raw vectors for ``texts`` on the leased model, and the number of tokens evaluated.
+    ``gone`` says whether the client left: the batch then stops before its next part."""
     tokenizer = lease.tokenizer
     batch = [fit_context(tokenizer.encode(text, add_special=True, parse_special=True), lease.num_ctx, truncate, tokenizer)
              for text in texts]
-    vectors = lease.runner.embed(batch)
+    vectors = []
+    for part in parts(batch):
+        if gone is not None and gone():
+            raise Cancelled("client disconnected")
+        vectors.extend(lease.runner.embed(part))
     for vector in vectors:
         if not np.all(np.isfinite(vector)):
             raise BadRequest("the embedding contains NaN or Inf values")
@@ -115,7 +139,7 @@ class Embed:
             if not texts:
                 json_response(resp, {"model": name, "embeddings": []})
                 return
-            vectors, count = run_embeddings(lease, texts, truncate)
+            vectors, count = run_embeddings(lease, texts, truncate, gone=client_gone(req))
         finally:
             lease.release()
         reply = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ollamakit.errors import BadRequest
-from ollamakit.web import read_json, stream_response
+from ollamakit.web import client_gone, read_json, stream_response
 from ollamakit.web.body import field
 from ollamakit_scheduler.options import merged
 from ollamakit_structured.output import Parsed
@@ -40,9 +40,10 @@ def _context(body: dict) -> list[int]:
     return value
 
 
-def generate_events(kernel, body: dict, started: int | None = None):
+def generate_events(kernel, body: dict, started: int | None = None, gone=None):
     """The reply objects for a generate request. Request errors are raised before the first
-    object, so a streamed reply still gets the right status."""
+    object, so a streamed reply still gets the right status. ``gone`` says whether the client
+    left (``ollamakit.web.client_gone``): the work then stops."""
     started = started or time.perf_counter_ns()
     common = parse_common(body)
     prompt = field(body, "prompt", str, "")
@@ -93,7 +94,7 @@ def generate_events(kernel, body: dict, started: int | None = None):
         parser = None if raw else prompting.output_parser(model, text, think=think, template=override)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)
-        for event in parsed_events(run_sequence(lease, tokens, common, constraint), parser):
+        for event in parsed_events(run_sequence(lease, tokens, common, constraint, gone), parser):
             if isinstance(event, tuple):
                 yield _parsed_reply(base(common.model), *event)
                 continue
@@ -135,4 +136,5 @@ class Generate:
         started = time.perf_counter_ns()
         body = read_json(req)
         stream = field(body, "stream", bool, True)
-        stream_response(resp, generate_events(self.kernel, body, started), stream, final=combine)
+        events = generate_events(self.kernel, body, started, gone=client_gone(req))
+        stream_response(resp, events, stream, final=combine)

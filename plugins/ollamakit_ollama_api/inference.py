@@ -168,10 +168,10 @@ def base(model_name: str) -> dict:
     return {"model": model_name, "created_at": format_utc_now()}
 
 
-def run_sequence(lease, tokens: list[int], common: Common, constraint=None):
+def run_sequence(lease, tokens: list[int], common: Common, constraint=None, gone=None):
     """Start the prompt ``tokens`` on the leased model; yield its ``Chunk``s and ``Done``.
-    ``constraint`` holds the answer to a ``format``. Closing this generator (the client went
-    away) cancels the sequence at once."""
+    ``constraint`` holds the answer to a ``format``. Closing this generator, or ``gone()``
+    saying the client went away, cancels the sequence at once."""
     sequence = lease.start(
         tokens,
         shift=common.shift,
@@ -180,7 +180,7 @@ def run_sequence(lease, tokens: list[int], common: Common, constraint=None):
         top_logprobs=common.top_logprobs,
         constraint=constraint,
     )
-    events = sequence.events()
+    events = sequence.events(gone)
     try:
         yield from events
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ollamakit.errors import BadRequest
-from ollamakit.web import json_response, read_json
+from ollamakit.web import client_gone, json_response, read_json
 from ollamakit_ollama_api.chat import chat_events
 
 from .envelope import (FINGERPRINT, completion_id, finish_reason, include_usage, now, openai_errors, sampling_options,
@@ -181,7 +181,7 @@ class ChatCompletions:
         body = read_json(req)
         stream = typed(body, "stream", bool, "a boolean") or False
         native = native_request(body)
-        events = chat_events(self.kernel, native)
+        events = chat_events(self.kernel, native, gone=client_gone(req))
         if stream:
             start_stream(resp, self._chunks(events, body))
         else:

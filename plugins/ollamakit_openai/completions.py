@@ -4,7 +4,7 @@ handler."""
 from __future__ import annotations
 
 from ollamakit.errors import BadRequest
-from ollamakit.web import json_response, read_json
+from ollamakit.web import client_gone, json_response, read_json
 from ollamakit_ollama_api.generate import generate_events
 
 from .envelope import (FINGERPRINT, completion_id, finish_reason, include_usage, now, openai_errors, sampling_options,
@@ -40,7 +40,7 @@ class Completions:
     def on_post(self, req, resp):
         body = read_json(req)
         stream = typed(body, "stream", bool, "a boolean") or False
-        events = generate_events(self.kernel, native_request(body))
+        events = generate_events(self.kernel, native_request(body), gone=client_gone(req))
         if stream:
             start_stream(resp, self._chunks(events, body))
         else:

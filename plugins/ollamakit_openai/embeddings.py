@@ -13,7 +13,7 @@ import falcon.testing
 import numpy as np
 
 from ollamakit.errors import BadRequest, NotFound, OllamaError
-from ollamakit.web import json_response, read_json
+from ollamakit.web import CLIENT_DISCONNECTED, client_gone, json_response, read_json
 
 from .envelope import openai_errors, typed
 
@@ -51,7 +51,7 @@ class Embeddings:
         native = {"model": model, "input": inputs}
         if dimensions:
             native["dimensions"] = dimensions
-        result = self._native(native)
+        result = self._native(native, client_gone(req))
         data = [{"object": "embedding", "embedding": encode(vector, encoding), "index": i}
                 for i, vector in enumerate(result.get("embeddings") or [])]
         count = int(result.get("prompt_eval_count", 0))
@@ -60,11 +60,13 @@ class Embeddings:
 
     # -- through /api/embed ----------------------------------------------------------------
 
-    def _native(self, body: dict) -> dict:
-        """The native handler's reply, its error raised with the same status."""
+    def _native(self, body: dict, gone) -> dict:
+        """The native handler's reply, its error raised with the same status. ``gone`` (this
+        request's client check) goes with it, so an abandoned batch stops there too."""
         result = falcon.testing.simulate_request(
             self.app, "POST", "/api/embed", body=json.dumps(body),
             headers={"Content-Type": "application/json", "Host": "localhost"},
+            extras={CLIENT_DISCONNECTED: gone},
         )
         if result.status_code == 404 and result.headers.get("content-type", "").startswith("text/plain"):
             raise NotFound("embeddings are not available: this server has no /api/embed route")

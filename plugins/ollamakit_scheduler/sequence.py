@@ -12,11 +12,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ollamakit.errors import BadRequest
+from ollamakit.errors import BadRequest, Cancelled
 
 from .options import Options
 from .sampling import Sampler, token_logprobs
 from .textstream import TextStream
+
+# How often a request waiting for its next token asks whether its client is still there.
+POLL_SECONDS = 0.1
 
 PROMPT_TOO_LONG = (
     "the prompt is longer than the context length currently available to the model; shorten the prompt, "
@@ -203,12 +206,14 @@ class Sequence:
 
     # -- the request's side ------------------------------------------------------------------
 
-    def events(self):
+    def events(self, gone=None):
         """Chunks, then one ``Done``; an engine error is raised. Closing the iterator early
-        cancels the sequence, which frees its slot at the worker's next step."""
+        cancels the sequence, which frees its slot at the worker's next step. ``gone`` (a
+        callable) says whether the client left: it is asked at every event and every
+        ``POLL_SECONDS`` in between, and a yes cancels the sequence and raises ``Cancelled``."""
         try:
             while True:
-                event = self._events.get()
+                event = self._next_event(gone)
                 if isinstance(event, BaseException):
                     raise event
                 yield event
@@ -216,6 +221,19 @@ class Sequence:
                     return
         finally:
             self.cancel()
+
+    def _next_event(self, gone):
+        if gone is None:
+            return self._events.get()
+        while True:
+            try:
+                event = self._events.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                event = None
+            if gone():
+                raise Cancelled("client disconnected")
+            if event is not None:
+                return event
 
     def cancel(self) -> None:
         if not self.finished:

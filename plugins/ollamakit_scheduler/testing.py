@@ -206,17 +206,19 @@ def fake_kernel(settings):
 
 class ServerThread:
     """The full app on a real waitress server in this process (so a test can install fakes),
-    on a free loopback port."""
+    on a free loopback port, configured as ``ollamakit serve`` configures it."""
 
     def __init__(self, kernel, threads: int = 16):
-        import waitress
-
         from ollamakit.web import create_app
+        from ollamakit_http import WaitressTransport
+        from ollamakit_http.receive import install
+        from ollamakit_http.scratch import ScratchFiles
 
         self.kernel = kernel
-        self.server = waitress.create_server(
-            create_app(kernel), host="127.0.0.1", port=0, threads=threads, ident="ollamakit-test"
-        )
+        sockets: dict = {}
+        self.server = WaitressTransport(kernel).create_server(create_app(kernel), sockets, "127.0.0.1", 0, threads)
+        self.scratch_files = ScratchFiles(kernel.store)
+        install(sockets.values(), self.scratch_files)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._stopping = threading.Event()
         self.thread = threading.Thread(target=self._serve, name="ollamakit-test-server", daemon=True)
@@ -237,3 +239,4 @@ class ServerThread:
         self._stopping.set()
         self.thread.join(5)
         self.server.task_dispatcher.shutdown(timeout=5)
+        self.scratch_files.close_all()

@@ -1,0 +1,121 @@
+"""Abandoned work stops: a client that closes its connection, streaming or not, during the
+prompt, the answer or an embedding batch, frees the model for the next request. Real sockets
+against the server as ``ollamakit serve`` configures waitress, over the fake engine."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from ollamakit_scheduler.fixtures import make_fake  # noqa: F401 (fixture)
+
+STEP = 0.02  # seconds per forward pass of the fake model
+
+
+@pytest.fixture
+def running(make_fake):
+    """A one-slot server whose model never stops talking, and costs STEP per forward pass."""
+    setup = make_fake(num_parallel=1)
+    setup.model(endless=True, step_delay=STEP)
+    with setup.server() as server:
+        yield setup, server
+
+
+def walk_away(url: str, path: str, body: dict, started, timeout: float = 10.0) -> None:
+    """Send ``body`` on a raw socket, wait until ``started()`` says the work is under way,
+    then close the connection without reading the reply."""
+    parts = urlsplit(url)
+    raw = json.dumps(body).encode()
+    sock = socket.create_connection((parts.hostname, parts.port))
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
+    deadline = time.monotonic() + timeout
+    while not started():
+        assert time.monotonic() < deadline, "the work never started"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    sock.close()
+
+
+def two_tokens(url: str) -> float:
+    """Seconds a 2-token generate takes, from now."""
+    began = time.monotonic()
+    reply = httpx.post(f"{url}/api/generate", timeout=30, json={
+        "model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"temperature": 0, "num_predict": 2}})
+    assert reply.status_code == 200 and reply.json()["eval_count"] == 2
+    return time.monotonic() - began
+
+
+def stops(count, within: float = 2.0, quiet: float = 0.5) -> bool:
+    """Whether ``count()`` stops growing for ``quiet`` seconds before ``within`` seconds pass."""
+    deadline = time.monotonic() + within
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return True
+    return False
+
+
+def forwards(setup, at_least: int):
+    return lambda: bool(setup.engine.runners) and setup.runner.forward_calls >= at_least
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/v1/chat/completions"])
+def test_a_client_that_leaves_mid_answer_frees_the_slot(running, stream, path):
+    setup, server = running
+    text = "Q: one\nA:"
+    body = {"model": "fake", "stream": stream, "options": {"temperature": 0, "num_predict": 100_000},
+            "max_tokens": 100_000}  # the /v1 route reads this one
+    body.update({"prompt": text} if path == "/api/generate" else {"messages": [{"role": "user", "content": text}]})
+    walk_away(server.url, path, body, forwards(setup, 5))
+    assert stops(lambda: setup.runner.forward_calls)
+    assert two_tokens(server.url) < 2.0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_during_the_prompt_frees_the_slot(running, stream):
+    setup, server = running
+    # 4,000 prompt tokens fed 16 at a time: 250 forward passes, 5 s of work.
+    body = {"model": "fake", "prompt": "x" * 4000, "raw": True, "stream": stream,
+            "options": {"num_batch": 16, "num_ctx": 8192, "num_predict": 2}}
+    walk_away(server.url, "/api/generate", body, forwards(setup, 3))
+    assert stops(lambda: setup.runner.forward_calls)
+    assert setup.runner.forward_calls < 200
+    assert two_tokens(server.url) < 2.0
+
+
+@pytest.mark.parametrize("path", ["/api/embed", "/v1/embeddings"])
+def test_a_client_that_leaves_an_embedding_batch_frees_the_model(running, path):
+    setup, server = running
+    two_tokens(server.url)  # the model is loaded
+    runner, embedded = setup.runner, []
+
+    def slow_embed(batch):
+        with runner._lock:  # the model computes one thing at a time, as a real engine does
+            time.sleep(0.01 * len(batch))
+            embedded.extend(batch)
+        return [[1.0, 0.0]] * len(batch)
+
+    runner.embed = slow_embed
+    inputs = [f"input {n}" for n in range(1000)]  # 10 s of work
+    walk_away(server.url, path, {"model": "fake", "input": inputs}, lambda: len(embedded) > 0)
+    assert stops(lambda: len(embedded))
+    assert len(embedded) < 500
+    assert two_tokens(server.url) < 2.0
+
+
+def test_a_client_that_stays_gets_its_answer(running):
+    setup, server = running
+    reply = httpx.post(f"{server.url}/api/generate", timeout=30, json={
+        "model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"temperature": 0, "num_predict": 40}})
+    assert reply.status_code == 200 and reply.json()["eval_count"] == 40  # 0.8 s of polling did not cut it

@@ -20,7 +20,7 @@ def make_compute(kernel):
     if name != "auto":
         return drivers.load_driver("compute", name, kernel)
     # ``auto``: the first available backend in preference order; numpy always works.
-    preference = ["cuda", "numpy"]
+    preference = ["cuda", "ggml", "numpy"]
     names = drivers.driver_names("compute")
     for candidate in sorted(names, key=lambda n: preference.index(n) if n in preference else len(preference)):
         try:

@@ -17,5 +17,8 @@ fi
 # driver must not show up in the server's .venv (the one the README runs the server from).
 python3 -m venv .venv-test
 .venv-test/bin/pip install -q --disable-pip-version-check -e '.[test]' -e examples/ollamakit-acme
+# ggml compiled for this CPU (once; cached in ~/.cache/ollamakit/ggml): the engine's products are
+# then llama.cpp's on this machine, which the agreement tests check.
+.venv-test/bin/ollamakit build-ggml --strict
 # pytest exits non-zero when a test fails and with 5 when it ran no test: both fail this script.
 exec .venv-test/bin/python -m pytest "$@"

@@ -196,21 +196,25 @@ class GraphRunner:
 
     # -- embeddings ----------------------------------------------------------------------------
 
+    def hidden_states(self, tokens: list[int]) -> np.ndarray:
+        """Every row's final hidden state after the output norm (rows, n_embd), for a sequence
+        of its own."""
+        if not tokens:
+            raise BadRequest("cannot embed an empty input")
+        cache = GraphKVCache(self.lib, self.hp, len(tokens), self.cache_type)
+        try:
+            self._check([(cache, tokens)])
+            with self._lock:
+                return np.concatenate([self._run(segments, hidden=True) for segments, _ in self._plan([(cache, tokens)])])
+        finally:
+            cache.close()
+
     def embed(self, batch: list[list[int]]) -> list[np.ndarray]:
         """Hidden states after the output norm, pooled per the model's pooling type (the mean for
         causal models that declare none, as Ollama embeds with them). Not normalised."""
         results = []
         for tokens in batch:
-            if not tokens:
-                raise BadRequest("cannot embed an empty input")
-            cache = GraphKVCache(self.lib, self.hp, len(tokens), self.cache_type)
-            try:
-                self._check([(cache, tokens)])
-                with self._lock:
-                    parts = [self._run(segments, hidden=True) for segments, _ in self._plan([(cache, tokens)])]
-            finally:
-                cache.close()
-            states = np.concatenate(parts)
+            states = self.hidden_states(tokens)
             pooling = self.hp.pooling
             if pooling == "cls":
                 pooled = states[0]

@@ -39,8 +39,8 @@ CMAKE_OPTIONS = (
 
 
 def cache_root() -> Path:
-    base = os.environ.get("OLLAMAKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ollamakit")
-    return Path(base) / "ggml"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ollamakit" / "ggml"
 
 
 def cpu_signature() -> str:

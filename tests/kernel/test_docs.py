@@ -85,5 +85,6 @@ def test_relative_links_resolve():
 
 def test_readme_has_the_two_setup_commands():
     text = (ROOT / "README.md").read_text()
-    assert "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/ollamakit serve" in text
+    serve = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/ollamakit build-ggml && .venv/bin/ollamakit serve"
+    assert serve in text
     assert "bash scripts/test.sh" in text

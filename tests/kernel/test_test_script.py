@@ -19,7 +19,8 @@ if [ "$1 $2" = "-m venv" ]; then
     mkdir -p "$3/bin"
     printf '#!/bin/sh\\necho "%s/bin/pip $*" >> "$LOG"\\n' "$3" > "$3/bin/pip"
     printf '#!/bin/sh\\necho "%s/bin/python $*" >> "$LOG"\\nexit "$PYTEST_RC"\\n' "$3" > "$3/bin/python"
-    chmod +x "$3/bin/pip" "$3/bin/python"
+    printf '#!/bin/sh\\necho "%s/bin/ollamakit $*" >> "$LOG"\\n' "$3" > "$3/bin/ollamakit"
+    chmod +x "$3/bin/pip" "$3/bin/python" "$3/bin/ollamakit"
 fi
 """
 # apt-get says something on stdout, and fails to install when APT_FAILS is set.
@@ -72,6 +73,8 @@ def test_the_tests_get_their_own_environment(tmp_path):
     installs = [line for line in log if "/bin/pip " in line]
     assert len(installs) == 1 and installs[0].startswith(".venv-test/bin/pip install")
     assert "-e examples/ollamakit-acme" in installs[0]
+    # ggml is built for this CPU before the tests run, and a failed build stops the script
+    assert log.index(".venv-test/bin/ollamakit build-ggml --strict") < len(log) - 1
     assert not (tmp_path / "repo" / ".venv").exists()
 
 

@@ -1,0 +1,66 @@
+"""The default engine's greedy continuations against llama.cpp's, on this machine.
+
+Live with llama-cpp-python when it is installed; otherwise against answers recorded on this
+machine kind, which apply only where this CPU has the recorded CPU's kernel flags (see
+``ollamakit.testing.agreement``). A continuation may part from llama.cpp's only where llama.cpp's
+own top-2 margin was below ``TIE_MARGIN``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+
+import pytest
+from ollamakit_engine import load_runner
+from ollamakit_ggml import GgmlBackend
+
+from ollamakit.testing import agreement, models
+from ollamakit.testing.reference import reference_answers
+
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]
+
+FILES = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m}
+LIVE = importlib.util.find_spec("llama_cpp") is not None
+
+
+@lru_cache(maxsize=1)
+def runner(name):
+    return load_runner(FILES[name](), GgmlBackend(), {"num_thread": 2}, with_tokenizer=False)
+
+
+def reference(name: str, index: int):
+    """(prompt ids, llama.cpp's greedy ids, its margins) for one prompt."""
+    path = str(FILES[name]())
+    if LIVE:
+        ids = agreement.llamacpp_tokenize(path, agreement.PROMPTS[index])
+        return (ids, *agreement.llamacpp_greedy(path, ids))
+    recorded = reference_answers(agreement.RECORDED)
+    here = agreement.cpu()
+    if recorded["cpu"]["flags"] != here["flags"] or recorded["cpu"]["machine"] != here["machine"]:
+        pytest.fail(
+            f"the recorded answers come from a {recorded['cpu']['model']} with {recorded['cpu']['flags']}; this CPU "
+            f"has {here['flags']}, whose llama.cpp rounds differently: install llama-cpp-python=="
+            f"{agreement.LLAMA_CPP_VERSION} to compare live"
+        )
+    case = recorded["models"][name][index]
+    return case["prompt_ids"], case["greedy_ids"], case["margins"]
+
+
+@pytest.mark.parametrize("index", range(len(agreement.PROMPTS)))
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_greedy_continuations_match_llamacpp(name, index):
+    prompt_ids, theirs, margins = reference(name, index)
+    ours = agreement.ours_greedy(runner(name), prompt_ids, len(theirs))
+    step, margin = agreement.parting(ours, theirs, margins)
+    assert step is None or margin < agreement.TIE_MARGIN, (
+        f"parts from llama.cpp at token {step}, where llama.cpp's top-2 margin was {margin:.4f}"
+    )
+
+
+def test_the_engine_runs_ggml_built_for_this_cpu():
+    """The native build is what makes the products llama.cpp's on this CPU (scripts/test.sh
+    makes it); the prebuilt wheel's AVX2 kernels round differently on an AVX-512 machine."""
+    from ollamakit_ggml import lib
+
+    assert lib.load().origin.startswith("built for this CPU")

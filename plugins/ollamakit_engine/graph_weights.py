@@ -8,7 +8,9 @@ made from the same file (two names, one blob) share one mapping (``MappedWeights
 
 from __future__ import annotations
 
+import mmap
 import os
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -40,6 +42,13 @@ class LayerTensors:
     post_ffn_norm: int | None
 
 
+# Projections multiplied by mul_mat (not the embedding, which is read by rows) whose type the CPU
+# backend repacks on x86 (ggml-cpu/repack.cpp picks the kernel by type and CPU).
+REPACKED_NAMES = re.compile(r"^(blk\.\d+\.(attn_[qkv]|attn_output|ffn_gate|ffn_up|ffn_down)|output)\.weight$")
+REPACK_AVX2 = {2, 12, 20, 39}  # Q4_0, Q4_K, IQ4_NL, MXFP4
+REPACK_AVX512 = {10}  # Q2_K
+
+
 class MappedWeights:
     """Every tensor of one GGUF file as a ggml tensor over the file's read-only mapping."""
 
@@ -64,8 +73,10 @@ class MappedWeights:
         self.lib = lib
         self.infos = {info.name: info for info in gguf.tensors}
         self.file_size = gguf.file_size
-        self._map = np.memmap(gguf.path, dtype=np.uint8, mode="r")
-        base = self._map.ctypes.data
+        with open(gguf.path, "rb") as file:
+            self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        self._bytes = np.frombuffer(self._map, np.uint8)
+        base = self._bytes.ctypes.data
         self.tensors = Tensors(lib, len(self.infos))
         self.tensors.map(base, self.file_size)
         self.by_name: dict[str, int] = {}
@@ -76,6 +87,44 @@ class MappedWeights:
             self.tensors.place(tensor, base + info.offset)
             self.by_name[name] = tensor
         self.nbytes = sum(info.nbytes for info in self.infos.values())
+        self.repacked = self._repack(base)
+
+    def _repack(self, base: int):
+        """Move the projection matrices whose type the CPU backend interleaves (Q4_0, Q4_K,
+        IQ4_NL, MXFP4; Q2_K with AVX-512) into its repacking buffer, as llama.cpp loads them:
+        its gemv and gemm kernels then read 8 rows at once, which is faster and gives
+        llama.cpp's sums. The file's pages of those tensors are given back afterwards, so the
+        weights are held once. None when nothing qualifies (other CPUs, other types)."""
+        from ollamakit_ggml.graph import Tensors
+
+        names = [name for name, info in self.infos.items() if self._repackable(name, info)]
+        if not names:
+            return None
+        repacked = Tensors(self.lib, len(names))
+        moved = {name: repacked.new(self.infos[name].ggml_type, *self.infos[name].shape, name=name) for name in names}
+        repacked.allocate(self.lib.repack_buffer_type())
+        for name, tensor in moved.items():
+            info = self.infos[name]
+            self.lib.ggml_backend_tensor_set(tensor, base + info.offset, 0, info.nbytes)
+            self.by_name[name] = tensor
+            self._release(info.offset, info.nbytes)
+        return repacked
+
+    def _repackable(self, name: str, info) -> bool:
+        lib = self.lib
+        if not REPACKED_NAMES.match(name) or len(info.shape) != 2 or info.shape[1] % 8:
+            return False
+        if info.ggml_type in REPACK_AVX2:
+            return bool(lib.ggml_cpu_has_avx2())
+        return info.ggml_type in REPACK_AVX512 and bool(lib.ggml_cpu_has_avx512())
+
+    def _release(self, offset: int, size: int) -> None:
+        """Drop the mapping's pages of a range from this process (the file keeps them)."""
+        page = mmap.PAGESIZE
+        start = -(-offset // page) * page
+        stop = (offset + size) // page * page
+        if stop > start and hasattr(self._map, "madvise"):
+            self._map.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
     def get(self, name: str, *shape: int) -> int:
         """The tensor ``name``, which must have ``shape`` (ggml order, trailing ones dropped)."""

@@ -48,9 +48,11 @@ class Tensors:
         if self.lib.ggml_backend_tensor_alloc(self.buffer, tensor, address) != 0:
             raise ValueError("ggml refused a tensor's address")
 
-    def allocate(self) -> int:
-        """Memory for every tensor of the context, in one buffer; returns its size in bytes."""
-        self.buffer = self.lib.ggml_backend_alloc_ctx_tensors_from_buft(self.ctx, self.lib.ggml_backend_cpu_buffer_type())
+    def allocate(self, buffer_type: int | None = None) -> int:
+        """Memory for every tensor of the context, in one buffer (of the CPU's plain type unless
+        told); returns its size in bytes."""
+        buffer_type = buffer_type or self.lib.ggml_backend_cpu_buffer_type()
+        self.buffer = self.lib.ggml_backend_alloc_ctx_tensors_from_buft(self.ctx, buffer_type)
         if not self.buffer:
             raise MemoryError("ggml could not allocate a buffer")
         return self.lib.ggml_backend_buffer_get_size(self.buffer)

@@ -25,7 +25,7 @@ MAX_THREADS = 512
 
 # enum ggml_type (ggml.h): the types the engine names itself.
 TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_I32, TYPE_I64 = 0, 1, 8, 26, 27
-TYPE_Q4_0 = 2
+TYPE_Q4_0, TYPE_Q2_K, TYPE_Q4_K, TYPE_IQ4_NL, TYPE_MXFP4 = 2, 10, 12, 20, 39
 ROPE_NORMAL, ROPE_NEOX = 0, 2
 PREC_F32 = 10
 
@@ -67,6 +67,8 @@ class ThreadpoolParams(ctypes.Structure):
 
 
 ABORT_CALLBACK = ctypes.CFUNCTYPE(BOOL, P)
+LOG_CALLBACK = ctypes.CFUNCTYPE(None, INT, ctypes.c_char_p, P)
+LOG_LEVEL_WARN = 3
 
 # name: (restype, argtypes)
 _SIGNATURES = {
@@ -137,9 +139,12 @@ _SIGNATURES = {
     "ggml_threadpool_new": (P, [ctypes.POINTER(ThreadpoolParams)]),
     "ggml_threadpool_free": (None, [P]),
     "ggml_cpu_init": (None, []),
+    "ggml_log_set": (None, [LOG_CALLBACK, P]),
     "ggml_cpu_has_avx2": (INT, []),
     "ggml_cpu_has_avx512": (INT, []),
     "ggml_cpu_has_neon": (INT, []),
+    # C++ linkage: the CPU backend's repacking buffer type (weights interleaved for its gemv/gemm)
+    "_Z35ggml_backend_cpu_repack_buffer_typev": (P, []),
     # type traits: dequantizing a row into floats
     "ggml_get_type_traits": (P, [INT]),
 }
@@ -167,10 +172,26 @@ class Library:
             else:
                 raise OSError(f"ggml library in {folder} lacks {name}")
         self.ggml_cpu_init()
+        # ggml prints its progress (each tensor it repacks...) to stderr; only warnings and
+        # errors go on, to Python's log
+        self._log = LOG_CALLBACK(_log_line)
+        self.ggml_log_set(self._log, None)
+
+    def repack_buffer_type(self) -> int:
+        """The CPU backend's buffer type that stores weights interleaved, rows 8 at a time, for
+        its gemv and gemm kernels (as llama.cpp loads them); tensors are repacked as set."""
+        return getattr(self, "_Z35ggml_backend_cpu_repack_buffer_typev")()
 
     def features(self) -> list[str]:
         """The instruction sets this build of the CPU backend uses."""
         return [name for name in ("avx2", "avx512", "neon") if getattr(self, f"ggml_cpu_has_{name}")()]
+
+
+def _log_line(level: int, text: bytes | None, _data) -> None:
+    if level in (LOG_LEVEL_WARN, LOG_LEVEL_WARN + 1) and text:  # warnings and errors
+        import logging
+
+        logging.getLogger("ollamakit.ggml").warning(text.decode(errors="replace").rstrip())
 
 
 def _library_folder() -> Path:

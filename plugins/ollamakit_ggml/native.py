@@ -31,6 +31,8 @@ CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=ON",
     "-DGGML_NATIVE=ON",
+    # llamafile's tiled products for prompts, which llama.cpp's own build turns on
+    "-DGGML_LLAMAFILE=ON",
     "-DGGML_BUILD_TESTS=OFF",
     "-DGGML_BUILD_EXAMPLES=OFF",
     "-DCMAKE_INSTALL_RPATH=$ORIGIN",
@@ -44,8 +46,9 @@ def cache_root() -> Path:
 
 
 def cpu_signature() -> str:
-    """What a native build depends on: the machine, and the CPU's instruction-set flags. A build
-    for one CPU may use instructions another lacks, so each CPU kind gets its own folder."""
+    """What a native build depends on: the machine, the CPU's instruction-set flags (a build for
+    one CPU may use instructions another lacks, so each CPU kind gets its own folder) and the
+    build's options."""
     flags = ""
     try:
         with open("/proc/cpuinfo") as info:
@@ -55,7 +58,8 @@ def cpu_signature() -> str:
                     break
     except OSError:
         pass
-    digest = hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:12]
+    options = " ".join(CMAKE_OPTIONS)
+    digest = hashlib.sha256(f"{platform.machine()} {flags} {options}".encode()).hexdigest()[:12]
     return f"{SOURCE_VERSION}-{platform.machine()}-{digest}"
 
 

@@ -123,7 +123,6 @@ class Settings:
     storage: str = "fs"
     compute: str = "auto"
     transport: str = "http"
-    numerics: str = ""  # the engine's arithmetic; empty: the compute backend's default
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -154,7 +153,6 @@ class Settings:
             storage=_env("OLLAMAKIT_STORAGE") or "fs",
             compute=_env("OLLAMAKIT_COMPUTE") or "auto",
             transport=_env("OLLAMAKIT_TRANSPORT") or "http",
-            numerics=_env("OLLAMAKIT_NUMERICS") or "",
         )
         known = {f.name for f in fields(cls)}
         return replace(settings, **{k: v for k, v in overrides.items() if k in known and v is not None})

@@ -19,9 +19,6 @@ def _cupy():
 
 class CudaBackend(ComputeBackend):
     name = "cuda"
-    # Reproducing llama.cpp's CPU rounding is a CPU concern; on the GPU plain float32 is exact
-    # enough and faster.
-    default_numerics = "float32"
 
     def __init__(self, kernel=None, device: int = 0):
         super().__init__(kernel)

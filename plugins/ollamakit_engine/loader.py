@@ -6,18 +6,10 @@ from pathlib import Path
 
 from ollamakit.errors import BadRequest
 
-from .ggml_numerics import LlamaCppOps
 from .hparams import ARCHITECTURES, read_hparams
 from .ops import Ops
 from .runner import DEFAULT_NUM_BATCH, Runner
 from .weights import load_weights
-
-# "float32" computes plainly on the dequantized weights (BLAS). "llama.cpp" runs ggml's CPU kernels
-# bit for bit in numpy (ggml_numerics.py, ggml_kquants.py): SmolLM2 (Q4_1/Q8_0) and Gemma 3
-# (Q5_0/Q8_0/Q4_K/Q6_K) give llama.cpp's logits exactly; other types keep an approximate rounding.
-# Far slower than float32.
-NUMERICS = ("llama.cpp", "float32")
-DEFAULT_NUMERICS = "float32"
 
 
 def supports(metadata: dict) -> bool:
@@ -30,18 +22,13 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
     num_batch = options.get("num_batch", DEFAULT_NUM_BATCH)
     if isinstance(num_batch, bool) or not isinstance(num_batch, int) or num_batch < 1:
         raise BadRequest(f"num_batch must be a positive integer, got {num_batch!r}")
-    numerics = options.get("numerics", getattr(backend, "default_numerics", DEFAULT_NUMERICS))
-    if numerics not in NUMERICS:
-        raise BadRequest(f"numerics must be one of {', '.join(NUMERICS)}, got {numerics!r}")
     threads = _threads(options, backend)
     hp = read_hparams(gguf.metadata)
     if getattr(backend, "runs_graphs", False):
         return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads)
-    ops = LlamaCppOps(backend) if numerics == "llama.cpp" else Ops(backend)
+    ops = Ops(backend)
     ops.use_threads(threads)
     weights = load_weights(gguf, hp, ops)
-    if numerics == "llama.cpp":
-        ops.attach(gguf, hp, weights)
     metadata = dict(gguf.metadata)
     return Runner(
         hp=hp,

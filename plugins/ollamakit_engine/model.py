@@ -126,9 +126,9 @@ class Transformer:
         if hp.embed_scale != 1.0:
             x *= np.float32(hp.embed_scale)
 
-        rope_global = self._rope_tables(positions, self.inv_freq_global, hp.rope_base)
+        rope_global = self._rope_tables(positions, self.inv_freq_global)
         rope_local = (
-            self._rope_tables(positions, self.inv_freq_local, hp.rope_base_local)
+            self._rope_tables(positions, self.inv_freq_local)
             if self.inv_freq_local is not None
             else None
         )
@@ -280,10 +280,7 @@ class Transformer:
         mask = np.where(visible, np.float32(0), np.float32(-np.inf)).astype(np.float32)
         return self.ops.backend.asarray(mask)
 
-    def _rope_tables(self, positions: np.ndarray, inv_freq: np.ndarray, base: float):
-        exact_tables = getattr(self.ops, "rope_tables", None)
-        if exact_tables is not None:  # bit-exact numerics compute the angles as llama.cpp does
-            return exact_tables(positions, base, self.hp)
+    def _rope_tables(self, positions: np.ndarray, inv_freq: np.ndarray):
         angles = np.multiply.outer(positions.astype(np.float64), inv_freq)
         cos = np.cos(angles).astype(np.float32)[:, None, :]
         sin = np.sin(angles).astype(np.float32)[:, None, :]

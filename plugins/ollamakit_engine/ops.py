@@ -5,17 +5,13 @@ the CPU the cost of a small model is as much allocation and memory traffic as ar
 backend may replace any of them: ``Ops(backend)`` binds every callable in ``backend.kernels``
 (a mapping of name to function taking the same arguments) over the method of the same name.
 
-They compute in plain float32. With ``exact`` (``LlamaCppOps``, ggml_numerics.py, which replaces
-the other kernels with ggml's own) a product whose weight type has no bit-exact ggml kernel there
-first rounds its activations as llama.cpp does (``rounding.py``).
+They compute in plain float32.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-
-from .rounding import Rounding
 
 GELU_COEF = math.sqrt(2.0 / math.pi)
 PAD_COLUMNS = 64  # padded matrix widths are multiples of this (see Ops.padded_width)
@@ -24,18 +20,14 @@ FEW_QUERIES = 32  # query rows (times heads per key head) below which attention 
 
 
 class Ops:
-    def __init__(self, backend, exact: bool = False):
+    def __init__(self, backend):
         self.backend = backend
         self.xp = backend.xp
-        self.exact = exact
         # Host arrays: a scalar read back costs nothing, so one-row kernels may compute in Python.
         self.on_host = getattr(self.xp, "__name__", "") == "numpy"
-        self.rounding = Rounding(self.xp)
         # Buffers per thread: a prompt may run as two parts on two threads at once (model.py).
         self._buffers = threading.local()
-        # Padding changes no value, but exact mode adds products to each output (block minimums)
-        # that would need the same padding; it is about agreement, not speed, so it goes without.
-        self.matvec_threading_elements = 0 if exact else getattr(backend, "matvec_threading_elements", 0)
+        self.matvec_threading_elements = getattr(backend, "matvec_threading_elements", 0)
         for name, kernel in (getattr(backend, "kernels", None) or {}).items():
             setattr(self, name, kernel)
 
@@ -104,8 +96,7 @@ class Ops:
     # -- kernels -----------------------------------------------------------------------------
 
     def linear(self, x, linear, out=None):
-        """``x @ W`` for x (rows, in) and a ``Linear`` W stored (in, out). In exact mode x is
-        first rounded as llama.cpp rounds it for W's type."""
+        """``x @ W`` for x (rows, in) and a ``Linear`` W stored (in, out)."""
         if linear.width is not None:
             if x.shape[0] > 1:
                 # Several rows take the real columns (a strided view BLAS reads in place): a
@@ -122,16 +113,7 @@ class Ops:
                 return product.copy()
             out[...] = product
             return out
-        if not self.exact or linear.rounding is None:
-            return self.xp.dot(x, linear.weight, out=out)
-        rounded = self.scratch(*x.shape)
-        if linear.block_mins is None:
-            self.rounding.apply(linear.rounding, x, rounded)
-            return self.xp.dot(rounded, linear.weight, out=out)
-        sum_error = self.rounding.q8_blocks(x, rounded, sum_error=True)
-        out = self.xp.dot(rounded, linear.weight, out=out)
-        out += self.xp.dot(sum_error, linear.block_mins)
-        return out
+        return self.xp.dot(x, linear.weight, out=out)
 
     def take_rows(self, x, rows):
         """Rows ``rows`` of x (a new array): those the last layer carries on past attention."""

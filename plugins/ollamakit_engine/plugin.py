@@ -21,7 +21,4 @@ def load_model(kernel, model, options):
         from ollamakit_tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(gguf.metadata)
-        numerics = kernel.settings.numerics  # the server's choice, not a request's
-        if numerics:
-            options = {**options, "numerics": numerics}
         return build_runner(gguf, kernel.compute, options, tokenizer)

@@ -105,14 +105,12 @@ class Runner:
 
     def _step(self, segments: list[Segment], threads: int | None):
         """One step; a long prompt on the CPU as two parts at once (``Transformer.step_in_two``)
-        when the model computes on two cores or more. Not in llama.cpp numerics: ggml picks
-        kernels by the rows of a step, so parts would compute other bits."""
+        when the model computes on two cores or more."""
         if (
             len(segments) == 1
             and len(segments[0].tokens) >= SPLIT_PROMPT_ROWS
             and (self._thread_count(threads) or 1) >= 2
             and self.ops.on_host
-            and not self.ops.exact
         ):
             with self.backend.threads(1):
                 return self.model.step_in_two(segments[0])

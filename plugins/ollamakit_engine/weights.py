@@ -20,19 +20,13 @@ import numpy as np
 from ollamakit.errors import InvalidModelFile
 
 from .hparams import HParams
-from .rounding import activation_rounding
 
 
 @dataclass
 class Linear:
-    """A projection ``x @ weight.T``; ``rounding`` is what llama.cpp does to ``x`` first (see
-    ``rounding.py``), from the weight's type in the file."""
+    """A projection ``x @ weight.T``."""
 
     weight: object  # (in, out), contiguous
-    rounding: str | None = None
-    # For Q4_1/Q5_1 weights, each block's minimum (in / 32, out): llama.cpp multiplies it by a
-    # float16-rounded activation block sum, which ``ops.linear`` reproduces.
-    block_mins: object | None = None
     # When set, ``weight`` has zero columns past this many (``Ops.padded_width``); products keep
     # only the first ``width`` columns.
     width: int | None = None
@@ -95,18 +89,6 @@ class TensorSource:
     def optional(self, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
         return self.array(name, shape) if name in self.names else None
 
-    def rounding(self, *names: str) -> str | None:
-        """The activation rounding for a product with these tensors (fused, so they must agree)."""
-        kinds = {activation_rounding(self._type_name(name)) for name in names}
-        if len(kinds) > 1:
-            # Fusing would round one input two ways; use the finest, close to either.
-            return "f16" if "f16" in kinds else None
-        return kinds.pop()
-
-    def _type_name(self, name: str) -> str | None:
-        info = getattr(self.gguf, "tensor_info", None)
-        return info(name).type_name if info else None
-
     def upload(self, array: np.ndarray | None, matrix: bool = False):
         if array is None:
             return None
@@ -114,28 +96,13 @@ class TensorSource:
         self.nbytes += placed.nbytes
         return placed
 
-    def linear(self, array: np.ndarray, *names: str, order: list | None = None) -> Linear:
-        rounding = self.rounding(*names)
-        mins = None
-        if rounding == "q8_1":
-            parts = [self.block_mins(name) for name in names]
-            if order is not None:
-                parts = [_per_head(part, heads, o) for part, (heads, o) in zip(parts, order)]
-            mins = self.upload(np.concatenate(parts), matrix=True)
+    def linear(self, array: np.ndarray) -> Linear:
         cols, rows = array.shape  # stored transposed: (rows, cols) = (in, out)
         padded = self.ops.padded_width(rows, cols)
         if padded == cols:
-            return Linear(self.upload(array, matrix=True), rounding, mins)
+            return Linear(self.upload(array, matrix=True))
         array = np.concatenate([array, np.zeros((padded - cols, rows), np.float32)])
-        return Linear(self.upload(array, matrix=True), rounding, mins, width=cols)
-
-    def block_mins(self, name: str) -> np.ndarray:
-        """The float16 ``m`` of every block of a Q4_1/Q5_1 tensor, as (rows, blocks)."""
-        info = self.gguf.tensor_info(name)
-        block_bytes = {"Q4_1": 20, "Q5_1": 24}[info.type_name]
-        raw = np.asarray(self.gguf.raw(name)).reshape(-1, block_bytes)
-        mins = raw[:, 2:4].copy().view(np.float16).astype(np.float32)
-        return mins.reshape(-1, info.shape[0] // 32)
+        return Linear(self.upload(array, matrix=True), width=cols)
 
 
 def rope_halves_order(hp: HParams) -> np.ndarray:
@@ -161,9 +128,9 @@ def load_weights(gguf, hp: HParams, ops) -> ModelWeights:
     vocab = token_embd.shape[0]
     embd = src.upload(token_embd, matrix=True)
     if src.has("output.weight"):
-        output = src.linear(src.array("output.weight", (vocab, d)), "output.weight")
+        output = src.linear(src.array("output.weight", (vocab, d)))
     else:
-        output = Linear(embd, src.rounding("token_embd.weight"))  # tied embeddings
+        output = Linear(embd)  # tied embeddings
     order = rope_halves_order(hp) if hp.interleaved_rope else None
     rope_factors = src.optional("rope_freqs.weight", (hp.rope_dim // 2,))
     weights = ModelWeights(
@@ -206,20 +173,14 @@ def _layer(src: TensorSource, hp: HParams, prefix: str, order: np.ndarray | None
     head_norm = (hp.head_dim,)
     return LayerWeights(
         attn_norm=src.upload(src.array(prefix + "attn_norm.weight", (d,))),
-        qkv=src.linear(
-            np.concatenate([q, k, v]),
-            *(prefix + f"attn_{x}.weight" for x in "qkv"),
-            order=[(hp.n_head, order), (hp.n_head_kv, order), (1, None)],
-        ),
+        qkv=src.linear(np.concatenate([q, k, v])),
         qkv_bias=src.upload(qkv_bias),
         q_norm=src.upload(_per_head(src.optional(prefix + "attn_q_norm.weight", head_norm), 1, order)),
         k_norm=src.upload(_per_head(src.optional(prefix + "attn_k_norm.weight", head_norm), 1, order)),
-        attn_out=src.linear(
-            src.array(prefix + "attn_output.weight", (d, hp.n_head * hp.head_dim_v)), prefix + "attn_output.weight"
-        ),
+        attn_out=src.linear(src.array(prefix + "attn_output.weight", (d, hp.n_head * hp.head_dim_v))),
         post_attn_norm=src.upload(src.optional(prefix + "post_attention_norm.weight", (d,))),
         ffn_norm=src.upload(src.array(prefix + "ffn_norm.weight", (d,))),
-        gate_up=src.linear(np.concatenate([gate, up]), prefix + "ffn_gate.weight", prefix + "ffn_up.weight"),
-        down=src.linear(src.array(prefix + "ffn_down.weight", (d, hp.n_ff)), prefix + "ffn_down.weight"),
+        gate_up=src.linear(np.concatenate([gate, up])),
+        down=src.linear(src.array(prefix + "ffn_down.weight", (d, hp.n_ff))),
         post_ffn_norm=src.upload(src.optional(prefix + "post_ffw_norm.weight", (d,))),
     )

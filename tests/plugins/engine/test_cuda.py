@@ -26,7 +26,7 @@ def test_cuda_matches_numpy(tmp_path, arch):
     logits = {}
     for name, backend in (("numpy", NumpyBackend()), ("cuda", CudaBackend())):
         with GGUFFile.open(path) as gguf:
-            runner = build_runner(gguf, backend, {"numerics": "float32"})
+            runner = build_runner(gguf, backend)
         caches = [runner.new_cache(16), runner.new_cache(16)]
         first = runner.forward([(caches[0], prompt), (caches[1], prompt[:3])])
         second = runner.forward([(caches[0], [7]), (caches[1], [8])])

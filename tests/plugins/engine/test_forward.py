@@ -29,7 +29,7 @@ def tiny(request, tmp_path_factory):
 def test_prompt_logits_match_reference(tiny):
     path, meta, tensors = tiny
     expected = reference_logits(meta, tensors, PROMPT)
-    runner = load(path, numerics="float32")
+    runner = load(path)
     logits = runner.forward([(runner.new_cache(32), PROMPT)])[0]
     assert logits.shape == (VOCAB,) and logits.dtype == np.float32
     np.testing.assert_allclose(logits, expected[-1], atol=2e-4, rtol=1e-4)
@@ -38,37 +38,25 @@ def test_prompt_logits_match_reference(tiny):
 def test_decode_one_token_at_a_time_matches_reference(tiny):
     path, meta, tensors = tiny
     expected = reference_logits(meta, tensors, PROMPT)
-    runner = load(path, numerics="float32")
+    runner = load(path)
     cache = runner.new_cache(32)
     got = np.stack([runner.forward([(cache, [token])])[0] for token in PROMPT])
     assert cache.n_past == len(PROMPT)
     np.testing.assert_allclose(got, expected, atol=2e-4, rtol=1e-4)
 
 
-def test_llamacpp_numerics_stay_close_to_reference(tiny):
-    # float32 weights take no 8-bit rounding: only the float16 keys, values and probabilities show
-    path, meta, tensors = tiny
-    expected = reference_logits(meta, tensors, PROMPT)[-1]
-    runner = load(path, numerics="llama.cpp")
-    logits = runner.forward([(runner.new_cache(32), PROMPT)])[0]
-    np.testing.assert_allclose(logits, expected, atol=2e-2)
-    assert not np.allclose(logits, expected, atol=1e-6)  # the rounding did happen
-
-
-@pytest.mark.parametrize("numerics", ["float32", "llama.cpp"])
-def test_chunked_prompt_equals_whole_prompt(tiny, numerics):
+def test_chunked_prompt_equals_whole_prompt(tiny):
     path, _, _ = tiny
-    whole = load(path, numerics=numerics)
-    chunked = load(path, numerics=numerics, num_batch=3)
+    whole = load(path)
+    chunked = load(path, num_batch=3)
     a = whole.forward([(whole.new_cache(32), PROMPT)])[0]
     b = chunked.forward([(chunked.new_cache(32), PROMPT)])[0]
-    # float16 roundings may land one unit apart when the float32 sums run in another order
-    np.testing.assert_allclose(a, b, atol=1e-4 if numerics == "float32" else 5e-3)
+    np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_batched_sequences_equal_separate_runs(tiny):
     path, _, _ = tiny
-    runner = load(path, numerics="float32", num_batch=8)
+    runner = load(path, num_batch=8)
     prompts = [PROMPT, [7, 7, 2], [90]]
     alone = []
     for prompt in prompts:
@@ -86,7 +74,7 @@ def test_batched_sequences_equal_separate_runs(tiny):
 
 def test_mixed_prompt_and_decode_in_one_call(tiny):
     path, _, _ = tiny
-    runner = load(path, numerics="float32")
+    runner = load(path)
     decoding = runner.new_cache(32)
     runner.forward([(decoding, PROMPT[:4])])
     fresh = runner.new_cache(32)
@@ -98,7 +86,7 @@ def test_mixed_prompt_and_decode_in_one_call(tiny):
 
 def test_truncate_rewinds_the_cache(tiny):
     path, _, _ = tiny
-    runner = load(path, numerics="float32")
+    runner = load(path)
     cache = runner.new_cache(32)
     runner.forward([(cache, PROMPT)])
     cache.truncate(4)
@@ -124,13 +112,11 @@ def test_errors_are_bad_requests(tiny):
         runner.forward([(cache, [1]), (cache, [2])])
     with pytest.raises(BadRequest):
         load(path, num_batch=0)
-    with pytest.raises(BadRequest):
-        load(path, numerics="float16")
 
 
 def test_embed_pools_normed_hidden_states(tiny):
     path, _, _ = tiny
-    runner = load(path, numerics="float32")
+    runner = load(path)
     vectors = runner.embed([PROMPT, PROMPT[:3]])
     width = runner.hp.n_embd
     assert [v.shape for v in vectors] == [(width,), (width,)]

@@ -45,7 +45,7 @@ def count_splits(runner, monkeypatch) -> list:
 
 def test_the_last_row_alone_equals_the_whole_step(tiny):
     path, _, _ = tiny
-    runner = load(path, numerics="float32")
+    runner = load(path)
     prompts = [[5, 17, 3, 88, 42, 9], [1, 2, 3]]
     whole_caches, last_caches = [runner.new_cache(16) for _ in prompts], [runner.new_cache(16) for _ in prompts]
 
@@ -67,8 +67,8 @@ def test_the_last_row_alone_equals_the_whole_step(tiny):
 
 def test_a_long_prompt_in_two_parts_matches_one_step_and_the_reference(tiny, monkeypatch):
     path, meta, tensors = tiny
-    one = load(path, numerics="float32", num_thread=1, num_batch=len(LONG))
-    two = load(path, numerics="float32", num_thread=2, num_batch=len(LONG))
+    one = load(path, num_thread=1, num_batch=len(LONG))
+    two = load(path, num_thread=2, num_batch=len(LONG))
     splits = count_splits(two, monkeypatch)
     caches = {name: runner.new_cache(NUM_CTX) for name, runner in (("one", one), ("two", two))}
     logits = {"one": one.forward([(caches["one"], LONG)])[0], "two": two.forward([(caches["two"], LONG)])[0]}
@@ -85,8 +85,8 @@ def test_a_long_prompt_in_two_parts_matches_one_step_and_the_reference(tiny, mon
 
 def test_short_prompts_and_one_thread_run_in_one_step(tiny, monkeypatch):
     path, _, _ = tiny
-    two = load(path, numerics="float32", num_thread=2)
-    one = load(path, numerics="float32", num_thread=1)
+    two = load(path, num_thread=2)
+    one = load(path, num_thread=1)
     splits = count_splits(two, monkeypatch) + count_splits(one, monkeypatch)
     two.forward([(two.new_cache(NUM_CTX), LONG[: runner_module.SPLIT_PROMPT_ROWS - 1])])
     one.forward([(one.new_cache(NUM_CTX), LONG)])
@@ -96,7 +96,7 @@ def test_short_prompts_and_one_thread_run_in_one_step(tiny, monkeypatch):
 @pytest.mark.parametrize("failing", ["helper", "caller"])
 def test_a_part_that_fails_raises_its_error_without_hanging(tiny, failing):
     path, _, _ = tiny
-    runner = load(path, numerics="float32", num_thread=2)
+    runner = load(path, num_thread=2)
     activation = runner.ops.gated_activation
 
     def broken(gate, up, kind):

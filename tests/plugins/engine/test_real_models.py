@@ -81,31 +81,3 @@ def test_concurrent_decode_matches_single_streams():
         np.testing.assert_allclose(np.stack(together[seq]), np.stack(single[seq]), atol=2e-3)
         assert [int(np.argmax(o)) for o in together[seq]] == [int(np.argmax(o)) for o in single[seq]]
 
-
-# -- numerics "llama.cpp": bit-exact kernels (ggml_numerics.py) ----------------------------------
-
-# per prompt: each decode step of the emulated kernels takes ~0.5 s on SmolLM2, ~1.5 s on Gemma 3;
-# enough tokens to pass every place where float32 numerics part from llama.cpp (SmolLM2 prompt 2
-# at its third token, Gemma 3 prompt 1 at its third)
-EXACT_TOKENS = {"smollm2": 10, "gemma3": 6}
-
-
-@lru_cache(maxsize=None)
-def exact_runner(name):
-    return load_runner(FILES[name](), NumpyBackend(), {"numerics": "llama.cpp"}, with_tokenizer=False)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name, index, case", cases())
-def test_llamacpp_numerics_decode_exactly_as_llamacpp(name, index, case):
-    """Free-running greedy decoding, no tolerance: every token is llama.cpp's. The prompts run
-    through every kernel choice reproduced: Gemma's are 6, 11 and 30 tokens long, so its Q4_K
-    products take the gemm and the gemv and its Q6_K ones the vec-dot and the tiled gemm."""
-    model = exact_runner(name)
-    cache = model.new_cache(64)
-    logits = model.forward([(cache, case["prompt_ids"])])[0]
-    chosen = []
-    for _ in range(EXACT_TOKENS[name]):
-        chosen.append(int(np.argmax(logits)))
-        logits = model.forward([(cache, [chosen[-1]])])[0]
-    assert chosen == case["greedy_ids"][: EXACT_TOKENS[name]]

@@ -104,6 +104,21 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def kv_cache_type(requested: str | None, flash_attention: str | None) -> str:
+    """The key/value cache type under Ollama's rules: ``f16`` unless ``OLLAMA_KV_CACHE_TYPE``
+    names a type it knows; a quantized cache needs flash attention, so an explicit
+    ``OLLAMA_FLASH_ATTENTION=false`` keeps ``f16`` (the engine itself always attends with it)."""
+    kind = (requested or "").strip().lower()
+    if kind not in KV_CACHE_TYPES:
+        return "f16"
+    if kind != "f16" and flash_attention and not parse_bool(flash_attention):
+        return "f16"
+    return kind
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -123,6 +138,7 @@ class Settings:
     storage: str = "fs"
     compute: str = "auto"
     transport: str = "http"
+    kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE as it applies (see kv_cache_type())
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -153,6 +169,7 @@ class Settings:
             storage=_env("OLLAMAKIT_STORAGE") or "fs",
             compute=_env("OLLAMAKIT_COMPUTE") or "auto",
             transport=_env("OLLAMAKIT_TRANSPORT") or "http",
+            kv_cache_type=kv_cache_type(_env("OLLAMA_KV_CACHE_TYPE"), _env("OLLAMA_FLASH_ATTENTION")),
         )
         known = {f.name for f in fields(cls)}
         return replace(settings, **{k: v for k, v in overrides.items() if k in known and v is not None})

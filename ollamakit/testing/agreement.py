@@ -51,12 +51,13 @@ def cpu() -> dict:
     return {"model": model, "machine": platform.machine(), "flags": [f for f in kernel_flags if f in flags]}
 
 
-def llamacpp_greedy(path: str, prompt_ids: list[int], tokens: int = TOKENS) -> tuple[list[int], list[float]]:
-    """llama.cpp's greedy continuation and its top-2 logit margin at each step (flash attention
-    on, float16 cache, two threads: the engine's defaults)."""
-    from llama_cpp import Llama
+CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids, as llama-cpp-python takes them
 
-    llm = _llama(path)
+
+def llamacpp_greedy(path: str, prompt_ids: list[int], tokens: int = TOKENS, cache_type: str = "f16") -> tuple[list[int], list[float]]:
+    """llama.cpp's greedy continuation and its top-2 logit margin at each step (flash attention
+    on, two threads: the engine's defaults; the cache of ``cache_type``)."""
+    llm = _llama(path, cache_type)
     llm.reset()
     llm.eval(prompt_ids)
     chosen, margins = [], []
@@ -72,13 +73,19 @@ def llamacpp_greedy(path: str, prompt_ids: list[int], tokens: int = TOKENS) -> t
 _llamas: dict = {}
 
 
-def _llama(path: str):
+def _llama(path: str, cache_type: str = "f16"):
     from llama_cpp import Llama
 
-    if path not in _llamas:
-        _llamas.clear()  # one model at a time
-        _llamas[path] = Llama(path, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=True, logits_all=True, verbose=False)
-    return _llamas[path]
+    key = (path, cache_type)
+    if key not in _llamas:
+        if len(_llamas) >= 3:  # a few small models at a time
+            _llamas.pop(next(iter(_llamas)))
+        kind = CACHE_TYPES[cache_type]
+        _llamas[key] = Llama(
+            path, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=True, logits_all=True, verbose=False,
+            type_k=kind, type_v=kind,
+        )
+    return _llamas[key]
 
 
 def llamacpp_tokenize(path: str, text: str) -> list[int]:
@@ -103,21 +110,23 @@ def parting(ours: list[int], theirs: list[int], margins: list[float]) -> tuple[i
     return None, None
 
 
-def record(models: dict[str, str], out: Path) -> None:
-    """Write llama.cpp's answers for ``models`` (name -> GGUF path) with this CPU beside them."""
+def record(models: dict[str, tuple[str, str]], out: Path) -> None:
+    """Write llama.cpp's answers for ``models`` (name -> (GGUF path, cache type)) with this CPU
+    beside them."""
     import llama_cpp
 
     answers = {}
-    for name, path in models.items():
+    for name, (path, cache_type) in models.items():
         cases = []
         for text in PROMPTS:
             ids = llamacpp_tokenize(path, text)
-            greedy, margins = llamacpp_greedy(path, ids)
+            greedy, margins = llamacpp_greedy(path, ids, cache_type=cache_type)
             cases.append({"prompt": text, "prompt_ids": ids, "greedy_ids": greedy, "margins": [round(m, 5) for m in margins]})
         answers[name] = cases
     document = {
         "generator": f"llama-cpp-python {llama_cpp.__version__}, built on this machine; flash attention on, "
-        f"float16 cache, n_threads 2, n_ctx {NUM_CTX}; prompts with BOS and special tokens parsed; "
+        f"float16 cache (a name ending in /q8_0: a q8_0 cache), n_threads 2, n_ctx {NUM_CTX}; "
+        "prompts with BOS and special tokens parsed; "
         f"{TOKENS} greedy tokens with llama.cpp's top-2 logit margin at each step",
         "cpu": cpu(),
         "models": answers,
@@ -129,5 +138,6 @@ if __name__ == "__main__":  # python -m ollamakit.testing.agreement [output.json
     from ollamakit.testing import models as real
 
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/reference") / RECORDED
-    record({"smollm2": str(real.smollm2_q4_1()), "gemma3": str(real.gemma3_270m())}, target)
+    smollm2, gemma3 = str(real.smollm2_q4_1()), str(real.gemma3_270m())
+    record({"smollm2": (smollm2, "f16"), "gemma3": (gemma3, "f16"), "smollm2/q8_0": (smollm2, "q8_0")}, target)
     print(f"wrote {target}")

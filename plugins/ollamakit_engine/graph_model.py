@@ -43,11 +43,67 @@ class GraphSegment:
         return self.start + len(self.tokens)
 
 
+def hadamard(n: int) -> np.ndarray:
+    """The orthonormal Walsh-Hadamard matrix of order ``n`` (a power of two): symmetric, and
+    its own inverse."""
+    matrix = np.ones((1, 1), np.float32)
+    while matrix.shape[0] < n:
+        matrix = np.block([[matrix, matrix], [matrix, -matrix]])
+    return (matrix / np.sqrt(np.float32(n))).astype(np.float32)
+
+
+def rotation_sizes(hp: HParams, quantized_cache: bool) -> tuple[int | None, int | None]:
+    """The Walsh-Hadamard rotations (key order, value order) a quantized cache gets, or None.
+
+    Quantizing a key or value row to 8 or 4 bits loses most where a few dimensions dominate
+    it; a Hadamard rotation spreads every dimension over all of them first, so the block scales
+    fit better. Attention is unchanged by rotating queries and keys alike (an orthonormal
+    rotation keeps dot products), and values are rotated back after the weighted sum. As
+    llama.cpp does it: keys by the largest power of two (64 or more) dividing the head width,
+    values by 64, for heads whose width 64 divides."""
+    if not quantized_cache:
+        return None, None
+    rot_k = None
+    if hp.head_dim % 64 == 0:
+        rot_k = 64
+        while hp.head_dim % (2 * rot_k) == 0:
+            rot_k *= 2
+    rot_v = 64 if hp.head_dim_v % 64 == 0 else None
+    return rot_k, rot_v
+
+
 class GraphTransformer:
-    def __init__(self, hp: HParams, tensors: ModelTensors):
+    def __init__(self, hp: HParams, tensors: ModelTensors, lib=None, quantized_cache: bool = False):
         self.hp = hp
         self.t = tensors
+        self.lib = lib
         self.rope_mode = L.ROPE_NORMAL if hp.interleaved_rope else L.ROPE_NEOX
+        self.rot_k, self.rot_v = rotation_sizes(hp, quantized_cache)
+        self.rotations = self._rotations() if self.rot_k or self.rot_v else {}
+
+    def _rotations(self) -> dict[int, int]:
+        """A ggml tensor of each Hadamard matrix in use, by order (kept for the model's life)."""
+        from ollamakit_ggml.graph import Tensors, array
+
+        orders = sorted({n for n in (self.rot_k, self.rot_v) if n})
+        self._rotation_tensors = Tensors(self.lib, len(orders))
+        made = {n: self._rotation_tensors.new(L.TYPE_F32, n, n) for n in orders}
+        self._rotation_tensors.allocate()
+        for n, tensor in made.items():
+            array(tensor, L.TYPE_F32, (n, n))[...] = hadamard(n)
+        return made
+
+    def rotate(self, step, x, order: int):
+        """x (any shape whose element count ``order`` divides) with each run of ``order``
+        consecutive values multiplied by the Hadamard matrix; shaped as x was."""
+        struct = L.tensor(x)
+        shape = tuple(struct.ne)
+        flat = step.op("cont", x) if not _contiguous(struct) else x
+        flat = step.op("reshape_2d", flat, order, int(np.prod(shape)) // order)
+        out = step.op("mul_mat", self.rotations[order], flat)
+        if step.lib.ggml_mul_mat_set_hint is not None:  # ggml then runs the fast transform
+            step.lib.ggml_mul_mat_set_hint(out, L.HINT_SRC0_IS_HADAMARD)
+        return step.op("reshape_4d", out, *shape)
 
     def nodes(self, segments: int) -> int:
         """An upper bound on the graph nodes of a step with this many segments."""
@@ -122,6 +178,11 @@ class GraphTransformer:
         if hp.scale_queries:
             q = step.op("scale", q, hp.attn_scale)
             kq_scale = 1.0
+        if self.rot_k:
+            q = self.rotate(step, q, self.rot_k)
+            k = self.rotate(step, k, self.rot_k)
+        if self.rot_v:
+            v = self.rotate(step, v, self.rot_v)
 
         # keys and values into each sequence's cache first: attention reads them from there
         for i, s in enumerate(segments):
@@ -148,6 +209,8 @@ class GraphTransformer:
             out = step.op("reshape_2d", out, hp.n_head * hp.head_dim_v, count)
             attn = out if attn is None else step.op("concat", attn, out, 1)
 
+        if self.rot_v:
+            attn = self.rotate(step, attn, self.rot_v)  # the values' rotation undone
         if out_ids is not None:  # the last layer carries on only the rows read out
             attn = step.op("get_rows", attn, out_ids)
             residual = step.op("get_rows", residual, out_ids)
@@ -196,3 +259,13 @@ class GraphTransformer:
         if local and self.hp.sliding_window:
             visible &= query - key < self.hp.sliding_window
         return np.where(visible, np.float16(0), np.float16(-np.inf))
+
+
+def _contiguous(struct) -> bool:
+    """Whether a tensor's rows are packed one after another (a reshape can then view it)."""
+    size = struct.nb[0]
+    for dim in range(4):
+        if struct.nb[dim] != size:
+            return False
+        size *= struct.ne[dim]
+    return True

@@ -49,7 +49,7 @@ class GraphRunner:
         self.lib = backend.lib
         self.weights = weights  # holds the mapping (and the tensors in it) alive
         self.tensors = model_tensors(weights, hp)
-        self.model = GraphTransformer(hp, self.tensors)
+        self.model = GraphTransformer(hp, self.tensors, self.lib, quantized_cache=cache_type != "f16")
         self.num_batch = num_batch
         self.threads = threads or backend.default_threads
         self.cache_type = cache_type
@@ -187,8 +187,13 @@ class GraphRunner:
                         "view_3d", cache.keys[index], hp.head_dim, hp.n_head_kv, count,
                         cache.k_head, cache.k_row, first * cache.k_row,
                     )
-                    source = view if cache.ggml_type == L.TYPE_F16 else step.op("cast", view, L.TYPE_F32)
-                    rotated = self.model.rope(step, source, positions, hp.swa_layers[index])
+                    if cache.ggml_type == L.TYPE_F16:
+                        rotated = self.model.rope(step, view, positions, hp.swa_layers[index])
+                    else:  # quantized keys: in float32, out of (and back into) their Hadamard rotation
+                        keys = step.op("cast", view, L.TYPE_F32)
+                        keys = self.model.rotate(step, keys, self.model.rot_k) if self.model.rot_k else keys
+                        rotated = self.model.rope(step, keys, positions, hp.swa_layers[index])
+                        rotated = self.model.rotate(step, rotated, self.model.rot_k) if self.model.rot_k else rotated
                     step.expand(step.op("cpy", rotated, view))
                 self.compute.run(step)
             finally:

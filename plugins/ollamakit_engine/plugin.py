@@ -21,4 +21,6 @@ def load_model(kernel, model, options):
         from ollamakit_tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(gguf.metadata)
+        # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
+        options = {**options, "kv_cache_type": kernel.settings.kv_cache_type}
         return build_runner(gguf, kernel.compute, options, tokenizer)

@@ -103,6 +103,7 @@ _SIGNATURES = {
     "ggml_geglu_split": (P, [P, P, P]),
     "ggml_reshape_2d": (P, [P, P, I64, I64]),
     "ggml_reshape_3d": (P, [P, P, I64, I64, I64]),
+    "ggml_reshape_4d": (P, [P, P, I64, I64, I64, I64]),
     "ggml_view_1d": (P, [P, P, I64, SIZE]),
     "ggml_view_2d": (P, [P, P, I64, I64, SIZE, SIZE]),
     "ggml_view_3d": (P, [P, P, I64, I64, I64, SIZE, SIZE, SIZE]),
@@ -149,6 +150,14 @@ _SIGNATURES = {
     "ggml_get_type_traits": (P, [INT]),
 }
 
+# Newer than some builds: bound when present, None otherwise.
+_OPTIONAL = {
+    # marks a product whose first operand is a Walsh-Hadamard matrix, which ggml then computes
+    # as a fast transform
+    "ggml_mul_mat_set_hint": (None, [P, INT]),
+}
+HINT_SRC0_IS_HADAMARD = 1
+
 
 class Library:
     """The bound functions, as attributes (``lib.ggml_mul_mat(ctx, a, b)``)."""
@@ -171,6 +180,11 @@ class Library:
                     break
             else:
                 raise OSError(f"ggml library in {folder} lacks {name}")
+        for name, (restype, argtypes) in _OPTIONAL.items():
+            function = next((getattr(h, name) for h in handles if hasattr(h, name)), None)
+            if function is not None:
+                function.restype, function.argtypes = restype, argtypes
+            setattr(self, name, function)
         self.ggml_cpu_init()
         # ggml prints its progress (each tensor it repacks...) to stderr; only warnings and
         # errors go on, to Python's log

@@ -21,20 +21,24 @@ from ollamakit.testing.reference import reference_answers
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
 FILES = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m}
+# what is compared: the model, and the cache type both engines use
+CASES = {"smollm2": ("smollm2", "f16"), "gemma3": ("gemma3", "f16"), "smollm2/q8_0": ("smollm2", "q8_0")}
 LIVE = importlib.util.find_spec("llama_cpp") is not None
 
 
 @lru_cache(maxsize=1)
-def runner(name):
-    return load_runner(FILES[name](), GgmlBackend(), {"num_thread": 2}, with_tokenizer=False)
+def runner(case):
+    model, cache_type = CASES[case]
+    return load_runner(FILES[model](), GgmlBackend(), {"num_thread": 2, "kv_cache_type": cache_type}, with_tokenizer=False)
 
 
 def reference(name: str, index: int):
     """(prompt ids, llama.cpp's greedy ids, its margins) for one prompt."""
-    path = str(FILES[name]())
+    model, cache_type = CASES[name]
+    path = str(FILES[model]())
     if LIVE:
         ids = agreement.llamacpp_tokenize(path, agreement.PROMPTS[index])
-        return (ids, *agreement.llamacpp_greedy(path, ids))
+        return (ids, *agreement.llamacpp_greedy(path, ids, cache_type=cache_type))
     recorded = reference_answers(agreement.RECORDED)
     here = agreement.cpu()
     if recorded["cpu"]["flags"] != here["flags"] or recorded["cpu"]["machine"] != here["machine"]:
@@ -48,7 +52,7 @@ def reference(name: str, index: int):
 
 
 @pytest.mark.parametrize("index", range(len(agreement.PROMPTS)))
-@pytest.mark.parametrize("name", sorted(FILES))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_greedy_continuations_match_llamacpp(name, index):
     prompt_ids, theirs, margins = reference(name, index)
     ours = agreement.ours_greedy(runner(name), prompt_ids, len(theirs))

@@ -252,7 +252,7 @@ class BertRunner:
         self._lock = threading.Lock()  # BLAS already uses every core; one batch at a time
         self._closed = False
 
-    def forward(self, batch):
+    def forward(self, batch, should_stop=None):
         raise BadRequest("this model only produces embeddings")
 
     def new_cache(self, num_ctx: int):

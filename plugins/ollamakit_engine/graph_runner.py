@@ -12,9 +12,9 @@ import threading
 import weakref
 
 import numpy as np
-from ollamakit_ggml.graph import Step
+from ollamakit_ggml.graph import Step, StepAborted
 
-from ollamakit.errors import BadRequest
+from ollamakit.errors import BadRequest, Cancelled
 
 from .graph_cache import GraphKVCache, cache_row_bytes
 from .graph_model import GraphSegment, GraphTransformer
@@ -80,14 +80,23 @@ class GraphRunner:
 
     # -- forward -------------------------------------------------------------------------------
 
-    def forward(self, batch: list[tuple[GraphKVCache, list[int]]]) -> list[np.ndarray]:
+    def forward(self, batch: list[tuple[GraphKVCache, list[int]]], should_stop=None) -> list[np.ndarray]:
         """Append each sequence's tokens to its cache; return float32 logits (vocab,) of each
-        sequence's last token."""
+        sequence's last token. ``should_stop()`` is asked between the operations of a prompt
+        step (a decode step is one token's work) and ends the pass by raising ``Cancelled``;
+        the caches then keep what they held before it."""
         self._check(batch)
         results: list = [None] * len(batch)
         with self._lock:
             for segments, owners in self._plan(batch):
-                logits = self._run(segments)
+                if should_stop is not None and should_stop():
+                    raise Cancelled("request canceled")
+                prompt = sum(len(s.tokens) for s in segments) > len(segments)
+                self.compute.set_abort(should_stop if prompt else None)
+                try:
+                    logits = self._run(segments)
+                except StepAborted:
+                    raise Cancelled("request canceled") from None
                 for row, owner in enumerate(owners):
                     if owner is not None:  # this segment ends its sequence's tokens
                         results[owner] = logits[row]

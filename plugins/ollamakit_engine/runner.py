@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from ollamakit.errors import BadRequest
+from ollamakit.errors import BadRequest, Cancelled
 
 from .cache import KVCache, cache_bytes
 from .hparams import HParams
@@ -82,9 +82,10 @@ class Runner:
 
     # -- forward -------------------------------------------------------------------------------
 
-    def forward(self, batch: list[tuple[KVCache, list[int]]]) -> list[np.ndarray]:
+    def forward(self, batch: list[tuple[KVCache, list[int]]], should_stop=None) -> list[np.ndarray]:
         """Append each sequence's tokens to its cache; return float32 logits (vocab,) of each
-        sequence's last token."""
+        sequence's last token. ``should_stop()``, asked between steps, ends the pass early by
+        raising ``Cancelled``."""
         self._check(batch)
         decoding = len(batch) if all(len(tokens) == 1 for _, tokens in batch) else None
         with self._lock:
@@ -93,6 +94,8 @@ class Runner:
             with self._computing(threads):
                 last_hidden: list = [None] * len(batch)
                 for segments, owners in self._plan(batch):
+                    if should_stop is not None and should_stop():
+                        raise Cancelled("request canceled")
                     hidden = self._step(segments, threads)  # a row per segment
                     for row, owner in enumerate(owners):
                         if owner is not None:  # this segment ends its sequence's tokens

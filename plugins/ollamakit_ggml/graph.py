@@ -161,7 +161,14 @@ class Compute:
         self.lib.ggml_backend_cpu_set_threadpool(self.backend, threadpool)
 
     def set_abort(self, should_stop) -> None:
-        """``should_stop()`` is asked between nodes of a graph; True stops it (``run`` raises)."""
+        """``should_stop()`` is asked between the nodes of the graphs run from now on; True
+        stops the graph (``run`` raises ``StepAborted``). None asks nothing: a call into Python
+        per node costs a few percent of a short step."""
+        if should_stop is None:
+            if self._abort is not None:
+                self.lib.ggml_backend_cpu_set_abort_callback(self.backend, L.ABORT_CALLBACK(), None)
+                self._abort = None
+            return
         self._abort = L.ABORT_CALLBACK(lambda _data: bool(should_stop()))
         self.lib.ggml_backend_cpu_set_abort_callback(self.backend, self._abort, None)
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 
-from ollamakit.errors import OllamaError
+from ollamakit.errors import Cancelled, OllamaError
 
 from .sequence import Sequence
 
@@ -191,8 +191,15 @@ class BatchWorker:
         if not batch:
             return
         started = time.perf_counter_ns()
+        sequences = [slot.sequence for slot, _ in fed]
         try:
-            outputs = self.runner.forward(batch)
+            # a long prompt stops inside its pass once every client it serves has left
+            outputs = self.runner.forward(batch, should_stop=lambda: all(s.cancelled.is_set() for s in sequences))
+        except Cancelled as exc:
+            for slot, _ in fed:
+                slot.sequence.fail(exc)
+                self._release(slot, forget=True)
+            return
         except Exception as exc:
             log.exception("forward pass failed on %s", self.name)
             for slot, _ in fed:

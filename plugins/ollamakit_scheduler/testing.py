@@ -88,7 +88,7 @@ class FakeRunner:
     def new_cache(self, num_ctx: int) -> FakeCache:
         return FakeCache(num_ctx)
 
-    def forward(self, batch):
+    def forward(self, batch, should_stop=None):
         with self._lock:  # one forward at a time, as a real engine would be
             if self.closed:
                 raise RuntimeError("runner is closed")

@@ -178,7 +178,7 @@ def test_engine_errors_reach_the_request_and_their_detail_the_log(make_fake, cap
     setup = make_fake()
     model = setup.model()
     with setup.kernel.scheduler.acquire(model, GREEDY) as lease:
-        lease.runner.forward = lambda batch: (_ for _ in ()).throw(RuntimeError("boom at /some/path"))
+        lease.runner.forward = lambda batch, **_: (_ for _ in ()).throw(RuntimeError("boom at /some/path"))
         with pytest.raises(OllamaError) as caught:
             run(lease, "Q: one\nA:")
     assert caught.value.message == "model runner failed (the server log has the details)"

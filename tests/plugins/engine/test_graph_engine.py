@@ -1,0 +1,156 @@
+"""The ggml graph engine on tiny generated models: against the float64 reference, and its own
+contract (caches, context shift, cancellation, weights kept in the file's blocks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ollamakit_ggml import GgmlBackend
+
+from ollamakit.errors import BadRequest, Cancelled
+
+from .tiny_models import VOCAB, load, reference_logits, write_model
+
+PROMPT = [5, 17, 3, 88, 42, 9, 61, 23, 70, 1, 33]
+MODELS = {
+    "llama": dict(arch="llama"),
+    "qwen2": dict(arch="qwen2", biases=True),
+    "gemma3": dict(arch="gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=4, softcap=30.0),
+}
+# Keys and values are cached as float16, as llama.cpp caches them: about 3 decimal digits.
+TOLERANCE = dict(atol=2e-2, rtol=2e-2)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return GgmlBackend()
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def tiny(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("graph") / f"{request.param}.gguf"
+    meta, tensors = write_model(path, **MODELS[request.param])
+    return path, meta, tensors
+
+
+def test_prompt_and_decode_match_the_reference(tiny, backend):
+    path, meta, tensors = tiny
+    expected = reference_logits(meta, tensors, PROMPT)
+    runner = load(path, backend)
+    logits = runner.forward([(runner.new_cache(32), PROMPT)])[0]
+    assert logits.shape == (VOCAB,) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, expected[-1], **TOLERANCE)
+    cache = runner.new_cache(32)
+    stepped = np.stack([runner.forward([(cache, [token])])[0] for token in PROMPT])
+    np.testing.assert_allclose(stepped, expected, **TOLERANCE)
+    assert cache.n_past == len(PROMPT)
+
+
+def test_batched_chunked_and_mixed_steps_agree(tiny, backend):
+    path, _, _ = tiny
+    runner = load(path, backend, num_batch=8)
+    prompts = [PROMPT, [7, 7, 2], [90]]
+    alone = []
+    for prompt in prompts:
+        cache = runner.new_cache(32)
+        first = runner.forward([(cache, prompt)])[0]
+        alone.append([first] + [runner.forward([(cache, [t])])[0] for t in (4, 50, 11)])
+    caches = [runner.new_cache(32) for _ in prompts]
+    together = [runner.forward(list(zip(caches, prompts)))]  # 15 rows in steps of 8
+    for token in (4, 50, 11):
+        together.append(runner.forward([(cache, [token]) for cache in caches]))
+    for step, outputs in enumerate(together):
+        for seq, logits in enumerate(outputs):
+            np.testing.assert_allclose(logits, alone[seq][step], atol=2e-3)
+
+
+def test_truncate_and_errors(tiny, backend):
+    path, _, _ = tiny
+    runner = load(path, backend)
+    cache = runner.new_cache(32)
+    runner.forward([(cache, PROMPT)])
+    cache.truncate(4)
+    again = runner.forward([(cache, PROMPT[4:])])[0]
+    np.testing.assert_allclose(again, runner.forward([(runner.new_cache(32), PROMPT)])[0], atol=2e-3)
+    small = runner.new_cache(8)
+    with pytest.raises(BadRequest, match="exceed the context"):
+        runner.forward([(small, list(range(9)))])
+    with pytest.raises(BadRequest, match="outside the vocabulary"):
+        runner.forward([(small, [VOCAB])])
+    assert small.n_past == 0
+
+
+@pytest.mark.parametrize("cache_type", ["q8_0", "q4_0"])
+def test_quantized_caches_stay_close_and_take_their_size(tmp_path, backend, cache_type):
+    path = tmp_path / "llama.gguf"
+    meta, tensors = write_model(path, "llama", n_embd=128, n_heads=2, n_kv_heads=1)  # heads of 64
+    expected = reference_logits(meta, tensors, PROMPT)[-1]
+    runner = load(path, backend, kv_cache_type=cache_type)
+    cache = runner.new_cache(64)
+    logits = runner.forward([(cache, PROMPT)])[0]
+    assert np.corrcoef(logits, expected)[0, 1] > (0.999 if cache_type == "q8_0" else 0.97)  # 4 bits are coarse
+    # bytes per cached position: 2 layers x (keys + values) of 64 values in blocks of 32
+    block = {"q8_0": 34, "q4_0": 18}[cache_type]
+    assert runner.cache_bytes(64) == 64 * 2 * 2 * 2 * block
+    assert cache.nbytes == runner.cache_bytes(64)
+
+
+@pytest.mark.parametrize("cache_type", ["f16", "q8_0"])
+def test_a_context_shift_rotates_the_kept_keys(tmp_path, backend, cache_type):
+    """After dropping tokens the kept keys sit at new positions. In a model of one layer a
+    token's key and value depend on the token and its position alone, so the shifted cache must
+    answer as a fresh evaluation of the kept tokens does, and far from a cache left unrotated.
+    (With more layers the kept tokens remember the dropped ones, in llama.cpp's shift too.)"""
+    path = tmp_path / "llama.gguf"
+    write_model(path, "llama", n_layers=1, n_embd=128, n_heads=2, n_kv_heads=1)
+    runner = load(path, backend, kv_cache_type=cache_type)
+    tokens = list(range(3, 43))
+    cache = runner.new_cache(64)
+    runner.forward([(cache, tokens)])
+    keep, discard = 4, 18
+    cache.shift(keep, discard)
+    kept = tokens[:keep] + tokens[keep + discard :]
+    assert cache.n_past == len(kept)
+    shifted = runner.forward([(cache, [50])])[0]
+    fresh = runner.forward([(runner.new_cache(64), kept + [50])])[0]
+    np.testing.assert_allclose(shifted, fresh, atol=0.05 if cache_type == "f16" else 0.2)
+
+    unrotated = runner.new_cache(64)
+    runner.forward([(unrotated, tokens)])
+    unrotated._rotate = None  # moved down but left at their old angles
+    unrotated.shift(keep, discard)
+    wrong = runner.forward([(unrotated, [50])])[0]
+    assert np.abs(wrong - fresh).max() > 5 * np.abs(shifted - fresh).max()
+
+
+def test_a_prompt_stops_inside_its_step_when_asked(tmp_path, backend):
+    path = tmp_path / "llama.gguf"
+    write_model(path, "llama")
+    runner = load(path, backend)
+    cache = runner.new_cache(256)
+    runner.forward([(cache, PROMPT)])
+    asked = []
+
+    def should_stop():
+        asked.append(1)
+        return len(asked) > 3  # a few operations in
+
+    with pytest.raises(Cancelled):
+        runner.forward([(cache, [t % VOCAB for t in range(200)])], should_stop=should_stop)
+    assert len(asked) > 3 and cache.n_past == len(PROMPT)  # the cache holds what it held
+    np.testing.assert_allclose(  # and goes on from there
+        runner.forward([(cache, [4])])[0], runner.forward([(runner.new_cache(32), PROMPT + [4])])[0], atol=2e-3
+    )
+
+
+def test_weights_stay_in_the_file_and_are_shared(tmp_path, backend):
+    """No float32 copy of the weights: the runner's memory is the file's tensor bytes, and two
+    models made from one file hold one mapping of it."""
+    path = tmp_path / "llama.gguf"
+    write_model(path, "llama")
+    first, second = load(path, backend), load(path, backend)
+    assert first.weights is second.weights
+    tensor_bytes = sum(info.nbytes for info in first.weights.infos.values())
+    assert first.memory_bytes == tensor_bytes
+    cache = first.new_cache(16)
+    assert first.memory_bytes == tensor_bytes + cache.nbytes

@@ -55,11 +55,12 @@ def proc_status(field: str) -> int:
 class Ours:
     batched = True
 
-    def __init__(self, path: str, threads: int, num_ctx: int):
+    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: str = "f16"):
         from ollamakit_engine import load_runner
         from ollamakit_ggml import GgmlBackend
 
-        self.runner = load_runner(path, GgmlBackend(), {"num_thread": threads}, with_tokenizer=False)
+        options = {"num_thread": threads, "kv_cache_type": cache_type}
+        self.runner = load_runner(path, GgmlBackend(), options, with_tokenizer=False)
         self.num_ctx = num_ctx
 
     def begin(self):
@@ -75,12 +76,13 @@ class Ours:
 class LlamaCpp:
     batched = False  # one sequence per Llama object in llama-cpp-python
 
-    def __init__(self, path: str, threads: int, num_ctx: int):
+    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: int = 1):
         import llama_cpp
 
         self.llama_cpp = llama_cpp
+        # cache_type: a ggml type id (1: f16, 8: q8_0, 2: q4_0), as llama-cpp-python takes it
         self.llm = llama_cpp.Llama(path, n_ctx=num_ctx, n_threads=threads, n_threads_batch=threads,
-                                   n_batch=512, flash_attn=True, verbose=False)
+                                   n_batch=512, flash_attn=True, verbose=False, type_k=cache_type, type_v=cache_type)
         self.vocab = self.llm.n_vocab()
 
     def begin(self):

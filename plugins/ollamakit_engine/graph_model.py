@@ -3,8 +3,8 @@
 The rows of every sequence in a step are concatenated, so each projection is one product over
 the quantized weights for the whole step: a batch of decoding sequences reads each weight block
 once. Keys and values go to each sequence's own cache, and each sequence attends to its own
-cache with ggml's flash attention (scores, online softmax and the value sum in one pass, the
-query heads of a group sharing one read of their key/value head).
+cache with ggml's flash attention (scores, online softmax and the value sum in one pass, with
+no temporaries the size of the context).
 
 The block covers the llama family (pre-norm, SwiGLU; llama rotates adjacent pairs, qwen2/3 the
 two halves of a head) and gemma3 (pre- and post-norms, q/k norms, GELU gate, sliding-window
@@ -107,7 +107,7 @@ class GraphTransformer:
 
     def nodes(self, segments: int) -> int:
         """An upper bound on the graph nodes of a step with this many segments."""
-        return 128 + self.hp.n_layer * (48 + 12 * segments)
+        return 128 + self.hp.n_layer * (96 + 16 * segments)
 
     # -- a step --------------------------------------------------------------------------------
 

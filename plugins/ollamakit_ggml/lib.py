@@ -233,6 +233,9 @@ def load() -> Library:
     built = native.built_folder()
     if built is not None:
         return Library(built, "built for this CPU (ollamakit build-ggml)")
+    if native.lacks_avx2():
+        # the wheel's kernels would stop the process on their first AVX2 instruction
+        raise OSError("the prebuilt ggml needs AVX2, which this CPU lacks: run `ollamakit build-ggml`")
     return Library(_library_folder(), "prebuilt (libggml-python)")
 
 

@@ -45,19 +45,29 @@ def cache_root() -> Path:
     return Path(base) / "ollamakit" / "ggml"
 
 
-def cpu_signature() -> str:
-    """What a native build depends on: the machine, the CPU's instruction-set flags (a build for
-    one CPU may use instructions another lacks, so each CPU kind gets its own folder) and the
-    build's options."""
-    flags = ""
+def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
                 if line.startswith(("flags", "Features")):
-                    flags = " ".join(sorted(line.split(":", 1)[1].split()))
-                    break
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return set()
+
+
+def lacks_avx2() -> bool:
+    """An x86 CPU without AVX2, which the prebuilt wheel's kernels need (others: unknown, so
+    not refused here)."""
+    flags = _cpu_flags()
+    return platform.machine() in ("x86_64", "AMD64") and bool(flags) and "avx2" not in flags
+
+
+def cpu_signature() -> str:
+    """What a native build depends on: the machine, the CPU's instruction-set flags (a build for
+    one CPU may use instructions another lacks, so each CPU kind gets its own folder) and the
+    build's options."""
+    flags = " ".join(sorted(_cpu_flags()))
     options = " ".join(CMAKE_OPTIONS)
     digest = hashlib.sha256(f"{platform.machine()} {flags} {options}".encode()).hexdigest()[:12]
     return f"{SOURCE_VERSION}-{platform.machine()}-{digest}"

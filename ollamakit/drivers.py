@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from stevedore import DriverManager
-
 from .errors import BadRequest
 
 GROUPS = {
@@ -47,6 +45,8 @@ def driver_class(kind: str, name: str):
     registered = find_driver_name(kind, name)
     if registered is None:
         raise DriverNotFound(f"no {kind} driver named {name!r}; installed: {', '.join(driver_names(kind))}")
+    from stevedore import DriverManager  # imported here: the CLI starts (and ``--help`` answers) without it
+
     manager = DriverManager(GROUPS[kind], registered, invoke_on_load=False, on_load_failure_callback=_raise)
     return manager.driver
 

@@ -14,6 +14,9 @@ class Kernel:
     def __init__(self, settings: Settings | None = None, pm: PluginManager | None = None):
         self.settings = settings or Settings.from_env()
         self.pm = pm or make_plugin_manager()
+        # Plugins import their heavy modules in their hooks (see PluginManager): before any hook
+        # runs, a plugin that cannot import them is dropped and reported, as if it failed to load.
+        self.pm.import_deferred()
 
     @property
     def hook(self):

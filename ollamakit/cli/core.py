@@ -48,6 +48,7 @@ def serve_command(pm, host, models_dir, storage, compute):
 @click.pass_obj
 def plugins_command(pm):
     """List installed plugins and drivers, with any load errors."""
+    pm.import_deferred()  # a plugin whose route or engine modules fail to import is a load error too
     click.echo("Plugins:")
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])

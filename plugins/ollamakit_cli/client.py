@@ -7,11 +7,14 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import httpx
 
 from ollamakit.config import parse_host
+
+if TYPE_CHECKING:
+    import httpx
 
 UPLOAD_CHUNK = 1 << 20
 MAX_ERROR_BODY = 64 * 1024  # an error reply longer than this is cut, not read whole
@@ -40,6 +43,8 @@ def server_url(value: str | None = None) -> str:
 
 class Client:
     def __init__(self, base_url: str | None = None, transport: httpx.BaseTransport | None = None):
+        import httpx  # imported here: the CLI starts (and ``--help`` answers) without it
+
         self.base_url = base_url or server_url()
         # Creates and uploads can run for minutes: only connecting has a deadline.
         timeout = httpx.Timeout(None, connect=10.0)
@@ -57,6 +62,8 @@ class Client:
     # -- plumbing
 
     def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        import httpx
+
         try:
             response = self.http.send(request, stream=stream)
         except httpx.ConnectError:
@@ -86,6 +93,8 @@ class Client:
 
     def stream(self, path: str, body: dict) -> Iterator[dict]:
         """POST ``body`` and yield each NDJSON object; an ``error`` object raises."""
+        import httpx
+
         response = self._send(self.http.build_request("POST", path, json=body), stream=True)
         try:
             for line in response.iter_lines():

@@ -13,8 +13,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy
-
 KEYWORDS = (
     "from", "license", "template", "system", "adapter", "draft",
     "renderer", "parser", "parameter", "message", "requires",
@@ -230,6 +228,8 @@ def parameter_value(name: str, text: str):
             raise ModelfileError(f"invalid float value [{text}]")
         # Options are 32-bit floats: keep the shortest text that survives the round trip,
         # so 0.7 stays 0.7 and the stored params blob matches Ollama's byte for byte.
+        import numpy  # imported here: the CLI starts (and ``--help`` answers) without it
+
         with numpy.errstate(over="ignore"):
             single = numpy.float32(text)
         if not numpy.isfinite(single):

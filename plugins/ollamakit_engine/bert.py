@@ -5,7 +5,7 @@ then the model's pooling (mean, CLS or last token) and, when the model says so, 
 A batch of inputs runs together: inputs are sorted by length and packed into padded groups of
 similar length, so each projection is one large matrix product and padding stays small; a key
 mask keeps every input from seeing another's padding. Registered as its own ``load_model``
-implementation (entry point ``engine_bert``), beside the decoder engine.
+implementation (``bert_plugin``, entry point ``engine_bert``), beside the decoder engine.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ollamakit.errors import BadRequest, InvalidModelFile
-from ollamakit.hookspecs import hookimpl
 
 from .hparams import MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, POOLING, Metadata
 
@@ -322,18 +321,3 @@ def build_bert_runner(gguf, backend, tokenizer=None) -> BertRunner:
     p = read_params(gguf.metadata)
     weights = BertWeights(gguf, p, backend.xp)
     return BertRunner(p, weights, backend, tokenizer, dict(gguf.metadata))
-
-
-@hookimpl
-def load_model(kernel, model, options):
-    from ollamakit_gguf.reader import GGUFFile
-
-    path = model.model_path
-    if path is None:
-        return None
-    with GGUFFile.open(path) as gguf:
-        if gguf.metadata.get("general.architecture") != "bert":
-            return None
-        from ollamakit_tokenizers import load_tokenizer
-
-        return build_bert_runner(gguf, kernel.compute, load_tokenizer(gguf.metadata))

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from .loader import build_runner, supports
+# Imported by the hook: the engine imports numpy, which the CLI does without
+# (``PluginManager.import_deferred`` checks it before serving).
+DEFERRED_IMPORTS = ("ollamakit_engine.loader",)
 
 
 @hookimpl
 def load_model(kernel, model, options):
     from ollamakit_gguf.reader import GGUFFile
+
+    from .loader import build_runner, supports
 
     path = model.model_path
     if path is None:

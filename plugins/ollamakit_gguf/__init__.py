@@ -6,10 +6,19 @@ dequantization of every ggml tensor type a model may carry.
         g.architecture, g.metadata["llama.block_count"], g.tensor("token_embd.weight")
 """
 
-from .constants import ValueType
-from .dequant import dequantize, supported_types
-from .reader import GGUFFile, TensorInfo, format_parameter_size, looks_like_gguf
-from .writer import GGUFWriter
+from ollamakit.lazy import lazy_exports
+
+# Imported on first use: these modules import numpy and gguf, and the entry points load this package.
+__getattr__ = lazy_exports(__name__, {
+    "ValueType": ".constants",
+    "dequantize": ".dequant",
+    "supported_types": ".dequant",
+    "GGUFFile": ".reader",
+    "TensorInfo": ".reader",
+    "format_parameter_size": ".reader",
+    "looks_like_gguf": ".reader",
+    "GGUFWriter": ".writer",
+})
 
 __all__ = [
     "GGUFFile",

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from .source import GGUFSource, claims
+# Imported by the hook: the reader imports numpy and gguf, which the CLI does without
+# (``PluginManager.import_deferred`` checks it before serving).
+DEFERRED_IMPORTS = ("ollamakit_gguf.source",)
 
 
 @hookimpl
 def resolve_model_source(request, kernel):
+    from .source import GGUFSource, claims
+
     if claims(request, kernel.store):
         return GGUFSource(request.files, request.target)
     return None

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from .embed import Embed, Embeddings
+# Imported by the hook: the routes import falcon and numpy, which the CLI does without
+# (``PluginManager.import_deferred`` checks them before serving).
+DEFERRED_IMPORTS = ("ollamakit_ollama_api.embed",)
 
 
 @hookimpl
 def register_routes(app, kernel):
+    from .embed import Embed, Embeddings
+
     app.add_route("/api/embed", Embed(kernel))
     app.add_route("/api/embeddings", Embeddings(kernel))

@@ -6,13 +6,23 @@ import logging
 
 from ollamakit.hookspecs import hookimpl
 
-from . import blobs, create, models, root
-
 log = logging.getLogger("ollamakit.api")
+
+# The route modules import falcon, jinja2 and numpy: imported by the hooks, so that loading this
+# plugin (every ``ollamakit`` command does) stays cheap; ``PluginManager.import_deferred`` checks
+# them before serving.
+DEFERRED_IMPORTS = (
+    "ollamakit_ollama_api.blobs",
+    "ollamakit_ollama_api.create",
+    "ollamakit_ollama_api.models",
+    "ollamakit_ollama_api.root",
+)
 
 
 @hookimpl
 def register_routes(app, kernel):
+    from . import blobs, create, models, root
+
     app.add_route("/", root.Root())
     app.add_route("/api/version", root.Version())
     app.add_route("/api/blobs/{digest}", blobs.Blob(kernel))

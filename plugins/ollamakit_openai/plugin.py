@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from .chat import ChatCompletions
-from .completions import Completions
-from .embeddings import Embeddings
-from .models import ModelList, ModelRetrieve
+# Imported by the hook: the routes import falcon, jinja2, llguidance and numpy, which the CLI
+# does without (``PluginManager.import_deferred`` checks them before serving).
+DEFERRED_IMPORTS = (
+    "ollamakit_openai.chat",
+    "ollamakit_openai.completions",
+    "ollamakit_openai.embeddings",
+    "ollamakit_openai.models",
+)
 
 
 @hookimpl
 def register_routes(app, kernel):
+    from .chat import ChatCompletions
+    from .completions import Completions
+    from .embeddings import Embeddings
+    from .models import ModelList, ModelRetrieve
+
     app.add_route("/v1/chat/completions", ChatCompletions(kernel))
     app.add_route("/v1/completions", Completions(kernel))
     app.add_route("/v1/embeddings", Embeddings(app))

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from .source import ParentModelSource, registry_pull
+# Imported by the hook, so that loading this plugin (every command does) stays cheap
+# (``PluginManager.import_deferred`` checks it before serving).
+DEFERRED_IMPORTS = ("ollamakit_parent.source",)
 
 
 @hookimpl(trylast=True)
 def resolve_model_source(request, kernel):
+    from .source import ParentModelSource, registry_pull
+
     if request.from_ and request.target == "model":
         return ParentModelSource(request.from_, pull=registry_pull())
     return None

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from . import api, serve
+# Imported by the hook: the routes import falcon and httpx, which the CLI does without
+# (``PluginManager.import_deferred`` checks them before serving).
+DEFERRED_IMPORTS = ("ollamakit_registry.api", "ollamakit_registry.serve")
 
 
 @hookimpl
 def register_routes(app, kernel):
+    from . import api, serve
+
     app.add_route("/api/pull", api.Pull(kernel))
     app.add_route("/api/push", api.Push(kernel))
     app.add_route("/v2", serve.Base())

@@ -5,8 +5,14 @@ Supported architectures: LlamaForCausalLM (Llama, Mistral, SmolLM2), Qwen2ForCau
 Gemma3ForCausalLM and BertModel (sentence-transformers folders included).
 """
 
-from .convert import Conversion, plan_conversion
-from .folder import ModelFolder
-from .reader import SafetensorsFile
+from ollamakit.lazy import lazy_exports
+
+# Imported on first use: these modules import numpy and gguf, and the entry points load this package.
+__getattr__ = lazy_exports(__name__, {
+    "Conversion": ".convert",
+    "plan_conversion": ".convert",
+    "ModelFolder": ".folder",
+    "SafetensorsFile": ".reader",
+})
 
 __all__ = ["Conversion", "ModelFolder", "SafetensorsFile", "plan_conversion"]

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from .source import SafetensorsSource, claims
+# Imported by the hook: the conversion imports numpy and gguf, which the CLI does without
+# (``PluginManager.import_deferred`` checks it before serving).
+DEFERRED_IMPORTS = ("ollamakit_safetensors.source",)
 
 
 @hookimpl
 def resolve_model_source(request, kernel):
+    from .source import SafetensorsSource, claims
+
     if claims(request):
         return SafetensorsSource(request.files, request.target)
     return None

@@ -8,6 +8,8 @@ from click.testing import CliRunner
 import ollamakit.drivers
 import ollamakit.plugins
 from ollamakit.cli import build_cli
+from ollamakit.config import Settings
+from ollamakit.kernel import Kernel
 from ollamakit.plugins import make_plugin_manager
 
 
@@ -58,6 +60,37 @@ def test_a_broken_plugin_is_reported_not_fatal(monkeypatch):
     assert "  cli: register_commands" in output
     result = CliRunner().invoke(build_cli(pm), ["--help"])
     assert result.exit_code == 0 and "create" in result.output
+
+
+def test_a_plugin_whose_deferred_modules_fail_is_reported_and_dropped(monkeypatch, tmp_path):
+    # It loads (its own module is fine) but names a route module that cannot be imported.
+    (tmp_path / "ollamakit_lazy_broken.py").write_text(
+        "from ollamakit.hookspecs import hookimpl\n"
+        "DEFERRED_IMPORTS = ('ollamakit_no_such_routes',)\n"
+        "@hookimpl\n"
+        "def register_routes(app, kernel):\n"
+        "    import ollamakit_no_such_routes\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lazy = [EntryPoint("lazy_broken", "ollamakit_lazy_broken", "ollamakit.plugins")]
+    with_extra_entry_points(monkeypatch, ollamakit.plugins, lazy)
+    pm = make_plugin_manager()
+    assert pm.get_plugin("lazy_broken") is not None and pm.load_errors == []
+    output = run_plugins(pm)
+    assert "  lazy_broken: FAILED to load ollamakit_lazy_broken: ModuleNotFoundError: " in output
+    assert "No module named 'ollamakit_no_such_routes'" in output
+    assert pm.get_plugin("lazy_broken") is None  # and so no server calls its hooks
+    assert "  openai: register_routes" in output and "  cli: register_commands" in output
+
+
+def test_a_kernel_drops_a_plugin_whose_deferred_modules_fail(monkeypatch, tmp_path):
+    (tmp_path / "ollamakit_lazy_broken.py").write_text("DEFERRED_IMPORTS = ('ollamakit_no_such_routes',)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lazy = [EntryPoint("lazy_broken", "ollamakit_lazy_broken", "ollamakit.plugins")]
+    with_extra_entry_points(monkeypatch, ollamakit.plugins, lazy)
+    kernel = Kernel(Settings(models_dir=tmp_path / "models"), make_plugin_manager())
+    assert kernel.pm.get_plugin("lazy_broken") is None
+    assert [e.name for e in kernel.pm.load_errors] == ["lazy_broken"]
 
 
 def test_a_broken_driver_is_reported_with_its_error(monkeypatch):

@@ -1,0 +1,27 @@
+"""Plugin ``engine_bert``: runs BERT encoders (``general.architecture = bert``) for embeddings,
+beside the decoder engine. The encoder itself is ``bert.py``."""
+
+from __future__ import annotations
+
+from ollamakit.hookspecs import hookimpl
+
+# Imported by the hook: the encoder imports numpy, which the CLI does without
+# (``PluginManager.import_deferred`` checks it before serving).
+DEFERRED_IMPORTS = ("ollamakit_engine.bert",)
+
+
+@hookimpl
+def load_model(kernel, model, options):
+    from ollamakit_gguf.reader import GGUFFile
+
+    path = model.model_path
+    if path is None:
+        return None
+    with GGUFFile.open(path) as gguf:
+        if gguf.metadata.get("general.architecture") != "bert":
+            return None
+        from ollamakit_tokenizers import load_tokenizer
+
+        from .bert import build_bert_runner
+
+        return build_bert_runner(gguf, kernel.compute, load_tokenizer(gguf.metadata))

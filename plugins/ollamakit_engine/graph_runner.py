@@ -12,11 +12,11 @@ import threading
 import weakref
 
 import numpy as np
-from ollamakit_ggml.graph import Step, StepAborted
+from ollamakit_ggml.graph import Compute, Step, StepAborted
 
 from ollamakit.errors import BadRequest, Cancelled
 
-from .graph_cache import GraphKVCache, cache_row_bytes
+from .graph_cache import CACHE_TYPES, GraphKVCache, cache_row_bytes
 from .graph_model import GraphSegment, GraphTransformer
 from .graph_weights import MappedWeights, model_tensors
 from .hparams import HParams
@@ -38,10 +38,10 @@ class GraphRunner:
         threads: int | None = None,
         cache_type: str = "f16",
     ):
-        from ollamakit_ggml.graph import Compute
-
         if num_batch < 1:
             raise BadRequest(f"num_batch must be positive, got {num_batch}")
+        if cache_type not in CACHE_TYPES:
+            raise BadRequest(f"unknown cache type {cache_type!r}; known: {', '.join(CACHE_TYPES)}")
         self.hp = hp
         self.metadata = metadata
         self.tokenizer = tokenizer

@@ -16,8 +16,6 @@ import ctypes
 import os
 import threading
 
-import numpy
-
 from ollamakit.interfaces import ComputeBackend
 
 
@@ -51,6 +49,8 @@ class GgmlBackend(ComputeBackend):
 
     @property
     def xp(self):
+        import numpy  # imported here: the CLI starts without it
+
         return numpy
 
     def synchronize(self) -> None:

@@ -123,7 +123,9 @@ class Sequence:
         """Assigned to a cache that already holds the first ``cached_prefix`` prompt tokens."""
         self.history = self.prompt[:cached_prefix]
         self.pending = self.prompt[cached_prefix:]
-        self.metrics.prompt_eval_count = len(self.pending)
+        # cached plus new, as Ollama counts it (its runner reports CacheN + PromptN): clients
+        # read it as the prompt's size (OpenAI's usage.prompt_tokens), not as work done
+        self.metrics.prompt_eval_count = len(self.prompt)
         self.started.set()
         if self.on_start:
             self.on_start()

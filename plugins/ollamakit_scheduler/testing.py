@@ -81,6 +81,7 @@ class FakeRunner:
         self.tokenizer = FakeTokenizer()
         self.forward_calls = 0
         self.batch_sizes: list[int] = []
+        self.tokens_fed = 0  # every token the engine was asked to evaluate
         self.closed = False
         self._lock = threading.Lock()
         time.sleep(self.load_delay)
@@ -100,6 +101,7 @@ class FakeRunner:
                 if cache.n_past + len(tokens) > cache.num_ctx:
                     raise RuntimeError(f"context overflow: {cache.n_past} + {len(tokens)} > {cache.num_ctx}")
                 cache.tokens.extend(tokens)
+                self.tokens_fed += len(tokens)
                 outputs.append(self.logits(cache.tokens))
             return outputs
 

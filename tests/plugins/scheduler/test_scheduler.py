@@ -32,9 +32,14 @@ def test_a_repeated_prefix_is_served_from_the_cache(make_fake):
     model = setup.model()
     with setup.kernel.scheduler.acquire(model, GREEDY) as lease:
         _, first = run(lease, "Q: one\nA: the first answer.\nQ: two\nA:")
+        fed = lease.runner.tokens_fed
         _, second = run(lease, "Q: one\nA: the first answer.\nQ: three\nA:")
+        fed_second = lease.runner.tokens_fed - fed - second.metrics.eval_count
     assert first.metrics.prompt_eval_count == 1 + 37  # BOS and the text
-    assert second.metrics.prompt_eval_count == len("hree\nA:")  # only what differs from "two"
+    # the whole prompt is counted, cached or not, as Ollama counts it ...
+    assert second.metrics.prompt_eval_count == 1 + len("Q: one\nA: the first answer.\nQ: three\nA:")
+    # ... but only what differs from "two" is evaluated (besides the generated tokens)
+    assert fed_second == len("hree\nA:")
 
 
 def test_a_slow_load_does_not_block_another_model(make_fake):
@@ -156,6 +161,7 @@ def test_a_cache_that_keeps_less_than_the_prefix_evaluates_the_prompt_again(make
         run(lease, "Q: one\nA: the first answer.\nQ: two\nA:")
         text, second = run(lease, prompt)
     assert second.metrics.prompt_eval_count == 1 + len(prompt)
+    assert lease.runner.tokens_fed >= 2 * len(prompt)  # the second prompt was evaluated whole
     with setup.kernel.scheduler.acquire(setup.model("fresh"), GREEDY) as lease:
         assert run(lease, prompt)[0] == text
 

@@ -1,6 +1,6 @@
 """``/`` and ``/api/version``."""
 
-from ollamakit import __version__
+from ollamakit import OLLAMA_VERSION, __version__
 from ollamakit.web import json_response
 
 
@@ -14,6 +14,6 @@ class Root:
 
 class Version:
     def on_get(self, req, resp):
-        json_response(resp, {"version": __version__})
+        json_response(resp, {"version": OLLAMA_VERSION, "ollamakit": __version__})
 
     on_head = on_get

@@ -9,11 +9,11 @@ from functools import lru_cache
 
 import httpx
 
-from ollamakit import __version__
+from ollamakit import OLLAMA_VERSION, __version__
 from ollamakit.errors import OllamaError
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
-USER_AGENT = f"ollama/{__version__} ({_ARCH} {sys.platform}) Python/{platform.python_version()} ollamakit"
+USER_AGENT = f"ollama/{OLLAMA_VERSION} ({_ARCH} {sys.platform}) Python/{platform.python_version()} ollamakit/{__version__}"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 

@@ -3,8 +3,8 @@
 Each layer keeps keys (n_kv * head_dim, num_ctx) and values (n_kv * head_dim_v, num_ctx), one
 row per position, in the cache type (float16 by default, Ollama's ``OLLAMA_KV_CACHE_TYPE``:
 ``q8_0`` and ``q4_0`` quantize rows as they are written, as llama.cpp does). Keys are stored after
-rope. The buffer is allocated at ``num_ctx`` but the pages are touched only as tokens arrive, so
-resident memory grows with the tokens cached.
+rope. The buffer is allocated and zeroed at ``num_ctx`` when the sequence starts, as llama.cpp
+allocates its cache, so ``cache_bytes`` is what it holds from then on.
 
 ``shift`` is Ollama's context shift done as llama.cpp does it: the kept rows move down in place and
 their keys are rotated by the distance they moved; nothing is evaluated again.

@@ -34,8 +34,10 @@ class Tensors:
         self.buffer = None
 
     def new(self, ggml_type: int, *shape: int, name: str | None = None) -> int:
-        make = {1: self.lib.ggml_new_tensor_1d, 2: self.lib.ggml_new_tensor_2d, 3: self.lib.ggml_new_tensor_3d}
-        tensor = make[len(shape)](self.ctx, ggml_type, *shape)
+        """A tensor of ``shape`` (ggml order, 1 to 4 dimensions)."""
+        if not 1 <= len(shape) <= L.MAX_DIMS:
+            raise ValueError(f"ggml tensors have 1 to {L.MAX_DIMS} dimensions, not {len(shape)}")
+        tensor = self.lib.ggml_new_tensor(self.ctx, ggml_type, len(shape), (L.I64 * len(shape))(*shape))
         if name:
             self.lib.ggml_set_name(tensor, name.encode()[: L.MAX_NAME - 1])
         return tensor

@@ -77,6 +77,7 @@ _SIGNATURES = {
     "ggml_free": (None, [P]),
     "ggml_tensor_overhead": (SIZE, []),
     "ggml_graph_overhead_custom": (SIZE, [SIZE, BOOL]),
+    "ggml_new_tensor": (P, [P, INT, INT, ctypes.POINTER(I64)]),
     "ggml_new_tensor_1d": (P, [P, INT, I64]),
     "ggml_new_tensor_2d": (P, [P, INT, I64, I64]),
     "ggml_new_tensor_3d": (P, [P, INT, I64, I64, I64]),

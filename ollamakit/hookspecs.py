@@ -73,6 +73,14 @@ def load_model(kernel, model, options):
     None when its architecture is not yours."""
 
 
+@hookspec(firstresult=True)
+def estimate_memory(kernel, model, num_ctx, num_parallel):
+    """Bytes the stored ``model`` would hold once loaded with ``num_parallel`` sequences of
+    ``num_ctx`` tokens (weights and caches), worked out from its file without loading it; None
+    when its architecture is not yours. The scheduler refuses a model that cannot fit before
+    loading it."""
+
+
 # -- lifecycle events (every implementation is called; results ignored) --------------------------
 
 

@@ -21,15 +21,20 @@ from ollamakit.errors import BadRequest
 from .hparams import HParams
 
 CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids
+# (values per block, bytes per block) of each cache type, as ggml lays them out
+CACHE_BLOCKS = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18)}
 _serials = itertools.count(1)
 
 
-def cache_row_bytes(lib, hp: HParams, cache_type: str) -> int:
+def row_bytes(cache_type: str, values: int) -> int:
+    """Bytes of one row of ``values`` in a cache type (ggml's ``ggml_row_size``)."""
+    per_block, size = CACHE_BLOCKS[cache_type]
+    return -(-values // per_block) * size
+
+
+def cache_row_bytes(hp: HParams, cache_type: str) -> int:
     """Bytes one position takes across every layer."""
-    ggml_type = CACHE_TYPES[cache_type]
-    k = lib.ggml_row_size(ggml_type, hp.kv_dim)
-    v = lib.ggml_row_size(ggml_type, hp.v_dim)
-    return hp.n_layer * (k + v)
+    return hp.n_layer * (row_bytes(cache_type, hp.kv_dim) + row_bytes(cache_type, hp.v_dim))
 
 
 class GraphKVCache:

@@ -16,6 +16,7 @@ from ollamakit_ggml.graph import Compute, Step, StepAborted
 
 from ollamakit.errors import BadRequest, Cancelled
 
+from .batching import check_batch, plan_steps
 from .graph_cache import CACHE_TYPES, GraphKVCache, cache_row_bytes
 from .graph_model import GraphSegment, GraphTransformer
 from .graph_weights import MappedWeights, model_tensors
@@ -71,7 +72,7 @@ class GraphRunner:
 
     def cache_bytes(self, num_ctx: int) -> int:
         """Bytes one sequence's cache of ``num_ctx`` takes once full."""
-        return num_ctx * cache_row_bytes(self.lib, self.hp, self.cache_type)
+        return num_ctx * cache_row_bytes(self.hp, self.cache_type)
 
     def new_cache(self, num_ctx: int) -> GraphKVCache:
         cache = GraphKVCache(self.lib, self.hp, num_ctx, self.cache_type, rotate=self._rotate)
@@ -143,42 +144,13 @@ class GraphRunner:
     def _check(self, batch) -> None:
         if self._closed:
             raise RuntimeError("runner is closed")
-        if not batch:
-            raise BadRequest("forward needs at least one sequence")
-        seen = set()
-        for cache, tokens in batch:
-            if id(cache) in seen:
-                raise BadRequest("a sequence appears twice in one batch")
-            seen.add(id(cache))
-            if not tokens:
-                raise BadRequest("a sequence in the batch has no tokens")
-            if cache.n_past + len(tokens) > cache.num_ctx:
-                raise BadRequest(f"{cache.n_past} cached + {len(tokens)} new tokens exceed the context of {cache.num_ctx}")
-            low, high = min(tokens), max(tokens)
-            if low < 0 or high >= self.vocab_size:
-                raise BadRequest(f"token id {low if low < 0 else high} is outside the vocabulary of {self.vocab_size}")
+        check_batch(batch, self.vocab_size)
 
     def _plan(self, batch):
         """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the
         index of the sequence it finishes (or None)."""
-        offsets = [0] * len(batch)
-        positions = [cache.n_past for cache, _ in batch]
-        while True:
-            budget, row = self.num_batch, 0
-            segments, owners = [], []
-            for index, (cache, tokens) in enumerate(batch):
-                take = min(len(tokens) - offsets[index], budget)
-                if take <= 0:
-                    continue
-                segments.append(GraphSegment(cache, tokens[offsets[index] : offsets[index] + take], positions[index], row))
-                offsets[index] += take
-                positions[index] += take
-                owners.append(index if offsets[index] == len(tokens) else None)
-                row += take
-                budget -= take
-            if not segments:
-                return
-            yield segments, owners
+        for parts in plan_steps(batch, self.num_batch):
+            yield [GraphSegment(cache, tokens, start, row) for cache, tokens, start, row, _ in parts], [p[4] for p in parts]
 
     # -- context shift -------------------------------------------------------------------------
 

@@ -42,6 +42,23 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
     )
 
 
+def estimate_bytes(gguf, backend, num_ctx: int, num_parallel: int, cache_type: str = "f16") -> int:
+    """What a runner for ``gguf`` will hold with ``num_parallel`` caches of ``num_ctx`` (within
+    the training context, as the scheduler gives it), from the file's header alone: the graph
+    engine keeps the file's blocks, the array engines float32 copies."""
+    hp = read_hparams(gguf.metadata)
+    num_ctx = max(1, min(num_ctx, hp.n_ctx_train))
+    if getattr(backend, "runs_graphs", False):
+        from .graph_cache import cache_row_bytes
+
+        weights = sum(info.nbytes for info in gguf.tensors)
+        return weights + num_parallel * num_ctx * cache_row_bytes(hp, cache_type)
+    from .cache import cache_bytes
+
+    weights = 4 * sum(info.n_elements for info in gguf.tensors)
+    return weights + num_parallel * cache_bytes(hp, num_ctx)
+
+
 def _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads):
     """The model on ggml: weights in their file's blocks, a graph per step."""
     from .graph_runner import GraphRunner

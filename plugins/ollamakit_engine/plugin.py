@@ -28,3 +28,18 @@ def load_model(kernel, model, options):
         # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
         options = {**options, "kv_cache_type": kernel.settings.kv_cache_type}
         return build_runner(gguf, kernel.compute, options, tokenizer)
+
+
+@hookimpl
+def estimate_memory(kernel, model, num_ctx, num_parallel):
+    from ollamakit_gguf.reader import GGUFFile
+
+    from .loader import estimate_bytes, supports
+
+    path = model.model_path
+    if path is None:
+        return None
+    with GGUFFile.open(path) as gguf:
+        if not supports(gguf.metadata):
+            return None
+        return estimate_bytes(gguf, kernel.compute, num_ctx, num_parallel, kernel.settings.kv_cache_type)

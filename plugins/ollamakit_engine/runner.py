@@ -17,6 +17,7 @@ import numpy as np
 
 from ollamakit.errors import BadRequest, Cancelled
 
+from .batching import check_batch, plan_steps
 from .cache import KVCache, cache_bytes
 from .hparams import HParams
 from .model import Segment, Transformer
@@ -135,48 +136,14 @@ class Runner:
     def _check(self, batch) -> None:
         if self._closed:
             raise RuntimeError("runner is closed")
-        if not batch:
-            raise BadRequest("forward needs at least one sequence")
-        seen = set()
-        for cache, tokens in batch:
-            if id(cache) in seen:
-                raise BadRequest("a sequence appears twice in one batch")
-            seen.add(id(cache))
-            if not tokens:
-                raise BadRequest("a sequence in the batch has no tokens")
-            if cache.n_past + len(tokens) > cache.num_ctx:
-                raise BadRequest(
-                    f"{cache.n_past} cached + {len(tokens)} new tokens exceed the context of {cache.num_ctx}"
-                )
-            low, high = min(tokens), max(tokens)
-            if low < 0 or high >= self.vocab_size:
-                raise BadRequest(f"token id {low if low < 0 else high} is outside the vocabulary of {self.vocab_size}")
+        check_batch(batch, self.vocab_size)
 
     def _plan(self, batch):
         """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the
         index of the sequence it finishes (or None)."""
-        offsets = [0] * len(batch)
-        positions = [cache.n_past for cache, _ in batch]
-        while True:
-            budget = self.num_batch
-            segments, owners, row = [], [], 0
-            for index, (cache, tokens) in enumerate(batch):
-                if budget == 0:
-                    break
-                remaining = len(tokens) - offsets[index]
-                if remaining == 0:
-                    continue
-                take = min(remaining, budget)
-                part = tokens[offsets[index] : offsets[index] + take]
-                segments.append(Segment(cache, part, positions[index], slice(row, row + take)))
-                offsets[index] += take
-                positions[index] += take
-                owners.append(index if offsets[index] == len(tokens) else None)
-                row += take
-                budget -= take
-            if not segments:
-                return
-            yield segments, owners
+        for parts in plan_steps(batch, self.num_batch):
+            segments = [Segment(cache, tokens, start, slice(row, row + len(tokens))) for cache, tokens, start, row, _ in parts]
+            yield segments, [part[4] for part in parts]
 
     # -- embeddings ----------------------------------------------------------------------------
 

@@ -182,10 +182,22 @@ class Scheduler:
     def _key(model: LocalModel) -> tuple:
         return model.name.key()
 
-    def _estimate(self, model: LocalModel) -> int:
-        """Bytes the model will take: as measured last time, else its file size plus a tenth."""
+    def _estimate(self, model: LocalModel, options: opts.Options) -> int:
+        """Bytes the model will take: as measured last time, else what its engine works out from
+        the file for this context (weights and every slot's cache), else its file size plus a
+        tenth."""
         if model.digest in self._measured:
             return self._measured[model.digest]
+        num_ctx = options.num_ctx or self.settings.context_length
+        try:
+            estimate = self.kernel.hook.estimate_memory(
+                kernel=self.kernel, model=model, num_ctx=num_ctx, num_parallel=self.settings.num_parallel
+            )
+        except Exception:  # a file the engine cannot read fails at load, with its own message
+            log.warning("could not estimate the memory of %s", model.short_name, exc_info=True)
+            estimate = None
+        if estimate:
+            return int(estimate)
         layer = model.model_layer
         return int((layer.size if layer else model.manifest.size) * 1.1)
 
@@ -194,7 +206,7 @@ class Scheduler:
 
     def _hold(self, model: LocalModel, options: opts.Options) -> LoadedModel:
         """A reference on a loaded (or loading) entry for ``model``, making room if needed."""
-        key, needed = self._key(model), self._estimate(model)
+        key, needed = self._key(model), self._estimate(model, options)
         deadline = time.monotonic() + self.settings.load_timeout
         with self._cond:
             while True:

@@ -3,7 +3,6 @@ exception text, file path or traceback in the reply, and the server goes on answ
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 

@@ -5,7 +5,6 @@ import hashlib
 import httpx
 import pytest
 
-from ollamakit.testing import models
 
 MODELFILE = '''# A tiny model for tests
 FROM ./tiny.gguf

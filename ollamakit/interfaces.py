@@ -79,6 +79,9 @@ class ComputeBackend(ABC):
     """Array module and hot kernels for the engine (group ``ollamakit.compute``)."""
 
     name: str = ""
+    # True for a backend that runs whole steps as graphs of its own (``ggml``): the engine then
+    # builds graphs for it instead of writing against ``xp``.
+    runs_graphs: bool = False
 
     def __init__(self, kernel: Kernel | None = None):
         self.kernel = kernel

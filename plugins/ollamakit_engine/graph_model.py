@@ -73,13 +73,16 @@ def rotation_sizes(hp: HParams, quantized_cache: bool) -> tuple[int | None, int 
 
 
 class GraphTransformer:
-    def __init__(self, hp: HParams, tensors: ModelTensors, lib=None, quantized_cache: bool = False):
+    def __init__(self, hp: HParams, tensors: ModelTensors, lib=None, quantized_cache: bool = False, dense_prefill: bool = True):
         self.hp = hp
         self.t = tensors
         self.lib = lib
         self.rope_mode = L.ROPE_NORMAL if hp.interleaved_rope else L.ROPE_NEOX
         self.rot_k, self.rot_v = rotation_sizes(hp, quantized_cache)
         self.rotations = self._rotations() if self.rot_k or self.rot_v else {}
+        self.lora: dict[int, tuple[int, int, float]] = {}  # base weight -> (A, B, scale)
+        self.dense = dense_prefill_weights(tensors) if dense_prefill else frozenset()
+        self.dense_width = max((L.tensor(w).ne[1] for w in self.dense), default=0)
 
     def _rotations(self) -> dict[int, int]:
         """A ggml tensor of each Hadamard matrix in use, by order (kept for the model's life)."""
@@ -107,7 +110,8 @@ class GraphTransformer:
 
     def nodes(self, segments: int) -> int:
         """An upper bound on the graph nodes of a step with this many segments."""
-        return 128 + self.hp.n_layer * (96 + 16 * segments)
+        per_layer = 96 + 16 * segments + (6 * 7 if self.lora or self.dense else 0)  # + adapters, dense copies
+        return 128 + self.hp.n_layer * per_layer
 
     # -- a step --------------------------------------------------------------------------------
 
@@ -128,6 +132,8 @@ class GraphTransformer:
         }
         if not hidden and rows != len(segments):
             values["out_ids"] = np.array([s.row + len(s.tokens) - 1 for s in segments], np.int32)
+        if self.dense and rows >= DENSE_MIN_ROWS:
+            values["dense_rows"] = np.arange(self.dense_width, dtype=np.int32)
         for i, s in enumerate(segments):
             values[f"write{i}"] = np.arange(s.start, s.stop, dtype=np.int64)
             for local in set(self.hp.swa_layers):
@@ -150,7 +156,7 @@ class GraphTransformer:
         x = self._norm(step, x, t.output_norm)
         if hidden:
             return step.output(x)
-        logits = step.op("mul_mat", t.output, x)
+        logits = self.mm(step, t.output, x, tensors)
         if hp.logit_softcap:
             logits = step.op("scale", logits, 1.0 / hp.logit_softcap)
             logits = step.op("tanh", logits)
@@ -164,9 +170,9 @@ class GraphTransformer:
         local = hp.swa_layers[index]
         residual = x
         cur = self._norm(step, x, layer.attn_norm)
-        q = self._project(step, layer.wq, layer.bq, cur)
-        k = self._project(step, layer.wk, layer.bk, cur)
-        v = self._project(step, layer.wv, layer.bv, cur)
+        q = self._project(step, layer.wq, layer.bq, cur, inputs)
+        k = self._project(step, layer.wk, layer.bk, cur, inputs)
+        v = self._project(step, layer.wv, layer.bv, cur, inputs)
         q = step.op("reshape_3d", q, hp.head_dim, hp.n_head, rows)
         k = step.op("reshape_3d", k, hp.head_dim, hp.n_head_kv, rows)
         if layer.q_norm is not None:
@@ -214,16 +220,16 @@ class GraphTransformer:
         if out_ids is not None:  # the last layer carries on only the rows read out
             attn = step.op("get_rows", attn, out_ids)
             residual = step.op("get_rows", residual, out_ids)
-        cur = step.op("mul_mat", layer.wo, attn)
+        cur = self.mm(step, layer.wo, attn, inputs)
         if layer.post_attn_norm is not None:
             cur = self._norm(step, cur, layer.post_attn_norm)
         ffn_in = step.op("add", cur, residual)
 
         cur = self._norm(step, ffn_in, layer.ffn_norm)
-        gate = step.op("mul_mat", layer.gate, cur)
-        up = step.op("mul_mat", layer.up, cur)
+        gate = self.mm(step, layer.gate, cur, inputs)
+        up = self.mm(step, layer.up, cur, inputs)
         cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
-        cur = step.op("mul_mat", layer.down, cur)
+        cur = self.mm(step, layer.down, cur, inputs)
         if layer.post_ffn_norm is not None:
             cur = self._norm(step, cur, layer.post_ffn_norm)
         return step.op("add", cur, ffn_in)
@@ -233,9 +239,25 @@ class GraphTransformer:
     def _norm(self, step, x, weight):
         return step.op("mul", step.op("rms_norm", x, self.hp.norm_eps), weight)
 
-    @staticmethod
-    def _project(step, weight, bias, x):
-        out = step.op("mul_mat", weight, x)
+    def mm(self, step, weight, x, inputs):
+        """``weight`` times ``x``: on the weight's own blocks, or, in a prompt step, on a float32
+        copy of a weight ggml would multiply one column at a time (``dense_prefill_weights``);
+        plus the adapter's low-rank product where an adapter changes this weight."""
+        dense_rows = inputs.get("dense_rows")
+        if dense_rows is not None and weight in self.dense:
+            rows = step.op("view_1d", dense_rows, L.tensor(weight).ne[1], 0)
+            out = step.op("mul_mat", step.op("get_rows", weight, rows), x)
+        else:
+            out = step.op("mul_mat", weight, x)
+        lora = self.lora.get(weight)
+        if lora is not None:
+            a, b, scale = lora
+            delta = step.op("mul_mat", b, step.op("mul_mat", a, x))
+            out = step.op("add", out, step.op("scale", delta, scale))
+        return out
+
+    def _project(self, step, weight, bias, x, inputs):
+        out = self.mm(step, weight, x, inputs)
         return out if bias is None else step.op("add", out, bias)
 
     def rope(self, step, x, positions, local: bool):
@@ -259,6 +281,24 @@ class GraphTransformer:
         if local and self.hp.sliding_window:
             visible &= query - key < self.hp.sliding_window
         return np.where(visible, np.float16(0), np.float16(-np.inf))
+
+
+# Types the CPU backend multiplies with a tiled kernel when many columns come at once: float
+# types and those llamafile's sgemm handles (ggml-cpu/llamafile/sgemm.cpp), besides the repacked
+# ones. Every other type is multiplied one activation column at a time (ggml_vec_dot).
+TILED_TYPES = {0, 1, 30, 2, 6, 8, 20}  # F32, F16, BF16, Q4_0, Q5_0, Q8_0, IQ4_NL
+DENSE_MIN_ROWS = 32
+
+
+def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
+    """The layer projections worth turning into float32 for a prompt step of at least
+    ``DENSE_MIN_ROWS`` rows. ggml multiplies their types one column at a time; dequantizing
+    the matrix once (``get_rows``, ggml's own row decoder, into the step's scratch memory)
+    and running the float32 tiled product is about twice as fast for a long prompt. The
+    activations then stay float32 instead of being rounded to 8 bits, so the prompt's
+    numbers are not llama.cpp's bit for bit; decode steps (a few rows) never take this path."""
+    weights = [w for layer in tensors.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.gate, layer.up, layer.down)]
+    return frozenset(w for w in weights if w not in tensors.repacked and L.tensor(w).type not in TILED_TYPES)
 
 
 def _contiguous(struct) -> bool:

@@ -38,6 +38,8 @@ class GraphRunner(RunnerBase):
         num_batch: int = DEFAULT_NUM_BATCH,
         threads: int | None = None,
         cache_type: str = "f16",
+        adapter=None,
+        dense_prefill: bool = True,
     ):
         if num_batch < 1:
             raise BadRequest(f"num_batch must be positive, got {num_batch}")
@@ -50,14 +52,19 @@ class GraphRunner(RunnerBase):
         self.lib = backend.lib
         self.weights = weights  # holds the mapping (and the tensors in it) alive
         self.tensors = model_tensors(weights, hp)
-        self.model = GraphTransformer(hp, self.tensors, self.lib, quantized_cache=cache_type != "f16")
+        self.model = GraphTransformer(
+            hp, self.tensors, self.lib, quantized_cache=cache_type != "f16", dense_prefill=dense_prefill
+        )
+        self.adapter = adapter  # a LoraWeights, applied beside the base weights it names
+        if adapter is not None:
+            self.model.lora = adapter.by_weight
         self.num_batch = num_batch
         self.threads = threads or backend.default_threads
         self.cache_type = cache_type
         self.compute = Compute(self.lib, backend.threadpool(self.threads), self.threads)
         self.context_length = hp.n_ctx_train
         self.vocab_size = self.tensors.vocab_size
-        self._weights_bytes = weights.nbytes
+        self._weights_bytes = weights.nbytes + (adapter.nbytes if adapter is not None else 0)
         self._caches: weakref.WeakSet[GraphKVCache] = weakref.WeakSet()
         self._graphs: dict[tuple, tuple] = {}  # decode graphs by their caches and spans, oldest first
         self._lock = threading.Lock()  # one step at a time: steps share the allocator
@@ -207,4 +214,6 @@ class GraphRunner(RunnerBase):
                 step.close()
             self._graphs = {}
             self.compute.close()
+            if self.adapter is not None:
+                self.adapter.close()
         self._caches = weakref.WeakSet()

@@ -87,6 +87,7 @@ class MappedWeights:
             self.tensors.place(tensor, base + info.offset)
             self.by_name[name] = tensor
         self.nbytes = sum(info.nbytes for info in self.infos.values())
+        self.repacked_names: set[str] = set()
         self.repacked = self._repack(base)
 
     def _repack(self, base: int):
@@ -107,6 +108,7 @@ class MappedWeights:
             info = self.infos[name]
             self.lib.ggml_backend_tensor_set(tensor, base + info.offset, 0, info.nbytes)
             self.by_name[name] = tensor
+            self.repacked_names.add(name)
             self._release(info.offset, info.nbytes)
         return repacked
 
@@ -160,6 +162,7 @@ class ModelTensors:
     rope_factors: int | None
     layers: list[LayerTensors]
     vocab_size: int
+    repacked: frozenset[int] = frozenset()  # tensors in ggml's interleaved (repacked) layout
 
 
 def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
@@ -201,4 +204,5 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
         rope_factors=weights.optional("rope_freqs.weight", hp.rope_dim // 2),
         layers=layers,
         vocab_size=vocab,
+        repacked=frozenset(weights.by_name[name] for name in weights.repacked_names),
     )

@@ -16,16 +16,21 @@ def supports(metadata: dict) -> bool:
     return metadata.get("general.architecture") in ARCHITECTURES
 
 
-def build_runner(gguf, backend, options: dict | None = None, tokenizer=None) -> Runner:
-    """A runner for the open GGUF file ``gguf`` (an ``ollamakit_gguf.reader.GGUFFile``)."""
+def build_runner(gguf, backend, options: dict | None = None, tokenizer=None, adapters=()) -> Runner:
+    """A runner for the open GGUF file ``gguf`` (an ``ollamakit_gguf.reader.GGUFFile``), with
+    the LoRA adapter files ``adapters`` applied (at most one, as in Ollama)."""
     options = options or {}
     num_batch = options.get("num_batch", DEFAULT_NUM_BATCH)
     if isinstance(num_batch, bool) or not isinstance(num_batch, int) or num_batch < 1:
         raise BadRequest(f"num_batch must be a positive integer, got {num_batch!r}")
     threads = _threads(options, backend)
     hp = read_hparams(gguf.metadata)
+    if len(adapters) > 1:
+        raise BadRequest("only one adapter is currently supported")
     if backend.runs_graphs:
-        return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads)
+        return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads, adapters)
+    if adapters:  # never answer as if the adapter were there
+        raise BadRequest(f"LoRA adapters need the ggml compute backend; this server computes with {backend.name}")
     ops = Ops(backend)
     ops.use_threads(threads)
     weights = load_weights(gguf, hp, ops)
@@ -59,14 +64,17 @@ def estimate_bytes(gguf, backend, num_ctx: int, num_parallel: int, cache_type: s
     return weights + num_parallel * cache_bytes(hp, num_ctx)
 
 
-def _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads):
+def _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads, adapters=()):
     """The model on ggml: weights in their file's blocks, a graph per step."""
+    from .graph_lora import LoraWeights
     from .graph_runner import GraphRunner
     from .graph_weights import MappedWeights
 
+    weights = MappedWeights.open(gguf, backend.lib)
     return GraphRunner(
         hp=hp,
-        weights=MappedWeights.open(gguf, backend.lib),
+        weights=weights,
+        adapter=LoraWeights(adapters[0], gguf, weights, backend.lib) if adapters else None,
         backend=backend,
         metadata=dict(gguf.metadata),
         tokenizer=tokenizer,
@@ -87,7 +95,9 @@ def _threads(options: dict, backend) -> int | None:
     return count or getattr(backend, "default_threads", None)
 
 
-def load_runner(path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True) -> Runner:
+def load_runner(
+    path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True, adapters=()
+) -> Runner:
     """Open the GGUF at ``path`` and build its runner (with its tokenizer unless told not to)."""
     from ollamakit_gguf.reader import GGUFFile
 
@@ -97,4 +107,4 @@ def load_runner(path: str | Path, backend, options: dict | None = None, *, with_
             from ollamakit_tokenizers import load_tokenizer
 
             tokenizer = load_tokenizer(gguf.metadata)
-        return build_runner(gguf, backend, options, tokenizer)
+        return build_runner(gguf, backend, options, tokenizer, adapters)

@@ -27,7 +27,7 @@ def load_model(kernel, model, options):
         tokenizer = load_tokenizer(gguf.metadata)
         # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
         options = {**options, "kv_cache_type": kernel.settings.kv_cache_type}
-        return build_runner(gguf, kernel.compute, options, tokenizer)
+        return build_runner(gguf, kernel.compute, options, tokenizer, model.adapter_paths)
 
 
 @hookimpl
@@ -42,4 +42,5 @@ def estimate_memory(kernel, model, num_ctx, num_parallel):
     with GGUFFile.open(path) as gguf:
         if not supports(gguf.metadata):
             return None
-        return estimate_bytes(gguf, kernel.compute, num_ctx, num_parallel, kernel.settings.kv_cache_type)
+        weights_and_caches = estimate_bytes(gguf, kernel.compute, num_ctx, num_parallel, kernel.settings.kv_cache_type)
+    return weights_and_caches + sum(path.stat().st_size for path in model.adapter_paths)  # held beside the base

@@ -71,4 +71,20 @@ class GGUFSource(ModelSource):
             parsed.append((key, digest, gguf, layer_media_type(gguf, self.target, key)))
         for key, digest, gguf, media_type in parsed:
             yield {"status": "parsing GGUF"}
+            if media_type == mf.ADAPTER:
+                _check_adapter(ctx, gguf, key)
             ctx.add_blob(media_type, digest, from_=key, label=key, gguf=gguf)
+
+
+def _check_adapter(ctx, adapter: GGUFFile, label: str) -> None:
+    """An adapter must fit the model it is created with (its layers are in by now: the model's
+    source runs first); checked here so that a mismatch never reaches a manifest."""
+    from .adapter import lora_pairs
+
+    bases = [layer.gguf for layer in ctx.find(mf.MODEL) if layer.gguf is not None]
+    if not bases:
+        return  # a base of another format: the engine checks the pair when it loads them
+    try:
+        lora_pairs(adapter, bases[-1])
+    except InvalidModelFile as exc:
+        raise InvalidModelFile(f'adapter "{label}" does not fit the model: {exc.message}') from None

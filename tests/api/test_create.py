@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from ollamakit import manifest as mf
 from ollamakit.create import CreateRequest
 from ollamakit.digests import is_digest
 from ollamakit.errors import BadRequest
+from ollamakit.testing.gguf_factory import make_gguf
 
 from model_store_helpers import create, digest_of, ndjson, read_blob, read_manifest, snapshot, tiny_gguf, upload
 
@@ -138,8 +140,12 @@ def test_recreating_a_model_removes_layers_only_the_old_version_used(client, mod
     assert (models_dir / "blobs" / model_blob.replace(":", "-")).exists()
 
 
-def test_adapter_layer(client, models_dir, model_blob, tmp_path):
-    adapter = upload(client, tiny_gguf(tmp_path / "lora.gguf", general__type="adapter", adapter__type="lora"))
+def test_adapter_layer(client, models_dir, tmp_path):
+    meta = {"general.architecture": "llama", "llama.block_count": 1, "llama.embedding_length": 32}
+    model_blob = upload(client, make_gguf(tmp_path / "m.gguf", meta, {"blk.0.attn_q.weight": np.zeros((32, 32), np.float16)}).read_bytes())
+    lora = {"blk.0.attn_q.weight.lora_a": np.zeros((2, 32), np.float32), "blk.0.attn_q.weight.lora_b": np.zeros((32, 2), np.float32)}
+    meta = {"general.type": "adapter", "general.architecture": "llama", "adapter.type": "lora"}
+    adapter = upload(client, make_gguf(tmp_path / "lora.gguf", meta, lora).read_bytes())
     create(client, model="tuned", files={"m.gguf": model_blob}, adapters={"lora.gguf": adapter})
     layers = layers_by_type(models_dir, "tuned")
     assert layers[mf.ADAPTER]["digest"] == adapter

@@ -9,6 +9,8 @@ from ollamakit_ggml import GgmlBackend
 
 from ollamakit.errors import BadRequest, Cancelled
 
+from ollamakit.testing.gguf_factory import make_gguf
+
 from .tiny_models import VOCAB, load, reference_logits, write_model
 
 PROMPT = [5, 17, 3, 88, 42, 9, 61, 23, 70, 1, 33]
@@ -154,3 +156,31 @@ def test_weights_stay_in_the_file_and_are_shared(tmp_path, backend):
     assert first.memory_bytes == tensor_bytes
     cache = first.new_cache(16)
     assert first.memory_bytes == tensor_bytes + cache.nbytes
+
+
+def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend):
+    """Q4_1 has no tiled kernel in ggml, so a prompt step of DENSE_MIN_ROWS rows or more
+    multiplies a float32 copy of those matrices: close to the blocks' own product (which rounds
+    the activations to 8 bits), and never used for fewer rows."""
+    from ollamakit_engine.graph_model import DENSE_MIN_ROWS
+    from ollamakit_quant.encode import encode
+
+    meta, tensors = write_model(tmp_path / "f32.gguf", "llama")
+    quantized = {
+        name: (encode(np.ascontiguousarray(w).view(np.uint8).reshape(-1), "F32", "Q4_1"), "Q4_1", w.shape[::-1])
+        if name.endswith(("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"))
+        else w
+        for name, w in tensors.items()
+    }
+    path = make_gguf(tmp_path / "q4_1.gguf", meta, quantized)
+    dense, blocks = load(path, backend), load(path, backend)
+    blocks.model.dense = frozenset()
+    assert len(dense.model.dense) == 7 * 2  # every projection of both layers
+
+    prompt = [int(t) for t in np.random.default_rng(1).integers(0, VOCAB, DENSE_MIN_ROWS + 8)]
+    a = dense.forward([(dense.new_cache(64), prompt)])[0]
+    b = blocks.forward([(blocks.new_cache(64), prompt)])[0]
+    assert not np.array_equal(a, b)
+    np.testing.assert_allclose(a, b, atol=0.05 * np.abs(b).max())
+    short = prompt[: DENSE_MIN_ROWS - 1]
+    assert np.array_equal(dense.forward([(dense.new_cache(64), short)])[0], blocks.forward([(blocks.new_cache(64), short)])[0])

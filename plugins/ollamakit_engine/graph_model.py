@@ -220,6 +220,7 @@ class GraphTransformer:
         if out_ids is not None:  # the last layer carries on only the rows read out
             attn = step.op("get_rows", attn, out_ids)
             residual = step.op("get_rows", residual, out_ids)
+            inputs = {**inputs, "dense_rows": None}  # a row or a few: the blocks' own product
         cur = self.mm(step, layer.wo, attn, inputs)
         if layer.post_attn_norm is not None:
             cur = self._norm(step, cur, layer.post_attn_norm)
@@ -296,7 +297,8 @@ def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
     the matrix once (``get_rows``, ggml's own row decoder, into the step's scratch memory)
     and running the float32 tiled product is about twice as fast for a long prompt. The
     activations then stay float32 instead of being rounded to 8 bits, so the prompt's
-    numbers are not llama.cpp's bit for bit; decode steps (a few rows) never take this path."""
+    numbers are not llama.cpp's bit for bit; steps of fewer rows (decode, for up to 31
+    sequences at once) never take this path."""
     weights = [w for layer in tensors.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.gate, layer.up, layer.down)]
     return frozenset(w for w in weights if w not in tensors.repacked and L.tensor(w).type not in TILED_TYPES)
 

@@ -1,4 +1,4 @@
-"""The kernel's own commands: ``serve`` and ``plugins``."""
+"""The kernel's own commands: ``serve`` (alias ``start``) and ``plugins``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def serve_command(pm, host, models_dir, storage, compute):
     finally:
         kernel.hook.on_shutdown(kernel=kernel)
         kernel.close()
+
+
+# ``start`` is ``serve`` under the second name ``ollama`` accepts; hidden from the list, as there.
+start_command = click.Command("start", callback=serve_command.callback, params=serve_command.params, help=serve_command.help, hidden=True)
 
 
 @click.command("plugins")

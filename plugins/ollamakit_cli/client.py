@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from ollamakit.config import parse_host
+from ollamakit.cli.address import server_url  # noqa: F401 (re-exported: the commands and tests use it here)
 
 if TYPE_CHECKING:
     import httpx
@@ -27,18 +26,6 @@ class ApiError(click.ClickException):
     def __init__(self, message: str, status: int = 0):
         super().__init__(message)
         self.status = status
-
-
-def server_url(value: str | None = None) -> str:
-    """The base URL for ``OLLAMA_HOST`` (``host``, ``host:port`` or ``scheme://host[:port]``)."""
-    raw = (os.environ.get("OLLAMA_HOST", "") if value is None else value).strip().strip("'\"")
-    scheme = raw.split("://", 1)[0].lower() if "://" in raw else "http"
-    host, port = parse_host(raw)
-    if host in ("0.0.0.0", "::"):  # a listen-everywhere address: reach it on loopback
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
 
 
 class Client:

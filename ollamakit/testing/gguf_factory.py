@@ -69,8 +69,12 @@ def tiny_llama(
     seed: int = 0,
     extra_metadata: Mapping[str, object] | None = None,
     chat_template: str | None = None,
+    endless: bool = False,
 ) -> Path:
-    """A small random llama model with a byte-level BPE tokenizer (256 bytes + 3 specials)."""
+    """A small random llama model with a byte-level BPE tokenizer (256 bytes + 3 specials).
+
+    ``endless``: the specials' output rows are zero, so greedy decoding (temperature 0) never
+    ends an answer on its own: a test can stop it midway, or count on ``num_predict``."""
     rng = np.random.default_rng(seed)
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tokens = specials + byte_level_vocab()
@@ -128,4 +132,6 @@ def tiny_llama(
         })
     tensors["output_norm.weight"] = norm()
     tensors["output.weight"] = weight(n_vocab, n_embd)
+    if endless:  # a zero logit loses to the largest of 256 random ones (all below zero: p = 2**-256)
+        tensors["output.weight"][: len(specials)] = 0
     return make_gguf(path, metadata, tensors, types=types)

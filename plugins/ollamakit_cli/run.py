@@ -1,148 +1,311 @@
-"""``ollamakit run MODEL [PROMPT]``: one answer, or a chat in the terminal.
+"""``ollamakit run MODEL [PROMPT]``: one answer, an embedding, or a chat in the terminal, as
+``ollama run`` behaves.
 
-In the chat, ``\"\"\"`` starts and ends a multi-line message, ``/clear`` forgets the
-conversation, ``/bye`` leaves, ``/?`` lists the commands. Ctrl+C stops an answer midway (the
-server stops generating as soon as the connection closes).
+* A model that is not here is pulled first.
+* Text piped in is put before the prompt (``cat notes.txt | ollamakit run m "summarize"``).
+* With a prompt, a pipe, or output that is not a terminal, the answer is one ``/api/generate``
+  call; otherwise the model is loaded and the chat (``interactive.py``) begins.
+* An embedding model prints the vector of its input as JSON.
+* Ctrl-C stops an answer (the server stops generating once the connection closes).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import sys
+from dataclasses import dataclass, field
 
 import click
 
-from .client import Client
+from ollamakit.config import parse_duration
 
-HELP = """Available Commands:
-  /clear          Clear session context
-  /bye            Exit
-  /?, /help       Help for a command
+from .client import ApiError, Client
+from .display import AnswerPrinter, Spinner, WordWrap, go_duration, isatty, summary_lines
+from .pull import run_transfer
 
-Use \"\"\" to begin a multi-line message."""
-
-
-def stream_answer(client: Client, body: dict, out=None) -> tuple[str, dict]:
-    """Print the assistant's reply as it arrives; return it and the final object."""
-    out = out or sys.stdout
-    text, final = [], {}
-    for part in client.stream("/api/chat", {**body, "stream": True}):
-        piece = (part.get("message") or {}).get("content") or ""
-        if piece:
-            text.append(piece)
-            out.write(piece)
-            out.flush()
-        if part.get("done"):
-            final = part
-    return "".join(text), final
+THINK_LEVELS = ("high", "medium", "low", "max")
 
 
-def print_stats(final: dict) -> None:
-    def seconds(key):
-        return (final.get(key) or 0) / 1e9
+@dataclass
+class RunOptions:
+    """What one session sends: the model, the conversation and the settings ``/set`` changes."""
 
-    def rate(count, duration):
-        return f"{count / duration:.2f} tokens/s" if duration else "n/a"
+    model: str
+    parent_model: str = ""
+    loaded_messages: list = field(default_factory=list)  # the model's stored MESSAGE history
+    prompt: str = ""
+    messages: list = field(default_factory=list)
+    word_wrap: bool = True
+    format: str = ""
+    system: str = ""
+    options: dict = field(default_factory=dict)
+    keep_alive: str | int | None = None
+    think: bool | str | None = None
+    hide_thinking: bool = False
+    verbose: bool = False
 
-    lines = [
-        f"total duration:       {seconds('total_duration'):.6f}s",
-        f"load duration:        {seconds('load_duration'):.6f}s",
-        f"prompt eval count:    {final.get('prompt_eval_count', 0)} token(s)",
-        f"prompt eval duration: {seconds('prompt_eval_duration'):.6f}s",
-        f"prompt eval rate:     {rate(final.get('prompt_eval_count', 0), seconds('prompt_eval_duration'))}",
-        f"eval count:           {final.get('eval_count', 0)} token(s)",
-        f"eval duration:        {seconds('eval_duration'):.6f}s",
-        f"eval rate:            {rate(final.get('eval_count', 0), seconds('eval_duration'))}",
-    ]
-    click.echo("\n".join(lines), err=True)
+    def copy(self) -> RunOptions:
+        return copy.deepcopy(self)
 
 
-def read_message(prompt: str = ">>> ") -> str | None:
-    """One user message; a line starting with \"\"\" continues until a line ending with it.
-    None at end of input."""
+# -- flags ---------------------------------------------------------------------------------
+
+
+class RunCommand(click.Command):
+    """``--think`` and ``--truncate`` take a value only when it is attached (``--think=high``):
+    bare, they mean true, and the next word stays an argument (``run --think MODEL``)."""
+
+    OPTIONAL_VALUE = ("--think", "--truncate")
+
+    def parse_args(self, ctx, args):
+        rewritten, options_done = [], False
+        for arg in args:
+            if arg == "--":
+                options_done = True
+            rewritten.append(f"{arg}=true" if not options_done and arg in self.OPTIONAL_VALUE else arg)
+        return super().parse_args(ctx, rewritten)
+
+
+def parse_think(value: str) -> bool | str:
+    if value in ("", "true"):
+        return True
+    if value == "false":
+        return False
+    if value in THINK_LEVELS:
+        return value
+    raise click.ClickException(f'invalid value for --think: "{value}" (must be true, false, high, medium, low, or max)')
+
+
+def keep_alive_value(text: str) -> str | int:
+    """A Go duration as Ollama's client sends it: normalised (``5m0s``), or -1 for forever."""
     try:
-        line = input(prompt)
-    except EOFError:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return -1 if seconds == float("inf") else go_duration(round(seconds * 1e9))
+
+
+def format_value(text: str):
+    """``json``, or a JSON schema given as text; None for no format."""
+    if not text:
         return None
-    if not line.lstrip().startswith('"""'):
-        return line
-    text = line.lstrip()[3:]
-    if text.endswith('"""'):
-        return text[:-3]
-    lines = [text] if text else []
-    while True:
-        try:
-            line = input("... ")
-        except EOFError:
-            return "\n".join(lines)
-        if line.rstrip().endswith('"""'):
-            lines.append(line.rstrip()[:-3])
-            return "\n".join(lines)
-        lines.append(line)
+    if text == "json":
+        return "json"
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise click.ClickException(f"invalid format: {text!r} is neither 'json' nor a JSON schema") from None
 
 
-def chat_loop(client: Client, base: dict, verbose: bool) -> None:
-    history: list[dict] = []
-    interactive = sys.stdin.isatty()
-    while True:
-        message = read_message(">>> " if interactive else "")
-        if message is None:
-            return
-        command = message.strip()
-        if not command:
-            continue
-        if command in ("/bye", "/exit"):
-            return
-        if command in ("/?", "/help"):
-            click.echo(HELP)
-            continue
-        if command == "/clear":
-            history.clear()
-            click.echo("Cleared session context")
-            continue
-        if command.startswith("/"):
-            click.echo(f"Unknown command '{command.split()[0]}'. Type /? for help")
-            continue
-        history.append({"role": "user", "content": message})
-        try:
-            answer, final = stream_answer(client, {**base, "messages": history})
-        except KeyboardInterrupt:
-            history.pop()
-            click.echo()
-            continue
-        click.echo("\n")
-        history.append({"role": "assistant", "content": answer})
-        if verbose:
-            print_stats(final)
+def parse_truncate(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise click.ClickException(f'invalid argument "{value}" for "--truncate" flag: strconv.ParseBool: parsing "{value}": invalid syntax')
 
 
-@click.command("run")
+# -- the server ----------------------------------------------------------------------------
+
+
+def show_or_pull(client: Client, name: str, insecure: bool) -> dict:
+    """The model's ``/api/show``, pulling it first when the server does not have it."""
+    try:
+        return client.show(name)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    run_transfer("/api/pull", name, insecure)
+    return client.show(name)
+
+
+def capabilities(info: dict) -> list[str]:
+    found = info.get("capabilities")
+    return [str(c) for c in found] if isinstance(found, list) else []
+
+
+def infer_think(info: dict, opts: RunOptions, explicit: bool):
+    """What the user chose, or thinking on for a model that can think, else unset."""
+    if explicit:
+        return opts.think
+    return True if "thinking" in capabilities(info) else None
+
+
+def apply_show(opts: RunOptions, info: dict) -> None:
+    details = info.get("details") if isinstance(info.get("details"), dict) else {}
+    opts.parent_model = str(details.get("parent_model") or "")
+    messages = info.get("messages")
+    opts.loaded_messages = [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+def load_model(client: Client, opts: RunOptions) -> None:
+    """Load the model now (an empty generate), so the first answer does not wait for it; the
+    think setting goes along so a model that cannot think is refused before the first prompt."""
+    spinner = Spinner()
+    try:
+        body: dict = {"model": opts.model, "stream": False}
+        if opts.keep_alive is not None:
+            body["keep_alive"] = opts.keep_alive
+        if opts.think is not None:
+            body["think"] = opts.think
+        client.json("POST", "/api/generate", body)
+    finally:
+        spinner.stop()
+
+
+def _common(opts: RunOptions) -> dict:
+    body: dict = {"model": opts.model, "options": opts.options, "stream": True}
+    fmt = format_value(opts.format)
+    if fmt is not None:
+        body["format"] = fmt
+    if opts.keep_alive is not None:
+        body["keep_alive"] = opts.keep_alive
+    if opts.think is not None:
+        body["think"] = opts.think
+    return body
+
+
+def print_summary(final: dict) -> None:
+    for line in summary_lines(final):
+        click.echo(line, err=True)
+
+
+def chat(client: Client, opts: RunOptions) -> dict | None:
+    """One answer in the chat; the assistant's message, or None if Ctrl-C stopped it."""
+    out = sys.stdout
+    printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=False, spinner=Spinner(), tools_first=True)
+    final, role = {}, "assistant"
+    try:
+        for part in client.stream("/api/chat", {**_common(opts), "messages": opts.messages}):
+            message = part.get("message") if isinstance(part.get("message"), dict) else {}
+            role = message.get("role") or role
+            printer.feed(message.get("thinking") or "", message.get("content") or "", message.get("tool_calls") or [])
+            final = part
+    except KeyboardInterrupt:
+        return None
+    finally:
+        printer.spinner.stop()
+    if opts.messages:
+        out.write("\n\n")
+        out.flush()
+    if opts.verbose:
+        print_summary(final)
+    answer = {"role": role, "content": "".join(printer.content)}
+    if printer.thinking:
+        answer["thinking"] = "".join(printer.thinking)
+    return answer
+
+
+def generate(client: Client, opts: RunOptions) -> None:
+    """The answer to ``opts.prompt`` (an empty prompt only loads the model)."""
+    out = sys.stdout
+    printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=not isatty(out), spinner=Spinner(), tools_first=False)
+    body = {**_common(opts), "prompt": opts.prompt}
+    if opts.system:
+        body["system"] = opts.system
+    final: dict = {}
+    try:
+        for part in client.stream("/api/generate", body):
+            printer.feed(part.get("thinking") or "", part.get("response") or "", part.get("tool_calls") or [])
+            final = part
+    except KeyboardInterrupt:
+        return
+    finally:
+        printer.spinner.stop()
+    if opts.prompt:
+        out.write("\n\n")
+        out.flush()
+    if final.get("done") and opts.verbose:
+        print_summary(final)
+
+
+def embed(client: Client, name: str, text: str, keep_alive, truncate: bool | None, dimensions: int) -> None:
+    body: dict = {"model": name, "input": text}
+    if keep_alive is not None:
+        body["keep_alive"] = keep_alive
+    if truncate is not None:
+        body["truncate"] = truncate
+    if dimensions > 0:
+        body["dimensions"] = dimensions
+    vectors = client.json("POST", "/api/embed", body).get("embeddings")
+    if not isinstance(vectors, list) or not vectors:
+        raise click.ClickException("no embeddings returned")
+    click.echo(json.dumps(vectors[0], separators=(",", ":")))
+
+
+def show_stored_messages(opts: RunOptions, messages: list) -> None:
+    """A model created with MESSAGE lines starts its chat with them on screen."""
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "user":
+            click.echo(f">>> {message.get('content', '')}")
+        elif message.get("role") == "assistant":
+            WordWrap(sys.stdout, opts.word_wrap).write(str(message.get("content", "")))
+            click.echo("\n")
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+@click.command("run", cls=RunCommand)
 @click.argument("model")
 @click.argument("prompt", nargs=-1)
-@click.option("--keepalive", help="How long the model stays loaded (e.g. 5m, 1h, 0).")
-@click.option("--format", "format_", help='Response format ("json").')
-@click.option("--verbose", is_flag=True, help="Show timings after each answer.")
-def run_command(model, prompt, keepalive, format_, verbose):
-    """Run a model: answer PROMPT, or chat interactively."""
-    base: dict = {"model": model}
+@click.option("--keepalive", help="Duration to keep a model loaded (e.g. 5m).")
+@click.option("--verbose", is_flag=True, help="Show timings for response.")
+@click.option("--insecure", is_flag=True, help="Use an insecure registry.")
+@click.option("--nowordwrap", is_flag=True, help="Don't wrap words to the next line automatically.")
+@click.option("--format", "format_", default="", help="Response format (e.g. json).")
+@click.option("--think", default=None, metavar="[=LEVEL]", help="Enable thinking mode: true/false or high/medium/low for supported models.")
+@click.option("--hidethinking", is_flag=True, help="Hide thinking output (if provided).")
+@click.option("--truncate", default=None, metavar="[=BOOL]",
+              help="For embedding models: truncate inputs exceeding context length (default: true). Set --truncate=false to error instead.")
+@click.option("--dimensions", type=int, default=0, help="Truncate output embeddings to specified dimension (embedding models only).")
+def run_command(model, prompt, keepalive, verbose, insecure, nowordwrap, format_, think, hidethinking, truncate, dimensions):
+    """Run a model."""
+    opts = RunOptions(model=model, format=format_, hide_thinking=hidethinking, verbose=verbose)
+    explicit_think = think is not None
+    opts.think = parse_think(think) if explicit_think else None
+    truncate = parse_truncate(truncate)
     if keepalive:
-        base["keep_alive"] = keepalive
-    if format_:
-        base["format"] = format_
-    text = " ".join(prompt)
-    if not sys.stdin.isatty() and not text:
-        text = sys.stdin.read()
+        opts.keep_alive = keep_alive_value(keepalive)
+    format_value(opts.format)  # refuse a bad --format before anything is pulled or loaded
+
+    prompts = list(prompt)
+    interactive = True
+    if not isatty(sys.stdin):
+        piped = sys.stdin.read()
+        if piped:
+            prompts.insert(0, piped)
+        interactive = False
+    opts.prompt = " ".join(prompts)
+    if prompts or not isatty(sys.stdout):  # a prompt, or output going to a file: one answer
+        interactive = False
+    opts.word_wrap = not nowordwrap
+
     with Client() as client:
-        try:
-            if text:
-                _, final = stream_answer(client, {**base, "messages": [{"role": "user", "content": text}]})
-                click.echo()
-                if verbose:
-                    print_stats(final)
-                return
-            client.json("POST", "/api/chat", {**base, "messages": [], "stream": False})  # load now
-            chat_loop(client, base, verbose)
-        except KeyboardInterrupt:
-            click.echo()
+        info = show_or_pull(client, model, insecure)
+        opts.think = infer_think(info, opts, explicit_think)
+        apply_show(opts, info)
+        found = capabilities(info)
+        if "embedding" in found:
+            if not opts.prompt:
+                raise click.ClickException(f'embedding models require input text. Usage: ollamakit run {model} "your text here"')
+            embed(client, model, opts.prompt, opts.keep_alive, truncate, dimensions)
+            return
+        if "image" in found:
+            raise click.ClickException("image generation models are not currently supported")
+        if not interactive:
+            generate(client, opts)
+            return
+        from .interactive import Session
+
+        load_model(client, opts)
+        show_stored_messages(opts, opts.loaded_messages)
+        Session(client, opts, explicit_think).run()
 
 
 commands = (run_command,)

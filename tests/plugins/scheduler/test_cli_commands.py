@@ -1,10 +1,10 @@
-"""``ollamakit run``, ``ps`` and ``stop`` against a real server running the fake engine."""
+"""``ollamakit ps`` and ``stop`` against a real server running the fake engine (``run`` is tested
+in tests/cli/test_run.py)."""
 
 import pytest
 from click.testing import CliRunner
 
 from ollamakit.cli import build_cli
-from ollamakit_cli import run as run_module
 from ollamakit_scheduler.fixtures import make_fake  # noqa: F401 (fixture)
 
 
@@ -18,55 +18,6 @@ def served(make_fake):
 
 def invoke(url, *args, input=None):
     return CliRunner().invoke(build_cli(), list(args), env={"OLLAMA_HOST": url}, input=input)
-
-
-def test_run_with_a_prompt_prints_the_answer(served):
-    _, url = served
-    result = invoke(url, "run", "fake", "Q: two\nA:")
-    assert result.exit_code == 0, result.output
-    assert result.output == " the second answer.\n"
-
-
-def test_run_reads_the_prompt_from_stdin(served):
-    _, url = served
-    result = invoke(url, "run", "fake", input="Q: one\nA:")
-    assert result.exit_code == 0 and result.output == " the first answer.\n"
-
-
-def test_run_verbose_prints_timings(served):
-    _, url = served
-    result = CliRunner().invoke(build_cli(), ["run", "--verbose", "fake", "Q: one\nA:"], env={"OLLAMA_HOST": url})
-    assert "eval rate:" in result.output and "prompt eval count:" in result.output
-
-
-def test_run_unknown_model_is_an_error(served):
-    _, url = served
-    result = invoke(url, "run", "nope", "hi")
-    assert result.exit_code != 0 and "model 'nope' not found" in result.output
-
-
-def test_interactive_chat_loop(served, monkeypatch, capsys):
-    from ollamakit_cli.client import Client
-
-    _, url = served
-    typed = iter(["/?", '"""Q: one', 'A:"""', "/clear", "Q: two\\nA:", "/bogus", "/bye", "never read"])
-    monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
-    with Client(url) as client:
-        run_module.chat_loop(client, {"model": "fake"}, verbose=False)
-    out = capsys.readouterr().out
-    assert "/bye" in out  # the help text
-    assert " the first answer." in out
-    assert "Cleared session context" in out
-    assert "Unknown command '/bogus'" in out
-    assert next(typed) == "never read"
-
-
-def test_multiline_input(monkeypatch):
-    typed = iter(['"""first', "second", 'third"""'])
-    monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
-    assert run_module.read_message() == "first\nsecond\nthird"
-    typed = iter(['"""one line"""'])
-    assert run_module.read_message() == "one line"
 
 
 def test_ps_and_stop(served):

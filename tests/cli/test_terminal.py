@@ -1,0 +1,213 @@
+"""``ollamakit run`` in a real terminal (a pseudo-terminal driven by pexpect), against a real
+``ollamakit serve`` running a tiny random llama model: what a person at the keyboard sees.
+
+The model's answers are noise, so the tests read what the CLI says about them: ``--verbose``
+counts tokens, and the model's tokenizer has one token per byte, so a prompt's token count
+tells how many bytes reached the model. The model never ends an answer on its own (``endless``),
+so an answer runs until ``num_predict`` or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import pexpect
+import pytest
+
+from ollamakit.testing.fixtures import ServerProcess
+from ollamakit.testing.gguf_factory import tiny_llama
+from ollamakit_registry.testing import LocalRegistry, registry_binary
+
+pytestmark = pytest.mark.slow
+
+TEMPLATE = """{{ if .System }}<|im_start|>system
+{{ .System }}<|im_end|>
+{{ end }}{{ range .Messages }}<|im_start|>{{ .Role }}
+{{ .Content }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+SYSTEM = "You are a tiny test model."
+
+
+def create(server: ServerProcess, name: str, gguf, **request) -> None:
+    data = gguf.read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    httpx.post(f"{server.url}/api/blobs/{digest}", content=data).raise_for_status()
+    reply = httpx.post(f"{server.url}/api/create", json={"model": name, "files": {gguf.name: digest}, "stream": False, **request}, timeout=60)
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("terminal")
+    (root / "models").mkdir()
+    server = ServerProcess(root / "models").start()
+    try:
+        shape = {"n_layers": 1, "n_embd": 32, "n_heads": 2, "n_kv_heads": 1, "n_ff": 64}
+        create(server, "tiny", tiny_llama(root / "tiny.gguf", endless=True, **shape), template=TEMPLATE, system=SYSTEM,
+               license="MIT", parameters={"temperature": 0, "num_predict": 8})
+        create(server, "tiny-embed", tiny_llama(root / "embed.gguf", extra_metadata={"llama.pooling_type": 1}, **shape))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def environment(server, home) -> dict:
+    env = {**os.environ, "OLLAMA_HOST": server.url, "HOME": str(home), "TERM": "xterm-256color"}
+    env.pop("OLLAMA_NOHISTORY", None)
+    return env
+
+
+def spawn(server, home, *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(sys.executable, ["-m", "ollamakit", *args], env=environment(server, home), encoding="utf-8",
+                          timeout=60, dimensions=(40, 120))
+    child.delaybeforesend = 0.05
+    return child
+
+
+def command(server, home, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ollamakit", *args], env=environment(server, home), capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def say(child: pexpect.spawn, line: str, expect: str | None = None) -> str:
+    """Type ``line`` at the prompt; return what was printed before the next prompt."""
+    child.sendline(line)
+    if expect:
+        child.expect_exact(expect)
+    child.expect_exact(">>> ")
+    return child.before
+
+
+def leave(child: pexpect.spawn) -> None:
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def eval_counts(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"^eval count: +(\d+) token\(s\)", text, re.M)]
+
+
+def test_set_parameter_and_show(server, home):
+    child = spawn(server, home, "run", "tiny")
+    child.expect_exact(">>> ")
+    assert "Set parameter 'num_predict' to '3'" in say(child, "/set parameter num_predict 3")
+    say(child, "/set verbose", "Set 'verbose' mode.")
+    assert eval_counts(say(child, "hello")) == [3]  # the parameter reached the server
+    shown = say(child, "/show parameters")
+    assert "Model defined parameters:" in shown and re.search(r"User defined parameters:\r\n  num_predict {20}3\r\n", shown)
+    assert f"{SYSTEM}\r\n" in say(child, "/show system")
+    assert "MIT" in say(child, "/show license")
+    assert "<|im_start|>assistant" in say(child, "/show template")
+    info = say(child, "/show info")
+    assert re.search(r"architecture +llama", info) and re.search(r"Capabilities\r\n +completion", info)
+    say(child, "/set system Answer in French.", "Set system message.")
+    assert "Answer in French.\r\n" in say(child, "/show system")
+    leave(child)
+    history = (home / ".ollama" / "history").read_text().splitlines()
+    assert history[:3] == ["/set parameter num_predict 3", "/set verbose", "hello"] and history[-1] == "/bye"
+
+
+def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(server, home):
+    child = spawn(server, home, "run", "tiny")
+    child.expect_exact(">>> ")
+    say(child, "/set parameter num_predict 100000")
+    say(child, "/set verbose")
+    child.sendline("tell me everything")
+    child.expect_exact("tell me everything\r\n")
+    time.sleep(1.5)  # the answer is streaming: it would take minutes to finish
+    child.sendintr()
+    child.expect_exact(">>> ")
+    assert child.before.strip()  # part of an answer was printed,
+    assert "total duration" not in child.before  # and it stopped: the timings of a finished answer never came
+    say(child, "/set parameter num_predict 2")
+    assert eval_counts(say(child, "and now briefly")) == [2]
+    child.sendintr()  # at the prompt, Ctrl-C says how to leave
+    child.expect_exact("Use Ctrl + d or /bye to exit.")
+    child.expect_exact(">>> ")
+    child.sendeof()  # Ctrl-D on an empty line leaves
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_a_multi_line_message(server, home):
+    child = spawn(server, home, "run", "tiny")
+    child.expect_exact(">>> ")
+    child.sendline('"""first line')
+    child.expect_exact("... ")
+    child.sendline("second line")
+    child.expect_exact("... ")
+    child.sendline('third line"""')
+    child.expect_exact(">>> ")
+    say(child, "/save tiny-session", "Created new model 'tiny-session'")
+    leave(child)
+    messages = httpx.post(f"{server.url}/api/show", json={"model": "tiny-session"}).json()["messages"]
+    assert messages[0] == {"role": "user", "content": "first line\nsecond line\nthird line"}
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+def test_piped_stdin_comes_before_the_prompt(server, home):
+    def prompt_count(shell: str) -> int:
+        child = pexpect.spawn("/bin/sh", ["-c", shell], env=environment(server, home), encoding="utf-8", timeout=60)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, child.before
+        return int(re.search(r"prompt eval count: +(\d+) token", child.before).group(1))
+
+    run = f"{sys.executable} -m ollamakit run --verbose tiny summarize"
+    alone = prompt_count(run)
+    piped = prompt_count(f"printf 'some notes' | {run}")
+    assert piped - alone == len("some notes ")  # one token a byte: the notes and the space joining them
+
+
+def test_run_pulls_a_missing_model(server, home, tmp_path):
+    if registry_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-registry is not installed (scripts/test.sh installs Debian's docker-registry)")
+        pytest.skip("docker-registry is not installed")
+    with LocalRegistry(tmp_path / "registry") as registry:
+        name = f"{registry.host}/test/tiny"
+        assert command(server, home, "cp", "tiny", name).returncode == 0
+        pushed = command(server, home, "push", "--insecure", name)
+        assert pushed.returncode == 0, pushed.stderr
+        assert command(server, home, "rm", name).returncode == 0
+
+        child = spawn(server, home, "run", "--insecure", name, "hello")
+        child.expect_exact("pulling manifest")
+        child.expect_exact("success")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, child.before
+    listed = command(server, home, "list").stdout
+    assert f"{name}:latest" in listed
+
+
+def test_an_embedding_model_prints_its_vector(server, home):
+    printed = command(server, home, "run", "tiny-embed", "hello world")
+    assert printed.returncode == 0, printed.stderr
+    vector = json.loads(printed.stdout)
+    expected = httpx.post(f"{server.url}/api/embed", json={"model": "tiny-embed", "input": "hello world"}).json()["embeddings"][0]
+    assert vector == expected and len(vector) == 32
+    short = json.loads(command(server, home, "run", "--dimensions", "4", "tiny-embed", "hello world").stdout)
+    assert len(short) == 4 and abs(math.hypot(*short) - 1) < 1e-5
+    missing = command(server, home, "run", "tiny-embed")
+    assert missing.returncode == 1
+    assert missing.stderr == 'Error: embedding models require input text. Usage: ollamakit run tiny-embed "your text here"\n'

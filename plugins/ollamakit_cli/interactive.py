@@ -15,7 +15,7 @@ from ollamakit.names import ModelName
 from .client import ApiError, Client
 from .display import go_value
 from .formatting import table
-from .lineinput import History, LineReader, env_flag
+from .lineinput import History, LineReader, editor_key, env_flag
 from .listing import model_rows
 from .modelfile import PARAMETER_TYPES
 from .run import RunOptions, apply_show, capabilities, chat, infer_think, load_model
@@ -52,7 +52,7 @@ USAGE_SET = """Available Commands:
   /set nothink           Disable thinking
 """
 
-# The keys the line editor (readline) binds as Ollama's does; it has no key for an external editor.
+# The keys the line editor (readline) binds as Ollama's does.
 USAGE_SHORTCUTS = """Available keyboard shortcuts:
   Ctrl + a            Move to the beginning of the line (Home)
   Ctrl + e            Move to the end of the line (End)
@@ -63,7 +63,7 @@ USAGE_SHORTCUTS = """Available keyboard shortcuts:
   Ctrl + w            Delete the word before the cursor
 
   Ctrl + l            Clear the screen
-  Ctrl + c            Stop the model from responding
+{editor}  Ctrl + c            Stop the model from responding
   Ctrl + d            Exit ollamakit (/bye)
 """
 
@@ -200,7 +200,8 @@ class Session:
             elif words[1] in ("show", "/show"):
                 stderr(USAGE_SHOW)
             elif words[1] in ("shortcut", "shortcuts"):
-                stderr(USAGE_SHORTCUTS)
+                editor = "  Ctrl + g            Open default editor to compose a prompt\n" if editor_key() else ""
+                stderr(USAGE_SHORTCUTS.format(editor=editor))
         elif line.startswith("/exit") or line.startswith("/bye"):
             return False
         elif line.startswith("/"):

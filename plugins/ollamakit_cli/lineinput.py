@@ -5,6 +5,11 @@ the keys Ollama's own line editor binds (Ctrl-A/E/K/U/W/L, Alt-B/F, arrows, hist
 bracketed paste, and wide-character handling, and it adds no dependency. Where Python has no
 ``readline`` (Windows), ``input()`` still works, without editing.
 
+Ctrl-G opens the line in an editor (``OLLAMA_EDITOR``, ``VISUAL``, ``EDITOR``, else ``vi``) and
+puts what was written back at the prompt, to be sent with Enter. Python cannot bind a key to a
+function, so with GNU readline Ctrl-G is a macro that ends the line with a mark no one types (a
+literal BEL, through quoted-insert); ``read`` sees the mark and runs the editor.
+
 History follows Ollama's: every non-empty line entered is remembered, the last 100 are kept in
 ``~/.ollama/history`` (rewritten whole through a temporary file, so it is never half written),
 and saving stops with ``OLLAMA_NOHISTORY`` or ``/set nohistory`` while the history already on
@@ -14,15 +19,29 @@ disk stays available.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import click
+
 HISTORY_LIMIT = 100
+EDIT_MARK = "\x07"  # what Ctrl-G leaves at the end of the line
+DEFAULT_EDITOR = "vi"
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 try:
     import readline
 except ImportError:  # pragma: no cover - Python built without it
     readline = None
+
+
+def editor_key() -> bool:
+    """Whether Ctrl-G can open the editor (GNU readline; libedit has no macros of this kind)."""
+    return readline is not None and "libedit" not in (readline.__doc__ or "")
 
 
 def env_flag(name: str) -> bool:
@@ -69,20 +88,72 @@ class History:
             pass  # a read-only home is no reason to stop a chat
 
 
+def erase_lines(columns: int) -> None:
+    """Erase the terminal lines just written by a line of ``columns`` characters."""
+    if not sys.stdout.isatty():
+        return
+    width = shutil.get_terminal_size().columns or 80
+    for _ in range(max(1, -(-columns // width))):
+        sys.stdout.write("\x1b[1A\x1b[2K")
+    sys.stdout.write("\r")
+    sys.stdout.flush()
+
+
+class EditorError(Exception):
+    pass
+
+
+def edit_in_editor(text: str) -> str:
+    """``text`` after the user edited it in their editor (trailing newlines dropped)."""
+    editor = os.environ.get("OLLAMA_EDITOR") or os.environ.get("VISUAL") or os.environ.get("EDITOR") or DEFAULT_EDITOR
+    words = editor.split()
+    if shutil.which(words[0]) is None:
+        raise EditorError(f'editor "{words[0]}" not found, set OLLAMA_EDITOR to the path of your preferred editor')
+    fd, name = tempfile.mkstemp(prefix="ollama-prompt-", suffix=".txt")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if subprocess.run([*words, name]).returncode != 0:
+            raise EditorError(f"editor exited with error: {shlex.join(words)}")
+        return Path(name).read_text(encoding="utf-8", errors="replace").rstrip("\n")
+    finally:
+        os.unlink(name)
+
+
 class LineReader:
     """``read(prompt)`` returns the line typed; raises EOFError (Ctrl-D on an empty line) and
     KeyboardInterrupt (Ctrl-C)."""
 
     def __init__(self, history: History):
         self.history = history
+        self.prefill = ""
         if readline is not None:
             readline.set_auto_history(False)  # only non-empty lines, and they go to the file too
             readline.clear_history()
             for line in history.lines:
                 readline.add_history(line)
+            if editor_key():
+                readline.parse_and_bind(r'"\C-g": "\C-e\C-v\C-g\C-m"')
+            readline.set_startup_hook(self._insert_prefill)
+
+    def _insert_prefill(self) -> None:
+        if self.prefill:
+            readline.insert_text(self.prefill)
+            self.prefill = ""
 
     def read(self, prompt: str) -> str:
-        line = input(prompt)
+        while True:
+            line = input(prompt)
+            if not line.endswith(EDIT_MARK):
+                break
+            erase_lines(len(prompt) + len(line) + 1)  # the line and its "^G" go, as Ollama clears them
+            try:
+                edited = edit_in_editor(line[: -len(EDIT_MARK)])
+            except EditorError as exc:
+                click.echo(f"error: {exc}", err=True)
+                continue
+            if edited.strip():
+                self.prefill = edited
         if line:
             self.history.add(line)
             if readline is not None:

@@ -67,14 +67,16 @@ def home(tmp_path):
     return path
 
 
-def environment(server, home) -> dict:
-    env = {**os.environ, "OLLAMA_HOST": server.url, "HOME": str(home), "TERM": "xterm-256color"}
-    env.pop("OLLAMA_NOHISTORY", None)
+def environment(server, home, **extra) -> dict:
+    env = {**os.environ, "OLLAMA_HOST": server.url, "HOME": str(home), "TERM": "xterm-256color", **extra}
+    for name in ("OLLAMA_NOHISTORY", "OLLAMA_EDITOR", "VISUAL", "EDITOR"):
+        if name not in extra:
+            env.pop(name, None)
     return env
 
 
-def spawn(server, home, *args: str) -> pexpect.spawn:
-    child = pexpect.spawn(sys.executable, ["-m", "ollamakit", *args], env=environment(server, home), encoding="utf-8",
+def spawn(server, home, *args: str, **extra) -> pexpect.spawn:
+    child = pexpect.spawn(sys.executable, ["-m", "ollamakit", *args], env=environment(server, home, **extra), encoding="utf-8",
                           timeout=60, dimensions=(40, 120))
     child.delaybeforesend = 0.05
     return child
@@ -162,6 +164,26 @@ def test_a_multi_line_message(server, home):
     messages = httpx.post(f"{server.url}/api/show", json={"model": "tiny-session"}).json()["messages"]
     assert messages[0] == {"role": "user", "content": "first line\nsecond line\nthird line"}
     assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+def test_ctrl_g_edits_the_line_in_an_editor(server, home, tmp_path):
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf \'%s, edited\\n\' "$(cat "$1")" > "$1"\n')
+    editor.chmod(0o755)
+    child = spawn(server, home, "run", "tiny", OLLAMA_EDITOR=str(editor))
+    child.expect_exact(">>> ")
+    child.send("draft")
+    child.send("\x07")  # Ctrl-G
+    child.expect_exact(">>> draft, edited")  # back at the prompt, not sent yet
+    child.sendline("")
+    child.expect_exact(">>> ")
+    say(child, "/save tiny-edited", "Created new model 'tiny-edited'")
+    child.sendline("/? shortcuts")
+    child.expect_exact("Ctrl + g            Open default editor to compose a prompt")
+    child.expect_exact(">>> ")
+    leave(child)
+    messages = httpx.post(f"{server.url}/api/show", json={"model": "tiny-edited"}).json()["messages"]
+    assert messages[0] == {"role": "user", "content": "draft, edited"}
 
 
 def test_piped_stdin_comes_before_the_prompt(server, home):

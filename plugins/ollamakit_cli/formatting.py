@@ -95,3 +95,8 @@ def table(rows: list[list[str]], header: list[str] | None = None, padding: int =
         cells = [cell.ljust(widths[i] + padding) for i, cell in enumerate(row)]
         lines.append("".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q``: a double-quoted string with backslash escapes."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'

@@ -13,8 +13,9 @@ import click
 from ollamakit.names import ModelName
 
 from .client import ApiError, Client
+from .attachments import extract, file_names, multimodal
 from .display import go_value
-from .formatting import table
+from .formatting import go_quote, table
 from .lineinput import History, LineReader, editor_key, env_flag
 from .listing import model_rows
 from .modelfile import PARAMETER_TYPES
@@ -36,6 +37,7 @@ USAGE = """Available Commands:
 
 Use \"\"\" to begin a multi-line message.
 """
+USAGE_MEDIA = "Use /path/to/file to include .jpg, .png, .webp images, or .wav audio files.\n"
 
 USAGE_SET = """Available Commands:
   /set parameter ...     Set a parameter
@@ -120,11 +122,6 @@ def parameter(name: str, values: list[str]):
     return value
 
 
-def go_quote(text: str) -> str:
-    """Go's ``%q``: a double-quoted string with backslash escapes."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
-
-
 class Session:
     def __init__(self, client: Client, opts: RunOptions, think_explicit: bool, reader: LineReader | None = None):
         self.client, self.opts, self.think_explicit = client, opts, think_explicit
@@ -194,7 +191,7 @@ class Session:
         elif line.startswith("/help") or line.startswith("/?"):
             words = line.split()
             if len(words) == 1:
-                stderr(USAGE)
+                stderr(USAGE.replace("message.\n", "message.\n" + USAGE_MEDIA) if opts.multimodal else USAGE)
             elif words[1] in ("set", "/set"):
                 stderr(USAGE_SET)
             elif words[1] in ("show", "/show"):
@@ -205,14 +202,22 @@ class Session:
         elif line.startswith("/exit") or line.startswith("/bye"):
             return False
         elif line.startswith("/"):
-            click.echo(f"Unknown command '{line.split()[0]}'. Type /? for help")
-            return True
+            first = line.split()[0]
+            if not (opts.multimodal and any(name.startswith(first) for name in file_names(line))):
+                click.echo(f"Unknown command '{first}'. Type /? for help")
+                return True
+            self.buffer += line  # a path to an image, not a command
         else:
             self.buffer += line
 
         if self.buffer and self.multiline == MULTILINE_NONE:
-            opts.messages.append({"role": "user", "content": self.buffer})
+            message = {"role": "user", "content": self.buffer}
             self.buffer = ""
+            if opts.multimodal:
+                message["content"], images = extract(message["content"])
+                if images:
+                    message["images"] = images
+            opts.messages.append(message)
             try:
                 answer = chat(self.client, opts)
             except ApiError as exc:
@@ -237,6 +242,7 @@ class Session:
         try:
             info = self.client.show(opts.model)
             apply_show(opts, info)
+            opts.multimodal = multimodal(info)
             opts.think = infer_think(info, opts, self.think_explicit)
             load_model(self.client, opts)
         except ApiError as exc:

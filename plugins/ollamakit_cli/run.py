@@ -20,6 +20,7 @@ import click
 
 from ollamakit.config import parse_duration
 
+from .attachments import extract, multimodal
 from .client import ApiError, Client
 from .display import AnswerPrinter, Spinner, WordWrap, go_duration, isatty, summary_lines
 from .pull import run_transfer
@@ -44,6 +45,7 @@ class RunOptions:
     think: bool | str | None = None
     hide_thinking: bool = False
     verbose: bool = False
+    multimodal: bool = False  # paths to images and audio in a prompt are attached
 
     def copy(self) -> RunOptions:
         return copy.deepcopy(self)
@@ -204,6 +206,10 @@ def generate(client: Client, opts: RunOptions) -> None:
     out = sys.stdout
     printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=not isatty(out), spinner=Spinner(), tools_first=False)
     body = {**_common(opts), "prompt": opts.prompt}
+    if opts.multimodal:
+        body["prompt"], images = extract(opts.prompt)
+        if images:
+            body["images"] = images
     if opts.system:
         body["system"] = opts.system
     final: dict = {}
@@ -290,6 +296,7 @@ def run_command(model, prompt, keepalive, verbose, insecure, nowordwrap, format_
         info = show_or_pull(client, model, insecure)
         opts.think = infer_think(info, opts, explicit_think)
         apply_show(opts, info)
+        opts.multimodal = multimodal(info)
         found = capabilities(info)
         if "embedding" in found:
             if not opts.prompt:

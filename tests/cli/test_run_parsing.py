@@ -6,7 +6,8 @@ import click
 import pytest
 from click.testing import CliRunner
 from ollamakit_cli.display import AnswerPrinter, Spinner, WordWrap, go_duration, go_value, summary_lines
-from ollamakit_cli.interactive import go_quote, parameter
+from ollamakit_cli.formatting import go_quote
+from ollamakit_cli.interactive import parameter
 from ollamakit_cli.lineinput import History, env_flag
 from ollamakit_cli.run import RunCommand, format_value, keep_alive_value, parse_think, parse_truncate
 
@@ -221,3 +222,45 @@ def test_a_models_stored_messages_open_the_chat(capsys):
     show_stored_messages(RunOptions(model="m", word_wrap=False), [
         {"role": "system", "content": "hidden"}, {"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi there"}])
     assert capsys.readouterr().out == ">>> hello\nhi there\n\n"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def test_media_paths_in_a_prompt_are_attached(tmp_path, capsys):
+    import base64
+
+    from ollamakit_cli.attachments import extract
+
+    (tmp_path / "my pic.png").write_bytes(PNG)
+    escaped = str(tmp_path / "my pic.png").replace(" ", "\\ ")
+    text, images = extract(f"what is in {escaped} and /no/such/file.jpg")
+    assert text == "what is in  and /no/such/file.jpg"  # a path to no file stays text
+    assert images == [base64.b64encode(PNG).decode()]
+    assert capsys.readouterr().err == f"Added image '{tmp_path / 'my pic.png'}'\n"
+    (tmp_path / "fake.png").write_text("not an image")
+    with pytest.raises(click.ClickException) as info:
+        extract(f"look at {tmp_path / 'fake.png'}")
+    assert info.value.message == "invalid file type: application/octet-stream"
+    assert capsys.readouterr().err == "Couldn't process file: \"invalid file type: application/octet-stream\"\n"
+
+
+def test_in_the_chat_a_path_is_a_message_for_a_model_that_sees(tmp_path, monkeypatch, capsys):
+    from ollamakit_cli import interactive
+    from ollamakit_cli.run import RunOptions
+
+    sent = []
+    monkeypatch.setattr(interactive, "chat", lambda client, opts: sent.append(list(opts.messages)))
+    (tmp_path / "cat.png").write_bytes(PNG)
+
+    class Reader:
+        history = History(tmp_path / "history")
+
+    seeing = interactive.Session(None, RunOptions(model="m", multimodal=True), False, reader=Reader())
+    seeing.handle(f"{tmp_path / 'cat.png'} what is this?")
+    assert sent[0][-1]["content"] == "what is this?" and len(sent[0][-1]["images"]) == 1
+    seeing.handle("/?")
+    assert "Use /path/to/file to include .jpg, .png, .webp images, or .wav audio files.\n" in capsys.readouterr().err
+    blind = interactive.Session(None, RunOptions(model="m"), False, reader=Reader())
+    blind.handle(f"{tmp_path / 'cat.png'} what is this?")
+    assert capsys.readouterr().out == f"Unknown command '{tmp_path / 'cat.png'}'. Type /? for help\n" and len(sent) == 1

@@ -7,6 +7,8 @@ terminal; ``Session.run()`` reads lines from the terminal until ``/bye`` or Ctrl
 
 from __future__ import annotations
 
+import math
+import re
 
 import click
 
@@ -113,11 +115,15 @@ def parameter(name: str, values: list[str]):
         if first not in _TRUE + _FALSE:
             raise ValueError(f"invalid bool value {shown}")
         return first in _TRUE
+    if kind is int:
+        if not re.fullmatch(r"[+-]?[0-9]+", first) or not -(2**63) <= int(first) < 2**63:
+            raise ValueError(f"invalid int value {shown}")
+        return int(first)
     try:
-        value = int(first, 10) if kind is int else float(first)
+        value = float(first)
     except ValueError:
-        raise ValueError(f"invalid {kind.__name__} value {shown}") from None
-    if kind is float and value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"invalid float value {shown}") from None
+    if not math.isfinite(value):  # Go would take them, but they cannot be sent as JSON
         raise ValueError(f"invalid float value {shown}")
     return value
 

@@ -158,7 +158,8 @@ def load_model(client: Client, opts: RunOptions) -> None:
         spinner.stop()
 
 
-def _common(opts: RunOptions) -> dict:
+def request_body(opts: RunOptions) -> dict:
+    """What /api/chat and /api/generate both get; unset settings are left to the server."""
     body: dict = {"model": opts.model, "options": opts.options, "stream": True}
     fmt = format_value(opts.format)
     if fmt is not None:
@@ -181,7 +182,7 @@ def chat(client: Client, opts: RunOptions) -> dict | None:
     printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=False, spinner=Spinner(), tools_first=True)
     final, role = {}, "assistant"
     try:
-        for part in client.stream("/api/chat", {**_common(opts), "messages": opts.messages}):
+        for part in client.stream("/api/chat", {**request_body(opts), "messages": opts.messages}):
             message = part.get("message") if isinstance(part.get("message"), dict) else {}
             role = message.get("role") or role
             printer.feed(message.get("thinking") or "", message.get("content") or "", message.get("tool_calls") or [])
@@ -205,7 +206,7 @@ def generate(client: Client, opts: RunOptions) -> None:
     """The answer to ``opts.prompt`` (an empty prompt only loads the model)."""
     out = sys.stdout
     printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=not isatty(out), spinner=Spinner(), tools_first=False)
-    body = {**_common(opts), "prompt": opts.prompt}
+    body = {**request_body(opts), "prompt": opts.prompt}
     if opts.multimodal:
         body["prompt"], images = extract(opts.prompt)
         if images:

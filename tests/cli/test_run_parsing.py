@@ -107,6 +107,9 @@ def test_set_parameter_types_values_as_ollama_does():
     assert parameter("use_mmap", ["false"]) is False
     for name, values, message in (("bogus", ["1"], "unknown parameter 'bogus'"),
                                   ("num_ctx", ["big"], "invalid int value [big]"),
+                                  ("seed", ["1_0"], "invalid int value [1_0]"),
+                                  ("seed", [str(2**63)], f"invalid int value [{2**63}]"),
+                                  ("temperature", ["nan"], "invalid float value [nan]"),
                                   ("top_p", ["x", "y"], "invalid float value [x y]")):
         with pytest.raises(ValueError) as info:
             parameter(name, values)
@@ -208,12 +211,12 @@ def test_every_run_flag_and_chat_command_is_documented():
 
 
 def test_what_run_sends():
-    from ollamakit_cli.run import RunOptions, _common
+    from ollamakit_cli.run import RunOptions, request_body
 
     opts = RunOptions(model="m", format='{"type": "object"}', options={"num_predict": 3}, keep_alive="5m0s", think="high")
-    assert _common(opts) == {"model": "m", "options": {"num_predict": 3}, "stream": True, "format": {"type": "object"},
+    assert request_body(opts) == {"model": "m", "options": {"num_predict": 3}, "stream": True, "format": {"type": "object"},
                              "keep_alive": "5m0s", "think": "high"}
-    assert _common(RunOptions(model="m")) == {"model": "m", "options": {}, "stream": True}  # unset: left to the server
+    assert request_body(RunOptions(model="m")) == {"model": "m", "options": {}, "stream": True}  # unset: left to the server
 
 
 def test_a_models_stored_messages_open_the_chat(capsys):

@@ -140,6 +140,8 @@ def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(server, home):
     assert child.before.strip()  # part of an answer was printed,
     assert "total duration" not in child.before  # and it stopped: the timings of a finished answer never came
     say(child, "/set parameter num_predict 2")
+    # The server runs one request at a time (OLLAMA_NUM_PARALLEL=1): this answer comes only
+    # because the stopped one stopped on the server too.
     assert eval_counts(say(child, "and now briefly")) == [2]
     child.sendintr()  # at the prompt, Ctrl-C says how to leave
     child.expect_exact("Use Ctrl + d or /bye to exit.")

@@ -258,7 +258,14 @@ def show_stored_messages(opts: RunOptions, messages: list) -> None:
 # -- the command ---------------------------------------------------------------------------
 
 
-@click.command("run", cls=RunCommand)
+ENVIRONMENT = """\b
+Environment Variables:
+      OLLAMA_EDITOR      The editor Ctrl-G opens in the chat
+      OLLAMA_HOST        The server's address (default 127.0.0.1:11434)
+      OLLAMA_NOHISTORY   Do not save the chat's history"""
+
+
+@click.command("run", cls=RunCommand, epilog=ENVIRONMENT)
 @click.argument("model")
 @click.argument("prompt", nargs=-1)
 @click.option("--keepalive", help="Duration to keep a model loaded (e.g. 5m).")

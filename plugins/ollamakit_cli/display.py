@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import threading
-import unicodedata
 
 GREY, BOLD, DEFAULT = "\x1b[38;5;245m", "\x1b[1m", "\x1b[0m"
 SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -23,6 +22,8 @@ def isatty(stream) -> bool:
 
 def char_width(char: str) -> int:
     """Terminal cells for one character: 2 for wide East Asian forms, 0 for combining marks."""
+    import unicodedata  # imported here (once): building the command group stays cheap
+
     if unicodedata.combining(char):
         return 0
     return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1

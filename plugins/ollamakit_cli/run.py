@@ -20,7 +20,6 @@ import click
 
 from ollamakit.config import parse_duration
 
-from .attachments import extract, multimodal
 from .client import ApiError, Client
 from .display import AnswerPrinter, Spinner, WordWrap, go_duration, isatty, summary_lines
 from .pull import run_transfer
@@ -208,6 +207,8 @@ def generate(client: Client, opts: RunOptions) -> None:
     printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=not isatty(out), spinner=Spinner(), tools_first=False)
     body = {**request_body(opts), "prompt": opts.prompt}
     if opts.multimodal:
+        from .attachments import extract
+
         body["prompt"], images = extract(opts.prompt)
         if images:
             body["images"] = images
@@ -303,6 +304,8 @@ def run_command(model, prompt, keepalive, verbose, insecure, nowordwrap, format_
     with Client() as client:
         info = show_or_pull(client, model, insecure)
         opts.think = infer_think(info, opts, explicit_think)
+        from .attachments import multimodal
+
         apply_show(opts, info)
         opts.multimodal = multimodal(info)
         found = capabilities(info)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,16 @@ PROMPTS = (
     "List three colors:",
     "The meaning of life is",
     "import numpy as np\n",
+)
+# Prompts of a few hundred tokens: their steps take the float32 path for the weight types ggml
+# multiplies a column at a time (graph_model.dense_prefill_weights), short ones never do.
+LONG_PROMPTS = (
+    "The history of the Roman Empire spans many centuries. " * 12 + "In summary,",
+    "def add(a, b):\n    return a + b\n\n" * 10 + "def multiply(a, b):",
+    "Once upon a time, there was a little fox who lived in the forest. Every day the fox went to the river to drink. " * 5 + "One day,",
+    "Q: What is 2 + 2?\nA: 4\nQ: What is 3 + 5?\nA: 8\n" * 8 + "Q: What is 7 + 6?\nA:",
+    "Photosynthesis is the process by which green plants use sunlight to make food from carbon dioxide and water. " * 6 + "The main product is",
+    "import os\nimport sys\nimport json\n" * 10 + "def main():",
 )
 TOKENS = 64
 NUM_CTX = 512
@@ -54,10 +65,13 @@ def cpu() -> dict:
 CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids, as llama-cpp-python takes them
 
 
-def llamacpp_greedy(path: str, prompt_ids: list[int], tokens: int = TOKENS, cache_type: str = "f16") -> tuple[list[int], list[float]]:
+def llamacpp_greedy(
+    path: str, prompt_ids: list[int], tokens: int = TOKENS, cache_type: str = "f16", adapter: str | None = None
+) -> tuple[list[int], list[float]]:
     """llama.cpp's greedy continuation and its top-2 logit margin at each step (flash attention
-    on, two threads: the engine's defaults; the cache of ``cache_type``)."""
-    llm = _llama(path, cache_type)
+    on, two threads: the engine's defaults; the cache of ``cache_type``; the LoRA ``adapter``
+    at scale 1.0, as Ollama applies it)."""
+    llm = _llama(path, cache_type, adapter)
     llm.reset()
     llm.eval(prompt_ids)
     chosen, margins = [], []
@@ -73,17 +87,17 @@ def llamacpp_greedy(path: str, prompt_ids: list[int], tokens: int = TOKENS, cach
 _llamas: dict = {}
 
 
-def _llama(path: str, cache_type: str = "f16"):
+def _llama(path: str, cache_type: str = "f16", adapter: str | None = None):
     from llama_cpp import Llama
 
-    key = (path, cache_type)
+    key = (path, cache_type, adapter)
     if key not in _llamas:
         if len(_llamas) >= 3:  # a few small models at a time
             _llamas.pop(next(iter(_llamas)))
         kind = CACHE_TYPES[cache_type]
         _llamas[key] = Llama(
             path, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=True, logits_all=True, verbose=False,
-            type_k=kind, type_v=kind,
+            type_k=kind, type_v=kind, lora_path=adapter,
         )
     return _llamas[key]
 
@@ -110,22 +124,49 @@ def parting(ours: list[int], theirs: list[int], margins: list[float]) -> tuple[i
     return None, None
 
 
-def record(models: dict[str, tuple[str, str]], out: Path) -> None:
-    """Write llama.cpp's answers for ``models`` (name -> (GGUF path, cache type)) with this CPU
-    beside them."""
+@dataclass(frozen=True)
+class Case:
+    """What one recorded comparison runs: a model (a function of ``ollamakit.testing.models``),
+    the cache type both engines use, an optional adapter (another such function) and prompts."""
+
+    model: str
+    cache_type: str = "f16"
+    adapter: str | None = None
+    prompts: tuple[str, ...] = PROMPTS
+
+    def paths(self) -> tuple[str, str | None]:
+        from ollamakit.testing import models
+
+        adapter = getattr(models, self.adapter)() if self.adapter else None
+        return str(getattr(models, self.model)()), None if adapter is None else str(adapter)
+
+
+CASES = {
+    "smollm2": Case("smollm2_q4_1"),
+    "gemma3": Case("gemma3_270m"),
+    "smollm2/q8_0": Case("smollm2_q4_1", "q8_0"),
+    "smollm2+lora": Case("smollm2_q4_1", adapter="smollm2_random_lora"),
+    "smollm2/long": Case("smollm2_q4_1", prompts=LONG_PROMPTS),
+    "gemma3/long": Case("gemma3_270m", prompts=LONG_PROMPTS),
+}
+
+
+def record(cases: dict[str, Case], out: Path) -> None:
+    """Write llama.cpp's answers for ``cases`` with this CPU beside them."""
     import llama_cpp
 
     answers = {}
-    for name, (path, cache_type) in models.items():
-        cases = []
-        for text in PROMPTS:
+    for name, case in cases.items():
+        path, adapter = case.paths()
+        answers[name] = []
+        for text in case.prompts:
             ids = llamacpp_tokenize(path, text)
-            greedy, margins = llamacpp_greedy(path, ids, cache_type=cache_type)
-            cases.append({"prompt": text, "prompt_ids": ids, "greedy_ids": greedy, "margins": [round(m, 5) for m in margins]})
-        answers[name] = cases
+            greedy, margins = llamacpp_greedy(path, ids, cache_type=case.cache_type, adapter=adapter)
+            answers[name].append({"prompt": text, "prompt_ids": ids, "greedy_ids": greedy, "margins": [round(m, 5) for m in margins]})
     document = {
         "generator": f"llama-cpp-python {llama_cpp.__version__}, built on this machine; flash attention on, "
         f"float16 cache (a name ending in /q8_0: a q8_0 cache), n_threads 2, n_ctx {NUM_CTX}; "
+        "a name with +lora: the seeded random adapter of ollamakit.testing.models.random_lora at scale 1.0; "
         "prompts with BOS and special tokens parsed; "
         f"{TOKENS} greedy tokens with llama.cpp's top-2 logit margin at each step",
         "cpu": cpu(),
@@ -135,9 +176,6 @@ def record(models: dict[str, tuple[str, str]], out: Path) -> None:
 
 
 if __name__ == "__main__":  # python -m ollamakit.testing.agreement [output.json]
-    from ollamakit.testing import models as real
-
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/reference") / RECORDED
-    smollm2, gemma3 = str(real.smollm2_q4_1()), str(real.gemma3_270m())
-    record({"smollm2": (smollm2, "f16"), "gemma3": (gemma3, "f16"), "smollm2/q8_0": (smollm2, "q8_0")}, target)
+    record(CASES, target)
     print(f"wrote {target}")

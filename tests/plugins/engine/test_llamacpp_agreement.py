@@ -15,30 +15,28 @@ import pytest
 from ollamakit_engine import load_runner
 from ollamakit_ggml import GgmlBackend
 
-from ollamakit.testing import agreement, models
+from ollamakit.testing import agreement
 from ollamakit.testing.reference import reference_answers
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
-FILES = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m}
-# what is compared: the model, and the cache type both engines use
-CASES = {"smollm2": ("smollm2", "f16"), "gemma3": ("gemma3", "f16"), "smollm2/q8_0": ("smollm2", "q8_0")}
 LIVE = importlib.util.find_spec("llama_cpp") is not None
+CASES = agreement.CASES
 
 
-@lru_cache(maxsize=1)
-def runner(case):
-    model, cache_type = CASES[case]
-    return load_runner(FILES[model](), GgmlBackend(), {"num_thread": 2, "kv_cache_type": cache_type}, with_tokenizer=False)
+@lru_cache(maxsize=2)
+def runner(model: str, cache_type: str, adapter: str | None):
+    adapters = [adapter] if adapter else []
+    return load_runner(model, GgmlBackend(), {"num_thread": 2, "kv_cache_type": cache_type}, with_tokenizer=False, adapters=adapters)
 
 
 def reference(name: str, index: int):
     """(prompt ids, llama.cpp's greedy ids, its margins) for one prompt."""
-    model, cache_type = CASES[name]
-    path = str(FILES[model]())
+    case = CASES[name]
     if LIVE:
-        ids = agreement.llamacpp_tokenize(path, agreement.PROMPTS[index])
-        return (ids, *agreement.llamacpp_greedy(path, ids, cache_type=cache_type))
+        path, adapter = case.paths()
+        ids = agreement.llamacpp_tokenize(path, case.prompts[index])
+        return (ids, *agreement.llamacpp_greedy(path, ids, cache_type=case.cache_type, adapter=adapter))
     recorded = reference_answers(agreement.RECORDED)
     here = agreement.cpu()
     if recorded["cpu"]["flags"] != here["flags"] or recorded["cpu"]["machine"] != here["machine"]:
@@ -47,15 +45,17 @@ def reference(name: str, index: int):
             f"has {here['flags']}, whose llama.cpp rounds differently: install llama-cpp-python=="
             f"{agreement.LLAMA_CPP_VERSION} to compare live"
         )
-    case = recorded["models"][name][index]
-    return case["prompt_ids"], case["greedy_ids"], case["margins"]
+    answer = recorded["models"][name][index]
+    assert answer["prompt"] == case.prompts[index], "the recorded answers are for other prompts: record them again"
+    return answer["prompt_ids"], answer["greedy_ids"], answer["margins"]
 
 
-@pytest.mark.parametrize("index", range(len(agreement.PROMPTS)))
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name,index", [(name, i) for name in sorted(CASES) for i in range(len(CASES[name].prompts))])
 def test_greedy_continuations_match_llamacpp(name, index):
     prompt_ids, theirs, margins = reference(name, index)
-    ours = agreement.ours_greedy(runner(name), prompt_ids, len(theirs))
+    case = CASES[name]
+    model, adapter = case.paths()
+    ours = agreement.ours_greedy(runner(model, case.cache_type, adapter), prompt_ids, len(theirs))
     step, margin = agreement.parting(ours, theirs, margins)
     assert step is None or margin < agreement.TIE_MARGIN, (
         f"parts from llama.cpp at token {step}, where llama.cpp's top-2 margin was {margin:.4f}"

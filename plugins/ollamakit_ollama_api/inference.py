@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 
 from ollamakit.config import parse_duration
+from ollamakit import OLLAMA_VERSION
+from ollamakit.create import unmet_requirement
 from ollamakit.errors import BadRequest, NotFound, OllamaError
 from ollamakit.names import ModelName
 from ollamakit.store import LocalModel, format_utc_now
@@ -110,7 +112,23 @@ def find_model(kernel, name: str) -> LocalModel:
     model = kernel.store.get(name) if name else None
     if model is None:
         raise NotFound(f"model '{name}' not found")
+    check_requires(model)
     return model
+
+
+def check_requires(model: LocalModel) -> None:
+    """A model whose Modelfile said ``REQUIRES`` a newer Ollama than the API this server
+    implements does not run: 412 in the words ollama.com's registry uses when an older Ollama
+    asks for such a model (Ollama itself stores the version and checks only that it is a semver,
+    so the registry is where it is enforced; a model copied in or created here meets the same
+    rule when it is used)."""
+    requires = model.config.get("requires")
+    if isinstance(requires, str) and unmet_requirement(requires, OLLAMA_VERSION):
+        raise OllamaError(
+            f"The model you are attempting to run requires a newer version of Ollama "
+            f"({requires.lstrip('v')}; this server implements {OLLAMA_VERSION}).",
+            412,
+        )
 
 
 def decode_images(images, where: str = "images") -> list[bytes]:

@@ -106,7 +106,8 @@ def capabilities(gguf, template: str | None, has_projector: bool = False, config
 
 # -- /api/tags: what Ollama's model list computes for every model ------------------------------
 
-_LIST_CACHE: OrderedDict = OrderedDict()  # blob digest -> leading GGUF metadata (or None)
+# blob digest -> its leading GGUF metadata (or None); ("entry", manifest digest) -> list_entry()
+_LIST_CACHE: OrderedDict = OrderedDict()
 _LIST_CACHE_SIZE = 4096
 
 
@@ -162,7 +163,22 @@ def list_entry(model) -> tuple[dict, list[str]]:
     """``details`` and ``capabilities`` of a stored model in ``/api/tags``, computed for every
     model (pulled, created or copied in) the way Ollama's model list computes them: from the
     config, the GGUF's leading values, the Go template (``{{ .Prompt }}`` when there is none),
-    the model family and any projector."""
+    the model family and any projector. Cached by manifest digest, which covers all of them."""
+    key = ("entry", model.digest)
+    with _CACHE_LOCK:
+        if key in _LIST_CACHE:
+            _LIST_CACHE.move_to_end(key)
+            details_, found = _LIST_CACHE[key]
+            return dict(details_), list(found)
+    details_, found = _list_entry(model)
+    with _CACHE_LOCK:
+        _LIST_CACHE[key] = (dict(details_), list(found))
+        while len(_LIST_CACHE) > _LIST_CACHE_SIZE:
+            _LIST_CACHE.popitem(last=False)
+    return details_, found
+
+
+def _list_entry(model) -> tuple[dict, list[str]]:
     config = model.config
     layer = model.model_layer
     out = details(config, layer.from_ if layer else "")

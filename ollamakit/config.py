@@ -196,6 +196,7 @@ class Settings:
     remotes: tuple[str, ...] = ("ollama.com",)  # OLLAMA_REMOTES: hosts remote models may name
     no_history: bool = False  # OLLAMA_NOHISTORY: interactive run keeps no history
     editor: str = ""  # OLLAMA_EDITOR: the editor interactive run opens for a prompt
+    go_template: bool = True  # OLLAMA_GO_TEMPLATE: false prompts through the GGUF's Jinja template
     debug_log_requests: bool = False  # OLLAMA_DEBUG_LOG_REQUESTS: inference bodies to a temporary folder
 
     @classmethod
@@ -238,6 +239,7 @@ class Settings:
             no_history=parse_bool(_env("OLLAMA_NOHISTORY")),
             editor=_env("OLLAMA_EDITOR") or "",
             debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),
+            go_template=parse_bool(_env("OLLAMA_GO_TEMPLATE"), default=True),
         )
         known = {f.name for f in fields(cls)}
         return replace(settings, **{k: v for k, v in overrides.items() if k in known and v is not None})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import binascii
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ollamakit.config import parse_duration
 from ollamakit import OLLAMA_VERSION
@@ -17,6 +17,8 @@ from ollamakit.web.body import field
 import ollamakit_structured as structured
 from ollamakit_scheduler.sequence import Chunk
 from ollamakit_structured.output import Parsed
+
+from . import modelinfo
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -113,7 +115,22 @@ def find_model(kernel, name: str) -> LocalModel:
     if model is None:
         raise NotFound(f"model '{name}' not found")
     check_requires(model)
-    return model
+    return with_chosen_template(model, kernel.settings)
+
+
+def with_chosen_template(model: LocalModel, settings) -> LocalModel:
+    """``OLLAMA_GO_TEMPLATE=false``: a model that has both a Go template and the GGUF's own
+    (Jinja) chat template is prompted, and its capabilities read, through the Jinja one, as in
+    Ollama; the model as seen by this request, the stored one unchanged. Without a Jinja template
+    the Go template stays (Ollama would have no template to use at all)."""
+    if settings.go_template or model.template is None:
+        return model
+    layer = model.model_layer
+    if not layer or modelinfo.jinja_template(modelinfo.gguf_header(model.store, layer.digest)) is None:
+        return model
+    chosen = replace(model)
+    chosen.__dict__["template"] = None  # the cached_property's slot: no Go template
+    return chosen
 
 
 def check_requires(model: LocalModel) -> None:

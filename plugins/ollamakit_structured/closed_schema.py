@@ -11,14 +11,17 @@ more narrowly than the specification does:
   asked for;
 - ``allOf`` over objects is one closed object with every component's properties, all of a plain
   component's properties required and those of an ``anyOf`` component optional;
-- ``oneOf`` is read as ``anyOf`` (``JSON_OPTIONS`` in ``formats.py`` sets ``coerce_one_of``).
+- ``oneOf`` is read as ``anyOf`` (``JSON_OPTIONS`` in ``formats.py`` sets ``coerce_one_of``);
+- an integer has at most 16 digits without bounds, and stays within 64 bits with one.
 
 Without the first rule a small model invents keys of its own and, sampling, may go on adding them
 until ``num_predict`` runs out. llguidance has no option for it, so the schema itself is closed:
 each such object gets ``additionalProperties: false``, its ``properties`` are reordered (llguidance
 keeps the order of ``properties``) and ``required`` keeps only declared names. An object that says
 anything about ``additionalProperties``, and ``{"type": "object"}`` with no properties, keep their
-meaning.
+meaning. Integers get the bounds llama.cpp's grammar implies, so a sampled number cannot run on
+digit after digit (llguidance's numbers are unbounded; a ``number``'s digits cannot be bounded
+through the schema, so those stay as they are).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ _ONE = ("additionalProperties", "items", "not", "contains", "if", "then", "else"
         "unevaluatedItems", "unevaluatedProperties", "additionalItems")
 _LIST = ("anyOf", "oneOf", "allOf", "prefixItems")
 _MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+# llama.cpp's integer: at most 16 digits unbounded; one bound leaves the other at int64's end.
+_INT_DIGITS_LIMIT = 10**16 - 1
+# (llguidance reads a bound through a double and refuses int64's very end, so the lower one stops
+# at the nearest double inside it, 1024 short.)
+_INT64_MIN, _INT64_MAX = -(2**63) + 1024, 2**63 - 1
 
 
 def close_schema(schema: dict) -> dict:
@@ -54,6 +63,7 @@ class _Closer:
         for key in _MAP:
             if isinstance(out.get(key), dict):
                 out[key] = {name: self.visit(sub) for name, sub in out[key].items()}
+        _bound_integer(out)
         if _is_plain_object(out):
             return _closed(out)
         if _is_object_all_of(out):
@@ -119,6 +129,20 @@ def _is_plain_object(node: dict) -> bool:
         return False
     types = _types(node)
     return "object" in types or types == [None]
+
+
+def _bound_integer(node: dict) -> None:
+    types = _types(node)
+    if "integer" not in types or "number" in types or any(k in node for k in ("$ref", "anyOf", "oneOf", "enum", "const")):
+        return
+    low = "minimum" in node or "exclusiveMinimum" in node
+    high = "maximum" in node or "exclusiveMaximum" in node
+    if not low and not high:
+        node["minimum"], node["maximum"] = -_INT_DIGITS_LIMIT, _INT_DIGITS_LIMIT
+    elif not high:
+        node["maximum"] = _INT64_MAX
+    elif not low:
+        node["minimum"] = _INT64_MIN
 
 
 def _is_object_all_of(node: dict) -> bool:

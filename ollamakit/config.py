@@ -194,8 +194,6 @@ class Settings:
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE as it applies (see kv_cache_type())
     no_cloud: bool = False  # OLLAMA_NO_CLOUD, or disable_ollama_cloud in ~/.ollama/server.json
     remotes: tuple[str, ...] = ("ollama.com",)  # OLLAMA_REMOTES: hosts remote models may name
-    no_history: bool = False  # OLLAMA_NOHISTORY: interactive run keeps no history
-    editor: str = ""  # OLLAMA_EDITOR: the editor interactive run opens for a prompt
     go_template: bool = True  # OLLAMA_GO_TEMPLATE: false prompts through the GGUF's Jinja template
     debug_log_requests: bool = False  # OLLAMA_DEBUG_LOG_REQUESTS: inference bodies to a temporary folder
 
@@ -236,8 +234,6 @@ class Settings:
             kv_cache_type=kv_cache_type(_env("OLLAMA_KV_CACHE_TYPE"), _env("OLLAMA_FLASH_ATTENTION")),
             no_cloud=parse_bool(_env("OLLAMA_NO_CLOUD")) or cloud_disabled_in_file(),
             remotes=tuple(remotes.split(",")) if remotes else ("ollama.com",),
-            no_history=parse_bool(_env("OLLAMA_NOHISTORY")),
-            editor=_env("OLLAMA_EDITOR") or "",
             debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),
             go_template=parse_bool(_env("OLLAMA_GO_TEMPLATE"), default=True),
         )

@@ -10,8 +10,8 @@ import pytest
 
 from ollamakit.config import Settings, parse_bool
 
-ALL = ("OLLAMA_LOAD_TIMEOUT", "OLLAMA_DEBUG", "OLLAMA_NO_CLOUD", "OLLAMA_REMOTES", "OLLAMA_NOHISTORY",
-       "OLLAMA_EDITOR", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_MAX_QUEUE", "OLLAMA_NOPRUNE")
+ALL = ("OLLAMA_LOAD_TIMEOUT", "OLLAMA_DEBUG", "OLLAMA_NO_CLOUD", "OLLAMA_REMOTES", "OLLAMA_CONTEXT_LENGTH",
+       "OLLAMA_MAX_QUEUE", "OLLAMA_NOPRUNE")
 
 
 @pytest.fixture(autouse=True)
@@ -72,14 +72,10 @@ def test_no_cloud_from_the_variable_or_ollamas_server_json(monkeypatch, tmp_path
     assert Settings.from_env().no_cloud is False
 
 
-def test_client_side_variables(monkeypatch):
-    settings = Settings.from_env()
-    assert settings.remotes == ("ollama.com",) and settings.no_history is False and settings.editor == ""
+def test_remotes_are_a_comma_list(monkeypatch):
+    assert Settings.from_env().remotes == ("ollama.com",)
     monkeypatch.setenv("OLLAMA_REMOTES", "ollama.com,example.org")
-    monkeypatch.setenv("OLLAMA_NOHISTORY", "true")
-    monkeypatch.setenv("OLLAMA_EDITOR", "vim")
-    settings = Settings.from_env()
-    assert settings.remotes == ("ollama.com", "example.org") and settings.no_history and settings.editor == "vim"
+    assert Settings.from_env().remotes == ("ollama.com", "example.org")
 
 
 def test_noprune_no_means_true_as_in_ollama(monkeypatch):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -15,14 +18,20 @@ DEFAULT_PORT = 11434
 DEFAULT_MAX_PREDICT = 32768
 
 
-def parse_bool(value: str | None) -> bool:
-    """Ollama's rule: empty is false, a recognised false word is false, anything else is true."""
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_bool(value: str | None, default: bool = False) -> bool:
+    """Ollama's rule (Go's ``strconv.ParseBool``, an error counting as true): empty is
+    ``default``; ``0``, ``f``, ``F``, ``FALSE``, ``false``, ``False`` are false; anything else,
+    ``no`` and ``off`` included, is true."""
     if value is None:
-        return False
-    value = value.strip().strip("'\"").lower()
+        return default
+    value = value.strip().strip("'\"")
     if value == "":
-        return False
-    return value not in ("0", "f", "false", "no", "off")
+        return default
+    return value not in _GO_FALSE
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -96,6 +105,49 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+def _env_uint(name: str, default: int) -> int:
+    """Go's ``strconv.ParseUint``: digits only; anything else means the default."""
+    value = _env(name)
+    return int(value) if value and value.isascii() and value.isdigit() else default
+
+
+def _env_duration(name: str, default: float) -> float:
+    """Ollama's duration variables: a Go duration (``90s``, ``1h30m``), else whole seconds."""
+    value = _env(name)
+    if not value:
+        return default
+    try:
+        return parse_duration(value) if not value.lstrip("+-").isdigit() else float(int(value))
+    except ValueError:
+        return default
+
+
+def log_level(value: str | None) -> int:
+    """``OLLAMA_DEBUG`` as Ollama reads it: a true word or 1 is debug, 2 is trace (every
+    record), -1 warnings, -2 errors; anything else the default, info."""
+    value = (value or "").strip().strip("'\"")
+    if value in _GO_TRUE:
+        return logging.DEBUG
+    if re.fullmatch(r"[+-]?\d+", value) and int(value) != 0:
+        return min(max(logging.INFO - 10 * int(value), 1), logging.CRITICAL)
+    return logging.INFO
+
+
+SERVER_CONFIG_LIMIT = 1 << 16
+
+
+def cloud_disabled_in_file(path: Path | None = None) -> bool:
+    """``disable_ollama_cloud`` in Ollama's ``~/.ollama/server.json`` (what its app writes);
+    a missing, oversized or unreadable file says nothing."""
+    path = path or Path.home() / ".ollama" / "server.json"
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(SERVER_CONFIG_LIMIT + 1)[:SERVER_CONFIG_LIMIT])
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("disable_ollama_cloud") is True
+
+
 def _env_float(name: str, default: float) -> float:
     value = _env(name)
     try:
@@ -131,14 +183,19 @@ class Settings:
     max_queue: int = 512
     context_length: int = 4096
     max_predict: int = DEFAULT_MAX_PREDICT  # the most tokens one request may generate
-    load_timeout: float = 300.0
+    load_timeout: float = 300.0  # seconds; math.inf: no limit
     memory_fraction: float = 0.8  # share of RAM loaded models may fill before LRU eviction
     noprune: bool = False
     debug: bool = False
+    log_level: int = logging.INFO  # OLLAMA_DEBUG as a logging level (see log_level())
     storage: str = "fs"
     compute: str = "auto"
     transport: str = "http"
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE as it applies (see kv_cache_type())
+    no_cloud: bool = False  # OLLAMA_NO_CLOUD, or disable_ollama_cloud in ~/.ollama/server.json
+    remotes: tuple[str, ...] = ("ollama.com",)  # OLLAMA_REMOTES: hosts remote models may name
+    go_template: bool = True  # OLLAMA_GO_TEMPLATE: false prompts through the GGUF's Jinja template
+    debug_log_requests: bool = False  # OLLAMA_DEBUG_LOG_REQUESTS: inference bodies to a temporary folder
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -152,24 +209,33 @@ class Settings:
             except ValueError:
                 pass
         origins = tuple(o.strip() for o in (_env("OLLAMA_ORIGINS") or "").split(",") if o.strip())
+        load_timeout = _env_duration("OLLAMA_LOAD_TIMEOUT", 300.0)
+        remotes = _env("OLLAMA_REMOTES")
+        level = log_level(_env("OLLAMA_DEBUG"))
         settings = cls(
             host=host,
             port=port,
             models_dir=Path(models).expanduser() if models else default_models_dir(),
             keep_alive=keep_alive,
             origins=origins,
-            num_parallel=max(1, _env_int("OLLAMA_NUM_PARALLEL", 1)),
-            max_loaded_models=_env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
-            max_queue=_env_int("OLLAMA_MAX_QUEUE", 512),
-            context_length=_env_int("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
+            num_parallel=max(1, _env_uint("OLLAMA_NUM_PARALLEL", 1)),
+            max_loaded_models=_env_uint("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
+            max_queue=_env_uint("OLLAMA_MAX_QUEUE", 512),
+            context_length=_env_uint("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
+            load_timeout=load_timeout if load_timeout > 0 else math.inf,
             max_predict=max(0, _env_int("OLLAMAKIT_MAX_PREDICT", 0)) or DEFAULT_MAX_PREDICT,
             memory_fraction=_env_float("OLLAMAKIT_MEMORY_FRACTION", 0.8),
             noprune=parse_bool(_env("OLLAMA_NOPRUNE")),
-            debug=parse_bool(_env("OLLAMA_DEBUG")),
+            debug=level <= logging.DEBUG,
+            log_level=level,
             storage=_env("OLLAMAKIT_STORAGE") or "fs",
             compute=_env("OLLAMAKIT_COMPUTE") or "auto",
             transport=_env("OLLAMAKIT_TRANSPORT") or "http",
             kv_cache_type=kv_cache_type(_env("OLLAMA_KV_CACHE_TYPE"), _env("OLLAMA_FLASH_ATTENTION")),
+            no_cloud=parse_bool(_env("OLLAMA_NO_CLOUD")) or cloud_disabled_in_file(),
+            remotes=tuple(remotes.split(",")) if remotes else ("ollama.com",),
+            debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),
+            go_template=parse_bool(_env("OLLAMA_GO_TEMPLATE"), default=True),
         )
         known = {f.name for f in fields(cls)}
         return replace(settings, **{k: v for k, v in overrides.items() if k in known and v is not None})

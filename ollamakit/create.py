@@ -51,6 +51,30 @@ PARAMETER_BOUNDS = {
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+def _semver_key(version: str) -> tuple:
+    """A sort key with semver's order: a pre-release sorts before its release, numeric
+    identifiers numerically and below alphanumeric ones; build metadata does not count."""
+    match = _SEMVER.match(version)
+    if match is None:
+        raise ValueError(f"not a semver: {version!r}")
+    core = tuple(int(match.group(i)) for i in (1, 2, 3))
+    pre = match.group(4)
+    if not pre:
+        return core, (1,)
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre[1:].split("."))
+    return core, (0, parts)
+
+
+def unmet_requirement(requires: str, version: str) -> bool:
+    """Whether a model's ``requires`` (a semver, leading ``v`` allowed) names a version newer
+    than ``version``; an unreadable one, which create never stores, counts as met."""
+    try:
+        return bool(requires) and _semver_key(requires) > _semver_key(version)
+    except ValueError:
+        return False
+
+
 _INFO_INTS = ("context_length", "embedding_length")
 _INFO_STRINGS = ("model_family", "base_name", "quantization_level", "parameter_size")
 

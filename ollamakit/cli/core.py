@@ -24,7 +24,7 @@ def serve_command(pm, host, models_dir, storage, compute):
     if host:
         overrides["host"], overrides["port"] = parse_host(host)
     settings = Settings.from_env(**overrides)
-    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kernel = Kernel(settings, pm)
     try:
         kernel.storage  # fail now, in words, on a misspelled driver or an unusable model directory

@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from ..errors import OllamaError
+from .request_log import RequestLogMiddleware
 from .security import SecurityMiddleware
 from .streaming import error_body, json_response
 
@@ -34,7 +35,10 @@ def _method_not_allowed(req, resp, exc, params):
 
 
 def create_app(kernel) -> falcon.App:
-    app = falcon.App(middleware=[SecurityMiddleware(kernel.settings)], cors_enable=False)
+    middleware = [SecurityMiddleware(kernel.settings)]
+    if kernel.settings.debug_log_requests:
+        middleware.append(RequestLogMiddleware())
+    app = falcon.App(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
     app.resp_options.default_media_type = "application/json"

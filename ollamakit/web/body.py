@@ -21,6 +21,7 @@ def read_json(req) -> dict:
     if length is not None and length > MAX_JSON_BODY:
         raise BadRequest("request body too large")
     raw = req.bounded_stream.read(MAX_JSON_BODY + 1)
+    req.context.raw_body = raw  # for OLLAMA_DEBUG_LOG_REQUESTS (request_log.py)
     if not raw or not raw.strip():
         raise BadRequest("missing request body")
     if len(raw) > MAX_JSON_BODY:

@@ -19,7 +19,7 @@ from ollamakit.web import client_gone, json_response, read_json
 from ollamakit.web.body import field
 from ollamakit_scheduler.options import merged
 
-from .inference import nanoseconds_since, parse_keep_alive
+from .inference import check_requires, nanoseconds_since, parse_keep_alive
 
 MAX_INPUTS = 1 << 16
 # Inputs go to the runner in parts of at most this many inputs and about this many tokens: an
@@ -37,6 +37,7 @@ def find_model(kernel, name: str):
     model = kernel.store.get(name) if name else None
     if model is None:
         raise NotFound(f'model "{name}" not found, try pulling it first' if name else "model '' not found")
+    check_requires(model)
     return model
 
 

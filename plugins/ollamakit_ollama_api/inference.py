@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import binascii
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ollamakit.config import parse_duration
+from ollamakit import OLLAMA_VERSION
+from ollamakit.create import unmet_requirement
 from ollamakit.errors import BadRequest, NotFound, OllamaError
 from ollamakit.names import ModelName
 from ollamakit.store import LocalModel, format_utc_now
@@ -15,6 +17,8 @@ from ollamakit.web.body import field
 import ollamakit_structured as structured
 from ollamakit_scheduler.sequence import Chunk
 from ollamakit_structured.output import Parsed
+
+from . import modelinfo
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -110,7 +114,38 @@ def find_model(kernel, name: str) -> LocalModel:
     model = kernel.store.get(name) if name else None
     if model is None:
         raise NotFound(f"model '{name}' not found")
-    return model
+    check_requires(model)
+    return with_chosen_template(model, kernel.settings)
+
+
+def with_chosen_template(model: LocalModel, settings) -> LocalModel:
+    """``OLLAMA_GO_TEMPLATE=false``: a model that has both a Go template and the GGUF's own
+    (Jinja) chat template is prompted, and its capabilities read, through the Jinja one, as in
+    Ollama; the model as seen by this request, the stored one unchanged. Without a Jinja template
+    the Go template stays (Ollama would have no template to use at all)."""
+    if settings.go_template or model.template is None:
+        return model
+    layer = model.model_layer
+    if not layer or modelinfo.jinja_template(modelinfo.gguf_header(model.store, layer.digest)) is None:
+        return model
+    chosen = replace(model)
+    chosen.__dict__["template"] = None  # the cached_property's slot: no Go template
+    return chosen
+
+
+def check_requires(model: LocalModel) -> None:
+    """A model whose Modelfile said ``REQUIRES`` a newer Ollama than the API this server
+    implements does not run: 412 in the words ollama.com's registry uses when an older Ollama
+    asks for such a model (Ollama itself stores the version and checks only that it is a semver,
+    so the registry is where it is enforced; a model copied in or created here meets the same
+    rule when it is used)."""
+    requires = model.config.get("requires")
+    if isinstance(requires, str) and unmet_requirement(requires, OLLAMA_VERSION):
+        raise OllamaError(
+            f"The model you are attempting to run requires a newer version of Ollama "
+            f"({requires.lstrip('v')}; this server implements {OLLAMA_VERSION}).",
+            412,
+        )
 
 
 def decode_images(images, where: str = "images") -> list[bytes]:

@@ -3,16 +3,20 @@ capabilities, the parameters text and the generated Modelfile, in Ollama's forma
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from decimal import Decimal
 
 from ollamakit import manifest as mf
+from ollamakit.errors import OllamaError
 
 try:  # the template plugin: capabilities come from what a template references
     from ollamakit_templates import jinja_capabilities, template_capabilities
 except ImportError:  # pragma: no cover - without it, no tools/insert/thinking are claimed
     jinja_capabilities = template_capabilities = None
+
+log = logging.getLogger("ollamakit.api")
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 MAX_SHOWN_ARRAY = 5  # longer arrays (vocabularies, merges) are shown as [] unless verbose
@@ -98,6 +102,111 @@ def capabilities(gguf, template: str | None, has_projector: bool = False, config
     if ("thinking" in from_template or family in ("gptoss", "gpt-oss")) and "thinking" not in found:
         found.append("thinking")
     return found
+
+
+# -- /api/tags: what Ollama's model list computes for every model ------------------------------
+
+# blob digest -> its leading GGUF metadata (or None); ("entry", manifest digest) -> list_entry()
+_LIST_CACHE: OrderedDict = OrderedDict()
+_LIST_CACHE_SIZE = 4096
+
+
+def _leading_metadata(store, digest: str) -> dict | None:
+    """The GGUF values before the vocabulary (cached by digest), or None for a missing blob or
+    one that does not read as a GGUF."""
+    from ollamakit_gguf.reader import looks_like_gguf, read_leading_metadata
+
+    with _CACHE_LOCK:
+        if digest in _LIST_CACHE:
+            _LIST_CACHE.move_to_end(digest)
+            return _LIST_CACHE[digest]
+    path = store.blob_path(digest)
+    if not looks_like_gguf(path):
+        return None
+    try:
+        metadata = read_leading_metadata(path)
+    except (OSError, ValueError, OllamaError) as exc:  # a damaged file lists without these
+        log.debug("cannot read the metadata of %s: %s", digest, exc)
+        metadata = None
+    with _CACHE_LOCK:
+        _LIST_CACHE[digest] = metadata
+        while len(_LIST_CACHE) > _LIST_CACHE_SIZE:
+            _LIST_CACHE.popitem(last=False)
+    return metadata
+
+
+def _whole(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _gguf_summary(metadata: dict) -> tuple[list[str], int, int, str]:
+    """Capabilities, context and embedding length and file type as Ollama's model list reads
+    them from a GGUF: vision and audio in the order their keys come, then embedding (a pooling
+    type) or completion."""
+    from ollamakit_gguf.constants import file_type_name
+
+    arch = metadata.get("general.architecture")
+    arch = arch if isinstance(arch, str) else ""
+    found: list[str] = []
+    for key in metadata:
+        if arch and key.startswith(arch + "."):
+            name = {"vision.block_count": "vision", "audio.block_count": "audio"}.get(key[len(arch) + 1:])
+            if name and name not in found:
+                found.append(name)
+    found.append("embedding" if f"{arch}.pooling_type" in metadata else "completion")
+    file_type = file_type_name(metadata["general.file_type"]) if "general.file_type" in metadata else ""
+    return (found, _whole(metadata.get(f"{arch}.context_length")) or 0,
+            _whole(metadata.get(f"{arch}.embedding_length")) or 0, file_type)
+
+
+def list_entry(model) -> tuple[dict, list[str]]:
+    """``details`` and ``capabilities`` of a stored model in ``/api/tags``, computed for every
+    model (pulled, created or copied in) the way Ollama's model list computes them: from the
+    config, the GGUF's leading values, the Go template (``{{ .Prompt }}`` when there is none),
+    the model family and any projector. Cached by manifest digest, which covers all of them."""
+    key = ("entry", model.digest)
+    with _CACHE_LOCK:
+        if key in _LIST_CACHE:
+            _LIST_CACHE.move_to_end(key)
+            details_, found = _LIST_CACHE[key]
+            return dict(details_), list(found)
+    details_, found = _list_entry(model)
+    with _CACHE_LOCK:
+        _LIST_CACHE[key] = (dict(details_), list(found))
+        while len(_LIST_CACHE) > _LIST_CACHE_SIZE:
+            _LIST_CACHE.popitem(last=False)
+    return details_, found
+
+
+def _list_entry(model) -> tuple[dict, list[str]]:
+    config = model.config
+    layer = model.model_layer
+    out = details(config, layer.from_ if layer else "")
+    found: list[str] = []
+    remote = config.get("remote_host") or config.get("remote_model")
+    metadata = _leading_metadata(model.store, layer.digest) if layer and not remote else None
+    if metadata is not None:
+        gguf_caps, context_length, embedding_length, file_type = _gguf_summary(metadata)
+        found.extend(gguf_caps)
+        if not out.get("context_length") and context_length:
+            out["context_length"] = context_length
+        if not out.get("embedding_length") and embedding_length:
+            out["embedding_length"] = embedding_length
+        if out["quantization_level"] in ("", "unknown") and file_type not in ("", "unknown"):
+            out["quantization_level"] = file_type
+    for capability in config.get("capabilities") or []:
+        if isinstance(capability, str) and capability and capability not in found:
+            found.append(capability)
+    from_template = template_capabilities(model.template or DEFAULT_TEMPLATE) if template_capabilities else set()
+    for capability in ("tools", "insert"):
+        if capability in from_template and capability not in found:
+            found.append(capability)
+    family = config.get("model_family", "")
+    if ("thinking" in from_template or family in ("gptoss", "gpt-oss")) and "thinking" not in found:
+        found.append("thinking")
+    if model.manifest.find(mf.PROJECTOR) and "vision" not in found:
+        found.append("vision")
+    return out, found
 
 
 # -- model_info and tensors --------------------------------------------------------------------

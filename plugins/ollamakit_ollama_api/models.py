@@ -38,19 +38,20 @@ class Tags:
             except OllamaError as exc:  # a missing or oversized config: list the rest
                 log.warning("skipping %s: %s", model.short_name, exc)
                 continue
+            details, capabilities = modelinfo.list_entry(model)
             entry = {
                 "name": model.short_name,
                 "model": model.short_name,
                 "modified_at": model.modified_at,
                 "size": model.manifest.size,
                 "digest": model.digest,
-                "details": modelinfo.details(config),
+                "details": details,
             }
             for key in ("remote_model", "remote_host"):
                 if config.get(key):
                     entry[key] = config[key]
-            if config.get("capabilities"):
-                entry["capabilities"] = config["capabilities"]
+            if capabilities:
+                entry["capabilities"] = capabilities
             models.append(entry)
         json_response(resp, {"models": models})
 

@@ -83,6 +83,11 @@ class Architecture:
         """Tensors computed from the config rather than read (llama3's rope factors)."""
         return {}
 
+    def parameters(self) -> dict[str, object]:
+        """Model parameters the folder implies (stored as the model's params layer, below any
+        the Modelfile sets): a sentence-transformers input limit as ``num_ctx``."""
+        return {}
+
     def check_vocab(self, n_tokens: int) -> None:
         rows = self.expected_shape("token_embd.weight")[0]
         if rows != n_tokens:

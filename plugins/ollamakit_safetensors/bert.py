@@ -53,6 +53,7 @@ class Bert(Architecture):
         if c.get("position_embedding_type", "absolute") != "absolute":
             raise InvalidModelFile("config.json: only absolute position embeddings are supported for BERT")
         self.pooling, self.normalize = sentence_transformer_head(folder)
+        self.max_seq_length = sentence_transformer_length(folder, self.context)
 
     def metadata(self):
         values = {
@@ -108,6 +109,27 @@ class Bert(Architecture):
                          "layer_output_norm"):
                 names += [f"blk.{i}.{part}.weight", f"blk.{i}.{part}.bias"]
         return names
+
+
+    def parameters(self) -> dict[str, object]:
+        # sentence-transformers cuts every input at max_seq_length tokens ([CLS] and [SEP]
+        # included), often below the model's positions (all-MiniLM: 256 of 512). The GGUF keeps
+        # the positions, as llama.cpp's and Ollama's converters write them; num_ctx carries the
+        # limit, and /api/embed truncates to num_ctx (or refuses with truncate: false), so the
+        # vectors of long inputs are sentence-transformers' own.
+        return {"num_ctx": self.max_seq_length} if self.max_seq_length else {}
+
+
+def sentence_transformer_length(folder, context: int) -> int:
+    """``max_seq_length`` from ``sentence_bert_config.json`` when it is below ``context``; 0
+    when there is none (or it does not limit anything)."""
+    settings = folder.json("sentence_bert_config.json")
+    value = settings.get("max_seq_length") if settings else None
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidModelFile("sentence_bert_config.json: max_seq_length must be a positive whole number")
+    return value if value < context else 0
 
 
 def sentence_transformer_head(folder) -> tuple[int, bool]:

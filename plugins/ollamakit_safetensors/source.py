@@ -37,6 +37,7 @@ class SafetensorsSource(ModelSource):
         try:
             with ModelFolder(paths) as folder:
                 plan = plan_conversion(folder, ctx.request.name.model)
+                parameters = plan.arch.parameters()
                 yield {"status": "converting model"}
                 plan.write(output)
             gguf = read_header(output, "converted model")
@@ -45,3 +46,5 @@ class SafetensorsSource(ModelSource):
             output.unlink(missing_ok=True)
         status = f"{'creating new' if new else 'using existing'} layer {digest}"
         ctx.add_blob(mf.MODEL, digest, gguf=gguf, status=status)
+        if parameters:  # the request's own parameters are laid over these
+            ctx.add_bytes(mf.PARAMS, (mf.go_json(dict(sorted(parameters.items()))) + "\n").encode())

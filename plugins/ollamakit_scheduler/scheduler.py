@@ -294,7 +294,7 @@ class Scheduler:
                 self._cond.notify_all()
 
     def _await_load(self, entry: LoadedModel) -> None:
-        timeout = self.settings.load_timeout if self.settings.load_timeout > 0 else None
+        timeout = self.settings.load_timeout if 0 < self.settings.load_timeout < math.inf else None
         if not entry.ready.wait(timeout):
             self._release(entry)
             raise OllamaError("timed out waiting for the model to load")

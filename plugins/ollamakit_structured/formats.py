@@ -11,6 +11,7 @@ import llguidance
 
 from ollamakit.errors import BadRequest
 
+from .closed_schema import close_schema
 from .finite import has_finite_value
 
 # ``"json"`` asks for any JSON object, as Ollama's JSON grammar does.
@@ -18,15 +19,18 @@ ANY_OBJECT = {"type": "object"}
 
 # One layout, ``{"a": 1, "b": [2, 3]}`` (Python's ``json.dumps`` style): free whitespace lets a
 # small model pad or indent for many tokens, and a pretty-printed answer costs about twice the
-# tokens of this one for the same content.
-JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+# tokens of this one for the same content. Every answer in this layout is one llama.cpp's grammar
+# also admits (its whitespace rule allows one space there). ``oneOf`` is read as ``anyOf``, as
+# llama.cpp reads it.
+JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": ", "coerce_one_of": True}
 
 MAX_SCHEMA_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """A checked ``format``: the schema it stands for and the engine's grammar for it."""
+    """A checked ``format``: the schema it stands for (closed as llama.cpp reads it, see
+    ``closed_schema``) and the engine's grammar for it."""
 
     schema: dict
     grammar: str
@@ -57,8 +61,10 @@ def _checked(grammar: str) -> str:
 
 
 def compile_schema(schema: dict) -> FormatSpec:
-    """The grammar for a JSON Schema object; 400 with the reason when it cannot be enforced
-    (an unknown type, a keyword such as ``not`` the engine does not implement, a broken $ref)."""
+    """The grammar for a JSON Schema object, with llama.cpp's object semantics (only the
+    declared properties, in its order, when ``additionalProperties`` is absent); 400 with the
+    reason when it cannot be enforced (an unknown type, a keyword such as ``not`` the engine
+    does not implement, a broken $ref)."""
     try:
         text = json.dumps(schema)
     except RecursionError:
@@ -67,6 +73,8 @@ def compile_schema(schema: dict) -> FormatSpec:
         raise BadRequest("format schema is too large")
     if isinstance(schema.get("x-guidance"), dict):
         raise BadRequest("format schema cannot be enforced: x-guidance is not allowed")
+    schema = close_schema(schema)
+    text = json.dumps(schema)
     try:
         grammar = llguidance.LLMatcher.grammar_from_json_schema(text, overrides=JSON_OPTIONS)
     except (ValueError, TypeError) as exc:

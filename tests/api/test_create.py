@@ -337,3 +337,25 @@ def test_create_keeps_no_unreferenced_blobs(client, models_dir, tmp_path):
     assert on_disk == referenced
     params = next(layer for layer in manifest["layers"] if layer["mediaType"] == mf.PARAMS)
     assert json.loads(read_blob(models_dir, params["digest"])) == {"stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.3}
+
+
+@pytest.mark.parametrize("requires", ["0.34.0", "v1.0.0", "0.33.1-rc1"])
+def test_requires_a_newer_ollama_is_stored_but_the_model_does_not_run(client, model_blob, requires):
+    """Like Ollama, create stores any semver; using the model is a 412 in the words ollama.com
+    answers an older Ollama with, against the API version this server reports."""
+    create(client, model="future", files={"m.gguf": model_blob}, requires=requires)
+    assert client.simulate_post("/api/show", json={"model": "future"}).json["requires"] == requires.lstrip("v")
+    assert client.simulate_get("/api/version").json["version"] == "0.33.0"
+    for route, body in (("/api/generate", {"prompt": "hi"}), ("/api/chat", {"messages": []}), ("/api/embed", {"input": "x"}),
+                        ("/api/embeddings", {"prompt": "x"})):
+        response = client.simulate_post(route, json={"model": "future", "stream": False, **body})
+        assert response.status_code == 412, route
+        assert response.json == {"error": "The model you are attempting to run requires a newer version of Ollama "
+                                          f"({requires.lstrip('v')}; this server implements 0.33.0)."}
+
+
+@pytest.mark.parametrize("requires", ["0.33.0", "0.14.0", "0.33.0+build.5", "0.33.0-rc2"])
+def test_requires_met_by_this_version_lets_the_model_run(client, model_blob, requires):
+    create(client, model="past", files={"m.gguf": model_blob}, requires=requires)
+    response = client.simulate_post("/api/generate", json={"model": "past"})  # a load; the tiny model has no weights to run
+    assert response.status_code != 412

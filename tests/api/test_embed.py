@@ -118,7 +118,9 @@ def test_embed_request_rules(api):
     refused = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text, "truncate": False})
     assert refused.status_code == 400 and refused.json == {"error": "the input length exceeds the context length"}
     truncated = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text})
-    assert truncated.status_code == 200 and truncated.json["prompt_eval_count"] == 512
+    assert truncated.status_code == 200 and truncated.json["prompt_eval_count"] == 256  # max_seq_length
+    wide = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text, "options": {"num_ctx": 4096}})
+    assert wide.json["prompt_eval_count"] == 512  # a request's num_ctx wins, within the 512 positions
     small = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text, "options": {"num_ctx": 16}})
     assert small.json["prompt_eval_count"] == 16
 
@@ -133,6 +135,27 @@ def test_embed_request_rules(api):
     assert (missing.status_code, missing.json) == (404, {"error": 'model "nope" not found, try pulling it first'})
     assert api.simulate_post("/api/embed", json={"input": "x"}).status_code == 404
     assert api.simulate_post("/api/embed", json={"model": "minilm", "input": "x", "dimensions": "8"}).status_code == 400
+
+
+@pytest.mark.real_model
+def test_inputs_past_max_seq_length_match_sentence_transformers(api):
+    """sentence-transformers cuts all-MiniLM inputs at its max_seq_length, 256 tokens, below the
+    model's 512 positions; the created model carries it as num_ctx, so long inputs give its
+    vectors (recorded: tests/reference/all-minilm-long-embeddings.json)."""
+    reference = reference_answers("all-minilm-long-embeddings.json")
+    assert reference["max_seq_length"] == 256
+    assert reference["untruncated_tokens"][0] < 256 < reference["untruncated_tokens"][1] < 512 < reference["untruncated_tokens"][2]
+    shown = api.simulate_post("/api/show", json={"model": "minilm"}).json
+    assert shown["parameters"] == "num_ctx                        256"
+    assert shown["model_info"]["bert.context_length"] == 512  # the positions stay as converters write them
+    reply = api.simulate_post("/api/embed", json={"model": "minilm", "input": reference["inputs"]}).json
+    assert reply["prompt_eval_count"] == sum(min(n, 256) for n in reference["untruncated_tokens"])
+    for got, want in zip(reply["embeddings"], reference["embeddings"]):
+        assert cosine(got, want) >= 0.9999
+    legacy = api.simulate_post("/api/embeddings", json={"model": "minilm", "prompt": reference["inputs"][1]}).json
+    assert cosine(legacy["embedding"], reference["embeddings"][1]) >= 0.9999
+    refused = api.simulate_post("/api/embed", json={"model": "minilm", "input": reference["inputs"][1], "truncate": False})
+    assert refused.status_code == 400 and refused.json == {"error": "the input length exceeds the context length"}
 
 
 @pytest.mark.real_model

@@ -47,7 +47,7 @@ def test_tags_entry_fields_and_order(client, models_dir, model_blob):
     assert older["size"] == manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
     assert older["modified_at"].startswith("2001-09-")
     assert older["details"] == {
-        "parent_model": "",
+        "parent_model": "m.gguf",  # the model layer's "from", as Ollama's list shows it
         "format": "gguf",
         "family": "llama",
         "families": ["llama"],
@@ -134,6 +134,82 @@ def test_show_model_without_weights_still_has_model_info(client, kernel):
     assert reply["model_info"] == {}
     assert reply["capabilities"] == ["completion", "tools"]
 
+
+
+def copied_in(kernel, tmp_path, name: str, gguf: bytes | None, config: dict, template: str | None = None,
+              projector: bool = False):
+    """A model as an Ollama store holds it (pulled, or copied from ``~/.ollama``): a config of
+    Ollama's fields only, no capabilities or lengths; layers written straight into the store."""
+    store = kernel.store
+    layers = []
+    if gguf is not None:
+        digest, size = store.add_bytes(gguf)
+        layers.append(mf.Layer(mf.MODEL, digest, size, from_="pulled.gguf"))
+    if projector:
+        digest, size = store.add_bytes(tiny_gguf(tmp_path / "proj.gguf", arch="clip"))
+        layers.append(mf.Layer(mf.PROJECTOR, digest, size))
+    if template is not None:
+        digest, size = store.add_bytes(template.encode())
+        layers.append(mf.Layer(mf.TEMPLATE, digest, size))
+    config_digest, config_size = store.add_bytes(mf.go_json(config).encode())
+    store.write_manifest(ModelName.parse(name), mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), layers))
+
+
+def listed(client, name: str) -> dict:
+    return next(m for m in client.simulate_get("/api/tags").json["models"] if m["name"] == name)
+
+
+OLLAMA_CONFIG = {"model_format": "gguf", "model_family": "llama", "model_families": ["llama"], "model_type": "256",
+                 "file_type": "", "architecture": "amd64", "os": "linux"}
+
+
+def test_tags_compute_capabilities_and_lengths_for_a_model_ollama_stored(client, kernel, tmp_path):
+    tools_template = "{{ if .Tools }}{{ .Tools }}{{ end }}{{ .Prompt }}"
+    copied_in(kernel, tmp_path, "pulled", tiny_gguf(tmp_path / "m.gguf", file_type=7), OLLAMA_CONFIG, tools_template)
+    entry = listed(client, "pulled:latest")
+    assert entry["capabilities"] == ["completion", "tools"]
+    assert entry["details"] == {"parent_model": "pulled.gguf", "format": "gguf", "family": "llama", "families": ["llama"],
+                                "parameter_size": "256", "quantization_level": "Q8_0",  # from the GGUF: config said ""
+                                "context_length": 64, "embedding_length": 32}
+    show = client.simulate_post("/api/show", json={"model": "pulled"}).json
+    assert show["capabilities"] == entry["capabilities"]
+
+
+def test_tags_capabilities_follow_ollamas_order(client, kernel, tmp_path):
+    fim = "{{ if .Suffix }}<pre>{{ .Prompt }}<suf>{{ .Suffix }}<mid>{{ else }}{{ .Prompt }}{{ end }}"
+    think = "{{ range .Messages }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}{{ end }}"
+    vision = tiny_gguf(tmp_path / "v.gguf", llama__vision__block_count=2)
+    copied_in(kernel, tmp_path, "coder", tiny_gguf(tmp_path / "c.gguf"), OLLAMA_CONFIG, fim)
+    copied_in(kernel, tmp_path, "seer", vision, OLLAMA_CONFIG, think, projector=True)
+    copied_in(kernel, tmp_path, "plain", tiny_gguf(tmp_path / "p.gguf"), {**OLLAMA_CONFIG, "model_family": "gptoss"})
+    copied_in(kernel, tmp_path, "embedder", tiny_gguf(tmp_path / "e.gguf", arch="bert", bert__pooling_type=1),
+              {**OLLAMA_CONFIG, "model_family": "bert"})
+    assert listed(client, "coder:latest")["capabilities"] == ["completion", "insert"]
+    assert listed(client, "seer:latest")["capabilities"] == ["vision", "completion", "thinking"]  # GGUF keys first
+    assert listed(client, "plain:latest")["capabilities"] == ["completion", "thinking"]  # gpt-oss thinks
+    embedder = listed(client, "embedder:latest")
+    assert embedder["capabilities"] == ["embedding"]
+    assert embedder["details"]["context_length"] == 64 and embedder["details"]["embedding_length"] == 32
+
+
+def test_tags_keep_what_the_config_says_and_read_no_weights_for_a_remote_model(client, kernel, tmp_path):
+    copied_in(kernel, tmp_path, "own", tiny_gguf(tmp_path / "o.gguf"),
+              {**OLLAMA_CONFIG, "context_length": 4096, "capabilities": ["completion", "tools"], "file_type": "Q4_0"})
+    own = listed(client, "own:latest")
+    assert own["details"]["context_length"] == 4096 and own["details"]["quantization_level"] == "Q4_0"
+    assert own["capabilities"] == ["completion", "tools"]
+    copied_in(kernel, tmp_path, "cloud", tiny_gguf(tmp_path / "r.gguf", llama__vision__block_count=1),
+              {**OLLAMA_CONFIG, "remote_host": "https://ollama.com:443", "remote_model": "big", "capabilities": ["completion"]})
+    cloud = listed(client, "cloud:latest")
+    assert cloud["capabilities"] == ["completion"] and "context_length" not in cloud["details"]
+    assert cloud["remote_model"] == "big"
+
+
+def test_tags_list_a_model_whose_weights_do_not_read(client, kernel, tmp_path):
+    broken = b"GGUF" + (3).to_bytes(4, "little") + (1 << 60).to_bytes(8, "little") * 2
+    copied_in(kernel, tmp_path, "broken", broken, OLLAMA_CONFIG)
+    entry = listed(client, "broken:latest")
+    assert "capabilities" not in entry and "context_length" not in entry["details"]
 
 @pytest.mark.parametrize(
     ("body", "status", "error"),

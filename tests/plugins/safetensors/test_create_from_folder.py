@@ -66,6 +66,45 @@ def test_an_embedding_folder_is_an_embedding_model(client, tmp_path):
     assert chat.status_code == 400 and chat.json["error"] == '"tiny-bert" does not support chat'
 
 
+def test_max_seq_length_becomes_num_ctx_below_the_modelfile(client, tmp_path):
+    """sentence-transformers cuts inputs at sentence_bert_config.json's max_seq_length; the model
+    carries it as num_ctx, which a Modelfile PARAMETER still overrides."""
+    bert_folder(tmp_path / "hf")
+    (tmp_path / "hf" / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 8, "do_lower_case": False}))
+    files = upload(client, folder_files(tmp_path / "hf"))
+    assert client.simulate_post("/api/create", json={"model": "short", "files": files}).status_code == 200
+    assert client.simulate_post("/api/show", json={"model": "short"}).json["parameters"] == "num_ctx                        8"
+    text = " ".join(["the cat sat"] * 10)
+    cut = client.simulate_post("/api/embed", json={"model": "short", "input": text}).json
+    assert cut["prompt_eval_count"] == 8
+    refused = client.simulate_post("/api/embed", json={"model": "short", "input": text, "truncate": False})
+    assert refused.status_code == 400
+
+    body = {"model": "wide", "files": files, "parameters": {"num_ctx": 16, "temperature": 0.5}}
+    assert client.simulate_post("/api/create", json=body).status_code == 200
+    shown = client.simulate_post("/api/show", json={"model": "wide"}).json["parameters"]
+    assert "num_ctx                        16" in shown and "8" not in shown
+    assert client.simulate_post("/api/embed", json={"model": "wide", "input": text}).json["prompt_eval_count"] == 16
+
+
+@pytest.mark.parametrize("setting", [{"max_seq_length": 64}, {"max_seq_length": 500}, {}])
+def test_max_seq_length_that_limits_nothing_adds_no_parameter(client, tmp_path, setting):
+    bert_folder(tmp_path / "hf")  # 64 positions
+    (tmp_path / "hf" / "sentence_bert_config.json").write_text(json.dumps(setting))
+    files = upload(client, folder_files(tmp_path / "hf"))
+    assert client.simulate_post("/api/create", json={"model": "plain", "files": files}).status_code == 200
+    assert "parameters" not in client.simulate_post("/api/show", json={"model": "plain"}).json
+
+
+def test_a_broken_max_seq_length_is_a_400(client, tmp_path):
+    bert_folder(tmp_path / "hf")
+    (tmp_path / "hf" / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": "long"}))
+    files = upload(client, folder_files(tmp_path / "hf"))
+    reply = client.simulate_post("/api/create", json={"model": "bad", "files": files, "stream": False})
+    assert reply.status_code == 400
+    assert reply.json == {"error": "sentence_bert_config.json: max_seq_length must be a positive whole number"}
+
+
 def _crafted(path):
     """A header that lies: a tensor whose range runs past the end of the file."""
     header = {"model.embed_tokens.weight": {"dtype": "F16", "shape": [4096, 4096], "data_offsets": [0, 2 * 4096 * 4096]}}

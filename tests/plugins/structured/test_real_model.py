@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import jsonschema
 import ollama
+import pydantic
 import pytest
 
 from ollamakit.config import Settings
@@ -70,3 +72,55 @@ def test_every_schema_every_prompt_validates(smollm2_server):
         except (AssertionError, ValueError, jsonschema.ValidationError) as exc:
             failures.append(f"{name} / {prompt!r}: {text!r}: {exc}")
     assert not failures, "\n".join(failures)
+
+
+# A schema as pydantic writes it: no ``additionalProperties`` anywhere, plain strings. (No
+# docstring: pydantic would put it in the schema.)
+class Pet(pydantic.BaseModel):
+    name: str
+    species: str
+    age: int
+    nickname: str | None = None
+
+
+PET_SCHEMA = Pet.model_json_schema()
+PET_SEEDS = 20
+PET_LIMIT = 120  # a whole answer takes about 30 tokens
+PET_KEYS = ["name", "species", "age", "nickname"]
+KEY = re.compile(r'(?:\{|, )"([a-z]+)": ')  # a key in the answer's one layout
+
+
+def ask_pet(client, seed: int):
+    reply = client.chat(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Describe a pet as JSON."}],
+        format=PET_SCHEMA,
+        options={"temperature": 0.8, "seed": seed, "num_predict": PET_LIMIT},
+    )
+    return seed, reply.done_reason, reply.message.content
+
+
+def test_a_pydantic_schema_gets_only_its_properties_in_order(smollm2_server):
+    """Ollama's reading (llama.cpp's grammar): no ``additionalProperties`` means the declared
+    properties only, the required ones in order, then the optional one; over many samples. A
+    string value is unbounded in both grammars, so a sample may repeat itself inside one until
+    ``num_predict``: its keys so far must still be the declared ones, in order."""
+    assert "additionalProperties" not in json.dumps(PET_SCHEMA)
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        results = list(pool.map(lambda seed: ask_pet(smollm2_server, seed), range(PET_SEEDS)))
+    failures, whole = [], 0
+    for seed, reason, text in results:
+        try:
+            if reason == "stop":
+                keys = list(json.loads(text))
+                assert keys in (PET_KEYS[:3], PET_KEYS), keys
+                Pet.model_validate_json(text)
+                whole += 1
+            else:
+                assert reason == "length", reason
+                keys = KEY.findall(text)
+                assert keys == PET_KEYS[: len(keys)], keys
+        except (AssertionError, ValueError) as exc:
+            failures.append(f"seed {seed}: {text!r}: {exc}")
+    assert not failures, "\n".join(failures)
+    assert whole >= PET_SEEDS * 3 // 4, f"only {whole} of {PET_SEEDS} answers ended by themselves"

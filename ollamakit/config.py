@@ -192,6 +192,7 @@ class Settings:
     compute: str = "auto"
     transport: str = "http"
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE as it applies (see kv_cache_type())
+    fast_prefill: bool = False  # OLLAMAKIT_FAST_PREFILL: long prompts in float32 where faster, not llama.cpp's bits
     no_cloud: bool = False  # OLLAMA_NO_CLOUD, or disable_ollama_cloud in ~/.ollama/server.json
     remotes: tuple[str, ...] = ("ollama.com",)  # OLLAMA_REMOTES: hosts remote models may name
     go_template: bool = True  # OLLAMA_GO_TEMPLATE: false prompts through the GGUF's Jinja template
@@ -232,6 +233,7 @@ class Settings:
             compute=_env("OLLAMAKIT_COMPUTE") or "auto",
             transport=_env("OLLAMAKIT_TRANSPORT") or "http",
             kv_cache_type=kv_cache_type(_env("OLLAMA_KV_CACHE_TYPE"), _env("OLLAMA_FLASH_ATTENTION")),
+            fast_prefill=parse_bool(_env("OLLAMAKIT_FAST_PREFILL")),
             no_cloud=parse_bool(_env("OLLAMA_NO_CLOUD")) or cloud_disabled_in_file(),
             remotes=tuple(remotes.split(",")) if remotes else ("ollama.com",),
             debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),

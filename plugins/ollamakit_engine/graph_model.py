@@ -73,7 +73,7 @@ def rotation_sizes(hp: HParams, quantized_cache: bool) -> tuple[int | None, int 
 
 
 class GraphTransformer:
-    def __init__(self, hp: HParams, tensors: ModelTensors, lib=None, quantized_cache: bool = False, dense_prefill: bool = True):
+    def __init__(self, hp: HParams, tensors: ModelTensors, lib=None, quantized_cache: bool = False, dense_prefill: bool = False):
         self.hp = hp
         self.t = tensors
         self.lib = lib
@@ -286,21 +286,21 @@ class GraphTransformer:
 
 # Q4_1 and Q5_1: no tiled kernel takes them (llamafile's sgemm tiles Q4_0, Q5_0, Q8_0 and
 # IQ4_NL; the repacked gemms Q4_0, Q4_K, IQ4_NL and MXFP4), so ggml multiplies them one
-# activation column at a time (ggml_vec_dot). Their activations are rounded to Q8_1, 32 values
-# per scale, so a float32 product stays within a true tie of llama.cpp's greedy choices (the
-# agreement tests' long prompts). K-quants round activations per 256 values (Q8_K), and Gemma's
-# large activations then part from llama.cpp beyond a tie: they keep ggml's own product.
+# activation column at a time (ggml_vec_dot), rounding the activations to Q8_1.
 DENSE_TYPES = {3, 7}  # Q4_1, Q5_1
 DENSE_MIN_ROWS = 32
 
 
 def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
-    """The layer projections worth turning into float32 for a prompt step of at least
-    ``DENSE_MIN_ROWS`` rows: dequantizing such a matrix once (``get_rows``, ggml's own row
-    decoder, into the step's scratch memory) and running the float32 tiled product is about
-    twice as fast for a long prompt as a column at a time. The activations then stay float32
-    instead of being rounded to 8 bits, so the prompt's numbers are not llama.cpp's bit for bit;
-    steps of fewer rows (decode, for up to 31 sequences at once) never take this path."""
+    """The layer projections to turn into float32 for a prompt step of at least
+    ``DENSE_MIN_ROWS`` rows when fast prefill is asked for (``OLLAMAKIT_FAST_PREFILL``):
+    dequantizing such a matrix once (``get_rows``, ggml's own row decoder, into the step's
+    scratch memory) and running the float32 tiled product is about twice as fast for a long
+    prompt as a column at a time. The activations then stay float32 instead of being rounded
+    to 8 bits, so the cached keys and values are not llama.cpp's, and greedy answers after a
+    long prompt part from llama.cpp's beyond true ties (3 of the 6 long prompts of the agreement
+    tests on SmolLM2): off by default. Steps of fewer rows (decode, for up to 31 sequences at
+    once) never take this path."""
     weights = [w for layer in tensors.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.gate, layer.up, layer.down)]
     return frozenset(w for w in weights if w not in tensors.repacked and L.tensor(w).type in DENSE_TYPES)
 

@@ -39,7 +39,7 @@ class GraphRunner(RunnerBase):
         threads: int | None = None,
         cache_type: str = "f16",
         adapter=None,
-        dense_prefill: bool = True,
+        dense_prefill: bool = False,
     ):
         if num_batch < 1:
             raise BadRequest(f"num_batch must be positive, got {num_batch}")

@@ -81,6 +81,7 @@ def _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads, ada
         num_batch=num_batch,
         threads=threads,
         cache_type=options.get("kv_cache_type") or "f16",
+        dense_prefill=bool(options.get("fast_prefill")),
     )
 
 

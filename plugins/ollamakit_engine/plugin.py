@@ -26,7 +26,7 @@ def load_model(kernel, model, options):
 
         tokenizer = load_tokenizer(gguf.metadata)
         # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
-        options = {**options, "kv_cache_type": kernel.settings.kv_cache_type}
+        options = {**options, "kv_cache_type": kernel.settings.kv_cache_type, "fast_prefill": kernel.settings.fast_prefill}
         return build_runner(gguf, kernel.compute, options, tokenizer, model.adapter_paths)
 
 

@@ -159,9 +159,9 @@ def test_weights_stay_in_the_file_and_are_shared(tmp_path, backend):
 
 
 def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend):
-    """Q4_1 has no tiled kernel in ggml, so a prompt step of DENSE_MIN_ROWS rows or more
-    multiplies a float32 copy of those matrices: close to the blocks' own product (which rounds
-    the activations to 8 bits), and never used for fewer rows."""
+    """Q4_1 has no tiled kernel in ggml, so with fast prefill a prompt step of DENSE_MIN_ROWS rows
+    or more multiplies a float32 copy of those matrices: close to the blocks' own product (which
+    rounds the activations to 8 bits), and never used for fewer rows."""
     from ollamakit_engine.graph_model import DENSE_MIN_ROWS
     from ollamakit_quant.encode import encode
 
@@ -173,9 +173,9 @@ def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend)
         for name, w in tensors.items()
     }
     path = make_gguf(tmp_path / "q4_1.gguf", meta, quantized)
-    dense, blocks = load(path, backend), load(path, backend)
-    blocks.model.dense = frozenset()
+    dense, blocks = load(path, backend, fast_prefill=True), load(path, backend)
     assert len(dense.model.dense) == 7 * 2  # every projection of both layers
+    assert not blocks.model.dense  # llama.cpp's own products unless fast prefill is asked for
 
     prompt = [int(t) for t in np.random.default_rng(1).integers(0, VOCAB, DENSE_MIN_ROWS + 8)]
     a = dense.forward([(dense.new_cache(64), prompt)])[0]

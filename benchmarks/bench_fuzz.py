@@ -41,6 +41,8 @@ def run_target(name: str, cases: int, seed: int, findings: dict) -> dict:
     def found(finding):
         group = findings.setdefault(finding.signature(), {"count": 0, "first": finding})
         group["count"] += 1
+        if group["count"] == 1:  # a long run shows each new finding at once
+            print(f"  new finding [{name}] {finding.kind}: {finding.detail[:200]}", file=sys.stderr, flush=True)
 
     try:
         chunk = 0

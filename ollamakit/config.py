@@ -178,7 +178,7 @@ class Settings:
     models_dir: Path = field(default_factory=default_models_dir)
     keep_alive: float = 300.0
     origins: tuple[str, ...] = ()
-    num_parallel: int = 1
+    num_parallel: int = 0  # 0: chosen per model from memory (the scheduler's)
     max_loaded_models: int = 3
     max_queue: int = 512
     context_length: int = 4096
@@ -219,7 +219,7 @@ class Settings:
             models_dir=Path(models).expanduser() if models else default_models_dir(),
             keep_alive=keep_alive,
             origins=origins,
-            num_parallel=max(1, _env_uint("OLLAMA_NUM_PARALLEL", 1)),
+            num_parallel=_env_uint("OLLAMA_NUM_PARALLEL", 0),
             max_loaded_models=_env_uint("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
             max_queue=_env_uint("OLLAMA_MAX_QUEUE", 512),
             context_length=_env_uint("OLLAMA_CONTEXT_LENGTH", 0) or 4096,

@@ -21,6 +21,10 @@ from .scratch import ScratchFiles
 # Blobs are model files: allow request bodies of any practical size (waitress defaults to 1 GB).
 MAX_BODY = 1 << 40
 CHANNEL_TIMEOUT = 600
+# Worker threads. A request waiting for a model slot holds one, so with fewer threads than
+# clients, the rest (an /api/tags or /api/ps among them) wait behind them in waitress's queue.
+# Idle threads cost little; past this many, requests queue as they would anyway.
+THREADS = 128
 
 
 class WaitressTransport(Transport):
@@ -57,7 +61,7 @@ class WaitressTransport(Transport):
             map=sockets,
             host=host,
             port=port,
-            threads=threads or max(8, self.kernel.settings.num_parallel * 4),
+            threads=threads or max(THREADS, 4 * self.kernel.settings.num_parallel),
             # Keep reading a connection while its request runs, so a client that closes it is
             # seen at once (waitress.client_disconnected) and its work stops; with 0, waitress
             # reads nothing more until the reply is written, and a ``stream: false`` generate

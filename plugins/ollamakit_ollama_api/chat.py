@@ -87,7 +87,7 @@ def chat_events(kernel, body: dict, started: int | None = None, gone=None):
     spec = parse_format(common.format)
     options = merged(model.params, common.options)
 
-    lease = scheduler.acquire(model, options, common.keep_alive)
+    lease = scheduler.acquire(model, options, common.keep_alive, gone)
     try:
         load_ns = time.perf_counter_ns() - started
         if not messages:

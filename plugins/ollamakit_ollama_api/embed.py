@@ -134,13 +134,14 @@ class Embed:
         keep_alive = parse_keep_alive(body.get("keep_alive"))
         options = parse_options(body)
         model = find_model(self.kernel, name)
-        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive)
+        gone = client_gone(req)
+        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive, gone)
         try:
             load_ns = nanoseconds_since(started)
             if not texts:
                 json_response(resp, {"model": name, "embeddings": []})
                 return
-            vectors, count = run_embeddings(lease, texts, truncate, gone=client_gone(req))
+            vectors, count = run_embeddings(lease, texts, truncate, gone=gone)
         finally:
             lease.release()
         reply = {
@@ -168,13 +169,14 @@ class Embeddings:
         keep_alive = parse_keep_alive(body.get("keep_alive"))
         options = parse_options(body)
         model = find_model(self.kernel, name)
-        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive)
+        gone = client_gone(req)
+        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive, gone)
         try:
             if not prompt:
                 json_response(resp, {"embedding": []})
                 return
             try:
-                vectors, _ = run_embeddings(lease, [prompt], truncate=True)
+                vectors, _ = run_embeddings(lease, [prompt], truncate=True, gone=gone)
             except BadRequest as exc:  # runner errors are 500s on this endpoint
                 raise OllamaError(exc.message) from None
         finally:

@@ -72,7 +72,7 @@ def generate_events(kernel, body: dict, started: int | None = None, gone=None):
     spec = parse_format(common.format)
     options = merged(model.params, common.options)
 
-    lease = scheduler.acquire(model, options, common.keep_alive)
+    lease = scheduler.acquire(model, options, common.keep_alive, gone)
     try:
         load_ns = time.perf_counter_ns() - started
         if prompt == "" and not suffix:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from ollamakit.config import parse_duration
 from ollamakit import OLLAMA_VERSION
 from ollamakit.create import unmet_requirement
-from ollamakit.errors import BadRequest, NotFound, OllamaError
+from ollamakit.errors import BadRequest, Cancelled, NotFound, OllamaError
 from ollamakit.names import ModelName
 from ollamakit.store import LocalModel, format_utc_now
 from ollamakit.web.body import field
@@ -207,6 +207,8 @@ def run_sequence(lease, tokens: list[int], common: Common, constraint=None, gone
     """Start the prompt ``tokens`` on the leased model; yield its ``Chunk``s and ``Done``.
     ``constraint`` holds the answer to a ``format``. Closing this generator, or ``gone()``
     saying the client went away, cancels the sequence at once."""
+    if gone is not None and gone():  # it left while the prompt was prepared: take no slot
+        raise Cancelled("client disconnected")
     sequence = lease.start(
         tokens,
         shift=common.shift,

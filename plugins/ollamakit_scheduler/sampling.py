@@ -48,8 +48,13 @@ class Sampler:
         o = self.options
         values = logits[ids]
         # Dividing a negative logit would raise it, so those are multiplied instead.
-        values = np.where(values <= 0, values * o.repeat_penalty, values / o.repeat_penalty)
-        values = values - counts * o.frequency_penalty - o.presence_penalty
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            penalised = np.where(values <= 0, values * o.repeat_penalty, values / o.repeat_penalty)
+            penalised = penalised - counts * o.frequency_penalty - o.presence_penalty
+        # A token a format forbids (-inf) stays forbidden: with repeat_penalty 0 it would become
+        # NaN (-inf * 0) and be drawn. Others stay finite (x / 0 is inf, which breaks softmax).
+        limit = np.finfo(np.float32).max
+        values = np.where(np.isneginf(values), values, np.clip(np.nan_to_num(penalised, nan=0.0), -limit, limit))
         logits = logits.copy()
         logits[ids] = values
         return logits

@@ -5,8 +5,11 @@
   negative); one timer thread unloads expired models.
 * At most ``settings.max_loaded_models`` models, within a memory budget (a fraction of RAM);
   to make room the least recently used idle model is unloaded, or the request waits.
+* Each loaded model serves ``num_parallel`` requests at once, batched into one forward pass:
+  ``OLLAMA_NUM_PARALLEL`` when set, else chosen per model from memory (``_parallel_for``).
 * Requests that wait (for a load, for room, or for one of the model's ``num_parallel`` slots)
-  are counted; beyond ``settings.max_queue`` the server answers 503.
+  are counted; beyond ``settings.max_queue`` the server answers 503. A request whose client
+  leaves while it waits gives up at once (``acquire``'s ``gone``), so it never takes a slot.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ollamakit.errors import Busy, NotFound, OllamaError
+from ollamakit.errors import Busy, Cancelled, NotFound, OllamaError
 from ollamakit.store import LocalModel, format_local_time
 
 from . import options as opts
@@ -28,6 +31,13 @@ from .sequence import Sequence
 log = logging.getLogger("ollamakit.scheduler")
 
 QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
+# Slots a model gets when OLLAMA_NUM_PARALLEL is not set, if its weights and that many full
+# caches fit in memory; else one. Ollama's automatic rule (0.2 to 0.6: four, else one when four
+# do not fit); Ollama has since defaulted to one, but this engine batches the slots' tokens into
+# one forward pass, so four clients cost little more than one.
+AUTO_PARALLEL = 4
+MAX_ESTIMATES = 256  # estimates remembered (requests choose num_ctx, so keep it bounded)
+WAIT_POLL_SECONDS = 0.1  # how often a waiting request asks whether its client is still there
 FOREVER_SECONDS = 292 * 365.25 * 24 * 3600  # how far ahead /api/ps shows "never"
 
 
@@ -48,6 +58,7 @@ class LoadedModel:
     model: LocalModel
     num_ctx_requested: int | None
     memory: int
+    num_parallel: int = 1
     runner: object = None
     worker: BatchWorker | None = None
     num_ctx: int = 0
@@ -108,15 +119,17 @@ class Scheduler:
         self._loaded: dict[tuple, LoadedModel] = {}
         self._cond = threading.Condition()
         self._pending = 0
-        self._measured: dict[str, int] = {}  # model digest -> memory once loaded
+        self._measured: dict[tuple, int] = {}  # (model digest, slots) -> memory once loaded
+        self._estimates: dict[tuple, int] = {}  # (model digest, num_ctx, slots) -> estimate
         self._closed = False
         self._timer: threading.Thread | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
-    def acquire(self, model: LocalModel, options: opts.Options, keep_alive: float | None = None) -> Lease:
+    def acquire(self, model: LocalModel, options: opts.Options, keep_alive: float | None = None, gone=None) -> Lease:
         """Load ``model`` if needed and hold it for one request. Raises ``Busy`` (503) when too
-        many requests already wait, and the load's error when it fails."""
+        many requests already wait, the load's error when it fails, and ``Cancelled`` when
+        ``gone()`` (the client left) says yes while the request waits for memory or a load."""
         keep_alive = self.settings.keep_alive if keep_alive is None else keep_alive
         with self._cond:
             if self._closed:
@@ -126,8 +139,8 @@ class Scheduler:
                 raise Busy(QUEUE_FULL)
             self._pending += 1
         try:
-            entry = self._hold(model, options)
-            self._await_load(entry)
+            entry = self._hold(model, options, gone)
+            self._await_load(entry, gone)
         except BaseException:
             self._leave_queue()
             raise
@@ -182,36 +195,57 @@ class Scheduler:
     def _key(model: LocalModel) -> tuple:
         return model.name.key()
 
-    def _estimate(self, model: LocalModel, options: opts.Options) -> int:
-        """Bytes the model will take: as measured last time, else what its engine works out from
-        the file for this context (weights and every slot's cache), else its file size plus a
-        tenth."""
-        if model.digest in self._measured:
-            return self._measured[model.digest]
+    def _estimate(self, model: LocalModel, options: opts.Options, num_parallel: int) -> int:
+        """Bytes the model will take with ``num_parallel`` slots: as measured last time, else
+        what its engine works out from the file for this context (weights and every slot's
+        cache), else its file size plus a tenth."""
+        measured = self._measured.get((model.digest, num_parallel))
+        if measured is not None:
+            return measured
         num_ctx = options.num_ctx or self.settings.context_length
+        key = (model.digest, num_ctx, num_parallel)
+        if key in self._estimates:  # reading the file's header for every request costs
+            return self._estimates[key]
         try:
             estimate = self.kernel.hook.estimate_memory(
-                kernel=self.kernel, model=model, num_ctx=num_ctx, num_parallel=self.settings.num_parallel
+                kernel=self.kernel, model=model, num_ctx=num_ctx, num_parallel=num_parallel
             )
         except Exception:  # a file the engine cannot read fails at load, with its own message
             log.warning("could not estimate the memory of %s", model.short_name, exc_info=True)
             estimate = None
-        if estimate:
-            return int(estimate)
-        layer = model.model_layer
-        return int((layer.size if layer else model.manifest.size) * 1.1)
+        if not estimate:
+            layer = model.model_layer
+            estimate = (layer.size if layer else model.manifest.size) * 1.1
+        if len(self._estimates) >= MAX_ESTIMATES:
+            self._estimates.clear()
+        self._estimates[key] = int(estimate)
+        return int(estimate)
+
+    def _parallel_choices(self, model: LocalModel, options: opts.Options) -> list[tuple[int, int]]:
+        """``(slots, bytes)`` to load ``model`` with, best first: ``OLLAMA_NUM_PARALLEL`` slots
+        when set; else ``AUTO_PARALLEL``, then one (see ``_parallel_for``)."""
+        counts = [self.settings.num_parallel] if self.settings.num_parallel > 0 else [AUTO_PARALLEL, 1]
+        return [(count, self._estimate(model, options, count)) for count in counts]
+
+    def _parallel_for(self, choices: list[tuple[int, int]]) -> tuple[int, int]:
+        """The first choice that fits in the memory left to it (the budget less what models in
+        use hold), else the last. Lock held."""
+        busy = sum(e.memory for e in self._loaded.values() if e.refs > 0 or not e.ready.is_set())
+        return next((c for c in choices if c[1] <= self.memory_budget - busy), choices[-1])
 
     def _used_memory(self) -> int:
         return sum(e.memory for e in self._loaded.values())
 
-    def _hold(self, model: LocalModel, options: opts.Options) -> LoadedModel:
+    def _hold(self, model: LocalModel, options: opts.Options, gone=None) -> LoadedModel:
         """A reference on a loaded (or loading) entry for ``model``, making room if needed."""
-        key, needed = self._key(model), self._estimate(model, options)
+        key, choices = self._key(model), self._parallel_choices(model, options)
         deadline = time.monotonic() + self.settings.load_timeout
         with self._cond:
             while True:
                 if self._closed:
                     raise OllamaError("server is shutting down")
+                if gone is not None and gone():
+                    raise Cancelled("client disconnected")
                 entry = self._loaded.get(key)
                 if entry is not None and entry.model.digest != model.digest:
                     # The name now points at another model: replace it once idle.
@@ -222,15 +256,17 @@ class Scheduler:
                     entry.refs += 1
                     entry.last_used = time.monotonic()
                     return entry
+                if entry is None:
+                    num_parallel, needed = self._parallel_for(choices)
                 if entry is None and self._make_room(needed):
-                    entry = LoadedModel(key, model, options.num_ctx, needed, refs=1)
+                    entry = LoadedModel(key, model, options.num_ctx, needed, num_parallel, refs=1)
                     self._loaded[key] = entry
                     threading.Thread(target=self._load, args=(entry, options), name="ollamakit-load", daemon=True).start()
                     return entry
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise OllamaError("timed out waiting for memory to load the model")
-                self._cond.wait(min(remaining, 1.0))
+                self._cond.wait(min(remaining, WAIT_POLL_SECONDS if gone is not None else 1.0))
 
     def _make_room(self, needed: int) -> bool:
         """Unload idle models, least recently used first, until ``needed`` bytes and a model
@@ -265,16 +301,17 @@ class Scheduler:
             entry.runner = runner
             entry.memory = int(getattr(runner, "memory_bytes", 0) or entry.memory)
             entry.worker = BatchWorker(
-                runner, self.settings.num_parallel, entry.model.short_name, batch_size=options.num_batch
+                runner, entry.num_parallel, entry.model.short_name, batch_size=options.num_batch
             )
             entry.num_ctx = self.context_for(entry, options)
             cache_bytes = getattr(runner, "cache_bytes", None)
             if cache_bytes is not None:  # every slot's cache, filled as requests arrive
-                entry.memory += self.settings.num_parallel * cache_bytes(entry.num_ctx)
+                entry.memory += entry.num_parallel * cache_bytes(entry.num_ctx)
             with self._cond:
-                self._measured[entry.model.digest] = entry.memory
+                self._measured[entry.model.digest, entry.num_parallel] = entry.memory
                 self._trim_after_load(entry)
-            log.info("loaded %s (%d MiB, context %d)", entry.model.short_name, entry.memory >> 20, entry.num_ctx)
+            log.info("loaded %s (%d MiB, context %d, %d parallel)", entry.model.short_name, entry.memory >> 20,
+                     entry.num_ctx, entry.num_parallel)
         except BaseException as exc:
             log.exception("loading %s failed", entry.model.short_name)
             # A model that will not load is the server's problem (500), not the request's; only
@@ -293,11 +330,16 @@ class Scheduler:
             with self._cond:
                 self._cond.notify_all()
 
-    def _await_load(self, entry: LoadedModel) -> None:
-        timeout = self.settings.load_timeout if 0 < self.settings.load_timeout < math.inf else None
-        if not entry.ready.wait(timeout):
-            self._release(entry)
-            raise OllamaError("timed out waiting for the model to load")
+    def _await_load(self, entry: LoadedModel, gone=None) -> None:
+        timeout = self.settings.load_timeout if self.settings.load_timeout > 0 else math.inf
+        deadline = time.monotonic() + timeout
+        while not entry.ready.wait(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
+            if gone is not None and gone():
+                self._release(entry)
+                raise Cancelled("client disconnected")
+            if time.monotonic() >= deadline:
+                self._release(entry)
+                raise OllamaError("timed out waiting for the model to load")
         if entry.error is not None:
             self._release(entry)
             raise entry.error

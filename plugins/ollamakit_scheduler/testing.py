@@ -105,6 +105,17 @@ class FakeRunner:
                 outputs.append(self.logits(cache.tokens))
             return outputs
 
+    def embed(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """A deterministic vector per input (a hash of its tokens), one input at a time."""
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("runner is closed")
+            vectors = []
+            for tokens in batch:
+                seed = int.from_bytes(hashlib.blake2b(str(tokens).encode(), digest_size=8).digest(), "little")
+                vectors.append(np.random.default_rng(seed).standard_normal(8).astype(np.float32))
+            return vectors
+
     def next_token(self, history: list[int]) -> int:
         text = bytes(t for t in history[-64:] if t < 256)
         for length in range(min(len(text), 24), 0, -1):

@@ -119,3 +119,75 @@ def test_a_client_that_stays_gets_its_answer(running):
     reply = httpx.post(f"{server.url}/api/generate", timeout=30, json={
         "model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"temperature": 0, "num_predict": 40}})
     assert reply.status_code == 200 and reply.json()["eval_count"] == 40  # 0.8 s of polling did not cut it
+
+
+def leave_queued(url: str, path: str, body: dict, queued, clients: int = 8) -> None:
+    """``clients`` requests that wait (``queued()`` says when all do), then leave together."""
+    parts = urlsplit(url)
+    raw = json.dumps(body).encode()
+    socks = []
+    for _ in range(clients):
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
+        socks.append(sock)
+    deadline = time.monotonic() + 10
+    while not queued():
+        assert time.monotonic() < deadline, "the requests never queued"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    for sock in socks:
+        sock.close()
+
+
+def long_prompt(path: str) -> dict:
+    """A request that, once it had a slot, would hold it for 5 s (250 forward passes)."""
+    body = {"model": "fake", "stream": False, "options": {"num_batch": 16, "num_ctx": 8192, "num_predict": 2}}
+    text = "x" * 4000
+    body.update({"prompt": text, "raw": True} if path == "/api/generate" else {"messages": [{"role": "user", "content": text}]})
+    return body
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat"])
+def test_clients_that_leave_while_waiting_for_a_slot_never_take_one(running, path):
+    setup, server = running
+    scheduler = setup.kernel.scheduler
+    # One client holds the only slot, talking without end, while eight more queue behind it.
+    holder = socket.create_connection((urlsplit(server.url).hostname, urlsplit(server.url).port))
+    raw = json.dumps({"model": "fake", "prompt": "Q: one\nA:", "options": {"num_predict": 100_000}}).encode()
+    holder.sendall(b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                   + f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
+    deadline = time.monotonic() + 10
+    while not forwards(setup, 3)():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    leave_queued(server.url, path, long_prompt(path), lambda: scheduler._pending >= 8)
+    deadline = time.monotonic() + 2
+    while scheduler._pending and time.monotonic() < deadline:  # they leave the queue at once
+        time.sleep(0.02)
+    assert scheduler._pending == 0
+    fed = setup.runner.tokens_fed
+    holder.close()
+    assert stops(lambda: setup.runner.forward_calls)
+    assert setup.runner.tokens_fed - fed < 100  # none of their 4,000-token prompts ran
+    assert two_tokens(server.url) < 2.0
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed"])
+def test_clients_that_leave_while_the_model_loads_never_take_a_slot(make_fake, path):
+    setup = make_fake(num_parallel=1)
+    setup.model(endless=True, step_delay=STEP, load_delay=1.5)
+    scheduler = setup.kernel.scheduler
+    body = long_prompt(path) if path != "/api/embed" else {"model": "fake", "input": ["x"] * 500}
+    with setup.server() as server:
+        leave_queued(server.url, path, body, lambda: scheduler._pending >= 8)
+        deadline = time.monotonic() + 1.0  # well before the load ends
+        while scheduler._pending and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert scheduler._pending == 0
+        deadline = time.monotonic() + 5
+        while not (setup.engine.runners and scheduler.ps()):
+            assert time.monotonic() < deadline, "the model never loaded"
+            time.sleep(0.02)
+        assert two_tokens(server.url) < 2.0
+        assert setup.runner.tokens_fed < 100  # only the 2-token request's prompt and answer

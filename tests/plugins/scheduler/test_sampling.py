@@ -71,6 +71,18 @@ def test_repeat_window():
     assert np.allclose(whole, [0.5, 0.5, 0.5])
 
 
+@pytest.mark.parametrize("penalty", [0.0, 1e-45, 2.0])
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_a_forbidden_token_stays_forbidden_whatever_the_penalty(penalty, temperature):
+    # A format's mask sets forbidden tokens to -inf; repeat_penalty 0 once turned a repeated
+    # one into NaN (-inf * 0), which argmax and the draw then picked.
+    logits = np.array([-np.inf, 3.0, -np.inf, -1.0], dtype=np.float32)
+    s = sampler(temperature=temperature, repeat_penalty=penalty, presence_penalty=0.5, frequency_penalty=0.5)
+    picked = {s.sample(logits, [0, 2, 1, 3, 0]) for _ in range(200)}
+    assert picked <= {1, 3}
+    assert np.all(np.isfinite(s.apply_penalties(logits, [0, 1, 2, 3])[[1, 3]]))
+
+
 def test_penalty_changes_the_greedy_choice():
     logits = np.array([2.0, 1.5], dtype=np.float32)
     assert sampler(temperature=0, repeat_penalty=1.5).sample(logits, [0]) == 1

@@ -23,6 +23,6 @@ def register_routes(app, kernel):
 
     app.add_route("/v1/chat/completions", ChatCompletions(kernel))
     app.add_route("/v1/completions", Completions(kernel))
-    app.add_route("/v1/embeddings", Embeddings(app))
+    app.add_route("/v1/embeddings", Embeddings(kernel))
     app.add_route("/v1/models", ModelList(kernel))
     app.add_route("/v1/models/{model:path}", ModelRetrieve(kernel))

@@ -11,6 +11,7 @@ DEFERRED_IMPORTS = (
     "ollamakit_openai.completions",
     "ollamakit_openai.embeddings",
     "ollamakit_openai.models",
+    "ollamakit_openai.responses",
 )
 
 
@@ -20,9 +21,11 @@ def register_routes(app, kernel):
     from .completions import Completions
     from .embeddings import Embeddings
     from .models import ModelList, ModelRetrieve
+    from .responses import Responses
 
     app.add_route("/v1/chat/completions", ChatCompletions(kernel))
     app.add_route("/v1/completions", Completions(kernel))
     app.add_route("/v1/embeddings", Embeddings(kernel))
     app.add_route("/v1/models", ModelList(kernel))
     app.add_route("/v1/models/{model:path}", ModelRetrieve(kernel))
+    app.add_route("/v1/responses", Responses(kernel))

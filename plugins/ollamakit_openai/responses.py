@@ -17,11 +17,43 @@ import random
 import time
 
 from ollamakit import cloud, inference
-from ollamakit.errors import OllamaError
-from ollamakit.web import client_gone, json_response, read_json
+from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.web import client_gone, json_response, parse_json, read_json
+from ollamakit.web.body import MAX_JSON_BODY
 
 from .envelope import error_envelope, openai_errors, start_stream
 from .responses_request import ResponsesRequest
+
+
+# Ollama's bounds on a zstd body (middleware/openai.go): 20 MiB decompressed, an 8 MiB window.
+MAX_DECOMPRESSED = 20 << 20
+MAX_ZSTD_WINDOW = 8 << 20
+
+
+def read_body(req) -> dict:
+    """The request as JSON; a ``Content-Encoding: zstd`` body (Codex sends them) is decompressed
+    first, within Ollama's bounds."""
+    if (req.get_header("Content-Encoding") or "").strip().lower() != "zstd":
+        return read_json(req)
+    import zstandard
+
+    compressed = req.bounded_stream.read(MAX_JSON_BODY + 1)
+    if len(compressed) > MAX_JSON_BODY:
+        raise BadRequest("request body too large")
+    raw = bytearray()
+    try:
+        reader = zstandard.ZstdDecompressor(max_window_size=MAX_ZSTD_WINDOW).stream_reader(compressed)
+        while len(raw) <= MAX_DECOMPRESSED:
+            piece = reader.read(MAX_DECOMPRESSED + 1 - len(raw))
+            if not piece:
+                break
+            raw += piece
+    except zstandard.ZstdError:
+        raise BadRequest("failed to decompress zstd body") from None
+    if len(raw) > MAX_DECOMPRESSED:
+        raise BadRequest("http: request body too large")
+    req.context.raw_body = bytes(raw)  # what OLLAMA_DEBUG_LOG_REQUESTS logs: the request as decoded
+    return parse_json(req.context.raw_body)
 
 
 def _arguments(call: dict) -> str:
@@ -235,7 +267,7 @@ class Responses:
 
     @openai_errors
     def on_post(self, req, resp):
-        request = ResponsesRequest(read_json(req))
+        request = ResponsesRequest(read_body(req))
         events = inference.chat(self.kernel, request.native(), gone=client_gone(req))
         reply = Reply(request)
         if request.stream:

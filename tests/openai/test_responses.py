@@ -146,6 +146,20 @@ def test_conversion_of_input_items():
     assert [t["function"]["name"] for t in native["tools"]] == ["fs.read"]
 
 
+def test_zstd_bodies(server):
+    import zstandard
+
+    body = json.dumps({"model": "fake", "input": "Q: one\nA:", "max_output_tokens": 4, "temperature": 0}).encode()
+    headers = {"Content-Encoding": "zstd", "Content-Type": "application/json"}
+    reply = requests.post(server.url + "/v1/responses", data=zstandard.ZstdCompressor().compress(body), headers=headers)
+    assert reply.status_code == 200 and reply.json()["output"][0]["content"][0]["text"] == " the"
+    broken = requests.post(server.url + "/v1/responses", data=b"not zstd", headers=headers)
+    assert broken.status_code == 400 and broken.json()["error"]["message"] == "failed to decompress zstd body"
+    bomb = zstandard.ZstdCompressor().compress(b" " * (21 << 20))  # 21 MiB of spaces, a few KiB packed
+    too_big = requests.post(server.url + "/v1/responses", data=bomb, headers=headers)
+    assert too_big.status_code == 400 and too_big.json()["error"]["message"] == "http: request body too large"
+
+
 @pytest.mark.parametrize("body, status, message", [
     ({"model": "fake", "input": 5}, 400, "input must be a string or array"),
     ({"model": "fake", "input": [{"content": "x"}]}, 400, "input[0]: input item missing required 'type' field"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-# Imported by the hook: the routes import falcon, jinja2, llguidance and numpy, which the CLI
-# does without (``PluginManager.import_deferred`` checks them before serving).
+# Imported by the hook: the routes import falcon and numpy, which the CLI does without
+# (``PluginManager.import_deferred`` checks them before serving).
 DEFERRED_IMPORTS = (
     "ollamakit_openai.chat",
     "ollamakit_openai.completions",

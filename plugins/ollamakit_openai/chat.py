@@ -86,20 +86,24 @@ def native_tool_calls(calls) -> list[dict]:
     return native
 
 
-def _tool_name(messages: list, call_id: str) -> str:
-    """The function a tool result answers: the last call with its id wins, as in Ollama."""
-    for message in reversed(messages):
+def _call_names(messages: list) -> dict:
+    """Tool call id → function name over the whole conversation; the last call with an id wins,
+    as in Ollama (which looks for a tool result's call from the end)."""
+    names = {}
+    for message in messages:
         calls = message.get("tool_calls") if isinstance(message, dict) else None
         for call in calls if isinstance(calls, list) else ():
-            if isinstance(call, dict) and call.get("id") == call_id and isinstance(call.get("function"), dict):
-                return call["function"].get("name") or ""
-    return ""
+            if isinstance(call, dict) and isinstance(call.get("id"), str) and isinstance(call.get("function"), dict):
+                name = call["function"].get("name")
+                names[call["id"]] = name if isinstance(name, str) else ""
+    return names
 
 
 def native_messages(messages) -> list[dict]:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("[] is too short - 'messages'")
     native: list[dict] = []
+    call_names = _call_names(messages)
     for message in messages:
         if not isinstance(message, dict):
             raise BadRequest("invalid message format")
@@ -110,7 +114,7 @@ def native_messages(messages) -> list[dict]:
         calls = message.get("tool_calls")
         tool_name = ""
         if role.lower() == "tool":
-            tool_name = typed(message, "name", str, "a string") or (_tool_name(messages, call_id) if call_id else "")
+            tool_name = typed(message, "name", str, "a string") or (call_names.get(call_id, "") if call_id else "")
         extra = {"thinking": reasoning, "tool_call_id": call_id}
         if isinstance(content, str):
             native.append({"role": role, "content": content, "tool_calls": native_tool_calls(calls or []),

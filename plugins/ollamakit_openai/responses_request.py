@@ -107,6 +107,7 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
     if text:
         messages.append({"role": "user", "content": text})
     pending = ""
+    last_calls: set[str] = set()  # the ids of the calls in messages[-1], for the folding below
     for i, item in enumerate(items):
         kind = item["type"]
         if kind == "reasoning":
@@ -119,9 +120,9 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
                 message["thinking"], pending = pending, ""
             following = items[i + 1] if i + 1 < len(items) else {}
             answered = following.get("call_id") if following.get("type") == "function_call_output" else None
+            answered = answered if isinstance(answered, str) else None
             last = messages[-1] if messages else {}
-            if (message["role"] == "assistant" and answered and last.get("role") == "assistant"
-                    and any(call.get("id") == answered for call in last.get("tool_calls", ()))):
+            if message["role"] == "assistant" and answered and last.get("role") == "assistant" and answered in last_calls:
                 if last["content"] and content:
                     last["content"] += "\n"
                 last["content"] += content
@@ -130,6 +131,7 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
                     last["thinking"] = message["thinking"]
                 continue
             messages.append(message)
+            last_calls = set()
         elif kind == "function_call":
             call = {"id": item.get("call_id") if isinstance(item.get("call_id"), str) else "",
                     "function": {"name": item.get("name") if isinstance(item.get("name"), str) else "",
@@ -140,6 +142,8 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
             else:
                 target = {"role": "assistant", "content": "", "tool_calls": [call]}
                 messages.append(target)
+                last_calls = set()
+            last_calls.add(call["id"])
             if pending:
                 target["thinking"], pending = pending, ""
         elif kind == "function_call_output":
@@ -149,6 +153,7 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
                 content, images = _text_and_images(item["output_items"])
             messages.append({"role": "tool", "content": content, "images": images,
                              "tool_call_id": item.get("call_id") if isinstance(item.get("call_id"), str) else ""})
+            last_calls = set()
         # web_search_call items are history only: the assistant message after one holds its result
     if pending:
         messages.append({"role": "assistant", "content": "", "thinking": pending})

@@ -196,7 +196,8 @@ def estimate_input_tokens(body: dict) -> int:
     """Ollama's estimate for ``message_start`` (a quarter of the bytes), used until the prompt
     has been counted."""
     system, messages = body.get("system"), body.get("messages") or []
-    total = len(system.encode()) if isinstance(system, str) else sum(_block_size(b) for b in system or [])
+    total = len(system.encode()) if isinstance(system, str) else \
+        sum(_block_size(b) for b in (system if isinstance(system, list) else ()))
     for message in messages:
         total += len(_text(message.get("role")).encode())
         content = message.get("content")

@@ -185,3 +185,20 @@ def test_client_errors(client):
         client.messages.create(model="missing", max_tokens=5, messages=ask("x"))
     with pytest.raises(anthropic.BadRequestError, match="messages is required"):
         client.messages.create(model="fake", max_tokens=5, messages=[])
+
+
+JUNK = [None, 5, "x", [], {}, [5], [{}], {"type": 5}, [{"type": "image"}], [{"type": "tool_result", "content": 5}],
+        [{"type": "image", "source": {"type": "base64", "data": "!!"}}], True]
+
+
+@pytest.mark.parametrize("field", ["system", "messages", "tools", "thinking", "output_config", "stop_sequences",
+                                   "temperature", "top_k", "max_tokens", "model", "stream"])
+def test_malformed_fields_are_4xx_never_500(setup, field):
+    for junk in JUNK:
+        body = {"model": "fake", "max_tokens": 5, "messages": ask("x"), field: junk}
+        if field == "messages":
+            body["messages"] = [{"role": "user", "content": junk}]
+        reply = setup.client.simulate_post("/v1/messages", json=body)
+        assert reply.status_code < 500, (field, junk, reply.text)
+        if reply.status_code >= 400:
+            assert reply.json["type"] == "error" and reply.json["error"]["message"]

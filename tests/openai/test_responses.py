@@ -173,3 +173,19 @@ def test_zstd_bodies(server):
 def test_errors_use_the_openai_envelope(server, body, status, message):
     reply = requests.post(server.url + "/v1/responses", json=body)
     assert reply.status_code == status and reply.json()["error"]["message"] == message
+
+
+JUNK = [None, 5, "x", [], {}, [5], [{}], {"type": 5}, [{"type": "message", "content": 5}],
+        [{"type": "function_call", "arguments": "[1]"}], [{"type": "function_call_output", "output": [{"type": 7}]}],
+        [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,!!"}]}], True]
+
+
+@pytest.mark.parametrize("field", ["input", "tools", "reasoning", "text", "instructions", "max_output_tokens",
+                                   "temperature", "top_p", "model", "stream", "truncation"])
+def test_malformed_fields_are_4xx_never_500(fake, field):
+    for junk in JUNK:
+        body = {"model": "fake", "input": "x", "max_output_tokens": 3, field: junk}
+        reply = fake.client.simulate_post("/v1/responses", json=body)
+        assert reply.status_code < 500, (field, junk, reply.text)
+        if reply.status_code >= 400:
+            assert reply.json["error"]["message"]

@@ -194,6 +194,7 @@ class Settings:
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE as it applies (see kv_cache_type())
     fast_prefill: bool = False  # OLLAMAKIT_FAST_PREFILL: long prompts in float32 where faster, not llama.cpp's bits
     no_cloud: bool = False  # OLLAMA_NO_CLOUD, or disable_ollama_cloud in ~/.ollama/server.json
+    no_cloud_source: str = "none"  # which said so: "env", "config", "both" or "none" (GET /api/status)
     remotes: tuple[str, ...] = ("ollama.com",)  # OLLAMA_REMOTES: hosts remote models may name
     go_template: bool = True  # OLLAMA_GO_TEMPLATE: false prompts through the GGUF's Jinja template
     debug_log_requests: bool = False  # OLLAMA_DEBUG_LOG_REQUESTS: inference bodies to a temporary folder
@@ -213,6 +214,7 @@ class Settings:
         load_timeout = _env_duration("OLLAMA_LOAD_TIMEOUT", 300.0)
         remotes = _env("OLLAMA_REMOTES")
         level = log_level(_env("OLLAMA_DEBUG"))
+        no_cloud_env, no_cloud_config = parse_bool(_env("OLLAMA_NO_CLOUD")), cloud_disabled_in_file()
         settings = cls(
             host=host,
             port=port,
@@ -234,7 +236,9 @@ class Settings:
             transport=_env("OLLAMAKIT_TRANSPORT") or "http",
             kv_cache_type=kv_cache_type(_env("OLLAMA_KV_CACHE_TYPE"), _env("OLLAMA_FLASH_ATTENTION")),
             fast_prefill=parse_bool(_env("OLLAMAKIT_FAST_PREFILL")),
-            no_cloud=parse_bool(_env("OLLAMA_NO_CLOUD")) or cloud_disabled_in_file(),
+            no_cloud=no_cloud_env or no_cloud_config,
+            no_cloud_source={(True, True): "both", (True, False): "env", (False, True): "config"}.get(
+                (no_cloud_env, no_cloud_config), "none"),
             remotes=tuple(remotes.split(",")) if remotes else ("ollama.com",),
             debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),
             go_template=parse_bool(_env("OLLAMA_GO_TEMPLATE"), default=True),

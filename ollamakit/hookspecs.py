@@ -81,6 +81,28 @@ def estimate_memory(kernel, model, num_ctx, num_parallel):
     loading it."""
 
 
+# -- native inference: what the compatibility layers run (first result wins) ---------------------
+
+
+@hookspec(firstresult=True)
+def run_chat(kernel, request, gone, relax_thinking):
+    """Run a native ``/api/chat`` ``request`` (a dict, as a client sends it) and return an
+    iterator of its reply objects (``stream`` is ignored: every chunk is yielded). Request
+    errors are raised as ``OllamaError`` before the first object. ``gone()`` says whether the
+    client left; ``relax_thinking`` drops ``think`` for a model that cannot think instead of
+    refusing the request. See ``ollamakit.inference``."""
+
+
+@hookspec(firstresult=True)
+def run_generate(kernel, request, gone):
+    """Run a native ``/api/generate`` ``request``; its reply objects, as for ``run_chat``."""
+
+
+@hookspec(firstresult=True)
+def run_embed(kernel, request, gone):
+    """Run a native ``/api/embed`` ``request`` and return its reply object (a dict)."""
+
+
 # -- lifecycle events (every implementation is called; results ignored) --------------------------
 
 

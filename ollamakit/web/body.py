@@ -22,6 +22,11 @@ def read_json(req) -> dict:
         raise BadRequest("request body too large")
     raw = req.bounded_stream.read(MAX_JSON_BODY + 1)
     req.context.raw_body = raw  # for OLLAMA_DEBUG_LOG_REQUESTS (request_log.py)
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes) -> dict:
+    """A body already read (or decompressed) as a JSON object, with ``read_json``'s errors."""
     if not raw or not raw.strip():
         raise BadRequest("missing request body")
     if len(raw) > MAX_JSON_BODY:

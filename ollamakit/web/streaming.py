@@ -13,6 +13,7 @@ log = logging.getLogger("ollamakit.web")
 
 JSON = "application/json; charset=utf-8"
 NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
 
 
 def dumps(obj) -> bytes:
@@ -77,6 +78,46 @@ def stream_response(resp, events, stream: bool = True, final=None) -> None:
     resp.status = 200
     resp.content_type = NDJSON
     resp.stream = lines()
+
+
+def sse_frame(data, event: str | None = None) -> bytes:
+    """One Server-Sent Event: an optional ``event:`` line, then ``data:`` (an object as JSON)."""
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + (data if isinstance(data, bytes) else dumps(data)) + b"\n\n"
+
+
+def sse_response(resp, frames, envelope, error_frame) -> None:
+    """Send an iterator of SSE frames (bytes), flushed one by one.
+
+    An error raised before the first frame is a plain JSON reply, ``envelope(exc)`` giving its
+    status and body; after it, the stream ends with ``error_frame(exc)``. Both let each API
+    speak its own error shape.
+    """
+    frames = iter(frames)
+    try:
+        first = next(frames)
+    except StopIteration:
+        first = b""
+    except Exception as exc:
+        status, body = envelope(exc)
+        json_response(resp, body, status, "application/json")
+        return
+
+    def stream():
+        try:
+            yield first
+            yield from frames
+        except Exception as exc:
+            yield error_frame(exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+
+    resp.status = 200
+    resp.content_type = SSE
+    resp.set_header("Cache-Control", "no-cache")
+    resp.stream = stream()
 
 
 def to_status(code: int) -> str:

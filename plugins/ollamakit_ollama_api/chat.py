@@ -58,10 +58,12 @@ def parse_messages(value) -> list[dict]:
     return messages
 
 
-def chat_events(kernel, body: dict, started: int | None = None, gone=None):
-    """The reply objects for a chat request (the OpenAI-compatible layer reuses this).
-    Request errors are raised before the first object. ``gone`` says whether the client left
-    (``ollamakit.web.client_gone``): the work then stops."""
+def chat_events(kernel, body: dict, started: int | None = None, gone=None, relax_thinking: bool = False):
+    """The reply objects for a chat request (the compatibility layers reach it through the
+    ``run_chat`` hook). Request errors are raised before the first object. ``gone`` says
+    whether the client left (``ollamakit.web.client_gone``): the work then stops.
+    ``relax_thinking``: asking a model that cannot think to think drops ``think`` instead of
+    refusing, as Ollama does for its Anthropic endpoint."""
     started = started or time.perf_counter_ns()
     common = parse_common(body)
     if not common.model:
@@ -81,9 +83,10 @@ def chat_events(kernel, body: dict, started: int | None = None, gone=None):
     caps = prompting.capabilities(model)
     if "completion" not in caps:
         raise BadRequest(f'"{common.model}" does not support chat')
-    needed = (["tools"] if tools else []) + (["vision"] if any(m.get("images") for m in messages) else [])
-    require(model, caps, needed)
-    think = check_think(model, common.model, common.think, caps)
+    # As in Ollama, images are no capability check: a text-only model gets their markers only.
+    require(model, caps, ["tools"] if tools else [])
+    asked = None if relax_thinking and "thinking" not in caps else common.think
+    think = check_think(model, common.model, asked, caps)
     spec = parse_format(common.format)
     options = merged(model.params, common.options)
 

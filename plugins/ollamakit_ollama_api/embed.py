@@ -120,38 +120,42 @@ def normalize(vector: np.ndarray, dimensions: int = 0) -> list[float]:
     return [float(str(x)) for x in vector.astype(np.float32)]
 
 
+def embed_reply(kernel, body: dict, started: int | None = None, gone=None) -> dict:
+    """The reply to an embed request (the compatibility layers reach it through the
+    ``run_embed`` hook). ``gone`` says whether the client left: the batch then stops."""
+    started = started or time.perf_counter_ns()
+    name = field(body, "model", str, "")
+    texts = parse_inputs(body.get("input"))
+    truncate = field(body, "truncate", bool, True)
+    dimensions = field(body, "dimensions", int, 0)
+    keep_alive = parse_keep_alive(body.get("keep_alive"))
+    options = parse_options(body)
+    model = find_model(kernel, name)
+    lease = kernel.scheduler.acquire(model, merged(model.params, options), keep_alive, gone)
+    try:
+        load_ns = nanoseconds_since(started)
+        if not texts:
+            return {"model": name, "embeddings": []}
+        vectors, count = run_embeddings(lease, texts, truncate, gone=gone)
+    finally:
+        lease.release()
+    reply = {
+        "model": name,
+        "embeddings": [normalize(v, dimensions) for v in vectors],
+        "total_duration": nanoseconds_since(started),
+        "load_duration": load_ns,
+        "prompt_eval_count": count,
+    }
+    return {k: v for k, v in reply.items() if v != 0}
+
+
 class Embed:
     def __init__(self, kernel):
         self.kernel = kernel
 
     def on_post(self, req, resp):
         started = time.perf_counter_ns()
-        body = read_json(req)
-        name = field(body, "model", str, "")
-        texts = parse_inputs(body.get("input"))
-        truncate = field(body, "truncate", bool, True)
-        dimensions = field(body, "dimensions", int, 0)
-        keep_alive = parse_keep_alive(body.get("keep_alive"))
-        options = parse_options(body)
-        model = find_model(self.kernel, name)
-        gone = client_gone(req)
-        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive, gone)
-        try:
-            load_ns = nanoseconds_since(started)
-            if not texts:
-                json_response(resp, {"model": name, "embeddings": []})
-                return
-            vectors, count = run_embeddings(lease, texts, truncate, gone=gone)
-        finally:
-            lease.release()
-        reply = {
-            "model": name,
-            "embeddings": [normalize(v, dimensions) for v in vectors],
-            "total_duration": nanoseconds_since(started),
-            "load_duration": load_ns,
-            "prompt_eval_count": count,
-        }
-        json_response(resp, {k: v for k, v in reply.items() if v != 0})
+        json_response(resp, embed_reply(self.kernel, read_json(req), started, gone=client_gone(req)))
 
 
 class Embeddings:

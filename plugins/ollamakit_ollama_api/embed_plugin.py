@@ -16,3 +16,10 @@ def register_routes(app, kernel):
 
     app.add_route("/api/embed", Embed(kernel))
     app.add_route("/api/embeddings", Embeddings(kernel))
+
+
+@hookimpl
+def run_embed(kernel, request, gone):
+    from .embed import embed_reply
+
+    return embed_reply(kernel, request, gone=gone)

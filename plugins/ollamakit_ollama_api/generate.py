@@ -67,7 +67,8 @@ def generate_events(kernel, body: dict, started: int | None = None, gone=None):
     caps = prompting.capabilities(model)
     if "completion" not in caps:
         raise BadRequest(f'"{common.model}" does not support generate')
-    require(model, caps, (["insert"] if suffix else []) + (["vision"] if images else []))
+    # As in Ollama, images are no capability check: a text-only model gets their markers only.
+    require(model, caps, ["insert"] if suffix else [])
     think = check_think(model, common.model, common.think, caps)
     spec = parse_format(common.format)
     options = merged(model.params, common.options)
@@ -75,7 +76,7 @@ def generate_events(kernel, body: dict, started: int | None = None, gone=None):
     lease = scheduler.acquire(model, options, common.keep_alive, gone)
     try:
         load_ns = time.perf_counter_ns() - started
-        if prompt == "" and not suffix:
+        if prompt == "":  # a suffix alone is still a load, as in Ollama
             yield {**base(common.model), "response": "", "done": True, "done_reason": "load"}
             return
         if raw:

@@ -214,7 +214,8 @@ def run_sequence(lease, tokens: list[int], common: Common, constraint=None, gone
         shift=common.shift,
         truncate=common.truncate,
         logprobs=common.logprobs,
-        top_logprobs=common.top_logprobs,
+        # Ollama reads top_logprobs only when logprobs is asked for
+        top_logprobs=common.top_logprobs if common.logprobs else 0,
         constraint=constraint,
     )
     events = sequence.events(gone)

@@ -18,3 +18,17 @@ def register_routes(app, kernel):
     app.add_route("/api/generate", Generate(kernel))
     app.add_route("/api/chat", Chat(kernel))
     app.add_route("/api/ps", Ps(kernel))
+
+
+@hookimpl
+def run_chat(kernel, request, gone, relax_thinking):
+    from .chat import chat_events
+
+    return chat_events(kernel, request, gone=gone, relax_thinking=relax_thinking)
+
+
+@hookimpl
+def run_generate(kernel, request, gone):
+    from .generate import generate_events
+
+    return generate_events(kernel, request, gone=gone)

@@ -13,6 +13,7 @@ log = logging.getLogger("ollamakit.api")
 # them before serving.
 DEFERRED_IMPORTS = (
     "ollamakit_ollama_api.blobs",
+    "ollamakit_ollama_api.cloud",
     "ollamakit_ollama_api.create",
     "ollamakit_ollama_api.models",
     "ollamakit_ollama_api.root",
@@ -21,7 +22,7 @@ DEFERRED_IMPORTS = (
 
 @hookimpl
 def register_routes(app, kernel):
-    from . import blobs, create, models, root
+    from . import blobs, cloud, create, models, root
 
     app.add_route("/", root.Root())
     app.add_route("/api/version", root.Version())
@@ -31,6 +32,13 @@ def register_routes(app, kernel):
     app.add_route("/api/show", models.Show(kernel))
     app.add_route("/api/copy", models.Copy(kernel))
     app.add_route("/api/delete", models.Delete(kernel))
+    app.add_route("/api/status", cloud.Status(kernel))
+    app.add_route("/api/me", cloud.Me())
+    app.add_route("/api/signout", cloud.Signout())
+    app.add_route("/api/user/keys/{key}", cloud.Signout())  # the older way to sign out
+    app.add_route("/api/experimental/web_search", cloud.WebSearch(kernel))
+    app.add_route("/api/experimental/web_fetch", cloud.WebFetch(kernel))
+    app.add_route("/api/experimental/model-recommendations", cloud.ModelRecommendations())
 
 
 @hookimpl

@@ -3,12 +3,12 @@ handler."""
 
 from __future__ import annotations
 
+from ollamakit import inference
 from ollamakit.errors import BadRequest
 from ollamakit.web import client_gone, json_response, read_json
-from ollamakit_ollama_api.generate import generate_events
 
-from .envelope import (FINGERPRINT, completion_id, finish_reason, include_usage, now, openai_errors, sampling_options,
-                       start_stream, typed, usage)
+from .envelope import (FINGERPRINT, completion_id, include_usage, now, openai_errors, sampling_options, start_stream,
+                       stop_list, typed, usage)
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
@@ -17,7 +17,7 @@ def native_request(body: dict) -> dict:
     prompt = body.get("prompt", "")
     if not isinstance(prompt, str):
         raise BadRequest("invalid type for 'prompt': only a string is supported")
-    options = sampling_options(body, top_p_zero_means_one=True)
+    options = sampling_options(body, stop_list(body), top_p_zero_means_one=True)
     for key in ("frequency_penalty", "presence_penalty"):
         options.setdefault(key, 0.0)
     native = {"model": typed(body, "model", str, "a string") or "", "prompt": prompt, "options": options,
@@ -28,7 +28,9 @@ def native_request(body: dict) -> dict:
     logprobs = typed(body, "logprobs", int, "an integer")
     if logprobs and logprobs > 0:  # asked for, though the reply never carries them (as in Ollama)
         native["logprobs"] = True
-        native["top_logprobs"] = min(logprobs, 20)
+        native["top_logprobs"] = logprobs  # over 20 is the native handler's 400
+    if body.get("_debug_render_only") is True:
+        native["_debug_render_only"] = True
     return native
 
 
@@ -40,7 +42,7 @@ class Completions:
     def on_post(self, req, resp):
         body = read_json(req)
         stream = typed(body, "stream", bool, "a boolean") or False
-        events = generate_events(self.kernel, native_request(body), gone=client_gone(req))
+        events = inference.generate(self.kernel, native_request(body), gone=client_gone(req))
         if stream:
             start_stream(resp, self._chunks(events, body))
         else:
@@ -59,7 +61,7 @@ class Completions:
             "model": body.get("model", ""),
             "system_fingerprint": FINGERPRINT,
             "choices": [{"text": "".join(text), "index": 0,
-                         "finish_reason": finish_reason(final.get("done_reason", ""))}],
+                         "finish_reason": final.get("done_reason") or None}],
             "usage": usage(final),
         }
 
@@ -77,7 +79,7 @@ class Completions:
 
         for event in events:
             if event.get("done"):
-                yield chunk("", finish_reason(event.get("done_reason", "")))
+                yield chunk("", event.get("done_reason") or None)
                 if with_usage:
                     last = chunk("")
                     last["choices"], last["usage"] = [], usage(event)

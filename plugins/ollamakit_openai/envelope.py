@@ -4,17 +4,15 @@ and Server-Sent Events."""
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import random
 import time
 
 from ollamakit.errors import INTERNAL_ERROR, BadRequest, OllamaError
-from ollamakit.web import json_response
+from ollamakit.web import json_response, sse_frame, sse_response
 
 log = logging.getLogger("ollamakit.openai")
 
-SSE = "text/event-stream"
 FINGERPRINT = "fp_ollama"
 
 
@@ -45,42 +43,18 @@ def openai_errors(handler):
     return wrapped
 
 
-def dumps(obj) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+def start_stream(resp, objects, events: bool = False) -> None:
+    """Send objects as SSE, each a ``data:`` event (``events``: ``(name, object)`` pairs, each
+    with its ``event:`` line, as the Responses API sends them; no ``[DONE]`` then). An error
+    before the first is a plain reply in the envelope; after it, a last event carrying it."""
 
-
-def send_events(resp, first, rest) -> None:
-    """Stream ``first`` and the objects from ``rest`` as SSE ``data:`` events, then ``[DONE]``.
-    An error once the stream has begun is sent as a last event in the envelope."""
-
-    def events():
-        try:
-            if first is not None:
-                yield b"data: " + dumps(first) + b"\n\n"
-            for obj in rest:
-                yield b"data: " + dumps(obj) + b"\n\n"
+    def frames():
+        for item in objects:
+            yield sse_frame(item[1], item[0]) if events else sse_frame(item)
+        if not events:
             yield b"data: [DONE]\n\n"
-        except Exception as exc:
-            yield b"data: " + dumps(error_envelope(exc)[1]) + b"\n\n"
-        finally:
-            close = getattr(rest, "close", None)
-            if close:
-                close()
 
-    resp.status = 200
-    resp.content_type = SSE
-    resp.set_header("Cache-Control", "no-cache")
-    resp.stream = events()
-
-
-def start_stream(resp, objects) -> None:
-    """Send a generator of objects as SSE; an error before the first one is a plain error reply."""
-    objects = iter(objects)
-    try:
-        first = next(objects)
-    except StopIteration:
-        first = None
-    send_events(resp, first, objects)
+    sse_response(resp, frames(), error_envelope, lambda exc: sse_frame(error_envelope(exc)[1], "error" if events else None))
 
 
 def completion_id(prefix: str) -> str:
@@ -119,7 +93,7 @@ def stop_list(body: dict) -> list[str] | None:
     raise BadRequest(f"invalid type for 'stop' field: {type(stop).__name__}")
 
 
-def sampling_options(body: dict, top_p_zero_means_one: bool = False) -> dict:
+def sampling_options(body: dict, stop: list[str] | None, top_p_zero_means_one: bool = False) -> dict:
     """OpenAI's sampling fields as native ``options``: temperature and top_p default to 1.0."""
     number = (int, float)
     options: dict = {}
@@ -129,7 +103,6 @@ def sampling_options(body: dict, top_p_zero_means_one: bool = False) -> dict:
     seed = typed(body, "seed", int, "an integer")
     if seed is not None:
         options["seed"] = seed
-    stop = stop_list(body)
     if stop is not None:
         options["stop"] = stop
     temperature = typed(body, "temperature", number, "a number")
@@ -153,8 +126,16 @@ def usage(final: dict) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def finish_reason(done_reason: str, has_calls: bool = False) -> str:
-    """OpenAI's finish_reason for a native done_reason."""
-    if has_calls:
-        return "tool_calls"
-    return "length" if done_reason == "length" else "stop"
+def go_type(value) -> str:
+    """How Go's ``%T`` names a decoded JSON value, for messages that quote Ollama's."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "[]interface {}"
+    return "map[string]interface {}"

@@ -9,8 +9,12 @@ from ollamakit.web import json_response
 from .envelope import openai_errors
 
 
-def model_object(model) -> dict:
-    return {"id": model.short_name, "object": "model", "created": int(model.mtime), "owned_by": model.name.namespace}
+def model_object(model, requested: str | None = None) -> dict:
+    """A stored model in OpenAI's shape; retrieving one echoes the id as it was asked for, and
+    its owner is that name's namespace, as in Ollama."""
+    ident = requested if requested is not None else model.short_name
+    owner = ModelName.parse(ident).namespace if requested is not None else model.name.namespace
+    return {"id": ident, "object": "model", "created": int(model.mtime), "owned_by": owner}
 
 
 class ModelList:
@@ -33,4 +37,4 @@ class ModelRetrieve:
         found = self.kernel.store.get(model) if ModelName.parse(model) else None
         if found is None:
             raise NotFound(f"model '{model}' not found")
-        json_response(resp, model_object(found), 200, "application/json")
+        json_response(resp, model_object(found, model), 200, "application/json")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-# Imported by the hook: the routes import falcon, jinja2, llguidance and numpy, which the CLI
-# does without (``PluginManager.import_deferred`` checks them before serving).
+# Imported by the hook: the routes import falcon and numpy, which the CLI does without
+# (``PluginManager.import_deferred`` checks them before serving).
 DEFERRED_IMPORTS = (
     "ollamakit_openai.chat",
     "ollamakit_openai.completions",
     "ollamakit_openai.embeddings",
     "ollamakit_openai.models",
+    "ollamakit_openai.responses",
 )
 
 
@@ -20,9 +21,11 @@ def register_routes(app, kernel):
     from .completions import Completions
     from .embeddings import Embeddings
     from .models import ModelList, ModelRetrieve
+    from .responses import Responses
 
     app.add_route("/v1/chat/completions", ChatCompletions(kernel))
     app.add_route("/v1/completions", Completions(kernel))
-    app.add_route("/v1/embeddings", Embeddings(app))
+    app.add_route("/v1/embeddings", Embeddings(kernel))
     app.add_route("/v1/models", ModelList(kernel))
     app.add_route("/v1/models/{model:path}", ModelRetrieve(kernel))
+    app.add_route("/v1/responses", Responses(kernel))

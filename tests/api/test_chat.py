@@ -85,11 +85,6 @@ def test_load_and_unload(fake):
             400,
             "registry.ollama.ai/library/fake:latest does not support tools",
         ),
-        (
-            {"model": "fake", "messages": [{"role": "user", "content": "x", "images": ["AAAA"]}]},
-            400,
-            "registry.ollama.ai/library/fake:latest does not support vision",
-        ),
         ({"model": "fake", "messages": "hello"}, 400, None),
         ({"model": "fake", "messages": [{"role": "user", "content": 5}]}, 400, None),
         ({"model": "fake", "messages": [user("x")], "options": {"top_p": "x"}}, 400, 'option "top_p" must be of type float32'),

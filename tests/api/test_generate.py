@@ -184,7 +184,6 @@ def test_keep_alive_zero_with_a_prompt_unloads_after(fake):
         ({"model": "fake", "keep_alive": "300"}, 400, None),
         ({"model": "fake", "keep_alive": [1]}, 400, "Unsupported type: 'list'"),
         ({"model": "fake", "prompt": "x", "images": ["data:image/png;base64,AAAA"]}, 400, None),
-        ({"model": "fake", "prompt": "x", "images": ["AAAA"]}, 400, "registry.ollama.ai/library/fake:latest does not support vision"),
         ({"model": "fake", "prompt": "x", "suffix": "y"}, 400, "registry.ollama.ai/library/fake:latest does not support insert"),
         ({"model": "fake", "prompt": "x", "format": "xml"}, 400, 'invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object'),
         ({"model": "fake", "prompt": 5}, 400, None),

@@ -104,10 +104,12 @@ def test_response_format_json_schema(fake):
 def test_images_become_native_images(fake):
     image = base64.b64encode(b"\x89PNG fake").decode()
     content = [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}}]
-    reply = chat(fake, messages=[{"role": "user", "content": content}])
-    # The fake model has no vision: the image reached the native handler, which says so.
-    assert reply.status_code == 400
-    assert reply.json["error"]["message"] == "registry.ollama.ai/library/fake:latest does not support vision"
+    reply = chat(fake, messages=[{"role": "user", "content": content}], _debug_render_only=True)
+    # As in Ollama, a text-only model takes images without a capability check: the image
+    # reached the native handler, which put its marker in the prompt.
+    assert reply.status_code == 200
+    rendered = reply.json["_debug_info"]["rendered_template"]
+    assert rendered.startswith("look") and rendered.endswith("[img-0]")
 
 
 @pytest.fixture
@@ -143,7 +145,7 @@ def test_tool_messages_become_native_messages(tooly):
     ]
     assert native_messages(history)[1:] == [
         {"role": "assistant", "content": "", "thinking": "need weather", "tool_calls": [
-            {"id": "call_1", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Rome"}}}]},
+            {"id": "call_1", "function": {"name": "get_weather", "arguments": {"city": "Rome"}}}]},
         {"role": "tool", "content": "rain", "tool_name": "get_weather", "tool_call_id": "call_1"},
     ]
     assert chat(tooly, messages=history, tools=[WEATHER_TOOL], temperature=0).status_code == 200
@@ -182,7 +184,9 @@ def test_models(fake, make_fake):
     [entry] = listed["data"]
     assert entry["id"] == "fake:latest" and entry["object"] == "model" and entry["owned_by"] == "library"
     assert isinstance(entry["created"], int)
-    assert fake.client.simulate_get("/v1/models/fake").json == entry
+    # retrieving echoes the id as asked for, and its namespace is the owner (Ollama's ToModel)
+    assert fake.client.simulate_get("/v1/models/fake").json == {**entry, "id": "fake"}
+    assert fake.client.simulate_get("/v1/models/fake:latest").json == entry
     missing = fake.client.simulate_get("/v1/models/someone/missing:v2")
     assert missing.status_code == 404 and missing.json["error"]["type"] == "not_found_error"
     assert make_fake().client.simulate_get("/v1/models").json == {"object": "list", "data": None}

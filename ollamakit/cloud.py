@@ -1,0 +1,34 @@
+"""Ollama's cloud switch, and what ollamakit answers where Ollama would reach ollama.com.
+
+ollamakit has no cloud account and never contacts ollama.com. Where Ollama checks its switch
+(``OLLAMA_NO_CLOUD``, or ``disable_ollama_cloud`` in ``~/.ollama/server.json``) ollamakit answers
+as Ollama does with it on; with it off, as an Ollama that is signed out does (its request
+to ollama.com cannot be signed). The account routes answer as Ollama does when ollama.com cannot
+vouch for an account. See docs/compatibility.md.
+"""
+
+from __future__ import annotations
+
+from .errors import OllamaError
+
+DISABLED_PREFIX = "ollama cloud is disabled"
+WEB_SEARCH = "web search is unavailable"
+WEB_FETCH = "web fetch is unavailable"
+
+
+def status(settings) -> dict:
+    """The body of ``GET /api/status``."""
+    return {"cloud": {"disabled": settings.no_cloud, "source": settings.no_cloud_source}}
+
+
+def disabled_error(operation: str = "") -> str:
+    return f"{DISABLED_PREFIX}: {operation}" if operation else DISABLED_PREFIX
+
+
+def refusal(settings, operation: str) -> OllamaError:
+    """Why a cloud-backed operation (a web search or fetch) cannot run: 403 with Ollama's text
+    when the cloud is switched off, else 401 ``unauthorized``, Ollama's answer when it holds no
+    key to sign the request with."""
+    if settings.no_cloud:
+        return OllamaError(disabled_error(operation), 403)
+    return OllamaError("unauthorized", 401)

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import manifest as mf
 from .digests import parse_digest
-from .errors import BadRequest
+from .errors import BadRequest, InvalidModelFile
 from .names import ModelName
 
 MAX_FILES = 10_000
@@ -310,6 +310,22 @@ class CreateRequest:
         return replace(self, files=files, from_="", target=target)
 
 
+def check_runnable(kernel, gguf, label: str = "") -> None:
+    """Refuse a model file no installed engine can run (hook ``check_model``): an unknown
+    architecture, a file with no tensors, broken hyperparameters, missing or misshapen tensors."""
+    where = f'"{label}": ' if label else ""
+    if not gguf.tensors:
+        raise InvalidModelFile(f"{where}model file has no tensors")
+    arch = gguf.metadata.get("general.architecture")
+    try:
+        claimed = kernel.hook.check_model(kernel=kernel, gguf=gguf)
+    except InvalidModelFile as exc:
+        raise InvalidModelFile(where + exc.message) from None
+    if not claimed:
+        shown = f"'{arch}'" if isinstance(arch, str) and arch else "(none given)"
+        raise InvalidModelFile(f"{where}unsupported model architecture {shown}")
+
+
 @dataclass
 class BaseLayer:
     """A layer of the model being built, with what create learned about it.
@@ -355,6 +371,8 @@ class CreateContext:
                  origin: str = "file", status: str | None = None, layer_name: str = "") -> BaseLayer:
         """Add an existing blob as a layer; ``label`` names it in errors (the file key)."""
         size = self.blob_size(digest, label or from_)
+        if media_type == mf.MODEL and gguf is not None and origin == "file":
+            check_runnable(self.kernel, gguf, label or from_)
         layer = mf.Layer(media_type, digest, size, from_, layer_name)
         base = BaseLayer(layer, status or f"using existing layer {digest}", gguf, origin)
         self.layers.append(base)

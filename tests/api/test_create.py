@@ -53,7 +53,7 @@ def test_create_from_gguf_streams_statuses_and_writes_manifest(client, models_di
     assert config["model_format"] == "gguf"
     assert config["model_family"] == "llama"
     assert config["model_families"] == ["llama"]
-    assert config["model_type"] == "256"  # 8 x 32 parameters
+    assert config["model_type"] == "6K"  # 6,496 parameters, in Ollama's rounding
     assert config["file_type"] == "F16"
     assert config["architecture"] == "amd64" and config["os"] == "linux"
     assert config["context_length"] == 64 and config["embedding_length"] == 32

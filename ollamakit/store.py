@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,6 @@ CHUNK = 1 << 20
 # Ollama's prefix for the temporary files of blobs (``os.CreateTemp(blobs, "sha256-")``). What
 # follows it is random and short, never the 64 hex digits of a blob's own name.
 SCRATCH_PREFIX = "sha256-"
-_BLOB_NAME = re.compile(r"^sha256-[0-9a-fA-F]{64}")  # a blob, or a pull's -partial files of one
 MAX_TEXT_LAYER = 64 * 1024 * 1024  # template/system/params/messages/license blobs are small
 
 
@@ -333,23 +331,9 @@ class ModelStore:
                 if age > grace_seconds:
                     self.storage.delete_blob(digest)
                     removed.append(digest)
-        self._sweep_scratch(time.time() - grace_seconds)
         return removed
 
-    def _sweep_scratch(self, deadline: float) -> None:
-        """Remove scratch files a killed process left, as Ollama's pruning does in ``blobs/``.
-        A live one is written to until it is committed, so it is newer than ``deadline``."""
-        try:
-            leftovers = [
-                path
-                for path in Path(self.storage.scratch_dir()).glob(SCRATCH_PREFIX + "*")
-                if not _BLOB_NAME.match(path.name)
-            ]
-        except Exception:  # a driver without local scratch files
-            return
-        for path in leftovers:
-            try:
-                if path.is_file() and path.stat().st_mtime < deadline:
-                    path.unlink()
-            except OSError:
-                pass
+    def remove_leftovers(self) -> None:
+        """Start-up: remove the temporary files of processes that ended without cleaning up
+        (the driver knows which are whose; a live process's are never touched)."""
+        self.storage.remove_leftovers()

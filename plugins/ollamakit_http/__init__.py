@@ -37,10 +37,9 @@ class WaitressTransport(Transport):
             raise ListenError(listen_error(host, port, exc)) from None
         self.listening(host, port)
         scratch_files = ScratchFiles(self.kernel.store)
-        scratch_files.sweep(older_than=2 * CHANNEL_TIMEOUT)
         install(sockets.values(), scratch_files)
         server.print_listen("Serving on http://{}:{}")
-        restore = _remove_uploads_on_sigterm(scratch_files)
+        restore = _remove_uploads_on_sigterm(scratch_files, self.kernel.storage)
         try:
             server.run()
         finally:
@@ -88,9 +87,10 @@ def listen_error(host: str, port: int, exc: OSError) -> str:
     return f"listen tcp {address}: bind: {reason}"
 
 
-def _remove_uploads_on_sigterm(scratch_files: ScratchFiles):
+def _remove_uploads_on_sigterm(scratch_files: ScratchFiles, storage):
     """SIGTERM ends the server at once, as before; first it removes the files of uploads in
-    progress. Returns the function that puts the previous handler back."""
+    progress and the store's temporary folder. Returns the function that puts the previous
+    handler back."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.getsignal(signal.SIGTERM)
@@ -103,7 +103,11 @@ def _remove_uploads_on_sigterm(scratch_files: ScratchFiles):
             os.kill(os.getpid(), signal.SIGTERM)
 
     def on_sigterm(signum, frame):
-        scratch_files.unlink_all_then(lambda: terminate(signum, frame))
+        def leave():
+            storage.close_at_signal()
+            terminate(signum, frame)
+
+        scratch_files.unlink_all_then(leave)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -20,6 +20,7 @@ from .scratch import ScratchFiles
 
 # Blobs are model files: allow request bodies of any practical size (waitress defaults to 1 GB).
 MAX_BODY = 1 << 40
+MAX_HEADER = 1 << 20
 CHANNEL_TIMEOUT = 600
 
 
@@ -37,7 +38,7 @@ class WaitressTransport(Transport):
             raise ListenError(listen_error(host, port, exc)) from None
         self.listening(host, port)
         scratch_files = ScratchFiles(self.kernel.store)
-        install(sockets.values(), scratch_files)
+        install(sockets.values(), scratch_files, self.kernel.settings.max_request_body)
         server.print_listen("Serving on http://{}:{}")
         restore = _remove_uploads_on_sigterm(scratch_files, self.kernel.storage)
         try:
@@ -63,6 +64,9 @@ class WaitressTransport(Transport):
             # whose client left held its slot to the end.
             channel_request_lookahead=1,
             max_request_body_size=MAX_BODY,
+            # Go's http.Server default (DefaultMaxHeaderBytes), which Ollama keeps; past it the
+            # answer is 431 (receive.py closes the connection so that the client reads it).
+            max_request_header_size=MAX_HEADER,
             # Bodies other than blob uploads that pass 1 MiB go to a temp file rather than
             # growing a memory buffer to 64 MiB first.
             inbuf_overflow=1 << 20,

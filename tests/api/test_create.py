@@ -208,8 +208,10 @@ def test_quantize_runs_the_named_quantizer(kernel, models_dir, tmp_path, file_ty
     assert layer["digest"] == digest_of(quantized)
     config = json.loads(read_blob(models_dir, read_manifest(models_dir, "q")["config"]["digest"]))
     assert config["file_type"] == "Q4_K_M"
-    # The scratch output, in blobs/ as Ollama's temporary files are, was moved in or removed.
-    assert all(is_digest(p.name) for p in (models_dir / "blobs").iterdir())
+    # The scratch output, in this process's temporary folder in blobs/, was moved in or removed.
+    blobs = list((models_dir / "blobs").iterdir())
+    assert all(is_digest(p.name) for p in blobs if p.is_file())
+    assert all(p.name.startswith("sha256-tmp-") and not any(p.iterdir()) for p in blobs if p.is_dir())
     assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
 
 
@@ -333,7 +335,7 @@ def test_create_keeps_no_unreferenced_blobs(client, models_dir, tmp_path):
     create(client, model="chat", files={"m.gguf": blob}, parameters={"temperature": 0.3})
     manifest = read_manifest(models_dir, "chat")
     referenced = {manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])}
-    on_disk = {"sha256:" + p.name[7:] for p in (models_dir / "blobs").iterdir()}
+    on_disk = {"sha256:" + p.name[7:] for p in (models_dir / "blobs").iterdir() if p.is_file()}
     assert on_disk == referenced
     params = next(layer for layer in manifest["layers"] if layer["mediaType"] == mf.PARAMS)
     assert json.loads(read_blob(models_dir, params["digest"])) == {"stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.3}

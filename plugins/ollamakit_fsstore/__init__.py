@@ -35,6 +35,7 @@ SCRATCH_PREFIX = "sha256-tmp-"  # this process's temporary folder in blobs/
 _MANIFEST_TEMP = ".tmp-"  # manifests written by earlier versions beside their final name
 _BLOB_OR_PARTIAL = re.compile(r"^sha256-[0-9a-fA-F]{64}")  # a blob, or a pull's -partial files of one
 UNOWNED_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
+_OLD_SCRATCH = ("*.upload", "*.gguf", "sha256-*")  # what earlier versions left in <models>/tmp
 
 
 def atomic_write(path: Path, data: bytes, scratch: Path | None = None) -> None:
@@ -127,17 +128,20 @@ class FileSystemStorage(Storage):
 
     def remove_leftovers(self) -> None:
         remove_dead(self.blobs, SCRATCH_PREFIX)
-        # Files nobody owns: Ollama's temporary blobs (``sha256-<random>``, not a digest) and
-        # the manifest temporaries of earlier versions. As Ollama's pruning does, one an hour
-        # old is a leftover; a pull's ``-partial`` files are kept for it to resume.
+        # Files nobody owns: Ollama's temporary blobs (``sha256-<random>``, not a digest), and
+        # the manifest temporaries and ``tmp/`` files of earlier versions. As Ollama's pruning
+        # does, one an hour old is a leftover; a pull's ``-partial`` files stay for it to resume.
         deadline = time.time() - UNOWNED_GRACE
         loose = [p for p in self.blobs.glob("sha256-*") if not _BLOB_OR_PARTIAL.match(p.name)]
-        for path in loose + list(self.manifests.glob(f"*/*/*/{_MANIFEST_TEMP}*")):
+        loose += self.manifests.glob(f"*/*/*/{_MANIFEST_TEMP}*")
+        loose += [p for pattern in _OLD_SCRATCH for p in (self.root / "tmp").glob(pattern)]
+        for path in loose:
             try:
                 if path.is_file() and path.stat().st_mtime < deadline:
                     path.unlink()
             except OSError:
                 pass
+        self._drop_old_scratch_folder()
 
     def close(self) -> None:
         self._scratch.close()

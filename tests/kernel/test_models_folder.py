@@ -65,10 +65,14 @@ def test_start_up_removes_stale_unowned_temporary_files_only(kernel):
         path.write_bytes(b"x")
         if path is not fresh:
             os.utime(path, (long_ago, long_ago))
+    old_scratch = kernel.settings.models_dir / "tmp" / "k1ll3d.upload"  # an earlier version's
+    old_scratch.parent.mkdir()
+    old_scratch.write_bytes(b"x")
+    os.utime(old_scratch, (long_ago, long_ago))
     owned = store.scratch_file(".upload")
     os.utime(owned, (long_ago, long_ago))  # old, but its process (this one) lives
     store.remove_leftovers()
-    assert not stale.exists() and not manifest_temp.exists()
+    assert not stale.exists() and not manifest_temp.exists() and not old_scratch.parent.exists()
     assert fresh.exists() and partial.exists() and others.exists() and owned.exists()
 
 

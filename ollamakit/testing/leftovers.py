@@ -16,7 +16,7 @@ from .. import manifest as mf
 
 # What may stay in blobs/ besides blobs: a pull's resumable state, which the next pull of the
 # same digest picks up (Ollama's layout), and the lock a downloader takes on it.
-_KEPT = re.compile(r"^sha256-[0-9a-f]{64}(-partial(-\d+|\.lock)?)?$")
+_KEPT = re.compile(r"^sha256-[0-9a-f]{64}(-partial(-\d+|\.lock)?)?\Z")
 
 
 def dead_folders(models_dir: Path) -> list[Path]:

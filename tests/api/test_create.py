@@ -141,8 +141,7 @@ def test_recreating_a_model_removes_layers_only_the_old_version_used(client, mod
 
 
 def test_adapter_layer(client, models_dir, tmp_path):
-    meta = {"general.architecture": "llama", "llama.block_count": 1, "llama.embedding_length": 32}
-    model_blob = upload(client, make_gguf(tmp_path / "m.gguf", meta, {"blk.0.attn_q.weight": np.zeros((32, 32), np.float16)}).read_bytes())
+    model_blob = upload(client, tiny_gguf(tmp_path / "m.gguf"))  # its blk.0.attn_q.weight is 32 x 32
     lora = {"blk.0.attn_q.weight.lora_a": np.zeros((2, 32), np.float32), "blk.0.attn_q.weight.lora_b": np.zeros((32, 2), np.float32)}
     meta = {"general.type": "adapter", "general.architecture": "llama", "adapter.type": "lora"}
     adapter = upload(client, make_gguf(tmp_path / "lora.gguf", meta, lora).read_bytes())

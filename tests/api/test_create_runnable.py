@@ -87,11 +87,12 @@ def test_a_sound_file_is_accepted_with_optional_tensors(client, tmp_path):
     assert create(client, model="ok", files={"m.gguf": digest})[-1] == {"status": "success"}
 
 
-def test_adapters_and_projectors_are_not_asked(client, tmp_path):
-    """Only the model's own weights must run on an engine; an adapter is the engine's business
-    when it loads it."""
+def test_adapters_are_not_held_to_a_model_s_requirements(client, tmp_path):
+    """Only the model's own weights must be a whole model; an adapter holds a few tensors (and
+    is checked against the model it is created with)."""
     base = upload(client, tiny_gguf(tmp_path / "base.gguf"))
-    adapter = upload(client, variant(tmp_path / "lora.gguf", {"general.type": "adapter"}, {"a": np.zeros((4, 32), np.float16)}))
+    lora = {"blk.0.attn_q.weight.lora_a": np.zeros((2, 32), np.float32), "blk.0.attn_q.weight.lora_b": np.zeros((32, 2), np.float32)}
+    adapter = upload(client, variant(tmp_path / "lora.gguf", {"general.type": "adapter", "adapter.type": "lora"}, lora))
     assert create(client, model="m", files={"m.gguf": base}, adapters={"a.gguf": adapter})[-1] == {"status": "success"}
 
 

@@ -153,16 +153,12 @@ class _Parser:
         count = self.u64(f"the length of {what}")
         if count > MAX_ARRAY_LENGTH:
             raise invalid(f"{what} has {count} elements, more than the limit of {MAX_ARRAY_LENGTH}")
-        self.count(count, what, strings=element_type == ValueType.STRING)
-        if element_type == ValueType.ARRAY:
-            self.nested += count
-            if self.nested > MAX_NESTED_ARRAYS:
-                raise invalid(f"{what} holds arrays of arrays past the limit of {MAX_NESTED_ARRAYS} in all")
         dtype = SCALAR_DTYPES.get(element_type)
         if dtype is not None:
             nbytes = count * SCALAR_STRUCTS[element_type].size
             if nbytes > self.remaining():
                 raise invalid(f"{what} has {count} elements, more than the file holds")
+            self.count(count, what)
             values = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos)
             self.pos += nbytes
             if element_type == ValueType.BOOL:
@@ -173,10 +169,15 @@ class _Parser:
         if element_type == ValueType.STRING:
             if count * 8 > self.remaining():
                 raise invalid(f"{what} has {count} strings, more than the file holds")
+            self.count(count, what, strings=True)
             return self._strings(count, what), element_type
         if element_type == ValueType.ARRAY:
             if count * 12 > self.remaining():
                 raise invalid(f"{what} has {count} arrays, more than the file holds")
+            self.count(count, what)
+            self.nested += count
+            if self.nested > MAX_NESTED_ARRAYS:
+                raise invalid(f"{what} holds arrays of arrays past the limit of {MAX_NESTED_ARRAYS} in all")
             leaf = ValueType.ARRAY
             items = []
             for i in range(count):

@@ -16,6 +16,9 @@ DEFAULT_PORT = 11434
 # num_predict 2**63 (or -1 with a huge context) holds a slot without end. 32768 leaves room for
 # the longest answers models give (reasoning models think for tens of thousands of tokens).
 DEFAULT_MAX_PREDICT = 32768
+# The largest request body other than a blob upload: room for a chat with several large images
+# (base64) or a long embed batch, small enough that decoding it cannot exhaust memory.
+DEFAULT_MAX_REQUEST_BODY = 64 << 20
 
 
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
@@ -183,6 +186,7 @@ class Settings:
     max_queue: int = 512
     context_length: int = 4096
     max_predict: int = DEFAULT_MAX_PREDICT  # the most tokens one request may generate
+    max_request_body: int = DEFAULT_MAX_REQUEST_BODY  # bytes; blob uploads are not bounded by it
     load_timeout: float = 300.0  # seconds; math.inf: no limit
     memory_fraction: float = 0.8  # share of RAM loaded models may fill before LRU eviction
     noprune: bool = False
@@ -227,6 +231,7 @@ class Settings:
             context_length=_env_uint("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
             load_timeout=load_timeout if load_timeout > 0 else math.inf,
             max_predict=max(0, _env_int("OLLAMAKIT_MAX_PREDICT", 0)) or DEFAULT_MAX_PREDICT,
+            max_request_body=max(0, _env_int("OLLAMAKIT_MAX_REQUEST_BODY", 0)) or DEFAULT_MAX_REQUEST_BODY,
             memory_fraction=_env_float("OLLAMAKIT_MEMORY_FRACTION", 0.8),
             noprune=parse_bool(_env("OLLAMA_NOPRUNE")),
             debug=level <= logging.DEBUG,

@@ -17,11 +17,18 @@ from typing import Any
 
 from . import manifest as mf
 from .digests import parse_digest
-from .errors import BadRequest
+from .errors import BadRequest, InvalidModelFile, TooLarge
 from .names import ModelName
 
 MAX_FILES = 10_000
 MAX_FILE_KEY = 4096
+# A create request's own parts (docs/configuration.md, "Limits"). Ollama sets none, but each
+# license and message is a blob or a line of work, and every text is read back in full by show
+# and at load: Modelfiles hold a few of each, and the largest real licenses are tens of KB.
+MAX_LICENSES = 64
+MAX_TEXT = 8 << 20  # bytes of a template, of a system prompt, of the licenses together
+MAX_MESSAGES = 1024
+MAX_PARAMETERS = 256  # keys, and values in a list (stop)
 
 # Ollama's option types (``api.Options``), so stored parameters are typed as its FormatParams
 # types them: ``PARAMETER temperature 0.7`` is a number, ``stop`` is always a list.
@@ -50,7 +57,7 @@ PARAMETER_BOUNDS = {
 
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
-_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z")
 
 def _semver_key(version: str) -> tuple:
     """A sort key with semver's order: a pre-release sorts before its release, numeric
@@ -205,10 +212,42 @@ def _licenses(value) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v for v in value if v]
-    raise BadRequest("license must be a string or a list of strings")
+        licenses = [value] if value else []
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if len(value) > MAX_LICENSES:
+            raise BadRequest(f"too many licenses: {len(value)} (at most {MAX_LICENSES})")
+        licenses = [v for v in value if v]
+    else:
+        raise BadRequest("license must be a string or a list of strings")
+    _bounded_text("license", sum(len(v) for v in licenses), licenses)
+    return licenses
+
+
+def _bounded_text(field: str, chars: int, texts) -> None:
+    """Refuse ``texts`` past MAX_TEXT bytes together (counted cheaply: a character is at
+    most four bytes, and only a text that could be too long is encoded)."""
+    if chars * 4 <= MAX_TEXT:
+        return
+    size = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    if size > MAX_TEXT:
+        raise TooLarge(f"{field} too large: {size} bytes (at most {MAX_TEXT})")
+
+
+def _text(body: dict, key: str) -> str | None:
+    value = _get(body, key, str) or None
+    if value is not None:
+        _bounded_text(key, len(value), [value])
+    return value
+
+
+def _parameters(body: dict) -> dict:
+    params = _get(body, "parameters", dict, {})
+    if len(params) > MAX_PARAMETERS:
+        raise BadRequest(f"too many parameters: {len(params)} (at most {MAX_PARAMETERS})")
+    for key, value in params.items():
+        if isinstance(value, list) and len(value) > MAX_PARAMETERS:
+            raise BadRequest(f'too many values for parameter "{key}": {len(value)} (at most {MAX_PARAMETERS})')
+    return normalize_parameters(params)
 
 
 def _info(value) -> dict:
@@ -283,16 +322,18 @@ class CreateRequest:
         if requires and not _SEMVER.match(requires):
             raise BadRequest("requires must be a valid semver (e.g. 0.14.0)")
         messages = _get(body, "messages", list, [])
+        if len(messages) > MAX_MESSAGES:
+            raise BadRequest(f"too many messages: {len(messages)} (at most {MAX_MESSAGES})")
         return cls(
             name=name,
             from_=from_,
             files=_digests(files),
             adapters=_digests(adapters),
             draft_files=_digests(draft_files),
-            template=_get(body, "template", str) or None,
-            system=_get(body, "system", str) or None,
+            template=_text(body, "template"),
+            system=_text(body, "system"),
             license=_licenses(body.get("license")),
-            parameters=normalize_parameters(_get(body, "parameters", dict, {})),
+            parameters=_parameters(body),
             messages=[normalize_message(m) for m in messages],
             quantize=_get(body, "quantize", str, "") or _get(body, "quantization", str, ""),
             draft_quantize=draft_quantize,
@@ -308,6 +349,22 @@ class CreateRequest:
         """The same request, asking a source about the adapter or draft files instead."""
         files = {"adapter": self.adapters, "draft": self.draft_files}[target]
         return replace(self, files=files, from_="", target=target)
+
+
+def check_runnable(kernel, gguf, label: str = "") -> None:
+    """Refuse a model file no installed engine can run (hook ``check_model``): an unknown
+    architecture, a file with no tensors, broken hyperparameters, missing or misshapen tensors."""
+    where = f'"{label}": ' if label else ""
+    if not gguf.tensors:
+        raise InvalidModelFile(f"{where}model file has no tensors")
+    arch = gguf.metadata.get("general.architecture")
+    try:
+        claimed = kernel.hook.check_model(kernel=kernel, gguf=gguf)
+    except InvalidModelFile as exc:
+        raise InvalidModelFile(where + exc.message) from None
+    if not claimed:
+        shown = f"'{arch}'" if isinstance(arch, str) and arch else "(none given)"
+        raise InvalidModelFile(f"{where}unsupported model architecture {shown}")
 
 
 @dataclass
@@ -355,6 +412,8 @@ class CreateContext:
                  origin: str = "file", status: str | None = None, layer_name: str = "") -> BaseLayer:
         """Add an existing blob as a layer; ``label`` names it in errors (the file key)."""
         size = self.blob_size(digest, label or from_)
+        if media_type == mf.MODEL and gguf is not None and origin == "file":
+            check_runnable(self.kernel, gguf, label or from_)
         layer = mf.Layer(media_type, digest, size, from_, layer_name)
         base = BaseLayer(layer, status or f"using existing layer {digest}", gguf, origin)
         self.layers.append(base)
@@ -362,12 +421,10 @@ class CreateContext:
 
     def store_bytes(self, data: bytes) -> tuple[str, int, bool]:
         """Put ``data`` in the store; returns (digest, size, whether it was new)."""
-        temp = self.store.scratch_file()
-        try:
-            temp.write_bytes(data)
-            return self.store_file(temp)
-        finally:
-            temp.unlink(missing_ok=True)
+        digest, size, new = self.store.put_bytes(data)
+        if new:
+            self.created.add(digest)
+        return digest, size, new
 
     def store_file(self, path) -> tuple[str, int, bool]:
         """Move a scratch file in as a blob; returns (digest, size, whether it was new)."""

@@ -7,7 +7,8 @@ import re
 
 from .errors import InvalidDigest
 
-_DIGEST = re.compile(r"^sha256[:-]([0-9a-fA-F]{64})$")
+# \Z, not $: "$" also matches before a final newline, so "sha256:<hex>\n" would pass.
+_DIGEST = re.compile(r"^sha256[:-]([0-9a-fA-F]{64})\Z")
 
 
 def parse_digest(digest: str) -> str:

@@ -29,6 +29,19 @@ class NotFound(OllamaError):
     status = 404
 
 
+class TooLarge(OllamaError):
+    """A request or one of its parts past a documented limit (docs/configuration.md)."""
+
+    status = 413
+
+
+class StoreNotWritable(OllamaError):
+    """The model store cannot take a write: a read-only or full disk, no permission. Said in
+    the system's own words, never with the file's path (the server log has that)."""
+
+    status = 507  # Insufficient Storage: the server cannot store what the request needs
+
+
 class Busy(OllamaError):
     status = 503
 

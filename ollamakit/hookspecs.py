@@ -63,6 +63,18 @@ def resolve_model_source(request, kernel):
 
 
 @hookspec(firstresult=True)
+def check_model(kernel, gguf):
+    """Whether a new model's weights can run, asked by create before anything is stored.
+
+    ``gguf`` is the file's parsed header: ``metadata`` (plain values) and ``tensors`` (each
+    with ``name``, ``shape`` in GGML order and ``ggml_type``). Return True when its
+    architecture is yours and it holds what that architecture needs; raise
+    ``InvalidModelFile`` saying what is wrong when it is yours and does not; return None when
+    it is not yours. A model no plugin claims is refused as an unsupported architecture.
+    """
+
+
+@hookspec(firstresult=True)
 def make_scheduler(kernel):
     """Return the object that loads models and runs requests (see ``ollamakit_scheduler``)."""
 

@@ -69,10 +69,23 @@ class Storage(ABC):
         """Every manifest's name parts with its modification time (seconds since the epoch)."""
 
     def scratch_dir(self) -> Path:
-        """A local directory for temporary files that ``put_blob`` can move from cheaply."""
+        """A local directory for temporary files that ``put_blob`` can move from cheaply.
+        Best made this process's own (``ollamakit.scratch.OwnedFolder``), so that what a
+        crashed process left can be told from what a live one is writing."""
         path = self.kernel.settings.models_dir / "tmp"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def remove_leftovers(self) -> None:
+        """Remove the temporary files of processes that ended without cleaning up (called at
+        start-up; must never touch a live process's files)."""
+
+    def close(self) -> None:
+        """Release what the driver holds (its temporary folder, connections)."""
+
+    def close_at_signal(self) -> None:
+        """What ``close`` must not leave behind when a signal ends the process at once (taking
+        no lock: it runs in a signal handler). By default nothing."""
 
 
 class ComputeBackend(ABC):

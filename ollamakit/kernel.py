@@ -51,6 +51,8 @@ class Kernel:
     def close(self) -> None:
         if "scheduler" in self.__dict__ and hasattr(self.scheduler, "close"):
             self.scheduler.close()
+        if "storage" in self.__dict__:
+            self.storage.close()
 
 
 def make_kernel(settings: Settings | None = None, **plugin_options) -> Kernel:

@@ -11,10 +11,10 @@ DEFAULT_TAG = "latest"
 
 # Each part starts with a letter, digit or underscore; the allowed tail differs per part.
 _PARTS = {
-    "host": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$"), 350),
-    "namespace": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"), 80),
-    "model": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"), 80),
-    "tag": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"), 80),
+    "host": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z"), 350),
+    "namespace": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*\Z"), 80),
+    "model": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z"), 80),
+    "tag": (re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z"), 80),
 }
 
 

@@ -3,15 +3,18 @@ on top of whichever ``Storage`` driver holds the bytes."""
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
+import logging
 import os
-import re
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -19,15 +22,55 @@ from pathlib import Path
 
 from . import manifest as mf
 from .digests import parse_digest
-from .errors import BadRequest, DigestMismatch, NotFound
+from .errors import BadRequest, DigestMismatch, NotFound, StoreNotWritable
 from .names import ModelName
 
 CHUNK = 1 << 20
 # Ollama's prefix for the temporary files of blobs (``os.CreateTemp(blobs, "sha256-")``). What
 # follows it is random and short, never the 64 hex digits of a blob's own name.
 SCRATCH_PREFIX = "sha256-"
-_BLOB_NAME = re.compile(r"^sha256-[0-9a-fA-F]{64}")  # a blob, or a pull's -partial files of one
 MAX_TEXT_LAYER = 64 * 1024 * 1024  # template/system/params/messages/license blobs are small
+
+
+log = logging.getLogger(__name__)
+
+# The conditions under which a store cannot be written, in Go's words for them (which Ollama's
+# errors carry): a client is told which, never the path or the rest of the exception.
+UNWRITABLE = {
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def unwritable(exc: BaseException) -> StoreNotWritable | None:
+    """The client's error for an OSError that means the store cannot be written, else None."""
+    reason = UNWRITABLE.get(exc.errno) if isinstance(exc, OSError) else None
+    return StoreNotWritable(f"cannot write to the model store: {reason}") if reason else None
+
+
+@contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn a write that fails for want of space or permission into ``StoreNotWritable``."""
+    try:
+        yield
+    except OSError as exc:
+        error = unwritable(exc)
+        if error is None:
+            raise
+        log.error("the model store cannot be written (%s): %s", what, exc)
+        raise error from None
+
+
+def _writes(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with writing(method.__name__):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -152,12 +195,14 @@ class ModelStore:
         with self.storage.open_blob(digest) as fh:
             return fh.read(limit + 1)[:limit]
 
+    @_writes
     def scratch_file(self, suffix: str = "") -> Path:
         """A new empty temporary file beside the blobs; the caller removes or commits it."""
         fd, name = tempfile.mkstemp(prefix=SCRATCH_PREFIX, suffix=suffix, dir=self.storage.scratch_dir())
         os.close(fd)
         return Path(name)
 
+    @_writes
     def write_blob(self, digest: str, chunks: Iterable[bytes]) -> bool:
         """Stream ``chunks`` to disk while hashing; commit only if they hash to ``digest``.
 
@@ -183,6 +228,7 @@ class ModelStore:
         finally:
             temp.unlink(missing_ok=True)
 
+    @_writes
     def adopt_blob(self, digest: str, path: Path, sha256_hex: str) -> bool:
         """Commit a scratch file whose bytes were already hashed as they arrived (a transport's
         ``ReceivedBody``): the same checks and durability as ``write_blob``, without reading
@@ -212,6 +258,7 @@ class ModelStore:
         digest, size, _ = self.put_file(path)
         return digest, size
 
+    @_writes
     def put_file(self, path: Path) -> tuple[str, int, bool]:
         """As ``add_file``, also saying whether the blob is new (create reports which)."""
         sha = hashlib.sha256()
@@ -223,10 +270,16 @@ class ModelStore:
         return digest, size, self.storage.put_blob(digest, path)
 
     def add_bytes(self, data: bytes) -> tuple[str, int]:
+        digest, size, _ = self.put_bytes(data)
+        return digest, size
+
+    @_writes
+    def put_bytes(self, data: bytes) -> tuple[str, int, bool]:
+        """Store ``data`` as a blob; returns (digest, size, whether it is new)."""
         temp = self.scratch_file()
         try:
             temp.write_bytes(data)
-            return self.add_file(temp)
+            return self.put_file(temp)
         finally:
             temp.unlink(missing_ok=True)
 
@@ -268,6 +321,7 @@ class ModelStore:
         models.sort(key=lambda m: m.mtime, reverse=True)
         return models
 
+    @_writes
     def write_manifest(self, name: ModelName, manifest: mf.Manifest | bytes) -> None:
         data = manifest if isinstance(manifest, bytes) else manifest.to_bytes()
         parsed = mf.Manifest.parse(data)
@@ -285,6 +339,7 @@ class ModelStore:
             raise NotFound(f'model "{source.display_shortest()}" not found')
         self.write_manifest(destination, model.manifest_bytes)
 
+    @_writes
     def delete(self, name: ModelName) -> None:
         with self._lock:
             model = self.get(name)
@@ -305,6 +360,7 @@ class ModelStore:
                 return None
         return referenced
 
+    @_writes
     def collect_garbage(self, candidates: Iterable[str]) -> list[str]:
         """Delete those of ``candidates`` that no manifest references any more."""
         with self._lock:
@@ -317,7 +373,15 @@ class ModelStore:
             return removed
 
     def prune(self, grace_seconds: float = 3600.0) -> list[str]:
-        """Start-up pruning: blobs no manifest references, older than the grace period."""
+        """Start-up pruning: blobs no manifest references, older than the grace period. A
+        store that cannot be written is served as it is (reads work), with a warning."""
+        try:
+            return self._prune(grace_seconds)
+        except OSError as exc:
+            log.warning("start-up pruning stopped: the model store cannot be written (%s)", exc)
+            return []
+
+    def _prune(self, grace_seconds: float) -> list[str]:
         with self._lock:
             referenced = self.referenced_digests()
             if referenced is None:
@@ -333,23 +397,12 @@ class ModelStore:
                 if age > grace_seconds:
                     self.storage.delete_blob(digest)
                     removed.append(digest)
-        self._sweep_scratch(time.time() - grace_seconds)
         return removed
 
-    def _sweep_scratch(self, deadline: float) -> None:
-        """Remove scratch files a killed process left, as Ollama's pruning does in ``blobs/``.
-        A live one is written to until it is committed, so it is newer than ``deadline``."""
+    def remove_leftovers(self) -> None:
+        """Start-up: remove the temporary files of processes that ended without cleaning up
+        (the driver knows which are whose; a live process's are never touched)."""
         try:
-            leftovers = [
-                path
-                for path in Path(self.storage.scratch_dir()).glob(SCRATCH_PREFIX + "*")
-                if not _BLOB_NAME.match(path.name)
-            ]
-        except Exception:  # a driver without local scratch files
-            return
-        for path in leftovers:
-            try:
-                if path.is_file() and path.stat().st_mtime < deadline:
-                    path.unlink()
-            except OSError:
-                pass
+            self.storage.remove_leftovers()
+        except OSError as exc:
+            log.warning("temporary files left by ended processes stay: %s", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from ..errors import OllamaError
+from .body import BodyLimit
 from .request_log import RequestLogMiddleware
 from .security import SecurityMiddleware
 from .streaming import error_body, json_response
@@ -35,7 +36,7 @@ def _method_not_allowed(req, resp, exc, params):
 
 
 def create_app(kernel) -> falcon.App:
-    middleware = [SecurityMiddleware(kernel.settings)]
+    middleware = [SecurityMiddleware(kernel.settings), BodyLimit(kernel.settings)]
     if kernel.settings.debug_log_requests:
         middleware.append(RequestLogMiddleware())
     app = falcon.App(middleware=middleware, cors_enable=False)

@@ -6,21 +6,34 @@ import itertools
 import json
 import re
 
-from ..errors import BadRequest
+from ..config import DEFAULT_MAX_REQUEST_BODY
+from ..errors import BadRequest, TooLarge
 
-MAX_JSON_BODY = 256 * 1024 * 1024
+MAX_JSON_BODY = DEFAULT_MAX_REQUEST_BODY  # unless the app sets the server's (BodyLimit)
 
 # A ``\u`` escape of a UTF-16 surrogate; only a body holding one can decode to a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class BodyLimit:
+    """Middleware: hands ``read_json`` the server's ``max_request_body``."""
+
+    def __init__(self, settings):
+        self.limit = settings.max_request_body
+
+    def process_request(self, req, resp):
+        req.context.max_request_body = self.limit
+
+
 def read_json(req) -> dict:
-    """The request body as a JSON object; 400 ``missing request body`` when empty."""
+    """The request body as a JSON object; 400 ``missing request body`` when empty, 413 past
+    ``OLLAMAKIT_MAX_REQUEST_BODY``."""
+    limit = getattr(req.context, "max_request_body", MAX_JSON_BODY)
     length = req.content_length
-    if length is not None and length > MAX_JSON_BODY:
-        raise BadRequest("request body too large")
-    raw = req.bounded_stream.read(MAX_JSON_BODY + 1)
+    if length is not None and length > limit:
+        raise TooLarge(too_large_message(limit))
+    raw = req.bounded_stream.read(limit + 1)
     req.context.raw_body = raw  # for OLLAMA_DEBUG_LOG_REQUESTS (request_log.py)
     return parse_json(raw)
 
@@ -29,8 +42,8 @@ def parse_json(raw: bytes) -> dict:
     """A body already read (or decompressed) as a JSON object, with ``read_json``'s errors."""
     if not raw or not raw.strip():
         raise BadRequest("missing request body")
-    if len(raw) > MAX_JSON_BODY:
-        raise BadRequest("request body too large")
+    if len(raw) > limit:
+        raise TooLarge(too_large_message(limit))
     try:
         body = json.loads(raw, parse_constant=_not_json)
     except UnicodeDecodeError:
@@ -46,6 +59,10 @@ def parse_json(raw: bytes) -> dict:
     if _SURROGATE_ESCAPE.search(raw):
         _refuse_lone_surrogates(body)
     return body
+
+
+def too_large_message(limit: int) -> str:
+    return f"request body too large: more than {limit} bytes (OLLAMAKIT_MAX_REQUEST_BODY)"
 
 
 def _not_json(constant: str):

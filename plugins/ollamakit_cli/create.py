@@ -10,7 +10,7 @@ import click
 from ollamakit.names import ModelName
 
 from .client import Client
-from .files import create_plan
+from .files import NotRegularFile, create_plan, open_regular
 from .modelfile import MAX_MODELFILE_BYTES, ModelfileError, parse
 from .progress import Progress
 
@@ -24,15 +24,17 @@ def read_modelfile(path: str | None) -> tuple[str, Path]:
             return "FROM .\n", Path.cwd()
         path = str(default)
     file = Path(path)
+    if file.is_dir():
+        raise click.ClickException(f"{path} is a folder; -f names a Modelfile")
     try:
-        size = file.stat().st_size
-        if size > MAX_MODELFILE_BYTES:
-            raise click.ClickException(f"{path} is {size} bytes; a Modelfile may be {MAX_MODELFILE_BYTES} at most")
-        data = file.read_bytes()
+        with open_regular(file) as fh:
+            data = fh.read(MAX_MODELFILE_BYTES + 1)
+        if len(data) > MAX_MODELFILE_BYTES:
+            raise click.ClickException(f"{path} is more than {MAX_MODELFILE_BYTES} bytes; that is the most a Modelfile may be")
     except FileNotFoundError:
         raise click.ClickException(f"specified Modelfile wasn't found: {path}") from None
-    except IsADirectoryError:
-        raise click.ClickException(f"{path} is a folder; -f names a Modelfile") from None
+    except NotRegularFile:
+        raise click.ClickException(f"{path} is not a regular file; -f names a Modelfile") from None
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
     try:

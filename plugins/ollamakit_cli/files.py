@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,12 +54,33 @@ def expand_path(value: str, base_dir: Path) -> Path:
     return Path(os.path.abspath(path))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+class NotRegularFile(ModelfileError):
+    pass
+
+
+def open_regular(path: Path):
+    """``path`` opened for reading, if it is a regular file. A device never ends (``/dev/zero``)
+    and a FIFO may never begin: opened without blocking and checked on the open file, so
+    neither can hang the command and a swap after a check cannot slip through."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file (a device, a FIFO or a socket cannot be read as one)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The file's digest and size, read once."""
+    digest, size = hashlib.sha256(), 0
+    with open_regular(path) as fh:
         while block := fh.read(HASH_CHUNK):
             digest.update(block)
-    return "sha256:" + digest.hexdigest()
+            size += len(block)
+    return "sha256:" + digest.hexdigest(), size
 
 
 def model_files(folder: Path) -> list[Path]:
@@ -112,7 +134,7 @@ class _FileSet:
             if file not in self.paths:
                 self.paths.append(file)
             if file not in self.hashes:
-                self.hashes[file] = LocalFile(file, sha256_file(file), file.stat().st_size)
+                self.hashes[file] = LocalFile(file, *sha256_file(file))
 
     def mapping(self) -> dict[str, str]:
         names = request_file_names(self.paths)
@@ -158,6 +180,8 @@ def create_plan(modelfile: Modelfile, base_dir: Path, warn=None) -> CreatePlan:
                 request.setdefault("license", []).append(value)
             elif keyword == "message":
                 request.setdefault("messages", []).append({"role": instruction.name, "content": value})
+        except NotRegularFile:
+            raise ModelfileError(f"{keyword.upper()} {value}: not a regular file", instruction.line) from None
         except ModelfileError as exc:
             raise ModelfileError(exc.message, exc.line or instruction.line) from None
         except OSError as exc:

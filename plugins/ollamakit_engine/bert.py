@@ -64,7 +64,7 @@ def read_params(metadata: dict) -> BertParams:
         n_ff=m.int("feed_forward_length"),
         n_head=n_head,
         n_ctx_train=m.int("context_length", high=MAX_CONTEXT),
-        norm_eps=m.float("attention.layer_norm_epsilon", 1e-12),
+        norm_eps=m.positive_float("attention.layer_norm_epsilon", 1e-12),
         pooling=pooling,
         normalize=bool(m.raw("normalize_embeddings", False)),
     )

@@ -7,7 +7,7 @@ from ollamakit.hookspecs import hookimpl
 
 # Imported by the hook: the encoder imports numpy, which the CLI does without
 # (``PluginManager.import_deferred`` checks it before serving).
-DEFERRED_IMPORTS = ("ollamakit_engine.bert",)
+DEFERRED_IMPORTS = ("ollamakit_engine.bert", "ollamakit_engine.requirements")
 
 
 @hookimpl
@@ -25,3 +25,13 @@ def load_model(kernel, model, options):
         from .bert import build_bert_runner
 
         return build_bert_runner(gguf, kernel.compute, load_tokenizer(gguf.metadata))
+
+
+@hookimpl
+def check_model(kernel, gguf):
+    if gguf.metadata.get("general.architecture") != "bert":
+        return None
+    from .requirements import check_bert
+
+    check_bert(gguf)
+    return True

@@ -98,6 +98,13 @@ class Metadata:
             raise InvalidModelFile(f"{self.arch}.{key} = {value!r} is not a finite number")
         return float(value)
 
+    def positive_float(self, key: str, default: float | None = None) -> float:
+        """A float that divides or scales (a norm's epsilon): zero or less cannot run."""
+        value = self.float(key, default)
+        if value <= 0:
+            raise InvalidModelFile(f"{self.arch}.{key} = {value!r} must be positive")
+        return value
+
 
 POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last"}
 
@@ -116,6 +123,8 @@ def _common(m: Metadata) -> dict:
     n_head_kv = m.int("attention.head_count_kv", n_head, high=MAX_HEADS)
     if n_head % n_head_kv:
         raise InvalidModelFile(f"{m.arch}: {n_head} query heads cannot share {n_head_kv} key/value heads evenly")
+    if m.raw("attention.key_length") is None and n_embd % n_head:
+        raise InvalidModelFile(f"{m.arch}: width {n_embd} does not split into {n_head} heads")
     head_dim = m.int("attention.key_length", n_embd // n_head)
     head_dim_v = m.int("attention.value_length", head_dim)
     rope_dim = m.int("rope.dimension_count", head_dim)
@@ -140,9 +149,9 @@ def _common(m: Metadata) -> dict:
         head_dim=head_dim,
         head_dim_v=head_dim_v,
         n_ctx_train=m.int("context_length", high=MAX_CONTEXT),
-        norm_eps=m.float("attention.layer_norm_rms_epsilon", 1e-5),
+        norm_eps=m.positive_float("attention.layer_norm_rms_epsilon", 1e-5),
         rope_dim=rope_dim,
-        rope_base=m.float("rope.freq_base", 10000.0),
+        rope_base=m.positive_float("rope.freq_base", 10000.0),
         rope_scale=1.0 / factor if scaling == "linear" else 1.0,
         interleaved_rope=False,
         attn_scale=1.0 / math.sqrt(head_dim),

@@ -7,7 +7,7 @@ from ollamakit.hookspecs import hookimpl
 
 # Imported by the hook: the engine imports numpy, which the CLI does without
 # (``PluginManager.import_deferred`` checks it before serving).
-DEFERRED_IMPORTS = ("ollamakit_engine.loader",)
+DEFERRED_IMPORTS = ("ollamakit_engine.loader", "ollamakit_engine.requirements")
 
 
 @hookimpl
@@ -44,3 +44,13 @@ def estimate_memory(kernel, model, num_ctx, num_parallel):
             return None
         weights_and_caches = estimate_bytes(gguf, kernel.compute, num_ctx, num_parallel, kernel.settings.kv_cache_type)
     return weights_and_caches + sum(path.stat().st_size for path in model.adapter_paths)  # held beside the base
+
+
+@hookimpl
+def check_model(kernel, gguf):
+    from .requirements import check_decoder, supports_decoder
+
+    if not supports_decoder(gguf.metadata):
+        return None
+    check_decoder(gguf)
+    return True

@@ -4,34 +4,56 @@ existing Ollama model directory.
     <models>/blobs/sha256-<hex>
     <models>/manifests/<host>/<namespace>/<model>/<tag>
 
-Every write goes to a temporary file in the same directory and is then renamed into place, so a
-crash leaves either the old file or the new one. As in Ollama, the temporary files of blobs live
-in ``blobs/`` itself (Ollama names them ``sha256-<random>``, and a pull's ``sha256-<hex>-partial``)
-and nothing else is added to the folder: no name there that is not a digest is ever listed as a
-blob, and Ollama's start-up pruning removes such leftovers as ollamakit's does.
+Every write goes to a temporary file and is then renamed or linked into place, so a crash
+leaves either the old file or the new one. A process keeps its temporary files (uploads,
+quantize and conversion outputs, manifests being written) in a folder of its own inside
+``blobs/``, ``sha256-tmp-<pid>-<random>/``, locked for as long as the process lives
+(``ollamakit.scratch``): start-up removes the folders of processes that died, and never one
+that is still in use. Ollama skips folders in ``blobs/`` when it prunes, lists nothing but
+digests there, and names its own temporary files ``sha256-<random>`` and a pull's
+``sha256-<hex>-partial``; the model store's pruning removes stale ones of the former as Ollama's
+does.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ollamakit.digests import blob_filename, is_digest
 from ollamakit.interfaces import Storage
 from ollamakit.names import ModelName
+from ollamakit.scratch import OwnedFolder, remove_dead
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+SCRATCH_PREFIX = "sha256-tmp-"  # this process's temporary folder in blobs/
+_MANIFEST_TEMP = ".tmp-"  # manifests written by earlier versions beside their final name
+_BLOB_OR_PARTIAL = re.compile(r"^sha256-[0-9a-fA-F]{64}")  # a blob, or a pull's -partial files of one
+UNOWNED_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
+_OLD_SCRATCH = ("*.upload", "*.gguf", "sha256-*")  # what earlier versions left in <models>/tmp
+
+
+def atomic_write(path: Path, data: bytes, scratch: Path | None = None) -> None:
+    """Write ``data`` to a temporary file in ``scratch`` (or beside ``path``) and rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    fd, temp = tempfile.mkstemp(prefix=_MANIFEST_TEMP, dir=scratch or path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(temp, path)
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV or scratch is None:
+                raise
+            Path(temp).unlink(missing_ok=True)  # blobs/ is on another disk: write beside it
+            atomic_write(path, data)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -45,6 +67,7 @@ class FileSystemStorage(Storage):
         self.manifests = self.root / "manifests"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.manifests.mkdir(parents=True, exist_ok=True)
+        self._scratch = OwnedFolder(self.blobs, SCRATCH_PREFIX)
         self._fix_blob_names()
         self._drop_old_scratch_folder()
 
@@ -99,10 +122,32 @@ class FileSystemStorage(Storage):
                 yield "sha256:" + path.name[7:]
 
     def scratch_dir(self) -> Path:
-        # blobs/ itself, as Ollama does: committing a blob is a link in the same folder, and the
-        # models folder keeps Ollama's layout, with no tmp/ of its own.
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        return self.blobs
+        # Inside blobs/: committing a blob is a link within one filesystem, and the models
+        # folder keeps Ollama's layout, with no tmp/ of its own.
+        return self._scratch.path
+
+    def remove_leftovers(self) -> None:
+        remove_dead(self.blobs, SCRATCH_PREFIX)
+        # Files nobody owns: Ollama's temporary blobs (``sha256-<random>``, not a digest), and
+        # the manifest temporaries and ``tmp/`` files of earlier versions. As Ollama's pruning
+        # does, one an hour old is a leftover; a pull's ``-partial`` files stay for it to resume.
+        deadline = time.time() - UNOWNED_GRACE
+        loose = [p for p in self.blobs.glob("sha256-*") if not _BLOB_OR_PARTIAL.match(p.name)]
+        loose += self.manifests.glob(f"*/*/*/{_MANIFEST_TEMP}*")
+        loose += [p for pattern in _OLD_SCRATCH for p in (self.root / "tmp").glob(pattern)]
+        for path in loose:
+            try:
+                if path.is_file() and path.stat().st_mtime < deadline:
+                    path.unlink()
+            except OSError:
+                pass
+        self._drop_old_scratch_folder()
+
+    def close(self) -> None:
+        self._scratch.close()
+
+    def close_at_signal(self) -> None:
+        self._scratch.remove_now()
 
     # -- manifests
 
@@ -118,7 +163,7 @@ class FileSystemStorage(Storage):
             return None
 
     def write_manifest(self, parts, data: bytes) -> None:
-        atomic_write(self._manifest_path(parts), data)
+        atomic_write(self._manifest_path(parts), data, self.scratch_dir())
 
     def delete_manifest(self, parts) -> None:
         path = self._manifest_path(parts)
@@ -133,7 +178,7 @@ class FileSystemStorage(Storage):
     def list_manifests(self):
         # Only files exactly four levels deep are models.
         for path in self.manifests.glob("*/*/*/*"):
-            if path.is_file() and not path.name.startswith(".tmp-"):
+            if path.is_file() and not path.name.startswith(_MANIFEST_TEMP):
                 parts = tuple(path.relative_to(self.manifests).parts)
                 if ModelName(*parts).is_valid():
                     yield parts, path.stat().st_mtime

@@ -44,10 +44,15 @@ _HEADER = struct.Struct("<4sIQQ")
 _MIN_KV_BYTES = 8 + 4 + 1  # empty key length, value type, smallest value
 _MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8  # name length + 1 byte, n_dims, one dim, type, offset
 _MAX_ARRAY_DEPTH = 8  # nested arrays are legal but real files never go deeper than two
-# Python objects are many times larger than their packed bytes, so array lengths get a cap of
-# their own beyond the file-size bound. The largest real arrays are vocabularies (262k tokens)
-# and their merges (under a million).
-MAX_ARRAY_LENGTH = 1 << 24
+# Python objects are many times larger than their packed bytes, and every element costs parse
+# time, so the header's contents get caps of their own beyond the file-size bound. Real files
+# stay far below each: a few dozen keys, vocabularies of up to 262k tokens with as many scores
+# and types, merges under a million, and no arrays of arrays (llama.cpp's loader refuses them).
+MAX_ARRAY_LENGTH = 1 << 24  # elements in one array
+MAX_METADATA_ELEMENTS = 1 << 25  # elements in all arrays together
+MAX_METADATA_STRINGS = 1 << 20  # strings in all arrays together: the slowest kind to read
+MAX_NESTED_ARRAYS = 1024  # arrays inside arrays, in the whole header
+MAX_METADATA_KEYS = 1 << 14
 
 
 def invalid(message: str) -> InvalidModelFile:
@@ -75,6 +80,19 @@ class _Parser:
         self.buf = buf
         self.size = size
         self.pos = 0
+        self.elements = 0  # array elements read so far, of every kind
+        self.strings = 0
+        self.nested = 0
+
+    def count(self, n: int, what: str, strings: bool = False) -> None:
+        """Charge ``n`` array elements to the header's budget before reading them."""
+        self.elements += n
+        if self.elements > MAX_METADATA_ELEMENTS:
+            raise invalid(f"{what} takes the metadata past {MAX_METADATA_ELEMENTS} array elements in all")
+        if strings:
+            self.strings += n
+            if self.strings > MAX_METADATA_STRINGS:
+                raise invalid(f"{what} takes the metadata past {MAX_METADATA_STRINGS} strings in arrays")
 
     def remaining(self) -> int:
         return self.size - self.pos
@@ -140,6 +158,7 @@ class _Parser:
             nbytes = count * SCALAR_STRUCTS[element_type].size
             if nbytes > self.remaining():
                 raise invalid(f"{what} has {count} elements, more than the file holds")
+            self.count(count, what)
             values = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos)
             self.pos += nbytes
             if element_type == ValueType.BOOL:
@@ -150,10 +169,15 @@ class _Parser:
         if element_type == ValueType.STRING:
             if count * 8 > self.remaining():
                 raise invalid(f"{what} has {count} strings, more than the file holds")
+            self.count(count, what, strings=True)
             return self._strings(count, what), element_type
         if element_type == ValueType.ARRAY:
             if count * 12 > self.remaining():
                 raise invalid(f"{what} has {count} arrays, more than the file holds")
+            self.count(count, what)
+            self.nested += count
+            if self.nested > MAX_NESTED_ARRAYS:
+                raise invalid(f"{what} holds arrays of arrays past the limit of {MAX_NESTED_ARRAYS} in all")
             leaf = ValueType.ARRAY
             items = []
             for i in range(count):
@@ -249,6 +273,8 @@ class GGUFFile:
             raise invalid(f"tensor count {tensor_count} is more than the file can hold")
         if kv_count * _MIN_KV_BYTES > p.remaining():
             raise invalid(f"metadata count {kv_count} is more than the file can hold")
+        if kv_count > MAX_METADATA_KEYS:
+            raise invalid(f"metadata count {kv_count} is more than the limit of {MAX_METADATA_KEYS}")
 
         self.metadata: dict[str, object] = {}
         self.metadata_types: dict[str, int] = {}

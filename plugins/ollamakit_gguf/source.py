@@ -62,7 +62,8 @@ class GGUFSource(ModelSource):
     def build(self, ctx):
         if self.target == "adapter" and len(self.files) > 1:
             raise BadRequest("only one adapter is currently supported")
-        # Parse every file before the first status line, so a bad file is a plain 400.
+        # Parse and add every file (``add_blob`` checks that a model can run) before the first
+        # status line, so a bad file is a plain 400.
         parsed = []
         for key in sorted(self.files):
             digest = self.files[key]
@@ -70,10 +71,11 @@ class GGUFSource(ModelSource):
             gguf = read_header(ctx.store.blob_path(digest), key)
             parsed.append((key, digest, gguf, layer_media_type(gguf, self.target, key)))
         for key, digest, gguf, media_type in parsed:
-            yield {"status": "parsing GGUF"}
             if media_type == mf.ADAPTER:
                 _check_adapter(ctx, gguf, key)
             ctx.add_blob(media_type, digest, from_=key, label=key, gguf=gguf)
+        for _ in parsed:
+            yield {"status": "parsing GGUF"}
 
 
 def _check_adapter(ctx, adapter: GGUFFile, label: str) -> None:

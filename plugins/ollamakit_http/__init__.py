@@ -20,6 +20,7 @@ from .scratch import ScratchFiles
 
 # Blobs are model files: allow request bodies of any practical size (waitress defaults to 1 GB).
 MAX_BODY = 1 << 40
+MAX_HEADER = 1 << 20
 CHANNEL_TIMEOUT = 600
 # Worker threads. A request waiting for a model slot holds one, so with fewer threads than
 # clients, the rest (an /api/tags or /api/ps among them) wait behind them in waitress's queue.
@@ -41,10 +42,9 @@ class WaitressTransport(Transport):
             raise ListenError(listen_error(host, port, exc)) from None
         self.listening(host, port)
         scratch_files = ScratchFiles(self.kernel.store)
-        scratch_files.sweep(older_than=2 * CHANNEL_TIMEOUT)
-        install(sockets.values(), scratch_files)
+        install(sockets.values(), scratch_files, self.kernel.settings.max_request_body)
         server.print_listen("Serving on http://{}:{}")
-        restore = _remove_uploads_on_sigterm(scratch_files)
+        restore = _remove_uploads_on_sigterm(scratch_files, self.kernel.storage)
         try:
             server.run()
         finally:
@@ -68,6 +68,9 @@ class WaitressTransport(Transport):
             # whose client left held its slot to the end.
             channel_request_lookahead=1,
             max_request_body_size=MAX_BODY,
+            # Go's http.Server default (DefaultMaxHeaderBytes), which Ollama keeps; past it the
+            # answer is 431 (receive.py closes the connection so that the client reads it).
+            max_request_header_size=MAX_HEADER,
             # Bodies other than blob uploads that pass 1 MiB go to a temp file rather than
             # growing a memory buffer to 64 MiB first.
             inbuf_overflow=1 << 20,
@@ -92,9 +95,10 @@ def listen_error(host: str, port: int, exc: OSError) -> str:
     return f"listen tcp {address}: bind: {reason}"
 
 
-def _remove_uploads_on_sigterm(scratch_files: ScratchFiles):
+def _remove_uploads_on_sigterm(scratch_files: ScratchFiles, storage):
     """SIGTERM ends the server at once, as before; first it removes the files of uploads in
-    progress. Returns the function that puts the previous handler back."""
+    progress and the store's temporary folder. Returns the function that puts the previous
+    handler back."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.getsignal(signal.SIGTERM)
@@ -107,7 +111,11 @@ def _remove_uploads_on_sigterm(scratch_files: ScratchFiles):
             os.kill(os.getpid(), signal.SIGTERM)
 
     def on_sigterm(signum, frame):
-        scratch_files.unlink_all_then(lambda: terminate(signum, frame))
+        def leave():
+            storage.close_at_signal()
+            terminate(signum, frame)
+
+        scratch_files.unlink_all_then(leave)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

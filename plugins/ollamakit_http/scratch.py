@@ -20,7 +20,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from pathlib import Path
 
 from ollamakit.web.received import ReceivedBody
@@ -208,23 +207,6 @@ class ScratchFiles:
         for body in list(self._open):
             body.path.unlink(missing_ok=True)
         action()
-
-    def sweep(self, older_than: float) -> None:
-        """Remove upload files a killed server left behind; a live upload touches its file at
-        least every ``older_than`` seconds (waitress closes connections idle for longer)."""
-        try:
-            scratch = Path(self.store.storage.scratch_dir())
-            leftovers = list(scratch.glob("*" + SUFFIX))
-        except Exception:
-            return
-        deadline = time.time() - older_than
-        for path in leftovers:
-            try:
-                if path.stat().st_mtime < deadline:
-                    path.unlink()
-            except OSError:
-                pass
-
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 

@@ -17,6 +17,7 @@ from ollamakit import drivers
 from ollamakit import manifest as mf
 from ollamakit.create import CreateContext, CreateRequest
 from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.store import writing
 from ollamakit.web import read_json, stream_response
 
 from . import modelinfo
@@ -49,7 +50,14 @@ class Create:
             quantize.append((mf.MODEL, request.quantize.upper(), find_quantizer(self.kernel, request.quantize)))
         if request.draft_quantize:
             quantize.append((mf.DRAFT, request.draft_quantize.upper(), find_quantizer(self.kernel, request.draft_quantize)))
-        stream_response(resp, run_create(self.kernel, request, quantize), stream=request.stream)
+        stream_response(resp, _store_errors(run_create(self.kernel, request, quantize)), stream=request.stream)
+
+
+def _store_errors(events):
+    """A write that fails for want of space or permission (a quantizer's output, a source's
+    conversion) is said as such, not as an internal error."""
+    with writing("create"):
+        yield from events
 
 
 def find_quantizer(kernel, name: str):

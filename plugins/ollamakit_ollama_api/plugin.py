@@ -43,6 +43,8 @@ def register_routes(app, kernel):
 
 @hookimpl
 def on_startup(kernel):
+    # Always, unlike pruning: these are no one's models, only what crashed processes left.
+    kernel.store.remove_leftovers()
     if not kernel.settings.noprune:
         removed = kernel.store.prune()
         if removed:

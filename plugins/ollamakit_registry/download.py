@@ -44,7 +44,7 @@ class BlobDownload:
         self.store = store
         self.registry = registry  # a clone owned by this download
         self.digest, self.size = digest, size
-        self.partial = PartialFile(blobs_dir, digest)
+        self.partial = PartialFile(blobs_dir, digest, store.scratch_file)
         self.completed = 0
         self.fetched = 0  # bytes actually received, for tests and benchmarks
         self.done = threading.Event()

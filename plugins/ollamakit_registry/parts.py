@@ -52,8 +52,16 @@ def plan(total: int) -> list[Part]:
 class PartialFile:
     """The ``-partial`` file of one digest and its per-part state files."""
 
-    def __init__(self, blobs_dir: Path, digest: str):
+    def __init__(self, blobs_dir: Path, digest: str, scratch_file=None):
         self.path = Path(blobs_dir) / (blob_filename(digest) + "-partial")
+        # New temporary files in this process's own scratch folder (``ModelStore.scratch_file``),
+        # which start-up removes if the process dies; without it, temporaries go beside.
+        self._scratch_file = scratch_file
+
+    def _temp_for(self, target: Path) -> Path:
+        if self._scratch_file is not None:
+            return self._scratch_file()
+        return target.with_name(target.name + ".tmp")
 
     @property
     def lock_path(self) -> Path:
@@ -121,14 +129,14 @@ class PartialFile:
     def write_whole(self, data: bytes) -> None:
         """A small blob's verified bytes as the partial file, written atomically."""
         self.clear_state()
-        temp = self.path.with_name(self.path.name + ".tmp")
+        temp = self._temp_for(self.path)
         temp.write_bytes(data)
         os.replace(temp, self.path)
 
     def save(self, part: Part) -> None:
         """Atomically record a part's progress (its bytes are already written)."""
         target = self.state_path(part.n)
-        temp = target.with_name(target.name + ".tmp")
+        temp = self._temp_for(target)
         with open(temp, "wb") as fh:
             fh.write(part.state())
         os.replace(temp, target)

@@ -26,8 +26,9 @@ def digest_of(data: bytes) -> str:
 
 
 def tiny_gguf(path: Path, *, arch: str = "llama", file_type: int = 1, **metadata) -> bytes:
-    """A small valid GGUF model (one F16 tensor); extra metadata keys by keyword, with ``__``
-    standing for ``.`` (``general__type="adapter"``)."""
+    """A small GGUF model an engine can run: one block of width 32, two query heads sharing one
+    key/value head, a vocabulary of 8 (6,496 F16 parameters). Extra metadata keys by keyword,
+    with ``__`` standing for ``.`` (``general__type="adapter"``)."""
     meta = {
         "general.architecture": arch,
         "general.type": "model",
@@ -35,10 +36,34 @@ def tiny_gguf(path: Path, *, arch: str = "llama", file_type: int = 1, **metadata
         f"{arch}.block_count": 1,
         f"{arch}.context_length": 64,
         f"{arch}.embedding_length": 32,
+        f"{arch}.feed_forward_length": 32,
+        f"{arch}.attention.head_count": 2,
+        f"{arch}.attention.head_count_kv": 1,
     }
     meta.update({key.replace("__", "."): value for key, value in metadata.items()})
-    make_gguf(path, meta, {"token_embd.weight": np.zeros((8, 32), np.float16)})
+    make_gguf(path, meta, tiny_tensors(n_layers=1))
     return Path(path).read_bytes()
+
+
+def tiny_tensors(n_layers: int = 1, width: int = 32, kv_width: int = 16, ff: int = 32, vocab: int = 8) -> dict:
+    """The tensors of ``tiny_gguf``'s model (row-major shapes, zeros in F16)."""
+    def zeros(*shape):
+        return np.zeros(shape, np.float16)
+
+    tensors = {"token_embd.weight": zeros(vocab, width), "output_norm.weight": zeros(width)}
+    for i in range(n_layers):
+        tensors.update({
+            f"blk.{i}.attn_norm.weight": zeros(width),
+            f"blk.{i}.attn_q.weight": zeros(width, width),
+            f"blk.{i}.attn_k.weight": zeros(kv_width, width),
+            f"blk.{i}.attn_v.weight": zeros(kv_width, width),
+            f"blk.{i}.attn_output.weight": zeros(width, width),
+            f"blk.{i}.ffn_norm.weight": zeros(width),
+            f"blk.{i}.ffn_gate.weight": zeros(ff, width),
+            f"blk.{i}.ffn_up.weight": zeros(ff, width),
+            f"blk.{i}.ffn_down.weight": zeros(width, ff),
+        })
+    return tensors
 
 
 def upload(client, data: bytes) -> str:

@@ -58,7 +58,7 @@ CREATE_CASES = [
     ("neither", lambda b: {"model": "m"}, 400, "neither 'from' or 'files' was specified"),
     ("truncated", lambda b: {"model": "m", "files": {"m.gguf": b["truncated"]}}, 400, "m.gguf: invalid GGUF: "),
     ("tensor_data_cut", lambda b: {"model": "m", "files": {"m.gguf": b["tensor_data_cut"]}}, 400,
-     "m.gguf: invalid GGUF: tensor 'token_embd.weight' data runs past the end of the file"),
+     "m.gguf: invalid GGUF: tensor 'blk.0.ffn_down.weight' data runs past the end of the file"),
     ("bad_magic", lambda b: {"model": "m", "files": {"m.gguf": b["bad_magic"]}}, 400, 'supplied file "m.gguf" was not in GGUF format'),
     ("text_as_gguf", lambda b: {"model": "m", "files": {"m.gguf": b["not_gguf"]}}, 400, 'supplied file "m.gguf" was not in GGUF format'),
     ("text_no_suffix", lambda b: {"model": "m", "files": {"notes.txt": b["not_gguf"]}}, 400, 'unknown type: "notes.txt"'),

@@ -79,16 +79,18 @@ def test_official_client_create_blob(server, models_dir, tmp_path, payload):
     assert digest == digest_of(payload)
     assert blob_file(models_dir, digest).read_bytes() == payload
     assert uploads_in_progress(models_dir) == []
-    # Ollama's layout and nothing else: the upload's scratch file was in blobs/, as Ollama's are.
+    # Ollama's layout: the upload's scratch file was in blobs/, in the server's own folder
+    # there (which goes when the server stops), and nothing else is left.
     assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
-    assert [p.name for p in (models_dir / "blobs").iterdir()] == [f"sha256-{digest[7:]}"]
+    assert [p.name for p in (models_dir / "blobs").iterdir() if p.is_file()] == [f"sha256-{digest[7:]}"]
 
 
 def test_an_upload_in_progress_is_an_ollama_style_temporary_blob(server, models_dir, payload):
     with connect(server) as sock:
         sock.sendall(post_head(digest_of(payload), f"Content-Length: {SIZE}") + payload[:-1])
         [scratch] = wait_until(lambda: uploads_in_progress(models_dir))
-        assert scratch.parent == models_dir / "blobs" and scratch.name.startswith("sha256-")
+        assert scratch.parent.parent == models_dir / "blobs" and scratch.name.startswith("sha256-")
+        assert scratch.parent.name.startswith("sha256-tmp-")  # the server's own temporary folder
         assert not (models_dir / "tmp").exists()
         assert ollama.Client(host=server.url).list().models == []
         sock.sendall(payload[-1:])

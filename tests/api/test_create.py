@@ -53,7 +53,7 @@ def test_create_from_gguf_streams_statuses_and_writes_manifest(client, models_di
     assert config["model_format"] == "gguf"
     assert config["model_family"] == "llama"
     assert config["model_families"] == ["llama"]
-    assert config["model_type"] == "256"  # 8 x 32 parameters
+    assert config["model_type"] == "6K"  # 6,496 parameters, in Ollama's rounding
     assert config["file_type"] == "F16"
     assert config["architecture"] == "amd64" and config["os"] == "linux"
     assert config["context_length"] == 64 and config["embedding_length"] == 32
@@ -141,8 +141,7 @@ def test_recreating_a_model_removes_layers_only_the_old_version_used(client, mod
 
 
 def test_adapter_layer(client, models_dir, tmp_path):
-    meta = {"general.architecture": "llama", "llama.block_count": 1, "llama.embedding_length": 32}
-    model_blob = upload(client, make_gguf(tmp_path / "m.gguf", meta, {"blk.0.attn_q.weight": np.zeros((32, 32), np.float16)}).read_bytes())
+    model_blob = upload(client, tiny_gguf(tmp_path / "m.gguf"))  # its blk.0.attn_q.weight is 32 x 32
     lora = {"blk.0.attn_q.weight.lora_a": np.zeros((2, 32), np.float32), "blk.0.attn_q.weight.lora_b": np.zeros((32, 2), np.float32)}
     meta = {"general.type": "adapter", "general.architecture": "llama", "adapter.type": "lora"}
     adapter = upload(client, make_gguf(tmp_path / "lora.gguf", meta, lora).read_bytes())
@@ -208,8 +207,10 @@ def test_quantize_runs_the_named_quantizer(kernel, models_dir, tmp_path, file_ty
     assert layer["digest"] == digest_of(quantized)
     config = json.loads(read_blob(models_dir, read_manifest(models_dir, "q")["config"]["digest"]))
     assert config["file_type"] == "Q4_K_M"
-    # The scratch output, in blobs/ as Ollama's temporary files are, was moved in or removed.
-    assert all(is_digest(p.name) for p in (models_dir / "blobs").iterdir())
+    # The scratch output, in this process's temporary folder in blobs/, was moved in or removed.
+    blobs = list((models_dir / "blobs").iterdir())
+    assert all(is_digest(p.name) for p in blobs if p.is_file())
+    assert all(p.name.startswith("sha256-tmp-") and not any(p.iterdir()) for p in blobs if p.is_dir())
     assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
 
 
@@ -333,7 +334,7 @@ def test_create_keeps_no_unreferenced_blobs(client, models_dir, tmp_path):
     create(client, model="chat", files={"m.gguf": blob}, parameters={"temperature": 0.3})
     manifest = read_manifest(models_dir, "chat")
     referenced = {manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])}
-    on_disk = {"sha256:" + p.name[7:] for p in (models_dir / "blobs").iterdir()}
+    on_disk = {"sha256:" + p.name[7:] for p in (models_dir / "blobs").iterdir() if p.is_file()}
     assert on_disk == referenced
     params = next(layer for layer in manifest["layers"] if layer["mediaType"] == mf.PARAMS)
     assert json.loads(read_blob(models_dir, params["digest"])) == {"stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.3}

@@ -51,7 +51,7 @@ def test_tags_entry_fields_and_order(client, models_dir, model_blob):
         "format": "gguf",
         "family": "llama",
         "families": ["llama"],
-        "parameter_size": "256",
+        "parameter_size": "6K",
         "quantization_level": "F16",
         "context_length": 64,
         "embedding_length": 32,
@@ -106,11 +106,12 @@ def test_show_reply(client, models_dir, model_blob):
     info = reply["model_info"]
     assert "general.name" not in info and "tokenizer.chat_template" not in info
     assert info["general.architecture"] == "llama"
-    assert info["general.parameter_count"] == 256
+    assert info["general.parameter_count"] == 6496
     assert info["tokenizer.ggml.tokens"] == []  # more than five elements: hidden
     assert info["tokenizer.ggml.merges"] == ["a b"]
     assert list(info) == sorted(info)
-    assert reply["tensors"] == [{"name": "token_embd.weight", "type": "F16", "shape": [32, 8]}]
+    assert reply["tensors"][0] == {"name": "token_embd.weight", "type": "F16", "shape": [32, 8]}
+    assert len(reply["tensors"]) == 11 and {"name": "blk.0.attn_k.weight", "type": "F16", "shape": [32, 16]} in reply["tensors"]
     assert "modified_at" in reply
 
 

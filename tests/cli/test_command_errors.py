@@ -1,5 +1,9 @@
 """Mistakes the commands catch on this side, before (or instead of) talking to a server."""
 
+import os
+import time
+
+import pytest
 from click.testing import CliRunner
 
 from ollamakit.cli import build_cli
@@ -57,3 +61,37 @@ def test_every_client_command_is_registered():
     for command in ("create", "list", "show", "cp", "rm", "serve", "plugins"):
         assert f"  {command} " in help_text
     assert "ls" not in help_text.split()  # the alias works but does not clutter the help
+
+
+NOT_REGULAR = ["/dev/zero", "/dev/random", "fifo"]
+
+
+def _special(tmp_path, name: str) -> str:
+    if name != "fifo":
+        return name
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody ever writes to it: opening it to read would wait for ever
+    return str(fifo)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("keyword", ["FROM", "ADAPTER"])
+@pytest.mark.parametrize("special", NOT_REGULAR)
+def test_create_refuses_what_is_not_a_regular_file_at_once(tmp_path, keyword, special):
+    path = _special(tmp_path, special)
+    lines = ["FROM base", f"ADAPTER {path}"] if keyword == "ADAPTER" else [f"FROM {path}"]
+    (tmp_path / "Modelfile").write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    result = run("create", "m", "-f", str(tmp_path / "Modelfile"))
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 1
+    assert result.stderr.endswith(f"Error: (line {len(lines)}): {keyword} {path}: not a regular file\n")
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("special", NOT_REGULAR)
+def test_create_refuses_a_modelfile_that_is_not_a_regular_file(tmp_path, special):
+    path = _special(tmp_path, special)
+    result = run("create", "m", "-f", path)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {path} is not a regular file; -f names a Modelfile\n"

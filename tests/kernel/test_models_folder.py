@@ -42,25 +42,38 @@ def test_writes_leave_ollamas_layout_and_nothing_else(kernel):
     assert store.write_blob(sha256_digest(data), [data])
     digest, _ = store.add_bytes(b'{"model_format":"gguf"}')
     scratch = store.scratch_file(".gguf")
-    assert scratch.parent == models / "blobs" and scratch.name.startswith("sha256-")
-    scratch.unlink()
+    # This process's temporary folder, inside blobs/ (which Ollama's pruning skips): it lives
+    # as long as the store does.
+    assert scratch.parent.parent == models / "blobs" and scratch.parent.name.startswith("sha256-tmp-")
+    assert scratch.name.startswith("sha256-")
+    kernel.close()
     assert names(models) == ["blobs", "manifests"]
     assert names(models / "blobs") == sorted(["sha256-" + sha256_digest(data)[7:], "sha256-" + digest[7:]])
 
 
-def test_start_up_pruning_removes_stale_scratch_files_only(kernel):
+def test_start_up_removes_stale_unowned_temporary_files_only(kernel):
+    """Temporary files nobody owns (Ollama's ``sha256-<random>``, earlier versions' manifest
+    temporaries) go after an hour, as Ollama's pruning does; a pull's partial files stay."""
     store, blobs = kernel.store, kernel.settings.models_dir / "blobs"
-    stale, fresh = store.scratch_file(".gguf"), store.scratch_file()
+    stale, fresh = blobs / "sha256-8125371", blobs / "sha256-1234567.gguf"
     partial = blobs / f"sha256-{'0' * 64}-partial"
-    partial.write_bytes(b"a pull to resume later")
-    others = blobs / "notes.txt"  # not a name ollamakit makes: not its to remove
-    others.write_bytes(b"x")
+    others = blobs / "notes.txt"  # not a name ollamakit or Ollama makes: not its to remove
+    manifest_temp = kernel.settings.models_dir / "manifests" / "registry.ollama.ai" / "library" / "m" / ".tmp-x1y2"
+    manifest_temp.parent.mkdir(parents=True)
     long_ago = time.time() - 7200
-    for path in (stale, partial, others):
-        os.utime(path, (long_ago, long_ago))
-    store.prune()
-    assert not stale.exists()
-    assert fresh.exists() and partial.exists() and others.exists()
+    for path in (stale, fresh, partial, others, manifest_temp):
+        path.write_bytes(b"x")
+        if path is not fresh:
+            os.utime(path, (long_ago, long_ago))
+    old_scratch = kernel.settings.models_dir / "tmp" / "k1ll3d.upload"  # an earlier version's
+    old_scratch.parent.mkdir()
+    old_scratch.write_bytes(b"x")
+    os.utime(old_scratch, (long_ago, long_ago))
+    owned = store.scratch_file(".upload")
+    os.utime(owned, (long_ago, long_ago))  # old, but its process (this one) lives
+    store.remove_leftovers()
+    assert not stale.exists() and not manifest_temp.exists() and not old_scratch.parent.exists()
+    assert fresh.exists() and partial.exists() and others.exists() and owned.exists()
 
 
 def test_an_empty_tmp_folder_of_earlier_versions_goes(tmp_path):

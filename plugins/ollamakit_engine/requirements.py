@@ -1,0 +1,148 @@
+"""What a GGUF file must hold for the engine to run it, checked from its header alone.
+
+Create asks this (hook ``check_model``) before a model is stored, so that a file whose
+hyperparameters are broken or whose tensors are missing, misshapen or beyond its block count is
+refused at create rather than at its first request. The tensors and shapes here are the ones the
+engines read (``graph_weights.model_tensors``, ``weights.load_weights``, ``bert.BertWeights``),
+in GGML order: the contiguous row length first.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ollamakit.errors import InvalidModelFile
+
+from .hparams import ARCHITECTURES, HParams, read_hparams
+
+_BLOCK = re.compile(r"^blk\.(\d+)\.")
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def decoder_tensors(hp: HParams, vocab: int) -> tuple[Shapes, Shapes]:
+    """(required, optional) tensors of the llama-family decoders, with their shapes."""
+    d = hp.n_embd
+    required: Shapes = {"output_norm.weight": (d,)}
+    optional: Shapes = {"output.weight": (d, vocab), "rope_freqs.weight": (hp.rope_dim // 2,)}
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        required.update({
+            p + "attn_norm.weight": (d,),
+            p + "attn_q.weight": (d, hp.q_dim),
+            p + "attn_k.weight": (d, hp.kv_dim),
+            p + "attn_v.weight": (d, hp.v_dim),
+            p + "attn_output.weight": (hp.n_head * hp.head_dim_v, d),
+            p + "ffn_norm.weight": (d,),
+            p + "ffn_gate.weight": (d, hp.n_ff),
+            p + "ffn_up.weight": (d, hp.n_ff),
+            p + "ffn_down.weight": (hp.n_ff, d),
+        })
+        optional.update({
+            p + "attn_q.bias": (hp.q_dim,),
+            p + "attn_k.bias": (hp.kv_dim,),
+            p + "attn_v.bias": (hp.v_dim,),
+            p + "attn_q_norm.weight": (hp.head_dim,),
+            p + "attn_k_norm.weight": (hp.head_dim,),
+            p + "post_attention_norm.weight": (d,),
+            p + "post_ffw_norm.weight": (d,),
+        })
+    return required, optional
+
+
+def bert_tensors(p, vocab: int) -> Shapes:
+    """The tensors a BERT encoder reads (``bert.BertWeights``); all are required."""
+    d, ff = p.n_embd, p.n_ff
+    required: Shapes = {
+        "position_embd.weight": (d, p.n_ctx_train),
+        "token_embd_norm.weight": (d,),
+        "token_embd_norm.bias": (d,),
+    }
+    for i in range(p.n_layer):
+        b = f"blk.{i}."
+        for x in "qkv":
+            required[f"{b}attn_{x}.weight"] = (d, d)
+            required[f"{b}attn_{x}.bias"] = (d,)
+        required.update({
+            b + "attn_output.weight": (d, d),
+            b + "attn_output.bias": (d,),
+            b + "attn_output_norm.weight": (d,),
+            b + "attn_output_norm.bias": (d,),
+            b + "ffn_up.weight": (d, ff),
+            b + "ffn_up.bias": (ff,),
+            b + "ffn_down.weight": (ff, d),
+            b + "ffn_down.bias": (d,),
+            b + "layer_output_norm.weight": (d,),
+            b + "layer_output_norm.bias": (d,),
+        })
+    return required
+
+
+def check_decoder(gguf) -> None:
+    """Raise ``InvalidModelFile`` unless the decoder engine can run ``gguf`` (a parsed header)."""
+    hp = read_hparams(gguf.metadata)
+    shapes = _shapes(gguf)
+    vocab = _embedding_rows(shapes, hp.n_embd)
+    required, optional = decoder_tensors(hp, vocab)
+    _check(shapes, required, optional, hp.n_layer)
+    for i in range(hp.n_layer):  # the array engine adds the three biases together, or none
+        if f"blk.{i}.attn_q.bias" in shapes:
+            for name in (f"blk.{i}.attn_k.bias", f"blk.{i}.attn_v.bias"):
+                if name not in shapes:
+                    raise InvalidModelFile(f"model file lacks tensor {name}")
+
+
+def check_bert(gguf) -> None:
+    from .bert import read_params
+
+    p = read_params(gguf.metadata)
+    shapes = _shapes(gguf)
+    vocab = _embedding_rows(shapes, p.n_embd)
+    types = shapes.get("token_types.weight")
+    if types is None or len(types) != 2 or types[0] != p.n_embd:
+        raise InvalidModelFile(f"tensor token_types.weight is missing or not ({p.n_embd}, types)")
+    _check(shapes, bert_tensors(p, vocab), {}, p.n_layer)
+
+
+def supports_decoder(metadata: dict) -> bool:
+    return metadata.get("general.architecture") in ARCHITECTURES
+
+
+def _shapes(gguf) -> Shapes:
+    return {info.name: tuple(info.shape) for info in gguf.tensors}
+
+
+def _embedding_rows(shapes: Shapes, width: int) -> int:
+    shape = _trimmed(shapes.get("token_embd.weight"), 2)
+    if shape is None or len(shape) != 2 or shape[0] != width:
+        raise InvalidModelFile(f"tensor token_embd.weight is missing or not ({width}, vocab)")
+    return shape[1]
+
+
+def _check(shapes: Shapes, required: Shapes, optional: Shapes, n_layer: int) -> None:
+    for name, want in required.items():
+        if name not in shapes:
+            raise InvalidModelFile(f"model file lacks tensor {name}")
+        _same_shape(name, shapes[name], want)
+    for name, want in optional.items():
+        if name in shapes:
+            _same_shape(name, shapes[name], want)
+    for name in shapes:
+        match = _BLOCK.match(name)
+        if match and int(match.group(1)) >= n_layer:
+            raise InvalidModelFile(f"tensor {name} is beyond the model's block count of {n_layer}")
+
+
+def _trimmed(shape, length: int):
+    """A GGML shape without trailing ones past ``length`` dimensions (writers may add them)."""
+    if shape is None:
+        return None
+    shape = tuple(shape)
+    while len(shape) > length and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
+def _same_shape(name: str, have: tuple[int, ...], want: tuple[int, ...]) -> None:
+    if _trimmed(have, len(want)) != want:
+        raise InvalidModelFile(f"tensor {name} has shape {list(have)}, expected {list(want)}")

@@ -13,6 +13,7 @@ from ollamakit_structured.output import Parsed
 from . import prompting
 from .inference import (
     base,
+    check_images,
     check_think,
     concatenate,
     decode_images,
@@ -94,6 +95,7 @@ def chat_events(kernel, body: dict, started: int | None = None, gone=None):
             yield _reply(common.model, "", done=True, done_reason="load")
             return
         conversation = _conversation(model, messages)
+        check_images(lease, sum(len(m.get("images") or ()) for m in conversation))
         text = prompting.chat_prompt(
             model, conversation, lease.tokenizer, lease.num_ctx, tools=tools or None, think=think, truncate=common.truncate
         )

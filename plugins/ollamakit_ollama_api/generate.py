@@ -13,6 +13,7 @@ from ollamakit_structured.output import Parsed
 from . import prompting
 from .inference import (
     base,
+    check_images,
     check_think,
     concatenate,
     decode_images,
@@ -78,6 +79,7 @@ def generate_events(kernel, body: dict, started: int | None = None, gone=None):
         if prompt == "" and not suffix:
             yield {**base(common.model), "response": "", "done": True, "done_reason": "load"}
             return
+        check_images(lease, len(images))
         if raw:
             text = prompt
         else:

@@ -1,0 +1,62 @@
+"""Images never vanish: a model whose images cannot be run answers 400 instead of reading the
+text alone."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ollamakit.testing.gguf_factory import make_gguf, tiny_llama
+
+
+
+def upload(client, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (200, 201)
+    return digest
+
+
+def create(client, **body) -> None:
+    reply = client.simulate_post("/api/create", json=body)
+    assert reply.status_code == 200, reply.text
+
+pytest.importorskip("ollamakit_engine")
+
+
+def png(colour=(200, 10, 10), size=(16, 16)) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+@pytest.fixture
+def unusable_projector(client, tmp_path):
+    """A tiny llama with a projector layer of a kind no engine runs."""
+    model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
+    projector = make_gguf(tmp_path / "mmproj.gguf", {
+        "general.architecture": "clip", "general.type": "mmproj", "clip.has_vision_encoder": True,
+        "clip.projector_type": "no-such-kind", "clip.vision.block_count": 1,
+    }, {"v.patch_embd.weight": np.zeros((4, 3, 2, 2), np.float32)})
+    create(client, model="seer", files={"model.gguf": model, "mmproj.gguf": upload(client, projector.read_bytes())})
+    return client
+
+
+def test_images_to_a_model_that_cannot_see_them_are_refused(unusable_projector):
+    client = unusable_projector
+    shown = client.simulate_post("/api/show", json={"model": "seer"}).json
+    assert "vision" in shown["capabilities"]
+    body = {"model": "seer", "prompt": "what colour?", "images": [png()], "stream": False, "options": {"num_predict": 2}}
+    reply = client.simulate_post("/api/generate", json=body)
+    assert reply.status_code == 400
+    assert reply.json == {"error": "this model is missing data required for image input"}
+    chat = {"model": "seer", "messages": [{"role": "user", "content": "what colour?", "images": [png()]}], "stream": False}
+    reply = client.simulate_post("/api/chat", json=chat)
+    assert reply.status_code == 400 and "image input" in reply.json["error"]
+    # the same model without images still answers
+    del body["images"]
+    assert client.simulate_post("/api/generate", json=body).status_code == 200

@@ -96,13 +96,15 @@ def chat_events(kernel, body: dict, started: int | None = None, gone=None):
             return
         conversation = _conversation(model, messages)
         check_images(lease, sum(len(m.get("images") or ()) for m in conversation))
-        text = prompting.chat_prompt(
-            model, conversation, lease.tokenizer, lease.num_ctx, tools=tools or None, think=think, truncate=common.truncate
+        rendered = prompting.chat_prompt(
+            model, conversation, lease.tokenizer, lease.num_ctx, tools=tools or None, think=think, truncate=common.truncate,
+            image_tokens=prompting.image_token_count(lease.runner),
         )
-        tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
+        text = rendered.text
         if common.debug_render_only:
             yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
             return
+        tokens = prompting.prompt_tokens(lease, text, rendered.images)
         parser = prompting.output_parser(model, text, tools=tools or None, think=think)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)

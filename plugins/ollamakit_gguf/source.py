@@ -51,6 +51,9 @@ def layer_media_type(gguf: GGUFFile, target: str, label: str) -> str:
     vision_blocks = gguf.metadata.get(f"{arch}.vision.block_count") or 0
     if kind in ("projector", "mmproj") or (not blocks and vision_blocks):
         return mf.PROJECTOR
+    meta = gguf.metadata
+    if arch == "clip" and not meta.get("clip.block_count") and (meta.get("clip.has_vision_encoder") is True or meta.get("clip.has_audio_encoder") is True):
+        return mf.PROJECTOR  # a clip file with an encoder and no text blocks
     return mf.MODEL
 
 

@@ -60,3 +60,21 @@ def test_images_to_a_model_that_cannot_see_them_are_refused(unusable_projector):
     # the same model without images still answers
     del body["images"]
     assert client.simulate_post("/api/generate", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("metadata", [
+    {"general.type": "mmproj"},
+    {"general.type": "projector"},
+    {"clip.has_vision_encoder": True},  # a typeless clip file: an encoder and no text blocks
+])
+def test_projectors_are_classified_by_metadata_not_name(client, tmp_path, metadata):
+    model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
+    projector = make_gguf(tmp_path / "p.gguf", {"general.architecture": "clip", **metadata},
+                          {"v.patch_embd.weight": np.zeros((4, 3, 2, 2), np.float32)})
+    # the projector sorts first by name: the kind comes from the metadata alone
+    create(client, model="seer", files={"a.gguf": upload(client, projector.read_bytes()), "b.gguf": model})
+    manifest = client.simulate_get("/api/tags").json["models"][0]
+    shown = client.simulate_post("/api/show", json={"model": "seer"}).json
+    assert manifest["name"] == "seer:latest"
+    assert shown["projector_info"]["general.architecture"] == "clip"
+    assert shown["model_info"]["general.architecture"] == "llama"

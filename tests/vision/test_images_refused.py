@@ -78,3 +78,26 @@ def test_projectors_are_classified_by_metadata_not_name(client, tmp_path, metada
     assert manifest["name"] == "seer:latest"
     assert shown["projector_info"]["general.architecture"] == "clip"
     assert shown["model_info"]["general.architecture"] == "llama"
+
+
+def test_a_typeless_llava_projector_gets_mlp(client, tmp_path):
+    """As Ollama does at create: the projector is rewritten with ``clip.projector_type`` mlp,
+    every other key and tensor unchanged."""
+    from ollamakit_gguf.reader import GGUFFile
+
+    model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
+    weights = np.arange(48, dtype=np.float32).reshape(4, 3, 2, 2)
+    projector = make_gguf(tmp_path / "llava.gguf", {
+        "general.architecture": "clip", "clip.has_vision_encoder": True, "clip.vision.image_size": 336,
+    }, {"v.patch_embd.weight": weights})
+    original = upload(client, projector.read_bytes())
+    reply = client.simulate_post("/api/create", json={"model": "llava", "files": {"model.gguf": model, "mmproj.gguf": original}})
+    assert "updating GGUF projector metadata" in reply.text
+    shown = client.simulate_post("/api/show", json={"model": "llava"}).json
+    assert shown["projector_info"]["clip.projector_type"] == "mlp"
+    assert shown["projector_info"]["clip.vision.image_size"] == 336
+    manifest = client.simulate_post("/api/show", json={"model": "llava"}).json["modelfile"]
+    path = [line.split(" ", 1)[1] for line in manifest.splitlines() if line.startswith("FROM ")][1]
+    with GGUFFile.open(path) as gguf:
+        np.testing.assert_array_equal(gguf.tensor("v.patch_embd.weight"), weights)
+        assert gguf.metadata["clip.has_vision_encoder"] is True

@@ -112,3 +112,63 @@ def pattern_png(size=(150, 100), seed: int = 0) -> bytes:
     out = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(out, "PNG")
     return out.getvalue()
+
+
+def colour_tower(targets: dict, *, width: int = 64, image_size: int = 112, patch: int = 14, eps: float = 1e-6) -> dict:
+    """gemma3 projector tensors that turn a solid image of each colour in ``targets`` (an RGB
+    triple -> the text embedding it should become) into that embedding: the patch product takes
+    each patch's mean colour, the block adds nothing (zero output matrices), and the input
+    projection maps the normed colour onto the target (least squares over the colours)."""
+    n_patches = (image_size // patch) ** 2
+    conv = np.zeros((width, 3, patch, patch), np.float32)
+    for c in range(3):
+        conv[c, c] = 1.0 / (patch * patch)
+    bias = np.zeros(width, np.float32)
+    bias[3] = 1.0  # a constant channel, so every colour's normed vector is well defined
+    zeros, ones = np.zeros(width, np.float32), np.ones(width, np.float32)
+    tensors = {"v.patch_embd.weight": conv, "v.patch_embd.bias": bias,
+               "v.position_embd.weight": np.zeros((n_patches, width), np.float32)}
+    p = "v.blk.0."
+    for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+        tensors[p + name + ".weight"], tensors[p + name + ".bias"] = np.zeros((width, width), np.float32), zeros
+    tensors.update({p + "ln1.weight": ones, p + "ln1.bias": zeros, p + "ln2.weight": ones, p + "ln2.bias": zeros,
+                    p + "ffn_up.weight": np.zeros((width, width), np.float32), p + "ffn_up.bias": zeros,
+                    p + "ffn_down.weight": np.zeros((width, width), np.float32), p + "ffn_down.bias": zeros,
+                    "v.post_ln.weight": ones, "v.post_ln.bias": zeros, "mm.soft_emb_norm.weight": ones})
+
+    def features(rgb):
+        x = bias.astype(np.float64).copy()
+        x[:3] = np.asarray(rgb, np.float64) / 255.0 * 2 - 1
+        x = (x - x.mean()) / np.sqrt(x.var() + eps)
+        return x / np.sqrt((x * x).mean() + eps)
+
+    colours = list(targets)
+    f = np.stack([features(rgb) for rgb in colours])
+    e = np.stack([np.asarray(targets[rgb], np.float64) for rgb in colours])
+    tensors["mm.input_projection.weight"] = (np.linalg.pinv(f) @ e).astype(np.float32)  # (vision, text)
+    return tensors
+
+
+COLOURS = {(255, 0, 0): " red", (0, 255, 0): " green"}
+
+
+def colour_projector(path: str | Path, model: str | Path, colours: dict = COLOURS) -> Path:
+    """A colour tower for a gemma3 text model (image 56, patch 14: one row per image): a solid
+    image of each colour becomes the model's own (scaled) embedding of that colour's word."""
+    from ollamakit_gguf.dequant import dequantize
+    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit_tokenizers import load_tokenizer
+
+    with GGUFFile.open(model) as gguf:
+        tokenizer = load_tokenizer(gguf.metadata)
+        info = gguf.tensor_info("token_embd.weight")
+        raw = gguf.raw("token_embd.weight")
+        width, rows = info.shape[0], info.shape[1]
+        row_bytes = info.nbytes // rows
+        targets = {}
+        for rgb, word in colours.items():
+            [token] = tokenizer.encode(word, add_special=False)
+            row = dequantize(raw[token * row_bytes : (token + 1) * row_bytes], info.ggml_type, (width, 1)).reshape(-1)
+            targets[rgb] = row * np.sqrt(width)  # as gemma3 scales a text token's embedding
+    tensors = colour_tower(targets, image_size=56)
+    return gemma3_mmproj(path, width, blocks=1, width=64, heads=4, ff=64, image_size=56, tensors=tensors)

@@ -32,6 +32,8 @@ def seer(tmp_path_factory):
         files = {"gemma.gguf": client.create_blob(models.gemma3_270m()),
                  "mmproj.gguf": client.create_blob(va.fixture_projector(folder))}
         client.create(model="seer", files=files)
+        colours = fixtures.colour_projector(folder / "colours.gguf", models.gemma3_270m())
+        client.create(model="colours", files={"gemma.gguf": files["gemma.gguf"], "mmproj.gguf": client.create_blob(colours)})
         yield server, client
     finally:
         server.stop()
@@ -100,3 +102,15 @@ def test_more_images_than_the_context_holds(seer):
     reply = httpx.post(server.url + "/api/generate", json=body, timeout=120)
     assert reply.status_code == 400
     assert "more than the context window of 64" in reply.json()["error"]
+
+
+@pytest.mark.parametrize("rgb, word", sorted(fixtures.COLOURS.items()))
+def test_the_model_names_the_colour_it_sees(seer, rgb, word):
+    """The colour tower turns a solid image into the model's own embedding of its colour's
+    word: Gemma 3 270M then says the colour, which it can only have from the picture."""
+    _, client = seer
+    reply = client.chat(model="colours", options={"temperature": 0, "num_predict": 8}, messages=[
+        {"role": "user", "content": "Repeat after me: the apple is[img]", "images": [fixtures.solid_png(rgb, (64, 64))]}])
+    answer = reply.message.content.lower()
+    assert word.strip() in answer
+    assert all(other.strip() not in answer for other in fixtures.COLOURS.values() if other != word)

@@ -172,3 +172,27 @@ def colour_projector(path: str | Path, model: str | Path, colours: dict = COLOUR
             targets[rgb] = row * np.sqrt(width)  # as gemma3 scales a text token's embedding
     tensors = colour_tower(targets, image_size=56)
     return gemma3_mmproj(path, width, blocks=1, width=64, heads=4, ff=64, image_size=56, tensors=tensors)
+
+
+def ollama_gemma3(path: str | Path, model: str | Path, tensors: dict, *, blocks: int = 2, width: int = 128, heads: int = 4,
+                  ff: int = 256, image_size: int = 112, patch: int = 14) -> Path:
+    """A gemma3 model as Ollama's converter lays one out: the text model of ``model`` and the
+    vision tower ``tensors`` (llama.cpp names; written under Ollama's) in one GGUF, with the
+    ``gemma3.vision.*`` keys and no projector file."""
+    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit_gguf.writer import GGUFWriter
+
+    with GGUFFile.open(model) as gguf:
+        writer = GGUFWriter(path, alignment=gguf.alignment)
+        writer.add_metadata(gguf.metadata, gguf.metadata_types)
+        for key, value in (("block_count", blocks), ("embedding_length", width), ("feed_forward_length", ff),
+                           ("image_size", image_size), ("patch_size", patch), ("num_channels", 3),
+                           ("attention.head_count", heads)):
+            writer.add(f"gemma3.vision.{key}", value)
+        writer.add("gemma3.vision.attention.layer_norm_epsilon", 1e-6)
+        writer.add("gemma3.mm.tokens_per_image", ((image_size // patch) // 4) ** 2)
+        for info in gguf.tensors:
+            writer.add_tensor(info.name, lambda name=info.name: gguf.raw(name).tobytes(), info.ggml_type, info.shape)
+        for name, value in ollama_names(tensors).items():
+            writer.add_tensor(name, value)
+        return writer.write()

@@ -125,3 +125,18 @@ def test_an_image_is_encoded_once_per_content(projector):
     first = runner.vision.encode(image)
     again = runner.vision.encode(bytes(image))
     assert again is first and runner.vision.encoded == before + 1
+
+
+def test_ollamas_one_file_gemma3_sees_as_the_pair_does(tmp_path, projector):
+    """Ollama's gemma3 keeps the tower in the model GGUF (Ollama's names, gemma3.vision.* keys):
+    the runner finds it there and answers as the model + mmproj pair does."""
+    pair = _runner(projector)
+    combined = fixtures.ollama_gemma3(tmp_path / "gemma3-ollama.gguf", models.gemma3_270m(), fixtures.gemma3_tower(640))
+    runner = load_runner(combined, GgmlBackend(), {"num_thread": 2})
+    attach_vision(runner, None)
+    assert runner.vision is not None and runner.vision.begin == "<start_of_image>"
+    image = va.IMAGES["pattern"]()
+    np.testing.assert_array_equal(runner.vision.encode(image).embeddings, pair.vision.encode(image).embeddings)
+    lease = types.SimpleNamespace(tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX)
+    tokens = prompt_tokens(lease, va.PROMPT, [image])
+    assert agreement.ours_greedy(runner, tokens, 4) == agreement.ours_greedy(pair, tokens, 4)

@@ -21,7 +21,6 @@ from ollamakit.errors import InvalidModelFile
 from ollamakit_ggml import lib as L
 
 POOL_AVG = 1  # ggml_op_pool
-F32_BYTES = 4
 # Ollama's names for the same tensors (a substring each), mapped onto llama.cpp's
 OLLAMA_NAMES = (
     ("v.patch_embedding", "v.patch_embd"),
@@ -172,7 +171,7 @@ class VisionTower:
         for name in small:
             info = weights.infos[names[name]]
             made[name] = (self._owned.new(L.TYPE_F32, *info.shape, name=name), weights.vector(names[name]))
-        projection = self._matrix_array("mm.input_projection.weight", (c.n_embd, text_embd), text_embd)
+        projection = self._matrix_array("mm.input_projection.weight", (c.n_embd, text_embd))
         proj_type = L.TYPE_F16 if projection.dtype == np.float16 else L.TYPE_F32
         self.projection = self._owned.new(proj_type, c.n_embd, text_embd, name="mm.input_projection.t")
         self._owned.allocate()
@@ -214,7 +213,7 @@ class VisionTower:
             raise InvalidModelFile(f"tensor {name} has shape {tuple(info.shape)}, expected {shape}")
         return self.weights.by_name[self._names[name]]
 
-    def _matrix_array(self, name: str, shape: tuple[int, int], _width: int) -> np.ndarray:
+    def _matrix_array(self, name: str, shape: tuple[int, int]) -> np.ndarray:
         """A matrix as numpy (row-major), float16 kept as such, anything else as float32."""
         info = self._info(name)
         if tuple(info.shape) != shape[::-1]:

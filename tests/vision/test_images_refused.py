@@ -101,3 +101,12 @@ def test_a_typeless_llava_projector_gets_mlp(client, tmp_path):
     with GGUFFile.open(path) as gguf:
         np.testing.assert_array_equal(gguf.tensor("v.patch_embd.weight"), weights)
         assert gguf.metadata["clip.has_vision_encoder"] is True
+
+
+def test_copy_and_delete_keep_the_projector(unusable_projector):
+    client = unusable_projector
+    assert client.simulate_post("/api/copy", json={"source": "seer", "destination": "twin"}).status_code == 200
+    assert client.simulate_delete("/api/delete", json={"model": "seer"}).status_code == 200
+    shown = client.simulate_post("/api/show", json={"model": "twin"}).json
+    assert shown["projector_info"]["clip.projector_type"] == "no-such-kind"
+    assert "vision" in shown["capabilities"]

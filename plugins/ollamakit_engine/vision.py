@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import OrderedDict
 
-from ollamakit.errors import InvalidModelFile
+from ollamakit.errors import Cancelled, InvalidModelFile
 from ollamakit.images import EncodedImage
 
 from .vision_image import pixels
@@ -35,7 +35,9 @@ class Vision:
         self._kept_lock = threading.Lock()
         self.encoded = 0  # images run through the tower (the rest came from the kept ones)
 
-    def encode(self, data: bytes) -> EncodedImage:
+    def encode(self, data: bytes, should_stop=None) -> EncodedImage:
+        """The image's embeddings; ``should_stop()`` is asked between the tower's operations,
+        and True (the client left) ends the work with ``Cancelled``."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         with self._kept_lock:
             kept = self._kept.get(digest)
@@ -44,8 +46,17 @@ class Vision:
                 return kept
         c = self.tower.config
         values = pixels(data, c.image_size, c.mean, c.std)
+        from ollamakit_ggml.graph import StepAborted
+
+        compute = self.runner.compute
         with self.runner._lock:  # one graph at a time on the runner's compute
-            embeddings = self.tower.encode(self.runner.compute, values)
+            compute.set_abort(should_stop)
+            try:
+                embeddings = self.tower.encode(compute, values)
+            except StepAborted:
+                raise Cancelled("request canceled") from None
+            finally:
+                compute.set_abort(None)
         image = EncodedImage(digest, embeddings)
         with self._kept_lock:
             self.encoded += 1

@@ -104,7 +104,7 @@ def chat_events(kernel, body: dict, started: int | None = None, gone=None):
         if common.debug_render_only:
             yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
             return
-        tokens = prompting.prompt_tokens(lease, text, rendered.images)
+        tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
         parser = prompting.output_parser(model, text, tools=tools or None, think=think)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)

@@ -95,7 +95,7 @@ def generate_events(kernel, body: dict, started: int | None = None, gone=None):
         if common.debug_render_only:
             yield {**base(common.model), "response": "", "done": False, "_debug_info": {"rendered_template": text}}
             return
-        tokens = prompting.prompt_tokens(lease, text, tagged)
+        tokens = prompting.prompt_tokens(lease, text, tagged, gone)
         parser = None if raw else prompting.output_parser(model, text, think=think, template=override)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)

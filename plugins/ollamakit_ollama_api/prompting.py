@@ -56,11 +56,12 @@ def image_token_count(runner) -> int:
     return vision.tokens_per_image + 2 if vision is not None else IMAGE_TOKENS
 
 
-def prompt_tokens(lease, text: str, images: list[bytes]) -> list[int]:
+def prompt_tokens(lease, text: str, images: list[bytes], gone=None) -> list[int]:
     """The prompt's token ids, each ``[img-N]`` replaced by image N's rows (``ImageToken``s)
     between the model's image markers, tokenized in pieces as llama.cpp's mtmd does (the
     special tokens only before the first piece). A prompt with images that do not fit the
-    context is a 400: cutting an image would leave the model half a picture."""
+    context is a 400: cutting an image would leave the model half a picture. ``gone()``
+    saying the client left stops an image's encoding."""
     tokenizer = lease.tokenizer
     vision = getattr(lease.runner, "vision", None)
     if not images or vision is None:
@@ -85,7 +86,7 @@ def prompt_tokens(lease, text: str, images: list[bytes]) -> list[int]:
         if n < len(order):
             index = order[n]
             if index not in encoded:
-                encoded[index] = vision.encode(images[index])
+                encoded[index] = vision.encode(images[index], should_stop=gone)
             tokens += image_tokens(encoded[index], PLACEHOLDER_ID)
     if encoded and len(tokens) > lease.num_ctx:
         raise BadRequest(

@@ -140,3 +140,13 @@ def test_ollamas_one_file_gemma3_sees_as_the_pair_does(tmp_path, projector):
     lease = types.SimpleNamespace(tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX)
     tokens = prompt_tokens(lease, va.PROMPT, [image])
     assert agreement.ours_greedy(runner, tokens, 4) == agreement.ours_greedy(pair, tokens, 4)
+
+
+def test_a_client_that_leaves_stops_the_encoding(projector):
+    from ollamakit.errors import Cancelled
+
+    runner = _runner(projector)
+    image = fixtures.solid_png((9, 8, 7))
+    with pytest.raises(Cancelled):
+        runner.vision.encode(image, should_stop=lambda: True)
+    assert runner.vision.encode(image).embeddings.shape == (4, 640)  # nothing kept half-done

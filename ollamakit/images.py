@@ -24,10 +24,12 @@ from typing import Any
 
 @dataclass(eq=False)
 class EncodedImage:
-    """One image's embeddings (rows, model width, float32) and its content digest."""
+    """One image's embeddings (rows, model width, float32) and its content digest;
+    ``bidirectional``: its rows attend to each other both ways (gemma3), not causally (LLaVA)."""
 
     digest: str
     embeddings: Any
+    bidirectional: bool = False
 
 
 class ImageToken(int):

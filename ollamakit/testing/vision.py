@@ -196,3 +196,49 @@ def ollama_gemma3(path: str | Path, model: str | Path, tensors: dict, *, blocks:
         for name, value in ollama_names(tensors).items():
             writer.add_tensor(name, value)
         return writer.write()
+
+
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def llava_mmproj(path: str | Path, text_embd: int, *, blocks: int = 3, width: int = 64, heads: int = 4, ff: int = 128,
+                 image_size: int = 56, patch: int = 14, seed: int = 0, scale: float = 0.05) -> Path:
+    """A random LLaVA ``mlp`` projector as llama.cpp's legacy converter writes one: a CLIP tower
+    (class embedding, pre-norm, GELU-quick) and ``mm.0``/``mm.2`` into ``text_embd``, whose
+    outputs are about ``scale`` (a text model's own embeddings are small: far larger ones make
+    its answer hang on rounding)."""
+    rng = np.random.default_rng(seed)
+    tensors = gemma3_tower(text_embd, blocks=blocks, width=width, heads=heads, ff=ff, image_size=image_size,
+                           patch=patch, seed=seed)
+    for name in ("v.patch_embd.bias", "mm.soft_emb_norm.weight", "mm.input_projection.weight"):
+        del tensors[name]
+    n_pos = (image_size // patch) ** 2 + 1
+    tensors["v.class_embd"] = (0.3 * rng.standard_normal(width)).astype(np.float32)
+    tensors["v.position_embd.weight"] = (0.3 * rng.standard_normal((n_pos, width))).astype(np.float32)
+    tensors["v.pre_ln.weight"] = (1 + 0.1 * rng.standard_normal(width)).astype(np.float32)
+    tensors["v.pre_ln.bias"] = (0.1 * rng.standard_normal(width)).astype(np.float32)
+    tensors["mm.0.weight"] = (rng.standard_normal((text_embd, width)) / np.sqrt(width)).astype(np.float32)
+    tensors["mm.0.bias"] = (0.1 * rng.standard_normal(text_embd)).astype(np.float32)
+    tensors["mm.2.weight"] = (scale * rng.standard_normal((text_embd, text_embd)) / np.sqrt(text_embd)).astype(np.float32)
+    tensors["mm.2.bias"] = (scale * rng.standard_normal(text_embd)).astype(np.float32)
+    metadata = {
+        "general.architecture": "clip",
+        "general.type": "mmproj",
+        "general.name": "fixture llava tower",
+        "clip.has_vision_encoder": True,
+        "clip.has_llava_projector": True,
+        "clip.projector_type": "mlp",
+        "clip.use_gelu": False,
+        "clip.vision.image_size": image_size,
+        "clip.vision.patch_size": patch,
+        "clip.vision.embedding_length": width,
+        "clip.vision.feed_forward_length": ff,
+        "clip.vision.projection_dim": text_embd,
+        "clip.vision.block_count": blocks,
+        "clip.vision.attention.head_count": heads,
+        "clip.vision.attention.layer_norm_epsilon": 1e-5,
+        "clip.vision.image_mean": CLIP_MEAN,
+        "clip.vision.image_std": CLIP_STD,
+    }
+    return make_gguf(path, metadata, tensors)

@@ -58,10 +58,19 @@ def marker() -> str:
     return M.mtmd_default_marker().decode()
 
 
+_llamas: dict = {}
+
+
 def _llama(model: str):
+    """A llama.cpp model, kept for the next call (loading is most of a small case's time)."""
     from llama_cpp import Llama
 
-    return Llama(model, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=True, logits_all=True, verbose=VERBOSE)
+    if model not in _llamas:
+        if len(_llamas) >= 2:
+            _llamas.pop(next(iter(_llamas)))
+        _llamas[model] = Llama(model, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=True, logits_all=True,
+                               verbose=VERBOSE)
+    return _llamas[model]
 
 
 def image_embeddings(model: str, mmproj: str, image: bytes) -> np.ndarray:
@@ -106,6 +115,7 @@ def greedy(model: str, mmproj: str, text: str, images: list[bytes], tokens: int 
             else:
                 prompt += [-1] * M.mtmd_input_chunk_get_n_tokens(chunk)
         llm.reset()
+        C.llama_memory_clear(C.llama_get_memory(llm.ctx), True)  # a kept model: nothing of the last case
         new_past = C.llama_pos(0)
         if M.mtmd_helper_eval_chunks(ctx, llm.ctx, chunks, 0, 0, 512, True, ctypes.byref(new_past)) != 0:
             raise RuntimeError("mtmd_helper_eval_chunks failed")
@@ -125,6 +135,7 @@ def greedy(model: str, mmproj: str, text: str, images: list[bytes], tokens: int 
 
 RECORDED = "llamacpp-vision.json"
 PROMPT = "<start_of_turn>user\n[img-0]Describe this picture.<end_of_turn>\n<start_of_turn>model\n"
+LLAVA_PROMPT = "<|im_start|>user\n[img-0]Describe this picture.<|im_end|>\n<|im_start|>assistant\n"
 IMAGES = {"pattern": lambda: _pattern(), "red": lambda: _solid((220, 30, 30))}
 TOKENS = 16
 
@@ -150,17 +161,32 @@ def fixture_projector(folder) -> str:
     return str(gemma3_mmproj(Path(folder) / "gemma3-fixture-mmproj.gguf", 640))
 
 
-def answers(model: str, mmproj: str) -> dict:
-    """llama.cpp's embeddings and greedy answer for each fixture image."""
-    found = {}
-    for name, make in IMAGES.items():
-        image = make()
-        embeddings = image_embeddings(model, mmproj, image)
-        found[name] = {
-            "embeddings": np.round(embeddings, 5).tolist(),
-            **greedy(model, mmproj, PROMPT.replace("[img-0]", marker()), [image], TOKENS),
-        }
+def llava_projector(folder) -> str:
+    """The fixture LLaVA mlp projector for SmolLM2: 3 blocks (2 run), F32, image 56, patch 14."""
+    from pathlib import Path
+
+    from .vision import llava_mmproj
+
+    return str(llava_mmproj(Path(folder) / "llava-fixture-mmproj.gguf", 576))
+
+
+def cases(folder) -> dict:
+    """name -> (text GGUF, projector GGUF, prompt, image maker), every case the records hold."""
+    from . import models
+
+    gemma, smol = str(models.gemma3_270m()), str(models.smollm2_q4_1())
+    gemma_projector, llava = fixture_projector(folder), llava_projector(folder)
+    found = {f"gemma3/{name}": (gemma, gemma_projector, PROMPT, make) for name, make in IMAGES.items()}
+    found["llava/pattern"] = (smol, llava, LLAVA_PROMPT, IMAGES["pattern"])
     return found
+
+
+def answer(model: str, mmproj: str, prompt: str, image: bytes) -> dict:
+    """llama.cpp's embeddings of ``image`` and its greedy answer to ``prompt`` with it."""
+    return {
+        "embeddings": image_embeddings(model, mmproj, image),
+        **greedy(model, mmproj, prompt.replace("[img-0]", marker()), [image], TOKENS),
+    }
 
 
 if __name__ == "__main__":  # python -m ollamakit.testing.vision_agreement [output.json]
@@ -171,18 +197,21 @@ if __name__ == "__main__":  # python -m ollamakit.testing.vision_agreement [outp
 
     import llama_cpp
 
-    from . import models
     from .agreement import cpu
 
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/reference") / RECORDED
+    found = {}
     with tempfile.TemporaryDirectory() as folder:
-        found = answers(str(models.gemma3_270m()), fixture_projector(folder))
+        for name, (model, mmproj, prompt, make) in cases(folder).items():
+            found[name] = answer(model, mmproj, prompt, make())
+            found[name]["embeddings"] = np.round(found[name]["embeddings"], 5).tolist()
     document = {
         "generator": f"llama-cpp-python {llama_cpp.__version__} (mtmd), built on this machine; Gemma 3 270M Q4_K_M with "
-        "the fixture gemma3 projector of ollamakit.testing.vision (seed 0); flash attention on (text and tower), "
+        "the fixture gemma3 projector, and SmolLM2-135M Q4_1 with the fixture LLaVA mlp projector, both from "
+        "ollamakit.testing.vision (seed 0); flash attention on (text and tower), "
         f"n_threads 2, n_ctx {NUM_CTX}; mtmd_get_output_embd rounded to 5 decimals; {TOKENS} greedy tokens after "
-        "PROMPT with the image at its marker, with llama.cpp's top-2 logit margin at each step",
+        "the case's prompt with the image at its marker, with llama.cpp's top-2 logit margin at each step",
         "cpu": cpu(),
-        "images": found,
+        "cases": found,
     }
     target.write_text(json.dumps(document) + "\n")

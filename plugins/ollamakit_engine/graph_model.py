@@ -318,13 +318,14 @@ def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
 
 
 def image_groups(tokens) -> np.ndarray | None:
-    """Which image each token belongs to (a number per image, -1 for text); None without images."""
-    if not any(isinstance(t, ImageToken) for t in tokens):
+    """Which bidirectional image each token belongs to (a number per image, -1 for text and
+    causal images); None without such images."""
+    if not any(isinstance(t, ImageToken) and t.image.bidirectional for t in tokens):
         return None
     groups, current = np.full(len(tokens), -1), -1
     for j, t in enumerate(tokens):
-        if isinstance(t, ImageToken):
-            if t.first or j == 0 or not isinstance(tokens[j - 1], ImageToken):
+        if isinstance(t, ImageToken) and t.image.bidirectional:
+            if t.first or j == 0 or not isinstance(tokens[j - 1], ImageToken) or not tokens[j - 1].image.bidirectional:
                 current += 1
             groups[j] = current
     return groups

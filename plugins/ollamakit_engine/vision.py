@@ -21,8 +21,10 @@ from .vision_tower import VisionTower, vision_config
 log = logging.getLogger("ollamakit.vision")
 
 KEPT_IMAGES = 16
+# projectors whose image rows mtmd decodes with causal attention off (mtmd_decode_use_non_causal)
+BIDIRECTIONAL = {"gemma3"}
 # the text mtmd puts around an image's rows, by projector
-WRAPPING = {"gemma3": ("<start_of_image>", "<end_of_image>")}
+WRAPPING = {"gemma3": ("<start_of_image>", "<end_of_image>"), "mlp": ("", "")}
 
 
 class Vision:
@@ -45,7 +47,7 @@ class Vision:
                 self._kept.move_to_end(digest)
                 return kept
         c = self.tower.config
-        values = pixels(data, c.image_size, c.mean, c.std)
+        values = pixels(data, c.image_size, c.mean, c.std, c.pad_colour, c.resample)
         from ollamakit_ggml.graph import StepAborted
 
         compute = self.runner.compute
@@ -57,7 +59,7 @@ class Vision:
                 raise Cancelled("request canceled") from None
             finally:
                 compute.set_abort(None)
-        image = EncodedImage(digest, embeddings)
+        image = EncodedImage(digest, embeddings, self.tower.config.projector in BIDIRECTIONAL)
         with self._kept_lock:
             self.encoded += 1
             self._kept[digest] = image

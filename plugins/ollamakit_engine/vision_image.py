@@ -1,7 +1,8 @@
-"""Image bytes to a vision tower's input, as llama.cpp's mtmd prepares them for gemma3: decoded
-to RGB (alpha dropped, not composited, as stb_image does), letterboxed onto black at the tower's
-size with the aspect ratio kept (Pillow's bilinear filter, which mtmd's resampler reproduces),
-then scaled to [0, 1] and normalised by the projector's mean and std.
+"""Image bytes to a vision tower's input, as llama.cpp's mtmd prepares them: decoded to RGB
+(alpha dropped, not composited, as stb_image does), letterboxed at the tower's size with the
+aspect ratio kept (gemma3: onto black with Pillow's bilinear filter; LLaVA: onto grey-brown
+with the bicubic one; mtmd's resampler reproduces Pillow's), then scaled to [0, 1] and
+normalised by the projector's mean and std.
 
 The header is read first, and an image that claims more pixels than ``MAX_PIXELS`` is refused
 before a byte of it is decoded.
@@ -53,9 +54,9 @@ def decode(data: bytes):
         raise BadRequest("invalid image input: the image data is truncated or corrupt") from None
 
 
-def letterbox(image, size: int):
+def letterbox(image, size: int, pad=(0, 0, 0), resample: str = "bilinear"):
     """``image`` scaled to fit ``size`` x ``size`` with its aspect ratio kept (each side rounded
-    up, as mtmd's ``PAD_CEIL``), centred on black."""
+    up, as mtmd's ``PAD_CEIL``), centred on ``pad``."""
     from PIL import Image
 
     width, height = image.size
@@ -65,15 +66,16 @@ def letterbox(image, size: int):
     scale = min(np.float32(size) / np.float32(width), np.float32(size) / np.float32(height))
     new_w = min(int(np.ceil(np.float32(width) * scale)), size)
     new_h = min(int(np.ceil(np.float32(height) * scale)), size)
-    resized = image if (new_w, new_h) == (width, height) else image.resize((new_w, new_h), Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (0, 0, 0))
+    filter_ = Image.BICUBIC if resample == "bicubic" else Image.BILINEAR
+    resized = image if (new_w, new_h) == (width, height) else image.resize((new_w, new_h), filter_)
+    canvas = Image.new("RGB", (size, size), tuple(pad))
     canvas.paste(resized, ((size - new_w) // 2, (size - new_h) // 2))
     return canvas
 
 
-def pixels(data: bytes, size: int, mean, std) -> np.ndarray:
+def pixels(data: bytes, size: int, mean, std, pad=(0, 0, 0), resample: str = "bilinear") -> np.ndarray:
     """The tower's input: float32 (3, size, size), channel planes, normalised."""
-    image = letterbox(decode(data), size)
+    image = letterbox(decode(data), size, pad, resample)
     values = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
     values = (values - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(values.transpose(2, 0, 1), dtype=np.float32)

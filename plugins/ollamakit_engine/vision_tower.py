@@ -1,7 +1,10 @@
-"""A SigLIP vision tower and gemma3's projector as one ggml graph, built as llama.cpp's mtmd
-builds it (``clip_graph_siglip``): patch embedding, learned position embeddings, pre-norm
-blocks (layer norm, multi-head attention without a mask, layer norm, GELU feed-forward), the
-post-norm, then gemma3's 4x4 average pool, RMS soft-embedding norm and input projection.
+"""A ViT vision tower and its projector as one ggml graph, built as llama.cpp's mtmd builds it:
+patch embedding, learned position embeddings, pre-norm blocks (layer norm, multi-head attention
+without a mask, layer norm, GELU feed-forward), the post-norm, then the projector:
+
+- ``gemma3`` (``clip_graph_siglip``): 4x4 average pool, RMS soft-embedding norm, input projection;
+- ``mlp``, LLaVA's (``clip_graph_llava``): a class embedding after the patches, every block but
+  the last, the rows from the second on, then two linear layers with GELU between.
 
 Two weight layouts load: llama.cpp's mmproj files (``v.patch_embd``, ``v.blk.N.ln1``...,
 ``mm.input_projection``; keys ``clip.vision.*``) and Ollama's gemma3 models, whose tower lives in
@@ -34,7 +37,9 @@ OLLAMA_NAMES = (
     ("mm.mm_input_projection", "mm.input_projection"),
     ("mm.mm_soft_emb_norm", "mm.soft_emb_norm"),
 )
-PROJECTORS = ("gemma3",)
+PROJECTORS = ("gemma3", "mlp")
+# mtmd's letterbox per projector: pad colour and Pillow-compatible filter
+PADDING = {"gemma3": ((0, 0, 0), "bilinear"), "mlp": ((122, 116, 104), "bicubic")}
 
 
 @dataclass
@@ -50,7 +55,15 @@ class VisionConfig:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     n_merge: int
-    gelu: str  # "gelu" (tanh), as gemma3's tower uses
+    gelu: str  # "gelu" (tanh, as gemma3's tower uses) or "quick" (x * sigmoid(1.702 x), CLIP's)
+
+    @property
+    def pad_colour(self) -> tuple[int, int, int]:
+        return PADDING[self.projector][0]
+
+    @property
+    def resample(self) -> str:
+        return PADDING[self.projector][1]
 
     @property
     def patches_per_side(self) -> int:
@@ -58,6 +71,8 @@ class VisionConfig:
 
     @property
     def tokens_per_image(self) -> int:
+        if self.projector == "mlp":
+            return self.patches_per_side**2
         return (self.patches_per_side // self.n_merge) ** 2
 
 
@@ -73,8 +88,10 @@ def vision_config(metadata: dict) -> VisionConfig | None:
             return None
         mean = metadata.get("clip.vision.image_mean")
         std = metadata.get("clip.vision.image_std")
-        merge = metadata.get("clip.vision.projector.scale_factor", 4)
+        merge = metadata.get("clip.vision.projector.scale_factor", 4) if projector == "gemma3" else 1
         gelu = "gelu" if metadata.get("clip.use_gelu") else "quick"
+        if projector == "mlp" and ("clip.vision.feature_layer" in metadata or "clip.vision.image_grid_pinpoints" in metadata):
+            raise InvalidModelFile("LLaVA projectors with feature layers or grid pinpoints are not supported")
     elif f"{arch}.vision.block_count" in metadata:
         prefix = f"{arch}.vision."
         projector = arch  # Ollama keeps the tower in the model; its kind is the model's
@@ -163,22 +180,28 @@ class VisionTower:
         self.n_patches = c.patches_per_side**2
         patch_width = 3 * c.patch_size * c.patch_size
 
-        # float32 copies of the vectors, the position embeddings and the transposed projection,
-        # as llama.cpp's converter stores them (it keeps the input projection float16)
+        gemma3 = c.projector == "gemma3"
+        self.class_embd = None
+        self.n_pos = self.n_patches + (1 if "v.class_embd" in names and not gemma3 else 0)
+
+        # float32 copies of the vectors and the position embeddings (as llama.cpp's converter
+        # stores them), and gemma3's projection transposed once (as mtmd does at every encode)
         small = [n for n, real in names.items() if len(weights.infos[real].shape) == 1 or n.startswith(("v.position_embd", "v.patch_embd"))]
         self._owned = Tensors(lib, len(small) + 1)
         made = {}
         for name in small:
             info = weights.infos[names[name]]
             made[name] = (self._owned.new(L.TYPE_F32, *info.shape, name=name), weights.vector(names[name]))
-        projection = self._matrix_array("mm.input_projection.weight", (c.n_embd, text_embd))
-        proj_type = L.TYPE_F16 if projection.dtype == np.float16 else L.TYPE_F32
-        self.projection = self._owned.new(proj_type, c.n_embd, text_embd, name="mm.input_projection.t")
+        if gemma3:
+            projection = self._matrix_array("mm.input_projection.weight", (c.n_embd, text_embd))
+            proj_type = L.TYPE_F16 if projection.dtype == np.float16 else L.TYPE_F32
+            self.projection = self._owned.new(proj_type, c.n_embd, text_embd, name="mm.input_projection.t")
         self._owned.allocate()
         for name, (tensor, values) in made.items():
             shape = tuple(weights.infos[names[name]].shape)[::-1]
             array(tensor, L.TYPE_F32, shape)[...] = values.reshape(shape)
-        array(self.projection, proj_type, (text_embd, c.n_embd))[...] = projection.T
+        if gemma3:
+            array(self.projection, proj_type, (text_embd, c.n_embd))[...] = projection.T
         self._small = {name: tensor for name, (tensor, _) in made.items()}
 
         patch = self._small.get("v.patch_embd.weight")
@@ -187,11 +210,26 @@ class VisionTower:
         self.patch_w = patch
         self.patch_width = patch_width
         self.patch_b = self._small.get("v.patch_embd.bias")
-        self.position = self._vector_of("v.position_embd.weight", (c.n_embd, self.n_patches))
-        self.post_w = self._vector_of("v.post_ln.weight", (c.n_embd,))
-        self.post_b = self._small.get("v.post_ln.bias")
-        self.soft_norm = self._vector_of("mm.soft_emb_norm.weight", (c.n_embd,))
-        self.blocks = [self._block(i) for i in range(c.n_layer)]
+        position = self._info("v.position_embd.weight")
+        if len(position.shape) != 2 or position.shape[0] != c.n_embd or position.shape[1] < self.n_pos:
+            raise InvalidModelFile(f"tensor v.position_embd.weight has shape {tuple(position.shape)}, expected ({c.n_embd}, {self.n_pos})")
+        self.position = self._small["v.position_embd.weight"]
+        self.pre_w, self.pre_b = self._small.get("v.pre_ln.weight"), self._small.get("v.pre_ln.bias")
+        self.post_w, self.post_b = self._small.get("v.post_ln.weight"), self._small.get("v.post_ln.bias")
+        # mtmd runs every LLaVA block but the last (its feature layer is the one before)
+        self.blocks = [self._block(i) for i in range(c.n_layer if gemma3 else c.n_layer - 1)]
+        if gemma3:
+            self.soft_norm = self._vector_of("mm.soft_emb_norm.weight", (c.n_embd,))
+        else:
+            if self.n_pos > self.n_patches:
+                self.class_embd = self._vector_of("v.class_embd", (c.n_embd,))
+            hidden = self._info("mm.0.weight").shape
+            if len(hidden) != 2 or hidden[0] != c.n_embd:
+                raise InvalidModelFile("tensor mm.0.weight does not take the tower's width")
+            self.mm0 = self._matrix("mm.0.weight", (c.n_embd, hidden[1]))
+            self.mm0_b = self._small.get("mm.0.bias")
+            self.mm2 = self._matrix("mm.2.weight", (hidden[1], text_embd))
+            self.mm2_b = self._small.get("mm.2.bias")
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -263,25 +301,39 @@ class VisionTower:
         x = op("mul_mat", weight, patches_input)  # (n_embd, n_patches): the patch convolution
         if self.patch_b is not None:
             x = op("add", x, self.patch_b)
-        x = op("add", x, self.position)
+        if self.class_embd is not None:  # after the patches, where mtmd puts it
+            x = op("concat", x, op("reshape_2d", self.class_embd, c.n_embd, 1), 1)
+        x = op("add", x, op("view_2d", self.position, c.n_embd, self.n_pos, c.n_embd * 4, 0))
+        if self.pre_w is not None:
+            x = self._layer_norm(step, x, self.pre_w, self.pre_b)
+        activation = "gelu" if c.gelu == "gelu" else "gelu_quick"
         for block in self.blocks:
             cur = self._layer_norm(step, x, block.ln1_w, block.ln1_b)
             q = self._linear(step, block.q, block.q_b, cur)
             k = self._linear(step, block.k, block.k_b, cur)
             v = self._linear(step, block.v, block.v_b, cur)
-            q = op("permute", op("reshape_3d", q, d_head, c.n_head, self.n_patches), 0, 2, 1, 3)
-            k = op("cast", op("permute", op("reshape_3d", k, d_head, c.n_head, self.n_patches), 0, 2, 1, 3), L.TYPE_F16)
-            v = op("cast", op("permute", op("reshape_3d", v, d_head, c.n_head, self.n_patches), 0, 2, 1, 3), L.TYPE_F16)
+            q = op("permute", op("reshape_3d", q, d_head, c.n_head, self.n_pos), 0, 2, 1, 3)
+            k = op("cast", op("permute", op("reshape_3d", k, d_head, c.n_head, self.n_pos), 0, 2, 1, 3), L.TYPE_F16)
+            v = op("cast", op("permute", op("reshape_3d", v, d_head, c.n_head, self.n_pos), 0, 2, 1, 3), L.TYPE_F16)
             attn = op("flash_attn_ext", q, k, v, None, 1.0 / math.sqrt(d_head), 0.0, 0.0)
             step.lib.ggml_flash_attn_ext_set_prec(attn, L.PREC_F32)
-            attn = op("reshape_2d", attn, c.n_embd, self.n_patches)
+            attn = op("reshape_2d", attn, c.n_embd, self.n_pos)
             x = op("add", self._linear(step, block.out, block.out_b, attn), x)
             cur = self._layer_norm(step, x, block.ln2_w, block.ln2_b)
             cur = self._linear(step, block.up, block.up_b, cur)
-            cur = op("gelu", cur)
+            cur = op(activation, cur)
             x = op("add", self._linear(step, block.down, block.down_b, cur), x)
-        x = self._layer_norm(step, x, self.post_w, self.post_b)
-        return self._gemma3(step, x)
+        if self.post_w is not None:
+            x = self._layer_norm(step, x, self.post_w, self.post_b)
+        return self._gemma3(step, x) if c.projector == "gemma3" else self._mlp(step, x)
+
+    def _mlp(self, step, x) -> int:
+        """LLaVA: the rows from the second on (mtmd's ``patches`` input, which skips the first
+        when there is a class embedding), then linear, GELU, linear."""
+        op, first = step.op, self.n_pos - self.n_patches
+        rows = op("view_2d", x, self.config.n_embd, self.n_patches, self.config.n_embd * 4, first * self.config.n_embd * 4)
+        x = op("gelu", self._linear(step, self.mm0, self.mm0_b, op("cont", rows)))
+        return self._linear(step, self.mm2, self.mm2_b, x)
 
     def _gemma3(self, step, x) -> int:
         """4x4 average pool over the patch grid, RMS norm by the soft-embedding weight (which

@@ -120,6 +120,7 @@ _SIGNATURES = {
     # vision towers: layer norm, GELU, transposes and the average pool of gemma3's projector
     "ggml_norm": (P, [P, P, F32]),
     "ggml_gelu": (P, [P, P]),
+    "ggml_gelu_quick": (P, [P, P]),
     "ggml_transpose": (P, [P, P]),
     "ggml_pool_2d": (P, [P, P, INT, INT, INT, INT, INT, F32, F32]),
     # backends, buffers and the graph allocator

@@ -20,8 +20,8 @@ from ollamakit_engine.vision_image import decode, letterbox, pixels  # noqa: E40
 from ollamakit_scheduler.batch import common_prefix  # noqa: E402
 
 
-def image(digest: str, rows: int = 4) -> list[ImageToken]:
-    return image_tokens(EncodedImage(digest, np.zeros((rows, 8), np.float32)), placeholder=0)
+def image(digest: str, rows: int = 4, bidirectional: bool = True) -> list[ImageToken]:
+    return image_tokens(EncodedImage(digest, np.zeros((rows, 8), np.float32), bidirectional), placeholder=0)
 
 
 def test_image_rows_compare_by_content_and_row():
@@ -51,6 +51,7 @@ def test_image_rows_are_grouped_per_image():
     tokens = [1] + image("sha256:aa", 2) + image("sha256:aa", 2) + [2]
     assert image_groups(tokens).tolist() == [-1, 0, 0, 1, 1, -1]
     assert image_groups([1, 2]) is None
+    assert image_groups([1] + image("sha256:aa", 2, bidirectional=False)) is None  # LLaVA's rows are causal
 
 
 def test_the_mask_lets_an_image_see_itself_both_ways():

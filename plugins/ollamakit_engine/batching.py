@@ -8,6 +8,7 @@ this packing and the runner facts built on them (``RunnerBase``) live once, here
 from __future__ import annotations
 
 from ollamakit.errors import BadRequest
+from ollamakit.images import whole_images
 
 
 def check_batch(batch, vocab_size: int) -> None:
@@ -39,7 +40,10 @@ def plan_steps(batch, num_batch: int):
     while True:
         budget, row, parts = num_batch, 0, []
         for index, (cache, tokens) in enumerate(batch):
-            take = min(len(tokens) - offsets[index], budget)
+            # an image's rows stay in one step, unless the image alone is longer than a step
+            take = whole_images(tokens[offsets[index] :], budget) if budget > 0 else 0
+            if take == 0 and row == 0 and offsets[index] < len(tokens):
+                take = min(len(tokens) - offsets[index], budget)
             if take <= 0:
                 continue
             part = tokens[offsets[index] : offsets[index] + take]

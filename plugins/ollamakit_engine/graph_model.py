@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ollamakit.images import ImageToken
 from ollamakit_ggml import lib as L
 
 from .graph_weights import ModelTensors
@@ -134,6 +135,10 @@ class GraphTransformer:
             values["out_ids"] = np.array([s.row + len(s.tokens) - 1 for s in segments], np.int32)
         if self.dense and rows >= DENSE_MIN_ROWS:
             values["dense_rows"] = np.arange(self.dense_width, dtype=np.int32)
+        images = [(s.row + j, t.embedding) for s in segments for j, t in enumerate(s.tokens) if isinstance(t, ImageToken)]
+        if images:  # rows whose embedding an image gives, not the token table
+            values["image_rows"] = np.array([row for row, _ in images], np.int64)
+            values["image_embd"] = np.stack([embedding for _, embedding in images]).astype(np.float32)
         for i, s in enumerate(segments):
             values[f"write{i}"] = np.arange(s.start, s.stop, dtype=np.int64)
             for local in set(self.hp.swa_layers):
@@ -149,6 +154,8 @@ class GraphTransformer:
         x = step.op("get_rows", t.token_embd, tensors["ids"])
         if hp.embed_scale != 1.0:
             x = step.op("scale", x, hp.embed_scale)
+        if "image_rows" in tensors:  # image rows as they come: not scaled
+            x = step.op("set_rows", x, tensors["image_embd"], tensors["image_rows"])
         last = len(t.layers) - 1
         for index, layer in enumerate(t.layers):
             out_ids = tensors.get("out_ids") if index == last else None
@@ -279,6 +286,11 @@ class GraphTransformer:
         query = np.arange(s.start, s.stop)[:, None]
         key = np.arange(self.span(s))[None, :]
         visible = key <= query
+        groups = image_groups(s.tokens)
+        if groups is not None:  # an image's rows see each other, both ways
+            within = np.full(key.shape[1], -1)
+            within[s.start : s.stop] = groups
+            visible |= (groups[:, None] >= 0) & (groups[:, None] == within[None, :])
         if local and self.hp.sliding_window:
             visible &= query - key < self.hp.sliding_window
         return np.where(visible, np.float16(0), np.float16(-np.inf))
@@ -303,6 +315,20 @@ def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
     once) never take this path."""
     weights = [w for layer in tensors.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.gate, layer.up, layer.down)]
     return frozenset(w for w in weights if w not in tensors.repacked and L.tensor(w).type in DENSE_TYPES)
+
+
+def image_groups(tokens) -> np.ndarray | None:
+    """Which bidirectional image each token belongs to (a number per image, -1 for text and
+    causal images); None without such images."""
+    if not any(isinstance(t, ImageToken) and t.image.bidirectional for t in tokens):
+        return None
+    groups, current = np.full(len(tokens), -1), -1
+    for j, t in enumerate(tokens):
+        if isinstance(t, ImageToken) and t.image.bidirectional:
+            if t.first or j == 0 or not isinstance(tokens[j - 1], ImageToken) or not tokens[j - 1].image.bidirectional:
+                current += 1
+            groups[j] = current
+    return groups
 
 
 def _contiguous(struct) -> bool:

@@ -27,7 +27,15 @@ def load_model(kernel, model, options):
         tokenizer = load_tokenizer(gguf.metadata)
         # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
         options = {**options, "kv_cache_type": kernel.settings.kv_cache_type, "fast_prefill": kernel.settings.fast_prefill}
-        return build_runner(gguf, kernel.compute, options, tokenizer, model.adapter_paths)
+        runner = build_runner(gguf, kernel.compute, options, tokenizer, model.adapter_paths)
+    if kernel.compute.runs_graphs:  # vision towers run on the graph engine
+        from ollamakit import manifest as mf
+
+        from .vision import attach_vision
+
+        projectors = model.manifest.find(mf.PROJECTOR)
+        attach_vision(runner, kernel.store.blob_path(projectors[0].digest) if projectors else None)
+    return runner
 
 
 @hookimpl

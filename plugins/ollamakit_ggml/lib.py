@@ -117,6 +117,12 @@ _SIGNATURES = {
     "ggml_rope_ext": (P, [P, P, P, P, INT, INT, INT, F32, F32, F32, F32, F32, F32]),
     "ggml_flash_attn_ext": (P, [P, P, P, P, P, F32, F32, F32]),
     "ggml_flash_attn_ext_set_prec": (None, [P, INT]),
+    # vision towers: layer norm, GELU, transposes and the average pool of gemma3's projector
+    "ggml_norm": (P, [P, P, F32]),
+    "ggml_gelu": (P, [P, P]),
+    "ggml_gelu_quick": (P, [P, P]),
+    "ggml_transpose": (P, [P, P]),
+    "ggml_pool_2d": (P, [P, P, INT, INT, INT, INT, INT, F32, F32]),
     # backends, buffers and the graph allocator
     "ggml_backend_cpu_init": (P, []),
     "ggml_backend_cpu_set_n_threads": (None, [P, INT]),

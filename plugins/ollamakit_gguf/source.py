@@ -8,6 +8,7 @@ from ollamakit.errors import BadRequest, InvalidModelFile
 from ollamakit.interfaces import ModelSource
 
 from .reader import GGUFFile, looks_like_gguf
+from .writer import GGUFWriter
 
 
 def claims(request, store) -> bool:
@@ -51,7 +52,35 @@ def layer_media_type(gguf: GGUFFile, target: str, label: str) -> str:
     vision_blocks = gguf.metadata.get(f"{arch}.vision.block_count") or 0
     if kind in ("projector", "mmproj") or (not blocks and vision_blocks):
         return mf.PROJECTOR
+    meta = gguf.metadata
+    if arch == "clip" and not meta.get("clip.block_count") and (meta.get("clip.has_vision_encoder") is True or meta.get("clip.has_audio_encoder") is True):
+        return mf.PROJECTOR  # a clip file with an encoder and no text blocks
     return mf.MODEL
+
+
+def needs_projector_type(metadata: dict) -> bool:
+    """An old LLaVA projector: a clip vision encoder that names no projector type. llama.cpp
+    once assumed ``mlp`` for it and now refuses it, so Ollama writes ``mlp`` in at create."""
+    return (
+        metadata.get("general.architecture") == "clip"
+        and metadata.get("clip.has_vision_encoder") is True
+        and "clip.projector_type" not in metadata
+        and "clip.vision.projector_type" not in metadata
+    )
+
+
+def with_projector_type(path, out, projector_type: str = "mlp"):
+    """Write the GGUF at ``path`` to ``out`` with every key and tensor as it is, plus
+    ``clip.projector_type``; returns the new file's header."""
+    with GGUFFile.open(path) as gguf:
+        writer = GGUFWriter(out, alignment=gguf.alignment)
+        writer.add_metadata(gguf.metadata, gguf.metadata_types)
+        writer.add("clip.projector_type", projector_type)
+        for info in gguf.tensors:
+            # read when written: one tensor in memory at a time
+            writer.add_tensor(info.name, lambda name=info.name: gguf.raw(name).tobytes(), info.ggml_type, info.shape)
+        writer.write()
+    return read_header(out, "projector")
 
 
 class GGUFSource(ModelSource):
@@ -73,9 +102,22 @@ class GGUFSource(ModelSource):
         for key, digest, gguf, media_type in parsed:
             if media_type == mf.ADAPTER:
                 _check_adapter(ctx, gguf, key)
+            if media_type == mf.PROJECTOR and needs_projector_type(gguf.metadata):
+                yield {"status": "updating GGUF projector metadata"}
+                digest, gguf = _typed_projector(ctx, digest)
             ctx.add_blob(media_type, digest, from_=key, label=key, gguf=gguf)
         for _ in parsed:
             yield {"status": "parsing GGUF"}
+
+
+def _typed_projector(ctx, digest: str):
+    out = ctx.store.scratch_file(".gguf")
+    try:
+        gguf = with_projector_type(ctx.store.blob_path(digest), out)
+        new_digest, _, _ = ctx.store_file(out)
+    finally:
+        out.unlink(missing_ok=True)
+    return new_digest, gguf
 
 
 def _check_adapter(ctx, adapter: GGUFFile, label: str) -> None:

@@ -13,6 +13,7 @@ from ollamakit_structured.output import Parsed
 from . import prompting
 from .inference import (
     base,
+    check_images,
     check_think,
     concatenate,
     decode_images,
@@ -97,13 +98,16 @@ def chat_events(kernel, body: dict, started: int | None = None, gone=None, relax
             yield _reply(common.model, "", done=True, done_reason="load")
             return
         conversation = _conversation(model, messages)
-        text = prompting.chat_prompt(
-            model, conversation, lease.tokenizer, lease.num_ctx, tools=tools or None, think=think, truncate=common.truncate
+        check_images(lease, sum(len(m.get("images") or ()) for m in conversation))
+        rendered = prompting.chat_prompt(
+            model, conversation, lease.tokenizer, lease.num_ctx, tools=tools or None, think=think, truncate=common.truncate,
+            image_tokens=prompting.image_token_count(lease.runner),
         )
-        tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
+        text = rendered.text
         if common.debug_render_only:
             yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
             return
+        tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
         parser = prompting.output_parser(model, text, tools=tools or None, think=think)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)

@@ -13,6 +13,7 @@ from ollamakit_structured.output import Parsed
 from . import prompting
 from .inference import (
     base,
+    check_images,
     check_think,
     concatenate,
     decode_images,
@@ -79,19 +80,23 @@ def generate_events(kernel, body: dict, started: int | None = None, gone=None):
         if prompt == "":  # a suffix alone is still a load, as in Ollama
             yield {**base(common.model), "response": "", "done": True, "done_reason": "load"}
             return
+        check_images(lease, len(images))
+        tagged = images  # the images in [img-N] order
         if raw:
             text = prompt
         else:
-            text = prompting.generate_prompt(
+            rendered = prompting.generate_prompt(
                 model, prompt, lease.tokenizer, lease.num_ctx, system=system, suffix=suffix, template=override,
                 images=images, think=think, with_history=not context,
+                image_tokens=prompting.image_token_count(lease.runner),
             )
+            text, tagged = rendered.text, rendered.images
         if context:
             text = lease.tokenizer.decode(context) + text
         if common.debug_render_only:
             yield {**base(common.model), "response": "", "done": False, "_debug_info": {"rendered_template": text}}
             return
-        tokens = lease.tokenizer.encode(text, add_special=True, parse_special=True)
+        tokens = prompting.prompt_tokens(lease, text, tagged, gone)
         parser = None if raw else prompting.output_parser(model, text, think=think, template=override)
         thinking = parser.thinking if parser else None
         constraint = format_constraint(spec, lease, after=thinking.closing if thinking else None)

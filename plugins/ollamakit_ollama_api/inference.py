@@ -167,6 +167,13 @@ def decode_images(images, where: str = "images") -> list[bytes]:
     return decoded
 
 
+def check_images(lease, count: int) -> None:
+    """Images reach only a model that can encode them: a model whose projector is missing or
+    of a kind the engine does not run answers 400 rather than reading the text without them."""
+    if count and getattr(lease.runner, "vision", None) is None:
+        raise BadRequest("this model is missing data required for image input")
+
+
 def check_think(model: LocalModel, name: str, think, capabilities: set[str]):
     """Thinking models default to thinking; asking a model that cannot think is a 400."""
     if "thinking" in capabilities:

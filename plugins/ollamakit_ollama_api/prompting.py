@@ -3,7 +3,10 @@ template (or, without one, the GGUF's Jinja chat template; or ``{{ .Prompt }}``)
 
 from __future__ import annotations
 
+import re
+
 from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.images import image_tokens
 from ollamakit.store import LocalModel
 from ollamakit_structured.output import OutputParser
 from ollamakit_templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
@@ -42,14 +45,66 @@ def _jinja_vars(tokenizer) -> dict:
     return names
 
 
+IMAGE_TAG = re.compile(r"\[img-(\d+)\]")
+PLACEHOLDER_ID = 0  # what an image row's id reads as to code that only counts tokens
+
+
+def image_token_count(runner) -> int:
+    """What an image takes of the context when deciding which history fits: its rows and the
+    text around them for a model that can see; Ollama's flat count otherwise."""
+    vision = getattr(runner, "vision", None)
+    return vision.tokens_per_image + 2 if vision is not None else IMAGE_TOKENS
+
+
+def prompt_tokens(lease, text: str, images: list[bytes], gone=None) -> list[int]:
+    """The prompt's token ids, each ``[img-N]`` replaced by image N's rows (``ImageToken``s)
+    between the model's image markers, tokenized in pieces as llama.cpp's mtmd does (the
+    special tokens only before the first piece). A prompt with images that do not fit the
+    context is a 400: cutting an image would leave the model half a picture. ``gone()``
+    saying the client left stops an image's encoding."""
+    tokenizer = lease.tokenizer
+    vision = getattr(lease.runner, "vision", None)
+    if not images or vision is None:
+        return tokenizer.encode(text, add_special=True, parse_special=True)
+    pieces, order, last = [], [], 0
+    for match in IMAGE_TAG.finditer(text):
+        index = int(match.group(1))
+        if index >= len(images):
+            raise BadRequest(f"invalid image index: {index}")
+        pieces.append(text[last : match.start()])
+        order.append(index)
+        last = match.end()
+    pieces.append(text[last:])
+    missing = sorted(set(range(len(images))) - set(order))
+    if missing:  # never read silently past an image
+        raise BadRequest(f"the prompt does not place image {missing[0]}: its [img-{missing[0]}] tag is missing")
+    encoded, tokens = {}, []
+    for n, piece in enumerate(pieces):
+        before = vision.end if n > 0 else ""
+        after = vision.begin if n < len(order) else ""
+        tokens += tokenizer.encode(before + piece + after, add_special=n == 0, parse_special=True)
+        if n < len(order):
+            index = order[n]
+            if index not in encoded:
+                encoded[index] = vision.encode(images[index], should_stop=gone)
+            tokens += image_tokens(encoded[index], PLACEHOLDER_ID)
+    if encoded and len(tokens) > lease.num_ctx:
+        raise BadRequest(
+            f"the prompt with its {len(encoded)} image(s) takes {len(tokens)} tokens, more than the context "
+            f"window of {lease.num_ctx}; send fewer images or raise num_ctx"
+        )
+    return tokens
+
+
 def _counter(tokenizer):
     return lambda text: len(tokenizer.encode(text, add_special=True, parse_special=True))
 
 
 def chat_prompt(model: LocalModel, messages: list[dict], tokenizer, num_ctx: int, *, tools=None, think=None,
-                truncate: bool = True) -> str:
+                truncate: bool = True, image_tokens: int = IMAGE_TOKENS):
     """The prompt for a conversation; with ``truncate`` the oldest history that does not fit
-    ``num_ctx`` is left out (system messages and the last message always stay)."""
+    ``num_ctx`` is left out (system messages and the last message always stay). Returns the
+    ``Prompt``: its text and the images its ``[img-N]`` tags name."""
     prompt = render_chat(
         model.template,
         _jinja(model),
@@ -58,16 +113,17 @@ def chat_prompt(model: LocalModel, messages: list[dict], tokenizer, num_ctx: int
         think,
         count_tokens=_counter(tokenizer) if truncate else None,
         num_ctx=num_ctx if truncate else None,
-        image_tokens=IMAGE_TOKENS,
+        image_tokens=image_tokens,
         **_jinja_vars(tokenizer),
     )
-    return prompt.text
+    return prompt
 
 
 def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, system: str = "", suffix: str = "",
-                    template=None, images=(), think=None, with_history: bool = True) -> str:
+                    template=None, images=(), think=None, with_history: bool = True, image_tokens: int = IMAGE_TOKENS):
     """The prompt for ``/api/generate`` (not raw): fill-in-the-middle with ``suffix``, the
-    request's ``template`` over the conversation, or the model's chat path."""
+    request's ``template`` over the conversation, or the model's chat path. Returns the
+    ``Prompt``: its text and the images its ``[img-N]`` tags name."""
     rendered = render_generate(
         model.template,
         _jinja(model),
@@ -82,10 +138,10 @@ def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, 
         with_history=with_history,
         count_tokens=_counter(tokenizer),
         num_ctx=num_ctx,
-        image_tokens=IMAGE_TOKENS,
+        image_tokens=image_tokens,
         **_jinja_vars(tokenizer),
     )
-    return rendered.text
+    return rendered
 
 
 def output_parser(model: LocalModel, prompt: str, *, tools=None, think=None, template=None) -> OutputParser | None:

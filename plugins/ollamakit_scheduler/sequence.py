@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from ollamakit.errors import BadRequest, Cancelled
+from ollamakit.images import whole_images
 
 from .options import Options
 from .sampling import Sampler, token_logprobs
@@ -131,7 +132,10 @@ class Sequence:
             self.on_start()
 
     def next_input(self, batch_limit: int) -> list[int]:
-        return self.pending[:batch_limit] if self.prefilling else self.pending
+        if not self.prefilling:
+            return self.pending
+        # an image's rows go to the model together (they attend to each other)
+        return self.pending[: whole_images(self.pending, batch_limit) or batch_limit]
 
     def consumed(self, count: int) -> None:
         self.history.extend(self.pending[:count])

@@ -153,3 +153,13 @@ def test_bad_requires_has_its_line(tmp_path):
 def test_unknown_home_folder_is_a_modelfile_error(tmp_path):
     with pytest.raises(ModelfileError, match="cannot find the home folder"):
         plan_for("FROM ~no_such_user_here_xyz/m.gguf\n", tmp_path)
+
+
+def test_a_second_from_adds_the_projector_file(tmp_path):
+    """``FROM model.gguf`` then ``FROM mmproj.gguf``: both go in ``files``; the server tells the
+    projector from the model by its metadata."""
+    model, projector = tmp_path / "model.gguf", tmp_path / "mmproj.gguf"
+    model.write_bytes(b"GGUF" + bytes(100))
+    projector.write_bytes(b"GGUF" + bytes(50))
+    plan = plan_for("FROM ./model.gguf\nFROM ./mmproj.gguf\n", tmp_path)
+    assert plan.request == {"files": {"model.gguf": sha(model.read_bytes()), "mmproj.gguf": sha(projector.read_bytes())}}

@@ -10,6 +10,7 @@ outputs back. Tensors are plain pointers (ints).
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import numpy as np
 
@@ -145,22 +146,33 @@ def arena_bytes(lib, nodes: int) -> int:
     return nodes * lib.ggml_tensor_overhead() + lib.ggml_graph_overhead_custom(nodes, False) + 4096
 
 
+_pool_locks: dict[int, threading.Lock] = {}
+_pool_locks_lock = threading.Lock()
+
+
+def pool_lock(threadpool: int) -> threading.Lock:
+    """The lock of one ggml thread pool. A pool runs one graph at a time (it holds the current
+    graph and plan), and models share pools, so two models' steps take turns on it."""
+    with _pool_locks_lock:
+        return _pool_locks.setdefault(threadpool, threading.Lock())
+
+
 class Compute:
     """Runs steps on the CPU backend: one graph allocator (its buffer grows to the largest step
-    and is reused) and a thread pool."""
+    and is reused) and a thread pool, shared with other models (``pool_lock``)."""
 
     def __init__(self, lib, threadpool: int, threads: int):
         self.lib = lib
         self.backend = lib.ggml_backend_cpu_init()
-        lib.ggml_backend_cpu_set_n_threads(self.backend, threads)
-        lib.ggml_backend_cpu_set_threadpool(self.backend, threadpool)
         self.allocator = lib.ggml_gallocr_new(lib.ggml_backend_cpu_buffer_type())
         self.arena = None
         self._abort = None
+        self.set_threads(threadpool, threads)
 
     def set_threads(self, threadpool: int, threads: int) -> None:
         self.lib.ggml_backend_cpu_set_n_threads(self.backend, threads)
         self.lib.ggml_backend_cpu_set_threadpool(self.backend, threadpool)
+        self._pool_lock = pool_lock(threadpool)
 
     def set_abort(self, should_stop) -> None:
         """``should_stop()`` is asked between the nodes of the graphs run from now on; True
@@ -194,7 +206,8 @@ class Compute:
             raise MemoryError("ggml could not allocate the step's buffers")
         for tensor, values in step.inputs:
             lib.ggml_backend_tensor_set(tensor, values.ctypes.data, 0, values.nbytes)
-        status = lib.ggml_backend_graph_compute(self.backend, step.graph)
+        with self._pool_lock:
+            status = lib.ggml_backend_graph_compute(self.backend, step.graph)
         if status != 0:
             raise StepAborted(f"ggml stopped the graph (status {status})")
 

@@ -184,3 +184,32 @@ def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend)
     np.testing.assert_allclose(a, b, atol=0.05 * np.abs(b).max())
     short = prompt[: DENSE_MIN_ROWS - 1]
     assert np.array_equal(dense.forward([(dense.new_cache(64), short)])[0], blocks.forward([(blocks.new_cache(64), short)])[0])
+
+
+def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):
+    """Every model of a backend shares its ggml thread pool, which runs one graph at a time:
+    two models stepping at once from two request threads must each get their own answers."""
+    import threading
+
+    path = tmp_path / "m.gguf"
+    write_model(path, "llama")
+    first, second = load(path, backend), load(path, backend)
+    prompts = [PROMPT, PROMPT[::-1]]
+    expected = [first.forward([(first.new_cache(64), p)])[0] for p in prompts]
+    results, errors = {}, []
+
+    def work(runner, index):
+        try:
+            for round in range(20):
+                results[index, round] = runner.forward([(runner.new_cache(64), prompts[index])])[0]
+        except Exception as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(runner, i)) for i, runner in enumerate((first, second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for (index, _), logits in results.items():
+        assert np.array_equal(logits, expected[index])

@@ -35,11 +35,12 @@ def read_json(req) -> dict:
         raise TooLarge(too_large_message(limit))
     raw = req.bounded_stream.read(limit + 1)
     req.context.raw_body = raw  # for OLLAMA_DEBUG_LOG_REQUESTS (request_log.py)
-    return parse_json(raw)
+    return parse_json(raw, limit)
 
 
-def parse_json(raw: bytes) -> dict:
-    """A body already read (or decompressed) as a JSON object, with ``read_json``'s errors."""
+def parse_json(raw: bytes, limit: int = MAX_JSON_BODY) -> dict:
+    """A body already read (or decompressed) as a JSON object, with ``read_json``'s errors
+    (413 past ``limit`` bytes)."""
     if not raw or not raw.strip():
         raise BadRequest("missing request body")
     if len(raw) > limit:

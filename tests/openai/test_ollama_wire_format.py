@@ -103,12 +103,15 @@ def test_empty_prompt_with_a_suffix_is_a_load(models):
     assert reply["done"] and reply["done_reason"] == "load" and reply["response"] == ""
 
 
-def test_images_to_a_text_only_model_are_accepted(models):
+def test_images_to_a_model_that_cannot_see_them_are_refused(models):
+    """Ollama's handlers make no vision check of their own, and its runner refuses images a
+    model cannot see (ErrNoVisionModel) rather than answering without them: so do we."""
     image = base64.b64encode(b"\x89PNG").decode()
     generated = models.client.simulate_post("/api/generate", json={
-        "model": "fake", "prompt": "see", "images": [image], "stream": False, "_debug_render_only": True})
-    assert generated.status_code == 200 and "[img-0]" in generated.json["_debug_info"]["rendered_template"]
+        "model": "fake", "prompt": "see", "images": [image], "stream": False})
     chatted = models.client.simulate_post("/api/chat", json={
         "model": "fake", "messages": [{"role": "user", "content": "see", "images": [image]}], "stream": False,
         "options": {"num_predict": 2}})
-    assert chatted.status_code == 200 and chatted.json["done"]
+    for response in (generated, chatted):
+        assert response.status_code == 400
+        assert response.json == {"error": "this model is missing data required for image input"}

@@ -5,12 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The registry tests push to and pull from a real OCI registry: Debian's docker-registry.
-# Installed only as root and only when missing; without it those tests skip and say why.
+# System programs some tests drive, installed only as root and only when missing (without one,
+# its tests skip and say why): the registry tests push to and pull from a real OCI registry,
+# Debian's docker-registry; tests/js runs the official ollama-js library on Node.js, which the
+# tests install there from its lock file with npm.
 # apt-get's output is shown: a failed install must say why, and it stops this script.
-if [ ! -x /usr/bin/docker-registry ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+missing=()
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
 # The tests get their own environment: they install the example plugin, whose command and storage

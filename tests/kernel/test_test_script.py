@@ -38,7 +38,8 @@ def stub(folder: Path, name: str, text: str):
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False):
+def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False, programs=("node", "npm"), isolated=False):
+    """``programs`` are stubbed as installed; ``isolated`` leaves every other program off PATH."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "test.sh", repo / "scripts" / "test.sh")
@@ -48,13 +49,18 @@ def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False):
     stub(bin_dir, "apt-get", APT_GET)
     stub(bin_dir, "id", ID)
     log = tmp_path / "log"
+    for name in programs:  # present on this "machine": apt-get does not install them
+        stub(bin_dir, name, "#!/bin/sh\n")
+    if isolated:  # the stubs and the few real programs the script and the stubs call, nothing else
+        for name in ("dirname", "mkdir", "chmod"):
+            (bin_dir / name).symlink_to(shutil.which(name))
     env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PATH": str(bin_dir) if isolated else f"{bin_dir}:/usr/bin:/bin",
         "LOG": str(log),
         "PYTEST_RC": str(pytest_rc),
         "APT_FAILS": "1" if apt_fails else "",
     }
-    done = subprocess.run(["bash", str(repo / "scripts" / "test.sh"), *args], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([shutil.which("bash"), str(repo / "scripts" / "test.sh"), *args], env=env, capture_output=True, text=True, timeout=60)
     return done, log.read_text().splitlines() if log.exists() else []
 
 
@@ -97,3 +103,19 @@ def test_a_failed_install_says_why_and_stops_the_script(tmp_path):
     assert done.returncode == 100
     assert "Unable to locate package docker-registry" in done.stderr
     assert not any("pytest" in line for line in log)
+
+
+def test_node_and_npm_are_installed_when_missing(tmp_path):
+    done, log = run_script(tmp_path, programs=(), isolated=True)
+    assert done.returncode == 0, done.stderr
+    [install] = [line for line in log if line.startswith("apt-get install")]
+    assert install.endswith(" nodejs npm") and "apt-get says: install" in done.stdout
+    assert log.index("apt-get update -q") < log.index(install) < log.index(".venv-test/bin/ollamakit build-ggml --strict")
+
+
+def test_nothing_is_installed_when_nothing_is_missing(tmp_path):
+    if not os.path.exists("/usr/bin/docker-registry"):
+        pytest.skip("docker-registry is not installed here, so the script installs it")
+    done, log = run_script(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not any(line.startswith("apt-get") for line in log)

@@ -11,6 +11,9 @@ For each model, with both engines at the same num_ctx (--prompt + --decode + a m
               long prompt; Python and numpy alone (before either engine is imported) are shown beneath it
   streams     our aggregate tokens/s of 4 sequences decoded together (4 caches, one forward
               call per step), against one stream; llama-cpp-python has no batched API
+  variants    with --variants, the same figures for ours with fast prefill (ours/fast) and for
+              either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
+              llama.cpp+lora), each beside its plain engine
 
 Every run of an engine is a fresh subprocess, so the resident memory is that engine's alone and
 neither inherits the other's page-ins or allocator state. Runs alternate between the engines
@@ -35,6 +38,9 @@ import time
 import numpy as np
 
 ENGINES = ("ours", "llama.cpp")
+# Variants measured beside their plain engine when asked (--variants): fast prefill
+# (OLLAMAKIT_FAST_PREFILL), and each engine with the model's seeded random LoRA adapter.
+VARIANTS = ("ours/fast", "ours+lora", "llama.cpp+lora")
 STREAMS = 4
 SHORT = 8  # tokens of the short prompt decode starts from
 MARGIN = 16  # cache positions beyond prompt + decode (the untimed warm-up step, slack)
@@ -55,12 +61,14 @@ def proc_status(field: str) -> int:
 class Ours:
     batched = True
 
-    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: str = "f16"):
+    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: str = "f16", fast_prefill: bool = False,
+                 adapter: str | None = None):
         from ollamakit_engine import load_runner
         from ollamakit_ggml import GgmlBackend
 
-        options = {"num_thread": threads, "kv_cache_type": cache_type}
-        self.runner = load_runner(path, GgmlBackend(), options, with_tokenizer=False)
+        options = {"num_thread": threads, "kv_cache_type": cache_type, "fast_prefill": fast_prefill}
+        adapters = [adapter] if adapter else []
+        self.runner = load_runner(path, GgmlBackend(), options, with_tokenizer=False, adapters=adapters)
         self.num_ctx = num_ctx
 
     def begin(self):
@@ -76,13 +84,14 @@ class Ours:
 class LlamaCpp:
     batched = False  # one sequence per Llama object in llama-cpp-python
 
-    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: int = 1):
+    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: int = 1, adapter: str | None = None):
         import llama_cpp
 
         self.llama_cpp = llama_cpp
         # cache_type: a ggml type id (1: f16, 8: q8_0, 2: q4_0), as llama-cpp-python takes it
         self.llm = llama_cpp.Llama(path, n_ctx=num_ctx, n_threads=threads, n_threads_batch=threads,
-                                   n_batch=512, flash_attn=True, verbose=False, type_k=cache_type, type_v=cache_type)
+                                   n_batch=512, flash_attn=True, verbose=False, type_k=cache_type, type_v=cache_type,
+                                   lora_path=adapter)
         self.vocab = self.llm.n_vocab()
 
     def begin(self):
@@ -110,13 +119,14 @@ def worker(args) -> dict:
     prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, args.prompt)]
     num_ctx = args.prompt + args.decode + MARGIN
     base = proc_status("VmHWM")
-    if args.worker == "ours":
-        engine = Ours(args.path, args.threads, num_ctx)
+    adapter = args.adapter if args.worker.endswith("+lora") else None
+    if args.worker.startswith("ours"):
+        engine = Ours(args.path, args.threads, num_ctx, fast_prefill=args.worker == "ours/fast", adapter=adapter)
     else:
-        engine = LlamaCpp(args.path, args.llama_threads, num_ctx)
+        engine = LlamaCpp(args.path, args.llama_threads, num_ctx, adapter=adapter)
     engine.feed(engine.begin(), prompt)  # also pages the weights in
     result = {"base": base, "peak": proc_status("VmHWM")}
-    if args.worker == "ours":
+    if args.worker.startswith("ours"):
         result["memory_bytes"] = engine.runner.memory_bytes
 
     seq = engine.begin()
@@ -160,8 +170,9 @@ def cpu_summary() -> str:
     return f"{name} ({cores} cores usable; {marks})"
 
 
-def run_worker(engine: str, path, args) -> dict:
+def run_worker(engine: str, path, args, adapter=None) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", engine, "--path", str(path),
+               "--adapter", str(adapter or ""),
                "--prompt", str(args.prompt), "--decode", str(args.decode),
                "--threads", str(args.threads), "--llama-threads", str(args.llama_threads)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
@@ -200,6 +211,14 @@ def report(name, path, args, ours: dict, theirs: dict | None) -> None:
     print(f"  our runner reports {ours['memory_bytes'] / 2**20:.0f} MiB (weights and caches)")
 
 
+def report_variant(variant: str, args, mine: dict, plain: dict) -> None:
+    """A variant's rates beside its plain engine's, measured in the same alternation."""
+    print(f"  {variant} against {variant.split('/')[0].split('+')[0]}:")
+    for label, key in ((f"prefill, {args.prompt}-token prompt", "prefill"), (f"decode, after {SHORT} tokens", "decode_short"),
+                       (f"decode, after {args.prompt} tokens", "decode_long")):
+        print(f"    {label:32}{mine[key]:11.1f}{plain[key]:11.1f}{mine[key] / plain[key]:8.2f}x  tokens/s")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="smollm2,gemma3,qwen", help="comma-separated: smollm2, gemma3, qwen")
@@ -210,8 +229,10 @@ def main(argv=None):
     parser.add_argument("--llama-threads", type=int, default=None,
                         help="llama.cpp's n_threads and n_threads_batch (default: --threads)")
     parser.add_argument("--no-llamacpp", action="store_true")
-    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--variants", default="", help=f"comma-separated, also measured: {', '.join(VARIANTS)}")
+    parser.add_argument("--worker", choices=ENGINES + VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--adapter", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.llama_threads is None:
         args.llama_threads = args.threads
@@ -227,9 +248,11 @@ def main(argv=None):
     from ollamakit.testing import models
 
     catalog = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m, "qwen": models.qwen25_coder_1_5b}
-    engines = list(ENGINES)
+    engines = list(ENGINES) + [v for v in args.variants.split(",") if v]
+    if unknown := set(engines) - set(ENGINES + VARIANTS):
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     if args.no_llamacpp or importlib.util.find_spec("llama_cpp") is None:
-        engines.remove("llama.cpp")
+        engines = [e for e in engines if not e.startswith("llama.cpp")]
     print(f"CPU: {cpu_summary()}")
     print(f"ggml (ours): {lib.load().origin}")
     if "llama.cpp" in engines:
@@ -242,13 +265,16 @@ def main(argv=None):
 
     for name in args.models.split(","):
         path = catalog[name]()
+        adapter = models.random_lora(path, models.CACHE / "models" / f"{path.stem}-lora-r8-seed0.gguf") if "+lora" in args.variants else None
         runs: dict[str, list[dict]] = {engine: [] for engine in engines}
         for repeat in range(args.repeats):
             # alternate which engine goes first, so neither always runs on a cooler machine
             for engine in engines if repeat % 2 == 0 else engines[::-1]:
-                runs[engine].append(run_worker(engine, path, args))
+                runs[engine].append(run_worker(engine, path, args, adapter))
         theirs = best(runs["llama.cpp"]) if "llama.cpp" in runs else None
         report(name, path, args, best(runs["ours"]), theirs)
+        for variant in (e for e in engines if e not in ENGINES):
+            report_variant(variant, args, best(runs[variant]), best(runs[variant.split("/")[0].split("+")[0]]))
 
 
 if __name__ == "__main__":

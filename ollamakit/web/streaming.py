@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 
@@ -122,3 +124,21 @@ def sse_response(resp, frames, envelope, error_frame) -> None:
 
 def to_status(code: int) -> str:
     return falcon.code_to_http_status(code)
+
+
+def errors_in_envelope(envelope):
+    """A responder decorator for an API whose errors are not Ollama's ``{"error": message}``:
+    whatever the handler raises is answered with ``envelope(exc)``'s ``(status, body)``."""
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        def wrapped(self, req, resp, *args, **kwargs):
+            try:
+                return handler(self, req, resp, *args, **kwargs)
+            except Exception as exc:
+                status, body = envelope(exc)
+                json_response(resp, body, status, "application/json")
+
+        return wrapped
+
+    return decorate

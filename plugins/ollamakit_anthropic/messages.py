@@ -14,14 +14,13 @@ answered as Ollama answers it when its search fails: a ``server_tool_use`` block
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import secrets
 
 from ollamakit import inference
 from ollamakit.errors import INTERNAL_ERROR, OllamaError
-from ollamakit.web import client_gone, json_response, read_json, sse_frame, sse_response
+from ollamakit.web import client_gone, errors_in_envelope, json_response, read_json, sse_frame, sse_response
 
 from .request import MessagesRequest, estimate_input_tokens
 
@@ -45,18 +44,7 @@ def error_envelope(exc: BaseException) -> tuple[int, dict]:
                     "request_id": generate_id("req")}
 
 
-def anthropic_errors(handler):
-    """A responder whose errors are answered in Anthropic's envelope."""
-
-    @functools.wraps(handler)
-    def wrapped(self, req, resp, *args, **kwargs):
-        try:
-            return handler(self, req, resp, *args, **kwargs)
-        except Exception as exc:
-            status, body = error_envelope(exc)
-            json_response(resp, body, status, "application/json")
-
-    return wrapped
+anthropic_errors = errors_in_envelope(error_envelope)  # responders answering errors in Anthropic's envelope
 
 
 def stop_reason(done_reason: str, has_calls: bool) -> str:

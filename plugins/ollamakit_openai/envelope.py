@@ -3,13 +3,12 @@ and Server-Sent Events."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
 
 from ollamakit.errors import INTERNAL_ERROR, BadRequest, OllamaError
-from ollamakit.web import json_response, sse_frame, sse_response
+from ollamakit.web import errors_in_envelope, json_response, sse_frame, sse_response
 
 log = logging.getLogger("ollamakit.openai")
 
@@ -29,18 +28,7 @@ def error_envelope(exc: BaseException) -> tuple[int, dict]:
     return status, {"error": {"message": message, "type": error_type(status), "param": None, "code": None}}
 
 
-def openai_errors(handler):
-    """A responder whose errors are answered in OpenAI's envelope instead of ``{"error": msg}``."""
-
-    @functools.wraps(handler)
-    def wrapped(self, req, resp, *args, **kwargs):
-        try:
-            return handler(self, req, resp, *args, **kwargs)
-        except Exception as exc:
-            status, body = error_envelope(exc)
-            json_response(resp, body, status, "application/json")
-
-    return wrapped
+openai_errors = errors_in_envelope(error_envelope)  # responders answering errors in OpenAI's envelope
 
 
 def start_stream(resp, objects, events: bool = False) -> None:

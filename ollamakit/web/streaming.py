@@ -28,11 +28,18 @@ def json_response(resp, obj, status: int = 200, content_type: str = JSON) -> Non
     resp.data = dumps(obj)
 
 
-def error_body(exc: BaseException) -> tuple[int, dict]:
+def error_status(exc: BaseException) -> tuple[int, str]:
+    """The HTTP status and client-facing message of an error: its own for an ``OllamaError``,
+    else 500 with a generic message (the detail goes to the log, never to the client)."""
     if isinstance(exc, OllamaError):
-        return exc.status, {"error": exc.message}
+        return exc.status, exc.message
     log.error("unexpected error", exc_info=exc)
-    return 500, {"error": INTERNAL_ERROR}
+    return 500, INTERNAL_ERROR
+
+
+def error_body(exc: BaseException) -> tuple[int, dict]:
+    status, message = error_status(exc)
+    return status, {"error": message}
 
 
 def stream_response(resp, events, stream: bool = True, final=None) -> None:

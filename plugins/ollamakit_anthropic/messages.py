@@ -15,16 +15,12 @@ answered as Ollama answers it when its search fails: a ``server_tool_use`` block
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 
 from ollamakit import inference
-from ollamakit.errors import INTERNAL_ERROR, OllamaError
-from ollamakit.web import client_gone, errors_in_envelope, json_response, read_json, sse_frame, sse_response
+from ollamakit.web import client_gone, error_status, errors_in_envelope, json_response, read_json, sse_frame, sse_response
 
 from .request import MessagesRequest, estimate_input_tokens
-
-log = logging.getLogger("ollamakit.anthropic")
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
@@ -35,11 +31,7 @@ def generate_id(prefix: str) -> str:
 
 
 def error_envelope(exc: BaseException) -> tuple[int, dict]:
-    if isinstance(exc, OllamaError):
-        status, message = exc.status, exc.message
-    else:
-        log.error("unexpected error", exc_info=exc)
-        status, message = 500, INTERNAL_ERROR
+    status, message = error_status(exc)
     return status, {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
                     "request_id": generate_id("req")}
 

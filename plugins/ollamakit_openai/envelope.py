@@ -3,14 +3,11 @@ and Server-Sent Events."""
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 
-from ollamakit.errors import INTERNAL_ERROR, BadRequest, OllamaError
-from ollamakit.web import errors_in_envelope, json_response, sse_frame, sse_response
-
-log = logging.getLogger("ollamakit.openai")
+from ollamakit.errors import BadRequest
+from ollamakit.web import error_status, errors_in_envelope, json_response, sse_frame, sse_response
 
 FINGERPRINT = "fp_ollama"
 
@@ -20,11 +17,7 @@ def error_type(status: int) -> str:
 
 
 def error_envelope(exc: BaseException) -> tuple[int, dict]:
-    if isinstance(exc, OllamaError):
-        status, message = exc.status, exc.message
-    else:
-        log.error("unexpected error", exc_info=exc)
-        status, message = 500, INTERNAL_ERROR
+    status, message = error_status(exc)
     return status, {"error": {"message": message, "type": error_type(status), "param": None, "code": None}}
 
 

@@ -163,7 +163,7 @@ def main(argv=None):
         return
 
     engines = ["ours", "llama.cpp"] if importlib.util.find_spec("llama_cpp") else ["ours"]
-    from ollamakit_ggml import lib
+    from ollamakit.lib.ggml import lib
 
     print(f"CPU: {cpu_summary()}; threads {args.threads}; cache {args.cache}; ours on ggml {lib.load().origin}")
     series = {}

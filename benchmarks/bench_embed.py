@@ -92,9 +92,9 @@ def convert(folder: Path, out: Path) -> Path:
 
 def bench_engine(gguf: Path, texts: list[str], repeat: int):
     from ollamakit_engine.bert import build_bert_runner
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
     from ollamakit_numpy import NumpyBackend
-    from ollamakit_tokenizers import load_tokenizer
+    from ollamakit.lib.tokenizers import load_tokenizer
 
     with GGUFFile.open(gguf) as file:
         runner = build_bert_runner(file, NumpyBackend(), load_tokenizer(file.metadata))

@@ -243,7 +243,7 @@ def main(argv=None):
         print(json.dumps(worker(args)), flush=True)
         return
 
-    from ollamakit_ggml import lib
+    from ollamakit.lib.ggml import lib
 
     from ollamakit.testing import models
 

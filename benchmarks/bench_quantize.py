@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "plugi
 
 import quant_reference  # noqa: E402
 
-from ollamakit_gguf import GGUFFile  # noqa: E402
+from ollamakit.lib.gguf import GGUFFile  # noqa: E402
 from ollamakit_quant.quantizer import quantize_file  # noqa: E402
 from ollamakit_quant.recipe import FILE_TYPES  # noqa: E402
 

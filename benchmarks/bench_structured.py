@@ -70,7 +70,7 @@ def decode(kernel, tokens: int, fmt) -> tuple[float, int, str]:
 def constraint_cost(kernel, tokens: int) -> float:
     """Seconds per token spent in the constraint alone: mask, apply and advance, replaying a
     schema-valid answer's tokens."""
-    from ollamakit_structured import Constraint, parse_format
+    from ollamakit.lib.structured import Constraint, parse_format
 
     from ollamakit_scheduler.options import merged
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ollamakit_gguf.constants import ValueType
-from ollamakit_gguf.writer import GGUFWriter
+from ollamakit.lib.gguf.constants import ValueType
+from ollamakit.lib.gguf.writer import GGUFWriter
 
 
 def make_gguf(

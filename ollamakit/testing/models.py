@@ -129,9 +129,9 @@ def random_lora(base: Path, target: Path, *, rank: int = 8, alpha: float = 16.0,
     if target.exists():
         return target
     import numpy as np
-    from ollamakit_gguf.reader import GGUFFile
-    from ollamakit_gguf.constants import ValueType
-    from ollamakit_gguf.writer import GGUFWriter
+    from ollamakit.lib.gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.constants import ValueType
+    from ollamakit.lib.gguf.writer import GGUFWriter
 
     rng = np.random.default_rng(seed)
     with GGUFFile.open(base) as model:

@@ -155,9 +155,9 @@ COLOURS = {(255, 0, 0): " red", (0, 255, 0): " green"}
 def colour_projector(path: str | Path, model: str | Path, colours: dict = COLOURS) -> Path:
     """A colour tower for a gemma3 text model (image 56, patch 14: one row per image): a solid
     image of each colour becomes the model's own (scaled) embedding of that colour's word."""
-    from ollamakit_gguf.dequant import dequantize
-    from ollamakit_gguf.reader import GGUFFile
-    from ollamakit_tokenizers import load_tokenizer
+    from ollamakit.lib.gguf.dequant import dequantize
+    from ollamakit.lib.gguf.reader import GGUFFile
+    from ollamakit.lib.tokenizers import load_tokenizer
 
     with GGUFFile.open(model) as gguf:
         tokenizer = load_tokenizer(gguf.metadata)
@@ -179,8 +179,8 @@ def ollama_gemma3(path: str | Path, model: str | Path, tensors: dict, *, blocks:
     """A gemma3 model as Ollama's converter lays one out: the text model of ``model`` and the
     vision tower ``tensors`` (llama.cpp names; written under Ollama's) in one GGUF, with the
     ``gemma3.vision.*`` keys and no projector file."""
-    from ollamakit_gguf.reader import GGUFFile
-    from ollamakit_gguf.writer import GGUFWriter
+    from ollamakit.lib.gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.writer import GGUFWriter
 
     with GGUFFile.open(model) as gguf:
         writer = GGUFWriter(path, alignment=gguf.alignment)

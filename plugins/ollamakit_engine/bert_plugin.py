@@ -12,7 +12,7 @@ DEFERRED_IMPORTS = ("ollamakit_engine.bert", "ollamakit_engine.requirements")
 
 @hookimpl
 def load_model(kernel, model, options):
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     path = model.model_path
     if path is None:
@@ -20,7 +20,7 @@ def load_model(kernel, model, options):
     with GGUFFile.open(path) as gguf:
         if gguf.metadata.get("general.architecture") != "bert":
             return None
-        from ollamakit_tokenizers import load_tokenizer
+        from ollamakit.lib.tokenizers import load_tokenizer
 
         from .bert import build_bert_runner
 

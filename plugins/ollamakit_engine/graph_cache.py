@@ -39,7 +39,7 @@ def cache_row_bytes(hp: HParams, cache_type: str) -> int:
 
 class GraphKVCache:
     def __init__(self, lib, hp: HParams, num_ctx: int, cache_type: str = "f16", rotate=None):
-        from ollamakit_ggml.graph import Tensors
+        from ollamakit.lib.ggml.graph import Tensors
 
         if num_ctx < 1:
             raise BadRequest(f"num_ctx must be positive, got {num_ctx}")
@@ -109,7 +109,7 @@ class GraphKVCache:
     def _rows(self, tensor: int, row: int) -> np.ndarray:
         import ctypes
 
-        from ollamakit_ggml.lib import tensor as struct
+        from ollamakit.lib.ggml.lib import tensor as struct
 
         buffer = (ctypes.c_uint8 * (row * self.num_ctx)).from_address(struct(tensor).data)
         return np.frombuffer(buffer, np.uint8).reshape(self.num_ctx, row)

@@ -8,8 +8,8 @@ adapter. A and B are copied into a buffer of their own, in the file's types.
 
 from __future__ import annotations
 
-from ollamakit_gguf.adapter import lora_pairs
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf.adapter import lora_pairs
+from ollamakit.lib.gguf.reader import GGUFFile
 
 from ollamakit.errors import InvalidModelFile
 
@@ -18,7 +18,7 @@ class LoraWeights:
     """One adapter's A and B tensors, by the base tensor (a ggml pointer) they adapt."""
 
     def __init__(self, path, base: GGUFFile, weights, lib):
-        from ollamakit_ggml.graph import Tensors
+        from ollamakit.lib.ggml.graph import Tensors
 
         with GGUFFile.open(path) as adapter:
             try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ollamakit.images import ImageToken
-from ollamakit_ggml import lib as L
+from ollamakit.lib.ggml import lib as L
 
 from .graph_weights import ModelTensors
 from .hparams import HParams
@@ -87,7 +87,7 @@ class GraphTransformer:
 
     def _rotations(self) -> dict[int, int]:
         """A ggml tensor of each Hadamard matrix in use, by order (kept for the model's life)."""
-        from ollamakit_ggml.graph import Tensors, array
+        from ollamakit.lib.ggml.graph import Tensors, array
 
         orders = sorted({n for n in (self.rot_k, self.rot_v) if n})
         self._rotation_tensors = Tensors(self.lib, len(orders))

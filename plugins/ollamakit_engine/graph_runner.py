@@ -12,7 +12,7 @@ import threading
 import weakref
 
 import numpy as np
-from ollamakit_ggml.graph import Compute, Step, StepAborted
+from ollamakit.lib.ggml.graph import Compute, Step, StepAborted
 
 from ollamakit.errors import BadRequest, Cancelled
 
@@ -151,7 +151,7 @@ class GraphRunner(RunnerBase):
 
     def _rotate(self, cache: GraphKVCache, first: int, count: int, delta: int) -> None:
         """Rotate the keys at positions [first, first + count) by ``delta`` positions, in place."""
-        from ollamakit_ggml import lib as L
+        from ollamakit.lib.ggml import lib as L
 
         hp = self.hp
         with self._lock:

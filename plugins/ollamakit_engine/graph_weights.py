@@ -68,7 +68,7 @@ class MappedWeights:
             return weights
 
     def __init__(self, gguf, lib):
-        from ollamakit_ggml.graph import Tensors
+        from ollamakit.lib.ggml.graph import Tensors
 
         self.lib = lib
         self.infos = {info.name: info for info in gguf.tensors}
@@ -96,7 +96,7 @@ class MappedWeights:
         its gemv and gemm kernels then read 8 rows at once, which is faster and gives
         llama.cpp's sums. The file's pages of those tensors are given back afterwards, so the
         weights are held once. None when nothing qualifies (other CPUs, other types)."""
-        from ollamakit_ggml.graph import Tensors
+        from ollamakit.lib.ggml.graph import Tensors
 
         names = [name for name, info in self.infos.items() if self._repackable(name, info)]
         if not names:
@@ -148,7 +148,7 @@ class MappedWeights:
         info = self.infos.get(name)
         if info is None:
             return None
-        from ollamakit_gguf.dequant import dequantize
+        from ollamakit.lib.gguf.dequant import dequantize
 
         start = info.offset
         return dequantize(self._map[start : start + info.nbytes], info.ggml_type, info.shape).reshape(-1)

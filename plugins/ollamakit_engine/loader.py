@@ -17,7 +17,7 @@ def supports(metadata: dict) -> bool:
 
 
 def build_runner(gguf, backend, options: dict | None = None, tokenizer=None, adapters=()) -> Runner:
-    """A runner for the open GGUF file ``gguf`` (an ``ollamakit_gguf.reader.GGUFFile``), with
+    """A runner for the open GGUF file ``gguf`` (an ``ollamakit.lib.gguf.reader.GGUFFile``), with
     the LoRA adapter files ``adapters`` applied (at most one, as in Ollama)."""
     options = options or {}
     num_batch = options.get("num_batch", DEFAULT_NUM_BATCH)
@@ -100,12 +100,12 @@ def load_runner(
     path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True, adapters=()
 ) -> Runner:
     """Open the GGUF at ``path`` and build its runner (with its tokenizer unless told not to)."""
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     with GGUFFile.open(path) as gguf:
         tokenizer = None
         if with_tokenizer:
-            from ollamakit_tokenizers import load_tokenizer
+            from ollamakit.lib.tokenizers import load_tokenizer
 
             tokenizer = load_tokenizer(gguf.metadata)
         return build_runner(gguf, backend, options, tokenizer, adapters)

@@ -12,7 +12,7 @@ DEFERRED_IMPORTS = ("ollamakit_engine.loader", "ollamakit_engine.requirements")
 
 @hookimpl
 def load_model(kernel, model, options):
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     from .loader import build_runner, supports
 
@@ -22,7 +22,7 @@ def load_model(kernel, model, options):
     with GGUFFile.open(path) as gguf:
         if not supports(gguf.metadata):
             return None  # another plugin's architecture (bert, ...)
-        from ollamakit_tokenizers import load_tokenizer
+        from ollamakit.lib.tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(gguf.metadata)
         # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
@@ -40,7 +40,7 @@ def load_model(kernel, model, options):
 
 @hookimpl
 def estimate_memory(kernel, model, num_ctx, num_parallel):
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     from .loader import estimate_bytes, supports
 

@@ -48,7 +48,7 @@ class Vision:
                 return kept
         c = self.tower.config
         values = pixels(data, c.image_size, c.mean, c.std, c.pad_colour, c.resample)
-        from ollamakit_ggml.graph import StepAborted
+        from ollamakit.lib.ggml.graph import StepAborted
 
         compute = self.runner.compute
         with self.runner._lock:  # one graph at a time on the runner's compute
@@ -77,7 +77,7 @@ def attach_vision(runner, projector_gguf=None) -> None:
     """Give ``runner`` a ``vision`` from its projector file (an mmproj GGUF) or, without one,
     from the vision tower inside its own model file; None when there is neither or the tower
     cannot be built (the reason is logged, and images to the model answer 400)."""
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     from .graph_weights import MappedWeights
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ollamakit.errors import InvalidModelFile
-from ollamakit_ggml import lib as L
+from ollamakit.lib.ggml import lib as L
 
 POOL_AVG = 1  # ggml_op_pool
 # Ollama's names for the same tensors (a substring each), mapped onto llama.cpp's
@@ -168,7 +168,7 @@ class VisionTower:
     copies) and the graph that encodes one preprocessed image."""
 
     def __init__(self, config: VisionConfig, weights, text_embd: int, lib):
-        from ollamakit_ggml.graph import Tensors, array
+        from ollamakit.lib.ggml.graph import Tensors, array
 
         self.config = config
         self.lib = lib

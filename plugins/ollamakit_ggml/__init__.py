@@ -3,8 +3,8 @@
 Weights stay in their GGUF blocks (the file is memory-mapped, read-only) and ggml multiplies
 them there with llama.cpp's own kernels: activations quantized to each weight type's partner
 (Q8_0, Q8_1, Q8_K), flash attention over a float16 cache, ggml's thread pool. The engine builds
-one graph per step (``ollamakit_engine.graph``); this package binds the library (``lib``) and
-owns the thread pool.
+one graph per step with the ggml library (``ollamakit.lib.ggml``); this backend owns the
+thread pool.
 
 Arrays outside the graph (logits, embeddings of models the graph engine does not run) are
 numpy's, so everything written for the ``numpy`` backend runs here too.
@@ -31,7 +31,7 @@ class GgmlBackend(ComputeBackend):
 
     def __init__(self, kernel=None):
         super().__init__(kernel)
-        from . import lib
+        from ollamakit.lib.ggml import lib
 
         self.lib = lib.load()
         self._lock = threading.Lock()
@@ -40,7 +40,7 @@ class GgmlBackend(ComputeBackend):
     @classmethod
     def available(cls) -> bool:
         try:
-            from . import lib
+            from ollamakit.lib.ggml import lib
 
             lib.load()
         except (ImportError, OSError):

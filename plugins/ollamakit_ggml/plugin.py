@@ -12,7 +12,7 @@ from ollamakit.hookspecs import hookimpl
 @click.option("--strict", is_flag=True, help="Exit non-zero when the build fails (default: warn and keep the prebuilt library).")
 def build_ggml_command(strict: bool) -> None:
     """Compile ggml for this CPU, so the engine's numbers are llama.cpp's on this machine."""
-    from .native import BuildError, build
+    from ollamakit.lib.ggml.native import BuildError, build
 
     try:
         build(log=lambda line: click.echo(line, err=True))

@@ -1,32 +1,5 @@
-"""GGUF support: a strict memory-mapped reader, an atomic streaming writer, and numpy
-dequantization of every ggml tensor type a model may carry.
+"""The GGUF model source: ``/api/create`` from GGUF files (``source``), registered by ``plugin``.
 
-    from ollamakit_gguf import GGUFFile
-    with GGUFFile.open(path) as g:
-        g.architecture, g.metadata["llama.block_count"], g.tensor("token_embd.weight")
+Reading and writing GGUF is the library's work (``ollamakit.lib.gguf``); this plugin decides
+which files a create request names, classifies them (model, projector, adapter) and stores them.
 """
-
-from ollamakit.lazy import lazy_exports
-
-# Imported on first use: these modules import numpy and gguf, and the entry points load this package.
-__getattr__ = lazy_exports(__name__, {
-    "ValueType": ".constants",
-    "dequantize": ".dequant",
-    "supported_types": ".dequant",
-    "GGUFFile": ".reader",
-    "TensorInfo": ".reader",
-    "format_parameter_size": ".reader",
-    "looks_like_gguf": ".reader",
-    "GGUFWriter": ".writer",
-})
-
-__all__ = [
-    "GGUFFile",
-    "GGUFWriter",
-    "TensorInfo",
-    "ValueType",
-    "dequantize",
-    "format_parameter_size",
-    "looks_like_gguf",
-    "supported_types",
-]

@@ -7,8 +7,7 @@ from ollamakit import manifest as mf
 from ollamakit.errors import BadRequest, InvalidModelFile
 from ollamakit.interfaces import ModelSource
 
-from .reader import GGUFFile, looks_like_gguf
-from .writer import GGUFWriter
+from ollamakit.lib.gguf import GGUFFile, GGUFWriter, looks_like_gguf
 
 
 def claims(request, store) -> bool:
@@ -123,7 +122,7 @@ def _typed_projector(ctx, digest: str):
 def _check_adapter(ctx, adapter: GGUFFile, label: str) -> None:
     """An adapter must fit the model it is created with (its layers are in by now: the model's
     source runs first); checked here so that a mismatch never reaches a manifest."""
-    from .adapter import lora_pairs
+    from ollamakit.lib.gguf import lora_pairs
 
     bases = [layer.gguf for layer in ctx.find(mf.MODEL) if layer.gguf is not None]
     if not bases:

@@ -23,7 +23,7 @@ from ollamakit.web import read_json, stream_response
 from . import modelinfo
 
 try:  # the Go-template plugin: validation and autodetection of templates
-    from ollamakit_templates import detect_template, parse_template
+    from ollamakit.lib.templates import detect_template, parse_template
 except ImportError:  # pragma: no cover - templates are then stored unchecked and not detected
     detect_template = parse_template = None
 
@@ -249,7 +249,7 @@ def _with_progress(status: str, work):
 
 def build_config(ctx: CreateContext) -> dict:
     """The config blob (``model.ConfigV2``), in Go's field order."""
-    from ollamakit_gguf.reader import format_parameter_size
+    from ollamakit.lib.gguf.reader import format_parameter_size
 
     weights = [b for b in ctx.layers if b.gguf is not None and b.media_type != mf.DRAFT]
     weights.sort(key=lambda b: b.media_type != mf.MODEL)  # the model speaks first

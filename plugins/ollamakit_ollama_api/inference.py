@@ -14,9 +14,9 @@ from ollamakit.errors import BadRequest, Cancelled, NotFound, OllamaError
 from ollamakit.names import ModelName
 from ollamakit.store import LocalModel, format_utc_now
 from ollamakit.web.body import field
-import ollamakit_structured as structured
+import ollamakit.lib.structured as structured
 from ollamakit_scheduler.sequence import Chunk
-from ollamakit_structured.output import Parsed
+from ollamakit.lib.structured.output import Parsed
 
 from . import modelinfo
 

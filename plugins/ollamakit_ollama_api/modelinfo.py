@@ -12,7 +12,7 @@ from ollamakit import manifest as mf
 from ollamakit.errors import OllamaError
 
 try:  # the template plugin: capabilities come from what a template references
-    from ollamakit_templates import jinja_capabilities, template_capabilities
+    from ollamakit.lib.templates import jinja_capabilities, template_capabilities
 except ImportError:  # pragma: no cover - without it, no tools/insert/thinking are claimed
     jinja_capabilities = template_capabilities = None
 
@@ -35,7 +35,7 @@ def gguf_header(store, digest: str):
     """The parsed header of a stored GGUF blob (cached by digest: blobs never change), or None
     when the blob is absent or not a GGUF."""
     from ollamakit_gguf.source import read_header
-    from ollamakit_gguf.reader import looks_like_gguf
+    from ollamakit.lib.gguf.reader import looks_like_gguf
 
     with _CACHE_LOCK:
         if digest in _CACHE:
@@ -114,7 +114,7 @@ _LIST_CACHE_SIZE = 4096
 def _leading_metadata(store, digest: str) -> dict | None:
     """The GGUF values before the vocabulary (cached by digest), or None for a missing blob or
     one that does not read as a GGUF."""
-    from ollamakit_gguf.reader import looks_like_gguf, read_leading_metadata
+    from ollamakit.lib.gguf.reader import looks_like_gguf, read_leading_metadata
 
     with _CACHE_LOCK:
         if digest in _LIST_CACHE:
@@ -143,7 +143,7 @@ def _gguf_summary(metadata: dict) -> tuple[list[str], int, int, str]:
     """Capabilities, context and embedding length and file type as Ollama's model list reads
     them from a GGUF: vision and audio in the order their keys come, then embedding (a pooling
     type) or completion."""
-    from ollamakit_gguf.constants import file_type_name
+    from ollamakit.lib.gguf.constants import file_type_name
 
     arch = metadata.get("general.architecture")
     arch = arch if isinstance(arch, str) else ""

@@ -1,4 +1,4 @@
-"""Prompts from requests, built by ``ollamakit_templates`` as Ollama builds them: the model's Go
+"""Prompts from requests, built by ``ollamakit.lib.templates`` as Ollama builds them: the model's Go
 template (or, without one, the GGUF's Jinja chat template; or ``{{ .Prompt }}``)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import re
 from ollamakit.errors import BadRequest, OllamaError
 from ollamakit.images import image_tokens
 from ollamakit.store import LocalModel
-from ollamakit_structured.output import OutputParser
-from ollamakit_templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
+from ollamakit.lib.structured.output import OutputParser
+from ollamakit.lib.templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
 
 from . import modelinfo
 

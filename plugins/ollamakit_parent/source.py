@@ -17,7 +17,7 @@ NOT_INHERITED = ("architecture", "os", "rootfs")
 
 def _gguf_header(path, label):
     try:
-        from ollamakit_gguf.reader import looks_like_gguf
+        from ollamakit.lib.gguf.reader import looks_like_gguf
         from ollamakit_gguf.source import read_header
     except ImportError:  # without the GGUF plugin the parent's config is inherited as is
         return None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ollamakit_gguf import GGUFFile, GGUFWriter
-from ollamakit_gguf.constants import FILE_TYPE_NUMBERS, ValueType
+from ollamakit.lib.gguf import GGUFFile, GGUFWriter
+from ollamakit.lib.gguf.constants import FILE_TYPE_NUMBERS, ValueType
 
 FLOAT_TYPES = ("F32", "F16", "BF16")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ollamakit_gguf.writer import float32_to_bf16
+from ollamakit.lib.gguf.writer import float32_to_bf16
 
 from . import kquants, legacy
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from ollamakit.errors import BadRequest
 from ollamakit.interfaces import Quantizer
 
-from ollamakit_gguf import GGUFFile, GGUFWriter
-from ollamakit_gguf.constants import ValueType
+from ollamakit.lib.gguf import GGUFFile, GGUFWriter
+from ollamakit.lib.gguf.constants import ValueType
 
 from .encode import FLOAT_TYPES, NonFiniteValues, encode
 from .recipe import FILE_TYPES, ModelFacts, Recipe, weight_order

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ollamakit.errors import BadRequest
 
-from ollamakit_gguf.constants import GGML_TYPE_BY_NAME, GGML_TYPES
+from ollamakit.lib.gguf.constants import GGML_TYPE_BY_NAME, GGML_TYPES
 
 # File type -> (general.file_type number, base tensor type).
 FILE_TYPES: dict[str, tuple[int, str]] = {

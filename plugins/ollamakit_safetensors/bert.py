@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from ollamakit.errors import InvalidModelFile
-from ollamakit_gguf.constants import ValueType
+from ollamakit.lib.gguf.constants import ValueType
 
 from .base import MAX_CONTEXT, Architecture, Config, Tensor, arch_keys
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ollamakit.errors import InvalidModelFile
-from ollamakit_gguf.constants import ValueType
-from ollamakit_gguf.writer import GGUFWriter
+from ollamakit.lib.gguf.constants import ValueType
+from ollamakit.lib.gguf.writer import GGUFWriter
 
 from .architectures import Architecture, Tensor, architecture_for
 from .folder import ModelFolder

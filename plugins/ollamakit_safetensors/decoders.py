@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ollamakit.errors import InvalidModelFile
-from ollamakit_gguf.constants import ValueType
+from ollamakit.lib.gguf.constants import ValueType
 
 from .base import MAX_CONTEXT, Architecture, Config, Tensor, arch_keys
 

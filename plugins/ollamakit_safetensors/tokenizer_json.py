@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from ollamakit.errors import InvalidModelFile
-from ollamakit_gguf.constants import ValueType
+from ollamakit.lib.gguf.constants import ValueType
 
 from .folder import MAX_TOKENIZER_JSON, ModelFolder
 
@@ -223,7 +223,7 @@ def _byte_level_bpe(tokens, types, model: dict, tokenizer: dict, settings: dict)
 
 def _split_patterns(node) -> list[str] | None:
     """The regexes a pre-tokenizer splits with, in order; None for a step we cannot express."""
-    from ollamakit_tokenizers.pretokenizers import GPT2
+    from ollamakit.lib.tokenizers.pretokenizers import GPT2
 
     if node is None:
         return []
@@ -259,7 +259,7 @@ def _normalise_regex(pattern: str) -> str:
 def pre_tokenizer_name(tokenizer: dict, settings: dict) -> str:
     """The ``tokenizer.ggml.pre`` family whose regexes equal this tokenizer's; a tie between
     families is settled by ``clean_up_tokenization_spaces``."""
-    from ollamakit_tokenizers import PRE_TOKENIZERS
+    from ollamakit.lib.tokenizers import PRE_TOKENIZERS
 
     patterns = _split_patterns(tokenizer.get("pre_tokenizer"))
     if patterns is None:

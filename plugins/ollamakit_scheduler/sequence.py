@@ -101,7 +101,7 @@ class Sequence:
         self.top_logprobs = top_logprobs
         self.sampler = Sampler(options, num_ctx)
         # Structured outputs: masks the logits (``mask``), follows the answer (``advance``) and
-        # says when it is whole (``complete``); see ollamakit_structured.Constraint.
+        # says when it is whole (``complete``); see ollamakit.lib.structured.Constraint.
         self.constraint = constraint
         self.text = TextStream(options.stop)
         self.metrics = Metrics()

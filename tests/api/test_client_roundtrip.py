@@ -13,7 +13,7 @@ from ollamakit.testing import models
 from model_store_helpers import snapshot
 
 try:
-    from ollamakit_templates import detect_template  # noqa: F401
+    from ollamakit.lib.templates import detect_template  # noqa: F401
 
     HAVE_TEMPLATES = True
 except ImportError:

@@ -289,7 +289,7 @@ class GGUFTarget(Target):
         gguf = read_header(self.path, "case.gguf")
         layer_media_type(gguf, "model", "case.gguf")
         gguf.file_type_name, gguf.parameter_count, gguf.architecture  # noqa: B018 - derived values
-        from ollamakit_gguf.reader import GGUFFile
+        from ollamakit.lib.gguf.reader import GGUFFile
 
         with GGUFFile.open(self.path) as opened:
             for info in opened.tensors[:16]:

@@ -83,7 +83,7 @@ def test_projectors_are_classified_by_metadata_not_name(client, tmp_path, metada
 def test_a_typeless_llava_projector_gets_mlp(client, tmp_path):
     """As Ollama does at create: the projector is rewritten with ``clip.projector_type`` mlp,
     every other key and tensor unchanged."""
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
     weights = np.arange(48, dtype=np.float32).reshape(4, 3, 2, 2)

@@ -7,7 +7,7 @@ import pytest
 
 from ollamakit_cuda import CudaBackend
 from ollamakit_engine import build_runner
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf.reader import GGUFFile
 from ollamakit_numpy import NumpyBackend
 
 from .tiny_models import write_model

@@ -65,6 +65,6 @@ def test_greedy_continuations_match_llamacpp(name, index):
 def test_the_engine_runs_ggml_built_for_this_cpu():
     """The native build is what makes the products llama.cpp's on this CPU (scripts/test.sh
     makes it); the prebuilt wheel's AVX2 kernels round differently on an AVX-512 machine."""
-    from ollamakit_ggml import lib
+    from ollamakit.lib.ggml import lib
 
     assert lib.load().origin.startswith("built for this CPU")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from ollamakit_engine import load_runner
 from ollamakit_ggml import GgmlBackend
-from ollamakit_gguf.adapter import lora_pairs
-from ollamakit_gguf.reader import GGUFFile
-from ollamakit_gguf.writer import GGUFWriter
+from ollamakit.lib.gguf.adapter import lora_pairs
+from ollamakit.lib.gguf.reader import GGUFFile
+from ollamakit.lib.gguf.writer import GGUFWriter
 
 from ollamakit.errors import BadRequest, InvalidModelFile
 from ollamakit.testing.gguf_factory import make_gguf, tiny_llama

@@ -112,7 +112,7 @@ def test_the_image_changes_the_answer(projector):
 
 def _tower(path, lib):
     from ollamakit_engine.graph_weights import MappedWeights
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     with GGUFFile.open(path) as gguf:
         return VisionTower(vision_config(gguf.metadata), MappedWeights.open(gguf, lib), 640, lib)

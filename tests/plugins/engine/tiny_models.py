@@ -13,7 +13,7 @@ import numpy as np
 
 from ollamakit.testing.gguf_factory import make_gguf
 from ollamakit_engine import build_runner
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf.reader import GGUFFile
 from ollamakit_numpy import NumpyBackend
 
 VOCAB = 97

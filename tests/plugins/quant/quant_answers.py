@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from test_blocks import f16_rows
 
-from ollamakit_gguf import GGUFFile
+from ollamakit.lib.gguf import GGUFFile
 
 FIXTURE = Path(__file__).with_name("llamacpp_answers.json")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ollamakit_gguf import dequantize
+from ollamakit.lib.gguf import dequantize
 from ollamakit_quant import kquants, legacy
 
 ENCODERS = {"Q4_0": legacy.q4_0, "Q4_1": legacy.q4_1, "Q5_0": legacy.q5_0, "Q5_1": legacy.q5_1,

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from ollamakit_gguf import GGUFFile
+from ollamakit.lib.gguf import GGUFFile
 from ollamakit_quant.quantizer import quantize_file
 
 from ollamakit.testing.gguf_factory import tiny_llama

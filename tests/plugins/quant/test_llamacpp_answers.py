@@ -14,7 +14,7 @@ import quant_answers as answers
 import quant_reference
 import test_blocks
 
-from ollamakit_gguf import GGUFFile
+from ollamakit.lib.gguf import GGUFFile
 from ollamakit_quant.encode import encode
 from ollamakit_quant.quantizer import plan, quantize_file
 

@@ -7,7 +7,7 @@ import pytest
 
 from ollamakit.errors import BadRequest
 from ollamakit.testing.gguf_factory import make_gguf, tiny_llama
-from ollamakit_gguf import GGUFFile, GGUFWriter
+from ollamakit.lib.gguf import GGUFFile, GGUFWriter
 from ollamakit_quant.convert import to_float
 from ollamakit_quant.quantizer import plan, quantize_file
 

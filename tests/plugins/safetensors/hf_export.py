@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf.reader import GGUFFile
 
 LAYER_NAMES = {
     "attn_norm": "input_layernorm",

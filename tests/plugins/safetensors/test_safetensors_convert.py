@@ -11,7 +11,7 @@ import pytest
 
 from ollamakit.errors import InvalidModelFile
 from ollamakit.testing.gguf_factory import tiny_llama
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf.reader import GGUFFile
 from ollamakit_numpy import NumpyBackend
 from ollamakit_safetensors import ModelFolder, plan_conversion
 
@@ -67,7 +67,7 @@ def test_llama_round_trip_is_bit_exact(tmp_path, dtype):
 
 
 def _write_like(original, arrays, path):
-    from ollamakit_gguf.writer import GGUFWriter
+    from ollamakit.lib.gguf.writer import GGUFWriter
 
     with GGUFFile.open(original) as gguf:
         writer = GGUFWriter(path)
@@ -181,7 +181,7 @@ def test_bert_embeddings_match_a_plain_reference(tmp_path, pooling):
     assert not any(name.startswith("pooler") for name in raw)
 
     from ollamakit_engine.bert import build_bert_runner
-    from ollamakit_tokenizers import load_tokenizer
+    from ollamakit.lib.tokenizers import load_tokenizer
 
     with GGUFFile.open(path) as gguf:
         runner = build_bert_runner(gguf, NumpyBackend(), load_tokenizer(gguf.metadata))

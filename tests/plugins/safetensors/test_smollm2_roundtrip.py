@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from ollamakit.testing import models
-from ollamakit_gguf.reader import GGUFFile
-from ollamakit_gguf.writer import GGUFWriter
+from ollamakit.lib.gguf.reader import GGUFFile
+from ollamakit.lib.gguf.writer import GGUFWriter
 
 from hf_export import SMOLLM_PRE_TOKENIZER, export_llama, folder_files
 

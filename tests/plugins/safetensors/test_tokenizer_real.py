@@ -8,10 +8,10 @@ import json
 
 import pytest
 from hf_export import SMOLLM_PRE_TOKENIZER
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf.reader import GGUFFile
 from ollamakit_safetensors import ModelFolder
 from ollamakit_safetensors.tokenizer_json import tokenizer_metadata
-from ollamakit_tokenizers import load_tokenizer
+from ollamakit.lib.tokenizers import load_tokenizer
 
 from ollamakit.testing import models
 from ollamakit.testing.reference import reference_answers

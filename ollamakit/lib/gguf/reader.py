@@ -217,7 +217,7 @@ class GGUFFile:
     ``metadata`` holds plain Python values (arrays as lists, nested arrays as nested lists).
     ``metadata_types`` holds each key's GGUF value type; for an array key it is the element type
     (the innermost one for nested arrays), since the list itself says "array". Together they let
-    :class:`~ollamakit_gguf.writer.GGUFWriter` write the same bytes back.
+    :class:`~ollamakit.lib.gguf.writer.GGUFWriter` write the same bytes back.
 
     Use :meth:`open` (or the class as a context manager) and :meth:`close` when done; arrays
     returned by :meth:`raw` stay valid after close, as they keep the mapping alive themselves.

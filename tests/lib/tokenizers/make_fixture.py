@@ -1,7 +1,7 @@
 """Regenerate ``llamacpp_ids.json``: llama.cpp's token ids for hard and random texts.
 
 Development tool, not a test: it needs ``llama-cpp-python`` (not a project dependency) and the real
-models. Run ``python tests/plugins/tokenizers/make_fixture.py`` from the repository root.
+models. Run ``python tests/lib/tokenizers/make_fixture.py`` from the repository root.
 
 For the pre-tokenizer families it writes metadata-only GGUF files (SmolLM2's vocabulary with
 multi-digit tokens added, so that digit grouping shows in the ids) and relabels
@@ -62,7 +62,7 @@ def cases(path, texts) -> list[dict]:
 
 def main() -> None:
     from ollamakit.testing import models
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf.reader import GGUFFile
 
     texts = HARD_TEXTS + random_texts(random.Random(1234), 30)
     fixture = {

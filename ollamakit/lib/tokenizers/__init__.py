@@ -1,6 +1,6 @@
 """Tokenizers built from GGUF metadata that give exactly llama.cpp's token ids.
 
-    from ollamakit_tokenizers import load_tokenizer
+    from ollamakit.lib.tokenizers import load_tokenizer
     tok = load_tokenizer(gguf.metadata)
     ids = tok.encode("Hello", add_special=True, parse_special=True)
     text = tok.decode(ids)

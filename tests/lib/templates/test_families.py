@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ollamakit_templates import FAMILIES, detect_template, execute, parse_template, render_jinja
+from ollamakit.lib.templates import FAMILIES, detect_template, execute, parse_template, render_jinja
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "go_answers.json").read_text())
 CONVERSATIONS = REFERENCE["conversations"]

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ollamakit_gguf.reader import GGUFFile
-from ollamakit_tokenizers import load_tokenizer
+from ollamakit.lib.gguf.reader import GGUFFile
+from ollamakit.lib.tokenizers import load_tokenizer
 from tokenizer_corpus import minilm_metadata, smollm_with_digit_tokens
 
 from ollamakit.testing import models

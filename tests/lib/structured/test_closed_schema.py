@@ -10,8 +10,8 @@ import pytest
 
 from ollamakit.errors import BadRequest
 from ollamakit_scheduler.testing import FakeTokenizer, VOCAB
-from ollamakit_structured import Constraint, parse_format
-from ollamakit_structured.closed_schema import close_schema
+from ollamakit.lib.structured import Constraint, parse_format
+from ollamakit.lib.structured.closed_schema import close_schema
 
 
 def accepts(schema, text: str) -> bool:

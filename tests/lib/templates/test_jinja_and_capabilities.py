@@ -2,7 +2,7 @@
 
 import pytest
 
-from ollamakit_templates import ChatTemplateError, jinja_capabilities, parse_template, render_jinja, template_capabilities
+from ollamakit.lib.templates import ChatTemplateError, jinja_capabilities, parse_template, render_jinja, template_capabilities
 
 MSGS = [{"role": "user", "content": "hi"}]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ollamakit_tokenizers import PRE_TOKENIZERS, load_tokenizer
-from ollamakit_tokenizers import unicode
-from ollamakit_tokenizers.pretokenizers import PreTokenizer
+from ollamakit.lib.tokenizers import PRE_TOKENIZERS, load_tokenizer
+from ollamakit.lib.tokenizers import unicode
+from ollamakit.lib.tokenizers.pretokenizers import PreTokenizer
 from test_tokenizer_tiny import spm_metadata
 
 
@@ -72,8 +72,8 @@ def test_special_tokens_stream_as_text_only_when_asked(byte_tokenizer):
 def test_heap_merge_agrees_with_the_list_scan():
     import random
 
-    from ollamakit_tokenizers.bpe import BytePairEncoder
-    from ollamakit_tokenizers.merging import merge_by_priority
+    from ollamakit.lib.tokenizers.bpe import BytePairEncoder
+    from ollamakit.lib.tokenizers.merging import merge_by_priority
     from test_tokenizer_tiny import bpe_metadata
 
     rnd = random.Random(3)

@@ -11,7 +11,7 @@ import pytest
 
 from ollamakit.errors import BadRequest, OllamaError
 from ollamakit_scheduler.testing import FakeTokenizer, VOCAB
-from ollamakit_structured import Constraint, parse_format
+from ollamakit.lib.structured import Constraint, parse_format
 
 from structured_schemas import SCHEMAS, UNENFORCEABLE
 
@@ -131,7 +131,7 @@ def test_a_recursive_schema_with_a_way_out_is_enforced(schema):
 
 def test_the_loop_check_is_linear_in_the_schema():
     # A chain of 20,000 $defs that ends in a string: finite, and found so without recursion.
-    from ollamakit_structured.finite import has_finite_value
+    from ollamakit.lib.structured.finite import has_finite_value
 
     defs = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(20_000)}
     defs["d20000"] = {"type": "string"}
@@ -154,8 +154,8 @@ def test_thinking_preamble_frees_text_until_the_closing_tag():
 @pytest.mark.real_model
 def test_random_logits_with_a_real_vocabulary():
     """SmolLM2's 49k byte-level BPE tokens: multi-byte tokens must never overshoot the format."""
-    from ollamakit_gguf.reader import GGUFFile
-    from ollamakit_tokenizers import load_tokenizer
+    from ollamakit.lib.gguf.reader import GGUFFile
+    from ollamakit.lib.tokenizers import load_tokenizer
 
     from ollamakit.testing import models
 

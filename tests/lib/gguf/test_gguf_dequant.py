@@ -7,8 +7,8 @@ import pytest
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from gguf.quants import dequantize as reference
 
-from ollamakit_gguf.dequant import dequantize, supported_types
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf.dequant import dequantize, supported_types
+from ollamakit.lib.gguf.reader import GGUFFile
 
 # Byte offsets of the float16 scales in each block type: random bytes there would often be
 # inf/NaN, which compare badly, so they get finite values instead.

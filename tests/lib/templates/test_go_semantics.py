@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ollamakit.errors import BadRequest
-from ollamakit_templates import TemplateExecutionError, parse_template
+from ollamakit.lib.templates import TemplateExecutionError, parse_template
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "go_answers.json").read_text())
 DATA = REFERENCE["data"]
@@ -97,6 +97,6 @@ def test_define_template_block_and_depth_limit():
 
 
 def test_runaway_templates_are_stopped(monkeypatch):
-    monkeypatch.setattr("ollamakit_templates.executor.MAX_STEPS", 10_000)
+    monkeypatch.setattr("ollamakit.lib.templates.executor.MAX_STEPS", 10_000)
     with pytest.raises(TemplateExecutionError, match="limit"):
         run("{{ range 100000000 }}{{ end }}")

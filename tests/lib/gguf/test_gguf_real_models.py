@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ollamakit.testing import models
-from ollamakit_gguf import GGUFFile, format_parameter_size, looks_like_gguf
+from ollamakit.lib.gguf import GGUFFile, format_parameter_size, looks_like_gguf
 
 pytestmark = pytest.mark.real_model
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ollamakit_templates import (FAMILIES, collate, execute, fit_messages, parse_template, render_chat, render_fim,
+from ollamakit.lib.templates import (FAMILIES, collate, execute, fit_messages, parse_template, render_chat, render_fim,
                                  render_generate, tag_images, think_values)
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "go_answers.json").read_text())

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from ollamakit.testing.gguf_factory import byte_level_vocab, make_gguf, tiny_llama
-from ollamakit_gguf.constants import ValueType
-from ollamakit_gguf.reader import GGUFFile
-from ollamakit_gguf.writer import GGUFWriter, float32_to_bf16, infer_value_type
+from ollamakit.lib.gguf.constants import ValueType
+from ollamakit.lib.gguf.reader import GGUFFile
+from ollamakit.lib.gguf.writer import GGUFWriter, float32_to_bf16, infer_value_type
 
 EVERY_TYPE = {
     "u8": (255, ValueType.UINT8), "i8": (-128, ValueType.INT8), "u16": (65535, ValueType.UINT16),

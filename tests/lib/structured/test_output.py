@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from ollamakit_structured.output import OutputParser, template_tags
-from ollamakit_templates import parse_template
+from ollamakit.lib.structured.output import OutputParser, template_tags
+from ollamakit.lib.templates import parse_template
 
 THINK = ("<think>", "</think>")
 

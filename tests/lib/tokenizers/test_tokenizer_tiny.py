@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ollamakit.errors import BadRequest, InvalidModelFile
-from ollamakit_tokenizers import load_tokenizer
-from ollamakit_tokenizers.bpe import BYTE_TO_CHAR
+from ollamakit.lib.tokenizers import load_tokenizer
+from ollamakit.lib.tokenizers.bpe import BYTE_TO_CHAR
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6
 

@@ -1,5 +1,6 @@
-"""Plugin ``engine_bert``: runs BERT encoders (``general.architecture = bert``) for embeddings,
-beside the decoder engine. The encoder itself is ``bert.py``."""
+"""Plugin ``engine_bert``: runs BERT encoders (``general.architecture`` ``bert`` or
+``nomic-bert``) for embeddings and reranking, beside the decoder engine. The encoder itself is
+``bert.py``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from ollamakit.hookspecs import hookimpl
 # Imported by the hook: the encoder imports numpy, which the CLI does without
 # (``PluginManager.import_deferred`` checks it before serving).
 DEFERRED_IMPORTS = ("ollamakit_engine.bert", "ollamakit_engine.requirements")
+
+ARCHITECTURES = ("bert", "nomic-bert")
 
 
 @hookimpl
@@ -18,7 +21,7 @@ def load_model(kernel, model, options):
     if path is None:
         return None
     with GGUFFile.open(path) as gguf:
-        if gguf.metadata.get("general.architecture") != "bert":
+        if gguf.metadata.get("general.architecture") not in ARCHITECTURES:
             return None
         from ollamakit.lib.tokenizers import load_tokenizer
 
@@ -29,7 +32,7 @@ def load_model(kernel, model, options):
 
 @hookimpl
 def check_model(kernel, gguf):
-    if gguf.metadata.get("general.architecture") != "bert":
+    if gguf.metadata.get("general.architecture") not in ARCHITECTURES:
         return None
     from .requirements import check_bert
 

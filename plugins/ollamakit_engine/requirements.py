@@ -50,32 +50,44 @@ def decoder_tensors(hp: HParams, vocab: int) -> tuple[Shapes, Shapes]:
     return required, optional
 
 
-def bert_tensors(p, vocab: int) -> Shapes:
-    """The tensors a BERT encoder reads (``bert.BertWeights``); all are required."""
+def bert_tensors(p, vocab: int) -> tuple[Shapes, Shapes]:
+    """The tensors a BERT encoder reads (``bert.BertWeights``), required and optional; the
+    attention projections are checked apart (``_check_bert_attention``): fused or separate."""
     d, ff = p.n_embd, p.n_ff
-    required: Shapes = {
-        "position_embd.weight": (d, p.n_ctx_train),
-        "token_embd_norm.weight": (d,),
-        "token_embd_norm.bias": (d,),
-    }
+    required: Shapes = {"token_embd_norm.weight": (d,), "token_embd_norm.bias": (d,)}
+    optional: Shapes = {"cls.weight": (d, d), "cls.bias": (d,)}
+    if not p.rope_base:
+        required["position_embd.weight"] = (d, p.n_ctx_train)
+    nomic = p.arch == "nomic-bert"
     for i in range(p.n_layer):
         b = f"blk.{i}."
-        for x in "qkv":
-            required[f"{b}attn_{x}.weight"] = (d, d)
-            required[f"{b}attn_{x}.bias"] = (d,)
         required.update({
             b + "attn_output.weight": (d, d),
-            b + "attn_output.bias": (d,),
             b + "attn_output_norm.weight": (d,),
             b + "attn_output_norm.bias": (d,),
             b + "ffn_up.weight": (d, ff),
-            b + "ffn_up.bias": (ff,),
             b + "ffn_down.weight": (ff, d),
-            b + "ffn_down.bias": (d,),
             b + "layer_output_norm.weight": (d,),
             b + "layer_output_norm.bias": (d,),
         })
-    return required
+        (required if nomic else optional)[b + "ffn_gate.weight"] = (d, ff)
+        biases = {b + "attn_output.bias": (d,), b + "ffn_up.bias": (ff,), b + "ffn_down.bias": (d,)}
+        (optional if nomic else required).update(biases)
+        optional.update({b + "attn_qkv.weight": (d, 3 * d), b + "attn_qkv.bias": (3 * d,)})
+        optional.update({f"{b}attn_{x}.bias": (d,) for x in "qkv"})
+    return required, optional
+
+
+def _check_bert_attention(shapes: Shapes, p) -> None:
+    for i in range(p.n_layer):
+        b = f"blk.{i}."
+        if b + "attn_qkv.weight" in shapes:
+            continue
+        for x in "qkv":
+            name = f"{b}attn_{x}.weight"
+            if name not in shapes:
+                raise InvalidModelFile(f"model file lacks tensor {b}attn_qkv.weight or {name}")
+            _same_shape(name, shapes[name], (p.n_embd, p.n_embd))
 
 
 def check_decoder(gguf) -> None:
@@ -99,9 +111,13 @@ def check_bert(gguf) -> None:
     shapes = _shapes(gguf)
     vocab = _embedding_rows(shapes, p.n_embd)
     types = shapes.get("token_types.weight")
-    if types is None or len(types) != 2 or types[0] != p.n_embd:
-        raise InvalidModelFile(f"tensor token_types.weight is missing or not ({p.n_embd}, types)")
-    _check(shapes, bert_tensors(p, vocab), {}, p.n_layer)
+    if types is not None and (len(types) != 2 or types[0] != p.n_embd):
+        raise InvalidModelFile(f"tensor token_types.weight is not ({p.n_embd}, types)")
+    if p.pooling == "rank" and "cls.weight" not in shapes and "cls.output.weight" not in shapes:
+        raise InvalidModelFile("a rank model needs a classifier head (cls.weight or cls.output.weight)")
+    required, optional = bert_tensors(p, vocab)
+    _check(shapes, required, optional, p.n_layer)
+    _check_bert_attention(shapes, p)
 
 
 def supports_decoder(metadata: dict) -> bool:

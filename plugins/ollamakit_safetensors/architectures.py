@@ -11,10 +11,11 @@ from ollamakit.errors import InvalidModelFile
 from .base import Architecture, Config, Tensor
 from .bert import Bert
 from .decoders import Gemma3, Llama, Qwen2
+from .nomic_bert import NomicBert
 
 __all__ = ["ARCHITECTURES", "Architecture", "Tensor", "architecture_for"]
 
-ARCHITECTURES = {name: cls for cls in (Llama, Qwen2, Gemma3, Bert) for name in cls.hf_names}
+ARCHITECTURES = {name: cls for cls in (Llama, Qwen2, Gemma3, Bert, NomicBert) for name in cls.hf_names}
 
 
 def architecture_for(config: dict, folder) -> Architecture:

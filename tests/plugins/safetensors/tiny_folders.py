@@ -145,3 +145,48 @@ def bert_folder(folder: Path, seed: int = 0, *, pooling: str = "mean", normalize
         "word_embedding_dimension": d, "pooling_mode_cls_token": pooling == "cls",
         "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": False}))
     return weights
+
+
+_NOMIC_NAMES = {"token_embd": "embeddings.word_embeddings", "token_types": "embeddings.token_type_embeddings",
+                "token_embd_norm": "emb_ln", "attn_qkv": "attn.Wqkv", "attn_output": "attn.out_proj",
+                "attn_output_norm": "norm1", "ffn_up": "mlp.fc11", "ffn_gate": "mlp.fc12", "ffn_down": "mlp.fc2",
+                "layer_output_norm": "norm2"}
+
+
+def nomic_bert_folder(folder: Path, gguf_path: Path) -> None:
+    """The weights of a ``nomic-bert`` GGUF (``ollamakit.testing.encoders.tiny_nomic_bert``) as
+    nomic-ai's ``NomicBertModel`` folder: its tensor names and config keys, the same vocabulary,
+    a sentence-transformers mean-pooling head."""
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.testing.encoders import NOMIC_SHAPE, WORDS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {}
+    with GGUFFile.open(gguf_path) as gguf:
+        for info in gguf.tensors:
+            stem, _, suffix = info.name.rpartition(".")
+            if stem.startswith("blk."):
+                _, index, part = stem.split(".", 2)
+                name = f"encoder.layers.{index}.{_NOMIC_NAMES[part]}.{suffix}"
+            else:
+                name = f"{_NOMIC_NAMES[stem]}.{suffix}"
+            weights[name] = np.ascontiguousarray(gguf.tensor(info.name), dtype=np.float32)
+    save_file(weights, str(folder / "model.safetensors"))
+    s = NOMIC_SHAPE
+    config = {"architectures": ["NomicBertModel"], "model_type": "nomic_bert", "n_embd": s["d"], "n_head": s["heads"],
+              "n_layer": s["layers"], "n_inner": s["ff"], "n_positions": 8192, "max_trained_positions": s["ctx"],
+              "rotary_emb_base": s["rope_base"], "layer_norm_epsilon": 1e-12, "type_vocab_size": 2,
+              "vocab_size": len(WORDS), "activation_function": "swiglu", "causal": False, "qkv_proj_bias": False,
+              "mlp_fc1_bias": False, "mlp_fc2_bias": False, "prenorm": False, "rotary_emb_fraction": 1.0,
+              "rotary_emb_interleaved": False, "rotary_emb_scale_base": None}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "do_lower_case": True, "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+        "cls_token": "[CLS]", "mask_token": "[MASK]"}))
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": s["d"], "pooling_mode_mean_tokens": True}))

@@ -1,12 +1,18 @@
-"""Tiny random encoder models in GGUF, for comparing the BERT engine with llama.cpp.
+"""Tiny random encoder models, for comparing the BERT engine with independent implementations.
 
-``tiny_nomic_bert`` writes a ``nomic-bert`` model (nomic-embed-text's architecture: fused qkv
-without biases, rotary positions, SwiGLU, mean pooling) with a small WordPiece vocabulary. Its
-weights come from a seeded generator, so every machine writes the same file.
+``tiny_nomic_bert`` writes a ``nomic-bert`` GGUF (nomic-embed-text's architecture: fused qkv
+without biases, rotary positions, SwiGLU, mean pooling) with a small WordPiece vocabulary.
+``tiny_cross_encoder`` writes a ``BertForSequenceClassification`` safetensors folder (a
+cross-encoder with one score) with all-MiniLM-L6-v2's tokenizer. Their weights come from a seeded
+generator, so every machine writes the same files.
 
-``python -m ollamakit.testing.encoders`` records llama.cpp's token ids and vectors for it (through
-llama-cpp-python, which ollamakit itself does not need) into
-``tests/reference/llamacpp-nomic-bert.json``, with the CPU noted.
+Recording the references (with packages ollamakit itself does not need)::
+
+    python -m ollamakit.testing.encoders nomic-bert     # llama-cpp-python: ids and vectors
+    python -m ollamakit.testing.encoders cross-encoder  # sentence-transformers' CrossEncoder scores
+
+write ``tests/reference/llamacpp-nomic-bert.json`` (with the CPU noted) and
+``tests/reference/cross-encoder-scores.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,22 @@ TEXTS = (
 
 NOMIC_SHAPE = {"d": 64, "heads": 4, "ff": 96, "layers": 2, "ctx": 128, "rope_base": 1000.0}
 NOMIC_RECORD = "llamacpp-nomic-bert.json"
+
+CROSS_SHAPE = {"d": 64, "heads": 4, "ff": 128, "layers": 2, "positions": 512, "std": 0.2}
+CROSS_RECORD = "cross-encoder-scores.json"
+QUERIES = (
+    "what do llamas eat?",
+    "How does a vector database find the nearest embeddings quickly?",
+)
+DOCUMENTS = (
+    "Llamas are members of the camelid family and eat grass and hay.",
+    "A vector database stores embeddings and finds the nearest ones quickly.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Rain fell on the old stone bridge as the river rose through the night.",
+    "Alpacas and llamas graze in the Andes.",
+    "Approximate nearest neighbour search uses graphs such as HNSW.",
+    "",
+)
 
 
 def wordpiece_metadata(words: list[str] = WORDS) -> dict:
@@ -106,6 +128,56 @@ def tiny_nomic_bert(path: str | Path, seed: int = 0) -> Path:
                                                      f"{arch}.attention.layer_norm_epsilon": ValueType.FLOAT32})
 
 
+def tiny_cross_encoder(folder: str | Path, seed: int = 0) -> Path:
+    """A random ``BertForSequenceClassification`` (one label) with all-MiniLM-L6-v2's tokenizer,
+    as a safetensors folder that transformers and sentence-transformers' ``CrossEncoder`` load."""
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    from .models import all_minilm_l6_v2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = all_minilm_l6_v2()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copyfile(tokenizer / name, folder / name)
+    vocab = len((tokenizer / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    s = CROSS_SHAPE
+    d, ff = s["d"], s["ff"]
+    rng = np.random.default_rng(seed)
+    shapes = {"bert.embeddings.word_embeddings.weight": (vocab, d),
+              "bert.embeddings.position_embeddings.weight": (s["positions"], d),
+              "bert.embeddings.token_type_embeddings.weight": (2, d),
+              "bert.embeddings.LayerNorm.weight": (d,), "bert.embeddings.LayerNorm.bias": (d,),
+              "bert.pooler.dense.weight": (d, d), "bert.pooler.dense.bias": (d,),
+              "classifier.weight": (1, d), "classifier.bias": (1,)}
+    for i in range(s["layers"]):
+        b = f"bert.encoder.layer.{i}."
+        for part in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            shapes[b + part + ".weight"], shapes[b + part + ".bias"] = (d, d), (d,)
+        shapes.update({b + "intermediate.dense.weight": (ff, d), b + "intermediate.dense.bias": (ff,),
+                       b + "output.dense.weight": (d, ff), b + "output.dense.bias": (d,)})
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[b + norm + ".weight"], shapes[b + norm + ".bias"] = (d,), (d,)
+    weights = {}
+    for name, shape in shapes.items():
+        if "LayerNorm.weight" in name:
+            weights[name] = (1 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+        elif "embeddings" in name:
+            weights[name] = rng.standard_normal(shape).astype(np.float32)
+        else:  # larger than BERT's 0.02 initialiser, so that different pairs score differently
+            weights[name] = (s["std"] * rng.standard_normal(shape)).astype(np.float32)
+    save_file(weights, str(folder / "model.safetensors"))
+    config = {"architectures": ["BertForSequenceClassification"], "model_type": "bert", "hidden_size": d,
+              "intermediate_size": ff, "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"],
+              "max_position_embeddings": s["positions"], "type_vocab_size": 2, "vocab_size": vocab,
+              "layer_norm_eps": 1e-12, "hidden_act": "gelu", "pad_token_id": 0, "id2label": {"0": "LABEL_0"},
+              "label2id": {"LABEL_0": 0}, "position_embedding_type": "absolute"}
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return folder
+
+
 def llamacpp_embeddings(path: str | Path, texts, n_ctx: int = 128) -> tuple[list[list[int]], list[list[float]]]:
     """llama.cpp's token ids and pooled (not normalised) vectors for ``texts``."""
     import llama_cpp
@@ -118,7 +190,51 @@ def llamacpp_embeddings(path: str | Path, texts, n_ctx: int = 128) -> tuple[list
     return ids, vectors
 
 
+def record_cross_encoder() -> None:
+    import platform
+    import tempfile
+
+    import sentence_transformers
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = CrossEncoder(str(tiny_cross_encoder(Path(scratch) / "cross")), device="cpu")
+        pairs = [(q, doc) for q in QUERIES for doc in DOCUMENTS]
+        logits = model.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_numpy=True)
+        default = model.predict(pairs, convert_to_numpy=True)
+        # as CrossEncoder tokenizes a batch (a lone pair with an empty document would lose its [SEP])
+        ids = model.tokenizer([q for q, _ in pairs], [doc for _, doc in pairs])["input_ids"]
+    record = {
+        "made_with": f"sentence-transformers {sentence_transformers.__version__} CrossEncoder, torch "
+                     f"{torch.__version__}, CPU ({platform.machine()})",
+        "model": "ollamakit.testing.encoders.tiny_cross_encoder(seed=0)",
+        "shape": CROSS_SHAPE,
+        "queries": list(QUERIES),
+        "documents": list(DOCUMENTS),
+        "ids": ids,
+        "logits": [[round(float(x), 7) for x in logits[i * len(DOCUMENTS):(i + 1) * len(DOCUMENTS)]]
+                   for i in range(len(QUERIES))],
+        "default_scores": [[round(float(x), 7) for x in default[i * len(DOCUMENTS):(i + 1) * len(DOCUMENTS)]]
+                           for i in range(len(QUERIES))],
+    }
+    out = REFERENCE_DIR / CROSS_RECORD
+    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
 def main() -> None:
+    import sys
+
+    if sys.argv[1:] == ["cross-encoder"]:
+        record_cross_encoder()
+    elif sys.argv[1:] == ["nomic-bert"]:
+        record_nomic_bert()
+    else:
+        sys.exit("usage: python -m ollamakit.testing.encoders nomic-bert|cross-encoder")
+
+
+def record_nomic_bert() -> None:
     import tempfile
 
     import llama_cpp

@@ -1,6 +1,13 @@
 """BERT encoders (``BertModel`` and sentence-transformers folders) to llama.cpp's ``bert`` GGUF:
 tensor names, F32 position and token-type embeddings, and the pooling type and normalisation
-that the folder's ``modules.json`` declares."""
+that the folder's ``modules.json`` declares.
+
+A cross-encoder (``BertForSequenceClassification``, what sentence-transformers' ``CrossEncoder``
+loads) becomes a reranker, pooling type ``rank``, as llama.cpp's converter makes it: the
+classifier is ``cls.output`` and its labels ``classifier.output_labels``. Unlike llama.cpp's
+converter, which drops BERT's pooler, the pooler (a dense layer and tanh on [CLS]) is kept as
+``cls``, the tensor llama.cpp's rank head applies with exactly that tanh: the model's scores are
+then the ones transformers computes."""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from ollamakit.lib.gguf.constants import ValueType
 
 from .base import MAX_CONTEXT, Architecture, Config, Tensor, arch_keys
 
-POOLING_MEAN, POOLING_CLS, POOLING_LAST = 1, 2, 3
+POOLING_MEAN, POOLING_CLS, POOLING_LAST, POOLING_RANK = 1, 2, 3, 4
+MAX_LABELS = 1 << 12
 
 _BERT_TOP = {
     "embeddings.word_embeddings": "token_embd",
@@ -31,6 +39,7 @@ _BERT_LAYER = {
     "output.LayerNorm": "layer_output_norm",
 }
 _BERT_SKIPPED = re.compile(r"^(pooler\.|cls\.|embeddings\.position_ids$)")
+_BERT_HEAD = {"pooler.dense": "cls", "classifier": "cls.output"}  # a cross-encoder's head
 _SUFFIX = {"gamma": "weight", "beta": "bias", "weight": "weight", "bias": "bias"}
 _ST = "sentence_transformers.models."
 
@@ -52,7 +61,11 @@ class Bert(Architecture):
             raise InvalidModelFile(f"config.json: BERT activation {c.get('hidden_act')!r} is not supported (only gelu)")
         if c.get("position_embedding_type", "absolute") != "absolute":
             raise InvalidModelFile("config.json: only absolute position embeddings are supported for BERT")
-        self.pooling, self.normalize = sentence_transformer_head(folder)
+        self.labels = classifier_labels(c) if _is_classifier(c) else None
+        if self.labels is not None:
+            self.pooling, self.normalize = POOLING_RANK, False
+        else:
+            self.pooling, self.normalize = sentence_transformer_head(folder)
         self.max_seq_length = sentence_transformer_length(folder, self.context)
 
     def metadata(self):
@@ -67,15 +80,19 @@ class Bert(Architecture):
             "pooling_type": (self.pooling, ValueType.UINT32),
             "normalize_embeddings": (self.normalize, ValueType.BOOL),
         }
+        if self.labels is not None:
+            values["classifier.output_labels"] = (self.labels, ValueType.STRING)
         out = arch_keys("bert", values)
         out["tokenizer.ggml.token_type_count"] = (self.type_vocab, ValueType.UINT32)
         return out
 
     def tensor(self, hf_name: str) -> Tensor | None:
         name = hf_name[5:] if hf_name.startswith("bert.") else hf_name
+        stem, _, suffix = name.rpartition(".")
+        if self.labels is not None and stem in _BERT_HEAD and suffix in ("weight", "bias"):
+            return Tensor(f"{_BERT_HEAD[stem]}.{suffix}", hf_name, force_f32=suffix == "bias")
         if _BERT_SKIPPED.match(name):
             return None
-        stem, _, suffix = name.rpartition(".")
         if stem in _BERT_TOP and suffix in _SUFFIX:
             gguf = f"{_BERT_TOP[stem]}.{_SUFFIX[suffix]}"
             return Tensor(gguf, hf_name, force_f32=gguf.endswith(".bias") or "norm" in gguf
@@ -96,7 +113,10 @@ class Bert(Architecture):
             "token_types.weight": (self.type_vocab, d),
             "attn_q.weight": (d, d), "attn_k.weight": (d, d), "attn_v.weight": (d, d), "attn_output.weight": (d, d),
             "ffn_up.weight": (ff, d), "ffn_up.bias": (ff,), "ffn_down.weight": (d, ff),
+            "cls.weight": (d, d),
         }
+        if self.labels is not None:
+            shapes.update({"cls.output.weight": (len(self.labels), d), "cls.output.bias": (len(self.labels),)})
         if base in shapes:
             return shapes[base]
         return (d,) if base.endswith((".bias", "norm.weight")) else None
@@ -108,6 +128,8 @@ class Bert(Architecture):
             for part in ("attn_q", "attn_k", "attn_v", "attn_output", "attn_output_norm", "ffn_up", "ffn_down",
                          "layer_output_norm"):
                 names += [f"blk.{i}.{part}.weight", f"blk.{i}.{part}.bias"]
+        if self.labels is not None:
+            names += ["cls.output.weight", "cls.output.bias"]
         return names
 
 
@@ -118,6 +140,29 @@ class Bert(Architecture):
         # limit, and /api/embed truncates to num_ctx (or refuses with truncate: false), so the
         # vectors of long inputs are sentence-transformers' own.
         return {"num_ctx": self.max_seq_length} if self.max_seq_length else {}
+
+
+def _is_classifier(config: Config) -> bool:
+    names = config.get("architectures")
+    return isinstance(names, list) and bool(names) and str(names[0]).endswith("ForSequenceClassification")
+
+
+def classifier_labels(config: Config) -> list[str]:
+    """The classifier's output labels in index order (``id2label``; one ``LABEL_0`` score,
+    a cross-encoder's usual head, when the config has none)."""
+    count = config.int("num_labels", 0, low=0, high=MAX_LABELS)
+    labels = config.get("id2label")
+    if labels is None:
+        return [f"LABEL_{i}" for i in range(count or 1)]
+    if not isinstance(labels, dict) or not 0 < len(labels) <= MAX_LABELS:
+        raise InvalidModelFile("config.json: id2label must map each class index to a name")
+    try:
+        ordered = sorted((int(k), v) for k, v in labels.items())
+    except (TypeError, ValueError):
+        raise InvalidModelFile("config.json: id2label keys must be class indices") from None
+    if [k for k, _ in ordered] != list(range(len(ordered))) or not all(isinstance(v, str) for _, v in ordered):
+        raise InvalidModelFile("config.json: id2label must name classes 0 to n-1")
+    return [v for _, v in ordered]
 
 
 def sentence_transformer_length(folder, context: int) -> int:

@@ -115,6 +115,14 @@ def run_embed(kernel, request, gone):
     """Run a native ``/api/embed`` ``request`` and return its reply object (a dict)."""
 
 
+@hookspec(firstresult=True)
+def run_rerank(kernel, request, gone):
+    """Score ``request["documents"]`` (strings) against ``request["query"]`` with the reranking
+    model ``request["model"]`` (``options`` and ``keep_alive`` as for embed) and return
+    ``{"model", "scores", "prompt_eval_count", "total_duration", "load_duration"}``, one score
+    per document in their order. A model that cannot rerank is a ``BadRequest``."""
+
+
 # -- lifecycle events (every implementation is called; results ignored) --------------------------
 
 

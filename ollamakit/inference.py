@@ -4,6 +4,7 @@ Ollama runs its OpenAI and Anthropic endpoints by rewriting the request for its 
 generate and embed handlers and rewriting their replies. Here those handlers are reached
 through the ``run_chat``, ``run_generate`` and ``run_embed`` hooks, so a compatibility plugin
 depends on the kernel, not on the plugin that serves ``/api/*``, and any plugin can take over.
+``rerank`` (the ``run_rerank`` hook) scores documents against a query for the rerank routes.
 """
 
 from __future__ import annotations
@@ -39,4 +40,12 @@ def embed(kernel, request: dict, *, gone: Callable[[], bool] | None = None) -> d
     reply = kernel.hook.run_embed(kernel=kernel, request=request, gone=gone)
     if reply is None:
         raise _unavailable("embeddings")
+    return reply
+
+
+def rerank(kernel, request: dict, *, gone: Callable[[], bool] | None = None) -> dict:
+    """One relevance score per document of a rerank request, in the documents' order."""
+    reply = kernel.hook.run_rerank(kernel=kernel, request=request, gone=gone)
+    if reply is None:
+        raise _unavailable("reranking")
     return reply

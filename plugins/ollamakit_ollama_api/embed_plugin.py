@@ -1,5 +1,6 @@
 """Registers the embedding routes, ``/api/embed`` and the legacy ``/api/embeddings`` (they need
-the scheduler plugin and an engine whose runners can ``embed``)."""
+the scheduler plugin and an engine whose runners can ``embed``), and the scoring behind the
+rerank routes (``run_rerank``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from ollamakit.hookspecs import hookimpl
 
 # Imported by the hook: the routes import falcon and numpy, which the CLI does without
 # (``PluginManager.import_deferred`` checks them before serving).
-DEFERRED_IMPORTS = ("ollamakit_ollama_api.embed",)
+DEFERRED_IMPORTS = ("ollamakit_ollama_api.embed", "ollamakit_ollama_api.rerank")
 
 
 @hookimpl
@@ -23,3 +24,10 @@ def run_embed(kernel, request, gone):
     from .embed import embed_reply
 
     return embed_reply(kernel, request, gone=gone)
+
+
+@hookimpl
+def run_rerank(kernel, request, gone):
+    from .rerank import rerank_reply
+
+    return rerank_reply(kernel, request, gone=gone)

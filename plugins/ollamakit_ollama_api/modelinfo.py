@@ -80,6 +80,18 @@ def _template_capabilities(gguf, template: str | None) -> set[str]:
     return set(jinja_capabilities(jinja)) if jinja and jinja_capabilities else set()
 
 
+RANK_POOLING = 4  # llama.cpp's LLAMA_POOLING_TYPE_RANK: a cross-encoder's classifier head
+
+
+def _encoder_or_completion(metadata: dict, arch: str) -> str:
+    """``completion`` without a pooling type; with one, ``rerank`` for a rank head (it scores a
+    query with a document, and makes no embeddings) and ``embedding`` for the rest."""
+    pooling = metadata.get(f"{arch}.pooling_type")
+    if pooling is None:
+        return "completion"
+    return "rerank" if pooling == RANK_POOLING else "embedding"
+
+
 def capabilities(gguf, template: str | None, has_projector: bool = False, config: dict | None = None) -> list[str]:
     """Ollama's order: completion or embedding, vision, tools, insert, thinking. ``template``
     is the Go template (None when the model has none; then the GGUF's Jinja one counts)."""
@@ -87,7 +99,7 @@ def capabilities(gguf, template: str | None, has_projector: bool = False, config
     found: list[str] = []
     if gguf is not None:
         arch = gguf.architecture or ""
-        found.append("embedding" if f"{arch}.pooling_type" in gguf.metadata else "completion")
+        found.append(_encoder_or_completion(gguf.metadata, arch))
         if f"{arch}.vision.block_count" in gguf.metadata:
             found.append("vision")
     else:
@@ -153,7 +165,7 @@ def _gguf_summary(metadata: dict) -> tuple[list[str], int, int, str]:
             name = {"vision.block_count": "vision", "audio.block_count": "audio"}.get(key[len(arch) + 1:])
             if name and name not in found:
                 found.append(name)
-    found.append("embedding" if f"{arch}.pooling_type" in metadata else "completion")
+    found.append(_encoder_or_completion(metadata, arch))
     file_type = file_type_name(metadata["general.file_type"]) if "general.file_type" in metadata else ""
     return (found, _whole(metadata.get(f"{arch}.context_length")) or 0,
             _whole(metadata.get(f"{arch}.embedding_length")) or 0, file_type)

@@ -1,0 +1,1 @@
+"""Reranking routes: ``POST /api/rerank`` and ``POST /v1/rerank`` (see ``routes.py``)."""

@@ -128,9 +128,14 @@ def tiny_nomic_bert(path: str | Path, seed: int = 0) -> Path:
                                                      f"{arch}.attention.layer_norm_epsilon": ValueType.FLOAT32})
 
 
-def tiny_cross_encoder(folder: str | Path, seed: int = 0) -> Path:
+# ms-marco-MiniLM-L6-v2's shape, for the rerank benchmark
+MINILM_CROSS_SHAPE = {"d": 384, "heads": 12, "ff": 1536, "layers": 6, "positions": 512, "std": 0.05}
+
+
+def tiny_cross_encoder(folder: str | Path, seed: int = 0, shape: dict | None = None) -> Path:
     """A random ``BertForSequenceClassification`` (one label) with all-MiniLM-L6-v2's tokenizer,
-    as a safetensors folder that transformers and sentence-transformers' ``CrossEncoder`` load."""
+    as a safetensors folder that transformers and sentence-transformers' ``CrossEncoder`` load
+    (``CROSS_SHAPE`` unless ``shape`` is given)."""
     import shutil
 
     from safetensors.numpy import save_file
@@ -143,7 +148,7 @@ def tiny_cross_encoder(folder: str | Path, seed: int = 0) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copyfile(tokenizer / name, folder / name)
     vocab = len((tokenizer / "vocab.txt").read_text(encoding="utf-8").splitlines())
-    s = CROSS_SHAPE
+    s = shape or CROSS_SHAPE
     d, ff = s["d"], s["ff"]
     rng = np.random.default_rng(seed)
     shapes = {"bert.embeddings.word_embeddings.weight": (vocab, d),

@@ -70,6 +70,11 @@ def fields(blob: str) -> dict:
         "embed": {"model": models, "input": st.one_of(text, st.lists(text, max_size=6), json_value),
                   "truncate": st.booleans(), "dimensions": numbers, "keep_alive": keep_alive, "options": options},
         "embeddings": {"model": models, "prompt": text, "keep_alive": keep_alive, "options": options},
+        **dict.fromkeys(("rerank", "v1_rerank"), {
+            "model": models, "query": text, "documents": st.one_of(st.lists(text, max_size=4), json_value),
+            "texts": st.one_of(st.lists(text, max_size=3), json_value), "top_n": numbers,
+            "return_documents": st.one_of(st.booleans(), json_value), "return_text": st.booleans(),
+            "truncate": st.booleans(), "keep_alive": keep_alive, "options": options}),
         "create": {"model": local_names, "from": local_names, "files": files, "adapters": files,
                    "template": text, "system": text, "license": st.one_of(text, st.lists(text, max_size=3), json_value),
                    "parameters": st.one_of(st.dictionaries(st.sampled_from(OPTION_NAMES), st.one_of(numbers, json_value),
@@ -109,6 +114,10 @@ def valid_fields(blob: str) -> dict:
         "embed": {"input": small_text | st.lists(small_text, max_size=6), "truncate": st.booleans(),
                   "dimensions": st.integers(0, 8), "keep_alive": common["keep_alive"], "options": good_options},
         "embeddings": {"prompt": small_text, "keep_alive": common["keep_alive"], "options": good_options},
+        **dict.fromkeys(("rerank", "v1_rerank"), {
+            "query": small_text, "documents": st.lists(small_text | st.fixed_dictionaries({"text": small_text}),
+                                                       min_size=1, max_size=4),
+            "top_n": st.integers(1, 5), "return_documents": st.booleans(), "keep_alive": common["keep_alive"]}),
         "create": {"model": st.sampled_from(["made", "made:v2", "copy"]), "from": st.sampled_from(["fake", "made"]),
                    "files": st.just({"m.gguf": blob}), "template": templates, "system": small_text,
                    "license": small_text | st.lists(small_text, max_size=3), "messages": messages,
@@ -124,7 +133,8 @@ def valid_fields(blob: str) -> dict:
 
 ROUTES = {"generate": ("POST", "/api/generate"), "chat": ("POST", "/api/chat"), "embed": ("POST", "/api/embed"),
           "embeddings": ("POST", "/api/embeddings"), "create": ("POST", "/api/create"), "show": ("POST", "/api/show"),
-          "copy": ("POST", "/api/copy"), "delete": ("DELETE", "/api/delete")}
+          "copy": ("POST", "/api/copy"), "delete": ("DELETE", "/api/delete"), "rerank": ("POST", "/api/rerank"),
+          "v1_rerank": ("POST", "/v1/rerank")}
 # Bodies that are not a well-formed object: each once broke a JSON endpoint somewhere.
 RAW_BODIES = [b"", b"{", b"[]", b"null", b"1", b'"x"', b"[" * 100_000, b"{\"a\":" * 50_000, b"9" * 5001,
               b'{"model": "fake", "prompt": "\\ud800"}', b'{"model": "fake", "prompt": "\xff\xfe"}',

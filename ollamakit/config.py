@@ -174,6 +174,43 @@ def kv_cache_type(requested: str | None, flash_attention: str | None) -> str:
     return kind
 
 
+API_KEY_FILE_LIMIT = 1 << 16
+# The probes OLLAMAKIT_OPEN_PROBES may open to callers without an API key, and their paths.
+PROBE_PATHS = {"liveness": "/", "readiness": "/health"}
+PROBES = tuple(PROBE_PATHS)
+
+
+def read_key_file(path: Path) -> tuple[str, ...]:
+    """The keys in an API key file: one a line, blank lines and ``#`` comments skipped. Raises
+    OSError or ValueError (too large, not text): a server told to use a file it cannot read must
+    not start without its keys."""
+    with open(path, "rb") as fh:
+        data = fh.read(API_KEY_FILE_LIMIT + 1)
+    if len(data) > API_KEY_FILE_LIMIT:
+        raise ValueError(f"{path} is larger than {API_KEY_FILE_LIMIT} bytes")
+    lines = (line.strip() for line in data.decode("utf-8").splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (_env(name) or "").split(",") if part.strip())
+
+
+def client_api_key() -> str | None:
+    """The key the client commands send: ``OLLAMA_API_KEY`` (what the ``ollama`` clients send),
+    else the first key the server in this environment would accept."""
+    key = _env("OLLAMA_API_KEY")
+    if key:
+        return key
+    keys = _env_list("OLLAMAKIT_API_KEYS")
+    if not keys and _env("OLLAMAKIT_API_KEYS_FILE"):
+        try:
+            keys = read_key_file(Path(_env("OLLAMAKIT_API_KEYS_FILE")).expanduser())
+        except (OSError, ValueError):
+            keys = ()
+    return keys[0] if keys else None
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -202,6 +239,10 @@ class Settings:
     remotes: tuple[str, ...] = ("ollama.com",)  # OLLAMA_REMOTES: hosts remote models may name
     go_template: bool = True  # OLLAMA_GO_TEMPLATE: false prompts through the GGUF's Jinja template
     debug_log_requests: bool = False  # OLLAMA_DEBUG_LOG_REQUESTS: inference bodies to a temporary folder
+    api_keys: tuple[str, ...] = ()  # OLLAMAKIT_API_KEYS: with any key (here or in the file) every route needs one
+    api_keys_file: Path | None = None  # OLLAMAKIT_API_KEYS_FILE: more keys, one a line
+    open_probes: tuple[str, ...] = ()  # OLLAMAKIT_OPEN_PROBES: "liveness", "readiness" answered without a key
+    preload: tuple[str, ...] = ()  # OLLAMAKIT_PRELOAD: models loaded at start; /health is 503 until they are
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -247,6 +288,10 @@ class Settings:
             remotes=tuple(remotes.split(",")) if remotes else ("ollama.com",),
             debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),
             go_template=parse_bool(_env("OLLAMA_GO_TEMPLATE"), default=True),
+            api_keys=_env_list("OLLAMAKIT_API_KEYS"),
+            api_keys_file=Path(_env("OLLAMAKIT_API_KEYS_FILE")).expanduser() if _env("OLLAMAKIT_API_KEYS_FILE") else None,
+            open_probes=tuple(p.lower() for p in _env_list("OLLAMAKIT_OPEN_PROBES") if p.lower() in PROBES),
+            preload=_env_list("OLLAMAKIT_PRELOAD"),
         )
         known = {f.name for f in fields(cls)}
         return replace(settings, **{k: v for k, v in overrides.items() if k in known and v is not None})

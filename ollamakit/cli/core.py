@@ -32,7 +32,10 @@ def serve_command(pm, host, models_dir, storage, compute):
         raise click.ClickException(str(exc)) from None
     from ..web import create_app
 
-    app = create_app(kernel)
+    try:
+        app = create_app(kernel)  # an API key file that cannot be read stops the start, in words
+    except OllamaError as exc:
+        raise click.ClickException(str(exc)) from None
     kernel.hook.on_startup(kernel=kernel)
     transport = kernel.hook.make_transport(kernel=kernel)
     try:

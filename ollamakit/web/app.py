@@ -7,7 +7,8 @@ import falcon
 from ..errors import OllamaError
 from .body import BodyLimit
 from .request_log import RequestLogMiddleware
-from .security import SecurityMiddleware
+from .auth import ApiKeyMiddleware
+from .security import PreflightMiddleware, SecurityMiddleware
 from .streaming import error_body, json_response
 
 
@@ -36,7 +37,13 @@ def _method_not_allowed(req, resp, exc, params):
 
 
 def create_app(kernel) -> falcon.App:
-    middleware = [SecurityMiddleware(kernel.settings), BodyLimit(kernel.settings)]
+    # Order matters: the host and origin guard, then the API key (so a 401 carries CORS headers
+    # a browser can read), then OPTIONS answers (so they need a key too), then the body limit.
+    middleware = [SecurityMiddleware(kernel.settings)]
+    api_keys = ApiKeyMiddleware(kernel.settings)
+    if api_keys.enabled:
+        middleware.append(api_keys)
+    middleware += [PreflightMiddleware(), BodyLimit(kernel.settings)]
     if kernel.settings.debug_log_requests:
         middleware.append(RequestLogMiddleware())
     app = falcon.App(middleware=middleware, cors_enable=False)

@@ -88,6 +88,14 @@ class SecurityMiddleware:
                 return
             resp.set_header("Access-Control-Allow-Origin", origin)
             resp.set_header("Vary", "Origin")
+
+
+class PreflightMiddleware:
+    """Answers ``OPTIONS`` (a CORS preflight, or a plain one) itself; runs after the API key
+    check, so that with keys set an ``OPTIONS`` request needs one too."""
+
+    def process_request(self, req, resp):
+        origin = req.get_header("Origin")
         if req.method == "OPTIONS":
             if origin and req.get_header("Access-Control-Request-Method"):
                 if not headers_allowed(req.get_header("Access-Control-Request-Headers")):

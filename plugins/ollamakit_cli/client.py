@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ollamakit.cli.address import server_url  # noqa: F401 (re-exported: the commands and tests use it here)
+from ollamakit.config import client_api_key
 
 if TYPE_CHECKING:
     import httpx
@@ -35,7 +36,9 @@ class Client:
         self.base_url = base_url or server_url()
         # Creates and uploads can run for minutes: only connecting has a deadline.
         timeout = httpx.Timeout(None, connect=10.0)
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        key = client_api_key()  # a server with API keys needs one on every request
+        headers = {"Authorization": f"Bearer {key}"} if key else None
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, headers=headers)
 
     def close(self) -> None:
         self.http.close()

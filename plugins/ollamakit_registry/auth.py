@@ -125,6 +125,8 @@ class Authenticator:
     def _fetch_token(self, params: dict[str, str]) -> str:
         realm = params.get("realm", "")
         parts = urlsplit(realm)
+        if realm and "://" not in realm:  # a plain realm, no token service: another ollamakit's API key
+            raise Unauthorized(f"unauthorized: {self.host} wants an API key; give it as the token for that host in {_doc()}")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise Unauthorized(f"unauthorized: invalid token realm {realm[:200]!r}")
         if parts.scheme == "http" and self.scheme == "https":

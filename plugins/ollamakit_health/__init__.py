@@ -1,0 +1,1 @@
+"""Readiness (``GET /health``) and the models loaded at start (``OLLAMAKIT_PRELOAD``)."""

@@ -125,6 +125,20 @@ def _env_duration(name: str, default: float) -> float:
         return default
 
 
+def env_keep_alive(value: str | None, default: float = 300.0) -> float:
+    """``OLLAMA_KEEP_ALIVE`` as Ollama reads it: a Go duration, else whole seconds (a sign
+    allowed), else the default; negative means forever (``inf``)."""
+    if not value:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[+-]?\d+", value):
+        return parse_duration(int(value))
+    return default
+
+
 def log_level(value: str | None) -> int:
     """``OLLAMA_DEBUG`` as Ollama reads it: a true word or 1 is debug, 2 is trace (every
     record), -1 warnings, -2 errors; anything else the default, info."""
@@ -248,13 +262,7 @@ class Settings:
     def from_env(cls, **overrides) -> Settings:
         host, port = parse_host(_env("OLLAMA_HOST"))
         models = _env("OLLAMA_MODELS")
-        keep_alive = 300.0
-        if _env("OLLAMA_KEEP_ALIVE"):
-            raw = _env("OLLAMA_KEEP_ALIVE")
-            try:
-                keep_alive = parse_duration(int(raw) if raw.lstrip("-").isdigit() else raw)
-            except ValueError:
-                pass
+        keep_alive = env_keep_alive(_env("OLLAMA_KEEP_ALIVE"))
         origins = tuple(o.strip() for o in (_env("OLLAMA_ORIGINS") or "").split(",") if o.strip())
         load_timeout = _env_duration("OLLAMA_LOAD_TIMEOUT", 300.0)
         remotes = _env("OLLAMA_REMOTES")

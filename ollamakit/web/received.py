@@ -14,6 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RECEIVED_BODY = "ollamakit.received_body"
+# The requests whose bodies are as large as a model: a blob upload and an archive import. A
+# transport streams them to a scratch file rather than holding them in memory, and
+# ``OLLAMAKIT_MAX_REQUEST_BODY`` does not bound them.
+LARGE_BODY_PREFIXES = ("/api/blobs/",)
+LARGE_BODY_PATHS = ("/api/import",)
+
+
+def takes_large_body(method: str, path: str) -> bool:
+    path = "/" + path.lstrip("/")
+    return method == "POST" and (path.startswith(LARGE_BODY_PREFIXES) or path.rstrip("/") in LARGE_BODY_PATHS)
 
 
 @dataclass(frozen=True)

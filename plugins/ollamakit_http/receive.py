@@ -34,7 +34,7 @@ from waitress.utilities import Error
 from ollamakit.config import DEFAULT_MAX_REQUEST_BODY
 from ollamakit.web.body import too_large_message
 from ollamakit.web.disconnect import CLIENT_DISCONNECTED
-from ollamakit.web.received import RECEIVED_BODY
+from ollamakit.web.received import RECEIVED_BODY, takes_large_body
 
 from .scratch import HashingScratchFile, ScratchFiles
 
@@ -97,8 +97,7 @@ class UploadParser(HTTPRequestParser):
             self.completed = True
 
     def _is_blob_upload(self) -> bool:
-        path = "/" + self.path.lstrip("/")
-        if self.command != "POST" or not path.startswith(BLOB_PATH):
+        if not takes_large_body(self.command, self.path):
             return False
         if self.chunked:
             return True

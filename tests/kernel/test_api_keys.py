@@ -204,3 +204,13 @@ def test_one_ollamakit_pulls_from_another_with_its_key(tmp_path, monkeypatch):
     finally:
         target.close()
         source.stop()
+
+
+def test_without_keys_nothing_changes(client):
+    """No key configured: no check, and OPTIONS is answered as before (CORS preflight)."""
+    assert client.simulate_get("/api/tags").status_code == 200
+    preflight = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
+    answer = client.simulate_options("/api/chat", headers=preflight)
+    assert answer.status_code == 204 and "POST" in answer.headers["Access-Control-Allow-Methods"]
+    assert client.simulate_options("/api/chat", headers={**preflight, "Origin": "http://evil.example"}).status_code == 403
+    assert client.simulate_options("/api/chat").status_code == 204

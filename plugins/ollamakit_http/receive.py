@@ -2,8 +2,9 @@
 
 waitress reads a whole request body into its own spool before the app runs; for a blob upload
 the app then read that spool back, hashed it and wrote a second file. Here the parser gives the
-body of ``POST /api/blobs/...`` a ``HashingScratchFile`` instead, and the task hands the app the
-finished file and its hash as ``environ[RECEIVED_BODY]``. Every other request, and any blob
+body of ``POST /api/blobs/...`` (and of the other requests ``takes_large_body`` names: an archive
+import) a ``HashingScratchFile`` instead, and the task hands the app the finished file and its
+hash as ``environ[RECEIVED_BODY]``. Every other request, and any blob
 upload the store cannot give a scratch file for, takes waitress's usual way.
 
 The task also hands the app waitress's client-disconnected check as

@@ -7,7 +7,7 @@ import falcon
 from ..errors import OllamaError
 from .body import BodyLimit
 from .request_log import RequestLogMiddleware
-from .auth import ApiKeyMiddleware
+from .auth import ApiKeyMiddleware, ApiKeys
 from .security import PreflightMiddleware, SecurityMiddleware
 from .streaming import error_body, json_response
 
@@ -40,9 +40,9 @@ def create_app(kernel) -> falcon.App:
     # Order matters: the host and origin guard, then the API key (so a 401 carries CORS headers
     # a browser can read), then OPTIONS answers (so they need a key too), then the body limit.
     middleware = [SecurityMiddleware(kernel.settings)]
-    api_keys = ApiKeyMiddleware(kernel.settings)
+    api_keys = ApiKeys(kernel.settings)
     if api_keys.enabled:
-        middleware.append(api_keys)
+        middleware.append(ApiKeyMiddleware(api_keys))
     middleware += [PreflightMiddleware(), BodyLimit(kernel.settings)]
     if kernel.settings.debug_log_requests:
         middleware.append(RequestLogMiddleware())

@@ -7,6 +7,10 @@ in a plugin, so that a plugin failing to load can never leave a server that was 
 
 Only the probes can be opened, one by one (``OLLAMAKIT_OPEN_PROBES``): liveness (``GET`` and
 ``HEAD /``) and readiness (``GET`` and ``HEAD /health``).
+
+A transport that receives bodies before the app runs asks ``ApiKeys.allows`` too, so that a caller
+without a key cannot make it spool a large upload (the ``http`` transport refuses it with the same
+401 before reading the body).
 """
 
 from __future__ import annotations
@@ -42,13 +46,12 @@ def load_keys(settings) -> tuple[bytes, ...]:
     return tuple(hashlib.sha256(key.encode()).digest() for key in keys)
 
 
-def presented_key(req) -> str | None:
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
     """The key a request carries: ``Authorization: Bearer <key>`` or ``x-api-key: <key>``."""
-    authorization = req.get_header("Authorization") or ""
-    scheme, _, value = authorization.strip().partition(" ")
+    scheme, _, value = (authorization or "").strip().partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return (req.get_header("X-Api-Key") or "").strip() or None
+    return (x_api_key or "").strip() or None
 
 
 def refusal_body(path: str) -> dict:
@@ -59,8 +62,8 @@ def refusal_body(path: str) -> dict:
     return {"error": UNAUTHORIZED}
 
 
-class ApiKeyMiddleware:
-    """Refuses, with a 401 and a ``WWW-Authenticate`` challenge, any request without a valid key."""
+class ApiKeys:
+    """The accepted keys and the probes open without one."""
 
     def __init__(self, settings):
         self.digests = load_keys(settings)
@@ -75,16 +78,28 @@ class ApiKeyMiddleware:
         neither which key nor how much of one matched."""
         if key is None:
             return False
-        presented = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+        # WSGI hands header values over as latin-1 text: these are the bytes the client sent.
+        presented = hashlib.sha256(key.encode("latin-1", "replace")).digest()
         matched = False
         for digest in self.digests:
             matched |= hmac.compare_digest(presented, digest)
         return matched
 
+    def allows(self, method: str, path: str, authorization: str | None, x_api_key: str | None) -> bool:
+        path = "/" + path.lstrip("/")
+        if method in ("GET", "HEAD") and (path.rstrip("/") or "/") in self.open:
+            return True
+        return self.accepts(presented_key(authorization, x_api_key))
+
+
+class ApiKeyMiddleware:
+    """Refuses, with a 401 and a ``WWW-Authenticate`` challenge, any request without a valid key."""
+
+    def __init__(self, keys: ApiKeys):
+        self.keys = keys
+
     def process_request(self, req, resp):
-        if req.method in ("GET", "HEAD") and req.path in self.open:
-            return
-        if self.accepts(presented_key(req)):
+        if self.keys.allows(req.method, req.path, req.get_header("Authorization"), req.get_header("X-Api-Key")):
             return
         resp.status = 401
         resp.set_header("WWW-Authenticate", CHALLENGE)

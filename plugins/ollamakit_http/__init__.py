@@ -14,6 +14,7 @@ import threading
 
 from ollamakit.errors import ListenError
 from ollamakit.interfaces import Transport
+from ollamakit.web.auth import ApiKeys
 
 from .receive import install
 from .scratch import ScratchFiles
@@ -42,7 +43,7 @@ class WaitressTransport(Transport):
             raise ListenError(listen_error(host, port, exc)) from None
         self.listening(host, port)
         scratch_files = ScratchFiles(self.kernel.store)
-        install(sockets.values(), scratch_files, self.kernel.settings.max_request_body)
+        install(sockets.values(), scratch_files, self.kernel.settings.max_request_body, ApiKeys(self.kernel.settings))
         server.print_listen("Serving on http://{}:{}")
         restore = _remove_uploads_on_sigterm(scratch_files, self.kernel.storage)
         try:

@@ -33,6 +33,7 @@ from waitress.task import WSGITask
 from waitress.utilities import Error
 
 from ollamakit.config import DEFAULT_MAX_REQUEST_BODY
+from ollamakit.web.auth import CHALLENGE, UNAUTHORIZED, ApiKeys, refusal_body
 from ollamakit.web.body import too_large_message
 from ollamakit.web.disconnect import CLIENT_DISCONNECTED
 from ollamakit.web.received import RECEIVED_BODY, takes_large_body
@@ -65,6 +66,19 @@ class JsonError(Error):
         return f"{self.code} {self.reason}", [("Content-Type", "application/json; charset=utf-8")], body
 
 
+class KeyRequired(JsonError):
+    """A request with a body and without a valid API key, refused before the body is read."""
+
+    def __init__(self, path: str):
+        super().__init__(401, "Unauthorized", UNAUTHORIZED)
+        self.path = path
+
+    def to_response(self, ident=None):
+        body = json.dumps(refusal_body(self.path)).encode()
+        headers = [("Content-Type", "application/json; charset=utf-8"), ("WWW-Authenticate", CHALLENGE)]
+        return f"{self.code} {self.reason}", headers, body
+
+
 def as_json_error(error: Error) -> JsonError:
     if isinstance(error, JsonError):
         return error
@@ -75,6 +89,7 @@ def as_json_error(error: Error) -> JsonError:
 class UploadParser(HTTPRequestParser):
     scratch_files: ScratchFiles
     max_body: int  # for requests other than blob uploads
+    api_keys: ApiKeys | None = None  # when the server has keys
 
     def received(self, data):
         consumed = super().received(data)
@@ -85,6 +100,14 @@ class UploadParser(HTTPRequestParser):
     def parse_header(self, header_plus):
         super().parse_header(header_plus)
         if self.body_rcv is None:
+            return
+        if self.api_keys is not None and not self.api_keys.allows(
+            self.command, self.path, self.headers.get("AUTHORIZATION"), self.headers.get("X_API_KEY")
+        ):
+            # The app would refuse it too; refusing now keeps a caller without a key from
+            # making the server receive (and store, for an upload) a body of any size.
+            self.error = KeyRequired("/" + (self.path or "").lstrip("/"))
+            self.completed = True
             return
         if self._is_blob_upload():
             body = self.scratch_files.create()
@@ -204,11 +227,13 @@ class UploadChannel(LingeringClose):
     task_class = UploadTask
     scratch_files: ScratchFiles
     max_body: int
+    api_keys: ApiKeys | None = None
 
     def parser_class(self, adj):
         parser = UploadParser(adj)
         parser.scratch_files = self.scratch_files
         parser.max_body = self.max_body
+        parser.api_keys = self.api_keys
         return parser
 
     def del_channel(self, map=None):
@@ -227,10 +252,13 @@ class UploadChannel(LingeringClose):
         super().cancel()
 
 
-def install(servers, scratch_files: ScratchFiles, max_body: int = DEFAULT_MAX_REQUEST_BODY) -> None:
+def install(servers, scratch_files: ScratchFiles, max_body: int = DEFAULT_MAX_REQUEST_BODY, api_keys: ApiKeys | None = None) -> None:
     """Make every listening server in ``servers`` (waitress's socket map) use these classes;
-    ``max_body`` bounds the bodies of requests other than blob uploads."""
-    channel = type("UploadChannel", (UploadChannel,), {"scratch_files": scratch_files, "max_body": max_body})
+    ``max_body`` bounds the bodies of requests other than blob uploads; with ``api_keys``, a body
+    without a key is refused before it is read."""
+    keys = api_keys if api_keys is not None and api_keys.enabled else None
+    attributes = {"scratch_files": scratch_files, "max_body": max_body, "api_keys": keys}
+    channel = type("UploadChannel", (UploadChannel,), attributes)
     for server in list(servers):
         if isinstance(server, BaseWSGIServer):
             server.channel_class = channel

@@ -214,3 +214,27 @@ def test_without_keys_nothing_changes(client):
     assert answer.status_code == 204 and "POST" in answer.headers["Access-Control-Allow-Methods"]
     assert client.simulate_options("/api/chat", headers={**preflight, "Origin": "http://evil.example"}).status_code == 403
     assert client.simulate_options("/api/chat").status_code == 204
+
+
+def test_a_body_without_a_key_is_refused_before_it_is_received(keyed):
+    """An upload of any size without a key is answered 401 from its headers: the server neither
+    receives nor stores it (with a key, the same headers start an upload)."""
+    import socket
+
+    digest = "sha256:" + "0" * 64
+    for path in (f"/api/blobs/{digest}", "/api/import", "/api/chat"):
+        with socket.create_connection(("127.0.0.1", keyed.port), timeout=10) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\n".encode())
+            sock.sendall(b"x" * 65536)
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 401"), head
+        assert f"www-authenticate: {CHALLENGE}".lower().encode() in head.lower()
+        assert json.loads(body) == {"error": UNAUTHORIZED}
+    leftovers = [p for p in keyed.models_dir.rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers

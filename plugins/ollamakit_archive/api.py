@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from ollamakit.errors import BadRequest, NotFound
 from ollamakit.names import ModelName
@@ -13,6 +14,9 @@ from .unpack import import_archive
 
 log = logging.getLogger(__name__)
 TAR_MEDIA_TYPE = "application/x-tar"
+# One import at a time: a failed import removes the blobs it added, which must not be ones a
+# concurrent import of the same model found already there and is about to name in a manifest.
+_IMPORTING = threading.Lock()
 
 
 def _model_names(body: dict) -> list[str]:
@@ -59,6 +63,7 @@ class Import:
     def on_post(self, req, resp):
         if not req.content_length and req.get_header("Transfer-Encoding") is None:
             raise BadRequest("missing request body: send the archive")
-        names = import_archive(self.kernel.store, req.bounded_stream)
+        with _IMPORTING:
+            names = import_archive(self.kernel.store, req.bounded_stream)
         log.info("imported %s", ", ".join(str(name) for name in names))
         json_response(resp, {"status": "success", "models": [name.display_shortest() for name in names]})

@@ -10,11 +10,13 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import ollama
+import pytest
 from falcon.testing import TestClient
 
 from ollamakit.config import Settings
 from ollamakit.hookspecs import hookimpl
 from ollamakit.kernel import make_kernel
+from ollamakit.testing import models as real_models
 from ollamakit.testing.fixtures import ServerProcess
 from ollamakit.testing.gguf_factory import tiny_llama
 from ollamakit.web import create_app
@@ -125,3 +127,31 @@ def test_preloaded_at_start_over_http_and_kept_forever(tmp_path):
         assert loaded.expires_at.year > 2200  # a negative OLLAMA_KEEP_ALIVE: never unloaded
     finally:
         server.stop()
+
+
+@pytest.mark.real_model
+def test_a_model_that_only_embeds_is_preloaded_to_embed(tmp_path):
+    """all-MiniLM cannot generate: the preload loads it the way an embed request would."""
+    models = tmp_path / "models"
+    kernel = make_kernel(Settings(models_dir=models))
+    try:
+        client = TestClient(create_app(kernel), headers={"Host": "localhost"})
+        folder = real_models.all_minilm_l6_v2()
+        files = {}
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (200, 201)
+            files[str(path.relative_to(folder))] = digest
+        assert client.simulate_post("/api/create", json={"model": "minilm", "files": files, "stream": False}).status_code == 200
+    finally:
+        kernel.close()
+    kernel = make_kernel(Settings(models_dir=models, preload=("minilm",)))
+    try:
+        client = TestClient(create_app(kernel), headers={"Host": "localhost"})
+        kernel.hook.on_startup(kernel=kernel)
+        ready = wait_for(lambda: (r := client.simulate_get("/health")).json["status"] != "loading" and r)
+        assert (ready.status_code, ready.json["models"]) == (200, {"minilm": {"status": "loaded"}})
+        assert [m["name"] for m in client.simulate_get("/api/ps").json["models"]] == ["minilm:latest"]
+    finally:
+        kernel.close()

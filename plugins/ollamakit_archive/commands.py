@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -38,6 +40,16 @@ def _fail(response) -> click.ClickException:
     return click.ClickException(str(message or body[:200].decode("utf-8", "replace") or f"the server answered {response.status_code}"))
 
 
+@contextmanager
+def _progress(label: str, length: int):
+    """A progress bar on a terminal (nothing when stderr is a file or a pipe)."""
+    if length <= 0 or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True) as bar:
+        yield bar.update
+
+
 def _send(client, method: str, path: str, **kwargs):
     import httpx
 
@@ -68,11 +80,12 @@ def export_command(models, output: Path):
         fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
         written = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(fd, "wb") as out, _progress("exporting", expected) as advance:
                 try:
                     for chunk in response.iter_raw(CHUNK):
                         out.write(chunk)
                         written += len(chunk)
+                        advance(len(chunk))
                 except httpx.HTTPError as exc:
                     raise click.ClickException(f"the connection to the server broke: {exc}") from None
                 if written != expected:
@@ -91,14 +104,15 @@ def export_command(models, output: Path):
 def import_command(archive: Path):
     """Add the models in an archive made by 'ollamakit export'; the server checks every blob."""
     size = archive.stat().st_size
-
-    def chunks():
-        with open(archive, "rb") as fh:
-            while block := fh.read(CHUNK):
-                yield block
-
     headers = {"Content-Length": str(size), "Content-Type": "application/x-tar"}
-    with _client() as client:
+    with _client() as client, _progress("sending", size) as advance:
+
+        def chunks():
+            with open(archive, "rb") as fh:
+                while block := fh.read(CHUNK):
+                    advance(len(block))
+                    yield block
+
         response = _send(client, "POST", "/api/import", content=chunks(), headers=headers)
         try:
             reply = json.loads(response.read())

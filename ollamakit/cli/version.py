@@ -13,6 +13,7 @@ import json
 import click
 
 from .. import OLLAMA_VERSION, __version__
+from ..config import client_api_key
 from .address import server_url
 
 
@@ -24,8 +25,12 @@ def server_version(timeout: float = 5.0) -> tuple[str, str | None] | None:
     """``(version, ollamakit_version)`` from ``/api/version``; None when no server answers."""
     import urllib.request  # imported here: building the command group stays cheap
 
+    request = urllib.request.Request(server_url() + "/api/version")
+    key = client_api_key()
+    if key:  # a server with API keys answers nothing without one
+        request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(server_url() + "/api/version", timeout=timeout) as reply:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
             body = json.loads(reply.read(64 * 1024))
     except (OSError, ValueError):
         return None

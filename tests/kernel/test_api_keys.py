@@ -130,10 +130,10 @@ def test_official_clients(keyed, monkeypatch):
     assert refused.value.status_code == 401
 
 
-def cli(server, env: dict) -> subprocess.CompletedProcess:
+def cli(server, env: dict, command: str = "list") -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_API_KEY", "OLLAMAKIT_API_KEYS"))}
     return subprocess.run(
-        [sys.executable, "-m", "ollamakit", "list"], env={**base, "OLLAMA_HOST": server.url, **env},
+        [sys.executable, "-m", "ollamakit", command], env={**base, "OLLAMA_HOST": server.url, **env},
         capture_output=True, text=True, timeout=60,
     )
 
@@ -144,6 +144,8 @@ def test_the_cli_sends_the_key(keyed, key_file):
     assert cli(keyed, {"OLLAMAKIT_API_KEYS_FILE": str(key_file)}).returncode == 0
     refused = cli(keyed, {})
     assert refused.returncode == 1 and UNAUTHORIZED in refused.stderr
+    version = cli(keyed, {"OLLAMA_API_KEY": KEYS[0]}, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("ollama version is "), version.stdout
 
 
 def test_probes_open_only_when_configured(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -212,10 +213,14 @@ def _env_list(name: str) -> tuple[str, ...]:
 
 def client_api_key() -> str | None:
     """The key the client commands send: ``OLLAMA_API_KEY`` (what the ``ollama`` clients send),
-    else the first key the server in this environment would accept."""
+    else, when ``OLLAMA_HOST`` is this machine, the first key the server in this environment
+    would accept (never sent to another host: it is this server's key, not the caller's)."""
     key = _env("OLLAMA_API_KEY")
     if key:
         return key
+    host, _ = parse_host(_env("OLLAMA_HOST"))
+    if not _is_this_machine(host):
+        return None
     keys = _env_list("OLLAMAKIT_API_KEYS")
     if not keys and _env("OLLAMAKIT_API_KEYS_FILE"):
         try:
@@ -223,6 +228,15 @@ def client_api_key() -> str | None:
         except (OSError, ValueError):
             keys = ()
     return keys[0] if keys else None
+
+
+def _is_this_machine(host: str) -> bool:
+    """Loopback, or a listen-everywhere address (which the commands reach on loopback)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower() == "localhost"
+    return address.is_loopback or address.is_unspecified
 
 
 @dataclass(frozen=True)

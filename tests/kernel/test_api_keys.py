@@ -240,3 +240,16 @@ def test_a_body_without_a_key_is_refused_before_it_is_received(keyed):
         assert json.loads(body) == {"error": UNAUTHORIZED}
     leftovers = [p for p in keyed.models_dir.rglob("*") if p.is_file()]
     assert leftovers == [], leftovers
+
+
+def test_the_servers_own_key_goes_only_to_this_machine(monkeypatch):
+    from ollamakit.config import client_api_key
+
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    monkeypatch.setenv("OLLAMAKIT_API_KEYS", "local-key,other")
+    for host, expected in (("", "local-key"), ("127.0.0.1:9", "local-key"), ("http://localhost", "local-key"),
+                           ("0.0.0.0", "local-key"), ("[::1]:5", "local-key"), ("example.com", None), ("10.1.2.3", None)):
+        monkeypatch.setenv("OLLAMA_HOST", host)
+        assert client_api_key() == expected, host
+    monkeypatch.setenv("OLLAMA_API_KEY", "mine")  # the caller's own key: sent wherever they point
+    assert client_api_key() == "mine"

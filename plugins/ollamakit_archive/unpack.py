@@ -83,7 +83,7 @@ class Unpacker:
         """Import the tar read from ``fileobj``; the names of the models it recorded."""
         try:
             try:
-                with tarfile.open(fileobj=fileobj, mode="r|", errorlevel=2) as tar:
+                with tarfile.open(fileobj=fileobj, mode="r|") as tar:
                     for number, info in enumerate(tar):
                         if number >= MAX_ENTRIES:
                             raise BadArchive(f"more than {MAX_ENTRIES} entries")
@@ -97,16 +97,17 @@ class Unpacker:
 
     def take(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
         name = entry_name(info)
+        shown = repr(name[:200])
         if info.issym() or info.islnk():
-            raise BadArchive(f"entry {name!r} is a link; an archive holds only files")
+            raise BadArchive(f"entry {shown} is a link; an archive holds only files")
         if info.isdir():
             if name not in _FOLDERS:
-                raise BadArchive(f"unexpected folder {name!r}")
+                raise BadArchive(f"unexpected folder {shown}")
             return
         if not info.isfile() or info.issparse():
-            raise BadArchive(f"entry {name!r} is not a plain file")
+            raise BadArchive(f"entry {shown} is not a plain file")
         if name in self.seen:
-            raise BadArchive(f"entry {name!r} appears twice")
+            raise BadArchive(f"entry {shown} appears twice")
         self.seen.add(name)
         if name == LAYOUT_FILE:
             self.layout = self.read_small(tar, info, MAX_LAYOUT_FILE)
@@ -115,7 +116,7 @@ class Unpacker:
         elif match := _BLOB_NAME.fullmatch(name):
             self.take_blob(tar, info, "sha256:" + match.group(1))
         else:
-            raise BadArchive(f"unexpected entry {name[:200]!r}")
+            raise BadArchive(f"unexpected entry {shown}")
 
     def read_small(self, tar, info, limit: int) -> bytes:
         if info.size > limit:

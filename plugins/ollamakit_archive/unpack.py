@@ -37,11 +37,24 @@ MAX_SMALL_TOTAL = 64 << 20
 CHUNK = 1 << 20
 _BLOB_NAME = re.compile(BLOBS + r"([0-9a-f]{64})")
 _FOLDERS = {".", "blobs", "blobs/sha256"}
+MAX_EXTENDED_HEADER = 64 * 1024  # pax headers and GNU long names: a path and a few times
+_EXTENSION_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 
 
 class BadArchive(BadRequest):
     def __init__(self, message: str):
         super().__init__(f"invalid archive: {message}")
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads a pax extended header or a GNU long name whole into memory, whatever size
+    the archive gives it: bound them first (``_proc_member`` is where tarfile dispatches on the
+    entry's type, unchanged since Python 2)."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in _EXTENSION_TYPES and self.size > MAX_EXTENDED_HEADER:
+            raise BadArchive(f"an extended header of {self.size} bytes, more than the {MAX_EXTENDED_HEADER} allowed")
+        return super()._proc_member(tarfile_)
 
 
 def entry_name(info: tarfile.TarInfo) -> str:
@@ -83,7 +96,7 @@ class Unpacker:
         """Import the tar read from ``fileobj``; the names of the models it recorded."""
         try:
             try:
-                with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+                with tarfile.open(fileobj=fileobj, mode="r|", tarinfo=BoundedTarInfo) as tar:
                     for number, info in enumerate(tar):
                         if number >= MAX_ENTRIES:
                             raise BadArchive(f"more than {MAX_ENTRIES} entries")

@@ -145,6 +145,14 @@ def test_export_and_import_through_the_cli_and_real_http(tmp_path, source, weigh
         second.stop()
 
 
+def gnu_long_name() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info, data = file("a/" * (1 << 17), b"x")
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
 def hostile_archives(archive: bytes, weights: bytes) -> dict[str, tuple[bytes, str]]:
     """name -> (archive, what its error must say)."""
     found = members(archive)
@@ -166,6 +174,8 @@ def hostile_archives(archive: bytes, weights: bytes) -> dict[str, tuple[bytes, s
         return info, None
 
     wrong_small = [(info, b"x" * len(data)) if info.name != small[0][0].name else (info, data[::-1]) for info, data in small][:1]
+    huge_pax = tarfile.TarInfo("blobs/sha256/" + "1" * 64)
+    huge_pax.pax_headers = {"comment": "x" * (1 << 20)}
     oversize = tarfile.TarInfo("index.json")
     oversize.size = 2 << 20
     return {
@@ -176,6 +186,8 @@ def hostile_archives(archive: bytes, weights: bytes) -> dict[str, tuple[bytes, s
         "hard link": (build([layout, index, *small, link(tarfile.LNKTYPE)]), "is a link"),
         "fifo": (build([layout, index, *blobs, special(tarfile.FIFOTYPE)]), "not a plain file"),
         "device": (build([layout, index, *blobs, special(tarfile.CHRTYPE)]), "not a plain file"),
+        "huge pax header": (build([layout, index, (huge_pax, b"")]), "an extended header of"),
+        "huge long name": (gnu_long_name(), "an extended header of"),
         "oversize index": (build([layout, (oversize, b"{" * (2 << 20)), *blobs]), "more than the 1048576 allowed"),
         "wrong digest, small": (build([layout, index, *wrong_small, *small[1:], big]), "does not hold the bytes its name says"),
         "wrong digest, weights": (build([layout, index, *small, (big[0], weights[:-1] + b"!")]), "does not hold the bytes its name says"),

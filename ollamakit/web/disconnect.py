@@ -8,7 +8,7 @@ learns it when a write fails, but a prompt being evaluated writes nothing for a 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 CLIENT_DISCONNECTED = "ollamakit.client_disconnected"
 

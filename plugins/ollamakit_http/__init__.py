@@ -31,8 +31,6 @@ THREADS = 128
 
 class WaitressTransport(Transport):
     def serve(self, app, host: str, port: int) -> None:
-        import waitress
-
         sockets: dict = {}
         try:
             # Resolved here first: waitress turns a name that does not resolve into a bare

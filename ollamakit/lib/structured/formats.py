@@ -35,7 +35,7 @@ class FormatSpec:
     schema: dict
     grammar: str
 
-    def with_preamble(self, closing_tag: str) -> "FormatSpec":
+    def with_preamble(self, closing_tag: str) -> FormatSpec:
         """The same format after free text that ends with ``closing_tag`` (a thinking model
         thinks unconstrained, then answers in the format)."""
         lark = (

@@ -44,7 +44,7 @@ class OutputParser:
         self.tools = ToolCallParser(tool_tag, tool_names) if tool_tag is not None else None
 
     @classmethod
-    def build(cls, go_template, jinja, *, tools=None, think=None, prompt: str = "") -> "OutputParser | None":
+    def build(cls, go_template, jinja, *, tools=None, think=None, prompt: str = "") -> OutputParser | None:
         """The parser a chat or generate request needs, or None when output passes as is."""
         if not tools and not think:
             return None

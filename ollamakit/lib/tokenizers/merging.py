@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
 from math import inf
-from typing import Callable
+from collections.abc import Callable
 
 LONG_WORD = 48  # symbols; above this the heap wins
 

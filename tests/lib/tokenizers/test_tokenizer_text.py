@@ -82,7 +82,7 @@ def test_heap_merge_agrees_with_the_list_scan():
     encoder: BytePairEncoder = load_tokenizer(bpe_metadata(merges))._encoder
     for _ in range(300):
         word = "".join(rnd.choice("abc") for _ in range(rnd.randint(2, 40)))
-        assert encoder._merge(word) == merge_by_priority(list(word), lambda l, r: encoder._ranks.get((l, r)))
+        assert encoder._merge(word) == merge_by_priority(list(word), lambda left, right: encoder._ranks.get((left, right)))
 
 
 def test_long_words_stay_fast():

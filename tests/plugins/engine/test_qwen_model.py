@@ -8,7 +8,7 @@ on two cores, so it is off by default: ``pytest -m large_model tests/plugins/eng
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ REFERENCE_TOKENS = 32
 NEAR_TIE = 0.02  # logits
 
 
-@lru_cache(maxsize=None)
+@cache
 def runner():
     return load_runner(models.qwen25_coder_1_5b(), GgmlBackend(), {"num_thread": 2})
 

@@ -10,7 +10,7 @@ case without near-ties exactly the free-running greedy decode: all 32 tokens mat
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -28,7 +28,7 @@ NEAR_TIES = {("smollm2", 0): {30}, ("smollm2", 2): {2}, ("gemma3", 1): {2}}
 NEAR_TIE_MARGIN = 0.25  # logits
 
 
-@lru_cache(maxsize=None)
+@cache
 def runner(name):
     return load_runner(FILES[name](), NumpyBackend(), with_tokenizer=False)
 

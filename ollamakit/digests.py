@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TypeGuard
 
 from .errors import InvalidDigest
 
@@ -28,7 +29,7 @@ def blob_filename(digest: str) -> str:
     return "sha256-" + parse_digest(digest)[7:]
 
 
-def is_digest(digest: str) -> bool:
+def is_digest(digest: object) -> TypeGuard[str]:
     return isinstance(digest, str) and bool(_DIGEST.match(digest))
 
 

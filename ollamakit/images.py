@@ -37,6 +37,9 @@ class ImageToken(int):
     placeholder id within the vocabulary, so code that only counts or stores tokens needs no
     special case."""
 
+    image: EncodedImage
+    row: int
+
     def __new__(cls, placeholder: int, image: EncodedImage, row: int):
         token = super().__new__(cls, placeholder)
         token.image = image

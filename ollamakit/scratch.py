@@ -36,7 +36,7 @@ class OwnedFolder:
         self._path: Path | None = None
         self._fd: int | None = None
         self._lock = threading.Lock()
-        self._finalizer = None
+        self._finalizer: weakref.finalize | None = None
 
     @property
     def path(self) -> Path:
@@ -65,7 +65,7 @@ class OwnedFolder:
 
 def remove_dead(parent: Path, prefix: str) -> list[Path]:
     """Remove every ``prefix*`` folder in ``parent`` whose owner is gone; returns them."""
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = [p for p in Path(parent).iterdir() if p.name.startswith(prefix)]
     except OSError:

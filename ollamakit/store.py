@@ -3,6 +3,7 @@ on top of whichever ``Storage`` driver holds the bytes."""
 
 from __future__ import annotations
 
+import builtins
 import errno
 import functools
 import hashlib
@@ -47,7 +48,7 @@ UNWRITABLE = {
 
 def unwritable(exc: BaseException) -> StoreNotWritable | None:
     """The client's error for an OSError that means the store cannot be written, else None."""
-    reason = UNWRITABLE.get(exc.errno) if isinstance(exc, OSError) else None
+    reason = UNWRITABLE.get(exc.errno) if isinstance(exc, OSError) and exc.errno else None
     return StoreNotWritable(f"cannot write to the model store: {reason}") if reason else None
 
 
@@ -296,11 +297,10 @@ class ModelStore:
         return None
 
     def get(self, name: ModelName | str) -> LocalModel | None:
-        if isinstance(name, str):
-            name = ModelName.parse(name)
-            if name is None:
-                return None
-        parts = self._existing_parts(name)
+        parsed = ModelName.parse(name) if isinstance(name, str) else name
+        if parsed is None:
+            return None
+        parts = self._existing_parts(parsed)
         if parts is None:
             return None
         data = self.storage.read_manifest(parts)
@@ -309,7 +309,7 @@ class ModelStore:
         mtime = next((m for p, m in self.storage.list_manifests() if p == parts), time.time())
         return LocalModel(self, ModelName(*parts), mf.Manifest.parse(data), data, mtime)
 
-    def list(self) -> list[LocalModel]:
+    def list(self) -> builtins.list[LocalModel]:
         models = []
         for parts, mtime in self.storage.list_manifests():
             data = self.storage.read_manifest(parts)
@@ -361,7 +361,7 @@ class ModelStore:
         return referenced
 
     @_writes
-    def collect_garbage(self, candidates: Iterable[str]) -> list[str]:
+    def collect_garbage(self, candidates: Iterable[str]) -> builtins.list[str]:
         """Delete those of ``candidates`` that no manifest references any more."""
         with self._lock:
             referenced = self.referenced_digests()
@@ -372,7 +372,7 @@ class ModelStore:
                 self.storage.delete_blob(digest)
             return removed
 
-    def prune(self, grace_seconds: float = 3600.0) -> list[str]:
+    def prune(self, grace_seconds: float = 3600.0) -> builtins.list[str]:
         """Start-up pruning: blobs no manifest references, older than the grace period. A
         store that cannot be written is served as it is (reads work), with a warning."""
         try:
@@ -381,7 +381,7 @@ class ModelStore:
             log.warning("start-up pruning stopped: the model store cannot be written (%s)", exc)
             return []
 
-    def _prune(self, grace_seconds: float) -> list[str]:
+    def _prune(self, grace_seconds: float) -> builtins.list[str]:
         with self._lock:
             referenced = self.referenced_digests()
             if referenced is None:

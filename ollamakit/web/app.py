@@ -39,7 +39,7 @@ def _method_not_allowed(req, resp, exc, params):
 def create_app(kernel) -> falcon.App:
     # Order matters: the host and origin guard, then the API key (so a 401 carries CORS headers
     # a browser can read), then OPTIONS answers (so they need a key too), then the body limit.
-    middleware = [SecurityMiddleware(kernel.settings)]
+    middleware: list = [SecurityMiddleware(kernel.settings)]
     api_keys = ApiKeys(kernel.settings)
     if api_keys.enabled:
         middleware.append(ApiKeyMiddleware(api_keys))

@@ -28,10 +28,10 @@ def is_loopback_host(host: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _local_addresses() -> frozenset[str]:
-    addresses = set()
+    addresses: set[str] = set()
     try:
         for info in socket.getaddrinfo(socket.gethostname(), None):
-            addresses.add(info[4][0])
+            addresses.add(str(info[4][0]))
     except OSError:
         pass
     return frozenset(addresses)

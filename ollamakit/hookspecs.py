@@ -4,11 +4,29 @@ Rule of thumb: when a person picks an implementation by name (a storage, a compu
 quantizer, a transport) it is a stevedore driver, and the ``make_*`` hooks below only construct
 it; when the kernel asks "who wants to take part?" it is a hook here. Every hook is documented
 in ``docs/plugin-hooks.md``; a test fails when one is not.
+
+The annotations say what each hook is given and what it returns (``None`` from a
+``firstresult`` hook means "not mine"); mypy checks the kernel's calls against them. To wrap
+what the other implementations return (a default driver, say), use a new-style wrapper,
+``@hookimpl(wrapper=True)``: ``result = yield`` gives the result, and what it returns replaces it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
 import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import falcon
+
+    from .create import CreateRequest
+    from .interfaces import ComputeBackend, ModelSource, Quantizer, Storage, Transport
+    from .kernel import Kernel
+    from .names import ModelName
+    from .store import LocalModel
 
 hookspec = pluggy.HookspecMarker("ollamakit")
 hookimpl = pluggy.HookimplMarker("ollamakit")
@@ -18,12 +36,12 @@ hookimpl = pluggy.HookimplMarker("ollamakit")
 
 
 @hookspec
-def register_routes(app, kernel):
+def register_routes(app: falcon.App, kernel: Kernel) -> None:
     """Add routes to the Falcon ``app``. Called once per app; every plugin may add routes."""
 
 
 @hookspec
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     """Add click commands to the ``ollamakit`` command group."""
 
 
@@ -31,22 +49,22 @@ def register_commands(cli):
 
 
 @hookspec(firstresult=True)
-def make_storage(kernel):
+def make_storage(kernel: Kernel) -> Storage | None:
     """Return the ``Storage`` to use. Default: the stevedore driver ``settings.storage``."""
 
 
 @hookspec(firstresult=True)
-def make_compute(kernel):
+def make_compute(kernel: Kernel) -> ComputeBackend | None:
     """Return the ``ComputeBackend``. Default: driver ``settings.compute`` (``auto`` probes)."""
 
 
 @hookspec(firstresult=True)
-def make_quantizer(kernel, name):
+def make_quantizer(kernel: Kernel, name: str) -> Quantizer | None:
     """Return the ``Quantizer`` for type ``name`` (``q4_K_M``), or None when unknown."""
 
 
 @hookspec(firstresult=True)
-def make_transport(kernel):
+def make_transport(kernel: Kernel) -> Transport | None:
     """Return the ``Transport`` that serves the app. Default: driver ``settings.transport``."""
 
 
@@ -54,7 +72,7 @@ def make_transport(kernel):
 
 
 @hookspec(firstresult=True)
-def resolve_model_source(request, kernel):
+def resolve_model_source(request: CreateRequest, kernel: Kernel) -> ModelSource | None:
     """Return a ``ModelSource`` for a create request's input, or None if not yours.
 
     ``request`` is the validated ``CreateRequest``. The parent-model source runs last
@@ -63,7 +81,7 @@ def resolve_model_source(request, kernel):
 
 
 @hookspec(firstresult=True)
-def check_model(kernel, gguf):
+def check_model(kernel: Kernel, gguf: Any) -> bool | None:
     """Whether a new model's weights can run, asked by create before anything is stored.
 
     ``gguf`` is the file's parsed header: ``metadata`` (plain values) and ``tensors`` (each
@@ -75,18 +93,20 @@ def check_model(kernel, gguf):
 
 
 @hookspec(firstresult=True)
-def make_scheduler(kernel):
+def make_scheduler(kernel: Kernel) -> Any:
     """Return the object that loads models and runs requests (see ``ollamakit_scheduler``)."""
 
 
 @hookspec(firstresult=True)
-def load_model(kernel, model, options):
+def load_model(kernel: Kernel, model: LocalModel, options: dict[str, Any]) -> Any:
     """Load the stored ``model`` (an ``ollamakit.store.LocalModel``) into a runner, or return
     None when its architecture is not yours."""
 
 
 @hookspec(firstresult=True)
-def estimate_memory(kernel, model, num_ctx, num_parallel):
+def estimate_memory(
+    kernel: Kernel, model: LocalModel, num_ctx: int, num_parallel: int
+) -> int | None:
     """Bytes the stored ``model`` would hold once loaded with ``num_parallel`` sequences of
     ``num_ctx`` tokens (weights and caches), worked out from its file without loading it; None
     when its architecture is not yours. The scheduler refuses a model that cannot fit before
@@ -97,7 +117,9 @@ def estimate_memory(kernel, model, num_ctx, num_parallel):
 
 
 @hookspec(firstresult=True)
-def run_chat(kernel, request, gone, relax_thinking):
+def run_chat(
+    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool], relax_thinking: bool
+) -> Iterator[dict[str, Any]] | None:
     """Run a native ``/api/chat`` ``request`` (a dict, as a client sends it) and return an
     iterator of its reply objects (``stream`` is ignored: every chunk is yielded). Request
     errors are raised as ``OllamaError`` before the first object. ``gone()`` says whether the
@@ -106,12 +128,16 @@ def run_chat(kernel, request, gone, relax_thinking):
 
 
 @hookspec(firstresult=True)
-def run_generate(kernel, request, gone):
+def run_generate(
+    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool]
+) -> Iterator[dict[str, Any]] | None:
     """Run a native ``/api/generate`` ``request``; its reply objects, as for ``run_chat``."""
 
 
 @hookspec(firstresult=True)
-def run_embed(kernel, request, gone):
+def run_embed(
+    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool]
+) -> dict[str, Any] | None:
     """Run a native ``/api/embed`` ``request`` and return its reply object (a dict)."""
 
 
@@ -127,20 +153,20 @@ def run_rerank(kernel, request, gone):
 
 
 @hookspec
-def on_startup(kernel):
+def on_startup(kernel: Kernel) -> None:
     """The server is about to accept requests."""
 
 
 @hookspec
-def on_shutdown(kernel):
+def on_shutdown(kernel: Kernel) -> None:
     """The server has stopped accepting requests."""
 
 
 @hookspec
-def on_model_created(kernel, name):
+def on_model_created(kernel: Kernel, name: ModelName) -> None:
     """A manifest was written for ``name`` (a ``ModelName``) by create, copy or pull."""
 
 
 @hookspec
-def on_model_deleted(kernel, name):
+def on_model_deleted(kernel: Kernel, name: ModelName) -> None:
     """The manifest for ``name`` was removed."""

@@ -12,15 +12,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# python3 -m venv DIR makes DIR/bin/pip and DIR/bin/python; the fake python exits with PYTEST_RC.
+# python3 -m venv DIR makes DIR/bin/pip, DIR/bin/python and the tools the script runs; the fake
+# python exits with PYTEST_RC, and the tool named by FAILING exits with 1.
 PYTHON3 = """#!/bin/sh
 echo "python3 $*" >> "$LOG"
 if [ "$1 $2" = "-m venv" ]; then
     mkdir -p "$3/bin"
-    printf '#!/bin/sh\\necho "%s/bin/pip $*" >> "$LOG"\\n' "$3" > "$3/bin/pip"
     printf '#!/bin/sh\\necho "%s/bin/python $*" >> "$LOG"\\nexit "$PYTEST_RC"\\n' "$3" > "$3/bin/python"
-    printf '#!/bin/sh\\necho "%s/bin/ollamakit $*" >> "$LOG"\\n' "$3" > "$3/bin/ollamakit"
-    chmod +x "$3/bin/pip" "$3/bin/python" "$3/bin/ollamakit"
+    for tool in pip ollamakit lint-imports ruff mypy; do
+        printf '#!/bin/sh\\necho "%s/bin/%s $*" >> "$LOG"\\n[ "$FAILING" != %s ]\\n' "$3" $tool $tool > "$3/bin/$tool"
+        chmod +x "$3/bin/$tool"
+    done
+    chmod +x "$3/bin/python"
 fi
 """
 # apt-get says something on stdout, and fails to install when APT_FAILS is set.
@@ -38,7 +41,7 @@ def stub(folder: Path, name: str, text: str):
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False, programs=("node", "npm"), isolated=False):
+def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False, programs=("node", "npm"), isolated=False, failing=""):
     """``programs`` are stubbed as installed; ``isolated`` leaves every other program off PATH."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
@@ -59,6 +62,7 @@ def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False, programs=("node", 
         "LOG": str(log),
         "PYTEST_RC": str(pytest_rc),
         "APT_FAILS": "1" if apt_fails else "",
+        "FAILING": failing,
     }
     done = subprocess.run([shutil.which("bash"), str(repo / "scripts" / "test.sh"), *args], env=env, capture_output=True, text=True, timeout=60)
     return done, log.read_text().splitlines() if log.exists() else []
@@ -82,6 +86,22 @@ def test_the_tests_get_their_own_environment(tmp_path):
     # ggml is built for this CPU before the tests run, and a failed build stops the script
     assert log.index(".venv-test/bin/ollamakit build-ggml --strict") < len(log) - 1
     assert not (tmp_path / "repo" / ".venv").exists()
+
+
+HOUSE_RULES = [".venv-test/bin/lint-imports", ".venv-test/bin/ruff check --no-cache .", ".venv-test/bin/mypy"]
+
+
+def test_the_house_rules_run_before_the_tests(tmp_path):
+    done, log = run_script(tmp_path, "tests/kernel")
+    assert done.returncode == 0, done.stderr
+    assert [line.strip() for line in log[-4:]] == [*HOUSE_RULES, ".venv-test/bin/python -m pytest tests/kernel"]
+
+
+@pytest.mark.parametrize("tool", ["lint-imports", "ruff", "mypy"])
+def test_a_broken_house_rule_stops_the_script(tmp_path, tool):
+    done, log = run_script(tmp_path, failing=tool)
+    assert done.returncode == 1
+    assert not any("pytest" in line for line in log)
 
 
 needs_apt_branch = pytest.mark.skipif(

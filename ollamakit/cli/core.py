@@ -30,11 +30,12 @@ def serve_command(pm, host, models_dir, storage, compute):
         kernel.storage  # fail now, in words, on a misspelled driver or an unusable model directory
     except (OllamaError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    from ..web import create_app
+    from ..web import RouteCollision, create_app
 
     try:
-        app = create_app(kernel)  # an API key file that cannot be read stops the start, in words
-    except OllamaError as exc:
+        # an API key file that cannot be read, or two plugins adding one path, stops the start in words
+        app = create_app(kernel)
+    except (OllamaError, RouteCollision) as exc:
         raise click.ClickException(str(exc)) from None
     kernel.hook.on_startup(kernel=kernel)
     transport = kernel.hook.make_transport(kernel=kernel)

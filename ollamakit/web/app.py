@@ -8,6 +8,7 @@ from ..errors import OllamaError
 from .body import BodyLimit
 from .request_log import RequestLogMiddleware
 from .auth import ApiKeyMiddleware, ApiKeys
+from .routes import PluginApp, register_routes
 from .security import PreflightMiddleware, SecurityMiddleware
 from .streaming import error_body, json_response
 
@@ -36,7 +37,7 @@ def _method_not_allowed(req, resp, exc, params):
     resp.data = b"405 method not allowed"
 
 
-def create_app(kernel) -> falcon.App:
+def create_app(kernel) -> PluginApp:
     # Order matters: the host and origin guard, then the API key (so a 401 carries CORS headers
     # a browser can read), then OPTIONS answers (so they need a key too), then the body limit.
     middleware: list = [SecurityMiddleware(kernel.settings)]
@@ -46,7 +47,7 @@ def create_app(kernel) -> falcon.App:
     middleware += [PreflightMiddleware(), BodyLimit(kernel.settings)]
     if kernel.settings.debug_log_requests:
         middleware.append(RequestLogMiddleware())
-    app = falcon.App(middleware=middleware, cors_enable=False)
+    app = PluginApp(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
     app.resp_options.default_media_type = "application/json"
@@ -54,5 +55,5 @@ def create_app(kernel) -> falcon.App:
     app.add_error_handler(falcon.HTTPRouteNotFound, _not_found)
     app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
     app.add_error_handler(OllamaError, _ollama_error)
-    kernel.hook.register_routes(app=app, kernel=kernel)
+    register_routes(app, kernel)  # a path two plugins add is a RouteCollision
     return app

@@ -1,6 +1,7 @@
 """The kernel's default hook implementations: construct drivers by name through stevedore.
 
-Registered ``trylast`` so any plugin can wrap or replace construction.
+Registered ``trylast`` so any plugin can replace construction, or wrap it with
+``@hookimpl(wrapper=True)``.
 """
 
 from __future__ import annotations

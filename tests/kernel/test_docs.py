@@ -3,8 +3,11 @@ do not cover fails here."""
 
 import inspect
 import re
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 
+import pluggy
 import pytest
 
 from ollamakit import drivers, hookspecs
@@ -44,6 +47,42 @@ def test_hook_sections_state_their_signature_and_result_policy():
         assert f"`{hook}({parameters})`" in body, f"the {hook} section should start with its signature"
         firstresult = getattr(hookspecs, hook).ollamakit_spec.get("firstresult", False)
         assert ("First result wins" in body) == firstresult, f"the {hook} section misstates its result policy"
+
+
+@cache
+def first_party_implementers() -> dict[str, set[str]]:
+    """Hook name -> the packages whose ``ollamakit.plugins`` entry points (in this project's
+    pyproject.toml, so not the example plugin's) implement it."""
+    pm = pluggy.PluginManager("ollamakit")
+    pm.add_hookspecs(hookspecs)
+    for ep in entry_points(group="ollamakit.plugins"):
+        if ep.dist is not None and ep.dist.name == "ollamakit":
+            pm.register(ep.load(), name=ep.name)
+    return {
+        hook: {impl.plugin.__name__.split(".")[0] for impl in getattr(pm.hook, hook).get_hookimpls()}
+        for hook in hook_names()
+    }
+
+
+def documented_users(hook: str) -> set[str]:
+    """The packages named in the hook section's "First-party users:" paragraph."""
+    body = (DOCS / "plugin-hooks.md").read_text().split(f"\n## {hook}\n", 1)[1].split("\n## ", 1)[0]
+    paragraph = re.search(r"^First-party users?: (.*?)(?:\n\n|\Z)", body, re.M | re.S)
+    return set(re.findall(r"`(ollamakit_\w+)", paragraph.group(1))) if paragraph else set()
+
+
+def test_first_party_plugins_implement_hooks():
+    implementers = first_party_implementers()
+    assert {"ollamakit_ollama_api", "ollamakit_engine"} <= implementers["register_routes"] | implementers["load_model"]
+
+
+@pytest.mark.parametrize("hook", sorted(hook_names()))
+def test_the_first_party_users_of_each_hook_are_the_plugins_that_implement_it(hook):
+    actual = first_party_implementers()[hook]
+    assert documented_users(hook) == actual, (
+        f"the {hook} section of docs/plugin-hooks.md should say 'First-party users:' and name "
+        f"{sorted(actual) or 'none (no such paragraph)'}"
+    )
 
 
 def test_python_examples_in_the_docs_compile():

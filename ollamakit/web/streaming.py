@@ -7,8 +7,6 @@ import functools
 import json
 import logging
 
-import falcon
-
 from ..errors import INTERNAL_ERROR, OllamaError
 
 log = logging.getLogger("ollamakit.web")
@@ -127,10 +125,6 @@ def sse_response(resp, frames, envelope, error_frame) -> None:
     resp.content_type = SSE
     resp.set_header("Cache-Control", "no-cache")
     resp.stream = stream()
-
-
-def to_status(code: int) -> str:
-    return falcon.code_to_http_status(code)
 
 
 def errors_in_envelope(envelope):

@@ -78,11 +78,17 @@ def parse_host(value: str | None) -> tuple[str, int]:
 
     Without a port, http means 80, https 443, and no scheme the default 11434.
     """
-    value = (value or "").strip().strip("'\"")
+    # spaces, then quotes, then the spaces that were inside the quotes (as Ollama trims it)
+    value = (value or "").strip().strip("'\"").strip()
     scheme, sep, rest = value.partition("://")
     if not sep:
         scheme, rest = "", value
-    parts = urlsplit("//" + rest.split("/", 1)[0])
+    hostport = rest.split("/", 1)[0]
+    try:  # an IPv6 address without brackets or a port (``::1``)
+        hostport = f"[{ipaddress.IPv6Address(hostport)}]"
+    except ValueError:
+        pass
+    parts = urlsplit("//" + hostport)
     try:
         port = parts.port
     except ValueError:

@@ -106,7 +106,7 @@ def test_images_become_native_images(fake):
     content = [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}}]
     reply = chat(fake, messages=[{"role": "user", "content": content}])
     # The image reached the native chat as an image: the fake model cannot see, and the native
-    # layer refuses it as Ollama's runner does (tests/api has the models that can).
+    # layer refuses it as Ollama's runner does (tests/plugins/ollama_api has the models that can).
     assert reply.status_code == 400
     assert reply.json["error"]["message"] == "this model is missing data required for image input"
 

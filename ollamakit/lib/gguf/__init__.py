@@ -6,7 +6,16 @@ dequantization of every ggml tensor type a model may carry.
         g.architecture, g.metadata["llama.block_count"], g.tensor("token_embd.weight")
 """
 
+from typing import TYPE_CHECKING
+
 from ollamakit.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name is imported on first use
+    from .adapter import LoraPair, lora_pairs
+    from .constants import ValueType
+    from .dequant import dequantize, supported_types
+    from .reader import GGUFFile, TensorInfo, format_parameter_size, looks_like_gguf
+    from .writer import GGUFWriter
 
 # Imported on first use: these modules import numpy and gguf, and the entry points load this package.
 __getattr__ = lazy_exports(__name__, {

@@ -20,13 +20,13 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
-    import falcon
 
     from .create import CreateRequest
     from .interfaces import ComputeBackend, ModelSource, Quantizer, Storage, Transport
     from .kernel import Kernel
     from .names import ModelName
     from .store import LocalModel
+    from .web.routes import PluginApp
 
 hookspec = pluggy.HookspecMarker("ollamakit")
 hookimpl = pluggy.HookimplMarker("ollamakit")
@@ -36,8 +36,9 @@ hookimpl = pluggy.HookimplMarker("ollamakit")
 
 
 @hookspec
-def register_routes(app: falcon.App, kernel: Kernel) -> None:
-    """Add routes to the Falcon ``app``. Called once per app; every plugin may add routes."""
+def register_routes(app: PluginApp, kernel: Kernel) -> None:
+    """Add routes to the Falcon ``app``. Called once per app; every plugin may add routes. A path
+    belongs to one plugin: adding another's is an error unless ``add_route(..., override=True)``."""
 
 
 @hookspec

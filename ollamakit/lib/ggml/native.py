@@ -91,8 +91,8 @@ def build(log=print, jobs: int | None = None) -> Path:
         raise BuildError("cmake is not installed (pip install cmake, or the system's package)")
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    with tempfile.TemporaryDirectory(prefix="ollamakit-ggml-") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="ollamakit-ggml-") as scratch_name:
+        scratch = Path(scratch_name)
         log(f"downloading ggml's source ({SOURCE_PACKAGE} {SOURCE_VERSION}, source distribution)")
         _run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",

@@ -26,6 +26,8 @@ through the schema, so those stay as they are).
 
 from __future__ import annotations
 
+from typing import Any
+
 # Keywords whose value is one subschema, a list of them, or a name -> subschema map.
 _ONE = ("additionalProperties", "items", "not", "contains", "if", "then", "else", "propertyNames",
         "unevaluatedItems", "unevaluatedProperties", "additionalItems")
@@ -99,7 +101,7 @@ class _Closer:
             return node
         if depth > 32 or not ref.startswith("#") or ref in self.resolving:
             return None
-        target = self.root
+        target: Any = self.root
         for part in ref[1:].split("/")[1:]:
             part = part.replace("~1", "/").replace("~0", "~")
             if isinstance(target, dict) and part in target:
@@ -153,7 +155,8 @@ def _is_object_all_of(node: dict) -> bool:
 
 def _closed(node: dict) -> dict:
     properties = node["properties"]
-    wanted = node.get("required") if isinstance(node.get("required"), list) else []
+    listed = node.get("required")
+    wanted = listed if isinstance(listed, list) else []
     required = [name for name in properties if name in wanted]
     optional = [name for name in properties if name not in wanted]
     out = {**node, "properties": {name: properties[name] for name in required + optional}, "additionalProperties": False}

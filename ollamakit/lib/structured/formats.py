@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import llguidance
 
@@ -22,7 +23,7 @@ ANY_OBJECT = {"type": "object"}
 # tokens of this one for the same content. Every answer in this layout is one llama.cpp's grammar
 # also admits (its whitespace rule allows one space there). ``oneOf`` is read as ``anyOf``, as
 # llama.cpp reads it.
-JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": ", "coerce_one_of": True}
+JSON_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": ", "coerce_one_of": True}
 
 MAX_SCHEMA_BYTES = 1 << 20
 

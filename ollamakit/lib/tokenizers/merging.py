@@ -49,7 +49,7 @@ def merge_by_priority(symbols: list[str], priority: Priority) -> list[str]:
     """Merge ``symbols`` pairwise, lowest ``priority(left, right)`` first (None: never merge),
     ties to the left. A heap entry remembers both texts; when either side has changed since, the
     entry is stale and skipped."""
-    text: list[str | None] = list(symbols)
+    text: list = list(symbols)  # None where a symbol was merged into the one before it
     n = len(text)
     after = list(range(1, n + 1))
     after[-1] = -1

@@ -177,7 +177,7 @@ class PreTokenizer:
     def split(self, text: str) -> list[str]:
         if not text:
             return []
-        subjects = {}
+        subjects: dict[bool, str] = {}
         spans = [(0, len(text))]
         for regex, use_collapsed in self._steps:
             subject = subjects.get(use_collapsed)

@@ -46,6 +46,7 @@ class Tokenizer:
         if model == "gpt2":
             spec = pre_tokenizer_spec(self.pre)
             self.vocab = Vocabulary(metadata, model, has_bos=not spec.no_bos)
+            self._encoder: BytePairEncoder | SentencePieceEncoder | WordPieceEncoder
             self._encoder = BytePairEncoder(self.vocab, metadata.get("tokenizer.ggml.merges"), spec)
             add_bos, add_space_prefix, self.clean_spaces = bool(spec.add_bos), False, spec.clean_spaces
         elif model == "llama":
@@ -123,7 +124,7 @@ class Tokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be str, not {type(text).__name__}")
         out: list[int] = []
-        if add_special and self.add_bos:
+        if add_special and self.add_bos and self.bos_id is not None:  # (never None then: see __init__)
             out.append(self.bos_id)
         prefix_space = True  # SentencePiece prefixes a space to text that follows a special token
         for fragment in self.vocab.partition(text, parse_special):

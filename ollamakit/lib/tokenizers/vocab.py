@@ -58,7 +58,7 @@ def _key(metadata: dict, name: str):
     return metadata.get(f"tokenizer.ggml.{name}")
 
 
-def _int_list(metadata: dict, name: str, n_tokens: int) -> list | None:
+def _int_list(metadata: dict, name: str, n_tokens: int) -> list | tuple | None:
     values = _key(metadata, name)
     if values is None:
         return None
@@ -181,16 +181,16 @@ class Vocabulary:
             self.attrs[token_id] = USER_DEFINED
         eog.update(i for i in (ids.eos, ids.eot, ids.eom) if i is not None)
 
-        texts = {self.tokens[i]: i for i in eog}
+        eog_texts = {self.tokens[i]: i for i in eog}
         # Harmony-style vocabularies end a message with <|end|> but keep generating after it.
-        if "<|end|>" in texts and (("<|return|>" in texts and ("<|call|>" in texts or "<|calls|>" in texts))
-                                   or ("<|calls|>" in texts and "<|flush|>" in texts)
-                                   or ("<|call|>" in texts and "<|flush|>" in texts)):
-            eog.discard(texts["<|end|>"])
-            self.attrs[texts["<|end|>"]] = USER_DEFINED
-        if "</s>" in texts and ("<|tool_response>" in texts or "<|plamo:eos|>" in texts):
-            eog.discard(texts["</s>"])
-            self.attrs[texts["</s>"]] = NORMAL
+        if "<|end|>" in eog_texts and (("<|return|>" in eog_texts and ("<|call|>" in eog_texts or "<|calls|>" in eog_texts))
+                                       or ("<|calls|>" in eog_texts and "<|flush|>" in eog_texts)
+                                       or ("<|call|>" in eog_texts and "<|flush|>" in eog_texts)):
+            eog.discard(eog_texts["<|end|>"])
+            self.attrs[eog_texts["<|end|>"]] = USER_DEFINED
+        if "</s>" in eog_texts and ("<|tool_response>" in eog_texts or "<|plamo:eos|>" in eog_texts):
+            eog.discard(eog_texts["</s>"])
+            self.attrs[eog_texts["</s>"]] = NORMAL
         self.eog_ids: frozenset[int] = frozenset(eog)
 
     def _apply_name_rules(self, metadata: dict) -> None:
@@ -221,7 +221,7 @@ class Vocabulary:
         return found
 
     @cached_property
-    def _special_trie(self) -> tuple[dict, dict[int, int], re.Pattern]:
+    def _special_trie(self) -> tuple[dict, dict[int, int], re.Pattern | None]:
         trie: dict = {}
         for token_id in self.special_tokens:
             node = trie
@@ -236,7 +236,7 @@ class Vocabulary:
         """The special tokens that occur in ``text``, in splitting order (found with a trie walk
         from each position that starts some special token)."""
         trie, rank, first_chars = self._special_trie
-        if not trie:
+        if first_chars is None:  # no special tokens
             return []
         found = set()
         n = len(text)

@@ -50,7 +50,8 @@ class WordPieceEncoder:
         ideographs) stand alone, control characters vanish."""
         if self.strip_accents:
             text = "".join(unicode.nfd_base(ch) for ch in text)
-        words, current = [], []
+        words: list[str] = []
+        current: list[str] = []
         for ch in text:
             cp = ord(ch)
             if cp in unicode.WHITESPACE:

@@ -143,7 +143,9 @@ def run_embed(
 
 
 @hookspec(firstresult=True)
-def run_rerank(kernel, request, gone):
+def run_rerank(
+    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool]
+) -> dict[str, Any] | None:
     """Score ``request["documents"]`` (strings) against ``request["query"]`` with the reranking
     model ``request["model"]`` (``options`` and ``keep_alive`` as for embed) and return
     ``{"model", "scores", "prompt_eval_count", "total_duration", "load_duration"}``, one score

@@ -228,9 +228,10 @@ def client_api_key() -> str | None:
     if not _is_this_machine(host):
         return None
     keys = _env_list("OLLAMAKIT_API_KEYS")
-    if not keys and _env("OLLAMAKIT_API_KEYS_FILE"):
+    key_file = _env("OLLAMAKIT_API_KEYS_FILE")
+    if not keys and key_file:
         try:
-            keys = read_key_file(Path(_env("OLLAMAKIT_API_KEYS_FILE")).expanduser())
+            keys = read_key_file(Path(key_file).expanduser())
         except (OSError, ValueError):
             keys = ()
     return keys[0] if keys else None
@@ -286,6 +287,7 @@ class Settings:
         origins = tuple(o.strip() for o in (_env("OLLAMA_ORIGINS") or "").split(",") if o.strip())
         load_timeout = _env_duration("OLLAMA_LOAD_TIMEOUT", 300.0)
         remotes = _env("OLLAMA_REMOTES")
+        key_file = _env("OLLAMAKIT_API_KEYS_FILE")
         level = log_level(_env("OLLAMA_DEBUG"))
         no_cloud_env, no_cloud_config = parse_bool(_env("OLLAMA_NO_CLOUD")), cloud_disabled_in_file()
         settings = cls(
@@ -317,7 +319,7 @@ class Settings:
             debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),
             go_template=parse_bool(_env("OLLAMA_GO_TEMPLATE"), default=True),
             api_keys=_env_list("OLLAMAKIT_API_KEYS"),
-            api_keys_file=Path(_env("OLLAMAKIT_API_KEYS_FILE")).expanduser() if _env("OLLAMAKIT_API_KEYS_FILE") else None,
+            api_keys_file=Path(key_file).expanduser() if key_file else None,
             open_probes=tuple(p.lower() for p in _env_list("OLLAMAKIT_OPEN_PROBES") if p.lower() in PROBES),
             preload=_env_list("OLLAMAKIT_PRELOAD"),
         )

@@ -1,0 +1,90 @@
+"""Tiny F32 Hugging Face decoders (llama, qwen2, gemma3) with seeded PEFT LoRA adapters, and
+the same models with each adapter merged into its weights in Hugging Face's own layout.
+
+The adapters are written as PEFT's ``save_pretrained`` writes them: ``adapter_config.json``
+(``peft_type``, ``r``, ``lora_alpha``, ``target_modules``, ``use_rslora``, ...) and
+``adapter_model.safetensors`` with keys ``base_model.model.model.layers.N.<module>.lora_A.weight``
+(r × in) and ``lora_B.weight`` (out × r). Merging is PEFT's: W + scale · B A, with scale
+``lora_alpha / r`` (``lora_alpha / √r`` under rsLoRA), before any GGUF permutation.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from tiny_folders import gemma3_folder, qwen2_folder
+
+MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def module_path(name: str) -> str:
+    return f"self_attn.{name}" if name in ("q_proj", "k_proj", "v_proj", "o_proj") else f"mlp.{name}"
+
+
+def decoder_folder(arch: str, folder: Path, seed: int = 0) -> Path:
+    """A tiny F32 model folder of ``arch``; llama is qwen2's folder without biases, under
+    ``LlamaForCausalLM`` with 4 query and 2 key/value heads, so q and k are permuted."""
+    if arch == "gemma3":
+        gemma3_folder(folder, seed)
+    else:
+        qwen2_folder(folder, seed)
+    weights = {name: np.ascontiguousarray(w, dtype=np.float32) for name, w in load_file(folder / "model.safetensors").items()}
+    if arch == "llama":
+        weights = {name: w for name, w in weights.items() if not name.endswith(".bias")}
+        config = json.loads((folder / "config.json").read_text())
+        config["architectures"] = ["LlamaForCausalLM"]
+        config["rope_theta"] = 10000.0
+        (folder / "config.json").write_text(json.dumps(config))
+    save_file(weights, str(folder / "model.safetensors"))
+    return folder
+
+
+def peft_adapter(model: Path, folder: Path, *, seed: int = 1, rank: int = 4, alpha: float = 8.0,
+                 modules=MODULES, layers=None, ranks: dict | None = None, config: dict | None = None) -> dict:
+    """A seeded PEFT adapter for the model folder ``model``; returns its tensors."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    weights = load_file(model / "model.safetensors")
+    n_layers = json.loads((model / "config.json").read_text())["num_hidden_layers"]
+    tensors = {}
+    for layer in range(n_layers) if layers is None else layers:
+        for name in modules:
+            out_dim, in_dim = weights[f"model.layers.{layer}.{module_path(name)}.weight"].shape
+            r = (ranks or {}).get(name, rank)
+            key = f"base_model.model.model.layers.{layer}.{module_path(name)}"
+            tensors[f"{key}.lora_A.weight"] = (rng.standard_normal((r, in_dim)) / np.sqrt(in_dim)).astype(np.float32)
+            tensors[f"{key}.lora_B.weight"] = (0.5 * rng.standard_normal((out_dim, r)) / np.sqrt(r)).astype(np.float32)
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    values = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": str(model),
+        "r": rank, "lora_alpha": alpha, "lora_dropout": 0.0, "target_modules": list(modules),
+        "use_rslora": False, "use_dora": False, "fan_in_fan_out": False, "bias": "none",
+        "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {}, "inference_mode": True,
+    }
+    values.update(config or {})
+    (folder / "adapter_config.json").write_text(json.dumps(values))
+    return tensors
+
+
+def merged_folder(model: Path, adapter: Path, out: Path) -> Path:
+    """``model`` with the adapter merged into its weights, as PEFT's merge_and_unload does it."""
+    shutil.copytree(model, out)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    weights = load_file(model / "model.safetensors")
+    lora = load_file(adapter / "adapter_model.safetensors")
+    for key in lora:
+        if not key.endswith(".lora_A.weight"):
+            continue
+        stem = key.removesuffix(".lora_A.weight")
+        a, b = lora[key].astype(np.float64), lora[stem + ".lora_B.weight"].astype(np.float64)
+        rank = a.shape[0]
+        scale = config["lora_alpha"] / (np.sqrt(rank) if config.get("use_rslora") else rank)
+        target = stem.removeprefix("base_model.model.") + ".weight"
+        weights[target] = (weights[target].astype(np.float64) + scale * b @ a).astype(np.float32)
+    save_file(weights, str(out / "model.safetensors"))
+    return out

@@ -22,6 +22,8 @@ WEIGHT_PATTERNS = (
     "*.gguf",
     "*.bin",
 )
+# A PEFT adapter folder's weights (with its adapter_config.json), by preference.
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 # Side files that travel with the weights (configs and tokenizers).
 SIDE_PATTERNS = ("*.json", "*/*.json", "chat_template.jinja")
 
@@ -107,9 +109,23 @@ def model_files(folder: Path) -> list[Path]:
     return found
 
 
-def _files_at(path: Path) -> list[Path]:
+def adapter_files(folder: Path) -> list[Path] | None:
+    """A PEFT adapter folder's two files (``adapter_config.json`` and the weights), or None
+    when ``folder`` is not one: its weights' name matches none of a model's patterns."""
+    config = folder / "adapter_config.json"
+    weights = [folder / name for name in ADAPTER_WEIGHTS if (folder / name).is_file()][:1]
+    if not config.is_file() or not weights:
+        return None
+    found = [config.resolve(), weights[0].resolve()]
+    for path, real in zip((config, weights[0]), found):
+        if not real.is_relative_to(folder.resolve()):
+            raise ModelfileError(f"insecure path: {path.name} links outside {folder}")
+    return found
+
+
+def _files_at(path: Path, adapter: bool = False) -> list[Path]:
     if path.is_dir():
-        return model_files(path)
+        return (adapter and adapter_files(path)) or model_files(path)
     return [path.resolve()]
 
 
@@ -125,12 +141,13 @@ def request_file_names(paths: list[Path]) -> dict[Path, str]:
 class _FileSet:
     """Files for one request field (``files``, ``adapters``, ``draft_files``), hashed once."""
 
-    def __init__(self, hashes: dict[Path, LocalFile]):
+    def __init__(self, hashes: dict[Path, LocalFile], adapter: bool = False):
         self.paths: list[Path] = []
         self.hashes = hashes
+        self.adapter = adapter
 
     def add(self, path: Path) -> None:
-        for file in _files_at(path):
+        for file in _files_at(path, self.adapter):
             if file not in self.paths:
                 self.paths.append(file)
             if file not in self.hashes:
@@ -149,7 +166,7 @@ def _refuse_same_path(path: Path, others: list[Path]) -> None:
 def create_plan(modelfile: Modelfile, base_dir: Path, warn=None) -> CreatePlan:
     """Turn ``modelfile`` into a create request. ``base_dir`` is the Modelfile's folder."""
     plan, hashes = CreatePlan(), {}
-    files, adapters, drafts = _FileSet(hashes), _FileSet(hashes), _FileSet(hashes)
+    files, adapters, drafts = _FileSet(hashes), _FileSet(hashes, adapter=True), _FileSet(hashes)
     model_paths: list[Path] = []
     draft_paths: list[Path] = []
     request = plan.request

@@ -50,6 +50,12 @@ _REFUSED = {
     "alpha_pattern": "adapters with per-module alphas (alpha_pattern) are not supported",
     "layer_replication": "adapters with layer_replication are not supported",
     "lora_bias": "adapters with LoRA biases (lora_bias) are not supported",
+    "alora_invocation_tokens": "activated LoRA (alora_invocation_tokens) is not supported",
+    "target_parameters": "adapters of parameters (target_parameters) are not supported",
+    "trainable_token_indices": "adapters that train token embeddings (trainable_token_indices) are not supported",
+    "use_qalora": "QA-LoRA adapters (use_qalora) are not supported",
+    "use_bdlora": "block-diagonal LoRA adapters (use_bdlora) are not supported",
+    "arrow_config": "routed LoRA adapters (arrow_config) are not supported",
 }
 
 

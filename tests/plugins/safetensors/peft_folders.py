@@ -34,12 +34,17 @@ def decoder_folder(arch: str, folder: Path, seed: int = 0) -> Path:
     else:
         qwen2_folder(folder, seed)
     weights = {name: np.ascontiguousarray(w, dtype=np.float32) for name, w in load_file(folder / "model.safetensors").items()}
+    config = json.loads((folder / "config.json").read_text())
+    # what transformers needs to load the folder as well (the recorder runs it)
+    config["model_type"] = {"llama": "llama", "qwen2": "qwen2", "gemma3": "gemma3_text"}[arch]
+    config["torch_dtype"] = "float32"
+    if arch == "gemma3":
+        config["query_pre_attn_scalar"] = config["head_dim"]
     if arch == "llama":
         weights = {name: w for name, w in weights.items() if not name.endswith(".bias")}
-        config = json.loads((folder / "config.json").read_text())
         config["architectures"] = ["LlamaForCausalLM"]
         config["rope_theta"] = 10000.0
-        (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps(config))
     save_file(weights, str(folder / "model.safetensors"))
     return folder
 

@@ -17,6 +17,7 @@ from test_create_from_folder import store_state, upload
 from ollamakit import manifest as mf
 from ollamakit.lib.gguf import GGUFFile
 from ollamakit.names import ModelName
+from ollamakit.testing.reference import reference_answers
 
 engine = pytest.importorskip("ollamakit_engine")
 PROMPT = [5, 72, 101, 108, 108, 111, 33, 9, 40, 50, 60, 70, 80, 90]
@@ -82,6 +83,24 @@ def test_the_adapter_gives_the_merged_models_logits(client, kernel, folders, arc
     assert_same(tuned, want)
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma3"])
+def test_the_adapter_gives_pefts_own_logits(client, kernel, tmp_path, arch):
+    """Against PEFT itself: transformers' logits for the same seeded folder and adapter, loaded by
+    ``PeftModel.from_pretrained`` (recorded by ``record_peft_logits.py``)."""
+    recorded = reference_answers("peft-lora-logits.json")
+    assert recorded["prompt"] == PROMPT
+    model = decoder_folder(arch, tmp_path / arch)
+    peft_adapter(model, tmp_path / "lora")
+    create(client, "tuned", files=upload(client, folder_files(model)),
+           adapters=upload(client, folder_files(tmp_path / "lora")))
+    base, adapter = layer_path(kernel, "tuned", mf.MODEL), layer_path(kernel, "tuned", mf.ADAPTER)
+    want_base, want = np.array(recorded[arch]["base"]), np.array(recorded[arch]["tuned"])
+    assert np.abs(want - want_base).max() > 0.3 * np.abs(want).max()  # the adapter matters
+    # float16 KV cache against float32 throughout: about 1e-3 of the largest logit, base or tuned
+    np.testing.assert_allclose(logits(base), want_base, atol=3e-3 * np.abs(want_base).max(), rtol=0)
+    np.testing.assert_allclose(logits(base, [adapter]), want, atol=3e-3 * np.abs(want).max(), rtol=0)
+
+
 def test_llamas_q_and_k_need_their_lora_b_rows_permuted(client, kernel, folders, tmp_path):
     """The control: the same llama adapter with B left in Hugging Face's row order is wrong."""
     from ollamakit_safetensors.adapter import plan_adapter
@@ -135,6 +154,8 @@ REFUSED = {
     "not lora": ({"peft_type": "IA3"}, "only LoRA adapters are supported"),
     "rank": ({"r": 8}, "has rank 4, adapter_config.json says r = 8"),
     "alpha": ({"lora_alpha": "eight"}, "lora_alpha"),
+    "alora": ({"alora_invocation_tokens": [5, 6]}, "alora_invocation_tokens"),
+    "bias": ({"lora_bias": True}, "lora_bias"),
 }
 
 

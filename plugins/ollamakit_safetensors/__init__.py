@@ -2,7 +2,9 @@
 ``tokenizer.json``) by converting them to GGUF at create time, so one engine runs every model.
 
 Supported architectures: LlamaForCausalLM (Llama, Mistral, SmolLM2), Qwen2ForCausalLM,
-Gemma3ForCausalLM and BertModel (sentence-transformers folders included).
+Gemma3ForCausalLM and BertModel (sentence-transformers folders included). PEFT LoRA adapters
+(``adapter_config.json``, ``adapter_model.safetensors``) in a request's ``adapters`` become
+llama.cpp GGUF LoRA adapters for a llama, qwen2 or gemma3 base (``adapter.py``).
 """
 
 from ollamakit.lazy import lazy_exports

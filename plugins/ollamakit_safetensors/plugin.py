@@ -1,5 +1,6 @@
 """Registers the safetensors model source for ``/api/create``: a request whose ``files`` hold a
-``.safetensors`` file is a Hugging Face folder to convert."""
+``.safetensors`` file is a Hugging Face folder to convert, or, among its ``adapters``, a PEFT
+LoRA adapter to convert for the model's base."""
 
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ def test_paths_must_stay_inside_the_folder(client, tmp_path):
         assert (reply.status_code, reply.json) == (400, {"error": "file path must be relative"})
 
 
-def test_missing_upload_and_safetensors_adapters(client, tmp_path):
+def test_missing_upload_and_an_adapter_without_its_config(client, tmp_path):
     qwen2_folder(tmp_path / "hf")
     files = upload(client, folder_files(tmp_path / "hf"))
     missing = {**files, "extra.safetensors": "sha256:" + "0" * 64}
@@ -164,7 +164,7 @@ def test_missing_upload_and_safetensors_adapters(client, tmp_path):
     assert reply.status_code == 400 and 'for file "extra.safetensors" not found' in reply.json["error"]
     adapter = {"adapter_model.safetensors": files["model.safetensors"]}
     reply = client.simulate_post("/api/create", json={"model": "bad", "files": files, "adapters": adapter})
-    assert reply.status_code == 400 and "safetensors adapters are not supported" in reply.json["error"]
+    assert (reply.status_code, reply.json) == (400, {"error": "the adapter folder has no adapter_config.json"})
 
 
 def test_bfloat16_weights_stay_bfloat16(client, tmp_path):

@@ -243,3 +243,25 @@ def test_the_cli_uploads_an_adapter_folder(tmp_path, folders):
     _, lora, _ = folders("qwen2")
     plan = create_plan(parse(f"FROM base\nADAPTER {lora}\n"), tmp_path)
     assert sorted(plan.request["adapters"]) == ["adapter_config.json", "adapter_model.safetensors"]
+
+
+def test_the_cli_creates_a_tuned_model_over_http(server, folders, tmp_path):
+    """``ADAPTER ./folder`` through the command line and a real server; the official client then
+    gets the merged model's greedy answer from the tuned model, and another from its base."""
+    import ollama
+    from click.testing import CliRunner
+
+    from ollamakit.cli import build_cli
+
+    model, lora, merged = folders("qwen2")
+    cli = build_cli()
+    for name, text in (("base", f"FROM {model}\n"), ("tuned", f"FROM base\nADAPTER {lora}\n"), ("merged", f"FROM {merged}\n")):
+        (tmp_path / f"{name}.Modelfile").write_text(text)
+        result = CliRunner().invoke(cli, ["create", name, "-f", str(tmp_path / f"{name}.Modelfile")],
+                                    env={"OLLAMA_HOST": server.url})
+        assert result.exit_code == 0, result.output
+    client = ollama.Client(host=server.url)
+    assert "ADAPTER" in client.show("tuned").modelfile
+    options = {"temperature": 0, "num_predict": 12, "seed": 1}
+    answers = {name: client.generate(name, "the the", raw=True, options=options).response for name in ("base", "tuned", "merged")}
+    assert answers["tuned"] and answers["tuned"] == answers["merged"] != answers["base"]

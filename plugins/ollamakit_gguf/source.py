@@ -124,6 +124,8 @@ def _check_adapter(ctx, adapter: GGUFFile, label: str) -> None:
     source runs first); checked here so that a mismatch never reaches a manifest."""
     from ollamakit.lib.gguf import lora_pairs
 
+    if ctx.find(mf.ADAPTER):  # a parent's: the engine runs one adapter per model, as Ollama's does
+        raise BadRequest("only one adapter is currently supported")
     bases = [layer.gguf for layer in ctx.find(mf.MODEL) if layer.gguf is not None]
     if not bases:
         return  # a base of another format: the engine checks the pair when it loads them

@@ -225,13 +225,21 @@ def test_an_adapter_for_an_architecture_not_converted_is_refused(client, models_
     assert_refused(client, models_dir, folder_files(tmp_path / "lora"), 'the model is "bert"')
 
 
-def test_one_adapter_per_model(client, models_dir, folders):
+def test_one_adapter_per_model(client, kernel, models_dir, folders):
     model, lora, _ = folders("qwen2")
     create(client, "base", files=upload(client, folder_files(model)))
     create(client, "tuned", **{"from": "base", "adapters": upload(client, folder_files(lora))})
     digests = upload(client, folder_files(lora))
     before = store_state(models_dir)
     reply = client.simulate_post("/api/create", json={"model": "twice", "from": "tuned", "adapters": digests})
+    assert reply.status_code == 400 and reply.json["error"] == "only one adapter is currently supported"
+    assert store_state(models_dir) == before
+    # the converted adapter is a GGUF adapter like any other: fine on the base, one too many on
+    # the tuned model
+    converted = {"lora.gguf": "sha256:" + layer_path(kernel, "tuned", mf.ADAPTER).name.removeprefix("sha256-")}
+    create(client, "again", **{"from": "base", "adapters": converted})
+    before = store_state(models_dir)
+    reply = client.simulate_post("/api/create", json={"model": "twice", "from": "tuned", "adapters": converted})
     assert reply.status_code == 400 and reply.json["error"] == "only one adapter is currently supported"
     assert store_state(models_dir) == before
 

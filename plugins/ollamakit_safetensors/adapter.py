@@ -194,6 +194,8 @@ def _config(folder: ModelFolder) -> tuple[int, float, bool, bool]:
     for key, why in _REFUSED.items():
         if values.get(key):
             raise InvalidModelFile(why)
+    if values.get("bias", "none") not in (None, "none"):
+        raise InvalidModelFile(f"adapters that train the model's biases (bias {_brief(values['bias'])}) are not supported")
     r, alpha = values.get("r", 8), values.get("lora_alpha", 8)  # PEFT's defaults
     if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_RANK:
         raise InvalidModelFile(f"adapter_config.json: r = {_brief(r)} is not a rank from 1 to {MAX_RANK}")

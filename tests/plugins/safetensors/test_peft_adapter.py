@@ -131,6 +131,35 @@ def test_rslora_and_a_rank_pattern_keep_peft_scales(client, kernel, folders):
     assert_same(tuned, logits(layer_path(kernel, "merged", mf.MODEL)))
 
 
+def test_half_precision_adapters_keep_their_types(client, kernel, tmp_path):
+    """An F16 lora_A and a BF16 lora_B are written as they are (llama's B permuted as raw bits)."""
+    from safetensors.numpy import save_file
+    from safetensors_crafting import write_tensors
+
+    model = decoder_folder("llama", tmp_path / "llama")
+    tensors = peft_adapter(model, tmp_path / "lora")
+    halves = {k: v.astype(np.float16) if ".lora_A." in k else v for k, v in tensors.items()}
+    b_names = tuple(k for k in tensors if ".lora_B." in k)
+    write_tensors(tmp_path / "lora" / "adapter_model.safetensors", halves, bf16=b_names)
+    create(client, "tuned", files=upload(client, folder_files(model)), adapters=upload(client, folder_files(tmp_path / "lora")))
+    adapter = layer_path(kernel, "tuned", mf.ADAPTER)
+    with GGUFFile.open(adapter) as gguf:
+        types = {info.name.rsplit(".", 1)[-1]: info.ggml_type for info in gguf.tensors}
+    assert {k: int(v) for k, v in types.items()} == {"lora_a": 1, "lora_b": 30}  # F16, BF16
+
+    bits = {k: v.view(np.uint32) for k, v in tensors.items() if k in b_names}  # the same rounding
+    rounded = {k: ((b + 0x7FFF + ((b >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32) for k, b in bits.items()}
+    (tmp_path / "f32").mkdir()
+    save_file({**{k: v.astype(np.float32) for k, v in halves.items()}, **rounded}, str(tmp_path / "f32" / "adapter_model.safetensors"))
+    (tmp_path / "f32" / "adapter_config.json").write_text((tmp_path / "lora" / "adapter_config.json").read_text())
+    merged = merged_folder(model, tmp_path / "f32", tmp_path / "merged")
+    create(client, "merged", files=upload(client, folder_files(merged)))
+    got, want = logits(layer_path(kernel, "tuned", mf.MODEL), [adapter]), logits(layer_path(kernel, "merged", mf.MODEL))
+    # ggml multiplies a half-precision matrix by activations rounded to its type, so B (A x) sees
+    # A x in bfloat16 (8 bits): about 0.3% of the largest logit here; a wrong row order gives 100%
+    np.testing.assert_allclose(got, want, atol=1e-2 * np.abs(want).max(), rtol=0)
+
+
 def test_a_folder_and_its_adapter_in_one_request(client, kernel, folders):
     """The base is converted first; the adapter, checked up front, waits for it."""
     model, lora, merged = folders("gemma3")
@@ -155,7 +184,8 @@ REFUSED = {
     "rank": ({"r": 8}, "has rank 4, adapter_config.json says r = 8"),
     "alpha": ({"lora_alpha": "eight"}, "lora_alpha"),
     "alora": ({"alora_invocation_tokens": [5, 6]}, "alora_invocation_tokens"),
-    "bias": ({"lora_bias": True}, "lora_bias"),
+    "lora bias": ({"lora_bias": True}, "lora_bias"),
+    "trained biases": ({"bias": "all"}, "adapters that train the model's biases (bias 'all')"),
 }
 
 
@@ -273,3 +303,21 @@ def test_the_cli_creates_a_tuned_model_over_http(server, folders, tmp_path):
     options = {"temperature": 0, "num_predict": 12, "seed": 1}
     answers = {name: client.generate(name, "the the", raw=True, options=options).response for name in ("base", "tuned", "merged")}
     assert answers["tuned"] and answers["tuned"] == answers["merged"] != answers["base"]
+
+
+def test_an_adapter_that_does_not_fit_a_folder_in_the_same_request(client, models_dir, tmp_path):
+    """Its shapes are known only once the folder is converted: the error then follows the first
+    status lines, and the model and the converted base are taken back."""
+    from safetensors.numpy import save_file
+
+    model = decoder_folder("qwen2", tmp_path / "qwen2")
+    tensors = peft_adapter(model, tmp_path / "lora")
+    key = "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight"
+    save_file({**tensors, key: np.zeros((4, 96), np.float32)}, str(tmp_path / "lora" / "adapter_model.safetensors"))
+    files, adapters = upload(client, folder_files(model)), upload(client, folder_files(tmp_path / "lora"))
+    before = store_state(models_dir)
+    reply = client.simulate_post("/api/create", json={"model": "both", "files": files, "adapters": adapters})
+    lines = [json.loads(line) for line in reply.text.splitlines()]
+    assert [line.get("status") for line in lines[:2]] == ["converting model", "converting adapter"]
+    assert "the adapter of blk.0.ffn_down.weight does not fit the model" in lines[-1]["error"]
+    assert store_state(models_dir) == before

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class AdapterConversion:
     metadata: dict[str, tuple[object, int]]
     tensors: list[AdapterTensor]
 
-    def write(self, path) -> object:
+    def write(self, path: Path) -> Path:
         writer = GGUFWriter(path)
         for key, (value, kind) in self.metadata.items():
             writer.add(key, value, kind)

@@ -72,7 +72,7 @@ def constraint_cost(kernel, tokens: int) -> float:
     schema-valid answer's tokens."""
     from ollamakit.lib.structured import Constraint, parse_format
 
-    from ollamakit_scheduler.options import merged
+    from ollamakit.options import merged
 
     lease = kernel.scheduler.acquire(kernel.store.get("smollm2"), merged({}, {"temperature": 0}))
     try:

@@ -19,6 +19,7 @@ from . import manifest as mf
 from .digests import parse_digest
 from .errors import BadRequest, InvalidModelFile, TooLarge
 from .names import ModelName
+from .options import PARAMETER_BOUNDS, PARAMETER_KINDS
 
 MAX_FILES = 10_000
 MAX_FILE_KEY = 4096
@@ -29,31 +30,6 @@ MAX_LICENSES = 64
 MAX_TEXT = 8 << 20  # bytes of a template, of a system prompt, of the licenses together
 MAX_MESSAGES = 1024
 MAX_PARAMETERS = 256  # keys, and values in a list (stop)
-
-# Ollama's option types (``api.Options``), so stored parameters are typed as its FormatParams
-# types them: ``PARAMETER temperature 0.7`` is a number, ``stop`` is always a list.
-PARAMETER_KINDS = {
-    **dict.fromkeys(
-        ("num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "draft_num_predict", "num_keep",
-         "seed", "num_predict", "top_k", "repeat_last_n"),
-        int,
-    ),
-    **dict.fromkeys(
-        ("top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty"),
-        float,
-    ),
-    "use_mmap": bool,
-    "stop": list,
-}
-
-# The least value each numeric parameter may take (and the most, for probabilities): a model
-# created with ``num_ctx -5`` could never answer, so it is refused here rather than at its
-# first request. The bounds are the ones requests' options are held to.
-PARAMETER_BOUNDS = {
-    "num_ctx": (1, None), "num_batch": (1, None), "num_thread": (0, None), "num_keep": (-1, None),
-    "top_k": (0, None), "repeat_last_n": (-1, None), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0),
-    "temperature": (0.0, None), "repeat_penalty": (0.0, None),
-}
 
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")

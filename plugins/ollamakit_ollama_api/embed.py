@@ -17,7 +17,7 @@ from ollamakit.errors import BadRequest, Cancelled, NotFound, OllamaError
 from ollamakit.names import ModelName
 from ollamakit.web import client_gone, json_response, read_json
 from ollamakit.web.body import field
-from ollamakit_scheduler.options import merged
+from ollamakit.options import merged
 
 from .inference import check_requires, nanoseconds_since, parse_keep_alive
 

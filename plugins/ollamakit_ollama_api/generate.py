@@ -7,7 +7,7 @@ import time
 from ollamakit.errors import BadRequest
 from ollamakit.web import client_gone, read_json, stream_response
 from ollamakit.web.body import field
-from ollamakit_scheduler.options import merged
+from ollamakit.options import merged
 from ollamakit.lib.structured.output import Parsed
 
 from . import prompting

@@ -4,6 +4,6 @@ sequences of concurrent requests to one model together, one batched forward pass
 from ollamakit.lazy import lazy_exports
 
 # Imported on first use: these modules import numpy, and the entry points load this package.
-__getattr__ = lazy_exports(__name__, {"Options": ".options", "Lease": ".scheduler", "Scheduler": ".scheduler"})
+__getattr__ = lazy_exports(__name__, {"Lease": ".scheduler", "Scheduler": ".scheduler"})
 
-__all__ = ["Lease", "Options", "Scheduler"]
+__all__ = ["Lease", "Scheduler"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .options import Options
+from ollamakit.options import Options
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:

@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass, field
 
 from ollamakit.errors import Busy, Cancelled, NotFound, OllamaError
+from ollamakit.interfaces import Runner
 from ollamakit.store import LocalModel, format_local_time
 
-from . import options as opts
+from ollamakit import options as opts
 from .batch import BatchWorker
 from .sequence import Sequence
 
@@ -59,7 +60,7 @@ class LoadedModel:
     num_ctx_requested: int | None
     memory: int
     num_parallel: int = 1
-    runner: object = None
+    runner: Runner | None = None
     worker: BatchWorker | None = None
     num_ctx: int = 0
     refs: int = 0
@@ -175,10 +176,6 @@ class Scheduler:
 
         entries.sort(key=expiry, reverse=True)
         return [self._describe(entry, expiry(entry)) for entry in entries]
-
-    def loaded_names(self) -> list[str]:
-        with self._cond:
-            return [e.model.short_name for e in self._loaded.values()]
 
     def close(self) -> None:
         with self._cond:
@@ -299,14 +296,13 @@ class Scheduler:
                 arch = entry.model.config.get("model_family") or "unknown"
                 raise OllamaError(f'no engine plugin can run model "{entry.model.short_name}" (architecture {arch})')
             entry.runner = runner
-            entry.memory = int(getattr(runner, "memory_bytes", 0) or entry.memory)
+            entry.memory = int(runner.memory_bytes or entry.memory)
             entry.worker = BatchWorker(
                 runner, entry.num_parallel, entry.model.short_name, batch_size=options.num_batch
             )
             entry.num_ctx = self.context_for(entry, options)
-            cache_bytes = getattr(runner, "cache_bytes", None)
-            if cache_bytes is not None:  # every slot's cache, filled as requests arrive
-                entry.memory += entry.num_parallel * cache_bytes(entry.num_ctx)
+            # every slot's cache, filled as requests arrive (0 when memory_bytes counts it)
+            entry.memory += entry.num_parallel * runner.cache_bytes(entry.num_ctx)
             with self._cond:
                 self._measured[entry.model.digest, entry.num_parallel] = entry.memory
                 self._trim_after_load(entry)
@@ -348,7 +344,7 @@ class Scheduler:
         """``num_ctx`` for a request: its own, else the server default; within the model's
         training context."""
         wanted = options.num_ctx or self.settings.context_length
-        trained = int(getattr(entry.runner, "context_length", 0) or 0)
+        trained = entry.runner.context_length
         if trained > 0:
             wanted = min(wanted, trained)
         return max(opts.MIN_NUM_CTX, wanted)
@@ -387,7 +383,7 @@ class Scheduler:
         try:
             if entry.worker is not None:
                 entry.worker.close()
-            if entry.runner is not None and hasattr(entry.runner, "close"):
+            if entry.runner is not None:
                 entry.runner.close()
             log.info("unloaded %s", entry.model.short_name)
         except Exception:
@@ -419,7 +415,7 @@ class Scheduler:
             "name": name,
             "model": name,
             "size": int(entry.memory),
-            "size_vram": int(getattr(entry.runner, "vram_bytes", 0) or 0),
+            "size_vram": int(entry.runner.vram_bytes),
             "digest": model.digest,
             "details": model_details(model),
             "expires_at": format_local_time(expires_at),
@@ -440,9 +436,3 @@ def model_details(model: LocalModel) -> dict:
         "quantization_level": config.get("file_type", ""),
     }
 
-
-def find_model(kernel, name) -> LocalModel:
-    model = kernel.store.get(name)
-    if model is None:
-        raise NotFound(f"model '{name}' not found")
-    return model

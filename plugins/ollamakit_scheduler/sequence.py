@@ -10,12 +10,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 
 from ollamakit.errors import BadRequest, Cancelled
+from ollamakit.events import Chunk, Done, Metrics
 from ollamakit.images import whole_images
 
-from .options import Options
+from ollamakit.options import Options
 from .sampling import Sampler, token_logprobs
 from .textstream import TextStream
 
@@ -26,29 +26,6 @@ PROMPT_TOO_LONG = (
     "the prompt is longer than the context length currently available to the model; shorten the prompt, "
     "adjust the context length in settings, or use a model with a longer context length"
 )
-
-
-@dataclass
-class Metrics:
-    prompt_eval_count: int = 0
-    prompt_eval_duration: int = 0  # nanoseconds
-    eval_count: int = 0
-    eval_duration: int = 0
-
-
-@dataclass
-class Chunk:
-    """Text the client may see now, with the log-probabilities of the tokens behind it."""
-
-    text: str
-    logprobs: list = field(default_factory=list)
-
-
-@dataclass
-class Done:
-    reason: str  # "stop" or "length"
-    metrics: Metrics
-    context: list[int]
 
 
 def fit_prompt(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:

@@ -75,7 +75,7 @@ def test_memory_held_by_a_model_in_use_counts_against_four(tiny, kernel):
 
 
 def scheduler_options(kernel):
-    from ollamakit_scheduler.options import merged
+    from ollamakit.options import merged
 
     return merged({}, {"num_ctx": NUM_CTX})
 

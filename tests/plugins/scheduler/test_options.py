@@ -1,7 +1,7 @@
 import pytest
 
 from ollamakit.errors import BadRequest, OllamaError
-from ollamakit_scheduler import options as opts
+from ollamakit import options as opts
 
 
 def test_defaults_are_ollamas():

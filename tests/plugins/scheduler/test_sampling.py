@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ollamakit_scheduler.options import Options
+from ollamakit.options import Options
 from ollamakit_scheduler.sampling import Sampler, log_softmax, token_logprobs
 
 

@@ -7,9 +7,10 @@ import pytest
 
 from ollamakit.errors import Busy, OllamaError
 from ollamakit_scheduler.fixtures import make_fake  # noqa: F401 (fixture)
-from ollamakit_scheduler.options import Options
+from ollamakit.options import Options
 from ollamakit_scheduler.scheduler import QUEUE_FULL
-from ollamakit_scheduler.sequence import Chunk, Done, fit_prompt
+from ollamakit.events import Chunk, Done
+from ollamakit_scheduler.sequence import fit_prompt
 
 GREEDY = Options(temperature=0)
 

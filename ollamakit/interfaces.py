@@ -1,5 +1,12 @@
-"""One abstract base per driver kind. A driver is a class registered under its kind's entry
-point group (see ``drivers.py``) and constructed with the running ``Kernel``."""
+"""The kernel's contracts: one abstract base per driver kind (a driver is a class registered
+under its kind's entry point group, see ``drivers.py``, and constructed with the running
+``Kernel``), ``ModelSource``, and the inference contract between the inference service
+(``ollamakit.inference``), a scheduler (hook ``make_scheduler``) and an engine (hook
+``load_model``): ``Tokenizer``, ``Vision``, ``Runner``, ``Sequence``, ``Lease``, ``Scheduler``.
+
+The inference contract is structural (``typing.Protocol``): an implementation need not inherit
+from these classes. One that does inherits the defaults written here (a runner without vision,
+without a cache of its own to count, with nothing to close)."""
 
 from __future__ import annotations
 
@@ -7,11 +14,14 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
+    from .events import Chunk, Done
+    from .images import EncodedImage
     from .kernel import Kernel
-    from .names import ModelName
+    from .options import Options
+    from .store import LocalModel
 
 
 class Storage(ABC):
@@ -163,3 +173,115 @@ class ModelSource(ABC):
     def build(self, ctx) -> Iterable[dict]:
         """Add base layers to ``ctx`` (an ``ollamakit.create.CreateContext``), yielding
         progress objects (``{"status": ...}``) as it goes."""
+
+
+# -- the inference contract -------------------------------------------------------------------
+
+
+class Tokenizer(Protocol):
+    """Text to token ids and back, as the model's file defines them
+    (``ollamakit.lib.tokenizers.Tokenizer`` is one)."""
+
+    vocab_size: int
+    eog_ids: frozenset[int]  # tokens that end generation (end of text, end of turn)
+    bos_id: int | None
+    eos_id: int | None
+    sep_id: int | None  # an encoder's separator ([SEP]), kept when an input is cut to fit
+    add_eos: bool  # whether ``encode`` appends ``eos_id``
+
+    def encode(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]: ...
+
+    def decode(self, ids) -> str: ...
+
+    def token_to_piece(self, token_id: int) -> bytes:
+        """The bytes a token stands for (a piece of a UTF-8 character, perhaps)."""
+
+    def token_text(self, token_id: int) -> str:
+        """A token's text as the vocabulary spells it (``<|im_end|>``), for Jinja templates."""
+
+
+class Vision(Protocol):
+    """A runner's eyes (``ollamakit.images`` describes the contract)."""
+
+    begin: str  # the text before an image's rows in the prompt (may be empty)
+    end: str  # and after them
+    tokens_per_image: int
+
+    def encode(self, data: bytes, should_stop=None) -> EncodedImage:
+        """Decode and encode one image; a bad image is a ``BadRequest``, ``should_stop()``
+        saying yes ends the work with ``Cancelled``."""
+
+
+class Runner(Protocol):
+    """A loaded model, as ``load_model`` returns it. The scheduler owns it: every call but the
+    attributes comes from one thread at a time."""
+
+    tokenizer: Tokenizer
+    vocab_size: int  # rows of logits (may exceed the tokenizer's vocabulary)
+    context_length: int  # the training context; 0 when unknown
+    memory_bytes: int  # what it holds now (weights and live caches); 0 when unknown
+    vram_bytes: int = 0  # of that, on an accelerator
+    vision: Vision | None = None
+
+    def new_cache(self, num_ctx: int) -> Any:
+        """A cache for one sequence of at most ``num_ctx`` tokens, with ``n_past`` and
+        ``truncate(n)`` (and ``shift(keep, discard)`` when it can drop tokens in place)."""
+
+    def forward(self, batch: list[tuple[Any, list[int]]], should_stop=None) -> list:
+        """Evaluate each (cache, tokens) pair together; the logits after each one's last token."""
+
+    def embed(self, batch: list[list[int]]) -> list:
+        """One raw vector per input (token ids)."""
+
+    def cache_bytes(self, num_ctx: int) -> int:
+        """What one sequence's cache of ``num_ctx`` tokens will hold once filled (0: counted in
+        ``memory_bytes`` as it grows)."""
+        return 0
+
+    def close(self) -> None:
+        """Release what the model holds. Called once, after its last request."""
+        return None
+
+
+class Sequence(Protocol):
+    """One prompt running on a leased model."""
+
+    def events(self, gone=None) -> Iterator[Chunk | Done]:
+        """``Chunk``s, then one ``Done``; an engine error is raised. Closing the iterator early
+        cancels the sequence; ``gone()`` saying the client left cancels it too and raises
+        ``Cancelled``."""
+
+
+class Lease(Protocol):
+    """A request's hold on a loaded model (``Scheduler.acquire``): the model stays loaded, and
+    its runner's attributes may be read, until ``release``."""
+
+    runner: Runner
+    tokenizer: Tokenizer
+    options: Options
+    num_ctx: int  # the context this request runs with
+
+    def start(self, prompt: list[int], *, shift: bool = True, truncate: bool = True, logprobs: bool = False,
+              top_logprobs: int = 0, constraint=None) -> Sequence:
+        """Queue ``prompt`` (token ids; ``ImageToken``s among them) for generation.
+        ``constraint`` (``ollamakit.lib.structured.Constraint``) masks each step's logits."""
+
+    def release(self) -> None: ...
+
+
+class Scheduler(Protocol):
+    """Loads models and shares them among requests (hook ``make_scheduler``)."""
+
+    def acquire(self, model: LocalModel, options: Options, keep_alive: float | None = None, gone=None) -> Lease:
+        """Load ``model`` if needed and hold it for one request. ``keep_alive``: seconds it
+        stays loaded after its last request (None: the server's default; ``inf``: forever).
+        Raises ``Busy`` when too many requests wait, ``Cancelled`` when ``gone()`` says the
+        client left while it waited."""
+
+    def unload(self, model: LocalModel) -> bool:
+        """Unload ``model`` now, or once its requests finish; False when it was not loaded."""
+
+    def ps(self) -> list[dict]:
+        """The loaded models, as ``/api/ps`` lists them."""
+
+    def close(self) -> None: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ollamakit.errors import BadRequest
 from ollamakit.images import whole_images
+from ollamakit.interfaces import Runner
 
 
 def check_batch(batch, vocab_size: int) -> None:
@@ -57,7 +58,7 @@ def plan_steps(batch, num_batch: int):
         yield parts
 
 
-class RunnerBase:
+class RunnerBase(Runner):
     """The part of the ``Runner`` contract both engines answer alike. A subclass sets ``hp``,
     ``vocab_size``, ``_weights_bytes``, ``_caches`` (a WeakSet of its live caches) and
     ``_closed``."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ollamakit.errors import BadRequest, InvalidModelFile
+from ollamakit.interfaces import Runner
 
 from .bert_plugin import ARCHITECTURES
 from .hparams import MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, POOLING, Metadata
@@ -333,7 +334,7 @@ class BertEncoder:
         return x.reshape(batch, length, d)
 
 
-class BertRunner:
+class BertRunner(Runner):
     """A loaded BERT model: ``embed`` only (it has no language-model head)."""
 
     def __init__(self, p: BertParams, weights: BertWeights, backend, tokenizer=None, metadata=None):

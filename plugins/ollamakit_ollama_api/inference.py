@@ -15,7 +15,7 @@ from ollamakit.names import ModelName
 from ollamakit.store import LocalModel, format_utc_now
 from ollamakit.web.body import field
 import ollamakit.lib.structured as structured
-from ollamakit_scheduler.sequence import Chunk
+from ollamakit.events import Chunk
 from ollamakit.lib.structured.output import Parsed
 
 from . import modelinfo

@@ -71,11 +71,6 @@ class BatchWorker:
         with self._cond:
             self._cond.notify()
 
-    @property
-    def busy(self) -> bool:
-        with self._cond:
-            return bool(self._waiting) or any(s.sequence for s in self.slots)
-
     def close(self, timeout: float = 30.0) -> None:
         with self._cond:
             self._closed = True
@@ -109,10 +104,10 @@ class BatchWorker:
     def _drop_cancelled(self) -> None:
         for seq in [s for s in self._waiting if s.cancelled.is_set()]:
             self._waiting.remove(seq)
-            seq.fail(OllamaError("request canceled", 499))
+            seq.fail(Cancelled("request canceled"))
         for slot in self.slots:
             if slot.sequence and slot.sequence.cancelled.is_set():
-                slot.sequence.fail(OllamaError("request canceled", 499))
+                slot.sequence.fail(Cancelled("request canceled"))
                 self._release(slot)
 
     def _assign_slots(self) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ollamakit import manifest as mf
 from ollamakit.hookspecs import hookimpl
+from ollamakit.interfaces import Runner
 
 MAGIC = "ollamakit-fake-model"
 BOS, EOS = 256, 257
@@ -31,9 +32,10 @@ PEAK = 8.0  # the recited token's lead over the others
 
 
 class FakeTokenizer:
-    bos_id = BOS
-    add_bos = True
-    eog_ids = {EOS, SPECIALS["<|end|>"]}
+    vocab_size = VOCAB
+    bos_id, eos_id, sep_id = BOS, EOS, None
+    add_bos, add_eos = True, False
+    eog_ids = frozenset({EOS, SPECIALS["<|end|>"]})
 
     def encode(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
         ids = [BOS] if add_special and self.add_bos else []
@@ -55,6 +57,9 @@ class FakeTokenizer:
     def decode(self, ids) -> str:
         return b"".join(self.token_to_piece(i) for i in ids).decode("utf-8", "replace")
 
+    def token_text(self, token: int) -> str:
+        return self.token_to_piece(token).decode("utf-8", "replace")
+
 
 class FakeCache:
     def __init__(self, num_ctx: int):
@@ -69,7 +74,7 @@ class FakeCache:
         del self.tokens[n:]
 
 
-class FakeRunner:
+class FakeRunner(Runner):
     def __init__(self, spec: dict):
         self.script = spec.get("script", "").encode()
         self.context_length = int(spec.get("context_length", 2048))

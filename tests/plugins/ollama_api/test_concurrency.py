@@ -103,7 +103,8 @@ def test_a_client_that_leaves_frees_its_slot(make_fake, endpoint):
                 next(lines)
         # The generation stops: no more forward passes once the server notices.
         runner = setup.runner
-        assert wait_until(lambda: not setup.kernel.scheduler._loaded[("registry.ollama.ai", "library", "fake", "latest")].worker.busy)
+        worker = setup.kernel.scheduler._loaded[("registry.ollama.ai", "library", "fake", "latest")].worker
+        assert wait_until(lambda: not worker._waiting and not any(slot.sequence for slot in worker.slots))
         calls = runner.forward_calls
         time.sleep(0.1)
         assert runner.forward_calls == calls

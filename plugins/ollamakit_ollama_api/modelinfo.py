@@ -9,12 +9,11 @@ from collections import OrderedDict
 from decimal import Decimal
 
 from ollamakit import manifest as mf
+from ollamakit.capabilities import (  # noqa: F401 (callers read them here)
+    capabilities, encoder_or_completion, gguf_header, jinja_template, model_capabilities,
+)
+from ollamakit.lib.templates import template_capabilities
 from ollamakit.errors import OllamaError
-
-try:  # the template plugin: capabilities come from what a template references
-    from ollamakit.lib.templates import jinja_capabilities, template_capabilities
-except ImportError:  # pragma: no cover - without it, no tools/insert/thinking are claimed
-    jinja_capabilities = template_capabilities = None
 
 log = logging.getLogger("ollamakit.api")
 
@@ -24,96 +23,14 @@ _HIDDEN_KEYS = ("general.name", "tokenizer.chat_template")
 _FLOAT32 = 6  # GGUF value type of a float32
 
 
-# -- reading GGUF headers (blobs are content-addressed, so a header can be cached by digest) --
-
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 4
+# The header cache and capabilities are the kernel's (ollamakit.capabilities): the inference
+# service reads them too.
 _CACHE_LOCK = threading.Lock()
-
-
-def gguf_header(store, digest: str):
-    """The parsed header of a stored GGUF blob (cached by digest: blobs never change), or None
-    when the blob is absent or not a GGUF."""
-    from ollamakit_gguf.source import read_header
-    from ollamakit.lib.gguf.reader import looks_like_gguf
-
-    with _CACHE_LOCK:
-        if digest in _CACHE:
-            _CACHE.move_to_end(digest)
-            return _CACHE[digest]
-    path = store.blob_path(digest)
-    if not looks_like_gguf(path):
-        return None  # not cached: a missing blob may be uploaded again
-    header = read_header(path, digest)
-    with _CACHE_LOCK:
-        _CACHE[digest] = header
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return header
-
-
-# -- capabilities ----------------------------------------------------------------------------
-
-
-def jinja_template(gguf) -> str | None:
-    """The GGUF's own chat template: what runs ("native mode") when there is no Go template."""
-    text = gguf.metadata.get("tokenizer.chat_template") if gguf is not None else None
-    return text if isinstance(text, str) and text.strip() else None
 
 
 def shown_template(template: str | None, gguf) -> str:
     """``/api/show``'s template: the Go template, else the Jinja one that runs, else the default."""
     return template if template is not None else jinja_template(gguf) or DEFAULT_TEMPLATE
-
-
-def model_capabilities(model) -> list[str]:
-    """The capabilities of a stored model (a ``LocalModel``), as ``/api/show`` lists them."""
-    layer = model.model_layer
-    gguf = gguf_header(model.store, layer.digest) if layer else None
-    return capabilities(gguf, model.template, bool(model.manifest.find(mf.PROJECTOR)), model.config)
-
-
-def _template_capabilities(gguf, template: str | None) -> set[str]:
-    if template is not None:
-        return set(template_capabilities(template)) if template_capabilities else set()
-    jinja = jinja_template(gguf)
-    return set(jinja_capabilities(jinja)) if jinja and jinja_capabilities else set()
-
-
-RANK_POOLING = 4  # llama.cpp's LLAMA_POOLING_TYPE_RANK: a cross-encoder's classifier head
-
-
-def _encoder_or_completion(metadata: dict, arch: str) -> str:
-    """``completion`` without a pooling type; with one, ``rerank`` for a rank head (it scores a
-    query with a document, and makes no embeddings) and ``embedding`` for the rest."""
-    pooling = metadata.get(f"{arch}.pooling_type")
-    if pooling is None:
-        return "completion"
-    return "rerank" if pooling == RANK_POOLING else "embedding"
-
-
-def capabilities(gguf, template: str | None, has_projector: bool = False, config: dict | None = None) -> list[str]:
-    """Ollama's order: completion or embedding, vision, tools, insert, thinking. ``template``
-    is the Go template (None when the model has none; then the GGUF's Jinja one counts)."""
-    config = config or {}
-    found: list[str] = []
-    if gguf is not None:
-        arch = gguf.architecture or ""
-        found.append(_encoder_or_completion(gguf.metadata, arch))
-        if f"{arch}.vision.block_count" in gguf.metadata:
-            found.append("vision")
-    else:
-        found.extend(c for c in config.get("capabilities") or [] if isinstance(c, str))
-    from_template = _template_capabilities(gguf, template)
-    for capability in ("tools", "insert"):
-        if capability in from_template and capability not in found:
-            found.append(capability)
-    if has_projector and "vision" not in found:
-        found.append("vision")
-    family = config.get("model_family", "")
-    if ("thinking" in from_template or family in ("gptoss", "gpt-oss")) and "thinking" not in found:
-        found.append("thinking")
-    return found
 
 
 # -- /api/tags: what Ollama's model list computes for every model ------------------------------
@@ -165,7 +82,7 @@ def _gguf_summary(metadata: dict) -> tuple[list[str], int, int, str]:
             name = {"vision.block_count": "vision", "audio.block_count": "audio"}.get(key[len(arch) + 1:])
             if name and name not in found:
                 found.append(name)
-    found.append(_encoder_or_completion(metadata, arch))
+    found.append(encoder_or_completion(metadata, arch))
     file_type = file_type_name(metadata["general.file_type"]) if "general.file_type" in metadata else ""
     return (found, _whole(metadata.get(f"{arch}.context_length")) or 0,
             _whole(metadata.get(f"{arch}.embedding_length")) or 0, file_type)

@@ -7,7 +7,7 @@ A random cross-encoder of ms-marco-MiniLM-L6-v2's shape (``ollamakit.testing.enc
 ``BertForSequenceClassification`` folder and converted as ``/api/create`` does. One query is then
 scored against the same ``--count`` documents, best of ``--repeat``:
 
-* the engine alone (the pairs as ``run_rerank`` makes them, ``BertRunner.embed`` on numpy);
+* the engine alone (the pairs as the inference service makes them, ``BertRunner.embed`` on numpy);
 * ``POST /v1/rerank`` on a real ``ollamakit serve`` (one request);
 * ``CrossEncoder.predict`` (torch, CPU, batch size 32, its default), run by ``--st-python``: a
   Python with ``torch`` and ``sentence-transformers``, kept out of the project (see
@@ -58,7 +58,7 @@ def bench_engine(gguf: Path, documents: list[str], repeat: int):
     from ollamakit.lib.tokenizers import load_tokenizer
     from ollamakit_engine.bert import build_bert_runner
     from ollamakit_numpy import NumpyBackend
-    from ollamakit_ollama_api.rerank import pair_tokens
+    from ollamakit.inference.rerank import pair_tokens
 
     with GGUFFile.open(gguf) as file:
         runner = build_bert_runner(file, NumpyBackend(), load_tokenizer(file.metadata))

@@ -54,14 +54,14 @@ def create_model(kernel, path: Path) -> None:
 
 def decode(kernel, tokens: int, fmt) -> tuple[float, int, str]:
     """(tokens/s, tokens generated, text) for one chat request."""
-    from ollamakit_ollama_api.chat import chat_events
+    from ollamakit.inference import chat
 
     body = {"model": "smollm2", "messages": [{"role": "user", "content": PROMPT}],
             "options": {"temperature": 0, "num_predict": tokens}}
     if fmt is not None:
         body["format"] = fmt
     text, final = [], {}
-    for event in chat_events(kernel, body):
+    for event in chat(kernel, body):
         text.append(event["message"]["content"])
         final = event
     return final["eval_count"] / (final["eval_duration"] / 1e9), final["eval_count"], "".join(text)
@@ -71,7 +71,6 @@ def constraint_cost(kernel, tokens: int) -> float:
     """Seconds per token spent in the constraint alone: mask, apply and advance, replaying a
     schema-valid answer's tokens."""
     from ollamakit.lib.structured import Constraint, parse_format
-
     from ollamakit.options import merged
 
     lease = kernel.scheduler.acquire(kernel.store.get("smollm2"), merged({}, {"temperature": 0}))

@@ -62,7 +62,7 @@ def main() -> None:
     from ollamakit_engine import load_runner
     from ollamakit_engine.vision import attach_vision
     from ollamakit_ggml import GgmlBackend
-    from ollamakit_ollama_api.prompting import prompt_tokens
+    from ollamakit.inference.prompting import prompt_tokens
 
     model = str(models.gemma3_270m())
     image = fixtures.pattern_png((1024, 768))

@@ -13,7 +13,6 @@ what the other implementations return (a default driver, say), use a new-style w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -22,7 +21,9 @@ if TYPE_CHECKING:
     import click
 
     from .create import CreateRequest
-    from .interfaces import ComputeBackend, ModelSource, Quantizer, Storage, Transport
+    from .interfaces import (
+        ComputeBackend, ModelSource, Quantizer, Runner, Scheduler, Storage, Transport,
+    )
     from .kernel import Kernel
     from .names import ModelName
     from .store import LocalModel
@@ -94,14 +95,16 @@ def check_model(kernel: Kernel, gguf: Any) -> bool | None:
 
 
 @hookspec(firstresult=True)
-def make_scheduler(kernel: Kernel) -> Any:
-    """Return the object that loads models and runs requests (see ``ollamakit_scheduler``)."""
+def make_scheduler(kernel: Kernel) -> Scheduler | None:
+    """Return the ``ollamakit.interfaces.Scheduler`` that loads models and leases them to the
+    inference service (first-party: ``ollamakit_scheduler``)."""
 
 
 @hookspec(firstresult=True)
-def load_model(kernel: Kernel, model: LocalModel, options: dict[str, Any]) -> Any:
-    """Load the stored ``model`` (an ``ollamakit.store.LocalModel``) into a runner, or return
-    None when its architecture is not yours."""
+def load_model(kernel: Kernel, model: LocalModel, options: dict[str, Any]) -> Runner | None:
+    """Load the stored ``model`` (an ``ollamakit.store.LocalModel``) into an
+    ``ollamakit.interfaces.Runner``, or return None when its architecture is not yours.
+    ``options``: the load options (``ollamakit.options.load_options``)."""
 
 
 @hookspec(firstresult=True)
@@ -112,44 +115,6 @@ def estimate_memory(
     ``num_ctx`` tokens (weights and caches), worked out from its file without loading it; None
     when its architecture is not yours. The scheduler refuses a model that cannot fit before
     loading it."""
-
-
-# -- native inference: what the compatibility layers run (first result wins) ---------------------
-
-
-@hookspec(firstresult=True)
-def run_chat(
-    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool], relax_thinking: bool
-) -> Iterator[dict[str, Any]] | None:
-    """Run a native ``/api/chat`` ``request`` (a dict, as a client sends it) and return an
-    iterator of its reply objects (``stream`` is ignored: every chunk is yielded). Request
-    errors are raised as ``OllamaError`` before the first object. ``gone()`` says whether the
-    client left; ``relax_thinking`` drops ``think`` for a model that cannot think instead of
-    refusing the request. See ``ollamakit.inference``."""
-
-
-@hookspec(firstresult=True)
-def run_generate(
-    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool]
-) -> Iterator[dict[str, Any]] | None:
-    """Run a native ``/api/generate`` ``request``; its reply objects, as for ``run_chat``."""
-
-
-@hookspec(firstresult=True)
-def run_embed(
-    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool]
-) -> dict[str, Any] | None:
-    """Run a native ``/api/embed`` ``request`` and return its reply object (a dict)."""
-
-
-@hookspec(firstresult=True)
-def run_rerank(
-    kernel: Kernel, request: dict[str, Any], gone: Callable[[], bool]
-) -> dict[str, Any] | None:
-    """Score ``request["documents"]`` (strings) against ``request["query"]`` with the reranking
-    model ``request["model"]`` (``options`` and ``keep_alive`` as for embed) and return
-    ``{"model", "scores", "prompt_eval_count", "total_duration", "load_duration"}``, one score
-    per document in their order. A model that cannot rerank is a ``BadRequest``."""
 
 
 # -- lifecycle events (every implementation is called; results ignored) --------------------------

@@ -230,8 +230,10 @@ class Runner(Protocol):
     def forward(self, batch: list[tuple[Any, list[int]]], should_stop=None) -> list:
         """Evaluate each (cache, tokens) pair together; the logits after each one's last token."""
 
-    def embed(self, batch: list[list[int]]) -> list:
-        """One raw vector per input (token ids)."""
+    def embed(self, batch: list[list[int]], token_types: list[list[int]] | None = None) -> list:
+        """One raw vector per input (token ids). ``token_types``: each input's segment types (a
+        query then a document), passed only to a model that reranks (its rank head's score is
+        the vector's first value)."""
 
     def cache_bytes(self, num_ctx: int) -> int:
         """What one sequence's cache of ``num_ctx`` tokens will hold once filled (0: counted in

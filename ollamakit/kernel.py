@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .plugins import PluginManager, make_plugin_manager
+
+if TYPE_CHECKING:
+    from .interfaces import Scheduler
 
 
 class Kernel:
@@ -37,7 +41,7 @@ class Kernel:
         return self.hook.make_compute(kernel=self)
 
     @cached_property
-    def scheduler(self):
+    def scheduler(self) -> Scheduler:
         scheduler = self.hook.make_scheduler(kernel=self)
         if scheduler is None:
             from .errors import OllamaError
@@ -49,7 +53,7 @@ class Kernel:
         return self.hook.make_quantizer(kernel=self, name=name)
 
     def close(self) -> None:
-        if "scheduler" in self.__dict__ and hasattr(self.scheduler, "close"):
+        if "scheduler" in self.__dict__:
             self.scheduler.close()
         if "storage" in self.__dict__:
             self.storage.close()

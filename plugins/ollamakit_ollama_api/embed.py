@@ -1,152 +1,12 @@
-"""``POST /api/embed`` (a batch of inputs, L2-normalised vectors) and the legacy
-``POST /api/embeddings`` (one prompt, the model's raw vector).
-
-Both load the model through the scheduler and call the runner's ``embed(batch)``: BERT-style
-encoders pool as their file says; decoder models can embed too (mean of their final hidden
-states). No capability check is made, as in Ollama.
-"""
+"""``POST /api/embed`` and the legacy ``POST /api/embeddings``: the kernel's inference service
+(``ollamakit.inference.embed``, ``embedding``), answered as JSON."""
 
 from __future__ import annotations
 
-import math
 import time
 
-import numpy as np
-
-from ollamakit.errors import BadRequest, Cancelled, NotFound, OllamaError
-from ollamakit.names import ModelName
+from ollamakit import inference
 from ollamakit.web import client_gone, json_response, read_json
-from ollamakit.web.body import field
-from ollamakit.options import merged
-
-from .inference import check_requires, nanoseconds_since, parse_keep_alive
-
-MAX_INPUTS = 1 << 16
-# Inputs go to the runner in parts of at most this many inputs and about this many tokens: an
-# abandoned batch stops between parts, and other requests get the model between them too. 16
-# inputs still give an encoder's matrix products a useful number of rows.
-PART_INPUTS = 16
-PART_TOKENS = 4096
-TOO_LONG = "the input length exceeds the context length"
-
-
-def find_model(kernel, name: str):
-    """The stored model; the embed endpoints answer 404 in the scheduler's words."""
-    if name and ModelName.parse(name) is None:
-        raise BadRequest("invalid model name")
-    model = kernel.store.get(name) if name else None
-    if model is None:
-        raise NotFound(f'model "{name}" not found, try pulling it first' if name else "model '' not found")
-    check_requires(model)
-    return model
-
-
-def parse_inputs(value) -> list[str]:
-    """``input``: a string or a list of strings; ``""``, ``[]`` or nothing embeds nothing."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        if len(value) > MAX_INPUTS:
-            raise BadRequest(f"too many inputs: {len(value)} (at most {MAX_INPUTS})")
-        return value
-    raise BadRequest("invalid input type")
-
-
-def parse_options(body: dict):
-    options = body.get("options")
-    if options is not None and not isinstance(options, dict):
-        raise BadRequest(f"json: cannot unmarshal {type(options).__name__} into field options of type map")
-    return options
-
-
-def fit_context(tokens: list[int], num_ctx: int, truncate: bool, tokenizer) -> list[int]:
-    """The tokens of one input within ``num_ctx``: cut at the end, keeping a closing special
-    token (BERT's [SEP], an appended EOS) so the model still sees a complete input."""
-    if len(tokens) <= num_ctx:
-        return tokens
-    if not truncate:
-        raise BadRequest(TOO_LONG)
-    closing = {getattr(tokenizer, "sep_id", None)}
-    if getattr(tokenizer, "add_eos", False):
-        closing.add(getattr(tokenizer, "eos_id", None))
-    closing.discard(None)
-    if tokens[-1] in closing and num_ctx > 1:
-        return tokens[: num_ctx - 1] + tokens[-1:]
-    return tokens[:num_ctx]
-
-
-def parts(batch: list[list[int]]):
-    """``batch`` cut, in order, into runs of at most ``PART_INPUTS`` inputs and about
-    ``PART_TOKENS`` tokens (at least one input each)."""
-    part, size = [], 0
-    for tokens in batch:
-        if part and (len(part) == PART_INPUTS or size + len(tokens) > PART_TOKENS):
-            yield part
-            part, size = [], 0
-        part.append(tokens)
-        size += len(tokens)
-    if part:
-        yield part
-
-
-def run_embeddings(lease, texts: list[str], truncate: bool, gone=None) -> tuple[list[np.ndarray], int]:
-    """Raw vectors for ``texts`` on the leased model, and the number of tokens evaluated.
-    ``gone`` says whether the client left: the batch then stops before its next part."""
-    tokenizer = lease.tokenizer
-    batch = [fit_context(tokenizer.encode(text, add_special=True, parse_special=True), lease.num_ctx, truncate, tokenizer)
-             for text in texts]
-    vectors = []
-    for part in parts(batch):
-        if gone is not None and gone():
-            raise Cancelled("client disconnected")
-        vectors.extend(lease.runner.embed(part))
-    for vector in vectors:
-        if not np.all(np.isfinite(vector)):
-            raise BadRequest("the embedding contains NaN or Inf values")
-    return vectors, sum(len(tokens) for tokens in batch)
-
-
-def normalize(vector: np.ndarray, dimensions: int = 0) -> list[float]:
-    """L2-normalised (after cutting to ``dimensions`` when 0 < dimensions < length), as the
-    shortest decimal of each float32 value, as Go prints a []float32."""
-    vector = np.asarray(vector, dtype=np.float64)
-    if 0 < dimensions < len(vector):
-        vector = vector[:dimensions]
-    norm = math.sqrt(float(vector @ vector))
-    if norm > 0:
-        vector = vector / norm
-    return [float(str(x)) for x in vector.astype(np.float32)]
-
-
-def embed_reply(kernel, body: dict, started: int | None = None, gone=None) -> dict:
-    """The reply to an embed request (the compatibility layers reach it through the
-    ``run_embed`` hook). ``gone`` says whether the client left: the batch then stops."""
-    started = started or time.perf_counter_ns()
-    name = field(body, "model", str, "")
-    texts = parse_inputs(body.get("input"))
-    truncate = field(body, "truncate", bool, True)
-    dimensions = field(body, "dimensions", int, 0)
-    keep_alive = parse_keep_alive(body.get("keep_alive"))
-    options = parse_options(body)
-    model = find_model(kernel, name)
-    lease = kernel.scheduler.acquire(model, merged(model.params, options), keep_alive, gone)
-    try:
-        load_ns = nanoseconds_since(started)
-        if not texts:
-            return {"model": name, "embeddings": []}
-        vectors, count = run_embeddings(lease, texts, truncate, gone=gone)
-    finally:
-        lease.release()
-    reply = {
-        "model": name,
-        "embeddings": [normalize(v, dimensions) for v in vectors],
-        "total_duration": nanoseconds_since(started),
-        "load_duration": load_ns,
-        "prompt_eval_count": count,
-    }
-    return {k: v for k, v in reply.items() if v != 0}
 
 
 class Embed:
@@ -155,34 +15,12 @@ class Embed:
 
     def on_post(self, req, resp):
         started = time.perf_counter_ns()
-        json_response(resp, embed_reply(self.kernel, read_json(req), started, gone=client_gone(req)))
+        json_response(resp, inference.embed(self.kernel, read_json(req), gone=client_gone(req), started=started))
 
 
 class Embeddings:
-    """The legacy endpoint: one prompt, the model's vector as float64 values, no metrics."""
-
     def __init__(self, kernel):
         self.kernel = kernel
 
     def on_post(self, req, resp):
-        body = read_json(req)
-        name = field(body, "model", str, "")
-        if not name:
-            raise BadRequest("model is required")
-        prompt = field(body, "prompt", str, "")
-        keep_alive = parse_keep_alive(body.get("keep_alive"))
-        options = parse_options(body)
-        model = find_model(self.kernel, name)
-        gone = client_gone(req)
-        lease = self.kernel.scheduler.acquire(model, merged(model.params, options), keep_alive, gone)
-        try:
-            if not prompt:
-                json_response(resp, {"embedding": []})
-                return
-            try:
-                vectors, _ = run_embeddings(lease, [prompt], truncate=True, gone=gone)
-            except BadRequest as exc:  # runner errors are 500s on this endpoint
-                raise OllamaError(exc.message) from None
-        finally:
-            lease.release()
-        json_response(resp, {"embedding": np.asarray(vectors[0], dtype=np.float64).tolist()})
+        json_response(resp, inference.embedding(self.kernel, read_json(req), gone=client_gone(req)))

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from ollamakit import manifest as mf
 from ollamakit.capabilities import (  # noqa: F401 (callers read them here)
-    capabilities, encoder_or_completion, gguf_header, jinja_template, model_capabilities,
+    capabilities, encoder_or_completion, gguf_header, jinja_template,
 )
 from ollamakit.lib.templates import template_capabilities
 from ollamakit.errors import OllamaError

@@ -1,6 +1,6 @@
 """``POST /v1/embeddings``: OpenAI embeddings.
 
-As in Ollama, the request runs as a native embed request (the kernel's ``run_embed`` hook), so
+As in Ollama, the request runs as a native embed request (``ollamakit.inference.embed``), so
 both answer alike.
 """
 

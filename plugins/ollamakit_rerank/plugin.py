@@ -1,5 +1,5 @@
 """Plugin ``rerank``: registers ``POST /api/rerank`` and ``POST /v1/rerank``. The scores come
-from the kernel's ``run_rerank`` hook (``ollamakit.inference.rerank``), so this plugin needs no
+from the kernel's inference service (``ollamakit.inference.rerank``), so this plugin needs no
 other plugin's code."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ollamakit import inference
-from ollamakit.errors import BadRequest, OllamaError
+from ollamakit.errors import BadRequest
 from ollamakit.web import client_gone, error_status, errors_in_envelope, json_response, read_json
 
 
@@ -69,12 +69,8 @@ def parse_request(body: dict) -> RerankRequest:
 
 
 def score(kernel, request: RerankRequest, gone) -> dict:
-    """The model's scores for the request's documents, from whichever plugin runs reranking."""
-    reply = inference.rerank(kernel, request.native, gone=gone)
-    scores = reply.get("scores")
-    if not isinstance(scores, list) or len(scores) != len(request.documents):
-        raise OllamaError("the reranker did not score every document")
-    return reply
+    """The model's scores for the request's documents, one per document in their order."""
+    return inference.rerank(kernel, request.native, gone=gone)
 
 
 def ranked(request: RerankRequest, scores: list[float]) -> list[dict]:

@@ -11,5 +11,6 @@ the scheduler call; it registers no hooks.
 
 from .constraint import Constraint
 from .formats import FormatSpec, compile_schema, invalid_format, parse_format
+from .output import OutputParser, Parsed
 
-__all__ = ["Constraint", "FormatSpec", "compile_schema", "invalid_format", "parse_format"]
+__all__ = ["Constraint", "FormatSpec", "OutputParser", "Parsed", "compile_schema", "invalid_format", "parse_format"]

@@ -22,7 +22,7 @@ from ollamakit.testing import vision as fixtures
 from ollamakit.testing import vision_agreement as va
 from ollamakit.testing.gguf_factory import make_gguf
 from ollamakit.testing.reference import reference_answers
-from ollamakit_ollama_api.prompting import prompt_tokens
+from ollamakit.inference.prompting import prompt_tokens
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 LIVE = importlib.util.find_spec("llama_cpp") is not None

@@ -165,7 +165,9 @@ def test_create_keeps_sensible_parameters(fake):
 
 
 def test_an_unexpected_error_is_logged_not_shown(fake, monkeypatch, caplog):
-    import ollamakit_ollama_api.generate as generate
+    import importlib
+
+    generate = importlib.import_module("ollamakit.inference.generate")  # the module, not its function
 
     def broken(*args, **kwargs):
         raise OSError(2, "No such file or directory", "/secret/models/blobs/sha256-abc")

@@ -1,22 +1,18 @@
 """Prompts from requests, built by ``ollamakit.lib.templates`` as Ollama builds them: the model's Go
-template (or, without one, the GGUF's Jinja chat template; or ``{{ .Prompt }}``)."""
+template (or, without one, the GGUF's Jinja chat template; or ``{{ .Prompt }}``); their token
+ids, images among them; and the reader of the answer (thinking, tool calls) the template implies."""
 
 from __future__ import annotations
 
 import re
 
-from ollamakit.errors import BadRequest, OllamaError
-from ollamakit.images import image_tokens
-from ollamakit.store import LocalModel
-from ollamakit.lib.structured.output import OutputParser
-from ollamakit.lib.templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
-
-from . import modelinfo
-
-
-def capabilities(model: LocalModel) -> set[str]:
-    """What the model can do (the same answer ``/api/show`` gives)."""
-    return set(modelinfo.model_capabilities(model))
+from ..capabilities import model_jinja_template
+from ..errors import BadRequest, OllamaError
+from ..images import image_tokens
+from ..interfaces import Lease, Runner, Tokenizer
+from ..lib.structured import OutputParser
+from ..lib.templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
+from ..store import LocalModel
 
 
 def request_template(text: str):
@@ -27,21 +23,12 @@ def request_template(text: str):
         raise OllamaError(exc.message) from None
 
 
-def _jinja(model: LocalModel) -> str | None:
-    if model.template is not None:
-        return None
-    layer = model.model_layer
-    gguf = modelinfo.gguf_header(model.store, layer.digest) if layer else None
-    return modelinfo.jinja_template(gguf)
-
-
-def _jinja_vars(tokenizer) -> dict:
+def _jinja_vars(tokenizer: Tokenizer) -> dict:
     """``bos_token``/``eos_token`` for Jinja templates that print them."""
     names = {}
-    for key, token in (("bos_token", getattr(tokenizer, "bos_id", None)), ("eos_token", getattr(tokenizer, "eos_id", None))):
+    for key, token in (("bos_token", tokenizer.bos_id), ("eos_token", tokenizer.eos_id)):
         if isinstance(token, int) and token >= 0:
-            text = getattr(tokenizer, "token_text", None)
-            names[key] = text(token) if text else tokenizer.token_to_piece(token).decode("utf-8", "replace")
+            names[key] = tokenizer.token_text(token)
     return names
 
 
@@ -49,21 +36,21 @@ IMAGE_TAG = re.compile(r"\[img-(\d+)\]")
 PLACEHOLDER_ID = 0  # what an image row's id reads as to code that only counts tokens
 
 
-def image_token_count(runner) -> int:
+def image_token_count(runner: Runner) -> int:
     """What an image takes of the context when deciding which history fits: its rows and the
     text around them for a model that can see; Ollama's flat count otherwise."""
-    vision = getattr(runner, "vision", None)
+    vision = runner.vision
     return vision.tokens_per_image + 2 if vision is not None else IMAGE_TOKENS
 
 
-def prompt_tokens(lease, text: str, images: list[bytes], gone=None) -> list[int]:
+def prompt_tokens(lease: Lease, text: str, images: list[bytes], gone=None) -> list[int]:
     """The prompt's token ids, each ``[img-N]`` replaced by image N's rows (``ImageToken``s)
     between the model's image markers, tokenized in pieces as llama.cpp's mtmd does (the
     special tokens only before the first piece). A prompt with images that do not fit the
     context is a 400: cutting an image would leave the model half a picture. ``gone()``
     saying the client left stops an image's encoding."""
     tokenizer = lease.tokenizer
-    vision = getattr(lease.runner, "vision", None)
+    vision = lease.runner.vision
     if not images or vision is None:
         return tokenizer.encode(text, add_special=True, parse_special=True)
     pieces, order, last = [], [], 0
@@ -107,7 +94,7 @@ def chat_prompt(model: LocalModel, messages: list[dict], tokenizer, num_ctx: int
     ``Prompt``: its text and the images its ``[img-N]`` tags name."""
     prompt = render_chat(
         model.template,
-        _jinja(model),
+        model_jinja_template(model),
         messages,
         tools,
         think,
@@ -126,7 +113,7 @@ def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, 
     ``Prompt``: its text and the images its ``[img-N]`` tags name."""
     rendered = render_generate(
         model.template,
-        _jinja(model),
+        model_jinja_template(model),
         prompt,
         system=system or None,
         model_system=model.system or None,
@@ -149,5 +136,5 @@ def output_parser(model: LocalModel, prompt: str, *, tools=None, think=None, tem
     ``prompt``; None when the output passes as it is."""
     if template is None and model.template is not None:
         template = parse_template(model.template)
-    return OutputParser.build(template, _jinja(model) if template is None else None, tools=tools, think=think,
+    return OutputParser.build(template, model_jinja_template(model) if template is None else None, tools=tools, think=think,
                               prompt=prompt)

@@ -1,4 +1,4 @@
-"""Relevance scores for the rerank routes (the ``run_rerank`` hook).
+"""Relevance scores for the rerank routes.
 
 A cross-encoder reads the query and a document together, as transformers' tokenizer pairs them
 for sentence-transformers' ``CrossEncoder``: ``[CLS] query [SEP] document [SEP]``, the document's
@@ -12,13 +12,14 @@ import time
 
 import numpy as np
 
-from ollamakit.errors import BadRequest, Cancelled
-from ollamakit.web.body import field
-from ollamakit_scheduler.options import merged
-
-from .embed import TOO_LONG, find_model, parse_options, parts
-from .inference import nanoseconds_since, parse_keep_alive
-from .modelinfo import model_capabilities
+from ..errors import BadRequest, Cancelled
+from ..interfaces import Tokenizer
+from ..options import merged
+from ..web.body import field
+from .answer import nanoseconds_since
+from .embed import TOO_LONG, parts
+from .models import capabilities, find_model
+from .requests import parse_keep_alive, parse_options
 
 MAX_DOCUMENTS = 1 << 12
 
@@ -31,7 +32,7 @@ def parse_documents(value) -> list[str]:
     return value
 
 
-def pair_tokens(tokenizer, query: list[int], document: list[int], num_ctx: int, truncate: bool):
+def pair_tokens(tokenizer: Tokenizer, query: list[int], document: list[int], num_ctx: int, truncate: bool):
     """The ids and segment types of one (query, document) pair within ``num_ctx`` tokens (an
     empty document still closes with its [SEP], as transformers pairs a batch)."""
     cls = tokenizer.bos_id
@@ -51,8 +52,10 @@ def pair_tokens(tokenizer, query: list[int], document: list[int], num_ctx: int, 
     return ids, [0] * (len(query) + 2) + [1] * (len(document) + 1)
 
 
-def rerank_reply(kernel, body: dict, gone=None) -> dict:
-    """One score per document of ``body["documents"]`` against ``body["query"]``."""
+def rerank(kernel, body: dict, *, gone=None) -> dict:
+    """One relevance score per document of ``body["documents"]`` against ``body["query"]``, in
+    the documents' order: ``{"model", "scores", "prompt_eval_count", "total_duration",
+    "load_duration"}``. A model that cannot rerank is a ``BadRequest``."""
     started = time.perf_counter_ns()
     name = field(body, "model", str, "")
     query = field(body, "query", str, "")
@@ -60,8 +63,8 @@ def rerank_reply(kernel, body: dict, gone=None) -> dict:
     truncate = field(body, "truncate", bool, True)
     keep_alive = parse_keep_alive(body.get("keep_alive"))
     options = parse_options(body)
-    model = find_model(kernel, name)
-    if "rerank" not in model_capabilities(model):
+    model = find_model(kernel, name, embedding=True)
+    if "rerank" not in capabilities(model):
         raise BadRequest(f'"{name}" does not support rerank')
     lease = kernel.scheduler.acquire(model, merged(model.params, options), keep_alive, gone)
     try:

@@ -1,0 +1,105 @@
+"""Running a prompt and reading its answer: the format's constraint and the template's output
+parser, built together (the constraint opens where the parser's thinking closes), the sequence
+on the leased model, and the final chunk's metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import Cancelled, OllamaError
+from ..events import Chunk, Done
+from ..interfaces import Lease
+from ..lib import structured
+from ..lib.structured import Constraint, FormatSpec, OutputParser, Parsed
+from ..store import format_utc_now
+from .requests import Common
+
+
+@dataclass
+class Answer:
+    """How one answer is held and read: ``constraint`` masks the logits while it is sampled
+    (on the scheduler's thread), ``parser`` splits thinking and tool calls out of its text (on
+    the request's). None for either: the answer is free, or passes as it is."""
+
+    constraint: Constraint | None
+    parser: OutputParser | None
+
+    @classmethod
+    def build(cls, lease: Lease, spec: FormatSpec | None, parser: OutputParser | None) -> Answer:
+        """The answer to ``spec`` (a ``format``; None without one) read by ``parser``: a
+        thinking model's text is free until its closing tag, then held to the format."""
+        if spec is None:
+            return cls(None, parser)
+        closing = parser.thinking.closing if parser and parser.thinking else None
+        if closing:
+            spec = spec.with_preamble(closing)
+        try:
+            return cls(Constraint(spec, lease.tokenizer, lease.runner.vocab_size), parser)
+        except ValueError as exc:
+            raise OllamaError(f"this model cannot use format: {exc}") from None
+
+    def read(self, events: Iterator[Chunk | Done]) -> Iterator[tuple[Parsed, list] | Done]:
+        """A sequence's events with their text put through the parser: ``(Parsed, logprobs)``
+        for each piece worth sending, the tail the parser held back, then the ``Done``."""
+        parser = self.parser
+        for event in events:
+            if isinstance(event, Chunk):
+                parsed = parser.feed(event.text) if parser else Parsed(event.text)
+                if parsed or event.logprobs or not parser:
+                    yield parsed, event.logprobs
+                continue
+            tail = parser.flush() if parser else None
+            if tail:
+                yield tail, []
+            yield event
+
+
+def parse_format(value) -> FormatSpec | None:
+    """``"json"``, a JSON Schema object, or nothing: a checked ``FormatSpec`` or None. Any other
+    string is a 500 as in Ollama; a schema that cannot be enforced is a 400."""
+    return structured.parse_format(value)
+
+
+def run(lease: Lease, tokens: list[int], common: Common, answer: Answer, gone=None):
+    """Start the prompt ``tokens`` on the leased model; yield its parsed pieces and ``Done``
+    (``Answer.read``). Closing this generator, or ``gone()`` saying the client went away,
+    cancels the sequence at once."""
+    if gone is not None and gone():  # it left while the prompt was prepared: take no slot
+        raise Cancelled("client disconnected")
+    sequence = lease.start(
+        tokens,
+        shift=common.shift,
+        truncate=common.truncate,
+        logprobs=common.logprobs,
+        # Ollama reads top_logprobs only when logprobs is asked for
+        top_logprobs=common.top_logprobs if common.logprobs else 0,
+        constraint=answer.constraint,
+    )
+    events = sequence.events(gone)
+    try:
+        yield from answer.read(events)
+    finally:
+        events.close()
+
+
+def nanoseconds_since(start: int) -> int:
+    return max(1, time.perf_counter_ns() - start)
+
+
+def metrics(done: Done, started: int, load_ns: int) -> dict:
+    """The final chunk's counts and durations (integer nanoseconds); zeros are left out."""
+    values = {
+        "total_duration": nanoseconds_since(started),
+        "load_duration": load_ns,
+        "prompt_eval_count": done.metrics.prompt_eval_count,
+        "prompt_eval_duration": done.metrics.prompt_eval_duration,
+        "eval_count": done.metrics.eval_count,
+        "eval_duration": done.metrics.eval_duration,
+    }
+    return {k: int(v) for k, v in values.items() if v}
+
+
+def base(model_name: str) -> dict:
+    return {"model": model_name, "created_at": format_utc_now()}

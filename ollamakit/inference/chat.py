@@ -1,0 +1,109 @@
+"""Ollama's chat: a conversation's next assistant message, and loading or unloading."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from ..errors import BadRequest
+from ..interfaces import Lease
+from ..lib.structured import Parsed
+from ..options import merged
+from ..store import LocalModel
+from . import prompting
+from .answer import Answer, base, metrics, parse_format, run
+from .models import capabilities, check_think, find_model, require
+from .requests import parse_common, parse_messages, parse_tools
+
+
+def chat(kernel, body: dict, *, gone=None, relax_thinking: bool = False, started: int | None = None) -> Iterator[dict]:
+    """The reply objects of a native ``/api/chat`` request (``stream`` is not read: every chunk
+    is yielded). Request errors are raised before the first object. ``gone()`` says whether the
+    client left (``ollamakit.web.client_gone``): the work then stops. ``relax_thinking``: asking
+    a model that cannot think to think drops ``think`` instead of refusing, as Ollama does for its
+    Anthropic endpoint."""
+    started = started or time.perf_counter_ns()
+    common = parse_common(body)
+    if not common.model:
+        raise BadRequest("model is required")
+    messages = parse_messages(body.get("messages"))
+    tools = parse_tools(body)
+    model = find_model(kernel, common.model)
+    if not messages and common.unload_requested:
+        kernel.scheduler.unload(model)
+        yield _reply(common.model, "", done=True, done_reason="unload")
+        return
+    caps = capabilities(model)
+    if "completion" not in caps:
+        raise BadRequest(f'"{common.model}" does not support chat')
+    # As in Ollama, images are no capability check: a text-only model gets their markers only.
+    require(model, caps, ["tools"] if tools else [])
+    asked = None if relax_thinking and "thinking" not in caps else common.think
+    think = check_think(model, common.model, asked, caps)
+    spec = parse_format(common.format)
+    options = merged(model.params, common.options)
+    lease = kernel.scheduler.acquire(model, options, common.keep_alive, gone)
+    yield from _chat(lease, model, common, messages, tools, think, spec, started, gone)
+
+
+def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec, started, gone):
+    try:
+        load_ns = time.perf_counter_ns() - started
+        if not messages:
+            yield _reply(common.model, "", done=True, done_reason="load")
+            return
+        conversation = _conversation(model, messages)
+        check_images(lease, sum(len(m.get("images") or ()) for m in conversation))
+        rendered = prompting.chat_prompt(
+            model, conversation, lease.tokenizer, lease.num_ctx, tools=tools, think=think, truncate=common.truncate,
+            image_tokens=prompting.image_token_count(lease.runner),
+        )
+        text = rendered.text
+        if common.debug_render_only:
+            yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
+            return
+        tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
+        answer = Answer.build(lease, spec, prompting.output_parser(model, text, tools=tools, think=think))
+        for event in run(lease, tokens, common, answer, gone):
+            if isinstance(event, tuple):
+                yield _parsed_reply(common.model, *event)
+                continue
+            reply = _reply(common.model, "", done=True, done_reason=event.reason)
+            reply.update(metrics(event, started, load_ns))
+            yield reply
+    finally:
+        lease.release()
+
+
+def check_images(lease: Lease, count: int) -> None:
+    """Images reach only a model that can encode them: a model whose projector is missing or
+    of a kind the engine does not run answers 400 rather than reading the text without them."""
+    if count and lease.runner.vision is None:
+        raise BadRequest("this model is missing data required for image input")
+
+
+def _reply(model_name: str, content: str, **fields) -> dict:
+    return {**base(model_name), "message": {"role": "assistant", "content": content}, **fields}
+
+
+def _parsed_reply(model_name: str, parsed: Parsed, logprobs: list) -> dict:
+    """A streamed chunk: the answer's text, and its thinking and tool calls when there are any."""
+    reply = _reply(model_name, parsed.content, done=False)
+    if parsed.thinking:
+        reply["message"]["thinking"] = parsed.thinking
+    if parsed.tool_calls:
+        reply["message"]["tool_calls"] = parsed.tool_calls
+    if logprobs:
+        reply["logprobs"] = logprobs
+    return reply
+
+
+def _conversation(model, messages: list[dict]) -> list[dict]:
+    """The model's SYSTEM (unless the request starts with its own), its MESSAGE history, then
+    the request's messages."""
+    conversation = []
+    if model.system and not (messages and messages[0]["role"] == "system"):
+        conversation.append({"role": "system", "content": model.system})
+    conversation.extend(m for m in model.messages if isinstance(m, dict))
+    conversation.extend(messages)
+    return conversation

@@ -105,6 +105,9 @@ class ComputeBackend(ABC):
     # True for a backend that runs whole steps as graphs of its own (``ggml``): the engine then
     # builds graphs for it instead of writing against ``xp``.
     runs_graphs: bool = False
+    # The CPU threads a model computes with when its ``num_thread`` option is 0; None for a
+    # backend whose work is not spread over CPU threads (an accelerator).
+    default_threads: int | None = None
 
     def __init__(self, kernel: Kernel | None = None):
         self.kernel = kernel

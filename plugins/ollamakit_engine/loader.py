@@ -91,9 +91,11 @@ def _threads(options: dict, backend) -> int | None:
     count = options.get("num_thread", 0) or 0
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise BadRequest(f"num_thread must be a non-negative integer, got {count!r}")
-    if not hasattr(backend, "threads"):
+    if backend.default_threads is None or backend.runs_graphs:
+        # an accelerator counts no threads; the graph engine sizes its ggml pool from the
+        # backend itself (``GraphRunner``)
         return None
-    return count or getattr(backend, "default_threads", None)
+    return count or backend.default_threads
 
 
 def load_runner(

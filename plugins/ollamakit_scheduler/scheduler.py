@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from ollamakit.errors import Busy, Cancelled, NotFound, OllamaError
+from ollamakit import interfaces
 from ollamakit.interfaces import Runner
 from ollamakit.store import LocalModel, format_local_time
 
@@ -72,7 +73,7 @@ class LoadedModel:
     unloading: bool = False
 
 
-class Lease:
+class Lease(interfaces.Lease):
     """A request's hold on a loaded model: it stays loaded until ``release``."""
 
     def __init__(self, scheduler: Scheduler, entry: LoadedModel, options: opts.Options):
@@ -112,7 +113,7 @@ class Lease:
         self.release()
 
 
-class Scheduler:
+class Scheduler(interfaces.Scheduler):
     def __init__(self, kernel, memory_budget: int | None = None):
         self.kernel = kernel
         self.settings = kernel.settings

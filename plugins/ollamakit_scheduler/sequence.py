@@ -12,6 +12,7 @@ import threading
 import time
 
 from ollamakit.errors import BadRequest, Cancelled
+from ollamakit import interfaces
 from ollamakit.events import Chunk, Done, Metrics
 from ollamakit.images import whole_images
 
@@ -39,7 +40,7 @@ def fit_prompt(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -
     return tokens[:keep] + tokens[len(tokens) - (num_ctx - keep) :]
 
 
-class Sequence:
+class Sequence(interfaces.Sequence):
     def __init__(
         self,
         prompt: list[int],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -251,7 +251,7 @@ class Runner(Protocol):
 class Sequence(Protocol):
     """One prompt running on a leased model."""
 
-    def events(self, gone=None) -> Iterator[Chunk | Done]:
+    def events(self, gone=None) -> Generator[Chunk | Done, None, None]:
         """``Chunk``s, then one ``Done``; an engine error is raised. Closing the iterator early
         cancels the sequence; ``gone()`` saying the client left cancels it too and raises
         ``Cancelled``."""

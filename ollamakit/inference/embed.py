@@ -62,7 +62,8 @@ def fit_context(tokens: list[int], num_ctx: int, truncate: bool, tokenizer: Toke
 def parts(batch: list[list[int]]):
     """``batch`` cut, in order, into runs of at most ``PART_INPUTS`` inputs and about
     ``PART_TOKENS`` tokens (at least one input each)."""
-    part, size = [], 0
+    part: list[list[int]] = []
+    size = 0
     for tokens in batch:
         if part and (len(part) == PART_INPUTS or size + len(tokens) > PART_TOKENS):
             yield part

@@ -3,6 +3,7 @@ the fields of each, with Ollama's error words."""
 
 from __future__ import annotations
 
+import base64
 import binascii
 from dataclasses import dataclass
 
@@ -98,7 +99,8 @@ def decode_images(images, where: str = "images") -> list[bytes]:
         if len(image) > MAX_IMAGE_BYTES * 4 // 3 + 4:
             raise BadRequest("image is too large")
         try:
-            decoded.append(binascii.a2b_base64(image.encode("ascii"), strict_mode=True))
+            # strict: only the alphabet, padding only at the end (a2b_base64's strict_mode is 3.11's)
+            decoded.append(base64.b64decode(image.encode("ascii"), validate=True))
         except (binascii.Error, UnicodeEncodeError, ValueError):
             bad = next((i for i, c in enumerate(image) if not (c.isalnum() or c in "+/=")), 0)
             raise BadRequest(f"illegal base64 data at input byte {bad}") from None

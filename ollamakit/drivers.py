@@ -13,6 +13,8 @@ GROUPS = {
     "compute": "ollamakit.compute",
     "quantizer": "ollamakit.quantizer",
     "transport": "ollamakit.transport",
+    "renderer": "ollamakit.renderer",
+    "parser": "ollamakit.parser",
 }
 
 

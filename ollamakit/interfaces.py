@@ -147,6 +147,58 @@ class Quantizer(ABC):
         """Write the quantized GGUF to ``destination``; ``progress(done, total)`` per tensor."""
 
 
+class Renderer(ABC):
+    """Builds a model's prompt in code instead of a template (group ``ollamakit.renderer``).
+
+    The entry point name is the ``RENDERER`` a Modelfile names (``qwen3-coder``), matched
+    exactly. Messages and tools are the API's JSON dicts; ``think`` is the request's value
+    (None, a bool, or ``"low"``/``"medium"``/``"high"``/``"max"``). A renderer sees the whole
+    conversation, system messages included, and handles images itself.
+    """
+
+    def __init__(self, kernel: Kernel | None = None):
+        self.kernel = kernel
+
+    @abstractmethod
+    def render(self, messages: list[dict], tools: list[dict] | None, think) -> str:
+        """The prompt text, ready to tokenize (special tokens spelled out)."""
+
+
+class Parser(ABC):
+    """Reads a model's streamed output into content, thinking and tool calls (group
+    ``ollamakit.parser``); one instance per request. The entry point name is the ``PARSER`` a
+    Modelfile names (``harmony``), matched exactly.
+
+    ``init`` runs before the prompt is rendered; ``add`` then gets each piece of output text
+    and ``done=True`` with the last one, and returns what is settled so far as a
+    ``Parsed(content, thinking, tool_calls)`` (``ollamakit.lib.structured``). A tool call is
+    ``{"function": {"index": n, "name": ..., "arguments": {...}}}``; the server gives it its
+    ``id``. Output the parser cannot read raises ``ValueError``: the stream ends with an error.
+    """
+
+    #: whether the model reads tools / thinks through this parser (its capabilities)
+    has_tool_support: bool = False
+    has_thinking_support: bool = False
+    #: tokens that must reach the parser as text, although they are control tokens
+    preserved_tokens: tuple[str, ...] = ()
+    #: text after which the answer starts, when a ``format`` holds only the answer (None: from
+    #: the first token, or no thinking)
+    answer_after: str | None = None
+
+    def __init__(self, kernel: Kernel | None = None):
+        self.kernel = kernel
+
+    def init(self, tools: list[dict] | None, last_message: dict | None, think) -> list[dict] | None:
+        """Prepare for a request; returns the tools the renderer or template should see (a
+        parser may rename them, as harmony does). ``last_message``: the conversation's last
+        message (an assistant one is continued)."""
+        return tools
+
+    @abstractmethod
+    def add(self, text: str, done: bool):
+        """What this piece of output settles: a ``Parsed``."""
+
+
 class Transport(ABC):
     """Serves the WSGI app (group ``ollamakit.transport``)."""
 

@@ -12,5 +12,7 @@ the scheduler call; it registers no hooks.
 from .constraint import Constraint
 from .formats import FormatSpec, compile_schema, invalid_format, parse_format
 from .output import OutputParser, Parsed
+from .toolcalls import call_id
 
-__all__ = ["Constraint", "FormatSpec", "OutputParser", "Parsed", "compile_schema", "invalid_format", "parse_format"]
+__all__ = ["Constraint", "FormatSpec", "OutputParser", "Parsed", "call_id", "compile_schema", "invalid_format",
+           "parse_format"]

@@ -1,0 +1,128 @@
+"""What the renderers and parsers share: Go's view of the API's JSON (a tool as Go's structs hold
+it, values printed as Go prints them) and the little string tools of streaming parsers."""
+
+from __future__ import annotations
+
+import json
+
+from ollamakit.interfaces import Parser
+from ollamakit.lib.structured import Parsed
+from ollamakit.lib.templates import format_v, property_value, to_json
+
+
+# -- Go's view of values -------------------------------------------------------------------
+
+
+def go_value(value):
+    """A JSON value as Go holds it after decoding into ``any``: numbers are float64."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: go_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [go_value(v) for v in value]
+    return value
+
+
+def go_sprint(value) -> str:
+    """fmt's ``%v`` of a decoded JSON value."""
+    return format_v(go_value(value))
+
+
+def go_marshal(value) -> str:
+    """encoding/json of a decoded JSON value (maps with sorted keys, HTML characters escaped)."""
+    return to_json(go_value(value))
+
+
+def property_fields(prop) -> dict:
+    """A tool property as Go's ``api.ToolProperty`` marshals it, read back into a map: only
+    its known fields, empty ones left out."""
+    return json.loads(to_json(property_value(prop)))
+
+
+def parameters_fields(params) -> dict:
+    """A tool's ``parameters`` as Go's ``api.ToolFunctionParameters`` marshals it, as a map."""
+    params = params if isinstance(params, dict) else {}
+    out = {"type": params.get("type") if isinstance(params.get("type"), str) else ""}
+    for key in ("$defs", "items"):
+        if params.get(key) is not None:
+            out[key] = params[key]
+    if params.get("required"):
+        out["required"] = list(params["required"])
+    props = params.get("properties")
+    out["properties"] = {k: property_fields(v) for k, v in props.items()} if isinstance(props, dict) else None
+    return out
+
+
+def function_of(tool) -> dict:
+    tool = tool if isinstance(tool, dict) else {}
+    function = tool.get("function")
+    return function if isinstance(function, dict) else {}
+
+
+def properties_of(tool) -> dict:
+    props = (function_of(tool).get("parameters") or {}).get("properties")
+    return props if isinstance(props, dict) else {}
+
+
+def property_types(prop) -> list[str]:
+    """A property's ``type``, a string or a list, as a list."""
+    kind = prop.get("type") if isinstance(prop, dict) else None
+    if isinstance(kind, str):
+        return [kind]
+    return [t for t in kind or () if isinstance(t, str)] if isinstance(kind, list) else []
+
+
+def call_function(call) -> tuple[str, dict]:
+    """(name, arguments) of a message's tool call."""
+    function = (call or {}).get("function") if isinstance(call, dict) else None
+    function = function if isinstance(function, dict) else {}
+    arguments = function.get("arguments")
+    return function.get("name") or "", arguments if isinstance(arguments, dict) else {}
+
+
+def tool_call(name: str, arguments: dict, index: int = 0) -> dict:
+    return {"function": {"index": index, "name": name, "arguments": arguments}}
+
+
+# -- streaming ------------------------------------------------------------------------------
+
+
+def overlap(text: str, delim: str) -> int:
+    """The length of the longest end of ``text`` that begins ``delim``."""
+    for length in range(min(len(delim), len(text)), 0, -1):
+        if text.endswith(delim[:length]):
+            return length
+    return 0
+
+
+def is_go_space(ch: str) -> bool:
+    # Go's unicode.IsSpace; Python's isspace() also counts the separators U+001C..U+001F.
+    return ch.isspace() and not "\x1c" <= ch <= "\x1f"
+
+
+def lstrip_go(text: str) -> str:
+    at = 0
+    while at < len(text) and is_go_space(text[at]):
+        at += 1
+    return text[at:]
+
+
+def rstrip_go(text: str) -> str:
+    end = len(text)
+    while end > 0 and is_go_space(text[end - 1]):
+        end -= 1
+    return text[:end]
+
+
+def trailing_space(text: str) -> int:
+    return len(text) - len(rstrip_go(text))
+
+
+class PassthroughParser(Parser):
+    """``passthrough``: the output as it comes, no thinking and no tool calls."""
+
+    def add(self, text: str, done: bool) -> Parsed:
+        return Parsed(text)

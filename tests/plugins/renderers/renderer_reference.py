@@ -1,0 +1,25 @@
+"""Ollama's renderer and parser test tables (tests/reference/renderers), as parametrize lists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+FOLDER = Path(__file__).resolve().parents[2] / "reference" / "renderers"
+
+
+def cases(file: str, table: str, id_key: str | None = None) -> list:
+    """The cases of one table, each a ``pytest.param`` named after its description."""
+    data = json.loads((FOLDER / file).read_text())["tables"][table]["cases"]
+    params = []
+    for n, case in enumerate(data):
+        label = next((case[k] for k in (id_key, "name", "desc") if k and isinstance(case.get(k), str)), None)
+        params.append(pytest.param(case, id=f"{n}-{label}" if label else str(n)))
+    return params
+
+
+def go_len(text: str) -> int:
+    """A length as Go counts it: UTF-8 bytes."""
+    return len(text.encode())

@@ -1,0 +1,180 @@
+"""Reads the table literals of Go test files into JSON-able values, so that a test table of
+Ollama's is carried over as data without retyping it (``python golit.py FILE FUNC [VAR]``).
+
+A keyed composite literal (``api.Message{Role: "user"}``) becomes a dict, an unkeyed one a
+list; map literals become dicts; ``f(x)`` wrappers such as ``testArgs(...)`` become ``x``;
+identifiers it cannot resolve become ``{"$ref": name}``; a literal of a local (unqualified)
+type keeps its name as ``"$type"``."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+
+TOKEN = re.compile(r"""
+    (?P<space>\s+|//[^\n]*|/\*.*?\*/)
+  | (?P<raw>`[^`]*`)
+  | (?P<str>"(?:\\.|[^"\\])*")
+  | (?P<char>'(?:\\.|[^'\\])+')
+  | (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<op>:=|\.\.\.|[{}()\[\],:&+*=;.<>!-])
+""", re.S | re.X)
+
+
+def tokens(text: str):
+    out = []
+    for m in TOKEN.finditer(text):
+        kind = m.lastgroup
+        if kind != "space":
+            out.append((kind, m.group()))
+    return out
+
+
+class Reader:
+    def __init__(self, toks):
+        self.toks, self.i = toks, 0
+
+    def peek(self, k=0):
+        return self.toks[self.i + k] if self.i + k < len(self.toks) else (None, None)
+
+    def next(self):
+        tok = self.peek()
+        self.i += 1
+        return tok
+
+    def expect(self, value):
+        tok = self.next()
+        if tok[1] != value:
+            raise SyntaxError(f"expected {value!r}, got {tok!r} near {self.toks[self.i-5:self.i+5]}")
+
+    def skip_type(self):
+        """A type in front of a literal: []T, map[K]V, *T, struct{...}, pkg.T."""
+        while True:
+            kind, value = self.peek()
+            if value == "[":
+                self.next()
+                if self.peek()[1] != "]":
+                    self.next()
+                self.expect("]")
+            elif value in ("*", "&"):
+                self.next()
+            elif value == "map":
+                self.next(); self.expect("["); self.skip_type(); self.expect("]")
+            elif value in ("struct", "interface"):
+                self.next(); self.skip_braces()
+                return
+            elif kind == "ident":
+                self.next()
+                return
+            else:
+                return
+
+    def skip_braces(self):
+        self.expect("{")
+        depth = 1
+        while depth:
+            value = self.next()[1]
+            depth += value == "{"
+            depth -= value == "}"
+
+    def value(self):
+        result = self.term()
+        while self.peek()[1] == "+":
+            self.next()
+            result = result + self.term()
+        return result
+
+    def term(self):
+        kind, value = self.peek()
+        if value == "&":
+            self.next()
+            return self.term()
+        if kind == "raw":
+            self.next()
+            return value[1:-1].replace("\r", "")
+        if kind == "str":
+            self.next()
+            return ast.literal_eval(value)
+        if kind == "num":
+            self.next()
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        if value == "{":
+            return self.literal()
+        if value in ("[", "map", "struct") or kind == "ident":
+            if kind == "ident" and value in ("true", "false", "nil"):
+                self.next()
+                return {"true": True, "false": False, "nil": None}[value]
+            start = self.i
+            if kind == "ident" and self.peek(1)[1] == "(":
+                return self.call()
+            self.skip_type()
+            if self.peek()[1] == "{":
+                named = self.i == start + 1 and kind == "ident" and "." not in value
+                literal = self.literal()
+                if value == "map" and literal == []:
+                    return {}
+                if named:  # a local type (an event kind): keep its name
+                    fields = literal if isinstance(literal, dict) else {}
+                    return {"$type": value, **fields}
+                return literal
+            if self.peek()[1] == "(":  # a conversion such as json.RawMessage(...)
+                self.next()
+                inner = self.value()
+                self.expect(")")
+                return inner
+            self.i = start + 1
+            return {"$ref": value}
+        raise SyntaxError(f"unexpected {self.peek()} near {self.toks[self.i-5:self.i+5]}")
+
+    def call(self):
+        name = self.next()[1]
+        self.expect("(")
+        args = []
+        while self.peek()[1] != ")":
+            args.append(self.value())
+            if self.peek()[1] == ",":
+                self.next()
+        self.expect(")")
+        if name == "strings.Repeat":
+            return args[0] * args[1]
+        if name == "len":  # Go's len of a string: its UTF-8 bytes
+            return len(args[0].encode())
+        return args[0] if len(args) == 1 else {"$call": name, "args": args}
+
+    def literal(self):
+        self.expect("{")
+        keyed, items = None, []
+        while self.peek()[1] != "}":
+            first = self.value()
+            if self.peek()[1] == ":":
+                self.next()
+                key = first["$ref"] if isinstance(first, dict) and "$ref" in first else first
+                items.append((key, self.value()))
+                keyed = True
+            else:
+                items.append(first)
+                keyed = keyed or False
+            if self.peek()[1] == ",":
+                self.next()
+        self.expect("}")
+        return dict(items) if keyed else items
+
+
+def table(text: str, func: str, var: str = "tests"):
+    """The literal assigned to ``var`` inside ``func``."""
+    body = text[text.index(f"func {func}("):]
+    toks = tokens(body)
+    for n in range(len(toks) - 1):
+        if toks[n] == ("ident", var) and toks[n + 1][1] in (":=", "="):
+            reader = Reader(toks)
+            reader.i = n + 2
+            return reader.value()
+    raise LookupError(f"{var} not found in {func}")
+
+
+if __name__ == "__main__":
+    path, func, *rest = sys.argv[1:]
+    print(json.dumps(table(open(path).read(), func, *rest), indent=1, ensure_ascii=False))

@@ -1,0 +1,84 @@
+"""Carries Ollama's renderer and parser test tables over as JSON (the files beside this one).
+
+    python tests/reference/renderers/port.py /path/to/ollama.git [commit]
+
+The tables are read out of Ollama's Go test files by ``golit`` (no retyping), and Go's field
+names become the API's JSON keys (``Role`` → ``role``, ``ToolCalls`` → ``tool_calls`` ...).
+Each output file says which file, function and commit every table came from. The expected
+strings are Ollama's: they are what a renderer or parser must produce.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from golit import table
+
+HERE = Path(__file__).resolve().parent
+
+KEYS = {
+    "Role": "role", "Content": "content", "Thinking": "thinking", "ToolCalls": "tool_calls",
+    "ToolName": "tool_name", "ToolCallID": "tool_call_id", "Images": "images", "Function": "function",
+    "Name": "name", "Arguments": "arguments", "Index": "index", "ID": "id", "Description": "description",
+    "Parameters": "parameters", "Properties": "properties", "Type": "type", "Required": "required",
+    "Enum": "enum", "Items": "items", "AnyOf": "anyOf", "Defs": "$defs", "Channel": "channel",
+    "Recipient": "recipient", "Header": "header", "Value": "value",
+}
+
+# output file -> [(section, Go file, test function, table variable)]
+TABLES = {
+    "harmony.json": [
+        ("header_parsing", "harmony/harmonyparser_test.go", "TestHeaderParsing", "tests"),
+        ("header_event", "harmony/harmonyparser_test.go", "TestHarmonyParserHeaderEvent", "tests"),
+        ("non_streaming", "harmony/harmonyparser_test.go", "TestHarmonyParserNonStreaming", "tests"),
+        ("streaming", "harmony/harmonyparser_test.go", "TestHarmonyParserStreaming", "cases"),
+        ("valid_chars", "harmony/harmonyparser_test.go", "TestFunctionConvertToValidChars", "tests"),
+        ("convert_and_add", "harmony/harmonyparser_test.go", "TestFunctionConvertAndAdd", "tests"),
+    ],
+    "qwen3-coder.json": [
+        ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
+        ("argument_text", "model/renderers/qwen3coder_test.go", "TestFormatToolCallArgument", "tests"),
+        ("definition_type", "model/renderers/qwen3coder_test.go", "TestQwen3ToolDefinitionTypes", "tests"),
+        ("parser_events", "model/parsers/qwen3coder_test.go", "TestQwenParserStreaming", "cases"),
+        ("tool_call", "model/parsers/qwen3coder_test.go", "TestQwenToolParser", "steps"),
+        ("value", "model/parsers/qwen3coder_test.go", "TestQwenToolCallValueParsing", "cases"),
+        ("xml_transform", "model/parsers/qwen3coder_test.go", "TestQwenXMLTransform", "cases"),
+        ("trailing_space", "model/parsers/qwen3coder_test.go", "TestTrailingWhitespaceLen", "cases"),
+        ("overlap", "model/parsers/qwen3coder_test.go", "TestOverlapFunction", "cases"),
+    ],
+}
+
+
+def api_keys(value):
+    """Go's field names as the API's JSON keys, and the tests' helper calls as what they build."""
+    if isinstance(value, dict):
+        if value.get("$call") == "tool":  # tool(name, props): a function tool with object parameters
+            name, props = value["args"]
+            return {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": api_keys(props)}}}
+        out = {KEYS.get(k, k): api_keys(v) for k, v in value.items()}
+        for key in ("arguments", "properties"):
+            if isinstance(out.get(key), str):  # args(`{...}`), propsMap(`{...}`): JSON in order
+                out[key] = json.loads(out[key])
+            elif isinstance(out.get(key), list):  # testArgsOrdered / testPropsOrdered pairs
+                out[key] = {pair["Key"]: pair["value"] for pair in out[key]}
+        return out
+    if isinstance(value, list):
+        return [api_keys(v) for v in value]
+    return value
+
+
+def main(repo: str, commit: str = "HEAD") -> None:
+    commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
+    for output, tables in TABLES.items():
+        data = {"source": {"repository": "github.com/ollama/ollama", "commit": commit}, "tables": {}}
+        for section, path, func, var in tables:
+            text = subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{path}"], text=True)
+            data["tables"][section] = {"from": f"{path} {func}", "cases": api_keys(table(text, func, var))}
+        (HERE / output).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from . import manifest as mf
+from . import manifest as mf, rendering
 from .errors import InvalidModelFile
 from .lib.gguf import GGUFFile, looks_like_gguf
 from .lib.templates import jinja_capabilities, template_capabilities
@@ -99,7 +99,20 @@ def capabilities(gguf, template: str | None, has_projector: bool = False, config
             found.append(capability)
     if has_projector and "vision" not in found:
         found.append("vision")
+    add_parser_capabilities(found, config)
     family = config.get("model_family", "")
     if ("thinking" in from_template or family in ("gptoss", "gpt-oss")) and "thinking" not in found:
         found.append("thinking")
     return found
+
+
+def add_parser_capabilities(found: list[str], config: dict) -> None:
+    """A built-in parser that reads tool calls or thinking gives the model those capabilities,
+    whatever its template says (Ollama's ``parserCapabilities``)."""
+    name = config.get("parser")
+    parser = rendering.load_parser(name) if isinstance(name, str) else None
+    if parser is None:
+        return
+    for capability, supported in (("tools", parser.has_tool_support), ("thinking", parser.has_thinking_support)):
+        if supported and capability not in found:
+            found.append(capability)

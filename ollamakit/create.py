@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import manifest as mf
+from . import manifest as mf, rendering
 from .digests import parse_digest
 from .errors import BadRequest, InvalidModelFile, TooLarge
 from .names import ModelName
@@ -297,6 +297,8 @@ class CreateRequest:
         requires = _get(body, "requires", str, "")
         if requires and not _SEMVER.match(requires):
             raise BadRequest("requires must be a valid semver (e.g. 0.14.0)")
+        renderer, parser = _get(body, "renderer", str, ""), _get(body, "parser", str, "")
+        rendering.check_names(renderer, parser)
         messages = _get(body, "messages", list, [])
         if len(messages) > MAX_MESSAGES:
             raise BadRequest(f"too many messages: {len(messages)} (at most {MAX_MESSAGES})")
@@ -313,8 +315,8 @@ class CreateRequest:
             messages=[normalize_message(m) for m in messages],
             quantize=_get(body, "quantize", str, "") or _get(body, "quantization", str, ""),
             draft_quantize=draft_quantize,
-            renderer=_get(body, "renderer", str, ""),
-            parser=_get(body, "parser", str, ""),
+            renderer=renderer,
+            parser=parser,
             requires=requires.lstrip("v"),
             info=_info(body.get("info")),
             stream=_get(body, "stream", bool, True),

@@ -63,7 +63,8 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
             yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
             return
         tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
-        answer = Answer.build(lease, spec, prompting.output_parser(model, text, tools=tools, think=think))
+        parser = prompting.output_parser(model, text, tools=tools, think=think, rendered=rendered)
+        answer = Answer.build(lease, spec, parser)
         for event in run(lease, tokens, common, answer, gone):
             if isinstance(event, tuple):
                 yield _parsed_reply(common.model, *event)

@@ -93,7 +93,7 @@ def _generate(lease: Lease, model: LocalModel, common: Common, request: _Generat
             return
         tokens = prompting.prompt_tokens(lease, text, tagged, gone)
         parser = None if request.raw else prompting.output_parser(model, text, think=request.think,
-                                                                  template=request.template)
+                                                                  template=request.template, rendered=rendered)
         for event in run(lease, tokens, common, Answer.build(lease, spec, parser), gone):
             if isinstance(event, tuple):
                 yield _parsed_reply(base(common.model), *event)

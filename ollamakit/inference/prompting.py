@@ -1,17 +1,21 @@
-"""Prompts from requests, built by ``ollamakit.lib.templates`` as Ollama builds them: the model's Go
-template (or, without one, the GGUF's Jinja chat template; or ``{{ .Prompt }}``); their token
-ids, images among them; and the reader of the answer (thinking, tool calls) the template implies."""
+"""Prompts from requests, built as Ollama builds them: by the model's built-in renderer when its
+config names one (``ollamakit.rendering``), else by ``ollamakit.lib.templates`` from the model's
+Go template (or, without one, the GGUF's Jinja chat template; or ``{{ .Prompt }}``); their token
+ids, images among them; and the reader of the answer (thinking, tool calls): the model's
+built-in parser when it has one, else the one the template implies."""
 
 from __future__ import annotations
 
 import re
 
+from .. import rendering
 from ..capabilities import model_jinja_template
 from ..errors import BadRequest, OllamaError
 from ..images import image_tokens
 from ..interfaces import Lease, Runner, Tokenizer
 from ..lib.structured import OutputParser
-from ..lib.templates import IMAGE_TOKENS, parse_template, render_chat, render_generate
+from ..lib.templates import (IMAGE_TOKENS, generate_messages, parse_template, render_chat, render_generate,
+                             render_with)
 from ..store import LocalModel
 
 
@@ -50,6 +54,7 @@ def prompt_tokens(lease: Lease, text: str, images: list[bytes], gone=None) -> li
     context is a 400: cutting an image would leave the model half a picture. ``gone()``
     saying the client left stops an image's encoding."""
     tokenizer = lease.tokenizer
+    text = _without_leading_bos(tokenizer, text)
     vision = lease.runner.vision
     if not images or vision is None:
         return tokenizer.encode(text, add_special=True, parse_special=True)
@@ -83,58 +88,112 @@ def prompt_tokens(lease: Lease, text: str, images: list[bytes], gone=None) -> li
     return tokens
 
 
+def _without_leading_bos(tokenizer: Tokenizer, text: str) -> str:
+    """A prompt that already starts with the BOS token's text (renderers such as deepseek3.1
+    write it, as do some templates) loses it when the tokenizer adds BOS anyway: one BOS, as
+    Ollama strips a renderer's leading BOS before llama-server tokenizes."""
+    bos = _jinja_vars(tokenizer).get("bos_token") if getattr(tokenizer, "add_bos", False) else None
+    return text[len(bos):] if bos and text.startswith(bos) else text
+
+
 def _counter(tokenizer):
     return lambda text: len(tokenizer.encode(text, add_special=True, parse_special=True))
+
+
+class Builtin:
+    """What a model's config names for this request: its renderer (or None: the template) and
+    its output parser, prepared with the request's tools (which it may rename), and the
+    ``think`` value both see."""
+
+    def __init__(self, model: LocalModel, messages: list[dict], tools, think):
+        name = rendering.parser_name(model.config, model.template)
+        self.think = rendering.harmony_think(think) if name == "harmony" else think
+        self.renderer = rendering.load_renderer(model.config.get("renderer") or "")
+        self.tools = tools
+        self.output = None
+        parser = rendering.load_parser(name)
+        if parser is not None:
+            self.tools = parser.init(tools, messages[-1] if messages else None, self.think)
+            self.output = rendering.ParsedStream(parser, self.think)
+
+    def _render(self, messages: list[dict]) -> str:
+        try:
+            return self.renderer.render(messages, self.tools, self.think)
+        except ValueError as exc:  # a conversation the model's format cannot hold
+            raise BadRequest(str(exc)) from None
+
+    def render(self, messages: list[dict], tokenizer, num_ctx: int | None, image_tokens: int):
+        prompt = render_with(self._render, messages, count_tokens=_counter(tokenizer) if num_ctx else None,
+                             num_ctx=num_ctx, image_tokens=image_tokens)
+        prompt.output = self.output
+        return prompt
 
 
 def chat_prompt(model: LocalModel, messages: list[dict], tokenizer, num_ctx: int, *, tools=None, think=None,
                 truncate: bool = True, image_tokens: int = IMAGE_TOKENS):
     """The prompt for a conversation; with ``truncate`` the oldest history that does not fit
     ``num_ctx`` is left out (system messages and the last message always stay). Returns the
-    ``Prompt``: its text and the images its ``[img-N]`` tags name."""
+    ``Prompt``: its text, the images its ``[img-N]`` tags name, and the built-in output parser
+    that goes with it (if the model has one)."""
+    messages = rendering.filter_think_tags(messages, model.config.get("model_family") or "", model.name)
+    builtin = Builtin(model, messages, tools, think)
+    if builtin.renderer is not None:
+        return builtin.render(messages, tokenizer, num_ctx if truncate else None, image_tokens)
     prompt = render_chat(
         model.template,
         model_jinja_template(model),
         messages,
-        tools,
-        think,
+        builtin.tools,
+        builtin.think,
         count_tokens=_counter(tokenizer) if truncate else None,
         num_ctx=num_ctx if truncate else None,
         image_tokens=image_tokens,
         **_jinja_vars(tokenizer),
     )
+    prompt.output = builtin.output
     return prompt
 
 
 def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, system: str = "", suffix: str = "",
                     template=None, images=(), think=None, with_history: bool = True, image_tokens: int = IMAGE_TOKENS):
     """The prompt for ``/api/generate`` (not raw): fill-in-the-middle with ``suffix``, the
-    request's ``template`` over the conversation, or the model's chat path. Returns the
-    ``Prompt``: its text and the images its ``[img-N]`` tags name."""
+    request's ``template`` over the conversation, or the model's chat path (its renderer, if it
+    names one). Returns the ``Prompt``: its text, the images its ``[img-N]`` tags name, and the
+    built-in output parser that goes with it."""
+    history = [m for m in model.messages if isinstance(m, dict)]
+    builtin = Builtin(model, [], None, think)  # generate offers no tools, and continues nothing
+    if builtin.renderer is not None and not suffix and template is None:
+        messages = generate_messages(prompt, system=system or None, model_system=model.system or None,
+                                     history=history, images=images, with_history=with_history)
+        return builtin.render(messages, tokenizer, num_ctx, image_tokens)
     rendered = render_generate(
         model.template,
         model_jinja_template(model),
         prompt,
         system=system or None,
         model_system=model.system or None,
-        history=[m for m in model.messages if isinstance(m, dict)],
+        history=history,
         images=images,
         suffix=suffix or None,
         request_template=template.raw if template is not None else None,
-        think=think,
+        think=builtin.think,
         with_history=with_history,
         count_tokens=_counter(tokenizer),
         num_ctx=num_ctx,
         image_tokens=image_tokens,
         **_jinja_vars(tokenizer),
     )
+    rendered.output = builtin.output
     return rendered
 
 
-def output_parser(model: LocalModel, prompt: str, *, tools=None, think=None, template=None) -> OutputParser | None:
-    """How to read the output back (thinking, tool calls) by the tags of the template that made
-    ``prompt``; None when the output passes as it is."""
+def output_parser(model: LocalModel, prompt: str, *, tools=None, think=None, template=None, rendered=None):
+    """How to read the output back: the model's built-in parser prepared with ``rendered`` (the
+    ``Prompt``), else by the tags of the template that made ``prompt``; None when the output
+    passes as it is."""
+    if rendered is not None and rendered.output is not None:
+        return rendered.output
     if template is None and model.template is not None:
         template = parse_template(model.template)
-    return OutputParser.build(template, model_jinja_template(model) if template is None else None, tools=tools, think=think,
-                              prompt=prompt)
+    return OutputParser.build(template, model_jinja_template(model) if template is None else None, tools=tools,
+                              think=think, prompt=prompt)

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from ollamakit import manifest as mf
 from ollamakit.capabilities import (  # noqa: F401 (callers read them here)
-    capabilities, encoder_or_completion, gguf_header, jinja_template,
+    add_parser_capabilities, capabilities, encoder_or_completion, gguf_header, jinja_template,
 )
 from ollamakit.lib.templates import template_capabilities
 from ollamakit.errors import OllamaError
@@ -130,6 +130,7 @@ def _list_entry(model) -> tuple[dict, list[str]]:
     for capability in ("tools", "insert"):
         if capability in from_template and capability not in found:
             found.append(capability)
+    add_parser_capabilities(found, config)
     family = config.get("model_family", "")
     if ("thinking" in from_template or family in ("gptoss", "gpt-oss")) and "thinking" not in found:
         found.append("thinking")

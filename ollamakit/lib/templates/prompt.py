@@ -23,12 +23,14 @@ IMAGE_TOKENS = 768
 
 @dataclass
 class Prompt:
-    """A rendered prompt, the images it refers to (``[img-N]`` is ``images[N]``) and how many of
-    the oldest messages were dropped to fit the context."""
+    """A rendered prompt, the images it refers to (``[img-N]`` is ``images[N]``), how many of
+    the oldest messages were dropped to fit the context, and the output parser that goes with
+    it when the model names one."""
 
     text: str
     images: list = field(default_factory=list)
     dropped: int = 0
+    output: object = None  # a built-in output parser prepared with the prompt (it may rename tools)
 
 
 def think_values(think) -> dict:
@@ -205,6 +207,20 @@ def render_chat(template=None, jinja: str | None = None, messages: list[dict] = 
         messages, images = tag_images(messages, start)
     else:
         images = [img for m in messages[start:] for img in (m.get("images") or [])]
+    return Prompt(render(kept_system + messages[start:]), images, start - len(kept_system))
+
+
+def render_with(render: Callable[[list[dict]], str], messages: list[dict] = (), *,
+                count_tokens: Callable[[str], int] | None = None, num_ctx: int | None = None,
+                image_tokens: int = 0) -> Prompt:
+    """The prompt a code renderer (``render(messages)``) makes of a conversation, the oldest
+    history dropped as for templates. Such a renderer places images itself: no ``[img-N]``."""
+    messages = list(messages)
+    start = 0
+    if count_tokens is not None and num_ctx is not None and messages:
+        start = fit_messages(messages, render, count_tokens, num_ctx, image_tokens)
+    kept_system = [m for m in messages[:start] if m.get("role") == "system"]
+    images = [img for m in messages[start:] for img in (m.get("images") or [])]
     return Prompt(render(kept_system + messages[start:]), images, start - len(kept_system))
 
 

@@ -1,0 +1,86 @@
+"""Models whose config names a built-in renderer and parser (RENDERER/PARSER): the prompt comes
+from the renderer and the output goes through the parser, over real HTTP with the official
+client; an unknown name is refused at create."""
+
+from __future__ import annotations
+
+import ollama
+import pytest
+
+from ollamakit_scheduler.fixtures import make_fake  # noqa: F401 (fixture)
+
+# What the fake model says after a qwen3-coder prompt: a sentence, then a call in the XML format.
+ANSWER = ("I'll check the weather.\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+          "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>")
+SCRIPT = "<|im_end|>\n<|im_start|>assistant\n" + ANSWER
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "required": ["city"], "properties": {
+            "city": {"type": "string", "description": "The city"},
+            "days": {"type": "integer"},
+        }},
+    },
+}
+GREEDY = {"temperature": 0}
+
+
+@pytest.fixture
+def coder(make_fake):
+    setup = make_fake()
+    setup.model("base", script=SCRIPT)
+    created = setup.client.simulate_post("/api/create", json={
+        "model": "coder", "from": "base", "renderer": "qwen3-coder", "parser": "qwen3-coder", "stream": False})
+    assert created.status_code == 200, created.text
+    return setup
+
+
+def test_the_renderer_builds_the_prompt(coder):
+    result = coder.client.simulate_post("/api/chat", json={
+        "model": "coder", "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [WEATHER],
+        "_debug_render_only": True, "stream": False})
+    prompt = result.json["_debug_info"]["rendered_template"]
+    assert prompt.startswith("<|im_start|>system\nYou are Qwen, a helpful AI assistant")
+    assert "<parameter>\n<name>city</name>\n<type>string</type>\n<description>The city</description>\n</parameter>" in prompt
+    assert "<required>[\"city\"]</required>" in prompt
+    assert prompt.endswith("<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_the_parser_reads_the_tool_call_through_the_client(coder):
+    with coder.server() as server:
+        client = ollama.Client(host=server.url)
+        response = client.chat(model="coder", messages=[{"role": "user", "content": "Weather in Paris?"}],
+                               tools=[WEATHER], options=GREEDY)
+        streamed = list(client.chat(model="coder", messages=[{"role": "user", "content": "Weather in Paris?"}],
+                                    tools=[WEATHER], options=GREEDY, stream=True))
+    assert response.message.content == "I'll check the weather."
+    (call,) = response.message.tool_calls
+    assert call.function.name == "get_weather"
+    assert dict(call.function.arguments) == {"city": "Paris", "days": 3}  # typed by the tool's declaration
+    assert "".join(c.message.content for c in streamed) == "I'll check the weather."
+    assert [c.function.name for c in streamed for c in c.message.tool_calls or ()] == ["get_weather"]
+
+
+def test_the_parser_gives_the_model_its_capabilities(coder):
+    shown = coder.client.simulate_post("/api/show", json={"model": "coder"}).json
+    assert "tools" in shown["capabilities"]
+    assert "RENDERER qwen3-coder" in shown["modelfile"] and "PARSER qwen3-coder" in shown["modelfile"]
+
+
+@pytest.mark.parametrize("field,name", [("renderer", "no-such-renderer"), ("parser", "no-such-parser")])
+def test_an_unknown_name_is_refused_at_create(make_fake, field, name):
+    setup = make_fake()
+    setup.model("base")
+    result = setup.client.simulate_post("/api/create", json={"model": "x", "from": "base", field: name, "stream": False})
+    assert result.status_code == 400
+    assert result.json == {"error": f'unknown {field} "{name}"'}
+    assert setup.client.simulate_post("/api/show", json={"model": "x"}).status_code == 404
+
+
+def test_generate_uses_the_renderer_too(coder):
+    result = coder.client.simulate_post("/api/generate", json={
+        "model": "coder", "prompt": "Weather in Paris?", "_debug_render_only": True, "stream": False})
+    assert result.json["_debug_info"]["rendered_template"] == (
+        "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n")

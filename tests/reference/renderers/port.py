@@ -38,6 +38,9 @@ TABLES = {
         ("valid_chars", "harmony/harmonyparser_test.go", "TestFunctionConvertToValidChars", "tests"),
         ("convert_and_add", "harmony/harmonyparser_test.go", "TestFunctionConvertAndAdd", "tests"),
     ],
+    "filter-think-tags.json": [
+        ("filter_think_tags", "server/routes_test.go", "TestFilterThinkTags", "testCases"),
+    ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
         ("argument_text", "model/renderers/qwen3coder_test.go", "TestFormatToolCallArgument", "tests"),

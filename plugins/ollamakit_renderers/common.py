@@ -36,6 +36,33 @@ def go_marshal(value) -> str:
     return to_json(go_value(value))
 
 
+def ordered_json(pairs) -> str:
+    """A JSON object whose members keep their order, from (key, JSON text) pairs."""
+    return "{" + ",".join(to_json(str(key)) + ":" + text for key, text in pairs) + "}"
+
+
+def arguments_json(arguments: dict) -> str:
+    """encoding/json of a tool call's arguments: Ollama keeps their order (nested maps sort)."""
+    return ordered_json((key, go_marshal(value)) for key, value in arguments.items())
+
+
+def parameters_json(params) -> str:
+    """encoding/json of ``api.ToolFunctionParameters``: type, $defs, items, required, then the
+    properties in their order (null when absent)."""
+    params = params if isinstance(params, dict) else {}
+    kind = params.get("type")
+    pairs = [("type", to_json(kind if isinstance(kind, str) else ""))]
+    for key in ("$defs", "items"):
+        if params.get(key) is not None:
+            pairs.append((key, go_marshal(params[key])))
+    if params.get("required"):
+        pairs.append(("required", go_marshal(list(params["required"]))))
+    props = params.get("properties")
+    pairs.append(("properties", ordered_json((name, to_json(property_value(p))) for name, p in props.items())
+                  if isinstance(props, dict) else "null"))
+    return ordered_json(pairs)
+
+
 def property_fields(prop) -> dict:
     """A tool property as Go's ``api.ToolProperty`` marshals it, read back into a map: only
     its known fields, empty ones left out."""

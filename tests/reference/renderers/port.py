@@ -38,6 +38,13 @@ TABLES = {
         ("valid_chars", "harmony/harmonyparser_test.go", "TestFunctionConvertToValidChars", "tests"),
         ("convert_and_add", "harmony/harmonyparser_test.go", "TestFunctionConvertAndAdd", "tests"),
     ],
+    "deepseek3.json": [
+        ("render", "model/renderers/deepseek3_test.go", "TestDeepSeekRenderer", "tests"),
+        ("parse", "model/parsers/deepseek3_test.go", "TestDeepSeekParser", "tests"),
+        ("streaming", "model/parsers/deepseek3_test.go", "TestDeepSeekParser_Streaming", "tests"),
+        ("tool_call", "model/parsers/deepseek3_test.go", "TestDeepSeek3Parser_parseToolCallContent", "tests"),
+        ("edge_cases", "model/parsers/deepseek3_test.go", "TestDeepSeekParser_EdgeCases", "tests"),
+    ],
     "filter-think-tags.json": [
         ("filter_think_tags", "server/routes_test.go", "TestFilterThinkTags", "testCases"),
     ],
@@ -61,6 +68,8 @@ def api_keys(value):
         if value.get("$call") == "tool":  # tool(name, props): a function tool with object parameters
             name, props = value["args"]
             return {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": api_keys(props)}}}
+        if value.get("$call") in ("api.NewToolCallFunctionArguments", "api.NewToolPropertiesMap"):
+            return {}
         out = {KEYS.get(k, k): api_keys(v) for k, v in value.items()}
         for key in ("arguments", "properties"):
             if isinstance(out.get(key), str):  # args(`{...}`), propsMap(`{...}`): JSON in order

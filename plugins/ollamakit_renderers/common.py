@@ -63,6 +63,59 @@ def parameters_json(params) -> str:
     return ordered_json(pairs)
 
 
+def tool_json(tool) -> str:
+    """encoding/json of ``api.Tool``: type, items, then the function (name, description, parameters)."""
+    tool = tool if isinstance(tool, dict) else {}
+    function = function_of(tool)
+    pairs = [("type", to_json(tool.get("type") if isinstance(tool.get("type"), str) else ""))]
+    if tool.get("items") is not None:
+        pairs.append(("items", go_marshal(tool["items"])))
+    inner = [("name", to_json(function.get("name") or ""))]
+    if function.get("description"):
+        inner.append(("description", to_json(function["description"])))
+    inner.append(("parameters", parameters_json(function.get("parameters"))))
+    pairs.append(("function", ordered_json(inner)))
+    return ordered_json(pairs)
+
+
+def go_indent(compact: str, indent: str) -> str:
+    """encoding/json.Indent of compact JSON: one member per line, empty objects and arrays kept
+    as ``{}`` and ``[]``."""
+    out, depth, in_string, escaped = [], 0, False, False
+    n = 0
+    while n < len(compact):
+        ch = compact[n]
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch in "{[":
+            if n + 1 < len(compact) and compact[n + 1] in "}]":
+                out.append(ch + compact[n + 1])
+                n += 2
+                continue
+            depth += 1
+            out.append(ch + "\n" + indent * depth)
+        elif ch in "}]":
+            depth -= 1
+            out.append("\n" + indent * depth + ch)
+        elif ch == ",":
+            out.append(",\n" + indent * depth)
+        elif ch == ":":
+            out.append(": ")
+        else:
+            out.append(ch)
+        n += 1
+    return "".join(out)
+
+
 def property_fields(prop) -> dict:
     """A tool property as Go's ``api.ToolProperty`` marshals it, read back into a map: only
     its known fields, empty ones left out."""

@@ -38,6 +38,12 @@ TABLES = {
         ("valid_chars", "harmony/harmonyparser_test.go", "TestFunctionConvertToValidChars", "tests"),
         ("convert_and_add", "harmony/harmonyparser_test.go", "TestFunctionConvertAndAdd", "tests"),
     ],
+    "cogito.json": [
+        ("render", "model/renderers/cogito_test.go", "TestCogitoRenderer", "tests"),
+        ("parse", "model/parsers/cogito_test.go", "TestCogitoParser", "tests"),
+        ("streaming", "model/parsers/cogito_test.go", "TestCogitoParser_StreamingEdgeCases", "tests"),
+        ("tool_call", "model/parsers/cogito_test.go", "TestCogitoParser_parseToolCallContent", "tests"),
+    ],
     "deepseek3.json": [
         ("render", "model/renderers/deepseek3_test.go", "TestDeepSeekRenderer", "tests"),
         ("parse", "model/parsers/deepseek3_test.go", "TestDeepSeekParser", "tests"),
@@ -75,7 +81,7 @@ def api_keys(value):
             if isinstance(out.get(key), str):  # args(`{...}`), propsMap(`{...}`): JSON in order
                 out[key] = json.loads(out[key])
             elif isinstance(out.get(key), list):  # testArgsOrdered / testPropsOrdered pairs
-                out[key] = {pair["Key"]: pair["value"] for pair in out[key]}
+                out[key] = dict((p["Key"], p["value"]) if isinstance(p, dict) else p for p in out[key])
         return out
     if isinstance(value, list):
         return [api_keys(v) for v in value]

@@ -4,6 +4,7 @@ it, values printed as Go prints them) and the little string tools of streaming p
 from __future__ import annotations
 
 import json
+import re
 
 from ollamakit.interfaces import Parser
 from ollamakit.lib.structured import Parsed
@@ -76,6 +77,44 @@ def tool_json(tool) -> str:
     inner.append(("parameters", parameters_json(function.get("parameters"))))
     pairs.append(("function", ordered_json(inner)))
     return ordered_json(pairs)
+
+
+def with_spaces(compact: str) -> str:
+    """Compact JSON with a space after each ``:`` and ``,`` outside strings (how some models saw
+    their tools in training)."""
+    out, in_string, escaped = [], False, False
+    for ch in compact:
+        out.append(ch)
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in ":,":
+            out.append(" ")
+    return "".join(out)
+
+
+def go_int(raw: str) -> int | None:
+    """strconv.ParseInt(raw, 10, 64): an optional sign and decimal digits, within 64 bits."""
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        return None
+    value = int(raw)
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def go_float(raw: str) -> float | None:
+    """strconv.ParseFloat(raw, 64) for decimal text: no spaces or underscores around or in it."""
+    if not raw or raw != raw.strip() or "_" in raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
 
 
 def go_indent(compact: str, indent: str) -> str:

@@ -54,6 +54,17 @@ TABLES = {
     "filter-think-tags.json": [
         ("filter_think_tags", "server/routes_test.go", "TestFilterThinkTags", "testCases"),
     ],
+    "olmo3.json": [
+        ("render", "model/renderers/olmo3_test.go", "TestOlmo3Renderer", "tests"),
+        ("render_think", "model/renderers/olmo3_think_test.go", "TestOlmo3ThinkRenderer", "tests"),
+        ("parse", "model/parsers/olmo3_test.go", "TestOlmo3Parser", "tests"),
+        ("streaming", "model/parsers/olmo3_test.go", "TestOlmo3Parser_Streaming", "tests"),
+        ("calls", "model/parsers/olmo3_test.go", "TestParseOlmo3FunctionCalls", "tests"),
+        ("value", "model/parsers/olmo3_test.go", "TestParseOlmo3Value", "tests"),
+        ("think_parse", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser", "tests"),
+        ("think_streaming_edge_cases", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser_StreamingEdgeCases", "tests"),
+        ("think_boundary", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser_ThinkBoundary", "tests"),
+    ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
         ("argument_text", "model/renderers/qwen3coder_test.go", "TestFormatToolCallArgument", "tests"),

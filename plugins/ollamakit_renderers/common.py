@@ -194,6 +194,31 @@ def property_types(prop) -> list[str]:
     return [t for t in kind or () if isinstance(t, str)] if isinstance(kind, list) else []
 
 
+def think_bool(think) -> bool:
+    """Ollama's ``ThinkValue.Bool``: true, or a thinking level."""
+    return think is True or think in ("high", "medium", "low", "max")
+
+
+def image_tags(content: str, count: int, offset: int) -> tuple[str, int]:
+    """A message's images as ``[img-N]`` markers (N counted across the conversation from
+    ``offset``): each in place of a literal ``[img]``, the rest in front, with a space before
+    text that does not start with one. Content that already has markers is left alone."""
+    if not count:
+        return content, offset
+    if "[img-" in content:
+        return content, offset + count
+    prefix = ""
+    for n in range(count):
+        tag = f"[img-{offset + n}]"
+        if "[img]" in content:
+            content = content.replace("[img]", tag, 1)
+        else:
+            prefix += tag
+    if prefix and content and not is_go_space(content[0]):
+        prefix += " "
+    return prefix + content, offset + count
+
+
 def call_function(call) -> tuple[str, dict]:
     """(name, arguments) of a message's tool call."""
     function = (call or {}).get("function") if isinstance(call, dict) else None

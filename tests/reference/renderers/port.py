@@ -28,7 +28,7 @@ KEYS = {
     "Recipient": "recipient", "Header": "header", "Value": "value",
 }
 
-# output file -> [(section, Go file, test function, table variable)]
+# output file -> [(section, Go file, test function, table variable[, the test's setup])]
 TABLES = {
     "harmony.json": [
         ("header_parsing", "harmony/harmonyparser_test.go", "TestHeaderParsing", "tests"),
@@ -64,6 +64,28 @@ TABLES = {
         ("think_parse", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser", "tests"),
         ("think_streaming_edge_cases", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser_StreamingEdgeCases", "tests"),
         ("think_boundary", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser_ThinkBoundary", "tests"),
+    ],
+    "qwen3-vl.json": [
+        ("render_instruct", "model/renderers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingRenderer", "tests"),
+        ("render_thinking", "model/renderers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingRenderer", "tests"),
+        ("instruct_events", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingParserStreaming", "cases",
+         {"thinking": False}),
+        ("old_events", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwenOldParserStreaming", "cases", {"thinking": False}),
+        ("instruct_call_space", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingToolCallWhitespaceHandling",
+         "cases", {"thinking": False}),
+        ("tool_call", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingToolParser", "steps"),
+        ("thinking_tool_call", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingToolParser", "steps"),
+        ("thinking_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingParserStreaming", "cases",
+         {"thinking": True}),
+        ("state", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLParserState", "cases"),
+        ("thinking_prefill_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingParserWithThinkingPrefill",
+         "cases", {"thinking": True, "last": {"role": "assistant", "thinking": "i am thinking"}}),
+        ("content_prefill_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingParserWithNonThinkingPrefill",
+         "cases", {"thinking": True, "last": {"role": "assistant", "thinking": "i am thinking", "content": "i am content"}}),
+        ("thinking_space_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingWhitespaceHandling", "cases",
+         {"thinking": True}),
+        ("thinking_call_space", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLToolCallWhitespaceHandling", "cases",
+         {"thinking": True, "last": "each case's prefillMsg"}),
     ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
@@ -103,9 +125,11 @@ def main(repo: str, commit: str = "HEAD") -> None:
     commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
     for output, tables in TABLES.items():
         data = {"source": {"repository": "github.com/ollama/ollama", "commit": commit}, "tables": {}}
-        for section, path, func, var in tables:
+        for section, path, func, var, *setup in tables:
             text = subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{path}"], text=True)
             data["tables"][section] = {"from": f"{path} {func}", "cases": api_keys(table(text, func, var))}
+            if setup:  # how the test builds its parser, outside the table
+                data["tables"][section]["setup"] = setup[0]
         (HERE / output).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 

@@ -161,7 +161,8 @@ class Renderer(ABC):
 
     @abstractmethod
     def render(self, messages: list[dict], tools: list[dict] | None, think) -> str:
-        """The prompt text, ready to tokenize (special tokens spelled out)."""
+        """The prompt text, ready to tokenize (special tokens spelled out). A conversation the
+        format cannot hold raises ``ValueError``: the request is a 400 with its message."""
 
 
 class Parser(ABC):

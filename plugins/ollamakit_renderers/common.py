@@ -261,6 +261,11 @@ def rstrip_go(text: str) -> str:
     return text[:end]
 
 
+def strip_go(text: str) -> str:
+    """Go's strings.TrimSpace."""
+    return rstrip_go(lstrip_go(text))
+
+
 def trailing_space(text: str) -> int:
     return len(text) - len(rstrip_go(text))
 

@@ -9,6 +9,7 @@ type keeps its name as ``"$type"``."""
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import re
 import sys
@@ -34,8 +35,9 @@ def tokens(text: str):
 
 
 class Reader:
-    def __init__(self, toks):
+    def __init__(self, toks, env=None):
         self.toks, self.i = toks, 0
+        self.env = env if env is not None else {}  # local variables assigned before the table
 
     def peek(self, k=0):
         return self.toks[self.i + k] if self.i + k < len(self.toks) else (None, None)
@@ -110,6 +112,9 @@ class Reader:
             start = self.i
             if kind == "ident" and self.peek(1)[1] == "(":
                 return self.call()
+            if kind == "ident" and value in self.env and self.peek(1)[1] not in ("{", "."):
+                self.next()
+                return copy.deepcopy(self.env[value])
             self.skip_type()
             if self.peek()[1] == "{":
                 named = self.i == start + 1 and kind == "ident" and "." not in value
@@ -142,12 +147,24 @@ class Reader:
             return args[0] * args[1]
         if name == "len":  # Go's len of a string: its UTF-8 bytes
             return len(args[0].encode())
+        if name == "strings.TrimSuffix":
+            return args[0][: len(args[0]) - len(args[1])] if args[1] and args[0].endswith(args[1]) else args[0]
+        if name == "strings.TrimPrefix":
+            return args[0][len(args[1]):] if args[0].startswith(args[1]) else args[0]
         return args[0] if len(args) == 1 else {"$call": name, "args": args}
 
     def literal(self):
         self.expect("{")
         keyed, items = None, []
         while self.peek()[1] != "}":
+            if self.peek()[0] == "ident" and self.peek(1)[1] == ":":  # a field name, never a variable
+                key = self.next()[1]
+                self.next()
+                items.append((key, self.value()))
+                keyed = True
+                if self.peek()[1] == ",":
+                    self.next()
+                continue
             first = self.value()
             if self.peek()[1] == ":":
                 self.next()
@@ -163,15 +180,50 @@ class Reader:
         return dict(items) if keyed else items
 
 
-def table(text: str, func: str, var: str = "tests"):
-    """The literal assigned to ``var`` inside ``func``."""
+CONSTANT = re.compile(r"""^\s*(\w+)\s*=\s*("(?:\\.|[^"\\\n])*"|`[^`]*`)\s*$""", re.M)
+
+
+def constants(*texts: str) -> dict:
+    """String constants declared in Go sources (``name = "text"`` in const and var blocks)."""
+    found = {}
+    for text in texts:
+        for name, literal in CONSTANT.findall(text):
+            found[name] = literal[1:-1] if literal.startswith("`") else ast.literal_eval(literal)
+    return found
+
+
+def table(text: str, func: str, var: str = "tests", package: dict | None = None):
+    """The literal assigned to ``var`` inside ``func``, with the local variables assigned before
+    it (``x := literal``, and ``x.Set(key, value)`` on a map) and the string constants of
+    ``package`` and of the file resolved."""
     body = text[text.index(f"func {func}("):]
     toks = tokens(body)
+    env: dict = {**constants(text), **(package or {})}
     for n in range(len(toks) - 1):
-        if toks[n] == ("ident", var) and toks[n + 1][1] in (":=", "="):
-            reader = Reader(toks)
+        kind, value = toks[n]
+        if kind != "ident":
+            continue
+        if toks[n + 1][1] == ":=" or (value == var and toks[n + 1][1] == "="):
+            reader = Reader(toks, env)
             reader.i = n + 2
-            return reader.value()
+            if value == var:
+                return reader.value()
+            try:
+                env[value] = reader.value()
+            except (SyntaxError, TypeError, IndexError, ValueError):
+                pass  # not a literal: a variable the table does not need
+        elif value.endswith(".Set") and value[:-4] in env and toks[n + 1][1] == "(":
+            reader = Reader(toks, env)
+            reader.i = n + 2
+            try:
+                key = reader.value()
+                reader.expect(",")
+                target = env[value[:-4]]
+                if isinstance(target, dict) and "$call" in target:  # api.NewToolCallFunctionArguments()
+                    target = env[value[:-4]] = {}
+                target[key] = reader.value()
+            except (SyntaxError, TypeError, IndexError, ValueError):
+                pass
     raise LookupError(f"{var} not found in {func}")
 
 

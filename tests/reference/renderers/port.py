@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from golit import table
+from golit import constants, table
 
 HERE = Path(__file__).resolve().parent
 
@@ -87,6 +87,12 @@ TABLES = {
         ("thinking_call_space", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLToolCallWhitespaceHandling", "cases",
          {"thinking": True, "last": "each case's prefillMsg"}),
     ],
+    "qwen3.5.json": [
+        ("qwen38_render", "model/renderers/qwen38_test.go", "TestQwen38RendererMatchesReferenceFlows", "tests"),
+        ("qwen38_effort", "model/renderers/qwen38_test.go", "TestQwen38RendererReasoningEffortMapping", "tests"),
+        ("qwen38_invalid", "model/renderers/qwen38_test.go", "TestQwen38RendererRejectsInvalidTranscripts", "tests"),
+        ("qwen38_parse", "model/parsers/qwen38_test.go", "TestQwen38ParserMalformedAndControlLikeContent", "tests"),
+    ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
         ("argument_text", "model/renderers/qwen3coder_test.go", "TestFormatToolCallArgument", "tests"),
@@ -121,15 +127,30 @@ def api_keys(value):
     return value
 
 
+def package_constants(repo: str, commit: str, path: str) -> dict:
+    """The string constants of the test's package (its non-test files), which tables use."""
+    folder = path.rsplit("/", 1)[0]
+    names = subprocess.check_output(["git", "-C", repo, "ls-tree", "--name-only", f"{commit}:{folder}"], text=True).split()
+    sources = [subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{folder}/{name}"], text=True)
+               for name in names if name.endswith(".go") and not name.endswith("_test.go")]
+    return constants(*sources)
+
+
 def main(repo: str, commit: str = "HEAD") -> None:
     commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
     for output, tables in TABLES.items():
         data = {"source": {"repository": "github.com/ollama/ollama", "commit": commit}, "tables": {}}
         for section, path, func, var, *setup in tables:
             text = subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{path}"], text=True)
-            data["tables"][section] = {"from": f"{path} {func}", "cases": api_keys(table(text, func, var))}
+            cases = table(text, func, var, package_constants(repo, commit, path))
+            data["tables"][section] = {"from": f"{path} {func}", "cases": api_keys(cases)}
             if setup:  # how the test builds its parser, outside the table
                 data["tables"][section]["setup"] = setup[0]
+        previous = HERE / output
+        if previous.exists():  # cases transcribed by hand (tests that are not tables) are kept
+            kept = json.loads(previous.read_text()).get("transcribed")
+            if kept:
+                data["transcribed"] = kept
         (HERE / output).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 

@@ -54,6 +54,10 @@ TABLES = {
     "filter-think-tags.json": [
         ("filter_think_tags", "server/routes_test.go", "TestFilterThinkTags", "testCases"),
     ],
+    "ministral.json": [
+        ("events", "model/parsers/ministral_test.go", "TestMinistralParserStreaming", "cases"),
+        ("json_end", "model/parsers/ministral_test.go", "TestFindJSONEnd", "tests"),
+    ],
     "olmo3.json": [
         ("render", "model/renderers/olmo3_test.go", "TestOlmo3Renderer", "tests"),
         ("render_think", "model/renderers/olmo3_think_test.go", "TestOlmo3ThinkRenderer", "tests"),

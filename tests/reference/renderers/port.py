@@ -54,6 +54,15 @@ TABLES = {
     "filter-think-tags.json": [
         ("filter_think_tags", "server/routes_test.go", "TestFilterThinkTags", "testCases"),
     ],
+    "glm-4.7.json": [
+        ("render", "model/renderers/glm47_test.go", "TestGLM47Renderer", "tests"),
+        ("glm46_events", "model/parsers/glm46_test.go", "TestGLM46ParserStreaming", "cases"),
+        ("glm46_final_call", "model/parsers/glm46_test.go", "TestGLM46ParserFinalizesCompleteToolCallOnDone", "tests"),
+        ("glm46_incomplete_call", "model/parsers/glm46_test.go", "TestGLM46ParserRejectsIncompleteToolCallOnDone", "tests"),
+        ("glm46_xml_order", "model/parsers/glm46_test.go", "TestGLMToolCallXMLOrderPreservation", "testCases"),
+        ("glm46_tool_call", "model/parsers/glm46_test.go", "TestGLM46ToolCallParsing", "cases"),
+        ("glm46_repair", "model/parsers/glm46_test.go", "TestRepairGLM46XML", "cases"),
+    ],
     "ministral.json": [
         ("events", "model/parsers/ministral_test.go", "TestMinistralParserStreaming", "cases"),
         ("json_end", "model/parsers/ministral_test.go", "TestFindJSONEnd", "tests"),

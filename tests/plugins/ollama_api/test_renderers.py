@@ -84,3 +84,47 @@ def test_generate_uses_the_renderer_too(coder):
         "model": "coder", "prompt": "Weather in Paris?", "_debug_render_only": True, "stream": False})
     assert result.json["_debug_info"]["rendered_template"] == (
         "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n")
+
+
+# A harmony (gpt-oss) model: a Go template with harmony's tags, the harmony parser. The fake
+# model recites an analysis message, then either an answer or a call of the (renamed) tool.
+HARMONY_TEMPLATE = ("<|start|>system<|message|>{{ range .Tools }}tool {{ .Function.Name }};{{ end }}<|end|>"
+                    "{{ range .Messages }}<|start|>{{ .Role }}<|message|>{{ .Content }}<|end|>{{ end }}<|start|>assistant")
+ANSWER_SCRIPT = ("Say hi.assistant<|channel|>analysis<|message|>Greet back.<|end|><|start|>assistant<|channel|>final"
+                 "<|message|>Hi there!")
+CALL_SCRIPT = ("Weather in Paris?assistant<|channel|>analysis<|message|>Need the weather tool.<|end|><|start|>assistant"
+               "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\"}")
+DASHED = {**WEATHER, "function": {**WEATHER["function"], "name": "get-weather"}}
+
+
+@pytest.fixture
+def harmony(make_fake):
+    """``oss`` answers, ``oss-tools`` calls a tool (one script each: they share harmony's headers)."""
+    setup = make_fake()
+    for name, script in (("oss", ANSWER_SCRIPT), ("oss-tools", CALL_SCRIPT)):
+        setup.model(name + "-base", script=script, template=HARMONY_TEMPLATE)
+        created = setup.client.simulate_post("/api/create", json={
+            "model": name, "from": name + "-base", "parser": "harmony", "stream": False})
+        assert created.status_code == 200, created.text
+    return setup
+
+
+def test_harmony_splits_thinking_from_the_answer(harmony):
+    with harmony.server() as server:
+        response = ollama.Client(host=server.url).chat(
+            model="oss", messages=[{"role": "user", "content": "Say hi."}], options=GREEDY)
+    assert response.message.thinking == "Greet back."
+    assert response.message.content == "Hi there!"
+
+
+def test_harmony_renames_tools_for_the_model_and_back_for_the_client(harmony):
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    shown = harmony.client.simulate_post("/api/chat", json={
+        "model": "oss-tools", "messages": messages, "tools": [DASHED], "_debug_render_only": True, "stream": False})
+    assert "tool get_weather;" in shown.json["_debug_info"]["rendered_template"]  # the model sees an identifier
+    with harmony.server() as server:
+        response = ollama.Client(host=server.url).chat(model="oss-tools", messages=messages, tools=[DASHED],
+                                                       options=GREEDY)
+    assert response.message.thinking == "Need the weather tool."
+    (call,) = response.message.tool_calls
+    assert call.function.name == "get-weather" and dict(call.function.arguments) == {"city": "Paris"}

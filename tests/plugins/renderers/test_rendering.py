@@ -83,3 +83,14 @@ def test_filter_think_tags(case):
 def test_what_one_pass_of_the_thinking_parser_leaves(content, left):
     # one AddContent of Ollama's thinking.Parser, with nothing flushed after it
     assert rendering.without_thinking(content) == left
+
+
+def test_the_docs_list_every_built_in_name_and_only_missing_ones_as_missing():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "renderers.md").read_text()
+    table, missing = text.split("## The built-in ones", 1)[1].split("are refused at create:", 1)
+    missing = missing.split("\n\n", 1)[0]
+    for name in set(rendering.renderer_names()) | set(rendering.parser_names()):
+        assert f"`{name}`" in table, f"docs/renderers.md does not list {name}"
+        assert f"`{name}`" not in missing, f"docs/renderers.md calls {name} missing"

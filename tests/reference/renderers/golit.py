@@ -35,9 +35,10 @@ def tokens(text: str):
 
 
 class Reader:
-    def __init__(self, toks, env=None):
+    def __init__(self, toks, env=None, sources: str = ""):
         self.toks, self.i = toks, 0
         self.env = env if env is not None else {}  # local variables assigned before the table
+        self.sources = sources  # the package's test files: helpers that return a literal
 
     def peek(self, k=0):
         return self.toks[self.i + k] if self.i + k < len(self.toks) else (None, None)
@@ -143,6 +144,8 @@ class Reader:
             if self.peek()[1] == ",":
                 self.next()
         self.expect(")")
+        if not args and self.sources and f"func {name}(" in self.sources:  # a helper returning a literal
+            return table(self.sources, name, "return", sources=self.sources)
         if name == "strings.Repeat":
             return args[0] * args[1]
         if name == "len":  # Go's len of a string: its UTF-8 bytes
@@ -192,19 +195,25 @@ def constants(*texts: str) -> dict:
     return found
 
 
-def table(text: str, func: str, var: str = "tests", package: dict | None = None):
+def table(text: str, func: str, var: str = "tests", package: dict | None = None, sources: str = ""):
     """The literal assigned to ``var`` inside ``func``, with the local variables assigned before
     it (``x := literal``, and ``x.Set(key, value)`` on a map) and the string constants of
-    ``package`` and of the file resolved."""
-    body = text[text.index(f"func {func}("):]
+    ``package`` and of the file resolved. ``var`` ``"return"``: the literal the function returns;
+    a call of a helper in ``sources`` (the package's test files) that takes no arguments is the
+    literal that helper returns."""
+    body = text[text.index(f"func {func}("):] if func else text  # no function: a package-level var
     toks = tokens(body)
     env: dict = {**constants(text), **(package or {})}
     for n in range(len(toks) - 1):
         kind, value = toks[n]
         if kind != "ident":
             continue
+        if var == "return" and value == "return":
+            reader = Reader(toks, env, sources)
+            reader.i = n + 1
+            return reader.value()
         if toks[n + 1][1] == ":=" or (value == var and toks[n + 1][1] == "="):
-            reader = Reader(toks, env)
+            reader = Reader(toks, env, sources)
             reader.i = n + 2
             if value == var:
                 return reader.value()
@@ -213,7 +222,7 @@ def table(text: str, func: str, var: str = "tests", package: dict | None = None)
             except (SyntaxError, TypeError, IndexError, ValueError):
                 pass  # not a literal: a variable the table does not need
         elif value.endswith(".Set") and value[:-4] in env and toks[n + 1][1] == "(":
-            reader = Reader(toks, env)
+            reader = Reader(toks, env, sources)
             reader.i = n + 2
             try:
                 key = reader.value()

@@ -67,6 +67,13 @@ TABLES = {
         ("events", "model/parsers/ministral_test.go", "TestMinistralParserStreaming", "cases"),
         ("json_end", "model/parsers/ministral_test.go", "TestFindJSONEnd", "tests"),
     ],
+    "nemotron.json": [
+        ("render", "model/renderers/nemotron3nano_reference_test.go", "nemotronReferenceCases", "return"),
+        ("render_images", "model/renderers/nemotron3nano_test.go", "TestNemotron3NanoRenderer_Images", "tests"),
+        ("render_v35_expected", "model/renderers/nemotron35_reference_test.go", "", "nemotron35Expected"),
+        ("parse", "model/parsers/nemotron3nano_test.go", "TestNemotron3NanoParser", "tests"),
+        ("streaming", "model/parsers/nemotron3nano_test.go", "TestNemotron3NanoParser_Streaming", "tests"),
+    ],
     "olmo3.json": [
         ("render", "model/renderers/olmo3_test.go", "TestOlmo3Renderer", "tests"),
         ("render_think", "model/renderers/olmo3_think_test.go", "TestOlmo3ThinkRenderer", "tests"),
@@ -149,14 +156,22 @@ def package_constants(repo: str, commit: str, path: str) -> dict:
     return constants(*sources)
 
 
+def package_tests(repo: str, commit: str, path: str) -> str:
+    """The test files of the test's package, whose helpers (``thinkTrue()``) tables call."""
+    folder = path.rsplit("/", 1)[0]
+    names = subprocess.check_output(["git", "-C", repo, "ls-tree", "--name-only", f"{commit}:{folder}"], text=True).split()
+    return "\n".join(subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{folder}/{name}"], text=True)
+                     for name in names if name.endswith("_test.go"))
+
+
 def main(repo: str, commit: str = "HEAD") -> None:
     commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
     for output, tables in TABLES.items():
         data = {"source": {"repository": "github.com/ollama/ollama", "commit": commit}, "tables": {}}
         for section, path, func, var, *setup in tables:
             text = subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{path}"], text=True)
-            cases = table(text, func, var, package_constants(repo, commit, path))
-            data["tables"][section] = {"from": f"{path} {func}", "cases": api_keys(cases)}
+            cases = table(text, func, var, package_constants(repo, commit, path), package_tests(repo, commit, path))
+            data["tables"][section] = {"from": f"{path} {func or var}", "cases": api_keys(cases)}
             if setup:  # how the test builds its parser, outside the table
                 data["tables"][section]["setup"] = setup[0]
         previous = HERE / output

@@ -9,8 +9,9 @@ import xml.etree.ElementTree as ET
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (call_function, function_of, go_marshal, is_go_space, lstrip_go, overlap, properties_of,
-                     property_types, rstrip_go, strip_go, think_bool, tool_call, tool_json, trailing_space, with_spaces)
+from .common import (call_function, function_of, go_marshal, image_tags, is_go_space, lstrip_go, overlap,
+                     properties_of, property_types, rstrip_go, strip_go, think_bool, tool_call, tool_json, trailing_space,
+                     with_spaces)
 from .qwen3coder import direct_text, parse_value
 
 THINK_OPEN, THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE = "<think>", "</think>", "<tool_call>", "</tool_call>"
@@ -299,3 +300,55 @@ class GLM47Parser(GLM46Parser):
         if think is None or think_bool(think):  # the prompt ends inside <think>
             self.state = THINKING
         return tools
+
+
+# -- glm-ocr ------------------------------------------------------------------------------
+
+
+class GlmOcrRenderer(Renderer):
+    """``glm-ocr``: GLM-OCR's prompt: GLM-4.7's layout with images, no thinking unless asked, and
+    ``/nothink`` after user turns when thinking is turned off."""
+
+    image_tags = True  # the server places images by [img-N] markers
+
+    def render(self, messages, tools, think) -> str:
+        out = ["[gMASK]<sop>"]
+        if tools:
+            out.append(TOOLS_INTRO + "".join(with_spaces(tool_json(t)) + "\n" for t in tools) + TOOLS_OUTRO)
+        told_not_to = think is not None and not think_bool(think)
+        offset = 0
+        for n, message in enumerate(messages):
+            role, content = message.get("role"), message.get("content") or ""
+            images = len(message.get("images") or ())
+            if role == "user":
+                text, offset = image_tags(content, images, offset) if self.image_tags else (content, offset)
+                out.append("<|user|>\n" + text + ("/nothink" if told_not_to and not content.endswith("/nothink") else ""))
+            elif role == "assistant":
+                thinking = message.get("thinking")
+                out.append("<|assistant|>\n" + (THINK_OPEN + strip_go(thinking) + THINK_CLOSE if thinking else "<think></think>"))
+                if content:
+                    out.append("\n" + strip_go(content))
+                for call in message.get("tool_calls") or ():
+                    name, arguments = call_function(call)
+                    out.append("\n" + TOOL_OPEN + name)
+                    for key, value in arguments.items():
+                        text = value if isinstance(value, str) else go_marshal(value)
+                        out.append(KEY_OPEN + key + KEY_CLOSE + VALUE_OPEN + text + VALUE_CLOSE)
+                    out.append(TOOL_CLOSE)
+                out.append("\n")
+            elif role == "tool":
+                if n == 0 or messages[n - 1].get("role") != "tool":
+                    out.append("<|observation|>")
+                text, offset = image_tags(content, images, offset) if self.image_tags else (content, offset)
+                out.append("\n<tool_response>\n" + text + "\n</tool_response>\n")
+            elif role == "system":
+                out.append("<|system|>\n" + content + "\n")
+        out.append("<|assistant|>\n" + ("<think></think>\n" if told_not_to else ""))
+        return "".join(out)
+
+
+class GlmOcrParser(GLM46Parser):
+    """``glm-ocr``: GLM-4.6's parser that does not think (it still skips a ``<think>`` block)."""
+
+    has_thinking_support = False
+    answer_after = None

@@ -126,3 +126,23 @@ def test_markup_characters_in_values_survive():
     # TestGLM47ParserToolCallEscaping
     assert parse_call("exec\n<arg_key>expr</arg_key>\n<arg_value>a < b && c > d</arg_value>", None) == {
         "name": "exec", "arguments": {"expr": "a < b && c > d"}}
+
+
+@pytest.mark.parametrize("case", cases("glm-4.7.json", "glm_ocr_render"))
+def test_glm_ocr_render(case):
+    from ollamakit_renderers.glm47 import GlmOcrRenderer
+
+    renderer = GlmOcrRenderer()
+    renderer.image_tags = bool(case["renderer"].get("useImgTags"))  # as the test builds it
+    messages = [{**m, "images": [b"x"] * len(m["images"])} if m.get("images") else m for m in case["messages"]]
+    assert renderer.render(messages, case.get("tools"), None) == case["expected"]
+
+
+def test_glm_ocr_parser_does_not_think_but_skips_a_think_block():
+    from ollamakit import rendering
+
+    parser = rendering.load_parser("glm-ocr")
+    assert not parser.has_thinking_support and parser.has_tool_support
+    parser.init(None, None, None)
+    parsed = parser.add("<think>x</think>Text found.", True)
+    assert (parsed.content, parsed.thinking) == ("Text found.", "x")

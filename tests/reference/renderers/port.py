@@ -62,6 +62,7 @@ TABLES = {
         ("glm46_xml_order", "model/parsers/glm46_test.go", "TestGLMToolCallXMLOrderPreservation", "testCases"),
         ("glm46_tool_call", "model/parsers/glm46_test.go", "TestGLM46ToolCallParsing", "cases"),
         ("glm46_repair", "model/parsers/glm46_test.go", "TestRepairGLM46XML", "cases"),
+        ("glm_ocr_render", "model/renderers/glmocr_test.go", "TestGlmOcrRenderer_Images", "tests"),
     ],
     "ministral.json": [
         ("events", "model/parsers/ministral_test.go", "TestMinistralParserStreaming", "cases"),

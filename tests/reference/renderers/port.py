@@ -54,6 +54,10 @@ TABLES = {
     "filter-think-tags.json": [
         ("filter_think_tags", "server/routes_test.go", "TestFilterThinkTags", "testCases"),
     ],
+    "functiongemma.json": [
+        ("render", "model/renderers/functiongemma_test.go", "TestFunctionGemmaRenderer", "tests"),
+        ("parse", "model/parsers/functiongemma_test.go", "TestFunctionGemmaParser", "tests"),
+    ],
     "glm-4.7.json": [
         ("render", "model/renderers/glm47_test.go", "TestGLM47Renderer", "tests"),
         ("glm46_events", "model/parsers/glm46_test.go", "TestGLM46ParserStreaming", "cases"),

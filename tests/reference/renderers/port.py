@@ -68,6 +68,15 @@ TABLES = {
         ("glm46_repair", "model/parsers/glm46_test.go", "TestRepairGLM46XML", "cases"),
         ("glm_ocr_render", "model/renderers/glmocr_test.go", "TestGlmOcrRenderer_Images", "tests"),
     ],
+    "lfm2.json": [
+        ("render", "model/renderers/lfm2_test.go", "TestLFM2Renderer_ChatTemplateParity", "tests"),
+        ("parse", "model/parsers/lfm2_test.go", "TestLFM2Parser", "tests"),
+        ("streaming", "model/parsers/lfm2_test.go", "TestLFM2Parser_Streaming", "tests"),
+        ("call", "model/parsers/lfm2_test.go", "TestLFM2Parser_parseToolCallContent", "tests"),
+        ("calls", "model/parsers/lfm2_test.go", "TestLFM2Parser_parseToolCallsContent", "tests"),
+        ("edge_cases", "model/parsers/lfm2_test.go", "TestLFM2Parser_EdgeCases", "tests"),
+        ("image_placeholders", "model/parsers/lfm2_test.go", "TestLFM2Parser_ImagePlaceholdersPreserved", "tests"),
+    ],
     "ministral.json": [
         ("events", "model/parsers/ministral_test.go", "TestMinistralParserStreaming", "cases"),
         ("json_end", "model/parsers/ministral_test.go", "TestFindJSONEnd", "tests"),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ollamakit_renderers.ministral import MinistralParser, json_end
-from renderer_reference import FOLDER, cases, go_len
+from renderer_reference import cases, go_len
 
 
 def event_of(go: dict) -> tuple:

@@ -4,6 +4,8 @@ client; an unknown name is refused at create."""
 
 from __future__ import annotations
 
+import json
+
 import ollama
 import pytest
 
@@ -128,3 +130,17 @@ def test_harmony_renames_tools_for_the_model_and_back_for_the_client(harmony):
     assert response.message.thinking == "Need the weather tool."
     (call,) = response.message.tool_calls
     assert call.function.name == "get-weather" and dict(call.function.arguments) == {"city": "Paris"}
+
+
+def test_the_openai_endpoint_gets_the_parsers_tool_calls(coder):
+    import openai
+
+    with coder.server() as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="ollama", max_retries=0)
+        reply = client.chat.completions.create(
+            model="coder", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER], temperature=0)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content == "I'll check the weather."
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris", "days": 3}

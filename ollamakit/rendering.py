@@ -14,7 +14,7 @@ parser is ignored, as Ollama ignores it, and the output is read by the template'
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 
 from .drivers import GROUPS
@@ -28,7 +28,7 @@ THINK_FILTER_FAMILIES = ("qwen3",)
 THINK_FILTER_MODELS = ("deepseek-r1",)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registered(kind: str) -> dict:
     # Entry points do not change while the process runs; scanning them costs milliseconds.
     return {ep.name: ep for ep in entry_points(group=GROUPS[kind])}

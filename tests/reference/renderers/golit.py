@@ -65,9 +65,13 @@ class Reader:
             elif value in ("*", "&"):
                 self.next()
             elif value == "map":
-                self.next(); self.expect("["); self.skip_type(); self.expect("]")
+                self.next()
+                self.expect("[")
+                self.skip_type()
+                self.expect("]")
             elif value in ("struct", "interface"):
-                self.next(); self.skip_braces()
+                self.next()
+                self.skip_braces()
                 return
             elif kind == "ident":
                 self.next()

@@ -51,6 +51,15 @@ class Storage(ABC):
     def blob_path(self, digest: str) -> Path:
         """A local file holding the blob, for memory-mapping. Remote backends may cache."""
 
+    def blob_mtime(self, digest: str) -> float | None:
+        """When the blob was stored (seconds since the epoch), or None when absent: garbage
+        collection spares unreferenced blobs younger than its grace period. A remote backend
+        answers from its own metadata instead of fetching the blob."""
+        try:
+            return self.blob_path(digest).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     @abstractmethod
     def put_blob(self, digest: str, source: Path) -> bool:
         """Move the already-verified local file ``source`` in as ``digest``, atomically.

@@ -391,10 +391,10 @@ class ModelStore:
                 if digest in referenced:
                     continue
                 try:
-                    age = now - self.storage.blob_path(digest).stat().st_mtime
+                    stored = self.storage.blob_mtime(digest)
                 except OSError:
                     continue
-                if age > grace_seconds:
+                if stored is not None and now - stored > grace_seconds:
                     self.storage.delete_blob(digest)
                     removed.append(digest)
         return removed

@@ -1,1 +1,1 @@
-pytest_plugins = ["ollamakit.testing.fixtures"]
+pytest_plugins = ["ollamakit.testing.fixtures", "ollamakit_s3store.testing"]

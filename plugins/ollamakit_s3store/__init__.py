@@ -1,0 +1,295 @@
+"""Storage driver ``s3``: blobs and manifests in an S3 bucket, in Ollama's layout as object keys,
+so that several ``ollamakit serve`` processes share one model store.
+
+    <prefix>blobs/sha256-<hex>
+    <prefix>manifests/<host>/<namespace>/<model>/<tag>
+    <prefix>leases/sha256-<hex>/...      (see ``leases``: what keeps a blob in use from a sweep)
+
+Settings (environment): ``OLLAMAKIT_S3_BUCKET`` (required), ``OLLAMAKIT_S3_PREFIX``,
+``OLLAMAKIT_S3_CACHE_SIZE`` (bytes, or with a K/M/G/T suffix; default 100G) and
+``OLLAMAKIT_S3_GC_GRACE`` (seconds; default 3600). The endpoint, region and credentials come
+from boto3's usual places (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, ``AWS_PROFILE``, the
+shared config files, instance roles).
+
+Blobs go up from the local file the kernel has already hashed, in parallel multipart parts that
+are hashed again as they stream (what is completed is what the digest names; anything else is
+aborted), and are created only if absent (``If-None-Match: *``), so of two racing uploads one is
+new. Models run from ``cache.BlobCache``, a local copy in ``<models>/blobs``. Manifests are
+written and deleted with conditions on what was there (``If-None-Match: *`` to create,
+``If-Match`` its ETag to replace or delete), so no write lands on a version it did not see.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from ollamakit import manifest as mf
+from ollamakit.digests import blob_filename, is_digest, parse_digest
+from ollamakit.errors import BadRequest
+from ollamakit.interfaces import Storage
+from ollamakit.names import ModelName
+from ollamakit.scratch import OwnedFolder, remove_dead
+
+from .cache import BlobCache
+from .leases import Leases
+from .transfer import (
+    AlreadyExists,
+    RangedReader,
+    abort,
+    download_to,
+    is_missing,
+    is_precondition_failure,
+    server_time,
+    upload_file,
+)
+
+log = logging.getLogger(__name__)
+
+SCRATCH_PREFIX = "sha256-tmp-"  # this process's temporary folder in the cache, as fs names it
+DEFAULT_CACHE_SIZE = "100G"
+DEFAULT_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
+WRITE_ATTEMPTS = 8  # conditional manifest writes retried when another replica wrote in between
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (bytes, or a number with K, M, G or T)")
+    return int(match.group(1)) << (10 * " KMGT".index(match.group(2).upper() or " "))
+
+
+_session_lock = threading.Lock()
+_session = None
+
+
+def make_client():
+    """An S3 client configured boto3's usual ways. One session per process: building one loads
+    botocore's service models again (a few hundred milliseconds)."""
+    global _session
+    import boto3
+    from botocore.config import Config
+
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("s3", config=Config(max_pool_connections=64, retries={"mode": "standard", "max_attempts": 5}))
+
+
+class S3Storage(Storage):
+    def __init__(self, kernel):
+        super().__init__(kernel)
+        self.bucket = os.environ.get("OLLAMAKIT_S3_BUCKET", "")
+        if not self.bucket:
+            raise ValueError("the s3 storage driver needs OLLAMAKIT_S3_BUCKET (and boto3's usual endpoint and credentials)")
+        prefix = os.environ.get("OLLAMAKIT_S3_PREFIX", "").strip("/")
+        self.prefix = prefix + "/" if prefix else ""
+        grace = float(os.environ.get("OLLAMAKIT_S3_GC_GRACE") or DEFAULT_GRACE)
+        self.client = make_client()
+        self.leases = Leases(self.client, self.bucket, self.prefix, uuid.uuid4().hex, grace)
+        root = Path(kernel.settings.models_dir)
+        blobs = (root / "blobs").resolve() if root.exists() else root / "blobs"
+        blobs.mkdir(parents=True, exist_ok=True)
+        self.cache = BlobCache(blobs.resolve(), parse_size(os.environ.get("OLLAMAKIT_S3_CACHE_SIZE") or DEFAULT_CACHE_SIZE))
+        self._scratch = OwnedFolder(self.cache.folder, SCRATCH_PREFIX)
+
+    # -- keys
+
+    def _blob_key(self, digest: str) -> str:
+        return f"{self.prefix}blobs/{blob_filename(digest)}"
+
+    def _manifest_key(self, parts) -> str:
+        if not ModelName(*parts).is_valid():
+            raise ValueError(f"invalid model name parts {parts!r}")
+        return self.prefix + "manifests/" + "/".join(parts)
+
+    def _head(self, key: str) -> dict | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    # -- blobs
+
+    def has_blob(self, digest: str) -> bool:
+        return self._head(self._blob_key(digest)) is not None
+
+    def blob_size(self, digest: str) -> int | None:
+        head = self._head(self._blob_key(digest))
+        return None if head is None else head["ContentLength"]
+
+    def blob_mtime(self, digest: str) -> float | None:
+        cached = self.cache.get(parse_digest(digest))
+        if cached is not None:
+            return cached.stat().st_mtime
+        head = self._head(self._blob_key(digest))
+        return None if head is None else head["LastModified"].timestamp()
+
+    def open_blob(self, digest: str):
+        """The cached copy when there is one, else the object itself, read as it is sent (a
+        seek is a new ranged GET), without filling the cache: a blob served to another
+        instance need not push a model out of it."""
+        cached = self.cache.get(parse_digest(digest))
+        if cached is not None:
+            return open(cached, "rb")
+        key = self._blob_key(digest)
+        head = self._head(key)
+        if head is None:
+            raise FileNotFoundError(f"blob {digest} not found")
+        return io.BufferedReader(RangedReader(self.client, self.bucket, key, head["ContentLength"], head["ETag"]), 1 << 20)
+
+    def blob_path(self, digest: str) -> Path:
+        digest = parse_digest(digest)
+        key = self._blob_key(digest)
+        return self.cache.fill(digest, self.scratch_dir(), lambda fd: download_to(self.client, self.bucket, key, digest, fd))
+
+    def put_blob(self, digest: str, source: Path) -> bool:
+        source = Path(source)
+        try:
+            digest = parse_digest(digest)
+            key = self._blob_key(digest)
+            if self._head(key) is not None:
+                return False
+            try:
+                written = upload_file(self.client, self.bucket, key, digest, source)
+            except AlreadyExists:
+                return False
+            self.cache.adopt(digest, source, written or time.time())  # the local copy is the cache's
+            return True
+        finally:
+            source.unlink(missing_ok=True)
+
+    def delete_blob(self, digest: str) -> None:
+        digest = parse_digest(digest)
+        key = self._blob_key(digest)
+
+        def delete():
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            self.cache.discard(digest)
+
+        self.leases.sweep(blob_filename(digest), delete)
+
+    def list_blobs(self):
+        for item in self._list(f"{self.prefix}blobs/"):
+            name = item["Key"].rsplit("/", 1)[1]
+            if is_digest(name):
+                yield "sha256:" + name[7:]
+
+    def _list(self, prefix: str):
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    # -- manifests
+
+    def read_manifest(self, parts) -> bytes | None:
+        key = self._manifest_key(parts)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        with body:
+            return body.read(mf.MAX_MANIFEST_BYTES + 1)  # a bigger one fails to parse, bounded
+
+    def write_manifest(self, parts, data: bytes) -> None:
+        key = self._manifest_key(parts)
+        self._hold_blobs(data)
+        for _ in range(WRITE_ATTEMPTS):
+            head = self._head(key)
+            condition = {"IfMatch": head["ETag"]} if head else {"IfNoneMatch": "*"}
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition)
+                return
+            except ClientError as exc:
+                if not is_precondition_failure(exc):
+                    raise
+        raise BadRequest("the model is being written by another request; try again")
+
+    def _hold_blobs(self, data: bytes) -> None:
+        """Lease every blob the manifest ``data`` references, then check each is there: from
+        then on no other replica's sweep removes them (see ``leases``). A blob swept since the
+        kernel checked it is put back from the local cache when this replica has a copy."""
+        try:
+            digests = sorted(mf.Manifest.parse(data).digests())
+        except BadRequest:
+            return  # not a manifest the kernel would write: nothing to keep
+        with ThreadPoolExecutor(min(16, len(digests))) as pool:
+            list(pool.map(lambda d: self.leases.take(blob_filename(d)), digests))
+            missing = [d for d, ok in zip(digests, pool.map(self._still_there, digests)) if not ok]
+        if missing:
+            raise BadRequest(f"manifest references missing blob {missing[0]}")
+
+    def _still_there(self, digest: str) -> bool:
+        self.leases.wait_for_sweeper(blob_filename(digest))
+        if self.has_blob(digest):
+            return True
+        cached = self.cache.get(digest)
+        if cached is None:
+            return False
+        log.info("blob %s was swept while a manifest was being written; putting it back from the cache", digest)
+        try:
+            upload_file(self.client, self.bucket, self._blob_key(digest), digest, cached)
+        except AlreadyExists:
+            pass
+        return True
+
+    def delete_manifest(self, parts) -> None:
+        key = self._manifest_key(parts)
+        for _ in range(WRITE_ATTEMPTS):
+            head = self._head(key)
+            if head is None:
+                return
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=head["ETag"])
+                return
+            except ClientError as exc:
+                if is_missing(exc):
+                    return
+                if not is_precondition_failure(exc):
+                    raise
+        raise BadRequest("the model is being written by another request; try again")
+
+    def list_manifests(self):
+        start = len(self.prefix) + len("manifests/")
+        for item in self._list(f"{self.prefix}manifests/"):
+            parts = tuple(item["Key"][start:].split("/"))
+            if len(parts) == 4 and ModelName(*parts).is_valid():
+                yield parts, item["LastModified"].timestamp()
+
+    # -- housekeeping
+
+    def scratch_dir(self) -> Path:
+        return self._scratch.path
+
+    def remove_leftovers(self) -> None:
+        """Start-up: this machine's scratch folders of ended processes, and in the bucket the
+        multipart uploads and leases left older than the grace period (by replicas that died
+        mid-upload, for one)."""
+        remove_dead(self.cache.folder, SCRATCH_PREFIX)
+        now = time.time()
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/"):
+            now = server_time(page) or now
+            for upload in page.get("Uploads", []):
+                if now - upload["Initiated"].timestamp() > self.leases.grace:
+                    abort(self.client, self.bucket, upload["Key"], upload["UploadId"])
+        self.leases.remove_expired()
+
+    def close(self) -> None:
+        self._scratch.close()
+
+    def close_at_signal(self) -> None:
+        self._scratch.remove_now()

@@ -1,0 +1,97 @@
+"""A real S3 server for tests: moto's standalone server (S3's REST protocol, conditional writes
+included) in a process of its own on loopback, and a fresh bucket per test.
+
+Loaded by ``tests/conftest.py``; a test whose storage driver parameter is ``s3`` (the storage
+contract over every installed driver, for one) gets a fresh bucket without asking.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ollamakit.testing.processes import free_port, stop_process, wait_for_port
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+class S3Server:
+    """``moto.server`` on a free loopback port, with the environment boto3 needs to reach it."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.folder = Path(folder)
+        self.proc = None
+
+    def env(self, bucket: str | None = None) -> dict[str, str]:
+        env = {
+            **CREDENTIALS,
+            "AWS_ENDPOINT_URL_S3": self.url,
+            # nothing from this machine's own AWS set-up
+            "AWS_CONFIG_FILE": str(self.folder / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.folder / "no-aws-credentials"),
+        }
+        if bucket:
+            env["OLLAMAKIT_S3_BUCKET"] = bucket
+        return env
+
+    def start(self, timeout: float = 60.0) -> S3Server:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.folder / f"moto-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, **self.env()}, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(f"moto.server exited with {self.proc.returncode}"))
+        return self
+
+    @functools.cached_property
+    def client(self):
+        import boto3
+
+        env = self.env()
+        return boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_REGION"],
+        ).client("s3", endpoint_url=self.url)
+
+    def new_bucket(self) -> str:
+        name = f"ollamakit-{uuid.uuid4().hex[:16]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        if self.proc:
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch) -> str:
+    """A fresh bucket, with this process's environment pointing the s3 driver at it."""
+    bucket = s3_server.new_bucket()
+    for name, value in s3_server.env(bucket).items():
+        monkeypatch.setenv(name, value)
+    return bucket
+
+
+@pytest.fixture(autouse=True)
+def _bucket_for_s3_driver(request):
+    """Tests parametrized over storage drivers reach ``s3`` with a bucket of their own."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "s3" in callspec.params.values():
+        request.getfixturevalue("s3_bucket")

@@ -1,6 +1,12 @@
 """A real S3 server for tests: moto's standalone server (S3's REST protocol, conditional writes
 included) in a process of its own on loopback, and a fresh bucket per test.
 
+moto checks a write's condition (``If-None-Match: *``, ``If-Match``) and then writes, with no
+lock between, so two racing conditional writes to one key can both succeed where S3 lets one.
+The server here is moto's application with one addition: writes of whole objects to the same
+key (PUT, DELETE, completing a multipart upload) take turns, which makes each condition and its
+write atomic, as they are on S3. Everything else, parts included, runs concurrently.
+
 Loaded by ``tests/conftest.py``; a test whose storage driver parameter is ``s3`` (the storage
 contract over every installed driver, for one) gets a fresh bucket without asking.
 """
@@ -11,6 +17,7 @@ import functools
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -22,7 +29,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 class S3Server:
-    """``moto.server`` on a free loopback port, with the environment boto3 needs to reach it."""
+    """moto's S3 server on a free loopback port, with the environment boto3 needs to reach it."""
 
     def __init__(self, folder: Path):
         self.port = free_port()
@@ -46,10 +53,10 @@ class S3Server:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.log = open(self.folder / f"moto-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "ollamakit_s3store.testing", str(self.port)],
             env={**os.environ, **self.env()}, stdout=self.log, stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(f"moto.server exited with {self.proc.returncode}"))
+        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(f"the S3 server exited with {self.proc.returncode}"))
         return self
 
     @functools.cached_property
@@ -95,3 +102,45 @@ def _bucket_for_s3_driver(request):
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and "s3" in callspec.params.values():
         request.getfixturevalue("s3_bucket")
+
+
+class KeyTurns:
+    """WSGI middleware: whole-object writes to one key take turns (see the module's doc)."""
+
+    def __init__(self, app):
+        self.app = app
+        self._locks: dict[str, list] = {}  # path -> [lock, users]
+        self._guard = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        query, method = environ.get("QUERY_STRING", ""), environ["REQUEST_METHOD"]
+        whole = (method == "PUT" and "partNumber" not in query) or (method == "DELETE" and "uploadId" not in query) or (
+            method == "POST" and "uploadId" in query
+        )
+        if not whole:
+            return self.app(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        with self._guard:
+            entry = self._locks.setdefault(path, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                # the whole response is made under the lock (moto answers with a list)
+                return list(self.app(environ, start_response))
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[path]
+
+
+def serve(port: int) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = KeyTurns(DomainDispatcherApplication(create_backend_app))
+    make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

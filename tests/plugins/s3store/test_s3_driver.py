@@ -1,0 +1,355 @@
+"""The s3 driver's own behaviour, beyond the storage contract (which runs it too): multipart
+uploads, ranged reads, the blob cache, conditional manifest writes and sweeps that spare leased
+blobs, all against moto's S3 server on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ollamakit import manifest as mf
+from ollamakit.config import Settings
+from ollamakit.errors import BadRequest, DigestMismatch
+from ollamakit.kernel import make_kernel
+from ollamakit.names import ModelName
+from ollamakit_s3store import cache as cache_module
+from ollamakit_s3store import transfer
+
+PART = 5 << 20  # S3's smallest part: uploads of a few parts stay quick
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def small_parts(monkeypatch):
+    monkeypatch.setattr(transfer, "PART_SIZE", PART)
+
+
+@pytest.fixture
+def make(s3_bucket, tmp_path, monkeypatch):
+    """Kernels on the test's bucket, each with a models folder (its cache) of its own, as
+    replicas on separate machines have."""
+    kernels = []
+
+    def make(name="a", **env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value))
+        kernel = make_kernel(Settings(models_dir=tmp_path / name, storage="s3"))
+        kernels.append(kernel)
+        return kernel
+
+    yield make
+    for kernel in kernels:
+        kernel.close()
+
+
+@pytest.fixture
+def storage(make):
+    return make().storage
+
+
+def scratch(storage, data: bytes) -> Path:
+    path = storage.scratch_dir() / f"upload-{time.monotonic_ns()}"
+    path.write_bytes(data)
+    return path
+
+
+def uploads_in_flight(storage) -> list:
+    return storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", [])
+
+
+def test_a_large_blob_goes_up_in_parts_and_comes_back_whole(storage, make):
+    data = os.urandom(2 * PART + 12345)
+    digest = digest_of(data)
+    assert storage.put_blob(digest, scratch(storage, data)) is True
+    head = storage.client.head_object(Bucket=storage.bucket, Key=f"blobs/sha256-{digest[7:]}")
+    assert head["ETag"].strip('"').endswith("-3"), "a multipart object's ETag counts its parts"
+    other = make("b").storage  # another replica: an empty cache, so this downloads
+    path = other.blob_path(digest)
+    assert path.read_bytes() == data and path.parent == other.cache.folder
+    assert abs(path.stat().st_mtime - head["LastModified"].timestamp()) < 1, "the copy carries the object's time"
+
+
+def test_a_part_upload_that_does_not_hash_to_its_digest_is_aborted(storage):
+    data = os.urandom(2 * PART + 1)
+    claimed = digest_of(data[:-1] + b"\x00")
+    source = scratch(storage, data)
+    with pytest.raises(DigestMismatch):
+        storage.put_blob(claimed, source)
+    assert not source.exists()
+    assert list(storage.list_blobs()) == [] and uploads_in_flight(storage) == []
+    assert not storage.cache.path(claimed).exists()
+
+
+def test_a_failed_part_aborts_the_upload(storage, monkeypatch):
+    data = os.urandom(2 * PART + 1)
+    real = storage.client.upload_part
+    calls = []
+
+    def flaky(**kwargs):
+        calls.append(kwargs["PartNumber"])
+        if kwargs["PartNumber"] == 2:
+            raise ConnectionError("network gone")
+        return real(**kwargs)
+
+    monkeypatch.setattr(storage.client, "upload_part", flaky)
+    with pytest.raises(ConnectionError):
+        storage.put_blob(digest_of(data), scratch(storage, data))
+    assert 2 in calls and uploads_in_flight(storage) == [] and list(storage.list_blobs()) == []
+
+
+def test_two_replicas_uploading_one_blob_make_one_new(make):
+    data = os.urandom(PART + 7)
+    digest = digest_of(data)
+    replicas = [make(name).storage for name in "abcd"]
+    barrier = threading.Barrier(len(replicas))
+
+    def put(storage):
+        source = scratch(storage, data)
+        barrier.wait()
+        return storage.put_blob(digest, source)
+
+    with ThreadPoolExecutor(len(replicas)) as pool:
+        results = list(pool.map(put, replicas))
+    assert results.count(True) == 1, results
+    assert uploads_in_flight(replicas[0]) == []
+    with replicas[0].open_blob(digest) as fh:
+        assert fh.read() == data
+
+
+def test_ranged_reads_stream_without_filling_the_cache(storage, make):
+    data = os.urandom(3 << 20)
+    digest = digest_of(data)
+    storage.put_blob(digest, scratch(storage, data))
+    other = make("b").storage
+    with other.open_blob(digest) as fh:
+        fh.seek(1_000_000)
+        assert fh.read(10) == data[1_000_000:1_000_010]
+        fh.seek(-5, os.SEEK_END)
+        assert fh.read() == data[-5:]
+        fh.seek(0)
+        assert fh.read() == data
+    assert other.cache.get(digest) is None
+    with pytest.raises(FileNotFoundError):
+        other.open_blob(digest_of(b"absent"))
+
+
+def test_a_corrupt_object_is_never_cached(storage, make):
+    data = b"the real bytes" * 1000
+    digest = digest_of(data)
+    storage.client.put_object(Bucket=storage.bucket, Key=f"blobs/sha256-{digest[7:]}", Body=data[:-1] + b"!")
+    other = make("b").storage
+    with pytest.raises(DigestMismatch):
+        other.blob_path(digest)
+    assert not other.cache.path(digest).exists()
+    assert [p.name for p in other.scratch_dir().iterdir()] == []
+
+
+def test_concurrent_loads_of_one_blob_download_it_once(storage, make, monkeypatch):
+    data = os.urandom(PART * 2)
+    digest = digest_of(data)
+    storage.put_blob(digest, scratch(storage, data))
+    other = make("b").storage
+    downloads = []
+    real = transfer.download_to
+    monkeypatch.setattr("ollamakit_s3store.download_to", lambda *a: downloads.append(1) or real(*a))
+    with ThreadPoolExecutor(6) as pool:
+        paths = set(pool.map(lambda _: other.blob_path(digest), range(6)))
+    assert len(paths) == 1 and len(downloads) == 1
+    assert paths.pop().read_bytes() == data
+
+
+def test_the_cache_keeps_its_bound_least_recently_used_first(storage, make, monkeypatch):
+    monkeypatch.setattr(cache_module, "PIN_SECONDS", 0.0)
+    blobs = [os.urandom(100_000) for _ in range(4)]
+    digests = [digest_of(b) for b in blobs]
+    for data in blobs:
+        storage.put_blob(digest_of(data), scratch(storage, data))
+    other = make("b", OLLAMAKIT_S3_CACHE_SIZE=250_000).storage
+    other.blob_path(digests[0])
+    other.blob_path(digests[1])
+    other.blob_path(digests[0])  # used again: digests[1] is now the least recent
+    other.blob_path(digests[2])
+    cached = {d for d in digests if other.cache.path(d).exists()}
+    assert cached == {digests[0], digests[2]} and other.cache.size <= 250_000
+
+
+def test_a_blob_in_use_is_never_evicted(storage, make, monkeypatch):
+    monkeypatch.setattr(cache_module, "PIN_SECONDS", 0.0)
+    blobs = [os.urandom(100_000) for _ in range(3)]
+    for data in blobs:
+        storage.put_blob(digest_of(data), scratch(storage, data))
+    other = make("b", OLLAMAKIT_S3_CACHE_SIZE=150_000).storage
+    import mmap
+
+    with open(other.blob_path(digest_of(blobs[0])), "rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # as the engine maps weights
+    try:
+        other.blob_path(digest_of(blobs[1]))
+        other.blob_path(digest_of(blobs[2]))
+        assert other.cache.path(digest_of(blobs[0])).exists(), "the mapped blob was evicted"
+        assert mapped[:100] == blobs[0][:100]
+        assert not other.cache.path(digest_of(blobs[1])).exists()
+    finally:
+        mapped.close()
+
+
+def test_the_cache_survives_a_restart_and_serves_without_the_network(storage, make, monkeypatch):
+    data = os.urandom(50_000)
+    digest = digest_of(data)
+    storage.put_blob(digest, scratch(storage, data))
+    first = make("b").storage
+    path = first.blob_path(digest)
+    again = make("b").storage  # the same models folder: a restarted replica
+    monkeypatch.setattr(again.client, "get_object", None)  # any download would fail
+    assert again.blob_path(digest) == path and path.read_bytes() == data
+
+
+def test_prune_reads_object_times_without_fetching_blobs(make):
+    kernel = make("a", OLLAMAKIT_S3_GC_GRACE=3600)
+    storage = kernel.storage
+    data = b"unreferenced" * 100
+    digest = digest_of(data)
+    storage.client.put_object(Bucket=storage.bucket, Key=f"blobs/sha256-{digest[7:]}", Body=data)
+    assert kernel.store.prune(grace_seconds=3600) == []  # young
+    assert kernel.store.prune(grace_seconds=-1) == [digest]
+    assert not storage.cache.path(digest).exists()
+
+
+def manifest_over(store, *payloads: bytes) -> mf.Manifest:
+    config = mf.Layer(mf.CONFIG_MEDIA_TYPE, *store.add_bytes(b'{"model_format":"gguf"}'))
+    return mf.Manifest(config, [mf.Layer(mf.MODEL, *store.add_bytes(p)) for p in payloads])
+
+
+def test_manifest_writes_are_conditional_on_what_was_there(storage, monkeypatch):
+    parts = ("registry.ollama.ai", "library", "tiny", "latest")
+    sent = []
+    real = storage.client.put_object
+
+    def spy(**kwargs):
+        if "manifests/" in kwargs["Key"]:
+            sent.append({k: v for k, v in kwargs.items() if k.startswith("If")})
+        return real(**kwargs)
+
+    monkeypatch.setattr(storage.client, "put_object", spy)
+    storage.write_manifest(parts, b"first")
+    storage.write_manifest(parts, b"second")
+    etag = storage.client.head_object(Bucket=storage.bucket, Key="manifests/" + "/".join(parts))["ETag"]
+    assert sent[0] == {"IfNoneMatch": "*"} and set(sent[1]) == {"IfMatch"} and sent[1]["IfMatch"] != etag
+
+
+def test_a_write_that_loses_the_race_retries_on_what_won(storage, monkeypatch):
+    """Another replica writes between this one's look and its write: S3 refuses the write
+    (412), and the driver writes again over the version it now sees."""
+    parts = ("registry.ollama.ai", "library", "tiny", "latest")
+    storage.write_manifest(parts, b"old")
+    real_head = storage._head
+    interfered = []
+
+    def head_then_interfere(key):
+        found = real_head(key)
+        if "manifests/" in key and not interfered:
+            interfered.append(1)
+            storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"another replica's")
+        return found
+
+    monkeypatch.setattr(storage, "_head", head_then_interfere)
+    storage.write_manifest(parts, b"mine")
+    assert interfered and storage.read_manifest(parts) == b"mine"
+
+
+def test_a_delete_never_removes_a_manifest_written_after_it_looked(storage, monkeypatch):
+    parts = ("registry.ollama.ai", "library", "tiny", "latest")
+    storage.write_manifest(parts, b"old")
+    real_head = storage._head
+    deletes = []
+    real_delete = storage.client.delete_object
+
+    def head_then_interfere(key):
+        found = real_head(key)
+        if "manifests/" in key and len(deletes) == 0:
+            storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"rewritten")
+        return found
+
+    def spy(**kwargs):
+        deletes.append(kwargs.get("IfMatch"))
+        return real_delete(**kwargs)
+
+    monkeypatch.setattr(storage, "_head", head_then_interfere)
+    monkeypatch.setattr(storage.client, "delete_object", spy)
+    storage.delete_manifest(parts)
+    assert len(deletes) == 2 and all(deletes), "the first, stale, delete was refused and retried"
+    assert storage.read_manifest(parts) is None
+
+
+def test_a_sweep_spares_a_blob_another_replica_is_referencing(make):
+    writer, sweeper = make("a"), make("b")
+    data = b"weights shared by a model being deleted and one being written"
+    manifest = manifest_over(writer.store, data)
+    digest = digest_of(data)
+    name = f"sha256-{digest[7:]}"
+    writer.storage.leases.take(name)  # the writer is between its check and its manifest
+    assert sweeper.store.collect_garbage([digest]) == [digest]  # the kernel asked ...
+    assert sweeper.storage.has_blob(digest), "... and the driver kept the leased blob"
+    writer.store.write_manifest(ModelName.parse("kept"), manifest)
+    assert writer.store.get("kept") is not None
+
+
+def test_a_lease_expires_after_the_grace_period(make):
+    writer, sweeper = make("a"), make("b", OLLAMAKIT_S3_GC_GRACE=1)
+    data = b"weights of an abandoned create"
+    digest = digest_of(data)
+    writer.store.add_bytes(data)
+    writer.storage.leases.take(f"sha256-{digest[7:]}")
+    sweeper.storage.delete_blob(digest)
+    assert sweeper.storage.has_blob(digest)
+    time.sleep(2.1)
+    sweeper.storage.delete_blob(digest)
+    assert not sweeper.storage.has_blob(digest)
+    leases = sweeper.storage.client.list_objects_v2(Bucket=sweeper.storage.bucket, Prefix="leases/")
+    assert leases.get("KeyCount", 0) == 0, "the expired lease went with it"
+
+
+def test_a_blob_swept_before_the_lease_is_put_back_from_the_cache(make):
+    writer, sweeper = make("a"), make("b")
+    data = b"weights the writer has locally"
+    manifest = manifest_over(writer.store, data)
+    digest = digest_of(data)
+    sweeper.storage.delete_blob(digest)  # swept between the kernel's check and the lease
+    assert not writer.storage.has_blob(digest)
+    writer.storage.write_manifest(ModelName.parse("kept").parts, manifest.to_bytes())
+    assert writer.storage.has_blob(digest)
+
+
+def test_a_manifest_over_a_swept_blob_nobody_has_is_refused(make, monkeypatch):
+    monkeypatch.setattr(cache_module, "PIN_SECONDS", 0.0)
+    writer, sweeper = make("a"), make("b")
+    manifest = manifest_over(writer.store, b"weights")
+    digest = digest_of(b"weights")
+    writer.storage.cache.discard(digest)
+    sweeper.storage.delete_blob(digest)
+    with pytest.raises(BadRequest):
+        writer.storage.write_manifest(ModelName.parse("broken").parts, manifest.to_bytes())
+    assert list(writer.storage.list_manifests()) == []
+
+
+def test_start_up_aborts_uploads_left_by_a_replica_that_died(make):
+    storage = make("a", OLLAMAKIT_S3_GC_GRACE=0).storage
+    storage.client.create_multipart_upload(Bucket=storage.bucket, Key="blobs/sha256-" + "a" * 64)
+    time.sleep(1.1)
+    storage.remove_leftovers()
+    assert uploads_in_flight(storage) == []
+
+
+def test_without_a_bucket_the_driver_says_what_it_needs(tmp_path, monkeypatch):
+    monkeypatch.delenv("OLLAMAKIT_S3_BUCKET", raising=False)
+    with pytest.raises(ValueError, match="OLLAMAKIT_S3_BUCKET"):
+        make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage

@@ -24,10 +24,12 @@ from __future__ import annotations
 import io
 import logging
 import os
+import random
 import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from botocore.exceptions import ClientError
 
 from ollamakit import manifest as mf
 from ollamakit.digests import blob_filename, is_digest, parse_digest
-from ollamakit.errors import BadRequest
+from ollamakit.errors import BadRequest, OllamaError
 from ollamakit.interfaces import Storage
 from ollamakit.names import ModelName
 from ollamakit.scratch import OwnedFolder, remove_dead
@@ -58,8 +60,16 @@ log = logging.getLogger(__name__)
 SCRATCH_PREFIX = "sha256-tmp-"  # this process's temporary folder in the cache, as fs names it
 DEFAULT_CACHE_SIZE = "100G"
 DEFAULT_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
-WRITE_ATTEMPTS = 8  # conditional manifest writes retried when another replica wrote in between
+WRITE_ATTEMPTS = 12  # conditional manifest writes retried when another replica wrote in between
+VERSIONS_KEPT = 4096  # manifests whose last seen ETag is remembered
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+
+
+def backoff(attempt: int) -> None:
+    """Before another try of a write that lost a race: a random wait that doubles each time,
+    so that the writers of one name stop colliding."""
+    if attempt:
+        time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 7)))
 
 
 def parse_size(text: str) -> int:
@@ -102,6 +112,8 @@ class S3Storage(Storage):
         blobs.mkdir(parents=True, exist_ok=True)
         self.cache = BlobCache(blobs.resolve(), parse_size(os.environ.get("OLLAMAKIT_S3_CACHE_SIZE") or DEFAULT_CACHE_SIZE))
         self._scratch = OwnedFolder(self.cache.folder, SCRATCH_PREFIX)
+        self._versions: OrderedDict[str, str | None] = OrderedDict()
+        self._versions_lock = threading.Lock()
 
     # -- keys
 
@@ -196,27 +208,50 @@ class S3Storage(Storage):
     def read_manifest(self, parts) -> bytes | None:
         key = self._manifest_key(parts)
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if is_missing(exc):
+                self._saw(key, None)
                 return None
             raise
-        with body:
+        self._saw(key, response["ETag"])
+        with response["Body"] as body:
             return body.read(mf.MAX_MANIFEST_BYTES + 1)  # a bigger one fails to parse, bounded
+
+    def _saw(self, key: str, etag: str | None) -> None:
+        """Remember the version of a manifest last seen (None: absent). The kernel reads a
+        name just before it replaces or deletes it, so that version is the one to condition on."""
+        with self._versions_lock:
+            self._versions[key] = etag
+            self._versions.move_to_end(key)
+            while len(self._versions) > VERSIONS_KEPT:
+                self._versions.popitem(last=False)
+
+    def _version(self, key: str, fresh: bool) -> tuple[bool, str | None]:
+        """(exists, ETag) of manifest ``key``: as last seen, or asked anew when ``fresh``."""
+        if not fresh:
+            with self._versions_lock:
+                if key in self._versions:
+                    etag = self._versions[key]
+                    return etag is not None, etag
+        head = self._head(key)
+        return head is not None, head and head["ETag"]
 
     def write_manifest(self, parts, data: bytes) -> None:
         key = self._manifest_key(parts)
         self._hold_blobs(data)
-        for _ in range(WRITE_ATTEMPTS):
-            head = self._head(key)
-            condition = {"IfMatch": head["ETag"]} if head else {"IfNoneMatch": "*"}
+        for attempt in range(WRITE_ATTEMPTS):
+            backoff(attempt)
+            exists, etag = self._version(key, fresh=attempt > 0)
+            condition = {"IfMatch": etag} if exists else {"IfNoneMatch": "*"}
             try:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition)
+                self._saw(key, self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition)["ETag"])
                 return
             except ClientError as exc:
-                if not is_precondition_failure(exc):
+                # 404: the version we would replace was deleted meanwhile (S3 answers If-Match so)
+                if not (is_precondition_failure(exc) or is_missing(exc)):
                     raise
-        raise BadRequest("the model is being written by another request; try again")
+        raise OllamaError("the model is being written by other requests; try again", 409)
 
     def _hold_blobs(self, data: bytes) -> None:
         """Lease every blob the manifest ``data`` references, then check each is there: from
@@ -248,19 +283,22 @@ class S3Storage(Storage):
 
     def delete_manifest(self, parts) -> None:
         key = self._manifest_key(parts)
-        for _ in range(WRITE_ATTEMPTS):
-            head = self._head(key)
-            if head is None:
+        for attempt in range(WRITE_ATTEMPTS):
+            backoff(attempt)
+            exists, etag = self._version(key, fresh=attempt > 0)
+            if not exists:
                 return
             try:
-                self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=head["ETag"])
+                self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+                self._saw(key, None)
                 return
             except ClientError as exc:
                 if is_missing(exc):
+                    self._saw(key, None)
                     return
                 if not is_precondition_failure(exc):
                     raise
-        raise BadRequest("the model is being written by another request; try again")
+        raise OllamaError("the model is being written by other requests; try again", 409)
 
     def list_manifests(self):
         start = len(self.prefix) + len("manifests/")

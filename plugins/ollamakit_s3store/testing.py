@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -102,6 +103,63 @@ def _bucket_for_s3_driver(request):
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and "s3" in callspec.params.values():
         request.getfixturevalue("s3_bucket")
+
+
+HAPROXY = "/usr/sbin/haproxy"
+
+
+def haproxy_binary() -> str | None:
+    return HAPROXY if Path(HAPROXY).exists() else shutil.which("haproxy")
+
+
+def requires_haproxy() -> None:
+    if haproxy_binary() is None:
+        message = "haproxy is not installed (scripts/test.sh installs Debian's haproxy)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI runs scripts/test.sh as root: a missing haproxy is a set-up bug
+        pytest.skip(message)
+
+
+class Balancer:
+    """HAProxy on a free loopback port in front of ``servers`` ((host, port) pairs): round robin,
+    health checks on ``GET /`` every ``check`` seconds (a replica that fails one is out, one
+    success brings it back), and a request whose connection fails goes to another replica.
+    docs/replicas.md explains each line; production checks less often."""
+
+    def __init__(self, folder: Path, servers: list[tuple[str, int]], check: float = 0.2):
+        self.folder = Path(folder)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.servers, self.check = servers, check
+        self.proc = None
+
+    def config(self) -> str:
+        backends = "".join(f"    server replica{i} {host}:{port} check\n" for i, (host, port) in enumerate(self.servers))
+        inter = f"{int(self.check * 1000)}ms"
+        return (
+            "global\n    maxconn 1024\n"
+            "defaults\n    mode http\n    timeout connect 2s\n    timeout client 300s\n    timeout server 300s\n"
+            "    retries 3\n    option redispatch 1\n    retry-on conn-failure empty-response\n"
+            f"frontend ollama\n    bind 127.0.0.1:{self.port}\n    default_backend replicas\n"
+            "backend replicas\n    balance roundrobin\n"
+            "    option httpchk\n    http-check send meth GET uri /\n    http-check expect status 200\n"
+            f"    default-server inter {inter} fall 1 rise 1\n{backends}"
+        )
+
+    def start(self, timeout: float = 20.0) -> Balancer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "haproxy.cfg"
+        config.write_text(self.config())
+        self.log = open(self.folder / "haproxy.log", "wb")
+        self.proc = subprocess.Popen([haproxy_binary(), "-db", "-f", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(
+            f"haproxy exited: {(self.folder / 'haproxy.log').read_text()[-500:]}"))
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        if self.proc:
+            self.log.close()
 
 
 class KeyTurns:

@@ -229,65 +229,74 @@ def manifest_over(store, *payloads: bytes) -> mf.Manifest:
     return mf.Manifest(config, [mf.Layer(mf.MODEL, *store.add_bytes(p)) for p in payloads])
 
 
-def test_manifest_writes_are_conditional_on_what_was_there(storage, monkeypatch):
-    parts = ("registry.ollama.ai", "library", "tiny", "latest")
-    sent = []
-    real = storage.client.put_object
+PARTS = ("registry.ollama.ai", "library", "tiny", "latest")
+KEY = "manifests/" + "/".join(PARTS)
+
+
+def spy_on(storage, monkeypatch, operation: str) -> list[dict]:
+    """The conditions each call of ``operation`` on a manifest sent."""
+    sent, real = [], getattr(storage.client, operation)
 
     def spy(**kwargs):
-        if "manifests/" in kwargs["Key"]:
+        if kwargs["Key"] == KEY:
             sent.append({k: v for k, v in kwargs.items() if k.startswith("If")})
         return real(**kwargs)
 
-    monkeypatch.setattr(storage.client, "put_object", spy)
-    storage.write_manifest(parts, b"first")
-    storage.write_manifest(parts, b"second")
-    etag = storage.client.head_object(Bucket=storage.bucket, Key="manifests/" + "/".join(parts))["ETag"]
-    assert sent[0] == {"IfNoneMatch": "*"} and set(sent[1]) == {"IfMatch"} and sent[1]["IfMatch"] != etag
+    monkeypatch.setattr(storage.client, operation, spy)
+    return sent
 
 
-def test_a_write_that_loses_the_race_retries_on_what_won(storage, monkeypatch):
-    """Another replica writes between this one's look and its write: S3 refuses the write
-    (412), and the driver writes again over the version it now sees."""
-    parts = ("registry.ollama.ai", "library", "tiny", "latest")
-    storage.write_manifest(parts, b"old")
-    real_head = storage._head
-    interfered = []
-
-    def head_then_interfere(key):
-        found = real_head(key)
-        if "manifests/" in key and not interfered:
-            interfered.append(1)
-            storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"another replica's")
-        return found
-
-    monkeypatch.setattr(storage, "_head", head_then_interfere)
-    storage.write_manifest(parts, b"mine")
-    assert interfered and storage.read_manifest(parts) == b"mine"
+def test_manifest_writes_are_conditional_on_the_version_seen(storage, monkeypatch):
+    puts = spy_on(storage, monkeypatch, "put_object")
+    storage.write_manifest(PARTS, b"first")
+    first = storage.client.head_object(Bucket=storage.bucket, Key=KEY)["ETag"]
+    storage.write_manifest(PARTS, b"second")
+    assert puts == [{"IfNoneMatch": "*"}, {"IfMatch": first}]
 
 
-def test_a_delete_never_removes_a_manifest_written_after_it_looked(storage, monkeypatch):
-    parts = ("registry.ollama.ai", "library", "tiny", "latest")
-    storage.write_manifest(parts, b"old")
-    real_head = storage._head
-    deletes = []
-    real_delete = storage.client.delete_object
+def test_a_write_that_loses_the_race_is_refused_and_made_again_on_what_won(make, monkeypatch):
+    mine, theirs = make("a").storage, make("b").storage
+    mine.write_manifest(PARTS, b"old")
+    assert mine.read_manifest(PARTS) == b"old"  # the kernel reads a name before replacing it
+    theirs.write_manifest(PARTS, b"another replica's")  # ... and another replica writes meanwhile
+    puts = spy_on(mine, monkeypatch, "put_object")
+    mine.write_manifest(PARTS, b"mine")
+    assert len(puts) == 2 and puts[0]["IfMatch"] != puts[1]["IfMatch"], "the stale write was refused (412)"
+    assert theirs.read_manifest(PARTS) == b"mine"
 
-    def head_then_interfere(key):
-        found = real_head(key)
-        if "manifests/" in key and len(deletes) == 0:
-            storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"rewritten")
-        return found
 
-    def spy(**kwargs):
-        deletes.append(kwargs.get("IfMatch"))
-        return real_delete(**kwargs)
+def test_a_create_racing_another_create_of_a_new_name_is_refused_then_replaces_it(make, monkeypatch):
+    mine, theirs = make("a").storage, make("b").storage
+    assert mine.read_manifest(PARTS) is None
+    theirs.write_manifest(PARTS, b"theirs")
+    puts = spy_on(mine, monkeypatch, "put_object")
+    mine.write_manifest(PARTS, b"mine")
+    assert puts[0] == {"IfNoneMatch": "*"} and "IfMatch" in puts[1]
+    assert theirs.read_manifest(PARTS) == b"mine"
 
-    monkeypatch.setattr(storage, "_head", head_then_interfere)
-    monkeypatch.setattr(storage.client, "delete_object", spy)
-    storage.delete_manifest(parts)
-    assert len(deletes) == 2 and all(deletes), "the first, stale, delete was refused and retried"
-    assert storage.read_manifest(parts) is None
+
+def test_a_delete_never_removes_a_version_it_did_not_see(make, monkeypatch):
+    mine, theirs = make("a").storage, make("b").storage
+    mine.write_manifest(PARTS, b"old")
+    assert mine.read_manifest(PARTS) == b"old"
+    theirs.write_manifest(PARTS, b"rewritten")
+    deletes = spy_on(mine, monkeypatch, "delete_object")
+    mine.delete_manifest(PARTS)
+    assert len(deletes) == 2 and deletes[0]["IfMatch"] != deletes[1]["IfMatch"], "the stale delete was refused"
+    assert theirs.read_manifest(PARTS) is None
+
+
+def test_writes_racing_on_one_name_all_land_whole(make):
+    replicas = [make(name).storage for name in "abc"]
+    payloads = {os.urandom(8).hex().encode() * 1000 for _ in range(30)}
+
+    def write(item):
+        index, data = item
+        replicas[index % 3].write_manifest(PARTS, data)
+
+    with ThreadPoolExecutor(9) as pool:
+        list(pool.map(write, enumerate(payloads)))
+    assert replicas[0].read_manifest(PARTS) in payloads
 
 
 def test_a_sweep_spares_a_blob_another_replica_is_referencing(make):

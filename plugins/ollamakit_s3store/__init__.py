@@ -33,7 +33,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ollamakit import manifest as mf
 from ollamakit.digests import blob_filename, is_digest, parse_digest
@@ -106,6 +106,10 @@ class S3Storage(Storage):
         self.prefix = prefix + "/" if prefix else ""
         grace = float(os.environ.get("OLLAMAKIT_S3_GC_GRACE") or DEFAULT_GRACE)
         self.client = make_client()
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise ValueError(f"the s3 storage driver cannot use bucket {self.bucket!r}: {exc}") from None
         self.leases = Leases(self.client, self.bucket, self.prefix, uuid.uuid4().hex, grace)
         root = Path(kernel.settings.models_dir)
         blobs = (root / "blobs").resolve() if root.exists() else root / "blobs"
@@ -178,7 +182,10 @@ class S3Storage(Storage):
                 written = upload_file(self.client, self.bucket, key, digest, source)
             except AlreadyExists:
                 return False
-            self.cache.adopt(digest, source, written or time.time())  # the local copy is the cache's
+            try:
+                self.cache.adopt(digest, source, written or time.time())  # the local copy is the cache's
+            except OSError as exc:  # on another filesystem, say: the cache fills when it is used
+                log.info("blob %s stored, not cached: %s", digest, exc)
             return True
         finally:
             source.unlink(missing_ok=True)
@@ -317,6 +324,13 @@ class S3Storage(Storage):
         multipart uploads and leases left older than the grace period (by replicas that died
         mid-upload, for one)."""
         remove_dead(self.cache.folder, SCRATCH_PREFIX)
+        try:
+            self._abort_stale_uploads()
+            self.leases.remove_expired()
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("leftovers in the bucket stay until the next start-up: %s", exc)
+
+    def _abort_stale_uploads(self) -> None:
         now = time.time()
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/"):
@@ -324,10 +338,10 @@ class S3Storage(Storage):
             for upload in page.get("Uploads", []):
                 if now - upload["Initiated"].timestamp() > self.leases.grace:
                     abort(self.client, self.bucket, upload["Key"], upload["UploadId"])
-        self.leases.remove_expired()
 
     def close(self) -> None:
         self._scratch.close()
+        self.client.close()
 
     def close_at_signal(self) -> None:
         self._scratch.remove_now()

@@ -362,3 +362,9 @@ def test_without_a_bucket_the_driver_says_what_it_needs(tmp_path, monkeypatch):
     monkeypatch.delenv("OLLAMAKIT_S3_BUCKET", raising=False)
     with pytest.raises(ValueError, match="OLLAMAKIT_S3_BUCKET"):
         make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage
+
+
+def test_a_bucket_that_cannot_be_used_is_named_at_start(s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("OLLAMAKIT_S3_BUCKET", "no-such-bucket")
+    with pytest.raises(ValueError, match="no-such-bucket"):
+        make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage

@@ -65,6 +65,11 @@ VERSIONS_KEPT = 4096  # manifests whose last seen ETag is remembered
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 
 
+def setting(name: str) -> str:
+    """An environment variable, trimmed of spaces and quotes as the kernel's settings are."""
+    return os.environ.get(name, "").strip().strip("'\"")
+
+
 def backoff(attempt: int) -> None:
     """Before another try of a write that lost a race: a random wait that doubles each time,
     so that the writers of one name stop colliding."""
@@ -99,22 +104,25 @@ def make_client():
 class S3Storage(Storage):
     def __init__(self, kernel):
         super().__init__(kernel)
-        self.bucket = os.environ.get("OLLAMAKIT_S3_BUCKET", "")
+        self.bucket = setting("OLLAMAKIT_S3_BUCKET")
         if not self.bucket:
             raise ValueError("the s3 storage driver needs OLLAMAKIT_S3_BUCKET (and boto3's usual endpoint and credentials)")
-        prefix = os.environ.get("OLLAMAKIT_S3_PREFIX", "").strip("/")
+        prefix = setting("OLLAMAKIT_S3_PREFIX").strip("/")
         self.prefix = prefix + "/" if prefix else ""
-        grace = float(os.environ.get("OLLAMAKIT_S3_GC_GRACE") or DEFAULT_GRACE)
+        try:
+            grace = float(setting("OLLAMAKIT_S3_GC_GRACE") or DEFAULT_GRACE)
+            cache_size = parse_size(setting("OLLAMAKIT_S3_CACHE_SIZE") or DEFAULT_CACHE_SIZE)
+        except ValueError as exc:
+            raise ValueError(f"the s3 storage driver's settings: {exc}") from None
         self.client = make_client()
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise ValueError(f"the s3 storage driver cannot use bucket {self.bucket!r}: {exc}") from None
         self.leases = Leases(self.client, self.bucket, self.prefix, uuid.uuid4().hex, grace)
-        root = Path(kernel.settings.models_dir)
-        blobs = (root / "blobs").resolve() if root.exists() else root / "blobs"
+        blobs = Path(kernel.settings.models_dir) / "blobs"
         blobs.mkdir(parents=True, exist_ok=True)
-        self.cache = BlobCache(blobs.resolve(), parse_size(os.environ.get("OLLAMAKIT_S3_CACHE_SIZE") or DEFAULT_CACHE_SIZE))
+        self.cache = BlobCache(blobs.resolve(), cache_size)
         self._scratch = OwnedFolder(self.cache.folder, SCRATCH_PREFIX)
         self._versions: OrderedDict[str, str | None] = OrderedDict()
         self._versions_lock = threading.Lock()

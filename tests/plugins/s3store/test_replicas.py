@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -122,9 +123,11 @@ def test_a_model_made_through_one_replica_answers_through_the_others(cluster, we
             reply = other.post("/api/generate", json={"model": "made-on-0", "prompt": "hi", "stream": False,
                                                       "options": {"num_predict": 2, "temperature": 0}})
             assert reply.status_code == 200 and reply.json()["done"], reply.text
-            # each replica ran it from its own cache, filled from the bucket
-            assert any(p.name.startswith("sha256-") and p.stat().st_size == len(weights)
-                       for p in (cluster.replicas[index].models_dir / "blobs").iterdir())
+            # each replica runs it from its own cache, filled from the bucket, and has the file
+            # mapped while the model is loaded: what keeps the cache from evicting it
+            cached = (cluster.replicas[index].models_dir / "blobs" / f"sha256-{digest_of(weights)[7:]}").resolve()
+            assert cached.read_bytes() == weights
+            assert str(cached) in Path(f"/proc/{cluster.replicas[index].proc.pid}/maps").read_text()
             ps = other.get("/api/ps").json()["models"]
             assert [m["name"] for m in ps] == ["made-on-0:latest"]  # /api/ps is per replica
     with cluster.direct(0) as first:

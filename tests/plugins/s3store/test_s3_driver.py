@@ -368,3 +368,46 @@ def test_a_bucket_that_cannot_be_used_is_named_at_start(s3_bucket, tmp_path, mon
     monkeypatch.setenv("OLLAMAKIT_S3_BUCKET", "no-such-bucket")
     with pytest.raises(ValueError, match="no-such-bucket"):
         make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage
+
+
+def test_the_test_server_makes_conditional_writes_atomic(s3_server, s3_bucket):
+    """What the driver relies on, as S3 guarantees it: of racing If-None-Match completions of
+    one key exactly one succeeds. (moto's own server lets several through with parts this
+    large: its check and its write are apart.)"""
+    client = s3_server.client
+    part = os.urandom(PART + 1)
+
+    def race(contenders: int) -> int:
+        client.delete_object(Bucket=s3_bucket, Key="contended")
+        barrier = threading.Barrier(contenders)
+
+        def complete(_) -> bool:
+            upload = client.create_multipart_upload(Bucket=s3_bucket, Key="contended")["UploadId"]
+            etag = client.upload_part(Bucket=s3_bucket, Key="contended", UploadId=upload, PartNumber=1, Body=part)["ETag"]
+            barrier.wait()
+            try:
+                client.complete_multipart_upload(Bucket=s3_bucket, Key="contended", UploadId=upload, IfNoneMatch="*",
+                                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+                return True
+            except client.exceptions.ClientError as exc:
+                assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+                client.abort_multipart_upload(Bucket=s3_bucket, Key="contended", UploadId=upload)
+                return False
+
+        with ThreadPoolExecutor(contenders) as pool:
+            return list(pool.map(complete, range(contenders))).count(True)
+
+    assert [race(4) for _ in range(3)] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("text, size", [("100", 100), ("4K", 4096), ("2 GiB", 2 << 30), ("1t", 1 << 40), (" 5MB ", 5 << 20)])
+def test_cache_sizes_read_as_people_write_them(text, size):
+    from ollamakit_s3store import parse_size
+
+    assert parse_size(text) == size
+
+
+def test_a_cache_size_that_is_not_one_is_refused(s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("OLLAMAKIT_S3_CACHE_SIZE", "lots")
+    with pytest.raises(ValueError, match="OLLAMAKIT_S3_CACHE_SIZE|not a size"):
+        make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage

@@ -1,4 +1,5 @@
-"""Every installed storage driver (fs, the acme example, any other) passes the storage contract."""
+"""Every installed storage driver (fs, s3 on a test S3 server, the acme example, any other) passes the
+storage contract."""
 
 from ollamakit import drivers
 from ollamakit.testing.contracts import StorageContract
@@ -10,4 +11,4 @@ class TestStorage(StorageContract):
 
 def test_the_contract_covers_the_drivers_we_ship():
     # If the example plugin is not installed, the suite above silently shrinks: refuse that.
-    assert {"fs", "acme"} <= set(drivers.driver_names("storage"))
+    assert {"fs", "s3", "acme"} <= set(drivers.driver_names("storage"))

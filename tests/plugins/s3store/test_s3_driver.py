@@ -43,6 +43,7 @@ def make(s3_bucket, tmp_path, monkeypatch):
         for key, value in env.items():
             monkeypatch.setenv(key, str(value))
         kernel = make_kernel(Settings(models_dir=tmp_path / name, storage="s3"))
+        kernel.storage  # built now, while the environment holds this kernel's settings
         kernels.append(kernel)
         return kernel
 
@@ -411,3 +412,16 @@ def test_a_cache_size_that_is_not_one_is_refused(s3_bucket, tmp_path, monkeypatc
     monkeypatch.setenv("OLLAMAKIT_S3_CACHE_SIZE", "lots")
     with pytest.raises(ValueError, match="OLLAMAKIT_S3_CACHE_SIZE|not a size"):
         make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage
+
+
+def test_a_prefix_keeps_a_store_in_its_own_folder_of_the_bucket(make):
+    inside = make("a", OLLAMAKIT_S3_PREFIX="/teams/alpha/")
+    outside = make("b", OLLAMAKIT_S3_PREFIX="")
+    manifest = manifest_over(inside.store, b"weights")
+    inside.store.write_manifest(ModelName.parse("tiny"), manifest)
+    keys = [item["Key"] for item in inside.storage.client.list_objects_v2(Bucket=inside.storage.bucket)["Contents"]]
+    assert f"teams/alpha/blobs/sha256-{digest_of(b'weights')[7:]}" in keys
+    assert "teams/alpha/manifests/registry.ollama.ai/library/tiny/latest" in keys
+    assert all(key.startswith("teams/alpha/") for key in keys)
+    assert [m.short_name for m in inside.store.list()] == ["tiny:latest"]
+    assert outside.store.list() == [] and list(outside.storage.list_blobs()) == []

@@ -136,7 +136,7 @@ def test_a_model_made_through_one_replica_answers_through_the_others(cluster, we
 
 
 def test_racing_creates_copies_and_deletes_leave_every_manifest_whole(cluster, weights):
-    digest = upload(cluster.http, weights)
+    upload(cluster.http, weights)  # in the bucket before the first create
     violations, stop = [], threading.Event()
 
     def watch():

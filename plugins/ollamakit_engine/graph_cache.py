@@ -20,9 +20,11 @@ from ollamakit.errors import BadRequest
 
 from .hparams import HParams
 
-CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids
+# ggml type ids. float32 is not a server setting (Ollama has none): the agreement tests run both
+# engines with it, so that a cache's rounding does not hide a difference in the arithmetic.
+CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2, "f32": 0}
 # (values per block, bytes per block) of each cache type, as ggml lays them out
-CACHE_BLOCKS = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18)}
+CACHE_BLOCKS = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18), "f32": (1, 4)}
 _serials = itertools.count(1)
 
 

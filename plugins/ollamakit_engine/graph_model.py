@@ -6,9 +6,14 @@ once. Keys and values go to each sequence's own cache, and each sequence attends
 cache with ggml's flash attention (scores, online softmax and the value sum in one pass, with
 no temporaries the size of the context).
 
-The block covers the llama family (pre-norm, SwiGLU; llama rotates adjacent pairs, qwen2/3 the
-two halves of a head) and gemma3 (pre- and post-norms, q/k norms, GELU gate, sliding-window
-layers with their own rope base): the differences are hyperparameters and the tensors a file has.
+One block serves every architecture of ``hparams.ARCHITECTURES``: the llama family (pre-norm,
+SwiGLU; llama rotates adjacent pairs, qwen2/3 the two halves of a head), gemma2/3 (pre- and
+post-norms, GELU gate, sliding-window layers, soft caps), olmo2 (post-norms only, q/k norms over
+all heads), starcoder2 (LayerNorm with biases, plain GELU FFN), phi3 (fused q/k/v and gate/up),
+granite (multipliers), and the mixtures of experts (mixtral, qwen3moe: a router picks
+``n_expert_used`` FFNs per row; ``mul_mat_id`` multiplies each row by its chosen experts' blocks
+only, so decoding reads those experts and no others). The differences are hyperparameters and
+the tensors a file has: the graph has no per-architecture branch.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .hparams import HParams
 F32_BYTES = 4
 # rope's YaRN parameters, unused without YaRN scaling (ext_factor 0): llama.cpp's defaults
 BETA_FAST, BETA_SLOW = 32.0, 1.0
+MIN_WEIGHT_SUM = 6.103515625e-5  # the experts' weights' sum kept above zero (float16's smallest normal)
 KV_BLOCK = 256  # attention spans grow in blocks of this many cache cells, as llama.cpp's do
 
 
@@ -112,6 +118,7 @@ class GraphTransformer:
     def nodes(self, segments: int) -> int:
         """An upper bound on the graph nodes of a step with this many segments."""
         per_layer = 96 + 16 * segments + (6 * 7 if self.lora or self.dense else 0)  # + adapters, dense copies
+        per_layer += 32 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0  # router, experts, their sum
         return 128 + self.hp.n_layer * per_layer
 
     # -- a step --------------------------------------------------------------------------------
@@ -160,10 +167,14 @@ class GraphTransformer:
         for index, layer in enumerate(t.layers):
             out_ids = tensors.get("out_ids") if index == last else None
             x = self._layer(step, index, layer, x, tensors, segments, out_ids)
-        x = self._norm(step, x, t.output_norm)
+        x = self._norm(step, x, t.output_norm, t.output_norm_b)
         if hidden:
             return step.output(x)
         logits = self.mm(step, t.output, x, tensors)
+        if t.output_b is not None:
+            logits = step.op("add", logits, t.output_b)
+        if hp.logit_scale != 1.0:
+            logits = step.op("scale", logits, 1.0 / hp.logit_scale)
         if hp.logit_softcap:
             logits = step.op("scale", logits, 1.0 / hp.logit_softcap)
             logits = step.op("tanh", logits)
@@ -176,13 +187,14 @@ class GraphTransformer:
         rows = sum(len(s.tokens) for s in segments)
         local = hp.swa_layers[index]
         residual = x
-        cur = self._norm(step, x, layer.attn_norm)
-        q = self._project(step, layer.wq, layer.bq, cur, inputs)
-        k = self._project(step, layer.wk, layer.bk, cur, inputs)
-        v = self._project(step, layer.wv, layer.bv, cur, inputs)
+        cur = self._norm(step, x, layer.attn_norm, layer.attn_norm_b)
+        q, k, v = self._qkv(step, layer, cur, inputs, rows)
+        if layer.q_norm is not None and hp.qk_norm_whole:  # over all heads' values at once (olmo2)
+            q = self._norm(step, q, layer.q_norm)
+            k = self._norm(step, k, layer.k_norm)
         q = step.op("reshape_3d", q, hp.head_dim, hp.n_head, rows)
         k = step.op("reshape_3d", k, hp.head_dim, hp.n_head_kv, rows)
-        if layer.q_norm is not None:
+        if layer.q_norm is not None and not hp.qk_norm_whole:  # each head's own (qwen3, gemma3)
             q = self._norm(step, q, layer.q_norm)
             k = self._norm(step, k, layer.k_norm)
         q = self.rope(step, q, positions, local)
@@ -217,7 +229,7 @@ class GraphTransformer:
             span = self.span(s)
             keys = s.cache.attend_view(step, index, 0, span, False)
             values = s.cache.attend_view(step, index, 0, span, True)
-            out = step.op("flash_attn_ext", queries, keys, values, mask, kq_scale, 0.0, 0.0)
+            out = step.op("flash_attn_ext", queries, keys, values, mask, kq_scale, 0.0, hp.attn_softcap or 0.0)
             step.lib.ggml_flash_attn_ext_set_prec(out, L.PREC_F32)
             out = step.op("reshape_2d", out, hp.n_head * hp.head_dim_v, count)
             attn = out if attn is None else step.op("concat", attn, out, 1)
@@ -228,24 +240,99 @@ class GraphTransformer:
             attn = step.op("get_rows", attn, out_ids)
             residual = step.op("get_rows", residual, out_ids)
             inputs = {**inputs, "dense_rows": None}  # a row or a few: the blocks' own product
-        cur = self.mm(step, layer.wo, attn, inputs)
+        cur = self._project(step, layer.wo, layer.bo, attn, inputs)
         if layer.post_attn_norm is not None:
             cur = self._norm(step, cur, layer.post_attn_norm)
+        if hp.residual_scale != 1.0:
+            cur = step.op("scale", cur, hp.residual_scale)
         ffn_in = step.op("add", cur, residual)
 
-        cur = self._norm(step, ffn_in, layer.ffn_norm)
-        gate = self.mm(step, layer.gate, cur, inputs)
-        up = self.mm(step, layer.up, cur, inputs)
-        cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
-        cur = self.mm(step, layer.down, cur, inputs)
+        cur = self._norm(step, ffn_in, layer.ffn_norm, layer.ffn_norm_b)
+        if layer.gate_inp is not None:
+            cur = self._experts(step, layer, cur)
+        else:
+            cur = self._ffn(step, layer, cur, inputs)
         if layer.post_ffn_norm is not None:
             cur = self._norm(step, cur, layer.post_ffn_norm)
+        if hp.residual_scale != 1.0:
+            cur = step.op("scale", cur, hp.residual_scale)
         return step.op("add", cur, ffn_in)
+
+    def _qkv(self, step, layer, x, inputs, rows):
+        """Queries, keys and values of ``x``: (width, rows) each; from one fused matrix as views."""
+        hp = self.hp
+        if layer.wqkv is None:
+            q = self._project(step, layer.wq, layer.bq, x, inputs)
+            k = self._project(step, layer.wk, layer.bk, x, inputs)
+            v = self._project(step, layer.wv, layer.bv, x, inputs)
+            return q, k, v
+        qkv = self.mm(step, layer.wqkv, x, inputs)
+        row = L.tensor(qkv).nb[1]
+        parts = []
+        for width, offset in ((hp.q_dim, 0), (hp.kv_dim, hp.q_dim), (hp.v_dim, hp.q_dim + hp.kv_dim)):
+            view = step.op("view_2d", qkv, width, rows, row, offset * F32_BYTES)
+            parts.append(step.op("cont", view))  # reshapes and cache writes need packed rows
+        return tuple(parts)
+
+    def _ffn(self, step, layer, x, inputs):
+        """The dense FFN: gated (SwiGLU or GeGLU; phi3's gate and up rows in one matrix), or a
+        plain activation of ``up`` (starcoder2)."""
+        hp = self.hp
+        up = self._project(step, layer.up, layer.up_b, x, inputs)
+        if layer.gate is not None:
+            gate = self.mm(step, layer.gate, x, inputs)
+            cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
+        elif hp.fused_gate_up:
+            cur = step.op("swiglu" if hp.activation == "silu" else "geglu", up)
+        else:
+            cur = step.op("silu" if hp.activation == "silu" else "gelu", up)
+        return self._project(step, layer.down, layer.down_b, cur, inputs)
+
+    def _experts(self, step, layer, x):
+        """The mixture of experts, as llama.cpp's ``build_moe_ffn``: router probabilities, the
+        ``n_expert_used`` largest per row, their weights (renormalised where the architecture
+        says), then each row through its chosen experts only (``mul_mat_id`` reads just their
+        blocks) and the weighted outputs summed."""
+        hp = self.hp
+        n_used = hp.n_expert_used
+        rows = L.tensor(x).ne[1]
+        logits = step.op("mul_mat", layer.gate_inp, x)  # (n_expert, rows)
+        probs = step.op("soft_max" if hp.expert_gating == "softmax" else "sigmoid", logits)
+        chosen = step.op("argsort_top_k", probs, n_used)  # (n_used, rows), I32
+        weights = step.op("get_rows", step.op("reshape_3d", probs, 1, hp.n_expert, rows), chosen)  # (1, n_used, rows)
+        if hp.expert_weights_norm:
+            weights = step.op("reshape_2d", weights, n_used, rows)
+            total = step.op("clamp", step.op("sum_rows", weights), MIN_WEIGHT_SUM, float("inf"))
+            weights = step.op("reshape_3d", step.op("div", weights, total), 1, n_used, rows)
+        if hp.expert_weights_scale != 1.0:
+            weights = step.op("scale", weights, hp.expert_weights_scale)
+        step.expand(weights)
+        cur = step.op("reshape_3d", x, hp.n_embd, 1, rows)
+        up = step.op("mul_mat_id", layer.up_exps, cur, chosen)  # (n_ff_exp, n_used, rows)
+        gate = step.op("mul_mat_id", layer.gate_exps, cur, chosen)
+        cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
+        experts = step.op("mul_mat_id", layer.down_exps, cur, chosen)  # (n_embd, n_used, rows)
+        experts = step.op("mul", experts, weights)
+        step.expand(experts)
+        struct = L.tensor(experts)
+        views = [step.op("view_2d", experts, hp.n_embd, rows, struct.nb[2], i * struct.nb[1]) for i in range(n_used)]
+        for view in views:  # the views before the adds, as llama.cpp orders them
+            step.expand(view)
+        out = views[0]
+        for view in views[1:]:
+            out = step.expand(step.op("add", out, view))
+        return step.op("cont", out) if n_used == 1 else out
 
     # -- pieces --------------------------------------------------------------------------------
 
-    def _norm(self, step, x, weight):
-        return step.op("mul", step.op("rms_norm", x, self.hp.norm_eps), weight)
+    def _norm(self, step, x, weight, bias=None):
+        """RMS norm or LayerNorm (``hp.norm``) times ``weight``, plus ``bias``; ``x`` itself
+        where the block has no such norm (olmo2 has none before attention)."""
+        if weight is None:
+            return x
+        normed = step.op("rms_norm" if self.hp.norm == "rms" else "norm", x, self.hp.norm_eps)
+        out = step.op("mul", normed, weight)
+        return out if bias is None else step.op("add", out, bias)
 
     def mm(self, step, weight, x, inputs):
         """``weight`` times ``x``: on the weight's own blocks, or, in a prompt step, on a float32
@@ -313,7 +400,7 @@ def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
     long prompt part from llama.cpp's beyond true ties (3 of the 6 long prompts of the agreement
     tests on SmolLM2): off by default. Steps of fewer rows (decode, for up to 31 sequences at
     once) never take this path."""
-    weights = [w for layer in tensors.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.gate, layer.up, layer.down)]
+    weights = [w for layer in tensors.layers for w in layer.projections()]
     return frozenset(w for w in weights if w not in tensors.repacked and L.tensor(w).type in DENSE_TYPES)
 
 

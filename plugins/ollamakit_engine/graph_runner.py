@@ -53,7 +53,7 @@ class GraphRunner(RunnerBase):
         self.weights = weights  # holds the mapping (and the tensors in it) alive
         self.tensors = model_tensors(weights, hp)
         self.model = GraphTransformer(
-            hp, self.tensors, self.lib, quantized_cache=cache_type != "f16", dense_prefill=dense_prefill
+            hp, self.tensors, self.lib, quantized_cache=cache_type not in ("f16", "f32"), dense_prefill=dense_prefill
         )
         self.adapter = adapter  # a LoraWeights, applied beside the base weights it names
         if adapter is not None:

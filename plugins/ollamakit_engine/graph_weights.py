@@ -20,31 +20,52 @@ import numpy as np
 from ollamakit.errors import InvalidModelFile
 
 from .hparams import HParams
+from .layer_tensors import possible_layer_tensors, required_layer_tensors
 
 
 @dataclass
 class LayerTensors:
-    attn_norm: int
-    wq: int
-    wk: int
-    wv: int
-    bq: int | None
-    bk: int | None
-    bv: int | None
-    q_norm: int | None
-    k_norm: int | None
-    wo: int
-    post_attn_norm: int | None
-    ffn_norm: int
-    gate: int
-    up: int
-    down: int
-    post_ffn_norm: int | None
+    """A block's tensors, by the fields of ``LAYER_TENSORS``; None where the file has none."""
+
+    attn_norm: int | None = None
+    attn_norm_b: int | None = None
+    wqkv: int | None = None
+    wq: int | None = None
+    wk: int | None = None
+    wv: int | None = None
+    bq: int | None = None
+    bk: int | None = None
+    bv: int | None = None
+    q_norm: int | None = None
+    k_norm: int | None = None
+    wo: int | None = None
+    bo: int | None = None
+    post_attn_norm: int | None = None
+    ffn_norm: int | None = None
+    ffn_norm_b: int | None = None
+    gate: int | None = None
+    up: int | None = None
+    up_b: int | None = None
+    down: int | None = None
+    down_b: int | None = None
+    post_ffn_norm: int | None = None
+    gate_inp: int | None = None
+    gate_exps: int | None = None
+    up_exps: int | None = None
+    down_exps: int | None = None
+
+    def projections(self) -> list[int]:
+        """The matrices multiplied by the block's rows (not the experts, which are chosen)."""
+        names = ("wqkv", "wq", "wk", "wv", "wo", "gate", "up", "down")
+        return [w for w in (getattr(self, n) for n in names) if w is not None]
 
 
 # Projections multiplied by mul_mat (not the embedding, which is read by rows) whose type the CPU
 # backend repacks on x86 (ggml-cpu/repack.cpp picks the kernel by type and CPU).
-REPACKED_NAMES = re.compile(r"^(blk\.\d+\.(attn_[qkv]|attn_output|ffn_gate|ffn_up|ffn_down)|output)\.weight$")
+# The experts' 3-D tensors too: the repacked kernels run mul_mat_id over them.
+REPACKED_NAMES = re.compile(
+    r"^(blk\.\d+\.(attn_[qkv]|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down|ffn_(gate|up|down)_exps)|output)\.weight$"
+)
 REPACK_AVX2 = {2, 12, 20, 39}  # Q4_0, Q4_K, IQ4_NL, MXFP4
 REPACK_AVX512 = {10}  # Q2_K
 
@@ -114,7 +135,7 @@ class MappedWeights:
 
     def _repackable(self, name: str, info) -> bool:
         lib = self.lib
-        if not REPACKED_NAMES.match(name) or len(info.shape) != 2 or info.shape[1] % 8:
+        if not REPACKED_NAMES.match(name) or len(info.shape) not in (2, 3) or info.shape[1] % 8:
             return False
         if info.ggml_type in REPACK_AVX2:
             return bool(lib.ggml_cpu_has_avx2())
@@ -163,6 +184,8 @@ class ModelTensors:
     layers: list[LayerTensors]
     vocab_size: int
     repacked: frozenset[int] = frozenset()  # tensors in ggml's interleaved (repacked) layout
+    output_norm_b: int | None = None
+    output_b: int | None = None
 
 
 def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
@@ -177,26 +200,14 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
     layers = []
     for i in range(hp.n_layer):
         p = f"blk.{i}."
-        layers.append(
-            LayerTensors(
-                attn_norm=weights.get(p + "attn_norm.weight", d),
-                wq=weights.get(p + "attn_q.weight", d, hp.q_dim),
-                wk=weights.get(p + "attn_k.weight", d, hp.kv_dim),
-                wv=weights.get(p + "attn_v.weight", d, hp.v_dim),
-                bq=weights.optional(p + "attn_q.bias", hp.q_dim),
-                bk=weights.optional(p + "attn_k.bias", hp.kv_dim),
-                bv=weights.optional(p + "attn_v.bias", hp.v_dim),
-                q_norm=weights.optional(p + "attn_q_norm.weight", hp.head_dim),
-                k_norm=weights.optional(p + "attn_k_norm.weight", hp.head_dim),
-                wo=weights.get(p + "attn_output.weight", hp.n_head * hp.head_dim_v, d),
-                post_attn_norm=weights.optional(p + "post_attention_norm.weight", d),
-                ffn_norm=weights.get(p + "ffn_norm.weight", d),
-                gate=weights.get(p + "ffn_gate.weight", d, hp.n_ff),
-                up=weights.get(p + "ffn_up.weight", d, hp.n_ff),
-                down=weights.get(p + "ffn_down.weight", hp.n_ff, d),
-                post_ffn_norm=weights.optional(p + "post_ffw_norm.weight", d),
-            )
-        )
+        possible = possible_layer_tensors(hp)
+        present = {field for field, (name, _) in possible.items() if p + name in weights.infos}
+        required = required_layer_tensors(hp, present)
+        found = {}
+        for field, (name, shape) in possible.items():
+            if field in required or field in present:
+                found[field] = weights.get(p + name, *shape(hp))
+        layers.append(LayerTensors(**found))
     return ModelTensors(
         token_embd=token_embd,
         output=output,
@@ -205,4 +216,6 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
         layers=layers,
         vocab_size=vocab,
         repacked=frozenset(weights.by_name[name] for name in weights.repacked_names),
+        output_norm_b=weights.optional("output_norm.bias", d),
+        output_b=weights.optional("output.bias", vocab),
     )

@@ -2,8 +2,11 @@
 
 Every number comes from the file (``<arch>.block_count``, ``<arch>.attention.head_count``, ...);
 what differs between architectures that the file does not say (gemma3's embedding scale, its
-sliding-window pattern and local rope base, llama's interleaved rope) is written down here, once
-per architecture. Every value is checked before it sizes an allocation.
+sliding-window pattern and local rope base, llama's interleaved rope, which layer tensors a block
+must have) is written down here, once per architecture, in ``ARCHITECTURES``: one reader per
+architecture over the shared ``_common`` keys. The graph (``graph_model``) has no per-architecture
+branches: it follows these values and the tensors the file holds. Every value is checked before
+it sizes an allocation.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ MAX_LAYERS = 1024
 MAX_WIDTH = 1 << 17
 MAX_HEADS = 1024
 MAX_CONTEXT = 1 << 24
+MAX_EXPERTS = 1024
 
 # gemma3: every sixth layer attends globally, the others through a sliding window whose rope
 # base is fixed at 10000 (the global layers use ``rope.freq_base`` from the file).
@@ -50,6 +54,23 @@ class HParams:
     swa_layers: tuple[bool, ...]
     rope_base_local: float | None  # rope base of the sliding-window layers
     pooling: str  # for embeddings: "none" (pooled as the mean), "mean", "cls", "last"
+    # The layer tensors every block must have (``graph_weights.LAYER_TENSORS`` names them; the
+    # others are used where the file has them).
+    required: frozenset[str] = frozenset()
+    norm: str = "rms"  # "rms", or "layer" (mean removed, with a bias where the file has one)
+    qk_norm_whole: bool = False  # q/k norms over all heads at once (olmo2), not per head
+    fused_gate_up: bool = False  # ffn_up holds the gate's rows and then the up rows (phi3)
+    attn_softcap: float | None = None  # tanh soft cap of the attention scores (gemma2)
+    residual_scale: float = 1.0  # each block's output scaled before the residual add (granite)
+    logit_scale: float = 1.0  # logits divided by this (granite)
+    # mixture of experts: ``n_expert`` FFNs per layer, ``n_expert_used`` chosen per token by a
+    # router, their outputs summed with the router's weights
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_exp: int = 0  # width of one expert's FFN
+    expert_gating: str = "softmax"  # router probabilities: "softmax" or "sigmoid"
+    expert_weights_norm: bool = False  # the chosen experts' weights renormalised to sum to 1
+    expert_weights_scale: float = 1.0
 
     @property
     def n_group(self) -> int:
@@ -107,6 +128,13 @@ class Metadata:
 
 
 POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last"}
+EXPERT_GATING = {1: "softmax", 2: "sigmoid"}  # llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE
+
+# Groups of layer tensors (names of ``graph_weights.LAYER_TENSORS``) an architecture requires.
+# (q, k and v are required as three matrices or one: ``graph_weights.required_layer_tensors``)
+ATTENTION = frozenset({"attn_norm", "wo"})
+GATED_FFN = frozenset({"ffn_norm", "gate", "up", "down"})
+MOE_FFN = frozenset({"ffn_norm", "gate_inp", "gate_exps", "up_exps", "down_exps"})
 
 
 def read_hparams(metadata: dict) -> HParams:
@@ -139,11 +167,19 @@ def _common(m: Metadata) -> dict:
     softcap = m.raw("final_logit_softcapping")
     pooling = m.raw("pooling_type", 0)
     n_layer = m.int("block_count", high=MAX_LAYERS)
+    n_expert = m.int("expert_count", 0, low=0, high=MAX_EXPERTS)
+    n_expert_used = m.int("expert_used_count", 0, low=0, high=MAX_EXPERTS)
+    if n_expert and not 1 <= n_expert_used <= n_expert:
+        raise InvalidModelFile(f"{m.arch}: {n_expert_used} experts used of {n_expert} cannot run")
+    n_ff = m.int("feed_forward_length", 0 if n_expert else None, low=0 if n_expert else 1)
+    gating = m.raw("expert_gating_func", 1)
+    if gating not in EXPERT_GATING:
+        raise InvalidModelFile(f"{m.arch}.expert_gating_func = {gating!r} is not supported")
     return dict(
         arch=m.arch,
         n_layer=n_layer,
         n_embd=n_embd,
-        n_ff=m.int("feed_forward_length"),
+        n_ff=n_ff,
         n_head=n_head,
         n_head_kv=n_head_kv,
         head_dim=head_dim,
@@ -163,16 +199,27 @@ def _common(m: Metadata) -> dict:
         swa_layers=(False,) * n_layer,
         rope_base_local=None,
         pooling=POOLING.get(pooling, "none"),
+        required=ATTENTION | (MOE_FFN if n_expert else GATED_FFN),
+        n_expert=n_expert,
+        n_expert_used=n_expert_used if n_expert else 0,
+        n_ff_exp=m.int("expert_feed_forward_length", n_ff or None) if n_expert else 0,
+        expert_gating=EXPERT_GATING[gating],
+        # llama.cpp renormalises the chosen weights of mixtral and qwen3moe (their routers are
+        # trained so: the converters write no key for it)
+        expert_weights_norm=bool(m.raw("expert_weights_norm", True)),
+        expert_weights_scale=m.float("expert_weights_scale", 1.0) or 1.0,
     )
 
 
 def llama(m: Metadata) -> HParams:
-    # Llama's converter permutes q/k rows so that rope rotates adjacent pairs.
+    """llama, and mixtral (llama with ``expert_count``): llama's converter permutes q/k rows so
+    that rope rotates adjacent pairs."""
     return HParams(**{**_common(m), "interleaved_rope": True})
 
 
 def neox(m: Metadata) -> HParams:
-    """qwen2/qwen3: llama's block with rope over the two halves of each head."""
+    """qwen2/qwen3/qwen3moe: llama's block with rope over the two halves of each head (qwen3 adds
+    per-head q/k norms, qwen3moe experts: both read from the file)."""
     return HParams(**_common(m))
 
 
@@ -190,8 +237,96 @@ def gemma3(m: Metadata) -> HParams:
         sliding_window=window,
         swa_layers=tuple(i % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1 for i in range(n_layer)),
         rope_base_local=GEMMA3_LOCAL_ROPE_BASE,
+        required=params["required"] | {"post_attn_norm", "post_ffn_norm"},
     )
     return HParams(**params)
 
 
-ARCHITECTURES = {"llama": llama, "qwen2": neox, "qwen3": neox, "gemma3": gemma3}
+def gemma2(m: Metadata) -> HParams:
+    """gemma3's block without q/k norms: attention scores soft-capped, every other layer (the
+    even ones) through a sliding window with the same rope base."""
+    params = _common(m)
+    n_layer = params["n_layer"]
+    # The 27B model (46 layers) scales queries by the model width per head, not the head width.
+    query_width = params["n_embd"] // params["n_head"] if n_layer == 46 else params["head_dim"]
+    attn_softcap = m.raw("attn_logit_softcapping")
+    params.update(
+        embed_scale=math.sqrt(params["n_embd"]),
+        activation="gelu_tanh",
+        attn_scale=1.0 / math.sqrt(query_width),
+        scale_queries=True,
+        sliding_window=m.int("attention.sliding_window", GEMMA2_WINDOW, high=MAX_CONTEXT),
+        swa_layers=tuple(i % 2 == 0 for i in range(n_layer)),
+        rope_base_local=m.positive_float("rope.freq_base_swa", params["rope_base"]),
+        attn_softcap=m.float("attn_logit_softcapping") if attn_softcap else None,
+        required=params["required"] | {"post_attn_norm", "post_ffn_norm"},
+    )
+    return HParams(**params)
+
+
+def granite(m: Metadata) -> HParams:
+    """llama with multipliers on the embeddings, each block's output, the attention scores and
+    the logits."""
+    params = _common(m)
+    attention_scale = m.float("attention.scale", 0.0)
+    params.update(
+        interleaved_rope=True,
+        embed_scale=m.float("embedding_scale", 1.0) or 1.0,
+        residual_scale=m.float("residual_scale", 1.0) or 1.0,
+        attn_scale=attention_scale or params["attn_scale"],
+        logit_scale=m.positive_float("logit_scale"),
+    )
+    return HParams(**params)
+
+
+def olmo2(m: Metadata) -> HParams:
+    """No norms before attention or the FFN: norms after each, and q/k norms over all heads."""
+    params = _common(m)
+    params.update(
+        qk_norm_whole=True,
+        required=(params["required"] - {"attn_norm", "ffn_norm"}) | {"q_norm", "k_norm", "post_attn_norm", "post_ffn_norm"},
+    )
+    if m.raw("attention.sliding_window"):
+        raise InvalidModelFile(f"{m.arch}: sliding-window attention (olmo3) is not supported")
+    return HParams(**params)
+
+
+def starcoder2(m: Metadata) -> HParams:
+    """LayerNorm with biases, a plain GELU FFN (no gate), biased projections."""
+    params = _common(m)
+    params.update(
+        norm="layer",
+        norm_eps=m.positive_float("attention.layer_norm_epsilon", 1e-5),
+        activation="gelu_tanh",
+        required=(params["required"] - {"gate"}) | {"attn_norm_b", "ffn_norm_b"},
+    )
+    return HParams(**params)
+
+
+def phi3(m: Metadata) -> HParams:
+    """q, k and v in one matrix; the gate and up rows in one (``ffn_up``); queries scaled."""
+    params = _common(m)
+    if m.raw("rope.scaling.attn_factor") is not None:  # written with the long and short factors
+        raise InvalidModelFile(f"{m.arch}: LongRoPE scaling (rope_factors_long/short) is not supported")
+    params.update(
+        scale_queries=True,
+        fused_gate_up=True,
+        required=frozenset({"attn_norm", "wo", "ffn_norm", "up", "down"}),
+    )
+    return HParams(**params)
+
+
+GEMMA2_WINDOW = 4096  # gemma2's window when the file does not give one
+
+ARCHITECTURES = {
+    "llama": llama,
+    "qwen2": neox,
+    "qwen3": neox,
+    "qwen3moe": neox,
+    "gemma3": gemma3,
+    "gemma2": gemma2,
+    "granite": granite,
+    "olmo2": olmo2,
+    "starcoder2": starcoder2,
+    "phi3": phi3,
+}

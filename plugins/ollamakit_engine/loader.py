@@ -12,6 +12,11 @@ from .runner import DEFAULT_NUM_BATCH, Runner
 from .weights import load_weights
 
 
+# What the array engines (numpy, cuda: ``model.py``) run; the graph engine runs every
+# architecture of ``ARCHITECTURES``.
+ARRAY_ARCHITECTURES = frozenset({"llama", "qwen2", "qwen3", "gemma3"})
+
+
 def supports(metadata: dict) -> bool:
     return metadata.get("general.architecture") in ARCHITECTURES
 
@@ -31,6 +36,11 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None, ada
         return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads, adapters)
     if adapters:  # never answer as if the adapter were there
         raise BadRequest(f"LoRA adapters need the ggml compute backend; this server computes with {backend.name}")
+    if hp.arch not in ARRAY_ARCHITECTURES or hp.n_expert:
+        raise BadRequest(
+            f"the {hp.arch} architecture{' with experts' if hp.n_expert else ''} needs the ggml compute backend; "
+            f"this server computes with {backend.name}"
+        )
     ops = Ops(backend)
     ops.use_threads(threads)
     weights = load_weights(gguf, hp, ops)

@@ -14,39 +14,36 @@ import re
 from ollamakit.errors import InvalidModelFile
 
 from .hparams import ARCHITECTURES, HParams, read_hparams
+from .layer_tensors import possible_layer_tensors, required_layer_tensors
 
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
+# Tensors converters write that no engine needs: the embedding (checked on its own) and the
+# rotary tables some llama conversions keep.
+_IGNORED = re.compile(r"^(token_embd\.weight|blk\.\d+\.attn_rot_embd(\.weight)?)$")
 
 Shapes = dict[str, tuple[int, ...]]
 
 
-def decoder_tensors(hp: HParams, vocab: int) -> tuple[Shapes, Shapes]:
-    """(required, optional) tensors of the llama-family decoders, with their shapes."""
+def decoder_tensors(hp: HParams, vocab: int, names=()) -> tuple[Shapes, Shapes]:
+    """(required, optional) tensors of a decoder, with their shapes, for a file holding the
+    tensors ``names``: each block's come from ``layer_tensors`` (what the architecture requires,
+    and what the file has of the rest)."""
     d = hp.n_embd
+    names = set(names)
     required: Shapes = {"output_norm.weight": (d,)}
-    optional: Shapes = {"output.weight": (d, vocab), "rope_freqs.weight": (hp.rope_dim // 2,)}
+    optional: Shapes = {
+        "output.weight": (d, vocab),
+        "output.bias": (vocab,),
+        "output_norm.bias": (d,),
+        "rope_freqs.weight": (hp.rope_dim // 2,),
+    }
     for i in range(hp.n_layer):
         p = f"blk.{i}."
-        required.update({
-            p + "attn_norm.weight": (d,),
-            p + "attn_q.weight": (d, hp.q_dim),
-            p + "attn_k.weight": (d, hp.kv_dim),
-            p + "attn_v.weight": (d, hp.v_dim),
-            p + "attn_output.weight": (hp.n_head * hp.head_dim_v, d),
-            p + "ffn_norm.weight": (d,),
-            p + "ffn_gate.weight": (d, hp.n_ff),
-            p + "ffn_up.weight": (d, hp.n_ff),
-            p + "ffn_down.weight": (hp.n_ff, d),
-        })
-        optional.update({
-            p + "attn_q.bias": (hp.q_dim,),
-            p + "attn_k.bias": (hp.kv_dim,),
-            p + "attn_v.bias": (hp.v_dim,),
-            p + "attn_q_norm.weight": (hp.head_dim,),
-            p + "attn_k_norm.weight": (hp.head_dim,),
-            p + "post_attention_norm.weight": (d,),
-            p + "post_ffw_norm.weight": (d,),
-        })
+        possible = possible_layer_tensors(hp)
+        present = {field for field, (name, _) in possible.items() if p + name in names}
+        needed = required_layer_tensors(hp, present)
+        for field, (name, shape) in possible.items():
+            (required if field in needed else optional)[p + name] = shape(hp)
     return required, optional
 
 
@@ -95,13 +92,15 @@ def check_decoder(gguf) -> None:
     hp = read_hparams(gguf.metadata)
     shapes = _shapes(gguf)
     vocab = _embedding_rows(shapes, hp.n_embd)
-    required, optional = decoder_tensors(hp, vocab)
+    required, optional = decoder_tensors(hp, vocab, shapes)
+    unknown = sorted(name for name in shapes if name not in required and name not in optional and not _IGNORED.match(name))
+    unknown = [name for name in unknown if not _beyond(name, hp.n_layer)]  # those are refused below, as such
+    if unknown:  # a tensor the engine would not read: a neighbouring kind of model, never half-loaded
+        raise InvalidModelFile(
+            f"model file has tensor {unknown[0]}, which a {hp.arch} model with these hyperparameters does not have; "
+            "this kind of model is not supported"
+        )
     _check(shapes, required, optional, hp.n_layer)
-    for i in range(hp.n_layer):  # the array engine adds the three biases together, or none
-        if f"blk.{i}.attn_q.bias" in shapes:
-            for name in (f"blk.{i}.attn_k.bias", f"blk.{i}.attn_v.bias"):
-                if name not in shapes:
-                    raise InvalidModelFile(f"model file lacks tensor {name}")
 
 
 def check_bert(gguf) -> None:
@@ -147,6 +146,11 @@ def _check(shapes: Shapes, required: Shapes, optional: Shapes, n_layer: int) -> 
         match = _BLOCK.match(name)
         if match and int(match.group(1)) >= n_layer:
             raise InvalidModelFile(f"tensor {name} is beyond the model's block count of {n_layer}")
+
+
+def _beyond(name: str, n_layer: int) -> bool:
+    match = _BLOCK.match(name)
+    return bool(match) and int(match.group(1)) >= n_layer
 
 
 def _trimmed(shape, length: int):

@@ -123,6 +123,18 @@ _SIGNATURES = {
     "ggml_gelu_quick": (P, [P, P]),
     "ggml_transpose": (P, [P, P]),
     "ggml_pool_2d": (P, [P, P, INT, INT, INT, INT, INT, F32, F32]),
+    # other architectures: plain GELU/SiLU FFNs, fused gate and up rows, and the mixture of
+    # experts' router (softmax or sigmoid, top-k, renormalised weights) and expert products
+    "ggml_silu": (P, [P, P]),
+    "ggml_swiglu": (P, [P, P]),
+    "ggml_geglu": (P, [P, P]),
+    "ggml_soft_max": (P, [P, P]),
+    "ggml_sigmoid": (P, [P, P]),
+    "ggml_argsort_top_k": (P, [P, P, INT]),
+    "ggml_sum_rows": (P, [P, P]),
+    "ggml_div": (P, [P, P, P]),
+    "ggml_clamp": (P, [P, P, F32, F32]),
+    "ggml_mul_mat_id": (P, [P, P, P, P]),
     # backends, buffers and the graph allocator
     "ggml_backend_cpu_init": (P, []),
     "ggml_backend_cpu_set_n_threads": (None, [P, INT]),

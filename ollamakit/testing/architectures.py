@@ -1,0 +1,512 @@
+"""Tiny random models of each architecture the engine runs, as llama.cpp's converter writes them.
+
+Each ``Fixture`` is a small configuration of one architecture (width 64-128, 2-4 layers, a few
+experts), given as the Hugging Face config its ``transformers`` class takes. ``build`` writes it
+as a GGUF file with the converter's own keys and tensor names (``convert_hf_to_gguf.py`` in
+llama.cpp), from seeded numpy weights: the same bytes on every machine, so tests rebuild a fixture
+instead of keeping it in git, and llama.cpp's answers recorded on one machine
+(``tests/reference/llamacpp-architectures.json``, by ``python -m ollamakit.testing.architectures
+record``) apply to the file built on another.
+
+``python -m ollamakit.testing.architectures convert-check LLAMA_CPP_DIR`` checks the claim: it makes
+each model with ``transformers`` from the config class, converts it with llama.cpp's converter and
+compares that file's keys, tensor names and shapes with ``build``'s.
+
+Random weights give near-uniform logits, where every greedy step is a tie: each fixture's
+``output_scale`` widens the logits until llama.cpp's top two differ by ``TIE_MARGIN`` on most steps.
+Matrices are float16 (norms float32, as the converter writes them) and expert tensors Q8_0, so the
+experts are multiplied on their quantized blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ollamakit.testing.agreement import TIE_MARGIN
+from ollamakit.testing.gguf_factory import byte_level_vocab, make_gguf
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+N_VOCAB = len(SPECIALS) + 256
+RECORDED = "llamacpp-architectures.json"
+PROMPTS = ("The capital of France is", "def fibonacci(n):", "Once upon a time, in a small village,")
+TOKENS = 24
+TOP = 5  # top logprobs recorded per step
+NUM_CTX = 256
+
+
+def prompt_ids(text: str) -> list[int]:
+    """A text as the fixtures' byte-level ids (no merges: one id per byte)."""
+    return [len(SPECIALS) + b for b in text.encode()]
+
+
+BASE = dict(
+    vocab_size=N_VOCAB,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=NUM_CTX,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=0,
+)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """One architecture's tiny model: ``config`` as its ``transformers`` config takes it."""
+
+    arch: str  # general.architecture
+    hf_config: str  # transformers config class
+    hf_model: str  # transformers model class
+    config: dict
+    output_scale: float = 4.0  # the output matrix's scale, which sets the logits' spread
+    seed: int = 0
+    layer_tensors: tuple[str, ...] = field(default=())  # filled per architecture (``_layer``)
+
+    @property
+    def c(self) -> dict:
+        return {**BASE, **self.config}
+
+
+FIXTURES = {
+    "qwen3moe": Fixture(
+        "qwen3moe", "Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+        dict(head_dim=16, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+             decoder_sparse_step=1, mlp_only_layers=[]),
+    ),
+    "mixtral": Fixture(
+        "llama", "MixtralConfig", "MixtralForCausalLM",
+        dict(num_local_experts=4, num_experts_per_tok=2, intermediate_size=64),
+    ),
+    "gemma2": Fixture(
+        "gemma2", "Gemma2Config", "Gemma2ForCausalLM",
+        dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=8, attn_logit_softcapping=50.0,
+             final_logit_softcapping=30.0, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True),
+    ),
+    "phi3": Fixture(
+        "phi3", "Phi3Config", "Phi3ForCausalLM",
+        dict(partial_rotary_factor=1.0, sliding_window=None, original_max_position_embeddings=NUM_CTX),
+    ),
+    "granite": Fixture(
+        "granite", "GraniteConfig", "GraniteForCausalLM",
+        dict(embedding_multiplier=2.0, residual_multiplier=0.5, attention_multiplier=0.2, logits_scaling=0.5),
+    ),
+    "olmo2": Fixture("olmo2", "Olmo2Config", "Olmo2ForCausalLM", dict()),
+    "starcoder2": Fixture(
+        "starcoder2", "Starcoder2Config", "Starcoder2ForCausalLM",
+        dict(norm_epsilon=1e-5, use_bias=True, hidden_act="gelu_pytorch_tanh", sliding_window=None),
+    ),
+}
+
+
+# -- the GGUF file -----------------------------------------------------------------------------
+
+
+def _keys(name: str, f: Fixture) -> dict:
+    """The architecture's keys as the converter writes them for ``f.config``."""
+    c, a = f.c, f.arch
+    head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+    keys = {
+        f"{a}.block_count": c["num_hidden_layers"],
+        f"{a}.context_length": c["max_position_embeddings"],
+        f"{a}.embedding_length": c["hidden_size"],
+        f"{a}.feed_forward_length": c["intermediate_size"],
+        f"{a}.attention.head_count": c["num_attention_heads"],
+        f"{a}.attention.head_count_kv": c["num_key_value_heads"],
+        f"{a}.rope.freq_base": c["rope_theta"],
+        f"{a}.attention.layer_norm_rms_epsilon": c["rms_norm_eps"],
+    }
+    if name == "qwen3moe":
+        keys.update({
+            f"{a}.attention.key_length": head_dim,
+            f"{a}.attention.value_length": head_dim,
+            f"{a}.expert_count": c["num_experts"],
+            f"{a}.expert_used_count": c["num_experts_per_tok"],
+            f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
+        })
+    if name == "mixtral":
+        keys.update({
+            f"{a}.expert_count": c["num_local_experts"],
+            f"{a}.expert_used_count": c["num_experts_per_tok"],
+            f"{a}.rope.dimension_count": head_dim,
+            f"{a}.vocab_size": N_VOCAB,
+        })
+    if name == "gemma2":
+        del keys[f"{a}.rope.freq_base"]  # not written: llama.cpp's default, 10000
+        keys.update({
+            f"{a}.attention.key_length": head_dim,
+            f"{a}.attention.value_length": head_dim,
+            f"{a}.attention.sliding_window": c["sliding_window"],
+            f"{a}.attn_logit_softcapping": c["attn_logit_softcapping"],
+            f"{a}.final_logit_softcapping": c["final_logit_softcapping"],
+        })
+    if name == "phi3":
+        keys.update({
+            f"{a}.rope.dimension_count": head_dim,
+            f"{a}.rope.scaling.original_context_length": c["original_max_position_embeddings"],
+            f"{a}.attention.sliding_window": 0,  # the converter's mark of a model without one
+        })
+    if name == "granite":
+        keys.update({
+            f"{a}.rope.dimension_count": head_dim,
+            f"{a}.vocab_size": N_VOCAB,
+            f"{a}.attention.scale": c["attention_multiplier"],
+            f"{a}.embedding_scale": c["embedding_multiplier"],
+            f"{a}.residual_scale": c["residual_multiplier"],
+            f"{a}.logit_scale": c["logits_scaling"],
+        })
+    if name == "starcoder2":
+        keys[f"{a}.attention.layer_norm_epsilon"] = c["norm_epsilon"]
+    return keys
+
+
+def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
+    """Each block's tensors (after ``blk.N.``) with their numpy shapes (rows, then the row)."""
+    c = f.c
+    d, ff = c["hidden_size"], c["intermediate_size"]
+    head_dim = c.get("head_dim") or d // c["num_attention_heads"]
+    q, kv = c["num_attention_heads"] * head_dim, c["num_key_value_heads"] * head_dim
+    attention = {
+        "attn_norm.weight": (d,),
+        "attn_q.weight": (q, d),
+        "attn_k.weight": (kv, d),
+        "attn_v.weight": (kv, d),
+        "attn_output.weight": (d, q),
+    }
+    dense = {"ffn_norm.weight": (d,), "ffn_gate.weight": (ff, d), "ffn_up.weight": (ff, d), "ffn_down.weight": (d, ff)}
+    if name == "qwen3moe":
+        n, e = c["num_experts"], c["moe_intermediate_size"]
+        return {
+            **attention,
+            "attn_q_norm.weight": (head_dim,),
+            "attn_k_norm.weight": (head_dim,),
+            "ffn_norm.weight": (d,),
+            "ffn_gate_inp.weight": (n, d),
+            "ffn_gate_exps.weight": (n, e, d),
+            "ffn_up_exps.weight": (n, e, d),
+            "ffn_down_exps.weight": (n, d, e),
+        }
+    if name == "mixtral":
+        n = c["num_local_experts"]
+        return {
+            **attention,
+            "ffn_norm.weight": (d,),
+            "ffn_gate_inp.weight": (n, d),
+            "ffn_gate_exps.weight": (n, ff, d),
+            "ffn_up_exps.weight": (n, ff, d),
+            "ffn_down_exps.weight": (n, d, ff),
+        }
+    if name == "gemma2":
+        return {**attention, "post_attention_norm.weight": (d,), **dense, "post_ffw_norm.weight": (d,)}
+    if name == "phi3":
+        return {
+            "attn_norm.weight": (d,),
+            "attn_qkv.weight": (q + 2 * kv, d),
+            "attn_output.weight": (d, q),
+            "ffn_norm.weight": (d,),
+            "ffn_up.weight": (2 * ff, d),
+            "ffn_down.weight": (d, ff),
+        }
+    if name == "olmo2":
+        return {
+            "attn_q.weight": (q, d),
+            "attn_k.weight": (kv, d),
+            "attn_v.weight": (kv, d),
+            "attn_output.weight": (d, q),
+            "attn_q_norm.weight": (q,),
+            "attn_k_norm.weight": (kv,),
+            "post_attention_norm.weight": (d,),
+            "ffn_gate.weight": (ff, d),
+            "ffn_up.weight": (ff, d),
+            "ffn_down.weight": (d, ff),
+            "post_ffw_norm.weight": (d,),
+        }
+    if name == "starcoder2":
+        return {
+            "attn_norm.weight": (d,), "attn_norm.bias": (d,),
+            "attn_q.weight": (q, d), "attn_q.bias": (q,),
+            "attn_k.weight": (kv, d), "attn_k.bias": (kv,),
+            "attn_v.weight": (kv, d), "attn_v.bias": (kv,),
+            "attn_output.weight": (d, q), "attn_output.bias": (d,),
+            "ffn_norm.weight": (d,), "ffn_norm.bias": (d,),
+            "ffn_up.weight": (ff, d), "ffn_up.bias": (ff,),
+            "ffn_down.weight": (d, ff), "ffn_down.bias": (d,),
+        }
+    return {**attention, **dense}  # granite: llama's block
+
+
+def tensor_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Every tensor of fixture ``name`` with its numpy shape, in the converter's order."""
+    f = FIXTURES[name]
+    c = f.c
+    d = c["hidden_size"]
+    shapes = {"token_embd.weight": (N_VOCAB, d)}
+    for i in range(c["num_hidden_layers"]):
+        shapes.update({f"blk.{i}.{n}": s for n, s in _layer(name, f).items()})
+    shapes["output_norm.weight"] = (d,)
+    if name == "starcoder2":
+        shapes["output_norm.bias"] = (d,)
+    if not c["tie_word_embeddings"]:
+        shapes["output.weight"] = (N_VOCAB, d)
+    return shapes
+
+
+def _tokenizer_keys() -> dict:
+    tokens = SPECIALS + byte_level_vocab()
+    return {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": "default",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [3] * len(SPECIALS) + [1] * 256,
+        "tokenizer.ggml.merges": [],
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.padding_token_id": 0,
+        "tokenizer.ggml.add_bos_token": False,
+    }
+
+
+def value_types(metadata: dict) -> dict:
+    """The GGUF types of the fixtures' keys that ``make_gguf`` would not infer: as converted."""
+    from ollamakit_gguf.constants import ValueType
+
+    types = {"tokenizer.ggml.merges": ValueType.STRING, "tokenizer.ggml.token_type": ValueType.INT32}
+    types.update({k: ValueType.FLOAT32 for k, v in metadata.items() if isinstance(v, float)})
+    return types
+
+
+def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
+    """Write fixture ``name`` to ``path`` (the same bytes on every machine), its experts'
+    tensors as ``expert_type`` blocks (Q8_0 or F16)."""
+    from ollamakit_quant.encode import encode
+
+    f = FIXTURES[name]
+    rng = np.random.default_rng(f.seed)
+    metadata = {"general.architecture": f.arch, "general.name": "tiny random fixture", "general.file_type": 1,
+                "general.quantization_version": 2, **_keys(name, f), **_tokenizer_keys()}
+    types = value_types(metadata)
+    tensors: dict[str, object] = {}
+    for tensor, shape in tensor_shapes(name).items():
+        if len(shape) == 1:  # norms near one, biases near zero: float32, as converted
+            values = rng.standard_normal(shape) * 0.1 + (0.0 if tensor.endswith(".bias") else 1.0)
+            tensors[tensor] = values.astype(np.float32)
+            continue
+        scale = f.output_scale if tensor in ("output.weight",) or (tensor == "token_embd.weight" and f.c["tie_word_embeddings"]) else 1.0
+        values = (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
+        if tensor.endswith("_exps.weight") and expert_type == "Q8_0":  # (ne0, ne1, n_expert) in blocks
+            raw = encode(values.reshape(-1).view(np.uint8), "F32", "Q8_0")
+            tensors[tensor] = (raw.tobytes(), 8, shape[::-1])
+        elif ".ffn_gate_inp." in tensor:
+            tensors[tensor] = values  # the router stays float32, as converted
+        else:
+            tensors[tensor] = values.astype(np.float16)
+    return make_gguf(path, metadata, tensors, types=types)
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+def _log_softmax(logits) -> np.ndarray:
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def _step(logits) -> dict:
+    """One step's greedy id, llama.cpp's-style top-2 margin of the raw logits, and the top
+    ``TOP`` (id, logprob)."""
+    logits = np.asarray(logits, np.float32)
+    order = np.argsort(logits)[::-1]
+    logprobs = _log_softmax(logits)
+    return {
+        "id": int(order[0]),
+        "margin": float(logits[order[0]] - logits[order[1]]),
+        "top": [[int(i), round(float(logprobs[i]), 5)] for i in order[:TOP]],
+        "logprobs": logprobs,
+    }
+
+
+def llamacpp_steps(path: str, ids: list[int], tokens: int = TOKENS) -> list[dict]:
+    """llama.cpp's greedy continuation of ``ids`` with each step's margin and top logprobs:
+    a float32 cache, two threads. Flash attention off: with it on, llama.cpp casts a float32
+    cache's keys and values to float16 before attending, and the cache would be float16 in all
+    but name."""
+    from llama_cpp import Llama
+
+    llm = Llama(path, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=False, logits_all=True, verbose=False,
+                type_k=0, type_v=0)
+    llm.reset()
+    llm.eval(ids)
+    steps = []
+    for _ in range(tokens):
+        step = _step(llm.scores[llm.n_tokens - 1])
+        steps.append(step)
+        llm.eval([step["id"]])
+    return steps
+
+
+def ours_steps(runner, ids: list[int], tokens: int = TOKENS) -> list[dict]:
+    """The same with an ollamakit runner (made with ``kv_cache_type`` f32)."""
+    cache = runner.new_cache(NUM_CTX)
+    logits = runner.forward([(cache, list(ids))])[0]
+    steps = []
+    for _ in range(tokens):
+        step = _step(logits)
+        steps.append(step)
+        logits = runner.forward([(cache, [step["id"]])])[0]
+    return steps
+
+
+def record(out: Path, names=None) -> None:
+    """Write llama.cpp's answers for every fixture, with this CPU beside them."""
+    import tempfile
+
+    import llama_cpp
+
+    from ollamakit.testing.agreement import cpu
+
+    fixtures = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in names or FIXTURES:
+            path = build(name, Path(folder) / f"{name}.gguf")
+            answers = []
+            for text in PROMPTS:
+                steps = llamacpp_steps(str(path), prompt_ids(text))
+                answers.append({
+                    "prompt": text,
+                    "greedy_ids": [s["id"] for s in steps],
+                    "margins": [round(s["margin"], 5) for s in steps],
+                    "top_logprobs": [s["top"] for s in steps],
+                })
+            margins = [m for a in answers for m in a["margins"]]
+            fixtures[name] = {
+                "arch": FIXTURES[name].arch,
+                "sha256": sha256(path),
+                "steps_with_margin": f"{sum(m >= TIE_MARGIN for m in margins)}/{len(margins)}",
+                "answers": answers,
+            }
+    document = {
+        "generator": f"python -m ollamakit.testing.architectures record: llama-cpp-python {llama_cpp.__version__} "
+        f"built on this machine; the fixtures of ollamakit.testing.architectures.build (sha256 of each file); "
+        f"float32 cache with flash attention off, n_threads 2, n_ctx {NUM_CTX}; prompts as byte ids; {TOKENS} "
+        f"greedy tokens with the top-2 logit margin and the top {TOP} logprobs at each step; steps_with_margin: "
+        f"the steps whose margin is at least {TIE_MARGIN}",
+        "cpu": cpu(),
+        "fixtures": fixtures,
+    }
+    # one answer a line: small, and a change shows as a changed answer
+    text = json.dumps(document, indent=1)
+    for name, fixture in fixtures.items():
+        for answer in fixture["answers"]:
+            text = text.replace(json.dumps(answer, indent=1).replace("\n", "\n" + " " * 4), json.dumps(answer), 1)
+    out.write_text(text + "\n")
+
+
+def sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# -- the converter's file, for comparison --------------------------------------------------------
+
+
+def convert(name: str, llama_cpp: Path, folder: Path) -> Path:
+    """Fixture ``name`` made with ``transformers`` from its config class (its own random
+    initialisation, seed 0), saved as safetensors and converted by llama.cpp's
+    ``convert_hf_to_gguf.py`` (float16) with the fixtures' vocabulary in place of a tokenizer."""
+    import torch
+    import transformers
+
+    f = FIXTURES[name]
+    hf_dir = folder / f"{name}-hf"
+    torch.manual_seed(f.seed)
+    config = getattr(transformers, f.hf_config)(**f.c)
+    model = getattr(transformers, f.hf_model)(config)
+    model.save_pretrained(hf_dir, safe_serialization=True)
+    sys.path.insert(0, str(llama_cpp))
+    import convert_hf_to_gguf as converter
+    from conversion.base import TextModel
+
+    def fixture_vocab(self) -> None:
+        keys = _tokenizer_keys()
+        w = self.gguf_writer
+        w.add_tokenizer_model(keys["tokenizer.ggml.model"])
+        w.add_tokenizer_pre(keys["tokenizer.ggml.pre"])
+        w.add_token_list(keys["tokenizer.ggml.tokens"])
+        w.add_token_types(keys["tokenizer.ggml.token_type"])
+        w.add_token_merges([])
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_pad_token_id(0)
+        w.add_add_bos_token(False)
+
+    prepare = TextModel.prepare_metadata
+
+    def prepare_with_fixture_vocab(self, *args, **kwargs):
+        self.set_vocab = types.MethodType(fixture_vocab, self)  # over any class's own
+        return prepare(self, *args, **kwargs)
+
+    TextModel.prepare_metadata = prepare_with_fixture_vocab
+    out = folder / f"{name}-converted.gguf"
+    sys.argv = ["convert_hf_to_gguf.py", str(hf_dir), "--outfile", str(out), "--outtype", "f16"]
+    converter.main()
+    return out
+
+
+def compare_with_converter(name: str, converted: Path, built: Path) -> list[str]:
+    """How ``built`` differs from the converter's file in the architecture's keys and in its
+    tensor names and shapes; empty when they agree. (Both carry the fixtures' vocabulary, not a
+    converted one, so the tokenizer keys say nothing.)"""
+    from ollamakit_gguf.reader import GGUFFile
+
+    with GGUFFile.open(converted) as a, GGUFFile.open(built) as b:
+        prefix = FIXTURES[name].arch + "."
+        keys_a = {k: v for k, v in a.metadata.items() if k.startswith(prefix)}
+        keys_b = {k: v for k, v in b.metadata.items() if k.startswith(prefix)}
+        shapes_a = {t.name: tuple(t.shape) for t in a.tensors}
+        shapes_b = {t.name: tuple(t.shape) for t in b.tensors}
+    problems = []
+    for key in sorted(keys_a.keys() | keys_b.keys()):
+        va, vb = keys_a.get(key), keys_b.get(key)
+        if isinstance(va, float) or isinstance(vb, float):
+            same = va is not None and vb is not None and abs(float(va) - float(vb)) <= 1e-6 * max(1.0, abs(float(va)))
+        else:
+            same = va == vb
+        if not same:
+            problems.append(f"key {key}: converter {va!r}, fixture {vb!r}")
+    for tensor in sorted(shapes_a.keys() | shapes_b.keys()):
+        if shapes_a.get(tensor) != shapes_b.get(tensor):
+            problems.append(f"tensor {tensor}: converter {shapes_a.get(tensor)}, fixture {shapes_b.get(tensor)}")
+    return problems
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "convert-check":  # python -m ollamakit.testing.architectures convert-check LLAMA_CPP [NAMES...]
+        llama_cpp, names = Path(sys.argv[2]), sys.argv[3:] or list(FIXTURES)
+        import tempfile
+
+        work = Path(tempfile.mkdtemp(prefix="arch-check-"))
+        for fixture in names:
+            converted = convert(fixture, llama_cpp, work)
+            built = build(fixture, work / f"{fixture}.gguf")
+            problems = compare_with_converter(fixture, converted, built)
+            print(json.dumps({"fixture": fixture, "converted": str(converted), "differences": problems}, indent=1))
+    elif command == "record":  # python -m ollamakit.testing.architectures record [OUT] [NAMES...]
+        target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("tests/reference") / RECORDED
+        record(target, sys.argv[3:] or None)
+        print(f"wrote {target}")
+    else:
+        print(__doc__)

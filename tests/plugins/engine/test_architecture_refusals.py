@@ -1,0 +1,81 @@
+"""What the engine refuses at create (``requirements.check_decoder``, behind the ``check_model``
+hook) and at load: a file it cannot run in full is refused with a message naming what is wrong,
+never loaded as a neighbouring architecture."""
+
+from __future__ import annotations
+
+import pytest
+from ollamakit_engine import load_runner
+from ollamakit_engine.requirements import check_decoder
+from ollamakit_gguf.reader import GGUFFile
+
+from ollamakit.errors import BadRequest, InvalidModelFile
+from ollamakit.testing import architectures as fixtures
+from ollamakit.testing.gguf_factory import make_gguf
+
+
+def rewrite(source, target, *, metadata=None, drop=()):
+    """``source``'s GGUF with keys changed (None removes one) and tensors dropped."""
+    with GGUFFile.open(source) as gguf:
+        meta = {**gguf.metadata, **(metadata or {})}
+        infos = [info for info in gguf.tensors if info.name not in drop]
+    raw = source.read_bytes()
+    tensors = {info.name: (raw[info.offset : info.offset + info.nbytes], info.ggml_type, tuple(info.shape)) for info in infos}
+    meta = {k: v for k, v in meta.items() if v is not None}
+    return make_gguf(target, meta, tensors, types=fixtures.value_types(meta))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("refusals")
+    return {name: fixtures.build(name, folder / f"{name}.gguf") for name in ("mixtral", "qwen3moe", "phi3")}
+
+
+def check(path):
+    with GGUFFile.open(path) as gguf:
+        check_decoder(gguf)
+
+
+@pytest.mark.parametrize("name", sorted(fixtures.FIXTURES))
+def test_every_fixture_passes_the_check(name, tmp_path):
+    check(fixtures.build(name, tmp_path / f"{name}.gguf"))
+
+
+def test_experts_without_an_expert_count_are_not_loaded_as_a_dense_llama(built, tmp_path):
+    path = rewrite(built["mixtral"], tmp_path / "m.gguf", metadata={"llama.expert_count": None, "llama.expert_used_count": None})
+    with pytest.raises(InvalidModelFile, match=r"has tensor blk\.0\.ffn_down_exps\.weight, which a llama model .* not supported"):
+        check(path)
+
+
+def test_a_missing_expert_tensor_is_named(built, tmp_path):
+    path = rewrite(built["qwen3moe"], tmp_path / "m.gguf", drop=("blk.1.ffn_up_exps.weight",))
+    with pytest.raises(InvalidModelFile, match=r"lacks tensor blk\.1\.ffn_up_exps\.weight"):
+        check(path)
+
+
+def test_more_experts_used_than_there_are_is_refused(built, tmp_path):
+    path = rewrite(built["qwen3moe"], tmp_path / "m.gguf", metadata={"qwen3moe.expert_used_count": 9})
+    with pytest.raises(InvalidModelFile, match="9 experts used of 8 cannot run"):
+        check(path)
+
+
+@pytest.mark.parametrize("arch", ["deepseek2", "gpt-oss", "nomic-bert-moe"])
+def test_an_unsupported_architecture_is_named(built, tmp_path, arch):
+    path = rewrite(built["qwen3moe"], tmp_path / "m.gguf", metadata={"general.architecture": arch})
+    with pytest.raises(InvalidModelFile, match=f"unsupported model architecture '{arch}'"):
+        check(path)
+
+
+def test_phi3_long_rope_is_refused_not_ignored(built, tmp_path):
+    path = rewrite(built["phi3"], tmp_path / "m.gguf", metadata={"phi3.rope.scaling.attn_factor": 1.19})
+    with pytest.raises(InvalidModelFile, match="LongRoPE"):
+        check(path)
+
+
+def test_the_array_engines_refuse_what_only_the_graph_engine_runs(built):
+    from ollamakit_numpy import NumpyBackend
+
+    with pytest.raises(BadRequest, match="the qwen3moe architecture with experts needs the ggml compute backend"):
+        load_runner(built["qwen3moe"], NumpyBackend(), with_tokenizer=False)
+    with pytest.raises(BadRequest, match="the phi3 architecture needs the ggml compute backend"):
+        load_runner(built["phi3"], NumpyBackend(), with_tokenizer=False)

@@ -1,0 +1,107 @@
+"""Every architecture the graph engine runs, on a tiny random model of it, against llama.cpp.
+
+The fixtures (``ollamakit.testing.architectures``) are rebuilt here, byte for byte the files
+llama.cpp ran on (their sha256 is recorded beside its answers). Greedy tokens must equal
+llama.cpp's except where its own top-2 margin was under ``TIE_MARGIN``, and until the
+continuations part, llama.cpp's top logprobs must be within ``LOGPROB_TOLERANCE`` of ours; both
+run with a float32 cache. Live with llama-cpp-python when it is installed, otherwise against the
+answers recorded on this machine kind (``tests/reference/llamacpp-architectures.json``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from ollamakit_engine import load_runner
+from ollamakit_ggml import GgmlBackend
+
+from ollamakit.testing import architectures as fixtures
+from ollamakit.testing.agreement import TIE_MARGIN, cpu
+from ollamakit.testing.reference import reference_answers
+
+LIVE = importlib.util.find_spec("llama_cpp") is not None
+LOGPROB_TOLERANCE = 0.05
+NAMES = sorted(fixtures.FIXTURES)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("architectures")
+
+
+@lru_cache(maxsize=1)
+def recorded() -> dict:
+    return reference_answers(fixtures.RECORDED)
+
+
+@lru_cache(maxsize=None)
+def built(name: str, folder) -> str:
+    return str(fixtures.build(name, folder / f"{name}.gguf"))
+
+
+@lru_cache(maxsize=2)
+def runner(path: str):
+    return load_runner(path, GgmlBackend(), {"num_thread": 2, "kv_cache_type": "f32"}, with_tokenizer=False)
+
+
+def theirs(name: str, path: str, index: int) -> dict:
+    """llama.cpp's answer for prompt ``index``: greedy ids, margins and top logprobs."""
+    if LIVE:
+        steps = fixtures.llamacpp_steps(path, fixtures.prompt_ids(fixtures.PROMPTS[index]))
+        return {"greedy_ids": [s["id"] for s in steps], "margins": [s["margin"] for s in steps],
+                "top_logprobs": [s["top"] for s in steps]}
+    document = recorded()
+    here = cpu()
+    if document["cpu"]["flags"] != here["flags"] or document["cpu"]["machine"] != here["machine"]:
+        pytest.fail(
+            f"the recorded answers come from a {document['cpu']['model']} with {document['cpu']['flags']}; this CPU "
+            f"has {here['flags']}: install llama-cpp-python to compare live"
+        )
+    answer = document["fixtures"][name]["answers"][index]
+    assert answer["prompt"] == fixtures.PROMPTS[index], "the recorded answers are for other prompts: record them again"
+    return answer
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fixture_is_the_file_llamacpp_ran(name, folder):
+    """The rebuilt fixture is the very file the recorded answers come from."""
+    assert fixtures.sha256(built(name, folder)) == recorded()["fixtures"][name]["sha256"]
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n in NAMES for i in range(len(fixtures.PROMPTS))])
+def test_greedy_tokens_and_logprobs_match_llamacpp(name, index, folder):
+    path = built(name, folder)
+    answer = theirs(name, path, index)
+    ours = fixtures.ours_steps(runner(path), fixtures.prompt_ids(fixtures.PROMPTS[index]), len(answer["greedy_ids"]))
+    parted = next((i for i, (a, b) in enumerate(zip(ours, answer["greedy_ids"])) if a["id"] != b), None)
+    if parted is not None:
+        margin = answer["margins"][parted]
+        assert margin < TIE_MARGIN, f"parts from llama.cpp at token {parted}, where its top-2 margin was {margin:.4f}"
+    worst = 0.0
+    for step, top in zip(ours[: parted if parted is not None else None], answer["top_logprobs"]):
+        for token, logprob in top:
+            worst = max(worst, abs(float(step["logprobs"][token]) - logprob))
+    assert worst <= LOGPROB_TOLERANCE, f"a top logprob is {worst:.4f} from llama.cpp's"
+
+
+def test_most_steps_are_not_ties():
+    """The fixtures' logits are spread enough that greedy steps mean something: llama.cpp's top-2
+    margin reaches ``TIE_MARGIN`` on at least 90% of the steps of every fixture."""
+    for name, fixture in recorded()["fixtures"].items():
+        margins = [m for answer in fixture["answers"] for m in answer["margins"]]
+        assert np.mean(np.asarray(margins) >= TIE_MARGIN) >= 0.9, name
+
+
+@pytest.mark.parametrize("name", ["qwen3moe", "mixtral"])
+def test_experts_route_each_row_on_its_own(name, folder):
+    """Two sequences in one step (their rows concatenated, each routed to its own experts) give
+    what each gives alone."""
+    model = runner(built(name, folder))
+    a, b = fixtures.prompt_ids(fixtures.PROMPTS[0]), fixtures.prompt_ids(fixtures.PROMPTS[1])
+    alone = [model.forward([(model.new_cache(64), ids)])[0] for ids in (a, b)]
+    together = model.forward([(model.new_cache(64), a), (model.new_cache(64), b)])
+    for one, both in zip(alone, together):
+        np.testing.assert_allclose(both, one, atol=1e-4)

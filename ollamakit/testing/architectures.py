@@ -279,7 +279,7 @@ def _tokenizer_keys() -> dict:
 
 def value_types(metadata: dict) -> dict:
     """The GGUF types of the fixtures' keys that ``make_gguf`` would not infer: as converted."""
-    from ollamakit_gguf.constants import ValueType
+    from ollamakit.lib.gguf import ValueType
 
     types = {"tokenizer.ggml.merges": ValueType.STRING, "tokenizer.ggml.token_type": ValueType.INT32}
     types.update({k: ValueType.FLOAT32 for k, v in metadata.items() if isinstance(v, float)})
@@ -289,7 +289,7 @@ def value_types(metadata: dict) -> dict:
 def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
     """Write fixture ``name`` to ``path`` (the same bytes on every machine), its experts'
     tensors as ``expert_type`` blocks (Q8_0 or F16)."""
-    from ollamakit_quant.encode import encode
+    from ollamakit_quant import encode
 
     f = FIXTURES[name]
     rng = np.random.default_rng(f.seed)
@@ -469,7 +469,7 @@ def compare_with_converter(name: str, converted: Path, built: Path) -> list[str]
     """How ``built`` differs from the converter's file in the architecture's keys and in its
     tensor names and shapes; empty when they agree. (Both carry the fixtures' vocabulary, not a
     converted one, so the tokenizer keys say nothing.)"""
-    from ollamakit_gguf.reader import GGUFFile
+    from ollamakit.lib.gguf import GGUFFile
 
     with GGUFFile.open(converted) as a, GGUFFile.open(built) as b:
         prefix = FIXTURES[name].arch + "."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from ollamakit_engine import load_runner
 from ollamakit_engine.requirements import check_decoder
-from ollamakit_gguf.reader import GGUFFile
+from ollamakit.lib.gguf import GGUFFile
 
 from ollamakit.errors import BadRequest, InvalidModelFile
 from ollamakit.testing import architectures as fixtures

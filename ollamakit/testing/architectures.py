@@ -14,8 +14,8 @@ compares that file's keys, tensor names and shapes with ``build``'s.
 
 Random weights give near-uniform logits, where every greedy step is a tie: each fixture's
 ``output_scale`` widens the logits until llama.cpp's top two differ by ``TIE_MARGIN`` on most steps.
-Matrices are float16 (norms float32, as the converter writes them) and expert tensors Q8_0, so the
-experts are multiplied on their quantized blocks.
+Matrices are float16 (norms float32, as the converter writes them) and expert tensors Q8_0 (MXFP4
+for gpt-oss, as it ships), so the experts are multiplied on their quantized blocks.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,13 @@ FIXTURES = {
         dict(embedding_multiplier=2.0, residual_multiplier=0.5, attention_multiplier=0.2, logits_scaling=0.5),
     ),
     "olmo2": Fixture("olmo2", "Olmo2Config", "Olmo2ForCausalLM", dict()),
+    "gpt-oss": Fixture(
+        "gpt-oss", "GptOssConfig", "GptOssForCausalLM",
+        dict(head_dim=16, num_local_experts=4, num_experts_per_tok=2, intermediate_size=64, sliding_window=8,
+             attention_bias=True, layer_types=["sliding_attention", "full_attention"],
+             rope_scaling={"rope_type": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                           "truncate": False, "original_max_position_embeddings": 64}),
+    ),
     "starcoder2": Fixture(
         "starcoder2", "Starcoder2Config", "Starcoder2ForCausalLM",
         dict(norm_epsilon=1e-5, use_bias=True, hidden_act="gelu_pytorch_tanh", sliding_window=None),
@@ -168,6 +176,21 @@ def _keys(name: str, f: Fixture) -> dict:
         })
     if name == "starcoder2":
         keys[f"{a}.attention.layer_norm_epsilon"] = c["norm_epsilon"]
+    if name == "gpt-oss":
+        rope = c["rope_scaling"]
+        keys.update({
+            f"{a}.attention.key_length": head_dim,
+            f"{a}.attention.value_length": head_dim,
+            f"{a}.expert_count": c["num_local_experts"],
+            f"{a}.expert_used_count": c["num_experts_per_tok"],
+            f"{a}.expert_feed_forward_length": c["intermediate_size"],
+            f"{a}.attention.sliding_window": c["sliding_window"],
+            f"{a}.rope.scaling.type": "yarn",
+            f"{a}.rope.scaling.factor": rope["factor"],
+            f"{a}.rope.scaling.original_context_length": rope["original_max_position_embeddings"],
+            f"{a}.rope.scaling.yarn_beta_fast": rope["beta_fast"],
+            f"{a}.rope.scaling.yarn_beta_slow": rope["beta_slow"],
+        })
     return keys
 
 
@@ -209,6 +232,21 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
         }
     if name == "gemma2":
         return {**attention, "post_attention_norm.weight": (d,), **dense, "post_ffw_norm.weight": (d,)}
+    if name == "gpt-oss":
+        n = c["num_local_experts"]
+        return {
+            "attn_norm.weight": (d,),
+            "attn_q.weight": (q, d), "attn_q.bias": (q,),
+            "attn_k.weight": (kv, d), "attn_k.bias": (kv,),
+            "attn_v.weight": (kv, d), "attn_v.bias": (kv,),
+            "attn_output.weight": (d, q), "attn_output.bias": (d,),
+            "attn_sinks.weight": (c["num_attention_heads"],),
+            "post_attention_norm.weight": (d,),
+            "ffn_gate_inp.weight": (n, d), "ffn_gate_inp.bias": (n,),
+            "ffn_gate_exps.weight": (n, ff, d), "ffn_gate_exps.bias": (n, ff),
+            "ffn_up_exps.weight": (n, ff, d), "ffn_up_exps.bias": (n, ff),
+            "ffn_down_exps.weight": (n, d, ff), "ffn_down_exps.bias": (n, d),
+        }
     if name == "phi3":
         return {
             "attn_norm.weight": (d,),
@@ -277,6 +315,26 @@ def _tokenizer_keys() -> dict:
     }
 
 
+MXFP4 = 39  # ggml type
+# twice the values of the 4-bit e2m1 float, indexed by its bits (ggml's kvalues_mxfp4)
+E2M1_TWICE = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], np.float32)
+
+
+def mxfp4(values: np.ndarray) -> bytes:
+    """``values`` (row-major, rows a multiple of 32 long) as MXFP4 blocks, as ggml's reference
+    quantizer writes them: per 32 values a power-of-two scale (E8M0, chosen so the largest fits)
+    and 16 bytes of 4-bit e2m1 values, the block's first half in the low nibbles."""
+    x = values.astype(np.float32).reshape(-1, 32)
+    amax = np.abs(x).max(axis=1)
+    with np.errstate(divide="ignore"):
+        e = np.where(amax > 0, np.floor(np.log2(amax)) - 2 + 127, 0).astype(np.uint8)
+    half = np.ldexp(np.float32(1.0), e.astype(np.int32) - 128).astype(np.float32)  # scale / 2
+    errors = np.abs(E2M1_TWICE[None, None, :] * half[:, None, None] - x[:, :, None])
+    index = np.argmin(errors, axis=2).astype(np.uint8)  # the first of equal errors, as ggml
+    packed = index[:, :16] | (index[:, 16:] << 4)
+    return np.concatenate([e[:, None], packed], axis=1).tobytes()
+
+
 def value_types(metadata: dict) -> dict:
     """The GGUF types of the fixtures' keys that ``make_gguf`` would not infer: as converted."""
     from ollamakit.lib.gguf import ValueType
@@ -298,13 +356,15 @@ def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
     types = value_types(metadata)
     tensors: dict[str, object] = {}
     for tensor, shape in tensor_shapes(name).items():
-        if len(shape) == 1:  # norms near one, biases near zero: float32, as converted
+        if len(shape) == 1 or tensor.endswith(".bias"):  # norms near one, biases near zero: float32
             values = rng.standard_normal(shape) * 0.1 + (0.0 if tensor.endswith(".bias") else 1.0)
             tensors[tensor] = values.astype(np.float32)
             continue
         scale = f.output_scale if tensor in ("output.weight",) or (tensor == "token_embd.weight" and f.c["tie_word_embeddings"]) else 1.0
         values = (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
-        if tensor.endswith("_exps.weight") and expert_type == "Q8_0":  # (ne0, ne1, n_expert) in blocks
+        if tensor.endswith("_exps.weight") and f.arch == "gpt-oss":  # as gpt-oss ships them
+            tensors[tensor] = (mxfp4(values), MXFP4, shape[::-1])
+        elif tensor.endswith("_exps.weight") and expert_type == "Q8_0":  # (ne0, ne1, n_expert) in blocks
             raw = encode(values.reshape(-1).view(np.uint8), "F32", "Q8_0")
             tensors[tensor] = (raw.tobytes(), 8, shape[::-1])
         elif ".ffn_gate_inp." in tensor:
@@ -510,3 +570,74 @@ if __name__ == "__main__":
         print(f"wrote {target}")
     else:
         print(__doc__)
+
+
+# -- a model of realistic shape, for speed -----------------------------------------------------
+
+# qwen3:30b-a3b's block (width 2048, 32 query and 4 key/value heads of 128, experts of width 768,
+# 8 chosen per token) with 48 experts and 8 layers instead of 128 and 48: at Q4_K_M a file of
+# about 1.2 GB, whose decode reads a realistic share of its experts per token.
+REALISTIC_QWEN3MOE = dict(n_layer=8, n_embd=2048, n_head=32, n_head_kv=4, head_dim=128, n_expert=48,
+                          n_expert_used=8, n_ff_exp=768, n_vocab=32000)
+
+
+def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
+    """A random qwen3moe of ``REALISTIC_QWEN3MOE``'s shape at Q4_K_M (ollamakit's quantizer, the
+    same blocks as llama-quantize's), cached at ``target``; its float16 source is written beside
+    it, tensor by tensor, and removed once quantized."""
+    if target.exists():
+        return target
+    from ollamakit.lib.gguf import GGUFWriter
+    from ollamakit_quant import quantize_file
+
+    s = REALISTIC_QWEN3MOE
+    a, d, e = "qwen3moe", s["n_embd"], s["n_expert"]
+    q, kv = s["n_head"] * s["head_dim"], s["n_head_kv"] * s["head_dim"]
+    filler = [f"<t{i}>" for i in range(s["n_vocab"] - N_VOCAB)]
+    metadata = {
+        "general.architecture": a, "general.name": "random qwen3moe of realistic shape", "general.file_type": 1,
+        f"{a}.block_count": s["n_layer"], f"{a}.context_length": 4096, f"{a}.embedding_length": d,
+        f"{a}.feed_forward_length": 6144, f"{a}.attention.head_count": s["n_head"],
+        f"{a}.attention.head_count_kv": s["n_head_kv"], f"{a}.attention.key_length": s["head_dim"],
+        f"{a}.attention.value_length": s["head_dim"], f"{a}.rope.freq_base": 1000000.0,
+        f"{a}.attention.layer_norm_rms_epsilon": 1e-6, f"{a}.expert_count": e,
+        f"{a}.expert_used_count": s["n_expert_used"], f"{a}.expert_feed_forward_length": s["n_ff_exp"],
+        **_tokenizer_keys(),
+    }
+    metadata["tokenizer.ggml.tokens"] = metadata["tokenizer.ggml.tokens"] + filler
+    metadata["tokenizer.ggml.token_type"] = metadata["tokenizer.ggml.token_type"] + [1] * len(filler)
+    shapes = {"token_embd.weight": (s["n_vocab"], d)}
+    for i in range(s["n_layer"]):
+        p = f"blk.{i}."
+        shapes.update({
+            p + "attn_norm.weight": (d,), p + "attn_q.weight": (q, d), p + "attn_k.weight": (kv, d),
+            p + "attn_v.weight": (kv, d), p + "attn_output.weight": (d, q),
+            p + "attn_q_norm.weight": (s["head_dim"],), p + "attn_k_norm.weight": (s["head_dim"],),
+            p + "ffn_norm.weight": (d,), p + "ffn_gate_inp.weight": (e, d),
+            p + "ffn_gate_exps.weight": (e, s["n_ff_exp"], d), p + "ffn_up_exps.weight": (e, s["n_ff_exp"], d),
+            p + "ffn_down_exps.weight": (e, d, s["n_ff_exp"]),
+        })
+    shapes.update({"output_norm.weight": (d,), "output.weight": (s["n_vocab"], d)})
+
+    def values(name: str, shape: tuple[int, ...]):
+        def make():
+            rng = np.random.default_rng(zlib.crc32(name.encode()))  # each tensor its own seeded stream
+            if len(shape) == 1:
+                return (1.0 + 0.1 * rng.standard_normal(shape, np.float32)).astype(np.float32)
+            out = rng.standard_normal(shape, np.float32) / np.float32(np.sqrt(shape[-1]))
+            return out if ".ffn_gate_inp." in name else out.astype(np.float16)
+        return make
+
+    source = target.with_suffix(".f16.gguf")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(source)
+    writer.add_metadata(metadata, value_types(metadata))
+    for name, shape in shapes.items():
+        kind = 0 if len(shape) == 1 or ".ffn_gate_inp." in name else 1  # F32 (norms, router) or F16
+        writer.add_tensor(name, values(name, shape), kind, shape[::-1])
+    writer.write()
+    temp = target.with_suffix(".tmp")
+    quantize_file(source, temp, "q4_K_M", threads=threads)
+    source.unlink()
+    temp.rename(target)
+    return target

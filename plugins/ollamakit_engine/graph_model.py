@@ -10,7 +10,8 @@ One block serves every architecture of ``hparams.ARCHITECTURES``: the llama fami
 SwiGLU; llama rotates adjacent pairs, qwen2/3 the two halves of a head), gemma2/3 (pre- and
 post-norms, GELU gate, sliding-window layers, soft caps), olmo2 (post-norms only, q/k norms over
 all heads), starcoder2 (LayerNorm with biases, plain GELU FFN), phi3 (fused q/k/v and gate/up),
-granite (multipliers), and the mixtures of experts (mixtral, qwen3moe: a router picks
+granite (multipliers), gpt-oss (attention sinks, YaRN), and the mixtures of experts (mixtral,
+qwen3moe, gpt-oss: a router picks
 ``n_expert_used`` FFNs per row; ``mul_mat_id`` multiplies each row by its chosen experts' blocks
 only, so decoding reads those experts and no others). The differences are hyperparameters and
 the tensors a file has: the graph has no per-architecture branch.
@@ -29,8 +30,7 @@ from .graph_weights import ModelTensors
 from .hparams import HParams
 
 F32_BYTES = 4
-# rope's YaRN parameters, unused without YaRN scaling (ext_factor 0): llama.cpp's defaults
-BETA_FAST, BETA_SLOW = 32.0, 1.0
+SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT = 1.702, 7.0  # gpt-oss's activation, as llama.cpp fixes them
 MIN_WEIGHT_SUM = 6.103515625e-5  # the experts' weights' sum kept above zero (float16's smallest normal)
 KV_BLOCK = 256  # attention spans grow in blocks of this many cache cells, as llama.cpp's do
 
@@ -230,6 +230,8 @@ class GraphTransformer:
             keys = s.cache.attend_view(step, index, 0, span, False)
             values = s.cache.attend_view(step, index, 0, span, True)
             out = step.op("flash_attn_ext", queries, keys, values, mask, kq_scale, 0.0, hp.attn_softcap or 0.0)
+            if layer.sinks is not None:  # each head's learned sink takes a share of the softmax
+                step.lib.ggml_flash_attn_ext_add_sinks(out, layer.sinks)
             step.lib.ggml_flash_attn_ext_set_prec(out, L.PREC_F32)
             out = step.op("reshape_2d", out, hp.n_head * hp.head_dim_v, count)
             attn = out if attn is None else step.op("concat", attn, out, 1)
@@ -297,9 +299,14 @@ class GraphTransformer:
         n_used = hp.n_expert_used
         rows = L.tensor(x).ne[1]
         logits = step.op("mul_mat", layer.gate_inp, x)  # (n_expert, rows)
-        probs = step.op("soft_max" if hp.expert_gating == "softmax" else "sigmoid", logits)
+        if layer.gate_inp_b is not None:
+            logits = step.op("add", logits, layer.gate_inp_b)
+        probs = {"softmax": "soft_max", "sigmoid": "sigmoid"}.get(hp.expert_gating)
+        probs = step.op(probs, logits) if probs else logits
         chosen = step.op("argsort_top_k", probs, n_used)  # (n_used, rows), I32
         weights = step.op("get_rows", step.op("reshape_3d", probs, 1, hp.n_expert, rows), chosen)  # (1, n_used, rows)
+        if hp.expert_gating == "softmax_chosen":
+            weights = step.op("reshape_3d", step.op("soft_max", step.op("reshape_2d", weights, n_used, rows)), 1, n_used, rows)
         if hp.expert_weights_norm:
             weights = step.op("reshape_2d", weights, n_used, rows)
             total = step.op("clamp", step.op("sum_rows", weights), MIN_WEIGHT_SUM, float("inf"))
@@ -308,10 +315,13 @@ class GraphTransformer:
             weights = step.op("scale", weights, hp.expert_weights_scale)
         step.expand(weights)
         cur = step.op("reshape_3d", x, hp.n_embd, 1, rows)
-        up = step.op("mul_mat_id", layer.up_exps, cur, chosen)  # (n_ff_exp, n_used, rows)
-        gate = step.op("mul_mat_id", layer.gate_exps, cur, chosen)
-        cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
-        experts = step.op("mul_mat_id", layer.down_exps, cur, chosen)  # (n_embd, n_used, rows)
+        up = self._expert_product(step, layer.up_exps, layer.up_exps_b, cur, chosen)  # (n_ff_exp, n_used, rows)
+        gate = self._expert_product(step, layer.gate_exps, layer.gate_exps_b, cur, chosen)
+        if hp.activation == "swiglu_oai":  # gpt-oss: SwiGLU with a sharper sigmoid, both halves clamped
+            cur = step.op("swiglu_oai", gate, up, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT)
+        else:
+            cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
+        experts = self._expert_product(step, layer.down_exps, layer.down_exps_b, cur, chosen)  # (n_embd, n_used, rows)
         experts = step.op("mul", experts, weights)
         step.expand(experts)
         struct = L.tensor(experts)
@@ -322,6 +332,12 @@ class GraphTransformer:
         for view in views[1:]:
             out = step.expand(step.op("add", out, view))
         return step.op("cont", out) if n_used == 1 else out
+
+    @staticmethod
+    def _expert_product(step, weights, bias, x, chosen):
+        """Each row times its chosen experts' matrices (and biases)."""
+        out = step.op("mul_mat_id", weights, x, chosen)
+        return out if bias is None else step.op("add_id", out, bias, chosen)
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -359,12 +375,12 @@ class GraphTransformer:
         """Rotate (head_dim, heads, rows) by ``positions`` (I32, one per row)."""
         hp = self.hp
         if local and hp.rope_base_local is not None:
-            base, scale, factors = hp.rope_base_local, 1.0, None
+            base, scale, factors = hp.rope_base_local, hp.rope_scale_local, None
         else:
             base, scale, factors = hp.rope_base, hp.rope_scale, self.t.rope_factors
         return step.op(
-            "rope_ext", x, positions, factors, hp.rope_dim, self.rope_mode, hp.n_ctx_train,
-            base, scale, 0.0, 1.0, BETA_FAST, BETA_SLOW,
+            "rope_ext", x, positions, factors, hp.rope_dim, self.rope_mode, hp.rope_ctx_orig or hp.n_ctx_train,
+            base, scale, hp.rope_ext_factor, hp.rope_attn_factor, hp.rope_beta_fast, hp.rope_beta_slow,
         )
 
     def _mask(self, s: GraphSegment, local: bool) -> np.ndarray:

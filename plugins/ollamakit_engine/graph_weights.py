@@ -53,6 +53,11 @@ class LayerTensors:
     gate_exps: int | None = None
     up_exps: int | None = None
     down_exps: int | None = None
+    sinks: int | None = None
+    gate_inp_b: int | None = None
+    gate_exps_b: int | None = None
+    up_exps_b: int | None = None
+    down_exps_b: int | None = None
 
     def projections(self) -> list[int]:
         """The matrices multiplied by the block's rows (not the experts, which are chosen)."""

@@ -68,9 +68,21 @@ class HParams:
     n_expert: int = 0
     n_expert_used: int = 0
     n_ff_exp: int = 0  # width of one expert's FFN
-    expert_gating: str = "softmax"  # router probabilities: "softmax" or "sigmoid"
+    # the router: "softmax" or "sigmoid" probabilities over all experts, the chosen by the
+    # largest; or "softmax_chosen": the largest logits chosen, a softmax over just those
+    expert_gating: str = "softmax"
     expert_weights_norm: bool = False  # the chosen experts' weights renormalised to sum to 1
     expert_weights_scale: float = 1.0
+    # YaRN (``_yarn``): ext_factor 0 is plain rope; positions are scaled by ``rope_scale``
+    rope_ext_factor: float = 0.0
+    rope_attn_factor: float = 1.0
+    rope_ctx_orig: int = 0  # the context YaRN extends (0: the training context)
+    rope_beta_fast: float = 32.0  # where YaRN's blend between extrapolation and interpolation
+    rope_beta_slow: float = 1.0  # begins and ends, in rotations over the original context
+    rope_scale_local: float = 1.0  # ``rope_scale`` of the sliding-window layers
+    # Block tensors an architecture names otherwise: (field of ``layer_tensors.LAYER_TENSORS``,
+    # name in the file after ``blk.N.``)
+    renamed: tuple[tuple[str, str], ...] = ()
 
     @property
     def n_group(self) -> int:
@@ -160,13 +172,14 @@ def _common(m: Metadata) -> dict:
         raise InvalidModelFile(f"{m.arch}.rope.dimension_count = {rope_dim} does not fit heads of width {head_dim}")
     scaling = m.raw("rope.scaling.type", "none")
     factor = m.float("rope.scaling.factor", 1.0)
-    if scaling not in ("none", "linear") and factor != 1.0:
+    if scaling not in ("none", "linear", "yarn") and factor != 1.0:
         raise InvalidModelFile(f"{m.arch}: rope scaling {scaling!r} is not supported")
     if factor <= 0:
         raise InvalidModelFile(f"{m.arch}.rope.scaling.factor must be positive")
     softcap = m.raw("final_logit_softcapping")
     pooling = m.raw("pooling_type", 0)
     n_layer = m.int("block_count", high=MAX_LAYERS)
+    n_ctx_train = m.int("context_length", high=MAX_CONTEXT)
     n_expert = m.int("expert_count", 0, low=0, high=MAX_EXPERTS)
     n_expert_used = m.int("expert_used_count", 0, low=0, high=MAX_EXPERTS)
     if n_expert and not 1 <= n_expert_used <= n_expert:
@@ -184,11 +197,12 @@ def _common(m: Metadata) -> dict:
         n_head_kv=n_head_kv,
         head_dim=head_dim,
         head_dim_v=head_dim_v,
-        n_ctx_train=m.int("context_length", high=MAX_CONTEXT),
+        n_ctx_train=n_ctx_train,
         norm_eps=m.positive_float("attention.layer_norm_rms_epsilon", 1e-5),
         rope_dim=rope_dim,
         rope_base=m.positive_float("rope.freq_base", 10000.0),
-        rope_scale=1.0 / factor if scaling == "linear" else 1.0,
+        rope_scale=1.0 / factor if scaling in ("linear", "yarn") else 1.0,
+        **_yarn(m, scaling, factor, n_ctx_train),
         interleaved_rope=False,
         attn_scale=1.0 / math.sqrt(head_dim),
         scale_queries=False,
@@ -208,6 +222,28 @@ def _common(m: Metadata) -> dict:
         # trained so: the converters write no key for it)
         expert_weights_norm=bool(m.raw("expert_weights_norm", True)),
         expert_weights_scale=m.float("expert_weights_scale", 1.0) or 1.0,
+    )
+
+
+def _yarn(m: Metadata, scaling: str, factor: float, n_ctx_train: int) -> dict:
+    """YaRN's rope parameters as llama.cpp derives them: every frequency blended between
+    interpolated and extrapolated (ext_factor 1) around the original context, and rope's own
+    magnitude correction cancelled unless the file's multipliers ask for one."""
+    if scaling != "yarn":
+        return {}
+
+    def mscale(multiplier: float) -> float:
+        return 1.0 if factor <= 1.0 else 0.1 * multiplier * math.log(factor) + 1.0
+
+    log_mul = m.float("rope.scaling.yarn_log_multiplier", 0.0)
+    attn_factor = mscale(1.0) / mscale(log_mul) if log_mul else mscale(1.0)
+    attn_factor /= 1.0 + 0.1 * math.log(factor) if factor > 0 else 1.0
+    return dict(
+        rope_ext_factor=1.0,
+        rope_attn_factor=attn_factor * m.float("rope.scaling.attn_factor", 1.0),
+        rope_ctx_orig=m.int("rope.scaling.original_context_length", n_ctx_train, high=MAX_CONTEXT),
+        rope_beta_fast=m.float("rope.scaling.yarn_beta_fast", 32.0),
+        rope_beta_slow=m.float("rope.scaling.yarn_beta_slow", 1.0),
     )
 
 
@@ -258,6 +294,7 @@ def gemma2(m: Metadata) -> HParams:
         sliding_window=m.int("attention.sliding_window", GEMMA2_WINDOW, high=MAX_CONTEXT),
         swa_layers=tuple(i % 2 == 0 for i in range(n_layer)),
         rope_base_local=m.positive_float("rope.freq_base_swa", params["rope_base"]),
+        rope_scale_local=params["rope_scale"],
         attn_softcap=m.float("attn_logit_softcapping") if attn_softcap else None,
         required=params["required"] | {"post_attn_norm", "post_ffn_norm"},
     )
@@ -316,6 +353,29 @@ def phi3(m: Metadata) -> HParams:
     return HParams(**params)
 
 
+def gpt_oss(m: Metadata) -> HParams:
+    """gpt-oss: biased attention with a learned sink per head, every other layer (the even ones)
+    through a sliding window, YaRN rope; experts chosen by the router's largest logits and
+    weighted by a softmax over just those, with biases and the clamped SwiGLU. Its FFN norm is
+    named ``post_attention_norm`` in the file."""
+    params = _common(m)
+    n_layer = params["n_layer"]
+    if not params["n_expert"]:
+        raise InvalidModelFile(f"{m.arch}: expert_count is missing")
+    params.update(
+        sliding_window=m.int("attention.sliding_window", high=MAX_CONTEXT),
+        swa_layers=tuple(i % 2 == 0 for i in range(n_layer)),
+        rope_base_local=m.positive_float("rope.freq_base_swa", params["rope_base"]),
+        rope_scale_local=params["rope_scale"],
+        activation="swiglu_oai",
+        expert_gating="softmax_chosen",
+        expert_weights_norm=False,
+        renamed=(("ffn_norm", "post_attention_norm.weight"),),
+        required=params["required"] | {"sinks", "bq", "bk", "bv", "bo", "gate_inp_b", "gate_exps_b", "up_exps_b", "down_exps_b"},
+    )
+    return HParams(**params)
+
+
 GEMMA2_WINDOW = 4096  # gemma2's window when the file does not give one
 
 ARCHITECTURES = {
@@ -329,4 +389,5 @@ ARCHITECTURES = {
     "olmo2": olmo2,
     "starcoder2": starcoder2,
     "phi3": phi3,
+    "gpt-oss": gpt_oss,
 }

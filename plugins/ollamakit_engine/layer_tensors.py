@@ -41,8 +41,14 @@ LAYER_TENSORS: dict[str, tuple[str, object]] = {
     "gate_exps": ("ffn_gate_exps.weight", lambda hp: (hp.n_embd, hp.n_ff_exp, hp.n_expert)),
     "up_exps": ("ffn_up_exps.weight", lambda hp: (hp.n_embd, hp.n_ff_exp, hp.n_expert)),
     "down_exps": ("ffn_down_exps.weight", lambda hp: (hp.n_ff_exp, hp.n_embd, hp.n_expert)),
+    # gpt-oss: a learned attention sink per head, biases on the router and on every expert
+    "sinks": ("attn_sinks.weight", lambda hp: (hp.n_head,)),
+    "gate_inp_b": ("ffn_gate_inp.bias", lambda hp: (hp.n_expert,)),
+    "gate_exps_b": ("ffn_gate_exps.bias", lambda hp: (hp.n_ff_exp, hp.n_expert)),
+    "up_exps_b": ("ffn_up_exps.bias", lambda hp: (hp.n_ff_exp, hp.n_expert)),
+    "down_exps_b": ("ffn_down_exps.bias", lambda hp: (hp.n_embd, hp.n_expert)),
 }
-EXPERT_FFN = frozenset({"gate_inp", "gate_exps", "up_exps", "down_exps"})
+EXPERT_FFN = frozenset({"gate_inp", "gate_exps", "up_exps", "down_exps", "gate_inp_b", "gate_exps_b", "up_exps_b", "down_exps_b"})
 DENSE_FFN = frozenset({"gate", "up", "up_b", "down", "down_b"})
 
 # Tensors used only together: a block with the first must have the others.
@@ -50,10 +56,18 @@ TOGETHER = {"bq": ("bk", "bv"), "q_norm": ("k_norm",), "k_norm": ("q_norm",)}
 
 
 def possible_layer_tensors(hp: HParams) -> dict[str, tuple[str, object]]:
-    """The entries of ``LAYER_TENSORS`` a block of ``hp`` may have: the experts' with an expert
-    count, the dense FFN's without (a file with both is some other kind of model)."""
+    """The entries of ``LAYER_TENSORS`` a block of ``hp`` may have, under the architecture's
+    names: the experts' with an expert count, the dense FFN's without (a file with both is some
+    other kind of model)."""
     excluded = DENSE_FFN if hp.n_expert else EXPERT_FFN
-    return {field: entry for field, entry in LAYER_TENSORS.items() if field not in excluded}
+    renamed = dict(hp.renamed)
+    possible = {}
+    for field, (name, shape) in LAYER_TENSORS.items():
+        name = renamed.get(field, name)
+        # a file name an architecture gives another field is that field's alone
+        if field not in excluded and (field in renamed or name not in renamed.values()):
+            possible[field] = (name, shape)
+    return possible
 
 
 def required_layer_tensors(hp: HParams, present) -> frozenset[str]:

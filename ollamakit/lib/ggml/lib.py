@@ -135,6 +135,10 @@ _SIGNATURES = {
     "ggml_div": (P, [P, P, P]),
     "ggml_clamp": (P, [P, P, F32, F32]),
     "ggml_mul_mat_id": (P, [P, P, P, P]),
+    # gpt-oss: biases per chosen expert, its clamped SwiGLU, attention sinks
+    "ggml_add_id": (P, [P, P, P, P]),
+    "ggml_swiglu_oai": (P, [P, P, P, F32, F32]),
+    "ggml_flash_attn_ext_add_sinks": (None, [P, P]),
     # backends, buffers and the graph allocator
     "ggml_backend_cpu_init": (P, []),
     "ggml_backend_cpu_set_n_threads": (None, [P, INT]),

@@ -59,7 +59,7 @@ def test_more_experts_used_than_there_are_is_refused(built, tmp_path):
         check(path)
 
 
-@pytest.mark.parametrize("arch", ["deepseek2", "gpt-oss", "nomic-bert-moe"])
+@pytest.mark.parametrize("arch", ["deepseek2", "llama4", "nomic-bert-moe"])
 def test_an_unsupported_architecture_is_named(built, tmp_path, arch):
     path = rewrite(built["qwen3moe"], tmp_path / "m.gguf", metadata={"general.architecture": arch})
     with pytest.raises(InvalidModelFile, match=f"unsupported model architecture '{arch}'"):

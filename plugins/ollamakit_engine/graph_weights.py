@@ -25,7 +25,7 @@ from .layer_tensors import possible_layer_tensors, required_layer_tensors
 
 @dataclass
 class LayerTensors:
-    """A block's tensors, by the fields of ``LAYER_TENSORS``; None where the file has none."""
+    """A block's tensors, by the fields of ``layer_tensors.LAYER_TENSORS``; None where the file has none."""
 
     attn_norm: int | None = None
     attn_norm_b: int | None = None

@@ -54,7 +54,7 @@ class HParams:
     swa_layers: tuple[bool, ...]
     rope_base_local: float | None  # rope base of the sliding-window layers
     pooling: str  # for embeddings: "none" (pooled as the mean), "mean", "cls", "last"
-    # The layer tensors every block must have (``graph_weights.LAYER_TENSORS`` names them; the
+    # The layer tensors every block must have (``layer_tensors.LAYER_TENSORS`` names them; the
     # others are used where the file has them).
     required: frozenset[str] = frozenset()
     norm: str = "rms"  # "rms", or "layer" (mean removed, with a bias where the file has one)
@@ -142,8 +142,8 @@ class Metadata:
 POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last"}
 EXPERT_GATING = {1: "softmax", 2: "sigmoid"}  # llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE
 
-# Groups of layer tensors (names of ``graph_weights.LAYER_TENSORS``) an architecture requires.
-# (q, k and v are required as three matrices or one: ``graph_weights.required_layer_tensors``)
+# Groups of layer tensors (fields of ``layer_tensors.LAYER_TENSORS``) an architecture requires.
+# (q, k and v are required as three matrices or one: ``layer_tensors.required_layer_tensors``)
 ATTENTION = frozenset({"attn_norm", "wo"})
 GATED_FFN = frozenset({"ffn_norm", "gate", "up", "down"})
 MOE_FFN = frozenset({"ffn_norm", "gate_inp", "gate_exps", "up_exps", "down_exps"})
@@ -237,7 +237,7 @@ def _yarn(m: Metadata, scaling: str, factor: float, n_ctx_train: int) -> dict:
 
     log_mul = m.float("rope.scaling.yarn_log_multiplier", 0.0)
     attn_factor = mscale(1.0) / mscale(log_mul) if log_mul else mscale(1.0)
-    attn_factor /= 1.0 + 0.1 * math.log(factor) if factor > 0 else 1.0
+    attn_factor /= 1.0 + 0.1 * math.log(factor)  # rope multiplies by this itself where ext_factor is set
     return dict(
         rope_ext_factor=1.0,
         rope_attn_factor=attn_factor * m.float("rope.scaling.attn_factor", 1.0),

@@ -36,10 +36,10 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None, ada
         return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads, adapters)
     if adapters:  # never answer as if the adapter were there
         raise BadRequest(f"LoRA adapters need the ggml compute backend; this server computes with {backend.name}")
-    if hp.arch not in ARRAY_ARCHITECTURES or hp.n_expert:
+    if hp.arch not in ARRAY_ARCHITECTURES or hp.n_expert or (hp.rope_ext_factor and hp.rope_scale != 1.0):
+        what = " with experts" if hp.n_expert else " with YaRN rope scaling" if hp.arch in ARRAY_ARCHITECTURES else ""
         raise BadRequest(
-            f"the {hp.arch} architecture{' with experts' if hp.n_expert else ''} needs the ggml compute backend; "
-            f"this server computes with {backend.name}"
+            f"the {hp.arch} architecture{what} needs the ggml compute backend; this server computes with {backend.name}"
         )
     ops = Ops(backend)
     ops.use_threads(threads)

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_engine.py                          # smollm2, gemma3, qwen
     .venv/bin/python benchmarks/bench_engine.py --models qwen --threads 2 --llama-threads 1
+    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe --prompt 64 --decode 32 --repeats 1
 
 For each model, with both engines at the same num_ctx (--prompt + --decode + a margin):
 
@@ -221,7 +222,7 @@ def report_variant(variant: str, args, mine: dict, plain: dict) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="smollm2,gemma3,qwen", help="comma-separated: smollm2, gemma3, qwen")
+    parser.add_argument("--models", default="smollm2,gemma3,qwen", help="comma-separated: smollm2, gemma3, qwen, qwen3moe (built on first use)")
     parser.add_argument("--prompt", type=int, default=512, help="tokens of the long prompt")
     parser.add_argument("--decode", type=int, default=128, help="greedy steps per decode figure")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each engine; the best counts")
@@ -245,9 +246,15 @@ def main(argv=None):
 
     from ollamakit.lib.ggml import lib
 
-    from ollamakit.testing import models
+    from ollamakit.testing import architectures, models
 
-    catalog = {"smollm2": models.smollm2_q4_1, "gemma3": models.gemma3_270m, "qwen": models.qwen25_coder_1_5b}
+    catalog = {
+        "smollm2": models.smollm2_q4_1,
+        "gemma3": models.gemma3_270m,
+        "qwen": models.qwen25_coder_1_5b,
+        # mixture of experts: a random qwen3moe of qwen3:30b-a3b's block shape, Q4_K_M, about 1.2 GB
+        "qwen3moe": lambda: architectures.realistic_qwen3moe(models.CACHE / "models" / "qwen3moe-realistic-q4_k_m.gguf"),
+    }
     engines = list(ENGINES) + [v for v in args.variants.split(",") if v]
     if unknown := set(engines) - set(ENGINES + VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")

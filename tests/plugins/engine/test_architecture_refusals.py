@@ -79,3 +79,25 @@ def test_the_array_engines_refuse_what_only_the_graph_engine_runs(built):
         load_runner(built["qwen3moe"], NumpyBackend(), with_tokenizer=False)
     with pytest.raises(BadRequest, match="the phi3 architecture needs the ggml compute backend"):
         load_runner(built["phi3"], NumpyBackend(), with_tokenizer=False)
+
+
+def test_an_adapter_of_the_router_is_refused_not_ignored(built, tmp_path):
+    """The experts and the router are not multiplied through the adapted product: an adapter
+    changing them would change nothing, so the adapter is refused (``lora_pairs``)."""
+    import numpy as np
+
+    from ollamakit.lib.gguf import GGUFWriter, ValueType
+
+    from ollamakit_ggml import GgmlBackend
+
+    adapter = tmp_path / "lora.gguf"
+    rng = np.random.default_rng(0)
+    with GGUFWriter(adapter) as out:
+        out.add("general.type", "adapter")
+        out.add("general.architecture", "qwen3moe")
+        out.add("adapter.type", "lora")
+        out.add("adapter.lora.alpha", 8.0, ValueType.FLOAT32)
+        out.add_tensor("blk.0.ffn_gate_inp.weight.lora_a", rng.standard_normal((4, 64)).astype(np.float32))
+        out.add_tensor("blk.0.ffn_gate_inp.weight.lora_b", rng.standard_normal((8, 4)).astype(np.float32))
+    with pytest.raises(InvalidModelFile, match=r"adapters of blk\.0\.ffn_gate_inp\.weight are not supported"):
+        load_runner(built["qwen3moe"], GgmlBackend(), with_tokenizer=False, adapters=[adapter])

@@ -62,7 +62,7 @@ def cpu() -> dict:
     return {"model": model, "machine": platform.machine(), "flags": [f for f in kernel_flags if f in flags]}
 
 
-CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2, "f32": 0}  # ggml type ids, as llama-cpp-python takes them
+CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids, as llama-cpp-python takes them
 
 
 def llamacpp_greedy(

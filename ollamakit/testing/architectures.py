@@ -24,7 +24,7 @@ import json
 import sys
 import types
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +73,10 @@ class Fixture:
     config: dict
     output_scale: float = 4.0  # the output matrix's scale, which sets the logits' spread
     seed: int = 0
-    layer_tensors: tuple[str, ...] = field(default=())  # filled per architecture (``_layer``)
 
     @property
     def c(self) -> dict:
+        """The whole config: ``BASE`` with this architecture's values over it."""
         return {**BASE, **self.config}
 
 

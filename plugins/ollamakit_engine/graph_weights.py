@@ -203,9 +203,9 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
     token_embd = weights.by_name["token_embd.weight"]
     output = weights.optional("output.weight", d, vocab) or token_embd
     layers = []
+    possible = possible_layer_tensors(hp)
     for i in range(hp.n_layer):
         p = f"blk.{i}."
-        possible = possible_layer_tensors(hp)
         present = {field for field, (name, _) in possible.items() if p + name in weights.infos}
         required = required_layer_tensors(hp, present)
         found = {}

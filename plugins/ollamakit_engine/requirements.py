@@ -37,9 +37,9 @@ def decoder_tensors(hp: HParams, vocab: int, names=()) -> tuple[Shapes, Shapes]:
         "output_norm.bias": (d,),
         "rope_freqs.weight": (hp.rope_dim // 2,),
     }
+    possible = possible_layer_tensors(hp)
     for i in range(hp.n_layer):
         p = f"blk.{i}."
-        possible = possible_layer_tensors(hp)
         present = {field for field, (name, _) in possible.items() if p + name in names}
         needed = required_layer_tensors(hp, present)
         for field, (name, shape) in possible.items():

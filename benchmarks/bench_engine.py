@@ -246,14 +246,16 @@ def main(argv=None):
 
     from ollamakit.lib.ggml import lib
 
-    from ollamakit.testing import architectures, models
+    from realistic_moe import realistic_qwen3moe
+
+    from ollamakit.testing import models
 
     catalog = {
         "smollm2": models.smollm2_q4_1,
         "gemma3": models.gemma3_270m,
         "qwen": models.qwen25_coder_1_5b,
         # mixture of experts: a random qwen3moe of qwen3:30b-a3b's block shape, Q4_K_M, about 1.2 GB
-        "qwen3moe": lambda: architectures.realistic_qwen3moe(models.CACHE / "models" / "qwen3moe-realistic-q4_k_m.gguf"),
+        "qwen3moe": lambda: realistic_qwen3moe(models.CACHE / "models" / "qwen3moe-realistic-q4_k_m.gguf"),
     }
     engines = list(ENGINES) + [v for v in args.variants.split(",") if v]
     if unknown := set(engines) - set(ENGINES + VARIANTS):

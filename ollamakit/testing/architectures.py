@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import sys
 import types
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -300,7 +299,8 @@ def tensor_shapes(name: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _tokenizer_keys() -> dict:
+def tokenizer_keys() -> dict:
+    """The fixtures' byte-level vocabulary (256 bytes after 3 specials), as GGUF keys."""
     tokens = SPECIALS + byte_level_vocab()
     return {
         "tokenizer.ggml.model": "gpt2",
@@ -315,7 +315,7 @@ def _tokenizer_keys() -> dict:
     }
 
 
-MXFP4 = 39  # ggml type
+Q8_0, MXFP4 = 8, 39  # ggml types
 # twice the values of the 4-bit e2m1 float, indexed by its bits (ggml's kvalues_mxfp4)
 E2M1_TWICE = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], np.float32)
 
@@ -335,6 +335,19 @@ def mxfp4(values: np.ndarray) -> bytes:
     return np.concatenate([e[:, None], packed], axis=1).tobytes()
 
 
+def q8_0(values: np.ndarray) -> bytes:
+    """``values`` (row-major, rows a multiple of 32 long) as Q8_0 blocks, as ggml's reference
+    quantizer writes them: per 32 values a float16 scale (the largest magnitude over 127) and
+    32 int8s, each value times the scale's float32 inverse rounded half away from zero."""
+    x = values.astype(np.float32).reshape(-1, 32)
+    d = (np.abs(x).max(axis=1) / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
+    scaled = (x * inverse[:, None]).astype(np.float64)  # |x| + 0.5 is exact in float64
+    q = np.copysign(np.floor(np.abs(scaled) + 0.5), scaled).astype(np.int8)
+    return np.concatenate([d.astype(np.float16).view(np.uint8).reshape(-1, 2), q.view(np.uint8)], axis=1).tobytes()
+
+
 def value_types(metadata: dict) -> dict:
     """The GGUF types of the fixtures' keys that ``make_gguf`` would not infer: as converted."""
     from ollamakit.lib.gguf import ValueType
@@ -347,12 +360,10 @@ def value_types(metadata: dict) -> dict:
 def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
     """Write fixture ``name`` to ``path`` (the same bytes on every machine), its experts'
     tensors as ``expert_type`` blocks (Q8_0 or F16)."""
-    from ollamakit_quant import encode
-
     f = FIXTURES[name]
     rng = np.random.default_rng(f.seed)
     metadata = {"general.architecture": f.arch, "general.name": "tiny random fixture", "general.file_type": 1,
-                "general.quantization_version": 2, **_keys(name, f), **_tokenizer_keys()}
+                "general.quantization_version": 2, **_keys(name, f), **tokenizer_keys()}
     types = value_types(metadata)
     tensors: dict[str, object] = {}
     for tensor, shape in tensor_shapes(name).items():
@@ -365,8 +376,7 @@ def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
         if tensor.endswith("_exps.weight") and f.arch == "gpt-oss":  # as gpt-oss ships them
             tensors[tensor] = (mxfp4(values), MXFP4, shape[::-1])
         elif tensor.endswith("_exps.weight") and expert_type == "Q8_0":  # (ne0, ne1, n_expert) in blocks
-            raw = encode(values.reshape(-1).view(np.uint8), "F32", "Q8_0")
-            tensors[tensor] = (raw.tobytes(), 8, shape[::-1])
+            tensors[tensor] = (q8_0(values), Q8_0, shape[::-1])
         elif ".ffn_gate_inp." in tensor:
             tensors[tensor] = values  # the router stays float32, as converted
         else:
@@ -500,7 +510,7 @@ def convert(name: str, llama_cpp: Path, folder: Path) -> Path:
     from conversion.base import TextModel
 
     def fixture_vocab(self) -> None:
-        keys = _tokenizer_keys()
+        keys = tokenizer_keys()
         w = self.gguf_writer
         w.add_tokenizer_model(keys["tokenizer.ggml.model"])
         w.add_tokenizer_pre(keys["tokenizer.ggml.pre"])
@@ -570,74 +580,3 @@ if __name__ == "__main__":
         print(f"wrote {target}")
     else:
         print(__doc__)
-
-
-# -- a model of realistic shape, for speed -----------------------------------------------------
-
-# qwen3:30b-a3b's block (width 2048, 32 query and 4 key/value heads of 128, experts of width 768,
-# 8 chosen per token) with 48 experts and 8 layers instead of 128 and 48: at Q4_K_M a file of
-# about 1.2 GB, whose decode reads a realistic share of its experts per token.
-REALISTIC_QWEN3MOE = dict(n_layer=8, n_embd=2048, n_head=32, n_head_kv=4, head_dim=128, n_expert=48,
-                          n_expert_used=8, n_ff_exp=768, n_vocab=32000)
-
-
-def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
-    """A random qwen3moe of ``REALISTIC_QWEN3MOE``'s shape at Q4_K_M (ollamakit's quantizer, the
-    same blocks as llama-quantize's), cached at ``target``; its float16 source is written beside
-    it, tensor by tensor, and removed once quantized."""
-    if target.exists():
-        return target
-    from ollamakit.lib.gguf import GGUFWriter
-    from ollamakit_quant import quantize_file
-
-    s = REALISTIC_QWEN3MOE
-    a, d, e = "qwen3moe", s["n_embd"], s["n_expert"]
-    q, kv = s["n_head"] * s["head_dim"], s["n_head_kv"] * s["head_dim"]
-    filler = [f"<t{i}>" for i in range(s["n_vocab"] - N_VOCAB)]
-    metadata = {
-        "general.architecture": a, "general.name": "random qwen3moe of realistic shape", "general.file_type": 1,
-        f"{a}.block_count": s["n_layer"], f"{a}.context_length": 4096, f"{a}.embedding_length": d,
-        f"{a}.feed_forward_length": 6144, f"{a}.attention.head_count": s["n_head"],
-        f"{a}.attention.head_count_kv": s["n_head_kv"], f"{a}.attention.key_length": s["head_dim"],
-        f"{a}.attention.value_length": s["head_dim"], f"{a}.rope.freq_base": 1000000.0,
-        f"{a}.attention.layer_norm_rms_epsilon": 1e-6, f"{a}.expert_count": e,
-        f"{a}.expert_used_count": s["n_expert_used"], f"{a}.expert_feed_forward_length": s["n_ff_exp"],
-        **_tokenizer_keys(),
-    }
-    metadata["tokenizer.ggml.tokens"] = metadata["tokenizer.ggml.tokens"] + filler
-    metadata["tokenizer.ggml.token_type"] = metadata["tokenizer.ggml.token_type"] + [1] * len(filler)
-    shapes = {"token_embd.weight": (s["n_vocab"], d)}
-    for i in range(s["n_layer"]):
-        p = f"blk.{i}."
-        shapes.update({
-            p + "attn_norm.weight": (d,), p + "attn_q.weight": (q, d), p + "attn_k.weight": (kv, d),
-            p + "attn_v.weight": (kv, d), p + "attn_output.weight": (d, q),
-            p + "attn_q_norm.weight": (s["head_dim"],), p + "attn_k_norm.weight": (s["head_dim"],),
-            p + "ffn_norm.weight": (d,), p + "ffn_gate_inp.weight": (e, d),
-            p + "ffn_gate_exps.weight": (e, s["n_ff_exp"], d), p + "ffn_up_exps.weight": (e, s["n_ff_exp"], d),
-            p + "ffn_down_exps.weight": (e, d, s["n_ff_exp"]),
-        })
-    shapes.update({"output_norm.weight": (d,), "output.weight": (s["n_vocab"], d)})
-
-    def values(name: str, shape: tuple[int, ...]):
-        def make():
-            rng = np.random.default_rng(zlib.crc32(name.encode()))  # each tensor its own seeded stream
-            if len(shape) == 1:
-                return (1.0 + 0.1 * rng.standard_normal(shape, np.float32)).astype(np.float32)
-            out = rng.standard_normal(shape, np.float32) / np.float32(np.sqrt(shape[-1]))
-            return out if ".ffn_gate_inp." in name else out.astype(np.float16)
-        return make
-
-    source = target.with_suffix(".f16.gguf")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    writer = GGUFWriter(source)
-    writer.add_metadata(metadata, value_types(metadata))
-    for name, shape in shapes.items():
-        kind = 0 if len(shape) == 1 or ".ffn_gate_inp." in name else 1  # F32 (norms, router) or F16
-        writer.add_tensor(name, values(name, shape), kind, shape[::-1])
-    writer.write()
-    temp = target.with_suffix(".tmp")
-    quantize_file(source, temp, "q4_K_M", threads=threads)
-    source.unlink()
-    temp.rename(target)
-    return target

@@ -11,7 +11,7 @@ answers recorded on this machine kind (``tests/reference/llamacpp-architectures.
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pytest
@@ -37,7 +37,7 @@ def recorded() -> dict:
     return reference_answers(fixtures.RECORDED)
 
 
-@lru_cache(maxsize=None)
+@cache
 def built(name: str, folder) -> str:
     return str(fixtures.build(name, folder / f"{name}.gguf"))
 

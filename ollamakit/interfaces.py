@@ -10,6 +10,7 @@ without a cache of its own to count, with nothing to close)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator
@@ -105,6 +106,41 @@ class Storage(ABC):
     def close_at_signal(self) -> None:
         """What ``close`` must not leave behind when a signal ends the process at once (taking
         no lock: it runs in a signal handler). By default nothing."""
+
+
+class LocalStorage(Storage):
+    """A ``Storage`` whose blobs are files on this machine at ``blob_path``: presence, size,
+    reading and the atomic commit all follow from that path, so a local driver says only
+    where a blob lives (and how manifests are kept). A remote driver subclasses ``Storage``."""
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def blob_size(self, digest: str) -> int | None:
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        return open(self.blob_path(digest), "rb")
+
+    def put_blob(self, digest: str, source: Path) -> bool:
+        # A hard link creates the name only if it is absent, so of two uploads of the same
+        # digest racing here exactly one reports the blob as new, and the original is never
+        # touched; a rename would let both win.
+        target = self.blob_path(digest)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(source).unlink(missing_ok=True)
+
+    def delete_blob(self, digest: str) -> None:
+        self.blob_path(digest).unlink(missing_ok=True)
 
 
 class ComputeBackend(ABC):

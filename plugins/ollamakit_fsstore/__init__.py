@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ollamakit.digests import blob_filename, is_digest
-from ollamakit.interfaces import Storage
+from ollamakit.interfaces import LocalStorage
 from ollamakit.names import ModelName
 from ollamakit.scratch import OwnedFolder, remove_dead
 
@@ -59,7 +59,7 @@ def atomic_write(path: Path, data: bytes, scratch: Path | None = None) -> None:
         raise
 
 
-class FileSystemStorage(Storage):
+class FileSystemStorage(LocalStorage):
     def __init__(self, kernel, root: Path | None = None):
         super().__init__(kernel)
         self.root = Path(root or kernel.settings.models_dir)
@@ -89,32 +89,6 @@ class FileSystemStorage(Storage):
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / blob_filename(digest)
-
-    def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
-
-    def blob_size(self, digest: str) -> int | None:
-        try:
-            return self.blob_path(digest).stat().st_size
-        except FileNotFoundError:
-            return None
-
-    def open_blob(self, digest: str):
-        return open(self.blob_path(digest), "rb")
-
-    def put_blob(self, digest: str, source: Path) -> bool:
-        # A hard link creates the name only if it is absent, so of two uploads of the same
-        # digest racing here exactly one reports the blob as new; rename would let both.
-        try:
-            os.link(source, self.blob_path(digest))
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            Path(source).unlink(missing_ok=True)
-
-    def delete_blob(self, digest: str) -> None:
-        self.blob_path(digest).unlink(missing_ok=True)
 
     def list_blobs(self) -> Iterator[str]:
         for path in self.blobs.iterdir():

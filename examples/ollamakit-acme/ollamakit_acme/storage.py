@@ -19,7 +19,7 @@ from contextlib import closing
 from pathlib import Path
 
 from ollamakit.digests import parse_digest
-from ollamakit.interfaces import Storage
+from ollamakit.interfaces import LocalStorage
 from ollamakit.names import ModelName
 
 SCHEMA = """
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS manifests (
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-class AcmeStorage(Storage):
+class AcmeStorage(LocalStorage):
     def __init__(self, kernel, root: Path | None = None):
         super().__init__(kernel)
         self.root = Path(root or Path(kernel.settings.models_dir) / "acme")
@@ -52,18 +52,6 @@ class AcmeStorage(Storage):
     def blob_path(self, digest: str) -> Path:
         hex_ = parse_digest(digest)[7:]
         return self.objects / hex_[:2] / hex_[2:4] / hex_
-
-    def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
-
-    def blob_size(self, digest: str) -> int | None:
-        try:
-            return self.blob_path(digest).stat().st_size
-        except FileNotFoundError:
-            return None
-
-    def open_blob(self, digest: str):
-        return open(self.blob_path(digest), "rb")
 
     def put_blob(self, digest: str, source: Path) -> bool:
         target = self.blob_path(digest)

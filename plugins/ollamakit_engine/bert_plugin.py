@@ -8,26 +8,19 @@ from ollamakit.hookspecs import hookimpl
 
 # Imported by the hook: the encoder imports numpy, which the CLI does without
 # (``PluginManager.import_deferred`` checks it before serving).
-DEFERRED_IMPORTS = ("ollamakit_engine.bert", "ollamakit_engine.requirements")
+DEFERRED_IMPORTS = ("ollamakit_engine.bert", "ollamakit_engine.loader", "ollamakit_engine.requirements")
 
 ARCHITECTURES = ("bert", "nomic-bert")
 
 
 @hookimpl
 def load_model(kernel, model, options):
-    from ollamakit.lib.gguf.reader import GGUFFile
+    from .loader import BERT, load_runner
 
     path = model.model_path
     if path is None:
         return None
-    with GGUFFile.open(path) as gguf:
-        if gguf.metadata.get("general.architecture") not in ARCHITECTURES:
-            return None
-        from ollamakit.lib.tokenizers import load_tokenizer
-
-        from .bert import build_bert_runner
-
-        return build_bert_runner(gguf, kernel.compute, load_tokenizer(gguf.metadata))
+    return load_runner(path, kernel.compute, options, adapters=model.adapter_paths, kinds=(BERT,))
 
 
 @hookimpl

@@ -108,16 +108,43 @@ def _threads(options: dict, backend) -> int | None:
     return count or backend.default_threads
 
 
+DECODER, BERT = "decoder", "bert"  # the two kinds of runner this engine builds
+
+
+def runner_kind(metadata: dict) -> str | None:
+    """Which runner a file's architecture needs: a decoder, a BERT encoder (``bert``,
+    ``nomic-bert``), or None."""
+    from .bert_plugin import ARCHITECTURES as BERT_ARCHITECTURES
+
+    if supports(metadata):
+        return DECODER
+    return BERT if metadata.get("general.architecture") in BERT_ARCHITECTURES else None
+
+
 def load_runner(
-    path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True, adapters=()
-) -> Runner:
-    """Open the GGUF at ``path`` and build its runner (with its tokenizer unless told not to)."""
-    from ollamakit.lib.gguf.reader import GGUFFile
+    path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True, adapters=(),
+    kinds: tuple[str, ...] | None = None,
+):
+    """Open the GGUF at ``path`` and build its runner (with its tokenizer unless told not to):
+    the one place a model file becomes a runner. With ``kinds``, a file of another kind
+    gives None (another plugin's architecture); without, it is refused."""
+    from ollamakit.lib.gguf import GGUFFile
 
     with GGUFFile.open(path) as gguf:
+        kind = runner_kind(gguf.metadata)
+        if kind is None or (kinds is not None and kind not in kinds):
+            if kinds is not None:
+                return None
+            raise BadRequest(f"unsupported model architecture {gguf.architecture!r}")
         tokenizer = None
         if with_tokenizer:
             from ollamakit.lib.tokenizers import load_tokenizer
 
             tokenizer = load_tokenizer(gguf.metadata)
+        if kind == BERT:
+            if adapters:  # never answer as if the adapter were there
+                raise BadRequest("LoRA adapters are not supported for BERT models")
+            from .bert import build_bert_runner
+
+            return build_bert_runner(gguf, backend, tokenizer)
         return build_runner(gguf, backend, options, tokenizer, adapters)

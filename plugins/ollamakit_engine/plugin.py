@@ -12,22 +12,16 @@ DEFERRED_IMPORTS = ("ollamakit_engine.loader", "ollamakit_engine.requirements")
 
 @hookimpl
 def load_model(kernel, model, options):
-    from ollamakit.lib.gguf.reader import GGUFFile
-
-    from .loader import build_runner, supports
+    from .loader import DECODER, load_runner
 
     path = model.model_path
     if path is None:
         return None
-    with GGUFFile.open(path) as gguf:
-        if not supports(gguf.metadata):
-            return None  # another plugin's architecture (bert, ...)
-        from ollamakit.lib.tokenizers import load_tokenizer
-
-        tokenizer = load_tokenizer(gguf.metadata)
-        # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
-        options = {**options, "kv_cache_type": kernel.settings.kv_cache_type, "fast_prefill": kernel.settings.fast_prefill}
-        runner = build_runner(gguf, kernel.compute, options, tokenizer, model.adapter_paths)
+    # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
+    options = {**options, "kv_cache_type": kernel.settings.kv_cache_type, "fast_prefill": kernel.settings.fast_prefill}
+    runner = load_runner(path, kernel.compute, options, adapters=model.adapter_paths, kinds=(DECODER,))
+    if runner is None:
+        return None  # another plugin's architecture (bert, ...)
     if kernel.compute.runs_graphs:  # vision towers run on the graph engine
         from ollamakit import manifest as mf
 

@@ -4,40 +4,13 @@ against them, so both read them here."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 from . import manifest as mf, rendering
-from .errors import InvalidModelFile
-from .lib.gguf import GGUFFile, looks_like_gguf
 from .lib.templates import jinja_capabilities, template_capabilities
 
-# Blobs are content-addressed, so a header can be cached by digest.
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 4
-_CACHE_LOCK = threading.Lock()
-
-
 def gguf_header(store, digest: str):
-    """The parsed header of a stored GGUF blob (cached by digest: blobs never change), or None
-    when the blob is absent or not a GGUF."""
-    with _CACHE_LOCK:
-        if digest in _CACHE:
-            _CACHE.move_to_end(digest)
-            return _CACHE[digest]
-    path = store.blob_path(digest)
-    if not looks_like_gguf(path):
-        return None  # not cached: a missing blob may be uploaded again
-    try:
-        with GGUFFile.open(path) as header:  # closed again: metadata and tensor list stay
-            pass
-    except InvalidModelFile as exc:
-        raise InvalidModelFile(f"{digest}: {exc.message}") from None
-    with _CACHE_LOCK:
-        _CACHE[digest] = header
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return header
+    """The ``ModelHeader`` of a stored model file (``ModelStore.model_header``: read by the
+    plugin for its format, cached by digest), or None when absent or of no known format."""
+    return store.model_header(digest)
 
 
 def jinja_template(gguf) -> str | None:

@@ -2,8 +2,9 @@
 and the ``CreateContext`` that sources fill with base layers.
 
 A model source (hook ``resolve_model_source``) looks at a request and, if the input is its
-kind (a GGUF file, a safetensors folder, a parent model), adds layers to the context. The API
-plugin then adds the request's own layers (template, system, ...), the config and the manifest.
+kind (a GGUF file, a safetensors folder, a parent model), adds layers to the context. The create
+pipeline (``ollamakit.creation``) then adds the request's own layers (template, system, ...), the
+config and the manifest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from . import manifest as mf, rendering
 from .digests import parse_digest
 from .errors import BadRequest, InvalidModelFile, TooLarge
+from .headers import ModelHeader
 from .names import ModelName
 from .options import PARAMETER_BOUNDS, PARAMETER_KINDS
 
@@ -329,19 +331,18 @@ class CreateRequest:
         return replace(self, files=files, from_="", target=target)
 
 
-def check_runnable(kernel, gguf, label: str = "") -> None:
+def check_runnable(kernel, header: ModelHeader, label: str = "") -> None:
     """Refuse a model file no installed engine can run (hook ``check_model``): an unknown
     architecture, a file with no tensors, broken hyperparameters, missing or misshapen tensors."""
     where = f'"{label}": ' if label else ""
-    if not gguf.tensors:
+    if not header.tensors:
         raise InvalidModelFile(f"{where}model file has no tensors")
-    arch = gguf.metadata.get("general.architecture")
     try:
-        claimed = kernel.hook.check_model(kernel=kernel, gguf=gguf)
+        claimed = kernel.hook.check_model(kernel=kernel, header=header)
     except InvalidModelFile as exc:
         raise InvalidModelFile(where + exc.message) from None
     if not claimed:
-        shown = f"'{arch}'" if isinstance(arch, str) and arch else "(none given)"
+        shown = f"'{header.architecture}'" if header.architecture else "(none given)"
         raise InvalidModelFile(f"{where}unsupported model architecture {shown}")
 
 
@@ -349,13 +350,13 @@ def check_runnable(kernel, gguf, label: str = "") -> None:
 class BaseLayer:
     """A layer of the model being built, with what create learned about it.
 
-    ``gguf`` is the parsed (closed) GGUF header for weight layers: it feeds the config and
+    ``header`` is the model file's ``ModelHeader`` for weight layers: it feeds the config and
     template detection. ``origin`` is ``file`` for uploaded inputs, ``parent`` when copied.
     """
 
     layer: mf.Layer
     status: str
-    gguf: Any = None
+    header: ModelHeader | None = None
     origin: str = "file"
 
     @property
@@ -386,14 +387,17 @@ class CreateContext:
             raise BadRequest(f'blob "{digest}"{where} not found; upload it first with POST /api/blobs/{digest}')
         return size
 
-    def add_blob(self, media_type: str, digest: str, *, from_: str = "", label: str = "", gguf=None,
-                 origin: str = "file", status: str | None = None, layer_name: str = "") -> BaseLayer:
-        """Add an existing blob as a layer; ``label`` names it in errors (the file key)."""
+    def add_blob(self, media_type: str, digest: str, *, from_: str = "", label: str = "",
+                 header: ModelHeader | None = None, origin: str = "file", status: str | None = None,
+                 layer_name: str = "") -> BaseLayer:
+        """Add an existing blob as a layer; ``label`` names it in errors (the file key). A
+        model's weights must be runnable, whichever source brings them (an upload, a
+        conversion, a parent model)."""
         size = self.blob_size(digest, label or from_)
-        if media_type == mf.MODEL and gguf is not None and origin == "file":
-            check_runnable(self.kernel, gguf, label or from_)
+        if media_type == mf.MODEL and header is not None:
+            check_runnable(self.kernel, header, label or from_)
         layer = mf.Layer(media_type, digest, size, from_, layer_name)
-        base = BaseLayer(layer, status or f"using existing layer {digest}", gguf, origin)
+        base = BaseLayer(layer, status or f"using existing layer {digest}", header, origin)
         self.layers.append(base)
         return base
 

@@ -20,7 +20,10 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from pathlib import Path
+
     from .create import CreateRequest
+    from .headers import ModelHeader
     from .interfaces import (
         ComputeBackend, ModelSource, Quantizer, Runner, Scheduler, Storage, Transport,
     )
@@ -83,14 +86,24 @@ def resolve_model_source(request: CreateRequest, kernel: Kernel) -> ModelSource 
 
 
 @hookspec(firstresult=True)
-def check_model(kernel: Kernel, gguf: Any) -> bool | None:
-    """Whether a new model's weights can run, asked by create before anything is stored.
+def read_model_header(kernel: Kernel, path: Path) -> ModelHeader | None:
+    """The ``ollamakit.headers.ModelHeader`` of the model file at ``path`` (a local file), or
+    None when its format is not yours. Raise ``InvalidModelFile`` saying what is wrong when the
+    file is of your format and damaged. Create, ``/api/show`` and the model sources read every
+    model file's facts through this hook, so no part needs to know a format."""
 
-    ``gguf`` is the file's parsed header: ``metadata`` (plain values) and ``tensors`` (each
-    with ``name``, ``shape`` in GGML order and ``ggml_type``). Return True when its
-    architecture is yours and it holds what that architecture needs; raise
-    ``InvalidModelFile`` saying what is wrong when it is yours and does not; return None when
-    it is not yours. A model no plugin claims is refused as an unsupported architecture.
+
+@hookspec(firstresult=True)
+def check_model(kernel: Kernel, header: ModelHeader) -> bool | None:
+    """Whether a new model's weights can run, asked by create before anything is stored,
+    whichever source made them (uploaded files, a converted folder, a parent model).
+
+    ``header`` is the file's ``ollamakit.headers.ModelHeader``: ``architecture``, ``metadata``
+    (plain values) and ``tensors`` (each with ``name``, ``shape`` in GGML order and
+    ``type_name``). Return True when its architecture is yours and it holds what that
+    architecture needs; raise ``InvalidModelFile`` saying what is wrong when it is yours and
+    does not; return None when it is not yours. A model no plugin claims is refused as an
+    unsupported architecture.
     """
 
 

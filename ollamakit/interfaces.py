@@ -17,9 +17,12 @@ from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from .errors import BadRequest
+
 if TYPE_CHECKING:
     from .events import Chunk, Done
     from .images import EncodedImage
+    from .headers import ModelHeader
     from .kernel import Kernel
     from .options import Options
     from .store import LocalModel
@@ -183,6 +186,8 @@ class Quantizer(ABC):
     """
 
     name: str = ""
+    # The types a model may be quantized from, as Ollama allows: the one place this is said.
+    source_types: tuple[str, ...] = ("F16", "BF16", "F32")
 
     def __init__(self, kernel: Kernel | None = None):
         self.kernel = kernel
@@ -190,6 +195,23 @@ class Quantizer(ABC):
     @abstractmethod
     def quantize(self, source: Path, destination: Path, progress=None) -> None:
         """Write the quantized GGUF to ``destination``; ``progress(done, total)`` per tensor."""
+
+    def source_type(self, header: ModelHeader) -> str | None:
+        """The type ``header``'s model would be quantized from (its progress line names it),
+        or None when the model has this quantizer's type already; create asks before it
+        quantizes, and a type this quantizer cannot read is refused here."""
+        have = header.file_type
+        if have.lower() == self.name.lower():
+            return None
+        self.check_source(have)
+        return have
+
+    @classmethod
+    def check_source(cls, type_name: str) -> None:
+        """Refuse a file's or a tensor's type unless it is one of ``source_types``."""
+        if type_name not in cls.source_types:
+            *rest, last = cls.source_types
+            raise BadRequest(f"quantization is only supported for {', '.join(rest)} and {last} models")
 
 
 class Renderer(ABC):

@@ -14,6 +14,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from . import manifest as mf
 from .digests import parse_digest
 from .errors import BadRequest, DigestMismatch, NotFound, StoreNotWritable
+from .headers import ModelHeader, read_header
 from .names import ModelName
 
 CHUNK = 1 << 20
@@ -31,6 +33,9 @@ CHUNK = 1 << 20
 # follows it is random and short, never the 64 hex digits of a blob's own name.
 SCRATCH_PREFIX = "sha256-"
 MAX_TEXT_LAYER = 64 * 1024 * 1024  # template/system/params/messages/license blobs are small
+# Model headers kept (a large vocabulary makes one tens of MB): what a chat reads on every
+# request and show reads once.
+HEADER_CACHE_SIZE = 4
 
 
 log = logging.getLogger(__name__)
@@ -118,6 +123,12 @@ class LocalModel:
         return layers[0] if layers else None
 
     @property
+    def header(self) -> ModelHeader | None:
+        """The model file's facts (``ModelStore.model_header``); None without a model layer."""
+        layer = self.model_layer
+        return self.store.model_header(layer.digest) if layer else None
+
+    @property
     def model_path(self) -> Path | None:
         layer = self.model_layer
         return self.store.blob_path(layer.digest) if layer else None
@@ -175,6 +186,8 @@ class ModelStore:
         self.kernel = kernel
         self.storage = kernel.storage
         self._lock = threading.RLock()
+        self._headers: OrderedDict[str, ModelHeader | None] = OrderedDict()
+        self._headers_lock = threading.Lock()
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -186,6 +199,24 @@ class ModelStore:
 
     def blob_size(self, digest: str) -> int | None:
         return self.storage.blob_size(parse_digest(digest))
+
+    def model_header(self, digest: str) -> ModelHeader | None:
+        """The ``ModelHeader`` of a stored model file (hook ``read_model_header``), or None
+        when the blob is absent or in no format an installed plugin reads. Cached by digest:
+        blobs never change. A damaged file raises ``InvalidModelFile``."""
+        digest = parse_digest(digest)
+        with self._headers_lock:
+            if digest in self._headers:
+                self._headers.move_to_end(digest)
+                return self._headers[digest]
+        if not self.storage.has_blob(digest):
+            return None  # not remembered: it may be uploaded yet
+        header = read_header(self.kernel, self.storage.blob_path(digest), digest)
+        with self._headers_lock:
+            self._headers[digest] = header
+            while len(self._headers) > HEADER_CACHE_SIZE:
+                self._headers.popitem(last=False)
+        return header
 
     def read_small_blob(self, digest: str, limit: int = MAX_TEXT_LAYER) -> bytes:
         size = self.storage.blob_size(digest)

@@ -24,10 +24,10 @@ def load_model(kernel, model, options):
 
 
 @hookimpl
-def check_model(kernel, gguf):
-    if gguf.metadata.get("general.architecture") not in ARCHITECTURES:
+def check_model(kernel, header):
+    if header.architecture not in ARCHITECTURES:
         return None
     from .requirements import check_bert
 
-    check_bert(gguf)
+    check_bert(header)
     return True

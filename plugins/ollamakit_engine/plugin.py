@@ -49,10 +49,10 @@ def estimate_memory(kernel, model, num_ctx, num_parallel):
 
 
 @hookimpl
-def check_model(kernel, gguf):
+def check_model(kernel, header):
     from .requirements import check_decoder, supports_decoder
 
-    if not supports_decoder(gguf.metadata):
+    if not supports_decoder(header.metadata):
         return None
-    check_decoder(gguf)
+    check_decoder(header)
     return True

@@ -87,10 +87,10 @@ def _check_bert_attention(shapes: Shapes, p) -> None:
             _same_shape(name, shapes[name], (p.n_embd, p.n_embd))
 
 
-def check_decoder(gguf) -> None:
-    """Raise ``InvalidModelFile`` unless the decoder engine can run ``gguf`` (a parsed header)."""
-    hp = read_hparams(gguf.metadata)
-    shapes = _shapes(gguf)
+def check_decoder(header) -> None:
+    """Raise ``InvalidModelFile`` unless the decoder engine can run ``header`` (a ``ModelHeader``)."""
+    hp = read_hparams(header.metadata)
+    shapes = _shapes(header)
     vocab = _embedding_rows(shapes, hp.n_embd)
     required, optional = decoder_tensors(hp, vocab, shapes)
     unknown = sorted(name for name in shapes if name not in required and name not in optional and not _IGNORED.match(name))
@@ -103,11 +103,11 @@ def check_decoder(gguf) -> None:
     _check(shapes, required, optional, hp.n_layer)
 
 
-def check_bert(gguf) -> None:
+def check_bert(header) -> None:
     from .bert import read_params
 
-    p = read_params(gguf.metadata)
-    shapes = _shapes(gguf)
+    p = read_params(header.metadata)
+    shapes = _shapes(header)
     vocab = _embedding_rows(shapes, p.n_embd)
     types = shapes.get("token_types.weight")
     if types is not None and (len(types) != 2 or types[0] != p.n_embd):
@@ -123,8 +123,8 @@ def supports_decoder(metadata: dict) -> bool:
     return metadata.get("general.architecture") in ARCHITECTURES
 
 
-def _shapes(gguf) -> Shapes:
-    return {info.name: tuple(info.shape) for info in gguf.tensors}
+def _shapes(header) -> Shapes:
+    return {info.name: tuple(info.shape) for info in header.tensors}
 
 
 def _embedding_rows(shapes: Shapes, width: int) -> int:

@@ -9,6 +9,8 @@ from ollamakit.interfaces import ModelSource
 
 from ollamakit.lib.gguf import GGUFFile, GGUFWriter, looks_like_gguf
 
+from .header import GGUFHeader
+
 
 def claims(request, store) -> bool:
     """Whether a request's files are GGUF: by a ``.gguf`` key, or by the magic in the blob.
@@ -21,20 +23,20 @@ def claims(request, store) -> bool:
     return any(store.has_blob(d) and looks_like_gguf(store.blob_path(d)) for d in request.files.values())
 
 
-def read_header(path, label: str) -> GGUFFile:
-    """The parsed header of a GGUF file, closed again (metadata and tensor list stay)."""
+def read_header(path, label: str) -> GGUFHeader:
+    """The header of a file a request names as GGUF."""
     if not looks_like_gguf(path):
         raise InvalidModelFile(f'supplied file "{label}" was not in GGUF format')
     try:
         with GGUFFile.open(path) as gguf:
-            return gguf
+            return GGUFHeader(gguf)
     except InvalidModelFile as exc:
         raise InvalidModelFile(f'{label}: {exc.message}') from None
 
 
-def layer_media_type(gguf: GGUFFile, target: str, label: str) -> str:
+def layer_media_type(header: GGUFHeader, target: str, label: str) -> str:
     """What a GGUF is, from ``general.type`` and its block counts (as Ollama decides)."""
-    kind = gguf.metadata.get("general.type")
+    kind = header.metadata.get("general.type")
     kind = kind if isinstance(kind, str) else ""
     if target == "adapter":
         if kind and kind != "adapter":
@@ -46,12 +48,12 @@ def layer_media_type(gguf: GGUFFile, target: str, label: str) -> str:
         return mf.DRAFT
     if kind == "adapter":
         return mf.ADAPTER
-    arch = gguf.architecture or ""
-    blocks = gguf.metadata.get(f"{arch}.block_count") or 0
-    vision_blocks = gguf.metadata.get(f"{arch}.vision.block_count") or 0
+    arch = header.architecture
+    blocks = header.metadata.get(f"{arch}.block_count") or 0
+    vision_blocks = header.metadata.get(f"{arch}.vision.block_count") or 0
     if kind in ("projector", "mmproj") or (not blocks and vision_blocks):
         return mf.PROJECTOR
-    meta = gguf.metadata
+    meta = header.metadata
     if arch == "clip" and not meta.get("clip.block_count") and (meta.get("clip.has_vision_encoder") is True or meta.get("clip.has_audio_encoder") is True):
         return mf.PROJECTOR  # a clip file with an encoder and no text blocks
     return mf.MODEL
@@ -96,15 +98,15 @@ class GGUFSource(ModelSource):
         for key in sorted(self.files):
             digest = self.files[key]
             ctx.blob_size(digest, key)
-            gguf = read_header(ctx.store.blob_path(digest), key)
-            parsed.append((key, digest, gguf, layer_media_type(gguf, self.target, key)))
-        for key, digest, gguf, media_type in parsed:
+            header = read_header(ctx.store.blob_path(digest), key)
+            parsed.append((key, digest, header, layer_media_type(header, self.target, key)))
+        for key, digest, header, media_type in parsed:
             if media_type == mf.ADAPTER:
-                _check_adapter(ctx, gguf, key)
-            if media_type == mf.PROJECTOR and needs_projector_type(gguf.metadata):
+                _check_adapter(ctx, header, key)
+            if media_type == mf.PROJECTOR and needs_projector_type(header.metadata):
                 yield {"status": "updating GGUF projector metadata"}
-                digest, gguf = _typed_projector(ctx, digest)
-            ctx.add_blob(media_type, digest, from_=key, label=key, gguf=gguf)
+                digest, header = _typed_projector(ctx, digest)
+            ctx.add_blob(media_type, digest, from_=key, label=key, header=header)
         for _ in parsed:
             yield {"status": "parsing GGUF"}
 
@@ -112,24 +114,24 @@ class GGUFSource(ModelSource):
 def _typed_projector(ctx, digest: str):
     out = ctx.store.scratch_file(".gguf")
     try:
-        gguf = with_projector_type(ctx.store.blob_path(digest), out)
+        header = with_projector_type(ctx.store.blob_path(digest), out)
         new_digest, _, _ = ctx.store_file(out)
     finally:
         out.unlink(missing_ok=True)
-    return new_digest, gguf
+    return new_digest, header
 
 
-def _check_adapter(ctx, adapter: GGUFFile, label: str) -> None:
+def _check_adapter(ctx, adapter: GGUFHeader, label: str) -> None:
     """An adapter must fit the model it is created with (its layers are in by now: the model's
     source runs first); checked here so that a mismatch never reaches a manifest."""
     from ollamakit.lib.gguf import lora_pairs
 
     if ctx.find(mf.ADAPTER):  # a parent's: the engine runs one adapter per model, as Ollama's does
         raise BadRequest("only one adapter is currently supported")
-    bases = [layer.gguf for layer in ctx.find(mf.MODEL) if layer.gguf is not None]
-    if not bases:
+    bases = [layer.header for layer in ctx.find(mf.MODEL) if layer.header is not None]
+    if not bases or not isinstance(bases[-1], GGUFHeader):
         return  # a base of another format: the engine checks the pair when it loads them
     try:
-        lora_pairs(adapter, bases[-1])
+        lora_pairs(adapter.gguf, bases[-1].gguf)
     except InvalidModelFile as exc:
         raise InvalidModelFile(f'adapter "{label}" does not fit the model: {exc.message}') from None

@@ -15,22 +15,31 @@ from ollamakit.capabilities import (  # noqa: F401 (callers read them here)
 from ollamakit.lib.templates import template_capabilities
 from ollamakit.errors import OllamaError
 
+from ollamakit.lib.templates import detect_template, parse_template
+
 log = logging.getLogger("ollamakit.api")
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 MAX_SHOWN_ARRAY = 5  # longer arrays (vocabularies, merges) are shown as [] unless verbose
 _HIDDEN_KEYS = ("general.name", "tokenizer.chat_template")
-_FLOAT32 = 6  # GGUF value type of a float32
 
 
-# The header cache and capabilities are the kernel's (ollamakit.capabilities): the inference
-# service reads them too.
-_CACHE_LOCK = threading.Lock()
+class LibraryTemplates:
+    """The template library (``ollamakit.lib.templates``) as create's ``Templates``."""
+
+    def check(self, template: str) -> None:
+        parse_template(template)  # raises BadRequest("template error: ...")
+
+    def detect(self, jinja: str):
+        return detect_template(jinja)
 
 
-def shown_template(template: str | None, gguf) -> str:
+TEMPLATES = LibraryTemplates()
+
+
+def shown_template(template: str | None, header) -> str:
     """``/api/show``'s template: the Go template, else the Jinja one that runs, else the default."""
-    return template if template is not None else jinja_template(gguf) or DEFAULT_TEMPLATE
+    return template if template is not None else jinja_template(header) or DEFAULT_TEMPLATE
 
 
 # -- /api/tags: what Ollama's model list computes for every model ------------------------------
@@ -38,6 +47,7 @@ def shown_template(template: str | None, gguf) -> str:
 # blob digest -> its leading GGUF metadata (or None); ("entry", manifest digest) -> list_entry()
 _LIST_CACHE: OrderedDict = OrderedDict()
 _LIST_CACHE_SIZE = 4096
+_CACHE_LOCK = threading.Lock()
 
 
 def _leading_metadata(store, digest: str) -> dict | None:
@@ -154,34 +164,34 @@ def _short_float(value: float, float32: bool):
     return value
 
 
-def _info_value(value, value_type, verbose: bool):
+def _info_value(value, float32: bool, verbose: bool):
     if isinstance(value, list):
         if not verbose and len(value) > MAX_SHOWN_ARRAY:
             return []
-        return [_info_value(v, value_type, verbose) for v in value]
+        return [_info_value(v, float32, verbose) for v in value]
     if isinstance(value, float):
-        return _short_float(value, value_type == _FLOAT32)
+        return _short_float(value, float32)
     return value
 
 
-def model_info(gguf, verbose: bool = False) -> dict:
-    """The GGUF key-values (sorted, as Go encodes a map) plus ``general.parameter_count``."""
-    if gguf is None:
+def model_info(header, verbose: bool = False) -> dict:
+    """The file's key-values (sorted, as Go encodes a map) plus ``general.parameter_count``."""
+    if header is None:
         return {}
-    types = getattr(gguf, "metadata_types", {})
+    float32 = header.float32_keys
     info = {
-        key: _info_value(value, types.get(key), verbose)
-        for key, value in gguf.metadata.items()
+        key: _info_value(value, key in float32, verbose)
+        for key, value in header.metadata.items()
         if key not in _HIDDEN_KEYS
     }
-    info["general.parameter_count"] = gguf.parameter_count
+    info["general.parameter_count"] = header.parameter_count
     return dict(sorted(info.items()))
 
 
-def tensors(gguf) -> list[dict]:
-    if gguf is None:
+def tensors(header) -> list[dict]:
+    if header is None:
         return []
-    return [{"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in gguf.tensors]
+    return [{"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in header.tensors]
 
 
 def details(config: dict, parent_model: str = "") -> dict:

@@ -86,8 +86,8 @@ def show(model, verbose: bool = False, system: str = "", options: dict | None = 
     """The ``/api/show`` reply for a stored model, fields in Ollama's order."""
     store, config = model.store, model.config
     layer = model.model_layer
-    gguf = modelinfo.gguf_header(store, layer.digest) if layer else None
-    template = modelinfo.shown_template(model.template, gguf)
+    header = model.header
+    template = modelinfo.shown_template(model.template, header)
     system = system or model.system
     params = model.params
     reply = {
@@ -100,14 +100,14 @@ def show(model, verbose: bool = False, system: str = "", options: dict | None = 
         "messages": [
             {"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages if isinstance(m, dict)
         ],
-        "model_info": modelinfo.model_info(gguf, verbose),
-        "tensors": modelinfo.tensors(gguf),
-        "capabilities": modelinfo.capabilities(gguf, model.template, bool(model.manifest.find(mf.PROJECTOR)), config),
+        "model_info": modelinfo.model_info(header, verbose),
+        "tensors": modelinfo.tensors(header),
+        "capabilities": modelinfo.capabilities(header, model.template, bool(model.manifest.find(mf.PROJECTOR)), config),
         "modified_at": model.modified_at,
     }
     projectors = model.manifest.find(mf.PROJECTOR)
     if projectors:
-        reply["projector_info"] = modelinfo.model_info(modelinfo.gguf_header(store, projectors[0].digest), verbose)
+        reply["projector_info"] = modelinfo.model_info(store.model_header(projectors[0].digest), verbose)
     if config.get("requires"):
         reply["requires"] = config["requires"]
     # Go omits empty fields; model_info is always present (clients require the key).

@@ -9,19 +9,10 @@ from ollamakit.errors import NotFound
 from ollamakit.interfaces import ModelSource
 from ollamakit.names import ModelName
 
-# Layers whose GGUF header feeds the new config (family, parameter size, file type).
+# Layers whose header feeds the new config (family, parameter size, file type).
 WEIGHT_LAYERS = (mf.MODEL, mf.PROJECTOR, mf.ADAPTER, mf.DRAFT)
 # Config fields that describe the machine image, not the model: never inherited.
 NOT_INHERITED = ("architecture", "os", "rootfs")
-
-
-def _gguf_header(path, label):
-    try:
-        from ollamakit.lib.gguf.reader import looks_like_gguf
-        from ollamakit_gguf.source import read_header
-    except ImportError:  # without the GGUF plugin the parent's config is inherited as is
-        return None
-    return read_header(path, label) if looks_like_gguf(path) else None
 
 
 def names_a_registry(text: str) -> bool:
@@ -55,9 +46,9 @@ class ParentModelSource(ModelSource):
             raise NotFound(f"model '{self.name}' not found")
         from_ = parent.short_name
         for layer in parent.manifest.layers:
-            gguf = None
-            if layer.media_type in WEIGHT_LAYERS:
-                gguf = _gguf_header(ctx.store.blob_path(layer.digest), f"{from_} layer {layer.digest}")
-            ctx.add_blob(layer.media_type, layer.digest, from_=from_, gguf=gguf, origin="parent",
+            # A weight file in no format an installed plugin reads has no header: the parent's
+            # config is then inherited as it is, and no engine is asked about it.
+            header = ctx.store.model_header(layer.digest) if layer.media_type in WEIGHT_LAYERS else None
+            ctx.add_blob(layer.media_type, layer.digest, from_=from_, header=header, origin="parent",
                          layer_name=layer.name)
         ctx.config = {k: v for k, v in parent.config.items() if k not in NOT_INHERITED}

@@ -19,7 +19,7 @@ from ollamakit.interfaces import Quantizer
 from ollamakit.lib.gguf import GGUFFile, GGUFWriter
 from ollamakit.lib.gguf.constants import ValueType
 
-from .encode import FLOAT_TYPES, NonFiniteValues, encode
+from .encode import NonFiniteValues, encode
 from .recipe import FILE_TYPES, ModelFacts, Recipe, weight_order
 
 QUANTIZATION_VERSION = 2  # ggml's GGML_QNT_VERSION, recorded in every quantized file
@@ -41,8 +41,8 @@ def plan(gguf: GGUFFile, file_type: str) -> list[tuple[str, str]]:
     for name in weight_order([t.name for t in gguf.tensors]):
         info = gguf.tensor_info(name)
         target = recipe.choose(name, info.shape) or info.type_name
-        if target != info.type_name and info.type_name not in FLOAT_TYPES:
-            raise BadRequest("quantization is only supported for F16, BF16 and F32 models")
+        if target != info.type_name:  # a tensor to encode must be of a type quantizing reads
+            Quantizer.check_source(info.type_name)
         chosen.append((name, target))
     return chosen
 

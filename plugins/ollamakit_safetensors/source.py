@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ollamakit import manifest as mf
 from ollamakit.errors import BadRequest, InvalidModelFile
+from ollamakit.headers import require_header
 from ollamakit.interfaces import ModelSource
 
 from .adapter import plan_adapter, read_adapter
@@ -26,8 +27,6 @@ class SafetensorsSource(ModelSource):
         self.target = target
 
     def build(self, ctx):
-        from ollamakit_gguf.source import read_header
-
         if self.target == "adapter":
             yield from build_adapter(ctx, self._paths(ctx))
             return
@@ -41,12 +40,12 @@ class SafetensorsSource(ModelSource):
                 parameters = plan.arch.parameters()
                 yield {"status": "converting model"}
                 plan.write(output)
-            gguf = read_header(output, "converted model")
+            header = require_header(ctx.kernel, output, "converted model")
             digest, _, new = ctx.store_file(output)
         finally:
             output.unlink(missing_ok=True)
         status = f"{'creating new' if new else 'using existing'} layer {digest}"
-        ctx.add_blob(mf.MODEL, digest, gguf=gguf, status=status)
+        ctx.add_blob(mf.MODEL, digest, header=header, status=status)
         if parameters:  # the request's own parameters are laid over these
             ctx.add_bytes(mf.PARAMS, (mf.go_json(dict(sorted(parameters.items()))) + "\n").encode())
 
@@ -65,7 +64,7 @@ def build_adapter(ctx, paths: dict):
     the first status line. A base converted from safetensors in the same request is added only
     when its conversion ends, so the adapter then waits for it behind a status line.
     """
-    from ollamakit.lib.gguf import GGUFFile, lora_pairs
+    from ollamakit.lib.gguf import lora_pairs
 
     if ctx.find(mf.ADAPTER):
         raise BadRequest("only one adapter is currently supported")
@@ -81,20 +80,21 @@ def build_adapter(ctx, paths: dict):
         output = ctx.store.scratch_file(".gguf")
         try:
             plan.write(output)
-            with GGUFFile.open(output) as header:
-                try:
-                    lora_pairs(header, base)  # the engine's own check of the pair
-                except InvalidModelFile as exc:
-                    raise InvalidModelFile(f"the adapter does not fit the model: {exc.message}") from None
+            header = require_header(ctx.kernel, output, "converted adapter")
+            try:
+                lora_pairs(header, base)  # the engine's own check of the pair
+            except InvalidModelFile as exc:
+                raise InvalidModelFile(f"the adapter does not fit the model: {exc.message}") from None
             digest, _, new = ctx.store_file(output)
         finally:
             output.unlink(missing_ok=True)
     status = f"{'creating new' if new else 'using existing'} layer {digest}"
-    ctx.add_blob(mf.ADAPTER, digest, gguf=header, status=status)
+    ctx.add_blob(mf.ADAPTER, digest, header=header, status=status)
     if not deferred:
         yield {"status": "converting adapter"}
 
 
 def _base(ctx):
-    bases = [layer.gguf for layer in ctx.find(mf.MODEL) if layer.gguf is not None]
+    """The model's ``ModelHeader``, once its source has added it."""
+    bases = [layer.header for layer in ctx.find(mf.MODEL) if layer.header is not None]
     return bases[-1] if bases else None

@@ -271,34 +271,58 @@ def mutated(seeds: list[bytes]):
 
 
 class GGUFTarget(Target):
-    """The strict reader, the header reading create does, what create decides from it (layer
-    kind, model details), and every tensor's bytes."""
+    """The strict reader, the header every part reads through the kernel (hook
+    ``read_model_header``), what create decides from it (the GGUF source's layer kind, the
+    engines' ``check_model``), and every tensor's bytes."""
 
     name = "gguf"
 
     def __init__(self):
         super().__init__()
+        from ollamakit.config import Settings
+        from ollamakit.kernel import make_kernel
+
         self.folder = Path(tempfile.mkdtemp(prefix="fuzz-gguf-", dir=_scratch()))
         self.path = self.folder / "case.gguf"
+        self.kernel = make_kernel(Settings(models_dir=self.folder / "models"))
         self.strategy = st.one_of(crafted_gguf(), mutated(seed_ggufs(self.folder)))
 
     def run(self, data: bytes) -> list[str]:
-        from ollamakit_gguf.source import layer_media_type, read_header
+        from ollamakit.create import CreateContext, CreateRequest
+        from ollamakit.headers import read_header
+        from ollamakit.lib.gguf import GGUFFile
 
         self.path.write_bytes(data)
-        gguf = read_header(self.path, "case.gguf")
-        layer_media_type(gguf, "model", "case.gguf")
-        gguf.file_type_name, gguf.parameter_count, gguf.architecture  # noqa: B018 - derived values
-        from ollamakit.lib.gguf.reader import GGUFFile
-
+        header = read_header(self.kernel, self.path, "case.gguf")
+        if header is None:
+            return []  # not a GGUF: no reader claims it
+        header.file_type, header.parameter_count, header.architecture, header.chat_template  # noqa: B018
+        header.float32_keys  # noqa: B018 - derived values
+        self.create_from(data, CreateRequest, CreateContext)
         with GGUFFile.open(self.path) as opened:
             for info in opened.tensors[:16]:
                 opened.raw(info.name)
         return []
 
+    def create_from(self, data: bytes, request_type, context_type) -> None:
+        """The case as an uploaded file of a create: the model source that takes it builds its
+        layers (and asks the engines), nothing is written."""
+        store = self.kernel.store
+        digest, _ = store.add_bytes(data)
+        request = request_type.from_body({"model": "fuzz", "files": {"case.gguf": digest}})
+        ctx = context_type(self.kernel, request)
+        try:
+            source = self.kernel.hook.resolve_model_source(request=request, kernel=self.kernel)
+            for _ in source.build(ctx):
+                pass
+        finally:
+            for blob in {digest, *ctx.created}:
+                self.kernel.storage.delete_blob(blob)
+
     def close(self):
         import shutil
 
+        self.kernel.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -387,19 +387,6 @@ class GGUFFile:
         return f"<GGUFFile {self.path.name} v{self.version} {self.architecture} {len(self.tensors)} tensors>"
 
 
-def format_parameter_size(n: int) -> str:
-    """Ollama's human-readable parameter count: '134.52M', '3.2B', '7B', '500K'."""
-    if n >= 1_000_000_000:
-        number = n / 1_000_000_000
-        return f"{number:.0f}B" if number == int(number) else f"{number:.1f}B"
-    if n >= 1_000_000:
-        number = n / 1_000_000
-        return f"{number:.0f}M" if number == int(number) else f"{number:.2f}M"
-    if n >= 1_000:
-        return f"{n / 1_000:.0f}K"
-    return str(n)
-
-
 def read_leading_metadata(path: str | os.PathLike, stop_prefix: str = "tokenizer.") -> dict[str, object]:
     """The metadata before the first key starting with ``stop_prefix`` that follows
     ``general.architecture``: the architecture's own values without reading the vocabulary,

@@ -9,7 +9,8 @@ import pytest
 from gguf_crafting import U32, U64, Craft, kv, kv_str, kv_u32, string, tensor_info, valid_craft
 
 from ollamakit.errors import InvalidModelFile
-from ollamakit.lib.gguf.reader import MAX_ARRAY_LENGTH, GGUFFile, format_parameter_size, looks_like_gguf
+from ollamakit.headers import format_parameter_size
+from ollamakit.lib.gguf.reader import MAX_ARRAY_LENGTH, GGUFFile, looks_like_gguf
 
 
 def open_bytes(tmp_path, data: bytes) -> GGUFFile:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ollamakit.testing import models
-from ollamakit.lib.gguf import GGUFFile, format_parameter_size, looks_like_gguf
+from ollamakit.headers import format_parameter_size
+from ollamakit.lib.gguf import GGUFFile, looks_like_gguf
 
 pytestmark = pytest.mark.real_model
 

@@ -182,9 +182,13 @@ def test_quantize_runs_the_named_quantizer(kernel, models_dir, tmp_path, file_ty
     from ollamakit.hookspecs import hookimpl
     from ollamakit.web import create_app
 
+    from ollamakit.interfaces import Quantizer
+
     quantized = tiny_gguf(tmp_path / "q.gguf", file_type=15)
 
-    class FakeQ4KM:
+    class FakeQ4KM(Quantizer):
+        name = "Q4_K_M"
+
         def quantize(self, source, destination, progress=None):
             assert source.read_bytes()[:4] == b"GGUF"
             for done in range(3):
@@ -215,12 +219,21 @@ def test_quantize_runs_the_named_quantizer(kernel, models_dir, tmp_path, file_ty
 
 
 def test_quantize_refuses_an_already_quantized_source(kernel, client, models_dir, tmp_path):
+    """Which types a model may be quantized from is the kernel's ``Quantizer`` rule: a
+    quantizer plugin that says nothing of it refuses a Q4_1 source before it is called."""
     from ollamakit.hookspecs import hookimpl
+    from ollamakit.interfaces import Quantizer
+
+    class NeverCalled(Quantizer):
+        name = "Q8_0"
+
+        def quantize(self, source, destination, progress=None):
+            raise AssertionError("the source is checked first")
 
     class Plugin:
         @hookimpl(tryfirst=True)
         def make_quantizer(self, kernel, name):
-            return object()  # never called: the source is checked first
+            return NeverCalled()
 
     kernel.pm.register(Plugin())
     blob = upload(client, tiny_gguf(tmp_path / "q.gguf", file_type=3))

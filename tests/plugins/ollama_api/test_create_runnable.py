@@ -100,10 +100,10 @@ class MambaEngine:
     """A third-party engine declaring its own architecture through the same hook."""
 
     @hookimpl
-    def check_model(self, kernel, gguf):
-        if gguf.metadata.get("general.architecture") != "mamba":
+    def check_model(self, kernel, header):
+        if header.architecture != "mamba":
             return None
-        if "mamba.ssm.state_size" not in gguf.metadata:
+        if "mamba.ssm.state_size" not in header.metadata:
             raise InvalidModelFile("model metadata lacks mamba.ssm.state_size")
         return True
 

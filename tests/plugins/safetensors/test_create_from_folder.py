@@ -55,6 +55,17 @@ def test_a_folder_becomes_a_model(client, tmp_path):
     assert generated.status_code == 200 and generated.json["eval_count"] >= 1
 
 
+def test_a_folder_no_engine_runs_is_refused_naming_its_architecture(client, kernel, models_dir, tmp_path):
+    """The converted model is held to the engines' ``check_model`` like an uploaded file."""
+    kernel.pm.unregister(name="engine")  # the decoder engine: nothing runs qwen2 now
+    qwen2_folder(tmp_path / "hf")
+    files = upload(client, folder_files(tmp_path / "hf"))
+    before = store_state(models_dir)
+    reply = client.simulate_post("/api/create", json={"model": "tiny-qwen", "files": files, "stream": False})
+    assert (reply.status_code, reply.json) == (400, {"error": "unsupported model architecture 'qwen2'"})
+    assert store_state(models_dir) == before
+
+
 def test_an_embedding_folder_is_an_embedding_model(client, tmp_path):
     bert_folder(tmp_path / "hf")
     files = upload(client, folder_files(tmp_path / "hf"))

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import click
 
     from pathlib import Path
@@ -105,6 +107,13 @@ def check_model(kernel: Kernel, header: ModelHeader) -> bool | None:
     does not; return None when it is not yours. A model no plugin claims is refused as an
     unsupported architecture.
     """
+
+
+@hookspec(firstresult=True)
+def pull_model(kernel: Kernel, name: ModelName) -> Iterator[dict[str, Any]] | None:
+    """Pull the model ``name`` (a ``ModelName`` that names its registry) into ``kernel.store``:
+    return an iterator of progress objects (``{"status": ...}``, its own ``success`` last), or
+    None when you do not fetch models. Asked by create when its ``from`` model is not stored."""
 
 
 @hookspec(firstresult=True)

@@ -11,8 +11,8 @@ DEFERRED_IMPORTS = ("ollamakit_parent.source",)
 
 @hookimpl(trylast=True)
 def resolve_model_source(request, kernel):
-    from .source import ParentModelSource, registry_pull
+    from .source import ParentModelSource
 
     if request.from_ and request.target == "model":
-        return ParentModelSource(request.from_, pull=registry_pull())
+        return ParentModelSource(request.from_)
     return None

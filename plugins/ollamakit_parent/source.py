@@ -1,6 +1,6 @@
 """Copy a stored model's layers into a new one, each marked ``from`` the parent. A parent that
 is not in the store is pulled first when its name is a registry reference (it names its host)
-and a registry client is installed."""
+and a registry client is installed (hook ``pull_model``)."""
 
 from __future__ import annotations
 
@@ -22,26 +22,19 @@ def names_a_registry(text: str) -> bool:
     return "://" in text or text.count("/") == 2
 
 
-def registry_pull():
-    """The registry plugin's ``pull_model(kernel, name)``, or None when it is not installed."""
-    try:
-        from ollamakit_registry.pull import pull_model
-    except ImportError:
-        return None
-    return pull_model
-
-
 class ParentModelSource(ModelSource):
-    def __init__(self, name: str, pull=None):
+    def __init__(self, name: str):
         self.name = name
-        self.pull = pull
 
     def build(self, ctx):
         name = ModelName.parse(self.name)
         parent = ctx.store.get(name)
-        if parent is None and self.pull is not None and names_a_registry(self.name):
-            yield from self.pull(ctx.kernel, name)  # its statuses, its own "success" included
-            parent = ctx.store.get(name)
+        if parent is None and names_a_registry(self.name):
+            # a registry client (hook ``pull_model``), when one is installed
+            pulling = ctx.kernel.hook.pull_model(kernel=ctx.kernel, name=name)
+            if pulling is not None:
+                yield from pulling  # its statuses, its own "success" included
+                parent = ctx.store.get(name)
         if parent is None:
             raise NotFound(f"model '{self.name}' not found")
         from_ = parent.short_name

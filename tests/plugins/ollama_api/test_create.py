@@ -326,18 +326,12 @@ def test_unknown_parent_is_pulled_first(client, models_dir):
 
 
 def test_unknown_parent_without_a_registry_client_is_404(client, models_dir, kernel):
-    from ollamakit.hookspecs import hookimpl
-    from ollamakit_parent.source import ParentModelSource
-
-    class NoRegistry:
-        @hookimpl(tryfirst=True)
-        def resolve_model_source(self, request, kernel):
-            return ParentModelSource(request.from_, pull=None) if request.from_ else None
-
-    kernel.pm.register(NoRegistry())
+    """No plugin answers ``pull_model``: a registry reference the store lacks is a model that
+    is not there, and nothing is fetched (port 9 would refuse the connection)."""
+    kernel.pm.unregister(name="registry")
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "m", "from": "Ghost"})
-    assert (response.status_code, response.json) == (404, {"error": "model 'Ghost' not found"})
+    response = client.simulate_post("/api/create", json={"model": "m", "from": "127.0.0.1:9/library/ghost"})
+    assert (response.status_code, response.json) == (404, {"error": "model '127.0.0.1:9/library/ghost' not found"})
     assert snapshot(models_dir) == before
 
 
@@ -373,3 +367,33 @@ def test_requires_met_by_this_version_lets_the_model_run(client, model_blob, req
     create(client, model="past", files={"m.gguf": model_blob}, requires=requires)
     response = client.simulate_post("/api/generate", json={"model": "past"})  # a load; the tiny model has no weights to run
     assert response.status_code != 412
+
+
+def test_a_from_model_the_store_lacks_is_fetched_through_pull_model(kernel, client, tmp_path):
+    """The parent source asks the hook ``pull_model`` (any plugin's, not a particular
+    registry client's) for a registry reference the store lacks, and streams its progress."""
+    from ollamakit.hookspecs import hookimpl
+    from ollamakit.names import ModelName
+
+    create(client, model="seed", files={"m.gguf": upload(client, tiny_gguf(tmp_path / "m.gguf"))})
+    asked = []
+
+    class Mirror:
+        @hookimpl(tryfirst=True)
+        def pull_model(self, kernel, name):
+            asked.append(name.display_shortest())
+
+            def fetch():
+                yield {"status": "mirroring"}
+                kernel.store.copy(ModelName.parse("seed"), name)
+                yield {"status": "success"}
+
+            return fetch()
+
+    kernel.pm.register(Mirror())
+    events = create(client, model="mine", system="hi", **{"from": "mirror.example/library/base"})
+    assert asked == ["mirror.example/library/base:latest"]
+    assert events[0] == {"status": "mirroring"} and events[-1] == {"status": "success"}
+    mine = kernel.store.get("mine")
+    assert mine.system == "hi" and mine.model_layer.digest == kernel.store.get("seed").model_layer.digest
+    assert mine.model_layer.from_ == "mirror.example/library/base:latest"

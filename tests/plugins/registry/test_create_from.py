@@ -1,5 +1,5 @@
-"""``/api/create`` with a ``from`` model that is not local pulls it first (through
-``ollamakit_registry.pull_model``), streaming the pull's statuses."""
+"""``/api/create`` with a ``from`` model that is not local pulls it first (through the hook
+``pull_model``, which the registry plugin answers), streaming the pull's statuses."""
 
 from __future__ import annotations
 

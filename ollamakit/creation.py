@@ -247,12 +247,11 @@ def _with_progress(status: str, work):
 
 def build_config(ctx: CreateContext, templates: Templates | None = None) -> dict:
     """The config blob (``model.ConfigV2``), in Go's field order."""
-    weights = [b for b in ctx.layers if b.header is not None and b.media_type != mf.DRAFT]
-    weights.sort(key=lambda b: b.media_type != mf.MODEL)  # the model speaks first
+    weights = [(b.media_type, b.header) for b in ctx.layers if b.header is not None and b.media_type != mf.DRAFT]
+    weights.sort(key=lambda weight: weight[0] != mf.MODEL)  # the model speaks first
     derived: dict = {}
     families: list[str] = []
-    for base in weights:
-        header = base.header
+    for _, header in weights:
         derived.setdefault("model_format", header.format)
         if header.architecture:
             derived.setdefault("model_family", header.architecture)
@@ -262,7 +261,7 @@ def build_config(ctx: CreateContext, templates: Templates | None = None) -> dict
         derived.setdefault("file_type", header.file_type)
     if families:
         derived["model_families"] = families
-    model = next((b.header for b in weights if b.media_type == mf.MODEL), None)
+    model = next((header for media_type, header in weights if media_type == mf.MODEL), None)
     if model is not None:
         for key in ("context_length", "embedding_length"):
             value = model.metadata.get(f"{model.architecture}.{key}")

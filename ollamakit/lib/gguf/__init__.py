@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from .adapter import LoraPair, lora_pairs
     from .constants import ValueType
     from .dequant import dequantize, supported_types
-    from .reader import GGUFFile, TensorInfo, format_parameter_size, looks_like_gguf
+    from .reader import GGUFFile, TensorInfo, looks_like_gguf
     from .writer import GGUFWriter
 
 # Imported on first use: these modules import numpy and gguf, and the entry points load this package.

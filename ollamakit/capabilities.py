@@ -13,10 +13,10 @@ def gguf_header(store, digest: str):
     return store.model_header(digest)
 
 
-def jinja_template(gguf) -> str | None:
-    """The GGUF's own chat template: what runs ("native mode") when there is no Go template."""
-    text = gguf.metadata.get("tokenizer.chat_template") if gguf is not None else None
-    return text if isinstance(text, str) and text.strip() else None
+def jinja_template(header) -> str | None:
+    """The model file's own chat template (its ``ModelHeader``'s): what runs ("native mode")
+    when there is no Go template."""
+    return header.chat_template if header is not None else None
 
 
 def model_jinja_template(model) -> str | None:

@@ -298,9 +298,9 @@ def modelfile(model, template: str, system: str, params: dict) -> str:
     ]
     model_layer = model.model_layer
     lines.append(f"FROM {store.blob_path(model_layer.digest) if model_layer else ''}")
-    lines += [f"ADAPTER {modelfile_quote(str(store.blob_path(l.digest)))}" for l in manifest.find(mf.ADAPTER)]
-    lines += [f"DRAFT {modelfile_quote(str(store.blob_path(l.digest)))}" for l in manifest.find(mf.DRAFT)]
-    lines += [f"FROM {store.blob_path(l.digest)}" for l in manifest.find(mf.PROJECTOR)]
+    lines += [f"ADAPTER {modelfile_quote(str(store.blob_path(layer.digest)))}" for layer in manifest.find(mf.ADAPTER)]
+    lines += [f"DRAFT {modelfile_quote(str(store.blob_path(layer.digest)))}" for layer in manifest.find(mf.DRAFT)]
+    lines += [f"FROM {store.blob_path(layer.digest)}" for layer in manifest.find(mf.PROJECTOR)]
     lines.append(f"TEMPLATE {modelfile_quote(template)}")
     if system:
         lines.append(f"SYSTEM {modelfile_quote(system)}")

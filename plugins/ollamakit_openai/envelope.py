@@ -7,7 +7,7 @@ import random
 import time
 
 from ollamakit.errors import BadRequest
-from ollamakit.web import error_status, errors_in_envelope, json_response, sse_frame, sse_response
+from ollamakit.web import error_status, errors_in_envelope, sse_frame, sse_response
 
 FINGERPRINT = "fp_ollama"
 

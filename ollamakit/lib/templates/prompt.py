@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .convert import message_value, tools_value
 from .jinja import render_jinja

@@ -1,7 +1,7 @@
 """The create pipeline, a kernel service: model sources build the base layers, then the
 request's own layers, the config blob and, last and atomically, the manifest.
 
-    events = create_model(kernel, request, templates)  # raises before any work on a bad request
+    events = create_model(kernel, request)  # raises before any work on a bad request
     for progress in events: ...                          # {"status": ...} objects
 
 Everything that can be checked before work starts (the request, the template, the quantize
@@ -10,9 +10,8 @@ is a plain error even when streaming. Blobs are content-addressed and harmless, 
 request added but did not use are taken back when it ends. A route only translates HTTP to
 ``create_model`` and its progress back.
 
-Templates are a library's concern and the kernel imports no library: the caller hands in a
-``Templates`` (the native API gives ``ollamakit.lib.templates``); without one, a template is
-stored unchecked and none is detected.
+A request's Go template must parse (``ollamakit.lib.templates``); a model file's Jinja chat
+template that matches a known family gives the model that family's Go template and parameters.
 """
 
 from __future__ import annotations
@@ -21,56 +20,71 @@ import json
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Protocol
 
 from . import drivers
 from . import manifest as mf
 from .capabilities import capabilities
 from .create import CreateContext, CreateRequest
 from .errors import BadRequest, OllamaError
+from .lib.templates import detect_template, parse_template
 from .headers import format_parameter_size, require_header
 from .store import writing
 
 QUANTIZE_DIGEST = "0" * 19  # Ollama's placeholder digest on quantize progress lines
 _CONFIG_HEAD = ("model_format", "model_family", "model_families", "model_type", "file_type")
-_CONFIG_OPTIONAL = ("renderer", "parser", "requires", "remote_host", "remote_model", "capabilities",
-                    "context_length", "embedding_length", "base_name", "draft")
-_INFO_FIELDS = {"model_family": "model_family", "base_name": "base_name", "quantization_level": "file_type",
-                "parameter_size": "model_type", "context_length": "context_length",
-                "embedding_length": "embedding_length", "capabilities": "capabilities"}
-
-
-class Templates(Protocol):
-    """What create needs from a template library."""
-
-    def check(self, template: str) -> None:
-        """Raise ``BadRequest`` when ``template`` (a Go template) does not parse."""
-
-    def detect(self, jinja: str) -> tuple[str, str, dict] | None:
-        """A known Go template matching a file's Jinja chat template: (name, text, parameters)."""
-
+_CONFIG_OPTIONAL = (
+    "renderer",
+    "parser",
+    "requires",
+    "remote_host",
+    "remote_model",
+    "capabilities",
+    "context_length",
+    "embedding_length",
+    "base_name",
+    "draft",
+)
+_INFO_FIELDS = {
+    "model_family": "model_family",
+    "base_name": "base_name",
+    "quantization_level": "file_type",
+    "parameter_size": "model_type",
+    "context_length": "context_length",
+    "embedding_length": "embedding_length",
+    "capabilities": "capabilities",
+}
 
 
 def find_quantizer(kernel, name: str):
     quantizer = kernel.quantizer(name)
     if quantizer is None:
         names = ", ".join(n.upper() for n in drivers.driver_names("quantizer"))
-        raise BadRequest(f"unsupported quantization type {name.upper()} - "
-                         + (f"supported types are {names}" if names else "no quantizer plugin is installed"))
+        raise BadRequest(
+            f"unsupported quantization type {name.upper()} - "
+            + (f"supported types are {names}" if names else "no quantizer plugin is installed")
+        )
     return quantizer
 
 
-def create_model(kernel, request: CreateRequest, templates: Templates | None = None) -> Iterator[dict]:
+def create_model(kernel, request: CreateRequest) -> Iterator[dict]:
     """Check what can be checked at once (raising ``OllamaError``), then return the pipeline
     as an iterator of progress objects."""
-    if request.template and templates is not None:
-        templates.check(request.template)  # raises BadRequest("template error: ...")
+    if request.template:
+        parse_template(request.template)  # raises BadRequest("template error: ...")
     quantize = []
     if request.quantize:
-        quantize.append((mf.MODEL, request.quantize.upper(), find_quantizer(kernel, request.quantize)))
+        quantize.append(
+            (mf.MODEL, request.quantize.upper(), find_quantizer(kernel, request.quantize))
+        )
     if request.draft_quantize:
-        quantize.append((mf.DRAFT, request.draft_quantize.upper(), find_quantizer(kernel, request.draft_quantize)))
-    return _store_errors(_run(kernel, request, quantize, templates))
+        quantize.append(
+            (
+                mf.DRAFT,
+                request.draft_quantize.upper(),
+                find_quantizer(kernel, request.draft_quantize),
+            )
+        )
+    return _store_errors(_run(kernel, request, quantize))
 
 
 def _store_errors(events):
@@ -80,7 +94,7 @@ def _store_errors(events):
         yield from events
 
 
-def _run(kernel, request: CreateRequest, quantize, templates: Templates | None):
+def _run(kernel, request: CreateRequest, quantize):
     store = kernel.store
     ctx = CreateContext(kernel, request)
     previous = store.get(request.name)
@@ -97,17 +111,18 @@ def _run(kernel, request: CreateRequest, quantize, templates: Templates | None):
             if first is not _END:
                 yield first
                 yield from rest
-        if templates is not None:
-            _autodetect_template(ctx, templates)
+        _autodetect_template(ctx)
         for media_type, wanted, quantizer in quantize:
             yield from _quantize(ctx, media_type, wanted, quantizer)
         _apply_request(ctx)
-        config = build_config(ctx, templates)
+        config = build_config(ctx)
         digest, size, _ = ctx.store_bytes((mf.go_json(config) + "\n").encode())
         for base in ctx.layers:
             yield {"status": base.status}
         yield {"status": "writing manifest"}
-        written = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, digest, size), [b.layer for b in ctx.layers])
+        written = mf.Manifest(
+            mf.Layer(mf.CONFIG_MEDIA_TYPE, digest, size), [b.layer for b in ctx.layers]
+        )
         store.write_manifest(request.name, written)
     finally:
         unused = ctx.created - (written.digests() if written else set())
@@ -141,18 +156,21 @@ def _no_source(ctx: CreateContext, request: CreateRequest) -> OllamaError:
     if any(key.lower().endswith(".safetensors") for key in request.files):
         return BadRequest("safetensors import is not supported yet")
     if request.files:
-        return BadRequest("unknown type: " + ", ".join(f'"{k}"' for k in sorted(request.files))
-                          + " is not a GGUF or safetensors file")
+        return BadRequest(
+            "unknown type: "
+            + ", ".join(f'"{k}"' for k in sorted(request.files))
+            + " is not a GGUF or safetensors file"
+        )
     return BadRequest(f"no installed model source accepts 'from' {request.from_!r}")
 
 
-def _autodetect_template(ctx: CreateContext, templates: Templates) -> None:
+def _autodetect_template(ctx: CreateContext) -> None:
     """A model file's Jinja chat template, matched to a known Go template (files input only)."""
     for base in list(ctx.layers):
         if base.media_type != mf.MODEL or base.origin != "file" or base.header is None:
             continue
         jinja = base.header.chat_template
-        found = templates.detect(jinja) if jinja else None
+        found = detect_template(jinja) if jinja else None
         if found:
             name, text, params = found
             ctx.add_bytes(mf.TEMPLATE, text.encode(), status=f"using autodetected template {name}")
@@ -210,7 +228,9 @@ def _quantize(ctx: CreateContext, media_type: str, wanted: str, quantizer):
         output = ctx.store.scratch_file(".gguf")
         try:
             status = f"quantizing {have} model to {wanted}"
-            yield from _with_progress(status, lambda progress: quantizer.quantize(source, output, progress))
+            yield from _with_progress(
+                status, lambda progress: quantizer.quantize(source, output, progress)
+            )
             header = require_header(ctx.kernel, output, "quantized model")
             digest, size, new = ctx.store_file(output)
         finally:
@@ -240,14 +260,23 @@ def _with_progress(status: str, work):
             if isinstance(item, BaseException):
                 raise item
             completed, total = item
-            yield {"status": status, "digest": QUANTIZE_DIGEST, "total": int(total), "completed": int(completed)}
+            yield {
+                "status": status,
+                "digest": QUANTIZE_DIGEST,
+                "total": int(total),
+                "completed": int(completed),
+            }
     finally:
         thread.join()  # the output file must not be written after the caller removes it
 
 
-def build_config(ctx: CreateContext, templates: Templates | None = None) -> dict:
+def build_config(ctx: CreateContext) -> dict:
     """The config blob (``model.ConfigV2``), in Go's field order."""
-    weights = [(b.media_type, b.header) for b in ctx.layers if b.header is not None and b.media_type != mf.DRAFT]
+    weights = [
+        (b.media_type, b.header)
+        for b in ctx.layers
+        if b.header is not None and b.media_type != mf.DRAFT
+    ]
     weights.sort(key=lambda weight: weight[0] != mf.MODEL)  # the model speaks first
     derived: dict = {}
     families: list[str] = []
@@ -269,7 +298,11 @@ def build_config(ctx: CreateContext, templates: Templates | None = None) -> dict
                 derived[key] = value
     config = {**ctx.config, **derived}
     templates_ = ctx.find(mf.TEMPLATE) or ctx.find(mf.PROMPT)
-    template = ctx.store.read_small_blob(templates_[-1].layer.digest).decode("utf-8", "replace") if templates_ else None
+    template = (
+        ctx.store.read_small_blob(templates_[-1].layer.digest).decode("utf-8", "replace")
+        if templates_
+        else None
+    )
     found = capabilities(model, template, bool(ctx.find(mf.PROJECTOR)), config)
     if found:
         config["capabilities"] = found

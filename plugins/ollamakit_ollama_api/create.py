@@ -7,8 +7,6 @@ from ollamakit.create import CreateRequest
 from ollamakit.creation import create_model
 from ollamakit.web import read_json, stream_response
 
-from .modelinfo import TEMPLATES
-
 
 class Create:
     def __init__(self, kernel):
@@ -16,4 +14,4 @@ class Create:
 
     def on_post(self, req, resp):
         request = CreateRequest.from_body(read_json(req))
-        stream_response(resp, create_model(self.kernel, request, TEMPLATES), stream=request.stream)
+        stream_response(resp, create_model(self.kernel, request), stream=request.stream)

@@ -10,31 +10,21 @@ from decimal import Decimal
 
 from ollamakit import manifest as mf
 from ollamakit.capabilities import (  # noqa: F401 (callers read them here)
-    add_parser_capabilities, capabilities, encoder_or_completion, gguf_header, jinja_template,
+    add_parser_capabilities,
+    capabilities,
+    encoder_or_completion,
+    gguf_header,
+    jinja_template,
 )
 from ollamakit.lib.templates import template_capabilities
 from ollamakit.errors import OllamaError
 
-from ollamakit.lib.templates import detect_template, parse_template
 
 log = logging.getLogger("ollamakit.api")
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 MAX_SHOWN_ARRAY = 5  # longer arrays (vocabularies, merges) are shown as [] unless verbose
 _HIDDEN_KEYS = ("general.name", "tokenizer.chat_template")
-
-
-class LibraryTemplates:
-    """The template library (``ollamakit.lib.templates``) as create's ``Templates``."""
-
-    def check(self, template: str) -> None:
-        parse_template(template)  # raises BadRequest("template error: ...")
-
-    def detect(self, jinja: str):
-        return detect_template(jinja)
-
-
-TEMPLATES = LibraryTemplates()
 
 
 def shown_template(template: str | None, header) -> str:
@@ -89,13 +79,21 @@ def _gguf_summary(metadata: dict) -> tuple[list[str], int, int, str]:
     found: list[str] = []
     for key in metadata:
         if arch and key.startswith(arch + "."):
-            name = {"vision.block_count": "vision", "audio.block_count": "audio"}.get(key[len(arch) + 1:])
+            name = {"vision.block_count": "vision", "audio.block_count": "audio"}.get(
+                key[len(arch) + 1 :]
+            )
             if name and name not in found:
                 found.append(name)
     found.append(encoder_or_completion(metadata, arch))
-    file_type = file_type_name(metadata["general.file_type"]) if "general.file_type" in metadata else ""
-    return (found, _whole(metadata.get(f"{arch}.context_length")) or 0,
-            _whole(metadata.get(f"{arch}.embedding_length")) or 0, file_type)
+    file_type = (
+        file_type_name(metadata["general.file_type"]) if "general.file_type" in metadata else ""
+    )
+    return (
+        found,
+        _whole(metadata.get(f"{arch}.context_length")) or 0,
+        _whole(metadata.get(f"{arch}.embedding_length")) or 0,
+        file_type,
+    )
 
 
 def list_entry(model) -> tuple[dict, list[str]]:
@@ -136,7 +134,11 @@ def _list_entry(model) -> tuple[dict, list[str]]:
     for capability in config.get("capabilities") or []:
         if isinstance(capability, str) and capability and capability not in found:
             found.append(capability)
-    from_template = template_capabilities(model.template or DEFAULT_TEMPLATE) if template_capabilities else set()
+    from_template = (
+        template_capabilities(model.template or DEFAULT_TEMPLATE)
+        if template_capabilities
+        else set()
+    )
     for capability in ("tools", "insert"):
         if capability in from_template and capability not in found:
             found.append(capability)
@@ -211,7 +213,17 @@ def details(config: dict, parent_model: str = "") -> dict:
 
 # -- Go value formatting -------------------------------------------------------------------------
 
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
 
 
 def go_quote(text: str) -> str:
@@ -298,8 +310,14 @@ def modelfile(model, template: str, system: str, params: dict) -> str:
     ]
     model_layer = model.model_layer
     lines.append(f"FROM {store.blob_path(model_layer.digest) if model_layer else ''}")
-    lines += [f"ADAPTER {modelfile_quote(str(store.blob_path(layer.digest)))}" for layer in manifest.find(mf.ADAPTER)]
-    lines += [f"DRAFT {modelfile_quote(str(store.blob_path(layer.digest)))}" for layer in manifest.find(mf.DRAFT)]
+    lines += [
+        f"ADAPTER {modelfile_quote(str(store.blob_path(layer.digest)))}"
+        for layer in manifest.find(mf.ADAPTER)
+    ]
+    lines += [
+        f"DRAFT {modelfile_quote(str(store.blob_path(layer.digest)))}"
+        for layer in manifest.find(mf.DRAFT)
+    ]
     lines += [f"FROM {store.blob_path(layer.digest)}" for layer in manifest.find(mf.PROJECTOR)]
     lines.append(f"TEMPLATE {modelfile_quote(template)}")
     if system:

@@ -71,20 +71,28 @@ def main() -> None:
                 (tmp / "copy.bin").unlink()
 
                 start = time.perf_counter()
-                reply = httpx.post(f"{server.url}/api/blobs/{digest}", content=file_chunks(source), timeout=600)
+                reply = httpx.post(
+                    f"{server.url}/api/blobs/{digest}", content=file_chunks(source), timeout=600
+                )
                 uploads.append(time.perf_counter() - start)
                 assert reply.status_code == 201, reply.text
                 (models / "blobs" / ("sha256-" + digest[7:])).unlink()
         finally:
             server.stop()
     mb = size / 1e6
-    copy_rate, durable_rate, upload_rate = mb / min(copies), mb / min(durable_copies), mb / min(uploads)
+    copy_rate, durable_rate, upload_rate = (
+        mb / min(copies),
+        mb / min(durable_copies),
+        mb / min(uploads),
+    )
     print(f"blob upload, {mb:.0f} MB, best of {args.repeat}")
     print(f"  file copy, page cache only   {copy_rate:8.0f} MB/s")
     print(f"  file copy, then fsync        {durable_rate:8.0f} MB/s")
-    print(f"  POST /api/blobs (fsynced)    {upload_rate:8.0f} MB/s   "
-          f"({upload_rate / durable_rate:.2f}x the durable copy, {upload_rate / copy_rate:.2f}x the cached one; "
-          "target >= 0.5x the durable copy)")
+    print(
+        f"  POST /api/blobs (fsynced)    {upload_rate:8.0f} MB/s   "
+        f"({upload_rate / durable_rate:.2f}x the durable copy, {upload_rate / copy_rate:.2f}x the cached one; "
+        "target >= 0.5x the durable copy)"
+    )
     print(f"  load average {os.getloadavg()[0]:.2f}")
 
 

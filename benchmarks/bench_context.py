@@ -44,7 +44,11 @@ CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 def models():
     from ollamakit.testing import models as real
 
-    return {"smollm2": real.smollm2_q4_1, "gemma3": real.gemma3_270m, "qwen": real.qwen25_coder_1_5b}
+    return {
+        "smollm2": real.smollm2_q4_1,
+        "gemma3": real.gemma3_270m,
+        "qwen": real.qwen25_coder_1_5b,
+    }
 
 
 def feed_prompt(engine, seq, prompt):
@@ -94,8 +98,20 @@ def shift_worker(args) -> dict:
 
 
 def run(kind: str, engine: str, path, length: int, args) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", engine, "--path", str(path),
-               "--length", str(length), "--threads", str(args.threads), "--cache", args.cache]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        engine,
+        "--path",
+        str(path),
+        "--length",
+        str(length),
+        "--threads",
+        str(args.threads),
+        "--cache",
+        args.cache,
+    ]
     if kind == "shift":
         command.append("--shift-worker")
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
@@ -115,15 +131,19 @@ def plot(path: str, series: dict[str, dict[str, list[tuple[int, float]]]]) -> No
     lo, hi = np.log2(xs[0]), np.log2(xs[-1]) if xs[-1] > xs[0] else np.log2(xs[0]) + 1
 
     def at(x, y):
-        return pad + (np.log2(x) - lo) / (hi - lo) * (width - 2 * pad), height - pad - y / top * (height - 2 * pad)
+        return pad + (np.log2(x) - lo) / (hi - lo) * (width - 2 * pad), height - pad - y / top * (
+            height - 2 * pad
+        )
 
     colours = {"ours": "#1f77b4", "llama.cpp": "#d62728"}
     dashes = ["", "6,4", "2,3"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{width / 2}" y="20" text-anchor="middle">decode tokens/s after a prompt of N tokens</text>',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle">decode tokens/s after a prompt of N tokens</text>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+    ]
     for x in xs:
         px, _ = at(x, 0)
         parts.append(f'<text x="{px:.0f}" y="{height - pad + 16}" text-anchor="middle">{x}</text>')
@@ -135,8 +155,12 @@ def plot(path: str, series: dict[str, dict[str, list[tuple[int, float]]]]) -> No
         for engine, line in lines.items():
             coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in (at(x, y) for x, y in line))
             dash = dashes[index % len(dashes)]
-            parts.append(f'<polyline points="{coords}" fill="none" stroke="{colours[engine]}" stroke-width="2" stroke-dasharray="{dash}"/>')
-            parts.append(f'<line x1="{width - 200}" y1="{legend_y}" x2="{width - 170}" y2="{legend_y}" stroke="{colours[engine]}" stroke-width="2" stroke-dasharray="{dash}"/>')
+            parts.append(
+                f'<polyline points="{coords}" fill="none" stroke="{colours[engine]}" stroke-width="2" stroke-dasharray="{dash}"/>'
+            )
+            parts.append(
+                f'<line x1="{width - 200}" y1="{legend_y}" x2="{width - 170}" y2="{legend_y}" stroke="{colours[engine]}" stroke-width="2" stroke-dasharray="{dash}"/>'
+            )
             parts.append(f'<text x="{width - 164}" y="{legend_y + 4}">{model}, {engine}</text>')
             legend_y += 16
     parts.append("</svg>")
@@ -148,7 +172,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="smollm2")
     parser.add_argument("--lengths", default="1024,4096,8192")
-    parser.add_argument("--shift-ctx", type=int, default=4096, help="num_ctx of the shift measurement (0: skip)")
+    parser.add_argument(
+        "--shift-ctx", type=int, default=4096, help="num_ctx of the shift measurement (0: skip)"
+    )
     parser.add_argument("--cache", default="f16", choices=sorted(CACHE_TYPES))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
@@ -165,13 +191,17 @@ def main(argv=None):
     engines = ["ours", "llama.cpp"] if importlib.util.find_spec("llama_cpp") else ["ours"]
     from ollamakit.lib.ggml import lib
 
-    print(f"CPU: {cpu_summary()}; threads {args.threads}; cache {args.cache}; ours on ggml {lib.load().origin}")
+    print(
+        f"CPU: {cpu_summary()}; threads {args.threads}; cache {args.cache}; ours on ggml {lib.load().origin}"
+    )
     series = {}
     for name in args.models.split(","):
         path = models()[name]()
         print(f"\n{name}: {path.name}")
         print(f"  {'prompt':>7} | {'prefill tok/s':>24} | {'decode tok/s':>24} | {'peak MiB':>24}")
-        print(f"  {'':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7}")
+        print(
+            f"  {'':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7}"
+        )
         series[name] = {engine: [] for engine in engines}
         for length in (int(x) for x in args.lengths.split(",")):
             runs = {engine: [] for engine in engines}
@@ -188,10 +218,15 @@ def main(argv=None):
             for engine in engines:
                 series[name][engine].append((length, got[engine]["decode"]))
         if args.shift_ctx:
-            shift = best([run("shift", "ours", path, args.shift_ctx, args) for _ in range(args.repeats)])
-            print(f"  full window of {args.shift_ctx}: decode {shift['shift']:.1f} tok/s through "
-                  f"{shift['shift_shifts']} shift(s) against {shift['room']:.1f} with room: "
-                  f"{shift['shift'] / shift['room']:.2f}x", flush=True)
+            shift = best(
+                [run("shift", "ours", path, args.shift_ctx, args) for _ in range(args.repeats)]
+            )
+            print(
+                f"  full window of {args.shift_ctx}: decode {shift['shift']:.1f} tok/s through "
+                f"{shift['shift_shifts']} shift(s) against {shift['room']:.1f} with room: "
+                f"{shift['shift'] / shift['room']:.2f}x",
+                flush=True,
+            )
     if args.plot:
         plot(args.plot, series)
         print(f"\nwrote {args.plot}")

@@ -31,26 +31,51 @@ import numpy as np
 
 DEFAULT_ST_PYTHON = Path.home() / ".cache" / "ollamakit" / "bench-st-venv" / "bin" / "python"
 
-SUBJECTS = ["The llama", "A small dog", "My neighbour's cat", "The old train", "Every river", "This recipe",
-            "The new library", "Our team", "A quiet village", "The weather report", "That song", "The museum",
-            "A good book", "The city council", "The mountain trail", "Her first painting"]
-PREDICATES = ["crossed the valley before sunrise.", "is surprisingly easy to get wrong.",
-              "was mentioned in yesterday's newspaper, along with a long list of other local events.",
-              "needs more time.", "made everyone in the room laugh for a while.",
-              "depends on how carefully the measurements were taken during the first week of testing.",
-              "changed everything.", "will open again next spring after the repairs are finished.",
-              "sounds better in the morning.", "has been studied by scientists for more than forty years.",
-              "is not what it used to be.", "looked different under the evening light.",
-              "reminded him of a summer long ago, when the family still lived by the sea.",
-              "costs less than expected.", "was finally approved after three rounds of discussion.",
-              "kept going."]
+SUBJECTS = [
+    "The llama",
+    "A small dog",
+    "My neighbour's cat",
+    "The old train",
+    "Every river",
+    "This recipe",
+    "The new library",
+    "Our team",
+    "A quiet village",
+    "The weather report",
+    "That song",
+    "The museum",
+    "A good book",
+    "The city council",
+    "The mountain trail",
+    "Her first painting",
+]
+PREDICATES = [
+    "crossed the valley before sunrise.",
+    "is surprisingly easy to get wrong.",
+    "was mentioned in yesterday's newspaper, along with a long list of other local events.",
+    "needs more time.",
+    "made everyone in the room laugh for a while.",
+    "depends on how carefully the measurements were taken during the first week of testing.",
+    "changed everything.",
+    "will open again next spring after the repairs are finished.",
+    "sounds better in the morning.",
+    "has been studied by scientists for more than forty years.",
+    "is not what it used to be.",
+    "looked different under the evening light.",
+    "reminded him of a summer long ago, when the family still lived by the sea.",
+    "costs less than expected.",
+    "was finally approved after three rounds of discussion.",
+    "kept going.",
+]
 
 
 def sentences(count: int = 256) -> list[str]:
     """Deterministic sentences of varied length (about 5 to 25 words)."""
     out = []
     for i in range(count):
-        out.append(f"{SUBJECTS[i % len(SUBJECTS)]} {PREDICATES[(i * 7 + i // len(SUBJECTS)) % len(PREDICATES)]}")
+        out.append(
+            f"{SUBJECTS[i % len(SUBJECTS)]} {PREDICATES[(i * 7 + i // len(SUBJECTS)) % len(PREDICATES)]}"
+        )
     return out
 
 
@@ -99,7 +124,9 @@ def bench_engine(gguf: Path, texts: list[str], repeat: int):
     with GGUFFile.open(gguf) as file:
         runner = build_bert_runner(file, NumpyBackend(), load_tokenizer(file.metadata))
     runner.embed([runner.tokenizer.encode(t) for t in texts[:32]])  # warm up
-    seconds, vectors = best_of(repeat, lambda: runner.embed([runner.tokenizer.encode(t) for t in texts]))
+    seconds, vectors = best_of(
+        repeat, lambda: runner.embed([runner.tokenizer.encode(t) for t in texts])
+    )
     tokens = sum(len(runner.tokenizer.encode(t)) for t in texts)
     return seconds, np.asarray(vectors), tokens
 
@@ -119,10 +146,18 @@ def bench_api(folder: Path, texts: list[str], repeat: int, tmp: Path) -> float:
                 digest = "sha256:" + hashlib.sha256(data).hexdigest()
                 http.post(f"/api/blobs/{digest}", content=data).raise_for_status()
                 files[str(path.relative_to(folder))] = digest
-            http.post("/api/create", json={"model": "all-minilm", "files": files, "stream": False}).raise_for_status()
-            http.post("/api/embed", json={"model": "all-minilm", "input": texts[:32]}).raise_for_status()
-            seconds, _ = best_of(repeat, lambda: http.post("/api/embed", json={"model": "all-minilm", "input": texts})
-                                 .raise_for_status())
+            http.post(
+                "/api/create", json={"model": "all-minilm", "files": files, "stream": False}
+            ).raise_for_status()
+            http.post(
+                "/api/embed", json={"model": "all-minilm", "input": texts[:32]}
+            ).raise_for_status()
+            seconds, _ = best_of(
+                repeat,
+                lambda: http.post(
+                    "/api/embed", json={"model": "all-minilm", "input": texts}
+                ).raise_for_status(),
+            )
     finally:
         server.stop()
     return seconds
@@ -131,8 +166,13 @@ def bench_api(folder: Path, texts: list[str], repeat: int, tmp: Path) -> float:
 def bench_sentence_transformers(python: Path, folder: Path, texts: list[str], repeat: int):
     if not python.exists():
         return None
-    run = subprocess.run([str(python), "-c", ST_SCRIPT, str(folder), str(repeat)], input=json.dumps(texts),
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [str(python), "-c", ST_SCRIPT, str(folder), str(repeat)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -148,7 +188,9 @@ def main() -> None:
     texts = sentences(args.count)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        engine_s, ours, tokens = bench_engine(convert(folder, tmp / "minilm.gguf"), texts, args.repeat)
+        engine_s, ours, tokens = bench_engine(
+            convert(folder, tmp / "minilm.gguf"), texts, args.repeat
+        )
         api_s = bench_api(folder, texts, args.repeat, tmp)
     n = len(texts)
     print(f"{n} sentences, {tokens} tokens (with [CLS]/[SEP]), best of {args.repeat}")
@@ -159,10 +201,18 @@ def main() -> None:
         print(f"  sentence-transformers not measured: no Python at {args.st_python}")
         return
     theirs = np.asarray(st["vectors"])
-    similarity = np.sum(ours * theirs, axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
-    print(f"  sentence-transformers {n / st['seconds']:8.1f} sentences/s (torch {st['torch']}, {st['threads']} threads)")
-    print(f"  ratio engine / sentence-transformers: {st['seconds'] / engine_s:.2f}x;"
-          f" /api/embed: {st['seconds'] / api_s:.2f}x")
+    similarity = (
+        np.sum(ours * theirs, axis=1)
+        / np.linalg.norm(ours, axis=1)
+        / np.linalg.norm(theirs, axis=1)
+    )
+    print(
+        f"  sentence-transformers {n / st['seconds']:8.1f} sentences/s (torch {st['torch']}, {st['threads']} threads)"
+    )
+    print(
+        f"  ratio engine / sentence-transformers: {st['seconds'] / engine_s:.2f}x;"
+        f" /api/embed: {st['seconds'] / api_s:.2f}x"
+    )
     print(f"  lowest cosine similarity between the two: {similarity.min():.6f}")
 
 

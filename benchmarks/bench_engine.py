@@ -62,14 +62,23 @@ def proc_status(field: str) -> int:
 class Ours:
     batched = True
 
-    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: str = "f16", fast_prefill: bool = False,
-                 adapter: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        threads: int,
+        num_ctx: int,
+        cache_type: str = "f16",
+        fast_prefill: bool = False,
+        adapter: str | None = None,
+    ):
         from ollamakit_engine import load_runner
         from ollamakit_ggml import GgmlBackend
 
         options = {"num_thread": threads, "kv_cache_type": cache_type, "fast_prefill": fast_prefill}
         adapters = [adapter] if adapter else []
-        self.runner = load_runner(path, GgmlBackend(), options, with_tokenizer=False, adapters=adapters)
+        self.runner = load_runner(
+            path, GgmlBackend(), options, with_tokenizer=False, adapters=adapters
+        )
         self.num_ctx = num_ctx
 
     def begin(self):
@@ -85,14 +94,25 @@ class Ours:
 class LlamaCpp:
     batched = False  # one sequence per Llama object in llama-cpp-python
 
-    def __init__(self, path: str, threads: int, num_ctx: int, cache_type: int = 1, adapter: str | None = None):
+    def __init__(
+        self, path: str, threads: int, num_ctx: int, cache_type: int = 1, adapter: str | None = None
+    ):
         import llama_cpp
 
         self.llama_cpp = llama_cpp
         # cache_type: a ggml type id (1: f16, 8: q8_0, 2: q4_0), as llama-cpp-python takes it
-        self.llm = llama_cpp.Llama(path, n_ctx=num_ctx, n_threads=threads, n_threads_batch=threads,
-                                   n_batch=512, flash_attn=True, verbose=False, type_k=cache_type, type_v=cache_type,
-                                   lora_path=adapter)
+        self.llm = llama_cpp.Llama(
+            path,
+            n_ctx=num_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=512,
+            flash_attn=True,
+            verbose=False,
+            type_k=cache_type,
+            type_v=cache_type,
+            lora_path=adapter,
+        )
         self.vocab = self.llm.n_vocab()
 
     def begin(self):
@@ -122,7 +142,13 @@ def worker(args) -> dict:
     base = proc_status("VmHWM")
     adapter = args.adapter if args.worker.endswith("+lora") else None
     if args.worker.startswith("ours"):
-        engine = Ours(args.path, args.threads, num_ctx, fast_prefill=args.worker == "ours/fast", adapter=adapter)
+        engine = Ours(
+            args.path,
+            args.threads,
+            num_ctx,
+            fast_prefill=args.worker == "ours/fast",
+            adapter=adapter,
+        )
     else:
         engine = LlamaCpp(args.path, args.llama_threads, num_ctx, adapter=adapter)
     engine.feed(engine.begin(), prompt)  # also pages the weights in
@@ -166,16 +192,32 @@ def cpu_summary() -> str:
                     break
     except OSError:
         pass
-    marks = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx2", "avx512f", "avx512_vnni"))
+    marks = ", ".join(
+        f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx2", "avx512f", "avx512_vnni")
+    )
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{name} ({cores} cores usable; {marks})"
 
 
 def run_worker(engine: str, path, args, adapter=None) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", engine, "--path", str(path),
-               "--adapter", str(adapter or ""),
-               "--prompt", str(args.prompt), "--decode", str(args.decode),
-               "--threads", str(args.threads), "--llama-threads", str(args.llama_threads)]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        engine,
+        "--path",
+        str(path),
+        "--adapter",
+        str(adapter or ""),
+        "--prompt",
+        str(args.prompt),
+        "--decode",
+        str(args.decode),
+        "--threads",
+        str(args.threads),
+        "--llama-threads",
+        str(args.llama_threads),
+    ]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -191,8 +233,10 @@ def best(runs: list[dict]) -> dict:
 
 def report(name, path, args, ours: dict, theirs: dict | None) -> None:
     num_ctx = args.prompt + args.decode + MARGIN
-    print(f"\n{name}: {path.name}, {path.stat().st_size / 2**20:.0f} MiB; num_ctx {num_ctx}; "
-          f"threads: ours {args.threads}, llama.cpp {args.llama_threads}")
+    print(
+        f"\n{name}: {path.name}, {path.stat().st_size / 2**20:.0f} MiB; num_ctx {num_ctx}; "
+        f"threads: ours {args.threads}, llama.cpp {args.llama_threads}"
+    )
     print(f"  {'':34}{'ollamakit':>11}{'llama.cpp':>11}{'ratio':>9}")
 
     def row(label, key, unit, scale=1.0):
@@ -207,30 +251,51 @@ def report(name, path, args, ours: dict, theirs: dict | None) -> None:
     row(f"decode {args.decode}, after {args.prompt} tokens", "decode_long", "tokens/s")
     row(f"peak resident, {args.prompt} tokens answered", "peak", "MiB", 2**20)
     row("  of which Python and numpy alone", "base", "MiB", 2**20)
-    print(f"  {f'decode {args.decode}, {STREAMS} streams (sum)':34}{ours['streams']:11.1f}{'n/a':>11}{'':9}"
-          f"  tokens/s, {ours['streams'] / ours['decode_short']:.2f}x one stream")
+    print(
+        f"  {f'decode {args.decode}, {STREAMS} streams (sum)':34}{ours['streams']:11.1f}{'n/a':>11}{'':9}"
+        f"  tokens/s, {ours['streams'] / ours['decode_short']:.2f}x one stream"
+    )
     print(f"  our runner reports {ours['memory_bytes'] / 2**20:.0f} MiB (weights and caches)")
 
 
 def report_variant(variant: str, args, mine: dict, plain: dict) -> None:
     """A variant's rates beside its plain engine's, measured in the same alternation."""
     print(f"  {variant} against {variant.split('/')[0].split('+')[0]}:")
-    for label, key in ((f"prefill, {args.prompt}-token prompt", "prefill"), (f"decode, after {SHORT} tokens", "decode_short"),
-                       (f"decode, after {args.prompt} tokens", "decode_long")):
-        print(f"    {label:32}{mine[key]:11.1f}{plain[key]:11.1f}{mine[key] / plain[key]:8.2f}x  tokens/s")
+    for label, key in (
+        (f"prefill, {args.prompt}-token prompt", "prefill"),
+        (f"decode, after {SHORT} tokens", "decode_short"),
+        (f"decode, after {args.prompt} tokens", "decode_long"),
+    ):
+        print(
+            f"    {label:32}{mine[key]:11.1f}{plain[key]:11.1f}{mine[key] / plain[key]:8.2f}x  tokens/s"
+        )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="smollm2,gemma3,qwen", help="comma-separated: smollm2, gemma3, qwen, qwen3moe (built on first use)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        default="smollm2,gemma3,qwen",
+        help="comma-separated: smollm2, gemma3, qwen, qwen3moe (built on first use)",
+    )
     parser.add_argument("--prompt", type=int, default=512, help="tokens of the long prompt")
     parser.add_argument("--decode", type=int, default=128, help="greedy steps per decode figure")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each engine; the best counts")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each engine; the best counts"
+    )
     parser.add_argument("--threads", type=int, default=2, help="our num_thread")
-    parser.add_argument("--llama-threads", type=int, default=None,
-                        help="llama.cpp's n_threads and n_threads_batch (default: --threads)")
+    parser.add_argument(
+        "--llama-threads",
+        type=int,
+        default=None,
+        help="llama.cpp's n_threads and n_threads_batch (default: --threads)",
+    )
     parser.add_argument("--no-llamacpp", action="store_true")
-    parser.add_argument("--variants", default="", help=f"comma-separated, also measured: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default="", help=f"comma-separated, also measured: {', '.join(VARIANTS)}"
+    )
     parser.add_argument("--worker", choices=ENGINES + VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--adapter", help=argparse.SUPPRESS)
@@ -255,7 +320,9 @@ def main(argv=None):
         "gemma3": models.gemma3_270m,
         "qwen": models.qwen25_coder_1_5b,
         # mixture of experts: a random qwen3moe of qwen3:30b-a3b's block shape, Q4_K_M, about 1.2 GB
-        "qwen3moe": lambda: realistic_qwen3moe(models.CACHE / "models" / "qwen3moe-realistic-q4_k_m.gguf"),
+        "qwen3moe": lambda: realistic_qwen3moe(
+            models.CACHE / "models" / "qwen3moe-realistic-q4_k_m.gguf"
+        ),
     }
     engines = list(ENGINES) + [v for v in args.variants.split(",") if v]
     if unknown := set(engines) - set(ENGINES + VARIANTS):
@@ -274,7 +341,11 @@ def main(argv=None):
 
     for name in args.models.split(","):
         path = catalog[name]()
-        adapter = models.random_lora(path, models.CACHE / "models" / f"{path.stem}-lora-r8-seed0.gguf") if "+lora" in args.variants else None
+        adapter = (
+            models.random_lora(path, models.CACHE / "models" / f"{path.stem}-lora-r8-seed0.gguf")
+            if "+lora" in args.variants
+            else None
+        )
         runs: dict[str, list[dict]] = {engine: [] for engine in engines}
         for repeat in range(args.repeats):
             # alternate which engine goes first, so neither always runs on a cooler machine
@@ -283,7 +354,9 @@ def main(argv=None):
         theirs = best(runs["llama.cpp"]) if "llama.cpp" in runs else None
         report(name, path, args, best(runs["ours"]), theirs)
         for variant in (e for e in engines if e not in ENGINES):
-            report_variant(variant, args, best(runs[variant]), best(runs[variant.split("/")[0].split("+")[0]]))
+            report_variant(
+                variant, args, best(runs[variant]), best(runs[variant.split("/")[0].split("+")[0]])
+            )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,11 @@ def run_target(name: str, cases: int, seed: int, findings: dict) -> dict:
         group = findings.setdefault(finding.signature(), {"count": 0, "first": finding})
         group["count"] += 1
         if group["count"] == 1:  # a long run shows each new finding at once
-            print(f"  new finding [{name}] {finding.kind}: {finding.detail[:200]}", file=sys.stderr, flush=True)
+            print(
+                f"  new finding [{name}] {finding.kind}: {finding.detail[:200]}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     try:
         chunk = 0
@@ -54,8 +58,13 @@ def run_target(name: str, cases: int, seed: int, findings: dict) -> dict:
     finally:
         target.close()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"target": name, "cases": ran, "seconds": round(wall, 1), "per_second": round(ran / wall),
-            "per_cpu_second": round(ran / max(cpu, 1e-9))}
+    return {
+        "target": name,
+        "cases": ran,
+        "seconds": round(wall, 1),
+        "per_second": round(ran / wall),
+        "per_cpu_second": round(ran / max(cpu, 1e-9)),
+    }
 
 
 def main() -> int:
@@ -68,22 +77,43 @@ def main() -> int:
     names = [n for n in args.targets.split(",") if n]
     share = sum(SHARE[n] for n in names)
     findings: dict = {}
-    results = [run_target(n, round(args.cases * SHARE[n] / share), args.seed, findings) for n in names]
+    results = [
+        run_target(n, round(args.cases * SHARE[n] / share), args.seed, findings) for n in names
+    ]
 
     print(f"{'target':<12} {'cases':>8} {'seconds':>8} {'cases/s':>8} {'cases/cpu-s':>12}")
     for r in results:
-        print(f"{r['target']:<12} {r['cases']:>8} {r['seconds']:>8} {r['per_second']:>8} {r['per_cpu_second']:>12}")
+        print(
+            f"{r['target']:<12} {r['cases']:>8} {r['seconds']:>8} {r['per_second']:>8} {r['per_cpu_second']:>12}"
+        )
     total = sum(r["cases"] for r in results)
     print(f"{'total':<12} {total:>8}   peak resident memory {peak_memory() >> 20} MiB")
     print(f"findings: {len(findings)} distinct, {sum(g['count'] for g in findings.values())} cases")
     for signature, group in sorted(findings.items()):
         first = group["first"]
-        print(f"- [{first.target}] {first.kind} x{group['count']}: {first.detail}\n    case: {first.case}")
+        print(
+            f"- [{first.target}] {first.kind} x{group['count']}: {first.detail}\n    case: {first.case}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "results": results, "findings": [
-                {"signature": s, "count": g["count"], "kind": g["first"].kind, "target": g["first"].target,
-                 "detail": g["first"].detail, "case": g["first"].case} for s, g in findings.items()]}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "results": results,
+                    "findings": [
+                        {
+                            "signature": s,
+                            "count": g["count"],
+                            "kind": g["first"].kind,
+                            "target": g["first"].target,
+                            "detail": g["first"].detail,
+                            "case": g["first"].case,
+                        }
+                        for s, g in findings.items()
+                    ],
+                },
+                indent=1,
+            )
+        )
     return 1 if findings else 0
 
 

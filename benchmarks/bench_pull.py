@@ -42,8 +42,13 @@ def make_model(kernel, name: str, megabytes: int) -> str:
         for _ in range(megabytes):
             fh.write(os.urandom(1000 * 1000))
     digest, size = store.add_file(temp)
-    config_digest, config_size = store.add_bytes(json.dumps({"model_format": "gguf", "architecture": "amd64", "os": "linux"}).encode())
-    manifest = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), [mf.Layer(mf.MODEL, digest, size)])
+    config_digest, config_size = store.add_bytes(
+        json.dumps({"model_format": "gguf", "architecture": "amd64", "os": "linux"}).encode()
+    )
+    manifest = mf.Manifest(
+        mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size),
+        [mf.Layer(mf.MODEL, digest, size)],
+    )
     from ollamakit.names import ModelName
 
     store.write_manifest(ModelName.parse(name), manifest)
@@ -58,7 +63,12 @@ def cpu_seconds(who: int) -> float:
 def curl_seconds(url: str, target: Path) -> tuple[float, float]:
     """(wall, cpu) seconds for curl to download ``url`` to a file."""
     before = cpu_seconds(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["curl", "-sS", "-f", "-o", str(target), "-w", "%{time_total}", url], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["curl", "-sS", "-f", "-o", str(target), "-w", "%{time_total}", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     target.unlink()
     return float(out.stdout), cpu_seconds(resource.RUSAGE_CHILDREN) - before
 
@@ -99,12 +109,21 @@ def main() -> None:
                 pull.append(pull_seconds(root, name))
         curl_rate = size / statistics.median(t for t, _ in curl) / 1e6
         pull_rate = size / statistics.median(t for t, _ in pull) / 1e6
-        print(f"blob: {args.mb} MB, {args.runs} runs each, median; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        for label, rate, runs in (("curl download ", curl_rate, curl), ("ollamakit pull", pull_rate, pull)):
+        print(
+            f"blob: {args.mb} MB, {args.runs} runs each, median; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
+        for label, rate, runs in (
+            ("curl download ", curl_rate, curl),
+            ("ollamakit pull", pull_rate, pull),
+        ):
             walls = ", ".join(f"{t:.2f}s" for t, _ in runs)
-            print(f"{label}: {rate:7.1f} MB/s  wall {walls}; CPU median {statistics.median(c for _, c in runs):.2f}s")
+            print(
+                f"{label}: {rate:7.1f} MB/s  wall {walls}; CPU median {statistics.median(c for _, c in runs):.2f}s"
+            )
         ratio = pull_rate / curl_rate
-        print(f"ratio         : {ratio:.2f}x (target >= 0.6x) {'OK' if ratio >= 0.6 else 'BELOW TARGET'}")
+        print(
+            f"ratio         : {ratio:.2f}x (target >= 0.6x) {'OK' if ratio >= 0.6 else 'BELOW TARGET'}"
+        )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def compare(ours: Path, theirs: Path) -> tuple[int, int, float]:
     same, worst = 0, 0.0
     with GGUFFile.open(ours) as a, GGUFFile.open(theirs) as b:
         for t in b.tensors:
-            if a.tensor_info(t.name).ggml_type == t.ggml_type and np.array_equal(a.raw(t.name), b.raw(t.name)):
+            if a.tensor_info(t.name).ggml_type == t.ggml_type and np.array_equal(
+                a.raw(t.name), b.raw(t.name)
+            ):
                 same += 1
                 continue
             x, y = a.tensor(t.name), b.tensor(t.name)
@@ -65,21 +67,36 @@ def main() -> None:
     have_reference = quant_reference.available()
     rows = []
     print(f"source: {source.name} ({source.stat().st_size / 1e6:.0f} MB), threads: {args.threads}")
-    print(f"{'type':8} {'ours s':>8} {'cpu':>7} {'llama.cpp s':>11} {'cpu':>7} {'wall x':>7} {'cpu x':>6}  identical")
+    print(
+        f"{'type':8} {'ours s':>8} {'cpu':>7} {'llama.cpp s':>11} {'cpu':>7} {'wall x':>7} {'cpu x':>6}  identical"
+    )
     with tempfile.TemporaryDirectory() as folder:
         for name in args.types:
             ours, theirs = Path(folder) / "ours.gguf", Path(folder) / "theirs.gguf"
-            our_wall, our_cpu = timed(lambda: quantize_file(source, ours, name, threads=args.threads))
+            our_wall, our_cpu = timed(
+                lambda: quantize_file(source, ours, name, threads=args.threads)
+            )
             row = {"type": name, "ours_s": our_wall, "ours_cpu_s": our_cpu}
             if have_reference:
-                ref_wall, ref_cpu = timed(lambda: quant_reference.reference_file(
-                    source, theirs, name, threads=args.threads))
+                ref_wall, ref_cpu = timed(
+                    lambda: quant_reference.reference_file(
+                        source, theirs, name, threads=args.threads
+                    )
+                )
                 same, total, worst = compare(ours, theirs)
-                row.update(llama_cpp_s=ref_wall, llama_cpp_cpu_s=ref_cpu, identical=same, tensors=total,
-                           worst_relative_rms=worst)
-                print(f"{name:8} {our_wall:8.2f} {our_cpu:7.2f} {ref_wall:11.2f} {ref_cpu:7.2f} "
-                      f"{our_wall / ref_wall:7.2f} {our_cpu / ref_cpu:6.2f}  {same}/{total}"
-                      + (f" (worst rel. RMS {worst:.2e})" if same != total else ""), flush=True)
+                row.update(
+                    llama_cpp_s=ref_wall,
+                    llama_cpp_cpu_s=ref_cpu,
+                    identical=same,
+                    tensors=total,
+                    worst_relative_rms=worst,
+                )
+                print(
+                    f"{name:8} {our_wall:8.2f} {our_cpu:7.2f} {ref_wall:11.2f} {ref_cpu:7.2f} "
+                    f"{our_wall / ref_wall:7.2f} {our_cpu / ref_cpu:6.2f}  {same}/{total}"
+                    + (f" (worst rel. RMS {worst:.2e})" if same != total else ""),
+                    flush=True,
+                )
             else:
                 print(f"{name:8} {our_wall:8.2f} {our_cpu:7.2f}", flush=True)
             rows.append(row)

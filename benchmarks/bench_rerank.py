@@ -66,9 +66,20 @@ def bench_engine(gguf: Path, documents: list[str], repeat: int):
 
     def scores():
         query = tokenizer.encode(QUERY, add_special=False, parse_special=True)
-        pairs = [pair_tokens(tokenizer, query, tokenizer.encode(d, add_special=False, parse_special=True), 512, True)
-                 for d in documents]
-        return [float(v[0]) for v in runner.embed([i for i, _ in pairs], token_types=[t for _, t in pairs])]
+        pairs = [
+            pair_tokens(
+                tokenizer,
+                query,
+                tokenizer.encode(d, add_special=False, parse_special=True),
+                512,
+                True,
+            )
+            for d in documents
+        ]
+        return [
+            float(v[0])
+            for v in runner.embed([i for i, _ in pairs], token_types=[t for _, t in pairs])
+        ]
 
     scores()  # warm up
     return best_of(repeat, scores)
@@ -91,10 +102,14 @@ def bench_api(folder: Path, documents: list[str], repeat: int, tmp: Path) -> flo
                 digest = "sha256:" + hashlib.sha256(data).hexdigest()
                 http.post(f"/api/blobs/{digest}", content=data).raise_for_status()
                 files[str(path.relative_to(folder))] = digest
-            http.post("/api/create", json={"model": "reranker", "files": files, "stream": False}).raise_for_status()
+            http.post(
+                "/api/create", json={"model": "reranker", "files": files, "stream": False}
+            ).raise_for_status()
             body = {"model": "reranker", "query": QUERY, "documents": documents}
             http.post("/v1/rerank", json={**body, "documents": documents[:32]}).raise_for_status()
-            seconds, _ = best_of(repeat, lambda: http.post("/v1/rerank", json=body).raise_for_status())
+            seconds, _ = best_of(
+                repeat, lambda: http.post("/v1/rerank", json=body).raise_for_status()
+            )
     finally:
         server.stop()
     return seconds
@@ -116,8 +131,13 @@ def main() -> None:
         api_s = bench_api(folder, documents, args.repeat, tmp)
         st = None
         if args.st_python.exists():
-            run = subprocess.run([str(args.st_python), "-c", ST_SCRIPT, str(folder), str(args.repeat)],
-                                 input=json.dumps([QUERY, documents]), capture_output=True, text=True, check=True)
+            run = subprocess.run(
+                [str(args.st_python), "-c", ST_SCRIPT, str(folder), str(args.repeat)],
+                input=json.dumps([QUERY, documents]),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             st = json.loads(run.stdout.strip().splitlines()[-1])
     n = len(documents)
     print(f"one query, {n} documents, best of {args.repeat}")
@@ -126,9 +146,15 @@ def main() -> None:
     if st is None:
         print(f"  CrossEncoder not measured: no Python at {args.st_python}")
         return
-    print(f"  CrossEncoder          {n / st['seconds']:8.1f} documents/s (torch {st['torch']}, {st['threads']} threads)")
-    print(f"  ratio engine / CrossEncoder: {st['seconds'] / engine_s:.2f}x; /v1/rerank: {st['seconds'] / api_s:.2f}x")
-    print(f"  largest score difference: {np.max(np.abs(np.asarray(ours) - np.asarray(st['scores']))):.2e}")
+    print(
+        f"  CrossEncoder          {n / st['seconds']:8.1f} documents/s (torch {st['torch']}, {st['threads']} threads)"
+    )
+    print(
+        f"  ratio engine / CrossEncoder: {st['seconds'] / engine_s:.2f}x; /v1/rerank: {st['seconds'] / api_s:.2f}x"
+    )
+    print(
+        f"  largest score difference: {np.max(np.abs(np.asarray(ours) - np.asarray(st['scores']))):.2e}"
+    )
 
 
 if __name__ == "__main__":

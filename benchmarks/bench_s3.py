@@ -75,12 +75,18 @@ def upload(server: ServerProcess, path: Path, digest: str) -> None:
 
 
 def load(server: ServerProcess, name: str) -> None:
-    reply = httpx.post(f"{server.url}/api/generate", json={"model": name, "stream": False}, timeout=600)
+    reply = httpx.post(
+        f"{server.url}/api/generate", json={"model": name, "stream": False}, timeout=600
+    )
     assert reply.status_code == 200 and reply.json()["done_reason"] == "load", reply.text
 
 
 def unload(server: ServerProcess, name: str) -> None:
-    reply = httpx.post(f"{server.url}/api/generate", json={"model": name, "keep_alive": 0, "stream": False}, timeout=600)
+    reply = httpx.post(
+        f"{server.url}/api/generate",
+        json={"model": name, "keep_alive": 0, "stream": False},
+        timeout=600,
+    )
     assert reply.status_code == 200, reply.text
     deadline = time.monotonic() + 60
     while httpx.get(f"{server.url}/api/ps").json()["models"]:
@@ -90,7 +96,11 @@ def unload(server: ServerProcess, name: str) -> None:
 
 def create(server: ServerProcess, name: str, model: Path, digest: str) -> None:
     upload(server, model, digest)
-    reply = httpx.post(f"{server.url}/api/create", json={"model": name, "files": {"m.gguf": digest}, "stream": False}, timeout=600)
+    reply = httpx.post(
+        f"{server.url}/api/create",
+        json={"model": name, "files": {"m.gguf": digest}, "stream": False},
+        timeout=600,
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -124,7 +134,9 @@ def main() -> None:
             # 1. uploads, alternating, each into an empty place
             ours, theirs, local = [], [], []
             for attempt in range(args.repeat):
-                theirs.append(timed(lambda: client.upload_file(str(source), bucket, f"boto3/{attempt}")))
+                theirs.append(
+                    timed(lambda: client.upload_file(str(source), bucket, f"boto3/{attempt}"))
+                )
                 client.delete_object(Bucket=bucket, Key=f"boto3/{attempt}")
                 ours.append(timed(lambda: upload(writer, source, digest)))
                 client.delete_object(Bucket=bucket, Key=f"blobs/sha256-{digest[7:]}")
@@ -135,7 +147,9 @@ def main() -> None:
             # 2. and 3. loads: the model goes into the bucket through the writer, and into fs
             create(writer, "bench", model, model_digest)
             create(fs, "bench", model, model_digest)
-            load(fs, "bench")  # the fs server's first load: its second loads are what s3's are set beside
+            load(
+                fs, "bench"
+            )  # the fs server's first load: its second loads are what s3's are set beside
             unload(fs, "bench")
             model_size = model.stat().st_size
             key = f"blobs/sha256-{model_digest[7:]}"
@@ -161,17 +175,25 @@ def main() -> None:
     print(f"s3 driver against moto on loopback, best of {args.repeat}")
     print(f"upload, {mb:.0f} MB random")
     print(f"  boto3 upload_file                  {mb / min(theirs):8.0f} MB/s")
-    print(f"  POST /api/blobs, s3 driver         {mb / min(ours):8.0f} MB/s   "
-          f"({min(theirs) / min(ours):.2f}x boto3; target >= 0.5x)")
+    print(
+        f"  POST /api/blobs, s3 driver         {mb / min(ours):8.0f} MB/s   "
+        f"({min(theirs) / min(ours):.2f}x boto3; target >= 0.5x)"
+    )
     print(f"  POST /api/blobs, fs driver         {mb / min(local):8.0f} MB/s")
     print(f"first load, {model.name} ({model_mb:.0f} MB), empty cache")
-    print(f"  boto3 download_file                {min(downloads):8.2f} s    {model_mb / min(downloads):6.0f} MB/s")
-    print(f"  load through the s3 driver         {min(first):8.2f} s    {model_mb / min(first):6.0f} MB/s   "
-          f"({min(downloads) / min(first):.2f}x the download; target >= 0.5x)")
+    print(
+        f"  boto3 download_file                {min(downloads):8.2f} s    {model_mb / min(downloads):6.0f} MB/s"
+    )
+    print(
+        f"  load through the s3 driver         {min(first):8.2f} s    {model_mb / min(first):6.0f} MB/s   "
+        f"({min(downloads) / min(first):.2f}x the download; target >= 0.5x)"
+    )
     print("second load (from the cache)")
     print(f"  load, fs driver                    {min(fs_loads):8.2f} s")
-    print(f"  load, s3 driver                    {min(second):8.2f} s    "
-          f"({min(fs_loads) / min(second):.2f}x the fs driver's speed; target 1x)")
+    print(
+        f"  load, s3 driver                    {min(second):8.2f} s    "
+        f"({min(fs_loads) / min(second):.2f}x the fs driver's speed; target 1x)"
+    )
     print(f"  load average {os.getloadavg()[0]:.2f}")
 
 

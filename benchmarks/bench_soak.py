@@ -39,9 +39,18 @@ from ollamakit.testing import models
 from ollamakit.testing.processes import free_port, stop_process, wait_for_port
 
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
-QUESTIONS = ["Why is the sky blue?", "Name three fruits.", "What is 12 times 7?", "Write a haiku about rain.",
-             "What is the capital of France?", "Explain recursion in one sentence.", "Give me a synonym for fast.",
-             "How many legs does a spider have?", "What colour is grass?", "Say hello in Spanish."]
+QUESTIONS = [
+    "Why is the sky blue?",
+    "Name three fruits.",
+    "What is 12 times 7?",
+    "Write a haiku about rain.",
+    "What is the capital of France?",
+    "Explain recursion in one sentence.",
+    "Give me a synonym for fast.",
+    "How many legs does a spider have?",
+    "What colour is grass?",
+    "Say hello in Spanish.",
+]
 SYSTEM = "You are a concise assistant."
 GRACE = 30.0  # seconds a request in flight at the end may take to finish; then it is cut
 MEMORY_DRIFT = 0.05
@@ -67,17 +76,27 @@ class Server:
     def __init__(self, folder: Path, parallel: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{self.port}", "OLLAMA_MODELS": str(folder / "models"),
-               "OLLAMA_KEEP_ALIVE": "-1"}
+        env = {
+            **os.environ,
+            "OLLAMA_HOST": f"127.0.0.1:{self.port}",
+            "OLLAMA_MODELS": str(folder / "models"),
+            "OLLAMA_KEEP_ALIVE": "-1",
+        }
         env.pop("OLLAMA_NUM_PARALLEL", None)
         if parallel != "auto":
             env["OLLAMA_NUM_PARALLEL"] = parallel
         (folder / "models").mkdir(parents=True)
         self.log_path = folder / "server.log"
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ollamakit", "serve"], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(self.proc, self.port, 60, lambda: RuntimeError(f"server exited; see {self.log_path}"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ollamakit", "serve"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(
+            self.proc, self.port, 60, lambda: RuntimeError(f"server exited; see {self.log_path}")
+        )
 
     def create_smollm2(self) -> None:
         path = models.smollm2_q4_1()
@@ -85,8 +104,15 @@ class Server:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         with httpx.Client(base_url=self.url, timeout=600) as http:
             http.post(f"/api/blobs/{digest}", content=data).raise_for_status()
-            http.post("/api/create", json={"model": "smol", "files": {"smol.gguf": digest}, "system": SYSTEM,
-                                           "stream": False}).raise_for_status()
+            http.post(
+                "/api/create",
+                json={
+                    "model": "smol",
+                    "files": {"smol.gguf": digest},
+                    "system": SYSTEM,
+                    "stream": False,
+                },
+            ).raise_for_status()
             http.post("/api/generate", json={"model": "smol", "keep_alive": -1}).raise_for_status()
 
     def stop(self) -> None:
@@ -111,17 +137,33 @@ class Soak:
             self.poll_tags(http)
             return
         stream = rng.random() < 0.5
-        options = {"num_predict": rng.choice([8, 16, 32, 64]), "temperature": 0.7, "seed": rng.randrange(1 << 30)}
+        options = {
+            "num_predict": rng.choice([8, 16, 32, 64]),
+            "temperature": 0.7,
+            "seed": rng.randrange(1 << 30),
+        }
         if rng.random() < 0.5:
             kind, path = "generate", "/api/generate"
-            body = {"model": "smol", "prompt": rng.choice(QUESTIONS), "stream": stream, "options": options}
+            body = {
+                "model": "smol",
+                "prompt": rng.choice(QUESTIONS),
+                "stream": stream,
+                "options": options,
+            }
         else:
             kind, path = "chat", "/api/chat"
-            turns = [{"role": "user", "content": q} for q in rng.sample(QUESTIONS, rng.randint(1, 3))]
+            turns = [
+                {"role": "user", "content": q} for q in rng.sample(QUESTIONS, rng.randint(1, 3))
+            ]
             history = []
             for turn in turns[:-1]:
                 history += [turn, {"role": "assistant", "content": "I see."}]
-            body = {"model": "smol", "messages": history + turns[-1:], "stream": stream, "options": options}
+            body = {
+                "model": "smol",
+                "messages": history + turns[-1:],
+                "stream": stream,
+                "options": options,
+            }
         started = time.monotonic()
         tokens, status = 0, 0
         # Past the end, a request in flight gets GRACE seconds (for a reply, or between the lines
@@ -145,7 +187,9 @@ class Soak:
             return
         if status != 200:
             message = lines[0].get("error", "") if lines else ""
-            self.error("503 busy" if status == 503 and message == BUSY else f"{status} {message[:60]}")
+            self.error(
+                "503 busy" if status == 503 and message == BUSY else f"{status} {message[:60]}"
+            )
             return
         final = lines[-1] if lines else {}
         if not final.get("done") or any("error" in line for line in lines):
@@ -164,7 +208,9 @@ class Soak:
             self.error(f"tags {type(exc).__name__}")
             return
         latency = time.monotonic() - started
-        if reply.status_code != 200 or not any(m["name"] == "smol:latest" for m in reply.json().get("models", [])):
+        if reply.status_code != 200 or not any(
+            m["name"] == "smol:latest" for m in reply.json().get("models", [])
+        ):
             self.error(f"tags {reply.status_code}")
             return
         with self.lock:
@@ -183,7 +229,10 @@ class Soak:
 
     def run(self, pid: int) -> dict:
         stop = threading.Event()
-        threads = [threading.Thread(target=self.client, args=(i, stop), daemon=True) for i in range(self.clients)]
+        threads = [
+            threading.Thread(target=self.client, args=(i, stop), daemon=True)
+            for i in range(self.clients)
+        ]
         threads.append(threading.Thread(target=self.tag_poller, args=(stop,), daemon=True))
         self.start = time.monotonic()
         self.end = self.start + self.duration
@@ -192,13 +241,21 @@ class Soak:
         memory_after_minute = None
         while time.monotonic() < self.end:
             time.sleep(1)
-            if memory_after_minute is None and time.monotonic() - self.start >= min(60, self.duration / 2):
+            if memory_after_minute is None and time.monotonic() - self.start >= min(
+                60, self.duration / 2
+            ):
                 memory_after_minute = resident_bytes(pid)
-                print(f"  resident memory after {time.monotonic() - self.start:.0f} s: "
-                      f"{memory_after_minute / 2**20:.0f} MiB", file=sys.stderr, flush=True)
+                print(
+                    f"  resident memory after {time.monotonic() - self.start:.0f} s: "
+                    f"{memory_after_minute / 2**20:.0f} MiB",
+                    file=sys.stderr,
+                    flush=True,
+                )
         memory_end = resident_bytes(pid)
         stop.set()
-        for thread in threads:  # requests in flight finish (or are cut); they count if they end in time
+        for (
+            thread
+        ) in threads:  # requests in flight finish (or are cut); they count if they end in time
             thread.join(timeout=GRACE + 30)
         return self.summary(memory_after_minute or memory_end, memory_end)
 
@@ -221,7 +278,9 @@ class Soak:
             "tags_polls": len(self.tags),
             "tags_p50_ms": round(percentile(self.tags, 0.5) * 1000, 1),
             "tags_p95_ms": round(tags_p95 * 1000, 1),
-            "ok": (self.errors == allowed) and abs(drift) <= MEMORY_DRIFT and tags_p95 < TAGS_P95_LIMIT,
+            "ok": (self.errors == allowed)
+            and abs(drift) <= MEMORY_DRIFT
+            and tags_p95 < TAGS_P95_LIMIT,
         }
 
 
@@ -230,8 +289,11 @@ def soak(parallel: str, args) -> dict:
         server = Server(Path(folder), parallel)
         try:
             server.create_smollm2()
-            print(f"OLLAMA_NUM_PARALLEL={parallel}: {args.clients} clients for {args.duration:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"OLLAMA_NUM_PARALLEL={parallel}: {args.clients} clients for {args.duration:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             result = Soak(server.url, args.clients, args.duration, args.seed).run(server.proc.pid)
         except BaseException:
             print(server.log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
@@ -245,15 +307,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds per configuration")
-    parser.add_argument("--configs", default="auto,1", help="OLLAMA_NUM_PARALLEL values to run ('auto': unset)")
+    parser.add_argument(
+        "--configs", default="auto,1", help="OLLAMA_NUM_PARALLEL values to run ('auto': unset)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
+    print(
+        f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr
+    )
     results = [soak(parallel, args) for parallel in args.configs.split(",")]
-    keys = ["requests", "requests_per_second", "tokens_per_second", "latency_p50_s", "latency_p95_s",
-            "memory_first_minute_mib", "memory_end_mib", "memory_drift", "tags_polls", "tags_p50_ms", "tags_p95_ms",
-            "errors", "ok"]
+    keys = [
+        "requests",
+        "requests_per_second",
+        "tokens_per_second",
+        "latency_p50_s",
+        "latency_p95_s",
+        "memory_first_minute_mib",
+        "memory_end_mib",
+        "memory_drift",
+        "tags_polls",
+        "tags_p50_ms",
+        "tags_p95_ms",
+        "errors",
+        "ok",
+    ]
     print(f"{'':<26}" + "".join(f"{'parallel ' + r['parallel']:>22}" for r in results))
     for key in keys:
         print(f"{key:<26}" + "".join(f"{json.dumps(r[key]):>22}" for r in results))

@@ -40,7 +40,9 @@ def main() -> None:
     script = Path(sys.executable).parent / "ollamakit"
     cli = [str(script)] if script.exists() else [sys.executable, "-m", "ollamakit"]
     floor_cmd = [sys.executable, "-c", "pass"]
-    subprocess.run(cli + ["--help"], check=True, stdout=subprocess.DEVNULL)  # warm the file cache and .pyc files
+    subprocess.run(
+        cli + ["--help"], check=True, stdout=subprocess.DEVNULL
+    )  # warm the file cache and .pyc files
     # alternate the two, so that a busy moment costs both sides alike
     cli_best, floor_best = float("inf"), float("inf")
     for _ in range(args.runs):
@@ -48,7 +50,9 @@ def main() -> None:
         floor_best = min(floor_best, elapsed(floor_cmd))
 
     print(f"load average {os.getloadavg()[0]:.2f}, best of {args.runs}")
-    print(f"{'ollamakit --help':<20} {cli_best:6.3f} s   target < {TARGET_S:.1f} s: {'met' if cli_best < TARGET_S else 'MISSED'}")
+    print(
+        f"{'ollamakit --help':<20} {cli_best:6.3f} s   target < {TARGET_S:.1f} s: {'met' if cli_best < TARGET_S else 'MISSED'}"
+    )
     print(f"{'python -c pass':<20} {floor_best:6.3f} s   (the floor)")
     print(f"{'ollamakit itself':<20} {cli_best - floor_best:6.3f} s   (above the floor)")
 

@@ -28,10 +28,21 @@ from ollamakit.testing import models
 
 SCHEMA = {
     "type": "object",
-    "properties": {"fruits": {"type": "array", "maxItems": 100,
-                              "items": {"type": "object", "additionalProperties": False, "required": ["name", "color"],
-                                        "properties": {"name": {"type": "string", "maxLength": 20},
-                                                       "color": {"enum": ["red", "green", "yellow", "orange", "purple"]}}}}},
+    "properties": {
+        "fruits": {
+            "type": "array",
+            "maxItems": 100,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "color"],
+                "properties": {
+                    "name": {"type": "string", "maxLength": 20},
+                    "color": {"enum": ["red", "green", "yellow", "orange", "purple"]},
+                },
+            },
+        }
+    },
     "required": ["fruits"],
     "additionalProperties": False,
 }
@@ -48,7 +59,9 @@ def create_model(kernel, path: Path) -> None:
     data = path.read_bytes()
     digest = sha256_digest(data)
     client.simulate_post(f"/api/blobs/{digest}", body=data)
-    reply = client.simulate_post("/api/create", json={"model": "smollm2", "files": {"m.gguf": digest}, "stream": False})
+    reply = client.simulate_post(
+        "/api/create", json={"model": "smollm2", "files": {"m.gguf": digest}, "stream": False}
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -56,8 +69,11 @@ def decode(kernel, tokens: int, fmt) -> tuple[float, int, str]:
     """(tokens/s, tokens generated, text) for one chat request."""
     from ollamakit.inference import chat
 
-    body = {"model": "smollm2", "messages": [{"role": "user", "content": PROMPT}],
-            "options": {"temperature": 0, "num_predict": tokens}}
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "options": {"temperature": 0, "num_predict": tokens},
+    }
     if fmt is not None:
         body["format"] = fmt
     text, final = [], {}
@@ -76,7 +92,11 @@ def constraint_cost(kernel, tokens: int) -> float:
     lease = kernel.scheduler.acquire(kernel.store.get("smollm2"), merged({}, {"temperature": 0}))
     try:
         tokenizer, size = lease.tokenizer, lease.runner.vocab_size
-        answer = '{"fruits": [' + ", ".join('{"name": "apple", "color": "red"}' for _ in range(40)) + "]}"
+        answer = (
+            '{"fruits": ['
+            + ", ".join('{"name": "apple", "color": "red"}' for _ in range(40))
+            + "]}"
+        )
         ids = tokenizer.encode(answer, add_special=False)[:tokens]
         logits = np.random.default_rng(0).standard_normal(size).astype(np.float32)
         constraint = Constraint(parse_format(SCHEMA), tokenizer, size)
@@ -112,10 +132,14 @@ def main() -> None:
             kernel.close()
     unconstrained, constrained = statistics.median(plain), statistics.median(shaped)
     print(f"decode, no format   : {unconstrained:8.2f} tokens/s (median of {args.repeat})")
-    print(f"decode, JSON schema : {constrained:8.2f} tokens/s (median of {args.repeat}; last answer began {text[:60]!r})")
+    print(
+        f"decode, JSON schema : {constrained:8.2f} tokens/s (median of {args.repeat}; last answer began {text[:60]!r})"
+    )
     print(f"end-to-end cost     : {100 * (unconstrained / constrained - 1):+8.1f} % per token")
-    print(f"constraint alone    : {cost * 1e6:8.1f} us per token = {100 * cost / step:.2f} % of this run's "
-          f"{step * 1e3:.1f} ms decode step")
+    print(
+        f"constraint alone    : {cost * 1e6:8.1f} us per token = {100 * cost / step:.2f} % of this run's "
+        f"{step * 1e3:.1f} ms decode step"
+    )
     print("target              : at most 20 % per token")
 
 

@@ -34,9 +34,15 @@ PROMPT = "<start_of_turn>user\n[img-0]Describe this picture.<end_of_turn>\n<star
 
 
 def full_tower(blocks: int, seed: int = 0) -> dict:
-    tensors = fixtures.gemma3_tower(640, blocks=blocks, width=1152, heads=16, ff=4304, image_size=896, patch=14, seed=seed)
-    return {name: value.astype(np.float16) if value.ndim == 2 and name.startswith(("v.blk", "mm.input")) else value
-            for name, value in tensors.items()}
+    tensors = fixtures.gemma3_tower(
+        640, blocks=blocks, width=1152, heads=16, ff=4304, image_size=896, patch=14, seed=seed
+    )
+    return {
+        name: value.astype(np.float16)
+        if value.ndim == 2 and name.startswith(("v.blk", "mm.input"))
+        else value
+        for name, value in tensors.items()
+    }
 
 
 def best(function, repeat: int) -> float:
@@ -68,8 +74,19 @@ def main() -> None:
     image = fixtures.pattern_png((1024, 768))
     with tempfile.TemporaryDirectory() as folder:
         tower = full_tower(args.blocks)
-        mmproj = str(fixtures.gemma3_mmproj(Path(folder) / "mmproj.gguf", 640, blocks=args.blocks, width=1152, heads=16,
-                                            ff=4304, image_size=896, patch=14, tensors=tower))
+        mmproj = str(
+            fixtures.gemma3_mmproj(
+                Path(folder) / "mmproj.gguf",
+                640,
+                blocks=args.blocks,
+                width=1152,
+                heads=16,
+                ff=4304,
+                image_size=896,
+                patch=14,
+                tensors=tower,
+            )
+        )
         del tower
         runner = load_runner(model, GgmlBackend(), {"num_thread": args.threads})
         attach_vision(runner, mmproj)
@@ -84,8 +101,11 @@ def main() -> None:
         llm = va._llama(model)
         ctx = va._mtmd(llm, mmproj)
         chunks, _ = va._chunks(ctx, PROMPT.replace("[img-0]", va.marker()), [image])
-        image_chunk = next(M.mtmd_input_chunks_get(chunks, i) for i in range(M.mtmd_input_chunks_size(chunks))
-                           if M.mtmd_input_chunk_get_type(M.mtmd_input_chunks_get(chunks, i)) == 1)
+        image_chunk = next(
+            M.mtmd_input_chunks_get(chunks, i)
+            for i in range(M.mtmd_input_chunks_size(chunks))
+            if M.mtmd_input_chunk_get_type(M.mtmd_input_chunks_get(chunks, i)) == 1
+        )
 
         def ours_encode():
             vision.tower.encode(runner.compute, values)
@@ -103,20 +123,29 @@ def main() -> None:
             llm.reset()
             C.llama_memory_clear(C.llama_get_memory(llm.ctx), True)
             past = C.llama_pos(0)
-            assert M.mtmd_helper_eval_chunks(ctx, llm.ctx, fresh, 0, 0, 512, True, ctypes.byref(past)) == 0
+            assert (
+                M.mtmd_helper_eval_chunks(ctx, llm.ctx, fresh, 0, 0, 512, True, ctypes.byref(past))
+                == 0
+            )
 
         rows = []
-        for name, ours, theirs in (("encode 896x896", ours_encode, theirs_encode),
-                                   ("first token with the image", ours_first_token, theirs_first_token)):
+        for name, ours, theirs in (
+            ("encode 896x896", ours_encode, theirs_encode),
+            ("first token with the image", ours_first_token, theirs_first_token),
+        ):
             ours(), theirs()  # warm
             a, b = [], []
             for _ in range(args.repeat):
                 a.append(best(ours, 1))
                 b.append(best(theirs, 1))
             rows.append((name, min(a), min(b)))
-        print(f"tower: {args.blocks} blocks, width 1152, 4096 patches; {args.threads} threads; best of {args.repeat}")
+        print(
+            f"tower: {args.blocks} blocks, width 1152, 4096 patches; {args.threads} threads; best of {args.repeat}"
+        )
         for name, ours, theirs in rows:
-            print(f"{name:28s} ollamakit {ours:7.3f} s   llama.cpp {theirs:7.3f} s   ratio {ours / theirs:5.2f}x")
+            print(
+                f"{name:28s} ollamakit {ours:7.3f} s   llama.cpp {theirs:7.3f} s   ratio {ours / theirs:5.2f}x"
+            )
         M.mtmd_free(ctx)
 
 

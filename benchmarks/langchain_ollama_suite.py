@@ -41,8 +41,13 @@ VERSION = "1.1.0"
 # The test dependency group of langchain-ollama 1.1.0's pyproject.toml, at the versions its
 # uv.lock resolves (langchain-core and langchain-tests are path sources there: their releases).
 TEST_REQUIREMENTS = [
-    "langchain-core==1.2.26", "langchain-tests==1.1.5", "pytest==8.4.2", "pytest-asyncio==0.26.0",
-    "pytest-socket==0.7.0", "syrupy==4.9.1", "pytest-timeout==2.4.0",
+    "langchain-core==1.2.26",
+    "langchain-tests==1.1.5",
+    "pytest==8.4.2",
+    "pytest-asyncio==0.26.0",
+    "pytest-socket==0.7.0",
+    "syrupy==4.9.1",
+    "pytest-timeout==2.4.0",
 ]
 MODEL_NAMES = ["llama3.1", "gpt-oss:20b", "deepseek-r1:1.5b"]  # the tests' defaults
 PARAMETERS = {"num_predict": 128}
@@ -59,8 +64,21 @@ def sources(version: str, cache: Path) -> Path:
     if (tree / "tests" / "integration_tests").is_dir():
         return tree
     sdists = cache / "sdist"
-    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", sdists,
-         f"langchain-ollama=={version}"])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            sdists,
+            f"langchain-ollama=={version}",
+        ]
+    )
     with tarfile.open(sdists / f"langchain_ollama-{version}.tar.gz") as archive:
         archive.extractall(cache, filter="data")
     return tree
@@ -75,7 +93,16 @@ def environment(version: str, cache: Path, tree: Path) -> Path:
     if stamp.exists() and stamp.read_text() == wanted:
         return venv / "bin" / "python"
     run([sys.executable, "-m", "venv", "--clear", venv])
-    run([venv / "bin" / "pip", "install", "-q", "--disable-pip-version-check", tree, *TEST_REQUIREMENTS])
+    run(
+        [
+            venv / "bin" / "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            tree,
+            *TEST_REQUIREMENTS,
+        ]
+    )
     stamp.write_text(wanted)
     return venv / "bin" / "python"
 
@@ -88,22 +115,36 @@ def outcomes(junit: Path) -> list[dict]:
         outcome, message = "passed", ""
         for child in case:
             if child.tag in ("failure", "error"):
-                outcome, message = ("failed" if child.tag == "failure" else "error"), child.get("message", "")
+                outcome, message = (
+                    ("failed" if child.tag == "failure" else "error"),
+                    child.get("message", ""),
+                )
                 message += "\n" + (child.text or "")[-3000:]
             elif child.tag == "skipped":
                 kind = child.get("type", "")
                 outcome = "xfailed" if kind == "pytest.xfail" else "skipped"
                 message = child.get("message", "")
-        cases.append({"test": test, "outcome": outcome, "seconds": float(case.get("time", 0)), "message": message})
+        cases.append(
+            {
+                "test": test,
+                "outcome": outcome,
+                "seconds": float(case.get("time", 0)),
+                "message": message,
+            }
+        )
     return cases
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", default=VERSION, help="langchain-ollama release (default %(default)s)")
+    parser.add_argument(
+        "--version", default=VERSION, help="langchain-ollama release (default %(default)s)"
+    )
     parser.add_argument("--cache", type=Path, default=CACHE / "langchain-ollama")
     parser.add_argument("-k", dest="keyword", help="only the tests pytest -k selects")
-    parser.add_argument("--timeout", type=int, default=300, help="seconds per test (default %(default)s)")
+    parser.add_argument(
+        "--timeout", type=int, default=300, help="seconds per test (default %(default)s)"
+    )
     parser.add_argument("--json", type=Path, help="also write every outcome here")
     args = parser.parse_args()
 
@@ -118,8 +159,21 @@ def main() -> int:
         try:
             create_smollm2(server.url, MODEL_NAMES, parameters=PARAMETERS)
             junit = Path(scratch) / "junit.xml"
-            command = [python, "-m", "pytest", "tests/integration_tests", "-p", "no:cacheprovider", "-v",
-                       "--timeout", str(args.timeout), "--junitxml", junit, "-o", "junit_family=xunit1"]
+            command = [
+                python,
+                "-m",
+                "pytest",
+                "tests/integration_tests",
+                "-p",
+                "no:cacheprovider",
+                "-v",
+                "--timeout",
+                str(args.timeout),
+                "--junitxml",
+                junit,
+                "-o",
+                "junit_family=xunit1",
+            ]
             if args.keyword:
                 command += ["-k", args.keyword]
             env = {**os.environ, "OLLAMA_HOST": server.url}
@@ -141,15 +195,23 @@ def main() -> int:
     counts = {}
     for case in cases:
         counts[case["outcome"]] = counts.get(case["outcome"], 0) + 1
-    print(f"\nlangchain-ollama {args.version} integration tests against ollamakit with SmolLM2-135M "
-          f"({minutes:.1f} min, load average {os.getloadavg()[0]:.1f}):")
-    print("  " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) + f" of {len(cases)}")
+    print(
+        f"\nlangchain-ollama {args.version} integration tests against ollamakit with SmolLM2-135M "
+        f"({minutes:.1f} min, load average {os.getloadavg()[0]:.1f}):"
+    )
+    print(
+        "  "
+        + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        + f" of {len(cases)}"
+    )
     for case in cases:
         if case["outcome"] in ("failed", "error"):
             first = case["message"].strip().splitlines()[0][:300] if case["message"].strip() else ""
             print(f"  {case['outcome'].upper()} {case['test']} ({case['seconds']:.0f} s): {first}")
     if args.json:
-        args.json.write_text(json.dumps({"version": args.version, "counts": counts, "cases": cases}, indent=1))
+        args.json.write_text(
+            json.dumps({"version": args.version, "counts": counts, "cases": cases}, indent=1)
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from . import manifest as mf, rendering
 from .lib.templates import jinja_capabilities, template_capabilities
 
+
 def gguf_header(store, digest: str):
     """The ``ModelHeader`` of a stored model file (``ModelStore.model_header``: read by the
     plugin for its format, cached by digest), or None when absent or of no known format."""
@@ -54,7 +55,9 @@ def encoder_or_completion(metadata: dict, arch: str) -> str:
     return "rerank" if pooling == RANK_POOLING else "embedding"
 
 
-def capabilities(gguf, template: str | None, has_projector: bool = False, config: dict | None = None) -> list[str]:
+def capabilities(
+    gguf, template: str | None, has_projector: bool = False, config: dict | None = None
+) -> list[str]:
     """Ollama's order: completion, embedding or rerank, vision, tools, insert, thinking. ``template``
     is the Go template (None when the model has none; then the GGUF's Jinja one counts)."""
     config = config or {}
@@ -86,6 +89,9 @@ def add_parser_capabilities(found: list[str], config: dict) -> None:
     parser = rendering.load_parser(name) if isinstance(name, str) else None
     if parser is None:
         return
-    for capability, supported in (("tools", parser.has_tool_support), ("thinking", parser.has_thinking_support)):
+    for capability, supported in (
+        ("tools", parser.has_tool_support),
+        ("thinking", parser.has_thinking_support),
+    ):
         if supported and capability not in found:
             found.append(capability)

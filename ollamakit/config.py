@@ -268,16 +268,28 @@ class Settings:
     compute: str = "auto"
     transport: str = "http"
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE as it applies (see kv_cache_type())
-    fast_prefill: bool = False  # OLLAMAKIT_FAST_PREFILL: long prompts in float32 where faster, not llama.cpp's bits
+    fast_prefill: bool = (
+        False  # OLLAMAKIT_FAST_PREFILL: long prompts in float32 where faster, not llama.cpp's bits
+    )
     no_cloud: bool = False  # OLLAMA_NO_CLOUD, or disable_ollama_cloud in ~/.ollama/server.json
-    no_cloud_source: str = "none"  # which said so: "env", "config", "both" or "none" (GET /api/status)
+    no_cloud_source: str = (
+        "none"  # which said so: "env", "config", "both" or "none" (GET /api/status)
+    )
     remotes: tuple[str, ...] = ("ollama.com",)  # OLLAMA_REMOTES: hosts remote models may name
     go_template: bool = True  # OLLAMA_GO_TEMPLATE: false prompts through the GGUF's Jinja template
-    debug_log_requests: bool = False  # OLLAMA_DEBUG_LOG_REQUESTS: inference bodies to a temporary folder
-    api_keys: tuple[str, ...] = ()  # OLLAMAKIT_API_KEYS: with any key (here or in the file) every route needs one
+    debug_log_requests: bool = (
+        False  # OLLAMA_DEBUG_LOG_REQUESTS: inference bodies to a temporary folder
+    )
+    api_keys: tuple[
+        str, ...
+    ] = ()  # OLLAMAKIT_API_KEYS: with any key (here or in the file) every route needs one
     api_keys_file: Path | None = None  # OLLAMAKIT_API_KEYS_FILE: more keys, one a line
-    open_probes: tuple[str, ...] = ()  # OLLAMAKIT_OPEN_PROBES: "liveness", "readiness" answered without a key
-    preload: tuple[str, ...] = ()  # OLLAMAKIT_PRELOAD: models loaded at start; /health is 503 until they are
+    open_probes: tuple[
+        str, ...
+    ] = ()  # OLLAMAKIT_OPEN_PROBES: "liveness", "readiness" answered without a key
+    preload: tuple[
+        str, ...
+    ] = ()  # OLLAMAKIT_PRELOAD: models loaded at start; /health is 503 until they are
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -289,7 +301,10 @@ class Settings:
         remotes = _env("OLLAMA_REMOTES")
         key_file = _env("OLLAMAKIT_API_KEYS_FILE")
         level = log_level(_env("OLLAMA_DEBUG"))
-        no_cloud_env, no_cloud_config = parse_bool(_env("OLLAMA_NO_CLOUD")), cloud_disabled_in_file()
+        no_cloud_env, no_cloud_config = (
+            parse_bool(_env("OLLAMA_NO_CLOUD")),
+            cloud_disabled_in_file(),
+        )
         settings = cls(
             host=host,
             port=port,
@@ -302,7 +317,8 @@ class Settings:
             context_length=_env_uint("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
             load_timeout=load_timeout if load_timeout > 0 else math.inf,
             max_predict=max(0, _env_int("OLLAMAKIT_MAX_PREDICT", 0)) or DEFAULT_MAX_PREDICT,
-            max_request_body=max(0, _env_int("OLLAMAKIT_MAX_REQUEST_BODY", 0)) or DEFAULT_MAX_REQUEST_BODY,
+            max_request_body=max(0, _env_int("OLLAMAKIT_MAX_REQUEST_BODY", 0))
+            or DEFAULT_MAX_REQUEST_BODY,
             memory_fraction=_env_float("OLLAMAKIT_MEMORY_FRACTION", 0.8),
             noprune=parse_bool(_env("OLLAMA_NOPRUNE")),
             debug=level <= logging.DEBUG,
@@ -310,18 +326,27 @@ class Settings:
             storage=_env("OLLAMAKIT_STORAGE") or "fs",
             compute=_env("OLLAMAKIT_COMPUTE") or "auto",
             transport=_env("OLLAMAKIT_TRANSPORT") or "http",
-            kv_cache_type=kv_cache_type(_env("OLLAMA_KV_CACHE_TYPE"), _env("OLLAMA_FLASH_ATTENTION")),
+            kv_cache_type=kv_cache_type(
+                _env("OLLAMA_KV_CACHE_TYPE"), _env("OLLAMA_FLASH_ATTENTION")
+            ),
             fast_prefill=parse_bool(_env("OLLAMAKIT_FAST_PREFILL")),
             no_cloud=no_cloud_env or no_cloud_config,
-            no_cloud_source={(True, True): "both", (True, False): "env", (False, True): "config"}.get(
-                (no_cloud_env, no_cloud_config), "none"),
+            no_cloud_source={
+                (True, True): "both",
+                (True, False): "env",
+                (False, True): "config",
+            }.get((no_cloud_env, no_cloud_config), "none"),
             remotes=tuple(remotes.split(",")) if remotes else ("ollama.com",),
             debug_log_requests=parse_bool(_env("OLLAMA_DEBUG_LOG_REQUESTS")),
             go_template=parse_bool(_env("OLLAMA_GO_TEMPLATE"), default=True),
             api_keys=_env_list("OLLAMAKIT_API_KEYS"),
             api_keys_file=Path(key_file).expanduser() if key_file else None,
-            open_probes=tuple(p.lower() for p in _env_list("OLLAMAKIT_OPEN_PROBES") if p.lower() in PROBES),
+            open_probes=tuple(
+                p.lower() for p in _env_list("OLLAMAKIT_OPEN_PROBES") if p.lower() in PROBES
+            ),
             preload=_env_list("OLLAMAKIT_PRELOAD"),
         )
         known = {f.name for f in fields(cls)}
-        return replace(settings, **{k: v for k, v in overrides.items() if k in known and v is not None})
+        return replace(
+            settings, **{k: v for k, v in overrides.items() if k in known and v is not None}
+        )

@@ -35,7 +35,10 @@ MAX_PARAMETERS = 256  # keys, and values in a list (stop)
 
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
-_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z")
+_SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z"
+)
+
 
 def _semver_key(version: str) -> tuple:
     """A sort key with semver's order: a pre-release sorts before its release, numeric
@@ -78,7 +81,9 @@ def _get(body: dict, key: str, kind, default=None):
     ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
     if not ok:
         go_type = {str: "string", bool: "bool", dict: "map", list: "array"}[kind]
-        raise BadRequest(f"json: cannot unmarshal {_json_type(value)} into Go struct field CreateRequest.{key} of type {go_type}")
+        raise BadRequest(
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field CreateRequest.{key} of type {go_type}"
+        )
     return value
 
 
@@ -96,7 +101,9 @@ def _file_map(body: dict, key: str) -> dict[str, str]:
         raise BadRequest(f"too many {key}: {len(files)} (at most {MAX_FILES})")
     for name, digest in files.items():
         if not isinstance(digest, str):
-            raise BadRequest(f"json: cannot unmarshal {_json_type(digest)} into Go struct field CreateRequest.{key} of type string")
+            raise BadRequest(
+                f"json: cannot unmarshal {_json_type(digest)} into Go struct field CreateRequest.{key} of type string"
+            )
         if not valid_file_path(name):
             raise BadRequest("file path must be relative")
     return files
@@ -120,7 +127,9 @@ def normalize_parameter(key: str, value):
     if kind is list:
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str) for v in values):
-            raise BadRequest(f'invalid value for parameter "{key}": expected a string or a list of strings')
+            raise BadRequest(
+                f'invalid value for parameter "{key}": expected a string or a list of strings'
+            )
         return values
     if kind is bool:
         if isinstance(value, bool):
@@ -133,15 +142,24 @@ def normalize_parameter(key: str, value):
         try:
             number = int(value) if kind is int else float(value)
         except ValueError:
-            raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}') from None
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or number != number or abs(number) == float("inf"):
+            raise BadRequest(
+                f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}'
+            ) from None
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, (int, float))
+        or number != number
+        or abs(number) == float("inf")
+    ):
         raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}')
     if abs(number) >= 2**63:
         raise BadRequest(f'invalid {kind.__name__} value for parameter "{key}": {_shown(value)}')
     least, most = PARAMETER_BOUNDS.get(key, (None, None))
     if (least is not None and number < least) or (most is not None and number > most):
         bounds = f"between {least} and {most}" if most is not None else f"at least {least}"
-        raise BadRequest(f'invalid value for parameter "{key}": must be {bounds} (got {_shown(value)})')
+        raise BadRequest(
+            f'invalid value for parameter "{key}": must be {bounds} (got {_shown(value)})'
+        )
     if kind is int or isinstance(number, int):
         return int(number)
     # Go writes a whole float64 without a fraction; storing it as an int keeps the same bytes.
@@ -149,18 +167,24 @@ def normalize_parameter(key: str, value):
 
 
 def normalize_parameters(params: dict) -> dict:
-    return {key: normalize_parameter(key, value) for key, value in params.items() if value is not None}
+    return {
+        key: normalize_parameter(key, value) for key, value in params.items() if value is not None
+    }
 
 
 def normalize_message(message) -> dict:
     """A Message as Go's ``api.Message`` encodes it: fixed field order, empty fields omitted."""
     if not isinstance(message, dict):
-        raise BadRequest("json: cannot unmarshal into Go struct field CreateRequest.messages of type api.Message")
+        raise BadRequest(
+            "json: cannot unmarshal into Go struct field CreateRequest.messages of type api.Message"
+        )
     out = {}
     for key in ("role", "content", "thinking", "tool_name", "tool_call_id"):
         value = message.get(key)
         if value is not None and not isinstance(value, str):
-            raise BadRequest(f"json: cannot unmarshal {_json_type(value)} into Go struct field Message.messages.{key} of type string")
+            raise BadRequest(
+                f"json: cannot unmarshal {_json_type(value)} into Go struct field Message.messages.{key} of type string"
+            )
     out["role"] = message.get("role") or ""
     out["content"] = message.get("content") or ""
     if message.get("thinking"):
@@ -168,7 +192,9 @@ def normalize_message(message) -> dict:
     images = message.get("images")
     if images:
         if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
-            raise BadRequest("json: cannot unmarshal into Go struct field Message.messages.images of type []api.ImageData")
+            raise BadRequest(
+                "json: cannot unmarshal into Go struct field Message.messages.images of type []api.ImageData"
+            )
         for image in images:
             try:
                 base64.b64decode(image, validate=True)
@@ -178,7 +204,9 @@ def normalize_message(message) -> dict:
     tool_calls = message.get("tool_calls")
     if tool_calls:
         if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
-            raise BadRequest("json: cannot unmarshal into Go struct field Message.messages.tool_calls of type []api.ToolCall")
+            raise BadRequest(
+                "json: cannot unmarshal into Go struct field Message.messages.tool_calls of type []api.ToolCall"
+            )
         out["tool_calls"] = tool_calls
     for key in ("tool_name", "tool_call_id"):
         if message.get(key):
@@ -224,7 +252,9 @@ def _parameters(body: dict) -> dict:
         raise BadRequest(f"too many parameters: {len(params)} (at most {MAX_PARAMETERS})")
     for key, value in params.items():
         if isinstance(value, list) and len(value) > MAX_PARAMETERS:
-            raise BadRequest(f'too many values for parameter "{key}": {len(value)} (at most {MAX_PARAMETERS})')
+            raise BadRequest(
+                f'too many values for parameter "{key}": {len(value)} (at most {MAX_PARAMETERS})'
+            )
     return normalize_parameters(params)
 
 
@@ -384,12 +414,23 @@ class CreateContext:
         size = self.store.blob_size(digest)
         if size is None:
             where = f' for file "{label}"' if label else ""
-            raise BadRequest(f'blob "{digest}"{where} not found; upload it first with POST /api/blobs/{digest}')
+            raise BadRequest(
+                f'blob "{digest}"{where} not found; upload it first with POST /api/blobs/{digest}'
+            )
         return size
 
-    def add_blob(self, media_type: str, digest: str, *, from_: str = "", label: str = "",
-                 header: ModelHeader | None = None, origin: str = "file", status: str | None = None,
-                 layer_name: str = "") -> BaseLayer:
+    def add_blob(
+        self,
+        media_type: str,
+        digest: str,
+        *,
+        from_: str = "",
+        label: str = "",
+        header: ModelHeader | None = None,
+        origin: str = "file",
+        status: str | None = None,
+        layer_name: str = "",
+    ) -> BaseLayer:
         """Add an existing blob as a layer; ``label`` names it in errors (the file key). A
         model's weights must be runnable, whichever source brings them (an upload, a
         conversion, a parent model)."""

@@ -23,7 +23,9 @@ def make_compute(kernel):
     # ``auto``: the first available backend in preference order; numpy always works.
     preference = ["cuda", "ggml", "numpy"]
     names = drivers.driver_names("compute")
-    for candidate in sorted(names, key=lambda n: preference.index(n) if n in preference else len(preference)):
+    for candidate in sorted(
+        names, key=lambda n: preference.index(n) if n in preference else len(preference)
+    ):
         try:
             cls = drivers.driver_class("compute", candidate)
         except Exception:

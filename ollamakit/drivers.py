@@ -46,10 +46,16 @@ def driver_class(kind: str, name: str):
     """Load (without constructing) driver ``name`` of ``kind``."""
     registered = find_driver_name(kind, name)
     if registered is None:
-        raise DriverNotFound(f"no {kind} driver named {name!r}; installed: {', '.join(driver_names(kind))}")
-    from stevedore import DriverManager  # imported here: the CLI starts (and ``--help`` answers) without it
+        raise DriverNotFound(
+            f"no {kind} driver named {name!r}; installed: {', '.join(driver_names(kind))}"
+        )
+    from stevedore import (
+        DriverManager,
+    )  # imported here: the CLI starts (and ``--help`` answers) without it
 
-    manager = DriverManager(GROUPS[kind], registered, invoke_on_load=False, on_load_failure_callback=_raise)
+    manager = DriverManager(
+        GROUPS[kind], registered, invoke_on_load=False, on_load_failure_callback=_raise
+    )
     return manager.driver
 
 

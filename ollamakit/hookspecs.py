@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from .create import CreateRequest
     from .headers import ModelHeader
     from .interfaces import (
-        ComputeBackend, ModelSource, Quantizer, Runner, Scheduler, Storage, Transport,
+        ComputeBackend,
+        ModelSource,
+        Quantizer,
+        Runner,
+        Scheduler,
+        Storage,
+        Transport,
     )
     from .kernel import Kernel
     from .names import ModelName

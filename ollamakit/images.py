@@ -55,7 +55,11 @@ class ImageToken(int):
         return self.row == 0
 
     def __eq__(self, other):
-        return isinstance(other, ImageToken) and other.row == self.row and other.image.digest == self.image.digest
+        return (
+            isinstance(other, ImageToken)
+            and other.row == self.row
+            and other.image.digest == self.image.digest
+        )
 
     def __ne__(self, other):
         return not self.__eq__(other)

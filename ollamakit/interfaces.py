@@ -211,7 +211,9 @@ class Quantizer(ABC):
         """Refuse a file's or a tensor's type unless it is one of ``source_types``."""
         if type_name not in cls.source_types:
             *rest, last = cls.source_types
-            raise BadRequest(f"quantization is only supported for {', '.join(rest)} and {last} models")
+            raise BadRequest(
+                f"quantization is only supported for {', '.join(rest)} and {last} models"
+            )
 
 
 class Renderer(ABC):
@@ -282,7 +284,11 @@ class Transport(ABC):
         """Say where the server listens, once it does: before the bind, a busy port would be
         announced as listening."""
         settings = self.kernel.settings
-        print(f"ollamakit listening on {host}:{port} (models in {settings.models_dir})", file=sys.stderr, flush=True)
+        print(
+            f"ollamakit listening on {host}:{port} (models in {settings.models_dir})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 class ModelSource(ABC):
@@ -312,7 +318,9 @@ class Tokenizer(Protocol):
     sep_id: int | None  # an encoder's separator ([SEP]), kept when an input is cut to fit
     add_eos: bool  # whether ``encode`` appends ``eos_id``
 
-    def encode(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]: ...
+    def encode(
+        self, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]: ...
 
     def decode(self, ids) -> str: ...
 
@@ -386,8 +394,16 @@ class Lease(Protocol):
     options: Options
     num_ctx: int  # the context this request runs with
 
-    def start(self, prompt: list[int], *, shift: bool = True, truncate: bool = True, logprobs: bool = False,
-              top_logprobs: int = 0, constraint=None) -> Sequence:
+    def start(
+        self,
+        prompt: list[int],
+        *,
+        shift: bool = True,
+        truncate: bool = True,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        constraint=None,
+    ) -> Sequence:
         """Queue ``prompt`` (token ids; ``ImageToken``s among them) for generation.
         ``constraint`` (``ollamakit.lib.structured.Constraint``) masks each step's logits."""
 
@@ -397,7 +413,9 @@ class Lease(Protocol):
 class Scheduler(Protocol):
     """Loads models and shares them among requests (hook ``make_scheduler``)."""
 
-    def acquire(self, model: LocalModel, options: Options, keep_alive: float | None = None, gone=None) -> Lease:
+    def acquire(
+        self, model: LocalModel, options: Options, keep_alive: float | None = None, gone=None
+    ) -> Lease:
         """Load ``model`` if needed and hold it for one request. ``keep_alive``: seconds it
         stays loaded after its last request (None: the server's default; ``inf``: forever).
         Raises ``Busy`` when too many requests wait, ``Cancelled`` when ``gone()`` says the

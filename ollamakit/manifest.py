@@ -30,8 +30,16 @@ MAX_LAYERS = 4096
 
 def go_json(value, indent=None) -> str:
     """JSON the way Go's encoding/json writes it, so stored blobs hash like Ollama's."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":") if indent is None else None, indent=indent)
-    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    text = json.dumps(
+        value, ensure_ascii=False, separators=(",", ":") if indent is None else None, indent=indent
+    )
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escape)
     return text
 

@@ -62,14 +62,29 @@ PARAMETER_KINDS: dict[str, type] = {f.name: _kind(f.name, str(f.type)) for f in 
 # sampler can honour the value. A request's option out of bounds is a 400; create refuses such a
 # parameter rather than store a model that could never answer.
 PARAMETER_BOUNDS: dict[str, tuple[float | None, float | None]] = {
-    "num_ctx": (1, None), "num_batch": (1, None), "num_thread": (0, None), "num_keep": (-1, None),
-    "top_k": (0, None), "repeat_last_n": (-1, None), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0),
-    "temperature": (0.0, None), "repeat_penalty": (0.0, None),
+    "num_ctx": (1, None),
+    "num_batch": (1, None),
+    "num_thread": (0, None),
+    "num_keep": (-1, None),
+    "top_k": (0, None),
+    "repeat_last_n": (-1, None),
+    "top_p": (0.0, 1.0),
+    "min_p": (0.0, 1.0),
+    "temperature": (0.0, None),
+    "repeat_penalty": (0.0, None),
 }
 
 # Go's names for the types, as its error messages print them.
 _GO_TYPES = {int: "integer", float: "float32", bool: "boolean", list: "array"}
-_FINITE = ("top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty")
+_FINITE = (
+    "top_p",
+    "min_p",
+    "typical_p",
+    "temperature",
+    "repeat_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+)
 
 
 def _convert(key: str, value):
@@ -107,7 +122,9 @@ def apply(base: Options, values) -> Options:
     if values is None:
         return base
     if not isinstance(values, dict):
-        raise BadRequest(f"json: cannot unmarshal {type(values).__name__} into field options of type map")
+        raise BadRequest(
+            f"json: cannot unmarshal {type(values).__name__} into field options of type map"
+        )
     changes = {}
     for key, value in values.items():
         if key in PARAMETER_KINDS and value is not None:
@@ -118,7 +135,9 @@ def apply(base: Options, values) -> Options:
 def _why(least, most) -> str:
     if most is not None:
         return f"must be between {least:g} and {most:g}"
-    return {0: "must not be negative", -1: "must be -1 or more"}.get(least, f"must be at least {least:g}")
+    return {0: "must not be negative", -1: "must be -1 or more"}.get(
+        least, f"must be at least {least:g}"
+    )
 
 
 def validate(options: Options) -> Options:
@@ -131,7 +150,9 @@ def validate(options: Options) -> Options:
         if (least is not None and not value >= least) or (most is not None and not value <= most):
             raise BadRequest(f'invalid option "{name}": {_why(least, most)} (got {value})')
     if not options.typical_p > 0.0:
-        raise BadRequest(f'invalid option "typical_p": must be greater than 0 (got {options.typical_p})')
+        raise BadRequest(
+            f'invalid option "typical_p": must be greater than 0 (got {options.typical_p})'
+        )
     for name in _FINITE:
         value = getattr(options, name)
         if value != value or value in (float("inf"), float("-inf")):

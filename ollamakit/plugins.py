@@ -44,7 +44,9 @@ class PluginManager(pluggy.PluginManager):
             try:
                 self.register(ep.load(), name=ep.name)
             except Exception as exc:
-                self.load_errors.append(PluginError(ep.name, ep.value, f"{type(exc).__name__}: {exc}"))
+                self.load_errors.append(
+                    PluginError(ep.name, ep.value, f"{type(exc).__name__}: {exc}")
+                )
             else:
                 self._targets[ep.name] = ep.value
 
@@ -61,11 +63,15 @@ class PluginManager(pluggy.PluginManager):
                 except Exception as exc:
                     self.unregister(name=name)
                     target = self._targets.get(name, getattr(plugin, "__name__", name))
-                    self.load_errors.append(PluginError(name, target, f"{type(exc).__name__}: {exc}"))
+                    self.load_errors.append(
+                        PluginError(name, target, f"{type(exc).__name__}: {exc}")
+                    )
                     break
 
 
-def make_plugin_manager(plugins=(), load_entry_points: bool = True, skip: tuple[str, ...] = ()) -> PluginManager:
+def make_plugin_manager(
+    plugins=(), load_entry_points: bool = True, skip: tuple[str, ...] = ()
+) -> PluginManager:
     """A manager with the kernel defaults, the installed plugins (unless ``load_entry_points`` is
     false, or named in ``skip``) and any extra plugin objects given."""
     pm = PluginManager()

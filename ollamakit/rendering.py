@@ -74,8 +74,12 @@ def load_parser(name: str, kernel=None):
 def uses_harmony(config: dict, template: str | None) -> bool:
     """gpt-oss models speak harmony: their family, and a template with harmony's message tags
     (Ollama's heuristic), picks the ``harmony`` parser when the config names none."""
-    return (config.get("model_family") in HARMONY_FAMILIES and template is not None
-            and "<|start|>" in template and "<|end|>" in template)
+    return (
+        config.get("model_family") in HARMONY_FAMILIES
+        and template is not None
+        and "<|start|>" in template
+        and "<|end|>" in template
+    )
 
 
 def parser_name(config: dict, template: str | None) -> str:
@@ -95,7 +99,9 @@ def harmony_think(think):
 
 
 def strips_old_thinking(model_family: str, model_name: ModelName | None) -> bool:
-    return model_family in THINK_FILTER_FAMILIES or (model_name is not None and model_name.model in THINK_FILTER_MODELS)
+    return model_family in THINK_FILTER_FAMILIES or (
+        model_name is not None and model_name.model in THINK_FILTER_MODELS
+    )
 
 
 def without_thinking(content: str, opening: str = "<think>", closing: str = "</think>") -> str:
@@ -108,9 +114,9 @@ def without_thinking(content: str, opening: str = "<think>", closing: str = "</t
         return ""
     if not trimmed.startswith(opening):
         return content
-    after = trimmed[len(opening):]
+    after = trimmed[len(opening) :]
     at = after.find(closing)
-    return "" if at < 0 else _lstrip(after[at + len(closing):])
+    return "" if at < 0 else _lstrip(after[at + len(closing) :])
 
 
 def _lstrip(text: str) -> str:
@@ -121,7 +127,9 @@ def _lstrip(text: str) -> str:
     return text[at:]
 
 
-def filter_think_tags(messages: list[dict], model_family: str, model_name: ModelName | None) -> list[dict]:
+def filter_think_tags(
+    messages: list[dict], model_family: str, model_name: ModelName | None
+) -> list[dict]:
     """Earlier assistant turns (before the last user message) without their ``<think>``
     blocks, for the models Ollama does this for (qwen3, deepseek-r1): old thoughts cost
     context and are not what the model expects to read back."""
@@ -130,7 +138,8 @@ def filter_think_tags(messages: list[dict], model_family: str, model_name: Model
     last_user = max((n for n, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     return [
         {**m, "content": without_thinking(m.get("content") or "")}
-        if m.get("role") == "assistant" and n < last_user else m
+        if m.get("role") == "assistant" and n < last_user
+        else m
         for n, m in enumerate(messages)
     ]
 
@@ -170,6 +179,15 @@ class ParsedStream:
 
 
 __all__ = [
-    "check_names", "load_renderer", "load_parser", "renderer_names", "parser_names", "parser_name",
-    "uses_harmony", "harmony_think", "filter_think_tags", "without_thinking", "ParsedStream",
+    "check_names",
+    "load_renderer",
+    "load_parser",
+    "renderer_names",
+    "parser_names",
+    "parser_name",
+    "uses_harmony",
+    "harmony_think",
+    "filter_think_tags",
+    "without_thinking",
+    "ParsedStream",
 ]

@@ -230,7 +230,9 @@ class ModelStore:
     @_writes
     def scratch_file(self, suffix: str = "") -> Path:
         """A new empty temporary file beside the blobs; the caller removes or commits it."""
-        fd, name = tempfile.mkstemp(prefix=SCRATCH_PREFIX, suffix=suffix, dir=self.storage.scratch_dir())
+        fd, name = tempfile.mkstemp(
+            prefix=SCRATCH_PREFIX, suffix=suffix, dir=self.storage.scratch_dir()
+        )
         os.close(fd)
         return Path(name)
 
@@ -398,7 +400,9 @@ class ModelStore:
             referenced = self.referenced_digests()
             if referenced is None:
                 return []
-            removed = [d for d in set(candidates) if d not in referenced and self.storage.has_blob(d)]
+            removed = [
+                d for d in set(candidates) if d not in referenced and self.storage.has_blob(d)
+            ]
             for digest in removed:
                 self.storage.delete_blob(digest)
             return removed

@@ -28,10 +28,12 @@ python3 -m venv .venv-test
 # then llama.cpp's on this machine, which the agreement tests check.
 .venv-test/bin/ollamakit build-ggml --strict
 # House rules first (settings in pyproject.toml): plugins import no other plugin and the kernel
-# none (lint-imports), lint (ruff), and types on the kernel and libraries (mypy). A second or two
-# each; mypy takes 10-20 s on a fresh checkout, before its cache exists.
+# none (lint-imports), lint and layout (ruff check, ruff format --check), and types on the kernel
+# and libraries (mypy). A second or two each; mypy takes 10-20 s on a fresh checkout, before its
+# cache exists.
 .venv-test/bin/lint-imports
 .venv-test/bin/ruff check --no-cache .
+.venv-test/bin/ruff format --check --no-cache .
 .venv-test/bin/mypy
 # pytest exits non-zero when a test fails and with 5 when it ran no test: both fail this script.
 exec .venv-test/bin/python -m pytest "$@"

@@ -30,8 +30,15 @@ def build_cli(pm=None) -> click.Group:
     pm = pm or make_plugin_manager()
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True, callback=print_version,
-                  help="Show the server's version and this client's.")
+    @click.option(
+        "-v",
+        "--version",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=print_version,
+        help="Show the server's version and this client's.",
+    )
     @click.pass_context
     def cli(ctx):
         """ollamakit: run large language models locally, with the Ollama API."""

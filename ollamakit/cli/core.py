@@ -14,7 +14,12 @@ from ..kernel import Kernel
 
 @click.command("serve")
 @click.option("--host", "host", help="Address to listen on, as OLLAMA_HOST (host[:port]).")
-@click.option("--models", "models_dir", type=click.Path(file_okay=False), help="Model directory (OLLAMA_MODELS).")
+@click.option(
+    "--models",
+    "models_dir",
+    type=click.Path(file_okay=False),
+    help="Model directory (OLLAMA_MODELS).",
+)
 @click.option("--storage", help="Storage driver name (default fs).")
 @click.option("--compute", help="Compute backend name (default auto).")
 @click.pass_obj
@@ -24,7 +29,9 @@ def serve_command(pm, host, models_dir, storage, compute):
     if host:
         overrides["host"], overrides["port"] = parse_host(host)
     settings = Settings.from_env(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     kernel = Kernel(settings, pm)
     try:
         kernel.storage  # fail now, in words, on a misspelled driver or an unusable model directory
@@ -49,7 +56,13 @@ def serve_command(pm, host, models_dir, storage, compute):
 
 
 # ``start`` is ``serve`` under the second name ``ollama`` accepts; hidden from the list, as there.
-start_command = click.Command("start", callback=serve_command.callback, params=serve_command.params, help=serve_command.help, hidden=True)
+start_command = click.Command(
+    "start",
+    callback=serve_command.callback,
+    params=serve_command.params,
+    help=serve_command.help,
+    hidden=True,
+)
 
 
 @click.command("plugins")

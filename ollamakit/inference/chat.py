@@ -16,7 +16,9 @@ from .models import capabilities, check_think, find_model, require
 from .requests import parse_common, parse_messages, parse_tools
 
 
-def chat(kernel, body: dict, *, gone=None, relax_thinking: bool = False, started: int | None = None) -> Iterator[dict]:
+def chat(
+    kernel, body: dict, *, gone=None, relax_thinking: bool = False, started: int | None = None
+) -> Iterator[dict]:
     """The reply objects of a native ``/api/chat`` request (``stream`` is not read: every chunk
     is yielded). Request errors are raised before the first object. ``gone()`` says whether the
     client left (``ollamakit.web.client_gone``): the work then stops. ``relax_thinking``: asking
@@ -55,12 +57,21 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
         conversation = _conversation(model, messages)
         check_images(lease, sum(len(m.get("images") or ()) for m in conversation))
         rendered = prompting.chat_prompt(
-            model, conversation, lease.tokenizer, lease.num_ctx, tools=tools, think=think, truncate=common.truncate,
+            model,
+            conversation,
+            lease.tokenizer,
+            lease.num_ctx,
+            tools=tools,
+            think=think,
+            truncate=common.truncate,
             image_tokens=prompting.image_token_count(lease.runner),
         )
         text = rendered.text
         if common.debug_render_only:
-            yield {**_reply(common.model, "", done=False), "_debug_info": {"rendered_template": text}}
+            yield {
+                **_reply(common.model, "", done=False),
+                "_debug_info": {"rendered_template": text},
+            }
             return
         tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
         parser = prompting.output_parser(model, text, tools=tools, think=think, rendered=rendered)

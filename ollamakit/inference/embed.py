@@ -74,12 +74,21 @@ def parts(batch: list[list[int]]):
         yield part
 
 
-def run_embeddings(lease: Lease, texts: list[str], truncate: bool, gone=None) -> tuple[list[np.ndarray], int]:
+def run_embeddings(
+    lease: Lease, texts: list[str], truncate: bool, gone=None
+) -> tuple[list[np.ndarray], int]:
     """Raw vectors for ``texts`` on the leased model, and the number of tokens evaluated.
     ``gone`` says whether the client left: the batch then stops before its next part."""
     tokenizer = lease.tokenizer
-    batch = [fit_context(tokenizer.encode(text, add_special=True, parse_special=True), lease.num_ctx, truncate, tokenizer)
-             for text in texts]
+    batch = [
+        fit_context(
+            tokenizer.encode(text, add_special=True, parse_special=True),
+            lease.num_ctx,
+            truncate,
+            tokenizer,
+        )
+        for text in texts
+    ]
     vectors = []
     for part in parts(batch):
         if gone is not None and gone():

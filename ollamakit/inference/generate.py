@@ -69,7 +69,9 @@ class _Generate:
     think: bool | str | None
 
 
-def _generate(lease: Lease, model: LocalModel, common: Common, request: _Generate, spec, started: int, gone):
+def _generate(
+    lease: Lease, model: LocalModel, common: Common, request: _Generate, spec, started: int, gone
+):
     try:
         load_ns = time.perf_counter_ns() - started
         if request.prompt == "":  # a suffix alone is still a load, as in Ollama
@@ -81,19 +83,37 @@ def _generate(lease: Lease, model: LocalModel, common: Common, request: _Generat
             text = request.prompt
         else:
             rendered = prompting.generate_prompt(
-                model, request.prompt, lease.tokenizer, lease.num_ctx, system=request.system, suffix=request.suffix,
-                template=request.template, images=request.images, think=request.think,
-                with_history=not request.context, image_tokens=prompting.image_token_count(lease.runner),
+                model,
+                request.prompt,
+                lease.tokenizer,
+                lease.num_ctx,
+                system=request.system,
+                suffix=request.suffix,
+                template=request.template,
+                images=request.images,
+                think=request.think,
+                with_history=not request.context,
+                image_tokens=prompting.image_token_count(lease.runner),
             )
             text, tagged = rendered.text, rendered.images
         if request.context:
             text = lease.tokenizer.decode(request.context) + text
         if common.debug_render_only:
-            yield {**base(common.model), "response": "", "done": False, "_debug_info": {"rendered_template": text}}
+            yield {
+                **base(common.model),
+                "response": "",
+                "done": False,
+                "_debug_info": {"rendered_template": text},
+            }
             return
         tokens = prompting.prompt_tokens(lease, text, tagged, gone)
-        parser = None if request.raw else prompting.output_parser(model, text, think=request.think,
-                                                                  template=request.template, rendered=rendered)
+        parser = (
+            None
+            if request.raw
+            else prompting.output_parser(
+                model, text, think=request.think, template=request.template, rendered=rendered
+            )
+        )
         for event in run(lease, tokens, common, Answer.build(lease, spec, parser), gone):
             if isinstance(event, tuple):
                 yield _parsed_reply(base(common.model), *event)

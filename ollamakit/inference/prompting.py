@@ -14,8 +14,14 @@ from ..errors import BadRequest, OllamaError
 from ..images import image_tokens
 from ..interfaces import Lease, Runner, Tokenizer
 from ..lib.structured import OutputParser
-from ..lib.templates import (IMAGE_TOKENS, generate_messages, parse_template, render_chat, render_generate,
-                             render_with)
+from ..lib.templates import (
+    IMAGE_TOKENS,
+    generate_messages,
+    parse_template,
+    render_chat,
+    render_generate,
+    render_with,
+)
 from ..store import LocalModel
 
 
@@ -69,7 +75,9 @@ def prompt_tokens(lease: Lease, text: str, images: list[bytes], gone=None) -> li
     pieces.append(text[last:])
     missing = sorted(set(range(len(images))) - set(order))
     if missing:  # never read silently past an image
-        raise BadRequest(f"the prompt does not place image {missing[0]}: its [img-{missing[0]}] tag is missing")
+        raise BadRequest(
+            f"the prompt does not place image {missing[0]}: its [img-{missing[0]}] tag is missing"
+        )
     encoded, tokens = {}, []
     for n, piece in enumerate(pieces):
         before = vision.end if n > 0 else ""
@@ -93,7 +101,7 @@ def _without_leading_bos(tokenizer: Tokenizer, text: str) -> str:
     write it, as do some templates) loses it when the tokenizer adds BOS anyway: one BOS, as
     Ollama strips a renderer's leading BOS before llama-server tokenizes."""
     bos = _jinja_vars(tokenizer).get("bos_token") if getattr(tokenizer, "add_bos", False) else None
-    return text[len(bos):] if bos and text.startswith(bos) else text
+    return text[len(bos) :] if bos and text.startswith(bos) else text
 
 
 def _counter(tokenizer):
@@ -123,19 +131,35 @@ class Builtin:
             raise BadRequest(str(exc)) from None
 
     def render(self, messages: list[dict], tokenizer, num_ctx: int | None, image_tokens: int):
-        prompt = render_with(self._render, messages, count_tokens=_counter(tokenizer) if num_ctx else None,
-                             num_ctx=num_ctx, image_tokens=image_tokens)
+        prompt = render_with(
+            self._render,
+            messages,
+            count_tokens=_counter(tokenizer) if num_ctx else None,
+            num_ctx=num_ctx,
+            image_tokens=image_tokens,
+        )
         prompt.output = self.output
         return prompt
 
 
-def chat_prompt(model: LocalModel, messages: list[dict], tokenizer, num_ctx: int, *, tools=None, think=None,
-                truncate: bool = True, image_tokens: int = IMAGE_TOKENS):
+def chat_prompt(
+    model: LocalModel,
+    messages: list[dict],
+    tokenizer,
+    num_ctx: int,
+    *,
+    tools=None,
+    think=None,
+    truncate: bool = True,
+    image_tokens: int = IMAGE_TOKENS,
+):
     """The prompt for a conversation; with ``truncate`` the oldest history that does not fit
     ``num_ctx`` is left out (system messages and the last message always stay). Returns the
     ``Prompt``: its text, the images its ``[img-N]`` tags name, and the built-in output parser
     that goes with it (if the model has one)."""
-    messages = rendering.filter_think_tags(messages, model.config.get("model_family") or "", model.name)
+    messages = rendering.filter_think_tags(
+        messages, model.config.get("model_family") or "", model.name
+    )
     builtin = Builtin(model, messages, tools, think)
     if builtin.renderer is not None:
         return builtin.render(messages, tokenizer, num_ctx if truncate else None, image_tokens)
@@ -154,8 +178,20 @@ def chat_prompt(model: LocalModel, messages: list[dict], tokenizer, num_ctx: int
     return prompt
 
 
-def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, system: str = "", suffix: str = "",
-                    template=None, images=(), think=None, with_history: bool = True, image_tokens: int = IMAGE_TOKENS):
+def generate_prompt(
+    model: LocalModel,
+    prompt: str,
+    tokenizer,
+    num_ctx: int,
+    *,
+    system: str = "",
+    suffix: str = "",
+    template=None,
+    images=(),
+    think=None,
+    with_history: bool = True,
+    image_tokens: int = IMAGE_TOKENS,
+):
     """The prompt for ``/api/generate`` (not raw): fill-in-the-middle with ``suffix``, the
     request's ``template`` over the conversation, or the model's chat path (its renderer, if it
     names one). Returns the ``Prompt``: its text, the images its ``[img-N]`` tags name, and the
@@ -163,8 +199,14 @@ def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, 
     history = [m for m in model.messages if isinstance(m, dict)]
     builtin = Builtin(model, [], None, think)  # generate offers no tools, and continues nothing
     if builtin.renderer is not None and not suffix and template is None:
-        messages = generate_messages(prompt, system=system or None, model_system=model.system or None,
-                                     history=history, images=images, with_history=with_history)
+        messages = generate_messages(
+            prompt,
+            system=system or None,
+            model_system=model.system or None,
+            history=history,
+            images=images,
+            with_history=with_history,
+        )
         return builtin.render(messages, tokenizer, num_ctx, image_tokens)
     rendered = render_generate(
         model.template,
@@ -187,7 +229,9 @@ def generate_prompt(model: LocalModel, prompt: str, tokenizer, num_ctx: int, *, 
     return rendered
 
 
-def output_parser(model: LocalModel, prompt: str, *, tools=None, think=None, template=None, rendered=None):
+def output_parser(
+    model: LocalModel, prompt: str, *, tools=None, think=None, template=None, rendered=None
+):
     """How to read the output back: the model's built-in parser prepared with ``rendered`` (the
     ``Prompt``), else by the tags of the template that made ``prompt``; None when the output
     passes as it is."""
@@ -195,5 +239,10 @@ def output_parser(model: LocalModel, prompt: str, *, tools=None, think=None, tem
         return rendered.output
     if template is None and model.template is not None:
         template = parse_template(model.template)
-    return OutputParser.build(template, model_jinja_template(model) if template is None else None, tools=tools,
-                              think=think, prompt=prompt)
+    return OutputParser.build(
+        template,
+        model_jinja_template(model) if template is None else None,
+        tools=tools,
+        think=think,
+        prompt=prompt,
+    )

@@ -56,14 +56,20 @@ def parse_think(value):
     if isinstance(value, str) and value in THINK_LEVELS:
         return value
     if isinstance(value, str):
-        raise BadRequest(f'invalid think value: "{value}" (must be "high", "medium", "low", "max", true, or false)')
-    raise BadRequest(f"json: cannot unmarshal {type(value).__name__} into field think of type bool or string")
+        raise BadRequest(
+            f'invalid think value: "{value}" (must be "high", "medium", "low", "max", true, or false)'
+        )
+    raise BadRequest(
+        f"json: cannot unmarshal {type(value).__name__} into field think of type bool or string"
+    )
 
 
 def parse_options(body: dict) -> dict | None:
     options = body.get("options")
     if options is not None and not isinstance(options, dict):
-        raise BadRequest(f"json: cannot unmarshal {type(options).__name__} into field options of type map")
+        raise BadRequest(
+            f"json: cannot unmarshal {type(options).__name__} into field options of type map"
+        )
     return options
 
 
@@ -91,11 +97,15 @@ def decode_images(images, where: str = "images") -> list[bytes]:
     if images is None:
         return []
     if not isinstance(images, list):
-        raise BadRequest(f"json: cannot unmarshal {type(images).__name__} into field {where} of type []string")
+        raise BadRequest(
+            f"json: cannot unmarshal {type(images).__name__} into field {where} of type []string"
+        )
     decoded = []
     for image in images:
         if not isinstance(image, str):
-            raise BadRequest(f"json: cannot unmarshal {type(image).__name__} into field {where} of type string")
+            raise BadRequest(
+                f"json: cannot unmarshal {type(image).__name__} into field {where} of type string"
+            )
         if len(image) > MAX_IMAGE_BYTES * 4 // 3 + 4:
             raise BadRequest("image is too large")
         try:
@@ -112,14 +122,21 @@ def parse_messages(value) -> list[dict]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise BadRequest(f"json: cannot unmarshal {type(value).__name__} into field messages of type []Message")
+        raise BadRequest(
+            f"json: cannot unmarshal {type(value).__name__} into field messages of type []Message"
+        )
     if len(value) > MAX_MESSAGES:
         raise BadRequest("too many messages")
     messages = []
     for item in value:
         if not isinstance(item, dict):
-            raise BadRequest(f"json: cannot unmarshal {type(item).__name__} into field messages of type Message")
-        message = {"role": field(item, "role", str, "").lower(), "content": field(item, "content", str, "")}
+            raise BadRequest(
+                f"json: cannot unmarshal {type(item).__name__} into field messages of type Message"
+            )
+        message = {
+            "role": field(item, "role", str, "").lower(),
+            "content": field(item, "content", str, ""),
+        }
         for key in MESSAGE_TEXT_FIELDS[1:]:
             if item.get(key) is not None:
                 message[key] = field(item, key, str, "")
@@ -138,7 +155,9 @@ def parse_messages(value) -> list[dict]:
 def parse_tools(body: dict) -> list | None:
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
-        raise BadRequest(f"json: cannot unmarshal {type(tools).__name__} into field tools of type []Tool")
+        raise BadRequest(
+            f"json: cannot unmarshal {type(tools).__name__} into field tools of type []Tool"
+        )
     return tools or None
 
 

@@ -32,7 +32,9 @@ def parse_documents(value) -> list[str]:
     return value
 
 
-def pair_tokens(tokenizer: Tokenizer, query: list[int], document: list[int], num_ctx: int, truncate: bool):
+def pair_tokens(
+    tokenizer: Tokenizer, query: list[int], document: list[int], num_ctx: int, truncate: bool
+):
     """The ids and segment types of one (query, document) pair within ``num_ctx`` tokens (an
     empty document still closes with its [SEP], as transformers pairs a batch)."""
     cls = tokenizer.bos_id
@@ -71,14 +73,24 @@ def rerank(kernel, body: dict, *, gone=None) -> dict:
         load_ns = nanoseconds_since(started)
         tokenizer = lease.tokenizer
         query_ids = tokenizer.encode(query, add_special=False, parse_special=True)
-        pairs = [pair_tokens(tokenizer, query_ids, tokenizer.encode(doc, add_special=False, parse_special=True),
-                             lease.num_ctx, truncate) for doc in documents]
+        pairs = [
+            pair_tokens(
+                tokenizer,
+                query_ids,
+                tokenizer.encode(doc, add_special=False, parse_special=True),
+                lease.num_ctx,
+                truncate,
+            )
+            for doc in documents
+        ]
         scores: list[float] = []
         for part in parts([ids for ids, _ in pairs]):
             if gone is not None and gone():
                 raise Cancelled("client disconnected")
             types = [types for _, types in pairs[len(scores) : len(scores) + len(part)]]
-            scores.extend(float(vector[0]) for vector in lease.runner.embed(part, token_types=types))
+            scores.extend(
+                float(vector[0]) for vector in lease.runner.embed(part, token_types=types)
+            )
     finally:
         lease.release()
     if not np.all(np.isfinite(scores)):

@@ -38,9 +38,13 @@ PROMPTS = (
 LONG_PROMPTS = (
     "The history of the Roman Empire spans many centuries. " * 12 + "In summary,",
     "def add(a, b):\n    return a + b\n\n" * 10 + "def multiply(a, b):",
-    "Once upon a time, there was a little fox who lived in the forest. Every day the fox went to the river to drink. " * 5 + "One day,",
+    "Once upon a time, there was a little fox who lived in the forest. Every day the fox went to the river to drink. "
+    * 5
+    + "One day,",
     "Q: What is 2 + 2?\nA: 4\nQ: What is 3 + 5?\nA: 8\n" * 8 + "Q: What is 7 + 6?\nA:",
-    "Photosynthesis is the process by which green plants use sunlight to make food from carbon dioxide and water. " * 6 + "The main product is",
+    "Photosynthesis is the process by which green plants use sunlight to make food from carbon dioxide and water. "
+    * 6
+    + "The main product is",
     "import os\nimport sys\nimport json\n" * 10 + "def main():",
 )
 TOKENS = 64
@@ -58,15 +62,37 @@ def cpu() -> dict:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    kernel_flags = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "asimd", "sve")
-    return {"model": model, "machine": platform.machine(), "flags": [f for f in kernel_flags if f in flags]}
+    kernel_flags = (
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx_vnni",
+        "amx_int8",
+        "asimd",
+        "sve",
+    )
+    return {
+        "model": model,
+        "machine": platform.machine(),
+        "flags": [f for f in kernel_flags if f in flags],
+    }
 
 
 CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids, as llama-cpp-python takes them
 
 
 def llamacpp_greedy(
-    path: str, prompt_ids: list[int], tokens: int = TOKENS, cache_type: str = "f16", adapter: str | None = None
+    path: str,
+    prompt_ids: list[int],
+    tokens: int = TOKENS,
+    cache_type: str = "f16",
+    adapter: str | None = None,
 ) -> tuple[list[int], list[float]]:
     """llama.cpp's greedy continuation and its top-2 logit margin at each step (flash attention
     on, two threads: the engine's defaults; the cache of ``cache_type``; the LoRA ``adapter``
@@ -96,8 +122,16 @@ def _llama(path: str, cache_type: str = "f16", adapter: str | None = None):
             _llamas.pop(next(iter(_llamas)))
         kind = CACHE_TYPES[cache_type]
         _llamas[key] = Llama(
-            path, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=True, logits_all=True, verbose=False,
-            type_k=kind, type_v=kind, lora_path=adapter,
+            path,
+            n_ctx=NUM_CTX,
+            n_threads=2,
+            n_batch=512,
+            flash_attn=True,
+            logits_all=True,
+            verbose=False,
+            type_k=kind,
+            type_v=kind,
+            lora_path=adapter,
         )
     return _llamas[key]
 
@@ -116,7 +150,9 @@ def ours_greedy(runner, prompt_ids: list[int], tokens: int = TOKENS) -> list[int
     return chosen
 
 
-def parting(ours: list[int], theirs: list[int], margins: list[float]) -> tuple[int | None, float | None]:
+def parting(
+    ours: list[int], theirs: list[int], margins: list[float]
+) -> tuple[int | None, float | None]:
     """Where the continuations part and llama.cpp's margin there (None, None when equal)."""
     for step, (a, b) in enumerate(zip(ours, theirs)):
         if a != b:
@@ -161,8 +197,17 @@ def record(cases: dict[str, Case], out: Path) -> None:
         answers[name] = []
         for text in case.prompts:
             ids = llamacpp_tokenize(path, text)
-            greedy, margins = llamacpp_greedy(path, ids, cache_type=case.cache_type, adapter=adapter)
-            answers[name].append({"prompt": text, "prompt_ids": ids, "greedy_ids": greedy, "margins": [round(m, 5) for m in margins]})
+            greedy, margins = llamacpp_greedy(
+                path, ids, cache_type=case.cache_type, adapter=adapter
+            )
+            answers[name].append(
+                {
+                    "prompt": text,
+                    "prompt_ids": ids,
+                    "greedy_ids": greedy,
+                    "margins": [round(m, 5) for m in margins],
+                }
+            )
     document = {
         "generator": f"llama-cpp-python {llama_cpp.__version__}, built on this machine; flash attention on, "
         f"float16 cache (a name ending in /q8_0: a q8_0 cache), n_threads 2, n_ctx {NUM_CTX}; "

@@ -81,37 +81,85 @@ class Fixture:
 
 FIXTURES = {
     "qwen3moe": Fixture(
-        "qwen3moe", "Qwen3MoeConfig", "Qwen3MoeForCausalLM",
-        dict(head_dim=16, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
-             decoder_sparse_step=1, mlp_only_layers=[]),
+        "qwen3moe",
+        "Qwen3MoeConfig",
+        "Qwen3MoeForCausalLM",
+        dict(
+            head_dim=16,
+            num_experts=8,
+            num_experts_per_tok=2,
+            moe_intermediate_size=32,
+            norm_topk_prob=True,
+            decoder_sparse_step=1,
+            mlp_only_layers=[],
+        ),
     ),
     "mixtral": Fixture(
-        "llama", "MixtralConfig", "MixtralForCausalLM",
+        "llama",
+        "MixtralConfig",
+        "MixtralForCausalLM",
         dict(num_local_experts=4, num_experts_per_tok=2, intermediate_size=64),
     ),
     "gemma2": Fixture(
-        "gemma2", "Gemma2Config", "Gemma2ForCausalLM",
-        dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=8, attn_logit_softcapping=50.0,
-             final_logit_softcapping=30.0, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True),
+        "gemma2",
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        dict(
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=8,
+            attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0,
+            hidden_activation="gelu_pytorch_tanh",
+            tie_word_embeddings=True,
+        ),
     ),
     "phi3": Fixture(
-        "phi3", "Phi3Config", "Phi3ForCausalLM",
-        dict(partial_rotary_factor=1.0, sliding_window=None, original_max_position_embeddings=NUM_CTX),
+        "phi3",
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        dict(
+            partial_rotary_factor=1.0, sliding_window=None, original_max_position_embeddings=NUM_CTX
+        ),
     ),
     "granite": Fixture(
-        "granite", "GraniteConfig", "GraniteForCausalLM",
-        dict(embedding_multiplier=2.0, residual_multiplier=0.5, attention_multiplier=0.2, logits_scaling=0.5),
+        "granite",
+        "GraniteConfig",
+        "GraniteForCausalLM",
+        dict(
+            embedding_multiplier=2.0,
+            residual_multiplier=0.5,
+            attention_multiplier=0.2,
+            logits_scaling=0.5,
+        ),
     ),
     "olmo2": Fixture("olmo2", "Olmo2Config", "Olmo2ForCausalLM", dict()),
     "gpt-oss": Fixture(
-        "gpt-oss", "GptOssConfig", "GptOssForCausalLM",
-        dict(head_dim=16, num_local_experts=4, num_experts_per_tok=2, intermediate_size=64, sliding_window=8,
-             attention_bias=True, layer_types=["sliding_attention", "full_attention"],
-             rope_scaling={"rope_type": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
-                           "truncate": False, "original_max_position_embeddings": 64}),
+        "gpt-oss",
+        "GptOssConfig",
+        "GptOssForCausalLM",
+        dict(
+            head_dim=16,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            intermediate_size=64,
+            sliding_window=8,
+            attention_bias=True,
+            layer_types=["sliding_attention", "full_attention"],
+            rope_scaling={
+                "rope_type": "yarn",
+                "factor": 4.0,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "truncate": False,
+                "original_max_position_embeddings": 64,
+            },
+        ),
     ),
     "starcoder2": Fixture(
-        "starcoder2", "Starcoder2Config", "Starcoder2ForCausalLM",
+        "starcoder2",
+        "Starcoder2Config",
+        "Starcoder2ForCausalLM",
         dict(norm_epsilon=1e-5, use_bias=True, hidden_act="gelu_pytorch_tanh", sliding_window=None),
     ),
 }
@@ -135,61 +183,75 @@ def _keys(name: str, f: Fixture) -> dict:
         f"{a}.attention.layer_norm_rms_epsilon": c["rms_norm_eps"],
     }
     if name == "qwen3moe":
-        keys.update({
-            f"{a}.attention.key_length": head_dim,
-            f"{a}.attention.value_length": head_dim,
-            f"{a}.expert_count": c["num_experts"],
-            f"{a}.expert_used_count": c["num_experts_per_tok"],
-            f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
-        })
+        keys.update(
+            {
+                f"{a}.attention.key_length": head_dim,
+                f"{a}.attention.value_length": head_dim,
+                f"{a}.expert_count": c["num_experts"],
+                f"{a}.expert_used_count": c["num_experts_per_tok"],
+                f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
+            }
+        )
     if name == "mixtral":
-        keys.update({
-            f"{a}.expert_count": c["num_local_experts"],
-            f"{a}.expert_used_count": c["num_experts_per_tok"],
-            f"{a}.rope.dimension_count": head_dim,
-            f"{a}.vocab_size": N_VOCAB,
-        })
+        keys.update(
+            {
+                f"{a}.expert_count": c["num_local_experts"],
+                f"{a}.expert_used_count": c["num_experts_per_tok"],
+                f"{a}.rope.dimension_count": head_dim,
+                f"{a}.vocab_size": N_VOCAB,
+            }
+        )
     if name == "gemma2":
         del keys[f"{a}.rope.freq_base"]  # not written: llama.cpp's default, 10000
-        keys.update({
-            f"{a}.attention.key_length": head_dim,
-            f"{a}.attention.value_length": head_dim,
-            f"{a}.attention.sliding_window": c["sliding_window"],
-            f"{a}.attn_logit_softcapping": c["attn_logit_softcapping"],
-            f"{a}.final_logit_softcapping": c["final_logit_softcapping"],
-        })
+        keys.update(
+            {
+                f"{a}.attention.key_length": head_dim,
+                f"{a}.attention.value_length": head_dim,
+                f"{a}.attention.sliding_window": c["sliding_window"],
+                f"{a}.attn_logit_softcapping": c["attn_logit_softcapping"],
+                f"{a}.final_logit_softcapping": c["final_logit_softcapping"],
+            }
+        )
     if name == "phi3":
-        keys.update({
-            f"{a}.rope.dimension_count": head_dim,
-            f"{a}.rope.scaling.original_context_length": c["original_max_position_embeddings"],
-            f"{a}.attention.sliding_window": 0,  # the converter's mark of a model without one
-        })
+        keys.update(
+            {
+                f"{a}.rope.dimension_count": head_dim,
+                f"{a}.rope.scaling.original_context_length": c["original_max_position_embeddings"],
+                f"{a}.attention.sliding_window": 0,  # the converter's mark of a model without one
+            }
+        )
     if name == "granite":
-        keys.update({
-            f"{a}.rope.dimension_count": head_dim,
-            f"{a}.vocab_size": N_VOCAB,
-            f"{a}.attention.scale": c["attention_multiplier"],
-            f"{a}.embedding_scale": c["embedding_multiplier"],
-            f"{a}.residual_scale": c["residual_multiplier"],
-            f"{a}.logit_scale": c["logits_scaling"],
-        })
+        keys.update(
+            {
+                f"{a}.rope.dimension_count": head_dim,
+                f"{a}.vocab_size": N_VOCAB,
+                f"{a}.attention.scale": c["attention_multiplier"],
+                f"{a}.embedding_scale": c["embedding_multiplier"],
+                f"{a}.residual_scale": c["residual_multiplier"],
+                f"{a}.logit_scale": c["logits_scaling"],
+            }
+        )
     if name == "starcoder2":
         keys[f"{a}.attention.layer_norm_epsilon"] = c["norm_epsilon"]
     if name == "gpt-oss":
         rope = c["rope_scaling"]
-        keys.update({
-            f"{a}.attention.key_length": head_dim,
-            f"{a}.attention.value_length": head_dim,
-            f"{a}.expert_count": c["num_local_experts"],
-            f"{a}.expert_used_count": c["num_experts_per_tok"],
-            f"{a}.expert_feed_forward_length": c["intermediate_size"],
-            f"{a}.attention.sliding_window": c["sliding_window"],
-            f"{a}.rope.scaling.type": "yarn",
-            f"{a}.rope.scaling.factor": rope["factor"],
-            f"{a}.rope.scaling.original_context_length": rope["original_max_position_embeddings"],
-            f"{a}.rope.scaling.yarn_beta_fast": rope["beta_fast"],
-            f"{a}.rope.scaling.yarn_beta_slow": rope["beta_slow"],
-        })
+        keys.update(
+            {
+                f"{a}.attention.key_length": head_dim,
+                f"{a}.attention.value_length": head_dim,
+                f"{a}.expert_count": c["num_local_experts"],
+                f"{a}.expert_used_count": c["num_experts_per_tok"],
+                f"{a}.expert_feed_forward_length": c["intermediate_size"],
+                f"{a}.attention.sliding_window": c["sliding_window"],
+                f"{a}.rope.scaling.type": "yarn",
+                f"{a}.rope.scaling.factor": rope["factor"],
+                f"{a}.rope.scaling.original_context_length": rope[
+                    "original_max_position_embeddings"
+                ],
+                f"{a}.rope.scaling.yarn_beta_fast": rope["beta_fast"],
+                f"{a}.rope.scaling.yarn_beta_slow": rope["beta_slow"],
+            }
+        )
     return keys
 
 
@@ -206,7 +268,12 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
         "attn_v.weight": (kv, d),
         "attn_output.weight": (d, q),
     }
-    dense = {"ffn_norm.weight": (d,), "ffn_gate.weight": (ff, d), "ffn_up.weight": (ff, d), "ffn_down.weight": (d, ff)}
+    dense = {
+        "ffn_norm.weight": (d,),
+        "ffn_gate.weight": (ff, d),
+        "ffn_up.weight": (ff, d),
+        "ffn_down.weight": (d, ff),
+    }
     if name == "qwen3moe":
         n, e = c["num_experts"], c["moe_intermediate_size"]
         return {
@@ -230,21 +297,34 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
             "ffn_down_exps.weight": (n, d, ff),
         }
     if name == "gemma2":
-        return {**attention, "post_attention_norm.weight": (d,), **dense, "post_ffw_norm.weight": (d,)}
+        return {
+            **attention,
+            "post_attention_norm.weight": (d,),
+            **dense,
+            "post_ffw_norm.weight": (d,),
+        }
     if name == "gpt-oss":
         n = c["num_local_experts"]
         return {
             "attn_norm.weight": (d,),
-            "attn_q.weight": (q, d), "attn_q.bias": (q,),
-            "attn_k.weight": (kv, d), "attn_k.bias": (kv,),
-            "attn_v.weight": (kv, d), "attn_v.bias": (kv,),
-            "attn_output.weight": (d, q), "attn_output.bias": (d,),
+            "attn_q.weight": (q, d),
+            "attn_q.bias": (q,),
+            "attn_k.weight": (kv, d),
+            "attn_k.bias": (kv,),
+            "attn_v.weight": (kv, d),
+            "attn_v.bias": (kv,),
+            "attn_output.weight": (d, q),
+            "attn_output.bias": (d,),
             "attn_sinks.weight": (c["num_attention_heads"],),
             "post_attention_norm.weight": (d,),
-            "ffn_gate_inp.weight": (n, d), "ffn_gate_inp.bias": (n,),
-            "ffn_gate_exps.weight": (n, ff, d), "ffn_gate_exps.bias": (n, ff),
-            "ffn_up_exps.weight": (n, ff, d), "ffn_up_exps.bias": (n, ff),
-            "ffn_down_exps.weight": (n, d, ff), "ffn_down_exps.bias": (n, d),
+            "ffn_gate_inp.weight": (n, d),
+            "ffn_gate_inp.bias": (n,),
+            "ffn_gate_exps.weight": (n, ff, d),
+            "ffn_gate_exps.bias": (n, ff),
+            "ffn_up_exps.weight": (n, ff, d),
+            "ffn_up_exps.bias": (n, ff),
+            "ffn_down_exps.weight": (n, d, ff),
+            "ffn_down_exps.bias": (n, d),
         }
     if name == "phi3":
         return {
@@ -271,14 +351,22 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
         }
     if name == "starcoder2":
         return {
-            "attn_norm.weight": (d,), "attn_norm.bias": (d,),
-            "attn_q.weight": (q, d), "attn_q.bias": (q,),
-            "attn_k.weight": (kv, d), "attn_k.bias": (kv,),
-            "attn_v.weight": (kv, d), "attn_v.bias": (kv,),
-            "attn_output.weight": (d, q), "attn_output.bias": (d,),
-            "ffn_norm.weight": (d,), "ffn_norm.bias": (d,),
-            "ffn_up.weight": (ff, d), "ffn_up.bias": (ff,),
-            "ffn_down.weight": (d, ff), "ffn_down.bias": (d,),
+            "attn_norm.weight": (d,),
+            "attn_norm.bias": (d,),
+            "attn_q.weight": (q, d),
+            "attn_q.bias": (q,),
+            "attn_k.weight": (kv, d),
+            "attn_k.bias": (kv,),
+            "attn_v.weight": (kv, d),
+            "attn_v.bias": (kv,),
+            "attn_output.weight": (d, q),
+            "attn_output.bias": (d,),
+            "ffn_norm.weight": (d,),
+            "ffn_norm.bias": (d,),
+            "ffn_up.weight": (ff, d),
+            "ffn_up.bias": (ff,),
+            "ffn_down.weight": (d, ff),
+            "ffn_down.bias": (d,),
         }
     return {**attention, **dense}  # granite: llama's block
 
@@ -342,17 +430,24 @@ def q8_0(values: np.ndarray) -> bytes:
     x = values.astype(np.float32).reshape(-1, 32)
     d = (np.abs(x).max(axis=1) / np.float32(127)).astype(np.float32)
     with np.errstate(divide="ignore"):
-        inverse = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
+        inverse = np.where(
+            d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)
+        ).astype(np.float32)
     scaled = (x * inverse[:, None]).astype(np.float64)  # |x| + 0.5 is exact in float64
     q = np.copysign(np.floor(np.abs(scaled) + 0.5), scaled).astype(np.int8)
-    return np.concatenate([d.astype(np.float16).view(np.uint8).reshape(-1, 2), q.view(np.uint8)], axis=1).tobytes()
+    return np.concatenate(
+        [d.astype(np.float16).view(np.uint8).reshape(-1, 2), q.view(np.uint8)], axis=1
+    ).tobytes()
 
 
 def value_types(metadata: dict) -> dict:
     """The GGUF types of the fixtures' keys that ``make_gguf`` would not infer: as converted."""
     from ollamakit.lib.gguf import ValueType
 
-    types = {"tokenizer.ggml.merges": ValueType.STRING, "tokenizer.ggml.token_type": ValueType.INT32}
+    types = {
+        "tokenizer.ggml.merges": ValueType.STRING,
+        "tokenizer.ggml.token_type": ValueType.INT32,
+    }
     types.update({k: ValueType.FLOAT32 for k, v in metadata.items() if isinstance(v, float)})
     return types
 
@@ -362,8 +457,14 @@ def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
     tensors as ``expert_type`` blocks (Q8_0 or F16)."""
     f = FIXTURES[name]
     rng = np.random.default_rng(f.seed)
-    metadata = {"general.architecture": f.arch, "general.name": "tiny random fixture", "general.file_type": 1,
-                "general.quantization_version": 2, **_keys(name, f), **tokenizer_keys()}
+    metadata = {
+        "general.architecture": f.arch,
+        "general.name": "tiny random fixture",
+        "general.file_type": 1,
+        "general.quantization_version": 2,
+        **_keys(name, f),
+        **tokenizer_keys(),
+    }
     types = value_types(metadata)
     tensors: dict[str, object] = {}
     for tensor, shape in tensor_shapes(name).items():
@@ -371,11 +472,18 @@ def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
             values = rng.standard_normal(shape) * 0.1 + (0.0 if tensor.endswith(".bias") else 1.0)
             tensors[tensor] = values.astype(np.float32)
             continue
-        scale = f.output_scale if tensor in ("output.weight",) or (tensor == "token_embd.weight" and f.c["tie_word_embeddings"]) else 1.0
+        scale = (
+            f.output_scale
+            if tensor in ("output.weight",)
+            or (tensor == "token_embd.weight" and f.c["tie_word_embeddings"])
+            else 1.0
+        )
         values = (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
         if tensor.endswith("_exps.weight") and f.arch == "gpt-oss":  # as gpt-oss ships them
             tensors[tensor] = (mxfp4(values), MXFP4, shape[::-1])
-        elif tensor.endswith("_exps.weight") and expert_type == "Q8_0":  # (ne0, ne1, n_expert) in blocks
+        elif (
+            tensor.endswith("_exps.weight") and expert_type == "Q8_0"
+        ):  # (ne0, ne1, n_expert) in blocks
             tensors[tensor] = (q8_0(values), Q8_0, shape[::-1])
         elif ".ffn_gate_inp." in tensor:
             tensors[tensor] = values  # the router stays float32, as converted
@@ -414,8 +522,17 @@ def llamacpp_steps(path: str, ids: list[int], tokens: int = TOKENS) -> list[dict
     but name."""
     from llama_cpp import Llama
 
-    llm = Llama(path, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=False, logits_all=True, verbose=False,
-                type_k=0, type_v=0)
+    llm = Llama(
+        path,
+        n_ctx=NUM_CTX,
+        n_threads=2,
+        n_batch=512,
+        flash_attn=False,
+        logits_all=True,
+        verbose=False,
+        type_k=0,
+        type_v=0,
+    )
     llm.reset()
     llm.eval(ids)
     steps = []
@@ -453,12 +570,14 @@ def record(out: Path, names=None) -> None:
             answers = []
             for text in PROMPTS:
                 steps = llamacpp_steps(str(path), prompt_ids(text))
-                answers.append({
-                    "prompt": text,
-                    "greedy_ids": [s["id"] for s in steps],
-                    "margins": [round(s["margin"], 5) for s in steps],
-                    "top_logprobs": [s["top"] for s in steps],
-                })
+                answers.append(
+                    {
+                        "prompt": text,
+                        "greedy_ids": [s["id"] for s in steps],
+                        "margins": [round(s["margin"], 5) for s in steps],
+                        "top_logprobs": [s["top"] for s in steps],
+                    }
+                )
             margins = [m for a in answers for m in a["margins"]]
             fixtures[name] = {
                 "arch": FIXTURES[name].arch,
@@ -479,7 +598,9 @@ def record(out: Path, names=None) -> None:
     text = json.dumps(document, indent=1)
     for name, fixture in fixtures.items():
         for answer in fixture["answers"]:
-            text = text.replace(json.dumps(answer, indent=1).replace("\n", "\n" + " " * 4), json.dumps(answer), 1)
+            text = text.replace(
+                json.dumps(answer, indent=1).replace("\n", "\n" + " " * 4), json.dumps(answer), 1
+            )
     out.write_text(text + "\n")
 
 
@@ -551,20 +672,28 @@ def compare_with_converter(name: str, converted: Path, built: Path) -> list[str]
     for key in sorted(keys_a.keys() | keys_b.keys()):
         va, vb = keys_a.get(key), keys_b.get(key)
         if isinstance(va, float) or isinstance(vb, float):
-            same = va is not None and vb is not None and abs(float(va) - float(vb)) <= 1e-6 * max(1.0, abs(float(va)))
+            same = (
+                va is not None
+                and vb is not None
+                and abs(float(va) - float(vb)) <= 1e-6 * max(1.0, abs(float(va)))
+            )
         else:
             same = va == vb
         if not same:
             problems.append(f"key {key}: converter {va!r}, fixture {vb!r}")
     for tensor in sorted(shapes_a.keys() | shapes_b.keys()):
         if shapes_a.get(tensor) != shapes_b.get(tensor):
-            problems.append(f"tensor {tensor}: converter {shapes_a.get(tensor)}, fixture {shapes_b.get(tensor)}")
+            problems.append(
+                f"tensor {tensor}: converter {shapes_a.get(tensor)}, fixture {shapes_b.get(tensor)}"
+            )
     return problems
 
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    if command == "convert-check":  # python -m ollamakit.testing.architectures convert-check LLAMA_CPP [NAMES...]
+    if (
+        command == "convert-check"
+    ):  # python -m ollamakit.testing.architectures convert-check LLAMA_CPP [NAMES...]
         llama_cpp, names = Path(sys.argv[2]), sys.argv[3:] or list(FIXTURES)
         import tempfile
 
@@ -573,7 +702,12 @@ if __name__ == "__main__":
             converted = convert(fixture, llama_cpp, work)
             built = build(fixture, work / f"{fixture}.gguf")
             problems = compare_with_converter(fixture, converted, built)
-            print(json.dumps({"fixture": fixture, "converted": str(converted), "differences": problems}, indent=1))
+            print(
+                json.dumps(
+                    {"fixture": fixture, "converted": str(converted), "differences": problems},
+                    indent=1,
+                )
+            )
     elif command == "record":  # python -m ollamakit.testing.architectures record [OUT] [NAMES...]
         target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("tests/reference") / RECORDED
         record(target, sys.argv[3:] or None)

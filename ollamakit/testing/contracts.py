@@ -4,6 +4,7 @@ To run the storage contract against every installed storage driver::
 
     from ollamakit.testing.contracts import StorageContract
 
+
     class TestStorage(StorageContract):
         pass
 
@@ -71,7 +72,10 @@ class StorageContract:
 
     @staticmethod
     def scratch(storage, data: bytes) -> Path:
-        path = storage.scratch_dir() / f"contract-{hashlib.sha256(data).hexdigest()[:12]}-{time.monotonic_ns()}"
+        path = (
+            storage.scratch_dir()
+            / f"contract-{hashlib.sha256(data).hexdigest()[:12]}-{time.monotonic_ns()}"
+        )
         path.write_bytes(data)
         return path
 
@@ -140,9 +144,17 @@ class StorageContract:
         self.scratch(storage, b"a temporary file in the scratch folder")
         assert list(storage.list_blobs()) == [digest]
 
-    @pytest.mark.parametrize("bad", ["../../etc/passwd", "sha256:short", "sha256:" + "g" * 64, "md5:" + "0" * 32, ""])
+    @pytest.mark.parametrize(
+        "bad", ["../../etc/passwd", "sha256:short", "sha256:" + "g" * 64, "md5:" + "0" * 32, ""]
+    )
     def test_refuses_what_is_not_a_digest(self, storage, bad):
-        for call in (storage.has_blob, storage.blob_size, storage.open_blob, storage.delete_blob, storage.blob_path):
+        for call in (
+            storage.has_blob,
+            storage.blob_size,
+            storage.open_blob,
+            storage.delete_blob,
+            storage.blob_path,
+        ):
             with pytest.raises(InvalidDigest):
                 call(bad)
         source = self.scratch(storage, b"x")

@@ -27,9 +27,48 @@ from ollamakit.lib.gguf import ValueType
 from .gguf_factory import make_gguf
 from .reference import REFERENCE_DIR
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog", "llama", "sat", "ran", "on", "in",
-         "mat", "park", "grass", "eat", "##s", "##ing", "and", "is", "was", "red", "blue", "house", "fast", "slow",
-         "river", "bridge", "old", "stone", "night", "rain", "fell", "over", ".", ",", "!", "?"]
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "llama",
+    "sat",
+    "ran",
+    "on",
+    "in",
+    "mat",
+    "park",
+    "grass",
+    "eat",
+    "##s",
+    "##ing",
+    "and",
+    "is",
+    "was",
+    "red",
+    "blue",
+    "house",
+    "fast",
+    "slow",
+    "river",
+    "bridge",
+    "old",
+    "stone",
+    "night",
+    "rain",
+    "fell",
+    "over",
+    ".",
+    ",",
+    "!",
+    "?",
+]
 
 TEXTS = (
     "the cat sat on the mat.",
@@ -64,7 +103,9 @@ DOCUMENTS = (
 def wordpiece_metadata(words: list[str] = WORDS) -> dict:
     """A BERT (WordPiece) vocabulary in llama.cpp's spelling: ``▁word``, continuations bare."""
     control = [w.startswith("[") and w.endswith("]") for w in words]
-    tokens = [w if c else (w[2:] if w.startswith("##") else "\u2581" + w) for w, c in zip(words, control)]
+    tokens = [
+        w if c else (w[2:] if w.startswith("##") else "\u2581" + w) for w, c in zip(words, control)
+    ]
     index = {w: i for i, w in enumerate(words)}
     return {
         "tokenizer.ggml.model": "bert",
@@ -80,12 +121,17 @@ def wordpiece_metadata(words: list[str] = WORDS) -> dict:
     }
 
 
-WORDPIECE_TYPES = {"tokenizer.ggml.tokens": ValueType.STRING, "tokenizer.ggml.token_type": ValueType.INT32}
+WORDPIECE_TYPES = {
+    "tokenizer.ggml.tokens": ValueType.STRING,
+    "tokenizer.ggml.token_type": ValueType.INT32,
+}
 
 
 def _layer_norm(rng, d: int) -> tuple[np.ndarray, np.ndarray]:
-    return ((1 + 0.1 * rng.standard_normal(d)).astype(np.float32),
-            (0.1 * rng.standard_normal(d)).astype(np.float32))
+    return (
+        (1 + 0.1 * rng.standard_normal(d)).astype(np.float32),
+        (0.1 * rng.standard_normal(d)).astype(np.float32),
+    )
 
 
 def tiny_nomic_bert(path: str | Path, seed: int = 0) -> Path:
@@ -97,18 +143,24 @@ def tiny_nomic_bert(path: str | Path, seed: int = 0) -> Path:
     def linear(rows: int, cols: int) -> np.ndarray:
         return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
 
-    tensors = {"token_embd.weight": rng.standard_normal((len(WORDS), d)).astype(np.float32),
-               "token_types.weight": rng.standard_normal((2, d)).astype(np.float32)}
+    tensors = {
+        "token_embd.weight": rng.standard_normal((len(WORDS), d)).astype(np.float32),
+        "token_types.weight": rng.standard_normal((2, d)).astype(np.float32),
+    }
     tensors["token_embd_norm.weight"], tensors["token_embd_norm.bias"] = _layer_norm(rng, d)
     for i in range(s["layers"]):
         b = f"blk.{i}."
         tensors[b + "attn_qkv.weight"] = linear(3 * d, d)
         tensors[b + "attn_output.weight"] = linear(d, d)
-        tensors[b + "attn_output_norm.weight"], tensors[b + "attn_output_norm.bias"] = _layer_norm(rng, d)
+        tensors[b + "attn_output_norm.weight"], tensors[b + "attn_output_norm.bias"] = _layer_norm(
+            rng, d
+        )
         tensors[b + "ffn_up.weight"] = linear(ff, d)
         tensors[b + "ffn_gate.weight"] = linear(ff, d)
         tensors[b + "ffn_down.weight"] = linear(d, ff)
-        tensors[b + "layer_output_norm.weight"], tensors[b + "layer_output_norm.bias"] = _layer_norm(rng, d)
+        tensors[b + "layer_output_norm.weight"], tensors[b + "layer_output_norm.bias"] = (
+            _layer_norm(rng, d)
+        )
     arch = "nomic-bert"
     metadata = {
         "general.architecture": arch,
@@ -124,8 +176,16 @@ def tiny_nomic_bert(path: str | Path, seed: int = 0) -> Path:
         f"{arch}.pooling_type": 1,
         **wordpiece_metadata(),
     }
-    return make_gguf(path, metadata, tensors, types={**WORDPIECE_TYPES, f"{arch}.rope.freq_base": ValueType.FLOAT32,
-                                                     f"{arch}.attention.layer_norm_epsilon": ValueType.FLOAT32})
+    return make_gguf(
+        path,
+        metadata,
+        tensors,
+        types={
+            **WORDPIECE_TYPES,
+            f"{arch}.rope.freq_base": ValueType.FLOAT32,
+            f"{arch}.attention.layer_norm_epsilon": ValueType.FLOAT32,
+        },
+    )
 
 
 # ms-marco-MiniLM-L6-v2's shape, for the rerank benchmark
@@ -151,18 +211,34 @@ def tiny_cross_encoder(folder: str | Path, seed: int = 0, shape: dict | None = N
     s = shape or CROSS_SHAPE
     d, ff = s["d"], s["ff"]
     rng = np.random.default_rng(seed)
-    shapes = {"bert.embeddings.word_embeddings.weight": (vocab, d),
-              "bert.embeddings.position_embeddings.weight": (s["positions"], d),
-              "bert.embeddings.token_type_embeddings.weight": (2, d),
-              "bert.embeddings.LayerNorm.weight": (d,), "bert.embeddings.LayerNorm.bias": (d,),
-              "bert.pooler.dense.weight": (d, d), "bert.pooler.dense.bias": (d,),
-              "classifier.weight": (1, d), "classifier.bias": (1,)}
+    shapes = {
+        "bert.embeddings.word_embeddings.weight": (vocab, d),
+        "bert.embeddings.position_embeddings.weight": (s["positions"], d),
+        "bert.embeddings.token_type_embeddings.weight": (2, d),
+        "bert.embeddings.LayerNorm.weight": (d,),
+        "bert.embeddings.LayerNorm.bias": (d,),
+        "bert.pooler.dense.weight": (d, d),
+        "bert.pooler.dense.bias": (d,),
+        "classifier.weight": (1, d),
+        "classifier.bias": (1,),
+    }
     for i in range(s["layers"]):
         b = f"bert.encoder.layer.{i}."
-        for part in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+        for part in (
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ):
             shapes[b + part + ".weight"], shapes[b + part + ".bias"] = (d, d), (d,)
-        shapes.update({b + "intermediate.dense.weight": (ff, d), b + "intermediate.dense.bias": (ff,),
-                       b + "output.dense.weight": (d, ff), b + "output.dense.bias": (d,)})
+        shapes.update(
+            {
+                b + "intermediate.dense.weight": (ff, d),
+                b + "intermediate.dense.bias": (ff,),
+                b + "output.dense.weight": (d, ff),
+                b + "output.dense.bias": (d,),
+            }
+        )
         for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
             shapes[b + norm + ".weight"], shapes[b + norm + ".bias"] = (d,), (d,)
     weights = {}
@@ -174,21 +250,42 @@ def tiny_cross_encoder(folder: str | Path, seed: int = 0, shape: dict | None = N
         else:  # larger than BERT's 0.02 initialiser, so that different pairs score differently
             weights[name] = (s["std"] * rng.standard_normal(shape)).astype(np.float32)
     save_file(weights, str(folder / "model.safetensors"))
-    config = {"architectures": ["BertForSequenceClassification"], "model_type": "bert", "hidden_size": d,
-              "intermediate_size": ff, "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"],
-              "max_position_embeddings": s["positions"], "type_vocab_size": 2, "vocab_size": vocab,
-              "layer_norm_eps": 1e-12, "hidden_act": "gelu", "pad_token_id": 0, "id2label": {"0": "LABEL_0"},
-              "label2id": {"LABEL_0": 0}, "position_embedding_type": "absolute"}
+    config = {
+        "architectures": ["BertForSequenceClassification"],
+        "model_type": "bert",
+        "hidden_size": d,
+        "intermediate_size": ff,
+        "num_hidden_layers": s["layers"],
+        "num_attention_heads": s["heads"],
+        "max_position_embeddings": s["positions"],
+        "type_vocab_size": 2,
+        "vocab_size": vocab,
+        "layer_norm_eps": 1e-12,
+        "hidden_act": "gelu",
+        "pad_token_id": 0,
+        "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0},
+        "position_embedding_type": "absolute",
+    }
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return folder
 
 
-def llamacpp_embeddings(path: str | Path, texts, n_ctx: int = 128) -> tuple[list[list[int]], list[list[float]]]:
+def llamacpp_embeddings(
+    path: str | Path, texts, n_ctx: int = 128
+) -> tuple[list[list[int]], list[list[float]]]:
     """llama.cpp's token ids and pooled (not normalised) vectors for ``texts``."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), embedding=True, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                          n_threads=2, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(path),
+        embedding=True,
+        n_ctx=n_ctx,
+        n_batch=n_ctx,
+        n_ubatch=n_ctx,
+        n_threads=2,
+        verbose=False,
+    )
     ids = [llm.tokenize(t.encode(), add_bos=True, special=True) for t in texts]
     vectors = [llm.embed(t, normalize=False) for t in texts]
     llm.close()
@@ -212,16 +309,20 @@ def record_cross_encoder() -> None:
         ids = model.tokenizer([q for q, _ in pairs], [doc for _, doc in pairs])["input_ids"]
     record = {
         "made_with": f"sentence-transformers {sentence_transformers.__version__} CrossEncoder, torch "
-                     f"{torch.__version__}, CPU ({platform.machine()})",
+        f"{torch.__version__}, CPU ({platform.machine()})",
         "model": "ollamakit.testing.encoders.tiny_cross_encoder(seed=0)",
         "shape": CROSS_SHAPE,
         "queries": list(QUERIES),
         "documents": list(DOCUMENTS),
         "ids": ids,
-        "logits": [[round(float(x), 7) for x in logits[i * len(DOCUMENTS):(i + 1) * len(DOCUMENTS)]]
-                   for i in range(len(QUERIES))],
-        "default_scores": [[round(float(x), 7) for x in default[i * len(DOCUMENTS):(i + 1) * len(DOCUMENTS)]]
-                           for i in range(len(QUERIES))],
+        "logits": [
+            [round(float(x), 7) for x in logits[i * len(DOCUMENTS) : (i + 1) * len(DOCUMENTS)]]
+            for i in range(len(QUERIES))
+        ],
+        "default_scores": [
+            [round(float(x), 7) for x in default[i * len(DOCUMENTS) : (i + 1) * len(DOCUMENTS)]]
+            for i in range(len(QUERIES))
+        ],
     }
     out = REFERENCE_DIR / CROSS_RECORD
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

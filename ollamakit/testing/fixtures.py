@@ -50,15 +50,28 @@ class ServerProcess:
         self.port = free_port()
         self.models_dir = models_dir
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{self.port}", "OLLAMA_MODELS": str(models_dir), **(env or {})}
+        self.env = {
+            **os.environ,
+            "OLLAMA_HOST": f"127.0.0.1:{self.port}",
+            "OLLAMA_MODELS": str(models_dir),
+            **(env or {}),
+        }
         self.proc = None
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.log = open(self.models_dir.parent / f"server-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ollamakit", "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "ollamakit", "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(f"server exited with {self.proc.returncode}"))
+        wait_for_port(
+            self.proc,
+            self.port,
+            timeout,
+            lambda: RuntimeError(f"server exited with {self.proc.returncode}"),
+        )
         return self
 
     def stop(self) -> None:

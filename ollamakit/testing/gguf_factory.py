@@ -1,7 +1,7 @@
 """Tiny, valid GGUF files for tests: any metadata and tensors, or a small random llama model.
 
-    make_gguf(path, {"general.architecture": "llama"}, {"w": np.zeros((4, 32), np.float32)})
-    tiny_llama(path)  # 2 layers, 64-dim, byte-level BPE vocabulary; runs in any llama engine
+make_gguf(path, {"general.architecture": "llama"}, {"w": np.zeros((4, 32), np.float32)})
+tiny_llama(path)  # 2 layers, 64-dim, byte-level BPE vocabulary; runs in any llama engine
 """
 
 from __future__ import annotations
@@ -45,7 +45,11 @@ def byte_level_vocab() -> list[str]:
 
     Written out here rather than taken from the tokenizer plugin: test models built with it
     check that tokenizer against an independent statement of the mapping."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     mapping, extra = {}, 0
     for byte in range(256):
         if byte in printable:
@@ -108,7 +112,10 @@ def tiny_llama(
     if chat_template is not None:
         metadata["tokenizer.chat_template"] = chat_template
     metadata.update(extra_metadata or {})
-    types = {"tokenizer.ggml.merges": ValueType.STRING, "tokenizer.ggml.token_type": ValueType.INT32}
+    types = {
+        "tokenizer.ggml.merges": ValueType.STRING,
+        "tokenizer.ggml.token_type": ValueType.INT32,
+    }
 
     def weight(rows: int, cols: int) -> np.ndarray:
         return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(dtype)
@@ -119,19 +126,23 @@ def tiny_llama(
     kv_dim = head_dim * n_kv_heads
     tensors: dict[str, object] = {"token_embd.weight": weight(n_vocab, n_embd)}
     for i in range(n_layers):
-        tensors.update({
-            f"blk.{i}.attn_norm.weight": norm(),
-            f"blk.{i}.attn_q.weight": weight(n_embd, n_embd),
-            f"blk.{i}.attn_k.weight": weight(kv_dim, n_embd),
-            f"blk.{i}.attn_v.weight": weight(kv_dim, n_embd),
-            f"blk.{i}.attn_output.weight": weight(n_embd, n_embd),
-            f"blk.{i}.ffn_norm.weight": norm(),
-            f"blk.{i}.ffn_gate.weight": weight(n_ff, n_embd),
-            f"blk.{i}.ffn_up.weight": weight(n_ff, n_embd),
-            f"blk.{i}.ffn_down.weight": weight(n_embd, n_ff),
-        })
+        tensors.update(
+            {
+                f"blk.{i}.attn_norm.weight": norm(),
+                f"blk.{i}.attn_q.weight": weight(n_embd, n_embd),
+                f"blk.{i}.attn_k.weight": weight(kv_dim, n_embd),
+                f"blk.{i}.attn_v.weight": weight(kv_dim, n_embd),
+                f"blk.{i}.attn_output.weight": weight(n_embd, n_embd),
+                f"blk.{i}.ffn_norm.weight": norm(),
+                f"blk.{i}.ffn_gate.weight": weight(n_ff, n_embd),
+                f"blk.{i}.ffn_up.weight": weight(n_ff, n_embd),
+                f"blk.{i}.ffn_down.weight": weight(n_embd, n_ff),
+            }
+        )
     tensors["output_norm.weight"] = norm()
     tensors["output.weight"] = weight(n_vocab, n_embd)
-    if endless:  # a zero logit loses to the largest of 256 random ones (all below zero: p = 2**-256)
+    if (
+        endless
+    ):  # a zero logit loses to the largest of 256 random ones (all below zero: p = 2**-256)
         tensors["output.weight"][: len(specials)] = 0
     return make_gguf(path, metadata, tensors, types=types)

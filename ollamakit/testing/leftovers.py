@@ -46,7 +46,11 @@ def stray_files(models_dir: Path) -> list[Path]:
         relative = path.relative_to(models)
         if relative.parts[0] == "blobs" and len(relative.parts) == 2 and _KEPT.match(path.name):
             continue
-        if relative.parts[0] == "manifests" and len(relative.parts) == 5 and not path.name.startswith("."):
+        if (
+            relative.parts[0] == "manifests"
+            and len(relative.parts) == 5
+            and not path.name.startswith(".")
+        ):
             continue
         stray.append(path)
     return stray
@@ -59,7 +63,9 @@ def check_manifests(models_dir: Path) -> int:
     for path in (models / "manifests").glob("*/*/*/*"):
         manifest = mf.Manifest.parse(path.read_bytes())
         for digest in manifest.digests():
-            assert (models / "blobs" / digest.replace(":", "-")).is_file(), f"{path} names missing blob {digest}"
+            assert (models / "blobs" / digest.replace(":", "-")).is_file(), (
+                f"{path} names missing blob {digest}"
+            )
         count += 1
     return count
 
@@ -71,7 +77,14 @@ def check_models_answer(http, generate: bool = True) -> list[str]:
     for name in names:
         assert http.post("/api/show", json={"model": name}).status_code == 200, name
         if generate:
-            reply = http.post("/api/generate", json={"model": name, "prompt": "a", "stream": False,
-                                                     "options": {"num_predict": 1, "temperature": 0}})
+            reply = http.post(
+                "/api/generate",
+                json={
+                    "model": name,
+                    "prompt": "a",
+                    "stream": False,
+                    "options": {"num_predict": 1, "temperature": 0},
+                },
+            )
             assert reply.status_code == 200 and reply.json()["done"], (name, reply.text)
     return names

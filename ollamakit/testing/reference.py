@@ -19,5 +19,7 @@ def reference_answers(name: str):
     skip: a test that quietly checks nothing would pass for the wrong reason."""
     path = REFERENCE_DIR / name
     if not path.is_file():
-        raise FileNotFoundError(f"reference answers not found: {path} (run the tests from a checkout of the repository)")
+        raise FileNotFoundError(
+            f"reference answers not found: {path} (run the tests from a checkout of the repository)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))

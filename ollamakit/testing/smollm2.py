@@ -76,17 +76,28 @@ def upload(url: str, path: Path, client: httpx.Client | None = None) -> str:
     return digest
 
 
-def create_smollm2(url: str, names: Iterable[str], template: str = TOOLS_TEMPLATE, parameters: dict | None = None) -> str:
+def create_smollm2(
+    url: str, names: Iterable[str], template: str = TOOLS_TEMPLATE, parameters: dict | None = None
+) -> str:
     """Create SmolLM2-135M-Instruct (Q4_1, from the package registry) on the server at ``url``
     under the first of ``names``, with ``template`` (and ``parameters``, if any), and copy it to
     the others. Returns the GGUF blob's digest."""
     first, *aliases = names
     with httpx.Client(timeout=600) as client:
         digest = upload(url, models.smollm2_q4_1(), client)
-        reply = client.post(f"{url}/api/create", json={
-            "model": first, "files": {"SmolLM2-135M-Instruct.Q4_1.gguf": digest}, "template": template, "stream": False,
-            **({"parameters": parameters} if parameters else {})})
+        reply = client.post(
+            f"{url}/api/create",
+            json={
+                "model": first,
+                "files": {"SmolLM2-135M-Instruct.Q4_1.gguf": digest},
+                "template": template,
+                "stream": False,
+                **({"parameters": parameters} if parameters else {}),
+            },
+        )
         reply.raise_for_status()
         for alias in aliases:
-            client.post(f"{url}/api/copy", json={"source": first, "destination": alias}).raise_for_status()
+            client.post(
+                f"{url}/api/copy", json={"source": first, "destination": alias}
+            ).raise_for_status()
     return digest

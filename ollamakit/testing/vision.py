@@ -27,8 +27,17 @@ OLLAMA_NAMES = {  # llama.cpp's name (a substring) -> Ollama's
 }
 
 
-def gemma3_tower(text_embd: int, *, blocks: int = 2, width: int = 128, heads: int = 4, ff: int = 256,
-                 image_size: int = 112, patch: int = 14, seed: int = 0) -> dict[str, np.ndarray]:
+def gemma3_tower(
+    text_embd: int,
+    *,
+    blocks: int = 2,
+    width: int = 128,
+    heads: int = 4,
+    ff: int = 256,
+    image_size: int = 112,
+    patch: int = 14,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Random SigLIP + gemma3 projector tensors in llama.cpp's names (row-major shapes)."""
     rng = np.random.default_rng(seed)
     n_patches = (image_size // patch) ** 2
@@ -40,7 +49,9 @@ def gemma3_tower(text_embd: int, *, blocks: int = 2, width: int = 128, heads: in
         return (around + spread * rng.standard_normal(n)).astype(np.float32)
 
     tensors = {
-        "v.patch_embd.weight": (rng.standard_normal((width, 3, patch, patch)) / np.sqrt(3 * patch * patch)).astype(np.float32),
+        "v.patch_embd.weight": (
+            rng.standard_normal((width, 3, patch, patch)) / np.sqrt(3 * patch * patch)
+        ).astype(np.float32),
         "v.patch_embd.bias": vector(width),
         "v.position_embd.weight": vector(n_patches * width, spread=0.3).reshape(n_patches, width),
     }
@@ -52,19 +63,45 @@ def gemma3_tower(text_embd: int, *, blocks: int = 2, width: int = 128, heads: in
         tensors[p + "ln1.weight"], tensors[p + "ln1.bias"] = vector(width, 1.0), vector(width)
         tensors[p + "ln2.weight"], tensors[p + "ln2.bias"] = vector(width, 1.0), vector(width)
         tensors[p + "ffn_up.weight"], tensors[p + "ffn_up.bias"] = matrix(ff, width), vector(ff)
-        tensors[p + "ffn_down.weight"], tensors[p + "ffn_down.bias"] = matrix(width, ff), vector(width)
+        tensors[p + "ffn_down.weight"], tensors[p + "ffn_down.bias"] = (
+            matrix(width, ff),
+            vector(width),
+        )
     tensors["v.post_ln.weight"], tensors["v.post_ln.bias"] = vector(width, 1.0), vector(width)
-    tensors["mm.soft_emb_norm.weight"] = vector(width, 1.0)  # the +1 already in, as converters store it
-    tensors["mm.input_projection.weight"] = matrix(text_embd, width).T.copy() * 2  # (vision, text), HF's orientation
+    tensors["mm.soft_emb_norm.weight"] = vector(
+        width, 1.0
+    )  # the +1 already in, as converters store it
+    tensors["mm.input_projection.weight"] = (
+        matrix(text_embd, width).T.copy() * 2
+    )  # (vision, text), HF's orientation
     return tensors
 
 
-def gemma3_mmproj(path: str | Path, text_embd: int, *, blocks: int = 2, width: int = 128, heads: int = 4, ff: int = 256,
-                  image_size: int = 112, patch: int = 14, seed: int = 0, tensors: dict | None = None) -> Path:
+def gemma3_mmproj(
+    path: str | Path,
+    text_embd: int,
+    *,
+    blocks: int = 2,
+    width: int = 128,
+    heads: int = 4,
+    ff: int = 256,
+    image_size: int = 112,
+    patch: int = 14,
+    seed: int = 0,
+    tensors: dict | None = None,
+) -> Path:
     """A gemma3 mmproj GGUF as llama.cpp's converter writes one (``general.type`` mmproj, arch
     clip); ``tensors`` replaces the random ones."""
-    tensors = tensors or gemma3_tower(text_embd, blocks=blocks, width=width, heads=heads, ff=ff,
-                                      image_size=image_size, patch=patch, seed=seed)
+    tensors = tensors or gemma3_tower(
+        text_embd,
+        blocks=blocks,
+        width=width,
+        heads=heads,
+        ff=ff,
+        image_size=image_size,
+        patch=patch,
+        seed=seed,
+    )
     metadata = {
         "general.architecture": "clip",
         "general.type": "mmproj",
@@ -114,7 +151,9 @@ def pattern_png(size=(150, 100), seed: int = 0) -> bytes:
     return out.getvalue()
 
 
-def colour_tower(targets: dict, *, width: int = 64, image_size: int = 112, patch: int = 14, eps: float = 1e-6) -> dict:
+def colour_tower(
+    targets: dict, *, width: int = 64, image_size: int = 112, patch: int = 14, eps: float = 1e-6
+) -> dict:
     """gemma3 projector tensors that turn a solid image of each colour in ``targets`` (an RGB
     triple -> the text embedding it should become) into that embedding: the patch product takes
     each patch's mean colour, the block adds nothing (zero output matrices), and the input
@@ -126,15 +165,32 @@ def colour_tower(targets: dict, *, width: int = 64, image_size: int = 112, patch
     bias = np.zeros(width, np.float32)
     bias[3] = 1.0  # a constant channel, so every colour's normed vector is well defined
     zeros, ones = np.zeros(width, np.float32), np.ones(width, np.float32)
-    tensors = {"v.patch_embd.weight": conv, "v.patch_embd.bias": bias,
-               "v.position_embd.weight": np.zeros((n_patches, width), np.float32)}
+    tensors = {
+        "v.patch_embd.weight": conv,
+        "v.patch_embd.bias": bias,
+        "v.position_embd.weight": np.zeros((n_patches, width), np.float32),
+    }
     p = "v.blk.0."
     for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
-        tensors[p + name + ".weight"], tensors[p + name + ".bias"] = np.zeros((width, width), np.float32), zeros
-    tensors.update({p + "ln1.weight": ones, p + "ln1.bias": zeros, p + "ln2.weight": ones, p + "ln2.bias": zeros,
-                    p + "ffn_up.weight": np.zeros((width, width), np.float32), p + "ffn_up.bias": zeros,
-                    p + "ffn_down.weight": np.zeros((width, width), np.float32), p + "ffn_down.bias": zeros,
-                    "v.post_ln.weight": ones, "v.post_ln.bias": zeros, "mm.soft_emb_norm.weight": ones})
+        tensors[p + name + ".weight"], tensors[p + name + ".bias"] = (
+            np.zeros((width, width), np.float32),
+            zeros,
+        )
+    tensors.update(
+        {
+            p + "ln1.weight": ones,
+            p + "ln1.bias": zeros,
+            p + "ln2.weight": ones,
+            p + "ln2.bias": zeros,
+            p + "ffn_up.weight": np.zeros((width, width), np.float32),
+            p + "ffn_up.bias": zeros,
+            p + "ffn_down.weight": np.zeros((width, width), np.float32),
+            p + "ffn_down.bias": zeros,
+            "v.post_ln.weight": ones,
+            "v.post_ln.bias": zeros,
+            "mm.soft_emb_norm.weight": ones,
+        }
+    )
 
     def features(rgb):
         x = bias.astype(np.float64).copy()
@@ -145,7 +201,9 @@ def colour_tower(targets: dict, *, width: int = 64, image_size: int = 112, patch
     colours = list(targets)
     f = np.stack([features(rgb) for rgb in colours])
     e = np.stack([np.asarray(targets[rgb], np.float64) for rgb in colours])
-    tensors["mm.input_projection.weight"] = (np.linalg.pinv(f) @ e).astype(np.float32)  # (vision, text)
+    tensors["mm.input_projection.weight"] = (np.linalg.pinv(f) @ e).astype(
+        np.float32
+    )  # (vision, text)
     return tensors
 
 
@@ -168,14 +226,28 @@ def colour_projector(path: str | Path, model: str | Path, colours: dict = COLOUR
         targets = {}
         for rgb, word in colours.items():
             [token] = tokenizer.encode(word, add_special=False)
-            row = dequantize(raw[token * row_bytes : (token + 1) * row_bytes], info.ggml_type, (width, 1)).reshape(-1)
+            row = dequantize(
+                raw[token * row_bytes : (token + 1) * row_bytes], info.ggml_type, (width, 1)
+            ).reshape(-1)
             targets[rgb] = row * np.sqrt(width)  # as gemma3 scales a text token's embedding
     tensors = colour_tower(targets, image_size=56)
-    return gemma3_mmproj(path, width, blocks=1, width=64, heads=4, ff=64, image_size=56, tensors=tensors)
+    return gemma3_mmproj(
+        path, width, blocks=1, width=64, heads=4, ff=64, image_size=56, tensors=tensors
+    )
 
 
-def ollama_gemma3(path: str | Path, model: str | Path, tensors: dict, *, blocks: int = 2, width: int = 128, heads: int = 4,
-                  ff: int = 256, image_size: int = 112, patch: int = 14) -> Path:
+def ollama_gemma3(
+    path: str | Path,
+    model: str | Path,
+    tensors: dict,
+    *,
+    blocks: int = 2,
+    width: int = 128,
+    heads: int = 4,
+    ff: int = 256,
+    image_size: int = 112,
+    patch: int = 14,
+) -> Path:
     """A gemma3 model as Ollama's converter lays one out: the text model of ``model`` and the
     vision tower ``tensors`` (llama.cpp names; written under Ollama's) in one GGUF, with the
     ``gemma3.vision.*`` keys and no projector file."""
@@ -185,14 +257,25 @@ def ollama_gemma3(path: str | Path, model: str | Path, tensors: dict, *, blocks:
     with GGUFFile.open(model) as gguf:
         writer = GGUFWriter(path, alignment=gguf.alignment)
         writer.add_metadata(gguf.metadata, gguf.metadata_types)
-        for key, value in (("block_count", blocks), ("embedding_length", width), ("feed_forward_length", ff),
-                           ("image_size", image_size), ("patch_size", patch), ("num_channels", 3),
-                           ("attention.head_count", heads)):
+        for key, value in (
+            ("block_count", blocks),
+            ("embedding_length", width),
+            ("feed_forward_length", ff),
+            ("image_size", image_size),
+            ("patch_size", patch),
+            ("num_channels", 3),
+            ("attention.head_count", heads),
+        ):
             writer.add(f"gemma3.vision.{key}", value)
         writer.add("gemma3.vision.attention.layer_norm_epsilon", 1e-6)
         writer.add("gemma3.mm.tokens_per_image", ((image_size // patch) // 4) ** 2)
         for info in gguf.tensors:
-            writer.add_tensor(info.name, lambda name=info.name: gguf.raw(name).tobytes(), info.ggml_type, info.shape)
+            writer.add_tensor(
+                info.name,
+                lambda name=info.name: gguf.raw(name).tobytes(),
+                info.ggml_type,
+                info.shape,
+            )
         for name, value in ollama_names(tensors).items():
             writer.add_tensor(name, value)
         return writer.write()
@@ -202,25 +285,50 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-def llava_mmproj(path: str | Path, text_embd: int, *, blocks: int = 3, width: int = 64, heads: int = 4, ff: int = 128,
-                 image_size: int = 56, patch: int = 14, seed: int = 0, scale: float = 0.05) -> Path:
+def llava_mmproj(
+    path: str | Path,
+    text_embd: int,
+    *,
+    blocks: int = 3,
+    width: int = 64,
+    heads: int = 4,
+    ff: int = 128,
+    image_size: int = 56,
+    patch: int = 14,
+    seed: int = 0,
+    scale: float = 0.05,
+) -> Path:
     """A random LLaVA ``mlp`` projector as llama.cpp's legacy converter writes one: a CLIP tower
     (class embedding, pre-norm, GELU-quick) and ``mm.0``/``mm.2`` into ``text_embd``, whose
     outputs are about ``scale`` (a text model's own embeddings are small: far larger ones make
     its answer hang on rounding)."""
     rng = np.random.default_rng(seed)
-    tensors = gemma3_tower(text_embd, blocks=blocks, width=width, heads=heads, ff=ff, image_size=image_size,
-                           patch=patch, seed=seed)
+    tensors = gemma3_tower(
+        text_embd,
+        blocks=blocks,
+        width=width,
+        heads=heads,
+        ff=ff,
+        image_size=image_size,
+        patch=patch,
+        seed=seed,
+    )
     for name in ("v.patch_embd.bias", "mm.soft_emb_norm.weight", "mm.input_projection.weight"):
         del tensors[name]
     n_pos = (image_size // patch) ** 2 + 1
     tensors["v.class_embd"] = (0.3 * rng.standard_normal(width)).astype(np.float32)
-    tensors["v.position_embd.weight"] = (0.3 * rng.standard_normal((n_pos, width))).astype(np.float32)
+    tensors["v.position_embd.weight"] = (0.3 * rng.standard_normal((n_pos, width))).astype(
+        np.float32
+    )
     tensors["v.pre_ln.weight"] = (1 + 0.1 * rng.standard_normal(width)).astype(np.float32)
     tensors["v.pre_ln.bias"] = (0.1 * rng.standard_normal(width)).astype(np.float32)
-    tensors["mm.0.weight"] = (rng.standard_normal((text_embd, width)) / np.sqrt(width)).astype(np.float32)
+    tensors["mm.0.weight"] = (rng.standard_normal((text_embd, width)) / np.sqrt(width)).astype(
+        np.float32
+    )
     tensors["mm.0.bias"] = (0.1 * rng.standard_normal(text_embd)).astype(np.float32)
-    tensors["mm.2.weight"] = (scale * rng.standard_normal((text_embd, text_embd)) / np.sqrt(text_embd)).astype(np.float32)
+    tensors["mm.2.weight"] = (
+        scale * rng.standard_normal((text_embd, text_embd)) / np.sqrt(text_embd)
+    ).astype(np.float32)
     tensors["mm.2.bias"] = (scale * rng.standard_normal(text_embd)).astype(np.float32)
     metadata = {
         "general.architecture": "clip",

@@ -68,8 +68,15 @@ def _llama(model: str):
     if model not in _llamas:
         if len(_llamas) >= 2:
             _llamas.pop(next(iter(_llamas)))
-        _llamas[model] = Llama(model, n_ctx=NUM_CTX, n_threads=2, n_batch=512, flash_attn=True, logits_all=True,
-                               verbose=VERBOSE)
+        _llamas[model] = Llama(
+            model,
+            n_ctx=NUM_CTX,
+            n_threads=2,
+            n_batch=512,
+            flash_attn=True,
+            logits_all=True,
+            verbose=VERBOSE,
+        )
     return _llamas[model]
 
 
@@ -115,13 +122,20 @@ def greedy(model: str, mmproj: str, text: str, images: list[bytes], tokens: int 
             else:
                 prompt += [-1] * M.mtmd_input_chunk_get_n_tokens(chunk)
         llm.reset()
-        C.llama_memory_clear(C.llama_get_memory(llm.ctx), True)  # a kept model: nothing of the last case
+        C.llama_memory_clear(
+            C.llama_get_memory(llm.ctx), True
+        )  # a kept model: nothing of the last case
         new_past = C.llama_pos(0)
-        if M.mtmd_helper_eval_chunks(ctx, llm.ctx, chunks, 0, 0, 512, True, ctypes.byref(new_past)) != 0:
+        if (
+            M.mtmd_helper_eval_chunks(ctx, llm.ctx, chunks, 0, 0, 512, True, ctypes.byref(new_past))
+            != 0
+        ):
             raise RuntimeError("mtmd_helper_eval_chunks failed")
         llm.n_tokens = new_past.value
         chosen, margins = [], []
-        logits = np.ctypeslib.as_array(C.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)).copy()
+        logits = np.ctypeslib.as_array(
+            C.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)
+        ).copy()
         for _ in range(tokens):
             second, first = np.argsort(logits)[-2:]
             chosen.append(int(first))
@@ -176,7 +190,9 @@ def cases(folder) -> dict:
 
     gemma, smol = str(models.gemma3_270m()), str(models.smollm2_q4_1())
     gemma_projector, llava = fixture_projector(folder), llava_projector(folder)
-    found = {f"gemma3/{name}": (gemma, gemma_projector, PROMPT, make) for name, make in IMAGES.items()}
+    found = {
+        f"gemma3/{name}": (gemma, gemma_projector, PROMPT, make) for name, make in IMAGES.items()
+    }
     found["llava/pattern"] = (smol, llava, LLAVA_PROMPT, IMAGES["pattern"])
     return found
 

@@ -23,9 +23,7 @@ from ..config import PROBE_PATHS, read_key_file
 from ..errors import OllamaError
 
 CHALLENGE = 'Bearer realm="ollamakit"'
-UNAUTHORIZED = (
-    "unauthorized: this server needs an API key, sent as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
-)
+UNAUTHORIZED = "unauthorized: this server needs an API key, sent as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
 
 
 class ApiKeyConfigError(OllamaError):
@@ -39,7 +37,9 @@ def load_keys(settings) -> tuple[bytes, ...]:
         try:
             from_file = read_key_file(settings.api_keys_file)
         except (OSError, ValueError) as exc:
-            raise ApiKeyConfigError(f"cannot read the API key file {settings.api_keys_file}: {exc}") from None
+            raise ApiKeyConfigError(
+                f"cannot read the API key file {settings.api_keys_file}: {exc}"
+            ) from None
         if not from_file:
             raise ApiKeyConfigError(f"the API key file {settings.api_keys_file} holds no key")
         keys += from_file
@@ -58,7 +58,14 @@ def refusal_body(path: str) -> dict:
     """Ollama's ``{"error": message}``; under ``/v1/`` the error object OpenAI's and Anthropic's
     clients both read their message from (the check runs before a route says which API it is)."""
     if path.startswith("/v1/"):
-        return {"type": "error", "error": {"type": "authentication_error", "message": UNAUTHORIZED, "code": "invalid_api_key"}}
+        return {
+            "type": "error",
+            "error": {
+                "type": "authentication_error",
+                "message": UNAUTHORIZED,
+                "code": "invalid_api_key",
+            },
+        }
     return {"error": UNAUTHORIZED}
 
 
@@ -85,7 +92,9 @@ class ApiKeys:
             matched |= hmac.compare_digest(presented, digest)
         return matched
 
-    def allows(self, method: str, path: str, authorization: str | None, x_api_key: str | None) -> bool:
+    def allows(
+        self, method: str, path: str, authorization: str | None, x_api_key: str | None
+    ) -> bool:
         path = "/" + path.lstrip("/")
         if method in ("GET", "HEAD") and (path.rstrip("/") or "/") in self.open:
             return True
@@ -99,7 +108,9 @@ class ApiKeyMiddleware:
         self.keys = keys
 
     def process_request(self, req, resp):
-        if self.keys.allows(req.method, req.path, req.get_header("Authorization"), req.get_header("X-Api-Key")):
+        if self.keys.allows(
+            req.method, req.path, req.get_header("Authorization"), req.get_header("X-Api-Key")
+        ):
             return
         resp.status = 401
         resp.set_header("WWW-Authenticate", CHALLENGE)

@@ -50,13 +50,17 @@ def parse_json(raw: bytes, limit: int = MAX_JSON_BODY) -> dict:
     except UnicodeDecodeError:
         raise BadRequest("invalid character in request body: not UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise BadRequest(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     except RecursionError:  # arrays or objects nested deeper than the parser's stack
         raise BadRequest("invalid JSON: exceeded max depth") from None
     except ValueError:  # the only other: an integer past Python's 4300-digit conversion limit
         raise BadRequest("invalid JSON: a number has too many digits") from None
     if not isinstance(body, dict):
-        raise BadRequest(f"json: cannot unmarshal {type(body).__name__} into Go value of type object")
+        raise BadRequest(
+            f"json: cannot unmarshal {type(body).__name__} into Go value of type object"
+        )
     if _SURROGATE_ESCAPE.search(raw):
         _refuse_lone_surrogates(body)
     return body
@@ -84,7 +88,9 @@ def _refuse_lone_surrogates(value) -> None:
                 found = _LONE_SURROGATE.search(part)
                 if found:
                     code = ord(found.group())
-                    raise BadRequest(f"invalid JSON: string escape \\u{code:04x} is half of a surrogate pair")
+                    raise BadRequest(
+                        f"invalid JSON: string escape \\u{code:04x} is half of a surrogate pair"
+                    )
             elif isinstance(part, (dict, list)):
                 pending.append(part)
 
@@ -101,5 +107,7 @@ def field(body: dict, key: str, kind, default=None):
         ok = isinstance(value, kinds)
     if not ok:
         names = " or ".join(k.__name__ for k in kinds)
-        raise BadRequest(f"json: cannot unmarshal {type(value).__name__} into field {key} of type {names}")
+        raise BadRequest(
+            f"json: cannot unmarshal {type(value).__name__} into field {key} of type {names}"
+        )
     return value

@@ -23,7 +23,9 @@ LARGE_BODY_PATHS = ("/api/import",)
 
 def takes_large_body(method: str, path: str) -> bool:
     path = "/" + path.lstrip("/")
-    return method == "POST" and (path.startswith(LARGE_BODY_PREFIXES) or path.rstrip("/") in LARGE_BODY_PATHS)
+    return method == "POST" and (
+        path.startswith(LARGE_BODY_PREFIXES) or path.rstrip("/") in LARGE_BODY_PATHS
+    )
 
 
 @dataclass(frozen=True)

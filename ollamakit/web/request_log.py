@@ -16,8 +16,16 @@ from pathlib import Path
 log = logging.getLogger("ollamakit.web")
 
 # The routes Ollama logs: the ones that run a model to generate text.
-LOGGED_ROUTES = frozenset({"/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions", "/v1/responses",
-                           "/v1/messages"})
+LOGGED_ROUTES = frozenset(
+    {
+        "/api/generate",
+        "/api/chat",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/responses",
+        "/v1/messages",
+    }
+)
 RAW_BODY = "raw_body"  # the attribute of ``req.context`` that ``read_json`` leaves the bytes in
 
 
@@ -41,8 +49,11 @@ class RequestLogMiddleware:
     def __init__(self, directory: Path | None = None):
         self.dir = Path(directory or tempfile.mkdtemp(prefix="ollama-request-logs-"))
         self._count = itertools.count(1)
-        log.info("request debug logging enabled; inference request logs will be stored in %s and include "
-                 "request bodies and replay curl commands", self.dir)
+        log.info(
+            "request debug logging enabled; inference request logs will be stored in %s and include "
+            "request bodies and replay curl commands",
+            self.dir,
+        )
 
     def process_response(self, req, resp, resource, req_succeeded):
         body = getattr(req.context, RAW_BODY, None)

@@ -37,7 +37,9 @@ class PluginApp(falcon.App):
         self.route_owners: dict[str, tuple[str, bool]] = {}  # path -> (plugin, overrides)
         self.adding_plugin = "the application"
 
-    def add_route(self, uri_template: str, resource: object, *, override: bool = False, **kwargs: Any) -> None:
+    def add_route(
+        self, uri_template: str, resource: object, *, override: bool = False, **kwargs: Any
+    ) -> None:
         key = path_key(uri_template)
         owner = self.route_owners.get(key)
         if owner is not None:

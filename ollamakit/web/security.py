@@ -7,7 +7,9 @@ import ipaddress
 import socket
 from functools import lru_cache
 
-ALLOWED_HEADERS = "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-*"
+ALLOWED_HEADERS = (
+    "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-*"
+)
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _BASE_ORIGINS = [
     f"{scheme}://{host}{port}"
@@ -49,9 +51,8 @@ def host_allowed(host_header: str | None) -> bool:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return (
-            host in ("localhost", socket.gethostname().lower())
-            or host.endswith((".localhost", ".local", ".internal"))
+        return host in ("localhost", socket.gethostname().lower()) or host.endswith(
+            (".localhost", ".local", ".internal")
         )
     return ip.is_loopback or ip.is_private or ip.is_unspecified or host in _local_addresses()
 
@@ -63,7 +64,11 @@ def origin_allowed(origin: str, extra: tuple[str, ...]) -> bool:
 def headers_allowed(requested: str | None) -> bool:
     for header in (requested or "").split(","):
         header = header.strip().lower()
-        if header and header not in _BASIC_HEADERS and not header.startswith(_EXTRA_HEADER_PREFIXES):
+        if (
+            header
+            and header not in _BASIC_HEADERS
+            and not header.startswith(_EXTRA_HEADER_PREFIXES)
+        ):
             return False
     return True
 

@@ -18,12 +18,27 @@ import json
 import secrets
 
 from ollamakit import inference
-from ollamakit.web import client_gone, error_status, errors_in_envelope, json_response, read_json, sse_frame, sse_response
+from ollamakit.web import (
+    client_gone,
+    error_status,
+    errors_in_envelope,
+    json_response,
+    read_json,
+    sse_frame,
+    sse_response,
+)
 
 from .request import MessagesRequest, estimate_input_tokens
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
 
 
 def generate_id(prefix: str) -> str:
@@ -32,11 +47,16 @@ def generate_id(prefix: str) -> str:
 
 def error_envelope(exc: BaseException) -> tuple[int, dict]:
     status, message = error_status(exc)
-    return status, {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
-                    "request_id": generate_id("req")}
+    return status, {
+        "type": "error",
+        "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
+        "request_id": generate_id("req"),
+    }
 
 
-anthropic_errors = errors_in_envelope(error_envelope)  # responders answering errors in Anthropic's envelope
+anthropic_errors = errors_in_envelope(
+    error_envelope
+)  # responders answering errors in Anthropic's envelope
 
 
 def stop_reason(done_reason: str, has_calls: bool) -> str:
@@ -46,19 +66,32 @@ def stop_reason(done_reason: str, has_calls: bool) -> str:
 
 
 def tool_use(call: dict) -> dict:
-    return {"type": "tool_use", "id": call.get("id", ""), "name": call["function"]["name"],
-            "input": call["function"].get("arguments") or {}}
+    return {
+        "type": "tool_use",
+        "id": call.get("id", ""),
+        "name": call["function"]["name"],
+        "input": call["function"].get("arguments") or {},
+    }
 
 
 def message(ident: str, model: str, content: list, reason: str, usage: dict) -> dict:
-    reply = {"id": ident, "type": "message", "role": "assistant", "model": model, "content": content}
+    reply = {
+        "id": ident,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+    }
     if reason:
         reply["stop_reason"] = reason
     return {**reply, "usage": usage}
 
 
 def usage(event: dict) -> dict:
-    return {"input_tokens": int(event.get("prompt_eval_count", 0)), "output_tokens": int(event.get("eval_count", 0))}
+    return {
+        "input_tokens": int(event.get("prompt_eval_count", 0)),
+        "output_tokens": int(event.get("eval_count", 0)),
+    }
 
 
 def search_call(calls: list[dict]) -> dict | None:
@@ -70,10 +103,17 @@ def search_failure(ident: str, call: dict) -> list[dict]:
     query = call["function"].get("arguments", {}).get("query")
     query = query if isinstance(query, str) else ""
     use_id = "srvtoolu_" + ident.removeprefix("msg_")
-    return [{"type": "server_tool_use", "id": use_id, "name": "web_search", "input": {"query": query}},
-            {"type": "web_search_tool_result", "tool_use_id": use_id,
-             "content": {"type": "web_search_tool_result_error",
-                         "error_code": "unavailable" if query else "invalid_request"}}]
+    return [
+        {"type": "server_tool_use", "id": use_id, "name": "web_search", "input": {"query": query}},
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": use_id,
+            "content": {
+                "type": "web_search_tool_result_error",
+                "error_code": "unavailable" if query else "invalid_request",
+            },
+        },
+    ]
 
 
 class StreamConverter:
@@ -88,18 +128,31 @@ class StreamConverter:
 
     def start(self, input_tokens: int) -> list:
         self.started = True
-        start = message(self.ident, self.model, [], "",
-                        {"input_tokens": input_tokens or self.estimated_input, "output_tokens": 0})
+        start = message(
+            self.ident,
+            self.model,
+            [],
+            "",
+            {"input_tokens": input_tokens or self.estimated_input, "output_tokens": 0},
+        )
         return [("message_start", {"type": "message_start", "message": start})]
 
     def _stop_block(self) -> tuple:
         return "content_block_stop", {"type": "content_block_stop", "index": self.index}
 
     def _block(self, block: dict) -> tuple:
-        return "content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}
+        return "content_block_start", {
+            "type": "content_block_start",
+            "index": self.index,
+            "content_block": block,
+        }
 
     def _delta(self, delta: dict) -> tuple:
-        return "content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta}
+        return "content_block_delta", {
+            "type": "content_block_delta",
+            "index": self.index,
+            "delta": delta,
+        }
 
     def process(self, chunk: dict) -> list:
         reply = chunk.get("message") or {}
@@ -125,15 +178,22 @@ class StreamConverter:
             if self.text_started:
                 events.append(self._stop_block())
                 self.index, self.text_started = self.index + 1, False
-            arguments = json.dumps(call["function"].get("arguments") or {}, ensure_ascii=False, separators=(",", ":"))
-            events += [self._block({**tool_use(call), "input": {}}),
-                       self._delta({"type": "input_json_delta", "partial_json": arguments}), self._stop_block()]
+            arguments = json.dumps(
+                call["function"].get("arguments") or {}, ensure_ascii=False, separators=(",", ":")
+            )
+            events += [
+                self._block({**tool_use(call), "input": {}}),
+                self._delta({"type": "input_json_delta", "partial_json": arguments}),
+                self._stop_block(),
+            ]
             self.calls_sent.add(call.get("id", ""))
             self.index += 1
         if chunk.get("done"):
             if self.text_started or (self.thinking_started and not self.thinking_done):
                 events.append(self._stop_block())
-            events += self.finish(stop_reason(chunk.get("done_reason", ""), bool(self.calls_sent)), usage(chunk))
+            events += self.finish(
+                stop_reason(chunk.get("done_reason", ""), bool(self.calls_sent)), usage(chunk)
+            )
         return events
 
     def _close_thinking(self) -> list:
@@ -146,8 +206,10 @@ class StreamConverter:
 
     def finish(self, reason: str, counts: dict) -> list:
         delta = {"stop_reason": reason} if reason else {}
-        return [("message_delta", {"type": "message_delta", "delta": delta, "usage": counts}),
-                ("message_stop", {"type": "message_stop"})]
+        return [
+            ("message_delta", {"type": "message_delta", "delta": delta, "usage": counts}),
+            ("message_stop", {"type": "message_stop"}),
+        ]
 
     def search_failed(self, blocks: list[dict], counts: dict) -> list:
         """Close what is open and end with the failed search's blocks (``writeTerminalResponse``)."""
@@ -169,11 +231,15 @@ class Messages:
     def on_post(self, req, resp):
         body = read_json(req)
         request = MessagesRequest(body)
-        events = inference.chat(self.kernel, request.native, gone=client_gone(req), relax_thinking=True)
+        events = inference.chat(
+            self.kernel, request.native, gone=client_gone(req), relax_thinking=True
+        )
         ident = generate_id("msg")
         if request.stream:
             converter = StreamConverter(ident, request.model, estimate_input_tokens(body))
-            frames = (sse_frame(data, name) for name, data in self._stream(events, converter, request))
+            frames = (
+                sse_frame(data, name) for name, data in self._stream(events, converter, request)
+            )
             sse_response(resp, frames, error_envelope, self._error_event)
         else:
             json_response(resp, self._complete(events, ident, request), 200, "application/json")
@@ -193,15 +259,22 @@ class Messages:
             final = event
         searched = search_call(calls) if request.web_search else None
         if searched:
-            return message(ident, request.model, search_failure(ident, searched), "end_turn", usage(final))
+            return message(
+                ident, request.model, search_failure(ident, searched), "end_turn", usage(final)
+            )
         content = []
         if "".join(thinking):
             content.append({"type": "thinking", "thinking": "".join(thinking)})
         if "".join(text):
             content.append({"type": "text", "text": "".join(text)})
         content += [tool_use(call) for call in calls]
-        return message(ident, final.get("model", request.model), content,
-                       stop_reason(final.get("done_reason", ""), bool(calls)), usage(final))
+        return message(
+            ident,
+            final.get("model", request.model),
+            content,
+            stop_reason(final.get("done_reason", ""), bool(calls)),
+            usage(final),
+        )
 
     def _stream(self, events, converter: StreamConverter, request: MessagesRequest):
         searched = None
@@ -210,6 +283,8 @@ class Messages:
             searched = searched or (search_call(calls) if request.web_search else None)
             if searched:  # Ollama lets the generation finish while it searches
                 if event.get("done"):
-                    yield from converter.search_failed(search_failure(converter.ident, searched), usage(event))
+                    yield from converter.search_failed(
+                        search_failure(converter.ident, searched), usage(event)
+                    )
                 continue
             yield from converter.process(event)

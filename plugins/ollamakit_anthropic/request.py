@@ -10,11 +10,20 @@ import json
 from ollamakit.errors import BadRequest
 
 # The function a local model is given for Anthropic's built-in web_search_* tools.
-WEB_SEARCH_FUNCTION = {"type": "function", "function": {
-    "name": "web_search",
-    "description": "Search the web for current information. Use this to find up-to-date information about any topic.",
-    "parameters": {"type": "object", "required": ["query"], "properties": {
-        "query": {"type": "string", "description": "The search query to look up on the web"}}}}}
+WEB_SEARCH_FUNCTION = {
+    "type": "function",
+    "function": {
+        "name": "web_search",
+        "description": "Search the web for current information. Use this to find up-to-date information about any topic.",
+        "parameters": {
+            "type": "object",
+            "required": ["query"],
+            "properties": {
+                "query": {"type": "string", "description": "The search query to look up on the web"}
+            },
+        },
+    },
+}
 
 
 def typed(body: dict, key: str, kinds, what: str):
@@ -37,7 +46,9 @@ def image(source) -> str:
     if not isinstance(source, dict):
         raise BadRequest("invalid image source")
     if source.get("type") != "base64":
-        raise BadRequest(f"invalid image source type: {_text(source.get('type'))}. Only base64 images are supported.")
+        raise BadRequest(
+            f"invalid image source type: {_text(source.get('type'))}. Only base64 images are supported."
+        )
     data = _text(source.get("data"))
     try:
         binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
@@ -65,8 +76,13 @@ def tool_result_content(content) -> tuple[str, list[str]]:
 
 def web_search_result_text(content) -> str:
     """A replayed web_search_tool_result as the text the model saw."""
+
     def error(code) -> str:
-        return f"web_search_tool_result_error: {code}" if _text(code) else "web_search_tool_result_error"
+        return (
+            f"web_search_tool_result_error: {code}"
+            if _text(code)
+            else "web_search_tool_result_error"
+        )
 
     if isinstance(content, str):
         return content
@@ -87,7 +103,9 @@ def _blocks(content, i: int) -> list[dict]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
-        raise BadRequest(f"invalid type for 'messages[{i}].content': expected a string or an array of blocks")
+        raise BadRequest(
+            f"invalid type for 'messages[{i}].content': expected a string or an array of blocks"
+        )
     return content
 
 
@@ -114,15 +132,30 @@ def convert_message(message: dict, i: int) -> list[dict]:
                 raise BadRequest("tool_use block missing required 'id' field")
             if kind == "tool_use" and not _text(block.get("name")):
                 raise BadRequest("tool_use block missing required 'name' field")
-            calls.append({"id": _text(block.get("id")),
-                          "function": {"name": _text(block.get("name")), "arguments": _arguments(block)}})
+            calls.append(
+                {
+                    "id": _text(block.get("id")),
+                    "function": {"name": _text(block.get("name")), "arguments": _arguments(block)},
+                }
+            )
         elif kind == "tool_result":
             content, result_images = tool_result_content(block.get("content"))
-            results.append({"role": "tool", "content": content, "images": result_images,
-                            "tool_call_id": _text(block.get("tool_use_id"))})
+            results.append(
+                {
+                    "role": "tool",
+                    "content": content,
+                    "images": result_images,
+                    "tool_call_id": _text(block.get("tool_use_id")),
+                }
+            )
         elif kind == "web_search_tool_result":
-            results.append({"role": "tool", "content": web_search_result_text(block.get("content")),
-                            "tool_call_id": _text(block.get("tool_use_id"))})
+            results.append(
+                {
+                    "role": "tool",
+                    "content": web_search_result_text(block.get("content")),
+                    "tool_call_id": _text(block.get("tool_use_id")),
+                }
+            )
         elif kind == "thinking":
             thinking = _text(block.get("thinking"))
         # other block kinds are skipped, as in Ollama
@@ -130,7 +163,15 @@ def convert_message(message: dict, i: int) -> list[dict]:
     if role == "user":
         converted += results
     if text or images or calls or thinking:
-        converted.append({"role": role, "content": text, "images": images, "tool_calls": calls, "thinking": thinking})
+        converted.append(
+            {
+                "role": role,
+                "content": text,
+                "images": images,
+                "tool_calls": calls,
+                "thinking": thinking,
+            }
+        )
     if role != "user":
         converted += results
     return [{k: v for k, v in m.items() if v or k in ("role", "content")} for m in converted]
@@ -140,7 +181,9 @@ def system_text(system) -> str:
     if isinstance(system, str):
         return system
     if isinstance(system, list):
-        return "".join(_text(b.get("text")) for b in system if isinstance(b, dict) and b.get("type") == "text")
+        return "".join(
+            _text(b.get("text")) for b in system if isinstance(b, dict) and b.get("type") == "text"
+        )
     return ""
 
 
@@ -159,7 +202,9 @@ def native_tools(tools: list[dict]) -> list[dict]:
             continue
         schema = tool.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
-            raise BadRequest(f"invalid input_schema for tool {json.dumps(_text(tool.get('name')))}: expected an object")
+            raise BadRequest(
+                f"invalid input_schema for tool {json.dumps(_text(tool.get('name')))}: expected an object"
+            )
         function = {"name": _text(tool.get("name")), "description": _text(tool.get("description"))}
         if schema:
             function["parameters"] = schema
@@ -196,16 +241,27 @@ def estimate_input_tokens(body: dict) -> int:
     """Ollama's estimate for ``message_start`` (a quarter of the bytes), used until the prompt
     has been counted."""
     system, messages = body.get("system"), body.get("messages") or []
-    total = len(system.encode()) if isinstance(system, str) else \
-        sum(_block_size(b) for b in (system if isinstance(system, list) else ()))
+    total = (
+        len(system.encode())
+        if isinstance(system, str)
+        else sum(_block_size(b) for b in (system if isinstance(system, list) else ()))
+    )
     for message in messages:
         total += len(_text(message.get("role")).encode())
         content = message.get("content")
-        total += len(content.encode()) if isinstance(content, str) else sum(_block_size(b) for b in content or [])
+        total += (
+            len(content.encode())
+            if isinstance(content, str)
+            else sum(_block_size(b) for b in content or [])
+        )
     for tool in body.get("tools") or []:
         schema = tool.get("input_schema")
-        total += len(_text(tool.get("name")).encode()) + len(_text(tool.get("description")).encode())
-        total += len(json.dumps(schema, separators=(",", ":")).encode()) if schema is not None else 0
+        total += len(_text(tool.get("name")).encode()) + len(
+            _text(tool.get("description")).encode()
+        )
+        total += (
+            len(json.dumps(schema, separators=(",", ":")).encode()) if schema is not None else 0
+        )
     tokens = total // 4
     return 1 if tokens == 0 and (messages or system is not None) else tokens
 

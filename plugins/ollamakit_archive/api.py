@@ -66,4 +66,6 @@ class Import:
         with _IMPORTING:
             names = import_archive(self.kernel.store, req.bounded_stream)
         log.info("imported %s", ", ".join(str(name) for name in names))
-        json_response(resp, {"status": "success", "models": [name.display_shortest() for name in names]})
+        json_response(
+            resp, {"status": "success", "models": [name.display_shortest() for name in names]}
+        )

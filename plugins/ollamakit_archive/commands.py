@@ -24,7 +24,9 @@ def _client():
 
     key = client_api_key()
     headers = {"Authorization": f"Bearer {key}"} if key else None
-    return httpx.Client(base_url=server_url(), timeout=httpx.Timeout(None, connect=10.0), headers=headers)
+    return httpx.Client(
+        base_url=server_url(), timeout=httpx.Timeout(None, connect=10.0), headers=headers
+    )
 
 
 def _fail(response) -> click.ClickException:
@@ -37,7 +39,13 @@ def _fail(response) -> click.ClickException:
         message = json.loads(body).get("error")
     except (ValueError, AttributeError):
         message = None
-    return click.ClickException(str(message or body[:200].decode("utf-8", "replace") or f"the server answered {response.status_code}"))
+    return click.ClickException(
+        str(
+            message
+            or body[:200].decode("utf-8", "replace")
+            or f"the server answered {response.status_code}"
+        )
+    )
 
 
 @contextmanager
@@ -56,7 +64,9 @@ def _send(client, method: str, path: str, **kwargs):
     try:
         response = client.send(client.build_request(method, path, **kwargs), stream=True)
     except httpx.ConnectError:
-        raise click.ClickException(f"could not connect to the ollamakit server at {client.base_url}; start it with 'ollamakit serve'") from None
+        raise click.ClickException(
+            f"could not connect to the ollamakit server at {client.base_url}; start it with 'ollamakit serve'"
+        ) from None
     if response.status_code >= 400:
         try:
             raise _fail(response)
@@ -67,7 +77,13 @@ def _send(client, method: str, path: str, **kwargs):
 
 @click.command("export")
 @click.argument("models", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The archive to write (a tar).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The archive to write (a tar).",
+)
 def export_command(models, output: Path):
     """Write models, with all their blobs, to one archive (an OCI image layout in a tar)."""
     import httpx
@@ -87,9 +103,13 @@ def export_command(models, output: Path):
                         written += len(chunk)
                         advance(len(chunk))
                 except httpx.HTTPError as exc:
-                    raise click.ClickException(f"the connection to the server broke: {exc}") from None
+                    raise click.ClickException(
+                        f"the connection to the server broke: {exc}"
+                    ) from None
                 if written != expected:
-                    raise click.ClickException(f"the server sent {written} of the archive's {expected} bytes")
+                    raise click.ClickException(
+                        f"the server sent {written} of the archive's {expected} bytes"
+                    )
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, output)  # whole or absent: never a truncated archive under its name

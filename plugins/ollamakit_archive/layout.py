@@ -45,11 +45,17 @@ class Entry:
 def index_bytes(models: list[tuple[str, bytes]]) -> bytes:
     """``index.json`` for (full model name, manifest bytes) pairs."""
     manifests = [
-        {"mediaType": mf.MANIFEST_MEDIA_TYPE, "digest": sha256_digest(data), "size": len(data),
-         "annotations": {REF_NAME: name}}
+        {
+            "mediaType": mf.MANIFEST_MEDIA_TYPE,
+            "digest": sha256_digest(data),
+            "size": len(data),
+            "annotations": {REF_NAME: name},
+        }
         for name, data in models
     ]
-    return json.dumps({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}, indent=2).encode()
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}, indent=2
+    ).encode()
 
 
 def entries(store, models: list[tuple[str, bytes]]) -> list[Entry]:
@@ -67,7 +73,9 @@ def entries(store, models: list[tuple[str, bytes]]) -> list[Entry]:
         for layer in [manifest.config, *manifest.layers]:
             if layer.digest not in seen:
                 seen.add(layer.digest)
-                found.append(Entry(BLOBS + layer.digest.split(":", 1)[1], layer.size, digest=layer.digest))
+                found.append(
+                    Entry(BLOBS + layer.digest.split(":", 1)[1], layer.size, digest=layer.digest)
+                )
     return found
 
 

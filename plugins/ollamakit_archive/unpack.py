@@ -38,7 +38,13 @@ CHUNK = 1 << 20
 _BLOB_NAME = re.compile(BLOBS + r"([0-9a-f]{64})")
 _FOLDERS = {".", "blobs", "blobs/sha256"}
 MAX_EXTENDED_HEADER = 64 * 1024  # pax headers and GNU long names: a path and a few times
-_EXTENSION_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_EXTENSION_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 
 
 class BadArchive(BadRequest):
@@ -53,7 +59,9 @@ class BoundedTarInfo(tarfile.TarInfo):
 
     def _proc_member(self, tarfile_):
         if self.type in _EXTENSION_TYPES and self.size > MAX_EXTENDED_HEADER:
-            raise BadArchive(f"an extended header of {self.size} bytes, more than the {MAX_EXTENDED_HEADER} allowed")
+            raise BadArchive(
+                f"an extended header of {self.size} bytes, more than the {MAX_EXTENDED_HEADER} allowed"
+            )
         return super()._proc_member(tarfile_)
 
 
@@ -144,13 +152,17 @@ class Unpacker:
                 raise BadArchive(f"more than {MAX_SMALL_TOTAL} bytes of small blobs")
             data = b"".join(read_entry(tar, info))
             if sha256_digest(data) != digest:
-                raise BadArchive(f"{info.name} does not hold the bytes its name says (they hash to {sha256_digest(data)})")
+                raise BadArchive(
+                    f"{info.name} does not hold the bytes its name says (they hash to {sha256_digest(data)})"
+                )
             self.small[digest] = data
             return
         try:
             new = self.store.write_blob(digest, read_entry(tar, info))
         except DigestMismatch as exc:
-            raise BadArchive(f"{info.name} does not hold the bytes its name says (they hash to {exc.got})") from None
+            raise BadArchive(
+                f"{info.name} does not hold the bytes its name says (they hash to {exc.got})"
+            ) from None
         if new:
             self.added.add(digest)
 
@@ -182,7 +194,10 @@ class Unpacker:
             layout = json.loads(self.layout)
         except ValueError:
             layout = None
-        if not isinstance(layout, dict) or layout.get("imageLayoutVersion") != LAYOUT["imageLayoutVersion"]:
+        if (
+            not isinstance(layout, dict)
+            or layout.get("imageLayoutVersion") != LAYOUT["imageLayoutVersion"]
+        ):
             raise BadArchive(f"{LAYOUT_FILE} does not say imageLayoutVersion 1.0.0")
         if self.index is None:
             raise BadArchive(f"no {INDEX_FILE}")
@@ -213,14 +228,18 @@ class Unpacker:
     def manifest(self, entry: dict, name: ModelName) -> tuple[mf.Manifest, bytes]:
         digest, size = entry.get("digest"), entry.get("size")
         if entry.get("mediaType") not in MANIFEST_MEDIA_TYPES:
-            raise BadArchive(f"the manifest of {name} has media type {str(entry.get('mediaType'))[:100]!r}")
+            raise BadArchive(
+                f"the manifest of {name} has media type {str(entry.get('mediaType'))[:100]!r}"
+            )
         if not isinstance(digest, str) or digest not in self.sizes:
             raise BadArchive(f"the manifest of {name} is not in the archive")
         data = self.small.get(digest)
         if data is None:
             raise BadArchive(f"the manifest of {name} is larger than {SMALL_ENTRY} bytes")
         if size != len(data):
-            raise BadArchive(f"the manifest of {name} is {len(data)} bytes, {INDEX_FILE} says {size}")
+            raise BadArchive(
+                f"the manifest of {name} is {len(data)} bytes, {INDEX_FILE} says {size}"
+            )
         try:
             return mf.Manifest.parse(data), data
         except BadRequest as exc:
@@ -231,9 +250,13 @@ class Unpacker:
         if size is None:
             size = self.store.blob_size(layer.digest)  # the store may have it from another model
             if size is None:
-                raise BadArchive(f"the manifest of {name} names blob {layer.digest}, which the archive does not hold")
+                raise BadArchive(
+                    f"the manifest of {name} names blob {layer.digest}, which the archive does not hold"
+                )
         if size != layer.size:
-            raise BadArchive(f"blob {layer.digest} is {size} bytes, the manifest of {name} says {layer.size}")
+            raise BadArchive(
+                f"blob {layer.digest} is {size} bytes, the manifest of {name} says {layer.size}"
+            )
 
     def undo(self) -> None:
         """Remove the blobs this import added that no manifest references (all of them, when

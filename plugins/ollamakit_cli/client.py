@@ -38,7 +38,9 @@ class Client:
         timeout = httpx.Timeout(None, connect=10.0)
         key = client_api_key()  # a server with API keys needs one on every request
         headers = {"Authorization": f"Bearer {key}"} if key else None
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, headers=headers)
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -76,7 +78,9 @@ class Client:
         try:
             value = response.json()
         except ValueError:
-            raise ApiError(f"the server sent a reply that is not JSON: {response.text[:200]!r}") from None
+            raise ApiError(
+                f"the server sent a reply that is not JSON: {response.text[:200]!r}"
+            ) from None
         if not isinstance(value, dict):
             raise ApiError("the server sent an unexpected reply")
         return value
@@ -95,7 +99,9 @@ class Client:
                 try:
                     message = json.loads(line)
                 except ValueError:
-                    raise ApiError(f"the server sent a line that is not JSON: {line[:200]!r}") from None
+                    raise ApiError(
+                        f"the server sent a line that is not JSON: {line[:200]!r}"
+                    ) from None
                 if isinstance(message, dict) and message.get("error"):
                     raise ApiError(str(message["error"]), -1)
                 if isinstance(message, dict):
@@ -116,7 +122,9 @@ class Client:
             raise
         return True
 
-    def upload_blob(self, digest: str, path: Path, size: int, on_progress: Callable[[int], None] | None = None) -> None:
+    def upload_blob(
+        self, digest: str, path: Path, size: int, on_progress: Callable[[int], None] | None = None
+    ) -> None:
         """Stream the file at ``path`` to ``/api/blobs/<digest>``; the server re-hashes it."""
 
         def chunks():
@@ -129,7 +137,11 @@ class Client:
                         on_progress(sent)
 
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
-        self._send(self.http.build_request("POST", f"/api/blobs/{digest}", content=chunks(), headers=headers))
+        self._send(
+            self.http.build_request(
+                "POST", f"/api/blobs/{digest}", content=chunks(), headers=headers
+            )
+        )
 
     def create(self, request: dict) -> Iterator[dict]:
         return self.stream("/api/create", {**request, "stream": True})

@@ -30,7 +30,9 @@ def read_modelfile(path: str | None) -> tuple[str, Path]:
         with open_regular(file) as fh:
             data = fh.read(MAX_MODELFILE_BYTES + 1)
         if len(data) > MAX_MODELFILE_BYTES:
-            raise click.ClickException(f"{path} is more than {MAX_MODELFILE_BYTES} bytes; that is the most a Modelfile may be")
+            raise click.ClickException(
+                f"{path} is more than {MAX_MODELFILE_BYTES} bytes; that is the most a Modelfile may be"
+            )
     except FileNotFoundError:
         raise click.ClickException(f"specified Modelfile wasn't found: {path}") from None
     except NotRegularFile:
@@ -46,8 +48,16 @@ def read_modelfile(path: str | None) -> tuple[str, Path]:
 
 @click.command("create")
 @click.argument("name")
-@click.option("-f", "--file", "modelfile", metavar="PATH", help="Name of the Modelfile (default: ./Modelfile).")
-@click.option("-q", "--quantize", metavar="TYPE", help="Quantize the model to this type (e.g. q4_K_M).")
+@click.option(
+    "-f",
+    "--file",
+    "modelfile",
+    metavar="PATH",
+    help="Name of the Modelfile (default: ./Modelfile).",
+)
+@click.option(
+    "-q", "--quantize", metavar="TYPE", help="Quantize the model to this type (e.g. q4_K_M)."
+)
 def create_command(name, modelfile, quantize):
     """Create a model from a Modelfile."""
     if ModelName.parse(name) is None:
@@ -85,7 +95,9 @@ def show_create_progress(progress: Progress, message: dict) -> None:
     if isinstance(total, int) and total > 0:
         key = str(message.get("digest") or status)
         label = status or f"pulling {key[7:19]}"
-        progress.bar(key, label, total).update(completed if isinstance(completed, int) else 0, total)
+        progress.bar(key, label, total).update(
+            completed if isinstance(completed, int) else 0, total
+        )
     elif status:
         progress.status(status)
 

@@ -101,9 +101,13 @@ def tool_calls_text(calls: list, plain: bool) -> str:
     for call in calls:
         function = call.get("function") if isinstance(call, dict) else None
         function = function if isinstance(function, dict) else {}
-        arguments = json.dumps(function.get("arguments") or {}, separators=(",", ":"), ensure_ascii=False)
-        lines.append(f"  Model called a non-existent function '{values}{function.get('name', '')}{explain}()' "
-                     f"with arguments: {values}{arguments}{explain}")
+        arguments = json.dumps(
+            function.get("arguments") or {}, separators=(",", ":"), ensure_ascii=False
+        )
+        lines.append(
+            f"  Model called a non-existent function '{values}{function.get('name', '')}{explain}()' "
+            f"with arguments: {values}{arguments}{explain}"
+        )
     return explain + "\n".join(lines) + ("" if plain else DEFAULT)
 
 
@@ -145,7 +149,9 @@ class AnswerPrinter:
     """Prints one streamed answer: thinking (unless hidden) then content, with the spinner
     cleared as soon as there is something to show."""
 
-    def __init__(self, out, wrap: bool, hide_thinking: bool, plain: bool, spinner: Spinner, tools_first: bool):
+    def __init__(
+        self, out, wrap: bool, hide_thinking: bool, plain: bool, spinner: Spinner, tools_first: bool
+    ):
         self.out, self.hide_thinking, self.plain, self.spinner = out, hide_thinking, plain, spinner
         self.wrap, self.tools_first = wrap, tools_first
         self.display = WordWrap(out, wrap)
@@ -215,8 +221,10 @@ def summary_lines(final: dict) -> list[str]:
         lines.append(f"total duration:       {go_duration(number('total_duration'))}")
     if number("load_duration") > 0:
         lines.append(f"load duration:        {go_duration(number('load_duration'))}")
-    for label, count_key, duration_key in (("prompt eval", "prompt_eval_count", "prompt_eval_duration"),
-                                           ("eval", "eval_count", "eval_duration")):
+    for label, count_key, duration_key in (
+        ("prompt eval", "prompt_eval_count", "prompt_eval_duration"),
+        ("eval", "eval_count", "eval_duration"),
+    ):
         count, duration = number(count_key), number(duration_key)
         if count > 0:
             lines.append(f"{label + ' count:':<22}{count} token(s)")

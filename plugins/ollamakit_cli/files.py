@@ -67,7 +67,9 @@ def open_regular(path: Path):
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(f"{path} is not a regular file (a device, a FIFO or a socket cannot be read as one)")
+            raise NotRegularFile(
+                f"{path} is not a regular file (a device, a FIFO or a socket cannot be read as one)"
+            )
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -97,12 +99,16 @@ def model_files(folder: Path) -> list[Path]:
     if not weights:
         raise ModelfileError(f"no Modelfile or safetensors files found in {folder}")
     sides = [p for pattern in SIDE_PATTERNS for p in sorted(folder.glob(pattern)) if p.is_file()]
-    tokenizer = [p for p in (folder / "tokenizer.model",) if p.is_file()] or sorted(folder.glob("*/tokenizer.model"))
+    tokenizer = [p for p in (folder / "tokenizer.model",) if p.is_file()] or sorted(
+        folder.glob("*/tokenizer.model")
+    )
     found, seen = [], set()
     for path in weights + sides + tokenizer:
         real = path.resolve()
         if not real.is_relative_to(folder.resolve()):
-            raise ModelfileError(f"insecure path: {path.relative_to(folder)} links outside {folder}")
+            raise ModelfileError(
+                f"insecure path: {path.relative_to(folder)} links outside {folder}"
+            )
         if real not in seen:
             seen.add(real)
             found.append(real)
@@ -196,13 +202,19 @@ def create_plan(modelfile: Modelfile, base_dir: Path, warn=None) -> CreatePlan:
             elif keyword == "license":
                 request.setdefault("license", []).append(value)
             elif keyword == "message":
-                request.setdefault("messages", []).append({"role": instruction.name, "content": value})
+                request.setdefault("messages", []).append(
+                    {"role": instruction.name, "content": value}
+                )
         except NotRegularFile:
-            raise ModelfileError(f"{keyword.upper()} {value}: not a regular file", instruction.line) from None
+            raise ModelfileError(
+                f"{keyword.upper()} {value}: not a regular file", instruction.line
+            ) from None
         except ModelfileError as exc:
             raise ModelfileError(exc.message, exc.line or instruction.line) from None
         except OSError as exc:
-            raise ModelfileError(f"{keyword.upper()} {value}: {exc.strerror or exc}", instruction.line) from None
+            raise ModelfileError(
+                f"{keyword.upper()} {value}: {exc.strerror or exc}", instruction.line
+            ) from None
     params = parameters(modelfile, warn)
     if params:
         request["parameters"] = params

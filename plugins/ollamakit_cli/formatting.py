@@ -89,7 +89,9 @@ def table(rows: list[list[str]], header: list[str] | None = None, padding: int =
     if not all_rows:
         return ""
     columns = max(len(row) for row in all_rows)
-    widths = [max((len(row[i]) for row in all_rows if i < len(row)), default=0) for i in range(columns)]
+    widths = [
+        max((len(row[i]) for row in all_rows if i < len(row)), default=0) for i in range(columns)
+    ]
     lines = []
     for row in all_rows:
         cells = [cell.ljust(widths[i] + padding) for i, cell in enumerate(row)]
@@ -99,4 +101,8 @@ def table(rows: list[list[str]], header: list[str] | None = None, padding: int =
 
 def go_quote(text: str) -> str:
     """Go's ``%q``: a double-quoted string with backslash escapes."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    return (
+        '"'
+        + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        + '"'
+    )

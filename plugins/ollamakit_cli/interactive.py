@@ -129,7 +129,13 @@ def parameter(name: str, values: list[str]):
 
 
 class Session:
-    def __init__(self, client: Client, opts: RunOptions, think_explicit: bool, reader: LineReader | None = None):
+    def __init__(
+        self,
+        client: Client,
+        opts: RunOptions,
+        think_explicit: bool,
+        reader: LineReader | None = None,
+    ):
         self.client, self.opts, self.think_explicit = client, opts, think_explicit
         self.reader = reader or LineReader(History(enabled=not env_flag("OLLAMA_NOHISTORY")))
         self.multiline = MULTILINE_NONE
@@ -178,7 +184,12 @@ class Session:
                 self.multiline, self.use_alt = MULTILINE_PROMPT, True
         elif line.startswith("/list"):
             words = line.split()
-            click.echo(table(model_rows(self.client.tags(), words[1] if len(words) > 1 else None), ["NAME", "ID", "SIZE", "MODIFIED"]))
+            click.echo(
+                table(
+                    model_rows(self.client.tags(), words[1] if len(words) > 1 else None),
+                    ["NAME", "ID", "SIZE", "MODIFIED"],
+                )
+            )
             return True
         elif line.startswith("/load"):
             self.load(line.split())
@@ -197,13 +208,21 @@ class Session:
         elif line.startswith("/help") or line.startswith("/?"):
             words = line.split()
             if len(words) == 1:
-                stderr(USAGE.replace("message.\n", "message.\n" + USAGE_MEDIA) if opts.multimodal else USAGE)
+                stderr(
+                    USAGE.replace("message.\n", "message.\n" + USAGE_MEDIA)
+                    if opts.multimodal
+                    else USAGE
+                )
             elif words[1] in ("set", "/set"):
                 stderr(USAGE_SET)
             elif words[1] in ("show", "/show"):
                 stderr(USAGE_SHOW)
             elif words[1] in ("shortcut", "shortcuts"):
-                editor = "  Ctrl + g            Open default editor to compose a prompt\n" if editor_key() else ""
+                editor = (
+                    "  Ctrl + g            Open default editor to compose a prompt\n"
+                    if editor_key()
+                    else ""
+                )
                 stderr(USAGE_SHORTCUTS.format(editor=editor))
         elif line.startswith("/exit") or line.startswith("/bye"):
             return False

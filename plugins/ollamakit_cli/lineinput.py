@@ -105,10 +105,17 @@ class EditorError(Exception):
 
 def edit_in_editor(text: str) -> str:
     """``text`` after the user edited it in their editor (trailing newlines dropped)."""
-    editor = os.environ.get("OLLAMA_EDITOR") or os.environ.get("VISUAL") or os.environ.get("EDITOR") or DEFAULT_EDITOR
+    editor = (
+        os.environ.get("OLLAMA_EDITOR")
+        or os.environ.get("VISUAL")
+        or os.environ.get("EDITOR")
+        or DEFAULT_EDITOR
+    )
     words = editor.split()
     if shutil.which(words[0]) is None:
-        raise EditorError(f'editor "{words[0]}" not found, set OLLAMA_EDITOR to the path of your preferred editor')
+        raise EditorError(
+            f'editor "{words[0]}" not found, set OLLAMA_EDITOR to the path of your preferred editor'
+        )
     fd, name = tempfile.mkstemp(prefix="ollama-prompt-", suffix=".txt")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -146,7 +153,9 @@ class LineReader:
             line = input(prompt)
             if not line.endswith(EDIT_MARK):
                 break
-            erase_lines(len(prompt) + len(line) + 1)  # the line and its "^G" go, as Ollama clears them
+            erase_lines(
+                len(prompt) + len(line) + 1
+            )  # the line and its "^G" go, as Ollama clears them
             try:
                 edited = edit_in_editor(line[: -len(EDIT_MARK)])
             except EditorError as exc:

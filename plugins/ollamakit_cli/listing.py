@@ -30,6 +30,12 @@ def list_command(prefix):
 
 
 # ``ls`` is the same command under the short name ``ollama`` users type.
-ls_command = click.Command("ls", callback=list_command.callback, params=list_command.params, help=list_command.help, hidden=True)
+ls_command = click.Command(
+    "ls",
+    callback=list_command.callback,
+    params=list_command.params,
+    help=list_command.help,
+    hidden=True,
+)
 
 commands = (list_command, ls_command)

@@ -52,7 +52,7 @@ def stop_command(model):
         names = {str(m.get("name", "")).lower() for m in loaded if isinstance(m, dict)}
         wanted = model.lower() if ":" in model.rsplit("/", 1)[-1] else f"{model.lower()}:latest"
         if wanted not in names and model.lower() not in names:
-            raise click.ClickException(f"couldn't find model \"{model}\" to stop")
+            raise click.ClickException(f'couldn\'t find model "{model}" to stop')
         client.json("POST", "/api/generate", {"model": model, "keep_alive": 0, "stream": False})
 
 

@@ -64,7 +64,9 @@ class RunCommand(click.Command):
         for arg in args:
             if arg == "--":
                 options_done = True
-            rewritten.append(f"{arg}=true" if not options_done and arg in self.OPTIONAL_VALUE else arg)
+            rewritten.append(
+                f"{arg}=true" if not options_done and arg in self.OPTIONAL_VALUE else arg
+            )
         return super().parse_args(ctx, rewritten)
 
 
@@ -75,7 +77,9 @@ def parse_think(value: str) -> bool | str:
         return False
     if value in THINK_LEVELS:
         return value
-    raise click.ClickException(f'invalid value for --think: "{value}" (must be true, false, high, medium, low, or max)')
+    raise click.ClickException(
+        f'invalid value for --think: "{value}" (must be true, false, high, medium, low, or max)'
+    )
 
 
 def keep_alive_value(text: str) -> str | int:
@@ -96,7 +100,9 @@ def format_value(text: str):
     try:
         return json.loads(text)
     except ValueError:
-        raise click.ClickException(f"invalid format: {text!r} is neither 'json' nor a JSON schema") from None
+        raise click.ClickException(
+            f"invalid format: {text!r} is neither 'json' nor a JSON schema"
+        ) from None
 
 
 def parse_truncate(value: str | None) -> bool | None:
@@ -106,7 +112,9 @@ def parse_truncate(value: str | None) -> bool | None:
         return True
     if value in ("0", "f", "F", "FALSE", "false", "False"):
         return False
-    raise click.ClickException(f'invalid argument "{value}" for "--truncate" flag: strconv.ParseBool: parsing "{value}": invalid syntax')
+    raise click.ClickException(
+        f'invalid argument "{value}" for "--truncate" flag: strconv.ParseBool: parsing "{value}": invalid syntax'
+    )
 
 
 # -- the server ----------------------------------------------------------------------------
@@ -139,7 +147,9 @@ def apply_show(opts: RunOptions, info: dict) -> None:
     details = info.get("details") if isinstance(info.get("details"), dict) else {}
     opts.parent_model = str(details.get("parent_model") or "")
     messages = info.get("messages")
-    opts.loaded_messages = [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+    opts.loaded_messages = (
+        [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+    )
 
 
 def load_model(client: Client, opts: RunOptions) -> None:
@@ -178,13 +188,19 @@ def print_summary(final: dict) -> None:
 def chat(client: Client, opts: RunOptions) -> dict | None:
     """One answer in the chat; the assistant's message, or None if Ctrl-C stopped it."""
     out = sys.stdout
-    printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=False, spinner=Spinner(), tools_first=True)
+    printer = AnswerPrinter(
+        out, opts.word_wrap, opts.hide_thinking, plain=False, spinner=Spinner(), tools_first=True
+    )
     final, role = {}, "assistant"
     try:
         for part in client.stream("/api/chat", {**request_body(opts), "messages": opts.messages}):
             message = part.get("message") if isinstance(part.get("message"), dict) else {}
             role = message.get("role") or role
-            printer.feed(message.get("thinking") or "", message.get("content") or "", message.get("tool_calls") or [])
+            printer.feed(
+                message.get("thinking") or "",
+                message.get("content") or "",
+                message.get("tool_calls") or [],
+            )
             final = part
     except KeyboardInterrupt:
         return None
@@ -204,7 +220,14 @@ def chat(client: Client, opts: RunOptions) -> dict | None:
 def generate(client: Client, opts: RunOptions) -> None:
     """The answer to ``opts.prompt`` (an empty prompt only loads the model)."""
     out = sys.stdout
-    printer = AnswerPrinter(out, opts.word_wrap, opts.hide_thinking, plain=not isatty(out), spinner=Spinner(), tools_first=False)
+    printer = AnswerPrinter(
+        out,
+        opts.word_wrap,
+        opts.hide_thinking,
+        plain=not isatty(out),
+        spinner=Spinner(),
+        tools_first=False,
+    )
     body = {**request_body(opts), "prompt": opts.prompt}
     if opts.multimodal:
         from .attachments import extract
@@ -217,7 +240,9 @@ def generate(client: Client, opts: RunOptions) -> None:
     final: dict = {}
     try:
         for part in client.stream("/api/generate", body):
-            printer.feed(part.get("thinking") or "", part.get("response") or "", part.get("tool_calls") or [])
+            printer.feed(
+                part.get("thinking") or "", part.get("response") or "", part.get("tool_calls") or []
+            )
             final = part
     except KeyboardInterrupt:
         return
@@ -230,7 +255,9 @@ def generate(client: Client, opts: RunOptions) -> None:
         print_summary(final)
 
 
-def embed(client: Client, name: str, text: str, keep_alive, truncate: bool | None, dimensions: int) -> None:
+def embed(
+    client: Client, name: str, text: str, keep_alive, truncate: bool | None, dimensions: int
+) -> None:
     body: dict = {"model": name, "input": text}
     if keep_alive is not None:
         body["keep_alive"] = keep_alive
@@ -274,12 +301,38 @@ Environment Variables:
 @click.option("--insecure", is_flag=True, help="Use an insecure registry.")
 @click.option("--nowordwrap", is_flag=True, help="Don't wrap words to the next line automatically.")
 @click.option("--format", "format_", default="", help="Response format (e.g. json).")
-@click.option("--think", default=None, metavar="[=LEVEL]", help="Enable thinking mode: true/false or high/medium/low for supported models.")
+@click.option(
+    "--think",
+    default=None,
+    metavar="[=LEVEL]",
+    help="Enable thinking mode: true/false or high/medium/low for supported models.",
+)
 @click.option("--hidethinking", is_flag=True, help="Hide thinking output (if provided).")
-@click.option("--truncate", default=None, metavar="[=BOOL]",
-              help="For embedding models: truncate inputs exceeding context length (default: true). Set --truncate=false to error instead.")
-@click.option("--dimensions", type=int, default=0, help="Truncate output embeddings to specified dimension (embedding models only).")
-def run_command(model, prompt, keepalive, verbose, insecure, nowordwrap, format_, think, hidethinking, truncate, dimensions):
+@click.option(
+    "--truncate",
+    default=None,
+    metavar="[=BOOL]",
+    help="For embedding models: truncate inputs exceeding context length (default: true). Set --truncate=false to error instead.",
+)
+@click.option(
+    "--dimensions",
+    type=int,
+    default=0,
+    help="Truncate output embeddings to specified dimension (embedding models only).",
+)
+def run_command(
+    model,
+    prompt,
+    keepalive,
+    verbose,
+    insecure,
+    nowordwrap,
+    format_,
+    think,
+    hidethinking,
+    truncate,
+    dimensions,
+):
     """Run a model."""
     opts = RunOptions(model=model, format=format_, hide_thinking=hidethinking, verbose=verbose)
     explicit_think = think is not None
@@ -311,7 +364,9 @@ def run_command(model, prompt, keepalive, verbose, insecure, nowordwrap, format_
         found = capabilities(info)
         if "embedding" in found:
             if not opts.prompt:
-                raise click.ClickException(f'embedding models require input text. Usage: ollamakit run {model} "your text here"')
+                raise click.ClickException(
+                    f'embedding models require input text. Usage: ollamakit run {model} "your text here"'
+                )
             embed(client, model, opts.prompt, opts.keep_alive, truncate, dimensions)
             return
         if "image" in found:

@@ -28,7 +28,10 @@ def model_rows(info: dict) -> list[list[str]]:
     model_info = info.get("model_info") if isinstance(info.get("model_info"), dict) else None
     rows = []
     if info.get("remote_host"):
-        rows += [["", "Remote model", str(info.get("remote_model", ""))], ["", "Remote URL", str(info["remote_host"])]]
+        rows += [
+            ["", "Remote model", str(info.get("remote_model", ""))],
+            ["", "Remote URL", str(info["remote_host"])],
+        ]
     if model_info is not None:
         arch = model_info.get("general.architecture")
         arch = arch if isinstance(arch, str) else ""
@@ -40,12 +43,18 @@ def model_rows(info: dict) -> list[list[str]]:
             parameters = human_number(int(count))
         if parameters:
             rows.append(["", "parameters", str(parameters)])
-        for key, label in (("context_length", "context length"), ("embedding_length", "embedding length")):
+        for key, label in (
+            ("context_length", "context length"),
+            ("embedding_length", "embedding length"),
+        ):
             value = _number(model_info.get(f"{arch}.{key}"))
             if value is not None:
                 rows.append(["", label, value])
     else:
-        rows += [["", "architecture", str(details.get("family", ""))], ["", "parameters", str(details.get("parameter_size", ""))]]
+        rows += [
+            ["", "architecture", str(details.get("family", ""))],
+            ["", "parameters", str(details.get("parameter_size", ""))],
+        ]
     rows.append(["", "quantization", str(details.get("quantization_level", ""))])
     if info.get("requires"):
         rows.append(["", "requires", str(info["requires"])])
@@ -86,9 +95,15 @@ def summary(info: dict, verbose: bool = False) -> str:
         sections.append(("Parameters", rows))
     model_info, tensors = info.get("model_info"), info.get("tensors")
     if verbose and isinstance(model_info, dict) and model_info:
-        sections.append(("Metadata", [["", key, _short(model_info[key])] for key in sorted(model_info)]))
+        sections.append(
+            ("Metadata", [["", key, _short(model_info[key])] for key in sorted(model_info)])
+        )
     if verbose and isinstance(tensors, list) and tensors:
-        rows = [["", str(t.get("name", "")), str(t.get("type", "")), _short(t.get("shape", []), 40)] for t in tensors if isinstance(t, dict)]
+        rows = [
+            ["", str(t.get("name", "")), str(t.get("type", "")), _short(t.get("shape", []), 40)]
+            for t in tensors
+            if isinstance(t, dict)
+        ]
         sections.append(("Tensors", rows))
     for key, title in (("system", "System"), ("license", "License")):
         text = info.get(key)
@@ -107,9 +122,15 @@ def summary(info: dict, verbose: bool = False) -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Also show every metadata key and the tensors.")
 def show_command(name, license_, modelfile, parameters, system, template, verbose):
     """Show information for a model."""
-    chosen = [part for part, flag in zip(PARTS, (license_, modelfile, parameters, system, template)) if flag]
+    chosen = [
+        part
+        for part, flag in zip(PARTS, (license_, modelfile, parameters, system, template))
+        if flag
+    ]
     if len(chosen) > 1:
-        raise click.UsageError("only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can be specified")
+        raise click.UsageError(
+            "only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can be specified"
+        )
     with Client() as client:
         info = client.show(name, verbose)
     if not chosen:

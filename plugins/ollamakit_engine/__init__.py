@@ -9,12 +9,15 @@ against a compute backend's array module.
 from ollamakit.lazy import lazy_exports
 
 # Imported on first use: these modules import numpy, and the entry points load this package.
-__getattr__ = lazy_exports(__name__, {
-    "KVCache": ".cache",
-    "Runner": ".runner",
-    "build_runner": ".loader",
-    "load_runner": ".loader",
-    "supports": ".loader",
-})
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "KVCache": ".cache",
+        "Runner": ".runner",
+        "build_runner": ".loader",
+        "load_runner": ".loader",
+        "supports": ".loader",
+    },
+)
 
 __all__ = ["KVCache", "Runner", "build_runner", "load_runner", "supports"]

@@ -24,10 +24,14 @@ def check_batch(batch, vocab_size: int) -> None:
         if not tokens:
             raise BadRequest("a sequence in the batch has no tokens")
         if cache.n_past + len(tokens) > cache.num_ctx:
-            raise BadRequest(f"{cache.n_past} cached + {len(tokens)} new tokens exceed the context of {cache.num_ctx}")
+            raise BadRequest(
+                f"{cache.n_past} cached + {len(tokens)} new tokens exceed the context of {cache.num_ctx}"
+            )
         low, high = min(tokens), max(tokens)
         if low < 0 or high >= vocab_size:
-            raise BadRequest(f"token id {low if low < 0 else high} is outside the vocabulary of {vocab_size}")
+            raise BadRequest(
+                f"token id {low if low < 0 else high} is outside the vocabulary of {vocab_size}"
+            )
 
 
 def plan_steps(batch, num_batch: int):
@@ -49,7 +53,15 @@ def plan_steps(batch, num_batch: int):
                 continue
             part = tokens[offsets[index] : offsets[index] + take]
             offsets[index] += take
-            parts.append((cache, part, positions[index], row, index if offsets[index] == len(tokens) else None))
+            parts.append(
+                (
+                    cache,
+                    part,
+                    positions[index],
+                    row,
+                    index if offsets[index] == len(tokens) else None,
+                )
+            )
             positions[index] += take
             row += take
             budget -= take

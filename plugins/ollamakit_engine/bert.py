@@ -123,15 +123,23 @@ class BertWeights:
         d, ff = p.n_embd, p.n_ff
         embd = self._array(gguf, "token_embd.weight", None)
         if embd.ndim != 2 or embd.shape[1] != d:
-            raise InvalidModelFile(f"tensor token_embd.weight has shape {embd.shape}, expected (vocab, {d})")
+            raise InvalidModelFile(
+                f"tensor token_embd.weight has shape {embd.shape}, expected (vocab, {d})"
+            )
         self.vocab_size = embd.shape[0]
         self.token_embd = self._place(embd)
         self.position_embd = None
         if not p.rope_base:
-            self.position_embd = self._place(self._array(gguf, "position_embd.weight", (p.n_ctx_train, d)))
+            self.position_embd = self._place(
+                self._array(gguf, "position_embd.weight", (p.n_ctx_train, d))
+            )
         types = self._optional(gguf, "token_types.weight", None)
-        if types is not None and (types.ndim != 2 or types.shape[1] != d or not 0 < types.shape[0] <= MAX_TOKEN_TYPES):
-            raise InvalidModelFile(f"tensor token_types.weight has shape {types.shape}, expected (types, {d})")
+        if types is not None and (
+            types.ndim != 2 or types.shape[1] != d or not 0 < types.shape[0] <= MAX_TOKEN_TYPES
+        ):
+            raise InvalidModelFile(
+                f"tensor token_types.weight has shape {types.shape}, expected (types, {d})"
+            )
         self.token_types = self._place(types) if types is not None else None
         self.embd_norm = self._norm(gguf, "token_embd_norm", d)
         self.layers = [self._layer(gguf, f"blk.{i}.", d, ff) for i in range(p.n_layer)]
@@ -146,8 +154,13 @@ class BertWeights:
         else:
             qkv = np.concatenate([self._array(gguf, f"{b}attn_{x}.weight", (d, d)) for x in "qkv"])
             biases = [self._optional(gguf, f"{b}attn_{x}.bias", (d,)) for x in "qkv"]
-            qkv_bias = None if all(x is None for x in biases) else np.concatenate(
-                [x if x is not None else np.zeros(d, np.float32) for x in biases])
+            qkv_bias = (
+                None
+                if all(x is None for x in biases)
+                else np.concatenate(
+                    [x if x is not None else np.zeros(d, np.float32) for x in biases]
+                )
+            )
         return BertLayer(
             qkv=self._place(qkv),
             qkv_bias=self._maybe(qkv_bias),
@@ -170,11 +183,17 @@ class BertWeights:
         out = self._optional(gguf, "cls.output.weight", None)
         if out is not None:
             if out.ndim != 2 or out.shape[1] != d or not 0 < out.shape[0] <= MAX_TOKEN_TYPES:
-                raise InvalidModelFile(f"tensor cls.output.weight has shape {out.shape}, expected (labels, {d})")
+                raise InvalidModelFile(
+                    f"tensor cls.output.weight has shape {out.shape}, expected (labels, {d})"
+                )
             self.cls_out = self._place(out)
-            self.cls_out_bias = self._maybe(self._optional(gguf, "cls.output.bias", (out.shape[0],)))
+            self.cls_out_bias = self._maybe(
+                self._optional(gguf, "cls.output.bias", (out.shape[0],))
+            )
         if self.cls is None and self.cls_out is None:
-            raise InvalidModelFile("a rank model needs a classifier head (cls.weight or cls.output.weight)")
+            raise InvalidModelFile(
+                "a rank model needs a classifier head (cls.weight or cls.output.weight)"
+            )
 
     def _array(self, gguf, name: str, shape) -> np.ndarray:
         if name not in self._names:
@@ -198,7 +217,9 @@ class BertWeights:
         return None if array is None else self._place(array)
 
     def _norm(self, gguf, name: str, d: int) -> tuple:
-        return self._place(self._array(gguf, f"{name}.weight", (d,))), self._place(self._array(gguf, f"{name}.bias", (d,)))
+        return self._place(self._array(gguf, f"{name}.weight", (d,))), self._place(
+            self._array(gguf, f"{name}.bias", (d,))
+        )
 
 
 class BertEncoder:
@@ -253,7 +274,9 @@ class BertEncoder:
             g = xp.dot(x, layer.gate.T)
             h *= g
             xp.negative(g, out=g)
-            xp.minimum(g, np.float32(80.0), out=g)  # exp stays finite; silu(x < -80) is 0 in float32
+            xp.minimum(
+                g, np.float32(80.0), out=g
+            )  # exp stays finite; silu(x < -80) is 0 in float32
             xp.exp(g, out=g)
             g += 1.0
             h /= g
@@ -270,7 +293,9 @@ class BertEncoder:
         p = self.p
         inv_freq = p.rope_base ** (-np.arange(0, p.n_rot, 2, dtype=np.float64) / p.n_rot)
         angles = np.arange(length, dtype=np.float64)[:, None] * inv_freq[None, :]
-        return self.xp.asarray(np.cos(angles).astype(np.float32)), self.xp.asarray(np.sin(angles).astype(np.float32))
+        return self.xp.asarray(np.cos(angles).astype(np.float32)), self.xp.asarray(
+            np.sin(angles).astype(np.float32)
+        )
 
     def rotate(self, x, cos, sin):
         """NeoX rotary positions on (batch, heads, length, head_dim): the first n_rot values
@@ -296,11 +321,15 @@ class BertEncoder:
             if types is None:
                 x += w.token_types[0]
             else:
-                x += xp.take(w.token_types, xp.asarray(types.reshape(-1)), axis=0).reshape(batch, length, d)
+                x += xp.take(w.token_types, xp.asarray(types.reshape(-1)), axis=0).reshape(
+                    batch, length, d
+                )
         x = self.layer_norm(x.reshape(batch * length, d), w.embd_norm)
         rotary = self.rotary(length) if p.rope_base else None
         # Keys past each input's end are masked out of every row's softmax.
-        mask = np.where(np.arange(length)[None, :] < lengths[:, None], 0.0, -np.inf).astype(np.float32)
+        mask = np.where(np.arange(length)[None, :] < lengths[:, None], 0.0, -np.inf).astype(
+            np.float32
+        )
         keep = xp.asarray(np.isfinite(mask).astype(np.float32))[:, None, None, :]
         mask = xp.asarray(mask)[:, None, None, :]
         scale = np.float32(1.0 / math.sqrt(hd))
@@ -308,7 +337,9 @@ class BertEncoder:
             qkv = xp.dot(x, layer.qkv.T)
             if layer.qkv_bias is not None:
                 qkv += layer.qkv_bias
-            qkv = qkv.reshape(batch, length, 3, heads, hd).transpose(2, 0, 3, 1, 4)  # (3, b, h, l, hd)
+            qkv = qkv.reshape(batch, length, 3, heads, hd).transpose(
+                2, 0, 3, 1, 4
+            )  # (3, b, h, l, hd)
             q, k, v = qkv[0], qkv[1], qkv[2]
             if rotary is not None:
                 q, k = self.rotate(q, *rotary), self.rotate(k, *rotary)
@@ -358,7 +389,9 @@ class BertRunner(Runner):
     def new_cache(self, num_ctx: int):
         raise BadRequest("this model only produces embeddings")
 
-    def embed(self, batch: list[list[int]], token_types: list[list[int]] | None = None) -> list[np.ndarray]:
+    def embed(
+        self, batch: list[list[int]], token_types: list[list[int]] | None = None
+    ) -> list[np.ndarray]:
         """One pooled vector (float32) per input, normalised when the model asks for it; for a
         rank model, its scores. ``token_types`` gives each token's segment (a cross-encoder's
         query is 0, its document 1); every token is in segment 0 without it."""
@@ -368,11 +401,15 @@ class BertRunner(Runner):
             if not tokens:
                 raise BadRequest("cannot embed an empty input")
             if len(tokens) > self.context_length:
-                raise BadRequest(f"input of {len(tokens)} tokens exceeds the context of {self.context_length}")
+                raise BadRequest(
+                    f"input of {len(tokens)} tokens exceeds the context of {self.context_length}"
+                )
             if min(tokens) < 0 or max(tokens) >= self.vocab_size:
                 raise BadRequest(f"token id outside the vocabulary of {self.vocab_size}")
         if token_types is not None:
-            if len(token_types) != len(batch) or any(len(t) != len(x) for t, x in zip(token_types, batch)):
+            if len(token_types) != len(batch) or any(
+                len(t) != len(x) for t, x in zip(token_types, batch)
+            ):
                 raise BadRequest("token types do not match the inputs")
             if any(t and (min(t) < 0 or max(t) >= self.type_count) for t in token_types):
                 raise BadRequest(f"token type outside the model's {self.type_count}")
@@ -385,7 +422,9 @@ class BertRunner(Runner):
                     results[index] = vector
         return results
 
-    def _embed_group(self, inputs: list[list[int]], token_types: list[list[int]] | None) -> list[np.ndarray]:
+    def _embed_group(
+        self, inputs: list[list[int]], token_types: list[list[int]] | None
+    ) -> list[np.ndarray]:
         length = max(len(t) for t in inputs)
         ids = np.zeros((len(inputs), length), dtype=np.int64)
         types = np.zeros((len(inputs), length), dtype=np.int64) if token_types is not None else None
@@ -396,7 +435,10 @@ class BertRunner(Runner):
         lengths = np.array([len(t) for t in inputs])
         hidden = self.encoder.run(ids, lengths, types)
         if self.p.pooling == "rank":
-            return [np.asarray(v, dtype=np.float32) for v in self.backend.to_numpy(self._rank(hidden[:, 0]))]
+            return [
+                np.asarray(v, dtype=np.float32)
+                for v in self.backend.to_numpy(self._rank(hidden[:, 0]))
+            ]
         hidden = self.backend.to_numpy(hidden)
         out = []
         for row, n in enumerate(lengths):

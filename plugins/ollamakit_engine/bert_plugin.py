@@ -8,7 +8,11 @@ from ollamakit.hookspecs import hookimpl
 
 # Imported by the hook: the encoder imports numpy, which the CLI does without
 # (``PluginManager.import_deferred`` checks it before serving).
-DEFERRED_IMPORTS = ("ollamakit_engine.bert", "ollamakit_engine.loader", "ollamakit_engine.requirements")
+DEFERRED_IMPORTS = (
+    "ollamakit_engine.bert",
+    "ollamakit_engine.loader",
+    "ollamakit_engine.requirements",
+)
 
 ARCHITECTURES = ("bert", "nomic-bert")
 

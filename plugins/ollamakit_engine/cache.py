@@ -101,7 +101,9 @@ class KVCache:
         self.n_past = 0
         self.hp = hp
         period = ring_period(hp, num_ctx) if ring else None
-        self.layers = [LayerCache(xp, hp, num_ctx, period if local else None) for local in hp.swa_layers]
+        self.layers = [
+            LayerCache(xp, hp, num_ctx, period if local else None) for local in hp.swa_layers
+        ]
 
     @property
     def nbytes(self) -> int:

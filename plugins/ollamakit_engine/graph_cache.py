@@ -58,8 +58,12 @@ class GraphKVCache:
         self.k_head = lib.ggml_row_size(self.ggml_type, hp.head_dim)  # bytes of one head's keys
         self.v_head = lib.ggml_row_size(self.ggml_type, hp.head_dim_v)
         self._tensors = Tensors(lib, 2 * hp.n_layer)
-        self.keys = [self._tensors.new(self.ggml_type, hp.kv_dim, num_ctx) for _ in range(hp.n_layer)]
-        self.values = [self._tensors.new(self.ggml_type, hp.v_dim, num_ctx) for _ in range(hp.n_layer)]
+        self.keys = [
+            self._tensors.new(self.ggml_type, hp.kv_dim, num_ctx) for _ in range(hp.n_layer)
+        ]
+        self.values = [
+            self._tensors.new(self.ggml_type, hp.v_dim, num_ctx) for _ in range(hp.n_layer)
+        ]
         self.nbytes = self._tensors.allocate()
         # Attention reads whole blocks of cells and masks the unused ones; zeros there keep
         # stray bits (NaN) out of any kernel that multiplies before it masks.
@@ -103,7 +107,9 @@ class GraphKVCache:
         for tensors, row in ((self.keys, self.k_row), (self.values, self.v_row)):
             for tensor in tensors:
                 rows = self._rows(tensor, row)
-                rows[keep : keep + moved] = rows[keep + discard : keep + discard + moved]  # numpy handles overlap
+                rows[keep : keep + moved] = rows[
+                    keep + discard : keep + discard + moved
+                ]  # numpy handles overlap
         self.n_past = keep + moved
         if moved and self._rotate is not None:
             self._rotate(self, keep, moved, -discard)

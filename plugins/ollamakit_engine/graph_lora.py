@@ -24,10 +24,16 @@ class LoraWeights:
             try:
                 pairs = lora_pairs(adapter, base)
             except InvalidModelFile as exc:
-                raise InvalidModelFile(f"the adapter does not fit the model: {exc.message}") from None
+                raise InvalidModelFile(
+                    f"the adapter does not fit the model: {exc.message}"
+                ) from None
             self.tensors = Tensors(lib, 2 * len(pairs))
             made = [
-                (pair, self.tensors.new(pair.a.ggml_type, *pair.a.shape), self.tensors.new(pair.b.ggml_type, *pair.b.shape))
+                (
+                    pair,
+                    self.tensors.new(pair.a.ggml_type, *pair.a.shape),
+                    self.tensors.new(pair.b.ggml_type, *pair.b.shape),
+                )
                 for pair in pairs
             ]
             self.nbytes = self.tensors.allocate()

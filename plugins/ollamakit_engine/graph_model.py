@@ -31,7 +31,9 @@ from .hparams import HParams
 
 F32_BYTES = 4
 SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT = 1.702, 7.0  # gpt-oss's activation, as llama.cpp fixes them
-MIN_WEIGHT_SUM = 6.103515625e-5  # the experts' weights' sum kept above zero (float16's smallest normal)
+MIN_WEIGHT_SUM = (
+    6.103515625e-5  # the experts' weights' sum kept above zero (float16's smallest normal)
+)
 KV_BLOCK = 256  # attention spans grow in blocks of this many cache cells, as llama.cpp's do
 
 
@@ -80,7 +82,14 @@ def rotation_sizes(hp: HParams, quantized_cache: bool) -> tuple[int | None, int 
 
 
 class GraphTransformer:
-    def __init__(self, hp: HParams, tensors: ModelTensors, lib=None, quantized_cache: bool = False, dense_prefill: bool = False):
+    def __init__(
+        self,
+        hp: HParams,
+        tensors: ModelTensors,
+        lib=None,
+        quantized_cache: bool = False,
+        dense_prefill: bool = False,
+    ):
         self.hp = hp
         self.t = tensors
         self.lib = lib
@@ -117,8 +126,12 @@ class GraphTransformer:
 
     def nodes(self, segments: int) -> int:
         """An upper bound on the graph nodes of a step with this many segments."""
-        per_layer = 96 + 16 * segments + (6 * 7 if self.lora or self.dense else 0)  # + adapters, dense copies
-        per_layer += 32 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0  # router, experts, their sum
+        per_layer = (
+            96 + 16 * segments + (6 * 7 if self.lora or self.dense else 0)
+        )  # + adapters, dense copies
+        per_layer += (
+            32 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0
+        )  # router, experts, their sum
         return 128 + self.hp.n_layer * per_layer
 
     # -- a step --------------------------------------------------------------------------------
@@ -136,28 +149,46 @@ class GraphTransformer:
         rows = sum(len(s.tokens) for s in segments)
         values = {
             "ids": np.concatenate([np.asarray(s.tokens, np.int32) for s in segments]),
-            "positions": np.concatenate([np.arange(s.start, s.stop, dtype=np.int32) for s in segments]),
+            "positions": np.concatenate(
+                [np.arange(s.start, s.stop, dtype=np.int32) for s in segments]
+            ),
         }
         if not hidden and rows != len(segments):
             values["out_ids"] = np.array([s.row + len(s.tokens) - 1 for s in segments], np.int32)
         if self.dense and rows >= DENSE_MIN_ROWS:
             values["dense_rows"] = np.arange(self.dense_width, dtype=np.int32)
-        images = [(s.row + j, t.embedding) for s in segments for j, t in enumerate(s.tokens) if isinstance(t, ImageToken)]
+        images = [
+            (s.row + j, t.embedding)
+            for s in segments
+            for j, t in enumerate(s.tokens)
+            if isinstance(t, ImageToken)
+        ]
         if images:  # rows whose embedding an image gives, not the token table
             values["image_rows"] = np.array([row for row, _ in images], np.int64)
-            values["image_embd"] = np.stack([embedding for _, embedding in images]).astype(np.float32)
+            values["image_embd"] = np.stack([embedding for _, embedding in images]).astype(
+                np.float32
+            )
         for i, s in enumerate(segments):
             values[f"write{i}"] = np.arange(s.start, s.stop, dtype=np.int64)
             for local in set(self.hp.swa_layers):
                 values[f"mask{i}.{int(local)}"] = self._mask(s, local)
         return values
 
-    def build(self, step, segments: list[GraphSegment], values: dict[str, np.ndarray], hidden: bool = False) -> int:
+    def build(
+        self,
+        step,
+        segments: list[GraphSegment],
+        values: dict[str, np.ndarray],
+        hidden: bool = False,
+    ) -> int:
         """The step's graph over input tensors named as in ``inputs``; returns its output:
         logits (vocab, one row per segment: the segment's last row), or with ``hidden`` every
         row's normed final state (n_embd, rows)."""
         hp, t = self.hp, self.t
-        tensors = {name: step.input(array, L.TYPE_I64 if name.startswith("write") else None, name) for name, array in values.items()}
+        tensors = {
+            name: step.input(array, L.TYPE_I64 if name.startswith("write") else None, name)
+            for name, array in values.items()
+        }
         x = step.op("get_rows", t.token_embd, tensors["ids"])
         if hp.embed_scale != 1.0:
             x = step.op("scale", x, hp.embed_scale)
@@ -213,7 +244,9 @@ class GraphTransformer:
         for i, s in enumerate(segments):
             count = len(s.tokens)
             for source, width, is_value in ((k, hp.kv_dim, False), (v, hp.v_dim, True)):
-                new_rows = step.op("view_2d", source, width, count, width * F32_BYTES, s.row * width * F32_BYTES)
+                new_rows = step.op(
+                    "view_2d", source, width, count, width * F32_BYTES, s.row * width * F32_BYTES
+                )
                 target = s.cache.values[index] if is_value else s.cache.keys[index]
                 step.expand(step.op("set_rows", target, new_rows, inputs[f"write{i}"]))
 
@@ -222,14 +255,22 @@ class GraphTransformer:
             count = len(s.tokens)
             mask = inputs[f"mask{i}.{int(local)}"]
             queries = step.op(
-                "view_3d", q, hp.head_dim, hp.n_head, count,
-                hp.head_dim * F32_BYTES, hp.q_dim * F32_BYTES, s.row * hp.q_dim * F32_BYTES,
+                "view_3d",
+                q,
+                hp.head_dim,
+                hp.n_head,
+                count,
+                hp.head_dim * F32_BYTES,
+                hp.q_dim * F32_BYTES,
+                s.row * hp.q_dim * F32_BYTES,
             )
             queries = step.op("permute", queries, 0, 2, 1, 3)  # (head_dim, rows, heads)
             span = self.span(s)
             keys = s.cache.attend_view(step, index, 0, span, False)
             values = s.cache.attend_view(step, index, 0, span, True)
-            out = step.op("flash_attn_ext", queries, keys, values, mask, kq_scale, 0.0, hp.attn_softcap or 0.0)
+            out = step.op(
+                "flash_attn_ext", queries, keys, values, mask, kq_scale, 0.0, hp.attn_softcap or 0.0
+            )
             if layer.sinks is not None:  # each head's learned sink takes a share of the softmax
                 step.lib.ggml_flash_attn_ext_add_sinks(out, layer.sinks)
             step.lib.ggml_flash_attn_ext_set_prec(out, L.PREC_F32)
@@ -271,7 +312,11 @@ class GraphTransformer:
         qkv = self.mm(step, layer.wqkv, x, inputs)
         row = L.tensor(qkv).nb[1]
         parts = []
-        for width, offset in ((hp.q_dim, 0), (hp.kv_dim, hp.q_dim), (hp.v_dim, hp.q_dim + hp.kv_dim)):
+        for width, offset in (
+            (hp.q_dim, 0),
+            (hp.kv_dim, hp.q_dim),
+            (hp.v_dim, hp.q_dim + hp.kv_dim),
+        ):
             view = step.op("view_2d", qkv, width, rows, row, offset * F32_BYTES)
             parts.append(step.op("cont", view))  # reshapes and cache writes need packed rows
         return tuple(parts)
@@ -304,9 +349,17 @@ class GraphTransformer:
         probs = {"softmax": "soft_max", "sigmoid": "sigmoid"}.get(hp.expert_gating)
         probs = step.op(probs, logits) if probs else logits
         chosen = step.op("argsort_top_k", probs, n_used)  # (n_used, rows), I32
-        weights = step.op("get_rows", step.op("reshape_3d", probs, 1, hp.n_expert, rows), chosen)  # (1, n_used, rows)
+        weights = step.op(
+            "get_rows", step.op("reshape_3d", probs, 1, hp.n_expert, rows), chosen
+        )  # (1, n_used, rows)
         if hp.expert_gating == "softmax_chosen":
-            weights = step.op("reshape_3d", step.op("soft_max", step.op("reshape_2d", weights, n_used, rows)), 1, n_used, rows)
+            weights = step.op(
+                "reshape_3d",
+                step.op("soft_max", step.op("reshape_2d", weights, n_used, rows)),
+                1,
+                n_used,
+                rows,
+            )
         if hp.expert_weights_norm:
             weights = step.op("reshape_2d", weights, n_used, rows)
             total = step.op("clamp", step.op("sum_rows", weights), MIN_WEIGHT_SUM, float("inf"))
@@ -315,17 +368,26 @@ class GraphTransformer:
             weights = step.op("scale", weights, hp.expert_weights_scale)
         step.expand(weights)
         cur = step.op("reshape_3d", x, hp.n_embd, 1, rows)
-        up = self._expert_product(step, layer.up_exps, layer.up_exps_b, cur, chosen)  # (n_ff_exp, n_used, rows)
+        up = self._expert_product(
+            step, layer.up_exps, layer.up_exps_b, cur, chosen
+        )  # (n_ff_exp, n_used, rows)
         gate = self._expert_product(step, layer.gate_exps, layer.gate_exps_b, cur, chosen)
-        if hp.activation == "swiglu_oai":  # gpt-oss: SwiGLU with a sharper sigmoid, both halves clamped
+        if (
+            hp.activation == "swiglu_oai"
+        ):  # gpt-oss: SwiGLU with a sharper sigmoid, both halves clamped
             cur = step.op("swiglu_oai", gate, up, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT)
         else:
             cur = step.op("swiglu_split" if hp.activation == "silu" else "geglu_split", gate, up)
-        experts = self._expert_product(step, layer.down_exps, layer.down_exps_b, cur, chosen)  # (n_embd, n_used, rows)
+        experts = self._expert_product(
+            step, layer.down_exps, layer.down_exps_b, cur, chosen
+        )  # (n_embd, n_used, rows)
         experts = step.op("mul", experts, weights)
         step.expand(experts)
         struct = L.tensor(experts)
-        views = [step.op("view_2d", experts, hp.n_embd, rows, struct.nb[2], i * struct.nb[1]) for i in range(n_used)]
+        views = [
+            step.op("view_2d", experts, hp.n_embd, rows, struct.nb[2], i * struct.nb[1])
+            for i in range(n_used)
+        ]
         for view in views:  # the views before the adds, as llama.cpp orders them
             step.expand(view)
         out = views[0]
@@ -379,8 +441,19 @@ class GraphTransformer:
         else:
             base, scale, factors = hp.rope_base, hp.rope_scale, self.t.rope_factors
         return step.op(
-            "rope_ext", x, positions, factors, hp.rope_dim, self.rope_mode, hp.rope_ctx_orig or hp.n_ctx_train,
-            base, scale, hp.rope_ext_factor, hp.rope_attn_factor, hp.rope_beta_fast, hp.rope_beta_slow,
+            "rope_ext",
+            x,
+            positions,
+            factors,
+            hp.rope_dim,
+            self.rope_mode,
+            hp.rope_ctx_orig or hp.n_ctx_train,
+            base,
+            scale,
+            hp.rope_ext_factor,
+            hp.rope_attn_factor,
+            hp.rope_beta_fast,
+            hp.rope_beta_slow,
         )
 
     def _mask(self, s: GraphSegment, local: bool) -> np.ndarray:
@@ -417,7 +490,9 @@ def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
     tests on SmolLM2): off by default. Steps of fewer rows (decode, for up to 31 sequences at
     once) never take this path."""
     weights = [w for layer in tensors.layers for w in layer.projections()]
-    return frozenset(w for w in weights if w not in tensors.repacked and L.tensor(w).type in DENSE_TYPES)
+    return frozenset(
+        w for w in weights if w not in tensors.repacked and L.tensor(w).type in DENSE_TYPES
+    )
 
 
 def image_groups(tokens) -> np.ndarray | None:
@@ -428,7 +503,12 @@ def image_groups(tokens) -> np.ndarray | None:
     groups, current = np.full(len(tokens), -1), -1
     for j, t in enumerate(tokens):
         if isinstance(t, ImageToken) and t.image.bidirectional:
-            if t.first or j == 0 or not isinstance(tokens[j - 1], ImageToken) or not tokens[j - 1].image.bidirectional:
+            if (
+                t.first
+                or j == 0
+                or not isinstance(tokens[j - 1], ImageToken)
+                or not tokens[j - 1].image.bidirectional
+            ):
                 current += 1
             groups[j] = current
     return groups

@@ -53,7 +53,11 @@ class GraphRunner(RunnerBase):
         self.weights = weights  # holds the mapping (and the tensors in it) alive
         self.tensors = model_tensors(weights, hp)
         self.model = GraphTransformer(
-            hp, self.tensors, self.lib, quantized_cache=cache_type not in ("f16", "f32"), dense_prefill=dense_prefill
+            hp,
+            self.tensors,
+            self.lib,
+            quantized_cache=cache_type not in ("f16", "f32"),
+            dense_prefill=dense_prefill,
         )
         self.adapter = adapter  # a LoraWeights, applied beside the base weights it names
         if adapter is not None:
@@ -66,7 +70,9 @@ class GraphRunner(RunnerBase):
         self.vocab_size = self.tensors.vocab_size
         self._weights_bytes = weights.nbytes + (adapter.nbytes if adapter is not None else 0)
         self._caches: weakref.WeakSet[GraphKVCache] = weakref.WeakSet()
-        self._graphs: dict[tuple, tuple] = {}  # decode graphs by their caches and spans, oldest first
+        self._graphs: dict[
+            tuple, tuple
+        ] = {}  # decode graphs by their caches and spans, oldest first
         self._lock = threading.Lock()  # one step at a time: steps share the allocator
         self._closed = False
 
@@ -81,7 +87,9 @@ class GraphRunner(RunnerBase):
 
     # -- forward -------------------------------------------------------------------------------
 
-    def forward(self, batch: list[tuple[GraphKVCache, list[int]]], should_stop=None) -> list[np.ndarray]:
+    def forward(
+        self, batch: list[tuple[GraphKVCache, list[int]]], should_stop=None
+    ) -> list[np.ndarray]:
         """Append each sequence's tokens to its cache; return float32 logits (vocab,) of each
         sequence's last token. ``should_stop()`` is asked between the operations of a prompt
         step (a decode step is one token's work) and ends the pass by raising ``Cancelled``;
@@ -145,7 +153,10 @@ class GraphRunner(RunnerBase):
         """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the
         index of the sequence it finishes (or None)."""
         for parts in plan_steps(batch, self.num_batch):
-            yield [GraphSegment(cache, tokens, start, row) for cache, tokens, start, row, _ in parts], [p[4] for p in parts]
+            yield (
+                [GraphSegment(cache, tokens, start, row) for cache, tokens, start, row, _ in parts],
+                [p[4] for p in parts],
+            )
 
     # -- context shift -------------------------------------------------------------------------
 
@@ -160,16 +171,30 @@ class GraphRunner(RunnerBase):
                 positions = step.input(np.full(count, delta, np.int32), L.TYPE_I32)
                 for index in range(hp.n_layer):
                     view = step.op(
-                        "view_3d", cache.keys[index], hp.head_dim, hp.n_head_kv, count,
-                        cache.k_head, cache.k_row, first * cache.k_row,
+                        "view_3d",
+                        cache.keys[index],
+                        hp.head_dim,
+                        hp.n_head_kv,
+                        count,
+                        cache.k_head,
+                        cache.k_row,
+                        first * cache.k_row,
                     )
                     if cache.ggml_type == L.TYPE_F16:
                         rotated = self.model.rope(step, view, positions, hp.swa_layers[index])
                     else:  # quantized keys: in float32, out of (and back into) their Hadamard rotation
                         keys = step.op("cast", view, L.TYPE_F32)
-                        keys = self.model.rotate(step, keys, self.model.rot_k) if self.model.rot_k else keys
+                        keys = (
+                            self.model.rotate(step, keys, self.model.rot_k)
+                            if self.model.rot_k
+                            else keys
+                        )
                         rotated = self.model.rope(step, keys, positions, hp.swa_layers[index])
-                        rotated = self.model.rotate(step, rotated, self.model.rot_k) if self.model.rot_k else rotated
+                        rotated = (
+                            self.model.rotate(step, rotated, self.model.rot_k)
+                            if self.model.rot_k
+                            else rotated
+                        )
                     step.expand(step.op("cpy", rotated, view))
                 self.compute.run(step)
             finally:
@@ -186,7 +211,12 @@ class GraphRunner(RunnerBase):
         try:
             self._check([(cache, tokens)])
             with self._lock:
-                return np.concatenate([self._run(segments, hidden=True) for segments, _ in self._plan([(cache, tokens)])])
+                return np.concatenate(
+                    [
+                        self._run(segments, hidden=True)
+                        for segments, _ in self._plan([(cache, tokens)])
+                    ]
+                )
         finally:
             cache.close()
 

@@ -109,7 +109,9 @@ class MappedWeights:
         for name, info in self.infos.items():
             tensor = self.tensors.new(info.ggml_type, *info.shape, name=name)
             if lib.ggml_nbytes(tensor) != info.nbytes:
-                raise InvalidModelFile(f"tensor {name} has {info.nbytes} bytes, ggml expects {lib.ggml_nbytes(tensor)}")
+                raise InvalidModelFile(
+                    f"tensor {name} has {info.nbytes} bytes, ggml expects {lib.ggml_nbytes(tensor)}"
+                )
             self.tensors.place(tensor, base + info.offset)
             self.by_name[name] = tensor
         self.nbytes = sum(info.nbytes for info in self.infos.values())
@@ -128,7 +130,10 @@ class MappedWeights:
         if not names:
             return None
         repacked = Tensors(self.lib, len(names))
-        moved = {name: repacked.new(self.infos[name].ggml_type, *self.infos[name].shape, name=name) for name in names}
+        moved = {
+            name: repacked.new(self.infos[name].ggml_type, *self.infos[name].shape, name=name)
+            for name in names
+        }
         repacked.allocate(self.lib.repack_buffer_type())
         for name, tensor in moved.items():
             info = self.infos[name]
@@ -177,7 +182,9 @@ class MappedWeights:
         from ollamakit.lib.gguf.dequant import dequantize
 
         start = info.offset
-        return dequantize(self._map[start : start + info.nbytes], info.ggml_type, info.shape).reshape(-1)
+        return dequantize(
+            self._map[start : start + info.nbytes], info.ggml_type, info.shape
+        ).reshape(-1)
 
 
 @dataclass

@@ -111,11 +111,15 @@ class Metadata:
     def raw(self, key: str, default=None):
         return self.metadata.get(f"{self.arch}.{key}", default)
 
-    def int(self, key: str, default: int | None = None, *, low: int = 1, high: int = MAX_WIDTH) -> int:
+    def int(
+        self, key: str, default: int | None = None, *, low: int = 1, high: int = MAX_WIDTH
+    ) -> int:
         value = self.raw(key, default)
         if isinstance(value, (list, tuple)):  # per-layer arrays: we support uniform ones
             if not value or any(v != value[0] for v in value):
-                raise InvalidModelFile(f"{self.arch}.{key}: per-layer values differ, which is not supported")
+                raise InvalidModelFile(
+                    f"{self.arch}.{key}: per-layer values differ, which is not supported"
+                )
             value = value[0]
         if value is None:
             raise InvalidModelFile(f"model metadata lacks {self.arch}.{key}")
@@ -127,7 +131,11 @@ class Metadata:
         value = self.raw(key, default)
         if value is None:
             raise InvalidModelFile(f"model metadata lacks {self.arch}.{key}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise InvalidModelFile(f"{self.arch}.{key} = {value!r} is not a finite number")
         return float(value)
 
@@ -162,14 +170,18 @@ def _common(m: Metadata) -> dict:
     n_head = m.int("attention.head_count", high=MAX_HEADS)
     n_head_kv = m.int("attention.head_count_kv", n_head, high=MAX_HEADS)
     if n_head % n_head_kv:
-        raise InvalidModelFile(f"{m.arch}: {n_head} query heads cannot share {n_head_kv} key/value heads evenly")
+        raise InvalidModelFile(
+            f"{m.arch}: {n_head} query heads cannot share {n_head_kv} key/value heads evenly"
+        )
     if m.raw("attention.key_length") is None and n_embd % n_head:
         raise InvalidModelFile(f"{m.arch}: width {n_embd} does not split into {n_head} heads")
     head_dim = m.int("attention.key_length", n_embd // n_head)
     head_dim_v = m.int("attention.value_length", head_dim)
     rope_dim = m.int("rope.dimension_count", head_dim)
     if rope_dim > head_dim or rope_dim % 2:
-        raise InvalidModelFile(f"{m.arch}.rope.dimension_count = {rope_dim} does not fit heads of width {head_dim}")
+        raise InvalidModelFile(
+            f"{m.arch}.rope.dimension_count = {rope_dim} does not fit heads of width {head_dim}"
+        )
     scaling = m.raw("rope.scaling.type", "none")
     factor = m.float("rope.scaling.factor", 1.0)
     if scaling not in ("none", "linear", "yarn") and factor != 1.0:
@@ -237,7 +249,9 @@ def _yarn(m: Metadata, scaling: str, factor: float, n_ctx_train: int) -> dict:
 
     log_mul = m.float("rope.scaling.yarn_log_multiplier", 0.0)
     attn_factor = mscale(1.0) / mscale(log_mul) if log_mul else mscale(1.0)
-    attn_factor /= 1.0 + 0.1 * math.log(factor)  # rope multiplies by this itself where ext_factor is set
+    attn_factor /= 1.0 + 0.1 * math.log(
+        factor
+    )  # rope multiplies by this itself where ext_factor is set
     return dict(
         rope_ext_factor=1.0,
         rope_attn_factor=attn_factor * m.float("rope.scaling.attn_factor", 1.0),
@@ -321,7 +335,8 @@ def olmo2(m: Metadata) -> HParams:
     params = _common(m)
     params.update(
         qk_norm_whole=True,
-        required=(params["required"] - {"attn_norm", "ffn_norm"}) | {"q_norm", "k_norm", "post_attn_norm", "post_ffn_norm"},
+        required=(params["required"] - {"attn_norm", "ffn_norm"})
+        | {"q_norm", "k_norm", "post_attn_norm", "post_ffn_norm"},
     )
     if m.raw("attention.sliding_window"):
         raise InvalidModelFile(f"{m.arch}: sliding-window attention (olmo3) is not supported")
@@ -344,7 +359,9 @@ def phi3(m: Metadata) -> HParams:
     """q, k and v in one matrix; the gate and up rows in one (``ffn_up``); queries scaled."""
     params = _common(m)
     if m.raw("rope.scaling.attn_factor") is not None:  # written with the long and short factors
-        raise InvalidModelFile(f"{m.arch}: LongRoPE scaling (rope_factors_long/short) is not supported")
+        raise InvalidModelFile(
+            f"{m.arch}: LongRoPE scaling (rope_factors_long/short) is not supported"
+        )
     params.update(
         scale_queries=True,
         fused_gate_up=True,
@@ -371,7 +388,18 @@ def gpt_oss(m: Metadata) -> HParams:
         expert_gating="softmax_chosen",
         expert_weights_norm=False,
         renamed=(("ffn_norm", "post_attention_norm.weight"),),
-        required=params["required"] | {"sinks", "bq", "bk", "bv", "bo", "gate_inp_b", "gate_exps_b", "up_exps_b", "down_exps_b"},
+        required=params["required"]
+        | {
+            "sinks",
+            "bq",
+            "bk",
+            "bv",
+            "bo",
+            "gate_inp_b",
+            "gate_exps_b",
+            "up_exps_b",
+            "down_exps_b",
+        },
     )
     return HParams(**params)
 

@@ -48,7 +48,18 @@ LAYER_TENSORS: dict[str, tuple[str, object]] = {
     "up_exps_b": ("ffn_up_exps.bias", lambda hp: (hp.n_ff_exp, hp.n_expert)),
     "down_exps_b": ("ffn_down_exps.bias", lambda hp: (hp.n_embd, hp.n_expert)),
 }
-EXPERT_FFN = frozenset({"gate_inp", "gate_exps", "up_exps", "down_exps", "gate_inp_b", "gate_exps_b", "up_exps_b", "down_exps_b"})
+EXPERT_FFN = frozenset(
+    {
+        "gate_inp",
+        "gate_exps",
+        "up_exps",
+        "down_exps",
+        "gate_inp_b",
+        "gate_exps_b",
+        "up_exps_b",
+        "down_exps_b",
+    }
+)
 DENSE_FFN = frozenset({"gate", "up", "up_b", "down", "down_b"})
 
 # Tensors used only together: a block with the first must have the others.

@@ -35,9 +35,21 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None, ada
     if backend.runs_graphs:
         return _graph_runner(gguf, hp, backend, options, tokenizer, num_batch, threads, adapters)
     if adapters:  # never answer as if the adapter were there
-        raise BadRequest(f"LoRA adapters need the ggml compute backend; this server computes with {backend.name}")
-    if hp.arch not in ARRAY_ARCHITECTURES or hp.n_expert or (hp.rope_ext_factor and hp.rope_scale != 1.0):
-        what = " with experts" if hp.n_expert else " with YaRN rope scaling" if hp.arch in ARRAY_ARCHITECTURES else ""
+        raise BadRequest(
+            f"LoRA adapters need the ggml compute backend; this server computes with {backend.name}"
+        )
+    if (
+        hp.arch not in ARRAY_ARCHITECTURES
+        or hp.n_expert
+        or (hp.rope_ext_factor and hp.rope_scale != 1.0)
+    ):
+        what = (
+            " with experts"
+            if hp.n_expert
+            else " with YaRN rope scaling"
+            if hp.arch in ARRAY_ARCHITECTURES
+            else ""
+        )
         raise BadRequest(
             f"the {hp.arch} architecture{what} needs the ggml compute backend; this server computes with {backend.name}"
         )
@@ -122,7 +134,12 @@ def runner_kind(metadata: dict) -> str | None:
 
 
 def load_runner(
-    path: str | Path, backend, options: dict | None = None, *, with_tokenizer: bool = True, adapters=(),
+    path: str | Path,
+    backend,
+    options: dict | None = None,
+    *,
+    with_tokenizer: bool = True,
+    adapters=(),
     kinds: tuple[str, ...] | None = None,
 ):
     """Open the GGUF at ``path`` and build its runner (with its tokenizer unless told not to):

@@ -103,7 +103,15 @@ class Transformer:
 
     # -- one step ------------------------------------------------------------------------------
 
-    def step(self, segments: list[Segment], last_rows_only: bool = False, *, workspace=None, after=None, before=None):
+    def step(
+        self,
+        segments: list[Segment],
+        last_rows_only: bool = False,
+        *,
+        workspace=None,
+        after=None,
+        before=None,
+    ):
         """Run the new rows of ``segments`` through every layer, appending to their caches.
 
         Returns the final hidden states (rows, n_embd), before the output norm; a view into the
@@ -133,7 +141,11 @@ class Transformer:
             else None
         )
         masks_global = [self._mask(s, None) for s in segments]
-        masks_local = [self._mask(s, hp.sliding_window) for s in segments] if hp.sliding_window else masks_global
+        masks_local = (
+            [self._mask(s, hp.sliding_window) for s in segments]
+            if hp.sliding_window
+            else masks_global
+        )
 
         q_end, k_end = hp.q_dim, hp.q_dim + hp.kv_dim
         ff = hp.n_ff
@@ -230,7 +242,9 @@ class Transformer:
         segment.cache.n_past = start + len(tokens)
         return hidden
 
-    def _attend(self, index: int, segment: Segment, q, k, v, mask, out, local: bool, output_row=None) -> None:
+    def _attend(
+        self, index: int, segment: Segment, q, k, v, mask, out, local: bool, output_row=None
+    ) -> None:
         """Attention of ``segment``'s rows, writing their keys and values to its cache first.
         With ``output_row`` only its last row attends, into that row of ``out``."""
         layer, rows, start = segment.cache.layers[index], segment.rows, segment.start
@@ -251,11 +265,20 @@ class Transformer:
             block_mask = None if mask is None else mask[low:high, visible - first : stop - first]
             block_keys, block_values = layer.span(visible, stop)
             if output_row is None:
-                self.ops.attention(queries[low:high], block_keys, block_values, block_mask, results[low:high], scale)
+                self.ops.attention(
+                    queries[low:high],
+                    block_keys,
+                    block_values,
+                    block_mask,
+                    results[low:high],
+                    scale,
+                )
             else:  # the last row, against the keys and mask its block would give it
                 row_mask = None if block_mask is None else block_mask[-1:]
                 target = out[output_row : output_row + 1]
-                self.ops.attention(queries[count - 1 : count], block_keys, block_values, row_mask, target, scale)
+                self.ops.attention(
+                    queries[count - 1 : count], block_keys, block_values, row_mask, target, scale
+                )
 
     def _first_visible(self, start: int, local: bool) -> int:
         """The oldest cached position that the first new row may attend to."""

@@ -16,7 +16,9 @@ import threading
 GELU_COEF = math.sqrt(2.0 / math.pi)
 PAD_COLUMNS = 64  # padded matrix widths are multiples of this (see Ops.padded_width)
 ELEMENTWISE_BLOCK = 1 << 16  # elements per block of multi-pass elementwise kernels (256 KiB)
-FEW_QUERIES = 32  # query rows (times heads per key head) below which attention takes the keys-first product
+FEW_QUERIES = (
+    32  # query rows (times heads per key head) below which attention takes the keys-first product
+)
 
 
 class Ops:
@@ -44,7 +46,9 @@ class Ops:
         buffers = self._own("scratch")
         buffer = buffers.get(width)
         if buffer is None or buffer.shape[0] < rows:
-            buffer = self.xp.empty((max(rows, 2 * (0 if buffer is None else buffer.shape[0])), width), self.xp.float32)
+            buffer = self.xp.empty(
+                (max(rows, 2 * (0 if buffer is None else buffer.shape[0])), width), self.xp.float32
+            )
             buffers[width] = buffer
         return buffer[:rows]
 
@@ -91,7 +95,9 @@ class Ops:
         return padded if 2 * padded <= 3 * cols else cols
 
     def vector(self, values):
-        return self.xp.ascontiguousarray(self.backend.asarray(values), dtype=self.xp.float32).reshape(-1)
+        return self.xp.ascontiguousarray(
+            self.backend.asarray(values), dtype=self.xp.float32
+        ).reshape(-1)
 
     # -- kernels -----------------------------------------------------------------------------
 
@@ -149,6 +155,7 @@ class Ops:
         xp = self.xp
         if activation not in ("silu", "gelu_tanh"):
             raise ValueError(f"unknown activation {activation!r}")
+
         # A prompt's (rows, n_ff) goes in blocks of rows through one small temporary, so the ten
         # passes below stay in the core's cache instead of streaming a prompt-sized temporary
         # through memory (Gemma 3, 512 rows: 5.6 ms a layer in one piece, ~3.2 in blocks).
@@ -234,7 +241,9 @@ class Ops:
             grouped = grouped.reshape(n_kv, dim, width)
             scores = xp.ascontiguousarray(xp.matmul(keys, grouped).transpose(0, 2, 1))
         else:
-            grouped = q.reshape(rows, n_kv, group, dim).transpose(1, 2, 0, 3).reshape(n_kv, width, dim)
+            grouped = (
+                q.reshape(rows, n_kv, group, dim).transpose(1, 2, 0, 3).reshape(n_kv, width, dim)
+            )
             scores = xp.matmul(grouped, keys.transpose(0, 2, 1))
         # scores: (n_kv, group * rows, cached)
         if scale != 1.0:
@@ -248,7 +257,11 @@ class Ops:
             xp.matmul(scores, values, out=out.reshape(n_kv, group, dim_v))
             return out
         mixed = xp.matmul(scores, values)  # (n_kv, group * rows, dim_v)
-        out[...] = mixed.reshape(n_kv, group, rows, dim_v).transpose(2, 0, 1, 3).reshape(rows, n_head * dim_v)
+        out[...] = (
+            mixed.reshape(n_kv, group, rows, dim_v)
+            .transpose(2, 0, 1, 3)
+            .reshape(rows, n_head * dim_v)
+        )
         return out
 
     def softcap(self, logits, cap: float):

@@ -18,8 +18,14 @@ def load_model(kernel, model, options):
     if path is None:
         return None
     # the server's cache type (OLLAMA_KV_CACHE_TYPE), not a request's, as in Ollama
-    options = {**options, "kv_cache_type": kernel.settings.kv_cache_type, "fast_prefill": kernel.settings.fast_prefill}
-    runner = load_runner(path, kernel.compute, options, adapters=model.adapter_paths, kinds=(DECODER,))
+    options = {
+        **options,
+        "kv_cache_type": kernel.settings.kv_cache_type,
+        "fast_prefill": kernel.settings.fast_prefill,
+    }
+    runner = load_runner(
+        path, kernel.compute, options, adapters=model.adapter_paths, kinds=(DECODER,)
+    )
     if runner is None:
         return None  # another plugin's architecture (bert, ...)
     if kernel.compute.runs_graphs:  # vision towers run on the graph engine
@@ -44,8 +50,12 @@ def estimate_memory(kernel, model, num_ctx, num_parallel):
     with GGUFFile.open(path) as gguf:
         if not supports(gguf.metadata):
             return None
-        weights_and_caches = estimate_bytes(gguf, kernel.compute, num_ctx, num_parallel, kernel.settings.kv_cache_type)
-    return weights_and_caches + sum(path.stat().st_size for path in model.adapter_paths)  # held beside the base
+        weights_and_caches = estimate_bytes(
+            gguf, kernel.compute, num_ctx, num_parallel, kernel.settings.kv_cache_type
+        )
+    return weights_and_caches + sum(
+        path.stat().st_size for path in model.adapter_paths
+    )  # held beside the base
 
 
 @hookimpl

@@ -58,15 +58,17 @@ def bert_tensors(p, vocab: int) -> tuple[Shapes, Shapes]:
     nomic = p.arch == "nomic-bert"
     for i in range(p.n_layer):
         b = f"blk.{i}."
-        required.update({
-            b + "attn_output.weight": (d, d),
-            b + "attn_output_norm.weight": (d,),
-            b + "attn_output_norm.bias": (d,),
-            b + "ffn_up.weight": (d, ff),
-            b + "ffn_down.weight": (ff, d),
-            b + "layer_output_norm.weight": (d,),
-            b + "layer_output_norm.bias": (d,),
-        })
+        required.update(
+            {
+                b + "attn_output.weight": (d, d),
+                b + "attn_output_norm.weight": (d,),
+                b + "attn_output_norm.bias": (d,),
+                b + "ffn_up.weight": (d, ff),
+                b + "ffn_down.weight": (ff, d),
+                b + "layer_output_norm.weight": (d,),
+                b + "layer_output_norm.bias": (d,),
+            }
+        )
         (required if nomic else optional)[b + "ffn_gate.weight"] = (d, ff)
         biases = {b + "attn_output.bias": (d,), b + "ffn_up.bias": (ff,), b + "ffn_down.bias": (d,)}
         (optional if nomic else required).update(biases)
@@ -93,9 +95,17 @@ def check_decoder(header) -> None:
     shapes = _shapes(header)
     vocab = _embedding_rows(shapes, hp.n_embd)
     required, optional = decoder_tensors(hp, vocab, shapes)
-    unknown = sorted(name for name in shapes if name not in required and name not in optional and not _IGNORED.match(name))
-    unknown = [name for name in unknown if not _beyond(name, hp.n_layer)]  # those are refused below, as such
-    if unknown:  # a tensor the engine would not read: a neighbouring kind of model, never half-loaded
+    unknown = sorted(
+        name
+        for name in shapes
+        if name not in required and name not in optional and not _IGNORED.match(name)
+    )
+    unknown = [
+        name for name in unknown if not _beyond(name, hp.n_layer)
+    ]  # those are refused below, as such
+    if (
+        unknown
+    ):  # a tensor the engine would not read: a neighbouring kind of model, never half-loaded
         raise InvalidModelFile(
             f"model file has tensor {unknown[0]}, which a {hp.arch} model with these hyperparameters does not have; "
             "this kind of model is not supported"
@@ -113,7 +123,9 @@ def check_bert(header) -> None:
     if types is not None and (len(types) != 2 or types[0] != p.n_embd):
         raise InvalidModelFile(f"tensor token_types.weight is not ({p.n_embd}, types)")
     if p.pooling == "rank" and "cls.weight" not in shapes and "cls.output.weight" not in shapes:
-        raise InvalidModelFile("a rank model needs a classifier head (cls.weight or cls.output.weight)")
+        raise InvalidModelFile(
+            "a rank model needs a classifier head (cls.weight or cls.output.weight)"
+        )
     required, optional = bert_tensors(p, vocab)
     _check(shapes, required, optional, p.n_layer)
     _check_bert_attention(shapes, p)

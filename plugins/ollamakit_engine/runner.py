@@ -54,7 +54,9 @@ class Runner(RunnerBase):
         self.threads = threads  # BLAS threads while this model computes; None: the backend's own
         # Without a num_thread of its own, the model measures whether every core or one is faster
         # now (threads.py); with one core there is nothing to choose.
-        self._chooser = ThreadChooser(threads) if choose_threads and threads and threads > 1 else None
+        self._chooser = (
+            ThreadChooser(threads) if choose_threads and threads and threads > 1 else None
+        )
         self.model = Transformer(hp, weights, ops)
         self.context_length = hp.n_ctx_train
         self.vocab_size = weights.vocab_size
@@ -129,7 +131,10 @@ class Runner(RunnerBase):
         """Steps of at most ``num_batch`` rows; each yields its segments and, per segment, the
         index of the sequence it finishes (or None)."""
         for parts in plan_steps(batch, self.num_batch):
-            segments = [Segment(cache, tokens, start, slice(row, row + len(tokens))) for cache, tokens, start, row, _ in parts]
+            segments = [
+                Segment(cache, tokens, start, slice(row, row + len(tokens)))
+                for cache, tokens, start, row, _ in parts
+            ]
             yield segments, [part[4] for part in parts]
 
     # -- embeddings ----------------------------------------------------------------------------
@@ -145,7 +150,9 @@ class Runner(RunnerBase):
             cache = KVCache(self.backend.xp, self.hp, len(tokens))
             self._check([(cache, tokens)])
             pooled = self._embed_one(cache, tokens)
-            results.append(np.ascontiguousarray(self.backend.to_numpy(pooled), dtype=np.float32).reshape(-1))
+            results.append(
+                np.ascontiguousarray(self.backend.to_numpy(pooled), dtype=np.float32).reshape(-1)
+            )
         return results
 
     def _embed_one(self, cache: KVCache, tokens: list[int]):

@@ -44,6 +44,9 @@ class ThreadChooser:
             self.seconds[key] = seconds  # a probe: its latest time stands for it
         else:
             self.seconds[key] = previous + SMOOTHING * (seconds - previous)
-        current, other = self.seconds.get((self.current, sequences)), self.seconds.get((self._other(), sequences))
+        current, other = (
+            self.seconds.get((self.current, sequences)),
+            self.seconds.get((self._other(), sequences)),
+        )
         if current is not None and other is not None and other < SWITCH_BELOW * current:
             self.current = self._other()

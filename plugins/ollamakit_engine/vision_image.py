@@ -40,8 +40,16 @@ def decode(data: bytes):
         log.info("image not decoded: %s", exc)
         raise BadRequest("invalid image input: not a PNG, JPEG, WebP, BMP or GIF image") from None
     width, height = image.size
-    if width <= 0 or height <= 0 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise BadRequest(f"image is too large: {width}x{height} pixels (at most {MAX_PIXELS} pixels)")
+    if (
+        width <= 0
+        or height <= 0
+        or width > MAX_SIDE
+        or height > MAX_SIDE
+        or width * height > MAX_PIXELS
+    ):
+        raise BadRequest(
+            f"image is too large: {width}x{height} pixels (at most {MAX_PIXELS} pixels)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -73,7 +81,9 @@ def letterbox(image, size: int, pad=(0, 0, 0), resample: str = "bilinear"):
     return canvas
 
 
-def pixels(data: bytes, size: int, mean, std, pad=(0, 0, 0), resample: str = "bilinear") -> np.ndarray:
+def pixels(
+    data: bytes, size: int, mean, std, pad=(0, 0, 0), resample: str = "bilinear"
+) -> np.ndarray:
     """The tower's input: float32 (3, size, size), channel planes, normalised."""
     image = letterbox(decode(data), size, pad, resample)
     values = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)

@@ -83,15 +83,24 @@ def vision_config(metadata: dict) -> VisionConfig | None:
     arch = metadata.get("general.architecture")
     if arch == "clip":
         prefix = "clip.vision."
-        projector = metadata.get("clip.projector_type") or metadata.get("clip.vision.projector_type")
+        projector = metadata.get("clip.projector_type") or metadata.get(
+            "clip.vision.projector_type"
+        )
         if not metadata.get("clip.has_vision_encoder"):
             return None
         mean = metadata.get("clip.vision.image_mean")
         std = metadata.get("clip.vision.image_std")
-        merge = metadata.get("clip.vision.projector.scale_factor", 4) if projector == "gemma3" else 1
+        merge = (
+            metadata.get("clip.vision.projector.scale_factor", 4) if projector == "gemma3" else 1
+        )
         gelu = "gelu" if metadata.get("clip.use_gelu") else "quick"
-        if projector == "mlp" and ("clip.vision.feature_layer" in metadata or "clip.vision.image_grid_pinpoints" in metadata):
-            raise InvalidModelFile("LLaVA projectors with feature layers or grid pinpoints are not supported")
+        if projector == "mlp" and (
+            "clip.vision.feature_layer" in metadata
+            or "clip.vision.image_grid_pinpoints" in metadata
+        ):
+            raise InvalidModelFile(
+                "LLaVA projectors with feature layers or grid pinpoints are not supported"
+            )
     elif f"{arch}.vision.block_count" in metadata:
         prefix = f"{arch}.vision."
         projector = arch  # Ollama keeps the tower in the model; its kind is the model's
@@ -124,15 +133,25 @@ def vision_config(metadata: dict) -> VisionConfig | None:
         gelu=gelu,
     )
     sides = config.patches_per_side
-    if not (0 < config.patch_size <= config.image_size <= 4096 and config.n_merge > 0 and sides % config.n_merge == 0):
-        raise InvalidModelFile("vision projector has an image size its patches and pool do not divide")
+    if not (
+        0 < config.patch_size <= config.image_size <= 4096
+        and config.n_merge > 0
+        and sides % config.n_merge == 0
+    ):
+        raise InvalidModelFile(
+            "vision projector has an image size its patches and pool do not divide"
+        )
     if config.n_head <= 0 or config.n_embd % config.n_head or not 0 < config.n_layer <= 256:
         raise InvalidModelFile("vision projector has an invalid head count or depth")
     return config
 
 
 def _triple(value, name: str) -> tuple[float, float, float]:
-    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 3
+        or not all(isinstance(v, (int, float)) for v in value)
+    ):
         raise InvalidModelFile(f"vision projector's {name} must be three numbers")
     return tuple(float(v) for v in value)
 
@@ -186,16 +205,26 @@ class VisionTower:
 
         # float32 copies of the vectors and the position embeddings (as llama.cpp's converter
         # stores them), and gemma3's projection transposed once (as mtmd does at every encode)
-        small = [n for n, real in names.items() if len(weights.infos[real].shape) == 1 or n.startswith(("v.position_embd", "v.patch_embd"))]
+        small = [
+            n
+            for n, real in names.items()
+            if len(weights.infos[real].shape) == 1
+            or n.startswith(("v.position_embd", "v.patch_embd"))
+        ]
         self._owned = Tensors(lib, len(small) + 1)
         made = {}
         for name in small:
             info = weights.infos[names[name]]
-            made[name] = (self._owned.new(L.TYPE_F32, *info.shape, name=name), weights.vector(names[name]))
+            made[name] = (
+                self._owned.new(L.TYPE_F32, *info.shape, name=name),
+                weights.vector(names[name]),
+            )
         if gemma3:
             projection = self._matrix_array("mm.input_projection.weight", (c.n_embd, text_embd))
             proj_type = L.TYPE_F16 if projection.dtype == np.float16 else L.TYPE_F32
-            self.projection = self._owned.new(proj_type, c.n_embd, text_embd, name="mm.input_projection.t")
+            self.projection = self._owned.new(
+                proj_type, c.n_embd, text_embd, name="mm.input_projection.t"
+            )
         self._owned.allocate()
         for name, (tensor, values) in made.items():
             shape = tuple(weights.infos[names[name]].shape)[::-1]
@@ -205,17 +234,34 @@ class VisionTower:
         self._small = {name: tensor for name, (tensor, _) in made.items()}
 
         patch = self._small.get("v.patch_embd.weight")
-        if patch is None or tuple(weights.infos[names["v.patch_embd.weight"]].shape) != (c.patch_size, c.patch_size, 3, c.n_embd):
+        if patch is None or tuple(weights.infos[names["v.patch_embd.weight"]].shape) != (
+            c.patch_size,
+            c.patch_size,
+            3,
+            c.n_embd,
+        ):
             raise InvalidModelFile("vision projector's patch embedding has the wrong shape")
         self.patch_w = patch
         self.patch_width = patch_width
         self.patch_b = self._small.get("v.patch_embd.bias")
         position = self._info("v.position_embd.weight")
-        if len(position.shape) != 2 or position.shape[0] != c.n_embd or position.shape[1] < self.n_pos:
-            raise InvalidModelFile(f"tensor v.position_embd.weight has shape {tuple(position.shape)}, expected ({c.n_embd}, {self.n_pos})")
+        if (
+            len(position.shape) != 2
+            or position.shape[0] != c.n_embd
+            or position.shape[1] < self.n_pos
+        ):
+            raise InvalidModelFile(
+                f"tensor v.position_embd.weight has shape {tuple(position.shape)}, expected ({c.n_embd}, {self.n_pos})"
+            )
         self.position = self._small["v.position_embd.weight"]
-        self.pre_w, self.pre_b = self._small.get("v.pre_ln.weight"), self._small.get("v.pre_ln.bias")
-        self.post_w, self.post_b = self._small.get("v.post_ln.weight"), self._small.get("v.post_ln.bias")
+        self.pre_w, self.pre_b = (
+            self._small.get("v.pre_ln.weight"),
+            self._small.get("v.pre_ln.bias"),
+        )
+        self.post_w, self.post_b = (
+            self._small.get("v.post_ln.weight"),
+            self._small.get("v.post_ln.bias"),
+        )
         # mtmd runs every LLaVA block but the last (its feature layer is the one before)
         self.blocks = [self._block(i) for i in range(c.n_layer if gemma3 else c.n_layer - 1)]
         if gemma3:
@@ -255,9 +301,13 @@ class VisionTower:
         """A matrix as numpy (row-major), float16 kept as such, anything else as float32."""
         info = self._info(name)
         if tuple(info.shape) != shape[::-1]:
-            raise InvalidModelFile(f"tensor {name} has shape {tuple(info.shape)}, expected {shape[::-1]}")
+            raise InvalidModelFile(
+                f"tensor {name} has shape {tuple(info.shape)}, expected {shape[::-1]}"
+            )
         values = self.weights.vector(self._names[name]).reshape(shape)
-        return values.astype(np.float16) if info.ggml_type == L.TYPE_F16 else values.astype(np.float32)
+        return (
+            values.astype(np.float16) if info.ggml_type == L.TYPE_F16 else values.astype(np.float32)
+        )
 
     def _block(self, i: int) -> BlockTensors:
         c, p = self.config, f"v.blk.{i}."
@@ -270,14 +320,22 @@ class VisionTower:
             return self._small.get(p + name + ".bias")
 
         return BlockTensors(
-            ln1_w=self._vector_of(p + "ln1.weight", (c.n_embd,)), ln1_b=bias("ln1"),
-            q=self._matrix(p + "attn_q.weight", (c.n_embd, c.n_embd)), q_b=bias("attn_q"),
-            k=self._matrix(p + "attn_k.weight", (c.n_embd, c.n_embd)), k_b=bias("attn_k"),
-            v=self._matrix(p + "attn_v.weight", (c.n_embd, c.n_embd)), v_b=bias("attn_v"),
-            out=self._matrix(p + "attn_out.weight", (c.n_embd, c.n_embd)), out_b=bias("attn_out"),
-            ln2_w=self._vector_of(p + "ln2.weight", (c.n_embd,)), ln2_b=bias("ln2"),
-            up=self._matrix(p + up + ".weight", (c.n_embd, c.n_ff)), up_b=bias(up),
-            down=self._matrix(p + down + ".weight", (c.n_ff, c.n_embd)), down_b=bias(down),
+            ln1_w=self._vector_of(p + "ln1.weight", (c.n_embd,)),
+            ln1_b=bias("ln1"),
+            q=self._matrix(p + "attn_q.weight", (c.n_embd, c.n_embd)),
+            q_b=bias("attn_q"),
+            k=self._matrix(p + "attn_k.weight", (c.n_embd, c.n_embd)),
+            k_b=bias("attn_k"),
+            v=self._matrix(p + "attn_v.weight", (c.n_embd, c.n_embd)),
+            v_b=bias("attn_v"),
+            out=self._matrix(p + "attn_out.weight", (c.n_embd, c.n_embd)),
+            out_b=bias("attn_out"),
+            ln2_w=self._vector_of(p + "ln2.weight", (c.n_embd,)),
+            ln2_b=bias("ln2"),
+            up=self._matrix(p + up + ".weight", (c.n_embd, c.n_ff)),
+            up_b=bias(up),
+            down=self._matrix(p + down + ".weight", (c.n_ff, c.n_embd)),
+            down_b=bias(down),
         )
 
     # -- the graph -----------------------------------------------------------------------------
@@ -313,8 +371,16 @@ class VisionTower:
             k = self._linear(step, block.k, block.k_b, cur)
             v = self._linear(step, block.v, block.v_b, cur)
             q = op("permute", op("reshape_3d", q, d_head, c.n_head, self.n_pos), 0, 2, 1, 3)
-            k = op("cast", op("permute", op("reshape_3d", k, d_head, c.n_head, self.n_pos), 0, 2, 1, 3), L.TYPE_F16)
-            v = op("cast", op("permute", op("reshape_3d", v, d_head, c.n_head, self.n_pos), 0, 2, 1, 3), L.TYPE_F16)
+            k = op(
+                "cast",
+                op("permute", op("reshape_3d", k, d_head, c.n_head, self.n_pos), 0, 2, 1, 3),
+                L.TYPE_F16,
+            )
+            v = op(
+                "cast",
+                op("permute", op("reshape_3d", v, d_head, c.n_head, self.n_pos), 0, 2, 1, 3),
+                L.TYPE_F16,
+            )
             attn = op("flash_attn_ext", q, k, v, None, 1.0 / math.sqrt(d_head), 0.0, 0.0)
             step.lib.ggml_flash_attn_ext_set_prec(attn, L.PREC_F32)
             attn = op("reshape_2d", attn, c.n_embd, self.n_pos)
@@ -331,7 +397,14 @@ class VisionTower:
         """LLaVA: the rows from the second on (mtmd's ``patches`` input, which skips the first
         when there is a class embedding), then linear, GELU, linear."""
         op, first = step.op, self.n_pos - self.n_patches
-        rows = op("view_2d", x, self.config.n_embd, self.n_patches, self.config.n_embd * 4, first * self.config.n_embd * 4)
+        rows = op(
+            "view_2d",
+            x,
+            self.config.n_embd,
+            self.n_patches,
+            self.config.n_embd * 4,
+            first * self.config.n_embd * 4,
+        )
         x = op("gelu", self._linear(step, self.mm0, self.mm0_b, op("cont", rows)))
         return self._linear(step, self.mm2, self.mm2_b, x)
 

@@ -108,7 +108,9 @@ class TensorSource:
 def rope_halves_order(hp: HParams) -> np.ndarray:
     """Within a head, the order that turns adjacent rope pairs into halves."""
     rotated = hp.rope_dim
-    order = np.concatenate([np.arange(0, rotated, 2), np.arange(1, rotated, 2), np.arange(rotated, hp.head_dim)])
+    order = np.concatenate(
+        [np.arange(0, rotated, 2), np.arange(1, rotated, 2), np.arange(rotated, hp.head_dim)]
+    )
     return order
 
 
@@ -150,7 +152,9 @@ def _embedding(src: TensorSource, width: int) -> np.ndarray:
         raise InvalidModelFile("model file lacks tensor token_embd.weight")
     data = np.asarray(src.gguf.tensor("token_embd.weight"), dtype=np.float32)
     if data.ndim != 2 or data.shape[1] != width or data.shape[0] < 1:
-        raise InvalidModelFile(f"tensor token_embd.weight has shape {data.shape}, expected (vocab, {width})")
+        raise InvalidModelFile(
+            f"tensor token_embd.weight has shape {data.shape}, expected (vocab, {width})"
+        )
     return data
 
 
@@ -175,9 +179,15 @@ def _layer(src: TensorSource, hp: HParams, prefix: str, order: np.ndarray | None
         attn_norm=src.upload(src.array(prefix + "attn_norm.weight", (d,))),
         qkv=src.linear(np.concatenate([q, k, v])),
         qkv_bias=src.upload(qkv_bias),
-        q_norm=src.upload(_per_head(src.optional(prefix + "attn_q_norm.weight", head_norm), 1, order)),
-        k_norm=src.upload(_per_head(src.optional(prefix + "attn_k_norm.weight", head_norm), 1, order)),
-        attn_out=src.linear(src.array(prefix + "attn_output.weight", (d, hp.n_head * hp.head_dim_v))),
+        q_norm=src.upload(
+            _per_head(src.optional(prefix + "attn_q_norm.weight", head_norm), 1, order)
+        ),
+        k_norm=src.upload(
+            _per_head(src.optional(prefix + "attn_k_norm.weight", head_norm), 1, order)
+        ),
+        attn_out=src.linear(
+            src.array(prefix + "attn_output.weight", (d, hp.n_head * hp.head_dim_v))
+        ),
         post_attn_norm=src.upload(src.optional(prefix + "post_attention_norm.weight", (d,))),
         ffn_norm=src.upload(src.array(prefix + "ffn_norm.weight", (d,))),
         gate_up=src.linear(np.concatenate([gate, up])),

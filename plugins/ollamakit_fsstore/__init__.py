@@ -33,7 +33,9 @@ from ollamakit.scratch import OwnedFolder, remove_dead
 
 SCRATCH_PREFIX = "sha256-tmp-"  # this process's temporary folder in blobs/
 _MANIFEST_TEMP = ".tmp-"  # manifests written by earlier versions beside their final name
-_BLOB_OR_PARTIAL = re.compile(r"^sha256-[0-9a-fA-F]{64}")  # a blob, or a pull's -partial files of one
+_BLOB_OR_PARTIAL = re.compile(
+    r"^sha256-[0-9a-fA-F]{64}"
+)  # a blob, or a pull's -partial files of one
 UNOWNED_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
 _OLD_SCRATCH = ("*.upload", "*.gguf", "sha256-*")  # what earlier versions left in <models>/tmp
 

@@ -9,7 +9,11 @@ from ollamakit.hookspecs import hookimpl
 
 
 @click.command("build-ggml")
-@click.option("--strict", is_flag=True, help="Exit non-zero when the build fails (default: warn and keep the prebuilt library).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit non-zero when the build fails (default: warn and keep the prebuilt library).",
+)
 def build_ggml_command(strict: bool) -> None:
     """Compile ggml for this CPU, so the engine's numbers are llama.cpp's on this machine."""
     from ollamakit.lib.ggml.native import BuildError, build

@@ -34,7 +34,9 @@ class GGUFHeader:
 
     @cached_property
     def float32_keys(self) -> frozenset[str]:
-        return frozenset(key for key, kind in self.gguf.metadata_types.items() if kind == ValueType.FLOAT32)
+        return frozenset(
+            key for key, kind in self.gguf.metadata_types.items() if kind == ValueType.FLOAT32
+        )
 
     @property
     def chat_template(self) -> str | None:

@@ -20,7 +20,9 @@ def claims(request, store) -> bool:
         return False
     if any(key.endswith(".gguf") for key in keys):
         return True
-    return any(store.has_blob(d) and looks_like_gguf(store.blob_path(d)) for d in request.files.values())
+    return any(
+        store.has_blob(d) and looks_like_gguf(store.blob_path(d)) for d in request.files.values()
+    )
 
 
 def read_header(path, label: str) -> GGUFHeader:
@@ -31,7 +33,7 @@ def read_header(path, label: str) -> GGUFHeader:
         with GGUFFile.open(path) as gguf:
             return GGUFHeader(gguf)
     except InvalidModelFile as exc:
-        raise InvalidModelFile(f'{label}: {exc.message}') from None
+        raise InvalidModelFile(f"{label}: {exc.message}") from None
 
 
 def layer_media_type(header: GGUFHeader, target: str, label: str) -> str:
@@ -40,7 +42,9 @@ def layer_media_type(header: GGUFHeader, target: str, label: str) -> str:
     kind = kind if isinstance(kind, str) else ""
     if target == "adapter":
         if kind and kind != "adapter":
-            raise BadRequest(f'adapter "{label}" is not a LoRA adapter (its general.type is "{kind}")')
+            raise BadRequest(
+                f'adapter "{label}" is not a LoRA adapter (its general.type is "{kind}")'
+            )
         return mf.ADAPTER
     if target == "draft":
         if kind and kind != "model":
@@ -54,7 +58,14 @@ def layer_media_type(header: GGUFHeader, target: str, label: str) -> str:
     if kind in ("projector", "mmproj") or (not blocks and vision_blocks):
         return mf.PROJECTOR
     meta = header.metadata
-    if arch == "clip" and not meta.get("clip.block_count") and (meta.get("clip.has_vision_encoder") is True or meta.get("clip.has_audio_encoder") is True):
+    if (
+        arch == "clip"
+        and not meta.get("clip.block_count")
+        and (
+            meta.get("clip.has_vision_encoder") is True
+            or meta.get("clip.has_audio_encoder") is True
+        )
+    ):
         return mf.PROJECTOR  # a clip file with an encoder and no text blocks
     return mf.MODEL
 
@@ -79,7 +90,12 @@ def with_projector_type(path, out, projector_type: str = "mlp"):
         writer.add("clip.projector_type", projector_type)
         for info in gguf.tensors:
             # read when written: one tensor in memory at a time
-            writer.add_tensor(info.name, lambda name=info.name: gguf.raw(name).tobytes(), info.ggml_type, info.shape)
+            writer.add_tensor(
+                info.name,
+                lambda name=info.name: gguf.raw(name).tobytes(),
+                info.ggml_type,
+                info.shape,
+            )
         writer.write()
     return read_header(out, "projector")
 

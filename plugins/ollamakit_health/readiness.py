@@ -41,7 +41,9 @@ class Readiness:
 
     def start(self) -> None:
         if self.models and self._thread is None:
-            self._thread = threading.Thread(target=self._preload, name="ollamakit-preload", daemon=True)
+            self._thread = threading.Thread(
+                target=self._preload, name="ollamakit-preload", daemon=True
+            )
             self._thread.start()
 
     def stop(self) -> None:

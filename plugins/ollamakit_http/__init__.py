@@ -41,7 +41,12 @@ class WaitressTransport(Transport):
             raise ListenError(listen_error(host, port, exc)) from None
         self.listening(host, port)
         scratch_files = ScratchFiles(self.kernel.store)
-        install(sockets.values(), scratch_files, self.kernel.settings.max_request_body, ApiKeys(self.kernel.settings))
+        install(
+            sockets.values(),
+            scratch_files,
+            self.kernel.settings.max_request_body,
+            ApiKeys(self.kernel.settings),
+        )
         server.print_listen("Serving on http://{}:{}")
         restore = _remove_uploads_on_sigterm(scratch_files, self.kernel.storage)
         try:
@@ -117,4 +122,6 @@ def _remove_uploads_on_sigterm(scratch_files: ScratchFiles, storage):
         scratch_files.unlink_all_then(leave)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    return lambda: signal.signal(
+        signal.SIGTERM, previous if previous is not None else signal.SIG_DFL
+    )

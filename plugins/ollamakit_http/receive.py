@@ -63,7 +63,11 @@ class JsonError(Error):
 
     def to_response(self, ident=None):
         body = json.dumps({"error": self.body}).encode()
-        return f"{self.code} {self.reason}", [("Content-Type", "application/json; charset=utf-8")], body
+        return (
+            f"{self.code} {self.reason}",
+            [("Content-Type", "application/json; charset=utf-8")],
+            body,
+        )
 
 
 class KeyRequired(JsonError):
@@ -75,7 +79,10 @@ class KeyRequired(JsonError):
 
     def to_response(self, ident=None):
         body = json.dumps(refusal_body(self.path)).encode()
-        headers = [("Content-Type", "application/json; charset=utf-8"), ("WWW-Authenticate", CHALLENGE)]
+        headers = [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("WWW-Authenticate", CHALLENGE),
+        ]
         return f"{self.code} {self.reason}", headers, body
 
 
@@ -102,7 +109,10 @@ class UploadParser(HTTPRequestParser):
         if self.body_rcv is None:
             return
         if self.api_keys is not None and not self.api_keys.allows(
-            self.command, self.path, self.headers.get("AUTHORIZATION"), self.headers.get("X_API_KEY")
+            self.command,
+            self.path,
+            self.headers.get("AUTHORIZATION"),
+            self.headers.get("X_API_KEY"),
         ):
             # The app would refuse it too; refusing now keeps a caller without a key from
             # making the server receive (and store, for an upload) a body of any size.
@@ -117,7 +127,9 @@ class UploadParser(HTTPRequestParser):
                 self.body_rcv.buf = body
         elif self.content_length > self.max_body:
             # Refused before a byte of it is spooled (a chunked body is cut off by the app).
-            self.error = JsonError(413, "Request Entity Too Large", too_large_message(self.max_body))
+            self.error = JsonError(
+                413, "Request Entity Too Large", too_large_message(self.max_body)
+            )
             self.completed = True
 
     def _is_blob_upload(self) -> bool:
@@ -209,7 +221,9 @@ class LingeringClose(HTTPChannel):
         path = "/" + (partial.path or "").lstrip("/")
         framing = "its last chunk" if partial.chunked else "Content-Length"
         message = f"body ended before {framing}"
-        message = f"upload interrupted: {message}" if path.startswith(BLOB_PATH) else f"request {message}"
+        message = (
+            f"upload interrupted: {message}" if path.startswith(BLOB_PATH) else f"request {message}"
+        )
         status, headers, body = JsonError(400, "Bad Request", message).to_response()
         head = f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
         head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -252,7 +266,12 @@ class UploadChannel(LingeringClose):
         super().cancel()
 
 
-def install(servers, scratch_files: ScratchFiles, max_body: int = DEFAULT_MAX_REQUEST_BODY, api_keys: ApiKeys | None = None) -> None:
+def install(
+    servers,
+    scratch_files: ScratchFiles,
+    max_body: int = DEFAULT_MAX_REQUEST_BODY,
+    api_keys: ApiKeys | None = None,
+) -> None:
     """Make every listening server in ``servers`` (waitress's socket map) use these classes;
     ``max_body`` bounds the bodies of requests other than blob uploads; with ``api_keys``, a body
     without a key is refused before it is read."""

@@ -70,7 +70,7 @@ class HashingScratchFile:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._fd, view):]
+                    view = view[os.write(self._fd, view) :]
             except OSError as exc:  # a full disk: the app is told when it reads the body
                 self._error = exc.with_traceback(None)
         self._pieces.put(data)
@@ -207,6 +207,7 @@ class ScratchFiles:
         for body in list(self._open):
             body.path.unlink(missing_ok=True)
         action()
+
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 

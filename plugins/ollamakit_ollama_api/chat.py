@@ -24,6 +24,7 @@ def concatenate(chunks: list[dict], text_of, set_text) -> dict:
 
 def combine(chunks: list[dict]) -> dict:
     """``stream:false``: content and thinking concatenated, tool calls collected."""
+
     def text_of(chunk):
         return (chunk.get("message") or {}).get("content", "")
 

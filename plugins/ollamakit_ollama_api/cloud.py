@@ -18,16 +18,41 @@ GB = 1000**3
 # Ollama's built-in list (server/model_recommendations.go), which it serves whenever it cannot
 # refresh it from ollama.com, the cloud switch on included.
 DEFAULT_RECOMMENDATIONS = [
-    {"model": "kimi-k2.6:cloud", "description": "State-of-the-art coding, long-horizon execution, and multimodal "
-     "agent swarm capability", "context_length": 262_144, "max_output_tokens": 262_144},
-    {"model": "glm-5.1:cloud", "description": "Reasoning and code generation", "context_length": 202_752,
-     "max_output_tokens": 131_072},
-    {"model": "qwen3.5:cloud", "description": "Reasoning, coding, and agentic tool use with vision",
-     "context_length": 262_144, "max_output_tokens": 32_768},
-    {"model": "minimax-m2.7:cloud", "description": "Fast, efficient coding and real-world productivity",
-     "context_length": 204_800, "max_output_tokens": 128_000},
-    {"model": "gemma4", "description": "Reasoning and code generation locally", "vram_bytes": 12 * GB},
-    {"model": "qwen3.5", "description": "Reasoning, coding, and visual understanding locally", "vram_bytes": 14 * GB},
+    {
+        "model": "kimi-k2.6:cloud",
+        "description": "State-of-the-art coding, long-horizon execution, and multimodal "
+        "agent swarm capability",
+        "context_length": 262_144,
+        "max_output_tokens": 262_144,
+    },
+    {
+        "model": "glm-5.1:cloud",
+        "description": "Reasoning and code generation",
+        "context_length": 202_752,
+        "max_output_tokens": 131_072,
+    },
+    {
+        "model": "qwen3.5:cloud",
+        "description": "Reasoning, coding, and agentic tool use with vision",
+        "context_length": 262_144,
+        "max_output_tokens": 32_768,
+    },
+    {
+        "model": "minimax-m2.7:cloud",
+        "description": "Fast, efficient coding and real-world productivity",
+        "context_length": 204_800,
+        "max_output_tokens": 128_000,
+    },
+    {
+        "model": "gemma4",
+        "description": "Reasoning and code generation locally",
+        "vram_bytes": 12 * GB,
+    },
+    {
+        "model": "qwen3.5",
+        "description": "Reasoning, coding, and visual understanding locally",
+        "vram_bytes": 14 * GB,
+    },
 ]
 
 

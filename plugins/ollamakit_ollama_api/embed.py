@@ -15,7 +15,10 @@ class Embed:
 
     def on_post(self, req, resp):
         started = time.perf_counter_ns()
-        json_response(resp, inference.embed(self.kernel, read_json(req), gone=client_gone(req), started=started))
+        json_response(
+            resp,
+            inference.embed(self.kernel, read_json(req), gone=client_gone(req), started=started),
+        )
 
 
 class Embeddings:

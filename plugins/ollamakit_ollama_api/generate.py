@@ -14,6 +14,7 @@ from .chat import concatenate
 
 def combine(chunks: list[dict]) -> dict:
     """``stream:false``: the response and the thinking, each concatenated."""
+
     def set_text(final: dict, text: str) -> None:
         final["response"] = text
         thinking = "".join(c.get("thinking", "") for c in chunks)

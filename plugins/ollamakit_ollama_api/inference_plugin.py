@@ -7,7 +7,11 @@ from ollamakit.hookspecs import hookimpl
 # Imported by the hook: the routes import falcon, and through the inference service jinja2,
 # llguidance and numpy, which the CLI does without (``PluginManager.import_deferred`` checks
 # them before serving).
-DEFERRED_IMPORTS = ("ollamakit_ollama_api.chat", "ollamakit_ollama_api.generate", "ollamakit_ollama_api.ps")
+DEFERRED_IMPORTS = (
+    "ollamakit_ollama_api.chat",
+    "ollamakit_ollama_api.generate",
+    "ollamakit_ollama_api.ps",
+)
 
 
 @hookimpl

@@ -98,16 +98,22 @@ def show(model, verbose: bool = False, system: str = "", options: dict | None = 
         "system": system,
         "details": modelinfo.details(config, layer.from_ if layer else ""),
         "messages": [
-            {"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages if isinstance(m, dict)
+            {"role": m.get("role", ""), "content": m.get("content", "")}
+            for m in model.messages
+            if isinstance(m, dict)
         ],
         "model_info": modelinfo.model_info(header, verbose),
         "tensors": modelinfo.tensors(header),
-        "capabilities": modelinfo.capabilities(header, model.template, bool(model.manifest.find(mf.PROJECTOR)), config),
+        "capabilities": modelinfo.capabilities(
+            header, model.template, bool(model.manifest.find(mf.PROJECTOR)), config
+        ),
         "modified_at": model.modified_at,
     }
     projectors = model.manifest.find(mf.PROJECTOR)
     if projectors:
-        reply["projector_info"] = modelinfo.model_info(store.model_header(projectors[0].digest), verbose)
+        reply["projector_info"] = modelinfo.model_info(
+            store.model_header(projectors[0].digest), verbose
+        )
     if config.get("requires"):
         reply["requires"] = config["requires"]
     # Go omits empty fields; model_info is always present (clients require the key).

@@ -10,13 +10,35 @@ from ollamakit import inference
 from ollamakit.errors import BadRequest
 from ollamakit.web import client_gone, json_response, read_json
 
-from .envelope import (FINGERPRINT, completion_id, go_type, include_usage, now, openai_errors, sampling_options,
-                       start_stream, typed, usage)
+from .envelope import (
+    FINGERPRINT,
+    completion_id,
+    go_type,
+    include_usage,
+    now,
+    openai_errors,
+    sampling_options,
+    start_stream,
+    typed,
+    usage,
+)
 
-IMAGE_PREFIXES = ("data:image/jpeg;base64,", "data:image/jpg;base64,", "data:image/png;base64,",
-                  "data:image/webp;base64,")
-EFFORTS = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high", "max": "max",
-           "xhigh": "max", "ultra": "max"}
+IMAGE_PREFIXES = (
+    "data:image/jpeg;base64,",
+    "data:image/jpg;base64,",
+    "data:image/png;base64,",
+    "data:image/webp;base64,",
+)
+EFFORTS = {
+    "none": False,
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "max": "max",
+    "xhigh": "max",
+    "ultra": "max",
+}
 
 
 def _base64(data: str, error: str) -> str:
@@ -33,12 +55,14 @@ def image_data(url) -> str:
     if not isinstance(url, str):
         raise BadRequest("invalid message format")
     if url.startswith(("http://", "https://")):
-        raise BadRequest("image URLs are not currently supported, please use base64 encoded data instead")
+        raise BadRequest(
+            "image URLs are not currently supported, please use base64 encoded data instead"
+        )
     if url.startswith("data:;base64,"):  # an unadorned payload, as /api/chat takes
-        return _base64(url[len("data:;base64,"):], "invalid image input")
+        return _base64(url[len("data:;base64,") :], "invalid image input")
     for prefix in IMAGE_PREFIXES:
         if url.startswith(prefix):
-            return _base64(url[len(prefix):], "invalid image input")
+            return _base64(url[len(prefix) :], "invalid image input")
     raise BadRequest("invalid image input")
 
 
@@ -53,14 +77,22 @@ def _part(role: str, part) -> dict:
         return {"role": role, "content": part["text"]}
     if kind == "image_url":
         image = part.get("image_url")
-        return {"role": role, "content": "", "images": [image_data(image.get("url") if isinstance(image, dict) else image)]}
+        return {
+            "role": role,
+            "content": "",
+            "images": [image_data(image.get("url") if isinstance(image, dict) else image)],
+        }
     if kind == "input_audio":
         audio = part.get("input_audio")
         if not isinstance(audio, dict):
             raise BadRequest("invalid input_audio format")
         if not isinstance(audio.get("data"), str):
             raise BadRequest("invalid input_audio format: missing data")
-        return {"role": role, "content": "", "images": [_base64(audio["data"], "invalid input_audio base64 data")]}
+        return {
+            "role": role,
+            "content": "",
+            "images": [_base64(audio["data"], "invalid input_audio base64 data")],
+        }
     raise BadRequest("invalid message format")
 
 
@@ -80,8 +112,15 @@ def native_tool_calls(calls) -> list[dict]:
         if arguments is not None and not isinstance(arguments, dict):
             raise BadRequest("invalid tool call arguments")
         name = function.get("name")
-        native.append({"id": call.get("id") if isinstance(call.get("id"), str) else "",
-                       "function": {"name": name if isinstance(name, str) else "", "arguments": arguments or {}}})
+        native.append(
+            {
+                "id": call.get("id") if isinstance(call.get("id"), str) else "",
+                "function": {
+                    "name": name if isinstance(name, str) else "",
+                    "arguments": arguments or {},
+                },
+            }
+        )
     return native
 
 
@@ -92,7 +131,11 @@ def _call_names(messages: list) -> dict:
     for message in messages:
         calls = message.get("tool_calls") if isinstance(message, dict) else None
         for call in calls if isinstance(calls, list) else ():
-            if isinstance(call, dict) and isinstance(call.get("id"), str) and isinstance(call.get("function"), dict):
+            if (
+                isinstance(call, dict)
+                and isinstance(call.get("id"), str)
+                and isinstance(call.get("function"), dict)
+            ):
                 name = call["function"].get("name")
                 names[call["id"]] = name if isinstance(name, str) else ""
     return names
@@ -113,11 +156,20 @@ def native_messages(messages) -> list[dict]:
         calls = message.get("tool_calls")
         tool_name = ""
         if role.lower() == "tool":
-            tool_name = typed(message, "name", str, "a string") or (call_names.get(call_id, "") if call_id else "")
+            tool_name = typed(message, "name", str, "a string") or (
+                call_names.get(call_id, "") if call_id else ""
+            )
         extra = {"thinking": reasoning, "tool_call_id": call_id}
         if isinstance(content, str):
-            native.append({"role": role, "content": content, "tool_calls": native_tool_calls(calls or []),
-                           "tool_name": tool_name, **extra})
+            native.append(
+                {
+                    "role": role,
+                    "content": content,
+                    "tool_calls": native_tool_calls(calls or []),
+                    "tool_name": tool_name,
+                    **extra,
+                }
+            )
         elif isinstance(content, list):
             native.extend(_part(role, part) for part in content)
             if native and calls:  # the calls go on the last message the parts made
@@ -125,7 +177,9 @@ def native_messages(messages) -> list[dict]:
         elif calls is None:  # content may be left out only beside tool calls
             raise BadRequest(f"invalid message content type: {go_type(content)}")
         else:
-            native.append({"role": role, "content": "", "tool_calls": native_tool_calls(calls), **extra})
+            native.append(
+                {"role": role, "content": "", "tool_calls": native_tool_calls(calls), **extra}
+            )
     return [{k: v for k, v in m.items() if v or k in ("role", "content")} for m in native]
 
 
@@ -148,8 +202,10 @@ def think_from_effort(effort):
     if effort is None or effort == "":
         return None
     if not isinstance(effort, str) or effort not in EFFORTS:
-        raise BadRequest(f"invalid reasoning value: {json.dumps(effort)} (must be \"minimal\", \"low\", \"medium\", "
-                         "\"high\", \"xhigh\", \"ultra\", \"max\", or \"none\")")
+        raise BadRequest(
+            f'invalid reasoning value: {json.dumps(effort)} (must be "minimal", "low", "medium", '
+            '"high", "xhigh", "ultra", "max", or "none")'
+        )
     return EFFORTS[effort]
 
 
@@ -202,9 +258,14 @@ def openai_tool_calls(calls: list[dict]) -> list[dict]:
             "id": call.get("id", ""),
             "index": call["function"].get("index", 0),
             "type": "function",
-            "function": {"name": call["function"]["name"],
-                         "arguments": json.dumps(call["function"].get("arguments") or {}, ensure_ascii=False,
-                                                 separators=(",", ":"))},
+            "function": {
+                "name": call["function"]["name"],
+                "arguments": json.dumps(
+                    call["function"].get("arguments") or {},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                ),
+            },
         }
         for call in calls
     ]
@@ -246,7 +307,11 @@ class ChatCompletions:
             message["reasoning"] = "".join(reasoning)
         if calls:
             message["tool_calls"] = openai_tool_calls(calls)
-        choice = {"index": 0, "message": message, "finish_reason": finish_reason(final.get("done_reason", ""), bool(calls))}
+        choice = {
+            "index": 0,
+            "message": message,
+            "finish_reason": finish_reason(final.get("done_reason", ""), bool(calls)),
+        }
         if logprobs:
             choice["logprobs"] = {"content": logprobs}
         reply = {
@@ -270,20 +335,30 @@ class ChatCompletions:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
             if logprobs:
                 choice["logprobs"] = {"content": logprobs}
-            return {"id": ident, "object": "chat.completion.chunk", "created": created,
-                    "model": event.get("model", ""), "system_fingerprint": FINGERPRINT, "choices": [choice]}
+            return {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": event.get("model", ""),
+                "system_fingerprint": FINGERPRINT,
+                "choices": [choice],
+            }
 
         for event in events:
             message = event.get("message") or {}
             thinking, text = message.get("thinking", ""), message.get("content", "")
             calls = openai_tool_calls(message["tool_calls"]) if message.get("tool_calls") else None
             logprobs = event.get("logprobs")
-            trailer = event.get("done") and not first and not (thinking or text or calls or logprobs)
+            trailer = (
+                event.get("done") and not first and not (thinking or text or calls or logprobs)
+            )
             if not trailer:
                 role = {"role": "assistant"} if first else {}
                 if thinking and (text or calls):  # reasoning goes alone, then the rest
                     yield chunk(event, {**role, "reasoning": thinking}, logprobs=logprobs)
-                    yield chunk(event, {"content": text, **({"tool_calls": calls} if calls else {})})
+                    yield chunk(
+                        event, {"content": text, **({"tool_calls": calls} if calls else {})}
+                    )
                 else:
                     delta = {**role, "content": text}
                     if thinking:
@@ -294,7 +369,9 @@ class ChatCompletions:
                 first, calls_sent = False, calls_sent or bool(calls)
             if event.get("done"):
                 reason = event.get("done_reason") or "stop"
-                finish = chunk(event, {}, "tool_calls" if reason == "stop" and calls_sent else reason)
+                finish = chunk(
+                    event, {}, "tool_calls" if reason == "stop" and calls_sent else reason
+                )
                 yield finish
                 if include_usage(body):
                     yield {**finish, "choices": [], "usage": usage(event)}

@@ -7,8 +7,18 @@ from ollamakit import inference
 from ollamakit.errors import BadRequest
 from ollamakit.web import client_gone, json_response, read_json
 
-from .envelope import (FINGERPRINT, completion_id, include_usage, now, openai_errors, sampling_options, start_stream,
-                       stop_list, typed, usage)
+from .envelope import (
+    FINGERPRINT,
+    completion_id,
+    include_usage,
+    now,
+    openai_errors,
+    sampling_options,
+    start_stream,
+    stop_list,
+    typed,
+    usage,
+)
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
@@ -20,8 +30,12 @@ def native_request(body: dict) -> dict:
     options = sampling_options(body, stop_list(body), top_p_zero_means_one=True)
     for key in ("frequency_penalty", "presence_penalty"):
         options.setdefault(key, 0.0)
-    native = {"model": typed(body, "model", str, "a string") or "", "prompt": prompt, "options": options,
-              "stream": True}
+    native = {
+        "model": typed(body, "model", str, "a string") or "",
+        "prompt": prompt,
+        "options": options,
+        "stream": True,
+    }
     suffix = typed(body, "suffix", str, "a string")
     if suffix:
         native["suffix"] = suffix
@@ -60,8 +74,13 @@ class Completions:
             "created": now(),
             "model": body.get("model", ""),
             "system_fingerprint": FINGERPRINT,
-            "choices": [{"text": "".join(text), "index": 0,
-                         "finish_reason": final.get("done_reason") or None}],
+            "choices": [
+                {
+                    "text": "".join(text),
+                    "index": 0,
+                    "finish_reason": final.get("done_reason") or None,
+                }
+            ],
             "usage": usage(final),
         }
 
@@ -70,9 +89,14 @@ class Completions:
         with_usage = include_usage(body)
 
         def chunk(text: str, finish=None) -> dict:
-            obj = {"id": ident, "object": "text_completion", "created": created, "model": model,
-                   "system_fingerprint": FINGERPRINT,
-                   "choices": [{"text": text, "index": 0, "finish_reason": finish}]}
+            obj = {
+                "id": ident,
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "system_fingerprint": FINGERPRINT,
+                "choices": [{"text": text, "index": 0, "finish_reason": finish}],
+            }
             if with_usage:
                 obj["usage"] = dict(ZERO_USAGE)
             return obj

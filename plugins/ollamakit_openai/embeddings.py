@@ -43,8 +43,10 @@ class Embeddings:
         model = typed(body, "model", str, "a string") or ""
         encoding = typed(body, "encoding_format", str, "a string") or "float"
         if encoding.lower() not in FORMATS:  # checked first, and regardless of case, as in Ollama
-            raise BadRequest(f"Invalid value for 'encoding_format' = {encoding}. "
-                             "Supported values: ['float', 'base64'].")
+            raise BadRequest(
+                f"Invalid value for 'encoding_format' = {encoding}. "
+                "Supported values: ['float', 'base64']."
+            )
         encoding = encoding.lower()
         inputs = parse_input(body.get("input"))
         dimensions = typed(body, "dimensions", int, "an integer")
@@ -52,8 +54,19 @@ class Embeddings:
         if dimensions:
             native["dimensions"] = dimensions
         result = inference.embed(self.kernel, native, gone=client_gone(req))
-        data = [{"object": "embedding", "embedding": encode(vector, encoding), "index": i}
-                for i, vector in enumerate(result.get("embeddings") or [])]
+        data = [
+            {"object": "embedding", "embedding": encode(vector, encoding), "index": i}
+            for i, vector in enumerate(result.get("embeddings") or [])
+        ]
         count = int(result.get("prompt_eval_count", 0))
-        json_response(resp, {"object": "list", "data": data, "model": model,
-                             "usage": {"prompt_tokens": count, "total_tokens": count}}, 200, "application/json")
+        json_response(
+            resp,
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": count, "total_tokens": count},
+            },
+            200,
+            "application/json",
+        )

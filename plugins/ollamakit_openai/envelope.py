@@ -18,10 +18,14 @@ def error_type(status: int) -> str:
 
 def error_envelope(exc: BaseException) -> tuple[int, dict]:
     status, message = error_status(exc)
-    return status, {"error": {"message": message, "type": error_type(status), "param": None, "code": None}}
+    return status, {
+        "error": {"message": message, "type": error_type(status), "param": None, "code": None}
+    }
 
 
-openai_errors = errors_in_envelope(error_envelope)  # responders answering errors in OpenAI's envelope
+openai_errors = errors_in_envelope(
+    error_envelope
+)  # responders answering errors in OpenAI's envelope
 
 
 def start_stream(resp, objects, events: bool = False) -> None:
@@ -35,7 +39,12 @@ def start_stream(resp, objects, events: bool = False) -> None:
         if not events:
             yield b"data: [DONE]\n\n"
 
-    sse_response(resp, frames(), error_envelope, lambda exc: sse_frame(error_envelope(exc)[1], "error" if events else None))
+    sse_response(
+        resp,
+        frames(),
+        error_envelope,
+        lambda exc: sse_frame(error_envelope(exc)[1], "error" if events else None),
+    )
 
 
 def completion_id(prefix: str) -> str:
@@ -47,6 +56,7 @@ def now() -> int:
 
 
 # -- request fields --------------------------------------------------------------------------
+
 
 def typed(body: dict, key: str, kinds, what: str):
     """``body[key]`` when it has one of ``kinds`` (None when absent); else a 400."""
@@ -74,7 +84,9 @@ def stop_list(body: dict) -> list[str] | None:
     raise BadRequest(f"invalid type for 'stop' field: {type(stop).__name__}")
 
 
-def sampling_options(body: dict, stop: list[str] | None, top_p_zero_means_one: bool = False) -> dict:
+def sampling_options(
+    body: dict, stop: list[str] | None, top_p_zero_means_one: bool = False
+) -> dict:
     """OpenAI's sampling fields as native ``options``: temperature and top_p default to 1.0."""
     number = (int, float)
     options: dict = {}
@@ -104,7 +116,11 @@ def include_usage(body: dict) -> bool:
 
 def usage(final: dict) -> dict:
     prompt, completion = int(final.get("prompt_eval_count", 0)), int(final.get("eval_count", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def go_type(value) -> str:

@@ -42,7 +42,9 @@ def read_body(req) -> dict:
         raise BadRequest("request body too large")
     raw = bytearray()
     try:
-        reader = zstandard.ZstdDecompressor(max_window_size=MAX_ZSTD_WINDOW).stream_reader(compressed)
+        reader = zstandard.ZstdDecompressor(max_window_size=MAX_ZSTD_WINDOW).stream_reader(
+            compressed
+        )
         while len(raw) <= MAX_DECOMPRESSED:
             piece = reader.read(MAX_DECOMPRESSED + 1 - len(raw))
             if not piece:
@@ -57,7 +59,9 @@ def read_body(req) -> dict:
 
 
 def _arguments(call: dict) -> str:
-    return json.dumps(call["function"].get("arguments") or {}, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        call["function"].get("arguments") or {}, ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def _text_part(text: str) -> dict:
@@ -65,14 +69,24 @@ def _text_part(text: str) -> dict:
 
 
 def _message_item(ident: str, text: str, status: str = "completed") -> dict:
-    return {"id": ident, "type": "message", "status": status, "role": "assistant",
-            "content": [_text_part(text)] if status == "completed" else []}
+    return {
+        "id": ident,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [_text_part(text)] if status == "completed" else [],
+    }
 
 
 def _usage(final: dict) -> dict:
     prompt, output = int(final.get("prompt_eval_count", 0)), int(final.get("eval_count", 0))
-    return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output,
-            "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+    return {
+        "input_tokens": prompt,
+        "output_tokens": output,
+        "total_tokens": prompt + output,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 0},
+    }
 
 
 def _is_web_search(call: dict) -> bool:
@@ -91,25 +105,61 @@ class Reply:
         r = self.request
         text_format = {"type": "text"}
         if r.text_format is not None:
-            text_format = {k: v for k, v in r.text_format.items()
-                           if k in ("type", "name", "schema", "strict") and (v not in (None, "") or k == "type")}
+            text_format = {
+                k: v
+                for k, v in r.text_format.items()
+                if k in ("type", "name", "schema", "strict")
+                and (v not in (None, "") or k == "type")
+            }
         reasoning = None
         if r.effort or r.summary:
-            reasoning = ({"effort": r.effort or None, "summary": r.summary or None} if streamed else
-                         {k: v for k, v in (("effort", r.effort), ("summary", r.summary)) if v})
-        tools = [{"type": t.get("type"), "name": t.get("name"), "description": t.get("description"),
-                  "strict": t.get("strict"), "parameters": t.get("parameters"),
-                  **({"tools": t["tools"]} if t.get("tools") and not streamed else {})} for t in r.tools]
+            reasoning = (
+                {"effort": r.effort or None, "summary": r.summary or None}
+                if streamed
+                else {k: v for k, v in (("effort", r.effort), ("summary", r.summary)) if v}
+            )
+        tools = [
+            {
+                "type": t.get("type"),
+                "name": t.get("name"),
+                "description": t.get("description"),
+                "strict": t.get("strict"),
+                "parameters": t.get("parameters"),
+                **({"tools": t["tools"]} if t.get("tools") and not streamed else {}),
+            }
+            for t in r.tools
+        ]
         return {
-            "id": self.response_id, "object": "response", "created_at": int(time.time()), "completed_at": None,
-            "status": status, "incomplete_details": None, "model": r.model, "previous_response_id": None,
-            "instructions": r.instructions or None, "output": output, "error": None, "tools": tools,
-            "tool_choice": "auto", "truncation": r.truncation or "disabled", "parallel_tool_calls": True,
-            "text": {"format": text_format}, "top_p": 1.0 if r.top_p is None else r.top_p,
-            "presence_penalty": 0, "frequency_penalty": 0, "top_logprobs": 0,
-            "temperature": 1.0 if r.temperature is None else r.temperature, "reasoning": reasoning,
-            "usage": usage, "max_output_tokens": r.max_output_tokens, "max_tool_calls": None, "store": False,
-            "background": r.background, "service_tier": "default", "metadata": {}, "safety_identifier": None,
+            "id": self.response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "completed_at": None,
+            "status": status,
+            "incomplete_details": None,
+            "model": r.model,
+            "previous_response_id": None,
+            "instructions": r.instructions or None,
+            "output": output,
+            "error": None,
+            "tools": tools,
+            "tool_choice": "auto",
+            "truncation": r.truncation or "disabled",
+            "parallel_tool_calls": True,
+            "text": {"format": text_format},
+            "top_p": 1.0 if r.top_p is None else r.top_p,
+            "presence_penalty": 0,
+            "frequency_penalty": 0,
+            "top_logprobs": 0,
+            "temperature": 1.0 if r.temperature is None else r.temperature,
+            "reasoning": reasoning,
+            "usage": usage,
+            "max_output_tokens": r.max_output_tokens,
+            "max_tool_calls": None,
+            "store": False,
+            "background": r.background,
+            "service_tier": "default",
+            "metadata": {},
+            "safety_identifier": None,
             "prompt_cache_key": None,
         }
 
@@ -117,12 +167,26 @@ class Reply:
         """The whole reply at once (``ToResponse``)."""
         output = []
         if thinking:
-            output.append({"id": f"rs_{self.response_id}", "type": "reasoning",
-                           "summary": [{"type": "summary_text", "text": thinking}], "encrypted_content": thinking})
+            output.append(
+                {
+                    "id": f"rs_{self.response_id}",
+                    "type": "reasoning",
+                    "summary": [{"type": "summary_text", "text": thinking}],
+                    "encrypted_content": thinking,
+                }
+            )
         if calls:
-            output.extend({"id": f"fc_{self.response_id}_{i}", "type": "function_call", "status": "completed",
-                           "call_id": call.get("id", ""), "name": call["function"]["name"], "arguments": _arguments(call)}
-                          for i, call in enumerate(calls))
+            output.extend(
+                {
+                    "id": f"fc_{self.response_id}_{i}",
+                    "type": "function_call",
+                    "status": "completed",
+                    "call_id": call.get("id", ""),
+                    "name": call["function"]["name"],
+                    "arguments": _arguments(call),
+                }
+                for i, call in enumerate(calls)
+            )
         else:
             output.append(_message_item(self.item_id, content))
         response = self.response("completed", output, _usage(final), streamed=False)
@@ -157,7 +221,11 @@ class StreamConverter:
         if self.first:
             self.first = False
             for name in ("response.created", "response.in_progress"):
-                events.append(self.event(name, response=self.reply.response("in_progress", [], None, streamed=True)))
+                events.append(
+                    self.event(
+                        name, response=self.reply.response("in_progress", [], None, streamed=True)
+                    )
+                )
         if message.get("thinking"):
             events += self._thinking(message["thinking"])
         if message.get("tool_calls"):
@@ -173,48 +241,99 @@ class StreamConverter:
         """A terminal failure, as Ollama ends a stream whose web search was refused."""
         events = self.process({}) if self.first else []
         usage = _usage(final)
-        response = {"id": self.reply.response_id, "object": "response", "status": "failed",
-                    "model": self.reply.request.model, "output": [], "error": {"code": code, "message": message},
-                    "usage": {k: usage[k] for k in ("input_tokens", "output_tokens", "total_tokens")}}
+        response = {
+            "id": self.reply.response_id,
+            "object": "response",
+            "status": "failed",
+            "model": self.reply.request.model,
+            "output": [],
+            "error": {"code": code, "message": message},
+            "usage": {k: usage[k] for k in ("input_tokens", "output_tokens", "total_tokens")},
+        }
         return events + [self.event("response.failed", response=response)]
 
     def _thinking(self, thinking: str) -> list:
         events = []
         if not self.reasoning_id:
             self.reasoning_id = f"rs_{random.randrange(999999)}"
-            events.append(self.event("response.output_item.added", output_index=self.output_index,
-                                     item={"id": self.reasoning_id, "type": "reasoning", "summary": []}))
+            events.append(
+                self.event(
+                    "response.output_item.added",
+                    output_index=self.output_index,
+                    item={"id": self.reasoning_id, "type": "reasoning", "summary": []},
+                )
+            )
         self.thinking += thinking
-        events.append(self.event("response.reasoning_summary_text.delta", item_id=self.reasoning_id,
-                                 output_index=self.output_index, summary_index=0, delta=thinking))
+        events.append(
+            self.event(
+                "response.reasoning_summary_text.delta",
+                item_id=self.reasoning_id,
+                output_index=self.output_index,
+                summary_index=0,
+                delta=thinking,
+            )
+        )
         return events
 
     def _finish_reasoning(self) -> list:
         if not self.reasoning_id:
             return []
         ident, text, index = self.reasoning_id, self.thinking, self.output_index
-        item = {"id": ident, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}],
-                "encrypted_content": text}
+        item = {
+            "id": ident,
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": text}],
+            "encrypted_content": text,
+        }
         self.completed.append(item)
         self.reasoning_id, self.thinking = "", ""
         self.output_index += 1
-        return [self.event("response.reasoning_summary_text.done", item_id=ident, output_index=index,
-                           summary_index=0, text=text),
-                self.event("response.output_item.done", output_index=index, item=item)]
+        return [
+            self.event(
+                "response.reasoning_summary_text.done",
+                item_id=ident,
+                output_index=index,
+                summary_index=0,
+                text=text,
+            ),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]
 
     def _function_calls(self, calls: list[dict]) -> list:
         events = []
         for i, call in enumerate(calls):
-            index, ident, arguments = self.output_index + i, f"fc_{random.randrange(999999)}_{i}", _arguments(call)
-            item = {"id": ident, "type": "function_call", "status": "completed", "call_id": call.get("id", ""),
-                    "name": call["function"]["name"], "arguments": arguments}
+            index, ident, arguments = (
+                self.output_index + i,
+                f"fc_{random.randrange(999999)}_{i}",
+                _arguments(call),
+            )
+            item = {
+                "id": ident,
+                "type": "function_call",
+                "status": "completed",
+                "call_id": call.get("id", ""),
+                "name": call["function"]["name"],
+                "arguments": arguments,
+            }
             self.completed.append(item)
             events += [
-                self.event("response.output_item.added", output_index=index,
-                           item={**item, "status": "in_progress", "arguments": ""}),
-                self.event("response.function_call_arguments.delta", item_id=ident, output_index=index, delta=arguments),
-                self.event("response.function_call_arguments.done", item_id=ident, output_index=index,
-                           arguments=arguments),
+                self.event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress", "arguments": ""},
+                ),
+                self.event(
+                    "response.function_call_arguments.delta",
+                    item_id=ident,
+                    output_index=index,
+                    delta=arguments,
+                ),
+                self.event(
+                    "response.function_call_arguments.done",
+                    item_id=ident,
+                    output_index=index,
+                    arguments=arguments,
+                ),
                 self.event("response.output_item.done", output_index=index, item=item),
             ]
         self.output_index += len(calls)
@@ -226,14 +345,30 @@ class StreamConverter:
         if not self.content_started:
             self.content_started = True
             events += [
-                self.event("response.output_item.added", output_index=self.output_index,
-                           item=_message_item(ident, "", status="in_progress")),
-                self.event("response.content_part.added", item_id=ident, output_index=self.output_index,
-                           content_index=0, part=_text_part("")),
+                self.event(
+                    "response.output_item.added",
+                    output_index=self.output_index,
+                    item=_message_item(ident, "", status="in_progress"),
+                ),
+                self.event(
+                    "response.content_part.added",
+                    item_id=ident,
+                    output_index=self.output_index,
+                    content_index=0,
+                    part=_text_part(""),
+                ),
             ]
         self.text += text
-        events.append(self.event("response.output_text.delta", item_id=ident, output_index=self.output_index,
-                                 content_index=0, delta=text, logprobs=[]))
+        events.append(
+            self.event(
+                "response.output_text.delta",
+                item_id=ident,
+                output_index=self.output_index,
+                content_index=0,
+                delta=text,
+                logprobs=[],
+            )
+        )
         return events
 
     def _completion(self, final: dict) -> list:
@@ -244,11 +379,26 @@ class StreamConverter:
             output.append(_message_item(ident, self.text))
         if not self.calls_sent and self.content_started:
             events += [
-                self.event("response.output_text.done", item_id=ident, output_index=index, content_index=0,
-                           text=self.text, logprobs=[]),
-                self.event("response.content_part.done", item_id=ident, output_index=index, content_index=0,
-                           part=_text_part(self.text)),
-                self.event("response.output_item.done", output_index=index, item=_message_item(ident, self.text)),
+                self.event(
+                    "response.output_text.done",
+                    item_id=ident,
+                    output_index=index,
+                    content_index=0,
+                    text=self.text,
+                    logprobs=[],
+                ),
+                self.event(
+                    "response.content_part.done",
+                    item_id=ident,
+                    output_index=index,
+                    content_index=0,
+                    part=_text_part(self.text),
+                ),
+                self.event(
+                    "response.output_item.done",
+                    output_index=index,
+                    item=_message_item(ident, self.text),
+                ),
             ]
         response = self.reply.response("completed", output, _usage(final), streamed=True)
         response["completed_at"] = int(time.time())
@@ -306,4 +456,6 @@ class Responses:
         except Exception as exc:
             if converter.first:
                 raise  # nothing sent yet: the error is the HTTP reply
-            yield from converter.failed(error_envelope(exc)[1]["error"]["message"], "api_error", final)
+            yield from converter.failed(
+                error_envelope(exc)[1]["error"]["message"], "api_error", final
+            )

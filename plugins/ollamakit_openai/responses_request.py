@@ -19,10 +19,18 @@ ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "
 
 # The function a local model is given for the built-in web_search tool (Ollama's
 # WebSearchFunctionTool); clients only ever see their own declaration echoed.
-WEB_SEARCH_FUNCTION = {"type": "function", "function": {
-    "name": "web_search", "description": "Search the web for current information.",
-    "parameters": {"type": "object", "required": ["query"],
-                   "properties": {"query": {"type": "string", "description": "The search query."}}}}}
+WEB_SEARCH_FUNCTION = {
+    "type": "function",
+    "function": {
+        "name": "web_search",
+        "description": "Search the web for current information.",
+        "parameters": {
+            "type": "object",
+            "required": ["query"],
+            "properties": {"query": {"type": "string", "description": "The search query."}},
+        },
+    },
+}
 
 
 def _content(raw, where: str) -> dict:
@@ -48,18 +56,27 @@ def parse_item(raw, i: int) -> dict:
         raise BadRequest(f"{where}input item must be an object")
     kind = raw.get("type") or ("message" if raw.get("role") else "")
     if kind not in ITEM_TYPES:
-        raise BadRequest(f"{where}input item missing required 'type' field" if not kind
-                         else f"{where}unknown input item type: {json.dumps(kind)}")
+        raise BadRequest(
+            f"{where}input item missing required 'type' field"
+            if not kind
+            else f"{where}unknown input item type: {json.dumps(kind)}"
+        )
     item = {**raw, "type": kind}
     if kind == "message" and raw.get("content") is not None:
         item["content"] = _content_list(raw["content"], where, "content")
     if kind == "function_call_output":
         output = raw.get("output")
-        item["output_items"] = None if output is None or isinstance(output, str) else \
-            _content_list(output, where, "output")
+        item["output_items"] = (
+            None
+            if output is None or isinstance(output, str)
+            else _content_list(output, where, "output")
+        )
         if item["output_items"] is not None:
-            item["output"] = "".join(c.get("text") or "" for c in item["output_items"]
-                                     if c["type"] in ("input_text", "output_text"))
+            item["output"] = "".join(
+                c.get("text") or ""
+                for c in item["output_items"]
+                if c["type"] in ("input_text", "output_text")
+            )
     return item
 
 
@@ -111,18 +128,34 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
     for i, item in enumerate(items):
         kind = item["type"]
         if kind == "reasoning":
-            pending = item.get("encrypted_content") if isinstance(item.get("encrypted_content"), str) else ""
+            pending = (
+                item.get("encrypted_content")
+                if isinstance(item.get("encrypted_content"), str)
+                else ""
+            )
         elif kind == "message":
             content, images = _text_and_images(item.get("content") or [])
-            message = {"role": item.get("role") if isinstance(item.get("role"), str) else "", "content": content,
-                       "images": images}
+            message = {
+                "role": item.get("role") if isinstance(item.get("role"), str) else "",
+                "content": content,
+                "images": images,
+            }
             if message["role"] == "assistant" and pending:
                 message["thinking"], pending = pending, ""
             following = items[i + 1] if i + 1 < len(items) else {}
-            answered = following.get("call_id") if following.get("type") == "function_call_output" else None
+            answered = (
+                following.get("call_id")
+                if following.get("type") == "function_call_output"
+                else None
+            )
             answered = answered if isinstance(answered, str) else None
             last = messages[-1] if messages else {}
-            if message["role"] == "assistant" and answered and last.get("role") == "assistant" and answered in last_calls:
+            if (
+                message["role"] == "assistant"
+                and answered
+                and last.get("role") == "assistant"
+                and answered in last_calls
+            ):
                 if last["content"] and content:
                     last["content"] += "\n"
                 last["content"] += content
@@ -133,9 +166,13 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
             messages.append(message)
             last_calls = set()
         elif kind == "function_call":
-            call = {"id": item.get("call_id") if isinstance(item.get("call_id"), str) else "",
-                    "function": {"name": item.get("name") if isinstance(item.get("name"), str) else "",
-                                 "arguments": _arguments(item.get("arguments"))}}
+            call = {
+                "id": item.get("call_id") if isinstance(item.get("call_id"), str) else "",
+                "function": {
+                    "name": item.get("name") if isinstance(item.get("name"), str) else "",
+                    "arguments": _arguments(item.get("arguments")),
+                },
+            }
             if messages and messages[-1]["role"] == "assistant":
                 target = messages[-1]
                 target.setdefault("tool_calls", []).append(call)
@@ -151,8 +188,16 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
             images: list[str] = []
             if item.get("output_items"):
                 content, images = _text_and_images(item["output_items"])
-            messages.append({"role": "tool", "content": content, "images": images,
-                             "tool_call_id": item.get("call_id") if isinstance(item.get("call_id"), str) else ""})
+            messages.append(
+                {
+                    "role": "tool",
+                    "content": content,
+                    "images": images,
+                    "tool_call_id": item.get("call_id")
+                    if isinstance(item.get("call_id"), str)
+                    else "",
+                }
+            )
             last_calls = set()
         # web_search_call items are history only: the assistant message after one holds its result
     if pending:
@@ -162,8 +207,10 @@ def native_messages(instructions: str, text: str, items: list[dict]) -> list[dic
 
 def _function(tool: dict) -> dict:
     parameters = tool.get("parameters")
-    native = {"name": tool.get("name") if isinstance(tool.get("name"), str) else "",
-              "description": tool.get("description") if isinstance(tool.get("description"), str) else ""}
+    native = {
+        "name": tool.get("name") if isinstance(tool.get("name"), str) else "",
+        "description": tool.get("description") if isinstance(tool.get("description"), str) else "",
+    }
     if isinstance(parameters, dict):
         native["parameters"] = parameters
     return {"type": tool.get("type"), "function": native}
@@ -197,7 +244,9 @@ def native_tools(tools: list[dict]) -> list[dict]:
             native.append(WEB_SEARCH_FUNCTION)
             continue
         # the built-in tool owns its name: a function of the same name would make calls ambiguous
-        native.extend(t for t in _expand(tool) if not (web_search and t["function"]["name"] == "web_search"))
+        native.extend(
+            t for t in _expand(tool) if not (web_search and t["function"]["name"] == "web_search")
+        )
     return native
 
 
@@ -233,15 +282,21 @@ class ResponsesRequest:
             options["top_p"] = self.top_p
         if self.max_output_tokens is not None:
             options["num_predict"] = self.max_output_tokens
-        native = {"model": self.model,
-                  "messages": native_messages(self.instructions, self.text_input, self.items),
-                  "options": options}
+        native = {
+            "model": self.model,
+            "messages": native_messages(self.instructions, self.text_input, self.items),
+            "options": options,
+        }
         think = think_from_effort(self.effort)
         if think is not None:
             native["think"] = think
         tools = native_tools(self.tools)
         if tools:
             native["tools"] = tools
-        if self.text_format and self.text_format.get("type") == "json_schema" and self.text_format.get("schema") is not None:
+        if (
+            self.text_format
+            and self.text_format.get("type") == "json_schema"
+            and self.text_format.get("schema") is not None
+        ):
             native["format"] = self.text_format["schema"]
         return native

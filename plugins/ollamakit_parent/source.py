@@ -41,7 +41,15 @@ class ParentModelSource(ModelSource):
         for layer in parent.manifest.layers:
             # A weight file in no format an installed plugin reads has no header: the parent's
             # config is then inherited as it is, and no engine is asked about it.
-            header = ctx.store.model_header(layer.digest) if layer.media_type in WEIGHT_LAYERS else None
-            ctx.add_blob(layer.media_type, layer.digest, from_=from_, header=header, origin="parent",
-                         layer_name=layer.name)
+            header = (
+                ctx.store.model_header(layer.digest) if layer.media_type in WEIGHT_LAYERS else None
+            )
+            ctx.add_blob(
+                layer.media_type,
+                layer.digest,
+                from_=from_,
+                header=header,
+                origin="parent",
+                layer_name=layer.name,
+            )
         ctx.config = {k: v for k, v in parent.config.items() if k not in NOT_INHERITED}

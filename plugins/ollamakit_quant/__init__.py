@@ -14,5 +14,13 @@ from .encode import BLOCK_TYPES, encode
 from .quantizer import FileTypeQuantizer, file_type_name, plan, quantize_file
 from .recipe import FILE_TYPES
 
-__all__ = ["BLOCK_TYPES", "FILE_TYPES", "FileTypeQuantizer", "encode", "file_type_name", "plan",
-           "quantize_file", "to_float"]
+__all__ = [
+    "BLOCK_TYPES",
+    "FILE_TYPES",
+    "FileTypeQuantizer",
+    "encode",
+    "file_type_name",
+    "plan",
+    "quantize_file",
+    "to_float",
+]

@@ -26,6 +26,10 @@ def to_float(source: str | Path, destination: str | Path, float_type: str = "F16
         writer.add("general.file_type", FILE_TYPE_NUMBERS[float_type], ValueType.UINT32)
         for info in src.tensors:
             matrix = sum(1 for dim in info.shape if dim > 1) > 1
-            writer.add_tensor(info.name, lambda name=info.name: src.tensor(name),
-                              float_type if matrix else "F32", info.shape)
+            writer.add_tensor(
+                info.name,
+                lambda name=info.name: src.tensor(name),
+                float_type if matrix else "F32",
+                info.shape,
+            )
         return writer.write()

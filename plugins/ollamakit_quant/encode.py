@@ -60,7 +60,9 @@ def read_floats(raw: np.ndarray, source_type: str, start: int, stop: int) -> np.
     raise ValueError(f"cannot read {source_type} values as floats")
 
 
-def encode(raw: np.ndarray, source_type: str, target: str, executor: Executor | None = None) -> np.ndarray:
+def encode(
+    raw: np.ndarray, source_type: str, target: str, executor: Executor | None = None
+) -> np.ndarray:
     """Encode a whole float tensor (raw bytes of ``source_type``) as ``target``; returns bytes as
     a uint8 array. ``target`` may also be a float type (a plain conversion)."""
     if target in FLOAT_TYPES:
@@ -76,8 +78,11 @@ def encode(raw: np.ndarray, source_type: str, target: str, executor: Executor | 
         return kind.encoder(values.reshape(-1, kind.block)).reshape(-1)
 
     starts = range(0, n_values, step)
-    pieces = list(executor.map(encode_slice, starts) if executor is not None and len(starts) > 1
-                  else map(encode_slice, starts))
+    pieces = list(
+        executor.map(encode_slice, starts)
+        if executor is not None and len(starts) > 1
+        else map(encode_slice, starts)
+    )
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint8)
 
 

@@ -32,7 +32,9 @@ def rounded(values: np.ndarray, low: int, high: int) -> np.ndarray:
     if any lane lies outside, the exact integer path reproduces ggml's result instead.
     """
     values = np.asarray(values, dtype=F32)
-    if values.size and not (values.min() > -_NEAREST_INT_RANGE and values.max() < _NEAREST_INT_RANGE):
+    if values.size and not (
+        values.min() > -_NEAREST_INT_RANGE and values.max() < _NEAREST_INT_RANGE
+    ):
         return np.clip(nearest_int(values), low, high).astype(F32)  # also taken for NaN
     out = np.rint(values)
     np.maximum(out, F32(low), out=out)

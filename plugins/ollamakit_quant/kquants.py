@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .floats import F32, first_abs_max, nearest_int, ordered_sum, rounded, through_f16, to_f16, wrap_int8
+from .floats import (
+    F32,
+    first_abs_max,
+    nearest_int,
+    ordered_sum,
+    rounded,
+    through_f16,
+    to_f16,
+    wrap_int8,
+)
 from .search import GROUP_MAX_EPS, refined_signed_scale, scale_and_min, signed_scale
 
 QK_K = 256
@@ -42,7 +51,11 @@ def _requantize(x, levels, step, offset, low, high):
         shifted = x3 if offset is None else x3 + offset[:, :, None]
         fresh = rounded(shifted / step[:, :, None], low, high) - F32(low)
     keep = (step == 0)[:, :, None]
-    return np.where(keep, levels.reshape(n_blocks, n_sub, size), fresh).reshape(n_blocks, QK_K).astype(np.uint8)
+    return (
+        np.where(keep, levels.reshape(n_blocks, n_sub, size), fresh)
+        .reshape(n_blocks, QK_K)
+        .astype(np.uint8)
+    )
 
 
 def _two_bit_planes(levels: np.ndarray) -> np.ndarray:
@@ -68,8 +81,12 @@ def q2_K(x: np.ndarray) -> np.ndarray:
     max_scale = np.maximum(scales.max(axis=1), F32(0))
     max_min = np.maximum(mins.max(axis=1), F32(0))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        packed_scales = np.where(max_scale[:, None] > 0, nearest_int(F32(15) / max_scale[:, None] * scales), 0)
-        packed_mins = np.where(max_min[:, None] > 0, nearest_int(F32(15) / max_min[:, None] * mins), 0)
+        packed_scales = np.where(
+            max_scale[:, None] > 0, nearest_int(F32(15) / max_scale[:, None] * scales), 0
+        )
+        packed_mins = np.where(
+            max_min[:, None] > 0, nearest_int(F32(15) / max_min[:, None] * mins), 0
+        )
     packed = ((packed_scales & 0xFF) | (packed_mins << 4)).astype(np.uint8)  # uint8 |= l << 4
     d = np.where(max_scale > 0, max_scale / F32(15), F32(0)).astype(F32)
     dmin = np.where(max_min > 0, max_min / F32(15), F32(0)).astype(F32)
@@ -87,7 +104,9 @@ def q3_K(x: np.ndarray) -> np.ndarray:
     nonzero = max_scale != 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         iscale = F32(-32) / max_scale
-        six_bit = np.clip(wrap_int8(nearest_int(iscale[:, None] * scales)), -32, 31).astype(np.int32) + 32
+        six_bit = (
+            np.clip(wrap_int8(nearest_int(iscale[:, None] * scales)), -32, 31).astype(np.int32) + 32
+        )
         d = np.where(nonzero, F32(1) / iscale, F32(0)).astype(F32)
     six_bit = np.where(nonzero[:, None], six_bit, 0).astype(np.uint8)
     packed = np.zeros((n, 12), dtype=np.uint8)
@@ -135,7 +154,9 @@ def q5_K(x: np.ndarray) -> np.ndarray:
     head, levels = _q45_K(x, 31, -0.5, 15)
     q = levels.reshape(-1, 4, 2, 32)  # [64-value group, low/high half, 32]
     low = (q[:, :, 0] & 0xF) | ((q[:, :, 1] & 0xF) << 4)
-    fifth = (q >> 4).astype(np.uint8)  # bit 2g of qh[j] for the first half of group g, 2g+1 for the second
+    fifth = (q >> 4).astype(
+        np.uint8
+    )  # bit 2g of qh[j] for the first half of group g, 2g+1 for the second
     shifts = (2 * np.arange(4, dtype=np.uint8))[None, :, None]
     qh = np.bitwise_or.reduce((fifth[:, :, 0] << shifts) | (fifth[:, :, 1] << (shifts + 1)), axis=1)
     return np.concatenate([head, qh, low.reshape(-1, 128)], axis=1)
@@ -156,9 +177,15 @@ def q6_K(x: np.ndarray) -> np.ndarray:
     levels = _requantize(x, _join(levels, n), step, None, -32, 31)
     levels = np.where(zero[:, None], 0, levels).astype(np.uint8)
     q = levels.reshape(n, 2, 4, 32)  # [128-value half, quarter, 32]
-    ql = np.concatenate([(q[:, :, 0] & 0xF) | ((q[:, :, 2] & 0xF) << 4),
-                         (q[:, :, 1] & 0xF) | ((q[:, :, 3] & 0xF) << 4)], axis=2)
+    ql = np.concatenate(
+        [
+            (q[:, :, 0] & 0xF) | ((q[:, :, 2] & 0xF) << 4),
+            (q[:, :, 1] & 0xF) | ((q[:, :, 3] & 0xF) << 4),
+        ],
+        axis=2,
+    )
     top = q >> 4
     qh = top[:, :, 0] | (top[:, :, 1] << 2) | (top[:, :, 2] << 4) | (top[:, :, 3] << 6)
-    return np.concatenate([ql.reshape(n, 128), qh.reshape(n, 64), packed_scales.view(np.uint8),
-                           _half(d)], axis=1)
+    return np.concatenate(
+        [ql.reshape(n, 128), qh.reshape(n, 64), packed_scales.view(np.uint8), _half(d)], axis=1
+    )

@@ -30,13 +30,17 @@ def file_type_name(name: str) -> str:
     for known in FILE_TYPES:
         if known.lower() == name.lower():
             return known
-    raise BadRequest(f"unsupported quantization type {name.upper()} - supported types are "
-                     + ", ".join(FILE_TYPES))
+    raise BadRequest(
+        f"unsupported quantization type {name.upper()} - supported types are "
+        + ", ".join(FILE_TYPES)
+    )
 
 
 def plan(gguf: GGUFFile, file_type: str) -> list[tuple[str, str]]:
     """(tensor name, ggml type to store it as), in the order the tensors will be written."""
-    recipe = Recipe(file_type, ModelFacts.from_metadata(gguf.metadata), [t.name for t in gguf.tensors])
+    recipe = Recipe(
+        file_type, ModelFacts.from_metadata(gguf.metadata), [t.name for t in gguf.tensors]
+    )
     chosen = []
     for name in weight_order([t.name for t in gguf.tensors]):
         info = gguf.tensor_info(name)
@@ -47,8 +51,13 @@ def plan(gguf: GGUFFile, file_type: str) -> list[tuple[str, str]]:
     return chosen
 
 
-def quantize_file(source: str | os.PathLike, destination: str | os.PathLike, file_type: str,
-                  progress=None, threads: int | None = None) -> Path:
+def quantize_file(
+    source: str | os.PathLike,
+    destination: str | os.PathLike,
+    file_type: str,
+    progress=None,
+    threads: int | None = None,
+) -> Path:
     """Write ``source`` quantized to ``file_type`` at ``destination``.
 
     ``progress(done, total)`` is called after each tensor, in bytes of the source file (as
@@ -74,15 +83,21 @@ def quantize_file(source: str | os.PathLike, destination: str | os.PathLike, fil
                 try:
                     raw = encode(raw, info.type_name, target, pool if threads > 1 else None)
                 except NonFiniteValues:
-                    raise BadRequest(f"tensor '{name}' holds NaN or infinite values and cannot be quantized") from None
+                    raise BadRequest(
+                        f"tensor '{name}' holds NaN or infinite values and cannot be quantized"
+                    ) from None
             done += info.nbytes
             if progress is not None:
                 progress(total * done // tensor_bytes, total)
             return raw
 
         for name, target in tensors:
-            writer.add_tensor(name, lambda name=name, target=target: produce(name, target),
-                              target, src.tensor_info(name).shape)
+            writer.add_tensor(
+                name,
+                lambda name=name, target=target: produce(name, target),
+                target,
+                src.tensor_info(name).shape,
+            )
         return writer.write()
 
 
@@ -96,7 +111,11 @@ class FileTypeQuantizer(Quantizer):
 
 
 def _driver(file_type: str) -> type[FileTypeQuantizer]:
-    return type(file_type, (FileTypeQuantizer,), {"name": file_type, "__doc__": f"Quantizes to {file_type}."})
+    return type(
+        file_type,
+        (FileTypeQuantizer,),
+        {"name": file_type, "__doc__": f"Quantizes to {file_type}."},
+    )
 
 
 Q2_K = _driver("Q2_K")

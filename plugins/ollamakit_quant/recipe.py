@@ -41,14 +41,40 @@ _FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6
 # Matrices llama.cpp never quantizes (tiny, positional, or routing tables), matched anywhere in
 # the name; plus exact names below.
 _KEEP_SUBSTRINGS = (
-    "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
-    "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight",
-    "indexer.q_proj.weight", "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight",
-    "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight",
-    "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight",
-    "time_mix_g2.weight", "time_mix_decay_w1.weight", "time_mix_decay_w2.weight",
-    "time_mix_lerp_fused.weight", "attn_rel_b.weight", ".position_embd", "sam.pos_embd",
-    "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger", "a.rvq.codebook",
+    "_norm.weight",
+    "ffn_gate_inp.weight",
+    "ffn_gate_tid2eid.weight",
+    "altup",
+    "laurel",
+    "per_layer_model_proj",
+    "ssm_conv1d",
+    "shortconv.conv.weight",
+    "indexer.k_proj.weight",
+    "indexer.q_proj.weight",
+    "time_mix_first.weight",
+    "time_mix_w0.weight",
+    "time_mix_w1.weight",
+    "time_mix_w2.weight",
+    "time_mix_v0.weight",
+    "time_mix_v1.weight",
+    "time_mix_v2.weight",
+    "time_mix_a0.weight",
+    "time_mix_a1.weight",
+    "time_mix_a2.weight",
+    "time_mix_g1.weight",
+    "time_mix_g2.weight",
+    "time_mix_decay_w1.weight",
+    "time_mix_decay_w2.weight",
+    "time_mix_lerp_fused.weight",
+    "attn_rel_b.weight",
+    ".position_embd",
+    "sam.pos_embd",
+    "sam.neck.",
+    "sam.net_",
+    ".rel_pos",
+    ".patch_embd",
+    ".patch_merger",
+    "a.rvq.codebook",
     "mm.a.code_embd",
 )
 _KEEP_NAMES = ("position_embd.weight", "token_types.weight")
@@ -74,7 +100,9 @@ class ModelFacts:
             value = metadata.get(f"{arch}.{key}")
             if isinstance(value, list):  # per-layer values: llama.cpp asks about layer 0
                 value = value[0] if value else 0
-            return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+            return (
+                value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+            )
 
         heads, kv_heads = number("attention.head_count"), number("attention.head_count_kv")
         kv_heads = kv_heads or heads  # llama.cpp's default when the key is absent
@@ -99,15 +127,21 @@ def n_dims(shape) -> int:
 
 def weight_order(names):
     """llama.cpp's tensor order: by layer number (non-layer tensors first), then by name."""
+
     def key(name):
         match = _LAYER.match(name)
         return (int(match.group(1)) if match else -1, name.encode())
+
     return sorted(names, key=key)
 
 
 def quantizable(name: str, shape) -> bool:
-    return (n_dims(shape) >= 2 and name.endswith("weight") and name not in _KEEP_NAMES
-            and not any(part in name for part in _KEEP_SUBSTRINGS))
+    return (
+        n_dims(shape) >= 2
+        and name.endswith("weight")
+        and name not in _KEEP_NAMES
+        and not any(part in name for part in _KEEP_SUBSTRINGS)
+    )
 
 
 def category(name: str) -> str:
@@ -115,17 +149,28 @@ def category(name: str) -> str:
         return "output"
     if name in ("token_embd.weight", "per_layer_token_embd.weight"):
         return "token_embd"
-    for marker, kind in (("attn_qkv.weight", "attn_v"), ("attn_kv_b.weight", "attn_v"),
-                         ("attn_v.weight", "attn_v"), ("attn_k.weight", "attn_k"),
-                         ("attn_q.weight", "attn_q"), ("attn_output.weight", "attn_output"),
-                         ("ffn_up", "ffn_up"), ("ffn_gate", "ffn_gate"), ("ffn_down", "ffn_down")):
+    for marker, kind in (
+        ("attn_qkv.weight", "attn_v"),
+        ("attn_kv_b.weight", "attn_v"),
+        ("attn_v.weight", "attn_v"),
+        ("attn_k.weight", "attn_k"),
+        ("attn_q.weight", "attn_q"),
+        ("attn_output.weight", "attn_output"),
+        ("ffn_up", "ffn_up"),
+        ("ffn_gate", "ffn_gate"),
+        ("ffn_down", "ffn_down"),
+    ):
         if marker in name:
             return kind
     return "other"
 
 
 def _use_more_bits(i_layer: int, n_layers: int) -> bool:
-    return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
+    return (
+        i_layer < n_layers // 8
+        or i_layer >= 7 * n_layers // 8
+        or (i_layer - n_layers // 8) % 3 == 2
+    )
 
 
 def block_size(type_name: str) -> int:
@@ -152,8 +197,10 @@ class Recipe:
         if shape[0] % block_size(chosen):
             fallback = _FALLBACK.get(chosen)
             if fallback is None:
-                raise BadRequest(f"cannot quantize tensor '{name}' to {chosen}: its row length {shape[0]} "
-                                 f"is not a multiple of {block_size(chosen)}")
+                raise BadRequest(
+                    f"cannot quantize tensor '{name}' to {chosen}: its row length {shape[0]} "
+                    f"is not a multiple of {block_size(chosen)}"
+                )
             chosen = fallback if shape[0] % block_size(fallback) == 0 else "F16"
         return chosen
 
@@ -200,7 +247,13 @@ class Recipe:
             if ft == "Q2_K":
                 new = "Q3_K"
             elif ft == "Q3_K_M":
-                new = "Q5_K" if i < n // 16 else "Q4_K" if not falcon or _use_more_bits(i, n) else "Q3_K"
+                new = (
+                    "Q5_K"
+                    if i < n // 16
+                    else "Q4_K"
+                    if not falcon or _use_more_bits(i, n)
+                    else "Q3_K"
+                )
             elif ft == "Q3_K_L":
                 new = "Q4_K" if falcon else "Q5_K"
             elif ft == "Q4_K_M":

@@ -21,8 +21,15 @@ def _errstate():
     return np.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
-def scale_and_min(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float,
-                  nstep: int, use_mad: bool):
+def scale_and_min(
+    x: np.ndarray,
+    weights: np.ndarray,
+    nmax: int,
+    rmin: float,
+    rdelta: float,
+    nstep: int,
+    use_mad: bool,
+):
     """``make_qkx2_quants``: levels 0..nmax with a scale and a (non-positive) minimum.
 
     Returns (scale, -minimum, levels) with levels ``(n, blocks)`` uint8.
@@ -77,6 +84,7 @@ def signed_scale(x: np.ndarray, nmax: int):
     weights = x * x
     weighted_x = weights * x
     with _errstate():
+
         def attempt(iscale):
             level = rounded(iscale * x, -nmax, nmax - 1)
             return level, ordered_sum(weighted_x * level), ordered_sum(weights * level * level)
@@ -113,8 +121,14 @@ def refined_signed_scale(x: np.ndarray, nmax: int):
         active = np.arange(x.shape[1])
         for _ in range(5):
             lv, slx_all, sl2_all, moved = _refine_pass(
-                x[:, active], weights[:, active], weighted_x[:, active], levels[:, active],
-                sum_lx[active], sum_l2[active], nmax)
+                x[:, active],
+                weights[:, active],
+                weighted_x[:, active],
+                levels[:, active],
+                sum_lx[active],
+                sum_l2[active],
+                nmax,
+            )
             levels[:, active], sum_lx[active], sum_l2[active] = lv, slx_all, sl2_all
             active = active[moved]
             if not active.size:

@@ -41,8 +41,12 @@ class Unauthorized(OllamaError):
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """``Bearer realm="...",service="..."`` -> ("bearer", {"realm": ..., "service": ...})."""
     scheme, _, rest = header.strip().partition(" ")
-    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)).replace('\\"', '"')
-              for m in _PARAM.finditer(rest)}
+    params = {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)).replace(
+            '\\"', '"'
+        )
+        for m in _PARAM.finditer(rest)
+    }
     return scheme.lower(), params
 
 
@@ -66,10 +70,19 @@ def ensure_key(path: Path | None = None):
         except (ValueError, TypeError) as exc:
             raise OllamaError(f"cannot load key {path}: {exc}") from None
     key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    for target, data, mode in ((path, private, 0o600), (path.with_suffix(".pub"), public + b"\n", 0o644)):
+    for target, data, mode in (
+        (path, private, 0o600),
+        (path.with_suffix(".pub"), public + b"\n", 0o644),
+    ):
         temp = target.with_name(target.name + ".tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -82,7 +95,9 @@ def sign(key, data: bytes) -> str:
     """``<base64 SSH public key>:<base64 signature>``, the Authorization value Ollama sends."""
     from cryptography.hazmat.primitives import serialization
 
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     return public.split(b" ")[1].decode() + ":" + base64.b64encode(key.sign(data)).decode()
 
 
@@ -110,12 +125,16 @@ class Authenticator:
 
     def answer(self, challenge: str | None) -> None:
         if not challenge:
-            raise Unauthorized("unauthorized: registry sent 401 without a WWW-Authenticate challenge")
+            raise Unauthorized(
+                "unauthorized: registry sent 401 without a WWW-Authenticate challenge"
+            )
         scheme, params = parse_challenge(challenge)
         creds = self.credentials
         if scheme == "basic":
             if not creds or not creds.has_password:
-                raise Unauthorized(f"unauthorized: {self.host} wants a username and password; see {_doc()}")
+                raise Unauthorized(
+                    f"unauthorized: {self.host} wants a username and password; see {_doc()}"
+                )
             self.value = _basic(creds)
         elif scheme == "bearer":
             self.value = "Bearer " + self._fetch_token(params)
@@ -125,8 +144,12 @@ class Authenticator:
     def _fetch_token(self, params: dict[str, str]) -> str:
         realm = params.get("realm", "")
         parts = urlsplit(realm)
-        if realm and "://" not in realm:  # a plain realm, no token service: another ollamakit's API key
-            raise Unauthorized(f"unauthorized: {self.host} wants an API key; give it as the token for that host in {_doc()}")
+        if (
+            realm and "://" not in realm
+        ):  # a plain realm, no token service: another ollamakit's API key
+            raise Unauthorized(
+                f"unauthorized: {self.host} wants an API key; give it as the token for that host in {_doc()}"
+            )
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise Unauthorized(f"unauthorized: invalid token realm {realm[:200]!r}")
         if parts.scheme == "http" and self.scheme == "https":
@@ -138,13 +161,18 @@ class Authenticator:
         if creds and creds.has_password:
             headers["Authorization"] = _basic(creds)
         elif same_host and (key_path().exists() or self.host in OLLAMA_HOSTS):
-            query += [("ts", str(int(time.time()))), ("nonce", base64.urlsafe_b64encode(secrets.token_bytes(16)).decode())]
+            query += [
+                ("ts", str(int(time.time()))),
+                ("nonce", base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()),
+            ]
             url = realm + ("&" if "?" in realm else "?") + urlencode(query)
             empty = base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode()
             headers["Authorization"] = sign(ensure_key(), f"GET,{url},{empty}".encode())
             return self._get_token(url, headers)
         elif self.host in OLLAMA_HOSTS:
-            raise Unauthorized(f'realm host "{parts.netloc}" does not match original host "{self.host}"')
+            raise Unauthorized(
+                f'realm host "{parts.netloc}" does not match original host "{self.host}"'
+            )
         url = realm + (("&" if "?" in realm else "?") + urlencode(query) if query else "")
         return self._get_token(url, headers)
 
@@ -157,7 +185,9 @@ class Authenticator:
         if resp.status_code in (401, 403):
             raise Unauthorized("unauthorized: access denied")
         if resp.status_code != 200:
-            raise OllamaError(f"token request failed: {resp.status_code}: {body[:200].decode('utf-8', 'replace')}")
+            raise OllamaError(
+                f"token request failed: {resp.status_code}: {body[:200].decode('utf-8', 'replace')}"
+            )
         try:
             reply = json.loads(body)
             token = reply.get("token") or reply.get("access_token")
@@ -174,4 +204,3 @@ def _basic(creds: Credentials) -> str:
 
 def _doc() -> str:
     return "OLLAMAKIT_REGISTRY_AUTH or ~/.ollamakit/registries.json"
-

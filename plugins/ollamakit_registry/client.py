@@ -106,9 +106,14 @@ class Registry:
             merged = {**(headers or {}), **self.auth.headers_for(url)}
             content = body() if callable(body) else body
             try:
-                resp = self.client.send(self.client.build_request(method, url, headers=merged, content=content), stream=True)
+                resp = self.client.send(
+                    self.client.build_request(method, url, headers=merged, content=content),
+                    stream=True,
+                )
             except httpx.HTTPError as exc:
-                raise RegistryError(f"{method} {_short(url)}: {exc or type(exc).__name__}") from None
+                raise RegistryError(
+                    f"{method} {_short(url)}: {exc or type(exc).__name__}"
+                ) from None
             if resp.status_code != 401 or not self.is_registry_url(url):
                 return resp
             challenge = resp.headers.get("WWW-Authenticate")
@@ -119,7 +124,9 @@ class Registry:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def open(self, method: str, url: str, headers: dict | None = None, body=None, follow: bool = True):
+    def open(
+        self, method: str, url: str, headers: dict | None = None, body=None, follow: bool = True
+    ):
         """``send``, following up to ``MAX_REDIRECTS`` redirects for GET and HEAD."""
         resp = self.send(method, url, headers, body)
         try:
@@ -155,7 +162,9 @@ class Registry:
             for chunk in resp.iter_raw():
                 data += chunk
                 if len(data) > size:
-                    raise ProtocolViolation(f"registry sent more than the {size} bytes of blob {digest}")
+                    raise ProtocolViolation(
+                        f"registry sent more than the {size} bytes of blob {digest}"
+                    )
         if len(data) != size:
             raise RegistryError(f"registry sent {len(data)} of the {size} bytes of blob {digest}")
         return bytes(data)
@@ -170,12 +179,16 @@ class Registry:
             if resp.status_code == 206:
                 total = resp.headers.get("Content-Range", "").rpartition("/")[2]
                 if total.isdigit() and int(total) != size:
-                    raise ProtocolViolation(f"registry says blob {digest} has {total} bytes, the manifest says {size}")
+                    raise ProtocolViolation(
+                        f"registry says blob {digest} has {total} bytes, the manifest says {size}"
+                    )
                 return BlobLocation(str(resp.url), True)
             if resp.status_code == 200:
                 length = resp.headers.get("Content-Length", "")
                 if length.isdigit() and int(length) != size:
-                    raise ProtocolViolation(f"registry says blob {digest} has {length} bytes, the manifest says {size}")
+                    raise ProtocolViolation(
+                        f"registry says blob {digest} has {length} bytes, the manifest says {size}"
+                    )
                 return BlobLocation(str(resp.url), False)
             raise fail(resp, "pull model blob")
 

@@ -2,8 +2,10 @@
 
 Both sources hold the same JSON object, keyed by ``host[:port]`` (matched case-insensitively)::
 
-    {"127.0.0.1:5000": {"username": "alice", "password": "s3cret"},
-     "registry.example.com": {"token": "a bearer token"}}
+    {
+        "127.0.0.1:5000": {"username": "alice", "password": "s3cret"},
+        "registry.example.com": {"token": "a bearer token"},
+    }
 
 * ``OLLAMAKIT_REGISTRY_AUTH``: the JSON text itself (entries here win).
 * ``~/.ollamakit/registries.json``, or the file named by ``OLLAMAKIT_REGISTRIES_FILE``.
@@ -51,8 +53,12 @@ def _parse(text: str, where: str) -> dict[str, Credentials]:
     table = {}
     for host, entry in data.items():
         if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
-            raise BadRequest(f"registry credentials for {host!r} in {where} must map names to strings")
-        table[host.lower()] = Credentials(entry.get("username", ""), entry.get("password", ""), entry.get("token", ""))
+            raise BadRequest(
+                f"registry credentials for {host!r} in {where} must map names to strings"
+            )
+        table[host.lower()] = Credentials(
+            entry.get("username", ""), entry.get("password", ""), entry.get("token", "")
+        )
     return table
 
 
@@ -69,7 +75,9 @@ def load_credentials() -> dict[str, Credentials]:
         raise BadRequest(f"cannot read registry credentials {path}: {exc.strerror}") from None
     if raw is not None:
         if len(raw) > MAX_FILE_BYTES:
-            raise BadRequest(f"registry credentials file {path} is larger than {MAX_FILE_BYTES} bytes")
+            raise BadRequest(
+                f"registry credentials file {path} is larger than {MAX_FILE_BYTES} bytes"
+            )
         table.update(_parse(raw.decode("utf-8", "replace"), str(path)))
     env = os.environ.get(ENV_AUTH)
     if env and env.strip():

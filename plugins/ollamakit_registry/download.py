@@ -100,13 +100,17 @@ class BlobDownload:
             if pending:
                 location = self.registry.locate_blob(self.digest, self.size)
                 if not location.ranged and (len(parts) > 1 or parts[0].completed):
-                    parts = pending = [Part(0, 0, self.size)]  # no ranges: one stream from the start
+                    parts = pending = [
+                        Part(0, 0, self.size)
+                    ]  # no ranges: one stream from the start
                     self.partial.clear_state()
                     self.completed = 0
             hasher = CursorHash(blob, parts)
             queue = list(pending)
             for _ in range(min(STREAMS, len(pending))):
-                worker = threading.Thread(target=self._worker, args=(queue, fd, location, hasher), daemon=True)
+                worker = threading.Thread(
+                    target=self._worker, args=(queue, fd, location, hasher), daemon=True
+                )
                 worker.start()
                 workers.append(worker)
             return self._hash_while_fetching(hasher, workers)
@@ -182,7 +186,9 @@ class BlobDownload:
             try:
                 auth = self.registry.auth.headers_for(location.url)
                 start, length = part.offset + part.completed, part.size - part.completed
-                fetcher.fetch(location.url, auth, fd, start, length, self.size, location.ranged, progress)
+                fetcher.fetch(
+                    location.url, auth, fd, start, length, self.size, location.ranged, progress
+                )
                 self.partial.save(part)
                 return location
             except ProtocolViolation:
@@ -196,7 +202,9 @@ class BlobDownload:
                         self.registry.renew_auth(None, auth.get("Authorization"))
                     elif 400 <= exc.code < 500 and exc.code not in (403, 408, 429):
                         raise
-                    location = self.registry.locate_blob(self.digest, self.size)  # a signed URL may expire
+                    location = self.registry.locate_blob(
+                        self.digest, self.size
+                    )  # a signed URL may expire
                 time.sleep(BACKOFF * 2**attempt)
         return location
 

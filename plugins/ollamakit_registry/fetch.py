@@ -34,7 +34,9 @@ class HTTPStatusError(RegistryError):
 
 def _uses_proxy(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
+    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(
+        parts.hostname or ""
+    )
 
 
 def check_reply(status: int, headers, start: int, length: int, total: int, ranged: bool) -> None:
@@ -42,8 +44,14 @@ def check_reply(status: int, headers, start: int, length: int, total: int, range
     end = start + length - 1
     if status == 206:
         match = _CONTENT_RANGE.match(headers.get("Content-Range", "") or "")
-        if not match or (int(match.group(1)), int(match.group(2))) != (start, end) or match.group(3) not in ("*", str(total)):
-            raise ProtocolViolation(f"registry answered range {start}-{end} with {headers.get('Content-Range')!r}")
+        if (
+            not match
+            or (int(match.group(1)), int(match.group(2))) != (start, end)
+            or match.group(3) not in ("*", str(total))
+        ):
+            raise ProtocolViolation(
+                f"registry answered range {start}-{end} with {headers.get('Content-Range')!r}"
+            )
     elif status == 200:
         if ranged or start != 0 or length != total:
             raise ProtocolViolation(f"registry ignored the range {start}-{end}")
@@ -51,7 +59,9 @@ def check_reply(status: int, headers, start: int, length: int, total: int, range
         raise HTTPStatusError(status, f"blob fetch: unexpected status code {status}")
     declared = headers.get("Content-Length")
     if declared is not None and declared.strip() != str(length):
-        raise ProtocolViolation(f"registry sent Content-Length {declared} for a {length}-byte range")
+        raise ProtocolViolation(
+            f"registry sent Content-Length {declared} for a {length}-byte range"
+        )
     if (headers.get("Content-Encoding") or "identity").lower() != "identity":
         raise ProtocolViolation("registry compressed a blob we asked for as identity")
 
@@ -80,7 +90,17 @@ class RangeFetcher:
             self._httpx.close()
             self._httpx = None
 
-    def fetch(self, url: str, auth: dict, fd: int, start: int, length: int, total: int, ranged: bool, progress) -> None:
+    def fetch(
+        self,
+        url: str,
+        auth: dict,
+        fd: int,
+        start: int,
+        length: int,
+        total: int,
+        ranged: bool,
+        progress,
+    ) -> None:
         """Write bytes ``[start, start+length)`` of the blob into the partial file ``fd``,
         calling ``progress(offset, data)`` after each piece."""
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **auth}
@@ -95,7 +115,9 @@ class RangeFetcher:
             while offset < end:
                 n = resp.readinto(self._buffer[: min(PIECE, end - offset)])
                 if not n:
-                    raise RegistryError(f"connection closed after {offset - start} of {length} bytes")
+                    raise RegistryError(
+                        f"connection closed after {offset - start} of {length} bytes"
+                    )
                 write(fd, self._buffer[:n], offset)
                 progress(offset, self._buffer[:n])
                 offset += n
@@ -117,7 +139,9 @@ class RangeFetcher:
             self.close()
             timeout = TIMEOUT.read
             if parts.scheme == "https":
-                self._conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=tls_context())
+                self._conn = http.client.HTTPSConnection(
+                    parts.hostname, parts.port, timeout=timeout, context=tls_context()
+                )
             else:
                 self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
             self._key = key
@@ -136,7 +160,9 @@ class RangeFetcher:
 
     def _fetch_httpx(self, url, headers, fd, start, length, total, ranged, progress) -> None:
         if self._httpx is None:
-            self._httpx = httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=tls_context())
+            self._httpx = httpx.Client(
+                timeout=TIMEOUT, follow_redirects=False, verify=tls_context()
+            )
         try:
             self._stream_httpx(url, headers, fd, start, length, total, ranged, progress)
         except httpx.HTTPError as exc:
@@ -145,7 +171,10 @@ class RangeFetcher:
     def _stream_httpx(self, url, headers, fd, start, length, total, ranged, progress) -> None:
         with self._httpx.stream("GET", url, headers=headers) as resp:
             if resp.status_code not in (200, 206):
-                raise HTTPStatusError(resp.status_code, f"blob fetch: unexpected status code {resp.status_code}: {body_text(resp)}")
+                raise HTTPStatusError(
+                    resp.status_code,
+                    f"blob fetch: unexpected status code {resp.status_code}: {body_text(resp)}",
+                )
             check_reply(resp.status_code, resp.headers, start, length, total, ranged)
             offset = start
             for chunk in resp.iter_raw(PIECE):

@@ -40,13 +40,17 @@ class Part:
         return self.completed >= self.size
 
     def state(self) -> bytes:
-        return json.dumps({"N": self.n, "Offset": self.offset, "Size": self.size, "Completed": self.completed}).encode()
+        return json.dumps(
+            {"N": self.n, "Offset": self.offset, "Size": self.size, "Completed": self.completed}
+        ).encode()
 
 
 def plan(total: int) -> list[Part]:
     """Parts of ``total/16`` bytes clamped to [MIN_PART, MAX_PART]."""
     size = min(max(total // PARTS, MIN_PART), MAX_PART)
-    return [Part(n, offset, min(size, total - offset)) for n, offset in enumerate(range(0, total, size))]
+    return [
+        Part(n, offset, min(size, total - offset)) for n, offset in enumerate(range(0, total, size))
+    ]
 
 
 class PartialFile:
@@ -72,7 +76,7 @@ class PartialFile:
 
     def state_files(self) -> list[Path]:
         prefix = self.path.name + "-"
-        return [p for p in self.path.parent.glob(prefix + "*") if p.name[len(prefix):].isdigit()]
+        return [p for p in self.path.parent.glob(prefix + "*") if p.name[len(prefix) :].isdigit()]
 
     def load(self, total: int) -> list[Part]:
         """The plan for ``total``, with progress restored from state files that match it."""
@@ -92,8 +96,17 @@ class PartialFile:
             if not isinstance(state, dict):
                 continue
             completed = state.get("Completed")
-            same_part = (state.get("N"), state.get("Offset"), state.get("Size")) == (part.n, part.offset, part.size)
-            if same_part and isinstance(completed, int) and not isinstance(completed, bool) and 0 <= completed <= part.size:
+            same_part = (state.get("N"), state.get("Offset"), state.get("Size")) == (
+                part.n,
+                part.offset,
+                part.size,
+            )
+            if (
+                same_part
+                and isinstance(completed, int)
+                and not isinstance(completed, bool)
+                and 0 <= completed <= part.size
+            ):
                 part.completed = completed
         return parts
 

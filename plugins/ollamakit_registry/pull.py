@@ -25,7 +25,13 @@ CONFIG_TYPES = (mf.CONFIG_MEDIA_TYPE, "application/vnd.oci.image.config.v1+json"
 
 
 def parse_name(name) -> ModelName:
-    parsed = name if isinstance(name, ModelName) else ModelName.parse(name) if isinstance(name, str) else None
+    parsed = (
+        name
+        if isinstance(name, ModelName)
+        else ModelName.parse(name)
+        if isinstance(name, str)
+        else None
+    )
     if parsed is None:
         raise BadRequest("invalid model name")
     return parsed
@@ -33,23 +39,37 @@ def parse_name(name) -> ModelName:
 
 def parse_remote_manifest(data: bytes, declared_digest: str | None = None) -> mf.Manifest:
     """A registry's manifest, checked before any of it is trusted."""
-    if declared_digest and declared_digest.startswith("sha256:") and declared_digest != sha256_digest(data):
-        raise RegistryError("pull model manifest: the manifest does not match the registry's Docker-Content-Digest")
+    if (
+        declared_digest
+        and declared_digest.startswith("sha256:")
+        and declared_digest != sha256_digest(data)
+    ):
+        raise RegistryError(
+            "pull model manifest: the manifest does not match the registry's Docker-Content-Digest"
+        )
     try:
         manifest = mf.Manifest.parse(data)
         media_type = json.loads(data).get("mediaType", mf.MANIFEST_MEDIA_TYPE)
     except BadRequest as exc:
         raise RegistryError(f"pull model manifest: {exc}") from None
     if media_type not in (mf.MANIFEST_MEDIA_TYPE, OCI_MANIFEST):
-        raise RegistryError(f"pull model manifest: unsupported manifest type {str(media_type)[:100]!r}")
+        raise RegistryError(
+            f"pull model manifest: unsupported manifest type {str(media_type)[:100]!r}"
+        )
     if manifest.config.media_type not in CONFIG_TYPES:
-        raise RegistryError(f"pull model manifest: unsupported config type {manifest.config.media_type[:100]!r}")
+        raise RegistryError(
+            f"pull model manifest: unsupported config type {manifest.config.media_type[:100]!r}"
+        )
     for layer in manifest.layers:
         if not layer.media_type.startswith(mf.MEDIA_PREFIX):
-            raise RegistryError(f"pull model manifest: {layer.media_type[:100]!r} is not a model layer")
+            raise RegistryError(
+                f"pull model manifest: {layer.media_type[:100]!r} is not a model layer"
+            )
     for layer in (manifest.config, *manifest.layers):
         if layer.size > MAX_BLOB:
-            raise RegistryError(f"pull model manifest: layer {layer.digest} claims {layer.size} bytes")
+            raise RegistryError(
+                f"pull model manifest: layer {layer.digest} claims {layer.size} bytes"
+            )
     if manifest.size > MAX_MODEL:
         raise RegistryError(f"pull model manifest: the model claims {manifest.size} bytes")
     return manifest
@@ -75,7 +95,9 @@ def _check_space(kernel, missing: list[mf.Layer]) -> None:
     need = sum(layer.size for layer in missing)
     free = shutil.disk_usage(blobs_dir(kernel)).free
     if need > free:
-        raise OllamaError(f"not enough free disk space to pull: {need} bytes needed, {free} available")
+        raise OllamaError(
+            f"not enough free disk space to pull: {need} bytes needed, {free} available"
+        )
 
 
 def pull_model(kernel, name, insecure: bool = False) -> Iterator[dict]:

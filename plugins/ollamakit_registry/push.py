@@ -35,7 +35,9 @@ class BlobUpload:
         self.error: BaseException | None = None
 
     def start(self) -> BlobUpload:
-        threading.Thread(target=self._run, name=f"push {self.layer.digest[7:19]}", daemon=True).start()
+        threading.Thread(
+            target=self._run, name=f"push {self.layer.digest[7:19]}", daemon=True
+        ).start()
         return self
 
     def _run(self) -> None:
@@ -56,7 +58,11 @@ class BlobUpload:
         query = ""
         source = ModelName.parse(self.layer.from_) if self.layer.from_ else None
         name = self.registry.name
-        if source and source.host.lower() == name.host.lower() and source.repository != name.repository:
+        if (
+            source
+            and source.host.lower() == name.host.lower()
+            and source.repository != name.repository
+        ):
             query = "?" + urlencode({"mount": self.layer.digest, "from": source.repository})
         url = self.registry.url("blobs/uploads/") + query
         with self.registry.open("POST", url) as resp:
@@ -77,7 +83,9 @@ class BlobUpload:
                 while sent < size:
                     block = fh.read(min(CHUNK, size - sent))
                     if not block:
-                        raise RegistryError(f"blob {self.layer.digest} is shorter than its manifest says")
+                        raise RegistryError(
+                            f"blob {self.layer.digest} is shorter than its manifest says"
+                        )
                     sent += len(block)
                     self.completed += len(block)
                     yield block
@@ -95,12 +103,16 @@ class BlobUpload:
             "Content-Range": f"{offset}-{offset + size - 1}",
             "X-Redirect-Uploads": "1",
         }
-        with self.registry.open("PATCH", url, headers, self._body(offset, size), follow=False) as resp:
+        with self.registry.open(
+            "PATCH", url, headers, self._body(offset, size), follow=False
+        ) as resp:
             if resp.status_code == 307:
                 # Ollama's extension: the part goes to the redirect (e.g. a signed storage URL).
                 target = redirect_target(url, resp.headers.get("Location"))
                 put = {k: v for k, v in headers.items() if k != "Content-Range"}
-                with self.registry.open("PUT", target, put, self._body(offset, size), follow=False) as sent:
+                with self.registry.open(
+                    "PUT", target, put, self._body(offset, size), follow=False
+                ) as sent:
                     if sent.status_code not in (200, 201, 202, 204):
                         raise fail(sent, "push blob part")
                 return url
@@ -121,7 +133,9 @@ def upload_parts(size: int) -> list[Part]:
     """Parts as Ollama sizes them: total/16, clamped to [100 MB, 1000 MB] (none for an empty
     blob: the closing PUT alone creates it)."""
     step = min(max(size // 16, 100 * MB), 1000 * MB)
-    return [Part(n, offset, min(step, size - offset)) for n, offset in enumerate(range(0, size, step))]
+    return [
+        Part(n, offset, min(step, size - offset)) for n, offset in enumerate(range(0, size, step))
+    ]
 
 
 def push_model(kernel, name, insecure: bool = False) -> Iterator[dict]:

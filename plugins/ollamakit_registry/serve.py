@@ -25,7 +25,9 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def _error(resp, status: int, code: str, message: str) -> None:
     resp.set_header(*API_VERSION)
-    json_response(resp, {"errors": [{"code": code, "message": message}]}, status, "application/json")
+    json_response(
+        resp, {"errors": [{"code": code, "message": message}]}, status, "application/json"
+    )
 
 
 def _repository_manifests(store, namespace: str, model: str):
@@ -44,14 +46,25 @@ def _repository_manifests(store, namespace: str, model: str):
 
 def find_manifest(store, namespace: str, model: str, reference: str) -> bytes | None:
     if reference.startswith("sha256:"):
-        return next((d for _, d in _repository_manifests(store, namespace, model) if sha256_digest(d) == reference), None)
+        return next(
+            (
+                d
+                for _, d in _repository_manifests(store, namespace, model)
+                if sha256_digest(d) == reference
+            ),
+            None,
+        )
     name = ModelName(DEFAULT_HOST, namespace, model, reference)
     if not name.is_valid():
         return None
     local = store.get(name)
     if local is not None:
         return local.manifest_bytes
-    others = [d for p, d in _repository_manifests(store, namespace, model) if p[3].lower() == reference.lower()]
+    others = [
+        d
+        for p, d in _repository_manifests(store, namespace, model)
+        if p[3].lower() == reference.lower()
+    ]
     return others[0] if len(others) == 1 else None
 
 
@@ -132,8 +145,13 @@ class Blobs:
 
     def on_get(self, req, resp, namespace, model, digest):
         store = self.kernel.store
-        referenced = is_digest(digest) and digest.startswith("sha256:") and any(
-            digest in mf.Manifest.parse(data).digests() for _, data in _repository_manifests(store, namespace, model)
+        referenced = (
+            is_digest(digest)
+            and digest.startswith("sha256:")
+            and any(
+                digest in mf.Manifest.parse(data).digests()
+                for _, data in _repository_manifests(store, namespace, model)
+            )
         )
         size = store.blob_size(digest) if referenced else None
         if size is None:

@@ -20,7 +20,10 @@ def registry_binary() -> str | None:
 def write_htpasswd(path: Path, users: dict[str, str]) -> None:
     import bcrypt
 
-    lines = [f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}" for user, password in users.items()]
+    lines = [
+        f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}"
+        for user, password in users.items()
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -36,7 +39,9 @@ class LocalRegistry:
     def start(self, timeout: float = 20.0) -> LocalRegistry:
         binary = registry_binary()
         if binary is None:
-            raise FileNotFoundError("docker-registry is not installed (apt-get install docker-registry)")
+            raise FileNotFoundError(
+                "docker-registry is not installed (apt-get install docker-registry)"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         auth = ""
         if self.users:
@@ -49,10 +54,18 @@ class LocalRegistry:
             f"http:\n  addr: {self.host}\n{auth}"
         )
         self.log = open(self.root / "registry.log", "wb")
-        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT
+        )
         try:
-            wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(
-                f"docker-registry exited: {(self.root / 'registry.log').read_text()[-500:]}"))
+            wait_for_port(
+                self.proc,
+                self.port,
+                timeout,
+                lambda: RuntimeError(
+                    f"docker-registry exited: {(self.root / 'registry.log').read_text()[-500:]}"
+                ),
+            )
         except RuntimeError:
             self.stop()
             raise

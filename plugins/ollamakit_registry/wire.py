@@ -12,7 +12,9 @@ import httpx
 from ollamakit import OLLAMA_VERSION, __version__
 from ollamakit.errors import OllamaError
 
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+    platform.machine().lower(), platform.machine().lower()
+)
 USER_AGENT = f"ollama/{OLLAMA_VERSION} ({_ARCH} {sys.platform}) Python/{platform.python_version()} ollamakit/{__version__}"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
@@ -25,7 +27,12 @@ def tls_context() -> ssl.SSLContext:
 
 def make_client() -> httpx.Client:
     """Redirects are followed by hand, so we decide where credentials go."""
-    return httpx.Client(timeout=TIMEOUT, follow_redirects=False, verify=tls_context(), headers={"User-Agent": USER_AGENT})
+    return httpx.Client(
+        timeout=TIMEOUT,
+        follow_redirects=False,
+        verify=tls_context(),
+        headers={"User-Agent": USER_AGENT},
+    )
 
 
 def read_bounded(resp: httpx.Response, limit: int, what: str = "registry reply") -> bytes:

@@ -9,9 +9,32 @@ import json
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import arguments_json, call_function, go_indent, lstrip_go, overlap, rstrip_go, tool_call, tool_json, trailing_space
-from .deepseek3 import (ASSISTANT, BOS, CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, EOS, OUTPUT_BEGIN, OUTPUT_END,
-                        SEP, THINK_CLOSE, USER, thinks)
+from .common import (
+    arguments_json,
+    call_function,
+    go_indent,
+    lstrip_go,
+    overlap,
+    rstrip_go,
+    tool_call,
+    tool_json,
+    trailing_space,
+)
+from .deepseek3 import (
+    ASSISTANT,
+    BOS,
+    CALL_BEGIN,
+    CALL_END,
+    CALLS_BEGIN,
+    CALLS_END,
+    EOS,
+    OUTPUT_BEGIN,
+    OUTPUT_END,
+    SEP,
+    THINK_CLOSE,
+    USER,
+    thinks,
+)
 
 OUTPUTS_BEGIN, OUTPUTS_END = "<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>"
 DEFAULT_SYSTEM = "You are Cogito, an AI assistant created by Deep Cogito, which is an AI research lab based in San Francisco."
@@ -49,8 +72,17 @@ class CogitoRenderer(Renderer):
                     out.append(content + CALLS_BEGIN)
                     for m, call in enumerate(calls):
                         name, arguments = call_function(call)
-                        out.append(CALL_BEGIN + "function" + SEP + name + "\n```json\n" + arguments_json(arguments)
-                                   + "\n```" + CALL_END + ("\n" if m < len(calls) - 1 else ""))
+                        out.append(
+                            CALL_BEGIN
+                            + "function"
+                            + SEP
+                            + name
+                            + "\n```json\n"
+                            + arguments_json(arguments)
+                            + "\n```"
+                            + CALL_END
+                            + ("\n" if m < len(calls) - 1 else "")
+                        )
                     out.append(CALLS_END + EOS)
                 else:
                     out.append(content + EOS)
@@ -82,7 +114,7 @@ def parse_call_content(text: str) -> dict:
     start = rest.find("\n```json\n")
     if start < 0:
         raise ValueError("invalid format")
-    body = rest[start + len("\n```json\n"):]
+    body = rest[start + len("\n```json\n") :]
     end = body.find("\n```")
     if end < 0:
         raise ValueError("invalid format")
@@ -101,8 +133,18 @@ class CogitoParser(Parser):
     has_tool_support = True
     has_thinking_support = True
     answer_after = THINK_CLOSE
-    preserved_tokens = (THINK_CLOSE, CALLS_BEGIN, CALLS_END, CALL_BEGIN, CALL_END, SEP, OUTPUT_BEGIN, OUTPUT_END,
-                        OUTPUTS_BEGIN, OUTPUTS_END)
+    preserved_tokens = (
+        THINK_CLOSE,
+        CALLS_BEGIN,
+        CALLS_END,
+        CALL_BEGIN,
+        CALL_END,
+        SEP,
+        OUTPUT_BEGIN,
+        OUTPUT_END,
+        OUTPUTS_BEGIN,
+        OUTPUTS_END,
+    )
 
     def __init__(self, kernel=None):
         super().__init__(kernel)
@@ -110,7 +152,9 @@ class CogitoParser(Parser):
 
     def init(self, tools, last_message, think):
         self.count = 0
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         # with tools offered the model answers (or calls) without thinking first
         self.state = THINKING if thinks(think) and not prefilled and not tools else CONTENT
         return tools
@@ -169,12 +213,12 @@ class CogitoParser(Parser):
                     except ValueError:
                         call = None
                     if call is not None:
-                        self.held = lstrip_go(held[end + len(CALL_END):])
+                        self.held = lstrip_go(held[end + len(CALL_END) :])
                         events.append(("call", call))
                         return True
             at = held.find(CALLS_END)
             if at >= 0:
-                self.held, self.state = lstrip_go(held[at + len(CALLS_END):]), CONTENT
+                self.held, self.state = lstrip_go(held[at + len(CALLS_END) :]), CONTENT
                 return True
             return False
         # OUTPUTS: tool outputs the model echoed are dropped
@@ -182,10 +226,10 @@ class CogitoParser(Parser):
         if at >= 0:
             end = held.find(OUTPUT_END, at + len(OUTPUT_BEGIN))
             if end >= 0:
-                self.held = lstrip_go(held[end + len(OUTPUT_END):])
+                self.held = lstrip_go(held[end + len(OUTPUT_END) :])
                 return True
         at = held.find(OUTPUTS_END)
         if at >= 0:
-            self.held, self.state = lstrip_go(held[at + len(OUTPUTS_END):]), CONTENT
+            self.held, self.state = lstrip_go(held[at + len(OUTPUTS_END) :]), CONTENT
             return True
         return False

@@ -9,8 +9,20 @@ import json
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (arguments_json, call_function, function_of, lstrip_go, overlap, parameters_json, rstrip_go,
-                     strip_go, think_bool, tool_call, trailing_space, with_spaces)
+from .common import (
+    arguments_json,
+    call_function,
+    function_of,
+    lstrip_go,
+    overlap,
+    parameters_json,
+    rstrip_go,
+    strip_go,
+    think_bool,
+    tool_call,
+    trailing_space,
+    with_spaces,
+)
 from ollamakit.lib.templates import to_json
 
 TURN, END_TURN = "<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>"
@@ -23,14 +35,26 @@ START_RESPONSE, END_RESPONSE = "<|START_RESPONSE|>", "<|END_RESPONSE|>"
 
 def tool_entry(tool) -> str:
     function = function_of(tool)
-    return ('{"name": ' + to_json(function.get("name") or "") + ', "description": ' + to_json(function.get("description") or "")
-            + ', "parameters": ' + with_spaces(parameters_json(function.get("parameters"))) + ', "responses": null}')
+    return (
+        '{"name": '
+        + to_json(function.get("name") or "")
+        + ', "description": '
+        + to_json(function.get("description") or "")
+        + ', "parameters": '
+        + with_spaces(parameters_json(function.get("parameters")))
+        + ', "responses": null}'
+    )
 
 
 def tool_result(call_id: str, content: str) -> str:
     wrapped = with_spaces("{" + to_json("content") + ":" + to_json(content) + "}")
-    return ('\n    {\n        "tool_call_id": "' + call_id + '",\n        "results": {\n\n            \n            "0": '
-            + wrapped + '\n\n        },\n        "is_error": null\n    }')
+    return (
+        '\n    {\n        "tool_call_id": "'
+        + call_id
+        + '",\n        "results": {\n\n            \n            "0": '
+        + wrapped
+        + '\n\n        },\n        "is_error": null\n    }'
+    )
 
 
 class CohereRenderer(Renderer):
@@ -41,7 +65,13 @@ class CohereRenderer(Renderer):
         system, rest = "", list(messages)
         if rest and (rest[0].get("role") or "").lower() == "system":
             system, rest = rest[0].get("content") or "", rest[1:]
-        out = [TURN + SYSTEM + START_TEXT + (system + "\n\n\n\n" if system else "") + "# Available Tools\n```json\n[\n"]
+        out = [
+            TURN
+            + SYSTEM
+            + START_TEXT
+            + (system + "\n\n\n\n" if system else "")
+            + "# Available Tools\n```json\n[\n"
+        ]
         if not tools:
             out.append("\n\n")
         for n, tool in enumerate(tools or ()):
@@ -74,8 +104,16 @@ class CohereRenderer(Renderer):
                         if call_id and call_id not in ids:
                             ids[call_id] = number
                         name, arguments = call_function(call)
-                        out.append('\n\n    {"tool_call_id": "' + number + '", "tool_name": "' + name + '", "parameters": '
-                                   + with_spaces(arguments_json(arguments)) + "}" + ("," if m < len(calls) - 1 else ""))
+                        out.append(
+                            '\n\n    {"tool_call_id": "'
+                            + number
+                            + '", "tool_name": "'
+                            + name
+                            + '", "parameters": '
+                            + with_spaces(arguments_json(arguments))
+                            + "}"
+                            + ("," if m < len(calls) - 1 else "")
+                        )
                     out.append("\n\n]" + END_ACTION + END_TURN)
                 else:
                     if thinking:
@@ -91,12 +129,21 @@ class CohereRenderer(Renderer):
                 while n + 1 < len(rest) and (rest[n + 1].get("role") or "").lower() == "tool":
                     n += 1
                     results.append(rest[n])
-                out.append(",".join(tool_result(ids.get(r.get("tool_call_id") or "", r.get("tool_call_id") or ""),
-                                                r.get("content") or "") for r in results))
+                out.append(
+                    ",".join(
+                        tool_result(
+                            ids.get(r.get("tool_call_id") or "", r.get("tool_call_id") or ""),
+                            r.get("content") or "",
+                        )
+                        for r in results
+                    )
+                )
                 out.append("\n\n]<|END_TOOL_RESULT|>" + END_TURN)
             n += 1
         if not prefill:
-            out.append(TURN + CHATBOT + (START_THINKING if reasoning else START_THINKING + END_THINKING))
+            out.append(
+                TURN + CHATBOT + (START_THINKING if reasoning else START_THINKING + END_THINKING)
+            )
         return "".join(out)
 
 
@@ -119,7 +166,7 @@ def json_objects(text: str) -> list[str]:
         elif ch == "}" and depth > 0:
             depth -= 1
             if depth == 0 and start >= 0:
-                objects.append(text[start:n + 1])
+                objects.append(text[start : n + 1])
                 start = -1
     return objects
 
@@ -165,8 +212,16 @@ class CohereParser(Parser):
     has_tool_support = True
     has_thinking_support = True
     answer_after = END_THINKING
-    preserved_tokens = (START_THINKING, END_THINKING, START_TEXT, END_TEXT, START_ACTION, END_ACTION, START_RESPONSE,
-                        END_RESPONSE)
+    preserved_tokens = (
+        START_THINKING,
+        END_THINKING,
+        START_TEXT,
+        END_TEXT,
+        START_ACTION,
+        END_ACTION,
+        START_RESPONSE,
+        END_RESPONSE,
+    )
 
     def __init__(self, kernel=None):
         super().__init__(kernel)
@@ -174,7 +229,9 @@ class CohereParser(Parser):
 
     def init(self, tools, last_message, think):
         self.held, self.count = "", 0
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         thinking = think is None or think_bool(think)
         self.state = CONTENT if prefilled else THINKING if thinking else AWAITING
         return tools
@@ -196,7 +253,7 @@ class CohereParser(Parser):
             at = held.find(END_THINKING)
             if at >= 0:
                 thinking.append(rstrip_go(held[:at]))
-                self.held, self.state = held[at + len(END_THINKING):], AWAITING
+                self.held, self.state = held[at + len(END_THINKING) :], AWAITING
                 return True
             end = len(held) - overlap(held, END_THINKING)
             end -= trailing_space(held[:end])
@@ -208,21 +265,23 @@ class CohereParser(Parser):
             for opener in (START_TEXT, START_RESPONSE):
                 at = held.find(opener)
                 if at >= 0:
-                    self.held, self.state = held[at + len(opener):], CONTENT
+                    self.held, self.state = held[at + len(opener) :], CONTENT
                     return True
             at = held.find(START_ACTION)
             if at >= 0:
-                self.held, self.state = held[at + len(START_ACTION):], ACTION
+                self.held, self.state = held[at + len(START_ACTION) :], ACTION
                 return True
             trimmed = lstrip_go(held)
             if trimmed.startswith(END_TURN):
-                self.held = trimmed[len(END_TURN):]
+                self.held = trimmed[len(END_TURN) :]
                 return True
             if not trimmed:
                 if done:
                     self.held = ""
                 return False
-            if not done and any(len(trimmed) < len(t) and t.startswith(trimmed) for t in BLOCK_OPENERS):
+            if not done and any(
+                len(trimmed) < len(t) and t.startswith(trimmed) for t in BLOCK_OPENERS
+            ):
                 return False
             self.held, self.state = trimmed, CONTENT  # text with no block opened is the answer
             return True
@@ -231,9 +290,11 @@ class CohereParser(Parser):
                 at = held.find(closer)
                 if at >= 0:
                     content.append(held[:at])
-                    self.held, self.state = held[at + len(closer):], AWAITING
+                    self.held, self.state = held[at + len(closer) :], AWAITING
                     return True
-            end = len(held) - max(overlap(held, END_TEXT), overlap(held, END_RESPONSE), overlap(held, END_TURN))
+            end = len(held) - max(
+                overlap(held, END_TEXT), overlap(held, END_RESPONSE), overlap(held, END_TURN)
+            )
             if end > 0:
                 content.append(held[:end])
                 self.held = held[end:]
@@ -244,7 +305,7 @@ class CohereParser(Parser):
         at = held.find(END_ACTION)
         if at >= 0:
             calls.extend(parse_actions(held[:at]))
-            self.held, self.state = held[at + len(END_ACTION):], AWAITING
+            self.held, self.state = held[at + len(END_ACTION) :], AWAITING
             return True
         if done:
             calls.extend(parse_actions(held))

@@ -59,8 +59,14 @@ def parameters_json(params) -> str:
     if params.get("required"):
         pairs.append(("required", go_marshal(list(params["required"]))))
     props = params.get("properties")
-    pairs.append(("properties", ordered_json((name, to_json(property_value(p))) for name, p in props.items())
-                  if isinstance(props, dict) else "null"))
+    pairs.append(
+        (
+            "properties",
+            ordered_json((name, to_json(property_value(p))) for name, p in props.items())
+            if isinstance(props, dict)
+            else "null",
+        )
+    )
     return ordered_json(pairs)
 
 
@@ -171,7 +177,9 @@ def parameters_fields(params) -> dict:
     if params.get("required"):
         out["required"] = list(params["required"])
     props = params.get("properties")
-    out["properties"] = {k: property_fields(v) for k, v in props.items()} if isinstance(props, dict) else None
+    out["properties"] = (
+        {k: property_fields(v) for k, v in props.items()} if isinstance(props, dict) else None
+    )
     return out
 
 

@@ -9,8 +9,17 @@ import json
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (arguments_json, call_function, function_of, lstrip_go, overlap, parameters_json, rstrip_go,
-                     tool_call, trailing_space)
+from .common import (
+    arguments_json,
+    call_function,
+    function_of,
+    lstrip_go,
+    overlap,
+    parameters_json,
+    rstrip_go,
+    tool_call,
+    trailing_space,
+)
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -41,7 +50,10 @@ class DeepSeek31Renderer(Renderer):
 
     def render(self, messages, tools, think) -> str:
         thinking = self.is_thinking and thinks(think)
-        out = [BOS, "\n\n".join(m.get("content") or "" for m in messages if m.get("role") == "system")]
+        out = [
+            BOS,
+            "\n\n".join(m.get("content") or "" for m in messages if m.get("role") == "system"),
+        ]
         if tools:
             out.append("\n\n## Tools\nYou have access to the following tools:\n")
             for tool in tools:
@@ -70,7 +82,14 @@ class DeepSeek31Renderer(Renderer):
                 if last_was_user:
                     # only the turn being written (after the last user message) keeps its thinking open
                     current = n > last_user
-                    out.append(ASSISTANT + (THINK_OPEN if message.get("thinking") and thinking and current else THINK_CLOSE))
+                    out.append(
+                        ASSISTANT
+                        + (
+                            THINK_OPEN
+                            if message.get("thinking") and thinking and current
+                            else THINK_CLOSE
+                        )
+                    )
                 last_was_user = False
                 if is_tool:
                     is_tool = False
@@ -105,7 +124,16 @@ class DeepSeek3Parser(Parser):
     has_tool_support = True
     has_thinking_support = True
     answer_after = THINK_CLOSE
-    preserved_tokens = (THINK_CLOSE, CALLS_BEGIN, CALLS_END, CALL_BEGIN, CALL_END, SEP, OUTPUT_BEGIN, OUTPUT_END)
+    preserved_tokens = (
+        THINK_CLOSE,
+        CALLS_BEGIN,
+        CALLS_END,
+        CALL_BEGIN,
+        CALL_END,
+        SEP,
+        OUTPUT_BEGIN,
+        OUTPUT_END,
+    )
 
     def __init__(self, kernel=None):
         super().__init__(kernel)
@@ -115,7 +143,9 @@ class DeepSeek3Parser(Parser):
 
     def init(self, tools, last_message, think):
         self.count = 0
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         thinking = self.has_thinking_support and thinks(think)
         self.state = THINKING if thinking and not prefilled else CONTENT
         return tools
@@ -180,18 +210,18 @@ class DeepSeek3Parser(Parser):
                     except ValueError:
                         call = None  # a call that does not read is skipped when the calls end
                     if call is not None:
-                        self.held = lstrip_go(held[end + len(CALL_END):])
+                        self.held = lstrip_go(held[end + len(CALL_END) :])
                         events.append(("call", call))
                         return True
             at = held.find(CALLS_END)
             if at >= 0:
-                self.held, self.state = lstrip_go(held[at + len(CALLS_END):]), CONTENT
+                self.held, self.state = lstrip_go(held[at + len(CALLS_END) :]), CONTENT
                 return True
             return False
         at = held.find(OUTPUT_END)  # tool output the model echoed: it is content
         if at < 0:
             return False
-        output, self.held, self.state = held[:at], held[at + len(OUTPUT_END):], CONTENT
+        output, self.held, self.state = held[:at], held[at + len(OUTPUT_END) :], CONTENT
         if output:
             events.append(("content", output))
         return True

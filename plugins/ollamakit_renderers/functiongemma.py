@@ -23,8 +23,13 @@ def arg_value(value) -> str:
         return ESCAPE + value + ESCAPE
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value == value and abs(value) != float("inf") and value == int(value) \
-            and -(2**63) <= value < 2**63:
+    if (
+        isinstance(value, float)
+        and value == value
+        and abs(value) != float("inf")
+        and value == int(value)
+        and -(2**63) <= value < 2**63
+    ):
         return str(int(value))
     if isinstance(value, dict):
         return "{" + ",".join(k + ":" + arg_value(value[k]) for k in sorted(value)) + "}"
@@ -61,8 +66,15 @@ class FunctionGemmaRenderer(Renderer):
                 calls = message.get("tool_calls") or []
                 for call in calls:
                     name, arguments = call_function(call)
-                    out.append(CALL_OPEN + "call:" + name + "{"
-                               + ",".join(k + ":" + arg_value(arguments[k]) for k in sorted(arguments)) + "}" + CALL_CLOSE)
+                    out.append(
+                        CALL_OPEN
+                        + "call:"
+                        + name
+                        + "{"
+                        + ",".join(k + ":" + arg_value(arguments[k]) for k in sorted(arguments))
+                        + "}"
+                        + CALL_CLOSE
+                    )
                 if calls and n + 1 < len(messages) and messages[n + 1].get("role") == "tool":
                     out.append("<start_function_response>")
                     previous = "tool_call"
@@ -76,10 +88,18 @@ class FunctionGemmaRenderer(Renderer):
             elif role == "tool":
                 if previous != "tool_call":
                     out.append("<start_function_response>")
-                out.append("response:" + self.answered_call(messages, n) + "{" + arg_value(content) + "}<end_function_response>")
+                out.append(
+                    "response:"
+                    + self.answered_call(messages, n)
+                    + "{"
+                    + arg_value(content)
+                    + "}<end_function_response>"
+                )
                 previous = "tool_response"
             else:
-                out.append("<start_of_turn>" + (role or "") + "\n" + strip_go(content) + "<end_of_turn>\n")
+                out.append(
+                    "<start_of_turn>" + (role or "") + "\n" + strip_go(content) + "<end_of_turn>\n"
+                )
         if previous != "tool_response":
             out.append("<start_of_turn>model\n")
         return "".join(out)
@@ -99,8 +119,14 @@ class FunctionGemmaRenderer(Renderer):
     def declaration(tool) -> str:
         function = function_of(tool)
         params = function.get("parameters") if isinstance(function.get("parameters"), dict) else {}
-        out = ["<start_function_declaration>declaration:" + (function.get("name") or "") + "{description:" + ESCAPE
-               + (function.get("description") or "") + ESCAPE]
+        out = [
+            "<start_function_declaration>declaration:"
+            + (function.get("name") or "")
+            + "{description:"
+            + ESCAPE
+            + (function.get("description") or "")
+            + ESCAPE
+        ]
         props = params.get("properties")
         kind = params.get("type") if isinstance(params.get("type"), str) else ""
         if isinstance(props, dict) or kind:
@@ -109,15 +135,23 @@ class FunctionGemmaRenderer(Renderer):
                 fields = []
                 for name in sorted(props):
                     prop = props[name] if isinstance(props[name], dict) else {}
-                    field = name + ":{description:" + ESCAPE + (prop.get("description") or "") + ESCAPE
+                    field = (
+                        name + ":{description:" + ESCAPE + (prop.get("description") or "") + ESCAPE
+                    )
                     types = prop.get("type")
-                    first = types if isinstance(types, str) else (types[0] if isinstance(types, list) and types else "")
+                    first = (
+                        types
+                        if isinstance(types, str)
+                        else (types[0] if isinstance(types, list) and types else "")
+                    )
                     if first:
                         field += ",type:" + ESCAPE + first.upper() + ESCAPE
                     fields.append(field + "}")
                 parts.append("properties:{" + ",".join(fields) + "}")
             if params.get("required"):
-                parts.append("required:[" + ",".join(ESCAPE + r + ESCAPE for r in params["required"]) + "]")
+                parts.append(
+                    "required:[" + ",".join(ESCAPE + r + ESCAPE for r in params["required"]) + "]"
+                )
             if kind:
                 parts.append("type:" + ESCAPE + kind.upper() + ESCAPE)
             out.append(",parameters:{" + ",".join(parts) + "}")
@@ -171,7 +205,7 @@ def parse_number(text: str):
 
 def parse_value(text: str):
     if len(text) >= 2 * len(ESCAPE) and text.startswith(ESCAPE) and text.endswith(ESCAPE):
-        return text[len(ESCAPE):-len(ESCAPE)]
+        return text[len(ESCAPE) : -len(ESCAPE)]
     if text in ("true", "false"):
         return text == "true"
     number = parse_number(text)
@@ -180,7 +214,11 @@ def parse_value(text: str):
     if text.startswith("[") and text.endswith("]"):
         return [parse_value(part) for part in split_arguments(text[1:-1])]
     if text.startswith("{") and text.endswith("}"):
-        return {p.split(":", 1)[0]: parse_value(p.split(":", 1)[1]) for p in split_arguments(text[1:-1]) if ":" in p}
+        return {
+            p.split(":", 1)[0]: parse_value(p.split(":", 1)[1])
+            for p in split_arguments(text[1:-1])
+            if ":" in p
+        }
     return text
 
 
@@ -232,7 +270,7 @@ class FunctionGemmaParser(Parser):
                 keep = overlap(self.held, CALL_OPEN)
                 if self.held[: len(self.held) - keep]:
                     events.append(("content", self.held[: len(self.held) - keep]))
-                self.held = self.held[len(self.held) - keep:]
+                self.held = self.held[len(self.held) - keep :]
                 break
             if CALL_CLOSE not in self.held:
                 break

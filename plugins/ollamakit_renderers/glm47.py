@@ -9,26 +9,57 @@ import xml.etree.ElementTree as ET
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (call_function, function_of, go_marshal, image_tags, is_go_space, lstrip_go, overlap,
-                     properties_of, property_types, rstrip_go, strip_go, think_bool, tool_call, tool_json, trailing_space,
-                     with_spaces)
+from .common import (
+    call_function,
+    function_of,
+    go_marshal,
+    image_tags,
+    is_go_space,
+    lstrip_go,
+    overlap,
+    properties_of,
+    property_types,
+    rstrip_go,
+    strip_go,
+    think_bool,
+    tool_call,
+    tool_json,
+    trailing_space,
+    with_spaces,
+)
 from .qwen3coder import direct_text, parse_value
 
-THINK_OPEN, THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE = "<think>", "</think>", "<tool_call>", "</tool_call>"
-KEY_OPEN, KEY_CLOSE, VALUE_OPEN, VALUE_CLOSE = "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>"
+THINK_OPEN, THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE = (
+    "<think>",
+    "</think>",
+    "<tool_call>",
+    "</tool_call>",
+)
+KEY_OPEN, KEY_CLOSE, VALUE_OPEN, VALUE_CLOSE = (
+    "<arg_key>",
+    "</arg_key>",
+    "<arg_value>",
+    "</arg_value>",
+)
 ARG_TAGS = (KEY_OPEN, KEY_CLOSE, VALUE_OPEN, VALUE_CLOSE)
-TOOLS_INTRO = ("<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-               "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n")
-TOOLS_OUTRO = ("</tools>\n\nFor each function call, output the function name and arguments within the following XML "
-               "format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value>"
-               "<arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>")
+TOOLS_INTRO = (
+    "<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+)
+TOOLS_OUTRO = (
+    "</tools>\n\nFor each function call, output the function name and arguments within the following XML "
+    "format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value>"
+    "<arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>"
+)
 
 
 class GLM47Renderer(Renderer):
     def render(self, messages, tools, think) -> str:
         out = ["[gMASK]<sop>"]
         if tools:
-            out.append(TOOLS_INTRO + "".join(with_spaces(tool_json(t)) + "\n" for t in tools) + TOOLS_OUTRO)
+            out.append(
+                TOOLS_INTRO + "".join(with_spaces(tool_json(t)) + "\n" for t in tools) + TOOLS_OUTRO
+            )
         thinking = think is None or think_bool(think)  # thinking unless told not to
         for n, message in enumerate(messages):
             role, content = message.get("role"), message.get("content") or ""
@@ -36,8 +67,15 @@ class GLM47Renderer(Renderer):
                 out.append("<|user|>" + content)
             elif role == "assistant":
                 # earlier turns keep their thinking
-                out.append("<|assistant|>" + (THINK_OPEN + message["thinking"] + THINK_CLOSE if message.get("thinking")
-                                              else THINK_CLOSE) + content)
+                out.append(
+                    "<|assistant|>"
+                    + (
+                        THINK_OPEN + message["thinking"] + THINK_CLOSE
+                        if message.get("thinking")
+                        else THINK_CLOSE
+                    )
+                    + content
+                )
                 for call in message.get("tool_calls") or ():
                     name, arguments = call_function(call)
                     out.append(TOOL_OPEN + name)
@@ -75,6 +113,7 @@ def escape_content(text: str) -> str:
 def repair(text: str) -> str:
     """Balance the argument tags of a call whose tags a model got wrong: missing tags are put
     back in their cycle (key open, key close, value open, value close)."""
+
     def next_tag(s: str) -> tuple[int, str]:
         best, found = -1, ""
         for tag in ARG_TAGS:
@@ -109,7 +148,7 @@ def repair(text: str) -> str:
             break
         if found == expected:
             out.append(s[:at] + expected)
-            s = s[at + len(expected):]
+            s = s[at + len(expected) :]
             phase = (phase + 1) % 4
             continue
         found_phase = ARG_TAGS.index(found)
@@ -125,7 +164,11 @@ def repair(text: str) -> str:
                 s, at = s[at:], 0
             out.append(tag)
             phase = (phase + 1) % 4
-    out.append({1: KEY_CLOSE + VALUE_OPEN + VALUE_CLOSE, 2: VALUE_OPEN + VALUE_CLOSE, 3: VALUE_CLOSE}.get(phase, ""))
+    out.append(
+        {1: KEY_CLOSE + VALUE_OPEN + VALUE_CLOSE, 2: VALUE_OPEN + VALUE_CLOSE, 3: VALUE_CLOSE}.get(
+            phase, ""
+        )
+    )
     return "".join(out)
 
 
@@ -150,7 +193,9 @@ def parse_call(raw: str, tools) -> dict:
     if not name:
         raise ValueError("empty function name")
     if len(keys) != len(values):
-        raise ValueError(f"mismatched arg_key and arg_value counts: {len(keys)} keys, {len(values)} values")
+        raise ValueError(
+            f"mismatched arg_key and arg_value counts: {len(keys)} keys, {len(values)} values"
+        )
     props = next((properties_of(t) for t in tools or () if function_of(t).get("name") == name), {})
     arguments = {}
     for key, value in zip(keys, values):
@@ -159,13 +204,22 @@ def parse_call(raw: str, tools) -> dict:
         types = []
         if isinstance(prop, dict):
             any_of = prop.get("anyOf")
-            types = [t for p in any_of for t in property_types(p)] if any_of else property_types(prop)
+            types = (
+                [t for p in any_of for t in property_types(p)] if any_of else property_types(prop)
+            )
         arguments[key] = parse_value(value, types)
     return {"name": name, "arguments": arguments}
 
 
 LOOKING, THINK_START, THINKING, THINK_DONE, CONTENT, TOOL_START, TOOL = (
-    "looking", "think-start", "thinking", "think-done", "content", "tool-start", "tool")
+    "looking",
+    "think-start",
+    "thinking",
+    "think-done",
+    "content",
+    "tool-start",
+    "tool",
+)
 
 
 class GLM46Parser(Parser):
@@ -214,7 +268,9 @@ class GLM46Parser(Parser):
         if not name:
             problem = "empty function name"
         elif len(keys) != len(values):
-            problem = f"mismatched arg_key and arg_value counts: {len(keys)} keys, {len(values)} values"
+            problem = (
+                f"mismatched arg_key and arg_value counts: {len(keys)} keys, {len(values)} values"
+            )
         elif tool is None:
             problem = f'tool "{name}" is not declared'
         elif any(not strip_go(k) for k in keys):
@@ -261,7 +317,7 @@ class GLM46Parser(Parser):
         if state == LOOKING:
             trimmed = lstrip_go(self.held)
             if trimmed.startswith(THINK_OPEN):
-                self.held = lstrip_go(trimmed[len(THINK_OPEN):])
+                self.held = lstrip_go(trimmed[len(THINK_OPEN) :])
                 self.state = THINKING if self.held else THINK_START
                 return True
             if THINK_OPEN.startswith(trimmed):
@@ -269,7 +325,9 @@ class GLM46Parser(Parser):
             self.state = CONTENT
             return True
         if state in (THINK_START, THINK_DONE, TOOL_START):
-            return self._skip_space({THINK_START: THINKING, THINK_DONE: CONTENT, TOOL_START: TOOL}[state])
+            return self._skip_space(
+                {THINK_START: THINKING, THINK_DONE: CONTENT, TOOL_START: TOOL}[state]
+            )
         if state == THINKING:
             if THINK_CLOSE in self.held:
                 before, after = self._split(THINK_CLOSE)
@@ -314,18 +372,33 @@ class GlmOcrRenderer(Renderer):
     def render(self, messages, tools, think) -> str:
         out = ["[gMASK]<sop>"]
         if tools:
-            out.append(TOOLS_INTRO + "".join(with_spaces(tool_json(t)) + "\n" for t in tools) + TOOLS_OUTRO)
+            out.append(
+                TOOLS_INTRO + "".join(with_spaces(tool_json(t)) + "\n" for t in tools) + TOOLS_OUTRO
+            )
         told_not_to = think is not None and not think_bool(think)
         offset = 0
         for n, message in enumerate(messages):
             role, content = message.get("role"), message.get("content") or ""
             images = len(message.get("images") or ())
             if role == "user":
-                text, offset = image_tags(content, images, offset) if self.image_tags else (content, offset)
-                out.append("<|user|>\n" + text + ("/nothink" if told_not_to and not content.endswith("/nothink") else ""))
+                text, offset = (
+                    image_tags(content, images, offset) if self.image_tags else (content, offset)
+                )
+                out.append(
+                    "<|user|>\n"
+                    + text
+                    + ("/nothink" if told_not_to and not content.endswith("/nothink") else "")
+                )
             elif role == "assistant":
                 thinking = message.get("thinking")
-                out.append("<|assistant|>\n" + (THINK_OPEN + strip_go(thinking) + THINK_CLOSE if thinking else "<think></think>"))
+                out.append(
+                    "<|assistant|>\n"
+                    + (
+                        THINK_OPEN + strip_go(thinking) + THINK_CLOSE
+                        if thinking
+                        else "<think></think>"
+                    )
+                )
                 if content:
                     out.append("\n" + strip_go(content))
                 for call in message.get("tool_calls") or ():
@@ -339,7 +412,9 @@ class GlmOcrRenderer(Renderer):
             elif role == "tool":
                 if n == 0 or messages[n - 1].get("role") != "tool":
                     out.append("<|observation|>")
-                text, offset = image_tags(content, images, offset) if self.image_tags else (content, offset)
+                text, offset = (
+                    image_tags(content, images, offset) if self.image_tags else (content, offset)
+                )
                 out.append("\n<tool_response>\n" + text + "\n</tool_response>\n")
             elif role == "system":
                 out.append("<|system|>\n" + content + "\n")

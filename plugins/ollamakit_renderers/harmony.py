@@ -18,7 +18,13 @@ from ollamakit.lib.structured import Parsed
 
 from .common import function_of, is_go_space, overlap, tool_call
 
-START, END, MESSAGE, CHANNEL, CONSTRAIN = "<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>"
+START, END, MESSAGE, CHANNEL, CONSTRAIN = (
+    "<|start|>",
+    "<|end|>",
+    "<|message|>",
+    "<|channel|>",
+    "<|constrain|>",
+)
 BUILT_IN_TOOLS = ("browser.open", "browser.search", "browser.find", "python")
 
 
@@ -39,7 +45,7 @@ def parse_header(raw: str) -> Header:
         raw = raw.replace(CONSTRAIN, " " + CONSTRAIN, 1).strip()
     at = raw.find(CHANNEL)
     if at >= 0:
-        before, after = raw[:at], raw[at + len(CHANNEL):]
+        before, after = raw[:at], raw[at + len(CHANNEL) :]
         end = next((n for n, ch in enumerate(after) if is_go_space(ch)), len(after))
         header.channel = after[:end]
         raw = (before + after[end:]).strip()
@@ -88,7 +94,9 @@ class MessageStream:
         if self.state == self.LOOKING:
             if START not in self.held:
                 return False
-            self.held = self.held.split(START, 1)[1]  # text before a start is dropped, as Ollama does
+            self.held = self.held.split(START, 1)[
+                1
+            ]  # text before a start is dropped, as Ollama does
             self.state = self.HEADER
             events.append(("start",))
             return True
@@ -107,7 +115,7 @@ class MessageStream:
             events.append(("end",))
             return True
         keep = overlap(self.held, END)
-        content, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep:]
+        content, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep :]
         if content:
             events.append(("content", content))
         return False
@@ -209,7 +217,9 @@ class HarmonyParser(Parser):
             if arguments is None:
                 arguments = {}
             if not isinstance(arguments, dict):
-                raise ValueError(f"error parsing tool call: raw='{raw}', err=arguments are not an object")
+                raise ValueError(
+                    f"error parsing tool call: raw='{raw}', err=arguments are not an object"
+                )
             calls.append(tool_call(name, arguments))
         return Parsed("".join(content), "".join(thinking), calls)
 

@@ -10,8 +10,24 @@ import re
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (call_function, function_of, go_float, go_int, go_marshal, image_tags, is_go_space, lstrip_go,
-                     overlap, parameters_json, rstrip_go, strip_go, think_bool, tool_call, tool_json, trailing_space)
+from .common import (
+    call_function,
+    function_of,
+    go_float,
+    go_int,
+    go_marshal,
+    image_tags,
+    is_go_space,
+    lstrip_go,
+    overlap,
+    parameters_json,
+    rstrip_go,
+    strip_go,
+    think_bool,
+    tool_call,
+    tool_json,
+    trailing_space,
+)
 from ollamakit.lib.templates import to_json
 
 BOS = "<|startoftext|>"
@@ -25,7 +41,9 @@ HTML_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u00(3c|3e|26)")
 def lfm2_json(compact: str) -> str:
     """JSON as LFM2's template prints it: HTML characters as they are, a space after each ``:``
     and ``,`` outside strings."""
-    text = HTML_ESCAPE.sub(lambda m: m.group(1) + {"3c": "<", "3e": ">", "26": "&"}[m.group(2)], compact)
+    text = HTML_ESCAPE.sub(
+        lambda m: m.group(1) + {"3c": "<", "3e": ">", "26": "&"}[m.group(2)], compact
+    )
     out, in_string, escaped = [], False, False
     for n, ch in enumerate(text):
         out.append(ch)
@@ -60,7 +78,12 @@ def render_calls(calls) -> str:
     rendered = []
     for call in calls:
         name, arguments = call_function(call)
-        rendered.append(name + "(" + ",".join(k + "=" + lfm2_json(go_marshal(arguments[k])) for k in sorted(arguments)) + ")")
+        rendered.append(
+            name
+            + "("
+            + ",".join(k + "=" + lfm2_json(go_marshal(arguments[k])) for k in sorted(arguments))
+            + ")"
+        )
     return CALL_START + "[" + ",".join(rendered) + "]" + CALL_END
 
 
@@ -89,7 +112,10 @@ class LFM2Renderer(Renderer):
         if system:
             out.append("<|im_start|>system\n" + system + "<|im_end|>\n")
         keep_thinking = self.is_thinking and think_bool(think)
-        last_assistant = max((n for n in range(start, len(messages)) if messages[n].get("role") == "assistant"), default=-1)
+        last_assistant = max(
+            (n for n in range(start, len(messages)) if messages[n].get("role") == "assistant"),
+            default=-1,
+        )
         offset = sum(len(m.get("images") or ()) for m in messages[:start])
         for n in range(start, len(messages)):
             message = messages[n]
@@ -100,12 +126,17 @@ class LFM2Renderer(Renderer):
             if role == "assistant" and message.get("tool_calls") and CALL_START not in content:
                 calls = render_calls(message["tool_calls"])
                 content = calls + content if not strip_go(content) else calls + "\n" + content
-            if self.is_thinking and role == "assistant" and message.get("thinking") and THINK_CLOSE not in content:
+            if (
+                self.is_thinking
+                and role == "assistant"
+                and message.get("thinking")
+                and THINK_CLOSE not in content
+            ):
                 content = THINK_OPEN + message["thinking"] + THINK_CLOSE + content
             if role == "assistant" and not keep_thinking and n != last_assistant:
                 at = content.rfind(THINK_CLOSE)
                 if at >= 0:  # earlier turns lose their thinking
-                    content = strip_go(content[at + len(THINK_CLOSE):])
+                    content = strip_go(content[at + len(THINK_CLOSE) :])
             if role == "tool" and RESPONSE_START not in content:
                 content = RESPONSE_START + content + RESPONSE_END
             out.append("<|im_start|>" + role + "\n" + content + ("" if prefill else "<|im_end|>\n"))
@@ -167,7 +198,11 @@ def python_to_json(text: str) -> str:
             out.append('"')
         elif ch.isascii() and (ch.isalpha() or ch == "_"):
             end = n + 1
-            while end < len(text) and text[end].isascii() and (text[end].isalnum() or text[end] == "_"):
+            while (
+                end < len(text)
+                and text[end].isascii()
+                and (text[end].isalnum() or text[end] == "_")
+            ):
                 end += 1
             word = text[n:end]
             out.append({"True": "true", "False": "false", "None": "null"}.get(word, word))
@@ -291,9 +326,9 @@ def parse_calls(content: str) -> list[dict]:
         close = matching_paren(content, paren)
         if close < 0:
             raise ValueError("invalid tool call: no matching closing parenthesis")
-        inside = content[paren + 1:close]
+        inside = content[paren + 1 : close]
         calls.append({"name": name, "arguments": python_arguments(inside) if inside else {}})
-        content = content[close + 1:]
+        content = content[close + 1 :]
     if not calls:
         raise ValueError("no tool calls found")
     return calls
@@ -319,7 +354,9 @@ class LFM2Parser(Parser):
         self.names = {function_of(t).get("name") for t in tools or () if function_of(t).get("name")}
         self.has_tools = bool(tools)
         thinking = self.has_thinking_support and think_bool(think)
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         self.state = LOOKING if thinking and not prefilled else CONTENT
         return tools
 
@@ -350,7 +387,11 @@ class LFM2Parser(Parser):
         if self.state == LOOKING:
             trimmed = lstrip_go(held)
             if trimmed.startswith(THINK_OPEN):
-                self.held, self.state, self.trim_thinking = trimmed[len(THINK_OPEN):], THINKING, True
+                self.held, self.state, self.trim_thinking = (
+                    trimmed[len(THINK_OPEN) :],
+                    THINKING,
+                    True,
+                )
                 return True
             if not trimmed or THINK_OPEN.startswith(trimmed):
                 return False
@@ -358,7 +399,7 @@ class LFM2Parser(Parser):
             return True
         if self.state == THINKING:
             if held.startswith(THINK_OPEN):
-                held, self.trim_thinking = held[len(THINK_OPEN):], True
+                held, self.trim_thinking = held[len(THINK_OPEN) :], True
             if self.trim_thinking:
                 held = lstrip_go(held)
                 if held:
@@ -367,7 +408,12 @@ class LFM2Parser(Parser):
             if THINK_CLOSE in held:
                 thought, rest = held.split(THINK_CLOSE, 1)
                 rest = lstrip_go(rest)
-                self.held, self.state, self.trim_thinking, self.trim_content = rest, CONTENT, False, not rest
+                self.held, self.state, self.trim_thinking, self.trim_content = (
+                    rest,
+                    CONTENT,
+                    False,
+                    not rest,
+                )
                 if rstrip_go(thought):
                     thinking.append(rstrip_go(thought))
                 return True
@@ -399,9 +445,9 @@ class LFM2Parser(Parser):
             except ValueError:
                 found = []
             if found:
-                rest = held[at + len(CALL_END):]
+                rest = held[at + len(CALL_END) :]
                 if rest.startswith(CALL_START):
-                    rest = rest[len(CALL_START):]
+                    rest = rest[len(CALL_START) :]
                 else:
                     rest, self.state = lstrip_go(rest), CONTENT
                 self.held = rest

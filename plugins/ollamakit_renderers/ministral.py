@@ -48,7 +48,9 @@ class MinistralParser(Parser):
 
     def init(self, tools, last_message, think):
         self.tools, self.count = tools, 0
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         self.state = THINKING if self.has_thinking_support and not prefilled else CONTENT
         return tools
 
@@ -104,7 +106,7 @@ class MinistralParser(Parser):
             keep = overlap(held, THINK_END)
             if held[: len(held) - keep]:
                 events.append(("thinking", held[: len(held) - keep]))
-            self.held = held[len(held) - keep:]
+            self.held = held[len(held) - keep :]
             return False
         if self.state == NAME:
             if ARGS not in held:
@@ -116,5 +118,5 @@ class MinistralParser(Parser):
         if end < 0:
             return False
         events.append(("call", self.name, held[: end + 1]))
-        self.held, self.name, self.state = held[end + 1:], "", CONTENT
+        self.held, self.name, self.state = held[end + 1 :], "", CONTENT
         return True

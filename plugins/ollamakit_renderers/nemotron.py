@@ -7,16 +7,37 @@ from __future__ import annotations
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (call_function, function_of, go_sprint, go_value, image_tags, lstrip_go, overlap, property_types,
-                     rstrip_go, strip_go, think_bool, trailing_space)
+from .common import (
+    call_function,
+    function_of,
+    go_sprint,
+    go_value,
+    image_tags,
+    lstrip_go,
+    overlap,
+    property_types,
+    rstrip_go,
+    strip_go,
+    think_bool,
+    trailing_space,
+)
 from .qwen3coder import TOOL_INSTRUCTIONS, Qwen3CoderParser
 from ollamakit.lib.templates import to_json
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 THINK_OPEN, THINK_CLOSE, TOOL_OPEN = "<think>", "</think>", "<tool_call>"
 TOOLS_INTRO = "# Tools\n\nYou have access to the following functions:\n\n<tools>"
-QUOTE_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-                 "\\": "\\\\", '"': '\\"'}
+QUOTE_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
 
 
 def go_quote(text: str) -> str:
@@ -76,7 +97,9 @@ def python_json(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(python_json(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(go_quote(k) + ": " + python_json(value[k]) for k in sorted(value)) + "}"
+        return (
+            "{" + ", ".join(go_quote(k) + ": " + python_json(value[k]) for k in sorted(value)) + "}"
+        )
     return "null"
 
 
@@ -139,13 +162,21 @@ class Nemotron3NanoRenderer(Renderer):
                         name, arguments = call_function(call)
                         out.append(TOOL_OPEN + "\n<function=" + name + ">\n")
                         for key, value in arguments.items():
-                            out.append("<parameter=" + key + ">\n" + template_value(value) + "\n</parameter>\n")
+                            out.append(
+                                "<parameter="
+                                + key
+                                + ">\n"
+                                + template_value(value)
+                                + "\n</parameter>\n"
+                            )
                         out.append("</function>\n</tool_call>\n")
                 else:
                     out.append(self.answer_content(content, earlier))
                 out.append(IM_END + "\n")
             elif role in ("user", "system"):
-                text, _ = image_tags(message.get("content") or "", len(message.get("images") or ()), offset)
+                text, _ = image_tags(
+                    message.get("content") or "", len(message.get("images") or ()), offset
+                )
                 if not self.v35:
                     text = strip_go(strip_toggles(text))
                 elif role == "user" and n == last_user and medium:
@@ -155,15 +186,21 @@ class Nemotron3NanoRenderer(Renderer):
             elif role == "tool":
                 previous_tool = n > 0 and messages[n - 1].get("role") == "tool"
                 next_tool = n + 1 < len(messages) and messages[n + 1].get("role") == "tool"
-                text, _ = image_tags(message.get("content") or "", len(message.get("images") or ()), offset)
+                text, _ = image_tags(
+                    message.get("content") or "", len(message.get("images") or ()), offset
+                )
                 offset += len(message.get("images") or ())
-                if n > 0 and not previous_tool:  # a tool result with nothing before it opens no user turn
+                if (
+                    n > 0 and not previous_tool
+                ):  # a tool result with nothing before it opens no user turn
                     out.append(IM_START + "user\n")
                 out.append("<tool_response>\n" + text + "\n</tool_response>\n")
                 if not next_tool:
                     out.append(IM_END + "\n")
             else:
-                out.append(IM_START + (role or "") + "\n" + (message.get("content") or "") + IM_END + "\n")
+                out.append(
+                    IM_START + (role or "") + "\n" + (message.get("content") or "") + IM_END + "\n"
+                )
         out.append(IM_START + "assistant\n" + ("<think>\n" if thinking else "<think></think>"))
         return "".join(out)
 
@@ -201,29 +238,41 @@ class Nemotron3NanoRenderer(Renderer):
         out = [TOOLS_INTRO]
         for tool in tools:
             function = function_of(tool)
-            params = function.get("parameters") if isinstance(function.get("parameters"), dict) else {}
+            params = (
+                function.get("parameters") if isinstance(function.get("parameters"), dict) else {}
+            )
             out.append("\n<function>\n<name>" + (function.get("name") or "") + "</name>")
             if function.get("description"):
                 out.append("\n<description>" + strip_go(function["description"]) + "</description>")
             out.append("\n<parameters>")
             props = params.get("properties")
-            for name, prop in (props.items() if isinstance(props, dict) else ()):
+            for name, prop in props.items() if isinstance(props, dict) else ():
                 prop = prop if isinstance(prop, dict) else {}
                 out.append("\n<parameter>\n<name>" + name + "</name>")
                 types = property_types(prop)
                 if types:
-                    kind = types[0] if len(types) == 1 else "[" + ", ".join("'" + t + "'" for t in types) + "]"
+                    kind = (
+                        types[0]
+                        if len(types) == 1
+                        else "[" + ", ".join("'" + t + "'" for t in types) + "]"
+                    )
                     out.append("\n<type>" + kind + "</type>")
                 if prop.get("description"):
                     out.append("\n<description>" + strip_go(prop["description"]) + "</description>")
                 if prop.get("enum"):
                     out.append("\n<enum>" + python_json(prop["enum"]) + "</enum>")
                 if prop.get("anyOf"):
-                    out.append("\n<anyOf>[" + ", ".join(property_json(p) for p in prop["anyOf"]) + "]</anyOf>")
+                    out.append(
+                        "\n<anyOf>["
+                        + ", ".join(property_json(p) for p in prop["anyOf"])
+                        + "]</anyOf>"
+                    )
                 if prop.get("items") is not None:
                     out.append("\n<items>" + python_json(prop["items"]) + "</items>")
                 if isinstance(prop.get("properties"), dict):
-                    out.append("\n<properties>" + properties_json(prop["properties"]) + "</properties>")
+                    out.append(
+                        "\n<properties>" + properties_json(prop["properties"]) + "</properties>"
+                    )
                 if prop.get("required"):
                     out.append("\n<required>" + python_json(prop["required"]) + "</required>")
                 out.append("\n</parameter>")
@@ -262,7 +311,9 @@ class Nemotron3NanoParser(Parser):
         self.tools.init(tools, None, None)
         self.held, self.may_open, self.skip_space = "", False, False
         thinking = think is None or think_bool(think)
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         if thinking and not prefilled:
             self.state, self.may_open = THINKING, True
         else:
@@ -294,7 +345,7 @@ class Nemotron3NanoParser(Parser):
         held = self.held
         close, tool = held.find(THINK_CLOSE), held.find(TOOL_OPEN)
         if close >= 0 and (tool < 0 or close < tool):
-            end, rest = close, lstrip_go(held[close + len(THINK_CLOSE):])
+            end, rest = close, lstrip_go(held[close + len(THINK_CLOSE) :])
         elif tool >= 0:
             end, rest = tool, held[tool:]  # the call stays for the call parser
         else:
@@ -324,7 +375,7 @@ class Nemotron3NanoParser(Parser):
             self.held = ""
             return False
         if trimmed.startswith(THINK_OPEN):
-            self.held = lstrip_go(trimmed[len(THINK_OPEN):])
+            self.held = lstrip_go(trimmed[len(THINK_OPEN) :])
             self.may_open, self.skip_space = False, True
             return True
         if overlap(trimmed, THINK_OPEN) == len(trimmed):

@@ -9,24 +9,41 @@ import re
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (call_function, go_float, go_int, go_marshal, lstrip_go, overlap, rstrip_go, tool_call, tool_json,
-                     trailing_space, with_spaces)
+from .common import (
+    call_function,
+    go_float,
+    go_int,
+    go_marshal,
+    lstrip_go,
+    overlap,
+    rstrip_go,
+    tool_call,
+    tool_json,
+    trailing_space,
+    with_spaces,
+)
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 CALLS_OPEN, CALLS_CLOSE = "<function_calls>", "</function_calls>"
 THINK_CLOSE = "</think>"
 OLMO3_SYSTEM = "You are a helpful function-calling AI assistant. "
-OLMO31_SYSTEM = ("You are Olmo, a helpful AI assistant built by Ai2. Your date cutoff is December 2024, and your model "
-                 "weights are available at https://huggingface.co/allenai. ")
+OLMO31_SYSTEM = (
+    "You are Olmo, a helpful AI assistant built by Ai2. Your date cutoff is December 2024, and your model "
+    "weights are available at https://huggingface.co/allenai. "
+)
 NO_FUNCTIONS = "You do not currently have access to any functions. "
-WITH_FUNCTIONS = ("You are provided with function signatures within <functions></functions> XML tags. You may call one "
-                  "or more functions to assist with the user query. Output any function calls within "
-                  "<function_calls></function_calls> XML tags. Do not make assumptions about what values to plug into "
-                  "functions.")
+WITH_FUNCTIONS = (
+    "You are provided with function signatures within <functions></functions> XML tags. You may call one "
+    "or more functions to assist with the user query. Output any function calls within "
+    "<function_calls></function_calls> XML tags. Do not make assumptions about what values to plug into "
+    "functions."
+)
 THINK_SUFFIX = " You do not currently have access to any functions. <functions></functions>"
 THINK_32B_SYSTEM = "You are a helpful AI assistant."
-THINK_31_SYSTEM = ("You are Olmo, a helpful AI assistant built by Ai2. Your date cutoff is December 2024, and your model "
-                   "weights are available at https://huggingface.co/allenai.")
+THINK_31_SYSTEM = (
+    "You are Olmo, a helpful AI assistant built by Ai2. Your date cutoff is December 2024, and your model "
+    "weights are available at https://huggingface.co/allenai."
+)
 
 
 def first_system(messages) -> tuple[dict | None, list[dict]]:
@@ -66,7 +83,9 @@ class Olmo3Renderer(Renderer):
                     lines = []
                     for call in calls:
                         name, arguments = call_function(call)
-                        pairs = ", ".join(f"{key}={go_marshal(arguments[key])}" for key in sorted(arguments))
+                        pairs = ", ".join(
+                            f"{key}={go_marshal(arguments[key])}" for key in sorted(arguments)
+                        )
                         lines.append(f"{name}({pairs})")
                     out.append(CALLS_OPEN + "\n".join(lines) + CALLS_CLOSE)
                 if n < len(turns) - 1 or calls:  # a last answer with content only is continued
@@ -74,7 +93,12 @@ class Olmo3Renderer(Renderer):
             elif role == "tool":
                 out.append(IM_START + "environment\n" + content + IM_END + "\n")
         last = turns[-1] if turns else None
-        if not (last and last.get("role") == "assistant" and not last.get("tool_calls") and last.get("content")):
+        if not (
+            last
+            and last.get("role") == "assistant"
+            and not last.get("tool_calls")
+            and last.get("content")
+        ):
             out.append(IM_START + "assistant\n")
         return "".join(out)
 
@@ -91,11 +115,18 @@ class Olmo3ThinkRenderer(Renderer):
     def render(self, messages, tools, think) -> str:
         system, turns = first_system(messages)
         out = [IM_START + "system\n"]
-        out.append((system.get("content") or "") + THINK_SUFFIX if system is not None else self.default_system)
+        out.append(
+            (system.get("content") or "") + THINK_SUFFIX
+            if system is not None
+            else self.default_system
+        )
         out.append(IM_END + "\n")
         for message in turns:
             role, content = message.get("role"), message.get("content") or ""
-            if role in ("user", "assistant"):  # tool results are left out: these models have no tools
+            if role in (
+                "user",
+                "assistant",
+            ):  # tool results are left out: these models have no tools
                 out.append(IM_START + role + "\n" + content + IM_END + "\n")
         out.append(IM_START + "assistant\n<think>")
         return "".join(out)
@@ -204,7 +235,11 @@ def parse_call(line: str) -> dict:
 
 def parse_calls(text: str) -> list[dict]:
     """One ``name(key=value, ...)`` per line; any line that does not read voids them all."""
-    return [parse_call(line.strip()) for line in text.strip().split("\n") if line.strip()] if text.strip() else []
+    return (
+        [parse_call(line.strip()) for line in text.strip().split("\n") if line.strip()]
+        if text.strip()
+        else []
+    )
 
 
 CONTENT, CALLS, CALLS_DONE = "content", "calls", "calls-done"
@@ -250,7 +285,7 @@ class Olmo3Parser(Parser):
                 return True
             keep = overlap(held, CALLS_OPEN)
             content.append(held[: len(held) - keep])
-            self.held = held[len(held) - keep:]
+            self.held = held[len(held) - keep :]
             return False
         if self.state == CALLS:
             if CALLS_CLOSE not in held:
@@ -277,7 +312,9 @@ class Olmo3ThinkParser(Parser):
         self.held, self.thinking = "", True
 
     def init(self, tools, last_message, think):
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         self.thinking = not prefilled
         return tools
 
@@ -298,5 +335,3 @@ class Olmo3ThinkParser(Parser):
             content.append(self.held)
             self.held = ""
         return Parsed("".join(content), "".join(thinking))
-
-

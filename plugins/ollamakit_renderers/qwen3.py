@@ -14,7 +14,13 @@ from .common import lstrip_go, overlap, rstrip_go, tool_call, trailing_space
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
 THINKING, THINKING_START, THINKING_DONE, CONTENT, TOOL_START, TOOL = (
-    "thinking", "thinking-start", "thinking-done", "content", "tool-start", "tool")
+    "thinking",
+    "thinking-start",
+    "thinking-done",
+    "content",
+    "tool-start",
+    "tool",
+)
 
 
 def parse_json_call(raw: str) -> dict:
@@ -96,12 +102,14 @@ class Qwen3Parser(Parser):
 
     def _eat(self, events: list) -> bool:
         if self.state in (THINKING_START, THINKING_DONE, TOOL_START):
-            return self._skip_space({THINKING_START: THINKING, THINKING_DONE: CONTENT, TOOL_START: TOOL}[self.state])
+            return self._skip_space(
+                {THINKING_START: THINKING, THINKING_DONE: CONTENT, TOOL_START: TOOL}[self.state]
+            )
         if self.state == THINKING:
             if self.maybe_open:  # the model may open the thinking itself
                 trimmed = lstrip_go(self.held)
                 if trimmed.startswith(THINK_OPEN):
-                    self.held = lstrip_go(trimmed[len(THINK_OPEN):])
+                    self.held = lstrip_go(trimmed[len(THINK_OPEN) :])
                     if not self.held:
                         return False
                     self.maybe_open = False

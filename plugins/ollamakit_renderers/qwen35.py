@@ -8,22 +8,43 @@ from __future__ import annotations
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (call_function, image_tags, lstrip_go, overlap, rstrip_go, strip_go, think_bool, tool_json,
-                     trailing_space, with_spaces)
+from .common import (
+    call_function,
+    image_tags,
+    lstrip_go,
+    overlap,
+    rstrip_go,
+    strip_go,
+    think_bool,
+    tool_json,
+    trailing_space,
+    with_spaces,
+)
 from .qwen3coder import TOOL_INSTRUCTIONS, Qwen3CoderParser, argument_text
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
-THINK_OPEN, THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE = "<think>", "</think>", "<tool_call>", "</tool_call>"
+THINK_OPEN, THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE = (
+    "<think>",
+    "</think>",
+    "<tool_call>",
+    "</tool_call>",
+)
 VISION = "<|vision_start|><|image_pad|><|vision_end|>"
-XHIGH = ("Reasoning effort is set to xhigh. Please think carefully through the task, validate key assumptions, "
-         "consider plausible alternatives, and prioritize correctness, consistency, and clarity in the final answer.")
-LOW = ("Reasoning effort is set to low. Keep your thinking brief and focused, moving directly to the conclusion "
-       "without unnecessary elaboration.")
+XHIGH = (
+    "Reasoning effort is set to xhigh. Please think carefully through the task, validate key assumptions, "
+    "consider plausible alternatives, and prioritize correctness, consistency, and clarity in the final answer."
+)
+LOW = (
+    "Reasoning effort is set to low. Keep your thinking brief and focused, moving directly to the conclusion "
+    "without unnecessary elaboration."
+)
 TOOLS_INTRO = "# Tools\n\nYou have access to the following functions:\n\n<tools>"
 TOOLS_OUTRO = "\n</tools>" + TOOL_INSTRUCTIONS
 
 
-def split_reasoning(content: str, thinking: str, keep_thinking: bool, from_tags: bool) -> tuple[str, str]:
+def split_reasoning(
+    content: str, thinking: str, keep_thinking: bool, from_tags: bool
+) -> tuple[str, str]:
     """(reasoning, answer) of an assistant turn: its ``thinking`` field, or (``from_tags``) a
     ``<think>`` block written into its content."""
     if keep_thinking and thinking:
@@ -35,8 +56,8 @@ def split_reasoning(content: str, thinking: str, keep_thinking: bool, from_tags:
     if at >= 0:
         before = content[:at]
         opened = before.rfind(THINK_OPEN)
-        reasoning = before[opened + len(THINK_OPEN):] if opened >= 0 else before
-        content = content[at + len(THINK_CLOSE):].lstrip("\n")
+        reasoning = before[opened + len(THINK_OPEN) :] if opened >= 0 else before
+        content = content[at + len(THINK_CLOSE) :].lstrip("\n")
     return strip_go(reasoning), content
 
 
@@ -76,15 +97,24 @@ class Qwen35Renderer(Renderer):
                 raise ValueError(f"{message['role']} message cannot contain images")
         if not instructions or (len(instructions) == 1 and messages[0].get("role") == "system"):
             return messages
-        joined = "\n\n".join(strip_go(m.get("content") or "") for m in instructions if strip_go(m.get("content") or ""))
-        return [{"role": "system", "content": joined}] + [m for m in messages if m.get("role") not in ("system", "developer")]
+        joined = "\n\n".join(
+            strip_go(m.get("content") or "")
+            for m in instructions
+            if strip_go(m.get("content") or "")
+        )
+        return [{"role": "system", "content": joined}] + [
+            m for m in messages if m.get("role") not in ("system", "developer")
+        ]
 
     def validate(self, messages: list[dict]) -> None:
         if not messages:
             raise ValueError("no messages provided")
         if messages[0].get("role") == "system" and messages[0].get("images"):
             raise ValueError("system message cannot contain images")
-        if not any(m.get("role") == "user" and not is_tool_response(strip_go(self.content(m, 0)[0])) for m in messages):
+        if not any(
+            m.get("role") == "user" and not is_tool_response(strip_go(self.content(m, 0)[0]))
+            for m in messages
+        ):
             raise ValueError("no user query found in messages")
 
     def render(self, messages, tools, think) -> str:
@@ -96,7 +126,12 @@ class Qwen35Renderer(Renderer):
         first_system = bool(messages) and messages[0].get("role") == "system"
         out = []
         if tools:
-            out.append(IM_START + "system\n" + (instructions + "\n\n" if instructions else "") + TOOLS_INTRO)
+            out.append(
+                IM_START
+                + "system\n"
+                + (instructions + "\n\n" if instructions else "")
+                + TOOLS_INTRO
+            )
             out.append("".join("\n" + with_spaces(tool_json(t)) for t in tools) + TOOLS_OUTRO)
             if first_system:
                 system = strip_go(self.content(messages[0], 0)[0])
@@ -114,7 +149,9 @@ class Qwen35Renderer(Renderer):
             out.append(IM_START + "system\n" + instructions + IM_END + "\n")
         last_query = len(messages) - 1
         for n in range(len(messages) - 1, -1, -1):
-            if messages[n].get("role") == "user" and not is_tool_response(strip_go(self.content(messages[n], 0)[0])):
+            if messages[n].get("role") == "user" and not is_tool_response(
+                strip_go(self.content(messages[n], 0)[0])
+            ):
                 last_query = n
                 break
         offset = 0
@@ -128,9 +165,13 @@ class Qwen35Renderer(Renderer):
                 out.append(IM_START + role + "\n" + content + IM_END + "\n")
             elif role == "assistant":
                 think_block = self.always_think_block or (thinking and n > last_query)
-                reasoning, content = split_reasoning(content, message.get("thinking") or "", think_block, not self.qwen38)
+                reasoning, content = split_reasoning(
+                    content, message.get("thinking") or "", think_block, not self.qwen38
+                )
                 if think_block:
-                    out.append(IM_START + "assistant\n<think>\n" + reasoning + "\n</think>\n\n" + content)
+                    out.append(
+                        IM_START + "assistant\n<think>\n" + reasoning + "\n</think>\n\n" + content
+                    )
                 else:
                     out.append(IM_START + "assistant\n" + content)
                 for m, call in enumerate(message.get("tool_calls") or ()):
@@ -141,7 +182,9 @@ class Qwen35Renderer(Renderer):
                     name, arguments = call_function(call)
                     out.append(TOOL_OPEN + "\n<function=" + name + ">\n")
                     for key, value in arguments.items():
-                        out.append("<parameter=" + key + ">\n" + argument_text(value) + "\n</parameter>\n")
+                        out.append(
+                            "<parameter=" + key + ">\n" + argument_text(value) + "\n</parameter>\n"
+                        )
                     out.append("</function>\n" + TOOL_CLOSE)
                 if not prefill:
                     out.append(IM_END + "\n")
@@ -191,7 +234,9 @@ class Qwen35Parser(Parser):
         self.tools = Qwen3CoderParser(self.kernel)
         self.tools.init(tools, None, None)
         thinking = True if think is None else think_bool(think)
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         self.state = THINKING if thinking and not prefilled else CONTENT
         self.may_open, self.trim_start = self.state == THINKING, False
         return tools
@@ -230,7 +275,7 @@ class Qwen35Parser(Parser):
         if self.may_open:  # the model may open its thinking itself
             trimmed = lstrip_go(held)
             if trimmed.startswith(THINK_OPEN):
-                self.held = lstrip_go(trimmed[len(THINK_OPEN):])
+                self.held = lstrip_go(trimmed[len(THINK_OPEN) :])
                 self.may_open, self.trim_start = False, not self.held
                 return bool(self.held)
             if THINK_OPEN.startswith(trimmed):

@@ -22,13 +22,27 @@ from xml.sax.saxutils import escape
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (call_function, function_of, go_marshal, go_sprint, overlap, parameters_fields,
-                     properties_of, property_fields, property_types, rstrip_go, lstrip_go, trailing_space,
-                     tool_call)
+from .common import (
+    call_function,
+    function_of,
+    go_marshal,
+    go_sprint,
+    overlap,
+    parameters_fields,
+    properties_of,
+    property_fields,
+    property_types,
+    rstrip_go,
+    lstrip_go,
+    trailing_space,
+    tool_call,
+)
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
-DEFAULT_SYSTEM = "You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks."
+DEFAULT_SYSTEM = (
+    "You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks."
+)
 TOOL_INSTRUCTIONS = (
     "\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n"
     "<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n"
@@ -100,7 +114,9 @@ class Qwen3CoderRenderer(Renderer):
                     name, arguments = call_function(call)
                     out.append("\n<tool_call>\n<function=" + name + ">")
                     for key, value in arguments.items():
-                        out.append("\n<parameter=" + key + ">\n" + argument_text(value) + "\n</parameter>")
+                        out.append(
+                            "\n<parameter=" + key + ">\n" + argument_text(value) + "\n</parameter>"
+                        )
                     out.append("\n</function>\n</tool_call>")
                 out.append(IM_END + "\n")
             elif role == "assistant":
@@ -139,7 +155,9 @@ class Qwen3CoderRenderer(Renderer):
                     out.append("\n<description>" + fields["description"] + "</description>")
                 out.append(extra_keys(fields, ("type", "description")))
                 out.append("\n</parameter>")
-            out.append(extra_keys(parameters_fields(function.get("parameters")), ("type", "properties")))
+            out.append(
+                extra_keys(parameters_fields(function.get("parameters")), ("type", "properties"))
+            )
             out.append("\n</parameters>\n</function>")
         out.append("\n</tools>" + TOOL_INSTRUCTIONS)
         return "".join(out)
@@ -154,10 +172,15 @@ XML_TAG = re.compile(r"</?(?:function|parameter)(?:\s+name=\"[^\"]*\")?>")
 def to_xml(raw: str) -> str:
     """``<function=name>`` becomes ``<function name="name">``, and the text between tags is
     escaped, so that an XML parser reads the call."""
-    transformed = TAG.sub(lambda m: f'<{m.group(1)} name="{escape(m.group(2), {chr(34): "&#34;", chr(39): "&#39;"})}">', raw)
+    transformed = TAG.sub(
+        lambda m: (
+            f'<{m.group(1)} name="{escape(m.group(2), {chr(34): "&#34;", chr(39): "&#39;"})}">'
+        ),
+        raw,
+    )
     out, last = [], 0
     for m in XML_TAG.finditer(transformed):
-        out.append(escape(transformed[last:m.start()]))
+        out.append(escape(transformed[last : m.start()]))
         out.append(m.group())
         last = m.end()
     out.append(escape(transformed[last:]))
@@ -197,7 +220,9 @@ def parse_call(raw: str, tools) -> dict:
         types = []
         if isinstance(prop, dict):
             any_of = prop.get("anyOf")
-            types = [t for p in any_of for t in property_types(p)] if any_of else property_types(prop)
+            types = (
+                [t for p in any_of for t in property_types(p)] if any_of else property_types(prop)
+            )
         arguments[parameter.get("name") or ""] = parse_value(direct_text(parameter), types)
     return {"name": name, "arguments": arguments}
 

@@ -9,17 +9,32 @@ import json
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import (arguments_json, call_function, image_tags, lstrip_go, overlap, rstrip_go, think_bool, tool_call,
-                     tool_json, trailing_space, with_spaces)
+from .common import (
+    arguments_json,
+    call_function,
+    image_tags,
+    lstrip_go,
+    overlap,
+    rstrip_go,
+    think_bool,
+    tool_call,
+    tool_json,
+    trailing_space,
+    with_spaces,
+)
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE = "</think>", "<tool_call>", "</tool_call>"
 VISION = "<|vision_start|><|image_pad|><|vision_end|>"
-TOOLS_INTRO = ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
-               "function signatures within <tools></tools> XML tags:\n<tools>")
-TOOLS_OUTRO = ("\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
-               "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
-               "<args-json-object>}\n</tool_call><|im_end|>\n")
+TOOLS_INTRO = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+    "function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_OUTRO = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": '
+    "<args-json-object>}\n</tool_call><|im_end|>\n"
+)
 
 
 class Qwen3VLRenderer(Renderer):
@@ -41,7 +56,9 @@ class Qwen3VLRenderer(Renderer):
             out.append(IM_START + "system\n")
             if first_system:
                 out.append((messages[0].get("content") or "") + "\n\n")
-            out.append(TOOLS_INTRO + "".join("\n" + with_spaces(tool_json(t)) for t in tools) + TOOLS_OUTRO)
+            out.append(
+                TOOLS_INTRO + "".join("\n" + with_spaces(tool_json(t)) for t in tools) + TOOLS_OUTRO
+            )
         elif first_system:
             out.append(IM_START + "system\n" + (messages[0].get("content") or "") + IM_END + "\n")
         # the last real question: user turns that are only tool results do not count
@@ -72,8 +89,15 @@ class Qwen3VLRenderer(Renderer):
                     if m > 0 or content:
                         out.append("\n")
                     name, arguments = call_function(call)
-                    out.append(TOOL_OPEN + "\n{\"name\": \"" + name + "\", \"arguments\": "
-                               + with_spaces(arguments_json(arguments)) + "}\n" + TOOL_CLOSE)
+                    out.append(
+                        TOOL_OPEN
+                        + '\n{"name": "'
+                        + name
+                        + '", "arguments": '
+                        + with_spaces(arguments_json(arguments))
+                        + "}\n"
+                        + TOOL_CLOSE
+                    )
                 if not prefill:
                     out.append(IM_END + "\n")
             elif role == "tool":
@@ -106,7 +130,13 @@ def parse_json_function(raw: str) -> dict:
     return {"name": name, "arguments": arguments or {}}
 
 
-THINKING, CONTENT, TOOL, AFTER_THINKING, AFTER_CALL = "thinking", "content", "tool", "after-thinking", "after-call"
+THINKING, CONTENT, TOOL, AFTER_THINKING, AFTER_CALL = (
+    "thinking",
+    "content",
+    "tool",
+    "after-thinking",
+    "after-call",
+)
 
 
 class Qwen3VLParser(Parser):
@@ -120,7 +150,9 @@ class Qwen3VLParser(Parser):
 
     def init(self, tools, last_message, think):
         self.count = 0
-        prefilled = bool(last_message and last_message.get("role") == "assistant" and last_message.get("content"))
+        prefilled = bool(
+            last_message and last_message.get("role") == "assistant" and last_message.get("content")
+        )
         self.state = THINKING if self.has_thinking_support and not prefilled else CONTENT
         return tools
 

@@ -49,7 +49,9 @@ def parse_request(body: dict) -> RerankRequest:
     if not isinstance(model, str):
         raise BadRequest('"model" must be a string')
     if not isinstance(body.get("query"), str):
-        raise BadRequest('"query" must be a string' if "query" in body else '"query" must be provided')
+        raise BadRequest(
+            '"query" must be a string' if "query" in body else '"query" must be provided'
+        )
     tei = "texts" in body and "documents" not in body
     documents = body.get("texts") if tei else body.get("documents")
     if not isinstance(documents, list) or not documents:
@@ -64,8 +66,15 @@ def parse_request(body: dict) -> RerankRequest:
     for key in ("options", "keep_alive", "truncate"):
         if key in body:
             native[key] = body[key]
-    return RerankRequest(model, body["query"], documents, top_n,
-                         _flag(body, "return_text" if tei else "return_documents"), tei, native)
+    return RerankRequest(
+        model,
+        body["query"],
+        documents,
+        top_n,
+        _flag(body, "return_text" if tei else "return_documents"),
+        tei,
+        native,
+    )
 
 
 def score(kernel, request: RerankRequest, gone) -> dict:
@@ -96,13 +105,16 @@ class NativeRerank:
     def on_post(self, req, resp):
         request = parse_request(read_json(req))
         reply = score(self.kernel, request, client_gone(req))
-        json_response(resp, {
-            "model": request.model,
-            "results": ranked(request, reply["scores"]),
-            "total_duration": reply.get("total_duration", 0),
-            "load_duration": reply.get("load_duration", 0),
-            "prompt_eval_count": reply.get("prompt_eval_count", 0),
-        })
+        json_response(
+            resp,
+            {
+                "model": request.model,
+                "results": ranked(request, reply["scores"]),
+                "total_duration": reply.get("total_duration", 0),
+                "load_duration": reply.get("load_duration", 0),
+                "prompt_eval_count": reply.get("prompt_eval_count", 0),
+            },
+        )
 
 
 def error_envelope(exc: BaseException) -> tuple[int, dict]:
@@ -124,6 +136,14 @@ class Rerank:
             json_response(resp, results, 200, "application/json")
             return
         tokens = int(reply.get("prompt_eval_count", 0))
-        json_response(resp, {"model": request.model, "object": "list",
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "results": results},
-                      200, "application/json")
+        json_response(
+            resp,
+            {
+                "model": request.model,
+                "object": "list",
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                "results": results,
+            },
+            200,
+            "application/json",
+        )

@@ -98,7 +98,10 @@ def make_client():
     with _session_lock:
         if _session is None:
             _session = boto3.session.Session()
-        return _session.client("s3", config=Config(max_pool_connections=64, retries={"mode": "standard", "max_attempts": 5}))
+        return _session.client(
+            "s3",
+            config=Config(max_pool_connections=64, retries={"mode": "standard", "max_attempts": 5}),
+        )
 
 
 class S3Storage(Storage):
@@ -106,7 +109,9 @@ class S3Storage(Storage):
         super().__init__(kernel)
         self.bucket = setting("OLLAMAKIT_S3_BUCKET")
         if not self.bucket:
-            raise ValueError("the s3 storage driver needs OLLAMAKIT_S3_BUCKET (and boto3's usual endpoint and credentials)")
+            raise ValueError(
+                "the s3 storage driver needs OLLAMAKIT_S3_BUCKET (and boto3's usual endpoint and credentials)"
+            )
         prefix = setting("OLLAMAKIT_S3_PREFIX").strip("/")
         self.prefix = prefix + "/" if prefix else ""
         try:
@@ -118,7 +123,9 @@ class S3Storage(Storage):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
-            raise ValueError(f"the s3 storage driver cannot use bucket {self.bucket!r}: {exc}") from None
+            raise ValueError(
+                f"the s3 storage driver cannot use bucket {self.bucket!r}: {exc}"
+            ) from None
         self.leases = Leases(self.client, self.bucket, self.prefix, uuid.uuid4().hex, grace)
         blobs = Path(kernel.settings.models_dir) / "blobs"
         blobs.mkdir(parents=True, exist_ok=True)
@@ -172,12 +179,19 @@ class S3Storage(Storage):
         head = self._head(key)
         if head is None:
             raise FileNotFoundError(f"blob {digest} not found")
-        return io.BufferedReader(RangedReader(self.client, self.bucket, key, head["ContentLength"], head["ETag"]), 1 << 20)
+        return io.BufferedReader(
+            RangedReader(self.client, self.bucket, key, head["ContentLength"], head["ETag"]),
+            1 << 20,
+        )
 
     def blob_path(self, digest: str) -> Path:
         digest = parse_digest(digest)
         key = self._blob_key(digest)
-        return self.cache.fill(digest, self.scratch_dir(), lambda fd: download_to(self.client, self.bucket, key, digest, fd))
+        return self.cache.fill(
+            digest,
+            self.scratch_dir(),
+            lambda fd: download_to(self.client, self.bucket, key, digest, fd),
+        )
 
     def put_blob(self, digest: str, source: Path) -> bool:
         source = Path(source)
@@ -191,7 +205,9 @@ class S3Storage(Storage):
             except AlreadyExists:
                 return False
             try:
-                self.cache.adopt(digest, source, written or time.time())  # the local copy is the cache's
+                self.cache.adopt(
+                    digest, source, written or time.time()
+                )  # the local copy is the cache's
             except OSError as exc:  # on another filesystem, say: the cache fills when it is used
                 log.info("blob %s stored, not cached: %s", digest, exc)
             return True
@@ -215,7 +231,9 @@ class S3Storage(Storage):
                 yield "sha256:" + name[7:]
 
     def _list(self, prefix: str):
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
             yield from page.get("Contents", [])
 
     # -- manifests
@@ -260,7 +278,12 @@ class S3Storage(Storage):
             exists, etag = self._version(key, fresh=attempt > 0)
             condition = {"IfMatch": etag} if exists else {"IfNoneMatch": "*"}
             try:
-                self._saw(key, self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition)["ETag"])
+                self._saw(
+                    key,
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition)[
+                        "ETag"
+                    ],
+                )
                 return
             except ClientError as exc:
                 # 404: the version we would replace was deleted meanwhile (S3 answers If-Match so)
@@ -289,7 +312,10 @@ class S3Storage(Storage):
         cached = self.cache.get(digest)
         if cached is None:
             return False
-        log.info("blob %s was swept while a manifest was being written; putting it back from the cache", digest)
+        log.info(
+            "blob %s was swept while a manifest was being written; putting it back from the cache",
+            digest,
+        )
         try:
             upload_file(self.client, self.bucket, self._blob_key(digest), digest, cached)
         except AlreadyExists:

@@ -148,7 +148,7 @@ class BlobCache:
         used = set(self._pinned)
         folder = str(self.folder) + "/"
         for path in _open_and_mapped_files():
-            if path.startswith(folder) and is_digest(path[len(folder):]):
+            if path.startswith(folder) and is_digest(path[len(folder) :]):
                 used.add("sha256:" + path[len(folder) + 7 :])
         return used
 

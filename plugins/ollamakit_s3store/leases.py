@@ -35,7 +35,13 @@ WAIT_FOR_SWEEPER = 10.0  # seconds a writer waits for a sweeper to finish with a
 
 class Leases:
     def __init__(self, client, bucket: str, prefix: str, holder: str, grace: float):
-        self.client, self.bucket, self.prefix, self.holder, self.grace = client, bucket, prefix, holder, grace
+        self.client, self.bucket, self.prefix, self.holder, self.grace = (
+            client,
+            bucket,
+            prefix,
+            holder,
+            grace,
+        )
 
     def _folder(self, name: str) -> str:
         return f"{self.prefix}leases/{name}/"
@@ -50,7 +56,9 @@ class Leases:
         deadline = time.monotonic() + WAIT_FOR_SWEEPER
         while True:
             try:
-                head = self.client.head_object(Bucket=self.bucket, Key=self._folder(name) + SWEEPING)
+                head = self.client.head_object(
+                    Bucket=self.bucket, Key=self._folder(name) + SWEEPING
+                )
             except ClientError as exc:
                 if is_missing(exc):
                     return
@@ -64,7 +72,10 @@ class Leases:
         """Call ``delete()`` unless another process holds a live lease on blob ``name``;
         returns whether it did. Expired leases are removed on the way."""
         mark = self._folder(name) + SWEEPING
-        now = server_time(self.client.put_object(Bucket=self.bucket, Key=mark, Body=b"")) or time.time()
+        now = (
+            server_time(self.client.put_object(Bucket=self.bucket, Key=mark, Body=b""))
+            or time.time()
+        )
         try:
             listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._folder(name))
             live, expired = [], []

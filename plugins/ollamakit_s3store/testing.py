@@ -26,7 +26,11 @@ import pytest
 
 from ollamakit.testing.processes import free_port, stop_process, wait_for_port
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+}
 
 
 class S3Server:
@@ -55,9 +59,16 @@ class S3Server:
         self.log = open(self.folder / f"moto-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ollamakit_s3store.testing", str(self.port)],
-            env={**os.environ, **self.env()}, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env()},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(f"the S3 server exited with {self.proc.returncode}"))
+        wait_for_port(
+            self.proc,
+            self.port,
+            timeout,
+            lambda: RuntimeError(f"the S3 server exited with {self.proc.returncode}"),
+        )
         return self
 
     @functools.cached_property
@@ -66,7 +77,8 @@ class S3Server:
 
         env = self.env()
         return boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=env["AWS_REGION"],
         ).client("s3", endpoint_url=self.url)
 
@@ -116,7 +128,9 @@ def requires_haproxy() -> None:
     if haproxy_binary() is None:
         message = "haproxy is not installed (scripts/test.sh installs Debian's haproxy)"
         if os.environ.get("CI"):
-            pytest.fail(message)  # CI runs scripts/test.sh as root: a missing haproxy is a set-up bug
+            pytest.fail(
+                message
+            )  # CI runs scripts/test.sh as root: a missing haproxy is a set-up bug
         pytest.skip(message)
 
 
@@ -134,7 +148,10 @@ class Balancer:
         self.proc = None
 
     def config(self) -> str:
-        backends = "".join(f"    server replica{i} {host}:{port} check\n" for i, (host, port) in enumerate(self.servers))
+        backends = "".join(
+            f"    server replica{i} {host}:{port} check\n"
+            for i, (host, port) in enumerate(self.servers)
+        )
         inter = f"{int(self.check * 1000)}ms"
         return (
             "global\n    maxconn 1024\n"
@@ -151,9 +168,17 @@ class Balancer:
         config = self.folder / "haproxy.cfg"
         config.write_text(self.config())
         self.log = open(self.folder / "haproxy.log", "wb")
-        self.proc = subprocess.Popen([haproxy_binary(), "-db", "-f", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(
-            f"haproxy exited: {(self.folder / 'haproxy.log').read_text()[-500:]}"))
+        self.proc = subprocess.Popen(
+            [haproxy_binary(), "-db", "-f", str(config)], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_for_port(
+            self.proc,
+            self.port,
+            timeout,
+            lambda: RuntimeError(
+                f"haproxy exited: {(self.folder / 'haproxy.log').read_text()[-500:]}"
+            ),
+        )
         return self
 
     def stop(self) -> None:
@@ -172,8 +197,10 @@ class KeyTurns:
 
     def __call__(self, environ, start_response):
         query, method = environ.get("QUERY_STRING", ""), environ["REQUEST_METHOD"]
-        whole = (method == "PUT" and "partNumber" not in query) or (method == "DELETE" and "uploadId" not in query) or (
-            method == "POST" and "uploadId" in query
+        whole = (
+            (method == "PUT" and "partNumber" not in query)
+            or (method == "DELETE" and "uploadId" not in query)
+            or (method == "POST" and "uploadId" in query)
         )
         if not whole:
             return self.app(environ, start_response)
@@ -193,11 +220,17 @@ class KeyTurns:
 
 
 def serve(port: int) -> None:
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from werkzeug.serving import make_server
 
     app = KeyTurns(DomainDispatcherApplication(create_backend_app))
-    make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
+    make_server(
+        "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler
+    ).serve_forever()
 
 
 if __name__ == "__main__":

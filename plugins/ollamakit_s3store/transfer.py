@@ -43,7 +43,10 @@ def is_missing(exc: ClientError) -> bool:
 def is_precondition_failure(exc: ClientError) -> bool:
     # 412: the condition did not hold; 409 ConditionalRequestConflict: a concurrent write to the
     # same key won the race while ours was in flight (S3 says retry).
-    return status_of(exc) in (409, 412) or error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict")
+    return status_of(exc) in (409, 412) or error_code(exc) in (
+        "PreconditionFailed",
+        "ConditionalRequestConflict",
+    )
 
 
 def server_time(response: dict) -> float | None:
@@ -76,7 +79,9 @@ def upload_file(client, bucket: str, key: str, digest: str, path: Path) -> float
             if got != digest or len(data) != size:
                 raise DigestMismatch(digest, got)
             try:
-                return server_time(client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"))
+                return server_time(
+                    client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                )
             except ClientError as exc:
                 if is_precondition_failure(exc):
                     raise AlreadyExists(key) from None
@@ -85,7 +90,11 @@ def upload_file(client, bucket: str, key: str, digest: str, path: Path) -> float
         try:
             parts = _upload_parts(client, bucket, key, upload_id, fh, digest, part_size)
             response = client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
             )
             return server_time(response)
         except BaseException as exc:
@@ -99,7 +108,9 @@ def _upload_parts(client, bucket, key, upload_id, fh, digest: str, part_size: in
     sha, parts, pending = hashlib.sha256(), [], deque()
 
     def send(number: int, data: bytes) -> dict:
-        response = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+        response = client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -140,7 +151,9 @@ def download_to(client, bucket: str, key: str, digest: str, fd: int) -> float:
 
     def fetch(start: int) -> bytes:
         end = min(start + part_size, size) - 1
-        body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag)["Body"]
+        body = client.get_object(
+            Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag
+        )["Body"]
         with body:
             data = body.read()
         if len(data) != end - start + 1:
@@ -205,7 +218,10 @@ class RangedReader(io.RawIOBase):
             return 0
         if self._body is None:
             response = self.client.get_object(
-                Bucket=self.bucket, Key=self.key, Range=f"bytes={self.position}-{self.size - 1}", IfMatch=self.etag
+                Bucket=self.bucket,
+                Key=self.key,
+                Range=f"bytes={self.position}-{self.size - 1}",
+                IfMatch=self.etag,
             )
             self._body = response["Body"]
         data = self._body.read(want)

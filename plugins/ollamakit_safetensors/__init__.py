@@ -10,11 +10,14 @@ llama.cpp GGUF LoRA adapters for a llama, qwen2 or gemma3 base (``adapter.py``).
 from ollamakit.lazy import lazy_exports
 
 # Imported on first use: these modules import numpy and gguf, and the entry points load this package.
-__getattr__ = lazy_exports(__name__, {
-    "Conversion": ".convert",
-    "plan_conversion": ".convert",
-    "ModelFolder": ".folder",
-    "SafetensorsFile": ".reader",
-})
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Conversion": ".convert",
+        "plan_conversion": ".convert",
+        "ModelFolder": ".folder",
+        "SafetensorsFile": ".reader",
+    },
+)
 
 __all__ = ["Conversion", "ModelFolder", "SafetensorsFile", "plan_conversion"]

@@ -81,8 +81,12 @@ class AdapterConversion:
         for tensor in self.tensors:
             info = self.folder.info(tensor.source)
             f32 = tensor.scale != 1.0 or info.dtype in ("F32", "F64")
-            writer.add_tensor(tensor.name, _loader(self.folder, tensor, info.dtype, f32),
-                              "F32" if f32 else info.dtype, tuple(reversed(info.shape)))
+            writer.add_tensor(
+                tensor.name,
+                _loader(self.folder, tensor, info.dtype, f32),
+                "F32" if f32 else info.dtype,
+                tuple(reversed(info.shape)),
+            )
         return writer.write()
 
 
@@ -114,7 +118,9 @@ def read_adapter(folder: ModelFolder) -> PeftAdapter:
     r, alpha, rslora, rank_pattern = _config(folder)
     names = sorted(n for n in folder.paths if n.lower().endswith(".safetensors"))
     if names != ["adapter_model.safetensors"]:
-        raise InvalidModelFile("a safetensors adapter is one adapter_model.safetensors file with its adapter_config.json")
+        raise InvalidModelFile(
+            "a safetensors adapter is one adapter_model.safetensors file with its adapter_config.json"
+        )
     if not folder.tensors:
         folder.open_tensors()
     halves: dict[tuple[int, str], dict[str, str]] = {}
@@ -127,7 +133,9 @@ def read_adapter(folder: ModelFolder) -> PeftAdapter:
             raise InvalidModelFile(f"adapter tensor {name!r}: LoRA on {part} is not supported")
         info = folder.info(name)
         if info.dtype not in FLOAT_DTYPES and info.dtype != "F64":
-            raise InvalidModelFile(f"adapter tensor {name!r} has dtype {info.dtype}; only float adapters convert")
+            raise InvalidModelFile(
+                f"adapter tensor {name!r} has dtype {info.dtype}; only float adapters convert"
+            )
         if len(info.shape) != 2 or 0 in info.shape:
             raise InvalidModelFile(f"adapter tensor {name!r} is not a matrix")
         halves.setdefault((int(layer), _ADAPTABLE[part]), {})[half] = name
@@ -139,9 +147,13 @@ def read_adapter(folder: ModelFolder) -> PeftAdapter:
             raise InvalidModelFile(f"the adapter of layer {layer}'s {part} lacks its {missing}")
         rank = folder.info(found["A"]).shape[0]
         if folder.info(found["B"]).shape[1] != rank or not 1 <= rank <= MAX_RANK:
-            raise InvalidModelFile(f"the lora_A and lora_B of layer {layer}'s {part} disagree on their rank")
+            raise InvalidModelFile(
+                f"the lora_A and lora_B of layer {layer}'s {part} disagree on their rank"
+            )
         if rank != r and not rank_pattern:
-            raise InvalidModelFile(f"{found['A']} has rank {rank}, adapter_config.json says r = {r}")
+            raise InvalidModelFile(
+                f"{found['A']} has rank {rank}, adapter_config.json says r = {r}"
+            )
     return PeftAdapter(r, alpha, rslora, rank_pattern, halves)
 
 
@@ -149,7 +161,9 @@ def plan_adapter(folder: ModelFolder, base) -> AdapterConversion:
     """Check a PEFT adapter folder against ``base`` (a parsed GGUF header) and plan its GGUF."""
     arch = base.architecture or ""
     if arch not in ARCHITECTURES:
-        raise InvalidModelFile(f'safetensors adapters convert for {", ".join(ARCHITECTURES)} models; the model is "{arch}"')
+        raise InvalidModelFile(
+            f'safetensors adapters convert for {", ".join(ARCHITECTURES)} models; the model is "{arch}"'
+        )
     adapter = read_adapter(folder)
     base_shapes = {info.name: tuple(info.shape) for info in base.tensors}  # GGUF ne: (in, out)
     heads = _llama_heads(base) if arch == "llama" else {}
@@ -169,7 +183,9 @@ def plan_adapter(folder: ModelFolder, base) -> AdapterConversion:
             )
         n_heads = heads.get(part, 0)
         if n_heads and n_out % (2 * n_heads):
-            raise InvalidModelFile(f"{target} has {n_out} rows, not a whole number of {n_heads} heads")
+            raise InvalidModelFile(
+                f"{target} has {n_out} rows, not a whole number of {n_heads} heads"
+            )
         wanted = adapter.alpha / (math.sqrt(rank) if adapter.rslora else rank)
         fold = wanted * rank / alpha  # 1 unless rsLoRA meets a module of another rank
         fold = 1.0 if math.isclose(fold, 1.0, rel_tol=1e-12) else fold
@@ -191,17 +207,25 @@ def _config(folder: ModelFolder) -> tuple[int, float, bool, bool]:
         raise InvalidModelFile("the adapter folder has no adapter_config.json")
     kind = values.get("peft_type", "LORA")
     if kind != "LORA":
-        raise InvalidModelFile(f"only LoRA adapters are supported; adapter_config.json says peft_type {kind!r}")
+        raise InvalidModelFile(
+            f"only LoRA adapters are supported; adapter_config.json says peft_type {kind!r}"
+        )
     for key, why in _REFUSED.items():
         if values.get(key):
             raise InvalidModelFile(why)
     if values.get("bias", "none") not in (None, "none"):
-        raise InvalidModelFile(f"adapters that train the model's biases (bias {_brief(values['bias'])}) are not supported")
+        raise InvalidModelFile(
+            f"adapters that train the model's biases (bias {_brief(values['bias'])}) are not supported"
+        )
     r, alpha = values.get("r", 8), values.get("lora_alpha", 8)  # PEFT's defaults
     if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_RANK:
-        raise InvalidModelFile(f"adapter_config.json: r = {_brief(r)} is not a rank from 1 to {MAX_RANK}")
+        raise InvalidModelFile(
+            f"adapter_config.json: r = {_brief(r)} is not a rank from 1 to {MAX_RANK}"
+        )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < MAX_ALPHA:
-        raise InvalidModelFile(f"adapter_config.json: lora_alpha = {_brief(alpha)} is not a number in (0, {MAX_ALPHA:g})")
+        raise InvalidModelFile(
+            f"adapter_config.json: lora_alpha = {_brief(alpha)} is not a number in (0, {MAX_ALPHA:g})"
+        )
     rslora = values.get("use_rslora", False)
     if not isinstance(rslora, bool):
         raise InvalidModelFile("adapter_config.json: use_rslora must be true or false")
@@ -232,5 +256,7 @@ def _llama_heads(base) -> dict[str, int]:
     n_head_kv = meta.get("llama.attention.head_count_kv", n_head)
     for value in (n_head, n_head_kv):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
-            raise InvalidModelFile("the base model's llama.attention.head_count is missing or out of range")
+            raise InvalidModelFile(
+                "the base model's llama.attention.head_count is missing or out of range"
+            )
     return {"attn_q": n_head, "attn_k": n_head_kv}

@@ -15,7 +15,9 @@ from .nomic_bert import NomicBert
 
 __all__ = ["ARCHITECTURES", "Architecture", "Tensor", "architecture_for"]
 
-ARCHITECTURES = {name: cls for cls in (Llama, Qwen2, Gemma3, Bert, NomicBert) for name in cls.hf_names}
+ARCHITECTURES = {
+    name: cls for cls in (Llama, Qwen2, Gemma3, Bert, NomicBert) for name in cls.hf_names
+}
 
 
 def architecture_for(config: dict, folder) -> Architecture:
@@ -26,5 +28,5 @@ def architecture_for(config: dict, folder) -> Architecture:
     cls = ARCHITECTURES.get(name)
     if cls is None:
         supported = ", ".join(sorted(ARCHITECTURES))
-        raise InvalidModelFile(f"unsupported architecture \"{name}\"; ollamakit converts {supported}")
+        raise InvalidModelFile(f'unsupported architecture "{name}"; ollamakit converts {supported}')
     return cls(Config(config), folder)

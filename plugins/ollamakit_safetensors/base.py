@@ -21,19 +21,27 @@ class Config:
     def __init__(self, values: dict):
         self.values = values
 
-    def int(self, key: str, default: int | None = None, *, high: int = MAX_WIDTH, low: int = 1) -> int:
+    def int(
+        self, key: str, default: int | None = None, *, high: int = MAX_WIDTH, low: int = 1
+    ) -> int:
         value = self.values.get(key, default)
         if value is None:
             raise InvalidModelFile(f"config.json lacks {key}")
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidModelFile(f"config.json: {key} = {value!r} is out of range [{low}, {high}]")
+            raise InvalidModelFile(
+                f"config.json: {key} = {value!r} is out of range [{low}, {high}]"
+            )
         return value
 
     def float(self, key: str, default: float | None = None) -> float:
         value = self.values.get(key, default)
         if value is None:
             raise InvalidModelFile(f"config.json lacks {key}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise InvalidModelFile(f"config.json: {key} = {value!r} is not a finite number")
         return float(value)
 
@@ -91,7 +99,9 @@ class Architecture:
     def check_vocab(self, n_tokens: int) -> None:
         rows = self.expected_shape("token_embd.weight")[0]
         if rows != n_tokens:
-            raise InvalidModelFile(f"the tokenizer has {n_tokens} tokens but the embedding has {rows} rows")
+            raise InvalidModelFile(
+                f"the tokenizer has {n_tokens} tokens but the embedding has {rows} rows"
+            )
 
 
 def arch_keys(arch: str, values: dict) -> dict[str, tuple[object, int]]:

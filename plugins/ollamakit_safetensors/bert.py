@@ -53,14 +53,20 @@ class Bert(Architecture):
         super().__init__(config, folder)
         c = config
         if self.n_embd % self.n_head:
-            raise InvalidModelFile("config.json: hidden_size is not a multiple of num_attention_heads")
+            raise InvalidModelFile(
+                "config.json: hidden_size is not a multiple of num_attention_heads"
+            )
         self.context = c.int("max_position_embeddings", high=MAX_CONTEXT)
         self.type_vocab = c.int("type_vocab_size", 2, high=1 << 16)
         self.vocab = c.int("vocab_size", high=1 << 22)
         if c.get("hidden_act", "gelu") != "gelu":
-            raise InvalidModelFile(f"config.json: BERT activation {c.get('hidden_act')!r} is not supported (only gelu)")
+            raise InvalidModelFile(
+                f"config.json: BERT activation {c.get('hidden_act')!r} is not supported (only gelu)"
+            )
         if c.get("position_embedding_type", "absolute") != "absolute":
-            raise InvalidModelFile("config.json: only absolute position embeddings are supported for BERT")
+            raise InvalidModelFile(
+                "config.json: only absolute position embeddings are supported for BERT"
+            )
         self.labels = classifier_labels(c) if _is_classifier(c) else None
         if self.labels is not None:
             self.pooling, self.normalize = POOLING_RANK, False
@@ -75,7 +81,10 @@ class Bert(Architecture):
             "feed_forward_length": (self.n_ff, ValueType.UINT32),
             "block_count": (self.n_layer, ValueType.UINT32),
             "attention.head_count": (self.n_head, ValueType.UINT32),
-            "attention.layer_norm_epsilon": (self.config.float("layer_norm_eps", 1e-12), ValueType.FLOAT32),
+            "attention.layer_norm_epsilon": (
+                self.config.float("layer_norm_eps", 1e-12),
+                ValueType.FLOAT32,
+            ),
             "attention.causal": (False, ValueType.BOOL),
             "pooling_type": (self.pooling, ValueType.UINT32),
             "normalize_embeddings": (self.normalize, ValueType.BOOL),
@@ -95,8 +104,13 @@ class Bert(Architecture):
             return None
         if stem in _BERT_TOP and suffix in _SUFFIX:
             gguf = f"{_BERT_TOP[stem]}.{_SUFFIX[suffix]}"
-            return Tensor(gguf, hf_name, force_f32=gguf.endswith(".bias") or "norm" in gguf
-                          or gguf.startswith(("position_embd", "token_types")))
+            return Tensor(
+                gguf,
+                hf_name,
+                force_f32=gguf.endswith(".bias")
+                or "norm" in gguf
+                or gguf.startswith(("position_embd", "token_types")),
+            )
         match = _BERT_LAYER_RE.match(name)
         if match and match.group(2) in _BERT_LAYER and int(match.group(1)) < self.n_layer:
             index, part, suffix = match.groups()
@@ -111,27 +125,43 @@ class Bert(Architecture):
             "token_embd.weight": (self.vocab, d),
             "position_embd.weight": (self.context, d),
             "token_types.weight": (self.type_vocab, d),
-            "attn_q.weight": (d, d), "attn_k.weight": (d, d), "attn_v.weight": (d, d), "attn_output.weight": (d, d),
-            "ffn_up.weight": (ff, d), "ffn_up.bias": (ff,), "ffn_down.weight": (d, ff),
+            "attn_q.weight": (d, d),
+            "attn_k.weight": (d, d),
+            "attn_v.weight": (d, d),
+            "attn_output.weight": (d, d),
+            "ffn_up.weight": (ff, d),
+            "ffn_up.bias": (ff,),
+            "ffn_down.weight": (d, ff),
             "cls.weight": (d, d),
         }
         if self.labels is not None:
-            shapes.update({"cls.output.weight": (len(self.labels), d), "cls.output.bias": (len(self.labels),)})
+            shapes.update(
+                {"cls.output.weight": (len(self.labels), d), "cls.output.bias": (len(self.labels),)}
+            )
         if base in shapes:
             return shapes[base]
         return (d,) if base.endswith((".bias", "norm.weight")) else None
 
     def required(self) -> list[str]:
-        names = [f"{t}.weight" for t in ("token_embd", "position_embd", "token_types", "token_embd_norm")]
+        names = [
+            f"{t}.weight" for t in ("token_embd", "position_embd", "token_types", "token_embd_norm")
+        ]
         names.append("token_embd_norm.bias")
         for i in range(self.n_layer):
-            for part in ("attn_q", "attn_k", "attn_v", "attn_output", "attn_output_norm", "ffn_up", "ffn_down",
-                         "layer_output_norm"):
+            for part in (
+                "attn_q",
+                "attn_k",
+                "attn_v",
+                "attn_output",
+                "attn_output_norm",
+                "ffn_up",
+                "ffn_down",
+                "layer_output_norm",
+            ):
                 names += [f"blk.{i}.{part}.weight", f"blk.{i}.{part}.bias"]
         if self.labels is not None:
             names += ["cls.output.weight", "cls.output.bias"]
         return names
-
 
     def parameters(self) -> dict[str, object]:
         # sentence-transformers cuts every input at max_seq_length tokens ([CLS] and [SEP]
@@ -144,7 +174,11 @@ class Bert(Architecture):
 
 def _is_classifier(config: Config) -> bool:
     names = config.get("architectures")
-    return isinstance(names, list) and bool(names) and str(names[0]).endswith("ForSequenceClassification")
+    return (
+        isinstance(names, list)
+        and bool(names)
+        and str(names[0]).endswith("ForSequenceClassification")
+    )
 
 
 def classifier_labels(config: Config) -> list[str]:
@@ -160,7 +194,9 @@ def classifier_labels(config: Config) -> list[str]:
         ordered = sorted((int(k), v) for k, v in labels.items())
     except (TypeError, ValueError):
         raise InvalidModelFile("config.json: id2label keys must be class indices") from None
-    if [k for k, _ in ordered] != list(range(len(ordered))) or not all(isinstance(v, str) for _, v in ordered):
+    if [k for k, _ in ordered] != list(range(len(ordered))) or not all(
+        isinstance(v, str) for _, v in ordered
+    ):
         raise InvalidModelFile("config.json: id2label must name classes 0 to n-1")
     return [v for _, v in ordered]
 
@@ -173,7 +209,9 @@ def sentence_transformer_length(folder, context: int) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidModelFile("sentence_bert_config.json: max_seq_length must be a positive whole number")
+        raise InvalidModelFile(
+            "sentence_bert_config.json: max_seq_length must be a positive whole number"
+        )
     return value if value < context else 0
 
 
@@ -190,7 +228,9 @@ def sentence_transformer_head(folder) -> tuple[int, bool]:
             path = module.get("path") or ""
             settings = folder.json(f"{path}/config.json" if path else "config_pooling.json")
             if settings is None:
-                raise InvalidModelFile(f"modules.json names a pooling module at {path!r}, but {path}/config.json is missing")
+                raise InvalidModelFile(
+                    f"modules.json names a pooling module at {path!r}, but {path}/config.json is missing"
+                )
             if settings.get("pooling_mode_mean_tokens"):
                 pooling = POOLING_MEAN
             elif settings.get("pooling_mode_cls_token"):
@@ -202,5 +242,7 @@ def sentence_transformer_head(folder) -> tuple[int, bool]:
         elif kind == _ST + "Normalize":
             normalize = True
         elif kind != _ST + "Transformer":
-            raise InvalidModelFile(f"sentence-transformers module {kind.removeprefix(_ST) or '?'} is not supported")
+            raise InvalidModelFile(
+                f"sentence-transformers module {kind.removeprefix(_ST) or '?'} is not supported"
+            )
     return pooling, normalize

@@ -46,7 +46,9 @@ class Conversion:
         for tensor, ggml_type in self.tensors:
             info = self.folder.info(tensor.source)
             shape = tuple(reversed(info.shape)) or (1,)
-            writer.add_tensor(tensor.name, _loader(self.folder, tensor, info.dtype, ggml_type), ggml_type, shape)
+            writer.add_tensor(
+                tensor.name, _loader(self.folder, tensor, info.dtype, ggml_type), ggml_type, shape
+            )
         for name, array in self.extra.items():
             writer.add_tensor(name, array)
         return writer.write()
@@ -105,13 +107,19 @@ def _plan_tensors(folder: ModelFolder, arch: Architecture) -> list[tuple[Tensor,
         if tensor is None:
             continue
         if tensor.name in planned:
-            raise InvalidModelFile(f"tensors {planned[tensor.name][0].source!r} and {source!r} both become {tensor.name}")
+            raise InvalidModelFile(
+                f"tensors {planned[tensor.name][0].source!r} and {source!r} both become {tensor.name}"
+            )
         info = folder.info(source)
         if info.dtype not in FLOAT_DTYPES and info.dtype != "F64":
-            raise InvalidModelFile(f"tensor {source!r} has dtype {info.dtype}; only F32, F16 and BF16 models convert")
+            raise InvalidModelFile(
+                f"tensor {source!r} has dtype {info.dtype}; only F32, F16 and BF16 models convert"
+            )
         expected = arch.expected_shape(tensor.name)
         if expected is not None and info.shape != expected:
-            raise InvalidModelFile(f"tensor {source!r} has shape {list(info.shape)}, config.json implies {list(expected)}")
+            raise InvalidModelFile(
+                f"tensor {source!r} has shape {list(info.shape)}, config.json implies {list(expected)}"
+            )
         if info.size == 0:
             raise InvalidModelFile(f"tensor {source!r} is empty")
         ggml_type = "F32" if tensor.force_f32 or info.dtype in ("F32", "F64") else info.dtype

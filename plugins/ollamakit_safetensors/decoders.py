@@ -46,11 +46,17 @@ class Decoder(Architecture):
         c = config
         self.n_head_kv = c.int("num_key_value_heads", self.n_head, high=4096)
         if self.n_head % self.n_head_kv:
-            raise InvalidModelFile("config.json: num_attention_heads is not a multiple of num_key_value_heads")
+            raise InvalidModelFile(
+                "config.json: num_attention_heads is not a multiple of num_key_value_heads"
+            )
         self.head_dim = c.int("head_dim", self.n_embd // self.n_head)
         self.context = c.int("max_position_embeddings", high=MAX_CONTEXT)
         self.tied = "lm_head.weight" not in folder.tensors
-        self.vocab = folder.info("model.embed_tokens.weight").shape[0] if "model.embed_tokens.weight" in folder.tensors else 0
+        self.vocab = (
+            folder.info("model.embed_tokens.weight").shape[0]
+            if "model.embed_tokens.weight" in folder.tensors
+            else 0
+        )
 
     def common_metadata(self) -> dict:
         c = self.config
@@ -79,7 +85,10 @@ class Decoder(Architecture):
         kind = scaling.get("rope_type") or scaling.get("type")
         factor = Config(scaling).float("factor", 1.0)
         if kind == "linear":
-            return {"rope.scaling.type": ("linear", ValueType.STRING), "rope.scaling.factor": (factor, ValueType.FLOAT32)}
+            return {
+                "rope.scaling.type": ("linear", ValueType.STRING),
+                "rope.scaling.factor": (factor, ValueType.FLOAT32),
+            }
         if kind == "llama3" and self.gguf_name == "llama":
             return {}  # carried by the rope_freqs.weight tensor instead
         raise InvalidModelFile(f"config.json: rope scaling {kind!r} is not supported")
@@ -88,7 +97,10 @@ class Decoder(Architecture):
         if _UNUSED.search(hf_name):
             return None
         for prefix, name in _TOP.items():
-            if hf_name.startswith(prefix + ".") and hf_name.rsplit(".", 1)[-1] in ("weight", "bias"):
+            if hf_name.startswith(prefix + ".") and hf_name.rsplit(".", 1)[-1] in (
+                "weight",
+                "bias",
+            ):
                 return self.make(f"{name}.{hf_name.rsplit('.', 1)[-1]}", hf_name)
         match = _LAYER.match(hf_name)
         if match and match.group(2) in self.layer_names:
@@ -109,18 +121,37 @@ class Decoder(Architecture):
             "output.weight": (self.vocab, d),
             "output_norm.weight": (d,),
             "attn_norm.weight": (d,),
-            "attn_q.weight": (q, d), "attn_k.weight": (kv, d), "attn_v.weight": (kv, d),
-            "attn_q.bias": (q,), "attn_k.bias": (kv,), "attn_v.bias": (kv,),
+            "attn_q.weight": (q, d),
+            "attn_k.weight": (kv, d),
+            "attn_v.weight": (kv, d),
+            "attn_q.bias": (q,),
+            "attn_k.bias": (kv,),
+            "attn_v.bias": (kv,),
             "attn_output.weight": (d, q),
-            "attn_q_norm.weight": (hd,), "attn_k_norm.weight": (hd,),
-            "ffn_gate.weight": (ff, d), "ffn_up.weight": (ff, d), "ffn_down.weight": (d, ff),
-            "ffn_norm.weight": (d,), "post_attention_norm.weight": (d,), "post_ffw_norm.weight": (d,),
+            "attn_q_norm.weight": (hd,),
+            "attn_k_norm.weight": (hd,),
+            "ffn_gate.weight": (ff, d),
+            "ffn_up.weight": (ff, d),
+            "ffn_down.weight": (d, ff),
+            "ffn_norm.weight": (d,),
+            "post_attention_norm.weight": (d,),
+            "post_ffw_norm.weight": (d,),
         }
         return shapes.get(base)
 
     def required(self) -> list[str]:
         names = ["token_embd.weight", "output_norm.weight"]
-        per_layer = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
+        per_layer = [
+            "attn_norm",
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_output",
+            "ffn_norm",
+            "ffn_gate",
+            "ffn_up",
+            "ffn_down",
+        ]
         per_layer += self.extra_layer_tensors()
         for i in range(self.n_layer):
             names += [f"blk.{i}.{part}.weight" for part in per_layer]
@@ -137,7 +168,9 @@ def permute_for_llama(n_head: int):
 
     def permute(w: np.ndarray) -> np.ndarray:
         rest = w.shape[1:]
-        return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *rest).swapaxes(1, 2).reshape(w.shape)
+        return (
+            w.reshape(n_head, 2, w.shape[0] // n_head // 2, *rest).swapaxes(1, 2).reshape(w.shape)
+        )
 
     return permute
 
@@ -145,19 +178,31 @@ def permute_for_llama(n_head: int):
 def llama3_rope_factors(config: Config, head_dim: int) -> np.ndarray | None:
     """Per-frequency divisors for Llama 3.1-style rope scaling (``rope_freqs.weight``)."""
     scaling = config.get("rope_scaling")
-    if not isinstance(scaling, dict) or (scaling.get("rope_type") or scaling.get("type")) != "llama3":
+    if (
+        not isinstance(scaling, dict)
+        or (scaling.get("rope_type") or scaling.get("type")) != "llama3"
+    ):
         return None
     s = Config(scaling)
-    factor, low, high = s.float("factor", 8.0), s.float("low_freq_factor", 1.0), s.float("high_freq_factor", 4.0)
+    factor, low, high = (
+        s.float("factor", 8.0),
+        s.float("low_freq_factor", 1.0),
+        s.float("high_freq_factor", 4.0),
+    )
     old_context = s.float("original_max_position_embeddings", 8192)
     if high <= low or factor <= 0:
-        raise InvalidModelFile("config.json: llama3 rope scaling needs high_freq_factor > low_freq_factor")
+        raise InvalidModelFile(
+            "config.json: llama3 rope scaling needs high_freq_factor > low_freq_factor"
+        )
     base = config.float("rope_theta", 10000.0)
     freqs = 1.0 / base ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
     wavelen = 2 * math.pi / freqs
     smooth = (old_context / wavelen - low) / (high - low)
-    factors = np.where(wavelen < old_context / high, 1.0,
-                       np.where(wavelen > old_context / low, factor, 1.0 / ((1 - smooth) / factor + smooth)))
+    factors = np.where(
+        wavelen < old_context / high,
+        1.0,
+        np.where(wavelen > old_context / low, factor, 1.0 / ((1 - smooth) / factor + smooth)),
+    )
     return factors.astype(np.float32)
 
 
@@ -207,10 +252,16 @@ class Gemma3(Decoder):
         values = self.common_metadata()
         values["attention.key_length"] = (self.head_dim, ValueType.UINT32)
         values["attention.value_length"] = (self.head_dim, ValueType.UINT32)
-        values["attention.sliding_window"] = (self.config.int("sliding_window", high=MAX_CONTEXT), ValueType.UINT32)
+        values["attention.sliding_window"] = (
+            self.config.int("sliding_window", high=MAX_CONTEXT),
+            ValueType.UINT32,
+        )
         softcap = self.config.get("final_logit_softcapping")
         if softcap:
-            values["final_logit_softcapping"] = (self.config.float("final_logit_softcapping"), ValueType.FLOAT32)
+            values["final_logit_softcapping"] = (
+                self.config.float("final_logit_softcapping"),
+                ValueType.FLOAT32,
+            )
         return arch_keys("gemma3", values)
 
     def make(self, name: str, source: str) -> Tensor:

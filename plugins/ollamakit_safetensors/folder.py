@@ -54,7 +54,9 @@ class ModelFolder:
         except (ValueError, RecursionError):
             raise InvalidModelFile(f"{name} is not valid JSON") from None
         if not isinstance(value, kind):
-            raise InvalidModelFile(f"{name} must hold a JSON {'object' if kind is dict else 'array'}")
+            raise InvalidModelFile(
+                f"{name} must hold a JSON {'object' if kind is dict else 'array'}"
+            )
         return value
 
     # -- tensors -------------------------------------------------------------------------------
@@ -84,10 +86,16 @@ class ModelFolder:
             raise InvalidModelFile("model.safetensors.index.json has no weight_map object")
         for tensor, shard in weight_map.items():
             if tensor not in self.tensors:
-                raise InvalidModelFile(f"model.safetensors.index.json names tensor {tensor!r}, which no file holds")
-            if self.tensors[tensor][0].label != shard and not str(shard).endswith("/" + self.tensors[tensor][0].label):
+                raise InvalidModelFile(
+                    f"model.safetensors.index.json names tensor {tensor!r}, which no file holds"
+                )
+            if self.tensors[tensor][0].label != shard and not str(shard).endswith(
+                "/" + self.tensors[tensor][0].label
+            ):
                 where = self.tensors[tensor][0].label
-                raise InvalidModelFile(f"tensor {tensor!r} is in {where}, not in {shard!r} as the index says")
+                raise InvalidModelFile(
+                    f"tensor {tensor!r} is in {where}, not in {shard!r} as the index says"
+                )
 
     def info(self, name: str) -> TensorInfo:
         return self.tensors[name][1]

@@ -30,9 +30,17 @@ _LAYER = {
 }
 _SKIPPED = re.compile(r"^(pooler\.|embeddings\.position_ids$)")
 # What the architecture must be for the graph llama.cpp (and ollamakit) runs: (key, value).
-_FIXED = (("activation_function", "swiglu"), ("causal", False), ("qkv_proj_bias", False),
-          ("mlp_fc1_bias", False), ("mlp_fc2_bias", False), ("prenorm", False), ("rotary_emb_fraction", 1.0),
-          ("rotary_emb_interleaved", False), ("rotary_emb_scale_base", None))
+_FIXED = (
+    ("activation_function", "swiglu"),
+    ("causal", False),
+    ("qkv_proj_bias", False),
+    ("mlp_fc1_bias", False),
+    ("mlp_fc2_bias", False),
+    ("prenorm", False),
+    ("rotary_emb_fraction", 1.0),
+    ("rotary_emb_interleaved", False),
+    ("rotary_emb_scale_base", None),
+)
 
 
 class NomicBert(Architecture):
@@ -50,10 +58,14 @@ class NomicBert(Architecture):
         if self.n_embd % self.n_head:
             raise InvalidModelFile("config.json: n_embd is not a multiple of n_head")
         if c.get("moe_every_n_layers"):
-            raise InvalidModelFile("config.json: nomic-bert with experts (nomic-embed-text v2) is not supported")
+            raise InvalidModelFile(
+                "config.json: nomic-bert with experts (nomic-embed-text v2) is not supported"
+            )
         for key, value in _FIXED:
             if key in c.values and c.get(key) != value:
-                raise InvalidModelFile(f"config.json: {key} = {c.get(key)!r} is not supported (only {value!r})")
+                raise InvalidModelFile(
+                    f"config.json: {key} = {c.get(key)!r} is not supported (only {value!r})"
+                )
         # nomic-embed-text v1 and v1.5 declare 8192 positions but were trained on 2048.
         positions = c.int("n_positions", high=MAX_CONTEXT)
         self.context = min(positions, c.int("max_trained_positions", positions, high=MAX_CONTEXT))
@@ -69,7 +81,10 @@ class NomicBert(Architecture):
             "feed_forward_length": (self.n_ff, ValueType.UINT32),
             "block_count": (self.n_layer, ValueType.UINT32),
             "attention.head_count": (self.n_head, ValueType.UINT32),
-            "attention.layer_norm_epsilon": (self.config.float("layer_norm_epsilon", 1e-12), ValueType.FLOAT32),
+            "attention.layer_norm_epsilon": (
+                self.config.float("layer_norm_epsilon", 1e-12),
+                ValueType.FLOAT32,
+            ),
             "attention.causal": (False, ValueType.BOOL),
             "rope.freq_base": (self.config.float("rotary_emb_base", 10000.0), ValueType.FLOAT32),
             "pooling_type": (self.pooling, ValueType.UINT32),
@@ -85,7 +100,9 @@ class NomicBert(Architecture):
         stem, _, suffix = hf_name.rpartition(".")
         if stem in _TOP and suffix in ("weight", "bias"):
             gguf = f"{_TOP[stem]}.{suffix}"
-            return Tensor(gguf, hf_name, force_f32=gguf.startswith(("token_types", "token_embd_norm")))
+            return Tensor(
+                gguf, hf_name, force_f32=gguf.startswith(("token_types", "token_embd_norm"))
+            )
         match = _LAYER_RE.match(hf_name)
         if match and match.group(2) in _LAYER and int(match.group(1)) < self.n_layer:
             index, part, suffix = match.groups()
@@ -99,8 +116,11 @@ class NomicBert(Architecture):
         shapes = {
             "token_embd.weight": (self.vocab, d),
             "token_types.weight": (self.type_vocab, d),
-            "attn_qkv.weight": (3 * d, d), "attn_output.weight": (d, d),
-            "ffn_up.weight": (ff, d), "ffn_gate.weight": (ff, d), "ffn_down.weight": (d, ff),
+            "attn_qkv.weight": (3 * d, d),
+            "attn_output.weight": (d, d),
+            "ffn_up.weight": (ff, d),
+            "ffn_gate.weight": (ff, d),
+            "ffn_down.weight": (d, ff),
         }
         if base in shapes:
             return shapes[base]

@@ -78,7 +78,9 @@ def _reject_duplicates(pairs):
     return seen
 
 
-def parse_header(raw: bytes, data_size: int, label: str = "safetensors file") -> tuple[dict[str, TensorInfo], dict]:
+def parse_header(
+    raw: bytes, data_size: int, label: str = "safetensors file"
+) -> tuple[dict[str, TensorInfo], dict]:
     """Validate a header's JSON against a data section of ``data_size`` bytes."""
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
@@ -90,7 +92,8 @@ def parse_header(raw: bytes, data_size: int, label: str = "safetensors file") ->
         raise InvalidModelFile(f"{label}: the header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_METADATA_VALUE for k, v in metadata.items()
+        isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_METADATA_VALUE
+        for k, v in metadata.items()
     ):
         raise InvalidModelFile(f"{label}: __metadata__ must map strings to strings")
     tensors = {name: _tensor_info(name, entry, label) for name, entry in header.items()}
@@ -100,18 +103,26 @@ def parse_header(raw: bytes, data_size: int, label: str = "safetensors file") ->
 
 def _tensor_info(name: str, entry, label: str) -> TensorInfo:
     if not name or len(name) > MAX_NAME:
-        raise InvalidModelFile(f"{label}: a tensor name is empty or longer than {MAX_NAME} characters")
+        raise InvalidModelFile(
+            f"{label}: a tensor name is empty or longer than {MAX_NAME} characters"
+        )
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-        raise InvalidModelFile(f"{label}: tensor {name!r} must have exactly dtype, shape and data_offsets")
+        raise InvalidModelFile(
+            f"{label}: tensor {name!r} must have exactly dtype, shape and data_offsets"
+        )
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     # Each field's type is checked before the field is used: a list or object where a string
     # belongs is unhashable, and would fail the dictionary lookup below with a TypeError.
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise InvalidModelFile(f"{label}: tensor {_brief(name)} has unknown dtype {_brief(dtype)}")
     if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_count(d) for d in shape):
-        raise InvalidModelFile(f"{label}: tensor {_brief(name)} has an invalid shape {_brief(shape)}")
+        raise InvalidModelFile(
+            f"{label}: tensor {_brief(name)} has an invalid shape {_brief(shape)}"
+        )
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
-        raise InvalidModelFile(f"{label}: tensor {_brief(name)} has invalid data_offsets {_brief(offsets)}")
+        raise InvalidModelFile(
+            f"{label}: tensor {_brief(name)} has invalid data_offsets {_brief(offsets)}"
+        )
     begin, end = offsets
     if begin > end:
         raise InvalidModelFile(f"{label}: tensor {name!r} ends before it begins")
@@ -138,17 +149,28 @@ def _check_layout(tensors: dict[str, TensorInfo], data_size: int, label: str) ->
     position = 0
     for info in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
         if info.begin != position:
-            problem = "overlaps another tensor" if info.begin < position else "leaves a gap before it"
+            problem = (
+                "overlaps another tensor" if info.begin < position else "leaves a gap before it"
+            )
             raise InvalidModelFile(f"{label}: tensor {info.name!r} {problem}")
         position = info.end
     if position != data_size:
-        raise InvalidModelFile(f"{label}: the tensors cover {position} bytes of a {data_size}-byte data section")
+        raise InvalidModelFile(
+            f"{label}: the tensors cover {position} bytes of a {data_size}-byte data section"
+        )
 
 
 class SafetensorsFile:
     """An open, validated safetensors file; tensor arrays are views into its memory map."""
 
-    def __init__(self, path: Path, tensors: dict[str, TensorInfo], metadata: dict, data_start: int, label: str):
+    def __init__(
+        self,
+        path: Path,
+        tensors: dict[str, TensorInfo],
+        metadata: dict,
+        data_start: int,
+        label: str,
+    ):
         self.path = path
         self.tensors = tensors
         self.metadata = metadata
@@ -168,7 +190,9 @@ class SafetensorsFile:
                 raise InvalidModelFile(f"{label}: too short to be a safetensors file")
             (header_size,) = struct.unpack("<Q", prefix)
             if header_size < 2 or header_size > MAX_HEADER or header_size > size - 8:
-                raise InvalidModelFile(f"{label}: header length {header_size} does not fit a {size}-byte file")
+                raise InvalidModelFile(
+                    f"{label}: header length {header_size} does not fit a {size}-byte file"
+                )
             raw = fh.read(header_size)
         if not raw.lstrip(b" ").startswith(b"{"):
             raise InvalidModelFile(f"{label}: the header is not a JSON object")
@@ -209,11 +233,15 @@ class SafetensorsFile:
         if info.size == 0:
             return np.zeros(info.shape, dtype=dtype)
         buffer = self._mapped()
-        return np.frombuffer(buffer, dtype=dtype, count=info.size, offset=self._data_start + info.begin).reshape(info.shape)
+        return np.frombuffer(
+            buffer, dtype=dtype, count=info.size, offset=self._data_start + info.begin
+        ).reshape(info.shape)
 
     def array(self, name: str) -> np.ndarray:
         """``name`` as float32 (only float tensors convert)."""
-        return to_float32(self.raw(name), self.tensors[name].dtype, f"{self.label}: tensor {name!r}")
+        return to_float32(
+            self.raw(name), self.tensors[name].dtype, f"{self.label}: tensor {name!r}"
+        )
 
 
 def to_float32(array: np.ndarray, dtype: str, label: str = "tensor") -> np.ndarray:
@@ -223,4 +251,6 @@ def to_float32(array: np.ndarray, dtype: str, label: str = "tensor") -> np.ndarr
         return array.astype(np.float32)
     if dtype == "BF16":
         return (array.astype(np.uint32) << 16).view(np.float32)
-    raise InvalidModelFile(f"{label} has dtype {dtype}, which is not a float type this converter reads")
+    raise InvalidModelFile(
+        f"{label} has dtype {dtype}, which is not a float type this converter reads"
+    )

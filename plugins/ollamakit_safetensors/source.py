@@ -31,7 +31,9 @@ class SafetensorsSource(ModelSource):
             yield from build_adapter(ctx, self._paths(ctx))
             return
         if self.target != "model":
-            raise BadRequest(f"safetensors {self.target}s are not supported; convert the {self.target} to GGUF first")
+            raise BadRequest(
+                f"safetensors {self.target}s are not supported; convert the {self.target} to GGUF first"
+            )
         paths = self._paths(ctx)
         output = ctx.store.scratch_file(".gguf")
         try:
@@ -75,7 +77,9 @@ def build_adapter(ctx, paths: dict):
             yield {"status": "converting adapter"}
         base = _base(ctx)
         if base is None:
-            raise BadRequest("a safetensors adapter is converted for its model; the model is not a GGUF")
+            raise BadRequest(
+                "a safetensors adapter is converted for its model; the model is not a GGUF"
+            )
         plan = plan_adapter(folder, base)
         output = ctx.store.scratch_file(".gguf")
         try:
@@ -84,7 +88,9 @@ def build_adapter(ctx, paths: dict):
             try:
                 lora_pairs(header, base)  # the engine's own check of the pair
             except InvalidModelFile as exc:
-                raise InvalidModelFile(f"the adapter does not fit the model: {exc.message}") from None
+                raise InvalidModelFile(
+                    f"the adapter does not fit the model: {exc.message}"
+                ) from None
             digest, _, new = ctx.store_file(output)
         finally:
             output.unlink(missing_ok=True)

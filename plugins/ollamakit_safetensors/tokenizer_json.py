@@ -22,8 +22,14 @@ from .folder import MAX_TOKENIZER_JSON, ModelFolder
 MAX_VOCAB = 1 << 22
 SPACE = "\u2581"
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-SPECIAL_KEYS = {"bos": "bos_token_id", "eos": "eos_token_id", "unk": "unknown_token_id",
-                "sep": "seperator_token_id", "pad": "padding_token_id", "mask": "mask_token_id"}
+SPECIAL_KEYS = {
+    "bos": "bos_token_id",
+    "eos": "eos_token_id",
+    "unk": "unknown_token_id",
+    "sep": "seperator_token_id",
+    "pad": "padding_token_id",
+    "mask": "mask_token_id",
+}
 _CASE_INSENSITIVE_CONTRACTIONS = "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
 _SPELLED_CONTRACTIONS = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
 _BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
@@ -31,7 +37,9 @@ _BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 Metadata = dict[str, tuple[object, int]]
 
 
-def tokenizer_metadata(folder: ModelFolder, config: dict, *, wordpiece_only: bool = False) -> Metadata:
+def tokenizer_metadata(
+    folder: ModelFolder, config: dict, *, wordpiece_only: bool = False
+) -> Metadata:
     """GGUF ``tokenizer.*`` keys for the folder's tokenizer (value and GGUF type per key)."""
     tokenizer = folder.json("tokenizer.json", MAX_TOKENIZER_JSON)
     settings = folder.json("tokenizer_config.json") or {}
@@ -57,7 +65,9 @@ def tokenizer_metadata(folder: ModelFolder, config: dict, *, wordpiece_only: boo
     elif kind == "Unigram" or (kind == "BPE" and _is_sentencepiece(tokenizer)):
         out.update(_sentencepiece(tokens, types, scores, kind, tokenizer))
     elif kind == "BPE":
-        raise InvalidModelFile("tokenizer.json: a BPE tokenizer that is neither byte-level nor SentencePiece-style cannot be converted")
+        raise InvalidModelFile(
+            "tokenizer.json: a BPE tokenizer that is neither byte-level nor SentencePiece-style cannot be converted"
+        )
     else:
         raise InvalidModelFile(f"tokenizer.json model type {kind!r} cannot be converted")
     out.update(_special_tokens(folder, tokenizer, settings, config, tokens))
@@ -93,11 +103,20 @@ def _vocabulary(tokenizer: dict, model: dict, kind: str, vocab_size: int):
     vocab = model.get("vocab")
     if kind == "Unigram":
         if not isinstance(vocab, list):
-            raise InvalidModelFile("tokenizer.json: a Unigram vocab must be a list of [piece, score]")
+            raise InvalidModelFile(
+                "tokenizer.json: a Unigram vocab must be a list of [piece, score]"
+            )
         for index, entry in enumerate(vocab):
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-                    and isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)):
-                raise InvalidModelFile(f"tokenizer.json: Unigram entry {index} is not [piece, score]")
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], (int, float))
+                and not isinstance(entry[1], bool)
+            ):
+                raise InvalidModelFile(
+                    f"tokenizer.json: Unigram entry {index} is not [piece, score]"
+                )
             by_id[_check_id(index, entry[0])] = entry[0]
             scores[index] = float(entry[1])
     else:
@@ -141,7 +160,9 @@ def _wordpiece_from_vocab_txt(folder: ModelFolder, settings: dict) -> dict:
     special = {v for k, v in settings.items() if k.endswith("_token") and isinstance(v, str)}
     return {
         "model": {"type": "WordPiece", "vocab": {t: i for i, t in enumerate(lines)}},
-        "added_tokens": [{"id": i, "content": t, "special": True} for i, t in enumerate(lines) if t in special],
+        "added_tokens": [
+            {"id": i, "content": t, "special": True} for i, t in enumerate(lines) if t in special
+        ],
         "normalizer": {"type": "BertNormalizer", "lowercase": settings.get("do_lower_case", True)},
     }
 
@@ -177,23 +198,31 @@ def _is_byte_level(tokenizer: dict) -> bool:
         children = node.get("pretokenizers") or node.get("decoders") or []
         return any(has_byte_level(child) for child in children if isinstance(child, dict))
 
-    return has_byte_level(tokenizer.get("pre_tokenizer")) or has_byte_level(tokenizer.get("decoder"))
+    return has_byte_level(tokenizer.get("pre_tokenizer")) or has_byte_level(
+        tokenizer.get("decoder")
+    )
 
 
 def _is_sentencepiece(tokenizer: dict) -> bool:
     """SentencePiece-style: byte fallback, or spaces spelled as ``▁`` by a normaliser step."""
+
     def spells_space(node) -> bool:
         if not isinstance(node, dict):
             return False
-        if node.get("type") == "Metaspace" or (node.get("type") in ("Replace", "Prepend")
-                                                and SPACE in (node.get("content"), node.get("prepend"))):
+        if node.get("type") == "Metaspace" or (
+            node.get("type") in ("Replace", "Prepend")
+            and SPACE in (node.get("content"), node.get("prepend"))
+        ):
             return True
         children = node.get("normalizers") or node.get("pretokenizers") or []
         return any(spells_space(child) for child in children)
 
     model = tokenizer.get("model") or {}
-    return bool(model.get("byte_fallback")) or spells_space(tokenizer.get("normalizer")) \
+    return (
+        bool(model.get("byte_fallback"))
+        or spells_space(tokenizer.get("normalizer"))
         or spells_space(tokenizer.get("pre_tokenizer"))
+    )
 
 
 def _merges(model: dict) -> list[str]:
@@ -242,7 +271,11 @@ def _split_patterns(node) -> list[str] | None:
         return [GPT2] if node.get("use_regex", True) else []
     if kind == "Digits":
         return [r"\p{N}"] if node.get("individual_digits") else [r"\p{N}+"]
-    if kind == "Split" and node.get("behavior", "Isolated") == "Isolated" and not node.get("invert"):
+    if (
+        kind == "Split"
+        and node.get("behavior", "Isolated") == "Isolated"
+        and not node.get("invert")
+    ):
         pattern = node.get("pattern") or {}
         if isinstance(pattern.get("Regex"), str):
             return [pattern["Regex"]]
@@ -263,12 +296,16 @@ def pre_tokenizer_name(tokenizer: dict, settings: dict) -> str:
 
     patterns = _split_patterns(tokenizer.get("pre_tokenizer"))
     if patterns is None:
-        raise InvalidModelFile("tokenizer.json: its pre-tokenizer has a step that cannot be converted")
+        raise InvalidModelFile(
+            "tokenizer.json: its pre-tokenizer has a step that cannot be converted"
+        )
     wanted = tuple(_normalise_regex(p) for p in patterns)
     families = list(dict.fromkeys(PRE_TOKENIZERS.values()))  # in the order they are listed
     matches = [spec for spec in families if spec.patterns == wanted]
     if not matches:
-        raise InvalidModelFile("tokenizer.json: its pre-tokenizer splits words in a way no known model family does")
+        raise InvalidModelFile(
+            "tokenizer.json: its pre-tokenizer splits words in a way no known model family does"
+        )
     clean = settings.get("clean_up_tokenization_spaces")
     if isinstance(clean, bool):
         matches = [s for s in matches if s.clean_spaces == clean] or matches
@@ -313,7 +350,9 @@ def _adds_space_prefix(tokenizer: dict) -> bool:
         if kind == "Prepend" and node.get("prepend") == SPACE:
             return True
         if kind == "Metaspace":
-            return node.get("prepend_scheme", "always") != "never" and node.get("add_prefix_space", True)
+            return node.get("prepend_scheme", "always") != "never" and node.get(
+                "add_prefix_space", True
+            )
         children = node.get("normalizers") or node.get("pretokenizers") or []
         return any(walk(child) for child in children)
 
@@ -331,13 +370,18 @@ def _token_text(value) -> str | None:
     return None
 
 
-def _special_tokens(folder: ModelFolder, tokenizer: dict, settings: dict, config: dict, tokens: list[str]) -> Metadata:
+def _special_tokens(
+    folder: ModelFolder, tokenizer: dict, settings: dict, config: dict, tokens: list[str]
+) -> Metadata:
     ids = {text: i for i, text in enumerate(tokens)}
     for entry in tokenizer.get("added_tokens") or []:
         ids[entry["content"]] = entry["id"]  # an added token wins over a vocabulary spelling
     names = dict(folder.json("special_tokens_map.json") or {})
     names.update({k: v for k, v in settings.items() if k.endswith("_token")})
-    texts = {kind: _token_text(names.get(f"{kind}_token")) for kind in ("bos", "eos", "unk", "sep", "pad", "mask", "cls")}
+    texts = {
+        kind: _token_text(names.get(f"{kind}_token"))
+        for kind in ("bos", "eos", "unk", "sep", "pad", "mask", "cls")
+    }
     texts["bos"] = texts["bos"] or texts["cls"]  # BERT-style: [CLS] opens, [SEP] closes
     texts["eos"] = texts["eos"] or texts["sep"]
 
@@ -364,8 +408,16 @@ def _added_specials(tokenizer: dict, texts: dict, settings: dict) -> dict[str, b
         if isinstance(step, dict) and step.get("type") == "TemplateProcessing":
             single = step.get("single") or []
             if len(single) > 1:
-                first = (single[0].get("SpecialToken") or {}).get("id") if isinstance(single[0], dict) else None
-                last = (single[-1].get("SpecialToken") or {}).get("id") if isinstance(single[-1], dict) else None
+                first = (
+                    (single[0].get("SpecialToken") or {}).get("id")
+                    if isinstance(single[0], dict)
+                    else None
+                )
+                last = (
+                    (single[-1].get("SpecialToken") or {}).get("id")
+                    if isinstance(single[-1], dict)
+                    else None
+                )
                 if first:
                     found["bos"] = first in (texts["bos"], texts["cls"])
                 if last:
@@ -381,7 +433,14 @@ def _added_specials(tokenizer: dict, texts: dict, settings: dict) -> dict[str, b
 def chat_template(folder: ModelFolder, settings: dict) -> str | None:
     template = settings.get("chat_template")
     if isinstance(template, list):  # named templates: the default one is the chat template
-        template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"), None)
+        template = next(
+            (
+                t.get("template")
+                for t in template
+                if isinstance(t, dict) and t.get("name") == "default"
+            ),
+            None,
+        )
     if isinstance(template, str) and template:
         return template
     text = folder.text("chat_template.jinja")

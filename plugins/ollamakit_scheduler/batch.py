@@ -54,7 +54,9 @@ class BatchWorker:
         self._waiting: deque[Sequence] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"ollamakit-batch-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"ollamakit-batch-{name}", daemon=True
+        )
         self._thread.start()
 
     # -- called from request threads ---------------------------------------------------------
@@ -117,17 +119,30 @@ class BatchWorker:
                 return
             seq = self._waiting.popleft()
             # The free slot whose cache shares the longest beginning with this prompt.
-            slot = max(free, key=lambda s: common_prefix(s.tokens, seq.prompt) if s.num_ctx == seq.num_ctx else -1)
+            slot = max(
+                free,
+                key=lambda s: (
+                    common_prefix(s.tokens, seq.prompt) if s.num_ctx == seq.num_ctx else -1
+                ),
+            )
             try:
                 self._start(slot, seq)
             except Exception as exc:
                 log.exception("could not start a sequence on %s", self.name)
-                seq.fail(exc if isinstance(exc, OllamaError) else _failure("could not start the request", exc))
+                seq.fail(
+                    exc
+                    if isinstance(exc, OllamaError)
+                    else _failure("could not start the request", exc)
+                )
                 self._release(slot, forget=True)
 
     def _start(self, slot: Slot, seq: Sequence) -> None:
         if slot.cache is None or slot.num_ctx != seq.num_ctx:
-            slot.cache, slot.num_ctx, slot.tokens = self.runner.new_cache(seq.num_ctx), seq.num_ctx, []
+            slot.cache, slot.num_ctx, slot.tokens = (
+                self.runner.new_cache(seq.num_ctx),
+                seq.num_ctx,
+                [],
+            )
         # At least one token must be evaluated to get logits for the next one.
         reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
         slot.cache.truncate(reuse)
@@ -189,7 +204,9 @@ class BatchWorker:
         sequences = [slot.sequence for slot, _ in fed]
         try:
             # a long prompt stops inside its pass once every client it serves has left
-            outputs = self.runner.forward(batch, should_stop=lambda: all(s.cancelled.is_set() for s in sequences))
+            outputs = self.runner.forward(
+                batch, should_stop=lambda: all(s.cancelled.is_set() for s in sequences)
+            )
         except Cancelled as exc:
             for slot, _ in fed:
                 slot.sequence.fail(exc)

@@ -54,7 +54,9 @@ class Sampler:
         # A token a format forbids (-inf) stays forbidden: with repeat_penalty 0 it would become
         # NaN (-inf * 0) and be drawn. Others stay finite (x / 0 is inf, which breaks softmax).
         limit = np.finfo(np.float32).max
-        values = np.where(np.isneginf(values), values, np.clip(np.nan_to_num(penalised, nan=0.0), -limit, limit))
+        values = np.where(
+            np.isneginf(values), values, np.clip(np.nan_to_num(penalised, nan=0.0), -limit, limit)
+        )
         logits = logits.copy()
         logits[ids] = values
         return logits
@@ -97,7 +99,9 @@ class Sampler:
         return int(ids[min(pick, len(ids) - 1)])
 
 
-def token_logprobs(logits: np.ndarray, token: int, top_n: int) -> tuple[float, list[tuple[int, float]]]:
+def token_logprobs(
+    logits: np.ndarray, token: int, top_n: int
+) -> tuple[float, list[tuple[int, float]]]:
     """The chosen token's log-probability under the model's own distribution (before any
     sampling transform), and the ``top_n`` most likely tokens with theirs."""
     logprobs = log_softmax(logits)

@@ -128,7 +128,9 @@ class Scheduler(interfaces.Scheduler):
 
     # -- public API ----------------------------------------------------------------------------
 
-    def acquire(self, model: LocalModel, options: opts.Options, keep_alive: float | None = None, gone=None) -> Lease:
+    def acquire(
+        self, model: LocalModel, options: opts.Options, keep_alive: float | None = None, gone=None
+    ) -> Lease:
         """Load ``model`` if needed and hold it for one request. Raises ``Busy`` (503) when too
         many requests already wait, the load's error when it fails, and ``Cancelled`` when
         ``gone()`` (the client left) says yes while the request waits for memory or a load."""
@@ -222,7 +224,9 @@ class Scheduler(interfaces.Scheduler):
     def _parallel_choices(self, model: LocalModel, options: opts.Options) -> list[tuple[int, int]]:
         """``(slots, bytes)`` to load ``model`` with, best first: ``OLLAMA_NUM_PARALLEL`` slots
         when set; else ``AUTO_PARALLEL``, then one (see ``_parallel_for``)."""
-        counts = [self.settings.num_parallel] if self.settings.num_parallel > 0 else [AUTO_PARALLEL, 1]
+        counts = (
+            [self.settings.num_parallel] if self.settings.num_parallel > 0 else [AUTO_PARALLEL, 1]
+        )
         return [(count, self._estimate(model, options, count)) for count in counts]
 
     def _parallel_for(self, choices: list[tuple[int, int]]) -> tuple[int, int]:
@@ -259,7 +263,9 @@ class Scheduler(interfaces.Scheduler):
                 if entry is None and self._make_room(needed):
                     entry = LoadedModel(key, model, options.num_ctx, needed, num_parallel, refs=1)
                     self._loaded[key] = entry
-                    threading.Thread(target=self._load, args=(entry, options), name="ollamakit-load", daemon=True).start()
+                    threading.Thread(
+                        target=self._load, args=(entry, options), name="ollamakit-load", daemon=True
+                    ).start()
                     return entry
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -285,17 +291,25 @@ class Scheduler(interfaces.Scheduler):
     def _trim_after_load(self, loaded: LoadedModel) -> None:
         """The estimate was low: unload idle models (LRU first) until the budget holds again."""
         while self._used_memory() > self.memory_budget:
-            idle = [e for e in self._loaded.values() if e is not loaded and e.refs == 0 and e.ready.is_set()]
+            idle = [
+                e
+                for e in self._loaded.values()
+                if e is not loaded and e.refs == 0 and e.ready.is_set()
+            ]
             if not idle:
                 return
             self._drop(min(idle, key=lambda e: e.last_used))
 
     def _load(self, entry: LoadedModel, options: opts.Options) -> None:
         try:
-            runner = self.kernel.hook.load_model(kernel=self.kernel, model=entry.model, options=opts.load_options(options))
+            runner = self.kernel.hook.load_model(
+                kernel=self.kernel, model=entry.model, options=opts.load_options(options)
+            )
             if runner is None:
                 arch = entry.model.config.get("model_family") or "unknown"
-                raise OllamaError(f'no engine plugin can run model "{entry.model.short_name}" (architecture {arch})')
+                raise OllamaError(
+                    f'no engine plugin can run model "{entry.model.short_name}" (architecture {arch})'
+                )
             entry.runner = runner
             entry.memory = int(runner.memory_bytes or entry.memory)
             entry.worker = BatchWorker(
@@ -307,8 +321,13 @@ class Scheduler(interfaces.Scheduler):
             with self._cond:
                 self._measured[entry.model.digest, entry.num_parallel] = entry.memory
                 self._trim_after_load(entry)
-            log.info("loaded %s (%d MiB, context %d, %d parallel)", entry.model.short_name, entry.memory >> 20,
-                     entry.num_ctx, entry.num_parallel)
+            log.info(
+                "loaded %s (%d MiB, context %d, %d parallel)",
+                entry.model.short_name,
+                entry.memory >> 20,
+                entry.num_ctx,
+                entry.num_parallel,
+            )
         except BaseException as exc:
             log.exception("loading %s failed", entry.model.short_name)
             # A model that will not load is the server's problem (500), not the request's; only
@@ -317,7 +336,11 @@ class Scheduler(interfaces.Scheduler):
                 entry.error = exc
             else:
                 # Another exception's text may hold file paths: it is in the log above.
-                message = exc.message if isinstance(exc, OllamaError) else "failed to load model (the server log has the details)"
+                message = (
+                    exc.message
+                    if isinstance(exc, OllamaError)
+                    else "failed to load model (the server log has the details)"
+                )
                 entry.error = OllamaError(message, 500)
             with self._cond:
                 if self._loaded.get(entry.key) is entry:
@@ -376,7 +399,9 @@ class Scheduler(interfaces.Scheduler):
         entry.unloading = True
         if self._loaded.get(entry.key) is entry:
             del self._loaded[entry.key]
-        threading.Thread(target=self._close_entry, args=(entry,), name="ollamakit-unload", daemon=True).start()
+        threading.Thread(
+            target=self._close_entry, args=(entry,), name="ollamakit-unload", daemon=True
+        ).start()
         self._cond.notify_all()
 
     def _close_entry(self, entry: LoadedModel) -> None:
@@ -392,7 +417,9 @@ class Scheduler(interfaces.Scheduler):
 
     def _ensure_timer(self) -> None:
         if self._timer is None or not self._timer.is_alive():
-            self._timer = threading.Thread(target=self._expire_loop, name="ollamakit-expiry", daemon=True)
+            self._timer = threading.Thread(
+                target=self._expire_loop, name="ollamakit-expiry", daemon=True
+            )
             self._timer.start()
 
     def _expire_loop(self) -> None:
@@ -403,7 +430,11 @@ class Scheduler(interfaces.Scheduler):
                 for entry in [e for e in self._loaded.values() if e.refs == 0 and e.ready.is_set()]:
                     if entry.expires_at <= now:
                         self._drop(entry)
-                upcoming = [e.expires_at for e in self._loaded.values() if e.refs == 0 and e.expires_at != math.inf]
+                upcoming = [
+                    e.expires_at
+                    for e in self._loaded.values()
+                    if e.refs == 0 and e.expires_at != math.inf
+                ]
                 wait = min(upcoming) - now if upcoming else 60.0
                 self._cond.wait(max(0.01, min(wait, 60.0)))
 
@@ -436,4 +467,3 @@ def model_details(model: LocalModel) -> dict:
         "parameter_size": config.get("model_type", ""),
         "quantization_level": config.get("file_type", ""),
     }
-

@@ -104,7 +104,9 @@ class FakeRunner(Runner):
             outputs = []
             for cache, tokens in batch:
                 if cache.n_past + len(tokens) > cache.num_ctx:
-                    raise RuntimeError(f"context overflow: {cache.n_past} + {len(tokens)} > {cache.num_ctx}")
+                    raise RuntimeError(
+                        f"context overflow: {cache.n_past} + {len(tokens)} > {cache.num_ctx}"
+                    )
                 cache.tokens.extend(tokens)
                 self.tokens_fed += len(tokens)
                 outputs.append(self.logits(cache.tokens))
@@ -117,7 +119,9 @@ class FakeRunner(Runner):
                 raise RuntimeError("runner is closed")
             vectors = []
             for tokens in batch:
-                seed = int.from_bytes(hashlib.blake2b(str(tokens).encode(), digest_size=8).digest(), "little")
+                seed = int.from_bytes(
+                    hashlib.blake2b(str(tokens).encode(), digest_size=8).digest(), "little"
+                )
                 vectors.append(np.random.default_rng(seed).standard_normal(8).astype(np.float32))
             return vectors
 
@@ -133,7 +137,9 @@ class FakeRunner(Runner):
         return self.script[0] if self.script else EOS
 
     def logits(self, history: list[int]) -> np.ndarray:
-        seed = int.from_bytes(hashlib.blake2b(bytes(str(history[-4:]), "ascii"), digest_size=8).digest(), "little")
+        seed = int.from_bytes(
+            hashlib.blake2b(bytes(str(history[-4:]), "ascii"), digest_size=8).digest(), "little"
+        )
         logits = np.random.default_rng(seed).random(VOCAB, dtype=np.float32) * 2.0
         logits[self.next_token(history)] += PEAK
         return logits
@@ -210,7 +216,9 @@ def store_fake_model(
     from ollamakit.names import ModelName
 
     parsed = ModelName.parse(name)
-    store.write_manifest(parsed, mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), layers))
+    store.write_manifest(
+        parsed, mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), layers)
+    )
     return store.get(parsed)
 
 
@@ -234,12 +242,16 @@ class ServerThread:
 
         self.kernel = kernel
         sockets: dict = {}
-        self.server = WaitressTransport(kernel).create_server(create_app(kernel), sockets, "127.0.0.1", 0, threads)
+        self.server = WaitressTransport(kernel).create_server(
+            create_app(kernel), sockets, "127.0.0.1", 0, threads
+        )
         self.scratch_files = ScratchFiles(kernel.store)
         install(sockets.values(), self.scratch_files)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self._stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, name="ollamakit-test-server", daemon=True)
+        self.thread = threading.Thread(
+            target=self._serve, name="ollamakit-test-server", daemon=True
+        )
 
     def _serve(self):
         from waitress import wasyncore

@@ -28,4 +28,6 @@ def cli(server):
 
 @pytest.fixture
 def tiny_gguf(tmp_path):
-    return tiny_llama(tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64)
+    return tiny_llama(
+        tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64
+    )

@@ -13,13 +13,31 @@ from ollamakit_cli.show import summary
 
 @pytest.mark.parametrize(
     "size, text",
-    [(0, "0 B"), (999, "999 B"), (1000, "1 KB"), (1500, "1.5 KB"), (98_000_000, "98 MB"), (2_500_000_000, "2.5 GB"), (10**13, "10 TB")],
+    [
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1 KB"),
+        (1500, "1.5 KB"),
+        (98_000_000, "98 MB"),
+        (2_500_000_000, "2.5 GB"),
+        (10**13, "10 TB"),
+    ],
 )
 def test_human_bytes(size, text):
     assert human_bytes(size) == text
 
 
-@pytest.mark.parametrize("count, text", [(999, "999"), (12_345, "12K"), (135_000_000, "135M"), (134_515_008, "134.52M"), (1_500_000_000, "1.5B"), (7 * 10**9, "7B")])
+@pytest.mark.parametrize(
+    "count, text",
+    [
+        (999, "999"),
+        (12_345, "12K"),
+        (135_000_000, "135M"),
+        (134_515_008, "134.52M"),
+        (1_500_000_000, "1.5B"),
+        (7 * 10**9, "7B"),
+    ],
+)
 def test_human_number(count, text):
     assert human_number(count) == text
 
@@ -50,7 +68,9 @@ def test_human_time(delta, text):
 
 def test_times_as_the_api_writes_them():
     # Nanoseconds and a local offset (modified_at), or Z (created_at).
-    assert parse_time("2025-05-10T05:00:00.123456789-07:00") == datetime(2025, 5, 10, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    assert parse_time("2025-05-10T05:00:00.123456789-07:00") == datetime(
+        2025, 5, 10, 12, 0, 0, 123456, tzinfo=timezone.utc
+    )
     assert parse_time("2025-05-10T12:00:00Z") == NOW
     assert parse_time("garbage") is None
     assert human_time("", never="Never") == "Never"
@@ -64,7 +84,12 @@ def test_table_pads_columns_and_strips_line_ends():
 
 def test_list_rows_filter_by_prefix_case_insensitively():
     models = [
-        {"name": "Smol:latest", "digest": "a" * 64, "size": 98_000_000, "modified_at": datetime.now(timezone.utc).isoformat()},
+        {
+            "name": "Smol:latest",
+            "digest": "a" * 64,
+            "size": 98_000_000,
+            "modified_at": datetime.now(timezone.utc).isoformat(),
+        },
         {"name": "other:v1", "digest": "b" * 64, "size": 1500, "modified_at": ""},
     ]
     assert model_rows(models) == [
@@ -76,7 +101,11 @@ def test_list_rows_filter_by_prefix_case_insensitively():
 
 SHOW = {
     "details": {"family": "llama", "parameter_size": "134.52M", "quantization_level": "Q4_1"},
-    "model_info": {"general.architecture": "llama", "llama.context_length": 8192, "llama.embedding_length": 576},
+    "model_info": {
+        "general.architecture": "llama",
+        "llama.context_length": 8192,
+        "llama.embedding_length": 576,
+    },
     "capabilities": ["completion"],
     "parameters": 'stop                           "<|im_start|>"\nstop                           "<|im_end|>"\ntemperature                    0.2',
     "system": "You are a helpful assistant.\n\nBe brief.\nAnd kind.",
@@ -113,8 +142,17 @@ def test_show_summary_has_ollamas_sections():
 
 
 def test_show_summary_without_model_info_uses_details():
-    text = summary({"details": {"family": "bert", "parameter_size": "22M", "quantization_level": "F16"}, "model_info": None})
-    assert "architecture    bert" in text and "parameters      22M" in text and "Capabilities" not in text
+    text = summary(
+        {
+            "details": {"family": "bert", "parameter_size": "22M", "quantization_level": "F16"},
+            "model_info": None,
+        }
+    )
+    assert (
+        "architecture    bert" in text
+        and "parameters      22M" in text
+        and "Capabilities" not in text
+    )
 
 
 def test_progress_off_a_terminal_prints_each_thing_once():
@@ -162,7 +200,11 @@ def test_server_url_from_ollama_host(value, url):
 def test_show_verbose_adds_metadata_and_tensors():
     info = {
         **SHOW,
-        "model_info": {**SHOW["model_info"], "tokenizer.ggml.tokens": ["a", "bb", "ccc", "dddd"], "general.flag": True},
+        "model_info": {
+            **SHOW["model_info"],
+            "tokenizer.ggml.tokens": ["a", "bb", "ccc", "dddd"],
+            "general.flag": True,
+        },
         "tensors": [{"name": "token_embd.weight", "type": "Q8_0", "shape": [576, 49152]}],
     }
     assert "Metadata" not in summary(info)

@@ -19,14 +19,23 @@ def ndjson(*objects):
 def test_a_stream_yields_progress_then_raises_a_mid_stream_error():
     def handler(request):
         assert json.loads(request.content)["stream"] is True
-        return httpx.Response(200, content=ndjson({"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}))
+        return httpx.Response(
+            200,
+            content=ndjson(
+                {"status": "pulling manifest"},
+                {"error": "pull model manifest: file does not exist"},
+            ),
+        )
 
     seen = []
     with pytest.raises(ApiError) as info:
         for message in client_for(handler).create({"model": "m", "from": "x"}):
             seen.append(message["status"])
     assert seen == ["pulling manifest"]
-    assert str(info.value.message) == "pull model manifest: file does not exist" and info.value.status == -1
+    assert (
+        str(info.value.message) == "pull model manifest: file does not exist"
+        and info.value.status == -1
+    )
 
 
 def test_an_error_status_carries_the_servers_message():
@@ -46,7 +55,7 @@ def test_replies_that_are_not_json_are_errors_not_tracebacks():
     client = client_for(lambda request: httpx.Response(200, text="<html>proxy page</html>"))
     with pytest.raises(ApiError, match="not JSON"):
         client.tags()
-    stream = client_for(lambda request: httpx.Response(200, content=b"{\"status\":\"ok\"}\nnot json\n"))
+    stream = client_for(lambda request: httpx.Response(200, content=b'{"status":"ok"}\nnot json\n'))
     with pytest.raises(ApiError, match="not JSON"):
         list(stream.create({"model": "m"}))
 
@@ -57,7 +66,9 @@ def test_tags_tolerates_a_null_list():
 
 def test_has_blob_maps_404_to_false_and_other_errors_through():
     statuses = iter([200, 404, 400])
-    client = client_for(lambda request: httpx.Response(next(statuses), json={"error": "invalid digest format"}))
+    client = client_for(
+        lambda request: httpx.Response(next(statuses), json={"error": "invalid digest format"})
+    )
     assert client.has_blob("sha256:" + "0" * 64) is True
     assert client.has_blob("sha256:" + "0" * 64) is False
     with pytest.raises(ApiError, match="invalid digest format"):
@@ -75,6 +86,10 @@ def test_upload_sends_the_length_and_reports_progress(tmp_path):
         return httpx.Response(201)
 
     progress = []
-    client_for(handler).upload_blob("sha256:" + "1" * 64, path, path.stat().st_size, progress.append)
+    client_for(handler).upload_blob(
+        "sha256:" + "1" * 64, path, path.stat().st_size, progress.append
+    )
     assert received["length"] == str(path.stat().st_size) and received["body"] == path.read_bytes()
-    assert progress[-1] == path.stat().st_size and progress == sorted(progress) and len(progress) == 4
+    assert (
+        progress[-1] == path.stat().st_size and progress == sorted(progress) and len(progress) == 4
+    )

@@ -85,7 +85,9 @@ def test_create_refuses_what_is_not_a_regular_file_at_once(tmp_path, keyword, sp
     result = run("create", "m", "-f", str(tmp_path / "Modelfile"))
     assert time.monotonic() - started < 5
     assert result.exit_code == 1
-    assert result.stderr.endswith(f"Error: (line {len(lines)}): {keyword} {path}: not a regular file\n")
+    assert result.stderr.endswith(
+        f"Error: (line {len(lines)}): {keyword} {path}: not a regular file\n"
+    )
 
 
 @pytest.mark.timeout(20)

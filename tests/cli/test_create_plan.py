@@ -105,9 +105,13 @@ def test_adapters_and_draft(tmp_path):
     assert plan.request["adapters"] == {"lora.gguf": sha(b"lora")}
     assert plan.request["draft_files"] == {"draft.gguf": sha(b"draft")}
     assert len(plan.uploads) == 3
-    with pytest.raises(ModelfileError, match=r"\(line 2\): DRAFT must not reference the same local path as FROM"):
+    with pytest.raises(
+        ModelfileError, match=r"\(line 2\): DRAFT must not reference the same local path as FROM"
+    ):
         plan_for("FROM base.gguf\nDRAFT ./base.gguf\n", tmp_path)
-    with pytest.raises(ModelfileError, match=r"\(line 2\): DRAFT must not reference the same local path as FROM"):
+    with pytest.raises(
+        ModelfileError, match=r"\(line 2\): DRAFT must not reference the same local path as FROM"
+    ):
         plan_for("DRAFT base.gguf\nFROM base.gguf\n", tmp_path)
 
 
@@ -162,4 +166,6 @@ def test_a_second_from_adds_the_projector_file(tmp_path):
     model.write_bytes(b"GGUF" + bytes(100))
     projector.write_bytes(b"GGUF" + bytes(50))
     plan = plan_for("FROM ./model.gguf\nFROM ./mmproj.gguf\n", tmp_path)
-    assert plan.request == {"files": {"model.gguf": sha(model.read_bytes()), "mmproj.gguf": sha(projector.read_bytes())}}
+    assert plan.request == {
+        "files": {"model.gguf": sha(model.read_bytes()), "mmproj.gguf": sha(projector.read_bytes())}
+    }

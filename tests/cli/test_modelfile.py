@@ -67,7 +67,7 @@ def test_line_numbers_are_remembered():
 
 
 def test_double_quotes_keep_inner_spaces_and_may_span_lines():
-    assert values('FROM x\nSYSTEM "  padded  "\n') [1][2] == "  padded  "
+    assert values('FROM x\nSYSTEM "  padded  "\n')[1][2] == "  padded  "
     assert values('FROM x\nSYSTEM "first\nsecond"\nPARAMETER top_k 1\n')[1:] == [
         ("system", "", "first\nsecond"),
         ("parameter", "top_k", "1"),
@@ -75,7 +75,9 @@ def test_double_quotes_keep_inner_spaces_and_may_span_lines():
 
 
 def test_triple_quotes_span_lines_and_may_hold_quotes():
-    text = 'FROM x\nTEMPLATE """{{ if .System }}"{{ .System }}"\n{{ end }}{{ .Prompt }}"""\nSYSTEM s\n'
+    text = (
+        'FROM x\nTEMPLATE """{{ if .System }}"{{ .System }}"\n{{ end }}{{ .Prompt }}"""\nSYSTEM s\n'
+    )
     assert values(text)[1:] == [
         ("template", "", '{{ if .System }}"{{ .System }}"\n{{ end }}{{ .Prompt }}'),
         ("system", "", "s"),
@@ -188,7 +190,10 @@ def test_parameter_errors_carry_the_line():
     assert str(info.value) == "(line 3): unknown parameter 'numa'"
 
 
-@pytest.mark.parametrize("text, expected", [("0.14.0", "0.14.0"), ("v1.2.3-rc.1+b5", "1.2.3-rc.1+b5"), ("1", "1"), ("1.2", "1.2")])
+@pytest.mark.parametrize(
+    "text, expected",
+    [("0.14.0", "0.14.0"), ("v1.2.3-rc.1+b5", "1.2.3-rc.1+b5"), ("1", "1"), ("1.2", "1.2")],
+)
 def test_requires_accepts_semver(text, expected):
     assert requires_version(text) == expected
 

@@ -21,9 +21,17 @@ THINKING_TEMPLATE = "{{ range .Messages }}{{ if .Thinking }}<think>{{ .Thinking 
 def served(make_fake):
     setup = make_fake()
     setup.model(params={"temperature": 0, "stop": ["\n"]}, system="You are a fake.")
-    setup.model("notes", script="Q: one\n summarize: first.\nQ: two\n summarize: second.\n", params={"temperature": 0, "stop": ["\n"]})
-    setup.model("thinker", script="Q: one\nA:<think>Let me see.</think> the first answer.\n", template=THINKING_TEMPLATE,
-                params={"temperature": 0, "stop": ["\n"]})
+    setup.model(
+        "notes",
+        script="Q: one\n summarize: first.\nQ: two\n summarize: second.\n",
+        params={"temperature": 0, "stop": ["\n"]},
+    )
+    setup.model(
+        "thinker",
+        script="Q: one\nA:<think>Let me see.</think> the first answer.\n",
+        template=THINKING_TEMPLATE,
+        params={"temperature": 0, "stop": ["\n"]},
+    )
     with setup.server() as server:
         yield setup, server.url
 
@@ -54,8 +62,15 @@ def test_verbose_prints_timings_as_go_durations(served):
     assert result.stdout == " the first answer.\n\n"
     lines = result.stderr.splitlines()
     assert [line.split(":")[0] for line in lines] == [
-        "total duration", "load duration", "prompt eval count", "prompt eval duration", "prompt eval rate",
-        "eval count", "eval duration", "eval rate"]
+        "total duration",
+        "load duration",
+        "prompt eval count",
+        "prompt eval duration",
+        "prompt eval rate",
+        "eval count",
+        "eval duration",
+        "eval rate",
+    ]
     assert lines[5] == "eval count:           19 token(s)"  # the answer and the stop "\n"
     assert lines[0].endswith("s") and lines[7].endswith(" tokens/s")
 
@@ -76,7 +91,9 @@ def test_a_missing_model_is_pulled_first(served):
     # nothing listens on port 9: the pull is tried, and its failure is what is reported
     result = invoke(url, "run", "--insecure", "127.0.0.1:9/library/absent", "hi")
     assert result.exit_code == 1
-    assert result.stderr.startswith("pulling manifest\n") and result.stderr.splitlines()[-1].startswith("Error: ")
+    assert result.stderr.startswith("pulling manifest\n") and result.stderr.splitlines()[
+        -1
+    ].startswith("Error: ")
 
 
 class Typed:
@@ -95,19 +112,43 @@ class Typed:
 
 def chat(url, tmp_path, capsys, *lines, model="fake"):
     with Client(url) as client:
-        session = Session(client, RunOptions(model=model, word_wrap=False), think_explicit=False, reader=Typed(tmp_path, *lines))
+        session = Session(
+            client,
+            RunOptions(model=model, word_wrap=False),
+            think_explicit=False,
+            reader=Typed(tmp_path, *lines),
+        )
         session.run()
     return session, capsys.readouterr()
 
 
 def test_chat_commands(served, tmp_path, capsys):
     _, url = served
-    session, printed = chat(url, tmp_path, capsys, "/?", '"""Q: one', 'A:"""', "/set system Be terse.", "/set system Be brief.",
-                            "/clear", "/bogus", "/set bogus", KeyboardInterrupt(), "Q: two\\nA:", "/bye", "never read")
+    session, printed = chat(
+        url,
+        tmp_path,
+        capsys,
+        "/?",
+        '"""Q: one',
+        'A:"""',
+        "/set system Be terse.",
+        "/set system Be brief.",
+        "/clear",
+        "/bogus",
+        "/set bogus",
+        KeyboardInterrupt(),
+        "Q: two\\nA:",
+        "/bye",
+        "never read",
+    )
     assert printed.err.startswith("Available Commands:\n  /set            Set session variables\n")
-    assert "  /? shortcuts    Help for keyboard shortcuts\n\nUse \"\"\" to begin a multi-line message.\n\n" in printed.err
+    assert (
+        '  /? shortcuts    Help for keyboard shortcuts\n\nUse """ to begin a multi-line message.\n\n'
+        in printed.err
+    )
     assert printed.out.splitlines() == [
-        " the first answer.", "",
+        " the first answer.",
+        "",
         "Set system message.",
         "Set system message.",
         "Cleared session context",
@@ -115,29 +156,56 @@ def test_chat_commands(served, tmp_path, capsys):
         "Unknown command '/set bogus'. Type /? for help",
         "",
         "Use Ctrl + d or /bye to exit.",
-        " the first answer.", "",  # "\n" typed as two characters: the script's longest match is Q: one
+        " the first answer.",
+        "",  # "\n" typed as two characters: the script's longest match is Q: one
     ]
     assert [m["role"] for m in session.opts.messages] == ["system", "user", "assistant"]
-    assert session.opts.messages[0] == {"role": "system", "content": "Be brief."}  # /clear keeps it; the second replaced the first
+    assert session.opts.messages[0] == {
+        "role": "system",
+        "content": "Be brief.",
+    }  # /clear keeps it; the second replaced the first
     assert next(session.reader.lines) == "never read"
 
 
 def test_set_and_show(served, tmp_path, capsys):
     _, url = served
-    session, printed = chat(url, tmp_path, capsys, "/show system", "/show license", "/show template", "/set parameter num_predict 4",
-                            "/set parameter temperature x", "/set parameter stop A B", "/show parameters", "/set format json",
-                            "/set format yaml", "/set noformat", "/set verbose", "/set quiet", "/set wordwrap", "/set nowordwrap",
-                            "/set nohistory", "hello", "/set history", "/show", "/set", "/set parameter", "/show info")
+    session, printed = chat(
+        url,
+        tmp_path,
+        capsys,
+        "/show system",
+        "/show license",
+        "/show template",
+        "/set parameter num_predict 4",
+        "/set parameter temperature x",
+        "/set parameter stop A B",
+        "/show parameters",
+        "/set format json",
+        "/set format yaml",
+        "/set noformat",
+        "/set verbose",
+        "/set quiet",
+        "/set wordwrap",
+        "/set nowordwrap",
+        "/set nohistory",
+        "hello",
+        "/set history",
+        "/show",
+        "/set",
+        "/set parameter",
+        "/show info",
+    )
     assert printed.out.split("\n") == [
-        "You are a fake.", "",
+        "You are a fake.",
+        "",
         "No license was specified for this model.",
         "{{ .Prompt }}",
         "Set parameter 'num_predict' to '4'",
-        "Couldn't set parameter: \"invalid float value [x]\"",
+        'Couldn\'t set parameter: "invalid float value [x]"',
         "Set parameter 'stop' to 'A, B'",
         "Model defined parameters:",
         "  temperature                    0",
-        "  stop                           \"\\n\"",
+        '  stop                           "\\n"',
         "",
         "User defined parameters:",
         "  num_predict                    4",
@@ -150,42 +218,89 @@ def test_set_and_show(served, tmp_path, capsys):
         "Set 'quiet' mode.",
         "Set 'wordwrap' mode.",
         "Set 'nowordwrap' mode.",
-        printed.out.split("\n")[22], "", "",  # the answer to "hello", and the line Ctrl-D ends
-        "", "",
+        printed.out.split("\n")[22],
+        "",
+        "",  # the answer to "hello", and the line Ctrl-D ends
+        "",
+        "",
     ]
     assert session.opts.options == {"num_predict": 4, "stop": ["A", "B"]}
     assert session.reader.history.enabled is True
     err = printed.err
     assert "Available Commands:\n  /show info         Show details for this model\n" in err
     assert "Available Commands:\n  /set parameter ...     Set a parameter\n" in err
-    assert "Available Parameters:\n  /set parameter seed <int>             Random number seed\n" in err
-    assert err.endswith("  Capabilities\n    completion\n\n  Parameters\n    temperature    0\n    stop           \"\\n\"\n\n"
-                        "  System\n    You are a fake.\n\n")  # /show info
+    assert (
+        "Available Parameters:\n  /set parameter seed <int>             Random number seed\n" in err
+    )
+    assert err.endswith(
+        '  Capabilities\n    completion\n\n  Parameters\n    temperature    0\n    stop           "\\n"\n\n'
+        "  System\n    You are a fake.\n\n"
+    )  # /show info
 
 
 def test_think_on_a_model_that_cannot_warns_then_the_server_refuses(served, tmp_path, capsys):
     _, url = served
-    session, printed = chat(url, tmp_path, capsys, "/set think", "Q: one\nA:", "/set nothink", "/set think high")
+    session, printed = chat(
+        url, tmp_path, capsys, "/set think", "Q: one\nA:", "/set nothink", "/set think high"
+    )
     assert 'warning: model "fake" does not support thinking output' in printed.err
-    assert printed.out.splitlines() == ["Set 'think' mode.", 'error: "fake" does not support thinking', "Set 'nothink' mode.",
-                                        "Set 'think' mode to 'high'.", ""]
+    assert printed.out.splitlines() == [
+        "Set 'think' mode.",
+        'error: "fake" does not support thinking',
+        "Set 'nothink' mode.",
+        "Set 'think' mode to 'high'.",
+        "",
+    ]
     assert session.opts.think == "high"
 
 
 def test_load_and_save(served, tmp_path, capsys):
     setup, url = served
-    session, printed = chat(url, tmp_path, capsys, "/load", "/load absent", "/set system Be terse.", "/set parameter temperature 0.5",
-                            "Q: two\nA:", "/save Not:A:Name", "/save snapshot", "/load thinker", "Q: one\nA:")
+    session, printed = chat(
+        url,
+        tmp_path,
+        capsys,
+        "/load",
+        "/load absent",
+        "/set system Be terse.",
+        "/set parameter temperature 0.5",
+        "Q: two\nA:",
+        "/save Not:A:Name",
+        "/save snapshot",
+        "/load thinker",
+        "Q: one\nA:",
+    )
     lines = printed.out.splitlines()
-    assert lines[:6] == ["Usage:", "  /load <modelname>", "Loading model 'absent'", "Couldn't find model 'absent'",
-                         "Set system message.", "Set parameter 'temperature' to '0.5'"]
-    assert lines[6:] == [" the second answer.", "", "error: The model name 'Not:A:Name' is invalid", "Created new model 'snapshot'",
-                         "Loading model 'thinker'", "\x1b[38;5;245m\x1b[1mThinking...", "\x1b[0m\x1b[38;5;245mLet me see.",
-                         "\x1b[38;5;245m\x1b[1m...done thinking.", "", "\x1b[0mthe first answer.", "", ""]
+    assert lines[:6] == [
+        "Usage:",
+        "  /load <modelname>",
+        "Loading model 'absent'",
+        "Couldn't find model 'absent'",
+        "Set system message.",
+        "Set parameter 'temperature' to '0.5'",
+    ]
+    assert lines[6:] == [
+        " the second answer.",
+        "",
+        "error: The model name 'Not:A:Name' is invalid",
+        "Created new model 'snapshot'",
+        "Loading model 'thinker'",
+        "\x1b[38;5;245m\x1b[1mThinking...",
+        "\x1b[0m\x1b[38;5;245mLet me see.",
+        "\x1b[38;5;245m\x1b[1m...done thinking.",
+        "",
+        "\x1b[0mthe first answer.",
+        "",
+        "",
+    ]
     saved = httpx.post(f"{url}/api/show", json={"model": "snapshot"}).json()
     assert saved["system"] == "Be terse."
     assert json.loads(json.dumps(saved["messages"])) == [
-        {"role": "system", "content": "Be terse."}, {"role": "user", "content": "Q: two\nA:"},
-        {"role": "assistant", "content": " the second answer."}]
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Q: two\nA:"},
+        {"role": "assistant", "content": " the second answer."},
+    ]
     assert ["temperature", "0.5"] in [line.split() for line in saved["parameters"].splitlines()]
-    assert session.opts.model == "thinker" and session.opts.think is True  # a thinking model thinks unless told not to
+    assert (
+        session.opts.model == "thinker" and session.opts.think is True
+    )  # a thinking model thinks unless told not to

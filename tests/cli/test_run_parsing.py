@@ -5,11 +5,24 @@ import io
 import click
 import pytest
 from click.testing import CliRunner
-from ollamakit_cli.display import AnswerPrinter, Spinner, WordWrap, go_duration, go_value, summary_lines
+from ollamakit_cli.display import (
+    AnswerPrinter,
+    Spinner,
+    WordWrap,
+    go_duration,
+    go_value,
+    summary_lines,
+)
 from ollamakit_cli.formatting import go_quote
 from ollamakit_cli.interactive import parameter
 from ollamakit_cli.lineinput import History, env_flag
-from ollamakit_cli.run import RunCommand, format_value, keep_alive_value, parse_think, parse_truncate
+from ollamakit_cli.run import (
+    RunCommand,
+    format_value,
+    keep_alive_value,
+    parse_think,
+    parse_truncate,
+)
 
 from ollamakit import OLLAMA_VERSION, __version__
 from ollamakit.cli import build_cli
@@ -36,7 +49,13 @@ def parsed(*args):
 
 def test_think_and_truncate_take_a_value_only_when_attached():
     # as with Ollama's --think (NoOptDefVal): the next word stays an argument
-    assert parsed("--think", "m", "hi") == {"model": "m", "prompt": ("hi",), "think": "true", "truncate": None, "verbose": False}
+    assert parsed("--think", "m", "hi") == {
+        "model": "m",
+        "prompt": ("hi",),
+        "think": "true",
+        "truncate": None,
+        "verbose": False,
+    }
     assert parsed("m", "--think=high", "hi")["think"] == "high"
     assert parsed("--truncate=false", "m")["truncate"] == "false"
     assert parsed("--truncate", "m")["truncate"] == "true"
@@ -47,11 +66,23 @@ def test_think_and_truncate_take_a_value_only_when_attached():
 def test_think_values():
     assert parse_think("true") is True and parse_think("") is True
     assert parse_think("false") is False
-    assert [parse_think(v) for v in ("high", "medium", "low", "max")] == ["high", "medium", "low", "max"]
+    assert [parse_think(v) for v in ("high", "medium", "low", "max")] == [
+        "high",
+        "medium",
+        "low",
+        "max",
+    ]
     with pytest.raises(click.ClickException) as info:
         parse_think("extreme")
-    assert info.value.message == 'invalid value for --think: "extreme" (must be true, false, high, medium, low, or max)'
-    assert parse_truncate(None) is None and parse_truncate("false") is False and parse_truncate("1") is True
+    assert (
+        info.value.message
+        == 'invalid value for --think: "extreme" (must be true, false, high, medium, low, or max)'
+    )
+    assert (
+        parse_truncate(None) is None
+        and parse_truncate("false") is False
+        and parse_truncate("1") is True
+    )
     with pytest.raises(click.ClickException):
         parse_truncate("maybe")
 
@@ -77,16 +108,30 @@ def test_format_is_json_or_a_schema():
 
 @pytest.mark.parametrize(
     "ns, text",
-    [(0, "0s"), (999, "999ns"), (1500, "1.5µs"), (12_345_678, "12.345678ms"), (1_000_000_000, "1s"),
-     (2_500_000_000, "2.5s"), (61_000_000_000, "1m1s"), (3_723_000_000_001, "1h2m3.000000001s")],
+    [
+        (0, "0s"),
+        (999, "999ns"),
+        (1500, "1.5µs"),
+        (12_345_678, "12.345678ms"),
+        (1_000_000_000, "1s"),
+        (2_500_000_000, "2.5s"),
+        (61_000_000_000, "1m1s"),
+        (3_723_000_000_001, "1h2m3.000000001s"),
+    ],
 )
 def test_durations_as_go_prints_them(ns, text):
     assert go_duration(ns) == text
 
 
 def test_verbose_summary_lines():
-    final = {"total_duration": 2_500_000_000, "load_duration": 1_000_000, "prompt_eval_count": 10,
-             "prompt_eval_duration": 500_000_000, "eval_count": 20, "eval_duration": 1_000_000_000}
+    final = {
+        "total_duration": 2_500_000_000,
+        "load_duration": 1_000_000,
+        "prompt_eval_count": 10,
+        "prompt_eval_duration": 500_000_000,
+        "eval_count": 20,
+        "eval_duration": 1_000_000_000,
+    }
     assert summary_lines(final) == [
         "total duration:       2.5s",
         "load duration:        1ms",
@@ -105,12 +150,14 @@ def test_set_parameter_types_values_as_ollama_does():
     assert parameter("temperature", ["0.7"]) == 0.7
     assert parameter("stop", ["<|im_end|>", "User:"]) == ["<|im_end|>", "User:"]
     assert parameter("use_mmap", ["false"]) is False
-    for name, values, message in (("bogus", ["1"], "unknown parameter 'bogus'"),
-                                  ("num_ctx", ["big"], "invalid int value [big]"),
-                                  ("seed", ["1_0"], "invalid int value [1_0]"),
-                                  ("seed", [str(2**63)], f"invalid int value [{2**63}]"),
-                                  ("temperature", ["nan"], "invalid float value [nan]"),
-                                  ("top_p", ["x", "y"], "invalid float value [x y]")):
+    for name, values, message in (
+        ("bogus", ["1"], "unknown parameter 'bogus'"),
+        ("num_ctx", ["big"], "invalid int value [big]"),
+        ("seed", ["1_0"], "invalid int value [1_0]"),
+        ("seed", [str(2**63)], f"invalid int value [{2**63}]"),
+        ("temperature", ["nan"], "invalid float value [nan]"),
+        ("top_p", ["x", "y"], "invalid float value [x y]"),
+    ):
         with pytest.raises(ValueError) as info:
             parameter(name, values)
         assert str(info.value) == message
@@ -137,20 +184,41 @@ def test_word_wrap_moves_the_last_word_to_the_next_line(monkeypatch):
 def test_thinking_is_framed_or_hidden():
     def printed(hide):
         out = io.StringIO()
-        printer = AnswerPrinter(out, wrap=False, hide_thinking=hide, plain=True, spinner=Spinner(io.StringIO()), tools_first=False)
+        printer = AnswerPrinter(
+            out,
+            wrap=False,
+            hide_thinking=hide,
+            plain=True,
+            spinner=Spinner(io.StringIO()),
+            tools_first=False,
+        )
         for thinking, content in (("Let me", ""), (" see.", ""), ("", "Four."), ("", " Done.")):
             printer.feed(thinking, content, [])
         return out.getvalue(), "".join(printer.content), "".join(printer.thinking)
 
-    assert printed(False) == ("Thinking...\nLet me see.\n...done thinking.\n\nFour. Done.", "Four. Done.", "Let me see.")
+    assert printed(False) == (
+        "Thinking...\nLet me see.\n...done thinking.\n\nFour. Done.",
+        "Four. Done.",
+        "Let me see.",
+    )
     assert printed(True) == ("Four. Done.", "Four. Done.", "")
 
 
 def test_tool_calls_are_reported_as_unexpected():
     out = io.StringIO()
-    printer = AnswerPrinter(out, wrap=False, hide_thinking=False, plain=True, spinner=Spinner(io.StringIO()), tools_first=True)
+    printer = AnswerPrinter(
+        out,
+        wrap=False,
+        hide_thinking=False,
+        plain=True,
+        spinner=Spinner(io.StringIO()),
+        tools_first=True,
+    )
     printer.feed("", "", [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}])
-    assert out.getvalue() == "  Model called a non-existent function 'get_weather()' with arguments: {\"city\":\"Paris\"}"
+    assert (
+        out.getvalue()
+        == '  Model called a non-existent function \'get_weather()\' with arguments: {"city":"Paris"}'
+    )
 
 
 def test_history_keeps_the_last_hundred_lines_and_can_stop_saving(tmp_path):
@@ -166,17 +234,27 @@ def test_history_keeps_the_last_hundred_lines_and_can_stop_saving(tmp_path):
     assert not (tmp_path / ".ollama" / "history.tmp").exists()
 
 
-@pytest.mark.parametrize("value, expected", [("", False), ("0", False), ("false", False), ("1", True), ("true", True), ("yes", True)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [("", False), ("0", False), ("false", False), ("1", True), ("true", True), ("yes", True)],
+)
 def test_nohistory_is_read_as_ollama_reads_booleans(monkeypatch, value, expected):
     monkeypatch.setenv("OLLAMA_NOHISTORY", value)
     assert env_flag("OLLAMA_NOHISTORY") is expected
 
 
 def test_version_lines():
-    assert version_lines((OLLAMA_VERSION, __version__)) == [f"ollama version is {OLLAMA_VERSION} (ollamakit {__version__})"]
-    assert version_lines(("0.12.0", None)) == ["ollama version is 0.12.0", f"Warning: client version is {OLLAMA_VERSION} (ollamakit {__version__})"]
-    assert version_lines(None) == ["Warning: could not connect to a running Ollama instance",
-                                   f"Warning: client version is {OLLAMA_VERSION} (ollamakit {__version__})"]
+    assert version_lines((OLLAMA_VERSION, __version__)) == [
+        f"ollama version is {OLLAMA_VERSION} (ollamakit {__version__})"
+    ]
+    assert version_lines(("0.12.0", None)) == [
+        "ollama version is 0.12.0",
+        f"Warning: client version is {OLLAMA_VERSION} (ollamakit {__version__})",
+    ]
+    assert version_lines(None) == [
+        "Warning: could not connect to a running Ollama instance",
+        f"Warning: client version is {OLLAMA_VERSION} (ollamakit {__version__})",
+    ]
 
 
 def test_help_verb_and_start_alias():
@@ -184,14 +262,31 @@ def test_help_verb_and_start_alias():
     runner = CliRunner()
     assert runner.invoke(cli, ["help"]).output == runner.invoke(cli, ["--help"]).output
     run_help = runner.invoke(cli, ["help", "run"]).output
-    assert run_help.startswith("Usage: cli run [OPTIONS] MODEL [PROMPT]...")  # "cli": CliRunner names the program
-    for flag in ("--think", "--hidethinking", "--nowordwrap", "--insecure", "--truncate", "--dimensions", "--format", "--keepalive", "--verbose"):
+    assert run_help.startswith(
+        "Usage: cli run [OPTIONS] MODEL [PROMPT]..."
+    )  # "cli": CliRunner names the program
+    for flag in (
+        "--think",
+        "--hidethinking",
+        "--nowordwrap",
+        "--insecure",
+        "--truncate",
+        "--dimensions",
+        "--format",
+        "--keepalive",
+        "--verbose",
+    ):
         assert flag in run_help
     unknown = runner.invoke(cli, ["help", "launch"])
-    assert unknown.exit_code == 0 and unknown.output.startswith("Unknown help topic [`launch`]\nUsage: cli [OPTIONS]")
+    assert unknown.exit_code == 0 and unknown.output.startswith(
+        "Unknown help topic [`launch`]\nUsage: cli [OPTIONS]"
+    )
     listed = runner.invoke(cli, ["--help"]).output
     assert "  serve " in listed and "  start " not in listed  # an alias, as in Ollama: not listed
-    assert runner.invoke(cli, ["start", "--help"]).output.replace("start", "serve") == runner.invoke(cli, ["serve", "--help"]).output
+    assert (
+        runner.invoke(cli, ["start", "--help"]).output.replace("start", "serve")
+        == runner.invoke(cli, ["serve", "--help"]).output
+    )
 
 
 def test_every_run_flag_and_chat_command_is_documented():
@@ -207,23 +302,47 @@ def test_every_run_flag_and_chat_command_is_documented():
     for line in (USAGE_SET + USAGE_SHOW).splitlines()[1:]:
         words = line.split()
         if len(words) >= 2 and words[0] in ("/set", "/show"):
-            assert f"`{words[0]} {words[1]}" in text, f"docs/configuration.md does not document {words[0]} {words[1]}"
+            assert f"`{words[0]} {words[1]}" in text, (
+                f"docs/configuration.md does not document {words[0]} {words[1]}"
+            )
 
 
 def test_what_run_sends():
     from ollamakit_cli.run import RunOptions, request_body
 
-    opts = RunOptions(model="m", format='{"type": "object"}', options={"num_predict": 3}, keep_alive="5m0s", think="high")
-    assert request_body(opts) == {"model": "m", "options": {"num_predict": 3}, "stream": True, "format": {"type": "object"},
-                             "keep_alive": "5m0s", "think": "high"}
-    assert request_body(RunOptions(model="m")) == {"model": "m", "options": {}, "stream": True}  # unset: left to the server
+    opts = RunOptions(
+        model="m",
+        format='{"type": "object"}',
+        options={"num_predict": 3},
+        keep_alive="5m0s",
+        think="high",
+    )
+    assert request_body(opts) == {
+        "model": "m",
+        "options": {"num_predict": 3},
+        "stream": True,
+        "format": {"type": "object"},
+        "keep_alive": "5m0s",
+        "think": "high",
+    }
+    assert request_body(RunOptions(model="m")) == {
+        "model": "m",
+        "options": {},
+        "stream": True,
+    }  # unset: left to the server
 
 
 def test_a_models_stored_messages_open_the_chat(capsys):
     from ollamakit_cli.run import RunOptions, show_stored_messages
 
-    show_stored_messages(RunOptions(model="m", word_wrap=False), [
-        {"role": "system", "content": "hidden"}, {"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi there"}])
+    show_stored_messages(
+        RunOptions(model="m", word_wrap=False),
+        [
+            {"role": "system", "content": "hidden"},
+            {"role": "user", "content": "hello"},
+            {"role": "assistant", "content": "hi there"},
+        ],
+    )
     assert capsys.readouterr().out == ">>> hello\nhi there\n\n"
 
 
@@ -245,7 +364,10 @@ def test_media_paths_in_a_prompt_are_attached(tmp_path, capsys):
     with pytest.raises(click.ClickException) as info:
         extract(f"look at {tmp_path / 'fake.png'}")
     assert info.value.message == "invalid file type: application/octet-stream"
-    assert capsys.readouterr().err == "Couldn't process file: \"invalid file type: application/octet-stream\"\n"
+    assert (
+        capsys.readouterr().err
+        == 'Couldn\'t process file: "invalid file type: application/octet-stream"\n'
+    )
 
 
 def test_in_the_chat_a_path_is_a_message_for_a_model_that_sees(tmp_path, monkeypatch, capsys):
@@ -259,11 +381,19 @@ def test_in_the_chat_a_path_is_a_message_for_a_model_that_sees(tmp_path, monkeyp
     class Reader:
         history = History(tmp_path / "history")
 
-    seeing = interactive.Session(None, RunOptions(model="m", multimodal=True), False, reader=Reader())
+    seeing = interactive.Session(
+        None, RunOptions(model="m", multimodal=True), False, reader=Reader()
+    )
     seeing.handle(f"{tmp_path / 'cat.png'} what is this?")
     assert sent[0][-1]["content"] == "what is this?" and len(sent[0][-1]["images"]) == 1
     seeing.handle("/?")
-    assert "Use /path/to/file to include .jpg, .png, .webp images, or .wav audio files.\n" in capsys.readouterr().err
+    assert (
+        "Use /path/to/file to include .jpg, .png, .webp images, or .wav audio files.\n"
+        in capsys.readouterr().err
+    )
     blind = interactive.Session(None, RunOptions(model="m"), False, reader=Reader())
     blind.handle(f"{tmp_path / 'cat.png'} what is this?")
-    assert capsys.readouterr().out == f"Unknown command '{tmp_path / 'cat.png'}'. Type /? for help\n" and len(sent) == 1
+    assert (
+        capsys.readouterr().out == f"Unknown command '{tmp_path / 'cat.png'}'. Type /? for help\n"
+        and len(sent) == 1
+    )

@@ -16,7 +16,11 @@ from ollamakit.testing.fixtures import ServerProcess
 def serve(tmp_path, host: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OLLAMA_HOST": host, "OLLAMA_MODELS": str(tmp_path / "models")}
     return subprocess.run(
-        [sys.executable, "-m", "ollamakit", "serve"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ollamakit", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

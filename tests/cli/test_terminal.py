@@ -41,7 +41,11 @@ def create(server: ServerProcess, name: str, gguf, **request) -> None:
     data = gguf.read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     httpx.post(f"{server.url}/api/blobs/{digest}", content=data).raise_for_status()
-    reply = httpx.post(f"{server.url}/api/create", json={"model": name, "files": {gguf.name: digest}, "stream": False, **request}, timeout=60)
+    reply = httpx.post(
+        f"{server.url}/api/create",
+        json={"model": name, "files": {gguf.name: digest}, "stream": False, **request},
+        timeout=60,
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -52,9 +56,20 @@ def server(tmp_path_factory):
     server = ServerProcess(root / "models").start()
     try:
         shape = {"n_layers": 1, "n_embd": 32, "n_heads": 2, "n_kv_heads": 1, "n_ff": 64}
-        create(server, "tiny", tiny_llama(root / "tiny.gguf", endless=True, **shape), template=TEMPLATE, system=SYSTEM,
-               license="MIT", parameters={"temperature": 0, "num_predict": 8})
-        create(server, "tiny-embed", tiny_llama(root / "embed.gguf", extra_metadata={"llama.pooling_type": 1}, **shape))
+        create(
+            server,
+            "tiny",
+            tiny_llama(root / "tiny.gguf", endless=True, **shape),
+            template=TEMPLATE,
+            system=SYSTEM,
+            license="MIT",
+            parameters={"temperature": 0, "num_predict": 8},
+        )
+        create(
+            server,
+            "tiny-embed",
+            tiny_llama(root / "embed.gguf", extra_metadata={"llama.pooling_type": 1}, **shape),
+        )
         yield server
     finally:
         server.stop()
@@ -68,7 +83,13 @@ def home(tmp_path):
 
 
 def environment(server, home, **extra) -> dict:
-    env = {**os.environ, "OLLAMA_HOST": server.url, "HOME": str(home), "TERM": "xterm-256color", **extra}
+    env = {
+        **os.environ,
+        "OLLAMA_HOST": server.url,
+        "HOME": str(home),
+        "TERM": "xterm-256color",
+        **extra,
+    }
     for name in ("OLLAMA_NOHISTORY", "OLLAMA_EDITOR", "VISUAL", "EDITOR"):
         if name not in extra:
             env.pop(name, None)
@@ -76,15 +97,27 @@ def environment(server, home, **extra) -> dict:
 
 
 def spawn(server, home, *args: str, **extra) -> pexpect.spawn:
-    child = pexpect.spawn(sys.executable, ["-m", "ollamakit", *args], env=environment(server, home, **extra), encoding="utf-8",
-                          timeout=60, dimensions=(40, 120))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", *args],
+        env=environment(server, home, **extra),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
     child.delaybeforesend = 0.05
     return child
 
 
 def command(server, home, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ollamakit", *args], env=environment(server, home), capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "ollamakit", *args],
+        env=environment(server, home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def say(child: pexpect.spawn, line: str, expect: str | None = None) -> str:
@@ -114,17 +147,24 @@ def test_set_parameter_and_show(server, home):
     say(child, "/set verbose", "Set 'verbose' mode.")
     assert eval_counts(say(child, "hello")) == [3]  # the parameter reached the server
     shown = say(child, "/show parameters")
-    assert "Model defined parameters:" in shown and re.search(r"User defined parameters:\r\n  num_predict {20}3\r\n", shown)
+    assert "Model defined parameters:" in shown and re.search(
+        r"User defined parameters:\r\n  num_predict {20}3\r\n", shown
+    )
     assert f"{SYSTEM}\r\n" in say(child, "/show system")
     assert "MIT" in say(child, "/show license")
     assert "<|im_start|>assistant" in say(child, "/show template")
     info = say(child, "/show info")
-    assert re.search(r"architecture +llama", info) and re.search(r"Capabilities\r\n +completion", info)
+    assert re.search(r"architecture +llama", info) and re.search(
+        r"Capabilities\r\n +completion", info
+    )
     say(child, "/set system Answer in French.", "Set system message.")
     assert "Answer in French.\r\n" in say(child, "/show system")
     leave(child)
     history = (home / ".ollama" / "history").read_text().splitlines()
-    assert history[:3] == ["/set parameter num_predict 3", "/set verbose", "hello"] and history[-1] == "/bye"
+    assert (
+        history[:3] == ["/set parameter num_predict 3", "/set verbose", "hello"]
+        and history[-1] == "/bye"
+    )
 
 
 def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(server, home):
@@ -138,7 +178,9 @@ def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(server, home):
     child.sendintr()
     child.expect_exact(">>> ")
     assert child.before.strip()  # part of an answer was printed,
-    assert "total duration" not in child.before  # and it stopped: the timings of a finished answer never came
+    assert (
+        "total duration" not in child.before
+    )  # and it stopped: the timings of a finished answer never came
     say(child, "/set parameter num_predict 2")
     # The server runs one request at a time (OLLAMA_NUM_PARALLEL=1): this answer comes only
     # because the stopped one stopped on the server too.
@@ -163,7 +205,9 @@ def test_a_multi_line_message(server, home):
     child.expect_exact(">>> ")
     say(child, "/save tiny-session", "Created new model 'tiny-session'")
     leave(child)
-    messages = httpx.post(f"{server.url}/api/show", json={"model": "tiny-session"}).json()["messages"]
+    messages = httpx.post(f"{server.url}/api/show", json={"model": "tiny-session"}).json()[
+        "messages"
+    ]
     assert messages[0] == {"role": "user", "content": "first line\nsecond line\nthird line"}
     assert [m["role"] for m in messages] == ["user", "assistant"]
 
@@ -184,13 +228,17 @@ def test_ctrl_g_edits_the_line_in_an_editor(server, home, tmp_path):
     child.expect_exact("Ctrl + g            Open default editor to compose a prompt")
     child.expect_exact(">>> ")
     leave(child)
-    messages = httpx.post(f"{server.url}/api/show", json={"model": "tiny-edited"}).json()["messages"]
+    messages = httpx.post(f"{server.url}/api/show", json={"model": "tiny-edited"}).json()[
+        "messages"
+    ]
     assert messages[0] == {"role": "user", "content": "draft, edited"}
 
 
 def test_piped_stdin_comes_before_the_prompt(server, home):
     def prompt_count(shell: str) -> int:
-        child = pexpect.spawn("/bin/sh", ["-c", shell], env=environment(server, home), encoding="utf-8", timeout=60)
+        child = pexpect.spawn(
+            "/bin/sh", ["-c", shell], env=environment(server, home), encoding="utf-8", timeout=60
+        )
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 0, child.before
@@ -199,13 +247,17 @@ def test_piped_stdin_comes_before_the_prompt(server, home):
     run = f"{sys.executable} -m ollamakit run --verbose tiny summarize"
     alone = prompt_count(run)
     piped = prompt_count(f"printf 'some notes' | {run}")
-    assert piped - alone == len("some notes ")  # one token a byte: the notes and the space joining them
+    assert piped - alone == len(
+        "some notes "
+    )  # one token a byte: the notes and the space joining them
 
 
 def test_run_pulls_a_missing_model(server, home, tmp_path):
     if registry_binary() is None:
         if os.environ.get("CI"):
-            pytest.fail("docker-registry is not installed (scripts/test.sh installs Debian's docker-registry)")
+            pytest.fail(
+                "docker-registry is not installed (scripts/test.sh installs Debian's docker-registry)"
+            )
         pytest.skip("docker-registry is not installed")
     with LocalRegistry(tmp_path / "registry") as registry:
         name = f"{registry.host}/test/tiny"
@@ -228,10 +280,17 @@ def test_an_embedding_model_prints_its_vector(server, home):
     printed = command(server, home, "run", "tiny-embed", "hello world")
     assert printed.returncode == 0, printed.stderr
     vector = json.loads(printed.stdout)
-    expected = httpx.post(f"{server.url}/api/embed", json={"model": "tiny-embed", "input": "hello world"}).json()["embeddings"][0]
+    expected = httpx.post(
+        f"{server.url}/api/embed", json={"model": "tiny-embed", "input": "hello world"}
+    ).json()["embeddings"][0]
     assert vector == expected and len(vector) == 32
-    short = json.loads(command(server, home, "run", "--dimensions", "4", "tiny-embed", "hello world").stdout)
+    short = json.loads(
+        command(server, home, "run", "--dimensions", "4", "tiny-embed", "hello world").stdout
+    )
     assert len(short) == 4 and abs(math.hypot(*short) - 1) < 1e-5
     missing = command(server, home, "run", "tiny-embed")
     assert missing.returncode == 1
-    assert missing.stderr == 'Error: embedding models require input text. Usage: ollamakit run tiny-embed "your text here"\n'
+    assert (
+        missing.stderr
+        == 'Error: embedding models require input text. Usage: ollamakit run tiny-embed "your text here"\n'
+    )

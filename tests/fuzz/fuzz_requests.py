@@ -25,65 +25,205 @@ from ollamakit.errors import INTERNAL_ERROR, OllamaError
 
 CHAT_TEMPLATE = "{{ range .Messages }}<|start|>{{ .Role }}\n{{ .Content }}<|end|>\n{{ end }}<|start|>assistant\n"
 
-MODEL_NAMES = ["fake", "fake:latest", "made", "missing", "", "FAKE", "fake:", ":", "a/b", "r.example/ns/m:t",
-               "x" * 300, "fake@sha256:" + "0" * 64]
+MODEL_NAMES = [
+    "fake",
+    "fake:latest",
+    "made",
+    "missing",
+    "",
+    "FAKE",
+    "fake:",
+    ":",
+    "a/b",
+    "r.example/ns/m:t",
+    "x" * 300,
+    "fake@sha256:" + "0" * 64,
+]
 models = st.one_of(st.sampled_from(MODEL_NAMES), st.text(max_size=20))
 # Names for the target of create and copy, and the parent of create: never a registry reference
 # (host/namespace/model), which create would try to pull over the network.
-local_names = st.one_of(st.sampled_from(["made", "made:v2", "copy", "fake", "", "bad name", "x" * 300]),
-                        st.text(max_size=16).filter(lambda s: s.count("/") < 2 and "://" not in s))
-OPTION_NAMES = ["temperature", "num_ctx", "num_predict", "top_k", "top_p", "min_p", "seed", "stop", "num_keep",
-                "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty", "num_batch", "typical_p",
-                "mirostat", "num_thread", "penalize_newline", "use_mmap", "num_gpu", "unknown_option"]
-numbers = st.one_of(st.integers(-3, 64), st.sampled_from([-1, -2, 1 << 31, 1 << 63, 1 << 64, 10 ** 30]),
-                    st.floats(-3, 5), st.floats())
-options = st.one_of(st.dictionaries(st.sampled_from(OPTION_NAMES), st.one_of(numbers, json_value), max_size=4),
-                    json_value)
-text = st.one_of(st.text(max_size=60), st.sampled_from(["Q: one\nA:", "<|start|>user\nhi<|end|>", "{{ .Prompt }}"]))
-formats = st.one_of(st.sampled_from(["json", "", "yaml", None]), json_value,
-                    st.fixed_dictionaries({"type": st.sampled_from(["object", "string", "integer", "array", "x"])},
-                                          optional={"properties": json_value, "$ref": st.text(max_size=8),
-                                                    "items": json_value, "enum": json_value}))
-keep_alive = st.one_of(st.sampled_from(["5m", "0", "-1", "1h30m", "abc", "", "1e400s"]), numbers, json_value)
-message = st.fixed_dictionaries({"role": st.one_of(st.sampled_from(["user", "system", "assistant", "tool"]), json_value),
-                                 "content": st.one_of(text, json_value)},
-                                optional={"images": json_value, "thinking": json_value, "tool_calls": json_value,
-                                          "tool_name": json_value})
-digests = st.one_of(st.sampled_from(["sha256:" + "0" * 64, "sha256:" + "a" * 63, "sha256:" + "A" * 64, "",
-                                     "sha256:" + "0" * 64 + "\n", "../../etc/passwd", "sha256-" + "0" * 64]),
-                    st.text(max_size=72))
+local_names = st.one_of(
+    st.sampled_from(["made", "made:v2", "copy", "fake", "", "bad name", "x" * 300]),
+    st.text(max_size=16).filter(lambda s: s.count("/") < 2 and "://" not in s),
+)
+OPTION_NAMES = [
+    "temperature",
+    "num_ctx",
+    "num_predict",
+    "top_k",
+    "top_p",
+    "min_p",
+    "seed",
+    "stop",
+    "num_keep",
+    "repeat_penalty",
+    "repeat_last_n",
+    "presence_penalty",
+    "frequency_penalty",
+    "num_batch",
+    "typical_p",
+    "mirostat",
+    "num_thread",
+    "penalize_newline",
+    "use_mmap",
+    "num_gpu",
+    "unknown_option",
+]
+numbers = st.one_of(
+    st.integers(-3, 64),
+    st.sampled_from([-1, -2, 1 << 31, 1 << 63, 1 << 64, 10**30]),
+    st.floats(-3, 5),
+    st.floats(),
+)
+options = st.one_of(
+    st.dictionaries(st.sampled_from(OPTION_NAMES), st.one_of(numbers, json_value), max_size=4),
+    json_value,
+)
+text = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["Q: one\nA:", "<|start|>user\nhi<|end|>", "{{ .Prompt }}"]),
+)
+formats = st.one_of(
+    st.sampled_from(["json", "", "yaml", None]),
+    json_value,
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["object", "string", "integer", "array", "x"])},
+        optional={
+            "properties": json_value,
+            "$ref": st.text(max_size=8),
+            "items": json_value,
+            "enum": json_value,
+        },
+    ),
+)
+keep_alive = st.one_of(
+    st.sampled_from(["5m", "0", "-1", "1h30m", "abc", "", "1e400s"]), numbers, json_value
+)
+message = st.fixed_dictionaries(
+    {
+        "role": st.one_of(st.sampled_from(["user", "system", "assistant", "tool"]), json_value),
+        "content": st.one_of(text, json_value),
+    },
+    optional={
+        "images": json_value,
+        "thinking": json_value,
+        "tool_calls": json_value,
+        "tool_name": json_value,
+    },
+)
+digests = st.one_of(
+    st.sampled_from(
+        [
+            "sha256:" + "0" * 64,
+            "sha256:" + "a" * 63,
+            "sha256:" + "A" * 64,
+            "",
+            "sha256:" + "0" * 64 + "\n",
+            "../../etc/passwd",
+            "sha256-" + "0" * 64,
+        ]
+    ),
+    st.text(max_size=72),
+)
 
 
 def fields(blob: str) -> dict:
     """Each endpoint's fields, each of the right type or any JSON value."""
-    common = {"model": models, "keep_alive": keep_alive, "options": options, "stream": st.booleans(),
-              "format": formats, "think": st.one_of(st.booleans(), st.sampled_from(["high", "low", "x"])),
-              "logprobs": st.booleans(), "top_logprobs": numbers, "truncate": st.booleans(), "shift": st.booleans()}
-    files = st.one_of(st.dictionaries(st.sampled_from(["m.gguf", "a.safetensors", "../x.gguf", "m"]),
-                                      st.one_of(st.just(blob), digests), max_size=2), json_value)
+    common = {
+        "model": models,
+        "keep_alive": keep_alive,
+        "options": options,
+        "stream": st.booleans(),
+        "format": formats,
+        "think": st.one_of(st.booleans(), st.sampled_from(["high", "low", "x"])),
+        "logprobs": st.booleans(),
+        "top_logprobs": numbers,
+        "truncate": st.booleans(),
+        "shift": st.booleans(),
+    }
+    files = st.one_of(
+        st.dictionaries(
+            st.sampled_from(["m.gguf", "a.safetensors", "../x.gguf", "m"]),
+            st.one_of(st.just(blob), digests),
+            max_size=2,
+        ),
+        json_value,
+    )
     return {
-        "generate": {**common, "prompt": text, "suffix": text, "system": text, "template": text, "raw": st.booleans(),
-                     "context": st.one_of(st.lists(st.integers(-1, 300), max_size=8), json_value),
-                     "images": st.one_of(st.lists(st.sampled_from(["aGk=", "!!", ""]), max_size=2), json_value)},
-        "chat": {**common, "messages": st.one_of(st.lists(message, max_size=4), json_value),
-                 "tools": json_value},
-        "embed": {"model": models, "input": st.one_of(text, st.lists(text, max_size=6), json_value),
-                  "truncate": st.booleans(), "dimensions": numbers, "keep_alive": keep_alive, "options": options},
-        "embeddings": {"model": models, "prompt": text, "keep_alive": keep_alive, "options": options},
-        **dict.fromkeys(("rerank", "v1_rerank"), {
-            "model": models, "query": text, "documents": st.one_of(st.lists(text, max_size=4), json_value),
-            "texts": st.one_of(st.lists(text, max_size=3), json_value), "top_n": numbers,
-            "return_documents": st.one_of(st.booleans(), json_value), "return_text": st.booleans(),
-            "truncate": st.booleans(), "keep_alive": keep_alive, "options": options}),
-        "create": {"model": local_names, "from": local_names, "files": files, "adapters": files,
-                   "template": text, "system": text, "license": st.one_of(text, st.lists(text, max_size=3), json_value),
-                   "parameters": st.one_of(st.dictionaries(st.sampled_from(OPTION_NAMES), st.one_of(numbers, json_value),
-                                                           max_size=3), json_value),
-                   "messages": st.one_of(st.lists(message, max_size=3), json_value),
-                   "quantize": st.one_of(st.sampled_from(["q4_0", "Q8_0", "q4_k_m", "f16", "nope"]), json_value),
-                   "stream": st.booleans()},
-        "show": {"model": models, "name": models, "verbose": st.booleans(), "system": text, "template": text,
-                 "options": options},
+        "generate": {
+            **common,
+            "prompt": text,
+            "suffix": text,
+            "system": text,
+            "template": text,
+            "raw": st.booleans(),
+            "context": st.one_of(st.lists(st.integers(-1, 300), max_size=8), json_value),
+            "images": st.one_of(
+                st.lists(st.sampled_from(["aGk=", "!!", ""]), max_size=2), json_value
+            ),
+        },
+        "chat": {
+            **common,
+            "messages": st.one_of(st.lists(message, max_size=4), json_value),
+            "tools": json_value,
+        },
+        "embed": {
+            "model": models,
+            "input": st.one_of(text, st.lists(text, max_size=6), json_value),
+            "truncate": st.booleans(),
+            "dimensions": numbers,
+            "keep_alive": keep_alive,
+            "options": options,
+        },
+        "embeddings": {
+            "model": models,
+            "prompt": text,
+            "keep_alive": keep_alive,
+            "options": options,
+        },
+        **dict.fromkeys(
+            ("rerank", "v1_rerank"),
+            {
+                "model": models,
+                "query": text,
+                "documents": st.one_of(st.lists(text, max_size=4), json_value),
+                "texts": st.one_of(st.lists(text, max_size=3), json_value),
+                "top_n": numbers,
+                "return_documents": st.one_of(st.booleans(), json_value),
+                "return_text": st.booleans(),
+                "truncate": st.booleans(),
+                "keep_alive": keep_alive,
+                "options": options,
+            },
+        ),
+        "create": {
+            "model": local_names,
+            "from": local_names,
+            "files": files,
+            "adapters": files,
+            "template": text,
+            "system": text,
+            "license": st.one_of(text, st.lists(text, max_size=3), json_value),
+            "parameters": st.one_of(
+                st.dictionaries(
+                    st.sampled_from(OPTION_NAMES), st.one_of(numbers, json_value), max_size=3
+                ),
+                json_value,
+            ),
+            "messages": st.one_of(st.lists(message, max_size=3), json_value),
+            "quantize": st.one_of(
+                st.sampled_from(["q4_0", "Q8_0", "q4_k_m", "f16", "nope"]), json_value
+            ),
+            "stream": st.booleans(),
+        },
+        "show": {
+            "model": models,
+            "name": models,
+            "verbose": st.booleans(),
+            "system": text,
+            "template": text,
+            "options": options,
+        },
         "copy": {"source": models, "destination": local_names},
         "delete": {"model": models, "name": models},
     }
@@ -93,52 +233,133 @@ def valid_fields(blob: str) -> dict:
     """Each endpoint's fields with values a client may rightly send, for a model that exists:
     these cases get past validation and run the model, create, copy and delete for real."""
     small_text = st.text(max_size=40)
-    good_options = st.fixed_dictionaries({}, optional={
-        "temperature": st.floats(0, 2), "num_ctx": st.integers(1, 4096), "num_predict": st.integers(-2, 48),
-        "top_k": st.integers(0, 100), "top_p": st.floats(0, 1), "seed": st.integers(-(1 << 31), 1 << 31),
-        "stop": st.lists(small_text, max_size=3), "num_keep": st.integers(-1, 8), "repeat_penalty": st.floats(0, 2),
-        "num_batch": st.integers(1, 512)})
-    common = {"keep_alive": st.sampled_from(["5m", 0, -1, "1h", 10]), "options": good_options,
-              "stream": st.booleans(), "logprobs": st.booleans(), "top_logprobs": st.integers(0, 20),
-              "truncate": st.booleans(), "shift": st.booleans(), "think": st.sampled_from([False, None]),
-              "format": st.sampled_from([None, "json", {"type": "object"}, {"type": "string", "maxLength": 3},
-                                         {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}])}
+    good_options = st.fixed_dictionaries(
+        {},
+        optional={
+            "temperature": st.floats(0, 2),
+            "num_ctx": st.integers(1, 4096),
+            "num_predict": st.integers(-2, 48),
+            "top_k": st.integers(0, 100),
+            "top_p": st.floats(0, 1),
+            "seed": st.integers(-(1 << 31), 1 << 31),
+            "stop": st.lists(small_text, max_size=3),
+            "num_keep": st.integers(-1, 8),
+            "repeat_penalty": st.floats(0, 2),
+            "num_batch": st.integers(1, 512),
+        },
+    )
+    common = {
+        "keep_alive": st.sampled_from(["5m", 0, -1, "1h", 10]),
+        "options": good_options,
+        "stream": st.booleans(),
+        "logprobs": st.booleans(),
+        "top_logprobs": st.integers(0, 20),
+        "truncate": st.booleans(),
+        "shift": st.booleans(),
+        "think": st.sampled_from([False, None]),
+        "format": st.sampled_from(
+            [
+                None,
+                "json",
+                {"type": "object"},
+                {"type": "string", "maxLength": 3},
+                {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+            ]
+        ),
+    }
     role = st.sampled_from(["user", "system", "assistant"])
     messages = st.lists(st.fixed_dictionaries({"role": role, "content": small_text}), max_size=4)
-    templates = st.sampled_from(["{{ .Prompt }}", "{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}",
-                                 CHAT_TEMPLATE])
+    templates = st.sampled_from(
+        ["{{ .Prompt }}", "{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}", CHAT_TEMPLATE]
+    )
     return {
-        "generate": {**common, "prompt": small_text, "system": small_text, "template": templates,
-                     "raw": st.booleans(), "context": st.lists(st.integers(0, 259), max_size=8)},
+        "generate": {
+            **common,
+            "prompt": small_text,
+            "system": small_text,
+            "template": templates,
+            "raw": st.booleans(),
+            "context": st.lists(st.integers(0, 259), max_size=8),
+        },
         "chat": {**common, "messages": messages},
-        "embed": {"input": small_text | st.lists(small_text, max_size=6), "truncate": st.booleans(),
-                  "dimensions": st.integers(0, 8), "keep_alive": common["keep_alive"], "options": good_options},
-        "embeddings": {"prompt": small_text, "keep_alive": common["keep_alive"], "options": good_options},
-        **dict.fromkeys(("rerank", "v1_rerank"), {
-            "query": small_text, "documents": st.lists(small_text | st.fixed_dictionaries({"text": small_text}),
-                                                       min_size=1, max_size=4),
-            "top_n": st.integers(1, 5), "return_documents": st.booleans(), "keep_alive": common["keep_alive"]}),
-        "create": {"model": st.sampled_from(["made", "made:v2", "copy"]), "from": st.sampled_from(["fake", "made"]),
-                   "files": st.just({"m.gguf": blob}), "template": templates, "system": small_text,
-                   "license": small_text | st.lists(small_text, max_size=3), "messages": messages,
-                   "parameters": st.fixed_dictionaries({}, optional={"temperature": st.floats(0, 2),
-                                                                     "num_ctx": st.integers(1, 4096),
-                                                                     "stop": st.lists(small_text, max_size=2)}),
-                   "quantize": st.sampled_from(["q4_0", "q8_0"]), "stream": st.booleans()},
+        "embed": {
+            "input": small_text | st.lists(small_text, max_size=6),
+            "truncate": st.booleans(),
+            "dimensions": st.integers(0, 8),
+            "keep_alive": common["keep_alive"],
+            "options": good_options,
+        },
+        "embeddings": {
+            "prompt": small_text,
+            "keep_alive": common["keep_alive"],
+            "options": good_options,
+        },
+        **dict.fromkeys(
+            ("rerank", "v1_rerank"),
+            {
+                "query": small_text,
+                "documents": st.lists(
+                    small_text | st.fixed_dictionaries({"text": small_text}), min_size=1, max_size=4
+                ),
+                "top_n": st.integers(1, 5),
+                "return_documents": st.booleans(),
+                "keep_alive": common["keep_alive"],
+            },
+        ),
+        "create": {
+            "model": st.sampled_from(["made", "made:v2", "copy"]),
+            "from": st.sampled_from(["fake", "made"]),
+            "files": st.just({"m.gguf": blob}),
+            "template": templates,
+            "system": small_text,
+            "license": small_text | st.lists(small_text, max_size=3),
+            "messages": messages,
+            "parameters": st.fixed_dictionaries(
+                {},
+                optional={
+                    "temperature": st.floats(0, 2),
+                    "num_ctx": st.integers(1, 4096),
+                    "stop": st.lists(small_text, max_size=2),
+                },
+            ),
+            "quantize": st.sampled_from(["q4_0", "q8_0"]),
+            "stream": st.booleans(),
+        },
         "show": {"verbose": st.booleans()},
         "copy": {"destination": st.sampled_from(["copy", "made:v2", "fake"])},
         "delete": {},
     }
 
 
-ROUTES = {"generate": ("POST", "/api/generate"), "chat": ("POST", "/api/chat"), "embed": ("POST", "/api/embed"),
-          "embeddings": ("POST", "/api/embeddings"), "create": ("POST", "/api/create"), "show": ("POST", "/api/show"),
-          "copy": ("POST", "/api/copy"), "delete": ("DELETE", "/api/delete"), "rerank": ("POST", "/api/rerank"),
-          "v1_rerank": ("POST", "/v1/rerank")}
+ROUTES = {
+    "generate": ("POST", "/api/generate"),
+    "chat": ("POST", "/api/chat"),
+    "embed": ("POST", "/api/embed"),
+    "embeddings": ("POST", "/api/embeddings"),
+    "create": ("POST", "/api/create"),
+    "show": ("POST", "/api/show"),
+    "copy": ("POST", "/api/copy"),
+    "delete": ("DELETE", "/api/delete"),
+    "rerank": ("POST", "/api/rerank"),
+    "v1_rerank": ("POST", "/v1/rerank"),
+}
 # Bodies that are not a well-formed object: each once broke a JSON endpoint somewhere.
-RAW_BODIES = [b"", b"{", b"[]", b"null", b"1", b'"x"', b"[" * 100_000, b"{\"a\":" * 50_000, b"9" * 5001,
-              b'{"model": "fake", "prompt": "\\ud800"}', b'{"model": "fake", "prompt": "\xff\xfe"}',
-              b'{"model": "fake", "model": "x"}', b'{"model": 1e999}', b'{"options": {"num_ctx": ' + b"9" * 400 + b"}}"]
+RAW_BODIES = [
+    b"",
+    b"{",
+    b"[]",
+    b"null",
+    b"1",
+    b'"x"',
+    b"[" * 100_000,
+    b'{"a":' * 50_000,
+    b"9" * 5001,
+    b'{"model": "fake", "prompt": "\\ud800"}',
+    b'{"model": "fake", "prompt": "\xff\xfe"}',
+    b'{"model": "fake", "model": "x"}',
+    b'{"model": 1e999}',
+    b'{"options": {"num_ctx": ' + b"9" * 400 + b"}}",
+]
 
 
 def json_cases(blob: str):
@@ -147,11 +368,17 @@ def json_cases(blob: str):
     most one field of any JSON value; else any field of any value. One in sixteen cut short."""
     table, valid = fields(blob), valid_fields(blob)
     existing = st.sampled_from(["fake", "fake", "fake:latest", "made", "copy"])
-    typed = {endpoint: st.fixed_dictionaries(
-        {k: existing for k in ("model", "source") if k in table[endpoint] and k not in spec}, optional=spec)
-        for endpoint, spec in valid.items()}
-    wild = {endpoint: st.fixed_dictionaries({}, optional={k: v | json_value for k, v in spec.items()})
-            for endpoint, spec in table.items()}
+    typed = {
+        endpoint: st.fixed_dictionaries(
+            {k: existing for k in ("model", "source") if k in table[endpoint] and k not in spec},
+            optional=spec,
+        )
+        for endpoint, spec in valid.items()
+    }
+    wild = {
+        endpoint: st.fixed_dictionaries({}, optional={k: v | json_value for k, v in spec.items()})
+        for endpoint, spec in table.items()
+    }
     keys = {endpoint: st.sampled_from(sorted(spec)) for endpoint, spec in table.items()}
     stray = st.dictionaries(st.text(max_size=6), json_value, max_size=2)
     endpoints, modes, cut = st.sampled_from(sorted(ROUTES)), st.integers(0, 5), st.integers(0, 15)
@@ -192,7 +419,9 @@ def blob_cases(blob_bytes: bytes):
     @st.composite
     def case(draw):
         body = draw(bodies)
-        digest = "sha256:" + hashlib.sha256(body).hexdigest() if draw(st.booleans()) else draw(digests)
+        digest = (
+            "sha256:" + hashlib.sha256(body).hexdigest() if draw(st.booleans()) else draw(digests)
+        )
         return draw(methods), "/api/blobs/" + quote(digest, safe=":"), body
 
     return case()
@@ -218,8 +447,9 @@ class RequestTarget(Target):
         models_dir = self.folder / "models"
         models_dir.mkdir()
         # keep_alive 0 by default: models unload after each request, so loads are fuzzed too
-        self.kernel, _ = fake_kernel(replace(Settings(models_dir=models_dir), max_queue=8, keep_alive=0.0,
-                                                    max_predict=256))  # a long answer is no finding
+        self.kernel, _ = fake_kernel(
+            replace(Settings(models_dir=models_dir), max_queue=8, keep_alive=0.0, max_predict=256)
+        )  # a long answer is no finding
         self.client = TestClient(create_app(self.kernel), headers={"Host": "localhost"})
         self.script = SCRIPT
         self.fake_digest = self._store_fake()
@@ -248,8 +478,12 @@ class RequestTarget(Target):
 
     def run(self, case) -> list[str]:
         method, path, body = case
-        result = self.client.simulate_request(method, path, body=body,
-                                              headers={"Content-Type": "application/json", "Host": "localhost"})
+        result = self.client.simulate_request(
+            method,
+            path,
+            body=body,
+            headers={"Content-Type": "application/json", "Host": "localhost"},
+        )
         if result.status_code >= 500:
             raise _ServerError(result.text[:300], result.status_code)
         messages = []

@@ -35,7 +35,9 @@ from ollamakit.errors import OllamaError
 CASE_SECONDS = 5.0  # a case running longer has hung
 MEMORY_LIMIT = 1 << 30  # growth of the process's peak resident memory that counts as a blow-up
 # What a client must never read: a traceback, an exception's class name, a file path.
-LEAK = re.compile(r"Traceback|File \"|\b[A-Z]\w*(Error|Exception)\b|\.py\b|/tmp/|/home/|/work/|/root/|/usr/")
+LEAK = re.compile(
+    r"Traceback|File \"|\b[A-Z]\w*(Error|Exception)\b|\.py\b|/tmp/|/home/|/work/|/root/|/usr/"
+)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Hang(BaseException):
 def bounded(seconds: float = CASE_SECONDS):
     """Raise ``Hang`` in this (the main) thread after ``seconds``. A timer already set (as
     pytest-timeout sets one) is put back afterwards with what was left of it."""
+
     def expire(signum, frame):
         raise Hang()
 
@@ -78,7 +81,11 @@ def leaks(message: str, case) -> bool:
     """Whether ``message`` shows internals: a match of ``LEAK`` that the case itself did not
     supply (echoing a client's own model name or a file's own key is no leak)."""
     data = case[-1] if isinstance(case, tuple) else case
-    supplied = data.decode("utf-8", "replace") + data.decode("latin-1") if isinstance(data, bytes) else str(data)
+    supplied = (
+        data.decode("utf-8", "replace") + data.decode("latin-1")
+        if isinstance(data, bytes)
+        else str(data)
+    )
     return any(match.group(0) not in supplied for match in LEAK.finditer(message))
 
 
@@ -112,13 +119,20 @@ class Target:
                 return Finding(self.name, "5xx", f"{exc.status} {exc.message}", brief(case))
             messages = [exc.message]
         except Exception as exc:  # noqa: BLE001 - exactly what the fuzzer looks for
-            return Finding(self.name, "exception", f"{type(exc).__name__}: {exc}"[:300], brief(case))
+            return Finding(
+                self.name, "exception", f"{type(exc).__name__}: {exc}"[:300], brief(case)
+            )
         for message in messages:
             if leaks(message, case):
                 return Finding(self.name, "leak", message[:300], brief(case))
         if peak_memory() - self.baseline > MEMORY_LIMIT:
             self.baseline = peak_memory()
-            return Finding(self.name, "memory", f"peak resident memory grew past {MEMORY_LIMIT >> 20} MiB", brief(case))
+            return Finding(
+                self.name,
+                "memory",
+                f"peak resident memory grew past {MEMORY_LIMIT >> 20} MiB",
+                brief(case),
+            )
         return None
 
     def run(self, case) -> list[str]:
@@ -133,14 +147,49 @@ class Target:
 U32, U64 = struct.Struct("<I"), struct.Struct("<Q")
 SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 STRING, ARRAY = 8, 9
-KEYS = ["general.architecture", "general.alignment", "general.type", "general.name", "general.file_type",
-        "general.license", "general.parameter_count", "llama.block_count", "llama.context_length",
-        "llama.embedding_length", "llama.feed_forward_length", "llama.attention.head_count",
-        "llama.attention.head_count_kv", "llama.attention.layer_norm_rms_epsilon", "llama.rope.freq_base",
-        "llama.vision.block_count", "tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
-        "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id",
-        "tokenizer.ggml.eos_token_id", "tokenizer.chat_template", "bert.pooling_type"]
-BOUNDARY = [0, 1, 2, 31, 32, 255, 256, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 32, (1 << 62), (1 << 63) - 1, 1 << 63, (1 << 64) - 1]
+KEYS = [
+    "general.architecture",
+    "general.alignment",
+    "general.type",
+    "general.name",
+    "general.file_type",
+    "general.license",
+    "general.parameter_count",
+    "llama.block_count",
+    "llama.context_length",
+    "llama.embedding_length",
+    "llama.feed_forward_length",
+    "llama.attention.head_count",
+    "llama.attention.head_count_kv",
+    "llama.attention.layer_norm_rms_epsilon",
+    "llama.rope.freq_base",
+    "llama.vision.block_count",
+    "tokenizer.ggml.model",
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.scores",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.chat_template",
+    "bert.pooling_type",
+]
+BOUNDARY = [
+    0,
+    1,
+    2,
+    31,
+    32,
+    255,
+    256,
+    0x7FFFFFFF,
+    0xFFFFFFFF,
+    1 << 32,
+    (1 << 62),
+    (1 << 63) - 1,
+    1 << 63,
+    (1 << 64) - 1,
+]
 count = st.one_of(st.integers(0, 40), st.sampled_from(BOUNDARY))
 coin = st.booleans()
 u32_any = st.integers(0, (1 << 32) - 1)
@@ -151,7 +200,8 @@ u32_any = st.integers(0, (1 << 32) - 1)
 def gguf_string(content):
     """A length-prefixed string whose length is true or any count."""
     return st.tuples(content, st.one_of(st.none(), count)).map(
-        lambda t: U64.pack(len(t[0]) if t[1] is None else t[1]) + t[0])
+        lambda t: U64.pack(len(t[0]) if t[1] is None else t[1]) + t[0]
+    )
 
 
 utf8 = st.text(max_size=24).map(lambda s: s.encode("utf-8", "surrogatepass"))
@@ -189,7 +239,9 @@ other_value = st.binary(max_size=8)
 dims_list = st.lists(st.one_of(st.integers(0, 64), st.sampled_from(BOUNDARY)), max_size=5)
 ggml_types = st.one_of(st.sampled_from([0, 1, 2, 8, 12, 14, 30, 39]), u32_any)
 offsets = st.one_of(st.integers(0, 8).map(lambda n: 32 * n), st.sampled_from(BOUNDARY))
-tensor_names = gguf_string(st.sampled_from([b"token_embd.weight", b"blk.0.attn_q.weight", b"output.weight"]) | utf8)
+tensor_names = gguf_string(
+    st.sampled_from([b"token_embd.weight", b"blk.0.attn_q.weight", b"output.weight"]) | utf8
+)
 key_strings = gguf_string(key_bytes)
 
 
@@ -204,7 +256,13 @@ def gguf_tensor_info(draw) -> bytes:
     dims = draw(dims_list)
     n_dims = len(dims) if draw(coin) else draw(u32_any)
     name, ggml_type, offset = draw(tensor_names), draw(ggml_types), draw(offsets)
-    return name + U32.pack(n_dims) + b"".join(U64.pack(d % (1 << 64)) for d in dims) + U32.pack(ggml_type) + U64.pack(offset)
+    return (
+        name
+        + U32.pack(n_dims)
+        + b"".join(U64.pack(d % (1 << 64)) for d in dims)
+        + U32.pack(ggml_type)
+        + U64.pack(offset)
+    )
 
 
 kv_lists, info_lists = st.lists(gguf_kv(), max_size=6), st.lists(gguf_tensor_info(), max_size=4)
@@ -220,7 +278,14 @@ def crafted_gguf(draw) -> bytes:
     magic, version = draw(magics), draw(versions)
     n_tensors = len(infos) if draw(coin) else draw(count)
     n_kv = len(kvs) if draw(coin) else draw(count)
-    head = magic + U32.pack(version) + U64.pack(n_tensors) + U64.pack(n_kv) + b"".join(kvs) + b"".join(infos)
+    head = (
+        magic
+        + U32.pack(version)
+        + U64.pack(n_tensors)
+        + U64.pack(n_kv)
+        + b"".join(kvs)
+        + b"".join(infos)
+    )
     return head + bytes(-len(head) % 32) + draw(tails)
 
 
@@ -230,17 +295,33 @@ def seed_ggufs(folder: Path) -> list[bytes]:
 
     from ollamakit.testing.gguf_factory import make_gguf, tiny_llama
 
-    llama = tiny_llama(folder / "seed-llama.gguf", n_layers=1, n_embd=8, n_heads=2, n_kv_heads=1, n_ff=16)
-    kinds = make_gguf(folder / "seed-kinds.gguf", {
-        "general.architecture": "llama", "general.name": "x", "llama.block_count": 1,
-        "general.license": ["a", "b"], "tokenizer.ggml.scores": [0.5, -1.0], "nested": [[1, 2], [3]],
-        "flag": True, "ratio": 0.25}, {"w": np.arange(8, dtype=np.float32).reshape(2, 4)})
+    llama = tiny_llama(
+        folder / "seed-llama.gguf", n_layers=1, n_embd=8, n_heads=2, n_kv_heads=1, n_ff=16
+    )
+    kinds = make_gguf(
+        folder / "seed-kinds.gguf",
+        {
+            "general.architecture": "llama",
+            "general.name": "x",
+            "llama.block_count": 1,
+            "general.license": ["a", "b"],
+            "tokenizer.ggml.scores": [0.5, -1.0],
+            "nested": [[1, 2], [3]],
+            "flag": True,
+            "ratio": 0.25,
+        },
+        {"w": np.arange(8, dtype=np.float32).reshape(2, 4)},
+    )
     return [llama.read_bytes(), kinds.read_bytes()]
 
 
 MUTATIONS = st.sampled_from(["byte", "u32", "u64", "cut", "insert", "delete"])
 bytes_values, boundary_values = st.integers(0, 255), st.sampled_from(BOUNDARY)
-inserts, mutation_counts, deletions = st.binary(min_size=1, max_size=16), st.integers(1, 4), st.integers(1, 64)
+inserts, mutation_counts, deletions = (
+    st.binary(min_size=1, max_size=16),
+    st.integers(1, 4),
+    st.integers(1, 64),
+)
 
 
 def mutated(seeds: list[bytes]):
@@ -255,16 +336,18 @@ def mutated(seeds: list[bytes]):
             at = draw(st.integers(0, max(0, limit - 1)))
             op = draw(MUTATIONS)
             if op == "byte":
-                data[at:at + 1] = bytes([draw(bytes_values)])
+                data[at : at + 1] = bytes([draw(bytes_values)])
             elif op in ("u32", "u64"):
                 size = 4 if op == "u32" else 8
-                data[at:at + size] = (draw(boundary_values) % (1 << (8 * size))).to_bytes(size, "little")
+                data[at : at + size] = (draw(boundary_values) % (1 << (8 * size))).to_bytes(
+                    size, "little"
+                )
             elif op == "cut":
                 del data[at:]
             elif op == "insert":
                 data[at:at] = draw(inserts)
             else:
-                del data[at:at + draw(deletions)]
+                del data[at : at + draw(deletions)]
         return bytes(data)
 
     return mutate()
@@ -329,10 +412,20 @@ class GGUFTarget(Target):
 # -- safetensors ------------------------------------------------------------------------------
 
 DTYPE_NAMES = ["F32", "F16", "BF16", "I64", "U8", "BOOL", "F8_E4M3", "F64", "Q4", "", "f32"]
-json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(1 << 70), 1 << 70), st.floats(allow_nan=True),
-                        st.text(max_size=12))
-json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=4)
-                          | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(1 << 70), 1 << 70),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 @st.composite
@@ -346,13 +439,19 @@ def safetensors_file(draw) -> bytes:
         size = 4 * math.prod(shape)
         entry = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
         offset += size
-        for field in draw(st.lists(st.sampled_from(["dtype", "shape", "data_offsets", "extra"]), max_size=2)):
+        for field in draw(
+            st.lists(st.sampled_from(["dtype", "shape", "data_offsets", "extra"]), max_size=2)
+        ):
             entry[field] = draw(json_value)
         if draw(st.integers(0, 9)) == 0:
             del entry["dtype"]
         header[draw(st.one_of(st.just(f"t{index}.weight"), st.text(max_size=6)))] = entry
     if draw(st.booleans()):
-        header["__metadata__"] = draw(st.one_of(st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3), json_value))
+        header["__metadata__"] = draw(
+            st.one_of(
+                st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3), json_value
+            )
+        )
     raw = json.dumps(header).encode() if draw(st.integers(0, 7)) else draw(st.binary(max_size=64))
     raw += b" " * draw(st.integers(0, 8))
     stated = draw(st.one_of(st.just(len(raw)), count))
@@ -404,9 +503,14 @@ def fuzz(target: Target, examples: int, seed: int, on_finding, shrink: bool = Fa
     ran = 0
 
     @with_seed(seed)
-    @settings(max_examples=examples, database=None, deadline=None, derandomize=False,
-              phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(target.strategy)
     def one(case):
         nonlocal ran

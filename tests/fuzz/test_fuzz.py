@@ -15,7 +15,9 @@ CASES = {GGUFTarget: 500, SafetensorsTarget: 500, RequestTarget: 500}
 
 
 def fail(finding):
-    raise AssertionError(f"{finding.kind} in {finding.target}: {finding.detail}\ncase: {finding.case}")
+    raise AssertionError(
+        f"{finding.kind} in {finding.target}: {finding.detail}\ncase: {finding.case}"
+    )
 
 
 @pytest.mark.parametrize("make", list(CASES), ids=lambda make: make.name)

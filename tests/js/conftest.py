@@ -37,7 +37,10 @@ def _installed_as_locked() -> bool:
         if not path:
             continue
         manifest = HERE / path / "package.json"
-        if not manifest.exists() or json.loads(manifest.read_text()).get("version") != entry["version"]:
+        if (
+            not manifest.exists()
+            or json.loads(manifest.read_text()).get("version") != entry["version"]
+        ):
             return False
     return True
 
@@ -47,13 +50,23 @@ def node() -> str:
     """The ``node`` program, with the locked ollama-js installed beside this file."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        _missing("Node.js and npm are needed for the ollama-js tests (scripts/test.sh installs Debian's nodejs and npm)")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        _missing(
+            "Node.js and npm are needed for the ollama-js tests (scripts/test.sh installs Debian's nodejs and npm)"
+        )
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     major = int(re.match(r"v(\d+)", version).group(1))
     if major < NODE_MAJOR:
         _missing(f"ollama-js needs Node.js {NODE_MAJOR} or newer; this machine has {version}")
     if not _installed_as_locked():
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
     return node
 
@@ -78,8 +91,13 @@ def js(node, smol_server):
     its result as JSON, or ``JsError`` raised with what it threw."""
 
     def call(method: str, **request):
-        done = subprocess.run([node, str(DRIVER), smol_server.url, method, json.dumps(request)],
-                              cwd=HERE, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [node, str(DRIVER), smol_server.url, method, json.dumps(request)],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr
         reply = json.loads(done.stdout.splitlines()[-1])
         if "thrown" in reply:

@@ -8,4 +8,8 @@ class JsError(Exception):
 
     def __init__(self, thrown: dict):
         super().__init__(thrown)
-        self.name, self.error, self.status_code = thrown["name"], thrown["error"], thrown["status_code"]
+        self.name, self.error, self.status_code = (
+            thrown["name"],
+            thrown["error"],
+            thrown["status_code"],
+        )

@@ -38,13 +38,22 @@ def key_file(tmp_path):
 def start(tmp_path, label: str, env: dict) -> ServerProcess:
     models = tmp_path / f"models-{label}"
     models.mkdir()
-    base = {"OLLAMA_NO_CLOUD": "1", "OLLAMA_API_KEY": "", "OLLAMAKIT_API_KEYS": "", "OLLAMAKIT_API_KEYS_FILE": ""}
+    base = {
+        "OLLAMA_NO_CLOUD": "1",
+        "OLLAMA_API_KEY": "",
+        "OLLAMAKIT_API_KEYS": "",
+        "OLLAMAKIT_API_KEYS_FILE": "",
+    }
     return ServerProcess(models, {**base, **env}).start()
 
 
 @pytest.fixture
 def keyed(tmp_path, key_file):
-    server = start(tmp_path, "keyed", {"OLLAMAKIT_API_KEYS": ",".join(KEYS), "OLLAMAKIT_API_KEYS_FILE": str(key_file)})
+    server = start(
+        tmp_path,
+        "keyed",
+        {"OLLAMAKIT_API_KEYS": ",".join(KEYS), "OLLAMAKIT_API_KEYS_FILE": str(key_file)},
+    )
     yield server
     server.stop()
 
@@ -74,23 +83,40 @@ def test_every_route_and_method_needs_a_key(tmp_path, keyed):
     assert len(requests) > 100
     open_server = start(tmp_path, "open", {})
     try:
-        with httpx.Client(base_url=keyed.url, timeout=30) as client, httpx.Client(base_url=open_server.url, timeout=30) as plain:
+        with (
+            httpx.Client(base_url=keyed.url, timeout=30) as client,
+            httpx.Client(base_url=open_server.url, timeout=30) as plain,
+        ):
             for number, (method, path) in enumerate(requests):
-                if method == "WEBSOCKET":  # Falcon's name for an ASGI upgrade: over WSGI a 400 before any route
+                if (
+                    method == "WEBSOCKET"
+                ):  # Falcon's name for an ASGI upgrade: over WSGI a 400 before any route
                     assert client.request(method, path).status_code == 400
                     continue
-                for headers in ({}, {"Authorization": "Bearer wrong"}, {"x-api-key": KEYS[0] + "x"}, {"Authorization": KEYS[0]}):
+                for headers in (
+                    {},
+                    {"Authorization": "Bearer wrong"},
+                    {"x-api-key": KEYS[0] + "x"},
+                    {"Authorization": KEYS[0]},
+                ):
                     refused = client.request(method, path, headers=headers)
                     assert refused.status_code == 401, (method, path, headers, refused.status_code)
                     assert refused.headers["WWW-Authenticate"] == CHALLENGE
                     if method != "HEAD":
                         body = refused.json()
-                        assert (body["error"]["message"] if path.startswith("/v1/") else body["error"]) == UNAUTHORIZED
+                        assert (
+                            body["error"]["message"] if path.startswith("/v1/") else body["error"]
+                        ) == UNAUTHORIZED
                 key = (KEYS + (FILE_KEY,))[number % 3]
                 header = {"Authorization": f"Bearer {key}"} if number % 2 else {"x-api-key": key}
                 answered = client.request(method, path, headers=header)
                 expected = plain.request(method, path).status_code
-                assert answered.status_code == expected, (method, path, answered.status_code, expected)
+                assert answered.status_code == expected, (
+                    method,
+                    path,
+                    answered.status_code,
+                    expected,
+                )
                 assert "WWW-Authenticate" not in answered.headers
             # Paths no route serves are refused too, so a caller without a key learns nothing.
             assert client.get("/no/such/route").status_code == 401
@@ -98,8 +124,14 @@ def test_every_route_and_method_needs_a_key(tmp_path, keyed):
             # A CORS preflight needs a key as well; the 401 carries the origin header to read it by.
             preflight = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
             refused = client.options("/api/chat", headers=preflight)
-            assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
-            assert client.options("/api/chat", headers={**preflight, "x-api-key": KEYS[0]}).status_code == 204
+            assert (
+                refused.status_code == 401
+                and refused.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+            )
+            assert (
+                client.options("/api/chat", headers={**preflight, "x-api-key": KEYS[0]}).status_code
+                == 204
+            )
     finally:
         open_server.stop()
 
@@ -116,7 +148,9 @@ def test_official_clients(keyed, monkeypatch):
     # Anthropic's client sends x-api-key: past the key check, the unknown model is a 404.
     claude = anthropic.Anthropic(base_url=keyed.url, api_key=FILE_KEY, max_retries=0)
     with pytest.raises(anthropic.NotFoundError):
-        claude.messages.create(model="absent", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+        claude.messages.create(
+            model="absent", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
     with pytest.raises(anthropic.AuthenticationError) as refused:
         anthropic.Anthropic(base_url=keyed.url, api_key="nope", max_retries=0).models.list()
     assert refused.value.status_code == 401 and UNAUTHORIZED in str(refused.value)
@@ -131,10 +165,17 @@ def test_official_clients(keyed, monkeypatch):
 
 
 def cli(server, env: dict, command: str = "list") -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_API_KEY", "OLLAMAKIT_API_KEYS"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OLLAMA_API_KEY", "OLLAMAKIT_API_KEYS"))
+    }
     return subprocess.run(
-        [sys.executable, "-m", "ollamakit", command], env={**base, "OLLAMA_HOST": server.url, **env},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "ollamakit", command],
+        env={**base, "OLLAMA_HOST": server.url, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -145,11 +186,17 @@ def test_the_cli_sends_the_key(keyed, key_file):
     refused = cli(keyed, {})
     assert refused.returncode == 1 and UNAUTHORIZED in refused.stderr
     version = cli(keyed, {"OLLAMA_API_KEY": KEYS[0]}, "--version")
-    assert version.returncode == 0 and version.stdout.startswith("ollama version is "), version.stdout
+    assert version.returncode == 0 and version.stdout.startswith("ollama version is "), (
+        version.stdout
+    )
 
 
 def test_probes_open_only_when_configured(tmp_path):
-    server = start(tmp_path, "probes", {"OLLAMAKIT_API_KEYS": KEYS[0], "OLLAMAKIT_OPEN_PROBES": "liveness, readiness"})
+    server = start(
+        tmp_path,
+        "probes",
+        {"OLLAMAKIT_API_KEYS": KEYS[0], "OLLAMAKIT_OPEN_PROBES": "liveness, readiness"},
+    )
     closed = start(tmp_path, "closed", {"OLLAMAKIT_API_KEYS": KEYS[0]})
     try:
         with httpx.Client(base_url=server.url) as client:
@@ -157,7 +204,13 @@ def test_probes_open_only_when_configured(tmp_path):
             assert client.head("/").status_code == 200
             assert client.get("/health").status_code == 200
             assert client.head("/health").status_code == 200
-            for method, path in (("POST", "/"), ("OPTIONS", "/"), ("DELETE", "/health"), ("GET", "/api/tags"), ("GET", "/api/version")):
+            for method, path in (
+                ("POST", "/"),
+                ("OPTIONS", "/"),
+                ("DELETE", "/health"),
+                ("GET", "/api/tags"),
+                ("GET", "/api/version"),
+            ):
                 assert client.request(method, path).status_code == 401, (method, path)
         with httpx.Client(base_url=closed.url) as client:
             assert client.get("/").status_code == 401 and client.get("/health").status_code == 401
@@ -171,18 +224,37 @@ def test_a_key_file_that_cannot_be_read_stops_the_server(tmp_path):
         path = tmp_path / "keys"
         if content is not None:
             path.write_text(content)
-        env = {**os.environ, "OLLAMAKIT_API_KEYS_FILE": str(path), "OLLAMA_MODELS": str(tmp_path), "OLLAMA_HOST": "127.0.0.1:1"}
-        done = subprocess.run([sys.executable, "-m", "ollamakit", "serve"], env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 1 and "API key file" in done.stderr and "Traceback" not in done.stderr
+        env = {
+            **os.environ,
+            "OLLAMAKIT_API_KEYS_FILE": str(path),
+            "OLLAMA_MODELS": str(tmp_path),
+            "OLLAMA_HOST": "127.0.0.1:1",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "ollamakit", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (
+            done.returncode == 1
+            and "API key file" in done.stderr
+            and "Traceback" not in done.stderr
+        )
 
 
 def test_one_ollamakit_pulls_from_another_with_its_key(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no signing key or registry file of the machine's
+    monkeypatch.setenv(
+        "HOME", str(tmp_path / "home")
+    )  # no signing key or registry file of the machine's
     source_models = tmp_path / "models-source"
     kernel = make_kernel(Settings(models_dir=source_models))
     layer, _ = kernel.store.add_bytes(b"weights" * 1000)
     config, config_size = kernel.store.add_bytes(b'{"model_format":"gguf"}')
-    manifest = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size), [mf.Layer(mf.MODEL, layer, 7000)])
+    manifest = mf.Manifest(
+        mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size), [mf.Layer(mf.MODEL, layer, 7000)]
+    )
     kernel.store.write_manifest(ModelName.parse("tiny:latest"), manifest)
     kernel.close()
     source = ServerProcess(source_models, {"OLLAMAKIT_API_KEYS": KEYS[0]}).start()
@@ -195,12 +267,16 @@ def test_one_ollamakit_pulls_from_another_with_its_key(tmp_path, monkeypatch):
 
         def pull() -> list[dict]:
             result = client.simulate_post("/api/pull", json={"model": name, "insecure": True})
-            return [json.loads(line) for line in result.text.splitlines() if line.strip()] or [result.json]
+            return [json.loads(line) for line in result.text.splitlines() if line.strip()] or [
+                result.json
+            ]
 
         monkeypatch.delenv("OLLAMAKIT_REGISTRY_AUTH", raising=False)
         refused = pull()[-1]
         assert "wants an API key" in refused["error"], refused
-        monkeypatch.setenv("OLLAMAKIT_REGISTRY_AUTH", json.dumps({f"127.0.0.1:{source.port}": {"token": KEYS[0]}}))
+        monkeypatch.setenv(
+            "OLLAMAKIT_REGISTRY_AUTH", json.dumps({f"127.0.0.1:{source.port}": {"token": KEYS[0]}})
+        )
         assert pull()[-1] == {"status": "success"}
         assert target.store.get(name).manifest_bytes == manifest.to_bytes()
     finally:
@@ -214,7 +290,12 @@ def test_without_keys_nothing_changes(client):
     preflight = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
     answer = client.simulate_options("/api/chat", headers=preflight)
     assert answer.status_code == 204 and "POST" in answer.headers["Access-Control-Allow-Methods"]
-    assert client.simulate_options("/api/chat", headers={**preflight, "Origin": "http://evil.example"}).status_code == 403
+    assert (
+        client.simulate_options(
+            "/api/chat", headers={**preflight, "Origin": "http://evil.example"}
+        ).status_code
+        == 403
+    )
     assert client.simulate_options("/api/chat").status_code == 204
 
 
@@ -226,7 +307,9 @@ def test_a_body_without_a_key_is_refused_before_it_is_received(keyed):
     digest = "sha256:" + "0" * 64
     for path in (f"/api/blobs/{digest}", "/api/import", "/api/chat"):
         with socket.create_connection(("127.0.0.1", keyed.port), timeout=10) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\n".encode())
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\n".encode()
+            )
             sock.sendall(b"x" * 65536)
             reply = b""
             while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
@@ -247,8 +330,15 @@ def test_the_servers_own_key_goes_only_to_this_machine(monkeypatch):
 
     monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
     monkeypatch.setenv("OLLAMAKIT_API_KEYS", "local-key,other")
-    for host, expected in (("", "local-key"), ("127.0.0.1:9", "local-key"), ("http://localhost", "local-key"),
-                           ("0.0.0.0", "local-key"), ("[::1]:5", "local-key"), ("example.com", None), ("10.1.2.3", None)):
+    for host, expected in (
+        ("", "local-key"),
+        ("127.0.0.1:9", "local-key"),
+        ("http://localhost", "local-key"),
+        ("0.0.0.0", "local-key"),
+        ("[::1]:5", "local-key"),
+        ("example.com", None),
+        ("10.1.2.3", None),
+    ):
         monkeypatch.setenv("OLLAMA_HOST", host)
         assert client_api_key() == expected, host
     monkeypatch.setenv("OLLAMA_API_KEY", "mine")  # the caller's own key: sent wherever they point

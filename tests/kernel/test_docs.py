@@ -18,7 +18,11 @@ DOCS = ROOT / "docs"
 
 
 def hook_names() -> set[str]:
-    return {name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "ollamakit_spec")}
+    return {
+        name
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(fn, "ollamakit_spec")
+    }
 
 
 def sections(path: Path) -> set[str]:
@@ -31,12 +35,16 @@ def test_there_are_hooks_to_document():
 
 @pytest.mark.parametrize("hook", sorted(hook_names()))
 def test_every_hook_has_a_section(hook):
-    assert hook in sections(DOCS / "plugin-hooks.md"), f"docs/plugin-hooks.md needs a '## {hook}' section"
+    assert hook in sections(DOCS / "plugin-hooks.md"), (
+        f"docs/plugin-hooks.md needs a '## {hook}' section"
+    )
 
 
 def test_every_hook_section_names_a_real_hook():
     documented = {name for name in sections(DOCS / "plugin-hooks.md") if name.islower()}
-    assert documented - hook_names() == set(), "docs/plugin-hooks.md documents hooks that do not exist"
+    assert documented - hook_names() == set(), (
+        "docs/plugin-hooks.md documents hooks that do not exist"
+    )
 
 
 def test_hook_sections_state_their_signature_and_result_policy():
@@ -44,9 +52,13 @@ def test_hook_sections_state_their_signature_and_result_policy():
     for hook in hook_names():
         body = text.split(f"\n## {hook}\n", 1)[1].split("\n## ", 1)[0]
         parameters = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters)
-        assert f"`{hook}({parameters})`" in body, f"the {hook} section should start with its signature"
+        assert f"`{hook}({parameters})`" in body, (
+            f"the {hook} section should start with its signature"
+        )
         firstresult = getattr(hookspecs, hook).ollamakit_spec.get("firstresult", False)
-        assert ("First result wins" in body) == firstresult, f"the {hook} section misstates its result policy"
+        assert ("First result wins" in body) == firstresult, (
+            f"the {hook} section misstates its result policy"
+        )
 
 
 @cache
@@ -59,7 +71,9 @@ def first_party_implementers() -> dict[str, set[str]]:
         if ep.dist is not None and ep.dist.name == "ollamakit":
             pm.register(ep.load(), name=ep.name)
     return {
-        hook: {impl.plugin.__name__.split(".")[0] for impl in getattr(pm.hook, hook).get_hookimpls()}
+        hook: {
+            impl.plugin.__name__.split(".")[0] for impl in getattr(pm.hook, hook).get_hookimpls()
+        }
         for hook in hook_names()
     }
 
@@ -73,7 +87,9 @@ def documented_users(hook: str) -> set[str]:
 
 def test_first_party_plugins_implement_hooks():
     implementers = first_party_implementers()
-    assert {"ollamakit_ollama_api", "ollamakit_engine"} <= implementers["register_routes"] | implementers["load_model"]
+    assert {"ollamakit_ollama_api", "ollamakit_engine"} <= implementers[
+        "register_routes"
+    ] | implementers["load_model"]
 
 
 @pytest.mark.parametrize("hook", sorted(hook_names()))

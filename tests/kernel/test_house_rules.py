@@ -37,8 +37,13 @@ def test_every_plugin_is_a_root_package():
 
 
 def test_the_kernel_may_import_no_plugin():
-    assert contract("The kernel and its libraries import no plugin")["source_modules"] == ["ollamakit"]
-    assert sorted(contract("The kernel and its libraries import no plugin")["forbidden_modules"]) == PLUGINS
+    assert contract("The kernel and its libraries import no plugin")["source_modules"] == [
+        "ollamakit"
+    ]
+    assert (
+        sorted(contract("The kernel and its libraries import no plugin")["forbidden_modules"])
+        == PLUGINS
+    )
 
 
 def test_every_plugin_is_independent_of_the_others():

@@ -27,8 +27,18 @@ def test_written_as_ollama_writes_it():
     obj = json.loads(data)
     assert list(obj) == ["schemaVersion", "mediaType", "config", "layers"]
     assert obj["schemaVersion"] == 2 and obj["mediaType"] == mf.MANIFEST_MEDIA_TYPE
-    assert obj["layers"][0] == {"mediaType": mf.MODEL, "digest": B, "size": 1000}  # no empty annotations
-    assert obj["layers"][1] == {"mediaType": mf.TEMPLATE, "digest": C, "size": 20, "from": "x", "name": "t"}
+    assert obj["layers"][0] == {
+        "mediaType": mf.MODEL,
+        "digest": B,
+        "size": 1000,
+    }  # no empty annotations
+    assert obj["layers"][1] == {
+        "mediaType": mf.TEMPLATE,
+        "digest": C,
+        "size": 20,
+        "from": "x",
+        "name": "t",
+    }
 
 
 def test_read_back_whole():
@@ -55,7 +65,12 @@ def layer(**changes) -> dict:
 
 
 def manifest_bytes(config=None, layers=None, **top) -> bytes:
-    obj = {"schemaVersion": 2, "config": config or layer(mediaType=mf.CONFIG_MEDIA_TYPE), "layers": layers or [], **top}
+    obj = {
+        "schemaVersion": 2,
+        "config": config or layer(mediaType=mf.CONFIG_MEDIA_TYPE),
+        "layers": layers or [],
+        **top,
+    }
     return json.dumps(obj).encode()
 
 
@@ -73,7 +88,10 @@ def manifest_bytes(config=None, layers=None, **top) -> bytes:
         (manifest_bytes(layers=[layer(mediaType="")]), "bad layer media type"),
         (manifest_bytes(layers=[layer(mediaType="m" * 257)]), "bad layer media type"),
         (manifest_bytes(layers=[layer(digest="sha256:abc")]), "bad layer digest"),
-        (manifest_bytes(layers=[layer(digest=B.upper().replace("SHA256", "sha256"))]), "bad layer digest"),
+        (
+            manifest_bytes(layers=[layer(digest=B.upper().replace("SHA256", "sha256"))]),
+            "bad layer digest",
+        ),
         (manifest_bytes(layers=[layer(digest=B + "\n")]), "bad layer digest"),
         (manifest_bytes(layers=[layer(digest=B.replace(":", "-"))]), "bad layer digest"),
         (manifest_bytes(layers=[layer(digest=None)]), "bad layer digest"),

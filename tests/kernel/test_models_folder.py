@@ -44,11 +44,15 @@ def test_writes_leave_ollamas_layout_and_nothing_else(kernel):
     scratch = store.scratch_file(".gguf")
     # This process's temporary folder, inside blobs/ (which Ollama's pruning skips): it lives
     # as long as the store does.
-    assert scratch.parent.parent == models / "blobs" and scratch.parent.name.startswith("sha256-tmp-")
+    assert scratch.parent.parent == models / "blobs" and scratch.parent.name.startswith(
+        "sha256-tmp-"
+    )
     assert scratch.name.startswith("sha256-")
     kernel.close()
     assert names(models) == ["blobs", "manifests"]
-    assert names(models / "blobs") == sorted(["sha256-" + sha256_digest(data)[7:], "sha256-" + digest[7:]])
+    assert names(models / "blobs") == sorted(
+        ["sha256-" + sha256_digest(data)[7:], "sha256-" + digest[7:]]
+    )
 
 
 def test_start_up_removes_stale_unowned_temporary_files_only(kernel):
@@ -58,7 +62,14 @@ def test_start_up_removes_stale_unowned_temporary_files_only(kernel):
     stale, fresh = blobs / "sha256-8125371", blobs / "sha256-1234567.gguf"
     partial = blobs / f"sha256-{'0' * 64}-partial"
     others = blobs / "notes.txt"  # not a name ollamakit or Ollama makes: not its to remove
-    manifest_temp = kernel.settings.models_dir / "manifests" / "registry.ollama.ai" / "library" / "m" / ".tmp-x1y2"
+    manifest_temp = (
+        kernel.settings.models_dir
+        / "manifests"
+        / "registry.ollama.ai"
+        / "library"
+        / "m"
+        / ".tmp-x1y2"
+    )
     manifest_temp.parent.mkdir(parents=True)
     long_ago = time.time() - 7200
     for path in (stale, fresh, partial, others, manifest_temp):

@@ -19,9 +19,17 @@ from ollamakit.names import ModelName
         ("llama3:8b", ("registry.ollama.ai", "library", "llama3", "8b"), "https"),
         ("me/mine:v1.2", ("registry.ollama.ai", "me", "mine", "v1.2"), "https"),
         ("example.com/team/model", ("example.com", "team", "model", "latest"), "https"),
-        ("localhost:5000/team/model:q4_K_M", ("localhost:5000", "team", "model", "q4_K_M"), "https"),
+        (
+            "localhost:5000/team/model:q4_K_M",
+            ("localhost:5000", "team", "model", "q4_K_M"),
+            "https",
+        ),
         ("http://localhost:5000/team/model", ("localhost:5000", "team", "model", "latest"), "http"),
-        ("Mixed_Case/Model-1.5", ("registry.ollama.ai", "Mixed_Case", "Model-1.5", "latest"), "https"),
+        (
+            "Mixed_Case/Model-1.5",
+            ("registry.ollama.ai", "Mixed_Case", "Model-1.5", "latest"),
+            "https",
+        ),
     ],
 )
 def test_names_fill_in_what_they_leave_out(text, parts, scheme):

@@ -51,11 +51,18 @@ def test_a_broken_plugin_is_reported_not_fatal(monkeypatch):
     with_extra_entry_points(monkeypatch, ollamakit.plugins, broken)
     pm = make_plugin_manager()
     errors = {e.name: e.error for e in pm.load_errors}
-    assert errors["broken"].startswith("ModuleNotFoundError") and errors["exploding"].startswith("AttributeError")
+    assert errors["broken"].startswith("ModuleNotFoundError") and errors["exploding"].startswith(
+        "AttributeError"
+    )
     output = run_plugins(pm)
-    assert "  broken: FAILED to load ollamakit_no_such_module.plugin: ModuleNotFoundError: " in output
+    assert (
+        "  broken: FAILED to load ollamakit_no_such_module.plugin: ModuleNotFoundError: " in output
+    )
     assert "No module named 'ollamakit_no_such_module'" in output
-    assert "  exploding: FAILED to load ollamakit.testing.contracts:NoSuchPlugin: AttributeError: " in output
+    assert (
+        "  exploding: FAILED to load ollamakit.testing.contracts:NoSuchPlugin: AttributeError: "
+        in output
+    )
     # The healthy plugins still loaded and still work.
     assert "  cli: register_commands" in output
     result = CliRunner().invoke(build_cli(pm), ["--help"])
@@ -84,7 +91,9 @@ def test_a_plugin_whose_deferred_modules_fail_is_reported_and_dropped(monkeypatc
 
 
 def test_a_kernel_drops_a_plugin_whose_deferred_modules_fail(monkeypatch, tmp_path):
-    (tmp_path / "ollamakit_lazy_broken.py").write_text("DEFERRED_IMPORTS = ('ollamakit_no_such_routes',)\n")
+    (tmp_path / "ollamakit_lazy_broken.py").write_text(
+        "DEFERRED_IMPORTS = ('ollamakit_no_such_routes',)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     lazy = [EntryPoint("lazy_broken", "ollamakit_lazy_broken", "ollamakit.plugins")]
     with_extra_entry_points(monkeypatch, ollamakit.plugins, lazy)
@@ -97,7 +106,10 @@ def test_a_broken_driver_is_reported_with_its_error(monkeypatch):
     broken = [EntryPoint("wobbly", "ollamakit_no_such_store:Store", "ollamakit.storage")]
     with_extra_entry_points(monkeypatch, ollamakit.drivers, broken)
     output = run_plugins(make_plugin_manager())
-    assert "  storage/wobbly: FAILED: ModuleNotFoundError: No module named 'ollamakit_no_such_store'" in output
+    assert (
+        "  storage/wobbly: FAILED: ModuleNotFoundError: No module named 'ollamakit_no_such_store'"
+        in output
+    )
     assert "  storage/fs: ollamakit_fsstore:FileSystemStorage" in output
 
 

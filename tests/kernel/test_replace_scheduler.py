@@ -84,7 +84,11 @@ class ShoutingSequence(Sequence):
         yield Chunk(word[:half])
         yield Chunk(word[half:])
         answer = list(word.encode())
-        yield Done("stop", Metrics(prompt_eval_count=len(self.prompt), eval_count=len(answer)), self.prompt + answer)
+        yield Done(
+            "stop",
+            Metrics(prompt_eval_count=len(self.prompt), eval_count=len(answer)),
+            self.prompt + answer,
+        )
 
 
 class MinimalLease(Lease):
@@ -139,7 +143,10 @@ def store_model(kernel, name: str, capability: str = "completion") -> None:
     config_digest, config_size = store.add_bytes(json.dumps(config).encode())
     model_digest, model_size = store.add_bytes(b"not a model file")
     layers = [mf.Layer(mf.MODEL, model_digest, model_size)]
-    store.write_manifest(ModelName.parse(name), mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), layers))
+    store.write_manifest(
+        ModelName.parse(name),
+        mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), layers),
+    )
 
 
 @pytest.fixture
@@ -163,27 +170,42 @@ def served(tmp_path):
 def test_native_generate_and_chat(served):
     url, scheduler = served
     client = ollama.Client(host=url)
-    reply = client.generate(model="shout", prompt="say hello", options={"temperature": 0, "top_k": 3})
+    reply = client.generate(
+        model="shout", prompt="say hello", options={"temperature": 0, "top_k": 3}
+    )
     assert reply.response == "HELLO" and reply.done_reason == "stop"
     assert reply.eval_count == 5 and reply.prompt_eval_count == len("say hello")
     assert reply.context == list(b"say helloHELLO")
-    chunks = [part.message.content for part in client.chat(model="shout", stream=True,
-                                                           messages=[{"role": "user", "content": "go now"}])]
+    chunks = [
+        part.message.content
+        for part in client.chat(
+            model="shout", stream=True, messages=[{"role": "user", "content": "go now"}]
+        )
+    ]
     assert "".join(chunks) == "NOW" and len(chunks) == 3  # two pieces, then the final chunk
     assert scheduler.held == 0  # every lease given back
-    assert scheduler.started[0] == {"shift": True, "truncate": True, "logprobs": False, "top_logprobs": 0,
-                                    "constraint": None}
+    assert scheduler.started[0] == {
+        "shift": True,
+        "truncate": True,
+        "logprobs": False,
+        "top_logprobs": 0,
+        "constraint": None,
+    }
 
 
 def test_openai_and_anthropic_layers(served):
     url, scheduler = served
     chat = openai.OpenAI(base_url=url + "/v1", api_key="unused").chat.completions.create(
-        model="shout", messages=[{"role": "user", "content": "hi there"}])
+        model="shout", messages=[{"role": "user", "content": "hi there"}]
+    )
     assert chat.choices[0].message.content == "THERE" and chat.usage.completion_tokens == 5
-    text = openai.OpenAI(base_url=url + "/v1", api_key="unused").completions.create(model="shout", prompt="a b")
+    text = openai.OpenAI(base_url=url + "/v1", api_key="unused").completions.create(
+        model="shout", prompt="a b"
+    )
     assert text.choices[0].text == "B"
     message = anthropic.Anthropic(base_url=url, api_key="unused").messages.create(
-        model="shout", max_tokens=10, messages=[{"role": "user", "content": "one two"}])
+        model="shout", max_tokens=10, messages=[{"role": "user", "content": "one two"}]
+    )
     assert message.content[0].text == "TWO" and message.stop_reason == "end_turn"
     assert scheduler.held == 0
 
@@ -193,8 +215,14 @@ def test_embeddings(served):
     first, second = ollama.Client(host=url).embed(model="shout", input=["abc", "de"]).embeddings
     assert first == pytest.approx([3 / np.hypot(3, 97), 97 / np.hypot(3, 97)], rel=1e-6)
     assert second == pytest.approx([2 / np.hypot(2, 100), 100 / np.hypot(2, 100)], rel=1e-6)
-    data = openai.OpenAI(base_url=url + "/v1", api_key="unused").embeddings.create(model="shout", input="xy").data
-    assert data[0].embedding == pytest.approx([2 / np.hypot(2, 120), 120 / np.hypot(2, 120)], rel=1e-6)
+    data = (
+        openai.OpenAI(base_url=url + "/v1", api_key="unused")
+        .embeddings.create(model="shout", input="xy")
+        .data
+    )
+    assert data[0].embedding == pytest.approx(
+        [2 / np.hypot(2, 120), 120 / np.hypot(2, 120)], rel=1e-6
+    )
     assert scheduler.held == 0
 
 
@@ -205,29 +233,69 @@ def test_without_a_scheduler_the_routes_say_so(tmp_path):
     store_model(kernel, "shout")
     client = TestClient(create_app(kernel), headers={"Host": "localhost"})
     reply = client.simulate_post("/api/generate", json={"model": "shout", "prompt": "x"})
-    assert reply.status_code == 500 and reply.json == {"error": "no scheduler plugin is installed, so models cannot be run"}
-    reply = client.simulate_post("/v1/chat/completions", json={"model": "shout", "messages": [{"role": "user", "content": "x"}]})
+    assert reply.status_code == 500 and reply.json == {
+        "error": "no scheduler plugin is installed, so models cannot be run"
+    }
+    reply = client.simulate_post(
+        "/v1/chat/completions",
+        json={"model": "shout", "messages": [{"role": "user", "content": "x"}]},
+    )
     assert reply.status_code == 500
-    assert reply.json["error"]["message"] == "no scheduler plugin is installed, so models cannot be run"
+    assert (
+        reply.json["error"]["message"]
+        == "no scheduler plugin is installed, so models cannot be run"
+    )
 
 
 def test_rerank_layers(served):
     url, scheduler = served
-    body = {"model": "ranker", "query": "q", "documents": ["bb", {"text": "dddd"}, "a", "ccc"], "top_n": 2,
-            "keep_alive": "1m", "options": {"num_ctx": 64}}
+    body = {
+        "model": "ranker",
+        "query": "q",
+        "documents": ["bb", {"text": "dddd"}, "a", "ccc"],
+        "top_n": 2,
+        "keep_alive": "1m",
+        "options": {"num_ctx": 64},
+    }
     native = requests.post(url + "/api/rerank", json=body, timeout=30).json()
-    assert native["results"] == [{"index": 1, "relevance_score": 4.0}, {"index": 3, "relevance_score": 3.0}]
-    assert native["model"] == "ranker" and native["prompt_eval_count"] == 4 * 4 + 10  # [CLS] q [SEP] d [SEP]
-    v1 = requests.post(url + "/v1/rerank", json={**body, "return_documents": True}, timeout=30).json()
-    assert v1 == {"model": "ranker", "object": "list", "usage": {"prompt_tokens": 26, "total_tokens": 26},
-                  "results": [{"index": 1, "relevance_score": 4.0, "document": {"text": "dddd"}},
-                              {"index": 3, "relevance_score": 3.0, "document": {"text": "ccc"}}]}
-    tei = requests.post(url + "/v1/rerank", json={"model": "ranker", "query": "q", "texts": ["x", "yy"]}, timeout=30).json()
+    assert native["results"] == [
+        {"index": 1, "relevance_score": 4.0},
+        {"index": 3, "relevance_score": 3.0},
+    ]
+    assert (
+        native["model"] == "ranker" and native["prompt_eval_count"] == 4 * 4 + 10
+    )  # [CLS] q [SEP] d [SEP]
+    v1 = requests.post(
+        url + "/v1/rerank", json={**body, "return_documents": True}, timeout=30
+    ).json()
+    assert v1 == {
+        "model": "ranker",
+        "object": "list",
+        "usage": {"prompt_tokens": 26, "total_tokens": 26},
+        "results": [
+            {"index": 1, "relevance_score": 4.0, "document": {"text": "dddd"}},
+            {"index": 3, "relevance_score": 3.0, "document": {"text": "ccc"}},
+        ],
+    }
+    tei = requests.post(
+        url + "/v1/rerank", json={"model": "ranker", "query": "q", "texts": ["x", "yy"]}, timeout=30
+    ).json()
     assert tei == [{"index": 1, "score": 2.0}, {"index": 0, "score": 1.0}]
     refused = {"model": "embedder", "query": "q", "documents": ["d"]}
     native = requests.post(url + "/api/rerank", json=refused, timeout=30)
-    assert (native.status_code, native.json()) == (400, {"error": '"embedder" does not support rerank'})
+    assert (native.status_code, native.json()) == (
+        400,
+        {"error": '"embedder" does not support rerank'},
+    )
     v1 = requests.post(url + "/v1/rerank", json=refused, timeout=30)
-    assert (v1.status_code, v1.json()) == (400, {"error": {"code": 400, "message": '"embedder" does not support rerank',
-                                                           "type": "invalid_request_error"}})
+    assert (v1.status_code, v1.json()) == (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": '"embedder" does not support rerank',
+                "type": "invalid_request_error",
+            }
+        },
+    )
     assert scheduler.held == 0

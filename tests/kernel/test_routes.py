@@ -46,7 +46,9 @@ def test_a_third_party_plugin_taking_a_built_in_path_is_refused(kernel):
     # /api/tags is the native API plugin's (entry point ollama_api); an unnamed plugin object is
     # named by its class
     kernel.pm.register(RoutePlugin("/api/tags", "acme"))
-    with pytest.raises(RouteCollision, match=r'"ollama_api" and "RoutePlugin"|"RoutePlugin" and "ollama_api"'):
+    with pytest.raises(
+        RouteCollision, match=r'"ollama_api" and "RoutePlugin"|"RoutePlugin" and "ollama_api"'
+    ):
         create_app(kernel)
 
 
@@ -101,4 +103,3 @@ def test_serve_says_which_plugins_collide_in_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.output.startswith("Error: plugins ") and '"RoutePlugin"' in result.output
     assert "Traceback" not in result.output
-

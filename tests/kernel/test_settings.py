@@ -10,8 +10,15 @@ import pytest
 
 from ollamakit.config import Settings, parse_bool
 
-ALL = ("OLLAMA_LOAD_TIMEOUT", "OLLAMA_DEBUG", "OLLAMA_NO_CLOUD", "OLLAMA_REMOTES", "OLLAMA_CONTEXT_LENGTH",
-       "OLLAMA_MAX_QUEUE", "OLLAMA_NOPRUNE")
+ALL = (
+    "OLLAMA_LOAD_TIMEOUT",
+    "OLLAMA_DEBUG",
+    "OLLAMA_NO_CLOUD",
+    "OLLAMA_REMOTES",
+    "OLLAMA_CONTEXT_LENGTH",
+    "OLLAMA_MAX_QUEUE",
+    "OLLAMA_NOPRUNE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -26,23 +33,47 @@ def test_booleans_follow_go_parse_bool_an_error_meaning_true():
         assert parse_bool(value) is False, value
     for value in ("1", "t", "true", "TRUE", "yes", "no", "off", "fAlse", "2"):
         assert parse_bool(value) is True, value
-    assert parse_bool("") is False and parse_bool(None) is False and parse_bool("", default=True) is True
+    assert (
+        parse_bool("") is False
+        and parse_bool(None) is False
+        and parse_bool("", default=True) is True
+    )
 
 
-@pytest.mark.parametrize("value,seconds", [
-    ("10m", 600.0), ("1h30m", 5400.0), ("90", 90.0), ("2.5s", 2.5), ("'45s'", 45.0),
-    ("0", math.inf), ("-1", math.inf), ("-5m", math.inf),  # zero or negative: no limit
-    ("soon", 300.0), ("", 300.0),  # unreadable: the default, five minutes
-])
+@pytest.mark.parametrize(
+    "value,seconds",
+    [
+        ("10m", 600.0),
+        ("1h30m", 5400.0),
+        ("90", 90.0),
+        ("2.5s", 2.5),
+        ("'45s'", 45.0),
+        ("0", math.inf),
+        ("-1", math.inf),
+        ("-5m", math.inf),  # zero or negative: no limit
+        ("soon", 300.0),
+        ("", 300.0),  # unreadable: the default, five minutes
+    ],
+)
 def test_load_timeout_is_a_duration(monkeypatch, value, seconds):
     monkeypatch.setenv("OLLAMA_LOAD_TIMEOUT", value)
     assert Settings.from_env().load_timeout == seconds
 
 
-@pytest.mark.parametrize("value,level", [
-    ("1", logging.DEBUG), ("true", logging.DEBUG), ("2", 1), ("-1", logging.WARNING), ("-2", logging.ERROR),
-    ("0", logging.INFO), ("false", logging.INFO), ("no", logging.INFO), ("", logging.INFO),
-])
+@pytest.mark.parametrize(
+    "value,level",
+    [
+        ("1", logging.DEBUG),
+        ("true", logging.DEBUG),
+        ("2", 1),
+        ("-1", logging.WARNING),
+        ("-2", logging.ERROR),
+        ("0", logging.INFO),
+        ("false", logging.INFO),
+        ("no", logging.INFO),
+        ("", logging.INFO),
+    ],
+)
 def test_debug_is_a_log_level(monkeypatch, value, level):
     monkeypatch.setenv("OLLAMA_DEBUG", value)
     settings = Settings.from_env()

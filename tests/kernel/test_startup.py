@@ -6,7 +6,18 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("falcon", "gguf", "httpx", "jinja2", "llguidance", "numpy", "safetensors", "stevedore", "waitress", "yaml")
+HEAVY = (
+    "falcon",
+    "gguf",
+    "httpx",
+    "jinja2",
+    "llguidance",
+    "numpy",
+    "safetensors",
+    "stevedore",
+    "waitress",
+    "yaml",
+)
 
 BUILD_CLI = """
 import json, sys
@@ -20,7 +31,9 @@ print(json.dumps({"modules": sorted(sys.modules), "plugins": [name for name, _ i
 
 def imported_by_build_cli(*skip: str) -> dict:
     # a fresh interpreter: this one has imported everything already
-    result = subprocess.run([sys.executable, "-c", BUILD_CLI, *skip], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", BUILD_CLI, *skip], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 

@@ -32,7 +32,9 @@ def leftovers(kernel) -> list[Path]:
     scratch = list(Path(kernel.storage.scratch_dir()).iterdir())
     strays = [p for p in (root / "blobs").iterdir() if p.is_file() and not BLOB_NAME.match(p.name)]
     manifests = root / "manifests"
-    temps = [p for p in manifests.rglob("*") if p.is_file() and len(p.relative_to(manifests).parts) != 4]
+    temps = [
+        p for p in manifests.rglob("*") if p.is_file() and len(p.relative_to(manifests).parts) != 4
+    ]
     return scratch + strays + temps
 
 
@@ -83,7 +85,14 @@ def test_an_upload_that_breaks_off_leaves_nothing(kernel):
 
 @pytest.mark.parametrize(
     "digest",
-    ["../../etc/passwd", "sha256:abc", "sha256:" + "0" * 63 + "g", "sha256:" + "0" * 64 + "\n", "md5:" + "0" * 32, ""],
+    [
+        "../../etc/passwd",
+        "sha256:abc",
+        "sha256:" + "0" * 63 + "g",
+        "sha256:" + "0" * 64 + "\n",
+        "md5:" + "0" * 32,
+        "",
+    ],
 )
 def test_what_is_not_a_digest_never_becomes_a_path(kernel, digest):
     for call in (kernel.store.has_blob, kernel.store.blob_path, kernel.store.blob_size):
@@ -115,7 +124,9 @@ def test_only_the_stores_own_scratch_files_are_adopted(kernel, tmp_path):
     assert outside.read_bytes() == b"data"  # left alone
     scratch = kernel.store.scratch_file()
     scratch.write_bytes(b"data")
-    assert kernel.store.adopt_blob(sha(b"data"), scratch, hashlib.sha256(b"data").hexdigest()) is True
+    assert (
+        kernel.store.adopt_blob(sha(b"data"), scratch, hashlib.sha256(b"data").hexdigest()) is True
+    )
     assert not scratch.exists() and kernel.store.has_blob(sha(b"data"))
 
 
@@ -124,7 +135,9 @@ def test_only_the_stores_own_scratch_files_are_adopted(kernel, tmp_path):
 
 def test_a_manifest_naming_a_missing_blob_is_refused(kernel):
     config, _ = kernel.store.add_bytes(b"{}")
-    manifest = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config, 2), [mf.Layer(mf.MODEL, sha(b"absent"), 6)])
+    manifest = mf.Manifest(
+        mf.Layer(mf.CONFIG_MEDIA_TYPE, config, 2), [mf.Layer(mf.MODEL, sha(b"absent"), 6)]
+    )
     with pytest.raises(BadRequest, match="missing blob"):
         kernel.store.write_manifest(ModelName.parse("m"), manifest)
     assert kernel.store.list() == []
@@ -144,7 +157,9 @@ def test_names_match_without_case_and_keep_their_first_spelling(kernel):
 def test_a_manifest_is_replaced_whole_or_not_at_all(kernel, monkeypatch):
     store = kernel.store
     before = store_model(store, "m", b"{}", b"one")
-    path = kernel.settings.models_dir / "manifests" / "registry.ollama.ai" / "library" / "m" / "latest"
+    path = (
+        kernel.settings.models_dir / "manifests" / "registry.ollama.ai" / "library" / "m" / "latest"
+    )
     old_bytes = path.read_bytes()
 
     def crash(source, destination):
@@ -187,7 +202,9 @@ def test_a_corrupt_manifest_stops_all_deleting(kernel):
     store = kernel.store
     store_model(store, "a", b"{}", b"only a")
     store_model(store, "b", b"{}", b"only b")
-    path = kernel.settings.models_dir / "manifests" / "registry.ollama.ai" / "library" / "b" / "latest"
+    path = (
+        kernel.settings.models_dir / "manifests" / "registry.ollama.ai" / "library" / "b" / "latest"
+    )
     path.write_bytes(b"{not json")
     assert [m.short_name for m in store.list()] == ["a:latest"]  # listed without it
     store.delete(ModelName.parse("a"))
@@ -213,7 +230,11 @@ def test_pruning_keeps_young_and_referenced_blobs(kernel):
 
 @pytest.mark.parametrize(
     ("code", "reason"),
-    [(errno.EROFS, "read-only file system"), (errno.ENOSPC, "no space left on device"), (errno.EACCES, "permission denied")],
+    [
+        (errno.EROFS, "read-only file system"),
+        (errno.ENOSPC, "no space left on device"),
+        (errno.EACCES, "permission denied"),
+    ],
 )
 def test_an_unwritable_store_is_said_in_words_without_the_path(code, reason):
     with pytest.raises(StoreNotWritable) as caught:

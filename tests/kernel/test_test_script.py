@@ -41,7 +41,15 @@ def stub(folder: Path, name: str, text: str):
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False, programs=("node", "npm"), isolated=False, failing=""):
+def run_script(
+    tmp_path,
+    *args,
+    pytest_rc=0,
+    apt_fails=False,
+    programs=("node", "npm"),
+    isolated=False,
+    failing="",
+):
     """``programs`` are stubbed as installed; ``isolated`` leaves every other program off PATH."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
@@ -64,7 +72,13 @@ def run_script(tmp_path, *args, pytest_rc=0, apt_fails=False, programs=("node", 
         "APT_FAILS": "1" if apt_fails else "",
         "FAILING": failing,
     }
-    done = subprocess.run([shutil.which("bash"), str(repo / "scripts" / "test.sh"), *args], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [shutil.which("bash"), str(repo / "scripts" / "test.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return done, log.read_text().splitlines() if log.exists() else []
 
 
@@ -88,13 +102,21 @@ def test_the_tests_get_their_own_environment(tmp_path):
     assert not (tmp_path / "repo" / ".venv").exists()
 
 
-HOUSE_RULES = [".venv-test/bin/lint-imports", ".venv-test/bin/ruff check --no-cache .", ".venv-test/bin/mypy"]
+HOUSE_RULES = [
+    ".venv-test/bin/lint-imports",
+    ".venv-test/bin/ruff check --no-cache .",
+    ".venv-test/bin/ruff format --check --no-cache .",
+    ".venv-test/bin/mypy",
+]
 
 
 def test_the_house_rules_run_before_the_tests(tmp_path):
     done, log = run_script(tmp_path, "tests/kernel")
     assert done.returncode == 0, done.stderr
-    assert [line.strip() for line in log[-4:]] == [*HOUSE_RULES, ".venv-test/bin/python -m pytest tests/kernel"]
+    assert [line.strip() for line in log[-5:]] == [
+        *HOUSE_RULES,
+        ".venv-test/bin/python -m pytest tests/kernel",
+    ]
 
 
 @pytest.mark.parametrize("tool", ["lint-imports", "ruff", "mypy"])
@@ -105,7 +127,8 @@ def test_a_broken_house_rule_stops_the_script(tmp_path, tool):
 
 
 needs_apt_branch = pytest.mark.skipif(
-    os.path.exists("/usr/bin/docker-registry"), reason="docker-registry is installed, so the script does not call apt-get"
+    os.path.exists("/usr/bin/docker-registry"),
+    reason="docker-registry is installed, so the script does not call apt-get",
 )
 
 
@@ -130,7 +153,11 @@ def test_node_and_npm_are_installed_when_missing(tmp_path):
     assert done.returncode == 0, done.stderr
     [install] = [line for line in log if line.startswith("apt-get install")]
     assert install.endswith(" nodejs npm") and "apt-get says: install" in done.stdout
-    assert log.index("apt-get update -q") < log.index(install) < log.index(".venv-test/bin/ollamakit build-ggml --strict")
+    assert (
+        log.index("apt-get update -q")
+        < log.index(install)
+        < log.index(".venv-test/bin/ollamakit build-ggml --strict")
+    )
 
 
 def test_nothing_is_installed_when_nothing_is_missing(tmp_path):

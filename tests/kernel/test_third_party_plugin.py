@@ -44,7 +44,9 @@ def create_two_models(url: str, gguf: Path) -> None:
 
 @pytest.fixture
 def tiny_gguf(tmp_path):
-    return tiny_llama(tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64)
+    return tiny_llama(
+        tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64
+    )
 
 
 def test_serving_from_the_acme_store_with_the_official_client(models_dir, tiny_gguf):
@@ -59,10 +61,14 @@ def test_serving_from_the_acme_store_with_the_official_client(models_dir, tiny_g
     assert (models_dir / "acme" / "index.sqlite3").is_file()
     assert not any(p.is_file() for p in (models_dir / "manifests").rglob("*"))
     hex_ = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
-    assert (models_dir / "acme" / "objects" / hex_[:2] / hex_[2:4] / hex_).read_bytes() == tiny_gguf.read_bytes()
+    assert (
+        models_dir / "acme" / "objects" / hex_[:2] / hex_[2:4] / hex_
+    ).read_bytes() == tiny_gguf.read_bytes()
 
     # The plugin's own command reads the same store: the shared weights are freed by neither rm.
-    result = CliRunner().invoke(build_cli(), ["acme-usage", "--storage", "acme", "--models", str(models_dir)])
+    result = CliRunner().invoke(
+        build_cli(), ["acme-usage", "--storage", "acme", "--models", str(models_dir)]
+    )
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line for line in result.output.splitlines()[1:-1]}
     assert set(rows) == {"base:latest", "base-terse:latest"}
@@ -75,7 +81,12 @@ def test_serve_with_the_storage_flag(models_dir, tiny_gguf):
     env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models_dir)}
     env.pop("OLLAMAKIT_STORAGE", None)
     log = open(models_dir.parent / "serve-flag.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ollamakit", "serve", "--storage", "acme"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollamakit", "serve", "--storage", "acme"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -98,7 +109,10 @@ def test_the_examples_own_tests_pass():
     """The example runs ollamakit's storage contract on its driver, as its README says."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
-        cwd=EXAMPLE, capture_output=True, text=True, timeout=300,
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout

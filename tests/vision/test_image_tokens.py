@@ -21,7 +21,9 @@ from ollamakit_scheduler.batch import common_prefix  # noqa: E402
 
 
 def image(digest: str, rows: int = 4, bidirectional: bool = True) -> list[ImageToken]:
-    return image_tokens(EncodedImage(digest, np.zeros((rows, 8), np.float32), bidirectional), placeholder=0)
+    return image_tokens(
+        EncodedImage(digest, np.zeros((rows, 8), np.float32), bidirectional), placeholder=0
+    )
 
 
 def test_image_rows_compare_by_content_and_row():
@@ -37,7 +39,11 @@ def test_image_rows_compare_by_content_and_row():
 def test_steps_never_cut_an_image():
     tokens = [1, 2, 3] + image("sha256:aa") + [4]
     assert whole_images(tokens, 5) == 3  # the image waits for the next step
-    assert whole_images(tokens, 7) == 7 and whole_images(tokens, 3) == 3 and whole_images(tokens, 99) == 8
+    assert (
+        whole_images(tokens, 7) == 7
+        and whole_images(tokens, 3) == 3
+        and whole_images(tokens, 99) == 8
+    )
     assert whole_images(image("sha256:aa", 10), 4) == 0  # longer than a step: the caller splits it
 
     class Cache:
@@ -51,7 +57,9 @@ def test_image_rows_are_grouped_per_image():
     tokens = [1] + image("sha256:aa", 2) + image("sha256:aa", 2) + [2]
     assert image_groups(tokens).tolist() == [-1, 0, 0, 1, 1, -1]
     assert image_groups([1, 2]) is None
-    assert image_groups([1] + image("sha256:aa", 2, bidirectional=False)) is None  # LLaVA's rows are causal
+    assert (
+        image_groups([1] + image("sha256:aa", 2, bidirectional=False)) is None
+    )  # LLaVA's rows are causal
 
 
 def test_the_mask_lets_an_image_see_itself_both_ways():
@@ -91,12 +99,16 @@ def test_alpha_is_dropped_not_composited():
 
 
 def test_pixels_are_normalised_planes():
-    values = pixels(png(Image.new("RGB", (14, 14), (255, 0, 51))), 14, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    values = pixels(
+        png(Image.new("RGB", (14, 14), (255, 0, 51))), 14, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    )
     assert values.shape == (3, 14, 14) and values.dtype == np.float32
     np.testing.assert_allclose(values[:, 0, 0], [1.0, -1.0, -0.6], atol=1e-6)
 
 
-@pytest.mark.parametrize("data", [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, b"BM" + b"\xff" * 60])
+@pytest.mark.parametrize(
+    "data", [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, b"BM" + b"\xff" * 60]
+)
 def test_garbage_is_a_bad_request(data):
     with pytest.raises(BadRequest):
         decode(data)

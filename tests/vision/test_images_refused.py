@@ -14,7 +14,6 @@ from PIL import Image
 from ollamakit.testing.gguf_factory import make_gguf, tiny_llama
 
 
-
 def upload(client, data: bytes) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (200, 201)
@@ -24,6 +23,7 @@ def upload(client, data: bytes) -> str:
 def create(client, **body) -> None:
     reply = client.simulate_post("/api/create", json=body)
     assert reply.status_code == 200, reply.text
+
 
 pytest.importorskip("ollamakit_engine")
 
@@ -38,11 +38,22 @@ def png(colour=(200, 10, 10), size=(16, 16)) -> str:
 def unusable_projector(client, tmp_path):
     """A tiny llama with a projector layer of a kind no engine runs."""
     model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
-    projector = make_gguf(tmp_path / "mmproj.gguf", {
-        "general.architecture": "clip", "general.type": "mmproj", "clip.has_vision_encoder": True,
-        "clip.projector_type": "no-such-kind", "clip.vision.block_count": 1,
-    }, {"v.patch_embd.weight": np.zeros((4, 3, 2, 2), np.float32)})
-    create(client, model="seer", files={"model.gguf": model, "mmproj.gguf": upload(client, projector.read_bytes())})
+    projector = make_gguf(
+        tmp_path / "mmproj.gguf",
+        {
+            "general.architecture": "clip",
+            "general.type": "mmproj",
+            "clip.has_vision_encoder": True,
+            "clip.projector_type": "no-such-kind",
+            "clip.vision.block_count": 1,
+        },
+        {"v.patch_embd.weight": np.zeros((4, 3, 2, 2), np.float32)},
+    )
+    create(
+        client,
+        model="seer",
+        files={"model.gguf": model, "mmproj.gguf": upload(client, projector.read_bytes())},
+    )
     return client
 
 
@@ -50,11 +61,21 @@ def test_images_to_a_model_that_cannot_see_them_are_refused(unusable_projector):
     client = unusable_projector
     shown = client.simulate_post("/api/show", json={"model": "seer"}).json
     assert "vision" in shown["capabilities"]
-    body = {"model": "seer", "prompt": "what colour?", "images": [png()], "stream": False, "options": {"num_predict": 2}}
+    body = {
+        "model": "seer",
+        "prompt": "what colour?",
+        "images": [png()],
+        "stream": False,
+        "options": {"num_predict": 2},
+    }
     reply = client.simulate_post("/api/generate", json=body)
     assert reply.status_code == 400
     assert reply.json == {"error": "this model is missing data required for image input"}
-    chat = {"model": "seer", "messages": [{"role": "user", "content": "what colour?", "images": [png()]}], "stream": False}
+    chat = {
+        "model": "seer",
+        "messages": [{"role": "user", "content": "what colour?", "images": [png()]}],
+        "stream": False,
+    }
     reply = client.simulate_post("/api/chat", json=chat)
     assert reply.status_code == 400 and "image input" in reply.json["error"]
     # the same model without images still answers
@@ -62,17 +83,27 @@ def test_images_to_a_model_that_cannot_see_them_are_refused(unusable_projector):
     assert client.simulate_post("/api/generate", json=body).status_code == 200
 
 
-@pytest.mark.parametrize("metadata", [
-    {"general.type": "mmproj"},
-    {"general.type": "projector"},
-    {"clip.has_vision_encoder": True},  # a typeless clip file: an encoder and no text blocks
-])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"general.type": "mmproj"},
+        {"general.type": "projector"},
+        {"clip.has_vision_encoder": True},  # a typeless clip file: an encoder and no text blocks
+    ],
+)
 def test_projectors_are_classified_by_metadata_not_name(client, tmp_path, metadata):
     model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
-    projector = make_gguf(tmp_path / "p.gguf", {"general.architecture": "clip", **metadata},
-                          {"v.patch_embd.weight": np.zeros((4, 3, 2, 2), np.float32)})
+    projector = make_gguf(
+        tmp_path / "p.gguf",
+        {"general.architecture": "clip", **metadata},
+        {"v.patch_embd.weight": np.zeros((4, 3, 2, 2), np.float32)},
+    )
     # the projector sorts first by name: the kind comes from the metadata alone
-    create(client, model="seer", files={"a.gguf": upload(client, projector.read_bytes()), "b.gguf": model})
+    create(
+        client,
+        model="seer",
+        files={"a.gguf": upload(client, projector.read_bytes()), "b.gguf": model},
+    )
     manifest = client.simulate_get("/api/tags").json["models"][0]
     shown = client.simulate_post("/api/show", json={"model": "seer"}).json
     assert manifest["name"] == "seer:latest"
@@ -87,11 +118,20 @@ def test_a_typeless_llava_projector_gets_mlp(client, tmp_path):
 
     model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
     weights = np.arange(48, dtype=np.float32).reshape(4, 3, 2, 2)
-    projector = make_gguf(tmp_path / "llava.gguf", {
-        "general.architecture": "clip", "clip.has_vision_encoder": True, "clip.vision.image_size": 336,
-    }, {"v.patch_embd.weight": weights})
+    projector = make_gguf(
+        tmp_path / "llava.gguf",
+        {
+            "general.architecture": "clip",
+            "clip.has_vision_encoder": True,
+            "clip.vision.image_size": 336,
+        },
+        {"v.patch_embd.weight": weights},
+    )
     original = upload(client, projector.read_bytes())
-    reply = client.simulate_post("/api/create", json={"model": "llava", "files": {"model.gguf": model, "mmproj.gguf": original}})
+    reply = client.simulate_post(
+        "/api/create",
+        json={"model": "llava", "files": {"model.gguf": model, "mmproj.gguf": original}},
+    )
     assert "updating GGUF projector metadata" in reply.text
     shown = client.simulate_post("/api/show", json={"model": "llava"}).json
     assert shown["projector_info"]["clip.projector_type"] == "mlp"
@@ -105,7 +145,12 @@ def test_a_typeless_llava_projector_gets_mlp(client, tmp_path):
 
 def test_copy_and_delete_keep_the_projector(unusable_projector):
     client = unusable_projector
-    assert client.simulate_post("/api/copy", json={"source": "seer", "destination": "twin"}).status_code == 200
+    assert (
+        client.simulate_post(
+            "/api/copy", json={"source": "seer", "destination": "twin"}
+        ).status_code
+        == 200
+    )
     assert client.simulate_delete("/api/delete", json={"model": "seer"}).status_code == 200
     shown = client.simulate_post("/api/show", json={"model": "twin"}).json
     assert shown["projector_info"]["clip.projector_type"] == "no-such-kind"

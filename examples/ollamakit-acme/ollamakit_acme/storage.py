@@ -85,7 +85,11 @@ class AcmeStorage(LocalStorage):
     def list_blobs(self) -> Iterator[str]:
         for path in self.objects.glob("??/??/*"):
             name = path.name
-            if len(name) == 64 and set(name) <= _HEX and path.parent.parent.name + path.parent.name == name[:4]:
+            if (
+                len(name) == 64
+                and set(name) <= _HEX
+                and path.parent.parent.name + path.parent.name == name[:4]
+            ):
                 yield "sha256:" + name
 
     def scratch_dir(self) -> Path:
@@ -105,7 +109,8 @@ class AcmeStorage(LocalStorage):
     def read_manifest(self, parts) -> bytes | None:
         with closing(self._connect()) as db:
             row = db.execute(
-                "SELECT data FROM manifests WHERE host=? AND namespace=? AND model=? AND tag=?", self._checked(parts)
+                "SELECT data FROM manifests WHERE host=? AND namespace=? AND model=? AND tag=?",
+                self._checked(parts),
             ).fetchone()
         return bytes(row[0]) if row else None
 
@@ -118,10 +123,15 @@ class AcmeStorage(LocalStorage):
 
     def delete_manifest(self, parts) -> None:
         with closing(self._connect()) as db, db:
-            db.execute("DELETE FROM manifests WHERE host=? AND namespace=? AND model=? AND tag=?", self._checked(parts))
+            db.execute(
+                "DELETE FROM manifests WHERE host=? AND namespace=? AND model=? AND tag=?",
+                self._checked(parts),
+            )
 
     def list_manifests(self):
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT host, namespace, model, tag, modified FROM manifests").fetchall()
+            rows = db.execute(
+                "SELECT host, namespace, model, tag, modified FROM manifests"
+            ).fetchall()
         for host, namespace, model, tag, modified in rows:
             yield (host, namespace, model, tag), float(modified)

@@ -48,7 +48,12 @@ def usage(store) -> tuple[list[dict], int]:
 
 
 @click.command("acme-usage")
-@click.option("--models", "models_dir", type=click.Path(file_okay=False), help="Model directory (OLLAMA_MODELS).")
+@click.option(
+    "--models",
+    "models_dir",
+    type=click.Path(file_okay=False),
+    help="Model directory (OLLAMA_MODELS).",
+)
 @click.option("--storage", help="Storage driver (OLLAMAKIT_STORAGE, default fs).")
 @click.pass_obj
 def usage_command(pm, models_dir, storage):
@@ -56,8 +61,13 @@ def usage_command(pm, models_dir, storage):
     kernel = Kernel(Settings.from_env(models_dir=models_dir, storage=storage), pm)
     report, total = usage(kernel.store)
     rows = [("NAME", "SIZE", "FREED BY RM", "SHARED BLOBS")]
-    rows += [(r["name"], human_bytes(r["size"]), human_bytes(r["unique"]), str(r["shared"])) for r in report]
+    rows += [
+        (r["name"], human_bytes(r["size"]), human_bytes(r["unique"]), str(r["shared"]))
+        for r in report
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("    ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    click.echo(f"{len(report)} models, {human_bytes(total)} in distinct blobs ({kernel.settings.storage} storage)")
+    click.echo(
+        f"{len(report)} models, {human_bytes(total)} in distinct blobs ({kernel.settings.storage} storage)"
+    )

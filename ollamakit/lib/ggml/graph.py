@@ -16,7 +16,12 @@ import numpy as np
 
 from . import lib as L
 
-NUMPY_TYPES = {L.TYPE_F32: np.float32, L.TYPE_F16: np.float16, L.TYPE_I32: np.int32, L.TYPE_I64: np.int64}
+NUMPY_TYPES = {
+    L.TYPE_F32: np.float32,
+    L.TYPE_F16: np.float16,
+    L.TYPE_I32: np.int32,
+    L.TYPE_I64: np.int64,
+}
 GGML_TYPES = {np.dtype(dtype): ggml_type for ggml_type, dtype in NUMPY_TYPES.items()}
 
 
@@ -38,7 +43,9 @@ class Tensors:
         """A tensor of ``shape`` (ggml order, 1 to 4 dimensions)."""
         if not 1 <= len(shape) <= L.MAX_DIMS:
             raise ValueError(f"ggml tensors have 1 to {L.MAX_DIMS} dimensions, not {len(shape)}")
-        tensor = self.lib.ggml_new_tensor(self.ctx, ggml_type, len(shape), (L.I64 * len(shape))(*shape))
+        tensor = self.lib.ggml_new_tensor(
+            self.ctx, ggml_type, len(shape), (L.I64 * len(shape))(*shape)
+        )
         if name:
             self.lib.ggml_set_name(tensor, name.encode()[: L.MAX_NAME - 1])
         return tensor
@@ -101,15 +108,19 @@ class Step:
     def op(self, name: str, *args):
         return getattr(self.lib, "ggml_" + name)(self.ctx, *args)
 
-    def input(self, values: np.ndarray, ggml_type: int | None = None, name: str | None = None) -> int:
+    def input(
+        self, values: np.ndarray, ggml_type: int | None = None, name: str | None = None
+    ) -> int:
         """A tensor the step reads, shaped as ``values`` (row-major) and filled from them before
         the graph runs; ``name`` lets a reused graph take new values (``refill``)."""
         ggml_type = GGML_TYPES[np.asarray(values).dtype] if ggml_type is None else ggml_type
         values = np.ascontiguousarray(values, dtype=NUMPY_TYPES[ggml_type])
         shape = values.shape[::-1] or (1,)
-        tensor = {1: self.lib.ggml_new_tensor_1d, 2: self.lib.ggml_new_tensor_2d, 3: self.lib.ggml_new_tensor_3d}[
-            len(shape)
-        ](self.ctx, ggml_type, *shape)
+        tensor = {
+            1: self.lib.ggml_new_tensor_1d,
+            2: self.lib.ggml_new_tensor_2d,
+            3: self.lib.ggml_new_tensor_3d,
+        }[len(shape)](self.ctx, ggml_type, *shape)
         self.lib.ggml_set_input(tensor)
         self.inputs.append((tensor, values))
         if name is not None:
@@ -121,7 +132,10 @@ class Step:
         for name, array in values.items():
             index = self.named[name]
             tensor, old = self.inputs[index]
-            self.inputs[index] = (tensor, np.ascontiguousarray(array, dtype=old.dtype).reshape(old.shape))
+            self.inputs[index] = (
+                tensor,
+                np.ascontiguousarray(array, dtype=old.dtype).reshape(old.shape),
+            )
 
     def expand(self, tensor: int) -> int:
         """Add ``tensor`` and what it needs to the graph now: nodes run in the order added."""

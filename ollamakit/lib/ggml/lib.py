@@ -221,7 +221,9 @@ class Library:
 
     def features(self) -> list[str]:
         """The instruction sets this build of the CPU backend uses."""
-        return [name for name in ("avx2", "avx512", "neon") if getattr(self, f"ggml_cpu_has_{name}")()]
+        return [
+            name for name in ("avx2", "avx512", "neon") if getattr(self, f"ggml_cpu_has_{name}")()
+        ]
 
 
 def _log_line(level: int, text: bytes | None, _data) -> None:
@@ -258,7 +260,9 @@ def load() -> Library:
         return Library(built, "built for this CPU (ollamakit build-ggml)")
     if native.lacks_avx2():
         # the wheel's kernels would stop the process on their first AVX2 instruction
-        raise OSError("the prebuilt ggml needs AVX2, which this CPU lacks: run `ollamakit build-ggml`")
+        raise OSError(
+            "the prebuilt ggml needs AVX2, which this CPU lacks: run `ollamakit build-ggml`"
+        )
     return Library(_library_folder(), "prebuilt (libggml-python)")
 
 

@@ -90,13 +90,29 @@ def build(log=print, jobs: int | None = None) -> Path:
     if cmake is None:
         raise BuildError("cmake is not installed (pip install cmake, or the system's package)")
     if jobs is None:
-        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        jobs = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
     with tempfile.TemporaryDirectory(prefix="ollamakit-ggml-") as scratch_name:
         scratch = Path(scratch_name)
         log(f"downloading ggml's source ({SOURCE_PACKAGE} {SOURCE_VERSION}, source distribution)")
         _run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
-             "-q", "-d", str(scratch), f"{SOURCE_PACKAGE}=={SOURCE_VERSION}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                str(scratch),
+                f"{SOURCE_PACKAGE}=={SOURCE_VERSION}",
+            ],
             "downloading the source",
         )
         archive = next(scratch.glob("*.tar.gz"), None)

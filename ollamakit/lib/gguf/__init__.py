@@ -18,17 +18,20 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from .writer import GGUFWriter
 
 # Imported on first use: these modules import numpy and gguf, and the entry points load this package.
-__getattr__ = lazy_exports(__name__, {
-    "ValueType": ".constants",
-    "dequantize": ".dequant",
-    "supported_types": ".dequant",
-    "GGUFFile": ".reader",
-    "TensorInfo": ".reader",
-    "looks_like_gguf": ".reader",
-    "GGUFWriter": ".writer",
-    "lora_pairs": ".adapter",
-    "LoraPair": ".adapter",
-})
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ValueType": ".constants",
+        "dequantize": ".dequant",
+        "supported_types": ".dequant",
+        "GGUFFile": ".reader",
+        "TensorInfo": ".reader",
+        "looks_like_gguf": ".reader",
+        "GGUFWriter": ".writer",
+        "lora_pairs": ".adapter",
+        "LoraPair": ".adapter",
+    },
+)
 
 __all__ = [
     "GGUFFile",

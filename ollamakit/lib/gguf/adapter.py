@@ -23,7 +23,9 @@ from .reader import GGUFFile, TensorInfo
 # The matrices the engine multiplies with mul_mat, so an adapter may change them. The token
 # embedding is read by rows, and llama.cpp cannot apply its LoRA on a model whose output shares
 # it; norm vectors are skipped by llama.cpp itself.
-ADAPTABLE = re.compile(r"^(blk\.\d+\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)|output)\.weight$")
+ADAPTABLE = re.compile(
+    r"^(blk\.\d+\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)|output)\.weight$"
+)
 IGNORED = re.compile(r"_norm\.weight\.lora_[ab]$")
 MAX_RANK = 4096
 
@@ -45,9 +47,13 @@ def lora_pairs(adapter: GGUFFile, base: GGUFFile) -> list[LoraPair]:
     ``InvalidModelFile`` with a message that names the first thing that does not fit."""
     meta = adapter.metadata
     if meta.get("general.type") != "adapter":
-        raise InvalidModelFile(f'expected general.type "adapter", found {meta.get("general.type")!r}')
+        raise InvalidModelFile(
+            f'expected general.type "adapter", found {meta.get("general.type")!r}'
+        )
     if meta.get("adapter.type") != "lora":
-        raise InvalidModelFile(f'only LoRA adapters are supported (adapter.type is {meta.get("adapter.type")!r})')
+        raise InvalidModelFile(
+            f"only LoRA adapters are supported (adapter.type is {meta.get('adapter.type')!r})"
+        )
     if adapter.architecture != base.architecture:
         raise InvalidModelFile(
             f'the adapter is for the "{adapter.architecture}" architecture, the model is "{base.architecture}"'
@@ -72,7 +78,9 @@ def lora_pairs(adapter: GGUFFile, base: GGUFFile) -> list[LoraPair]:
     for target in sorted(halves):
         a, b = halves[target].get("lora_a"), halves[target].get("lora_b")
         if a is None or b is None:
-            raise InvalidModelFile(f"adapter tensor {target} lacks its lora_{'a' if a is None else 'b'}")
+            raise InvalidModelFile(
+                f"adapter tensor {target} lacks its lora_{'a' if a is None else 'b'}"
+            )
         weight = base_tensors.get(target)
         if weight is None:
             raise InvalidModelFile(f"the adapter changes {target}, which the model does not have")

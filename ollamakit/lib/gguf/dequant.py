@@ -21,8 +21,12 @@ from .constants import GGML_TYPES, ggml_type_number
 _BLOCKS_PER_SLICE_BYTES = 1 << 18  # decode 256 KiB of quantized data at a time: measured fastest
 
 # 4-bit non-linear code books (ggml's kvalues_iq4nl and kvalues_mxfp4, the latter doubled).
-_IQ4NL_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.float32)
-_MXFP4_VALUES = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
+_IQ4NL_VALUES = np.array(
+    [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.float32
+)
+_MXFP4_VALUES = np.array(
+    [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32
+)
 
 
 def _f16(blocks: np.ndarray, at: int) -> np.ndarray:
@@ -201,7 +205,15 @@ _BLOCK_DECODERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 # Whole-array decoders for the plain element types.
-_PLAIN_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I8": "i1", "I16": "<i2", "I32": "<i4", "I64": "<i8"}
+_PLAIN_DTYPES = {
+    "F32": "<f4",
+    "F16": "<f2",
+    "F64": "<f8",
+    "I8": "i1",
+    "I16": "<i2",
+    "I32": "<i4",
+    "I64": "<i8",
+}
 
 
 def _plain(raw: np.ndarray, type_name: str) -> np.ndarray:
@@ -211,7 +223,18 @@ def _plain(raw: np.ndarray, type_name: str) -> np.ndarray:
 
 
 # Types decoded by the gguf package's reference implementation (see the module docstring).
-_DELEGATED = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0", "NVFP4"}
+_DELEGATED = {
+    "IQ2_XXS",
+    "IQ2_XS",
+    "IQ2_S",
+    "IQ3_XXS",
+    "IQ3_S",
+    "IQ1_S",
+    "IQ1_M",
+    "TQ1_0",
+    "TQ2_0",
+    "NVFP4",
+}
 
 
 def supported_types() -> list[str]:
@@ -230,13 +253,17 @@ def dequantize(raw: np.ndarray | bytes, ggml_type: int | str, shape: Sequence[in
     shape = tuple(int(s) for s in shape)
     n_elements = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if shape and shape[0] % block:
-        raise ValueError(f"row length {shape[0]} is not a multiple of the {type_name} block size {block}")
+        raise ValueError(
+            f"row length {shape[0]} is not a multiple of the {type_name} block size {block}"
+        )
     if isinstance(raw, (bytes, bytearray, memoryview)):
         raw = np.frombuffer(raw, dtype=np.uint8)
     raw = raw.reshape(-1).view(np.uint8)
     n_blocks = n_elements // block
     if raw.size != n_blocks * block_bytes:
-        raise ValueError(f"{type_name} tensor of shape {list(shape)} needs {n_blocks * block_bytes} bytes, got {raw.size}")
+        raise ValueError(
+            f"{type_name} tensor of shape {list(shape)} needs {n_blocks * block_bytes} bytes, got {raw.size}"
+        )
     out_shape = tuple(reversed(shape))
 
     if block == 1 and (type_name in _PLAIN_DTYPES or type_name == "BF16"):
@@ -263,7 +290,9 @@ def _delegate(raw: np.ndarray, number: int, n_blocks: int, block_bytes: int) -> 
     from gguf.quants import dequantize as reference_dequantize
 
     try:
-        values = reference_dequantize(raw.reshape(n_blocks, block_bytes), GGMLQuantizationType(number))
+        values = reference_dequantize(
+            raw.reshape(n_blocks, block_bytes), GGMLQuantizationType(number)
+        )
     except (NotImplementedError, QuantError) as exc:
         raise ValueError(f"cannot dequantize ggml type {GGML_TYPES[number][0]}: {exc}") from None
     return np.asarray(values, dtype=np.float32)

@@ -42,7 +42,9 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _HEADER = struct.Struct("<4sIQQ")
 _MIN_KV_BYTES = 8 + 4 + 1  # empty key length, value type, smallest value
-_MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8  # name length + 1 byte, n_dims, one dim, type, offset
+_MIN_TENSOR_INFO_BYTES = (
+    8 + 1 + 4 + 8 + 4 + 8
+)  # name length + 1 byte, n_dims, one dim, type, offset
 _MAX_ARRAY_DEPTH = 8  # nested arrays are legal but real files never go deeper than two
 # Python objects are many times larger than their packed bytes, and every element costs parse
 # time, so the header's contents get caps of their own beyond the file-size bound. Real files
@@ -88,18 +90,24 @@ class _Parser:
         """Charge ``n`` array elements to the header's budget before reading them."""
         self.elements += n
         if self.elements > MAX_METADATA_ELEMENTS:
-            raise invalid(f"{what} takes the metadata past {MAX_METADATA_ELEMENTS} array elements in all")
+            raise invalid(
+                f"{what} takes the metadata past {MAX_METADATA_ELEMENTS} array elements in all"
+            )
         if strings:
             self.strings += n
             if self.strings > MAX_METADATA_STRINGS:
-                raise invalid(f"{what} takes the metadata past {MAX_METADATA_STRINGS} strings in arrays")
+                raise invalid(
+                    f"{what} takes the metadata past {MAX_METADATA_STRINGS} strings in arrays"
+                )
 
     def remaining(self) -> int:
         return self.size - self.pos
 
     def need(self, n: int, what: str) -> None:
         if n > self.size - self.pos:
-            raise invalid(f"file ends inside {what} (needs {n} bytes at offset {self.pos}, {self.size - self.pos} left)")
+            raise invalid(
+                f"file ends inside {what} (needs {n} bytes at offset {self.pos}, {self.size - self.pos} left)"
+            )
 
     def u32(self, what: str) -> int:
         self.need(4, what)
@@ -177,7 +185,9 @@ class _Parser:
             self.count(count, what)
             self.nested += count
             if self.nested > MAX_NESTED_ARRAYS:
-                raise invalid(f"{what} holds arrays of arrays past the limit of {MAX_NESTED_ARRAYS} in all")
+                raise invalid(
+                    f"{what} holds arrays of arrays past the limit of {MAX_NESTED_ARRAYS} in all"
+                )
             leaf = ValueType.ARRAY
             items = []
             for i in range(count):
@@ -202,7 +212,9 @@ class _Parser:
                 pos += 8
                 end = pos + length
                 if end > size:
-                    raise invalid(f"a string in {what} (length {length}) runs past the end of the file")
+                    raise invalid(
+                        f"a string in {what} (length {length}) runs past the end of the file"
+                    )
                 append(buf[pos:end].decode("utf-8"))
                 pos = end
         except UnicodeDecodeError:
@@ -274,7 +286,9 @@ class GGUFFile:
         if kv_count * _MIN_KV_BYTES > p.remaining():
             raise invalid(f"metadata count {kv_count} is more than the file can hold")
         if kv_count > MAX_METADATA_KEYS:
-            raise invalid(f"metadata count {kv_count} is more than the limit of {MAX_METADATA_KEYS}")
+            raise invalid(
+                f"metadata count {kv_count} is more than the limit of {MAX_METADATA_KEYS}"
+            )
 
         self.metadata: dict[str, object] = {}
         self.metadata_types: dict[str, int] = {}
@@ -327,7 +341,9 @@ class GGUFFile:
             raise invalid(f"tensor '{name}' has unknown type {ggml_type}")
         type_name, block, block_bytes = GGML_TYPES[ggml_type]
         if shape[0] % block:
-            raise invalid(f"tensor '{name}' row length {shape[0]} is not a multiple of the {type_name} block size {block}")
+            raise invalid(
+                f"tensor '{name}' row length {shape[0]} is not a multiple of the {type_name} block size {block}"
+            )
         offset = p.u64(f"the offset of tensor '{name}'")
         return name, tuple(shape), ggml_type, offset, n_elements // block * block_bytes, n_elements
 
@@ -339,7 +355,9 @@ class GGUFFile:
                 raise invalid(f"duplicate tensor name '{name}'")
             names.add(name)
             if offset % self.alignment:
-                raise invalid(f"tensor '{name}' offset {offset} is not a multiple of the alignment {self.alignment}")
+                raise invalid(
+                    f"tensor '{name}' offset {offset} is not a multiple of the alignment {self.alignment}"
+                )
             start = self.data_offset + offset
             if start + nbytes > self.file_size:
                 raise invalid(f"tensor '{name}' data runs past the end of the file")
@@ -387,7 +405,9 @@ class GGUFFile:
         return f"<GGUFFile {self.path.name} v{self.version} {self.architecture} {len(self.tensors)} tensors>"
 
 
-def read_leading_metadata(path: str | os.PathLike, stop_prefix: str = "tokenizer.") -> dict[str, object]:
+def read_leading_metadata(
+    path: str | os.PathLike, stop_prefix: str = "tokenizer."
+) -> dict[str, object]:
     """The metadata before the first key starting with ``stop_prefix`` that follows
     ``general.architecture``: the architecture's own values without reading the vocabulary,
     as Ollama's model list reads a file (a fraction of a millisecond against a second for a

@@ -182,12 +182,19 @@ class GGUFWriter:
         value_type = infer_value_type(value) if value_type is None else int(value_type)
         encode_value(value, value_type, key)  # validate now, so errors point at the caller
         if key == "general.alignment":
-            if value_type != ValueType.UINT32 or isinstance(value, (list, tuple)) or value <= 0 or value & (value - 1):
+            if (
+                value_type != ValueType.UINT32
+                or isinstance(value, (list, tuple))
+                or value <= 0
+                or value & (value - 1)
+            ):
                 raise ValueError("general.alignment must be a uint32 power of two")
             self.alignment = value
         self._metadata[key] = (value, value_type)
 
-    def add_metadata(self, metadata: Mapping[str, object], types: Mapping[str, int] | None = None) -> None:
+    def add_metadata(
+        self, metadata: Mapping[str, object], types: Mapping[str, int] | None = None
+    ) -> None:
         """Add many keys; ``types`` is e.g. a reader's ``metadata_types`` (missing ones are inferred)."""
         for key, value in metadata.items():
             self.add(key, value, (types or {}).get(key))
@@ -219,7 +226,9 @@ class GGUFWriter:
             raise ValueError(f"tensor '{name}': a callable source needs ggml_type and shape")
         if ggml_type is None:
             if not isinstance(data, np.ndarray) or data.dtype not in _FLOAT_GGML_TYPES:
-                raise ValueError(f"tensor '{name}': pass ggml_type for data that is not float32/float16")
+                raise ValueError(
+                    f"tensor '{name}': pass ggml_type for data that is not float32/float16"
+                )
             ggml_type = _FLOAT_GGML_TYPES[data.dtype]
         number = ggml_type_number(ggml_type)
         if shape is None:
@@ -231,14 +240,21 @@ class GGUFWriter:
         if not 1 <= len(shape) <= MAX_DIMS or any(s <= 0 for s in shape):
             raise ValueError(f"tensor '{name}': invalid shape {list(shape)}")
         if shape[0] % block:
-            raise ValueError(f"tensor '{name}': row length {shape[0]} is not a multiple of the {type_name} block size {block}")
+            raise ValueError(
+                f"tensor '{name}': row length {shape[0]} is not a multiple of the {type_name} block size {block}"
+            )
         nbytes = int(np.prod(shape, dtype=np.int64)) // block * block_bytes
         self._tensors[name] = _PendingTensor(name, shape, number, nbytes, data)
 
     # -- output --------------------------------------------------------------------------------
 
     def _header(self) -> tuple[bytes, list[int]]:
-        parts = [GGUF_MAGIC, _U32.pack(3), _U64.pack(len(self._tensors)), _U64.pack(len(self._metadata))]
+        parts = [
+            GGUF_MAGIC,
+            _U32.pack(3),
+            _U64.pack(len(self._tensors)),
+            _U64.pack(len(self._metadata)),
+        ]
         for key, (value, value_type) in self._metadata.items():
             tag = ValueType.ARRAY if isinstance(value, (list, tuple)) else value_type
             parts += [_encode_string(key), _U32.pack(tag), encode_value(value, value_type, key)]
@@ -246,7 +262,11 @@ class GGUFWriter:
         for t in self._tensors.values():
             offset = _align(offset, self.alignment)
             offsets.append(offset)
-            parts += [_encode_string(t.name), _U32.pack(len(t.shape)), struct.pack(f"<{len(t.shape)}Q", *t.shape)]
+            parts += [
+                _encode_string(t.name),
+                _U32.pack(len(t.shape)),
+                struct.pack(f"<{len(t.shape)}Q", *t.shape),
+            ]
             parts += [_U32.pack(t.ggml_type), _U64.pack(offset)]
             offset += t.nbytes
         header = b"".join(parts)
@@ -287,7 +307,9 @@ def _tensor_bytes(t: _PendingTensor) -> memoryview:
     else:
         data = memoryview(data).cast("B")
     if data.nbytes != t.nbytes:
-        raise ValueError(f"tensor '{t.name}': {GGML_TYPES[t.ggml_type][0]} {list(t.shape)} needs {t.nbytes} bytes, got {data.nbytes}")
+        raise ValueError(
+            f"tensor '{t.name}': {GGML_TYPES[t.ggml_type][0]} {list(t.shape)} needs {t.nbytes} bytes, got {data.nbytes}"
+        )
     return data
 
 
@@ -302,7 +324,9 @@ def _convert_floats(array: np.ndarray, t: _PendingTensor) -> np.ndarray:
         return array.astype("<f2", copy=False)
     if target == "BF16":
         return float32_to_bf16(array.astype(np.float32, copy=False))
-    raise ValueError(f"tensor '{t.name}': float data cannot be stored as {target} without quantizing it first")
+    raise ValueError(
+        f"tensor '{t.name}': float data cannot be stored as {target} without quantizing it first"
+    )
 
 
 def float32_to_bf16(array: np.ndarray) -> np.ndarray:

@@ -14,5 +14,13 @@ from .formats import FormatSpec, compile_schema, invalid_format, parse_format
 from .output import OutputParser, Parsed
 from .toolcalls import call_id
 
-__all__ = ["Constraint", "FormatSpec", "OutputParser", "Parsed", "call_id", "compile_schema", "invalid_format",
-           "parse_format"]
+__all__ = [
+    "Constraint",
+    "FormatSpec",
+    "OutputParser",
+    "Parsed",
+    "call_id",
+    "compile_schema",
+    "invalid_format",
+    "parse_format",
+]

@@ -29,8 +29,19 @@ from __future__ import annotations
 from typing import Any
 
 # Keywords whose value is one subschema, a list of them, or a name -> subschema map.
-_ONE = ("additionalProperties", "items", "not", "contains", "if", "then", "else", "propertyNames",
-        "unevaluatedItems", "unevaluatedProperties", "additionalItems")
+_ONE = (
+    "additionalProperties",
+    "items",
+    "not",
+    "contains",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "additionalItems",
+)
 _LIST = ("anyOf", "oneOf", "allOf", "prefixItems")
 _MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 
@@ -58,7 +69,11 @@ class _Closer:
         out = dict(node)
         for key in _ONE:
             if isinstance(out.get(key), (dict, list)):
-                out[key] = [self.visit(n) for n in out[key]] if isinstance(out[key], list) else self.visit(out[key])
+                out[key] = (
+                    [self.visit(n) for n in out[key]]
+                    if isinstance(out[key], list)
+                    else self.visit(out[key])
+                )
         for key in _LIST:
             if isinstance(out.get(key), list):
                 out[key] = [self.visit(n) for n in out[key]]
@@ -91,7 +106,9 @@ class _Closer:
                     properties[name] = sub
                     if alternatives is None and name not in required:
                         required.append(name)
-        kept = {k: v for k, v in node.items() if k not in ("allOf", "type", "properties", "required")}
+        kept = {
+            k: v for k, v in node.items() if k not in ("allOf", "type", "properties", "required")
+        }
         return _closed({**kept, "type": "object", "properties": properties, "required": required})
 
     def _resolve(self, node, depth: int = 0):
@@ -135,7 +152,11 @@ def _is_plain_object(node: dict) -> bool:
 
 def _bound_integer(node: dict) -> None:
     types = _types(node)
-    if "integer" not in types or "number" in types or any(k in node for k in ("$ref", "anyOf", "oneOf", "enum", "const")):
+    if (
+        "integer" not in types
+        or "number" in types
+        or any(k in node for k in ("$ref", "anyOf", "oneOf", "enum", "const"))
+    ):
         return
     low = "minimum" in node or "exclusiveMinimum" in node
     high = "maximum" in node or "exclusiveMaximum" in node
@@ -150,7 +171,11 @@ def _bound_integer(node: dict) -> None:
 def _is_object_all_of(node: dict) -> bool:
     if any(key in node for key in ("$ref", "anyOf", "oneOf", "properties", "additionalProperties")):
         return False
-    return isinstance(node.get("allOf"), list) and bool(node["allOf"]) and _types(node) in (["object"], [None])
+    return (
+        isinstance(node.get("allOf"), list)
+        and bool(node["allOf"])
+        and _types(node) in (["object"], [None])
+    )
 
 
 def _closed(node: dict) -> dict:
@@ -159,7 +184,11 @@ def _closed(node: dict) -> dict:
     wanted = listed if isinstance(listed, list) else []
     required = [name for name in properties if name in wanted]
     optional = [name for name in properties if name not in wanted]
-    out = {**node, "properties": {name: properties[name] for name in required + optional}, "additionalProperties": False}
+    out = {
+        **node,
+        "properties": {name: properties[name] for name in required + optional},
+        "additionalProperties": False,
+    }
     if "required" in node or required:
         out["required"] = required
     return out

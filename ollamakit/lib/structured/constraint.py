@@ -35,14 +35,20 @@ class Constraint:
         """Which token ids may come next (a boolean array over the vocabulary)."""
         fill_next_token_bitmask(self.matcher, self._bits)
         self._check()
-        return np.unpackbits(self._bits[0].view(np.uint8), bitorder="little", count=self.size).view(bool)
+        return np.unpackbits(self._bits[0].view(np.uint8), bitorder="little", count=self.size).view(
+            bool
+        )
 
     def mask(self, logits: np.ndarray) -> np.ndarray:
         """``logits`` with every token the format forbids set to -inf (a new array)."""
         allowed = self.allowed()
         width = logits.shape[0]
         if width != self.size:  # a model wider than its vocabulary: extra rows are never allowed
-            allowed = np.resize(allowed, width) if width < self.size else np.pad(allowed, (0, width - self.size))
+            allowed = (
+                np.resize(allowed, width)
+                if width < self.size
+                else np.pad(allowed, (0, width - self.size))
+            )
         if not allowed.any():
             raise OllamaError("format constraint failed: no token can continue the answer")
         return np.where(allowed, logits, np.float32(-np.inf)).astype(np.float32, copy=False)

@@ -114,7 +114,9 @@ class _Graph:
         extra = schema.get("additionalProperties", True)
         required = schema.get("required")
         names = [n for n in required if isinstance(n, str)] if isinstance(required, list) else []
-        return [self.child(properties[n] if n in properties else extra) for n in dict.fromkeys(names)]
+        return [
+            self.child(properties[n] if n in properties else extra) for n in dict.fromkeys(names)
+        ]
 
     def _needed_items(self, schema: dict) -> list[_Node]:
         least = schema.get("minItems", 0)

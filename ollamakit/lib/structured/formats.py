@@ -23,7 +23,12 @@ ANY_OBJECT = {"type": "object"}
 # tokens of this one for the same content. Every answer in this layout is one llama.cpp's grammar
 # also admits (its whitespace rule allows one space there). ``oneOf`` is read as ``anyOf``, as
 # llama.cpp reads it.
-JSON_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": ", "coerce_one_of": True}
+JSON_OPTIONS: Any = {
+    "whitespace_flexible": False,
+    "item_separator": ", ",
+    "key_separator": ": ",
+    "coerce_one_of": True,
+}
 
 MAX_SCHEMA_BYTES = 1 << 20
 
@@ -51,7 +56,9 @@ class FormatSpec:
 def invalid_format(value) -> BadRequest:
     # Ollama's words; it answers 500, but the mistake is the client's.
     raw = json.dumps(value, ensure_ascii=False)
-    return BadRequest(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
+    return BadRequest(
+        f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object'
+    )
 
 
 def _checked(grammar: str) -> str:
@@ -82,7 +89,9 @@ def compile_schema(schema: dict) -> FormatSpec:
         raise BadRequest(f"format schema cannot be enforced: {exc}") from None
     grammar = _checked(grammar)
     if not has_finite_value(schema):
-        raise BadRequest("format schema cannot be enforced: no finite value satisfies it (a $ref loop with no way out)")
+        raise BadRequest(
+            "format schema cannot be enforced: no finite value satisfies it (a $ref loop with no way out)"
+        )
     return FormatSpec(schema, grammar)
 
 

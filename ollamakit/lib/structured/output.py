@@ -33,18 +33,24 @@ def template_tags(go_template, jinja: str | None) -> tuple[tuple[str, str], str]
 
 
 class OutputParser:
-    def __init__(self, *, thinking_tags=None, tool_tag: str | None = None, tool_names=(), prompt: str = ""):
+    def __init__(
+        self, *, thinking_tags=None, tool_tag: str | None = None, tool_names=(), prompt: str = ""
+    ):
         """``thinking_tags``: split thinking out (None: the model is not thinking). ``tool_tag``:
         read tool calls (None: no tools were offered). ``prompt``: the rendered prompt, whose
         end may already open the thinking."""
         self.thinking = None
         if thinking_tags and all(thinking_tags):
             opening, closing = thinking_tags
-            self.thinking = ThinkingParser(opening, closing, inside=prompt.rstrip().endswith(opening))
+            self.thinking = ThinkingParser(
+                opening, closing, inside=prompt.rstrip().endswith(opening)
+            )
         self.tools = ToolCallParser(tool_tag, tool_names) if tool_tag is not None else None
 
     @classmethod
-    def build(cls, go_template, jinja, *, tools=None, think=None, prompt: str = "") -> OutputParser | None:
+    def build(
+        cls, go_template, jinja, *, tools=None, think=None, prompt: str = ""
+    ) -> OutputParser | None:
         """The parser a chat or generate request needs, or None when output passes as is."""
         if not tools and not think:
             return None

@@ -42,7 +42,10 @@ class ThinkingParser:
             at = self._held.find(self.closing)
             if at < 0:
                 keep = partial_suffix(self._held, self.closing)
-                thinking, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+                thinking, self._held = (
+                    self._held[: len(self._held) - keep],
+                    self._held[len(self._held) - keep :],
+                )
                 return thinking, ""
             thinking, self._held = self._held[:at], self._held[at + len(self.closing) :].lstrip()
             self.state = ANSWERING if self._held else "after"

@@ -35,7 +35,11 @@ def token_bytes(tokenizer, size: int, total: int) -> tuple[list[bytes], list[int
         piece = tokenizer.token_to_piece(token) if token < size else b""
         control = token < size and is_control is not None and is_control(token)
         if control or not piece:
-            pieces.append(_special_name(tokenizer, token) if token < size else SPECIAL_PREFIX + f"<[{token}]>".encode())
+            pieces.append(
+                _special_name(tokenizer, token)
+                if token < size
+                else SPECIAL_PREFIX + f"<[{token}]>".encode()
+            )
             specials.append(token)
         else:
             pieces.append(piece)

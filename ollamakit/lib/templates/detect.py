@@ -17,18 +17,29 @@ from .prompt import execute
 
 _SYSTEM = "You are a terse assistant."
 _PROBES = (
-    [{"role": "system", "content": _SYSTEM},
-     {"role": "user", "content": "What is the capital of France?"},
-     {"role": "assistant", "content": "Paris."},
-     {"role": "user", "content": "And of Italy?"}],
+    [
+        {"role": "system", "content": _SYSTEM},
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And of Italy?"},
+    ],
     # For templates that refuse a system role (Gemma 1/2, Mistral).
-    [{"role": "user", "content": "What is the capital of France?"},
-     {"role": "assistant", "content": "Paris."},
-     {"role": "user", "content": "And of Italy?"}],
+    [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And of Italy?"},
+    ],
 )
 _BOS, _EOS = "<s>", "</s>"
 # Beginning-of-sequence tokens some templates write literally; the tokenizer adds them instead.
-_LITERAL_BOS = ("<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>", "<BOS_TOKEN>", "<|endoftext|>")
+_LITERAL_BOS = (
+    "<s>",
+    "<|begin_of_text|>",
+    "<bos>",
+    "<|startoftext|>",
+    "<BOS_TOKEN>",
+    "<|endoftext|>",
+)
 MIN_SIMILARITY = 0.9
 MAX_SOURCE = 64 * 1024
 
@@ -36,7 +47,7 @@ MAX_SOURCE = 64 * 1024
 def _normalise(text: str) -> str:
     for bos in _LITERAL_BOS:
         if text.startswith(bos):
-            text = text[len(bos):]
+            text = text[len(bos) :]
             break
     return text
 
@@ -73,7 +84,11 @@ def detect_template(jinja_chat_template) -> tuple[str, str, dict] | None:
             if not all(marker in text for marker in fam.markers):
                 scores = None
                 break
-            scores.append(1.0 if text == expected else SequenceMatcher(None, text, expected, autojunk=False).ratio())
+            scores.append(
+                1.0
+                if text == expected
+                else SequenceMatcher(None, text, expected, autojunk=False).ratio()
+            )
         if not scores:
             continue
         score = sum(scores) / len(scores)

@@ -7,9 +7,28 @@ from __future__ import annotations
 from ollamakit.errors import OllamaError
 
 from .functions import FUNCTIONS, ArityError, FuncError
-from .nodes import (ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode, FieldNode,
-                    IdentifierNode, IfNode, ListNode, NilNode, NumberNode, PipeNode, RangeNode, StringNode,
-                    TemplateNode, TextNode, VariableNode, WithNode)
+from .nodes import (
+    ActionNode,
+    BoolNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
+)
 from .values import Struct, format_v, is_int, truth, type_name
 
 MAX_TEMPLATE_DEPTH = 100
@@ -70,7 +89,7 @@ class Executor:
         return f'template: {self.name}:{line}:{col}: executing "{self.name}" at <{self._snippet(node)}>: {failure.message}'
 
     def _snippet(self, node) -> str:
-        text = self.source[node.pos:node.pos + 60]
+        text = self.source[node.pos : node.pos + 60]
         end = text.find("}}")
         return (text[:end] if end >= 0 else text).strip().lstrip("-").strip()
 
@@ -239,7 +258,10 @@ class Executor:
 
     def _no_args(self, cmd: CommandNode, final, node):
         if len(cmd.args) > 1 or final is not _MISSING:
-            raise _Fail(f"can't give argument to non-function {self._snippet(node) or type(node).__name__}", node)
+            raise _Fail(
+                f"can't give argument to non-function {self._snippet(node) or type(node).__name__}",
+                node,
+            )
 
     def eval_fields(self, dot, receiver, idents, cmd: CommandNode, final, node):
         for n, name in enumerate(idents):
@@ -297,7 +319,11 @@ class Executor:
             return self.eval_fields(dot, dot, node.ident, _ONE_ARG, _MISSING, node)
         if isinstance(node, VariableNode):
             value = self.var_value(node.ident[0], node)
-            return self.eval_fields(dot, value, node.ident[1:], _ONE_ARG, _MISSING, node) if len(node.ident) > 1 else value
+            return (
+                self.eval_fields(dot, value, node.ident[1:], _ONE_ARG, _MISSING, node)
+                if len(node.ident) > 1
+                else value
+            )
         if isinstance(node, ChainNode):
             receiver = self.eval_arg(dot, node.node)
             return self.eval_fields(dot, receiver, node.fields, _ONE_ARG, _MISSING, node)

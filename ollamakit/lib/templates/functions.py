@@ -150,10 +150,10 @@ def slice_(*args):
             raise FuncError("cannot 3-index slice a string")
         data = item.encode("utf-8")
         bounds = _slice_bounds(idx, len(data))
-        return data[bounds[0]:bounds[1]].decode("utf-8", errors="replace")
+        return data[bounds[0] : bounds[1]].decode("utf-8", errors="replace")
     if isinstance(item, (list, tuple)):
         bounds = _slice_bounds(idx, len(item))
-        return list(item[bounds[0]:bounds[1]])
+        return list(item[bounds[0] : bounds[1]])
     raise FuncError(f"can't slice item of type {type_name(item)}")
 
 
@@ -179,11 +179,25 @@ def _joined(args) -> str:
 
 def html(*args):
     text = _joined(args)
-    return (text.replace("&", "&amp;").replace("'", "&#39;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&#34;").replace("\0", "\ufffd"))
+    return (
+        text.replace("&", "&amp;")
+        .replace("'", "&#39;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&#34;")
+        .replace("\0", "\ufffd")
+    )
 
 
-_JS = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
+_JS = {
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "<": "\\u003C",
+    ">": "\\u003E",
+    "&": "\\u0026",
+    "=": "\\u003D",
+}
 
 
 def js(*args):
@@ -248,8 +262,15 @@ def yesterday_date(*args):
     return (datetime.date.today() - datetime.timedelta(days=1)).isoformat()
 
 
-_TS_TYPES = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean",
-             "array": "any[]", "object": "Record<string, any>", "null": "null"}
+_TS_TYPES = {
+    "string": "string",
+    "number": "number",
+    "integer": "number",
+    "boolean": "boolean",
+    "array": "any[]",
+    "object": "Record<string, any>",
+    "null": "null",
+}
 
 
 def typescript_type(prop) -> str:
@@ -277,11 +298,27 @@ def to_typescript_type(*args):
 
 
 FUNCTIONS = {
-    "and": None, "or": None,  # evaluated lazily by the executor
-    "not": not_, "len": length, "index": index, "slice": slice_,
-    "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
-    "print": lambda *a: sprint(a), "printf": printf, "println": lambda *a: sprintln(a),
-    "html": html, "js": js, "urlquery": urlquery, "call": call,
-    "json": json_, "currentDate": current_date, "yesterdayDate": yesterday_date,
+    "and": None,
+    "or": None,  # evaluated lazily by the executor
+    "not": not_,
+    "len": length,
+    "index": index,
+    "slice": slice_,
+    "eq": eq,
+    "ne": ne,
+    "lt": lt,
+    "le": le,
+    "gt": gt,
+    "ge": ge,
+    "print": lambda *a: sprint(a),
+    "printf": printf,
+    "println": lambda *a: sprintln(a),
+    "html": html,
+    "js": js,
+    "urlquery": urlquery,
+    "call": call,
+    "json": json_,
+    "currentDate": current_date,
+    "yesterdayDate": yesterday_date,
     "toTypeScriptType": to_typescript_type,
 }

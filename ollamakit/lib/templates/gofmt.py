@@ -34,8 +34,17 @@ def go_quote(s: str) -> str:
         elif ch.isprintable():
             out.append(ch)
         elif ch in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-                        "\t": "\\t", "\v": "\\v"}[ch])
+            out.append(
+                {
+                    "\a": "\\a",
+                    "\b": "\\b",
+                    "\f": "\\f",
+                    "\n": "\\n",
+                    "\r": "\\r",
+                    "\t": "\\t",
+                    "\v": "\\v",
+                }[ch]
+            )
         elif ord(ch) < 0x20 or ord(ch) == 0x7F:
             out.append(f"\\x{ord(ch):02x}")
         elif ord(ch) < 0x10000:
@@ -133,7 +142,9 @@ def sprintf(fmt: str, args) -> str:
         out.append(format_one(spec, args[argn]))
         argn += 1
     if argn < len(args):
-        extra = ", ".join(f"{type_name(a)}={format_v(a)}" if a is not None else "<nil>" for a in args[argn:])
+        extra = ", ".join(
+            f"{type_name(a)}={format_v(a)}" if a is not None else "<nil>" for a in args[argn:]
+        )
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
 
@@ -153,7 +164,7 @@ def _pad(spec: _Spec, text: str, numeric: bool = False) -> str:
         return text + " " * fill
     if spec.zero and numeric:
         sign = text[0] if text[:1] in "+- " else ""
-        body = text[len(sign):]
+        body = text[len(sign) :]
         prefix = ""
         if body[:2].lower() in ("0x", "0b", "0o"):
             prefix, body = body[:2], body[2:]
@@ -201,7 +212,9 @@ def _format_float(spec: _Spec, v: float) -> str:
     verb = spec.verb
     if math.isinf(v) or math.isnan(v):
         # Go always signs infinities and never zero-pads these words.
-        text = ("+" if spec.plus else "") + "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
+        text = (
+            ("+" if spec.plus else "") + "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
+        )
         return _pad(spec, text)
     neg = math.copysign(1, v) < 0
     a = abs(v)
@@ -247,17 +260,26 @@ def _format_g_prec(a: float, prec: int, verb: str) -> str:
 def _format_string(spec: _Spec, s: str) -> str:
     verb = spec.verb
     if spec.prec is not None and verb in "sqv":
-        s = s[:spec.prec]
+        s = s[: spec.prec]
     if verb in "sv":
         return _pad(spec, s)
     if verb == "q":
-        return _pad(spec, "`" + s + "`" if spec.sharp and "`" not in s and s.isprintable() else go_quote(s))
+        return _pad(
+            spec, "`" + s + "`" if spec.sharp and "`" not in s and s.isprintable() else go_quote(s)
+        )
     if verb in "xX":
         data = s.encode("utf-8")
         sep = " " if spec.space else ""
-        parts = [("0x" if spec.sharp else "") + format(b, "02" + ("x" if verb == "x" else "X")) for b in data]
-        text = sep.join(parts) if spec.space else ("0x" if spec.sharp and parts else "") + "".join(
-            format(b, "02" + verb) for b in data)
+        parts = [
+            ("0x" if spec.sharp else "") + format(b, "02" + ("x" if verb == "x" else "X"))
+            for b in data
+        ]
+        text = (
+            sep.join(parts)
+            if spec.space
+            else ("0x" if spec.sharp and parts else "")
+            + "".join(format(b, "02" + verb) for b in data)
+        )
         return _pad(spec, text)
     return _bad(spec, s)
 
@@ -297,7 +319,13 @@ def format_one(spec: _Spec, arg) -> str:
 
 def _element(spec: _Spec, value) -> str:
     inner = _Spec()
-    inner.verb, inner.plus, inner.sharp, inner.space, inner.prec = spec.verb, spec.plus, spec.sharp, spec.space, spec.prec
+    inner.verb, inner.plus, inner.sharp, inner.space, inner.prec = (
+        spec.verb,
+        spec.plus,
+        spec.sharp,
+        spec.space,
+        spec.prec,
+    )
     return format_one(inner, value)
 
 

@@ -39,13 +39,16 @@ def _strftime_now(fmt):
 
 def _tojson(value, indent=None, ensure_ascii=False, separators=None, sort_keys=False):
     # Chat templates expect Python-json spacing (", " and ": "), as transformers produces.
-    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii, separators=separators, sort_keys=sort_keys)
+    return json.dumps(
+        value, indent=indent, ensure_ascii=ensure_ascii, separators=separators, sort_keys=sort_keys
+    )
 
 
 @lru_cache(maxsize=1)
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
@@ -66,9 +69,14 @@ def jinja_messages(messages) -> list[dict]:
             item["reasoning_content"] = msg["thinking"]
         if msg.get("tool_calls"):
             item["tool_calls"] = [
-                {"type": "function", **({"id": c["id"]} if c.get("id") else {}),
-                 "function": {"name": (c.get("function") or {}).get("name") or "",
-                              "arguments": (c.get("function") or {}).get("arguments") or {}}}
+                {
+                    "type": "function",
+                    **({"id": c["id"]} if c.get("id") else {}),
+                    "function": {
+                        "name": (c.get("function") or {}).get("name") or "",
+                        "arguments": (c.get("function") or {}).get("arguments") or {},
+                    },
+                }
                 for c in msg["tool_calls"]
             ]
         if msg.get("tool_name"):
@@ -79,16 +87,30 @@ def jinja_messages(messages) -> list[dict]:
     return out
 
 
-def render_jinja(source: str, messages, *, tools=None, think=None, add_generation_prompt: bool = True,
-                 bos_token: str = "", eos_token: str = "", **extra) -> str:
+def render_jinja(
+    source: str,
+    messages,
+    *,
+    tools=None,
+    think=None,
+    add_generation_prompt: bool = True,
+    bos_token: str = "",
+    eos_token: str = "",
+    **extra,
+) -> str:
     """Render a chat template; :class:`ChatTemplateError` if it is invalid, raises, or tries
     something the sandbox forbids."""
     try:
         template = _compile(source)
     except TemplateError as err:
         raise ChatTemplateError(f"chat template error: {err}") from None
-    context = {"messages": jinja_messages(messages), "add_generation_prompt": add_generation_prompt,
-               "bos_token": bos_token, "eos_token": eos_token, **extra}
+    context = {
+        "messages": jinja_messages(messages),
+        "add_generation_prompt": add_generation_prompt,
+        "bos_token": bos_token,
+        "eos_token": eos_token,
+        **extra,
+    }
     if tools:
         context["tools"] = list(tools)
     if think is not None:
@@ -101,8 +123,17 @@ def render_jinja(source: str, messages, *, tools=None, think=None, add_generatio
         raise ChatTemplateError(f"chat template error: {err}") from None
     except SecurityError as err:
         raise ChatTemplateError(f"chat template error: forbidden by the sandbox: {err}") from None
-    except (TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError,
-            OverflowError, RecursionError) as err:
+    except (
+        TemplateError,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        ZeroDivisionError,
+        OverflowError,
+        RecursionError,
+    ) as err:
         raise ChatTemplateError(f"chat template error: {err}") from None
 
 
@@ -115,7 +146,10 @@ def jinja_capabilities(source: str) -> set[str]:
         caps.add("tools")
     if "<think>" in source and "</think>" in source:
         caps.add("thinking")
-    elif (("content.split('</think>')" in source or 'content.split("</think>")' in source)
-          and "reasoning_content" not in source and "<SPECIAL_12>" not in source):
+    elif (
+        ("content.split('</think>')" in source or 'content.split("</think>")' in source)
+        and "reasoning_content" not in source
+        and "<SPECIAL_12>" not in source
+    ):
         caps.add("thinking")
     return caps

@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SPACE = " \t\r\n"
-KEYWORDS = {"if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"}
+KEYWORDS = {
+    "if",
+    "else",
+    "end",
+    "range",
+    "with",
+    "define",
+    "template",
+    "block",
+    "break",
+    "continue",
+}
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
 
@@ -53,7 +64,12 @@ class Lexer:
             start = src.find("{{", pos)
             text_end = n if start < 0 else start
             text = src[pos:text_end]
-            trim_left = start >= 0 and src.startswith("-", start + 2) and start + 3 < n and src[start + 3] in SPACE
+            trim_left = (
+                start >= 0
+                and src.startswith("-", start + 2)
+                and start + 3 < n
+                and src[start + 3] in SPACE
+            )
             if trim_next_text:
                 text = text.lstrip(SPACE)
             if trim_left:
@@ -71,7 +87,12 @@ class Lexer:
 
     def _at_right(self, pos: int) -> tuple[bool, bool]:
         src = self.src
-        if pos + 1 < len(src) and src[pos] in SPACE and src[pos + 1] == "-" and src.startswith("}}", pos + 2):
+        if (
+            pos + 1 < len(src)
+            and src[pos] in SPACE
+            and src[pos + 1] == "-"
+            and src.startswith("}}", pos + 2)
+        ):
             return True, True
         return src.startswith("}}", pos), False
 
@@ -132,7 +153,7 @@ class Lexer:
                 close = src.find("`", pos + 1)
                 if close < 0:
                     self.fail("unterminated raw quoted string", pos)
-                self.tokens.append(Token("string", src[pos + 1:close], pos, src[pos:close + 1]))
+                self.tokens.append(Token("string", src[pos + 1 : close], pos, src[pos : close + 1]))
                 pos = close + 1
             elif ch == "'":
                 pos = self._char(pos)
@@ -151,9 +172,13 @@ class Lexer:
                 if end == pos + 1:
                     self.tokens.append(Token("dot", None, pos, "."))
                 else:
-                    self.tokens.append(Token("field", src[pos + 1:end], pos, src[pos:end]))
+                    self.tokens.append(Token("field", src[pos + 1 : end], pos, src[pos:end]))
                 pos = end
-            elif ch.isdigit() or (ch in "+-" and pos + 1 < len(src) and (src[pos + 1].isdigit() or src[pos + 1] == ".")):
+            elif ch.isdigit() or (
+                ch in "+-"
+                and pos + 1 < len(src)
+                and (src[pos + 1].isdigit() or src[pos + 1] == ".")
+            ):
                 pos = self._number(pos)
             elif _is_alnum(ch):
                 end = pos
@@ -188,7 +213,7 @@ class Lexer:
                 continue
             out.append(ch)
             i += 1
-        self.tokens.append(Token("string", "".join(out), pos, src[pos:i + 1]))
+        self.tokens.append(Token("string", "".join(out), pos, src[pos : i + 1]))
         return i + 1
 
     def _escape(self, i: int, quote: str) -> tuple[str, int]:
@@ -202,7 +227,7 @@ class Lexer:
             return quote, i + 2
         widths = {"x": 2, "u": 4, "U": 8}
         if ch in widths:
-            digits = src[i + 2:i + 2 + widths[ch]]
+            digits = src[i + 2 : i + 2 + widths[ch]]
             if len(digits) != widths[ch] or any(c not in "0123456789abcdefABCDEF" for c in digits):
                 self.fail("invalid syntax in escape sequence", i)
             code = int(digits, 16)
@@ -210,7 +235,7 @@ class Lexer:
                 self.fail("invalid syntax in escape sequence", i)
             return chr(code), i + 2 + widths[ch]
         if ch in "01234567":
-            digits = src[i + 1:i + 4]
+            digits = src[i + 1 : i + 4]
             if len(digits) != 3 or any(c not in "01234567" for c in digits) or int(digits, 8) > 255:
                 self.fail("invalid syntax in escape sequence", i)
             return chr(int(digits, 8)), i + 4
@@ -226,7 +251,7 @@ class Lexer:
             value, i = src[pos + 1], pos + 2
         if i >= len(src) or src[i] != "'" or len(value) != 1:
             self.fail("unterminated character constant", pos)
-        self.tokens.append(Token("number", ord(value), pos, src[pos:i + 1]))
+        self.tokens.append(Token("number", ord(value), pos, src[pos : i + 1]))
         return i + 1
 
     def _number(self, pos: int) -> int:
@@ -234,7 +259,7 @@ class Lexer:
         if src[end] in "+-":
             end += 1
         digits, exponent = "0123456789_", "eE"
-        prefix = src[end:end + 2].lower()
+        prefix = src[end : end + 2].lower()
         if prefix == "0x":
             digits, exponent = "0123456789abcdefABCDEF_", "pP"
         elif prefix in ("0o", "0b"):
@@ -256,7 +281,7 @@ class Lexer:
                 end += 1
             end = scan(end, "0123456789_")
         if end < len(src) and _is_alnum(src[end]):
-            self.fail(f'bad number syntax: "{src[pos:end + 1]}"', pos)
+            self.fail(f'bad number syntax: "{src[pos : end + 1]}"', pos)
         text = src[pos:end]
         value = parse_number(text)
         if value is None:

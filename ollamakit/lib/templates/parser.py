@@ -6,9 +6,28 @@ from __future__ import annotations
 
 from .gofmt import go_quote
 from .lexer import Lexer, TemplateSyntaxError, Token
-from .nodes import (ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode, FieldNode,
-                    IdentifierNode, IfNode, ListNode, NilNode, NumberNode, PipeNode, RangeNode, StringNode,
-                    TemplateNode, TextNode, VariableNode, WithNode)
+from .nodes import (
+    ActionNode,
+    BoolNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
+)
 
 
 class _End:
@@ -92,7 +111,9 @@ class Parser:
                 continue
             node = self.text_or_action()
             if isinstance(node, (_End, _Else)):
-                self.fail(f"unexpected {{{{{'end' if isinstance(node, _End) else 'else'}}}}}", node.token)
+                self.fail(
+                    f"unexpected {{{{{'end' if isinstance(node, _End) else 'else'}}}}}", node.token
+                )
             if node is not None:
                 root.nodes.append(node)
         return root, self.defined
@@ -116,7 +137,9 @@ class Parser:
 
     def _add_definition(self, name: str, body: ListNode):
         # Like Go's AddParseTree: a definition replaces an earlier one unless it is empty.
-        if name not in self.defined or any(not (isinstance(n, TextNode) and not n.text.strip()) for n in body.nodes):
+        if name not in self.defined or any(
+            not (isinstance(n, TextNode) and not n.text.strip()) for n in body.nodes
+        ):
             self.defined[name] = body
 
     def item_list(self):
@@ -221,7 +244,17 @@ class Parser:
             if token.kind == end:
                 self._check_pipeline(pipe, context, token)
                 return pipe
-            if token.kind in ("bool", "string", "number", "nil", "dot", "field", "variable", "ident", "lparen"):
+            if token.kind in (
+                "bool",
+                "string",
+                "number",
+                "nil",
+                "dot",
+                "field",
+                "variable",
+                "ident",
+                "lparen",
+            ):
                 self.i -= 1
                 pipe.cmds.append(self.command())
             elif token.kind == "pipe" and pipe.cmds:
@@ -335,8 +368,17 @@ def describe(token: Token) -> str:
         return f"<{token.value}>"
     if token.kind == "eof":
         return "EOF"
-    fixed = {"right": "}}", "left": "{{", "rparen": ")", "lparen": "(", "pipe": "|", "comma": ",",
-             "declare": ":=", "assign": "=", "space": " "}
+    fixed = {
+        "right": "}}",
+        "left": "{{",
+        "rparen": ")",
+        "lparen": "(",
+        "pipe": "|",
+        "comma": ",",
+        "declare": ":=",
+        "assign": "=",
+        "space": " ",
+    }
     text = fixed.get(token.kind) or token.text or str(token.value)
     return go_quote(text)
 

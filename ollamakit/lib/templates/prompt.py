@@ -40,7 +40,11 @@ def think_values(think) -> dict:
     if isinstance(think, bool):
         return {"Think": think, "ThinkLevel": "medium" if think else "", "IsThinkSet": True}
     level = str(think)
-    return {"Think": level in ("low", "medium", "high", "max"), "ThinkLevel": level, "IsThinkSet": True}
+    return {
+        "Think": level in ("low", "medium", "high", "max"),
+        "ThinkLevel": level,
+        "IsThinkSet": True,
+    }
 
 
 def collate(messages: Iterable[dict]) -> tuple[str, list[dict]]:
@@ -80,13 +84,15 @@ def execute(template, messages: list[dict], tools=None, think=None) -> str:
     system, turns = collate(messages)
     thinking = think_values(think)
     if tmpl.uses_messages:
-        return tmpl.execute({
-            "System": system,
-            "Messages": [message_value(m) for m in turns],
-            "Tools": tools_value(tools),
-            "Response": "",
-            **thinking,
-        })
+        return tmpl.execute(
+            {
+                "System": system,
+                "Messages": [message_value(m) for m in turns],
+                "Tools": tools_value(tools),
+                "Response": "",
+                **thinking,
+            }
+        )
     return _execute_legacy(tmpl, turns, thinking)
 
 
@@ -140,8 +146,13 @@ def tag_images(messages: list[dict], start: int = 0) -> tuple[list[dict], list]:
     return tagged, images
 
 
-def fit_messages(messages: list[dict], render: Callable[[list[dict]], str], count_tokens: Callable[[str], int],
-                 num_ctx: int, image_tokens: int = 0) -> int:
+def fit_messages(
+    messages: list[dict],
+    render: Callable[[list[dict]], str],
+    count_tokens: Callable[[str], int],
+    num_ctx: int,
+    image_tokens: int = 0,
+) -> int:
     """Index of the first message to keep so the rendered prompt fits ``num_ctx`` tokens.
 
     Ollama's rule: the latest messages that fit are kept, the system messages among the older
@@ -180,9 +191,19 @@ def fit_messages(messages: list[dict], render: Callable[[list[dict]], str], coun
     return fitting
 
 
-def render_chat(template=None, jinja: str | None = None, messages: list[dict] = (), tools=None, think=None, *,
-                count_tokens: Callable[[str], int] | None = None, num_ctx: int | None = None,
-                image_tokens: int = 0, tag_image_markers: bool = True, **jinja_vars) -> Prompt:
+def render_chat(
+    template=None,
+    jinja: str | None = None,
+    messages: list[dict] = (),
+    tools=None,
+    think=None,
+    *,
+    count_tokens: Callable[[str], int] | None = None,
+    num_ctx: int | None = None,
+    image_tokens: int = 0,
+    tag_image_markers: bool = True,
+    **jinja_vars,
+) -> Prompt:
     """The prompt for a chat turn.
 
     ``template`` (Go text or :class:`Template`) wins when given; otherwise ``jinja`` (a GGUF
@@ -210,9 +231,14 @@ def render_chat(template=None, jinja: str | None = None, messages: list[dict] = 
     return Prompt(render(kept_system + messages[start:]), images, start - len(kept_system))
 
 
-def render_with(render: Callable[[list[dict]], str], messages: list[dict] = (), *,
-                count_tokens: Callable[[str], int] | None = None, num_ctx: int | None = None,
-                image_tokens: int = 0) -> Prompt:
+def render_with(
+    render: Callable[[list[dict]], str],
+    messages: list[dict] = (),
+    *,
+    count_tokens: Callable[[str], int] | None = None,
+    num_ctx: int | None = None,
+    image_tokens: int = 0,
+) -> Prompt:
     """The prompt a code renderer (``render(messages)``) makes of a conversation, the oldest
     history dropped as for templates. Such a renderer places images itself: no ``[img-N]``."""
     messages = list(messages)
@@ -224,8 +250,15 @@ def render_with(render: Callable[[list[dict]], str], messages: list[dict] = (), 
     return Prompt(render(kept_system + messages[start:]), images, start - len(kept_system))
 
 
-def generate_messages(prompt: str, *, system: str | None = None, model_system: str | None = None,
-                      history: Iterable[dict] = (), images: Iterable = (), with_history: bool = True) -> list[dict]:
+def generate_messages(
+    prompt: str,
+    *,
+    system: str | None = None,
+    model_system: str | None = None,
+    history: Iterable[dict] = (),
+    images: Iterable = (),
+    with_history: bool = True,
+) -> list[dict]:
     """The conversation /api/generate renders: a system prompt (the request's, else the
     model's), the model's MESSAGE history (unless ``context`` was sent), then the prompt."""
     msgs: list[dict] = []
@@ -243,11 +276,24 @@ def generate_messages(prompt: str, *, system: str | None = None, model_system: s
     return msgs
 
 
-def render_generate(template=None, jinja: str | None = None, prompt: str = "", *, system: str | None = None,
-                    model_system: str | None = None, history: Iterable[dict] = (), images: Iterable = (),
-                    suffix: str | None = None, request_template: str | None = None, think=None,
-                    with_history: bool = True, count_tokens=None, num_ctx=None, image_tokens: int = 0,
-                    **jinja_vars) -> Prompt:
+def render_generate(
+    template=None,
+    jinja: str | None = None,
+    prompt: str = "",
+    *,
+    system: str | None = None,
+    model_system: str | None = None,
+    history: Iterable[dict] = (),
+    images: Iterable = (),
+    suffix: str | None = None,
+    request_template: str | None = None,
+    think=None,
+    with_history: bool = True,
+    count_tokens=None,
+    num_ctx=None,
+    image_tokens: int = 0,
+    **jinja_vars,
+) -> Prompt:
     """The prompt for /api/generate (not raw): FIM when ``suffix`` is set; a request
     ``template`` runs directly over the conversation; otherwise the chat path without tools."""
     images = list(images)
@@ -258,10 +304,25 @@ def render_generate(template=None, jinja: str | None = None, prompt: str = "", *
         # Ollama fills in the middle only with a prompt; otherwise the template runs with
         # no conversation at all.
         return Prompt(execute(tmpl, [], None, think), images)
-    msgs = generate_messages(prompt, system=system, model_system=model_system, history=history,
-                             images=images, with_history=with_history)
+    msgs = generate_messages(
+        prompt,
+        system=system,
+        model_system=model_system,
+        history=history,
+        images=images,
+        with_history=with_history,
+    )
     if request_template:
         return Prompt(execute(parse_template(request_template), msgs, None, think), images)
     # Ollama renders generate's conversation with an empty (not absent) tool list.
-    return render_chat(template, jinja, msgs, [], think, count_tokens=count_tokens, num_ctx=num_ctx,
-                       image_tokens=image_tokens, **jinja_vars)
+    return render_chat(
+        template,
+        jinja,
+        msgs,
+        [],
+        think,
+        count_tokens=count_tokens,
+        num_ctx=num_ctx,
+        image_tokens=image_tokens,
+        **jinja_vars,
+    )

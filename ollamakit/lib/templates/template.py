@@ -10,8 +10,20 @@ from ollamakit.errors import BadRequest
 from .executor import Executor
 from .functions import FUNCTIONS
 from .lexer import TemplateSyntaxError
-from .nodes import (ActionNode, BranchNode, CommandNode, FieldNode, IfNode, ListNode, PipeNode, RangeNode,
-                    TemplateNode, TextNode, VariableNode, WithNode)
+from .nodes import (
+    ActionNode,
+    BranchNode,
+    CommandNode,
+    FieldNode,
+    IfNode,
+    ListNode,
+    PipeNode,
+    RangeNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
+)
 from .parser import parse
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
@@ -33,7 +45,9 @@ class Template:
         self._vars = _collect_vars(root, defined)
         if "messages" not in self._vars and "response" not in self._vars:
             # Ollama appends {{ .Response }} so a prompt-only template still frames the answer.
-            response = ActionNode(PipeNode([], [CommandNode([FieldNode(["Response"], pos=len(text))])]), pos=len(text))
+            response = ActionNode(
+                PipeNode([], [CommandNode([FieldNode(["Response"], pos=len(text))])]), pos=len(text)
+            )
             self.root.nodes.append(response)
 
     def __str__(self) -> str:
@@ -246,7 +260,11 @@ def tool_call_tag(root: ListNode) -> str:
 def _find_tool_calls_if(nodes):
     for node in nodes:
         if isinstance(node, IfNode):
-            if any(isinstance(a, FieldNode) and "ToolCalls" in a.ident for c in node.pipe.cmds for a in c.args):
+            if any(
+                isinstance(a, FieldNode) and "ToolCalls" in a.ident
+                for c in node.pipe.cmds
+                for a in c.args
+            ):
                 return node
         if isinstance(node, ListNode):
             hit = _find_tool_calls_if(node.nodes)

@@ -225,7 +225,9 @@ def format_v(v, top: bool = True) -> str:
         return "[" + " ".join(format_v(x, False) for x in v) + "]"
     if isinstance(v, dict):
         items = sorted(v.items(), key=lambda kv: _sort_key(kv[0]))
-        return "map[" + " ".join(f"{format_v(k, False)}:{format_v(x, False)}" for k, x in items) + "]"
+        return (
+            "map[" + " ".join(f"{format_v(k, False)}:{format_v(x, False)}" for k, x in items) + "]"
+        )
     return str(v)
 
 
@@ -237,8 +239,20 @@ def _sort_key(k):
 # encoding/json
 
 
-_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
-                 "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JSON_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def json_string(s: str) -> str:
@@ -269,7 +283,9 @@ def to_json(v) -> str:
         return json_string(v)
     if isinstance(v, Struct):
         if v.json_value is None:
-            return "{" + ",".join(f"{json_string(k)}:{to_json(x)}" for k, x in v.fields.items()) + "}"
+            return (
+                "{" + ",".join(f"{json_string(k)}:{to_json(x)}" for k, x in v.fields.items()) + "}"
+            )
         return to_json(v.json_value)
     if isinstance(v, OrderedJson):
         return "{" + ",".join(f"{json_string(str(k))}:{to_json(x)}" for k, x in v.items()) + "}"

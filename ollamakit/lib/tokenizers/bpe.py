@@ -21,7 +21,11 @@ _CACHE_LIMIT = 1 << 16
 def _byte_alphabet() -> list[str]:
     """GPT-2's map from byte values to printable characters: printable Latin-1 bytes stand for
     themselves, the rest are shifted up past U+0100 in order."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     alphabet, shifted = {}, 0
     for byte in range(256):
         if byte in printable:
@@ -58,13 +62,15 @@ def byte_decode(text: str) -> bytes:
 def _split_merge(line: str) -> tuple[str, str]:
     """A merges line "left right"; the separating space is the first one after the first character."""
     at = line.find(" ", 1)
-    return (line[:at], line[at + 1:]) if at > 0 else ("", "")
+    return (line[:at], line[at + 1 :]) if at > 0 else ("", "")
 
 
 class BytePairEncoder:
     def __init__(self, vocab: Vocabulary, merges, spec: PreTokenizerSpec):
         if not isinstance(merges, (list, tuple)) or not all(type(m) is str for m in merges):
-            raise InvalidModelFile("a gpt2 tokenizer needs a tokenizer.ggml.merges array of strings")
+            raise InvalidModelFile(
+                "a gpt2 tokenizer needs a tokenizer.ggml.merges array of strings"
+            )
         self.vocab = vocab
         self._merges = merges
         self.spec = spec

@@ -35,7 +35,7 @@ def merge_pairs(symbols: list[str], priority: Priority) -> list[str]:
         if best == inf:
             return symbols
         i = costs.index(best)  # leftmost pair among equals
-        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
         del costs[i]
         if not costs:
             return symbols

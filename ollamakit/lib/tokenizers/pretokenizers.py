@@ -22,23 +22,45 @@ from . import unicode
 
 _CONTRACTIONS = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
 GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
-LLAMA3 = _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-QWEN2 = _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-QWEN35 = (_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"
-          r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-JAIS2 = (_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
-         r"|\s{512}(?!\S)|\s{256}(?!\S)|\s{128}(?!\S)|\s{64}(?!\S)|\s{32}(?!\S)|\s{16}(?!\S)|\s{8}(?!\S)"
-         r"|\s{4}(?!\S)|\s{1,2}(?!\S)|\s{1}")
+LLAMA3 = (
+    _CONTRACTIONS
+    + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN2 = (
+    _CONTRACTIONS
+    + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN35 = (
+    _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+JAIS2 = (
+    _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s{512}(?!\S)|\s{256}(?!\S)|\s{128}(?!\S)|\s{64}(?!\S)|\s{32}(?!\S)|\s{16}(?!\S)|\s{8}(?!\S)"
+    r"|\s{4}(?!\S)|\s{1,2}(?!\S)|\s{1}"
+)
 # Case-aware word patterns; llama.cpp has one letter class, so case is told apart by lookaheads.
 _UPPER_THEN_LOWER = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+"
 _UPPER_RUN = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*"
-TEKKEN = (_UPPER_THEN_LOWER + "|" + _UPPER_RUN
-          + r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-GPT4O = (_UPPER_THEN_LOWER + _CONTRACTIONS + "?|" + _UPPER_RUN + _CONTRACTIONS
-         + r"?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+TEKKEN = (
+    _UPPER_THEN_LOWER
+    + "|"
+    + _UPPER_RUN
+    + r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+GPT4O = (
+    _UPPER_THEN_LOWER
+    + _CONTRACTIONS
+    + "?|"
+    + _UPPER_RUN
+    + _CONTRACTIONS
+    + r"?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 GRANITE_MULTI = GPT4O.replace(r"(?=[\p{L}])", r"(?=[\p{L}\p{M}])")
-_WORDS_BY_SCRIPT = (r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"
-                    r"| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_WORDS_BY_SCRIPT = (
+    r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"
+    r"| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 _CJK_KANA = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"
 _CJK_HANGUL = "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+"
 _PORO = " ?[^(\\s|.,!?\u2026\u3002\uff0c\u3001\u0964\u06d4\u060c)]+"
@@ -71,31 +93,92 @@ class PreTokenizerSpec:
 
 
 _FAMILIES = [
-    PreTokenizerSpec((r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"), aliases=("default",)),
-    PreTokenizerSpec((LLAMA3,), ignore_merges=True, add_bos=True, aliases=(
-        "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
-        "jina-v5-nano")),
+    PreTokenizerSpec(
+        (r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"), aliases=("default",)
+    ),
+    PreTokenizerSpec(
+        (LLAMA3,),
+        ignore_merges=True,
+        add_bos=True,
+        aliases=(
+            "llama3",
+            "llama-v3",
+            "llama-bpe",
+            "falcon3",
+            "falcon-h1",
+            "pixtral",
+            "midm-2.0",
+            "lfm2",
+            "jina-v5-nano",
+        ),
+    ),
     PreTokenizerSpec((LLAMA3,), aliases=("dbrx", "smaug-bpe")),
-    PreTokenizerSpec((r"[\r\n]", _DEEPSEEK_LETTERS, _DEEPSEEK_PUNCTUATION, r"\s+$", _CJK_HANGUL, r"\p{N}+"),
-                     clean_spaces=False, aliases=("deepseek-llm",)),
-    PreTokenizerSpec((r"\p{N}{1,3}", _CJK_KANA, _WORDS_BY_SCRIPT), clean_spaces=False,
-                     aliases=("deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4")),
-    PreTokenizerSpec((r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", _CJK_HANGUL, r"\p{N}"),
-                     clean_spaces=False, aliases=("deepseek-coder",)),
-    PreTokenizerSpec((r"[\p{P}\$\+<=>\^~\|`]+",
-                      r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
-                      "[0-9][0-9][0-9]"), aliases=("falcon",)),
-    PreTokenizerSpec((r"\p{N}", GPT2), aliases=(
-        "starcoder", "refact", "codeshell", "exaone", "minerva-7b", "mellum2")),
+    PreTokenizerSpec(
+        (r"[\r\n]", _DEEPSEEK_LETTERS, _DEEPSEEK_PUNCTUATION, r"\s+$", _CJK_HANGUL, r"\p{N}+"),
+        clean_spaces=False,
+        aliases=("deepseek-llm",),
+    ),
+    PreTokenizerSpec(
+        (r"\p{N}{1,3}", _CJK_KANA, _WORDS_BY_SCRIPT),
+        clean_spaces=False,
+        aliases=("deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"),
+    ),
+    PreTokenizerSpec(
+        (r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", _CJK_HANGUL, r"\p{N}"),
+        clean_spaces=False,
+        aliases=("deepseek-coder",),
+    ),
+    PreTokenizerSpec(
+        (
+            r"[\p{P}\$\+<=>\^~\|`]+",
+            r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
+            "[0-9][0-9][0-9]",
+        ),
+        aliases=("falcon",),
+    ),
+    PreTokenizerSpec(
+        (r"\p{N}", GPT2),
+        aliases=("starcoder", "refact", "codeshell", "exaone", "minerva-7b", "mellum2"),
+    ),
     PreTokenizerSpec((r"\p{N}", GPT2), clean_spaces=False, aliases=("smollm", "command-r")),
-    PreTokenizerSpec((GPT2,), aliases=(
-        "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0",
-        "mellum", "modern-bert", "mpt", "olmo", "jais", "exaone4", "jina-v1-en", "jina-v2-code",
-        "roberta-bpe")),
+    PreTokenizerSpec(
+        (GPT2,),
+        aliases=(
+            "gpt-2",
+            "gpt2",
+            "phi-2",
+            "jina-es",
+            "jina-de",
+            "gigachat",
+            "jina-v2-es",
+            "jina-v2-de",
+            "a.x-4.0",
+            "mellum",
+            "modern-bert",
+            "mpt",
+            "olmo",
+            "jais",
+            "exaone4",
+            "jina-v1-en",
+            "jina-v2-code",
+            "roberta-bpe",
+        ),
+    ),
     PreTokenizerSpec((GPT2,), clean_spaces=False, aliases=("trillion", "granite-docling")),
     PreTokenizerSpec((QWEN2,), aliases=("stablelm2", "megrez")),
-    PreTokenizerSpec((QWEN2,), clean_spaces=False, aliases=(
-        "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open", "grok-2")),
+    PreTokenizerSpec(
+        (QWEN2,),
+        clean_spaces=False,
+        aliases=(
+            "qwen2",
+            "deepseek-r1-qwen",
+            "kormo",
+            "f2llmv2",
+            "hunyuan",
+            "solar-open",
+            "grok-2",
+        ),
+    ),
     PreTokenizerSpec((QWEN35,), clean_spaces=False, aliases=("qwen35",)),
     PreTokenizerSpec((_PORO,), clean_spaces=False, aliases=("poro-chat",)),
     PreTokenizerSpec((_PORO,), aliases=("bloom", "gpt3-finnish")),
@@ -103,29 +186,86 @@ _FAMILIES = [
     PreTokenizerSpec((LLAMA3,), no_bos=True, ignore_merges=True, aliases=("glm4", "glm5")),
     PreTokenizerSpec((_PORO, r"\p{N}"), clean_spaces=False, aliases=("viking",)),
     PreTokenizerSpec((JAIS2,), aliases=("jais-2",)),
-    PreTokenizerSpec((TEKKEN,), clean_spaces=False, ignore_merges=True, add_bos=True, aliases=("tekken",)),
-    PreTokenizerSpec(("<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\\t\\n]|    |  )",
-                      r"\p{N}", r"[\p{P}!-/:-@\[-`{-~]", GPT2),
-                     clean_spaces=False, add_bos=True, aliases=("chameleon",)),
-    PreTokenizerSpec((GPT4O,), clean_spaces=False, aliases=("gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2")),
-    PreTokenizerSpec((GRANITE_MULTI,), clean_spaces=False, ignore_merges=True, aliases=("granite-embed-multi-97m",)),
-    PreTokenizerSpec((r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])"
-                      r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+",),
-                     clean_spaces=False, aliases=("bailingmoe", "bailingmoe2", "llada-moe")),
-    PreTokenizerSpec((_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+"
-                      r"|\s+(?!\S)|\s+",), clean_spaces=False, aliases=("seed-coder",)),
-    PreTokenizerSpec((r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",),
-                     clean_spaces=False, aliases=("ufakzeka",)),
+    PreTokenizerSpec(
+        (TEKKEN,), clean_spaces=False, ignore_merges=True, add_bos=True, aliases=("tekken",)
+    ),
+    PreTokenizerSpec(
+        (
+            "<sentinel:[0-9]+>",
+            "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z",
+            "([\\t\\n]|    |  )",
+            r"\p{N}",
+            r"[\p{P}!-/:-@\[-`{-~]",
+            GPT2,
+        ),
+        clean_spaces=False,
+        add_bos=True,
+        aliases=("chameleon",),
+    ),
+    PreTokenizerSpec(
+        (GPT4O,),
+        clean_spaces=False,
+        aliases=("gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"),
+    ),
+    PreTokenizerSpec(
+        (GRANITE_MULTI,),
+        clean_spaces=False,
+        ignore_merges=True,
+        aliases=("granite-embed-multi-97m",),
+    ),
+    PreTokenizerSpec(
+        (
+            r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])"
+            r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+",
+        ),
+        clean_spaces=False,
+        aliases=("bailingmoe", "bailingmoe2", "llada-moe"),
+    ),
+    PreTokenizerSpec(
+        (
+            _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+"
+            r"|\s+(?!\S)|\s+",
+        ),
+        clean_spaces=False,
+        aliases=("seed-coder",),
+    ),
+    PreTokenizerSpec(
+        (r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",),
+        clean_spaces=False,
+        aliases=("ufakzeka",),
+    ),
     PreTokenizerSpec(("[^\\n]+|[\\n]+", QWEN2), clean_spaces=False, aliases=("laguna",)),
-    PreTokenizerSpec((_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}"
-                      r"| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+",), aliases=("exaone-moe",)),
-    PreTokenizerSpec((r"\p{N}{1,3}", _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                      r"|\s*[\r\n]+|\s+(?!\S)|\s+"), ignore_merges=True, aliases=("minicpm5",)),
-    PreTokenizerSpec((r"\p{N}{1,3}", _CJK_KANA, _WORDS_BY_SCRIPT.replace(r"[\r\n]*|\s*[\r\n]+", r"|[\r\n]"),
-                      r"\p{N}"), clean_spaces=False, aliases=("spark2_5",)),
+    PreTokenizerSpec(
+        (
+            _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}"
+            r"| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+",
+        ),
+        aliases=("exaone-moe",),
+    ),
+    PreTokenizerSpec(
+        (
+            r"\p{N}{1,3}",
+            _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*"
+            r"|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ),
+        ignore_merges=True,
+        aliases=("minicpm5",),
+    ),
+    PreTokenizerSpec(
+        (
+            r"\p{N}{1,3}",
+            _CJK_KANA,
+            _WORDS_BY_SCRIPT.replace(r"[\r\n]*|\s*[\r\n]+", r"|[\r\n]"),
+            r"\p{N}",
+        ),
+        clean_spaces=False,
+        aliases=("spark2_5",),
+    ),
 ]
 
-PRE_TOKENIZERS: dict[str, PreTokenizerSpec] = {alias: spec for spec in _FAMILIES for alias in spec.aliases}
+PRE_TOKENIZERS: dict[str, PreTokenizerSpec] = {
+    alias: spec for spec in _FAMILIES for alias in spec.aliases
+}
 
 # Stand-in byte plus ASCII members for each class, as llama.cpp rewrites them.
 _CLASS_MEMBERS = {
@@ -135,7 +275,18 @@ _CLASS_MEMBERS = {
     "M": unicode.ACCENT_MARK,
     "S": unicode.SYMBOL + r"\$\+<->\^`\|~",
 }
-_CLASS_NAMES = {"N": "N", "L": "L", "P": "P", "M": "M", "S": "S", "Lu": "L", "Ll": "L", "Lt": "L", "Lm": "L", "Lo": "L"}
+_CLASS_NAMES = {
+    "N": "N",
+    "L": "L",
+    "P": "P",
+    "M": "M",
+    "S": "S",
+    "Lu": "L",
+    "Ll": "L",
+    "Lt": "L",
+    "Lm": "L",
+    "Lo": "L",
+}
 _CLASS_RE = re.compile(r"\\p\{(N|L|P|M|S|Lu|Ll|Lt|Lm|Lo)\}")
 
 
@@ -151,7 +302,7 @@ def _collapsed_pattern(pattern: str) -> str:
                 out.append(members if inside else f"[{members}]")
                 i = match.end()
             else:
-                out.append(pattern[i:i + 2])
+                out.append(pattern[i : i + 2])
                 i += 2
             continue
         if ch == "[" and not inside:
@@ -182,7 +333,9 @@ class PreTokenizer:
         for regex, use_collapsed in self._steps:
             subject = subjects.get(use_collapsed)
             if subject is None:
-                subject = subjects[use_collapsed] = unicode.collapse(text) if use_collapsed else unicode.widen(text)
+                subject = subjects[use_collapsed] = (
+                    unicode.collapse(text) if use_collapsed else unicode.widen(text)
+                )
             pieces = []
             for start, end in spans:
                 last = start

@@ -38,7 +38,9 @@ class Tokenizer:
         if not isinstance(model, str):
             raise InvalidModelFile("the model has no tokenizer.ggml.model")
         if model not in SUPPORTED_MODELS:
-            raise InvalidModelFile(f"unsupported tokenizer model '{model}' (supported: {', '.join(SUPPORTED_MODELS)})")
+            raise InvalidModelFile(
+                f"unsupported tokenizer model '{model}' (supported: {', '.join(SUPPORTED_MODELS)})"
+            )
         self.model = model
         pre = metadata.get("tokenizer.ggml.pre")
         self.pre = pre if isinstance(pre, str) else None
@@ -48,7 +50,11 @@ class Tokenizer:
             self.vocab = Vocabulary(metadata, model, has_bos=not spec.no_bos)
             self._encoder: BytePairEncoder | SentencePieceEncoder | WordPieceEncoder
             self._encoder = BytePairEncoder(self.vocab, metadata.get("tokenizer.ggml.merges"), spec)
-            add_bos, add_space_prefix, self.clean_spaces = bool(spec.add_bos), False, spec.clean_spaces
+            add_bos, add_space_prefix, self.clean_spaces = (
+                bool(spec.add_bos),
+                False,
+                spec.clean_spaces,
+            )
         elif model == "llama":
             self.vocab = Vocabulary(metadata, model)
             self._encoder = SentencePieceEncoder(self.vocab)
@@ -56,7 +62,10 @@ class Tokenizer:
         else:
             tokens = metadata.get("tokenizer.ggml.tokens")
             if isinstance(tokens, list) and is_hugging_face_spelling(tokens):
-                metadata = {**metadata, "tokenizer.ggml.tokens": [to_gguf_spelling(t) for t in tokens]}
+                metadata = {
+                    **metadata,
+                    "tokenizer.ggml.tokens": [to_gguf_spelling(t) for t in tokens],
+                }
             self.vocab = Vocabulary(metadata, model)
             lowercase = _flag(metadata, "normalizer.lowercase", True)
             strip_accents = _flag(metadata, "normalizer.strip_accents", lowercase)
@@ -124,7 +133,9 @@ class Tokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be str, not {type(text).__name__}")
         out: list[int] = []
-        if add_special and self.add_bos and self.bos_id is not None:  # (never None then: see __init__)
+        if (
+            add_special and self.add_bos and self.bos_id is not None
+        ):  # (never None then: see __init__)
             out.append(self.bos_id)
         prefix_space = True  # SentencePiece prefixes a space to text that follows a special token
         for fragment in self.vocab.partition(text, parse_special):
@@ -150,7 +161,9 @@ class Tokenizer:
             raise BadRequest(f"token id must be an integer, got {type(token_id).__name__}")
         token_id = int(token_id)
         if not 0 <= token_id < self.vocab.size:
-            raise BadRequest(f"token id {token_id} is out of range (vocabulary of {self.vocab.size})")
+            raise BadRequest(
+                f"token id {token_id} is out of range (vocabulary of {self.vocab.size})"
+            )
         return token_id
 
     def token_to_piece(self, token_id: int, special: bool = False) -> bytes:
@@ -182,7 +195,9 @@ class Tokenizer:
 
     def decode(self, ids, special: bool = False) -> str:
         """Text for a sequence of ids; bytes that do not form valid UTF-8 become U+FFFD."""
-        return b"".join(self.token_to_piece(i, special) for i in ids).decode("utf-8", errors="replace")
+        return b"".join(self.token_to_piece(i, special) for i in ids).decode(
+            "utf-8", errors="replace"
+        )
 
     def stream_decoder(self, special: bool = False) -> StreamDecoder:
         return StreamDecoder(self, special)

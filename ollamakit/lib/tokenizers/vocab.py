@@ -26,24 +26,79 @@ MAX_VOCAB = 1 << 24  # no real vocabulary comes near; anything larger is a broke
 _ASCII_SPACE = " \t\n\v\f\r"
 
 # Token texts that llama.cpp takes for special roles when the file does not name them.
-_EOT_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-              "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>")
+_EOT_TEXTS = (
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
+)
 _EOM_TEXTS = ("<|eom_id|>",)
 _FIM_PAD_TEXTS = ("<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]")
 _FIM_REP_TEXTS = ("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>")
 _FIM_SEP_TEXTS = ("<|file_sep|>",)
 _FIM_OTHER_TEXTS = (
-    ("<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>",
-     "<|prefix|>"),
-    ("<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>",
-     "<|suffix|>"),
-    ("<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>",
-     "<|middle|>"),
+    (
+        "<|fim_prefix|>",
+        "<fim-prefix>",
+        "<fim_prefix>",
+        "<｜fim▁begin｜>",
+        "<PRE>",
+        "▁<PRE>",
+        "<|code_prefix|>",
+        "<|prefix|>",
+    ),
+    (
+        "<|fim_suffix|>",
+        "<fim-suffix>",
+        "<fim_suffix>",
+        "<｜fim▁hole｜>",
+        "<SUF>",
+        "▁<SUF>",
+        "<|code_suffix|>",
+        "<|suffix|>",
+    ),
+    (
+        "<|fim_middle|>",
+        "<fim-middle>",
+        "<fim_middle>",
+        "<｜fim▁end｜>",
+        "<MID>",
+        "▁<MID>",
+        "<|code_middle|>",
+        "<|middle|>",
+    ),
 )
-_EOG_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-              "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-              "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-              "<｜end▁of▁sentence｜>", "[e~[")
+_EOG_TEXTS = (
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
+)
 _ALWAYS_RENDERED = ("<|channel|>", "<|message|>", "<|start|>", "<|constrain|>")  # gpt-oss
 
 # Defaults per tokenizer model before the file's own ids apply: (bos, eos, unk, sep, pad).
@@ -63,7 +118,9 @@ def _int_list(metadata: dict, name: str, n_tokens: int) -> list | tuple | None:
     if values is None:
         return None
     if not isinstance(values, (list, tuple)) or len(values) < n_tokens:
-        raise InvalidModelFile(f"tokenizer.ggml.{name} must be an array with at least {n_tokens} entries")
+        raise InvalidModelFile(
+            f"tokenizer.ggml.{name} must be an array with at least {n_tokens} entries"
+        )
     return values
 
 
@@ -128,13 +185,26 @@ class Vocabulary:
         mask = 103 if model == "bert" else None
         ids = SpecialIds(bos=bos, eos=eos, unk=unk, sep=sep, pad=pad, mask=mask)
         keys = {
-            "bos": "bos_token_id", "eos": "eos_token_id", "eot": "eot_token_id", "eom": "eom_token_id",
-            "unk": "unknown_token_id", "sep": "seperator_token_id", "pad": "padding_token_id",
-            "mask": "mask_token_id", "fim_pre": "fim_pre_token_id", "fim_suf": "fim_suf_token_id",
-            "fim_mid": "fim_mid_token_id", "fim_pad": "fim_pad_token_id", "fim_rep": "fim_rep_token_id",
+            "bos": "bos_token_id",
+            "eos": "eos_token_id",
+            "eot": "eot_token_id",
+            "eom": "eom_token_id",
+            "unk": "unknown_token_id",
+            "sep": "seperator_token_id",
+            "pad": "padding_token_id",
+            "mask": "mask_token_id",
+            "fim_pre": "fim_pre_token_id",
+            "fim_suf": "fim_suf_token_id",
+            "fim_mid": "fim_mid_token_id",
+            "fim_pad": "fim_pad_token_id",
+            "fim_rep": "fim_rep_token_id",
             "fim_sep": "fim_sep_token_id",
         }
-        legacy = {"fim_pre": "prefix_token_id", "fim_suf": "suffix_token_id", "fim_mid": "middle_token_id"}
+        legacy = {
+            "fim_pre": "prefix_token_id",
+            "fim_suf": "suffix_token_id",
+            "fim_mid": "middle_token_id",
+        }
         for field, key in keys.items():
             current = getattr(ids, field)
             if current is not None and current >= self.size:
@@ -160,7 +230,11 @@ class Vocabulary:
         ids = self.special
         roles = [("eot", _EOT_TEXTS), ("eom", _EOM_TEXTS)]
         roles += list(zip(("fim_pre", "fim_suf", "fim_mid"), _FIM_OTHER_TEXTS))
-        roles += [("fim_pad", _FIM_PAD_TEXTS), ("fim_rep", _FIM_REP_TEXTS), ("fim_sep", _FIM_SEP_TEXTS)]
+        roles += [
+            ("fim_pad", _FIM_PAD_TEXTS),
+            ("fim_rep", _FIM_REP_TEXTS),
+            ("fim_sep", _FIM_SEP_TEXTS),
+        ]
         for field, texts in roles:
             if getattr(ids, field) is not None:
                 continue
@@ -183,12 +257,16 @@ class Vocabulary:
 
         eog_texts = {self.tokens[i]: i for i in eog}
         # Harmony-style vocabularies end a message with <|end|> but keep generating after it.
-        if "<|end|>" in eog_texts and (("<|return|>" in eog_texts and ("<|call|>" in eog_texts or "<|calls|>" in eog_texts))
-                                       or ("<|calls|>" in eog_texts and "<|flush|>" in eog_texts)
-                                       or ("<|call|>" in eog_texts and "<|flush|>" in eog_texts)):
+        if "<|end|>" in eog_texts and (
+            ("<|return|>" in eog_texts and ("<|call|>" in eog_texts or "<|calls|>" in eog_texts))
+            or ("<|calls|>" in eog_texts and "<|flush|>" in eog_texts)
+            or ("<|call|>" in eog_texts and "<|flush|>" in eog_texts)
+        ):
             eog.discard(eog_texts["<|end|>"])
             self.attrs[eog_texts["<|end|>"]] = USER_DEFINED
-        if "</s>" in eog_texts and ("<|tool_response>" in eog_texts or "<|plamo:eos|>" in eog_texts):
+        if "</s>" in eog_texts and (
+            "<|tool_response>" in eog_texts or "<|plamo:eos|>" in eog_texts
+        ):
             eog.discard(eog_texts["</s>"])
             self.attrs[eog_texts["</s>"]] = NORMAL
         self.eog_ids: frozenset[int] = frozenset(eog)
@@ -199,16 +277,24 @@ class Vocabulary:
         pre = str(_key(metadata, "pre") or "")
         arch = str(metadata.get("general.architecture") or "")
         if any(p in pre for p in ("jina-v2-de", "jina-v2-es", "jina-v2-code")) or any(
-                a in arch for a in ("nomic-bert-moe", "jina-bert-v3")):
+            a in arch for a in ("nomic-bert-moe", "jina-bert-v3")
+        ):
             if "<mask>" in self.token_to_id:
                 self.attrs[self.token_to_id["<mask>"]] |= LSTRIP
         elif "phi-3" in name or "phi3" in name:
             for token_id in self.special_tokens:
                 self.attrs[token_id] |= RSTRIP
-            for text, strip in (("</s>", True), ("<unk>", False), ("<s>", False), ("<|endoftext|>", False)):
+            for text, strip in (
+                ("</s>", True),
+                ("<unk>", False),
+                ("<s>", False),
+                ("<|endoftext|>", False),
+            ):
                 if text in self.token_to_id:
                     token_id = self.token_to_id[text]
-                    self.attrs[token_id] = self.attrs[token_id] | RSTRIP if strip else self.attrs[token_id] & ~RSTRIP
+                    self.attrs[token_id] = (
+                        self.attrs[token_id] | RSTRIP if strip else self.attrs[token_id] & ~RSTRIP
+                    )
         elif "modern-bert" in name and "[MASK]" in self.token_to_id:
             self.attrs[self.token_to_id["[MASK]"]] |= LSTRIP
 
@@ -229,7 +315,9 @@ class Vocabulary:
                 node = node.setdefault(ch, {})
             node[None] = token_id
         rank = {token_id: r for r, token_id in enumerate(self.special_tokens)}
-        first_chars = re.compile("[" + "".join(re.escape(ch) for ch in trie) + "]") if trie else None
+        first_chars = (
+            re.compile("[" + "".join(re.escape(ch) for ch in trie) + "]") if trie else None
+        )
         return trie, rank, first_chars
 
     def _specials_in(self, text: str, parse_special: bool) -> list[int]:
@@ -252,7 +340,9 @@ class Vocabulary:
                     break
                 node = node.get(text[q])
                 q += 1
-        if not parse_special:  # control and unknown tokens are plain text then; user-defined still split
+        if (
+            not parse_special
+        ):  # control and unknown tokens are plain text then; user-defined still split
             found = {i for i in found if not self.attrs[i] & (CONTROL | UNKNOWN)}
         return sorted(found, key=rank.__getitem__)
 
@@ -286,4 +376,4 @@ class Vocabulary:
                 if pos < end:
                     out.append((pos, end))
             fragments = out
-        return [f if type(f) is int else text[f[0]:f[1]] for f in fragments]
+        return [f if type(f) is int else text[f[0] : f[1]] for f in fragments]

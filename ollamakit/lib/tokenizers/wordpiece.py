@@ -32,9 +32,16 @@ def to_gguf_spelling(token: str) -> str:
 
 def _is_chinese(cp: int) -> bool:
     # The CJK blocks BERT's basic tokenizer splits into single characters.
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B920 <= cp <= 0x2CEAF
-            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B920 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
 
 
 class WordPieceEncoder:
@@ -103,4 +110,3 @@ class WordPieceEncoder:
                 unk = self.vocab.special.unk
                 return () if unk is None else (unk,)
         return tuple(ids)
-

@@ -25,9 +25,17 @@ def kv_str(key: str, value: str) -> bytes:
     return kv(key, 8, string(value))
 
 
-def tensor_info(name: str, shape, ggml_type: int = 0, offset: int = 0, n_dims: int | None = None) -> bytes:
+def tensor_info(
+    name: str, shape, ggml_type: int = 0, offset: int = 0, n_dims: int | None = None
+) -> bytes:
     dims = b"".join(U64.pack(d) for d in shape)
-    return string(name) + U32.pack(len(shape) if n_dims is None else n_dims) + dims + U32.pack(ggml_type) + U64.pack(offset)
+    return (
+        string(name)
+        + U32.pack(len(shape) if n_dims is None else n_dims)
+        + dims
+        + U32.pack(ggml_type)
+        + U64.pack(offset)
+    )
 
 
 @dataclass
@@ -44,7 +52,14 @@ class Craft:
     def header(self) -> bytes:
         n_tensors = len(self.infos) if self.tensor_count is None else self.tensor_count
         n_kv = len(self.kvs) if self.kv_count is None else self.kv_count
-        return self.magic + U32.pack(self.version) + U64.pack(n_tensors) + U64.pack(n_kv) + b"".join(self.kvs) + b"".join(self.infos)
+        return (
+            self.magic
+            + U32.pack(self.version)
+            + U64.pack(n_tensors)
+            + U64.pack(n_kv)
+            + b"".join(self.kvs)
+            + b"".join(self.infos)
+        )
 
     def build(self) -> bytes:
         head = self.header()
@@ -62,8 +77,16 @@ def valid_craft() -> Craft:
         kvs=[
             kv_str("general.architecture", "llama"),
             kv_u32("llama.block_count", 2),
-            kv("tokenizer.ggml.tokens", 9, U32.pack(8) + U64.pack(3) + string("a") + string("bé") + string("<s>")),
-            kv("tokenizer.ggml.scores", 9, U32.pack(6) + U64.pack(2) + struct.pack("<2f", 0.5, -1.0)),
+            kv(
+                "tokenizer.ggml.tokens",
+                9,
+                U32.pack(8) + U64.pack(3) + string("a") + string("bé") + string("<s>"),
+            ),
+            kv(
+                "tokenizer.ggml.scores",
+                9,
+                U32.pack(6) + U64.pack(2) + struct.pack("<2f", 0.5, -1.0),
+            ),
         ],
         infos=[tensor_info("a.weight", (4, 2), 0, 0), tensor_info("b.weight", (8,), 0, 32)],
         data=struct.pack("<8f", *range(8)) + struct.pack("<8f", *range(8, 16)),

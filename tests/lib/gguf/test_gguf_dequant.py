@@ -13,12 +13,34 @@ from ollamakit.lib.gguf.reader import GGUFFile
 # Byte offsets of the float16 scales in each block type: random bytes there would often be
 # inf/NaN, which compare badly, so they get finite values instead.
 F16_FIELDS = {
-    "Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2], "Q8_0": [0], "Q8_1": [0, 2],
-    "Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208],
-    "IQ4_NL": [0], "IQ4_XS": [0], "IQ2_XXS": [0], "IQ2_XS": [0], "IQ2_S": [0], "IQ3_XXS": [0],
-    "IQ3_S": [0], "IQ1_S": [0], "IQ1_M": [], "TQ1_0": [52], "TQ2_0": [64],
+    "Q4_0": [0],
+    "Q4_1": [0, 2],
+    "Q5_0": [0],
+    "Q5_1": [0, 2],
+    "Q8_0": [0],
+    "Q8_1": [0, 2],
+    "Q2_K": [80, 82],
+    "Q3_K": [108],
+    "Q4_K": [0, 2],
+    "Q5_K": [0, 2],
+    "Q6_K": [208],
+    "IQ4_NL": [0],
+    "IQ4_XS": [0],
+    "IQ2_XXS": [0],
+    "IQ2_XS": [0],
+    "IQ2_S": [0],
+    "IQ3_XXS": [0],
+    "IQ3_S": [0],
+    "IQ1_S": [0],
+    "IQ1_M": [],
+    "TQ1_0": [52],
+    "TQ2_0": [64],
 }
-WITH_REFERENCE = [name for name in supported_types() if name not in {"Q8_1", "Q8_K", "I8", "I16", "I32", "I64", "F64"}]
+WITH_REFERENCE = [
+    name
+    for name in supported_types()
+    if name not in {"Q8_1", "Q8_K", "I8", "I16", "I32", "I64", "F64"}
+]
 
 
 def random_blocks(name: str, n_blocks: int, seed: int = 0) -> np.ndarray:
@@ -26,7 +48,9 @@ def random_blocks(name: str, n_blocks: int, seed: int = 0) -> np.ndarray:
     block, size = GGML_QUANT_SIZES[GGMLQuantizationType[name]]
     raw = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
     for at in F16_FIELDS.get(name, []):
-        raw[:, at : at + 2] = rng.uniform(-2, 2, size=(n_blocks, 1)).astype(np.float16).view(np.uint8)
+        raw[:, at : at + 2] = (
+            rng.uniform(-2, 2, size=(n_blocks, 1)).astype(np.float16).view(np.uint8)
+        )
     if name in ("F16",):
         raw = rng.standard_normal(n_blocks).astype(np.float16).view(np.uint8).reshape(n_blocks, 2)
     if name in ("F32", "BF16"):
@@ -37,8 +61,27 @@ def random_blocks(name: str, n_blocks: int, seed: int = 0) -> np.ndarray:
 
 
 def test_every_llama_cpp_model_type_is_supported():
-    for name in ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
-                 "Q6_K", "IQ4_NL", "IQ4_XS", "MXFP4", "IQ2_XXS", "IQ3_S", "TQ2_0"]:
+    for name in [
+        "F32",
+        "F16",
+        "BF16",
+        "Q4_0",
+        "Q4_1",
+        "Q5_0",
+        "Q5_1",
+        "Q8_0",
+        "Q2_K",
+        "Q3_K",
+        "Q4_K",
+        "Q5_K",
+        "Q6_K",
+        "IQ4_NL",
+        "IQ4_XS",
+        "MXFP4",
+        "IQ2_XXS",
+        "IQ3_S",
+        "TQ2_0",
+    ]:
         assert name in supported_types()
 
 
@@ -48,7 +91,9 @@ def test_matches_reference_bit_for_bit(name):
     n_blocks = 96 if block > 1 else 3000
     raw = random_blocks(name, n_blocks)
     with np.errstate(all="ignore"):  # random exponents overflow in the reference too
-        expected = np.asarray(reference(raw, GGMLQuantizationType[name]), dtype=np.float32).reshape(-1)
+        expected = np.asarray(reference(raw, GGMLQuantizationType[name]), dtype=np.float32).reshape(
+            -1
+        )
     rows = 3 if (n_blocks * block) % 3 == 0 and block * (n_blocks // 3) else 1
     ours = dequantize(raw.reshape(-1), GGMLQuantizationType[name], (n_blocks * block // rows, rows))
     assert ours.dtype == np.float32 and ours.shape == (rows, n_blocks * block // rows)
@@ -60,16 +105,24 @@ def test_types_without_a_reference_follow_their_definition():
     # Q8_1: f16 d, f16 sum (unused), 32 int8.
     d = rng.uniform(-1, 1, 8).astype(np.float16)
     q = rng.integers(-128, 128, (8, 32), dtype=np.int8)
-    raw = np.concatenate([d.view(np.uint8).reshape(8, 2), np.zeros((8, 2), np.uint8), q.view(np.uint8)], axis=1)
-    np.testing.assert_array_equal(dequantize(raw, "Q8_1", (256,)), (d.astype(np.float32)[:, None] * q).reshape(-1))
+    raw = np.concatenate(
+        [d.view(np.uint8).reshape(8, 2), np.zeros((8, 2), np.uint8), q.view(np.uint8)], axis=1
+    )
+    np.testing.assert_array_equal(
+        dequantize(raw, "Q8_1", (256,)), (d.astype(np.float32)[:, None] * q).reshape(-1)
+    )
     # Q8_K: f32 d, 256 int8, 16 int16 block sums (unused).
     d32 = rng.uniform(-1, 1, 2).astype(np.float32)
     q = rng.integers(-128, 128, (2, 256), dtype=np.int8)
-    raw = np.concatenate([d32.view(np.uint8).reshape(2, 4), q.view(np.uint8), np.zeros((2, 32), np.uint8)], axis=1)
+    raw = np.concatenate(
+        [d32.view(np.uint8).reshape(2, 4), q.view(np.uint8), np.zeros((2, 32), np.uint8)], axis=1
+    )
     np.testing.assert_array_equal(dequantize(raw, "Q8_K", (512,)), (d32[:, None] * q).reshape(-1))
     for name, dtype in [("I8", np.int8), ("I16", np.int16), ("I32", np.int32), ("F64", np.float64)]:
         values = rng.integers(-100, 100, 12).astype(dtype)
-        np.testing.assert_array_equal(dequantize(values.view(np.uint8), name, (4, 3)), values.reshape(3, 4))
+        np.testing.assert_array_equal(
+            dequantize(values.view(np.uint8), name, (4, 3)), values.reshape(3, 4)
+        )
 
 
 def test_q4_0_by_hand():
@@ -120,5 +173,12 @@ def test_real_model_tensors_match_reference(model):
             rows = max(1, min(info.nbytes // row_bytes, (1 << 20) // info.shape[0]))
             raw = g.raw(info.name)[: rows * row_bytes]
             expected = reference(raw.reshape(-1, size), GGMLQuantizationType(info.ggml_type))
-            np.testing.assert_array_equal(ours.reshape(-1)[: rows * info.shape[0]], np.asarray(expected, np.float32).reshape(-1))
-        assert set(smallest) >= ({"Q4_1", "Q8_0", "F32"} if model == "smollm2_q4_1" else {"Q4_K", "Q6_K", "Q5_0", "Q8_0", "F32"})
+            np.testing.assert_array_equal(
+                ours.reshape(-1)[: rows * info.shape[0]],
+                np.asarray(expected, np.float32).reshape(-1),
+            )
+        assert set(smallest) >= (
+            {"Q4_1", "Q8_0", "F32"}
+            if model == "smollm2_q4_1"
+            else {"Q4_K", "Q6_K", "Q5_0", "Q8_0", "F32"}
+        )

@@ -41,15 +41,23 @@ def test_valid_file_parses(tmp_path):
         assert g.metadata["llama.block_count"] == 2
         assert g.metadata["tokenizer.ggml.tokens"] == ["a", "bé", "<s>"]
         assert g.metadata["tokenizer.ggml.scores"] == [0.5, -1.0]
-        assert g.metadata_types == {"general.architecture": 8, "llama.block_count": 4,
-                                    "tokenizer.ggml.tokens": 8, "tokenizer.ggml.scores": 6}
+        assert g.metadata_types == {
+            "general.architecture": 8,
+            "llama.block_count": 4,
+            "tokenizer.ggml.tokens": 8,
+            "tokenizer.ggml.scores": 6,
+        }
         assert [t.name for t in g.tensors] == ["a.weight", "b.weight"]
         a = g.tensor_info("a.weight")
         assert (a.shape, a.type_name, a.nbytes, a.n_elements) == ((4, 2), "F32", 32, 8)
         assert a.offset == g.data_offset and g.data_offset % 32 == 0
         assert g.tensor_info("b.weight").offset == g.data_offset + 32
-        np.testing.assert_array_equal(g.tensor("a.weight"), np.arange(8, dtype=np.float32).reshape(2, 4))
-        np.testing.assert_array_equal(g.raw("b.weight").view(np.float32), np.arange(8, 16, dtype=np.float32))
+        np.testing.assert_array_equal(
+            g.tensor("a.weight"), np.arange(8, dtype=np.float32).reshape(2, 4)
+        )
+        np.testing.assert_array_equal(
+            g.raw("b.weight").view(np.float32), np.arange(8, 16, dtype=np.float32)
+        )
         assert g.parameter_count == 16
         assert g.file_type_name == "unknown"  # no general.file_type
         with pytest.raises(KeyError):
@@ -57,22 +65,55 @@ def test_valid_file_parses(tmp_path):
 
 
 def test_version_2_and_every_value_type(tmp_path):
-    craft = Craft(version=2, kvs=[
-        kv("u8", 0, b"\xff"), kv("i8", 1, b"\xff"), kv("u16", 2, struct.pack("<H", 65535)),
-        kv("i16", 3, struct.pack("<h", -2)), kv("u32", 4, U32.pack(7)), kv("i32", 5, struct.pack("<i", -7)),
-        kv("f32", 6, struct.pack("<f", 1.5)), kv("bool", 7, b"\x01"), kv("str", 8, string("x")),
-        kv("u64", 10, U64.pack(2**64 - 1)), kv("i64", 11, struct.pack("<q", -(2**63))),
-        kv("f64", 12, struct.pack("<d", 0.1)),
-        kv("bools", 9, U32.pack(7) + U64.pack(2) + b"\x00\x01"),
-        kv("nested", 9, U32.pack(9) + U64.pack(2) + U32.pack(5) + U64.pack(1) + struct.pack("<i", -1)
-           + U32.pack(5) + U64.pack(0)),
-        kv("empty", 9, U32.pack(8) + U64.pack(0)),
-    ])
+    craft = Craft(
+        version=2,
+        kvs=[
+            kv("u8", 0, b"\xff"),
+            kv("i8", 1, b"\xff"),
+            kv("u16", 2, struct.pack("<H", 65535)),
+            kv("i16", 3, struct.pack("<h", -2)),
+            kv("u32", 4, U32.pack(7)),
+            kv("i32", 5, struct.pack("<i", -7)),
+            kv("f32", 6, struct.pack("<f", 1.5)),
+            kv("bool", 7, b"\x01"),
+            kv("str", 8, string("x")),
+            kv("u64", 10, U64.pack(2**64 - 1)),
+            kv("i64", 11, struct.pack("<q", -(2**63))),
+            kv("f64", 12, struct.pack("<d", 0.1)),
+            kv("bools", 9, U32.pack(7) + U64.pack(2) + b"\x00\x01"),
+            kv(
+                "nested",
+                9,
+                U32.pack(9)
+                + U64.pack(2)
+                + U32.pack(5)
+                + U64.pack(1)
+                + struct.pack("<i", -1)
+                + U32.pack(5)
+                + U64.pack(0),
+            ),
+            kv("empty", 9, U32.pack(8) + U64.pack(0)),
+        ],
+    )
     with open_bytes(tmp_path, craft.build()) as g:
         assert g.version == 2
-        assert g.metadata == {"u8": 255, "i8": -1, "u16": 65535, "i16": -2, "u32": 7, "i32": -7, "f32": 1.5,
-                              "bool": True, "str": "x", "u64": 2**64 - 1, "i64": -(2**63), "f64": 0.1,
-                              "bools": [False, True], "nested": [[-1], []], "empty": []}
+        assert g.metadata == {
+            "u8": 255,
+            "i8": -1,
+            "u16": 65535,
+            "i16": -2,
+            "u32": 7,
+            "i32": -7,
+            "f32": 1.5,
+            "bool": True,
+            "str": "x",
+            "u64": 2**64 - 1,
+            "i64": -(2**63),
+            "f64": 0.1,
+            "bools": [False, True],
+            "nested": [[-1], []],
+            "empty": [],
+        }
         assert g.metadata_types["nested"] == 5 and g.metadata_types["empty"] == 8
         assert g.tensors == [] and g.parameter_count == 0
 
@@ -98,9 +139,19 @@ def test_raw_views_survive_close(tmp_path):
 
 
 def test_format_parameter_size_matches_ollama():
-    cases = {0: "0", 999: "999", 1500: "2K", 1_000_000: "1M", 125_000_000: "125M", 134_515_008: "134.52M",
-             500_500_000: "500.50M", 1_000_000_000: "1B", 2_850_000_000: "2.9B", 3_212_749_888: "3.2B",
-             7_000_000_000: "7B"}
+    cases = {
+        0: "0",
+        999: "999",
+        1500: "2K",
+        1_000_000: "1M",
+        125_000_000: "125M",
+        134_515_008: "134.52M",
+        500_500_000: "500.50M",
+        1_000_000_000: "1B",
+        2_850_000_000: "2.9B",
+        3_212_749_888: "3.2B",
+        7_000_000_000: "7B",
+    }
     for n, text in cases.items():
         assert format_parameter_size(n) == text
 
@@ -151,8 +202,10 @@ def test_bad_magic(tmp_path):
     rejects(tmp_path, Craft(magic=b"GGML"), "bad magic")
 
 
-@pytest.mark.parametrize("version, fragment", [(1, "unsupported version 1"), (4, "unsupported version 4"),
-                                               (0x03000000, "big-endian")])
+@pytest.mark.parametrize(
+    "version, fragment",
+    [(1, "unsupported version 1"), (4, "unsupported version 4"), (0x03000000, "big-endian")],
+)
 def test_unsupported_versions(tmp_path, version, fragment):
     rejects(tmp_path, Craft(version=version), fragment)
 
@@ -172,27 +225,50 @@ def test_kv_count_larger_than_present(tmp_path):
 
 
 def test_string_length_past_eof(tmp_path):
-    rejects(tmp_path, Craft(kvs=[string("general.name") + U32.pack(8) + string("x", length=2**40)]),
-            "metadata 'general.name' length 1099511627776 runs past the end of the file")
+    rejects(
+        tmp_path,
+        Craft(kvs=[string("general.name") + U32.pack(8) + string("x", length=2**40)]),
+        "metadata 'general.name' length 1099511627776 runs past the end of the file",
+    )
 
 
 def test_key_length_past_eof(tmp_path):
-    rejects(tmp_path, Craft(kvs=[U64.pack(2**64 - 1) + b"abc" + bytes(20)]), "metadata key 0", "past the end")
+    rejects(
+        tmp_path,
+        Craft(kvs=[U64.pack(2**64 - 1) + b"abc" + bytes(20)]),
+        "metadata key 0",
+        "past the end",
+    )
 
 
 def test_unknown_value_type(tmp_path):
-    rejects(tmp_path, Craft(kvs=[kv("x", 13, b"\x00" * 8)]), "metadata 'x' has unknown value type 13")
+    rejects(
+        tmp_path, Craft(kvs=[kv("x", 13, b"\x00" * 8)]), "metadata 'x' has unknown value type 13"
+    )
 
 
 def test_unknown_array_element_type(tmp_path):
-    rejects(tmp_path, Craft(kvs=[kv("x", 9, U32.pack(42) + U64.pack(1) + bytes(8))]), "unknown element type 42")
+    rejects(
+        tmp_path,
+        Craft(kvs=[kv("x", 9, U32.pack(42) + U64.pack(1) + bytes(8))]),
+        "unknown element type 42",
+    )
 
 
 def test_array_length_past_eof(tmp_path):
     for element_type in (6, 8, 9):  # numbers, strings, arrays
         payload = U32.pack(element_type) + U64.pack(1 << 20) + bytes(64)
-        rejects(tmp_path, Craft(kvs=[kv("x", 9, payload)]), "metadata 'x' has 1048576", "more than the file holds")
-    rejects(tmp_path, Craft(kvs=[kv("x", 9, U32.pack(6) + U64.pack(2**61) + bytes(8))]), "more than the limit")
+        rejects(
+            tmp_path,
+            Craft(kvs=[kv("x", 9, payload)]),
+            "metadata 'x' has 1048576",
+            "more than the file holds",
+        )
+    rejects(
+        tmp_path,
+        Craft(kvs=[kv("x", 9, U32.pack(6) + U64.pack(2**61) + bytes(8))]),
+        "more than the limit",
+    )
 
 
 def test_array_longer_than_the_cap(tmp_path):
@@ -202,7 +278,12 @@ def test_array_longer_than_the_cap(tmp_path):
 
 def test_string_in_array_past_eof(tmp_path):
     payload = U32.pack(8) + U64.pack(2) + string("ok") + string("bad", length=1000)
-    rejects(tmp_path, Craft(kvs=[kv("tokens", 9, payload)]), "a string in metadata 'tokens'", "past the end")
+    rejects(
+        tmp_path,
+        Craft(kvs=[kv("tokens", 9, payload)]),
+        "a string in metadata 'tokens'",
+        "past the end",
+    )
 
 
 def test_deeply_nested_arrays(tmp_path):
@@ -211,32 +292,52 @@ def test_deeply_nested_arrays(tmp_path):
 
 
 def test_invalid_utf8(tmp_path):
-    rejects(tmp_path, Craft(kvs=[kv(b"\xff\xfe", 4, U32.pack(1))]), "metadata key 0 is not valid UTF-8")
-    rejects(tmp_path, Craft(kvs=[kv("x", 8, string(b"\xc3\x28"))]), "metadata 'x' is not valid UTF-8")
+    rejects(
+        tmp_path, Craft(kvs=[kv(b"\xff\xfe", 4, U32.pack(1))]), "metadata key 0 is not valid UTF-8"
+    )
+    rejects(
+        tmp_path, Craft(kvs=[kv("x", 8, string(b"\xc3\x28"))]), "metadata 'x' is not valid UTF-8"
+    )
     payload = U32.pack(8) + U64.pack(2) + string("ok") + string(b"\xed\xa0\x80")  # a lone surrogate
-    rejects(tmp_path, Craft(kvs=[kv("tokens", 9, payload)]), "string 1 of metadata 'tokens' is not valid UTF-8")
+    rejects(
+        tmp_path,
+        Craft(kvs=[kv("tokens", 9, payload)]),
+        "string 1 of metadata 'tokens' is not valid UTF-8",
+    )
 
 
 def test_bad_bool(tmp_path):
     rejects(tmp_path, Craft(kvs=[kv("b", 7, b"\x02")]), "bool value 2")
-    rejects(tmp_path, Craft(kvs=[kv("b", 9, U32.pack(7) + U64.pack(2) + b"\x01\x05")]), "bool value other than 0 or 1")
+    rejects(
+        tmp_path,
+        Craft(kvs=[kv("b", 9, U32.pack(7) + U64.pack(2) + b"\x01\x05")]),
+        "bool value other than 0 or 1",
+    )
 
 
 def test_duplicate_key(tmp_path):
-    rejects(tmp_path, Craft(kvs=[kv_u32("a.b", 1), kv_u32("a.b", 2)]), "duplicate metadata key 'a.b'")
+    rejects(
+        tmp_path, Craft(kvs=[kv_u32("a.b", 1), kv_u32("a.b", 2)]), "duplicate metadata key 'a.b'"
+    )
 
 
 def test_empty_key(tmp_path):
     rejects(tmp_path, Craft(kvs=[kv_u32("", 1)]), "metadata key 0 is empty")
 
 
-@pytest.mark.parametrize("alignment, fragment", [(0, "not a power of two"), (24, "not a power of two")])
+@pytest.mark.parametrize(
+    "alignment, fragment", [(0, "not a power of two"), (24, "not a power of two")]
+)
 def test_bad_alignment(tmp_path, alignment, fragment):
     rejects(tmp_path, Craft(kvs=[kv_u32("general.alignment", alignment)]), fragment)
 
 
 def test_alignment_of_wrong_type(tmp_path):
-    rejects(tmp_path, Craft(kvs=[kv_str("general.alignment", "32")]), "general.alignment must be a uint32")
+    rejects(
+        tmp_path,
+        Craft(kvs=[kv_str("general.alignment", "32")]),
+        "general.alignment must be a uint32",
+    )
 
 
 def test_unknown_tensor_type(tmp_path):
@@ -301,7 +402,9 @@ def test_bad_dimension_count(tmp_path, n_dims):
 
 def test_row_not_multiple_of_block(tmp_path):
     craft = valid_craft()
-    craft.infos[0] = tensor_info("a.weight", (16, 1), 2, 0)  # Q4_0 rows hold whole 32-element blocks
+    craft.infos[0] = tensor_info(
+        "a.weight", (16, 1), 2, 0
+    )  # Q4_0 rows hold whole 32-element blocks
     rejects(tmp_path, craft, "row length 16 is not a multiple of the Q4_0 block size 32")
 
 

@@ -24,11 +24,18 @@ def test_smollm2_facts():
         assert Counter(t.type_name for t in g.tensors) == {"Q4_1": 210, "F32": 61, "Q8_0": 1}
         assert g.metadata["llama.block_count"] == 30 and g.metadata["llama.embedding_length"] == 576
         assert len(g.metadata["tokenizer.ggml.tokens"]) == 49152 == g.metadata["llama.vocab_size"]
-        assert g.metadata["tokenizer.ggml.tokens"][:3] == ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        assert g.metadata["tokenizer.ggml.tokens"][:3] == [
+            "<|endoftext|>",
+            "<|im_start|>",
+            "<|im_end|>",
+        ]
         assert g.metadata["tokenizer.ggml.pre"] == "smollm"
         assert "<|im_start|>" in g.metadata["tokenizer.chat_template"]
         assert g.file_type_name == "Q4_1"
-        assert g.parameter_count == 134_515_008 and format_parameter_size(g.parameter_count) == "134.52M"
+        assert (
+            g.parameter_count == 134_515_008
+            and format_parameter_size(g.parameter_count) == "134.52M"
+        )
         embd = g.tensor_info("token_embd.weight")
         assert (embd.shape, embd.type_name) == ((576, 49152), "Q8_0")
         # Tied embeddings: no separate output matrix.
@@ -49,7 +56,10 @@ def test_gemma3_facts_and_parse_speed():
         tokens = g.metadata["tokenizer.ggml.tokens"]
         assert len(tokens) == 262144 and tokens[:4] == ["<pad>", "<eos>", "<bos>", "<unk>"]
         assert len(g.metadata["tokenizer.ggml.scores"]) == 262144
-        assert g.metadata_types["tokenizer.ggml.scores"] == 6 and g.metadata_types["tokenizer.ggml.token_type"] == 5
+        assert (
+            g.metadata_types["tokenizer.ggml.scores"] == 6
+            and g.metadata_types["tokenizer.ggml.token_type"] == 5
+        )
         assert g.metadata["gemma3.attention.sliding_window"] == 512
         assert g.file_type_name == "Q4_K_M"
         assert {"Q4_K", "Q6_K", "Q5_0", "Q8_0", "F32"} == {t.type_name for t in g.tensors}

@@ -14,13 +14,24 @@ from ollamakit.lib.gguf.reader import GGUFFile
 from ollamakit.lib.gguf.writer import GGUFWriter, float32_to_bf16, infer_value_type
 
 EVERY_TYPE = {
-    "u8": (255, ValueType.UINT8), "i8": (-128, ValueType.INT8), "u16": (65535, ValueType.UINT16),
-    "i16": (-32768, ValueType.INT16), "u32": (2**32 - 1, ValueType.UINT32), "i32": (-(2**31), ValueType.INT32),
-    "u64": (2**64 - 1, ValueType.UINT64), "i64": (-(2**63), ValueType.INT64), "f32": (0.25, ValueType.FLOAT32),
-    "f64": (0.1, ValueType.FLOAT64), "bool": (True, ValueType.BOOL), "str": ("héllo", ValueType.STRING),
-    "strs": (["a", "", "ü"], ValueType.STRING), "floats": ([1.5, -2.0], ValueType.FLOAT32),
-    "i32s": ([-1, 2, 3], ValueType.INT32), "bools": ([True, False], ValueType.BOOL),
-    "empty": ([], ValueType.UINT32), "nested": ([[1, 2], [], [3]], ValueType.UINT16),
+    "u8": (255, ValueType.UINT8),
+    "i8": (-128, ValueType.INT8),
+    "u16": (65535, ValueType.UINT16),
+    "i16": (-32768, ValueType.INT16),
+    "u32": (2**32 - 1, ValueType.UINT32),
+    "i32": (-(2**31), ValueType.INT32),
+    "u64": (2**64 - 1, ValueType.UINT64),
+    "i64": (-(2**63), ValueType.INT64),
+    "f32": (0.25, ValueType.FLOAT32),
+    "f64": (0.1, ValueType.FLOAT64),
+    "bool": (True, ValueType.BOOL),
+    "str": ("héllo", ValueType.STRING),
+    "strs": (["a", "", "ü"], ValueType.STRING),
+    "floats": ([1.5, -2.0], ValueType.FLOAT32),
+    "i32s": ([-1, 2, 3], ValueType.INT32),
+    "bools": ([True, False], ValueType.BOOL),
+    "empty": ([], ValueType.UINT32),
+    "nested": ([[1, 2], [], [3]], ValueType.UINT16),
     "nested_strings": ([["x"], ["y", "z"]], ValueType.STRING),
 }
 
@@ -51,9 +62,14 @@ def test_independent_reader_agrees(tmp_path):
             assert tuple(int(d) for d in ref_tensor.shape) == ours.shape
             assert int(ref_tensor.tensor_type) == ours.ggml_type
             assert int(ref_tensor.data_offset) == ours.offset
-            np.testing.assert_array_equal(np.asarray(ref_tensor.data).reshape(-1), g.tensor(ours.name).reshape(-1))
+            np.testing.assert_array_equal(
+                np.asarray(ref_tensor.data).reshape(-1), g.tensor(ours.name).reshape(-1)
+            )
         assert reference.fields["llama.block_count"].contents() == g.metadata["llama.block_count"]
-        assert reference.fields["tokenizer.ggml.tokens"].contents() == g.metadata["tokenizer.ggml.tokens"]
+        assert (
+            reference.fields["tokenizer.ggml.tokens"].contents()
+            == g.metadata["tokenizer.ggml.tokens"]
+        )
         assert reference.fields["tokenizer.ggml.merges"].contents() == []
 
 
@@ -86,9 +102,16 @@ def test_tensor_values_and_types(tmp_path):
     q8 = np.zeros(34, np.uint8)
     q8[0:2] = np.array([0.5], np.float16).view(np.uint8)
     q8[2:34] = np.arange(32, dtype=np.int8).view(np.uint8)
-    path = make_gguf(tmp_path / "v.gguf", {}, {
-        "f32": f32, "q8": (q8, "Q8_0", (32,)), "as_f16": (f32, "F16", (64, 3)), "as_bf16": (f32, "BF16", (64, 3)),
-    })
+    path = make_gguf(
+        tmp_path / "v.gguf",
+        {},
+        {
+            "f32": f32,
+            "q8": (q8, "Q8_0", (32,)),
+            "as_f16": (f32, "F16", (64, 3)),
+            "as_bf16": (f32, "BF16", (64, 3)),
+        },
+    )
     with GGUFFile.open(path) as g:
         assert [t.type_name for t in g.tensors] == ["F32", "Q8_0", "F16", "BF16"]
         np.testing.assert_array_equal(g.tensor("f32"), f32)
@@ -199,7 +222,9 @@ def test_real_model_round_trip_is_byte_identical(tmp_path):
             w.add_tensor(t.name, src.raw(t.name), t.ggml_type, t.shape)
     with GGUFFile.open(source) as a, GGUFFile.open(target) as b:
         assert a.metadata == b.metadata and a.metadata_types == b.metadata_types
-        assert [(t.name, t.shape, t.ggml_type) for t in a.tensors] == [(t.name, t.shape, t.ggml_type) for t in b.tensors]
+        assert [(t.name, t.shape, t.ggml_type) for t in a.tensors] == [
+            (t.name, t.shape, t.ggml_type) for t in b.tensors
+        ]
         for t in a.tensors:
             assert np.array_equal(a.raw(t.name), b.raw(t.name))
     assert _sha256(source) == _sha256(target)

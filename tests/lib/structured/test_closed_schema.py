@@ -26,7 +26,11 @@ def accepts(schema, text: str) -> bool:
 
 PET = {
     "type": "object",
-    "properties": {"nickname": {"type": "string"}, "name": {"type": "string"}, "age": {"type": "integer"}},
+    "properties": {
+        "nickname": {"type": "string"},
+        "name": {"type": "string"},
+        "age": {"type": "integer"},
+    },
     "required": ["name", "age"],
 }
 
@@ -36,7 +40,9 @@ def test_an_object_without_additional_properties_is_closed_and_required_first():
     assert closed["additionalProperties"] is False
     assert list(closed["properties"]) == ["name", "age", "nickname"]
     assert closed["required"] == ["name", "age"]
-    assert "additionalProperties" not in PET and list(PET["properties"])[0] == "nickname"  # input untouched
+    assert (
+        "additionalProperties" not in PET and list(PET["properties"])[0] == "nickname"
+    )  # input untouched
 
 
 def test_the_grammar_admits_only_declared_properties_in_llama_cpp_order():
@@ -49,8 +55,15 @@ def test_the_grammar_admits_only_declared_properties_in_llama_cpp_order():
 
 
 def test_optional_properties_any_subset_in_declaration_order():
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}}}
-    for text in ('{}', '{"a": 1}', '{"b": 2}', '{"a": 1, "c": 3}', '{"a": 1, "b": 2, "c": 3}'):
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "integer"},
+            "b": {"type": "integer"},
+            "c": {"type": "integer"},
+        },
+    }
+    for text in ("{}", '{"a": 1}', '{"b": 2}', '{"a": 1, "c": 3}', '{"a": 1, "b": 2, "c": 3}'):
         assert accepts(schema, text), text
     assert not accepts(schema, '{"c": 3, "a": 1}')
     assert not accepts(schema, '{"d": 4}')
@@ -59,7 +72,9 @@ def test_optional_properties_any_subset_in_declaration_order():
 def test_an_explicit_additional_properties_keeps_its_meaning():
     open_ = {**PET, "additionalProperties": True}
     closed = close_schema(open_)
-    assert closed["additionalProperties"] is True and list(closed["properties"]) == list(PET["properties"])
+    assert closed["additionalProperties"] is True and list(closed["properties"]) == list(
+        PET["properties"]
+    )
     assert accepts(open_, '{"nickname": "R", "name": "Rex", "age": 3, "owner": "Ann"}')
     typed = {**PET, "additionalProperties": {"type": "integer"}}
     assert list(close_schema(typed)["properties"]) == list(PET["properties"])
@@ -77,17 +92,28 @@ def test_nested_objects_and_arrays_of_objects_are_closed():
     schema = {
         "type": "object",
         "properties": {
-            "owner": {"type": "object", "properties": {"email": {"type": "string"}, "name": {"type": "string"}},
-                      "required": ["name"]},
-            "pets": {"type": "array", "items": {"properties": {"kind": {"enum": ["cat", "dog"]}}, "required": ["kind"]}},
-            "pair": {"type": "array", "prefixItems": [{"type": "object", "properties": {"x": {"type": "integer"}}}]},
+            "owner": {
+                "type": "object",
+                "properties": {"email": {"type": "string"}, "name": {"type": "string"}},
+                "required": ["name"],
+            },
+            "pets": {
+                "type": "array",
+                "items": {"properties": {"kind": {"enum": ["cat", "dog"]}}, "required": ["kind"]},
+            },
+            "pair": {
+                "type": "array",
+                "prefixItems": [{"type": "object", "properties": {"x": {"type": "integer"}}}],
+            },
         },
         "required": ["owner", "pets"],
     }
     closed = close_schema(schema)
     owner = closed["properties"]["owner"]
     assert owner["additionalProperties"] is False and list(owner["properties"]) == ["name", "email"]
-    assert closed["properties"]["pets"]["items"]["additionalProperties"] is False  # no "type": still an object
+    assert (
+        closed["properties"]["pets"]["items"]["additionalProperties"] is False
+    )  # no "type": still an object
     assert closed["properties"]["pair"]["prefixItems"][0]["additionalProperties"] is False
     assert list(closed["properties"]) == ["owner", "pets", "pair"]
     assert accepts(schema, '{"owner": {"name": "Ann", "email": "a@b"}, "pets": [{"kind": "cat"}]}')
@@ -97,36 +123,60 @@ def test_nested_objects_and_arrays_of_objects_are_closed():
 
 def test_defs_and_refs_are_closed_where_they_are_defined():
     schema = {
-        "$defs": {"Point": {"type": "object", "properties": {"y": {"type": "integer"}, "x": {"type": "integer"}},
-                            "required": ["x", "y"]}},
+        "$defs": {
+            "Point": {
+                "type": "object",
+                "properties": {"y": {"type": "integer"}, "x": {"type": "integer"}},
+                "required": ["x", "y"],
+            }
+        },
         "type": "object",
-        "properties": {"start": {"$ref": "#/$defs/Point"}, "end": {"$ref": "#/$defs/Point", "description": "where"}},
+        "properties": {
+            "start": {"$ref": "#/$defs/Point"},
+            "end": {"$ref": "#/$defs/Point", "description": "where"},
+        },
         "required": ["start"],
     }
     closed = close_schema(schema)
     assert closed["$defs"]["Point"]["additionalProperties"] is False
-    assert list(closed["$defs"]["Point"]["properties"]) == ["y", "x"]  # all required: declaration order
-    assert closed["properties"]["end"] == schema["properties"]["end"]  # a $ref node is what it names
+    assert list(closed["$defs"]["Point"]["properties"]) == [
+        "y",
+        "x",
+    ]  # all required: declaration order
+    assert (
+        closed["properties"]["end"] == schema["properties"]["end"]
+    )  # a $ref node is what it names
     assert accepts(schema, '{"start": {"y": 2, "x": 1}}')
     assert not accepts(schema, '{"start": {"y": 2, "x": 1, "z": 3}}')
     assert not accepts(schema, '{"start": {"x": 1, "y": 2}}')
 
 
 def test_any_of_alternatives_are_closed_one_by_one():
-    schema = {"anyOf": [
-        {"type": "object", "properties": {"kind": {"const": "circle"}, "r": {"type": "number"}}, "required": ["kind", "r"]},
-        {"type": ["object", "null"], "properties": {"kind": {"const": "square"}, "side": {"type": "number"}}},
-    ]}
+    schema = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"kind": {"const": "circle"}, "r": {"type": "number"}},
+                "required": ["kind", "r"],
+            },
+            {
+                "type": ["object", "null"],
+                "properties": {"kind": {"const": "square"}, "side": {"type": "number"}},
+            },
+        ]
+    }
     closed = close_schema(schema)
     assert all(alt["additionalProperties"] is False for alt in closed["anyOf"])
     assert accepts(schema, '{"kind": "circle", "r": 1}')
     assert accepts(schema, '{"kind": "square"}')
-    assert accepts(schema, 'null')
+    assert accepts(schema, "null")
     assert not accepts(schema, '{"kind": "circle", "r": 1, "side": 2}')
 
 
 def test_one_of_is_read_as_any_of():
-    schema = {"oneOf": [{"type": "integer"}, {"type": "number"}]}  # overlapping: llguidance alone refuses it
+    schema = {
+        "oneOf": [{"type": "integer"}, {"type": "number"}]
+    }  # overlapping: llguidance alone refuses it
     assert accepts(schema, "3")
 
 
@@ -160,15 +210,27 @@ def test_integers_have_llama_cpps_bounds():
     assert not accepts({"type": "integer"}, "1" * 17)  # a sampled integer cannot run on
     assert accepts({"type": "integer", "minimum": 0}, str(2**63 - 1))
     assert not accepts({"type": "integer", "minimum": 0}, str(2**63))
-    assert accepts({"type": "integer", "maximum": 5}, str(-(2**63) + 1024)) and not accepts({"type": "integer", "maximum": 5}, "6")
-    assert close_schema({"type": "integer", "minimum": 1, "maximum": 3}) == {"type": "integer", "minimum": 1, "maximum": 3}
+    assert accepts({"type": "integer", "maximum": 5}, str(-(2**63) + 1024)) and not accepts(
+        {"type": "integer", "maximum": 5}, "6"
+    )
+    assert close_schema({"type": "integer", "minimum": 1, "maximum": 3}) == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 3,
+    }
     nested = close_schema({"type": "object", "properties": {"n": {"type": ["integer", "null"]}}})
     assert nested["properties"]["n"]["maximum"] == 10**16 - 1
-    assert close_schema({"type": ["integer", "number"]}) == {"type": ["integer", "number"]}  # would bound numbers too
+    assert close_schema({"type": ["integer", "number"]}) == {
+        "type": ["integer", "number"]
+    }  # would bound numbers too
 
 
 def test_required_names_that_are_not_declared_are_not_asked_for():
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a", "ghost"]}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "required": ["a", "ghost"],
+    }
     assert close_schema(schema)["required"] == ["a"]
     assert accepts(schema, '{"a": 1}')
 
@@ -199,4 +261,6 @@ def test_ref_loops_through_all_of_still_end_or_are_refused():
     loop = {"$defs": {"a": {"allOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"}
     close_schema(loop)  # terminates
     with pytest.raises(BadRequest):
-        parse_format({"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]})
+        parse_format(
+            {"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]}
+        )

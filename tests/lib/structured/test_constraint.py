@@ -46,7 +46,9 @@ def test_random_logits_always_give_a_valid_answer_bytes(name):
     tokenizer = FakeTokenizer()
     spec = parse_format(schema)
     for seed in range(4):
-        text, _ = sample_answer(Constraint(spec, tokenizer, VOCAB), tokenizer, np.random.default_rng(seed), VOCAB)
+        text, _ = sample_answer(
+            Constraint(spec, tokenizer, VOCAB), tokenizer, np.random.default_rng(seed), VOCAB
+        )
         jsonschema.validate(json.loads(text), schema)
 
 
@@ -56,8 +58,13 @@ def test_json_format_gives_an_object():
     bias = np.zeros(VOCAB, np.float32)
     bias[list(b'}]"')] = 4.0
     for seed in range(5):
-        text, _ = sample_answer(Constraint(parse_format("json"), tokenizer, VOCAB), tokenizer,
-                                np.random.default_rng(seed), VOCAB, bias)
+        text, _ = sample_answer(
+            Constraint(parse_format("json"), tokenizer, VOCAB),
+            tokenizer,
+            np.random.default_rng(seed),
+            VOCAB,
+            bias,
+        )
         assert isinstance(json.loads(text), dict)
 
 
@@ -99,7 +106,7 @@ def test_invalid_format_is_a_400_in_ollamas_words(value):
         parse_format(value)
     assert caught.value.status == 400
     assert caught.value.message == (
-        f"invalid format: {json.dumps(json.dumps(value))}; expected \"json\" or a valid JSON Schema object"
+        f'invalid format: {json.dumps(json.dumps(value))}; expected "json" or a valid JSON Schema object'
     )
 
 
@@ -114,18 +121,23 @@ def test_unenforceable_schema_is_a_400(name):
         parse_format(UNENFORCEABLE[name])
 
 
-@pytest.mark.parametrize("schema", [
-    {"type": "object", "properties": {"next": {"$ref": "#"}}},  # the property may be left out
-    {"type": "array", "items": {"$ref": "#"}},  # the array may be empty
-    {"anyOf": [{"type": "array", "items": {"$ref": "#"}, "minItems": 1}, {"type": "null"}]},
-    {"type": ["array", "null"], "items": {"$ref": "#"}, "minItems": 1},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"next": {"$ref": "#"}}},  # the property may be left out
+        {"type": "array", "items": {"$ref": "#"}},  # the array may be empty
+        {"anyOf": [{"type": "array", "items": {"$ref": "#"}, "minItems": 1}, {"type": "null"}]},
+        {"type": ["array", "null"], "items": {"$ref": "#"}, "minItems": 1},
+    ],
+)
 def test_a_recursive_schema_with_a_way_out_is_enforced(schema):
     tokenizer = FakeTokenizer()
     rng = np.random.default_rng(0)
     bias = np.zeros(VOCAB, np.float32)
     bias[[ord("]"), ord("}"), ord("n")]] = 4.0  # lean towards closing, so the answer ends soon
-    text, _ = sample_answer(Constraint(parse_format(schema), tokenizer, VOCAB), tokenizer, rng, VOCAB, bias)
+    text, _ = sample_answer(
+        Constraint(parse_format(schema), tokenizer, VOCAB), tokenizer, rng, VOCAB, bias
+    )
     jsonschema.validate(json.loads(text), schema)
 
 
@@ -165,5 +177,7 @@ def test_random_logits_with_a_real_vocabulary():
     for name, schema in sorted(SCHEMAS.items()):
         spec = parse_format(schema)
         for seed in range(2):
-            text, _ = sample_answer(Constraint(spec, tokenizer, size), tokenizer, np.random.default_rng(seed), size)
+            text, _ = sample_answer(
+                Constraint(spec, tokenizer, size), tokenizer, np.random.default_rng(seed), size
+            )
             jsonschema.validate(json.loads(text), schema)

@@ -17,7 +17,11 @@ def parse(parser: OutputParser, text: str, cuts=()):
     """Feed ``text`` cut at ``cuts``; (thinking, content, calls as (index, name, arguments))."""
     bounds = [0, *cuts, len(text)]
     parts = [parser.feed(text[a:b]) for a, b in zip(bounds, bounds[1:])] + [parser.flush()]
-    calls = [(c["function"]["index"], c["function"]["name"], c["function"]["arguments"]) for p in parts for c in p.tool_calls]
+    calls = [
+        (c["function"]["index"], c["function"]["name"], c["function"]["arguments"])
+        for p in parts
+        for c in p.tool_calls
+    ]
     return "".join(p.thinking for p in parts), "".join(p.content for p in parts), calls
 
 
@@ -30,13 +34,16 @@ def every_split(make, text: str):
     return whole
 
 
-@pytest.mark.parametrize("text, thinking, content", [
-    ("<think>step one</think>\n\nThe answer.", "step one", "The answer."),
-    ("  \n<think>a</think>b", "a", "b"),
-    ("No thoughts, just words.", "", "No thoughts, just words."),
-    ("<think>never closed", "never closed", ""),
-    ("<thin", "", "<thin"),
-])
+@pytest.mark.parametrize(
+    "text, thinking, content",
+    [
+        ("<think>step one</think>\n\nThe answer.", "step one", "The answer."),
+        ("  \n<think>a</think>b", "a", "b"),
+        ("No thoughts, just words.", "", "No thoughts, just words."),
+        ("<think>never closed", "never closed", ""),
+        ("<thin", "", "<thin"),
+    ],
+)
 def test_thinking_split(text, thinking, content):
     assert every_split(lambda: OutputParser(thinking_tags=THINK), text) == (thinking, content, [])
 
@@ -47,11 +54,16 @@ def test_prompt_that_opens_the_thinking():
 
 
 def test_tool_calls_after_a_tag():
-    text = ('Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
-            '<tool_call>{"name": "get_time", "arguments": {"zone": "CET"}}</tool_call>')
+    text = (
+        'Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+        '<tool_call>{"name": "get_time", "arguments": {"zone": "CET"}}</tool_call>'
+    )
     make = lambda: OutputParser(tool_tag="<tool_call>", tool_names=["get_weather", "get_time"])  # noqa: E731
-    assert every_split(make, text) == ("", "Checking.", [
-        (0, "get_weather", {"city": "Paris"}), (1, "get_time", {"zone": "CET"})])
+    assert every_split(make, text) == (
+        "",
+        "Checking.",
+        [(0, "get_weather", {"city": "Paris"}), (1, "get_time", {"zone": "CET"})],
+    )
 
 
 def test_tool_calls_with_the_brace_tag_and_string_arguments():
@@ -59,14 +71,21 @@ def test_tool_calls_with_the_brace_tag_and_string_arguments():
     make = lambda: OutputParser(tool_tag="[", tool_names=["a", "b"])  # noqa: E731
     assert every_split(make, text)[2] == [(0, "a", {"x": 1}), (1, "b", {"y": [1, 2]})]
     make = lambda: OutputParser(tool_tag="{", tool_names=["a"])  # noqa: E731
-    assert every_split(make, '{"name": "a", "arguments": {"s": "}{"}}') == ("", "", [(0, "a", {"s": "}{"})])
+    assert every_split(make, '{"name": "a", "arguments": {"s": "}{"}}') == (
+        "",
+        "",
+        [(0, "a", {"s": "}{"})],
+    )
 
 
-@pytest.mark.parametrize("text", [
-    "I like {braces} and JSON-ish text.",
-    '{"name": "unknown_tool", "arguments": {}}',
-    '{"answer": 42}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I like {braces} and JSON-ish text.",
+        '{"name": "unknown_tool", "arguments": {}}',
+        '{"answer": 42}',
+    ],
+)
 def test_text_that_is_not_a_tool_call_stays_content(text):
     assert every_split(lambda: OutputParser(tool_tag="{", tool_names=["a"]), text) == ("", text, [])
 
@@ -79,7 +98,10 @@ def test_a_tag_without_a_call_is_given_back():
 def test_thinking_then_tool_call():
     make = lambda: OutputParser(thinking_tags=THINK, tool_tag="<tool_call>", tool_names=["a"])  # noqa: E731
     assert every_split(make, '<think>call a</think><tool_call>{"name": "a"}</tool_call>') == (
-        "call a", "", [(0, "a", {})])
+        "call a",
+        "",
+        [(0, "a", {})],
+    )
 
 
 def test_call_ids():

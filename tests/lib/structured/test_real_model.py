@@ -28,7 +28,11 @@ pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 # A recursive schema bounds each level but not the depth: a small model that repeats itself can
 # nest for hundreds of tokens. The random-logits tests cover it; here every answer is short.
 CHOSEN = {name: schema for name, schema in SCHEMAS.items() if name != "recursive_tree"}
-PROMPTS = ("Give one example as JSON.", "Make up plausible data. Reply with JSON only.", "Fill in the fields.")
+PROMPTS = (
+    "Give one example as JSON.",
+    "Make up plausible data. Reply with JSON only.",
+    "Fill in the fields.",
+)
 PARALLEL = 16
 SAFETY_LIMIT = 400  # never reached by these schemas; a cut answer would fail the test, not pass it
 

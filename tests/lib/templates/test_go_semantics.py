@@ -56,15 +56,22 @@ def test_trim_markers_need_a_space():
 
 
 def test_nested_scopes_restore_dot_and_variables():
-    out = run('{{ $v := "outer" }}{{ with .Nested }}{{ with .Inner }}{{ .V }}{{ $v := "inner" }}{{ $v }}'
-              "{{ end }}{{ $v }}{{ end }}{{ $v }}|{{ .A }}")
+    out = run(
+        '{{ $v := "outer" }}{{ with .Nested }}{{ with .Inner }}{{ .V }}{{ $v := "inner" }}{{ $v }}'
+        "{{ end }}{{ $v }}{{ end }}{{ $v }}|{{ .A }}"
+    )
     assert out == "deepinnerouterouter|x<no value>"
 
 
 def test_range_over_map_is_sorted_and_break_continue():
     assert run("{{ range $k, $v := .M }}{{ $k }}{{ end }}") == "abk<no value>"
-    assert run("{{ range .L }}{{ if eq . 3 }}{{ break }}{{ end }}{{ . }}{{ end }}") == "12<no value>"
-    assert run("{{ range .L }}{{ if lt . 4 }}{{ continue }}{{ end }}{{ . }}{{ end }}") == "45<no value>"
+    assert (
+        run("{{ range .L }}{{ if eq . 3 }}{{ break }}{{ end }}{{ . }}{{ end }}") == "12<no value>"
+    )
+    assert (
+        run("{{ range .L }}{{ if lt . 4 }}{{ continue }}{{ end }}{{ . }}{{ end }}")
+        == "45<no value>"
+    )
 
 
 def test_range_over_integer_as_go_1_22():
@@ -78,20 +85,32 @@ def test_missing_keys_are_zero_but_struct_fields_are_checked():
 
 def test_response_is_appended_only_without_messages_or_response():
     assert parse_template("{{ .Prompt }}").execute({"Prompt": "p", "Response": "r"}) == "pr"
-    assert parse_template("{{ .Prompt }}{{ .Response }}!").execute({"Prompt": "p", "Response": "r"}) == "pr!"
-    assert parse_template("{{ range .Messages }}{{ end }}").execute({"Messages": [], "Response": "r"}) == ""
+    assert (
+        parse_template("{{ .Prompt }}{{ .Response }}!").execute({"Prompt": "p", "Response": "r"})
+        == "pr!"
+    )
+    assert (
+        parse_template("{{ range .Messages }}{{ end }}").execute({"Messages": [], "Response": "r"})
+        == ""
+    )
 
 
 def test_vars_collects_fields_and_variables():
-    t = parse_template("{{ $.Messages }}{{ range .Tools }}{{ .Function.Name }}{{ end }}{{ (index .X 0).Y }}")
+    t = parse_template(
+        "{{ $.Messages }}{{ range .Tools }}{{ .Function.Name }}{{ end }}{{ (index .X 0).Y }}"
+    )
     assert {"messages", "tools", "function", "name", "$"} <= set(t.vars)
     # Nothing inside a parenthesised value that has a field chained on it counts, as in Ollama.
     assert "x" not in t.vars and "y" not in t.vars
 
 
 def test_define_template_block_and_depth_limit():
-    assert run('{{ define "a" }}<{{ . }}>{{ end }}{{ template "a" 1 }}{{ block "b" 2 }}[{{ . }}]{{ end }}') \
+    assert (
+        run(
+            '{{ define "a" }}<{{ . }}>{{ end }}{{ template "a" 1 }}{{ block "b" 2 }}[{{ . }}]{{ end }}'
+        )
         == "<1>[2]<no value>"
+    )
     with pytest.raises(TemplateExecutionError, match="depth"):
         run('{{ define "loop" }}{{ template "loop" . }}{{ end }}{{ template "loop" . }}')
 

@@ -21,9 +21,32 @@ sys.path.insert(0, str(HERE))
 
 from tokenizer_corpus import HARD_TEXTS, random_texts, smollm_with_digit_tokens, minilm_metadata  # noqa: E402
 
-PRE_FAMILIES = ["default", "llama-bpe", "qwen2", "gpt-2", "deepseek-llm", "deepseek-coder", "deepseek-v3", "falcon",
-                "starcoder", "command-r", "olmo", "dbrx", "smaug-bpe", "poro-chat", "jina-v2-es", "tekken",
-                "chatglm-bpe", "viking", "jais", "gpt-4o", "chameleon", "qwen35", "exaone-moe", "seed-coder"]
+PRE_FAMILIES = [
+    "default",
+    "llama-bpe",
+    "qwen2",
+    "gpt-2",
+    "deepseek-llm",
+    "deepseek-coder",
+    "deepseek-v3",
+    "falcon",
+    "starcoder",
+    "command-r",
+    "olmo",
+    "dbrx",
+    "smaug-bpe",
+    "poro-chat",
+    "jina-v2-es",
+    "tekken",
+    "chatglm-bpe",
+    "viking",
+    "jais",
+    "gpt-4o",
+    "chameleon",
+    "qwen35",
+    "exaone-moe",
+    "seed-coder",
+]
 
 
 def write_gguf(path: Path, metadata: dict, arch: str) -> None:
@@ -55,9 +78,14 @@ def cases(path, texts) -> list[dict]:
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-    return [{"text": t,
-             "with_bos_special": llm.tokenize(t.encode(), add_bos=True, special=True),
-             "plain": llm.tokenize(t.encode(), add_bos=False, special=False)} for t in texts]
+    return [
+        {
+            "text": t,
+            "with_bos_special": llm.tokenize(t.encode(), add_bos=True, special=True),
+            "plain": llm.tokenize(t.encode(), add_bos=False, special=False),
+        }
+        for t in texts
+    ]
 
 
 def main() -> None:

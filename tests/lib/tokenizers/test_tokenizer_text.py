@@ -15,11 +15,28 @@ def split(name, text):
 
 
 def test_gpt2_split():
-    assert split("gpt-2", "Hello world's 42  end\n") == ["Hello", " world", "'s", " 42", " ", " end", "\n"]
+    assert split("gpt-2", "Hello world's 42  end\n") == [
+        "Hello",
+        " world",
+        "'s",
+        " 42",
+        " ",
+        " end",
+        "\n",
+    ]
 
 
 def test_llama3_split_groups_digits_and_newlines():
-    assert split("llama-bpe", "x 1234567\n\n  y") == ["x", " ", "123", "456", "7", "\n\n", " ", " y"]
+    assert split("llama-bpe", "x 1234567\n\n  y") == [
+        "x",
+        " ",
+        "123",
+        "456",
+        "7",
+        "\n\n",
+        " ",
+        " y",
+    ]
     assert split("llama-bpe", "I'M") == ["I", "'M"]
 
 
@@ -77,19 +94,27 @@ def test_heap_merge_agrees_with_the_list_scan():
     from test_tokenizer_tiny import bpe_metadata
 
     rnd = random.Random(3)
-    merges = sorted({f"{a} {b}" for a in "abc" for b in "abc"} | {"ab c", "a bc", "ab ab", "ca b", "abc a"},
-                    key=lambda _: rnd.random())
+    merges = sorted(
+        {f"{a} {b}" for a in "abc" for b in "abc"} | {"ab c", "a bc", "ab ab", "ca b", "abc a"},
+        key=lambda _: rnd.random(),
+    )
     encoder: BytePairEncoder = load_tokenizer(bpe_metadata(merges))._encoder
     for _ in range(300):
         word = "".join(rnd.choice("abc") for _ in range(rnd.randint(2, 40)))
-        assert encoder._merge(word) == merge_by_priority(list(word), lambda left, right: encoder._ranks.get((left, right)))
+        assert encoder._merge(word) == merge_by_priority(
+            list(word), lambda left, right: encoder._ranks.get((left, right))
+        )
 
 
 def test_long_words_stay_fast():
     import time
 
-    tok = load_tokenizer(spm_metadata([("a", -1.0), ("aa", -0.5), ("aaaa", -0.2)],
-                                      **{"tokenizer.ggml.add_space_prefix": False}))
+    tok = load_tokenizer(
+        spm_metadata(
+            [("a", -1.0), ("aa", -0.5), ("aaaa", -0.2)],
+            **{"tokenizer.ggml.add_space_prefix": False},
+        )
+    )
     start = time.perf_counter()
     ids = tok.encode("a" * 20000, add_special=False)
     assert time.perf_counter() - start < 2.0  # quadratic merging took tens of seconds

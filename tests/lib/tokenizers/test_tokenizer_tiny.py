@@ -23,9 +23,16 @@ def bpe_metadata(merges, extra_tokens=(), pre="gpt-2", **more):
     for token in extra_tokens:
         tokens.append(token)
         types.append(NORMAL)
-    return {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": pre, "tokenizer.ggml.tokens": tokens,
-            "tokenizer.ggml.token_type": types, "tokenizer.ggml.merges": list(merges),
-            "tokenizer.ggml.bos_token_id": 0, "tokenizer.ggml.eos_token_id": 0, **more}
+    return {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": pre,
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.merges": list(merges),
+        "tokenizer.ggml.bos_token_id": 0,
+        "tokenizer.ggml.eos_token_id": 0,
+        **more,
+    }
 
 
 def pieces(tok, ids):
@@ -72,7 +79,9 @@ class TestBytePairEncoding:
 
     def test_llama3_family_adds_bos_unless_the_file_says_otherwise(self):
         assert load_tokenizer(bpe_metadata([], pre="llama-bpe")).encode("a")[0] == 0
-        off = load_tokenizer(bpe_metadata([], pre="llama-bpe", **{"tokenizer.ggml.add_bos_token": False}))
+        off = load_tokenizer(
+            bpe_metadata([], pre="llama-bpe", **{"tokenizer.ggml.add_bos_token": False})
+        )
         assert off.encode("a") == [off.token_id("a")]
 
     def test_special_tokens(self):
@@ -102,13 +111,29 @@ def spm_metadata(pieces_scores, **more):
         tokens.append(piece)
         types.append(NORMAL)
         scores.append(score)
-    return {"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.scores": scores,
-            "tokenizer.ggml.token_type": types, **more}
+    return {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": scores,
+        "tokenizer.ggml.token_type": types,
+        **more,
+    }
 
 
 class TestSentencePiece:
-    VOCAB = [("▁", -1.0), ("a", -2.0), ("b", -2.0), ("c", -2.0), ("ab", -1.5), ("bc", -1.0), ("▁a", -0.5),
-             ("h", -3.0), ("i", -3.0), ("hi", -0.1), ("▁hi", -0.2)]
+    VOCAB = [
+        ("▁", -1.0),
+        ("a", -2.0),
+        ("b", -2.0),
+        ("c", -2.0),
+        ("ab", -1.5),
+        ("bc", -1.0),
+        ("▁a", -0.5),
+        ("h", -3.0),
+        ("i", -3.0),
+        ("hi", -0.1),
+        ("▁hi", -0.2),
+    ]
 
     def test_highest_score_merges_first(self):
         tok = load_tokenizer(spm_metadata(self.VOCAB, **{"tokenizer.ggml.add_space_prefix": False}))
@@ -118,13 +143,18 @@ class TestSentencePiece:
         assert pieces(tok, tok.encode("abc", add_special=False)) == ["ab", "c"]
 
     def test_space_prefix_bos_and_byte_fallback(self):
-        tok = load_tokenizer(spm_metadata(self.VOCAB))  # SentencePiece defaults: BOS and a space prefix
+        tok = load_tokenizer(
+            spm_metadata(self.VOCAB)
+        )  # SentencePiece defaults: BOS and a space prefix
         ids = tok.encode("hi é")
         assert pieces(tok, ids) == ["<s>", "▁hi", "▁", "<0xC3>", "<0xA9>"]
         assert tok.decode(ids) == " hi é"
         # text after a special token gets the space prefix again
         assert pieces(tok, tok.encode("hi</s>hi", add_special=False)) == ["▁hi", "</s>", "▁hi"]
-        assert pieces(tok, tok.encode("hi</s>hi", add_special=False, parse_special=False))[:2] == ["▁hi", "<0x3C>"]
+        assert pieces(tok, tok.encode("hi</s>hi", add_special=False, parse_special=False))[:2] == [
+            "▁hi",
+            "<0x3C>",
+        ]
 
     def test_pieces_decode_spaces_and_bytes(self):
         tok = load_tokenizer(spm_metadata(self.VOCAB))
@@ -134,51 +164,108 @@ class TestSentencePiece:
 
 
 def wordpiece_metadata(tokens, **more):
-    return {"tokenizer.ggml.model": "bert", "tokenizer.ggml.tokens": tokens,
-            "tokenizer.ggml.token_type": [CONTROL if t.startswith("[") else NORMAL for t in tokens],
-            "tokenizer.ggml.bos_token_id": 2, "tokenizer.ggml.seperator_token_id": 3,
-            "tokenizer.ggml.unknown_token_id": 1, **more}
+    return {
+        "tokenizer.ggml.model": "bert",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [CONTROL if t.startswith("[") else NORMAL for t in tokens],
+        "tokenizer.ggml.bos_token_id": 2,
+        "tokenizer.ggml.seperator_token_id": 3,
+        "tokenizer.ggml.unknown_token_id": 1,
+        **more,
+    }
 
 
 class TestWordPiece:
-    GGUF_SPELLING = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "▁hello", "▁world", "▁,", "▁!", "▁un", "aff", "able",
-                     "▁中", "▁cafe"]
+    GGUF_SPELLING = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "▁hello",
+        "▁world",
+        "▁,",
+        "▁!",
+        "▁un",
+        "aff",
+        "able",
+        "▁中",
+        "▁cafe",
+    ]
 
     def test_words_punctuation_and_continuations(self):
         tok = load_tokenizer(wordpiece_metadata(self.GGUF_SPELLING))
-        assert pieces(tok, tok.encode("Hello, WORLD!")) == ["[CLS]", "▁hello", "▁,", "▁world", "▁!", "[SEP]"]
+        assert pieces(tok, tok.encode("Hello, WORLD!")) == [
+            "[CLS]",
+            "▁hello",
+            "▁,",
+            "▁world",
+            "▁!",
+            "[SEP]",
+        ]
         assert pieces(tok, tok.encode("unaffable", add_special=False)) == ["▁un", "aff", "able"]
         assert pieces(tok, tok.encode("unknown 中", add_special=False)) == ["[UNK]", "▁中"]
-        assert pieces(tok, tok.encode("Café", add_special=False)) == ["▁cafe"]  # lower-cased, accents stripped
+        assert pieces(tok, tok.encode("Café", add_special=False)) == [
+            "▁cafe"
+        ]  # lower-cased, accents stripped
         assert tok.decode(tok.encode("hello unaffable")) == " hello unaffable"
 
     def test_hugging_face_spelling_is_accepted(self):
-        hf = [t if t.startswith("[") else ("##" + t if not t.startswith("▁") else t[1:]) for t in self.GGUF_SPELLING]
+        hf = [
+            t if t.startswith("[") else ("##" + t if not t.startswith("▁") else t[1:])
+            for t in self.GGUF_SPELLING
+        ]
         assert "##aff" in hf
         a = load_tokenizer(wordpiece_metadata(self.GGUF_SPELLING))
         b = load_tokenizer(wordpiece_metadata(hf))
         assert a.encode("Hello, unaffable world!") == b.encode("Hello, unaffable world!")
 
     def test_case_kept_when_the_file_says_so(self):
-        tok = load_tokenizer(wordpiece_metadata(self.GGUF_SPELLING + ["▁Hello"],
-                                                **{"tokenizer.ggml.normalizer.lowercase": False}))
+        tok = load_tokenizer(
+            wordpiece_metadata(
+                self.GGUF_SPELLING + ["▁Hello"], **{"tokenizer.ggml.normalizer.lowercase": False}
+            )
+        )
         assert pieces(tok, tok.encode("Hello", add_special=False)) == ["▁Hello"]
 
 
 class TestBadInput:
-    @pytest.mark.parametrize("metadata,message", [
-        ({}, "tokenizer.ggml.model"),
-        ({"tokenizer.ggml.model": "t5", "tokenizer.ggml.tokens": ["a"]}, "unsupported tokenizer model"),
-        ({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": []}, "tokens"),
-        ({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": ["a", 3]}, "strings"),
-        ({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": ["a", "b"], "tokenizer.ggml.scores": [1.0]},
-         "scores"),
-        ({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a"], "tokenizer.ggml.pre": "nonsense"},
-         "pre-tokenizer"),
-        ({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a"]}, "merges"),
-        ({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": ["a"], "tokenizer.ggml.bos_token_id": "x"},
-         "integer"),
-    ])
+    @pytest.mark.parametrize(
+        "metadata,message",
+        [
+            ({}, "tokenizer.ggml.model"),
+            (
+                {"tokenizer.ggml.model": "t5", "tokenizer.ggml.tokens": ["a"]},
+                "unsupported tokenizer model",
+            ),
+            ({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": []}, "tokens"),
+            ({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": ["a", 3]}, "strings"),
+            (
+                {
+                    "tokenizer.ggml.model": "llama",
+                    "tokenizer.ggml.tokens": ["a", "b"],
+                    "tokenizer.ggml.scores": [1.0],
+                },
+                "scores",
+            ),
+            (
+                {
+                    "tokenizer.ggml.model": "gpt2",
+                    "tokenizer.ggml.tokens": ["a"],
+                    "tokenizer.ggml.pre": "nonsense",
+                },
+                "pre-tokenizer",
+            ),
+            ({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a"]}, "merges"),
+            (
+                {
+                    "tokenizer.ggml.model": "llama",
+                    "tokenizer.ggml.tokens": ["a"],
+                    "tokenizer.ggml.bos_token_id": "x",
+                },
+                "integer",
+            ),
+        ],
+    )
     def test_invalid_metadata_is_a_clear_400(self, metadata, message):
         with pytest.raises(InvalidModelFile, match=message) as raised:
             load_tokenizer(metadata)

@@ -27,7 +27,11 @@ LAYOUT = b'{"imageLayoutVersion": "1.0.0"}'
 
 
 def snapshot(root) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def app_client(models) -> tuple:
@@ -49,7 +53,10 @@ def source(tmp_path, weights):
     digest = "sha256:" + hashlib.sha256(weights).hexdigest()
     assert client.simulate_post(f"/api/blobs/{digest}", body=weights).status_code == 201
     for name, system in (("tiny", "Be brief."), ("tiny:other", "Be kind.")):
-        result = client.simulate_post("/api/create", json={"model": name, "files": {"m.gguf": digest}, "system": system, "stream": False})
+        result = client.simulate_post(
+            "/api/create",
+            json={"model": name, "files": {"m.gguf": digest}, "system": system, "stream": False},
+        )
         assert result.status_code == 200, result.text
     archive = client.simulate_post("/api/export", json={"model": "tiny"})
     assert archive.status_code == 200 and archive.headers["Content-Type"] == "application/x-tar"
@@ -60,7 +67,10 @@ def source(tmp_path, weights):
 
 def members(archive: bytes) -> list[tuple[tarfile.TarInfo, bytes | None]]:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        return [(info, tar.extractfile(info).read() if info.isfile() else None) for info in tar.getmembers()]
+        return [
+            (info, tar.extractfile(info).read() if info.isfile() else None)
+            for info in tar.getmembers()
+        ]
 
 
 def build(entries) -> bytes:
@@ -86,14 +96,22 @@ def test_the_archive_is_an_oci_image_layout(source, weights):
     index = json.loads(found[1][1])
     (entry,) = index["manifests"]
     manifest = kernel.store.get("tiny").manifest_bytes
-    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "registry.ollama.ai/library/tiny:latest"
-    assert (entry["digest"], entry["size"]) == ("sha256:" + hashlib.sha256(manifest).hexdigest(), len(manifest))
+    assert (
+        entry["annotations"]["org.opencontainers.image.ref.name"]
+        == "registry.ollama.ai/library/tiny:latest"
+    )
+    assert (entry["digest"], entry["size"]) == (
+        "sha256:" + hashlib.sha256(manifest).hexdigest(),
+        len(manifest),
+    )
     for info, data in found[2:]:
         assert info.name == "blobs/sha256/" + hashlib.sha256(data).hexdigest() and info.isreg()
     assert weights in [data for _, data in found]
     # The same model always gives the same bytes.
     assert client.simulate_post("/api/export", json={"model": "tiny"}).content == archive
-    both = members(client.simulate_post("/api/export", json={"models": ["tiny", "tiny:other"]}).content)
+    both = members(
+        client.simulate_post("/api/export", json={"models": ["tiny", "tiny:other"]}).content
+    )
     assert sum(data == weights for _, data in both) == 1  # a shared blob once
     assert client.simulate_post("/api/export", json={"model": "absent"}).status_code == 404
     assert client.simulate_post("/api/export", json={}).status_code == 400
@@ -101,7 +119,13 @@ def test_the_archive_is_an_oci_image_layout(source, weights):
 
 def cli(command: list[str], server: ServerProcess) -> subprocess.CompletedProcess:
     env = {**os.environ, "OLLAMA_HOST": server.url}
-    return subprocess.run([sys.executable, "-m", "ollamakit", *command], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ollamakit", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_export_and_import_through_the_cli_and_real_http(tmp_path, source, weights):
@@ -121,20 +145,31 @@ def test_export_and_import_through_the_cli_and_real_http(tmp_path, source, weigh
         client = ollama.Client(host=second.url)
         assert [m.model for m in client.list().models] == ["tiny:latest"]
         assert "SYSTEM Be brief." in client.show("tiny").modelfile
-        answer = client.generate(model="tiny", prompt="hi", options={"num_predict": 3, "temperature": 0})
+        answer = client.generate(
+            model="tiny", prompt="hi", options={"num_predict": 3, "temperature": 0}
+        )
         assert answer.done and answer.eval_count == 3
-        imported = (tmp_path / "target" / "blobs" / ("sha256-" + hashlib.sha256(weights).hexdigest()))
+        imported = tmp_path / "target" / "blobs" / ("sha256-" + hashlib.sha256(weights).hexdigest())
         assert imported.read_bytes() == weights
         # Importing again changes nothing; a missing model is the server's words.
         assert cli(["import", str(out)], second).returncode == 0
         refused = cli(["export", "absent", "-o", str(tmp_path / "x.tar")], first)
-        assert refused.returncode == 1 and "not found" in refused.stderr and not (tmp_path / "x.tar").exists()
+        assert (
+            refused.returncode == 1
+            and "not found" in refused.stderr
+            and not (tmp_path / "x.tar").exists()
+        )
         # A damaged archive over real HTTP, its weights streamed to a scratch file by the transport.
         flipped = weights[:4096] + bytes([weights[4096] ^ 1]) + weights[4097:]
-        broken = build([(info, flipped if data == weights else data) for info, data in members(archive)])
+        broken = build(
+            [(info, flipped if data == weights else data) for info, data in members(archive)]
+        )
         before = snapshot(tmp_path / "target")
         reply = httpx.post(second.url + "/api/import", content=broken, timeout=60)
-        assert reply.status_code == 400 and "does not hold the bytes its name says" in reply.json()["error"]
+        assert (
+            reply.status_code == 400
+            and "does not hold the bytes its name says" in reply.json()["error"]
+        )
         # The transport removes the body's scratch file once the connection has closed.
         deadline = time.monotonic() + 10
         while snapshot(tmp_path / "target") != before and time.monotonic() < deadline:
@@ -161,7 +196,11 @@ def hostile_archives(archive: bytes, weights: bytes) -> dict[str, tuple[bytes, s
     big = next(item for item in blobs if item[1] == weights)
     small = [item for item in blobs if item is not big]
     manifest_entry = json.loads(index[1])["manifests"][0]
-    manifest_data = next(data for _, data in small if "sha256:" + hashlib.sha256(data).hexdigest() == manifest_entry["digest"])
+    manifest_data = next(
+        data
+        for _, data in small
+        if "sha256:" + hashlib.sha256(data).hexdigest() == manifest_entry["digest"]
+    )
 
     def link(kind):
         info = tarfile.TarInfo(big[0].name)
@@ -173,14 +212,23 @@ def hostile_archives(archive: bytes, weights: bytes) -> dict[str, tuple[bytes, s
         info.type = kind
         return info, None
 
-    wrong_small = [(info, b"x" * len(data)) if info.name != small[0][0].name else (info, data[::-1]) for info, data in small][:1]
+    wrong_small = [
+        (info, b"x" * len(data)) if info.name != small[0][0].name else (info, data[::-1])
+        for info, data in small
+    ][:1]
     huge_pax = tarfile.TarInfo("blobs/sha256/" + "1" * 64)
     huge_pax.pax_headers = {"comment": "x" * (1 << 20)}
     oversize = tarfile.TarInfo("index.json")
     oversize.size = 2 << 20
     return {
-        "climbing": (build([layout, index, *blobs, file("../evil", b"x")]), "leaves the archive's folder"),
-        "climbing inside": (build([layout, index, file("blobs/../../evil", b"x"), *blobs]), "leaves the archive's folder"),
+        "climbing": (
+            build([layout, index, *blobs, file("../evil", b"x")]),
+            "leaves the archive's folder",
+        ),
+        "climbing inside": (
+            build([layout, index, file("blobs/../../evil", b"x"), *blobs]),
+            "leaves the archive's folder",
+        ),
         "absolute": (build([file("/etc/cron.d/evil", b"x"), layout, index, *blobs]), "absolute"),
         "symlink": (build([layout, index, *small, link(tarfile.SYMTYPE)]), "is a link"),
         "hard link": (build([layout, index, *small, link(tarfile.LNKTYPE)]), "is a link"),
@@ -188,18 +236,48 @@ def hostile_archives(archive: bytes, weights: bytes) -> dict[str, tuple[bytes, s
         "device": (build([layout, index, *blobs, special(tarfile.CHRTYPE)]), "not a plain file"),
         "huge pax header": (build([layout, index, (huge_pax, b"")]), "an extended header of"),
         "huge long name": (gnu_long_name(), "an extended header of"),
-        "oversize index": (build([layout, (oversize, b"{" * (2 << 20)), *blobs]), "more than the 1048576 allowed"),
-        "wrong digest, small": (build([layout, index, *wrong_small, *small[1:], big]), "does not hold the bytes its name says"),
-        "wrong digest, weights": (build([layout, index, *small, (big[0], weights[:-1] + b"!")]), "does not hold the bytes its name says"),
+        "oversize index": (
+            build([layout, (oversize, b"{" * (2 << 20)), *blobs]),
+            "more than the 1048576 allowed",
+        ),
+        "wrong digest, small": (
+            build([layout, index, *wrong_small, *small[1:], big]),
+            "does not hold the bytes its name says",
+        ),
+        "wrong digest, weights": (
+            build([layout, index, *small, (big[0], weights[:-1] + b"!")]),
+            "does not hold the bytes its name says",
+        ),
         "missing blob": (build([layout, index, *small]), "which the archive does not hold"),
-        "missing manifest": (build([layout, index, big] + [s for s in small if s[1] != manifest_data]), "manifest of tiny:latest is not in the archive"),
-        "cut short": (build([layout, index, *small, big])[: -len(weights) // 2], "not a readable tar file"),
+        "missing manifest": (
+            build([layout, index, big] + [s for s in small if s[1] != manifest_data]),
+            "manifest of tiny:latest is not in the archive",
+        ),
+        "cut short": (
+            build([layout, index, *small, big])[: -len(weights) // 2],
+            "not a readable tar file",
+        ),
         "not a tar": (os.urandom(4096), "not a readable tar file"),
         "gzipped": (__import__("gzip").compress(archive), "not a readable tar file"),
         "no layout file": (build([index, *blobs]), "no oci-layout file"),
-        "unexpected file": (build([layout, index, *blobs, file("etc/passwd", b"root")]), "unexpected entry 'etc/passwd'"),
+        "unexpected file": (
+            build([layout, index, *blobs, file("etc/passwd", b"root")]),
+            "unexpected entry 'etc/passwd'",
+        ),
         "twice": (build([layout, index, *blobs, small[0]]), "appears twice"),
-        "unnamed": (build([layout, file("index.json", json.dumps({"manifests": [{**manifest_entry, "annotations": {}}]}).encode()), *blobs]), "no valid model name"),
+        "unnamed": (
+            build(
+                [
+                    layout,
+                    file(
+                        "index.json",
+                        json.dumps({"manifests": [{**manifest_entry, "annotations": {}}]}).encode(),
+                    ),
+                    *blobs,
+                ]
+            ),
+            "no valid model name",
+        ),
     }
 
 
@@ -219,7 +297,10 @@ def test_hostile_archives_are_refused_and_leave_nothing(tmp_path, source, weight
         assert client.simulate_post("/api/import", body=b"").status_code == 400
         # And the genuine archive still goes in.
         result = client.simulate_post("/api/import", body=archive)
-        assert result.status_code == 200 and result.json == {"status": "success", "models": ["tiny:latest"]}
+        assert result.status_code == 200 and result.json == {
+            "status": "success",
+            "models": ["tiny:latest"],
+        }
     finally:
         kernel.close()
 

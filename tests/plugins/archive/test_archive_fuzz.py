@@ -17,7 +17,11 @@ from ollamakit.web import create_app
 
 
 def snapshot(root) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def make_archive(tmp_path) -> bytes:
@@ -27,8 +31,10 @@ def make_archive(tmp_path) -> bytes:
         weights, size = store.add_bytes(bytes(range(256)) * 9)
         config, config_size = store.add_bytes(b'{"model_format":"gguf"}')
         template, template_size = store.add_bytes(b"{{ .Prompt }}")
-        manifest = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size),
-                               [mf.Layer(mf.MODEL, weights, size), mf.Layer(mf.TEMPLATE, template, template_size)])
+        manifest = mf.Manifest(
+            mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size),
+            [mf.Layer(mf.MODEL, weights, size), mf.Layer(mf.TEMPLATE, template, template_size)],
+        )
         store.write_manifest(ModelName.parse("fuzzed"), manifest)
         client = TestClient(create_app(kernel), headers={"Host": "localhost"})
         return client.simulate_post("/api/export", json={"model": "fuzzed"}).content
@@ -42,9 +48,13 @@ def test_randomly_damaged_archives(tmp_path):
     kernel = make_kernel(Settings(models_dir=target))
     client = TestClient(create_app(kernel), headers={"Host": "localhost"})
     empty = snapshot(target)
-    edits = st.lists(st.tuples(st.integers(0, len(archive) - 1), st.integers(0, 255)), min_size=1, max_size=4)
+    edits = st.lists(
+        st.tuples(st.integers(0, len(archive) - 1), st.integers(0, 255)), min_size=1, max_size=4
+    )
 
-    @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(edits=edits, cut=st.one_of(st.none(), st.integers(0, len(archive))))
     def check(edits, cut):
         data = bytearray(archive)
@@ -60,7 +70,10 @@ def test_randomly_damaged_archives(tmp_path):
         # A change the format tolerates (padding, a header field, the model's name in the index).
         (model,) = kernel.store.list()
         for digest in model.manifest.digests():
-            assert "sha256:" + hashlib.sha256(kernel.store.blob_path(digest).read_bytes()).hexdigest() == digest
+            assert (
+                "sha256:" + hashlib.sha256(kernel.store.blob_path(digest).read_bytes()).hexdigest()
+                == digest
+            )
         kernel.store.delete(model.name)
         assert snapshot(target) == empty
 

@@ -20,7 +20,10 @@ def rewrite(source, target, *, metadata=None, drop=()):
         meta = {**gguf.metadata, **(metadata or {})}
         infos = [info for info in gguf.tensors if info.name not in drop]
     raw = source.read_bytes()
-    tensors = {info.name: (raw[info.offset : info.offset + info.nbytes], info.ggml_type, tuple(info.shape)) for info in infos}
+    tensors = {
+        info.name: (raw[info.offset : info.offset + info.nbytes], info.ggml_type, tuple(info.shape))
+        for info in infos
+    }
     meta = {k: v for k, v in meta.items() if v is not None}
     return make_gguf(target, meta, tensors, types=fixtures.value_types(meta))
 
@@ -28,7 +31,10 @@ def rewrite(source, target, *, metadata=None, drop=()):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     folder = tmp_path_factory.mktemp("refusals")
-    return {name: fixtures.build(name, folder / f"{name}.gguf") for name in ("mixtral", "qwen3moe", "phi3")}
+    return {
+        name: fixtures.build(name, folder / f"{name}.gguf")
+        for name in ("mixtral", "qwen3moe", "phi3")
+    }
 
 
 def check(path):
@@ -42,8 +48,15 @@ def test_every_fixture_passes_the_check(name, tmp_path):
 
 
 def test_experts_without_an_expert_count_are_not_loaded_as_a_dense_llama(built, tmp_path):
-    path = rewrite(built["mixtral"], tmp_path / "m.gguf", metadata={"llama.expert_count": None, "llama.expert_used_count": None})
-    with pytest.raises(InvalidModelFile, match=r"has tensor blk\.0\.ffn_down_exps\.weight, which a llama model .* not supported"):
+    path = rewrite(
+        built["mixtral"],
+        tmp_path / "m.gguf",
+        metadata={"llama.expert_count": None, "llama.expert_used_count": None},
+    )
+    with pytest.raises(
+        InvalidModelFile,
+        match=r"has tensor blk\.0\.ffn_down_exps\.weight, which a llama model .* not supported",
+    ):
         check(path)
 
 
@@ -54,7 +67,9 @@ def test_a_missing_expert_tensor_is_named(built, tmp_path):
 
 
 def test_more_experts_used_than_there_are_is_refused(built, tmp_path):
-    path = rewrite(built["qwen3moe"], tmp_path / "m.gguf", metadata={"qwen3moe.expert_used_count": 9})
+    path = rewrite(
+        built["qwen3moe"], tmp_path / "m.gguf", metadata={"qwen3moe.expert_used_count": 9}
+    )
     with pytest.raises(InvalidModelFile, match="9 experts used of 8 cannot run"):
         check(path)
 
@@ -67,7 +82,9 @@ def test_an_unsupported_architecture_is_named(built, tmp_path, arch):
 
 
 def test_phi3_long_rope_is_refused_not_ignored(built, tmp_path):
-    path = rewrite(built["phi3"], tmp_path / "m.gguf", metadata={"phi3.rope.scaling.attn_factor": 1.19})
+    path = rewrite(
+        built["phi3"], tmp_path / "m.gguf", metadata={"phi3.rope.scaling.attn_factor": 1.19}
+    )
     with pytest.raises(InvalidModelFile, match="LongRoPE"):
         check(path)
 
@@ -75,7 +92,9 @@ def test_phi3_long_rope_is_refused_not_ignored(built, tmp_path):
 def test_the_array_engines_refuse_what_only_the_graph_engine_runs(built):
     from ollamakit_numpy import NumpyBackend
 
-    with pytest.raises(BadRequest, match="the qwen3moe architecture with experts needs the ggml compute backend"):
+    with pytest.raises(
+        BadRequest, match="the qwen3moe architecture with experts needs the ggml compute backend"
+    ):
         load_runner(built["qwen3moe"], NumpyBackend(), with_tokenizer=False)
     with pytest.raises(BadRequest, match="the phi3 architecture needs the ggml compute backend"):
         load_runner(built["phi3"], NumpyBackend(), with_tokenizer=False)
@@ -97,7 +116,13 @@ def test_an_adapter_of_the_router_is_refused_not_ignored(built, tmp_path):
         out.add("general.architecture", "qwen3moe")
         out.add("adapter.type", "lora")
         out.add("adapter.lora.alpha", 8.0, ValueType.FLOAT32)
-        out.add_tensor("blk.0.ffn_gate_inp.weight.lora_a", rng.standard_normal((4, 64)).astype(np.float32))
-        out.add_tensor("blk.0.ffn_gate_inp.weight.lora_b", rng.standard_normal((8, 4)).astype(np.float32))
-    with pytest.raises(InvalidModelFile, match=r"adapters of blk\.0\.ffn_gate_inp\.weight are not supported"):
+        out.add_tensor(
+            "blk.0.ffn_gate_inp.weight.lora_a", rng.standard_normal((4, 64)).astype(np.float32)
+        )
+        out.add_tensor(
+            "blk.0.ffn_gate_inp.weight.lora_b", rng.standard_normal((8, 4)).astype(np.float32)
+        )
+    with pytest.raises(
+        InvalidModelFile, match=r"adapters of blk\.0\.ffn_gate_inp\.weight are not supported"
+    ):
         load_runner(built["qwen3moe"], GgmlBackend(), with_tokenizer=False, adapters=[adapter])

@@ -44,15 +44,20 @@ def built(name: str, folder) -> str:
 
 @lru_cache(maxsize=2)
 def runner(path: str):
-    return load_runner(path, GgmlBackend(), {"num_thread": 2, "kv_cache_type": "f32"}, with_tokenizer=False)
+    return load_runner(
+        path, GgmlBackend(), {"num_thread": 2, "kv_cache_type": "f32"}, with_tokenizer=False
+    )
 
 
 def theirs(name: str, path: str, index: int) -> dict:
     """llama.cpp's answer for prompt ``index``: greedy ids, margins and top logprobs."""
     if LIVE:
         steps = fixtures.llamacpp_steps(path, fixtures.prompt_ids(fixtures.PROMPTS[index]))
-        return {"greedy_ids": [s["id"] for s in steps], "margins": [s["margin"] for s in steps],
-                "top_logprobs": [s["top"] for s in steps]}
+        return {
+            "greedy_ids": [s["id"] for s in steps],
+            "margins": [s["margin"] for s in steps],
+            "top_logprobs": [s["top"] for s in steps],
+        }
     document = recorded()
     here = cpu()
     if document["cpu"]["flags"] != here["flags"] or document["cpu"]["machine"] != here["machine"]:
@@ -61,7 +66,9 @@ def theirs(name: str, path: str, index: int) -> dict:
             f"has {here['flags']}: install llama-cpp-python to compare live"
         )
     answer = document["fixtures"][name]["answers"][index]
-    assert answer["prompt"] == fixtures.PROMPTS[index], "the recorded answers are for other prompts: record them again"
+    assert answer["prompt"] == fixtures.PROMPTS[index], (
+        "the recorded answers are for other prompts: record them again"
+    )
     return answer
 
 
@@ -71,15 +78,23 @@ def test_fixture_is_the_file_llamacpp_ran(name, folder):
     assert fixtures.sha256(built(name, folder)) == recorded()["fixtures"][name]["sha256"]
 
 
-@pytest.mark.parametrize("name,index", [(n, i) for n in NAMES for i in range(len(fixtures.PROMPTS))])
+@pytest.mark.parametrize(
+    "name,index", [(n, i) for n in NAMES for i in range(len(fixtures.PROMPTS))]
+)
 def test_greedy_tokens_and_logprobs_match_llamacpp(name, index, folder):
     path = built(name, folder)
     answer = theirs(name, path, index)
-    ours = fixtures.ours_steps(runner(path), fixtures.prompt_ids(fixtures.PROMPTS[index]), len(answer["greedy_ids"]))
-    parted = next((i for i, (a, b) in enumerate(zip(ours, answer["greedy_ids"])) if a["id"] != b), None)
+    ours = fixtures.ours_steps(
+        runner(path), fixtures.prompt_ids(fixtures.PROMPTS[index]), len(answer["greedy_ids"])
+    )
+    parted = next(
+        (i for i, (a, b) in enumerate(zip(ours, answer["greedy_ids"])) if a["id"] != b), None
+    )
     if parted is not None:
         margin = answer["margins"][parted]
-        assert margin < TIE_MARGIN, f"parts from llama.cpp at token {parted}, where its top-2 margin was {margin:.4f}"
+        assert margin < TIE_MARGIN, (
+            f"parts from llama.cpp at token {parted}, where its top-2 margin was {margin:.4f}"
+        )
     worst = 0.0
     for step, top in zip(ours[: parted if parted is not None else None], answer["top_logprobs"]):
         for token, logprob in top:

@@ -19,7 +19,9 @@ PROMPT = [int(t) for t in np.random.default_rng(3).integers(0, VOCAB, 300)]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     path = tmp_path_factory.mktemp("ring") / "gemma3.gguf"
-    meta, tensors = write_model(path, "gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=WINDOW)
+    meta, tensors = write_model(
+        path, "gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=WINDOW
+    )
     return path, meta, tensors
 
 
@@ -51,7 +53,9 @@ def test_ring_equals_full_cache_past_the_window(gemma):
     with_ring, with_full = run(runner, ring, PROMPT, 30), run(runner, full, PROMPT, 30)
     np.testing.assert_array_equal(with_ring, with_full)
     tokens = PROMPT + [int(np.argmax(row)) for row in with_full[:-1]]
-    np.testing.assert_allclose(with_ring[-1], reference_logits(meta, tensors, tokens)[-1], atol=2e-4)
+    np.testing.assert_allclose(
+        with_ring[-1], reference_logits(meta, tensors, tokens)[-1], atol=2e-4
+    )
 
 
 def test_ring_truncation_keeps_what_it_still_holds(gemma):
@@ -72,7 +76,9 @@ def test_ring_truncation_keeps_what_it_still_holds(gemma):
 
 def test_short_contexts_and_full_layers_keep_a_full_cache(gemma):
     runner, _, _ = gemma
-    assert ring_period(runner.hp, 2 * (WINDOW + ATTENTION_ROWS)) is None  # a ring would be no smaller
+    assert (
+        ring_period(runner.hp, 2 * (WINDOW + ATTENTION_ROWS)) is None
+    )  # a ring would be no smaller
     short = runner.new_cache(64)
     assert all(layer.period is None for layer in short.layers)
     assert short.nbytes == cache_bytes(runner.hp, 64)

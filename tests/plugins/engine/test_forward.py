@@ -15,7 +15,9 @@ MODELS = {
     "llama": dict(arch="llama"),
     "qwen2": dict(arch="qwen2", biases=True),
     # six layers: five sliding-window layers (window 4, shorter than the prompt) and one global
-    "gemma3": dict(arch="gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=4, softcap=30.0),
+    "gemma3": dict(
+        arch="gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=4, softcap=30.0
+    ),
 }
 
 
@@ -81,7 +83,9 @@ def test_mixed_prompt_and_decode_in_one_call(tiny):
     mixed = runner.forward([(decoding, [PROMPT[4]]), (fresh, PROMPT)])
     check = runner.new_cache(32)
     np.testing.assert_allclose(mixed[0], runner.forward([(check, PROMPT[:5])])[0], atol=1e-4)
-    np.testing.assert_allclose(mixed[1], runner.forward([(runner.new_cache(32), PROMPT)])[0], atol=1e-4)
+    np.testing.assert_allclose(
+        mixed[1], runner.forward([(runner.new_cache(32), PROMPT)])[0], atol=1e-4
+    )
 
 
 def test_truncate_rewinds_the_cache(tiny):
@@ -92,7 +96,9 @@ def test_truncate_rewinds_the_cache(tiny):
     cache.truncate(4)
     assert cache.n_past == 4
     again = runner.forward([(cache, PROMPT[4:])])[0]
-    np.testing.assert_allclose(again, runner.forward([(runner.new_cache(32), PROMPT)])[0], atol=1e-5)
+    np.testing.assert_allclose(
+        again, runner.forward([(runner.new_cache(32), PROMPT)])[0], atol=1e-5
+    )
     cache.truncate(100)  # holding fewer tokens than asked: nothing to drop
     assert cache.n_past == len(PROMPT)
 

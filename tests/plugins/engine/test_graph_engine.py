@@ -17,7 +17,9 @@ PROMPT = [5, 17, 3, 88, 42, 9, 61, 23, 70, 1, 33]
 MODELS = {
     "llama": dict(arch="llama"),
     "qwen2": dict(arch="qwen2", biases=True),
-    "gemma3": dict(arch="gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=4, softcap=30.0),
+    "gemma3": dict(
+        arch="gemma3", n_layers=6, n_heads=4, n_kv_heads=1, head_dim=32, window=4, softcap=30.0
+    ),
 }
 # Keys and values are cached as float16, as llama.cpp caches them: about 3 decimal digits.
 TOLERANCE = dict(atol=2e-2, rtol=2e-2)
@@ -73,7 +75,9 @@ def test_truncate_and_errors(tiny, backend):
     runner.forward([(cache, PROMPT)])
     cache.truncate(4)
     again = runner.forward([(cache, PROMPT[4:])])[0]
-    np.testing.assert_allclose(again, runner.forward([(runner.new_cache(32), PROMPT)])[0], atol=2e-3)
+    np.testing.assert_allclose(
+        again, runner.forward([(runner.new_cache(32), PROMPT)])[0], atol=2e-3
+    )
     small = runner.new_cache(8)
     with pytest.raises(BadRequest, match="exceed the context"):
         runner.forward([(small, list(range(9)))])
@@ -90,7 +94,9 @@ def test_quantized_caches_stay_close_and_take_their_size(tmp_path, backend, cach
     runner = load(path, backend, kv_cache_type=cache_type)
     cache = runner.new_cache(64)
     logits = runner.forward([(cache, PROMPT)])[0]
-    assert np.corrcoef(logits, expected)[0, 1] > (0.999 if cache_type == "q8_0" else 0.97)  # 4 bits are coarse
+    assert np.corrcoef(logits, expected)[0, 1] > (
+        0.999 if cache_type == "q8_0" else 0.97
+    )  # 4 bits are coarse
     # bytes per cached position: 2 layers x (keys + values) of 64 values in blocks of 32
     block = {"q8_0": 34, "q4_0": 18}[cache_type]
     assert runner.cache_bytes(64) == 64 * 2 * 2 * 2 * block
@@ -141,7 +147,9 @@ def test_a_prompt_stops_inside_its_step_when_asked(tmp_path, backend):
         runner.forward([(cache, [t % VOCAB for t in range(200)])], should_stop=should_stop)
     assert len(asked) > 3 and cache.n_past == len(PROMPT)  # the cache holds what it held
     np.testing.assert_allclose(  # and goes on from there
-        runner.forward([(cache, [4])])[0], runner.forward([(runner.new_cache(32), PROMPT + [4])])[0], atol=2e-3
+        runner.forward([(cache, [4])])[0],
+        runner.forward([(runner.new_cache(32), PROMPT + [4])])[0],
+        atol=2e-3,
     )
 
 
@@ -167,8 +175,22 @@ def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend)
 
     meta, tensors = write_model(tmp_path / "f32.gguf", "llama")
     quantized = {
-        name: (encode(np.ascontiguousarray(w).view(np.uint8).reshape(-1), "F32", "Q4_1"), "Q4_1", w.shape[::-1])
-        if name.endswith(("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"))
+        name: (
+            encode(np.ascontiguousarray(w).view(np.uint8).reshape(-1), "F32", "Q4_1"),
+            "Q4_1",
+            w.shape[::-1],
+        )
+        if name.endswith(
+            (
+                "attn_q.weight",
+                "attn_k.weight",
+                "attn_v.weight",
+                "attn_output.weight",
+                "ffn_gate.weight",
+                "ffn_up.weight",
+                "ffn_down.weight",
+            )
+        )
         else w
         for name, w in tensors.items()
     }
@@ -183,7 +205,10 @@ def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend)
     assert not np.array_equal(a, b)
     np.testing.assert_allclose(a, b, atol=0.05 * np.abs(b).max())
     short = prompt[: DENSE_MIN_ROWS - 1]
-    assert np.array_equal(dense.forward([(dense.new_cache(64), short)])[0], blocks.forward([(blocks.new_cache(64), short)])[0])
+    assert np.array_equal(
+        dense.forward([(dense.new_cache(64), short)])[0],
+        blocks.forward([(blocks.new_cache(64), short)])[0],
+    )
 
 
 def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):
@@ -205,7 +230,9 @@ def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):
         except Exception as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(runner, i)) for i, runner in enumerate((first, second))]
+    threads = [
+        threading.Thread(target=work, args=(runner, i)) for i, runner in enumerate((first, second))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -27,7 +27,13 @@ CASES = agreement.CASES
 @lru_cache(maxsize=2)
 def runner(model: str, cache_type: str, adapter: str | None):
     adapters = [adapter] if adapter else []
-    return load_runner(model, GgmlBackend(), {"num_thread": 2, "kv_cache_type": cache_type}, with_tokenizer=False, adapters=adapters)
+    return load_runner(
+        model,
+        GgmlBackend(),
+        {"num_thread": 2, "kv_cache_type": cache_type},
+        with_tokenizer=False,
+        adapters=adapters,
+    )
 
 
 def reference(name: str, index: int):
@@ -36,7 +42,10 @@ def reference(name: str, index: int):
     if LIVE:
         path, adapter = case.paths()
         ids = agreement.llamacpp_tokenize(path, case.prompts[index])
-        return (ids, *agreement.llamacpp_greedy(path, ids, cache_type=case.cache_type, adapter=adapter))
+        return (
+            ids,
+            *agreement.llamacpp_greedy(path, ids, cache_type=case.cache_type, adapter=adapter),
+        )
     recorded = reference_answers(agreement.RECORDED)
     here = agreement.cpu()
     if recorded["cpu"]["flags"] != here["flags"] or recorded["cpu"]["machine"] != here["machine"]:
@@ -46,11 +55,15 @@ def reference(name: str, index: int):
             f"{agreement.LLAMA_CPP_VERSION} to compare live"
         )
     answer = recorded["models"][name][index]
-    assert answer["prompt"] == case.prompts[index], "the recorded answers are for other prompts: record them again"
+    assert answer["prompt"] == case.prompts[index], (
+        "the recorded answers are for other prompts: record them again"
+    )
     return answer["prompt_ids"], answer["greedy_ids"], answer["margins"]
 
 
-@pytest.mark.parametrize("name,index", [(name, i) for name in sorted(CASES) for i in range(len(CASES[name].prompts))])
+@pytest.mark.parametrize(
+    "name,index", [(name, i) for name in sorted(CASES) for i in range(len(CASES[name].prompts))]
+)
 def test_greedy_continuations_match_llamacpp(name, index):
     prompt_ids, theirs, margins = reference(name, index)
     case = CASES[name]

@@ -30,17 +30,24 @@ def files(tmp_path_factory):
 def merged(base, adapter, target):
     """The base with every adapted matrix replaced by W + scale * B A, in float32."""
     with GGUFFile.open(base) as model, GGUFFile.open(adapter) as lora:
-        deltas = {pair.target: pair.scale * lora.tensor(pair.b.name) @ lora.tensor(pair.a.name) for pair in lora_pairs(lora, model)}
+        deltas = {
+            pair.target: pair.scale * lora.tensor(pair.b.name) @ lora.tensor(pair.a.name)
+            for pair in lora_pairs(lora, model)
+        }
         with GGUFWriter(target) as out:
             out.add_metadata(model.metadata, model.metadata_types)
             for info in model.tensors:
                 weight = model.tensor(info.name).astype(np.float32)
-                out.add_tensor(info.name, weight + deltas[info.name] if info.name in deltas else weight)
+                out.add_tensor(
+                    info.name, weight + deltas[info.name] if info.name in deltas else weight
+                )
     return target
 
 
 def logits(path, adapters=()):
-    runner = load_runner(path, GgmlBackend(), OPTIONS, with_tokenizer=False, adapters=list(adapters))
+    runner = load_runner(
+        path, GgmlBackend(), OPTIONS, with_tokenizer=False, adapters=list(adapters)
+    )
     try:
         cache = runner.new_cache(64)
         return runner.forward([(cache, PROMPT)])[0], runner.memory_bytes - cache.nbytes
@@ -82,7 +89,12 @@ def test_an_adapter_for_other_shapes_is_refused(files, tmp_path):
 
 
 def lora_file(path, tensors, **metadata):
-    meta = {"general.type": "adapter", "general.architecture": "llama", "adapter.type": "lora", "adapter.lora.alpha": 4.0}
+    meta = {
+        "general.type": "adapter",
+        "general.architecture": "llama",
+        "adapter.type": "lora",
+        "adapter.lora.alpha": 4.0,
+    }
     meta.update(metadata)
     return make_gguf(path, {k: v for k, v in meta.items() if v is not None}, tensors)
 
@@ -94,11 +106,30 @@ B = np.zeros((64, 2), np.float32)
 @pytest.mark.parametrize(
     "tensors,metadata,message",
     [
-        ({"blk.0.attn_q.weight.lora_a": A, "blk.0.attn_q.weight.lora_b": B}, {"general.architecture": "qwen2"}, 'for the "qwen2" architecture'),
-        ({"blk.0.attn_q.weight.lora_a": A, "blk.0.attn_q.weight.lora_b": B}, {"adapter.type": "control_vector"}, "only LoRA adapters"),
+        (
+            {"blk.0.attn_q.weight.lora_a": A, "blk.0.attn_q.weight.lora_b": B},
+            {"general.architecture": "qwen2"},
+            'for the "qwen2" architecture',
+        ),
+        (
+            {"blk.0.attn_q.weight.lora_a": A, "blk.0.attn_q.weight.lora_b": B},
+            {"adapter.type": "control_vector"},
+            "only LoRA adapters",
+        ),
         ({"blk.0.attn_q.weight.lora_a": A}, {}, "lacks its lora_b"),
-        ({"blk.0.attn_q.weight.lora_a": A, "blk.0.attn_q.weight.lora_b": np.zeros((64, 3), np.float32)}, {}, "disagree on their rank"),
-        ({"blk.9.attn_q.weight.lora_a": A, "blk.9.attn_q.weight.lora_b": B}, {}, "which the model does not have"),
+        (
+            {
+                "blk.0.attn_q.weight.lora_a": A,
+                "blk.0.attn_q.weight.lora_b": np.zeros((64, 3), np.float32),
+            },
+            {},
+            "disagree on their rank",
+        ),
+        (
+            {"blk.9.attn_q.weight.lora_a": A, "blk.9.attn_q.weight.lora_b": B},
+            {},
+            "which the model does not have",
+        ),
         ({"token_embd.weight.lora_a": A, "token_embd.weight.lora_b": B}, {}, "are not supported"),
         ({"blk.0.attn_q.weight": A}, {}, "neither a lora_a nor a lora_b"),
         ({"blk.0.attn_norm.weight.lora_a": A[:, :1]}, {}, "has no LoRA tensors"),
@@ -107,15 +138,31 @@ B = np.zeros((64, 2), np.float32)
 def test_lora_pairs_name_what_does_not_fit(files, tmp_path, tensors, metadata, message):
     base, _ = files
     path = lora_file(tmp_path / "bad.gguf", tensors, **metadata)
-    with GGUFFile.open(path) as adapter, GGUFFile.open(base) as model, pytest.raises(InvalidModelFile, match=message):
+    with (
+        GGUFFile.open(path) as adapter,
+        GGUFFile.open(base) as model,
+        pytest.raises(InvalidModelFile, match=message),
+    ):
         lora_pairs(adapter, model)
 
 
 def test_scale_is_alpha_over_rank_and_norm_vectors_are_skipped(files, tmp_path):
     base, _ = files
-    tensors = {"blk.0.attn_q.weight.lora_a": A, "blk.0.attn_q.weight.lora_b": B, "blk.0.attn_norm.weight.lora_a": A[:, :1]}
-    with GGUFFile.open(lora_file(tmp_path / "a.gguf", tensors)) as adapter, GGUFFile.open(base) as model:
+    tensors = {
+        "blk.0.attn_q.weight.lora_a": A,
+        "blk.0.attn_q.weight.lora_b": B,
+        "blk.0.attn_norm.weight.lora_a": A[:, :1],
+    }
+    with (
+        GGUFFile.open(lora_file(tmp_path / "a.gguf", tensors)) as adapter,
+        GGUFFile.open(base) as model,
+    ):
         (pair,) = lora_pairs(adapter, model)
     assert (pair.target, pair.rank, pair.scale) == ("blk.0.attn_q.weight", 2, 2.0)
-    with GGUFFile.open(lora_file(tmp_path / "b.gguf", tensors, **{"adapter.lora.alpha": None})) as adapter, GGUFFile.open(base) as model:
+    with (
+        GGUFFile.open(
+            lora_file(tmp_path / "b.gguf", tensors, **{"adapter.lora.alpha": None})
+        ) as adapter,
+        GGUFFile.open(base) as model,
+    ):
         assert lora_pairs(adapter, model)[0].scale == 1.0  # no alpha: llama.cpp's scale of 1

@@ -68,7 +68,9 @@ def test_through_api_embed(client, nomic_path):
     data = nomic_path.read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     client.simulate_post(f"/api/blobs/{digest}", body=data)
-    created = client.simulate_post("/api/create", json={"model": "nomic", "files": {"nomic.gguf": digest}})
+    created = client.simulate_post(
+        "/api/create", json={"model": "nomic", "files": {"nomic.gguf": digest}}
+    )
     assert created.status_code == 200
     shown = client.simulate_post("/api/show", json={"model": "nomic"}).json
     assert shown["capabilities"] == ["embedding"]
@@ -83,7 +85,14 @@ def test_through_api_embed(client, nomic_path):
 def test_missing_gate_is_refused(tmp_path, nomic_path):
     with GGUFFile.open(nomic_path) as gguf:
         metadata = dict(gguf.metadata)
-        tensors = {t.name: np.asarray(gguf.tensor(t.name)) for t in gguf.tensors if t.name != "blk.1.ffn_gate.weight"}
+        tensors = {
+            t.name: np.asarray(gguf.tensor(t.name))
+            for t in gguf.tensors
+            if t.name != "blk.1.ffn_gate.weight"
+        }
     broken = make_gguf(tmp_path / "broken.gguf", metadata, tensors)
-    with GGUFFile.open(broken) as gguf, pytest.raises(InvalidModelFile, match="blk.1.ffn_gate.weight"):
+    with (
+        GGUFFile.open(broken) as gguf,
+        pytest.raises(InvalidModelFile, match="blk.1.ffn_gate.weight"),
+    ):
         check_bert(gguf)

@@ -36,17 +36,26 @@ def test_padding_leaves_every_logit_unchanged(tmp_path):
     plain = load(path, UnthreadedBackend())
     padded = load(path, SmallThresholdBackend())
     attn_out = padded.model.weights.layers[0].attn_out
-    assert attn_out.weight.shape == (128, 192) and attn_out.shape == (128, 128) and attn_out.width == 128
+    assert (
+        attn_out.weight.shape == (128, 192)
+        and attn_out.shape == (128, 128)
+        and attn_out.width == 128
+    )
     assert not attn_out.weight[:, 128:].any()
 
     prompt, other = [5, 17, 3, 88, 42, 9, 61, 23], [7, 1, 2]
-    caches = {name: (runner.new_cache(32), runner.new_cache(32)) for name, runner in (("plain", plain), ("padded", padded))}
+    caches = {
+        name: (runner.new_cache(32), runner.new_cache(32))
+        for name, runner in (("plain", plain), ("padded", padded))
+    }
     for name, runner in (("plain", plain), ("padded", padded)):
         a, b = caches[name]
         logits = runner.forward([(a, prompt), (b, other)])
         for step in range(4):  # single decode rows, then both sequences in one step
             logits = runner.forward([(a, [int(np.argmax(logits[0]))])]) + [logits[1]]
-            logits = runner.forward([(a, [int(np.argmax(logits[0]))]), (b, [int(np.argmax(logits[1]))])])
+            logits = runner.forward(
+                [(a, [int(np.argmax(logits[0]))]), (b, [int(np.argmax(logits[1]))])]
+            )
         caches[name] = logits
     for mine, theirs in zip(caches["padded"], caches["plain"]):
         np.testing.assert_array_equal(mine, theirs)

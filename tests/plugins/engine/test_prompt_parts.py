@@ -14,7 +14,10 @@ from ollamakit_engine.model import Segment
 
 from .tiny_models import VOCAB, load, reference_logits, write_model
 
-LONG = [int(t) for t in np.random.default_rng(7).integers(0, VOCAB, runner_module.SPLIT_PROMPT_ROWS + 37)]
+LONG = [
+    int(t)
+    for t in np.random.default_rng(7).integers(0, VOCAB, runner_module.SPLIT_PROMPT_ROWS + 37)
+]
 NUM_CTX = len(LONG) + 8
 
 MODELS = {
@@ -47,7 +50,10 @@ def test_the_last_row_alone_equals_the_whole_step(tiny):
     path, _, _ = tiny
     runner = load(path)
     prompts = [[5, 17, 3, 88, 42, 9], [1, 2, 3]]
-    whole_caches, last_caches = [runner.new_cache(16) for _ in prompts], [runner.new_cache(16) for _ in prompts]
+    whole_caches, last_caches = (
+        [runner.new_cache(16) for _ in prompts],
+        [runner.new_cache(16) for _ in prompts],
+    )
 
     def segments(caches):
         rows, out = 0, []
@@ -71,15 +77,22 @@ def test_a_long_prompt_in_two_parts_matches_one_step_and_the_reference(tiny, mon
     two = load(path, num_thread=2, num_batch=len(LONG))
     splits = count_splits(two, monkeypatch)
     caches = {name: runner.new_cache(NUM_CTX) for name, runner in (("one", one), ("two", two))}
-    logits = {"one": one.forward([(caches["one"], LONG)])[0], "two": two.forward([(caches["two"], LONG)])[0]}
+    logits = {
+        "one": one.forward([(caches["one"], LONG)])[0],
+        "two": two.forward([(caches["two"], LONG)])[0],
+    }
     assert splits == [len(LONG)]
     np.testing.assert_allclose(logits["two"], logits["one"], atol=1e-5)
-    np.testing.assert_allclose(logits["two"], reference_logits(meta, tensors, LONG)[-1], atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        logits["two"], reference_logits(meta, tensors, LONG)[-1], atol=2e-4, rtol=1e-4
+    )
     assert caches["two"].n_past == len(LONG)
     # the cache both parts wrote serves the next tokens as the single step's does
     for token in (3, 60):
         np.testing.assert_allclose(
-            two.forward([(caches["two"], [token])])[0], one.forward([(caches["one"], [token])])[0], atol=1e-5
+            two.forward([(caches["two"], [token])])[0],
+            one.forward([(caches["one"], [token])])[0],
+            atol=1e-5,
         )
 
 

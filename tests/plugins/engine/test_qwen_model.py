@@ -87,7 +87,9 @@ def test_greedy_tokens_match_llamacpp():
     model = runner()
     ids = model.tokenizer.encode(PROMPT, add_special=True, parse_special=True)
 
-    llm = llama_cpp.Llama(str(path), n_ctx=512, n_threads=2, flash_attn=True, logits_all=True, verbose=False)
+    llm = llama_cpp.Llama(
+        str(path), n_ctx=512, n_threads=2, flash_attn=True, logits_all=True, verbose=False
+    )
     try:
         assert llm.tokenize(PROMPT.encode(), add_bos=True, special=True) == ids
         llm.eval(ids)
@@ -112,7 +114,9 @@ def test_greedy_tokens_match_llamacpp():
                 f"position {position}: chose {got}, llama.cpp chose {want} by a margin of {margins[position]:.3f}"
             )
         logits = model.forward([(cache, [want])])[0]
-    assert len(differing) <= 2, f"near-ties at {differing}: more than a couple means the numerics drifted"
+    assert len(differing) <= 2, (
+        f"near-ties at {differing}: more than a couple means the numerics drifted"
+    )
 
 
 def test_chat_through_the_api(client, models_dir):
@@ -127,18 +131,30 @@ def test_chat_through_the_api(client, models_dir):
         os.link(path, blob)
     except OSError:  # another filesystem
         blob.symlink_to(path)
-    created = client.simulate_post("/api/create", json={"model": "qwen-coder", "files": {"qwen.gguf": digest}})
+    created = client.simulate_post(
+        "/api/create", json={"model": "qwen-coder", "files": {"qwen.gguf": digest}}
+    )
     assert created.status_code == 200, created.text
     assert '"success"' in created.text
 
-    reply = client.simulate_post("/api/chat", json={
-        "model": "qwen-coder",
-        "messages": [{"role": "user", "content": "Write a Python function that adds two numbers. Only code."}],
-        "options": {"temperature": 0, "num_predict": 40, "num_thread": 2},
-        "stream": False,
-    })
+    reply = client.simulate_post(
+        "/api/chat",
+        json={
+            "model": "qwen-coder",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "Write a Python function that adds two numbers. Only code.",
+                }
+            ],
+            "options": {"temperature": 0, "num_predict": 40, "num_thread": 2},
+            "stream": False,
+        },
+    )
     assert reply.status_code == 200, reply.text
     body = reply.json
     assert body["done"] is True and body["eval_count"] <= 40
     assert body["message"]["role"] == "assistant"
-    assert "def " in body["message"]["content"] and "return" in body["message"]["content"], body["message"]
+    assert "def " in body["message"]["content"] and "return" in body["message"]["content"], body[
+        "message"
+    ]

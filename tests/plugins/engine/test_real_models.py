@@ -62,7 +62,11 @@ def test_teacher_forced_choices_match_llamacpp(name, index, case):
 
 def test_concurrent_decode_matches_single_streams():
     model = runner("smollm2")
-    prompts = [[504, 1296, 3003, 4683, 359], [2017, 6772, 347, 2333, 198, 198, 1604], [4898, 314, 260]]
+    prompts = [
+        [504, 1296, 3003, 4683, 359],
+        [2017, 6772, 347, 2333, 198, 198, 1604],
+        [4898, 314, 260],
+    ]
     single = []
     for prompt in prompts:
         cache = model.new_cache(64)
@@ -79,5 +83,6 @@ def test_concurrent_decode_matches_single_streams():
             together[seq].append(o)
     for seq in range(len(prompts)):
         np.testing.assert_allclose(np.stack(together[seq]), np.stack(single[seq]), atol=2e-3)
-        assert [int(np.argmax(o)) for o in together[seq]] == [int(np.argmax(o)) for o in single[seq]]
-
+        assert [int(np.argmax(o)) for o in together[seq]] == [
+            int(np.argmax(o)) for o in single[seq]
+        ]

@@ -49,7 +49,9 @@ def test_num_thread_holds_for_the_forward_pass_only(path):
     assert seen == [1, 1] and blas_threads() == outside
     default = load(path)
     assert default.threads == NumpyBackend.default_threads
-    np.testing.assert_allclose(default.forward([(default.new_cache(16), PROMPT)])[0], logits, atol=1e-5)
+    np.testing.assert_allclose(
+        default.forward([(default.new_cache(16), PROMPT)])[0], logits, atol=1e-5
+    )
 
 
 def test_a_single_thread_needs_no_padded_matrices(tmp_path):

@@ -66,8 +66,10 @@ def reference(cases, name: str) -> dict:
     recorded = reference_answers(va.RECORDED)
     here = agreement.cpu()
     if recorded["cpu"]["flags"] != here["flags"] or recorded["cpu"]["machine"] != here["machine"]:
-        pytest.fail(f"the recorded answers come from a CPU with {recorded['cpu']['flags']}; this one has {here['flags']}: "
-                    f"install llama-cpp-python=={agreement.LLAMA_CPP_VERSION} to compare live")
+        pytest.fail(
+            f"the recorded answers come from a CPU with {recorded['cpu']['flags']}; this one has {here['flags']}: "
+            f"install llama-cpp-python=={agreement.LLAMA_CPP_VERSION} to compare live"
+        )
     case = dict(recorded["cases"][name])
     case["embeddings"] = np.asarray(case["embeddings"], np.float32)
     return case
@@ -91,22 +93,33 @@ def test_greedy_answer_with_an_image_matches_llamacpp(cases, name):
     model, mmproj, prompt, make = cases[name]
     runner = _loaded(model, mmproj)
     expected = reference(cases, name)
-    lease = types.SimpleNamespace(tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX)
+    lease = types.SimpleNamespace(
+        tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX
+    )
     tokens = prompt_tokens(lease, prompt, [make()])
     assert [-1 if isinstance(t, ImageToken) else int(t) for t in tokens] == expected["prompt_ids"]
     ours = agreement.ours_greedy(runner, tokens, len(expected["greedy_ids"]))
     step, margin = agreement.parting(ours, expected["greedy_ids"], expected["margins"])
-    assert step is None or margin < agreement.TIE_MARGIN, (ours, expected["greedy_ids"], step, margin)
+    assert step is None or margin < agreement.TIE_MARGIN, (
+        ours,
+        expected["greedy_ids"],
+        step,
+        margin,
+    )
 
 
 def test_the_image_changes_the_answer(projector):
     """Two pictures, two different next-token distributions: the image reaches the model."""
     runner = _runner(projector)
-    lease = types.SimpleNamespace(tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX)
+    lease = types.SimpleNamespace(
+        tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX
+    )
     logits = []
     for name in sorted(va.IMAGES):
         cache = runner.new_cache(agreement.NUM_CTX)
-        logits.append(runner.forward([(cache, prompt_tokens(lease, va.PROMPT, [va.IMAGES[name]()]))])[0])
+        logits.append(
+            runner.forward([(cache, prompt_tokens(lease, va.PROMPT, [va.IMAGES[name]()]))])[0]
+        )
     assert np.abs(logits[0] - logits[1]).max() > 0.1
 
 
@@ -123,14 +136,27 @@ def test_ollama_layout_and_swapped_feed_forward_names_give_the_same_tower(tmp_pa
     are swapped load into the same tower: the shapes decide."""
     runner = _runner(projector)
     tensors = fixtures.gemma3_tower(640)
-    ollama = make_gguf(tmp_path / "ollama.gguf", {
-        "general.architecture": "gemma3", "gemma3.embedding_length": 640,
-        "gemma3.vision.block_count": 2, "gemma3.vision.embedding_length": 128, "gemma3.vision.feed_forward_length": 256,
-        "gemma3.vision.image_size": 112, "gemma3.vision.patch_size": 14, "gemma3.vision.attention.head_count": 4,
-        "gemma3.vision.attention.layer_norm_epsilon": 1e-6,
-    }, fixtures.ollama_names(tensors))
-    swapped = {name.replace("ffn_up", "ffn_UP").replace("ffn_down", "ffn_up").replace("ffn_UP", "ffn_down"): value
-               for name, value in tensors.items()}
+    ollama = make_gguf(
+        tmp_path / "ollama.gguf",
+        {
+            "general.architecture": "gemma3",
+            "gemma3.embedding_length": 640,
+            "gemma3.vision.block_count": 2,
+            "gemma3.vision.embedding_length": 128,
+            "gemma3.vision.feed_forward_length": 256,
+            "gemma3.vision.image_size": 112,
+            "gemma3.vision.patch_size": 14,
+            "gemma3.vision.attention.head_count": 4,
+            "gemma3.vision.attention.layer_norm_epsilon": 1e-6,
+        },
+        fixtures.ollama_names(tensors),
+    )
+    swapped = {
+        name.replace("ffn_up", "ffn_UP")
+        .replace("ffn_down", "ffn_up")
+        .replace("ffn_UP", "ffn_down"): value
+        for name, value in tensors.items()
+    }
     legacy = fixtures.gemma3_mmproj(tmp_path / "legacy.gguf", 640, tensors=swapped)
     pixels = np.random.default_rng(1).uniform(-1, 1, (3, 112, 112)).astype(np.float32)
     expected = runner.vision.tower.encode(runner.compute, pixels)
@@ -152,13 +178,19 @@ def test_ollamas_one_file_gemma3_sees_as_the_pair_does(tmp_path, projector):
     """Ollama's gemma3 keeps the tower in the model GGUF (Ollama's names, gemma3.vision.* keys):
     the runner finds it there and answers as the model + mmproj pair does."""
     pair = _runner(projector)
-    combined = fixtures.ollama_gemma3(tmp_path / "gemma3-ollama.gguf", models.gemma3_270m(), fixtures.gemma3_tower(640))
+    combined = fixtures.ollama_gemma3(
+        tmp_path / "gemma3-ollama.gguf", models.gemma3_270m(), fixtures.gemma3_tower(640)
+    )
     runner = load_runner(combined, GgmlBackend(), {"num_thread": 2})
     attach_vision(runner, None)
     assert runner.vision is not None and runner.vision.begin == "<start_of_image>"
     image = va.IMAGES["pattern"]()
-    np.testing.assert_array_equal(runner.vision.encode(image).embeddings, pair.vision.encode(image).embeddings)
-    lease = types.SimpleNamespace(tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX)
+    np.testing.assert_array_equal(
+        runner.vision.encode(image).embeddings, pair.vision.encode(image).embeddings
+    )
+    lease = types.SimpleNamespace(
+        tokenizer=runner.tokenizer, runner=runner, num_ctx=agreement.NUM_CTX
+    )
     tokens = prompt_tokens(lease, va.PROMPT, [image])
     assert agreement.ours_greedy(runner, tokens, 4) == agreement.ours_greedy(pair, tokens, 4)
 

@@ -33,8 +33,21 @@ def load(path, backend=None, **options):
         return build_runner(gguf, backend or NumpyBackend(), options)
 
 
-def write_model(path, arch: str, *, n_layers=2, n_embd=64, n_heads=4, n_kv_heads=2, n_ff=96, head_dim=None,
-                window=None, softcap=None, biases=False, seed=0):
+def write_model(
+    path,
+    arch: str,
+    *,
+    n_layers=2,
+    n_embd=64,
+    n_heads=4,
+    n_kv_heads=2,
+    n_ff=96,
+    head_dim=None,
+    window=None,
+    softcap=None,
+    biases=False,
+    seed=0,
+):
     rng = np.random.default_rng(seed)
     head_dim = head_dim or n_embd // n_heads
     meta = {
@@ -55,32 +68,41 @@ def write_model(path, arch: str, *, n_layers=2, n_embd=64, n_heads=4, n_kv_heads
     if softcap:
         meta[f"{arch}.final_logit_softcapping"] = softcap
     q_dim, kv_dim = n_heads * head_dim, n_kv_heads * head_dim
-    tensors = {"token_embd.weight": _weights(rng, VOCAB, n_embd), "output_norm.weight": _norm(rng, n_embd)}
+    tensors = {
+        "token_embd.weight": _weights(rng, VOCAB, n_embd),
+        "output_norm.weight": _norm(rng, n_embd),
+    }
     if arch != "gemma3":
         tensors["output.weight"] = _weights(rng, VOCAB, n_embd)
     for i in range(n_layers):
         p = f"blk.{i}."
-        tensors.update({
-            p + "attn_norm.weight": _norm(rng, n_embd),
-            p + "attn_q.weight": _weights(rng, q_dim, n_embd),
-            p + "attn_k.weight": _weights(rng, kv_dim, n_embd),
-            p + "attn_v.weight": _weights(rng, kv_dim, n_embd),
-            p + "attn_output.weight": _weights(rng, n_embd, q_dim),
-            p + "ffn_norm.weight": _norm(rng, n_embd),
-            p + "ffn_gate.weight": _weights(rng, n_ff, n_embd),
-            p + "ffn_up.weight": _weights(rng, n_ff, n_embd),
-            p + "ffn_down.weight": _weights(rng, n_embd, n_ff),
-        })
+        tensors.update(
+            {
+                p + "attn_norm.weight": _norm(rng, n_embd),
+                p + "attn_q.weight": _weights(rng, q_dim, n_embd),
+                p + "attn_k.weight": _weights(rng, kv_dim, n_embd),
+                p + "attn_v.weight": _weights(rng, kv_dim, n_embd),
+                p + "attn_output.weight": _weights(rng, n_embd, q_dim),
+                p + "ffn_norm.weight": _norm(rng, n_embd),
+                p + "ffn_gate.weight": _weights(rng, n_ff, n_embd),
+                p + "ffn_up.weight": _weights(rng, n_ff, n_embd),
+                p + "ffn_down.weight": _weights(rng, n_embd, n_ff),
+            }
+        )
         if biases:
             for x, width in (("q", q_dim), ("k", kv_dim), ("v", kv_dim)):
-                tensors[p + f"attn_{x}.bias"] = (0.1 * rng.standard_normal(width)).astype(np.float32)
+                tensors[p + f"attn_{x}.bias"] = (0.1 * rng.standard_normal(width)).astype(
+                    np.float32
+                )
         if arch == "gemma3":
-            tensors.update({
-                p + "attn_q_norm.weight": _norm(rng, head_dim),
-                p + "attn_k_norm.weight": _norm(rng, head_dim),
-                p + "post_attention_norm.weight": _norm(rng, n_embd),
-                p + "post_ffw_norm.weight": _norm(rng, n_embd),
-            })
+            tensors.update(
+                {
+                    p + "attn_q_norm.weight": _norm(rng, head_dim),
+                    p + "attn_k_norm.weight": _norm(rng, head_dim),
+                    p + "post_attention_norm.weight": _norm(rng, n_embd),
+                    p + "post_ffw_norm.weight": _norm(rng, n_embd),
+                }
+            )
     make_gguf(path, meta, tensors)
     return meta, tensors
 
@@ -132,9 +154,16 @@ def reference_logits(meta, tensors, tokens) -> np.ndarray:
         q, k, v = (h @ t[p + f"attn_{z}.weight"].T for z in "qkv")
         if p + "attn_q.bias" in t:
             q, k, v = q + t[p + "attn_q.bias"], k + t[p + "attn_k.bias"], v + t[p + "attn_v.bias"]
-        q, k, v = q.reshape(n, n_heads, head_dim), k.reshape(n, n_kv, head_dim), v.reshape(n, n_kv, head_dim)
+        q, k, v = (
+            q.reshape(n, n_heads, head_dim),
+            k.reshape(n, n_kv, head_dim),
+            v.reshape(n, n_kv, head_dim),
+        )
         if gemma:
-            q, k = _rms(q, t[p + "attn_q_norm.weight"], eps), _rms(k, t[p + "attn_k_norm.weight"], eps)
+            q, k = (
+                _rms(q, t[p + "attn_q_norm.weight"], eps),
+                _rms(k, t[p + "attn_k_norm.weight"], eps),
+            )
         base = 10000.0 if local else meta[f"{arch}.rope.freq_base"]
         q, k = _rope(q, pos, base, arch == "llama"), _rope(k, pos, base, arch == "llama")
         visible = causal & ((pos[:, None] - pos[None, :] < window) if local else True)

@@ -27,10 +27,14 @@ def create_tiny(models, tmp_path, name: str = "tiny") -> None:
     kernel = make_kernel(Settings(models_dir=models))
     try:
         client = TestClient(create_app(kernel), headers={"Host": "localhost"})
-        data = tiny_llama(tmp_path / f"{name}.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64).read_bytes()
+        data = tiny_llama(
+            tmp_path / f"{name}.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64
+        ).read_bytes()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code == 201
-        result = client.simulate_post("/api/create", json={"model": name, "files": {"m.gguf": digest}, "stream": False})
+        result = client.simulate_post(
+            "/api/create", json={"model": name, "files": {"m.gguf": digest}, "stream": False}
+        )
         assert result.status_code == 200, result.text
     finally:
         kernel.close()
@@ -75,11 +79,17 @@ def test_503_while_the_preload_loads_then_200(tmp_path):
     try:
         client = TestClient(create_app(kernel), headers={"Host": "localhost"})
         waiting = client.simulate_get("/health")
-        assert (waiting.status_code, waiting.json) == (503, {"status": "loading", "models": {"tiny": {"status": "waiting"}}})
+        assert (waiting.status_code, waiting.json) == (
+            503,
+            {"status": "loading", "models": {"tiny": {"status": "waiting"}}},
+        )
         kernel.hook.on_startup(kernel=kernel)
         assert gate.waiting.wait(30)
         loading = client.simulate_get("/health")
-        assert (loading.status_code, loading.json["models"]) == (503, {"tiny": {"status": "loading"}})
+        assert (loading.status_code, loading.json["models"]) == (
+            503,
+            {"tiny": {"status": "loading"}},
+        )
         assert client.simulate_head("/health").status_code == 503
         gate.open.set()
         ready = wait_for(lambda: (r := client.simulate_get("/health")).status_code == 200 and r)
@@ -102,7 +112,9 @@ def test_a_preload_that_fails_keeps_the_server_unready(tmp_path):
     try:
         client = TestClient(create_app(kernel), headers={"Host": "localhost"})
         kernel.hook.on_startup(kernel=kernel)
-        failed = wait_for(lambda: (r := client.simulate_get("/health")).json["status"] == "failed" and r)
+        failed = wait_for(
+            lambda: (r := client.simulate_get("/health")).json["status"] == "failed" and r
+        )
         assert failed.status_code == 503
         assert failed.json["models"]["tiny"] == {"status": "loaded"}
         assert failed.json["models"]["absent"]["status"] == "failed"
@@ -143,15 +155,24 @@ def test_a_model_that_only_embeds_is_preloaded_to_embed(tmp_path):
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
             assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (200, 201)
             files[str(path.relative_to(folder))] = digest
-        assert client.simulate_post("/api/create", json={"model": "minilm", "files": files, "stream": False}).status_code == 200
+        assert (
+            client.simulate_post(
+                "/api/create", json={"model": "minilm", "files": files, "stream": False}
+            ).status_code
+            == 200
+        )
     finally:
         kernel.close()
     kernel = make_kernel(Settings(models_dir=models, preload=("minilm",)))
     try:
         client = TestClient(create_app(kernel), headers={"Host": "localhost"})
         kernel.hook.on_startup(kernel=kernel)
-        ready = wait_for(lambda: (r := client.simulate_get("/health")).json["status"] != "loading" and r)
+        ready = wait_for(
+            lambda: (r := client.simulate_get("/health")).json["status"] != "loading" and r
+        )
         assert (ready.status_code, ready.json["models"]) == (200, {"minilm": {"status": "loaded"}})
-        assert [m["name"] for m in client.simulate_get("/api/ps").json["models"]] == ["minilm:latest"]
+        assert [m["name"] for m in client.simulate_get("/api/ps").json["models"]] == [
+            "minilm:latest"
+        ]
     finally:
         kernel.close()

@@ -50,7 +50,11 @@ def test_hashes_and_writes_every_piece(scratch_files, store):
         body.append(piece)
     whole = b"".join(data)
     received = body.finish()
-    assert (received.size, received.sha256, len(body)) == (len(whole), hashlib.sha256(whole).hexdigest(), len(whole))
+    assert (received.size, received.sha256, len(body)) == (
+        len(whole),
+        hashlib.sha256(whole).hexdigest(),
+        len(whole),
+    )
     assert received.path.read_bytes() == whole
     assert body.getfile().read() == whole  # wsgi.input, for apps that do not know the key
     body.close()

@@ -45,24 +45,29 @@ def tiny_gguf(path: Path, *, arch: str = "llama", file_type: int = 1, **metadata
     return Path(path).read_bytes()
 
 
-def tiny_tensors(n_layers: int = 1, width: int = 32, kv_width: int = 16, ff: int = 32, vocab: int = 8) -> dict:
+def tiny_tensors(
+    n_layers: int = 1, width: int = 32, kv_width: int = 16, ff: int = 32, vocab: int = 8
+) -> dict:
     """The tensors of ``tiny_gguf``'s model (row-major shapes, zeros in F16)."""
+
     def zeros(*shape):
         return np.zeros(shape, np.float16)
 
     tensors = {"token_embd.weight": zeros(vocab, width), "output_norm.weight": zeros(width)}
     for i in range(n_layers):
-        tensors.update({
-            f"blk.{i}.attn_norm.weight": zeros(width),
-            f"blk.{i}.attn_q.weight": zeros(width, width),
-            f"blk.{i}.attn_k.weight": zeros(kv_width, width),
-            f"blk.{i}.attn_v.weight": zeros(kv_width, width),
-            f"blk.{i}.attn_output.weight": zeros(width, width),
-            f"blk.{i}.ffn_norm.weight": zeros(width),
-            f"blk.{i}.ffn_gate.weight": zeros(ff, width),
-            f"blk.{i}.ffn_up.weight": zeros(ff, width),
-            f"blk.{i}.ffn_down.weight": zeros(width, ff),
-        })
+        tensors.update(
+            {
+                f"blk.{i}.attn_norm.weight": zeros(width),
+                f"blk.{i}.attn_q.weight": zeros(width, width),
+                f"blk.{i}.attn_k.weight": zeros(kv_width, width),
+                f"blk.{i}.attn_v.weight": zeros(kv_width, width),
+                f"blk.{i}.attn_output.weight": zeros(width, width),
+                f"blk.{i}.ffn_norm.weight": zeros(width),
+                f"blk.{i}.ffn_gate.weight": zeros(ff, width),
+                f"blk.{i}.ffn_up.weight": zeros(ff, width),
+                f"blk.{i}.ffn_down.weight": zeros(width, ff),
+            }
+        )
     return tensors
 
 

@@ -17,10 +17,14 @@ GREEDY = {"temperature": 0, "num_predict": 24, "seed": 1}
 
 
 def answer(client, model: str) -> str:
-    return client.generate(model=model, prompt=agreement.PROMPTS[0], raw=True, options=GREEDY).response
+    return client.generate(
+        model=model, prompt=agreement.PROMPTS[0], raw=True, options=GREEDY
+    ).response
 
 
-def test_an_adapter_changes_the_answers_and_is_refused_where_it_does_not_fit(server, models_dir, tmp_path):
+def test_an_adapter_changes_the_answers_and_is_refused_where_it_does_not_fit(
+    server, models_dir, tmp_path
+):
     client = ollama.Client(host=server.url)
     base = client.create_blob(models.smollm2_q4_1())
     adapter = client.create_blob(models.smollm2_random_lora())
@@ -37,7 +41,12 @@ def test_an_adapter_changes_the_answers_and_is_refused_where_it_does_not_fit(ser
     wrong = client.create_blob(models.random_lora(other, tmp_path / "tiny-lora.gguf"))
     before = snapshot(models_dir)
     with pytest.raises(ollama.ResponseError) as refused:
-        client.create(model="smol-wrong", files={"smol.gguf": base}, adapters={"lora.gguf": wrong}, stream=False)
+        client.create(
+            model="smol-wrong",
+            files={"smol.gguf": base},
+            adapters={"lora.gguf": wrong},
+            stream=False,
+        )
     assert refused.value.status_code == 400
     assert 'adapter "lora.gguf" does not fit the model' in refused.value.error
     assert "do not fit its shape" in refused.value.error

@@ -82,7 +82,9 @@ def test_official_client_create_blob(server, models_dir, tmp_path, payload):
     # Ollama's layout: the upload's scratch file was in blobs/, in the server's own folder
     # there (which goes when the server stops), and nothing else is left.
     assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
-    assert [p.name for p in (models_dir / "blobs").iterdir() if p.is_file()] == [f"sha256-{digest[7:]}"]
+    assert [p.name for p in (models_dir / "blobs").iterdir() if p.is_file()] == [
+        f"sha256-{digest[7:]}"
+    ]
 
 
 def test_an_upload_in_progress_is_an_ollama_style_temporary_blob(server, models_dir, payload):
@@ -105,7 +107,9 @@ def test_upload_with_each_framing(server, models_dir, payload, framing):
     with httpx.Client(base_url=server.url, timeout=60) as client:
         reply = client.post(f"/api/blobs/{digest}", content=body)
         assert (reply.status_code, reply.content) == (201, b"")
-        assert ("chunked" in reply.request.headers.get("transfer-encoding", "")) == (framing == "chunked")
+        assert ("chunked" in reply.request.headers.get("transfer-encoding", "")) == (
+            framing == "chunked"
+        )
         assert client.post(f"/api/blobs/{digest}", content=payload).status_code == 200
         assert client.head(f"/api/blobs/{digest}").status_code == 200
     assert blob_file(models_dir, digest).read_bytes() == payload
@@ -135,7 +139,9 @@ def test_digest_mismatch_leaves_nothing(server, models_dir, payload):
     claimed = digest_of(b"something else")
     reply = httpx.post(f"{server.url}/api/blobs/{claimed}", content=payload)
     assert reply.status_code == 400
-    assert reply.json() == {"error": f'digest mismatch, expected "{claimed}", got "{digest_of(payload)}"'}
+    assert reply.json() == {
+        "error": f'digest mismatch, expected "{claimed}", got "{digest_of(payload)}"'
+    }
     assert snapshot(models_dir) == before
     assert uploads_in_progress(models_dir) == []
 
@@ -176,7 +182,10 @@ def test_malformed_chunked_body_is_refused_before_the_app(server, models_dir, pa
     """waitress rejects broken chunked framing itself: the app never runs, the file still goes."""
     before = snapshot(models_dir)
     with connect(server) as sock:
-        sock.sendall(post_head(digest_of(payload), "Transfer-Encoding: chunked") + chunked(payload[: SIZE // 2], last=False))
+        sock.sendall(
+            post_head(digest_of(payload), "Transfer-Encoding: chunked")
+            + chunked(payload[: SIZE // 2], last=False)
+        )
         wait_until(lambda: uploads_in_progress(models_dir))
         sock.sendall(b"not-a-chunk-size\r\n")
         assert status_of(sock) == 400
@@ -188,7 +197,9 @@ def test_server_shutdown_mid_upload_leaves_no_scratch_file(models_dir, payload):
     server = ServerProcess(models_dir).start()
     try:
         with connect(server) as sock:
-            sock.sendall(post_head(digest_of(payload), f"Content-Length: {SIZE}") + payload[: SIZE // 2])
+            sock.sendall(
+                post_head(digest_of(payload), f"Content-Length: {SIZE}") + payload[: SIZE // 2]
+            )
             wait_until(lambda: uploads_in_progress(models_dir))
             server.proc.terminate()
             server.proc.wait(10)

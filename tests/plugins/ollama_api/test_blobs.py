@@ -28,7 +28,9 @@ def test_digest_mismatch_leaves_nothing(client, models_dir):
     claimed = digest_of(b"other")
     response = client.simulate_post(f"/api/blobs/{claimed}", body=b"actual")
     assert response.status_code == 400
-    assert response.json == {"error": f'digest mismatch, expected "{claimed}", got "{digest_of(b"actual")}"'}
+    assert response.json == {
+        "error": f'digest mismatch, expected "{claimed}", got "{digest_of(b"actual")}"'
+    }
     assert snapshot(models_dir) == before
 
 
@@ -39,12 +41,20 @@ def test_upper_case_digest_never_matches(client, models_dir):
     assert response.status_code == 400 and response.json["error"].startswith("digest mismatch")
 
 
-@pytest.mark.parametrize("digest", ["notadigest", "sha256:abc", "sha512:" + "a" * 64, "sha256:" + "g" * 64, "sha256:" + "a" * 65])
+@pytest.mark.parametrize(
+    "digest",
+    ["notadigest", "sha256:abc", "sha512:" + "a" * 64, "sha256:" + "g" * 64, "sha256:" + "a" * 65],
+)
 def test_invalid_digest_format(client, models_dir, digest):
     before = snapshot(models_dir)
-    for response in (client.simulate_post(f"/api/blobs/{digest}", body=b"x"), client.simulate_head(f"/api/blobs/{digest}")):
+    for response in (
+        client.simulate_post(f"/api/blobs/{digest}", body=b"x"),
+        client.simulate_head(f"/api/blobs/{digest}"),
+    ):
         assert response.status_code == 400
-    assert client.simulate_post(f"/api/blobs/{digest}", body=b"x").json == {"error": "invalid digest format"}
+    assert client.simulate_post(f"/api/blobs/{digest}", body=b"x").json == {
+        "error": "invalid digest format"
+    }
     assert snapshot(models_dir) == before
 
 
@@ -52,7 +62,9 @@ def test_short_body_is_not_committed(client, models_dir):
     """A body shorter than its Content-Length (the WSGI view of a dropped upload)."""
     data = b"0123456789"
     digest = digest_of(data)
-    response = client.simulate_request("POST", f"/api/blobs/{digest}", body=data[:4], headers={"Content-Length": "10"})
+    response = client.simulate_request(
+        "POST", f"/api/blobs/{digest}", body=data[:4], headers={"Content-Length": "10"}
+    )
     assert response.status_code == 400
     assert client.simulate_head(f"/api/blobs/{digest}").status_code == 404
 

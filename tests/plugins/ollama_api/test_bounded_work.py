@@ -24,8 +24,15 @@ def endless(make_fake):
 
 
 def generate(setup, **options):
-    return setup.client.simulate_post("/api/generate", json={
-        "model": "fake", "prompt": PROMPT, "stream": False, "options": {"temperature": 0, **options}})
+    return setup.client.simulate_post(
+        "/api/generate",
+        json={
+            "model": "fake",
+            "prompt": PROMPT,
+            "stream": False,
+            "options": {"temperature": 0, **options},
+        },
+    )
 
 
 def test_minus_two_fills_the_window(endless):
@@ -45,7 +52,9 @@ def test_minus_one_shifts_the_window_up_to_ten_windows(endless, num_predict):
 def test_a_huge_count_stops_at_the_ceiling(endless, num_predict):
     started = time.monotonic()
     reply = generate(endless, num_predict=num_predict, num_ctx=64).json
-    assert reply["done_reason"] == "length" and reply["eval_count"] == 300  # shifted past 64, then the ceiling
+    assert (
+        reply["done_reason"] == "length" and reply["eval_count"] == 300
+    )  # shifted past 64, then the ceiling
     assert time.monotonic() - started < 30
 
 
@@ -62,12 +71,21 @@ def test_counts_under_the_ceiling_are_kept(endless):
 
 def test_num_predict_beyond_int64_is_refused(endless):
     reply = generate(endless, num_predict=2**63)
-    assert reply.status_code == 400 and reply.json == {"error": 'option "num_predict" must be of type integer'}
+    assert reply.status_code == 400 and reply.json == {
+        "error": 'option "num_predict" must be of type integer'
+    }
 
 
 def test_openai_max_tokens_minus_one_is_bounded(endless):
-    reply = endless.client.simulate_post("/v1/chat/completions", json={
-        "model": "fake", "max_tokens": -1, "temperature": 0, "messages": [{"role": "user", "content": PROMPT}]})
+    reply = endless.client.simulate_post(
+        "/v1/chat/completions",
+        json={
+            "model": "fake",
+            "max_tokens": -1,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": PROMPT}],
+        },
+    )
     assert reply.status_code == 200, reply.text
     body = reply.json
     assert body["choices"][0]["finish_reason"] == "length"
@@ -87,13 +105,22 @@ def test_a_chat_of_ten_thousand_messages_is_cut_to_fit_promptly(make_fake):
     setup.model(script="Q: one\nA: the first answer.\n")
     messages = []
     for n in range(5000):
-        messages += [{"role": "user", "content": f"question {n}"}, {"role": "assistant", "content": f"answer {n}"}]
+        messages += [
+            {"role": "user", "content": f"question {n}"},
+            {"role": "assistant", "content": f"answer {n}"},
+        ]
     messages[0] = {"role": "system", "content": "SYSTEM"}
     messages.append({"role": "user", "content": PROMPT})
     started = time.monotonic()
-    reply = setup.client.simulate_post("/api/chat", json={
-        "model": "fake", "messages": messages, "stream": False,
-        "options": {"temperature": 0, "num_ctx": 512, "num_predict": 4}})
+    reply = setup.client.simulate_post(
+        "/api/chat",
+        json={
+            "model": "fake",
+            "messages": messages,
+            "stream": False,
+            "options": {"temperature": 0, "num_ctx": 512, "num_predict": 4},
+        },
+    )
     elapsed = time.monotonic() - started
     assert reply.status_code == 200, reply.text
     assert reply.json["prompt_eval_count"] <= 512

@@ -12,7 +12,9 @@ GREEDY = {"temperature": 0}
 
 
 def chat(fake, messages, **body):
-    return fake.client.simulate_post("/api/chat", json={"model": "fake", "messages": messages, **body})
+    return fake.client.simulate_post(
+        "/api/chat", json={"model": "fake", "messages": messages, **body}
+    )
 
 
 def lines(result) -> list[dict]:
@@ -31,7 +33,14 @@ def test_streamed_chat_shape(fake):
     assert final["done"] is True and final["done_reason"] == "stop"
     assert final["message"] == {"role": "assistant", "content": ""}
     assert "context" not in final
-    for key in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"):
+    for key in (
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
+    ):
         assert isinstance(final[key], int) and final[key] > 0
 
 
@@ -58,7 +67,13 @@ def test_model_messages_and_system_come_first(make_fake):
     setup.model(system="ignored by a template-less model", messages=[user("Q: three\nA:")])
     # With no template ({{ .Prompt }}) consecutive user turns are joined, the model's history first.
     debug = setup.client.simulate_post(
-        "/api/chat", json={"model": "fake", "messages": [user("!")], "_debug_render_only": True, "stream": False}
+        "/api/chat",
+        json={
+            "model": "fake",
+            "messages": [user("!")],
+            "_debug_render_only": True,
+            "stream": False,
+        },
     ).json
     assert debug["_debug_info"]["rendered_template"] == "Q: three\nA:\n\n!"
 
@@ -78,16 +93,32 @@ def test_load_and_unload(fake):
     [
         ({"messages": []}, 400, "model is required"),
         ({"model": "nope", "messages": []}, 404, "model 'nope' not found"),
-        ({"model": "fake", "messages": [user("x")], "think": True}, 400, '"fake" does not support thinking'),
-        ({"model": "fake", "messages": [user("x")], "top_logprobs": 30}, 400, "top_logprobs must be between 0 and 20"),
         (
-            {"model": "fake", "messages": [user("x")], "tools": [{"type": "function", "function": {"name": "f"}}]},
+            {"model": "fake", "messages": [user("x")], "think": True},
+            400,
+            '"fake" does not support thinking',
+        ),
+        (
+            {"model": "fake", "messages": [user("x")], "top_logprobs": 30},
+            400,
+            "top_logprobs must be between 0 and 20",
+        ),
+        (
+            {
+                "model": "fake",
+                "messages": [user("x")],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
             400,
             "registry.ollama.ai/library/fake:latest does not support tools",
         ),
         ({"model": "fake", "messages": "hello"}, 400, None),
         ({"model": "fake", "messages": [{"role": "user", "content": 5}]}, 400, None),
-        ({"model": "fake", "messages": [user("x")], "options": {"top_p": "x"}}, 400, 'option "top_p" must be of type float32'),
+        (
+            {"model": "fake", "messages": [user("x")], "options": {"top_p": "x"}},
+            400,
+            'option "top_p" must be of type float32',
+        ),
     ],
 )
 def test_request_errors(fake, body, status, error):
@@ -98,7 +129,10 @@ def test_request_errors(fake, body, status, error):
 
 
 def test_long_history_is_truncated_oldest_first(fake):
-    messages = [user("Q: one\nA:"), {"role": "assistant", "content": " the first answer.\n"}] * 3 + [user("Q: two\nA:")]
+    messages = [
+        user("Q: one\nA:"),
+        {"role": "assistant", "content": " the first answer.\n"},
+    ] * 3 + [user("Q: two\nA:")]
     opts = {**GREEDY, "num_ctx": 40, "stop": ["\n"]}
     result = chat(fake, messages, options=opts, stream=False)
     assert result.status_code == 200 and result.json["message"]["content"] == " the second answer."
@@ -106,7 +140,13 @@ def test_long_history_is_truncated_oldest_first(fake):
 
 
 def test_chat_logprobs_are_appended(fake):
-    result = chat(fake, [user("Q: two\nA:")], logprobs=True, options={**GREEDY, "num_predict": 4}, stream=False).json
+    result = chat(
+        fake,
+        [user("Q: two\nA:")],
+        logprobs=True,
+        options={**GREEDY, "num_predict": 4},
+        stream=False,
+    ).json
     assert [e["token"] for e in result["logprobs"]] == [" ", "t", "h", "e"]
 
 
@@ -119,7 +159,9 @@ from ollamakit_scheduler.fixtures import smollm2_server  # noqa: E402,F401 (fixt
 def test_real_model_chat_equals_the_raw_chatml_prompt(smollm2_server):
     question = "Name a fruit that is yellow."
     options = {"temperature": 0, "num_predict": 8, "seed": 1}
-    chatted = smollm2_server.chat(model="smol", messages=[{"role": "user", "content": question}], options=options)
+    chatted = smollm2_server.chat(
+        model="smol", messages=[{"role": "user", "content": question}], options=options
+    )
     raw = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
     generated = smollm2_server.generate(model="smol", prompt=raw, raw=True, options=options)
     assert chatted.message.content == generated.response
@@ -129,36 +171,60 @@ def test_real_model_chat_equals_the_raw_chatml_prompt(smollm2_server):
 
 @pytest.mark.real_model
 def test_real_model_streamed_chat_with_a_stop(smollm2_server):
-    parts = list(smollm2_server.chat(
-        model="smol", messages=[{"role": "user", "content": "Name a fruit that is yellow."}], stream=True,
-        options={"temperature": 0, "num_predict": 16, "stop": [" fruit"]},
-    ))
+    parts = list(
+        smollm2_server.chat(
+            model="smol",
+            messages=[{"role": "user", "content": "Name a fruit that is yellow."}],
+            stream=True,
+            options={"temperature": 0, "num_predict": 16, "stop": [" fruit"]},
+        )
+    )
     text = "".join(p.message.content for p in parts)
-    assert text.startswith("The most ") and len(text.split()) == 3  # "The most <adjective>", cut before " fruit"
+    assert (
+        text.startswith("The most ") and len(text.split()) == 3
+    )  # "The most <adjective>", cut before " fruit"
     assert parts[-1].done and parts[-1].done_reason == "stop"
 
 
-CHATML = (
-    "{{- range $m := .Messages }}<|start|>{{ $m.Role }}\n{{ $m.Content }}<|end|>\n{{ end }}<|start|>assistant\n"
-)
+CHATML = "{{- range $m := .Messages }}<|start|>{{ $m.Role }}\n{{ $m.Content }}<|end|>\n{{ end }}<|start|>assistant\n"
 
 
 def test_go_template_renders_the_conversation(make_fake):
     setup = make_fake()
     setup.model(template=CHATML, system="Be brief.")
     body = {"model": "fake", "messages": [user("hi")], "_debug_render_only": True, "stream": False}
-    rendered = setup.client.simulate_post("/api/chat", json=body).json["_debug_info"]["rendered_template"]
-    assert rendered == "<|start|>system\nBe brief.<|end|>\n<|start|>user\nhi<|end|>\n<|start|>assistant\n"
+    rendered = setup.client.simulate_post("/api/chat", json=body).json["_debug_info"][
+        "rendered_template"
+    ]
+    assert (
+        rendered
+        == "<|start|>system\nBe brief.<|end|>\n<|start|>user\nhi<|end|>\n<|start|>assistant\n"
+    )
     # The request's own system message replaces the model's.
     body["messages"] = [{"role": "system", "content": "Mine."}, user("hi")]
-    rendered = setup.client.simulate_post("/api/chat", json=body).json["_debug_info"]["rendered_template"]
+    rendered = setup.client.simulate_post("/api/chat", json=body).json["_debug_info"][
+        "rendered_template"
+    ]
     assert rendered.startswith("<|start|>system\nMine.<|end|>") and "Be brief." not in rendered
 
 
 def test_tools_need_a_template_that_uses_them(make_fake):
     setup = make_fake()
     setup.model(template="{{ if .Tools }}{{ json .Tools }}{{ end }}" + CHATML)
-    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}]
-    body = {"model": "fake", "messages": [user("hi")], "tools": tools, "_debug_render_only": True, "stream": False}
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
+    body = {
+        "model": "fake",
+        "messages": [user("hi")],
+        "tools": tools,
+        "_debug_render_only": True,
+        "stream": False,
+    }
     result = setup.client.simulate_post("/api/chat", json=body)
-    assert result.status_code == 200 and '"weather"' in result.json["_debug_info"]["rendered_template"]
+    assert (
+        result.status_code == 200 and '"weather"' in result.json["_debug_info"]["rendered_template"]
+    )

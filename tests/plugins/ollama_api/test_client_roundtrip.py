@@ -32,8 +32,15 @@ def test_model_lifecycle_with_the_official_client(server, models_dir, smollm2):
     digest = client.create_blob(smollm2)
     assert digest == "sha256:" + hashlib.sha256(smollm2.read_bytes()).hexdigest()
 
-    events = list(client.create(model="smollm2", files={"SmolLM2.gguf": digest}, system="Be brief.",
-                                parameters={"temperature": 0.2}, stream=True))
+    events = list(
+        client.create(
+            model="smollm2",
+            files={"SmolLM2.gguf": digest},
+            system="Be brief.",
+            parameters={"temperature": 0.2},
+            stream=True,
+        )
+    )
     statuses = [e.status for e in events]
     assert statuses[0] == "parsing GGUF"
     assert f"using existing layer {digest}" in statuses
@@ -93,7 +100,13 @@ def test_client_sees_create_errors(server, smollm2):
     client = ollama.Client(host=server.url)
     with pytest.raises(ollama.ResponseError) as neither:
         client.create(model="x")
-    assert (neither.value.status_code, neither.value.error) == (400, "neither 'from' or 'files' was specified")
+    assert (neither.value.status_code, neither.value.error) == (
+        400,
+        "neither 'from' or 'files' was specified",
+    )
     with pytest.raises(ollama.ResponseError) as traversal:
         list(client.create(model="x", files={"../../m.gguf": "sha256:" + "0" * 64}, stream=True))
-    assert (traversal.value.status_code, traversal.value.error) == (400, "file path must be relative")
+    assert (traversal.value.status_code, traversal.value.error) == (
+        400,
+        "file path must be relative",
+    )

@@ -29,20 +29,31 @@ def signed_out(make_fake):
 
 
 def test_status_reports_the_switch(cloudless, signed_out):
-    assert requests.get(cloudless + "/api/status").json() == {"cloud": {"disabled": True, "source": "env"}}
-    assert requests.get(signed_out + "/api/status").json() == {"cloud": {"disabled": False, "source": "none"}}
+    assert requests.get(cloudless + "/api/status").json() == {
+        "cloud": {"disabled": True, "source": "env"}
+    }
+    assert requests.get(signed_out + "/api/status").json() == {
+        "cloud": {"disabled": False, "source": "none"}
+    }
 
 
 def test_no_account(cloudless, signed_out):
     for url in (cloudless, signed_out):
         me = requests.post(url + "/api/me")
         assert me.status_code == 503 and me.json() == {"error": "account unavailable"}
-        for out in (requests.post(url + "/api/signout"), requests.delete(url + "/api/user/keys/c3NoLWVkMjU1MTk")):
-            assert out.status_code == 401 and out.json() == {"error": "you are not currently signed in"}
+        for out in (
+            requests.post(url + "/api/signout"),
+            requests.delete(url + "/api/user/keys/c3NoLWVkMjU1MTk"),
+        ):
+            assert out.status_code == 401 and out.json() == {
+                "error": "you are not currently signed in"
+            }
         assert requests.get(url + "/api/me").status_code == 405
 
 
-@pytest.mark.parametrize("path, operation", [("web_search", "web search"), ("web_fetch", "web fetch")])
+@pytest.mark.parametrize(
+    "path, operation", [("web_search", "web search"), ("web_fetch", "web fetch")]
+)
 def test_web_proxies(cloudless, signed_out, path, operation):
     for url in (cloudless, signed_out):
         missing = requests.post(f"{url}/api/experimental/{path}", data=b"  ")
@@ -50,17 +61,31 @@ def test_web_proxies(cloudless, signed_out, path, operation):
     refused = requests.post(f"{cloudless}/api/experimental/{path}", json={"query": "ollama"})
     assert refused.status_code == 403
     assert refused.json() == {"error": f"ollama cloud is disabled: {operation} is unavailable"}
-    unsigned = requests.post(f"{signed_out}/api/experimental/{path}", json={"query": "ollama"},
-                             headers={"Authorization": "Bearer someone-elses-key"})
+    unsigned = requests.post(
+        f"{signed_out}/api/experimental/{path}",
+        json={"query": "ollama"},
+        headers={"Authorization": "Bearer someone-elses-key"},
+    )
     assert unsigned.status_code == 401 and unsigned.json() == {"error": "unauthorized"}
 
 
 def test_model_recommendations_are_ollamas_defaults(cloudless):
-    recommendations = requests.get(cloudless + "/api/experimental/model-recommendations").json()["recommendations"]
+    recommendations = requests.get(cloudless + "/api/experimental/model-recommendations").json()[
+        "recommendations"
+    ]
     assert [r["model"] for r in recommendations] == [
-        "kimi-k2.6:cloud", "glm-5.1:cloud", "qwen3.5:cloud", "minimax-m2.7:cloud", "gemma4", "qwen3.5"]
-    assert recommendations[4] == {"model": "gemma4", "description": "Reasoning and code generation locally",
-                                  "vram_bytes": 12_000_000_000}
+        "kimi-k2.6:cloud",
+        "glm-5.1:cloud",
+        "qwen3.5:cloud",
+        "minimax-m2.7:cloud",
+        "gemma4",
+        "qwen3.5",
+    ]
+    assert recommendations[4] == {
+        "model": "gemma4",
+        "description": "Reasoning and code generation locally",
+        "vram_bytes": 12_000_000_000,
+    }
 
 
 def test_the_switch_is_read_from_the_environment_and_server_json(tmp_path, monkeypatch):

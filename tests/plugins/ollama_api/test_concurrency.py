@@ -43,7 +43,12 @@ def test_eight_clients_get_their_own_answers(make_fake):
             if i % 2:
                 reply = client.generate(model="fake", prompt=f"Q: {question}\nA:", options=opts)
                 return question, reply.response
-            parts = client.chat(model="fake", messages=[{"role": "user", "content": f"Q: {question}\nA:"}], options=opts, stream=True)
+            parts = client.chat(
+                model="fake",
+                messages=[{"role": "user", "content": f"Q: {question}\nA:"}],
+                options=opts,
+                stream=True,
+            )
             return question, "".join(p.message.content for p in parts)
 
         with ThreadPoolExecutor(8) as pool:
@@ -55,7 +60,12 @@ def test_eight_clients_get_their_own_answers(make_fake):
 def test_concurrent_streams_beat_one_after_another(make_fake):
     setup = make_fake(num_parallel=4)
     setup.model(step_delay=0.02)  # the cost of one forward pass, whatever its batch size
-    body = {"model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"temperature": 0, "num_predict": 16}}
+    body = {
+        "model": "fake",
+        "prompt": "Q: one\nA:",
+        "stream": False,
+        "options": {"temperature": 0, "num_predict": 16},
+    }
     with setup.server() as server, httpx.Client(base_url=server.url, timeout=60) as http:
         http.post("/api/generate", json={"model": "fake"})  # load first
         started = time.perf_counter()
@@ -64,7 +74,9 @@ def test_concurrent_streams_beat_one_after_another(make_fake):
         sequential = time.perf_counter() - started
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
-            codes = list(pool.map(lambda _: http.post("/api/generate", json=body).status_code, range(4)))
+            codes = list(
+                pool.map(lambda _: http.post("/api/generate", json=body).status_code, range(4))
+            )
         concurrent = time.perf_counter() - started
     assert codes == [200] * 4
     assert concurrent < sequential / 2, (concurrent, sequential)
@@ -73,12 +85,18 @@ def test_concurrent_streams_beat_one_after_another(make_fake):
 def test_queue_full_is_503(make_fake):
     setup = make_fake(num_parallel=1, max_queue=1)
     setup.model(step_delay=0.01, endless=True)
-    body = {"model": "fake", "prompt": "Q: one\nA:", "options": {"temperature": 0, "num_predict": 100}}
+    body = {
+        "model": "fake",
+        "prompt": "Q: one\nA:",
+        "options": {"temperature": 0, "num_predict": 100},
+    }
     with setup.server() as server:
         with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=60) as first:
             lines = first.iter_lines()  # kept: dropping it would close the connection
             next(lines)  # the first request holds the only slot
-            waiting = threading.Thread(target=lambda: httpx.post(server.url + "/api/generate", json=body, timeout=60))
+            waiting = threading.Thread(
+                target=lambda: httpx.post(server.url + "/api/generate", json=body, timeout=60)
+            )
             waiting.start()
             assert wait_until(lambda: setup.kernel.scheduler._pending == 1)
             refused = httpx.post(server.url + "/api/generate", json=body, timeout=60)
@@ -103,8 +121,12 @@ def test_a_client_that_leaves_frees_its_slot(make_fake, endpoint):
                 next(lines)
         # The generation stops: no more forward passes once the server notices.
         runner = setup.runner
-        worker = setup.kernel.scheduler._loaded[("registry.ollama.ai", "library", "fake", "latest")].worker
-        assert wait_until(lambda: not worker._waiting and not any(slot.sequence for slot in worker.slots))
+        worker = setup.kernel.scheduler._loaded[
+            ("registry.ollama.ai", "library", "fake", "latest")
+        ].worker
+        assert wait_until(
+            lambda: not worker._waiting and not any(slot.sequence for slot in worker.slots)
+        )
         calls = runner.forward_calls
         time.sleep(0.1)
         assert runner.forward_calls == calls

@@ -17,7 +17,12 @@ import pytest
 from model_store_helpers import digest_of
 from ollamakit.testing.fixtures import ServerProcess
 from ollamakit.testing.gguf_factory import tiny_llama
-from ollamakit.testing.leftovers import check_manifests, check_models_answer, dead_folders, stray_files
+from ollamakit.testing.leftovers import (
+    check_manifests,
+    check_models_answer,
+    dead_folders,
+    stray_files,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -51,14 +56,18 @@ def kill(server: ServerProcess) -> None:
 
 
 def upload_head(digest: str, length: int) -> bytes:
-    return (f"POST /api/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST /api/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def create_model(http: httpx.Client, name: str, path, **extra) -> None:
     data = path.read_bytes()
     assert http.post(f"/api/blobs/{digest_of(data)}", content=data).status_code in (200, 201)
-    reply = http.post("/api/create", json={"model": name, "files": {"m.gguf": digest_of(data)}, "stream": False, **extra})
+    reply = http.post(
+        "/api/create",
+        json={"model": name, "files": {"m.gguf": digest_of(data)}, "stream": False, **extra},
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -79,7 +88,9 @@ def restart_and_check(models_dir) -> list[str]:
 
 @pytest.fixture
 def small_model(tmp_path):
-    return tiny_llama(tmp_path / "small.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64)
+    return tiny_llama(
+        tmp_path / "small.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64
+    )
 
 
 def test_kill_during_an_upload(models_dir, small_model):
@@ -101,7 +112,9 @@ def test_kill_during_an_upload(models_dir, small_model):
 
 
 def test_kill_during_a_quantize(models_dir, small_model, tmp_path):
-    big = tiny_llama(tmp_path / "big.gguf", n_layers=2, n_embd=512, n_heads=8, n_kv_heads=2, n_ff=2048)  # ~2 s to quantize
+    big = tiny_llama(
+        tmp_path / "big.gguf", n_layers=2, n_embd=512, n_heads=8, n_kv_heads=2, n_ff=2048
+    )  # ~2 s to quantize
     server = ServerProcess(models_dir).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
@@ -112,7 +125,9 @@ def test_kill_during_a_quantize(models_dir, small_model, tmp_path):
             with http.stream("POST", "/api/create", json=body) as reply:
                 lines = reply.iter_lines()
                 assert "quantizing" in next(line for line in lines if "quantizing" in line)
-                outputs = wait_for(lambda: [p for p in temp_files(models_dir, "*.gguf") if size_of(p)])
+                outputs = wait_for(
+                    lambda: [p for p in temp_files(models_dir, "*.gguf") if size_of(p)]
+                )
                 kill(server)
     finally:
         server.stop()
@@ -132,7 +147,9 @@ def test_kill_during_copies(models_dir, small_model):
             def copy_forever():
                 try:
                     for i in range(100_000):
-                        http.post("/api/copy", json={"source": "source", "destination": f"copy-{i}"})
+                        http.post(
+                            "/api/copy", json={"source": "source", "destination": f"copy-{i}"}
+                        )
                         copied.append(i)
                 except httpx.HTTPError:
                     pass  # the server is gone

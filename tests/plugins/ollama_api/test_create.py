@@ -13,7 +13,16 @@ from ollamakit.digests import is_digest
 from ollamakit.errors import BadRequest
 from ollamakit.testing.gguf_factory import make_gguf
 
-from model_store_helpers import create, digest_of, ndjson, read_blob, read_manifest, snapshot, tiny_gguf, upload
+from model_store_helpers import (
+    create,
+    digest_of,
+    ndjson,
+    read_blob,
+    read_manifest,
+    snapshot,
+    tiny_gguf,
+    upload,
+)
 
 CHATML_JINJA = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
@@ -44,12 +53,23 @@ def test_create_from_gguf_streams_statuses_and_writes_manifest(client, models_di
     assert manifest["mediaType"] == mf.MANIFEST_MEDIA_TYPE
     assert manifest["config"]["mediaType"] == mf.CONFIG_MEDIA_TYPE
     model_layer = manifest["layers"][0]
-    assert model_layer == {"mediaType": mf.MODEL, "digest": model_blob, "size": model_layer["size"], "from": "tiny.gguf"}
+    assert model_layer == {
+        "mediaType": mf.MODEL,
+        "digest": model_blob,
+        "size": model_layer["size"],
+        "from": "tiny.gguf",
+    }
 
     config_bytes = read_blob(models_dir, manifest["config"]["digest"])
     assert config_bytes.endswith(b"\n")
     config = json.loads(config_bytes)
-    assert list(config)[:5] == ["model_format", "model_family", "model_families", "model_type", "file_type"]
+    assert list(config)[:5] == [
+        "model_format",
+        "model_family",
+        "model_families",
+        "model_type",
+        "file_type",
+    ]
     assert config["model_format"] == "gguf"
     assert config["model_family"] == "llama"
     assert config["model_families"] == ["llama"]
@@ -61,7 +81,9 @@ def test_create_from_gguf_streams_statuses_and_writes_manifest(client, models_di
 
 
 def test_stream_false_gives_one_success_object(client, model_blob):
-    response = client.simulate_post("/api/create", json={"model": "tiny", "files": {"m.gguf": model_blob}, "stream": False})
+    response = client.simulate_post(
+        "/api/create", json={"model": "tiny", "files": {"m.gguf": model_blob}, "stream": False}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert response.json == {"status": "success"}
@@ -73,41 +95,79 @@ def test_gguf_is_recognised_by_magic_without_suffix(client, models_dir, model_bl
 
 
 def test_request_layers_and_parameter_typing(client, models_dir, model_blob):
-    statuses = [s["status"] for s in create(
-        client,
-        model="full",
-        files={"m.gguf": model_blob},
-        template="{{ .System }} {{ .Prompt }}",
-        system="be brief",
-        license=["MIT", "Apache"],
-        parameters={"temperature": "0.5", "num_ctx": 2048.0, "stop": "<|end|>", "use_mmap": "false", "custom": 1},
-        messages=[{"role": "user", "content": "a < b & c"}, {"role": "assistant", "content": "ok"}],
-    )]
-    assert sum(s.startswith("creating new layer") for s in statuses) == 6  # template, system, 2 licenses, params, messages
+    statuses = [
+        s["status"]
+        for s in create(
+            client,
+            model="full",
+            files={"m.gguf": model_blob},
+            template="{{ .System }} {{ .Prompt }}",
+            system="be brief",
+            license=["MIT", "Apache"],
+            parameters={
+                "temperature": "0.5",
+                "num_ctx": 2048.0,
+                "stop": "<|end|>",
+                "use_mmap": "false",
+                "custom": 1,
+            },
+            messages=[
+                {"role": "user", "content": "a < b & c"},
+                {"role": "assistant", "content": "ok"},
+            ],
+        )
+    ]
+    assert (
+        sum(s.startswith("creating new layer") for s in statuses) == 6
+    )  # template, system, 2 licenses, params, messages
     manifest = read_manifest(models_dir, "full")
     kinds = [layer["mediaType"] for layer in manifest["layers"]]
-    assert kinds == [mf.MODEL, mf.TEMPLATE, mf.SYSTEM, mf.LICENSE, mf.LICENSE, mf.PARAMS, mf.MESSAGES]
+    assert kinds == [
+        mf.MODEL,
+        mf.TEMPLATE,
+        mf.SYSTEM,
+        mf.LICENSE,
+        mf.LICENSE,
+        mf.PARAMS,
+        mf.MESSAGES,
+    ]
     by_type = {layer["mediaType"]: layer["digest"] for layer in manifest["layers"]}
     params = read_blob(models_dir, by_type[mf.PARAMS])
     # Go's json.Encoder: sorted keys, typed values, whole floats without a fraction, trailing newline
-    assert params == b'{"custom":1,"num_ctx":2048,"stop":["\\u003c|end|\\u003e"],"temperature":0.5,"use_mmap":false}\n'
+    assert (
+        params
+        == b'{"custom":1,"num_ctx":2048,"stop":["\\u003c|end|\\u003e"],"temperature":0.5,"use_mmap":false}\n'
+    )
     messages = read_blob(models_dir, by_type[mf.MESSAGES])
-    assert messages == (b'[{"role":"user","content":"a \\u003c b \\u0026 c"},'
-                        b'{"role":"assistant","content":"ok"}]\n')
+    assert messages == (
+        b'[{"role":"user","content":"a \\u003c b \\u0026 c"},{"role":"assistant","content":"ok"}]\n'
+    )
     assert read_blob(models_dir, by_type[mf.SYSTEM]) == b"be brief"
 
 
 def test_from_parent_copies_layers_and_merges_parameters(client, models_dir, model_blob):
-    create(client, model="base", files={"m.gguf": model_blob}, system="old", parameters={"temperature": 0.9, "top_k": 10})
+    create(
+        client,
+        model="base",
+        files={"m.gguf": model_blob},
+        system="old",
+        parameters={"temperature": 0.9, "top_k": 10},
+    )
     base = read_manifest(models_dir, "base")
-    statuses = [s["status"] for s in create(client, model="child", **{"from": "base"}, parameters={"temperature": 0.1})]
+    statuses = [
+        s["status"]
+        for s in create(client, model="child", **{"from": "base"}, parameters={"temperature": 0.1})
+    ]
     assert "parsing GGUF" not in statuses
     child = read_manifest(models_dir, "child")
     model_layer = child["layers"][0]
     assert model_layer["digest"] == base["layers"][0]["digest"]
     assert model_layer["from"] == "base:latest"
     by_type = {layer["mediaType"]: layer["digest"] for layer in child["layers"]}
-    assert json.loads(read_blob(models_dir, by_type[mf.PARAMS])) == {"temperature": 0.1, "top_k": 10}
+    assert json.loads(read_blob(models_dir, by_type[mf.PARAMS])) == {
+        "temperature": 0.1,
+        "top_k": 10,
+    }
     assert read_blob(models_dir, by_type[mf.SYSTEM]) == b"old"
     config = json.loads(read_blob(models_dir, child["config"]["digest"]))
     assert config["model_family"] == "llama" and config["file_type"] == "F16"
@@ -118,10 +178,23 @@ def test_from_parent_copies_layers_and_merges_parameters(client, models_dir, mod
 
 
 def test_from_parent_replaces_template_system_and_messages(client, models_dir, model_blob):
-    create(client, model="base", files={"m.gguf": model_blob}, template="A {{ .Prompt }}", system="s1",
-           messages=[{"role": "user", "content": "hi"}])
-    create(client, model="child", **{"from": "base"}, template="B {{ .Prompt }}", system="s2",
-           messages=[{"role": "user", "content": "bye"}], license="L")
+    create(
+        client,
+        model="base",
+        files={"m.gguf": model_blob},
+        template="A {{ .Prompt }}",
+        system="s1",
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    create(
+        client,
+        model="child",
+        **{"from": "base"},
+        template="B {{ .Prompt }}",
+        system="s2",
+        messages=[{"role": "user", "content": "bye"}],
+        license="L",
+    )
     layers = read_manifest(models_dir, "child")["layers"]
     kinds = [layer["mediaType"] for layer in layers]
     assert kinds.count(mf.TEMPLATE) == kinds.count(mf.SYSTEM) == kinds.count(mf.MESSAGES) == 1
@@ -132,7 +205,9 @@ def test_from_parent_replaces_template_system_and_messages(client, models_dir, m
     assert show["license"] == "L"
 
 
-def test_recreating_a_model_removes_layers_only_the_old_version_used(client, models_dir, model_blob):
+def test_recreating_a_model_removes_layers_only_the_old_version_used(
+    client, models_dir, model_blob
+):
     create(client, model="m", files={"m.gguf": model_blob}, system="first")
     first_system = layers_by_type(models_dir, "m")[mf.SYSTEM]["digest"]
     create(client, model="m", files={"m.gguf": model_blob}, system="second")
@@ -141,8 +216,13 @@ def test_recreating_a_model_removes_layers_only_the_old_version_used(client, mod
 
 
 def test_adapter_layer(client, models_dir, tmp_path):
-    model_blob = upload(client, tiny_gguf(tmp_path / "m.gguf"))  # its blk.0.attn_q.weight is 32 x 32
-    lora = {"blk.0.attn_q.weight.lora_a": np.zeros((2, 32), np.float32), "blk.0.attn_q.weight.lora_b": np.zeros((32, 2), np.float32)}
+    model_blob = upload(
+        client, tiny_gguf(tmp_path / "m.gguf")
+    )  # its blk.0.attn_q.weight is 32 x 32
+    lora = {
+        "blk.0.attn_q.weight.lora_a": np.zeros((2, 32), np.float32),
+        "blk.0.attn_q.weight.lora_b": np.zeros((32, 2), np.float32),
+    }
     meta = {"general.type": "adapter", "general.architecture": "llama", "adapter.type": "lora"}
     adapter = upload(client, make_gguf(tmp_path / "lora.gguf", meta, lora).read_bytes())
     create(client, model="tuned", files={"m.gguf": model_blob}, adapters={"lora.gguf": adapter})
@@ -155,12 +235,20 @@ def test_adapter_layer(client, models_dir, tmp_path):
 def test_adapter_must_be_an_adapter_and_only_one(client, models_dir, model_blob, tmp_path):
     adapter = upload(client, tiny_gguf(tmp_path / "lora.gguf", general__type="adapter"))
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "x", "files": {"m.gguf": model_blob},
-                                                         "adapters": {"a.gguf": model_blob}})
+    response = client.simulate_post(
+        "/api/create",
+        json={"model": "x", "files": {"m.gguf": model_blob}, "adapters": {"a.gguf": model_blob}},
+    )
     assert response.status_code == 400
     assert "is not a LoRA adapter" in response.json["error"]
-    response = client.simulate_post("/api/create", json={"model": "x", "files": {"m.gguf": model_blob},
-                                                         "adapters": {"a.gguf": adapter, "b.gguf": adapter}})
+    response = client.simulate_post(
+        "/api/create",
+        json={
+            "model": "x",
+            "files": {"m.gguf": model_blob},
+            "adapters": {"a.gguf": adapter, "b.gguf": adapter},
+        },
+    )
     assert response.status_code == 400
     assert response.json == {"error": "only one adapter is currently supported"}
     assert snapshot(models_dir) == before
@@ -168,7 +256,9 @@ def test_adapter_must_be_an_adapter_and_only_one(client, models_dir, model_blob,
 
 def test_quantize_without_a_quantizer_is_a_clear_400(client, models_dir, model_blob):
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "q", "files": {"m.gguf": model_blob}, "quantize": "q9_X"})
+    response = client.simulate_post(
+        "/api/create", json={"model": "q", "files": {"m.gguf": model_blob}, "quantize": "q9_X"}
+    )
     assert response.status_code == 400
     assert response.json["error"].startswith("unsupported quantization type Q9_X - ")
     assert snapshot(models_dir) == before
@@ -214,7 +304,9 @@ def test_quantize_runs_the_named_quantizer(kernel, models_dir, tmp_path, file_ty
     # The scratch output, in this process's temporary folder in blobs/, was moved in or removed.
     blobs = list((models_dir / "blobs").iterdir())
     assert all(is_digest(p.name) for p in blobs if p.is_file())
-    assert all(p.name.startswith("sha256-tmp-") and not any(p.iterdir()) for p in blobs if p.is_dir())
+    assert all(
+        p.name.startswith("sha256-tmp-") and not any(p.iterdir()) for p in blobs if p.is_dir()
+    )
     assert sorted(p.name for p in models_dir.iterdir()) == ["blobs", "manifests"]
 
 
@@ -238,16 +330,27 @@ def test_quantize_refuses_an_already_quantized_source(kernel, client, models_dir
     kernel.pm.register(Plugin())
     blob = upload(client, tiny_gguf(tmp_path / "q.gguf", file_type=3))
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "q", "files": {"m.gguf": blob}, "quantize": "q8_0", "stream": False})
-    assert (response.status_code, response.json) == (400, {"error": "quantization is only supported for F16, BF16 and F32 models"})
+    response = client.simulate_post(
+        "/api/create",
+        json={"model": "q", "files": {"m.gguf": blob}, "quantize": "q8_0", "stream": False},
+    )
+    assert (response.status_code, response.json) == (
+        400,
+        {"error": "quantization is only supported for F16, BF16 and F32 models"},
+    )
     assert snapshot(models_dir) == before
 
 
 def test_safetensors_input_without_a_config_is_refused(client, models_dir):
     digest = upload(client, b"{}")
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "st", "files": {"model.safetensors": digest}})
-    assert (response.status_code, response.json) == (400, {"error": "the model folder has no config.json"})
+    response = client.simulate_post(
+        "/api/create", json={"model": "st", "files": {"model.safetensors": digest}}
+    )
+    assert (response.status_code, response.json) == (
+        400,
+        {"error": "the model folder has no config.json"},
+    )
     assert snapshot(models_dir) == before
 
 
@@ -269,8 +372,10 @@ def test_chat_template_is_autodetected(client, models_dir, tmp_path):
 
 def test_bad_template_is_rejected_before_anything_is_written(client, models_dir, model_blob):
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "t", "files": {"m.gguf": model_blob},
-                                                         "template": "{{ .Prompt"})
+    response = client.simulate_post(
+        "/api/create",
+        json={"model": "t", "files": {"m.gguf": model_blob}, "template": "{{ .Prompt"},
+    )
     assert response.status_code == 400
     assert response.json["error"].startswith("template error: ")
     assert snapshot(models_dir) == before
@@ -286,7 +391,9 @@ def test_create_request_validation_order():
         CreateRequest.from_body({"model": "ok", "files": {}})
     with pytest.raises(BadRequest, match="invalid digest format"):
         CreateRequest.from_body({"model": "ok", "files": {"x.gguf": ""}})
-    request = CreateRequest.from_body({"model": "ok", "files": {"dir/x.gguf": "sha256-" + "a" * 64}})
+    request = CreateRequest.from_body(
+        {"model": "ok", "files": {"dir/x.gguf": "sha256-" + "a" * 64}}
+    )
     assert request.files == {"dir/x.gguf": digest} and request.stream is True
 
 
@@ -307,7 +414,9 @@ def test_stream_error_after_first_line_is_an_ndjson_error(client, models_dir, mo
 
     kernel.pm.register(Plugin())
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "f", "files": {"m.gguf": model_blob}})
+    response = client.simulate_post(
+        "/api/create", json={"model": "f", "files": {"m.gguf": model_blob}}
+    )
     assert response.status_code == 200
     assert ndjson(response) == [{"status": "parsing GGUF"}, {"error": "boom"}]
     assert snapshot(models_dir) == before
@@ -317,7 +426,9 @@ def test_unknown_parent_is_pulled_first(client, models_dir):
     """As Ollama: a ``from`` model that is not local is pulled, its statuses streamed; a failed
     pull (here a registry that refuses connections) ends the stream and changes nothing."""
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "m", "from": "127.0.0.1:9/library/ghost"})
+    response = client.simulate_post(
+        "/api/create", json={"model": "m", "from": "127.0.0.1:9/library/ghost"}
+    )
     events = ndjson(response)
     assert response.status_code == 200
     assert events[0] == {"status": "pulling manifest"}
@@ -330,8 +441,13 @@ def test_unknown_parent_without_a_registry_client_is_404(client, models_dir, ker
     is not there, and nothing is fetched (port 9 would refuse the connection)."""
     kernel.pm.unregister(name="registry")
     before = snapshot(models_dir)
-    response = client.simulate_post("/api/create", json={"model": "m", "from": "127.0.0.1:9/library/ghost"})
-    assert (response.status_code, response.json) == (404, {"error": "model '127.0.0.1:9/library/ghost' not found"})
+    response = client.simulate_post(
+        "/api/create", json={"model": "m", "from": "127.0.0.1:9/library/ghost"}
+    )
+    assert (response.status_code, response.json) == (
+        404,
+        {"error": "model '127.0.0.1:9/library/ghost' not found"},
+    )
     assert snapshot(models_dir) == before
 
 
@@ -344,7 +460,10 @@ def test_create_keeps_no_unreferenced_blobs(client, models_dir, tmp_path):
     on_disk = {"sha256:" + p.name[7:] for p in (models_dir / "blobs").iterdir() if p.is_file()}
     assert on_disk == referenced
     params = next(layer for layer in manifest["layers"] if layer["mediaType"] == mf.PARAMS)
-    assert json.loads(read_blob(models_dir, params["digest"])) == {"stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.3}
+    assert json.loads(read_blob(models_dir, params["digest"])) == {
+        "stop": ["<|im_start|>", "<|im_end|>"],
+        "temperature": 0.3,
+    }
 
 
 @pytest.mark.parametrize("requires", ["0.34.0", "v1.0.0", "0.33.1-rc1"])
@@ -352,20 +471,30 @@ def test_requires_a_newer_ollama_is_stored_but_the_model_does_not_run(client, mo
     """Like Ollama, create stores any semver; using the model is a 412 in the words ollama.com
     answers an older Ollama with, against the API version this server reports."""
     create(client, model="future", files={"m.gguf": model_blob}, requires=requires)
-    assert client.simulate_post("/api/show", json={"model": "future"}).json["requires"] == requires.lstrip("v")
+    assert client.simulate_post("/api/show", json={"model": "future"}).json[
+        "requires"
+    ] == requires.lstrip("v")
     assert client.simulate_get("/api/version").json["version"] == "0.33.0"
-    for route, body in (("/api/generate", {"prompt": "hi"}), ("/api/chat", {"messages": []}), ("/api/embed", {"input": "x"}),
-                        ("/api/embeddings", {"prompt": "x"})):
+    for route, body in (
+        ("/api/generate", {"prompt": "hi"}),
+        ("/api/chat", {"messages": []}),
+        ("/api/embed", {"input": "x"}),
+        ("/api/embeddings", {"prompt": "x"}),
+    ):
         response = client.simulate_post(route, json={"model": "future", "stream": False, **body})
         assert response.status_code == 412, route
-        assert response.json == {"error": "The model you are attempting to run requires a newer version of Ollama "
-                                          f"({requires.lstrip('v')}; this server implements 0.33.0)."}
+        assert response.json == {
+            "error": "The model you are attempting to run requires a newer version of Ollama "
+            f"({requires.lstrip('v')}; this server implements 0.33.0)."
+        }
 
 
 @pytest.mark.parametrize("requires", ["0.33.0", "0.14.0", "0.33.0+build.5", "0.33.0-rc2"])
 def test_requires_met_by_this_version_lets_the_model_run(client, model_blob, requires):
     create(client, model="past", files={"m.gguf": model_blob}, requires=requires)
-    response = client.simulate_post("/api/generate", json={"model": "past"})  # a load; the tiny model has no weights to run
+    response = client.simulate_post(
+        "/api/generate", json={"model": "past"}
+    )  # a load; the tiny model has no weights to run
     assert response.status_code != 412
 
 
@@ -395,5 +524,8 @@ def test_a_from_model_the_store_lacks_is_fetched_through_pull_model(kernel, clie
     assert asked == ["mirror.example/library/base:latest"]
     assert events[0] == {"status": "mirroring"} and events[-1] == {"status": "success"}
     mine = kernel.store.get("mine")
-    assert mine.system == "hi" and mine.model_layer.digest == kernel.store.get("seed").model_layer.digest
+    assert (
+        mine.system == "hi"
+        and mine.model_layer.digest == kernel.store.get("seed").model_layer.digest
+    )
     assert mine.model_layer.from_ == "mirror.example/library/base:latest"

@@ -32,8 +32,11 @@ def walk_away(url: str, path: str, body: dict, started, timeout: float = 10.0) -
     parts = urlsplit(url)
     raw = json.dumps(body).encode()
     sock = socket.create_connection((parts.hostname, parts.port))
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(raw)}\r\n\r\n".encode()
+        + raw
+    )
     deadline = time.monotonic() + timeout
     while not started():
         assert time.monotonic() < deadline, "the work never started"
@@ -45,8 +48,16 @@ def walk_away(url: str, path: str, body: dict, started, timeout: float = 10.0) -
 def two_tokens(url: str) -> float:
     """Seconds a 2-token generate takes, from now."""
     began = time.monotonic()
-    reply = httpx.post(f"{url}/api/generate", timeout=30, json={
-        "model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"temperature": 0, "num_predict": 2}})
+    reply = httpx.post(
+        f"{url}/api/generate",
+        timeout=30,
+        json={
+            "model": "fake",
+            "prompt": "Q: one\nA:",
+            "stream": False,
+            "options": {"temperature": 0, "num_predict": 2},
+        },
+    )
     assert reply.status_code == 200 and reply.json()["eval_count"] == 2
     return time.monotonic() - began
 
@@ -74,9 +85,17 @@ def forwards(setup, at_least: int):
 def test_a_client_that_leaves_mid_answer_frees_the_slot(running, stream, path):
     setup, server = running
     text = "Q: one\nA:"
-    body = {"model": "fake", "stream": stream, "options": {"temperature": 0, "num_predict": 100_000},
-            "max_tokens": 100_000}  # the /v1 route reads this one
-    body.update({"prompt": text} if path == "/api/generate" else {"messages": [{"role": "user", "content": text}]})
+    body = {
+        "model": "fake",
+        "stream": stream,
+        "options": {"temperature": 0, "num_predict": 100_000},
+        "max_tokens": 100_000,
+    }  # the /v1 route reads this one
+    body.update(
+        {"prompt": text}
+        if path == "/api/generate"
+        else {"messages": [{"role": "user", "content": text}]}
+    )
     walk_away(server.url, path, body, forwards(setup, 5))
     assert stops(lambda: setup.runner.forward_calls)
     assert two_tokens(server.url) < 2.0
@@ -86,8 +105,13 @@ def test_a_client_that_leaves_mid_answer_frees_the_slot(running, stream, path):
 def test_a_client_that_leaves_during_the_prompt_frees_the_slot(running, stream):
     setup, server = running
     # 4,000 prompt tokens fed 16 at a time: 250 forward passes, 5 s of work.
-    body = {"model": "fake", "prompt": "x" * 4000, "raw": True, "stream": stream,
-            "options": {"num_batch": 16, "num_ctx": 8192, "num_predict": 2}}
+    body = {
+        "model": "fake",
+        "prompt": "x" * 4000,
+        "raw": True,
+        "stream": stream,
+        "options": {"num_batch": 16, "num_ctx": 8192, "num_predict": 2},
+    }
     walk_away(server.url, "/api/generate", body, forwards(setup, 3))
     assert stops(lambda: setup.runner.forward_calls)
     assert setup.runner.forward_calls < 200
@@ -116,9 +140,19 @@ def test_a_client_that_leaves_an_embedding_batch_frees_the_model(running, path):
 
 def test_a_client_that_stays_gets_its_answer(running):
     setup, server = running
-    reply = httpx.post(f"{server.url}/api/generate", timeout=30, json={
-        "model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"temperature": 0, "num_predict": 40}})
-    assert reply.status_code == 200 and reply.json()["eval_count"] == 40  # 0.8 s of polling did not cut it
+    reply = httpx.post(
+        f"{server.url}/api/generate",
+        timeout=30,
+        json={
+            "model": "fake",
+            "prompt": "Q: one\nA:",
+            "stream": False,
+            "options": {"temperature": 0, "num_predict": 40},
+        },
+    )
+    assert (
+        reply.status_code == 200 and reply.json()["eval_count"] == 40
+    )  # 0.8 s of polling did not cut it
 
 
 def leave_queued(url: str, path: str, body: dict, queued, clients: int = 8) -> None:
@@ -128,8 +162,11 @@ def leave_queued(url: str, path: str, body: dict, queued, clients: int = 8) -> N
     socks = []
     for _ in range(clients):
         sock = socket.create_connection((parts.hostname, parts.port))
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(raw)}\r\n\r\n".encode()
+            + raw
+        )
         socks.append(sock)
     deadline = time.monotonic() + 10
     while not queued():
@@ -142,9 +179,17 @@ def leave_queued(url: str, path: str, body: dict, queued, clients: int = 8) -> N
 
 def long_prompt(path: str) -> dict:
     """A request that, once it had a slot, would hold it for 5 s (250 forward passes)."""
-    body = {"model": "fake", "stream": False, "options": {"num_batch": 16, "num_ctx": 8192, "num_predict": 2}}
+    body = {
+        "model": "fake",
+        "stream": False,
+        "options": {"num_batch": 16, "num_ctx": 8192, "num_predict": 2},
+    }
     text = "x" * 4000
-    body.update({"prompt": text, "raw": True} if path == "/api/generate" else {"messages": [{"role": "user", "content": text}]})
+    body.update(
+        {"prompt": text, "raw": True}
+        if path == "/api/generate"
+        else {"messages": [{"role": "user", "content": text}]}
+    )
     return body
 
 
@@ -154,9 +199,14 @@ def test_clients_that_leave_while_waiting_for_a_slot_never_take_one(running, pat
     scheduler = setup.kernel.scheduler
     # One client holds the only slot, talking without end, while eight more queue behind it.
     holder = socket.create_connection((urlsplit(server.url).hostname, urlsplit(server.url).port))
-    raw = json.dumps({"model": "fake", "prompt": "Q: one\nA:", "options": {"num_predict": 100_000}}).encode()
-    holder.sendall(b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                   + f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
+    raw = json.dumps(
+        {"model": "fake", "prompt": "Q: one\nA:", "options": {"num_predict": 100_000}}
+    ).encode()
+    holder.sendall(
+        b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(raw)}\r\n\r\n".encode()
+        + raw
+    )
     deadline = time.monotonic() + 10
     while not forwards(setup, 3)():
         assert time.monotonic() < deadline

@@ -22,8 +22,11 @@ def cosine(a, b) -> float:
 
 
 def upload_folder(client: ollama.Client, folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): client.create_blob(p)
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(folder)): client.create_blob(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 @pytest.mark.real_model
@@ -83,7 +86,10 @@ def minilm_store(tmp_path_factory):
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
             assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (200, 201)
             files[str(path.relative_to(folder))] = digest
-    assert client.simulate_post("/api/create", json={"model": "minilm", "files": files}).status_code == 200
+    assert (
+        client.simulate_post("/api/create", json={"model": "minilm", "files": files}).status_code
+        == 200
+    )
     kernel.close()
     return models_dir
 
@@ -105,23 +111,41 @@ def api(minilm_store):
 def test_embed_request_rules(api):
     one = api.simulate_post("/api/embed", json={"model": "minilm", "input": "a dog"})
     assert one.status_code == 200
-    assert len(one.json["embeddings"]) == 1 and one.json["prompt_eval_count"] == 4  # [CLS] a dog [SEP]
+    assert (
+        len(one.json["embeddings"]) == 1 and one.json["prompt_eval_count"] == 4
+    )  # [CLS] a dog [SEP]
 
-    cut = api.simulate_post("/api/embed", json={"model": "minilm", "input": ["first", "second"], "dimensions": 8}).json
+    cut = api.simulate_post(
+        "/api/embed", json={"model": "minilm", "input": ["first", "second"], "dimensions": 8}
+    ).json
     assert [len(v) for v in cut["embeddings"]] == [8, 8]
-    full = api.simulate_post("/api/embed", json={"model": "minilm", "input": ["first"]}).json["embeddings"][0]
+    full = api.simulate_post("/api/embed", json={"model": "minilm", "input": ["first"]}).json[
+        "embeddings"
+    ][0]
     head = np.asarray(full[:8]) / np.linalg.norm(full[:8])
     np.testing.assert_allclose(cut["embeddings"][0], head, atol=1e-6)
     assert abs(np.linalg.norm(cut["embeddings"][1]) - 1) < 1e-6
 
     long_text = "word " * 700
-    refused = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text, "truncate": False})
-    assert refused.status_code == 400 and refused.json == {"error": "the input length exceeds the context length"}
+    refused = api.simulate_post(
+        "/api/embed", json={"model": "minilm", "input": long_text, "truncate": False}
+    )
+    assert refused.status_code == 400 and refused.json == {
+        "error": "the input length exceeds the context length"
+    }
     truncated = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text})
-    assert truncated.status_code == 200 and truncated.json["prompt_eval_count"] == 256  # max_seq_length
-    wide = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text, "options": {"num_ctx": 4096}})
-    assert wide.json["prompt_eval_count"] == 512  # a request's num_ctx wins, within the 512 positions
-    small = api.simulate_post("/api/embed", json={"model": "minilm", "input": long_text, "options": {"num_ctx": 16}})
+    assert (
+        truncated.status_code == 200 and truncated.json["prompt_eval_count"] == 256
+    )  # max_seq_length
+    wide = api.simulate_post(
+        "/api/embed", json={"model": "minilm", "input": long_text, "options": {"num_ctx": 4096}}
+    )
+    assert (
+        wide.json["prompt_eval_count"] == 512
+    )  # a request's num_ctx wins, within the 512 positions
+    small = api.simulate_post(
+        "/api/embed", json={"model": "minilm", "input": long_text, "options": {"num_ctx": 16}}
+    )
     assert small.json["prompt_eval_count"] == 16
 
     for bad in (123, ["ok", 4], {"a": 1}, True):
@@ -132,9 +156,17 @@ def test_embed_request_rules(api):
         assert reply.status_code == 200 and reply.json == {"model": "minilm", "embeddings": []}
 
     missing = api.simulate_post("/api/embed", json={"model": "nope", "input": "x"})
-    assert (missing.status_code, missing.json) == (404, {"error": 'model "nope" not found, try pulling it first'})
+    assert (missing.status_code, missing.json) == (
+        404,
+        {"error": 'model "nope" not found, try pulling it first'},
+    )
     assert api.simulate_post("/api/embed", json={"input": "x"}).status_code == 404
-    assert api.simulate_post("/api/embed", json={"model": "minilm", "input": "x", "dimensions": "8"}).status_code == 400
+    assert (
+        api.simulate_post(
+            "/api/embed", json={"model": "minilm", "input": "x", "dimensions": "8"}
+        ).status_code
+        == 400
+    )
 
 
 @pytest.mark.real_model
@@ -144,30 +176,53 @@ def test_inputs_past_max_seq_length_match_sentence_transformers(api):
     vectors (recorded: tests/reference/all-minilm-long-embeddings.json)."""
     reference = reference_answers("all-minilm-long-embeddings.json")
     assert reference["max_seq_length"] == 256
-    assert reference["untruncated_tokens"][0] < 256 < reference["untruncated_tokens"][1] < 512 < reference["untruncated_tokens"][2]
+    assert (
+        reference["untruncated_tokens"][0]
+        < 256
+        < reference["untruncated_tokens"][1]
+        < 512
+        < reference["untruncated_tokens"][2]
+    )
     shown = api.simulate_post("/api/show", json={"model": "minilm"}).json
     assert shown["parameters"] == "num_ctx                        256"
-    assert shown["model_info"]["bert.context_length"] == 512  # the positions stay as converters write them
-    reply = api.simulate_post("/api/embed", json={"model": "minilm", "input": reference["inputs"]}).json
+    assert (
+        shown["model_info"]["bert.context_length"] == 512
+    )  # the positions stay as converters write them
+    reply = api.simulate_post(
+        "/api/embed", json={"model": "minilm", "input": reference["inputs"]}
+    ).json
     assert reply["prompt_eval_count"] == sum(min(n, 256) for n in reference["untruncated_tokens"])
     for got, want in zip(reply["embeddings"], reference["embeddings"]):
         assert cosine(got, want) >= 0.9999
-    legacy = api.simulate_post("/api/embeddings", json={"model": "minilm", "prompt": reference["inputs"][1]}).json
+    legacy = api.simulate_post(
+        "/api/embeddings", json={"model": "minilm", "prompt": reference["inputs"][1]}
+    ).json
     assert cosine(legacy["embedding"], reference["embeddings"][1]) >= 0.9999
-    refused = api.simulate_post("/api/embed", json={"model": "minilm", "input": reference["inputs"][1], "truncate": False})
-    assert refused.status_code == 400 and refused.json == {"error": "the input length exceeds the context length"}
+    refused = api.simulate_post(
+        "/api/embed", json={"model": "minilm", "input": reference["inputs"][1], "truncate": False}
+    )
+    assert refused.status_code == 400 and refused.json == {
+        "error": "the input length exceeds the context length"
+    }
 
 
 @pytest.mark.real_model
 def test_legacy_embeddings_endpoint(api):
     reply = api.simulate_post("/api/embeddings", json={"model": "minilm", "prompt": "a llama"})
     assert reply.status_code == 200 and len(reply.json["embedding"]) == 384
-    modern = api.simulate_post("/api/embed", json={"model": "minilm", "input": "a llama"}).json["embeddings"][0]
+    modern = api.simulate_post("/api/embed", json={"model": "minilm", "input": "a llama"}).json[
+        "embeddings"
+    ][0]
     assert cosine(reply.json["embedding"], modern) > 0.99999
-    assert api.simulate_post("/api/embeddings", json={"model": "minilm", "prompt": ""}).json == {"embedding": []}
+    assert api.simulate_post("/api/embeddings", json={"model": "minilm", "prompt": ""}).json == {
+        "embedding": []
+    }
     required = api.simulate_post("/api/embeddings", json={"prompt": "x"})
     assert (required.status_code, required.json) == (400, {"error": "model is required"})
-    assert api.simulate_post("/api/embeddings", json={"model": "nope", "prompt": "x"}).status_code == 404
+    assert (
+        api.simulate_post("/api/embeddings", json={"model": "nope", "prompt": "x"}).status_code
+        == 404
+    )
 
 
 def test_decoder_models_embed_by_mean_pooling(client, tmp_path):
@@ -180,15 +235,24 @@ def test_decoder_models_embed_by_mean_pooling(client, tmp_path):
     data = path.read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     client.simulate_post(f"/api/blobs/{digest}", body=data)
-    assert client.simulate_post("/api/create", json={"model": "tiny", "files": {"tiny.gguf": digest}}).status_code == 200
+    assert (
+        client.simulate_post(
+            "/api/create", json={"model": "tiny", "files": {"tiny.gguf": digest}}
+        ).status_code
+        == 200
+    )
 
     runner = load_runner(path, GgmlBackend())
     tokens = runner.tokenizer.encode("hello there", add_special=True)
     hidden = runner.hidden_states(tokens)
     mean = np.asarray(hidden, np.float64).mean(axis=0)
 
-    legacy = client.simulate_post("/api/embeddings", json={"model": "tiny", "prompt": "hello there"}).json["embedding"]
+    legacy = client.simulate_post(
+        "/api/embeddings", json={"model": "tiny", "prompt": "hello there"}
+    ).json["embedding"]
     np.testing.assert_allclose(legacy, mean, rtol=1e-4, atol=1e-5)
-    modern = client.simulate_post("/api/embed", json={"model": "tiny", "input": ["hello there"]}).json
+    modern = client.simulate_post(
+        "/api/embed", json={"model": "tiny", "input": ["hello there"]}
+    ).json
     np.testing.assert_allclose(modern["embeddings"][0], mean / np.linalg.norm(mean), atol=1e-5)
     assert modern["prompt_eval_count"] == len(tokens)

@@ -12,7 +12,14 @@ from ollamakit_scheduler.fixtures import SCRIPT, fake, make_fake  # noqa: F401 (
 
 GREEDY = {"temperature": 0}
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
+METRICS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
 
 
 def recited(prompt: str) -> str:
@@ -46,9 +53,13 @@ def test_stream_shape_fields_and_types(fake):
 
 
 def test_stream_false_is_the_concatenation(fake):
-    streamed = "".join(c["response"] for c in lines(generate(fake, prompt="Q: one\nA:", options=GREEDY)))
+    streamed = "".join(
+        c["response"] for c in lines(generate(fake, prompt="Q: one\nA:", options=GREEDY))
+    )
     result = generate(fake, prompt="Q: one\nA:", options=GREEDY, stream=False)
-    assert result.status_code == 200 and result.headers["content-type"].startswith("application/json")
+    assert result.status_code == 200 and result.headers["content-type"].startswith(
+        "application/json"
+    )
     assert result.json["response"] == streamed == recited("Q: one\nA:")
     assert result.json["done"] is True and result.json["done_reason"] == "stop"
 
@@ -80,21 +91,36 @@ def test_stop_sequences_across_tokens_are_never_emitted(fake, stops, expected):
 
 
 def test_stop_prefix_is_released_when_it_does_not_complete(fake):
-    result = generate(fake, prompt="Q: two\nA:", options={**GREEDY, "stop": ["the second answer!"]}, stream=False)
+    result = generate(
+        fake, prompt="Q: two\nA:", options={**GREEDY, "stop": ["the second answer!"]}, stream=False
+    )
     assert result.json["response"] == recited("Q: two\nA:")
 
 
 def test_num_predict_gives_length(fake):
-    result = generate(fake, prompt="Q: two\nA:", options={**GREEDY, "num_predict": 3}, stream=False).json
-    assert result["response"] == " th" and result["eval_count"] == 3 and result["done_reason"] == "length"
+    result = generate(
+        fake, prompt="Q: two\nA:", options={**GREEDY, "num_predict": 3}, stream=False
+    ).json
+    assert (
+        result["response"] == " th"
+        and result["eval_count"] == 3
+        and result["done_reason"] == "length"
+    )
 
 
 def test_model_parameters_apply_and_the_request_wins(make_fake):
     setup = make_fake()
     setup.model(params={"temperature": 0, "stop": ["answer"]})
-    result = setup.client.simulate_post("/api/generate", json={"model": "fake", "prompt": "Q: one\nA:", "stream": False})
+    result = setup.client.simulate_post(
+        "/api/generate", json={"model": "fake", "prompt": "Q: one\nA:", "stream": False}
+    )
     assert result.json["response"] == " the first "
-    override = {"model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"stop": ["first"]}}
+    override = {
+        "model": "fake",
+        "prompt": "Q: one\nA:",
+        "stream": False,
+        "options": {"stop": ["first"]},
+    }
     assert setup.client.simulate_post("/api/generate", json=override).json["response"] == " the "
 
 
@@ -120,7 +146,12 @@ def test_option_errors(fake, options, status, message):
 
 
 def test_unknown_and_removed_options_are_ignored(fake):
-    result = generate(fake, prompt="Q: one\nA:", options={**GREEDY, "bogus": 1, "mirostat": 2, "penalize_newline": True}, stream=False)
+    result = generate(
+        fake,
+        prompt="Q: one\nA:",
+        options={**GREEDY, "bogus": 1, "mirostat": 2, "penalize_newline": True},
+        stream=False,
+    )
     assert result.status_code == 200 and result.json["response"] == recited("Q: one\nA:")
 
 
@@ -145,16 +176,26 @@ def test_raw_mode(fake):
 
 
 def test_context_is_prepended(fake):
-    first = generate(fake, prompt="Q: two\nA:", options={**GREEDY, "num_predict": 4}, stream=False).json
+    first = generate(
+        fake, prompt="Q: two\nA:", options={**GREEDY, "num_predict": 4}, stream=False
+    ).json
     assert first["response"] == " the"
-    follow = generate(fake, prompt=" second", context=first["context"], options={**GREEDY, "num_predict": 7}, stream=False)
+    follow = generate(
+        fake,
+        prompt=" second",
+        context=first["context"],
+        options={**GREEDY, "num_predict": 7},
+        stream=False,
+    )
     assert follow.json["response"] == " answer"
 
 
 def test_load_and_unload(fake):
     loaded = generate(fake).json
     assert loaded["done"] is True and loaded["done_reason"] == "load" and loaded["response"] == ""
-    assert [m["name"] for m in fake.client.simulate_get("/api/ps").json["models"]] == ["fake:latest"]
+    assert [m["name"] for m in fake.client.simulate_get("/api/ps").json["models"]] == [
+        "fake:latest"
+    ]
     unloaded = generate(fake, keep_alive=0).json
     assert unloaded["done_reason"] == "unload" and unloaded["response"] == ""
     assert fake.client.simulate_get("/api/ps").json == {"models": []}
@@ -165,7 +206,9 @@ def test_load_and_unload(fake):
 
 
 def test_keep_alive_zero_with_a_prompt_unloads_after(fake):
-    result = generate(fake, prompt="Q: one\nA:", keep_alive=0, options={**GREEDY, "num_predict": 2}, stream=False)
+    result = generate(
+        fake, prompt="Q: one\nA:", keep_alive=0, options={**GREEDY, "num_predict": 2}, stream=False
+    )
     assert result.status_code == 200 and result.json["response"] == " t"
     assert fake.client.simulate_get("/api/ps").json == {"models": []}
 
@@ -179,13 +222,25 @@ def test_keep_alive_zero_with_a_prompt_unloads_after(fake):
         ({"model": "fake", "top_logprobs": 21}, 400, "top_logprobs must be between 0 and 20"),
         ({"model": "fake", "top_logprobs": -1}, 400, "top_logprobs must be between 0 and 20"),
         ({"model": "fake", "prompt": "x", "think": True}, 400, '"fake" does not support thinking'),
-        ({"model": "fake", "think": "extreme"}, 400, 'invalid think value: "extreme" (must be "high", "medium", "low", "max", true, or false)'),
+        (
+            {"model": "fake", "think": "extreme"},
+            400,
+            'invalid think value: "extreme" (must be "high", "medium", "low", "max", true, or false)',
+        ),
         ({"model": "fake", "keep_alive": "abc"}, 400, None),
         ({"model": "fake", "keep_alive": "300"}, 400, None),
         ({"model": "fake", "keep_alive": [1]}, 400, "Unsupported type: 'list'"),
         ({"model": "fake", "prompt": "x", "images": ["data:image/png;base64,AAAA"]}, 400, None),
-        ({"model": "fake", "prompt": "x", "suffix": "y"}, 400, "registry.ollama.ai/library/fake:latest does not support insert"),
-        ({"model": "fake", "prompt": "x", "format": "xml"}, 400, 'invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object'),
+        (
+            {"model": "fake", "prompt": "x", "suffix": "y"},
+            400,
+            "registry.ollama.ai/library/fake:latest does not support insert",
+        ),
+        (
+            {"model": "fake", "prompt": "x", "format": "xml"},
+            400,
+            'invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object',
+        ),
         ({"model": "fake", "prompt": 5}, 400, None),
     ],
 )
@@ -198,12 +253,22 @@ def test_request_errors(fake, body, status, error):
 
 
 def test_think_false_is_accepted(fake):
-    result = generate(fake, prompt="Q: one\nA:", think=False, options={**GREEDY, "num_predict": 2}, stream=False)
+    result = generate(
+        fake, prompt="Q: one\nA:", think=False, options={**GREEDY, "num_predict": 2}, stream=False
+    )
     assert result.status_code == 200
 
 
 def test_logprobs(fake):
-    chunks = lines(generate(fake, prompt="Q: two\nA:", logprobs=True, top_logprobs=2, options={**GREEDY, "num_predict": 5}))
+    chunks = lines(
+        generate(
+            fake,
+            prompt="Q: two\nA:",
+            logprobs=True,
+            top_logprobs=2,
+            options={**GREEDY, "num_predict": 5},
+        )
+    )
     entries = [e for c in chunks for e in c.get("logprobs", [])]
     assert len(entries) == 5
     for entry in entries:
@@ -211,17 +276,25 @@ def test_logprobs(fake):
         assert len(entry["top_logprobs"]) == 2
         assert entry["top_logprobs"][0]["logprob"] >= entry["top_logprobs"][1]["logprob"]
         assert entry["top_logprobs"][0]["token"] == entry["token"]  # greedy picks the best
-    joined = generate(fake, prompt="Q: two\nA:", logprobs=True, options={**GREEDY, "num_predict": 5}, stream=False).json
-    assert [e["token"] for e in joined["logprobs"]] == list(" the ") and "top_logprobs" not in joined["logprobs"][0]
+    joined = generate(
+        fake, prompt="Q: two\nA:", logprobs=True, options={**GREEDY, "num_predict": 5}, stream=False
+    ).json
+    assert [e["token"] for e in joined["logprobs"]] == list(
+        " the "
+    ) and "top_logprobs" not in joined["logprobs"][0]
 
 
 def test_prompt_longer_than_the_window(fake):
     long_prompt = "Q: one\nA: the first answer.\nQ: two\nA:"
     refused = generate(fake, prompt=long_prompt, truncate=False, options={**GREEDY, "num_ctx": 16})
     assert refused.status_code == 400
-    assert refused.json["error"].startswith("the prompt is longer than the context length currently available")
+    assert refused.json["error"].startswith(
+        "the prompt is longer than the context length currently available"
+    )
     # Truncated: the start (num_keep tokens) and the end survive, so the answer is still two's.
-    kept = generate(fake, prompt=long_prompt, options={**GREEDY, "num_ctx": 16, "num_predict": 4}, stream=False)
+    kept = generate(
+        fake, prompt=long_prompt, options={**GREEDY, "num_ctx": 16, "num_predict": 4}, stream=False
+    )
     assert kept.status_code == 200 and kept.json["response"] == " the"
 
 
@@ -252,7 +325,9 @@ LLAMACPP_GREEDY = {
 @pytest.mark.real_model
 @pytest.mark.parametrize("prompt", list(LLAMACPP_GREEDY))
 def test_real_model_greedy_matches_llama_cpp(smollm2_server, prompt):
-    reply = smollm2_server.generate(model="smol", prompt=prompt, raw=True, options={"temperature": 0, "num_predict": 8})
+    reply = smollm2_server.generate(
+        model="smol", prompt=prompt, raw=True, options={"temperature": 0, "num_predict": 8}
+    )
     assert reply.response == LLAMACPP_GREEDY[prompt]
     assert reply.eval_count == 8 and reply.done_reason == "length"
     assert reply.context is None
@@ -262,12 +337,18 @@ def test_real_model_greedy_matches_llama_cpp(smollm2_server, prompt):
 def test_real_model_prompt_is_the_chat_template(smollm2_server):
     # llama.cpp's token ids for the ChatML prompt of this question (no BOS for SmolLM2).
     expected = [1, 4093, 198, 5820, 253, 4354, 338, 314, 5724, 30, 2, 198, 1, 520, 9531, 198]
-    reply = smollm2_server.generate(model="smol", prompt="Name a fruit that is yellow.", options={"temperature": 0, "num_predict": 2})
+    reply = smollm2_server.generate(
+        model="smol",
+        prompt="Name a fruit that is yellow.",
+        options={"temperature": 0, "num_predict": 2},
+    )
     assert reply.context[: len(expected)] == expected and len(reply.context) == len(expected) + 2
 
 
 def test_request_template_overrides_and_a_broken_one_is_500(fake):
-    rendered = generate(fake, prompt="hi", template="[{{ .Prompt }}]", _debug_render_only=True, stream=False).json
+    rendered = generate(
+        fake, prompt="hi", template="[{{ .Prompt }}]", _debug_render_only=True, stream=False
+    ).json
     assert rendered["_debug_info"]["rendered_template"] == "[hi]"
     broken = generate(fake, prompt="hi", template="{{ .Prompt")
     assert broken.status_code == 500 and broken.json["error"].startswith("template error")
@@ -276,8 +357,16 @@ def test_request_template_overrides_and_a_broken_one_is_500(fake):
 def test_suffix_on_a_fill_in_the_middle_template(make_fake):
     setup = make_fake()
     setup.model(template="<pre>{{ .Prompt }}<suf>{{ .Suffix }}<mid>")
-    body = {"model": "fake", "prompt": "def f(", "suffix": "return x", "_debug_render_only": True, "stream": False}
-    rendered = setup.client.simulate_post("/api/generate", json=body).json["_debug_info"]["rendered_template"]
+    body = {
+        "model": "fake",
+        "prompt": "def f(",
+        "suffix": "return x",
+        "_debug_render_only": True,
+        "stream": False,
+    }
+    rendered = setup.client.simulate_post("/api/generate", json=body).json["_debug_info"][
+        "rendered_template"
+    ]
     assert rendered == "<pre>def f(<suf>return x<mid>"
 
 
@@ -289,6 +378,16 @@ def test_thinking_models_think_by_default(make_fake):
     )
     setup.model(template=template)
     body = {"model": "fake", "prompt": "hi", "_debug_render_only": True, "stream": False}
-    assert setup.client.simulate_post("/api/generate", json=body).json["_debug_info"]["rendered_template"] == "hi/think"
+    assert (
+        setup.client.simulate_post("/api/generate", json=body).json["_debug_info"][
+            "rendered_template"
+        ]
+        == "hi/think"
+    )
     body["think"] = False
-    assert setup.client.simulate_post("/api/generate", json=body).json["_debug_info"]["rendered_template"] == "hi"
+    assert (
+        setup.client.simulate_post("/api/generate", json=body).json["_debug_info"][
+            "rendered_template"
+        ]
+        == "hi"
+    )

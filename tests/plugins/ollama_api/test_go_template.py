@@ -12,10 +12,19 @@ from ollamakit.kernel import make_kernel
 from ollamakit.testing.gguf_factory import tiny_llama
 from ollamakit.web import create_app
 
-JINJA = ("{% if tools %}TOOLS {% endif %}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+JINJA = (
+    "{% if tools %}TOOLS {% endif %}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 GO = "GO {{ .Prompt }}"
-TOOL = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "f",
+        "description": "d",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
 
 
 @pytest.fixture
@@ -37,17 +46,32 @@ def stored_model(kernel, tmp_path, with_jinja: bool) -> TestClient:
     data = tiny_llama(tmp_path / "t.gguf", chat_template=JINJA if with_jinja else None).read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     assert client.simulate_post(f"/api/blobs/{digest}", body=data).status_code == 201
-    assert client.simulate_post("/api/create", json={"model": "m", "files": {"t.gguf": digest}, "template": GO}).status_code == 200
+    assert (
+        client.simulate_post(
+            "/api/create", json={"model": "m", "files": {"t.gguf": digest}, "template": GO}
+        ).status_code
+        == 200
+    )
     return client
 
 
 def rendered(client, **extra) -> tuple[int, str]:
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "_debug_render_only": True, "stream": False}
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "_debug_render_only": True,
+        "stream": False,
+    }
     reply = client.simulate_post("/api/chat", json={**body, **extra})
-    return reply.status_code, (reply.json.get("_debug_info") or {}).get("rendered_template", reply.json.get("error"))
+    return reply.status_code, (reply.json.get("_debug_info") or {}).get(
+        "rendered_template", reply.json.get("error")
+    )
 
 
-@pytest.mark.parametrize("go_template, prompt", [(True, "GO hi"), (False, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")])
+@pytest.mark.parametrize(
+    "go_template, prompt",
+    [(True, "GO hi"), (False, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")],
+)
 def test_the_setting_picks_the_template(client_for, go_template, prompt):
     client = client_for(go_template)
     assert rendered(client) == (200, prompt)
@@ -56,7 +80,9 @@ def test_the_setting_picks_the_template(client_for, go_template, prompt):
         assert status == 400 and "does not support tools" in text  # the Go template has no .Tools
     else:
         assert status == 200 and text.startswith("TOOLS ")
-    assert client.simulate_post("/api/show", json={"model": "m"}).json["template"] == GO  # the stored model is unchanged
+    assert (
+        client.simulate_post("/api/show", json={"model": "m"}).json["template"] == GO
+    )  # the stored model is unchanged
 
 
 def test_without_a_jinja_template_the_go_template_stays(client_for):

@@ -30,15 +30,29 @@ ARRAY, STRING, UINT32 = 9, 8, 4
 
 HOSTILE_GGUFS = {
     # A million empty arrays in an array: 12 MB, which took seconds to read.
-    "arrays_of_arrays": (gguf_with(gguf_string("a") + struct.pack("<IIQ", ARRAY, ARRAY, 1_000_000)
-                                   + struct.pack("<IQ", UINT32, 0) * 1_000_000),
-                         "m.gguf: invalid GGUF: metadata 'a' holds arrays of arrays past the limit of 1024 in all"),
-    "two_million_empty_strings": (gguf_with(gguf_string("a") + struct.pack("<IIQ", ARRAY, STRING, 2_000_000)
-                                            + b"\0" * 8 * 2_000_000),
-                                  "m.gguf: invalid GGUF: metadata 'a' takes the metadata past 1048576 strings in arrays"),
-    "a_million_keys": (gguf_with(b"".join(gguf_string(f"k{i}") + struct.pack("<II", UINT32, 0) for i in range(1_000_000)),
-                                 1_000_000),
-                       "m.gguf: invalid GGUF: metadata count 1000000 is more than the limit of 16384"),
+    "arrays_of_arrays": (
+        gguf_with(
+            gguf_string("a")
+            + struct.pack("<IIQ", ARRAY, ARRAY, 1_000_000)
+            + struct.pack("<IQ", UINT32, 0) * 1_000_000
+        ),
+        "m.gguf: invalid GGUF: metadata 'a' holds arrays of arrays past the limit of 1024 in all",
+    ),
+    "two_million_empty_strings": (
+        gguf_with(
+            gguf_string("a") + struct.pack("<IIQ", ARRAY, STRING, 2_000_000) + b"\0" * 8 * 2_000_000
+        ),
+        "m.gguf: invalid GGUF: metadata 'a' takes the metadata past 1048576 strings in arrays",
+    ),
+    "a_million_keys": (
+        gguf_with(
+            b"".join(
+                gguf_string(f"k{i}") + struct.pack("<II", UINT32, 0) for i in range(1_000_000)
+            ),
+            1_000_000,
+        ),
+        "m.gguf: invalid GGUF: metadata count 1000000 is more than the limit of 16384",
+    ),
 }
 
 
@@ -49,7 +63,9 @@ def existing(client, tmp_path):
     return blob
 
 
-def refused(client, models_dir, body: dict, status: int, message: str, seconds: float = 1.0) -> None:
+def refused(
+    client, models_dir, body: dict, status: int, message: str, seconds: float = 1.0
+) -> None:
     before = snapshot(models_dir)
     started = time.monotonic()
     response = client.simulate_post("/api/create", json=body)
@@ -58,7 +74,9 @@ def refused(client, models_dir, body: dict, status: int, message: str, seconds: 
     assert response.json == {"error": message}
     assert elapsed < seconds, f"took {elapsed:.2f} s"
     assert snapshot(models_dir) == before
-    assert [m["name"] for m in client.simulate_get("/api/tags").json["models"]] == ["existing:latest"]
+    assert [m["name"] for m in client.simulate_get("/api/tags").json["models"]] == [
+        "existing:latest"
+    ]
 
 
 @pytest.mark.parametrize("case", HOSTILE_GGUFS, ids=list(HOSTILE_GGUFS))
@@ -70,27 +88,73 @@ def test_hostile_gguf_metadata_is_refused_quickly(client, models_dir, existing, 
 
 def test_many_licenses_are_refused_quickly(client, models_dir, existing):
     licenses = ["x" * 1024 + str(i) for i in range(2000)]
-    refused(client, models_dir, {"model": "m", "files": {"m.gguf": existing}, "license": licenses},
-            400, "too many licenses: 2000 (at most 64)")
+    refused(
+        client,
+        models_dir,
+        {"model": "m", "files": {"m.gguf": existing}, "license": licenses},
+        400,
+        "too many licenses: 2000 (at most 64)",
+    )
 
 
 def test_the_most_licenses_are_accepted_quickly(client, existing):
     started = time.monotonic()
-    events = create(client, model="m", files={"m.gguf": existing}, license=["x" * 1024 + str(i) for i in range(64)])
+    events = create(
+        client,
+        model="m",
+        files={"m.gguf": existing},
+        license=["x" * 1024 + str(i) for i in range(64)],
+    )
     assert events[-1] == {"status": "success"} and time.monotonic() - started < 2.0
     assert len(client.simulate_post("/api/show", json={"model": "m"}).json["license"]) > 64 * 1024
 
 
-@pytest.mark.parametrize(("field", "value", "status", "message"), [
-    ("license", ["x" * (5 << 20), "y" * (4 << 20)], 413, "license too large: 9437184 bytes (at most 8388608)"),
-    ("template", "{{ .Prompt }}" + "x" * (8 << 20), 413, "template too large: 8388621 bytes (at most 8388608)"),
-    ("system", "é" * (4 << 20) + "!", 413, "system too large: 8388609 bytes (at most 8388608)"),
-    ("messages", [{"role": "user", "content": "hi"}] * 1025, 400, "too many messages: 1025 (at most 1024)"),
-    ("parameters", {f"custom{i}": i for i in range(257)}, 400, "too many parameters: 257 (at most 256)"),
-    ("parameters", {"stop": ["x"] * 257}, 400, 'too many values for parameter "stop": 257 (at most 256)'),
-])
-def test_create_parts_past_their_limits(client, models_dir, existing, field, value, status, message):
-    refused(client, models_dir, {"model": "m", "files": {"m.gguf": existing}, field: value}, status, message)
+@pytest.mark.parametrize(
+    ("field", "value", "status", "message"),
+    [
+        (
+            "license",
+            ["x" * (5 << 20), "y" * (4 << 20)],
+            413,
+            "license too large: 9437184 bytes (at most 8388608)",
+        ),
+        (
+            "template",
+            "{{ .Prompt }}" + "x" * (8 << 20),
+            413,
+            "template too large: 8388621 bytes (at most 8388608)",
+        ),
+        ("system", "é" * (4 << 20) + "!", 413, "system too large: 8388609 bytes (at most 8388608)"),
+        (
+            "messages",
+            [{"role": "user", "content": "hi"}] * 1025,
+            400,
+            "too many messages: 1025 (at most 1024)",
+        ),
+        (
+            "parameters",
+            {f"custom{i}": i for i in range(257)},
+            400,
+            "too many parameters: 257 (at most 256)",
+        ),
+        (
+            "parameters",
+            {"stop": ["x"] * 257},
+            400,
+            'too many values for parameter "stop": 257 (at most 256)',
+        ),
+    ],
+)
+def test_create_parts_past_their_limits(
+    client, models_dir, existing, field, value, status, message
+):
+    refused(
+        client,
+        models_dir,
+        {"model": "m", "files": {"m.gguf": existing}, field: value},
+        status,
+        message,
+    )
 
 
 def test_a_request_body_past_the_limit_is_a_413(models_dir, tmp_path):
@@ -98,9 +162,13 @@ def test_a_request_body_past_the_limit_is_a_413(models_dir, tmp_path):
     client = TestClient(create_app(kernel), headers={"Host": "localhost"})
     try:
         before = snapshot(models_dir)
-        response = client.simulate_post("/api/create", json={"model": "m", "from": "x", "system": "s" * 5000})
+        response = client.simulate_post(
+            "/api/create", json={"model": "m", "from": "x", "system": "s" * 5000}
+        )
         assert response.status_code == 413
-        assert response.json == {"error": "request body too large: more than 4096 bytes (OLLAMAKIT_MAX_REQUEST_BODY)"}
+        assert response.json == {
+            "error": "request body too large: more than 4096 bytes (OLLAMAKIT_MAX_REQUEST_BODY)"
+        }
         assert snapshot(models_dir) == before
         assert client.simulate_get("/api/tags").status_code == 200
     finally:
@@ -121,7 +189,9 @@ def test_a_digest_with_a_final_newline_is_not_a_digest(text):
     assert not is_digest(text) and is_digest(text[:-1])
 
 
-@pytest.mark.parametrize("name", ["model\n", "model:tag\n", "ns/model\n", "host.example/ns/model:latest\n"])
+@pytest.mark.parametrize(
+    "name", ["model\n", "model:tag\n", "ns/model\n", "host.example/ns/model:latest\n"]
+)
 def test_a_name_with_a_final_newline_is_not_a_name(client, name):
     from ollamakit.names import ModelName
 

@@ -12,11 +12,21 @@ def create(client, tmp_path) -> None:
     data = tiny_llama(tmp_path / "tiny.gguf").read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     client.simulate_post(f"/api/blobs/{digest}", body=data)
-    assert client.simulate_post("/api/create", json={"model": "tiny", "files": {"tiny.gguf": digest}}).status_code == 200
+    assert (
+        client.simulate_post(
+            "/api/create", json={"model": "tiny", "files": {"tiny.gguf": digest}}
+        ).status_code
+        == 200
+    )
 
 
 def generate(client, num_ctx: int):
-    body = {"model": "tiny", "prompt": "hi", "stream": False, "options": {"num_ctx": num_ctx, "num_predict": 1}}
+    body = {
+        "model": "tiny",
+        "prompt": "hi",
+        "stream": False,
+        "options": {"num_ctx": num_ctx, "num_predict": 1},
+    }
     return client.simulate_post("/api/generate", json=body)
 
 
@@ -25,11 +35,15 @@ def test_the_cache_for_the_context_asked_for_counts_before_loading(client, kerne
     model = kernel.store.get("tiny")
 
     def estimate(num_ctx, num_parallel=1):
-        return kernel.hook.estimate_memory(kernel=kernel, model=model, num_ctx=num_ctx, num_parallel=num_parallel)
+        return kernel.hook.estimate_memory(
+            kernel=kernel, model=model, num_ctx=num_ctx, num_parallel=num_parallel
+        )
 
     small, large = estimate(16), estimate(256)  # the model was trained on 256 positions
     assert small < large and estimate(512) == large  # no cache beyond the training context
-    assert (estimate(256, 2) - large) * (256 - 16) == (large - small) * 256  # a cache per slot, linear in length
+    assert (estimate(256, 2) - large) * (256 - 16) == (
+        large - small
+    ) * 256  # a cache per slot, linear in length
 
     kernel.scheduler.memory_budget = (small + large) // 2
     refused = generate(client, 256)

@@ -16,8 +16,15 @@ from model_store_helpers import create, read_manifest, snapshot, tiny_gguf, uplo
 
 @pytest.fixture
 def model_blob(client, tmp_path):
-    return upload(client, tiny_gguf(tmp_path / "tiny.gguf", tokenizer__ggml__tokens=["a", "b", "c", "d", "e", "f"],
-                                    tokenizer__ggml__merges=["a b"], general__name="Tiny"))
+    return upload(
+        client,
+        tiny_gguf(
+            tmp_path / "tiny.gguf",
+            tokenizer__ggml__tokens=["a", "b", "c", "d", "e", "f"],
+            tokenizer__ggml__merges=["a b"],
+            general__name="Tiny",
+        ),
+    )
 
 
 def manifest_path(models_dir, name, tag="latest"):
@@ -44,7 +51,9 @@ def test_tags_entry_fields_and_order(client, models_dir, model_blob):
     raw = manifest_path(models_dir, "older").read_bytes()
     assert older["digest"] == hashlib.sha256(raw).hexdigest()
     manifest = read_manifest(models_dir, "older")
-    assert older["size"] == manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+    assert older["size"] == manifest["config"]["size"] + sum(
+        layer["size"] for layer in manifest["layers"]
+    )
     assert older["modified_at"].startswith("2001-09-")
     assert older["details"] == {
         "parent_model": "m.gguf",  # the model layer's "from", as Ollama's list shows it
@@ -60,7 +69,9 @@ def test_tags_entry_fields_and_order(client, models_dir, model_blob):
 
 def test_tags_skips_a_model_whose_config_is_gone(client, models_dir, model_blob):
     create(client, model="good", files={"m.gguf": model_blob})
-    create(client, model="broken", files={"m.gguf": model_blob}, requires="0.9.0")  # a config of its own
+    create(
+        client, model="broken", files={"m.gguf": model_blob}, requires="0.9.0"
+    )  # a config of its own
     config = read_manifest(models_dir, "broken")["config"]["digest"]
     (models_dir / "blobs" / config.replace(":", "-")).unlink()
     assert [m["name"] for m in client.simulate_get("/api/tags").json["models"]] == ["good:latest"]
@@ -70,9 +81,15 @@ def test_tags_skips_a_model_whose_config_is_gone(client, models_dir, model_blob)
 
 
 def test_show_reply(client, models_dir, model_blob):
-    create(client, model="shown", files={"tiny.gguf": model_blob}, system="You are\nhelpful",
-           parameters={"temperature": 0.7, "stop": ["<|im_end|>", "END"], "num_ctx": 1000000},
-           license="MIT", messages=[{"role": "user", "content": "hi there"}])
+    create(
+        client,
+        model="shown",
+        files={"tiny.gguf": model_blob},
+        system="You are\nhelpful",
+        parameters={"temperature": 0.7, "stop": ["<|im_end|>", "END"], "num_ctx": 1000000},
+        license="MIT",
+        messages=[{"role": "user", "content": "hi there"}],
+    )
     reply = client.simulate_post("/api/show", json={"model": "SHOWN"}).json
     blob_path = models_dir / "blobs" / model_blob.replace(":", "-")
     assert reply["modelfile"] == (
@@ -90,12 +107,14 @@ def test_show_reply(client, models_dir, model_blob):
         "LICENSE MIT\n"
         "MESSAGE user hi there\n"
     )
-    assert sorted(reply["parameters"].split("\n")) == sorted([
-        "num_ctx                        1e+06",
-        'stop                           "<|im_end|>"',
-        'stop                           "END"',
-        "temperature                    0.7",
-    ])
+    assert sorted(reply["parameters"].split("\n")) == sorted(
+        [
+            "num_ctx                        1e+06",
+            'stop                           "<|im_end|>"',
+            'stop                           "END"',
+            "temperature                    0.7",
+        ]
+    )
     assert reply["template"] == "{{ .Prompt }}"
     assert reply["system"] == "You are\nhelpful"
     assert reply["license"] == "MIT"
@@ -111,16 +130,23 @@ def test_show_reply(client, models_dir, model_blob):
     assert info["tokenizer.ggml.merges"] == ["a b"]
     assert list(info) == sorted(info)
     assert reply["tensors"][0] == {"name": "token_embd.weight", "type": "F16", "shape": [32, 8]}
-    assert len(reply["tensors"]) == 11 and {"name": "blk.0.attn_k.weight", "type": "F16", "shape": [32, 16]} in reply["tensors"]
+    assert (
+        len(reply["tensors"]) == 11
+        and {"name": "blk.0.attn_k.weight", "type": "F16", "shape": [32, 16]} in reply["tensors"]
+    )
     assert "modified_at" in reply
 
 
 def test_show_verbose_system_and_options(client, model_blob):
     create(client, model="v", files={"m.gguf": model_blob}, parameters={"top_k": 5})
-    reply = client.simulate_post("/api/show", json={"model": "v", "verbose": True, "system": "override",
-                                                    "options": {"seed": 42}}).json
+    reply = client.simulate_post(
+        "/api/show",
+        json={"model": "v", "verbose": True, "system": "override", "options": {"seed": 42}},
+    ).json
     assert reply["model_info"]["tokenizer.ggml.tokens"] == ["a", "b", "c", "d", "e", "f"]
-    copilot = client.simulate_post("/api/show", json={"model": "V"}, headers={"User-Agent": "GitHubCopilotChat/1.0"}).json
+    copilot = client.simulate_post(
+        "/api/show", json={"model": "V"}, headers={"User-Agent": "GitHubCopilotChat/1.0"}
+    ).json
     assert copilot["model_info"]["general.basename"] == "V"
     assert reply["system"] == "override"
     assert "PARAMETER seed 42" in reply["modelfile"]
@@ -129,16 +155,27 @@ def test_show_verbose_system_and_options(client, model_blob):
 
 def test_show_model_without_weights_still_has_model_info(client, kernel):
     """A stub (no model layer, e.g. a remote model) takes its capabilities from the config."""
-    config_digest, config_size = kernel.store.add_bytes(b'{"model_format":"gguf","capabilities":["completion","tools"]}\n')
-    kernel.store.write_manifest(ModelName.parse("stub"), mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size)))
+    config_digest, config_size = kernel.store.add_bytes(
+        b'{"model_format":"gguf","capabilities":["completion","tools"]}\n'
+    )
+    kernel.store.write_manifest(
+        ModelName.parse("stub"),
+        mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size)),
+    )
     reply = client.simulate_post("/api/show", json={"model": "stub"}).json
     assert reply["model_info"] == {}
     assert reply["capabilities"] == ["completion", "tools"]
 
 
-
-def copied_in(kernel, tmp_path, name: str, gguf: bytes | None, config: dict, template: str | None = None,
-              projector: bool = False):
+def copied_in(
+    kernel,
+    tmp_path,
+    name: str,
+    gguf: bytes | None,
+    config: dict,
+    template: str | None = None,
+    projector: bool = False,
+):
     """A model as an Ollama store holds it (pulled, or copied from ``~/.ollama``): a config of
     Ollama's fields only, no capabilities or lengths; layers written straight into the store."""
     store = kernel.store
@@ -153,54 +190,125 @@ def copied_in(kernel, tmp_path, name: str, gguf: bytes | None, config: dict, tem
         digest, size = store.add_bytes(template.encode())
         layers.append(mf.Layer(mf.TEMPLATE, digest, size))
     config_digest, config_size = store.add_bytes(mf.go_json(config).encode())
-    store.write_manifest(ModelName.parse(name), mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), layers))
+    store.write_manifest(
+        ModelName.parse(name),
+        mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config_digest, config_size), layers),
+    )
 
 
 def listed(client, name: str) -> dict:
     return next(m for m in client.simulate_get("/api/tags").json["models"] if m["name"] == name)
 
 
-OLLAMA_CONFIG = {"model_format": "gguf", "model_family": "llama", "model_families": ["llama"], "model_type": "256",
-                 "file_type": "", "architecture": "amd64", "os": "linux"}
+OLLAMA_CONFIG = {
+    "model_format": "gguf",
+    "model_family": "llama",
+    "model_families": ["llama"],
+    "model_type": "256",
+    "file_type": "",
+    "architecture": "amd64",
+    "os": "linux",
+}
 
 
 def test_tags_compute_capabilities_and_lengths_for_a_model_ollama_stored(client, kernel, tmp_path):
     tools_template = "{{ if .Tools }}{{ .Tools }}{{ end }}{{ .Prompt }}"
-    copied_in(kernel, tmp_path, "pulled", tiny_gguf(tmp_path / "m.gguf", file_type=7), OLLAMA_CONFIG, tools_template)
+    copied_in(
+        kernel,
+        tmp_path,
+        "pulled",
+        tiny_gguf(tmp_path / "m.gguf", file_type=7),
+        OLLAMA_CONFIG,
+        tools_template,
+    )
     entry = listed(client, "pulled:latest")
     assert entry["capabilities"] == ["completion", "tools"]
-    assert entry["details"] == {"parent_model": "pulled.gguf", "format": "gguf", "family": "llama", "families": ["llama"],
-                                "parameter_size": "256", "quantization_level": "Q8_0",  # from the GGUF: config said ""
-                                "context_length": 64, "embedding_length": 32}
+    assert entry["details"] == {
+        "parent_model": "pulled.gguf",
+        "format": "gguf",
+        "family": "llama",
+        "families": ["llama"],
+        "parameter_size": "256",
+        "quantization_level": "Q8_0",  # from the GGUF: config said ""
+        "context_length": 64,
+        "embedding_length": 32,
+    }
     show = client.simulate_post("/api/show", json={"model": "pulled"}).json
     assert show["capabilities"] == entry["capabilities"]
 
 
 def test_tags_capabilities_follow_ollamas_order(client, kernel, tmp_path):
-    fim = "{{ if .Suffix }}<pre>{{ .Prompt }}<suf>{{ .Suffix }}<mid>{{ else }}{{ .Prompt }}{{ end }}"
+    fim = (
+        "{{ if .Suffix }}<pre>{{ .Prompt }}<suf>{{ .Suffix }}<mid>{{ else }}{{ .Prompt }}{{ end }}"
+    )
     think = "{{ range .Messages }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}{{ end }}"
     vision = tiny_gguf(tmp_path / "v.gguf", llama__vision__block_count=2)
     copied_in(kernel, tmp_path, "coder", tiny_gguf(tmp_path / "c.gguf"), OLLAMA_CONFIG, fim)
     copied_in(kernel, tmp_path, "seer", vision, OLLAMA_CONFIG, think, projector=True)
-    copied_in(kernel, tmp_path, "plain", tiny_gguf(tmp_path / "p.gguf"), {**OLLAMA_CONFIG, "model_family": "gptoss"})
-    copied_in(kernel, tmp_path, "embedder", tiny_gguf(tmp_path / "e.gguf", arch="bert", bert__pooling_type=1),
-              {**OLLAMA_CONFIG, "model_family": "bert"})
+    copied_in(
+        kernel,
+        tmp_path,
+        "plain",
+        tiny_gguf(tmp_path / "p.gguf"),
+        {**OLLAMA_CONFIG, "model_family": "gptoss"},
+    )
+    copied_in(
+        kernel,
+        tmp_path,
+        "embedder",
+        tiny_gguf(tmp_path / "e.gguf", arch="bert", bert__pooling_type=1),
+        {**OLLAMA_CONFIG, "model_family": "bert"},
+    )
     assert listed(client, "coder:latest")["capabilities"] == ["completion", "insert"]
-    assert listed(client, "seer:latest")["capabilities"] == ["vision", "completion", "thinking"]  # GGUF keys first
-    assert listed(client, "plain:latest")["capabilities"] == ["completion", "thinking"]  # gpt-oss thinks
+    assert listed(client, "seer:latest")["capabilities"] == [
+        "vision",
+        "completion",
+        "thinking",
+    ]  # GGUF keys first
+    assert listed(client, "plain:latest")["capabilities"] == [
+        "completion",
+        "thinking",
+    ]  # gpt-oss thinks
     embedder = listed(client, "embedder:latest")
     assert embedder["capabilities"] == ["embedding"]
-    assert embedder["details"]["context_length"] == 64 and embedder["details"]["embedding_length"] == 32
+    assert (
+        embedder["details"]["context_length"] == 64
+        and embedder["details"]["embedding_length"] == 32
+    )
 
 
-def test_tags_keep_what_the_config_says_and_read_no_weights_for_a_remote_model(client, kernel, tmp_path):
-    copied_in(kernel, tmp_path, "own", tiny_gguf(tmp_path / "o.gguf"),
-              {**OLLAMA_CONFIG, "context_length": 4096, "capabilities": ["completion", "tools"], "file_type": "Q4_0"})
+def test_tags_keep_what_the_config_says_and_read_no_weights_for_a_remote_model(
+    client, kernel, tmp_path
+):
+    copied_in(
+        kernel,
+        tmp_path,
+        "own",
+        tiny_gguf(tmp_path / "o.gguf"),
+        {
+            **OLLAMA_CONFIG,
+            "context_length": 4096,
+            "capabilities": ["completion", "tools"],
+            "file_type": "Q4_0",
+        },
+    )
     own = listed(client, "own:latest")
-    assert own["details"]["context_length"] == 4096 and own["details"]["quantization_level"] == "Q4_0"
+    assert (
+        own["details"]["context_length"] == 4096 and own["details"]["quantization_level"] == "Q4_0"
+    )
     assert own["capabilities"] == ["completion", "tools"]
-    copied_in(kernel, tmp_path, "cloud", tiny_gguf(tmp_path / "r.gguf", llama__vision__block_count=1),
-              {**OLLAMA_CONFIG, "remote_host": "https://ollama.com:443", "remote_model": "big", "capabilities": ["completion"]})
+    copied_in(
+        kernel,
+        tmp_path,
+        "cloud",
+        tiny_gguf(tmp_path / "r.gguf", llama__vision__block_count=1),
+        {
+            **OLLAMA_CONFIG,
+            "remote_host": "https://ollama.com:443",
+            "remote_model": "big",
+            "capabilities": ["completion"],
+        },
+    )
     cloud = listed(client, "cloud:latest")
     assert cloud["capabilities"] == ["completion"] and "context_length" not in cloud["details"]
     assert cloud["remote_model"] == "big"
@@ -211,6 +319,7 @@ def test_tags_list_a_model_whose_weights_do_not_read(client, kernel, tmp_path):
     copied_in(kernel, tmp_path, "broken", broken, OLLAMA_CONFIG)
     entry = listed(client, "broken:latest")
     assert "capabilities" not in entry and "context_length" not in entry["details"]
+
 
 @pytest.mark.parametrize(
     ("body", "status", "error"),
@@ -232,7 +341,9 @@ def test_show_errors(client, body, status, error):
 
 def test_copy(client, models_dir, model_blob):
     create(client, model="src", files={"m.gguf": model_blob})
-    response = client.simulate_post("/api/copy", json={"source": "SRC", "destination": "other/dst:v1"})
+    response = client.simulate_post(
+        "/api/copy", json={"source": "SRC", "destination": "other/dst:v1"}
+    )
     assert (response.status_code, response.content) == (200, b"")
     models = {m["name"]: m["digest"] for m in client.simulate_get("/api/tags").json["models"]}
     assert models["other/dst:v1"] == models["src:latest"]
@@ -259,9 +370,17 @@ def test_copy_errors(client, models_dir, body, status, error):
 
 def test_delete_removes_manifest_and_unshared_blobs(client, models_dir, model_blob):
     create(client, model="keep", files={"m.gguf": model_blob})
-    create(client, model="drop", files={"m.gguf": model_blob}, system="only drop uses this", requires="1.2.3")
+    create(
+        client,
+        model="drop",
+        files={"m.gguf": model_blob},
+        system="only drop uses this",
+        requires="1.2.3",
+    )
     drop = read_manifest(models_dir, "drop")
-    system = next(layer["digest"] for layer in drop["layers"] if layer["mediaType"].endswith("system"))
+    system = next(
+        layer["digest"] for layer in drop["layers"] if layer["mediaType"].endswith("system")
+    )
 
     response = client.simulate_delete("/api/delete", json={"model": "DROP"})
     assert (response.status_code, response.content) == (200, b"")
@@ -296,8 +415,18 @@ def test_delete_errors(client, models_dir, body, status, error):
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(4096, "4096"), (0.7, "0.7"), (1e6, "1e+06"), (123456, "123456"), (1234567, "1.234567e+06"),
-     (0.0001, "0.0001"), (0.00001, "1e-05"), (-2.5, "-2.5"), (0, "0"), (100.0, "100")],
+    [
+        (4096, "4096"),
+        (0.7, "0.7"),
+        (1e6, "1e+06"),
+        (123456, "123456"),
+        (1234567, "1.234567e+06"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (-2.5, "-2.5"),
+        (0, "0"),
+        (100.0, "100"),
+    ],
 )
 def test_go_float(value, text):
     assert go_float(value) == text

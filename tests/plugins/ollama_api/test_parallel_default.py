@@ -31,14 +31,26 @@ def tiny(client, kernel, tmp_path):
     data = tiny_llama(tmp_path / "tiny.gguf").read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     client.simulate_post(f"/api/blobs/{digest}", body=data)
-    assert client.simulate_post("/api/create", json={"model": "tiny", "files": {"tiny.gguf": digest}}).status_code == 200
+    assert (
+        client.simulate_post(
+            "/api/create", json={"model": "tiny", "files": {"tiny.gguf": digest}}
+        ).status_code
+        == 200
+    )
     model = kernel.store.get("tiny")
 
     def estimate(num_parallel):
-        return kernel.hook.estimate_memory(kernel=kernel, model=model, num_ctx=NUM_CTX, num_parallel=num_parallel)
+        return kernel.hook.estimate_memory(
+            kernel=kernel, model=model, num_ctx=NUM_CTX, num_parallel=num_parallel
+        )
 
     def slots_after_load() -> int:
-        body = {"model": "tiny", "prompt": "hi", "stream": False, "options": {"num_ctx": NUM_CTX, "num_predict": 1}}
+        body = {
+            "model": "tiny",
+            "prompt": "hi",
+            "stream": False,
+            "options": {"num_ctx": NUM_CTX, "num_predict": 1},
+        }
         assert client.simulate_post("/api/generate", json=body).status_code == 200
         (entry,) = kernel.scheduler._loaded.values()
         assert len(entry.worker.slots) == entry.num_parallel
@@ -99,10 +111,17 @@ def test_the_variable_overrides_the_choice(make_fake):
 def test_concurrent_clients_share_forward_passes_by_default(make_fake):
     setup = make_fake()  # no num_parallel: automatic
     setup.model(step_delay=0.02)
-    body = {"model": "fake", "prompt": "Q: one\nA:", "stream": False, "options": {"temperature": 0, "num_predict": 16}}
+    body = {
+        "model": "fake",
+        "prompt": "Q: one\nA:",
+        "stream": False,
+        "options": {"temperature": 0, "num_predict": 16},
+    }
     with setup.server() as server, httpx.Client(base_url=server.url, timeout=60) as http:
         assert http.post("/api/generate", json={"model": "fake"}).status_code == 200  # load first
         with ThreadPoolExecutor(4) as pool:
-            codes = list(pool.map(lambda _: http.post("/api/generate", json=body).status_code, range(4)))
+            codes = list(
+                pool.map(lambda _: http.post("/api/generate", json=body).status_code, range(4))
+            )
     assert codes == [200] * 4
     assert max(setup.runner.batch_sizes) == 4

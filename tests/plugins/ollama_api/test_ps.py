@@ -21,7 +21,10 @@ def ps(setup):
 
 
 def expires_in(entry) -> float:
-    return (datetime.fromisoformat(entry["expires_at"].replace("Z", "+00:00")) - datetime.now().astimezone()).total_seconds()
+    return (
+        datetime.fromisoformat(entry["expires_at"].replace("Z", "+00:00"))
+        - datetime.now().astimezone()
+    ).total_seconds()
 
 
 def wait_until(condition, timeout=5.0):
@@ -47,7 +50,16 @@ def test_entry_fields_through_the_official_client(fake):
     assert len(entry.digest) == 64 and entry.context_length == 100
     assert entry.details.family == "fake" and entry.details.format == "gguf"
     raw = ps(fake)[0]
-    assert set(raw) >= {"name", "model", "size", "size_vram", "digest", "details", "expires_at", "context_length"}
+    assert set(raw) >= {
+        "name",
+        "model",
+        "size",
+        "size_vram",
+        "digest",
+        "details",
+        "expires_at",
+        "context_length",
+    }
     assert raw["name"] == raw["model"] == "fake:latest"
 
 

@@ -12,18 +12,24 @@ import pytest
 from ollamakit_scheduler.fixtures import make_fake  # noqa: F401 (fixture)
 
 # What the fake model says after a qwen3-coder prompt: a sentence, then a call in the XML format.
-ANSWER = ("I'll check the weather.\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
-          "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>")
+ANSWER = (
+    "I'll check the weather.\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+    "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>"
+)
 SCRIPT = "<|im_end|>\n<|im_start|>assistant\n" + ANSWER
 WEATHER = {
     "type": "function",
     "function": {
         "name": "get_weather",
         "description": "Weather for a city",
-        "parameters": {"type": "object", "required": ["city"], "properties": {
-            "city": {"type": "string", "description": "The city"},
-            "days": {"type": "integer"},
-        }},
+        "parameters": {
+            "type": "object",
+            "required": ["city"],
+            "properties": {
+                "city": {"type": "string", "description": "The city"},
+                "days": {"type": "integer"},
+            },
+        },
     },
 }
 GREEDY = {"temperature": 0}
@@ -33,69 +39,123 @@ GREEDY = {"temperature": 0}
 def coder(make_fake):
     setup = make_fake()
     setup.model("base", script=SCRIPT)
-    created = setup.client.simulate_post("/api/create", json={
-        "model": "coder", "from": "base", "renderer": "qwen3-coder", "parser": "qwen3-coder", "stream": False})
+    created = setup.client.simulate_post(
+        "/api/create",
+        json={
+            "model": "coder",
+            "from": "base",
+            "renderer": "qwen3-coder",
+            "parser": "qwen3-coder",
+            "stream": False,
+        },
+    )
     assert created.status_code == 200, created.text
     return setup
 
 
 def test_the_renderer_builds_the_prompt(coder):
-    result = coder.client.simulate_post("/api/chat", json={
-        "model": "coder", "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [WEATHER],
-        "_debug_render_only": True, "stream": False})
+    result = coder.client.simulate_post(
+        "/api/chat",
+        json={
+            "model": "coder",
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [WEATHER],
+            "_debug_render_only": True,
+            "stream": False,
+        },
+    )
     prompt = result.json["_debug_info"]["rendered_template"]
     assert prompt.startswith("<|im_start|>system\nYou are Qwen, a helpful AI assistant")
-    assert "<parameter>\n<name>city</name>\n<type>string</type>\n<description>The city</description>\n</parameter>" in prompt
-    assert "<required>[\"city\"]</required>" in prompt
+    assert (
+        "<parameter>\n<name>city</name>\n<type>string</type>\n<description>The city</description>\n</parameter>"
+        in prompt
+    )
+    assert '<required>["city"]</required>' in prompt
     assert prompt.endswith("<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_the_parser_reads_the_tool_call_through_the_client(coder):
     with coder.server() as server:
         client = ollama.Client(host=server.url)
-        response = client.chat(model="coder", messages=[{"role": "user", "content": "Weather in Paris?"}],
-                               tools=[WEATHER], options=GREEDY)
-        streamed = list(client.chat(model="coder", messages=[{"role": "user", "content": "Weather in Paris?"}],
-                                    tools=[WEATHER], options=GREEDY, stream=True))
+        response = client.chat(
+            model="coder",
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            tools=[WEATHER],
+            options=GREEDY,
+        )
+        streamed = list(
+            client.chat(
+                model="coder",
+                messages=[{"role": "user", "content": "Weather in Paris?"}],
+                tools=[WEATHER],
+                options=GREEDY,
+                stream=True,
+            )
+        )
     assert response.message.content == "I'll check the weather."
     (call,) = response.message.tool_calls
     assert call.function.name == "get_weather"
-    assert dict(call.function.arguments) == {"city": "Paris", "days": 3}  # typed by the tool's declaration
+    assert dict(call.function.arguments) == {
+        "city": "Paris",
+        "days": 3,
+    }  # typed by the tool's declaration
     assert "".join(c.message.content for c in streamed) == "I'll check the weather."
-    assert [c.function.name for c in streamed for c in c.message.tool_calls or ()] == ["get_weather"]
+    assert [c.function.name for c in streamed for c in c.message.tool_calls or ()] == [
+        "get_weather"
+    ]
 
 
 def test_the_parser_gives_the_model_its_capabilities(coder):
     shown = coder.client.simulate_post("/api/show", json={"model": "coder"}).json
     assert "tools" in shown["capabilities"]
-    assert "RENDERER qwen3-coder" in shown["modelfile"] and "PARSER qwen3-coder" in shown["modelfile"]
+    assert (
+        "RENDERER qwen3-coder" in shown["modelfile"] and "PARSER qwen3-coder" in shown["modelfile"]
+    )
 
 
-@pytest.mark.parametrize("field,name", [("renderer", "no-such-renderer"), ("parser", "no-such-parser")])
+@pytest.mark.parametrize(
+    "field,name", [("renderer", "no-such-renderer"), ("parser", "no-such-parser")]
+)
 def test_an_unknown_name_is_refused_at_create(make_fake, field, name):
     setup = make_fake()
     setup.model("base")
-    result = setup.client.simulate_post("/api/create", json={"model": "x", "from": "base", field: name, "stream": False})
+    result = setup.client.simulate_post(
+        "/api/create", json={"model": "x", "from": "base", field: name, "stream": False}
+    )
     assert result.status_code == 400
     assert result.json == {"error": f'unknown {field} "{name}"'}
     assert setup.client.simulate_post("/api/show", json={"model": "x"}).status_code == 404
 
 
 def test_generate_uses_the_renderer_too(coder):
-    result = coder.client.simulate_post("/api/generate", json={
-        "model": "coder", "prompt": "Weather in Paris?", "_debug_render_only": True, "stream": False})
+    result = coder.client.simulate_post(
+        "/api/generate",
+        json={
+            "model": "coder",
+            "prompt": "Weather in Paris?",
+            "_debug_render_only": True,
+            "stream": False,
+        },
+    )
     assert result.json["_debug_info"]["rendered_template"] == (
-        "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n")
+        "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 # A harmony (gpt-oss) model: a Go template with harmony's tags, the harmony parser. The fake
 # model recites an analysis message, then either an answer or a call of the (renamed) tool.
-HARMONY_TEMPLATE = ("<|start|>system<|message|>{{ range .Tools }}tool {{ .Function.Name }};{{ end }}<|end|>"
-                    "{{ range .Messages }}<|start|>{{ .Role }}<|message|>{{ .Content }}<|end|>{{ end }}<|start|>assistant")
-ANSWER_SCRIPT = ("Say hi.assistant<|channel|>analysis<|message|>Greet back.<|end|><|start|>assistant<|channel|>final"
-                 "<|message|>Hi there!")
-CALL_SCRIPT = ("Weather in Paris?assistant<|channel|>analysis<|message|>Need the weather tool.<|end|><|start|>assistant"
-               "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\"}")
+HARMONY_TEMPLATE = (
+    "<|start|>system<|message|>{{ range .Tools }}tool {{ .Function.Name }};{{ end }}<|end|>"
+    "{{ range .Messages }}<|start|>{{ .Role }}<|message|>{{ .Content }}<|end|>{{ end }}<|start|>assistant"
+)
+ANSWER_SCRIPT = (
+    "Say hi.assistant<|channel|>analysis<|message|>Greet back.<|end|><|start|>assistant<|channel|>final"
+    "<|message|>Hi there!"
+)
+CALL_SCRIPT = (
+    "Weather in Paris?assistant<|channel|>analysis<|message|>Need the weather tool.<|end|><|start|>assistant"
+    '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}'
+)
 DASHED = {**WEATHER, "function": {**WEATHER["function"], "name": "get-weather"}}
 
 
@@ -105,8 +165,10 @@ def harmony(make_fake):
     setup = make_fake()
     for name, script in (("oss", ANSWER_SCRIPT), ("oss-tools", CALL_SCRIPT)):
         setup.model(name + "-base", script=script, template=HARMONY_TEMPLATE)
-        created = setup.client.simulate_post("/api/create", json={
-            "model": name, "from": name + "-base", "parser": "harmony", "stream": False})
+        created = setup.client.simulate_post(
+            "/api/create",
+            json={"model": name, "from": name + "-base", "parser": "harmony", "stream": False},
+        )
         assert created.status_code == 200, created.text
     return setup
 
@@ -114,22 +176,36 @@ def harmony(make_fake):
 def test_harmony_splits_thinking_from_the_answer(harmony):
     with harmony.server() as server:
         response = ollama.Client(host=server.url).chat(
-            model="oss", messages=[{"role": "user", "content": "Say hi."}], options=GREEDY)
+            model="oss", messages=[{"role": "user", "content": "Say hi."}], options=GREEDY
+        )
     assert response.message.thinking == "Greet back."
     assert response.message.content == "Hi there!"
 
 
 def test_harmony_renames_tools_for_the_model_and_back_for_the_client(harmony):
     messages = [{"role": "user", "content": "Weather in Paris?"}]
-    shown = harmony.client.simulate_post("/api/chat", json={
-        "model": "oss-tools", "messages": messages, "tools": [DASHED], "_debug_render_only": True, "stream": False})
-    assert "tool get_weather;" in shown.json["_debug_info"]["rendered_template"]  # the model sees an identifier
+    shown = harmony.client.simulate_post(
+        "/api/chat",
+        json={
+            "model": "oss-tools",
+            "messages": messages,
+            "tools": [DASHED],
+            "_debug_render_only": True,
+            "stream": False,
+        },
+    )
+    assert (
+        "tool get_weather;" in shown.json["_debug_info"]["rendered_template"]
+    )  # the model sees an identifier
     with harmony.server() as server:
-        response = ollama.Client(host=server.url).chat(model="oss-tools", messages=messages, tools=[DASHED],
-                                                       options=GREEDY)
+        response = ollama.Client(host=server.url).chat(
+            model="oss-tools", messages=messages, tools=[DASHED], options=GREEDY
+        )
     assert response.message.thinking == "Need the weather tool."
     (call,) = response.message.tool_calls
-    assert call.function.name == "get-weather" and dict(call.function.arguments) == {"city": "Paris"}
+    assert call.function.name == "get-weather" and dict(call.function.arguments) == {
+        "city": "Paris"
+    }
 
 
 def test_the_openai_endpoint_gets_the_parsers_tool_calls(coder):
@@ -138,9 +214,16 @@ def test_the_openai_endpoint_gets_the_parsers_tool_calls(coder):
     with coder.server() as server:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="ollama", max_retries=0)
         reply = client.chat.completions.create(
-            model="coder", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER], temperature=0)
+            model="coder",
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            tools=[WEATHER],
+            temperature=0,
+        )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content == "I'll check the weather."
     (call,) = choice.message.tool_calls
-    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris", "days": 3}
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {
+        "city": "Paris",
+        "days": 3,
+    }

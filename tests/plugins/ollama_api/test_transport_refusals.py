@@ -51,7 +51,9 @@ def blob_post(digest: str, framing: str) -> bytes:
 
 def test_a_megabyte_header_line_is_a_431(served):
     before = snapshot(served.models_dir)
-    request = b"GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    request = (
+        b"GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    )
     assert exchange(served, request) == (431, {"error": "request header fields too large"})
     still_answers(served, served.models_dir, before)
 
@@ -61,7 +63,9 @@ def test_a_body_past_the_limit_is_refused_before_it_is_sent(served):
     head = f"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {50 * LIMIT}\r\n\r\n".encode()
     status, body = exchange(served, head + b"{" * (4 * LIMIT))  # a fraction of what it announced
     assert status == 413
-    assert body == {"error": f"request body too large: more than {LIMIT} bytes (OLLAMAKIT_MAX_REQUEST_BODY)"}
+    assert body == {
+        "error": f"request body too large: more than {LIMIT} bytes (OLLAMAKIT_MAX_REQUEST_BODY)"
+    }
     still_answers(served, served.models_dir, before)
 
 
@@ -77,16 +81,26 @@ def test_an_upload_cut_short_on_a_half_closed_socket_gets_an_answer(served, size
     payload = os.urandom(size)
     request = blob_post(digest_of(payload), f"Content-Length: {size}") + payload[: size // 2]
     status, body = exchange(served, request, half_close=True)
-    assert (status, body) == (400, {"error": "upload interrupted: body ended before Content-Length"})
+    assert (status, body) == (
+        400,
+        {"error": "upload interrupted: body ended before Content-Length"},
+    )
     still_answers(served, served.models_dir, before)
 
 
 def test_a_chunked_upload_cut_short_on_a_half_closed_socket_gets_an_answer(served):
     before = snapshot(served.models_dir)
     payload = os.urandom(3 << 20)
-    request = blob_post(digest_of(payload), "Transfer-Encoding: chunked") + b"%x\r\n" % len(payload) + payload[:1000]
+    request = (
+        blob_post(digest_of(payload), "Transfer-Encoding: chunked")
+        + b"%x\r\n" % len(payload)
+        + payload[:1000]
+    )
     status, body = exchange(served, request, half_close=True)
-    assert (status, body) == (400, {"error": "upload interrupted: body ended before its last chunk"})
+    assert (status, body) == (
+        400,
+        {"error": "upload interrupted: body ended before its last chunk"},
+    )
     still_answers(served, served.models_dir, before)
 
 
@@ -94,8 +108,10 @@ def test_a_chunked_upload_cut_short_on_a_half_closed_socket_gets_an_answer(serve
 def test_a_digest_ending_in_a_newline_is_refused(served, method):
     before = snapshot(served.models_dir)
     empty = digest_of(b"")
-    request = (f"{method} /api/blobs/{empty}%0a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
-               "Connection: close\r\n\r\n").encode()
+    request = (
+        f"{method} /api/blobs/{empty}%0a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", served.port), timeout=20) as sock:
         sock.sendall(request)
         reply = b""

@@ -35,8 +35,21 @@ def can_mount(tmp_path: Path) -> bool:
     target = tmp_path / "probe"
     target.mkdir()
     try:
-        result = subprocess.run(["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs", "none", str(target)],
-                                capture_output=True, timeout=10)
+        result = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "mount",
+                "-t",
+                "tmpfs",
+                "none",
+                str(target),
+            ],
+            capture_output=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
@@ -58,9 +71,18 @@ class ConfinedServer(ServerProcess):
     def start(self, timeout: float = 30.0) -> ConfinedServer:
         self.log = open(self.models_dir.parent / f"server-{self.port}.log", "wb")
         script = f'{self.setup}\nexec "$0" -m ollamakit serve'
-        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script, sys.executable],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(self.proc, self.port, timeout, lambda: RuntimeError(f"server exited with {self.proc.returncode}"))
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-ec", script, sys.executable],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(
+            self.proc,
+            self.port,
+            timeout,
+            lambda: RuntimeError(f"server exited with {self.proc.returncode}"),
+        )
         return self
 
     def seen(self, path: Path) -> Path:
@@ -77,9 +99,14 @@ def prepared(tmp_path):
         from falcon.testing import TestClient
 
         client = TestClient(create_app(kernel), headers={"Host": "localhost"})
-        data = tiny_llama(tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64).read_bytes()
+        data = tiny_llama(
+            tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64
+        ).read_bytes()
         assert client.simulate_post(f"/api/blobs/{digest_of(data)}", body=data).status_code == 201
-        reply = client.simulate_post("/api/create", json={"model": "kept", "files": {"m.gguf": digest_of(data)}, "stream": False})
+        reply = client.simulate_post(
+            "/api/create",
+            json={"model": "kept", "files": {"m.gguf": digest_of(data)}, "stream": False},
+        )
         assert reply.status_code == 200, reply.text
     finally:
         kernel.close()
@@ -91,8 +118,13 @@ def attempt_writes(http: httpx.Client, expected: dict, models_dir: Path) -> None
     replies = [
         http.post(f"/api/blobs/{digest_of(small)}", content=small),
         http.post(f"/api/blobs/{digest_of(large)}", content=large),
-        http.post("/api/create", json={"model": "child", "from": "kept", "system": "Be brief.", "stream": False}),
-        http.post("/api/create", json={"model": "child", "from": "kept", "system": "Be brief."}),  # streaming
+        http.post(
+            "/api/create",
+            json={"model": "child", "from": "kept", "system": "Be brief.", "stream": False},
+        ),
+        http.post(
+            "/api/create", json={"model": "child", "from": "kept", "system": "Be brief."}
+        ),  # streaming
         http.post("/api/copy", json={"source": "kept", "destination": "copied"}),
     ]
     for reply in replies:
@@ -103,7 +135,10 @@ def attempt_writes(http: httpx.Client, expected: dict, models_dir: Path) -> None
 def reads_still_work(http: httpx.Client) -> None:
     assert [m["name"] for m in http.get("/api/tags").json()["models"]] == ["kept:latest"]
     assert http.post("/api/show", json={"model": "kept"}).status_code == 200
-    reply = http.post("/api/generate", json={"model": "kept", "prompt": "a", "stream": False, "options": {"num_predict": 2}})
+    reply = http.post(
+        "/api/generate",
+        json={"model": "kept", "prompt": "a", "stream": False, "options": {"num_predict": 2}},
+    )
     assert reply.status_code == 200 and reply.json()["done"]
 
 
@@ -126,8 +161,10 @@ def test_a_full_disk(tmp_path, mounts, prepared):
     disk = tmp_path / "disk"
     disk.mkdir()
     models = disk / "models"
-    setup = (f"mount -t tmpfs -o size=8m none {disk}\ncp -a {prepared} {models}\n"
-             f"dd if=/dev/zero of={disk}/filler bs=64k 2>/dev/null || true")  # every block taken
+    setup = (
+        f"mount -t tmpfs -o size=8m none {disk}\ncp -a {prepared} {models}\n"
+        f"dd if=/dev/zero of={disk}/filler bs=64k 2>/dev/null || true"
+    )  # every block taken
     server = ConfinedServer(models, setup).start()
     try:
         store = server.seen(models)
@@ -140,6 +177,9 @@ def test_a_full_disk(tmp_path, mounts, prepared):
             server.seen(disk / "filler").unlink()  # room again: the same writes succeed
             data = os.urandom(3 << 20)
             assert http.post(f"/api/blobs/{digest_of(data)}", content=data).status_code == 201
-            assert http.post("/api/copy", json={"source": "kept", "destination": "copied"}).status_code == 200
+            assert (
+                http.post("/api/copy", json={"source": "kept", "destination": "copied"}).status_code
+                == 200
+            )
     finally:
         server.stop()

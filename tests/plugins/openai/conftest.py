@@ -33,8 +33,14 @@ class EngineSetup(FakeSetup):
         import hashlib
 
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        assert self.client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (200, 201)
-        result = self.client.simulate_post("/api/create", json={"model": name, "files": {"m.gguf": digest}, "stream": False, **body})
+        assert self.client.simulate_post(f"/api/blobs/{digest}", body=data).status_code in (
+            200,
+            201,
+        )
+        result = self.client.simulate_post(
+            "/api/create",
+            json={"model": name, "files": {"m.gguf": digest}, "stream": False, **body},
+        )
         assert result.status_code == 200, result.text
 
 
@@ -45,7 +51,9 @@ def engine(tmp_path):
     models.mkdir()
     setup = EngineSetup(replace(Settings(models_dir=models), num_parallel=2))
     setup.model()
-    path = tiny_llama(tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64)
+    path = tiny_llama(
+        tmp_path / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64
+    )
     setup.create_from_gguf("tiny", path)
     yield setup
     setup.close()

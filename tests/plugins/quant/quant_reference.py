@@ -15,11 +15,35 @@ from pathlib import Path
 import numpy as np
 
 # ggml type -> (values per block, bytes per block)
-BLOCKS = {"Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24), "Q8_0": (32, 34),
-          "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144), "Q5_K": (256, 176), "Q6_K": (256, 210)}
+BLOCKS = {
+    "Q4_0": (32, 18),
+    "Q4_1": (32, 20),
+    "Q5_0": (32, 22),
+    "Q5_1": (32, 24),
+    "Q8_0": (32, 34),
+    "Q2_K": (256, 84),
+    "Q3_K": (256, 110),
+    "Q4_K": (256, 144),
+    "Q5_K": (256, 176),
+    "Q6_K": (256, 210),
+}
 # llama.cpp's llama_ftype numbers
-FTYPES = {"Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_0": 2, "Q4_1": 3, "Q4_K_S": 14,
-          "Q4_K_M": 15, "Q5_0": 8, "Q5_1": 9, "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "Q8_0": 7}
+FTYPES = {
+    "Q2_K": 10,
+    "Q3_K_S": 11,
+    "Q3_K_M": 12,
+    "Q3_K_L": 13,
+    "Q4_0": 2,
+    "Q4_1": 3,
+    "Q4_K_S": 14,
+    "Q4_K_M": 15,
+    "Q5_0": 8,
+    "Q5_1": 9,
+    "Q5_K_S": 16,
+    "Q5_K_M": 17,
+    "Q6_K": 18,
+    "Q8_0": 7,
+}
 
 
 @cache
@@ -60,7 +84,9 @@ def reference_blocks(type_name: str, x: np.ndarray) -> np.ndarray | None:
     return out.reshape(-1, nbytes)
 
 
-def reference_file(source: Path, destination: Path, file_type: str, threads: int = 1) -> Path | None:
+def reference_file(
+    source: Path, destination: Path, file_type: str, threads: int = 1
+) -> Path | None:
     """llama.cpp's ``llama_model_quantize`` of ``source`` to ``file_type`` (no importance matrix)."""
     llama_cpp = _llama_cpp()
     if llama_cpp is None:

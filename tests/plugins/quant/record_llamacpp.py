@@ -33,8 +33,13 @@ def record_blocks() -> dict:
             params = answers.block_case(case, index)
             x = answers.block_input(params)
             encoded = reference.reference_blocks(type_name, x)
-            blocks[type_name].append({**params, "input_sha256": answers.input_digest(x),
-                                      "sha256": answers.sha256(encoded)})
+            blocks[type_name].append(
+                {
+                    **params,
+                    "input_sha256": answers.input_digest(x),
+                    "sha256": answers.sha256(encoded),
+                }
+            )
         print(f"blocks {type_name}: {len(blocks[type_name])} inputs", flush=True)
     return blocks
 
@@ -87,14 +92,29 @@ def record_model(folder: Path) -> dict:
 def compact_json(value, indent: str = "") -> str:
     """JSON with every container of plain values on one line (one line per tensor, per block
     input, per list of types): small, and its diffs point at what changed."""
-    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    children = (
+        list(value.values())
+        if isinstance(value, dict)
+        else value
+        if isinstance(value, list)
+        else []
+    )
     if not any(isinstance(child, (dict, list)) for child in children):
         return json.dumps(value)
     inner = indent + " "
     if isinstance(value, dict):
-        lines = [f"{inner}{json.dumps(key)}: {compact_json(child, inner)}" for key, child in value.items()]
+        lines = [
+            f"{inner}{json.dumps(key)}: {compact_json(child, inner)}"
+            for key, child in value.items()
+        ]
         return "{\n" + ",\n".join(lines) + "\n" + indent + "}"
-    return "[\n" + ",\n".join(inner + compact_json(child, inner) for child in value) + "\n" + indent + "]"
+    return (
+        "[\n"
+        + ",\n".join(inner + compact_json(child, inner) for child in value)
+        + "\n"
+        + indent
+        + "]"
+    )
 
 
 def main() -> None:
@@ -105,7 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         fixture = {
             "about": "llama.cpp's quantizations as sha256 hashes; written by record_llamacpp.py, "
-                     "read by test_llamacpp_answers.py (see quant_answers.py for what is hashed)",
+            "read by test_llamacpp_answers.py (see quant_answers.py for what is hashed)",
             "llama_cpp_python": llama_cpp.__version__,
             "blocks": record_blocks(),
             "smollm2": record_model(Path(folder)),

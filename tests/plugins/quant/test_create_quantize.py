@@ -32,18 +32,38 @@ def create(client, **body) -> list[dict]:
 
 
 def model_layer(client, models_dir, name):
-    manifest = json.loads((models_dir / "manifests" / "registry.ollama.ai" / "library" / name / "latest").read_bytes())
-    layer = next(layer for layer in manifest["layers"] if layer["mediaType"] == "application/vnd.ollama.image.model")
+    manifest = json.loads(
+        (models_dir / "manifests" / "registry.ollama.ai" / "library" / name / "latest").read_bytes()
+    )
+    layer = next(
+        layer
+        for layer in manifest["layers"]
+        if layer["mediaType"] == "application/vnd.ollama.image.model"
+    )
     return models_dir / "blobs" / layer["digest"].replace(":", "-")
 
 
 def test_create_quantizes_and_show_reports_the_type(client, models_dir, tmp_path):
-    source = tiny_llama(tmp_path / "f16.gguf", n_layers=2, n_embd=256, n_heads=4, n_kv_heads=1, n_ff=256,
-                        dtype=np.float16)
-    events = create(client, model="tiny-q", files={"model.gguf": upload_file(client, source)}, quantize="q4_K_M")
+    source = tiny_llama(
+        tmp_path / "f16.gguf",
+        n_layers=2,
+        n_embd=256,
+        n_heads=4,
+        n_kv_heads=1,
+        n_ff=256,
+        dtype=np.float16,
+    )
+    events = create(
+        client, model="tiny-q", files={"model.gguf": upload_file(client, source)}, quantize="q4_K_M"
+    )
     status = "quantizing F16 model to Q4_K_M"
     progress = [e for e in events if e["status"] == status]
-    assert progress[0] == {"status": status, "digest": "0000000000000000000", "total": 0, "completed": 0}
+    assert progress[0] == {
+        "status": status,
+        "digest": "0000000000000000000",
+        "total": 0,
+        "completed": 0,
+    }
     assert all(e["digest"] == "0" * 19 for e in progress)
     completed = [e["completed"] for e in progress[1:]]
     assert len(completed) == 2 * 9 + 3 and completed == sorted(completed)  # one line per tensor
@@ -54,7 +74,9 @@ def test_create_quantizes_and_show_reports_the_type(client, models_dir, tmp_path
     assert shown["details"]["quantization_level"] == "Q4_K_M"
     stored = model_layer(client, models_dir, "tiny-q")
     direct = quantize_file(source, tmp_path / "direct.gguf", "Q4_K_M")
-    assert stored.read_bytes() == direct.read_bytes()  # deterministic, and exactly the quantizer's output
+    assert (
+        stored.read_bytes() == direct.read_bytes()
+    )  # deterministic, and exactly the quantizer's output
     with GGUFFile.open(stored) as gguf:
         # two layers: use_more_bits picks only the last (i >= 7 * 2 // 8)
         assert gguf.tensor_info("blk.0.attn_v.weight").type_name == "Q4_K"
@@ -64,13 +86,19 @@ def test_create_quantizes_and_show_reports_the_type(client, models_dir, tmp_path
 
 def test_unknown_type_lists_all_fourteen(client, tmp_path):
     source = tiny_llama(tmp_path / "f16.gguf", n_layers=1, dtype=np.float16)
-    response = client.simulate_post("/api/create", json={"model": "x", "files": {"m.gguf": upload_file(client, source)},
-                                                         "quantize": "q3_K_XL"})
+    response = client.simulate_post(
+        "/api/create",
+        json={
+            "model": "x",
+            "files": {"m.gguf": upload_file(client, source)},
+            "quantize": "q3_K_XL",
+        },
+    )
     assert response.status_code == 400
     prefix = "unsupported quantization type Q3_K_XL - supported types are "
     message = response.json["error"]
     assert message.startswith(prefix)
-    assert sorted(message[len(prefix):].split(", ")) == sorted(FOURTEEN.split(", "))
+    assert sorted(message[len(prefix) :].split(", ")) == sorted(FOURTEEN.split(", "))
 
 
 @pytest.mark.real_model
@@ -78,10 +106,19 @@ def test_unknown_type_lists_all_fourteen(client, tmp_path):
 def test_real_model_quantized_through_create_still_generates(client, models_dir, smollm2_f16_path):
     """SmolLM2 in F16, quantized by /api/create to Q8_0: /api/show says so, and the quantized
     model follows the F16 source's own greedy continuation (Q8_0 is near-lossless)."""
-    events = create(client, model="smol-q8", files={"model.gguf": upload_file(client, smollm2_f16_path)},
-                    quantize="q8_0")
+    events = create(
+        client,
+        model="smol-q8",
+        files={"model.gguf": upload_file(client, smollm2_f16_path)},
+        quantize="q8_0",
+    )
     assert any(e["status"] == "quantizing F16 model to Q8_0" for e in events)
-    assert client.simulate_post("/api/show", json={"model": "smol-q8"}).json["details"]["quantization_level"] == "Q8_0"
+    assert (
+        client.simulate_post("/api/show", json={"model": "smol-q8"}).json["details"][
+            "quantization_level"
+        ]
+        == "Q8_0"
+    )
     import ollamakit_engine as engine
     import ollamakit_numpy as numpy_backend
 

@@ -33,11 +33,15 @@ def test_the_fixture_covers_every_type():
 def test_blocks_equal_recorded_llama_cpp(type_name):
     for recorded in RECORDED["blocks"][type_name]:
         x = answers.block_input(recorded)
-        assert answers.input_digest(x) == recorded["input_sha256"], f"{recorded['case']}: {RERECORD}"
+        assert answers.input_digest(x) == recorded["input_sha256"], (
+            f"{recorded['case']}: {RERECORD}"
+        )
         block = test_blocks.BLOCK[type_name]
         ours = test_blocks.ENCODERS[type_name](x.reshape(-1, block))
         assert ours.shape == (x.size // block, quant_reference.BLOCKS[type_name][1])
-        assert answers.sha256(ours) == recorded["sha256"], f"{type_name} differs from llama.cpp on '{recorded['case']}'"
+        assert answers.sha256(ours) == recorded["sha256"], (
+            f"{type_name} differs from llama.cpp on '{recorded['case']}'"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,8 @@ def smollm2_f16(smollm2_f16_path):
     """The cached F16 SmolLM2, checked to be the very source the answers were recorded from."""
     assert answers.source_digest(smollm2_f16_path) == RECORDED["smollm2"]["f16_tensors_sha256"], (
         f"{smollm2_f16_path} is not the F16 the answers were recorded from: a stale cached copy "
-        "(delete it), or to_float or the model changed (re-record with record_llamacpp.py)")
+        "(delete it), or to_float or the model changed (re-record with record_llamacpp.py)"
+    )
     return smollm2_f16_path
 
 
@@ -53,7 +58,10 @@ def expected_tensors(file_type: str) -> list[list[str]]:
     """[name, ggml type, sha256] in file order, as llama.cpp wrote them for ``file_type``."""
     model = RECORDED["smollm2"]
     types = model["file_types"][file_type]["types"]
-    return [[name, t, model["digests"][name][t]] for name, t in zip(model["tensors"], types, strict=True)]
+    return [
+        [name, t, model["digests"][name][t]]
+        for name, t in zip(model["tensors"], types, strict=True)
+    ]
 
 
 class Encodings:
@@ -70,7 +78,9 @@ class Encodings:
         if (name, target) not in self.digests:
             info = self.gguf.tensor_info(name)
             raw = self.gguf.raw(name)
-            data = raw if target == info.type_name else encode(raw, info.type_name, target, self.pool)
+            data = (
+                raw if target == info.type_name else encode(raw, info.type_name, target, self.pool)
+            )
             self.digests[name, target] = answers.sha256(data)
         return self.digests[name, target]
 

@@ -8,8 +8,22 @@ from ollamakit.errors import BadRequest
 from ollamakit_quant.quantizer import file_type_name
 from ollamakit_quant.recipe import FILE_TYPES, ModelFacts, Recipe, weight_order
 
-ALL = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_1",
-       "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0"]
+ALL = [
+    "Q2_K",
+    "Q3_K_S",
+    "Q3_K_M",
+    "Q3_K_L",
+    "Q4_0",
+    "Q4_1",
+    "Q4_K_S",
+    "Q4_K_M",
+    "Q5_0",
+    "Q5_1",
+    "Q5_K_S",
+    "Q5_K_M",
+    "Q6_K",
+    "Q8_0",
+]
 
 
 def fake_model(n_layer=16, width=256, ff=512, kv=64, tied=False):
@@ -18,20 +32,32 @@ def fake_model(n_layer=16, width=256, ff=512, kv=64, tied=False):
     if not tied:
         shapes["output.weight"] = (width, 1000)
     for i in range(n_layer):
-        shapes.update({
-            f"blk.{i}.attn_norm.weight": (width,), f"blk.{i}.ffn_norm.weight": (width,),
-            f"blk.{i}.attn_q.weight": (width, width), f"blk.{i}.attn_k.weight": (width, kv),
-            f"blk.{i}.attn_v.weight": (width, kv), f"blk.{i}.attn_output.weight": (width, width),
-            f"blk.{i}.ffn_gate.weight": (width, ff), f"blk.{i}.ffn_up.weight": (width, ff),
-            f"blk.{i}.ffn_down.weight": (ff, width),
-        })
+        shapes.update(
+            {
+                f"blk.{i}.attn_norm.weight": (width,),
+                f"blk.{i}.ffn_norm.weight": (width,),
+                f"blk.{i}.attn_q.weight": (width, width),
+                f"blk.{i}.attn_k.weight": (width, kv),
+                f"blk.{i}.attn_v.weight": (width, kv),
+                f"blk.{i}.attn_output.weight": (width, width),
+                f"blk.{i}.ffn_gate.weight": (width, ff),
+                f"blk.{i}.ffn_up.weight": (width, ff),
+                f"blk.{i}.ffn_down.weight": (ff, width),
+            }
+        )
     return shapes
 
 
 def choices(file_type, shapes, arch="llama", n_layer=16, heads=8, kv_heads=2, experts=0):
-    facts = ModelFacts.from_metadata({
-        "general.architecture": arch, f"{arch}.block_count": n_layer, f"{arch}.attention.head_count": heads,
-        f"{arch}.attention.head_count_kv": kv_heads, f"{arch}.expert_count": experts})
+    facts = ModelFacts.from_metadata(
+        {
+            "general.architecture": arch,
+            f"{arch}.block_count": n_layer,
+            f"{arch}.attention.head_count": heads,
+            f"{arch}.attention.head_count_kv": kv_heads,
+            f"{arch}.expert_count": experts,
+        }
+    )
     recipe = Recipe(file_type, facts, shapes)
     return {name: recipe.choose(name, shapes[name]) for name in weight_order(shapes)}
 
@@ -45,13 +71,27 @@ def test_file_type_names_are_the_fourteen():
     assert file_type_name("q4_k_m") == "Q4_K_M"
     with pytest.raises(BadRequest) as caught:
         file_type_name("q9_X")
-    assert caught.value.message == "unsupported quantization type Q9_X - supported types are " + ", ".join(ALL)
+    assert (
+        caught.value.message
+        == "unsupported quantization type Q9_X - supported types are " + ", ".join(ALL)
+    )
 
 
 def test_llama_order_is_by_layer_number_then_name():
-    names = ["blk.10.attn_v.weight", "output.weight", "blk.2.attn_v.weight", "blk.2.attn_k.weight", "token_embd.weight"]
-    assert weight_order(names) == ["output.weight", "token_embd.weight", "blk.2.attn_k.weight",
-                                   "blk.2.attn_v.weight", "blk.10.attn_v.weight"]
+    names = [
+        "blk.10.attn_v.weight",
+        "output.weight",
+        "blk.2.attn_v.weight",
+        "blk.2.attn_k.weight",
+        "token_embd.weight",
+    ]
+    assert weight_order(names) == [
+        "output.weight",
+        "token_embd.weight",
+        "blk.2.attn_k.weight",
+        "blk.2.attn_v.weight",
+        "blk.10.attn_v.weight",
+    ]
 
 
 def test_q4_k_m_gives_more_bits_by_layer_position():
@@ -61,10 +101,14 @@ def test_q4_k_m_gives_more_bits_by_layer_position():
     expected = ["Q6_K" if i in more else "Q4_K" for i in range(16)]
     assert per_layer(chosen, "attn_v") == expected
     assert per_layer(chosen, "ffn_down") == expected
-    assert set(per_layer(chosen, "attn_q") + per_layer(chosen, "ffn_up") + per_layer(chosen, "attn_output")) == {"Q4_K"}
+    assert set(
+        per_layer(chosen, "attn_q") + per_layer(chosen, "ffn_up") + per_layer(chosen, "attn_output")
+    ) == {"Q4_K"}
     assert chosen["output.weight"] == "Q6_K"
     assert chosen["token_embd.weight"] == "Q4_K"  # not tied: an ordinary matrix
-    assert chosen["output_norm.weight"] is None and chosen["blk.3.attn_norm.weight"] is None  # 1-D: kept
+    assert (
+        chosen["output_norm.weight"] is None and chosen["blk.3.attn_norm.weight"] is None
+    )  # 1-D: kept
 
 
 def test_counting_follows_layer_numbers_not_name_order():
@@ -82,7 +126,9 @@ def test_small_and_large_mixtures():
     assert per_layer(m, "ffn_down") == ["Q5_K"] + ["Q4_K"] * 15
     assert set(per_layer(m, "attn_output")) == {"Q4_K"} and set(per_layer(m, "attn_q")) == {"Q3_K"}
     l3 = choices("Q3_K_L", fake_model())
-    assert set(per_layer(l3, "attn_v") + per_layer(l3, "ffn_down") + per_layer(l3, "attn_output")) == {"Q5_K"}
+    assert set(
+        per_layer(l3, "attn_v") + per_layer(l3, "ffn_down") + per_layer(l3, "attn_output")
+    ) == {"Q5_K"}
     s3 = choices("Q3_K_S", fake_model())
     assert set(per_layer(s3, "attn_v") + per_layer(s3, "ffn_down")) == {"Q3_K"}
     m5 = choices("Q5_K_M", fake_model())
@@ -114,8 +160,12 @@ def test_rows_that_do_not_split_into_super_blocks_fall_back():
     shapes = fake_model(n_layer=8, width=576, ff=1536, kv=192, tied=True)
     chosen = choices("Q4_K_M", shapes, n_layer=8, heads=9, kv_heads=3)
     assert chosen["token_embd.weight"] == "Q8_0"
-    assert per_layer(chosen, "attn_v", 8) == ["Q8_0" if i in {0, 3, 6, 7} else "Q5_0" for i in range(8)]
-    assert per_layer(chosen, "ffn_down", 8) == ["Q6_K" if i in {0, 3, 6, 7} else "Q4_K" for i in range(8)]
+    assert per_layer(chosen, "attn_v", 8) == [
+        "Q8_0" if i in {0, 3, 6, 7} else "Q5_0" for i in range(8)
+    ]
+    assert per_layer(chosen, "ffn_down", 8) == [
+        "Q6_K" if i in {0, 3, 6, 7} else "Q4_K" for i in range(8)
+    ]
     assert set(per_layer(chosen, "attn_q", 8)) == {"Q5_0"}
     assert set(per_layer(choices("Q5_K_S", shapes, n_layer=8), "attn_q", 8)) == {"Q5_1"}
     assert set(per_layer(choices("Q3_K_S", shapes, n_layer=8), "attn_q", 8)) == {"Q4_0"}
@@ -127,8 +177,12 @@ def test_rows_that_do_not_split_into_super_blocks_fall_back():
 
 
 def test_mixture_of_experts_and_kept_tensors():
-    shapes = {**fake_model(n_layer=8), "blk.0.ffn_gate_inp.weight": (256, 8),
-              "blk.0.ffn_down_exps.weight": (512, 256, 8), "position_embd.weight": (256, 512)}
+    shapes = {
+        **fake_model(n_layer=8),
+        "blk.0.ffn_gate_inp.weight": (256, 8),
+        "blk.0.ffn_down_exps.weight": (512, 256, 8),
+        "position_embd.weight": (256, 512),
+    }
     chosen = choices("Q4_K_M", shapes, n_layer=8, experts=8)
     assert set(per_layer(chosen, "attn_v", 8) + per_layer(chosen, "attn_k", 8)) == {"Q8_0"}
     assert chosen["blk.0.ffn_gate_inp.weight"] is None and chosen["position_embd.weight"] is None

@@ -6,7 +6,9 @@ import pytest
 from registry_fakes import FakeRegistry
 from registry_helpers import Instance, requires_registry
 
-from ollamakit.testing import models as real_models  # imported now: its cache path uses the real HOME
+from ollamakit.testing import (
+    models as real_models,
+)  # imported now: its cache path uses the real HOME
 from ollamakit_registry.testing import LocalRegistry
 
 

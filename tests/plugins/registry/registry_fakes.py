@@ -20,7 +20,9 @@ def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def model_manifest(layer: bytes, config: bytes = b'{"model_format":"gguf"}', layer_size: int | None = None) -> bytes:
+def model_manifest(
+    layer: bytes, config: bytes = b'{"model_format":"gguf"}', layer_size: int | None = None
+) -> bytes:
     manifest = mf.Manifest(
         mf.Layer(mf.CONFIG_MEDIA_TYPE, sha(config), len(config)),
         [mf.Layer(mf.MODEL, sha(layer), len(layer) if layer_size is None else layer_size)],
@@ -47,7 +49,13 @@ class FakeRegistry:
         self.host = f"127.0.0.1:{self.server.server_port}"
         self.url = f"http://{self.host}"
 
-    def add_model(self, name: str, layer: bytes, config: bytes = b'{"model_format":"gguf"}', manifest: bytes | None = None):
+    def add_model(
+        self,
+        name: str,
+        layer: bytes,
+        config: bytes = b'{"model_format":"gguf"}',
+        manifest: bytes | None = None,
+    ):
         """Serve ``ns/model:tag`` with one model layer; returns the manifest bytes."""
         data = manifest or model_manifest(layer, config)
         self.manifests[name] = data
@@ -56,7 +64,9 @@ class FakeRegistry:
         return data
 
     def start(self) -> FakeRegistry:
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -100,7 +110,10 @@ class FakeRegistry:
                     return self._send(307, headers={"Location": f"/loop/{step}"})
                 if path.startswith("/cdn/"):
                     return self._blob(path.rsplit("/", 1)[1])
-                if registry.bearer and self.headers.get("Authorization") != f"Bearer {registry.bearer}":
+                if (
+                    registry.bearer
+                    and self.headers.get("Authorization") != f"Bearer {registry.bearer}"
+                ):
                     challenge = f'Bearer realm="{registry.url}/token",service="fake",scope="repository:x:pull"'
                     return self._send(401, b'{"errors":[]}', {"WWW-Authenticate": challenge})
                 match = re.match(r"^/v2/([^/]+/[^/]+)/(manifests|blobs)/(.+)$", path)

@@ -55,7 +55,10 @@ class Instance:
         return set(self.kernel.storage.list_blobs())
 
     def manifests(self) -> dict:
-        return {parts: self.kernel.storage.read_manifest(parts) for parts, _ in self.kernel.storage.list_manifests()}
+        return {
+            parts: self.kernel.storage.read_manifest(parts)
+            for parts, _ in self.kernel.storage.list_manifests()
+        }
 
     def close(self) -> None:
         self.kernel.close()
@@ -67,15 +70,21 @@ def create_smol(inst: Instance, name: str, gguf: Path) -> None:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     result = inst.client.simulate_post(f"/api/blobs/{digest}", body=data)
     assert result.status_code in (200, 201), result.text
-    events = inst.post("/api/create", {"model": name, "files": {"model.gguf": digest}, "system": "You are terse."})
+    events = inst.post(
+        "/api/create", {"model": name, "files": {"model.gguf": digest}, "system": "You are terse."}
+    )
     assert events[-1] == {"status": "success"}, events
 
 
 def requires_registry() -> None:
     if registry_binary() is None:
-        message = "docker-registry is not installed (scripts/test.sh installs Debian's docker-registry)"
+        message = (
+            "docker-registry is not installed (scripts/test.sh installs Debian's docker-registry)"
+        )
         if os.environ.get("CI"):
-            pytest.fail(message)  # CI runs scripts/test.sh as root: a missing registry is a set-up bug
+            pytest.fail(
+                message
+            )  # CI runs scripts/test.sh as root: a missing registry is a set-up bug
         pytest.skip(message)
 
 
@@ -83,7 +92,11 @@ def tiny_model(inst: Instance, name: str, layer: bytes) -> mf.Manifest:
     """A model whose weights are ``layer`` (any bytes: the registry never parses them)."""
     store = inst.kernel.store
     digest, size = store.add_bytes(layer)
-    config, config_size = store.add_bytes(b'{"model_format":"gguf","architecture":"amd64","os":"linux"}')
-    manifest = mf.Manifest(mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size), [mf.Layer(mf.MODEL, digest, size)])
+    config, config_size = store.add_bytes(
+        b'{"model_format":"gguf","architecture":"amd64","os":"linux"}'
+    )
+    manifest = mf.Manifest(
+        mf.Layer(mf.CONFIG_MEDIA_TYPE, config, config_size), [mf.Layer(mf.MODEL, digest, size)]
+    )
     store.write_manifest(ModelName.parse(name), manifest)
     return manifest

@@ -19,15 +19,25 @@ from ollamakit_registry.pull import pull_model
 
 
 def test_parse_challenge():
-    scheme, params = auth.parse_challenge('Bearer realm="https://r.example/token",service="registry",scope="repository:a/b:pull,push"')
+    scheme, params = auth.parse_challenge(
+        'Bearer realm="https://r.example/token",service="registry",scope="repository:a/b:pull,push"'
+    )
     assert scheme == "bearer"
-    assert params == {"realm": "https://r.example/token", "service": "registry", "scope": "repository:a/b:pull,push"}
+    assert params == {
+        "realm": "https://r.example/token",
+        "service": "registry",
+        "scope": "repository:a/b:pull,push",
+    }
     assert auth.parse_challenge('Basic realm="x"') == ("basic", {"realm": "x"})
 
 
 def test_credentials_sources(tmp_path, monkeypatch):
     path = tmp_path / "registries.json"
-    path.write_text(json.dumps({"Reg.Example:5000": {"username": "u", "password": "p"}, "other": {"token": "t"}}))
+    path.write_text(
+        json.dumps(
+            {"Reg.Example:5000": {"username": "u", "password": "p"}, "other": {"token": "t"}}
+        )
+    )
     monkeypatch.setenv("OLLAMAKIT_REGISTRIES_FILE", str(path))
     assert credentials.credentials_for("reg.example:5000") == credentials.Credentials("u", "p", "")
     monkeypatch.setenv("OLLAMAKIT_REGISTRY_AUTH", json.dumps({"other": {"token": "from-env"}}))
@@ -45,7 +55,9 @@ def test_a_configured_token_goes_only_to_its_host(monkeypatch):
 
     monkeypatch.setenv("OLLAMAKIT_REGISTRY_AUTH", json.dumps({"reg.example": {"token": "secret"}}))
     authenticator = auth.Authenticator(httpx.Client(), "https://reg.example")
-    assert authenticator.headers_for("https://reg.example/v2/a/b/blobs/x") == {"Authorization": "Bearer secret"}
+    assert authenticator.headers_for("https://reg.example/v2/a/b/blobs/x") == {
+        "Authorization": "Bearer secret"
+    }
     assert authenticator.headers_for("https://cdn.example/blob") == {}
     assert authenticator.headers_for("http://reg.example/v2/") == {}  # not over a downgraded scheme
     assert authenticator.headers_for("https://reg.example.evil.com/v2/") == {}
@@ -55,7 +67,9 @@ def test_key_signed_token_request(instance, fake_registry):
     """With a key in ~/.ollama and a realm on the registry's own host, the token request is
     signed as Ollama signs it, and the token is then used as a bearer."""
     key = auth.ensure_key()  # HOME is a temporary folder in these tests
-    assert auth.key_path().exists() and auth.key_path().with_suffix(".pub").read_text().startswith("ssh-ed25519 ")
+    assert auth.key_path().exists() and auth.key_path().with_suffix(".pub").read_text().startswith(
+        "ssh-ed25519 "
+    )
     assert oct(auth.key_path().stat().st_mode & 0o777) == "0o600"
     fake_registry.bearer = "tok-123"
     layer = os.urandom(500)
@@ -63,12 +77,14 @@ def test_key_signed_token_request(instance, fake_registry):
     target = instance()
     assert target.pull(f"{fake_registry.host}/library/m:latest")[-1] == {"status": "success"}
 
-    (method, path, headers), = [r for r in fake_registry.requests if r[1].startswith("/token")]
+    ((method, path, headers),) = [r for r in fake_registry.requests if r[1].startswith("/token")]
     query = parse_qs(urlsplit(path).query)
     assert query["service"] == ["fake"] and query["scope"] == ["repository:x:pull"]
     assert query["ts"][0].isdigit() and len(base64.urlsafe_b64decode(query["nonce"][0])) == 16
     public_b64, signature_b64 = headers["Authorization"].split(":")
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     assert public.split(b" ")[1].decode() == public_b64
     empty = base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode()
     signed = f"GET,{fake_registry.url}{path},{empty}".encode()
@@ -81,7 +97,7 @@ def test_anonymous_token_without_key(instance, fake_registry):
     fake_registry.add_model("library/m:latest", b"abc")
     target = instance()
     assert target.pull(f"{fake_registry.host}/library/m:latest")[-1] == {"status": "success"}
-    (_, path, headers), = [r for r in fake_registry.requests if r[1].startswith("/token")]
+    ((_, path, headers),) = [r for r in fake_registry.requests if r[1].startswith("/token")]
     assert "Authorization" not in headers and "ts=" not in path
     assert not auth.key_path().exists()
 
@@ -100,7 +116,10 @@ def test_ollama_registry_refuses_a_realm_on_another_host():
     import httpx
 
     authenticator = auth.Authenticator(httpx.Client(), "https://registry.ollama.ai")
-    with pytest.raises(auth.Unauthorized, match='realm host "evil.example" does not match original host "registry.ollama.ai"'):
+    with pytest.raises(
+        auth.Unauthorized,
+        match='realm host "evil.example" does not match original host "registry.ollama.ai"',
+    ):
         authenticator.answer('Bearer realm="https://evil.example/token"')
 
 

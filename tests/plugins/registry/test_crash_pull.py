@@ -14,7 +14,12 @@ from registry_helpers import Instance
 
 from ollamakit.testing.fixtures import ServerProcess
 from ollamakit.testing.gguf_factory import tiny_llama
-from ollamakit.testing.leftovers import check_manifests, check_models_answer, dead_folders, stray_files
+from ollamakit.testing.leftovers import (
+    check_manifests,
+    check_models_answer,
+    dead_folders,
+    stray_files,
+)
 
 
 def wait_for(condition, timeout: float = 30.0):
@@ -30,11 +35,15 @@ def wait_for(condition, timeout: float = 30.0):
 def test_kill_during_a_pull(tmp_path, local_registry):
     source = Instance(tmp_path / "source")
     try:
-        data = tiny_llama(tmp_path / "big.gguf", n_layers=2, n_embd=512, n_heads=8, n_kv_heads=2, n_ff=2048).read_bytes()
+        data = tiny_llama(
+            tmp_path / "big.gguf", n_layers=2, n_embd=512, n_heads=8, n_kv_heads=2, n_ff=2048
+        ).read_bytes()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         assert source.client.simulate_post(f"/api/blobs/{digest}", body=data).status_code == 201
         name = f"{local_registry.host}/library/big:latest"
-        assert source.post("/api/create", {"model": name, "files": {"m.gguf": digest}})[-1] == {"status": "success"}
+        assert source.post("/api/create", {"model": name, "files": {"m.gguf": digest}})[-1] == {
+            "status": "success"
+        }
         assert source.push(name)[-1] == {"status": "success"}
     finally:
         source.close()
@@ -51,7 +60,9 @@ def test_kill_during_a_pull(tmp_path, local_registry):
                 server.proc.wait(10)
     finally:
         server.stop()
-    assert not (models / "blobs" / f"sha256-{digest[7:]}").exists(), "the pull finished before the kill"
+    assert not (models / "blobs" / f"sha256-{digest[7:]}").exists(), (
+        "the pull finished before the kill"
+    )
 
     server = ServerProcess(models).start()
     try:

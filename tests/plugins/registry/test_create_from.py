@@ -17,7 +17,11 @@ def test_create_from_a_remote_model_pulls_it_first(instance, fake_registry):
     events = target.post("/api/create", {"model": "mine", "from": remote, "system": "Be brief."})
     assert events[-1] == {"status": "success"}, events[-3:]
     seen = statuses(events)
-    assert seen.index("pulling manifest") < seen.index("verifying sha256 digest") < seen.index("writing manifest")
+    assert (
+        seen.index("pulling manifest")
+        < seen.index("verifying sha256 digest")
+        < seen.index("writing manifest")
+    )
     assert target.kernel.store.get(f"{fake_registry.host}/library/base:latest") is not None
     mine = target.kernel.store.get("mine")
     assert sha(layer) in mine.manifest.digests() and mine.system == "Be brief."

@@ -33,7 +33,9 @@ def test_bad_digest(target, fake_registry, size):
     layer = os.urandom(size)
     fake_registry.add_model(NAME, layer)
     fake_registry.blobs[sha(layer)] = os.urandom(size)  # the right size, the wrong bytes
-    events = pull_fails(target, fake_registry, f"digest mismatch, file must be downloaded again: want {sha(layer)}")
+    events = pull_fails(
+        target, fake_registry, f"digest mismatch, file must be downloaded again: want {sha(layer)}"
+    )
     assert statuses(events)[-2:] == ["verifying sha256 digest", f"error: {events[-1]['error']}"]
     assert not list((target.models / "blobs").glob("*partial*"))  # bad bytes are not kept
 
@@ -59,7 +61,13 @@ def test_blob_larger_than_its_manifest_says(target, fake_registry, size):
 
 @pytest.mark.parametrize(
     "digest",
-    ["sha256:../../../../etc/passwd", "sha256:" + "a" * 63 + "/", "../sha256-" + "a" * 64, "sha256:" + "A" * 64, "md5:" + "0" * 32],
+    [
+        "sha256:../../../../etc/passwd",
+        "sha256:" + "a" * 63 + "/",
+        "../sha256-" + "a" * 64,
+        "sha256:" + "A" * 64,
+        "md5:" + "0" * 32,
+    ],
 )
 def test_path_traversal_digests(target, fake_registry, tmp_path, digest):
     manifest = json.loads(model_manifest(b"x"))
@@ -74,8 +82,18 @@ def test_path_traversal_digests(target, fake_registry, tmp_path, digest):
     [
         (lambda m: m["layers"][0].update(size=-1), "bad layer size"),
         (lambda m: m["layers"][0].update(size=1 << 50), "claims"),
-        (lambda m: m["layers"][0].update(mediaType="application/vnd.docker.image.rootfs.diff.tar.gzip"), "not a model layer"),
-        (lambda m: m.update(mediaType="application/vnd.docker.distribution.manifest.list.v2+json"), "unsupported manifest type"),
+        (
+            lambda m: m["layers"][0].update(
+                mediaType="application/vnd.docker.image.rootfs.diff.tar.gzip"
+            ),
+            "not a model layer",
+        ),
+        (
+            lambda m: m.update(
+                mediaType="application/vnd.docker.distribution.manifest.list.v2+json"
+            ),
+            "unsupported manifest type",
+        ),
         (lambda m: m["config"].update(mediaType="text/plain"), "unsupported config type"),
         (lambda m: m.update(schemaVersion=1), "schemaVersion"),
     ],
@@ -100,7 +118,9 @@ def test_redirect_loop(target, fake_registry, size):
     assert sum(1 for _, path, _ in fake_registry.requests if path.startswith("/loop/")) <= 10
 
 
-def test_redirect_to_another_host_fetches_ranges_there_without_credentials(target, fake_registry, monkeypatch):
+def test_redirect_to_another_host_fetches_ranges_there_without_credentials(
+    target, fake_registry, monkeypatch
+):
     cdn = FakeRegistry().start()
     try:
         layer = os.urandom(3 * 1000 * 1000)
@@ -112,7 +132,9 @@ def test_redirect_to_another_host_fetches_ranges_there_without_credentials(targe
         assert events[-1] == {"status": "success"}
         assert target.kernel.store.blob_path(sha(layer)).read_bytes() == layer
         # The registry saw its token; the other host got ranged GETs and never the token.
-        assert any(h.get("Authorization") == "Bearer registry-token" for _, _, h in fake_registry.requests)
+        assert any(
+            h.get("Authorization") == "Bearer registry-token" for _, _, h in fake_registry.requests
+        )
         cdn_gets = [(p, h) for m, p, h in cdn.requests if p.startswith("/cdn/")]
         assert cdn_gets and all("Authorization" not in h for _, h in cdn_gets)
         layer_gets = [h for p, h in cdn_gets if p.endswith(sha(layer))]
@@ -144,14 +166,19 @@ def test_manifest_digest_header_is_checked(target, fake_registry, monkeypatch):
 
     fake_registry.add_model(NAME, b"layer")
     real = client.Registry.get_manifest
-    monkeypatch.setattr(client.Registry, "get_manifest", lambda self: (real(self)[0], "sha256:" + "0" * 64))
+    monkeypatch.setattr(
+        client.Registry, "get_manifest", lambda self: (real(self)[0], "sha256:" + "0" * 64)
+    )
     pull_fails(target, fake_registry, "Docker-Content-Digest")
 
 
 def test_unreachable_registry(target):
     events = target.pull("127.0.0.1:9/library/m:latest")
     assert events[0] == {"status": "pulling manifest"}
-    assert "error" in events[-1] and "GET http://127.0.0.1:9/v2/library/m/manifests/latest" in events[-1]["error"]
+    assert (
+        "error" in events[-1]
+        and "GET http://127.0.0.1:9/v2/library/m/manifests/latest" in events[-1]["error"]
+    )
 
 
 def test_a_dropped_connection_is_retried_where_it_stopped(target, fake_registry):
@@ -161,5 +188,9 @@ def test_a_dropped_connection_is_retried_where_it_stopped(target, fake_registry)
     events = target.pull(f"{fake_registry.host}/{NAME}")
     assert events[-1] == {"status": "success"}
     assert target.kernel.store.blob_path(sha(layer)).read_bytes() == layer
-    ranges = [h["Range"] for m, p, h in fake_registry.requests if p.endswith(sha(layer)) and h.get("Range") != "bytes=0-0"]
+    ranges = [
+        h["Range"]
+        for m, p, h in fake_registry.requests
+        if p.endswith(sha(layer)) and h.get("Range") != "bytes=0-0"
+    ]
     assert len(ranges) == 2 and ranges[1] == f"bytes=1000000-{len(layer) - 1}"

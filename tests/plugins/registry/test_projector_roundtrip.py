@@ -21,11 +21,21 @@ def test_push_and_pull_keep_the_projector(instance, local_registry, tmp_path):
     source, target = instance("source"), instance("target")
     name = f"{local_registry.host}/library/seer:latest"
     model = upload(source, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
-    projector = make_gguf(tmp_path / "mmproj.gguf", {"general.architecture": "clip", "general.type": "mmproj",
-                                                     "clip.has_vision_encoder": True, "clip.projector_type": "gemma3"},
-                          {"v.patch_embd.weight": np.ones((4, 3, 2, 2), np.float32)})
+    projector = make_gguf(
+        tmp_path / "mmproj.gguf",
+        {
+            "general.architecture": "clip",
+            "general.type": "mmproj",
+            "clip.has_vision_encoder": True,
+            "clip.projector_type": "gemma3",
+        },
+        {"v.patch_embd.weight": np.ones((4, 3, 2, 2), np.float32)},
+    )
     projector_digest = upload(source, projector.read_bytes())
-    source.post("/api/create", {"model": name, "files": {"model.gguf": model, "mmproj.gguf": projector_digest}})
+    source.post(
+        "/api/create",
+        {"model": name, "files": {"model.gguf": model, "mmproj.gguf": projector_digest}},
+    )
     source.push(name)
     target.pull(name)
     pulled = target.kernel.store.get(name)

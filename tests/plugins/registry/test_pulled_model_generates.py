@@ -15,8 +15,12 @@ def test_pulled_model_generates_like_the_original(instance, local_registry, smol
     assert source.push(name)[-1] == {"status": "success"}
     assert target.pull(name)[-1] == {"status": "success"}
 
-    request = {"model": name, "prompt": "The capital of France is", "stream": False,
-               "options": {"temperature": 0, "num_predict": 8, "seed": 1}}
+    request = {
+        "model": name,
+        "prompt": "The capital of France is",
+        "stream": False,
+        "options": {"temperature": 0, "num_predict": 8, "seed": 1},
+    }
     replies = []
     for inst in (source, target):
         result = inst.client.simulate_post("/api/generate", json=request)

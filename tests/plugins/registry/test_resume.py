@@ -84,7 +84,9 @@ def test_corrupt_state_files_start_over(instance, fake_registry):
     blobs.mkdir(parents=True, exist_ok=True)
     partial = blobs / f"sha256-{sha(layer)[7:]}-partial"
     partial.write_bytes(b"\0" * len(layer))
-    (blobs / f"{partial.name}-0").write_text(json.dumps({"N": 0, "Offset": 0, "Size": 10**12, "Completed": 10**12}))
+    (blobs / f"{partial.name}-0").write_text(
+        json.dumps({"N": 0, "Offset": 0, "Size": 10**12, "Completed": 10**12})
+    )
     (blobs / f"{partial.name}-7").write_text("not json")
     events = target.pull(f"{fake_registry.host}/library/m:latest")
     assert events[-1] == {"status": "success"}

@@ -21,12 +21,17 @@ def check_push(events: list[dict], model) -> None:
     assert events[-2:] == [{"status": "pushing manifest"}, {"status": "success"}]
     for layer in (*model.manifest.layers, model.manifest.config):
         mine = [e for e in events if e.get("digest") == layer.digest]
-        assert mine and all(e["status"] == f"pushing {layer.digest[7:19]}" and e["total"] == layer.size for e in mine)
+        assert mine and all(
+            e["status"] == f"pushing {layer.digest[7:19]}" and e["total"] == layer.size
+            for e in mine
+        )
         assert mine[-1]["completed"] == layer.size
 
 
 def check_pull(events: list[dict], manifest_bytes: bytes) -> None:
-    assert [s for s in statuses(events) if not s.startswith("pulling ") or s == "pulling manifest"] == PULL_STATUSES
+    assert [
+        s for s in statuses(events) if not s.startswith("pulling ") or s == "pulling manifest"
+    ] == PULL_STATUSES
     layers = json.loads(manifest_bytes)
     expected = [layer["digest"] for layer in layers["layers"]] + [layers["config"]["digest"]]
     pulled = [e["digest"] for e in events if "digest" in e]
@@ -49,7 +54,10 @@ def roundtrip(instance, registry, smol_gguf):
     pulled = target.kernel.store.get(name)
     assert pulled.manifest_bytes == model.manifest_bytes  # byte for byte: same model digest
     for digest in model.manifest.digests():
-        assert target.kernel.store.blob_path(digest).read_bytes() == source.kernel.store.blob_path(digest).read_bytes()
+        assert (
+            target.kernel.store.blob_path(digest).read_bytes()
+            == source.kernel.store.blob_path(digest).read_bytes()
+        )
     assert not list((target.models / "blobs").glob("*partial*"))
     return source, target, model
 
@@ -93,10 +101,16 @@ def test_pull_from_a_registry_behind_htpasswd(instance, tmp_path, smol_gguf, mon
         assert fresh.blobs() == set() and fresh.manifests() == {}
 
         # Wrong password: access denied.
-        monkeypatch.setenv("OLLAMAKIT_REGISTRY_AUTH", json.dumps({registry.host: {"username": "alice", "password": "nope"}}))
+        monkeypatch.setenv(
+            "OLLAMAKIT_REGISTRY_AUTH",
+            json.dumps({registry.host: {"username": "alice", "password": "nope"}}),
+        )
         assert source.push(name)[-1] == {"error": "unauthorized: access denied"}
 
-        monkeypatch.setenv("OLLAMAKIT_REGISTRY_AUTH", json.dumps({registry.host: {"username": "alice", "password": "correct horse"}}))
+        monkeypatch.setenv(
+            "OLLAMAKIT_REGISTRY_AUTH",
+            json.dumps({registry.host: {"username": "alice", "password": "correct horse"}}),
+        )
         model = source.kernel.store.get(name)
         check_push(source.push(name), model)
         target = instance("target")
@@ -138,8 +152,13 @@ def test_repull_removes_layers_the_new_manifest_dropped(instance, local_registry
 def test_pull_errors(instance, local_registry):
     target = instance()
     missing = f"{local_registry.host}/library/missing:latest"
-    assert target.pull(missing) == [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
-    result = target.client.simulate_post("/api/pull", json={"model": missing, "insecure": True, "stream": False})
+    assert target.pull(missing) == [
+        {"status": "pulling manifest"},
+        {"error": "pull model manifest: file does not exist"},
+    ]
+    result = target.client.simulate_post(
+        "/api/pull", json={"model": missing, "insecure": True, "stream": False}
+    )
     assert result.status_code == 500
     assert result.json == {"error": "pull model manifest: file does not exist"}
     for bad in ("a/b/c/d", "m@sha256:00", "", "x:"):
@@ -154,9 +173,15 @@ def test_push_errors(instance, local_registry):
     result = source.client.simulate_post("/api/push", json={})
     assert (result.status_code, result.json) == (400, {"error": "model is required"})
     events = source.push(f"{local_registry.host}/library/absent:latest")
-    assert events[:2] == [{"status": "retrieving manifest"}, {"status": "couldn't retrieve manifest"}]
+    assert events[:2] == [
+        {"status": "retrieving manifest"},
+        {"status": "couldn't retrieve manifest"},
+    ]
     assert "not found" in events[-1]["error"]
-    result = source.client.simulate_post("/api/push", json={"model": f"{local_registry.host}/library/absent", "stream": False, "insecure": True})
+    result = source.client.simulate_post(
+        "/api/push",
+        json={"model": f"{local_registry.host}/library/absent", "stream": False, "insecure": True},
+    )
     assert result.status_code == 404
 
 
@@ -166,6 +191,8 @@ def test_pull_without_stream_returns_success(instance, local_registry):
     tiny_model(source, name, os.urandom(3 * 1000 * 1000))
     assert source.push(name)[-1] == {"status": "success"}
     target = instance("target")
-    result = target.client.simulate_post("/api/pull", json={"model": name, "insecure": True, "stream": False})
+    result = target.client.simulate_post(
+        "/api/pull", json={"model": name, "insecure": True, "stream": False}
+    )
     assert (result.status_code, result.json) == (200, {"status": "success"})
     assert ModelName.parse(name) and target.kernel.store.get(name) is not None

@@ -37,14 +37,26 @@ def test_state_files_round_trip_and_reject_foreign_plans(tmp_path):
         os.pwrite(fd, b"abc", 5)
         assert bytes(blob[4:9]) == b"\0abc\0"
     assert partial.path.read_bytes()[5:8] == b"abc"
-    assert partial.path.stat().st_size == total and partial.path.name == f"sha256-{'ab' * 32}-partial"
+    assert (
+        partial.path.stat().st_size == total and partial.path.name == f"sha256-{'ab' * 32}-partial"
+    )
     plan[1].completed = 1234
     partial.save(plan[1])
-    assert json.loads(partial.state_path(1).read_text()) == {"N": 1, "Offset": plan[1].offset, "Size": plan[1].size, "Completed": 1234}
+    assert json.loads(partial.state_path(1).read_text()) == {
+        "N": 1,
+        "Offset": plan[1].offset,
+        "Size": plan[1].size,
+        "Completed": 1234,
+    }
     assert [p.completed for p in partial.load(total)] == [0, 1234, 0]
     assert [p.completed for p in partial.load(total + 1)] == [0, 0, 0]  # another size: start over
-    for bad in ({"N": 1, "Offset": 0, "Size": plan[1].size, "Completed": 5}, {**json.loads(plan[1].state()), "Completed": -1},
-                {**json.loads(plan[1].state()), "Completed": plan[1].size + 1}, {**json.loads(plan[1].state()), "Completed": True}, [1]):
+    for bad in (
+        {"N": 1, "Offset": 0, "Size": plan[1].size, "Completed": 5},
+        {**json.loads(plan[1].state()), "Completed": -1},
+        {**json.loads(plan[1].state()), "Completed": plan[1].size + 1},
+        {**json.loads(plan[1].state()), "Completed": True},
+        [1],
+    ):
         partial.state_path(1).write_text(json.dumps(bad))
         assert partial.load(total)[1].completed == 0
     partial.state_path(1).write_bytes(b"{" * 10_000)

@@ -18,7 +18,10 @@ def cases(file: str, table: str, id_key: str | None = None) -> list:
         if isinstance(case, list):  # a positional Go literal: its first field names it
             label = case[0] if case and isinstance(case[0], str) else None
         else:
-            label = next((case[k] for k in (id_key, "name", "desc") if k and isinstance(case.get(k), str)), None)
+            label = next(
+                (case[k] for k in (id_key, "name", "desc") if k and isinstance(case.get(k), str)),
+                None,
+            )
         params.append(pytest.param(case, id=f"{n}-{label}" if label else str(n)))
     return params
 

@@ -10,8 +10,14 @@ from renderer_reference import cases
 
 
 def comparable(calls) -> list:
-    return [(c["function"].get("name", ""), c["function"].get("arguments") or {}, c["function"].get("index", 0))
-            for c in calls or []]
+    return [
+        (
+            c["function"].get("name", ""),
+            c["function"].get("arguments") or {},
+            c["function"].get("index", 0),
+        )
+        for c in calls or []
+    ]
 
 
 def run(parser, pieces):
@@ -19,7 +25,11 @@ def run(parser, pieces):
     calls = []
     for n, piece in enumerate(pieces):
         parsed = parser.add(piece, n == len(pieces) - 1)
-        content, thinking, calls = content + parsed.content, thinking + parsed.thinking, calls + parsed.tool_calls
+        content, thinking, calls = (
+            content + parsed.content,
+            thinking + parsed.thinking,
+            calls + parsed.tool_calls,
+        )
     return content, thinking, calls
 
 
@@ -35,7 +45,10 @@ def test_parse(case):
     # as Ollama's test does: thinking is asked for when the case expects some
     parser.init(case.get("tools"), case.get("lastMessage"), bool(case.get("expectedThinking")))
     content, thinking, calls = run(parser, [case["input"]])
-    assert (content, thinking) == (case.get("expectedContent", ""), case.get("expectedThinking", ""))
+    assert (content, thinking) == (
+        case.get("expectedContent", ""),
+        case.get("expectedThinking", ""),
+    )
     assert comparable(calls) == comparable(case.get("expectedToolCalls"))
 
 
@@ -44,7 +57,10 @@ def test_streaming(case):
     parser = CogitoParser()
     parser.init(None, None, case.get("hasThinkingSupport"))
     content, thinking, calls = run(parser, case["chunks"])
-    assert (content, thinking) == (case.get("expectedContent", ""), case.get("expectedThinking", ""))
+    assert (content, thinking) == (
+        case.get("expectedContent", ""),
+        case.get("expectedThinking", ""),
+    )
     assert comparable(calls) == comparable(case.get("expectedToolCalls"))
 
 
@@ -52,10 +68,15 @@ def test_streamed_thinking_answer_and_call():
     # TestCogitoParser_Streaming
     parser = CogitoParser()
     parser.init(None, None, True)
-    content, thinking, calls = run(parser, [
-        "This is ", "thinking content", ".</think>This is ",
-        "content.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>test_tool\n```json\n{\"arg\":\"value\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
-    ])
+    content, thinking, calls = run(
+        parser,
+        [
+            "This is ",
+            "thinking content",
+            ".</think>This is ",
+            'content.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>test_tool\n```json\n{"arg":"value"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>',
+        ],
+    )
     assert (content, thinking) == ("This is content.", "This is thinking content.")
     assert comparable(calls) == [("test_tool", {"arg": "value"}, 0)]
 
@@ -66,4 +87,6 @@ def test_tool_call_content(case):
         with pytest.raises(ValueError):
             parse_call_content(case["content"])
         return
-    assert comparable([{"function": parse_call_content(case["content"])}]) == comparable([case["expected"]])
+    assert comparable([{"function": parse_call_content(case["content"])}]) == comparable(
+        [case["expected"]]
+    )

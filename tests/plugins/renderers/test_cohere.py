@@ -32,14 +32,24 @@ def test_parse(case):
     calls = []
     for n, chunk in enumerate(case["chunks"]):
         parsed = parser.add(chunk, n == len(case["chunks"]) - 1)
-        content, thinking, calls = content + parsed.content, thinking + parsed.thinking, calls + parsed.tool_calls
+        content, thinking, calls = (
+            content + parsed.content,
+            thinking + parsed.thinking,
+            calls + parsed.tool_calls,
+        )
     if "content" in case:
         assert content == case["content"]
     if "thinking" in case:
         assert thinking == case["thinking"]
     if "calls" in case:
-        assert [{"name": c["function"]["name"], "arguments": c["function"]["arguments"], "index": c["function"]["index"]}
-                for c in calls] == case["calls"]
+        assert [
+            {
+                "name": c["function"]["name"],
+                "arguments": c["function"]["arguments"],
+                "index": c["function"]["index"],
+            }
+            for c in calls
+        ] == case["calls"]
     if "call_names" in case:
         assert [c["function"]["name"] for c in calls] == case["call_names"]
 

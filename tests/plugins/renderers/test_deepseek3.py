@@ -16,7 +16,10 @@ def think_of(case):
 
 @pytest.mark.parametrize("case", cases("deepseek3.json", "render"))
 def test_render(case):
-    assert DeepSeek31Renderer().render(case["messages"], case.get("tools"), think_of(case)) == case["expected"]
+    assert (
+        DeepSeek31Renderer().render(case["messages"], case.get("tools"), think_of(case))
+        == case["expected"]
+    )
 
 
 def parser_for(case) -> DeepSeek3Parser:
@@ -27,8 +30,14 @@ def parser_for(case) -> DeepSeek3Parser:
 
 
 def comparable(calls) -> list:
-    return [(c["function"].get("name", ""), c["function"].get("arguments") or {}, c["function"].get("index", 0))
-            for c in calls or []]
+    return [
+        (
+            c["function"].get("name", ""),
+            c["function"].get("arguments") or {},
+            c["function"].get("index", 0),
+        )
+        for c in calls or []
+    ]
 
 
 def run(parser, pieces):
@@ -36,7 +45,11 @@ def run(parser, pieces):
     calls = []
     for n, piece in enumerate(pieces):
         parsed = parser.add(piece, n == len(pieces) - 1)
-        content, thinking, calls = content + parsed.content, thinking + parsed.thinking, calls + parsed.tool_calls
+        content, thinking, calls = (
+            content + parsed.content,
+            thinking + parsed.thinking,
+            calls + parsed.tool_calls,
+        )
     return content, thinking, calls
 
 
@@ -45,7 +58,10 @@ def test_parse_whole_output(table):
     for case in cases("deepseek3.json", table):
         case = case.values[0]
         content, thinking, calls = run(parser_for(case), [case["input"]])
-        assert (content, thinking) == (case.get("expectedContent", ""), case.get("expectedThinking", "")), case["name"]
+        assert (content, thinking) == (
+            case.get("expectedContent", ""),
+            case.get("expectedThinking", ""),
+        ), case["name"]
         if table == "parse":
             assert comparable(calls) == comparable(case.get("expectedCalls")), case["name"]
 
@@ -53,7 +69,10 @@ def test_parse_whole_output(table):
 @pytest.mark.parametrize("case", cases("deepseek3.json", "streaming"))
 def test_parse_streamed_output(case):
     content, thinking, calls = run(parser_for(case), case["chunks"])
-    assert (content, thinking) == (case.get("expectedContent", ""), case.get("expectedThinking", ""))
+    assert (content, thinking) == (
+        case.get("expectedContent", ""),
+        case.get("expectedThinking", ""),
+    )
     assert comparable(calls) == comparable(case.get("expectedCalls"))
 
 

@@ -11,7 +11,10 @@ from renderer_reference import cases
 
 @pytest.mark.parametrize("case", cases("functiongemma.json", "render"))
 def test_render(case):
-    assert FunctionGemmaRenderer().render(case["messages"], case.get("tools"), None) == case["expected"]
+    assert (
+        FunctionGemmaRenderer().render(case["messages"], case.get("tools"), None)
+        == case["expected"]
+    )
 
 
 @pytest.mark.parametrize("case", cases("functiongemma.json", "parse"))
@@ -23,7 +26,16 @@ def test_parse(case):
     for n, chunk in enumerate(chunks):
         parsed = parser.add(chunk, n == len(chunks) - 1)
         content += parsed.content
-        calls += [(c["function"]["name"], c["function"]["arguments"], c["function"]["index"]) for c in parsed.tool_calls]
-    want = [(c["function"].get("name", ""), c["function"].get("arguments") or {}, c["function"].get("index", 0))
-            for c in case.get("expectedCalls") or []]
+        calls += [
+            (c["function"]["name"], c["function"]["arguments"], c["function"]["index"])
+            for c in parsed.tool_calls
+        ]
+    want = [
+        (
+            c["function"].get("name", ""),
+            c["function"].get("arguments") or {},
+            c["function"].get("index", 0),
+        )
+        for c in case.get("expectedCalls") or []
+    ]
     assert (content, calls) == (case.get("expectedText", ""), want)

@@ -12,16 +12,32 @@ from ollamakit_renderers.glm47 import GLM46Parser, GLM47Parser, GLM47Renderer, p
 from ollamakit_renderers.qwen3coder import direct_text
 from renderer_reference import cases
 
-KINDS = {"glm46EventContent": "content", "glm46EventThinkingContent": "thinking", "glm46EventRawToolCall": "call"}
+KINDS = {
+    "glm46EventContent": "content",
+    "glm46EventThinkingContent": "thinking",
+    "glm46EventRawToolCall": "call",
+}
 
 
 def tool(name, props, required):
-    return {"type": "function", "function": {"name": name, "parameters": {
-        "type": "object", "required": required, "properties": {p: {"type": ["string"]} for p in props}}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "parameters": {
+                "type": "object",
+                "required": required,
+                "properties": {p: {"type": ["string"]} for p in props},
+            },
+        },
+    }
 
 
 # glm46FinalizationTestTools
-FINAL_TOOLS = [tool("grep", ["pattern", "path"], ["pattern", "path"]), tool("write", ["path", "content"], ["path", "content"])]
+FINAL_TOOLS = [
+    tool("grep", ["pattern", "path"], ["pattern", "path"]),
+    tool("write", ["path", "content"], ["path", "content"]),
+]
 
 
 @pytest.mark.parametrize("case", cases("glm-4.7.json", "render"))
@@ -35,7 +51,10 @@ def test_events(case):
     parser = GLM46Parser()  # as the test builds it: no Init, looking for <think>
     for step in case.get("steps") or []:
         parser.held += step["input"]
-        want = [(KINDS[e["$type"]], e.get("raw", e.get("content"))) for e in step.get("wantEvents") or []]
+        want = [
+            (KINDS[e["$type"]], e.get("raw", e.get("content")))
+            for e in step.get("wantEvents") or []
+        ]
         assert parser.events() == want, step["input"]
 
 
@@ -48,7 +67,9 @@ def test_a_call_the_output_ends_in_is_read(case):
         parsed = parser.add(chunk.get("content", ""), bool(chunk.get("done")))
         assert (parsed.content, parsed.thinking) == ("", "")
         calls += parsed.tool_calls
-    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [("grep", {"pattern": "needle", "path": "."})]
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        ("grep", {"pattern": "needle", "path": "."})
+    ]
 
 
 @pytest.mark.parametrize("case", cases("glm-4.7.json", "glm46_incomplete_call"))
@@ -78,8 +99,18 @@ def test_repair(case):
     assert repair(case["input"]) == case["want"]
 
 
-CALC = [{"type": "function", "function": {"name": "calculate", "parameters": {"type": "object", "properties": {
-    "count": {"type": "integer"}, "enabled": {"type": "boolean"}}}}}]
+CALC = [
+    {
+        "type": "function",
+        "function": {
+            "name": "calculate",
+            "parameters": {
+                "type": "object",
+                "properties": {"count": {"type": "integer"}, "enabled": {"type": "boolean"}},
+            },
+        },
+    }
+]
 
 
 def run(parser, pieces):
@@ -87,8 +118,19 @@ def run(parser, pieces):
     calls = []
     for piece, done in pieces:
         parsed = parser.add(piece, done)
-        content, thinking, calls = content + parsed.content, thinking + parsed.thinking, calls + parsed.tool_calls
-    return content, thinking, [(c["function"]["name"], c["function"]["arguments"], c["function"]["index"]) for c in calls]
+        content, thinking, calls = (
+            content + parsed.content,
+            thinking + parsed.thinking,
+            calls + parsed.tool_calls,
+        )
+    return (
+        content,
+        thinking,
+        [
+            (c["function"]["name"], c["function"]["arguments"], c["function"]["index"])
+            for c in calls
+        ],
+    )
 
 
 def test_glm47_thinks_first_and_types_arguments():
@@ -96,7 +138,11 @@ def test_glm47_thinks_first_and_types_arguments():
     parser = GLM47Parser()
     parser.init(CALC, None, None)
     out = "plan</think>Answer<tool_call>calculate<arg_key>count</arg_key><arg_value>3</arg_value><arg_key>enabled</arg_key><arg_value>true</arg_value></tool_call>"
-    assert run(parser, [(out, True)]) == ("Answer", "plan", [("calculate", {"count": 3, "enabled": True}, 0)])
+    assert run(parser, [(out, True)]) == (
+        "Answer",
+        "plan",
+        [("calculate", {"count": 3, "enabled": True}, 0)],
+    )
 
 
 def test_glm47_leading_close_and_no_thinking():
@@ -113,19 +159,38 @@ def test_glm47_numbers_calls_across_pieces_and_again_after_init():
     # TestGLM47ParserToolCallIndexingStreaming, TestGLM47ParserToolCallIndexResetOnInit
     parser = GLM47Parser()
     parser.init(None, None, None)
-    got = run(parser, [
-        ("plan</think><tool_call>first<arg_key>a</arg_key><arg_value>1</arg_value></tool_call><tool_call>second<arg_key>b</arg_key>", False),
-        ("<arg_value>2</arg_value></tool_call><tool_call>third<arg_key>c</arg_key><arg_value>3</arg_value></tool_call>", True)])
+    got = run(
+        parser,
+        [
+            (
+                "plan</think><tool_call>first<arg_key>a</arg_key><arg_value>1</arg_value></tool_call><tool_call>second<arg_key>b</arg_key>",
+                False,
+            ),
+            (
+                "<arg_value>2</arg_value></tool_call><tool_call>third<arg_key>c</arg_key><arg_value>3</arg_value></tool_call>",
+                True,
+            ),
+        ],
+    )
     assert got[2] == [("first", {"a": "1"}, 0), ("second", {"b": "2"}, 1), ("third", {"c": "3"}, 2)]
     parser.init(None, None, None)
-    got = run(parser, [("plan</think><tool_call>second<arg_key>b</arg_key><arg_value>2</arg_value></tool_call>", True)])
+    got = run(
+        parser,
+        [
+            (
+                "plan</think><tool_call>second<arg_key>b</arg_key><arg_value>2</arg_value></tool_call>",
+                True,
+            )
+        ],
+    )
     assert got[2] == [("second", {"b": "2"}, 0)]
 
 
 def test_markup_characters_in_values_survive():
     # TestGLM47ParserToolCallEscaping
-    assert parse_call("exec\n<arg_key>expr</arg_key>\n<arg_value>a < b && c > d</arg_value>", None) == {
-        "name": "exec", "arguments": {"expr": "a < b && c > d"}}
+    assert parse_call(
+        "exec\n<arg_key>expr</arg_key>\n<arg_value>a < b && c > d</arg_value>", None
+    ) == {"name": "exec", "arguments": {"expr": "a < b && c > d"}}
 
 
 @pytest.mark.parametrize("case", cases("glm-4.7.json", "glm_ocr_render"))
@@ -134,7 +199,10 @@ def test_glm_ocr_render(case):
 
     renderer = GlmOcrRenderer()
     renderer.image_tags = bool(case["renderer"].get("useImgTags"))  # as the test builds it
-    messages = [{**m, "images": [b"x"] * len(m["images"])} if m.get("images") else m for m in case["messages"]]
+    messages = [
+        {**m, "images": [b"x"] * len(m["images"])} if m.get("images") else m
+        for m in case["messages"]
+    ]
     assert renderer.render(messages, case.get("tools"), None) == case["expected"]
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ollamakit_renderers.harmony import FunctionNames, Header, HarmonyParser, MessageStream, parse_header, valid_chars
+from ollamakit_renderers.harmony import (
+    FunctionNames,
+    Header,
+    HarmonyParser,
+    MessageStream,
+    parse_header,
+    valid_chars,
+)
 
 from renderer_reference import cases
 
@@ -18,12 +25,17 @@ def event_of(go: dict) -> tuple:
     if kind == "HarmonyEventContentEmitted":
         return ("content", go["content"])
     header = go["header"]
-    return ("header", Header(header.get("role", ""), header.get("channel", ""), header.get("recipient", "")))
+    return (
+        "header",
+        Header(header.get("role", ""), header.get("channel", ""), header.get("recipient", "")),
+    )
 
 
 @pytest.mark.parametrize("case", cases("harmony.json", "header_parsing"))
 def test_header_parsing(case):
-    assert parse_header(case["in"]) == Header(case["wantRole"], case["wantChannel"], case["wantRecipient"])
+    assert parse_header(case["in"]) == Header(
+        case["wantRole"], case["wantChannel"], case["wantRecipient"]
+    )
 
 
 @pytest.mark.parametrize("case", cases("harmony.json", "header_event"))
@@ -49,7 +61,9 @@ def test_events_of_streamed_text(case):
     if case.get("implicitStart"):
         stream.add_implicit_start()
     for step in case["steps"]:
-        assert stream.add(step["input"]) == [event_of(e) for e in step["wantEvents"] or []], step["input"]
+        assert stream.add(step["input"]) == [event_of(e) for e in step["wantEvents"] or []], step[
+            "input"
+        ]
 
 
 @pytest.mark.parametrize("case", cases("harmony.json", "valid_chars"))
@@ -73,7 +87,11 @@ def run(parser, pieces):
     calls = []
     for n, piece in enumerate(pieces):
         parsed = parser.add(piece, n == len(pieces) - 1)
-        content, thinking, calls = content + parsed.content, thinking + parsed.thinking, calls + parsed.tool_calls
+        content, thinking, calls = (
+            content + parsed.content,
+            thinking + parsed.thinking,
+            calls + parsed.tool_calls,
+        )
     return content, thinking, calls
 
 
@@ -81,20 +99,32 @@ def test_thinking_then_answer_streamed_token_by_token():
     parser = HarmonyParser()
     parser.init(None, None, True)
     text = "<|channel|>analysis<|message|>User greets.<|end|><|start|>assistant<|channel|>final<|message|>Hello!"
-    pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
     assert run(parser, pieces) == ("Hello!", "User greets.", [])
 
 
 def test_a_call_of_a_renamed_tool_comes_back_by_its_own_name():
     parser = HarmonyParser()
-    tools = [{"type": "function", "function": {"name": "get-weather", "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "get-weather", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     seen = parser.init(tools, None, True)
-    assert seen[0]["function"]["name"] == "get_weather" and tools[0]["function"]["name"] == "get-weather"
-    text = ('<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary '
-            'to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}')
+    assert (
+        seen[0]["function"]["name"] == "get_weather"
+        and tools[0]["function"]["name"] == "get-weather"
+    )
+    text = (
+        "<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary "
+        'to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}'
+    )
     content, thinking, calls = run(parser, [text[:40], text[40:90], text[90:]])
     assert (content, thinking) == ("", "Need weather.")
-    assert calls == [{"function": {"index": 0, "name": "get-weather", "arguments": {"city": "Paris"}}}]
+    assert calls == [
+        {"function": {"index": 0, "name": "get-weather", "arguments": {"city": "Paris"}}}
+    ]
 
 
 def test_a_prefilled_answer_continues_in_the_final_channel():

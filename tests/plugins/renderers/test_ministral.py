@@ -36,14 +36,23 @@ def test_json_end(case):
 def test_calls_are_numbered_in_order():
     # TestMinistralParserAssignsSequentialToolCallIndices
     parser = MinistralParser()
-    parser.init([{"function": {"name": "get_weather"}}, {"function": {"name": "get_time"}}], None, None)
-    parsed = parser.add('[TOOL_CALLS]get_weather[ARGS]{"location":"NYC"}[TOOL_CALLS]get_time[ARGS]{"timezone":"EST"}', True)
+    parser.init(
+        [{"function": {"name": "get_weather"}}, {"function": {"name": "get_time"}}], None, None
+    )
+    parsed = parser.add(
+        '[TOOL_CALLS]get_weather[ARGS]{"location":"NYC"}[TOOL_CALLS]get_time[ARGS]{"timezone":"EST"}',
+        True,
+    )
     assert (parsed.content, parsed.thinking) == ("", "")
-    assert [(c["function"]["name"], c["function"]["arguments"], c["function"]["index"]) for c in parsed.tool_calls] == [
-        ("get_weather", {"location": "NYC"}, 0), ("get_time", {"timezone": "EST"}, 1)]
+    assert [
+        (c["function"]["name"], c["function"]["arguments"], c["function"]["index"])
+        for c in parsed.tool_calls
+    ] == [("get_weather", {"location": "NYC"}, 0), ("get_time", {"timezone": "EST"}, 1)]
 
 
-@pytest.mark.parametrize("output", ['[TOOL_CALLS]unknown_tool[ARGS]{"a": 1}', "[TOOL_CALLS]test[ARGS]{invalid json}"])
+@pytest.mark.parametrize(
+    "output", ['[TOOL_CALLS]unknown_tool[ARGS]{"a": 1}', "[TOOL_CALLS]test[ARGS]{invalid json}"]
+)
 def test_unknown_tools_and_bad_arguments_are_errors(output):
     # TestMinistralParser_Errors
     parser = MinistralParser()

@@ -8,7 +8,11 @@ import pytest
 
 import json
 
-from ollamakit_renderers.nemotron import Nemotron3NanoParser, Nemotron3NanoRenderer, Nemotron35NanoRenderer
+from ollamakit_renderers.nemotron import (
+    Nemotron3NanoParser,
+    Nemotron3NanoRenderer,
+    Nemotron35NanoRenderer,
+)
 from renderer_reference import FOLDER, cases
 
 V35 = json.loads((FOLDER / "nemotron.json").read_text())["tables"]["render_v35_expected"]["cases"]
@@ -24,14 +28,18 @@ def with_images(messages):
 
 @pytest.mark.parametrize("case", cases("nemotron.json", "render"))
 def test_render(case):
-    got = Nemotron3NanoRenderer().render(case["messages"], case.get("tools"), think_of(case.get("think")))
+    got = Nemotron3NanoRenderer().render(
+        case["messages"], case.get("tools"), think_of(case.get("think"))
+    )
     assert got == case["expected"]
 
 
 @pytest.mark.parametrize("case", cases("nemotron.json", "render"))
 def test_render_v35(case):
     # TestNemotron35RendererMatchesReference: the same conversations, 3.5's expected prompts
-    got = Nemotron35NanoRenderer().render(case["messages"], case.get("tools"), think_of(case.get("think")))
+    got = Nemotron35NanoRenderer().render(
+        case["messages"], case.get("tools"), think_of(case.get("think"))
+    )
     assert got == V35[case["name"]]
 
 
@@ -58,7 +66,10 @@ def run(case, pieces):
 
 
 def expected(case):
-    calls = [(c["function"].get("name", ""), c["function"].get("arguments") or {}) for c in case.get("expectedCalls") or []]
+    calls = [
+        (c["function"].get("name", ""), c["function"].get("arguments") or {})
+        for c in case.get("expectedCalls") or []
+    ]
     return case.get("expectedContent", ""), case.get("expectedThinking", ""), calls
 
 

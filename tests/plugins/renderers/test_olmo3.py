@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import pytest
 
-from ollamakit_renderers.olmo3 import (Olmo3Parser, Olmo3Renderer, Olmo3Think32BRenderer, Olmo3ThinkParser,
-                                       Olmo3ThinkRenderer, parse_calls, parse_value)
+from ollamakit_renderers.olmo3 import (
+    Olmo3Parser,
+    Olmo3Renderer,
+    Olmo3Think32BRenderer,
+    Olmo3ThinkParser,
+    Olmo3ThinkRenderer,
+    parse_calls,
+    parse_value,
+)
 from renderer_reference import cases
 
 THINK_VARIANTS = {"Olmo31Think": Olmo3ThinkRenderer, "Olmo3Think32B": Olmo3Think32BRenderer}
 
 
 def comparable(calls) -> list:
-    return [(c["function"].get("name", ""), c["function"].get("arguments") or {}) for c in calls or []]
+    return [
+        (c["function"].get("name", ""), c["function"].get("arguments") or {}) for c in calls or []
+    ]
 
 
 @pytest.mark.parametrize("case", cases("olmo3.json", "render"))
@@ -33,21 +42,34 @@ def drive(parser, pieces, done_after: bool):
     the last piece as the end."""
     content = thinking = ""
     calls = []
-    steps = [(p, False) for p in pieces] + [("", True)] if done_after else [(p, n == len(pieces) - 1) for n, p in enumerate(pieces)]
+    steps = (
+        [(p, False) for p in pieces] + [("", True)]
+        if done_after
+        else [(p, n == len(pieces) - 1) for n, p in enumerate(pieces)]
+    )
     for piece, done in steps:
         parsed = parser.add(piece, done)
-        content, thinking, calls = content + parsed.content, thinking + parsed.thinking, calls + parsed.tool_calls
+        content, thinking, calls = (
+            content + parsed.content,
+            thinking + parsed.thinking,
+            calls + parsed.tool_calls,
+        )
     return content, thinking, calls
 
 
-@pytest.mark.parametrize("table,pieces", [("parse", lambda c: [c["input"]]), ("streaming", lambda c: c["chunks"])])
+@pytest.mark.parametrize(
+    "table,pieces", [("parse", lambda c: [c["input"]]), ("streaming", lambda c: c["chunks"])]
+)
 def test_parse(table, pieces):
     for param in cases("olmo3.json", table):
         case = param.values[0]
         parser = Olmo3Parser()
         parser.init(None, None, None)
         content, thinking, calls = drive(parser, pieces(case), True)
-        assert (content, thinking) == (case.get("expectedContent", ""), case.get("expectedThinking", "")), case["name"]
+        assert (content, thinking) == (
+            case.get("expectedContent", ""),
+            case.get("expectedThinking", ""),
+        ), case["name"]
         assert comparable(calls) == comparable(case.get("expectedCalls")), case["name"]
         assert [c["function"]["index"] for c in calls] == list(range(len(calls)))
 
@@ -74,7 +96,10 @@ def test_think_parse(case):
     parser = Olmo3ThinkParser()
     parser.init(None, case.get("lastMessage"), None)
     content, thinking, _ = drive(parser, [case["input"]], False)
-    assert (content, thinking) == (case.get("expectedContent", ""), case.get("expectedThinking", ""))
+    assert (content, thinking) == (
+        case.get("expectedContent", ""),
+        case.get("expectedThinking", ""),
+    )
 
 
 @pytest.mark.parametrize("table", ["think_streaming_edge_cases", "think_boundary"])
@@ -84,7 +109,10 @@ def test_think_streaming(table):
         parser = Olmo3ThinkParser()
         parser.init(None, None, None)
         content, thinking, _ = drive(parser, case["chunks"], False)
-        assert (content, thinking) == (case.get("expectedContent", ""), case.get("expectedThinking", "")), case["name"]
+        assert (content, thinking) == (
+            case.get("expectedContent", ""),
+            case.get("expectedThinking", ""),
+        ), case["name"]
 
 
 def test_capabilities():

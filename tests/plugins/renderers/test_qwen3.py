@@ -25,8 +25,14 @@ def test_qwen3_parser(case):
             if key in step:
                 assert getattr(parsed, key) == step[key], (n, key)
         if "calls" in step:
-            got = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"], "index": c["function"]["index"]}
-                   for c in parsed.tool_calls]
+            got = [
+                {
+                    "name": c["function"]["name"],
+                    "arguments": c["function"]["arguments"],
+                    "index": c["function"]["index"],
+                }
+                for c in parsed.tool_calls
+            ]
             assert got == step["calls"], n
 
 

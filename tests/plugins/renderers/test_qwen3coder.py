@@ -6,8 +6,15 @@ from __future__ import annotations
 import pytest
 
 from ollamakit_renderers.common import overlap, trailing_space
-from ollamakit_renderers.qwen3coder import (Qwen3CoderParser, Qwen3CoderRenderer, argument_text, definition_type,
-                                            parse_call, parse_value, to_xml)
+from ollamakit_renderers.qwen3coder import (
+    Qwen3CoderParser,
+    Qwen3CoderRenderer,
+    argument_text,
+    definition_type,
+    parse_call,
+    parse_value,
+    to_xml,
+)
 from renderer_reference import cases, go_len
 
 
@@ -30,11 +37,17 @@ def test_a_tool_response_closes_its_turn_at_once():
     # TestQwen3CoderRendererToolResponseNoTrailingNewline
     messages = [
         {"role": "user", "content": "call tool"},
-        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "echo", "arguments": {"payload": "ok"}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "echo", "arguments": {"payload": "ok"}}}],
+        },
         {"role": "tool", "content": '{"payload":"ok"}', "tool_name": "echo"},
     ]
     rendered = Qwen3CoderRenderer().render(messages, None, None)
-    assert "</tool_response>\n<|im_end|>" not in rendered and "</tool_response><|im_end|>" in rendered
+    assert (
+        "</tool_response>\n<|im_end|>" not in rendered and "</tool_response><|im_end|>" in rendered
+    )
 
 
 def event_of(go: dict) -> tuple:
@@ -56,14 +69,20 @@ def comparable(call: dict) -> tuple:
 
 @pytest.mark.parametrize("case", cases("qwen3-coder.json", "tool_call"))
 def test_tool_call(case):
-    assert comparable({"function": parse_call(case["rawToolCall"], case["tools"])}) == comparable(case["wantToolCall"])
+    assert comparable({"function": parse_call(case["rawToolCall"], case["tools"])}) == comparable(
+        case["wantToolCall"]
+    )
 
 
 @pytest.mark.parametrize("case", cases("qwen3-coder.json", "value"))
 def test_typed_value(case):
     got = parse_value(case["raw"], case["paramType"] or [])
     want = case["want"]
-    assert got == want and type(got) is type(want) or (isinstance(want, float) and want.is_integer() and got == want)
+    assert (
+        got == want
+        and type(got) is type(want)
+        or (isinstance(want, float) and want.is_integer() and got == want)
+    )
 
 
 @pytest.mark.parametrize("case", cases("qwen3-coder.json", "xml_transform"))
@@ -74,23 +93,27 @@ def test_xml_transform(case):
 @pytest.mark.parametrize("case", cases("qwen3-coder.json", "trailing_space"))
 def test_trailing_space(case):
     text = case["s"]
-    assert go_len(text[len(text) - trailing_space(text):]) == case["want"]
+    assert go_len(text[len(text) - trailing_space(text) :]) == case["want"]
 
 
 @pytest.mark.parametrize("case", cases("qwen3-coder.json", "overlap"))
 def test_overlap(case):
     text = case["s"]
-    assert go_len(text[len(text) - overlap(text, case["delim"]):]) == case["want"]
+    assert go_len(text[len(text) - overlap(text, case["delim"]) :]) == case["want"]
 
 
-CALLS = ("<tool_call><function=first><parameter=a>1</parameter></function></tool_call>\n"
-         "<tool_call><function=second><parameter=b>2</parameter></function></tool_call>\n"
-         "<tool_call><function=third><parameter=c>3</parameter></function></tool_call>")
+CALLS = (
+    "<tool_call><function=first><parameter=a>1</parameter></function></tool_call>\n"
+    "<tool_call><function=second><parameter=b>2</parameter></function></tool_call>\n"
+    "<tool_call><function=third><parameter=c>3</parameter></function></tool_call>"
+)
 WANT = [("first", {"a": "1"}, 0), ("second", {"b": "2"}, 1), ("third", {"c": "3"}, 2)]
 
 
 def summary(calls):
-    return [(c["function"]["name"], c["function"]["arguments"], c["function"]["index"]) for c in calls]
+    return [
+        (c["function"]["name"], c["function"]["arguments"], c["function"]["index"]) for c in calls
+    ]
 
 
 def test_calls_are_numbered():
@@ -104,10 +127,16 @@ def test_calls_are_numbered_across_pieces():
     # TestQwen3CoderParserToolCallIndexingStreaming
     parser = Qwen3CoderParser()
     parser.init(None, None, None)
-    first = parser.add("<tool_call><function=first><parameter=a>1</parameter></function></tool_call>"
-                       "<tool_call><function=second>", False)
-    rest = parser.add("<parameter=b>2</parameter></function></tool_call><tool_call><function=third>"
-                      "<parameter=c>3</parameter></function></tool_call>", True)
+    first = parser.add(
+        "<tool_call><function=first><parameter=a>1</parameter></function></tool_call>"
+        "<tool_call><function=second>",
+        False,
+    )
+    rest = parser.add(
+        "<parameter=b>2</parameter></function></tool_call><tool_call><function=third>"
+        "<parameter=c>3</parameter></function></tool_call>",
+        True,
+    )
     assert summary(first.tool_calls + rest.tool_calls) == WANT
 
 
@@ -117,5 +146,7 @@ def test_init_starts_the_numbering_again():
     parser.init(None, None, None)
     parser.add("<tool_call><function=first><parameter=a>1</parameter></function></tool_call>", True)
     parser.init(None, None, None)
-    calls = parser.add("<tool_call><function=second><parameter=b>2</parameter></function></tool_call>", True).tool_calls
+    calls = parser.add(
+        "<tool_call><function=second><parameter=b>2</parameter></function></tool_call>", True
+    ).tool_calls
     assert summary(calls) == [("second", {"b": "2"}, 0)]

@@ -7,12 +7,21 @@ import json
 
 import pytest
 
-from ollamakit_renderers.qwen3vl import (Qwen3VLParser, Qwen3VLRenderer, Qwen3VLThinkingParser,
-                                         Qwen3VLThinkingRenderer, parse_json_function)
+from ollamakit_renderers.qwen3vl import (
+    Qwen3VLParser,
+    Qwen3VLRenderer,
+    Qwen3VLThinkingParser,
+    Qwen3VLThinkingRenderer,
+    parse_json_function,
+)
 from renderer_reference import FOLDER, cases
 
 TABLES = json.loads((FOLDER / "qwen3-vl.json").read_text())["tables"]
-KINDS = {"qwenEventContent": "content", "qwenEventThinkingContent": "thinking", "qwenEventRawToolCall": "call"}
+KINDS = {
+    "qwenEventContent": "content",
+    "qwenEventThinkingContent": "thinking",
+    "qwenEventRawToolCall": "call",
+}
 STATES = {"CollectingContent": "content", "CollectingThinkingContent": "thinking"}
 
 
@@ -38,9 +47,17 @@ def test_render_thinking(case):
 def test_think_overrides_the_renderers_default():
     # TestQwen3VLRendererThinkOverride
     messages = [{"role": "user", "content": "Hello"}]
-    assert Qwen3VLThinkingRenderer().render(messages, None, None).endswith("<|im_start|>assistant\n<think>\n")
-    assert Qwen3VLThinkingRenderer().render(messages, None, False).endswith("<|im_start|>assistant\n")
-    assert Qwen3VLRenderer().render(messages, None, True).endswith("<|im_start|>assistant\n<think>\n")
+    assert (
+        Qwen3VLThinkingRenderer()
+        .render(messages, None, None)
+        .endswith("<|im_start|>assistant\n<think>\n")
+    )
+    assert (
+        Qwen3VLThinkingRenderer().render(messages, None, False).endswith("<|im_start|>assistant\n")
+    )
+    assert (
+        Qwen3VLRenderer().render(messages, None, True).endswith("<|im_start|>assistant\n<think>\n")
+    )
 
 
 def event_of(go: dict) -> tuple:
@@ -48,8 +65,16 @@ def event_of(go: dict) -> tuple:
     return (kind, go["raw"] if kind == "call" else go["content"])
 
 
-EVENT_TABLES = ["instruct_events", "old_events", "instruct_call_space", "thinking_events", "thinking_prefill_events",
-                "content_prefill_events", "thinking_space_events", "thinking_call_space"]
+EVENT_TABLES = [
+    "instruct_events",
+    "old_events",
+    "instruct_call_space",
+    "thinking_events",
+    "thinking_prefill_events",
+    "content_prefill_events",
+    "thinking_space_events",
+    "thinking_call_space",
+]
 
 
 @pytest.mark.parametrize("table", EVENT_TABLES)
@@ -61,7 +86,10 @@ def test_events(table):
         parser.init([], last, None)
         for step in case.get("steps") or []:  # one of Ollama's cases has no steps
             parser.held += step["input"]
-            assert parser.events() == [event_of(e) for e in step.get("wantEvents") or []], (case["desc"], step["input"])
+            assert parser.events() == [event_of(e) for e in step.get("wantEvents") or []], (
+                case["desc"],
+                step["input"],
+            )
 
 
 @pytest.mark.parametrize("table", ["tool_call", "thinking_tool_call"])
@@ -69,7 +97,10 @@ def test_tool_call(table):
     for case in TABLES[table]["cases"]:
         call = parse_json_function(case["rawToolCall"])
         want = case["wantToolCall"]["function"]
-        assert (call["name"], call["arguments"]) == (want.get("name", ""), want.get("arguments") or {}), case["name"]
+        assert (call["name"], call["arguments"]) == (
+            want.get("name", ""),
+            want.get("arguments") or {},
+        ), case["name"]
 
 
 @pytest.mark.parametrize("case", cases("qwen3-vl.json", "state"))
@@ -83,6 +114,12 @@ def test_calls_are_numbered_in_order():
     # TestQwen3VLNonThinkingAssignsSequentialToolCallIndices
     parser = Qwen3VLParser()
     parser.init([], None, None)
-    parsed = parser.add('<tool_call>{"name":"first","arguments":{"a":"1"}}</tool_call>'
-                        '<tool_call>{"name":"second","arguments":{"b":"2"}}</tool_call>', True)
-    assert [(c["function"]["name"], c["function"]["index"]) for c in parsed.tool_calls] == [("first", 0), ("second", 1)]
+    parsed = parser.add(
+        '<tool_call>{"name":"first","arguments":{"a":"1"}}</tool_call>'
+        '<tool_call>{"name":"second","arguments":{"b":"2"}}</tool_call>',
+        True,
+    )
+    assert [(c["function"]["name"], c["function"]["index"]) for c in parsed.tool_calls] == [
+        ("first", 0),
+        ("second", 1),
+    ]

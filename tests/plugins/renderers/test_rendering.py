@@ -31,25 +31,35 @@ def test_a_stored_unknown_renderer_cannot_prompt_and_an_unknown_parser_is_ignore
     assert rendering.load_parser("gone") is None and rendering.load_parser("") is None
 
 
-@pytest.mark.parametrize("config,template,name", [
-    ({"model_family": "gptoss"}, "<|start|>{{ .Prompt }}<|end|>", "harmony"),
-    ({"model_family": "gpt-oss"}, "<|start|>x<|end|>", "harmony"),
-    ({"model_family": "gptoss", "parser": "passthrough"}, "<|start|>x<|end|>", "passthrough"),
-    ({"model_family": "gptoss"}, "{{ .Prompt }}", ""),  # not a harmony template
-    ({"model_family": "llama"}, "<|start|>x<|end|>", ""),
-    ({"model_family": "llama", "parser": "qwen3-coder"}, None, "qwen3-coder"),
-])
+@pytest.mark.parametrize(
+    "config,template,name",
+    [
+        ({"model_family": "gptoss"}, "<|start|>{{ .Prompt }}<|end|>", "harmony"),
+        ({"model_family": "gpt-oss"}, "<|start|>x<|end|>", "harmony"),
+        ({"model_family": "gptoss", "parser": "passthrough"}, "<|start|>x<|end|>", "passthrough"),
+        ({"model_family": "gptoss"}, "{{ .Prompt }}", ""),  # not a harmony template
+        ({"model_family": "llama"}, "<|start|>x<|end|>", ""),
+        ({"model_family": "llama", "parser": "qwen3-coder"}, None, "qwen3-coder"),
+    ],
+)
 def test_which_parser_a_model_gets(config, template, name):
     assert rendering.parser_name(config, template) == name
 
 
 def test_harmony_thinks_at_most_high():
-    assert [rendering.harmony_think(t) for t in ("max", "high", True, None)] == ["high", "high", True, None]
+    assert [rendering.harmony_think(t) for t in ("max", "high", True, None)] == [
+        "high",
+        "high",
+        True,
+        None,
+    ]
 
 
 def test_the_stream_adapter_gives_calls_ids_and_turns_errors_into_api_errors():
     stream = rendering.ParsedStream(rendering.load_parser("qwen3-coder"))
-    parsed = stream.feed("ok <tool_call>\n<function=f>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>")
+    parsed = stream.feed(
+        "ok <tool_call>\n<function=f>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>"
+    )
     (call,) = parsed.tool_calls
     assert parsed.content == "ok" and call["id"].startswith("call_") and len(call["id"]) == 13
     assert call["function"] == {"index": 0, "name": "f", "arguments": {"a": "1"}}
@@ -60,7 +70,10 @@ def test_the_stream_adapter_gives_calls_ids_and_turns_errors_into_api_errors():
 
 
 def test_a_thinking_parser_says_where_the_answer_starts():
-    assert rendering.ParsedStream(rendering.load_parser("harmony"), True).thinking.closing == "<|channel|>final<|message|>"
+    assert (
+        rendering.ParsedStream(rendering.load_parser("harmony"), True).thinking.closing
+        == "<|channel|>final<|message|>"
+    )
     assert rendering.ParsedStream(rendering.load_parser("harmony"), False).thinking is None
 
 
@@ -68,18 +81,25 @@ def test_a_thinking_parser_says_where_the_answer_starts():
 def test_filter_think_tags(case):
     model = case["model"]
     name = ModelName.parse(model["name"]) if model.get("name") else None
-    family = (model.get("Config") or {}).get("ModelFamily", "") if isinstance(model.get("Config"), dict) else ""
+    family = (
+        (model.get("Config") or {}).get("ModelFamily", "")
+        if isinstance(model.get("Config"), dict)
+        else ""
+    )
     assert rendering.filter_think_tags(case["msgs"], family, name) == case["want"]
 
 
-@pytest.mark.parametrize("content,left", [
-    ("  <think>a</think>\n b", "b"),
-    ("<think>never closed", ""),
-    ("   ", ""),
-    ("<thi", ""),
-    ("no thoughts <think>x</think>", "no thoughts <think>x</think>"),
-    ("<think>a</think>b</think>c", "b</think>c"),
-])
+@pytest.mark.parametrize(
+    "content,left",
+    [
+        ("  <think>a</think>\n b", "b"),
+        ("<think>never closed", ""),
+        ("   ", ""),
+        ("<thi", ""),
+        ("no thoughts <think>x</think>", "no thoughts <think>x</think>"),
+        ("<think>a</think>b</think>c", "b</think>c"),
+    ],
+)
 def test_what_one_pass_of_the_thinking_parser_leaves(content, left):
     # one AddContent of Ollama's thinking.Parser, with nothing flushed after it
     assert rendering.without_thinking(content) == left

@@ -40,7 +40,9 @@ class Cluster:
         self.bucket = s3_server.new_bucket()
         self.env = {**s3_server.env(self.bucket), "OLLAMAKIT_STORAGE": "s3"}
         self.replicas = [self.start_replica(i) for i in range(3)]
-        self.balancer = Balancer(folder / "haproxy", [("127.0.0.1", r.port) for r in self.replicas]).start()
+        self.balancer = Balancer(
+            folder / "haproxy", [("127.0.0.1", r.port) for r in self.replicas]
+        ).start()
         self.http = httpx.Client(base_url=self.balancer.url, timeout=120)
 
     def start_replica(self, index: int, port: int | None = None, **env) -> ServerProcess:
@@ -57,7 +59,9 @@ class Cluster:
 
     def manifests(self) -> dict[str, tuple[str, bytes]]:
         found = {}
-        for page in self.s3.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="manifests/"):
+        for page in self.s3.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix="manifests/"
+        ):
             for item in page.get("Contents", []):
                 try:
                     response = self.s3.client.get_object(Bucket=self.bucket, Key=item["Key"])
@@ -98,7 +102,14 @@ def cluster(s3_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    path = tiny_llama(tmp_path_factory.mktemp("weights") / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64)
+    path = tiny_llama(
+        tmp_path_factory.mktemp("weights") / "tiny.gguf",
+        n_layers=1,
+        n_embd=32,
+        n_heads=2,
+        n_kv_heads=1,
+        n_ff=64,
+    )
     return path.read_bytes()
 
 
@@ -110,7 +121,9 @@ def upload(http: httpx.Client, data: bytes) -> str:
 
 
 def create(http: httpx.Client, name: str, digest: str, **extra) -> httpx.Response:
-    return http.post("/api/create", json={"model": name, "files": {"m.gguf": digest}, "stream": False, **extra})
+    return http.post(
+        "/api/create", json={"model": name, "files": {"m.gguf": digest}, "stream": False, **extra}
+    )
 
 
 def test_a_model_made_through_one_replica_answers_through_the_others(cluster, weights):
@@ -119,20 +132,33 @@ def test_a_model_made_through_one_replica_answers_through_the_others(cluster, we
         assert reply.status_code == 200, reply.text
     for index in (1, 2):
         with cluster.direct(index) as other:
-            assert "made-on-0:latest" in [m["name"] for m in other.get("/api/tags").json()["models"]]
-            reply = other.post("/api/generate", json={"model": "made-on-0", "prompt": "hi", "stream": False,
-                                                      "options": {"num_predict": 2, "temperature": 0}})
+            assert "made-on-0:latest" in [
+                m["name"] for m in other.get("/api/tags").json()["models"]
+            ]
+            reply = other.post(
+                "/api/generate",
+                json={
+                    "model": "made-on-0",
+                    "prompt": "hi",
+                    "stream": False,
+                    "options": {"num_predict": 2, "temperature": 0},
+                },
+            )
             assert reply.status_code == 200 and reply.json()["done"], reply.text
             # each replica runs it from its own cache, filled from the bucket, and has the file
             # mapped while the model is loaded: what keeps the cache from evicting it
-            cached = (cluster.replicas[index].models_dir / "blobs" / f"sha256-{digest_of(weights)[7:]}").resolve()
+            cached = (
+                cluster.replicas[index].models_dir / "blobs" / f"sha256-{digest_of(weights)[7:]}"
+            ).resolve()
             assert cached.read_bytes() == weights
             assert str(cached) in Path(f"/proc/{cluster.replicas[index].proc.pid}/maps").read_text()
             ps = other.get("/api/ps").json()["models"]
             assert [m["name"] for m in ps] == ["made-on-0:latest"]  # /api/ps is per replica
     with cluster.direct(0) as first:
         assert first.get("/api/ps").json()["models"] == []
-        assert first.request("DELETE", "/api/delete", json={"model": "made-on-0"}).status_code == 200
+        assert (
+            first.request("DELETE", "/api/delete", json={"model": "made-on-0"}).status_code == 200
+        )
 
 
 def test_racing_creates_copies_and_deletes_leave_every_manifest_whole(cluster, weights):
@@ -154,9 +180,13 @@ def test_racing_creates_copies_and_deletes_leave_every_manifest_whole(cluster, w
         kind, name = rng.choice(("create", "create", "copy", "delete")), rng.choice(NAMES)
         with cluster.direct(seed % 3) as http:  # spread evenly, whatever the balancer's turn
             if kind == "create":
-                reply = create(http, name, upload(http, weights), system=f"style {rng.randrange(3)}")
+                reply = create(
+                    http, name, upload(http, weights), system=f"style {rng.randrange(3)}"
+                )
             elif kind == "copy":
-                reply = http.post("/api/copy", json={"source": name, "destination": rng.choice(NAMES) + "-copy"})
+                reply = http.post(
+                    "/api/copy", json={"source": name, "destination": rng.choice(NAMES) + "-copy"}
+                )
             else:
                 reply = http.request("DELETE", "/api/delete", json={"model": name})
             return kind, reply.status_code, reply.text
@@ -171,9 +201,15 @@ def test_racing_creates_copies_and_deletes_leave_every_manifest_whole(cluster, w
         watcher.join()
     for kind, status, text in results:
         # absent names are 404s; a create can lose its blob to a racing delete's sweep (400)
-        assert status == 200 or (status == 404 and kind in ("copy", "delete")) or (
-            status == 400 and "missing blob" in text), (kind, status, text)
-    done = {kind: sum(1 for k, s, _ in results if k == kind and s == 200) for kind in ("create", "copy", "delete")}
+        assert (
+            status == 200
+            or (status == 404 and kind in ("copy", "delete"))
+            or (status == 400 and "missing blob" in text)
+        ), (kind, status, text)
+    done = {
+        kind: sum(1 for k, s, _ in results if k == kind and s == 200)
+        for kind in ("create", "copy", "delete")
+    }
     assert all(count >= 10 for count in done.values()), done
     assert violations == []
     assert cluster.check_bucket() > 0
@@ -204,7 +240,9 @@ def test_a_replica_killed_mid_upload_is_routed_around_and_leaves_nothing(cluster
         with socket.create_connection(("127.0.0.1", victim.port), timeout=30) as sock:
             sock.sendall(head + payload)
             deadline = time.monotonic() + 60
-            while not cluster.s3.client.list_multipart_uploads(Bucket=cluster.bucket).get("Uploads"):
+            while not cluster.s3.client.list_multipart_uploads(Bucket=cluster.bucket).get(
+                "Uploads"
+            ):
                 assert time.monotonic() < deadline, "the upload to the bucket never started"
                 time.sleep(0.01)
             victim.proc.send_signal(signal.SIGKILL)  # mid-way through the multipart upload
@@ -219,7 +257,9 @@ def test_a_replica_killed_mid_upload_is_routed_around_and_leaves_nothing(cluster
         victim.stop()
     assert failures == [], "the balancer sent requests to the dead replica"
     assert not cluster.blob_exists(digest)
-    assert cluster.s3.client.list_multipart_uploads(Bucket=cluster.bucket).get("Uploads"), "nothing to clean"
+    assert cluster.s3.client.list_multipart_uploads(Bucket=cluster.bucket).get("Uploads"), (
+        "nothing to clean"
+    )
     # Restarted (with a short grace, not to wait an hour): it sweeps its scratch folder and the
     # upload it left in the bucket, and the balancer takes it back.
     restarted = cluster.start_replica(2, port=victim.port, OLLAMAKIT_S3_GC_GRACE="0")
@@ -231,7 +271,9 @@ def test_a_replica_killed_mid_upload_is_routed_around_and_leaves_nothing(cluster
         assert time.monotonic() < deadline
     for _ in range(9):  # round robin reaches the restarted replica again
         assert cluster.http.post("/api/show", json={"model": "survivor"}).status_code == 200
-    assert cluster.http.request("DELETE", "/api/delete", json={"model": "survivor"}).status_code == 200
+    assert (
+        cluster.http.request("DELETE", "/api/delete", json={"model": "survivor"}).status_code == 200
+    )
 
 
 def restarted_tags(server: ServerProcess) -> list[dict]:
@@ -249,7 +291,12 @@ def test_a_pull_through_one_replica_serves_every_replica(cluster, weights, tmp_p
     source = fs_server(tmp_path / "source-models")
     try:
         with httpx.Client(base_url=source.url, timeout=60) as http:
-            assert create(http, "library/pulled", upload(http, weights), system="From elsewhere.").status_code == 200
+            assert (
+                create(
+                    http, "library/pulled", upload(http, weights), system="From elsewhere."
+                ).status_code
+                == 200
+            )
         name = f"127.0.0.1:{source.port}/library/pulled:latest"
         with cluster.direct(0) as first:
             reply = first.post("/api/pull", json={"model": name, "insecure": True, "stream": False})
@@ -258,18 +305,33 @@ def test_a_pull_through_one_replica_serves_every_replica(cluster, weights, tmp_p
         source.stop()  # gone: the other replicas cannot pull it again
     for index in (1, 2):
         with cluster.direct(index) as other:
-            reply = other.post("/api/generate", json={"model": name, "prompt": "hi", "stream": False,
-                                                      "options": {"num_predict": 1, "temperature": 0}})
+            reply = other.post(
+                "/api/generate",
+                json={
+                    "model": name,
+                    "prompt": "hi",
+                    "stream": False,
+                    "options": {"num_predict": 1, "temperature": 0},
+                },
+            )
             assert reply.status_code == 200 and reply.json()["done"], reply.text
     # and another instance pulls it from a replica's /v2/ endpoints, read from the bucket
     target = fs_server(tmp_path / "target-models")
     try:
         port = cluster.replicas[1].port
         with httpx.Client(base_url=target.url, timeout=60) as http:
-            reply = http.post("/api/pull", json={"model": f"127.0.0.1:{port}/library/pulled:latest", "insecure": True,
-                                                 "stream": False})
+            reply = http.post(
+                "/api/pull",
+                json={
+                    "model": f"127.0.0.1:{port}/library/pulled:latest",
+                    "insecure": True,
+                    "stream": False,
+                },
+            )
             assert reply.status_code == 200 and reply.json()["status"] == "success", reply.text
-        assert (target.models_dir / "blobs" / f"sha256-{digest_of(weights)[7:]}").read_bytes() == weights
+        assert (
+            target.models_dir / "blobs" / f"sha256-{digest_of(weights)[7:]}"
+        ).read_bytes() == weights
     finally:
         target.stop()
     assert cluster.http.request("DELETE", "/api/delete", json={"model": name}).status_code == 200

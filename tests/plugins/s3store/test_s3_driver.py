@@ -76,7 +76,9 @@ def test_a_large_blob_goes_up_in_parts_and_comes_back_whole(storage, make):
     other = make("b").storage  # another replica: an empty cache, so this downloads
     path = other.blob_path(digest)
     assert path.read_bytes() == data and path.parent == other.cache.folder
-    assert abs(path.stat().st_mtime - head["LastModified"].timestamp()) < 1, "the copy carries the object's time"
+    assert abs(path.stat().st_mtime - head["LastModified"].timestamp()) < 1, (
+        "the copy carries the object's time"
+    )
 
 
 def test_a_part_upload_that_does_not_hash_to_its_digest_is_aborted(storage):
@@ -146,7 +148,9 @@ def test_ranged_reads_stream_without_filling_the_cache(storage, make):
 def test_a_corrupt_object_is_never_cached(storage, make):
     data = b"the real bytes" * 1000
     digest = digest_of(data)
-    storage.client.put_object(Bucket=storage.bucket, Key=f"blobs/sha256-{digest[7:]}", Body=data[:-1] + b"!")
+    storage.client.put_object(
+        Bucket=storage.bucket, Key=f"blobs/sha256-{digest[7:]}", Body=data[:-1] + b"!"
+    )
     other = make("b").storage
     with pytest.raises(DigestMismatch):
         other.blob_path(digest)
@@ -262,11 +266,15 @@ def test_a_write_that_loses_the_race_is_refused_and_made_again_on_what_won(make,
     theirs.write_manifest(PARTS, b"another replica's")  # ... and another replica writes meanwhile
     puts = spy_on(mine, monkeypatch, "put_object")
     mine.write_manifest(PARTS, b"mine")
-    assert len(puts) == 2 and puts[0]["IfMatch"] != puts[1]["IfMatch"], "the stale write was refused (412)"
+    assert len(puts) == 2 and puts[0]["IfMatch"] != puts[1]["IfMatch"], (
+        "the stale write was refused (412)"
+    )
     assert theirs.read_manifest(PARTS) == b"mine"
 
 
-def test_a_create_racing_another_create_of_a_new_name_is_refused_then_replaces_it(make, monkeypatch):
+def test_a_create_racing_another_create_of_a_new_name_is_refused_then_replaces_it(
+    make, monkeypatch
+):
     mine, theirs = make("a").storage, make("b").storage
     assert mine.read_manifest(PARTS) is None
     theirs.write_manifest(PARTS, b"theirs")
@@ -283,7 +291,9 @@ def test_a_delete_never_removes_a_version_it_did_not_see(make, monkeypatch):
     theirs.write_manifest(PARTS, b"rewritten")
     deletes = spy_on(mine, monkeypatch, "delete_object")
     mine.delete_manifest(PARTS)
-    assert len(deletes) == 2 and deletes[0]["IfMatch"] != deletes[1]["IfMatch"], "the stale delete was refused"
+    assert len(deletes) == 2 and deletes[0]["IfMatch"] != deletes[1]["IfMatch"], (
+        "the stale delete was refused"
+    )
     assert theirs.read_manifest(PARTS) is None
 
 
@@ -384,11 +394,18 @@ def test_the_test_server_makes_conditional_writes_atomic(s3_server, s3_bucket):
 
         def complete(_) -> bool:
             upload = client.create_multipart_upload(Bucket=s3_bucket, Key="contended")["UploadId"]
-            etag = client.upload_part(Bucket=s3_bucket, Key="contended", UploadId=upload, PartNumber=1, Body=part)["ETag"]
+            etag = client.upload_part(
+                Bucket=s3_bucket, Key="contended", UploadId=upload, PartNumber=1, Body=part
+            )["ETag"]
             barrier.wait()
             try:
-                client.complete_multipart_upload(Bucket=s3_bucket, Key="contended", UploadId=upload, IfNoneMatch="*",
-                                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+                client.complete_multipart_upload(
+                    Bucket=s3_bucket,
+                    Key="contended",
+                    UploadId=upload,
+                    IfNoneMatch="*",
+                    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+                )
                 return True
             except client.exceptions.ClientError as exc:
                 assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 412
@@ -401,7 +418,10 @@ def test_the_test_server_makes_conditional_writes_atomic(s3_server, s3_bucket):
     assert [race(4) for _ in range(3)] == [1, 1, 1]
 
 
-@pytest.mark.parametrize("text, size", [("100", 100), ("4K", 4096), ("2 GiB", 2 << 30), ("1t", 1 << 40), (" 5MB ", 5 << 20)])
+@pytest.mark.parametrize(
+    "text, size",
+    [("100", 100), ("4K", 4096), ("2 GiB", 2 << 30), ("1t", 1 << 40), (" 5MB ", 5 << 20)],
+)
 def test_cache_sizes_read_as_people_write_them(text, size):
     from ollamakit_s3store import parse_size
 
@@ -419,7 +439,10 @@ def test_a_prefix_keeps_a_store_in_its_own_folder_of_the_bucket(make):
     outside = make("b", OLLAMAKIT_S3_PREFIX="")
     manifest = manifest_over(inside.store, b"weights")
     inside.store.write_manifest(ModelName.parse("tiny"), manifest)
-    keys = [item["Key"] for item in inside.storage.client.list_objects_v2(Bucket=inside.storage.bucket)["Contents"]]
+    keys = [
+        item["Key"]
+        for item in inside.storage.client.list_objects_v2(Bucket=inside.storage.bucket)["Contents"]
+    ]
     assert f"teams/alpha/blobs/sha256-{digest_of(b'weights')[7:]}" in keys
     assert "teams/alpha/manifests/registry.ollama.ai/library/tiny/latest" in keys
     assert all(key.startswith("teams/alpha/") for key in keys)

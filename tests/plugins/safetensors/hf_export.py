@@ -51,7 +51,9 @@ def hf_name(gguf_name: str) -> str:
     return f"{TOP_NAMES[stem]}.{kind}"
 
 
-def export_llama(gguf_path: Path, folder: Path, *, dtype=np.float16, pre_tokenizer=None) -> dict[str, np.ndarray]:
+def export_llama(
+    gguf_path: Path, folder: Path, *, dtype=np.float16, pre_tokenizer=None
+) -> dict[str, np.ndarray]:
     """Write the folder; returns the GGUF-layout arrays (in ``dtype``; norms float32) that a
     faithful conversion must reproduce bit for bit."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,18 +96,46 @@ def export_llama(gguf_path: Path, folder: Path, *, dtype=np.float16, pre_tokeniz
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
     types = meta["tokenizer.ggml.token_type"]
-    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-              "normalized": False, "special": True} for i, t in enumerate(tokens) if types[i] == 3]
+    added = [
+        {
+            "id": i,
+            "content": t,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for i, t in enumerate(tokens)
+        if types[i] == 3
+    ]
     tokenizer = {
         "version": "1.0",
         "added_tokens": added,
         "normalizer": None,
-        "pre_tokenizer": pre_tokenizer or {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
-        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False, "byte_fallback": False,
-                  "vocab": {t: i for i, t in enumerate(tokens)},
-                  "merges": [m.split(" ") for m in meta.get("tokenizer.ggml.merges", [])]},
+        "pre_tokenizer": pre_tokenizer
+        or {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+        "post_processor": {
+            "type": "ByteLevel",
+            "add_prefix_space": True,
+            "trim_offsets": False,
+            "use_regex": True,
+        },
+        "decoder": {
+            "type": "ByteLevel",
+            "add_prefix_space": True,
+            "trim_offsets": True,
+            "use_regex": True,
+        },
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "vocab": {t: i for i, t in enumerate(tokens)},
+            "merges": [m.split(" ") for m in meta.get("tokenizer.ggml.merges", [])],
+        },
     }
     (folder / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
 
@@ -113,13 +143,20 @@ def export_llama(gguf_path: Path, folder: Path, *, dtype=np.float16, pre_tokeniz
         token_id = meta.get(f"tokenizer.ggml.{key}")
         return tokens[token_id] if isinstance(token_id, int) else None
 
-    settings = {"bos_token": text("bos_token_id"), "eos_token": text("eos_token_id"),
-                "unk_token": text("unknown_token_id"), "pad_token": text("padding_token_id"),
-                "clean_up_tokenization_spaces": False, "model_max_length": meta["llama.context_length"],
-                "tokenizer_class": "GPT2Tokenizer"}
+    settings = {
+        "bos_token": text("bos_token_id"),
+        "eos_token": text("eos_token_id"),
+        "unk_token": text("unknown_token_id"),
+        "pad_token": text("padding_token_id"),
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": meta["llama.context_length"],
+        "tokenizer_class": "GPT2Tokenizer",
+    }
     if "tokenizer.chat_template" in meta:
         settings["chat_template"] = meta["tokenizer.chat_template"]
-    (folder / "tokenizer_config.json").write_text(json.dumps({k: v for k, v in settings.items() if v is not None}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({k: v for k, v in settings.items() if v is not None})
+    )
     return expected
 
 

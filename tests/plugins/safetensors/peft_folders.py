@@ -23,7 +23,9 @@ MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 
 def module_path(name: str) -> str:
-    return f"self_attn.{name}" if name in ("q_proj", "k_proj", "v_proj", "o_proj") else f"mlp.{name}"
+    return (
+        f"self_attn.{name}" if name in ("q_proj", "k_proj", "v_proj", "o_proj") else f"mlp.{name}"
+    )
 
 
 def decoder_folder(arch: str, folder: Path, seed: int = 0) -> Path:
@@ -33,7 +35,10 @@ def decoder_folder(arch: str, folder: Path, seed: int = 0) -> Path:
         gemma3_folder(folder, seed)
     else:
         qwen2_folder(folder, seed)
-    weights = {name: np.ascontiguousarray(w, dtype=np.float32) for name, w in load_file(folder / "model.safetensors").items()}
+    weights = {
+        name: np.ascontiguousarray(w, dtype=np.float32)
+        for name, w in load_file(folder / "model.safetensors").items()
+    }
     config = json.loads((folder / "config.json").read_text())
     # what transformers needs to load the folder as well (the recorder runs it)
     config["model_type"] = {"llama": "llama", "qwen2": "qwen2", "gemma3": "gemma3_text"}[arch]
@@ -49,8 +54,18 @@ def decoder_folder(arch: str, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def peft_adapter(model: Path, folder: Path, *, seed: int = 1, rank: int = 4, alpha: float = 8.0,
-                 modules=MODULES, layers=None, ranks: dict | None = None, config: dict | None = None) -> dict:
+def peft_adapter(
+    model: Path,
+    folder: Path,
+    *,
+    seed: int = 1,
+    rank: int = 4,
+    alpha: float = 8.0,
+    modules=MODULES,
+    layers=None,
+    ranks: dict | None = None,
+    config: dict | None = None,
+) -> dict:
     """A seeded PEFT adapter for the model folder ``model``; returns its tensors."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -62,14 +77,29 @@ def peft_adapter(model: Path, folder: Path, *, seed: int = 1, rank: int = 4, alp
             out_dim, in_dim = weights[f"model.layers.{layer}.{module_path(name)}.weight"].shape
             r = (ranks or {}).get(name, rank)
             key = f"base_model.model.model.layers.{layer}.{module_path(name)}"
-            tensors[f"{key}.lora_A.weight"] = (rng.standard_normal((r, in_dim)) / np.sqrt(in_dim)).astype(np.float32)
-            tensors[f"{key}.lora_B.weight"] = (0.5 * rng.standard_normal((out_dim, r)) / np.sqrt(r)).astype(np.float32)
+            tensors[f"{key}.lora_A.weight"] = (
+                rng.standard_normal((r, in_dim)) / np.sqrt(in_dim)
+            ).astype(np.float32)
+            tensors[f"{key}.lora_B.weight"] = (
+                0.5 * rng.standard_normal((out_dim, r)) / np.sqrt(r)
+            ).astype(np.float32)
     save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
     values = {
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": str(model),
-        "r": rank, "lora_alpha": alpha, "lora_dropout": 0.0, "target_modules": list(modules),
-        "use_rslora": False, "use_dora": False, "fan_in_fan_out": False, "bias": "none",
-        "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {}, "inference_mode": True,
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": str(model),
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "target_modules": list(modules),
+        "use_rslora": False,
+        "use_dora": False,
+        "fan_in_fan_out": False,
+        "bias": "none",
+        "modules_to_save": None,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "inference_mode": True,
     }
     values.update(config or {})
     (folder / "adapter_config.json").write_text(json.dumps(values))

@@ -46,7 +46,7 @@ def record() -> dict:
 
     answers = {
         "made_with": f"transformers {transformers.__version__}, peft {peft.__version__}, torch {torch.__version__}, "
-                     f"numpy {np.__version__} (the seeds' generator), float32, CPU",
+        f"numpy {np.__version__} (the seeds' generator), float32, CPU",
         "cpu": cpu(),
         "prompt": PROMPT,
     }

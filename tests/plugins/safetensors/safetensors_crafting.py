@@ -30,7 +30,11 @@ def write_tensors(path: Path, tensors: dict, bf16: tuple[str, ...] = ()) -> Path
             dtype = "BF16"
         else:
             data, dtype = array.tobytes(), _DTYPES[array.dtype]
-        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         chunks.append(data)
         offset += len(data)
     return raw_file(path, header, b"".join(chunks))

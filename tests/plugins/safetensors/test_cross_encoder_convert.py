@@ -51,8 +51,12 @@ def load(path):
 def rewrite(source, target, *, metadata=None, drop=()):
     with GGUFFile.open(source) as gguf:
         values = {**gguf.metadata, **(metadata or {})}
-        tensors = {t.name: np.asarray(gguf.tensor(t.name)) for t in gguf.tensors if t.name not in drop}
-    return make_gguf(target, {k: v for k, v in values.items() if not k.startswith("GGUF.")}, tensors)
+        tensors = {
+            t.name: np.asarray(gguf.tensor(t.name)) for t in gguf.tensors if t.name not in drop
+        }
+    return make_gguf(
+        target, {k: v for k, v in values.items() if not k.startswith("GGUF.")}, tensors
+    )
 
 
 def test_the_head_scores_the_cls_vector(tmp_path):
@@ -83,15 +87,22 @@ def test_the_head_scores_the_cls_vector(tmp_path):
     # llama.cpp's converter drops the pooler: the classifier then reads the [CLS] vector itself.
     bare = load(rewrite(path, tmp_path / "bare.gguf", drop=("cls.weight", "cls.bias")))
     for vector, score in zip(vectors, bare.embed(pairs, token_types=types)):
-        np.testing.assert_allclose(score, weights["classifier.weight"] @ vector + weights["classifier.bias"],
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            score,
+            weights["classifier.weight"] @ vector + weights["classifier.bias"],
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 def test_a_rank_file_without_a_head_is_refused(tmp_path):
     cross_encoder_folder(tmp_path / "hf")
     path = convert(tmp_path / "hf", tmp_path / "rank.gguf")
-    headless = rewrite(path, tmp_path / "headless.gguf", drop=("cls.weight", "cls.bias", "cls.output.weight",
-                                                                "cls.output.bias"))
+    headless = rewrite(
+        path,
+        tmp_path / "headless.gguf",
+        drop=("cls.weight", "cls.bias", "cls.output.weight", "cls.output.bias"),
+    )
     with GGUFFile.open(headless) as gguf, pytest.raises(InvalidModelFile, match="classifier head"):
         check_bert(gguf)
 

@@ -38,7 +38,10 @@ def nomic_folder(tmp_path):
 
 def test_a_nomic_folder_embeds_as_llamacpp_does(client, nomic_folder):
     files = upload(client, folder_files(nomic_folder))
-    assert client.simulate_post("/api/create", json={"model": "nomic", "files": files}).status_code == 200
+    assert (
+        client.simulate_post("/api/create", json={"model": "nomic", "files": files}).status_code
+        == 200
+    )
     shown = client.simulate_post("/api/show", json={"model": "nomic"}).json
     assert shown["capabilities"] == ["embedding"]
     info = shown["model_info"]
@@ -52,12 +55,15 @@ def test_a_nomic_folder_embeds_as_llamacpp_does(client, nomic_folder):
         assert cosine(got, want) >= 1 - 1e-4
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("activation_function", "gelu", "activation_function = 'gelu' is not supported"),
-    ("rotary_emb_interleaved", True, "rotary_emb_interleaved = True is not supported"),
-    ("prenorm", True, "prenorm = True is not supported"),
-    ("moe_every_n_layers", 2, "with experts (nomic-embed-text v2) is not supported"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("activation_function", "gelu", "activation_function = 'gelu' is not supported"),
+        ("rotary_emb_interleaved", True, "rotary_emb_interleaved = True is not supported"),
+        ("prenorm", True, "prenorm = True is not supported"),
+        ("moe_every_n_layers", 2, "with experts (nomic-embed-text v2) is not supported"),
+    ],
+)
 def test_unsupported_nomic_configs_are_a_400(client, nomic_folder, key, value, message):
     config = json.loads((nomic_folder / "config.json").read_text())
     (nomic_folder / "config.json").write_text(json.dumps({**config, key: value}))

@@ -38,7 +38,9 @@ def layer_path(kernel, name: str, media_type: str):
 def logits(model, adapters=()):
     from ollamakit_ggml import GgmlBackend
 
-    runner = engine.load_runner(model, GgmlBackend(), {"num_thread": 2}, with_tokenizer=False, adapters=list(adapters))
+    runner = engine.load_runner(
+        model, GgmlBackend(), {"num_thread": 2}, with_tokenizer=False, adapters=list(adapters)
+    )
     try:
         return runner.forward([(runner.new_cache(64), PROMPT)])[0]
     finally:
@@ -73,12 +75,21 @@ def test_the_adapter_gives_the_merged_models_logits(client, kernel, folders, arc
     adapter = layer_path(kernel, "tuned", mf.ADAPTER)
     assert base == layer_path(kernel, "base", mf.MODEL)
     with GGUFFile.open(adapter) as gguf:
-        assert gguf.metadata["general.type"] == "adapter" and gguf.metadata["adapter.type"] == "lora"
+        assert (
+            gguf.metadata["general.type"] == "adapter" and gguf.metadata["adapter.type"] == "lora"
+        )
         assert gguf.architecture == arch and gguf.metadata["adapter.lora.alpha"] == 8.0
         assert len(gguf.tensors) == 2 * 7 * 2  # 7 modules a layer, 2 layers, A and B
-        assert tuple(gguf.tensor_info("blk.1.ffn_down.weight.lora_a").shape) == (128, 4)  # ne: (in, rank)
+        assert tuple(gguf.tensor_info("blk.1.ffn_down.weight.lora_a").shape) == (
+            128,
+            4,
+        )  # ne: (in, rank)
 
-    tuned, want, plain = logits(base, [adapter]), logits(layer_path(kernel, "merged", mf.MODEL)), logits(base)
+    tuned, want, plain = (
+        logits(base, [adapter]),
+        logits(layer_path(kernel, "merged", mf.MODEL)),
+        logits(base),
+    )
     assert np.abs(want - plain).max() > 0.1 * np.abs(want).max()  # the adapter matters
     assert_same(tuned, want)
 
@@ -91,14 +102,20 @@ def test_the_adapter_gives_pefts_own_logits(client, kernel, tmp_path, arch):
     assert recorded["prompt"] == PROMPT
     model = decoder_folder(arch, tmp_path / arch)
     peft_adapter(model, tmp_path / "lora")
-    create(client, "tuned", files=upload(client, folder_files(model)),
-           adapters=upload(client, folder_files(tmp_path / "lora")))
+    create(
+        client,
+        "tuned",
+        files=upload(client, folder_files(model)),
+        adapters=upload(client, folder_files(tmp_path / "lora")),
+    )
     base, adapter = layer_path(kernel, "tuned", mf.MODEL), layer_path(kernel, "tuned", mf.ADAPTER)
     want_base, want = np.array(recorded[arch]["base"]), np.array(recorded[arch]["tuned"])
     assert np.abs(want - want_base).max() > 0.3 * np.abs(want).max()  # the adapter matters
     # float16 KV cache against float32 throughout: about 1e-3 of the largest logit, base or tuned
     np.testing.assert_allclose(logits(base), want_base, atol=3e-3 * np.abs(want_base).max(), rtol=0)
-    np.testing.assert_allclose(logits(base, [adapter]), want, atol=3e-3 * np.abs(want).max(), rtol=0)
+    np.testing.assert_allclose(
+        logits(base, [adapter]), want, atol=3e-3 * np.abs(want).max(), rtol=0
+    )
 
 
 def test_llamas_q_and_k_need_their_lora_b_rows_permuted(client, kernel, folders, tmp_path):
@@ -113,7 +130,10 @@ def test_llamas_q_and_k_need_their_lora_b_rows_permuted(client, kernel, folders,
     with GGUFFile.open(base) as header, ModelFolder(folder_files(lora)) as folder:
         plan = plan_adapter(folder, header)
         assert {t.name: t.permute_heads for t in plan.tensors if t.permute_heads} == {
-            f"blk.{i}.attn_{x}.weight.lora_b": heads for i in (0, 1) for x, heads in (("q", 4), ("k", 2))}
+            f"blk.{i}.attn_{x}.weight.lora_b": heads
+            for i in (0, 1)
+            for x, heads in (("q", 4), ("k", 2))
+        }
         for tensor in plan.tensors:
             tensor.permute_heads = 0
         plan.write(tmp_path / "unpermuted.gguf")
@@ -123,9 +143,19 @@ def test_llamas_q_and_k_need_their_lora_b_rows_permuted(client, kernel, folders,
 
 
 def test_rslora_and_a_rank_pattern_keep_peft_scales(client, kernel, folders):
-    model, lora, merged = folders("qwen2", rank=4, alpha=6.0, ranks={"v_proj": 2, "down_proj": 8},
-                                  config={"use_rslora": True, "rank_pattern": {"v_proj": 2, "down_proj": 8}})
-    create(client, "tuned", files=upload(client, folder_files(model)), adapters=upload(client, folder_files(lora)))
+    model, lora, merged = folders(
+        "qwen2",
+        rank=4,
+        alpha=6.0,
+        ranks={"v_proj": 2, "down_proj": 8},
+        config={"use_rslora": True, "rank_pattern": {"v_proj": 2, "down_proj": 8}},
+    )
+    create(
+        client,
+        "tuned",
+        files=upload(client, folder_files(model)),
+        adapters=upload(client, folder_files(lora)),
+    )
     create(client, "merged", files=upload(client, folder_files(merged)))
     tuned = logits(layer_path(kernel, "tuned", mf.MODEL), [layer_path(kernel, "tuned", mf.ADAPTER)])
     assert_same(tuned, logits(layer_path(kernel, "merged", mf.MODEL)))
@@ -141,20 +171,36 @@ def test_half_precision_adapters_keep_their_types(client, kernel, tmp_path):
     halves = {k: v.astype(np.float16) if ".lora_A." in k else v for k, v in tensors.items()}
     b_names = tuple(k for k in tensors if ".lora_B." in k)
     write_tensors(tmp_path / "lora" / "adapter_model.safetensors", halves, bf16=b_names)
-    create(client, "tuned", files=upload(client, folder_files(model)), adapters=upload(client, folder_files(tmp_path / "lora")))
+    create(
+        client,
+        "tuned",
+        files=upload(client, folder_files(model)),
+        adapters=upload(client, folder_files(tmp_path / "lora")),
+    )
     adapter = layer_path(kernel, "tuned", mf.ADAPTER)
     with GGUFFile.open(adapter) as gguf:
         types = {info.name.rsplit(".", 1)[-1]: info.ggml_type for info in gguf.tensors}
     assert {k: int(v) for k, v in types.items()} == {"lora_a": 1, "lora_b": 30}  # F16, BF16
 
     bits = {k: v.view(np.uint32) for k, v in tensors.items() if k in b_names}  # the same rounding
-    rounded = {k: ((b + 0x7FFF + ((b >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32) for k, b in bits.items()}
+    rounded = {
+        k: ((b + 0x7FFF + ((b >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32)
+        for k, b in bits.items()
+    }
     (tmp_path / "f32").mkdir()
-    save_file({**{k: v.astype(np.float32) for k, v in halves.items()}, **rounded}, str(tmp_path / "f32" / "adapter_model.safetensors"))
-    (tmp_path / "f32" / "adapter_config.json").write_text((tmp_path / "lora" / "adapter_config.json").read_text())
+    save_file(
+        {**{k: v.astype(np.float32) for k, v in halves.items()}, **rounded},
+        str(tmp_path / "f32" / "adapter_model.safetensors"),
+    )
+    (tmp_path / "f32" / "adapter_config.json").write_text(
+        (tmp_path / "lora" / "adapter_config.json").read_text()
+    )
     merged = merged_folder(model, tmp_path / "f32", tmp_path / "merged")
     create(client, "merged", files=upload(client, folder_files(merged)))
-    got, want = logits(layer_path(kernel, "tuned", mf.MODEL), [adapter]), logits(layer_path(kernel, "merged", mf.MODEL))
+    got, want = (
+        logits(layer_path(kernel, "tuned", mf.MODEL), [adapter]),
+        logits(layer_path(kernel, "merged", mf.MODEL)),
+    )
     # ggml multiplies a half-precision matrix by activations rounded to its type, so B (A x) sees
     # A x in bfloat16 (8 bits): about 0.3% of the largest logit here; a wrong row order gives 100%
     np.testing.assert_allclose(got, want, atol=1e-2 * np.abs(want).max(), rtol=0)
@@ -163,8 +209,14 @@ def test_half_precision_adapters_keep_their_types(client, kernel, tmp_path):
 def test_a_folder_and_its_adapter_in_one_request(client, kernel, folders):
     """The base is converted first; the adapter, checked up front, waits for it."""
     model, lora, merged = folders("gemma3")
-    reply = client.simulate_post("/api/create", json={"model": "both", "files": upload(client, folder_files(model)),
-                                                      "adapters": upload(client, folder_files(lora))})
+    reply = client.simulate_post(
+        "/api/create",
+        json={
+            "model": "both",
+            "files": upload(client, folder_files(model)),
+            "adapters": upload(client, folder_files(lora)),
+        },
+    )
     assert reply.status_code == 200
     statuses = [json.loads(line)["status"] for line in reply.text.splitlines()]
     assert statuses[:2] == ["converting model", "converting adapter"] and statuses[-1] == "success"
@@ -201,7 +253,9 @@ def test_what_a_gguf_lora_cannot_carry_is_refused(client, models_dir, tmp_path, 
 def assert_refused(client, models_dir, files, message, **body):
     digests = upload(client, files)
     before = store_state(models_dir)
-    reply = client.simulate_post("/api/create", json={"model": "tuned", "from": "base", "adapters": digests, **body})
+    reply = client.simulate_post(
+        "/api/create", json={"model": "tuned", "from": "base", "adapters": digests, **body}
+    )
     assert reply.status_code == 400, reply.text
     error = reply.json["error"]
     assert message in error and "Traceback" not in error and str(models_dir) not in error
@@ -215,14 +269,23 @@ def test_tensors_a_gguf_lora_cannot_carry_are_refused(client, models_dir, tmp_pa
     create(client, "base", files=upload(client, folder_files(model)))
     tensors = peft_adapter(model, tmp_path / "lora", modules=("q_proj",))
     extra = {
-        "base_model.model.model.embed_tokens.lora_embedding_A": ((4, 262), "token embedding or the output layer"),
+        "base_model.model.model.embed_tokens.lora_embedding_A": (
+            (4, 262),
+            "token embedding or the output layer",
+        ),
         "base_model.model.lm_head.lora_A.weight": ((4, 64), "token embedding or the output layer"),
         "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector": ((64,), "DoRA"),
         "base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias": ((64,), "LoRA biases"),
-        "base_model.model.model.layers.0.input_layernorm.lora_A.weight": ((4, 64), "LoRA on input_layernorm"),
+        "base_model.model.model.layers.0.input_layernorm.lora_A.weight": (
+            (4, 64),
+            "LoRA on input_layernorm",
+        ),
     }
     for key, (shape, message) in extra.items():
-        save_file({**tensors, key: np.zeros(shape, np.float32)}, str(tmp_path / "lora" / "adapter_model.safetensors"))
+        save_file(
+            {**tensors, key: np.zeros(shape, np.float32)},
+            str(tmp_path / "lora" / "adapter_model.safetensors"),
+        )
         assert_refused(client, models_dir, folder_files(tmp_path / "lora"), message)
     lone = {k: v for k, v in tensors.items() if "layers.1." not in k or "lora_A" in k}
     save_file(lone, str(tmp_path / "lora" / "adapter_model.safetensors"))
@@ -238,12 +301,21 @@ def test_an_adapter_for_another_model_is_refused(client, models_dir, tmp_path):
     tensors = peft_adapter(model, tmp_path / "lora")
     files = folder_files(tmp_path / "lora")
     key = "base_model.model.model.layers.1.self_attn.k_proj.lora_B.weight"
-    save_file({**tensors, key: np.zeros((48, 4), np.float32)}, str(files["adapter_model.safetensors"]))
-    assert_refused(client, models_dir, files, "the adapter of blk.1.attn_k.weight does not fit the model")
+    save_file(
+        {**tensors, key: np.zeros((48, 4), np.float32)}, str(files["adapter_model.safetensors"])
+    )
+    assert_refused(
+        client, models_dir, files, "the adapter of blk.1.attn_k.weight does not fit the model"
+    )
     key = "base_model.model.model.layers.2.mlp.up_proj"
-    more = {f"{key}.lora_A.weight": np.zeros((4, 64), np.float32), f"{key}.lora_B.weight": np.zeros((128, 4), np.float32)}
+    more = {
+        f"{key}.lora_A.weight": np.zeros((4, 64), np.float32),
+        f"{key}.lora_B.weight": np.zeros((128, 4), np.float32),
+    }
     save_file({**tensors, **more}, str(files["adapter_model.safetensors"]))
-    assert_refused(client, models_dir, files, "changes blk.2.ffn_up.weight, which the model does not have")
+    assert_refused(
+        client, models_dir, files, "changes blk.2.ffn_up.weight, which the model does not have"
+    )
 
 
 def test_an_adapter_for_an_architecture_not_converted_is_refused(client, models_dir, tmp_path):
@@ -261,16 +333,29 @@ def test_one_adapter_per_model(client, kernel, models_dir, folders):
     create(client, "tuned", **{"from": "base", "adapters": upload(client, folder_files(lora))})
     digests = upload(client, folder_files(lora))
     before = store_state(models_dir)
-    reply = client.simulate_post("/api/create", json={"model": "twice", "from": "tuned", "adapters": digests})
-    assert reply.status_code == 400 and reply.json["error"] == "only one adapter is currently supported"
+    reply = client.simulate_post(
+        "/api/create", json={"model": "twice", "from": "tuned", "adapters": digests}
+    )
+    assert (
+        reply.status_code == 400
+        and reply.json["error"] == "only one adapter is currently supported"
+    )
     assert store_state(models_dir) == before
     # the converted adapter is a GGUF adapter like any other: fine on the base, one too many on
     # the tuned model
-    converted = {"lora.gguf": "sha256:" + layer_path(kernel, "tuned", mf.ADAPTER).name.removeprefix("sha256-")}
+    converted = {
+        "lora.gguf": "sha256:"
+        + layer_path(kernel, "tuned", mf.ADAPTER).name.removeprefix("sha256-")
+    }
     create(client, "again", **{"from": "base", "adapters": converted})
     before = store_state(models_dir)
-    reply = client.simulate_post("/api/create", json={"model": "twice", "from": "tuned", "adapters": converted})
-    assert reply.status_code == 400 and reply.json["error"] == "only one adapter is currently supported"
+    reply = client.simulate_post(
+        "/api/create", json={"model": "twice", "from": "tuned", "adapters": converted}
+    )
+    assert (
+        reply.status_code == 400
+        and reply.json["error"] == "only one adapter is currently supported"
+    )
     assert store_state(models_dir) == before
 
 
@@ -293,15 +378,25 @@ def test_the_cli_creates_a_tuned_model_over_http(server, folders, tmp_path):
 
     model, lora, merged = folders("qwen2")
     cli = build_cli()
-    for name, text in (("base", f"FROM {model}\n"), ("tuned", f"FROM base\nADAPTER {lora}\n"), ("merged", f"FROM {merged}\n")):
+    for name, text in (
+        ("base", f"FROM {model}\n"),
+        ("tuned", f"FROM base\nADAPTER {lora}\n"),
+        ("merged", f"FROM {merged}\n"),
+    ):
         (tmp_path / f"{name}.Modelfile").write_text(text)
-        result = CliRunner().invoke(cli, ["create", name, "-f", str(tmp_path / f"{name}.Modelfile")],
-                                    env={"OLLAMA_HOST": server.url})
+        result = CliRunner().invoke(
+            cli,
+            ["create", name, "-f", str(tmp_path / f"{name}.Modelfile")],
+            env={"OLLAMA_HOST": server.url},
+        )
         assert result.exit_code == 0, result.output
     client = ollama.Client(host=server.url)
     assert "ADAPTER" in client.show("tuned").modelfile
     options = {"temperature": 0, "num_predict": 12, "seed": 1}
-    answers = {name: client.generate(name, "the the", raw=True, options=options).response for name in ("base", "tuned", "merged")}
+    answers = {
+        name: client.generate(name, "the the", raw=True, options=options).response
+        for name in ("base", "tuned", "merged")
+    }
     assert answers["tuned"] and answers["tuned"] == answers["merged"] != answers["base"]
 
 
@@ -313,10 +408,18 @@ def test_an_adapter_that_does_not_fit_a_folder_in_the_same_request(client, model
     model = decoder_folder("qwen2", tmp_path / "qwen2")
     tensors = peft_adapter(model, tmp_path / "lora")
     key = "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight"
-    save_file({**tensors, key: np.zeros((4, 96), np.float32)}, str(tmp_path / "lora" / "adapter_model.safetensors"))
-    files, adapters = upload(client, folder_files(model)), upload(client, folder_files(tmp_path / "lora"))
+    save_file(
+        {**tensors, key: np.zeros((4, 96), np.float32)},
+        str(tmp_path / "lora" / "adapter_model.safetensors"),
+    )
+    files, adapters = (
+        upload(client, folder_files(model)),
+        upload(client, folder_files(tmp_path / "lora")),
+    )
     before = store_state(models_dir)
-    reply = client.simulate_post("/api/create", json={"model": "both", "files": files, "adapters": adapters})
+    reply = client.simulate_post(
+        "/api/create", json={"model": "both", "files": files, "adapters": adapters}
+    )
     lines = [json.loads(line) for line in reply.text.splitlines()]
     assert [line.get("status") for line in lines[:2]] == ["converting model", "converting adapter"]
     assert "the adapter of blk.0.ffn_down.weight does not fit the model" in lines[-1]["error"]

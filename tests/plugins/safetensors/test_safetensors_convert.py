@@ -44,13 +44,28 @@ def test_llama_round_trip_is_bit_exact(tmp_path, dtype):
     assert set(raw) == set(expected)
     for name, array in expected.items():
         assert types[name] == ("F32" if array.dtype == np.float32 else "F16"), name
-        np.testing.assert_array_equal(raw[name].reshape(array.shape), array.astype(np.float32), name)
-    for key in ("block_count", "embedding_length", "feed_forward_length", "attention.head_count",
-                "attention.head_count_kv", "context_length", "rope.dimension_count", "vocab_size"):
+        np.testing.assert_array_equal(
+            raw[name].reshape(array.shape), array.astype(np.float32), name
+        )
+    for key in (
+        "block_count",
+        "embedding_length",
+        "feed_forward_length",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "context_length",
+        "rope.dimension_count",
+        "vocab_size",
+    ):
         assert meta[f"llama.{key}"] == original_meta[f"llama.{key}"], key
     assert meta["llama.rope.freq_base"] == pytest.approx(original_meta["llama.rope.freq_base"])
-    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
-                "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"):
+    for key in (
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id",
+    ):
         assert meta[key] == original_meta[key], key
     assert meta["general.file_type"] == (1 if dtype == np.float16 else 0)
 
@@ -91,8 +106,12 @@ def test_qwen2_keeps_biases_and_finds_its_pre_tokenizer(tmp_path):
     assert "output.weight" not in raw  # tied embeddings
     assert types["blk.0.attn_q.bias"] == "F32" and types["blk.0.attn_q.weight"] == "F16"
     # qwen2 rotates halves: no permutation
-    np.testing.assert_array_equal(raw["blk.1.attn_k.weight"], weights["model.layers.1.self_attn.k_proj.weight"])
-    np.testing.assert_array_equal(raw["blk.0.attn_v.bias"], weights["model.layers.0.self_attn.v_proj.bias"])
+    np.testing.assert_array_equal(
+        raw["blk.1.attn_k.weight"], weights["model.layers.1.self_attn.k_proj.weight"]
+    )
+    np.testing.assert_array_equal(
+        raw["blk.0.attn_v.bias"], weights["model.layers.0.self_attn.v_proj.bias"]
+    )
 
     from ollamakit_engine import load_runner
 
@@ -108,11 +127,13 @@ def test_gemma3_norms_store_one_plus_weight(tmp_path):
     assert meta["general.architecture"] == "gemma3"
     assert meta["gemma3.attention.sliding_window"] == 16
     assert meta["gemma3.attention.key_length"] == 32
-    for hf, gguf in (("model.layers.0.input_layernorm.weight", "blk.0.attn_norm.weight"),
-                     ("model.layers.1.post_attention_layernorm.weight", "blk.1.post_attention_norm.weight"),
-                     ("model.layers.0.pre_feedforward_layernorm.weight", "blk.0.ffn_norm.weight"),
-                     ("model.layers.0.self_attn.q_norm.weight", "blk.0.attn_q_norm.weight"),
-                     ("model.norm.weight", "output_norm.weight")):
+    for hf, gguf in (
+        ("model.layers.0.input_layernorm.weight", "blk.0.attn_norm.weight"),
+        ("model.layers.1.post_attention_layernorm.weight", "blk.1.post_attention_norm.weight"),
+        ("model.layers.0.pre_feedforward_layernorm.weight", "blk.0.ffn_norm.weight"),
+        ("model.layers.0.self_attn.q_norm.weight", "blk.0.attn_q_norm.weight"),
+        ("model.norm.weight", "output_norm.weight"),
+    ):
         np.testing.assert_array_equal(raw[gguf], weights[hf] + np.float32(1), gguf)
     tokens = meta["tokenizer.ggml.tokens"]
     assert meta["tokenizer.ggml.model"] == "llama"
@@ -140,9 +161,15 @@ def _layer_norm(x, w, b, eps=1e-12):
 def bert_reference(weights, ids, heads=4):
     """BERT written out plainly in float64: the answer the engine must give."""
     w = {k: v.astype(np.float64) for k, v in weights.items()}
-    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][: len(ids)]
-    x = _layer_norm(x + w["embeddings.token_type_embeddings.weight"][0], w["embeddings.LayerNorm.weight"],
-                    w["embeddings.LayerNorm.bias"])
+    x = (
+        w["embeddings.word_embeddings.weight"][ids]
+        + w["embeddings.position_embeddings.weight"][: len(ids)]
+    )
+    x = _layer_norm(
+        x + w["embeddings.token_type_embeddings.weight"][0],
+        w["embeddings.LayerNorm.weight"],
+        w["embeddings.LayerNorm.bias"],
+    )
     erf = np.vectorize(math.erf)
     for i in range(2):
         p = f"encoder.layer.{i}."
@@ -150,17 +177,26 @@ def bert_reference(weights, ids, heads=4):
         def lin(h, name):
             return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
-        q, k, v = (lin(x, f"attention.self.{n}").reshape(len(ids), heads, -1).transpose(1, 0, 2)
-                   for n in ("query", "key", "value"))
+        q, k, v = (
+            lin(x, f"attention.self.{n}").reshape(len(ids), heads, -1).transpose(1, 0, 2)
+            for n in ("query", "key", "value")
+        )
         scores = q @ k.transpose(0, 2, 1) / math.sqrt(q.shape[-1])
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         attn = (probs @ v).transpose(1, 0, 2).reshape(len(ids), -1)
-        x = _layer_norm(x + lin(attn, "attention.output.dense"), w[p + "attention.output.LayerNorm.weight"],
-                        w[p + "attention.output.LayerNorm.bias"])
+        x = _layer_norm(
+            x + lin(attn, "attention.output.dense"),
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+        )
         h = lin(x, "intermediate.dense")
         h = 0.5 * h * (1 + erf(h / math.sqrt(2)))
-        x = _layer_norm(x + lin(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+        x = _layer_norm(
+            x + lin(h, "output.dense"),
+            w[p + "output.LayerNorm.weight"],
+            w[p + "output.LayerNorm.bias"],
+        )
     return x
 
 
@@ -216,19 +252,43 @@ def _edit_json(path, **changes):
     path.write_text(json.dumps(value))
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda f: _edit_json(f / "config.json", architectures=["MambaForCausalLM"]), 'unsupported architecture "MambaForCausalLM"'),
-    (lambda f: (f / "config.json").unlink(), "no config.json"),
-    (lambda f: _edit_json(f / "config.json", hidden_size=48), "config.json implies"),
-    (lambda f: _edit_json(f / "config.json", num_hidden_layers=3), "lacks tensors blk.2."),
-    (lambda f: _edit_json(f / "config.json", rope_scaling={"rope_type": "yarn", "factor": 4.0}), "rope scaling 'yarn'"),
-    (lambda f: _edit_json(f / "config.json", num_attention_heads=True), "num_attention_heads"),
-    (lambda f: _edit_json(f / "tokenizer.json", pre_tokenizer={"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": "x+"}}, {"type": "ByteLevel", "use_regex": False}]}),
-     "splits words in a way no known model family does"),
-    (lambda f: _edit_json(f / "tokenizer.json", pre_tokenizer={"type": "Whitespace"}), "neither byte-level nor"),
-    (lambda f: (f / "tokenizer.json").write_text("{"), "tokenizer.json is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (
+            lambda f: _edit_json(f / "config.json", architectures=["MambaForCausalLM"]),
+            'unsupported architecture "MambaForCausalLM"',
+        ),
+        (lambda f: (f / "config.json").unlink(), "no config.json"),
+        (lambda f: _edit_json(f / "config.json", hidden_size=48), "config.json implies"),
+        (lambda f: _edit_json(f / "config.json", num_hidden_layers=3), "lacks tensors blk.2."),
+        (
+            lambda f: _edit_json(
+                f / "config.json", rope_scaling={"rope_type": "yarn", "factor": 4.0}
+            ),
+            "rope scaling 'yarn'",
+        ),
+        (lambda f: _edit_json(f / "config.json", num_attention_heads=True), "num_attention_heads"),
+        (
+            lambda f: _edit_json(
+                f / "tokenizer.json",
+                pre_tokenizer={
+                    "type": "Sequence",
+                    "pretokenizers": [
+                        {"type": "Split", "pattern": {"Regex": "x+"}},
+                        {"type": "ByteLevel", "use_regex": False},
+                    ],
+                },
+            ),
+            "splits words in a way no known model family does",
+        ),
+        (
+            lambda f: _edit_json(f / "tokenizer.json", pre_tokenizer={"type": "Whitespace"}),
+            "neither byte-level nor",
+        ),
+        (lambda f: (f / "tokenizer.json").write_text("{"), "tokenizer.json is not valid JSON"),
+    ],
+)
 def test_unconvertible_folders_are_a_clear_400(tmp_path, breakage, message):
     qwen2_folder(tmp_path / "hf")
     breakage(tmp_path / "hf")
@@ -243,14 +303,19 @@ def test_unknown_tensor_and_unsupported_module_are_refused(tmp_path):
     from safetensors.numpy import save_file
 
     qwen2_folder(tmp_path / "q")
-    save_file({"vision_tower.proj.weight": np.zeros((2, 2), np.float32)}, str(tmp_path / "q" / "extra.safetensors"))
+    save_file(
+        {"vision_tower.proj.weight": np.zeros((2, 2), np.float32)},
+        str(tmp_path / "q" / "extra.safetensors"),
+    )
     with pytest.raises(InvalidModelFile, match="vision_tower.proj.weight"):
         with ModelFolder(folder_files(tmp_path / "q")) as files:
             plan_conversion(files)
 
     bert_folder(tmp_path / "b")
     modules = json.loads((tmp_path / "b" / "modules.json").read_text())
-    modules.append({"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"})
+    modules.append(
+        {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}
+    )
     (tmp_path / "b" / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(InvalidModelFile, match="module Dense is not supported"):
         with ModelFolder(folder_files(tmp_path / "b")) as files:

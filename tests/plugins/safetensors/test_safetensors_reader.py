@@ -41,7 +41,9 @@ def test_bfloat16_widens_exactly(tmp_path):
         assert st.tensors["w"].dtype == "BF16"
         widened = st.array("w")
     bits = values.view(np.uint32)
-    expected = (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+    expected = (
+        (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+    )
     np.testing.assert_array_equal(widened, expected)
 
 
@@ -52,8 +54,11 @@ def _entry(dtype="F32", shape=(2,), offsets=(0, 8)):
 HOSTILE = {
     "not json": (b"{not json}", bytes(8)),
     "not an object": (b"[1, 2, 3]", b""),
-    "duplicate key": (b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
-                      b'"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', bytes(4)),
+    "duplicate key": (
+        b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
+        b'"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}',
+        bytes(4),
+    ),
     "unknown dtype": ({"a": _entry(dtype="Q4")}, bytes(8)),
     "shape and size disagree": ({"a": _entry(shape=(3,))}, bytes(8)),
     "negative offset": ({"a": _entry(offsets=(-8, 0))}, bytes(8)),
@@ -90,7 +95,9 @@ def test_hostile_headers_are_refused(tmp_path, case):
 
 
 def test_a_huge_field_is_not_echoed_whole(tmp_path):
-    path = raw_file(tmp_path / "bad.safetensors", {"a": {**_entry(), "dtype": ["F32"] * 100_000}}, bytes(8))
+    path = raw_file(
+        tmp_path / "bad.safetensors", {"a": {**_entry(), "dtype": ["F32"] * 100_000}}, bytes(8)
+    )
     with pytest.raises(InvalidModelFile) as info:
         SafetensorsFile.open(path)
     assert "unknown dtype" in info.value.message and len(info.value.message) < 200

@@ -24,7 +24,9 @@ def smollm2_sources(tmp_path_factory):
     """(the Hugging Face folder, a GGUF written directly from the same F16 weights)."""
     root = tmp_path_factory.mktemp("smollm2")
     original = models.smollm2_q4_1()
-    expected = export_llama(original, root / "hf", dtype=np.float16, pre_tokenizer=SMOLLM_PRE_TOKENIZER)
+    expected = export_llama(
+        original, root / "hf", dtype=np.float16, pre_tokenizer=SMOLLM_PRE_TOKENIZER
+    )
     direct = root / "direct.gguf"
     with GGUFFile.open(original) as gguf:
         writer = GGUFWriter(direct)
@@ -53,27 +55,54 @@ def test_converted_smollm2_matches_its_gguf(client, kernel, tmp_path, smollm2_so
     assert reply.status_code == 200 and '"converting model"' in statuses[0]
     assert any("using autodetected template chatml" in s for s in statuses)
     direct_digest = put(kernel, direct, tmp_path)
-    assert client.simulate_post("/api/create", json={"model": "smol-gguf", "files": {"smol.gguf": direct_digest}}).status_code == 200
+    assert (
+        client.simulate_post(
+            "/api/create", json={"model": "smol-gguf", "files": {"smol.gguf": direct_digest}}
+        ).status_code
+        == 200
+    )
 
     converted_path = kernel.store.get("smol-hf").model_path
     with GGUFFile.open(converted_path) as got, GGUFFile.open(direct) as want:
-        for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
-                    "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-                    "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id", "tokenizer.chat_template",
-                    "llama.block_count", "llama.context_length", "llama.embedding_length", "llama.feed_forward_length",
-                    "llama.attention.head_count", "llama.attention.head_count_kv", "llama.rope.dimension_count",
-                    "general.file_type"):
+        for key in (
+            "tokenizer.ggml.model",
+            "tokenizer.ggml.pre",
+            "tokenizer.ggml.tokens",
+            "tokenizer.ggml.token_type",
+            "tokenizer.ggml.merges",
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.unknown_token_id",
+            "tokenizer.ggml.padding_token_id",
+            "tokenizer.chat_template",
+            "llama.block_count",
+            "llama.context_length",
+            "llama.embedding_length",
+            "llama.feed_forward_length",
+            "llama.attention.head_count",
+            "llama.attention.head_count_kv",
+            "llama.rope.dimension_count",
+            "general.file_type",
+        ):
             assert got.metadata.get(key) == want.metadata.get(key), key
         assert {t.name for t in got.tensors} == {t.name for t in want.tensors}
         for tensor in want.tensors:
             assert got.tensor_info(tensor.name).type_name == tensor.type_name, tensor.name
-            assert np.array_equal(np.asarray(got.raw(tensor.name)), np.asarray(want.raw(tensor.name))), tensor.name
+            assert np.array_equal(
+                np.asarray(got.raw(tensor.name)), np.asarray(want.raw(tensor.name))
+            ), tensor.name
 
     answers = []
     for name in ("smol-hf", "smol-gguf"):
-        reply = client.simulate_post("/api/generate", json={
-            "model": name, "prompt": "What is the capital of France?", "stream": False,
-            "options": {"temperature": 0, "num_predict": 12}})
+        reply = client.simulate_post(
+            "/api/generate",
+            json={
+                "model": name,
+                "prompt": "What is the capital of France?",
+                "stream": False,
+                "options": {"temperature": 0, "num_predict": 12},
+            },
+        )
         assert reply.status_code == 200, reply.text
         answers.append((reply.json["response"], reply.json["context"]))
     assert answers[0] == answers[1]

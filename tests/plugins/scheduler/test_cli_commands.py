@@ -22,7 +22,14 @@ def invoke(url, *args, input=None):
 
 def test_ps_and_stop(served):
     setup, url = served
-    assert invoke(url, "ps").output.split() == ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
+    assert invoke(url, "ps").output.split() == [
+        "NAME",
+        "ID",
+        "SIZE",
+        "PROCESSOR",
+        "CONTEXT",
+        "UNTIL",
+    ]
     setup.client.simulate_post("/api/generate", json={"model": "fake"})
     listed = invoke(url, "ps").output
     assert "fake:latest" in listed and "100% CPU" in listed and "from now" in listed

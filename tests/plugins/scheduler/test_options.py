@@ -6,12 +6,28 @@ from ollamakit import options as opts
 
 def test_defaults_are_ollamas():
     o = opts.Options()
-    assert (o.num_keep, o.seed, o.num_predict, o.top_k, o.top_p, o.min_p, o.typical_p) == (4, -1, -1, 40, 0.9, 0.0, 1.0)
-    assert (o.repeat_last_n, o.temperature, o.repeat_penalty, o.num_batch, o.stop) == (64, 0.8, 1.0, 512, ())
+    assert (o.num_keep, o.seed, o.num_predict, o.top_k, o.top_p, o.min_p, o.typical_p) == (
+        4,
+        -1,
+        -1,
+        40,
+        0.9,
+        0.0,
+        1.0,
+    )
+    assert (o.repeat_last_n, o.temperature, o.repeat_penalty, o.num_batch, o.stop) == (
+        64,
+        0.8,
+        1.0,
+        512,
+        (),
+    )
 
 
 def test_merge_order_defaults_then_model_then_request():
-    merged = opts.merged({"temperature": 0.1, "top_k": 5, "stop": ["a", "b"]}, {"temperature": 0.7, "stop": ["c"]})
+    merged = opts.merged(
+        {"temperature": 0.1, "top_k": 5, "stop": ["a", "b"]}, {"temperature": 0.7, "stop": ["c"]}
+    )
     assert merged.temperature == 0.7 and merged.top_k == 5 and merged.stop == ("c",)
 
 
@@ -39,8 +55,17 @@ def test_type_errors_are_400s_in_ollamas_words(values, message):
 
 @pytest.mark.parametrize(
     "values",
-    [{"num_ctx": 0}, {"top_k": -1}, {"min_p": 2}, {"typical_p": 0}, {"repeat_penalty": -1}, {"num_batch": 0},
-     {"temperature": float("inf")}, {"stop": [""]}, {"num_keep": -2}],
+    [
+        {"num_ctx": 0},
+        {"top_k": -1},
+        {"min_p": 2},
+        {"typical_p": 0},
+        {"repeat_penalty": -1},
+        {"num_batch": 0},
+        {"temperature": float("inf")},
+        {"stop": [""]},
+        {"num_keep": -2},
+    ],
 )
 def test_impossible_values_are_400s(values):
     with pytest.raises(BadRequest):

@@ -18,7 +18,9 @@ LOGITS = np.log(np.array([0.5, 0.3, 0.15, 0.05], dtype=np.float32))
 
 def test_temperature_zero_is_greedy_whatever_the_rest():
     logits = np.array([0.1, 3.0, 2.9, -1.0], dtype=np.float32)
-    assert {sampler(temperature=0, top_k=0, top_p=0.1, min_p=0.9).sample(logits) for _ in range(20)} == {1}
+    assert {
+        sampler(temperature=0, top_k=0, top_p=0.1, min_p=0.9).sample(logits) for _ in range(20)
+    } == {1}
 
 
 def test_top_k_one_is_greedy():
@@ -26,12 +28,16 @@ def test_top_k_one_is_greedy():
 
 
 def test_unfiltered_draws_follow_the_softmax():
-    counts = np.bincount(draws(sampler(temperature=1.0, top_k=0, top_p=1.0), LOGITS), minlength=4) / 4000
+    counts = (
+        np.bincount(draws(sampler(temperature=1.0, top_k=0, top_p=1.0), LOGITS), minlength=4) / 4000
+    )
     assert np.allclose(counts, [0.5, 0.3, 0.15, 0.05], atol=0.03)
 
 
 def test_temperature_sharpens_and_flattens():
-    cold = np.bincount(draws(sampler(temperature=0.5, top_k=0, top_p=1.0), LOGITS), minlength=4) / 4000
+    cold = (
+        np.bincount(draws(sampler(temperature=0.5, top_k=0, top_p=1.0), LOGITS), minlength=4) / 4000
+    )
     expected = np.array([0.5, 0.3, 0.15, 0.05]) ** 2
     assert np.allclose(cold, expected / expected.sum(), atol=0.03)
 
@@ -43,8 +49,15 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 
 
 def test_min_p_is_relative_to_the_best_token():
-    assert set(draws(sampler(temperature=1.0, top_k=0, top_p=1.0, min_p=0.55), LOGITS, 600)) == {0, 1}
-    assert set(draws(sampler(temperature=1.0, top_k=0, top_p=1.0, min_p=0.25), LOGITS, 600)) == {0, 1, 2}
+    assert set(draws(sampler(temperature=1.0, top_k=0, top_p=1.0, min_p=0.55), LOGITS, 600)) == {
+        0,
+        1,
+    }
+    assert set(draws(sampler(temperature=1.0, top_k=0, top_p=1.0, min_p=0.25), LOGITS, 600)) == {
+        0,
+        1,
+        2,
+    }
 
 
 def test_typical_p_drops_the_most_surprising_tokens():
@@ -66,8 +79,12 @@ def test_repeat_window():
     logits = np.array([1.0, 1.0, 1.0], dtype=np.float32)
     out = sampler(repeat_penalty=2.0, repeat_last_n=2).apply_penalties(logits, [0, 1, 2])
     assert np.allclose(out, [1.0, 0.5, 0.5])
-    assert np.allclose(sampler(repeat_penalty=2.0, repeat_last_n=0).apply_penalties(logits, [0]), logits)
-    whole = Sampler(Options(repeat_penalty=2.0, repeat_last_n=-1), num_ctx=3).apply_penalties(logits, [0, 1, 2])
+    assert np.allclose(
+        sampler(repeat_penalty=2.0, repeat_last_n=0).apply_penalties(logits, [0]), logits
+    )
+    whole = Sampler(Options(repeat_penalty=2.0, repeat_last_n=-1), num_ctx=3).apply_penalties(
+        logits, [0, 1, 2]
+    )
     assert np.allclose(whole, [0.5, 0.5, 0.5])
 
 
@@ -77,7 +94,9 @@ def test_a_forbidden_token_stays_forbidden_whatever_the_penalty(penalty, tempera
     # A format's mask sets forbidden tokens to -inf; repeat_penalty 0 once turned a repeated
     # one into NaN (-inf * 0), which argmax and the draw then picked.
     logits = np.array([-np.inf, 3.0, -np.inf, -1.0], dtype=np.float32)
-    s = sampler(temperature=temperature, repeat_penalty=penalty, presence_penalty=0.5, frequency_penalty=0.5)
+    s = sampler(
+        temperature=temperature, repeat_penalty=penalty, presence_penalty=0.5, frequency_penalty=0.5
+    )
     picked = {s.sample(logits, [0, 2, 1, 3, 0]) for _ in range(200)}
     assert picked <= {1, 3}
     assert np.all(np.isfinite(s.apply_penalties(logits, [0, 1, 2, 3])[[1, 3]]))
@@ -92,7 +111,10 @@ def test_same_seed_same_draws_random_seed_varies():
     first = draws(sampler(temperature=1.0, top_k=0, top_p=1.0, seed=123), LOGITS, 50)
     again = draws(sampler(temperature=1.0, top_k=0, top_p=1.0, seed=123), LOGITS, 50)
     assert (first == again).all()
-    unseeded = [tuple(draws(sampler(temperature=1.0, top_k=0, top_p=1.0, seed=-1), LOGITS, 30)) for _ in range(3)]
+    unseeded = [
+        tuple(draws(sampler(temperature=1.0, top_k=0, top_p=1.0, seed=-1), LOGITS, 30))
+        for _ in range(3)
+    ]
     assert len(set(unseeded)) > 1
 
 

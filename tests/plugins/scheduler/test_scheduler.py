@@ -51,7 +51,10 @@ def test_a_slow_load_does_not_block_another_model(make_fake):
 
     def use(model):
         with scheduler.acquire(model, GREEDY) as lease:
-            run(lease, "Q: one\nA:", )
+            run(
+                lease,
+                "Q: one\nA:",
+            )
         done[model.short_name] = time.monotonic()
 
     threads = [threading.Thread(target=use, args=(m,)) for m in (slow, fast)]
@@ -113,7 +116,9 @@ def test_context_shift_uses_the_cache_shift_when_there_is_one(make_fake):
     setup = make_fake()
     model = setup.model(endless=True)
     caches = []
-    with setup.kernel.scheduler.acquire(model, Options(temperature=0, num_ctx=32, num_predict=80)) as lease:
+    with setup.kernel.scheduler.acquire(
+        model, Options(temperature=0, num_ctx=32, num_predict=80)
+    ) as lease:
         new_cache = lease.runner.new_cache
 
         def wrapped(num_ctx):
@@ -185,7 +190,9 @@ def test_engine_errors_reach_the_request_and_their_detail_the_log(make_fake, cap
     setup = make_fake()
     model = setup.model()
     with setup.kernel.scheduler.acquire(model, GREEDY) as lease:
-        lease.runner.forward = lambda batch, **_: (_ for _ in ()).throw(RuntimeError("boom at /some/path"))
+        lease.runner.forward = lambda batch, **_: (_ for _ in ()).throw(
+            RuntimeError("boom at /some/path")
+        )
         with pytest.raises(OllamaError) as caught:
             run(lease, "Q: one\nA:")
     assert caught.value.message == "model runner failed (the server log has the details)"

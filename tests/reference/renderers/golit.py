@@ -14,7 +14,8 @@ import json
 import re
 import sys
 
-TOKEN = re.compile(r"""
+TOKEN = re.compile(
+    r"""
     (?P<space>\s+|//[^\n]*|/\*.*?\*/)
   | (?P<raw>`[^`]*`)
   | (?P<str>"(?:\\.|[^"\\])*")
@@ -22,7 +23,9 @@ TOKEN = re.compile(r"""
   | (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<op>:=|\.\.\.|[{}()\[\],:&+*=;.<>!-])
-""", re.S | re.X)
+""",
+    re.S | re.X,
+)
 
 
 def tokens(text: str):
@@ -51,7 +54,9 @@ class Reader:
     def expect(self, value):
         tok = self.next()
         if tok[1] != value:
-            raise SyntaxError(f"expected {value!r}, got {tok!r} near {self.toks[self.i-5:self.i+5]}")
+            raise SyntaxError(
+                f"expected {value!r}, got {tok!r} near {self.toks[self.i - 5 : self.i + 5]}"
+            )
 
     def skip_type(self):
         """A type in front of a literal: []T, map[K]V, *T, struct{...}, pkg.T."""
@@ -137,7 +142,7 @@ class Reader:
                 return inner
             self.i = start + 1
             return {"$ref": value}
-        raise SyntaxError(f"unexpected {self.peek()} near {self.toks[self.i-5:self.i+5]}")
+        raise SyntaxError(f"unexpected {self.peek()} near {self.toks[self.i - 5 : self.i + 5]}")
 
     def call(self):
         name = self.next()[1]
@@ -148,23 +153,31 @@ class Reader:
             if self.peek()[1] == ",":
                 self.next()
         self.expect(")")
-        if not args and self.sources and f"func {name}(" in self.sources:  # a helper returning a literal
+        if (
+            not args and self.sources and f"func {name}(" in self.sources
+        ):  # a helper returning a literal
             return table(self.sources, name, "return", sources=self.sources)
         if name == "strings.Repeat":
             return args[0] * args[1]
         if name == "len":  # Go's len of a string: its UTF-8 bytes
             return len(args[0].encode())
         if name == "strings.TrimSuffix":
-            return args[0][: len(args[0]) - len(args[1])] if args[1] and args[0].endswith(args[1]) else args[0]
+            return (
+                args[0][: len(args[0]) - len(args[1])]
+                if args[1] and args[0].endswith(args[1])
+                else args[0]
+            )
         if name == "strings.TrimPrefix":
-            return args[0][len(args[1]):] if args[0].startswith(args[1]) else args[0]
+            return args[0][len(args[1]) :] if args[0].startswith(args[1]) else args[0]
         return args[0] if len(args) == 1 else {"$call": name, "args": args}
 
     def literal(self):
         self.expect("{")
         keyed, items = None, []
         while self.peek()[1] != "}":
-            if self.peek()[0] == "ident" and self.peek(1)[1] == ":":  # a field name, never a variable
+            if (
+                self.peek()[0] == "ident" and self.peek(1)[1] == ":"
+            ):  # a field name, never a variable
                 key = self.next()[1]
                 self.next()
                 items.append((key, self.value()))
@@ -205,7 +218,7 @@ def table(text: str, func: str, var: str = "tests", package: dict | None = None,
     ``package`` and of the file resolved. ``var`` ``"return"``: the literal the function returns;
     a call of a helper in ``sources`` (the package's test files) that takes no arguments is the
     literal that helper returns."""
-    body = text[text.index(f"func {func}("):] if func else text  # no function: a package-level var
+    body = text[text.index(f"func {func}(") :] if func else text  # no function: a package-level var
     toks = tokens(body)
     env: dict = {**constants(text), **(package or {})}
     for n in range(len(toks) - 1):
@@ -232,7 +245,9 @@ def table(text: str, func: str, var: str = "tests", package: dict | None = None,
                 key = reader.value()
                 reader.expect(",")
                 target = env[value[:-4]]
-                if isinstance(target, dict) and "$call" in target:  # api.NewToolCallFunctionArguments()
+                if (
+                    isinstance(target, dict) and "$call" in target
+                ):  # api.NewToolCallFunctionArguments()
                     target = env[value[:-4]] = {}
                 target[key] = reader.value()
             except (SyntaxError, TypeError, IndexError, ValueError):

@@ -20,12 +20,31 @@ from golit import constants, table
 HERE = Path(__file__).resolve().parent
 
 KEYS = {
-    "Role": "role", "Content": "content", "Thinking": "thinking", "ToolCalls": "tool_calls",
-    "ToolName": "tool_name", "ToolCallID": "tool_call_id", "Images": "images", "Function": "function",
-    "Name": "name", "Arguments": "arguments", "Index": "index", "ID": "id", "Description": "description",
-    "Parameters": "parameters", "Properties": "properties", "Type": "type", "Required": "required",
-    "Enum": "enum", "Items": "items", "AnyOf": "anyOf", "Defs": "$defs", "Channel": "channel",
-    "Recipient": "recipient", "Header": "header", "Value": "value",
+    "Role": "role",
+    "Content": "content",
+    "Thinking": "thinking",
+    "ToolCalls": "tool_calls",
+    "ToolName": "tool_name",
+    "ToolCallID": "tool_call_id",
+    "Images": "images",
+    "Function": "function",
+    "Name": "name",
+    "Arguments": "arguments",
+    "Index": "index",
+    "ID": "id",
+    "Description": "description",
+    "Parameters": "parameters",
+    "Properties": "properties",
+    "Type": "type",
+    "Required": "required",
+    "Enum": "enum",
+    "Items": "items",
+    "AnyOf": "anyOf",
+    "Defs": "$defs",
+    "Channel": "channel",
+    "Recipient": "recipient",
+    "Header": "header",
+    "Value": "value",
 }
 
 # output file -> [(section, Go file, test function, table variable[, the test's setup])]
@@ -33,22 +52,47 @@ TABLES = {
     "harmony.json": [
         ("header_parsing", "harmony/harmonyparser_test.go", "TestHeaderParsing", "tests"),
         ("header_event", "harmony/harmonyparser_test.go", "TestHarmonyParserHeaderEvent", "tests"),
-        ("non_streaming", "harmony/harmonyparser_test.go", "TestHarmonyParserNonStreaming", "tests"),
+        (
+            "non_streaming",
+            "harmony/harmonyparser_test.go",
+            "TestHarmonyParserNonStreaming",
+            "tests",
+        ),
         ("streaming", "harmony/harmonyparser_test.go", "TestHarmonyParserStreaming", "cases"),
-        ("valid_chars", "harmony/harmonyparser_test.go", "TestFunctionConvertToValidChars", "tests"),
+        (
+            "valid_chars",
+            "harmony/harmonyparser_test.go",
+            "TestFunctionConvertToValidChars",
+            "tests",
+        ),
         ("convert_and_add", "harmony/harmonyparser_test.go", "TestFunctionConvertAndAdd", "tests"),
     ],
     "cogito.json": [
         ("render", "model/renderers/cogito_test.go", "TestCogitoRenderer", "tests"),
         ("parse", "model/parsers/cogito_test.go", "TestCogitoParser", "tests"),
-        ("streaming", "model/parsers/cogito_test.go", "TestCogitoParser_StreamingEdgeCases", "tests"),
-        ("tool_call", "model/parsers/cogito_test.go", "TestCogitoParser_parseToolCallContent", "tests"),
+        (
+            "streaming",
+            "model/parsers/cogito_test.go",
+            "TestCogitoParser_StreamingEdgeCases",
+            "tests",
+        ),
+        (
+            "tool_call",
+            "model/parsers/cogito_test.go",
+            "TestCogitoParser_parseToolCallContent",
+            "tests",
+        ),
     ],
     "deepseek3.json": [
         ("render", "model/renderers/deepseek3_test.go", "TestDeepSeekRenderer", "tests"),
         ("parse", "model/parsers/deepseek3_test.go", "TestDeepSeekParser", "tests"),
         ("streaming", "model/parsers/deepseek3_test.go", "TestDeepSeekParser_Streaming", "tests"),
-        ("tool_call", "model/parsers/deepseek3_test.go", "TestDeepSeek3Parser_parseToolCallContent", "tests"),
+        (
+            "tool_call",
+            "model/parsers/deepseek3_test.go",
+            "TestDeepSeek3Parser_parseToolCallContent",
+            "tests",
+        ),
         ("edge_cases", "model/parsers/deepseek3_test.go", "TestDeepSeekParser_EdgeCases", "tests"),
     ],
     "filter-think-tags.json": [
@@ -61,9 +105,24 @@ TABLES = {
     "glm-4.7.json": [
         ("render", "model/renderers/glm47_test.go", "TestGLM47Renderer", "tests"),
         ("glm46_events", "model/parsers/glm46_test.go", "TestGLM46ParserStreaming", "cases"),
-        ("glm46_final_call", "model/parsers/glm46_test.go", "TestGLM46ParserFinalizesCompleteToolCallOnDone", "tests"),
-        ("glm46_incomplete_call", "model/parsers/glm46_test.go", "TestGLM46ParserRejectsIncompleteToolCallOnDone", "tests"),
-        ("glm46_xml_order", "model/parsers/glm46_test.go", "TestGLMToolCallXMLOrderPreservation", "testCases"),
+        (
+            "glm46_final_call",
+            "model/parsers/glm46_test.go",
+            "TestGLM46ParserFinalizesCompleteToolCallOnDone",
+            "tests",
+        ),
+        (
+            "glm46_incomplete_call",
+            "model/parsers/glm46_test.go",
+            "TestGLM46ParserRejectsIncompleteToolCallOnDone",
+            "tests",
+        ),
+        (
+            "glm46_xml_order",
+            "model/parsers/glm46_test.go",
+            "TestGLMToolCallXMLOrderPreservation",
+            "testCases",
+        ),
         ("glm46_tool_call", "model/parsers/glm46_test.go", "TestGLM46ToolCallParsing", "cases"),
         ("glm46_repair", "model/parsers/glm46_test.go", "TestRepairGLM46XML", "cases"),
         ("glm_ocr_render", "model/renderers/glmocr_test.go", "TestGlmOcrRenderer_Images", "tests"),
@@ -75,18 +134,43 @@ TABLES = {
         ("call", "model/parsers/lfm2_test.go", "TestLFM2Parser_parseToolCallContent", "tests"),
         ("calls", "model/parsers/lfm2_test.go", "TestLFM2Parser_parseToolCallsContent", "tests"),
         ("edge_cases", "model/parsers/lfm2_test.go", "TestLFM2Parser_EdgeCases", "tests"),
-        ("image_placeholders", "model/parsers/lfm2_test.go", "TestLFM2Parser_ImagePlaceholdersPreserved", "tests"),
+        (
+            "image_placeholders",
+            "model/parsers/lfm2_test.go",
+            "TestLFM2Parser_ImagePlaceholdersPreserved",
+            "tests",
+        ),
     ],
     "ministral.json": [
         ("events", "model/parsers/ministral_test.go", "TestMinistralParserStreaming", "cases"),
         ("json_end", "model/parsers/ministral_test.go", "TestFindJSONEnd", "tests"),
     ],
     "nemotron.json": [
-        ("render", "model/renderers/nemotron3nano_reference_test.go", "nemotronReferenceCases", "return"),
-        ("render_images", "model/renderers/nemotron3nano_test.go", "TestNemotron3NanoRenderer_Images", "tests"),
-        ("render_v35_expected", "model/renderers/nemotron35_reference_test.go", "", "nemotron35Expected"),
+        (
+            "render",
+            "model/renderers/nemotron3nano_reference_test.go",
+            "nemotronReferenceCases",
+            "return",
+        ),
+        (
+            "render_images",
+            "model/renderers/nemotron3nano_test.go",
+            "TestNemotron3NanoRenderer_Images",
+            "tests",
+        ),
+        (
+            "render_v35_expected",
+            "model/renderers/nemotron35_reference_test.go",
+            "",
+            "nemotron35Expected",
+        ),
         ("parse", "model/parsers/nemotron3nano_test.go", "TestNemotron3NanoParser", "tests"),
-        ("streaming", "model/parsers/nemotron3nano_test.go", "TestNemotron3NanoParser_Streaming", "tests"),
+        (
+            "streaming",
+            "model/parsers/nemotron3nano_test.go",
+            "TestNemotron3NanoParser_Streaming",
+            "tests",
+        ),
     ],
     "olmo3.json": [
         ("render", "model/renderers/olmo3_test.go", "TestOlmo3Renderer", "tests"),
@@ -96,46 +180,159 @@ TABLES = {
         ("calls", "model/parsers/olmo3_test.go", "TestParseOlmo3FunctionCalls", "tests"),
         ("value", "model/parsers/olmo3_test.go", "TestParseOlmo3Value", "tests"),
         ("think_parse", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser", "tests"),
-        ("think_streaming_edge_cases", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser_StreamingEdgeCases", "tests"),
-        ("think_boundary", "model/parsers/olmo3_think_test.go", "TestOlmo3ThinkParser_ThinkBoundary", "tests"),
+        (
+            "think_streaming_edge_cases",
+            "model/parsers/olmo3_think_test.go",
+            "TestOlmo3ThinkParser_StreamingEdgeCases",
+            "tests",
+        ),
+        (
+            "think_boundary",
+            "model/parsers/olmo3_think_test.go",
+            "TestOlmo3ThinkParser_ThinkBoundary",
+            "tests",
+        ),
     ],
     "qwen3-vl.json": [
-        ("render_instruct", "model/renderers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingRenderer", "tests"),
-        ("render_thinking", "model/renderers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingRenderer", "tests"),
-        ("instruct_events", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingParserStreaming", "cases",
-         {"thinking": False}),
-        ("old_events", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwenOldParserStreaming", "cases", {"thinking": False}),
-        ("instruct_call_space", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingToolCallWhitespaceHandling",
-         "cases", {"thinking": False}),
-        ("tool_call", "model/parsers/qwen3vl_nonthinking_test.go", "TestQwen3VLNonThinkingToolParser", "steps"),
-        ("thinking_tool_call", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingToolParser", "steps"),
-        ("thinking_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingParserStreaming", "cases",
-         {"thinking": True}),
+        (
+            "render_instruct",
+            "model/renderers/qwen3vl_nonthinking_test.go",
+            "TestQwen3VLNonThinkingRenderer",
+            "tests",
+        ),
+        (
+            "render_thinking",
+            "model/renderers/qwen3vl_thinking_test.go",
+            "TestQwen3VLThinkingRenderer",
+            "tests",
+        ),
+        (
+            "instruct_events",
+            "model/parsers/qwen3vl_nonthinking_test.go",
+            "TestQwen3VLNonThinkingParserStreaming",
+            "cases",
+            {"thinking": False},
+        ),
+        (
+            "old_events",
+            "model/parsers/qwen3vl_nonthinking_test.go",
+            "TestQwenOldParserStreaming",
+            "cases",
+            {"thinking": False},
+        ),
+        (
+            "instruct_call_space",
+            "model/parsers/qwen3vl_nonthinking_test.go",
+            "TestQwen3VLNonThinkingToolCallWhitespaceHandling",
+            "cases",
+            {"thinking": False},
+        ),
+        (
+            "tool_call",
+            "model/parsers/qwen3vl_nonthinking_test.go",
+            "TestQwen3VLNonThinkingToolParser",
+            "steps",
+        ),
+        (
+            "thinking_tool_call",
+            "model/parsers/qwen3vl_thinking_test.go",
+            "TestQwen3VLThinkingToolParser",
+            "steps",
+        ),
+        (
+            "thinking_events",
+            "model/parsers/qwen3vl_thinking_test.go",
+            "TestQwen3VLThinkingParserStreaming",
+            "cases",
+            {"thinking": True},
+        ),
         ("state", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLParserState", "cases"),
-        ("thinking_prefill_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingParserWithThinkingPrefill",
-         "cases", {"thinking": True, "last": {"role": "assistant", "thinking": "i am thinking"}}),
-        ("content_prefill_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingParserWithNonThinkingPrefill",
-         "cases", {"thinking": True, "last": {"role": "assistant", "thinking": "i am thinking", "content": "i am content"}}),
-        ("thinking_space_events", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLThinkingWhitespaceHandling", "cases",
-         {"thinking": True}),
-        ("thinking_call_space", "model/parsers/qwen3vl_thinking_test.go", "TestQwen3VLToolCallWhitespaceHandling", "cases",
-         {"thinking": True, "last": "each case's prefillMsg"}),
+        (
+            "thinking_prefill_events",
+            "model/parsers/qwen3vl_thinking_test.go",
+            "TestQwen3VLThinkingParserWithThinkingPrefill",
+            "cases",
+            {"thinking": True, "last": {"role": "assistant", "thinking": "i am thinking"}},
+        ),
+        (
+            "content_prefill_events",
+            "model/parsers/qwen3vl_thinking_test.go",
+            "TestQwen3VLThinkingParserWithNonThinkingPrefill",
+            "cases",
+            {
+                "thinking": True,
+                "last": {
+                    "role": "assistant",
+                    "thinking": "i am thinking",
+                    "content": "i am content",
+                },
+            },
+        ),
+        (
+            "thinking_space_events",
+            "model/parsers/qwen3vl_thinking_test.go",
+            "TestQwen3VLThinkingWhitespaceHandling",
+            "cases",
+            {"thinking": True},
+        ),
+        (
+            "thinking_call_space",
+            "model/parsers/qwen3vl_thinking_test.go",
+            "TestQwen3VLToolCallWhitespaceHandling",
+            "cases",
+            {"thinking": True, "last": "each case's prefillMsg"},
+        ),
     ],
     "qwen3.5.json": [
-        ("qwen38_render", "model/renderers/qwen38_test.go", "TestQwen38RendererMatchesReferenceFlows", "tests"),
-        ("qwen38_effort", "model/renderers/qwen38_test.go", "TestQwen38RendererReasoningEffortMapping", "tests"),
-        ("qwen38_invalid", "model/renderers/qwen38_test.go", "TestQwen38RendererRejectsInvalidTranscripts", "tests"),
-        ("qwen38_parse", "model/parsers/qwen38_test.go", "TestQwen38ParserMalformedAndControlLikeContent", "tests"),
+        (
+            "qwen38_render",
+            "model/renderers/qwen38_test.go",
+            "TestQwen38RendererMatchesReferenceFlows",
+            "tests",
+        ),
+        (
+            "qwen38_effort",
+            "model/renderers/qwen38_test.go",
+            "TestQwen38RendererReasoningEffortMapping",
+            "tests",
+        ),
+        (
+            "qwen38_invalid",
+            "model/renderers/qwen38_test.go",
+            "TestQwen38RendererRejectsInvalidTranscripts",
+            "tests",
+        ),
+        (
+            "qwen38_parse",
+            "model/parsers/qwen38_test.go",
+            "TestQwen38ParserMalformedAndControlLikeContent",
+            "tests",
+        ),
     ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
-        ("argument_text", "model/renderers/qwen3coder_test.go", "TestFormatToolCallArgument", "tests"),
-        ("definition_type", "model/renderers/qwen3coder_test.go", "TestQwen3ToolDefinitionTypes", "tests"),
+        (
+            "argument_text",
+            "model/renderers/qwen3coder_test.go",
+            "TestFormatToolCallArgument",
+            "tests",
+        ),
+        (
+            "definition_type",
+            "model/renderers/qwen3coder_test.go",
+            "TestQwen3ToolDefinitionTypes",
+            "tests",
+        ),
         ("parser_events", "model/parsers/qwen3coder_test.go", "TestQwenParserStreaming", "cases"),
         ("tool_call", "model/parsers/qwen3coder_test.go", "TestQwenToolParser", "steps"),
         ("value", "model/parsers/qwen3coder_test.go", "TestQwenToolCallValueParsing", "cases"),
         ("xml_transform", "model/parsers/qwen3coder_test.go", "TestQwenXMLTransform", "cases"),
-        ("trailing_space", "model/parsers/qwen3coder_test.go", "TestTrailingWhitespaceLen", "cases"),
+        (
+            "trailing_space",
+            "model/parsers/qwen3coder_test.go",
+            "TestTrailingWhitespaceLen",
+            "cases",
+        ),
         ("overlap", "model/parsers/qwen3coder_test.go", "TestOverlapFunction", "cases"),
     ],
 }
@@ -144,9 +341,17 @@ TABLES = {
 def api_keys(value):
     """Go's field names as the API's JSON keys, and the tests' helper calls as what they build."""
     if isinstance(value, dict):
-        if value.get("$call") == "tool":  # tool(name, props): a function tool with object parameters
+        if (
+            value.get("$call") == "tool"
+        ):  # tool(name, props): a function tool with object parameters
             name, props = value["args"]
-            return {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": api_keys(props)}}}
+            return {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "parameters": {"type": "object", "properties": api_keys(props)},
+                },
+            }
         if value.get("$call") in ("api.NewToolCallFunctionArguments", "api.NewToolPropertiesMap"):
             return {}
         out = {KEYS.get(k, k): api_keys(v) for k, v in value.items()}
@@ -154,7 +359,9 @@ def api_keys(value):
             if isinstance(out.get(key), str):  # args(`{...}`), propsMap(`{...}`): JSON in order
                 out[key] = json.loads(out[key])
             elif isinstance(out.get(key), list):  # testArgsOrdered / testPropsOrdered pairs
-                out[key] = dict((p["Key"], p["value"]) if isinstance(p, dict) else p for p in out[key])
+                out[key] = dict(
+                    (p["Key"], p["value"]) if isinstance(p, dict) else p for p in out[key]
+                )
         return out
     if isinstance(value, list):
         return [api_keys(v) for v in value]
@@ -164,27 +371,48 @@ def api_keys(value):
 def package_constants(repo: str, commit: str, path: str) -> dict:
     """The string constants of the test's package (its non-test files), which tables use."""
     folder = path.rsplit("/", 1)[0]
-    names = subprocess.check_output(["git", "-C", repo, "ls-tree", "--name-only", f"{commit}:{folder}"], text=True).split()
-    sources = [subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{folder}/{name}"], text=True)
-               for name in names if name.endswith(".go") and not name.endswith("_test.go")]
+    names = subprocess.check_output(
+        ["git", "-C", repo, "ls-tree", "--name-only", f"{commit}:{folder}"], text=True
+    ).split()
+    sources = [
+        subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{folder}/{name}"], text=True)
+        for name in names
+        if name.endswith(".go") and not name.endswith("_test.go")
+    ]
     return constants(*sources)
 
 
 def package_tests(repo: str, commit: str, path: str) -> str:
     """The test files of the test's package, whose helpers (``thinkTrue()``) tables call."""
     folder = path.rsplit("/", 1)[0]
-    names = subprocess.check_output(["git", "-C", repo, "ls-tree", "--name-only", f"{commit}:{folder}"], text=True).split()
-    return "\n".join(subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{folder}/{name}"], text=True)
-                     for name in names if name.endswith("_test.go"))
+    names = subprocess.check_output(
+        ["git", "-C", repo, "ls-tree", "--name-only", f"{commit}:{folder}"], text=True
+    ).split()
+    return "\n".join(
+        subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{folder}/{name}"], text=True)
+        for name in names
+        if name.endswith("_test.go")
+    )
 
 
 def main(repo: str, commit: str = "HEAD") -> None:
     commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
     for output, tables in TABLES.items():
-        data = {"source": {"repository": "github.com/ollama/ollama", "commit": commit}, "tables": {}}
+        data = {
+            "source": {"repository": "github.com/ollama/ollama", "commit": commit},
+            "tables": {},
+        }
         for section, path, func, var, *setup in tables:
-            text = subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{path}"], text=True)
-            cases = table(text, func, var, package_constants(repo, commit, path), package_tests(repo, commit, path))
+            text = subprocess.check_output(
+                ["git", "-C", repo, "show", f"{commit}:{path}"], text=True
+            )
+            cases = table(
+                text,
+                func,
+                var,
+                package_constants(repo, commit, path),
+                package_tests(repo, commit, path),
+            )
             data["tables"][section] = {"from": f"{path} {func or var}", "cases": api_keys(cases)}
             if setup:  # how the test builds its parser, outside the table
                 data["tables"][section]["setup"] = setup[0]

@@ -92,7 +92,8 @@ def _json_type(value) -> str:
         return "bool"
     if isinstance(value, (int, float)):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "value")
 
 
 def _file_map(body: dict, key: str) -> dict[str, str]:
@@ -262,7 +263,7 @@ def _info(value) -> dict:
     info = value or {}
     if not isinstance(info, dict):
         raise BadRequest("info must be an object")
-    out = {}
+    out: dict[str, object] = {}
     for key in _INFO_INTS:
         if info.get(key) is not None:
             number = info[key]

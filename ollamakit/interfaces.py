@@ -280,6 +280,14 @@ class Transport(ABC):
         """Serve ``app`` until stopped. An address it cannot listen on raises ``ListenError``,
         before ``listening`` is called."""
 
+    def serve_in_thread(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 16):
+        """Serve ``app`` from a thread of this process (for tests, and programs that embed the
+        server): a context manager whose ``url`` says where it listens, stopping on exit. Port
+        0 takes a free one. A transport that cannot raises ``NotImplementedError``."""
+        raise NotImplementedError(
+            f"the {type(self).__name__} transport serves only in the foreground"
+        )
+
     def listening(self, host: str, port: int) -> None:
         """Say where the server listens, once it does: before the bind, a busy port would be
         announced as listening."""

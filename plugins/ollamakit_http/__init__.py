@@ -55,6 +55,11 @@ class WaitressTransport(Transport):
             restore()
             scratch_files.close_all()
 
+    def serve_in_thread(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 16):
+        from .thread import ServerThread
+
+        return ServerThread(self, app, host, port, threads)
+
     def create_server(self, app, sockets: dict, host: str, port: int, threads: int | None = None):
         """The waitress server, bound to its address (``serve`` runs it; tests run it in a
         thread of their own)."""

@@ -11,7 +11,7 @@ from falcon.testing import TestClient
 from ollamakit.config import Settings
 from ollamakit.web import create_app
 
-from .testing import ServerThread, fake_kernel, store_fake_model
+from .testing import fake_kernel, serve_in_thread, store_fake_model
 
 SCRIPT = (
     "Q: one\nA: the first answer.\n"
@@ -30,8 +30,8 @@ class FakeSetup:
     def model(self, name: str = "fake", script: str = SCRIPT, **kwargs):
         return store_fake_model(self.kernel, name, script, **kwargs)
 
-    def server(self, threads: int = 16) -> ServerThread:
-        return ServerThread(self.kernel, threads)
+    def server(self, threads: int = 16):
+        return serve_in_thread(self.kernel, threads)
 
     @property
     def runner(self):

@@ -230,43 +230,10 @@ def fake_kernel(settings):
     return make_kernel(settings, plugins=[engine]), engine
 
 
-class ServerThread:
-    """The full app on a real waitress server in this process (so a test can install fakes),
-    on a free loopback port, configured as ``ollamakit serve`` configures it."""
+def serve_in_thread(kernel, threads: int = 16):
+    """The full app served from this process by the kernel's transport (so a test can install
+    fakes), on a free loopback port, configured as ``ollamakit serve`` configures it."""
+    from ollamakit.web import create_app
 
-    def __init__(self, kernel, threads: int = 16):
-        from ollamakit.web import create_app
-        from ollamakit_http import WaitressTransport
-        from ollamakit_http.receive import install
-        from ollamakit_http.scratch import ScratchFiles
-
-        self.kernel = kernel
-        sockets: dict = {}
-        self.server = WaitressTransport(kernel).create_server(
-            create_app(kernel), sockets, "127.0.0.1", 0, threads
-        )
-        self.scratch_files = ScratchFiles(kernel.store)
-        install(sockets.values(), self.scratch_files)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self._stopping = threading.Event()
-        self.thread = threading.Thread(
-            target=self._serve, name="ollamakit-test-server", daemon=True
-        )
-
-    def _serve(self):
-        from waitress import wasyncore
-
-        while not self._stopping.is_set():
-            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
-        # Close every channel (keep-alive connections too) from the loop's own thread.
-        wasyncore.close_all(self.server._map)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stopping.set()
-        self.thread.join(5)
-        self.server.task_dispatcher.shutdown(timeout=5)
-        self.scratch_files.close_all()
+    transport = kernel.hook.make_transport(kernel=kernel)
+    return transport.serve_in_thread(create_app(kernel), threads=threads)

@@ -19,7 +19,7 @@ import pytest
 from ollamakit.config import Settings
 from ollamakit.kernel import make_kernel
 from ollamakit.testing import models
-from ollamakit_scheduler.testing import ServerThread
+from ollamakit_scheduler.testing import serve_in_thread
 
 from structured_schemas import SCHEMAS
 
@@ -42,7 +42,7 @@ def smollm2_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("structured")
     settings = replace(Settings(models_dir=root), num_parallel=PARALLEL, max_queue=512)
     kernel = make_kernel(settings)
-    with ServerThread(kernel, threads=PARALLEL + 4) as server:
+    with serve_in_thread(kernel, threads=PARALLEL + 4) as server:
         client = ollama.Client(host=server.url)
         path = models.smollm2_q4_1()
         digest = client.create_blob(path)

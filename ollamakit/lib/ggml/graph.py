@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import lib as L
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr  # the base of ctypes' function pointers (ABORT_CALLBACK's)
 
 NUMPY_TYPES = {
     L.TYPE_F32: np.float32,
@@ -37,7 +41,7 @@ class Tensors:
         self.ctx = lib.ggml_init(params)
         if not self.ctx:
             raise MemoryError("ggml could not make a context")
-        self.buffer = None
+        self.buffer: int | None = None  # a ggml_backend_buffer_t, once mapped or allocated
 
     def new(self, ggml_type: int, *shape: int, name: str | None = None) -> int:
         """A tensor of ``shape`` (ggml order, 1 to 4 dimensions)."""
@@ -88,7 +92,7 @@ def array(tensor: int, ggml_type: int, shape: tuple[int, ...]) -> np.ndarray:
     count = int(np.prod(shape))
     dtype = np.dtype(NUMPY_TYPES[ggml_type])
     buffer = (ctypes.c_char * (count * dtype.itemsize)).from_address(data)
-    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    return np.frombuffer(memoryview(buffer), dtype=dtype).reshape(shape)
 
 
 class Step:
@@ -99,7 +103,7 @@ class Step:
         if arena is None:  # a graph of its own, kept to be run again
             arena = ctypes.create_string_buffer(arena_bytes(lib, nodes))
         self.arena = arena
-        self.allocator = None  # set for a graph kept with its own intermediates
+        self.allocator: int | None = None  # set for a graph kept with its own intermediates
         self.ctx = lib.ggml_init(L.InitParams(ctypes.sizeof(arena), ctypes.addressof(arena), True))
         self.graph = lib.ggml_new_graph_custom(self.ctx, nodes, False)
         self.inputs: list[tuple[int, np.ndarray]] = []
@@ -179,8 +183,8 @@ class Compute:
         self.lib = lib
         self.backend = lib.ggml_backend_cpu_init()
         self.allocator = lib.ggml_gallocr_new(lib.ggml_backend_cpu_buffer_type())
-        self.arena = None
-        self._abort = None
+        self.arena: ctypes.Array[ctypes.c_char] | None = None  # the scratch memory of step()
+        self._abort: CFuncPtr | None = None  # kept alive while ggml may call it
         self.set_threads(threadpool, threads)
 
     def set_threads(self, threadpool: int, threads: int) -> None:

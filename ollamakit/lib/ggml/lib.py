@@ -10,8 +10,13 @@ millisecond.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr  # the base of ctypes' function pointers (LOG_CALLBACK's)
 
 P = ctypes.c_void_p
 I32, I64, U64, F32 = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint64, ctypes.c_float
@@ -184,6 +189,10 @@ HINT_SRC0_IS_HADAMARD = 1
 
 class Library:
     """The bound functions, as attributes (``lib.ggml_mul_mat(ctx, a, b)``)."""
+
+    # Bound in __init__ like every function of _SIGNATURES; declared for the calls made here.
+    ggml_cpu_init: Callable[[], None]
+    ggml_log_set: Callable[[CFuncPtr, int | None], None]
 
     def __init__(self, folder: Path, origin: str):
         self.folder = folder

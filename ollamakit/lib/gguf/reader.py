@@ -202,7 +202,7 @@ class _Parser:
         # The hot loop of the parser (a 262k-token vocabulary): kept free of method calls.
         buf, size, pos = self.buf, self.size, self.pos
         unpack = _U64.unpack_from
-        out = []
+        out: list[str] = []
         append = out.append
         try:
             for _ in range(count):
@@ -238,13 +238,16 @@ class GGUFFile:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._file = open(self.path, "rb")
+        # None once closed (and before the mapping is made, should __init__ fail early)
+        self._map: mmap.mmap | None = None
+        self._bytes: np.ndarray | None = None
         try:
             self.file_size = os.fstat(self._file.fileno()).st_size
             if self.file_size < _HEADER.size:
                 raise invalid(f"file is {self.file_size} bytes, too short for a GGUF header")
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            self._bytes = np.frombuffer(self._map, dtype=np.uint8)
-            self._parse()
+            self._map = mapping = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._bytes = np.frombuffer(mapping, dtype=np.uint8)
+            self._parse(mapping)
         except BaseException:
             self.close()
             raise
@@ -261,7 +264,7 @@ class GGUFFile:
 
     def close(self) -> None:
         self._bytes = None
-        mapping, self._map = getattr(self, "_map", None), None
+        mapping, self._map = self._map, None
         if mapping is not None:
             try:
                 mapping.close()
@@ -271,9 +274,9 @@ class GGUFFile:
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def _parse(self) -> None:
-        p = _Parser(self._map, self.file_size)
-        magic, version, tensor_count, kv_count = _HEADER.unpack_from(self._map, 0)
+    def _parse(self, mapping: mmap.mmap) -> None:
+        p = _Parser(mapping, self.file_size)
+        magic, version, tensor_count, kv_count = _HEADER.unpack_from(mapping, 0)
         if magic != GGUF_MAGIC:
             raise invalid(f"bad magic {magic!r} (expected b'GGUF')")
         if version not in SUPPORTED_VERSIONS:
@@ -313,7 +316,9 @@ class GGUFFile:
         if "general.alignment" not in self.metadata:
             return DEFAULT_ALIGNMENT
         value = self.metadata["general.alignment"]
-        if self.metadata_types["general.alignment"] != ValueType.UINT32 or isinstance(value, list):
+        if self.metadata_types["general.alignment"] != ValueType.UINT32 or not isinstance(
+            value, int
+        ):
             raise invalid("general.alignment must be a uint32")
         if value == 0 or value & (value - 1):
             raise invalid(f"general.alignment {value} is not a power of two")

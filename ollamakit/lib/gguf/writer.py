@@ -184,12 +184,12 @@ class GGUFWriter:
         if key == "general.alignment":
             if (
                 value_type != ValueType.UINT32
-                or isinstance(value, (list, tuple))
+                or not isinstance(value, (int, np.integer))
                 or value <= 0
                 or value & (value - 1)
             ):
                 raise ValueError("general.alignment must be a uint32 power of two")
-            self.alignment = value
+            self.alignment = int(value)
         self._metadata[key] = (value, value_type)
 
     def add_metadata(
@@ -303,7 +303,7 @@ def _tensor_bytes(t: _PendingTensor) -> memoryview:
     data = t.source() if callable(t.source) else t.source
     if isinstance(data, np.ndarray):
         data = _convert_floats(data, t)
-        data = memoryview(np.ascontiguousarray(data)).cast("B")
+        data = np.ascontiguousarray(data).data.cast("B")
     else:
         data = memoryview(data).cast("B")
     if data.nbytes != t.nbytes:

@@ -78,11 +78,11 @@ def detect_template(jinja_chat_template) -> tuple[str, str, dict] | None:
 
     best, best_score = None, 0.0
     for fam in FAMILIES.values():
-        scores = []
+        scores: list[float] = []  # emptied when a probe's render lacks one of the markers
         for probe, text in rendered:
             expected = _expected(fam, probe)
             if not all(marker in text for marker in fam.markers):
-                scores = None
+                scores = []
                 break
             scores.append(
                 1.0

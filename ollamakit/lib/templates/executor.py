@@ -4,6 +4,9 @@ worded as text/template words them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from functools import partial
+
 from ollamakit.errors import OllamaError
 
 from .functions import FUNCTIONS, ArityError, FuncError
@@ -145,6 +148,7 @@ class Executor:
         mark = len(self.vars)
         value = self.eval_pipeline(dot, node.pipe)
         decl = node.pipe.decl
+        pairs: Iterator[tuple[object, object]]
         if isinstance(value, dict):
             pairs = ((k, value[k]) for k in sorted(value, key=_map_key))
         elif isinstance(value, (list, tuple)):
@@ -284,12 +288,13 @@ class Executor:
 
     def eval_function(self, dot, ident: IdentifierNode, cmd: CommandNode, final):
         name = ident.name
+        function = FUNCTIONS[name]
         arg_nodes = cmd.args[1:]
-        if name in ("and", "or"):
+        if function is None:  # "and", "or"
             if not arg_nodes and final is _MISSING:
                 raise _Fail(f"wrong number of args for {name}: want at least 1 got 0", ident)
             value = None
-            thunks = [lambda n=n: self.eval_arg(dot, n) for n in arg_nodes]
+            thunks: list[Callable[[], object]] = [partial(self.eval_arg, dot, n) for n in arg_nodes]
             if final is not _MISSING:
                 thunks.append(lambda: final)
             for thunk in thunks:
@@ -301,7 +306,7 @@ class Executor:
         if final is not _MISSING:
             args.append(final)
         try:
-            return FUNCTIONS[name](*args)
+            return function(*args)
         except ArityError as err:
             raise _Fail(str(err), ident) from None
         except FuncError as err:

@@ -8,6 +8,7 @@ short-circuit, so the executor evaluates their arguments itself.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from urllib.parse import quote_plus
 
 from .gofmt import sprint, sprintf, sprintln
@@ -297,7 +298,9 @@ def to_typescript_type(*args):
     return typescript_type(args[0])
 
 
-FUNCTIONS = {
+# The template functions by name; None for "and" and "or", which the executor evaluates itself
+# (lazily, stopping at the first argument that decides the result).
+FUNCTIONS: dict[str, Callable[..., object] | None] = {
     "and": None,
     "or": None,  # evaluated lazily by the executor
     "not": not_,

@@ -139,7 +139,7 @@ def render_jinja(
 
 def jinja_capabilities(source: str) -> set[str]:
     """What Ollama infers from a Jinja chat template's text: tools and thinking."""
-    caps = set()
+    caps: set[str] = set()
     if not source:
         return caps
     if "tools" in source or "tool_call" in source:

@@ -8,6 +8,7 @@ assign ("="), comma, eof.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 SPACE = " \t\r\n"
 KEYWORDS = {
@@ -41,6 +42,13 @@ class Token:
     pos: int
     text: str = ""
 
+    @property
+    def string(self) -> str:
+        """The value of a token that carries text: text, string, variable, field, ident, keyword."""
+        if not isinstance(self.value, str):
+            raise TypeError(f"a {self.kind} token carries no text")
+        return self.value
+
 
 def _is_alnum(ch: str) -> bool:
     return ch == "_" or ch.isalnum()
@@ -54,7 +62,7 @@ class Lexer:
     def line_of(self, pos: int) -> int:
         return self.src.count("\n", 0, pos) + 1
 
-    def fail(self, message: str, pos: int):
+    def fail(self, message: str, pos: int) -> NoReturn:
         raise TemplateSyntaxError(message, self.line_of(pos))
 
     def run(self) -> list[Token]:

@@ -133,7 +133,7 @@ class Parser:
         if isinstance(end, _Else):
             self.fail("unexpected {{else}} in define clause", end.token)
         self.vars = saved
-        self._add_definition(name.value, body)
+        self._add_definition(name.string, body)
 
     def _add_definition(self, name: str, body: ListNode):
         # Like Go's AddParseTree: a definition replaces an earlier one unless it is empty.
@@ -155,7 +155,7 @@ class Parser:
     def text_or_action(self):
         token = self.next()
         if token.kind == "text":
-            return TextNode(token.value, pos=token.pos)
+            return TextNode(token.string, pos=token.pos)
         if token.kind == "left":
             return self.action(token)
         self.unexpected(token, "input")
@@ -230,8 +230,8 @@ class Parser:
             self.vars = saved
             if not isinstance(end, _End):
                 self.fail("unexpected {{else}} in block clause", end.token)
-            self._add_definition(name.value, body)
-        return TemplateNode(name.value, pipe, pos=token.pos)
+            self._add_definition(name.string, body)
+        return TemplateNode(name.string, pipe, pos=token.pos)
 
     # -- pipelines ----------------------------------------------------------------------------
 
@@ -276,12 +276,12 @@ class Parser:
                 self.next_non_space()
                 pipe.is_assign = after.kind == "assign"
                 pipe.decl.append(VariableNode([token.value], pos=token.pos))
-                self.vars.append(token.value)
+                self.vars.append(token.string)
                 return
             if after.kind == "comma":
                 self.next_non_space()
                 pipe.decl.append(VariableNode([token.value], pos=token.pos))
-                self.vars.append(token.value)
+                self.vars.append(token.string)
                 if context == "range" and len(pipe.decl) < 2:
                     if self.peek_non_space().kind in ("variable", "right", "rparen"):
                         continue
@@ -339,7 +339,7 @@ class Parser:
         if kind == "ident":
             if token.value not in self.functions:
                 self.fail(f'function "{token.value}" not defined', token)
-            return IdentifierNode(token.value, pos=token.pos)
+            return IdentifierNode(token.string, pos=token.pos)
         if kind == "dot":
             return DotNode(pos=token.pos)
         if kind == "nil":
@@ -351,11 +351,11 @@ class Parser:
         if kind == "field":
             return FieldNode([token.value], pos=token.pos)
         if kind == "bool":
-            return BoolNode(token.value, pos=token.pos)
+            return BoolNode(token.text == "true", pos=token.pos)
         if kind == "number":
             return NumberNode(token.value, token.text, pos=token.pos)
         if kind == "string":
-            return StringNode(token.value, token.text, pos=token.pos)
+            return StringNode(token.string, token.text, pos=token.pos)
         if kind == "lparen":
             return self.pipeline("parenthesized pipeline", "rparen")
         self.i -= 1

@@ -50,7 +50,8 @@ def think_values(think) -> dict:
 def collate(messages: Iterable[dict]) -> tuple[str, list[dict]]:
     """Join all system messages with blank lines, and merge consecutive messages of one role
     (except tool results, which keep their own metadata)."""
-    system, collated = [], []
+    system: list[str] = []
+    collated: list[dict] = []
     for msg in messages:
         role = msg.get("role") or ""
         if role == "system":
@@ -129,7 +130,8 @@ def render_fim(template, prompt: str, suffix: str, think=None) -> str:
 def tag_images(messages: list[dict], start: int = 0) -> tuple[list[dict], list]:
     """Put ``[img-N]`` markers in messages from ``start`` on: in front of the content, or in
     place of a literal ``[img]``. Returns the new messages and the images in marker order."""
-    tagged, images = list(messages), []
+    tagged = list(messages)
+    images: list = []
     for n in range(start, len(tagged)):
         msg = tagged[n]
         if not msg.get("images"):
@@ -194,7 +196,7 @@ def fit_messages(
 def render_chat(
     template=None,
     jinja: str | None = None,
-    messages: list[dict] = (),
+    messages: Iterable[dict] = (),
     tools=None,
     think=None,
     *,
@@ -215,7 +217,7 @@ def render_chat(
     use_go = template is not None and template != "" or not jinja
 
     def render(msgs: list[dict]) -> str:
-        if use_go:
+        if use_go or not jinja:
             return execute(template, msgs, tools, think)
         return render_jinja(jinja, msgs, tools=tools, think=think, **jinja_vars)
 
@@ -233,7 +235,7 @@ def render_chat(
 
 def render_with(
     render: Callable[[list[dict]], str],
-    messages: list[dict] = (),
+    messages: Iterable[dict] = (),
     *,
     count_tokens: Callable[[str], int] | None = None,
     num_ctx: int | None = None,
@@ -268,7 +270,7 @@ def generate_messages(
         msgs.append({"role": "system", "content": model_system})
     if with_history:
         msgs.extend(history)
-    user = {"role": "user", "content": prompt}
+    user: dict[str, object] = {"role": "user", "content": prompt}
     images = list(images)
     if images:
         user["images"] = images

@@ -315,6 +315,22 @@ class ModelSource(ABC):
 # -- the inference contract -------------------------------------------------------------------
 
 
+class Cache(ABC):
+    """One sequence's keys and values in a runner (``Runner.new_cache``): ``n_past`` tokens."""
+
+    n_past: int
+
+    @abstractmethod
+    def truncate(self, n: int) -> int | None:
+        """Forget every token from position ``n`` on."""
+
+    def shift(self, keep: int, discard: int) -> bool:
+        """Drop the ``discard`` tokens after the first ``keep`` in place, moving the rest down
+        (a full context's shift). False when this cache cannot, and the caller then evaluates
+        the kept tokens again."""
+        return False
+
+
 class Tokenizer(Protocol):
     """Text to token ids and back, as the model's file defines them
     (``ollamakit.lib.tokenizers.Tokenizer`` is one)."""
@@ -324,6 +340,7 @@ class Tokenizer(Protocol):
     bos_id: int | None
     eos_id: int | None
     sep_id: int | None  # an encoder's separator ([SEP]), kept when an input is cut to fit
+    add_bos: bool  # whether ``encode`` puts ``bos_id`` first
     add_eos: bool  # whether ``encode`` appends ``eos_id``
 
     def encode(
@@ -362,9 +379,8 @@ class Runner(Protocol):
     vram_bytes: int = 0  # of that, on an accelerator
     vision: Vision | None = None
 
-    def new_cache(self, num_ctx: int) -> Any:
-        """A cache for one sequence of at most ``num_ctx`` tokens, with ``n_past`` and
-        ``truncate(n)`` (and ``shift(keep, discard)`` when it can drop tokens in place)."""
+    def new_cache(self, num_ctx: int) -> Cache:
+        """A cache for one sequence of at most ``num_ctx`` tokens."""
 
     def forward(self, batch: list[tuple[Any, list[int]]], should_stop=None) -> list:
         """Evaluate each (cache, tokens) pair together; the logits after each one's last token."""

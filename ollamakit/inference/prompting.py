@@ -100,7 +100,7 @@ def _without_leading_bos(tokenizer: Tokenizer, text: str) -> str:
     """A prompt that already starts with the BOS token's text (renderers such as deepseek3.1
     write it, as do some templates) loses it when the tokenizer adds BOS anyway: one BOS, as
     Ollama strips a renderer's leading BOS before llama-server tokenizes."""
-    bos = _jinja_vars(tokenizer).get("bos_token") if getattr(tokenizer, "add_bos", False) else None
+    bos = _jinja_vars(tokenizer).get("bos_token") if tokenizer.add_bos else None
     return text[len(bos) :] if bos and text.startswith(bos) else text
 
 

@@ -12,6 +12,7 @@ memory stays the same whatever ``num_ctx`` is.
 from __future__ import annotations
 
 from ollamakit.errors import BadRequest
+from ollamakit.interfaces import Cache
 
 from .hparams import HParams
 
@@ -93,7 +94,7 @@ def cache_bytes(hp: HParams, num_ctx: int, ring: bool = True) -> int:
     )
 
 
-class KVCache:
+class KVCache(Cache):
     def __init__(self, xp, hp: HParams, num_ctx: int, ring: bool = True):
         if num_ctx < 1:
             raise BadRequest(f"num_ctx must be positive, got {num_ctx}")

@@ -17,6 +17,7 @@ import itertools
 import numpy as np
 
 from ollamakit.errors import BadRequest
+from ollamakit.interfaces import Cache
 
 from .hparams import HParams
 
@@ -39,7 +40,7 @@ def cache_row_bytes(hp: HParams, cache_type: str) -> int:
     return hp.n_layer * (row_bytes(cache_type, hp.kv_dim) + row_bytes(cache_type, hp.v_dim))
 
 
-class GraphKVCache:
+class GraphKVCache(Cache):
     def __init__(self, lib, hp: HParams, num_ctx: int, cache_type: str = "f16", rotate=None):
         from ollamakit.lib.ggml.graph import Tensors
 
@@ -96,11 +97,11 @@ class GraphKVCache:
 
     # -- context shift -------------------------------------------------------------------------
 
-    def shift(self, keep: int, discard: int) -> None:
+    def shift(self, keep: int, discard: int) -> bool:
         """Drop positions [keep, keep + discard): later rows move down by ``discard`` and their
         keys are rotated back by as many positions."""
         if discard <= 0:
-            return
+            return True
         if keep < 0 or keep + discard > self.n_past:
             raise ValueError(f"cannot drop {discard} tokens after {keep} of {self.n_past}")
         moved = self.n_past - keep - discard
@@ -113,6 +114,7 @@ class GraphKVCache:
         self.n_past = keep + moved
         if moved and self._rotate is not None:
             self._rotate(self, keep, moved, -discard)
+        return True
 
     def _rows(self, tensor: int, row: int) -> np.ndarray:
         import ctypes

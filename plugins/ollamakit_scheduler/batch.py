@@ -172,9 +172,7 @@ class BatchWorker:
             self._release(slot)
             return False
         keep, discard = seq.shift_plan()
-        shift = getattr(cache, "shift", None)
-        if shift is not None:
-            shift(keep, discard)
+        if cache.shift(keep, discard):
             seq.history = seq.history[:keep] + seq.history[keep + discard :]
         else:
             # No in-place shift: keep the first tokens and evaluate the kept tail again.

@@ -22,7 +22,7 @@ import numpy as np
 
 from ollamakit import manifest as mf
 from ollamakit.hookspecs import hookimpl
-from ollamakit.interfaces import Runner
+from ollamakit.interfaces import Cache, Runner
 
 MAGIC = "ollamakit-fake-model"
 BOS, EOS = 256, 257
@@ -61,7 +61,7 @@ class FakeTokenizer:
         return self.token_to_piece(token).decode("utf-8", "replace")
 
 
-class FakeCache:
+class FakeCache(Cache):
     def __init__(self, num_ctx: int):
         self.num_ctx = num_ctx
         self.tokens: list[int] = []

@@ -36,7 +36,7 @@ class ByteTokenizer(Tokenizer):
     vocab_size = 258
     eog_ids = frozenset({EOS})
     bos_id, eos_id, sep_id = CLS, EOS, None  # a query and a document are framed by these
-    add_eos = False
+    add_bos = add_eos = False
 
     def encode(self, text, add_special=True, parse_special=True):
         return list(text.encode())

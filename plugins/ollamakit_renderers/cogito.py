@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 
-from ollamakit.interfaces import Parser, Renderer
-from ollamakit.lib.structured import Parsed
+from ollamakit.interfaces import Renderer
 
 from .common import (
+    EventParser,
     arguments_json,
     call_function,
     go_indent,
     lstrip_go,
     overlap,
     rstrip_go,
-    tool_call,
     tool_json,
     trailing_space,
 )
@@ -129,7 +128,7 @@ def parse_call_content(text: str) -> dict:
 THINKING, CONTENT, CALLS, OUTPUTS = "thinking", "content", "calls", "outputs"
 
 
-class CogitoParser(Parser):
+class CogitoParser(EventParser):
     has_tool_support = True
     has_thinking_support = True
     answer_after = THINK_CLOSE
@@ -158,17 +157,6 @@ class CogitoParser(Parser):
         # with tools offered the model answers (or calls) without thinking first
         self.state = THINKING if thinks(think) and not prefilled and not tools else CONTENT
         return tools
-
-    def add(self, text: str, done: bool) -> Parsed:
-        self.held += text
-        content, thinking, calls = [], [], []
-        for kind, value in self.events():
-            if kind == "call":
-                calls.append(tool_call(value["name"], value["arguments"], self.count))
-                self.count += 1
-            else:
-                (thinking if kind == "thinking" else content).append(value)
-        return Parsed("".join(content), "".join(thinking), calls)
 
     def events(self) -> list[tuple]:
         events: list[tuple] = []

@@ -278,6 +278,34 @@ def trailing_space(text: str) -> int:
     return len(text) - len(rstrip_go(text))
 
 
+class EventParser(Parser):
+    """A parser that cuts its held text into events, ``("content" | "thinking", text)`` and
+    ``("call", raw)``: a subclass gives ``events()`` (which consumes ``self.held``) and, when a
+    raw call is not already ``{"name", "arguments"}``, ``read_call``. Calls are numbered in
+    the order they come."""
+
+    held = ""
+    count = 0
+
+    def events(self) -> list[tuple]:
+        raise NotImplementedError
+
+    def read_call(self, raw) -> dict:
+        return raw
+
+    def add(self, text: str, done: bool) -> Parsed:
+        self.held += text
+        content, thinking, calls = [], [], []
+        for kind, value in self.events():
+            if kind == "call":
+                call = self.read_call(value)
+                calls.append(tool_call(call["name"], call["arguments"], self.count))
+                self.count += 1
+            else:
+                (thinking if kind == "thinking" else content).append(value)
+        return Parsed("".join(content), "".join(thinking), calls)
+
+
 class PassthroughParser(Parser):
     """``passthrough``: the output as it comes, no thinking and no tool calls."""
 

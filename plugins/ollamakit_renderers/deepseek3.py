@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from ollamakit.interfaces import Parser, Renderer
-from ollamakit.lib.structured import Parsed
+from ollamakit.interfaces import Renderer
 
 from .common import (
+    EventParser,
     arguments_json,
     call_function,
     function_of,
@@ -17,7 +17,6 @@ from .common import (
     overlap,
     parameters_json,
     rstrip_go,
-    tool_call,
     trailing_space,
 )
 
@@ -120,7 +119,7 @@ def parse_call_content(text: str) -> dict:
     return {"name": name.strip(), "arguments": value}
 
 
-class DeepSeek3Parser(Parser):
+class DeepSeek3Parser(EventParser):
     has_tool_support = True
     has_thinking_support = True
     answer_after = THINK_CLOSE
@@ -149,17 +148,6 @@ class DeepSeek3Parser(Parser):
         thinking = self.has_thinking_support and thinks(think)
         self.state = THINKING if thinking and not prefilled else CONTENT
         return tools
-
-    def add(self, text: str, done: bool) -> Parsed:
-        self.held += text
-        content, thinking, calls = [], [], []
-        for kind, value in self.events():
-            if kind == "call":
-                calls.append(tool_call(value["name"], value["arguments"], self.count))
-                self.count += 1
-            else:
-                (thinking if kind == "thinking" else content).append(value)
-        return Parsed("".join(content), "".join(thinking), calls)
 
     def events(self) -> list[tuple]:
         events: list[tuple] = []

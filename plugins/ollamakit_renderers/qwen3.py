@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 
-from ollamakit.interfaces import Parser
-from ollamakit.lib.structured import Parsed
 
-from .common import lstrip_go, overlap, rstrip_go, tool_call, trailing_space
+from .common import EventParser, lstrip_go, overlap, rstrip_go, trailing_space
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
@@ -39,7 +37,7 @@ def parse_json_call(raw: str) -> dict:
     return {"name": value["name"], "arguments": arguments or {}}
 
 
-class Qwen3Parser(Parser):
+class Qwen3Parser(EventParser):
     has_tool_support = True
     default_thinking = False
     answer_after = THINK_CLOSE
@@ -59,17 +57,8 @@ class Qwen3Parser(Parser):
         self.state = THINKING if self.maybe_open else CONTENT
         return tools
 
-    def add(self, text: str, done: bool) -> Parsed:
-        self.held += text
-        content, thinking, calls = [], [], []
-        for kind, value in self.events():
-            if kind == "call":
-                call = parse_json_call(value)
-                calls.append(tool_call(call["name"], call["arguments"], self.count))
-                self.count += 1
-            else:
-                (thinking if kind == "thinking" else content).append(value)
-        return Parsed("".join(content), "".join(thinking), calls)
+    def read_call(self, raw) -> dict:
+        return parse_json_call(raw)
 
     def events(self) -> list[tuple[str, str]]:
         events: list[tuple[str, str]] = []

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from ollamakit.interfaces import Parser, Renderer
-from ollamakit.lib.structured import Parsed
+from ollamakit.interfaces import Renderer
 
 from .common import (
+    EventParser,
     arguments_json,
     call_function,
     image_tags,
@@ -17,7 +17,6 @@ from .common import (
     overlap,
     rstrip_go,
     think_bool,
-    tool_call,
     tool_json,
     trailing_space,
     with_spaces,
@@ -139,7 +138,7 @@ THINKING, CONTENT, TOOL, AFTER_THINKING, AFTER_CALL = (
 )
 
 
-class Qwen3VLParser(Parser):
+class Qwen3VLParser(EventParser):
     has_tool_support = True
     answer_after = THINK_CLOSE
     preserved_tokens = (THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE)
@@ -156,17 +155,8 @@ class Qwen3VLParser(Parser):
         self.state = THINKING if self.has_thinking_support and not prefilled else CONTENT
         return tools
 
-    def add(self, text: str, done: bool) -> Parsed:
-        self.held += text
-        content, thinking, calls = [], [], []
-        for kind, value in self.events():
-            if kind == "call":
-                call = parse_json_function(value)
-                calls.append(tool_call(call["name"], call["arguments"], self.count))
-                self.count += 1
-            else:
-                (thinking if kind == "thinking" else content).append(value)
-        return Parsed("".join(content), "".join(thinking), calls)
+    def read_call(self, raw) -> dict:
+        return parse_json_function(raw)
 
     def events(self) -> list[tuple[str, str]]:
         events: list[tuple[str, str]] = []

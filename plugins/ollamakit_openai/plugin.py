@@ -12,6 +12,7 @@ DEFERRED_IMPORTS = (
     "ollamakit_openai.embeddings",
     "ollamakit_openai.models",
     "ollamakit_openai.responses",
+    "ollamakit_openai.transcriptions",
 )
 
 
@@ -22,6 +23,7 @@ def register_routes(app, kernel):
     from .embeddings import Embeddings
     from .models import ModelList, ModelRetrieve
     from .responses import Responses
+    from .transcriptions import Transcriptions
 
     app.add_route("/v1/chat/completions", ChatCompletions(kernel))
     app.add_route("/v1/completions", Completions(kernel))
@@ -29,3 +31,4 @@ def register_routes(app, kernel):
     app.add_route("/v1/models", ModelList(kernel))
     app.add_route("/v1/models/{model:path}", ModelRetrieve(kernel))
     app.add_route("/v1/responses", Responses(kernel))
+    app.add_route("/v1/audio/transcriptions", Transcriptions(kernel))

@@ -53,22 +53,30 @@ class Client:
 
     # -- plumbing
 
-    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+    def _transmit(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        """The server's answer, whatever its status; only a failure to reach it is an error."""
         import httpx
 
         try:
-            response = self.http.send(request, stream=stream)
+            return self.http.send(request, stream=stream)
         except httpx.ConnectError:
             raise ApiError(
                 f"could not connect to the ollamakit server at {self.base_url}; start it with 'ollamakit serve'"
             ) from None
         except httpx.HTTPError as exc:
             raise ApiError(f"{type(exc).__name__}: {exc}") from None
+
+    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        response = self._transmit(request, stream)
         if response.status_code >= 400:
             body = _read_limited(response)
             response.close()
             raise ApiError(_error_message(body, response.status_code), response.status_code)
         return response
+
+    def answer(self, method: str, path: str) -> httpx.Response:
+        """The reply to a small request, error statuses included, for a caller that reads them."""
+        return self._transmit(self.http.build_request(method, path))
 
     def request(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
         return self._send(self.http.build_request(method, path, json=body))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ollamakit.hookspecs import hookimpl
 
-from . import copying, create, listing, pull, push, remove, show
+from . import account, copying, create, listing, pull, push, remove, show
 from . import ps, run
 
 COMMAND_MODULES = (
@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     push,
     run,
     ps,
+    account,
 )
 
 

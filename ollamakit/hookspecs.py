@@ -58,6 +58,12 @@ def register_commands(cli: click.Group) -> None:
     """Add click commands to the ``ollamakit`` command group."""
 
 
+@hookspec(firstresult=True)
+def run_without_command(ctx: click.Context) -> bool | None:
+    """``ollamakit`` given no command: do what it means (the first plugin that returns True),
+    as bare ``ollama`` opens its launcher in a terminal. Default: the help text."""
+
+
 # -- drivers: construction of the named implementations (first result wins) --------------------
 
 

@@ -29,7 +29,9 @@ def help_command(ctx, topic):
 def build_cli(pm=None) -> click.Group:
     pm = pm or make_plugin_manager()
 
-    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(
+        context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True
+    )
     @click.option(
         "-v",
         "--version",
@@ -43,6 +45,8 @@ def build_cli(pm=None) -> click.Group:
     def cli(ctx):
         """ollamakit: run large language models locally, with the Ollama API."""
         ctx.obj = pm
+        if ctx.invoked_subcommand is None and not pm.hook.run_without_command(ctx=ctx):
+            click.echo(ctx.get_help())
 
     for command in (serve_command, start_command, plugins_command, help_command):
         cli.add_command(command)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ollamakit.hookspecs import hookimpl
 
 from . import account, copying, create, listing, pull, push, remove, show
-from . import ps, run
+from . import launcher, ps, run
 
 COMMAND_MODULES = (
     create,
@@ -27,3 +27,11 @@ def register_commands(cli):
     for module in COMMAND_MODULES:
         for command in module.commands:
             cli.add_command(command)
+
+
+@hookimpl
+def run_without_command(ctx):
+    if not launcher.in_a_terminal():
+        return None
+    launcher.launcher(ctx)
+    return True

@@ -294,3 +294,29 @@ def test_an_embedding_model_prints_its_vector(server, home):
         missing.stderr
         == 'Error: embedding models require input text. Usage: ollamakit run tiny-embed "your text here"\n'
     )
+
+
+def test_bare_command_lists_models_chats_and_comes_back(server, home):
+    child = spawn(server, home)
+    child.expect_exact("Model (number or name; empty or Ctrl-D to quit)")
+    listing = child.before
+    names = re.findall(r"^ +(\d+)\. (\S+)\r$", listing, re.M)
+    number = next(n for n, name in names if name == "tiny:latest")
+    assert {"tiny:latest", "tiny-embed:latest"} <= {name for _, name in names}
+    child.sendline(number)
+    child.expect_exact(">>> ")
+    say(child, "/set parameter num_predict 2")
+    child.sendline("/bye")
+    child.expect_exact("Model (number or name")  # the list again, after the chat
+    child.sendline("tiny-embed")  # an embedding model cannot chat: its error, then the list
+    child.expect_exact("Error: embedding models require input text")
+    child.expect_exact("Model (number or name")
+    child.sendline("")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_bare_command_outside_a_terminal_prints_the_help(server, home):
+    result = command(server, home)
+    assert result.returncode == 0 and result.stdout.startswith("Usage: ollamakit")

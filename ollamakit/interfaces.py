@@ -427,9 +427,13 @@ class Lease(Protocol):
         logprobs: bool = False,
         top_logprobs: int = 0,
         constraint=None,
+        preserved_tokens: frozenset[int] = frozenset(),
     ) -> Sequence:
         """Queue ``prompt`` (token ids; ``ImageToken``s among them) for generation.
-        ``constraint`` (``ollamakit.lib.structured.Constraint``) masks each step's logits."""
+        ``constraint`` (``ollamakit.lib.structured.Constraint``) masks each step's logits.
+        ``preserved_tokens``: control tokens whose text the answer carries (an output parser
+        reads them); other control tokens add no text. The service passes it only when a
+        parser asks for some, so a scheduler written before it keeps working."""
 
     def release(self) -> None: ...
 

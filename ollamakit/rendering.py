@@ -162,6 +162,7 @@ class ParsedStream:
         self.parser = parser
         thinks = parser.has_thinking_support and think not in (None, False) and parser.answer_after
         self.thinking = AnswerStart(parser.answer_after) if thinks else None
+        self.preserved_tokens = tuple(parser.preserved_tokens)
 
     def feed(self, text: str) -> Parsed:
         return self._add(text, False)

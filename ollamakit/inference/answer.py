@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import Cancelled, OllamaError
 from ..events import Chunk, Done
-from ..interfaces import Lease
+from ..interfaces import Lease, Tokenizer
 from ..lib import structured
 from ..lib.structured import Constraint, FormatSpec, OutputParser, Parsed
 from ..store import format_utc_now
@@ -68,6 +68,7 @@ def run(lease: Lease, tokens: list[int], common: Common, answer: Answer, gone=No
     cancels the sequence at once."""
     if gone is not None and gone():  # it left while the prompt was prepared: take no slot
         raise Cancelled("client disconnected")
+    preserved = preserved_token_ids(lease.tokenizer, answer.parser)
     sequence = lease.start(
         tokens,
         shift=common.shift,
@@ -76,12 +77,26 @@ def run(lease: Lease, tokens: list[int], common: Common, answer: Answer, gone=No
         # Ollama reads top_logprobs only when logprobs is asked for
         top_logprobs=common.top_logprobs if common.logprobs else 0,
         constraint=answer.constraint,
+        **({"preserved_tokens": preserved} if preserved else {}),
     )
     events = sequence.events(gone)
     try:
         yield from answer.read(events)
     finally:
         events.close()
+
+
+def preserved_token_ids(tokenizer: Tokenizer, parser: OutputParser | None) -> frozenset[int]:
+    """The tokens whose text the parser must see: each of its preserved texts that the
+    vocabulary holds as one token (llama-server's rule for Ollama's ``preserved_tokens``).
+    A control token adds no text to the answer otherwise, so a parser whose tags are control
+    tokens (harmony's ``<|channel|>``, Mistral's ``[TOOL_CALLS]``) would never find them."""
+    ids = set()
+    for text in parser.preserved_tokens if parser else ():
+        encoded = tokenizer.encode(text, add_special=False, parse_special=True)
+        if len(encoded) == 1:
+            ids.add(encoded[0])
+    return frozenset(ids)
 
 
 def nanoseconds_since(start: int) -> int:

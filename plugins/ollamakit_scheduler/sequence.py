@@ -54,6 +54,7 @@ class Sequence(interfaces.Sequence):
         top_logprobs: int = 0,
         constraint=None,
         max_predict: int | None = None,
+        preserved_tokens: frozenset[int] = frozenset(),
     ):
         if not prompt:
             raise BadRequest("prompt is empty after tokenization")
@@ -62,6 +63,7 @@ class Sequence(interfaces.Sequence):
         self.options = options
         self.tokenizer = tokenizer
         self.eog = frozenset(tokenizer.eog_ids)
+        self.preserved = frozenset(preserved_tokens)  # control tokens sent as their text
         # num_predict as Ollama reads it. A count, shifting the window when it fills. -1 (any
         # negative) until a stop, shifting too, but never past ten windows' worth, Ollama's own
         # bound. -2 until the window is full: no shift. And never past ``max_predict``, the
@@ -145,7 +147,10 @@ class Sequence(interfaces.Sequence):
             self.constraint.advance(token)
         self.generated.append(token)
         self.metrics.eval_count += 1
-        piece = self.tokenizer.token_to_piece(token)
+        if token in self.preserved:
+            piece = self.tokenizer.token_text(token).encode("utf-8")
+        else:
+            piece = self.tokenizer.token_to_piece(token)
         if self.want_logprobs:
             self._held_logprobs.append(self._logprob_entry(logits, token, piece))
         text = self.text.push(piece)

@@ -32,22 +32,29 @@ PEAK = 8.0  # the recited token's lead over the others
 
 
 class FakeTokenizer:
-    vocab_size = VOCAB
+    """Byte tokens, BOS/EOS and control tokens: ``SPECIALS``, plus a model's own ``extra``
+    (numbered from ``VOCAB`` on), which add no text to an answer unless preserved."""
+
     bos_id, eos_id, sep_id = BOS, EOS, None
     add_bos, add_eos = True, False
     eog_ids = frozenset({EOS, SPECIALS["<|end|>"]})
+
+    def __init__(self, extra=()):
+        self.specials = {**SPECIALS, **{text: VOCAB + i for i, text in enumerate(extra)}}
+        self.texts = {token: text for text, token in self.specials.items()}
+        self.vocab_size = VOCAB + len(extra)
 
     def encode(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
         ids = [BOS] if add_special and self.add_bos else []
         rest = text
         while rest:
-            hits = [(rest.find(s), s) for s in SPECIALS if parse_special and s in rest]
+            hits = [(rest.find(s), s) for s in self.specials if parse_special and s in rest]
             if not hits:
                 ids.extend(rest.encode())
                 break
             at, special = min(hits)
             ids.extend(rest[:at].encode())
-            ids.append(SPECIALS[special])
+            ids.append(self.specials[special])
             rest = rest[at + len(special) :]
         return ids
 
@@ -58,7 +65,7 @@ class FakeTokenizer:
         return b"".join(self.token_to_piece(i) for i in ids).decode("utf-8", "replace")
 
     def token_text(self, token: int) -> str:
-        return self.token_to_piece(token).decode("utf-8", "replace")
+        return self.texts.get(token) or self.token_to_piece(token).decode("utf-8", "replace")
 
 
 class FakeCache(Cache):
@@ -76,14 +83,20 @@ class FakeCache(Cache):
 
 class FakeRunner(Runner):
     def __init__(self, spec: dict):
-        self.script = spec.get("script", "").encode()
+        # A model with control tokens of its own (``specials``) recites them as tokens; the
+        # script is held as one character per token so that str.find matches token runs.
+        extra = [str(text) for text in spec.get("specials", ())]
+        self.tokenizer = FakeTokenizer(extra)
+        script = spec.get("script", "")
+        tokens = self.tokenizer.encode(script, False, True) if extra else script.encode()
+        self.script = "".join(map(chr, tokens))
+        self.recited = frozenset(range(256)) | (frozenset(self.tokenizer.texts) if extra else set())
         self.context_length = int(spec.get("context_length", 2048))
         self.memory_bytes = int(spec.get("memory_bytes", 1 << 20))
         self.step_delay = float(spec.get("step_delay", 0.0))
         self.load_delay = float(spec.get("load_delay", 0.0))
         self.endless = bool(spec.get("endless", False))  # recite forever, never end-of-text
-        self.vocab_size = VOCAB
-        self.tokenizer = FakeTokenizer()
+        self.vocab_size = self.tokenizer.vocab_size
         self.forward_calls = 0
         self.batch_sizes: list[int] = []
         self.tokens_fed = 0  # every token the engine was asked to evaluate
@@ -126,21 +139,21 @@ class FakeRunner(Runner):
             return vectors
 
     def next_token(self, history: list[int]) -> int:
-        text = bytes(t for t in history[-64:] if t < 256)
+        text = "".join(chr(t) for t in history[-64:] if t in self.recited)
         for length in range(min(len(text), 24), 0, -1):
             at = self.script.find(text[-length:])
             if at >= 0:
                 following = at + length
                 if following < len(self.script):
-                    return self.script[following]
-                return self.script[0] if self.endless else EOS
-        return self.script[0] if self.script else EOS
+                    return ord(self.script[following])
+                return ord(self.script[0]) if self.endless else EOS
+        return ord(self.script[0]) if self.script else EOS
 
     def logits(self, history: list[int]) -> np.ndarray:
         seed = int.from_bytes(
             hashlib.blake2b(bytes(str(history[-4:]), "ascii"), digest_size=8).digest(), "little"
         )
-        logits = np.random.default_rng(seed).random(VOCAB, dtype=np.float32) * 2.0
+        logits = np.random.default_rng(seed).random(self.vocab_size, dtype=np.float32) * 2.0
         logits[self.next_token(history)] += PEAK
         return logits
 

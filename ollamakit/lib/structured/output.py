@@ -63,6 +63,12 @@ class OutputParser:
             prompt=prompt,
         )
 
+    @property
+    def preserved_tokens(self) -> tuple[str, ...]:
+        """Texts that must reach this parser although they may be control tokens (the output
+        otherwise drops those): the tool-call tag's, when tools were offered."""
+        return self.tools.preserved_tokens if self.tools else ()
+
     def feed(self, text: str) -> Parsed:
         thinking, answer = self.thinking.feed(text) if self.thinking else ("", text)
         return self._answer(thinking, answer)

@@ -80,11 +80,20 @@ def calls_in(value, names: set[str]) -> list[dict] | None:
     return calls or None
 
 
+def leading_special(tag: str) -> str:
+    """The part of a tool-call tag that can be one control token: ``[TOOL_CALLS]`` of
+    ``[TOOL_CALLS][``, the whole tag otherwise (as Ollama asks llama-server to keep it)."""
+    closing = {"[": "]", "<": ">"}.get(tag[:1])
+    end = tag.find(closing) if closing else -1
+    return tag[: end + 1] if end > 0 else tag
+
+
 class ToolCallParser:
     def __init__(self, tag: str, tool_names):
         self.tag = tag or "{"
         self.closing = closing_tag(self.tag)
         self.tag_is_json = self.tag in ("{", "[")  # then the tag is the call's first character
+        self.preserved_tokens = () if self.tag_is_json else (leading_special(self.tag),)
         self.names = {n for n in tool_names if isinstance(n, str)}
         self.calling = False  # the tag was seen: reading calls
         self.plain = False  # the output turned out to be content only

@@ -123,3 +123,18 @@ def test_tags_come_from_the_template():
 def test_nothing_to_parse_means_no_parser():
     assert OutputParser.build(None, None, tools=None, think=None) is None
     assert OutputParser.build(None, None, tools=None, think=False) is None
+
+
+@pytest.mark.parametrize(
+    ("tag", "preserved"),
+    [
+        ("[TOOL_CALLS][", ("[TOOL_CALLS]",)),
+        ("<tool_call>", ("<tool_call>",)),
+        ("<|tool_call_start|>[", ("<|tool_call_start|>",)),
+        ("{", ()),
+        ("[", ()),
+    ],
+)
+def test_the_tool_tag_a_parser_asks_to_keep(tag, preserved):
+    assert OutputParser(tool_tag=tag, tool_names=["f"]).preserved_tokens == preserved
+    assert OutputParser(thinking_tags=("<think>", "</think>")).preserved_tokens == ()

@@ -3,10 +3,12 @@
 
 The tests were written for Ollama serving llama3.1, gpt-oss:20b and deepseek-r1:1.5b. Here one
 model, SmolLM2-135M-Instruct (from the package registry, as the test suite fetches it), is created
-through the API with a ChatML template that offers tools (``ollamakit.testing.smollm2``) and
-copied to each of those names. So every failure left is either the 135M model's limits (it cannot
-reason, and rarely calls a tool on its own) or a difference in the server; the script prints the
-pass count and every failure with its message, for that sorting.
+through the API with a ChatML template that offers tools (``ollamakit.testing.smollm2``) under
+llama3.1's name; the reasoning models' names get the same template with thinking (``<think>``
+tags), so they have the ``thinking`` capability the tests ask of them. So every failure left is
+either the 135M model's limits (it cannot reason, and rarely calls a tool on its own) or a
+difference in the server; the script prints the pass count and every failure with its message,
+for that sorting.
 
 The sdist, its extracted tests and a virtual environment with langchain-ollama and its test
 dependencies (pinned below) are cached in ``~/.cache/ollamakit/langchain-ollama``. The server runs
@@ -35,7 +37,7 @@ from pathlib import Path
 
 from ollamakit.testing.fixtures import ServerProcess
 from ollamakit.testing.models import CACHE
-from ollamakit.testing.smollm2 import create_smollm2
+from ollamakit.testing.smollm2 import create_smollm2, create_thinking_names
 
 VERSION = "1.1.0"
 # The test dependency group of langchain-ollama 1.1.0's pyproject.toml, at the versions its
@@ -49,7 +51,8 @@ TEST_REQUIREMENTS = [
     "syrupy==4.9.1",
     "pytest-timeout==2.4.0",
 ]
-MODEL_NAMES = ["llama3.1", "gpt-oss:20b", "deepseek-r1:1.5b"]  # the tests' defaults
+CHAT_NAME = "llama3.1"  # the tests' defaults
+REASONING_NAMES = ["gpt-oss:20b", "deepseek-r1:1.5b"]
 PARAMETERS = {"num_predict": 128}
 
 
@@ -157,7 +160,8 @@ def main() -> int:
         models_dir.mkdir()
         server = ServerProcess(models_dir, env={"OLLAMA_MAX_LOADED_MODELS": "1"}).start()
         try:
-            create_smollm2(server.url, MODEL_NAMES, parameters=PARAMETERS)
+            create_smollm2(server.url, [CHAT_NAME], parameters=PARAMETERS)
+            create_thinking_names(server.url, CHAT_NAME, REASONING_NAMES)
             junit = Path(scratch) / "junit.xml"
             command = [
                 python,

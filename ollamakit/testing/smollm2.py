@@ -60,6 +60,23 @@ To call one, reply with a JSON object of its name and arguments between <tool_ca
 {{ end }}
 {{- end }}"""
 
+# The same turns for the names of reasoning models (deepseek-r1, gpt-oss): ``.Thinking`` gives
+# the ``thinking`` capability, a request with ``think`` opens the answer in ``<think>`` (SmolLM2
+# was not trained to close it: what it then writes is its own), and earlier turns keep theirs.
+THINKING_TOOLS_TEMPLATE = TOOLS_TEMPLATE.replace(
+    """{{ else if eq .Role "assistant" }}<|im_start|>assistant
+{{ .Content }}""",
+    """{{ else if eq .Role "assistant" }}<|im_start|>assistant
+{{ if .Thinking }}<think>{{ .Thinking }}</think>
+{{ end }}{{ .Content }}""",
+).replace(
+    """{{- if and $last (ne .Role "assistant") }}<|im_start|>assistant
+{{ end }}""",
+    """{{- if and $last (ne .Role "assistant") }}<|im_start|>assistant
+{{ if and $.IsThinkSet $.Think }}<think>
+{{ end }}{{ end }}""",
+)
+
 
 def upload(url: str, path: Path, client: httpx.Client | None = None) -> str:
     """Upload ``path`` as a blob (``POST /api/blobs/<digest>``); return its digest."""
@@ -101,3 +118,19 @@ def create_smollm2(
                 f"{url}/api/copy", json={"source": first, "destination": alias}
             ).raise_for_status()
     return digest
+
+
+def create_thinking_names(url: str, source: str, names: Iterable[str]) -> None:
+    """``names`` made from the model ``source`` with ``THINKING_TOOLS_TEMPLATE`` (no new
+    blob: the weights are shared)."""
+    with httpx.Client(timeout=600) as client:
+        for name in names:
+            client.post(
+                f"{url}/api/create",
+                json={
+                    "model": name,
+                    "from": source,
+                    "template": THINKING_TOOLS_TEMPLATE,
+                    "stream": False,
+                },
+            ).raise_for_status()

@@ -1,4 +1,5 @@
-"""PEFT LoRA adapters (``adapter_config.json`` + ``adapter_model.safetensors``) to llama.cpp's
+"""PEFT LoRA adapters (``adapter_config.json`` + ``adapter_model.safetensors``, or PyTorch's
+``adapter_model.bin``, read without running its pickle: ``torch_pickle``) to llama.cpp's
 GGUF LoRA format, for a base model of the ``llama``, ``qwen2``, ``qwen3``, ``gemma2`` or
 ``gemma3`` architecture.
 
@@ -130,12 +131,15 @@ class PeftAdapter:
 def read_adapter(folder: ModelFolder) -> PeftAdapter:
     """Every check that needs no base: the config, the file, the tensor names and types."""
     r, alpha, rslora, rank_pattern = _config(folder)
-    names = sorted(n for n in folder.paths if n.lower().endswith(".safetensors"))
-    if names != ["adapter_model.safetensors"]:
+    names = sorted(n for n in folder.paths if n.lower().endswith((".safetensors", ".bin")))
+    if names not in (["adapter_model.safetensors"], ["adapter_model.bin"]):
         raise InvalidModelFile(
-            "a safetensors adapter is one adapter_model.safetensors file with its adapter_config.json"
+            "a PEFT adapter is one adapter_model.safetensors (or adapter_model.bin) file with its "
+            "adapter_config.json"
         )
-    if not folder.tensors:
+    if not folder.tensors and names == ["adapter_model.bin"]:
+        folder.open_checkpoint("adapter_model.bin")
+    elif not folder.tensors:
         folder.open_tensors()
     halves: dict[tuple[int, str], dict[str, str]] = {}
     for name in folder.tensors:

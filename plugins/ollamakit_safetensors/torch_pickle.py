@@ -4,7 +4,9 @@ without PyTorch and without running the pickle.
 A checkpoint is a zip of ``<root>/data.pkl``, a pickle of the state dict, and one
 ``<root>/data/<key>`` entry of raw little-endian elements per storage. Unpickling may call any
 function the pickle names, so this unpickler resolves exactly the names a state dict of tensors
-needs and refuses every other: ``torch._utils._rebuild_tensor_v2`` (here a function that builds
+needs and refuses every other, and runs only after a scan of its opcodes (``pickletools``, which
+reads without running) finds none beyond those ``torch.save`` writes (no out-of-band buffers,
+no BUILD, no object creation but the calls below): ``torch._utils._rebuild_tensor_v2`` (here a function that builds
 a numpy array from a storage, checked against its bounds), the storage types of the float dtypes
 (markers only) and ``collections.OrderedDict``. Storages come from ``persistent_load``, each
 checked to be a stored (uncompressed) entry of exactly its element count; nothing else in the
@@ -21,6 +23,7 @@ import collections
 import io
 import math
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 
@@ -31,6 +34,13 @@ from ollamakit.errors import InvalidModelFile
 from .reader import DTYPES, TensorInfo, to_float32
 
 MAX_PICKLE = 16 * 1024 * 1024  # a state dict's pickle is names and small tuples
+# The opcodes of torch.save's pickle (protocol 2, and protocol 4's framing and memo forms)
+OPCODES = frozenset(
+    "PROTO FRAME STOP MARK POP POP_MARK DUP NONE NEWTRUE NEWFALSE BININT BININT1 BININT2 LONG1 "
+    "BINFLOAT BINUNICODE SHORT_BINUNICODE BINUNICODE8 EMPTY_TUPLE TUPLE TUPLE1 TUPLE2 TUPLE3 "
+    "EMPTY_LIST APPEND APPENDS LIST EMPTY_DICT DICT SETITEM SETITEMS GLOBAL STACK_GLOBAL REDUCE "
+    "BINPERSID BINGET LONG_BINGET BINPUT LONG_BINPUT MEMOIZE".split()
+)
 MAX_ENTRIES = 1 << 16
 MAX_DIMS = 8
 # torch's storage types (torch.FloatStorage, ...) as the dtype names safetensors uses
@@ -203,21 +213,35 @@ def _load(archive: zipfile.ZipFile, label: str, size: int) -> dict[str, tuple[st
     entry = pickles[0]
     if entry.file_size > MAX_PICKLE:
         raise InvalidModelFile(f"{label}: data.pkl is {entry.file_size} bytes, more than allowed")
+    data = archive.read(entry)
+    _check_opcodes(data, label)
     root = entry.filename.split("/")[0]
     if f"{root}/byteorder" in archive.namelist() and archive.read(f"{root}/byteorder") != b"little":
         raise InvalidModelFile(f"{label} was saved big-endian; only little-endian ones are read")
-    unpickler = _Unpickler(archive.read(entry), archive, root, label, size)
+    unpickler = _Unpickler(data, archive, root, label, size)
     try:
         state = unpickler.load()
     except InvalidModelFile:
         raise
-    except Exception as exc:  # any malformed pickle: a 400 that names the file, not a 500
-        raise InvalidModelFile(
-            f"{label}: data.pkl is not a readable state dict ({type(exc).__name__})"
-        ) from None
+    except Exception:  # any malformed pickle: a 400 that names the file, not a 500
+        raise InvalidModelFile(f"{label}: data.pkl is not a readable state dict") from None
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, _Tensor) and isinstance(v.values, np.ndarray)
         for k, v in state.items()
     ):
         raise InvalidModelFile(f"{label} does not hold a state dict of tensors")
     return {name: (tensor.dtype, tensor.values) for name, tensor in state.items()}
+
+
+def _check_opcodes(data: bytes, label: str) -> None:
+    try:
+        for opcode, _arg, _position in pickletools.genops(data):
+            if opcode.name not in OPCODES:
+                raise InvalidModelFile(
+                    f"{label}: data.pkl uses the pickle opcode {opcode.name}, which torch.save "
+                    "does not write; it is not loaded"
+                )
+    except InvalidModelFile:
+        raise
+    except Exception:  # an opcode pickletools cannot read: not a pickle
+        raise InvalidModelFile(f"{label}: data.pkl is not a readable state dict") from None

@@ -82,28 +82,34 @@ def _state_dict_with(extra: bytes) -> bytes:
     return b"\x80\x02}" + b"X\x01\x00\x00\x00k" + extra + b"s."
 
 
-@pytest.mark.parametrize(
-    "data_pkl, message",
-    [
-        (_global_pickle("os", "system", ("touch {marker}",)), "names os.system"),
-        (_global_pickle("posix", "system", ("touch {marker}",)), "names posix.system"),
-        (_global_pickle("builtins", "exec", ("open('{marker}', 'w')",)), "names builtins.exec"),
-        (
-            _state_dict_with(b"csubprocess\nPopen\n(X\x05\x00\x00\x00touchtR"),
-            "names subprocess.Popen",
-        ),
-        (_global_pickle("torch", "load", ("x",)), "names torch.load"),
-        (_global_pickle("numpy", "frombuffer", (b"abcd",)), "names numpy.frombuffer"),
-        (_global_pickle("collections", "OrderedDict", ()), "the adapter has no LoRA tensors"),
-        (_global_pickle("torch", "FloatStorage", ()), "not a readable state dict"),
-        (b"not a pickle at all", "data.pkl is not a readable state dict"),
-    ],
-)
-def test_hostile_pickles_are_refused_and_run_nothing(
-    client, models_dir, tmp_path, adapter, data_pkl, message
-):
+HOSTILE = {
+    "os.system": (("os", "system", ("touch {marker}",)), "names os.system"),
+    "posix.system": (("posix", "system", ("touch {marker}",)), "names posix.system"),
+    "exec": (("builtins", "exec", ("open('{marker}', 'w')",)), "names builtins.exec"),
+    "Popen inside a state dict": (
+        _state_dict_with(b"csubprocess\nPopen\n(X\x05\x00\x00\x00touchtR"),
+        "names subprocess.Popen",
+    ),
+    "torch.load": (("torch", "load", ("x",)), "names torch.load"),
+    "numpy": (("numpy", "frombuffer", ("abcd",)), "names numpy.frombuffer"),
+    "an empty dict": (("collections", "OrderedDict", ()), "the adapter has no LoRA tensors"),
+    "a storage type called": (("torch", "FloatStorage", ()), "not a readable state dict"),
+    "INST": (b"(ios\nsystem\nX\x01\x00\x00\x00x.", "uses the pickle opcode INST"),
+    "out-of-band buffer": (b"\x80\x05\x97.", "uses the pickle opcode NEXT_BUFFER"),
+    "not a pickle": (b"not a pickle at all", "data.pkl is not a readable state dict"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_pickles_are_refused_and_run_nothing(client, models_dir, tmp_path, adapter, case):
+    made, message = HOSTILE[case]
     marker = tmp_path / "ran"
-    data_pkl = data_pkl.replace(b"{marker}", str(marker).encode())
+    if isinstance(made, tuple):
+        module, name, args = made
+        args = tuple(a.replace("{marker}", str(marker)) for a in args)
+        data_pkl = _global_pickle(module, name, args)
+    else:
+        data_pkl = made
     model, *_ = adapter
     create(client, "base", files=upload(client, folder_files(model)))
     folder = tmp_path / "hostile"
@@ -162,7 +168,7 @@ def test_the_tensor_rebuild_is_checked_against_its_storage(tmp_path):
         "build.bin": (
             _tensor_pickle(0, (2, 3), (3, 1), 12, build=b"}X\x06\x00\x00\x00valuesK\x01sb"),
             values,
-            "changes an object it did not make",
+            "uses the pickle opcode BUILD",
         ),
     }
     for name, (data_pkl, storage, message) in cases.items():

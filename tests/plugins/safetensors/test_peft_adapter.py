@@ -519,3 +519,35 @@ def test_vision_tower_adapters_and_doubly_named_layers_are_refused(client, model
     }
     save_file({**tensors, **twice}, str(files["adapter_model.safetensors"]))
     assert_refused(client, models_dir, files, "adapt the same matrix")
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "gemma2"])
+def test_qwen3_and_gemma2_adapters_give_transformers_logits(client, kernel, tmp_path, arch):
+    """Against Hugging Face's own model: transformers' logits for the same fixture weights, with
+    the same adapter merged as PEFT merges it (recorded by ``record_gguf_adapter_logits.py``)."""
+    from peft_folders import float32_gguf, gguf_peft_adapter
+
+    from ollamakit.testing import architectures
+
+    recorded = reference_answers("hf-gguf-lora-logits.json")
+    assert recorded["prompt"] == PROMPT
+    base = float32_gguf(
+        architectures.build(arch, tmp_path / f"{arch}-f16.gguf"), tmp_path / f"{arch}.gguf"
+    )
+    gguf_peft_adapter(base, tmp_path / "lora")
+    create(
+        client,
+        "tuned",
+        files=upload(client, {"base.gguf": base}),
+        adapters=upload(client, folder_files(tmp_path / "lora")),
+    )
+    stored, adapter = layer_path(kernel, "tuned", mf.MODEL), layer_path(kernel, "tuned", mf.ADAPTER)
+    want_base, want = np.array(recorded[arch]["base"]), np.array(recorded[arch]["tuned"])
+    assert np.abs(want - want_base).max() > 0.1 * np.abs(want).max()  # the adapter matters
+    # float16 KV cache against float32 throughout, as in the PEFT comparison above
+    np.testing.assert_allclose(
+        logits(stored), want_base, atol=3e-3 * np.abs(want_base).max(), rtol=0
+    )
+    np.testing.assert_allclose(
+        logits(stored, [adapter]), want, atol=3e-3 * np.abs(want).max(), rtol=0
+    )

@@ -1,4 +1,4 @@
-"""A ViT vision tower and its projector as one ggml graph, built as llama.cpp's mtmd builds it:
+"""A ViT vision tower and its projector on ggml, built as llama.cpp's mtmd builds its graph:
 patch embedding, learned position embeddings, pre-norm blocks (layer norm, multi-head attention
 without a mask, layer norm, GELU feed-forward), the post-norm, then the projector:
 

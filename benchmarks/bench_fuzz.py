@@ -1,7 +1,8 @@
-"""The long fuzz run: GGUF files, safetensors files and request bodies, cases per second per
+"""The long fuzz run: GGUF files, safetensors files, PyTorch checkpoints and request bodies,
+cases per second per
 target and every finding.
 
-    .venv-test/bin/python benchmarks/bench_fuzz.py [--cases 100000] [--seed 1] [--targets gguf,safetensors,requests]
+    .venv-test/bin/python benchmarks/bench_fuzz.py [--cases 100000] [--seed 1] [--targets gguf,safetensors,torch-checkpoint,requests]
                                                   [--json findings.json]
 
 The targets and their rule are those of the test suite's short run (``tests/fuzz``): every case
@@ -27,10 +28,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "fuzz"))
 
 from fuzz_requests import RequestTarget  # noqa: E402
-from fuzz_targets import GGUFTarget, SafetensorsTarget, fuzz, peak_memory  # noqa: E402
+from fuzz_targets import (  # noqa: E402
+    GGUFTarget,
+    SafetensorsTarget,
+    TorchCheckpointTarget,
+    fuzz,
+    peak_memory,
+)
 
-TARGETS = {"gguf": GGUFTarget, "safetensors": SafetensorsTarget, "requests": RequestTarget}
-SHARE = {"gguf": 0.4, "safetensors": 0.25, "requests": 0.35}
+TARGETS = {
+    "gguf": GGUFTarget,
+    "safetensors": SafetensorsTarget,
+    "torch-checkpoint": TorchCheckpointTarget,
+    "requests": RequestTarget,
+}
+SHARE = {"gguf": 0.35, "safetensors": 0.2, "torch-checkpoint": 0.1, "requests": 0.35}
 CHUNK = 2000
 
 

@@ -97,6 +97,7 @@ def _generate(
             )
             text, tagged = rendered.text, rendered.images
         if request.context:
+            prompting.check_context(request.context, lease.tokenizer, lease.runner.vision)
             text = lease.tokenizer.decode(request.context) + text
         if common.debug_render_only:
             yield {
@@ -122,7 +123,7 @@ def _generate(
             reply.update(response="", done=True, done_reason=event.reason)
             reply.update(metrics(event, started, load_ns))
             if not request.raw:
-                reply["context"] = event.context
+                reply["context"] = prompting.context_tokens(event.context, text, lease.tokenizer)
             yield reply
     finally:
         lease.release()

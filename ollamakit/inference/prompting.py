@@ -11,7 +11,7 @@ import re
 from .. import rendering
 from ..capabilities import model_jinja_template
 from ..errors import BadRequest, OllamaError
-from ..images import image_tokens
+from ..images import ImageToken, image_tokens
 from ..interfaces import Lease, Runner, Tokenizer
 from ..lib.structured import OutputParser
 from ..lib.templates import (
@@ -94,6 +94,39 @@ def prompt_tokens(lease: Lease, text: str, images: list[bytes], gone=None) -> li
             f"window of {lease.num_ctx}; send fewer images or raise num_ctx"
         )
     return tokens
+
+
+def context_tokens(tokens: list[int], text: str, tokenizer: Tokenizer) -> list[int]:
+    """``/api/generate``'s ``context`` for a prompt made from ``text``: its tokens, each image's
+    rows replaced by its ``[img-N]`` tag as text, as Ollama's context (the prompt's text
+    tokenized) holds it; a context returned as ids cannot carry a picture."""
+    if not any(isinstance(t, ImageToken) for t in tokens):
+        return list(tokens)
+    tags = [m.group(0) for m in IMAGE_TAG.finditer(text)]
+    out: list[int] = []
+    placed = 0
+    for token in tokens:
+        if not isinstance(token, ImageToken):
+            out.append(token)
+        elif token.first:
+            tag = tags[placed] if placed < len(tags) else "[img]"
+            out += tokenizer.encode(tag, add_special=False, parse_special=False)
+            placed += 1
+    return out
+
+
+def check_context(context: list[int], tokenizer: Tokenizer, vision) -> None:
+    """A context sent back after a prompt with images names them by tag only. Ollama then
+    reads the tag as a new image's place, or as text; either way the model would not see the
+    picture the context was made with, so a model that can see refuses it."""
+    if vision is None or not context:
+        return
+    tag = IMAGE_TAG.search(tokenizer.decode(context))
+    if tag is not None:
+        raise BadRequest(
+            f"the context holds an image ({tag.group(0)}), which a context cannot carry: "
+            "send the conversation to /api/chat with its images instead"
+        )
 
 
 def _without_leading_bos(tokenizer: Tokenizer, text: str) -> str:

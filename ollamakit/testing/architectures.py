@@ -80,6 +80,7 @@ class Fixture:
 
 
 FIXTURES = {
+    "qwen3": Fixture("qwen3", "Qwen3Config", "Qwen3ForCausalLM", dict(head_dim=16)),
     "qwen3moe": Fixture(
         "qwen3moe",
         "Qwen3MoeConfig",
@@ -182,11 +183,13 @@ def _keys(name: str, f: Fixture) -> dict:
         f"{a}.rope.freq_base": c["rope_theta"],
         f"{a}.attention.layer_norm_rms_epsilon": c["rms_norm_eps"],
     }
+    if name in ("qwen3", "qwen3moe"):
+        keys.update(
+            {f"{a}.attention.key_length": head_dim, f"{a}.attention.value_length": head_dim}
+        )
     if name == "qwen3moe":
         keys.update(
             {
-                f"{a}.attention.key_length": head_dim,
-                f"{a}.attention.value_length": head_dim,
                 f"{a}.expert_count": c["num_experts"],
                 f"{a}.expert_used_count": c["num_experts_per_tok"],
                 f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
@@ -274,6 +277,13 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
         "ffn_up.weight": (ff, d),
         "ffn_down.weight": (d, ff),
     }
+    if name == "qwen3":
+        return {
+            **attention,
+            "attn_q_norm.weight": (head_dim,),
+            "attn_k_norm.weight": (head_dim,),
+            **dense,
+        }
     if name == "qwen3moe":
         n, e = c["num_experts"], c["moe_intermediate_size"]
         return {

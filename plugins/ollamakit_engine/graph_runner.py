@@ -246,4 +246,6 @@ class GraphRunner(RunnerBase):
             self.compute.close()
             if self.adapter is not None:
                 self.adapter.close()
+        if getattr(self, "vision", None) is not None:  # attached after loading (vision.py)
+            self.vision.close()
         self._caches = weakref.WeakSet()

@@ -2,7 +2,9 @@
 ``ollamakit.images`` (encode an image's bytes; the text around its rows; rows per image).
 
 Encoded images are kept by content digest for a while, so a conversation that sends the same
-picture again each turn encodes it once.
+picture again each turn encodes it once. The tower runs on a compute of its own (its own graph
+memory, the runner's thread pool), one stage at a time, so the runner's sequences keep
+decoding between an image's stages instead of waiting for the whole image.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 
 from ollamakit.errors import Cancelled, InvalidModelFile
 from ollamakit.images import EncodedImage
@@ -35,6 +38,11 @@ class Vision:
         self.tokens_per_image = tower.config.tokens_per_image
         self._kept: OrderedDict[str, EncodedImage] = OrderedDict()
         self._kept_lock = threading.Lock()
+        from ollamakit.lib.ggml.graph import Compute
+
+        backend = runner.backend
+        self.compute = Compute(runner.lib, backend.threadpool(runner.threads), runner.threads)
+        self._compute_lock = threading.Lock()  # one stage at a time: they share the compute
         self.encoded = 0  # images run through the tower (the rest came from the kept ones)
 
     def encode(self, data: bytes, should_stop=None) -> EncodedImage:
@@ -50,15 +58,10 @@ class Vision:
         values = pixels(data, c.image_size, c.mean, c.std, c.pad_colour, c.resample)
         from ollamakit.lib.ggml.graph import StepAborted
 
-        compute = self.runner.compute
-        with self.runner._lock:  # one graph at a time on the runner's compute
-            compute.set_abort(should_stop)
-            try:
-                embeddings = self.tower.encode(compute, values)
-            except StepAborted:
-                raise Cancelled("request canceled") from None
-            finally:
-                compute.set_abort(None)
+        try:
+            embeddings = self.tower.encode(self.compute, values, lambda: self._turn(should_stop))
+        except StepAborted:
+            raise Cancelled("request canceled") from None
         image = EncodedImage(digest, embeddings, self.tower.config.projector in BIDIRECTIONAL)
         with self._kept_lock:
             self.encoded += 1
@@ -67,9 +70,23 @@ class Vision:
                 self._kept.popitem(last=False)
         return image
 
+    @contextmanager
+    def _turn(self, should_stop):
+        """One stage of the tower on the vision's compute, stopped when ``should_stop()``."""
+        with self._compute_lock:
+            if should_stop is not None and should_stop():
+                raise Cancelled("request canceled")
+            self.compute.set_abort(should_stop)
+            try:
+                yield
+            finally:
+                self.compute.set_abort(None)
+
     def close(self) -> None:
         with self._kept_lock:
             self._kept.clear()
+        with self._compute_lock:
+            self.compute.close()
         self.tower.close()
 
 

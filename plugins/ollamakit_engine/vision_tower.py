@@ -1,4 +1,4 @@
-"""A ViT vision tower and its projector as one ggml graph, built as llama.cpp's mtmd builds it:
+"""A ViT vision tower and its projector on ggml, built as llama.cpp's mtmd builds its graph:
 patch embedding, learned position embeddings, pre-norm blocks (layer norm, multi-head attention
 without a mask, layer norm, GELU feed-forward), the post-norm, then the projector:
 
@@ -16,7 +16,9 @@ read from its shape, not its name: older files swap the names.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -340,8 +342,7 @@ class VisionTower:
 
     # -- the graph -----------------------------------------------------------------------------
 
-    def nodes(self) -> int:
-        return 64 + 48 * self.config.n_layer
+    STAGE_NODES = 64  # the most nodes of one stage's graph (a block takes about 40)
 
     def patches(self, pixels: np.ndarray) -> np.ndarray:
         """The image (3, size, size) cut into patches (n_patches, 3 * patch * patch), each in
@@ -351,10 +352,9 @@ class VisionTower:
         grid = pixels.reshape(3, n, p, n, p).transpose(1, 3, 0, 2, 4)  # (py, px, c, ky, kx)
         return np.ascontiguousarray(grid.reshape(n * n, 3 * p * p), dtype=np.float32)
 
-    def build(self, step, patches_input) -> int:
-        """The graph from the patches input to the image embeddings (text width, tokens)."""
+    def _embed(self, step, patches_input) -> int:
+        """The patch convolution, the class embedding, the positions and the pre-norm."""
         c, op = self.config, step.op
-        d_head = c.n_embd // c.n_head
         weight = op("reshape_2d", self.patch_w, self.patch_width, c.n_embd)
         x = op("mul_mat", weight, patches_input)  # (n_embd, n_patches): the patch convolution
         if self.patch_b is not None:
@@ -364,34 +364,43 @@ class VisionTower:
         x = op("add", x, op("view_2d", self.position, c.n_embd, self.n_pos, c.n_embd * 4, 0))
         if self.pre_w is not None:
             x = self._layer_norm(step, x, self.pre_w, self.pre_b)
-        activation = "gelu" if c.gelu == "gelu" else "gelu_quick"
-        for block in self.blocks:
-            cur = self._layer_norm(step, x, block.ln1_w, block.ln1_b)
-            q = self._linear(step, block.q, block.q_b, cur)
-            k = self._linear(step, block.k, block.k_b, cur)
-            v = self._linear(step, block.v, block.v_b, cur)
-            q = op("permute", op("reshape_3d", q, d_head, c.n_head, self.n_pos), 0, 2, 1, 3)
-            k = op(
-                "cast",
-                op("permute", op("reshape_3d", k, d_head, c.n_head, self.n_pos), 0, 2, 1, 3),
-                L.TYPE_F16,
-            )
-            v = op(
-                "cast",
-                op("permute", op("reshape_3d", v, d_head, c.n_head, self.n_pos), 0, 2, 1, 3),
-                L.TYPE_F16,
-            )
-            attn = op("flash_attn_ext", q, k, v, None, 1.0 / math.sqrt(d_head), 0.0, 0.0)
-            step.lib.ggml_flash_attn_ext_set_prec(attn, L.PREC_F32)
-            attn = op("reshape_2d", attn, c.n_embd, self.n_pos)
-            x = op("add", self._linear(step, block.out, block.out_b, attn), x)
-            cur = self._layer_norm(step, x, block.ln2_w, block.ln2_b)
-            cur = self._linear(step, block.up, block.up_b, cur)
-            cur = op(activation, cur)
-            x = op("add", self._linear(step, block.down, block.down_b, cur), x)
+        return x
+
+    def _block_graph(self, step, x, block: BlockTensors) -> int:
+        """One pre-norm block: attention without a mask, then the GELU feed-forward."""
+        c, op = self.config, step.op
+        d_head = c.n_embd // c.n_head
+        cur = self._layer_norm(step, x, block.ln1_w, block.ln1_b)
+        q = self._linear(step, block.q, block.q_b, cur)
+        k = self._linear(step, block.k, block.k_b, cur)
+        v = self._linear(step, block.v, block.v_b, cur)
+        q = op("permute", op("reshape_3d", q, d_head, c.n_head, self.n_pos), 0, 2, 1, 3)
+        k = op(
+            "cast",
+            op("permute", op("reshape_3d", k, d_head, c.n_head, self.n_pos), 0, 2, 1, 3),
+            L.TYPE_F16,
+        )
+        v = op(
+            "cast",
+            op("permute", op("reshape_3d", v, d_head, c.n_head, self.n_pos), 0, 2, 1, 3),
+            L.TYPE_F16,
+        )
+        attn = op("flash_attn_ext", q, k, v, None, 1.0 / math.sqrt(d_head), 0.0, 0.0)
+        step.lib.ggml_flash_attn_ext_set_prec(attn, L.PREC_F32)
+        attn = op("reshape_2d", attn, c.n_embd, self.n_pos)
+        x = op("add", self._linear(step, block.out, block.out_b, attn), x)
+        cur = self._layer_norm(step, x, block.ln2_w, block.ln2_b)
+        cur = op(
+            "gelu" if c.gelu == "gelu" else "gelu_quick",
+            self._linear(step, block.up, block.up_b, cur),
+        )
+        return op("add", self._linear(step, block.down, block.down_b, cur), x)
+
+    def _head(self, step, x) -> int:
+        """The post-norm and the projector, into the text model's width."""
         if self.post_w is not None:
             x = self._layer_norm(step, x, self.post_w, self.post_b)
-        return self._gemma3(step, x) if c.projector == "gemma3" else self._mlp(step, x)
+        return self._gemma3(step, x) if self.config.projector == "gemma3" else self._mlp(step, x)
 
     def _mlp(self, step, x) -> int:
         """LLaVA: the rows from the second on (mtmd's ``patches`` input, which skips the first
@@ -431,16 +440,28 @@ class VisionTower:
         out = step.op("mul", step.op("norm", x, self.config.eps), weight)
         return out if bias is None else step.op("add", out, bias)
 
-    def encode(self, compute, pixels: np.ndarray) -> np.ndarray:
-        """Image embeddings (tokens_per_image, text width) of one preprocessed image."""
-        step = compute.step(self.nodes())
-        try:
-            patches = step.input(self.patches(pixels), L.TYPE_F32)
-            out = step.output(self.build(step, patches))
-            compute.run(step)
-            return compute.read(out, self.config.tokens_per_image, self.text_embd)
-        finally:
-            step.close()
+    def encode(self, compute, pixels: np.ndarray, turn=nullcontext) -> np.ndarray:
+        """Image embeddings (tokens_per_image, text width) of one preprocessed image. The tower
+        runs as a chain of graphs (the embedding, each block, the head), each inside ``turn()``:
+        between them the thread pool is free, so other sequences keep decoding while an image
+        is encoded. The rows between graphs are float32, as inside one graph."""
+        c = self.config
+        x = self._stage(compute, turn, self._embed, self.patches(pixels), self.n_pos, c.n_embd)
+        for block in self.blocks:
+            x = self._stage(
+                compute, turn, partial(self._block_graph, block=block), x, self.n_pos, c.n_embd
+            )
+        return self._stage(compute, turn, self._head, x, c.tokens_per_image, self.text_embd)
+
+    def _stage(self, compute, turn, build, values: np.ndarray, rows: int, width: int):
+        with turn():
+            step = compute.step(self.STAGE_NODES)
+            try:
+                out = step.output(build(step, step.input(values, L.TYPE_F32)))
+                compute.run(step)
+                return compute.read(out, rows, width)
+            finally:
+                step.close()
 
     def close(self) -> None:
         self._owned.close()

@@ -1,5 +1,7 @@
-"""PEFT LoRA adapters (``adapter_config.json`` + ``adapter_model.safetensors``) to llama.cpp's
-GGUF LoRA format, for a base model of the ``llama``, ``qwen2`` or ``gemma3`` architecture.
+"""PEFT LoRA adapters (``adapter_config.json`` + ``adapter_model.safetensors``, or PyTorch's
+``adapter_model.bin``, read without running its pickle: ``torch_pickle``) to llama.cpp's
+GGUF LoRA format, for a base model of the ``llama``, ``qwen2``, ``qwen3``, ``gemma2`` or
+``gemma3`` architecture.
 
     plan = plan_adapter(folder, base)   # base: the model's parsed GGUF header; every check
     plan.write(path)
@@ -12,7 +14,13 @@ the engine scales by alpha / rank, the rank read from the tensors.
 
 The one transformation is llama's: its q and k rows are permuted for GGUF (``permute_for_llama``),
 so the merged product B·A must have its rows permuted the same way, which is B's rows; A (the
-input side) stays. qwen2 and gemma3 weights are not permuted, nor are their adapters.
+input side) stays. qwen2, qwen3, gemma2 and gemma3 rotate the two halves of each head, so
+llama.cpp's converter leaves their weights in Hugging Face's order, and their adapters too.
+
+A multimodal model's text layers are named under ``language_model`` (Gemma3ForConditionalGeneration:
+``language_model.model.layers.N`` before transformers 4.52, ``model.language_model.layers.N``
+after); llama.cpp's converter drops the ``language_model.`` part, and so does this one. LoRA on
+the vision tower or its projector is refused: the tower runs without adapters.
 
 rsLoRA (scale alpha / √r) is written exactly: the alpha written makes alpha / r the PEFT scale
 for the rank in the config, and a module of another rank (``rank_pattern``) has the difference
@@ -37,11 +45,18 @@ from .decoders import _DECODER_LAYER, permute_for_llama
 from .folder import ModelFolder
 from .reader import FLOAT_DTYPES, to_float32
 
-ARCHITECTURES = ("llama", "qwen2", "gemma3")
+ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3")
 MAX_RANK = 4096
 MAX_ALPHA = 1e6
-# PEFT's saved names (the adapter name is dropped on save): base_model.model.<module>.lora_A.weight
-_KEY = re.compile(r"^base_model\.model\.model\.layers\.(\d+)\.([a-z_.]+)\.lora_([AB])\.weight$")
+# PEFT's saved names (the adapter name is dropped on save): base_model.model.<module>.lora_A.weight,
+# the text layers of a multimodal model under its language_model
+_KEY = re.compile(
+    r"^base_model\.model\.(?:model\.|language_model\.model\.|model\.language_model\.)"
+    r"layers\.(\d+)\.([a-z_.]+)\.lora_([AB])\.weight$"
+)
+_VISION = re.compile(
+    r"^base_model\.model\.(?:model\.)?(?:vision_tower|vision_model|multi_modal_projector)\."
+)
 _ADAPTABLE = {part: name for part, name in _DECODER_LAYER.items() if part.endswith("_proj")}
 # Settings that change what the adapter computes in ways a GGUF LoRA cannot carry.
 _REFUSED = {
@@ -116,12 +131,15 @@ class PeftAdapter:
 def read_adapter(folder: ModelFolder) -> PeftAdapter:
     """Every check that needs no base: the config, the file, the tensor names and types."""
     r, alpha, rslora, rank_pattern = _config(folder)
-    names = sorted(n for n in folder.paths if n.lower().endswith(".safetensors"))
-    if names != ["adapter_model.safetensors"]:
+    names = sorted(n for n in folder.paths if n.lower().endswith((".safetensors", ".bin")))
+    if names not in (["adapter_model.safetensors"], ["adapter_model.bin"]):
         raise InvalidModelFile(
-            "a safetensors adapter is one adapter_model.safetensors file with its adapter_config.json"
+            "a PEFT adapter is one adapter_model.safetensors (or adapter_model.bin) file with its "
+            "adapter_config.json"
         )
-    if not folder.tensors:
+    if not folder.tensors and names == ["adapter_model.bin"]:
+        folder.open_checkpoint("adapter_model.bin")
+    elif not folder.tensors:
         folder.open_tensors()
     halves: dict[tuple[int, str], dict[str, str]] = {}
     for name in folder.tensors:
@@ -138,7 +156,12 @@ def read_adapter(folder: ModelFolder) -> PeftAdapter:
             )
         if len(info.shape) != 2 or 0 in info.shape:
             raise InvalidModelFile(f"adapter tensor {name!r} is not a matrix")
-        halves.setdefault((int(layer), _ADAPTABLE[part]), {})[half] = name
+        found = halves.setdefault((int(layer), _ADAPTABLE[part]), {})
+        if half in found:  # the same module under two spellings of the text layers
+            raise InvalidModelFile(
+                f"adapter tensors {found[half]!r} and {name!r} adapt the same matrix"
+            )
+        found[half] = name
     if not halves:
         raise InvalidModelFile("the adapter has no LoRA tensors")
     for (layer, part), found in sorted(halves.items()):
@@ -238,6 +261,10 @@ def _brief(value) -> str:
 
 
 def _unexpected(name: str) -> str:
+    if _VISION.match(name):
+        return (
+            f"adapter tensor {name!r}: LoRA on the vision tower or its projector is not supported"
+        )
     if "lora_embedding" in name or ".embed_tokens." in name or ".lm_head." in name:
         return f"adapter tensor {name!r}: LoRA on the token embedding or the output layer is not supported"
     if "lora_magnitude_vector" in name:

@@ -24,8 +24,8 @@ class ModelFolder:
     def __init__(self, paths: dict[str, Path]):
         """``paths`` maps each relative file name to the local file holding its bytes."""
         self.paths = paths
-        self._open: list[SafetensorsFile] = []
-        self.tensors: dict[str, tuple[SafetensorsFile, TensorInfo]] = {}
+        self._open: list = []  # SafetensorsFile, or a PEFT adapter's TorchFile
+        self.tensors: dict[str, tuple] = {}
 
     # -- plain files ---------------------------------------------------------------------------
 
@@ -75,6 +75,15 @@ class ModelFolder:
                     raise InvalidModelFile(f"tensor {tensor!r} appears in both {other} and {name}")
                 self.tensors[tensor] = (st, info)
         self._check_index()
+
+    def open_checkpoint(self, name: str) -> None:
+        """Take the tensors from the PyTorch checkpoint ``name`` instead (a PEFT adapter saved
+        as ``adapter_model.bin``), read without running its pickle (``torch_pickle``)."""
+        from .torch_pickle import TorchFile
+
+        checkpoint = TorchFile.open(self.paths[name], name)
+        self._open.append(checkpoint)
+        self.tensors = {tensor: (checkpoint, info) for tensor, info in checkpoint.tensors.items()}
 
     def _check_index(self) -> None:
         """A shard index, when present, must agree with the shards that were given."""

@@ -18,7 +18,10 @@ from .folder import ModelFolder
 
 
 def claims(request) -> bool:
-    return any(key.lower().endswith(".safetensors") for key in request.files)
+    keys = [key.lower() for key in request.files]
+    return any(key.endswith(".safetensors") for key in keys) or (
+        request.target == "adapter" and "adapter_model.bin" in keys
+    )
 
 
 class SafetensorsSource(ModelSource):

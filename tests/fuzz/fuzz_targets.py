@@ -1,4 +1,5 @@
-"""Fuzz targets: hostile GGUF files, safetensors files and request bodies, and the rule every
+"""Fuzz targets: hostile GGUF files, safetensors files, PyTorch checkpoints and request bodies,
+and the rule every
 case must keep. Used by ``test_fuzz.py`` (a short seeded run) and ``benchmarks/bench_fuzz.py``
 (a long one).
 
@@ -479,6 +480,118 @@ class SafetensorsTarget(Target):
                 array = st_file.array(name)
                 if info.dtype in ("F32", "F16", "BF16"):
                     to_float32(array, info.dtype, name)
+        return []
+
+    def close(self):
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- PyTorch checkpoints (a PEFT adapter_model.bin) -------------------------------------------
+
+# Pickle opcodes a state dict of tensors is made of, the names it may and may not use, and
+# numbers; a case strings some of them together, or fills a well-formed tensor's numbers.
+PICKLE_PIECES = [
+    b"ctorch._utils\n_rebuild_tensor_v2\n",
+    b"ctorch\nFloatStorage\n",
+    b"ctorch\nBFloat16Storage\n",
+    b"ccollections\nOrderedDict\n",
+    b"cos\nsystem\n",
+    b"cbuiltins\ngetattr\n",
+    b"cnumpy\nndarray\n",
+    *(bytes([op]) for op in b"(t)}]RQbsuaeN\x88\x89\x85\x86\x87\x94\x930201"),
+    b"K\x00",
+    b"K\x07",
+    b"J\xff\xff\xff\x7f",
+    b"J\xff\xff\xff\xff",
+    b"X\x01\x00\x00\x000",
+    b"X\x07\x00\x00\x00storage",
+    b"X\x03\x00\x00\x00cpu",
+    b"X\x01\x00\x00\x00k",
+    b"q\x00",
+    b"h\x00",
+]
+
+
+def _ints(values) -> bytes:
+    return b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"
+
+
+def tensor_pickle(offset: int, size, stride, numel: int) -> bytes:
+    """A state dict of one tensor as torch pickles it, with these numbers."""
+    storage = (
+        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ"
+        + struct.pack("<i", numel)
+        + b"tQ"
+    )
+    return (
+        b"\x80\x02}X\x01\x00\x00\x00kctorch._utils\n_rebuild_tensor_v2\n("
+        + storage
+        + b"J"
+        + struct.pack("<i", offset)
+        + _ints(size)
+        + _ints(stride)
+        + b"\x89ccollections\nOrderedDict\n)RtRs."
+    )
+
+
+@st.composite
+def torch_checkpoint(draw) -> bytes:
+    """A zip with a data.pkl (a tensor with numbers that may not fit its storage, a string of
+    opcodes and names, or bytes) and a storage entry of some size, stored or compressed."""
+    import io
+    import zipfile
+
+    small = st.integers(-2, 40)
+    kind = draw(st.integers(0, 2))
+    elements = draw(st.integers(0, 40))
+    if kind == 0:
+        dims = draw(st.integers(0, 3))
+        numel = draw(st.one_of(st.just(elements), small))
+        pickle_bytes = tensor_pickle(
+            draw(small),
+            draw(st.lists(small, min_size=dims, max_size=dims)),
+            draw(st.lists(st.integers(-1, 6), min_size=dims, max_size=dims)),
+            numel,
+        )
+    elif kind == 1:
+        pieces = draw(st.lists(st.sampled_from(PICKLE_PIECES), max_size=24))
+        pickle_bytes = b"\x80\x02" + b"".join(pieces) + b"."
+    else:
+        pickle_bytes = draw(st.binary(max_size=64))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        name = draw(st.sampled_from(["a/data.pkl"] * 6 + ["data.pkl", "a/b/data.pkl"]))
+        archive.writestr(name, pickle_bytes)
+        compress = zipfile.ZIP_DEFLATED if draw(st.integers(0, 9)) == 0 else zipfile.ZIP_STORED
+        archive.writestr("a/data/0", bytes(4 * elements), compress_type=compress)
+        if draw(st.integers(0, 3)) == 0:
+            archive.writestr("a/byteorder", draw(st.sampled_from([b"little", b"big"])))
+    data = out.getvalue()
+    if draw(st.integers(0, 19)) == 0:  # a cut archive
+        data = data[: draw(st.integers(0, len(data)))]
+    return data
+
+
+class TorchCheckpointTarget(Target):
+    """The restricted reader of PyTorch checkpoints, and each tensor it yields as float32."""
+
+    name = "torch-checkpoint"
+
+    def __init__(self):
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="fuzz-pt-", dir=_scratch()))
+        self.path = self.folder / "adapter_model.bin"
+        self.strategy = torch_checkpoint()
+
+    def run(self, data: bytes) -> list[str]:
+        from ollamakit_safetensors.torch_pickle import TorchFile
+
+        self.path.write_bytes(data)
+        with TorchFile.open(self.path, "adapter_model.bin") as checkpoint:
+            for name in checkpoint.tensors:
+                checkpoint.array(name)
         return []
 
     def close(self):

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from fuzz_requests import RequestTarget
-from fuzz_targets import GGUFTarget, SafetensorsTarget, fuzz
+from fuzz_targets import GGUFTarget, SafetensorsTarget, TorchCheckpointTarget, fuzz
 
 SEED = 20261207
 # Cases per target: together about 20 s on two cores.
-CASES = {GGUFTarget: 500, SafetensorsTarget: 500, RequestTarget: 500}
+CASES = {GGUFTarget: 500, SafetensorsTarget: 500, TorchCheckpointTarget: 500, RequestTarget: 500}
 
 
 def fail(finding):

@@ -1,6 +1,7 @@
 """Images through the real HTTP server and the official clients: a Gemma 3 270M with the fixture
-projector created from two GGUFs, shown, asked about a picture over /api/generate, /api/chat and
-the OpenAI route (the same answer each way), and refused clearly when the input is bad."""
+projector created from two GGUFs, shown, asked about a picture over /api/generate, /api/chat,
+the OpenAI chat and Responses routes and the Anthropic Messages route (the same answer each
+way), and refused clearly when the input is bad."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def seer(tmp_path_factory):
             model="colours",
             files={"gemma.gguf": files["gemma.gguf"], "mmproj.gguf": client.create_blob(colours)},
         )
+        client.create(model="plain", files={"gemma.gguf": files["gemma.gguf"]})  # cannot see
         yield server, client
     finally:
         server.stop()
@@ -178,3 +180,173 @@ def test_the_model_names_the_colour_it_sees(seer, rgb, word):
     answer = reply.message.content.lower()
     assert word.strip() in answer
     assert all(other.strip() not in answer for other in fixtures.COLOURS.values() if other != word)
+
+
+COLOUR_PROMPT = "Repeat after me: the apple is[img]"
+
+
+def _native_colour(client, png: bytes) -> str:
+    reply = client.chat(
+        model="colours",
+        options={"temperature": 0, "num_predict": 8},
+        messages=[{"role": "user", "content": COLOUR_PROMPT, "images": [png]}],
+    )
+    return reply.message.content
+
+
+@pytest.mark.parametrize("rgb, word", sorted(fixtures.COLOURS.items()))
+def test_anthropic_image_blocks_reach_the_model(seer, rgb, word):
+    """An ``image`` block with a base64 source is the picture the model sees: the colour it
+    names, and the answer /api/chat gives for the same image."""
+    import anthropic
+
+    server, client = seer
+    png = fixtures.solid_png(rgb, (64, 64))
+    claude = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    reply = claude.messages.create(
+        model="colours",
+        max_tokens=8,
+        extra_body={"temperature": 0},
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": COLOUR_PROMPT},
+                    {
+                        "type": "image",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "image/png",
+                            "data": base64.b64encode(png).decode(),
+                        },
+                    },
+                ],
+            }
+        ],
+    )
+    answer = reply.content[0].text
+    assert word.strip() in answer.lower()
+    assert answer == _native_colour(client, png)
+
+
+@pytest.mark.parametrize("rgb, word", sorted(fixtures.COLOURS.items()))
+def test_responses_input_images_reach_the_model(seer, rgb, word):
+    import openai
+
+    server, client = seer
+    png = fixtures.solid_png(rgb, (64, 64))
+    oa = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    reply = oa.responses.create(
+        model="colours",
+        temperature=0,
+        max_output_tokens=8,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": COLOUR_PROMPT},
+                    {
+                        "type": "input_image",
+                        "image_url": "data:image/png;base64," + base64.b64encode(png).decode(),
+                    },
+                ],
+            }
+        ],
+    )
+    assert word.strip() in reply.output_text.lower()
+    assert reply.output_text == _native_colour(client, png)
+
+
+def test_images_on_a_model_that_cannot_see_are_the_same_400_everywhere(seer):
+    import anthropic
+    import openai
+
+    server, client = seer
+    png = fixtures.solid_png((255, 0, 0), (64, 64))
+    data = base64.b64encode(png).decode()
+    refusal = "this model is missing data required for image input"
+    with pytest.raises(ollama.ResponseError) as native:
+        client.chat(model="plain", messages=[{"role": "user", "content": "hi", "images": [png]}])
+    assert native.value.status_code == 400 and native.value.error == refusal
+
+    claude = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    image_block = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": data},
+    }
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(
+            model="plain", max_tokens=4, messages=[{"role": "user", "content": [image_block]}]
+        )
+    assert refused.value.body["error"] == {"type": "invalid_request_error", "message": refusal}
+
+    oa = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    url = "data:image/png;base64," + data
+    with pytest.raises(openai.BadRequestError) as refused:
+        oa.responses.create(
+            model="plain",
+            input=[{"role": "user", "content": [{"type": "input_image", "image_url": url}]}],
+        )
+    assert refused.value.status_code == 400 and refusal in str(refused.value)
+    with pytest.raises(openai.BadRequestError) as refused:
+        oa.chat.completions.create(
+            model="plain",
+            messages=[
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+            ],
+        )
+    assert refused.value.status_code == 400 and refusal in str(refused.value)
+
+
+def test_anthropic_url_sources_are_refused_as_ollama_refuses_them(seer):
+    """Ollama fetches no image URL (anthropic.go resolveImageSource): a url source is a 400."""
+    import anthropic
+
+    server, _ = seer
+    claude = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    block = {"type": "image", "source": {"type": "url", "url": "http://127.0.0.1:9/x.png"}}
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(
+            model="colours", max_tokens=4, messages=[{"role": "user", "content": [block]}]
+        )
+    assert refused.value.body["error"]["message"] == (
+        "invalid image source type: url. Only base64 images are supported."
+    )
+
+
+def test_a_context_after_an_image_names_it_and_is_not_read_without_it(seer):
+    """Ollama's context is the prompt's text tokenized, the image as its [img-0] tag. Sent back,
+    the tag would be read as the new request's image or as text: the model would not see the
+    picture it answered about, so the follow-up is a clear 400; text contexts still work."""
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.lib.tokenizers import load_tokenizer
+
+    server, client = seer
+    first = client.generate(
+        model="seer",
+        prompt="Describe this picture.",
+        images=[fixtures.pattern_png()],
+        options=GREEDY,
+    )
+    with GGUFFile.open(models.gemma3_270m()) as gguf:
+        tokenizer = load_tokenizer(gguf.metadata)
+    text = tokenizer.decode(first.context)
+    assert "[img-0]" in text and "Describe this picture." in text
+    assert first.response in text
+    assert "<pad>" not in text  # no placeholder ids where the image's rows were
+
+    for images in ([], [fixtures.pattern_png()]):
+        with pytest.raises(ollama.ResponseError) as refused:
+            client.generate(
+                model="seer",
+                prompt="And now?",
+                context=first.context,
+                images=images,
+                options=GREEDY,
+            )
+        assert refused.value.status_code == 400
+        assert refused.value.error.startswith("the context holds an image ([img-0])")
+
+    plain = client.generate(model="seer", prompt="Hello.", options=GREEDY)
+    again = client.generate(model="seer", prompt="Again.", context=plain.context, options=GREEDY)
+    assert again.done and len(again.context) > len(plain.context)

@@ -203,3 +203,48 @@ def test_a_client_that_leaves_stops_the_encoding(projector):
     with pytest.raises(Cancelled):
         runner.vision.encode(image, should_stop=lambda: True)
     assert runner.vision.encode(image).embeddings.shape == (4, 640)  # nothing kept half-done
+
+
+def test_other_sequences_decode_while_an_image_is_encoded(tmp_path):
+    """The tower runs stage by stage on a compute of its own: a sequence that is decoding keeps
+    taking steps while another request's image goes through the tower, instead of waiting for
+    the whole image (which holding the runner's lock for the encoding would make it do)."""
+    import threading
+
+    from ollamakit.testing.gguf_factory import tiny_llama
+
+    text = tiny_llama(tmp_path / "tiny.gguf", context_length=512)
+    mmproj = fixtures.gemma3_mmproj(
+        tmp_path / "wide.gguf", 64, blocks=6, width=384, heads=6, ff=1536, image_size=448
+    )
+    runner = load_runner(str(text), GgmlBackend(), {"num_thread": 2})
+    try:
+        attach_vision(runner, str(mmproj))
+        cache = runner.new_cache(512)
+        runner.forward([(cache, [5, 6, 7])])
+        in_tower, done, result = threading.Event(), threading.Event(), {}
+
+        def stop_never():
+            in_tower.set()  # asked between the tower's operations: it is running
+            return False
+
+        def encode():
+            try:
+                result["image"] = runner.vision.encode(
+                    fixtures.pattern_png((448, 448)), should_stop=stop_never
+                )
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=encode)
+        worker.start()
+        assert in_tower.wait(120)
+        steps = 0
+        while not done.is_set() and cache.n_past < 500:
+            runner.forward([(cache, [8 + steps % 200])])
+            steps += 1
+        worker.join(120)
+        assert result["image"].embeddings.shape == (64, 64)
+        assert steps >= 3, f"only {steps} decode step(s) while the image was encoded"
+    finally:
+        runner.close()

@@ -1,5 +1,7 @@
 """Tiny F32 Hugging Face decoders (llama, qwen2, gemma3) with seeded PEFT LoRA adapters, and
-the same models with each adapter merged into its weights in Hugging Face's own layout.
+the same models with each adapter merged into its weights in Hugging Face's own layout; and
+seeded adapters for a GGUF base (the tiny qwen3 and gemma2 of ``ollamakit.testing.architectures``,
+as llama.cpp's converter writes them), merged into a copy of that GGUF.
 
 The adapters are written as PEFT's ``save_pretrained`` writes them: ``adapter_config.json``
 (``peft_type``, ``r``, ``lora_alpha``, ``target_modules``, ``use_rslora``, ...) and
@@ -65,18 +67,35 @@ def peft_adapter(
     layers=None,
     ranks: dict | None = None,
     config: dict | None = None,
+    layers_prefix: str = "model.layers",
 ) -> dict:
-    """A seeded PEFT adapter for the model folder ``model``; returns its tensors."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    """A seeded PEFT adapter for the model folder ``model``; returns its tensors.
+    ``layers_prefix``: where the text layers are (``language_model.model.layers`` in a
+    multimodal model)."""
     weights = load_file(model / "model.safetensors")
     n_layers = json.loads((model / "config.json").read_text())["num_hidden_layers"]
+    shapes = {
+        (layer, name): weights[f"model.layers.{layer}.{module_path(name)}.weight"].shape
+        for layer in range(n_layers)
+        for name in modules
+    }
+    return _write_adapter(
+        shapes, folder, str(model), seed, rank, alpha, modules, layers, ranks, config, layers_prefix
+    )
+
+
+def _write_adapter(
+    shapes, folder, base_name, seed, rank, alpha, modules, layers, ranks, config, layers_prefix
+) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_layers = 1 + max(layer for layer, _ in shapes)
     tensors = {}
     for layer in range(n_layers) if layers is None else layers:
         for name in modules:
-            out_dim, in_dim = weights[f"model.layers.{layer}.{module_path(name)}.weight"].shape
+            out_dim, in_dim = shapes[layer, name]
             r = (ranks or {}).get(name, rank)
-            key = f"base_model.model.model.layers.{layer}.{module_path(name)}"
+            key = f"base_model.model.{layers_prefix}.{layer}.{module_path(name)}"
             tensors[f"{key}.lora_A.weight"] = (
                 rng.standard_normal((r, in_dim)) / np.sqrt(in_dim)
             ).astype(np.float32)
@@ -87,7 +106,7 @@ def peft_adapter(
     values = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": str(model),
+        "base_model_name_or_path": base_name,
         "r": rank,
         "lora_alpha": alpha,
         "lora_dropout": 0.0,
@@ -119,7 +138,69 @@ def merged_folder(model: Path, adapter: Path, out: Path) -> Path:
         a, b = lora[key].astype(np.float64), lora[stem + ".lora_B.weight"].astype(np.float64)
         rank = a.shape[0]
         scale = config["lora_alpha"] / (np.sqrt(rank) if config.get("use_rslora") else rank)
-        target = stem.removeprefix("base_model.model.") + ".weight"
+        # the text layers of a multimodal model lose ``language_model.``, as llama.cpp's do
+        target = stem.removeprefix("base_model.model.").replace("language_model.", "") + ".weight"
         weights[target] = (weights[target].astype(np.float64) + scale * b @ a).astype(np.float32)
     save_file(weights, str(out / "model.safetensors"))
     return out
+
+
+GGUF_NAMES = {
+    "q_proj": "attn_q",
+    "k_proj": "attn_k",
+    "v_proj": "attn_v",
+    "o_proj": "attn_output",
+    "gate_proj": "ffn_gate",
+    "up_proj": "ffn_up",
+    "down_proj": "ffn_down",
+}
+
+
+def gguf_peft_adapter(base: Path, folder: Path, *, seed: int = 1, rank: int = 4, alpha=8.0):
+    """A seeded PEFT adapter for every projection of a GGUF base, shaped by its tensors."""
+    from ollamakit.lib.gguf import GGUFFile
+
+    with GGUFFile.open(base) as gguf:
+        n_layers = gguf.metadata[f"{gguf.architecture}.block_count"]
+        shapes = {
+            (layer, name): tuple(gguf.tensor_info(f"blk.{layer}.{gguf_name}.weight").shape)[::-1]
+            for layer in range(n_layers)
+            for name, gguf_name in GGUF_NAMES.items()
+        }
+    return _write_adapter(
+        shapes, folder, str(base), seed, rank, alpha, MODULES, None, None, None, "model.layers"
+    )
+
+
+def float32_gguf(base: Path, out: Path, deltas: dict | None = None) -> Path:
+    """``base`` with its float16 matrices as float32 (the same values), and ``deltas`` (GGUF
+    name -> row-major array) added to theirs: a float16 weight would round the activations it
+    multiplies to float16 as well, which is no part of what an adapter test compares."""
+    from ollamakit.lib.gguf import GGUFFile, GGUFWriter
+
+    deltas = deltas or {}
+    with GGUFFile.open(base) as gguf:
+        writer = GGUFWriter(out, alignment=gguf.alignment)
+        writer.add_metadata(gguf.metadata, gguf.metadata_types)
+        for info in gguf.tensors:
+            values = gguf.tensor(info.name).astype(np.float64)
+            values = values + deltas.get(info.name, 0.0)
+            writer.add_tensor(info.name, values.astype(np.float32))
+        writer.write()
+    return out
+
+
+def merged_gguf(base: Path, adapter: Path, out: Path) -> Path:
+    """``float32_gguf(base)`` with the adapter merged into its weights, B A added in Hugging
+    Face's row order: right for an architecture whose converter leaves q and k rows as they are."""
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    lora = load_file(adapter / "adapter_model.safetensors")
+    deltas = {}
+    for key in lora:
+        if key.endswith(".lora_A.weight"):
+            stem = key.removesuffix(".lora_A.weight")
+            a, b = lora[key].astype(np.float64), lora[stem + ".lora_B.weight"].astype(np.float64)
+            layer, module = stem.split(".layers.")[1].split(".", 1)
+            name = f"blk.{layer}.{GGUF_NAMES[module.rsplit('.', 1)[-1]]}.weight"
+            deltas[name] = config["lora_alpha"] / a.shape[0] * (b @ a)
+    return float32_gguf(base, out, deltas)

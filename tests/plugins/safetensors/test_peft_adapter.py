@@ -424,3 +424,130 @@ def test_an_adapter_that_does_not_fit_a_folder_in_the_same_request(client, model
     assert [line.get("status") for line in lines[:2]] == ["converting model", "converting adapter"]
     assert "the adapter of blk.0.ffn_down.weight does not fit the model" in lines[-1]["error"]
     assert store_state(models_dir) == before
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "gemma2"])
+def test_qwen3_and_gemma2_adapters_give_the_merged_models_logits(client, kernel, tmp_path, arch):
+    """On a GGUF base as llama.cpp's converter writes it (q and k rows in Hugging Face's order,
+    since these models rotate each head's halves): the converted adapter gives the logits of the
+    base with B A merged into its weights; the same adapter with B's q/k rows permuted as for
+    llama does not, so the rule is tested, not assumed."""
+    from ollamakit_safetensors.adapter import plan_adapter
+    from ollamakit_safetensors.folder import ModelFolder
+    from peft_folders import float32_gguf, gguf_peft_adapter, merged_gguf
+
+    from ollamakit.testing import architectures
+
+    built = architectures.build(arch, tmp_path / f"{arch}-f16.gguf")
+    base = float32_gguf(built, tmp_path / f"{arch}.gguf")
+    gguf_peft_adapter(base, tmp_path / "lora")
+    merged = merged_gguf(base, tmp_path / "lora", tmp_path / "merged.gguf")
+    create(client, "base", files=upload(client, {"base.gguf": base}))
+    create(
+        client,
+        "tuned",
+        **{"from": "base", "adapters": upload(client, folder_files(tmp_path / "lora"))},
+    )
+    adapter = layer_path(kernel, "tuned", mf.ADAPTER)
+    with GGUFFile.open(adapter) as gguf:
+        assert gguf.architecture == arch and len(gguf.tensors) == 2 * 7 * 2
+
+    stored = layer_path(kernel, "tuned", mf.MODEL)
+    tuned, want, plain = logits(stored, [adapter]), logits(merged), logits(stored)
+    assert np.abs(want - plain).max() > 0.1 * np.abs(want).max()  # the adapter matters
+    assert_same(tuned, want)
+
+    with GGUFFile.open(stored) as header, ModelFolder(folder_files(tmp_path / "lora")) as folder:
+        plan = plan_adapter(folder, header)
+        assert not any(t.permute_heads for t in plan.tensors)
+        heads = {"attn_q": 4, "attn_k": 2}
+        for tensor in plan.tensors:
+            part = tensor.name.split(".")[2]
+            if tensor.name.endswith("lora_b") and part in heads:
+                tensor.permute_heads = heads[part]
+        plan.write(tmp_path / "permuted.gguf")
+    wrong = logits(stored, [tmp_path / "permuted.gguf"])
+    assert np.abs(wrong - want).max() > 0.1 * np.abs(want).max()
+
+
+@pytest.mark.parametrize(
+    "layers_prefix",
+    ["language_model.model.layers", "model.language_model.layers"],
+    ids=["transformers-before-4.52", "transformers-4.52-on"],
+)
+def test_gemma3_conditional_generation_names(client, kernel, tmp_path, layers_prefix):
+    """Gemma3ForConditionalGeneration's adapters name the text layers under language_model (in
+    either of the two layouts transformers has saved): they convert as the plain ones do."""
+    model = decoder_folder("gemma3", tmp_path / "gemma3")
+    peft_adapter(model, tmp_path / "lora", layers_prefix=layers_prefix)
+    merged = merged_folder(model, tmp_path / "lora", tmp_path / "merged")
+    create(client, "base", files=upload(client, folder_files(model)))
+    create(
+        client,
+        "tuned",
+        **{"from": "base", "adapters": upload(client, folder_files(tmp_path / "lora"))},
+    )
+    create(client, "merged", files=upload(client, folder_files(merged)))
+    base = layer_path(kernel, "tuned", mf.MODEL)
+    tuned, want = (
+        logits(base, [layer_path(kernel, "tuned", mf.ADAPTER)]),
+        logits(layer_path(kernel, "merged", mf.MODEL)),
+    )
+    assert np.abs(want - logits(base)).max() > 0.1 * np.abs(want).max()
+    assert_same(tuned, want)
+
+
+def test_vision_tower_adapters_and_doubly_named_layers_are_refused(client, models_dir, tmp_path):
+    from safetensors.numpy import save_file
+
+    model = decoder_folder("gemma3", tmp_path / "gemma3")
+    create(client, "base", files=upload(client, folder_files(model)))
+    tensors = peft_adapter(model, tmp_path / "lora", layers_prefix="model.language_model.layers")
+    files = folder_files(tmp_path / "lora")
+    for key in (
+        "base_model.model.model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj",
+        "base_model.model.vision_tower.vision_model.encoder.layers.0.mlp.fc1",
+        "base_model.model.multi_modal_projector.mm_input_projection",
+    ):
+        extra = {f"{key}.lora_A.weight": np.zeros((4, 32), np.float32)}
+        save_file({**tensors, **extra}, str(files["adapter_model.safetensors"]))
+        assert_refused(client, models_dir, files, "LoRA on the vision tower or its projector")
+    twice = {
+        k.replace("model.language_model.layers", "language_model.model.layers"): v
+        for k, v in tensors.items()
+        if ".layers.0.self_attn.q_proj." in k
+    }
+    save_file({**tensors, **twice}, str(files["adapter_model.safetensors"]))
+    assert_refused(client, models_dir, files, "adapt the same matrix")
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "gemma2"])
+def test_qwen3_and_gemma2_adapters_give_transformers_logits(client, kernel, tmp_path, arch):
+    """Against Hugging Face's own model: transformers' logits for the same fixture weights, with
+    the same adapter merged as PEFT merges it (recorded by ``record_gguf_adapter_logits.py``)."""
+    from peft_folders import float32_gguf, gguf_peft_adapter
+
+    from ollamakit.testing import architectures
+
+    recorded = reference_answers("hf-gguf-lora-logits.json")
+    assert recorded["prompt"] == PROMPT
+    base = float32_gguf(
+        architectures.build(arch, tmp_path / f"{arch}-f16.gguf"), tmp_path / f"{arch}.gguf"
+    )
+    gguf_peft_adapter(base, tmp_path / "lora")
+    create(
+        client,
+        "tuned",
+        files=upload(client, {"base.gguf": base}),
+        adapters=upload(client, folder_files(tmp_path / "lora")),
+    )
+    stored, adapter = layer_path(kernel, "tuned", mf.MODEL), layer_path(kernel, "tuned", mf.ADAPTER)
+    want_base, want = np.array(recorded[arch]["base"]), np.array(recorded[arch]["tuned"])
+    assert np.abs(want - want_base).max() > 0.1 * np.abs(want).max()  # the adapter matters
+    # float16 KV cache against float32 throughout, as in the PEFT comparison above
+    np.testing.assert_allclose(
+        logits(stored), want_base, atol=3e-3 * np.abs(want_base).max(), rtol=0
+    )
+    np.testing.assert_allclose(
+        logits(stored, [adapter]), want, atol=3e-3 * np.abs(want).max(), rtol=0
+    )

@@ -7,14 +7,16 @@ so that several ``ollamakit serve`` processes share one model store.
 
 Settings (environment): ``OLLAMAKIT_S3_BUCKET`` (required), ``OLLAMAKIT_S3_PREFIX``,
 ``OLLAMAKIT_S3_CACHE_SIZE`` (bytes, or with a K/M/G/T suffix; default 100G) and
-``OLLAMAKIT_S3_GC_GRACE`` (seconds; default 3600). The endpoint, region and credentials come
+``OLLAMAKIT_S3_GC_GRACE`` (seconds; default 3600) and ``OLLAMAKIT_S3_PART_SIZE`` (the size of
+a multipart upload's parts, at least S3's 5M; default 16M). The endpoint, region and credentials come
 from boto3's usual places (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, ``AWS_PROFILE``, the
 shared config files, instance roles).
 
-Blobs go up from the local file the kernel has already hashed, in parallel multipart parts that
-are hashed again as they stream (what is completed is what the digest names; anything else is
-aborted), and are created only if absent (``If-None-Match: *``), so of two racing uploads one is
-new. Models run from ``cache.BlobCache``, a local copy in ``<models>/blobs``. Manifests are
+Blobs stream into the bucket as they are written (``blob_writer``: an upload's body, a pull),
+in multipart parts sent while the next gathers and hashed on the way (what is completed is what
+the digest names; anything else is aborted), and are created only if absent
+(``If-None-Match: *``), so of two racing uploads one is new. A blob the kernel already holds in
+a local file (``put_blob``) goes up the same way and stays in the cache. Models run from ``cache.BlobCache``, a local copy in ``<models>/blobs``. Manifests are
 written and deleted with conditions on what was there (``If-None-Match: *`` to create,
 ``If-Match`` its ETag to replace or delete), so no write lands on a version it did not see.
 """
@@ -46,6 +48,7 @@ from .cache import BlobCache
 from .leases import Leases
 from .transfer import (
     AlreadyExists,
+    MultipartWriter,
     RangedReader,
     abort,
     download_to,
@@ -59,6 +62,8 @@ log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "sha256-tmp-"  # this process's temporary folder in the cache, as fs names it
 DEFAULT_CACHE_SIZE = "100G"
+DEFAULT_PART_SIZE = "16M"
+MIN_PART_SIZE = 5 << 20  # S3 refuses smaller parts (but the last)
 DEFAULT_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
 WRITE_ATTEMPTS = 12  # conditional manifest writes retried when another replica wrote in between
 VERSIONS_KEPT = 4096  # manifests whose last seen ETag is remembered
@@ -105,6 +110,8 @@ def make_client():
 
 
 class S3Storage(Storage):
+    streams_uploads = True
+
     def __init__(self, kernel):
         super().__init__(kernel)
         self.bucket = setting("OLLAMAKIT_S3_BUCKET")
@@ -117,6 +124,9 @@ class S3Storage(Storage):
         try:
             grace = float(setting("OLLAMAKIT_S3_GC_GRACE") or DEFAULT_GRACE)
             cache_size = parse_size(setting("OLLAMAKIT_S3_CACHE_SIZE") or DEFAULT_CACHE_SIZE)
+            self.part_size = parse_size(setting("OLLAMAKIT_S3_PART_SIZE") or DEFAULT_PART_SIZE)
+            if self.part_size < MIN_PART_SIZE:
+                raise ValueError("OLLAMAKIT_S3_PART_SIZE must be at least 5M (S3's smallest part)")
         except ValueError as exc:
             raise ValueError(f"the s3 storage driver's settings: {exc}") from None
         self.client = make_client()
@@ -201,7 +211,7 @@ class S3Storage(Storage):
             if self._head(key) is not None:
                 return False
             try:
-                written = upload_file(self.client, self.bucket, key, digest, source)
+                written = upload_file(self.client, self.bucket, key, digest, source, self.part_size)
             except AlreadyExists:
                 return False
             try:
@@ -213,6 +223,13 @@ class S3Storage(Storage):
             return True
         finally:
             source.unlink(missing_ok=True)
+
+    def blob_writer(self, digest: str, size: int | None = None) -> MultipartWriter:
+        """Straight to the bucket, part by part (``transfer.MultipartWriter``); the local cache
+        fills when the blob is first used."""
+        digest = parse_digest(digest)
+        key = self._blob_key(digest)
+        return MultipartWriter(self.client, self.bucket, key, digest, size, self.part_size)
 
     def delete_blob(self, digest: str) -> None:
         digest = parse_digest(digest)
@@ -317,7 +334,9 @@ class S3Storage(Storage):
             digest,
         )
         try:
-            upload_file(self.client, self.bucket, self._blob_key(digest), digest, cached)
+            upload_file(
+                self.client, self.bucket, self._blob_key(digest), digest, cached, self.part_size
+            )
         except AlreadyExists:
             pass
         return True
@@ -363,6 +382,13 @@ class S3Storage(Storage):
             self.leases.remove_expired()
         except (ClientError, BotoCoreError) as exc:
             log.warning("leftovers in the bucket stay until the next start-up: %s", exc)
+
+    def uploads_in_flight(self) -> list[dict]:
+        """The multipart uploads begun under this store's prefix and neither completed nor
+        aborted (the storage contract checks that an aborted writer leaves none)."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/")
+        return [upload for page in pages for upload in page.get("Uploads", [])]
 
     def _abort_stale_uploads(self) -> None:
         now = time.time()

@@ -30,7 +30,7 @@ def digest_of(data: bytes) -> str:
 
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch):
-    monkeypatch.setattr(transfer, "PART_SIZE", PART)
+    monkeypatch.setattr(transfer, "PART_SIZE", PART)  # downloads' ranges (uploads': s3_bucket)
 
 
 @pytest.fixture

@@ -94,7 +94,13 @@ class Storage(ABC):
     def read_manifest(self, parts: tuple[str, str, str, str]) -> bytes | None: ...
 
     @abstractmethod
-    def write_manifest(self, parts: tuple[str, str, str, str], data: bytes) -> None: ...
+    def write_manifest(
+        self, parts: tuple[str, str, str, str], data: bytes
+    ) -> tuple[str, str, str, str] | None:
+        """Create or replace, atomically. A driver shared by several processes may write a new
+        name under another spelling of it (another case, made at the same moment elsewhere:
+        names match case-insensitively) and then returns the parts it used; None means
+        ``parts``."""
 
     @abstractmethod
     def delete_manifest(self, parts: tuple[str, str, str, str]) -> None: ...

@@ -351,7 +351,7 @@ class ModelStore:
             raise BadRequest(f"manifest references missing blob {missing[0]}")
         with self._lock:
             parts = self._existing_parts(name) or name.parts
-            self.storage.write_manifest(parts, data)
+            parts = self.storage.write_manifest(parts, data) or parts
         self.kernel.hook.on_model_created(kernel=self.kernel, name=ModelName(*parts))
 
     def copy(self, source: ModelName, destination: ModelName) -> None:

@@ -4,6 +4,8 @@ so that several ``ollamakit serve`` processes share one model store.
     <prefix>blobs/sha256-<hex>
     <prefix>manifests/<host>/<namespace>/<model>/<tag>
     <prefix>leases/sha256-<hex>/...      (see ``leases``: what keeps a blob in use from a sweep)
+    <prefix>names/<host>/<namespace>/<model>/<tag>, in lower case: the spelling a name is
+                                         made under (``_claim``: case variants made at once)
 
 Settings (environment): ``OLLAMAKIT_S3_BUCKET`` (required), ``OLLAMAKIT_S3_PREFIX``,
 ``OLLAMAKIT_S3_CACHE_SIZE`` (bytes, or with a K/M/G/T suffix; default 100G) and
@@ -18,7 +20,9 @@ the digest names; anything else is aborted), and are created only if absent
 (``If-None-Match: *``), so of two racing uploads one is new. A blob the kernel already holds in
 a local file (``put_blob``) goes up the same way and stays in the cache. Models run from ``cache.BlobCache``, a local copy in ``<models>/blobs``. Manifests are
 written and deleted with conditions on what was there (``If-None-Match: *`` to create,
-``If-Match`` its ETag to replace or delete), so no write lands on a version it did not see.
+``If-Match`` its ETag to replace or delete), so no write lands on a version it did not see; a
+new name first claims its lower-case form the same way, so that ``Tiny`` and ``tiny`` made at
+once on two replicas end as one manifest, as names are matched case-insensitively.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ DEFAULT_PART_SIZE = "16M"
 MIN_PART_SIZE = 5 << 20  # S3 refuses smaller parts (but the last)
 DEFAULT_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
 WRITE_ATTEMPTS = 12  # conditional manifest writes retried when another replica wrote in between
+CLAIM_SECONDS = 60.0  # a name's claim without its manifest is stale after this
+MAX_CLAIM_BYTES = 1024  # a claim holds one spelling of a name
 VERSIONS_KEPT = 4096  # manifests whose last seen ETag is remembered
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 
@@ -287,12 +293,17 @@ class S3Storage(Storage):
         head = self._head(key)
         return head is not None, head and head["ETag"]
 
-    def write_manifest(self, parts, data: bytes) -> None:
+    def write_manifest(self, parts, data: bytes):
         key = self._manifest_key(parts)
         self._hold_blobs(data)
         for attempt in range(WRITE_ATTEMPTS):
             backoff(attempt)
             exists, etag = self._version(key, fresh=attempt > 0)
+            if not exists:  # a new name: unless another spelling of it is being made
+                claimed = self._claim(parts)
+                if claimed != parts:
+                    parts, key = claimed, self._manifest_key(claimed)
+                    exists, etag = self._version(key, fresh=True)
             condition = {"IfMatch": etag} if exists else {"IfNoneMatch": "*"}
             try:
                 self._saw(
@@ -301,12 +312,70 @@ class S3Storage(Storage):
                         "ETag"
                     ],
                 )
-                return
+                return parts
             except ClientError as exc:
                 # 404: the version we would replace was deleted meanwhile (S3 answers If-Match so)
                 if not (is_precondition_failure(exc) or is_missing(exc)):
                     raise
         raise OllamaError("the model is being written by other requests; try again", 409)
+
+    def _claim_key(self, parts) -> str:
+        return self.prefix + "names/" + "/".join(ModelName(*parts).key())
+
+    def _claim(self, parts) -> tuple[str, str, str, str]:
+        """The spelling a new name is made under. Names match case-insensitively, so ``Tiny``
+        and ``tiny`` made at the same moment on two replicas must land on one key: the first
+        to create ``names/<the name in lower case>`` (``If-None-Match: *``) sets the
+        spelling, and the others write theirs there. A claim whose spelling has no manifest
+        after ``CLAIM_SECONDS`` (its maker failed, or the name was deleted) is taken over."""
+        key, spelling = self._claim_key(parts), "/".join(parts).encode()
+        for attempt in range(WRITE_ATTEMPTS):
+            backoff(attempt)
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=spelling, IfNoneMatch="*")
+                return parts
+            except ClientError as exc:
+                if not is_precondition_failure(exc):
+                    raise
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if is_missing(exc):
+                    continue  # released meanwhile
+                raise
+            with response["Body"] as body:
+                claimed = tuple(body.read(MAX_CLAIM_BYTES).decode("utf-8", "replace").split("/"))
+            if claimed == tuple(parts):
+                return parts
+            valid = len(claimed) == 4 and ModelName(*claimed).is_valid()
+            if valid and ModelName(*claimed).key() == ModelName(*parts).key():
+                age = (server_time(response) or time.time()) - response["LastModified"].timestamp()
+                if age < CLAIM_SECONDS or self._head(self._manifest_key(claimed)) is not None:
+                    return ModelName(*claimed).parts
+            try:  # a stale or damaged claim: take it over, if nobody else did meanwhile
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=spelling, IfMatch=response["ETag"]
+                )
+                return parts
+            except ClientError as exc:
+                if not (is_precondition_failure(exc) or is_missing(exc)):
+                    raise
+        raise OllamaError("the model is being written by other requests; try again", 409)
+
+    def _release_claim(self, parts) -> None:
+        """After a delete: the name's claim goes, if it is this spelling's, so that the name
+        can be made again in another case (as on one machine). Best effort: a claim left
+        behind is taken over once it is stale."""
+        key = self._claim_key(parts)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            with response["Body"] as body:
+                if body.read(MAX_CLAIM_BYTES) != "/".join(parts).encode():
+                    return
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=response["ETag"])
+        except ClientError as exc:
+            if not (is_missing(exc) or is_precondition_failure(exc)):
+                log.warning("the claim on %s stays until it is stale: %s", "/".join(parts), exc)
 
     def _hold_blobs(self, data: bytes) -> None:
         """Lease every blob the manifest ``data`` references, then check each is there: from
@@ -351,6 +420,7 @@ class S3Storage(Storage):
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
                 self._saw(key, None)
+                self._release_claim(parts)
                 return
             except ClientError as exc:
                 if is_missing(exc):

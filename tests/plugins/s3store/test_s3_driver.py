@@ -448,3 +448,37 @@ def test_a_prefix_keeps_a_store_in_its_own_folder_of_the_bucket(make):
     assert all(key.startswith("teams/alpha/") for key in keys)
     assert [m.short_name for m in inside.store.list()] == ["tiny:latest"]
     assert outside.store.list() == [] and list(outside.storage.list_blobs()) == []
+
+
+def test_names_differing_in_case_created_at_once_on_two_replicas_make_one_manifest(make):
+    replicas = [make("a"), make("b")]
+    manifest = manifest_over(replicas[0].store, b"weights")
+    spellings = [("Tiny", "tiny"), ("MODEL:Q4", "model:q4"), ("a/Mixed:Tag", "A/mixed:TAG")]
+    for first, second in spellings:
+        barrier = threading.Barrier(2)
+
+        def create(item):
+            replica, spelling = item
+            barrier.wait()
+            replica.store.write_manifest(ModelName.parse(spelling), manifest)
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(create, zip(replicas, (first, second))))
+        keys = [
+            parts
+            for parts, _ in replicas[0].storage.list_manifests()
+            if ModelName(*parts).key() == ModelName.parse(first).key()
+        ]
+        assert len(keys) == 1, f"{first} and {second} made {keys}"
+        for replica in replicas:
+            for spelling in (first, second):
+                assert replica.store.get(spelling).name.parts == keys[0]
+
+
+def test_a_deleted_name_can_be_made_again_in_another_case(make):
+    kernel = make()
+    manifest = manifest_over(kernel.store, b"weights")
+    kernel.store.write_manifest(ModelName.parse("Tiny"), manifest)
+    kernel.store.delete(ModelName.parse("tiny"))  # its blobs go too
+    kernel.store.write_manifest(ModelName.parse("TINY"), manifest_over(kernel.store, b"weights"))
+    assert [m.short_name for m in kernel.store.list()] == ["TINY:latest"]

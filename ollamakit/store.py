@@ -25,7 +25,7 @@ from . import manifest as mf
 from .blobs import SCRATCH_PREFIX, BlobWriter
 from .digests import parse_digest
 from .errors import BadRequest, DigestMismatch, NotFound, StoreNotWritable
-from .headers import ModelHeader, read_header
+from .headers import ModelHeader, read_header, read_header_from
 from .names import ModelName
 
 CHUNK = 1 << 20
@@ -206,9 +206,18 @@ class ModelStore:
             if digest in self._headers:
                 self._headers.move_to_end(digest)
                 return self._headers[digest]
-        if not self.storage.has_blob(digest):
+        size = self.storage.blob_size(digest)
+        if size is None:
             return None  # not remembered: it may be uploaded yet
-        header = read_header(self.kernel, self.storage.blob_path(digest), digest)
+        # The header alone, read from the blob's start: a remote store serves that by ranges,
+        # so a replica that never ran the model does not download it to show it.
+        try:
+            with self.storage.open_blob(digest) as fh:
+                header = read_header_from(self.kernel, fh, size, digest)
+        except FileNotFoundError:
+            return None
+        if header is None:  # a format read only from a local file, or a header over the bound
+            header = read_header(self.kernel, self.storage.blob_path(digest), digest)
         with self._headers_lock:
             self._headers[digest] = header
             while len(self._headers) > HEADER_CACHE_SIZE:

@@ -482,3 +482,32 @@ def test_a_deleted_name_can_be_made_again_in_another_case(make):
     kernel.store.delete(ModelName.parse("tiny"))  # its blobs go too
     kernel.store.write_manifest(ModelName.parse("TINY"), manifest_over(kernel.store, b"weights"))
     assert [m.short_name for m in kernel.store.list()] == ["TINY:latest"]
+
+
+def test_a_model_header_is_read_by_ranges_without_downloading_the_blob(make, tmp_path, monkeypatch):
+    import numpy as np
+
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.testing.gguf_factory import tiny_llama
+
+    writer, reader = make("a"), make("b")  # the reader is a replica that never ran it
+    model = tiny_llama(tmp_path / "m.gguf", n_embd=256, n_ff=1024, dtype=np.float16)
+    data = model.read_bytes()
+    digest = digest_of(data)
+    assert writer.store.write_blob(digest, [data]) is True
+    fetched = []
+    readinto = transfer.RangedReader.readinto
+
+    def counting(self, buffer):
+        n = readinto(self, buffer)
+        fetched.append(n)
+        return n
+
+    monkeypatch.setattr(transfer.RangedReader, "readinto", counting)
+    header = reader.store.model_header(digest)
+    with GGUFFile.open(model) as whole:
+        assert header.metadata == whole.metadata
+        assert [t.name for t in header.tensors] == [t.name for t in whole.tensors]
+        assert header.parameter_count == whole.parameter_count
+    assert 0 < sum(fetched) <= 1 << 20 < len(data)  # the first read held the whole header
+    assert reader.storage.cache.get(digest) is None  # and nothing was cached

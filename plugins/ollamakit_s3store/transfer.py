@@ -87,7 +87,8 @@ class MultipartWriter(BlobWriter):
         self.client, self.bucket, self.key = client, bucket, key
         self._first_part = part_size or PART_SIZE
         self._fixed_part = part_size_for(size, part_size) if size is not None else None
-        self._buffer = bytearray()
+        self._pieces: list[memoryview] = []  # the part gathering, joined once it is whole
+        self._gathered = 0
         self._upload_id: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: deque = deque()
@@ -100,11 +101,17 @@ class MultipartWriter(BlobWriter):
         return self._first_part << (len(self._parts) + len(self._in_flight)) // GROW_EVERY
 
     def _send(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) > (size := self._part_size()):  # the last part stays here
-            part = bytes(self._buffer[:size])
-            del self._buffer[:size]
-            self._send_part(part)
+        # A view may be reused by its owner once this returns: bytes are kept (``bytes`` of
+        # bytes is the same object). A part is joined from its pieces once whole, one copy of
+        # each byte; the last part stays here until the commit, which sends it however small.
+        view = memoryview(bytes(data))
+        while self._gathered + len(view) > (size := self._part_size()):
+            head, view = view[: size - self._gathered], view[size - self._gathered :]
+            self._send_part(b"".join([*self._pieces, head]))
+            self._pieces, self._gathered = [], 0
+        if view:
+            self._pieces.append(view)
+            self._gathered += len(view)
 
     def _send_part(self, data: bytes) -> None:
         if self._upload_id is None:
@@ -126,12 +133,14 @@ class MultipartWriter(BlobWriter):
 
     def _commit(self) -> bool:
         try:
+            last = b"".join(self._pieces)
+            self._pieces = []
             if self._upload_id is None:
                 response = self.client.put_object(
-                    Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), IfNoneMatch="*"
+                    Bucket=self.bucket, Key=self.key, Body=last, IfNoneMatch="*"
                 )
             else:
-                self._send_part(bytes(self._buffer))
+                self._send_part(last)
                 while self._in_flight:
                     self._parts.append(self._in_flight.popleft().result())
                 response = self.client.complete_multipart_upload(
@@ -163,7 +172,7 @@ class MultipartWriter(BlobWriter):
             self._pool.shutdown(wait=True)  # parts already sent finish before the abort
             self._pool = None
         self._in_flight.clear()
-        self._buffer = bytearray()
+        self._pieces, self._gathered = [], 0
 
 
 def upload_file(

@@ -511,3 +511,34 @@ def test_a_model_header_is_read_by_ranges_without_downloading_the_blob(make, tmp
         assert header.parameter_count == whole.parameter_count
     assert 0 < sum(fetched) <= 1 << 20 < len(data)  # the first read held the whole header
     assert reader.storage.cache.get(digest) is None  # and nothing was cached
+
+
+def test_a_streamed_blob_holds_a_bounded_number_of_parts(storage, monkeypatch):
+    monkeypatch.setattr(transfer, "CONCURRENCY", 2)
+    live = most = 0
+    lock = threading.Lock()
+    upload_part = transfer.MultipartWriter._upload_part
+
+    def slow(self, number, data):
+        nonlocal live, most
+        with lock:
+            live += 1
+            most = max(most, live)
+        time.sleep(0.1)  # a slow network: the writer must wait rather than gather more
+        try:
+            return upload_part(self, number, data)
+        finally:
+            with lock:
+                live -= 1
+
+    monkeypatch.setattr(transfer.MultipartWriter, "_upload_part", slow)
+    data = os.urandom(6 * PART + 1)
+    digest = digest_of(data)
+    with storage.blob_writer(digest) as out:  # no size given: parts of the configured size
+        for start in range(0, len(data), 1 << 20):
+            out.write(data[start : start + (1 << 20)])
+            assert out._gathered <= PART and len(out._in_flight) <= 2
+        assert out.commit() is True
+    assert most == 2
+    with storage.open_blob(digest) as fh:
+        assert fh.read() == data

@@ -434,6 +434,13 @@ def test_a_cache_size_that_is_not_one_is_refused(s3_bucket, tmp_path, monkeypatc
         make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage
 
 
+@pytest.mark.parametrize("size", ["4M", "lots"])
+def test_a_part_size_s3_would_refuse_is_refused_at_start(s3_bucket, tmp_path, monkeypatch, size):
+    monkeypatch.setenv("OLLAMAKIT_S3_PART_SIZE", size)
+    with pytest.raises(ValueError, match="OLLAMAKIT_S3_PART_SIZE|not a size"):
+        make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage
+
+
 def test_a_prefix_keeps_a_store_in_its_own_folder_of_the_bucket(make):
     inside = make("a", OLLAMAKIT_S3_PREFIX="/teams/alpha/")
     outside = make("b", OLLAMAKIT_S3_PREFIX="")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from .errors import InvalidModelFile
 
@@ -47,6 +47,17 @@ def read_header(kernel: Kernel, path: Path, label: str = "") -> ModelHeader | No
     ``label``."""
     try:
         return kernel.hook.read_model_header(kernel=kernel, path=Path(path))
+    except InvalidModelFile as exc:
+        raise InvalidModelFile(f"{label}: {exc.message}" if label else exc.message) from None
+
+
+def read_header_from(
+    kernel: Kernel, file: BinaryIO, size: int, label: str = ""
+) -> ModelHeader | None:
+    """As ``read_header``, from an open file positioned at its start, reading only the header
+    (hook ``read_model_header_from``); None also when no plugin reads its format that way."""
+    try:
+        return kernel.hook.read_model_header_from(kernel=kernel, file=file, size=size)
     except InvalidModelFile as exc:
         raise InvalidModelFile(f"{label}: {exc.message}" if label else exc.message) from None
 

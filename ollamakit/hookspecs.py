@@ -13,7 +13,7 @@ what the other implementations return (a default driver, say), use a new-style w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pluggy
 
@@ -105,6 +105,15 @@ def read_model_header(kernel: Kernel, path: Path) -> ModelHeader | None:
     None when its format is not yours. Raise ``InvalidModelFile`` saying what is wrong when the
     file is of your format and damaged. Create, ``/api/show`` and the model sources read every
     model file's facts through this hook, so no part needs to know a format."""
+
+
+@hookspec(firstresult=True)
+def read_model_header_from(kernel: Kernel, file: BinaryIO, size: int) -> ModelHeader | None:
+    """As ``read_model_header``, from an open model file of ``size`` bytes, positioned at its
+    start, reading no more of it than the header needs: a blob in a remote store is then read
+    by ranges instead of fetched whole (``/api/show`` on a replica that never ran the model).
+    Return None when the format is not yours, or when its header is longer than you read this
+    way: the store then reads the local file through ``read_model_header``."""
 
 
 @hookspec(firstresult=True)

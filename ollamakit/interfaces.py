@@ -17,6 +17,7 @@ from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from .blobs import BlobWriter, FileBlobWriter
 from .errors import BadRequest
 
 if TYPE_CHECKING:
@@ -35,6 +36,11 @@ class Storage(ABC):
     kernel's ``ModelStore``, so every backend behaves alike. Writes must be atomic: a reader
     sees the old state or the new one, never a partial file.
     """
+
+    #: True when ``blob_writer`` sends the bytes on as they come (a remote store): a transport
+    #: that receives an upload into a local file then feeds the blob's writer while it
+    #: receives, instead of handing the finished file to ``put_blob``.
+    streams_uploads: bool = False
 
     def __init__(self, kernel: Kernel):
         self.kernel = kernel
@@ -71,6 +77,12 @@ class Storage(ABC):
         Returns True when the blob was new. ``source`` is consumed either way.
         """
 
+    def blob_writer(self, digest: str, size: int | None = None) -> BlobWriter:
+        """A writer for blob ``digest`` (``ollamakit.blobs``): chunks in, hashed as they go,
+        committed only if they hash to ``digest``; aborted, it leaves nothing. ``size``: the
+        length when known in advance (a hint). By default a scratch file for ``put_blob``."""
+        return FileBlobWriter(self, digest)
+
     @abstractmethod
     def delete_blob(self, digest: str) -> None: ...
 
@@ -82,7 +94,13 @@ class Storage(ABC):
     def read_manifest(self, parts: tuple[str, str, str, str]) -> bytes | None: ...
 
     @abstractmethod
-    def write_manifest(self, parts: tuple[str, str, str, str], data: bytes) -> None: ...
+    def write_manifest(
+        self, parts: tuple[str, str, str, str], data: bytes
+    ) -> tuple[str, str, str, str] | None:
+        """Create or replace, atomically. A driver shared by several processes may write a new
+        name under another spelling of it (another case, made at the same moment elsewhere:
+        names match case-insensitively) and then returns the parts it used; None means
+        ``parts``."""
 
     @abstractmethod
     def delete_manifest(self, parts: tuple[str, str, str, str]) -> None: ...

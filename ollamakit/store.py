@@ -12,7 +12,6 @@ import logging
 import os
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -23,15 +22,13 @@ from functools import cached_property
 from pathlib import Path
 
 from . import manifest as mf
+from .blobs import SCRATCH_PREFIX, BlobWriter
 from .digests import parse_digest
 from .errors import BadRequest, DigestMismatch, NotFound, StoreNotWritable
-from .headers import ModelHeader, read_header
+from .headers import ModelHeader, read_header, read_header_from
 from .names import ModelName
 
 CHUNK = 1 << 20
-# Ollama's prefix for the temporary files of blobs (``os.CreateTemp(blobs, "sha256-")``). What
-# follows it is random and short, never the 64 hex digits of a blob's own name.
-SCRATCH_PREFIX = "sha256-"
 MAX_TEXT_LAYER = 64 * 1024 * 1024  # template/system/params/messages/license blobs are small
 # Model headers kept (a large vocabulary makes one tens of MB): what a chat reads on every
 # request and show reads once.
@@ -209,9 +206,18 @@ class ModelStore:
             if digest in self._headers:
                 self._headers.move_to_end(digest)
                 return self._headers[digest]
-        if not self.storage.has_blob(digest):
+        size = self.storage.blob_size(digest)
+        if size is None:
             return None  # not remembered: it may be uploaded yet
-        header = read_header(self.kernel, self.storage.blob_path(digest), digest)
+        # The header alone, read from the blob's start: a remote store serves that by ranges,
+        # so a replica that never ran the model does not download it to show it.
+        try:
+            with self.storage.open_blob(digest) as fh:
+                header = read_header_from(self.kernel, fh, size, digest)
+        except FileNotFoundError:
+            return None
+        if header is None:  # a format read only from a local file, or a header over the bound
+            header = read_header(self.kernel, self.storage.blob_path(digest), digest)
         with self._headers_lock:
             self._headers[digest] = header
             while len(self._headers) > HEADER_CACHE_SIZE:
@@ -236,31 +242,22 @@ class ModelStore:
         os.close(fd)
         return Path(name)
 
-    @_writes
-    def write_blob(self, digest: str, chunks: Iterable[bytes]) -> bool:
-        """Stream ``chunks`` to disk while hashing; commit only if they hash to ``digest``.
+    @contextmanager
+    def blob_writer(self, digest: str, size: int | None = None) -> Iterator[BlobWriter]:
+        """The storage's writer for blob ``digest`` (``Storage.blob_writer``): write chunks in
+        order, then ``commit()``; leaving the block without a commit leaves nothing behind. A
+        store that cannot be written is a ``StoreNotWritable``."""
+        with writing("blob_writer"), self.storage.blob_writer(parse_digest(digest), size) as out:
+            yield out
 
-        Returns True when the blob is new. A mismatch, or an exception from ``chunks`` (a client
-        that went away), leaves the store untouched.
-        """
-        digest = parse_digest(digest)
-        temp = self.scratch_file()
-        try:
-            sha = hashlib.sha256()
-            # Hashing and writing both release the GIL: write each chunk in a helper thread
-            # while this one hashes it, so an upload costs one pass, not two.
-            with open(temp, "wb", buffering=0) as out, ThreadPoolExecutor(1) as writer:
-                pending = None
-                for chunk in chunks:
-                    if pending is not None:
-                        pending.result()
-                    pending = writer.submit(out.write, chunk)
-                    sha.update(chunk)
-                if pending is not None:
-                    pending.result()
-            return self._commit(digest, "sha256:" + sha.hexdigest(), temp)
-        finally:
-            temp.unlink(missing_ok=True)
+    def write_blob(self, digest: str, chunks: Iterable[bytes], size: int | None = None) -> bool:
+        """Stream ``chunks`` into the store while hashing; commit only if they hash to
+        ``digest``. Returns True when the blob is new. A mismatch, or an exception from
+        ``chunks`` (a client that went away), leaves the store untouched."""
+        with self.blob_writer(digest, size) as out:
+            for chunk in chunks:
+                out.write(chunk)
+            return out.commit()
 
     @_writes
     def adopt_blob(self, digest: str, path: Path, sha256_hex: str) -> bool:
@@ -363,7 +360,7 @@ class ModelStore:
             raise BadRequest(f"manifest references missing blob {missing[0]}")
         with self._lock:
             parts = self._existing_parts(name) or name.parts
-            self.storage.write_manifest(parts, data)
+            parts = self.storage.write_manifest(parts, data) or parts
         self.kernel.hook.on_model_created(kernel=self.kernel, name=ModelName(*parts))
 
     def copy(self, source: ModelName, destination: ModelName) -> None:

@@ -20,6 +20,7 @@ import hashlib
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ from ..kernel import make_kernel
 from ..names import ModelName
 
 PARTS = ("registry.ollama.ai", "library", "tiny", "latest")
+# A blob streamed through a writer: over two of S3's smallest parts (5 MiB), so that a driver
+# with multipart uploads sends several when its parts are that small.
+STREAMED = 11 << 20
 
 
 def digest_of(data: bytes) -> str:
@@ -167,6 +171,77 @@ class StorageContract:
         for digest in digests:
             storage.delete_blob(digest)
         assert directories(kernel.settings.models_dir) == before
+
+    # -- blob writers ------------------------------------------------------------------------
+
+    def test_blob_writer_round_trip_reports_new_then_existing(self, storage):
+        data = os.urandom(STREAMED)
+        digest = digest_of(data)
+        with storage.blob_writer(digest, len(data)) as out:
+            for start in range(0, len(data), 1 << 19):
+                out.write(data[start : start + (1 << 19)])
+            assert out.size == len(data) and out.sha256 == digest[7:]
+            assert out.commit() is True
+        with storage.open_blob(digest) as fh:
+            assert fh.read() == data
+        with storage.blob_writer(digest) as out:  # no size: the driver cannot plan its parts
+            out.write(data)
+            assert out.commit() is False
+        assert list(storage.list_blobs()) == [digest]
+
+    def test_blob_writer_left_without_a_commit_leaves_nothing(self, storage):
+        data = os.urandom(STREAMED)
+        digest = digest_of(data)
+        with pytest.raises(ConnectionError):
+            with storage.blob_writer(digest, len(data)) as out:
+                out.write(data[: STREAMED // 2])
+                raise ConnectionError("the client went away mid-body")
+        self.assert_nothing_left(storage, digest)
+
+    def test_blob_writer_with_the_wrong_bytes_leaves_nothing(self, storage):
+        data = os.urandom(STREAMED)
+        digest = digest_of(b"what the client promised")
+        with storage.blob_writer(digest) as out:
+            out.write(data)
+            with pytest.raises(DigestMismatch):
+                out.commit()
+            with pytest.raises(ValueError):
+                out.write(b"more")  # an aborted writer takes nothing
+        self.assert_nothing_left(storage, digest)
+
+    def test_blob_writer_refuses_what_is_not_a_digest(self, storage):
+        with pytest.raises(InvalidDigest):
+            storage.blob_writer("sha256:short")
+
+    def test_concurrent_writers_of_one_blob_make_it_once(self, storage):
+        data = os.urandom(STREAMED)
+        digest = digest_of(data)
+        start = threading.Barrier(4)
+
+        def upload(_):
+            with storage.blob_writer(digest, len(data)) as out:
+                start.wait()
+                for offset in range(0, len(data), 1 << 20):
+                    out.write(data[offset : offset + (1 << 20)])
+                return out.commit()
+
+        with ThreadPoolExecutor(4) as pool:
+            created = list(pool.map(upload, range(4)))
+        assert created.count(True) == 1, created
+        with storage.open_blob(digest) as fh:
+            assert fh.read() == data
+        assert list(storage.list_blobs()) == [digest]
+        assert list(storage.scratch_dir().iterdir()) == []
+
+    @staticmethod
+    def assert_nothing_left(storage, digest: str) -> None:
+        """No blob, no scratch file, and (for a driver with multipart uploads) no upload."""
+        assert not storage.has_blob(digest)
+        assert list(storage.list_blobs()) == []
+        assert list(storage.scratch_dir().iterdir()) == []
+        uploads_in_flight = getattr(storage, "uploads_in_flight", None)
+        if uploads_in_flight is not None:
+            assert uploads_in_flight() == []
 
     # -- manifests -----------------------------------------------------------------------------
 

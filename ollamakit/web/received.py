@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..blobs import BlobWriter
+from ..digests import is_digest
+
 RECEIVED_BODY = "ollamakit.received_body"
 # The requests whose bodies are as large as a model: a blob upload and an archive import. A
 # transport streams them to a scratch file rather than holding them in memory, and
@@ -28,11 +31,25 @@ def takes_large_body(method: str, path: str) -> bool:
     )
 
 
+def uploaded_blob(method: str, path: str) -> str | None:
+    """The digest a blob upload (``POST /api/blobs/<digest>``) names; None for any other
+    request, or a path that names no digest (the app refuses it)."""
+    path = "/" + path.lstrip("/")
+    name = path[len(LARGE_BODY_PREFIXES[0]) :]
+    if method != "POST" or not path.startswith(LARGE_BODY_PREFIXES[0]) or not is_digest(name):
+        return None
+    return "sha256:" + name[7:]
+
+
 @dataclass(frozen=True)
 class ReceivedBody:
     path: Path  # in the storage driver's scratch_dir(), so the store can link it in
     size: int
     sha256: str  # lowercase hex of exactly the bytes in ``path``
+    # For a store that streams (``Storage.streams_uploads``): the writer of the blob the
+    # upload names, already fed exactly these bytes, waiting for the app's ``commit()``. The
+    # transport aborts it after the response if the app did not commit it.
+    blob: BlobWriter | None = None
 
 
 def received_body(req) -> ReceivedBody | None:

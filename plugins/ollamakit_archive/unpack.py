@@ -158,7 +158,7 @@ class Unpacker:
             self.small[digest] = data
             return
         try:
-            new = self.store.write_blob(digest, read_entry(tar, info))
+            new = self.store.write_blob(digest, read_entry(tar, info), info.size)
         except DigestMismatch as exc:
             raise BadArchive(
                 f"{info.name} does not hold the bytes its name says (they hash to {exc.got})"

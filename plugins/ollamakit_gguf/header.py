@@ -58,3 +58,12 @@ def read_gguf_header(path) -> GGUFHeader | None:
         return None
     with GGUFFile.open(path) as gguf:
         return GGUFHeader(gguf)
+
+
+def read_gguf_header_from(file, size: int) -> GGUFHeader | None:
+    """The header of a GGUF of ``size`` bytes read from ``file`` (at its start), reading only
+    the header; None when it is not a GGUF or its header is over the reader's bound."""
+    if not looks_like_gguf(file):
+        return None
+    gguf = GGUFFile.read_header(file, size)
+    return GGUFHeader(gguf) if gguf is not None else None

@@ -23,3 +23,10 @@ def read_model_header(kernel, path):
     from .header import read_gguf_header
 
     return read_gguf_header(path)
+
+
+@hookimpl
+def read_model_header_from(kernel, file, size):
+    from .header import read_gguf_header_from
+
+    return read_gguf_header_from(file, size)

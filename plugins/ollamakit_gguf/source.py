@@ -36,6 +36,22 @@ def read_header(path, label: str) -> GGUFHeader:
         raise InvalidModelFile(f"{label}: {exc.message}") from None
 
 
+def read_stored_header(store, digest: str, label: str) -> GGUFHeader:
+    """The header of a stored blob a request names as GGUF, read from the blob's start only
+    (by ranges from a remote store: a create does not download weights it only describes)."""
+    size = store.blob_size(digest)
+    with store.storage.open_blob(digest) as fh:
+        if not looks_like_gguf(fh):
+            raise InvalidModelFile(f'supplied file "{label}" was not in GGUF format')
+        try:
+            gguf = GGUFFile.read_header(fh, size)
+        except InvalidModelFile as exc:
+            raise InvalidModelFile(f"{label}: {exc.message}") from None
+    if gguf is None:  # a header over the ranged reader's bound
+        return read_header(store.blob_path(digest), label)
+    return GGUFHeader(gguf)
+
+
 def layer_media_type(header: GGUFHeader, target: str, label: str) -> str:
     """What a GGUF is, from ``general.type`` and its block counts (as Ollama decides)."""
     kind = header.metadata.get("general.type")
@@ -114,7 +130,7 @@ class GGUFSource(ModelSource):
         for key in sorted(self.files):
             digest = self.files[key]
             ctx.blob_size(digest, key)
-            header = read_header(ctx.store.blob_path(digest), key)
+            header = read_stored_header(ctx.store, digest, key)
             parsed.append((key, digest, header, layer_media_type(header, self.target, key)))
         for key, digest, header, media_type in parsed:
             if media_type == mf.ADAPTER:

@@ -4,7 +4,9 @@ waitress reads a whole request body into its own spool before the app runs; for 
 the app then read that spool back, hashed it and wrote a second file. Here the parser gives the
 body of ``POST /api/blobs/...`` (and of the other requests ``takes_large_body`` names: an archive
 import) a ``HashingScratchFile`` instead, and the task hands the app the finished file and its
-hash as ``environ[RECEIVED_BODY]``. Every other request, and any blob
+hash as ``environ[RECEIVED_BODY]``. When the store's driver streams (S3), the blob
+upload's body is also fed to the store's writer for the digest its path names while it arrives
+(``ForwardingScratchFile``), so the app only commits it. Every other request, and any blob
 upload the store cannot give a scratch file for, takes waitress's usual way.
 
 The task also hands the app waitress's client-disconnected check as
@@ -36,7 +38,7 @@ from ollamakit.config import DEFAULT_MAX_REQUEST_BODY
 from ollamakit.web.auth import CHALLENGE, UNAUTHORIZED, ApiKeys, refusal_body
 from ollamakit.web.body import too_large_message
 from ollamakit.web.disconnect import CLIENT_DISCONNECTED
-from ollamakit.web.received import RECEIVED_BODY, takes_large_body
+from ollamakit.web.received import RECEIVED_BODY, takes_large_body, uploaded_blob
 
 from .scratch import HashingScratchFile, ScratchFiles
 
@@ -120,7 +122,8 @@ class UploadParser(HTTPRequestParser):
             self.completed = True
             return
         if self._is_blob_upload():
-            body = self.scratch_files.create()
+            size = None if self.chunked else self.content_length
+            body = self.scratch_files.create(uploaded_blob(self.command, self.path or ""), size)
             if body is not None:
                 # Both of waitress's receivers (Content-Length, chunked) write to ``.buf``.
                 self.body_rcv.buf.close()

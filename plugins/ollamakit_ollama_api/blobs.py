@@ -2,7 +2,9 @@
 
 A transport that has already received the body into a scratch file and hashed it (the ``http``
 transport does for large uploads) hands it over as a ``ReceivedBody``; the store then only
-checks the digest and links the file in. Otherwise the body is read, hashed and written here.
+checks the digest and links the file in. For a store that streams (S3), the transport has fed
+the body to the blob's writer as it arrived, and committing it is all that is left. Otherwise
+the body is read, hashed and written here, through the storage's blob writer.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ class Blob:
             resp.status = 200
             return
         received = received_body(req)
-        if received is not None:
+        if received is not None and received.blob is not None and received.blob.digest == digest:
+            created = received.blob.commit()  # streamed to the store as it arrived
+        elif received is not None:
             created = self.kernel.store.adopt_blob(digest, received.path, received.sha256)
         else:
-            created = self.kernel.store.write_blob(digest, _body_chunks(req))
+            created = self.kernel.store.write_blob(digest, _body_chunks(req), req.content_length)
         resp.status = 201 if created else 200

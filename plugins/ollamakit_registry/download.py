@@ -13,6 +13,7 @@ import threading
 import time
 import weakref
 
+from ollamakit.blobs import BlobWriter
 from ollamakit.digests import sha256_digest
 from ollamakit.errors import OllamaError
 
@@ -50,6 +51,9 @@ class BlobDownload:
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.committed = False
+        # For a store that streams (S3): the blob's writer, fed as the hash cursor moves, so
+        # the blob is in the store but for its commit when the download ends.
+        self.writer: BlobWriter | None = None
         self._lock = threading.Lock()
         self._parts_changed = threading.Condition()
 
@@ -77,11 +81,19 @@ class BlobDownload:
             return self._download_small()
         parts = self.partial.load(self.size)
         self.completed = sum(p.completed for p in parts)
-        with self.partial.opened(self.size, parts) as (fd, blob):
-            got = self._fetch_and_hash(parts, fd, blob)
-        if got != self.digest:
-            self.partial.remove()
-            raise DigestMismatch(self.digest, got)
+        storage = self.store.storage
+        writer = storage.blob_writer(self.digest, self.size) if storage.streams_uploads else None
+        try:
+            with self.partial.opened(self.size, parts) as (fd, blob):
+                got = self._fetch_and_hash(parts, fd, blob, writer)
+            if got != self.digest:
+                self.partial.remove()
+                raise DigestMismatch(self.digest, got)
+        except BaseException:
+            if writer is not None:
+                writer.abort()  # a pull that resumes the partial file streams it again
+            raise
+        self.writer = writer
 
     def _download_small(self) -> None:
         """One request, hashed in memory, and only then written as the partial file."""
@@ -93,7 +105,9 @@ class BlobDownload:
         self.partial.write_whole(data)
         self.completed = self.fetched = self.size
 
-    def _fetch_and_hash(self, parts: list[Part], fd: int, blob: memoryview) -> str:
+    def _fetch_and_hash(
+        self, parts: list[Part], fd: int, blob: memoryview, writer: BlobWriter | None
+    ) -> str:
         workers = []
         try:
             pending, location = [p for p in parts if not p.done], None
@@ -105,7 +119,7 @@ class BlobDownload:
                     ]  # no ranges: one stream from the start
                     self.partial.clear_state()
                     self.completed = 0
-            hasher = CursorHash(blob, parts)
+            hasher = CursorHash(blob, parts, writer)
             queue = list(pending)
             for _ in range(min(STREAMS, len(pending))):
                 worker = threading.Thread(
@@ -218,7 +232,10 @@ class BlobDownload:
         with self._lock:
             if self.committed:
                 return
-            if not store.has_blob(self.digest):
+            if self.writer is not None:
+                writer, self.writer = self.writer, None  # should it fail: put_blob next time
+                writer.commit()
+            elif not store.has_blob(self.digest):
                 store.storage.put_blob(self.digest, self.partial.path)
             self.partial.remove()
             self.committed = True

@@ -5,6 +5,9 @@ whose bytes land exactly at the cursor hashes them on the spot, while they are s
 CPU cache; bytes that landed ahead of the cursor (other parts, or a resumed download's earlier
 progress) are hashed straight from the partial file's memory map when the cursor reaches
 them. Every decision is made under one lock against the cursor, so each byte is hashed once.
+
+With a ``BlobWriter`` (a store that streams, such as S3), the bytes the cursor passes go to the
+writer, which hashes them and sends them on: the blob reaches the store while it downloads.
 """
 
 from __future__ import annotations
@@ -12,16 +15,20 @@ from __future__ import annotations
 import hashlib
 import threading
 
+from ollamakit.blobs import BlobWriter
+
 BLOCK = 8 << 20
 
 
 class CursorHash:
-    def __init__(self, blob: memoryview, parts):
+    def __init__(self, blob: memoryview, parts, writer: BlobWriter | None = None):
         self.blob = blob  # the whole partial file, mapped
         self.parts = parts  # ordered, contiguous; ``completed`` counts bytes already written
         self.position = 0
         self.total = sum(p.size for p in parts)
+        self.writer = writer
         self._sha = hashlib.sha256()
+        self._update = writer.write if writer is not None else self._sha.update
         self._lock = threading.Lock()
 
     def wrote(self, offset: int, data: memoryview) -> None:
@@ -30,7 +37,7 @@ class CursorHash:
             return
         with self._lock:
             if offset == self.position:
-                self._sha.update(data)
+                self._update(data)
                 self.position += len(data)
 
     def catch_up(self) -> None:
@@ -41,7 +48,7 @@ class CursorHash:
                 if available <= self.position:
                     return
                 end = min(self.position + BLOCK, available)
-                self._sha.update(self.blob[self.position : end])
+                self._update(self.blob[self.position : end])
                 self.position = end
 
     def _written_end(self) -> int:
@@ -63,4 +70,4 @@ class CursorHash:
         return self.position >= self.total
 
     def hexdigest(self) -> str:
-        return self._sha.hexdigest()
+        return self.writer.sha256 if self.writer is not None else self._sha.hexdigest()

@@ -4,19 +4,25 @@ so that several ``ollamakit serve`` processes share one model store.
     <prefix>blobs/sha256-<hex>
     <prefix>manifests/<host>/<namespace>/<model>/<tag>
     <prefix>leases/sha256-<hex>/...      (see ``leases``: what keeps a blob in use from a sweep)
+    <prefix>names/<host>/<namespace>/<model>/<tag>, in lower case: the spelling a name is
+                                         made under (``_claim``: case variants made at once)
 
 Settings (environment): ``OLLAMAKIT_S3_BUCKET`` (required), ``OLLAMAKIT_S3_PREFIX``,
 ``OLLAMAKIT_S3_CACHE_SIZE`` (bytes, or with a K/M/G/T suffix; default 100G) and
-``OLLAMAKIT_S3_GC_GRACE`` (seconds; default 3600). The endpoint, region and credentials come
+``OLLAMAKIT_S3_GC_GRACE`` (seconds; default 3600) and ``OLLAMAKIT_S3_PART_SIZE`` (the size of
+a multipart upload's parts, at least S3's 5M; default 16M). The endpoint, region and credentials come
 from boto3's usual places (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, ``AWS_PROFILE``, the
 shared config files, instance roles).
 
-Blobs go up from the local file the kernel has already hashed, in parallel multipart parts that
-are hashed again as they stream (what is completed is what the digest names; anything else is
-aborted), and are created only if absent (``If-None-Match: *``), so of two racing uploads one is
-new. Models run from ``cache.BlobCache``, a local copy in ``<models>/blobs``. Manifests are
+Blobs stream into the bucket as they are written (``blob_writer``: an upload's body, a pull),
+in multipart parts sent while the next gathers and hashed on the way (what is completed is what
+the digest names; anything else is aborted), and are created only if absent
+(``If-None-Match: *``), so of two racing uploads one is new. A blob the kernel already holds in
+a local file (``put_blob``) goes up the same way and stays in the cache. Models run from ``cache.BlobCache``, a local copy in ``<models>/blobs``. Manifests are
 written and deleted with conditions on what was there (``If-None-Match: *`` to create,
-``If-Match`` its ETag to replace or delete), so no write lands on a version it did not see.
+``If-Match`` its ETag to replace or delete), so no write lands on a version it did not see; a
+new name first claims its lower-case form the same way, so that ``Tiny`` and ``tiny`` made at
+once on two replicas end as one manifest, as names are matched case-insensitively.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from .cache import BlobCache
 from .leases import Leases
 from .transfer import (
     AlreadyExists,
+    MultipartWriter,
     RangedReader,
     abort,
     download_to,
@@ -59,8 +66,12 @@ log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "sha256-tmp-"  # this process's temporary folder in the cache, as fs names it
 DEFAULT_CACHE_SIZE = "100G"
+DEFAULT_PART_SIZE = "16M"
+MIN_PART_SIZE = 5 << 20  # S3 refuses smaller parts (but the last)
 DEFAULT_GRACE = 3600.0  # Ollama's layerPruneGracePeriod
 WRITE_ATTEMPTS = 12  # conditional manifest writes retried when another replica wrote in between
+CLAIM_SECONDS = 60.0  # a name's claim without its manifest is stale after this
+MAX_CLAIM_BYTES = 1024  # a claim holds one spelling of a name
 VERSIONS_KEPT = 4096  # manifests whose last seen ETag is remembered
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 
@@ -105,6 +116,8 @@ def make_client():
 
 
 class S3Storage(Storage):
+    streams_uploads = True
+
     def __init__(self, kernel):
         super().__init__(kernel)
         self.bucket = setting("OLLAMAKIT_S3_BUCKET")
@@ -117,6 +130,9 @@ class S3Storage(Storage):
         try:
             grace = float(setting("OLLAMAKIT_S3_GC_GRACE") or DEFAULT_GRACE)
             cache_size = parse_size(setting("OLLAMAKIT_S3_CACHE_SIZE") or DEFAULT_CACHE_SIZE)
+            self.part_size = parse_size(setting("OLLAMAKIT_S3_PART_SIZE") or DEFAULT_PART_SIZE)
+            if self.part_size < MIN_PART_SIZE:
+                raise ValueError("OLLAMAKIT_S3_PART_SIZE must be at least 5M (S3's smallest part)")
         except ValueError as exc:
             raise ValueError(f"the s3 storage driver's settings: {exc}") from None
         self.client = make_client()
@@ -201,7 +217,7 @@ class S3Storage(Storage):
             if self._head(key) is not None:
                 return False
             try:
-                written = upload_file(self.client, self.bucket, key, digest, source)
+                written = upload_file(self.client, self.bucket, key, digest, source, self.part_size)
             except AlreadyExists:
                 return False
             try:
@@ -213,6 +229,13 @@ class S3Storage(Storage):
             return True
         finally:
             source.unlink(missing_ok=True)
+
+    def blob_writer(self, digest: str, size: int | None = None) -> MultipartWriter:
+        """Straight to the bucket, part by part (``transfer.MultipartWriter``); the local cache
+        fills when the blob is first used."""
+        digest = parse_digest(digest)
+        key = self._blob_key(digest)
+        return MultipartWriter(self.client, self.bucket, key, digest, size, self.part_size)
 
     def delete_blob(self, digest: str) -> None:
         digest = parse_digest(digest)
@@ -270,12 +293,17 @@ class S3Storage(Storage):
         head = self._head(key)
         return head is not None, head and head["ETag"]
 
-    def write_manifest(self, parts, data: bytes) -> None:
+    def write_manifest(self, parts, data: bytes):
         key = self._manifest_key(parts)
         self._hold_blobs(data)
         for attempt in range(WRITE_ATTEMPTS):
             backoff(attempt)
             exists, etag = self._version(key, fresh=attempt > 0)
+            if not exists:  # a new name: unless another spelling of it is being made
+                claimed = self._claim(parts)
+                if claimed != parts:
+                    parts, key = claimed, self._manifest_key(claimed)
+                    exists, etag = self._version(key, fresh=True)
             condition = {"IfMatch": etag} if exists else {"IfNoneMatch": "*"}
             try:
                 self._saw(
@@ -284,12 +312,70 @@ class S3Storage(Storage):
                         "ETag"
                     ],
                 )
-                return
+                return parts
             except ClientError as exc:
                 # 404: the version we would replace was deleted meanwhile (S3 answers If-Match so)
                 if not (is_precondition_failure(exc) or is_missing(exc)):
                     raise
         raise OllamaError("the model is being written by other requests; try again", 409)
+
+    def _claim_key(self, parts) -> str:
+        return self.prefix + "names/" + "/".join(ModelName(*parts).key())
+
+    def _claim(self, parts) -> tuple[str, str, str, str]:
+        """The spelling a new name is made under. Names match case-insensitively, so ``Tiny``
+        and ``tiny`` made at the same moment on two replicas must land on one key: the first
+        to create ``names/<the name in lower case>`` (``If-None-Match: *``) sets the
+        spelling, and the others write theirs there. A claim whose spelling has no manifest
+        after ``CLAIM_SECONDS`` (its maker failed, or the name was deleted) is taken over."""
+        key, spelling = self._claim_key(parts), "/".join(parts).encode()
+        for attempt in range(WRITE_ATTEMPTS):
+            backoff(attempt)
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=spelling, IfNoneMatch="*")
+                return parts
+            except ClientError as exc:
+                if not is_precondition_failure(exc):
+                    raise
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if is_missing(exc):
+                    continue  # released meanwhile
+                raise
+            with response["Body"] as body:
+                claimed = tuple(body.read(MAX_CLAIM_BYTES).decode("utf-8", "replace").split("/"))
+            if claimed == tuple(parts):
+                return parts
+            valid = len(claimed) == 4 and ModelName(*claimed).is_valid()
+            if valid and ModelName(*claimed).key() == ModelName(*parts).key():
+                age = (server_time(response) or time.time()) - response["LastModified"].timestamp()
+                if age < CLAIM_SECONDS or self._head(self._manifest_key(claimed)) is not None:
+                    return ModelName(*claimed).parts
+            try:  # a stale or damaged claim: take it over, if nobody else did meanwhile
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=spelling, IfMatch=response["ETag"]
+                )
+                return parts
+            except ClientError as exc:
+                if not (is_precondition_failure(exc) or is_missing(exc)):
+                    raise
+        raise OllamaError("the model is being written by other requests; try again", 409)
+
+    def _release_claim(self, parts) -> None:
+        """After a delete: the name's claim goes, if it is this spelling's, so that the name
+        can be made again in another case (as on one machine). Best effort: a claim left
+        behind is taken over once it is stale."""
+        key = self._claim_key(parts)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            with response["Body"] as body:
+                if body.read(MAX_CLAIM_BYTES) != "/".join(parts).encode():
+                    return
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=response["ETag"])
+        except ClientError as exc:
+            if not (is_missing(exc) or is_precondition_failure(exc)):
+                log.warning("the claim on %s stays until it is stale: %s", "/".join(parts), exc)
 
     def _hold_blobs(self, data: bytes) -> None:
         """Lease every blob the manifest ``data`` references, then check each is there: from
@@ -317,7 +403,9 @@ class S3Storage(Storage):
             digest,
         )
         try:
-            upload_file(self.client, self.bucket, self._blob_key(digest), digest, cached)
+            upload_file(
+                self.client, self.bucket, self._blob_key(digest), digest, cached, self.part_size
+            )
         except AlreadyExists:
             pass
         return True
@@ -332,6 +420,7 @@ class S3Storage(Storage):
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
                 self._saw(key, None)
+                self._release_claim(parts)
                 return
             except ClientError as exc:
                 if is_missing(exc):
@@ -363,6 +452,13 @@ class S3Storage(Storage):
             self.leases.remove_expired()
         except (ClientError, BotoCoreError) as exc:
             log.warning("leftovers in the bucket stay until the next start-up: %s", exc)
+
+    def uploads_in_flight(self) -> list[dict]:
+        """The multipart uploads begun under this store's prefix and neither completed nor
+        aborted (the storage contract checks that an aborted writer leaves none)."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/")
+        return [upload for page in pages for upload in page.get("Uploads", [])]
 
     def _abort_stale_uploads(self) -> None:
         now = time.time()

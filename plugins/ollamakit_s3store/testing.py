@@ -102,10 +102,12 @@ def s3_server(tmp_path_factory):
 
 @pytest.fixture
 def s3_bucket(s3_server, monkeypatch) -> str:
-    """A fresh bucket, with this process's environment pointing the s3 driver at it."""
+    """A fresh bucket, with this process's environment pointing the s3 driver at it. Parts
+    are S3's smallest, so that a blob of a few MiB goes up in several."""
     bucket = s3_server.new_bucket()
     for name, value in s3_server.env(bucket).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OLLAMAKIT_S3_PART_SIZE", "5M")
     return bucket
 
 

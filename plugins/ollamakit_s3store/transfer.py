@@ -17,11 +17,13 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from ollamakit.blobs import BlobWriter
 from ollamakit.errors import DigestMismatch
 
 PART_SIZE = 16 << 20  # S3 needs parts of at least 5 MiB (the last may be smaller)
 MAX_PARTS = 10_000  # S3's limit on parts per upload
 CONCURRENCY = 8  # parts in flight at once, each way
+GROW_EVERY = 1000  # parts of one size, when a blob's size is not known in advance
 
 
 class AlreadyExists(Exception):
@@ -59,11 +61,123 @@ def server_time(response: dict) -> float | None:
         return None
 
 
-def part_size_for(size: int) -> int:
-    return max(PART_SIZE, -(-size // MAX_PARTS))
+def part_size_for(size: int, smallest: int | None = None) -> int:
+    return max(smallest or PART_SIZE, -(-size // MAX_PARTS))
 
 
-def upload_file(client, bucket: str, key: str, digest: str, path: Path) -> float | None:
+class MultipartWriter(BlobWriter):
+    """A blob streamed into object ``key`` as it is written: bytes gather into one part, each
+    full part goes up while the next gathers (``CONCURRENCY`` in flight at most, so memory is
+    bounded by a few parts whatever the blob's size), and the commit completes the upload only
+    if the object is still absent (``If-None-Match: *``). A blob smaller than a part is one
+    conditional PUT. Aborting, or a digest that does not match, aborts the multipart upload:
+    S3 keeps nothing of it. ``size``, when known, picks the part size; otherwise parts grow as
+    the blob does, so that S3's 10,000 parts reach any size."""
+
+    def __init__(
+        self,
+        client,
+        bucket: str,
+        key: str,
+        digest: str,
+        size: int | None = None,
+        part_size: int | None = None,
+    ):
+        super().__init__(digest)
+        self.client, self.bucket, self.key = client, bucket, key
+        self._first_part = part_size or PART_SIZE
+        self._fixed_part = part_size_for(size, part_size) if size is not None else None
+        self._pieces: list[memoryview] = []  # the part gathering, joined once it is whole
+        self._gathered = 0
+        self._upload_id: str | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: deque = deque()
+        self._parts: list[dict] = []
+        self.written_at: float | None = None  # the server's time of the commit
+
+    def _part_size(self) -> int:
+        if self._fixed_part is not None:
+            return self._fixed_part
+        return self._first_part << (len(self._parts) + len(self._in_flight)) // GROW_EVERY
+
+    def _send(self, data: bytes) -> None:
+        # A view may be reused by its owner once this returns: bytes are kept (``bytes`` of
+        # bytes is the same object). A part is joined from its pieces once whole, one copy of
+        # each byte; the last part stays here until the commit, which sends it however small.
+        view = memoryview(bytes(data))
+        while self._gathered + len(view) > (size := self._part_size()):
+            head, view = view[: size - self._gathered], view[size - self._gathered :]
+            self._send_part(b"".join([*self._pieces, head]))
+            self._pieces, self._gathered = [], 0
+        if view:
+            self._pieces.append(view)
+            self._gathered += len(view)
+
+    def _send_part(self, data: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)[
+                "UploadId"
+            ]
+            self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="s3-part")
+        while len(self._in_flight) >= CONCURRENCY:
+            self._parts.append(self._in_flight.popleft().result())
+        number = len(self._parts) + len(self._in_flight) + 1
+        assert self._pool is not None
+        self._in_flight.append(self._pool.submit(self._upload_part, number, data))
+
+    def _upload_part(self, number: int, data: bytes) -> dict:
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=data
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def _commit(self) -> bool:
+        try:
+            last = b"".join(self._pieces)
+            self._pieces = []
+            if self._upload_id is None:
+                response = self.client.put_object(
+                    Bucket=self.bucket, Key=self.key, Body=last, IfNoneMatch="*"
+                )
+            else:
+                self._send_part(last)
+                while self._in_flight:
+                    self._parts.append(self._in_flight.popleft().result())
+                response = self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                    IfNoneMatch="*",
+                )
+        except ClientError as exc:
+            if not is_precondition_failure(exc):
+                raise
+            self._abort()  # another writer got there first: its blob is the same bytes
+            return False
+        self._release()
+        self.written_at = server_time(response)
+        return True
+
+    def _abort(self) -> None:
+        for future in self._in_flight:
+            future.cancel()
+        self._release()
+        if self._upload_id is not None:
+            abort(self.client, self.bucket, self.key, self._upload_id)
+            self._upload_id = None
+
+    def _release(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # parts already sent finish before the abort
+            self._pool = None
+        self._in_flight.clear()
+        self._pieces, self._gathered = [], 0
+
+
+def upload_file(
+    client, bucket: str, key: str, digest: str, path: Path, part_size: int | None = None
+) -> float | None:
     """Upload ``path`` as ``key`` only if no object is there yet, checking on the way that its
     bytes hash to ``digest``. Returns the server's time of the write.
 
@@ -71,62 +185,17 @@ def upload_file(client, bucket: str, key: str, digest: str, path: Path) -> float
     file is not what ``digest`` names; either way no upload is left behind.
     """
     size = os.path.getsize(path)
-    part_size = part_size_for(size)
-    with open(path, "rb") as fh:
-        if size <= part_size:
-            data = fh.read(part_size + 1)
-            got = "sha256:" + hashlib.sha256(data).hexdigest()
-            if got != digest or len(data) != size:
-                raise DigestMismatch(digest, got)
-            try:
-                return server_time(
-                    client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-                )
-            except ClientError as exc:
-                if is_precondition_failure(exc):
-                    raise AlreadyExists(key) from None
-                raise
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-        try:
-            parts = _upload_parts(client, bucket, key, upload_id, fh, digest, part_size)
-            response = client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                IfNoneMatch="*",
-            )
-            return server_time(response)
-        except BaseException as exc:
-            abort(client, bucket, key, upload_id)
-            if isinstance(exc, ClientError) and is_precondition_failure(exc):
-                raise AlreadyExists(key) from None
-            raise
-
-
-def _upload_parts(client, bucket, key, upload_id, fh, digest: str, part_size: int) -> list[dict]:
-    sha, parts, pending = hashlib.sha256(), [], deque()
-
-    def send(number: int, data: bytes) -> dict:
-        response = client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-        )
-        return {"PartNumber": number, "ETag": response["ETag"]}
-
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        number = 0
-        while data := fh.read(part_size):
-            number += 1
-            sha.update(data)
-            pending.append(pool.submit(send, number, data))
-            while len(pending) >= CONCURRENCY:  # bounded memory: CONCURRENCY parts at most
-                parts.append(pending.popleft().result())
-        while pending:
-            parts.append(pending.popleft().result())
-    got = "sha256:" + sha.hexdigest()
-    if got != digest:
-        raise DigestMismatch(digest, got)  # the caller aborts: nothing is completed
-    return parts
+    with (
+        MultipartWriter(client, bucket, key, digest, size, part_size) as out,
+        open(path, "rb") as fh,
+    ):
+        while data := fh.read(part_size_for(size, part_size)):
+            out.write(data)
+        if out.size != size:
+            raise OSError(f"{path} changed while it was uploaded")
+        if not out.commit():
+            raise AlreadyExists(key)
+        return out.written_at
 
 
 def abort(client, bucket: str, key: str, upload_id: str) -> None:

@@ -20,6 +20,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -57,6 +58,16 @@ MAX_NESTED_ARRAYS = 1024  # arrays inside arrays, in the whole header
 MAX_METADATA_KEYS = 1 << 14
 
 
+# ``GGUFFile.read_header``: the first read of a file's start, and the most it reads for a header
+# (real headers are a few MB; a 262k-token vocabulary makes one of about ten).
+FIRST_HEADER_READ = 1 << 20
+MAX_HEADER_READ = 64 << 20
+
+
+class _NeedMore(Exception):
+    """A header parsed from the file's first bytes ran past them (``GGUFFile.read_header``)."""
+
+
 def invalid(message: str) -> InvalidModelFile:
     return InvalidModelFile(f"invalid GGUF: {message}")
 
@@ -78,9 +89,10 @@ class TensorInfo:
 class _Parser:
     """Reads header values from the mapped bytes with a bounds check on every step."""
 
-    def __init__(self, buf, size: int):
+    def __init__(self, buf, size: int, file_size: int | None = None):
         self.buf = buf
-        self.size = size
+        self.size = size  # of ``buf``
+        self.file_size = size if file_size is None else file_size  # ``buf`` may be its start
         self.pos = 0
         self.elements = 0  # array elements read so far, of every kind
         self.strings = 0
@@ -103,10 +115,20 @@ class _Parser:
     def remaining(self) -> int:
         return self.size - self.pos
 
+    def short(self, message: str, end: int) -> Exception:
+        """What a read to ``end``, past ``buf``, means: a damaged file, unless ``buf`` is only
+        the file's start and the file reaches ``end`` (then more of it is needed)."""
+        return (
+            _NeedMore()
+            if end <= self.file_size and self.size < self.file_size
+            else invalid(message)
+        )
+
     def need(self, n: int, what: str) -> None:
         if n > self.size - self.pos:
-            raise invalid(
-                f"file ends inside {what} (needs {n} bytes at offset {self.pos}, {self.size - self.pos} left)"
+            raise self.short(
+                f"file ends inside {what} (needs {n} bytes at offset {self.pos}, {self.size - self.pos} left)",
+                self.pos + n,
             )
 
     def u32(self, what: str) -> int:
@@ -124,7 +146,9 @@ class _Parser:
     def string(self, what: str) -> str:
         length = self.u64(f"the length of {what}")
         if length > self.size - self.pos:
-            raise invalid(f"{what} length {length} runs past the end of the file")
+            raise self.short(
+                f"{what} length {length} runs past the end of the file", self.pos + length
+            )
         start = self.pos
         self.pos += length
         try:
@@ -165,7 +189,9 @@ class _Parser:
         if dtype is not None:
             nbytes = count * SCALAR_STRUCTS[element_type].size
             if nbytes > self.remaining():
-                raise invalid(f"{what} has {count} elements, more than the file holds")
+                raise self.short(
+                    f"{what} has {count} elements, more than the file holds", self.pos + nbytes
+                )
             self.count(count, what)
             values = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos)
             self.pos += nbytes
@@ -176,12 +202,16 @@ class _Parser:
             return values.tolist(), element_type
         if element_type == ValueType.STRING:
             if count * 8 > self.remaining():
-                raise invalid(f"{what} has {count} strings, more than the file holds")
+                raise self.short(
+                    f"{what} has {count} strings, more than the file holds", self.pos + count * 8
+                )
             self.count(count, what, strings=True)
             return self._strings(count, what), element_type
         if element_type == ValueType.ARRAY:
             if count * 12 > self.remaining():
-                raise invalid(f"{what} has {count} arrays, more than the file holds")
+                raise self.short(
+                    f"{what} has {count} arrays, more than the file holds", self.pos + count * 12
+                )
             self.count(count, what)
             self.nested += count
             if self.nested > MAX_NESTED_ARRAYS:
@@ -207,13 +237,13 @@ class _Parser:
         try:
             for _ in range(count):
                 if pos + 8 > size:
-                    raise invalid(f"file ends inside {what}")
+                    raise self.short(f"file ends inside {what}", pos + 8)
                 (length,) = unpack(buf, pos)
                 pos += 8
                 end = pos + length
                 if end > size:
-                    raise invalid(
-                        f"a string in {what} (length {length}) runs past the end of the file"
+                    raise self.short(
+                        f"a string in {what} (length {length}) runs past the end of the file", end
                     )
                 append(buf[pos:end].decode("utf-8"))
                 pos = end
@@ -236,8 +266,8 @@ class GGUFFile:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self._file = open(self.path, "rb")
+        self.path: Path | None = Path(path)
+        self._file: BinaryIO | None = open(self.path, "rb")
         # None once closed (and before the mapping is made, should __init__ fail early)
         self._map: mmap.mmap | None = None
         self._bytes: np.ndarray | None = None
@@ -256,6 +286,36 @@ class GGUFFile:
     def open(cls, path: str | os.PathLike) -> GGUFFile:
         return cls(path)
 
+    @classmethod
+    def read_header(
+        cls, file: BinaryIO, size: int, limit: int = MAX_HEADER_READ
+    ) -> GGUFFile | None:
+        """The header (metadata and tensor infos) of a GGUF file of ``size`` bytes, read from
+        ``file`` at its current position, which is the file's start: no more of it is read
+        than the header needs, so a blob in a remote store is read by a range, not fetched
+        whole. The result holds no tensor data (``raw`` says it is closed). None when the
+        header is longer than ``limit`` bytes."""
+        if size < _HEADER.size:
+            raise invalid(f"file is {size} bytes, too short for a GGUF header")
+        buf = bytearray()
+        want = min(size, FIRST_HEADER_READ)
+        while True:
+            while len(buf) < want:
+                chunk = file.read(want - len(buf))
+                if not chunk:
+                    raise invalid(f"file ends at byte {len(buf)}, before its size of {size}")
+                buf += chunk
+            gguf = cls.__new__(cls)
+            gguf.path = gguf._file = gguf._map = gguf._bytes = None
+            gguf.file_size = size
+            try:
+                gguf._parse(buf)
+                return gguf
+            except _NeedMore:
+                if want >= min(size, limit):
+                    return None
+                want = min(size, limit, want * 4)
+
     def __enter__(self) -> GGUFFile:
         return self
 
@@ -270,12 +330,13 @@ class GGUFFile:
                 mapping.close()
             except BufferError:
                 pass  # arrays from raw() still use it; it closes when the last one goes
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def _parse(self, mapping: mmap.mmap) -> None:
-        p = _Parser(mapping, self.file_size)
+    def _parse(self, mapping: mmap.mmap | bytearray) -> None:
+        p = _Parser(mapping, len(mapping), self.file_size)
         magic, version, tensor_count, kv_count = _HEADER.unpack_from(mapping, 0)
         if magic != GGUF_MAGIC:
             raise invalid(f"bad magic {magic!r} (expected b'GGUF')")
@@ -284,9 +345,10 @@ class GGUFFile:
             raise invalid(f"unsupported version {version}{hint}; versions 2 and 3 are supported")
         self.version = version
         p.pos = _HEADER.size
-        if tensor_count * _MIN_TENSOR_INFO_BYTES > p.remaining():
+        left = self.file_size - p.pos
+        if tensor_count * _MIN_TENSOR_INFO_BYTES > left:
             raise invalid(f"tensor count {tensor_count} is more than the file can hold")
-        if kv_count * _MIN_KV_BYTES > p.remaining():
+        if kv_count * _MIN_KV_BYTES > left:
             raise invalid(f"metadata count {kv_count} is more than the file can hold")
         if kv_count > MAX_METADATA_KEYS:
             raise invalid(
@@ -407,7 +469,8 @@ class GGUFFile:
         return sum(t.n_elements for t in self.tensors)
 
     def __repr__(self) -> str:
-        return f"<GGUFFile {self.path.name} v{self.version} {self.architecture} {len(self.tensors)} tensors>"
+        name = self.path.name if self.path is not None else "(header)"
+        return f"<GGUFFile {name} v{self.version} {self.architecture} {len(self.tensors)} tensors>"
 
 
 def read_leading_metadata(
@@ -438,8 +501,15 @@ def read_leading_metadata(
             return metadata
 
 
-def looks_like_gguf(path: str | os.PathLike) -> bool:
-    """True if the file starts with the GGUF magic (a cheap sniff, not a validation)."""
+def looks_like_gguf(path: str | os.PathLike | BinaryIO) -> bool:
+    """True if the file starts with the GGUF magic (a cheap sniff, not a validation). An open
+    file is read at its current position, and put back there."""
+    if not isinstance(path, (str, os.PathLike)):
+        start = path.tell()
+        try:
+            return path.read(len(GGUF_MAGIC)) == GGUF_MAGIC
+        finally:
+            path.seek(start)
     try:
         with open(path, "rb") as fh:
             return fh.read(4) == GGUF_MAGIC

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ollamakit import drivers
+from ollamakit.blobs import BlobWriter
 from ollamakit.config import Settings
 from ollamakit.digests import is_digest
 from ollamakit.errors import DigestMismatch
@@ -155,3 +156,60 @@ def test_sigterm_during_create_still_removes_the_new_file(scratch_files, store, 
     body = scratch_files.create()
     assert ended == [[]]  # ran once create was done, after the file was removed
     body.close()
+
+
+def test_a_blob_upload_reaches_a_store_that_streams_while_it_arrives(scratch_files, store):
+    data = pieces(3 * scratch.QUEUED_PIECES)
+    whole = b"".join(data)
+    digest = digest_of(whole)
+    body = scratch_files.create(digest, len(whole))
+    for piece in data:
+        body.append(piece)
+    received = body.finish()
+    assert received.sha256 == digest[7:]
+    if store.storage.streams_uploads:  # the writer has every byte; the app only commits
+        assert received.blob is not None and received.blob.size == len(whole)
+        assert received.blob.commit() is True
+    else:  # a local store links the file in
+        assert received.blob is None
+        assert store.adopt_blob(digest, received.path, received.sha256) is True
+    body.close()
+    with store.storage.open_blob(digest) as fh:
+        assert fh.read() == whole
+    assert scratch_folder(store) == []
+
+
+class FailingWriter(BlobWriter):
+    """A writer whose store fails after its first piece (the network went away)."""
+
+    aborted = False
+
+    def _send(self, data: bytes) -> None:
+        if self.size:
+            raise ConnectionError("the store went away")
+
+    def _commit(self) -> bool:
+        raise AssertionError("never committed")
+
+    def _abort(self) -> None:
+        FailingWriter.aborted = True
+
+
+def test_a_writer_that_fails_midway_leaves_the_upload_to_the_file(tmp_path, monkeypatch):
+    kernel = make_kernel(Settings(models_dir=tmp_path / "models", storage="fs"))
+    try:
+        storage = kernel.storage
+        monkeypatch.setattr(storage, "streams_uploads", True, raising=False)
+        monkeypatch.setattr(storage, "blob_writer", lambda digest, size: FailingWriter(digest))
+        data = pieces(20)
+        whole = b"".join(data)
+        body = ScratchFiles(kernel.store).create(digest_of(whole), len(whole))
+        for piece in data:
+            body.append(piece)
+        received = body.finish()
+        assert received.blob is None and FailingWriter.aborted
+        assert received.sha256 == digest_of(whole)[7:]  # hashed again from the file's start
+        assert kernel.store.adopt_blob(digest_of(whole), received.path, received.sha256) is True
+        body.close()
+    finally:
+        kernel.close()

@@ -30,7 +30,7 @@ def digest_of(data: bytes) -> str:
 
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch):
-    monkeypatch.setattr(transfer, "PART_SIZE", PART)
+    monkeypatch.setattr(transfer, "PART_SIZE", PART)  # downloads' ranges (uploads': s3_bucket)
 
 
 @pytest.fixture
@@ -434,6 +434,13 @@ def test_a_cache_size_that_is_not_one_is_refused(s3_bucket, tmp_path, monkeypatc
         make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage
 
 
+@pytest.mark.parametrize("size", ["4M", "lots"])
+def test_a_part_size_s3_would_refuse_is_refused_at_start(s3_bucket, tmp_path, monkeypatch, size):
+    monkeypatch.setenv("OLLAMAKIT_S3_PART_SIZE", size)
+    with pytest.raises(ValueError, match="OLLAMAKIT_S3_PART_SIZE|not a size"):
+        make_kernel(Settings(models_dir=tmp_path, storage="s3")).storage
+
+
 def test_a_prefix_keeps_a_store_in_its_own_folder_of_the_bucket(make):
     inside = make("a", OLLAMAKIT_S3_PREFIX="/teams/alpha/")
     outside = make("b", OLLAMAKIT_S3_PREFIX="")
@@ -448,3 +455,97 @@ def test_a_prefix_keeps_a_store_in_its_own_folder_of_the_bucket(make):
     assert all(key.startswith("teams/alpha/") for key in keys)
     assert [m.short_name for m in inside.store.list()] == ["tiny:latest"]
     assert outside.store.list() == [] and list(outside.storage.list_blobs()) == []
+
+
+def test_names_differing_in_case_created_at_once_on_two_replicas_make_one_manifest(make):
+    replicas = [make("a"), make("b")]
+    manifest = manifest_over(replicas[0].store, b"weights")
+    spellings = [("Tiny", "tiny"), ("MODEL:Q4", "model:q4"), ("a/Mixed:Tag", "A/mixed:TAG")]
+    for first, second in spellings:
+        barrier = threading.Barrier(2)
+
+        def create(item):
+            replica, spelling = item
+            barrier.wait()
+            replica.store.write_manifest(ModelName.parse(spelling), manifest)
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(create, zip(replicas, (first, second))))
+        keys = [
+            parts
+            for parts, _ in replicas[0].storage.list_manifests()
+            if ModelName(*parts).key() == ModelName.parse(first).key()
+        ]
+        assert len(keys) == 1, f"{first} and {second} made {keys}"
+        for replica in replicas:
+            for spelling in (first, second):
+                assert replica.store.get(spelling).name.parts == keys[0]
+
+
+def test_a_deleted_name_can_be_made_again_in_another_case(make):
+    kernel = make()
+    manifest = manifest_over(kernel.store, b"weights")
+    kernel.store.write_manifest(ModelName.parse("Tiny"), manifest)
+    kernel.store.delete(ModelName.parse("tiny"))  # its blobs go too
+    kernel.store.write_manifest(ModelName.parse("TINY"), manifest_over(kernel.store, b"weights"))
+    assert [m.short_name for m in kernel.store.list()] == ["TINY:latest"]
+
+
+def test_a_model_header_is_read_by_ranges_without_downloading_the_blob(make, tmp_path, monkeypatch):
+    import numpy as np
+
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.testing.gguf_factory import tiny_llama
+
+    writer, reader = make("a"), make("b")  # the reader is a replica that never ran it
+    model = tiny_llama(tmp_path / "m.gguf", n_embd=256, n_ff=1024, dtype=np.float16)
+    data = model.read_bytes()
+    digest = digest_of(data)
+    assert writer.store.write_blob(digest, [data]) is True
+    fetched = []
+    readinto = transfer.RangedReader.readinto
+
+    def counting(self, buffer):
+        n = readinto(self, buffer)
+        fetched.append(n)
+        return n
+
+    monkeypatch.setattr(transfer.RangedReader, "readinto", counting)
+    header = reader.store.model_header(digest)
+    with GGUFFile.open(model) as whole:
+        assert header.metadata == whole.metadata
+        assert [t.name for t in header.tensors] == [t.name for t in whole.tensors]
+        assert header.parameter_count == whole.parameter_count
+    assert 0 < sum(fetched) <= 1 << 20 < len(data)  # the first read held the whole header
+    assert reader.storage.cache.get(digest) is None  # and nothing was cached
+
+
+def test_a_streamed_blob_holds_a_bounded_number_of_parts(storage, monkeypatch):
+    monkeypatch.setattr(transfer, "CONCURRENCY", 2)
+    live = most = 0
+    lock = threading.Lock()
+    upload_part = transfer.MultipartWriter._upload_part
+
+    def slow(self, number, data):
+        nonlocal live, most
+        with lock:
+            live += 1
+            most = max(most, live)
+        time.sleep(0.1)  # a slow network: the writer must wait rather than gather more
+        try:
+            return upload_part(self, number, data)
+        finally:
+            with lock:
+                live -= 1
+
+    monkeypatch.setattr(transfer.MultipartWriter, "_upload_part", slow)
+    data = os.urandom(6 * PART + 1)
+    digest = digest_of(data)
+    with storage.blob_writer(digest) as out:  # no size given: parts of the configured size
+        for start in range(0, len(data), 1 << 20):
+            out.write(data[start : start + (1 << 20)])
+            assert out._gathered <= PART and len(out._in_flight) <= 2
+        assert out.commit() is True
+    assert most == 2
+    with storage.open_blob(digest) as fh:
+        assert fh.read() == data

@@ -54,18 +54,9 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
         if not messages:
             yield _reply(common.model, "", done=True, done_reason="load")
             return
-        conversation = _conversation(model, messages)
+        conversation = full_conversation(model, messages)
         check_images(lease, sum(len(m.get("images") or ()) for m in conversation))
-        rendered = prompting.chat_prompt(
-            model,
-            conversation,
-            lease.tokenizer,
-            lease.num_ctx,
-            tools=tools,
-            think=think,
-            truncate=common.truncate,
-            image_tokens=prompting.image_token_count(lease.runner),
-        )
+        rendered = render(lease, model, conversation, tools, think, common.truncate)
         text = rendered.text
         if common.debug_render_only:
             yield {
@@ -110,7 +101,22 @@ def _parsed_reply(model_name: str, parsed: Parsed, logprobs: list) -> dict:
     return reply
 
 
-def _conversation(model, messages: list[dict]) -> list[dict]:
+def render(lease: Lease, model: LocalModel, conversation: list[dict], tools, think, truncate: bool):
+    """The ``Prompt`` a conversation becomes on the leased model (its text, the images its
+    tags name, the parser that goes with it): what chat runs, and what tokenize counts."""
+    return prompting.chat_prompt(
+        model,
+        conversation,
+        lease.tokenizer,
+        lease.num_ctx,
+        tools=tools,
+        think=think,
+        truncate=truncate,
+        image_tokens=prompting.image_token_count(lease.runner),
+    )
+
+
+def full_conversation(model, messages: list[dict]) -> list[dict]:
     """The model's SYSTEM (unless the request starts with its own), its MESSAGE history, then
     the request's messages."""
     conversation = []

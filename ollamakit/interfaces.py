@@ -476,4 +476,9 @@ class Scheduler(Protocol):
     def ps(self) -> list[dict]:
         """The loaded models, as ``/api/ps`` lists them."""
 
+    def queued(self) -> int:
+        """Requests waiting now (for a model to load, for memory, or for a free slot), for the
+        metrics; 0 from a scheduler that does not count them."""
+        return 0
+
     def close(self) -> None: ...

@@ -11,7 +11,7 @@ from ..lib.structured import Parsed
 from ..options import merged
 from ..store import LocalModel
 from . import prompting
-from .answer import Answer, base, metrics, parse_format, run
+from .answer import Answer, Report, base, metrics, parse_format, run
 from .models import capabilities, check_think, find_model, require
 from .requests import parse_common, parse_messages, parse_tools
 
@@ -45,10 +45,12 @@ def chat(
     spec = parse_format(common.format)
     options = merged(model.params, common.options)
     lease = kernel.scheduler.acquire(model, options, common.keep_alive, gone)
-    yield from _chat(lease, model, common, messages, tools, think, spec, started, gone)
+    report = Report(kernel, model, "chat", started)
+    yield from _chat(lease, model, common, messages, tools, think, spec, report, gone)
 
 
-def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec, started, gone):
+def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec, report, gone):
+    started = report.started
     try:
         load_ns = time.perf_counter_ns() - started
         if not messages:
@@ -67,7 +69,7 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
         tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
         parser = prompting.output_parser(model, text, tools=tools, think=think, rendered=rendered)
         answer = Answer.build(lease, spec, parser)
-        for event in run(lease, tokens, common, answer, gone):
+        for event in run(lease, tokens, common, answer, gone, report):
             if isinstance(event, tuple):
                 yield _parsed_reply(common.model, *event)
                 continue

@@ -55,14 +55,17 @@ class Kernel:
         return scheduler
 
     def observe(self, hook: HookCaller, **kwargs) -> None:
-        """Tell the observers of ``hook`` (``self.hook.on_model_loaded``, say) what happened. An
-        observer that fails is logged: watching the server must never break what it watches."""
-        if not hook.get_hookimpls():
-            return
-        try:
-            hook(kernel=self, **kwargs)
-        except Exception:
-            log.exception("an observer of %s failed", hook.name)
+        """Tell each observer of ``hook`` (``self.hook.on_model_loaded``, say) what happened, in
+        pluggy's order. One that fails is logged and the others still hear of it: watching the
+        server must never break what it watches, nor another watcher."""
+        arguments = {"kernel": self, **kwargs}
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                if impl.hookwrapper or impl.wrapper:
+                    raise TypeError(f"{hook.name} takes no wrappers ({impl.plugin_name})")
+                impl.function(*(arguments[name] for name in impl.argnames))
+            except Exception:
+                log.exception("an observer of %s failed", hook.name)
 
     def quantizer(self, name: str):
         return self.hook.make_quantizer(kernel=self, name=name)

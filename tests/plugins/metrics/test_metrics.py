@@ -269,3 +269,32 @@ def test_api_keys_cover_metrics_and_refusals_are_counted(tmp_path):
         assert value(samples, "ollamakit_http_requests_total", **refusal) == 1
     finally:
         kernel.close()
+
+
+class Broken:
+    """An observer that fails at every event."""
+
+    @hookimpl
+    def on_request_done(self, kernel, method, route, status, seconds):
+        raise RuntimeError("observer bug")
+
+    @hookimpl
+    def on_inference_done(self, kernel, served):
+        raise RuntimeError("observer bug")
+
+
+def test_a_failing_observer_breaks_nothing(tmp_path, caplog):
+    """The kernel logs an observer's exception; the request, and the other observers, go on."""
+    kernel = make_kernel(Settings(models_dir=tmp_path))
+    kernel.pm.register(Broken())
+    try:
+        client = TestClient(create_app(kernel), headers={"Host": "localhost"})
+        assert client.simulate_get("/api/tags").status_code == 200
+        assert "an observer of on_request_done failed" in caplog.text
+        counted = client.simulate_get("/metrics").text  # the metrics plugin still heard of it
+        assert (
+            'ollamakit_http_requests_total{method="GET",route="/api/tags",status="200"} 1.0'
+            in counted
+        )
+    finally:
+        kernel.close()

@@ -290,6 +290,7 @@ class Settings:
     preload: tuple[
         str, ...
     ] = ()  # OLLAMAKIT_PRELOAD: models loaded at start; /health is 503 until they are
+    metrics: bool = True  # OLLAMAKIT_METRICS: GET /metrics for Prometheus (0/false: no route)
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -345,6 +346,7 @@ class Settings:
                 p.lower() for p in _env_list("OLLAMAKIT_OPEN_PROBES") if p.lower() in PROBES
             ),
             preload=_env_list("OLLAMAKIT_PRELOAD"),
+            metrics=parse_bool(_env("OLLAMAKIT_METRICS"), default=True),
         )
         known = {f.name for f in fields(cls)}
         return replace(

@@ -1,6 +1,7 @@
 """What a running sequence streams to the request that started it: ``Chunk``s of text, then
 one ``Done`` with the ``Metrics``. A scheduler emits these kernel types, so the inference
-service reads any scheduler's stream alike (``ollamakit.interfaces.Sequence``)."""
+service reads any scheduler's stream alike (``ollamakit.interfaces.Sequence``). And what a
+finished request reports to observers (``Served``, hook ``on_inference_done``)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,13 @@ class Done:
     reason: str  # "stop" or "length"
     metrics: Metrics
     context: list[int]  # the prompt's tokens and the answer's, for ``/api/generate``'s context
+
+
+@dataclass
+class Served:
+    """One finished request that ran a model, as the inference service reports it."""
+
+    model: str  # the stored model's name (``tiny:latest``)
+    kind: str  # "chat", "generate", "embed", "rerank"
+    metrics: Metrics  # its prompt's and answer's tokens, and the engine's time for each
+    first_token_seconds: float | None = None  # from its arrival to its first answer token

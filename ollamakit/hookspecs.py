@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .create import CreateRequest
+    from .events import Served
     from .headers import ModelHeader
     from .interfaces import (
         ComputeBackend,
@@ -181,3 +182,33 @@ def on_model_created(kernel: Kernel, name: ModelName) -> None:
 @hookspec
 def on_model_deleted(kernel: Kernel, name: ModelName) -> None:
     """The manifest for ``name`` was removed."""
+
+
+# -- observations: what the server did, for metrics and audit logs (every implementation is
+# called, through ``Kernel.observe``: one that raises is logged, and the server carries on) -----
+
+
+@hookspec
+def on_request_done(kernel: Kernel, method: str, route: str, status: int, seconds: float) -> None:
+    """An HTTP request was answered: its ``status`` and headers are decided (a streamed body may
+    still be flowing), ``seconds`` after it arrived. ``route``: the URI template that served it
+    (``/api/show/{name}``), or ``""`` when none did (no such path, or refused before routing).
+    Called on the request's thread; only while some plugin implements it is it asked at all."""
+
+
+@hookspec
+def on_inference_done(kernel: Kernel, served: Served) -> None:
+    """A request that ran a model finished its answer: ``served`` (``ollamakit.events.Served``)
+    says which model, what kind of request, its tokens and timings."""
+
+
+@hookspec
+def on_model_loaded(kernel: Kernel, model: LocalModel, seconds: float, memory_bytes: int) -> None:
+    """The scheduler loaded ``model`` in ``seconds``; it holds ``memory_bytes``."""
+
+
+@hookspec
+def on_model_unloaded(kernel: Kernel, model: LocalModel, reason: str) -> None:
+    """The scheduler unloaded ``model``: ``reason`` is ``"expired"`` (its keep_alive ran out),
+    ``"evicted"`` (to make room for another), ``"requested"`` (an unload request),
+    ``"replaced"`` (its name now names another model) or ``"shutdown"``."""

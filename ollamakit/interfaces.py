@@ -365,10 +365,13 @@ class Tokenizer(Protocol):
         self, text: str, add_special: bool = True, parse_special: bool = True
     ) -> list[int]: ...
 
-    def decode(self, ids) -> str: ...
+    def decode(self, ids, special: bool = False) -> str:
+        """The text of ``ids``; control tokens (BOS, end of turn) are left out unless ``special``
+        (then they read as the vocabulary spells them, as llama.cpp's detokenizer can)."""
 
-    def token_to_piece(self, token_id: int) -> bytes:
-        """The bytes a token stands for (a piece of a UTF-8 character, perhaps)."""
+    def token_to_piece(self, token_id: int, special: bool = False) -> bytes:
+        """The bytes a token stands for (a piece of a UTF-8 character, perhaps); a control
+        token's are empty unless ``special``."""
 
     def token_text(self, token_id: int) -> str:
         """A token's text as the vocabulary spells it (``<|im_end|>``), for Jinja templates."""
@@ -472,5 +475,10 @@ class Scheduler(Protocol):
 
     def ps(self) -> list[dict]:
         """The loaded models, as ``/api/ps`` lists them."""
+
+    def queued(self) -> int:
+        """Requests waiting now (for a model to load, for memory, or for a free slot), for the
+        metrics; 0 from a scheduler that does not count them."""
+        return 0
 
     def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,11 @@ from .config import Settings
 from .plugins import PluginManager, make_plugin_manager
 
 if TYPE_CHECKING:
+    from pluggy import HookCaller
+
     from .interfaces import Scheduler
+
+log = logging.getLogger("ollamakit")
 
 
 class Kernel:
@@ -48,6 +53,19 @@ class Kernel:
 
             raise OllamaError("no scheduler plugin is installed, so models cannot be run")
         return scheduler
+
+    def observe(self, hook: HookCaller, **kwargs) -> None:
+        """Tell each observer of ``hook`` (``self.hook.on_model_loaded``, say) what happened, in
+        pluggy's order. One that fails is logged and the others still hear of it: watching the
+        server must never break what it watches, nor another watcher."""
+        arguments = {"kernel": self, **kwargs}
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                if impl.hookwrapper or impl.wrapper:
+                    raise TypeError(f"{hook.name} takes no wrappers ({impl.plugin_name})")
+                impl.function(*(arguments[name] for name in impl.argnames))
+            except Exception:
+                log.exception("an observer of %s failed", hook.name)
 
     def quantizer(self, name: str):
         return self.hook.make_quantizer(kernel=self, name=name)

@@ -1,5 +1,5 @@
-"""The inference service: Ollama's native chat, generate and embed, and reranking, for every
-route that runs a model.
+"""The inference service: Ollama's native chat, generate and embed, reranking, and tokenizing,
+for every route that runs a model.
 
 A route translates its API's request into a native one (a dict, as a client sends it to
 ``/api/*``), calls the service, and translates the native reply objects back: the native routes
@@ -21,5 +21,6 @@ from .chat import chat
 from .embed import embed, embedding
 from .generate import generate
 from .rerank import rerank
+from .tokenize import detokenize, tokenize
 
-__all__ = ["chat", "embed", "embedding", "generate", "rerank"]
+__all__ = ["chat", "detokenize", "embed", "embedding", "generate", "rerank", "tokenize"]

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import Cancelled, OllamaError
-from ..events import Chunk, Done
+from ..events import Chunk, Done, Metrics, Served
 from ..interfaces import Lease, Tokenizer
 from ..lib import structured
 from ..lib.structured import Constraint, FormatSpec, OutputParser, Parsed
-from ..store import format_utc_now
+from ..store import LocalModel, format_utc_now
 from .requests import Common
 
 
@@ -40,12 +40,17 @@ class Answer:
         except ValueError as exc:
             raise OllamaError(f"this model cannot use format: {exc}") from None
 
-    def read(self, events: Iterator[Chunk | Done]) -> Iterator[tuple[Parsed, list] | Done]:
+    def read(
+        self, events: Iterator[Chunk | Done], report: Report | None = None
+    ) -> Iterator[tuple[Parsed, list] | Done]:
         """A sequence's events with their text put through the parser: ``(Parsed, logprobs)``
-        for each piece worth sending, the tail the parser held back, then the ``Done``."""
+        for each piece worth sending, the tail the parser held back, then the ``Done``; each
+        told to ``report``."""
         parser = self.parser
         for event in events:
             if isinstance(event, Chunk):
+                if report is not None and report.first_token is None:
+                    report.first_token = time.perf_counter_ns()
                 parsed = parser.feed(event.text) if parser else Parsed(event.text)
                 if parsed or event.logprobs or not parser:
                     yield parsed, event.logprobs
@@ -53,7 +58,28 @@ class Answer:
             tail = parser.flush() if parser else None
             if tail:
                 yield tail, []
+            if report is not None:
+                report.done(event.metrics)
             yield event
+
+
+class Report:
+    """What one request tells the observers of ``on_inference_done`` (metrics) once its answer
+    is done; ``started``: when it arrived (``perf_counter_ns``)."""
+
+    def __init__(self, kernel, model: LocalModel, kind: str, started: int):
+        self.kernel, self.model, self.kind, self.started = kernel, model, kind, started
+        self.first_token: int | None = None
+
+    def done(self, metrics: Metrics) -> None:
+        first = self.first_token
+        served = Served(
+            self.model.short_name,
+            self.kind,
+            metrics,
+            None if first is None else (first - self.started) / 1e9,
+        )
+        self.kernel.observe(self.kernel.hook.on_inference_done, served=served)
 
 
 def parse_format(value) -> FormatSpec | None:
@@ -62,10 +88,17 @@ def parse_format(value) -> FormatSpec | None:
     return structured.parse_format(value)
 
 
-def run(lease: Lease, tokens: list[int], common: Common, answer: Answer, gone=None):
+def run(
+    lease: Lease,
+    tokens: list[int],
+    common: Common,
+    answer: Answer,
+    gone=None,
+    report: Report | None = None,
+):
     """Start the prompt ``tokens`` on the leased model; yield its parsed pieces and ``Done``
-    (``Answer.read``). Closing this generator, or ``gone()`` saying the client went away,
-    cancels the sequence at once."""
+    (``Answer.read``), telling ``report``. Closing this generator, or ``gone()`` saying the
+    client went away, cancels the sequence at once."""
     if gone is not None and gone():  # it left while the prompt was prepared: take no slot
         raise Cancelled("client disconnected")
     preserved = preserved_token_ids(lease.tokenizer, answer.parser)
@@ -81,7 +114,7 @@ def run(lease: Lease, tokens: list[int], common: Common, answer: Answer, gone=No
     )
     events = sequence.events(gone)
     try:
-        yield from answer.read(events)
+        yield from answer.read(events, report)
     finally:
         events.close()
 

@@ -11,7 +11,7 @@ from ..lib.structured import Parsed
 from ..options import merged
 from ..store import LocalModel
 from . import prompting
-from .answer import Answer, base, metrics, parse_format, run
+from .answer import Answer, Report, base, metrics, parse_format, run
 from .models import capabilities, check_think, find_model, require
 from .requests import parse_common, parse_messages, parse_tools
 
@@ -45,27 +45,20 @@ def chat(
     spec = parse_format(common.format)
     options = merged(model.params, common.options)
     lease = kernel.scheduler.acquire(model, options, common.keep_alive, gone)
-    yield from _chat(lease, model, common, messages, tools, think, spec, started, gone)
+    report = Report(kernel, model, "chat", started)
+    yield from _chat(lease, model, common, messages, tools, think, spec, report, gone)
 
 
-def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec, started, gone):
+def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec, report, gone):
+    started = report.started
     try:
         load_ns = time.perf_counter_ns() - started
         if not messages:
             yield _reply(common.model, "", done=True, done_reason="load")
             return
-        conversation = _conversation(model, messages)
+        conversation = full_conversation(model, messages)
         check_images(lease, sum(len(m.get("images") or ()) for m in conversation))
-        rendered = prompting.chat_prompt(
-            model,
-            conversation,
-            lease.tokenizer,
-            lease.num_ctx,
-            tools=tools,
-            think=think,
-            truncate=common.truncate,
-            image_tokens=prompting.image_token_count(lease.runner),
-        )
+        rendered = render(lease, model, conversation, tools, think, common.truncate)
         text = rendered.text
         if common.debug_render_only:
             yield {
@@ -76,7 +69,7 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
         tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
         parser = prompting.output_parser(model, text, tools=tools, think=think, rendered=rendered)
         answer = Answer.build(lease, spec, parser)
-        for event in run(lease, tokens, common, answer, gone):
+        for event in run(lease, tokens, common, answer, gone, report):
             if isinstance(event, tuple):
                 yield _parsed_reply(common.model, *event)
                 continue
@@ -110,7 +103,22 @@ def _parsed_reply(model_name: str, parsed: Parsed, logprobs: list) -> dict:
     return reply
 
 
-def _conversation(model, messages: list[dict]) -> list[dict]:
+def render(lease: Lease, model: LocalModel, conversation: list[dict], tools, think, truncate: bool):
+    """The ``Prompt`` a conversation becomes on the leased model (its text, the images its
+    tags name, the parser that goes with it): what chat runs, and what tokenize counts."""
+    return prompting.chat_prompt(
+        model,
+        conversation,
+        lease.tokenizer,
+        lease.num_ctx,
+        tools=tools,
+        think=think,
+        truncate=truncate,
+        image_tokens=prompting.image_token_count(lease.runner),
+    )
+
+
+def full_conversation(model, messages: list[dict]) -> list[dict]:
     """The model's SYSTEM (unless the request starts with its own), its MESSAGE history, then
     the request's messages."""
     conversation = []

@@ -14,10 +14,11 @@ import time
 import numpy as np
 
 from ..errors import BadRequest, Cancelled, OllamaError
+from ..events import Metrics
 from ..interfaces import Lease, Tokenizer
 from ..options import merged
 from ..web.body import field
-from .answer import nanoseconds_since
+from .answer import Report, nanoseconds_since
 from .models import find_model
 from .requests import parse_keep_alive, parse_options
 
@@ -131,6 +132,7 @@ def embed(kernel, body: dict, *, gone=None, started: int | None = None) -> dict:
         vectors, count = run_embeddings(lease, texts, truncate, gone=gone)
     finally:
         lease.release()
+    Report(kernel, model, "embed", started).done(Metrics(prompt_eval_count=count))
     reply = {
         "model": name,
         "embeddings": [normalize(v, dimensions) for v in vectors],
@@ -144,6 +146,7 @@ def embed(kernel, body: dict, *, gone=None, started: int | None = None) -> dict:
 def embedding(kernel, body: dict, *, gone=None) -> dict:
     """The reply object of a legacy ``/api/embeddings`` request: one prompt, the model's vector
     as float64 values, no metrics."""
+    started = time.perf_counter_ns()
     name = field(body, "model", str, "")
     if not name:
         raise BadRequest("model is required")
@@ -156,9 +159,10 @@ def embedding(kernel, body: dict, *, gone=None) -> dict:
         if not prompt:
             return {"embedding": []}
         try:
-            vectors, _ = run_embeddings(lease, [prompt], truncate=True, gone=gone)
+            vectors, count = run_embeddings(lease, [prompt], truncate=True, gone=gone)
         except BadRequest as exc:  # runner errors are 500s on this endpoint
             raise OllamaError(exc.message) from None
     finally:
         lease.release()
+    Report(kernel, model, "embed", started).done(Metrics(prompt_eval_count=count))
     return {"embedding": np.asarray(vectors[0], dtype=np.float64).tolist()}

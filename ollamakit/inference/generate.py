@@ -15,7 +15,7 @@ from ..options import merged
 from ..store import LocalModel
 from ..web.body import field
 from . import prompting
-from .answer import Answer, base, metrics, parse_format, run
+from .answer import Answer, Report, base, metrics, parse_format, run
 from .chat import check_images
 from .models import capabilities, check_think, find_model, require
 from .requests import Common, decode_images, parse_common, parse_context
@@ -52,7 +52,9 @@ def generate(kernel, body: dict, *, gone=None, started: int | None = None) -> It
     options = merged(model.params, common.options)
     lease = kernel.scheduler.acquire(model, options, common.keep_alive, gone)
     request = _Generate(prompt, suffix, system, override, raw, context, images, think)
-    yield from _generate(lease, model, common, request, spec, started, gone)
+    yield from _generate(
+        lease, model, common, request, spec, Report(kernel, model, "generate", started), gone
+    )
 
 
 @dataclass
@@ -70,8 +72,9 @@ class _Generate:
 
 
 def _generate(
-    lease: Lease, model: LocalModel, common: Common, request: _Generate, spec, started: int, gone
+    lease: Lease, model: LocalModel, common: Common, request: _Generate, spec, report: Report, gone
 ):
+    started = report.started
     try:
         load_ns = time.perf_counter_ns() - started
         if request.prompt == "":  # a suffix alone is still a load, as in Ollama
@@ -115,7 +118,8 @@ def _generate(
                 model, text, think=request.think, template=request.template, rendered=rendered
             )
         )
-        for event in run(lease, tokens, common, Answer.build(lease, spec, parser), gone):
+        answer = Answer.build(lease, spec, parser)
+        for event in run(lease, tokens, common, answer, gone, report):
             if isinstance(event, tuple):
                 yield _parsed_reply(base(common.model), *event)
                 continue

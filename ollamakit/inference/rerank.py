@@ -16,7 +16,8 @@ from ..errors import BadRequest, Cancelled
 from ..interfaces import Tokenizer
 from ..options import merged
 from ..web.body import field
-from .answer import nanoseconds_since
+from ..events import Metrics
+from .answer import Report, nanoseconds_since
 from .embed import TOO_LONG, parts
 from .models import capabilities, find_model
 from .requests import parse_keep_alive, parse_options
@@ -95,10 +96,12 @@ def rerank(kernel, body: dict, *, gone=None) -> dict:
         lease.release()
     if not np.all(np.isfinite(scores)):
         raise BadRequest("the scores contain NaN or Inf values")
+    count = sum(len(ids) for ids, _ in pairs)
+    Report(kernel, model, "rerank", started).done(Metrics(prompt_eval_count=count))
     return {
         "model": name,
         "scores": scores,
-        "prompt_eval_count": sum(len(ids) for ids, _ in pairs),
+        "prompt_eval_count": count,
         "total_duration": nanoseconds_since(started),
         "load_duration": load_ns,
     }

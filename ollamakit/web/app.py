@@ -8,6 +8,7 @@ from ..errors import OllamaError
 from .body import BodyLimit
 from .request_log import RequestLogMiddleware
 from .auth import ApiKeyMiddleware, ApiKeys
+from .observe import RequestObserver
 from .routes import PluginApp, register_routes
 from .security import PreflightMiddleware, SecurityMiddleware
 from .streaming import error_body, json_response
@@ -38,9 +39,13 @@ def _method_not_allowed(req, resp, exc, params):
 
 
 def create_app(kernel) -> PluginApp:
-    # Order matters: the host and origin guard, then the API key (so a 401 carries CORS headers
-    # a browser can read), then OPTIONS answers (so they need a key too), then the body limit.
-    middleware: list = [SecurityMiddleware(kernel.settings)]
+    # Order matters: the observer (so it sees every answer, refusals included), the host and
+    # origin guard, then the API key (so a 401 carries CORS headers a browser can read), then
+    # OPTIONS answers (so they need a key too), then the body limit.
+    middleware: list = []
+    if kernel.hook.on_request_done.get_hookimpls():
+        middleware.append(RequestObserver(kernel))
+    middleware.append(SecurityMiddleware(kernel.settings))
     api_keys = ApiKeys(kernel.settings)
     if api_keys.enabled:
         middleware.append(ApiKeyMiddleware(api_keys))

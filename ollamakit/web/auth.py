@@ -8,6 +8,11 @@ in a plugin, so that a plugin failing to load can never leave a server that was 
 Only the probes can be opened, one by one (``OLLAMAKIT_OPEN_PROBES``): liveness (``GET`` and
 ``HEAD /``) and readiness (``GET`` and ``HEAD /health``).
 
+The key file is read again when it changes (looked at no more than once a second, on a request),
+so keys are added and revoked without a restart. A file that can no longer be read, or holds no
+key, leaves only ``OLLAMAKIT_API_KEYS`` accepted (none, when it names none) until it is fixed:
+the server never opens because its file went wrong.
+
 A transport that receives bodies before the app runs asks ``ApiKeys.allows`` too, so that a caller
 without a key cannot make it spool a large upload (the ``http`` transport refuses it with the same
 401 before reading the body).
@@ -18,9 +23,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
 
 from ..config import PROBE_PATHS, read_key_file
 from ..errors import OllamaError
+
+log = logging.getLogger("ollamakit.web")
 
 CHALLENGE = 'Bearer realm="ollamakit"'
 UNAUTHORIZED = "unauthorized: this server needs an API key, sent as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
@@ -30,20 +42,38 @@ class ApiKeyConfigError(OllamaError):
     """The keys cannot be read: the server must not start without them."""
 
 
+def _digests(keys) -> tuple[bytes, ...]:
+    return tuple(hashlib.sha256(key.encode()).digest() for key in keys)
+
+
+def file_keys(path: Path) -> tuple[bytes, ...]:
+    """The SHA-256 of every key in the key file; ``ApiKeyConfigError`` when it cannot be read or
+    holds none."""
+    try:
+        keys = read_key_file(path)
+    except (OSError, ValueError) as exc:
+        raise ApiKeyConfigError(f"cannot read the API key file {path}: {exc}") from None
+    if not keys:
+        raise ApiKeyConfigError(f"the API key file {path} holds no key")
+    return _digests(keys)
+
+
 def load_keys(settings) -> tuple[bytes, ...]:
     """The SHA-256 of every accepted key (``OLLAMAKIT_API_KEYS`` and the key file)."""
-    keys = list(settings.api_keys)
+    keys = _digests(settings.api_keys)
     if settings.api_keys_file is not None:
-        try:
-            from_file = read_key_file(settings.api_keys_file)
-        except (OSError, ValueError) as exc:
-            raise ApiKeyConfigError(
-                f"cannot read the API key file {settings.api_keys_file}: {exc}"
-            ) from None
-        if not from_file:
-            raise ApiKeyConfigError(f"the API key file {settings.api_keys_file} holds no key")
-        keys += from_file
-    return tuple(hashlib.sha256(key.encode()).digest() for key in keys)
+        keys += file_keys(settings.api_keys_file)
+    return keys
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from another: its inode (a file replaced by a rename),
+    modification time and size; None when it cannot be seen."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns, status.st_size
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
@@ -72,13 +102,45 @@ def refusal_body(path: str) -> dict:
 class ApiKeys:
     """The accepted keys and the probes open without one."""
 
-    def __init__(self, settings):
-        self.digests = load_keys(settings)
-        self.open = {PROBE_PATHS[probe] for probe in settings.open_probes if probe in PROBE_PATHS}
+    RELOAD_SECONDS = 1.0  # how often, at most, the key file is looked at
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.digests)
+    def __init__(self, settings):
+        self.file = settings.api_keys_file
+        self.stamp = _stamp(self.file) if self.file is not None else None
+        self.digests = load_keys(settings)  # a file that cannot be read stops the start
+        self.from_setting = _digests(settings.api_keys)
+        # Once keys are asked for they stay asked for, whatever becomes of the file.
+        self.enabled = bool(self.digests)
+        self.open = {PROBE_PATHS[probe] for probe in settings.open_probes if probe in PROBE_PATHS}
+        self._next_look = time.monotonic() + self.RELOAD_SECONDS
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[bytes, ...]:
+        """The digests accepted now: the key file read again when it has changed."""
+        if self.file is None or time.monotonic() < self._next_look:
+            return self.digests
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_look:
+                self._next_look = now + self.RELOAD_SECONDS
+                stamp = _stamp(self.file)
+                if stamp != self.stamp:
+                    self.stamp = stamp
+                    self.digests = self._reload()
+        return self.digests
+
+    def _reload(self) -> tuple[bytes, ...]:
+        try:
+            from_file = file_keys(self.file)
+        except ApiKeyConfigError as exc:
+            log.error(
+                "%s; until it is fixed only the keys in OLLAMAKIT_API_KEYS (%d) are accepted",
+                exc.message,
+                len(self.from_setting),
+            )
+            return self.from_setting
+        log.info("the API key file %s changed: %d keys in it", self.file, len(from_file))
+        return self.from_setting + from_file
 
     def accepts(self, key: str | None) -> bool:
         """Compares against every key, in constant time for each: the answer's timing says
@@ -88,7 +150,7 @@ class ApiKeys:
         # WSGI hands header values over as latin-1 text: these are the bytes the client sent.
         presented = hashlib.sha256(key.encode("latin-1", "replace")).digest()
         matched = False
-        for digest in self.digests:
+        for digest in self.current():
             matched |= hmac.compare_digest(presented, digest)
         return matched
 

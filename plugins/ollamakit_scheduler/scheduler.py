@@ -71,6 +71,7 @@ class LoadedModel:
     ready: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     unloading: bool = False
+    unload_reason: str = "expired"  # what observers are told once it goes (on_model_unloaded)
 
 
 class Lease(interfaces.Lease):
@@ -165,9 +166,14 @@ class Scheduler(interfaces.Scheduler):
             if entry is None:
                 return False
             entry.keep_alive, entry.expires_at = 0.0, time.time()
+            entry.unload_reason = "requested"
             if entry.refs == 0 and entry.ready.is_set():
-                self._drop(entry)
+                self._drop(entry, "requested")
             return True
+
+    def queued(self) -> int:
+        with self._cond:
+            return self._pending
 
     def ps(self) -> list[dict]:
         with self._cond:
@@ -187,7 +193,7 @@ class Scheduler(interfaces.Scheduler):
             self._loaded.clear()
             self._cond.notify_all()
         for entry in entries:
-            self._close_entry(entry)
+            self._close_entry(entry, "shutdown")
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -252,7 +258,7 @@ class Scheduler(interfaces.Scheduler):
                 if entry is not None and entry.model.digest != model.digest:
                     # The name now points at another model: replace it once idle.
                     if entry.refs == 0 and entry.ready.is_set():
-                        self._drop(entry)
+                        self._drop(entry, "replaced")
                         entry = None
                 elif entry is not None and not entry.unloading:
                     entry.refs += 1
@@ -285,7 +291,7 @@ class Scheduler(interfaces.Scheduler):
             idle = [e for e in self._loaded.values() if e.refs == 0 and e.ready.is_set()]
             if not idle:
                 return False
-            self._drop(min(idle, key=lambda e: e.last_used))
+            self._drop(min(idle, key=lambda e: e.last_used), "evicted")
         return True
 
     def _trim_after_load(self, loaded: LoadedModel) -> None:
@@ -298,9 +304,10 @@ class Scheduler(interfaces.Scheduler):
             ]
             if not idle:
                 return
-            self._drop(min(idle, key=lambda e: e.last_used))
+            self._drop(min(idle, key=lambda e: e.last_used), "evicted")
 
     def _load(self, entry: LoadedModel, options: opts.Options) -> None:
+        started = time.perf_counter()
         try:
             runner = self.kernel.hook.load_model(
                 kernel=self.kernel, model=entry.model, options=opts.load_options(options)
@@ -349,6 +356,13 @@ class Scheduler(interfaces.Scheduler):
             entry.ready.set()
             with self._cond:
                 self._cond.notify_all()
+        if entry.error is None:
+            self.kernel.observe(
+                self.kernel.hook.on_model_loaded,
+                model=entry.model,
+                seconds=time.perf_counter() - started,
+                memory_bytes=entry.memory,
+            )
 
     def _await_load(self, entry: LoadedModel, gone=None) -> None:
         timeout = self.settings.load_timeout if self.settings.load_timeout > 0 else math.inf
@@ -389,22 +403,23 @@ class Scheduler(interfaces.Scheduler):
                 else:
                     entry.expires_at = time.time() + entry.keep_alive
                 if entry.keep_alive <= 0 and self._loaded.get(entry.key) is entry:
-                    self._drop(entry)
+                    self._drop(entry, entry.unload_reason)
                 else:
                     self._ensure_timer()
             self._cond.notify_all()
 
-    def _drop(self, entry: LoadedModel) -> None:
-        """Forget ``entry`` (lock held) and close it on another thread."""
+    def _drop(self, entry: LoadedModel, reason: str) -> None:
+        """Forget ``entry`` (lock held) and close it on another thread; ``reason`` is what
+        observers are told (``on_model_unloaded``)."""
         entry.unloading = True
         if self._loaded.get(entry.key) is entry:
             del self._loaded[entry.key]
         threading.Thread(
-            target=self._close_entry, args=(entry,), name="ollamakit-unload", daemon=True
+            target=self._close_entry, args=(entry, reason), name="ollamakit-unload", daemon=True
         ).start()
         self._cond.notify_all()
 
-    def _close_entry(self, entry: LoadedModel) -> None:
+    def _close_entry(self, entry: LoadedModel, reason: str) -> None:
         entry.ready.wait()
         try:
             if entry.worker is not None:
@@ -414,6 +429,10 @@ class Scheduler(interfaces.Scheduler):
             log.info("unloaded %s", entry.model.short_name)
         except Exception:
             log.exception("closing %s failed", entry.model.short_name)
+        if entry.runner is not None and entry.error is None:
+            self.kernel.observe(
+                self.kernel.hook.on_model_unloaded, model=entry.model, reason=reason
+            )
 
     def _ensure_timer(self) -> None:
         if self._timer is None or not self._timer.is_alive():
@@ -429,7 +448,7 @@ class Scheduler(interfaces.Scheduler):
                 now = time.time()
                 for entry in [e for e in self._loaded.values() if e.refs == 0 and e.ready.is_set()]:
                     if entry.expires_at <= now:
-                        self._drop(entry)
+                        self._drop(entry, "expired")
                 upcoming = [
                     e.expires_at
                     for e in self._loaded.values()

@@ -58,11 +58,14 @@ class FakeTokenizer:
             rest = rest[at + len(special) :]
         return ids
 
-    def token_to_piece(self, token: int) -> bytes:
-        return bytes([token]) if 0 <= token < 256 else b""
+    def token_to_piece(self, token: int, special: bool = False) -> bytes:
+        if 0 <= token < 256:
+            return bytes([token])
+        names = {id_: text for text, id_ in SPECIALS.items()}
+        return names.get(token, "").encode() if special else b""
 
-    def decode(self, ids) -> str:
-        return b"".join(self.token_to_piece(i) for i in ids).decode("utf-8", "replace")
+    def decode(self, ids, special: bool = False) -> str:
+        return b"".join(self.token_to_piece(i, special) for i in ids).decode("utf-8", "replace")
 
     def token_text(self, token: int) -> str:
         return self.texts.get(token) or self.token_to_piece(token).decode("utf-8", "replace")

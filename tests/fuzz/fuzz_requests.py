@@ -1,5 +1,5 @@
-"""The request-body fuzz target: hostile bodies for generate, chat, embed, create, show, copy,
-delete and blobs, sent through the Falcon app in-process (no sockets) to a fake model, so a
+"""The request-body fuzz target: hostile bodies for generate, chat, embed, rerank, tokenize,
+detokenize, create, show, copy, delete and blobs, sent through the Falcon app in-process (no sockets) to a fake model, so a
 case costs about a millisecond.
 
 A case is ``(method, path, body bytes)``. The body is mostly a JSON object of the endpoint's
@@ -167,6 +167,22 @@ def fields(blob: str) -> dict:
             "messages": st.one_of(st.lists(message, max_size=4), json_value),
             "tools": json_value,
         },
+        "tokenize": {
+            **common,
+            "content": text,
+            "prompt": text,
+            "messages": st.one_of(st.lists(message, max_size=4), json_value),
+            "tools": json_value,
+            "add_special": st.booleans(),
+            "parse_special": st.booleans(),
+            "with_pieces": st.booleans(),
+        },
+        "detokenize": {
+            "model": models,
+            "keep_alive": keep_alive,
+            "tokens": st.one_of(st.lists(st.integers(-2, 300), max_size=8), json_value),
+            "special": st.booleans(),
+        },
         "embed": {
             "model": models,
             "input": st.one_of(text, st.lists(text, max_size=6), json_value),
@@ -282,6 +298,20 @@ def valid_fields(blob: str) -> dict:
             "context": st.lists(st.integers(0, 259), max_size=8),
         },
         "chat": {**common, "messages": messages},
+        "tokenize": {
+            "content": small_text,
+            "messages": messages,
+            "add_special": st.booleans(),
+            "parse_special": st.booleans(),
+            "with_pieces": st.booleans(),
+            "keep_alive": common["keep_alive"],
+            "options": good_options,
+        },
+        "detokenize": {
+            "tokens": st.lists(st.integers(0, 259), max_size=8),
+            "special": st.booleans(),
+            "keep_alive": common["keep_alive"],
+        },
         "embed": {
             "input": small_text | st.lists(small_text, max_size=6),
             "truncate": st.booleans(),
@@ -342,6 +372,8 @@ ROUTES = {
     "delete": ("DELETE", "/api/delete"),
     "rerank": ("POST", "/api/rerank"),
     "v1_rerank": ("POST", "/v1/rerank"),
+    "tokenize": ("POST", "/api/tokenize"),
+    "detokenize": ("POST", "/api/detokenize"),
 }
 # Bodies that are not a well-formed object: each once broke a JSON endpoint somewhere.
 RAW_BODIES = [

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import anthropic
 import httpx
@@ -242,6 +243,42 @@ def test_a_key_file_that_cannot_be_read_stops_the_server(tmp_path):
             and "API key file" in done.stderr
             and "Traceback" not in done.stderr
         )
+
+
+def test_the_key_file_is_read_again_when_it_changes(keyed, key_file):
+    """Keys are added and revoked by editing the file, with no restart; a file that goes wrong
+    leaves only the setting's keys, never an open server."""
+
+    def status(key: str) -> int:
+        return httpx.get(
+            keyed.url + "/api/tags", headers={"x-api-key": key}, timeout=30
+        ).status_code
+
+    def settles(key: str, expected: int) -> None:
+        deadline = time.monotonic() + 15
+        while status(key) != expected:
+            assert time.monotonic() < deadline, (key, expected)
+            time.sleep(0.1)
+
+    assert status(FILE_KEY) == 200 and status("a-new-key-1234") == 401
+    replacement = key_file.with_name("keys.new")
+    replacement.write_text("a-new-key-1234\n")
+    os.replace(replacement, key_file)  # as editors and secret managers swap files
+    settles("a-new-key-1234", 200)
+    assert status(FILE_KEY) == 401  # revoked
+    assert status(KEYS[0]) == 200  # OLLAMAKIT_API_KEYS stay
+    key_file.write_text("# the team's key\nthird-key-xyz\n")  # rewritten in place
+    settles("third-key-xyz", 200)
+    assert status("a-new-key-1234") == 401
+    key_file.write_text("# no key left\n")
+    settles("third-key-xyz", 401)
+    assert status(KEYS[1]) == 200
+    assert httpx.get(keyed.url + "/api/tags", timeout=30).status_code == 401
+    key_file.unlink()
+    time.sleep(1.5)
+    assert status("third-key-xyz") == 401 and status(KEYS[0]) == 200
+    key_file.write_text("back-again-key\n")
+    settles("back-again-key", 200)
 
 
 def test_one_ollamakit_pulls_from_another_with_its_key(tmp_path, monkeypatch):

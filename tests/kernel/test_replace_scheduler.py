@@ -41,10 +41,10 @@ class ByteTokenizer(Tokenizer):
     def encode(self, text, add_special=True, parse_special=True):
         return list(text.encode())
 
-    def decode(self, ids):
+    def decode(self, ids, special=False):
         return bytes(i for i in ids if i < 256).decode("utf-8", "replace")
 
-    def token_to_piece(self, token_id):
+    def token_to_piece(self, token_id, special=False):
         return bytes([token_id]) if token_id < 256 else b""
 
     def token_text(self, token_id):

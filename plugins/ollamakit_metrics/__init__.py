@@ -1,0 +1,1 @@
+"""Prometheus metrics at ``GET /metrics`` (see ``collector.py``)."""

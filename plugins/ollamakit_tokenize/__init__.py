@@ -1,0 +1,1 @@
+"""Tokenizing routes: ``POST /api/tokenize`` and ``POST /api/detokenize`` (see ``routes.py``)."""

@@ -201,6 +201,9 @@ def test_a_writer_that_fails_midway_leaves_the_upload_to_the_file(tmp_path, monk
         storage = kernel.storage
         monkeypatch.setattr(storage, "streams_uploads", True, raising=False)
         monkeypatch.setattr(storage, "blob_writer", lambda digest, size: FailingWriter(digest))
+        # Reads smaller than the body, so the writer gets a second piece however late the
+        # helper starts (it could otherwise read the whole body at once, and never fail).
+        monkeypatch.setattr(scratch, "FORWARD_READ", 64 * 1024)
         data = pieces(20)
         whole = b"".join(data)
         body = ScratchFiles(kernel.store).create(digest_of(whole), len(whole))

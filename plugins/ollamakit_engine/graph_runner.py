@@ -75,6 +75,7 @@ class GraphRunner(RunnerBase):
         ] = {}  # decode graphs by their caches and spans, oldest first
         self._lock = threading.Lock()  # one step at a time: steps share the allocator
         self._closed = False
+        self.tokens_fed = 0  # tokens evaluated by forward, all sequences together (for tests)
 
     def cache_bytes(self, num_ctx: int) -> int:
         """Bytes one sequence's cache of ``num_ctx`` takes (sliding-window layers keep a ring of
@@ -109,6 +110,7 @@ class GraphRunner(RunnerBase):
                     logits = self._run(segments)
                 except StepAborted:
                     raise Cancelled("request canceled") from None
+                self.tokens_fed += sum(len(s.tokens) for s in segments)
                 for row, owner in enumerate(owners):
                     if owner is not None:  # this segment ends its sequence's tokens
                         results[owner] = logits[row]

@@ -44,7 +44,9 @@ def reference(name: str, index: int):
         ids = agreement.llamacpp_tokenize(path, case.prompts[index])
         return (
             ids,
-            *agreement.llamacpp_greedy(path, ids, cache_type=case.cache_type, adapter=adapter),
+            *agreement.llamacpp_greedy(
+                path, ids, cache_type=case.cache_type, adapter=adapter, num_ctx=case.num_ctx
+            ),
         )
     recorded = reference_answers(agreement.RECORDED)
     here = agreement.cpu()
@@ -68,7 +70,9 @@ def test_greedy_continuations_match_llamacpp(name, index):
     prompt_ids, theirs, margins = reference(name, index)
     case = CASES[name]
     model, adapter = case.paths()
-    ours = agreement.ours_greedy(runner(model, case.cache_type, adapter), prompt_ids, len(theirs))
+    ours = agreement.ours_greedy(
+        runner(model, case.cache_type, adapter), prompt_ids, len(theirs), case.num_ctx
+    )
     step, margin = agreement.parting(ours, theirs, margins)
     assert step is None or margin < agreement.TIE_MARGIN, (
         f"parts from llama.cpp at token {step}, where llama.cpp's top-2 margin was {margin:.4f}"

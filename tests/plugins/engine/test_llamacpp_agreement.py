@@ -79,6 +79,25 @@ def test_greedy_continuations_match_llamacpp(name, index):
     )
 
 
+def test_gemma3_rings_are_llamacpp_swa_cache_to_the_logit():
+    """Past Gemma 3's window its sliding-window layers run in rings laid out cell for cell as
+    llama.cpp's SWA cache: the same sums in the same order, so every step's top-2 margin is
+    llama.cpp's to the recorded digits, not just the greedy token."""
+    import numpy as np
+
+    prompt_ids, theirs, margins = reference("gemma3/window", 0)
+    case = CASES["gemma3/window"]
+    model, _ = case.paths()
+    ours = runner(model, case.cache_type, None)
+    cache = ours.new_cache(case.num_ctx)
+    assert cache.ring == 1024 and len(prompt_ids) > cache.ring
+    logits = ours.forward([(cache, prompt_ids)])[0]
+    for step, token in enumerate(theirs):
+        second, first = np.sort(logits)[-2:]
+        assert abs(float(first - second) - margins[step]) < 1e-5, f"step {step}"
+        logits = ours.forward([(cache, [token])])[0]
+
+
 def test_the_engine_runs_ggml_built_for_this_cpu():
     """The native build is what makes the products llama.cpp's on this CPU (scripts/test.sh
     makes it); the prebuilt wheel's AVX2 kernels round differently on an AVX-512 machine."""

@@ -114,3 +114,19 @@ def test_the_estimate_counts_the_rings(runner):
     ring = (locals_ * 768 + (hp.n_layer - locals_) * 8192) * row
     assert cache_bytes(hp, 8192, 512, "f32") == ring
     assert cache_bytes(hp, 768, 512, "f32") == hp.n_layer * 768 * row  # no ring, no smaller
+
+
+@pytest.mark.real_model
+def test_gemma3_270m_is_estimated_with_its_rings(backend):
+    """Before loading, the estimate that refuses a request and chooses the slots counts the
+    rings: at num_ctx 32768, 3 global layers of 32768 cells and 15 rings of 1024 (the window of
+    512 and a step of 512), keys and values of one head of 256 float16 values each."""
+    from ollamakit_engine.loader import estimate_bytes
+
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.testing import models
+
+    with GGUFFile.open(models.gemma3_270m()) as gguf:
+        weights = sum(info.nbytes for info in gguf.tensors)
+        estimate = estimate_bytes(gguf, backend, 32768, 2)
+    assert estimate == weights + 2 * (3 * 32768 + 15 * 1024) * 2 * 512

@@ -348,6 +348,12 @@ class Cache(ABC):
         the kept tokens again."""
         return False
 
+    def copy_prefix(self, source: Cache, n: int) -> bool:
+        """Hold the first ``n`` tokens of ``source`` (another sequence's cache from the same
+        runner) in place of what this cache held, without evaluating them. False, with nothing
+        changed, when this cache cannot: the caller then evaluates them."""
+        return False
+
 
 class Tokenizer(Protocol):
     """Text to token ids and back, as the model's file defines them

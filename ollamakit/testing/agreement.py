@@ -47,8 +47,12 @@ LONG_PROMPTS = (
     + "The main product is",
     "import os\nimport sys\nimport json\n" * 10 + "def main():",
 )
+# A prompt past Gemma 3's 512-token window and the 1024 cells of its sliding-window ring, in a
+# context long enough that the engine keeps the ring (llama.cpp then keeps its SWA cache alike).
+WINDOW_PROMPTS = ("\n\n".join(LONG_PROMPTS + LONG_PROMPTS[:2]),)
 TOKENS = 64
 NUM_CTX = 512
+WINDOW_NUM_CTX = 2048
 
 
 def cpu() -> dict:
@@ -93,11 +97,13 @@ def llamacpp_greedy(
     tokens: int = TOKENS,
     cache_type: str = "f16",
     adapter: str | None = None,
+    num_ctx: int = NUM_CTX,
 ) -> tuple[list[int], list[float]]:
     """llama.cpp's greedy continuation and its top-2 logit margin at each step (flash attention
     on, two threads: the engine's defaults; the cache of ``cache_type``; the LoRA ``adapter``
-    at scale 1.0, as Ollama applies it)."""
-    llm = _llama(path, cache_type, adapter)
+    at scale 1.0, as Ollama applies it; sliding-window layers in a cache of their window and a
+    step, as the engine keeps them and as Ollama runs llama.cpp)."""
+    llm = _llama(path, cache_type, adapter, num_ctx)
     llm.reset()
     llm.eval(prompt_ids)
     chosen, margins = [], []
@@ -113,20 +119,21 @@ def llamacpp_greedy(
 _llamas: dict = {}
 
 
-def _llama(path: str, cache_type: str = "f16", adapter: str | None = None):
+def _llama(path: str, cache_type: str = "f16", adapter: str | None = None, num_ctx: int = NUM_CTX):
     from llama_cpp import Llama
 
-    key = (path, cache_type, adapter)
+    key = (path, cache_type, adapter, num_ctx)
     if key not in _llamas:
         if len(_llamas) >= 3:  # a few small models at a time
             _llamas.pop(next(iter(_llamas)))
         kind = CACHE_TYPES[cache_type]
         _llamas[key] = Llama(
             path,
-            n_ctx=NUM_CTX,
+            n_ctx=num_ctx,
             n_threads=2,
             n_batch=512,
             flash_attn=True,
+            swa_full=False,
             logits_all=True,
             verbose=False,
             type_k=kind,
@@ -140,8 +147,10 @@ def llamacpp_tokenize(path: str, text: str) -> list[int]:
     return list(_llama(path).tokenize(text.encode(), add_bos=True, special=True))
 
 
-def ours_greedy(runner, prompt_ids: list[int], tokens: int = TOKENS) -> list[int]:
-    cache = runner.new_cache(NUM_CTX)
+def ours_greedy(
+    runner, prompt_ids: list[int], tokens: int = TOKENS, num_ctx: int = NUM_CTX
+) -> list[int]:
+    cache = runner.new_cache(num_ctx)
     logits = runner.forward([(cache, list(prompt_ids))])[0]
     chosen = []
     for _ in range(tokens):
@@ -169,6 +178,7 @@ class Case:
     cache_type: str = "f16"
     adapter: str | None = None
     prompts: tuple[str, ...] = PROMPTS
+    num_ctx: int = NUM_CTX
 
     def paths(self) -> tuple[str, str | None]:
         from ollamakit.testing import models
@@ -184,21 +194,27 @@ CASES = {
     "smollm2+lora": Case("smollm2_q4_1", adapter="smollm2_random_lora"),
     "smollm2/long": Case("smollm2_q4_1", prompts=LONG_PROMPTS),
     "gemma3/long": Case("gemma3_270m", prompts=LONG_PROMPTS),
+    "gemma3/window": Case("gemma3_270m", prompts=WINDOW_PROMPTS, num_ctx=WINDOW_NUM_CTX),
 }
 
 
 def record(cases: dict[str, Case], out: Path) -> None:
-    """Write llama.cpp's answers for ``cases`` with this CPU beside them."""
+    """Write llama.cpp's answers for ``cases`` with this CPU beside them (keeping the other
+    cases' answers in ``out`` when they were recorded on this CPU too)."""
     import llama_cpp
 
     answers = {}
+    if out.exists():
+        recorded = json.loads(out.read_text())
+        if recorded.get("cpu") == cpu():
+            answers = recorded["models"]
     for name, case in cases.items():
         path, adapter = case.paths()
         answers[name] = []
         for text in case.prompts:
             ids = llamacpp_tokenize(path, text)
             greedy, margins = llamacpp_greedy(
-                path, ids, cache_type=case.cache_type, adapter=adapter
+                path, ids, cache_type=case.cache_type, adapter=adapter, num_ctx=case.num_ctx
             )
             answers[name].append(
                 {
@@ -210,7 +226,8 @@ def record(cases: dict[str, Case], out: Path) -> None:
             )
     document = {
         "generator": f"llama-cpp-python {llama_cpp.__version__}, built on this machine; flash attention on, "
-        f"float16 cache (a name ending in /q8_0: a q8_0 cache), n_threads 2, n_ctx {NUM_CTX}; "
+        f"float16 cache (a name ending in /q8_0: a q8_0 cache), n_threads 2, n_ctx {NUM_CTX} "
+        f"({WINDOW_NUM_CTX} for /window), swa_full false; "
         "a name with +lora: the seeded random adapter of ollamakit.testing.models.random_lora at scale 1.0; "
         "prompts with BOS and special tokens parsed; "
         f"{TOKENS} greedy tokens with llama.cpp's top-2 logit margin at each step",
@@ -220,7 +237,7 @@ def record(cases: dict[str, Case], out: Path) -> None:
     out.write_text(json.dumps(document, indent=1) + "\n")
 
 
-if __name__ == "__main__":  # python -m ollamakit.testing.agreement [output.json]
+if __name__ == "__main__":  # python -m ollamakit.testing.agreement [output.json [case...]]
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/reference") / RECORDED
-    record(CASES, target)
+    record({name: CASES[name] for name in sys.argv[2:]} or CASES, target)
     print(f"wrote {target}")

@@ -1,17 +1,24 @@
 """The key/value cache of one sequence for the graph engine, in ggml tensors.
 
-Each layer keeps keys (n_kv * head_dim, num_ctx) and values (n_kv * head_dim_v, num_ctx), one
-row per position, in the cache type (float16 by default, Ollama's ``OLLAMA_KV_CACHE_TYPE``:
-``q8_0`` and ``q4_0`` quantize rows as they are written, as llama.cpp does). Keys are stored after
-rope. The buffer is allocated and zeroed at ``num_ctx`` when the sequence starts, as llama.cpp
-allocates its cache, so ``cache_bytes`` is what it holds from then on.
+Each layer keeps keys (n_kv * head_dim, cells) and values (n_kv * head_dim_v, cells), one row
+per cell, in the cache type (float16 by default, Ollama's ``OLLAMA_KV_CACHE_TYPE``: ``q8_0`` and
+``q4_0`` quantize rows as they are written, as llama.cpp does). Keys are stored after rope. The
+buffer is allocated and zeroed when the sequence starts, as llama.cpp allocates its cache, so
+``nbytes`` is what it holds from then on.
 
-``shift`` is Ollama's context shift done as llama.cpp does it: the kept rows move down in place and
-their keys are rotated by the distance they moved; nothing is evaluated again.
+A layer that attends to every earlier position has ``num_ctx`` cells, position p in cell p. A
+sliding-window layer (gemma2/3, gpt-oss) never looks further back than its window, so when
+``num_ctx`` is longer it keeps a ring instead, sized as llama.cpp sizes its SWA cache: the window
+plus a step's rows, rounded up to ``KV_BLOCK`` cells; position p is cell p % ring. The rings hold
+positions [``oldest``, ``n_past``), and the masks hide every other cell.
+
+``shift`` is Ollama's context shift done as llama.cpp does it: the kept rows move down and their
+keys are rotated by the distance they moved; nothing is evaluated again.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 
 import numpy as np
@@ -26,6 +33,7 @@ from .hparams import HParams
 CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2, "f32": 0}
 # (values per block, bytes per block) of each cache type, as ggml lays them out
 CACHE_BLOCKS = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18), "f32": (1, 4)}
+KV_BLOCK = 256  # attention spans (and rings) grow in blocks of this many cells, as llama.cpp's
 _serials = itertools.count(1)
 
 
@@ -36,12 +44,36 @@ def row_bytes(cache_type: str, values: int) -> int:
 
 
 def cache_row_bytes(hp: HParams, cache_type: str) -> int:
-    """Bytes one position takes across every layer."""
+    """Bytes one position takes across every layer, in a cache without rings."""
     return hp.n_layer * (row_bytes(cache_type, hp.kv_dim) + row_bytes(cache_type, hp.v_dim))
 
 
+def ring_cells(hp: HParams, num_ctx: int, num_batch: int) -> int | None:
+    """Cells of a sliding-window layer's ring (llama.cpp's SWA cache size: the window and a
+    step's rows, padded to ``KV_BLOCK``), or None when ``num_ctx`` cells are no more."""
+    if not hp.sliding_window or not any(hp.swa_layers):
+        return None
+    cells = -(-(hp.sliding_window + num_batch) // KV_BLOCK) * KV_BLOCK
+    return cells if cells < num_ctx else None
+
+
+def cache_bytes(hp: HParams, num_ctx: int, num_batch: int, cache_type: str = "f16") -> int:
+    """Bytes a ``GraphKVCache`` of ``num_ctx`` holds, without making one."""
+    ring = ring_cells(hp, num_ctx, num_batch)
+    cells = sum(ring if local and ring else num_ctx for local in hp.swa_layers)
+    return cells * (row_bytes(cache_type, hp.kv_dim) + row_bytes(cache_type, hp.v_dim))
+
+
 class GraphKVCache(Cache):
-    def __init__(self, lib, hp: HParams, num_ctx: int, cache_type: str = "f16", rotate=None):
+    def __init__(
+        self,
+        lib,
+        hp: HParams,
+        num_ctx: int,
+        cache_type: str = "f16",
+        rotate=None,
+        num_batch: int | None = None,
+    ):
         from ollamakit.lib.ggml.graph import Tensors
 
         if num_ctx < 1:
@@ -52,77 +84,165 @@ class GraphKVCache(Cache):
         self.n_past = 0
         self.cache_type = cache_type
         self.serial = next(_serials)  # names this cache in kept graphs (ids of freed objects recur)
-        self._rotate = rotate  # rotate(cache, first, count, delta): re-rope keys in place
+        self._rotate = rotate  # rotate(cache, runs, delta): re-rope keys in place
+        # a step's rows must not overwrite what its own first row attends to
+        self.ring = ring_cells(hp, num_ctx, num_batch or num_ctx)
+        self.oldest = 0  # the first position the rings still hold
         self.ggml_type = CACHE_TYPES[cache_type]
         self.k_row = lib.ggml_row_size(self.ggml_type, hp.kv_dim)  # bytes of one position's keys
         self.v_row = lib.ggml_row_size(self.ggml_type, hp.v_dim)
         self.k_head = lib.ggml_row_size(self.ggml_type, hp.head_dim)  # bytes of one head's keys
         self.v_head = lib.ggml_row_size(self.ggml_type, hp.head_dim_v)
+        self.cells = [self.ring if self.in_ring(i) else num_ctx for i in range(hp.n_layer)]
         self._tensors = Tensors(lib, 2 * hp.n_layer)
-        self.keys = [
-            self._tensors.new(self.ggml_type, hp.kv_dim, num_ctx) for _ in range(hp.n_layer)
-        ]
-        self.values = [
-            self._tensors.new(self.ggml_type, hp.v_dim, num_ctx) for _ in range(hp.n_layer)
-        ]
+        self.keys = [self._tensors.new(self.ggml_type, hp.kv_dim, n) for n in self.cells]
+        self.values = [self._tensors.new(self.ggml_type, hp.v_dim, n) for n in self.cells]
         self.nbytes = self._tensors.allocate()
         # Attention reads whole blocks of cells and masks the unused ones; zeros there keep
         # stray bits (NaN) out of any kernel that multiplies before it masks.
         lib.ggml_backend_buffer_clear(self._tensors.buffer, 0)
+
+    def in_ring(self, layer: int) -> bool:
+        return bool(self.ring) and self.hp.swa_layers[layer]
 
     @property
     def free(self) -> int:
         return self.num_ctx - self.n_past
 
     def truncate(self, n: int) -> int:
-        """Forget every token after the first ``n``; returns how many it keeps."""
+        """Forget every token after the first ``n``; returns how many it keeps. That is none when
+        the rings no longer hold the window the token after ``n`` attends to (the caller then
+        evaluates them again), as llama.cpp's SWA cache refuses such a reuse."""
         if n < 0:
             raise ValueError(f"cannot truncate a cache to {n} tokens")
-        self.n_past = min(self.n_past, n)
-        return self.n_past
+        n = min(self.n_past, n)
+        if n < self.n_past and self.oldest > self._window_start(n):
+            n = 0
+        self.n_past = n
+        if n == 0:
+            self.oldest = 0
+        return n
 
     def clear(self) -> None:
-        self.n_past = 0
+        self.truncate(0)
 
-    # -- views for a step ----------------------------------------------------------------------
+    def _window_start(self, position: int) -> int:
+        """The first position a sliding-window layer attends to from ``position``."""
+        return max(0, position - self.hp.sliding_window + 1) if self.ring else 0
 
-    def attend_view(self, step, layer: int, first: int, stop: int, values: bool) -> int:
-        """Positions [first, stop) as (head_dim, positions, n_kv): what flash attention reads."""
+    # -- a step --------------------------------------------------------------------------------
+
+    def reserve(self, stop: int) -> None:
+        """A step is about to write positions up to ``stop``: in the rings they take the cells of
+        positions ``ring`` earlier, which are then gone, whether or not the step completes."""
+        if self.ring:
+            self.oldest = max(self.oldest, stop - self.ring)
+
+    def write_cells(self, local: bool, start: int, stop: int) -> np.ndarray:
+        """The cells positions [start, stop) go to, in a full layer or a ring."""
+        positions = np.arange(start, stop, dtype=np.int64)
+        return positions % self.ring if local and self.ring else positions
+
+    def span(self, local: bool, stop: int) -> int:
+        """The cells a step that ends at ``stop`` attends over: those written so far, rounded up
+        to a multiple of ``KV_BLOCK`` (the rest are masked out), as llama.cpp's ``n_kv``. The same
+        span for many steps lets a decode graph be reused (``GraphRunner``)."""
+        cells = self.ring if local and self.ring else self.num_ctx
+        return min(cells, -(-stop // KV_BLOCK) * KV_BLOCK)
+
+    def cell_positions(self, local: bool, stop: int) -> np.ndarray:
+        """The position each cell of ``span`` holds once positions up to ``stop`` are written;
+        -1 where a ring's cell holds none."""
+        cells = np.arange(self.span(local, stop), dtype=np.int64)
+        if not (local and self.ring):
+            return cells
+        # the latest position below stop that falls in each cell
+        positions = cells + self.ring * ((stop - 1 - cells) // self.ring)
+        return np.where(positions >= self.oldest, positions, -1)
+
+    def attend_view(self, step, layer: int, span: int, values: bool) -> int:
+        """Cells [0, span) as (head_dim, cells, n_kv): what flash attention reads."""
         hp = self.hp
         if values:
             tensor, row, head, dim = self.values[layer], self.v_row, self.v_head, hp.head_dim_v
         else:
             tensor, row, head, dim = self.keys[layer], self.k_row, self.k_head, hp.head_dim
-        return step.op("view_3d", tensor, dim, stop - first, hp.n_head_kv, row, head, first * row)
+        return step.op("view_3d", tensor, dim, span, hp.n_head_kv, row, head, 0)
 
     # -- context shift -------------------------------------------------------------------------
 
     def shift(self, keep: int, discard: int) -> bool:
         """Drop positions [keep, keep + discard): later rows move down by ``discard`` and their
-        keys are rotated back by as many positions."""
+        keys are rotated back by as many positions. False, with nothing changed, when the rings
+        would then lack part of the window the next token attends to."""
         if discard <= 0:
             return True
         if keep < 0 or keep + discard > self.n_past:
             raise ValueError(f"cannot drop {discard} tokens after {keep} of {self.n_past}")
-        moved = self.n_past - keep - discard
-        for tensors, row in ((self.keys, self.k_row), (self.values, self.v_row)):
-            for tensor in tensors:
-                rows = self._rows(tensor, row)
-                rows[keep : keep + moved] = rows[
-                    keep + discard : keep + discard + moved
-                ]  # numpy handles overlap
-        self.n_past = keep + moved
+        end = self.n_past - discard
+        # the rings' first position after the shift: the dropped ones are gone, and the kept
+        # prefix only as far as the rings held it
+        oldest = self.oldest if self.oldest <= keep else max(keep, self.oldest - discard)
+        if oldest > self._window_start(end):
+            return False
+        moved = end - keep
+        runs: list[tuple[int, int, int]] = []
+        for layer in range(self.hp.n_layer):
+            if self.in_ring(layer):
+                first = max(keep, oldest)  # the first moved position the ring holds
+                source = self.write_cells(True, first + discard, end + discard)
+                target = self.write_cells(True, first, end)
+                runs += [(layer, cell, count) for cell, count in _runs(target)]
+            else:
+                source = self.write_cells(False, keep + discard, end + discard)
+                target = self.write_cells(False, keep, end)
+                runs.append((layer, keep, moved))
+            for tensors, row in ((self.keys, self.k_row), (self.values, self.v_row)):
+                rows = self._rows(tensors[layer], row, self.cells[layer])
+                rows[target] = rows[source]  # fancy indexing copies the source first
+        self.n_past, self.oldest = end, oldest
         if moved and self._rotate is not None:
-            self._rotate(self, keep, moved, -discard)
+            self._rotate(self, [run for run in runs if run[2]], -discard)
         return True
 
-    def _rows(self, tensor: int, row: int) -> np.ndarray:
-        import ctypes
+    # -- sharing a prefix ----------------------------------------------------------------------
 
+    def copy_prefix(self, source: Cache, n: int) -> bool:
+        """Hold ``source``'s first ``n`` positions instead of what this cache held (another
+        sequence's cache of the same shape); False, with nothing changed, when it cannot."""
+        if (
+            not isinstance(source, GraphKVCache)
+            or source is self
+            or (source.hp, source.num_ctx, source.ring, source.cache_type)
+            != (self.hp, self.num_ctx, self.ring, self.cache_type)
+            or not 0 < n <= source.n_past
+            or source.oldest > source._window_start(n)
+        ):
+            return False
+        for layer in range(self.hp.n_layer):
+            cells = self.cells[layer] if self.in_ring(layer) else n  # a ring's cells, all of them
+            for mine, theirs, row in (
+                (self.keys, source.keys, self.k_row),
+                (self.values, source.values, self.v_row),
+            ):
+                target = self._rows(mine[layer], row, self.cells[layer])
+                target[:cells] = source._rows(theirs[layer], row, self.cells[layer])[:cells]
+        self.n_past, self.oldest = n, source.oldest
+        return True
+
+    def _rows(self, tensor: int, row: int, cells: int) -> np.ndarray:
         from ollamakit.lib.ggml.lib import tensor as struct
 
-        buffer = (ctypes.c_uint8 * (row * self.num_ctx)).from_address(struct(tensor).data)
-        return np.frombuffer(buffer, np.uint8).reshape(self.num_ctx, row)
+        buffer = (ctypes.c_uint8 * (row * cells)).from_address(struct(tensor).data)
+        return np.frombuffer(buffer, np.uint8).reshape(cells, row)
 
     def close(self) -> None:
         self._tensors.close()
+
+
+def _runs(cells: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive cells as (first, count) runs (a ring's positions wrap at most once)."""
+    if not len(cells):
+        return []
+    breaks = np.flatnonzero(np.diff(cells) != 1) + 1
+    return [(int(part[0]), len(part)) for part in np.split(cells, breaks)]

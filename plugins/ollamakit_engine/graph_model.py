@@ -34,7 +34,6 @@ SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT = 1.702, 7.0  # gpt-oss's activation, as llam
 MIN_WEIGHT_SUM = (
     6.103515625e-5  # the experts' weights' sum kept above zero (float16's smallest normal)
 )
-KV_BLOCK = 256  # attention spans grow in blocks of this many cache cells, as llama.cpp's do
 
 
 @dataclass
@@ -137,11 +136,10 @@ class GraphTransformer:
     # -- a step --------------------------------------------------------------------------------
 
     @staticmethod
-    def span(segment: GraphSegment) -> int:
-        """The cache positions a segment's rows attend over: its cache up to the step's end,
-        rounded up to a multiple of ``KV_BLOCK`` (the cells past the end are masked out).
-        The same span for many steps lets a decode graph be reused (``GraphRunner``)."""
-        return min(segment.cache.num_ctx, -(-segment.stop // KV_BLOCK) * KV_BLOCK)
+    def spans(segment: GraphSegment) -> tuple[int, ...]:
+        """The cells a segment's rows attend over in its full layers and in its sliding-window
+        rings (``GraphKVCache.span``): a decode graph is reused while they stay the same."""
+        return tuple(segment.cache.span(local, segment.stop) for local in (False, True))
 
     def inputs(self, segments: list[GraphSegment], hidden: bool = False) -> dict[str, np.ndarray]:
         """The values a step's graph reads, by name: token ids, positions, where each segment's
@@ -169,8 +167,9 @@ class GraphTransformer:
                 np.float32
             )
         for i, s in enumerate(segments):
-            values[f"write{i}"] = np.arange(s.start, s.stop, dtype=np.int64)
+            s.cache.reserve(s.stop)
             for local in set(self.hp.swa_layers):
+                values[f"write{i}.{int(local)}"] = s.cache.write_cells(local, s.start, s.stop)
                 values[f"mask{i}.{int(local)}"] = self._mask(s, local)
         return values
 
@@ -248,7 +247,8 @@ class GraphTransformer:
                     "view_2d", source, width, count, width * F32_BYTES, s.row * width * F32_BYTES
                 )
                 target = s.cache.values[index] if is_value else s.cache.keys[index]
-                step.expand(step.op("set_rows", target, new_rows, inputs[f"write{i}"]))
+                cells = inputs[f"write{i}.{int(local)}"]
+                step.expand(step.op("set_rows", target, new_rows, cells))
 
         attn = None
         for i, s in enumerate(segments):
@@ -265,9 +265,9 @@ class GraphTransformer:
                 s.row * hp.q_dim * F32_BYTES,
             )
             queries = step.op("permute", queries, 0, 2, 1, 3)  # (head_dim, rows, heads)
-            span = self.span(s)
-            keys = s.cache.attend_view(step, index, 0, span, False)
-            values = s.cache.attend_view(step, index, 0, span, True)
+            span = s.cache.span(local, s.stop)
+            keys = s.cache.attend_view(step, index, span, False)
+            values = s.cache.attend_view(step, index, span, True)
             out = step.op(
                 "flash_attn_ext", queries, keys, values, mask, kq_scale, 0.0, hp.attn_softcap or 0.0
             )
@@ -458,14 +458,17 @@ class GraphTransformer:
 
     def _mask(self, s: GraphSegment, local: bool) -> np.ndarray:
         """The additive float16 mask (rows, span) of one segment: each row sees the positions up
-        to its own, within the window on sliding-window layers; cells past the end are hidden."""
+        to its own, within the window on sliding-window layers; cells past the end, and a ring's
+        cells that hold no position, are hidden."""
         query = np.arange(s.start, s.stop)[:, None]
-        key = np.arange(self.span(s))[None, :]
-        visible = key <= query
+        held = s.cache.cell_positions(local, s.stop)
+        key = held[None, :]
+        visible = (key >= 0) & (key <= query)
         groups = image_groups(s.tokens)
         if groups is not None:  # an image's rows see each other, both ways
-            within = np.full(key.shape[1], -1)
-            within[s.start : s.stop] = groups
+            within = np.full(len(held), -1)
+            new = (held >= s.start) & (held < s.stop)
+            within[new] = groups[held[new] - s.start]
             visible |= (groups[:, None] >= 0) & (groups[:, None] == within[None, :])
         if local and self.hp.sliding_window:
             visible &= query - key < self.hp.sliding_window

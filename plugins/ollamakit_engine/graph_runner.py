@@ -17,7 +17,7 @@ from ollamakit.lib.ggml.graph import Compute, Step, StepAborted
 from ollamakit.errors import BadRequest, Cancelled
 
 from .batching import RunnerBase, plan_steps
-from .graph_cache import CACHE_TYPES, GraphKVCache, cache_row_bytes
+from .graph_cache import CACHE_TYPES, GraphKVCache, cache_bytes
 from .graph_model import GraphSegment, GraphTransformer
 from .graph_weights import MappedWeights, model_tensors
 from .hparams import HParams
@@ -75,13 +75,17 @@ class GraphRunner(RunnerBase):
         ] = {}  # decode graphs by their caches and spans, oldest first
         self._lock = threading.Lock()  # one step at a time: steps share the allocator
         self._closed = False
+        self.tokens_fed = 0  # tokens evaluated by forward, all sequences together (for tests)
 
     def cache_bytes(self, num_ctx: int) -> int:
-        """Bytes one sequence's cache of ``num_ctx`` takes once full."""
-        return num_ctx * cache_row_bytes(self.hp, self.cache_type)
+        """Bytes one sequence's cache of ``num_ctx`` takes (sliding-window layers keep a ring of
+        their window and a step, whatever ``num_ctx`` is)."""
+        return cache_bytes(self.hp, num_ctx, self.num_batch, self.cache_type)
 
     def new_cache(self, num_ctx: int) -> GraphKVCache:
-        cache = GraphKVCache(self.lib, self.hp, num_ctx, self.cache_type, rotate=self._rotate)
+        cache = GraphKVCache(
+            self.lib, self.hp, num_ctx, self.cache_type, self._rotate, self.num_batch
+        )
         self._caches.add(cache)
         return cache
 
@@ -106,6 +110,7 @@ class GraphRunner(RunnerBase):
                     logits = self._run(segments)
                 except StepAborted:
                     raise Cancelled("request canceled") from None
+                self.tokens_fed += sum(len(s.tokens) for s in segments)
                 for row, owner in enumerate(owners):
                     if owner is not None:  # this segment ends its sequence's tokens
                         results[owner] = logits[row]
@@ -136,7 +141,7 @@ class GraphRunner(RunnerBase):
         """The graph of a decode step (one token per sequence), kept for the steps after it:
         while the same caches decode within the same attention spans only the inputs change.
         Building a graph costs about as much Python as a small model's whole step."""
-        key = tuple((s.cache.serial, self.model.span(s)) for s in segments)
+        key = tuple((s.cache.serial, self.model.spans(s)) for s in segments)
         kept = self._graphs.pop(key, None)
         if kept is not None:
             kept[0].refill(values)
@@ -160,16 +165,19 @@ class GraphRunner(RunnerBase):
 
     # -- context shift -------------------------------------------------------------------------
 
-    def _rotate(self, cache: GraphKVCache, first: int, count: int, delta: int) -> None:
-        """Rotate the keys at positions [first, first + count) by ``delta`` positions, in place."""
+    def _rotate(self, cache: GraphKVCache, runs, delta: int) -> None:
+        """Rotate the keys of each run of cells, (layer, first cell, count), by ``delta``
+        positions, in place."""
         from ollamakit.lib.ggml import lib as L
 
         hp = self.hp
         with self._lock:
-            step = self.compute.step(8 * hp.n_layer + 16)
+            step = self.compute.step(16 * len(runs) + 16)
             try:
-                positions = step.input(np.full(count, delta, np.int32), L.TYPE_I32)
-                for index in range(hp.n_layer):
+                deltas = {}  # one positions input per run length
+                for index, first, count in runs:
+                    if count not in deltas:
+                        deltas[count] = step.input(np.full(count, delta, np.int32), L.TYPE_I32)
                     view = step.op(
                         "view_3d",
                         cache.keys[index],
@@ -180,25 +188,26 @@ class GraphRunner(RunnerBase):
                         cache.k_row,
                         first * cache.k_row,
                     )
-                    if cache.ggml_type == L.TYPE_F16:
-                        rotated = self.model.rope(step, view, positions, hp.swa_layers[index])
-                    else:  # quantized keys: in float32, out of (and back into) their Hadamard rotation
-                        keys = step.op("cast", view, L.TYPE_F32)
-                        keys = (
-                            self.model.rotate(step, keys, self.model.rot_k)
-                            if self.model.rot_k
-                            else keys
-                        )
-                        rotated = self.model.rope(step, keys, positions, hp.swa_layers[index])
-                        rotated = (
-                            self.model.rotate(step, rotated, self.model.rot_k)
-                            if self.model.rot_k
-                            else rotated
-                        )
-                    step.expand(step.op("cpy", rotated, view))
+                    step.expand(
+                        step.op("cpy", self._rotated(step, view, deltas[count], index), view)
+                    )
                 self.compute.run(step)
             finally:
                 step.close()
+
+    def _rotated(self, step, view, positions, index: int):
+        """Keys of layer ``index`` rotated by ``positions``: quantized ones in float32, out of
+        (and back into) their Hadamard rotation."""
+        from ollamakit.lib.ggml import lib as L
+
+        local = self.hp.swa_layers[index]
+        if L.tensor(view).type == L.TYPE_F16:
+            return self.model.rope(step, view, positions, local)
+        keys = step.op("cast", view, L.TYPE_F32)
+        rot_k = self.model.rot_k
+        keys = self.model.rotate(step, keys, rot_k) if rot_k else keys
+        rotated = self.model.rope(step, keys, positions, local)
+        return self.model.rotate(step, rotated, rot_k) if rot_k else rotated
 
     # -- embeddings ----------------------------------------------------------------------------
 

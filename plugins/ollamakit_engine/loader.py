@@ -76,10 +76,13 @@ def estimate_bytes(gguf, backend, num_ctx: int, num_parallel: int, cache_type: s
     hp = read_hparams(gguf.metadata)
     num_ctx = max(1, min(num_ctx, hp.n_ctx_train))
     if backend.runs_graphs:
-        from .graph_cache import cache_row_bytes
+        from .graph_cache import cache_bytes as graph_cache_bytes
 
         weights = sum(info.nbytes for info in gguf.tensors)
-        return weights + num_parallel * num_ctx * cache_row_bytes(hp, cache_type)
+        # sliding-window rings hold a step of rows beyond their window: the default step's
+        # (a request's own num_batch is not known here; the load measures the real size)
+        caches = graph_cache_bytes(hp, num_ctx, DEFAULT_NUM_BATCH, cache_type)
+        return weights + num_parallel * caches
     from .cache import cache_bytes
 
     weights = 4 * sum(info.n_elements for info in gguf.tensors)

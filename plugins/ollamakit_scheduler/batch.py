@@ -3,7 +3,10 @@ sequence's next tokens to one ``runner.forward`` call.
 
 Sequences wait for one of ``num_parallel`` slots. A slot keeps its KV cache between requests,
 so a request that repeats an earlier prompt's beginning (a chat's history) only evaluates the
-new tokens. Every call into the runner happens on this thread.
+new tokens. The beginning may come from another slot's cache too (a system prompt two
+conversations share): the new sequence takes the free slot used longest ago and copies those
+tokens' keys and values into it, as Ollama's runner forks a cache slot. Every call into the
+runner happens on this thread.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ class Slot:
         self.num_ctx = 0
         self.tokens: list[int] = []  # what the cache holds, to reuse a shared prompt prefix
         self.sequence: Sequence | None = None
+        self.last_used = 0.0  # when a sequence last started or ended here (monotonic)
+
+    @property
+    def held(self) -> list[int]:
+        """The tokens its cache holds: its running sequence's so far, else what the last left."""
+        return self.sequence.history if self.sequence is not None else self.tokens
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -118,15 +127,9 @@ class BatchWorker:
             if not free:
                 return
             seq = self._waiting.popleft()
-            # The free slot whose cache shares the longest beginning with this prompt.
-            slot = max(
-                free,
-                key=lambda s: (
-                    common_prefix(s.tokens, seq.prompt) if s.num_ctx == seq.num_ctx else -1
-                ),
-            )
+            slot, source = self._choose(seq, free)
             try:
-                self._start(slot, seq)
+                self._start(slot, seq, source)
             except Exception as exc:
                 log.exception("could not start a sequence on %s", self.name)
                 seq.fail(
@@ -136,7 +139,26 @@ class BatchWorker:
                 )
                 self._release(slot, forget=True)
 
-    def _start(self, slot: Slot, seq: Sequence) -> None:
+    def _choose(self, seq: Sequence, free: list[Slot]) -> tuple[Slot, Slot | None]:
+        """The slot for ``seq`` and the slot to copy the prompt's beginning from (or None), as
+        Ollama's runner chooses for several users: the slot whose cache shares the longest
+        beginning with the prompt, if it is free and holds nothing more (a chat's next turn);
+        else the free slot used longest ago, which gives up what it held and takes the shared
+        beginning from the other slot, busy or not. So a conversation's cache outlives another
+        conversation that starts the same way."""
+
+        def shared(slot: Slot) -> int:
+            if slot.cache is None or slot.num_ctx != seq.num_ctx:
+                return 0
+            return common_prefix(slot.held, seq.prompt)
+
+        best = max(self.slots, key=lambda s: (shared(s), s.sequence is None))
+        if best.sequence is None and shared(best) == len(best.held):
+            return best, None
+        oldest = min(free, key=lambda s: s.last_used)
+        return oldest, (best if shared(best) > shared(oldest) else None)
+
+    def _start(self, slot: Slot, seq: Sequence, source: Slot | None = None) -> None:
         if slot.cache is None or slot.num_ctx != seq.num_ctx:
             slot.cache, slot.num_ctx, slot.tokens = (
                 self.runner.new_cache(seq.num_ctx),
@@ -144,16 +166,24 @@ class BatchWorker:
                 [],
             )
         # At least one token must be evaluated to get logits for the next one.
-        reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
+        limit = len(seq.prompt) - 1
+        if source is not None:
+            count = min(common_prefix(source.held, seq.prompt), limit)
+            if count > 0 and slot.cache.copy_prefix(source.cache, count):
+                log.debug("slot %d takes %d tokens from slot %d", slot.index, count, source.index)
+                slot.tokens = seq.prompt[:count]
+        reuse = min(common_prefix(slot.tokens, seq.prompt), limit)
         slot.cache.truncate(reuse)
         reuse = min(reuse, slot.cache.n_past)  # a cache may keep less (a sliding-window ring)
         slot.tokens = seq.prompt[:reuse]
         slot.sequence = seq
+        slot.last_used = time.monotonic()
         seq.begin(reuse)
 
     def _release(self, slot: Slot, forget: bool = False) -> None:
         seq = slot.sequence
         slot.sequence = None
+        slot.last_used = time.monotonic()
         if seq is not None and not forget:
             slot.tokens = list(seq.history)
         else:

@@ -83,6 +83,12 @@ class FakeCache(Cache):
     def truncate(self, n: int) -> None:
         del self.tokens[n:]
 
+    def copy_prefix(self, source: Cache, n: int) -> bool:
+        if not isinstance(source, FakeCache) or source.num_ctx != self.num_ctx:
+            return False
+        self.tokens = source.tokens[:n]
+        return True
+
 
 class FakeRunner(Runner):
     def __init__(self, spec: dict):

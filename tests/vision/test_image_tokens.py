@@ -70,7 +70,7 @@ def test_the_mask_lets_an_image_see_itself_both_ways():
     hp = SimpleNamespace(sliding_window=0)
     model = GraphTransformer.__new__(GraphTransformer)
     model.hp = hp
-    cache = SimpleNamespace(num_ctx=16)
+    cache = SimpleNamespace(cell_positions=lambda local, stop: np.arange(16))  # cell = position
     segment = GraphSegment(cache, [1] + image("sha256:aa", 3) + [2], start=2, row=0)
     visible = model._mask(segment, False)[:, :8] == 0
     expected = np.tril(np.ones((5, 8), bool), 2)

@@ -44,7 +44,9 @@ def reference(name: str, index: int):
         ids = agreement.llamacpp_tokenize(path, case.prompts[index])
         return (
             ids,
-            *agreement.llamacpp_greedy(path, ids, cache_type=case.cache_type, adapter=adapter),
+            *agreement.llamacpp_greedy(
+                path, ids, cache_type=case.cache_type, adapter=adapter, num_ctx=case.num_ctx
+            ),
         )
     recorded = reference_answers(agreement.RECORDED)
     here = agreement.cpu()
@@ -68,11 +70,32 @@ def test_greedy_continuations_match_llamacpp(name, index):
     prompt_ids, theirs, margins = reference(name, index)
     case = CASES[name]
     model, adapter = case.paths()
-    ours = agreement.ours_greedy(runner(model, case.cache_type, adapter), prompt_ids, len(theirs))
+    ours = agreement.ours_greedy(
+        runner(model, case.cache_type, adapter), prompt_ids, len(theirs), case.num_ctx
+    )
     step, margin = agreement.parting(ours, theirs, margins)
     assert step is None or margin < agreement.TIE_MARGIN, (
         f"parts from llama.cpp at token {step}, where llama.cpp's top-2 margin was {margin:.4f}"
     )
+
+
+def test_gemma3_rings_are_llamacpp_swa_cache_to_the_logit():
+    """Past Gemma 3's window its sliding-window layers run in rings laid out cell for cell as
+    llama.cpp's SWA cache: the same sums in the same order, so every step's top-2 margin is
+    llama.cpp's to the recorded digits, not just the greedy token."""
+    import numpy as np
+
+    prompt_ids, theirs, margins = reference("gemma3/window", 0)
+    case = CASES["gemma3/window"]
+    model, _ = case.paths()
+    ours = runner(model, case.cache_type, None)
+    cache = ours.new_cache(case.num_ctx)
+    assert cache.ring == 1024 and len(prompt_ids) > cache.ring
+    logits = ours.forward([(cache, prompt_ids)])[0]
+    for step, token in enumerate(theirs):
+        second, first = np.sort(logits)[-2:]
+        assert abs(float(first - second) - margins[step]) < 1e-5, f"step {step}"
+        logits = ours.forward([(cache, [token])])[0]
 
 
 def test_the_engine_runs_ggml_built_for_this_cpu():

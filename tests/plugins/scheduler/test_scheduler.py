@@ -13,6 +13,7 @@ from ollamakit.events import Chunk, Done
 from ollamakit_scheduler.sequence import fit_prompt
 
 GREEDY = Options(temperature=0)
+ONE_LINE = Options(temperature=0, stop=["\n"])
 
 
 def run(lease, text, **kwargs):
@@ -41,6 +42,68 @@ def test_a_repeated_prefix_is_served_from_the_cache(make_fake):
     assert second.metrics.prompt_eval_count == 1 + len("Q: one\nA: the first answer.\nQ: three\nA:")
     # ... but only what differs from "two" is evaluated (besides the generated tokens)
     assert fed_second == len("hree\nA:")
+
+
+def test_a_beginning_another_slot_holds_is_copied_and_that_slot_kept(make_fake):
+    """Two conversations with the same opening on two slots: the second copies the opening from
+    the first one's cache, and the first one's next turn still finds its whole history."""
+    setup = make_fake(num_parallel=2)
+    model = setup.model()
+    opening = "Q: one\nA: the first answer.\n"
+    with setup.kernel.scheduler.acquire(model, ONE_LINE) as lease:
+        slots = lease.entry.worker.slots
+        first_text, first = run(lease, opening + "Q: two\nA:")
+        fed = lease.runner.tokens_fed
+        text, second = run(lease, opening + "Q: three\nA:")
+        # the token that ends the line stops generation before it is evaluated
+        fed_second = lease.runner.tokens_fed - fed - (second.metrics.eval_count - 1)
+        assert fed_second == len("hree\nA:")  # the rest came from the other slot's cache
+        assert sorted(len(slot.tokens) > 0 for slot in slots) == [True, True]
+        follow_up = opening + "Q: two\nA:" + first_text + "\nQ: three\nA:"
+        fed = lease.runner.tokens_fed
+        _, third = run(lease, follow_up)
+        # the first conversation's slot was not given to the second one
+        fed_third = lease.runner.tokens_fed - fed - (third.metrics.eval_count - 1)
+        assert fed_third == len("\nQ: three\nA:")
+    with setup.kernel.scheduler.acquire(setup.model("fresh"), ONE_LINE) as lease:
+        assert run(lease, opening + "Q: three\nA:")[0] == text
+
+
+def test_a_beginning_is_copied_from_a_busy_slot(make_fake):
+    setup = make_fake(num_parallel=2)
+    model = setup.model(step_delay=0.01)
+    opening = "Q: one\nA: the first answer.\n"
+    with setup.kernel.scheduler.acquire(model, Options(temperature=0, num_predict=40)) as lease:
+        forward, fed = lease.runner.forward, []
+
+        def recording(batch, **kwargs):
+            fed.extend((cache, len(tokens)) for cache, tokens in batch)
+            return forward(batch, **kwargs)
+
+        lease.runner.forward = recording
+        busy = lease.start(lease.tokenizer.encode(opening + "Q: two\nA:"))
+        events = busy.events()
+        next(events)  # the first sequence is decoding: its slot is busy
+        _, done = run(lease, opening + "Q: three\nA:")
+        assert not busy.finished
+        list(events)
+    first_cache = fed[0][0]
+    second = [count for cache, count in fed if cache is not first_cache]
+    # the new tokens of the prompt in one step, then one token a step
+    assert second[0] == len("hree\nA:") and set(second[1:]) == {1}
+
+
+def test_slots_are_given_up_oldest_first(make_fake):
+    setup = make_fake(num_parallel=2)
+    model = setup.model()
+    with setup.kernel.scheduler.acquire(model, ONE_LINE) as lease:
+        slots = lease.entry.worker.slots
+        run(lease, "Q: one\nA:")
+        run(lease, "Q: two\nA:")
+        older = next(slot for slot in slots if bytes(slot.tokens[1:]).startswith(b"Q: one"))
+        run(lease, "Q: three\nA:")  # shares nothing: takes the older slot
+        assert bytes(older.tokens[1:]).startswith(b"Q: three")
+        assert any(bytes(slot.tokens[1:]).startswith(b"Q: two") for slot in slots)
 
 
 def test_a_slow_load_does_not_block_another_model(make_fake):

@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 # its tests skip and say why): the registry tests push to and pull from a real OCI registry,
 # Debian's docker-registry; tests/js runs the official ollama-js library on Node.js, which the
 # tests install there from its lock file with npm; the s3 driver's replica tests put three servers
-# behind Debian's haproxy.
+# behind Debian's haproxy; skopeo, a real OCI client, logs in to a /v2 that has API keys.
 # apt-get's output is shown: a failed install must say why, and it stops this script.
 missing=()
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v skopeo >/dev/null || missing+=(skopeo)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"

@@ -5,6 +5,11 @@ The check runs in the app's middleware, before routing, so it covers every route
 has stay private), and every method, ``HEAD`` and ``OPTIONS`` included. It lives in the kernel, not
 in a plugin, so that a plugin failing to load can never leave a server that was given keys open.
 
+The registry routes (``/v2/*``) also take the key as the password of HTTP Basic, any user name,
+and challenge with ``Basic``: OCI clients (docker, skopeo, oras) send credentials only after a
+401 whose challenge they know, and log in with a user name and a password. A Bearer challenge
+there would send them to fetch a token from its realm, a token service this server does not have.
+
 Only the probes can be opened, one by one (``OLLAMAKIT_OPEN_PROBES``): liveness (``GET`` and
 ``HEAD /``) and readiness (``GET`` and ``HEAD /health``).
 
@@ -20,6 +25,8 @@ without a key cannot make it spool a large upload (the ``http`` transport refuse
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -35,7 +42,20 @@ from ..errors import OllamaError
 log = logging.getLogger("ollamakit.web")
 
 CHALLENGE = 'Bearer realm="ollamakit"'
+REGISTRY_CHALLENGE = 'Basic realm="ollamakit"'
 UNAUTHORIZED = "unauthorized: this server needs an API key, sent as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+REGISTRY_UNAUTHORIZED = "authentication required: this registry needs an API key, as the password (any user name) or as 'Authorization: Bearer <key>'"
+
+
+def is_registry(path: str) -> bool:
+    """A path of the registry API (``/v2``, ``/v2/...``), where OCI clients log in."""
+    path = "/" + path.lstrip("/")
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def challenge(path: str) -> str:
+    """The ``WWW-Authenticate`` value of a 401 for ``path``."""
+    return REGISTRY_CHALLENGE if is_registry(path) else CHALLENGE
 
 
 class ApiKeyConfigError(OllamaError):
@@ -76,17 +96,37 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return status.st_ino, status.st_mtime_ns, status.st_size
 
 
-def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
-    """The key a request carries: ``Authorization: Bearer <key>`` or ``x-api-key: <key>``."""
+def basic_password(credentials: str) -> str | None:
+    """The password of HTTP Basic's ``base64(user:password)`` (RFC 7617); None when malformed.
+    Returned as latin-1 text, as WSGI hands over header values, so ``accepts`` hashes the
+    bytes the client encoded."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
+    except (binascii.Error, ValueError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else None
+
+
+def presented_key(
+    authorization: str | None, x_api_key: str | None, basic: bool = False
+) -> str | None:
+    """The key a request carries: ``Authorization: Bearer <key>`` or ``x-api-key: <key>``, and
+    with ``basic`` (the registry's routes) the password of ``Authorization: Basic``."""
     scheme, _, value = (authorization or "").strip().partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
+    if basic and scheme.lower() == "basic" and value.strip():
+        return basic_password(value)
     return (x_api_key or "").strip() or None
 
 
 def refusal_body(path: str) -> dict:
     """Ollama's ``{"error": message}``; under ``/v1/`` the error object OpenAI's and Anthropic's
-    clients both read their message from (the check runs before a route says which API it is)."""
+    clients both read their message from (the check runs before a route says which API it is);
+    under ``/v2`` the registry API's error list, which OCI clients show."""
+    if is_registry(path):
+        return {"errors": [{"code": "UNAUTHORIZED", "message": REGISTRY_UNAUTHORIZED}]}
     if path.startswith("/v1/"):
         return {
             "type": "error",
@@ -160,7 +200,7 @@ class ApiKeys:
         path = "/" + path.lstrip("/")
         if method in ("GET", "HEAD") and (path.rstrip("/") or "/") in self.open:
             return True
-        return self.accepts(presented_key(authorization, x_api_key))
+        return self.accepts(presented_key(authorization, x_api_key, basic=is_registry(path)))
 
 
 class ApiKeyMiddleware:
@@ -175,7 +215,7 @@ class ApiKeyMiddleware:
         ):
             return
         resp.status = 401
-        resp.set_header("WWW-Authenticate", CHALLENGE)
+        resp.set_header("WWW-Authenticate", challenge(req.path))
         resp.content_type = "application/json; charset=utf-8"
         resp.data = b"" if req.method == "HEAD" else json.dumps(refusal_body(req.path)).encode()
         resp.complete = True

@@ -55,7 +55,10 @@ class Export:
 
 class Import:
     """The body is the tar (any length: the transport streams it to a scratch file, see
-    ``ollamakit.web.received.takes_large_body``). Answers the names of the models recorded."""
+    ``ollamakit.web.received.takes_large_body``). Answers the names of the models recorded.
+
+    ``?name=NEW`` records the archive's one model under ``NEW`` instead of the name it carries
+    (the body is the tar, so the name travels in the query)."""
 
     def __init__(self, kernel):
         self.kernel = kernel
@@ -63,8 +66,14 @@ class Import:
     def on_post(self, req, resp):
         if not req.content_length and req.get_header("Transfer-Encoding") is None:
             raise BadRequest("missing request body: send the archive")
+        rename = None
+        text = req.get_param("name")
+        if text is not None:
+            rename = ModelName.parse(text)
+            if rename is None:
+                raise BadRequest(f"invalid model name {text[:200]!r}")
         with _IMPORTING:
-            names = import_archive(self.kernel.store, req.bounded_stream)
+            names = import_archive(self.kernel.store, req.bounded_stream, rename)
         log.info("imported %s", ", ".join(str(name) for name in names))
         json_response(
             resp, {"status": "success", "models": [name.display_shortest() for name in names]}

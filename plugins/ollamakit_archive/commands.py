@@ -121,9 +121,14 @@ def export_command(models, output: Path):
 
 @click.command("import")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_command(archive: Path):
+@click.option(
+    "--name",
+    help="Record the archive's model under this name instead of its own (an archive of one model).",
+)
+def import_command(archive: Path, name: str | None):
     """Add the models in an archive made by 'ollamakit export'; the server checks every blob."""
     size = archive.stat().st_size
+    params = {"name": name} if name is not None else None
     headers = {"Content-Length": str(size), "Content-Type": "application/x-tar"}
     with _client() as client, _progress("sending", size) as advance:
 
@@ -133,10 +138,12 @@ def import_command(archive: Path):
                     advance(len(block))
                     yield block
 
-        response = _send(client, "POST", "/api/import", content=chunks(), headers=headers)
+        response = _send(
+            client, "POST", "/api/import", content=chunks(), headers=headers, params=params
+        )
         try:
             reply = json.loads(response.read())
         finally:
             response.close()
-    for name in reply.get("models", []):
-        click.echo(f"imported {name}")
+    for imported in reply.get("models", []):
+        click.echo(f"imported {imported}")

@@ -11,6 +11,9 @@ memory until the end; large ones (weights) are streamed into the store through
 (their manifests written) only once the whole archive has been read and every manifest's blobs
 are present with the sizes it says. If anything fails, the blobs this import added are removed
 again: the store is as it was.
+
+An archive of one model can be recorded under another name than the one it carries (the
+manifest and blobs are the same, so the model's digest is too).
 """
 
 from __future__ import annotations
@@ -88,8 +91,9 @@ def read_entry(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Iterator[bytes]:
 
 
 class Unpacker:
-    def __init__(self, store):
+    def __init__(self, store, rename: ModelName | None = None):
         self.store = store
+        self.rename = rename  # the name to record the archive's one model under
         self.seen: set[str] = set()
         self.layout: bytes | None = None
         self.index: bytes | None = None
@@ -171,6 +175,12 @@ class Unpacker:
     def finish(self) -> list[ModelName]:
         self.check_layout()
         models = [(name, self.manifest(entry, name)) for name, entry in self.index_entries()]
+        if self.rename is not None:
+            if len(models) != 1:
+                raise BadRequest(
+                    f"a new name needs an archive of one model; this one holds {len(models)}"
+                )
+            models = [(self.rename, models[0][1])]
         needed: set[str] = set()
         for name, (manifest, _) in models:
             for layer in [manifest.config, *manifest.layers]:
@@ -266,5 +276,6 @@ class Unpacker:
             self.added = set()
 
 
-def import_archive(store, fileobj) -> list[ModelName]:
-    return Unpacker(store).read(fileobj)
+def import_archive(store, fileobj, rename: ModelName | None = None) -> list[ModelName]:
+    """Import the tar read from ``fileobj``; with ``rename``, its one model under that name."""
+    return Unpacker(store, rename).read(fileobj)

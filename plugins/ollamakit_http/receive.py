@@ -35,7 +35,7 @@ from waitress.task import WSGITask
 from waitress.utilities import Error
 
 from ollamakit.config import DEFAULT_MAX_REQUEST_BODY
-from ollamakit.web.auth import CHALLENGE, UNAUTHORIZED, ApiKeys, refusal_body
+from ollamakit.web.auth import UNAUTHORIZED, ApiKeys, challenge, refusal_body
 from ollamakit.web.body import too_large_message
 from ollamakit.web.disconnect import CLIENT_DISCONNECTED
 from ollamakit.web.received import RECEIVED_BODY, takes_large_body, uploaded_blob
@@ -83,7 +83,7 @@ class KeyRequired(JsonError):
         body = json.dumps(refusal_body(self.path)).encode()
         headers = [
             ("Content-Type", "application/json; charset=utf-8"),
-            ("WWW-Authenticate", CHALLENGE),
+            ("WWW-Authenticate", challenge(self.path)),
         ]
         return f"{self.code} {self.reason}", headers, body
 

@@ -132,6 +132,10 @@ class Authenticator:
         creds = self.credentials
         if scheme == "basic":
             if not creds or not creds.has_password:
+                if params.get("realm") == "ollamakit":  # another ollamakit, with API keys
+                    raise Unauthorized(
+                        f"unauthorized: {self.host} wants an API key; give it as the token for that host in {_doc()}"
+                    )
                 raise Unauthorized(
                     f"unauthorized: {self.host} wants a username and password; see {_doc()}"
                 )

@@ -3,6 +3,7 @@ official clients send one and read the 401; the CLI and a pull from another olla
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -23,10 +24,20 @@ from ollamakit.kernel import make_kernel
 from ollamakit.names import ModelName
 from ollamakit.testing.fixtures import ServerProcess
 from ollamakit.web import create_app
-from ollamakit.web.auth import CHALLENGE, UNAUTHORIZED
+from ollamakit.web.auth import (
+    CHALLENGE,
+    REGISTRY_CHALLENGE,
+    REGISTRY_UNAUTHORIZED,
+    UNAUTHORIZED,
+    is_registry,
+)
 
 KEYS = ("first-key-0123456789", "second-key-abcdefghij")
 FILE_KEY = "key-from-the-file-42"
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 @pytest.fixture
@@ -94,22 +105,38 @@ def test_every_route_and_method_needs_a_key(tmp_path, keyed):
                 ):  # Falcon's name for an ASGI upgrade: over WSGI a 400 before any route
                     assert client.request(method, path).status_code == 400
                     continue
+                registry = is_registry(path)
                 for headers in (
                     {},
                     {"Authorization": "Bearer wrong"},
                     {"x-api-key": KEYS[0] + "x"},
                     {"Authorization": KEYS[0]},
+                    basic(KEYS[0], "wrong"),
+                    {"Authorization": "Basic not-base64!"},
+                    # HTTP Basic is the registry's (for OCI clients) and no other route's.
+                    *([] if registry else [basic("user", KEYS[0])]),
                 ):
                     refused = client.request(method, path, headers=headers)
                     assert refused.status_code == 401, (method, path, headers, refused.status_code)
-                    assert refused.headers["WWW-Authenticate"] == CHALLENGE
+                    assert refused.headers["WWW-Authenticate"] == (
+                        REGISTRY_CHALLENGE if registry else CHALLENGE
+                    )
                     if method != "HEAD":
                         body = refused.json()
-                        assert (
-                            body["error"]["message"] if path.startswith("/v1/") else body["error"]
-                        ) == UNAUTHORIZED
+                        if registry:
+                            assert body["errors"] == [
+                                {"code": "UNAUTHORIZED", "message": REGISTRY_UNAUTHORIZED}
+                            ]
+                        else:
+                            assert (
+                                body["error"]["message"]
+                                if path.startswith("/v1/")
+                                else body["error"]
+                            ) == UNAUTHORIZED
                 key = (KEYS + (FILE_KEY,))[number % 3]
                 header = {"Authorization": f"Bearer {key}"} if number % 2 else {"x-api-key": key}
+                if registry and not number % 2:
+                    header = basic("any-user", key)  # what an OCI client sends after the challenge
                 answered = client.request(method, path, headers=header)
                 expected = plain.request(method, path).status_code
                 assert answered.status_code == expected, (
@@ -313,6 +340,14 @@ def test_one_ollamakit_pulls_from_another_with_its_key(tmp_path, monkeypatch):
         assert "wants an API key" in refused["error"], refused
         monkeypatch.setenv(
             "OLLAMAKIT_REGISTRY_AUTH", json.dumps({f"127.0.0.1:{source.port}": {"token": KEYS[0]}})
+        )
+        assert pull()[-1] == {"status": "success"}
+        assert target.store.get(name).manifest_bytes == manifest.to_bytes()
+        # A user name and the key as the password answer the registry's Basic challenge too.
+        assert client.simulate_delete("/api/delete", json={"model": name}).status_code == 200
+        monkeypatch.setenv(
+            "OLLAMAKIT_REGISTRY_AUTH",
+            json.dumps({f"127.0.0.1:{source.port}": {"username": "me", "password": KEYS[0]}}),
         )
         assert pull()[-1] == {"status": "success"}
         assert target.store.get(name).manifest_bytes == manifest.to_bytes()

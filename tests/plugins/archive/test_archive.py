@@ -318,3 +318,48 @@ def test_a_blob_the_store_already_has_need_not_be_in_the_archive(tmp_path, sourc
         assert kernel.store.get("tiny").model_layer.digest == digest
     finally:
         kernel.close()
+
+
+def test_import_under_another_name_through_the_cli_and_real_http(tmp_path, source):
+    _, client, archive = source
+    both = client.simulate_post("/api/export", json={"models": ["tiny", "tiny:other"]}).content
+    (tmp_path / "tiny.tar").write_bytes(archive)
+    (tmp_path / "both.tar").write_bytes(both)
+    (tmp_path / "target").mkdir()
+    server = ServerProcess(tmp_path / "target").start()
+    try:
+        done = cli(["import", str(tmp_path / "tiny.tar"), "--name", "team/renamed:v1"], server)
+        assert (done.returncode, done.stdout) == (0, "imported team/renamed:v1\n"), done.stderr
+        models = ollama.Client(host=server.url).list().models
+        assert [m.model for m in models] == ["team/renamed:v1"]  # not also under its own name
+        original = source[0].store.get("tiny")
+        assert original is not None
+        assert models[0].digest == hashlib.sha256(original.manifest_bytes).hexdigest()
+        # An invalid name is the server's 400, before anything is stored.
+        before = snapshot(tmp_path / "target")
+        refused = cli(["import", str(tmp_path / "tiny.tar"), "--name", "bad name!"], server)
+        assert refused.returncode == 1 and "invalid model name 'bad name!'" in refused.stderr
+        reply = httpx.post(
+            server.url + "/api/import", params={"name": "a/b/c/d"}, content=archive, timeout=60
+        )
+        assert reply.status_code == 400 and reply.json() == {
+            "error": "invalid model name 'a/b/c/d'"
+        }
+        # A new name is for one model; an archive of two is refused and leaves nothing.
+        refused = cli(["import", str(tmp_path / "both.tar"), "--name", "other"], server)
+        assert refused.returncode == 1 and "holds 2" in refused.stderr, refused.stderr
+        deadline = time.monotonic() + 10
+        while snapshot(tmp_path / "target") != before and time.monotonic() < deadline:
+            time.sleep(0.05)  # the transport removes the body's scratch file after the answer
+        assert snapshot(tmp_path / "target") == before
+        # As with the archive's own name, a model of the new name is replaced.
+        other = source[0].store.get("tiny:other")
+        other_archive = client.simulate_post("/api/export", json={"model": "tiny:other"}).content
+        (tmp_path / "other.tar").write_bytes(other_archive)
+        done = cli(["import", str(tmp_path / "other.tar"), "--name", "team/renamed:v1"], server)
+        assert done.returncode == 0, done.stderr
+        (model,) = ollama.Client(host=server.url).list().models
+        assert model.model == "team/renamed:v1"
+        assert model.digest == hashlib.sha256(other.manifest_bytes).hexdigest()
+    finally:
+        server.stop()

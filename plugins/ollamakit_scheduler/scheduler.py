@@ -168,8 +168,8 @@ class Scheduler(interfaces.Scheduler):
         self._loaded: dict[LoadKey, LoadedModel] = {}
         self._cond = threading.Condition()
         self._pending = 0
-        self._measured: dict[tuple, int] = {}  # (model digest, slots) -> memory once loaded
-        self._estimates: dict[tuple, int] = {}  # (model digest, num_ctx, slots) -> estimate
+        self._measured: dict[tuple, int] = {}  # (model files, slots) -> memory once loaded
+        self._estimates: dict[tuple, int] = {}  # (model files, num_ctx, slots) -> estimate
         self._closed = False
         self._timer: threading.Thread | None = None
 

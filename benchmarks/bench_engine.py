@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_engine.py                          # smollm2, gemma3, qwen
     .venv/bin/python benchmarks/bench_engine.py --models qwen --threads 2 --llama-threads 1
     .venv/bin/python benchmarks/bench_engine.py --models qwen3moe --prompt 64 --decode 32 --repeats 1
+    .venv/bin/python benchmarks/bench_engine.py --models smollm2 --streams-only --repeats 6
 
 For each model, with both engines at the same num_ctx (--prompt + --decode + a margin):
 
@@ -12,6 +13,8 @@ For each model, with both engines at the same num_ctx (--prompt + --decode + a m
               long prompt; Python and numpy alone (before either engine is imported) are shown beneath it
   streams     our aggregate tokens/s of 4 sequences decoded together (4 caches, one forward
               call per step), against one stream; llama-cpp-python has no batched API
+  --streams-only  ours alone: one stream and 4 streams decoded in turns in one process, one
+              row per round (the order swapped each round), so both see the same machine
   variants    with --variants, the same figures for ours with fast prefill (ours/fast) and for
               either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
               llama.cpp+lora), each beside its plain engine
@@ -76,9 +79,9 @@ class Ours:
 
         options = {"num_thread": threads, "kv_cache_type": cache_type, "fast_prefill": fast_prefill}
         adapters = [adapter] if adapter else []
-        self.runner = load_runner(
-            path, GgmlBackend(), options, with_tokenizer=False, adapters=adapters
-        )
+        backend = GgmlBackend()
+        backend.default_threads = threads  # the graph engine sizes its pool from the backend
+        self.runner = load_runner(path, backend, options, with_tokenizer=False, adapters=adapters)
         self.num_ctx = num_ctx
 
     def begin(self):
@@ -166,14 +169,55 @@ def worker(args) -> dict:
     result["decode_short"] = args.decode / timed_decode(engine, seq, logits, args.decode)
 
     if engine.batched:
-        seqs = [engine.begin() for _ in range(STREAMS)]
-        outs = engine.feed_many(seqs, [prompt[i * SHORT : (i + 1) * SHORT] for i in range(STREAMS)])
-        outs = engine.feed_many(seqs, [[int(np.argmax(o))] for o in outs])
-        start = time.perf_counter()
-        for _ in range(args.decode):
-            outs = engine.feed_many(seqs, [[int(np.argmax(o))] for o in outs])
-        result["streams"] = STREAMS * args.decode / (time.perf_counter() - start)
+        result["streams"] = streams_rate(engine, prompt, args.decode)
     return result
+
+
+def streams_rate(engine, prompt: list[int], steps: int) -> float:
+    """Aggregate tokens/s of ``STREAMS`` sequences decoded together (one forward call a step)
+    for ``steps`` greedy steps, after one untimed step."""
+    seqs = [engine.begin() for _ in range(STREAMS)]
+    outs = engine.feed_many(seqs, [prompt[i * SHORT : (i + 1) * SHORT] for i in range(STREAMS)])
+    outs = engine.feed_many(seqs, [[int(np.argmax(o))] for o in outs])
+    start = time.perf_counter()
+    for _ in range(steps):
+        outs = engine.feed_many(seqs, [[int(np.argmax(o))] for o in outs])
+    return STREAMS * steps / (time.perf_counter() - start)
+
+
+def one_stream_rate(engine, prompt: list[int], steps: int) -> float:
+    seq = engine.begin()
+    logits = engine.feed(seq, prompt[:SHORT])
+    return steps / timed_decode(engine, seq, logits, steps)
+
+
+def streams_rounds(args, path) -> None:
+    """``--streams-only``: our one stream against ``STREAMS`` streams, in turns in this process
+    (the order swapped each round), a row per round as it ends."""
+    prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, STREAMS * SHORT)]
+    engine = Ours(str(path), args.threads, STREAMS * SHORT + args.decode + MARGIN)
+    engine.feed(engine.begin(), prompt)  # pages the weights in
+    print(f"\n{path.name}: {args.decode} greedy steps after {SHORT} tokens; threads {args.threads}")
+    print(f"  {'round':>5}{'one stream':>12}{f'{STREAMS} streams':>12}{'ratio':>8}  load average")
+    ratios, ones, manys = [], [], []
+    for round_ in range(args.repeats):
+        measures = [("one", one_stream_rate), ("many", streams_rate)]
+        rates = {
+            name: measure(engine, prompt, args.decode)
+            for name, measure in (measures if round_ % 2 == 0 else measures[::-1])
+        }
+        ones.append(rates["one"])
+        manys.append(rates["many"])
+        ratios.append(rates["many"] / rates["one"])
+        print(
+            f"  {round_ + 1:>5}{rates['one']:12.1f}{rates['many']:12.1f}{ratios[-1]:7.2f}x"
+            f"  {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+    print(
+        f"  median ratio {float(np.median(ratios)):.2f}x; best of each "
+        f"{max(ones):.1f} / {max(manys):.1f} tokens/s, {max(manys) / max(ones):.2f}x"
+    )
 
 
 # -- the comparison ---------------------------------------------------------------------------
@@ -294,6 +338,11 @@ def main(argv=None):
     )
     parser.add_argument("--no-llamacpp", action="store_true")
     parser.add_argument(
+        "--streams-only",
+        action="store_true",
+        help=f"only our one stream against {STREAMS} streams, in turns, --repeats rounds",
+    )
+    parser.add_argument(
         "--variants", default="", help=f"comma-separated, also measured: {', '.join(VARIANTS)}"
     )
     parser.add_argument("--worker", choices=ENGINES + VARIANTS, help=argparse.SUPPRESS)
@@ -327,7 +376,7 @@ def main(argv=None):
     engines = list(ENGINES) + [v for v in args.variants.split(",") if v]
     if unknown := set(engines) - set(ENGINES + VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-    if args.no_llamacpp or importlib.util.find_spec("llama_cpp") is None:
+    if args.no_llamacpp or args.streams_only or importlib.util.find_spec("llama_cpp") is None:
         engines = [e for e in engines if not e.startswith("llama.cpp")]
     print(f"CPU: {cpu_summary()}")
     print(f"ggml (ours): {lib.load().origin}")
@@ -341,6 +390,9 @@ def main(argv=None):
 
     for name in args.models.split(","):
         path = catalog[name]()
+        if args.streams_only:
+            streams_rounds(args, path)
+            continue
         adapter = (
             models.random_lora(path, models.CACHE / "models" / f"{path.stem}-lora-r8-seed0.gguf")
             if "+lora" in args.variants

@@ -210,5 +210,6 @@ def on_model_loaded(kernel: Kernel, model: LocalModel, seconds: float, memory_by
 @hookspec
 def on_model_unloaded(kernel: Kernel, model: LocalModel, reason: str) -> None:
     """The scheduler unloaded ``model``: ``reason`` is ``"expired"`` (its keep_alive ran out),
-    ``"evicted"`` (to make room for another), ``"requested"`` (an unload request),
-    ``"replaced"`` (its name now names another model) or ``"shutdown"``."""
+    ``"evicted"`` (to make room for another), ``"requested"`` (an unload request) or
+    ``"shutdown"``. (A name that now names another model file leaves the old file's copy to
+    expire, as Ollama does: copies are keyed by file.)"""

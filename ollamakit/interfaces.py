@@ -472,7 +472,8 @@ class Scheduler(Protocol):
         self, model: LocalModel, options: Options, keep_alive: float | None = None, gone=None
     ) -> Lease:
         """Load ``model`` if needed and hold it for one request. ``keep_alive``: seconds it
-        stays loaded after its last request (None: the server's default; ``inf``: forever).
+        stays loaded after its last request (None: as it was, the server's default for a new
+        load; ``inf``: forever).
         Raises ``Busy`` when too many requests wait, ``Cancelled`` when ``gone()`` says the
         client left while it waited."""
 

@@ -24,7 +24,7 @@ class Common:
 
     model: str
     stream: bool
-    keep_alive: float | None  # seconds; None: the server default; inf: forever
+    keep_alive: float | None  # seconds (inf: forever); None: not given
     options: dict | None
     think: bool | str | None
     logprobs: bool

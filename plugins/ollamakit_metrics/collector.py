@@ -93,7 +93,7 @@ class Metrics:
         )
         self.unloads = Counter(
             "ollamakit_model_unloads",
-            "Models unloaded, by reason: expired, evicted (to make room), requested, replaced, shutdown",
+            "Models unloaded, by reason: expired, evicted (to make room), requested, shutdown",
             ["model", "reason"],
             registry=registry,
         )

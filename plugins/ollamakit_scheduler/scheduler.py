@@ -1,6 +1,11 @@
 """The scheduler: which models are loaded, for how long, and who waits.
 
 * A model loads on first use, in its own thread, so other models keep serving meanwhile.
+* Loaded copies are keyed by what they load (``load_key``): the model file, its adapters and
+  projector, and the load options that change the runner. Two names for one file (``ollama cp``)
+  share one copy, as Ollama keys its runners by model file; the copy is listed by ``/api/ps``
+  under the name that loaded it, and ``keep_alive`` or an unload through either name applies to
+  it.
 * ``keep_alive`` decides when an idle model unloads (0: right after the request; forever when
   negative); one timer thread unloads expired models.
 * At most ``settings.max_loaded_models`` models, within a memory budget (a fraction of RAM);
@@ -26,6 +31,7 @@ from ollamakit import interfaces
 from ollamakit.interfaces import Runner
 from ollamakit.store import LocalModel, format_local_time
 
+from ollamakit import manifest as mf
 from ollamakit import options as opts
 from .batch import BatchWorker
 from .sequence import Sequence
@@ -41,6 +47,46 @@ AUTO_PARALLEL = 4
 MAX_ESTIMATES = 256  # estimates remembered (requests choose num_ctx, so keep it bounded)
 WAIT_POLL_SECONDS = 0.1  # how often a waiting request asks whether its client is still there
 FOREVER_SECONDS = 292 * 365.25 * 24 * 3600  # how far ahead /api/ps shows "never"
+# The load options (``options.LOAD_OPTIONS``) that make a different runner, so a copy loaded
+# with other values serves no one else. Not ``num_ctx``: each request's cache is sized by its
+# own (``context_for``), on any copy. (The cache type and the backend are the server's, the
+# same for every load; the slots, ``num_parallel``, the scheduler's own choice.)
+RUNNER_OPTIONS = ("num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+
+
+@dataclass(frozen=True)
+class LoadKey:
+    """What a loaded copy is: the digests of the files it loads (model, adapters, projectors;
+    the manifest's for a model without a model file) and its runner options."""
+
+    files: tuple[str, ...]
+    options: tuple[tuple[str, object], ...]
+
+    def serves(self, wanted: LoadKey) -> bool:
+        """Whether this copy serves a request that wants ``wanted``: the same files and options,
+        where a negative ``num_gpu`` (Ollama's "as many as fit") takes the copy's own."""
+        if self.files != wanted.files:
+            return False
+        mine, theirs = dict(self.options), dict(wanted.options)
+        num_gpu = theirs.get("num_gpu")
+        if isinstance(num_gpu, int) and num_gpu < 0:
+            theirs["num_gpu"] = mine.get("num_gpu")
+        return mine == theirs
+
+
+def load_key(model: LocalModel, options: opts.Options) -> LoadKey:
+    return LoadKey(model_files(model), tuple((k, getattr(options, k)) for k in RUNNER_OPTIONS))
+
+
+def model_files(model: LocalModel) -> tuple[str, ...]:
+    """The digests of the files a load of ``model`` reads, in the manifest's order."""
+    if model.model_layer is None:
+        return ("manifest", model.digest)
+    return tuple(
+        layer.digest
+        for media_type in (mf.MODEL, mf.ADAPTER, mf.PROJECTOR)
+        for layer in model.manifest.find(media_type)
+    )
 
 
 def total_memory() -> int:
@@ -56,8 +102,8 @@ def memory_fraction(settings) -> float:
 
 @dataclass(eq=False)
 class LoadedModel:
-    key: tuple
-    model: LocalModel
+    key: LoadKey
+    model: LocalModel  # the model of the request that loaded it: /api/ps lists its name
     num_ctx_requested: int | None
     memory: int
     num_parallel: int = 1
@@ -119,11 +165,11 @@ class Scheduler(interfaces.Scheduler):
         self.kernel = kernel
         self.settings = kernel.settings
         self.memory_budget = memory_budget or int(total_memory() * memory_fraction(self.settings))
-        self._loaded: dict[tuple, LoadedModel] = {}
+        self._loaded: dict[LoadKey, LoadedModel] = {}
         self._cond = threading.Condition()
         self._pending = 0
-        self._measured: dict[tuple, int] = {}  # (model digest, slots) -> memory once loaded
-        self._estimates: dict[tuple, int] = {}  # (model digest, num_ctx, slots) -> estimate
+        self._measured: dict[tuple, int] = {}  # (model files, slots) -> memory once loaded
+        self._estimates: dict[tuple, int] = {}  # (model files, num_ctx, slots) -> estimate
         self._closed = False
         self._timer: threading.Thread | None = None
 
@@ -134,8 +180,9 @@ class Scheduler(interfaces.Scheduler):
     ) -> Lease:
         """Load ``model`` if needed and hold it for one request. Raises ``Busy`` (503) when too
         many requests already wait, the load's error when it fails, and ``Cancelled`` when
-        ``gone()`` (the client left) says yes while the request waits for memory or a load."""
-        keep_alive = self.settings.keep_alive if keep_alive is None else keep_alive
+        ``gone()`` (the client left) says yes while the request waits for memory or a load.
+        ``keep_alive`` None leaves a loaded copy's own (the server default for a new one), as
+        Ollama keeps a runner's duration unless a request names one."""
         with self._cond:
             if self._closed:
                 raise OllamaError("server is shutting down")
@@ -150,8 +197,10 @@ class Scheduler(interfaces.Scheduler):
             self._leave_queue()
             raise
         with self._cond:
-            entry.keep_alive = keep_alive
-            entry.expires_at = time.time() + keep_alive if keep_alive != math.inf else math.inf
+            if keep_alive is not None:
+                entry.keep_alive = keep_alive
+            keep = entry.keep_alive
+            entry.expires_at = time.time() + keep if keep != math.inf else math.inf
         try:
             return Lease(self, entry, options)
         except BaseException:
@@ -160,16 +209,18 @@ class Scheduler(interfaces.Scheduler):
             raise
 
     def unload(self, model: LocalModel) -> bool:
-        """Unload ``model`` now, or as soon as its running requests finish."""
+        """Unload ``model`` now, or as soon as its running requests finish: every copy of its
+        files, whichever name loaded it and with whatever options (Ollama expires the runner
+        of the model's file)."""
+        files = model_files(model)
         with self._cond:
-            entry = self._loaded.get(self._key(model))
-            if entry is None:
-                return False
-            entry.keep_alive, entry.expires_at = 0.0, time.time()
-            entry.unload_reason = "requested"
-            if entry.refs == 0 and entry.ready.is_set():
-                self._drop(entry, "requested")
-            return True
+            entries = [e for e in self._loaded.values() if e.key.files == files]
+            for entry in entries:
+                entry.keep_alive, entry.expires_at = 0.0, time.time()
+                entry.unload_reason = "requested"
+                if entry.refs == 0 and entry.ready.is_set():
+                    self._drop(entry, "requested")
+            return bool(entries)
 
     def queued(self) -> int:
         with self._cond:
@@ -197,19 +248,16 @@ class Scheduler(interfaces.Scheduler):
 
     # -- loading -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _key(model: LocalModel) -> tuple:
-        return model.name.key()
-
     def _estimate(self, model: LocalModel, options: opts.Options, num_parallel: int) -> int:
         """Bytes the model will take with ``num_parallel`` slots: as measured last time, else
         what its engine works out from the file for this context (weights and every slot's
         cache), else its file size plus a tenth."""
-        measured = self._measured.get((model.digest, num_parallel))
+        files = model_files(model)
+        measured = self._measured.get((files, num_parallel))
         if measured is not None:
             return measured
         num_ctx = options.num_ctx or self.settings.context_length
-        key = (model.digest, num_ctx, num_parallel)
+        key = (files, num_ctx, num_parallel)
         if key in self._estimates:  # reading the file's header for every request costs
             return self._estimates[key]
         try:
@@ -246,7 +294,7 @@ class Scheduler(interfaces.Scheduler):
 
     def _hold(self, model: LocalModel, options: opts.Options, gone=None) -> LoadedModel:
         """A reference on a loaded (or loading) entry for ``model``, making room if needed."""
-        key, choices = self._key(model), self._parallel_choices(model, options)
+        key, choices = load_key(model, options), self._parallel_choices(model, options)
         deadline = time.monotonic() + self.settings.load_timeout
         with self._cond:
             while True:
@@ -254,20 +302,22 @@ class Scheduler(interfaces.Scheduler):
                     raise OllamaError("server is shutting down")
                 if gone is not None and gone():
                     raise Cancelled("client disconnected")
-                entry = self._loaded.get(key)
-                if entry is not None and entry.model.digest != model.digest:
-                    # The name now points at another model: replace it once idle.
-                    if entry.refs == 0 and entry.ready.is_set():
-                        self._drop(entry, "replaced")
-                        entry = None
-                elif entry is not None and not entry.unloading:
+                entry = self._serving(key)
+                if entry is not None:
                     entry.refs += 1
                     entry.last_used = time.monotonic()
                     return entry
-                if entry is None:
-                    num_parallel, needed = self._parallel_for(choices)
-                if entry is None and self._make_room(needed):
-                    entry = LoadedModel(key, model, options.num_ctx, needed, num_parallel, refs=1)
+                num_parallel, needed = self._parallel_for(choices)
+                if self._make_room(needed):
+                    entry = LoadedModel(
+                        key,
+                        model,
+                        options.num_ctx,
+                        needed,
+                        num_parallel,
+                        refs=1,
+                        keep_alive=self.settings.keep_alive,
+                    )
                     self._loaded[key] = entry
                     threading.Thread(
                         target=self._load, args=(entry, options), name="ollamakit-load", daemon=True
@@ -277,6 +327,13 @@ class Scheduler(interfaces.Scheduler):
                 if remaining <= 0:
                     raise OllamaError("timed out waiting for memory to load the model")
                 self._cond.wait(min(remaining, WAIT_POLL_SECONDS if gone is not None else 1.0))
+
+    def _serving(self, key: LoadKey) -> LoadedModel | None:
+        """The loaded (or loading) copy that serves ``key``, the exact one first. Lock held."""
+        entry = self._loaded.get(key)
+        if entry is None:
+            entry = next((e for e in self._loaded.values() if e.key.serves(key)), None)
+        return entry if entry is not None and not entry.unloading else None
 
     def _make_room(self, needed: int) -> bool:
         """Unload idle models, least recently used first, until ``needed`` bytes and a model
@@ -326,7 +383,7 @@ class Scheduler(interfaces.Scheduler):
             # every slot's cache, filled as requests arrive (0 when memory_bytes counts it)
             entry.memory += entry.num_parallel * runner.cache_bytes(entry.num_ctx)
             with self._cond:
-                self._measured[entry.model.digest, entry.num_parallel] = entry.memory
+                self._measured[entry.key.files, entry.num_parallel] = entry.memory
                 self._trim_after_load(entry)
             log.info(
                 "loaded %s (%d MiB, context %d, %d parallel)",

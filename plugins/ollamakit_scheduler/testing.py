@@ -206,9 +206,11 @@ def store_fake_model(
     messages: list | None = None,
     **spec,
 ):
-    """Write a fake model straight into the store (no create endpoint needed)."""
+    """Write a fake model straight into the store (no create endpoint needed). Its file names
+    it, so each name stored this way is a model file of its own, as separately made models
+    are; a second name for the same file is a copy (``kernel.store.copy``)."""
     store = kernel.store
-    model_bytes = json.dumps({"magic": MAGIC, "script": script, **spec}).encode()
+    model_bytes = json.dumps({"magic": MAGIC, "name": name, "script": script, **spec}).encode()
     config = {
         "model_format": "gguf",
         "model_family": "fake",

@@ -121,9 +121,8 @@ def test_a_client_that_leaves_frees_its_slot(make_fake, endpoint):
                 next(lines)
         # The generation stops: no more forward passes once the server notices.
         runner = setup.runner
-        worker = setup.kernel.scheduler._loaded[
-            ("registry.ollama.ai", "library", "fake", "latest")
-        ].worker
+        (entry,) = setup.kernel.scheduler._loaded.values()
+        worker = entry.worker
         assert wait_until(
             lambda: not worker._waiting and not any(slot.sequence for slot in worker.slots)
         )

@@ -197,11 +197,11 @@ def long_prompt(path: str) -> dict:
 def test_clients_that_leave_while_waiting_for_a_slot_never_take_one(running, path):
     setup, server = running
     scheduler = setup.kernel.scheduler
-    # One client holds the only slot, talking without end, while eight more queue behind it.
+    # One client holds the only slot, talking without end, while eight more queue behind it
+    # (with its num_batch: another would load a copy of its own instead of waiting).
     holder = socket.create_connection((urlsplit(server.url).hostname, urlsplit(server.url).port))
-    raw = json.dumps(
-        {"model": "fake", "prompt": "Q: one\nA:", "options": {"num_predict": 100_000}}
-    ).encode()
+    options = {"num_predict": 100_000, "num_batch": long_prompt(path)["options"]["num_batch"]}
+    raw = json.dumps({"model": "fake", "prompt": "Q: one\nA:", "options": options}).encode()
     holder.sendall(
         b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(raw)}\r\n\r\n".encode()

@@ -93,9 +93,9 @@ def scheduler_options(kernel):
 
 
 def model_in_use(scheduler, memory):
-    from ollamakit_scheduler.scheduler import LoadedModel
+    from ollamakit_scheduler.scheduler import LoadedModel, LoadKey
 
-    entry = LoadedModel(("other",), None, None, memory, refs=1)
+    entry = LoadedModel(LoadKey(("other",), ()), None, None, memory, refs=1)
     scheduler._loaded[entry.key] = entry
     return entry
 

@@ -110,7 +110,7 @@ def test_most_steps_are_not_ties():
         assert np.mean(np.asarray(margins) >= TIE_MARGIN) >= 0.9, name
 
 
-@pytest.mark.parametrize("name", ["qwen3moe", "mixtral", "gpt-oss"])
+@pytest.mark.parametrize("name", ["qwen3moe", "mixtral", "gpt-oss", "deepseek2", "deepseek2-lite"])
 def test_experts_route_each_row_on_its_own(name, folder):
     """Two sequences in one step (their rows concatenated, each routed to its own experts) give
     what each gives alone."""

@@ -11,10 +11,11 @@ SwiGLU; llama rotates adjacent pairs, qwen2/3 the two halves of a head), gemma2/
 post-norms, GELU gate, sliding-window layers, soft caps), olmo2 (post-norms only, q/k norms over
 all heads), starcoder2 (LayerNorm with biases, plain GELU FFN), phi3 (fused q/k/v and gate/up),
 granite (multipliers), gpt-oss (attention sinks, YaRN), and the mixtures of experts (mixtral,
-qwen3moe, gpt-oss: a router picks ``n_expert_used`` FFNs per row; ``mul_mat_id`` multiplies each
-row by its chosen experts' blocks only, so decoding reads those experts and no others). The
-differences are hyperparameters and the tensors a file has: the graph has no per-architecture
-branch.
+qwen3moe, gpt-oss, deepseek2: a router picks ``n_expert_used`` FFNs per row; ``mul_mat_id``
+multiplies each row by its chosen experts' blocks only, so decoding reads those experts and no
+others). A block with ``attn_kv_a_mqa`` attends through its latent (``graph_latent``,
+deepseek2). The differences are hyperparameters and the tensors a file has: the graph has no
+per-architecture branch.
 """
 
 from __future__ import annotations

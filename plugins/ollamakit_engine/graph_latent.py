@@ -28,7 +28,7 @@ def latent_attention(model, step, index, layer, x, inputs, segments):
 
     if layer.q_a is not None:
         q = model.mm(step, layer.q_a, x, inputs)
-        q = model._norm(step, q, layer.q_a_norm)
+        q = model.norm(step, q, layer.q_a_norm)
         q = model.mm(step, layer.q_b, q, inputs)
     else:
         q = model.mm(step, layer.wq, x, inputs)
@@ -48,11 +48,8 @@ def latent_attention(model, step, index, layer, x, inputs, segments):
     latent = step.op("view_2d", latent_pe, rank, rows, row, 0)
     k_pe = step.op("view_3d", latent_pe, rope_dim, 1, rows, row, row, rank * F32_BYTES)
     k_pe = model.rope(step, k_pe, positions, local)
-    latent = model._norm(step, latent, layer.kv_a_norm)
+    latent = model.norm(step, latent, layer.kv_a_norm)
     k = step.op("concat", step.op("reshape_3d", latent, rank, 1, rows), k_pe, 0)
-    if model.rot_k:  # a quantized cache: keys and queries alike (the values are the keys')
-        q = model.rotate(step, q, model.rot_k)
-        k = model.rotate(step, k, model.rot_k)
 
     width = hp.kv_dim  # rank + rope_dim: one row per position, which is all the cache keeps
     for i, s in enumerate(segments):
@@ -77,8 +74,6 @@ def latent_attention(model, step, index, layer, x, inputs, segments):
         step.lib.ggml_flash_attn_ext_set_prec(out, L.PREC_F32)
         out = step.op("reshape_2d", out, n_head * rank, count)
         attn = out if attn is None else step.op("concat", attn, out, 1)
-    if model.rot_v:
-        attn = model.rotate(step, attn, model.rot_v)  # the values' rotation undone
 
     # out of the latent, into each head's values
     v_b = layer.v_b

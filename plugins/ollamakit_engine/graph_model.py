@@ -20,7 +20,6 @@ per-architecture branch.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +73,8 @@ def rotation_sizes(hp: HParams, quantized_cache: bool) -> tuple[int | None, int 
     values by 64, for heads whose width 64 divides."""
     if not quantized_cache:
         return None, None
-    if hp.kv_lora_rank:  # one rotation for the row that holds both (and for its rope part alone)
-        order = _power_of_two_order(math.gcd(hp.kv_lora_rank, hp.rope_dim))
-        return order, order
+    if hp.kv_lora_rank:  # llama.cpp rotates no latent-attention row (its cache of keys only)
+        return None, None
     rot_k = None
     if hp.head_dim % 64 == 0:
         rot_k = 64
@@ -84,16 +82,6 @@ def rotation_sizes(hp: HParams, quantized_cache: bool) -> tuple[int | None, int 
             rot_k *= 2
     rot_v = 64 if hp.head_dim_v % 64 == 0 else None
     return rot_k, rot_v
-
-
-def _power_of_two_order(width: int) -> int | None:
-    """The largest power of two, 64 or more, that divides ``width``; None if 64 does not."""
-    if width % 64:
-        return None
-    order = 64
-    while width % (2 * order) == 0:
-        order *= 2
-    return order
 
 
 class GraphTransformer:
@@ -214,7 +202,7 @@ class GraphTransformer:
         for index, layer in enumerate(t.layers):
             out_ids = tensors.get("out_ids") if index == last else None
             x = self._layer(step, index, layer, x, tensors, segments, out_ids)
-        x = self._norm(step, x, t.output_norm, t.output_norm_b)
+        x = self.norm(step, x, t.output_norm, t.output_norm_b)
         if hidden:
             return step.output(x)
         logits = self.mm(step, t.output, x, tensors)
@@ -231,7 +219,7 @@ class GraphTransformer:
     def _layer(self, step, index, layer, x, inputs, segments, out_ids):
         hp = self.hp
         residual = x
-        cur = self._norm(step, x, layer.attn_norm, layer.attn_norm_b)
+        cur = self.norm(step, x, layer.attn_norm, layer.attn_norm_b)
         if layer.kv_a_mqa is not None:
             attn = latent_attention(self, step, index, layer, cur, inputs, segments)
         else:
@@ -242,12 +230,12 @@ class GraphTransformer:
             inputs = {**inputs, "dense_rows": None}  # a row or a few: the blocks' own product
         cur = self._project(step, layer.wo, layer.bo, attn, inputs)
         if layer.post_attn_norm is not None:
-            cur = self._norm(step, cur, layer.post_attn_norm)
+            cur = self.norm(step, cur, layer.post_attn_norm)
         if hp.residual_scale != 1.0:
             cur = step.op("scale", cur, hp.residual_scale)
         ffn_in = step.op("add", cur, residual)
 
-        cur = self._norm(step, ffn_in, layer.ffn_norm, layer.ffn_norm_b)
+        cur = self.norm(step, ffn_in, layer.ffn_norm, layer.ffn_norm_b)
         if layer.gate_inp is not None:
             routed = self._experts(step, layer, cur)
             if layer.up_shexp is not None:  # the experts every row goes through (deepseek2)
@@ -259,7 +247,7 @@ class GraphTransformer:
         else:
             cur = self._ffn(step, layer, cur, inputs)
         if layer.post_ffn_norm is not None:
-            cur = self._norm(step, cur, layer.post_ffn_norm)
+            cur = self.norm(step, cur, layer.post_ffn_norm)
         if hp.residual_scale != 1.0:
             cur = step.op("scale", cur, hp.residual_scale)
         return step.op("add", cur, ffn_in)
@@ -272,13 +260,13 @@ class GraphTransformer:
         local = hp.swa_layers[index]
         q, k, v = self._qkv(step, layer, cur, inputs, rows)
         if layer.q_norm is not None and hp.qk_norm_whole:  # over all heads' values at once (olmo2)
-            q = self._norm(step, q, layer.q_norm)
-            k = self._norm(step, k, layer.k_norm)
+            q = self.norm(step, q, layer.q_norm)
+            k = self.norm(step, k, layer.k_norm)
         q = step.op("reshape_3d", q, hp.head_dim, hp.n_head, rows)
         k = step.op("reshape_3d", k, hp.head_dim, hp.n_head_kv, rows)
         if layer.q_norm is not None and not hp.qk_norm_whole:  # each head's own (qwen3, gemma3)
-            q = self._norm(step, q, layer.q_norm)
-            k = self._norm(step, k, layer.k_norm)
+            q = self.norm(step, q, layer.q_norm)
+            k = self.norm(step, k, layer.k_norm)
         q = self.rope(step, q, positions, local)
         k = self.rope(step, k, positions, local)
         kq_scale = hp.attn_scale
@@ -463,7 +451,7 @@ class GraphTransformer:
 
     # -- pieces --------------------------------------------------------------------------------
 
-    def _norm(self, step, x, weight, bias=None):
+    def norm(self, step, x, weight, bias=None):
         """RMS norm or LayerNorm (``hp.norm``) times ``weight``, plus ``bias``; ``x`` itself
         where the block has no such norm (olmo2 has none before attention)."""
         if weight is None:

@@ -107,9 +107,8 @@ def one_layer(tmp_path, name="deepseek2"):
 
 @pytest.fixture
 def wide_latent(monkeypatch):
-    """deepseek2's fixture with a latent of 128 and rope keys of 64: rows of whole Q8_0 blocks
-    that one Hadamard rotation of 64 covers, latent and rope key alike (as deepseek's 512 and
-    64)."""
+    """deepseek2's fixture with a latent of 128 and rope keys of 64: rows of whole Q8_0 blocks,
+    latent and rope key alike (as deepseek's 512 and 64)."""
     config = {**fixtures.FIXTURES["deepseek2"].config, "kv_lora_rank": 128}
     config.update(qk_rope_head_dim=64, qk_nope_head_dim=32)
     monkeypatch.setitem(
@@ -140,16 +139,16 @@ def test_a_context_shift_rotates_the_rope_keys_only(tmp_path, wide_latent, cache
     assert np.abs(wrong - fresh).max() > 3 * np.abs(shifted - fresh).max()
 
 
-def test_a_quantized_cache_holds_the_rotated_row(tmp_path, wide_latent):
-    """Q8_0 rows of latent and rope key, rotated by one Hadamard matrix of 64 (the values,
-    which are the latent, with them): close to the float32 cache's answer."""
+def test_a_quantized_cache_holds_the_row_unrotated(tmp_path, wide_latent):
+    """Q8_0 rows of latent and rope key, without the Hadamard rotation other models' heads get
+    (llama.cpp rotates no latent-attention cache): close to the float32 cache's answer."""
     path = fixtures.build(wide_latent, tmp_path / "wide.gguf")
     exact, quantized = load(path), load(path, kv_cache_type="q8_0")
-    assert quantized.model.rot_k == quantized.model.rot_v == 64
+    assert quantized.model.rot_k is None and quantized.model.rot_v is None
     assert quantized.cache_bytes(64) == 64 * 3 * (128 + 64) // 32 * 34
     a = exact.forward([(exact.new_cache(64), PROMPT)])[0]
     b = quantized.forward([(quantized.new_cache(64), PROMPT)])[0]
-    assert np.corrcoef(a, b)[0, 1] > 0.999
+    assert np.corrcoef(a, b)[0, 1] > 0.995  # 8 bits a value, over 192 values a key
 
 
 def test_a_cache_type_the_rows_do_not_split_into_falls_back_to_f16(tmp_path):

@@ -15,7 +15,10 @@ compares that file's keys, tensor names and shapes with ``build``'s.
 Random weights give near-uniform logits, where every greedy step is a tie: each fixture's
 ``output_scale`` widens the logits until llama.cpp's top two differ by ``TIE_MARGIN`` on most steps.
 Matrices are float16 (norms float32, as the converter writes them) and expert tensors Q8_0 (MXFP4
-for gpt-oss, as it ships), so the experts are multiplied on their quantized blocks.
+for gpt-oss, as it ships), so the experts are multiplied on their quantized blocks (float16 for
+deepseek2: ``Fixture.expert_type``). A ``legacy`` fixture is written as older converters wrote
+its architecture; ``build(..., as_converted=True)`` writes it as the current one does, which is
+what ``convert-check`` compares.
 """
 
 from __future__ import annotations

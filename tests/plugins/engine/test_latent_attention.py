@@ -165,3 +165,16 @@ def test_the_array_engines_refuse_it(tmp_path):
     path = fixtures.build("deepseek2", tmp_path / "m.gguf")
     with pytest.raises(BadRequest, match="deepseek2 architecture with experts needs the ggml"):
         load_runner(str(path), NumpyBackend(), with_tokenizer=False)
+
+
+def test_a_shared_prefix_is_copied_as_its_rows(tmp_path):
+    """A slot takes another's prefix (``copy_prefix``): the latent rows, which hold the values
+    too, are all there is to copy."""
+    runner = load(fixtures.build("deepseek2", tmp_path / "m.gguf"))
+    source, target = runner.new_cache(64), runner.new_cache(64)
+    runner.forward([(source, PROMPT)])
+    runner.forward([(target, PROMPT[:5])])
+    assert target.copy_prefix(source, 20)
+    after_copy = runner.forward([(target, PROMPT[20:24])])[0]
+    fresh = runner.forward([(runner.new_cache(64), PROMPT[:24])])[0]
+    np.testing.assert_allclose(after_copy, fresh, atol=1e-3)

@@ -15,7 +15,10 @@ compares that file's keys, tensor names and shapes with ``build``'s.
 Random weights give near-uniform logits, where every greedy step is a tie: each fixture's
 ``output_scale`` widens the logits until llama.cpp's top two differ by ``TIE_MARGIN`` on most steps.
 Matrices are float16 (norms float32, as the converter writes them) and expert tensors Q8_0 (MXFP4
-for gpt-oss, as it ships), so the experts are multiplied on their quantized blocks.
+for gpt-oss, as it ships), so the experts are multiplied on their quantized blocks (float16 for
+deepseek2: ``Fixture.expert_type``). A ``legacy`` fixture is written as older converters wrote
+its architecture; ``build(..., as_converted=True)`` writes it as the current one does, which is
+what ``convert-check`` compares.
 """
 
 from __future__ import annotations
@@ -72,6 +75,13 @@ class Fixture:
     config: dict
     output_scale: float = 4.0  # the output matrix's scale, which sets the logits' spread
     seed: int = 0
+    # written as llama.cpp's older converters wrote deepseek2 (one attn_kv_b per block, the
+    # per-head widths in key_length/value_length): the form of Ollama's library files
+    legacy: bool = False
+    # deepseek2's experts are float16: with Q8_0 experts (their activations rounded to 8 bits),
+    # the logits of these fixtures move by up to 0.1 between two runs of one engine that only
+    # batch the rows differently, so a comparison would measure the rounding, not the model
+    expert_type: str = "Q8_0"
 
     @property
     def c(self) -> dict:
@@ -157,6 +167,77 @@ FIXTURES = {
             },
         ),
     ),
+    # deepseek-v3's shape: queries through a low-rank pair, a leading dense layer, a sigmoid
+    # router with a selection bias choosing within the best 2 of 4 groups, a shared expert,
+    # YaRN with deepseek's mscale
+    "deepseek2": Fixture(
+        "deepseek2",
+        "DeepseekV3Config",
+        "DeepseekV3ForCausalLM",
+        dict(
+            num_hidden_layers=3,
+            num_key_value_heads=4,
+            q_lora_rank=32,
+            kv_lora_rank=32,
+            qk_nope_head_dim=16,
+            qk_rope_head_dim=16,
+            v_head_dim=24,
+            first_k_dense_replace=1,
+            n_routed_experts=16,
+            num_experts_per_tok=4,
+            n_group=4,
+            topk_group=2,
+            n_shared_experts=1,
+            moe_intermediate_size=32,
+            routed_scaling_factor=2.5,
+            norm_topk_prob=True,
+            scoring_func="sigmoid",
+            rope_scaling={
+                "rope_type": "yarn",
+                "factor": 4.0,
+                "original_max_position_embeddings": 64,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "mscale": 1.0,
+                "mscale_all_dim": 1.0,
+            },
+        ),
+        expert_type="F16",
+    ),
+    # deepseek-v2-lite's shape, as Ollama's library holds it (``legacy``): queries through one
+    # matrix, a softmax router without renormalisation, two shared experts, YaRN with
+    # mscale_all_dim 0.707
+    "deepseek2-lite": Fixture(
+        "deepseek2",
+        "DeepseekV2Config",
+        "DeepseekV2ForCausalLM",
+        dict(
+            num_key_value_heads=4,
+            q_lora_rank=None,
+            kv_lora_rank=32,
+            qk_nope_head_dim=16,
+            qk_rope_head_dim=16,
+            v_head_dim=24,
+            first_k_dense_replace=1,
+            n_routed_experts=8,
+            num_experts_per_tok=2,
+            n_shared_experts=2,
+            moe_intermediate_size=32,
+            routed_scaling_factor=1.0,
+            norm_topk_prob=False,
+            rope_scaling={
+                "rope_type": "yarn",
+                "factor": 4.0,
+                "original_max_position_embeddings": 64,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "mscale": 0.707,
+                "mscale_all_dim": 0.707,
+            },
+        ),
+        legacy=True,
+        expert_type="F16",
+    ),
     "starcoder2": Fixture(
         "starcoder2",
         "Starcoder2Config",
@@ -169,9 +250,110 @@ FIXTURES = {
 # -- the GGUF file -----------------------------------------------------------------------------
 
 
-def _keys(name: str, f: Fixture) -> dict:
+def _deepseek2_keys(f: Fixture, legacy: bool) -> dict:
+    """deepseek2's keys as the converter writes them; ``legacy``: as older converters did (the
+    per-head widths in key_length/value_length, one head's worth of key/value heads per head,
+    no gating or norm keys), with q_lora_rank 0 written for the lite model, which llama.cpp
+    reads unless the model has the real lite's 26 or 27 layers."""
+    c, a = f.c, f.arch
+    rope = c["rope_scaling"]
+    rank, nope, pe = c["kv_lora_rank"], c["qk_nope_head_dim"], c["qk_rope_head_dim"]
+    keys = {
+        f"{a}.block_count": c["num_hidden_layers"],
+        f"{a}.context_length": c["max_position_embeddings"],
+        f"{a}.embedding_length": c["hidden_size"],
+        f"{a}.feed_forward_length": c["intermediate_size"],
+        f"{a}.attention.head_count": c["num_attention_heads"],
+        f"{a}.attention.head_count_kv": c["num_key_value_heads"] if legacy else 1,
+        f"{a}.rope.scaling.type": "yarn",
+        f"{a}.rope.scaling.factor": rope["factor"],
+        f"{a}.rope.scaling.original_context_length": rope["original_max_position_embeddings"],
+        f"{a}.rope.scaling.yarn_beta_fast": rope["beta_fast"],
+        f"{a}.rope.scaling.yarn_beta_slow": rope["beta_slow"],
+        f"{a}.rope.freq_base": c["rope_theta"],
+        f"{a}.attention.layer_norm_rms_epsilon": c["rms_norm_eps"],
+        f"{a}.expert_count": c["n_routed_experts"],
+        f"{a}.expert_used_count": c["num_experts_per_tok"],
+        f"{a}.leading_dense_block_count": c["first_k_dense_replace"],
+        f"{a}.vocab_size": N_VOCAB,
+        f"{a}.attention.kv_lora_rank": rank,
+        f"{a}.attention.key_length": nope + pe if legacy else rank + pe,
+        f"{a}.attention.value_length": c["v_head_dim"] if legacy else rank,
+        f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
+        f"{a}.expert_shared_count": c["n_shared_experts"],
+        f"{a}.expert_weights_scale": c["routed_scaling_factor"],
+        f"{a}.rope.dimension_count": pe,
+        f"{a}.rope.scaling.yarn_log_multiplier": 0.1 * rope["mscale_all_dim"],
+    }
+    if c.get("q_lora_rank") or legacy:
+        keys[f"{a}.attention.q_lora_rank"] = c.get("q_lora_rank") or 0
+    if not legacy:
+        keys[f"{a}.attention.key_length_mla"] = nope + pe
+        keys[f"{a}.attention.value_length_mla"] = c["v_head_dim"]
+        if c.get("n_group"):
+            keys[f"{a}.expert_group_count"] = c["n_group"]
+            keys[f"{a}.expert_group_used_count"] = c["topk_group"]
+        if c.get("scoring_func"):
+            keys[f"{a}.expert_gating_func"] = {"softmax": 1, "sigmoid": 2}[c["scoring_func"]]
+        if c.get("norm_topk_prob"):
+            keys[f"{a}.expert_weights_norm"] = True
+    return keys
+
+
+def _deepseek2_layer(f: Fixture, index: int, legacy: bool) -> dict[str, tuple[int, ...]]:
+    c = f.c
+    d, ff, heads = c["hidden_size"], c["intermediate_size"], c["num_attention_heads"]
+    rank, nope, pe, v = (
+        c["kv_lora_rank"],
+        c["qk_nope_head_dim"],
+        c["qk_rope_head_dim"],
+        c["v_head_dim"],
+    )
+    q_rank = c.get("q_lora_rank")
+    layer: dict[str, tuple[int, ...]] = {"attn_norm.weight": (d,)}
+    if q_rank:
+        layer.update(
+            {
+                "attn_q_a.weight": (q_rank, d),
+                "attn_q_a_norm.weight": (q_rank,),
+                "attn_q_b.weight": (heads * (nope + pe), q_rank),
+            }
+        )
+    else:
+        layer["attn_q.weight"] = (heads * (nope + pe), d)
+    layer.update({"attn_kv_a_mqa.weight": (rank + pe, d), "attn_kv_a_norm.weight": (rank,)})
+    if legacy:
+        layer["attn_kv_b.weight"] = (heads * (nope + v), rank)
+    else:
+        layer.update({"attn_k_b.weight": (heads, rank, nope), "attn_v_b.weight": (heads, v, rank)})
+    layer.update({"attn_output.weight": (d, heads * v), "ffn_norm.weight": (d,)})
+    if index < c["first_k_dense_replace"]:
+        layer.update(
+            {"ffn_gate.weight": (ff, d), "ffn_up.weight": (ff, d), "ffn_down.weight": (d, ff)}
+        )
+        return layer
+    n, e, shared = c["n_routed_experts"], c["moe_intermediate_size"], c["n_shared_experts"]
+    layer["ffn_gate_inp.weight"] = (n, d)
+    if c.get("scoring_func") == "sigmoid":  # deepseek-v3's selection bias
+        layer["exp_probs_b.bias"] = (n,)
+    layer.update(
+        {
+            "ffn_gate_exps.weight": (n, e, d),
+            "ffn_up_exps.weight": (n, e, d),
+            "ffn_down_exps.weight": (n, d, e),
+            "ffn_gate_shexp.weight": (e * shared, d),
+            "ffn_up_shexp.weight": (e * shared, d),
+            "ffn_down_shexp.weight": (d, e * shared),
+        }
+    )
+    return layer
+
+
+def _keys(name: str, f: Fixture, as_converted: bool = False) -> dict:
     """The architecture's keys as the converter writes them for ``f.config``."""
     c, a = f.c, f.arch
+    if a == "deepseek2":
+        return _deepseek2_keys(f, f.legacy and not as_converted)
     head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
     keys = {
         f"{a}.block_count": c["num_hidden_layers"],
@@ -381,14 +563,18 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
     return {**attention, **dense}  # granite: llama's block
 
 
-def tensor_shapes(name: str) -> dict[str, tuple[int, ...]]:
+def tensor_shapes(name: str, as_converted: bool = False) -> dict[str, tuple[int, ...]]:
     """Every tensor of fixture ``name`` with its numpy shape, in the converter's order."""
     f = FIXTURES[name]
     c = f.c
     d = c["hidden_size"]
     shapes = {"token_embd.weight": (N_VOCAB, d)}
     for i in range(c["num_hidden_layers"]):
-        shapes.update({f"blk.{i}.{n}": s for n, s in _layer(name, f).items()})
+        if f.arch == "deepseek2":
+            layer = _deepseek2_layer(f, i, f.legacy and not as_converted)
+        else:
+            layer = _layer(name, f)
+        shapes.update({f"blk.{i}.{n}": s for n, s in layer.items()})
     shapes["output_norm.weight"] = (d,)
     if name == "starcoder2":
         shapes["output_norm.bias"] = (d,)
@@ -462,22 +648,26 @@ def value_types(metadata: dict) -> dict:
     return types
 
 
-def build(name: str, path: str | Path, expert_type: str = "Q8_0") -> Path:
+def build(
+    name: str, path: str | Path, expert_type: str | None = None, as_converted: bool = False
+) -> Path:
     """Write fixture ``name`` to ``path`` (the same bytes on every machine), its experts'
-    tensors as ``expert_type`` blocks (Q8_0 or F16)."""
+    tensors as ``expert_type`` blocks (Q8_0 or F16; the fixture's own by default);
+    ``as_converted``: a ``legacy`` fixture in the current converter's form."""
     f = FIXTURES[name]
+    expert_type = expert_type or f.expert_type
     rng = np.random.default_rng(f.seed)
     metadata = {
         "general.architecture": f.arch,
         "general.name": "tiny random fixture",
         "general.file_type": 1,
         "general.quantization_version": 2,
-        **_keys(name, f),
+        **_keys(name, f, as_converted),
         **tokenizer_keys(),
     }
     types = value_types(metadata)
     tensors: dict[str, object] = {}
-    for tensor, shape in tensor_shapes(name).items():
+    for tensor, shape in tensor_shapes(name, as_converted).items():
         if len(shape) == 1 or tensor.endswith(".bias"):  # norms near one, biases near zero: float32
             values = rng.standard_normal(shape) * 0.1 + (0.0 if tensor.endswith(".bias") else 1.0)
             tensors[tensor] = values.astype(np.float32)
@@ -566,7 +756,8 @@ def ours_steps(runner, ids: list[int], tokens: int = TOKENS) -> list[dict]:
 
 
 def record(out: Path, names=None) -> None:
-    """Write llama.cpp's answers for every fixture, with this CPU beside them."""
+    """Write llama.cpp's answers for every fixture (or for ``names``, keeping the others'
+    answers of ``out``, which must come from this CPU kind), with this CPU beside them."""
     import tempfile
 
     import llama_cpp
@@ -574,6 +765,11 @@ def record(out: Path, names=None) -> None:
     from ollamakit.testing.agreement import cpu
 
     fixtures = {}
+    if names and out.exists():
+        kept = json.loads(out.read_text())
+        if kept["cpu"] != cpu():
+            raise SystemExit(f"{out} was recorded on another CPU: record every fixture again")
+        fixtures = {k: v for k, v in kept["fixtures"].items() if k in FIXTURES}
     with tempfile.TemporaryDirectory() as folder:
         for name in names or FIXTURES:
             path = build(name, Path(folder) / f"{name}.gguf")
@@ -710,7 +906,7 @@ if __name__ == "__main__":
         work = Path(tempfile.mkdtemp(prefix="arch-check-"))
         for fixture in names:
             converted = convert(fixture, llama_cpp, work)
-            built = build(fixture, work / f"{fixture}.gguf")
+            built = build(fixture, work / f"{fixture}.gguf", as_converted=True)
             problems = compare_with_converter(fixture, converted, built)
             print(
                 json.dumps(

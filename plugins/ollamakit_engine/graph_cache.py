@@ -12,6 +12,10 @@ sliding-window layer (gemma2/3, gpt-oss) never looks further back than its windo
 plus a step's rows, rounded up to ``KV_BLOCK`` cells; position p is cell p % ring. The rings hold
 positions [``oldest``, ``n_past``), and the masks hide every other cell.
 
+Latent attention (``HParams.kv_lora_rank``) caches one row per position: the latent and the
+shared rope key after it; the values are the latent, read through a view of the same row, as
+llama.cpp's cache holds them.
+
 ``shift`` is Ollama's context shift done as llama.cpp does it: the kept rows move down and their
 keys are rotated by the distance they moved; nothing is evaluated again.
 """
@@ -43,9 +47,25 @@ def row_bytes(cache_type: str, values: int) -> int:
     return -(-values // per_block) * size
 
 
+def position_bytes(hp: HParams, cache_type: str) -> int:
+    """Bytes one position takes in one layer: its keys and values, or latent attention's row."""
+    values = 0 if hp.kv_lora_rank else row_bytes(cache_type, hp.v_dim)
+    return row_bytes(cache_type, hp.kv_dim) + values
+
+
 def cache_row_bytes(hp: HParams, cache_type: str) -> int:
     """Bytes one position takes across every layer, in a cache without rings."""
-    return hp.n_layer * (row_bytes(cache_type, hp.kv_dim) + row_bytes(cache_type, hp.v_dim))
+    return hp.n_layer * position_bytes(hp, cache_type)
+
+
+def splits_into_blocks(hp: HParams, cache_type: str) -> bool:
+    """Whether every piece of a cache row the engine views on its own (a head's keys and
+    values; latent attention's latent and rope key) is whole blocks of ``cache_type``."""
+    per_block = CACHE_BLOCKS[cache_type][0]
+    widths = {hp.head_dim, hp.head_dim_v}
+    if hp.kv_lora_rank:
+        widths |= {hp.kv_lora_rank, hp.rope_dim}
+    return all(width % per_block == 0 for width in widths)
 
 
 def ring_cells(hp: HParams, num_ctx: int, num_batch: int) -> int | None:
@@ -61,7 +81,7 @@ def cache_bytes(hp: HParams, num_ctx: int, num_batch: int, cache_type: str = "f1
     """Bytes a ``GraphKVCache`` of ``num_ctx`` holds, without making one."""
     ring = ring_cells(hp, num_ctx, num_batch)
     cells = sum(ring if local and ring else num_ctx for local in hp.swa_layers)
-    return cells * (row_bytes(cache_type, hp.kv_dim) + row_bytes(cache_type, hp.v_dim))
+    return cells * position_bytes(hp, cache_type)
 
 
 class GraphKVCache(Cache):
@@ -96,7 +116,10 @@ class GraphKVCache(Cache):
         self.cells = [self.ring if self.in_ring(i) else num_ctx for i in range(hp.n_layer)]
         self._tensors = Tensors(lib, 2 * hp.n_layer)
         self.keys = [self._tensors.new(self.ggml_type, hp.kv_dim, n) for n in self.cells]
-        self.values = [self._tensors.new(self.ggml_type, hp.v_dim, n) for n in self.cells]
+        if hp.kv_lora_rank:  # the values are the keys' leading columns
+            self.values, self.v_row = self.keys, self.k_row
+        else:
+            self.values = [self._tensors.new(self.ggml_type, hp.v_dim, n) for n in self.cells]
         self.nbytes = self._tensors.allocate()
         # Attention reads whole blocks of cells and masks the unused ones; zeros there keep
         # stray bits (NaN) out of any kernel that multiplies before it masks.
@@ -197,7 +220,7 @@ class GraphKVCache(Cache):
                 source = self.write_cells(False, keep + discard, end + discard)
                 target = self.write_cells(False, keep, end)
                 runs.append((layer, keep, moved))
-            for tensors, row in ((self.keys, self.k_row), (self.values, self.v_row)):
+            for tensors, row in self._stored():
                 rows = self._rows(tensors[layer], row, self.cells[layer])
                 rows[target] = rows[source]  # fancy indexing copies the source first
         self.n_past, self.oldest = end, oldest
@@ -221,14 +244,22 @@ class GraphKVCache(Cache):
             return False
         for layer in range(self.hp.n_layer):
             cells = self.cells[layer] if self.in_ring(layer) else n  # a ring's cells, all of them
-            for mine, theirs, row in (
-                (self.keys, source.keys, self.k_row),
-                (self.values, source.values, self.v_row),
-            ):
+            pairs = [(self.keys, source.keys, self.k_row)]
+            if self.values is not self.keys:
+                pairs.append((self.values, source.values, self.v_row))
+            for mine, theirs, row in pairs:
                 target = self._rows(mine[layer], row, self.cells[layer])
                 target[:cells] = source._rows(theirs[layer], row, self.cells[layer])[:cells]
         self.n_past, self.oldest = n, source.oldest
         return True
+
+    def _stored(self) -> list[tuple[list[int], int]]:
+        """The tensors that hold rows, with their row bytes: keys and values, or keys alone
+        when the values are a view of them."""
+        stored = [(self.keys, self.k_row)]
+        if self.values is not self.keys:
+            stored.append((self.values, self.v_row))
+        return stored
 
     def _rows(self, tensor: int, row: int, cells: int) -> np.ndarray:
         from ollamakit.lib.ggml.lib import tensor as struct

@@ -11,10 +11,11 @@ SwiGLU; llama rotates adjacent pairs, qwen2/3 the two halves of a head), gemma2/
 post-norms, GELU gate, sliding-window layers, soft caps), olmo2 (post-norms only, q/k norms over
 all heads), starcoder2 (LayerNorm with biases, plain GELU FFN), phi3 (fused q/k/v and gate/up),
 granite (multipliers), gpt-oss (attention sinks, YaRN), and the mixtures of experts (mixtral,
-qwen3moe, gpt-oss: a router picks ``n_expert_used`` FFNs per row; ``mul_mat_id`` multiplies each
-row by its chosen experts' blocks only, so decoding reads those experts and no others). The
-differences are hyperparameters and the tensors a file has: the graph has no per-architecture
-branch.
+qwen3moe, gpt-oss, deepseek2: a router picks ``n_expert_used`` FFNs per row; ``mul_mat_id``
+multiplies each row by its chosen experts' blocks only, so decoding reads those experts and no
+others). A block with ``attn_kv_a_mqa`` attends through its latent (``graph_latent``,
+deepseek2). The differences are hyperparameters and the tensors a file has: the graph has no
+per-architecture branch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ollamakit.images import ImageToken
 from ollamakit.lib.ggml import lib as L
 
 from .graph_weights import ModelTensors
+from .graph_latent import latent_attention
 from .hparams import HParams
 
 F32_BYTES = 4
@@ -70,6 +72,8 @@ def rotation_sizes(hp: HParams, quantized_cache: bool) -> tuple[int | None, int 
     llama.cpp does it: keys by the largest power of two (64 or more) dividing the head width,
     values by 64, for heads whose width 64 divides."""
     if not quantized_cache:
+        return None, None
+    if hp.kv_lora_rank:  # llama.cpp rotates no latent-attention row (its cache of keys only)
         return None, None
     rot_k = None
     if hp.head_dim % 64 == 0:
@@ -129,8 +133,9 @@ class GraphTransformer:
             96 + 16 * segments + (6 * 7 if self.lora or self.dense else 0)
         )  # + adapters, dense copies
         per_layer += (
-            32 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0
-        )  # router, experts, their sum
+            48 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0
+        )  # router, groups, experts, their sum, shared experts
+        per_layer += 32 + 8 * segments if self.hp.kv_lora_rank else 0  # latent attention
         return 128 + self.hp.n_layer * per_layer
 
     # -- a step --------------------------------------------------------------------------------
@@ -197,7 +202,7 @@ class GraphTransformer:
         for index, layer in enumerate(t.layers):
             out_ids = tensors.get("out_ids") if index == last else None
             x = self._layer(step, index, layer, x, tensors, segments, out_ids)
-        x = self._norm(step, x, t.output_norm, t.output_norm_b)
+        x = self.norm(step, x, t.output_norm, t.output_norm_b)
         if hidden:
             return step.output(x)
         logits = self.mm(step, t.output, x, tensors)
@@ -213,20 +218,55 @@ class GraphTransformer:
 
     def _layer(self, step, index, layer, x, inputs, segments, out_ids):
         hp = self.hp
+        residual = x
+        cur = self.norm(step, x, layer.attn_norm, layer.attn_norm_b)
+        if layer.kv_a_mqa is not None:
+            attn = latent_attention(self, step, index, layer, cur, inputs, segments)
+        else:
+            attn = self._attention(step, index, layer, cur, inputs, segments)
+        if out_ids is not None:  # the last layer carries on only the rows read out
+            attn = step.op("get_rows", attn, out_ids)
+            residual = step.op("get_rows", residual, out_ids)
+            inputs = {**inputs, "dense_rows": None}  # a row or a few: the blocks' own product
+        cur = self._project(step, layer.wo, layer.bo, attn, inputs)
+        if layer.post_attn_norm is not None:
+            cur = self.norm(step, cur, layer.post_attn_norm)
+        if hp.residual_scale != 1.0:
+            cur = step.op("scale", cur, hp.residual_scale)
+        ffn_in = step.op("add", cur, residual)
+
+        cur = self.norm(step, ffn_in, layer.ffn_norm, layer.ffn_norm_b)
+        if layer.gate_inp is not None:
+            routed = self._experts(step, layer, cur)
+            if layer.up_shexp is not None:  # the experts every row goes through (deepseek2)
+                shared = self._gated(
+                    step, layer.up_shexp, layer.gate_shexp, layer.down_shexp, cur, inputs
+                )
+                routed = step.op("add", routed, shared)
+            cur = routed
+        else:
+            cur = self._ffn(step, layer, cur, inputs)
+        if layer.post_ffn_norm is not None:
+            cur = self.norm(step, cur, layer.post_ffn_norm)
+        if hp.residual_scale != 1.0:
+            cur = step.op("scale", cur, hp.residual_scale)
+        return step.op("add", cur, ffn_in)
+
+    def _attention(self, step, index, layer, cur, inputs, segments):
+        """Attention over each head's own keys and values: (n_head * head_dim_v, rows)."""
+        hp = self.hp
         positions = inputs["positions"]
         rows = sum(len(s.tokens) for s in segments)
         local = hp.swa_layers[index]
-        residual = x
-        cur = self._norm(step, x, layer.attn_norm, layer.attn_norm_b)
         q, k, v = self._qkv(step, layer, cur, inputs, rows)
         if layer.q_norm is not None and hp.qk_norm_whole:  # over all heads' values at once (olmo2)
-            q = self._norm(step, q, layer.q_norm)
-            k = self._norm(step, k, layer.k_norm)
+            q = self.norm(step, q, layer.q_norm)
+            k = self.norm(step, k, layer.k_norm)
         q = step.op("reshape_3d", q, hp.head_dim, hp.n_head, rows)
         k = step.op("reshape_3d", k, hp.head_dim, hp.n_head_kv, rows)
         if layer.q_norm is not None and not hp.qk_norm_whole:  # each head's own (qwen3, gemma3)
-            q = self._norm(step, q, layer.q_norm)
-            k = self._norm(step, k, layer.k_norm)
+            q = self.norm(step, q, layer.q_norm)
+            k = self.norm(step, k, layer.k_norm)
         q = self.rope(step, q, positions, local)
         k = self.rope(step, k, positions, local)
         kq_scale = hp.attn_scale
@@ -279,27 +319,7 @@ class GraphTransformer:
 
         if self.rot_v:
             attn = self.rotate(step, attn, self.rot_v)  # the values' rotation undone
-        if out_ids is not None:  # the last layer carries on only the rows read out
-            attn = step.op("get_rows", attn, out_ids)
-            residual = step.op("get_rows", residual, out_ids)
-            inputs = {**inputs, "dense_rows": None}  # a row or a few: the blocks' own product
-        cur = self._project(step, layer.wo, layer.bo, attn, inputs)
-        if layer.post_attn_norm is not None:
-            cur = self._norm(step, cur, layer.post_attn_norm)
-        if hp.residual_scale != 1.0:
-            cur = step.op("scale", cur, hp.residual_scale)
-        ffn_in = step.op("add", cur, residual)
-
-        cur = self._norm(step, ffn_in, layer.ffn_norm, layer.ffn_norm_b)
-        if layer.gate_inp is not None:
-            cur = self._experts(step, layer, cur)
-        else:
-            cur = self._ffn(step, layer, cur, inputs)
-        if layer.post_ffn_norm is not None:
-            cur = self._norm(step, cur, layer.post_ffn_norm)
-        if hp.residual_scale != 1.0:
-            cur = step.op("scale", cur, hp.residual_scale)
-        return step.op("add", cur, ffn_in)
+        return attn
 
     def _qkv(self, step, layer, x, inputs, rows):
         """Queries, keys and values of ``x``: (width, rows) each; from one fused matrix as views."""
@@ -320,6 +340,11 @@ class GraphTransformer:
             view = step.op("view_2d", qkv, width, rows, row, offset * F32_BYTES)
             parts.append(step.op("cont", view))  # reshapes and cache writes need packed rows
         return tuple(parts)
+
+    def _gated(self, step, up, gate, down, x, inputs):
+        """A SwiGLU FFN of three matrices."""
+        cur = step.op("swiglu_split", self.mm(step, gate, x, inputs), self.mm(step, up, x, inputs))
+        return self.mm(step, down, cur, inputs)
 
     def _ffn(self, step, layer, x, inputs):
         """The dense FFN: gated (SwiGLU or GeGLU; phi3's gate and up rows in one matrix), or a
@@ -348,7 +373,12 @@ class GraphTransformer:
             logits = step.op("add", logits, layer.gate_inp_b)
         probs = {"softmax": "soft_max", "sigmoid": "sigmoid"}.get(hp.expert_gating)
         probs = step.op(probs, logits) if probs else logits
-        chosen = step.op("argsort_top_k", probs, n_used)  # (n_used, rows), I32
+        selection = probs  # what chooses; the weights are the unbiased probabilities
+        if layer.exp_probs_b is not None:
+            selection = step.op("add", probs, layer.exp_probs_b)
+        if hp.n_expert_groups:
+            selection = self._best_groups(step, selection, rows)
+        chosen = step.op("argsort_top_k", selection, n_used)  # (n_used, rows), I32
         weights = step.op(
             "get_rows", step.op("reshape_3d", probs, 1, hp.n_expert, rows), chosen
         )  # (1, n_used, rows)
@@ -395,6 +425,24 @@ class GraphTransformer:
             out = step.expand(step.op("add", out, view))
         return step.op("cont", out) if n_used == 1 else out
 
+    def _best_groups(self, step, selection, rows):
+        """``selection`` (n_expert, rows) with every expert outside each row's
+        ``n_group_used`` best groups at -inf; a group scores the sum of its best two."""
+        hp = self.hp
+        groups, per = hp.n_expert_groups, hp.n_expert // hp.n_expert_groups
+        grouped = step.op("reshape_3d", selection, per, groups, rows)
+        best_two = step.op("argsort_top_k", grouped, 2)  # (2, groups, rows)
+        scores = step.op(
+            "get_rows", step.op("reshape_4d", grouped, 1, per, groups, rows), best_two
+        )  # (1, 2, groups, rows)
+        scores = step.op("sum_rows", step.op("reshape_3d", scores, 2, groups, rows))
+        chosen = step.op(
+            "argsort_top_k", step.op("reshape_2d", scores, groups, rows), hp.n_group_used
+        )
+        kept = step.op("get_rows", grouped, chosen)  # (per, n_group_used, rows)
+        masked = step.op("set_rows", step.op("fill", grouped, float("-inf")), kept, chosen)
+        return step.op("reshape_2d", masked, hp.n_expert, rows)
+
     @staticmethod
     def _expert_product(step, weights, bias, x, chosen):
         """Each row times its chosen experts' matrices (and biases)."""
@@ -403,7 +451,7 @@ class GraphTransformer:
 
     # -- pieces --------------------------------------------------------------------------------
 
-    def _norm(self, step, x, weight, bias=None):
+    def norm(self, step, x, weight, bias=None):
         """RMS norm or LayerNorm (``hp.norm``) times ``weight``, plus ``bias``; ``x`` itself
         where the block has no such norm (olmo2 has none before attention)."""
         if weight is None:

@@ -8,6 +8,7 @@ runner packs them into steps of at most ``num_batch`` rows, one graph each.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 
@@ -17,10 +18,12 @@ from ollamakit.lib.ggml.graph import Compute, Step, StepAborted
 from ollamakit.errors import BadRequest, Cancelled
 
 from .batching import RunnerBase, plan_steps
-from .graph_cache import CACHE_TYPES, GraphKVCache, cache_bytes
+from .graph_cache import CACHE_TYPES, GraphKVCache, cache_bytes, splits_into_blocks
 from .graph_model import GraphSegment, GraphTransformer
 from .graph_weights import MappedWeights, model_tensors
 from .hparams import HParams
+
+log = logging.getLogger("ollamakit.engine")
 
 DEFAULT_NUM_BATCH = 512
 KEPT_GRAPHS = 8  # decode graphs kept for reuse (a few MiB each at most)
@@ -45,6 +48,9 @@ class GraphRunner(RunnerBase):
             raise BadRequest(f"num_batch must be positive, got {num_batch}")
         if cache_type not in CACHE_TYPES:
             raise BadRequest(f"unknown cache type {cache_type!r}; known: {', '.join(CACHE_TYPES)}")
+        if not splits_into_blocks(hp, cache_type):  # as Ollama: the model's cache type instead
+            log.warning("kv cache type %s does not fit this model's heads; using f16", cache_type)
+            cache_type = "f16"
         self.hp = hp
         self.metadata = metadata
         self.tokenizer = tokenizer
@@ -68,7 +74,9 @@ class GraphRunner(RunnerBase):
         self.compute = Compute(self.lib, backend.threadpool(self.threads), self.threads)
         self.context_length = hp.n_ctx_train
         self.vocab_size = self.tensors.vocab_size
-        self._weights_bytes = weights.nbytes + (adapter.nbytes if adapter is not None else 0)
+        self._weights_bytes = (
+            weights.nbytes + weights.derived_nbytes + (adapter.nbytes if adapter is not None else 0)
+        )
         self._caches: weakref.WeakSet[GraphKVCache] = weakref.WeakSet()
         self._graphs: dict[
             tuple, tuple
@@ -175,18 +183,22 @@ class GraphRunner(RunnerBase):
             step = self.compute.step(16 * len(runs) + 16)
             try:
                 deltas = {}  # one positions input per run length
+                # latent attention: a row's rope key follows its latent; a float16 cache's is
+                # rotated in place, a quantized one's whole rows (ggml writes whole blocks only)
+                skip = hp.kv_lora_rank if cache.ggml_type == L.TYPE_F16 else 0
+                offset = self.lib.ggml_row_size(cache.ggml_type, skip)
                 for index, first, count in runs:
                     if count not in deltas:
                         deltas[count] = step.input(np.full(count, delta, np.int32), L.TYPE_I32)
                     view = step.op(
                         "view_3d",
                         cache.keys[index],
-                        hp.head_dim,
+                        hp.head_dim - skip,
                         hp.n_head_kv,
                         count,
                         cache.k_head,
                         cache.k_row,
-                        first * cache.k_row,
+                        first * cache.k_row + offset,
                     )
                     step.expand(
                         step.op("cpy", self._rotated(step, view, deltas[count], index), view)
@@ -206,6 +218,14 @@ class GraphRunner(RunnerBase):
         keys = step.op("cast", view, L.TYPE_F32)
         rot_k = self.model.rot_k
         keys = self.model.rotate(step, keys, rot_k) if rot_k else keys
+        skip = self.hp.kv_lora_rank
+        if skip:  # latent attention's whole rows: the rope key after the latent alone
+            s = L.tensor(keys)
+            latent = step.op("view_3d", keys, skip, s.ne[1], s.ne[2], s.nb[1], s.nb[2], 0)
+            pe = step.op(
+                "view_3d", keys, s.ne[0] - skip, s.ne[1], s.ne[2], s.nb[1], s.nb[2], skip * 4
+            )
+            return step.op("concat", latent, self.model.rope(step, pe, positions, local), 0)
         rotated = self.model.rope(step, keys, positions, local)
         return self.model.rotate(step, rotated, rot_k) if rot_k else rotated
 

@@ -58,10 +58,23 @@ class LayerTensors:
     gate_exps_b: int | None = None
     up_exps_b: int | None = None
     down_exps_b: int | None = None
+    exp_probs_b: int | None = None
+    gate_shexp: int | None = None
+    up_shexp: int | None = None
+    down_shexp: int | None = None
+    q_a: int | None = None
+    q_a_norm: int | None = None
+    q_b: int | None = None
+    kv_a_mqa: int | None = None
+    kv_a_norm: int | None = None
+    k_b: int | None = None
+    v_b: int | None = None
+    kv_b: int | None = None
 
     def projections(self) -> list[int]:
         """The matrices multiplied by the block's rows (not the experts, which are chosen)."""
         names = ("wqkv", "wq", "wk", "wv", "wo", "gate", "up", "down")
+        names += ("q_a", "q_b", "kv_a_mqa", "gate_shexp", "up_shexp", "down_shexp")
         return [w for w in (getattr(self, n) for n in names) if w is not None]
 
 
@@ -71,6 +84,7 @@ class LayerTensors:
 REPACKED_NAMES = re.compile(
     r"^(blk\.\d+\.(attn_[qkv]|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down|ffn_(gate|up|down)_exps)|output)\.weight$"
 )
+F16 = 1  # ggml type of the tensors derived at load
 REPACK_AVX2 = {2, 12, 20, 39}  # Q4_0, Q4_K, IQ4_NL, MXFP4
 REPACK_AVX512 = {10}  # Q2_K
 
@@ -117,6 +131,12 @@ class MappedWeights:
         self.nbytes = sum(info.nbytes for info in self.infos.values())
         self.repacked_names: set[str] = set()
         self.repacked = self._repack(base)
+        self.derived: dict[
+            str, int
+        ] = {}  # tensors made at load from the file's (``absorbed_keys``)
+        self._derived_buffers: list = []
+        self.derived_nbytes = 0
+        self._derive_lock = threading.Lock()
 
     def _repack(self, base: int):
         """Move the projection matrices whose type the CPU backend interleaves (Q4_0, Q4_K,
@@ -171,6 +191,32 @@ class MappedWeights:
             raise InvalidModelFile(f"tensor {name} has shape {tuple(info.shape)}, expected {shape}")
         return self.by_name[name]
 
+    def absorbed_keys(self, name: str, hp: HParams) -> int:
+        """``attn_k_b`` of a block whose file has only ``attn_kv_b`` (``name``), as llama.cpp's
+        converter splits it: each head's key rows of the latent's map, transposed to
+        (nope, kv_lora_rank, n_head), so that queries multiply into the latent. A float16 copy
+        (``derived_bytes``), made once per mapping; the values' rows are used in place."""
+        with self._derive_lock:
+            if name in self.derived:
+                return self.derived[name]
+            from ollamakit.lib.ggml.graph import Tensors, array
+            from ollamakit.lib.gguf.dequant import dequantize
+
+            info = self.infos[name]
+            nope = hp.head_dim_mla - hp.rope_dim
+            rows = dequantize(
+                self._map[info.offset : info.offset + info.nbytes], info.ggml_type, info.shape
+            ).reshape(hp.n_head, nope + hp.head_dim_v_mla, hp.kv_lora_rank)
+            keys = np.ascontiguousarray(rows[:, :nope, :].transpose(0, 2, 1), np.float16)
+            buffer = Tensors(self.lib, 1)
+            tensor = buffer.new(F16, nope, hp.kv_lora_rank, hp.n_head)
+            buffer.allocate()
+            array(tensor, F16, keys.shape)[...] = keys
+            self.derived_nbytes += keys.nbytes
+            self._derived_buffers.append(buffer)
+            self.derived[name] = tensor
+            return tensor
+
     def optional(self, name: str, *shape: int) -> int | None:
         return self.get(name, *shape) if name in self.infos else None
 
@@ -210,15 +256,17 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
     token_embd = weights.by_name["token_embd.weight"]
     output = weights.optional("output.weight", d, vocab) or token_embd
     layers = []
-    possible = possible_layer_tensors(hp)
     for i in range(hp.n_layer):
         p = f"blk.{i}."
+        possible = possible_layer_tensors(hp, i)
         present = {field for field, (name, _) in possible.items() if p + name in weights.infos}
-        required = required_layer_tensors(hp, present)
+        required = required_layer_tensors(hp, present, i)
         found = {}
         for field, (name, shape) in possible.items():
             if field in required or field in present:
                 found[field] = weights.get(p + name, *shape(hp))
+        if "kv_b" in found:  # an older latent-attention file: the keys' map derived from it
+            found["k_b"] = weights.absorbed_keys(p + "attn_kv_b.weight", hp)
         layers.append(LayerTensors(**found))
     return ModelTensors(
         token_embd=token_embd,
@@ -231,3 +279,10 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
         output_norm_b=weights.optional("output_norm.bias", d),
         output_b=weights.optional("output.bias", vocab),
     )
+
+
+def derived_bytes(hp: HParams, names) -> int:
+    """Bytes of the tensors the loader derives for a file holding the tensors ``names``: the
+    float16 ``attn_k_b`` of each latent-attention block that has only ``attn_kv_b``."""
+    blocks = sum(f"blk.{i}.attn_kv_b.weight" in names for i in range(hp.n_layer))
+    return blocks * 2 * (hp.head_dim_mla - hp.rope_dim) * hp.kv_lora_rank * hp.n_head

@@ -80,6 +80,21 @@ class HParams:
     rope_beta_fast: float = 32.0  # where YaRN's blend between extrapolation and interpolation
     rope_beta_slow: float = 1.0  # begins and ends, in rotations over the original context
     rope_scale_local: float = 1.0  # ``rope_scale`` of the sliding-window layers
+    # experts chosen within the ``n_group_used`` best of ``n_expert_groups`` groups (deepseek-v3)
+    n_expert_groups: int = 0
+    n_group_used: int = 0
+    n_expert_shared: int = 0  # experts every row goes through, as one FFN beside the chosen
+    n_layer_dense_lead: int = 0  # leading layers with a dense FFN in a mixture of experts
+    # Multi-head latent attention (deepseek2): a position's keys and values are one latent row
+    # of ``kv_lora_rank`` plus a rope key shared by every head, cached as such (``head_dim`` is
+    # then kv_lora_rank + rope_dim, ``head_dim_v`` kv_lora_rank, one key/value head); queries
+    # reach the latent through ``attn_k_b``, the attention's output leaves it through
+    # ``attn_v_b``. ``head_dim_mla``/``head_dim_v_mla`` are the per-head widths of the
+    # queries and of the values so decompressed.
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0  # queries through a low-rank pair (attn_q_a, attn_q_b); 0: attn_q
+    head_dim_mla: int = 0
+    head_dim_v_mla: int = 0
     # Block tensors an architecture names otherwise: (field of ``layer_tensors.LAYER_TENSORS``,
     # name in the file after ``blk.N.``)
     renamed: tuple[tuple[str, str], ...] = ()
@@ -91,6 +106,24 @@ class HParams:
     @property
     def q_dim(self) -> int:
         return self.n_head * self.head_dim
+
+    @property
+    def q_proj_dim(self) -> int:
+        """Width of the queries a block's projection makes (before any absorption)."""
+        return self.n_head * (self.head_dim_mla or self.head_dim)
+
+    @property
+    def o_dim(self) -> int:
+        """Width of the attention's output, the input of ``attn_output``."""
+        return self.n_head * (self.head_dim_v_mla or self.head_dim_v)
+
+    @property
+    def n_ff_shexp(self) -> int:
+        return self.n_ff_exp * self.n_expert_shared
+
+    def dense_layer(self, index: int) -> bool:
+        """Whether layer ``index`` has a dense FFN rather than experts."""
+        return not self.n_expert or index < self.n_layer_dense_lead
 
     @property
     def kv_dim(self) -> int:
@@ -200,6 +233,15 @@ def _common(m: Metadata) -> dict:
     gating = m.raw("expert_gating_func", 1)
     if gating not in EXPERT_GATING:
         raise InvalidModelFile(f"{m.arch}.expert_gating_func = {gating!r} is not supported")
+    groups = m.int("expert_group_count", 0, low=0, high=MAX_EXPERTS) if n_expert else 0
+    groups_used = m.int("expert_group_used_count", 0, low=0, high=MAX_EXPERTS) if groups else 0
+    # a group is scored by its best two experts, as llama.cpp does
+    if groups > 1 and (
+        n_expert % groups or n_expert // groups < 2 or not 1 <= groups_used <= groups
+    ):
+        raise InvalidModelFile(
+            f"{m.arch}: {n_expert} experts in {groups} groups, {groups_used} used, cannot run"
+        )
     return dict(
         arch=m.arch,
         n_layer=n_layer,
@@ -234,6 +276,8 @@ def _common(m: Metadata) -> dict:
         # trained so: the converters write no key for it)
         expert_weights_norm=bool(m.raw("expert_weights_norm", True)),
         expert_weights_scale=m.float("expert_weights_scale", 1.0) or 1.0,
+        n_expert_groups=groups if groups > 1 else 0,
+        n_group_used=groups_used if groups > 1 else 0,
     )
 
 
@@ -404,6 +448,82 @@ def gpt_oss(m: Metadata) -> HParams:
     return HParams(**params)
 
 
+def deepseek2(m: Metadata) -> HParams:
+    """deepseek2 (deepseek-v2, -v2-lite, -coder-v2, -v3): multi-head latent attention with the
+    compressed cache (``HParams.kv_lora_rank``), queries through a low-rank pair or one matrix
+    (the lite models), leading dense layers, then shared experts beside routed ones (softmax or
+    sigmoid router, a selection bias, groups), YaRN with its magnitude folded into the scores.
+
+    Files written by llama.cpp's current converter give the cache's widths in
+    ``key_length``/``value_length`` (and the per-head ones in ``key_length_mla``/
+    ``value_length_mla``) with ``attn_k_b``/``attn_v_b``; older ones (Ollama's library) give
+    the per-head widths there and one ``attn_kv_b``, from which the loader derives the two."""
+    params = _common(m)
+    if m.raw("nextn_predict_layers"):
+        raise InvalidModelFile(f"{m.arch}: multi-token-prediction layers are not supported")
+    if m.raw("attention.temperature_scale"):
+        raise InvalidModelFile(f"{m.arch}: attention temperature scaling is not supported")
+    n_layer, rope_dim = params["n_layer"], params["rope_dim"]
+    rank = m.int("attention.kv_lora_rank")
+    if m.raw("attention.key_length_mla") is not None:
+        head_dim_mla = m.int("attention.key_length_mla")
+        head_dim_v_mla = m.int("attention.value_length_mla")
+        if (
+            params["head_dim"] != rank + rope_dim
+            or params["head_dim_v"] != rank
+            or params["n_head_kv"] != 1
+        ):
+            raise InvalidModelFile(
+                f"{m.arch}: key_length {params['head_dim']}, value_length {params['head_dim_v']} "
+                f"and {params['n_head_kv']} key/value heads are not a latent of {rank} with "
+                f"{rope_dim} rope dimensions"
+            )
+    else:
+        head_dim_mla, head_dim_v_mla = params["head_dim"], params["head_dim_v"]
+    if head_dim_mla <= rope_dim:
+        raise InvalidModelFile(f"{m.arch}: heads of {head_dim_mla} leave no room beside rope")
+    factor = 1.0 / params["rope_scale"]
+    log_mul = m.float("rope.scaling.yarn_log_multiplier", 0.0) / 0.1  # the converter's 0.1 undone
+    # As llama.cpp computes it: with the file's multiplier (deepseek's mscale_all_dim, which is
+    # also its mscale) YaRN's magnitude correction of rope is cancelled, and the magnitude goes
+    # to the attention scores instead, squared.
+    attn_factor = m.float("rope.scaling.attn_factor", 1.0)
+    if params.get("rope_ext_factor"):
+        attn_factor *= (1.0 if log_mul else _mscale(factor, 1.0)) / (1.0 + 0.1 * math.log(factor))
+    magnitude = (
+        attn_factor * (1.0 + 0.1 * math.log(factor)) * (1.0 + 0.1 * log_mul * math.log(factor))
+    )
+    gating = m.raw("expert_gating_func")
+    if gating is None:  # files before the key: deepseek-v2's softmax (glm-4.7-flash: sigmoid)
+        vocab = m.raw("vocab_size") or len(m.metadata.get("tokenizer.ggml.tokens") or ())
+        gating = 2 if n_layer in (47, 48) and vocab == 154880 else 1
+    params.update(
+        interleaved_rope=True,
+        n_head_kv=1,
+        head_dim=rank + rope_dim,
+        head_dim_v=rank,
+        kv_lora_rank=rank,
+        q_lora_rank=m.int("attention.q_lora_rank", 0, low=0),
+        head_dim_mla=head_dim_mla,
+        head_dim_v_mla=head_dim_v_mla,
+        rope_attn_factor=attn_factor,
+        attn_scale=magnitude * magnitude / math.sqrt(head_dim_mla),
+        n_layer_dense_lead=m.int("leading_dense_block_count", 0, low=0, high=n_layer),
+        n_expert_shared=m.int("expert_shared_count", 0, low=0, high=MAX_EXPERTS),
+        expert_gating=EXPERT_GATING[gating],
+        expert_weights_norm=bool(m.raw("expert_weights_norm", False)),
+    )
+    params["required"] |= {"kv_a_mqa", "kv_a_norm"}
+    params["required"] |= {"q_a", "q_a_norm", "q_b"} if params["q_lora_rank"] else {"wq"}
+    if params["n_expert_shared"]:
+        params["required"] |= {"gate_shexp", "up_shexp", "down_shexp"}
+    return HParams(**params)
+
+
+def _mscale(factor: float, multiplier: float) -> float:
+    return 1.0 if factor <= 1.0 else 0.1 * multiplier * math.log(factor) + 1.0
+
+
 GEMMA2_WINDOW = 4096  # gemma2's window when the file does not give one
 
 ARCHITECTURES = {
@@ -418,4 +538,5 @@ ARCHITECTURES = {
     "starcoder2": starcoder2,
     "phi3": phi3,
     "gpt-oss": gpt_oss,
+    "deepseek2": deepseek2,
 }

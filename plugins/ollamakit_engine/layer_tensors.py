@@ -17,7 +17,7 @@ LAYER_TENSORS: dict[str, tuple[str, object]] = {
     "attn_norm": ("attn_norm.weight", lambda hp: (hp.n_embd,)),
     "attn_norm_b": ("attn_norm.bias", lambda hp: (hp.n_embd,)),
     "wqkv": ("attn_qkv.weight", lambda hp: (hp.n_embd, hp.q_dim + hp.kv_dim + hp.v_dim)),
-    "wq": ("attn_q.weight", lambda hp: (hp.n_embd, hp.q_dim)),
+    "wq": ("attn_q.weight", lambda hp: (hp.n_embd, hp.q_proj_dim)),
     "wk": ("attn_k.weight", lambda hp: (hp.n_embd, hp.kv_dim)),
     "wv": ("attn_v.weight", lambda hp: (hp.n_embd, hp.v_dim)),
     "bq": ("attn_q.bias", lambda hp: (hp.q_dim,)),
@@ -25,7 +25,7 @@ LAYER_TENSORS: dict[str, tuple[str, object]] = {
     "bv": ("attn_v.bias", lambda hp: (hp.v_dim,)),
     "q_norm": ("attn_q_norm.weight", lambda hp: (_qk_norm_width(hp, hp.q_dim),)),
     "k_norm": ("attn_k_norm.weight", lambda hp: (_qk_norm_width(hp, hp.kv_dim),)),
-    "wo": ("attn_output.weight", lambda hp: (hp.n_head * hp.head_dim_v, hp.n_embd)),
+    "wo": ("attn_output.weight", lambda hp: (hp.o_dim, hp.n_embd)),
     "bo": ("attn_output.bias", lambda hp: (hp.n_embd,)),
     "post_attn_norm": ("post_attention_norm.weight", lambda hp: (hp.n_embd,)),
     "ffn_norm": ("ffn_norm.weight", lambda hp: (hp.n_embd,)),
@@ -47,7 +47,33 @@ LAYER_TENSORS: dict[str, tuple[str, object]] = {
     "gate_exps_b": ("ffn_gate_exps.bias", lambda hp: (hp.n_ff_exp, hp.n_expert)),
     "up_exps_b": ("ffn_up_exps.bias", lambda hp: (hp.n_ff_exp, hp.n_expert)),
     "down_exps_b": ("ffn_down_exps.bias", lambda hp: (hp.n_embd, hp.n_expert)),
+    # deepseek2: a bias on the router's scores that only chooses, and the shared experts' FFN
+    "exp_probs_b": ("exp_probs_b.bias", lambda hp: (hp.n_expert,)),
+    "gate_shexp": ("ffn_gate_shexp.weight", lambda hp: (hp.n_embd, hp.n_ff_shexp)),
+    "up_shexp": ("ffn_up_shexp.weight", lambda hp: (hp.n_embd, hp.n_ff_shexp)),
+    "down_shexp": ("ffn_down_shexp.weight", lambda hp: (hp.n_ff_shexp, hp.n_embd)),
+    # multi-head latent attention: queries through a low-rank pair (or ``wq``), the latent and
+    # the shared rope key in one product, and the latent's maps to each head's keys and values
+    # (``k_b``/``v_b``, or both in the older ``kv_b``)
+    "q_a": ("attn_q_a.weight", lambda hp: (hp.n_embd, hp.q_lora_rank)),
+    "q_a_norm": ("attn_q_a_norm.weight", lambda hp: (hp.q_lora_rank,)),
+    "q_b": ("attn_q_b.weight", lambda hp: (hp.q_lora_rank, hp.q_proj_dim)),
+    "kv_a_mqa": ("attn_kv_a_mqa.weight", lambda hp: (hp.n_embd, hp.kv_lora_rank + hp.rope_dim)),
+    "kv_a_norm": ("attn_kv_a_norm.weight", lambda hp: (hp.kv_lora_rank,)),
+    "k_b": ("attn_k_b.weight", lambda hp: (_nope(hp), hp.kv_lora_rank, hp.n_head)),
+    "v_b": ("attn_v_b.weight", lambda hp: (hp.kv_lora_rank, hp.head_dim_v_mla, hp.n_head)),
+    "kv_b": (
+        "attn_kv_b.weight",
+        lambda hp: (hp.kv_lora_rank, hp.n_head * (_nope(hp) + hp.head_dim_v_mla)),
+    ),
 }
+
+
+def _nope(hp: HParams) -> int:
+    """Per-head width of the query/key dimensions without rope (latent attention)."""
+    return hp.head_dim_mla - hp.rope_dim
+
+
 EXPERT_FFN = frozenset(
     {
         "gate_inp",
@@ -58,19 +84,32 @@ EXPERT_FFN = frozenset(
         "gate_exps_b",
         "up_exps_b",
         "down_exps_b",
+        "exp_probs_b",
+        "gate_shexp",
+        "up_shexp",
+        "down_shexp",
     }
 )
+SHARED_EXPERTS = frozenset({"gate_shexp", "up_shexp", "down_shexp"})
 DENSE_FFN = frozenset({"gate", "up", "up_b", "down", "down_b"})
+# What each kind of attention reads beyond ``wq``, ``wo`` and the norm before it
+LATENT_ATTENTION = frozenset(
+    {"q_a", "q_a_norm", "q_b", "kv_a_mqa", "kv_a_norm", "k_b", "v_b", "kv_b"}
+)
+HEAD_ATTENTION = frozenset({"wqkv", "wk", "wv", "bq", "bk", "bv", "q_norm", "k_norm", "sinks"})
 
 # Tensors used only together: a block with the first must have the others.
 TOGETHER = {"bq": ("bk", "bv"), "q_norm": ("k_norm",), "k_norm": ("q_norm",)}
 
 
-def possible_layer_tensors(hp: HParams) -> dict[str, tuple[str, object]]:
-    """The entries of ``LAYER_TENSORS`` a block of ``hp`` may have, under the architecture's
-    names: the experts' with an expert count, the dense FFN's without (a file with both is some
-    other kind of model)."""
-    excluded = DENSE_FFN if hp.n_expert else EXPERT_FFN
+def possible_layer_tensors(hp: HParams, index: int = 0) -> dict[str, tuple[str, object]]:
+    """The entries of ``LAYER_TENSORS`` block ``index`` of ``hp`` may have, under the
+    architecture's names: the experts' in a block with experts, the dense FFN's in the others
+    (a file with both is some other kind of model), one kind of attention's."""
+    excluded = set(EXPERT_FFN if hp.dense_layer(index) else DENSE_FFN)
+    excluded |= HEAD_ATTENTION if hp.kv_lora_rank else LATENT_ATTENTION
+    if not hp.n_expert_shared:
+        excluded |= SHARED_EXPERTS
     renamed = dict(hp.renamed)
     possible = {}
     for field, (name, shape) in LAYER_TENSORS.items():
@@ -81,11 +120,17 @@ def possible_layer_tensors(hp: HParams) -> dict[str, tuple[str, object]]:
     return possible
 
 
-def required_layer_tensors(hp: HParams, present) -> frozenset[str]:
-    """The fields a block must have, given the fields ``present`` in the file: the
-    architecture's, the queries, keys and values in one matrix or in three, and the partners of
-    what it has."""
-    required = set(hp.required) | ({"wqkv"} if "wqkv" in present else {"wq", "wk", "wv"})
+def required_layer_tensors(hp: HParams, present, index: int = 0) -> frozenset[str]:
+    """The fields block ``index`` must have, given the fields ``present`` in the file: the
+    architecture's, the queries, keys and values in one matrix or in three (latent attention:
+    the latent's maps to keys and values in two or one), and the partners of what it has."""
+    required = set(hp.required)
+    if hp.dense_layer(index) and hp.n_expert:  # a leading dense layer of a mixture of experts
+        required = (required - EXPERT_FFN) | {"gate", "up", "down"}
+    if hp.kv_lora_rank:
+        required |= {"kv_b"} if "kv_b" in present else {"k_b", "v_b"}
+    else:
+        required |= {"wqkv"} if "wqkv" in present else {"wq", "wk", "wv"}
     for first, others in TOGETHER.items():
         if first in present:
             required |= set(others)

@@ -77,8 +77,13 @@ def estimate_bytes(gguf, backend, num_ctx: int, num_parallel: int, cache_type: s
     num_ctx = max(1, min(num_ctx, hp.n_ctx_train))
     if backend.runs_graphs:
         from .graph_cache import cache_bytes as graph_cache_bytes
+        from .graph_cache import splits_into_blocks
+        from .graph_weights import derived_bytes
 
+        if not splits_into_blocks(hp, cache_type):  # the runner falls back to f16 so
+            cache_type = "f16"
         weights = sum(info.nbytes for info in gguf.tensors)
+        weights += derived_bytes(hp, {info.name for info in gguf.tensors})
         # sliding-window rings hold a step of rows beyond their window: the default step's
         # (a request's own num_batch is not known here; the load measures the real size)
         caches = graph_cache_bytes(hp, num_ctx, DEFAULT_NUM_BATCH, cache_type)

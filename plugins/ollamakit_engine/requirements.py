@@ -37,11 +37,11 @@ def decoder_tensors(hp: HParams, vocab: int, names=()) -> tuple[Shapes, Shapes]:
         "output_norm.bias": (d,),
         "rope_freqs.weight": (hp.rope_dim // 2,),
     }
-    possible = possible_layer_tensors(hp)
     for i in range(hp.n_layer):
         p = f"blk.{i}."
+        possible = possible_layer_tensors(hp, i)
         present = {field for field, (name, _) in possible.items() if p + name in names}
-        needed = required_layer_tensors(hp, present)
+        needed = required_layer_tensors(hp, present, i)
         for field, (name, shape) in possible.items():
             (required if field in needed else optional)[p + name] = shape(hp)
     return required, optional

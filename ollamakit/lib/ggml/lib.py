@@ -144,6 +144,8 @@ _SIGNATURES = {
     "ggml_add_id": (P, [P, P, P, P]),
     "ggml_swiglu_oai": (P, [P, P, P, F32, F32]),
     "ggml_flash_attn_ext_add_sinks": (None, [P, P]),
+    # deepseek-v3's expert groups: the groups not chosen filled with -inf
+    "ggml_fill": (P, [P, P, F32]),
     # backends, buffers and the graph allocator
     "ggml_backend_cpu_init": (P, []),
     "ggml_backend_cpu_set_n_threads": (None, [P, INT]),

@@ -33,7 +33,7 @@ def built(tmp_path_factory):
     folder = tmp_path_factory.mktemp("refusals")
     return {
         name: fixtures.build(name, folder / f"{name}.gguf")
-        for name in ("mixtral", "qwen3moe", "phi3")
+        for name in ("mixtral", "qwen3moe", "phi3", "deepseek2", "deepseek2-lite")
     }
 
 
@@ -74,10 +74,57 @@ def test_more_experts_used_than_there_are_is_refused(built, tmp_path):
         check(path)
 
 
-@pytest.mark.parametrize("arch", ["deepseek2", "llama4", "nomic-bert-moe"])
+@pytest.mark.parametrize("arch", ["deepseek2-ocr", "llama4", "nomic-bert-moe"])
 def test_an_unsupported_architecture_is_named(built, tmp_path, arch):
     path = rewrite(built["qwen3moe"], tmp_path / "m.gguf", metadata={"general.architecture": arch})
     with pytest.raises(InvalidModelFile, match=f"unsupported model architecture '{arch}'"):
+        check(path)
+
+
+@pytest.mark.parametrize(
+    "metadata,message",
+    [
+        ({"deepseek2.nextn_predict_layers": 1}, "multi-token-prediction layers"),
+        ({"deepseek2.attention.temperature_scale": 0.1}, "attention temperature scaling"),
+        ({"deepseek2.attention.key_length": 64}, "are not a latent of 32 with 16 rope"),
+        ({"deepseek2.attention.kv_lora_rank": None}, "lacks deepseek2.attention.kv_lora_rank"),
+        ({"deepseek2.expert_group_used_count": 5}, "16 experts in 4 groups, 5 used"),
+    ],
+)
+def test_deepseek2_variants_it_cannot_run_are_named(built, tmp_path, metadata, message):
+    with pytest.raises(InvalidModelFile, match=message):
+        check(rewrite(built["deepseek2"], tmp_path / "m.gguf", metadata=metadata))
+
+
+@pytest.mark.parametrize(
+    "name,drop,missing",
+    [
+        ("deepseek2", "blk.1.attn_v_b.weight", r"blk\.1\.attn_v_b\.weight"),
+        ("deepseek2", "blk.2.ffn_up_shexp.weight", r"blk\.2\.ffn_up_shexp\.weight"),
+        ("deepseek2", "blk.0.ffn_gate.weight", r"blk\.0\.ffn_gate\.weight"),  # dense lead
+        ("deepseek2-lite", "blk.1.attn_kv_b.weight", r"blk\.1\.attn_k_b\.weight"),  # or kv_b
+    ],
+)
+def test_a_missing_latent_attention_tensor_is_named(built, tmp_path, name, drop, missing):
+    path = rewrite(built[name], tmp_path / "m.gguf", drop=(drop,))
+    with pytest.raises(InvalidModelFile, match=f"lacks tensor {missing}"):
+        check(path)
+
+
+def test_a_latent_file_with_per_head_keys_is_not_half_loaded(built, tmp_path):
+    """attn_k (a neighbouring attention's tensor) in a latent-attention block is refused."""
+    import numpy as np
+
+    with GGUFFile.open(built["deepseek2"]) as gguf:
+        meta = dict(gguf.metadata)
+        infos = list(gguf.tensors)
+    raw = built["deepseek2"].read_bytes()
+    tensors = {
+        i.name: (raw[i.offset : i.offset + i.nbytes], i.ggml_type, tuple(i.shape)) for i in infos
+    }
+    tensors["blk.0.attn_k.weight"] = np.zeros((48, 64), np.float32)
+    path = make_gguf(tmp_path / "m.gguf", meta, tensors, types=fixtures.value_types(meta))
+    with pytest.raises(InvalidModelFile, match=r"has tensor blk\.0\.attn_k\.weight"):
         check(path)
 
 

@@ -110,7 +110,7 @@ def test_most_steps_are_not_ties():
         assert np.mean(np.asarray(margins) >= TIE_MARGIN) >= 0.9, name
 
 
-@pytest.mark.parametrize("name", ["qwen3moe", "mixtral", "gpt-oss"])
+@pytest.mark.parametrize("name", ["qwen3moe", "mixtral", "gpt-oss", "deepseek2", "deepseek2-lite"])
 def test_experts_route_each_row_on_its_own(name, folder):
     """Two sequences in one step (their rows concatenated, each routed to its own experts) give
     what each gives alone."""
@@ -118,5 +118,9 @@ def test_experts_route_each_row_on_its_own(name, folder):
     a, b = fixtures.prompt_ids(fixtures.PROMPTS[0]), fixtures.prompt_ids(fixtures.PROMPTS[1])
     alone = [model.forward([(model.new_cache(64), ids)])[0] for ids in (a, b)]
     together = model.forward([(model.new_cache(64), a), (model.new_cache(64), b)])
+    # deepseek2-lite's logits move by up to 1e-3 with the order of its float16 products' sums,
+    # which the number of rows in a step changes; a row routed by another's choice moves them
+    # by far more than that
+    atol = 1e-3 if name == "deepseek2-lite" else 1e-4
     for one, both in zip(alone, together):
-        np.testing.assert_allclose(both, one, atol=1e-4)
+        np.testing.assert_allclose(both, one, atol=atol)

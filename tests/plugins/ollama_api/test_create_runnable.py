@@ -216,3 +216,35 @@ def test_a_third_party_engine_declares_its_architecture(client, kernel, tmp_path
         ),
     )
     assert create(client, model="m2", files={"m.gguf": sound})[-1] == {"status": "success"}
+
+
+@pytest.mark.parametrize("name", ["deepseek2", "deepseek2-lite"])
+def test_deepseek2_is_accepted_and_a_variant_it_cannot_run_is_named(client, tmp_path, name):
+    """deepseek2 (latent attention; the lite fixture in the older attn_kv_b form) is created;
+    a deepseek2 file with multi-token-prediction layers is a 400 naming them."""
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.testing import architectures as fixtures
+
+    path = fixtures.build(name, tmp_path / "ds.gguf")
+    digest = upload(client, path.read_bytes())
+    assert create(client, model="ds", files={"m.gguf": digest})[-1] == {"status": "success"}
+
+    raw = path.read_bytes()
+    with GGUFFile.open(path) as gguf:
+        meta = {**gguf.metadata, "deepseek2.nextn_predict_layers": 1}
+        tensors = {
+            t.name: (raw[t.offset : t.offset + t.nbytes], t.ggml_type, tuple(t.shape))
+            for t in gguf.tensors
+        }
+    make_gguf(tmp_path / "mtp.gguf", meta, tensors, types=fixtures.value_types(meta))
+    response = client.simulate_post(
+        "/api/create",
+        json={
+            "model": "mtp",
+            "files": {"m.gguf": upload(client, (tmp_path / "mtp.gguf").read_bytes())},
+        },
+    )
+    assert response.status_code == 400
+    assert response.json == {
+        "error": '"m.gguf": deepseek2: multi-token-prediction layers are not supported'
+    }

@@ -15,8 +15,9 @@ For each model, with both engines at the same num_ctx (--prompt + --decode + a m
               call per step), against one stream; llama-cpp-python has no batched API
   --streams-only  ours alone: one stream and 4 streams decoded in turns in one process, one
               row per round (the order swapped each round), so both see the same machine
-  variants    with --variants, the same figures for ours with fast prefill (ours/fast) and for
-              either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
+  variants    with --variants, the same figures for ours with fast prefill (ours/fast), for
+              ours with ggml's own products only (ours/ggml: without ollamakit's kernels), and
+              for either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
               llama.cpp+lora), each beside its plain engine
 
 Every run of an engine is a fresh subprocess, so the resident memory is that engine's alone and
@@ -43,8 +44,9 @@ import numpy as np
 
 ENGINES = ("ours", "llama.cpp")
 # Variants measured beside their plain engine when asked (--variants): fast prefill
-# (OLLAMAKIT_FAST_PREFILL), and each engine with the model's seeded random LoRA adapter.
-VARIANTS = ("ours/fast", "ours+lora", "llama.cpp+lora")
+# (OLLAMAKIT_FAST_PREFILL), ggml's own products only (OLLAMAKIT_KERNELS=0), and each engine with
+# the model's seeded random LoRA adapter.
+VARIANTS = ("ours/fast", "ours/ggml", "ours+lora", "llama.cpp+lora")
 STREAMS = 4
 SHORT = 8  # tokens of the short prompt decode starts from
 MARGIN = 16  # cache positions beyond prompt + decode (the untimed warm-up step, slack)
@@ -144,6 +146,8 @@ def worker(args) -> dict:
     num_ctx = args.prompt + args.decode + MARGIN
     base = proc_status("VmHWM")
     adapter = args.adapter if args.worker.endswith("+lora") else None
+    if args.worker == "ours/ggml":  # read when the ggml library loads, below
+        os.environ["OLLAMAKIT_KERNELS"] = "0"
     if args.worker.startswith("ours"):
         engine = Ours(
             args.path,

@@ -33,8 +33,10 @@ PROMPTS = (
     "The meaning of life is",
     "import numpy as np\n",
 )
-# Prompts of a few hundred tokens: their steps take the float32 path for the weight types ggml
-# multiplies a column at a time (graph_model.dense_prefill_weights), short ones never do.
+# Prompts of a few hundred tokens: a step of many rows, where the engine multiplies Q4_1
+# matrices with ollamakit's kernel (graph_model.GraphTransformer._product) and fast prefill would
+# take its float32 path (graph_model.dense_prefill_weights); a long prompt's answer is where a
+# difference in the products' last bits shows.
 LONG_PROMPTS = (
     "The history of the Roman Empire spans many centuries. " * 12 + "In summary,",
     "def add(a, b):\n    return a + b\n\n" * 10 + "def multiply(a, b):",

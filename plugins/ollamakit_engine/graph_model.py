@@ -20,6 +20,7 @@ per-architecture branch.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,7 @@ class GraphTransformer:
         self.lora: dict[int, tuple[int, int, float]] = {}  # base weight -> (A, B, scale)
         self.dense = dense_prefill_weights(tensors) if dense_prefill else frozenset()
         self.dense_width = max((L.tensor(w).ne[1] for w in self.dense), default=0)
+        self.kernels = getattr(lib, "kernels", None)  # ollamakit's own products, where built
 
     def _rotations(self) -> dict[int, int]:
         """A ggml tensor of each Hadamard matrix in use, by order (kept for the model's life)."""
@@ -130,8 +132,11 @@ class GraphTransformer:
     def nodes(self, segments: int) -> int:
         """An upper bound on the graph nodes of a step with this many segments."""
         per_layer = (
-            96 + 16 * segments + (6 * 7 if self.lora or self.dense else 0)
-        )  # + adapters, dense copies
+            96
+            + 16 * segments
+            + (6 * 7 if self.lora or self.dense else 0)  # adapters, dense copies
+            + (8 if self.kernels else 0)  # the activations' Q8_1 copies
+        )
         per_layer += (
             48 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0
         )  # router, groups, experts, their sum, shared experts
@@ -469,13 +474,42 @@ class GraphTransformer:
             rows = step.op("view_1d", dense_rows, L.tensor(weight).ne[1], 0)
             out = step.op("mul_mat", step.op("get_rows", weight, rows), x)
         else:
-            out = step.op("mul_mat", weight, x)
+            out = self._product(step, weight, x)
         lora = self.lora.get(weight)
         if lora is not None:
             a, b, scale = lora
             delta = step.op("mul_mat", b, step.op("mul_mat", a, x))
             out = step.op("add", out, step.op("scale", delta, scale))
         return out
+
+    def _product(self, step, weight, x):
+        """``mul_mat(weight, x)``; for a Q4_1 weight and several rows, by ollamakit's kernel
+        (``kernels.c``: ggml's sums bit for bit, several rows of ``x`` per weight block read)
+        on ``x`` rounded to Q8_1 by ggml, as its own product rounds it."""
+        struct = L.tensor(weight)
+        rows = L.tensor(x).ne[1]
+        if (
+            self.kernels is None
+            or struct.type != L.TYPE_Q4_1
+            or rows < KERNEL_MIN_ROWS
+            or weight in self.t.repacked
+            or not _contiguous(L.tensor(x))
+        ):
+            return step.op("mul_mat", weight, x)
+        args = (ctypes.c_void_p * 2)(weight, step.op("cast", x, L.TYPE_Q8_1))
+        return step.op(
+            "custom_4d",
+            L.TYPE_F32,
+            struct.ne[1],
+            rows,
+            1,
+            1,
+            args,
+            2,
+            self.kernels.mul_mat_q4_1,
+            L.N_TASKS_MAX,
+            None,
+        )
 
     def _project(self, step, weight, bias, x, inputs):
         out = self.mm(step, weight, x, inputs)
@@ -528,6 +562,9 @@ class GraphTransformer:
 # activation column at a time (ggml_vec_dot), rounding the activations to Q8_1.
 DENSE_TYPES = {3, 7}  # Q4_1, Q5_1
 DENSE_MIN_ROWS = 32
+# Steps of this many rows or more multiply Q4_1 matrices with ollamakit's kernel; a single row
+# (one decoding sequence) gains nothing from reading a block for several.
+KERNEL_MIN_ROWS = 2
 
 
 def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
@@ -535,11 +572,12 @@ def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:
     ``DENSE_MIN_ROWS`` rows when fast prefill is asked for (``OLLAMAKIT_FAST_PREFILL``):
     dequantizing such a matrix once (``get_rows``, ggml's own row decoder, into the step's
     scratch memory) and running the float32 tiled product is about twice as fast for a long
-    prompt as a column at a time. The activations then stay float32 instead of being rounded
-    to 8 bits, so the cached keys and values are not llama.cpp's, and greedy answers after a
-    long prompt part from llama.cpp's beyond true ties (3 of the 6 long prompts of the agreement
-    tests on SmolLM2): off by default. Steps of fewer rows (decode, for up to 31 sequences at
-    once) never take this path."""
+    prompt as ggml's column at a time. Its sums are not ggml's, so the cached keys and values are
+    not llama.cpp's, and greedy answers after a long prompt part from llama.cpp's beyond true
+    ties (3 of the 6 long prompts of the agreement tests on SmolLM2): off by default. Rounding
+    the activations to Q8_1 first does not help; any difference of float32 rounding grows to
+    that (docs/performance.md). Steps of fewer rows (decode, for up to 31 sequences at once)
+    never take this path."""
     weights = [w for layer in tensors.layers for w in layer.projections()]
     return frozenset(
         w for w in weights if w not in tensors.repacked and L.tensor(w).type in DENSE_TYPES

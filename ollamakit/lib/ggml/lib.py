@@ -10,6 +10,7 @@ millisecond.
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +31,9 @@ MAX_THREADS = 512
 
 # enum ggml_type (ggml.h): the types the engine names itself.
 TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_I32, TYPE_I64 = 0, 1, 8, 26, 27
-TYPE_Q4_0, TYPE_Q2_K, TYPE_Q4_K, TYPE_IQ4_NL, TYPE_MXFP4 = 2, 10, 12, 20, 39
+TYPE_Q4_0, TYPE_Q4_1, TYPE_Q8_1 = 2, 3, 9
+TYPE_Q2_K, TYPE_Q4_K, TYPE_IQ4_NL, TYPE_MXFP4 = 10, 12, 20, 39
+N_TASKS_MAX = -1  # a custom operation run by every thread of the pool
 ROPE_NORMAL, ROPE_NEOX = 0, 2
 PREC_F32 = 10
 
@@ -146,6 +149,8 @@ _SIGNATURES = {
     "ggml_flash_attn_ext_add_sinks": (None, [P, P]),
     # deepseek-v3's expert groups: the groups not chosen filled with -inf
     "ggml_fill": (P, [P, P, F32]),
+    # ollamakit's own kernels (kernels.c), run by ggml's threads as custom operations
+    "ggml_custom_4d": (P, [P, INT, I64, I64, I64, I64, ctypes.POINTER(P), INT, P, INT, P]),
     # backends, buffers and the graph allocator
     "ggml_backend_cpu_init": (P, []),
     "ggml_backend_cpu_set_n_threads": (None, [P, INT]),
@@ -220,6 +225,7 @@ class Library:
                 function.restype, function.argtypes = restype, argtypes
             setattr(self, name, function)
         self.ggml_cpu_init()
+        self.kernels = Kernels.load(folder)
         # ggml prints its progress (each tensor it repacks...) to stderr; only warnings and
         # errors go on, to Python's log
         self._log = LOG_CALLBACK(_log_line)
@@ -235,6 +241,36 @@ class Library:
         return [
             name for name in ("avx2", "avx512", "neon") if getattr(self, f"ggml_cpu_has_{name}")()
         ]
+
+
+class Kernels:
+    """ollamakit's own products (``kernels.c``, built for this CPU by ``ollamakit build-ggml``),
+    as function pointers for ``ggml_custom_4d``. Each output is what ggml's own product gives, bit
+    for bit; only x86 CPUs with AVX2, FMA and F16C have them (elsewhere ggml's kernels sum in
+    other orders)."""
+
+    def __init__(self, handle: ctypes.CDLL):
+        self.handle = handle  # keeps the library loaded while ggml may call into it
+        self.mul_mat_q4_1 = ctypes.cast(handle.ollamakit_mul_mat_q4_1, P).value
+
+    @classmethod
+    def load(cls, folder: Path) -> Kernels | None:
+        """The kernels built beside the ggml libraries in ``folder``; None without them, or
+        where they do not apply (another CPU, another ``struct ggml_tensor``)."""
+        if os.environ.get("OLLAMAKIT_KERNELS", "1").lower() in ("0", "false", "no", "off"):
+            return None
+        from .native import kernels_name
+
+        path = folder / kernels_name()
+        if not path.exists():
+            return None
+        handle = ctypes.CDLL(str(path))
+        handle.ollamakit_tensor_size.restype = SIZE
+        if not handle.ollamakit_kernels_supported():
+            return None
+        if handle.ollamakit_tensor_size() != ctypes.sizeof(Tensor):
+            return None
+        return cls(handle)
 
 
 def _log_line(level: int, text: bytes | None, _data) -> None:

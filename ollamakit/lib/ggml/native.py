@@ -9,6 +9,10 @@ that build whenever one exists for this CPU.
 The source is ggml as vendored by llama-cpp-python ``SOURCE_VERSION``, taken from that package's
 source distribution on PyPI: the same ggml as the llama.cpp that the tests and benchmarks compare
 with. Nothing of it is kept but the compiled libraries.
+
+Beside them goes ``kernels.c`` compiled for this CPU: ollamakit's own products for the weight
+types ggml multiplies one activation column at a time, each output ggml's bit for bit
+(``lib.Library.kernels``).
 """
 
 from __future__ import annotations
@@ -73,6 +77,32 @@ def cpu_signature() -> str:
     return f"{SOURCE_VERSION}-{platform.machine()}-{digest}"
 
 
+KERNELS_SOURCE = Path(__file__).with_name("kernels.c")
+KERNEL_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
+
+
+def kernels_name() -> str:
+    """The file name of ollamakit's own kernels (``kernels.c``) built for this CPU: named by the
+    source's digest, so a changed source is built again rather than an old build loaded."""
+    digest = hashlib.sha256(KERNELS_SOURCE.read_bytes() + " ".join(KERNEL_FLAGS).encode())
+    return f"libollamakit-kernels-{digest.hexdigest()[:12]}.so"
+
+
+def build_kernels(folder: Path, log=print) -> Path:
+    """Compile ``kernels.c`` for this CPU into ``folder`` (beside ggml's libraries), unless done."""
+    target = folder / kernels_name()
+    if target.exists():
+        return target
+    compiler = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if compiler is None:
+        raise BuildError("no C compiler (cc, gcc or clang) is installed")
+    log("compiling ollamakit's kernels for this CPU")
+    staging = folder / f".{target.name}.{os.getpid()}"
+    _run([compiler, *KERNEL_FLAGS, "-o", str(staging), str(KERNELS_SOURCE)], "compiling kernels.c")
+    os.replace(staging, target)  # whole or not at all
+    return target
+
+
 def built_folder() -> Path | None:
     """The native build for this CPU, if one was made."""
     folder = cache_root() / cpu_signature()
@@ -84,6 +114,7 @@ def build(log=print, jobs: int | None = None) -> Path:
     Returns their folder; raises ``BuildError`` with the reason when a step fails."""
     target = cache_root() / cpu_signature()
     if built_folder() is not None:
+        build_kernels(target, log)
         log(f"ggml for this CPU is already built in {target}")
         return target
     cmake = shutil.which("cmake")
@@ -139,6 +170,7 @@ def build(log=print, jobs: int | None = None) -> Path:
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)  # whole or not at all: a half-copied build is never found
+    build_kernels(target, log)
     log(f"ggml for this CPU is in {target}")
     return target
 

@@ -166,35 +166,37 @@ def test_weights_stay_in_the_file_and_are_shared(tmp_path, backend):
     assert first.memory_bytes == tensor_bytes + cache.nbytes
 
 
-def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend):
-    """Q4_1 has no tiled kernel in ggml, so with fast prefill a prompt step of DENSE_MIN_ROWS rows
-    or more multiplies a float32 copy of those matrices: close to the blocks' own product (which
-    rounds the activations to 8 bits), and never used for fewer rows."""
-    from ollamakit_engine.graph_model import DENSE_MIN_ROWS
+PROJECTIONS = tuple(
+    f"{name}.weight"
+    for name in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+)
+
+
+def write_q4_1_model(folder):
+    """The tiny llama with every layer projection quantized to Q4_1."""
     from ollamakit_quant.encode import encode
 
-    meta, tensors = write_model(tmp_path / "f32.gguf", "llama")
+    meta, tensors = write_model(folder / "f32.gguf", "llama")
     quantized = {
         name: (
             encode(np.ascontiguousarray(w).view(np.uint8).reshape(-1), "F32", "Q4_1"),
             "Q4_1",
             w.shape[::-1],
         )
-        if name.endswith(
-            (
-                "attn_q.weight",
-                "attn_k.weight",
-                "attn_v.weight",
-                "attn_output.weight",
-                "ffn_gate.weight",
-                "ffn_up.weight",
-                "ffn_down.weight",
-            )
-        )
+        if name.endswith(PROJECTIONS)
         else w
         for name, w in tensors.items()
     }
-    path = make_gguf(tmp_path / "q4_1.gguf", meta, quantized)
+    return make_gguf(folder / "q4_1.gguf", meta, quantized)
+
+
+def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend):
+    """Q4_1 has no tiled kernel in ggml, so with fast prefill a prompt step of DENSE_MIN_ROWS rows
+    or more multiplies a float32 copy of those matrices: close to the blocks' own product (which
+    rounds the activations to 8 bits), and never used for fewer rows."""
+    from ollamakit_engine.graph_model import DENSE_MIN_ROWS
+
+    path = write_q4_1_model(tmp_path)
     dense, blocks = load(path, backend, fast_prefill=True), load(path, backend)
     assert len(dense.model.dense) == 7 * 2  # every projection of both layers
     assert not blocks.model.dense  # llama.cpp's own products unless fast prefill is asked for
@@ -209,6 +211,74 @@ def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend)
         dense.forward([(dense.new_cache(64), short)])[0],
         blocks.forward([(blocks.new_cache(64), short)])[0],
     )
+
+
+def kernels(backend):
+    """ollamakit's own kernels, which ``ollamakit build-ggml`` builds on x86 CPUs with AVX2, FMA
+    and F16C (scripts/test.sh runs it); other CPUs multiply with ggml's products only."""
+    from ollamakit.lib.ggml.native import _cpu_flags
+
+    if not {"avx2", "fma", "f16c"} <= _cpu_flags():
+        pytest.skip("ollamakit's kernels are built for x86 CPUs with AVX2, FMA and F16C")
+    assert backend.lib.kernels is not None, "run `ollamakit build-ggml` to build the kernels"
+    return backend.lib.kernels
+
+
+def test_the_q4_1_kernel_gives_ggml_products_bit_for_bit(backend):
+    """Every shape of tile the kernel has (full tiles, odd rows, 1 to 3 spare columns), against
+    ggml's own Q4_1 product on the same inputs, compared as bits."""
+    from ollamakit_engine.graph_model import GraphTransformer
+    from ollamakit_quant.encode import encode
+
+    from ollamakit.lib.ggml import lib as L
+    from ollamakit.lib.ggml.graph import Compute, Tensors, array
+
+    kernels(backend)
+    lib, rng = backend.lib, np.random.default_rng(7)
+    width, count = 96, 37  # three blocks a row; an odd number of rows
+    weights = rng.standard_normal((count, width)).astype(np.float32)
+    blocks = encode(weights.view(np.uint8).reshape(-1), "F32", "Q4_1")
+    model = GraphTransformer.__new__(GraphTransformer)  # only its product is used here
+    model.kernels, model.t = lib.kernels, type("T", (), {"repacked": frozenset()})()
+    compute = Compute(lib, backend.threadpool(2), 2)
+    for rows in (2, 3, 4, 5, 8, 11):
+        tensors = Tensors(lib, 2)
+        w, x = tensors.new(L.TYPE_Q4_1, width, count), tensors.new(L.TYPE_F32, width, rows)
+        tensors.allocate()
+        lib.ggml_backend_tensor_set(w, blocks.ctypes.data, 0, blocks.nbytes)
+        activations = rng.standard_normal((rows, width)).astype(np.float32)
+        activations[:, rng.integers(0, width, 3)] *= 40  # outliers, as real activations have
+        array(x, L.TYPE_F32, (rows, width))[...] = activations
+        products = []
+        for ours in (True, False):
+            step = compute.step(16)
+            out = step.output(model._product(step, w, x) if ours else step.op("mul_mat", w, x))
+            assert (L.tensor(L.tensor(out).src[1]).type == L.TYPE_Q8_1) == ours  # whose product
+            compute.run(step)
+            products.append(compute.read(out, rows, count))
+            step.close()
+        assert np.array_equal(products[0].view(np.uint32), products[1].view(np.uint32)), rows
+        tensors.close()
+
+
+def test_q4_1_models_answer_the_same_with_the_kernel(tmp_path, backend):
+    """The kernel only makes Q4_1 products sooner: prompts of any length, and several sequences
+    decoding together, give the same logits with it and without it, bit for bit."""
+    kernels(backend)
+    path = write_q4_1_model(tmp_path)
+    with_kernel, without = load(path, backend), load(path, backend)
+    without.model.kernels = None
+    rng = np.random.default_rng(3)
+    for length in (2, 5, 11, 40):
+        prompt = [int(t) for t in rng.integers(0, VOCAB, length)]
+        a = with_kernel.forward([(with_kernel.new_cache(64), prompt)])[0]
+        b = without.forward([(without.new_cache(64), prompt)])[0]
+        assert np.array_equal(a, b), length
+    caches = [(with_kernel.new_cache(64), without.new_cache(64)) for _ in range(3)]
+    for token in (4, 9, 2):
+        a = with_kernel.forward([(c, [token + i]) for i, (c, _) in enumerate(caches)])
+        b = without.forward([(c, [token + i]) for i, (_, c) in enumerate(caches)])
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):

@@ -15,7 +15,7 @@ missing=()
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-command -v skopeo >/dev/null || missing+=(skopeo)
+command -v skopeo >/dev/null || [ -x /usr/bin/skopeo ] || missing+=(skopeo)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"

@@ -24,6 +24,7 @@ what ``convert-check`` compares.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import types
 from dataclasses import dataclass
@@ -41,12 +42,31 @@ PROMPTS = ("The capital of France is", "def fibonacci(n):", "Once upon a time, i
 TOKENS = 24
 TOP = 5  # top logprobs recorded per step
 NUM_CTX = 256
+OLMO3_LOCAL_ROPE_BASE = 500000.0
+
+
+def cases(name: str) -> list[tuple[str, int]]:
+    """The (prompt, num_ctx) of each recorded run of fixture ``name``, in the record's order."""
+    return [(text, num_ctx) for num_ctx in FIXTURES[name].contexts for text in PROMPTS]
 
 
 def prompt_ids(text: str) -> list[int]:
     """A text as the fixtures' byte-level ids (no merges: one id per byte)."""
     return [len(SPECIALS) + b for b in text.encode()]
 
+
+OLMO3 = dict(
+    num_hidden_layers=4,
+    sliding_window=8,
+    layer_types=["sliding_attention"] * 3 + ["full_attention"],
+    rope_scaling={
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 64,
+        "beta_fast": 32.0,
+        "beta_slow": 1.0,
+    },
+)
 
 BASE = dict(
     vocab_size=N_VOCAB,
@@ -82,6 +102,10 @@ class Fixture:
     # the logits of these fixtures move by up to 0.1 between two runs of one engine that only
     # batch the rows differently, so a comparison would measure the rounding, not the model
     expert_type: str = "Q8_0"
+    # the num_ctx of each recorded run (LongRoPE's: one within the original context, one past it)
+    contexts: tuple[int, ...] = (NUM_CTX,)
+    # keys Ollama's converter writes that llama.cpp's does not (convert-check leaves them out)
+    ollama_keys: tuple[tuple[str, object], ...] = ()
 
     @property
     def c(self) -> dict:
@@ -133,6 +157,25 @@ FIXTURES = {
             partial_rotary_factor=1.0, sliding_window=None, original_max_position_embeddings=NUM_CTX
         ),
     ),
+    # phi3.5 / phi4-mini: LongRoPE, its short factors within the original context (256), its
+    # long ones past it (num_ctx 512), rope's magnitude factor with both
+    "phi3-longrope": Fixture(
+        "phi3",
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        dict(
+            partial_rotary_factor=0.75,  # phi4-mini rotates three quarters of each head
+            sliding_window=None,
+            max_position_embeddings=4 * NUM_CTX,
+            original_max_position_embeddings=NUM_CTX,
+            rope_scaling={
+                "rope_type": "longrope",
+                "short_factor": [1.0, 1.05, 1.1, 1.2, 1.3, 1.5],
+                "long_factor": [1.0, 1.5, 2.5, 4.0, 8.0, 16.0],
+            },
+        ),
+        contexts=(NUM_CTX, 2 * NUM_CTX),
+    ),
     "granite": Fixture(
         "granite",
         "GraniteConfig",
@@ -145,6 +188,17 @@ FIXTURES = {
         ),
     ),
     "olmo2": Fixture("olmo2", "Olmo2Config", "Olmo2ForCausalLM", dict()),
+    # olmo3: olmo2 with windowed layers roped plainly, YaRN on the global ones
+    "olmo3": Fixture("olmo2", "Olmo3Config", "Olmo3ForCausalLM", OLMO3),
+    # as Ollama's converter writes it: YaRN's attention factor as rope.scaling.attn_factor, which
+    # llama.cpp applies on the global layers only
+    "olmo3-ollama": Fixture(
+        "olmo2",
+        "Olmo3Config",
+        "Olmo3ForCausalLM",
+        OLMO3,
+        ollama_keys=(("rope.scaling.attn_factor", 1.2),),
+    ),
     "gpt-oss": Fixture(
         "gpt-oss",
         "GptOssConfig",
@@ -397,14 +451,19 @@ def _keys(name: str, f: Fixture, as_converted: bool = False) -> dict:
                 f"{a}.final_logit_softcapping": c["final_logit_softcapping"],
             }
         )
-    if name == "phi3":
+    if a == "phi3":
         keys.update(
             {
-                f"{a}.rope.dimension_count": head_dim,
+                f"{a}.rope.dimension_count": _rope_dim(c),
                 f"{a}.rope.scaling.original_context_length": c["original_max_position_embeddings"],
                 f"{a}.attention.sliding_window": 0,  # the converter's mark of a model without one
             }
         )
+        if "rope_scaling" in c:  # LongRoPE: the magnitude factor of its ratio of contexts
+            ratio = c["max_position_embeddings"] / c["original_max_position_embeddings"]
+            keys[f"{a}.rope.scaling.attn_factor"] = math.sqrt(
+                1 + math.log(ratio) / math.log(c["original_max_position_embeddings"])
+            )
     if name == "granite":
         keys.update(
             {
@@ -418,6 +477,26 @@ def _keys(name: str, f: Fixture, as_converted: bool = False) -> dict:
         )
     if name == "starcoder2":
         keys[f"{a}.attention.layer_norm_epsilon"] = c["norm_epsilon"]
+    if name.startswith("olmo3"):
+        rope = c["rope_scaling"]
+        keys.update(
+            {
+                f"{a}.attention.sliding_window": c["sliding_window"],
+                f"{a}.attention.sliding_window_pattern": [
+                    t == "sliding_attention" for t in c["layer_types"]
+                ],
+                f"{a}.rope.scaling.type": "yarn",
+                f"{a}.rope.scaling.factor": rope["factor"],
+                f"{a}.rope.scaling.original_context_length": rope[
+                    "original_max_position_embeddings"
+                ],
+                f"{a}.rope.scaling.yarn_beta_fast": rope["beta_fast"],
+                f"{a}.rope.scaling.yarn_beta_slow": rope["beta_slow"],
+                # the windowed layers' base: Olmo3Config's own, which the converter writes
+                f"{a}.rope.freq_base_swa": OLMO3_LOCAL_ROPE_BASE,
+            }
+        )
+    keys.update({f"{a}.{key}": value for key, value in f.ollama_keys})
     if name == "gpt-oss":
         rope = c["rope_scaling"]
         keys.update(
@@ -518,7 +597,7 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
             "ffn_down_exps.weight": (n, d, ff),
             "ffn_down_exps.bias": (n, d),
         }
-    if name == "phi3":
+    if f.arch == "phi3":
         return {
             "attn_norm.weight": (d,),
             "attn_qkv.weight": (q + 2 * kv, d),
@@ -527,7 +606,7 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
             "ffn_up.weight": (2 * ff, d),
             "ffn_down.weight": (d, ff),
         }
-    if name == "olmo2":
+    if f.arch == "olmo2":
         return {
             "attn_q.weight": (q, d),
             "attn_k.weight": (kv, d),
@@ -563,12 +642,20 @@ def _layer(name: str, f: Fixture) -> dict[str, tuple[int, ...]]:
     return {**attention, **dense}  # granite: llama's block
 
 
+def _rope_dim(c: dict) -> int:
+    """phi3's rotated width of a head, as its converter counts it."""
+    return int(c["partial_rotary_factor"] * c["hidden_size"]) // c["num_attention_heads"]
+
+
 def tensor_shapes(name: str, as_converted: bool = False) -> dict[str, tuple[int, ...]]:
     """Every tensor of fixture ``name`` with its numpy shape, in the converter's order."""
     f = FIXTURES[name]
     c = f.c
     d = c["hidden_size"]
-    shapes = {"token_embd.weight": (N_VOCAB, d)}
+    shapes = {}
+    if "rope_scaling" in c and f.arch == "phi3":  # LongRoPE's factors come first
+        shapes.update({f"rope_factors_{n}.weight": (_rope_dim(c) // 2,) for n in ("long", "short")})
+    shapes["token_embd.weight"] = (N_VOCAB, d)
     for i in range(c["num_hidden_layers"]):
         if f.arch == "deepseek2":
             layer = _deepseek2_layer(f, i, f.legacy and not as_converted)
@@ -668,6 +755,10 @@ def build(
     types = value_types(metadata)
     tensors: dict[str, object] = {}
     for tensor, shape in tensor_shapes(name, as_converted).items():
+        if tensor.startswith("rope_factors_"):  # the config's own numbers
+            kind = tensor.split("_")[2].split(".")[0]
+            tensors[tensor] = np.asarray(f.c["rope_scaling"][f"{kind}_factor"], np.float32)
+            continue
         if len(shape) == 1 or tensor.endswith(".bias"):  # norms near one, biases near zero: float32
             values = rng.standard_normal(shape) * 0.1 + (0.0 if tensor.endswith(".bias") else 1.0)
             tensors[tensor] = values.astype(np.float32)
@@ -715,7 +806,9 @@ def _step(logits) -> dict:
     }
 
 
-def llamacpp_steps(path: str, ids: list[int], tokens: int = TOKENS) -> list[dict]:
+def llamacpp_steps(
+    path: str, ids: list[int], tokens: int = TOKENS, num_ctx: int = NUM_CTX
+) -> list[dict]:
     """llama.cpp's greedy continuation of ``ids`` with each step's margin and top logprobs:
     a float32 cache, two threads. Flash attention off: with it on, llama.cpp casts a float32
     cache's keys and values to float16 before attending, and the cache would be float16 in all
@@ -724,7 +817,7 @@ def llamacpp_steps(path: str, ids: list[int], tokens: int = TOKENS) -> list[dict
 
     llm = Llama(
         path,
-        n_ctx=NUM_CTX,
+        n_ctx=num_ctx,
         n_threads=2,
         n_batch=512,
         flash_attn=False,
@@ -743,9 +836,9 @@ def llamacpp_steps(path: str, ids: list[int], tokens: int = TOKENS) -> list[dict
     return steps
 
 
-def ours_steps(runner, ids: list[int], tokens: int = TOKENS) -> list[dict]:
+def ours_steps(runner, ids: list[int], tokens: int = TOKENS, num_ctx: int = NUM_CTX) -> list[dict]:
     """The same with an ollamakit runner (made with ``kv_cache_type`` f32)."""
-    cache = runner.new_cache(NUM_CTX)
+    cache = runner.new_cache(num_ctx)
     logits = runner.forward([(cache, list(ids))])[0]
     steps = []
     for _ in range(tokens):
@@ -774,11 +867,12 @@ def record(out: Path, names=None) -> None:
         for name in names or FIXTURES:
             path = build(name, Path(folder) / f"{name}.gguf")
             answers = []
-            for text in PROMPTS:
-                steps = llamacpp_steps(str(path), prompt_ids(text))
+            for text, num_ctx in cases(name):
+                steps = llamacpp_steps(str(path), prompt_ids(text), num_ctx=num_ctx)
                 answers.append(
                     {
                         "prompt": text,
+                        **({"num_ctx": num_ctx} if num_ctx != NUM_CTX else {}),
                         "greedy_ids": [s["id"] for s in steps],
                         "margins": [round(s["margin"], 5) for s in steps],
                         "top_logprobs": [s["top"] for s in steps],
@@ -794,7 +888,7 @@ def record(out: Path, names=None) -> None:
     document = {
         "generator": f"python -m ollamakit.testing.architectures record: llama-cpp-python {llama_cpp.__version__} "
         f"built on this machine; the fixtures of ollamakit.testing.architectures.build (sha256 of each file); "
-        f"float32 cache with flash attention off, n_threads 2, n_ctx {NUM_CTX}; prompts as byte ids; {TOKENS} "
+        f"float32 cache with flash attention off, n_threads 2, n_ctx {NUM_CTX} (or the answer's num_ctx); prompts as byte ids; {TOKENS} "
         f"greedy tokens with the top-2 logit margin and the top {TOP} logprobs at each step; steps_with_margin: "
         f"the steps whose margin is at least {TIE_MARGIN}",
         "cpu": cpu(),
@@ -870,8 +964,11 @@ def compare_with_converter(name: str, converted: Path, built: Path) -> list[str]
 
     with GGUFFile.open(converted) as a, GGUFFile.open(built) as b:
         prefix = FIXTURES[name].arch + "."
+        ollama_only = {prefix + key for key, _ in FIXTURES[name].ollama_keys}
         keys_a = {k: v for k, v in a.metadata.items() if k.startswith(prefix)}
-        keys_b = {k: v for k, v in b.metadata.items() if k.startswith(prefix)}
+        keys_b = {
+            k: v for k, v in b.metadata.items() if k.startswith(prefix) and k not in ollama_only
+        }
         shapes_a = {t.name: tuple(t.shape) for t in a.tensors}
         shapes_b = {t.name: tuple(t.shape) for t in b.tensors}
     problems = []

@@ -38,7 +38,7 @@ def latent_attention(model, step, index, layer, x, inputs, segments):
     q_pe = step.op(
         "view_3d", q, rope_dim, n_head, rows, struct.nb[1], struct.nb[2], nope * F32_BYTES
     )
-    q_pe = model.rope(step, q_pe, positions, local)
+    q_pe = model.rope_segments(step, q_pe, positions, local, segments)
     # each head's query into the latent: (rank, rows, n_head), then (rank, n_head, rows)
     q_nope = step.op("mul_mat", layer.k_b, step.op("permute", q_nope, 0, 2, 1, 3))
     q = step.op("concat", step.op("permute", q_nope, 0, 2, 1, 3), q_pe, 0)
@@ -47,7 +47,7 @@ def latent_attention(model, step, index, layer, x, inputs, segments):
     row = L.tensor(latent_pe).nb[1]
     latent = step.op("view_2d", latent_pe, rank, rows, row, 0)
     k_pe = step.op("view_3d", latent_pe, rope_dim, 1, rows, row, row, rank * F32_BYTES)
-    k_pe = model.rope(step, k_pe, positions, local)
+    k_pe = model.rope_segments(step, k_pe, positions, local, segments)
     latent = model.norm(step, latent, layer.kv_a_norm)
     k = step.op("concat", step.op("reshape_3d", latent, rank, 1, rows), k_pe, 0)
 

@@ -37,6 +37,7 @@ SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT = 1.702, 7.0  # gpt-oss's activation, as llam
 MIN_WEIGHT_SUM = (
     6.103515625e-5  # the experts' weights' sum kept above zero (float16's smallest normal)
 )
+CTX_PAD = 256  # llama.cpp rounds a sequence's context up to this many cells
 
 
 @dataclass
@@ -141,6 +142,7 @@ class GraphTransformer:
             48 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0
         )  # router, groups, experts, their sum, shared experts
         per_layer += 32 + 8 * segments if self.hp.kv_lora_rank else 0  # latent attention
+        per_layer += 8 * segments if self.t.rope_long is not None else 0  # rope per segment
         return 128 + self.hp.n_layer * per_layer
 
     # -- a step --------------------------------------------------------------------------------
@@ -272,8 +274,8 @@ class GraphTransformer:
         if layer.q_norm is not None and not hp.qk_norm_whole:  # each head's own (qwen3, gemma3)
             q = self.norm(step, q, layer.q_norm)
             k = self.norm(step, k, layer.k_norm)
-        q = self.rope(step, q, positions, local)
-        k = self.rope(step, k, positions, local)
+        q = self.rope_segments(step, q, positions, local, segments)
+        k = self.rope_segments(step, k, positions, local, segments)
         kq_scale = hp.attn_scale
         if hp.scale_queries:
             q = step.op("scale", q, hp.attn_scale)
@@ -515,13 +517,52 @@ class GraphTransformer:
         out = self.mm(step, weight, x, inputs)
         return out if bias is None else step.op("add", out, bias)
 
-    def rope(self, step, x, positions, local: bool):
-        """Rotate (head_dim, heads, rows) by ``positions`` (I32, one per row)."""
+    def factors(self, num_ctx: int) -> int | None:
+        """The rope frequency factors of a sequence whose cache holds ``num_ctx`` positions: the
+        file's ``rope_freqs``; or LongRoPE's long set where that context, rounded up as
+        llama.cpp sizes it, passes the original training context, its short set otherwise."""
+        t, hp = self.t, self.hp
+        if t.rope_factors is not None or t.rope_long is None:
+            return t.rope_factors
+        padded = -(-num_ctx // CTX_PAD) * CTX_PAD
+        return t.rope_long if padded > (hp.rope_ctx_orig or hp.n_ctx_train) else t.rope_short
+
+    def rope_segments(self, step, x, positions, local: bool, segments: list[GraphSegment]):
+        """``rope`` over a step's rows, each segment with its own sequence's factors (one
+        rotation for all when they share them, as they do unless contexts differ)."""
+        chosen = [self.factors(s.cache.num_ctx) for s in segments]
+        if len(set(chosen)) == 1:
+            return self.rope(step, x, positions, local, chosen[0])
+        struct = L.tensor(x)
+        out = None
+        for s, factors in zip(segments, chosen):
+            count = len(s.tokens)
+            rows = step.op(
+                "view_3d",
+                x,
+                struct.ne[0],
+                struct.ne[1],
+                count,
+                struct.nb[1],
+                struct.nb[2],
+                s.row * struct.nb[2],
+            )
+            where = step.op("view_1d", positions, count, s.row * 4)
+            part = self.rope(step, rows, where, local, factors)
+            out = part if out is None else step.op("concat", out, part, 2)
+        return out
+
+    def rope(self, step, x, positions, local: bool, factors: int | None):
+        """Rotate (head_dim, heads, rows) by ``positions`` (I32, one per row); the global
+        layers' frequencies divided by ``factors`` (a sequence's own: ``factors``) where given."""
         hp = self.hp
+        ext_factor, attn_factor = hp.rope_ext_factor, hp.rope_attn_factor
         if local and hp.rope_base_local is not None:
             base, scale, factors = hp.rope_base_local, hp.rope_scale_local, None
+            if hp.plain_rope_local:
+                ext_factor, attn_factor = 0.0, 1.0
         else:
-            base, scale, factors = hp.rope_base, hp.rope_scale, self.t.rope_factors
+            base, scale = hp.rope_base, hp.rope_scale
         return step.op(
             "rope_ext",
             x,
@@ -532,8 +573,8 @@ class GraphTransformer:
             hp.rope_ctx_orig or hp.n_ctx_train,
             base,
             scale,
-            hp.rope_ext_factor,
-            hp.rope_attn_factor,
+            ext_factor,
+            attn_factor,
             hp.rope_beta_fast,
             hp.rope_beta_slow,
         )

@@ -187,6 +187,7 @@ class GraphRunner(RunnerBase):
                 # rotated in place, a quantized one's whole rows (ggml writes whole blocks only)
                 skip = hp.kv_lora_rank if cache.ggml_type == L.TYPE_F16 else 0
                 offset = self.lib.ggml_row_size(cache.ggml_type, skip)
+                factors = self.model.factors(cache.num_ctx)
                 for index, first, count in runs:
                     if count not in deltas:
                         deltas[count] = step.input(np.full(count, delta, np.int32), L.TYPE_I32)
@@ -201,20 +202,23 @@ class GraphRunner(RunnerBase):
                         first * cache.k_row + offset,
                     )
                     step.expand(
-                        step.op("cpy", self._rotated(step, view, deltas[count], index), view)
+                        step.op(
+                            "cpy", self._rotated(step, view, deltas[count], index, factors), view
+                        )
                     )
                 self.compute.run(step)
             finally:
                 step.close()
 
-    def _rotated(self, step, view, positions, index: int):
-        """Keys of layer ``index`` rotated by ``positions``: quantized ones in float32, out of
-        (and back into) their Hadamard rotation."""
+    def _rotated(self, step, view, positions, index: int, factors):
+        """Keys of layer ``index`` rotated by ``positions`` (with the sequence's rope
+        ``factors``): quantized ones in float32, out of (and back into) their Hadamard
+        rotation."""
         from ollamakit.lib.ggml import lib as L
 
         local = self.hp.swa_layers[index]
         if L.tensor(view).type == L.TYPE_F16:
-            return self.model.rope(step, view, positions, local)
+            return self.model.rope(step, view, positions, local, factors)
         keys = step.op("cast", view, L.TYPE_F32)
         rot_k = self.model.rot_k
         keys = self.model.rotate(step, keys, rot_k) if rot_k else keys
@@ -225,8 +229,10 @@ class GraphRunner(RunnerBase):
             pe = step.op(
                 "view_3d", keys, s.ne[0] - skip, s.ne[1], s.ne[2], s.nb[1], s.nb[2], skip * 4
             )
-            return step.op("concat", latent, self.model.rope(step, pe, positions, local), 0)
-        rotated = self.model.rope(step, keys, positions, local)
+            return step.op(
+                "concat", latent, self.model.rope(step, pe, positions, local, factors), 0
+            )
+        rotated = self.model.rope(step, keys, positions, local, factors)
         return self.model.rotate(step, rotated, rot_k) if rot_k else rotated
 
     # -- embeddings ----------------------------------------------------------------------------

@@ -244,6 +244,8 @@ class ModelTensors:
     repacked: frozenset[int] = frozenset()  # tensors in ggml's interleaved (repacked) layout
     output_norm_b: int | None = None
     output_b: int | None = None
+    rope_long: int | None = None  # LongRoPE's factor sets (``rope_factors_long/short.weight``)
+    rope_short: int | None = None
 
 
 def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
@@ -255,6 +257,13 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
     vocab = int(info.shape[1])
     token_embd = weights.by_name["token_embd.weight"]
     output = weights.optional("output.weight", d, vocab) or token_embd
+    rope_long, rope_short = (
+        (weights.optional(f"rope_factors_{n}.weight", hp.rope_dim // 2) for n in ("long", "short"))
+        if hp.long_rope
+        else (None, None)
+    )
+    if (rope_long is None) != (rope_short is None):
+        raise InvalidModelFile("model file has one of rope_factors_long and rope_factors_short")
     layers = []
     for i in range(hp.n_layer):
         p = f"blk.{i}."
@@ -278,6 +287,8 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
         repacked=frozenset(weights.by_name[name] for name in weights.repacked_names),
         output_norm_b=weights.optional("output_norm.bias", d),
         output_b=weights.optional("output.bias", vocab),
+        rope_long=rope_long,
+        rope_short=rope_short,
     )
 
 

@@ -95,6 +95,10 @@ class HParams:
     q_lora_rank: int = 0  # queries through a low-rank pair (attn_q_a, attn_q_b); 0: attn_q
     head_dim_mla: int = 0
     head_dim_v_mla: int = 0
+    # LongRoPE (phi3): two sets of rope frequency factors in the file, the long one used by a
+    # sequence whose context passes ``rope_ctx_orig`` (``graph_model.GraphTransformer.factors``)
+    long_rope: bool = False
+    plain_rope_local: bool = False  # sliding-window layers rope without YaRN (olmo3)
     # Block tensors an architecture names otherwise: (field of ``layer_tensors.LAYER_TENSORS``,
     # name in the file after ``blk.N.``)
     renamed: tuple[tuple[str, str], ...] = ()
@@ -242,7 +246,7 @@ def _common(m: Metadata) -> dict:
         raise InvalidModelFile(
             f"{m.arch}: {n_expert} experts in {groups} groups, {groups_used} used, cannot run"
         )
-    return dict(
+    params = dict(
         arch=m.arch,
         n_layer=n_layer,
         n_embd=n_embd,
@@ -256,7 +260,10 @@ def _common(m: Metadata) -> dict:
         rope_dim=rope_dim,
         rope_base=m.positive_float("rope.freq_base", 10000.0),
         rope_scale=1.0 / factor if scaling in ("linear", "yarn") else 1.0,
-        **_yarn(m, scaling, factor, n_ctx_train),
+        # rope's magnitude factor and the context it was trained at, read for every
+        # architecture as llama.cpp does (YaRN derives both its own way)
+        rope_attn_factor=m.float("rope.scaling.attn_factor", 1.0),
+        rope_ctx_orig=m.int("rope.scaling.original_context_length", n_ctx_train, high=MAX_CONTEXT),
         interleaved_rope=False,
         attn_scale=1.0 / math.sqrt(head_dim),
         scale_queries=False,
@@ -279,6 +286,7 @@ def _common(m: Metadata) -> dict:
         n_expert_groups=groups if groups > 1 else 0,
         n_group_used=groups_used if groups > 1 else 0,
     )
+    return {**params, **_yarn(m, scaling, factor, n_ctx_train)}
 
 
 def _yarn(m: Metadata, scaling: str, factor: float, n_ctx_train: int) -> dict:
@@ -375,16 +383,40 @@ def granite(m: Metadata) -> HParams:
 
 
 def olmo2(m: Metadata) -> HParams:
-    """No norms before attention or the FFN: norms after each, and q/k norms over all heads."""
+    """No norms before attention or the FFN: norms after each, and q/k norms over all heads.
+    olmo3 (the same architecture with ``attention.sliding_window``): windowed layers as the
+    file's pattern says (three of every four without one), roped plainly, without the YaRN
+    scaling of the global layers."""
     params = _common(m)
     params.update(
         qk_norm_whole=True,
         required=(params["required"] - {"attn_norm", "ffn_norm"})
         | {"q_norm", "k_norm", "post_attn_norm", "post_ffn_norm"},
     )
-    if m.raw("attention.sliding_window"):
-        raise InvalidModelFile(f"{m.arch}: sliding-window attention (olmo3) is not supported")
+    window = m.int("attention.sliding_window", 0, low=0, high=MAX_CONTEXT)
+    if window:
+        params.update(
+            sliding_window=window,
+            swa_layers=_swa_pattern(m, params["n_layer"], OLMO3_SWA_PATTERN),
+            # the global base: llama.cpp's olmo2 graph reads no rope.freq_base_swa
+            rope_base_local=params["rope_base"],
+            plain_rope_local=True,
+        )
     return HParams(**params)
+
+
+def _swa_pattern(m: Metadata, n_layer: int, default: int) -> tuple[bool, ...]:
+    """Which layers are windowed, as llama.cpp reads ``attention.sliding_window_pattern``: a
+    flag per layer, or a period ``n`` whose last layer of each ``n`` is global (0: all windowed)."""
+    pattern = m.raw("attention.sliding_window_pattern", default)
+    if isinstance(pattern, (list, tuple)):
+        if len(pattern) != n_layer or not all(isinstance(x, bool) for x in pattern):
+            raise InvalidModelFile(
+                f"{m.arch}.attention.sliding_window_pattern is not a flag for each of {n_layer} layers"
+            )
+        return tuple(pattern)
+    period = m.int("attention.sliding_window_pattern", default, low=0, high=MAX_LAYERS)
+    return tuple(period == 0 or i % period < period - 1 for i in range(n_layer))
 
 
 def starcoder2(m: Metadata) -> HParams:
@@ -400,13 +432,13 @@ def starcoder2(m: Metadata) -> HParams:
 
 
 def phi3(m: Metadata) -> HParams:
-    """q, k and v in one matrix; the gate and up rows in one (``ffn_up``); queries scaled."""
+    """q, k and v in one matrix; the gate and up rows in one (``ffn_up``); queries scaled. The
+    128k models (phi3.5, phi4-mini) carry LongRoPE's two factor sets, and the magnitude factor
+    rope applies with either (``rope.scaling.attn_factor``). The converter's sliding window is
+    not used: llama.cpp runs phi3 with full attention."""
     params = _common(m)
-    if m.raw("rope.scaling.attn_factor") is not None:  # written with the long and short factors
-        raise InvalidModelFile(
-            f"{m.arch}: LongRoPE scaling (rope_factors_long/short) is not supported"
-        )
     params.update(
+        long_rope=True,
         scale_queries=True,
         fused_gate_up=True,
         required=frozenset({"attn_norm", "wo", "ffn_norm", "up", "down"}),
@@ -525,6 +557,7 @@ def _mscale(factor: float, multiplier: float) -> float:
 
 
 GEMMA2_WINDOW = 4096  # gemma2's window when the file does not give one
+OLMO3_SWA_PATTERN = 4  # olmo3: every fourth layer global when the file gives no pattern
 
 ARCHITECTURES = {
     "llama": llama,

@@ -42,11 +42,12 @@ def build_runner(gguf, backend, options: dict | None = None, tokenizer=None, ada
         hp.arch not in ARRAY_ARCHITECTURES
         or hp.n_expert
         or (hp.rope_ext_factor and hp.rope_scale != 1.0)
+        or hp.rope_attn_factor != 1.0
     ):
         what = (
             " with experts"
             if hp.n_expert
-            else " with YaRN rope scaling"
+            else " with YaRN or rope attention-factor scaling"
             if hp.arch in ARRAY_ARCHITECTURES
             else ""
         )

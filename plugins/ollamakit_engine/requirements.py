@@ -37,6 +37,9 @@ def decoder_tensors(hp: HParams, vocab: int, names=()) -> tuple[Shapes, Shapes]:
         "output_norm.bias": (d,),
         "rope_freqs.weight": (hp.rope_dim // 2,),
     }
+    if hp.long_rope:  # LongRoPE's two factor sets, one with the other
+        factors = {f"rope_factors_{n}.weight": (hp.rope_dim // 2,) for n in ("long", "short")}
+        (required if names & factors.keys() else optional).update(factors)
     for i in range(hp.n_layer):
         p = f"blk.{i}."
         possible = possible_layer_tensors(hp, i)

@@ -10,13 +10,31 @@ from ollamakit.errors import InvalidModelFile
 
 from .base import Architecture, Config, Tensor
 from .bert import Bert
-from .decoders import Gemma3, Llama, Qwen2
+from .decoders import Gemma2, Gemma3, Granite, Llama, Olmo2, Qwen2, Qwen3, Starcoder2
+from .experts import Mixtral, Qwen3Moe
 from .nomic_bert import NomicBert
+from .phi3 import Phi3
 
 __all__ = ["ARCHITECTURES", "Architecture", "Tensor", "architecture_for"]
 
 ARCHITECTURES = {
-    name: cls for cls in (Llama, Qwen2, Gemma3, Bert, NomicBert) for name in cls.hf_names
+    name: cls
+    for cls in (
+        Llama,
+        Qwen2,
+        Qwen3,
+        Gemma3,
+        Gemma2,
+        Phi3,
+        Mixtral,
+        Qwen3Moe,
+        Olmo2,
+        Granite,
+        Starcoder2,
+        Bert,
+        NomicBert,
+    )
+    for name in cls.hf_names
 }
 
 

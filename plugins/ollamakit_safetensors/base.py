@@ -57,6 +57,10 @@ class Tensor:
     source: str
     transform: object = None  # array -> array, applied to the stored elements
     force_f32: bool = False
+    # a mixture of experts' matrix: which expert ``source`` is; the plan stacks every expert's
+    # matrix of a layer into one 3-D tensor, its ``parts`` (their sources, by expert)
+    expert: int | None = None
+    parts: tuple[str, ...] = ()
 
 
 class Architecture:
@@ -72,6 +76,7 @@ class Architecture:
         self.n_embd = config.int("hidden_size")
         self.n_ff = config.int("intermediate_size")
         self.n_head = config.int("num_attention_heads", high=4096)
+        self.n_expert = 0  # experts per layer, for the architectures that have them
 
     def metadata(self) -> dict[str, tuple[object, int]]:
         raise NotImplementedError

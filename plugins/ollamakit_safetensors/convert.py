@@ -45,7 +45,8 @@ class Conversion:
             writer.add(key, value, kind)
         for tensor, ggml_type in self.tensors:
             info = self.folder.info(tensor.source)
-            shape = tuple(reversed(info.shape)) or (1,)
+            stacked = (len(tensor.parts),) if tensor.parts else ()
+            shape = tuple(reversed(stacked + tuple(info.shape))) or (1,)
             writer.add_tensor(
                 tensor.name, _loader(self.folder, tensor, info.dtype, ggml_type), ggml_type, shape
             )
@@ -58,6 +59,8 @@ def _loader(folder: ModelFolder, tensor: Tensor, dtype: str, ggml_type: str):
     """The tensor's data, produced only when the writer reaches it."""
 
     def load():
+        if tensor.parts:  # the experts' matrices, one after another
+            return np.stack([_loader(folder, one, dtype, ggml_type)() for one in _each(tensor)])
         raw = folder.raw(tensor.source)
         if ggml_type == "F32":
             data = to_float32(raw, dtype, tensor.source)
@@ -67,6 +70,11 @@ def _loader(folder: ModelFolder, tensor: Tensor, dtype: str, ggml_type: str):
         return np.ascontiguousarray(data)  # F16 as float16, BF16 as its uint16 bits
 
     return load
+
+
+def _each(tensor: Tensor) -> list[Tensor]:
+    """A stacked tensor's parts as tensors of their own."""
+    return [Tensor(tensor.name, part, tensor.transform, tensor.force_f32) for part in tensor.parts]
 
 
 def plan_conversion(folder: ModelFolder, name: str = "") -> Conversion:
@@ -102,33 +110,74 @@ def _model_name(config: dict, fallback: str) -> str:
 
 def _plan_tensors(folder: ModelFolder, arch: Architecture) -> list[tuple[Tensor, str]]:
     planned: dict[str, tuple[Tensor, str]] = {}
+    experts: dict[str, dict[int, Tensor]] = {}
     for source in folder.tensors:
         tensor = arch.tensor(source)
         if tensor is None:
+            continue
+        if tensor.expert is not None:
+            one = experts.setdefault(tensor.name, {})
+            if tensor.expert in one:
+                raise InvalidModelFile(
+                    f"tensors {one[tensor.expert].source!r} and {source!r} are the same expert"
+                )
+            one[tensor.expert] = tensor
             continue
         if tensor.name in planned:
             raise InvalidModelFile(
                 f"tensors {planned[tensor.name][0].source!r} and {source!r} both become {tensor.name}"
             )
-        info = folder.info(source)
-        if info.dtype not in FLOAT_DTYPES and info.dtype != "F64":
-            raise InvalidModelFile(
-                f"tensor {source!r} has dtype {info.dtype}; only F32, F16 and BF16 models convert"
-            )
-        expected = arch.expected_shape(tensor.name)
-        if expected is not None and info.shape != expected:
-            raise InvalidModelFile(
-                f"tensor {source!r} has shape {list(info.shape)}, config.json implies {list(expected)}"
-            )
-        if info.size == 0:
-            raise InvalidModelFile(f"tensor {source!r} is empty")
-        ggml_type = "F32" if tensor.force_f32 or info.dtype in ("F32", "F64") else info.dtype
-        planned[tensor.name] = (tensor, ggml_type)
+        planned[tensor.name] = (tensor, _checked_type(folder, arch, tensor, tuple()))
+    for name, by_expert in experts.items():
+        tensor = _stacked(folder, name, by_expert, arch.n_expert)
+        planned[name] = (tensor, _checked_type(folder, arch, tensor, (len(tensor.parts),)))
     missing = [name for name in arch.required() if name not in planned]
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
         raise InvalidModelFile(f"the model folder lacks tensors {', '.join(missing[:3])}{more}")
     return sorted(planned.values(), key=lambda item: _order(item[0].name))
+
+
+def _checked_type(folder: ModelFolder, arch: Architecture, tensor: Tensor, stacked: tuple) -> str:
+    """The GGML type ``tensor`` is written as, once its dtype and shape are checked."""
+    source = tensor.source
+    info = folder.info(source)
+    if info.dtype not in FLOAT_DTYPES and info.dtype != "F64":
+        raise InvalidModelFile(
+            f"tensor {source!r} has dtype {info.dtype}; only F32, F16 and BF16 models convert"
+        )
+    expected = arch.expected_shape(tensor.name)
+    shape = stacked + tuple(info.shape)
+    if expected is not None and shape != expected:
+        what = f"{tensor.name} (its experts stacked)" if stacked else repr(source)
+        raise InvalidModelFile(
+            f"tensor {what} has shape {list(shape)}, config.json implies {list(expected)}"
+        )
+    if info.size == 0:
+        raise InvalidModelFile(f"tensor {source!r} is empty")
+    return "F32" if tensor.force_f32 or info.dtype in ("F32", "F64") else info.dtype
+
+
+def _stacked(folder: ModelFolder, name: str, by_expert: dict[int, Tensor], count: int) -> Tensor:
+    """One layer's matrices of every expert as one tensor: each expert once, all alike."""
+    extra = sorted(e for e in by_expert if not 0 <= e < count)
+    if extra:
+        raise InvalidModelFile(f"{name}: expert {extra[0]} is beyond the {count} of config.json")
+    missing = [e for e in range(count) if e not in by_expert]
+    if missing:
+        raise InvalidModelFile(f"the model folder lacks expert {missing[0]} of {name}")
+    parts = [by_expert[e] for e in range(count)]
+    first = folder.info(parts[0].source)
+    for part in parts[1:]:
+        info = folder.info(part.source)
+        if (info.dtype, info.shape) != (first.dtype, first.shape):
+            raise InvalidModelFile(
+                f"tensors {parts[0].source!r} and {part.source!r} differ in dtype or shape"
+            )
+    head = parts[0]
+    return Tensor(
+        name, head.source, head.transform, head.force_f32, parts=tuple(p.source for p in parts)
+    )
 
 
 def _order(name: str) -> tuple:

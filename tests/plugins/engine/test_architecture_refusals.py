@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from ollamakit_engine import load_runner
 from ollamakit_engine.requirements import check_decoder
+from ollamakit_ggml import GgmlBackend
 from ollamakit.lib.gguf import GGUFFile
 
 from ollamakit.errors import BadRequest, InvalidModelFile
@@ -128,11 +129,21 @@ def test_a_latent_file_with_per_head_keys_is_not_half_loaded(built, tmp_path):
         check(path)
 
 
-def test_phi3_long_rope_is_refused_not_ignored(built, tmp_path):
-    path = rewrite(
-        built["phi3"], tmp_path / "m.gguf", metadata={"phi3.rope.scaling.attn_factor": 1.19}
-    )
-    with pytest.raises(InvalidModelFile, match="LongRoPE"):
+def test_one_long_rope_factor_set_without_the_other_is_refused(tmp_path):
+    full = fixtures.build("phi3-longrope", tmp_path / "full.gguf")
+    path = rewrite(full, tmp_path / "m.gguf", drop=("rope_factors_short.weight",))
+    with pytest.raises(InvalidModelFile, match=r"lacks tensor rope_factors_short\.weight"):
+        check(path)
+    with pytest.raises(InvalidModelFile, match="one of rope_factors_long and rope_factors_short"):
+        load_runner(path, GgmlBackend(), with_tokenizer=False)
+
+
+def test_long_rope_factors_are_not_loaded_into_an_architecture_without_them(tmp_path):
+    full = fixtures.build("phi3-longrope", tmp_path / "full.gguf")
+    with GGUFFile.open(full) as gguf:  # the same file under llama's keys
+        keys = {k.replace("phi3.", "llama.", 1): v for k, v in gguf.metadata.items()}
+    path = rewrite(full, tmp_path / "m.gguf", metadata={**keys, "general.architecture": "llama"})
+    with pytest.raises(InvalidModelFile, match="has tensor rope_factors_long.weight"):
         check(path)
 
 
@@ -154,8 +165,6 @@ def test_an_adapter_of_the_router_is_refused_not_ignored(built, tmp_path):
 
     from ollamakit.lib.gguf import GGUFWriter, ValueType
 
-    from ollamakit_ggml import GgmlBackend
-
     adapter = tmp_path / "lora.gguf"
     rng = np.random.default_rng(0)
     with GGUFWriter(adapter) as out:
@@ -173,3 +182,12 @@ def test_an_adapter_of_the_router_is_refused_not_ignored(built, tmp_path):
         InvalidModelFile, match=r"adapters of blk\.0\.ffn_gate_inp\.weight are not supported"
     ):
         load_runner(built["qwen3moe"], GgmlBackend(), with_tokenizer=False, adapters=[adapter])
+
+
+def test_a_window_pattern_that_does_not_fit_the_layers_is_refused(tmp_path):
+    olmo3 = fixtures.build("olmo3", tmp_path / "olmo3.gguf")
+    path = rewrite(
+        olmo3, tmp_path / "m.gguf", metadata={"olmo2.attention.sliding_window_pattern": [True]}
+    )
+    with pytest.raises(InvalidModelFile, match="not a flag for each of 4 layers"):
+        check(path)

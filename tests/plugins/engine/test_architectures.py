@@ -50,9 +50,11 @@ def runner(path: str):
 
 
 def theirs(name: str, path: str, index: int) -> dict:
-    """llama.cpp's answer for prompt ``index``: greedy ids, margins and top logprobs."""
+    """llama.cpp's answer for run ``index`` (``fixtures.cases``): greedy ids, margins and top
+    logprobs."""
+    text, num_ctx = fixtures.cases(name)[index]
     if LIVE:
-        steps = fixtures.llamacpp_steps(path, fixtures.prompt_ids(fixtures.PROMPTS[index]))
+        steps = fixtures.llamacpp_steps(path, fixtures.prompt_ids(text), num_ctx=num_ctx)
         return {
             "greedy_ids": [s["id"] for s in steps],
             "margins": [s["margin"] for s in steps],
@@ -66,7 +68,7 @@ def theirs(name: str, path: str, index: int) -> dict:
             f"has {here['flags']}: install llama-cpp-python to compare live"
         )
     answer = document["fixtures"][name]["answers"][index]
-    assert answer["prompt"] == fixtures.PROMPTS[index], (
+    assert (answer["prompt"], answer.get("num_ctx", fixtures.NUM_CTX)) == (text, num_ctx), (
         "the recorded answers are for other prompts: record them again"
     )
     return answer
@@ -79,13 +81,14 @@ def test_fixture_is_the_file_llamacpp_ran(name, folder):
 
 
 @pytest.mark.parametrize(
-    "name,index", [(n, i) for n in NAMES for i in range(len(fixtures.PROMPTS))]
+    "name,index", [(n, i) for n in NAMES for i in range(len(fixtures.cases(n)))]
 )
 def test_greedy_tokens_and_logprobs_match_llamacpp(name, index, folder):
     path = built(name, folder)
     answer = theirs(name, path, index)
+    text, num_ctx = fixtures.cases(name)[index]
     ours = fixtures.ours_steps(
-        runner(path), fixtures.prompt_ids(fixtures.PROMPTS[index]), len(answer["greedy_ids"])
+        runner(path), fixtures.prompt_ids(text), len(answer["greedy_ids"]), num_ctx
     )
     parted = next(
         (i for i, (a, b) in enumerate(zip(ours, answer["greedy_ids"])) if a["id"] != b), None
@@ -124,3 +127,17 @@ def test_experts_route_each_row_on_its_own(name, folder):
     atol = 1e-3 if name == "deepseek2-lite" else 1e-4
     for one, both in zip(alone, together):
         np.testing.assert_allclose(both, one, atol=atol)
+
+
+def test_long_rope_sequences_of_either_context_share_a_step(folder):
+    """A sequence within LongRoPE's original context (short factors) and one past it (long
+    factors), in one step, give what each gives alone."""
+    model = runner(built("phi3-longrope", folder))
+    a, b = fixtures.prompt_ids(fixtures.PROMPTS[0]), fixtures.prompt_ids(fixtures.PROMPTS[1])
+    contexts = (fixtures.NUM_CTX, 2 * fixtures.NUM_CTX)
+    alone = [model.forward([(model.new_cache(n), ids)])[0] for n, ids in zip(contexts, (a, b))]
+    together = model.forward([(model.new_cache(n), ids) for n, ids in zip(contexts, (a, b))])
+    for one, both in zip(alone, together):
+        np.testing.assert_allclose(both, one, atol=1e-4)
+    short = model.forward([(model.new_cache(contexts[0]), b)])[0]
+    assert np.abs(short - alone[1]).max() > 0.01  # the two factor sets do differ

@@ -264,9 +264,15 @@ def _edit_json(path, **changes):
         (lambda f: _edit_json(f / "config.json", num_hidden_layers=3), "lacks tensors blk.2."),
         (
             lambda f: _edit_json(
+                f / "config.json", rope_scaling={"rope_type": "dynamic", "factor": 4.0}
+            ),
+            "rope scaling 'dynamic'",
+        ),
+        (
+            lambda f: _edit_json(
                 f / "config.json", rope_scaling={"rope_type": "yarn", "factor": 4.0}
             ),
-            "rope scaling 'yarn'",
+            "lacks original_max_position_embeddings",
         ),
         (lambda f: _edit_json(f / "config.json", num_attention_heads=True), "num_attention_heads"),
         (

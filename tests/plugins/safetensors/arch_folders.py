@@ -1,0 +1,192 @@
+"""Seeded Hugging Face folders of the architectures whose conversion checks a fixture of
+``ollamakit.testing.architectures``: phi3 with LongRoPE, gemma2, mixtral, qwen3moe, the dense
+qwen3 the last is built on, olmo3 (sliding windows, YaRN), granite and starcoder2.
+
+Each folder is what ``save_pretrained`` of transformers writes for the fixture's config:
+``config.json`` (the config class's own keys, rope settings in ``rope_parameters`` as
+transformers 5 writes them), ``model.safetensors`` with the module names and shapes of the
+architecture's ``transformers`` class (each expert's matrices apart), float16, and a
+``tokenizer.json`` of the fixtures' byte-level vocabulary. ``record_arch_folder_logits.py``
+checks the names and shapes against the class's own ``save_pretrained`` and records
+transformers' answers for each folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from ollamakit.testing import architectures as fixtures
+from ollamakit.testing.gguf_factory import byte_level_vocab
+
+# folder name: (the fixture whose config it has, model_type)
+FOLDERS = {
+    "phi3-longrope": ("phi3-longrope", "phi3"),
+    "gemma2": ("gemma2", "gemma2"),
+    "mixtral": ("mixtral", "mixtral"),
+    "qwen3moe": ("qwen3moe", "qwen3_moe"),
+    "qwen3": ("qwen3", "qwen3"),
+    "olmo3": ("olmo3", "olmo3"),
+    "granite": ("granite", "granite"),
+    "starcoder2": ("starcoder2", "starcoder2"),
+}
+
+
+def config(name: str) -> dict:
+    """The folder's config.json."""
+    fixture_name, model_type = FOLDERS[name]
+    f = fixtures.FIXTURES[fixture_name]
+    c = dict(f.c)
+    model = f.hf_model
+    rope = {"rope_theta": c.pop("rope_theta"), "rope_type": "default"}
+    if "rope_scaling" in c:
+        rope = {**rope, **c.pop("rope_scaling")}
+        rope.setdefault(
+            "original_max_position_embeddings", c.get("original_max_position_embeddings")
+        )
+    if "partial_rotary_factor" in c:
+        rope["partial_rotary_factor"] = c.pop("partial_rotary_factor")
+    if name == "olmo3":  # per kind of attention; the windowed layers' base is the global one's
+        sliding = {"rope_type": "default", "rope_theta": rope["rope_theta"]}
+        rope = {"full_attention": rope, "sliding_attention": sliding}
+    return {
+        **c,
+        "architectures": [model],
+        "model_type": model_type,
+        "rope_parameters": rope,
+        "dtype": "float16",
+    }
+
+
+def tensor_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the folder with its shape, as the transformers class names them."""
+    c = config(name)
+    d, ff, vocab = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
+    head_dim = c.get("head_dim") or d // c["num_attention_heads"]
+    q, kv = c["num_attention_heads"] * head_dim, c["num_key_value_heads"] * head_dim
+    shapes = {"model.embed_tokens.weight": (vocab, d)}
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        layer = {"input_layernorm.weight": (d,), "post_attention_layernorm.weight": (d,)}
+        if name == "olmo3":  # norms after attention and the FFN, q/k norms over all heads
+            layer = {
+                "post_attention_layernorm.weight": (d,),
+                "post_feedforward_layernorm.weight": (d,),
+                "self_attn.q_norm.weight": (q,),
+                "self_attn.k_norm.weight": (kv,),
+            }
+        if name == "phi3-longrope":
+            layer["self_attn.qkv_proj.weight"] = (q + 2 * kv, d)
+        else:
+            layer.update(
+                {
+                    "self_attn.q_proj.weight": (q, d),
+                    "self_attn.k_proj.weight": (kv, d),
+                    "self_attn.v_proj.weight": (kv, d),
+                }
+            )
+        layer["self_attn.o_proj.weight"] = (d, q)
+        if name.startswith("qwen3"):
+            layer.update(
+                {"self_attn.q_norm.weight": (head_dim,), "self_attn.k_norm.weight": (head_dim,)}
+            )
+        if name == "starcoder2":  # LayerNorms and projections with biases, a plain FFN
+            layer.update({k.replace(".weight", ".bias"): v[:1] for k, v in layer.items()})
+            layer.update(
+                {
+                    "self_attn.o_proj.bias": (d,),
+                    "mlp.c_fc.weight": (ff, d),
+                    "mlp.c_fc.bias": (ff,),
+                    "mlp.c_proj.weight": (d, ff),
+                    "mlp.c_proj.bias": (d,),
+                }
+            )
+        elif name == "phi3-longrope":
+            layer.update({"mlp.gate_up_proj.weight": (2 * ff, d), "mlp.down_proj.weight": (d, ff)})
+        elif name == "mixtral":
+            layer["block_sparse_moe.gate.weight"] = (c["num_local_experts"], d)
+            for e in range(c["num_local_experts"]):
+                x = f"block_sparse_moe.experts.{e}."
+                layer.update(
+                    {x + "w1.weight": (ff, d), x + "w2.weight": (d, ff), x + "w3.weight": (ff, d)}
+                )
+        elif name == "qwen3moe":
+            n, width = c["num_experts"], c["moe_intermediate_size"]
+            layer["mlp.gate.weight"] = (n, d)
+            for e in range(n):
+                x = f"mlp.experts.{e}."
+                layer.update(
+                    {
+                        x + "gate_proj.weight": (width, d),
+                        x + "up_proj.weight": (width, d),
+                        x + "down_proj.weight": (d, width),
+                    }
+                )
+        else:
+            layer.update(
+                {
+                    "mlp.gate_proj.weight": (ff, d),
+                    "mlp.up_proj.weight": (ff, d),
+                    "mlp.down_proj.weight": (d, ff),
+                }
+            )
+        if name == "gemma2":
+            layer.update(
+                {
+                    "pre_feedforward_layernorm.weight": (d,),
+                    "post_feedforward_layernorm.weight": (d,),
+                }
+            )
+        shapes.update({p + k: v for k, v in layer.items()})
+    shapes["model.norm.weight"] = (d,)
+    if name == "starcoder2":
+        shapes["model.norm.bias"] = (d,)
+    if not c["tie_word_embeddings"]:
+        shapes["lm_head.weight"] = (vocab, d)
+    return shapes
+
+
+def write(name: str, folder: Path, seed: int = 0) -> Path:
+    """Write folder ``name`` (the same bytes on every machine)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    c = config(name)
+    scale = fixtures.FIXTURES[FOLDERS[name][0]].output_scale
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for tensor, shape in tensor_shapes(name).items():
+        if tensor.endswith(".bias"):
+            values = rng.standard_normal(shape) * 0.1
+        elif len(shape) == 1:  # gemma2 multiplies by 1 + w, the others by w
+            values = rng.standard_normal(shape) * 0.1 + (0.0 if name == "gemma2" else 1.0)
+        else:
+            widen = tensor == "lm_head.weight" or (
+                tensor == "model.embed_tokens.weight" and c["tie_word_embeddings"]
+            )
+            values = rng.standard_normal(shape) * (scale if widen else 1.0) / np.sqrt(shape[-1])
+        weights[tensor] = values.astype(np.float16)
+    save_file(weights, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(c, indent=1))
+    specials = fixtures.SPECIALS
+    tokens = specials + byte_level_vocab()
+    tokenizer = {
+        "added_tokens": [{"id": i, "content": t, "special": True} for i, t in enumerate(specials)],
+        "pre_tokenizer": {
+            "type": "ByteLevel",
+            "add_prefix_space": False,
+            "trim_offsets": True,
+            "use_regex": True,
+        },
+        "model": {
+            "type": "BPE",
+            "vocab": {t: i for i, t in enumerate(tokens)},
+            "merges": [],
+        },
+    }
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"bos_token": specials[1], "eos_token": specials[2], "pad_token": specials[0]})
+    )
+    return folder

@@ -35,6 +35,13 @@ class _Experts:
             "ffn_down_exps.weight": (n, d, ff),
         }.get(base)
 
+    def expected_shape(self, name: str) -> tuple[int, ...] | None:
+        return self.expert_shape(name) or super().expected_shape(name)  # type: ignore[misc]
+
+    def layer_tensors(self) -> list[str]:
+        attention = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm"]
+        return attention + _EXPERT_TENSORS
+
 
 def _counts(config: Config, experts_key: str) -> tuple[int, int]:
     n_expert = config.int(experts_key, high=1024)
@@ -63,19 +70,6 @@ class Mixtral(_Experts, Llama):
         values["llama.expert_count"] = (self.n_expert, ValueType.UINT32)
         values["llama.expert_used_count"] = (self.n_expert_used, ValueType.UINT32)
         return values
-
-    def expected_shape(self, name: str) -> tuple[int, ...] | None:
-        return self.expert_shape(name) or super().expected_shape(name)
-
-    def layer_tensors(self) -> list[str]:
-        return [
-            "attn_norm",
-            "attn_q",
-            "attn_k",
-            "attn_v",
-            "attn_output",
-            "ffn_norm",
-        ] + _EXPERT_TENSORS
 
 
 class Qwen3Moe(_Experts, Qwen3):
@@ -116,16 +110,3 @@ class Qwen3Moe(_Experts, Qwen3):
             )
         )
         return values
-
-    def expected_shape(self, name: str) -> tuple[int, ...] | None:
-        return self.expert_shape(name) or super().expected_shape(name)
-
-    def layer_tensors(self) -> list[str]:
-        return [
-            "attn_norm",
-            "attn_q",
-            "attn_k",
-            "attn_v",
-            "attn_output",
-            "ffn_norm",
-        ] + _EXPERT_TENSORS

@@ -61,20 +61,15 @@ To call one, reply with a JSON object of its name and arguments between <tool_ca
 {{- end }}"""
 
 # The same turns for the names of reasoning models (deepseek-r1, gpt-oss): ``.Thinking`` gives
-# the ``thinking`` capability, a request with ``think`` opens the answer in ``<think>`` (SmolLM2
-# was not trained to close it: what it then writes is its own), and earlier turns keep theirs.
+# the ``thinking`` capability and earlier turns keep their thoughts in ``<think>`` tags; the
+# answer is left for the model to open with ``<think>``, as deepseek-r1 does itself (SmolLM2,
+# never trained to, answers plainly: its thinking stays empty, which is the model's limit).
 THINKING_TOOLS_TEMPLATE = TOOLS_TEMPLATE.replace(
     """{{ else if eq .Role "assistant" }}<|im_start|>assistant
 {{ .Content }}""",
     """{{ else if eq .Role "assistant" }}<|im_start|>assistant
 {{ if .Thinking }}<think>{{ .Thinking }}</think>
 {{ end }}{{ .Content }}""",
-).replace(
-    """{{- if and $last (ne .Role "assistant") }}<|im_start|>assistant
-{{ end }}""",
-    """{{- if and $last (ne .Role "assistant") }}<|im_start|>assistant
-{{ if and $.IsThinkSet $.Think }}<think>
-{{ end }}{{ end }}""",
 )
 
 

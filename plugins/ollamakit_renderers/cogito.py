@@ -14,10 +14,8 @@ from .common import (
     call_function,
     go_indent,
     lstrip_go,
-    overlap,
     rstrip_go,
     tool_json,
-    trailing_space,
 )
 from .deepseek3 import (
     ASSISTANT,
@@ -158,27 +156,12 @@ class CogitoParser(EventParser):
         self.state = THINKING if thinks(think) and not prefilled and not tools else CONTENT
         return tools
 
-    def events(self) -> list[tuple]:
-        events: list[tuple] = []
-        while self.held and self._eat(events):
-            pass
-        return events
-
     def _eat(self, events: list) -> bool:
         held = self.held
-        if self.state == THINKING:
-            if THINK_CLOSE in held:
-                thought, rest = held.split(THINK_CLOSE, 1)
-                self.held, self.state = lstrip_go(rest), CONTENT
-                if rstrip_go(thought):
-                    events.append(("thinking", rstrip_go(thought)))
-                return True
-            before = held[: len(held) - overlap(held, THINK_CLOSE)]
-            end = len(before) - trailing_space(before)
-            if end:
-                events.append(("thinking", held[:end]))
-            self.held = held[end:]
+        if not held:
             return False
+        if self.state == THINKING:
+            return self._think_until(events, THINK_CLOSE, CONTENT)
         if self.state == CONTENT:
             for tag, state in ((CALLS_BEGIN, CALLS), (OUTPUTS_BEGIN, OUTPUTS)):
                 if tag in held:

@@ -286,12 +286,54 @@ class EventParser(Parser):
 
     held = ""
     count = 0
+    state = ""
 
     def events(self) -> list[tuple]:
+        """What the held text settles: ``_eat`` step by step, until a step says to wait."""
+        events: list[tuple] = []
+        while self._eat(events):
+            pass
+        return events
+
+    def _eat(self, events: list) -> bool:
+        """One step over ``self.held``: append what it settles; True when another step may
+        settle more."""
         raise NotImplementedError
 
     def read_call(self, raw) -> dict:
         return raw
+
+    def _split(self, tag: str) -> tuple[str, str]:
+        """Text before ``tag`` (less its trailing space) and after it (less leading space)."""
+        before, after = self.held.split(tag, 1)
+        self.held = lstrip_go(after)
+        return rstrip_go(before), self.held
+
+    def _skip_space(self, then: str) -> bool:
+        """Drop leading space; once there is more, go on in state ``then``."""
+        self.held = lstrip_go(self.held)
+        if not self.held:
+            return False
+        self.state = then
+        return True
+
+    def _think_until(self, events: list, closing: str, then: str) -> bool:
+        """The thinking state's step: the thought up to ``closing`` (less the space around it),
+        then state ``then``; before ``closing`` comes, all but what may start it and the space
+        before that."""
+        held = self.held
+        if closing in held:
+            thought, rest = held.split(closing, 1)
+            self.held, self.state = lstrip_go(rest), then
+            if rstrip_go(thought):
+                events.append(("thinking", rstrip_go(thought)))
+            return True
+        before = held[: len(held) - overlap(held, closing)]
+        end = len(before) - trailing_space(before)
+        if end:
+            events.append(("thinking", held[:end]))
+        self.held = held[end:]
+        return False
 
     def add(self, text: str, done: bool) -> Parsed:
         self.held += text

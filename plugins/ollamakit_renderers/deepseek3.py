@@ -14,10 +14,8 @@ from .common import (
     call_function,
     function_of,
     lstrip_go,
-    overlap,
     parameters_json,
     rstrip_go,
-    trailing_space,
 )
 
 BOS = "<｜begin▁of▁sentence｜>"
@@ -149,28 +147,12 @@ class DeepSeek3Parser(EventParser):
         self.state = THINKING if thinking and not prefilled else CONTENT
         return tools
 
-    def events(self) -> list[tuple]:
-        events: list[tuple] = []
-        while self.held and self._eat(events):
-            pass
-        return events
-
     def _eat(self, events: list) -> bool:
         held = self.held
-        if self.state == THINKING:
-            if THINK_CLOSE in held:
-                thought, rest = held.split(THINK_CLOSE, 1)
-                self.held, self.state = lstrip_go(rest), CONTENT
-                if rstrip_go(thought):
-                    events.append(("thinking", rstrip_go(thought)))
-                return True
-            # hold back a possible start of </think>, and the space before it
-            before = held[: len(held) - overlap(held, THINK_CLOSE)]
-            end = len(before) - trailing_space(before)
-            if end:
-                events.append(("thinking", held[:end]))
-            self.held = held[end:]
+        if not held:
             return False
+        if self.state == THINKING:
+            return self._think_until(events, THINK_CLOSE, CONTENT)
         if self.state == CONTENT:
             if CALLS_BEGIN in held:
                 before, self.held = held.split(CALLS_BEGIN, 1)

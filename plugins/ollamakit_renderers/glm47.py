@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ollamakit.interfaces import Parser, Renderer
+from ollamakit.interfaces import Renderer
 from ollamakit.lib.structured import Parsed
 
 from .common import (
+    EventParser,
     call_function,
     function_of,
     go_marshal,
@@ -222,7 +223,7 @@ LOOKING, THINK_START, THINKING, THINK_DONE, CONTENT, TOOL_START, TOOL = (
 )
 
 
-class GLM46Parser(Parser):
+class GLM46Parser(EventParser):
     has_tool_support = True
     has_thinking_support = True
     answer_after = THINK_CLOSE
@@ -285,24 +286,6 @@ class GLM46Parser(Parser):
             raise ValueError(f"incomplete GLM tool call: {problem}")
         self.held, self.state = "", CONTENT
         return raw
-
-    def events(self) -> list[tuple[str, str]]:
-        events: list[tuple[str, str]] = []
-        while self._eat(events):
-            pass
-        return events
-
-    def _split(self, tag: str) -> tuple[str, str]:
-        before, after = self.held.split(tag, 1)
-        self.held = lstrip_go(after)
-        return rstrip_go(before), self.held
-
-    def _skip_space(self, then: str) -> bool:
-        self.held = lstrip_go(self.held)
-        if not self.held:
-            return False
-        self.state = then
-        return True
 
     def _settle(self, events: list, kind: str, tag: str) -> bool:
         before = self.held[: len(self.held) - overlap(self.held, tag)]

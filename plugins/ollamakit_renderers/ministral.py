@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import json
 
-from ollamakit.interfaces import Parser
 from ollamakit.lib.structured import Parsed
 
-from .common import function_of, lstrip_go, overlap, rstrip_go, tool_call, trailing_space
+from .common import (
+    EventParser,
+    function_of,
+    lstrip_go,
+    overlap,
+    rstrip_go,
+    tool_call,
+    trailing_space,
+)
 
 TOOL_CALLS, THINK, THINK_END, ARGS = "[TOOL_CALLS]", "[THINK]", "[/THINK]", "[ARGS]"
 CONTENT, THINKING, NAME, ARGUMENTS = "content", "thinking", "name", "arguments"
@@ -37,7 +44,7 @@ def json_end(text: str) -> int:
     return -1
 
 
-class MinistralParser(Parser):
+class MinistralParser(EventParser):
     has_tool_support = True
     answer_after = THINK_END
     preserved_tokens = (TOOL_CALLS, THINK, THINK_END, ARGS)
@@ -72,12 +79,6 @@ class MinistralParser(Parser):
                 calls.append(tool_call(name, arguments, self.count))
                 self.count += 1
         return Parsed("".join(content), "".join(thinking), calls)
-
-    def events(self) -> list[tuple]:
-        events: list[tuple] = []
-        while self._eat(events):
-            pass
-        return events
 
     def _eat(self, events: list) -> bool:
         held = self.held

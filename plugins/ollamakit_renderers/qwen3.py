@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 
-from .common import EventParser, lstrip_go, overlap, rstrip_go, trailing_space
+from .common import EventParser, lstrip_go, overlap, trailing_space
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
@@ -59,25 +59,6 @@ class Qwen3Parser(EventParser):
 
     def read_call(self, raw) -> dict:
         return parse_json_call(raw)
-
-    def events(self) -> list[tuple[str, str]]:
-        events: list[tuple[str, str]] = []
-        while self._eat(events):
-            pass
-        return events
-
-    def _split(self, tag: str) -> tuple[str, str]:
-        """Text before ``tag`` (less its trailing space) and after it (less leading space)."""
-        before, after = self.held.split(tag, 1)
-        self.held = lstrip_go(after)
-        return rstrip_go(before), self.held
-
-    def _skip_space(self, then: str) -> bool:
-        self.held = lstrip_go(self.held)
-        if not self.held:
-            return False
-        self.state = then
-        return True
 
     def _settle(self, events: list, kind: str, *tags: str) -> bool:
         """Give out what cannot begin one of ``tags``, less trailing space; keep the rest."""

@@ -5,10 +5,11 @@ then Qwen3-Coder's calls)."""
 
 from __future__ import annotations
 
-from ollamakit.interfaces import Parser, Renderer
+from ollamakit.interfaces import Renderer
 from ollamakit.lib.structured import Parsed
 
 from .common import (
+    EventParser,
     call_function,
     image_tags,
     lstrip_go,
@@ -217,7 +218,7 @@ class Qwen38Renderer(Qwen35Renderer):
 THINKING, AFTER_THINKING, CONTENT = "thinking", "after-thinking", "content"
 
 
-class Qwen35Parser(Parser):
+class Qwen35Parser(EventParser):
     has_tool_support = True
     has_thinking_support = True
     answer_after = THINK_CLOSE
@@ -252,12 +253,6 @@ class Qwen35Parser(Parser):
                 content.append(parsed.content)
                 calls.extend(parsed.tool_calls)
         return Parsed("".join(content), "".join(thinking), calls)
-
-    def events(self) -> list[tuple[str, str]]:
-        events: list[tuple[str, str]] = []
-        while self._eat(events):
-            pass
-        return events
 
     def _eat(self, events: list) -> bool:
         if self.state == AFTER_THINKING:

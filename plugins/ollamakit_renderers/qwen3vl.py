@@ -158,12 +158,6 @@ class Qwen3VLParser(EventParser):
     def read_call(self, raw) -> dict:
         return parse_json_function(raw)
 
-    def events(self) -> list[tuple[str, str]]:
-        events: list[tuple[str, str]] = []
-        while self._eat(events):
-            pass
-        return events
-
     def _settle(self, events: list, kind: str, *tags: str) -> bool:
         keep = max(overlap(self.held, tag) for tag in tags)
         before = self.held[: len(self.held) - keep]

@@ -76,7 +76,8 @@ def parse_duration(value) -> float:
 def parse_host(value: str | None) -> tuple[str, int]:
     """``OLLAMA_HOST`` forms: host, host:port, scheme://host[:port][/path].
 
-    Without a port, http means 80, https 443, and no scheme the default 11434.
+    Without a port, http means 80, https 443, and no scheme the default 11434. Port 0 stays 0:
+    as with Ollama, the server then listens on a free port that the system picks, and says which.
     """
     # spaces, then quotes, then the spaces that were inside the quotes (as Ollama trims it)
     value = (value or "").strip().strip("'\"").strip()
@@ -94,7 +95,9 @@ def parse_host(value: str | None) -> tuple[str, int]:
     except ValueError:
         port = None
     host = parts.hostname or "127.0.0.1"
-    return host, port or {"http": 80, "https": 443}.get(scheme, DEFAULT_PORT)
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme, DEFAULT_PORT)
+    return host, port
 
 
 def default_models_dir() -> Path:

@@ -39,7 +39,7 @@ class WaitressTransport(Transport):
             server = self.create_server(app, sockets, host, port)
         except OSError as exc:
             raise ListenError(listen_error(host, port, exc)) from None
-        self.listening(host, port)
+        self.listening(host, bound_port(server, port))
         scratch_files = ScratchFiles(self.kernel.store)
         install(
             sockets.values(),
@@ -92,6 +92,16 @@ class WaitressTransport(Transport):
             ident="ollamakit",
             clear_untrusted_proxy_headers=True,
         )
+
+
+def bound_port(server, port: int) -> int:
+    """The port the server got: the one asked for, or the free one the system picked for port 0
+    (``OLLAMA_HOST=127.0.0.1:0``), which is then announced as Ollama announces it."""
+    if port:
+        return port
+    if hasattr(server, "effective_port"):  # one socket
+        return int(server.effective_port)
+    return int(server.effective_listen[0][1])  # a name with several addresses: one port each
 
 
 def listen_error(host: str, port: int, exc: OSError) -> str:

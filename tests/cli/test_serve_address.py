@@ -4,6 +4,7 @@ exit, and the server that holds the port goes on answering."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -52,3 +53,26 @@ def test_a_host_that_does_not_resolve_says_so(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("Error: listen tcp: lookup no-such-host.invalid: ")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_port_zero_listens_on_a_free_port_and_says_which(tmp_path):
+    """``OLLAMA_HOST=127.0.0.1:0``, as Ollama takes it: the system picks a free port, the server
+    listens there and announces the port it got, which then answers."""
+    env = {**os.environ, "OLLAMA_HOST": "127.0.0.1:0", "OLLAMA_MODELS": str(tmp_path / "models")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ollamakit", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stderr.readline()
+        match = re.fullmatch(r"ollamakit listening on 127\.0\.0\.1:(\d+) \(models in .*\)\n", line)
+        assert match, line
+        port = int(match.group(1))
+        assert port != 0
+        assert httpx.get(f"http://127.0.0.1:{port}/api/version", timeout=30).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

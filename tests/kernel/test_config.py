@@ -20,6 +20,8 @@ from ollamakit.config import DEFAULT_PORT, Settings, parse_duration, parse_host
         ("example.com", ("example.com", DEFAULT_PORT)),
         ("example.com:1234", ("example.com", 1234)),
         (":66000", ("127.0.0.1", DEFAULT_PORT)),  # no such port: the default
+        ("127.0.0.1:0", ("127.0.0.1", 0)),  # a free port, picked when the server listens
+        ("http://127.0.0.1:0", ("127.0.0.1", 0)),
         (":-1", ("127.0.0.1", DEFAULT_PORT)),
         ("[::1]", ("::1", DEFAULT_PORT)),
         ("[::]", ("::", DEFAULT_PORT)),

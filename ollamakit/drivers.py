@@ -15,6 +15,7 @@ GROUPS = {
     "transport": "ollamakit.transport",
     "renderer": "ollamakit.renderer",
     "parser": "ollamakit.parser",
+    "integration": "ollamakit.integration",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ollamakit.hookspecs import hookimpl
 
 from . import account, copying, create, listing, pull, push, remove, show
-from . import launcher, ps, run
+from . import launch, launcher, ps, run
 
 COMMAND_MODULES = (
     create,
@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     run,
     ps,
     account,
+    launch,
 )
 
 

@@ -1,7 +1,9 @@
 """The example third-party package (examples/ollamakit-acme) plugs in the way any company's
-would: a storage driver found by name, and a command added through a hook."""
+would: a storage driver found by name, a command added through a hook, and a coding tool for
+``ollamakit launch``."""
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -33,6 +35,40 @@ def test_the_driver_is_found_by_name_through_stevedore():
 def test_the_command_appears_in_help():
     result = CliRunner().invoke(build_cli(), ["--help"])
     assert "acme-usage" in result.output and "Disk usage per model" in result.output
+
+
+def test_the_integration_is_launched_like_a_built_in_one(models_dir, tiny_gguf, tmp_path):
+    """``ollamakit launch acme-agent``: the example's declarative integration, set up and started
+    by the same launcher as the built-in ones (a fake ``acme-agent`` records what it was given)."""
+    home, tools = tmp_path / "home", tmp_path / "bin"
+    (home / ".acme").mkdir(parents=True)
+    (home / ".acme" / "agent.json").write_text('{"theme": "dark"}')
+    tools.mkdir()
+    record = tmp_path / "record.txt"
+    (tools / "acme-agent").write_text(f'#!/bin/sh\necho "$* $ACME_AGENT_BASE_URL" > {record}\n')
+    (tools / "acme-agent").chmod(0o755)
+    server = ServerProcess(models_dir).start()
+    try:
+        client = ollama.Client(host=server.url)
+        client.create(model="base", files={"tiny.gguf": client.create_blob(tiny_gguf)})
+        env = {**os.environ, "HOME": str(home), "PATH": str(tools), "OLLAMA_HOST": server.url}
+        done = subprocess.run(
+            [sys.executable, "-m", "ollamakit", "launch", "acme-agent", "--model", "base"],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    assert record.read_text() == f"--model base {server.url}/v1\n"
+    assert json.loads((home / ".acme" / "agent.json").read_text()) == {
+        "theme": "dark",
+        "endpoint": f"{server.url}/v1",
+        "models": ["base"],
+    }
 
 
 def create_two_models(url: str, gguf: Path) -> None:

@@ -1,0 +1,120 @@
+"""Integrations for ``ollamakit launch``: coding tools that ``launch`` points at this server.
+
+An integration is a declarative description, an ``Integration`` instance registered as a named
+driver in the ``ollamakit.integration`` entry point group (the name is the word typed after
+``launch``). ``launch`` does the rest, the same for every integration: it finds the tool, picks and
+readies the model, merges the described settings into the tool's config files (atomically, with
+a backup of the file it replaces, keeping every setting it does not own), and starts the tool
+with the described arguments and environment.
+
+Strings in ``args`` and ``env`` are templates: ``{host}`` is the server's URL
+(``http://127.0.0.1:11434``), ``{model}`` the chosen model, ``{home}`` the user's home folder.
+A value may instead be a function of the ``LaunchContext``, for what a template cannot say (a
+JSON document built from the models, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+#: A JSON object (a dict) in, the same object with this integration's settings merged in, out.
+JsonUpdate = Callable[[dict[str, Any], "LaunchContext"], dict[str, Any]]
+Template = str | Callable[["LaunchContext"], str]
+
+
+@dataclass(frozen=True)
+class LaunchModel:
+    """A model as ``/api/tags`` lists it, for the config files that describe it."""
+
+    name: str
+    capabilities: tuple[str, ...] = ()
+    context_length: int = 0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    host: str  # the server's base URL, without a trailing slash
+    model: str  # the primary model, the one the tool starts with
+    models: tuple[LaunchModel, ...]  # the primary first, then the others the tool should list
+    home: Path
+
+    def fill(self, template: Template) -> str:
+        if callable(template):
+            return template(self)
+        return template.format(host=self.host, model=self.model, home=self.home)
+
+    @property
+    def primary(self) -> LaunchModel:
+        return self.models[0]
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """One file ``launch`` writes: a path under the home folder, and how its content is made.
+
+    ``json`` files are read (an absent file is ``{}``), passed through ``update``, and written
+    back; whatever ``update`` leaves alone stays as the user had it. ``text`` files belong to the
+    integration whole: ``render`` makes their content.
+    """
+
+    path: str
+    format: Literal["json", "text"] = "json"
+    update: JsonUpdate | None = None
+    render: Callable[[LaunchContext], str] | None = None
+    indent: int | None = 2
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    display_name: str
+    description: str
+    executable: str
+    # where the tool's own installer puts it when that is not on PATH, under the home folder
+    fallback_paths: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    install_url: str = ""
+    install_command: tuple[str, ...] = ()  # shown as the way to install it
+    # run (after a yes) to install the tool when it is missing; needs these programs on PATH
+    installer: tuple[str, ...] = ()
+    installer_needs: tuple[str, ...] = ()
+    install_question: str = ""  # default: "<display name> is not installed. Install now?"
+    # before the extra arguments given after ``--``: templates, or a function for a list
+    args: tuple[Template, ...] | Callable[[LaunchContext], list[str]] = ()
+    env: Mapping[str, Template] = field(default_factory=dict)
+    files: tuple[ConfigFile, ...] = ()
+    # True: written when the model is configured (``--config`` too); False: just before start
+    files_on_configure: bool = True
+    # the tool's config lists every model saved for it, not only the one it starts with
+    lists_models: bool = False
+    # ``--restore`` removes these files (paths under the home folder) and prints the message
+    restore_files: tuple[str, ...] = ()
+    restore_message: str = ""
+    # the tool must report at least this version (``executable --version``, last word)
+    min_version: str = ""
+    version_hint: str = ""
+    # the words after ``--`` that clash with what the integration manages: an error, or None
+    check_extra_args: Callable[[tuple[str, ...]], str | None] | None = None
+    hidden: bool = False
+
+    def start_args(self, ctx: LaunchContext) -> list[str]:
+        if callable(self.args):
+            return list(self.args(ctx))
+        return [ctx.fill(arg) for arg in self.args]
+
+    def start_env(self, ctx: LaunchContext) -> dict[str, str]:
+        return {name: ctx.fill(value) for name, value in self.env.items()}
+
+    def install_hint(self) -> str:
+        if self.install_url:
+            return f"install from {self.install_url}"
+        if self.install_command:
+            return "install with: " + " ".join(self.install_command)
+        return ""

@@ -1,0 +1,128 @@
+"""Writing other programs' config files for ``launch``: never half written, never clobbered.
+
+A file is replaced through a temporary file in its own folder and a rename, after a copy of the
+file it replaces is kept under ``~/.ollama/backup/<integration>/<name>.<unix time>`` (the five
+newest per file), as Ollama's launcher keeps them. A JSON file that does not parse, or is not an
+object, is an error rather than a fresh start: the user's other settings are in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+MAX_CONFIG_BYTES = 16 << 20  # a settings file past this is not one we should rewrite
+BACKUPS_KEPT = 5
+
+
+class ConfigError(click.ClickException):
+    pass
+
+
+def backup_dir(home: Path) -> Path:
+    return home / ".ollama" / "backup"
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """The file's content, or None when there is none; bounded before it is read whole."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB")
+            return fh.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        return None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    data = read_bytes(path)
+    if data is None or not data.strip():
+        return {}
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise ConfigError(f"failed to parse config: {exc}, at: {path}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"failed to parse config: not a JSON object, at: {path}")
+    return value
+
+
+def json_text(value: dict[str, Any], indent: int | None = 2) -> str:
+    return json.dumps(value, indent=indent, ensure_ascii=False)
+
+
+def keep_backup(path: Path, home: Path, integration: str) -> None:
+    folder = backup_dir(home) / integration if integration else backup_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, folder / f"{path.name}.{int(time.time())}")
+    stamped = []
+    for entry in folder.glob(f"{path.name}.*"):
+        stamp = entry.name[len(path.name) + 1 :]
+        if stamp.isdigit():
+            stamped.append((int(stamp), entry.name, entry))
+    for _, _, old in sorted(stamped, reverse=True)[BACKUPS_KEPT:]:
+        old.unlink(missing_ok=True)
+
+
+def write_with_backup(path: Path, text: str, home: Path, integration: str = "") -> bool:
+    """Replace ``path`` with ``text`` atomically; False when it already held exactly that."""
+    data = text.encode("utf-8")
+    existing = read_bytes(path)
+    if existing == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = 0o644
+    if existing is not None:
+        mode = path.stat().st_mode & 0o777  # the user's permissions stay
+        keep_backup(path, home, integration)
+    fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True
+
+
+# -- ~/.ollama/config.json: the models each integration was last launched with (Ollama's file)
+
+
+def launch_config_path(home: Path) -> Path:
+    return home / ".ollama" / "config.json"
+
+
+def saved_models(home: Path, integration: str) -> list[str]:
+    try:
+        config = read_json_object(launch_config_path(home))
+    except ConfigError:
+        return []  # an unreadable file only loses the preselection; saving reports it
+    entry = (config.get("integrations") or {}).get(integration)
+    models = entry.get("models") if isinstance(entry, dict) else None
+    return [m for m in models if isinstance(m, str) and m] if isinstance(models, list) else []
+
+
+def save_models(home: Path, integration: str, models: list[str]) -> None:
+    path = launch_config_path(home)
+    config = read_json_object(path)
+    integrations = config.get("integrations")
+    if not isinstance(integrations, dict):
+        integrations = {}
+    entry = integrations.get(integration)
+    entry = entry if isinstance(entry, dict) else {}
+    entry["models"] = models  # its aliases and onboarding mark stay
+    integrations[integration] = entry
+    config["integrations"] = integrations
+    write_with_backup(path, json_text(config), home)

@@ -1,0 +1,451 @@
+"""``ollamakit launch``: each integration set up as Ollama's ``launch`` sets it up, over a real
+server, with fake tools on PATH in a temporary HOME. A fake tool records the arguments and the
+environment it was started with, so the tests read exactly what the tool would have seen, and
+the config files exactly as the tool would read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pexpect
+import pytest
+
+from ollamakit.testing.fixtures import ServerProcess
+from ollamakit.testing.gguf_factory import tiny_llama
+
+FAKE_TOOL = f"""#!{sys.executable}
+import json, os, sys
+if sys.argv[1:] == ["--version"]:
+    print(os.environ.get("FAKE_VERSION", "tool 1.0.0"))
+    sys.exit(0)
+with open(os.environ["FAKE_RECORD"], "w") as fh:
+    json.dump({{"argv": sys.argv, "env": dict(os.environ)}}, fh)
+sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("launch")
+    (root / "models").mkdir()
+    server = ServerProcess(root / "models").start()
+    try:
+        gguf = tiny_llama(
+            root / "tiny.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=64
+        )
+        data = gguf.read_bytes()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        httpx.post(f"{server.url}/api/blobs/{digest}", content=data).raise_for_status()
+        for name in ("tiny", "tiny-two"):
+            reply = httpx.post(
+                f"{server.url}/api/create",
+                json={"model": name, "files": {gguf.name: digest}, "stream": False},
+                timeout=60,
+            )
+            assert reply.status_code == 200, reply.text
+        yield server
+    finally:
+        server.stop()
+
+
+class Machine:
+    """A HOME and a PATH holding only the fake tools named."""
+
+    def __init__(self, server: ServerProcess, root: Path):
+        self.server = server
+        self.home = root / "home"
+        self.bin = root / "bin"
+        self.record = root / "record.json"
+        self.home.mkdir()
+        self.bin.mkdir()
+
+    def tool(self, name: str, folder: Path | None = None) -> Path:
+        path = (folder or self.bin) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(FAKE_TOOL)
+        path.chmod(0o755)
+        return path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("OLLAMA", "FAKE_")) and key != "PATH"
+        }
+        return {
+            **env,
+            "HOME": str(self.home),
+            "PATH": str(self.bin),
+            "OLLAMA_HOST": self.server.url,
+            "FAKE_RECORD": str(self.record),
+            "TERM": "xterm-256color",
+            **extra,
+        }
+
+    def launch(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "ollamakit", "launch", *args],
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def started(self) -> dict:
+        return json.loads(self.record.read_text())
+
+    def file(self, relative: str):
+        text = (self.home / relative).read_text()
+        return json.loads(text) if relative.endswith(".json") else text
+
+    def saved(self) -> dict:
+        return self.file(".ollama/config.json")["integrations"]
+
+
+@pytest.fixture
+def machine(server, tmp_path):
+    return Machine(server, tmp_path)
+
+
+def test_claude_gets_the_server_as_its_anthropic_endpoint(machine):
+    machine.tool("claude")
+    done = machine.launch("claude", "--model", "tiny", "--", "--verbose", "-p", "hi")
+    assert done.returncode == 0, done.stderr
+    started = machine.started()
+    assert started["argv"][1:] == ["--model", "tiny", "--verbose", "-p", "hi"]
+    env = started["env"]
+    assert env["ANTHROPIC_BASE_URL"] == machine.server.url
+    assert env["ANTHROPIC_API_KEY"] == ""
+    assert env["ANTHROPIC_AUTH_TOKEN"] == "ollama"
+    for tier in ("OPUS", "SONNET", "HAIKU"):
+        assert env[f"ANTHROPIC_DEFAULT_{tier}_MODEL"] == "tiny"
+    assert env["CLAUDE_CODE_SUBAGENT_MODEL"] == "tiny"
+    assert env["DISABLE_ERROR_REPORTING"] == "1"
+    assert env["HOME"] == str(machine.home)  # the rest of the environment is passed on
+    assert machine.saved() == {"claude": {"models": ["tiny"]}}
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "env"),
+    [
+        (
+            "copilot",
+            ["--model", "tiny"],
+            {
+                "COPILOT_PROVIDER_BASE_URL": "{url}/v1",
+                "COPILOT_PROVIDER_API_KEY": "",
+                "COPILOT_PROVIDER_WIRE_API": "responses",
+                "COPILOT_MODEL": "tiny",
+            },
+        ),
+        (
+            "pool",
+            ["-m", "tiny"],
+            {"POOLSIDE_STANDALONE_BASE_URL": "{url}/v1", "POOLSIDE_API_KEY": "ollama"},
+        ),
+    ],
+)
+def test_tools_set_up_by_their_environment(machine, name, args, env):
+    machine.tool(name)
+    done = machine.launch(name, "--model", "tiny")
+    assert done.returncode == 0, done.stderr
+    started = machine.started()
+    assert started["argv"][1:] == args
+    for key, value in env.items():
+        assert started["env"][key] == value.format(url=machine.server.url)
+
+
+def test_an_alias_names_the_integration(machine):
+    machine.tool("copilot")
+    assert machine.launch("copilot-cli", "--model", "tiny").returncode == 0
+    assert machine.saved() == {"copilot": {"models": ["tiny"]}}
+
+
+def test_codex_gets_a_profile_and_a_model_catalog(machine):
+    machine.tool("codex")
+    done = machine.launch(
+        "codex",
+        "--model",
+        "tiny",
+        "--",
+        "--sandbox",
+        "workspace-write",
+        FAKE_VERSION="codex-cli 0.140.0",
+    )
+    assert done.returncode == 0, done.stderr
+    url, home = machine.server.url, machine.home
+    catalog = f"{home}/.codex/model.json"
+    assert machine.started()["argv"][1:] == [
+        "--profile", "ollama-launch",
+        "-c", 'model_provider="ollama-launch"',
+        "-c", 'model_providers.ollama-launch.name="Ollama"',
+        "-c", f'model_providers.ollama-launch.base_url="{url}/v1/"',
+        "-c", 'model_providers.ollama-launch.wire_api="responses"',
+        "-c", f'model_catalog_json="{catalog}"',
+        "-m", "tiny",
+        "--sandbox", "workspace-write",
+    ]  # fmt: skip
+    assert machine.started()["env"]["OPENAI_API_KEY"] == "ollama"
+    assert machine.file(".codex/ollama-launch.config.toml") == textwrap.dedent(f"""\
+        model = "tiny"
+        model_provider = "ollama-launch"
+        model_catalog_json = "{catalog}"
+
+        [model_providers.ollama-launch]
+        name = "Ollama"
+        base_url = "{url}/v1/"
+        wire_api = "responses"
+        """)
+    (entry,) = machine.file(".codex/model.json")["models"]
+    assert entry["slug"] == entry["display_name"] == "tiny"
+    assert entry["context_window"] == 256  # the model's own, from /api/tags
+    assert entry["input_modalities"] == ["text"]
+    assert entry["truncation_policy"] == {"mode": "bytes", "limit": 10000}
+    assert not (home / ".codex/config.toml").exists()  # the user's own config is not touched
+
+    restored = machine.launch("codex", "--restore")
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stderr == "Codex launch configuration removed.\n"
+    assert not (home / ".codex/ollama-launch.config.toml").exists()
+    assert not (home / ".codex/model.json").exists()
+
+
+def test_codex_too_old_or_given_clashing_arguments_does_not_start(machine):
+    machine.tool("codex")
+    old = machine.launch("codex", "--model", "tiny", FAKE_VERSION="codex-cli 0.87.0")
+    assert old.returncode == 1
+    assert "codex version 0.87.0 is too old, minimum required is 0.134.0" in old.stderr
+    clash = machine.launch(
+        "codex",
+        "--model",
+        "tiny",
+        "--",
+        "-c",
+        "model_provider=openai",
+        FAKE_VERSION="codex-cli 0.140.0",
+    )
+    assert clash.returncode == 1
+    assert "manages provider and model catalog config" in clash.stderr
+    assert not machine.record.exists()
+
+
+def test_droid_settings_keep_the_users_own(machine):
+    machine.tool("droid")
+    settings = machine.home / ".factory/settings.json"
+    settings.parent.mkdir(parents=True)
+    mine = {"model": "gpt-5", "apiKey": "sk-mine", "baseUrl": "https://example.com", "extra": 1}
+    settings.write_text(json.dumps({
+        "theme": "dark",
+        "customModels": [mine, {"model": "old", "apiKey": "ollama"}],
+        "sessionDefaultSettings": {"autonomy": "high", "reasoningEffort": "low"},
+    }))  # fmt: skip
+    done = machine.launch("droid", "--model", "tiny", "--", "exec", "hi")
+    assert done.returncode == 0, done.stderr
+    assert machine.started()["argv"][1:] == ["exec", "hi"]
+    written = machine.file(".factory/settings.json")
+    assert written["theme"] == "dark"
+    assert written["customModels"] == [
+        {
+            "model": "tiny",
+            "displayName": "tiny",
+            "baseUrl": machine.server.url + "/v1",
+            "apiKey": "ollama",
+            "provider": "generic-chat-completion-api",
+            "maxOutputTokens": 64000,
+            "supportsImages": False,
+            "id": "custom:tiny-0",
+            "index": 0,
+        },
+        mine,
+    ]
+    assert written["sessionDefaultSettings"] == {
+        "autonomy": "high",
+        "reasoningEffort": "low",
+        "model": "custom:tiny-0",
+    }
+    (backup,) = (machine.home / ".ollama/backup/droid").iterdir()  # the file it replaced
+    assert backup.name.startswith("settings.json.")
+    assert json.loads(backup.read_text())["theme"] == "dark"
+
+    # Launched again with another model, the one saved before is still listed, after it.
+    assert machine.launch("droid", "--model", "tiny-two").returncode == 0
+    again = machine.file(".factory/settings.json")
+    assert [m["model"] for m in again["customModels"]] == ["tiny-two", "tiny", "gpt-5"]
+    assert machine.saved()["droid"] == {"models": ["tiny-two", "tiny"]}
+
+
+def test_a_settings_file_that_does_not_parse_is_left_alone(machine):
+    machine.tool("droid")
+    settings = machine.home / ".factory/settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text('{"theme": "dark",')
+    done = machine.launch("droid", "--model", "tiny")
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: failed to parse config: ")
+    assert settings.read_text() == '{"theme": "dark",'
+    assert not machine.record.exists()
+
+
+def test_opencode_gets_its_config_in_the_environment(machine):
+    machine.tool("opencode")
+    state = machine.home / ".local/state/opencode/model.json"
+    state.parent.mkdir(parents=True)
+    theirs = {"providerID": "anthropic", "modelID": "claude"}
+    state.write_text(json.dumps({"recent": [theirs], "favorite": [theirs]}))
+    done = machine.launch("opencode", "--model", "tiny")
+    assert done.returncode == 0, done.stderr
+    assert machine.started()["argv"][1:] == []
+    config = json.loads(machine.started()["env"]["OPENCODE_CONFIG_CONTENT"])
+    assert config == {
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {
+            "ollama": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Ollama",
+                "options": {"baseURL": machine.server.url + "/v1"},
+                "models": {"tiny": {"name": "tiny"}},
+            }
+        },
+        "model": "ollama/tiny",
+    }
+    assert machine.file(".local/state/opencode/model.json") == {
+        "recent": [{"providerID": "ollama", "modelID": "tiny"}, theirs],
+        "favorite": [theirs],
+        "variant": {},
+    }
+
+
+def test_cline_provider_settings(machine):
+    machine.tool("cline")
+    done = machine.launch("cline", "--model", "tiny")
+    assert done.returncode == 0, done.stderr
+    url = machine.server.url
+    providers = machine.file(".cline/data/settings/providers.json")
+    ollama = providers["providers"]["ollama"]
+    assert providers["version"] == 1 and providers["lastUsedProvider"] == "ollama"
+    assert ollama["settings"] == {"provider": "ollama", "model": "tiny", "baseUrl": url + "/v1"}
+    assert ollama["tokenSource"] == "manual" and ollama["updatedAt"].endswith("Z")
+    state = machine.file(".cline/data/globalState.json")
+    assert state["actModeOllamaModelId"] == state["planModeOllamaModelId"] == "tiny"
+    assert state["ollamaBaseUrl"] == state["actModeOllamaBaseUrl"] == url
+    assert state["welcomeViewCompleted"] is True
+
+
+def test_a_tool_that_is_not_installed(machine):
+    done = machine.launch("codex", "--model", "tiny")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: codex is not installed, install from https://developers.openai.com/codex/cli/\n"
+    )
+    done = machine.launch("droid", "--model", "tiny")
+    assert done.stderr == (
+        "Error: droid is not installed, install from "
+        "https://docs.factory.ai/cli/getting-started/quickstart\n"
+    )
+    # One with an installer needs what the installer runs, then asks first; with no terminal
+    # to ask in, it says how to say yes.
+    done = machine.launch("cline", "--model", "tiny")
+    assert done.stderr == (
+        "Error: cline is not installed and required dependencies are missing\n\n"
+        "Install the following first:\n  npm (Node.js): https://nodejs.org/\n\n"
+        "Then re-run:\n  ollamakit launch cline\n"
+    )
+    machine.tool("npm")
+    done = machine.launch("cline", "--model", "tiny")
+    assert done.stderr == (
+        "Error: Cline is not installed. Install with npm? requires confirmation; "
+        "re-run with --yes to continue\n"
+    )
+    assert not (machine.home / ".ollama").exists()  # nothing was configured
+
+
+def test_yes_runs_the_installer_then_the_tool(machine, tmp_path):
+    """Claude Code's installer is ``curl ... | bash``: here a fake curl whose script installs a
+    fake claude where the real installer puts it, in ``~/.local/bin``, off PATH."""
+    os.symlink("/bin/bash", machine.bin / "bash")
+    tool = machine.tool("claude-build", tmp_path / "dist")
+    script = f'/bin/mkdir -p "$HOME/.local/bin" && /bin/cp {tool} "$HOME/.local/bin/claude"'
+    (machine.bin / "curl").write_text(f"#!/bin/bash\necho '{script}'\n")
+    (machine.bin / "curl").chmod(0o755)
+    done = machine.launch("claude", "--model", "tiny", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "Installing Claude Code..." in done.stderr
+    assert "Claude Code installed successfully" in done.stderr
+    started = machine.started()
+    assert started["argv"][0] == str(machine.home / ".local/bin/claude")
+    assert started["argv"][1:] == ["--model", "tiny"]
+
+
+def test_model_choices_without_a_terminal(machine):
+    machine.tool("claude")
+    missing = machine.launch("claude", "--model", "nosuch")
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        "Error: model \"nosuch\" not found; run 'ollamakit pull nosuch' first, "
+        "or use --yes to auto-pull\n"
+    )
+    headless = machine.launch("claude", "--yes")
+    assert headless.stderr == "Error: headless --yes launch for claude requires --model <model>\n"
+    unnamed = machine.launch("claude")
+    assert unnamed.returncode == 1 and "use --model" in unnamed.stderr
+    assert not machine.record.exists()
+
+
+def test_the_tools_failure_is_the_commands(machine):
+    machine.tool("claude")
+    done = machine.launch("claude", "--model", "tiny", FAKE_EXIT="3")
+    assert done.returncode == 1
+    assert done.stderr == "Error: exit status 3\n"
+
+
+def test_usage_errors(machine):
+    assert "unknown integration: nope" in machine.launch("nope").stderr
+    assert "Use '--' to pass extra arguments" in machine.launch("claude", "x").stderr
+    assert "require an integration name" in machine.launch("--model", "tiny").stderr
+    assert "cannot be combined" in machine.launch("codex", "--restore", "--model", "tiny").stderr
+    assert "claude does not support --restore" in machine.launch("claude", "--restore").stderr
+
+
+@pytest.mark.slow
+def test_in_a_terminal_the_model_is_picked_from_a_list(machine):
+    machine.tool("droid")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", "launch", "droid"],
+        env=machine.env(),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    child.expect_exact("Select model for Droid:")
+    child.expect_exact("2. tiny-two")
+    child.expect_exact("Model (number or name)")
+    child.sendline("2")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert machine.saved()["droid"] == {"models": ["tiny-two"]}
+
+    # A name the server does not have is offered for download; no leaves quietly.
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", "launch", "droid", "--model", "nosuch"],
+        env=machine.env(),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("Download nosuch?")
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert machine.saved()["droid"] == {"models": ["tiny-two"]}

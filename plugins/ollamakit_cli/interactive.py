@@ -26,6 +26,8 @@ from .show import summary
 
 MULTILINE_NONE, MULTILINE_PROMPT, MULTILINE_SYSTEM = 0, 1, 2
 PROMPT, ALT_PROMPT = ">>> ", "... "
+# shown dim in the empty line, as Ollama shows them
+PLACEHOLDER, ALT_PLACEHOLDER = "Send a message (/? for help)", "Press Enter to send"
 
 USAGE = """Available Commands:
   /set            Set session variables
@@ -147,7 +149,10 @@ class Session:
     def run(self) -> None:
         while True:
             try:
-                line = self.reader.read(ALT_PROMPT if self.use_alt else PROMPT)
+                if self.use_alt:
+                    line = self.reader.read(ALT_PROMPT, ALT_PLACEHOLDER)
+                else:
+                    line = self.reader.read(PROMPT, PLACEHOLDER)
             except EOFError:
                 click.echo()
                 return

@@ -5,6 +5,9 @@ the keys Ollama's own line editor binds (Ctrl-A/E/K/U/W/L, Alt-B/F, arrows, hist
 bracketed paste, and wide-character handling, and it adds no dependency. Where Python has no
 ``readline`` (Windows), ``input()`` still works, without editing.
 
+The dim placeholder in the empty line is drawn through GNU readline's own hooks
+(``placeholder.py``).
+
 Ctrl-G opens the line in an editor (``OLLAMA_EDITOR``, ``VISUAL``, ``EDITOR``, else ``vi``) and
 puts what was written back at the prompt, to be sent with Enter. Python cannot bind a key to a
 function, so with GNU readline Ctrl-G is a macro that ends the line with a mark no one types (a
@@ -27,6 +30,8 @@ import tempfile
 from pathlib import Path
 
 import click
+
+from .placeholder import Placeholder
 
 HISTORY_LIMIT = 100
 EDIT_MARK = "\x07"  # what Ctrl-G leaves at the end of the line
@@ -134,6 +139,7 @@ class LineReader:
     def __init__(self, history: History):
         self.history = history
         self.prefill = ""
+        self.placeholder = Placeholder.install(readline)
         if readline is not None:
             readline.set_auto_history(False)  # only non-empty lines, and they go to the file too
             readline.clear_history()
@@ -143,14 +149,26 @@ class LineReader:
                 readline.parse_and_bind(r'"\C-g": "\C-e\C-v\C-g\C-m"')
             readline.set_startup_hook(self._insert_prefill)
 
+    def _input(self, prompt: str, placeholder: str) -> str:
+        hint = self.placeholder
+        if hint is None:
+            return input(prompt)
+        hint.text, hint.prompt_width = placeholder, len(prompt)
+        try:
+            return input(prompt)
+        finally:  # Ctrl-C leaves the hint drawn; no other prompt shows it
+            hint.clear()
+            hint.text = ""
+
     def _insert_prefill(self) -> None:
         if self.prefill:
             readline.insert_text(self.prefill)
             self.prefill = ""
 
-    def read(self, prompt: str) -> str:
+    def read(self, prompt: str, placeholder: str = "") -> str:
+        """The line typed after ``prompt``; ``placeholder`` is shown dim while it is empty."""
         while True:
-            line = input(prompt)
+            line = self._input(prompt, placeholder)
             if not line.endswith(EDIT_MARK):
                 break
             erase_lines(

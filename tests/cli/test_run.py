@@ -103,7 +103,7 @@ class Typed:
         self.lines = iter(lines)
         self.history = History(tmp_path / "history")
 
-    def read(self, prompt):
+    def read(self, prompt, placeholder=""):
         line = next(self.lines, EOFError())
         if isinstance(line, BaseException):
             raise line

@@ -320,3 +320,79 @@ def test_bare_command_lists_models_chats_and_comes_back(server, home):
 def test_bare_command_outside_a_terminal_prints_the_help(server, home):
     result = command(server, home)
     assert result.returncode == 0 and result.stdout.startswith("Usage: ollamakit")
+
+
+class Screen:
+    """What the terminal shows: everything the child prints, through a VT100 emulator (pyte)."""
+
+    def __init__(self, child: pexpect.spawn, rows: int = 40, columns: int = 120):
+        import pyte
+
+        self.child = child
+        self.screen = pyte.Screen(columns, rows)
+        self.stream = pyte.Stream(self.screen)
+        child.logfile_read = self
+
+    def write(self, text: str) -> None:
+        self.stream.feed(text)
+
+    def flush(self) -> None:
+        pass
+
+    def settle(self) -> None:
+        """Read until the child has been quiet for a moment."""
+        while True:
+            try:
+                self.child.read_nonblocking(65536, timeout=0.5)
+            except pexpect.TIMEOUT:
+                return
+
+    def cursor_line(self) -> str:
+        return self.screen.display[self.screen.cursor.y].rstrip()
+
+    def cursor_column(self) -> int:
+        return self.screen.cursor.x
+
+
+def test_the_empty_line_shows_a_dim_placeholder(server, home):
+    """As in Ollama: ``Send a message (/? for help)`` in grey while the line is empty, the
+    cursor before it; gone with the first key, back when the line is empty again; ``Press Enter
+    to send`` in a multi-line message."""
+    child = spawn(server, home, "run", "tiny")
+    screen = Screen(child)
+    child.expect_exact("Send a message (/? for help)")
+    screen.settle()
+    assert screen.cursor_line() == ">>> Send a message (/? for help)"
+    assert screen.cursor_column() == 4
+    hint = screen.screen.buffer[screen.screen.cursor.y][4]
+    assert hint.data == "S" and hint.fg == "8a8a8a"  # xterm colour 245
+
+    child.send("hi")
+    screen.settle()
+    assert screen.cursor_line() == ">>> hi" and screen.cursor_column() == 6
+    child.send("\x7f\x7f")  # backspace twice: empty again
+    screen.settle()
+    assert screen.cursor_line() == ">>> Send a message (/? for help)"
+    assert screen.cursor_column() == 4
+
+    child.sendintr()  # Ctrl-C on the empty line: the hint goes with the line
+    child.expect_exact("Use Ctrl + d or /bye to exit.")
+    screen.settle()
+    lines = [line.rstrip() for line in screen.screen.display]
+    assert ">>>" in lines and ">>> Send a message (/? for help)" in lines[-40:]
+    assert lines.count(">>> Send a message (/? for help)") == 1  # only on the new prompt
+
+    child.sendline('"""')
+    child.expect_exact("Press Enter to send")
+    screen.settle()
+    assert screen.cursor_line() == "... Press Enter to send"
+    child.send("two lines")
+    screen.settle()
+    assert screen.cursor_line() == "... two lines"
+    child.sendline("")
+    child.sendline('"""')
+    child.expect_exact(">>> ")  # after the answer
+    child.expect_exact("Send a message (/? for help)")
+    screen.settle()
+    assert screen.cursor_line() == ">>> Send a message (/? for help)"
+    leave(child)

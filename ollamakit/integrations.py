@@ -61,13 +61,16 @@ class ConfigFile:
 
     ``json`` files are read (an absent file is ``{}``), passed through ``update``, and written
     back; whatever ``update`` leaves alone stays as the user had it. ``text`` files belong to the
-    integration whole: ``render`` makes their content.
+    integration whole: ``render`` makes their content. Or ``edit`` changes a text file of the
+    user's: it gets the text (None when there is no file) and returns the new text, or None to
+    leave the file as it is.
     """
 
     path: str
     format: Literal["json", "text"] = "json"
     update: JsonUpdate | None = None
     render: Callable[[LaunchContext], str] | None = None
+    edit: Callable[[str | None, LaunchContext], str | None] | None = None
     indent: int | None = 2
 
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
+import click
+
 from ollamakit.integrations import ConfigFile, Integration, LaunchContext, LaunchModel
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 OLLAMA_KEY = "ollama"  # the API key the tools send; the server accepts any
 
@@ -133,6 +141,51 @@ def codex_catalog(ctx: LaunchContext) -> str:
     return json.dumps({"models": [entry]}, indent=2, sort_keys=True, ensure_ascii=False)
 
 
+def toml_table_path(line: str) -> list[str] | None:
+    """The key path of a ``[table]`` header line (not an array of tables), or None."""
+    stripped = line.strip()
+    if not stripped.startswith("[") or stripped.startswith("[["):
+        return None
+    try:
+        parsed = tomllib.loads(stripped + "\n_probe = true\n")
+    except tomllib.TOMLDecodeError:
+        return None
+    path: list[str] = []
+    while isinstance(parsed, dict) and "_probe" not in parsed and len(parsed) == 1:
+        key, parsed = next(iter(parsed.items()))
+        path.append(key)
+    return path
+
+
+def codex_drop_old_profile(text: str | None, ctx: LaunchContext) -> str | None:
+    """Earlier launchers put ``profile = "ollama-launch"`` and a ``[profiles.ollama-launch]``
+    table in the user's ``config.toml``; Ollama's takes them out again, since the profile now
+    has a file of its own. Every other line stays as written, comments included."""
+    if not text:
+        return None
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise click.ClickException(f"invalid Codex config TOML: {exc}") from None
+    old_root = config.get("profile") == CODEX_PROFILE
+    old_table = CODEX_PROFILE in (config.get("profiles") or {})
+    if not (old_root or old_table):
+        return None
+    kept, in_root, in_old_table = [], True, False
+    for line in text.splitlines(keepends=True):
+        table = toml_table_path(line)
+        if table is not None:
+            in_root, in_old_table = False, table == ["profiles", CODEX_PROFILE]
+        if in_old_table:
+            continue
+        if in_root and old_root and line.split("=", 1)[0].strip() == "profile":
+            continue
+        kept.append(line)
+    edited = "".join(kept)
+    tomllib.loads(edited)  # still valid
+    return edited
+
+
 CODEX_MANAGED_KEYS = ("profile", "model", "model_provider", "model_catalog_json")
 
 
@@ -176,6 +229,7 @@ CODEX = Integration(
     args=codex_args,
     env={"OPENAI_API_KEY": OLLAMA_KEY},
     files=(
+        ConfigFile(".codex/config.toml", format="text", edit=codex_drop_old_profile),
         ConfigFile(CODEX_CATALOG, format="text", render=codex_catalog),
         ConfigFile(f".codex/{CODEX_PROFILE}.config.toml", format="text", render=codex_profile),
     ),
@@ -402,4 +456,64 @@ CLINE = Integration(
         ConfigFile(".cline/data/settings/providers.json", update=cline_providers),
         ConfigFile(".cline/data/globalState.json", update=cline_global_state),
     ),
+)
+
+
+# -- Pi: an ``ollama`` provider in its models file, and the default in its settings --------
+
+
+def pi_models(config: dict[str, Any], ctx: LaunchContext) -> dict[str, Any]:
+    """Pi's ``ollama`` provider lists the models: entries marked ``_launch`` are the launcher's
+    (kept while chosen, dropped when not), any others the user's own, always kept."""
+    providers = config.get("providers")
+    providers = providers if isinstance(providers, dict) else {}
+    ollama = providers.get("ollama")
+    if not isinstance(ollama, dict):
+        ollama = {"baseUrl": ctx.host + "/v1", "api": "openai-completions", "apiKey": OLLAMA_KEY}
+    existing = ollama.get("models")
+    chosen = {model.name for model in ctx.models}
+    kept, present = [], set()
+    for entry in existing if isinstance(existing, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        if entry.get("_launch") is not True:
+            kept.append(entry)
+        elif entry["id"] in chosen and entry["id"] not in present:
+            kept.append(entry)
+            present.add(entry["id"])
+    for model in ctx.models:
+        if model.name in present:
+            continue
+        entry = {"id": model.name, "_launch": True}
+        entry["input"] = ["text", "image"] if model.has("vision") else ["text"]
+        if model.has("thinking"):
+            entry["reasoning"] = True
+        if model.context_length > 0:
+            entry["contextWindow"] = model.context_length
+        kept.append(entry)
+    ollama["models"] = kept
+    providers["ollama"] = ollama
+    config["providers"] = providers
+    return config
+
+
+def pi_settings(settings: dict[str, Any], ctx: LaunchContext) -> dict[str, Any]:
+    settings.update(defaultProvider="ollama", defaultModel=ctx.model)
+    return settings
+
+
+PI = Integration(
+    name="pi",
+    display_name="Pi",
+    description="Minimal AI agent toolkit with plugin support",
+    executable="pi",
+    install_command=("npm", "install", "-g", "@earendil-works/pi-coding-agent@latest"),
+    installer=("npm", "install", "-g", "@earendil-works/pi-coding-agent@latest"),
+    installer_needs=("npm",),
+    install_question="Install Pi with npm?",
+    files=(
+        ConfigFile(".pi/agent/models.json", update=pi_models),
+        ConfigFile(".pi/agent/settings.json", update=pi_settings),
+    ),
+    lists_models=True,
 )

@@ -248,6 +248,12 @@ def write_files(integration: Integration, ctx: LaunchContext) -> None:
             text = configfiles.json_text(value, spec.indent)
         elif spec.render is not None:
             text = spec.render(ctx)
+        elif spec.edit is not None:
+            existing = configfiles.read_bytes(path)
+            edited = spec.edit(None if existing is None else existing.decode("utf-8"), ctx)
+            if edited is None:
+                continue
+            text = edited
         else:
             continue
         configfiles.write_with_backup(path, text, ctx.home, integration.name)

@@ -219,6 +219,29 @@ def test_codex_gets_a_profile_and_a_model_catalog(machine):
     assert not (home / ".codex/model.json").exists()
 
 
+def test_codex_profile_left_in_config_toml_by_earlier_launchers_is_taken_out(machine):
+    machine.tool("codex")
+    config = machine.home / ".codex/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        '# mine\nprofile = "ollama-launch"\nmodel = "gpt-5"\n\n'
+        '[profiles.ollama-launch]\nmodel = "old"\nmodel_provider = "ollama-launch"\n\n'
+        '[mcp_servers.docs]\ncommand = "docs-server"\n'
+    )
+    done = machine.launch("codex", "--model", "tiny", FAKE_VERSION="codex-cli 0.140.0")
+    assert done.returncode == 0, done.stderr
+    assert config.read_text() == (
+        '# mine\nmodel = "gpt-5"\n\n[mcp_servers.docs]\ncommand = "docs-server"\n'
+    )
+    (backup,) = (machine.home / ".ollama/backup/codex").iterdir()
+    assert "[profiles.ollama-launch]" in backup.read_text()
+    # A config.toml without them is not rewritten.
+    assert (
+        machine.launch("codex", "--model", "tiny", FAKE_VERSION="codex-cli 0.140.0").returncode == 0
+    )
+    assert len(list((machine.home / ".ollama/backup/codex").iterdir())) == 1
+
+
 def test_codex_too_old_or_given_clashing_arguments_does_not_start(machine):
     machine.tool("codex")
     old = machine.launch("codex", "--model", "tiny", FAKE_VERSION="codex-cli 0.87.0")
@@ -324,6 +347,35 @@ def test_opencode_gets_its_config_in_the_environment(machine):
     }
 
 
+def test_pi_models_and_settings(machine):
+    machine.tool("pi")
+    models = machine.home / ".pi/agent/models.json"
+    models.parent.mkdir(parents=True)
+    mine = {"id": "my-own", "input": ["text"]}
+    models.write_text(json.dumps({
+        "providers": {
+            "ollama": {"baseUrl": "http://elsewhere:11434/v1", "api": "openai-completions",
+                       "apiKey": "ollama", "models": [mine, {"id": "gone", "_launch": True}]},
+            "openai": {"apiKey": "sk-mine"},
+        }
+    }))  # fmt: skip
+    done = machine.launch("pi", "--model", "tiny", "--", "--print", "hi")
+    assert done.returncode == 0, done.stderr
+    assert machine.started()["argv"][1:] == ["--print", "hi"]
+    written = machine.file(".pi/agent/models.json")
+    assert written["providers"]["openai"] == {"apiKey": "sk-mine"}
+    ollama = written["providers"]["ollama"]
+    assert ollama["baseUrl"] == "http://elsewhere:11434/v1"  # a provider already there is kept
+    assert ollama["models"] == [
+        mine,
+        {"id": "tiny", "_launch": True, "input": ["text"], "contextWindow": 256},
+    ]
+    assert machine.file(".pi/agent/settings.json") == {
+        "defaultProvider": "ollama",
+        "defaultModel": "tiny",
+    }
+
+
 def test_cline_provider_settings(machine):
     machine.tool("cline")
     done = machine.launch("cline", "--model", "tiny")
@@ -413,6 +465,8 @@ def test_usage_errors(machine):
     assert "require an integration name" in machine.launch("--model", "tiny").stderr
     assert "cannot be combined" in machine.launch("codex", "--restore", "--model", "tiny").stderr
     assert "claude does not support --restore" in machine.launch("claude", "--restore").stderr
+    bare = machine.launch()  # no tool: bare ollamakit, which outside a terminal is the help
+    assert bare.returncode == 0 and bare.stdout.startswith("Usage: ")
 
 
 @pytest.mark.slow

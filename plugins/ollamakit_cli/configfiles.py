@@ -42,6 +42,16 @@ def read_bytes(path: Path) -> bytes | None:
         return None
 
 
+def read_text(path: Path) -> str | None:
+    data = read_bytes(path)
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+
+
 def read_json_object(path: Path) -> dict[str, Any]:
     data = read_bytes(path)
     if data is None or not data.strip():

@@ -249,8 +249,7 @@ def write_files(integration: Integration, ctx: LaunchContext) -> None:
         elif spec.render is not None:
             text = spec.render(ctx)
         elif spec.edit is not None:
-            existing = configfiles.read_bytes(path)
-            edited = spec.edit(None if existing is None else existing.decode("utf-8"), ctx)
+            edited = spec.edit(configfiles.read_text(path), ctx)
             if edited is None:
                 continue
             text = edited
@@ -267,6 +266,8 @@ def start(integration: Integration, executable: str, ctx: LaunchContext, extra: 
     previous = signal.signal(signal.SIGINT, lambda *_: None)
     try:
         code = subprocess.Popen(argv, env=env).wait()
+    except OSError as exc:  # not a program after all (a broken script, no permission)
+        raise click.ClickException(f"could not start {executable}: {exc.strerror}") from None
     finally:
         signal.signal(signal.SIGINT, previous)
     if code != 0:

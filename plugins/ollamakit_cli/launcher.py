@@ -2,8 +2,8 @@
 bare ``ollama`` opens its launcher. Outside a terminal (a script, a pipe) it prints the help.
 
 The chat is ``run``'s own (invoked with ``run``'s defaults); a name that is not listed is pulled
-first, as ``run`` does. Ollama's launcher also starts integrations (Claude Code, Codex, ...) and
-offers cloud models; this one runs local models only.
+first, as ``run`` does. Ollama's menu also lists the coding tools, which here start with
+``ollamakit launch TOOL`` (``launch.py``), and offers cloud models; this one runs local models only.
 """
 
 from __future__ import annotations

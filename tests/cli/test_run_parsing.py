@@ -277,10 +277,12 @@ def test_help_verb_and_start_alias():
         "--verbose",
     ):
         assert flag in run_help
-    unknown = runner.invoke(cli, ["help", "launch"])
+    unknown = runner.invoke(cli, ["help", "nosuchverb"])
     assert unknown.exit_code == 0 and unknown.output.startswith(
-        "Unknown help topic [`launch`]\nUsage: cli [OPTIONS]"
+        "Unknown help topic [`nosuchverb`]\nUsage: cli [OPTIONS]"
     )
+    launch_help = runner.invoke(cli, ["help", "launch"]).output
+    assert launch_help.startswith("Usage: cli launch [OPTIONS] [INTEGRATION] [-- [EXTRA_ARGS...]]")
     listed = runner.invoke(cli, ["--help"]).output
     assert "  serve " in listed and "  start " not in listed  # an alias, as in Ollama: not listed
     assert (

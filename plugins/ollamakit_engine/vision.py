@@ -44,6 +44,9 @@ class Vision:
         self.compute = Compute(runner.lib, backend.threadpool(runner.threads), runner.threads)
         self._compute_lock = threading.Lock()  # one stage at a time: they share the compute
         self.encoded = 0  # images run through the tower (the rest came from the kept ones)
+        # called before each of the tower's stages, outside every lock; a test sets it to hold an
+        # encoding between two stages while it watches what else the runner does meanwhile
+        self.before_stage = None
 
     def encode(self, data: bytes, should_stop=None) -> EncodedImage:
         """The image's embeddings; ``should_stop()`` is asked between the tower's operations,
@@ -73,6 +76,8 @@ class Vision:
     @contextmanager
     def _turn(self, should_stop):
         """One stage of the tower on the vision's compute, stopped when ``should_stop()``."""
+        if self.before_stage is not None:
+            self.before_stage()
         with self._compute_lock:
             if should_stop is not None and should_stop():
                 raise Cancelled("request canceled")

@@ -7,7 +7,8 @@ A runner that can see images has a ``vision`` attribute (absent or None otherwis
   raises ``BadRequest``;
 - ``begin`` and ``end``: the text around an image's rows in the prompt (gemma3's
   ``<start_of_image>``/``<end_of_image>``; empty when the model has none);
-- ``tokens_per_image``: the rows an image takes, known before it is encoded.
+- ``tokens_per_image``: the most rows an image takes, known before it is encoded (LLaVA 1.6
+  takes fewer for a small image: its rows depend on the image's size).
 
 The API layer puts an image into the prompt as ``ImageToken``s, one per embedding row, among the
 ordinary token ids. They pass through the scheduler as tokens do; the engine reads each one's

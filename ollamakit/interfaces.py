@@ -388,7 +388,7 @@ class Vision(Protocol):
 
     begin: str  # the text before an image's rows in the prompt (may be empty)
     end: str  # and after them
-    tokens_per_image: int
+    tokens_per_image: int  # the most rows one image takes
 
     def encode(self, data: bytes, should_stop=None) -> EncodedImage:
         """Decode and encode one image; a bad image is a ``BadRequest``, ``should_stop()``

@@ -297,11 +297,15 @@ def llava_mmproj(
     patch: int = 14,
     seed: int = 0,
     scale: float = 0.05,
+    pinpoints: list[tuple[int, int]] | None = None,
+    feature_layers: list[int] | None = None,
 ) -> Path:
     """A random LLaVA ``mlp`` projector as llama.cpp's legacy converter writes one: a CLIP tower
     (class embedding, pre-norm, GELU-quick) and ``mm.0``/``mm.2`` into ``text_embd``, whose
     outputs are about ``scale`` (a text model's own embeddings are small: far larger ones make
-    its answer hang on rounding)."""
+    its answer hang on rounding). With ``pinpoints`` it is LLaVA 1.6's: the grid resolutions,
+    ``spatial_unpad`` and an ``image_newline``; ``feature_layers`` names the layers whose
+    inputs the projector takes (its first matrix as wide as all of them)."""
     rng = np.random.default_rng(seed)
     tensors = gemma3_tower(
         text_embd,
@@ -322,9 +326,10 @@ def llava_mmproj(
     )
     tensors["v.pre_ln.weight"] = (1 + 0.1 * rng.standard_normal(width)).astype(np.float32)
     tensors["v.pre_ln.bias"] = (0.1 * rng.standard_normal(width)).astype(np.float32)
-    tensors["mm.0.weight"] = (rng.standard_normal((text_embd, width)) / np.sqrt(width)).astype(
-        np.float32
-    )
+    features = width * len(feature_layers or [0])
+    tensors["mm.0.weight"] = (
+        rng.standard_normal((text_embd, features)) / np.sqrt(features)
+    ).astype(np.float32)
     tensors["mm.0.bias"] = (0.1 * rng.standard_normal(text_embd)).astype(np.float32)
     tensors["mm.2.weight"] = (
         scale * rng.standard_normal((text_embd, text_embd)) / np.sqrt(text_embd)
@@ -349,4 +354,16 @@ def llava_mmproj(
         "clip.vision.image_mean": CLIP_MEAN,
         "clip.vision.image_std": CLIP_STD,
     }
-    return make_gguf(path, metadata, tensors)
+    if pinpoints:
+        metadata["clip.vision.image_grid_pinpoints"] = [side for pair in pinpoints for side in pair]
+        metadata["clip.vision.mm_patch_merge_type"] = "spatial_unpad"
+        tensors["model.image_newline"] = (scale * rng.standard_normal(text_embd)).astype(np.float32)
+    if feature_layers:
+        metadata["clip.vision.feature_layer"] = list(feature_layers)
+    from ollamakit.lib.gguf import ValueType
+
+    int32 = {
+        key: ValueType.INT32
+        for key in ("clip.vision.image_grid_pinpoints", "clip.vision.feature_layer")
+    }
+    return make_gguf(path, metadata, tensors, types=int32)

@@ -81,13 +81,15 @@ def _llama(model: str):
 
 
 def image_embeddings(model: str, mmproj: str, image: bytes) -> np.ndarray:
-    """llama.cpp's embeddings of one image (tokens, text width)."""
+    """llama.cpp's embeddings of one image (tokens, text width): its image chunks' rows, in
+    order (one chunk, or LLaVA 1.6's tiles and overview)."""
     from llama_cpp import mtmd_cpp as M
 
     llm = _llama(model)
     ctx = _mtmd(llm, mmproj)
     try:
         chunks, _ = _chunks(ctx, marker(), [image])
+        found = []
         for i in range(M.mtmd_input_chunks_size(chunks)):
             chunk = M.mtmd_input_chunks_get(chunks, i)
             if M.mtmd_input_chunk_get_type(chunk) == 1:  # an image
@@ -96,8 +98,12 @@ def image_embeddings(model: str, mmproj: str, image: bytes) -> np.ndarray:
                 rows = M.mtmd_input_chunk_get_n_tokens(chunk)
                 out = M.mtmd_get_output_embd(ctx)
                 width = llm.n_embd()
-                return np.ctypeslib.as_array(out, shape=(rows * width,)).reshape(rows, width).copy()
-        raise RuntimeError("mtmd made no image chunk")
+                found.append(
+                    np.ctypeslib.as_array(out, shape=(rows * width,)).reshape(rows, width).copy()
+                )
+        if not found:
+            raise RuntimeError("mtmd made no image chunk")
+        return np.concatenate(found)
     finally:
         M.mtmd_free(ctx)
 
@@ -151,13 +157,20 @@ RECORDED = "llamacpp-vision.json"
 PROMPT = "<start_of_turn>user\n[img-0]Describe this picture.<end_of_turn>\n<start_of_turn>model\n"
 LLAVA_PROMPT = "<|im_start|>user\n[img-0]Describe this picture.<|im_end|>\n<|im_start|>assistant\n"
 IMAGES = {"pattern": lambda: _pattern(), "red": lambda: _solid((220, 30, 30))}
+# LLaVA 1.6 with tiles of 56: a 2x2 grid, a 3x1 grid letterboxed, and the overview alone
+ANYRES_IMAGES = {
+    "pattern": IMAGES["pattern"],
+    "wide": lambda: _pattern((300, 90), seed=1),
+    "small": lambda: _pattern((40, 30), seed=2),
+}
+PINPOINTS = [(56, 112), (112, 56), (112, 112), (168, 56), (56, 168)]  # LLaVA 1.6's, over 6
 TOKENS = 16
 
 
-def _pattern() -> bytes:
+def _pattern(size=(150, 100), seed: int = 0) -> bytes:
     from .vision import pattern_png
 
-    return pattern_png()
+    return pattern_png(size, seed)
 
 
 def _solid(colour) -> bytes:
@@ -184,6 +197,45 @@ def llava_projector(folder) -> str:
     return str(llava_mmproj(Path(folder) / "llava-fixture-mmproj.gguf", 576))
 
 
+LLAVA16_TEXT_EMBD = 64
+
+
+def llava16_text(folder) -> str:
+    """The text model of the LLaVA 1.6 cases: a tiny generated float32 llama (seed 0). Its
+    activations are never quantized on the way, so the few 1e-4 by which two ggml builds' towers
+    part leave its answer alone; a quantized model, fed 48 to 80 random image rows, can turn
+    them into another token."""
+    from pathlib import Path
+
+    from .gguf_factory import tiny_llama
+
+    path = Path(folder) / "llava16-fixture-text.gguf"
+    return str(
+        path
+        if path.exists()
+        else tiny_llama(path, n_embd=LLAVA16_TEXT_EMBD, context_length=NUM_CTX)
+    )
+
+
+def llava16_projector(folder, feature_layers=(3,)) -> str:
+    """The fixture LLaVA 1.6 projector for ``llava16_text``: 3 blocks, feature layer 3 (all
+    blocks run, as the legacy converter writes LLaVA 1.6), grid pinpoints over tiles of 56; with
+    ``feature_layers`` (1, 3) the inputs of two layers side by side."""
+    from pathlib import Path
+
+    from .vision import llava_mmproj
+
+    name = "-".join(str(n) for n in feature_layers)
+    return str(
+        llava_mmproj(
+            Path(folder) / f"llava16-fixture-mmproj-{name}.gguf",
+            LLAVA16_TEXT_EMBD,
+            pinpoints=PINPOINTS,
+            feature_layers=list(feature_layers),
+        )
+    )
+
+
 def cases(folder) -> dict:
     """name -> (text GGUF, projector GGUF, prompt, image maker), every case the records hold."""
     from . import models
@@ -194,6 +246,15 @@ def cases(folder) -> dict:
         f"gemma3/{name}": (gemma, gemma_projector, PROMPT, make) for name, make in IMAGES.items()
     }
     found["llava/pattern"] = (smol, llava, LLAVA_PROMPT, IMAGES["pattern"])
+    tiny, llava16 = llava16_text(folder), llava16_projector(folder)
+    for name, make in ANYRES_IMAGES.items():
+        found[f"llava16/{name}"] = (tiny, llava16, LLAVA_PROMPT, make)
+    found["llava16/stacked"] = (
+        tiny,
+        llava16_projector(folder, (1, 3)),
+        LLAVA_PROMPT,
+        ANYRES_IMAGES["pattern"],
+    )
     return found
 
 
@@ -223,8 +284,9 @@ if __name__ == "__main__":  # python -m ollamakit.testing.vision_agreement [outp
             found[name]["embeddings"] = np.round(found[name]["embeddings"], 5).tolist()
     document = {
         "generator": f"llama-cpp-python {llama_cpp.__version__} (mtmd), built on this machine; Gemma 3 270M Q4_K_M with "
-        "the fixture gemma3 projector, and SmolLM2-135M Q4_1 with the fixture LLaVA mlp projector, both from "
-        "ollamakit.testing.vision (seed 0); flash attention on (text and tower), "
+        "the fixture gemma3 projector, SmolLM2-135M Q4_1 with the fixture LLaVA mlp projector, and the tiny "
+        "float32 llama of ollamakit.testing.gguf_factory with the LLaVA 1.6 ones (grid pinpoints; feature layers 3, "
+        "or 1 and 3), all from ollamakit.testing.vision (seed 0); flash attention on (text and tower), "
         f"n_threads 2, n_ctx {NUM_CTX}; mtmd_get_output_embd rounded to 5 decimals; {TOKENS} greedy tokens after "
         "the case's prompt with the image at its marker, with llama.cpp's top-2 logit margin at each step",
         "cpu": cpu(),

@@ -15,10 +15,12 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 
+import numpy as np
+
 from ollamakit.errors import Cancelled, InvalidModelFile
 from ollamakit.images import EncodedImage
 
-from .vision_image import pixels
+from .vision_image import anyres_pixels, pixels
 from .vision_tower import VisionTower, vision_config
 
 log = logging.getLogger("ollamakit.vision")
@@ -58,13 +60,20 @@ class Vision:
                 self._kept.move_to_end(digest)
                 return kept
         c = self.tower.config
-        values = pixels(data, c.image_size, c.mean, c.std, c.pad_colour, c.resample)
+        if c.pinpoints:  # LLaVA 1.6: the tiles and the overview, one after another
+            tiles = anyres_pixels(data, c.image_size, c.pinpoints, c.mean, c.std)
+        else:
+            tiles = [pixels(data, c.image_size, c.mean, c.std, c.pad_colour, c.resample)]
         from ollamakit.lib.ggml.graph import StepAborted
 
         try:
-            embeddings = self.tower.encode(self.compute, values, lambda: self._turn(should_stop))
+            rows = [
+                self.tower.encode(self.compute, tile, lambda: self._turn(should_stop))
+                for tile in tiles
+            ]
         except StepAborted:
             raise Cancelled("request canceled") from None
+        embeddings = rows[0] if len(rows) == 1 else np.concatenate(rows)
         image = EncodedImage(digest, embeddings, self.tower.config.projector in BIDIRECTIONAL)
         with self._kept_lock:
             self.encoded += 1

@@ -4,7 +4,11 @@ without a mask, layer norm, GELU feed-forward), the post-norm, then the projecto
 
 - ``gemma3`` (``clip_graph_siglip``): 4x4 average pool, RMS soft-embedding norm, input projection;
 - ``mlp``, LLaVA's (``clip_graph_llava``): a class embedding after the patches, every block but
-  the last, the rows from the second on, then two linear layers with GELU between.
+  the last (or, with ``clip.vision.feature_layer``, up to the deepest layer named, the named
+  layers' inputs stacked side by side), the rows from the second on, then two linear layers
+  with GELU between. With grid pinpoints (LLaVA 1.6) an image is several tiles, each through
+  the tower (``vision_image.anyres_tiles``); mtmd's llava graph does not use the projector's
+  ``image_newline``, so neither does this one.
 
 Two weight layouts load: llama.cpp's mmproj files (``v.patch_embd``, ``v.blk.N.ln1``...,
 ``mm.input_projection``; keys ``clip.vision.*``) and Ollama's gemma3 models, whose tower lives in
@@ -58,6 +62,11 @@ class VisionConfig:
     std: tuple[float, float, float]
     n_merge: int
     gelu: str  # "gelu" (tanh, as gemma3's tower uses) or "quick" (x * sigmoid(1.702 x), CLIP's)
+    # LLaVA 1.6's tiling resolutions (width, height), multiples of image_size; none: one tile
+    pinpoints: tuple[tuple[int, int], ...] = ()
+    # LLaVA's layers whose inputs feed the projector (0: the tower's input; the deepest: its
+    # output); none: the output of every block but the last
+    feature_layers: tuple[int, ...] = ()
 
     @property
     def pad_colour(self) -> tuple[int, int, int]:
@@ -72,10 +81,19 @@ class VisionConfig:
         return self.image_size // self.patch_size
 
     @property
-    def tokens_per_image(self) -> int:
+    def tokens_per_tile(self) -> int:
+        """The rows one pass of the tower gives."""
         if self.projector == "mlp":
             return self.patches_per_side**2
         return (self.patches_per_side // self.n_merge) ** 2
+
+    @property
+    def tokens_per_image(self) -> int:
+        """The most rows an image takes: one tile, or with pinpoints the largest grid's tiles
+        and the overview."""
+        side = self.image_size
+        tiles = max(((w // side) * (h // side) + 1 for w, h in self.pinpoints), default=1)
+        return tiles * self.tokens_per_tile
 
 
 def vision_config(metadata: dict) -> VisionConfig | None:
@@ -96,19 +114,15 @@ def vision_config(metadata: dict) -> VisionConfig | None:
             metadata.get("clip.vision.projector.scale_factor", 4) if projector == "gemma3" else 1
         )
         gelu = "gelu" if metadata.get("clip.use_gelu") else "quick"
-        if projector == "mlp" and (
-            "clip.vision.feature_layer" in metadata
-            or "clip.vision.image_grid_pinpoints" in metadata
-        ):
-            raise InvalidModelFile(
-                "LLaVA projectors with feature layers or grid pinpoints are not supported"
-            )
+        pinpoints = metadata.get("clip.vision.image_grid_pinpoints") if projector == "mlp" else None
+        features = metadata.get("clip.vision.feature_layer") if projector == "mlp" else None
     elif f"{arch}.vision.block_count" in metadata:
         prefix = f"{arch}.vision."
         projector = arch  # Ollama keeps the tower in the model; its kind is the model's
         mean = std = (0.5, 0.5, 0.5)
         merge = 4
         gelu = "gelu"
+        pinpoints = features = None
     else:
         return None
     if projector not in PROJECTORS:
@@ -134,6 +148,8 @@ def vision_config(metadata: dict) -> VisionConfig | None:
         n_merge=int(merge),
         gelu=gelu,
     )
+    config.pinpoints = _pinpoints(pinpoints, config.image_size)
+    config.feature_layers = _feature_layers(features, config.n_layer)
     sides = config.patches_per_side
     if not (
         0 < config.patch_size <= config.image_size <= 4096
@@ -146,6 +162,56 @@ def vision_config(metadata: dict) -> VisionConfig | None:
     if config.n_head <= 0 or config.n_embd % config.n_head or not 0 < config.n_layer <= 256:
         raise InvalidModelFile("vision projector has an invalid head count or depth")
     return config
+
+
+MAX_TILES = 64  # the most tiles one pinpoint may cut an image into
+
+
+def _pinpoints(value, image_size: int) -> tuple[tuple[int, int], ...]:
+    """``clip.vision.image_grid_pinpoints`` (a flat list of widths and heights) as pairs. Each
+    must be a grid of whole tiles: mtmd's llava graph takes square tiles only."""
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or len(value) % 2
+        or len(value) > 2 * MAX_TILES
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise InvalidModelFile("vision projector's image_grid_pinpoints must be pairs of sizes")
+    pairs = tuple((int(value[i]), int(value[i + 1])) for i in range(0, len(value), 2))
+    for width, height in pairs:
+        if (
+            width <= 0
+            or height <= 0
+            or width % image_size
+            or height % image_size
+            or (width // image_size) * (height // image_size) > MAX_TILES
+        ):
+            raise InvalidModelFile(
+                f"vision projector's grid pinpoint {width}x{height} is not a grid of at most "
+                f"{MAX_TILES} tiles of {image_size} pixels"
+            )
+    return pairs
+
+
+def _feature_layers(value, n_layer: int) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= n_layer for v in value
+        )
+    ):
+        raise InvalidModelFile(
+            f"vision projector's feature_layer must name layers from 0 to {n_layer}"
+        )
+    return tuple(int(v) for v in value)
 
 
 def _triple(value, name: str) -> tuple[float, float, float]:
@@ -264,17 +330,21 @@ class VisionTower:
             self._small.get("v.post_ln.weight"),
             self._small.get("v.post_ln.bias"),
         )
-        # mtmd runs every LLaVA block but the last (its feature layer is the one before)
-        self.blocks = [self._block(i) for i in range(c.n_layer if gemma3 else c.n_layer - 1)]
+        # mtmd runs every LLaVA block but the last (its feature layer is the one before), or
+        # up to the deepest feature layer named
+        depth = c.n_layer if gemma3 else max(c.feature_layers, default=c.n_layer - 1)
+        self.blocks = [self._block(i) for i in range(depth)]
+        # the projector's input: the named layers' inputs side by side, or the last output
+        self.features_width = c.n_embd * max(len(c.feature_layers), 1)
         if gemma3:
             self.soft_norm = self._vector_of("mm.soft_emb_norm.weight", (c.n_embd,))
         else:
             if self.n_pos > self.n_patches:
                 self.class_embd = self._vector_of("v.class_embd", (c.n_embd,))
             hidden = self._info("mm.0.weight").shape
-            if len(hidden) != 2 or hidden[0] != c.n_embd:
+            if len(hidden) != 2 or hidden[0] != self.features_width:
                 raise InvalidModelFile("tensor mm.0.weight does not take the tower's width")
-            self.mm0 = self._matrix("mm.0.weight", (c.n_embd, hidden[1]))
+            self.mm0 = self._matrix("mm.0.weight", (self.features_width, hidden[1]))
             self.mm0_b = self._small.get("mm.0.bias")
             self.mm2 = self._matrix("mm.2.weight", (hidden[1], text_embd))
             self.mm2_b = self._small.get("mm.2.bias")
@@ -396,24 +466,20 @@ class VisionTower:
         )
         return op("add", self._linear(step, block.down, block.down_b, cur), x)
 
-    def _head(self, step, x) -> int:
-        """The post-norm and the projector, into the text model's width."""
+    def _head(self, step, x, earlier=None) -> int:
+        """The post-norm and the projector, into the text model's width; ``earlier``: the
+        inputs of the feature layers before the last, which go first, side by side."""
         if self.post_w is not None:
             x = self._layer_norm(step, x, self.post_w, self.post_b)
+        if earlier is not None:
+            x = step.op("concat", earlier, x, 0)
         return self._gemma3(step, x) if self.config.projector == "gemma3" else self._mlp(step, x)
 
     def _mlp(self, step, x) -> int:
         """LLaVA: the rows from the second on (mtmd's ``patches`` input, which skips the first
         when there is a class embedding), then linear, GELU, linear."""
-        op, first = step.op, self.n_pos - self.n_patches
-        rows = op(
-            "view_2d",
-            x,
-            self.config.n_embd,
-            self.n_patches,
-            self.config.n_embd * 4,
-            first * self.config.n_embd * 4,
-        )
+        op, first, width = step.op, self.n_pos - self.n_patches, self.features_width
+        rows = op("view_2d", x, width, self.n_patches, width * 4, first * width * 4)
         x = op("gelu", self._linear(step, self.mm0, self.mm0_b, op("cont", rows)))
         return self._linear(step, self.mm2, self.mm2_b, x)
 
@@ -425,7 +491,7 @@ class VisionTower:
         grid = op("cont", op("transpose", x))  # (n_patches, n_embd)
         grid = op("reshape_4d", grid, side, side, c.n_embd, 1)
         pooled = op("pool_2d", grid, POOL_AVG, c.n_merge, c.n_merge, c.n_merge, c.n_merge, 0.0, 0.0)
-        tokens = c.tokens_per_image
+        tokens = c.tokens_per_tile
         pooled = op("reshape_2d", pooled, tokens, c.n_embd)
         pooled = op("cont", op("transpose", pooled))  # (n_embd, tokens)
         normed = op("mul", op("rms_norm", pooled, c.eps), self.soft_norm)
@@ -441,23 +507,28 @@ class VisionTower:
         return out if bias is None else step.op("add", out, bias)
 
     def encode(self, compute, pixels: np.ndarray, turn=nullcontext) -> np.ndarray:
-        """Image embeddings (tokens_per_image, text width) of one preprocessed image. The tower
+        """Image embeddings (tokens_per_tile, text width) of one preprocessed tile. The tower
         runs as a chain of graphs (the embedding, each block, the head), each inside ``turn()``:
         between them the thread pool is free, so other sequences keep decoding while an image
         is encoded. The rows between graphs are float32, as inside one graph."""
         c = self.config
-        x = self._stage(compute, turn, self._embed, self.patches(pixels), self.n_pos, c.n_embd)
-        for block in self.blocks:
+        x = self._stage(compute, turn, self._embed, [self.patches(pixels)], self.n_pos, c.n_embd)
+        earlier = []  # the inputs of the feature layers the blocks pass
+        for layer, block in enumerate(self.blocks):
+            if layer in c.feature_layers:
+                earlier.append(x)
             x = self._stage(
-                compute, turn, partial(self._block_graph, block=block), x, self.n_pos, c.n_embd
+                compute, turn, partial(self._block_graph, block=block), [x], self.n_pos, c.n_embd
             )
-        return self._stage(compute, turn, self._head, x, c.tokens_per_image, self.text_embd)
+        inputs = [x, np.concatenate(earlier, axis=1)] if earlier else [x]
+        return self._stage(compute, turn, self._head, inputs, c.tokens_per_tile, self.text_embd)
 
-    def _stage(self, compute, turn, build, values: np.ndarray, rows: int, width: int):
+    def _stage(self, compute, turn, build, inputs: list[np.ndarray], rows: int, width: int):
         with turn():
             step = compute.step(self.STAGE_NODES)
             try:
-                out = step.output(build(step, step.input(values, L.TYPE_F32)))
+                tensors = [step.input(values, L.TYPE_F32) for values in inputs]
+                out = step.output(build(step, *tensors))
                 compute.run(step)
                 return compute.read(out, rows, width)
             finally:

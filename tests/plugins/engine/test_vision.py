@@ -43,7 +43,7 @@ def cases(folder):
     return va.cases(folder)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def _loaded(model: str, projector: str):
     runner = load_runner(model, GgmlBackend(), {"num_thread": 2})
     attach_vision(runner, projector)
@@ -75,7 +75,16 @@ def reference(cases, name: str) -> dict:
     return case
 
 
-CASES = ["gemma3/pattern", "gemma3/red", "llava/pattern"]
+CASES = [
+    "gemma3/pattern",
+    "gemma3/red",
+    "llava/pattern",
+    # LLaVA 1.6: a 2x2 grid, a 3x1 grid letterboxed, the overview alone, two feature layers
+    "llava16/pattern",
+    "llava16/wide",
+    "llava16/small",
+    "llava16/stacked",
+]
 
 
 @pytest.mark.parametrize("name", CASES)

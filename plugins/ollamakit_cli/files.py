@@ -22,8 +22,8 @@ WEIGHT_PATTERNS = (
     "*.gguf",
     "*.bin",
 )
-# A PEFT adapter folder's weights (with its adapter_config.json), by preference.
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+# An adapter folder's weights (with its adapter_config.json), by preference: PEFT's, then mlx-lm's.
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin", "adapters.safetensors")
 # Side files that travel with the weights (configs and tokenizers).
 SIDE_PATTERNS = ("*.json", "*/*.json", "chat_template.jinja")
 

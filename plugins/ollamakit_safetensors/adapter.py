@@ -1,7 +1,7 @@
 """PEFT LoRA adapters (``adapter_config.json`` + ``adapter_model.safetensors``, or PyTorch's
-``adapter_model.bin``, read without running its pickle: ``torch_pickle``) to llama.cpp's
-GGUF LoRA format, for a base model of the ``llama``, ``qwen2``, ``qwen3``, ``gemma2`` or
-``gemma3`` architecture.
+``adapter_model.bin``, read without running its pickle: ``torch_pickle``) and mlx-lm's
+(``adapter_config.json`` + ``adapters.safetensors``) to llama.cpp's GGUF LoRA format, for a
+base model of the ``llama``, ``qwen2``, ``qwen3``, ``gemma2`` or ``gemma3`` architecture.
 
     plan = plan_adapter(folder, base)   # base: the model's parsed GGUF header; every check
     plan.write(path)
@@ -21,6 +21,14 @@ A multimodal model's text layers are named under ``language_model`` (Gemma3ForCo
 ``language_model.model.layers.N`` before transformers 4.52, ``model.language_model.layers.N``
 after); llama.cpp's converter drops the ``language_model.`` part, and so does this one. LoRA on
 the vision tower or its projector is refused: the tower runs without adapters.
+
+mlx-lm names its matrices ``model.layers.N.<module>.lora_a`` (in × r) and ``.lora_b`` (r × out),
+the transposes of PEFT's, and computes ``W x + scale · (x A) B`` with the config's
+``lora_parameters.scale`` (its fused model is ``W + scale · Bᵀ Aᵀ``): both are transposed on
+the way, and alpha is written as scale × rank. (Ollama's converter reads ``lora_alpha`` or
+``lora_parameters.alpha`` instead and drops ``scale``, so an mlx-lm adapter runs there at another
+strength than mlx-lm trained it at.) DoRA (``fine_tune_type`` dora) and full fine-tunes are
+refused.
 
 rsLoRA (scale alpha / √r) is written exactly: the alpha written makes alpha / r the PEFT scale
 for the rank in the config, and a module of another rank (``rank_pattern``) has the difference
@@ -57,6 +65,9 @@ _KEY = re.compile(
 _VISION = re.compile(
     r"^base_model\.model\.(?:model\.)?(?:vision_tower|vision_model|multi_modal_projector)\."
 )
+# mlx-lm's names: the model's own parameter paths (gemma3's text layers under language_model)
+_MLX_KEY = re.compile(r"^(?:language_model\.)?model\.layers\.(\d+)\.([a-z_.]+)\.lora_(a|b)$")
+MLX_WEIGHTS = "adapters.safetensors"
 _ADAPTABLE = {part: name for part, name in _DECODER_LAYER.items() if part.endswith("_proj")}
 # Settings that change what the adapter computes in ways a GGUF LoRA cannot carry.
 _REFUSED = {
@@ -81,6 +92,7 @@ class AdapterTensor:
     source: str
     permute_heads: int = 0  # llama's q/k row permutation of B, by this many heads
     scale: float = 1.0  # folded into B (rsLoRA at a rank other than the config's)
+    transpose: bool = False  # stored the other way round (mlx-lm's)
 
 
 @dataclass
@@ -100,7 +112,7 @@ class AdapterConversion:
                 tensor.name,
                 _loader(self.folder, tensor, info.dtype, f32),
                 "F32" if f32 else info.dtype,
-                tuple(reversed(info.shape)),
+                tuple(info.shape) if tensor.transpose else tuple(reversed(info.shape)),
             )
         return writer.write()
 
@@ -110,6 +122,8 @@ def _loader(folder: ModelFolder, tensor: AdapterTensor, dtype: str, f32: bool):
         data = folder.raw(tensor.source)
         if f32:
             data = to_float32(data, dtype, tensor.source) * np.float32(tensor.scale)
+        if tensor.transpose:
+            data = data.T
         if tensor.permute_heads:
             data = permute_for_llama(tensor.permute_heads)(data)
         return np.ascontiguousarray(data, dtype=np.float32 if f32 else data.dtype)
@@ -126,15 +140,28 @@ class PeftAdapter:
     rslora: bool
     rank_pattern: bool  # some modules have other ranks
     halves: dict[tuple[int, str], dict[str, str]]  # (layer, GGUF part) -> {"A": name, "B": name}
+    mlx: bool = False  # mlx-lm's: A is in × r and B r × out
+
+    def shapes(self, folder: ModelFolder, found: dict[str, str]) -> tuple[int, int, int, int]:
+        """(A's rank, inputs, outputs, B's rank) of one module's pair."""
+        a, b = folder.info(found["A"]).shape, folder.info(found["B"]).shape
+        if self.mlx:
+            return a[1], a[0], b[1], b[0]
+        return a[0], a[1], b[0], b[1]
 
 
 def read_adapter(folder: ModelFolder) -> PeftAdapter:
     """Every check that needs no base: the config, the file, the tensor names and types."""
-    r, alpha, rslora, rank_pattern = _config(folder)
     names = sorted(n for n in folder.paths if n.lower().endswith((".safetensors", ".bin")))
-    if names not in (["adapter_model.safetensors"], ["adapter_model.bin"]):
+    mlx = names == [MLX_WEIGHTS]
+    if mlx:
+        r, alpha, rslora, rank_pattern = _mlx_config(folder)
+    else:
+        r, alpha, rslora, rank_pattern = _config(folder)
+    if names not in (["adapter_model.safetensors"], ["adapter_model.bin"], [MLX_WEIGHTS]):
         raise InvalidModelFile(
             "a PEFT adapter is one adapter_model.safetensors (or adapter_model.bin) file with its "
+            "adapter_config.json; an mlx-lm adapter is adapters.safetensors with its "
             "adapter_config.json"
         )
     if not folder.tensors and names == ["adapter_model.bin"]:
@@ -143,10 +170,11 @@ def read_adapter(folder: ModelFolder) -> PeftAdapter:
         folder.open_tensors()
     halves: dict[tuple[int, str], dict[str, str]] = {}
     for name in folder.tensors:
-        match = _KEY.match(name)
+        match = (_MLX_KEY if mlx else _KEY).match(name)
         if match is None:
-            raise InvalidModelFile(_unexpected(name))
+            raise InvalidModelFile(_unexpected(name, mlx))
         layer, part, half = match.groups()
+        half = half.upper()
         if part not in _ADAPTABLE:
             raise InvalidModelFile(f"adapter tensor {name!r}: LoRA on {part} is not supported")
         info = folder.info(name)
@@ -164,12 +192,15 @@ def read_adapter(folder: ModelFolder) -> PeftAdapter:
         found[half] = name
     if not halves:
         raise InvalidModelFile("the adapter has no LoRA tensors")
+    adapter = PeftAdapter(r, alpha, rslora, rank_pattern, halves, mlx)
     for (layer, part), found in sorted(halves.items()):
         if set(found) != {"A", "B"}:
-            missing = "lora_B" if "A" in found else "lora_A"
+            missing = (
+                ("lora_b" if mlx else "lora_B") if "A" in found else ("lora_a" if mlx else "lora_A")
+            )
             raise InvalidModelFile(f"the adapter of layer {layer}'s {part} lacks its {missing}")
-        rank = folder.info(found["A"]).shape[0]
-        if folder.info(found["B"]).shape[1] != rank or not 1 <= rank <= MAX_RANK:
+        rank, _, _, rank_b = adapter.shapes(folder, found)
+        if rank_b != rank or not 1 <= rank <= MAX_RANK:
             raise InvalidModelFile(
                 f"the lora_A and lora_B of layer {layer}'s {part} disagree on their rank"
             )
@@ -177,7 +208,7 @@ def read_adapter(folder: ModelFolder) -> PeftAdapter:
             raise InvalidModelFile(
                 f"{found['A']} has rank {rank}, adapter_config.json says r = {r}"
             )
-    return PeftAdapter(r, alpha, rslora, rank_pattern, halves)
+    return adapter
 
 
 def plan_adapter(folder: ModelFolder, base) -> AdapterConversion:
@@ -197,12 +228,12 @@ def plan_adapter(folder: ModelFolder, base) -> AdapterConversion:
         target = f"blk.{layer}.{part}.weight"
         if target not in base_shapes:
             raise InvalidModelFile(f"the adapter changes {target}, which the model does not have")
-        (rank, n_in), (n_out, _) = folder.info(found["A"]).shape, folder.info(found["B"]).shape
+        rank, n_in, n_out, _ = adapter.shapes(folder, found)
         if (n_in, n_out) != base_shapes[target][:2] or len(base_shapes[target]) != 2:
             want_in, want_out = base_shapes[target][:2]
             raise InvalidModelFile(
-                f"the adapter of {target} does not fit the model: lora_A is {rank} × {n_in} and lora_B "
-                f"{n_out} × {rank}, for a weight of {want_out} × {want_in}"
+                f"the adapter of {target} does not fit the model: it maps {n_in} inputs to "
+                f"{n_out} outputs at rank {rank}, for a weight of {want_out} × {want_in}"
             )
         n_heads = heads.get(part, 0)
         if n_heads and n_out % (2 * n_heads):
@@ -212,8 +243,10 @@ def plan_adapter(folder: ModelFolder, base) -> AdapterConversion:
         wanted = adapter.alpha / (math.sqrt(rank) if adapter.rslora else rank)
         fold = wanted * rank / alpha  # 1 unless rsLoRA meets a module of another rank
         fold = 1.0 if math.isclose(fold, 1.0, rel_tol=1e-12) else fold
-        tensors.append(AdapterTensor(f"{target}.lora_a", found["A"]))
-        tensors.append(AdapterTensor(f"{target}.lora_b", found["B"], n_heads, fold))
+        tensors.append(AdapterTensor(f"{target}.lora_a", found["A"], transpose=adapter.mlx))
+        tensors.append(
+            AdapterTensor(f"{target}.lora_b", found["B"], n_heads, fold, transpose=adapter.mlx)
+        )
     metadata = {
         "general.architecture": (arch, ValueType.STRING),
         "general.type": ("adapter", ValueType.STRING),
@@ -255,12 +288,52 @@ def _config(folder: ModelFolder) -> tuple[int, float, bool, bool]:
     return r, float(alpha), rslora, bool(values.get("rank_pattern"))
 
 
+def _mlx_config(folder: ModelFolder) -> tuple[int, float, bool, bool]:
+    """mlx-lm's ``adapter_config.json``: ``fine_tune_type`` and ``lora_parameters`` (``rank``,
+    ``scale``), as its ``load_adapters`` reads them; returned as PEFT's (r, alpha, ...), the
+    alpha being the one GGUF's alpha / rank turns into the scale."""
+    values = folder.json("adapter_config.json")
+    if values is None:
+        raise InvalidModelFile("the adapter folder has no adapter_config.json")
+    kind = values.get("fine_tune_type", "lora")
+    if kind == "dora" or values.get("use_dora"):
+        raise InvalidModelFile("DoRA adapters are not supported")
+    if kind != "lora":
+        raise InvalidModelFile(
+            f"only LoRA adapters are supported; adapter_config.json says fine_tune_type {_brief(kind)}"
+        )
+    parameters = values.get("lora_parameters")
+    if not isinstance(parameters, dict):
+        raise InvalidModelFile("adapter_config.json has no lora_parameters")
+    r, scale = parameters.get("rank"), parameters.get("scale")
+    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_RANK:
+        raise InvalidModelFile(
+            f"adapter_config.json: lora_parameters.rank = {_brief(r)} is not a rank from 1 to {MAX_RANK}"
+        )
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not math.isfinite(scale)
+        or not abs(scale) * r < MAX_ALPHA
+    ):
+        raise InvalidModelFile(
+            f"adapter_config.json: lora_parameters.scale = {_brief(scale)} is not a usable number"
+        )
+    return r, float(scale) * r, False, False
+
+
 def _brief(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _unexpected(name: str) -> str:
+def _unexpected(name: str, mlx: bool = False) -> str:
+    if mlx:
+        if name.endswith(".m"):
+            return "DoRA adapters are not supported"
+        if ".embed_tokens." in name or name.startswith("lm_head."):
+            return f"adapter tensor {name!r}: LoRA on the token embedding or the output layer is not supported"
+        return f"adapter tensor {name!r} is not an mlx-lm LoRA tensor of a decoder layer"
     if _VISION.match(name):
         return (
             f"adapter tensor {name!r}: LoRA on the vision tower or its projector is not supported"

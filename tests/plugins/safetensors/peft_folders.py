@@ -204,3 +204,64 @@ def merged_gguf(base: Path, adapter: Path, out: Path) -> Path:
             name = f"blk.{layer}.{GGUF_NAMES[module.rsplit('.', 1)[-1]]}.weight"
             deltas[name] = config["lora_alpha"] / a.shape[0] * (b @ a)
     return float32_gguf(base, out, deltas)
+
+
+def mlx_adapter(
+    model: Path,
+    folder: Path,
+    *,
+    seed: int = 1,
+    rank: int = 4,
+    scale: float = 2.0,
+    modules=MODULES,
+    layers_prefix: str = "model.layers",
+    config: dict | None = None,
+) -> dict:
+    """A seeded adapter for the model folder ``model`` as mlx-lm's LoRA training saves one:
+    ``adapters.safetensors`` with the model's own parameter paths,
+    ``model.layers.N.<module>.lora_a`` (in × r) and ``.lora_b`` (r × out), and
+    ``adapter_config.json`` with ``fine_tune_type``, ``num_layers`` and ``lora_parameters``
+    (``rank``, ``scale``, ``dropout``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = load_file(model / "model.safetensors")
+    n_layers = json.loads((model / "config.json").read_text())["num_hidden_layers"]
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for layer in range(n_layers):
+        for name in modules:
+            out_dim, in_dim = weights[f"model.layers.{layer}.{module_path(name)}.weight"].shape
+            key = f"{layers_prefix}.{layer}.{module_path(name)}"
+            tensors[f"{key}.lora_a"] = (
+                rng.standard_normal((in_dim, rank)) / np.sqrt(in_dim)
+            ).astype(np.float32)
+            tensors[f"{key}.lora_b"] = (
+                0.5 * rng.standard_normal((rank, out_dim)) / np.sqrt(rank) / scale
+            ).astype(np.float32)
+    save_file(tensors, str(folder / "adapters.safetensors"), metadata={"format": "mlx"})
+    values = {
+        "fine_tune_type": "lora",
+        "num_layers": n_layers,
+        "lora_parameters": {"rank": rank, "scale": scale, "dropout": 0.0},
+        "model": str(model),
+    }
+    values.update(config or {})
+    (folder / "adapter_config.json").write_text(json.dumps(values))
+    return tensors
+
+
+def mlx_merged_folder(model: Path, adapter: Path, out: Path) -> Path:
+    """``model`` with an mlx-lm adapter fused into its weights as mlx-lm's ``LoRALinear.fuse``
+    does it: W + scale · Bᵀ Aᵀ, with A (in × r) and B (r × out) as saved."""
+    shutil.copytree(model, out)
+    scale = json.loads((adapter / "adapter_config.json").read_text())["lora_parameters"]["scale"]
+    weights = load_file(model / "model.safetensors")
+    lora = load_file(adapter / "adapters.safetensors")
+    for key in lora:
+        if key.endswith(".lora_a"):
+            stem = key.removesuffix(".lora_a")
+            a, b = lora[key].astype(np.float64), lora[stem + ".lora_b"].astype(np.float64)
+            target = stem.replace("language_model.", "") + ".weight"
+            delta = scale * b.T @ a.T
+            weights[target] = (weights[target].astype(np.float64) + delta).astype(np.float32)
+    save_file(weights, str(out / "model.safetensors"))
+    return out

@@ -23,6 +23,10 @@ from .encode import NonFiniteValues, encode
 from .recipe import FILE_TYPES, ModelFacts, Recipe, weight_order
 
 QUANTIZATION_VERSION = 2  # ggml's GGML_QNT_VERSION, recorded in every quantized file
+# Tensors a float model ships already quantized (gpt-oss's MXFP4 experts, as converted from
+# its folder) are copied as they are: at 4.25 bits a weight they are as small as the mixtures'
+# types, and requantizing their blocks would only add error to them.
+KEPT_TYPES = ("MXFP4",)
 
 
 def file_type_name(name: str) -> str:
@@ -44,7 +48,9 @@ def plan(gguf: GGUFFile, file_type: str) -> list[tuple[str, str]]:
     chosen = []
     for name in weight_order([t.name for t in gguf.tensors]):
         info = gguf.tensor_info(name)
-        target = recipe.choose(name, info.shape) or info.type_name
+        target = recipe.choose(name, info.shape) or info.type_name  # counts every tensor
+        if info.type_name in KEPT_TYPES:
+            target = info.type_name
         if target != info.type_name:  # a tensor to encode must be of a type quantizing reads
             Quantizer.check_source(info.type_name)
         chosen.append((name, target))

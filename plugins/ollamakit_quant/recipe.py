@@ -78,6 +78,18 @@ _KEEP_SUBSTRINGS = (
     "mm.a.code_embd",
 )
 _KEEP_NAMES = ("position_embd.weight", "token_types.weight")
+# Ollama's own choices over llama.cpp's recipe (server/quantization.go, given to llama-quantize
+# as --tensor-type): deepseek2's latent-attention matrices, small and critical, stay Q8_0 in
+# its Q4_K mixtures. (architecture, file types, name suffixes, type)
+_OLLAMA_OVERRIDES = (
+    (
+        "deepseek2",
+        ("Q4_K_S", "Q4_K_M"),
+        ("attn_k_b.weight", "attn_q_a.weight", "attn_q_b.weight", "attn_v_b.weight")
+        + ("attn_kv_a_mqa.weight",),
+        "Q8_0",
+    ),
+)
 _LAYER = re.compile(r"^blk\.(-?\d+)\.")
 
 
@@ -193,7 +205,7 @@ class Recipe:
         """The ggml type for this tensor, or None to keep it as it is."""
         if not quantizable(name, shape):
             return None
-        chosen = self._mixture(name, shape, category(name))
+        chosen = self._override(name, shape) or self._mixture(name, shape, category(name))
         if shape[0] % block_size(chosen):
             fallback = _FALLBACK.get(chosen)
             if fallback is None:
@@ -203,6 +215,19 @@ class Recipe:
                 )
             chosen = fallback if shape[0] % block_size(fallback) == 0 else "F16"
         return chosen
+
+    def _override(self, name: str, shape) -> str | None:
+        """Ollama's type for this tensor, where its row fits (else the mixture's fallbacks
+        choose, which is where llama.cpp's leave it too)."""
+        for arch, file_types, suffixes, chosen in _OLLAMA_OVERRIDES:
+            if (
+                self.facts.arch == arch
+                and self.file_type in file_types
+                and name.endswith(suffixes)
+                and shape[0] % block_size(chosen) == 0
+            ):
+                return chosen
+        return None
 
     def _layer(self, kind: str, name: str) -> tuple[int, int]:
         """(layer index, layer count) for the per-layer rules; counted in tensor order, or read

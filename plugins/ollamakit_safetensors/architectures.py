@@ -10,8 +10,10 @@ from ollamakit.errors import InvalidModelFile
 
 from .base import Architecture, Config, Tensor
 from .bert import Bert
+from .deepseek2 import Deepseek2
 from .decoders import Gemma2, Gemma3, Granite, Llama, Olmo2, Qwen2, Qwen3, Starcoder2
 from .experts import Mixtral, Qwen3Moe
+from .gptoss import GptOss
 from .nomic_bert import NomicBert
 from .phi3 import Phi3
 
@@ -31,6 +33,8 @@ ARCHITECTURES = {
         Olmo2,
         Granite,
         Starcoder2,
+        GptOss,
+        Deepseek2,
         Bert,
         NomicBert,
     )

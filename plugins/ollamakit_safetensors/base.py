@@ -61,6 +61,14 @@ class Tensor:
     # matrix of a layer into one 3-D tensor, its ``parts`` (their sources, by expert)
     expert: int | None = None
     parts: tuple[str, ...] = ()
+    # a tensor made from part of its source, or from two (an MXFP4 matrix from its blocks and
+    # scales): the (numpy-order) shape written and the source's shape the transform takes
+    shape: tuple[int, ...] | None = None
+    source_shape: tuple[int, ...] | None = None
+    # written as blocks of this ggml type (MXFP4), which ``transform`` builds from the source
+    # and the ``companion`` source (``transform(source, companion)``)
+    ggml_type: str | None = None
+    companion: str | None = None
 
 
 class Architecture:
@@ -84,6 +92,12 @@ class Architecture:
     def tensor(self, hf_name: str) -> Tensor | None:
         """The GGUF tensor made from ``hf_name``; None for tensors the model does not use."""
         raise NotImplementedError
+
+    def tensors(self, hf_name: str) -> list[Tensor]:
+        """The GGUF tensors made from ``hf_name``: one, or several where the converter splits
+        a source (gpt-oss's interleaved gate and up experts, deepseek2's ``kv_b_proj``)."""
+        tensor = self.tensor(hf_name)
+        return [] if tensor is None else [tensor]
 
     def expected_shape(self, name: str) -> tuple[int, ...] | None:
         """The (numpy-order) shape GGUF tensor ``name`` must have, or None if it is unknown."""

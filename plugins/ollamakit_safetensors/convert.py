@@ -46,7 +46,7 @@ class Conversion:
         for tensor, ggml_type in self.tensors:
             info = self.folder.info(tensor.source)
             stacked = (len(tensor.parts),) if tensor.parts else ()
-            shape = tuple(reversed(stacked + tuple(info.shape))) or (1,)
+            shape = tuple(reversed(stacked + (tensor.shape or tuple(info.shape)))) or (1,)
             writer.add_tensor(
                 tensor.name, _loader(self.folder, tensor, info.dtype, ggml_type), ggml_type, shape
             )
@@ -62,6 +62,8 @@ def _loader(folder: ModelFolder, tensor: Tensor, dtype: str, ggml_type: str):
         if tensor.parts:  # the experts' matrices, one after another
             return np.stack([_loader(folder, one, dtype, ggml_type)() for one in _each(tensor)])
         raw = folder.raw(tensor.source)
+        if tensor.companion is not None:  # blocks built from two sources (MXFP4)
+            return np.ascontiguousarray(tensor.transform(raw, folder.raw(tensor.companion)))
         if ggml_type == "F32":
             data = to_float32(raw, dtype, tensor.source)
             data = tensor.transform(data) if tensor.transform else data
@@ -74,7 +76,10 @@ def _loader(folder: ModelFolder, tensor: Tensor, dtype: str, ggml_type: str):
 
 def _each(tensor: Tensor) -> list[Tensor]:
     """A stacked tensor's parts as tensors of their own."""
-    return [Tensor(tensor.name, part, tensor.transform, tensor.force_f32) for part in tensor.parts]
+    return [
+        Tensor(tensor.name, part, tensor.transform, tensor.force_f32, shape=tensor.shape)
+        for part in tensor.parts
+    ]
 
 
 def plan_conversion(folder: ModelFolder, name: str = "") -> Conversion:
@@ -112,22 +117,8 @@ def _plan_tensors(folder: ModelFolder, arch: Architecture) -> list[tuple[Tensor,
     planned: dict[str, tuple[Tensor, str]] = {}
     experts: dict[str, dict[int, Tensor]] = {}
     for source in folder.tensors:
-        tensor = arch.tensor(source)
-        if tensor is None:
-            continue
-        if tensor.expert is not None:
-            one = experts.setdefault(tensor.name, {})
-            if tensor.expert in one:
-                raise InvalidModelFile(
-                    f"tensors {one[tensor.expert].source!r} and {source!r} are the same expert"
-                )
-            one[tensor.expert] = tensor
-            continue
-        if tensor.name in planned:
-            raise InvalidModelFile(
-                f"tensors {planned[tensor.name][0].source!r} and {source!r} both become {tensor.name}"
-            )
-        planned[tensor.name] = (tensor, _checked_type(folder, arch, tensor, tuple()))
+        for tensor in arch.tensors(source):
+            _plan_one(folder, arch, tensor, planned, experts)
     for name, by_expert in experts.items():
         tensor = _stacked(folder, name, by_expert, arch.n_expert)
         planned[name] = (tensor, _checked_type(folder, arch, tensor, (len(tensor.parts),)))
@@ -138,16 +129,43 @@ def _plan_tensors(folder: ModelFolder, arch: Architecture) -> list[tuple[Tensor,
     return sorted(planned.values(), key=lambda item: _order(item[0].name))
 
 
+def _plan_one(
+    folder: ModelFolder, arch: Architecture, tensor: Tensor, planned: dict, experts: dict
+) -> None:
+    """Add ``tensor`` to the plan, or to its layer's experts to be stacked."""
+    source = tensor.source
+    if tensor.expert is not None:
+        one = experts.setdefault(tensor.name, {})
+        if tensor.expert in one:
+            raise InvalidModelFile(
+                f"tensors {one[tensor.expert].source!r} and {source!r} are the same expert"
+            )
+        one[tensor.expert] = tensor
+        return
+    if tensor.name in planned:
+        raise InvalidModelFile(
+            f"tensors {planned[tensor.name][0].source!r} and {source!r} both become {tensor.name}"
+        )
+    planned[tensor.name] = (tensor, _checked_type(folder, arch, tensor, tuple()))
+
+
 def _checked_type(folder: ModelFolder, arch: Architecture, tensor: Tensor, stacked: tuple) -> str:
     """The GGML type ``tensor`` is written as, once its dtype and shape are checked."""
     source = tensor.source
     info = folder.info(source)
+    if tensor.ggml_type is not None:  # blocks and their scales, both bytes
+        return _checked_blocks(folder, arch, tensor)
     if info.dtype not in FLOAT_DTYPES and info.dtype != "F64":
         raise InvalidModelFile(
             f"tensor {source!r} has dtype {info.dtype}; only F32, F16 and BF16 models convert"
         )
+    if tensor.source_shape is not None and tuple(info.shape) != tensor.source_shape:
+        raise InvalidModelFile(
+            f"tensor {source!r} has shape {list(info.shape)}, "
+            f"config.json implies {list(tensor.source_shape)}"
+        )
     expected = arch.expected_shape(tensor.name)
-    shape = stacked + tuple(info.shape)
+    shape = stacked + (tensor.shape or tuple(info.shape))
     if expected is not None and shape != expected:
         what = f"{tensor.name} (its experts stacked)" if stacked else repr(source)
         raise InvalidModelFile(
@@ -156,6 +174,27 @@ def _checked_type(folder: ModelFolder, arch: Architecture, tensor: Tensor, stack
     if info.size == 0:
         raise InvalidModelFile(f"tensor {source!r} is empty")
     return "F32" if tensor.force_f32 or info.dtype in ("F32", "F64") else info.dtype
+
+
+def _checked_blocks(folder: ModelFolder, arch: Architecture, tensor: Tensor) -> str:
+    """A quantized matrix made from stored blocks: both sources bytes of the shapes the
+    transform takes (``source_shape`` for the blocks, all but their last axis for the scales),
+    the matrix of the shape config.json implies."""
+    blocks, scales = folder.info(tensor.source), folder.info(tensor.companion or "")
+    expected_blocks = tensor.source_shape or ()
+    for info, shape in ((blocks, expected_blocks), (scales, expected_blocks[:-1])):
+        if info.dtype != "U8":
+            raise InvalidModelFile(f"tensor {info.name!r} has dtype {info.dtype}, not U8")
+        if tuple(info.shape) != shape:
+            raise InvalidModelFile(
+                f"tensor {info.name!r} has shape {list(info.shape)}, config.json implies {list(shape)}"
+            )
+    expected = arch.expected_shape(tensor.name)
+    if expected is not None and tensor.shape != expected:
+        raise InvalidModelFile(
+            f"{tensor.name} would have shape {list(tensor.shape or ())}, config.json implies {list(expected)}"
+        )
+    return tensor.ggml_type or ""
 
 
 def _stacked(folder: ModelFolder, name: str, by_expert: dict[int, Tensor], count: int) -> Tensor:

@@ -43,7 +43,7 @@ class _Experts:
         return attention + _EXPERT_TENSORS
 
 
-def _counts(config: Config, experts_key: str) -> tuple[int, int]:
+def expert_counts(config: Config, experts_key: str) -> tuple[int, int]:
     n_expert = config.int(experts_key, high=1024)
     used = config.int("num_experts_per_tok", high=1024)
     if used > n_expert:
@@ -62,7 +62,7 @@ class Mixtral(_Experts, Llama):
 
     def __init__(self, config: Config, folder):
         super().__init__(config, folder)
-        self.n_expert, self.n_expert_used = _counts(config, "num_local_experts")
+        self.n_expert, self.n_expert_used = expert_counts(config, "num_local_experts")
         self.n_ff_exp = self.n_ff
 
     def metadata(self):
@@ -87,7 +87,7 @@ class Qwen3Moe(_Experts, Qwen3):
 
     def __init__(self, config: Config, folder):
         super().__init__(config, folder)
-        self.n_expert, self.n_expert_used = _counts(config, "num_experts")
+        self.n_expert, self.n_expert_used = expert_counts(config, "num_experts")
         self.n_ff_exp = config.int("moe_intermediate_size")
         # every layer with experts and their weights renormalised: what llama.cpp's graph runs
         if config.get("mlp_only_layers") or config.int("decoder_sparse_step", 1) != 1:

@@ -187,3 +187,28 @@ def test_mixture_of_experts_and_kept_tensors():
     assert set(per_layer(chosen, "attn_v", 8) + per_layer(chosen, "attn_k", 8)) == {"Q8_0"}
     assert chosen["blk.0.ffn_gate_inp.weight"] is None and chosen["position_embd.weight"] is None
     assert chosen["blk.0.ffn_down_exps.weight"] == "Q6_K"  # layer 0, read from the name
+
+
+def test_ollamas_deepseek2_latent_attention_stays_q8_0_in_q4_k():
+    """Ollama keeps deepseek2's latent-attention matrices at Q8_0 in Q4_K_S and Q4_K_M (its
+    llama-quantize --tensor-type overrides); other mixtures, other tensors and other
+    architectures follow llama.cpp's recipe, and a row Q8_0 cannot hold falls back as the
+    mixture's type would."""
+    latent = {
+        "blk.0.attn_q_a.weight": (2048, 1536),
+        "blk.0.attn_q_b.weight": (1536, 24576),
+        "blk.0.attn_kv_a_mqa.weight": (2048, 576),
+        "blk.0.attn_k_b.weight": (128, 512, 128),
+        "blk.0.attn_v_b.weight": (512, 128, 128),
+        "blk.0.attn_output.weight": (16384, 2048),
+    }
+    for file_type in ("Q4_K_S", "Q4_K_M"):
+        chosen = choices(file_type, latent, arch="deepseek2", n_layer=1, heads=128, kv_heads=1)
+        assert {n: t for n, t in chosen.items() if "attn_output" not in n} == dict.fromkeys(
+            [n for n in latent if "attn_output" not in n], "Q8_0"
+        )
+        assert chosen["blk.0.attn_output.weight"] == "Q4_K"
+    assert choices("Q5_K_M", latent, arch="deepseek2", n_layer=1)["blk.0.attn_k_b.weight"] == "Q5_1"
+    assert choices("Q4_K_M", latent, arch="llama", n_layer=1)["blk.0.attn_k_b.weight"] == "Q5_0"
+    narrow = {"blk.0.attn_k_b.weight": (16, 32, 4)}
+    assert choices("Q4_K_M", narrow, arch="deepseek2", n_layer=1)["blk.0.attn_k_b.weight"] == "F16"

@@ -1,11 +1,14 @@
 """Seeded Hugging Face folders of the architectures whose conversion checks a fixture of
 ``ollamakit.testing.architectures``: phi3 with LongRoPE, gemma2, mixtral, qwen3moe, the dense
-qwen3 the last is built on, olmo3 (sliding windows, YaRN), granite and starcoder2.
+qwen3 the last is built on, olmo3 (sliding windows, YaRN), granite, starcoder2, gpt-oss (its
+experts in MXFP4 as released, and as floats) and deepseek2 (deepseek-v3's shape and
+deepseek-v2-lite's).
 
 Each folder is what ``save_pretrained`` of transformers writes for the fixture's config:
 ``config.json`` (the config class's own keys, rope settings in ``rope_parameters`` as
 transformers 5 writes them), ``model.safetensors`` with the module names and shapes of the
-architecture's ``transformers`` class (each expert's matrices apart), float16, and a
+architecture's ``transformers`` class (each expert's matrices apart, or gpt-oss's all together),
+float16 (MXFP4 blocks and exponents as bytes), and a
 ``tokenizer.json`` of the fixtures' byte-level vocabulary. ``record_arch_folder_logits.py``
 checks the names and shapes against the class's own ``save_pretrained`` and records
 transformers' answers for each folder.
@@ -32,7 +35,12 @@ FOLDERS = {
     "olmo3": ("olmo3", "olmo3"),
     "granite": ("granite", "granite"),
     "starcoder2": ("starcoder2", "starcoder2"),
+    "gpt-oss": ("gpt-oss", "gpt_oss"),  # MXFP4 experts, as the released models ship
+    "gpt-oss-float": ("gpt-oss", "gpt_oss"),  # float experts
+    "deepseek2": ("deepseek2", "deepseek_v3"),
+    "deepseek2-lite": ("deepseek2-lite", "deepseek_v2"),
 }
+MXFP4_FOLDERS = ("gpt-oss",)
 
 
 def config(name: str) -> dict:
@@ -49,21 +57,36 @@ def config(name: str) -> dict:
         )
     if "partial_rotary_factor" in c:
         rope["partial_rotary_factor"] = c.pop("partial_rotary_factor")
+    if name.startswith("gpt-oss"):
+        # YaRN's ramp between whole dimensions, as ggml always computes it (the released
+        # gpt-oss configs say ``truncate: false``, which llama.cpp runs this way too)
+        rope["truncate"] = True
     if name == "olmo3":  # per kind of attention; the windowed layers' base is the global one's
         sliding = {"rope_type": "default", "rope_theta": rope["rope_theta"]}
         rope = {"full_attention": rope, "sliding_attention": sliding}
+    extra = {}
+    if name in MXFP4_FOLDERS:
+        extra["quantization_config"] = {
+            "quant_method": "mxfp4",
+            "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router"]
+            + ["model.embed_tokens", "lm_head"],
+        }
     return {
         **c,
         "architectures": [model],
         "model_type": model_type,
         "rope_parameters": rope,
         "dtype": "float16",
+        **extra,
     }
 
 
 def tensor_shapes(name: str) -> dict[str, tuple[int, ...]]:
     """Every tensor of the folder with its shape, as the transformers class names them."""
     c = config(name)
+    if name.startswith(("gpt-oss", "deepseek2")):
+        layer = _gpt_oss_layer if name.startswith("gpt-oss") else _deepseek2_layer
+        return _around_layers(c, lambda i: layer(name, c, i))
     d, ff, vocab = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
     head_dim = c.get("head_dim") or d // c["num_attention_heads"]
     q, kv = c["num_attention_heads"] * head_dim, c["num_key_value_heads"] * head_dim
@@ -149,6 +172,109 @@ def tensor_shapes(name: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _around_layers(c: dict, layer) -> dict[str, tuple[int, ...]]:
+    d, vocab = c["hidden_size"], c["vocab_size"]
+    shapes = {"model.embed_tokens.weight": (vocab, d)}
+    for i in range(c["num_hidden_layers"]):
+        shapes.update({f"model.layers.{i}.{k}": v for k, v in layer(i).items()})
+    shapes["model.norm.weight"] = (d,)
+    shapes["lm_head.weight"] = (vocab, d)
+    return shapes
+
+
+def _gpt_oss_layer(name: str, c: dict, i: int) -> dict[str, tuple[int, ...]]:
+    """gpt-oss: biased attention with sinks, a biased router, every expert's gate and up rows
+    interleaved in one tensor; MXFP4 experts as blocks of 16 bytes (32 values) and their
+    exponents, float experts stored (experts, row, rows)."""
+    d, ff, n = c["hidden_size"], c["intermediate_size"], c["num_local_experts"]
+    heads = c["num_attention_heads"]
+    q, kv = heads * c["head_dim"], c["num_key_value_heads"] * c["head_dim"]
+    layer = {"input_layernorm.weight": (d,), "post_attention_layernorm.weight": (d,)}
+    for proj, rows in (("q", q), ("k", kv), ("v", kv)):
+        layer.update(
+            {f"self_attn.{proj}_proj.weight": (rows, d), f"self_attn.{proj}_proj.bias": (rows,)}
+        )
+    layer.update({"self_attn.o_proj.weight": (d, q), "self_attn.o_proj.bias": (d,)})
+    layer["self_attn.sinks"] = (heads,)
+    layer.update({"mlp.router.weight": (n, d), "mlp.router.bias": (n,)})
+    x = "mlp.experts."
+    if name in MXFP4_FOLDERS:
+        layer.update(
+            {
+                x + "gate_up_proj_blocks": (n, 2 * ff, d // 32, 16),
+                x + "gate_up_proj_scales": (n, 2 * ff, d // 32),
+                x + "down_proj_blocks": (n, d, ff // 32, 16),
+                x + "down_proj_scales": (n, d, ff // 32),
+            }
+        )
+    else:
+        layer.update({x + "gate_up_proj": (n, d, 2 * ff), x + "down_proj": (n, ff, d)})
+    layer.update({x + "gate_up_proj_bias": (n, 2 * ff), x + "down_proj_bias": (n, d)})
+    return layer
+
+
+def _deepseek2_layer(name: str, c: dict, i: int) -> dict[str, tuple[int, ...]]:
+    """deepseek2: latent attention (a low-rank query pair, or one matrix for the lite model),
+    leading dense layers, then routed experts apart and shared ones together."""
+    d, heads = c["hidden_size"], c["num_attention_heads"]
+    rank, nope, pe, v = (
+        c[k] for k in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+    )
+    layer = {"input_layernorm.weight": (d,), "post_attention_layernorm.weight": (d,)}
+    if c.get("q_lora_rank"):
+        r = c["q_lora_rank"]
+        layer.update(
+            {
+                "self_attn.q_a_proj.weight": (r, d),
+                "self_attn.q_a_layernorm.weight": (r,),
+                "self_attn.q_b_proj.weight": (heads * (nope + pe), r),
+            }
+        )
+    else:
+        layer["self_attn.q_proj.weight"] = (heads * (nope + pe), d)
+    layer.update(
+        {
+            "self_attn.kv_a_proj_with_mqa.weight": (rank + pe, d),
+            "self_attn.kv_a_layernorm.weight": (rank,),
+            "self_attn.kv_b_proj.weight": (heads * (nope + v), rank),
+            "self_attn.o_proj.weight": (d, heads * v),
+        }
+    )
+    if i < c["first_k_dense_replace"]:
+        ff = c["intermediate_size"]
+        layer.update(
+            {
+                "mlp.gate_proj.weight": (ff, d),
+                "mlp.up_proj.weight": (ff, d),
+                "mlp.down_proj.weight": (d, ff),
+            }
+        )
+        return layer
+    n, e = c["n_routed_experts"], c["moe_intermediate_size"]
+    layer["mlp.gate.weight"] = (n, d)
+    if c.get("scoring_func") == "sigmoid":
+        layer["mlp.gate.e_score_correction_bias"] = (n,)
+    for j in range(n):
+        x = f"mlp.experts.{j}."
+        layer.update(
+            {
+                x + "gate_proj.weight": (e, d),
+                x + "up_proj.weight": (e, d),
+                x + "down_proj.weight": (d, e),
+            }
+        )
+    shared = e * c["n_shared_experts"]
+    x = "mlp.shared_experts."
+    layer.update(
+        {
+            x + "gate_proj.weight": (shared, d),
+            x + "up_proj.weight": (shared, d),
+            x + "down_proj.weight": (d, shared),
+        }
+    )
+    return layer
+
+
 def write(name: str, folder: Path, seed: int = 0) -> Path:
     """Write folder ``name`` (the same bytes on every machine)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,7 +283,13 @@ def write(name: str, folder: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     weights = {}
     for tensor, shape in tensor_shapes(name).items():
-        if tensor.endswith(".bias"):
+        if tensor.endswith("_blocks"):  # random 4-bit codes
+            weights[tensor] = rng.integers(0, 256, shape, dtype=np.uint8)
+            continue
+        if tensor.endswith("_scales"):  # exponents of 2^-5 or 2^-4: values near 1/sqrt(row)
+            weights[tensor] = rng.integers(122, 124, shape, dtype=np.uint8)
+            continue
+        if tensor.endswith(("bias", ".sinks")):
             values = rng.standard_normal(shape) * 0.1
         elif len(shape) == 1:  # gemma2 multiplies by 1 + w, the others by w
             values = rng.standard_normal(shape) * 0.1 + (0.0 if name == "gemma2" else 1.0)
@@ -165,7 +297,14 @@ def write(name: str, folder: Path, seed: int = 0) -> Path:
             widen = tensor == "lm_head.weight" or (
                 tensor == "model.embed_tokens.weight" and c["tie_word_embeddings"]
             )
-            values = rng.standard_normal(shape) * (scale if widen else 1.0) / np.sqrt(shape[-1])
+            # each row of a matrix is what one output sums over; gpt-oss's float experts are
+            # stored transposed, (experts, row, rows)
+            row = (
+                shape[-2]
+                if tensor.endswith(("experts.gate_up_proj", "experts.down_proj"))
+                else shape[-1]
+            )
+            values = rng.standard_normal(shape) * (scale if widen else 1.0) / np.sqrt(row)
         weights[tensor] = values.astype(np.float16)
     save_file(weights, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(c, indent=1))

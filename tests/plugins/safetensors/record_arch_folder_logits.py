@@ -3,7 +3,8 @@
 
     python tests/plugins/safetensors/record_arch_folder_logits.py   # with torch and transformers
 
-For each folder: the architecture's ``transformers`` class, made from the folder's config, must
+For each folder: the architecture's ``transformers`` class (for an MXFP4 folder, with its experts
+dequantized by transformers' own MXFP4 code), made from the folder's config, must
 ``save_pretrained`` the same tensor names and shapes as ``arch_folders`` writes, and load the
 folder with no tensor missing or left over. Then, in float32 with eager attention, its greedy
 continuation of each prompt (the whole sequence run again at each step), with every step's top-2
@@ -47,6 +48,8 @@ def record() -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         for name in arch_folders.FOLDERS:
             folder = arch_folders.write(name, Path(scratch) / name)
+            if name in arch_folders.MXFP4_FOLDERS:
+                folder = dequantized(folder, Path(scratch) / f"{name}-dequantized")
             config = json.loads((folder / "config.json").read_text())
             model_class = getattr(transformers, config["architectures"][0])
             own = model_class(model_class.config_class.from_pretrained(folder))
@@ -80,6 +83,31 @@ def record() -> dict:
                 )
             answers["folders"][name] = runs
     return answers
+
+
+def dequantized(folder: Path, out: Path) -> Path:
+    """An MXFP4 folder with its experts as transformers' own MXFP4 code dequantizes them
+    (``convert_moe_packed_tensors``, in float32), which its loader does on a machine without
+    MXFP4 kernels; the folder's other tensors and files as they are."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers.integrations.mxfp4 import convert_moe_packed_tensors
+
+    shutil.copytree(folder, out)
+    weights = load_file(folder / "model.safetensors")
+    for name in [n for n in weights if n.endswith("_blocks")]:
+        scales = weights.pop(name.replace("_blocks", "_scales"))
+        blocks = weights.pop(name)
+        weights[name.removesuffix("_blocks")] = convert_moe_packed_tensors(
+            blocks, scales, dtype=torch.float32
+        )
+    save_file(weights, str(out / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["quantization_config"]
+    (out / "config.json").write_text(json.dumps(config))
+    return out
 
 
 if __name__ == "__main__":

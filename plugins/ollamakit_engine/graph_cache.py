@@ -17,7 +17,10 @@ shared rope key after it; the values are the latent, read through a view of the 
 llama.cpp's cache holds them.
 
 ``shift`` is Ollama's context shift done as llama.cpp does it: the kept rows move down and their
-keys are rotated by the distance they moved; nothing is evaluated again.
+keys are rotated by the distance they moved; nothing is evaluated again. llama.cpp re-ropes every
+cached key, the unmoved prefix by zero positions, and rope multiplies what it rotates by its
+magnitude (LongRoPE's attention factor, YaRN's correction): where that is not 1 the prefix's keys
+are scaled by it again too, and so are they here.
 """
 
 from __future__ import annotations
@@ -210,22 +213,27 @@ class GraphKVCache(Cache):
             return False
         moved = end - keep
         runs: list[tuple[int, int, int]] = []
+        still: list[tuple[int, int, int]] = []  # the kept prefix's cells, re-roped by zero
         for layer in range(self.hp.n_layer):
             if self.in_ring(layer):
                 first = max(keep, oldest)  # the first moved position the ring holds
                 source = self.write_cells(True, first + discard, end + discard)
                 target = self.write_cells(True, first, end)
                 runs += [(layer, cell, count) for cell, count in _runs(target)]
+                prefix = self.write_cells(True, min(self.oldest, keep), keep)
+                still += [(layer, cell, count) for cell, count in _runs(prefix)]
             else:
                 source = self.write_cells(False, keep + discard, end + discard)
                 target = self.write_cells(False, keep, end)
                 runs.append((layer, keep, moved))
+                still.append((layer, 0, keep))
             for tensors, row in self._stored():
                 rows = self._rows(tensors[layer], row, self.cells[layer])
                 rows[target] = rows[source]  # fancy indexing copies the source first
         self.n_past, self.oldest = end, oldest
         if moved and self._rotate is not None:
             self._rotate(self, [run for run in runs if run[2]], -discard)
+            self._rotate(self, [run for run in still if run[2]], 0)
         return True
 
     # -- sharing a prefix ----------------------------------------------------------------------

@@ -20,6 +20,8 @@ per-architecture branch.
 
 from __future__ import annotations
 
+import math
+
 import ctypes
 from dataclasses import dataclass
 
@@ -552,17 +554,29 @@ class GraphTransformer:
             out = part if out is None else step.op("concat", out, part, 2)
         return out
 
+    def _rope_settings(self, local: bool) -> tuple[float, float, float, float]:
+        """(base, scale, ext_factor, attn_factor) of a global or a windowed layer's rope."""
+        hp = self.hp
+        ext_factor, attn_factor = hp.rope_ext_factor, hp.rope_attn_factor
+        if local and hp.rope_base_local is not None:
+            if hp.plain_rope_local:
+                ext_factor, attn_factor = 0.0, 1.0
+            return hp.rope_base_local, hp.rope_scale_local, ext_factor, attn_factor
+        return hp.rope_base, hp.rope_scale, ext_factor, attn_factor
+
+    def rope_magnitude(self, local: bool) -> float:
+        """What rope multiplies the vectors it rotates by (ggml's ``mscale``): the attention
+        factor, times YaRN's own correction where it blends frequencies."""
+        _, scale, ext_factor, attn_factor = self._rope_settings(local)
+        return attn_factor * (1.0 + 0.1 * math.log(1.0 / scale)) if ext_factor else attn_factor
+
     def rope(self, step, x, positions, local: bool, factors: int | None):
         """Rotate (head_dim, heads, rows) by ``positions`` (I32, one per row); the global
         layers' frequencies divided by ``factors`` (a sequence's own: ``factors``) where given."""
         hp = self.hp
-        ext_factor, attn_factor = hp.rope_ext_factor, hp.rope_attn_factor
+        base, scale, ext_factor, attn_factor = self._rope_settings(local)
         if local and hp.rope_base_local is not None:
-            base, scale, factors = hp.rope_base_local, hp.rope_scale_local, None
-            if hp.plain_rope_local:
-                ext_factor, attn_factor = 0.0, 1.0
-        else:
-            base, scale = hp.rope_base, hp.rope_scale
+            factors = None
         return step.op(
             "rope_ext",
             x,

@@ -175,10 +175,15 @@ class GraphRunner(RunnerBase):
 
     def _rotate(self, cache: GraphKVCache, runs, delta: int) -> None:
         """Rotate the keys of each run of cells, (layer, first cell, count), by ``delta``
-        positions, in place."""
+        positions, in place (by zero: only where rope scales what it rotates, see
+        ``graph_cache``)."""
         from ollamakit.lib.ggml import lib as L
 
         hp = self.hp
+        if not delta:
+            runs = [r for r in runs if self.model.rope_magnitude(hp.swa_layers[r[0]]) != 1.0]
+        if not runs:
+            return
         with self._lock:
             step = self.compute.step(16 * len(runs) + 16)
             try:

@@ -269,8 +269,8 @@ class Parser(ABC):
     has_thinking_support: bool = False
     #: tokens that must reach the parser as text, although they are control tokens
     preserved_tokens: tuple[str, ...] = ()
-    #: text after which the answer starts, when a ``format`` holds only the answer (None: from
-    #: the first token, or no thinking)
+    #: text after which the answer starts, when a ``format`` holds only the answer of
+    #: ``/api/generate`` (None: from the first token, or no thinking; a chat asks again instead)
     answer_after: str | None = None
 
     def __init__(self, kernel: Kernel | None = None):

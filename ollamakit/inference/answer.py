@@ -27,12 +27,21 @@ class Answer:
     parser: OutputParser | None
 
     @classmethod
-    def build(cls, lease: Lease, spec: FormatSpec | None, parser: OutputParser | None) -> Answer:
+    def build(
+        cls,
+        lease: Lease,
+        spec: FormatSpec | None,
+        parser: OutputParser | None,
+        *,
+        free_thinking: bool = True,
+    ) -> Answer:
         """The answer to ``spec`` (a ``format``; None without one) read by ``parser``: a
-        thinking model's text is free until its closing tag, then held to the format."""
+        thinking model's text is free until its closing tag, then held to the format (with
+        ``free_thinking`` false, held from the first token)."""
         if spec is None:
             return cls(None, parser)
-        closing = parser.thinking.closing if parser and parser.thinking else None
+        thinking = parser.thinking if free_thinking and parser else None
+        closing = thinking.closing if thinking else None
         if closing:
             spec = spec.with_preamble(closing)
         try:

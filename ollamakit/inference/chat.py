@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 from ..errors import BadRequest
 from ..interfaces import Lease
+from .. import rendering
 from ..lib.structured import Parsed
+from ..rendering import ParsedStream
 from ..options import merged
 from ..store import LocalModel
 from . import prompting
@@ -68,8 +70,13 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
             return
         tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
         parser = prompting.output_parser(model, text, tools=tools, think=think, rendered=rendered)
-        answer = Answer.build(lease, spec, parser)
-        for event in run(lease, tokens, common, answer, gone, report):
+        if spec is not None and thinks_before_format(model, parser, think):
+            events = _think_then_format(
+                lease, model, conversation, tools, think, spec, parser, tokens, common, gone, report
+            )
+        else:
+            events = run(lease, tokens, common, Answer.build(lease, spec, parser), gone, report)
+        for event in events:
             if isinstance(event, tuple):
                 yield _parsed_reply(common.model, *event)
                 continue
@@ -78,6 +85,55 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
             yield reply
     finally:
         lease.release()
+
+
+def thinks_before_format(model: LocalModel, parser, think) -> bool:
+    """Whether a chat with a ``format`` thinks freely first, as Ollama decides it: a model that
+    can think, read by its built-in parser (unless ``think`` is false and the parser thinks),
+    or by the template's thinking tags (which it is only when ``think`` is on)."""
+    if parser is None or "thinking" not in capabilities(model):
+        return False
+    if isinstance(parser, ParsedStream):
+        return not (parser.parser.has_thinking_support and think is False)
+    return parser.thinking is not None
+
+
+def _think_then_format(
+    lease, model, conversation, tools, think, spec, parser, tokens, common, gone, report
+):
+    """Ollama's two passes: the answer runs free until its first content; that content is
+    dropped, the thinking so far (whatever this chunk held of it too) is put back into the
+    conversation as the assistant's, and the model is asked again, its answer now held to the
+    format from the first token. The same parser reads both passes (it is past the thinking);
+    the second pass's counts are the reply's. (Ollama restarts only after some thinking and
+    lets an answer that starts without any through unconstrained; here it is restarted too.)"""
+    thought: list[str] = []
+    first = run(lease, tokens, common, Answer(None, parser), gone, report)
+    try:
+        for event in first:
+            if not isinstance(event, tuple) or not event[0].content:
+                if isinstance(event, tuple):
+                    thought.append(event[0].thinking)
+                yield event
+                continue
+            parsed, logprobs = event
+            if parsed.thinking:
+                thought.append(parsed.thinking)
+                yield Parsed(thinking=parsed.thinking), logprobs
+            break
+        else:
+            return  # done without an answer: nothing to hold to the format
+    finally:
+        first.close()
+    again = [*conversation, {"role": "assistant", "content": "", "thinking": "".join(thought)}]
+    rendered = render(lease, model, again, tools, think, common.truncate)
+    text = rendered.text
+    if rendering.parser_name(model.config, model.template) == "harmony":
+        # the rendered thinking could be continued: end it, and open the final answer
+        text += "<|end|><|start|>assistant<|channel|>final<|message|>"
+    tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)
+    answer = Answer.build(lease, spec, parser, free_thinking=False)
+    yield from run(lease, tokens, common, answer, gone, report)
 
 
 def check_images(lease: Lease, count: int) -> None:

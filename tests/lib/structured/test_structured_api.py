@@ -314,6 +314,73 @@ def test_thinking_then_a_format(thinker):
     assert json.loads("".join(c["message"]["content"] for c in chunks)) == {"sum": 4}
 
 
+# The assistant's turns render as "R: ...", so that the fake model, asked again with its own
+# thinking as the assistant's turn, recites the script's second line
+REASKED_TEMPLATE = (
+    '{{ range .Messages }}{{ if eq .Role "assistant" }}R: {{ if .Thinking }}<think>{{ .Thinking }}'
+    "</think>{{ end }}{{ .Content }}{{ else }}{{ .Content }}{{ end }}{{ end }}"
+)
+REASKED_SCRIPT = 'Q: sum?\nA: <think>four</think>The sum is 4.\nR: <think>four</think>{"sum": 4}\n'
+SUM_SCHEMA = {
+    "type": "object",
+    "properties": {"sum": {"type": "integer"}},
+    "required": ["sum"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+def test_a_format_after_thinking_asks_again_with_the_thinking(make_fake, path):
+    """As Ollama does: the model thinks unconstrained; at its first answer text the answer is
+    dropped, the thinking becomes the assistant's turn of the conversation, and the model is
+    asked again with the format held from the first token; the reply's counts are the second
+    pass's."""
+    setup = make_fake()
+    setup.model("reasker", REASKED_SCRIPT, template=REASKED_TEMPLATE)
+    messages = [{"role": "user", "content": "Q: sum?\nA: "}]
+    if path == "/api/chat":
+        chunks = lines(
+            post(setup, path, model="reasker", messages=messages, format=SUM_SCHEMA, think=True)
+        )
+        thinking = "".join(c["message"].get("thinking", "") for c in chunks)
+        content = "".join(c["message"]["content"] for c in chunks)
+        assert chunks[-1]["done"] and chunks[-1]["eval_count"] == len('{"sum": 4}')
+    else:
+        body = post(
+            setup,
+            path,
+            model="reasker",
+            messages=messages,
+            reasoning_effort="high",
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "s", "schema": SUM_SCHEMA},
+            },
+        ).json
+        # the counts are the second pass's, as in Ollama
+        assert body["usage"]["completion_tokens"] == len('{"sum": 4}')
+        message = body["choices"][0]["message"]
+        thinking, content = message["reasoning"], message["content"]
+    assert thinking == "four"
+    assert content == '{"sum": 4}'
+
+
+def test_without_thinking_the_format_holds_from_the_first_token(make_fake):
+    setup = make_fake()
+    setup.model("reasker", REASKED_SCRIPT, template=REASKED_TEMPLATE)
+    reply = post(
+        setup,
+        "/api/chat",
+        model="reasker",
+        messages=[{"role": "user", "content": "Q: sum?\nA: "}],
+        format=SUM_SCHEMA,
+        think=False,
+        stream=False,
+    ).json
+    assert "thinking" not in reply["message"]
+    jsonschema.validate(json.loads(reply["message"]["content"]), SUM_SCHEMA)
+
+
 @pytest.mark.parametrize("think", [True, "high"])
 def test_thinking_needs_the_capability(thinker, think):
     for path, body in (

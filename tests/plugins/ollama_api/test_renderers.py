@@ -182,6 +182,41 @@ def test_harmony_splits_thinking_from_the_answer(harmony):
     assert response.message.content == "Hi there!"
 
 
+def test_a_format_after_harmonys_thinking_opens_the_final_channel(harmony, monkeypatch):
+    """With a ``format``, the analysis runs free; at the final answer's first text the model is
+    asked again with its analysis as the assistant's turn and, as Ollama ends a harmony prompt
+    then, the analysis closed and the final channel opened; the answer is held to the format."""
+    from ollamakit_scheduler.testing import FakeRunner
+
+    fed: list[str] = []
+    forward = FakeRunner.forward
+
+    def recorded(self, batch, should_stop=None):
+        fed.extend(self.tokenizer.decode(tokens, special=True) for _, tokens in batch)
+        return forward(self, batch, should_stop)
+
+    monkeypatch.setattr(FakeRunner, "forward", recorded)
+    schema = {
+        "type": "object",
+        "properties": {"greeting": {"type": "string", "maxLength": 8}},
+        "required": ["greeting"],
+    }
+    with harmony.server() as server:
+        response = ollama.Client(host=server.url).chat(
+            model="oss",
+            messages=[{"role": "user", "content": "Say hi."}],
+            format=schema,
+            options=GREEDY,
+        )
+    assert response.message.thinking == "Greet back."
+    assert set(json.loads(response.message.content)) == {"greeting"}
+    asked_again = [text for text in fed if text.endswith("<|channel|>final<|message|>")]
+    assert [
+        text.endswith("<|end|><|start|>assistant<|channel|>final<|message|>")
+        for text in asked_again
+    ] == [True]
+
+
 def test_harmony_renames_tools_for_the_model_and_back_for_the_client(harmony):
     messages = [{"role": "user", "content": "Weather in Paris?"}]
     shown = harmony.client.simulate_post(

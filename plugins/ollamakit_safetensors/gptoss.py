@@ -155,7 +155,10 @@ class GptOss(Decoder):
         def repack(b: np.ndarray, s: np.ndarray) -> np.ndarray:
             if first is not None:
                 b, s = b[:, first::2], s[:, first::2]
-            return repack_mxfp4(b, s)
+            out = np.empty((*b.shape[:-1], 17), np.uint8)
+            for expert in range(len(b)):  # one expert at a time: a few of its sizes in memory
+                out[expert] = repack_mxfp4(b[expert], s[expert])
+            return out
 
         height = height if first is None else height // 2
         return Tensor(

@@ -90,12 +90,14 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
 def thinks_before_format(model: LocalModel, parser, think) -> bool:
     """Whether a chat with a ``format`` thinks freely first, as Ollama decides it: a model that
     can think, read by its built-in parser (unless ``think`` is false and the parser thinks),
-    or by the template's thinking tags (which it is only when ``think`` is on)."""
+    or by its Go template's thinking tags (which it is only when ``think`` is on). A model
+    prompted through its own Jinja template is Ollama's "native" chat, which llama-server runs
+    in one pass, its grammar starting after the thinking: as ``Answer.build`` holds it."""
     if parser is None or "thinking" not in capabilities(model):
         return False
     if isinstance(parser, ParsedStream):
         return not (parser.parser.has_thinking_support and think is False)
-    return parser.thinking is not None
+    return parser.thinking is not None and model.template is not None
 
 
 def _think_then_format(

@@ -397,3 +397,33 @@ def test_thinking_needs_the_capability(thinker, think):
         ).status_code
         == 200
     )
+
+
+def test_who_thinks_before_a_format(monkeypatch):
+    """Ollama's rule: a thinking model read by its built-in parser (unless think is false),
+    or by its Go template's tags with think on; a Jinja-template model (Ollama's native chat,
+    llama-server's one pass) and a model that cannot think are held in one pass."""
+    import importlib
+    from types import SimpleNamespace
+
+    from ollamakit.lib.structured import OutputParser
+    from ollamakit.rendering import ParsedStream
+
+    chat = importlib.import_module("ollamakit.inference.chat")
+    caps = {"thinking", "completion"}
+    monkeypatch.setattr(chat, "capabilities", lambda model: caps)
+    go, jinja = SimpleNamespace(template="{{ .Prompt }}"), SimpleNamespace(template=None)
+    thinking = OutputParser(thinking_tags=("<think>", "</think>"))
+    plain = OutputParser(tool_tag="<tool_call>")
+    builtin = ParsedStream(
+        SimpleNamespace(has_thinking_support=True, answer_after="x", preserved_tokens=())
+    )
+    assert chat.thinks_before_format(go, thinking, True)
+    assert not chat.thinks_before_format(jinja, thinking, True)
+    assert not chat.thinks_before_format(go, plain, None)
+    assert not chat.thinks_before_format(go, None, True)
+    assert chat.thinks_before_format(jinja, builtin, None)
+    assert chat.thinks_before_format(go, builtin, "high")
+    assert not chat.thinks_before_format(go, builtin, False)
+    caps.discard("thinking")
+    assert not chat.thinks_before_format(go, thinking, True)

@@ -121,7 +121,7 @@ class Reader:
                 return {"true": True, "false": False, "nil": None}[value]
             start = self.i
             if kind == "ident" and self.peek(1)[1] == "(":
-                return self.call()
+                return self.indexed(self.call())
             if kind == "ident" and value in self.env and self.peek(1)[1] not in ("{", "."):
                 self.next()
                 return copy.deepcopy(self.env[value])
@@ -143,6 +143,14 @@ class Reader:
             self.i = start + 1
             return {"$ref": value}
         raise SyntaxError(f"unexpected {self.peek()} near {self.toks[self.i - 5 : self.i + 5]}")
+
+    def indexed(self, value):
+        """``value[N]``, as ``helper()[0]`` picks one of a helper's list."""
+        while self.peek()[1] == "[" and self.peek(1)[0] == "num" and self.peek(2)[1] == "]":
+            self.next()
+            value = value[int(self.next()[1])]
+            self.next()
+        return value
 
     def call(self):
         name = self.next()[1]

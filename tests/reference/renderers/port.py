@@ -309,6 +309,106 @@ TABLES = {
             "tests",
         ),
     ],
+    "gemma4.json": [
+        (
+            "render",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererMatchesReference",
+            "tests",
+        ),
+        (
+            "render_variants",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererVariantsMatchExpectedGenerationPrompt",
+            "tests",
+        ),
+        (
+            "render_variants_messages",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererVariantsMatchExpectedGenerationPrompt",
+            "messages",
+        ),
+        (
+            "render_tool_continuations",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererCanonicalToolContinuations",
+            "tests",
+        ),
+        (
+            "render_tool_continuations_messages",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererCanonicalToolContinuations",
+            "messages",
+        ),
+        (
+            "render_known_differences",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererKnownJinja2Differences",
+            "tests",
+        ),
+        ("parse", "model/parsers/gemma4_test.go", "TestGemma4Parser", "tests"),
+        (
+            "extra_call_close",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4Parser_IgnoresExtraToolCallCloseTags",
+            "tests",
+        ),
+        (
+            "response_after_call",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4Parser_IgnoresToolResponseBoundaryAfterToolCall",
+            "tests",
+        ),
+        (
+            "split_thinking_tag",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4Parser_StreamingSplitThinkingTag",
+            "tests",
+        ),
+        ("args_to_json", "model/parsers/gemma4_test.go", "TestGemma4ArgsToJSON", "tests"),
+        (
+            "repair_delimiter",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4MissingStringDelimiter",
+            "tests",
+        ),
+        (
+            "repair_object_close",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4MissingObjectClose",
+            "tests",
+        ),
+        (
+            "repair_single_quotes",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4SingleQuotedValues",
+            "tests",
+        ),
+        (
+            "repair_raw_string",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4RawTerminalStringValue",
+            "tests",
+        ),
+        (
+            "repair_candidates",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4RepairCandidates",
+            "tests",
+        ),
+        (
+            "repair_calls",
+            "model/parsers/gemma4_test.go",
+            "TestParseGemma4ToolCall_RepairsIssue15315Examples",
+            "tests",
+        ),
+        (
+            "repair_properties",
+            "model/parsers/gemma4_test.go",
+            "TestParseGemma4ToolCall_RepairsMultipleProperties",
+            "tests",
+        ),
+    ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
         (
@@ -352,6 +452,11 @@ def api_keys(value):
                     "parameters": {"type": "object", "properties": api_keys(props)},
                 },
             }
+        if value.get("$call") == "gemma4TestStringTool":  # (name, argument...): string arguments
+            name, *arguments = value["args"]
+            return api_keys(
+                {"$call": "tool", "args": [name, {a: {"type": ["string"]} for a in arguments}]}
+            )
         if value.get("$call") in ("api.NewToolCallFunctionArguments", "api.NewToolPropertiesMap"):
             return {}
         out = {KEYS.get(k, k): api_keys(v) for k, v in value.items()}
@@ -395,9 +500,12 @@ def package_tests(repo: str, commit: str, path: str) -> str:
     )
 
 
-def main(repo: str, commit: str = "HEAD") -> None:
+def main(repo: str, commit: str = "HEAD", *only: str) -> None:
+    """Writes every file of ``TABLES``, or only the ones named after the commit."""
     commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
     for output, tables in TABLES.items():
+        if only and output not in only:
+            continue
         data = {
             "source": {"repository": "github.com/ollama/ollama", "commit": commit},
             "tables": {},

@@ -155,12 +155,20 @@ class Reader:
     def call(self):
         name = self.next()[1]
         self.expect("(")
-        args = []
+        args, spread = [], []
         while self.peek()[1] != ")":
             args.append(self.value())
+            if self.peek()[1] == "...":  # f(xs...): the list's items as arguments
+                self.next()
+                spread.append(len(args) - 1)
             if self.peek()[1] == ",":
                 self.next()
         self.expect(")")
+        if name == "append":
+            items = [
+                v for n, arg in enumerate(args[1:], 1) for v in (arg if n in spread else [arg])
+            ]
+            return copy.deepcopy(args[0]) + items
         if (
             not args and self.sources and f"func {name}(" in self.sources
         ):  # a helper returning a literal

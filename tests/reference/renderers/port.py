@@ -409,6 +409,32 @@ TABLES = {
             "tests",
         ),
     ],
+    "laguna.json": [
+        (
+            "render",
+            "model/renderers/laguna_test.go",
+            "TestLagunaRendererReferenceFlowCoverage",
+            "tests",
+        ),
+        (
+            "render_v8",
+            "model/renderers/laguna_test.go",
+            "TestLagunaV8RendererReferenceFlowCoverage",
+            "tests",
+        ),
+        (
+            "partial_think_open",
+            "model/parsers/laguna_test.go",
+            "TestLagunaParserPartialThinkOpenFakeoutInContent",
+            "tests",
+        ),
+        (
+            "partial_think_close",
+            "model/parsers/laguna_test.go",
+            "TestLagunaParserPartialThinkCloseFakeoutAtContentStart",
+            "tests",
+        ),
+    ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
         (

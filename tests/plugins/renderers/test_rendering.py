@@ -3,12 +3,14 @@ parser for gpt-oss, the response-stream adapter, and the stripping of old though
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ollamakit import rendering
 from ollamakit.errors import BadRequest, OllamaError
 from ollamakit.names import ModelName
-from renderer_reference import cases
+from renderer_reference import FOLDER, cases
 
 
 def test_the_built_in_names_are_registered():
@@ -105,12 +107,23 @@ def test_what_one_pass_of_the_thinking_parser_leaves(content, left):
     assert rendering.without_thinking(content) == left
 
 
-def test_the_docs_list_every_built_in_name_and_only_missing_ones_as_missing():
+def test_the_docs_list_every_built_in_name():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[3] / "docs" / "renderers.md").read_text()
-    table, missing = text.split("## The built-in ones", 1)[1].split("are refused at create:", 1)
-    missing = missing.split("\n\n", 1)[0]
+    table = text.split("## The built-in ones", 1)[1].split("## Tested against", 1)[0]
     for name in set(rendering.renderer_names()) | set(rendering.parser_names()):
         assert f"`{name}`" in table, f"docs/renderers.md does not list {name}"
-        assert f"`{name}`" not in missing, f"docs/renderers.md calls {name} missing"
+
+
+def test_every_name_in_ollamas_registry_is_built_in():
+    # registry.json: the names Ollama's rendererForName and ParserForName know
+    registry = json.loads((FOLDER / "registry.json").read_text())
+    assert set(registry["renderers"]["names"]) <= set(rendering.renderer_names())
+    assert set(registry["parsers"]["names"]) <= set(rendering.parser_names())
+    for name in registry["renderers"]["names"]:
+        rendering.check_names(renderer=name)
+        assert rendering.load_renderer(name) is not None
+    for name in registry["parsers"]["names"]:
+        rendering.check_names(parser=name)
+        assert rendering.load_parser(name) is not None

@@ -183,6 +183,8 @@ class Reader:
                 if args[1] and args[0].endswith(args[1])
                 else args[0]
             )
+        if name == "strings.Replace" and all(isinstance(a, str) for a in args[:3]):
+            return args[0].replace(args[1], args[2], args[3] if args[3] >= 0 else -1)
         if name == "strings.TrimPrefix":
             return args[0][len(args[1]) :] if args[0].startswith(args[1]) else args[0]
         return args[0] if len(args) == 1 else {"$call": name, "args": args}
@@ -216,15 +218,22 @@ class Reader:
         return dict(items) if keyed else items
 
 
-CONSTANT = re.compile(r"""^\s*(\w+)\s*=\s*("(?:\\.|[^"\\\n])*"|`[^`]*`)\s*$""", re.M)
+LITERAL = r"""(?:"(?:\\.|[^"\\\n])*"|`[^`]*`)"""
+CONSTANT = re.compile(
+    r"^\s*(?:const\s+|var\s+)?(\w+)\s*=\s*(" + LITERAL + r"(?:\s*\+\s*" + LITERAL + r")*)\s*$", re.M
+)
 
 
 def constants(*texts: str) -> dict:
-    """String constants declared in Go sources (``name = "text"`` in const and var blocks)."""
+    """String constants declared in Go sources (``name = "text"`` in const and var blocks, or
+    on their own line, the literals maybe joined by ``+``)."""
     found = {}
     for text in texts:
-        for name, literal in CONSTANT.findall(text):
-            found[name] = literal[1:-1] if literal.startswith("`") else ast.literal_eval(literal)
+        for name, literals in CONSTANT.findall(text):
+            found[name] = "".join(
+                part[1:-1] if part.startswith("`") else ast.literal_eval(part)
+                for part in re.findall(LITERAL, literals)
+            )
     return found
 
 

@@ -11,6 +11,7 @@ strings are Ollama's: they are what a renderer or parser must produce.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -435,6 +436,41 @@ TABLES = {
             "tests",
         ),
     ],
+    "glimmer.json": [
+        (
+            "render",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererMatchesJinja2Reference",
+            "tests",
+            {"currentDate": "2026-07-29"},
+        ),
+        (
+            "render_continuation",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererKnownJinja2DifferenceThinkingContinuation",
+            "expected",
+            {"currentDate": "2026-07-29"},
+        ),
+        (
+            "render_continuation_messages",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererKnownJinja2DifferenceThinkingContinuation",
+            "messages",
+        ),
+        ("render_images", "model/renderers/glimmer_test.go", "TestGlimmerRenderImages", "tests"),
+        (
+            "render_strength",
+            "model/renderers/glimmer_test.go",
+            "TestGlimmerRenderReasoningStrength",
+            "tests",
+        ),
+        (
+            "literal_start",
+            "model/parsers/glimmer_test.go",
+            "TestGlimmerParserLiteralStartTokenInMessages",
+            "tests",
+        ),
+    ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
         (
@@ -464,6 +500,14 @@ TABLES = {
 }
 
 
+GLIMMER_PROMPT = {
+    # glimmerRefPrompt(parts...): BOS, the messages, then the assistant's turn opened
+    "glimmerRefPrompt": lambda *parts: "<|begin_of_text|>" + "".join(parts) + "<|start|>assistant",
+    # glimmerRefMsg(header, content, end): one message
+    "glimmerRefMsg": lambda header, content, end: f"<|start|>{header}<|message|>{content}{end}",
+}
+
+
 def api_keys(value):
     """Go's field names as the API's JSON keys, and the tests' helper calls as what they build."""
     if isinstance(value, dict):
@@ -478,6 +522,8 @@ def api_keys(value):
                     "parameters": {"type": "object", "properties": api_keys(props)},
                 },
             }
+        if value.get("$call") in GLIMMER_PROMPT:  # the test's prompt builders, applied
+            return GLIMMER_PROMPT[value["$call"]](*api_keys(value["args"]))
         if value.get("$call") == "gemma4TestStringTool":  # (name, argument...): string arguments
             name, *arguments = value["args"]
             return api_keys(
@@ -526,9 +572,33 @@ def package_tests(repo: str, commit: str, path: str) -> str:
     )
 
 
+# the functions that map a Modelfile's RENDERER and PARSER names to Ollama's built-in code
+REGISTRY = {
+    "renderers": ("model/renderers/renderer.go", "rendererForName"),
+    "parsers": ("model/parsers/parsers.go", "ParserForName"),
+}
+
+
+def registry(repo: str, commit: str) -> dict:
+    """The names each of Ollama's lookup functions knows: the string cases of its switch."""
+    data: dict = {"source": {"repository": "github.com/ollama/ollama", "commit": commit}}
+    for kind, (path, func) in REGISTRY.items():
+        text = subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{path}"], text=True)
+        body = text[text.index(f"func {func}(") :]
+        body = body[: body.index("\n}\n")]
+        names = []
+        for labels in re.findall(r"^\s*case ([^:]+):", body, re.M):
+            names += [n for n in re.findall(r'"([^"]+)"', labels) if n not in names]
+        data[kind] = {"from": f"{path} {func}", "names": names}
+    return data
+
+
 def main(repo: str, commit: str = "HEAD", *only: str) -> None:
     """Writes every file of ``TABLES``, or only the ones named after the commit."""
     commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
+    if not only or "registry.json" in only:
+        text = json.dumps(registry(repo, commit), indent=1) + "\n"
+        (HERE / "registry.json").write_text(text)
     for output, tables in TABLES.items():
         if only and output not in only:
             continue

@@ -82,10 +82,10 @@ REASONING_WORDS = (
 )
 
 
-def template_json(value) -> str:
-    """JSON as the model's template writes it (Transformers' ``tojson``): no HTML escapes, a
-    space after each ``:`` and ``,``."""
-    text = HTML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(), value)
+def template_json(compact: str) -> str:
+    """Compact JSON (encoding/json's) as the model's template writes it (Transformers'
+    ``tojson``): no HTML escapes, a space after each ``:`` and ``,``."""
+    text = HTML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(), compact)
     return with_spaces(text)
 
 

@@ -347,6 +347,12 @@ TABLES = {
             "TestGemma4RendererKnownJinja2Differences",
             "tests",
         ),
+        (
+            "render_parity",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererMatchesJinja2ExpandedParity",
+            "tests",
+        ),
         ("parse", "model/parsers/gemma4_test.go", "TestGemma4Parser", "tests"),
         (
             "extra_call_close",
@@ -424,6 +430,12 @@ TABLES = {
             "tests",
         ),
         (
+            "render_parity",
+            "model/renderers/laguna_test.go",
+            "TestLagunaRendererMatchesJinja2ExpandedParity",
+            "tests",
+        ),
+        (
             "partial_think_open",
             "model/parsers/laguna_test.go",
             "TestLagunaParserPartialThinkOpenFakeoutInContent",
@@ -456,6 +468,12 @@ TABLES = {
             "model/renderers/glimmer_reference_test.go",
             "TestGlimmerRendererKnownJinja2DifferenceThinkingContinuation",
             "messages",
+        ),
+        (
+            "render_parity",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererMatchesJinja2ExpandedParity",
+            "tests",
         ),
         ("render_images", "model/renderers/glimmer_test.go", "TestGlimmerRenderImages", "tests"),
         (
@@ -572,6 +590,15 @@ def package_tests(repo: str, commit: str, path: str) -> str:
     )
 
 
+# the model publishers' chat templates Ollama's tests check its renderers against (templates/)
+TEMPLATES = [
+    "gemma4_e2b_chat_template.jinja2",
+    "gemma4_31b_chat_template.jinja2",
+    "laguna_v2_chat_template.jinja2",
+    "laguna_v8_chat_template.jinja2",
+    "glimmer_chat_template.jinja",
+]
+
 # the functions that map a Modelfile's RENDERER and PARSER names to Ollama's built-in code
 REGISTRY = {
     "renderers": ("model/renderers/renderer.go", "rendererForName"),
@@ -599,6 +626,12 @@ def main(repo: str, commit: str = "HEAD", *only: str) -> None:
     if not only or "registry.json" in only:
         text = json.dumps(registry(repo, commit), indent=1) + "\n"
         (HERE / "registry.json").write_text(text)
+    if not only or "templates" in only:
+        (HERE / "templates").mkdir(exist_ok=True)
+        for name in TEMPLATES:
+            path = f"{commit}:model/renderers/testdata/{name}"
+            text = subprocess.check_output(["git", "-C", repo, "show", path])
+            (HERE / "templates" / name).write_bytes(text)
     for output, tables in TABLES.items():
         if only and output not in only:
             continue

@@ -140,6 +140,15 @@ def with_spaces(compact: str) -> str:
     return "".join(out)
 
 
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def go_json(text: str):
+    """encoding/json's reading of a JSON text: as json.loads, without NaN and Infinity."""
+    return json.loads(text, parse_constant=_not_json)
+
+
 def go_int(raw: str) -> int | None:
     """strconv.ParseInt(raw, 10, 64): an optional sign and decimal digits, within 64 bits."""
     if not re.fullmatch(r"[+-]?[0-9]+", raw):

@@ -10,7 +10,6 @@ v8 (no newlines inside blocks, reasoning kept only when thinking, always a fresh
 
 from __future__ import annotations
 
-import json
 import re
 
 from ollamakit.interfaces import Renderer
@@ -19,6 +18,7 @@ from .common import (
     EventParser,
     call_function,
     function_of,
+    go_json,
     go_marshal,
     lstrip_go,
     overlap,
@@ -214,16 +214,12 @@ def clean_call(raw: str) -> str:
 
 def json_object(text: str, what: str) -> dict:
     try:
-        value = json.loads(text, parse_constant=_not_json)
+        value = go_json(text)
     except ValueError:
         value = None
     if not isinstance(value, dict):
         raise ValueError(f"failed to parse Laguna JSON tool call {what}")
     return value
-
-
-def _not_json(name: str):
-    raise ValueError(f"{name} is not JSON")
 
 
 def call_name(raw: str) -> str:
@@ -286,7 +282,7 @@ def looks_like_json_call(raw: str, done: bool) -> bool:
 
 def is_json(text: str) -> bool:
     try:
-        json.loads(text, parse_constant=_not_json)
+        go_json(text)
     except ValueError:
         return False
     return True

@@ -13,6 +13,8 @@ from ollamakit_renderers.gemma4 import (
     Gemma4NoThinkingParser,
     Gemma4Parser,
     Gemma4Renderer,
+)
+from ollamakit_renderers.gemma4_calls import (
     args_to_json,
     parse_call,
     repair_candidates,

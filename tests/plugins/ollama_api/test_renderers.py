@@ -281,3 +281,29 @@ def test_gemma4_thinks_and_calls_through_the_client(make_fake):
     (call,) = response.message.tool_calls
     assert call.function.name == "get_weather"
     assert dict(call.function.arguments) == {"city": "Paris", "days": 3}
+
+
+def test_the_legacy_gemma4_name_prompts_a_large_model_with_the_large_template(make_fake):
+    setup = make_fake()
+    setup.model("g4-base", script=GEMMA4_SCRIPT, specials=GEMMA4_TAGS)
+    for name in ("g4:e2b", "g4:31b"):
+        created = setup.client.simulate_post(
+            "/api/create",
+            json={"model": name, "from": "g4-base", "renderer": "gemma4", "parser": "gemma4"},
+        )
+        assert created.status_code == 200, created.text
+    prompts = {
+        name: setup.client.simulate_post(
+            "/api/chat",
+            json={
+                "model": name,
+                "messages": [{"role": "user", "content": "Hi"}],
+                "think": False,  # a thinking model thinks unless told not to
+                "_debug_render_only": True,
+                "stream": False,
+            },
+        ).json["_debug_info"]["rendered_template"]
+        for name in ("g4:e2b", "g4:31b")
+    }
+    assert prompts["g4:e2b"].endswith("<|turn>user\nHi<turn|>\n<|turn>model\n")
+    assert prompts["g4:31b"].endswith("<|turn>model\n<|channel>thought\n<channel|>")

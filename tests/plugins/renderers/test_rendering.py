@@ -127,3 +127,27 @@ def test_every_name_in_ollamas_registry_is_built_in():
     for name in registry["parsers"]["names"]:
         rendering.check_names(parser=name)
         assert rendering.load_parser(name) is not None
+
+
+@pytest.mark.parametrize(
+    "renderer,name,model_type,resolved",
+    [
+        ("gemma4", "gemma4:e2b", "5.1B", "gemma4-small"),
+        ("gemma4", "gemma4:e4b-it-q8_0", "", "gemma4-small"),
+        ("gemma4", "gemma4:31b", "", "gemma4-large"),
+        ("gemma4", "me/gemma4-26b-a4b:latest", "", "gemma4-large"),
+        ("gemma4", "gemma4:latest", "30.7B", "gemma4-large"),  # no size in the name: the count
+        ("gemma4", "mine:latest", "12B", "gemma4-large"),
+        ("gemma4", "mine:latest", "11.9B", "gemma4-small"),
+        ("gemma4", "mine:latest", "1K", "gemma4-small"),
+        ("gemma4", "mine:latest", "big", "gemma4-small"),
+        ("gemma4-large", "gemma4:e2b", "", "gemma4-large"),  # only the legacy name is resolved
+        ("laguna", "laguna:31b", "", "laguna"),
+        ("", "gemma4:31b", "", ""),
+    ],
+)
+def test_the_legacy_gemma4_renderer_resolves_by_the_models_size(
+    renderer, name, model_type, resolved
+):
+    config = {"renderer": renderer, "model_type": model_type}
+    assert rendering.renderer_name(config, ModelName.parse(name)) == resolved

@@ -352,13 +352,16 @@ class Gemma4Parser(EventParser):
             parsed.thinking = ""
         return parsed
 
-    def read_call(self, raw) -> dict:
-        return raw
-
     def _eat(self, events: list) -> bool:
         if not self.held:
             return False
-        return getattr(self, "_" + self.state)(events)
+        step = {
+            CONTENT: self._content,
+            THINKING: self._thinking,
+            CALL: self._call,
+            AFTER_CALL: self._after_call,
+        }
+        return step[self.state](events)
 
     def _content(self, events: list) -> bool:
         held = self.held

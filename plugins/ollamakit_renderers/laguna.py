@@ -401,7 +401,7 @@ class LagunaParser(EventParser):
         if not done and 0 < overlap(held, THINK_OPEN) < len(held):
             return self._settle(events, "content", overlap(held, THINK_OPEN))
         trimmed = lstrip_go(held)
-        if trimmed.startswith(THINK_CLOSE):  # a closing tag echoed at the answer's start
+        if trimmed.startswith(THINK_CLOSE):  # the primed or a stray </think> echoed: dropped
             self.held = lstrip_go(trimmed[len(THINK_CLOSE) :])
             return True
         if THINK_CLOSE.startswith(trimmed) and not done:

@@ -56,6 +56,31 @@ def check_names(renderer: str = "", parser: str = "") -> None:
         raise BadRequest(f'unknown parser "{parser}"')
 
 
+# The renderer and parser Ollama's create gives a model of these architectures when neither the
+# request nor the model it comes from names one (its create.go), and the stop a Gemma 4 gets
+ARCHITECTURE_DEFAULTS = {
+    "gemma4": ("gemma4", "gemma4"),
+    "laguna": ("laguna", "laguna"),
+    "nemotron_h": ("nemotron-3-nano", "nemotron-3-nano"),
+    "nemotron_h_moe": ("nemotron-3-nano", "nemotron-3-nano"),
+    "nemotron_h_omni": ("nemotron-3-nano", "nemotron-3-nano"),
+}
+ARCHITECTURE_STOPS = {"gemma4": ["<turn|>"]}
+
+
+def architecture_defaults(architecture: str | None, renderer: str, parser: str) -> dict:
+    """What create fills in for a model file of ``architecture`` whose renderer or parser is
+    still unnamed: ``renderer``, ``parser`` and ``stop`` (Gemma 4's end of turn), as far as
+    they apply; {} when nothing does."""
+    defaults = ARCHITECTURE_DEFAULTS.get(architecture or "")
+    if defaults is None or (renderer and parser):
+        return {}
+    out: dict = {"renderer": renderer or defaults[0], "parser": parser or defaults[1]}
+    if architecture in ARCHITECTURE_STOPS:
+        out["stop"] = ARCHITECTURE_STOPS[architecture or ""]
+    return out
+
+
 # Ollama's ``gemma4`` renderer name stands for Gemma 4's small (E2B/E4B) or large prompt,
 # chosen per model (its server's resolveRendererName)
 GEMMA4_SIZES = (("gemma4-small", ("e2b", "e4b")), ("gemma4-large", ("12b", "26b", "31b")))
@@ -219,6 +244,7 @@ __all__ = [
     "load_renderer",
     "load_parser",
     "renderer_name",
+    "architecture_defaults",
     "renderer_names",
     "parser_names",
     "parser_name",

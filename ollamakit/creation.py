@@ -21,7 +21,7 @@ import queue
 import threading
 from collections.abc import Iterator
 
-from . import drivers
+from . import drivers, rendering
 from . import manifest as mf
 from .capabilities import capabilities
 from .create import CreateContext, CreateRequest
@@ -179,6 +179,17 @@ def _autodetect_template(ctx: CreateContext) -> None:
             return
 
 
+def _architecture_defaults(ctx: CreateContext) -> dict:
+    """The renderer, parser and stop Ollama gives the model file's architecture, where neither
+    the request nor the parent model names a renderer and a parser."""
+    model = next((b.header for b in ctx.layers if b.media_type == mf.MODEL and b.header), None)
+    request = ctx.request
+    renderer = request.renderer or ctx.config.get("renderer") or ""
+    parser = request.parser or ctx.config.get("parser") or ""
+    architecture = model.architecture if model is not None else None
+    return rendering.architecture_defaults(architecture, renderer, parser)
+
+
 def params_blob(params: dict) -> bytes:
     """As Go's json.Encoder writes a map: keys sorted, HTML-escaped, newline-terminated."""
     return (mf.go_json(dict(sorted(params.items()))) + "\n").encode()
@@ -197,6 +208,9 @@ def _apply_request(ctx: CreateContext) -> None:
     for text in request.license:
         ctx.add_bytes(mf.LICENSE, text.encode())
     params = dict(request.parameters)
+    stop = _architecture_defaults(ctx).get("stop")
+    if stop and "stop" not in params:  # the request's own, over what the parent had
+        params["stop"] = stop
     for base in ctx.find(mf.PARAMS):  # inherited values fill in what the request leaves out
         for key, value in _read_params(ctx, base.layer.digest).items():
             params.setdefault(key, value)
@@ -297,6 +311,8 @@ def build_config(ctx: CreateContext) -> dict:
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 derived[key] = value
     config = {**ctx.config, **derived}
+    for key in ("renderer", "parser"):
+        config[key] = _architecture_defaults(ctx).get(key) or config.get(key)
     templates_ = ctx.find(mf.TEMPLATE) or ctx.find(mf.PROMPT)
     template = (
         ctx.store.read_small_blob(templates_[-1].layer.digest).decode("utf-8", "replace")

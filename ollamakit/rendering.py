@@ -14,6 +14,7 @@ parser is ignored, as Ollama ignores it, and the output is read by the template'
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -53,6 +54,65 @@ def check_names(renderer: str = "", parser: str = "") -> None:
         raise BadRequest(f'unknown renderer "{renderer}"')
     if parser and parser not in _registered("parser"):
         raise BadRequest(f'unknown parser "{parser}"')
+
+
+# The renderer and parser Ollama's create gives a model of these architectures when neither the
+# request nor the model it comes from names one (its create.go), and the stop a Gemma 4 gets
+ARCHITECTURE_DEFAULTS = {
+    "gemma4": ("gemma4", "gemma4"),
+    "laguna": ("laguna", "laguna"),
+    "nemotron_h": ("nemotron-3-nano", "nemotron-3-nano"),
+    "nemotron_h_moe": ("nemotron-3-nano", "nemotron-3-nano"),
+    "nemotron_h_omni": ("nemotron-3-nano", "nemotron-3-nano"),
+}
+ARCHITECTURE_STOPS = {"gemma4": ["<turn|>"]}
+
+
+def architecture_defaults(architecture: str | None, renderer: str, parser: str) -> dict:
+    """What create fills in for a model file of ``architecture`` whose renderer or parser is
+    still unnamed: ``renderer``, ``parser`` and ``stop`` (Gemma 4's end of turn), as far as
+    they apply; {} when nothing does."""
+    defaults = ARCHITECTURE_DEFAULTS.get(architecture or "")
+    if defaults is None or (renderer and parser):
+        return {}
+    out: dict = {"renderer": renderer or defaults[0], "parser": parser or defaults[1]}
+    if architecture in ARCHITECTURE_STOPS:
+        out["stop"] = ARCHITECTURE_STOPS[architecture or ""]
+    return out
+
+
+# Ollama's ``gemma4`` renderer name stands for Gemma 4's small (E2B/E4B) or large prompt,
+# chosen per model (its server's resolveRendererName)
+GEMMA4_SIZES = (("gemma4-small", ("e2b", "e4b")), ("gemma4-large", ("12b", "26b", "31b")))
+GEMMA4_LARGE_FROM = 12_000_000_000
+UNITS = {"B": 1_000_000_000, "M": 1_000_000, "K": 1_000}
+
+
+def renderer_name(config: dict, model_name: ModelName | None = None) -> str:
+    """The renderer a model is prompted with: the one its config names, except that the legacy
+    ``gemma4`` becomes ``gemma4-small`` or ``gemma4-large`` by the size the model's name says
+    (``e2b``/``e4b``; ``12b``/``26b``/``31b``), else by its parameter count (12B and up is
+    large), as Ollama resolves it."""
+    name = config.get("renderer") or ""
+    if not isinstance(name, str) or name != "gemma4":
+        return name if isinstance(name, str) else ""
+    names = (model_name.display_shortest(), model_name.display_full()) if model_name else ()
+    for text in names:
+        for resolved, sizes in GEMMA4_SIZES:
+            if any(size in text.lower() for size in sizes):
+                return resolved
+    count = parameter_count(config.get("model_type"))
+    return "gemma4-large" if count is not None and count >= GEMMA4_LARGE_FROM else "gemma4-small"
+
+
+def parameter_count(model_type) -> int | None:
+    """A config's ``model_type`` (``31.3B``, ``270.00M``) as a number of parameters."""
+    if not isinstance(model_type, str) or model_type[-1:].upper() not in UNITS:
+        return None
+    digits = model_type[:-1]
+    if not re.fullmatch(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-9]+)?", digits):
+        return None
+    return int(float(digits) * UNITS[model_type[-1].upper()])
 
 
 def load_renderer(name: str, kernel=None):
@@ -183,6 +243,8 @@ __all__ = [
     "check_names",
     "load_renderer",
     "load_parser",
+    "renderer_name",
+    "architecture_defaults",
     "renderer_names",
     "parser_names",
     "parser_name",

@@ -149,7 +149,7 @@ class Builtin:
     def __init__(self, model: LocalModel, messages: list[dict], tools, think):
         name = rendering.parser_name(model.config, model.template)
         self.think = rendering.harmony_think(think) if name == "harmony" else think
-        self.renderer = rendering.load_renderer(model.config.get("renderer") or "")
+        self.renderer = rendering.load_renderer(rendering.renderer_name(model.config, model.name))
         self.tools = tools
         self.output = None
         parser = rendering.load_parser(name)

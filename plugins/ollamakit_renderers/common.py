@@ -37,6 +37,41 @@ def go_marshal(value) -> str:
     return to_json(go_value(value))
 
 
+def notation_value(value, quote: str, null: str = "<nil>", quoted_keys: bool = False) -> str:
+    """A value in the Gemma family's call notation: strings between ``quote`` markers, whole
+    numbers without a fraction, maps with sorted keys (bare, or quoted when ``quoted_keys``),
+    ``null`` for a null."""
+    value = go_value(value)
+    if value is None:
+        return null
+    if isinstance(value, str):
+        return quote + value + quote
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if (
+        isinstance(value, float)
+        and value == value
+        and abs(value) != float("inf")
+        and value == int(value)
+        and -(2**63) <= value < 2**63
+    ):
+        return str(int(value))
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(
+                (quote + k + quote if quoted_keys else k)
+                + ":"
+                + notation_value(value[k], quote, null, quoted_keys)
+                for k in sorted(value)
+            )
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(notation_value(v, quote, null, quoted_keys) for v in value) + "]"
+    return go_sprint(value)
+
+
 def ordered_json(pairs) -> str:
     """A JSON object whose members keep their order, from (key, JSON text) pairs."""
     return "{" + ",".join(to_json(str(key)) + ":" + text for key, text in pairs) + "}"
@@ -103,6 +138,15 @@ def with_spaces(compact: str) -> str:
         elif ch in ":,":
             out.append(" ")
     return "".join(out)
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def go_json(text: str):
+    """encoding/json's reading of a JSON text: as json.loads, without NaN and Infinity."""
+    return json.loads(text, parse_constant=_not_json)
 
 
 def go_int(raw: str) -> int | None:

@@ -9,7 +9,7 @@ import re
 from ollamakit.interfaces import Parser, Renderer
 from ollamakit.lib.structured import Parsed
 
-from .common import call_function, function_of, go_sprint, go_value, overlap, strip_go, tool_call
+from .common import call_function, function_of, notation_value, overlap, strip_go, tool_call
 
 DEFAULT_SYSTEM = "You can do function calling with the following functions:"
 CALL_OPEN, CALL_CLOSE = "<start_function_call>", "<end_function_call>"
@@ -18,24 +18,7 @@ ESCAPE = "<escape>"
 
 def arg_value(value) -> str:
     """A value in FunctionGemma's notation: strings between ``<escape>``, maps with sorted keys."""
-    value = go_value(value)
-    if isinstance(value, str):
-        return ESCAPE + value + ESCAPE
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if (
-        isinstance(value, float)
-        and value == value
-        and abs(value) != float("inf")
-        and value == int(value)
-        and -(2**63) <= value < 2**63
-    ):
-        return str(int(value))
-    if isinstance(value, dict):
-        return "{" + ",".join(k + ":" + arg_value(value[k]) for k in sorted(value)) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(arg_value(v) for v in value) + "]"
-    return go_sprint(value)
+    return notation_value(value, ESCAPE)
 
 
 class FunctionGemmaRenderer(Renderer):

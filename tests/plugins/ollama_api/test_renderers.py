@@ -262,3 +262,83 @@ def test_the_openai_endpoint_gets_the_parsers_tool_calls(coder):
         "city": "Paris",
         "days": 3,
     }
+
+
+# A Gemma 4 model (RENDERER and PARSER gemma4) whose tags are control tokens of its own: it
+# thinks, then calls the tool. The parser must see its tags as text to read either.
+GEMMA4_TAGS = [
+    "<|turn>",
+    "<turn|>",
+    "<|channel>",
+    "<channel|>",
+    "<|tool_call>",
+    "<tool_call|>",
+    '<|"|>',
+]
+GEMMA4_SCRIPT = (
+    "Weather in Paris?<turn|>\n<|turn>model\n<|channel>thought\nThe user wants the weather."
+    '<channel|><|tool_call>call:get_weather{city:<|"|>Paris<|"|>,days:3}<tool_call|>'
+)
+
+
+def test_gemma4_thinks_and_calls_through_the_client(make_fake):
+    setup = make_fake()
+    setup.model("g4-base", script=GEMMA4_SCRIPT, specials=GEMMA4_TAGS)
+    created = setup.client.simulate_post(
+        "/api/create",
+        json={"model": "g4", "from": "g4-base", "renderer": "gemma4", "parser": "gemma4"},
+    )
+    assert created.status_code == 200, created.text
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    shown = setup.client.simulate_post(
+        "/api/chat",
+        json={
+            "model": "g4",
+            "messages": messages,
+            "tools": [WEATHER],
+            "think": True,
+            "_debug_render_only": True,
+            "stream": False,
+        },
+    ).json["_debug_info"]["rendered_template"]
+    assert shown.startswith("<bos><|turn>system\n<|think|>\n<|tool>declaration:get_weather{")
+    assert shown.endswith("<|turn>user\nWeather in Paris?<turn|>\n<|turn>model\n")
+    assert (
+        "thinking"
+        in setup.client.simulate_post("/api/show", json={"model": "g4"}).json["capabilities"]
+    )
+    with setup.server() as server:
+        response = ollama.Client(host=server.url).chat(
+            model="g4", messages=messages, tools=[WEATHER], think=True, options=GREEDY
+        )
+    assert response.message.thinking == "The user wants the weather."
+    assert response.message.content == ""
+    (call,) = response.message.tool_calls
+    assert call.function.name == "get_weather"
+    assert dict(call.function.arguments) == {"city": "Paris", "days": 3}
+
+
+def test_the_legacy_gemma4_name_prompts_a_large_model_with_the_large_template(make_fake):
+    setup = make_fake()
+    setup.model("g4-base", script=GEMMA4_SCRIPT, specials=GEMMA4_TAGS)
+    for name in ("g4:e2b", "g4:31b"):
+        created = setup.client.simulate_post(
+            "/api/create",
+            json={"model": name, "from": "g4-base", "renderer": "gemma4", "parser": "gemma4"},
+        )
+        assert created.status_code == 200, created.text
+    prompts = {
+        name: setup.client.simulate_post(
+            "/api/chat",
+            json={
+                "model": name,
+                "messages": [{"role": "user", "content": "Hi"}],
+                "think": False,  # a thinking model thinks unless told not to
+                "_debug_render_only": True,
+                "stream": False,
+            },
+        ).json["_debug_info"]["rendered_template"]
+        for name in ("g4:e2b", "g4:31b")
+    }
+    assert prompts["g4:e2b"].endswith("<|turn>user\nHi<turn|>\n<|turn>model\n")
+    assert prompts["g4:31b"].endswith("<|turn>model\n<|channel>thought\n<channel|>")

@@ -29,3 +29,8 @@ def cases(file: str, table: str, id_key: str | None = None) -> list:
 def go_len(text: str) -> int:
     """A length as Go counts it: UTF-8 bytes."""
     return len(text.encode())
+
+
+def think_of(value):
+    """A Go ``*api.ThinkValue`` as the request's ``think``: its value, or None."""
+    return value.get("value") if isinstance(value, dict) else value

@@ -3,12 +3,14 @@ parser for gpt-oss, the response-stream adapter, and the stripping of old though
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ollamakit import rendering
 from ollamakit.errors import BadRequest, OllamaError
 from ollamakit.names import ModelName
-from renderer_reference import cases
+from renderer_reference import FOLDER, cases
 
 
 def test_the_built_in_names_are_registered():
@@ -105,12 +107,47 @@ def test_what_one_pass_of_the_thinking_parser_leaves(content, left):
     assert rendering.without_thinking(content) == left
 
 
-def test_the_docs_list_every_built_in_name_and_only_missing_ones_as_missing():
+def test_the_docs_list_every_built_in_name():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[3] / "docs" / "renderers.md").read_text()
-    table, missing = text.split("## The built-in ones", 1)[1].split("are refused at create:", 1)
-    missing = missing.split("\n\n", 1)[0]
+    table = text.split("## The built-in ones", 1)[1].split("## Tested against", 1)[0]
     for name in set(rendering.renderer_names()) | set(rendering.parser_names()):
         assert f"`{name}`" in table, f"docs/renderers.md does not list {name}"
-        assert f"`{name}`" not in missing, f"docs/renderers.md calls {name} missing"
+
+
+def test_every_name_in_ollamas_registry_is_built_in():
+    # registry.json: the names Ollama's rendererForName and ParserForName know
+    registry = json.loads((FOLDER / "registry.json").read_text())
+    assert set(registry["renderers"]["names"]) <= set(rendering.renderer_names())
+    assert set(registry["parsers"]["names"]) <= set(rendering.parser_names())
+    for name in registry["renderers"]["names"]:
+        rendering.check_names(renderer=name)
+        assert rendering.load_renderer(name) is not None
+    for name in registry["parsers"]["names"]:
+        rendering.check_names(parser=name)
+        assert rendering.load_parser(name) is not None
+
+
+@pytest.mark.parametrize(
+    "renderer,name,model_type,resolved",
+    [
+        ("gemma4", "gemma4:e2b", "5.1B", "gemma4-small"),
+        ("gemma4", "gemma4:e4b-it-q8_0", "", "gemma4-small"),
+        ("gemma4", "gemma4:31b", "", "gemma4-large"),
+        ("gemma4", "me/gemma4-26b-a4b:latest", "", "gemma4-large"),
+        ("gemma4", "gemma4:latest", "30.7B", "gemma4-large"),  # no size in the name: the count
+        ("gemma4", "mine:latest", "12B", "gemma4-large"),
+        ("gemma4", "mine:latest", "11.9B", "gemma4-small"),
+        ("gemma4", "mine:latest", "1K", "gemma4-small"),
+        ("gemma4", "mine:latest", "big", "gemma4-small"),
+        ("gemma4-large", "gemma4:e2b", "", "gemma4-large"),  # only the legacy name is resolved
+        ("laguna", "laguna:31b", "", "laguna"),
+        ("", "gemma4:31b", "", ""),
+    ],
+)
+def test_the_legacy_gemma4_renderer_resolves_by_the_models_size(
+    renderer, name, model_type, resolved
+):
+    config = {"renderer": renderer, "model_type": model_type}
+    assert rendering.renderer_name(config, ModelName.parse(name)) == resolved

@@ -121,7 +121,7 @@ class Reader:
                 return {"true": True, "false": False, "nil": None}[value]
             start = self.i
             if kind == "ident" and self.peek(1)[1] == "(":
-                return self.call()
+                return self.indexed(self.call())
             if kind == "ident" and value in self.env and self.peek(1)[1] not in ("{", "."):
                 self.next()
                 return copy.deepcopy(self.env[value])
@@ -144,15 +144,31 @@ class Reader:
             return {"$ref": value}
         raise SyntaxError(f"unexpected {self.peek()} near {self.toks[self.i - 5 : self.i + 5]}")
 
+    def indexed(self, value):
+        """``value[N]``, as ``helper()[0]`` picks one of a helper's list."""
+        while self.peek()[1] == "[" and self.peek(1)[0] == "num" and self.peek(2)[1] == "]":
+            self.next()
+            value = value[int(self.next()[1])]
+            self.next()
+        return value
+
     def call(self):
         name = self.next()[1]
         self.expect("(")
-        args = []
+        args, spread = [], []
         while self.peek()[1] != ")":
             args.append(self.value())
+            if self.peek()[1] == "...":  # f(xs...): the list's items as arguments
+                self.next()
+                spread.append(len(args) - 1)
             if self.peek()[1] == ",":
                 self.next()
         self.expect(")")
+        if name == "append":
+            items = [
+                v for n, arg in enumerate(args[1:], 1) for v in (arg if n in spread else [arg])
+            ]
+            return copy.deepcopy(args[0]) + items
         if (
             not args and self.sources and f"func {name}(" in self.sources
         ):  # a helper returning a literal
@@ -167,6 +183,8 @@ class Reader:
                 if args[1] and args[0].endswith(args[1])
                 else args[0]
             )
+        if name == "strings.Replace" and all(isinstance(a, str) for a in args[:3]):
+            return args[0].replace(args[1], args[2], args[3] if args[3] >= 0 else -1)
         if name == "strings.TrimPrefix":
             return args[0][len(args[1]) :] if args[0].startswith(args[1]) else args[0]
         return args[0] if len(args) == 1 else {"$call": name, "args": args}
@@ -200,15 +218,22 @@ class Reader:
         return dict(items) if keyed else items
 
 
-CONSTANT = re.compile(r"""^\s*(\w+)\s*=\s*("(?:\\.|[^"\\\n])*"|`[^`]*`)\s*$""", re.M)
+LITERAL = r"""(?:"(?:\\.|[^"\\\n])*"|`[^`]*`)"""
+CONSTANT = re.compile(
+    r"^\s*(?:const\s+|var\s+)?(\w+)\s*=\s*(" + LITERAL + r"(?:\s*\+\s*" + LITERAL + r")*)\s*$", re.M
+)
 
 
 def constants(*texts: str) -> dict:
-    """String constants declared in Go sources (``name = "text"`` in const and var blocks)."""
+    """String constants declared in Go sources (``name = "text"`` in const and var blocks, or
+    on their own line, the literals maybe joined by ``+``)."""
     found = {}
     for text in texts:
-        for name, literal in CONSTANT.findall(text):
-            found[name] = literal[1:-1] if literal.startswith("`") else ast.literal_eval(literal)
+        for name, literals in CONSTANT.findall(text):
+            found[name] = "".join(
+                part[1:-1] if part.startswith("`") else ast.literal_eval(part)
+                for part in re.findall(LITERAL, literals)
+            )
     return found
 
 

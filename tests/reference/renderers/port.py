@@ -11,6 +11,7 @@ strings are Ollama's: they are what a renderer or parser must produce.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -309,6 +310,185 @@ TABLES = {
             "tests",
         ),
     ],
+    "gemma4.json": [
+        (
+            "render",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererMatchesReference",
+            "tests",
+        ),
+        (
+            "render_variants",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererVariantsMatchExpectedGenerationPrompt",
+            "tests",
+        ),
+        (
+            "render_variants_messages",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererVariantsMatchExpectedGenerationPrompt",
+            "messages",
+        ),
+        (
+            "render_tool_continuations",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererCanonicalToolContinuations",
+            "tests",
+        ),
+        (
+            "render_tool_continuations_messages",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererCanonicalToolContinuations",
+            "messages",
+        ),
+        (
+            "render_known_differences",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererKnownJinja2Differences",
+            "tests",
+        ),
+        (
+            "render_parity",
+            "model/renderers/gemma4_reference_test.go",
+            "TestGemma4RendererMatchesJinja2ExpandedParity",
+            "tests",
+        ),
+        ("parse", "model/parsers/gemma4_test.go", "TestGemma4Parser", "tests"),
+        (
+            "extra_call_close",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4Parser_IgnoresExtraToolCallCloseTags",
+            "tests",
+        ),
+        (
+            "response_after_call",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4Parser_IgnoresToolResponseBoundaryAfterToolCall",
+            "tests",
+        ),
+        (
+            "split_thinking_tag",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4Parser_StreamingSplitThinkingTag",
+            "tests",
+        ),
+        ("args_to_json", "model/parsers/gemma4_test.go", "TestGemma4ArgsToJSON", "tests"),
+        (
+            "repair_delimiter",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4MissingStringDelimiter",
+            "tests",
+        ),
+        (
+            "repair_object_close",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4MissingObjectClose",
+            "tests",
+        ),
+        (
+            "repair_single_quotes",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4SingleQuotedValues",
+            "tests",
+        ),
+        (
+            "repair_raw_string",
+            "model/parsers/gemma4_test.go",
+            "TestRepairGemma4RawTerminalStringValue",
+            "tests",
+        ),
+        (
+            "repair_candidates",
+            "model/parsers/gemma4_test.go",
+            "TestGemma4RepairCandidates",
+            "tests",
+        ),
+        (
+            "repair_calls",
+            "model/parsers/gemma4_test.go",
+            "TestParseGemma4ToolCall_RepairsIssue15315Examples",
+            "tests",
+        ),
+        (
+            "repair_properties",
+            "model/parsers/gemma4_test.go",
+            "TestParseGemma4ToolCall_RepairsMultipleProperties",
+            "tests",
+        ),
+    ],
+    "laguna.json": [
+        (
+            "render",
+            "model/renderers/laguna_test.go",
+            "TestLagunaRendererReferenceFlowCoverage",
+            "tests",
+        ),
+        (
+            "render_v8",
+            "model/renderers/laguna_test.go",
+            "TestLagunaV8RendererReferenceFlowCoverage",
+            "tests",
+        ),
+        (
+            "render_parity",
+            "model/renderers/laguna_test.go",
+            "TestLagunaRendererMatchesJinja2ExpandedParity",
+            "tests",
+        ),
+        (
+            "partial_think_open",
+            "model/parsers/laguna_test.go",
+            "TestLagunaParserPartialThinkOpenFakeoutInContent",
+            "tests",
+        ),
+        (
+            "partial_think_close",
+            "model/parsers/laguna_test.go",
+            "TestLagunaParserPartialThinkCloseFakeoutAtContentStart",
+            "tests",
+        ),
+    ],
+    "glimmer.json": [
+        (
+            "render",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererMatchesJinja2Reference",
+            "tests",
+            {"currentDate": "2026-07-29"},
+        ),
+        (
+            "render_continuation",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererKnownJinja2DifferenceThinkingContinuation",
+            "expected",
+            {"currentDate": "2026-07-29"},
+        ),
+        (
+            "render_continuation_messages",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererKnownJinja2DifferenceThinkingContinuation",
+            "messages",
+        ),
+        (
+            "render_parity",
+            "model/renderers/glimmer_reference_test.go",
+            "TestGlimmerRendererMatchesJinja2ExpandedParity",
+            "tests",
+        ),
+        ("render_images", "model/renderers/glimmer_test.go", "TestGlimmerRenderImages", "tests"),
+        (
+            "render_strength",
+            "model/renderers/glimmer_test.go",
+            "TestGlimmerRenderReasoningStrength",
+            "tests",
+        ),
+        (
+            "literal_start",
+            "model/parsers/glimmer_test.go",
+            "TestGlimmerParserLiteralStartTokenInMessages",
+            "tests",
+        ),
+    ],
     "qwen3-coder.json": [
         ("render", "model/renderers/qwen3coder_test.go", "TestQwen3CoderRenderer", "tests"),
         (
@@ -338,6 +518,14 @@ TABLES = {
 }
 
 
+GLIMMER_PROMPT = {
+    # glimmerRefPrompt(parts...): BOS, the messages, then the assistant's turn opened
+    "glimmerRefPrompt": lambda *parts: "<|begin_of_text|>" + "".join(parts) + "<|start|>assistant",
+    # glimmerRefMsg(header, content, end): one message
+    "glimmerRefMsg": lambda header, content, end: f"<|start|>{header}<|message|>{content}{end}",
+}
+
+
 def api_keys(value):
     """Go's field names as the API's JSON keys, and the tests' helper calls as what they build."""
     if isinstance(value, dict):
@@ -352,6 +540,13 @@ def api_keys(value):
                     "parameters": {"type": "object", "properties": api_keys(props)},
                 },
             }
+        if value.get("$call") in GLIMMER_PROMPT:  # the test's prompt builders, applied
+            return GLIMMER_PROMPT[value["$call"]](*api_keys(value["args"]))
+        if value.get("$call") == "gemma4TestStringTool":  # (name, argument...): string arguments
+            name, *arguments = value["args"]
+            return api_keys(
+                {"$call": "tool", "args": [name, {a: {"type": ["string"]} for a in arguments}]}
+            )
         if value.get("$call") in ("api.NewToolCallFunctionArguments", "api.NewToolPropertiesMap"):
             return {}
         out = {KEYS.get(k, k): api_keys(v) for k, v in value.items()}
@@ -395,9 +590,51 @@ def package_tests(repo: str, commit: str, path: str) -> str:
     )
 
 
-def main(repo: str, commit: str = "HEAD") -> None:
+# the model publishers' chat templates Ollama's tests check its renderers against (templates/)
+TEMPLATES = [
+    "gemma4_e2b_chat_template.jinja2",
+    "gemma4_31b_chat_template.jinja2",
+    "laguna_v2_chat_template.jinja2",
+    "laguna_v8_chat_template.jinja2",
+    "glimmer_chat_template.jinja",
+]
+
+# the functions that map a Modelfile's RENDERER and PARSER names to Ollama's built-in code
+REGISTRY = {
+    "renderers": ("model/renderers/renderer.go", "rendererForName"),
+    "parsers": ("model/parsers/parsers.go", "ParserForName"),
+}
+
+
+def registry(repo: str, commit: str) -> dict:
+    """The names each of Ollama's lookup functions knows: the string cases of its switch."""
+    data: dict = {"source": {"repository": "github.com/ollama/ollama", "commit": commit}}
+    for kind, (path, func) in REGISTRY.items():
+        text = subprocess.check_output(["git", "-C", repo, "show", f"{commit}:{path}"], text=True)
+        body = text[text.index(f"func {func}(") :]
+        body = body[: body.index("\n}\n")]
+        names = []
+        for labels in re.findall(r"^\s*case ([^:]+):", body, re.M):
+            names += [n for n in re.findall(r'"([^"]+)"', labels) if n not in names]
+        data[kind] = {"from": f"{path} {func}", "names": names}
+    return data
+
+
+def main(repo: str, commit: str = "HEAD", *only: str) -> None:
+    """Writes every file of ``TABLES``, or only the ones named after the commit."""
     commit = subprocess.check_output(["git", "-C", repo, "rev-parse", commit], text=True).strip()
+    if not only or "registry.json" in only:
+        text = json.dumps(registry(repo, commit), indent=1) + "\n"
+        (HERE / "registry.json").write_text(text)
+    if not only or "templates" in only:
+        (HERE / "templates").mkdir(exist_ok=True)
+        for name in TEMPLATES:
+            path = f"{commit}:model/renderers/testdata/{name}"
+            text = subprocess.check_output(["git", "-C", repo, "show", path])
+            (HERE / "templates" / name).write_bytes(text)
     for output, tables in TABLES.items():
+        if only and output not in only:
+            continue
         data = {
             "source": {"repository": "github.com/ollama/ollama", "commit": commit},
             "tables": {},

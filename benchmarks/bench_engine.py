@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_engine.py                          # smollm2, gemma3, qwen
     .venv/bin/python benchmarks/bench_engine.py --models qwen --threads 2 --llama-threads 1
-    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe --prompt 64 --decode 32 --repeats 1
+    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss --prompt 64 --decode 32
+    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss --check   # logits first
     .venv/bin/python benchmarks/bench_engine.py --models smollm2 --streams-only --repeats 6
 
 For each model, with both engines at the same num_ctx (--prompt + --decode + a margin):
@@ -15,16 +16,26 @@ For each model, with both engines at the same num_ctx (--prompt + --decode + a m
               call per step), against one stream; llama-cpp-python has no batched API
   --streams-only  ours alone: one stream and 4 streams decoded in turns in one process, one
               row per round (the order swapped each round), so both see the same machine
+  --check     no timing: both engines' logits on the prompt and --check-steps greedy steps,
+              compared step by step (the largest difference, and whether the tokens agree)
   variants    with --variants, the same figures for ours with fast prefill (ours/fast), for
               ours with ggml's own products only (ours/ggml: without ollamakit's kernels), and
               for either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
               llama.cpp+lora), each beside its plain engine
 
 Every run of an engine is a fresh subprocess, so the resident memory is that engine's alone and
-neither inherits the other's page-ins or allocator state. Runs alternate between the engines
+neither inherits the other's page-ins or allocator state. The model file is read through once
+before the runs, so both engines start from a file in the page cache, and each run answers the
+prompt once, untimed, before anything is timed (which touches the mapped weights and builds the
+graphs). Runs alternate between the engines
 (ours, llama.cpp, llama.cpp, ours, ...) so a change in the machine's speed during the run lands
 on both alike; each figure is the best of --repeats. Run on an idle machine (check ``uptime``):
-both engines use every thread they are given, and a busy neighbour stalls them.
+both engines use every thread they are given, and a busy neighbour stalls them. On a machine
+with more runnable threads than cores, give both engines one thread (--threads 1): a ggml graph
+ends each of its nodes at a barrier where every thread waits for the others, so when the
+scheduler has parked one of them, the rest wait out its time slice, at every node. A decode step
+of a mixture of experts is hundreds of small nodes: at a load average of 14 on 2 cores, 2 threads
+decode the realistic qwen3moe at 0.3-0.8 tokens/s in either engine, one thread at 6-7.
 
 llama.cpp (``pip install llama-cpp-python``; not a project dependency) runs as
 ``Llama(path, n_ctx, n_threads, n_batch=512, flash_attn=True)``; it is skipped when absent.
@@ -141,23 +152,43 @@ def timed_decode(engine, seq, logits, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def worker(args) -> dict:
-    prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, args.prompt)]
-    num_ctx = args.prompt + args.decode + MARGIN
-    base = proc_status("VmHWM")
-    adapter = args.adapter if args.worker.endswith("+lora") else None
-    if args.worker == "ours/ggml":  # read when the ggml library loads, below
-        os.environ["OLLAMAKIT_KERNELS"] = "0"
+def open_engine(args, num_ctx: int, adapter: str | None = None):
     if args.worker.startswith("ours"):
-        engine = Ours(
+        return Ours(
             args.path,
             args.threads,
             num_ctx,
             fast_prefill=args.worker == "ours/fast",
             adapter=adapter,
         )
-    else:
-        engine = LlamaCpp(args.path, args.llama_threads, num_ctx, adapter=adapter)
+    return LlamaCpp(args.path, args.llama_threads, num_ctx, adapter=adapter)
+
+
+def long_prompt(n: int) -> list[int]:
+    return [int(t) for t in np.random.default_rng(1).integers(200, 20000, n)]
+
+
+def logits_worker(args) -> dict:
+    """``--check``: the logits of the prompt and of ``--check-steps`` greedy steps after it,
+    saved to ``--logits-out`` (one row a step)."""
+    prompt = long_prompt(args.prompt)
+    engine = open_engine(args, args.prompt + args.check_steps + MARGIN)
+    seq = engine.begin()
+    rows = [np.array(engine.feed(seq, prompt), np.float32)]
+    for _ in range(args.check_steps):
+        rows.append(np.array(engine.feed(seq, [int(np.argmax(rows[-1]))]), np.float32))
+    np.save(args.logits_out, np.stack(rows))
+    return {"steps": len(rows)}
+
+
+def worker(args) -> dict:
+    prompt = long_prompt(args.prompt)
+    num_ctx = args.prompt + args.decode + MARGIN
+    base = proc_status("VmHWM")
+    adapter = args.adapter if args.worker.endswith("+lora") else None
+    if args.worker == "ours/ggml":  # read when the ggml library loads, below
+        os.environ["OLLAMAKIT_KERNELS"] = "0"
+    engine = open_engine(args, num_ctx, adapter)
     engine.feed(engine.begin(), prompt)  # also pages the weights in
     result = {"base": base, "peak": proc_status("VmHWM")}
     if args.worker.startswith("ours"):
@@ -247,7 +278,7 @@ def cpu_summary() -> str:
     return f"{name} ({cores} cores usable; {marks})"
 
 
-def run_worker(engine: str, path, args, adapter=None) -> dict:
+def run_worker(engine: str, path, args, adapter=None, logits_out=None) -> dict:
     command = [
         sys.executable,
         os.path.abspath(__file__),
@@ -266,8 +297,53 @@ def run_worker(engine: str, path, args, adapter=None) -> dict:
         "--llama-threads",
         str(args.llama_threads),
     ]
+    if logits_out:
+        command += ["--logits-out", str(logits_out), "--check-steps", str(args.check_steps)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def warm_page_cache(path) -> None:
+    """Read the model file through once, so that both engines' first runs find it in the page
+    cache rather than the first paying for the disk."""
+    with open(path, "rb") as model:
+        while model.read(1 << 24):
+            pass
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def check(name, path, args) -> None:
+    """``--check``: both engines' logits on one prompt and the greedy steps after it, step by
+    step: the largest difference of the logits and of the top-5 log-probabilities, llama.cpp's
+    own top-2 margin, and whether the greedy tokens agree (each engine follows its own)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        rows = {}
+        for engine in ENGINES:
+            out = os.path.join(folder, f"{engine}.npy")
+            run_worker(engine, path, args, logits_out=out)
+            rows[engine] = np.load(out)
+    ours, theirs = rows["ours"], rows["llama.cpp"]
+    print(f"\n{name}: {path.name}; logits after a {args.prompt}-token prompt, then greedy steps")
+    print(
+        f"  {'step':>4}{'max |logit diff|':>18}{'max top-5 logprob diff':>24}{'margin':>9}  tokens"
+    )
+    for step, (mine, other) in enumerate(zip(ours, theirs)):
+        top = np.argsort(other)[::-1][:5]
+        print(
+            f"  {step:>4}{float(np.abs(mine - other).max()):18.6f}"
+            f"{float(np.abs(log_softmax(mine)[top] - log_softmax(other)[top]).max()):24.6f}"
+            f"{float(other[top[0]] - other[top[1]]):9.4f}  "
+            f"{int(np.argmax(mine))} / {int(np.argmax(other))}"
+        )
+        if np.argmax(mine) != np.argmax(other):
+            print("  the greedy tokens part here; later steps are not compared")
+            break
 
 
 def best(runs: list[dict]) -> dict:
@@ -304,6 +380,7 @@ def report(name, path, args, ours: dict, theirs: dict | None) -> None:
         f"  tokens/s, {ours['streams'] / ours['decode_short']:.2f}x one stream"
     )
     print(f"  our runner reports {ours['memory_bytes'] / 2**20:.0f} MiB (weights and caches)")
+    print(f"  load average {os.getloadavg()[0]:.2f} at the end")
 
 
 def report_variant(variant: str, args, mine: dict, plain: dict) -> None:
@@ -326,7 +403,8 @@ def main(argv=None):
     parser.add_argument(
         "--models",
         default="smollm2,gemma3,qwen",
-        help="comma-separated: smollm2, gemma3, qwen, qwen3moe (built on first use)",
+        help="comma-separated: smollm2, gemma3, qwen, qwen3moe, gptoss (the last two are built on "
+        "first use)",
     )
     parser.add_argument("--prompt", type=int, default=512, help="tokens of the long prompt")
     parser.add_argument("--decode", type=int, default=128, help="greedy steps per decode figure")
@@ -349,6 +427,11 @@ def main(argv=None):
     parser.add_argument(
         "--variants", default="", help=f"comma-separated, also measured: {', '.join(VARIANTS)}"
     )
+    parser.add_argument(
+        "--check", action="store_true", help="compare both engines' logits instead of timing"
+    )
+    parser.add_argument("--check-steps", type=int, default=8, help="greedy steps of --check")
+    parser.add_argument("--logits-out", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=ENGINES + VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--adapter", help=argparse.SUPPRESS)
@@ -359,12 +442,12 @@ def main(argv=None):
         parser.error(f"--prompt must be more than {STREAMS * SHORT} tokens")
 
     if args.worker:
-        print(json.dumps(worker(args)), flush=True)
+        print(json.dumps(logits_worker(args) if args.logits_out else worker(args)), flush=True)
         return
 
     from ollamakit.lib.ggml import lib
 
-    from realistic_moe import realistic_qwen3moe
+    from realistic_moe import realistic_gptoss, realistic_qwen3moe
 
     from ollamakit.testing import models
 
@@ -376,12 +459,16 @@ def main(argv=None):
         "qwen3moe": lambda: realistic_qwen3moe(
             models.CACHE / "models" / "qwen3moe-realistic-q4_k_m.gguf"
         ),
+        # a random gpt-oss of gpt-oss-20b's block shape, MXFP4 experts, 2 layers, about 1.3 GB
+        "gptoss": lambda: realistic_gptoss(models.CACHE / "models" / "gptoss-realistic-mxfp4.gguf"),
     }
     engines = list(ENGINES) + [v for v in args.variants.split(",") if v]
     if unknown := set(engines) - set(ENGINES + VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     if args.no_llamacpp or args.streams_only or importlib.util.find_spec("llama_cpp") is None:
         engines = [e for e in engines if not e.startswith("llama.cpp")]
+    if args.check and "llama.cpp" not in engines:
+        parser.error("--check needs llama-cpp-python")
     print(f"CPU: {cpu_summary()}")
     print(f"ggml (ours): {lib.load().origin}")
     if "llama.cpp" in engines:
@@ -390,10 +477,17 @@ def main(argv=None):
         print(f"llama.cpp: llama-cpp-python {version('llama-cpp-python')}")
     else:
         print("llama.cpp: not measured")
-    print(f"load average {os.getloadavg()[0]:.2f}; best of {args.repeats}")
+    print(
+        f"load average {os.getloadavg()[0]:.2f}"
+        + ("" if args.check else f"; best of {args.repeats}")
+    )
 
     for name in args.models.split(","):
         path = catalog[name]()
+        warm_page_cache(path)
+        if args.check:
+            check(name, path, args)
+            continue
         if args.streams_only:
             streams_rounds(args, path)
             continue

@@ -1,6 +1,7 @@
-"""A random qwen3moe of realistic shape for the engine benchmark (``bench_engine.py --models
-qwen3moe``), built once and cached: a mixture of experts whose decode reads a realistic share of
-its experts per token, quantized by the project's own quantizer."""
+"""Random mixtures of experts of realistic shape for the engine benchmark (``bench_engine.py
+--models qwen3moe,gptoss``), built once and cached: models whose decode reads a realistic share of
+their experts per token, written by the project's own GGUF writer and quantizers. qwen3moe's
+experts are Q4_K_M (``ollamakit_quant``); gpt-oss's are MXFP4, as it ships."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ollamakit.testing.architectures import N_VOCAB, tokenizer_keys, value_types
+from ollamakit.testing.architectures import MXFP4, N_VOCAB, mxfp4, tokenizer_keys, value_types
 
 # qwen3:30b-a3b's block (width 2048, 32 query and 4 key/value heads of 128, experts of width 768,
 # 8 chosen per token) with 48 experts and 8 layers instead of 128 and 48: at Q4_K_M a file of
@@ -109,3 +110,122 @@ def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
     source.unlink()
     temp.rename(target)
     return target
+
+
+# gpt-oss-20b's block (width 2880, 64 query and 8 key/value heads of 64 with a learned sink each,
+# 32 experts of width 2880, 4 chosen per token, a 128-token window on every other layer, YaRN 32x
+# over 4096 positions) with 2 layers instead of 24 (one windowed, one full) and a 32000-token
+# vocabulary instead of 201088: about 1.3 GB, as Ollama's library ships gpt-oss (MXFP4 experts,
+# 16-bit matrices beside them: float16 here, for its bfloat16).
+REALISTIC_GPTOSS = dict(
+    n_layer=2,
+    n_embd=2880,
+    n_head=64,
+    n_head_kv=8,
+    head_dim=64,
+    n_expert=32,
+    n_expert_used=4,
+    n_ff_exp=2880,
+    n_vocab=32000,
+    sliding_window=128,
+)
+
+
+def realistic_gptoss(target: Path) -> Path:
+    """A random gpt-oss of ``REALISTIC_GPTOSS``'s shape, cached at ``target``: experts as MXFP4
+    blocks of seeded normal values, the other matrices float16, norms, sinks,
+    biases and the router float32, written tensor by tensor (nothing else held in memory)."""
+    if target.exists():
+        return target
+    from ollamakit.lib.gguf import GGUFWriter
+
+    s = REALISTIC_GPTOSS
+    a, d, e, ff = "gpt-oss", s["n_embd"], s["n_expert"], s["n_ff_exp"]
+    q, kv = s["n_head"] * s["head_dim"], s["n_head_kv"] * s["head_dim"]
+    filler = [f"<t{i}>" for i in range(s["n_vocab"] - N_VOCAB)]
+    metadata = {
+        "general.architecture": a,
+        "general.name": "random gpt-oss of realistic shape",
+        "general.file_type": 1,
+        "general.quantization_version": 2,
+        f"{a}.block_count": s["n_layer"],
+        f"{a}.context_length": 131072,
+        f"{a}.embedding_length": d,
+        f"{a}.feed_forward_length": ff,
+        f"{a}.attention.head_count": s["n_head"],
+        f"{a}.attention.head_count_kv": s["n_head_kv"],
+        f"{a}.attention.key_length": s["head_dim"],
+        f"{a}.attention.value_length": s["head_dim"],
+        f"{a}.rope.freq_base": 150000.0,
+        f"{a}.attention.layer_norm_rms_epsilon": 1e-5,
+        f"{a}.expert_count": e,
+        f"{a}.expert_used_count": s["n_expert_used"],
+        f"{a}.expert_feed_forward_length": ff,
+        f"{a}.attention.sliding_window": s["sliding_window"],
+        f"{a}.rope.scaling.type": "yarn",
+        f"{a}.rope.scaling.factor": 32.0,
+        f"{a}.rope.scaling.original_context_length": 4096,
+        f"{a}.rope.scaling.yarn_beta_fast": 32.0,
+        f"{a}.rope.scaling.yarn_beta_slow": 1.0,
+        **tokenizer_keys(),
+    }
+    metadata["tokenizer.ggml.tokens"] = metadata["tokenizer.ggml.tokens"] + filler
+    metadata["tokenizer.ggml.token_type"] = metadata["tokenizer.ggml.token_type"] + [1] * len(
+        filler
+    )
+    shapes = {"token_embd.weight": (s["n_vocab"], d)}
+    for i in range(s["n_layer"]):
+        p = f"blk.{i}."
+        shapes.update(
+            {
+                p + "attn_norm.weight": (d,),
+                p + "attn_q.weight": (q, d),
+                p + "attn_q.bias": (q,),
+                p + "attn_k.weight": (kv, d),
+                p + "attn_k.bias": (kv,),
+                p + "attn_v.weight": (kv, d),
+                p + "attn_v.bias": (kv,),
+                p + "attn_output.weight": (d, q),
+                p + "attn_output.bias": (d,),
+                p + "attn_sinks.weight": (s["n_head"],),
+                p + "post_attention_norm.weight": (d,),
+                p + "ffn_gate_inp.weight": (e, d),
+                p + "ffn_gate_inp.bias": (e,),
+                p + "ffn_gate_exps.weight": (e, ff, d),
+                p + "ffn_gate_exps.bias": (e, ff),
+                p + "ffn_up_exps.weight": (e, ff, d),
+                p + "ffn_up_exps.bias": (e, ff),
+                p + "ffn_down_exps.weight": (e, d, ff),
+                p + "ffn_down_exps.bias": (e, d),
+            }
+        )
+    shapes.update({"output_norm.weight": (d,), "output.weight": (s["n_vocab"], d)})
+
+    def values(name: str, shape: tuple[int, ...]):
+        def make():
+            rng = np.random.default_rng(zlib.crc32(name.encode()))
+            if len(shape) == 1 or name.endswith(".bias"):  # norms near one, the rest near zero
+                centre = 1.0 if name.endswith("norm.weight") else 0.0
+                return (centre + 0.1 * rng.standard_normal(shape, np.float32)).astype(np.float32)
+            scale = np.float32(1 / np.sqrt(shape[-1]))
+            if name.endswith("_exps.weight"):  # one expert at a time: a tenth of a GB each
+                return b"".join(
+                    mxfp4(rng.standard_normal(shape[1:], np.float32) * scale)
+                    for _ in range(shape[0])
+                )
+            out = rng.standard_normal(shape, np.float32) * scale
+            return out if ".ffn_gate_inp." in name else out.astype(np.float16)
+
+        return make
+
+    def kind(name: str, shape: tuple[int, ...]) -> int:
+        if name.endswith("_exps.weight"):
+            return MXFP4
+        plain = len(shape) == 1 or name.endswith(".bias") or ".ffn_gate_inp." in name
+        return 0 if plain else 1  # F32 or F16
+
+    writer = GGUFWriter(target)
+    writer.add_metadata(metadata, value_types(metadata))
+    for name, shape in shapes.items():
+        writer.add_tensor(name, values(name, shape), kind(name, shape), shape[::-1])
+    return writer.write()  # atomic: a file at ``target`` is always whole

@@ -689,19 +689,25 @@ def tokenizer_keys() -> dict:
 Q8_0, MXFP4 = 8, 39  # ggml types
 # twice the values of the 4-bit e2m1 float, indexed by its bits (ggml's kvalues_mxfp4)
 E2M1_TWICE = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], np.float32)
+# the midpoints between the consecutive magnitudes (0, 1, 2, 3, 4, 6, 8, 12)
+_E2M1_MIDPOINTS = (E2M1_TWICE[1:8] + E2M1_TWICE[0:7]) / 2
 
 
 def mxfp4(values: np.ndarray) -> bytes:
     """``values`` (row-major, rows a multiple of 32 long) as MXFP4 blocks, as ggml's reference
-    quantizer writes them: per 32 values a power-of-two scale (E8M0, chosen so the largest fits)
-    and 16 bytes of 4-bit e2m1 values, the block's first half in the low nibbles."""
+    quantizer writes them: per 32 values a power-of-two scale (E8M0, from the largest's exponent)
+    and 16 bytes of 4-bit e2m1 values, the block's first half in the low nibbles. ggml takes the
+    code of least error, the first of equal ones; here each magnitude's nearest code comes from
+    a search over the midpoints between them (a tie to the smaller, as the first), its sign in
+    the top bit (zero keeps code 0, +0 coming before -0): the same bytes in linear memory."""
     x = values.astype(np.float32).reshape(-1, 32)
     amax = np.abs(x).max(axis=1)
     with np.errstate(divide="ignore"):
         e = np.where(amax > 0, np.floor(np.log2(amax)) - 2 + 127, 0).astype(np.uint8)
     half = np.ldexp(np.float32(1.0), e.astype(np.int32) - 128).astype(np.float32)  # scale / 2
-    errors = np.abs(E2M1_TWICE[None, None, :] * half[:, None, None] - x[:, :, None])
-    index = np.argmin(errors, axis=2).astype(np.uint8)  # the first of equal errors, as ggml
+    scaled = x / half[:, None]  # exact: half is a power of two
+    index = np.searchsorted(_E2M1_MIDPOINTS, np.abs(scaled), side="left").astype(np.uint8)
+    index |= np.where((scaled < 0) & (index > 0), np.uint8(8), np.uint8(0))
     packed = index[:, :16] | (index[:, 16:] << 4)
     return np.concatenate([e[:, None], packed], axis=1).tobytes()
 

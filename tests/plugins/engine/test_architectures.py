@@ -80,6 +80,34 @@ def test_fixture_is_the_file_llamacpp_ran(name, folder):
     assert fixtures.sha256(built(name, folder)) == recorded()["fixtures"][name]["sha256"]
 
 
+def test_mxfp4_blocks_are_ggml_reference_quantizers():
+    """The fixtures' MXFP4 quantizer picks ggml's codes: for each value, the code of least error
+    against it, the first of equal errors (ggml's ``best_index_mxfp4``), written here directly,
+    on normal values, exact ties between two codes, zeros of both signs and subnormals."""
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            rng.standard_normal(32 * 64),
+            np.round(rng.standard_normal(32 * 64) * 8) / 4,  # many values halfway between codes
+            np.zeros(32),
+            -np.zeros(32),
+            -np.abs(rng.standard_normal(32 * 8)),
+            rng.standard_normal(32 * 8) * 1e-40,
+        ]
+    ).astype(np.float32)
+    blocks = np.frombuffer(fixtures.mxfp4(values), np.uint8).reshape(-1, 17)
+    x = values.reshape(-1, 32)
+    half = np.ldexp(np.float32(1), blocks[:, 0].astype(np.int32) - 128).astype(np.float32)
+    errors = np.abs(fixtures.E2M1_TWICE[None, None, :] * half[:, None, None] - x[:, :, None])
+    codes = np.argmin(errors, axis=2)  # the first of equal errors
+    assert (blocks[:, 1:] & 15).tolist() == codes[:, :16].tolist()
+    assert (blocks[:, 1:] >> 4).tolist() == codes[:, 16:].tolist()
+    amax, exponents = np.abs(x).max(axis=1), blocks[:, 0].astype(np.int32)
+    normal = amax > 1e-30  # ggml's exponent, floor(log2(amax)) - 2 + 127 (0 for a zero block)
+    assert (exponents[normal] == np.floor(np.log2(amax[normal])) - 2 + 127).all()
+    assert (exponents[amax == 0] == 0).all()
+
+
 @pytest.mark.parametrize(
     "name,index", [(n, i) for n in NAMES for i in range(len(fixtures.cases(n)))]
 )

@@ -1,6 +1,7 @@
 """Reranking 100 documents: ollamakit beside sentence-transformers' CrossEncoder on the CPU.
 
     .venv/bin/python benchmarks/bench_rerank.py [--st-python PATH] [--repeat 5] [--count 100]
+                                                [--per-core]
 
 A random cross-encoder of ms-marco-MiniLM-L6-v2's shape (``ollamakit.testing.encoders``,
 ``MINILM_CROSS_SHAPE``: width 384, 6 layers, all-MiniLM's tokenizer) is written as a
@@ -19,21 +20,28 @@ rounds:
   project (see ``bench_embed.py``).
 
 It prints the load average before and after, and the largest difference between the engines'
-scores and CrossEncoder's. Target: ollamakit >= 1x CrossEncoder.
+scores and CrossEncoder's. Target: ollamakit >= 1x CrossEncoder. ``--per-core`` gives every
+contender one thread (ggml's pool, OpenBLAS, torch) and times it in CPU seconds
+(``time.process_time``), which busy neighbours disturb far less than wall time; the server is
+then left out (its CPU time is another process's).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+if "--per-core" in sys.argv:  # numpy's BLAS takes its thread count when it loads
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -45,16 +53,19 @@ ST_SCRIPT = """
 import json, sys, time
 import torch
 from sentence_transformers import CrossEncoder
-folder = sys.argv[1]
+folder, per_core = sys.argv[1], sys.argv[2] == "per-core"
+if per_core:
+    torch.set_num_threads(1)
+clock = time.process_time if per_core else time.perf_counter
 query, documents = json.loads(sys.stdin.readline())
 model = CrossEncoder(folder, device="cpu")
 pairs = [(query, d) for d in documents]
 model.predict(pairs[:32], activation_fn=torch.nn.Identity())
 print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
 for line in sys.stdin:  # one round per line
-    start = time.perf_counter()
+    start = clock()
     scores = model.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity())
-    seconds = time.perf_counter() - start
+    seconds = clock() - start
     print(json.dumps({"seconds": seconds, "scores": [float(s) for s in scores]}), flush=True)
 """
 
@@ -62,9 +73,9 @@ for line in sys.stdin:  # one round per line
 class CrossEncoderProcess:
     """sentence-transformers in its own Python, scoring the pairs once per ``round()``."""
 
-    def __init__(self, python: Path, folder: Path, documents: list[str]):
+    def __init__(self, python: Path, folder: Path, documents: list[str], per_core: bool):
         self.process = subprocess.Popen(
-            [str(python), "-c", ST_SCRIPT, str(folder)],
+            [str(python), "-c", ST_SCRIPT, str(folder), "per-core" if per_core else "all"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -84,7 +95,7 @@ class CrossEncoderProcess:
         self.process.wait(timeout=60)
 
 
-def engine(gguf: Path, documents: list[str], backend):
+def engine(gguf: Path, documents: list[str], backend, options: dict):
     """A function scoring the documents on the engine alone, on ``backend``."""
     from ollamakit.inference.rerank import pair_tokens
     from ollamakit.lib.gguf import GGUFFile
@@ -92,7 +103,7 @@ def engine(gguf: Path, documents: list[str], backend):
     from ollamakit_engine.bert import build_bert_runner
 
     with GGUFFile.open(gguf) as file:
-        runner = build_bert_runner(file, backend, load_tokenizer(file.metadata))
+        runner = build_bert_runner(file, backend, load_tokenizer(file.metadata), options)
     tokenizer = runner.tokenizer
 
     def scores():
@@ -150,10 +161,10 @@ class RerankServer:
         self.server.stop()
 
 
-def timed(work) -> tuple[float, object]:
-    start = time.perf_counter()
+def timed(work, clock) -> tuple[float, object]:
+    start = clock()
     result = work()
-    return time.perf_counter() - start, result
+    return clock() - start, result
 
 
 def main() -> None:
@@ -165,7 +176,15 @@ def main() -> None:
     parser.add_argument("--st-python", type=Path, default=DEFAULT_ST_PYTHON)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--count", type=int, default=100)
+    parser.add_argument(
+        "--per-core",
+        action="store_true",
+        help="one thread each, timed in CPU seconds (steadier than wall time on a busy machine)",
+    )
     args = parser.parse_args()
+    clock = time.process_time if args.per_core else time.perf_counter
+    unit = "documents per CPU-second" if args.per_core else "documents/s"
+    options = {"num_thread": 1} if args.per_core else {}
     documents = sentences(args.count)
     print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     best: dict[str, float] = {}
@@ -175,13 +194,15 @@ def main() -> None:
         folder = tiny_cross_encoder(tmp / "cross", shape=MINILM_CROSS_SHAPE)
         gguf = convert(folder, tmp / "cross.gguf")
         contenders = {
-            "engine (ggml)": engine(gguf, documents, GgmlBackend()),
-            "engine (numpy)": engine(gguf, documents, NumpyBackend()),
+            "engine (ggml)": engine(gguf, documents, GgmlBackend(), options),
+            "engine (numpy)": engine(gguf, documents, NumpyBackend(), options),
         }
-        server = RerankServer(folder, documents, tmp)
-        contenders["/v1/rerank"] = server.scores
+        # a server's CPU time is another process's: only measured by the clock on the wall
+        server = None if args.per_core else RerankServer(folder, documents, tmp)
+        if server is not None:
+            contenders["/v1/rerank"] = server.scores
         st = (
-            CrossEncoderProcess(args.st_python, folder, documents)
+            CrossEncoderProcess(args.st_python, folder, documents, args.per_core)
             if args.st_python.exists()
             else None
         )
@@ -193,21 +214,23 @@ def main() -> None:
                     if name == "CrossEncoder":
                         seconds, result = work()
                     else:
-                        seconds, result = timed(work)
+                        seconds, result = timed(work, clock)
                     if seconds < best.get(name, float("inf")):
                         best[name] = seconds
                     scores[name] = result
         finally:
-            server.close()
+            if server is not None:
+                server.close()
             if st is not None:
                 st.close()
     n = len(documents)
-    print(f"one query, {n} documents, best of {args.repeat} alternating rounds")
+    how = ", one thread each, CPU time" if args.per_core else ""
+    print(f"one query, {n} documents, best of {args.repeat} alternating rounds{how}")
     for name, seconds in best.items():
         extra = ""
         if name == "CrossEncoder":
             extra = f" (torch {st.about['torch']}, {st.about['threads']} threads)"
-        print(f"  {name:16s} {n / seconds:8.1f} documents/s{extra}")
+        print(f"  {name:16s} {n / seconds:8.1f} {unit}{extra}")
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     if st is None:
         print(f"  CrossEncoder not measured: no Python at {args.st_python}")

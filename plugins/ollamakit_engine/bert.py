@@ -10,10 +10,12 @@ token) and, when the model says so, L2 normalisation. Pooling type ``rank`` make
 the [CLS] row through the classifier head (``cls``, tanh, ``cls.output``) gives one score per
 input, as llama.cpp's rank pooling does.
 
-A batch of inputs runs together: inputs are sorted by length and packed into padded groups of
-similar length, so each projection is one large matrix product and padding stays small; a key
-mask keeps every input from seeing another's padding. Registered as its own ``load_model``
-implementation (``bert_plugin``, entry point ``engine_bert``), beside the decoder engine.
+A batch of inputs runs together: inputs are sorted by length and split into groups of similar
+length, so each projection is one large matrix product. Here, on the array backends, a group runs
+padded to its longest input, with a key mask that keeps every input from seeing another's
+padding; on ggml, ``graph_bert`` runs it as one graph over the file's own tensors, without
+padding. Registered as its own ``load_model`` implementation (``bert_plugin``, entry point
+``engine_bert``), beside the decoder engine.
 """
 
 from __future__ import annotations
@@ -408,7 +410,7 @@ class BertEncoder:
 class BertRunner(Runner):
     """A loaded BERT model: ``embed`` only (it has no language-model head). ``encoder`` is
     ``BertEncoder`` (array backends) or ``graph_bert.GraphBertEncoder`` (ggml); either turns a
-    padded group of inputs into one pooled row each."""
+    group of inputs into one pooled row each."""
 
     def __init__(
         self,

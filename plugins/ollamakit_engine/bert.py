@@ -10,10 +10,12 @@ token) and, when the model says so, L2 normalisation. Pooling type ``rank`` make
 the [CLS] row through the classifier head (``cls``, tanh, ``cls.output``) gives one score per
 input, as llama.cpp's rank pooling does.
 
-A batch of inputs runs together: inputs are sorted by length and packed into padded groups of
-similar length, so each projection is one large matrix product and padding stays small; a key
-mask keeps every input from seeing another's padding. Registered as its own ``load_model``
-implementation (``bert_plugin``, entry point ``engine_bert``), beside the decoder engine.
+A batch of inputs runs together: inputs are sorted by length and split into groups of similar
+length, so each projection is one large matrix product. Here, on the array backends, a group runs
+padded to its longest input, with a key mask that keeps every input from seeing another's
+padding; on ggml, ``graph_bert`` runs it as one graph over the file's own tensors, without
+padding. Registered as its own ``load_model`` implementation (``bert_plugin``, entry point
+``engine_bert``), beside the decoder engine.
 """
 
 from __future__ import annotations
@@ -225,8 +227,9 @@ class BertWeights:
 class BertEncoder:
     """The forward pass over padded groups of inputs."""
 
-    def __init__(self, p: BertParams, w: BertWeights, xp):
-        self.p, self.w, self.xp = p, w, xp
+    def __init__(self, p: BertParams, w: BertWeights, backend):
+        self.p, self.w, self.xp = p, w, backend.xp
+        self.to_numpy = backend.to_numpy
 
     def layer_norm(self, x, norm):
         xp = self.xp
@@ -364,23 +367,77 @@ class BertEncoder:
             x = self.layer_norm(out, layer.out_norm)
         return x.reshape(batch, length, d)
 
+    def pooled(self, inputs: list[list[int]], token_types: list[list[int]] | None):
+        """One row per input: the pooled final states (before any normalisation), or a
+        reranker's scores. The inputs run padded to the longest."""
+        length = max(len(t) for t in inputs)
+        ids = np.zeros((len(inputs), length), dtype=np.int64)
+        types = np.zeros((len(inputs), length), dtype=np.int64) if token_types is not None else None
+        for row, tokens in enumerate(inputs):
+            ids[row, : len(tokens)] = tokens
+            if types is not None:
+                types[row, : len(tokens)] = token_types[row]
+        lengths = np.array([len(t) for t in inputs])
+        hidden = self.run(ids, lengths, types)
+        if self.p.pooling == "rank":
+            return np.asarray(self.to_numpy(self._rank(hidden[:, 0])), dtype=np.float32)
+        hidden = self.to_numpy(hidden)
+        rows = np.arange(len(lengths))
+        if self.p.pooling == "mean":
+            return np.stack(
+                [hidden[row, :n].mean(axis=0, dtype=np.float64) for row, n in enumerate(lengths)]
+            )
+        if self.p.pooling == "cls":
+            return hidden[:, 0].astype(np.float64)
+        return hidden[rows, lengths - 1].astype(np.float64)
+
+    def _rank(self, first):
+        """The classifier head on each input's first ([CLS]) row: (batch, labels) scores."""
+        xp, w = self.xp, self.w
+        x = xp.ascontiguousarray(first)
+        if w.cls is not None:
+            x = xp.dot(x, w.cls.T)
+            if w.cls_bias is not None:
+                x += w.cls_bias
+            x = xp.tanh(x)
+        if w.cls_out is not None:
+            x = xp.dot(x, w.cls_out.T)
+            if w.cls_out_bias is not None:
+                x += w.cls_out_bias
+        return x
+
 
 class BertRunner(Runner):
-    """A loaded BERT model: ``embed`` only (it has no language-model head)."""
+    """A loaded BERT model: ``embed`` only (it has no language-model head). ``encoder`` is
+    ``BertEncoder`` (array backends) or ``graph_bert.GraphBertEncoder`` (ggml); either turns a
+    group of inputs into one pooled row each."""
 
-    def __init__(self, p: BertParams, weights: BertWeights, backend, tokenizer=None, metadata=None):
+    def __init__(
+        self,
+        p: BertParams,
+        encoder,
+        *,
+        vocab_size: int,
+        type_count: int,
+        memory_bytes: int,
+        backend,
+        tokenizer=None,
+        metadata=None,
+        close=None,
+    ):
         self.p = p
         self.architecture = p.arch
         self.pooling = p.pooling
         self.backend = backend
         self.tokenizer = tokenizer
         self.metadata = metadata or {}
-        self.encoder = BertEncoder(p, weights, backend.xp)
+        self.encoder = encoder
         self.context_length = p.n_ctx_train
-        self.vocab_size = weights.vocab_size
-        self.type_count = len(weights.token_types) if weights.token_types is not None else 1
-        self.memory_bytes = weights.nbytes
-        self._lock = threading.Lock()  # BLAS already uses every core; one batch at a time
+        self.vocab_size = vocab_size
+        self.type_count = type_count
+        self.memory_bytes = memory_bytes
+        self._close = close
+        self._lock = threading.Lock()  # the encoder already uses every core; one batch at a time
         self._closed = False
 
     def forward(self, batch, should_stop=None):
@@ -425,53 +482,23 @@ class BertRunner(Runner):
     def _embed_group(
         self, inputs: list[list[int]], token_types: list[list[int]] | None
     ) -> list[np.ndarray]:
-        length = max(len(t) for t in inputs)
-        ids = np.zeros((len(inputs), length), dtype=np.int64)
-        types = np.zeros((len(inputs), length), dtype=np.int64) if token_types is not None else None
-        for row, tokens in enumerate(inputs):
-            ids[row, : len(tokens)] = tokens
-            if types is not None:
-                types[row, : len(tokens)] = token_types[row]
-        lengths = np.array([len(t) for t in inputs])
-        hidden = self.encoder.run(ids, lengths, types)
+        pooled = self.encoder.pooled(inputs, token_types)
         if self.p.pooling == "rank":
-            return [
-                np.asarray(v, dtype=np.float32)
-                for v in self.backend.to_numpy(self._rank(hidden[:, 0]))
-            ]
-        hidden = self.backend.to_numpy(hidden)
+            return [np.asarray(row, dtype=np.float32) for row in pooled]
         out = []
-        for row, n in enumerate(lengths):
-            if self.p.pooling == "mean":
-                vector = hidden[row, :n].mean(axis=0, dtype=np.float64)
-            elif self.p.pooling == "cls":
-                vector = hidden[row, 0].astype(np.float64)
-            else:
-                vector = hidden[row, n - 1].astype(np.float64)
+        for vector in pooled:
+            vector = np.asarray(vector, dtype=np.float64)
             if self.p.normalize:
                 norm = np.linalg.norm(vector)
                 vector = vector / norm if norm > 0 else vector
             out.append(vector.astype(np.float32))
         return out
 
-    def _rank(self, first):
-        """The classifier head on each input's first ([CLS]) row: (batch, labels) scores."""
-        xp, w = self.backend.xp, self.encoder.w
-        x = xp.ascontiguousarray(first)
-        if w.cls is not None:
-            x = xp.dot(x, w.cls.T)
-            if w.cls_bias is not None:
-                x += w.cls_bias
-            x = xp.tanh(x)
-        if w.cls_out is not None:
-            x = xp.dot(x, w.cls_out.T)
-            if w.cls_out_bias is not None:
-                x += w.cls_out_bias
-        return x
-
     def close(self) -> None:
         self._closed = True
         self.encoder = None
+        if self._close is not None:
+            self._close()
 
 
 def _groups(batch: list[list[int]]) -> list[list[int]]:
@@ -489,7 +516,42 @@ def _groups(batch: list[list[int]]) -> list[list[int]]:
     return groups
 
 
-def build_bert_runner(gguf, backend, tokenizer=None) -> BertRunner:
+def build_bert_runner(
+    gguf, backend, tokenizer=None, options: dict | None = None, kernels=None
+) -> BertRunner:
+    """The encoder of ``gguf`` on ``backend``: as a ggml graph over the file's own blocks on a
+    backend that runs graphs (``ggml``), as float32 arrays on the others. On ggml, ollamakit's
+    float32 kernels run what they can where this CPU has them (``kernels`` False: never)."""
     p = read_params(gguf.metadata)
+    common = {"backend": backend, "tokenizer": tokenizer, "metadata": dict(gguf.metadata)}
+    if backend.runs_graphs:
+        from ollamakit.lib.ggml.graph import Compute
+
+        from .graph_bert import BertTensors, GraphBertEncoder, float32_kernels
+        from .graph_weights import MappedWeights
+
+        threads = (options or {}).get("num_thread") or backend.default_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise BadRequest(f"num_thread must be a non-negative integer, got {threads!r}")
+        kernels = float32_kernels(backend.lib, p) if kernels is None else kernels or None
+        weights = MappedWeights.open(gguf, backend.lib)
+        tensors = BertTensors(p, weights, panels=kernels is not None)
+        compute = Compute(backend.lib, backend.threadpool(threads), threads)
+        return BertRunner(
+            p,
+            GraphBertEncoder(p, tensors, compute, kernels),
+            vocab_size=tensors.vocab_size,
+            type_count=tensors.type_count,
+            memory_bytes=weights.nbytes + weights.derived_nbytes,
+            close=compute.close,
+            **common,
+        )
     weights = BertWeights(gguf, p, backend.xp)
-    return BertRunner(p, weights, backend, tokenizer, dict(gguf.metadata))
+    return BertRunner(
+        p,
+        BertEncoder(p, weights, backend),
+        vocab_size=weights.vocab_size,
+        type_count=len(weights.token_types) if weights.token_types is not None else 1,
+        memory_bytes=weights.nbytes,
+        **common,
+    )

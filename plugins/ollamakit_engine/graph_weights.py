@@ -84,7 +84,7 @@ class LayerTensors:
 REPACKED_NAMES = re.compile(
     r"^(blk\.\d+\.(attn_[qkv]|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down|ffn_(gate|up|down)_exps)|output)\.weight$"
 )
-F16 = 1  # ggml type of the tensors derived at load
+F32, F16 = 0, 1  # ggml types of the tensors derived at load
 REPACK_AVX2 = {2, 12, 20, 39}  # Q4_0, Q4_K, IQ4_NL, MXFP4
 REPACK_AVX512 = {10}  # Q2_K
 
@@ -215,6 +215,33 @@ class MappedWeights:
             self.derived_nbytes += keys.nbytes
             self._derived_buffers.append(buffer)
             self.derived[name] = tensor
+            return tensor
+
+    def panels(self, name: str, panel: int) -> int:
+        """A float32 matrix ``name`` (k, rows) in the panel layout of ollamakit's float32
+        product (``kernels.c``): ``panel`` rows at a time, each panel column by column, as a
+        tensor (panel, k, rows / panel). Made once per mapping; the file's pages of the matrix
+        are given back, so the weights are held once."""
+        key = f"{name}#panels{panel}"
+        with self._derive_lock:
+            if key in self.derived:
+                return self.derived[key]
+            from ollamakit.lib.ggml.graph import Tensors, array
+
+            info = self.infos[name]
+            k, rows = (int(n) for n in info.shape)
+            matrix = np.frombuffer(self._map, np.float32, k * rows, info.offset).reshape(rows, k)
+            packed = np.ascontiguousarray(
+                matrix.reshape(rows // panel, panel, k).transpose(0, 2, 1)
+            )
+            buffer = Tensors(self.lib, 1)
+            tensor = buffer.new(F32, panel, k, rows // panel)
+            buffer.allocate()
+            array(tensor, F32, packed.shape)[...] = packed
+            self._release(info.offset, info.nbytes)
+            self.derived_nbytes += packed.nbytes
+            self._derived_buffers.append(buffer)
+            self.derived[key] = tensor
             return tensor
 
     def optional(self, name: str, *shape: int) -> int | None:

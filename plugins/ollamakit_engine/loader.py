@@ -172,5 +172,5 @@ def load_runner(
                 raise BadRequest("LoRA adapters are not supported for BERT models")
             from .bert import build_bert_runner
 
-            return build_bert_runner(gguf, backend, tokenizer)
+            return build_bert_runner(gguf, backend, tokenizer, options)
         return build_runner(gguf, backend, options, tokenizer, adapters)

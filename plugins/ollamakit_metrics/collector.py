@@ -164,7 +164,9 @@ class SchedulerGauges:
 
 
 class Scrape:
-    """``GET /metrics``: the registry in Prometheus' text format."""
+    """``GET /metrics``: the registry in Prometheus' text format. ``HEAD /metrics`` answers the
+    same status and headers without the body (Falcon leaves a HEAD reply's body out), as
+    prometheus-client's own WSGI app does."""
 
     def __init__(self, metrics: Metrics):
         self.metrics = metrics
@@ -172,3 +174,5 @@ class Scrape:
     def on_get(self, req, resp):
         resp.data = self.metrics.scrape()
         resp.content_type = CONTENT_TYPE_LATEST
+
+    on_head = on_get

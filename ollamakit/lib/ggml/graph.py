@@ -120,11 +120,11 @@ class Step:
         ggml_type = GGML_TYPES[np.asarray(values).dtype] if ggml_type is None else ggml_type
         values = np.ascontiguousarray(values, dtype=NUMPY_TYPES[ggml_type])
         shape = values.shape[::-1] or (1,)
-        tensor = {
-            1: self.lib.ggml_new_tensor_1d,
-            2: self.lib.ggml_new_tensor_2d,
-            3: self.lib.ggml_new_tensor_3d,
-        }[len(shape)](self.ctx, ggml_type, *shape)
+        if len(shape) > L.MAX_DIMS:
+            raise ValueError(f"ggml tensors have 1 to {L.MAX_DIMS} dimensions, not {len(shape)}")
+        tensor = self.lib.ggml_new_tensor(
+            self.ctx, ggml_type, len(shape), (L.I64 * len(shape))(*shape)
+        )
         self.lib.ggml_set_input(tensor)
         self.inputs.append((tensor, values))
         if name is not None:

@@ -129,6 +129,9 @@ _SIGNATURES = {
     "ggml_norm": (P, [P, P, F32]),
     "ggml_gelu": (P, [P, P]),
     "ggml_gelu_quick": (P, [P, P]),
+    # BERT encoders: exact (erf) GELU, and softmax with a mask for attention by products
+    "ggml_gelu_erf": (P, [P, P]),
+    "ggml_soft_max_ext": (P, [P, P, P, F32, F32]),
     "ggml_transpose": (P, [P, P]),
     "ggml_pool_2d": (P, [P, P, INT, INT, INT, INT, INT, F32, F32]),
     # other architectures: plain GELU/SiLU FFNs, fused gate and up rows, and the mixture of
@@ -244,14 +247,21 @@ class Library:
 
 
 class Kernels:
-    """ollamakit's own products (``kernels.c``, built for this CPU by ``ollamakit build-ggml``),
-    as function pointers for ``ggml_custom_4d``. Each output is what ggml's own product gives, bit
-    for bit; only x86 CPUs with AVX2, FMA and F16C have them (elsewhere ggml's kernels sum in
-    other orders)."""
+    """ollamakit's own kernels (``kernels.c``, built for this CPU by ``ollamakit build-ggml``),
+    as function pointers for ``ggml_custom_4d``. The Q4_1 product gives what ggml's own product
+    gives, bit for bit; only x86 CPUs with AVX2, FMA and F16C have it (elsewhere ggml's kernels
+    sum in other orders). The encoders' float32 kernels (product, GELU, attention) need AVX-512
+    too, and are None without it."""
 
     def __init__(self, handle: ctypes.CDLL):
         self.handle = handle  # keeps the library loaded while ggml may call into it
         self.mul_mat_q4_1 = ctypes.cast(handle.ollamakit_mul_mat_q4_1, P).value
+        # the encoders' float32 kernels (``graph_bert``); None without AVX-512
+        f32 = bool(handle.ollamakit_f32_supported())
+        self.mul_mat_f32, self.gelu_erf, self.attention_f32 = (
+            ctypes.cast(getattr(handle, f"ollamakit_{name}"), P).value if f32 else None
+            for name in ("mul_mat_f32", "gelu_erf", "attention_f32")
+        )
 
     @classmethod
     def load(cls, folder: Path) -> Kernels | None:

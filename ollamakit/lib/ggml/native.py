@@ -11,8 +11,8 @@ source distribution on PyPI: the same ggml as the llama.cpp that the tests and b
 with. Nothing of it is kept but the compiled libraries.
 
 Beside them goes ``kernels.c`` compiled for this CPU: ollamakit's own products for the weight
-types ggml multiplies one activation column at a time, each output ggml's bit for bit
-(``lib.Library.kernels``).
+types ggml multiplies one activation column at a time, each output ggml's bit for bit, and the
+float32 product, GELU and attention of the BERT encoders (``lib.Library.kernels``).
 """
 
 from __future__ import annotations

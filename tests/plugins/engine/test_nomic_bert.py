@@ -25,9 +25,11 @@ def nomic_path(tmp_path_factory):
     return tiny_nomic_bert(tmp_path_factory.mktemp("nomic") / "nomic.gguf")
 
 
-def load(path):
+def load(path, build=None):
     with GGUFFile.open(path) as gguf:
         check_bert(gguf)
+        if build is not None:  # the ``build_bert`` fixture: each engine in turn
+            return build(gguf, load_tokenizer(gguf.metadata))
         return build_bert_runner(gguf, NumpyBackend(), load_tokenizer(gguf.metadata))
 
 
@@ -40,9 +42,9 @@ def test_the_fixture_is_the_recorded_one():
     assert reference_answers(NOMIC_RECORD)["texts"] == list(TEXTS)
 
 
-def test_vectors_match_llamacpp(nomic_path):
+def test_vectors_match_llamacpp(nomic_path, build_bert):
     reference = reference_answers(NOMIC_RECORD)
-    runner = load(nomic_path)
+    runner = load(nomic_path, build_bert)
     assert runner.architecture == "nomic-bert" and runner.pooling == "mean"
     ids = [runner.tokenizer.encode(text, add_special=True, parse_special=True) for text in TEXTS]
     assert ids == reference["ids"]
@@ -54,10 +56,10 @@ def test_vectors_match_llamacpp(nomic_path):
     np.testing.assert_allclose(alone, vectors[-1], atol=1e-5)
 
 
-def test_rotary_positions_matter(nomic_path):
+def test_rotary_positions_matter(nomic_path, build_bert):
     """Word order changes the vector (mean pooling alone would not see it): the positions are
     applied, and not as learned embeddings (there are none)."""
-    runner = load(nomic_path)
+    runner = load(nomic_path, build_bert)
     forward = runner.tokenizer.encode("the cat sat on the mat", add_special=True)
     reordered = runner.tokenizer.encode("the mat sat on the cat", add_special=True)
     a, b = runner.embed([forward, reordered])

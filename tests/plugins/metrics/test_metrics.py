@@ -234,6 +234,21 @@ def test_the_queue_depth_counts_waiting_requests(tmp_path):
         other.close()
 
 
+def test_head_answers_as_get_without_the_body(server):
+    """Probes and load balancers ask with HEAD; prometheus-client's own app answers it as GET."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        got = client.get("/metrics")
+        head = client.head("/metrics")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-type"].startswith("text/plain; version=")
+        # the length of the body a GET would have had (the counts move between the two)
+        assert abs(int(head.headers["content-length"]) - len(got.content)) < 2048
+        samples = scrape(client)
+    counted = {"method": "HEAD", "route": "/metrics", "status": "200"}
+    assert value(samples, "ollamakit_http_requests_total", **counted) >= 1
+
+
 def test_off_by_setting(tmp_path):
     kernel = make_kernel(Settings(models_dir=tmp_path, metrics=False))
     try:

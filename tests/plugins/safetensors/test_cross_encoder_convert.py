@@ -42,9 +42,11 @@ def convert(folder, out):
     return out
 
 
-def load(path):
+def load(path, build=None):
     with GGUFFile.open(path) as gguf:
         check_bert(gguf)
+        if build is not None:  # the ``build_bert`` fixture: each engine in turn
+            return build(gguf, load_tokenizer(gguf.metadata))
         return build_bert_runner(gguf, NumpyBackend(), load_tokenizer(gguf.metadata))
 
 
@@ -59,7 +61,7 @@ def rewrite(source, target, *, metadata=None, drop=()):
     )
 
 
-def test_the_head_scores_the_cls_vector(tmp_path):
+def test_the_head_scores_the_cls_vector(tmp_path, build_bert):
     weights = cross_encoder_folder(tmp_path / "hf", labels=("irrelevant", "relevant"))
     path = convert(tmp_path / "hf", tmp_path / "rank.gguf")
     with GGUFFile.open(path) as gguf:
@@ -67,7 +69,7 @@ def test_the_head_scores_the_cls_vector(tmp_path):
         assert gguf.metadata["bert.classifier.output_labels"] == ["irrelevant", "relevant"]
         names = {t.name for t in gguf.tensors}
     assert {"cls.weight", "cls.bias", "cls.output.weight", "cls.output.bias"} <= names
-    rank = load(path)
+    rank = load(path, build_bert)
     assert rank.pooling == "rank"
     pairs = [[3, 7, 8, 4, 6, 10, 4], [3, 12, 13, 4, 9, 4]]  # [CLS] ... [SEP] ... [SEP]
     types = [[0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1]]
@@ -76,7 +78,7 @@ def test_the_head_scores_the_cls_vector(tmp_path):
 
     # The same file with CLS pooling gives the [CLS] vector the head reads.
     cls_file = rewrite(path, tmp_path / "cls.gguf", metadata={"bert.pooling_type": 2})
-    vectors = load(cls_file).embed(pairs, token_types=types)
+    vectors = load(cls_file, build_bert).embed(pairs, token_types=types)
     for vector, score in zip(vectors, scores):
         pooled = np.tanh(weights["pooler.dense.weight"] @ vector + weights["pooler.dense.bias"])
         expected = weights["classifier.weight"] @ pooled + weights["classifier.bias"]
@@ -85,7 +87,7 @@ def test_the_head_scores_the_cls_vector(tmp_path):
     assert not np.allclose(rank.embed(pairs[:1])[0], scores[0])
 
     # llama.cpp's converter drops the pooler: the classifier then reads the [CLS] vector itself.
-    bare = load(rewrite(path, tmp_path / "bare.gguf", drop=("cls.weight", "cls.bias")))
+    bare = load(rewrite(path, tmp_path / "bare.gguf", drop=("cls.weight", "cls.bias")), build_bert)
     for vector, score in zip(vectors, bare.embed(pairs, token_types=types)):
         np.testing.assert_allclose(
             score,
@@ -107,9 +109,9 @@ def test_a_rank_file_without_a_head_is_refused(tmp_path):
         check_bert(gguf)
 
 
-def test_token_types_are_checked(tmp_path):
+def test_token_types_are_checked(tmp_path, build_bert):
     cross_encoder_folder(tmp_path / "hf")
-    rank = load(convert(tmp_path / "hf", tmp_path / "rank.gguf"))
+    rank = load(convert(tmp_path / "hf", tmp_path / "rank.gguf"), build_bert)
     with pytest.raises(BadRequest, match="token type outside"):
         rank.embed([[3, 7, 4]], token_types=[[0, 2, 0]])
     with pytest.raises(BadRequest, match="do not match"):

@@ -201,7 +201,7 @@ def bert_reference(weights, ids, heads=4):
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
-def test_bert_embeddings_match_a_plain_reference(tmp_path, pooling):
+def test_bert_embeddings_match_a_plain_reference(tmp_path, pooling, build_bert):
     weights = bert_folder(tmp_path / "hf", pooling=pooling, normalize=pooling == "mean")
     path = convert(tmp_path / "hf", tmp_path / "b.gguf")
     meta, types, raw = tensors_of(path)
@@ -216,11 +216,10 @@ def test_bert_embeddings_match_a_plain_reference(tmp_path, pooling):
     assert types["position_embd.weight"] == "F32" and types["token_types.weight"] == "F32"
     assert not any(name.startswith("pooler") for name in raw)
 
-    from ollamakit_engine.bert import build_bert_runner
     from ollamakit.lib.tokenizers import load_tokenizer
 
     with GGUFFile.open(path) as gguf:
-        runner = build_bert_runner(gguf, NumpyBackend(), load_tokenizer(gguf.metadata))
+        runner = build_bert(gguf, load_tokenizer(gguf.metadata))
     texts = ["The cats sat on a mat.", "a dog", "the dog sat on the cat, the mat"]
     batch = [runner.tokenizer.encode(t) for t in texts]
     assert batch[1] == [3, 12, 13, 4]
@@ -232,13 +231,12 @@ def test_bert_embeddings_match_a_plain_reference(tmp_path, pooling):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
-def test_bert_batches_of_different_lengths_do_not_mix(tmp_path):
+def test_bert_batches_of_different_lengths_do_not_mix(tmp_path, build_bert):
     bert_folder(tmp_path / "hf")
     path = convert(tmp_path / "hf", tmp_path / "b.gguf")
-    from ollamakit_engine.bert import build_bert_runner
 
     with GGUFFile.open(path) as gguf:
-        runner = build_bert_runner(gguf, NumpyBackend())
+        runner = build_bert(gguf)
     inputs = [[3] + [6 + (i % 9)] * n + [4] for i, n in enumerate([1, 30, 5, 12, 2, 40])]
     alone = [runner.embed([ids])[0] for ids in inputs]
     together = runner.embed(inputs)

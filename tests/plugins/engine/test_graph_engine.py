@@ -176,7 +176,9 @@ def write_quantized_model(folder, ggml_type: str = "Q4_1"):
     """The tiny llama with every layer projection quantized to ``ggml_type``."""
     from ollamakit_quant.encode import encode
 
-    meta, tensors = write_model(folder / "f32.gguf", "llama")
+    # K-quants' blocks are 256 values long: every product's width a multiple of them
+    sizes = dict(n_embd=256, n_ff=512) if ggml_type.endswith("_K") else {}
+    meta, tensors = write_model(folder / "f32.gguf", "llama", **sizes)
     quantized = {
         name: (
             encode(np.ascontiguousarray(w).view(np.uint8).reshape(-1), "F32", ggml_type),
@@ -224,7 +226,7 @@ def kernels(backend):
     return backend.lib.kernels
 
 
-KERNEL_TYPES = ("Q4_1", "Q8_0", "Q5_0")
+KERNEL_TYPES = ("Q4_1", "Q8_0", "Q5_0", "Q6_K")
 
 
 @pytest.mark.parametrize("ggml_type", KERNEL_TYPES)
@@ -242,7 +244,8 @@ def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
     lib, rng = backend.lib, np.random.default_rng(7)
     weight_type = getattr(L, f"TYPE_{ggml_type}")
     kernel = lib.kernels.products[weight_type]
-    width, count = 96, 37  # three blocks a row; an odd number of rows
+    width = 768 if ggml_type.endswith("_K") else 96  # three blocks a row
+    count = 37  # an odd number of rows
     weights = rng.standard_normal((count, width)).astype(np.float32)
     weights[rng.integers(0, count, 4), rng.integers(0, width, 4)] *= 30  # outlier weights
     blocks = encode(weights.view(np.uint8).reshape(-1), "F32", ggml_type)
@@ -368,11 +371,18 @@ def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):
 
 
 @pytest.mark.real_model
-@pytest.mark.parametrize("name", ["smollm2_q4_1", "gemma3_270m"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "smollm2_q4_1",
+        "gemma3_270m",
+        pytest.param("qwen25_coder_1_5b", marks=pytest.mark.large_model),
+    ],
+)
 def test_real_models_decode_the_same_with_the_kernels(backend, name):
-    """SmolLM2 (Q4_1 layers, a Q8_0 output matrix) and Gemma 3 (Q5_0 and Q8_0 layers, a Q8_0
-    output matrix): 2 to 6 sequences decoding together give the same logits with ollamakit's
-    kernels and without them, bit for bit."""
+    """SmolLM2 (Q4_1 layers, a Q8_0 output matrix), Gemma 3 (Q5_0, Q8_0 and Q6_K layers, a Q8_0
+    output matrix) and Qwen2.5-Coder (Q6_K layers and output matrix): 2 to 6 sequences decoding
+    together give the same logits with ollamakit's kernels and without them, bit for bit."""
     from ollamakit.testing import models
 
     kernels(backend)

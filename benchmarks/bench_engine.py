@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss --prompt 64 --decode 32
     .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss --check   # logits first
     .venv/bin/python benchmarks/bench_engine.py --models smollm2 --streams-only --repeats 6
+    .venv/bin/python benchmarks/bench_engine.py --streams-only --variants ours/ggml --repeats 4
 
 For each model, with both engines at the same num_ctx (--prompt + --decode + a margin):
 
@@ -15,7 +16,8 @@ For each model, with both engines at the same num_ctx (--prompt + --decode + a m
   streams     our aggregate tokens/s of 4 sequences decoded together (4 caches, one forward
               call per step), against one stream; llama-cpp-python has no batched API
   --streams-only  ours alone: one stream and 4 streams decoded in turns in one process, one
-              row per round (the order swapped each round), so both see the same machine
+              row per round (the order swapped each round), so both see the same machine; with
+              --variants ours/ggml, ggml's own products beside ours in the same rounds
   --check     no timing: both engines' logits on the prompt and --check-steps greedy steps,
               compared step by step (the largest difference, and whether the tokens agree)
   variants    with --variants, the same figures for ours with fast prefill (ours/fast), for
@@ -228,31 +230,47 @@ def one_stream_rate(engine, prompt: list[int], steps: int) -> float:
 
 def streams_rounds(args, path) -> None:
     """``--streams-only``: our one stream against ``STREAMS`` streams, in turns in this process
-    (the order swapped each round), a row per round as it ends."""
+    (the order swapped each round), a row per round as it ends. With ``--variants ours/ggml``,
+    the same model loaded a second time without ollamakit's kernels (ggml's own products, as
+    ``OLLAMAKIT_KERNELS=0`` gives) is measured in the same rounds, in turns with the first."""
     prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, STREAMS * SHORT)]
-    engine = Ours(str(path), args.threads, STREAMS * SHORT + args.decode + MARGIN)
-    engine.feed(engine.begin(), prompt)  # pages the weights in
+    num_ctx = STREAMS * SHORT + args.decode + MARGIN
+    engines = {"ours": Ours(str(path), args.threads, num_ctx)}
+    if "ours/ggml" in args.variants.split(","):
+        engines["ours/ggml"] = Ours(str(path), args.threads, num_ctx)
+        engines["ours/ggml"].runner.model.kernels = None
+    for engine in engines.values():
+        engine.feed(engine.begin(), prompt)  # pages the weights in
     print(f"\n{path.name}: {args.decode} greedy steps after {SHORT} tokens; threads {args.threads}")
-    print(f"  {'round':>5}{'one stream':>12}{f'{STREAMS} streams':>12}{'ratio':>8}  load average")
-    ratios, ones, manys = [], [], []
-    for round_ in range(args.repeats):
-        measures = [("one", one_stream_rate), ("many", streams_rate)]
-        rates = {
-            name: measure(engine, prompt, args.decode)
-            for name, measure in (measures if round_ % 2 == 0 else measures[::-1])
-        }
-        ones.append(rates["one"])
-        manys.append(rates["many"])
-        ratios.append(rates["many"] / rates["one"])
-        print(
-            f"  {round_ + 1:>5}{rates['one']:12.1f}{rates['many']:12.1f}{ratios[-1]:7.2f}x"
-            f"  {os.getloadavg()[0]:.2f}",
-            flush=True,
-        )
-    print(
-        f"  median ratio {float(np.median(ratios)):.2f}x; best of each "
-        f"{max(ones):.1f} / {max(manys):.1f} tokens/s, {max(manys) / max(ones):.2f}x"
+    header = "".join(
+        f"{f'{name}: one':>16}{f'{STREAMS} streams':>11}{'ratio':>7}" for name in engines
     )
+    print(f"  {'round':>5}{header}  load average")
+    rates: dict[str, dict[str, list[float]]] = {
+        name: {"one": [], "many": [], "ratio": []} for name in engines
+    }
+    for round_ in range(args.repeats):
+        turns = [
+            (name, kind, measure)
+            for name in engines
+            for kind, measure in (("one", one_stream_rate), ("many", streams_rate))
+        ]
+        for name, kind, measure in turns if round_ % 2 == 0 else turns[::-1]:
+            rates[name][kind].append(measure(engines[name], prompt, args.decode))
+        row = ""
+        for name in engines:
+            figures = rates[name]
+            figures["ratio"].append(figures["many"][-1] / figures["one"][-1])
+            row += (
+                f"{figures['one'][-1]:16.1f}{figures['many'][-1]:11.1f}{figures['ratio'][-1]:6.2f}x"
+            )
+        print(f"  {round_ + 1:>5}{row}  {os.getloadavg()[0]:.2f}", flush=True)
+    for name, figures in rates.items():
+        print(
+            f"  {name}: median ratio {float(np.median(figures['ratio'])):.2f}x; best of each "
+            f"{max(figures['one']):.1f} / {max(figures['many']):.1f} tokens/s, "
+            f"{max(figures['many']) / max(figures['one']):.2f}x"
+        )
 
 
 # -- the comparison ---------------------------------------------------------------------------

@@ -138,7 +138,7 @@ class GraphTransformer:
             96
             + 16 * segments
             + (6 * 7 if self.lora or self.dense else 0)  # adapters, dense copies
-            + (8 if self.kernels else 0)  # the activations' Q8_1 copies
+            + (8 if self.kernels else 0)  # the activations' rounded copies, one a product
         )
         per_layer += (
             48 + 2 * self.hp.n_expert_used if self.hp.n_expert else 0
@@ -487,20 +487,21 @@ class GraphTransformer:
         return out
 
     def _product(self, step, weight, x):
-        """``mul_mat(weight, x)``; for a Q4_1 weight and several rows, by ollamakit's kernel
-        (``kernels.c``: ggml's sums bit for bit, several rows of ``x`` per weight block read)
-        on ``x`` rounded to Q8_1 by ggml, as its own product rounds it."""
+        """``mul_mat(weight, x)``; for a Q4_1, Q8_0, Q5_0 or Q6_K weight and a step of as many
+        rows as its kernel takes, by ollamakit's kernel (``kernels*.c``: ggml's sums bit for bit,
+        several rows of ``x`` per weight block read) on ``x`` rounded by ggml as its own product
+        rounds it."""
         struct = L.tensor(weight)
         rows = L.tensor(x).ne[1]
+        kernel = None if self.kernels is None else self.kernels.products.get(struct.type)
         if (
-            self.kernels is None
-            or struct.type != L.TYPE_Q4_1
-            or rows < KERNEL_MIN_ROWS
+            kernel is None
+            or not KERNEL_MIN_ROWS <= rows <= (kernel.most_rows or rows)
             or weight in self.t.repacked
             or not _contiguous(L.tensor(x))
         ):
             return step.op("mul_mat", weight, x)
-        args = (ctypes.c_void_p * 2)(weight, step.op("cast", x, L.TYPE_Q8_1))
+        args = (ctypes.c_void_p * 2)(weight, step.op("cast", x, kernel.activations))
         return step.op(
             "custom_4d",
             L.TYPE_F32,
@@ -510,7 +511,7 @@ class GraphTransformer:
             1,
             args,
             2,
-            self.kernels.mul_mat_q4_1,
+            kernel.function,
             L.N_TASKS_MAX,
             None,
         )

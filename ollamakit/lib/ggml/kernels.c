@@ -15,53 +15,16 @@
 // Built by `ollamakit build-ggml` for this CPU, beside ggml. Called by ggml as a custom operation
 // (ggml_custom_4d): dst = weight (src[0], Q4_1) times activations (src[1], Q8_1), float32.
 
-#include <stddef.h>
-#include <stdint.h>
-
-// The leading fields of struct ggml_tensor (ggml.h), as ollamakit/lib/ggml/lib.py declares them.
-struct tensor {
-    int type;
-    void *buffer;
-    int64_t ne[4];
-    size_t nb[4];
-    int op;
-    int32_t op_params[16];
-    int32_t flags;
-    struct tensor *src[10];
-    struct tensor *view_src;
-    size_t view_offs;
-    void *data;
-    char name[64];
-    void *extra;
-    char padding[8];
-};
+#include "kernels.h"
 
 size_t ollamakit_tensor_size(void) { return sizeof(struct tensor); }
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
+#ifdef OLLAMAKIT_KERNELS
 
 typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;
 typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
 
 int ollamakit_kernels_supported(void) { return 1; }
-
-static inline float half(uint16_t h) { return _cvtsh_ss(h); }
-
-static inline float hsum8(__m256 x) {  // ggml's hsum_float_8, in its order
-    __m128 r = _mm256_extractf128_ps(x, 1);
-    r = _mm_add_ps(r, _mm256_castps256_ps128(x));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-static inline __m256i nibbles(const uint8_t *qs) {  // low nibbles, then high nibbles
-    const __m128i packed = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i both = _mm256_insertf128_si256(
-        _mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
 
 // 8 lanes, each the sum of four adjacent products of unsigned x and signed y bytes (exact)
 static inline __m256 lane_sums(__m256i x, const int8_t *qy) {
@@ -116,10 +79,8 @@ void ollamakit_mul_mat_q4_1(struct tensor *dst, int ith, int nth, void *userdata
     const int blocks = (int)(w->ne[0] / 32);
     const int64_t n = w->ne[1], cols = x->ne[1];
     // each thread takes a run of rows (whole tiles) for every column
-    const int64_t tiles = (n + TILE_ROWS - 1) / TILE_ROWS;
-    const int64_t per = (tiles + nth - 1) / nth;
-    const int64_t first = ith * per * TILE_ROWS;
-    const int64_t last = first + per * TILE_ROWS < n ? first + per * TILE_ROWS : n;
+    int64_t first, last;
+    thread_rows(n, TILE_ROWS, ith, nth, &first, &last);
     for (int64_t c = 0; c < cols; c += TILE_COLS) {
         const int width = cols - c < TILE_COLS ? (int)(cols - c) : TILE_COLS;
         const char *xc = (const char *)x->data + c * x->nb[1];

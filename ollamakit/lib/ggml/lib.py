@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from _ctypes import CFuncPtr  # the base of ctypes' function pointers (LOG_CALLBACK's)
@@ -31,8 +31,8 @@ MAX_THREADS = 512
 
 # enum ggml_type (ggml.h): the types the engine names itself.
 TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_I32, TYPE_I64 = 0, 1, 8, 26, 27
-TYPE_Q4_0, TYPE_Q4_1, TYPE_Q8_1 = 2, 3, 9
-TYPE_Q2_K, TYPE_Q4_K, TYPE_IQ4_NL, TYPE_MXFP4 = 10, 12, 20, 39
+TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q8_1 = 2, 3, 6, 9
+TYPE_Q2_K, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K, TYPE_IQ4_NL, TYPE_MXFP4 = 10, 12, 14, 15, 20, 39
 N_TASKS_MAX = -1  # a custom operation run by every thread of the pool
 ROPE_NORMAL, ROPE_NEOX = 0, 2
 PREC_F32 = 10
@@ -246,20 +246,53 @@ class Library:
         ]
 
 
+Q0_MOST_ROWS = 8  # the widest step the Q8_0 and Q5_0 kernels take (measured: performance.md)
+
+
+class Product(NamedTuple):
+    """One of ollamakit's kernels: the weight times the activations rounded to ``activations``
+    (the type ggml's own product rounds them to), for steps of up to ``most_rows`` rows (None:
+    any)."""
+
+    activations: int
+    function: int
+    most_rows: int | None
+
+
+def _function(symbol) -> int:
+    address = ctypes.cast(symbol, P).value
+    assert address is not None  # a symbol the library exports
+    return address
+
+
 class Kernels:
-    """ollamakit's own kernels (``kernels.c``, built for this CPU by ``ollamakit build-ggml``),
-    as function pointers for ``ggml_custom_4d``. The Q4_1 product gives what ggml's own product
-    gives, bit for bit; only x86 CPUs with AVX2, FMA and F16C have it (elsewhere ggml's kernels
+    """ollamakit's own kernels (``kernels*.c``, built for this CPU by ``ollamakit build-ggml``),
+    as function pointers for ``ggml_custom_4d``. Each product's output is what ggml's own product
+    gives, bit for bit; only x86 CPUs with AVX2, FMA and F16C have them (elsewhere ggml's kernels
     sum in other orders). The encoders' float32 kernels (product, GELU, attention) need AVX-512
     too, and are None without it."""
 
     def __init__(self, handle: ctypes.CDLL):
         self.handle = handle  # keeps the library loaded while ggml may call into it
-        self.mul_mat_q4_1 = ctypes.cast(handle.ollamakit_mul_mat_q4_1, P).value
+        self.mul_mat_q4_1 = _function(handle.ollamakit_mul_mat_q4_1)
+        # By weight type. ggml multiplies Q4_1 a column at a time, so its kernel pays at any
+        # width; Q6_K too, up to 7 columns (from 8, ggml's own tiled K-quant products take it,
+        # or from 1 where GGML_CPU_TILED_MM_FORCE says so). Q8_0 and Q5_0 go to llamafile's
+        # tiled products, which repeat only a sign flip per column: their kernels pay where the
+        # weights stream from memory, in steps of a few sequences decoding together, and prompts
+        # keep llamafile's tiles.
+        self.products = {
+            TYPE_Q4_1: Product(TYPE_Q8_1, self.mul_mat_q4_1, None),
+            TYPE_Q8_0: Product(TYPE_Q8_0, _function(handle.ollamakit_mul_mat_q8_0), Q0_MOST_ROWS),
+            TYPE_Q5_0: Product(TYPE_Q8_0, _function(handle.ollamakit_mul_mat_q5_0), Q0_MOST_ROWS),
+            TYPE_Q6_K: Product(TYPE_Q8_K, _function(handle.ollamakit_mul_mat_q6_k), 7),
+        }
+        if os.environ.get("GGML_CPU_TILED_MM_FORCE", "").strip() == "1":
+            del self.products[TYPE_Q6_K]
         # the encoders' float32 kernels (``graph_bert``); None without AVX-512
         f32 = bool(handle.ollamakit_f32_supported())
         self.mul_mat_f32, self.gelu_erf, self.attention_f32 = (
-            ctypes.cast(getattr(handle, f"ollamakit_{name}"), P).value if f32 else None
+            _function(getattr(handle, f"ollamakit_{name}")) if f32 else None
             for name in ("mul_mat_f32", "gelu_erf", "attention_f32")
         )
 

@@ -10,9 +10,10 @@ The source is ggml as vendored by llama-cpp-python ``SOURCE_VERSION``, taken fro
 source distribution on PyPI: the same ggml as the llama.cpp that the tests and benchmarks compare
 with. Nothing of it is kept but the compiled libraries.
 
-Beside them goes ``kernels.c`` compiled for this CPU: ollamakit's own products for the weight
-types ggml multiplies one activation column at a time, each output ggml's bit for bit, and the
-float32 product, GELU and attention of the BERT encoders (``lib.Library.kernels``).
+Beside them go ``kernels*.c`` compiled for this CPU: ollamakit's own products for weight types
+whose several-column products ggml computes one activation column at a time, or with work
+repeated per column, each output ggml's bit for bit, and the float32 product, GELU and
+attention of the BERT encoders (``lib.Library.kernels``).
 """
 
 from __future__ import annotations
@@ -77,19 +78,26 @@ def cpu_signature() -> str:
     return f"{SOURCE_VERSION}-{platform.machine()}-{digest}"
 
 
-KERNELS_SOURCE = Path(__file__).with_name("kernels.c")
+# ollamakit's kernels: Q4_1 (kernels.c), Q8_0 and Q5_0 (kernels_q0.c), Q6_K (kernels_q6_k.c),
+# and what they share (kernels.h)
+KERNEL_SOURCES = tuple(
+    Path(__file__).with_name(n) for n in ("kernels.c", "kernels_q0.c", "kernels_q6_k.c")
+)
+KERNEL_HEADER = Path(__file__).with_name("kernels.h")
 KERNEL_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
 
 
 def kernels_name() -> str:
-    """The file name of ollamakit's own kernels (``kernels.c``) built for this CPU: named by the
-    source's digest, so a changed source is built again rather than an old build loaded."""
-    digest = hashlib.sha256(KERNELS_SOURCE.read_bytes() + " ".join(KERNEL_FLAGS).encode())
+    """The file name of ollamakit's own kernels (``kernels*.c``) built for this CPU: named by the
+    sources' digest, so a changed source is built again rather than an old build loaded."""
+    digest = hashlib.sha256(" ".join(KERNEL_FLAGS).encode())
+    for source in (*KERNEL_SOURCES, KERNEL_HEADER):
+        digest.update(source.read_bytes())
     return f"libollamakit-kernels-{digest.hexdigest()[:12]}.so"
 
 
 def build_kernels(folder: Path, log=print) -> Path:
-    """Compile ``kernels.c`` for this CPU into ``folder`` (beside ggml's libraries), unless done."""
+    """Compile the kernels for this CPU into ``folder`` (beside ggml's libraries), unless done."""
     target = folder / kernels_name()
     if target.exists():
         return target
@@ -98,7 +106,8 @@ def build_kernels(folder: Path, log=print) -> Path:
         raise BuildError("no C compiler (cc, gcc or clang) is installed")
     log("compiling ollamakit's kernels for this CPU")
     staging = folder / f".{target.name}.{os.getpid()}"
-    _run([compiler, *KERNEL_FLAGS, "-o", str(staging), str(KERNELS_SOURCE)], "compiling kernels.c")
+    sources = [str(source) for source in KERNEL_SOURCES]
+    _run([compiler, *KERNEL_FLAGS, "-o", str(staging), *sources], "compiling the kernels")
     os.replace(staging, target)  # whole or not at all
     return target
 

@@ -172,22 +172,24 @@ PROJECTIONS = tuple(
 )
 
 
-def write_q4_1_model(folder):
-    """The tiny llama with every layer projection quantized to Q4_1."""
+def write_quantized_model(folder, ggml_type: str = "Q4_1"):
+    """The tiny llama with every layer projection quantized to ``ggml_type``."""
     from ollamakit_quant.encode import encode
 
-    meta, tensors = write_model(folder / "f32.gguf", "llama")
+    # K-quants' blocks are 256 values long: every product's width a multiple of them
+    sizes = dict(n_embd=256, n_ff=512) if ggml_type.endswith("_K") else {}
+    meta, tensors = write_model(folder / "f32.gguf", "llama", **sizes)
     quantized = {
         name: (
-            encode(np.ascontiguousarray(w).view(np.uint8).reshape(-1), "F32", "Q4_1"),
-            "Q4_1",
+            encode(np.ascontiguousarray(w).view(np.uint8).reshape(-1), "F32", ggml_type),
+            ggml_type,
             w.shape[::-1],
         )
         if name.endswith(PROJECTIONS)
         else w
         for name, w in tensors.items()
     }
-    return make_gguf(folder / "q4_1.gguf", meta, quantized)
+    return make_gguf(folder / f"{ggml_type.lower()}.gguf", meta, quantized)
 
 
 def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend):
@@ -196,7 +198,7 @@ def test_long_prompts_multiply_row_at_a_time_types_in_float32(tmp_path, backend)
     rounds the activations to 8 bits), and never used for fewer rows."""
     from ollamakit_engine.graph_model import DENSE_MIN_ROWS
 
-    path = write_q4_1_model(tmp_path)
+    path = write_quantized_model(tmp_path)
     dense, blocks = load(path, backend, fast_prefill=True), load(path, backend)
     assert len(dense.model.dense) == 7 * 2  # every projection of both layers
     assert not blocks.model.dense  # llama.cpp's own products unless fast prefill is asked for
@@ -224,10 +226,15 @@ def kernels(backend):
     return backend.lib.kernels
 
 
-def test_the_q4_1_kernel_gives_ggml_products_bit_for_bit(backend):
+KERNEL_TYPES = ("Q4_1", "Q8_0", "Q5_0", "Q6_K")
+
+
+@pytest.mark.parametrize("ggml_type", KERNEL_TYPES)
+def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
     """Every shape of tile the kernel has (full tiles, odd rows, 1 to 3 spare columns), against
-    ggml's own Q4_1 product on the same inputs, compared as bits."""
-    from ollamakit_engine.graph_model import GraphTransformer
+    ggml's own product on the same inputs (vec_dot for Q4_1, llamafile's tinyBLAS for Q8_0 and
+    Q5_0), compared as bits, for every width of step the engine gives the kernel."""
+    from ollamakit_engine.graph_model import KERNEL_MIN_ROWS, GraphTransformer
     from ollamakit_quant.encode import encode
 
     from ollamakit.lib.ggml import lib as L
@@ -235,15 +242,22 @@ def test_the_q4_1_kernel_gives_ggml_products_bit_for_bit(backend):
 
     kernels(backend)
     lib, rng = backend.lib, np.random.default_rng(7)
-    width, count = 96, 37  # three blocks a row; an odd number of rows
+    weight_type = getattr(L, f"TYPE_{ggml_type}")
+    kernel = lib.kernels.products[weight_type]
+    width = 768 if ggml_type.endswith("_K") else 96  # three blocks a row
+    count = 37  # an odd number of rows
     weights = rng.standard_normal((count, width)).astype(np.float32)
-    blocks = encode(weights.view(np.uint8).reshape(-1), "F32", "Q4_1")
+    weights[rng.integers(0, count, 4), rng.integers(0, width, 4)] *= 30  # outlier weights
+    blocks = encode(weights.view(np.uint8).reshape(-1), "F32", ggml_type)
     model = GraphTransformer.__new__(GraphTransformer)  # only its product is used here
     model.kernels, model.t = lib.kernels, type("T", (), {"repacked": frozenset()})()
     compute = Compute(lib, backend.threadpool(2), 2)
-    for rows in (2, 3, 4, 5, 8, 11):
+    widths = [r for r in (2, 3, 4, 5, 7, 8, 9, 11, 40) if r <= (kernel.most_rows or r)]
+    assert KERNEL_MIN_ROWS == 2 and widths[-1] == (kernel.most_rows or 40)
+    left_to_ggml = [1] + ([kernel.most_rows + 1] if kernel.most_rows else [])
+    for rows in widths + left_to_ggml:
         tensors = Tensors(lib, 2)
-        w, x = tensors.new(L.TYPE_Q4_1, width, count), tensors.new(L.TYPE_F32, width, rows)
+        w, x = tensors.new(weight_type, width, count), tensors.new(L.TYPE_F32, width, rows)
         tensors.allocate()
         lib.ggml_backend_tensor_set(w, blocks.ctypes.data, 0, blocks.nbytes)
         activations = rng.standard_normal((rows, width)).astype(np.float32)
@@ -253,7 +267,8 @@ def test_the_q4_1_kernel_gives_ggml_products_bit_for_bit(backend):
         for ours in (True, False):
             step = compute.step(16)
             out = step.output(model._product(step, w, x) if ours else step.op("mul_mat", w, x))
-            assert (L.tensor(L.tensor(out).src[1]).type == L.TYPE_Q8_1) == ours  # whose product
+            used = L.tensor(out).op != L.tensor(step.op("mul_mat", w, x)).op
+            assert used == (ours and rows in widths), rows  # whose product
             compute.run(step)
             products.append(compute.read(out, rows, count))
             step.close()
@@ -261,11 +276,54 @@ def test_the_q4_1_kernel_gives_ggml_products_bit_for_bit(backend):
         tensors.close()
 
 
-def test_q4_1_models_answer_the_same_with_the_kernel(tmp_path, backend):
-    """The kernel only makes Q4_1 products sooner: prompts of any length, and several sequences
-    decoding together, give the same logits with it and without it, bit for bit."""
+def test_the_q8_0_kernel_keeps_tinyblas_sums_at_byte_extremes(backend):
+    """Weight and activation bytes of -128, which tinyBLAS's sign flips wrap (a -128 activation
+    under a negative weight): the kernel gives tinyBLAS's bits there too. ggml never rounds a
+    finite activation to -128, so the activations are written as Q8_0 blocks directly, which ggml
+    then multiplies with tinyBLAS as they are."""
+    import ctypes
+
+    from ollamakit.lib.ggml import lib as L
+    from ollamakit.lib.ggml.graph import Compute, Tensors
+
     kernels(backend)
-    path = write_q4_1_model(tmp_path)
+    lib, rng = backend.lib, np.random.default_rng(11)
+    kernel = lib.kernels.products[L.TYPE_Q8_0]
+    width, count, rows = 128, 13, 5
+
+    def q8_0_blocks(n, extremes):
+        values = rng.integers(-127, 128, (n, width // 32, 32)).astype(np.int8)
+        values.reshape(-1)[rng.integers(0, values.size, extremes)] = -128
+        scales = (rng.random((n, width // 32, 1)) * 0.02 + 1e-3).astype(np.float16)
+        return np.concatenate([scales.view(np.int8), values], axis=2)
+
+    compute = Compute(lib, backend.threadpool(2), 2)
+    for extremes_w, extremes_x in ((40, 0), (0, 40), (40, 40)):
+        w_blocks, x_blocks = q8_0_blocks(count, extremes_w), q8_0_blocks(rows, extremes_x)
+        tensors = Tensors(lib, 2)
+        w, x = tensors.new(L.TYPE_Q8_0, width, count), tensors.new(L.TYPE_Q8_0, width, rows)
+        tensors.allocate()
+        lib.ggml_backend_tensor_set(w, w_blocks.ctypes.data, 0, w_blocks.nbytes)
+        lib.ggml_backend_tensor_set(x, x_blocks.ctypes.data, 0, x_blocks.nbytes)
+        products = []
+        for ours in (True, False):
+            step = compute.step(16)
+            args = (ctypes.c_void_p * 2)(w, x)
+            mine = ("custom_4d", L.TYPE_F32, count, rows, 1, 1, args, 2, kernel.function, -1, None)
+            out = step.output(step.op(*mine) if ours else step.op("mul_mat", w, x))
+            compute.run(step)
+            products.append(compute.read(out, rows, count))
+            step.close()
+        assert np.array_equal(products[0].view(np.uint32), products[1].view(np.uint32))
+        tensors.close()
+
+
+@pytest.mark.parametrize("ggml_type", KERNEL_TYPES)
+def test_models_answer_the_same_with_the_kernels(tmp_path, backend, ggml_type):
+    """The kernels only make products sooner: prompts of any length, and several sequences
+    decoding together, give the same logits with them and without them, bit for bit."""
+    kernels(backend)
+    path = write_quantized_model(tmp_path, ggml_type)
     with_kernel, without = load(path, backend), load(path, backend)
     without.model.kernels = None
     rng = np.random.default_rng(3)
@@ -274,7 +332,7 @@ def test_q4_1_models_answer_the_same_with_the_kernel(tmp_path, backend):
         a = with_kernel.forward([(with_kernel.new_cache(64), prompt)])[0]
         b = without.forward([(without.new_cache(64), prompt)])[0]
         assert np.array_equal(a, b), length
-    caches = [(with_kernel.new_cache(64), without.new_cache(64)) for _ in range(3)]
+    caches = [(with_kernel.new_cache(64), without.new_cache(64)) for _ in range(5)]
     for token in (4, 9, 2):
         a = with_kernel.forward([(c, [token + i]) for i, (c, _) in enumerate(caches)])
         b = without.forward([(c, [token + i]) for i, (_, c) in enumerate(caches)])
@@ -310,3 +368,36 @@ def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):
     assert not errors
     for (index, _), logits in results.items():
         assert np.array_equal(logits, expected[index])
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize(
+    "name",
+    [
+        "smollm2_q4_1",
+        "gemma3_270m",
+        pytest.param("qwen25_coder_1_5b", marks=pytest.mark.large_model),
+    ],
+)
+def test_real_models_decode_the_same_with_the_kernels(backend, name):
+    """SmolLM2 (Q4_1 layers, a Q8_0 output matrix), Gemma 3 (Q5_0, Q8_0 and Q6_K layers, a Q8_0
+    output matrix) and Qwen2.5-Coder (Q6_K layers and output matrix): 2 to 6 sequences decoding
+    together give the same logits with ollamakit's kernels and without them, bit for bit."""
+    from ollamakit.testing import models
+
+    kernels(backend)
+    path = getattr(models, name)()
+    with_kernels, without = load(path, backend), load(path, backend)
+    assert with_kernels.model.kernels is not None
+    without.model.kernels = None
+    prompts = [[int(t) for t in range(300 + 40 * i, 305 + 41 * i)] for i in range(6)]
+    caches = [(with_kernels.new_cache(64), without.new_cache(64)) for _ in prompts]
+    a = with_kernels.forward([(c, p) for (c, _), p in zip(caches, prompts)])
+    b = without.forward([(c, p) for (_, c), p in zip(caches, prompts)])
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    for step in range(10):
+        width = 2 + step % 5
+        tokens = [[int(np.argmax(logits))] for logits in a[:width]]
+        a = with_kernels.forward([(c, t) for (c, _), t in zip(caches, tokens)]) + a[width:]
+        b = without.forward([(c, t) for (_, c), t in zip(caches, tokens)]) + b[width:]
+        assert all(np.array_equal(x, y) for x, y in zip(a, b)), step

@@ -14,11 +14,15 @@ mmproj for Gemma 3 270M (``ollamakit.testing.models``). Measured:
   token's logits (preprocessing, encoding, the prompt's evaluation). Target: <= 1.1x.
 
 Flash attention is on in both; the same thread count in both. Needs llama-cpp-python 0.3.36.
+Beside the wall time each row gives the process's CPU seconds (all threads) of the best run:
+on a loaded machine wall time mostly measures the share of the cores a run got, while CPU
+time measures the work. The load average is printed before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import types
@@ -45,13 +49,11 @@ def full_tower(blocks: int, seed: int = 0) -> dict:
     }
 
 
-def best(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
+def timed(function) -> tuple[float, float]:
+    """Wall seconds and the process's CPU seconds (every thread's) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -128,6 +130,7 @@ def main() -> None:
                 == 0
             )
 
+        load_before = os.getloadavg()
         rows = []
         for name, ours, theirs in (
             ("encode 896x896", ours_encode, theirs_encode),
@@ -136,15 +139,17 @@ def main() -> None:
             ours(), theirs()  # warm
             a, b = [], []
             for _ in range(args.repeat):
-                a.append(best(ours, 1))
-                b.append(best(theirs, 1))
+                a.append(timed(ours))
+                b.append(timed(theirs))
             rows.append((name, min(a), min(b)))
         print(
-            f"tower: {args.blocks} blocks, width 1152, 4096 patches; {args.threads} threads; best of {args.repeat}"
+            f"tower: {args.blocks} blocks, width 1152, 4096 patches; {args.threads} threads; best of {args.repeat}; "
+            f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
-        for name, ours, theirs in rows:
+        for name, (ours, ours_cpu), (theirs, theirs_cpu) in rows:
             print(
                 f"{name:28s} ollamakit {ours:7.3f} s   llama.cpp {theirs:7.3f} s   ratio {ours / theirs:5.2f}x"
+                f"   (CPU {ours_cpu:7.2f} s vs {theirs_cpu:7.2f} s: {ours_cpu / theirs_cpu:5.2f}x)"
             )
         M.mtmd_free(ctx)
 

@@ -94,9 +94,9 @@ class Ours:
 
         options = {"num_thread": threads, "kv_cache_type": cache_type, "fast_prefill": fast_prefill}
         adapters = [adapter] if adapter else []
-        backend = GgmlBackend()
-        backend.default_threads = threads  # the graph engine sizes its pool from the backend
-        self.runner = load_runner(path, backend, options, with_tokenizer=False, adapters=adapters)
+        self.runner = load_runner(
+            path, GgmlBackend(), options, with_tokenizer=False, adapters=adapters
+        )
         self.num_ctx = num_ctx
 
     def begin(self):

@@ -69,7 +69,8 @@ class GraphRunner(RunnerBase):
         if adapter is not None:
             self.model.lora = adapter.by_weight
         self.num_batch = num_batch
-        self.threads = threads or backend.default_threads
+        # Ollama's num_thread, else the backend's default; no more than the cores it may use
+        self.threads = backend.pool_size(threads or backend.default_threads)
         self.cache_type = cache_type
         self.compute = Compute(self.lib, backend.threadpool(self.threads), self.threads)
         self.context_length = hp.n_ctx_train

@@ -122,9 +122,7 @@ def _threads(options: dict, backend) -> int | None:
     count = options.get("num_thread", 0) or 0
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise BadRequest(f"num_thread must be a non-negative integer, got {count!r}")
-    if backend.default_threads is None or backend.runs_graphs:
-        # an accelerator counts no threads; the graph engine sizes its ggml pool from the
-        # backend itself (``GraphRunner``)
+    if backend.default_threads is None:  # an accelerator counts no threads
         return None
     return count or backend.default_threads
 

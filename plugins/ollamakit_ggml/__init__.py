@@ -56,12 +56,19 @@ class GgmlBackend(ComputeBackend):
     def synchronize(self) -> None:
         """ggml's compute returns when the graph is done."""
 
+    @staticmethod
+    def pool_size(threads: int) -> int:
+        """The workers a model asking for ``threads`` computes with: at most the cores this
+        process may use, since more would only wait for each other at ggml's barriers."""
+        return max(1, min(threads, _cores()))
+
     def threadpool(self, threads: int) -> int:
-        """ggml's thread pool of ``threads`` workers, made once and shared by every model.
+        """ggml's thread pool of ``pool_size(threads)`` workers, made once and shared by every
+        model.
 
         A pool keeps its workers between graphs (they poll briefly, then sleep), so a decode
         step does not pay for starting threads."""
-        threads = max(1, min(threads, _cores()))
+        threads = self.pool_size(threads)
         with self._lock:
             pool = self._pools.get(threads)
             if pool is None:

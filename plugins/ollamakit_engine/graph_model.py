@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 
-import ctypes
 from dataclasses import dataclass
 
 import numpy as np
@@ -489,11 +488,11 @@ class GraphTransformer:
     def _product(self, step, weight, x):
         """``mul_mat(weight, x)``; for a Q4_1, Q8_0, Q5_0 or Q6_K weight and a step of as many
         rows as its kernel takes, by ollamakit's kernel (``kernels*.c``: ggml's sums bit for bit,
-        several rows of ``x`` per weight block read) on ``x`` rounded by ggml as its own product
-        rounds it."""
+        several rows of ``x`` per weight block read, used once a check on this CPU found them so)
+        on ``x`` rounded by ggml as its own product rounds it."""
         struct = L.tensor(weight)
         rows = L.tensor(x).ne[1]
-        kernel = None if self.kernels is None else self.kernels.products.get(struct.type)
+        kernel = None if self.kernels is None else self.kernels.product(struct.type)
         if (
             kernel is None
             or not KERNEL_MIN_ROWS <= rows <= (kernel.most_rows or rows)
@@ -501,20 +500,7 @@ class GraphTransformer:
             or not _contiguous(L.tensor(x))
         ):
             return step.op("mul_mat", weight, x)
-        args = (ctypes.c_void_p * 2)(weight, step.op("cast", x, kernel.activations))
-        return step.op(
-            "custom_4d",
-            L.TYPE_F32,
-            struct.ne[1],
-            rows,
-            1,
-            1,
-            args,
-            2,
-            kernel.function,
-            L.N_TASKS_MAX,
-            None,
-        )
+        return kernel.multiply(step, weight, x)
 
     def _project(self, step, weight, bias, x, inputs):
         out = self.mm(step, weight, x, inputs)

@@ -10,7 +10,9 @@ millisecond.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -97,6 +99,7 @@ _SIGNATURES = {
     "ggml_type_size": (SIZE, [INT]),
     "ggml_blck_size": (I64, [INT]),
     "ggml_type_name": (ctypes.c_char_p, [INT]),
+    "ggml_quantize_chunk": (SIZE, [INT, P, P, I64, I64, I64, P]),
     "ggml_new_graph_custom": (P, [P, SIZE, BOOL]),
     "ggml_build_forward_expand": (None, [P, P]),
     # operations
@@ -203,6 +206,7 @@ class Library:
     # Bound in __init__ like every function of _SIGNATURES; declared for the calls made here.
     ggml_cpu_init: Callable[[], None]
     ggml_log_set: Callable[[CFuncPtr, int | None], None]
+    ggml_type_name: Callable[[int], bytes]
 
     def __init__(self, folder: Path, origin: str):
         self.folder = folder
@@ -228,7 +232,7 @@ class Library:
                 function.restype, function.argtypes = restype, argtypes
             setattr(self, name, function)
         self.ggml_cpu_init()
-        self.kernels = Kernels.load(folder)
+        self.kernels = Kernels.load(folder, self)
         # ggml prints its progress (each tensor it repacks...) to stderr; only warnings and
         # errors go on, to Python's log
         self._log = LOG_CALLBACK(_log_line)
@@ -258,6 +262,16 @@ class Product(NamedTuple):
     function: int
     most_rows: int | None
 
+    def multiply(self, step, weight: int, x: int) -> int:
+        """``weight`` times ``x`` (float32, contiguous) in ``step``'s graph: ``x`` rounded by ggml
+        (a ``cast`` node, as its own product rounds it), then the kernel as a custom operation
+        on every thread of the pool."""
+        args = (P * 2)(weight, step.op("cast", x, self.activations))
+        rows, columns = tensor(weight).ne[1], tensor(x).ne[1]
+        return step.op(
+            "custom_4d", TYPE_F32, rows, columns, 1, 1, args, 2, self.function, N_TASKS_MAX, None
+        )
+
 
 def _function(symbol) -> int:
     address = ctypes.cast(symbol, P).value
@@ -267,13 +281,15 @@ def _function(symbol) -> int:
 
 class Kernels:
     """ollamakit's own kernels (``kernels*.c``, built for this CPU by ``ollamakit build-ggml``),
-    as function pointers for ``ggml_custom_4d``. Each product's output is what ggml's own product
-    gives, bit for bit; only x86 CPUs with AVX2, FMA and F16C have them (elsewhere ggml's kernels
-    sum in other orders). The encoders' float32 kernels (product, GELU, attention) need AVX-512
-    too, and are None without it."""
+    as function pointers for ``ggml_custom_4d``. Each product's output (``products``, by weight
+    type) is what ggml's own product gives, bit for bit; only x86 CPUs with AVX2, FMA and F16C
+    have them (elsewhere ggml's kernels sum in other orders), and each is checked against ggml
+    on this CPU before its first use (``product``). The encoders' float32 kernels (product,
+    GELU, attention) need AVX-512 too, and are None without it."""
 
-    def __init__(self, handle: ctypes.CDLL):
+    def __init__(self, handle: ctypes.CDLL, library: Library | None = None):
         self.handle = handle  # keeps the library loaded while ggml may call into it
+        self.library = library  # the ggml whose products the kernels must equal
         self.mul_mat_q4_1 = _function(handle.ollamakit_mul_mat_q4_1)
         # By weight type. ggml multiplies Q4_1 a column at a time, so its kernel pays at any
         # width; Q6_K too, up to 7 columns (from 8, ggml's own tiled K-quant products take it,
@@ -295,9 +311,40 @@ class Kernels:
             _function(getattr(handle, f"ollamakit_{name}")) if f32 else None
             for name in ("mul_mat_f32", "gelu_erf", "attention_f32")
         )
+        self._checked: dict[int, Product | None] = {}
+        self._lock = threading.Lock()
+
+    def product(self, weight_type: int) -> Product | None:
+        """The kernel for weights of ``weight_type``, None without one or where it does not give
+        ggml's products bit for bit on this machine (a CPU or a compiler the kernel's order of
+        operations was not written for): the engine then keeps ggml's own product, and with it
+        llama.cpp's numerics. Checked at the first ask, once per process (``check.agrees``)."""
+        with self._lock:
+            if weight_type not in self._checked:
+                product = self.products.get(weight_type)
+                if product is not None and not self._agrees(weight_type, product):
+                    product = None
+                self._checked[weight_type] = product
+            return self._checked[weight_type]
+
+    def _agrees(self, weight_type: int, product: Product) -> bool:
+        from .check import agrees
+
+        library = self.library or load()
+        name = library.ggml_type_name(weight_type).decode()
+        try:
+            if agrees(library, weight_type, product):
+                return True
+            why = "its products are not ggml's bit for bit on this CPU"
+        except Exception as error:  # a check that cannot run vouches for nothing
+            why = f"its check failed ({error})"
+        logging.getLogger("ollamakit.ggml").warning(
+            "ollamakit's %s kernel is off: %s; %s products are ggml's own", name, why, name
+        )
+        return False
 
     @classmethod
-    def load(cls, folder: Path) -> Kernels | None:
+    def load(cls, folder: Path, library: Library | None = None) -> Kernels | None:
         """The kernels built beside the ggml libraries in ``folder``; None without them, or
         where they do not apply (another CPU, another ``struct ggml_tensor``)."""
         if os.environ.get("OLLAMAKIT_KERNELS", "1").lower() in ("0", "false", "no", "off"):
@@ -313,7 +360,7 @@ class Kernels:
             return None
         if handle.ollamakit_tensor_size() != ctypes.sizeof(Tensor):
             return None
-        return cls(handle)
+        return cls(handle, library)
 
 
 def _log_line(level: int, text: bytes | None, _data) -> None:

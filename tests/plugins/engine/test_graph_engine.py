@@ -339,6 +339,34 @@ def test_models_answer_the_same_with_the_kernels(tmp_path, backend, ggml_type):
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
+def test_a_kernel_that_fails_its_check_leaves_ggml_products(tmp_path, backend, monkeypatch):
+    """The engine asks for a kernel when it builds a step; where the kernel's check on this
+    machine fails, the graph keeps ggml's product and the logits are the engine's without
+    kernels, bit for bit (tests/lib/ggml/test_kernel_check.py: what fails the check)."""
+    from ollamakit.lib.ggml import check
+    from ollamakit.lib.ggml import lib as L
+
+    real = kernels(backend)
+    asked = []
+    monkeypatch.setattr(check, "agrees", lambda *args: asked.append(args[1]) or False)
+    path = write_q4_1_model(tmp_path)
+    failing = L.Kernels(real.handle, backend.lib)
+    checked, plain = load(path, backend), load(path, backend)
+    checked.model.kernels, plain.model.kernels = failing, None
+    prompt = [5, 17, 3, 88, 42, 9, 61]
+    for _ in range(2):
+        a = checked.forward([(checked.new_cache(32), prompt)])[0]
+        b = plain.forward([(plain.new_cache(32), prompt)])[0]
+        assert np.array_equal(a, b)
+    assert asked == [L.TYPE_Q4_1]  # once, at the first step
+    weight = checked.model.t.layers[0].wq  # a Q4_1 matrix, several rows: the kernel's case
+    step = checked.compute.step(16)
+    x = step.input(np.zeros((4, L.tensor(weight).ne[0]), np.float32))
+    kept = L.tensor(checked.model._product(step, weight, x))
+    assert (kept.op, kept.src[1]) == (L.tensor(step.op("mul_mat", weight, x)).op, x)
+    step.close()
+
+
 def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):
     """Every model of a backend shares its ggml thread pool, which runs one graph at a time:
     two models stepping at once from two request threads must each get their own answers."""

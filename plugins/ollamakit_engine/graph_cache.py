@@ -6,7 +6,9 @@ per cell, in the cache type (float16 by default, Ollama's ``OLLAMA_KV_CACHE_TYPE
 buffer is allocated and zeroed when the sequence starts, as llama.cpp allocates its cache, so
 ``nbytes`` is what it holds from then on.
 
-A layer that attends to every earlier position has ``num_ctx`` cells, position p in cell p. A
+A layer that attends to every earlier position has ``num_ctx`` cells rounded up to ``KV_BLOCK``
+(``full_cells``: llama.cpp rounds its context so), position p in cell p; the spans attention
+reads then end where llama.cpp's do, so flash attention splits its sums as llama.cpp's does. A
 sliding-window layer (gemma2/3, gpt-oss) never looks further back than its window, so when
 ``num_ctx`` is longer it keeps a ring instead, sized as llama.cpp sizes its SWA cache: the window
 plus a step's rows, rounded up to ``KV_BLOCK`` cells; position p is cell p % ring. The rings hold
@@ -80,10 +82,17 @@ def ring_cells(hp: HParams, num_ctx: int, num_batch: int) -> int | None:
     return cells if cells < num_ctx else None
 
 
+def full_cells(num_ctx: int) -> int:
+    """The cells of a layer that attends to every earlier position: ``num_ctx`` rounded up to
+    ``KV_BLOCK``, as llama.cpp rounds its context (the extra cells are never written, only
+    masked)."""
+    return -(-num_ctx // KV_BLOCK) * KV_BLOCK
+
+
 def cache_bytes(hp: HParams, num_ctx: int, num_batch: int, cache_type: str = "f16") -> int:
     """Bytes a ``GraphKVCache`` of ``num_ctx`` holds, without making one."""
     ring = ring_cells(hp, num_ctx, num_batch)
-    cells = sum(ring if local and ring else num_ctx for local in hp.swa_layers)
+    cells = sum(ring if local and ring else full_cells(num_ctx) for local in hp.swa_layers)
     return cells * position_bytes(hp, cache_type)
 
 
@@ -116,7 +125,9 @@ class GraphKVCache(Cache):
         self.v_row = lib.ggml_row_size(self.ggml_type, hp.v_dim)
         self.k_head = lib.ggml_row_size(self.ggml_type, hp.head_dim)  # bytes of one head's keys
         self.v_head = lib.ggml_row_size(self.ggml_type, hp.head_dim_v)
-        self.cells = [self.ring if self.in_ring(i) else num_ctx for i in range(hp.n_layer)]
+        self.cells = [
+            self.ring if self.in_ring(i) else full_cells(num_ctx) for i in range(hp.n_layer)
+        ]
         self._tensors = Tensors(lib, 2 * hp.n_layer)
         self.keys = [self._tensors.new(self.ggml_type, hp.kv_dim, n) for n in self.cells]
         if hp.kv_lora_rank:  # the values are the keys' leading columns
@@ -173,7 +184,7 @@ class GraphKVCache(Cache):
         """The cells a step that ends at ``stop`` attends over: those written so far, rounded up
         to a multiple of ``KV_BLOCK`` (the rest are masked out), as llama.cpp's ``n_kv``. The same
         span for many steps lets a decode graph be reused (``GraphRunner``)."""
-        cells = self.ring if local and self.ring else self.num_ctx
+        cells = self.ring if local and self.ring else full_cells(self.num_ctx)
         return min(cells, -(-stop // KV_BLOCK) * KV_BLOCK)
 
     def cell_positions(self, local: bool, stop: int) -> np.ndarray:

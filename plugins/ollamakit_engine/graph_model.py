@@ -287,6 +287,8 @@ class GraphTransformer:
         if self.rot_v:
             v = self.rotate(step, v, self.rot_v)
 
+        for part in (q, k, v):  # computed in llama.cpp's order (independent nodes: same values)
+            step.expand(part)
         # keys and values into each sequence's cache first: attention reads them from there
         for i, s in enumerate(segments):
             count = len(s.tokens)

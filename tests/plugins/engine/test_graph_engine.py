@@ -97,9 +97,10 @@ def test_quantized_caches_stay_close_and_take_their_size(tmp_path, backend, cach
     assert np.corrcoef(logits, expected)[0, 1] > (
         0.999 if cache_type == "q8_0" else 0.97
     )  # 4 bits are coarse
-    # bytes per cached position: 2 layers x (keys + values) of 64 values in blocks of 32
+    # bytes per cell: 2 layers x (keys + values) of 64 values in blocks of 32; 64 positions
+    # take 256 cells, as llama.cpp rounds its context up
     block = {"q8_0": 34, "q4_0": 18}[cache_type]
-    assert runner.cache_bytes(64) == 64 * 2 * 2 * 2 * block
+    assert runner.cache_bytes(64) == 256 * 2 * 2 * 2 * block
     assert cache.nbytes == runner.cache_bytes(64)
 
 
@@ -365,6 +366,29 @@ def test_a_kernel_that_fails_its_check_leaves_ggml_products(tmp_path, backend, m
     kept = L.tensor(checked.model._product(step, weight, x))
     assert (kept.op, kept.src[1]) == (L.tensor(step.op("mul_mat", weight, x)).op, x)
     step.close()
+
+
+def test_a_context_between_blocks_attends_as_one_rounded_up(tmp_path, backend):
+    """llama.cpp rounds its context up to 256 cells and attends over the written cells rounded
+    up to 256; with two threads, flash attention over 512 cells or more splits its sums by
+    thread, so a span cut at ``num_ctx`` instead would sum in other groups and part from
+    llama.cpp's bits once decoding passes the last whole block. A context of 600 must decode
+    exactly as one of 768."""
+    from ollamakit_engine.graph_cache import KV_BLOCK
+
+    path = tmp_path / "m.gguf"
+    write_model(path, "llama", n_layers=1)
+    runner = load(path, backend, num_thread=2)
+    prompt = [int(t) for t in np.random.default_rng(5).integers(0, VOCAB, 2 * KV_BLOCK + 3)]
+    answers = []
+    for num_ctx in (600, 3 * KV_BLOCK):
+        cache = runner.new_cache(num_ctx)
+        logits = [runner.forward([(cache, prompt)])[0]]
+        for token in (4, 9, 2):
+            logits.append(runner.forward([(cache, [token])])[0])
+        assert cache.span(False, cache.n_past) == 3 * KV_BLOCK
+        answers.append(np.stack(logits))
+    assert np.array_equal(answers[0].view(np.uint32), answers[1].view(np.uint32))
 
 
 def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):

@@ -350,7 +350,7 @@ def test_a_kernel_that_fails_its_check_leaves_ggml_products(tmp_path, backend, m
     real = kernels(backend)
     asked = []
     monkeypatch.setattr(check, "agrees", lambda *args: asked.append(args[1]) or False)
-    path = write_q4_1_model(tmp_path)
+    path = write_quantized_model(tmp_path, "Q4_1")
     failing = L.Kernels(real.handle, backend.lib)
     checked, plain = load(path, backend), load(path, backend)
     checked.model.kernels, plain.model.kernels = failing, None

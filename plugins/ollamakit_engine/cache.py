@@ -1,8 +1,9 @@
 """The key/value cache of one sequence.
 
-Keys are stored after rope, so positions are baked in: appending never touches old entries, and
-dropping the tail (``truncate``) is just moving ``n_past`` back. The arrays are allocated but not
-written until used, so on the CPU the memory they hold grows with the tokens actually cached.
+Keys are stored after rope, so positions are baked in: appending never touches old entries,
+dropping the tail (``truncate``) is just moving ``n_past`` back, and taking another sequence's
+prefix (``copy_prefix``) is copying its rows. The arrays are allocated but not written until
+used, so on the CPU the memory they hold grows with the tokens actually cached.
 
 A layer that attends through a sliding window (gemma3's local layers) never reads further back
 than its window, so when ``num_ctx`` is long it keeps a ring instead of the whole context: its
@@ -99,12 +100,24 @@ class KVCache(Cache):
         if num_ctx < 1:
             raise BadRequest(f"num_ctx must be positive, got {num_ctx}")
         self.num_ctx = num_ctx
-        self.n_past = 0
         self.hp = hp
+        # The furthest position ever written since the cache was last emptied: a ring's rows
+        # hold the period before it, whatever ``n_past`` was later truncated to.
+        self.reach = 0
+        self._n_past = 0
         period = ring_period(hp, num_ctx) if ring else None
         self.layers = [
             LayerCache(xp, hp, num_ctx, period if local else None) for local in hp.swa_layers
         ]
+
+    @property
+    def n_past(self) -> int:
+        return self._n_past
+
+    @n_past.setter
+    def n_past(self, n: int) -> None:
+        self._n_past = n
+        self.reach = max(self.reach, n) if n else 0
 
     @property
     def nbytes(self) -> int:
@@ -121,12 +134,38 @@ class KVCache(Cache):
         if n < 0:
             raise ValueError(f"cannot truncate a cache to {n} tokens")
         n = min(self.n_past, n)
-        if n < self.n_past and self.hp.sliding_window:
-            needed = max(0, n - self.hp.sliding_window + 1)  # the window of position n
-            if any(layer.oldest(self.n_past) > needed for layer in self.layers):
-                n = 0
+        if n < self.n_past and not self._holds_window(n):
+            n = 0
         self.n_past = n
         return n
+
+    def copy_prefix(self, source: Cache, n: int) -> bool:
+        """Hold ``source``'s first ``n`` positions instead of what this cache held (another
+        sequence's cache from the same runner); False, with nothing changed, when the shapes
+        differ or ``source``'s rings no longer hold the window of the position after ``n``."""
+        if (
+            not isinstance(source, KVCache)
+            or source is self
+            or (source.hp, source.num_ctx) != (self.hp, self.num_ctx)
+            or [layer.period for layer in source.layers] != [layer.period for layer in self.layers]
+            or not 0 < n <= source.n_past
+            or not source._holds_window(n)
+        ):
+            return False
+        for mine, theirs in zip(self.layers, source.layers):
+            # a ring's rows all, since position p may sit at any of them; a full layer's first n
+            rows = slice(None) if mine.period else slice(0, n)
+            mine.keys[:, rows] = theirs.keys[:, rows]
+            mine.values[:, rows] = theirs.values[:, rows]
+        self._n_past, self.reach = n, source.reach
+        return True
+
+    def _holds_window(self, n: int) -> bool:
+        """Whether every ring still holds the positions that position ``n`` attends to."""
+        if not self.hp.sliding_window:
+            return True
+        needed = max(0, n - self.hp.sliding_window + 1)  # the window of position n
+        return all(layer.oldest(self.reach) <= needed for layer in self.layers)
 
     def clear(self) -> None:
         self.n_past = 0

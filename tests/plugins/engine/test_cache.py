@@ -1,5 +1,6 @@
 """Sliding-window layers keep a ring of their window instead of the whole context: the logits
-must be exactly those of a full cache, past the window and after the ring wraps several times."""
+must be exactly those of a full cache, past the window and after the ring wraps several times.
+A prefix copied from another sequence's cache (``copy_prefix``) answers as if evaluated."""
 
 from __future__ import annotations
 
@@ -95,3 +96,60 @@ def test_prompt_blocks_attend_only_within_their_window(model):
     logits = runner.forward([(ring, PROMPT)])[0]
     np.testing.assert_array_equal(logits, runner.forward([(full, PROMPT)])[0])
     np.testing.assert_allclose(logits, reference_logits(meta, tensors, PROMPT)[-1], atol=2e-4)
+
+
+def test_a_prefix_copied_from_another_cache_answers_as_evaluated(gemma, tmp_path):
+    """As on the ggml engine (tests/plugins/engine/test_sliding_window.py): the copy replaces
+    what the cache held, and the next tokens' logits equal a fresh evaluation of the prefix."""
+    ringed, _, _ = gemma
+    write_model(tmp_path / "llama.gguf", "llama")
+    for runner, keep in ((ringed, 290), (load(tmp_path / "llama.gguf"), 150)):
+        source = runner.new_cache(NUM_CTX)
+        runner.forward([(source, PROMPT)])
+        copy = runner.new_cache(NUM_CTX)
+        runner.forward([(copy, [5, 6, 7])])  # held something else before
+        assert copy.copy_prefix(source, keep) and copy.n_past == keep
+        copied = run(runner, copy, [9, 9, 4], 5)
+        fresh = run(
+            runner, KVCache(np, runner.hp, NUM_CTX, ring=False), PROMPT[:keep] + [9, 9, 4], 5
+        )
+        # the same keys, computed in steps of other sizes: the matrix products round differently
+        np.testing.assert_allclose(copied, fresh, atol=1e-5)
+        assert (copied.argmax(axis=1) == fresh.argmax(axis=1)).all()
+        # the source is untouched by what the copy went on to evaluate
+        np.testing.assert_allclose(
+            runner.forward([(source, [1])])[0],
+            runner.forward([(KVCache(np, runner.hp, NUM_CTX, ring=False), PROMPT + [1])])[0],
+            atol=1e-5,
+        )
+
+
+def test_a_prefix_that_cannot_be_copied_leaves_the_cache_as_it_was(gemma):
+    runner, _, _ = gemma
+    source, copy = runner.new_cache(NUM_CTX), runner.new_cache(NUM_CTX)
+    runner.forward([(source, PROMPT)])
+    runner.forward([(copy, PROMPT[:10])])
+    # the source's rings hold positions 166...299: position 100's window is gone
+    assert not copy.copy_prefix(source, 100)
+    assert not copy.copy_prefix(source, len(PROMPT) + 1)  # more than it holds
+    assert not copy.copy_prefix(source, 0)
+    assert not copy.copy_prefix(copy, 5)
+    assert not copy.copy_prefix(runner.new_cache(NUM_CTX // 2), 1)  # another shape
+    assert not copy.copy_prefix(KVCache(np, runner.hp, NUM_CTX, ring=False), 1)  # no rings
+    assert copy.n_past == 10
+    np.testing.assert_allclose(
+        runner.forward([(copy, [3])])[0],
+        runner.forward([(runner.new_cache(NUM_CTX), PROMPT[:10] + [3])])[0],
+        atol=1e-5,
+    )
+
+
+def test_a_ring_remembers_how_far_it_was_written_after_truncation(gemma):
+    """Truncating twice: the second time the rings still miss what the furthest write
+    overwrote, though ``n_past`` went back in between."""
+    runner, _, _ = gemma
+    cache = runner.new_cache(NUM_CTX)
+    runner.forward([(cache, PROMPT)])  # rings of 134 rows hold positions 166...299
+    assert cache.truncate(290) == 290
+    # position 170's window (165...170) lost position 165 to position 299
+    assert cache.truncate(170) == 0

@@ -3,13 +3,21 @@ and the cost of a context shift.
 
     .venv/bin/python benchmarks/bench_context.py                              # smollm2, 1k 4k 8k
     .venv/bin/python benchmarks/bench_context.py --models smollm2,qwen --lengths 1024,4096,8192,32768
-    .venv/bin/python benchmarks/bench_context.py --cache q8_0 --plot docs/context-speed.svg
+    .venv/bin/python benchmarks/bench_context.py --caches q8_0 --plot docs/context-speed.svg
+    .venv/bin/python benchmarks/bench_context.py --caches f16,q8_0 --lengths 1024,8192 --shift-ctx 0
 
 For each model and prompt length L (random token ids, fixed seed), each engine in a fresh
 process with num_ctx L + 64 + a margin and the same cache type: prefill tokens/s of the whole
 prompt (in steps of 512, as both engines take it), decode tokens/s of 64 greedy steps after it,
 and the peak resident memory (VmHWM). Runs alternate between the engines; each figure is the
 best of --repeats.
+
+Memory per cached token, for each cache type (``--caches``, the types ``OLLAMA_KV_CACHE_TYPE``
+takes; llama.cpp gets the same ``type_k``/``type_v`` with flash attention): the growth of the
+peak between the shortest and the longest prompt, divided by the tokens between them (whatever
+grows with the context: the cache and the buffers sized by it), and beside it the bytes each
+engine says one cached token takes (ours: the cache's size over ``num_ctx``; llama.cpp:
+``llama_state_seq_get_size`` over the tokens cached, its serialised rows).
 
 The shift: our engine with a prompt that fills num_ctx (--shift-ctx) less one position, then 64
 greedy steps; each step that finds the window full drops half of what follows the first 4 tokens
@@ -72,6 +80,11 @@ def worker(args) -> dict:
     result = {"prefill": args.length / (time.perf_counter() - start)}
     result["decode"] = DECODE / timed_decode(engine, seq, logits, DECODE)
     result["peak"] = proc_status("VmHWM")
+    if args.worker == "ours":
+        result["row"] = seq.nbytes / num_ctx
+    else:
+        cached = args.length + DECODE + 1
+        result["row"] = engine.llama_cpp.llama_state_seq_get_size(seq.ctx, 0) / cached
     return result
 
 
@@ -97,7 +110,7 @@ def shift_worker(args) -> dict:
     return rates
 
 
-def run(kind: str, engine: str, path, length: int, args) -> dict:
+def run(kind: str, engine: str, path, length: int, args, cache: str) -> dict:
     command = [
         sys.executable,
         os.path.abspath(__file__),
@@ -110,7 +123,7 @@ def run(kind: str, engine: str, path, length: int, args) -> dict:
         "--threads",
         str(args.threads),
         "--cache",
-        args.cache,
+        cache,
     ]
     if kind == "shift":
         command.append("--shift-worker")
@@ -119,7 +132,9 @@ def run(kind: str, engine: str, path, length: int, args) -> dict:
 
 
 def best(runs: list[dict]) -> dict:
-    return {key: (min if key == "peak" else max)(run[key] for run in runs) for key in runs[0]}
+    return {
+        key: (min if key in ("peak", "row") else max)(run[key] for run in runs) for key in runs[0]
+    }
 
 
 def plot(path: str, series: dict[str, dict[str, list[tuple[int, float]]]]) -> None:
@@ -168,6 +183,47 @@ def plot(path: str, series: dict[str, dict[str, list[tuple[int, float]]]]) -> No
         out.write("\n".join(parts) + "\n")
 
 
+def measure(name: str, path, cache: str, lengths: list[int], engines, args) -> dict:
+    """Each length's best figures per engine, printed as a table row as they come."""
+    print(f"\n{name}: {path.name}, {cache} cache")
+    print(f"  {'prompt':>7} | {'prefill tok/s':>24} | {'decode tok/s':>24} | {'peak MiB':>24}")
+    print(
+        f"  {'':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7}"
+    )
+    table = {}
+    for length in lengths:
+        runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+        for repeat in range(args.repeats):
+            for engine in engines if repeat % 2 == 0 else engines[::-1]:
+                runs[engine].append(run("plain", engine, path, length, args, cache))
+        got = table[length] = {engine: best(found) for engine, found in runs.items()}
+        cells = []
+        for key, scale in (("prefill", 1), ("decode", 1), ("peak", 2**20)):
+            mine = got["ours"][key] / scale
+            other = got["llama.cpp"][key] / scale if "llama.cpp" in got else float("nan")
+            cells.append(f"{mine:7.1f} {other:7.1f} {mine / other:6.2f}x")
+        print(f"  {length:7d} | " + " | ".join(cells), flush=True)
+    return table
+
+
+def per_token(table: dict, lengths: list[int], engines) -> None:
+    """Peak memory per cached token: its growth from the shortest prompt to the longest."""
+    low, high = min(lengths), max(lengths)
+    figures = {}
+    for engine in engines:
+        grown = table[high][engine]["peak"] - table[low][engine]["peak"]
+        figures[engine] = (grown / (high - low), table[high][engine]["row"])
+    ours = figures["ours"]
+    line = f"  peak per cached token, {low} to {high}: ours {ours[0]:.0f} B (cache {ours[1]:.0f} B)"
+    if "llama.cpp" in figures:
+        theirs = figures["llama.cpp"]
+        line += (
+            f", llama.cpp {theirs[0]:.0f} B (cache {theirs[1]:.0f} B): "
+            f"{ours[0] / theirs[0]:.2f}x (cache {ours[1] / theirs[1]:.2f}x)"
+        )
+    print(line, flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="smollm2")
@@ -175,7 +231,12 @@ def main(argv=None):
     parser.add_argument(
         "--shift-ctx", type=int, default=4096, help="num_ctx of the shift measurement (0: skip)"
     )
-    parser.add_argument("--cache", default="f16", choices=sorted(CACHE_TYPES))
+    parser.add_argument(
+        "--caches", default="f16", help=f"cache types, comma-separated: {', '.join(CACHE_TYPES)}"
+    )
+    parser.add_argument(
+        "--cache", default="f16", choices=sorted(CACHE_TYPES), help=argparse.SUPPRESS
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plot", help="write an SVG of decode tokens/s against length here")
@@ -191,35 +252,28 @@ def main(argv=None):
     engines = ["ours", "llama.cpp"] if importlib.util.find_spec("llama_cpp") else ["ours"]
     from ollamakit.lib.ggml import lib
 
-    print(
-        f"CPU: {cpu_summary()}; threads {args.threads}; cache {args.cache}; ours on ggml {lib.load().origin}"
-    )
+    print(f"CPU: {cpu_summary()}; threads {args.threads}; ours on ggml {lib.load().origin}")
+    print(f"load average at the start: {os.getloadavg()}")
     series = {}
+    lengths = [int(x) for x in args.lengths.split(",")]
     for name in args.models.split(","):
         path = models()[name]()
-        print(f"\n{name}: {path.name}")
-        print(f"  {'prompt':>7} | {'prefill tok/s':>24} | {'decode tok/s':>24} | {'peak MiB':>24}")
-        print(
-            f"  {'':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7}"
-        )
-        series[name] = {engine: [] for engine in engines}
-        for length in (int(x) for x in args.lengths.split(",")):
-            runs = {engine: [] for engine in engines}
-            for repeat in range(args.repeats):
-                for engine in engines if repeat % 2 == 0 else engines[::-1]:
-                    runs[engine].append(run("plain", engine, path, length, args))
-            got = {engine: best(found) for engine, found in runs.items()}
-            cells = []
-            for key, scale in (("prefill", 1), ("decode", 1), ("peak", 2**20)):
-                mine = got["ours"][key] / scale
-                other = got["llama.cpp"][key] / scale if "llama.cpp" in got else float("nan")
-                cells.append(f"{mine:7.1f} {other:7.1f} {mine / other:6.2f}x")
-            print(f"  {length:7d} | " + " | ".join(cells), flush=True)
-            for engine in engines:
-                series[name][engine].append((length, got[engine]["decode"]))
+        for cache in args.caches.split(","):
+            got = measure(name, path, cache, lengths, engines, args)
+            if cache == args.caches.split(",")[0]:  # the plot shows the first cache type
+                series[name] = {
+                    engine: [(length, got[length][engine]["decode"]) for length in lengths]
+                    for engine in engines
+                }
+            if len(lengths) > 1:
+                per_token(got, lengths, engines)
         if args.shift_ctx:
+            cache = args.caches.split(",")[0]
             shift = best(
-                [run("shift", "ours", path, args.shift_ctx, args) for _ in range(args.repeats)]
+                [
+                    run("shift", "ours", path, args.shift_ctx, args, cache)
+                    for _ in range(args.repeats)
+                ]
             )
             print(
                 f"  full window of {args.shift_ctx}: decode {shift['shift']:.1f} tok/s through "
@@ -227,6 +281,7 @@ def main(argv=None):
                 f"{shift['shift'] / shift['room']:.2f}x",
                 flush=True,
             )
+    print(f"load average at the end: {os.getloadavg()}")
     if args.plot:
         plot(args.plot, series)
         print(f"\nwrote {args.plot}")

@@ -8,7 +8,7 @@ its own, never in the project's dependencies:
     python3 -m venv /tmp/h-webui-scratch/venv
     /tmp/h-webui-scratch/venv/bin/pip install 'open-webui==0.12.4'
     .venv/bin/python benchmarks/bench_openwebui.py --webui-venv /tmp/h-webui-scratch/venv
-    .venv/bin/python benchmarks/bench_openwebui.py --record tests/reference/openwebui-0.12.4-chat-body.json
+    .venv/bin/python benchmarks/bench_openwebui.py --record tests/reference/openwebui-0.12.4
 
 The server runs from the environment that runs this script (``.venv``, which has llama-cpp-python
 for the reference figure; without it only ours is measured), with ``OLLAMA_DEBUG_LOG_REQUESTS``
@@ -31,9 +31,10 @@ It prints every request the server received (route, the prompt's size in charact
 tools, options, stream), the main turn's ``prompt_eval_count`` and decode rate (``eval_count`` /
 ``eval_duration``, as Open WebUI reports them in the message's usage), and ``bench_context.py``'s
 decode rate after a 4,096-token prompt (``--bench-length``) for both engines, in fresh processes,
-before and after the turn. ``--record`` copies the main turn's body, byte for byte as the server
-logged it, for ``tests/plugins/ollama_api/test_openwebui_replay.py``
-(``tests/reference/openwebui-0.12.4-chat-body.json``; its README says where it came from).
+before and after the turn. ``--record DIR`` copies the bodies, byte for byte as the server logged
+them (the turn, then the follow-ups, title and tags tasks), for
+``tests/plugins/ollama_api/test_openwebui_replay.py`` (``tests/reference/openwebui-0.12.4``; its
+README says where they came from).
 """
 
 from __future__ import annotations
@@ -243,6 +244,21 @@ def bench_4k(length: int, engines: list[str], threads: int) -> dict[str, float]:
     }
 
 
+def rendered_tokens(path: Path) -> int:
+    """Tokens of the whole prompt the body makes with the model's template, before it is cut
+    to fit ``num_ctx``."""
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.lib.templates import execute, parse_template
+    from ollamakit.lib.tokenizers import load_tokenizer
+    from ollamakit.testing import models
+    from ollamakit.testing.smollm2 import TOOLS_TEMPLATE
+
+    body = json.loads(path.read_bytes())
+    text = execute(parse_template(TOOLS_TEMPLATE), body["messages"], tools=body.get("tools"))
+    with GGUFFile.open(models.smollm2_q4_1()) as gguf:
+        return len(load_tokenizer(dict(gguf.metadata)).encode(text))
+
+
 def prompt_size(body: dict) -> dict:
     messages = body.get("messages") or []
     tools = body.get("tools") or []
@@ -264,7 +280,7 @@ def main(argv=None) -> int:
         default=2,
         help="both engines' threads, the server's (num_thread) too",
     )
-    parser.add_argument("--record", help="copy the main turn's body here")
+    parser.add_argument("--record", help="copy the bodies to this folder")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.drive:
@@ -365,6 +381,10 @@ def main(argv=None) -> int:
         )
         if main_body is None and route == "/api/chat":
             main_body = path  # the turn itself: the background tasks come after it
+    if main_body is not None:
+        print(
+            f"the turn's prompt as SmolLM2's template renders it: {rendered_tokens(main_body)} tokens"
+        )
     usage = turn["usage"]
     print(
         f"\nthe answer ({turn['seconds']:.1f} s, finished {turn['finished']}): {turn['content']!r}"
@@ -382,9 +402,15 @@ def main(argv=None) -> int:
             f"{before[engine]:.1f} before, {after[engine]:.1f} after: {rate / reference:.2f}x the best"
         )
     print(f"load average at the end {os.getloadavg()}")
-    if args.record and main_body is not None:
-        shutil.copyfile(main_body, args.record)  # the bytes as the server logged them
-        print(f"recorded {args.record} (Open WebUI {version})")
+    if args.record:  # the bytes as the server logged them, in the order they came
+        names = ["1-chat", "2-follow-ups", "3-title", "4-tags"]
+        if len(bodies) != len(names):
+            print(f"not recorded: {len(bodies)} requests where a first turn makes {len(names)}")
+        else:
+            Path(args.record).mkdir(parents=True, exist_ok=True)
+            for path, name in zip(bodies, names):
+                shutil.copyfile(path, Path(args.record) / f"{name}.json")
+            print(f"recorded {args.record} (Open WebUI {version})")
     shutil.rmtree(scratch / "models", ignore_errors=True)
     return 0 if turn["finished"] and turn["content"] else 1
 

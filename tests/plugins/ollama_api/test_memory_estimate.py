@@ -7,9 +7,12 @@ import hashlib
 
 from ollamakit.testing.gguf_factory import tiny_llama
 
+TRAINED = 1024  # the model's training context
+PAD = 256  # a cache holds a whole number of 256-cell blocks, as llama.cpp's does
+
 
 def create(client, tmp_path) -> None:
-    data = tiny_llama(tmp_path / "tiny.gguf").read_bytes()
+    data = tiny_llama(tmp_path / "tiny.gguf", context_length=TRAINED).read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     client.simulate_post(f"/api/blobs/{digest}", body=data)
     assert (
@@ -39,14 +42,15 @@ def test_the_cache_for_the_context_asked_for_counts_before_loading(client, kerne
             kernel=kernel, model=model, num_ctx=num_ctx, num_parallel=num_parallel
         )
 
-    small, large = estimate(16), estimate(256)  # the model was trained on 256 positions
-    assert small < large and estimate(512) == large  # no cache beyond the training context
-    assert (estimate(256, 2) - large) * (256 - 16) == (
+    small, large = estimate(16), estimate(TRAINED)
+    assert estimate(PAD) == small  # 16 positions take a whole block
+    assert small < large and estimate(2 * TRAINED) == large  # no cache beyond the training context
+    assert (estimate(TRAINED, 2) - large) * (TRAINED - PAD) == (
         large - small
-    ) * 256  # a cache per slot, linear in length
+    ) * TRAINED  # a cache per slot, linear in length
 
     kernel.scheduler.memory_budget = (small + large) // 2
-    refused = generate(client, 256)
+    refused = generate(client, TRAINED)
     assert refused.status_code == 500
     assert "requires more system memory" in refused.json["error"]
     assert kernel.scheduler.ps() == []  # never loaded

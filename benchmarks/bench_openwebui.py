@@ -5,9 +5,9 @@ with SmolLM2-135M: what Open WebUI asks of the server, and the turn's decode spe
 Open WebUI is heavy (torch, transformers, a hundred more), so it lives in a scratch environment of
 its own, never in the project's dependencies:
 
-    python3 -m venv /tmp/h-webui-scratch/venv
-    /tmp/h-webui-scratch/venv/bin/pip install 'open-webui==0.12.4'
-    .venv/bin/python benchmarks/bench_openwebui.py --webui-venv /tmp/h-webui-scratch/venv
+    python3 -m venv /tmp/openwebui-venv
+    /tmp/openwebui-venv/bin/pip install 'open-webui==0.12.4'
+    .venv/bin/python benchmarks/bench_openwebui.py --webui-venv /tmp/openwebui-venv
     .venv/bin/python benchmarks/bench_openwebui.py --record tests/reference/openwebui-0.12.4
 
 The server runs from the environment that runs this script (``.venv``, which has llama-cpp-python
@@ -272,7 +272,7 @@ def prompt_size(body: dict) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--webui-venv", default="/tmp/h-webui-scratch/venv")
+    parser.add_argument("--webui-venv", default="/tmp/openwebui-venv")
     parser.add_argument("--bench-length", type=int, default=4096, help="0: no reference figure")
     parser.add_argument(
         "--threads",

@@ -340,7 +340,15 @@ def test_a_format_after_thinking_asks_again_with_the_thinking(make_fake, path):
     messages = [{"role": "user", "content": "Q: sum?\nA: "}]
     if path == "/api/chat":
         chunks = lines(
-            post(setup, path, model="reasker", messages=messages, format=SUM_SCHEMA, think=True)
+            post(
+                setup,
+                path,
+                model="reasker",
+                messages=messages,
+                format=SUM_SCHEMA,
+                think=True,
+                options={"temperature": 0},  # the fake model follows its script greedily
+            )
         )
         thinking = "".join(c["message"].get("thinking", "") for c in chunks)
         content = "".join(c["message"]["content"] for c in chunks)
@@ -352,6 +360,7 @@ def test_a_format_after_thinking_asks_again_with_the_thinking(make_fake, path):
             model="reasker",
             messages=messages,
             reasoning_effort="high",
+            temperature=0,  # the fake model follows its script greedily
             response_format={
                 "type": "json_schema",
                 "json_schema": {"name": "s", "schema": SUM_SCHEMA},

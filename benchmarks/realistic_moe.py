@@ -28,6 +28,16 @@ REALISTIC_QWEN3MOE = dict(
 )
 
 
+def _tokenizer(n_vocab: int) -> dict:
+    """The fixtures' tokenizer, its vocabulary padded with normal tokens to ``n_vocab`` (the
+    output matrix's rows), so a realistic vocabulary costs what it would in a real model."""
+    keys = tokenizer_keys()
+    filler = [f"<t{i}>" for i in range(n_vocab - N_VOCAB)]
+    keys["tokenizer.ggml.tokens"] = keys["tokenizer.ggml.tokens"] + filler
+    keys["tokenizer.ggml.token_type"] = keys["tokenizer.ggml.token_type"] + [1] * len(filler)
+    return keys
+
+
 def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
     """A random qwen3moe of ``REALISTIC_QWEN3MOE``'s shape at Q4_K_M (ollamakit's quantizer, the
     same blocks as llama-quantize's), cached at ``target``; its float16 source is written beside
@@ -40,7 +50,6 @@ def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
     s = REALISTIC_QWEN3MOE
     a, d, e = "qwen3moe", s["n_embd"], s["n_expert"]
     q, kv = s["n_head"] * s["head_dim"], s["n_head_kv"] * s["head_dim"]
-    filler = [f"<t{i}>" for i in range(s["n_vocab"] - N_VOCAB)]
     metadata = {
         "general.architecture": a,
         "general.name": "random qwen3moe of realistic shape",
@@ -58,12 +67,8 @@ def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
         f"{a}.expert_count": e,
         f"{a}.expert_used_count": s["n_expert_used"],
         f"{a}.expert_feed_forward_length": s["n_ff_exp"],
-        **tokenizer_keys(),
+        **_tokenizer(s["n_vocab"]),
     }
-    metadata["tokenizer.ggml.tokens"] = metadata["tokenizer.ggml.tokens"] + filler
-    metadata["tokenizer.ggml.token_type"] = metadata["tokenizer.ggml.token_type"] + [1] * len(
-        filler
-    )
     shapes = {"token_embd.weight": (s["n_vocab"], d)}
     for i in range(s["n_layer"]):
         p = f"blk.{i}."
@@ -142,7 +147,6 @@ def realistic_gptoss(target: Path) -> Path:
     s = REALISTIC_GPTOSS
     a, d, e, ff = "gpt-oss", s["n_embd"], s["n_expert"], s["n_ff_exp"]
     q, kv = s["n_head"] * s["head_dim"], s["n_head_kv"] * s["head_dim"]
-    filler = [f"<t{i}>" for i in range(s["n_vocab"] - N_VOCAB)]
     metadata = {
         "general.architecture": a,
         "general.name": "random gpt-oss of realistic shape",
@@ -167,12 +171,8 @@ def realistic_gptoss(target: Path) -> Path:
         f"{a}.rope.scaling.original_context_length": 4096,
         f"{a}.rope.scaling.yarn_beta_fast": 32.0,
         f"{a}.rope.scaling.yarn_beta_slow": 1.0,
-        **tokenizer_keys(),
+        **_tokenizer(s["n_vocab"]),
     }
-    metadata["tokenizer.ggml.tokens"] = metadata["tokenizer.ggml.tokens"] + filler
-    metadata["tokenizer.ggml.token_type"] = metadata["tokenizer.ggml.token_type"] + [1] * len(
-        filler
-    )
     shapes = {"token_embd.weight": (s["n_vocab"], d)}
     for i in range(s["n_layer"]):
         p = f"blk.{i}."

@@ -83,17 +83,25 @@ def prompt_tokens(lease: Lease, text: str, images: list[bytes], gone=None) -> li
         before = vision.end if n > 0 else ""
         after = vision.begin if n < len(order) else ""
         tokens += tokenizer.encode(before + piece + after, add_special=n == 0, parse_special=True)
+        # checked before each image is encoded, not once at the end: a prompt of many images
+        # stops at the first that cannot fit instead of running the tower over all of them
+        if len(tokens) > lease.num_ctx or (n < len(order) and len(tokens) >= lease.num_ctx):
+            raise _images_do_not_fit(len(images), lease.num_ctx)
         if n < len(order):
             index = order[n]
             if index not in encoded:
                 encoded[index] = vision.encode(images[index], should_stop=gone)
             tokens += image_tokens(encoded[index], PLACEHOLDER_ID)
-    if encoded and len(tokens) > lease.num_ctx:
-        raise BadRequest(
-            f"the prompt with its {len(encoded)} image(s) takes {len(tokens)} tokens, more than the context "
-            f"window of {lease.num_ctx}; send fewer images or raise num_ctx"
-        )
+    if len(tokens) > lease.num_ctx:
+        raise _images_do_not_fit(len(images), lease.num_ctx)
     return tokens
+
+
+def _images_do_not_fit(count: int, num_ctx: int) -> BadRequest:
+    return BadRequest(
+        f"the prompt with its {count} image(s) takes more than the context window of {num_ctx} "
+        "tokens; send fewer images or raise num_ctx"
+    )
 
 
 def context_tokens(tokens: list[int], text: str, tokenizer: Tokenizer) -> list[int]:

@@ -13,6 +13,7 @@ from ollamakit.errors import InvalidModelFile
 MAX_WIDTH = 1 << 18
 MAX_LAYERS = 1024
 MAX_CONTEXT = 1 << 24
+MAX_FLOAT = float(np.finfo(np.float32).max)
 
 
 class Config:
@@ -41,6 +42,7 @@ class Config:
             isinstance(value, bool)
             or not isinstance(value, (int, float))
             or not math.isfinite(value)
+            or abs(value) > MAX_FLOAT  # GGUF stores these as float32
         ):
             raise InvalidModelFile(f"config.json: {key} = {value!r} is not a finite number")
         return float(value)

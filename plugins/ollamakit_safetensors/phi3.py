@@ -49,7 +49,10 @@ class Phi3(Decoder):
     def rope_scaling(self) -> dict:
         """LongRoPE's (``su``/``longrope``, or ``yarn``'s) magnitude factor; the factor sets
         themselves are tensors (``extra_tensors``)."""
-        kind = (self.rope.get("rope_type") or self.rope.get("type") or "default").lower()
+        kind = self.rope.get("rope_type") or self.rope.get("type") or "default"
+        if not isinstance(kind, str):
+            raise InvalidModelFile(f"config.json: rope scaling {kind!r} is not supported")
+        kind = kind.lower()
         if not self.rope.get("long_factor"):
             if kind not in ("default", "su", "longrope", "yarn"):
                 raise InvalidModelFile(f"config.json: rope scaling {kind!r} is not supported")

@@ -255,6 +255,10 @@ def test_a_missing_expert_is_named(tmp_path):
         ("deepseek2", {"rope_interleave": False}, "rope_interleave false"),
         ("deepseek2", {"n_group": 3}, "not a multiple of n_group"),
         ("deepseek2", {"rope_parameters": {"mscale": 0.5}}, "mscale other than mscale_all_dim"),
+        # finite, but past what the file's float32 holds
+        ("qwen3", {"rms_norm_eps": 1e308}, r"rms_norm_eps = 1e\+308 is not a finite number"),
+        ("deepseek2", {"routed_scaling_factor": -1e39}, "routed_scaling_factor"),
+        ("phi3-longrope", {"rope_parameters": {"rope_type": 3}}, "rope scaling 3"),
     ],
 )
 def test_configs_the_engine_would_run_otherwise_are_refused(tmp_path, name, change, message):

@@ -128,9 +128,13 @@ def vision_config(metadata: dict) -> VisionConfig | None:
     if projector not in PROJECTORS:
         raise InvalidModelFile(f"vision projector {projector!r} is not supported")
 
-    def need(key: str):
-        value = metadata.get(prefix + key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+    def need(key: str, default=None):
+        value = metadata.get(prefix + key, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise InvalidModelFile(f"vision projector lacks {prefix + key}")
         return value
 
@@ -142,7 +146,7 @@ def vision_config(metadata: dict) -> VisionConfig | None:
         n_head=int(need("attention.head_count")),
         n_ff=int(need("feed_forward_length")),
         n_layer=int(need("block_count")),
-        eps=float(metadata.get(prefix + "attention.layer_norm_epsilon", 1e-6)),
+        eps=float(need("attention.layer_norm_epsilon", 1e-6)),
         mean=_triple(mean, "image_mean"),
         std=_triple(std, "image_std"),
         n_merge=int(merge),
@@ -218,9 +222,14 @@ def _triple(value, name: str) -> tuple[float, float, float]:
     if (
         not isinstance(value, (list, tuple))
         or len(value) != 3
-        or not all(isinstance(v, (int, float)) for v in value)
+        or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
     ):
-        raise InvalidModelFile(f"vision projector's {name} must be three numbers")
+        raise InvalidModelFile(f"vision projector's {name} must be three finite numbers")
+    if name == "image_std" and 0 in value:  # the pixels are divided by it
+        raise InvalidModelFile("vision projector's image_std must not be zero")
     return tuple(float(v) for v in value)
 
 

@@ -155,3 +155,32 @@ def test_copy_and_delete_keep_the_projector(unusable_projector):
     shown = client.simulate_post("/api/show", json={"model": "twin"}).json
     assert shown["projector_info"]["clip.projector_type"] == "no-such-kind"
     assert "vision" in shown["capabilities"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"clip.vision.attention.layer_norm_epsilon": "x"},
+        {"clip.vision.image_std": [0.0, 0.0, 0.0]},
+        {"clip.vision.image_mean": [float("nan")] * 3},
+    ],
+)
+def test_a_projector_with_bad_numbers_refuses_images_and_still_reads_text(client, tmp_path, change):
+    from ollamakit.lib.gguf import GGUFFile
+    from ollamakit.testing import vision as fixtures
+
+    model = upload(client, tiny_llama(tmp_path / "tiny.gguf").read_bytes())
+    with GGUFFile.open(fixtures.llava_mmproj(tmp_path / "good.gguf", 64)) as good:
+        metadata = {k: v for k, v in good.metadata.items() if not k.startswith("GGUF.")}
+        tensors = {t.name: np.array(good.tensor(t.name)) for t in good.tensors}
+    projector = make_gguf(tmp_path / "mmproj.gguf", {**metadata, **change}, tensors)
+    create(
+        client,
+        model="seer",
+        files={"model.gguf": model, "mmproj.gguf": upload(client, projector.read_bytes())},
+    )
+    body = {"model": "seer", "prompt": "hi", "stream": False, "options": {"num_predict": 1}}
+    assert client.simulate_post("/api/generate", json=body).status_code == 200
+    reply = client.simulate_post("/api/generate", json={**body, "images": [png()]})
+    assert reply.status_code == 400
+    assert reply.json == {"error": "this model is missing data required for image input"}

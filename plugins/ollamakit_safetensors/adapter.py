@@ -314,7 +314,7 @@ def _mlx_config(folder: ModelFolder) -> tuple[int, float, bool, bool]:
         isinstance(scale, bool)
         or not isinstance(scale, (int, float))
         or not math.isfinite(scale)
-        or not abs(scale) * r < MAX_ALPHA
+        or not 0 < abs(scale) * r < MAX_ALPHA  # GGUF's alpha is scale × rank, divided by
     ):
         raise InvalidModelFile(
             f"adapter_config.json: lora_parameters.scale = {_brief(scale)} is not a usable number"

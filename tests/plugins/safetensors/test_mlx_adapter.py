@@ -116,6 +116,10 @@ REFUSED = {
         "lora_parameters.scale = None is not a usable number",
     ),
     "bad rank": ({"lora_parameters": {"rank": 0, "scale": 2.0}}, "lora_parameters.rank = 0"),
+    "zero scale": (
+        {"lora_parameters": {"rank": 4, "scale": 0.0}},
+        "lora_parameters.scale = 0.0 is not a usable number",
+    ),
     "other rank": (
         {"lora_parameters": {"rank": 8, "scale": 2.0}},
         "adapter_config.json says r = 8",

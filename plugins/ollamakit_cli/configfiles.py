@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -31,15 +32,22 @@ def backup_dir(home: Path) -> Path:
 
 
 def read_bytes(path: Path) -> bytes | None:
-    """The file's content, or None when there is none; bounded before it is read whole."""
+    """The file's content, or None when there is none; bounded before it is read whole. Only a
+    regular file is read: a FIFO is opened without waiting for a writer, then refused."""
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > MAX_CONFIG_BYTES:
-                raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB")
-            return fh.read(MAX_CONFIG_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # a folder opens too, but fdopen refuses it
+        os.close(fd)
+        raise ConfigError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as fh:
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB")
+        return fh.read(MAX_CONFIG_BYTES + 1)
 
 
 def read_text(path: Path) -> str | None:
@@ -60,6 +68,8 @@ def read_json_object(path: Path) -> dict[str, Any]:
         value = json.loads(data)
     except ValueError as exc:
         raise ConfigError(f"failed to parse config: {exc}, at: {path}") from None
+    except RecursionError:
+        raise ConfigError(f"failed to parse config: nested too deeply, at: {path}") from None
     if not isinstance(value, dict):
         raise ConfigError(f"failed to parse config: not a JSON object, at: {path}")
     return value
@@ -83,16 +93,28 @@ def keep_backup(path: Path, home: Path, integration: str) -> None:
 
 
 def write_with_backup(path: Path, text: str, home: Path, integration: str = "") -> bool:
-    """Replace ``path`` with ``text`` atomically; False when it already held exactly that."""
+    """Replace ``path`` with ``text`` atomically; False when it already held exactly that. A
+    symbolic link (a dotfile kept elsewhere) stays a link: the file it points to is replaced."""
     data = text.encode("utf-8")
     existing = read_bytes(path)
     if existing == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _replace(path, data, existing, home, integration)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return True
+
+
+def _replace(path: Path, data: bytes, existing: bytes | None, home: Path, integration: str):
     mode = 0o644
     if existing is not None:
         mode = path.stat().st_mode & 0o777  # the user's permissions stay
-        keep_backup(path, home, integration)
+        keep_backup(path, home, integration)  # under the link's name, its target's content
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -104,7 +126,6 @@ def write_with_backup(path: Path, text: str, home: Path, integration: str = "") 
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return True
 
 
 # -- ~/.ollama/config.json: the models each integration was last launched with (Ollama's file)

@@ -167,6 +167,8 @@ def codex_drop_old_profile(text: str | None, ctx: LaunchContext) -> str | None:
         config = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise click.ClickException(f"invalid Codex config TOML: {exc}") from None
+    except RecursionError:
+        raise click.ClickException("invalid Codex config TOML: nested too deeply") from None
     old_root = config.get("profile") == CODEX_PROFILE
     old_table = CODEX_PROFILE in (config.get("profiles") or {})
     if not (old_root or old_table):

@@ -279,7 +279,10 @@ def restore_integration(integration: Integration, home: Path) -> None:
     if not integration.restore_files:
         raise click.ClickException(f"{integration.name} does not support --restore")
     for relative in integration.restore_files:
-        (home / relative).unlink(missing_ok=True)
+        try:
+            (home / relative).unlink(missing_ok=True)
+        except OSError as exc:  # a folder in its place, a folder we may not write
+            raise click.ClickException(f"cannot remove {home / relative}: {exc.strerror}") from None
     if integration.restore_message:
         click.echo(integration.restore_message, err=True)
 

@@ -318,6 +318,45 @@ def test_a_settings_file_that_does_not_parse_is_left_alone(machine):
     assert not machine.record.exists()
 
 
+def test_a_settings_file_that_is_a_link_stays_one(machine):
+    """A dotfile kept elsewhere and linked in: the file it points to is rewritten, the link
+    stays, and the backup holds what the link pointed to."""
+    machine.tool("droid")
+    kept = machine.home / "dotfiles/droid.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text('{"theme": "dark"}')
+    settings = machine.home / ".factory/settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.symlink_to(kept)
+    done = machine.launch("droid", "--model", "tiny")
+    assert done.returncode == 0, done.stderr
+    assert settings.is_symlink() and settings.resolve() == kept.resolve()
+    written = json.loads(kept.read_text())
+    assert written["theme"] == "dark" and written["customModels"][0]["model"] == "tiny"
+    (backup,) = (machine.home / ".ollama/backup/droid").iterdir()
+    assert backup.name.startswith("settings.json.") and backup.read_text() == '{"theme": "dark"}'
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "nested"])
+def test_a_settings_file_that_cannot_be_read_is_one_line(machine, kind):
+    machine.tool("droid")
+    settings = machine.home / ".factory/settings.json"
+    settings.parent.mkdir(parents=True)
+    if kind == "folder":
+        settings.mkdir()
+    elif kind == "fifo":  # read without waiting for a writer that never comes
+        os.mkfifo(settings)
+    else:
+        settings.write_text("[" * 100_000 + "]" * 100_000)
+    done = machine.launch("droid", "--model", "tiny")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"Error: {settings} is not a regular file") or (
+        done.stderr.startswith("Error: failed to parse config: nested too deeply")
+    )
+    assert not machine.record.exists()
+
+
 def test_opencode_gets_its_config_in_the_environment(machine):
     machine.tool("opencode")
     state = machine.home / ".local/state/opencode/model.json"

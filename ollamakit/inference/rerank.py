@@ -42,15 +42,17 @@ def pair_tokens(
     sep = tokenizer.sep_id if tokenizer.sep_id is not None else tokenizer.eos_id
     if cls is None or sep is None:
         raise BadRequest("the model's tokenizer cannot frame a query and a document")
-    query, document = list(query), list(document)
     budget = num_ctx - 3
     if len(query) + len(document) > budget:
         if not truncate:
             raise BadRequest(TOO_LONG)
         if budget < 1:
             raise BadRequest("the context is too short for a query and a document")
-        while len(query) + len(document) > budget:  # longest first: take from the longer one
-            (query if len(query) > len(document) else document).pop()
+        # longest first, a token at a time from the longer one (the document's on a tie), as
+        # transformers cuts a pair, counted rather than popped: a query of a million tokens
+        # is cut once per document, not a million times
+        keep = min(len(query), max(budget - len(document), (budget + 1) // 2))
+        query, document = query[:keep], document[: budget - keep]
     ids = [cls, *query, sep, *document, sep]
     return ids, [0] * (len(query) + 2) + [1] * (len(document) + 1)
 
@@ -74,16 +76,12 @@ def rerank(kernel, body: dict, *, gone=None) -> dict:
         load_ns = nanoseconds_since(started)
         tokenizer = lease.tokenizer
         query_ids = tokenizer.encode(query, add_special=False, parse_special=True)
-        pairs = [
-            pair_tokens(
-                tokenizer,
-                query_ids,
-                tokenizer.encode(doc, add_special=False, parse_special=True),
-                lease.num_ctx,
-                truncate,
-            )
-            for doc in documents
-        ]
+        pairs = []
+        for doc in documents:
+            if gone is not None and gone():
+                raise Cancelled("client disconnected")
+            document = tokenizer.encode(doc, add_special=False, parse_special=True)
+            pairs.append(pair_tokens(tokenizer, query_ids, document, lease.num_ctx, truncate))
         scores: list[float] = []
         for part in parts([ids for ids, _ in pairs]):
             if gone is not None and gone():

@@ -81,15 +81,12 @@ def run_embeddings(
     """Raw vectors for ``texts`` on the leased model, and the number of tokens evaluated.
     ``gone`` says whether the client left: the batch then stops before its next part."""
     tokenizer = lease.tokenizer
-    batch = [
-        fit_context(
-            tokenizer.encode(text, add_special=True, parse_special=True),
-            lease.num_ctx,
-            truncate,
-            tokenizer,
-        )
-        for text in texts
-    ]
+    batch = []
+    for text in texts:  # 64 MiB of text takes minutes to tokenize: stop when no one waits
+        if gone is not None and gone():
+            raise Cancelled("client disconnected")
+        tokens = tokenizer.encode(text, add_special=True, parse_special=True)
+        batch.append(fit_context(tokens, lease.num_ctx, truncate, tokenizer))
     vectors = []
     for part in parts(batch):
         if gone is not None and gone():

@@ -241,3 +241,23 @@ def test_clients_that_leave_while_the_model_loads_never_take_a_slot(make_fake, p
             time.sleep(0.02)
         assert two_tokens(server.url) < 2.0
         assert setup.runner.tokens_fed < 100  # only the 2-token request's prompt and answer
+
+
+def test_a_client_that_leaves_while_its_inputs_are_tokenized_stops_them(running):
+    """Tokenizing a batch is work too (64 MiB of text takes minutes): it stops between inputs."""
+    setup, server = running
+    two_tokens(server.url)  # the model is loaded
+    tokenizer, tokenized = setup.runner.tokenizer, []
+    encode = tokenizer.encode
+
+    def slow_encode(text, *args, **kwargs):
+        if text.startswith("input "):
+            time.sleep(0.01)
+            tokenized.append(text)
+        return encode(text, *args, **kwargs)
+
+    tokenizer.encode = slow_encode
+    inputs = [f"input {n}" for n in range(1000)]  # 10 s of tokenizing
+    walk_away(server.url, "/api/embed", {"model": "fake", "input": inputs}, lambda: tokenized)
+    assert stops(lambda: len(tokenized))
+    assert len(tokenized) < 500

@@ -1,8 +1,8 @@
-"""The long fuzz run: GGUF files, safetensors files, PyTorch checkpoints and request bodies,
-cases per second per
+"""The long fuzz run: GGUF files, safetensors files, PyTorch checkpoints, request bodies and
+model-folder configs, cases per second per
 target and every finding.
 
-    .venv-test/bin/python benchmarks/bench_fuzz.py [--cases 100000] [--seed 1] [--targets gguf,safetensors,torch-checkpoint,requests]
+    .venv-test/bin/python benchmarks/bench_fuzz.py [--cases 100000] [--seed 1] [--targets gguf,safetensors,torch-checkpoint,requests,configs]
                                                   [--json findings.json]
 
 The targets and their rule are those of the test suite's short run (``tests/fuzz``): every case
@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "fuzz"))
 
+from fuzz_configs import ConfigTarget  # noqa: E402
 from fuzz_requests import RequestTarget  # noqa: E402
 from fuzz_targets import (  # noqa: E402
     GGUFTarget,
@@ -41,8 +42,15 @@ TARGETS = {
     "safetensors": SafetensorsTarget,
     "torch-checkpoint": TorchCheckpointTarget,
     "requests": RequestTarget,
+    "configs": ConfigTarget,
 }
-SHARE = {"gguf": 0.35, "safetensors": 0.2, "torch-checkpoint": 0.1, "requests": 0.35}
+SHARE = {
+    "gguf": 0.3,
+    "safetensors": 0.2,
+    "torch-checkpoint": 0.1,
+    "requests": 0.3,
+    "configs": 0.1,
+}
 CHUNK = 2000
 
 

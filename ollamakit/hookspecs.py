@@ -95,8 +95,8 @@ def make_transport(kernel: Kernel) -> Transport | None:
 def resolve_model_source(request: CreateRequest, kernel: Kernel) -> ModelSource | None:
     """Return a ``ModelSource`` for a create request's input, or None if not yours.
 
-    ``request`` is the validated ``CreateRequest``. The parent-model source runs last
-    (``trylast``) so a file input is always preferred over a name.
+    ``request`` is the validated ``CreateRequest``. The parent-model source runs first
+    (``tryfirst``): a model name wins over files, as in Ollama's create.
     """
 
 

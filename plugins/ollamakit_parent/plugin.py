@@ -9,7 +9,7 @@ from ollamakit.hookspecs import hookimpl
 DEFERRED_IMPORTS = ("ollamakit_parent.source",)
 
 
-@hookimpl(trylast=True)
+@hookimpl(tryfirst=True)
 def resolve_model_source(request, kernel):
     from .source import ParentModelSource
 

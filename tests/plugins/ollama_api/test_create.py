@@ -529,3 +529,18 @@ def test_a_from_model_the_store_lacks_is_fetched_through_pull_model(kernel, clie
         and mine.model_layer.digest == kernel.store.get("seed").model_layer.digest
     )
     assert mine.model_layer.from_ == "mirror.example/library/base:latest"
+
+
+def test_a_name_beside_files_builds_on_the_name_and_ignores_the_files(
+    client, models_dir, model_blob, tmp_path
+):
+    # A Modelfile with `FROM base` and `FROM ./other.gguf` sends both; Ollama's create takes
+    # `from` and ignores `files`, so the new model is the parent's, and it still generates.
+    create(client, model="base", files={"m.gguf": model_blob})
+    other = upload(client, tiny_gguf(tmp_path / "other.gguf", general__name="other"))
+    assert other != model_blob
+    create(client, model="child", files={"other.gguf": other}, **{"from": "base"})
+    child = read_manifest(models_dir, "child")
+    digests = {layer["digest"] for layer in child["layers"]}
+    assert model_blob in digests and other not in digests
+    assert child["layers"][0]["from"] == "base:latest"

@@ -118,7 +118,10 @@ def _generate(
                 model, text, think=request.think, template=request.template, rendered=rendered
             )
         )
-        answer = Answer.build(lease, spec, parser)
+        # Ollama's generate hands the format to the runner with the prompt, so the constraint
+        # holds from the first token even for a model that would think first (its chat asks
+        # again after the thinking instead): the thinking a parser expects never comes.
+        answer = Answer.build(lease, spec, parser, free_thinking=False)
         for event in run(lease, tokens, common, answer, gone, report):
             if isinstance(event, tuple):
                 yield _parsed_reply(base(common.model), *event)

@@ -314,6 +314,21 @@ def test_thinking_then_a_format(thinker):
     assert json.loads("".join(c["message"]["content"] for c in chunks)) == {"sum": 4}
 
 
+def test_generate_holds_the_format_from_the_first_token(thinker):
+    """Ollama's generate runs one pass with the format from the first token: the thinker
+    cannot write ``<think>``, so its Go template's tags find no thinking and the JSON is the
+    response (chat, the same model and format, thinks first)."""
+    import ollama
+
+    with thinker.server() as server:
+        reply = ollama.Client(host=server.url).generate(
+            model="thinker", prompt="Q: sum?\nA: ", format=SUM_SCHEMA, options={"temperature": 0}
+        )
+    assert not reply.thinking
+    jsonschema.validate(json.loads(reply.response), SUM_SCHEMA)
+    assert reply.eval_count == len(reply.response)  # one pass: every token is the answer's
+
+
 # The assistant's turns render as "R: ...", so that the fake model, asked again with its own
 # thinking as the assistant's turn, recites the script's second line
 REASKED_TEMPLATE = (

@@ -5,6 +5,7 @@ client; an unknown name is refused at create."""
 from __future__ import annotations
 
 import json
+import re
 
 import ollama
 import pytest
@@ -342,3 +343,79 @@ def test_the_legacy_gemma4_name_prompts_a_large_model_with_the_large_template(ma
     }
     assert prompts["g4:e2b"].endswith("<|turn>user\nHi<turn|>\n<|turn>model\n")
     assert prompts["g4:31b"].endswith("<|turn>model\n<|channel>thought\n<channel|>")
+
+
+def _recorded_forward(monkeypatch) -> list[str]:
+    """The text of every batch the fake model is fed (prompts, then each sampled token)."""
+    from ollamakit_scheduler.testing import FakeRunner
+
+    fed: list[str] = []
+    forward = FakeRunner.forward
+
+    def recorded(self, batch, should_stop=None):
+        fed.extend(self.tokenizer.decode(tokens, special=True) for _, tokens in batch)
+        return forward(self, batch, should_stop)
+
+    monkeypatch.setattr(FakeRunner, "forward", recorded)
+    return fed
+
+
+SUM_SCHEMA = {
+    "type": "object",
+    "properties": {"sum": {"type": "integer"}},
+    "required": ["sum"],
+    "additionalProperties": False,
+}
+
+
+def test_generate_holds_harmonys_format_from_the_first_token(harmony, monkeypatch):
+    """Ollama's generate gives the runner the format with the prompt, in one pass: gpt-oss
+    cannot open its analysis channel and writes JSON straight after ``<|start|>assistant``.
+    Harmony's parser, started at that header, reads the JSON as a header that never ends,
+    so the reply carries neither thinking nor a response, as Ollama's does."""
+    fed = _recorded_forward(monkeypatch)
+    with harmony.server() as server:
+        response = ollama.Client(host=server.url).generate(
+            model="oss", prompt="Say hi.", format=SUM_SCHEMA, options=GREEDY
+        )
+    prompts = [text for text in fed if text.endswith("<|start|>assistant")]
+    assert len(prompts) == 1  # one pass: never asked again after a thinking
+    # each sampled token is fed back but the last (its closing brace)
+    written = "".join(fed[fed.index(prompts[0]) + 1 :])
+    assert re.fullmatch(r'\{"sum": -?\d+', written)  # JSON from the first token
+    assert response.eval_count == len(written) + 1
+    assert response.response == "" and not response.thinking
+    # chat with the same model thinks first, then is held to the format
+    with harmony.server() as server:
+        chat = ollama.Client(host=server.url).chat(
+            model="oss",
+            messages=[{"role": "user", "content": "Say hi."}],
+            format=SUM_SCHEMA,
+            options=GREEDY,
+        )
+    assert chat.message.thinking == "Greet back." and set(json.loads(chat.message.content)) == {
+        "sum"
+    }
+
+
+def test_generate_holds_qwen3s_format_from_the_first_token(make_fake, monkeypatch):
+    """``qwen3-thinking`` starts inside the thinking (its prompt opens ``<think>``): with a
+    format, the JSON the model must write from the first token is read as thinking, as
+    Ollama's parser reads it; with ``think`` false the same JSON is the response."""
+    fed = _recorded_forward(monkeypatch)
+    setup = make_fake()
+    setup.model("base", script="<think>add them</think>The sum is 4.")
+    created = setup.client.simulate_post(
+        "/api/create",
+        json={"model": "q3", "from": "base", "parser": "qwen3-thinking", "stream": False},
+    )
+    assert created.status_code == 200, created.text
+    with setup.server() as server:
+        client = ollama.Client(host=server.url)
+        thinking = client.generate(model="q3", prompt="sum?", format=SUM_SCHEMA, options=GREEDY)
+        plain = client.generate(
+            model="q3", prompt="sum?", format=SUM_SCHEMA, think=False, options=GREEDY
+        )
+    assert not any(text.startswith("<") for text in fed if len(text) == 1)
+    assert thinking.response == "" and set(json.loads(thinking.thinking)) == {"sum"}
+    assert not plain.thinking and set(json.loads(plain.response)) == {"sum"}

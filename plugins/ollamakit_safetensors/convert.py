@@ -7,7 +7,8 @@ Planning reads only headers and small JSON files, so a bad folder is refused bef
 (and before create's first status line). Writing memory-maps the safetensors files and hands
 the GGUF writer one tensor at a time, so memory stays near the size of the largest tensor.
 Norms, biases, and BERT's position and token-type embeddings are F32, as llama.cpp writes them;
-every other tensor keeps its stored type (F32, F16 or BF16).
+every other tensor keeps its stored type (F32, F16 or BF16). FP8 matrices with block scales
+(``fp8``) become BF16, as Ollama's converter writes them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ollamakit.lib.gguf.writer import GGUFWriter
 
 from .architectures import Architecture, Tensor, architecture_for
 from .folder import ModelFolder
+from .fp8 import FP8, Fp8Weights
 from .reader import FLOAT_DTYPES, to_float32
 from .tokenizer_json import tokenizer_metadata
 
@@ -37,6 +39,7 @@ class Conversion:
     arch: Architecture
     metadata: dict[str, tuple[object, int]]
     tensors: list[tuple[Tensor, str]]  # with the GGML type each is written as
+    fp8: Fp8Weights
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def write(self, path: Path) -> Path:
@@ -48,24 +51,32 @@ class Conversion:
             stacked = (len(tensor.parts),) if tensor.parts else ()
             shape = tuple(reversed(stacked + (tensor.shape or tuple(info.shape)))) or (1,)
             writer.add_tensor(
-                tensor.name, _loader(self.folder, tensor, info.dtype, ggml_type), ggml_type, shape
+                tensor.name,
+                _loader(self.folder, self.fp8, tensor, info.dtype, ggml_type),
+                ggml_type,
+                shape,
             )
         for name, array in self.extra.items():
             writer.add_tensor(name, array)
         return writer.write()
 
 
-def _loader(folder: ModelFolder, tensor: Tensor, dtype: str, ggml_type: str):
+def _loader(folder: ModelFolder, fp8: Fp8Weights, tensor: Tensor, dtype: str, ggml_type: str):
     """The tensor's data, produced only when the writer reaches it."""
 
     def load():
         if tensor.parts:  # the experts' matrices, one after another
-            return np.stack([_loader(folder, one, dtype, ggml_type)() for one in _each(tensor)])
-        raw = folder.raw(tensor.source)
+            parts = _each(tensor)
+            return np.stack([_loader(folder, fp8, one, dtype, ggml_type)() for one in parts])
+        if dtype == FP8:  # as F32, or BF16 bits that the transforms move like any other
+            raw = fp8.float32(tensor.source) if ggml_type == "F32" else fp8.bf16_bits(tensor.source)
+            dtype_read = "F32" if ggml_type == "F32" else "BF16"
+        else:
+            raw, dtype_read = folder.raw(tensor.source), dtype
         if tensor.companion is not None:  # blocks built from two sources (MXFP4)
             return np.ascontiguousarray(tensor.transform(raw, folder.raw(tensor.companion)))
         if ggml_type == "F32":
-            data = to_float32(raw, dtype, tensor.source)
+            data = to_float32(raw, dtype_read, tensor.source)
             data = tensor.transform(data) if tensor.transform else data
             return np.ascontiguousarray(data, dtype=np.float32)
         data = tensor.transform(raw) if tensor.transform else raw
@@ -87,9 +98,10 @@ def plan_conversion(folder: ModelFolder, name: str = "") -> Conversion:
     if config is None:
         raise InvalidModelFile("the model folder has no config.json")
     folder.open_tensors()
+    fp8 = Fp8Weights(folder, config)
     arch = architecture_for(config, folder)
     tokenizer = tokenizer_metadata(folder, config, wordpiece_only=arch.tokenizer == "wordpiece")
-    tensors = _plan_tensors(folder, arch)
+    tensors = _plan_tensors(folder, arch, fp8.consumed)
     arch.check_vocab(len(tokenizer["tokenizer.ggml.tokens"][0]))
 
     embedding = next(t for t, _ in tensors if t.name == "token_embd.weight")
@@ -102,8 +114,20 @@ def plan_conversion(folder: ModelFolder, name: str = "") -> Conversion:
         "general.file_type": (file_type, ValueType.UINT32),
         "general.quantization_version": (2, ValueType.UINT32),
         **tokenizer,
+        **_source_keys(folder, tensors),
     }
-    return Conversion(folder, arch, metadata, tensors, arch.extra_tensors())
+    return Conversion(folder, arch, metadata, tensors, fp8, arch.extra_tensors())
+
+
+def _source_keys(folder: ModelFolder, tensors: list[tuple[Tensor, str]]) -> dict:
+    """What Ollama records of FP8 sources: that there were some, and which tensors they made."""
+    names = sorted(t.name for t, _ in tensors if folder.info(t.source).dtype == FP8)
+    if not names:
+        return {}
+    return {
+        "source_quantization": ("hf_fp8", ValueType.STRING),
+        "source_fp8_tensors": (names, ValueType.STRING),
+    }
 
 
 def _model_name(config: dict, fallback: str) -> str:
@@ -113,10 +137,14 @@ def _model_name(config: dict, fallback: str) -> str:
     return fallback or "model"
 
 
-def _plan_tensors(folder: ModelFolder, arch: Architecture) -> list[tuple[Tensor, str]]:
+def _plan_tensors(
+    folder: ModelFolder, arch: Architecture, scales: frozenset[str] = frozenset()
+) -> list[tuple[Tensor, str]]:
     planned: dict[str, tuple[Tensor, str]] = {}
     experts: dict[str, dict[int, Tensor]] = {}
     for source in folder.tensors:
+        if source in scales:  # an FP8 matrix's block scales, read with it
+            continue
         for tensor in arch.tensors(source):
             _plan_one(folder, arch, tensor, planned, experts)
     for name, by_expert in experts.items():
@@ -155,9 +183,10 @@ def _checked_type(folder: ModelFolder, arch: Architecture, tensor: Tensor, stack
     info = folder.info(source)
     if tensor.ggml_type is not None:  # blocks and their scales, both bytes
         return _checked_blocks(folder, arch, tensor)
-    if info.dtype not in FLOAT_DTYPES and info.dtype != "F64":
+    if info.dtype not in FLOAT_DTYPES and info.dtype not in ("F64", FP8):
         raise InvalidModelFile(
-            f"tensor {source!r} has dtype {info.dtype}; only F32, F16 and BF16 models convert"
+            f"tensor {source!r} has dtype {info.dtype}; only F32, F16 and BF16 models, "
+            "and F8_E4M3 with block scales, convert"
         )
     if tensor.source_shape is not None and tuple(info.shape) != tensor.source_shape:
         raise InvalidModelFile(
@@ -173,7 +202,9 @@ def _checked_type(folder: ModelFolder, arch: Architecture, tensor: Tensor, stack
         )
     if info.size == 0:
         raise InvalidModelFile(f"tensor {source!r} is empty")
-    return "F32" if tensor.force_f32 or info.dtype in ("F32", "F64") else info.dtype
+    if tensor.force_f32 or info.dtype in ("F32", "F64"):
+        return "F32"
+    return "BF16" if info.dtype == FP8 else info.dtype
 
 
 def _checked_blocks(folder: ModelFolder, arch: Architecture, tensor: Tensor) -> str:

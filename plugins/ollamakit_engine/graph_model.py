@@ -339,7 +339,7 @@ class GraphTransformer:
             k = self._project(step, layer.wk, layer.bk, x, inputs)
             v = self._project(step, layer.wv, layer.bv, x, inputs)
             return q, k, v
-        qkv = self.mm(step, layer.wqkv, x, inputs)
+        qkv = self._project(step, layer.wqkv, layer.bqkv, x, inputs)
         row = L.tensor(qkv).nb[1]
         parts = []
         for width, offset in (

@@ -36,6 +36,7 @@ class LayerTensors:
     bq: int | None = None
     bk: int | None = None
     bv: int | None = None
+    bqkv: int | None = None
     q_norm: int | None = None
     k_norm: int | None = None
     wo: int | None = None

@@ -23,6 +23,7 @@ LAYER_TENSORS: dict[str, tuple[str, object]] = {
     "bq": ("attn_q.bias", lambda hp: (hp.q_dim,)),
     "bk": ("attn_k.bias", lambda hp: (hp.kv_dim,)),
     "bv": ("attn_v.bias", lambda hp: (hp.v_dim,)),
+    "bqkv": ("attn_qkv.bias", lambda hp: (hp.q_dim + hp.kv_dim + hp.v_dim,)),
     "q_norm": ("attn_q_norm.weight", lambda hp: (_qk_norm_width(hp, hp.q_dim),)),
     "k_norm": ("attn_k_norm.weight", lambda hp: (_qk_norm_width(hp, hp.kv_dim),)),
     "wo": ("attn_output.weight", lambda hp: (hp.o_dim, hp.n_embd)),
@@ -96,7 +97,9 @@ DENSE_FFN = frozenset({"gate", "up", "up_b", "down", "down_b"})
 LATENT_ATTENTION = frozenset(
     {"q_a", "q_a_norm", "q_b", "kv_a_mqa", "kv_a_norm", "k_b", "v_b", "kv_b"}
 )
-HEAD_ATTENTION = frozenset({"wqkv", "wk", "wv", "bq", "bk", "bv", "q_norm", "k_norm", "sinks"})
+HEAD_ATTENTION = frozenset(
+    {"wqkv", "bqkv", "wk", "wv", "bq", "bk", "bv", "q_norm", "k_norm", "sinks"}
+)
 
 # Tensors used only together: a block with the first must have the others.
 TOGETHER = {"bq": ("bk", "bv"), "q_norm": ("k_norm",), "k_norm": ("q_norm",)}
@@ -129,8 +132,11 @@ def required_layer_tensors(hp: HParams, present, index: int = 0) -> frozenset[st
         required = (required - EXPERT_FFN) | {"gate", "up", "down"}
     if hp.kv_lora_rank:
         required |= {"kv_b"} if "kv_b" in present else {"k_b", "v_b"}
+    elif "wqkv" in present:  # the biases an architecture requires, then fused as well
+        biased = bool(required & {"bq", "bk", "bv"})
+        required = (required - {"bq", "bk", "bv"}) | {"wqkv"} | ({"bqkv"} if biased else set())
     else:
-        required |= {"wqkv"} if "wqkv" in present else {"wq", "wk", "wv"}
+        required |= {"wq", "wk", "wv"}
     for first, others in TOGETHER.items():
         if first in present:
             required |= set(others)

@@ -46,9 +46,13 @@ def architecture_for(config: dict, folder) -> Architecture:
     names = config.get("architectures")
     name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else None
     if name is None:
-        raise InvalidModelFile("config.json does not name the model's architecture")
+        hint = ""
+        if any(t.startswith("block.0.attn.qkv.") for t in folder.tensors):
+            # as Ollama asks of it: its config names no architecture
+            hint = ' (for gpt-oss\'s original layout, add "architectures": ["GptOssForCausalLM"])'
+        raise InvalidModelFile("config.json does not name the model's architecture" + hint)
     cls = ARCHITECTURES.get(name)
     if cls is None:
         supported = ", ".join(sorted(ARCHITECTURES))
         raise InvalidModelFile(f'unsupported architecture "{name}"; ollamakit converts {supported}')
-    return cls(Config(config), folder)
+    return cls.build(Config(config), folder)

@@ -88,6 +88,12 @@ class Architecture:
         self.n_head = config.int("num_attention_heads", high=4096)
         self.n_expert = 0  # experts per layer, for the architectures that have them
 
+    @classmethod
+    def build(cls, config: Config, folder) -> Architecture:
+        """The conversion of a folder whose config names this class (an architecture with more
+        than one layout picks the folder's)."""
+        return cls(config, folder)
+
     def metadata(self) -> dict[str, tuple[object, int]]:
         raise NotImplementedError
 

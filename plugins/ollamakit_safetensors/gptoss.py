@@ -83,6 +83,16 @@ class GptOss(Decoder):
         )
         return arch_keys(self.gguf_name, values)
 
+    @classmethod
+    def build(cls, config: Config, folder) -> GptOss:
+        """The Hugging Face layout, or OpenAI's original one (Ollama tells them apart by
+        ``max_position_embeddings``, which only the former's config has)."""
+        if config.get("max_position_embeddings") is None:
+            from .gptoss_original import GptOssOriginal
+
+            return GptOssOriginal(config, folder)
+        return cls(config, folder)
+
     def tensors(self, hf_name: str) -> list[Tensor]:
         sinks = _SINKS.match(hf_name)
         if sinks and int(sinks.group(1)) < self.n_layer:
@@ -91,6 +101,16 @@ class GptOss(Decoder):
         if not experts or int(experts.group(1)) >= self.n_layer:
             return super().tensors(hf_name)
         index, matrix, suffix = experts.groups()
+        return self.expert_tensors(
+            int(index), matrix, suffix, hf_name, hf_name.replace("_blocks", "_scales")
+        )
+
+    def expert_tensors(
+        self, index: int, matrix: str, suffix: str, hf_name: str, scales: str
+    ) -> list[Tensor]:
+        """Layer ``index``'s ``matrix`` of every expert (``gate_up_proj`` or ``down_proj``),
+        from ``hf_name``: its MXFP4 ``_blocks`` (with ``scales``), its ``_scales`` (read with
+        the blocks), its ``_bias``, or (no ``suffix``) its floats."""
         prefix = f"blk.{index}.ffn_"
         n, d, ff = self.n_expert, self.n_embd, self.n_ff
         if suffix == "_scales":  # read with its blocks
@@ -110,7 +130,6 @@ class GptOss(Decoder):
                 for name, first in (("gate", 0), ("up", 1))
             ]
         if suffix == "_blocks":
-            scales = hf_name.replace("_blocks", "_scales")
             if scales not in self.folder.tensors:
                 raise InvalidModelFile(f"the model folder has {hf_name!r} without {scales!r}")
             if matrix == "down_proj":

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_engine.py                          # smollm2, gemma3, qwen
     .venv/bin/python benchmarks/bench_engine.py --models qwen --threads 2 --llama-threads 1
-    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss --prompt 64 --decode 32
-    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss --check   # logits first
+    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss,deepseek2 --prompt 64 --decode 32
+    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss,deepseek2 --check  # logits first
     .venv/bin/python benchmarks/bench_engine.py --models smollm2 --streams-only --repeats 6
     .venv/bin/python benchmarks/bench_engine.py --streams-only --variants ours/ggml --repeats 4
 
@@ -421,8 +421,8 @@ def main(argv=None):
     parser.add_argument(
         "--models",
         default="smollm2,gemma3,qwen",
-        help="comma-separated: smollm2, gemma3, qwen, qwen3moe, gptoss (the last two are built on "
-        "first use)",
+        help="comma-separated: smollm2, gemma3, qwen, qwen3moe, gptoss, deepseek2 (the last three "
+        "are built on first use)",
     )
     parser.add_argument("--prompt", type=int, default=512, help="tokens of the long prompt")
     parser.add_argument("--decode", type=int, default=128, help="greedy steps per decode figure")
@@ -465,7 +465,7 @@ def main(argv=None):
 
     from ollamakit.lib.ggml import lib
 
-    from realistic_moe import realistic_gptoss, realistic_qwen3moe
+    from realistic_moe import realistic_deepseek2, realistic_gptoss, realistic_qwen3moe
 
     from ollamakit.testing import models
 
@@ -479,6 +479,11 @@ def main(argv=None):
         ),
         # a random gpt-oss of gpt-oss-20b's block shape, MXFP4 experts, 2 layers, about 1.3 GB
         "gptoss": lambda: realistic_gptoss(models.CACHE / "models" / "gptoss-realistic-mxfp4.gguf"),
+        # a random deepseek2 of deepseek-v2-lite's block shape (latent attention, 64 experts
+        # and 2 shared), 2 layers, Q4_K_M, about 0.8 GB
+        "deepseek2": lambda: realistic_deepseek2(
+            models.CACHE / "models" / "deepseek2-realistic-q4_k_m.gguf"
+        ),
     }
     engines = list(ENGINES) + [v for v in args.variants.split(",") if v]
     if unknown := set(engines) - set(ENGINES + VARIANTS):

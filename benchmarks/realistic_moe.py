@@ -229,3 +229,131 @@ def realistic_gptoss(target: Path) -> Path:
     for name, shape in shapes.items():
         writer.add_tensor(name, values(name, shape), kind(name, shape), shape[::-1])
     return writer.write()  # atomic: a file at ``target`` is always whole
+
+
+# deepseek-v2-lite's block (width 2048, 16 heads whose queries come through one matrix, not a
+# low-rank pair; multi-head latent attention over a 512-wide latent and a 64-wide shared rope
+# key, 128 wide per head without rope and 128 per value; 64 routed experts of width 1408, 6
+# chosen by a softmax router, beside 2 shared ones; YaRN 40x over 4096 positions with mscale
+# 0.707) with 2 layers instead of 27, both with experts (the real model's first layer is dense),
+# and a 32000-token vocabulary instead of 102400: at Q4_K_M about 0.8 GB, written as llama.cpp's
+# current converter writes deepseek2 (``attn_k_b``/``attn_v_b``).
+REALISTIC_DEEPSEEK2 = dict(
+    n_layer=2,
+    n_embd=2048,
+    n_head=16,
+    kv_lora_rank=512,
+    qk_nope=128,
+    qk_rope=64,
+    v_head=128,
+    n_expert=64,
+    n_expert_used=6,
+    n_expert_shared=2,
+    n_ff_exp=1408,
+    n_ff=10944,
+    n_vocab=32000,
+)
+
+
+def realistic_deepseek2(target: Path, *, threads: int | None = None) -> Path:
+    """A random deepseek2 of ``REALISTIC_DEEPSEEK2``'s shape at Q4_K_M, cached at ``target``,
+    built as ``realistic_qwen3moe`` is (a float16 source beside it, removed once quantized)."""
+    if target.exists():
+        return target
+    from ollamakit.lib.gguf import GGUFWriter
+    from ollamakit_quant import quantize_file
+
+    s = REALISTIC_DEEPSEEK2
+    a, d, e, ff = "deepseek2", s["n_embd"], s["n_expert"], s["n_ff_exp"]
+    heads, rank, nope, pe, v = (
+        s[k] for k in ("n_head", "kv_lora_rank", "qk_nope", "qk_rope", "v_head")
+    )
+    shared = ff * s["n_expert_shared"]
+    metadata = {
+        "general.architecture": a,
+        "general.name": "random deepseek2 of realistic shape",
+        "general.file_type": 1,
+        f"{a}.block_count": s["n_layer"],
+        f"{a}.context_length": 163840,
+        f"{a}.embedding_length": d,
+        f"{a}.feed_forward_length": s["n_ff"],
+        f"{a}.attention.head_count": heads,
+        f"{a}.attention.head_count_kv": 1,  # one latent for every head
+        f"{a}.attention.q_lora_rank": 0,  # queries through one matrix
+        f"{a}.attention.kv_lora_rank": rank,
+        f"{a}.attention.key_length": rank + pe,
+        f"{a}.attention.value_length": rank,
+        f"{a}.attention.key_length_mla": nope + pe,
+        f"{a}.attention.value_length_mla": v,
+        f"{a}.attention.layer_norm_rms_epsilon": 1e-6,
+        f"{a}.vocab_size": s["n_vocab"],
+        f"{a}.leading_dense_block_count": 0,
+        f"{a}.expert_count": e,
+        f"{a}.expert_used_count": s["n_expert_used"],
+        f"{a}.expert_shared_count": s["n_expert_shared"],
+        f"{a}.expert_feed_forward_length": ff,
+        f"{a}.expert_gating_func": 1,  # softmax
+        f"{a}.expert_weights_scale": 1.0,
+        f"{a}.rope.freq_base": 10000.0,
+        f"{a}.rope.dimension_count": pe,
+        f"{a}.rope.scaling.type": "yarn",
+        f"{a}.rope.scaling.factor": 40.0,
+        f"{a}.rope.scaling.original_context_length": 4096,
+        f"{a}.rope.scaling.yarn_beta_fast": 32.0,
+        f"{a}.rope.scaling.yarn_beta_slow": 1.0,
+        f"{a}.rope.scaling.yarn_log_multiplier": 0.0707,
+        **_tokenizer(s["n_vocab"]),
+    }
+    shapes = {"token_embd.weight": (s["n_vocab"], d)}
+    for i in range(s["n_layer"]):
+        p = f"blk.{i}."
+        shapes.update(
+            {
+                p + "attn_norm.weight": (d,),
+                p + "attn_q.weight": (heads * (nope + pe), d),
+                p + "attn_kv_a_mqa.weight": (rank + pe, d),
+                p + "attn_kv_a_norm.weight": (rank,),
+                p + "attn_k_b.weight": (heads, rank, nope),
+                p + "attn_v_b.weight": (heads, v, rank),
+                p + "attn_output.weight": (d, heads * v),
+                p + "ffn_norm.weight": (d,),
+                p + "ffn_gate_inp.weight": (e, d),
+                p + "ffn_gate_exps.weight": (e, ff, d),
+                p + "ffn_up_exps.weight": (e, ff, d),
+                p + "ffn_down_exps.weight": (e, d, ff),
+                p + "ffn_gate_shexp.weight": (shared, d),
+                p + "ffn_up_shexp.weight": (shared, d),
+                p + "ffn_down_shexp.weight": (d, shared),
+            }
+        )
+    shapes.update({"output_norm.weight": (d,), "output.weight": (s["n_vocab"], d)})
+
+    def values(name: str, shape: tuple[int, ...]):
+        def make():
+            rng = np.random.default_rng(zlib.crc32(name.encode()))
+            if len(shape) == 1:
+                return (1.0 + 0.1 * rng.standard_normal(shape, np.float32)).astype(np.float32)
+            scale = np.float32(1 / np.sqrt(shape[-1]))
+            if ".ffn_gate_inp." in name:
+                return rng.standard_normal(shape, np.float32) * scale
+            out = np.empty(shape, np.float16)
+            for part in range(shape[0] if len(shape) == 3 else 1):  # an expert at a time
+                rows = out[part] if len(shape) == 3 else out
+                rows[...] = rng.standard_normal(rows.shape, np.float32) * scale
+            return out
+
+        return make
+
+    source = target.with_suffix(".f16.gguf")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(source)
+    writer.add_metadata(metadata, value_types(metadata))
+    for name, shape in shapes.items():
+        kind = 0 if len(shape) == 1 or ".ffn_gate_inp." in name else 1  # F32 (norms, router) or F16
+        writer.add_tensor(name, values(name, shape), kind, shape[::-1])
+    writer.write()
+    temp = target.with_suffix(".tmp")
+    quantize_file(source, temp, "q4_K_M", threads=threads)
+    source.unlink()
+    temp.rename(target)
+    return target

@@ -7,8 +7,11 @@ readies the model, merges the described settings into the tool's config files (a
 a backup of the file it replaces, keeping every setting it does not own), and starts the tool
 with the described arguments and environment.
 
-Strings in ``args`` and ``env`` are templates: ``{host}`` is the server's URL
-(``http://127.0.0.1:11434``), ``{model}`` the chosen model, ``{home}`` the user's home folder.
+Strings in ``args`` and ``env`` are templates: ``{host}`` is the server's URL as Ollama's
+``envconfig.Host()`` makes it from ``OLLAMA_HOST`` (``http://0.0.0.0:11434`` stays so),
+``{connectable_host}`` the same with a listen-everywhere address turned into loopback
+(``ConnectableHost()``: ``http://127.0.0.1:11434``), ``{model}`` the chosen model, ``{home}`` the
+user's home folder. Each integration takes the one Ollama gives that tool.
 A value may instead be a function of the ``LaunchContext``, for what a template cannot say (a
 JSON document built from the models, say).
 """
@@ -40,15 +43,28 @@ class LaunchModel:
 
 @dataclass(frozen=True)
 class LaunchContext:
-    host: str  # the server's base URL, without a trailing slash
+    host: str  # the server's base URL as OLLAMA_HOST gives it (Ollama's envconfig.Host())
     model: str  # the primary model, the one the tool starts with
     models: tuple[LaunchModel, ...]  # the primary first, then the others the tool should list
     home: Path
+    # ``host`` with 0.0.0.0 or :: as loopback (Ollama's envconfig.ConnectableHost())
+    connectable_host: str = ""
+    extra_args: tuple[str, ...] = ()  # the words given after ``--``, passed on after ``args``
 
     def fill(self, template: Template) -> str:
         if callable(template):
             return template(self)
-        return template.format(host=self.host, model=self.model, home=self.home)
+        return template.format(
+            host=self.host,
+            connectable_host=self.connectable_host or self.host,
+            model=self.model,
+            home=self.home,
+        )
+
+    def base_url(self, connectable: bool, suffix: str) -> str:
+        """``host`` or ``connectable_host`` without a trailing slash, then ``suffix``."""
+        root = (self.connectable_host or self.host) if connectable else self.host
+        return root.rstrip("/") + suffix
 
     @property
     def primary(self) -> LaunchModel:
@@ -59,15 +75,17 @@ class LaunchContext:
 class ConfigFile:
     """One file ``launch`` writes: a path under the home folder, and how its content is made.
 
-    ``json`` files are read (an absent file is ``{}``), passed through ``update``, and written
-    back; whatever ``update`` leaves alone stays as the user had it. ``text`` files belong to the
+    ``json`` and ``yaml`` files are read (an absent file is ``{}``), passed through ``update``,
+    and written back; whatever ``update`` leaves alone stays as the user had it. ``path`` is
+    relative to the home folder (or absolute), or a function of the context for a tool whose
+    folder moves with its own environment variables. ``text`` files belong to the
     integration whole: ``render`` makes their content. Or ``edit`` changes a text file of the
     user's: it gets the text (None when there is no file) and returns the new text, or None to
     leave the file as it is.
     """
 
-    path: str
-    format: Literal["json", "text"] = "json"
+    path: str | Callable[[LaunchContext], str]
+    format: Literal["json", "yaml", "text"] = "json"
     update: JsonUpdate | None = None
     render: Callable[[LaunchContext], str] | None = None
     edit: Callable[[str | None, LaunchContext], str | None] | None = None
@@ -97,6 +115,14 @@ class Integration:
     files_on_configure: bool = True
     # the tool's config lists every model saved for it, not only the one it starts with
     lists_models: bool = False
+    # ... or every model the picker offers (Ollama's ManagedModelListConfigurer)
+    lists_available_models: bool = False
+    # launch marks it ``onboarded`` in ~/.ollama/config.json (Ollama's managed integrations)
+    onboards: bool = False
+    notice: str = ""  # printed just before the tool starts
+    # the operating systems (``sys.platform`` prefixes) it runs on, and what is said elsewhere
+    platforms: tuple[str, ...] = ()
+    unsupported_message: str = ""
     # ``--restore`` removes these files (paths under the home folder) and prints the message
     restore_files: tuple[str, ...] = ()
     restore_message: str = ""
@@ -106,6 +132,12 @@ class Integration:
     # the words after ``--`` that clash with what the integration manages: an error, or None
     check_extra_args: Callable[[tuple[str, ...]], str | None] | None = None
     hidden: bool = False
+
+    def supported(self, platform: str) -> bool:
+        return not self.platforms or platform.startswith(self.platforms)
+
+    def config_path(self, spec: ConfigFile, ctx: LaunchContext) -> Path:
+        return ctx.home / (spec.path(ctx) if callable(spec.path) else spec.path)
 
     def start_args(self, ctx: LaunchContext) -> list[str]:
         if callable(self.args):

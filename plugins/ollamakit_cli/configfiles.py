@@ -79,6 +79,32 @@ def json_text(value: dict[str, Any], indent: int | None = 2) -> str:
     return json.dumps(value, indent=indent, ensure_ascii=False)
 
 
+def read_yaml_object(path: Path) -> dict[str, Any]:
+    import yaml  # only for the tools whose config is YAML (OMP, Hermes, OpenClaw)
+
+    data = read_bytes(path)
+    if data is None or not data.strip():
+        return {}
+    try:
+        value = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"failed to parse config: {exc}, at: {path}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"failed to parse config: not a YAML mapping, at: {path}")
+    return value
+
+
+def yaml_text(value: dict[str, Any]) -> str:
+    """YAML as Go's yaml.v3 writes a map: keys sorted, blocks indented by four."""
+    import yaml
+
+    return yaml.safe_dump(
+        value, sort_keys=True, indent=4, allow_unicode=True, default_flow_style=False
+    )
+
+
 def keep_backup(path: Path, home: Path, integration: str) -> None:
     folder = backup_dir(home) / integration if integration else backup_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +171,7 @@ def saved_models(home: Path, integration: str) -> list[str]:
     return [m for m in models if isinstance(m, str) and m] if isinstance(models, list) else []
 
 
-def save_models(home: Path, integration: str, models: list[str]) -> None:
+def save_models(home: Path, integration: str, models: list[str], onboarded: bool = False) -> None:
     path = launch_config_path(home)
     config = read_json_object(path)
     integrations = config.get("integrations")
@@ -154,6 +180,8 @@ def save_models(home: Path, integration: str, models: list[str]) -> None:
     entry = integrations.get(integration)
     entry = entry if isinstance(entry, dict) else {}
     entry["models"] = models  # its aliases and onboarding mark stay
+    if onboarded:
+        entry["onboarded"] = True
     integrations[integration] = entry
     config["integrations"] = integrations
     write_with_backup(path, json_text(config), home)

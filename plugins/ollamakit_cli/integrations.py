@@ -64,7 +64,7 @@ CODEX_CATALOG = ".codex/model.json"
 
 
 def codex_base_url(ctx: LaunchContext) -> str:
-    return ctx.host + "/v1/"
+    return ctx.base_url(connectable=True, suffix="/v1/")
 
 
 def toml_string(value: str) -> str:
@@ -413,7 +413,7 @@ def cline_providers(config: dict[str, Any], ctx: LaunchContext) -> dict[str, Any
     provider = provider if isinstance(provider, dict) else {}
     settings = provider.get("settings")
     settings = settings if isinstance(settings, dict) else {}
-    base_url = ctx.host + "/v1"
+    base_url = ctx.base_url(connectable=True, suffix="/v1")
     unchanged = (
         settings.get("model") == ctx.model
         and settings.get("baseUrl") == base_url
@@ -432,14 +432,15 @@ def cline_providers(config: dict[str, Any], ctx: LaunchContext) -> dict[str, Any
 
 
 def cline_global_state(state: dict[str, Any], ctx: LaunchContext) -> dict[str, Any]:
+    root = ctx.base_url(connectable=True, suffix="")
     state.update(
-        ollamaBaseUrl=ctx.host,
+        ollamaBaseUrl=root,
         actModeApiProvider="ollama",
         actModeOllamaModelId=ctx.model,
-        actModeOllamaBaseUrl=ctx.host,
+        actModeOllamaBaseUrl=root,
         planModeApiProvider="ollama",
         planModeOllamaModelId=ctx.model,
-        planModeOllamaBaseUrl=ctx.host,
+        planModeOllamaBaseUrl=root,
         welcomeViewCompleted=True,
     )
     return state

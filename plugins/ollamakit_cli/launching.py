@@ -5,13 +5,15 @@ and start it, as ``ollama launch`` does.
 The tools are integrations (``ollamakit.integrations``), named drivers any plugin can add. For
 each, in Ollama's order: the server must answer; the tool must be installed (or is installed,
 after a yes, for those with an installer); the model is the ``--model`` given or one picked from
-the local models (pulled first when missing, after a yes); the tool's config files are merged
+the list Ollama's picker shows with its cloud off (pulled first when missing, after a yes); the
+tool's config files are merged
 and the models saved in ``~/.ollama/config.json``; then the tool starts with its arguments, the
 extra ones, and its environment on top of this one.
 
 Outside a terminal nothing is asked: a question is an error that names ``--yes``, and with
-``--yes`` a model must be named. Ollama's launcher also offers cloud models and its own
-recommendations; this one offers the local models, or any name to pull.
+``--yes`` a model must be named. This server has no cloud, so the picker is Ollama's with
+``OLLAMA_NO_CLOUD``: the server's recommended models without the cloud ones, then the local
+models; a cloud ``--model`` is ignored with Ollama's warning.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from ollamakit import drivers
 from ollamakit.integrations import Integration, LaunchContext, LaunchModel
 
 from . import configfiles
-from .client import ApiError, Client, server_url
+from ollamakit.cli.address import ollama_host_url
+
+from .client import ApiError, Client
 from .display import isatty
 from .pull import run_transfer
 
@@ -194,18 +198,104 @@ def find_model(models: list[LaunchModel], name: str) -> LaunchModel | None:
     return None
 
 
-def pick_model(title: str, models: list[LaunchModel], current: str, policy: Policy) -> str:
-    """A model from the list (by number or name), or a name to pull; Ollama shows a menu of
-    the same names (``:latest`` left off)."""
+# Ollama's own list, for when the server's cannot be read (cmd/launch/models.go); the cloud
+# ones are dropped below as everywhere else, since this server has no cloud.
+FALLBACK_RECOMMENDATIONS = (
+    {"model": "gemma4", "description": "Reasoning and code generation locally", "vram_bytes": 12e9},
+    {
+        "model": "qwen3.5",
+        "description": "Reasoning, coding, and visual understanding locally",
+        "vram_bytes": 14e9,
+    },
+)
+
+
+def is_cloud_name(name: str) -> bool:
+    """A name whose tag says cloud (``m:cloud``, ``m:7b-cloud``), as Ollama's modelref reads it."""
+    _, colon, tag = name.rpartition(":")
+    tag = tag.strip().lower()
+    return bool(colon) and (tag == "cloud" or ("/" not in tag and tag.endswith("-cloud")))
+
+
+def recommendations(client: Client) -> list[dict]:
+    """The server's recommended models, or Ollama's built-in ones when it cannot say."""
+    try:
+        listed = client.json("GET", "/api/experimental/model-recommendations")["recommendations"]
+    except (ApiError, KeyError, TypeError, ValueError):
+        listed = None
+    if not isinstance(listed, list) or not listed:
+        listed = list(FALLBACK_RECOMMENDATIONS)
+    found, seen = [], set()
+    for entry in listed:
+        name = str(entry.get("model") or "").strip() if isinstance(entry, dict) else ""
+        if name and name not in seen:
+            seen.add(name)
+            found.append({**entry, "model": name})
+    return found
+
+
+def vram_text(size: object) -> str:
+    if not isinstance(size, (int, float)) or size <= 0:
+        return ""
+    gigabytes = size / 1e9
+    return f"~{gigabytes:.0f}GB" if gigabytes == int(gigabytes) else f"~{gigabytes:.1f}GB"
+
+
+def model_choices(
+    local: list[LaunchModel], recommended: list[dict], current: str
+) -> list[tuple[str, str]]:
+    """The models offered, with what is said of each, in Ollama's order with its cloud off
+    (``buildModelListWithRecommendations``, then ``filterCloudItems``): the recommended ones
+    first in their own order, then the current one, then the rest downloaded, then the rest not
+    downloaded, each by name; a recommended model not downloaded says so, and its size."""
+    described = {
+        entry["model"]: str(entry.get("description") or "").strip() for entry in recommended
+    }
+    items: dict[str, str] = {}
+    for model in local:
+        name = model.name.removesuffix(":latest")
+        items.setdefault(name, described.get(name, ""))
+    installed = set(items) | {model.name for model in local}
+    missing = set()
+    for entry in recommended:
+        name = entry["model"]
+        if name in installed or f"{name}:latest" in installed or name in items:
+            continue
+        missing.add(name)
+        parts = [p for p in (described[name], vram_text(entry.get("vram_bytes"))) if p]
+        items[name] = ", ".join([*parts, "(not downloaded)"])
+    choices = [(name, text) for name, text in items.items() if not is_cloud_name(name)]
+    if not local:
+        return choices
+    rank = {entry["model"]: i for i, entry in enumerate(recommended)}
+    current = current.removesuffix(":latest")
+    if current and current not in items:  # ``m`` saved, ``m:7b`` listed
+        current = next((n for n in items if n.startswith(current + ":")), current)
+
+    def order(choice: tuple[str, str]) -> tuple:
+        name = choice[0]
+        if name in rank:
+            return (0, rank[name])
+        return (1, name != current, name in missing, name.lower())
+
+    return sorted(choices, key=order)
+
+
+def pick_model(title: str, choices: list[tuple[str, str]], current: str, policy: Policy) -> str:
+    """A model from the list (by number or name), or any other name to pull: Ollama's
+    selector, as numbered lines."""
     if not policy.terminal:
         raise click.ClickException(f"choosing a model needs a terminal; use --model, {EXAMPLE}")
-    names = sorted({model.name.removesuffix(":latest") for model in models})
     click.echo(title, err=True)
-    if not names:
+    if not choices:
         click.echo("  No local models yet: type a name to pull it (e.g. llama3.2).", err=True)
-    for number, name in enumerate(names, 1):
-        mark = " (current)" if name == current.removesuffix(":latest") else ""
-        click.echo(f"{number:>3}. {name}{mark}", err=True)
+    current = current.removesuffix(":latest")
+    for number, (name, text) in enumerate(choices, 1):
+        notes = [text] if text else []
+        if name == current:
+            notes.append("current")
+        note = f"  {'; '.join(notes)}" if notes else ""
+        click.echo(f"{number:>3}. {name}{note}", err=True)
     try:
         answer = click.prompt(
             "Model (number or name)", default=current or "", show_default=bool(current), err=True
@@ -213,8 +303,8 @@ def pick_model(title: str, models: list[LaunchModel], current: str, policy: Poli
     except click.Abort:
         click.echo(err=True)
         raise Cancelled from None
-    if answer.isdigit() and 1 <= int(answer) <= len(names):
-        return names[int(answer) - 1]
+    if answer.isdigit() and 1 <= int(answer) <= len(choices):
+        return choices[int(answer) - 1][0]
     if not answer:
         raise Cancelled
     return answer
@@ -241,12 +331,17 @@ def ensure_model(client: Client, name: str, policy: Policy) -> None:
 
 def write_files(integration: Integration, ctx: LaunchContext) -> None:
     for spec in integration.files:
-        path = ctx.home / spec.path
+        path = integration.config_path(spec, ctx)
         if spec.format == "json":
             value = configfiles.read_json_object(path)
             if spec.update is not None:
                 value = spec.update(value, ctx)
             text = configfiles.json_text(value, spec.indent)
+        elif spec.format == "yaml":
+            value = configfiles.read_yaml_object(path)
+            if spec.update is not None:
+                value = spec.update(value, ctx)
+            text = configfiles.yaml_text(value)
         elif spec.render is not None:
             text = spec.render(ctx)
         elif spec.edit is not None:
@@ -295,10 +390,21 @@ def launch(
     policy: Policy,
     home: Path,
 ) -> None:
+    if not integration.supported(sys.platform):
+        raise click.ClickException(
+            integration.unsupported_message or f"{integration.name} is not supported here"
+        )
+    if not integration.executable:
+        raise click.ClickException(
+            f"{integration.display_name} cannot be set up by ollamakit launch on this system"
+        )
     if integration.check_extra_args and (problem := integration.check_extra_args(tuple(extra))):
         raise click.ClickException(problem)
     with Client() as client:
         local = [launch_model(entry) for entry in client.tags()]  # the server answers, or else
+        if model and is_cloud_name(model):  # this server has no cloud: Ollama's cloud-off answer
+            click.echo(f"Warning: ignoring --model {model} because cloud is disabled", err=True)
+            model = ""
         if policy.yes and not policy.terminal and not model:
             raise click.ClickException(
                 f"headless --yes launch for {integration.name} requires --model <model>"
@@ -306,27 +412,41 @@ def launch(
         executable = None if configure_only else ensure_installed(integration, home, policy)
         saved = configfiles.saved_models(home, integration.name)
         if not model:
+            current = next((name for name in saved if not is_cloud_name(name)), "")
             model = pick_model(
                 f"Select model for {integration.display_name}:",
-                local,
-                saved[0] if saved else "",
+                model_choices(local, recommendations(client) if policy.terminal else [], current),
+                current,
                 policy,
             )
         ensure_model(client, model, policy)
         local = [launch_model(entry) for entry in client.tags()]  # with what was pulled
-    names = [model]
+        names = [model]
+        if integration.lists_available_models:  # every model the picker offers, after it
+            offered = model_choices(local, recommendations(client), model)
+            names += [name for name, _ in offered if name != model]
     if integration.lists_models:  # the others saved before, while the server still has them
         names += [n for n in saved if n != model and find_model(local, n)]
     # as the user spelled them (``m``, not ``m:latest``), with what the server says of them
     models = tuple(replace(find_model(local, n) or LaunchModel(n), name=n) for n in names)
-    ctx = LaunchContext(host=server_url(), model=model, models=models, home=home)
+    ctx = LaunchContext(
+        host=ollama_host_url(),
+        connectable_host=ollama_host_url(connectable=True),
+        model=model,
+        models=models,
+        home=home,
+        extra_args=tuple(extra),
+    )
     if integration.files_on_configure:
         write_files(integration, ctx)
-    configfiles.save_models(home, integration.name, names)
+    saved_names = names if not integration.lists_available_models else [model]
+    configfiles.save_models(home, integration.name, saved_names, onboarded=integration.onboards)
     if configure_only:
         policy.confirm(f"Launch {integration.display_name} now?")
     executable = executable or ensure_installed(integration, home, policy)
     check_version(integration, executable)
     if not integration.files_on_configure:
         write_files(integration, ctx)
+    if integration.notice:
+        click.echo(integration.notice, err=True)
     start(integration, executable, ctx, extra)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pexpect
 import pytest
+import yaml
 
 from ollamakit.testing.fixtures import ServerProcess
 from ollamakit.testing.gguf_factory import tiny_llama
@@ -519,10 +520,16 @@ def test_in_a_terminal_the_model_is_picked_from_a_list(machine):
         timeout=60,
         dimensions=(40, 120),
     )
+    # Ollama's order with its cloud off: the recommended local models first (not downloaded
+    # here, so with their size), then the downloaded ones; no cloud model.
     child.expect_exact("Select model for Droid:")
-    child.expect_exact("2. tiny-two")
+    child.expect_exact("1. gemma4  Reasoning and code generation locally, ~12GB, (not downloaded)")
+    child.expect_exact("2. qwen3.5  Reasoning, coding, and visual understanding locally, ~14GB")
+    child.expect_exact("3. tiny\r\n")
+    child.expect_exact("4. tiny-two")
     child.expect_exact("Model (number or name)")
-    child.sendline("2")
+    assert "cloud" not in child.before
+    child.sendline("4")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
@@ -542,3 +549,152 @@ def test_in_a_terminal_the_model_is_picked_from_a_list(machine):
     child.close()
     assert child.exitstatus == 0
     assert machine.saved()["droid"] == {"models": ["tiny-two"]}
+
+
+def test_each_tool_gets_the_url_ollama_gives_it_for_a_listen_everywhere_host(machine):
+    """``OLLAMA_HOST=0.0.0.0:PORT``: Ollama hands Claude Code the host as it is
+    (``envconfig.Host()``), and Cline loopback (``ConnectableHost()``)."""
+    port = machine.server.url.rsplit(":", 1)[1]
+    machine.tool("claude")
+    done = machine.launch("claude", "--model", "tiny", OLLAMA_HOST=f"0.0.0.0:{port}")
+    assert done.returncode == 0, done.stderr
+    assert machine.started()["env"]["ANTHROPIC_BASE_URL"] == f"http://0.0.0.0:{port}"
+    machine.tool("cline")
+    done = machine.launch("cline", "--model", "tiny", OLLAMA_HOST=f"0.0.0.0:{port}")
+    assert done.returncode == 0, done.stderr
+    settings = machine.file(".cline/data/settings/providers.json")["providers"]["ollama"]
+    assert settings["settings"]["baseUrl"] == f"http://127.0.0.1:{port}/v1"
+    assert machine.file(".cline/data/globalState.json")["ollamaBaseUrl"] == (
+        f"http://127.0.0.1:{port}"
+    )
+
+
+def test_qwen_settings_and_arguments(machine):
+    machine.tool("qwen")
+    settings = machine.home / ".qwen/settings.json"
+    settings.parent.mkdir(parents=True)
+    theirs = {"id": "gpt-5", "baseUrl": "https://api.openai.com/v1", "envKey": "OPENAI_API_KEY"}
+    old = {"id": "old", "baseUrl": machine.server.url + "/v1/", "envKey": "OLLAMA_API_KEY"}
+    settings.write_text(json.dumps({
+        "theme": "dark",
+        "env": {"MINE": "1"},
+        "modelProviders": {"openai": [old, theirs], "anthropic": []},
+        "security": {"auth": {"selectedType": "qwen-oauth", "apiKey": "k"}},
+    }))  # fmt: skip
+    done = machine.launch("qwen", "--model", "tiny", "--", "-p", "hi")
+    assert done.returncode == 0, done.stderr
+    url = machine.server.url
+    started = machine.started()
+    assert started["argv"][1:] == ["--model", "tiny", "--auth-type", "openai", "-p", "hi"]
+    assert started["env"]["OPENAI_API_KEY"] == "ollama"
+    assert started["env"]["OPENAI_BASE_URL"] == url + "/v1"
+    assert started["env"]["OPENAI_MODEL"] == "tiny"
+    assert machine.file(".qwen/settings.json") == {
+        "theme": "dark",
+        "env": {"MINE": "1", "OLLAMA_API_KEY": "ollama"},
+        "modelProviders": {
+            "openai": [
+                {"id": "tiny", "name": "tiny (Ollama)", "baseUrl": url + "/v1",
+                 "envKey": "OLLAMA_API_KEY"},
+                theirs,
+            ],
+            "anthropic": [],
+        },
+        "security": {"auth": {"selectedType": "openai", "apiKey": "k", "baseUrl": url + "/v1"}},
+        "model": {"name": "tiny"},
+    }  # fmt: skip
+    assert machine.saved()["qwen"] == {"models": ["tiny"], "onboarded": True}
+    # The user's own --model and --auth-type win.
+    assert (
+        machine.launch("qwen", "--model", "tiny", "--", "-m", "x", "--auth-type=y").returncode == 0
+    )
+    assert machine.started()["argv"][1:] == ["-m", "x", "--auth-type=y"]
+
+
+def test_kimi_gets_its_config_inline(machine):
+    machine.tool("kimi")
+    port = machine.server.url.rsplit(":", 1)[1]
+    done = machine.launch("kimi", "--model", "tiny", OLLAMA_HOST=f"0.0.0.0:{port}")
+    assert done.returncode == 0, done.stderr
+    argv = machine.started()["argv"][1:]
+    assert argv[0] == "--config" and len(argv) == 2
+    assert argv[1] == json.dumps(json.loads(argv[1]), sort_keys=True, separators=(",", ":"))
+    assert json.loads(argv[1]) == {
+        "default_model": "ollama",
+        "providers": {
+            "ollama": {
+                "type": "openai_legacy",
+                "base_url": f"http://127.0.0.1:{port}/v1",
+                "api_key": "ollama",
+            }
+        },
+        "models": {"ollama": {"provider": "ollama", "model": "tiny", "max_context_size": 256}},
+    }
+    clash = machine.launch("kimi", "--model", "tiny", "--", "--config-file=x")
+    assert clash.returncode == 1
+    assert "'--config-file=x': ollamakit launch kimi manages --config-file" in clash.stderr
+
+
+def test_omp_models_yaml_lists_every_model_offered(machine, tmp_path):
+    machine.tool("omp")
+    agent = tmp_path / "omp-config" / "agent"  # PI_CONFIG_DIR moves it
+    agent.mkdir(parents=True)
+    (agent / "models.yml").write_text(
+        "providers:\n"
+        "  ollama:\n"
+        "    models:\n"
+        "      - {id: tiny, name: tiny, maxTokens: 999}\n"
+        "      - {id: mine, name: Mine}\n"
+        "  openai:\n"
+        "    apiKey: sk-mine\n"
+    )
+    (agent / "config.yml").write_text("theme: dark\n")
+    done = machine.launch(
+        "omp", "--model", "tiny", "--", "--resume", PI_CONFIG_DIR=str(tmp_path / "omp-config")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Cloud is disabled; skipping @ollama/pi-web-search setup." in done.stderr
+    assert machine.started()["argv"][1:] == ["--model", "ollama/tiny", "--resume"]
+    models = yaml.safe_load((agent / "models.yml").read_text())
+    assert models["providers"]["openai"] == {"apiKey": "sk-mine"}
+    ollama = models["providers"]["ollama"]
+    assert {k: v for k, v in ollama.items() if k != "models"} == {
+        "baseUrl": machine.server.url + "/v1",
+        "api": "openai-responses",
+        "auth": "none",
+        "discovery": {"type": "ollama"},
+    }
+    # the chosen model first (the key the user added kept), then what the picker offers: the
+    # recommended models not downloaded (the cloud ones left out), the other local model, then
+    # the user's own entry
+    assert ollama["models"] == [
+        {"id": "tiny", "name": "tiny", "input": ["text"], "contextWindow": 256, "maxTokens": 999},
+        {"id": "gemma4", "name": "gemma4", "input": ["text"]},
+        {"id": "qwen3.5", "name": "qwen3.5", "input": ["text"]},
+        {"id": "tiny-two", "name": "tiny-two", "input": ["text"], "contextWindow": 256},
+        {"id": "mine", "name": "Mine"},
+    ]
+    assert yaml.safe_load((agent / "config.yml").read_text()) == {
+        "theme": "dark",
+        "setupVersion": 1,
+    }
+    assert machine.saved()["omp"] == {"models": ["tiny"], "onboarded": True}
+    assert len(list((machine.home / ".ollama/backup/omp").iterdir())) == 2
+
+
+def test_desktop_apps_ollama_sets_up_only_on_macos_or_windows(machine):
+    done = machine.launch("claude-desktop", "--model", "tiny")
+    assert done.returncode == 1
+    assert done.stderr == "Error: Claude Desktop launch is only supported on macOS\n"
+    done = machine.launch("codex-app")
+    assert done.stderr == "Error: ChatGPT launch is only supported on macOS and Windows\n"
+
+
+def test_a_cloud_model_is_ignored(machine):
+    machine.tool("claude")
+    done = machine.launch("claude", "--model", "glm-5.1:cloud", "--yes")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Warning: ignoring --model glm-5.1:cloud because cloud is disabled\n"
+        "Error: headless --yes launch for claude requires --model <model>\n"
+    )

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ollamakit.cli.address import server_url
+from ollamakit.cli.address import ollama_host_url, server_url
 from ollamakit.config import DEFAULT_PORT, Settings, parse_duration, parse_host
 
 
@@ -54,6 +54,26 @@ def test_host_forms(value, expected):
 )
 def test_the_clients_url_for_an_address(value, url):
     assert server_url(value) == url
+
+
+@pytest.mark.parametrize(
+    ("value", "host", "connectable"),
+    [
+        ("", "http://127.0.0.1:11434", "http://127.0.0.1:11434"),
+        ("0.0.0.0", "http://0.0.0.0:11434", "http://127.0.0.1:11434"),
+        ("0.0.0.0:8080", "http://0.0.0.0:8080", "http://127.0.0.1:8080"),
+        ("[::]:9000", "http://[::]:9000", "http://[::1]:9000"),
+        ("http://0.0.0.0", "http://0.0.0.0:80", "http://127.0.0.1:80"),
+        ("https://proxy.example/ollama", "https://proxy.example:443/ollama", None),
+        ("ollama.com", "https://ollama.com:443", None),
+        ("example.com:11500", "http://example.com:11500", None),
+    ],
+)
+def test_the_url_launch_hands_a_tool(value, host, connectable):
+    """Ollama's ``envconfig.Host()`` and ``ConnectableHost()``: only the second turns a
+    listen-everywhere address into loopback."""
+    assert ollama_host_url(value) == host
+    assert ollama_host_url(value, connectable=True) == (connectable or host)
 
 
 @pytest.mark.parametrize(

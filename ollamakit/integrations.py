@@ -50,6 +50,7 @@ class LaunchContext:
     # ``host`` with 0.0.0.0 or :: as loopback (Ollama's envconfig.ConnectableHost())
     connectable_host: str = ""
     extra_args: tuple[str, ...] = ()  # the words given after ``--``, passed on after ``args``
+    local_models: tuple[str, ...] = ()  # every model the server lists (``/api/tags``)
 
     def fill(self, template: Template) -> str:
         if callable(template):
@@ -120,6 +121,10 @@ class Integration:
     # launch marks it ``onboarded`` in ~/.ollama/config.json (Ollama's managed integrations)
     onboards: bool = False
     notice: str = ""  # printed just before the tool starts
+    # after its files are written: the tool's executable and the context (a daemon to refresh)
+    after_configure: Callable[[str, LaunchContext], None] | None = None
+    # just before it starts, with a way to ask a yes/no question (None where none may be asked)
+    before_start: Callable[[str, LaunchContext, Callable[[str], bool] | None], None] | None = None
     # the operating systems (``sys.platform`` prefixes) it runs on, and what is said elsewhere
     platforms: tuple[str, ...] = ()
     unsupported_message: str = ""

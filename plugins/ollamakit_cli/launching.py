@@ -79,6 +79,18 @@ class Policy:
     def __init__(self, yes: bool, terminal: bool):
         self.yes, self.terminal = yes, terminal
 
+    @property
+    def asks(self) -> bool:
+        """Whether a question of the tool's own may be put (in a terminal, without --yes)."""
+        return self.terminal and not self.yes
+
+    def ask(self, question: str) -> bool:
+        try:
+            return click.confirm(question, default=True, err=True)
+        except click.Abort:
+            click.echo(err=True)
+            raise Cancelled from None
+
     def confirm(self, question: str) -> None:
         if self.yes:
             return
@@ -436,9 +448,11 @@ def launch(
         models=models,
         home=home,
         extra_args=tuple(extra),
+        local_models=tuple(m.name for m in local),
     )
     if integration.files_on_configure:
         write_files(integration, ctx)
+        refresh_after_configure(integration, executable, ctx, home)
     saved_names = names if not integration.lists_available_models else [model]
     configfiles.save_models(home, integration.name, saved_names, onboarded=integration.onboards)
     if configure_only:
@@ -447,6 +461,19 @@ def launch(
     check_version(integration, executable)
     if not integration.files_on_configure:
         write_files(integration, ctx)
+        refresh_after_configure(integration, executable, ctx, home)
     if integration.notice:
         click.echo(integration.notice, err=True)
+    if integration.before_start is not None:
+        integration.before_start(executable, ctx, policy.ask if policy.asks else None)
     start(integration, executable, ctx, extra)
+
+
+def refresh_after_configure(
+    integration: Integration, executable: str | None, ctx: LaunchContext, home: Path
+) -> None:
+    if integration.after_configure is None:
+        return
+    executable = executable or find_executable(integration, home)
+    if executable:  # with --config and the tool not installed, there is nothing to refresh
+        integration.after_configure(executable, ctx)

@@ -698,3 +698,108 @@ def test_a_cloud_model_is_ignored(machine):
         "Warning: ignoring --model glm-5.1:cloud because cloud is disabled\n"
         "Error: headless --yes launch for claude requires --model <model>\n"
     )
+
+
+FAKE_HERMES = f"""#!{sys.executable}
+import json, os, sys
+log = os.environ["FAKE_RECORD"] + ".calls"
+with open(log, "a") as fh:
+    fh.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:] == ["--version"]:
+    print(os.environ.get("FAKE_VERSION", "Hermes Agent v0.18.2 (2026.6.1)"))
+elif sys.argv[1:] == ["gateway", "status"]:
+    print(os.environ.get("FAKE_GATEWAY", "Gateway is not running"))
+elif sys.argv[1:2] not in (["gateway"], ["update"]):
+    with open(os.environ["FAKE_RECORD"], "w") as fh:
+        json.dump({{"argv": sys.argv, "env": dict(os.environ)}}, fh)
+"""
+
+
+def hermes_calls(machine) -> list[list[str]]:
+    log = Path(str(machine.record) + ".calls")
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_hermes_config_and_its_gateway(machine):
+    (machine.bin / "hermes").write_text(FAKE_HERMES)
+    (machine.bin / "hermes").chmod(0o755)
+    config = machine.home / ".hermes/config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        "model:\n  default: gpt-5\n  provider: openai\n  temperature: 0.3\n"
+        "providers:\n  ollama: {api: 'http://old:11434/v1', extra: kept}\n"
+        "  openai: {api_key: sk-mine}\n"
+        "custom_providers:\n  - {name: Ollama, base_url: 'http://old:11434/v1'}\n"
+        "  - {name: Mine, base_url: 'https://example.com/v1'}\n"
+        "toolsets: hermes-cli, files\n"
+    )
+    port = machine.server.url.rsplit(":", 1)[1]
+    done = machine.launch(
+        "hermes", "--model", "tiny", "--", "chat", OLLAMA_HOST=f"0.0.0.0:{port}",
+        FAKE_GATEWAY="✓ Gateway is running (pid 42)",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    url = f"http://127.0.0.1:{port}/v1"
+    assert yaml.safe_load(config.read_text()) == {
+        "model": {"default": "tiny", "provider": "ollama-launch", "temperature": 0.3,
+                  "base_url": url, "api_key": "ollama"},
+        "providers": {
+            "ollama-launch": {"api": url, "extra": "kept", "name": "Ollama",
+                              "default_model": "tiny",
+                              "models": ["tiny", "tiny-two:latest", "tiny:latest"]},
+            "openai": {"api_key": "sk-mine"},
+        },
+        "custom_providers": [{"name": "Mine", "base_url": "https://example.com/v1"}],
+        "toolsets": ["hermes-cli", "files", "web"],
+    }  # fmt: skip
+    # the running gateway was restarted to read it; extra arguments: no messaging question
+    assert hermes_calls(machine) == [["gateway", "status"], ["gateway", "restart"], ["chat"]]
+    assert "Refreshing Hermes messaging gateway..." in done.stderr
+    assert machine.started()["argv"][1:] == ["chat"]
+    assert machine.saved()["hermes"] == {"models": ["tiny"], "onboarded": True}
+
+
+@pytest.mark.slow
+def test_hermes_offers_messaging_setup_in_a_terminal(machine):
+    (machine.bin / "hermes").write_text(FAKE_HERMES)
+    (machine.bin / "hermes").chmod(0o755)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", "launch", "hermes", "--model", "tiny"],
+        env=machine.env(),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("Hermes can message you on Telegram, Discord, Slack, and more.")
+    child.expect_exact("Connect a messaging app now?")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert hermes_calls(machine) == [["gateway", "status"], ["gateway", "setup"], []]
+    # A token in Hermes's .env means a messaging app is connected: nothing is asked.
+    (machine.home / ".hermes/.env").write_text('export TELEGRAM_BOT_TOKEN="123:abc"\n')
+    done = machine.launch("hermes", "--model", "tiny")  # no terminal either way
+    assert done.returncode == 0, done.stderr
+    assert "Connect a messaging app" not in done.stderr
+
+
+def test_hermes_desktop_updates_an_old_hermes_and_skips_the_build(machine):
+    (machine.bin / "hermes").write_text(FAKE_HERMES)
+    (machine.bin / "hermes").chmod(0o755)
+    packaged = machine.home / ".hermes/hermes-agent/apps/desktop/release/linux-unpacked/hermes"
+    packaged.parent.mkdir(parents=True)
+    packaged.write_text("")
+    done = machine.launch("hermes-desktop", "--model", "tiny", FAKE_VERSION="hermes v0.15.1")
+    assert done.returncode == 0, done.stderr
+    assert "Hermes v0.15.1 is older than the minimum version (v0.16.0)" in done.stderr
+    assert hermes_calls(machine) == [
+        ["gateway", "status"], ["--version"], ["update"], ["desktop", "--skip-build"],
+    ]  # fmt: skip
+    assert machine.saved()["hermes-desktop"] == {"models": ["tiny"], "onboarded": True}
+    assert (
+        yaml.safe_load((machine.home / ".hermes/config.yaml").read_text())["model"]["default"]
+        == "tiny"
+    )
+    done = machine.launch("hermes-desktop", "--model", "tiny", "--", "--force-build")
+    assert machine.started()["argv"][1:] == ["desktop", "--force-build"]

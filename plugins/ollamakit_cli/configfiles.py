@@ -185,3 +185,25 @@ def save_models(home: Path, integration: str, models: list[str], onboarded: bool
     integrations[integration] = entry
     config["integrations"] = integrations
     write_with_backup(path, json_text(config), home)
+
+
+def last_choices(home: Path) -> tuple[str, str]:
+    """The bare menu's last selection (``run`` or a tool) and the last model run."""
+    try:
+        config = read_json_object(launch_config_path(home))
+    except ConfigError:
+        return "", ""
+    selection, model = config.get("last_selection"), config.get("last_model")
+    return (
+        selection if isinstance(selection, str) else "",
+        model if isinstance(model, str) else "",
+    )
+
+
+def save_last_choice(home: Path, key: str, value: str) -> None:
+    """``last_selection`` or ``last_model``, as Ollama's menu keeps them."""
+    path = launch_config_path(home)
+    config = read_json_object(path)
+    config[key] = value
+    config.setdefault("integrations", {})
+    write_with_backup(path, json_text(config), home)

@@ -401,7 +401,10 @@ def launch(
     extra: list[str],
     policy: Policy,
     home: Path,
+    use_saved: bool = False,
 ) -> None:
+    """``use_saved``: the model saved for the tool, while the server has it, instead of the
+    picker (the bare menu's Enter; ``ollamakit launch TOOL`` always shows the picker)."""
     if not integration.supported(sys.platform):
         raise click.ClickException(
             integration.unsupported_message or f"{integration.name} is not supported here"
@@ -423,6 +426,8 @@ def launch(
             )
         executable = None if configure_only else ensure_installed(integration, home, policy)
         saved = configfiles.saved_models(home, integration.name)
+        if not model and use_saved and saved and find_model(local, saved[0]):
+            model = saved[0]
         if not model:
             current = next((name for name in saved if not is_cloud_name(name)), "")
             model = pick_model(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -803,3 +804,31 @@ def test_hermes_desktop_updates_an_old_hermes_and_skips_the_build(machine):
     )
     done = machine.launch("hermes-desktop", "--model", "tiny", "--", "--force-build")
     assert machine.started()["argv"][1:] == ["desktop", "--force-build"]
+
+
+@pytest.mark.slow
+def test_the_bare_menu_launches_a_tool_with_its_saved_model(machine):
+    machine.tool("droid")
+    assert machine.launch("droid", "--model", "tiny-two").returncode == 0
+    machine.record.unlink()
+    child = pexpect.spawn(
+        sys.executable, ["-m", "ollamakit"], env=machine.env(), encoding="utf-8", timeout=60
+    )
+    child.expect_exact("Choice (number")
+    child.sendline("5")  # More...
+    child.expect_exact("Choice (number")
+    number = re.search(r"^ +(\d+)\. Launch Droid \(tiny-two\)\r$", child.before, re.M)[1]
+    child.sendline(number)  # as Enter in Ollama's menu: the saved model, no picker
+    child.expect_exact("Choice (number")  # back in the menu after the tool
+    assert machine.started()["argv"][1:] == []
+    assert "Select model" not in child.before
+    child.sendline(number + ">")  # as its right arrow: the picker first
+    child.expect_exact("Select model for Droid:")
+    child.sendline("tiny")
+    child.expect_exact("Choice (number")
+    child.sendline("")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert machine.saved()["droid"]["models"] == ["tiny", "tiny-two"]
+    assert machine.file(".ollama/config.json")["last_selection"] == "droid"

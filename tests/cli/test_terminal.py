@@ -296,21 +296,44 @@ def test_an_embedding_model_prints_its_vector(server, home):
     )
 
 
-def test_bare_command_lists_models_chats_and_comes_back(server, home):
+def test_bare_command_is_ollamas_menu_and_comes_back(server, home):
+    """Ollama's launcher menu: running a model, the pinned tools, More...; the model list with
+    its cloud off; the menu again after the chat; the last choice and model kept."""
     child = spawn(server, home)
-    child.expect_exact("Model (number or name; empty or Ctrl-D to quit)")
+    child.expect_exact("Choice (number, or number> to pick the model; empty or Ctrl-D to quit)")
+    menu = child.before
+    assert " 1. Run a model\r\n      Start an interactive chat with a model" in menu
+    assert (
+        " 2. Launch Claude Code (install)\r\n      Anthropic's coding tool with subagents" in menu
+    )
+    assert " 3. Launch OpenCode (install)" in menu and " 4. Launch Hermes Agent (install)" in menu
+    assert " 5. More...\r\n      Show additional integrations" in menu
+    child.sendline("5")  # the other tools, in Ollama's order
+    child.expect_exact("Choice (number")
+    more = re.findall(r"^ +\d+\. Launch (.+?)(?: \(.*\))?\r$", child.before, re.M)
+    assert more[:4] == ["Claude Code", "OpenCode", "Hermes Agent", "Hermes Desktop"]
+    assert more[4:7] == ["Codex", "Copilot CLI", "Oh My Pi"]
+    assert "ChatGPT" not in child.before  # not on Linux, as in Ollama's menu
+    child.sendline("1")
+    child.expect_exact("Model (number or name; empty or Ctrl-D to go back)")
     listing = child.before
-    names = re.findall(r"^ +(\d+)\. (\S+)\r$", listing, re.M)
-    number = next(n for n, name in names if name == "tiny:latest")
-    assert {"tiny:latest", "tiny-embed:latest"} <= {name for _, name in names}
+    names = re.findall(r"^ +(\d+)\. (\S+)", listing, re.M)
+    assert [name for _, name in names][:2] == ["gemma4", "qwen3.5"]  # recommended, not here
+    assert "cloud" not in listing
+    number = next(n for n, name in names if name == "tiny")
     child.sendline(number)
     child.expect_exact(">>> ")
     say(child, "/set parameter num_predict 2")
     child.sendline("/bye")
-    child.expect_exact("Model (number or name")  # the list again, after the chat
-    child.sendline("tiny-embed")  # an embedding model cannot chat: its error, then the list
-    child.expect_exact("Error: embedding models require input text")
+    child.expect_exact("Choice (number")  # the menu again, with the model run
+    assert "> 1. Run a model (tiny)" in child.before
+    saved = json.loads((home / ".ollama/config.json").read_text())
+    assert saved["last_selection"] == "run" and saved["last_model"] == "tiny"
+    child.sendline("1>")  # pick another model first
     child.expect_exact("Model (number or name")
+    child.sendline("tiny-embed")  # an embedding model cannot chat: its error, then the menu
+    child.expect_exact("Error: embedding models require input text")
+    child.expect_exact("Choice (number")
     child.sendline("")
     child.expect(pexpect.EOF)
     child.close()

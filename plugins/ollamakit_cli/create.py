@@ -58,7 +58,8 @@ def read_modelfile(path: str | None) -> tuple[str, Path]:
 @click.option(
     "-q", "--quantize", metavar="TYPE", help="Quantize the model to this type (e.g. q4_K_M)."
 )
-def create_command(name, modelfile, quantize):
+@click.option("--draft-quantize", metavar="TYPE", help="Quantize draft model to this level.")
+def create_command(name, modelfile, quantize, draft_quantize):
     """Create a model from a Modelfile."""
     if ModelName.parse(name) is None:
         raise click.ClickException(f"invalid model name: {name}")
@@ -73,6 +74,10 @@ def create_command(name, modelfile, quantize):
     request = {"model": name, **plan.request}
     if quantize:
         request["quantize"] = quantize
+    if draft_quantize:
+        if not request.get("draft_files"):
+            raise click.ClickException("--draft-quantize requires a DRAFT model")
+        request["draft_quantize"] = draft_quantize
     try:
         with Client() as client:
             for file in plan.uploads:

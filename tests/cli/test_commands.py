@@ -137,3 +137,19 @@ def test_quantize_is_passed_to_the_server(cli, modelfile):
         assert result.stderr.splitlines()[-1].startswith(
             "Error: unsupported quantization type Q8_0"
         )
+
+
+def test_create_draft_quantize(cli, server, tmp_path, tiny_gguf):
+    """``--draft-quantize`` quantizes the DRAFT model, as Ollama's flag does; without a DRAFT
+    it is Ollama's error, before anything is sent."""
+    (tmp_path / "draft.gguf").write_bytes(tiny_gguf.read_bytes())
+    (tmp_path / "Modelfile").write_text("FROM ./tiny.gguf\nDRAFT ./draft.gguf\n")
+    result = cli("create", "drafted", "-f", str(tmp_path / "Modelfile"), "--draft-quantize", "q8_0")
+    assert "quantizing F32 model to Q8_0" in result.stderr, result.stderr
+    manifest = httpx.post(f"{server.url}/api/show", json={"model": "drafted"}).json()
+    assert manifest["details"]["quantization_level"] == "F32"  # the main model as it was
+    (tmp_path / "Plain").write_text("FROM ./tiny.gguf\n")
+    refused = cli("create", "plain", "-f", str(tmp_path / "Plain"), "--draft-quantize", "q8_0",
+                  ok=False)  # fmt: skip
+    assert refused.exit_code == 1
+    assert "Error: --draft-quantize requires a DRAFT model" in refused.output

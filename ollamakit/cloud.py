@@ -14,6 +14,33 @@ from .errors import OllamaError
 DISABLED_PREFIX = "ollama cloud is disabled"
 WEB_SEARCH = "web search is unavailable"
 WEB_FETCH = "web fetch is unavailable"
+REMOTE_INFERENCE = "remote model is unavailable"
+REMOTE_DETAILS = "remote model details are unavailable"
+CONFLICTING_SOURCE = "use either :local or :cloud, not both"
+
+
+def _source_suffix(raw: str) -> tuple[str, str]:
+    base, colon, tag = raw.rpartition(":")
+    if not colon:
+        return raw, ""
+    lowered = tag.strip().lower()
+    if lowered in ("cloud", "local"):
+        return base, lowered
+    if "/" not in tag and lowered.endswith("-cloud"):
+        return f"{base}:{tag.strip()[: -len('-cloud')]}", "cloud"
+    return raw, ""
+
+
+def split_source(raw: str) -> tuple[str, str]:
+    """A model name's source, as Ollama's ``modelref`` reads it: a last tag of ``cloud`` (or
+    one ending in ``-cloud``) or ``local`` says where the model runs, and is taken off the name
+    (``m:cloud`` -> ``m``, ``m:7b-cloud`` -> ``m:7b``, ``m:local`` -> ``m``). Returns the name
+    left and ``"cloud"``, ``"local"`` or ``""``; both suffixes at once are a 400."""
+    raw = raw.strip()
+    base, source = _source_suffix(raw)
+    if source and _source_suffix(base)[1]:
+        raise OllamaError(f'{CONFLICTING_SOURCE}: "{raw}"', 400)
+    return base, source
 
 
 def status(settings) -> dict:

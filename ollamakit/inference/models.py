@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import OLLAMA_VERSION
+from .. import OLLAMA_VERSION, cloud
 from ..capabilities import model_capabilities, model_jinja_template
 from ..create import unmet_requirement
 from ..errors import BadRequest, NotFound, OllamaError
@@ -16,10 +16,14 @@ from ..store import LocalModel
 
 def find_model(kernel, name: str, *, embedding: bool = False) -> LocalModel:
     """The stored model; 404 otherwise, in the words of the endpoint: ``model '<name>' not
-    found`` (the raw name), or the scheduler's words for the embed endpoints."""
-    if name and ModelName.parse(name) is None:
+    found`` (the raw name), or the scheduler's words for the embed endpoints. ``:local`` names
+    the stored model; a ``:cloud`` name is refused as Ollama refuses it without a cloud."""
+    stored, source = cloud.split_source(name) if name else ("", "")
+    if source == "cloud":
+        raise cloud.refusal(kernel.settings, cloud.REMOTE_INFERENCE)
+    if stored and ModelName.parse(stored) is None:
         raise BadRequest("invalid model name")
-    model = kernel.store.get(name) if name else None
+    model = kernel.store.get(stored) if stored else None
     if model is None:
         if embedding and name:
             raise NotFound(f'model "{name}" not found, try pulling it first')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ollamakit import cloud
 from ollamakit import manifest as mf
 from ollamakit.errors import BadRequest, NotFound, OllamaError
 from ollamakit.names import ModelName
@@ -70,7 +71,10 @@ class Show:
         options = field(body, "options", dict, {})
         if not raw:
             raise BadRequest("model is required")
-        name = ModelName.parse(raw)
+        stored, source = cloud.split_source(raw)
+        if source == "cloud":
+            raise cloud.refusal(self.kernel.settings, cloud.REMOTE_DETAILS)
+        name = ModelName.parse(stored)
         if name is None:
             raise BadRequest("invalid model name")
         model = self.kernel.store.get(name)

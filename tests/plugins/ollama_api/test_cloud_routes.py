@@ -102,3 +102,48 @@ def test_the_switch_is_read_from_the_environment_and_server_json(tmp_path, monke
     (tmp_path / ".ollama" / "server.json").write_text("{not json")
     assert not cloud_disabled_in_file(tmp_path / ".ollama" / "server.json")
     assert replace(Settings(), no_cloud=True).no_cloud
+
+
+@pytest.fixture
+def cloudless_with_model(make_fake):
+    setup = make_fake(no_cloud=True, no_cloud_source="env")
+    setup.model()
+    with setup.server() as running:
+        yield running.url
+
+
+def test_model_names_with_a_source(cloudless_with_model, make_fake):
+    """Ollama's ``:local`` runs the stored model; ``:cloud`` and ``-cloud`` would go to
+    ollama.com, which is off here (403) or cannot be signed for (401); both at once is a 400."""
+    url = cloudless_with_model
+    chat = {"messages": [{"role": "user", "content": "hi"}], "stream": False}
+    local = requests.post(url + "/api/chat", json={**chat, "model": "fake:local"})
+    assert local.status_code == 200, local.text
+    assert requests.post(url + "/api/show", json={"model": "fake:local"}).status_code == 200
+    missing = requests.post(url + "/api/chat", json={**chat, "model": "nope:local"})
+    assert missing.status_code == 404 and missing.json() == {
+        "error": "model 'nope:local' not found"
+    }
+    for name in ("fake:cloud", "gpt-oss:120b-cloud", "glm-5.1:CLOUD"):
+        for path in ("/api/chat", "/api/generate", "/api/embed"):
+            refused = requests.post(url + path, json={**chat, "model": name, "input": "x"})
+            assert refused.status_code == 403, (path, refused.text)
+            assert refused.json() == {
+                "error": "ollama cloud is disabled: remote model is unavailable"
+            }
+        shown = requests.post(url + "/api/show", json={"model": name})
+        assert shown.status_code == 403 and shown.json() == {
+            "error": "ollama cloud is disabled: remote model details are unavailable"
+        }
+    both = requests.post(url + "/api/chat", json={**chat, "model": "fake:cloud:local"})
+    assert both.status_code == 400
+    assert both.json() == {"error": 'use either :local or :cloud, not both: "fake:cloud:local"'}
+    openai = requests.post(
+        url + "/v1/chat/completions", json={"model": "fake:cloud", "messages": chat["messages"]}
+    )
+    assert openai.status_code == 403
+    signed_out = make_fake()
+    signed_out.model()
+    with signed_out.server() as running:
+        unsigned = requests.post(running.url + "/api/chat", json={**chat, "model": "fake:cloud"})
+        assert unsigned.status_code == 401 and unsigned.json() == {"error": "unauthorized"}

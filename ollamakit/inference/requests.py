@@ -147,9 +147,30 @@ def parse_messages(value) -> list[dict]:
         if tool_calls is not None:
             if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
                 raise BadRequest("json: cannot unmarshal tool_calls: expected an array of objects")
+            for call in tool_calls:
+                check_tool_call(call)
             message["tool_calls"] = tool_calls
         messages.append(message)
     return messages
+
+
+def check_tool_call(call: dict) -> None:
+    """Ollama decodes a call's ``function`` into a struct and its ``arguments`` into an
+    ordered map, so either in another shape (arguments as a JSON string, say) is a 400."""
+    function = call.get("function")
+    if function is None:
+        return
+    if not isinstance(function, dict):
+        raise BadRequest(
+            f"json: cannot unmarshal {type(function).__name__} into field "
+            "tool_calls.function of type ToolCallFunction"
+        )
+    arguments = function.get("arguments")
+    if arguments is not None and not isinstance(arguments, dict):
+        raise BadRequest(
+            f"json: cannot unmarshal {type(arguments).__name__} into field "
+            "tool_calls.function.arguments: expected a JSON object"
+        )
 
 
 def parse_tools(body: dict) -> list | None:

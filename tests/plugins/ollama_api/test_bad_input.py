@@ -354,6 +354,32 @@ def test_malformed_bodies(client, models_dir, store, method, raw, error):
             "json: cannot unmarshal",
         ),
         ("DELETE", "/api/delete", {"model": "../existing"}, 400, 'name "../existing" is invalid'),
+        (  # as Ollama decodes it: arguments are an object, not the JSON text OpenAI sends
+            "POST",
+            "/api/chat",
+            {
+                "model": "existing",
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": "",
+                        "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}],
+                    }
+                ],
+            },
+            400,
+            "json: cannot unmarshal str into field tool_calls.function.arguments",
+        ),
+        (
+            "POST",
+            "/api/chat",
+            {
+                "model": "existing",
+                "messages": [{"role": "assistant", "tool_calls": [{"function": "f"}]}],
+            },
+            400,
+            "json: cannot unmarshal str into field tool_calls.function of type",
+        ),
         (
             "DELETE",
             "/api/delete",

@@ -160,3 +160,11 @@ def metrics(done: Done, started: int, load_ns: int) -> dict:
 
 def base(model_name: str) -> dict:
     return {"model": model_name, "created_at": format_utc_now()}
+
+
+def debug_info(rendered: str, images: int) -> dict:
+    """``_debug_render_only``'s answer: the prompt, and the images sent with it when any."""
+    info: dict = {"rendered_template": rendered}
+    if images:
+        info["image_count"] = images
+    return info

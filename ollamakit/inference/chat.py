@@ -13,7 +13,7 @@ from ..rendering import ParsedStream
 from ..options import merged
 from ..store import LocalModel
 from . import prompting
-from .answer import Answer, Report, base, metrics, parse_format, run
+from .answer import Answer, Report, base, debug_info, metrics, parse_format, run
 from .models import capabilities, check_think, find_model, require
 from .requests import parse_common, parse_messages, parse_tools
 
@@ -65,7 +65,7 @@ def _chat(lease: Lease, model: LocalModel, common, messages, tools, think, spec,
         if common.debug_render_only:
             yield {
                 **_reply(common.model, "", done=False),
-                "_debug_info": {"rendered_template": text},
+                "_debug_info": debug_info(text, len(rendered.images or ())),
             }
             return
         tokens = prompting.prompt_tokens(lease, text, rendered.images, gone)

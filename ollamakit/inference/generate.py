@@ -15,7 +15,7 @@ from ..options import merged
 from ..store import LocalModel
 from ..web.body import field
 from . import prompting
-from .answer import Answer, Report, base, metrics, parse_format, run
+from .answer import Answer, Report, base, debug_info, metrics, parse_format, run
 from .chat import check_images
 from .models import capabilities, check_think, find_model, require
 from .requests import Common, decode_images, parse_common, parse_context
@@ -107,7 +107,7 @@ def _generate(
                 **base(common.model),
                 "response": "",
                 "done": False,
-                "_debug_info": {"rendered_template": text},
+                "_debug_info": debug_info(text, len(request.images or ())),
             }
             return
         tokens = prompting.prompt_tokens(lease, text, tagged, gone)

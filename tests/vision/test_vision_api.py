@@ -350,3 +350,31 @@ def test_a_context_after_an_image_names_it_and_is_not_read_without_it(seer):
     plain = client.generate(model="seer", prompt="Hello.", options=GREEDY)
     again = client.generate(model="seer", prompt="Again.", context=plain.context, options=GREEDY)
     assert again.done and len(again.context) > len(plain.context)
+
+
+def test_debug_render_counts_the_images(seer):
+    """``_debug_render_only`` says how many images went with the prompt, as Ollama's
+    ``_debug_info.image_count`` does (left out when there are none)."""
+    server, _ = seer
+    image = base64.b64encode(fixtures.pattern_png()).decode()
+    generated = httpx.post(
+        server.url + "/api/generate",
+        json={"model": "seer", "prompt": "Describe.", "images": [image, image],
+              "_debug_render_only": True, "stream": False},
+        timeout=60,
+    ).json()  # fmt: skip
+    assert generated["_debug_info"]["image_count"] == 2
+    chatted = httpx.post(
+        server.url + "/api/chat",
+        json={"model": "seer", "_debug_render_only": True, "stream": False,
+              "messages": [{"role": "user", "content": "a", "images": [image]},
+                           {"role": "user", "content": "b"}]},
+        timeout=60,
+    ).json()  # fmt: skip
+    assert chatted["_debug_info"]["image_count"] == 1
+    plain = httpx.post(
+        server.url + "/api/generate",
+        json={"model": "seer", "prompt": "hi", "_debug_render_only": True, "stream": False},
+        timeout=60,
+    ).json()
+    assert "image_count" not in plain["_debug_info"]

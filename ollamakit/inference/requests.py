@@ -173,13 +173,51 @@ def check_tool_call(call: dict) -> None:
         )
 
 
+# where a tool's fields must be of a type, as Ollama's api.Tool declares them
+TOOL_FIELD_TYPES = (
+    (("type",), str, "string"),
+    (("function",), dict, "ToolFunction"),
+    (("function", "name"), str, "string"),
+    (("function", "description"), str, "string"),
+    (("function", "parameters"), dict, "ToolFunctionParameters"),
+    (("function", "parameters", "type"), str, "string"),
+    (("function", "parameters", "required"), list, "[]string"),
+    (("function", "parameters", "properties"), dict, "ToolPropertiesMap"),
+)
+
+
 def parse_tools(body: dict) -> list | None:
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise BadRequest(
             f"json: cannot unmarshal {type(tools).__name__} into field tools of type []Tool"
         )
+    for tool in tools or ():
+        check_tool(tool)
     return tools or None
+
+
+def check_tool(tool) -> None:
+    """A tool in another shape than Ollama's ``api.Tool`` is a 400 there (it is decoded into
+    that struct), so here too, before it reaches a template."""
+    if not isinstance(tool, dict):
+        raise BadRequest(
+            f"json: cannot unmarshal {type(tool).__name__} into field tools of type Tool"
+        )
+    for path, kind, go_type in TOOL_FIELD_TYPES:
+        value: object = tool
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and not isinstance(value, kind):
+            raise BadRequest(
+                f"json: cannot unmarshal {type(value).__name__} into field "
+                f"tools.{'.'.join(path)} of type {go_type}"
+            )
+    required = ((tool.get("function") or {}).get("parameters") or {}).get("required") or ()
+    if not all(isinstance(name, str) for name in required):
+        raise BadRequest(
+            "json: cannot unmarshal into field tools.function.parameters.required of type []string"
+        )
 
 
 def parse_context(body: dict) -> list[int]:

@@ -380,6 +380,33 @@ def test_malformed_bodies(client, models_dir, store, method, raw, error):
             400,
             "json: cannot unmarshal str into field tool_calls.function of type",
         ),
+        (  # tools are decoded into Ollama's api.Tool
+            "POST",
+            "/api/chat",
+            {"model": "existing", "messages": [], "tools": [{"type": "function", "function": "f"}]},
+            400,
+            "json: cannot unmarshal str into field tools.function of type ToolFunction",
+        ),
+        (
+            "POST",
+            "/api/chat",
+            {
+                "model": "existing",
+                "messages": [],
+                "tools": [
+                    {"function": {"name": "f", "parameters": {"type": "object", "required": "x"}}}
+                ],
+            },
+            400,
+            "json: cannot unmarshal str into field tools.function.parameters.required",
+        ),
+        (
+            "POST",
+            "/api/chat",
+            {"model": "existing", "tools": ["f"]},
+            400,
+            "json: cannot unmarshal str into field tools of type Tool",
+        ),
         (
             "DELETE",
             "/api/delete",

@@ -97,6 +97,7 @@ def _generate(
                 think=request.think,
                 with_history=not request.context,
                 image_tokens=prompting.image_token_count(lease.runner),
+                truncate=common.truncate,
             )
             text, tagged = rendered.text, rendered.images
         if request.context:

@@ -232,11 +232,13 @@ def generate_prompt(
     think=None,
     with_history: bool = True,
     image_tokens: int = IMAGE_TOKENS,
+    truncate: bool = True,
 ):
     """The prompt for ``/api/generate`` (not raw): fill-in-the-middle with ``suffix``, the
     request's ``template`` over the conversation, or the model's chat path (its renderer, if it
     names one). Returns the ``Prompt``: its text, the images its ``[img-N]`` tags name, and the
-    built-in output parser that goes with it."""
+    built-in output parser that goes with it. With ``truncate`` false (the request's), the
+    MESSAGE history is kept whole, as Ollama's chat-like generate keeps it."""
     history = [m for m in model.messages if isinstance(m, dict)]
     builtin = Builtin(model, [], None, think)  # generate offers no tools, and continues nothing
     if builtin.renderer is not None and not suffix and template is None:
@@ -248,7 +250,7 @@ def generate_prompt(
             images=images,
             with_history=with_history,
         )
-        return builtin.render(messages, tokenizer, num_ctx, image_tokens)
+        return builtin.render(messages, tokenizer, num_ctx if truncate else None, image_tokens)
     rendered = render_generate(
         model.template,
         model_jinja_template(model),
@@ -261,8 +263,8 @@ def generate_prompt(
         request_template=template.raw if template is not None else None,
         think=builtin.think,
         with_history=with_history,
-        count_tokens=_counter(tokenizer),
-        num_ctx=num_ctx,
+        count_tokens=_counter(tokenizer) if truncate else None,
+        num_ctx=num_ctx if truncate else None,
         image_tokens=image_tokens,
         **_jinja_vars(tokenizer),
     )

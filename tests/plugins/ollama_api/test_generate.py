@@ -391,3 +391,24 @@ def test_thinking_models_think_by_default(make_fake):
         ]
         == "hi"
     )
+
+
+def test_truncate_false_keeps_the_message_history(make_fake):
+    """The model's MESSAGE history goes into generate's prompt as in a chat, and as in Ollama's
+    chat-like generate, ``truncate: false`` keeps it whole where the default drops the oldest."""
+    setup = make_fake()
+    setup.model(
+        "storied",
+        template="{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}",
+        messages=[{"role": "user", "content": "Q: one " * 6},
+                  {"role": "assistant", "content": "the first answer " * 6}],
+    )  # fmt: skip
+    body = {"model": "storied", "prompt": "Q: two", "_debug_render_only": True, "stream": False}
+    small = {"num_ctx": 40}
+    cut = setup.client.simulate_post("/api/generate", json={**body, "options": small}).json
+    whole = setup.client.simulate_post(
+        "/api/generate", json={**body, "options": small, "truncate": False}
+    ).json
+    assert cut["_debug_info"]["rendered_template"] == "user: Q: two\n"
+    assert whole["_debug_info"]["rendered_template"].startswith("user: Q: one Q: one")
+    assert whole["_debug_info"]["rendered_template"].endswith("user: Q: two\n")

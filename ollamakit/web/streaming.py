@@ -6,6 +6,7 @@ import functools
 
 import json
 import logging
+import re
 
 from ..errors import INTERNAL_ERROR, OllamaError
 
@@ -16,8 +17,19 @@ NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 
 
+# Go's encoding/json (every Ollama reply) writes these as escapes inside strings; so do we, so
+# that a reply is the same bytes (a template's ``<|im_start|>``, say)
+GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+ESCAPED = re.compile("[<>&\u2028\u2029]")  # most chunks have none: a search is cheaper
+
+
 def dumps(obj) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return (text.translate(GO_ESCAPES) if ESCAPED.search(text) else text).encode()
 
 
 def json_response(resp, obj, status: int = 200, content_type: str = JSON) -> None:

@@ -412,3 +412,19 @@ def test_truncate_false_keeps_the_message_history(make_fake):
     assert cut["_debug_info"]["rendered_template"] == "user: Q: two\n"
     assert whole["_debug_info"]["rendered_template"].startswith("user: Q: one Q: one")
     assert whole["_debug_info"]["rendered_template"].endswith("user: Q: two\n")
+
+
+def test_replies_escape_html_characters_as_go_does(fake):
+    """Ollama's replies are Go's encoding/json: ``<``, ``>`` and ``&`` inside strings are
+    written as ``\\u003c``, ``\\u003e`` and ``\\u0026``; the same bytes here, in a plain reply and
+    in a stream."""
+    body = {"model": "fake", "prompt": "a<b>&c", "template": "<|im_start|>{{ .Prompt }}"}
+    plain = fake.client.simulate_post(
+        "/api/generate", json={**body, "_debug_render_only": True, "stream": False}
+    )
+    assert '"rendered_template":"\\u003c|im_start|\\u003ea\\u003cb\\u003e\\u0026c"' in plain.text
+    assert plain.json["_debug_info"]["rendered_template"] == "<|im_start|>a<b>&c"
+    streamed = fake.client.simulate_post(
+        "/api/generate", json={**body, "_debug_render_only": True, "stream": True}
+    )
+    assert "\\u003c|im_start|\\u003e" in streamed.text and "<" not in streamed.text

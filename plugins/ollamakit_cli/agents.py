@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from ollamakit.integrations import ConfigFile, Integration, LaunchContext, LaunchModel
@@ -272,4 +273,98 @@ CHATGPT = Integration(
     install_url="https://chatgpt.com/download",
     platforms=("darwin", "win32"),
     unsupported_message="ChatGPT launch is only supported on macOS and Windows",
+)
+
+
+# -- Muse Code: its settings in a config folder of launch's own, its catalog the models -----
+
+MUSE_PROVIDER = "meta"
+MUSE_PROFILE = "tbh"
+MUSE_FALLBACK_LIMIT = 32768
+MUSE_CONFIG_HOME = ".ollama/launch/muse-config"
+
+
+def muse_user_settings(ctx: LaunchContext) -> dict[str, Any]:
+    """The user's own Muse settings, the base of launch's copy the first time."""
+    from . import configfiles
+
+    config_home = os.environ.get("XDG_CONFIG_HOME", "").strip()
+    folder = Path(config_home) if config_home else ctx.home / ".config"
+    try:
+        return configfiles.read_json_object(folder / "muse" / "settings.json")
+    except configfiles.ConfigError:
+        return {}
+
+
+def loaded_context(model: str) -> int:
+    """The context the server loads ``model`` with (it is loaded first), as ``/api/ps`` says."""
+    from .client import ApiError, Client
+
+    try:
+        with Client() as client:
+            client.json("POST", "/api/generate", {"model": model, "stream": False})
+            running = client.json("GET", "/api/ps").get("models") or []
+    except (ApiError, OSError, ValueError):
+        return 0
+    for entry in running:
+        length = entry.get("context_length") if isinstance(entry, dict) else None
+        names = {entry.get("name"), entry.get("model")} if isinstance(entry, dict) else set()
+        if (
+            isinstance(length, int)
+            and length > 0
+            and (model in names or f"{model}:latest" in names)
+        ):
+            return length
+    return 0
+
+
+def muse_settings(settings: dict[str, Any], ctx: LaunchContext) -> dict[str, Any]:
+    if not settings:
+        settings = muse_user_settings(ctx)
+    settings.setdefault("schema_version", 1)
+    settings["provider"] = MUSE_PROVIDER
+    settings["model"] = ctx.model
+    settings["endpoint_transport"] = {
+        "base_url": ctx.connectable_host + "/v1",
+        "auth": "none",
+    }
+    rows = []
+    for index, model in enumerate(ctx.models):
+        context = (loaded_context(model.name) if index == 0 else 0) or model.context_length
+        context = context if context > 0 else MUSE_FALLBACK_LIMIT
+        rows.append(
+            {
+                "model_id": model.name,
+                "provider_id": MUSE_PROVIDER,
+                "profile_id": MUSE_PROFILE,
+                "display_label": model.name,
+                "visibility": "visible",
+                "display_order": index,
+                "is_default": index == 0,
+                "context_limit": context,
+                "output_limit": min(context, MUSE_FALLBACK_LIMIT),
+                "description": "Served by Ollama",
+            }
+        )
+    settings["model_catalog"] = rows
+    return settings
+
+
+MUSE = Integration(
+    name="muse",
+    display_name="Muse Code",
+    description="Meta's agentic coding CLI",
+    executable="muse",
+    fallback_paths=(".local/bin/muse",),
+    aliases=("muse-code",),
+    install_command=("bash", "-c", "curl -fsSL https://dev.meta.ai/install.sh | bash"),
+    installer=("bash", "-c", "curl -fsSL https://dev.meta.ai/install.sh | bash"),
+    install_question="Muse is not installed. Install now?",
+    env={"XDG_CONFIG_HOME": lambda ctx: str(ctx.home / MUSE_CONFIG_HOME)},
+    files=(ConfigFile(f"{MUSE_CONFIG_HOME}/muse/settings.json", update=muse_settings),),
+    files_on_configure=False,  # written as it starts, with the context its model loaded with
+    lists_models=True,
+    platforms=("linux", "darwin"),
+    unsupported_message="Warning: Muse is not currently supported on Windows",
+    hidden=True,
 )

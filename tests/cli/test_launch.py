@@ -832,3 +832,50 @@ def test_the_bare_menu_launches_a_tool_with_its_saved_model(machine):
     assert child.exitstatus == 0
     assert machine.saved()["droid"]["models"] == ["tiny", "tiny-two"]
     assert machine.file(".ollama/config.json")["last_selection"] == "droid"
+
+
+def test_muse_settings_in_launchs_own_config_folder(machine, tmp_path):
+    """Muse reads launch's own copy of its settings (``XDG_CONFIG_HOME``), made from the user's;
+    its first model's context is the one the server loads it with (``/api/ps``), here the
+    model's ``num_ctx`` 128 rather than the 256 it was trained on."""
+    gguf = tiny_llama(  # a file of its own, so that it loads apart from the other tiny models
+        tmp_path / "short.gguf", n_layers=1, n_embd=32, n_heads=2, n_kv_heads=1, n_ff=96
+    )
+    digest = "sha256:" + hashlib.sha256(gguf.read_bytes()).hexdigest()
+    url = machine.server.url
+    httpx.post(f"{url}/api/blobs/{digest}", content=gguf.read_bytes()).raise_for_status()
+    created = httpx.post(
+        url + "/api/create",
+        json={"model": "tiny-short", "files": {gguf.name: digest},
+              "parameters": {"num_ctx": 128}, "stream": False},
+        timeout=60,
+    )  # fmt: skip
+    assert created.status_code == 200, created.text
+    machine.tool("muse")
+    mine = machine.home / ".config/muse/settings.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(json.dumps({"theme": "dark", "provider": "other"}))
+    assert machine.launch("muse", "--model", "tiny-two").returncode == 0
+    done = machine.launch("muse", "--model", "tiny-short", "--", "--resume")
+    assert done.returncode == 0, done.stderr
+    started = machine.started()
+    folder = machine.home / ".ollama/launch/muse-config"
+    assert started["argv"][1:] == ["--resume"]
+    assert started["env"]["XDG_CONFIG_HOME"] == str(folder)
+    settings = json.loads((folder / "muse/settings.json").read_text())
+    row = {"provider_id": "meta", "profile_id": "tbh", "visibility": "visible",
+           "description": "Served by Ollama"}  # fmt: skip
+    assert settings == {
+        "theme": "dark",  # the user's own settings, the base of launch's copy
+        "provider": "meta",
+        "schema_version": 1,
+        "model": "tiny-short",
+        "endpoint_transport": {"base_url": machine.server.url + "/v1", "auth": "none"},
+        "model_catalog": [
+            {**row, "model_id": "tiny-short", "display_label": "tiny-short", "display_order": 0,
+             "is_default": True, "context_limit": 128, "output_limit": 128},
+            {**row, "model_id": "tiny-two", "display_label": "tiny-two", "display_order": 1,
+             "is_default": False, "context_limit": 256, "output_limit": 256},
+        ],
+    }  # fmt: skip
+    assert json.loads(mine.read_text()) == {"theme": "dark", "provider": "other"}  # untouched

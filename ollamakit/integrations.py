@@ -91,6 +91,8 @@ class ConfigFile:
     render: Callable[[LaunchContext], str] | None = None
     edit: Callable[[str | None, LaunchContext], str | None] | None = None
     indent: int | None = 2
+    sort_keys: bool = True  # YAML: keys sorted (Go's map), or kept in their order (a node)
+    private: bool = False  # the file and its folder only their owner's (0600, 0700)
 
 
 @dataclass(frozen=True)

@@ -368,3 +368,78 @@ MUSE = Integration(
     unsupported_message="Warning: Muse is not currently supported on Windows",
     hidden=True,
 )
+
+
+# -- DeepSeek Harness: its settings and a patch naming them, in launch's own folder ---------
+
+DSH_FOLDER = ".ollama/launch/dsh"
+DSH_KEY_ENV = "OLLAMA_LAUNCH_DSH_API_KEY"
+DSH_PACKAGE = "@deepseek-ai/dsh@latest"
+
+
+def dsh_mapping(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        value = parent[key] = {}
+    return value
+
+
+def dsh_settings(settings: dict[str, Any], ctx: LaunchContext) -> dict[str, Any]:
+    """The chosen model the agents' default, and an ``ollama`` provider listing every model
+    offered (the chosen first); the rest of the file as it was, in its order. (Ollama also
+    points the harness's web search at its cloud; this server has none, as with its cloud off.)"""
+    dsh_mapping(settings, "agent-default-model").update(provider="ollama", model=ctx.model)
+    providers = dsh_mapping(dsh_mapping(settings, "llm-pi-ai"), "providers")
+    models, seen = [], set()
+    for model in ctx.models:
+        if model.name and model.name not in seen:
+            seen.add(model.name)
+            models.append(omp_model_entry(model))
+    dsh_mapping(providers, "ollama").update(
+        displayName="Ollama",
+        apiKeyEnv=DSH_KEY_ENV,
+        api="openai-completions",
+        baseURL=ctx.base_url(connectable=True, suffix="/v1"),
+        models=models,
+    )
+    return settings
+
+
+def dsh_patch(ctx: LaunchContext) -> str:
+    from .configfiles import yaml_text
+
+    return yaml_text(
+        [{"id": "settings", "config": {"path": str(ctx.home / DSH_FOLDER / "settings.yaml")}}]
+    )
+
+
+def dsh_extra_args(args: tuple[str, ...]) -> str | None:
+    for arg in args:
+        if arg == "--patch" or arg.startswith("--patch="):
+            return f"conflicting extra argument {arg!r}: ollamakit launch dsh manages --patch"
+    return None
+
+
+DSH = Integration(
+    name="dsh",
+    display_name="DeepSeek Harness",
+    description="DeepSeek's open-source agent harness",
+    executable="dsh",
+    aliases=("deepseek-harness",),
+    install_url="https://github.com/deepseek-ai/deepseek-harness",
+    install_command=("npm", "install", "-g", DSH_PACKAGE),
+    installer=("npm", "install", "-g", DSH_PACKAGE),
+    installer_needs=("npm",),
+    install_question="DeepSeek Harness is not installed. Install with npm?",
+    args=lambda ctx: ["web", "--patch", str(ctx.home / DSH_FOLDER / "ollama.cordis.yml")],
+    env={DSH_KEY_ENV: OLLAMA_KEY},
+    files=(
+        ConfigFile(
+            f"{DSH_FOLDER}/settings.yaml", "yaml", dsh_settings, sort_keys=False, private=True
+        ),
+        ConfigFile(f"{DSH_FOLDER}/ollama.cordis.yml", "text", render=dsh_patch, private=True),
+    ),
+    check_extra_args=dsh_extra_args,
+    lists_available_models=True,
+    onboards=True,
+)

@@ -96,12 +96,13 @@ def read_yaml_object(path: Path) -> dict[str, Any]:
     return value
 
 
-def yaml_text(value: dict[str, Any]) -> str:
-    """YAML as Go's yaml.v3 writes a map: keys sorted, blocks indented by four."""
+def yaml_text(value: Any, sort_keys: bool = True) -> str:
+    """YAML as Go's yaml.v3 writes a map (keys sorted, blocks indented by four), or with the
+    keys in their order, as it writes a document node it edited."""
     import yaml
 
     return yaml.safe_dump(
-        value, sort_keys=True, indent=4, allow_unicode=True, default_flow_style=False
+        value, sort_keys=sort_keys, indent=4, allow_unicode=True, default_flow_style=False
     )
 
 
@@ -118,21 +119,26 @@ def keep_backup(path: Path, home: Path, integration: str) -> None:
         old.unlink(missing_ok=True)
 
 
-def write_with_backup(path: Path, text: str, home: Path, integration: str = "") -> bool:
+def write_with_backup(
+    path: Path, text: str, home: Path, integration: str = "", private: bool = False
+) -> bool:
     """Replace ``path`` with ``text`` atomically; False when it already held exactly that. A
-    symbolic link (a dotfile kept elsewhere) stays a link: the file it points to is replaced."""
+    symbolic link (a dotfile kept elsewhere) stays a link: the file it points to is replaced.
+    ``private``: the folder only its owner's (0700), the file too (0600)."""
     data = text.encode("utf-8")
     existing = read_bytes(path)
     if existing == data:
         return False
     try:
-        _replace(path, data, existing, home, integration)
+        _replace(path, data, existing, home, integration, private)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     return True
 
 
-def _replace(path: Path, data: bytes, existing: bytes | None, home: Path, integration: str):
+def _replace(
+    path: Path, data: bytes, existing: bytes | None, home: Path, integration: str, private: bool
+):
     mode = 0o644
     if existing is not None:
         mode = path.stat().st_mode & 0o777  # the user's permissions stay
@@ -141,6 +147,9 @@ def _replace(path: Path, data: bytes, existing: bytes | None, home: Path, integr
         path = Path(os.path.realpath(path))
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
+    if private:
+        path.parent.chmod(0o700)
+        mode = 0o600
     fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -353,7 +353,7 @@ def write_files(integration: Integration, ctx: LaunchContext) -> None:
             value = configfiles.read_yaml_object(path)
             if spec.update is not None:
                 value = spec.update(value, ctx)
-            text = configfiles.yaml_text(value)
+            text = configfiles.yaml_text(value, spec.sort_keys)
         elif spec.render is not None:
             text = spec.render(ctx)
         elif spec.edit is not None:
@@ -363,7 +363,7 @@ def write_files(integration: Integration, ctx: LaunchContext) -> None:
             text = edited
         else:
             continue
-        configfiles.write_with_backup(path, text, ctx.home, integration.name)
+        configfiles.write_with_backup(path, text, ctx.home, integration.name, spec.private)
 
 
 def start(integration: Integration, executable: str, ctx: LaunchContext, extra: list[str]) -> None:

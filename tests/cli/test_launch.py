@@ -879,3 +879,46 @@ def test_muse_settings_in_launchs_own_config_folder(machine, tmp_path):
         ],
     }  # fmt: skip
     assert json.loads(mine.read_text()) == {"theme": "dark", "provider": "other"}  # untouched
+
+
+def test_dsh_settings_and_patch_in_launchs_own_folder(machine):
+    machine.tool("dsh")
+    folder = machine.home / ".ollama/launch/dsh"
+    folder.mkdir(parents=True)
+    (folder / "settings.yaml").write_text(
+        "theme: dark\nllm-pi-ai:\n  providers:\n    openai: {apiKeyEnv: OPENAI_API_KEY}\n"
+    )
+    port = machine.server.url.rsplit(":", 1)[1]
+    done = machine.launch(
+        "dsh", "--model", "tiny", "--", "--port", "9", OLLAMA_HOST=f"0.0.0.0:{port}"
+    )
+    assert done.returncode == 0, done.stderr
+    started = machine.started()
+    assert started["argv"][1:] == [
+        "web",
+        "--patch",
+        str(folder / "ollama.cordis.yml"),
+        "--port",
+        "9",
+    ]
+    assert started["env"]["OLLAMA_LAUNCH_DSH_API_KEY"] == "ollama"
+    text = (folder / "settings.yaml").read_text()
+    assert text.startswith("theme: dark\nllm-pi-ai:\n")  # the file's own order kept
+    settings = yaml.safe_load(text)
+    assert settings["agent-default-model"] == {"provider": "ollama", "model": "tiny"}
+    providers = settings["llm-pi-ai"]["providers"]
+    assert providers["openai"] == {"apiKeyEnv": "OPENAI_API_KEY"}
+    ollama = providers["ollama"]
+    assert ollama["baseURL"] == f"http://127.0.0.1:{port}/v1"
+    assert (
+        ollama["api"] == "openai-completions" and ollama["apiKeyEnv"] == "OLLAMA_LAUNCH_DSH_API_KEY"
+    )
+    assert [m["id"] for m in ollama["models"]][:3] == ["tiny", "gemma4", "qwen3.5"]
+    assert yaml.safe_load((folder / "ollama.cordis.yml").read_text()) == [
+        {"id": "settings", "config": {"path": str(folder / "settings.yaml")}}
+    ]
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / "settings.yaml").stat().st_mode & 0o777 == 0o600
+    assert machine.saved()["dsh"] == {"models": ["tiny"], "onboarded": True}
+    clash = machine.launch("dsh", "--model", "tiny", "--", "--patch=x")
+    assert "ollamakit launch dsh manages --patch" in clash.stderr

@@ -80,7 +80,7 @@ def json_text(value: dict[str, Any], indent: int | None = 2) -> str:
 
 
 def read_yaml_object(path: Path) -> dict[str, Any]:
-    import yaml  # only for the tools whose config is YAML (OMP, Hermes, OpenClaw)
+    import yaml  # only for the tools whose config is YAML (OMP, Hermes, DeepSeek Harness)
 
     data = read_bytes(path)
     if data is None or not data.strip():
@@ -89,6 +89,8 @@ def read_yaml_object(path: Path) -> dict[str, Any]:
         value = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise ConfigError(f"failed to parse config: {exc}, at: {path}") from None
+    except RecursionError:
+        raise ConfigError(f"failed to parse config: nested too deeply, at: {path}") from None
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -922,3 +922,24 @@ def test_dsh_settings_and_patch_in_launchs_own_folder(machine):
     assert machine.saved()["dsh"] == {"models": ["tiny"], "onboarded": True}
     clash = machine.launch("dsh", "--model", "tiny", "--", "--patch=x")
     assert "ollamakit launch dsh manages --patch" in clash.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("model: [unclosed\n", "Error: failed to parse config: "),
+        ("- a list\n", "Error: failed to parse config: not a YAML mapping, at: "),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "Error: failed to parse config: "),
+    ],
+)
+def test_a_yaml_config_that_does_not_parse_is_left_alone(machine, text, error):
+    (machine.bin / "hermes").write_text(FAKE_HERMES)
+    (machine.bin / "hermes").chmod(0o755)
+    config = machine.home / ".hermes/config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(text)
+    done = machine.launch("hermes", "--model", "tiny")
+    assert done.returncode == 1
+    assert done.stderr.startswith(error) and "Traceback" not in done.stderr
+    assert config.read_text() == text
+    assert not machine.record.exists()

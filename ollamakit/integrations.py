@@ -130,6 +130,8 @@ class Integration:
     # the operating systems (``sys.platform`` prefixes) it runs on, and what is said elsewhere
     platforms: tuple[str, ...] = ()
     unsupported_message: str = ""
+    # set: the integration is only ever restored from the command line; launching says this
+    restore_only_message: str = ""
     # ``--restore`` removes these files (paths under the home folder) and prints the message
     restore_files: tuple[str, ...] = ()
     restore_message: str = ""

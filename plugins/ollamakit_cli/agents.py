@@ -261,6 +261,11 @@ CLAUDE_DESKTOP = Integration(
     install_url="https://claude.com/download",
     platforms=("darwin",),
     unsupported_message="Claude Desktop launch is only supported on macOS",
+    # Ollama 0.33 sets Claude Desktop up from its app only; its command line only restores it
+    restore_only_message=(
+        "Claude Desktop can only be restored from the command line: "
+        "ollamakit launch claude-desktop --restore"
+    ),
     hidden=True,
 )
 

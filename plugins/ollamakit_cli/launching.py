@@ -383,6 +383,10 @@ def start(integration: Integration, executable: str, ctx: LaunchContext, extra: 
 
 
 def restore_integration(integration: Integration, home: Path) -> None:
+    if not integration.supported(sys.platform):  # Ollama checks the platform first here too
+        raise click.ClickException(
+            integration.unsupported_message or f"{integration.name} is not supported here"
+        )
     if not integration.restore_files:
         raise click.ClickException(f"{integration.name} does not support --restore")
     for relative in integration.restore_files:
@@ -405,6 +409,8 @@ def launch(
 ) -> None:
     """``use_saved``: the model saved for the tool, while the server has it, instead of the
     picker (the bare menu's Enter; ``ollamakit launch TOOL`` always shows the picker)."""
+    if integration.restore_only_message:
+        raise click.ClickException(integration.restore_only_message)
     if not integration.supported(sys.platform):
         raise click.ClickException(
             integration.unsupported_message or f"{integration.name} is not supported here"

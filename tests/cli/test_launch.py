@@ -684,11 +684,20 @@ def test_omp_models_yaml_lists_every_model_offered(machine, tmp_path):
 
 
 def test_desktop_apps_ollama_sets_up_only_on_macos_or_windows(machine):
+    """On Linux, Ollama's words: Claude Desktop is only ever restored from its command line,
+    and neither app is there to restore or launch."""
     done = machine.launch("claude-desktop", "--model", "tiny")
     assert done.returncode == 1
+    assert done.stderr == (
+        "Error: Claude Desktop can only be restored from the command line: "
+        "ollamakit launch claude-desktop --restore\n"
+    )
+    done = machine.launch("claude-app", "--restore")
     assert done.stderr == "Error: Claude Desktop launch is only supported on macOS\n"
-    done = machine.launch("codex-app")
-    assert done.stderr == "Error: ChatGPT launch is only supported on macOS and Windows\n"
+    for args in (("codex-app",), ("chatgpt", "--restore")):
+        done = machine.launch(*args)
+        assert done.stderr == "Error: ChatGPT launch is only supported on macOS and Windows\n"
+    assert not (machine.home / ".ollama").exists()
 
 
 def test_a_cloud_model_is_ignored(machine):

@@ -430,7 +430,9 @@ def launch(
             raise click.ClickException(
                 f"headless --yes launch for {integration.name} requires --model <model>"
             )
-        executable = None if configure_only else ensure_installed(integration, home, policy)
+        # Ollama's managed integrations (those it marks onboarded) are installed even for --config
+        needs_tool = not configure_only or integration.onboards
+        executable = ensure_installed(integration, home, policy) if needs_tool else None
         saved = configfiles.saved_models(home, integration.name)
         if not model and use_saved and saved and find_model(local, saved[0]):
             model = saved[0]
@@ -467,6 +469,8 @@ def launch(
     saved_names = names if not integration.lists_available_models else [model]
     configfiles.save_models(home, integration.name, saved_names, onboarded=integration.onboards)
     if configure_only:
+        if integration.onboards:  # configured; Ollama asks nothing more of these
+            return
         policy.confirm(f"Launch {integration.display_name} now?")
     executable = executable or ensure_installed(integration, home, policy)
     check_version(integration, executable)

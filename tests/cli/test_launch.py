@@ -952,3 +952,18 @@ def test_a_yaml_config_that_does_not_parse_is_left_alone(machine, text, error):
     assert done.stderr.startswith(error) and "Traceback" not in done.stderr
     assert config.read_text() == text
     assert not machine.record.exists()
+
+
+def test_config_only_configures_ollamas_managed_tools_without_asking(machine):
+    """``--config`` for Qwen Code (one of the tools Ollama manages and marks onboarded) writes its
+    settings and stops; for another tool it asks whether to start it, which needs a terminal."""
+    machine.tool("qwen")
+    done = machine.launch("qwen", "--model", "tiny", "--config")
+    assert done.returncode == 0, done.stderr
+    assert machine.file(".qwen/settings.json")["model"] == {"name": "tiny"}
+    assert not machine.record.exists()
+    machine.tool("droid")
+    asked = machine.launch("droid", "--model", "tiny", "--config")
+    assert asked.returncode == 1
+    assert "Launch Droid now? requires confirmation" in asked.stderr
+    assert not machine.record.exists()

@@ -20,6 +20,8 @@ from .graph import Compute, Tensors, array
 
 WIDTH = 512  # values a weight row: whole blocks of every type (K-quants take 256)
 COUNT = 19  # weight rows: odd, so the kernels' tiles and the threads' shares have remainders
+# ggml repacks only matrices of whole groups of 8 rows; 3 groups: one past its tiles of 16 rows
+REPACKED_COUNT = 24
 STEP_ROWS = (2, 5)  # activation rows: the fewest a kernel takes, and a tile of 4 with one spare
 # Each output is one thread's work in ggml's products and in the kernels, so the thread count
 # changes no bit; one thread keeps the check under a millisecond even on a busy machine.
@@ -32,7 +34,8 @@ def agrees(lib, weight_type: int, product: L.Product) -> bool:
     (rounded by ggml's own quantizer) and activations with outliers, at each of ``STEP_ROWS``
     the kernel takes: True where every output is ggml's, bit for bit."""
     rng = np.random.default_rng(SEED)
-    weights = _quantized(lib, weight_type, rng.standard_normal((COUNT, WIDTH)).astype(np.float32))
+    count = REPACKED_COUNT if product.repacked else COUNT
+    weights = _quantized(lib, weight_type, rng.standard_normal((count, WIDTH)).astype(np.float32))
     pool = lib.ggml_threadpool_new(ctypes.byref(lib.ggml_threadpool_params_default(THREADS)))
     if not pool:
         raise RuntimeError("ggml could not start a thread pool")
@@ -63,13 +66,17 @@ def _quantized(lib, weight_type: int, values: np.ndarray) -> np.ndarray:
 
 
 def _products(lib, compute, weight_type, weights, activations, product):
-    """The kernel's product and ggml's of the same tensors, from one graph."""
+    """The kernel's product and ggml's of the same tensors, from one graph; the weights
+    repacked by ggml (as the engine loads them) for a kernel that reads them so."""
     rows = activations.shape[0]
-    tensors = Tensors(lib, 2)
+    count = REPACKED_COUNT if product.repacked else COUNT
+    tensors = Tensors(lib, 1)
+    inputs = Tensors(lib, 1)
     try:
-        w = tensors.new(weight_type, WIDTH, COUNT)
-        x = tensors.new(L.TYPE_F32, WIDTH, rows)
-        tensors.allocate()
+        w = tensors.new(weight_type, WIDTH, count)
+        tensors.allocate(lib.repack_buffer_type() if product.repacked else None)
+        x = inputs.new(L.TYPE_F32, WIDTH, rows)
+        inputs.allocate()
         lib.ggml_backend_tensor_set(w, weights.ctypes.data, 0, weights.nbytes)
         array(x, L.TYPE_F32, (rows, WIDTH))[...] = activations
         step = compute.step(16)
@@ -77,8 +84,9 @@ def _products(lib, compute, weight_type, weights, activations, product):
             ours = step.output(product.multiply(step, w, x))
             theirs = step.output(step.op("mul_mat", w, x))
             compute.run(step)
-            return compute.read(ours, rows, COUNT), compute.read(theirs, rows, COUNT)
+            return compute.read(ours, rows, count), compute.read(theirs, rows, count)
         finally:
             step.close()
     finally:
+        inputs.close()
         tensors.close()

@@ -251,16 +251,19 @@ class Library:
 
 
 Q0_MOST_ROWS = 8  # the widest step the Q8_0 and Q5_0 kernels take (measured: performance.md)
+Q4_K_MOST_ROWS = 8  # the widest step the repacked Q4_K kernel takes (measured: performance.md)
 
 
 class Product(NamedTuple):
     """One of ollamakit's kernels: the weight times the activations rounded to ``activations``
     (the type ggml's own product rounds them to), for steps of up to ``most_rows`` rows (None:
-    any)."""
+    any); a ``repacked`` kernel reads the weight as the CPU backend's repacking buffer stores it
+    (``Library.repack_buffer_type``), any other the file's own blocks."""
 
     activations: int
     function: int
     most_rows: int | None
+    repacked: bool = False
 
     def multiply(self, step, weight: int, x: int) -> int:
         """``weight`` times ``x`` (float32, contiguous) in ``step``'s graph: ``x`` rounded by ggml
@@ -296,12 +299,17 @@ class Kernels:
         # or from 1 where GGML_CPU_TILED_MM_FORCE says so). Q8_0 and Q5_0 go to llamafile's
         # tiled products, which repeat only a sign flip per column: their kernels pay where the
         # weights stream from memory, in steps of a few sequences decoding together, and prompts
-        # keep llamafile's tiles.
+        # keep llamafile's tiles. Q4_K lies repacked, 8 rows interleaved, and ggml multiplies it
+        # with its gemm per 4 columns and its gemv per column left over: its kernel reads the
+        # interleaved blocks once for every 4 columns with fewer operations a value.
         self.products = {
             TYPE_Q4_1: Product(TYPE_Q8_1, self.mul_mat_q4_1, None),
             TYPE_Q8_0: Product(TYPE_Q8_0, _function(handle.ollamakit_mul_mat_q8_0), Q0_MOST_ROWS),
             TYPE_Q5_0: Product(TYPE_Q8_0, _function(handle.ollamakit_mul_mat_q5_0), Q0_MOST_ROWS),
             TYPE_Q6_K: Product(TYPE_Q8_K, _function(handle.ollamakit_mul_mat_q6_k), 7),
+            TYPE_Q4_K: Product(
+                TYPE_Q8_K, _function(handle.ollamakit_mul_mat_q4_k), Q4_K_MOST_ROWS, repacked=True
+            ),
         }
         if os.environ.get("GGML_CPU_TILED_MM_FORCE", "").strip() == "1":
             del self.products[TYPE_Q6_K]

@@ -79,9 +79,10 @@ def cpu_signature() -> str:
 
 
 # ollamakit's kernels: Q4_1 (kernels.c), Q8_0 and Q5_0 (kernels_q0.c), Q6_K (kernels_q6_k.c),
-# and what they share (kernels.h)
+# Q4_K as ggml repacks it (kernels_q4_k.c), and what they share (kernels.h)
 KERNEL_SOURCES = tuple(
-    Path(__file__).with_name(n) for n in ("kernels.c", "kernels_q0.c", "kernels_q6_k.c")
+    Path(__file__).with_name(n)
+    for n in ("kernels.c", "kernels_q0.c", "kernels_q6_k.c", "kernels_q4_k.c")
 )
 KERNEL_HEADER = Path(__file__).with_name("kernels.h")
 KERNEL_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")

@@ -48,7 +48,7 @@ def test_the_built_kernels_pass_and_are_checked_once(library):
         assert kernels.product(weight_type) == product
         kernels.products[weight_type] = None  # asked again, the answer is the first check's
         assert kernels.product(weight_type) == product
-    assert kernels.product(L.TYPE_Q4_K) is None  # no kernel of ours: ggml's product
+    assert kernels.product(L.TYPE_Q4_0) is None  # no kernel of ours: ggml's product
 
 
 def test_a_kernel_one_unit_off_is_not_used_and_says_so(library, caplog):

@@ -227,14 +227,16 @@ def kernels(backend):
     return backend.lib.kernels
 
 
-KERNEL_TYPES = ("Q4_1", "Q8_0", "Q5_0", "Q6_K")
+KERNEL_TYPES = ("Q4_1", "Q8_0", "Q5_0", "Q6_K", "Q4_K")
 
 
 @pytest.mark.parametrize("ggml_type", KERNEL_TYPES)
 def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
     """Every shape of tile the kernel has (full tiles, odd rows, 1 to 3 spare columns), against
-    ggml's own product on the same inputs (vec_dot for Q4_1, llamafile's tinyBLAS for Q8_0 and
-    Q5_0), compared as bits, for every width of step the engine gives the kernel."""
+    ggml's own product on the same inputs (vec_dot for Q4_1 and Q6_K, llamafile's tinyBLAS for
+    Q8_0 and Q5_0, the repacked gemm and gemv for Q4_K, whose weights lie repacked as the engine
+    loads them), compared as bits, for every width of step the engine gives the kernel and the
+    widths just outside."""
     from ollamakit_engine.graph_model import KERNEL_MIN_ROWS, GraphTransformer
     from ollamakit_quant.encode import encode
 
@@ -246,21 +248,24 @@ def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
     weight_type = getattr(L, f"TYPE_{ggml_type}")
     kernel = lib.kernels.products[weight_type]
     width = 768 if ggml_type.endswith("_K") else 96  # three blocks a row
-    count = 37  # an odd number of rows
+    # an odd number of rows; for a repacked weight, an odd number of ggml's groups of 8 rows
+    count = 40 if kernel.repacked else 37
     weights = rng.standard_normal((count, width)).astype(np.float32)
     weights[rng.integers(0, count, 4), rng.integers(0, width, 4)] *= 30  # outlier weights
     blocks = encode(weights.view(np.uint8).reshape(-1), "F32", ggml_type)
     model = GraphTransformer.__new__(GraphTransformer)  # only its product is used here
-    model.kernels, model.t = lib.kernels, type("T", (), {"repacked": frozenset()})()
     compute = Compute(lib, backend.threadpool(2), 2)
-    widths = [r for r in (2, 3, 4, 5, 7, 8, 9, 11, 40) if r <= (kernel.most_rows or r)]
+    widths = [r for r in (2, 3, 4, 5, 6, 7, 8, 9, 11, 40) if r <= (kernel.most_rows or r)]
     assert KERNEL_MIN_ROWS == 2 and widths[-1] == (kernel.most_rows or 40)
     left_to_ggml = [1] + ([kernel.most_rows + 1] if kernel.most_rows else [])
     for rows in widths + left_to_ggml:
-        tensors = Tensors(lib, 2)
-        w, x = tensors.new(weight_type, width, count), tensors.new(L.TYPE_F32, width, rows)
+        weights_memory, tensors = Tensors(lib, 1), Tensors(lib, 1)
+        w, x = weights_memory.new(weight_type, width, count), tensors.new(L.TYPE_F32, width, rows)
+        weights_memory.allocate(lib.repack_buffer_type() if kernel.repacked else None)
         tensors.allocate()
         lib.ggml_backend_tensor_set(w, blocks.ctypes.data, 0, blocks.nbytes)
+        repacked = frozenset([w] if kernel.repacked else [])
+        model.kernels, model.t = lib.kernels, type("T", (), {"repacked": repacked})()
         activations = rng.standard_normal((rows, width)).astype(np.float32)
         activations[:, rng.integers(0, width, 3)] *= 40  # outliers, as real activations have
         array(x, L.TYPE_F32, (rows, width))[...] = activations
@@ -275,6 +280,7 @@ def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
             step.close()
         assert np.array_equal(products[0].view(np.uint32), products[1].view(np.uint32)), rows
         tensors.close()
+        weights_memory.close()
 
 
 def test_the_q8_0_kernel_keeps_tinyblas_sums_at_byte_extremes(backend):
@@ -323,21 +329,29 @@ def test_the_q8_0_kernel_keeps_tinyblas_sums_at_byte_extremes(backend):
 def test_models_answer_the_same_with_the_kernels(tmp_path, backend, ggml_type):
     """The kernels only make products sooner: prompts of any length, and several sequences
     decoding together, give the same logits with them and without them, bit for bit."""
+    from ollamakit.lib.ggml import lib as L
+
     kernels(backend)
     path = write_quantized_model(tmp_path, ggml_type)
     with_kernel, without = load(path, backend), load(path, backend)
     without.model.kernels = None
+    weight = with_kernel.model.t.layers[0].wq  # (Q4_K: as ggml repacked it)
+    step = with_kernel.compute.step(16)
+    x = step.input(np.zeros((4, L.tensor(weight).ne[0]), np.float32))
+    used = L.tensor(with_kernel.model._product(step, weight, x)).op
+    assert used != L.tensor(step.op("mul_mat", weight, x)).op  # the kernel's product
+    step.close()
     rng = np.random.default_rng(3)
     for length in (2, 5, 11, 40):
         prompt = [int(t) for t in rng.integers(0, VOCAB, length)]
         a = with_kernel.forward([(with_kernel.new_cache(64), prompt)])[0]
         b = without.forward([(without.new_cache(64), prompt)])[0]
         assert np.array_equal(a, b), length
-    caches = [(with_kernel.new_cache(64), without.new_cache(64)) for _ in range(5)]
-    for token in (4, 9, 2):
-        a = with_kernel.forward([(c, [token + i]) for i, (c, _) in enumerate(caches)])
-        b = without.forward([(c, [token + i]) for i, (_, c) in enumerate(caches)])
-        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    caches = [(with_kernel.new_cache(64), without.new_cache(64)) for _ in range(8)]
+    for token, width in ((4, 5), (9, 8), (2, 2), (6, 7)):  # whole tiles of 4 and spare columns
+        a = with_kernel.forward([(c, [token + i]) for i, (c, _) in enumerate(caches[:width])])
+        b = without.forward([(c, [token + i]) for i, (_, c) in enumerate(caches[:width])])
+        assert all(np.array_equal(x, y) for x, y in zip(a, b)), width
 
 
 def test_a_kernel_that_fails_its_check_leaves_ggml_products(tmp_path, backend, monkeypatch):
@@ -433,8 +447,9 @@ def test_two_models_on_one_thread_pool_take_turns(tmp_path, backend):
 )
 def test_real_models_decode_the_same_with_the_kernels(backend, name):
     """SmolLM2 (Q4_1 layers, a Q8_0 output matrix), Gemma 3 (Q5_0, Q8_0 and Q6_K layers, a Q8_0
-    output matrix) and Qwen2.5-Coder (Q6_K layers and output matrix): 2 to 6 sequences decoding
-    together give the same logits with ollamakit's kernels and without them, bit for bit."""
+    output matrix) and Qwen2.5-Coder (repacked Q4_K and Q6_K layers, a Q6_K output matrix): 2 to
+    8 sequences decoding together give the same logits with ollamakit's kernels and without
+    them, bit for bit."""
     from ollamakit.testing import models
 
     kernels(backend)
@@ -442,13 +457,13 @@ def test_real_models_decode_the_same_with_the_kernels(backend, name):
     with_kernels, without = load(path, backend), load(path, backend)
     assert with_kernels.model.kernels is not None
     without.model.kernels = None
-    prompts = [[int(t) for t in range(300 + 40 * i, 305 + 41 * i)] for i in range(6)]
+    prompts = [[int(t) for t in range(300 + 40 * i, 305 + 41 * i)] for i in range(8)]
     caches = [(with_kernels.new_cache(64), without.new_cache(64)) for _ in prompts]
     a = with_kernels.forward([(c, p) for (c, _), p in zip(caches, prompts)])
     b = without.forward([(c, p) for (_, c), p in zip(caches, prompts)])
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    for step in range(10):
-        width = 2 + step % 5
+    for step in range(14):
+        width = 2 + step % 7
         tokens = [[int(np.argmax(logits))] for logits in a[:width]]
         a = with_kernels.forward([(c, t) for (c, _), t in zip(caches, tokens)]) + a[width:]
         b = without.forward([(c, t) for (_, c), t in zip(caches, tokens)]) + b[width:]

@@ -21,8 +21,8 @@ For each model, with both engines at the same num_ctx (--prompt + --decode + a m
   --check     no timing: both engines' logits on the prompt and --check-steps greedy steps,
               compared step by step (the largest difference, and whether the tokens agree)
   variants    with --variants, the same figures for ours with fast prefill (ours/fast), for
-              ours with ggml's own products only (ours/ggml: without ollamakit's kernels), and
-              for either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
+              ours with ggml's own products only (ours/ggml: without ollamakit's kernels), for
+              ours without its Q4_K kernel only (ours/no-q4_k), and for either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
               llama.cpp+lora), each beside its plain engine
 
 Every run of an engine is a fresh subprocess, so the resident memory is that engine's alone and
@@ -57,9 +57,9 @@ import numpy as np
 
 ENGINES = ("ours", "llama.cpp")
 # Variants measured beside their plain engine when asked (--variants): fast prefill
-# (OLLAMAKIT_FAST_PREFILL), ggml's own products only (OLLAMAKIT_KERNELS=0), and each engine with
-# the model's seeded random LoRA adapter.
-VARIANTS = ("ours/fast", "ours/ggml", "ours+lora", "llama.cpp+lora")
+# (OLLAMAKIT_FAST_PREFILL), ggml's own products only (OLLAMAKIT_KERNELS=0), ours with every kernel
+# but the repacked Q4_K one, and each engine with the model's seeded random LoRA adapter.
+VARIANTS = ("ours/fast", "ours/ggml", "ours/no-q4_k", "ours+lora", "llama.cpp+lora")
 STREAMS = 4
 SHORT = 8  # tokens of the short prompt decode starts from
 MARGIN = 16  # cache positions beyond prompt + decode (the untimed warm-up step, slack)
@@ -191,6 +191,8 @@ def worker(args) -> dict:
     if args.worker == "ours/ggml":  # read when the ggml library loads, below
         os.environ["OLLAMAKIT_KERNELS"] = "0"
     engine = open_engine(args, num_ctx, adapter)
+    if args.worker == "ours/no-q4_k":
+        engine.runner.model.kernels = without_q4_k(engine.runner.model.kernels)
     engine.feed(engine.begin(), prompt)  # also pages the weights in
     result = {"base": base, "peak": proc_status("VmHWM")}
     if args.worker.startswith("ours"):
@@ -208,6 +210,17 @@ def worker(args) -> dict:
     if engine.batched:
         result["streams"] = streams_rate(engine, prompt, args.decode)
     return result
+
+
+def without_q4_k(kernels):
+    """ollamakit's kernels less the repacked Q4_K one (None stays None)."""
+    from ollamakit.lib.ggml import lib as L
+
+    if kernels is None:
+        return None
+    fewer = L.Kernels(kernels.handle, kernels.library)
+    fewer.products.pop(L.TYPE_Q4_K, None)
+    return fewer
 
 
 def streams_rate(engine, prompt: list[int], steps: int) -> float:
@@ -232,10 +245,15 @@ def streams_rounds(args, path) -> None:
     """``--streams-only``: our one stream against ``STREAMS`` streams, in turns in this process
     (the order swapped each round), a row per round as it ends. With ``--variants ours/ggml``,
     the same model loaded a second time without ollamakit's kernels (ggml's own products, as
-    ``OLLAMAKIT_KERNELS=0`` gives) is measured in the same rounds, in turns with the first."""
+    ``OLLAMAKIT_KERNELS=0`` gives) is measured in the same rounds, in turns with the first; with
+    ``ours/no-q4_k``, the same without the Q4_K kernel only."""
     prompt = [int(t) for t in np.random.default_rng(1).integers(200, 20000, STREAMS * SHORT)]
     num_ctx = STREAMS * SHORT + args.decode + MARGIN
     engines = {"ours": Ours(str(path), args.threads, num_ctx)}
+    if "ours/no-q4_k" in args.variants.split(","):
+        engines["ours/no-q4_k"] = Ours(str(path), args.threads, num_ctx)
+        model = engines["ours/no-q4_k"].runner.model
+        model.kernels = without_q4_k(model.kernels)
     if "ours/ggml" in args.variants.split(","):
         engines["ours/ggml"] = Ours(str(path), args.threads, num_ctx)
         engines["ours/ggml"].runner.model.kernels = None

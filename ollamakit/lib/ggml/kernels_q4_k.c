@@ -38,6 +38,12 @@ typedef struct {
     int16_t bsums[QK_K / 16];
 } block_q8_K;
 
+// With AVX-512 (BW and VNNI) a 512-bit register holds a 64-value run piece of all 8 rows;
+// otherwise two 256-bit ones hold 4 rows each.
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define WIDE 1
+#endif
+
 // acc + the products of 4 unsigned bytes of a by 4 signed bytes of b, per int32 lane (exact:
 // the bytes are nibbles and activations of at most 127)
 static inline __m256i add_byte_products(__m256i acc, __m256i a, __m256i b) {
@@ -51,25 +57,24 @@ static inline __m256i add_byte_products(__m256i acc, __m256i a, __m256i b) {
 #endif
 }
 
-// acc + the int16 pairs of a times those of b, per int32 lane
-static inline __m256i add_pair_products(__m256i acc, __m256i a, __m256i b) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpwssd_epi32(acc, a, b);
-#elif defined(__AVXVNNI__)
-    return _mm256_dpwssd_avx_epi32(acc, a, b);
+// The order in which the kernel's 8 float lanes hold the 8 rows: as they are where 512-bit
+// registers hold them all; otherwise what vphaddd leaves of two halves (its own inverse).
+#ifdef WIDE
+#define ROW_ORDER _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
 #else
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
-#endif
-}
-
-// The kernel's lanes hold the 8 rows in this order (what vphaddd leaves); it is its own inverse
 #define ROW_ORDER _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7)
+#endif
 
-// What a block gives every column: per pair of runs p, the two runs' scales as int16 pairs, for
-// rows 0-3 and 4-7 with each row in two lanes (as the products' lanes lie), and the minimums as
-// int16 pairs in ROW_ORDER; the rows' d and dmin as floats in ROW_ORDER.
+// What a block gives every column: per pair of runs p, the two runs' scales as int16 pairs,
+// each row in two int32 lanes as the products' lanes lie (rows 0-7 in 512 bits, or rows 0-3
+// and 4-7 in two 256-bit halves), and the minimums as int16 pairs in ROW_ORDER; the rows' d and
+// dmin as floats in ROW_ORDER.
 struct decoded {
+#ifdef WIDE
+    __m512i scales[4];
+#else
     __m256i scales[4][2];
+#endif
     __m256i mins[4];
     __m256 d, dmin;
 };
@@ -94,8 +99,6 @@ static inline __m256i pair_scales(const uint8_t *packed) {
 }
 
 static inline void decode(const block_q4_Kx8 *b, struct decoded *out) {
-    const __m256i first_four = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    const __m256i last_four = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
     // the low and the high run's bytes of each row side by side: scales, then minimums
     const __m256i pairs = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,
                                            0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
@@ -105,49 +108,58 @@ static inline void decode(const block_q4_Kx8 *b, struct decoded *out) {
         // per row r, int32 lane r: the low run's byte, then the high run's, as int16
         const __m256i scales = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(side_by_side));
         const __m256i mins = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(side_by_side, 1));
-        out->scales[p][0] = _mm256_permutevar8x32_epi32(scales, first_four);
-        out->scales[p][1] = _mm256_permutevar8x32_epi32(scales, last_four);
+#ifdef WIDE
+        const __m512i twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        out->scales[p] = _mm512_permutexvar_epi32(twice, _mm512_castsi256_si512(scales));
+#else
+        out->scales[p][0] = _mm256_permutevar8x32_epi32(scales, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+        out->scales[p][1] = _mm256_permutevar8x32_epi32(scales, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+#endif
         out->mins[p] = _mm256_permutevar8x32_epi32(mins, ROW_ORDER);
     }
     out->d = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)), ROW_ORDER);
     out->dmin = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)), ROW_ORDER);
 }
 
-// One pair of runs of the 8 rows times one column, in ROW_ORDER: low[h], high[h] hold the
-// products of rows 4h..4h+3 with the low and the high run (two lanes a row, each a sum of 16
-// products: within int16), weighted by the scales here
-static inline __m256i pair_sums(const __m256i low[2], const __m256i high[2], const __m256i scales[2]) {
-    __m256i rows[2];
-    for (int h = 0; h < 2; h++) {
-        const __m256i both = _mm256_blend_epi16(low[h], _mm256_slli_epi32(high[h], 16), 0xAA);
-        rows[h] = _mm256_madd_epi16(both, scales[h]);
+// The integer sums of pair p of runs of a block (qs: the pair's 256 bytes) with cols columns of
+// x (a constant where inlined, at most GROUP): per column, each row's low-run products times its
+// scale plus its high-run products times that scale, in ROW_ORDER. Each product lane sums 16
+// byte products, so it fits the int16 that the scales multiply.
+static inline __attribute__((always_inline)) void pair_products(
+    const uint8_t *qs, const struct decoded *dec, int p, const block_q8_K *const *x, int b,
+    int cols, __m256i *pair) {
+#ifdef WIDE
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    __m512i low[GROUP], high[GROUP];
+    for (int j = 0; j < cols; j++) low[j] = high[j] = _mm512_setzero_si512();
+    for (int t = 0; t < 4; t++) {
+        // bytes 8t..8t+7 of the pair's 32 in each of the 8 rows
+        const __m512i raw = _mm512_loadu_si512(qs + 64 * t);
+        const __m512i lo = _mm512_and_si512(raw, nibble);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+        for (int j = 0; j < cols; j++) {
+            int64_t a, c;
+            memcpy(&a, x[j][b].qs + 64 * p + 8 * t, 8);
+            memcpy(&c, x[j][b].qs + 64 * p + 32 + 8 * t, 8);
+            low[j] = _mm512_dpbusd_epi32(low[j], lo, _mm512_set1_epi64(a));
+            high[j] = _mm512_dpbusd_epi32(high[j], hi, _mm512_set1_epi64(c));
+        }
     }
-    return _mm256_hadd_epi32(rows[0], rows[1]);
-}
-
-// The weights stream from memory faster when asked for a few blocks ahead (as for Q6_K)
-#define PREFETCH_BLOCKS 2
-
-static inline void prefetch_block(const block_q4_Kx8 *b) {
-    for (size_t line = 0; line < sizeof *b; line += 64) _mm_prefetch((const char *)b + line, _MM_HINT_T0);
-}
-
-// The products of pair p of runs of block b (decoded in dec) with cols columns of x (a constant
-// where inlined, at most GROUP): per pair as gemm does (per_pair), or gathered in sums for the
-// block's end as gemv does.
-static inline __attribute__((always_inline)) void pair_by_columns(
-    const block_q4_Kx8 *block, const struct decoded *dec, int p, const block_q8_K *const *x,
-    int b, int cols, int per_pair, const __m256 *dx, const __m256 *dmin_x, __m256 *acc,
-    __m256 *acc_min, __m256i *sums, __m256i *min_sums) {
+    for (int j = 0; j < cols; j++) {
+        const __m512i both = _mm512_mask_blend_epi16(0xAAAAAAAA, low[j], _mm512_slli_epi32(high[j], 16));
+        const __m512i lanes = _mm512_madd_epi16(both, dec->scales[p]);
+        // each row's two lanes summed in the low half of its 64 bits, then those halves
+        pair[j] = _mm512_cvtepi64_epi32(_mm512_add_epi32(lanes, _mm512_srli_epi64(lanes, 32)));
+    }
+#else
     const __m256i nibble = _mm256_set1_epi8(0x0F);
     __m256i low[GROUP][2], high[GROUP][2];
     for (int j = 0; j < cols; j++) low[j][0] = low[j][1] = high[j][0] = high[j][1] = _mm256_setzero_si256();
     for (int t = 0; t < 4; t++) {
         // bytes 8t..8t+7 of the pair's 32 in each row: rows 0-3, then rows 4-7
-        const uint8_t *qs = block->qs + 256 * p + 64 * t;
         __m256i lo[2], hi[2];
         for (int h = 0; h < 2; h++) {
-            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 64 * t + 32 * h));
             lo[h] = _mm256_and_si256(raw, nibble);
             hi[h] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
         }
@@ -163,16 +175,39 @@ static inline __attribute__((always_inline)) void pair_by_columns(
         }
     }
     for (int j = 0; j < cols; j++) {
-        const __m256i pair = pair_sums(low[j], high[j], dec->scales[p]);
-        // the activations' sums of the pair's two runs, as an int16 pair
-        const int16_t *bs = x[j][b].bsums + 4 * p;
-        const uint32_t run_sums = (uint16_t)(bs[0] + bs[1]) | (uint32_t)(uint16_t)(bs[2] + bs[3]) << 16;
-        const __m256i mins = _mm256_madd_epi16(dec->mins[p], _mm256_set1_epi32((int)run_sums));
+        __m256i rows[2];
+        for (int h = 0; h < 2; h++) {
+            const __m256i both = _mm256_blend_epi16(low[j][h], _mm256_slli_epi32(high[j][h], 16), 0xAA);
+            rows[h] = _mm256_madd_epi16(both, dec->scales[p][h]);
+        }
+        pair[j] = _mm256_hadd_epi32(rows[0], rows[1]);
+    }
+#endif
+}
+
+// The weights stream from memory faster when asked for a few blocks ahead (as for Q6_K)
+#define PREFETCH_BLOCKS 2
+
+static inline void prefetch_block(const block_q4_Kx8 *b) {
+    for (size_t line = 0; line < sizeof *b; line += 64) _mm_prefetch((const char *)b + line, _MM_HINT_T0);
+}
+
+// The products of pair p of runs of block b (decoded in dec) with cols columns of x (a constant
+// where inlined, at most GROUP): per pair as gemm does (per_pair), or gathered in sums for the
+// block's end as gemv does.
+static inline __attribute__((always_inline)) void pair_by_columns(
+    const block_q4_Kx8 *block, const struct decoded *dec, int p, const block_q8_K *const *x,
+    const int32_t (*run_sums)[4], int b, int cols, int per_pair, const __m256 *dx,
+    const __m256 *dmin_x, __m256 *acc, __m256 *acc_min, __m256i *sums, __m256i *min_sums) {
+    __m256i pair[GROUP];
+    pair_products(block->qs + 256 * p, dec, p, x, b, cols, pair);
+    for (int j = 0; j < cols; j++) {
+        const __m256i mins = _mm256_madd_epi16(dec->mins[p], _mm256_set1_epi32(run_sums[j][p]));
         if (per_pair) {
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair), dx[j], acc[j]);
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair[j]), dx[j], acc[j]);
             acc_min[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), dmin_x[j], acc_min[j]);
         } else {
-            sums[j] = _mm256_add_epi32(sums[j], pair);
+            sums[j] = _mm256_add_epi32(sums[j], pair[j]);
             min_sums[j] = _mm256_add_epi32(min_sums[j], mins);
         }
     }
@@ -198,20 +233,25 @@ static inline __attribute__((always_inline)) void groups_by_columns(
             decode(block, &dec);
             __m256 dx[MOST_COLUMNS], dmin_x[MOST_COLUMNS];
             __m256i sums[MOST_COLUMNS], min_sums[MOST_COLUMNS];
+            int32_t run_sums[MOST_COLUMNS][4];  // per pair of runs, the activations' sums of each
             for (int j = 0; j < cols; j++) {
                 const __m256 d = _mm256_set1_ps(x[j][b].d);
                 dx[j] = _mm256_mul_ps(dec.d, d);
                 dmin_x[j] = _mm256_mul_ps(dec.dmin, d);
                 sums[j] = min_sums[j] = _mm256_setzero_si256();
+                // the sums of 16 added in pairs: each run's sum of 32, as int16 (within 32 * 127)
+                const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[j][b].bsums);
+                _mm_storeu_si128((__m128i *)run_sums[j],
+                                 _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1)));
             }
             for (int p = 0; p < 4; p++) {
                 // two calls, not a loop, so that each one's width is a constant
-                pair_by_columns(block, &dec, p, x, b, cols < GROUP ? cols : GROUP, gemm_cols > 0,
-                                dx, dmin_x, acc, acc_min, sums, min_sums);
+                pair_by_columns(block, &dec, p, x, run_sums, b, cols < GROUP ? cols : GROUP,
+                                gemm_cols > 0, dx, dmin_x, acc, acc_min, sums, min_sums);
                 if (cols > GROUP) {
                     const int j = GROUP;
-                    pair_by_columns(block, &dec, p, x + j, b, cols - j, gemm_cols > j, dx + j,
-                                    dmin_x + j, acc + j, acc_min + j, sums + j, min_sums + j);
+                    pair_by_columns(block, &dec, p, x + j, run_sums + j, b, cols - j, gemm_cols > j,
+                                    dx + j, dmin_x + j, acc + j, acc_min + j, sums + j, min_sums + j);
                 }
             }
             for (int j = gemm_cols; j < cols; j++) {
@@ -228,7 +268,6 @@ static inline __attribute__((always_inline)) void groups_by_columns(
 
 void ollamakit_mul_mat_q4_k(struct tensor *dst, int ith, int nth, void *userdata) {
     (void)userdata;
-    (void)add_pair_products;
     const struct tensor *w = dst->src[0], *x = dst->src[1];
     const int blocks = (int)(w->ne[0] / QK_K);
     const int64_t cols = x->ne[1];

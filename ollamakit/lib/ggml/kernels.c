@@ -1,27 +1,32 @@
-// ollamakit's own kernels, run by ggml's threads as custom operations: the Q4_1 product below,
-// and the float32 product, GELU and attention of the BERT encoders after it.
+// ollamakit's own kernels, run by ggml's threads as custom operations: the Q4_1 and Q5_1
+// products below, and the float32 product, GELU and attention of the BERT encoders after them.
 //
 // Products ggml computes one activation column at a time, computed several columns at a time.
 //
-// ggml multiplies a Q4_1 matrix by Q8_1 activations with ggml_vec_dot_q4_1_q8_1, one call per
-// (row, column): each call unpacks the row's nibbles and scales again. The kernel below does the
-// same arithmetic for a tile of rows and columns, unpacking each weight block once for all the
-// tile's columns. Every output is computed with exactly the operations of ggml's x86 vec_dot, in
-// the same order: per block, integer sums of four products in each of 8 lanes, a fused
-// multiply-add of the two scales' product into each lane, the min times the activations' sum
-// fused into a scalar; then ggml's horizontal sum plus that scalar. So each output is ggml's bit
-// for bit (checked at load time and by the tests), only sooner.
+// ggml multiplies a Q4_1 (Q5_1) matrix by Q8_1 activations with ggml_vec_dot_q4_1_q8_1
+// (ggml_vec_dot_q5_1_q8_1), one call per (row, column): each call unpacks the row's values and
+// scales again. The kernels below do the same arithmetic for a tile of rows and columns,
+// unpacking each weight block once for all the tile's columns. Every output is computed with
+// exactly the operations of ggml's x86 vec_dot, in the same order: per block, integer sums of
+// four products in each of 8 lanes, a fused multiply-add of the two scales' product into each
+// lane, the min times the activations' sum fused into a scalar; then ggml's horizontal sum plus
+// that scalar. So each output is ggml's bit for bit (checked at load time and by the tests),
+// only sooner. The two types differ only in the values: Q5_1 adds a fifth bit from its qh word.
 //
 // Built by `ollamakit build-ggml` for this CPU, beside ggml. Called by ggml as a custom operation
-// (ggml_custom_4d): dst = weight (src[0], Q4_1) times activations (src[1], Q8_1), float32.
+// (ggml_custom_4d): dst = weight (src[0], Q4_1 or Q5_1) times activations (src[1], Q8_1),
+// float32.
 
 #include "kernels.h"
+
+#include <string.h>
 
 size_t ollamakit_tensor_size(void) { return sizeof(struct tensor); }
 
 #ifdef OLLAMAKIT_KERNELS
 
 typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } block_q5_1;
 typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
 
 int ollamakit_kernels_supported(void) { return 1; }
@@ -37,11 +42,25 @@ static inline __m256 lane_sums(__m256i x, const int8_t *qy) {
     return _mm256_cvtepi32_ps(sums);
 }
 
-// rows x cols outputs; rows and cols are constants where it is inlined, so the tile stays in
-// registers
+// A Q5_1 block's 32 values, 0..31: the nibbles, and bit i of qh as 16 added to value i (ggml's
+// bytes_from_bits_32, masked to 0x10)
+static inline __m256i five_bit_values(const block_q5_1 *b) {
+    uint32_t qh;
+    memcpy(&qh, b->qh, sizeof qh);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)qh), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                      0x0101010101010101, 0x0000000000000000));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i high = _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nibbles(b->qs), high);
+}
+
+// rows x cols outputs of weights with `bits` bits a value (4: Q4_1, 5: Q5_1); rows, cols and
+// bits are constants where it is inlined, so the tile stays in registers
 static inline __attribute__((always_inline)) void tile(
     const char *w, size_t w_row, const char *x, size_t x_col, char *out, size_t out_col,
-    int blocks, int rows, int cols) {
+    int blocks, int rows, int cols, int bits) {
     __m256 acc[2][4];
     float summs[2][4];
     for (int i = 0; i < rows; i++) {
@@ -52,9 +71,15 @@ static inline __attribute__((always_inline)) void tile(
     }
     for (int b = 0; b < blocks; b++) {
         for (int i = 0; i < rows; i++) {
-            const block_q4_1 *wb = (const block_q4_1 *)(w + i * w_row) + b;
-            const float d = half(wb->d), m = half(wb->m);
-            const __m256i qx = nibbles(wb->qs);
+            float d, m;
+            __m256i qx;
+            if (bits == 5) {
+                const block_q5_1 *wb = (const block_q5_1 *)(w + i * w_row) + b;
+                d = half(wb->d), m = half(wb->m), qx = five_bit_values(wb);
+            } else {
+                const block_q4_1 *wb = (const block_q4_1 *)(w + i * w_row) + b;
+                d = half(wb->d), m = half(wb->m), qx = nibbles(wb->qs);
+            }
             for (int j = 0; j < cols; j++) {
                 const block_q8_1 *xb = (const block_q8_1 *)(x + j * x_col) + b;
                 summs[i][j] = __builtin_fmaf(m, half(xb->s), summs[i][j]);
@@ -73,8 +98,8 @@ static inline __attribute__((always_inline)) void tile(
 #define TILE_ROWS 2
 #define TILE_COLS 4
 
-void ollamakit_mul_mat_q4_1(struct tensor *dst, int ith, int nth, void *userdata) {
-    (void)userdata;
+static inline __attribute__((always_inline)) void mul_mat(struct tensor *dst, int ith, int nth,
+                                                          int bits) {
     const struct tensor *w = dst->src[0], *x = dst->src[1];
     const int blocks = (int)(w->ne[0] / 32);
     const int64_t n = w->ne[1], cols = x->ne[1];
@@ -89,13 +114,15 @@ void ollamakit_mul_mat_q4_1(struct tensor *dst, int ith, int nth, void *userdata
             const char *wr = (const char *)w->data + r * w->nb[1];
             char *o = oc + r * sizeof(float);
             if (last - r >= TILE_ROWS && width == TILE_COLS) {
-                tile(wr, w->nb[1], xc, x->nb[1], o, dst->nb[1], blocks, TILE_ROWS, TILE_COLS);
+                tile(wr, w->nb[1], xc, x->nb[1], o, dst->nb[1], blocks, TILE_ROWS, TILE_COLS,
+                     bits);
             } else {
                 const int height = last - r < TILE_ROWS ? (int)(last - r) : TILE_ROWS;
                 for (int i = 0; i < height; i++) {
                     for (int j = 0; j < width; j++) {
                         tile(wr + i * w->nb[1], w->nb[1], xc + j * x->nb[1], x->nb[1],
-                             o + i * sizeof(float) + j * dst->nb[1], dst->nb[1], blocks, 1, 1);
+                             o + i * sizeof(float) + j * dst->nb[1], dst->nb[1], blocks, 1, 1,
+                             bits);
                     }
                 }
             }
@@ -103,11 +130,25 @@ void ollamakit_mul_mat_q4_1(struct tensor *dst, int ith, int nth, void *userdata
     }
 }
 
+void ollamakit_mul_mat_q4_1(struct tensor *dst, int ith, int nth, void *userdata) {
+    (void)userdata;
+    mul_mat(dst, ith, nth, 4);
+}
+
+void ollamakit_mul_mat_q5_1(struct tensor *dst, int ith, int nth, void *userdata) {
+    (void)userdata;
+    mul_mat(dst, ith, nth, 5);
+}
+
 #else  // other CPUs: ggml's own products (their vec_dot sums in another order)
 
 int ollamakit_kernels_supported(void) { return 0; }
 
 void ollamakit_mul_mat_q4_1(struct tensor *dst, int ith, int nth, void *userdata) {
+    (void)dst, (void)ith, (void)nth, (void)userdata;
+}
+
+void ollamakit_mul_mat_q5_1(struct tensor *dst, int ith, int nth, void *userdata) {
     (void)dst, (void)ith, (void)nth, (void)userdata;
 }
 

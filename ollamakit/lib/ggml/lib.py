@@ -33,7 +33,7 @@ MAX_THREADS = 512
 
 # enum ggml_type (ggml.h): the types the engine names itself.
 TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_I32, TYPE_I64 = 0, 1, 8, 26, 27
-TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q8_1 = 2, 3, 6, 9
+TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_1 = 2, 3, 6, 7, 9
 TYPE_Q2_K, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K, TYPE_IQ4_NL, TYPE_MXFP4 = 10, 12, 14, 15, 20, 39
 N_TASKS_MAX = -1  # a custom operation run by every thread of the pool
 ROPE_NORMAL, ROPE_NEOX = 0, 2
@@ -294,8 +294,8 @@ class Kernels:
         self.handle = handle  # keeps the library loaded while ggml may call into it
         self.library = library  # the ggml whose products the kernels must equal
         self.mul_mat_q4_1 = _function(handle.ollamakit_mul_mat_q4_1)
-        # By weight type. ggml multiplies Q4_1 a column at a time, so its kernel pays at any
-        # width; Q6_K too, up to 7 columns (from 8, ggml's own tiled K-quant products take it,
+        # By weight type. ggml multiplies Q4_1 and Q5_1 a column at a time, so their kernels
+        # pay at any width; Q6_K too, up to 7 columns (from 8, ggml's own tiled K-quant products take it,
         # or from 1 where GGML_CPU_TILED_MM_FORCE says so). Q8_0 and Q5_0 go to llamafile's
         # tiled products, which repeat only a sign flip per column: their kernels pay where the
         # weights stream from memory, in steps of a few sequences decoding together, and prompts
@@ -304,6 +304,7 @@ class Kernels:
         # interleaved blocks once for every 4 columns with fewer operations a value.
         self.products = {
             TYPE_Q4_1: Product(TYPE_Q8_1, self.mul_mat_q4_1, None),
+            TYPE_Q5_1: Product(TYPE_Q8_1, _function(handle.ollamakit_mul_mat_q5_1), None),
             TYPE_Q8_0: Product(TYPE_Q8_0, _function(handle.ollamakit_mul_mat_q8_0), Q0_MOST_ROWS),
             TYPE_Q5_0: Product(TYPE_Q8_0, _function(handle.ollamakit_mul_mat_q5_0), Q0_MOST_ROWS),
             TYPE_Q6_K: Product(TYPE_Q8_K, _function(handle.ollamakit_mul_mat_q6_k), 7),

@@ -227,13 +227,13 @@ def kernels(backend):
     return backend.lib.kernels
 
 
-KERNEL_TYPES = ("Q4_1", "Q8_0", "Q5_0", "Q6_K", "Q4_K")
+KERNEL_TYPES = ("Q4_1", "Q5_1", "Q8_0", "Q5_0", "Q6_K", "Q4_K")
 
 
 @pytest.mark.parametrize("ggml_type", KERNEL_TYPES)
 def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
     """Every shape of tile the kernel has (full tiles, odd rows, 1 to 3 spare columns), against
-    ggml's own product on the same inputs (vec_dot for Q4_1 and Q6_K, llamafile's tinyBLAS for
+    ggml's own product on the same inputs (vec_dot for Q4_1, Q5_1 and Q6_K, llamafile's tinyBLAS for
     Q8_0 and Q5_0, the repacked gemm and gemv for Q4_K, whose weights lie repacked as the engine
     loads them), compared as bits, for every width of step the engine gives the kernel and the
     widths just outside."""

@@ -488,11 +488,11 @@ class GraphTransformer:
         return out
 
     def _product(self, step, weight, x):
-        """``mul_mat(weight, x)``; for a Q4_1, Q8_0, Q5_0, Q6_K or (repacked) Q4_K weight and a
-        step of as many rows as its kernel takes, by ollamakit's kernel (``kernels*.c``: ggml's
-        sums bit for bit, several rows of ``x`` per weight block read, used once a check on this
-        CPU found them so) on ``x`` rounded by ggml as its own product rounds it. A kernel reads
-        the weight in one layout: the file's blocks, or ggml's repacked ones."""
+        """``mul_mat(weight, x)``; for a Q4_1, Q5_1, Q8_0, Q5_0, Q6_K or (repacked) Q4_K weight
+        and a step of as many rows as its kernel takes, by ollamakit's kernel (``kernels*.c``:
+        ggml's sums bit for bit, several rows of ``x`` per weight block read, used once a check
+        on this CPU found them so) on ``x`` rounded by ggml as its own product rounds it. A
+        kernel reads the weight in one layout: the file's blocks, or ggml's repacked ones."""
         struct = L.tensor(weight)
         rows = L.tensor(x).ne[1]
         kernel = None if self.kernels is None else self.kernels.product(struct.type)

@@ -78,8 +78,8 @@ def cpu_signature() -> str:
     return f"{SOURCE_VERSION}-{platform.machine()}-{digest}"
 
 
-# ollamakit's kernels: Q4_1 (kernels.c), Q8_0 and Q5_0 (kernels_q0.c), Q6_K (kernels_q6_k.c),
-# Q4_K as ggml repacks it (kernels_q4_k.c), and what they share (kernels.h)
+# ollamakit's kernels: Q4_1 and Q5_1 (kernels.c), Q8_0 and Q5_0 (kernels_q0.c), Q6_K
+# (kernels_q6_k.c), Q4_K as ggml repacks it (kernels_q4_k.c), and what they share (kernels.h)
 KERNEL_SOURCES = tuple(
     Path(__file__).with_name(n)
     for n in ("kernels.c", "kernels_q0.c", "kernels_q6_k.c", "kernels_q4_k.c")

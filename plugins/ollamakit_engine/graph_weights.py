@@ -81,9 +81,14 @@ class LayerTensors:
 
 # Projections multiplied by mul_mat (not the embedding, which is read by rows) whose type the CPU
 # backend repacks on x86 (ggml-cpu/repack.cpp picks the kernel by type and CPU).
-# The experts' 3-D tensors too: the repacked kernels run mul_mat_id over them.
+# The experts' 3-D tensors too: the repacked kernels run mul_mat_id over them. llama.cpp repacks
+# every such weight, so a projection left out here (deepseek2's low-rank query and latent maps,
+# the shared experts) is summed in another order than llama.cpp's: 1e-6 apart, which the next
+# product's 8-bit rounding of its input can widen to 0.06 in the logits. Not attn_k_b/attn_v_b:
+# 3-D weights of a mul_mat, which ggml's repacked kernels do not take.
 REPACKED_NAMES = re.compile(
-    r"^(blk\.\d+\.(attn_[qkv]|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down|ffn_(gate|up|down)_exps)|output)\.weight$"
+    r"^(blk\.\d+\.(attn_[qkv]|attn_qkv|attn_output|attn_q_[ab]|attn_kv_a_mqa"
+    r"|ffn_gate|ffn_up|ffn_down|ffn_(gate|up|down)_(exps|shexp))|output)\.weight$"
 )
 F32, F16 = 0, 1  # ggml types of the tensors derived at load
 REPACK_AVX2 = {2, 12, 20, 39}  # Q4_0, Q4_K, IQ4_NL, MXFP4

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ollamakit.errors import InvalidModelFile
 
 # Upper bounds that no real model reaches; they stop a corrupt file from sizing huge arrays.
@@ -514,16 +516,12 @@ def deepseek2(m: Metadata) -> HParams:
         head_dim_mla, head_dim_v_mla = params["head_dim"], params["head_dim_v"]
     if head_dim_mla <= rope_dim:
         raise InvalidModelFile(f"{m.arch}: heads of {head_dim_mla} leave no room beside rope")
-    factor = 1.0 / params["rope_scale"]
-    log_mul = m.float("rope.scaling.yarn_log_multiplier", 0.0) / 0.1  # the converter's 0.1 undone
-    # As llama.cpp computes it: with the file's multiplier (deepseek's mscale_all_dim, which is
-    # also its mscale) YaRN's magnitude correction of rope is cancelled, and the magnitude goes
-    # to the attention scores instead, squared.
-    attn_factor = m.float("rope.scaling.attn_factor", 1.0)
-    if params.get("rope_ext_factor"):
-        attn_factor *= (1.0 if log_mul else _mscale(factor, 1.0)) / (1.0 + 0.1 * math.log(factor))
-    magnitude = (
-        attn_factor * (1.0 + 0.1 * math.log(factor)) * (1.0 + 0.1 * log_mul * math.log(factor))
+    rope_attn_factor, attn_scale = _latent_scales(
+        params["rope_scale"],
+        m.float("rope.scaling.yarn_log_multiplier", 0.0),
+        m.float("rope.scaling.attn_factor", 1.0),
+        bool(params.get("rope_ext_factor")),
+        head_dim_mla,
     )
     gating = m.raw("expert_gating_func")
     if gating is None:  # files before the key: deepseek-v2's softmax (glm-4.7-flash: sigmoid)
@@ -538,8 +536,8 @@ def deepseek2(m: Metadata) -> HParams:
         q_lora_rank=m.int("attention.q_lora_rank", 0, low=0),
         head_dim_mla=head_dim_mla,
         head_dim_v_mla=head_dim_v_mla,
-        rope_attn_factor=attn_factor,
-        attn_scale=magnitude * magnitude / math.sqrt(head_dim_mla),
+        rope_attn_factor=rope_attn_factor,
+        attn_scale=attn_scale,
         n_layer_dense_lead=m.int("leading_dense_block_count", 0, low=0, high=n_layer),
         n_expert_shared=m.int("expert_shared_count", 0, low=0, high=MAX_EXPERTS),
         expert_gating=EXPERT_GATING[gating],
@@ -552,8 +550,39 @@ def deepseek2(m: Metadata) -> HParams:
     return HParams(**params)
 
 
-def _mscale(factor: float, multiplier: float) -> float:
-    return 1.0 if factor <= 1.0 else 0.1 * multiplier * math.log(factor) + 1.0
+def _latent_scales(
+    rope_scale: float, log_mul: float, attn_factor: float, yarn: bool, head_dim_mla: int
+) -> tuple[float, float]:
+    """deepseek2's rope magnitude and attention scale, computed as llama.cpp computes them: with
+    the file's multiplier (deepseek's mscale_all_dim, which is also its mscale) YaRN's magnitude
+    correction of rope is cancelled, and the magnitude goes to the attention scores instead,
+    squared. In float32, one operation at a time in llama.cpp's order: the scale is an operand of
+    every score, and a float64 one a few units of the last place away (0.11472139 against
+    0.11472137 for deepseek-v2-lite's YaRN) moves a prompt's attention by 1e-6, which the next
+    products' 8-bit rounding of their inputs widens to 0.1 in the logits."""
+    f, one, tenth = np.float32, np.float32(1), np.float32(0.1)
+
+    def log(x):  # logf: the float64 logarithm rounded, as glibc's logf gives it
+        return f(math.log(float(x)))
+
+    freq_scale = one / f(1.0 / rope_scale) if rope_scale != 1.0 else one
+    factor = one / freq_scale
+    log_mul = f(log_mul) / tenth  # the converter's 0.1 undone
+
+    def mscale(multiplier):
+        return one if factor <= one else f(tenth * multiplier) * log(factor) + one
+
+    rope_factor = one
+    if yarn:
+        # llama.cpp's ratio of mscale to mscale_all_dim: 1 for deepseek2, whose are equal
+        rope_factor = one if log_mul else mscale(one)
+        rope_factor = rope_factor * (one / (one + tenth * log(factor)))
+    rope_factor = rope_factor * f(attn_factor)
+    growth = log(one / freq_scale)
+    magnitude = rope_factor * (one + tenth * growth)
+    magnitude = magnitude * (one + f(tenth * log_mul) * growth)
+    scale = one * magnitude * magnitude / f(math.sqrt(head_dim_mla))
+    return float(rope_factor), float(scale)
 
 
 GEMMA2_WINDOW = 4096  # gemma2's window when the file does not give one

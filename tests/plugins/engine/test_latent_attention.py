@@ -1,6 +1,7 @@
 """deepseek2's multi-head latent attention on the graph engine: the compressed cache (one row
 of latent and rope key per position), older files with only ``attn_kv_b``, the context shift
-and quantized caches over that row. Agreement with llama.cpp is ``test_architectures.py``'s."""
+and quantized caches over that row. Agreement with llama.cpp is ``test_architectures.py``'s,
+and here, bit for bit, on quantized low-rank and shared-expert maps (``record_latent_logits``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from ollamakit_ggml import GgmlBackend
 from ollamakit.errors import BadRequest
 from ollamakit.lib.gguf import GGUFFile
 from ollamakit.testing import architectures as fixtures
+from ollamakit.testing.agreement import cpu
 from ollamakit.testing.gguf_factory import make_gguf
+from ollamakit.testing.reference import reference_answers
+
+from . import record_latent_logits
 
 PROMPT = fixtures.prompt_ids(fixtures.PROMPTS[2])
 
@@ -179,3 +184,47 @@ def test_a_shared_prefix_is_copied_as_its_rows(tmp_path):
     after_copy = runner.forward([(target, PROMPT[20:24])])[0]
     fresh = runner.forward([(runner.new_cache(64), PROMPT[:24])])[0]
     np.testing.assert_allclose(after_copy, fresh, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def quantized_maps(tmp_path_factory):
+    """``record_latent_logits``'s model (Q4_K query, latent and shared-expert maps at width 256,
+    deepseek-v2-lite's YaRN), the very file llama.cpp ran."""
+    document = reference_answers("llamacpp-latent-q4k.json")
+    here = cpu()
+    if document["cpu"]["flags"] != here["flags"] or document["cpu"]["machine"] != here["machine"]:
+        pytest.fail(
+            f"the recorded logits come from a {document['cpu']['model']} with "
+            f"{document['cpu']['flags']}; this CPU has {here['flags']}: record them again "
+            f"with record_latent_logits.py"
+        )
+    path = record_latent_logits.build(tmp_path_factory.mktemp("latent-q4k"))
+    assert fixtures.sha256(path) == document["sha256"], "not the file llama.cpp ran"
+    runner = load(path, kv_cache_type="f16")
+    yield runner, document["answers"]
+    runner.close()
+
+
+def test_quantized_low_rank_maps_give_llamacpps_logits_bit_for_bit(quantized_maps):
+    """llama.cpp repacks every 2-D Q4_K weight of a product, deepseek2's ``attn_q_a``,
+    ``attn_kv_a_mqa`` and shared experts included, and its repacked kernels sum a prompt's rows
+    in another order than ggml's plain product: left in the file's layout, they put a 16-token
+    prompt's logits 0.05 from llama.cpp's (the next products' 8-bit rounding of their inputs
+    widens a 1e-6 difference). Float16 cache and flash attention in both, as the server runs."""
+    runner, answers = quantized_maps
+    for answer in answers:
+        logits = runner.forward([(runner.new_cache(record_latent_logits.NUM_CTX), answer["ids"])])
+        np.testing.assert_array_equal(
+            np.asarray(logits[0], np.float32), np.asarray(answer["logits"], np.float32)
+        )
+
+
+def test_the_attention_scale_and_rope_magnitude_are_llamacpps_float32_ones(quantized_maps):
+    """llama.cpp computes both in float32, an operation at a time; the float64 ones are a few
+    units of the last place away (0.28100887 against 0.28100884 here), which moves every
+    attention score. The values are llama.cpp's for this file: ``flash_attn_ext``'s scale and
+    ``rope_ext``'s attn_factor in its graph, read through llama-cpp-python's ``cb_eval``
+    (0.11472137 for deepseek-v2-lite's heads of 192, which ``bench_engine --check`` runs)."""
+    hp = quantized_maps[0].model.hp
+    assert np.float32(hp.attn_scale).view(np.uint32) == 0x3E8FE064  # 0.28100884
+    assert np.float32(hp.rope_attn_factor).view(np.uint32) == 0x3F3B035C  # 0.73052

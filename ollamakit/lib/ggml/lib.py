@@ -77,6 +77,22 @@ class ThreadpoolParams(ctypes.Structure):
 
 
 ABORT_CALLBACK = ctypes.CFUNCTYPE(BOOL, P)
+
+
+class Cplan(ctypes.Structure):
+    """``struct ggml_cplan`` (ggml-cpu.h): how one graph runs on the CPU, and its work buffer."""
+
+    _fields_ = [
+        ("work_size", SIZE),
+        ("work_data", P),
+        ("n_threads", INT),
+        ("threadpool", P),
+        ("abort_callback", ABORT_CALLBACK),
+        ("abort_callback_data", P),
+        ("use_ref", BOOL),
+    ]
+
+
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, INT, ctypes.c_char_p, P)
 LOG_LEVEL_WARN = 3
 
@@ -158,12 +174,6 @@ _SIGNATURES = {
     # ollamakit's own kernels (kernels.c), run by ggml's threads as custom operations
     "ggml_custom_4d": (P, [P, INT, I64, I64, I64, I64, ctypes.POINTER(P), INT, P, INT, P]),
     # backends, buffers and the graph allocator
-    "ggml_backend_cpu_init": (P, []),
-    "ggml_backend_cpu_set_n_threads": (None, [P, INT]),
-    "ggml_backend_cpu_set_threadpool": (None, [P, P]),
-    "ggml_backend_cpu_set_abort_callback": (None, [P, ABORT_CALLBACK, P]),
-    "ggml_backend_free": (None, [P]),
-    "ggml_backend_graph_compute": (INT, [P, P]),
     "ggml_backend_cpu_buffer_type": (P, []),
     "ggml_backend_cpu_buffer_from_ptr": (P, [P, SIZE]),
     "ggml_backend_alloc_ctx_tensors_from_buft": (P, [P, P]),
@@ -177,6 +187,8 @@ _SIGNATURES = {
     "ggml_gallocr_free": (None, [P]),
     "ggml_gallocr_alloc_graph": (BOOL, [P, P]),
     "ggml_gallocr_get_buffer_size": (SIZE, [P, INT]),
+    "ggml_graph_plan": (Cplan, [P, INT, P]),
+    "ggml_graph_compute": (INT, [P, ctypes.POINTER(Cplan)]),
     "ggml_threadpool_params_default": (ThreadpoolParams, [INT]),
     "ggml_threadpool_new": (P, [ctypes.POINTER(ThreadpoolParams)]),
     "ggml_threadpool_free": (None, [P]),

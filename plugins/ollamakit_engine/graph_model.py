@@ -498,7 +498,7 @@ class GraphTransformer:
         kernel = None if self.kernels is None else self.kernels.product(struct.type)
         if (
             kernel is None
-            or not KERNEL_MIN_ROWS <= rows <= (kernel.most_rows or rows)
+            or not kernel.fewest_rows <= rows <= (kernel.most_rows or rows)
             or (weight in self.t.repacked) != kernel.repacked
             or not _contiguous(L.tensor(x))
         ):
@@ -607,9 +607,6 @@ class GraphTransformer:
 # activation column at a time (ggml_vec_dot), rounding the activations to Q8_1.
 DENSE_TYPES = {3, 7}  # Q4_1, Q5_1
 DENSE_MIN_ROWS = 32
-# Steps of this many rows or more multiply Q4_1 matrices with ollamakit's kernel; a single row
-# (one decoding sequence) gains nothing from reading a block for several.
-KERNEL_MIN_ROWS = 2
 
 
 def dense_prefill_weights(tensors: ModelTensors) -> frozenset[int]:

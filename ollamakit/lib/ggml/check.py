@@ -22,7 +22,9 @@ WIDTH = 512  # values a weight row: whole blocks of every type (K-quants take 25
 COUNT = 19  # weight rows: odd, so the kernels' tiles and the threads' shares have remainders
 # ggml repacks only matrices of whole groups of 8 rows; 3 groups: one past its tiles of 16 rows
 REPACKED_COUNT = 24
-STEP_ROWS = (2, 5)  # activation rows: the fewest a kernel takes, and a tile of 4 with one spare
+# activation rows: one (for a kernel that takes single rows), the fewest most kernels take, and
+# a tile of 4 with one spare
+STEP_ROWS = (1, 2, 5)
 # Each output is one thread's work in ggml's products and in the kernels, so the thread count
 # changes no bit; one thread keeps the check under a millisecond even on a busy machine.
 THREADS = 1
@@ -42,7 +44,7 @@ def agrees(lib, weight_type: int, product: L.Product) -> bool:
     compute = Compute(lib, pool, THREADS)
     try:
         for rows in STEP_ROWS:
-            if product.most_rows is not None and rows > product.most_rows:
+            if rows < product.fewest_rows or rows > (product.most_rows or rows):
                 continue
             activations = rng.standard_normal((rows, WIDTH)).astype(np.float32)
             activations[:, rng.integers(0, WIDTH, 3)] *= 40  # outliers, as real activations have

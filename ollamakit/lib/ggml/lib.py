@@ -268,14 +268,17 @@ Q4_K_MOST_ROWS = 8  # the widest step the repacked Q4_K kernel takes (measured: 
 
 class Product(NamedTuple):
     """One of ollamakit's kernels: the weight times the activations rounded to ``activations``
-    (the type ggml's own product rounds them to), for steps of up to ``most_rows`` rows (None:
-    any); a ``repacked`` kernel reads the weight as the CPU backend's repacking buffer stores it
-    (``Library.repack_buffer_type``), any other the file's own blocks."""
+    (the type ggml's own product rounds them to), for steps of ``fewest_rows`` to ``most_rows``
+    rows (None: any); a ``repacked`` kernel reads the weight as the CPU backend's repacking
+    buffer stores it (``Library.repack_buffer_type``), any other the file's own blocks."""
 
     activations: int
     function: int
     most_rows: int | None
     repacked: bool = False
+    # Most kernels pay only where a block read serves several rows; a single row (one decoding
+    # sequence) stays ggml's unless the kernel is faster there too.
+    fewest_rows: int = 2
 
     def multiply(self, step, weight: int, x: int) -> int:
         """``weight`` times ``x`` (float32, contiguous) in ``step``'s graph: ``x`` rounded by ggml
@@ -313,7 +316,8 @@ class Kernels:
         # weights stream from memory, in steps of a few sequences decoding together, and prompts
         # keep llamafile's tiles. Q4_K lies repacked, 8 rows interleaved, and ggml multiplies it
         # with its gemm per 4 columns and its gemv per column left over: its kernel reads the
-        # interleaved blocks once for every 4 columns with fewer operations a value.
+        # interleaved blocks once for every 4 columns with fewer operations a value, and is
+        # faster than ggml's gemv for a single column too (performance.md), so it takes that.
         self.products = {
             TYPE_Q4_1: Product(TYPE_Q8_1, self.mul_mat_q4_1, None),
             TYPE_Q5_1: Product(TYPE_Q8_1, _function(handle.ollamakit_mul_mat_q5_1), None),
@@ -321,7 +325,11 @@ class Kernels:
             TYPE_Q5_0: Product(TYPE_Q8_0, _function(handle.ollamakit_mul_mat_q5_0), Q0_MOST_ROWS),
             TYPE_Q6_K: Product(TYPE_Q8_K, _function(handle.ollamakit_mul_mat_q6_k), 7),
             TYPE_Q4_K: Product(
-                TYPE_Q8_K, _function(handle.ollamakit_mul_mat_q4_k), Q4_K_MOST_ROWS, repacked=True
+                TYPE_Q8_K,
+                _function(handle.ollamakit_mul_mat_q4_k),
+                Q4_K_MOST_ROWS,
+                repacked=True,
+                fewest_rows=1,
             ),
         }
         if os.environ.get("GGML_CPU_TILED_MM_FORCE", "").strip() == "1":

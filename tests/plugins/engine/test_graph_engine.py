@@ -235,9 +235,9 @@ def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
     """Every shape of tile the kernel has (full tiles, odd rows, 1 to 3 spare columns), against
     ggml's own product on the same inputs (vec_dot for Q4_1, Q5_1 and Q6_K, llamafile's tinyBLAS for
     Q8_0 and Q5_0, the repacked gemm and gemv for Q4_K, whose weights lie repacked as the engine
-    loads them), compared as bits, for every width of step the engine gives the kernel and the
-    widths just outside."""
-    from ollamakit_engine.graph_model import KERNEL_MIN_ROWS, GraphTransformer
+    loads them), compared as bits, for every width of step the engine gives the kernel (from one
+    row where the kernel takes single rows) and the widths just outside."""
+    from ollamakit_engine.graph_model import GraphTransformer
     from ollamakit_quant.encode import encode
 
     from ollamakit.lib.ggml import lib as L
@@ -255,9 +255,10 @@ def test_the_kernels_give_ggml_products_bit_for_bit(backend, ggml_type):
     blocks = encode(weights.view(np.uint8).reshape(-1), "F32", ggml_type)
     model = GraphTransformer.__new__(GraphTransformer)  # only its product is used here
     compute = Compute(lib, backend.threadpool(2), 2)
-    widths = [r for r in (2, 3, 4, 5, 6, 7, 8, 9, 11, 40) if r <= (kernel.most_rows or r)]
-    assert KERNEL_MIN_ROWS == 2 and widths[-1] == (kernel.most_rows or 40)
-    left_to_ggml = [1] + ([kernel.most_rows + 1] if kernel.most_rows else [])
+    most = kernel.most_rows or 40
+    widths = [r for r in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 40) if kernel.fewest_rows <= r <= most]
+    assert widths[0] == kernel.fewest_rows and widths[-1] == most
+    left_to_ggml = [r for r in (kernel.fewest_rows - 1, most + 1) if r > 0 and r <= 40]
     for rows in widths + left_to_ggml:
         weights_memory, tensors = Tensors(lib, 1), Tensors(lib, 1)
         w, x = weights_memory.new(weight_type, width, count), tensors.new(L.TYPE_F32, width, rows)

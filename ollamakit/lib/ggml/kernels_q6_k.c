@@ -9,7 +9,7 @@
 // horizontal sum at the end. The lanes are exact integers, so gathering them in another order
 // (here: started at the offset term, each run's products added by vpdpwssd where the CPU has
 // VNNI) gives the same integers, and the float operations that follow are ggml's, in its order:
-// each output is ggml's bit for bit. The block is decoded once for all the tile's columns.
+// each output is ggml's bit for bit. The block is decoded once for up to 7 columns.
 // ggml takes products of 8 columns and more to its own tiled K-quant kernels (ggml-cpu/tiled),
 // so the engine gives this kernel steps of 2 to 7 rows only.
 
@@ -89,6 +89,7 @@ static inline void prefetch_block(const block_q6_K *b) {
 
 #define CHUNK_ROWS 8  // weight rows (about 13 KiB each for Qwen2.5's FFN) kept in cache while
                       // every group of columns passes
+#define MOST_COLUMNS 7  // columns a pass over the weights takes (from 8, ggml's tiled products)
 
 // rows [first, last) of the weights times cols columns (a constant where inlined), a row at a
 // time: the weights stream in the order they lie
@@ -98,7 +99,7 @@ static inline __attribute__((always_inline)) void rows_by_columns(
     struct decoded dec;
     for (int64_t r = first; r < last; r++) {
         const block_q6_K *row = (const block_q6_K *)(w + r * w_row);
-        __m256 acc[4];
+        __m256 acc[MOST_COLUMNS];
         for (int j = 0; j < cols; j++) acc[j] = _mm256_setzero_ps();
         for (int b = 0; b < blocks; b++) {
             prefetch_block(row + b + PREFETCH_BLOCKS);
@@ -131,9 +132,9 @@ void ollamakit_mul_mat_q6_k(struct tensor *dst, int ith, int nth, void *userdata
     thread_rows(w->ne[1], CHUNK_ROWS, ith, nth, &first, &last);
     for (int64_t r = first; r < last; r += CHUNK_ROWS) {
         const int64_t stop = r + CHUNK_ROWS < last ? r + CHUNK_ROWS : last;
-        for (int64_t col = 0; col < cols; col += 4) {
-            const int width = cols - col < 4 ? (int)(cols - col) : 4;
-            const block_q8_K *xs[4];
+        for (int64_t col = 0; col < cols; col += MOST_COLUMNS) {
+            const int width = cols - col < MOST_COLUMNS ? (int)(cols - col) : MOST_COLUMNS;
+            const block_q8_K *xs[MOST_COLUMNS];
             for (int j = 0; j < width; j++) {
                 xs[j] = (const block_q8_K *)((const char *)x->data + (col + j) * x->nb[1]);
             }
@@ -144,7 +145,10 @@ void ollamakit_mul_mat_q6_k(struct tensor *dst, int ith, int nth, void *userdata
             case 1: rows_by_columns(wd, nb1, r, stop, xs, 1, blocks, out, on); break;
             case 2: rows_by_columns(wd, nb1, r, stop, xs, 2, blocks, out, on); break;
             case 3: rows_by_columns(wd, nb1, r, stop, xs, 3, blocks, out, on); break;
-            default: rows_by_columns(wd, nb1, r, stop, xs, 4, blocks, out, on); break;
+            case 4: rows_by_columns(wd, nb1, r, stop, xs, 4, blocks, out, on); break;
+            case 5: rows_by_columns(wd, nb1, r, stop, xs, 5, blocks, out, on); break;
+            case 6: rows_by_columns(wd, nb1, r, stop, xs, 6, blocks, out, on); break;
+            default: rows_by_columns(wd, nb1, r, stop, xs, 7, blocks, out, on); break;
             }
         }
     }

@@ -26,6 +26,23 @@ scheduler does. Its decode rate is set beside 64 steps from the same prompt leng
 llama-cpp-python has no context shift of its own, so this one is ours alone.
 
 ``--plot`` writes an SVG of decode tokens/s against context length for both engines.
+
+Piecewise and resumable (a 32k prompt on Qwen2.5 takes about half an hour per engine):
+``--results FILE`` appends every measurement to FILE as it completes (a JSON list, written
+atomically) and skips the ones FILE already holds (``--repeats`` of them for a model, cache type,
+length and engine), so an interrupted run goes on where it stopped, and ``--engines`` picks one
+engine, so each invocation can be one piece. ``--summary FILE`` measures nothing: it prints the
+side-by-side table of everything in FILE (each figure the best of its runs, with the runs' load
+averages) and, with ``--plot``, draws the plot from the same records. ``docs/context-speed.json``
+holds the figures behind ``docs/context-speed.svg``:
+
+    .venv/bin/python benchmarks/bench_context.py --models qwen --lengths 1024,32768 --caches f16 \
+        --engines ours --repeats 1 --shift-ctx 0 --results docs/context-speed.json
+    .venv/bin/python benchmarks/bench_context.py --models qwen --lengths 1024,32768 --caches f16 \
+        --engines llama.cpp --repeats 1 --shift-ctx 0 --results docs/context-speed.json
+    ... the same with --caches q8_0 ...
+    .venv/bin/python benchmarks/bench_context.py --summary docs/context-speed.json \
+        --plot docs/context-speed.svg
 """
 
 from __future__ import annotations
@@ -36,7 +53,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections import defaultdict
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -132,9 +152,124 @@ def run(kind: str, engine: str, path, length: int, args, cache: str) -> dict:
 
 
 def best(runs: list[dict]) -> dict:
+    """Each figure's best over ``runs`` (None where no run has it: a transcribed record)."""
+    keys = ("prefill", "decode", "peak", "row") if "prefill" in runs[0] else tuple(runs[0])
+    figures = {}
+    for name in keys:
+        values = [run[name] for run in runs if run.get(name) is not None]
+        figures[name] = (min if name in ("peak", "row") else max)(values) if values else None
+    return figures
+
+
+# -- results: one record per measurement, kept in a file across invocations -------------------
+
+
+def read_results(path: str | None) -> list[dict]:
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as source:
+        return json.load(source)["runs"]
+
+
+def append_result(path: str, record: dict) -> None:
+    """Add ``record`` to the file atomically: an interrupted run loses at most its own piece."""
+    document = {"runs": read_results(path) + [record]}
+    folder = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as out:
+        json.dump(document, out, indent=1)
+        out.write("\n")
+    os.replace(out.name, path)
+
+
+def key(record: dict) -> tuple:
+    return record["model"], record["cache"], record["length"], record["engine"]
+
+
+def measured(name, path, length, engine, args, cache) -> dict:
+    """One measurement in its own process, as a record with what it ran on and the load."""
+    load = os.getloadavg()[0]
+    figures = run("plain", engine, path, length, args, cache)
     return {
-        key: (min if key in ("peak", "row") else max)(run[key] for run in runs) for key in runs[0]
+        "model": name,
+        "file": path.name,
+        "cache": cache,
+        "length": length,
+        "engine": engine,
+        "threads": args.threads,
+        **figures,
+        "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+        "cpu": cpu_summary(),
+        "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def tables(records: list[dict]) -> dict:
+    """{(model, cache): {length: {engine: best figures}}}, in the order first measured."""
+    grouped: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for record in records:
+        grouped[record["model"], record["cache"]][record["length"]][record["engine"]].append(record)
+    return {
+        group: {
+            length: {engine: best(runs) for engine, runs in by_engine.items()}
+            for length, by_engine in sorted(by_length.items())
+        }
+        for group, by_length in grouped.items()
+    }
+
+
+def header(name: str, file: str, cache: str) -> None:
+    print(f"\n{name}: {file}, {cache} cache")
+    print(f"  {'prompt':>7} | {'prefill tok/s':>24} | {'decode tok/s':>24} | {'peak MiB':>24}")
+    print(
+        f"  {'':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7}"
+    )
+
+
+def row(length: int, got: dict, note: str = "") -> None:
+    cells = []
+    for figure, scale in (("prefill", 1), ("decode", 1), ("peak", 2**20)):
+        mine = got["ours"][figure] / scale if "ours" in got else float("nan")
+        other = got["llama.cpp"][figure] / scale if "llama.cpp" in got else float("nan")
+        cells.append(f"{mine:7.1f} {other:7.1f} {mine / other:6.2f}x")
+    print(f"  {length:7d} | " + " | ".join(cells) + note, flush=True)
+
+
+def series(records: list[dict], cache: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """The plot's lines: each model's decode tokens/s by length, per engine, for ``cache``."""
+    lines: dict = defaultdict(dict)
+    for (model, kind), table in tables(records).items():
+        if kind != cache:
+            continue
+        for engine in ("ours", "llama.cpp"):
+            points = [
+                (length, got[engine]["decode"]) for length, got in table.items() if engine in got
+            ]
+            if points:
+                lines[model][engine] = points
+    return dict(lines)
+
+
+def summary(records: list[dict]) -> None:
+    """The side-by-side table of every record, with how many runs and the loads behind each row."""
+    for (model, cache), table in tables(records).items():
+        file = next(r["file"] for r in records if (r["model"], r["cache"]) == (model, cache))
+        header(model, file, cache)
+        for length, got in table.items():
+            runs = [r for r in records if key(r)[:3] == (model, cache, length)]
+            counts = ", ".join(
+                f"{engine} {sum(r['engine'] == engine for r in runs)}" for engine in sorted(got)
+            )
+            loads = [value for r in runs for value in r.get("load") or []]
+            note = f"  runs: {counts}; " + (
+                f"load {min(loads):.1f}-{max(loads):.1f}" if loads else "load not recorded"
+            )
+            if any("source" in r for r in runs):
+                note += "; transcribed (its source field)"
+            row(length, got, note)
+        engines = sorted({engine for got in table.values() for engine in got})
+        complete = [length for length, got in table.items() if set(got) == set(engines)]
+        if len(complete) > 1:
+            per_token(table, complete, engines)
 
 
 def plot(path: str, series: dict[str, dict[str, list[tuple[int, float]]]]) -> None:
@@ -183,26 +318,26 @@ def plot(path: str, series: dict[str, dict[str, list[tuple[int, float]]]]) -> No
         out.write("\n".join(parts) + "\n")
 
 
-def measure(name: str, path, cache: str, lengths: list[int], engines, args) -> dict:
-    """Each length's best figures per engine, printed as a table row as they come."""
-    print(f"\n{name}: {path.name}, {cache} cache")
-    print(f"  {'prompt':>7} | {'prefill tok/s':>24} | {'decode tok/s':>24} | {'peak MiB':>24}")
-    print(
-        f"  {'':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7} | {'ours':>7} {'llama':>7} {'ratio':>7}"
-    )
+def measure(name: str, path, cache: str, lengths: list[int], engines, args, records) -> dict:
+    """Each length's best figures per engine, printed as a table row as they come. Runs already
+    in ``records`` (from ``--results``) count and are not taken again; new ones are added to
+    ``records`` and, with ``--results``, to its file as each completes."""
+    header(name, path.name, cache)
     table = {}
     for length in lengths:
-        runs: dict[str, list[dict]] = {engine: [] for engine in engines}
         for repeat in range(args.repeats):
             for engine in engines if repeat % 2 == 0 else engines[::-1]:
-                runs[engine].append(run("plain", engine, path, length, args, cache))
-        got = table[length] = {engine: best(found) for engine, found in runs.items()}
-        cells = []
-        for key, scale in (("prefill", 1), ("decode", 1), ("peak", 2**20)):
-            mine = got["ours"][key] / scale
-            other = got["llama.cpp"][key] / scale if "llama.cpp" in got else float("nan")
-            cells.append(f"{mine:7.1f} {other:7.1f} {mine / other:6.2f}x")
-        print(f"  {length:7d} | " + " | ".join(cells), flush=True)
+                wanted = (name, cache, length, engine)
+                if sum(key(r) == wanted for r in records) > repeat:
+                    continue
+                record = measured(name, path, length, engine, args, cache)
+                records.append(record)
+                if args.results:
+                    append_result(args.results, record)
+        got = table[length] = tables([r for r in records if key(r)[:3] == (name, cache, length)])[
+            name, cache
+        ][length]
+        row(length, got)
     return table
 
 
@@ -213,14 +348,19 @@ def per_token(table: dict, lengths: list[int], engines) -> None:
     for engine in engines:
         grown = table[high][engine]["peak"] - table[low][engine]["peak"]
         figures[engine] = (grown / (high - low), table[high][engine]["row"])
-    ours = figures["ours"]
-    line = f"  peak per cached token, {low} to {high}: ours {ours[0]:.0f} B (cache {ours[1]:.0f} B)"
+    if "ours" not in figures:
+        return
+
+    def bytes_of(engine: str) -> str:
+        grown, cache = figures[engine]
+        return f"{grown:.0f} B" + (f" (cache {cache:.0f} B)" if cache else "")
+
+    line = f"  peak per cached token, {low} to {high}: ours {bytes_of('ours')}"
     if "llama.cpp" in figures:
-        theirs = figures["llama.cpp"]
-        line += (
-            f", llama.cpp {theirs[0]:.0f} B (cache {theirs[1]:.0f} B): "
-            f"{ours[0] / theirs[0]:.2f}x (cache {ours[1] / theirs[1]:.2f}x)"
-        )
+        ours, theirs = figures["ours"], figures["llama.cpp"]
+        line += f", llama.cpp {bytes_of('llama.cpp')}: {ours[0] / theirs[0]:.2f}x"
+        if ours[1] and theirs[1]:
+            line += f" (cache {ours[1] / theirs[1]:.2f}x)"
     print(line, flush=True)
 
 
@@ -240,6 +380,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plot", help="write an SVG of decode tokens/s against length here")
+    parser.add_argument(
+        "--plot-cache", default="f16", help="the cache type whose decode rates the plot shows"
+    )
+    parser.add_argument(
+        "--engines", default="ours,llama.cpp", help="engines to measure: ours, llama.cpp or both"
+    )
+    parser.add_argument(
+        "--results", help="append each measurement to this JSON file; skip those it holds"
+    )
+    parser.add_argument(
+        "--summary", metavar="FILE", help="measure nothing: print FILE's table (and --plot it)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--shift-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -249,22 +401,28 @@ def main(argv=None):
         print(json.dumps(shift_worker(args) if args.shift_worker else worker(args)))
         return
 
-    engines = ["ours", "llama.cpp"] if importlib.util.find_spec("llama_cpp") else ["ours"]
+    if args.summary:
+        records = read_results(args.summary)
+        summary(records)
+        if args.plot:
+            plot(args.plot, series(records, args.plot_cache))
+            print(f"\nwrote {args.plot}")
+        return
+
+    engines = [engine for engine in args.engines.split(",") if engine]
+    if "llama.cpp" in engines and not importlib.util.find_spec("llama_cpp"):
+        engines.remove("llama.cpp")
+        print("llama-cpp-python is not installed: ours alone")
     from ollamakit.lib.ggml import lib
 
     print(f"CPU: {cpu_summary()}; threads {args.threads}; ours on ggml {lib.load().origin}")
     print(f"load average at the start: {os.getloadavg()}")
-    series = {}
+    records = read_results(args.results)
     lengths = [int(x) for x in args.lengths.split(",")]
     for name in args.models.split(","):
         path = models()[name]()
         for cache in args.caches.split(","):
-            got = measure(name, path, cache, lengths, engines, args)
-            if cache == args.caches.split(",")[0]:  # the plot shows the first cache type
-                series[name] = {
-                    engine: [(length, got[length][engine]["decode"]) for length in lengths]
-                    for engine in engines
-                }
+            got = measure(name, path, cache, lengths, engines, args, records)
             if len(lengths) > 1:
                 per_token(got, lengths, engines)
         if args.shift_ctx:
@@ -282,8 +440,8 @@ def main(argv=None):
                 flush=True,
             )
     print(f"load average at the end: {os.getloadavg()}")
-    if args.plot:
-        plot(args.plot, series)
+    if args.plot:  # with --results, from everything the file holds
+        plot(args.plot, series(records, args.plot_cache))
         print(f"\nwrote {args.plot}")
 
 

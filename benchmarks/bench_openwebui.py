@@ -196,6 +196,7 @@ def drive(webui: str) -> dict:
         "started": started.json(),
         "seconds": (done["at"] or time.time()) - sent,
         "finished": done["at"] is not None,
+        "tasks_finished": done["tags"] is not None,
         "content": answer.get("content", ""),
         "usage": answer.get("usage") or {},
         "event_types": sorted({e.get("data", {}).get("type", "") for e in events}),
@@ -368,6 +369,8 @@ def main(argv=None) -> int:
     routes = {route.lstrip("/").replace("/", "_"): route for route in LOGGED_ROUTES}
     bodies = sorted(logs.glob("ollama-request-logs-*/*_body.json"))
     print(f"\nthe server received {len(bodies)} inference request(s):")
+    if not turn.get("tasks_finished"):
+        print("  (the background tasks had not all finished 300 s after the answer)")
     main_body = None
     for path in bodies:
         body = json.loads(path.read_bytes())
@@ -395,7 +398,7 @@ def main(argv=None) -> int:
         f"prompt_eval_count {usage.get('prompt_eval_count')}, eval_count {usage.get('eval_count')}, "
         f"decode {rate:.1f} tok/s"
     )
-    for engine in engines:
+    for engine in engines if args.bench_length else []:
         reference = max(before[engine], after[engine])
         print(
             f"  against bench_context {engine} after {args.bench_length} tokens: "

@@ -52,9 +52,20 @@ LONG_PROMPTS = (
 # A prompt past Gemma 3's 512-token window and the 1024 cells of its sliding-window ring, in a
 # context long enough that the engine keeps the ring (llama.cpp then keeps its SWA cache alike).
 WINDOW_PROMPTS = ("\n\n".join(LONG_PROMPTS + LONG_PROMPTS[:2]),)
+# About 4k tokens (3,947 for SmolLM2): the long prompts in turn, numbered, so attention reads a
+# cache of thousands of rows at every step, and an open ending (llama.cpp's first step is no tie).
+# In CONTEXT_NUM_CTX nothing shifts; in SHIFT_NUM_CTX SmolLM2's window is full after 21 generated
+# tokens and shifts once.
+CONTEXT_PROMPTS = (
+    "\n\n".join(f"{n + 1}. {LONG_PROMPTS[n % len(LONG_PROMPTS)]}" for n in range(26))
+    + "\n\nIn summary, these passages",
+)
 TOKENS = 64
 NUM_CTX = 512
 WINDOW_NUM_CTX = 2048
+CONTEXT_NUM_CTX = 8192
+SHIFT_NUM_CTX = 3968
+NUM_KEEP = 4  # Ollama's default num_keep: what a shift keeps at the start
 
 
 def cpu() -> dict:
@@ -93,6 +104,13 @@ def cpu() -> dict:
 CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids, as llama-cpp-python takes them
 
 
+def shift_plan(n_past: int, num_keep: int = NUM_KEEP) -> tuple[int, int]:
+    """(keep, discard) for a full window, as the scheduler's ``Sequence.shift_plan`` and
+    Ollama decide it: keep ``num_keep`` tokens, drop half of the rest."""
+    keep = max(0, min(num_keep, n_past - 2))
+    return keep, max(1, (n_past - keep) // 2)
+
+
 def llamacpp_greedy(
     path: str,
     prompt_ids: list[int],
@@ -104,7 +122,11 @@ def llamacpp_greedy(
     """llama.cpp's greedy continuation and its top-2 logit margin at each step (flash attention
     on, two threads: the engine's defaults; the cache of ``cache_type``; the LoRA ``adapter``
     at scale 1.0, as Ollama applies it; sliding-window layers in a cache of their window and a
-    step, as the engine keeps them and as Ollama runs llama.cpp)."""
+    step, as the engine keeps them and as Ollama runs llama.cpp). A step that finds the window
+    full first shifts it as Ollama's runner shifts llama.cpp's: the dropped cells removed and the
+    later ones moved down, which llama.cpp does by re-roping their cached keys."""
+    import llama_cpp
+
     llm = _llama(path, cache_type, adapter, num_ctx)
     llm.reset()
     llm.eval(prompt_ids)
@@ -114,6 +136,13 @@ def llamacpp_greedy(
         second, first = np.argsort(scores)[-2:]
         chosen.append(int(first))
         margins.append(float(scores[first] - scores[second]))
+        if llm.n_tokens + 1 > num_ctx:
+            keep, discard = shift_plan(llm.n_tokens)
+            memory = llama_cpp.llama_get_memory(llm.ctx)
+            if not llama_cpp.llama_memory_seq_rm(memory, 0, keep, keep + discard):
+                raise RuntimeError("llama.cpp did not drop the positions")
+            llama_cpp.llama_memory_seq_add(memory, 0, keep + discard, -1, -discard)
+            llm.n_tokens -= discard  # the next token's position
         llm.eval([int(first)])
     return chosen, margins
 
@@ -154,9 +183,18 @@ def ours_greedy(
 ) -> list[int]:
     cache = runner.new_cache(num_ctx)
     logits = runner.forward([(cache, list(prompt_ids))])[0]
+    return ours_continuation(runner, cache, logits, tokens, num_ctx)
+
+
+def ours_continuation(runner, cache, logits, tokens: int, num_ctx: int) -> list[int]:
+    """The engine's greedy continuation from ``cache`` and its last ``logits``; a full window
+    shifts in place, as the scheduler shifts it (``Cache.shift``; a cache that cannot would have
+    the kept tokens evaluated again, which is not llama.cpp's shift, so that fails here)."""
     chosen = []
     for _ in range(tokens):
         chosen.append(int(np.argmax(logits)))
+        if cache.n_past + 1 > num_ctx and not cache.shift(*shift_plan(cache.n_past)):
+            raise AssertionError("the cache could not shift in place")
         logits = runner.forward([(cache, [chosen[-1]])])[0]
     return chosen
 
@@ -197,6 +235,19 @@ CASES = {
     "smollm2/long": Case("smollm2_q4_1", prompts=LONG_PROMPTS),
     "gemma3/long": Case("gemma3_270m", prompts=LONG_PROMPTS),
     "gemma3/window": Case("gemma3_270m", prompts=WINDOW_PROMPTS, num_ctx=WINDOW_NUM_CTX),
+    "smollm2/4k": Case("smollm2_q4_1", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX),
+    "smollm2/4k/q8_0": Case(
+        "smollm2_q4_1", "q8_0", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX
+    ),
+    "smollm2/4k-shift": Case("smollm2_q4_1", prompts=CONTEXT_PROMPTS, num_ctx=SHIFT_NUM_CTX),
+    "smollm2/4k-shift/q8_0": Case(
+        "smollm2_q4_1", "q8_0", prompts=CONTEXT_PROMPTS, num_ctx=SHIFT_NUM_CTX
+    ),
+    "gemma3/4k": Case("gemma3_270m", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX),
+    "qwen25/4k": Case("qwen25_coder_1_5b", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX),
+    "qwen25/4k/q8_0": Case(
+        "qwen25_coder_1_5b", "q8_0", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX
+    ),
 }
 
 
@@ -229,7 +280,9 @@ def record(cases: dict[str, Case], out: Path) -> None:
     document = {
         "generator": f"llama-cpp-python {llama_cpp.__version__}, built on this machine; flash attention on, "
         f"float16 cache (a name ending in /q8_0: a q8_0 cache), n_threads 2, n_ctx {NUM_CTX} "
-        f"({WINDOW_NUM_CTX} for /window), swa_full false; "
+        f"({WINDOW_NUM_CTX} for /window, {CONTEXT_NUM_CTX} for /4k, {SHIFT_NUM_CTX} for /4k-shift), "
+        "swa_full false; a step that finds the window full first drops half of what follows the "
+        f"first {NUM_KEEP} tokens (llama_memory_seq_rm, the rest moved down by llama_memory_seq_add); "
         "a name with +lora: the seeded random adapter of ollamakit.testing.models.random_lora at scale 1.0; "
         "prompts with BOS and special tokens parsed; "
         f"{TOKENS} greedy tokens with llama.cpp's top-2 logit margin at each step",

@@ -22,6 +22,28 @@ pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
 LIVE = importlib.util.find_spec("llama_cpp") is not None
 CASES = agreement.CASES
+# Qwen2.5-Coder-1.5B's 4k prompt takes minutes on two cores: only when asked (-m large_model)
+LARGE_MODELS = {"qwen25_coder_1_5b"}
+# A known difference, kept visible: after a shift with a q8_0 cache our tokens part from
+# llama.cpp's 15 tokens later (step 36, where llama.cpp's margin was 0.076). llama.cpp's shift
+# takes every cached key of a quantized cache, the kept prefix too, out of its blocks and its
+# Hadamard rotation, ropes it and quantizes it again (llama_kv_cache::build_rope_shift); ours
+# rotates only the moved keys. Making the prefix take the same trip did not close it alone.
+QUANTIZED_SHIFT = pytest.mark.xfail(
+    strict=True, reason="the q8_0 shift is not llama.cpp's yet (see QUANTIZED_SHIFT)"
+)
+SHIFT_CASES = [
+    pytest.param(name, marks=[QUANTIZED_SHIFT] if CASES[name].cache_type != "f16" else [])
+    for name in sorted(CASES)
+    if CASES[name].num_ctx == agreement.SHIFT_NUM_CTX
+]
+
+
+def parameters():
+    for name in sorted(n for n in CASES if CASES[n].num_ctx != agreement.SHIFT_NUM_CTX):
+        marks = [pytest.mark.large_model] if CASES[name].model in LARGE_MODELS else []
+        for index in range(len(CASES[name].prompts)):
+            yield pytest.param(name, index, marks=marks, id=f"{name}-{index}")
 
 
 @lru_cache(maxsize=2)
@@ -56,6 +78,11 @@ def reference(name: str, index: int):
             f"has {here['flags']}, whose llama.cpp rounds differently: install llama-cpp-python=="
             f"{agreement.LLAMA_CPP_VERSION} to compare live"
         )
+    if name not in recorded["models"]:
+        pytest.fail(
+            f"no recorded answers for {name}: python -m ollamakit.testing.agreement "
+            f"tests/reference/{agreement.RECORDED} {name} (with llama-cpp-python installed)"
+        )
     answer = recorded["models"][name][index]
     assert answer["prompt"] == case.prompts[index], (
         "the recorded answers are for other prompts: record them again"
@@ -63,9 +90,7 @@ def reference(name: str, index: int):
     return answer["prompt_ids"], answer["greedy_ids"], answer["margins"]
 
 
-@pytest.mark.parametrize(
-    "name,index", [(name, i) for name in sorted(CASES) for i in range(len(CASES[name].prompts))]
-)
+@pytest.mark.parametrize("name,index", list(parameters()))
 def test_greedy_continuations_match_llamacpp(name, index):
     prompt_ids, theirs, margins = reference(name, index)
     case = CASES[name]
@@ -77,6 +102,44 @@ def test_greedy_continuations_match_llamacpp(name, index):
     assert step is None or margin < agreement.TIE_MARGIN, (
         f"parts from llama.cpp at token {step}, where llama.cpp's top-2 margin was {margin:.4f}"
     )
+
+
+@pytest.mark.parametrize("name", SHIFT_CASES)
+def test_a_full_window_shifts_as_llamacpps(name):
+    """A prompt that nearly fills num_ctx, then 64 greedy tokens: the window fills early in the
+    continuation and shifts once (half of what follows num_keep dropped, the rest moved down and
+    re-roped), and the tokens after the shift are llama.cpp's after the same shift. The same
+    prompt, copied into a second cache whose shift leaves the moved keys at their old positions
+    (moved down, not re-roped), parts from llama.cpp where llama.cpp was sure: the case sees a
+    wrong shift."""
+    case = CASES[name]
+    prompt_ids, theirs, margins = reference(name, 0)
+    filled_at = case.num_ctx - len(prompt_ids)
+    _, discard = agreement.shift_plan(case.num_ctx)
+    assert 0 < filled_at < len(theirs) // 2, "the window must fill early in the continuation"
+    assert case.num_ctx - discard + len(theirs) - filled_at <= case.num_ctx, "one shift only"
+    model, _ = case.paths()
+    ours = runner(model, case.cache_type, None)
+    cache = ours.new_cache(case.num_ctx)
+    logits = ours.forward([(cache, prompt_ids)])[0]
+    unrotated = ours.new_cache(case.num_ctx)
+    assert unrotated.copy_prefix(cache, len(prompt_ids))
+    unrotated._rotate = lambda cache, runs, delta: None
+
+    step, margin = agreement.parting(
+        agreement.ours_continuation(ours, cache, logits, len(theirs), case.num_ctx),
+        theirs,
+        margins,
+    )
+    assert step is None or margin < agreement.TIE_MARGIN, (
+        f"parts from llama.cpp at token {step}, where llama.cpp's top-2 margin was {margin:.4f}"
+    )
+    step, margin = agreement.parting(
+        agreement.ours_continuation(ours, unrotated, logits, len(theirs), case.num_ctx),
+        theirs,
+        margins,
+    )
+    assert step is not None and step >= filled_at and margin >= agreement.TIE_MARGIN
 
 
 def test_gemma3_rings_are_llamacpp_swa_cache_to_the_logit():

@@ -16,7 +16,9 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import signal
 import sys
+import threading
 
 GREY, RESET, CLEAR_TO_END = "\x1b[38;5;245m", "\x1b[0m", "\x1b[K"
 
@@ -73,15 +75,22 @@ class Placeholder:
         os.write(sys.stdout.fileno(), text.encode())
 
     def _on_redisplay(self) -> None:
-        self._redisplay()
-        if self.text and self._line_end.value == 0:
-            if self.prompt_width + len(self.text) < shutil.get_terminal_size().columns:
-                self._write(f"{GREY}{self.text}\x1b[{len(self.text)}D{RESET}")
-                self.shown = True
+        try:
+            self._redisplay()
+            if self.text and self._line_end.value == 0:
+                if self.prompt_width + len(self.text) < shutil.get_terminal_size().columns:
+                    self._write(f"{GREY}{self.text}\x1b[{len(self.text)}D{RESET}")
+                    self.shown = True
+        except KeyboardInterrupt:
+            interrupt_again()
 
     def _on_key(self, stream) -> int:
-        key = self._getc(stream)
-        self.clear()
+        try:
+            key = self._getc(stream)
+            self.clear()
+        except KeyboardInterrupt:
+            interrupt_again()
+            return 0  # a key lost to the interrupt: C-@ (set-mark) does nothing, and the line goes
         return key
 
     def clear(self) -> None:
@@ -89,3 +98,16 @@ class Placeholder:
         if self.shown:
             self._write(CLEAR_TO_END)
             self.shown = False
+
+
+def interrupt_again(after: float = 0.02) -> None:
+    """Send Ctrl-C's signal to the main thread again, shortly. A SIGINT that lands while one of
+    the wrappers runs raises KeyboardInterrupt inside a ctypes callback, where it cannot leave:
+    ctypes reports and drops it, and readline reads on as if no key had been pressed. Python's
+    readline loop notices an interrupt only when the signal breaks its wait for a key, so the
+    signal is sent once more from a timer thread, after the wrapper has returned to that wait."""
+    timer = threading.Timer(
+        after, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)
+    )
+    timer.daemon = True
+    timer.start()

@@ -38,15 +38,35 @@ def _tokenizer(n_vocab: int) -> dict:
     return keys
 
 
+def _write_q4_k_m(target: Path, metadata: dict, shapes: dict, values, threads: int | None) -> Path:
+    """Write the float16 source beside ``target`` tensor by tensor (norms and routers float32;
+    ``values(name, shape)`` gives each tensor's maker), quantize it to Q4_K_M with ollamakit's
+    quantizer (the same blocks as llama-quantize's), remove the source, and put the result at
+    ``target`` in one rename, so a cut-short build never leaves a model that looks finished."""
+    from ollamakit.lib.gguf import GGUFWriter
+    from ollamakit_quant import quantize_file
+
+    source = target.with_suffix(".f16.gguf")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(source)
+    writer.add_metadata(metadata, value_types(metadata))
+    for name, shape in shapes.items():
+        kind = 0 if len(shape) == 1 or ".ffn_gate_inp." in name else 1  # F32 (norms, router) or F16
+        writer.add_tensor(name, values(name, shape), kind, shape[::-1])
+    writer.write()
+    temp = target.with_suffix(".tmp")
+    quantize_file(source, temp, "q4_K_M", threads=threads)
+    source.unlink()
+    temp.rename(target)
+    return target
+
+
 def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
     """A random qwen3moe of ``REALISTIC_QWEN3MOE``'s shape at Q4_K_M (ollamakit's quantizer, the
     same blocks as llama-quantize's), cached at ``target``; its float16 source is written beside
     it, tensor by tensor, and removed once quantized."""
     if target.exists():
         return target
-    from ollamakit.lib.gguf import GGUFWriter
-    from ollamakit_quant import quantize_file
-
     s = REALISTIC_QWEN3MOE
     a, d, e = "qwen3moe", s["n_embd"], s["n_expert"]
     q, kv = s["n_head"] * s["head_dim"], s["n_head_kv"] * s["head_dim"]
@@ -102,19 +122,7 @@ def realistic_qwen3moe(target: Path, *, threads: int | None = None) -> Path:
 
         return make
 
-    source = target.with_suffix(".f16.gguf")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    writer = GGUFWriter(source)
-    writer.add_metadata(metadata, value_types(metadata))
-    for name, shape in shapes.items():
-        kind = 0 if len(shape) == 1 or ".ffn_gate_inp." in name else 1  # F32 (norms, router) or F16
-        writer.add_tensor(name, values(name, shape), kind, shape[::-1])
-    writer.write()
-    temp = target.with_suffix(".tmp")
-    quantize_file(source, temp, "q4_K_M", threads=threads)
-    source.unlink()
-    temp.rename(target)
-    return target
+    return _write_q4_k_m(target, metadata, shapes, values, threads)
 
 
 # gpt-oss-20b's block (width 2880, 64 query and 8 key/value heads of 64 with a learned sink each,
@@ -260,9 +268,6 @@ def realistic_deepseek2(target: Path, *, threads: int | None = None) -> Path:
     built as ``realistic_qwen3moe`` is (a float16 source beside it, removed once quantized)."""
     if target.exists():
         return target
-    from ollamakit.lib.gguf import GGUFWriter
-    from ollamakit_quant import quantize_file
-
     s = REALISTIC_DEEPSEEK2
     a, d, e, ff = "deepseek2", s["n_embd"], s["n_expert"], s["n_ff_exp"]
     heads, rank, nope, pe, v = (
@@ -344,16 +349,4 @@ def realistic_deepseek2(target: Path, *, threads: int | None = None) -> Path:
 
         return make
 
-    source = target.with_suffix(".f16.gguf")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    writer = GGUFWriter(source)
-    writer.add_metadata(metadata, value_types(metadata))
-    for name, shape in shapes.items():
-        kind = 0 if len(shape) == 1 or ".ffn_gate_inp." in name else 1  # F32 (norms, router) or F16
-        writer.add_tensor(name, values(name, shape), kind, shape[::-1])
-    writer.write()
-    temp = target.with_suffix(".tmp")
-    quantize_file(source, temp, "q4_K_M", threads=threads)
-    source.unlink()
-    temp.rename(target)
-    return target
+    return _write_q4_k_m(target, metadata, shapes, values, threads)

@@ -6,26 +6,17 @@ requests wait for a slot or decode. The requests are released together by a barr
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from dataclasses import replace
 
 import ollama
 import pytest
 
-from ollamakit.kernel import make_kernel
 from ollamakit.testing import vision as fixtures
-from ollamakit.testing.gguf_factory import tiny_llama
 
 pytest.importorskip("ollamakit_engine")
-from ollamakit_scheduler.testing import serve_in_thread  # noqa: E402
+from seer_server import WAIT, serve_seer  # noqa: E402
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}<|im_start|>assistant\n"
-)
 OPTIONS = {"temperature": 0, "num_predict": 6, "num_ctx": 512}
-WAIT = 120  # seconds any one wait may take before the test fails instead of hanging
 SLOTS = 2
 # the tower's stages per image: the embedding, the 2 blocks a 3-block LLaVA tower runs, the head
 STAGES_PER_IMAGE = 4
@@ -44,20 +35,8 @@ REQUESTS = [
 
 @pytest.fixture
 def served(settings, tmp_path):
-    kernel = make_kernel(replace(settings, num_parallel=SLOTS))
-    model = tiny_llama(tmp_path / "tiny.gguf", context_length=512, chat_template=CHATML)
-    projector = fixtures.llava_mmproj(tmp_path / "mmproj.gguf", 64)  # 3 blocks, 16 rows
-    try:
-        with serve_in_thread(kernel) as server:
-            client = ollama.Client(host=server.url, timeout=WAIT)
-            files = {}
-            for name, path in (("tiny.gguf", model), ("mmproj.gguf", projector)):
-                files[name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-                client.create_blob(path)
-            client.create(model="seer", files=files)
-            yield kernel, server
-    finally:
-        kernel.close()
+    with serve_seer(settings, tmp_path, SLOTS) as kernel_and_server:
+        yield kernel_and_server
 
 
 def ask(url: str, route: str, body: dict) -> str:

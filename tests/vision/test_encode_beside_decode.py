@@ -8,46 +8,24 @@ token before its image is encoded, so the order of the first tokens is decided, 
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from dataclasses import replace
 
 import ollama
 import pytest
 
-from ollamakit.kernel import make_kernel
 from ollamakit.testing import vision as fixtures
-from ollamakit.testing.gguf_factory import tiny_llama
 
 pytest.importorskip("ollamakit_engine")
-from ollamakit_scheduler.testing import serve_in_thread  # noqa: E402
+from seer_server import WAIT, serve_seer  # noqa: E402
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}<|im_start|>assistant\n"
-)
 OPTIONS = {"temperature": 0, "num_predict": 8, "num_ctx": 512}
-WAIT = 120  # seconds any one wait may take before the test fails instead of hanging
 HELD_STAGE = 2  # the embedding is stage 0: the hold falls between the tower's first two blocks
 
 
 @pytest.fixture
 def served(settings, tmp_path):
-    kernel = make_kernel(replace(settings, num_parallel=2))
-    model = tiny_llama(tmp_path / "tiny.gguf", context_length=512, chat_template=CHATML)
-    # a LLaVA tower of 3 blocks (2 run) whose image takes 16 rows of the tiny model's width
-    projector = fixtures.llava_mmproj(tmp_path / "mmproj.gguf", 64)
-    try:
-        with serve_in_thread(kernel) as server:
-            client = ollama.Client(host=server.url, timeout=WAIT)
-            files = {}
-            for name, path in (("tiny.gguf", model), ("mmproj.gguf", projector)):
-                files[name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-                client.create_blob(path)
-            client.create(model="seer", files=files)
-            yield kernel, server
-    finally:
-        kernel.close()
+    with serve_seer(settings, tmp_path, 2) as kernel_and_server:
+        yield kernel_and_server
 
 
 IMAGE = [{"role": "user", "content": "What is in the picture?", "images": [fixtures.pattern_png()]}]

@@ -18,8 +18,12 @@ Latent attention (``HParams.kv_lora_rank``) caches one row per position: the lat
 shared rope key after it; the values are the latent, read through a view of the same row, as
 llama.cpp's cache holds them.
 
-``shift`` is Ollama's context shift done as llama.cpp does it: the kept rows move down and their
-keys are rotated by the distance they moved; nothing is evaluated again. llama.cpp re-ropes every
+``shift`` is Ollama's context shift done as llama.cpp does it: the kept keys are rotated by the
+distance they moved; nothing is evaluated again. In a full layer the rows stay in their cells, as
+in llama.cpp's cache: the dropped positions' cells are freed and the next positions take them,
+found as llama.cpp's ``find_slot`` finds them (``_placed`` maps positions to cells from the first
+shift on). Flash attention sums the cells in their order, so this order is what keeps a quantized
+cache's rounding, and with it the tokens, llama.cpp's after a shift. A ring's rows move down. llama.cpp re-ropes every
 cached key, the unmoved prefix by zero positions, and rope multiplies what it rotates by its
 magnitude (LongRoPE's attention factor, YaRN's correction): where that is not 1 the prefix's keys
 are scaled by it again too, and so are they here.
@@ -120,6 +124,8 @@ class GraphKVCache(Cache):
         # a step's rows must not overwrite what its own first row attends to
         self.ring = ring_cells(hp, num_ctx, num_batch or num_ctx)
         self.oldest = 0  # the first position the rings still hold
+        self._placed: np.ndarray | None = None  # full layers' cell of each position, once shifted
+        self._head = 0  # where llama.cpp's next search for free cells starts
         self.ggml_type = CACHE_TYPES[cache_type]
         self.k_row = lib.ggml_row_size(self.ggml_type, hp.kv_dim)  # bytes of one position's keys
         self.v_row = lib.ggml_row_size(self.ggml_type, hp.v_dim)
@@ -156,8 +162,12 @@ class GraphKVCache(Cache):
         if n < self.n_past and self.oldest > self._window_start(n):
             n = 0
         self.n_past = n
+        if self._placed is not None:
+            self._free(self._placed[n:])
+            self._placed = self._placed[:n]
         if n == 0:
             self.oldest = 0
+            self._placed, self._head = None, 0
         return n
 
     def clear(self) -> None:
@@ -178,13 +188,45 @@ class GraphKVCache(Cache):
     def write_cells(self, local: bool, start: int, stop: int) -> np.ndarray:
         """The cells positions [start, stop) go to, in a full layer or a ring."""
         positions = np.arange(start, stop, dtype=np.int64)
-        return positions % self.ring if local and self.ring else positions
+        if local and self.ring:
+            return positions % self.ring
+        if self._placed is None:
+            return positions
+        return self._place(stop)[start:stop]
+
+    def _place(self, stop: int) -> np.ndarray:
+        """Full layers' cells of positions [0, stop): the new ones take free cells as llama.cpp's
+        ``find_slot`` takes them for one step, from its head on, wrapping, and from the first
+        cell when the head lies past twice the step beyond the cells in use."""
+        placed = self._placed
+        assert placed is not None
+        new = stop - len(placed)
+        if new <= 0:
+            return placed
+        total = full_cells(self.num_ctx)
+        head = 0 if self._head > len(placed) + 2 * new else self._head
+        taken = np.zeros(total, bool)
+        taken[placed] = True
+        order = np.roll(np.arange(total), -head)
+        cells = order[~taken[order]][:new]
+        if len(cells) < new:
+            raise ValueError(f"no free cells for {new} positions")
+        self._placed = np.concatenate([placed, cells])
+        self._head = int(cells[-1]) + 1
+        return self._placed
+
+    def _free(self, cells: np.ndarray) -> None:
+        """llama.cpp's head after cells are freed: back to the first of them, if it is lower."""
+        if len(cells):
+            self._head = min(self._head, int(cells.min()))
 
     def span(self, local: bool, stop: int) -> int:
         """The cells a step that ends at ``stop`` attends over: those written so far, rounded up
         to a multiple of ``KV_BLOCK`` (the rest are masked out), as llama.cpp's ``n_kv``. The same
         span for many steps lets a decode graph be reused (``GraphRunner``)."""
         cells = self.ring if local and self.ring else full_cells(self.num_ctx)
+        if self._placed is not None and not (local and self.ring):
+            stop = int(self._place(stop)[:stop].max(initial=-1)) + 1  # llama.cpp's used_max_p1
         return min(cells, -(-stop // KV_BLOCK) * KV_BLOCK)
 
     def cell_positions(self, local: bool, stop: int) -> np.ndarray:
@@ -192,7 +234,11 @@ class GraphKVCache(Cache):
         -1 where a ring's cell holds none."""
         cells = np.arange(self.span(local, stop), dtype=np.int64)
         if not (local and self.ring):
-            return cells
+            if self._placed is None:
+                return cells
+            held = np.full(len(cells), -1, np.int64)
+            held[self._place(stop)[:stop]] = np.arange(stop)
+            return held
         # the latest position below stop that falls in each cell
         positions = cells + self.ring * ((stop - 1 - cells) // self.ring)
         return np.where(positions >= self.oldest, positions, -1)
@@ -225,6 +271,8 @@ class GraphKVCache(Cache):
         moved = end - keep
         runs: list[tuple[int, int, int]] = []
         still: list[tuple[int, int, int]] = []  # the kept prefix's cells, re-roped by zero
+        placed = self._placed[: self.n_past] if self._placed is not None else np.arange(self.n_past)
+        kept = np.concatenate([placed[:keep], placed[keep + discard :]])
         for layer in range(self.hp.n_layer):
             if self.in_ring(layer):
                 first = max(keep, oldest)  # the first moved position the ring holds
@@ -233,15 +281,16 @@ class GraphKVCache(Cache):
                 runs += [(layer, cell, count) for cell, count in _runs(target)]
                 prefix = self.write_cells(True, min(self.oldest, keep), keep)
                 still += [(layer, cell, count) for cell, count in _runs(prefix)]
-            else:
-                source = self.write_cells(False, keep + discard, end + discard)
-                target = self.write_cells(False, keep, end)
-                runs.append((layer, keep, moved))
-                still.append((layer, 0, keep))
+            else:  # the rows stay in their cells
+                runs += [(layer, cell, count) for cell, count in _runs(kept[keep:])]
+                still += [(layer, cell, count) for cell, count in _runs(kept[:keep])]
+                continue
             for tensors, row in self._stored():
                 rows = self._rows(tensors[layer], row, self.cells[layer])
                 rows[target] = rows[source]  # fancy indexing copies the source first
         self.n_past, self.oldest = end, oldest
+        self._free(placed[keep : keep + discard])
+        self._placed = kept
         if moved and self._rotate is not None:
             self._rotate(self, [run for run in runs if run[2]], -discard)
             self._rotate(self, [run for run in still if run[2]], 0)
@@ -255,6 +304,7 @@ class GraphKVCache(Cache):
         if (
             not isinstance(source, GraphKVCache)
             or source is self
+            or source._placed is not None  # cells in llama.cpp's order after a shift
             or (source.hp, source.num_ctx, source.ring, source.cache_type)
             != (self.hp, self.num_ctx, self.ring, self.cache_type)
             or not 0 < n <= source.n_past
@@ -270,6 +320,7 @@ class GraphKVCache(Cache):
                 target = self._rows(mine[layer], row, self.cells[layer])
                 target[:cells] = source._rows(theirs[layer], row, self.cells[layer])[:cells]
         self.n_past, self.oldest = n, source.oldest
+        self._placed, self._head = None, n
         return True
 
     def _stored(self) -> list[tuple[list[int], int]]:

@@ -132,6 +132,31 @@ def test_a_context_shift_rotates_the_kept_keys(tmp_path, backend, cache_type):
     assert np.abs(wrong - fresh).max() > 5 * np.abs(shifted - fresh).max()
 
 
+def test_after_a_shift_new_positions_take_the_freed_cells_as_in_llamacpp(tmp_path, backend):
+    """llama.cpp's shift leaves the kept rows in their cells and writes the next positions into
+    the dropped ones' cells; flash attention sums cells in their order, so a quantized cache
+    rounds as llama.cpp's after a shift only with the same order (q8_0 tokens parted from
+    llama.cpp's otherwise)."""
+    path = tmp_path / "llama.gguf"
+    write_model(path, "llama", n_layers=1, n_embd=128, n_heads=2, n_kv_heads=1)
+    runner = load(path, backend, kv_cache_type="q8_0")
+    cache = runner.new_cache(64)
+    runner.forward([(cache, list(range(3, 43)))])
+    values = cache._rows(cache.values[0], cache.v_row, cache.cells[0]).copy()
+    cache.shift(4, 18)
+    runner.forward([(cache, [50, 51])])
+    held = cache.cell_positions(False, cache.n_past)
+    assert list(held[:4]) == [0, 1, 2, 3]  # the kept prefix where it was
+    assert list(held[4:6]) == [22, 23]  # the new positions in the first freed cells
+    assert list(held[22:40]) == list(range(4, 22))  # the moved rows left in their cells
+    assert (held[6:22] == -1).all() and (held[40:] == -1).all()
+    after = cache._rows(cache.values[0], cache.v_row, cache.cells[0])
+    np.testing.assert_array_equal(after[22:40], values[22:40])
+    assert cache.span(False, cache.n_past) == 256
+    cache.truncate(23)  # position 23's cell is free again, and the next position takes it
+    assert list(cache.write_cells(False, 23, 24)) == [5]
+
+
 def test_a_prompt_stops_inside_its_step_when_asked(tmp_path, backend):
     path = tmp_path / "llama.gguf"
     write_model(path, "llama")

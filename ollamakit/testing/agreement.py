@@ -244,9 +244,7 @@ CASES = {
         "smollm2_q4_1", "q8_0", prompts=CONTEXT_PROMPTS, num_ctx=SHIFT_NUM_CTX
     ),
     "gemma3/4k": Case("gemma3_270m", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX),
-    "gemma3/4k/q8_0": Case(
-        "gemma3_270m", "q8_0", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX
-    ),
+    "gemma3/4k/q8_0": Case("gemma3_270m", "q8_0", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX),
     "qwen25/4k": Case("qwen25_coder_1_5b", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX),
     "qwen25/4k/q8_0": Case(
         "qwen25_coder_1_5b", "q8_0", prompts=CONTEXT_PROMPTS, num_ctx=CONTEXT_NUM_CTX

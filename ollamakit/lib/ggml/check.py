@@ -22,19 +22,20 @@ WIDTH = 512  # values a weight row: whole blocks of every type (K-quants take 25
 COUNT = 19  # weight rows: odd, so the kernels' tiles and the threads' shares have remainders
 # ggml repacks only matrices of whole groups of 8 rows; 3 groups: one past its tiles of 16 rows
 REPACKED_COUNT = 24
-# activation rows: one (for a kernel that takes single rows), the fewest most kernels take, and
-# a tile of 4 with one spare
-STEP_ROWS = (1, 2, 5)
+# The kernels compile one body per width of a pass over the weights (up to 8 columns), so each
+# width they take runs code of its own: every width is checked. A kernel that takes any width
+# (Q4_1, Q5_1: tiles of 4 columns, the rest one by one) is checked past two of its tiles.
+ANY_WIDTH_CHECKED = 9
 # Each output is one thread's work in ggml's products and in the kernels, so the thread count
-# changes no bit; one thread keeps the check under a millisecond even on a busy machine.
+# changes no bit; one thread keeps a kernel's check to a few milliseconds on a busy machine.
 THREADS = 1
 SEED = 20250101
 
 
 def agrees(lib, weight_type: int, product: L.Product) -> bool:
     """``product``'s kernel against ggml's ``mul_mat`` on random weights of ``weight_type``
-    (rounded by ggml's own quantizer) and activations with outliers, at each of ``STEP_ROWS``
-    the kernel takes: True where every output is ggml's, bit for bit."""
+    (rounded by ggml's own quantizer) and activations with outliers, at each step width the
+    kernel takes (``step_rows``): True where every output is ggml's, bit for bit."""
     rng = np.random.default_rng(SEED)
     count = REPACKED_COUNT if product.repacked else COUNT
     weights = _quantized(lib, weight_type, rng.standard_normal((count, WIDTH)).astype(np.float32))
@@ -43,9 +44,7 @@ def agrees(lib, weight_type: int, product: L.Product) -> bool:
         raise RuntimeError("ggml could not start a thread pool")
     compute = Compute(lib, pool, THREADS)
     try:
-        for rows in STEP_ROWS:
-            if rows < product.fewest_rows or rows > (product.most_rows or rows):
-                continue
+        for rows in step_rows(product):
             activations = rng.standard_normal((rows, WIDTH)).astype(np.float32)
             activations[:, rng.integers(0, WIDTH, 3)] *= 40  # outliers, as real activations have
             ours, theirs = _products(lib, compute, weight_type, weights, activations, product)
@@ -55,6 +54,11 @@ def agrees(lib, weight_type: int, product: L.Product) -> bool:
     finally:
         compute.close()
         lib.ggml_threadpool_free(pool)
+
+
+def step_rows(product: L.Product) -> range:
+    """The activation rows ``agrees`` multiplies by: every step width the kernel takes."""
+    return range(product.fewest_rows, (product.most_rows or ANY_WIDTH_CHECKED) + 1)
 
 
 def _quantized(lib, weight_type: int, values: np.ndarray) -> np.ndarray:

@@ -65,3 +65,33 @@ def test_a_kernel_one_unit_off_is_not_used_and_says_so(library, caplog):
     assert "ggml's own" in record.getMessage()
     calls.clear()
     assert kernels.product(L.TYPE_Q4_1) is None and not calls  # decided once per process
+
+
+def nudged_at(function: int, width: int):
+    """A kernel that runs ``function`` and, for steps of ``width`` activation rows only, moves
+    its first output by one float32 unit: a body compiled for one width that parts from ggml."""
+    real = KERNEL(function)
+
+    @KERNEL
+    def kernel(dst, ith, nth, userdata):
+        real(dst, ith, nth, userdata)
+        if ith == 0 and L.tensor(dst).ne[1] == width:
+            first = ctypes.c_uint32.from_address(L.tensor(dst).data)
+            first.value += 1
+
+    return kernel
+
+
+def test_every_step_width_a_kernel_takes_is_checked(library):
+    """A kernel compiles a body of its own per width: one that parts from ggml only at its
+    widest step, or one in between, or (taking any width) past one pass of 8 columns, is off."""
+    kept = []  # the callbacks must outlive the checks that call them
+    for weight_type, product in L.Kernels(library.kernels.handle, library).products.items():
+        widest = product.most_rows or 9
+        for width in sorted({product.fewest_rows, 3, 4, 6, widest}):
+            if not product.fewest_rows <= width <= widest:
+                continue
+            kept.append(nudged_at(product.function, width))
+            address = ctypes.cast(kept[-1], ctypes.c_void_p).value
+            nudged = product._replace(function=address)
+            assert not check.agrees(library, weight_type, nudged), (weight_type, width)

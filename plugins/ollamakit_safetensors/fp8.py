@@ -151,7 +151,10 @@ class Fp8Weights:
         scale = to_float32(
             self.folder.raw(scale_name), self.folder.info(scale_name).dtype, scale_name
         )
-        spread = np.repeat(np.repeat(scale, block_rows, 0)[:rows], block_cols, 1)[:, :cols]
+        # each value's block, indexed rather than repeated: repeating a scale grid spans whole
+        # blocks, and a block of 65,536 columns over a matrix of one column would be that many
+        # floats a row
+        spread = scale[(np.arange(rows) // block_rows)[:, None], np.arange(cols) // block_cols]
         return E4M3[self.folder.raw(name)] * spread
 
     def bf16_bits(self, name: str) -> np.ndarray:

@@ -318,3 +318,34 @@ def test_the_refusal_is_a_400_through_create(client, tmp_path):
     )
     assert reply.status_code == 400
     assert reply.json == {"error": f"missing fp8 scale companion for tensor '{Q_A}'"}
+
+
+def test_a_block_wider_than_its_matrix_costs_the_matrixs_size(tmp_path):
+    """One column of 64 rows in blocks of 65,536 columns: the scales are spread over the
+    matrix's 64 values, not over the blocks' width (that was 16 MiB for 64 bytes of weights)."""
+    import tracemalloc
+
+    from ollamakit_safetensors.fp8 import Fp8Weights
+
+    name = "model.layers.0.mlp.down_proj.weight"
+    codes = np.arange(64, dtype=np.uint8).reshape(64, 1)
+    scales = np.linspace(0.5, 2, 64, dtype=np.float32).reshape(64, 1)
+    _save_raw(
+        tmp_path / "model.safetensors",
+        {
+            name: ("F8_E4M3", [64, 1], codes.tobytes()),
+            name + "_scale_inv": ("F32", [64, 1], scales.tobytes()),
+        },
+    )
+    config = {"quantization_config": {"quant_method": "fp8", "weight_block_size": [1, 1 << 16]}}
+    with ModelFolder(folder_files(tmp_path)) as folder:
+        folder.open_tensors()
+        weights = Fp8Weights(folder, config)
+        tracemalloc.start()
+        try:
+            values = weights.float32(name)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert np.array_equal(values, e4m3_table().astype(np.float32)[codes] * scales)
+    assert peak < 64 << 10, peak

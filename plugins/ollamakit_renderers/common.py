@@ -294,23 +294,29 @@ def overlap(text: str, delim: str) -> int:
     return 0
 
 
+# Go's unicode.IsSpace is Python's isspace() less the separators U+001C..U+001F. A parser holds
+# back a run of space until what follows it comes, and strips the run again at every token: the
+# strips below take str's own (about 0.3 ns a character) and step back over a separator only
+# where one is there, since a loop in Python made a model's long run of blank lines minutes long.
+SEPARATORS = "\x1c\x1d\x1e\x1f"
+
+
 def is_go_space(ch: str) -> bool:
-    # Go's unicode.IsSpace; Python's isspace() also counts the separators U+001C..U+001F.
-    return ch.isspace() and not "\x1c" <= ch <= "\x1f"
+    return ch.isspace() and ch not in SEPARATORS
 
 
 def lstrip_go(text: str) -> str:
-    at = 0
-    while at < len(text) and is_go_space(text[at]):
-        at += 1
-    return text[at:]
+    stripped = text.lstrip()
+    head = text[: len(text) - len(stripped)]
+    cut = min((at for at in map(head.find, SEPARATORS) if at >= 0), default=-1)
+    return stripped if cut < 0 else text[cut:]
 
 
 def rstrip_go(text: str) -> str:
-    end = len(text)
-    while end > 0 and is_go_space(text[end - 1]):
-        end -= 1
-    return text[:end]
+    stripped = text.rstrip()
+    tail = text[len(stripped) :]
+    cut = max(map(tail.rfind, SEPARATORS))
+    return stripped if cut < 0 else text[: len(stripped) + cut + 1]
 
 
 def strip_go(text: str) -> str:

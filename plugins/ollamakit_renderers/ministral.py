@@ -21,27 +21,43 @@ TOOL_CALLS, THINK, THINK_END, ARGS = "[TOOL_CALLS]", "[THINK]", "[/THINK]", "[AR
 CONTENT, THINKING, NAME, ARGUMENTS = "content", "thinking", "name", "arguments"
 
 
+class JsonScan:
+    """Where the JSON value at the start of a growing text closes, each character read once: a
+    call's arguments (a whole file, for a coding tool) come a token at a time, and reading them
+    from the start at every token made a long call's parse quadratic."""
+
+    def __init__(self):
+        self.at, self.depth, self.in_string, self.escaped = 0, 0, False, False
+
+    def end(self, text: str) -> int:
+        """The close's index in ``text`` (which holds what the last call was given, and more);
+        -1: not yet."""
+        depth, in_string, escaped = self.depth, self.in_string, self.escaped
+        for n in range(self.at, len(text)):
+            ch = text[n]
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
+                    in_string = False
+                continue
+            if ch == '"':
+                in_string = True
+            elif ch in "{[":
+                depth += 1
+            elif ch in "}]":
+                depth -= 1
+                if depth == 0:
+                    return n
+        self.at, self.depth, self.in_string, self.escaped = len(text), depth, in_string, escaped
+        return -1
+
+
 def json_end(text: str) -> int:
     """Where the JSON value at the start of ``text`` closes (-1: not yet)."""
-    depth, in_string, escaped = 0, False, False
-    for n, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return n
-    return -1
+    return JsonScan().end(text)
 
 
 class MinistralParser(EventParser):
@@ -52,6 +68,7 @@ class MinistralParser(EventParser):
     def __init__(self, kernel=None):
         super().__init__(kernel)
         self.held, self.state, self.count, self.tools, self.name = "", CONTENT, 0, None, ""
+        self.arguments = JsonScan()  # the held call's arguments, read so far
 
     def init(self, tools, last_message, think):
         self.tools, self.count = tools, 0
@@ -113,9 +130,9 @@ class MinistralParser(EventParser):
             if ARGS not in held:
                 return False
             self.name, self.held = held.split(ARGS, 1)
-            self.state = ARGUMENTS
+            self.state, self.arguments = ARGUMENTS, JsonScan()
             return True
-        end = json_end(held)
+        end = self.arguments.end(held)
         if end < 0:
             return False
         events.append(("call", self.name, held[: end + 1]))

@@ -1,6 +1,6 @@
 """Every built-in parser reads a long answer in time linear in its length: a model's long run
-of blank lines (held back at every token until what follows it comes) is not read again in
-Python at every token."""
+of blank lines (held back at every token until what follows it comes), and ministral's long
+call arguments (a whole file for a coding tool), are each read once, not once a token."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ def test_a_long_run_of_blank_lines_is_read_once(name, think):
     parser = rendering.load_parser(name)
     parser.init(TOOLS, None, think)
     assert elapsed(parser, "Hello", "\n\n  ") < 0.5
+
+
+def test_ministrals_long_call_arguments_are_read_once():
+    parser = rendering.load_parser("ministral")
+    parser.init(TOOLS, None, None)
+    seconds = elapsed(parser, '[TOOL_CALLS]write[ARGS]{"text": "', "line \\n")
+    assert seconds < 0.5
+    parsed = parser.add('"}', True)
+    assert parsed.tool_calls[0]["function"]["arguments"] == {"text": "line \n" * TOKENS}

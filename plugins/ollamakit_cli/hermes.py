@@ -146,10 +146,13 @@ def refresh_gateway(executable: str, ctx: LaunchContext) -> None:
 
 def env_file_values(path: Path) -> dict[str, str]:
     """``KEY=value`` lines (``export`` allowed, quotes taken off), as Hermes's .env holds them."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")[: 1 << 20]
-    except OSError:
+    from .configfiles import ConfigError, read_bytes
+
+    try:  # bounded, and a FIFO is refused rather than waited on for a writer
+        data = read_bytes(path)
+    except ConfigError:
         return {}
+    text = (data or b"").decode("utf-8", errors="replace")
     values = {}
     for line in text.splitlines():
         line = line.strip().lstrip("\ufeff")

@@ -967,3 +967,22 @@ def test_config_only_configures_ollamas_managed_tools_without_asking(machine):
     assert asked.returncode == 1
     assert "Launch Droid now? requires confirmation" in asked.stderr
     assert not machine.record.exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_hermes_env_that_is_not_a_file_is_read_as_empty(tmp_path, kind):
+    """Whether a messaging app is connected is read from Hermes's .env: a FIFO there is not
+    waited on for a writer (the launch hung before its question), a folder is no error."""
+    import threading
+
+    from ollamakit_cli.hermes import env_file_values
+
+    env = tmp_path / ".env"
+    os.mkfifo(env) if kind == "fifo" else env.mkdir()
+    found: list = []
+    reader = threading.Thread(target=lambda: found.append(env_file_values(env)), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # let the blocked reader see an end of file, then fail
+        os.close(os.open(env, os.O_WRONLY | os.O_NONBLOCK))
+    assert found == [{}]

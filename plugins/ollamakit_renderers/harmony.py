@@ -142,14 +142,20 @@ class FunctionNames:
     def __init__(self):
         self.to_harmony: dict[str, str] = {}
         self.to_user: dict[str, str] = {}
+        # per base name, the suffix its next search starts from: every one below is taken (names
+        # are never given back), so a request of many tools of one name is not quadratic
+        self.next_suffix: dict[str, int] = {}
 
     def convert_and_add(self, user_name: str) -> str:
         base = valid_chars(user_name)
-        candidate, count = base, 2
-        while candidate in self.to_user:  # f, f_2, f_3 ...
-            candidate, count = f"{base}_{count}", count + 1
+        candidate = base
         if user_name in BUILT_IN_TOOLS:
             candidate = user_name
+        elif candidate in self.to_user:  # f, f_2, f_3 ...
+            count = self.next_suffix.get(base, 2)
+            while f"{base}_{count}" in self.to_user:
+                count += 1
+            candidate, self.next_suffix[base] = f"{base}_{count}", count + 1
         self.to_harmony[user_name] = candidate
         self.to_user[candidate] = user_name
         return candidate

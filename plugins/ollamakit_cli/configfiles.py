@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -108,10 +107,15 @@ def yaml_text(value: Any, sort_keys: bool = True) -> str:
     )
 
 
-def keep_backup(path: Path, home: Path, integration: str) -> None:
+def keep_backup(path: Path, data: bytes, mode: int, home: Path, integration: str) -> None:
+    """``data`` (what ``path`` held, with its permissions ``mode``) as the backup of this
+    second, written atomically. A second write of the file within the same second keeps the
+    first backup: it holds the older content, the user's own, which ours would replace."""
     folder = backup_dir(home) / integration if integration else backup_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, folder / f"{path.name}.{int(time.time())}")
+    backup = folder / f"{path.name}.{int(time.time())}"
+    if not backup.exists():
+        _write_atomically(backup, data, mode)
     stamped = []
     for entry in folder.glob(f"{path.name}.*"):
         stamp = entry.name[len(path.name) + 1 :]
@@ -144,7 +148,7 @@ def _replace(
     mode = 0o644
     if existing is not None:
         mode = path.stat().st_mode & 0o777  # the user's permissions stay
-        keep_backup(path, home, integration)  # under the link's name, its target's content
+        keep_backup(path, existing, mode, home, integration)  # under the link's name
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     else:
@@ -152,6 +156,11 @@ def _replace(
     if private:
         path.parent.chmod(0o700)
         mode = 0o600
+    _write_atomically(path, data, mode)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """``data`` in ``path`` through a temporary file in its folder and a rename."""
     fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -986,3 +986,22 @@ def test_hermes_env_that_is_not_a_file_is_read_as_empty(tmp_path, kind):
     if reader.is_alive():  # let the blocked reader see an end of file, then fail
         os.close(os.open(env, os.O_WRONLY | os.O_NONBLOCK))
     assert found == [{}]
+
+
+def test_a_second_write_in_the_same_second_keeps_the_users_backup(tmp_path, monkeypatch):
+    """The launcher can write ~/.ollama/config.json twice within a second (the menu's choice,
+    then the models): the backup of that second stays the user's file, with its permissions,
+    not the launcher's first write."""
+    from ollamakit_cli import configfiles
+
+    monkeypatch.setattr(configfiles.time, "time", lambda: 1_800_000_000.5)
+    path = tmp_path / ".ollama/config.json"
+    path.parent.mkdir()
+    path.write_text('{"mine": true}')
+    path.chmod(0o600)
+    configfiles.save_last_choice(tmp_path, "last_selection", "run")
+    configfiles.save_models(tmp_path, "claude", ["tiny"])
+    (backup,) = (tmp_path / ".ollama/backup").iterdir()
+    assert backup.name == "config.json.1800000000"
+    assert backup.read_text() == '{"mine": true}' and backup.stat().st_mode & 0o777 == 0o600
+    assert json.loads(path.read_text())["integrations"]["claude"] == {"models": ["tiny"]}

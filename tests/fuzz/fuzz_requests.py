@@ -1,6 +1,7 @@
 """The request-body fuzz target: hostile bodies for generate, chat, embed, rerank, tokenize,
-detokenize, create, show, copy, delete and blobs, sent through the Falcon app in-process (no sockets) to a fake model, so a
-case costs about a millisecond.
+detokenize, create, show, copy, delete and blobs, and for the OpenAI and Anthropic routes (chat
+completions, completions, embeddings, responses, messages), sent through the Falcon app
+in-process (no sockets) to a fake model, so a case costs about a millisecond.
 
 A case is ``(method, path, body bytes)``. The body is mostly a JSON object of the endpoint's
 own fields, each either of the right type or any JSON value, plus stray keys; sometimes raw
@@ -242,6 +243,7 @@ def fields(blob: str) -> dict:
         },
         "copy": {"source": models, "destination": local_names},
         "delete": {"model": models, "name": models},
+        **compatible_fields(),
     }
 
 
@@ -358,6 +360,198 @@ def valid_fields(blob: str) -> dict:
         "show": {"verbose": st.booleans()},
         "copy": {"destination": st.sampled_from(["copy", "made:v2", "fake"])},
         "delete": {},
+        **valid_compatible_fields(),
+    }
+
+
+# -- the OpenAI and Anthropic routes ----------------------------------------------------------
+
+image_url = st.sampled_from(
+    ["data:image/png;base64,aGk=", "data:image/png;base64,!!", "data:;base64,", "https://x/y.png"]
+)
+openai_part = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": text | json_value}),
+    st.fixed_dictionaries(
+        {"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": image_url})}
+    ),
+    json_value,
+)
+openai_message = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["user", "system", "assistant", "tool", "developer"]) | json_value,
+        "content": text | st.lists(openai_part, max_size=3) | json_value,
+    },
+    optional={"tool_calls": json_value, "tool_call_id": json_value, "reasoning": json_value},
+)
+function_tool = st.fixed_dictionaries(
+    {"type": st.sampled_from(["function", "web_search", "namespace"]) | json_value},
+    optional={
+        "name": st.sampled_from(["f", "web_search", ""]) | json_value,
+        "function": json_value,
+        "parameters": json_value,
+        "tools": json_value,
+    },
+)
+response_item = st.one_of(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system"]), "content": text},
+        optional={"type": st.just("message")},
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                ["message", "function_call", "function_call_output", "reasoning", "web_search_call"]
+            )
+        },
+        optional={
+            "role": json_value,
+            "content": json_value,
+            "call_id": json_value,
+            "name": json_value,
+            "arguments": st.sampled_from(['{"a": 1}', "[1]", "{", ""]) | json_value,
+            "output": text | json_value,
+            "encrypted_content": json_value,
+        },
+    ),
+    json_value,
+)
+block = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": text | json_value}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["image", "tool_use", "tool_result", "thinking", "x"])},
+        optional={
+            "source": json_value,
+            "id": json_value,
+            "name": json_value,
+            "input": json_value,
+            "content": json_value,
+            "tool_use_id": json_value,
+            "thinking": json_value,
+        },
+    ),
+    json_value,
+)
+anthropic_message = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["user", "assistant"]) | json_value,
+        "content": text | st.lists(block, max_size=3) | json_value,
+    }
+)
+
+
+def compatible_fields() -> dict:
+    """The fields of /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses and
+    /v1/messages, each of the right type or any JSON value."""
+    sampling = {
+        "temperature": numbers,
+        "top_p": numbers,
+        "seed": numbers,
+        "stop": st.one_of(text, st.lists(text, max_size=2), json_value),
+        "frequency_penalty": numbers,
+        "presence_penalty": numbers,
+    }
+    return {
+        "v1_chat": {
+            "model": models,
+            "messages": st.one_of(st.lists(openai_message, max_size=4), json_value),
+            "stream": st.booleans(),
+            "stream_options": json_value,
+            "max_tokens": numbers,
+            "max_completion_tokens": numbers,
+            "response_format": json_value,
+            "tools": st.one_of(st.lists(function_tool, max_size=2), json_value),
+            "tool_choice": json_value,
+            "reasoning_effort": st.sampled_from(["low", "none", "x", ""]) | json_value,
+            "reasoning": json_value,
+            "logprobs": st.booleans(),
+            "top_logprobs": numbers,
+            **sampling,
+        },
+        "v1_completions": {
+            "model": models,
+            "prompt": text,
+            "suffix": text,
+            "stream": st.booleans(),
+            "max_tokens": numbers,
+            "echo": st.booleans(),
+            "logprobs": numbers,
+            **sampling,
+        },
+        "v1_embeddings": {
+            "model": models,
+            "input": st.one_of(text, st.lists(text, max_size=4), json_value),
+            "dimensions": numbers,
+            "encoding_format": st.sampled_from(["float", "base64", "x"]),
+        },
+        "v1_responses": {
+            "model": models,
+            "input": st.one_of(text, st.lists(response_item, max_size=4), json_value),
+            "instructions": text,
+            "max_output_tokens": numbers,
+            "temperature": numbers,
+            "top_p": numbers,
+            "truncation": st.sampled_from(["auto", "disabled"]),
+            "stream": st.booleans(),
+            "reasoning": st.fixed_dictionaries(
+                {}, optional={"effort": st.sampled_from(["low", "none", "x"]), "summary": text}
+            ),
+            "text": st.fixed_dictionaries({}, optional={"format": json_value}),
+            "tools": st.one_of(st.lists(function_tool, max_size=2), json_value),
+        },
+        "v1_messages": {
+            "model": models,
+            "max_tokens": numbers,
+            "messages": st.one_of(st.lists(anthropic_message, max_size=4), json_value),
+            "system": st.one_of(text, st.lists(block, max_size=2), json_value),
+            "stream": st.booleans(),
+            "tools": json_value,
+            "stop_sequences": st.one_of(st.lists(text, max_size=2), json_value),
+            "temperature": numbers,
+            "top_p": numbers,
+            "top_k": numbers,
+            "thinking": json_value,
+            "output_config": json_value,
+        },
+    }
+
+
+def valid_compatible_fields() -> dict:
+    """Those fields with values a client may rightly send (the model is added by ``json_cases``)."""
+    small_text = st.text(max_size=40)
+    chat_message = st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "system", "assistant"]), "content": small_text}
+    )
+    user_message = st.fixed_dictionaries({"role": st.just("user"), "content": small_text})
+    return {
+        "v1_chat": {
+            "messages": st.lists(chat_message, min_size=1, max_size=3),
+            "stream": st.booleans(),
+            "max_tokens": st.integers(1, 32),
+            "temperature": st.floats(0, 2),
+            "seed": st.integers(0, 100),
+            "response_format": st.sampled_from([{"type": "text"}, {"type": "json_object"}]),
+        },
+        "v1_completions": {
+            "prompt": small_text,
+            "stream": st.booleans(),
+            "max_tokens": st.integers(1, 32),
+            "temperature": st.floats(0, 2),
+        },
+        "v1_embeddings": {"input": small_text | st.lists(small_text, min_size=1, max_size=3)},
+        "v1_responses": {
+            "input": small_text | st.lists(user_message, min_size=1, max_size=2),
+            "instructions": small_text,
+            "stream": st.booleans(),
+            "max_output_tokens": st.integers(1, 32),
+            "temperature": st.floats(0, 2),
+        },
+        "v1_messages": {
+            "max_tokens": st.integers(1, 32),
+            "messages": st.lists(user_message, min_size=1, max_size=2),
+            "system": small_text,
+            "stream": st.booleans(),
+            "temperature": st.floats(0, 1),
+        },
     }
 
 
@@ -374,6 +568,11 @@ ROUTES = {
     "v1_rerank": ("POST", "/v1/rerank"),
     "tokenize": ("POST", "/api/tokenize"),
     "detokenize": ("POST", "/api/detokenize"),
+    "v1_chat": ("POST", "/v1/chat/completions"),
+    "v1_completions": ("POST", "/v1/completions"),
+    "v1_embeddings": ("POST", "/v1/embeddings"),
+    "v1_responses": ("POST", "/v1/responses"),
+    "v1_messages": ("POST", "/v1/messages"),
 }
 # Bodies that are not a well-formed object: each once broke a JSON endpoint somewhere.
 RAW_BODIES = [
@@ -523,10 +722,12 @@ class RequestTarget(Target):
         for line in lines:
             if '"error"' not in line:
                 continue
-            try:
-                error = json.loads(line).get("error")
+            try:  # a native line, or an OpenAI or Anthropic event's data
+                error = json.loads(line.removeprefix("data: ")).get("error")
             except (ValueError, AttributeError):
                 continue
+            if isinstance(error, dict):  # the OpenAI and Anthropic envelopes
+                error = error.get("message")
             if isinstance(error, str):
                 if INTERNAL_ERROR in error:  # an unexpected exception after the status line
                     raise _ServerError("in the stream: " + error, 500)

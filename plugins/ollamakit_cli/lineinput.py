@@ -67,9 +67,11 @@ class History:
         self.path = path or history_path()
         self.enabled = enabled
         self.lines: list[str] = []
-        try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        from .configfiles import ConfigError, read_bytes
+
+        try:  # bounded, and a FIFO or a folder is no history rather than a wait or a crash
+            text = (read_bytes(self.path) or b"").decode("utf-8", errors="replace")
+        except ConfigError:
             text = ""
         for line in text.splitlines():
             if line.strip():

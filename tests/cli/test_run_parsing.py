@@ -1,6 +1,7 @@
 """``run``'s flags, the chat's commands and what they print, without a server."""
 
 import io
+import os
 
 import click
 import pytest
@@ -399,3 +400,20 @@ def test_in_the_chat_a_path_is_a_message_for_a_model_that_sees(tmp_path, monkeyp
         capsys.readouterr().out == f"Unknown command '{tmp_path / 'cat.png'}'. Type /? for help\n"
         and len(sent) == 1
     )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_history_that_is_not_a_file_is_no_history(tmp_path, kind):
+    """``run`` reads ~/.ollama/history as it starts: a FIFO there is not waited on for a writer
+    (the chat never started), a folder is no error."""
+    import threading
+
+    path = tmp_path / "history"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    found: list = []
+    reader = threading.Thread(target=lambda: found.append(History(path).lines), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # let the blocked reader see an end of file, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    assert found == [[]]

@@ -84,15 +84,19 @@ class History:
             self.save()
 
     def save(self) -> None:
+        temporary = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # a temporary of its own: two chats at once each replace the file whole, where one
+            # fixed name let the second truncate and overwrite the first's half-written file
+            fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}-", dir=self.path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write("".join(line + "\n" for line in self.lines))
             os.replace(temporary, self.path)
         except OSError:
-            pass  # a read-only home is no reason to stop a chat
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
+            # a read-only home is no reason to stop a chat
 
 
 def erase_lines(columns: int) -> None:

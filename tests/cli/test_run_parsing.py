@@ -232,7 +232,18 @@ def test_history_keeps_the_last_hundred_lines_and_can_stop_saving(tmp_path):
     assert again.lines[-1] == "line 104"
     again.add("not saved")
     assert "not saved" not in path.read_text() and again.lines[-1] == "not saved"
-    assert not (tmp_path / ".ollama" / "history.tmp").exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["history"]  # no temporary left
+
+
+def test_a_history_save_leaves_another_chats_temporary_alone(tmp_path):
+    """Two chats at once: each writes a temporary of its own, so one's save cannot truncate
+    and rename away the file the other is still writing."""
+    path = tmp_path / "history"
+    others = tmp_path / "history.tmp"  # the name every chat used to write
+    others.write_text("the other chat's lines, half written\n")
+    History(path).add("mine")
+    assert path.read_text() == "mine\n"
+    assert others.read_text() == "the other chat's lines, half written\n"
 
 
 @pytest.mark.parametrize(

@@ -53,30 +53,36 @@ struct decoded {
 };
 
 static inline void decode(const block_q6_K *b, struct decoded *out) {
-    const __m256i low4 = _mm256_set1_epi8(15), low2 = _mm256_set1_epi8(3);
+    const __m256i low4 = _mm256_set1_epi8(15), bits45 = _mm256_set1_epi8(0x30);
     for (int half = 0; half < 2; half++) {
         const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * half));
         const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * half + 32));
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * half));
-        // the high two bits of runs 0..3 of this half are bits 0-1, 2-3, 4-5, 6-7 of qh
-        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4);
-        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4);
-        const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4);
-        const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4);
+        // the high two bits of runs 0..3 of this half (bits 0-1, 2-3, 4-5, 6-7 of qh) moved to
+        // bits 4-5 by one shift each (what a 16-bit shift carries across bytes lands elsewhere)
+        const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45);
+        const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45);
+        const __m256i h2 = _mm256_and_si256(qh, bits45);
+        const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45);
         __m256i *v = out->values + 4 * half;
         v[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), h0);
         v[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4), h1);
         v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), h2);
         v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), h3);
     }
-    const __m128i scales = _mm_loadu_si128((const __m128i *)b->scales);
+    const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    // scales 0-7, then 8-15, as int16 in both 128-bit lanes: one byte shuffle a run then takes
+    // scale 2*run for the run's first 16 values (low lane) and 2*run+1 for the next 16
+    const __m256i lows = _mm256_permute4x64_epi64(scales, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256i highs = _mm256_permute4x64_epi64(scales, _MM_SHUFFLE(3, 2, 3, 2));
     for (int run = 0; run < 8; run++) {
-        // scale 2*run for the run's first 16 values, 2*run+1 for the next 16
-        const __m128i pick = _mm_set_epi64x(0x0101010101010101LL * (2 * run + 1),
-                                            0x0101010101010101LL * (2 * run));
-        out->scales[run] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick));
+        const char a = (char)(4 * (run % 4)), c = (char)(4 * (run % 4) + 2);
+        const __m256i pick = _mm256_setr_epi8(
+            a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1,
+            c, c + 1, c, c + 1, c, c + 1, c, c + 1, c, c + 1, c, c + 1, c, c + 1, c, c + 1);
+        out->scales[run] = _mm256_shuffle_epi8(run < 4 ? lows : highs, pick);
     }
-    out->offset_scales = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(scales), _mm256_set1_epi16(-32));
+    out->offset_scales = _mm256_mullo_epi16(scales, _mm256_set1_epi16(-32));
 }
 
 // The weights stream from memory faster when asked for 2 KiB ahead (measured: up to 2x on 4
@@ -107,14 +113,19 @@ static inline __attribute__((always_inline)) void rows_by_columns(
             const float dw = half(row[b].d);
             for (int j = 0; j < cols; j++) {
                 const block_q8_K *y = x[j] + b;
-                // the offset term, -32 * (bsums . scales) in ggml's lanes, starts the lanes
-                __m256i sums = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums),
+                // the offset term, -32 * (bsums . scales) in ggml's lanes, starts the lanes;
+                // the even and the odd runs add in two chains (half the wait on each sum)
+                __m256i even = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums),
                                                  dec.offset_scales);
-                for (int run = 0; run < 8; run++) {
-                    const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * run));
-                    const __m256i pairs = _mm256_maddubs_epi16(dec.values[run], q8);
-                    sums = add_pair_products(sums, dec.scales[run], pairs);
+                __m256i odd = _mm256_setzero_si256();
+                for (int run = 0; run < 8; run += 2) {
+                    const __m256i *q8 = (const __m256i *)(y->qs + 32 * run);
+                    even = add_pair_products(even, dec.scales[run],
+                                             _mm256_maddubs_epi16(dec.values[run], _mm256_loadu_si256(q8)));
+                    odd = add_pair_products(odd, dec.scales[run + 1],
+                                            _mm256_maddubs_epi16(dec.values[run + 1], _mm256_loadu_si256(q8 + 1)));
                 }
+                const __m256i sums = _mm256_add_epi32(even, odd);
                 const float d = y->d * dw;
                 acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc[j]);
             }

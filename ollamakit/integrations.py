@@ -14,14 +14,19 @@ Strings in ``args`` and ``env`` are templates: ``{host}`` is the server's URL as
 user's home folder. Each integration takes the one Ollama gives that tool.
 A value may instead be a function of the ``LaunchContext``, for what a template cannot say (a
 JSON document built from the models, say).
+
+A tool that needs more than its files around its run (an onboarding wizard the first time, a
+gateway that must answer while it runs and stop after) describes that as ``around_start``: a
+context manager that ``launch`` enters just before the tool starts and leaves when it exits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 #: A JSON object (a dict) in, the same object with this integration's settings merged in, out.
 JsonUpdate = Callable[[dict[str, Any], "LaunchContext"], dict[str, Any]]
@@ -51,6 +56,7 @@ class LaunchContext:
     connectable_host: str = ""
     extra_args: tuple[str, ...] = ()  # the words given after ``--``, passed on after ``args``
     local_models: tuple[str, ...] = ()  # every model the server lists (``/api/tags``)
+    installed_now: bool = False  # launch installed the tool just now (no update is needed)
 
     def fill(self, template: Template) -> str:
         if callable(template):
@@ -72,6 +78,29 @@ class LaunchContext:
         return self.models[0]
 
 
+class Declined(Exception):
+    """A hook's question was answered no: ``launch`` stops there, and it is no error."""
+
+
+class Questions(Protocol):
+    """How an integration's hooks put a question to the person launching the tool."""
+
+    @property
+    def asks(self) -> bool:
+        """A question of the tool's own may be put: a terminal, and no ``--yes``."""
+        ...
+
+    def agree(self, question: str) -> bool:
+        """Ollama's ``ConfirmPrompt``: yes under ``--yes``, asked in a terminal, and outside one
+        an error that names ``--yes``."""
+        ...
+
+
+#: Entered just before the tool starts, left when it has exited: yields more words for its
+#: command line (after ``args``, before the extra arguments).
+AroundStart = Callable[[str, LaunchContext, Questions], AbstractContextManager[Sequence[str]]]
+
+
 @dataclass(frozen=True)
 class ConfigFile:
     """One file ``launch`` writes: a path under the home folder, and how its content is made.
@@ -82,7 +111,9 @@ class ConfigFile:
     folder moves with its own environment variables. ``text`` files belong to the
     integration whole: ``render`` makes their content. Or ``edit`` changes a text file of the
     user's: it gets the text (None when there is no file) and returns the new text, or None to
-    leave the file as it is.
+    leave the file as it is. ``legacy_paths``: where older releases of the tool kept the file,
+    read (the first that exists) while the file itself is absent; the file is written in its
+    new place.
     """
 
     path: str | Callable[[LaunchContext], str]
@@ -93,6 +124,7 @@ class ConfigFile:
     indent: int | None = 2
     sort_keys: bool = True  # YAML: keys sorted (Go's map), or kept in their order (a node)
     private: bool = False  # the file and its folder only their owner's (0600, 0700)
+    legacy_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +133,8 @@ class Integration:
     display_name: str
     description: str
     executable: str
+    # other names it has had on PATH (an older release's), looked for after ``executable``
+    other_executables: tuple[str, ...] = ()
     # where the tool's own installer puts it when that is not on PATH, under the home folder
     fallback_paths: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
@@ -109,10 +143,14 @@ class Integration:
     # run (after a yes) to install the tool when it is missing; needs these programs on PATH
     installer: tuple[str, ...] = ()
     installer_needs: tuple[str, ...] = ()
+    # the installer's environment, where this one does not set them already
+    installer_env: Mapping[str, str] = field(default_factory=dict)
     install_question: str = ""  # default: "<display name> is not installed. Install now?"
     # before the extra arguments given after ``--``: templates, or a function for a list
     args: tuple[Template, ...] | Callable[[LaunchContext], list[str]] = ()
     env: Mapping[str, Template] = field(default_factory=dict)
+    # taken out of the environment it starts with (other providers' keys, so it uses this one)
+    unset_env: tuple[str, ...] = ()
     files: tuple[ConfigFile, ...] = ()
     # True: written when the model is configured (``--config`` too); False: just before start
     files_on_configure: bool = True
@@ -127,6 +165,8 @@ class Integration:
     after_configure: Callable[[str, LaunchContext], None] | None = None
     # just before it starts, with a way to ask a yes/no question (None where none may be asked)
     before_start: Callable[[str, LaunchContext, Callable[[str], bool] | None], None] | None = None
+    # around its run: what it needs first, and what is stopped after it exits (see above)
+    around_start: AroundStart | None = None
     # the operating systems (``sys.platform`` prefixes) it runs on, and what is said elsewhere
     platforms: tuple[str, ...] = ()
     unsupported_message: str = ""
@@ -148,6 +188,17 @@ class Integration:
     def config_path(self, spec: ConfigFile, ctx: LaunchContext) -> Path:
         return ctx.home / (spec.path(ctx) if callable(spec.path) else spec.path)
 
+    def source_path(self, spec: ConfigFile, ctx: LaunchContext) -> Path:
+        """Where the file's present content is read: the file, or while it is absent the first
+        of its legacy places that exists."""
+        path = self.config_path(spec, ctx)
+        if path.exists() or path.is_symlink():
+            return path
+        for legacy in spec.legacy_paths:
+            if (ctx.home / legacy).exists():
+                return ctx.home / legacy
+        return path
+
     def start_args(self, ctx: LaunchContext) -> list[str]:
         if callable(self.args):
             return list(self.args(ctx))
@@ -155,6 +206,11 @@ class Integration:
 
     def start_env(self, ctx: LaunchContext) -> dict[str, str]:
         return {name: ctx.fill(value) for name, value in self.env.items()}
+
+    def environment(self, ctx: LaunchContext, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` (this process's environment) without ``unset_env``, then ``env`` on top."""
+        kept = {name: value for name, value in base.items() if name not in self.unset_env}
+        return {**kept, **self.start_env(ctx)}
 
     def install_hint(self) -> str:
         if self.install_url:

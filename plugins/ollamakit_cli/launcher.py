@@ -1,8 +1,8 @@
 """Bare ``ollamakit`` in a terminal: Ollama's launcher menu, as numbered lines. Outside a
 terminal (a script, a pipe) it prints the help.
 
-As in Ollama 0.33 (``cmd/tui``): running a model first, then Claude Code, OpenCode and Hermes
-(OpenClaw, pinned there too, is not built in here), then ``More...`` for the other tools in
+As in Ollama 0.33 (``cmd/tui``): running a model first, then Claude Code, OpenCode, Hermes and
+OpenClaw, then ``More...`` for the other tools in
 Ollama's order, then the ones plugins add, by name; a tool that is not installed says
 ``(install)`` when ``launch`` can install it. A number starts the item with what it used last
 (the last model run; the tool's saved model), as Enter does in Ollama's menu; the number and

@@ -23,13 +23,15 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from ollamakit import drivers
-from ollamakit.integrations import Integration, LaunchContext, LaunchModel
+from ollamakit.integrations import Declined, Integration, LaunchContext, LaunchModel
 
 from . import configfiles
 from ollamakit.cli.address import ollama_host_url
@@ -44,12 +46,13 @@ WHERE_TO_GET = {
     "curl": "curl: https://curl.se/",
     "bash": "bash: https://www.gnu.org/software/bash/",
     "npm": "npm (Node.js): https://nodejs.org/",
+    "git": "git: https://git-scm.com/",
 }
 EXAMPLE = "for example: 'ollamakit launch claude --model qwen3.5'"
 
 
-class Cancelled(Exception):
-    """The user said no, or left a question: nothing more is done, and it is no error."""
+# The user said no, or left a question: nothing more is done, and it is no error.
+Cancelled = Declined
 
 
 def integrations() -> list[Integration]:
@@ -84,6 +87,14 @@ class Policy:
         """Whether a question of the tool's own may be put (in a terminal, without --yes)."""
         return self.terminal and not self.yes
 
+    def agree(self, question: str) -> bool:
+        """``confirm``, with a no as False rather than the end of the launch."""
+        try:
+            self.confirm(question)
+        except Cancelled:
+            return False
+        return True
+
     def ask(self, question: str) -> bool:
         try:
             return click.confirm(question, default=True, err=True)
@@ -110,9 +121,10 @@ class Policy:
 
 
 def find_executable(integration: Integration, home: Path) -> str | None:
-    found = shutil.which(integration.executable)
-    if found:
-        return found
+    for name in (integration.executable, *integration.other_executables):
+        found = shutil.which(name) if name else None
+        if found:
+            return found
     for relative in integration.fallback_paths:  # where its own installer puts it
         candidate = home / relative
         if candidate.is_file() and os.access(candidate, os.X_OK):
@@ -120,10 +132,11 @@ def find_executable(integration: Integration, home: Path) -> str | None:
     return None
 
 
-def ensure_installed(integration: Integration, home: Path, policy: Policy) -> str:
+def ensure_installed(integration: Integration, home: Path, policy: Policy) -> tuple[str, bool]:
+    """The tool's executable, and whether it was installed just now."""
     found = find_executable(integration, home)
     if found:
-        return found
+        return found, False
     if not integration.installer:
         hint = integration.install_hint()
         raise click.ClickException(
@@ -145,7 +158,8 @@ def ensure_installed(integration: Integration, home: Path, policy: Policy) -> st
     )
     policy.confirm(question)
     click.echo(f"\nInstalling {integration.display_name}...", err=True)
-    if subprocess.run(list(integration.installer)).returncode != 0:
+    env = {**integration.installer_env, **os.environ}  # defaults: the user's own win
+    if subprocess.run(list(integration.installer), env=env).returncode != 0:
         raise click.ClickException(f"failed to install {integration.name}")
     found = find_executable(integration, home)
     if not found:
@@ -154,7 +168,7 @@ def ensure_installed(integration: Integration, home: Path, policy: Policy) -> st
             "You may need to restart your shell"
         )
     click.echo(f"{GREEN}{integration.display_name} installed successfully{RESET}\n", err=True)
-    return found
+    return found, True
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -344,20 +358,21 @@ def ensure_model(client: Client, name: str, policy: Policy) -> None:
 def write_files(integration: Integration, ctx: LaunchContext) -> None:
     for spec in integration.files:
         path = integration.config_path(spec, ctx)
+        source = integration.source_path(spec, ctx)
         if spec.format == "json":
-            value = configfiles.read_json_object(path)
+            value = configfiles.read_json_object(source)
             if spec.update is not None:
                 value = spec.update(value, ctx)
             text = configfiles.json_text(value, spec.indent)
         elif spec.format == "yaml":
-            value = configfiles.read_yaml_object(path)
+            value = configfiles.read_yaml_object(source)
             if spec.update is not None:
                 value = spec.update(value, ctx)
             text = configfiles.yaml_text(value, spec.sort_keys)
         elif spec.render is not None:
             text = spec.render(ctx)
         elif spec.edit is not None:
-            edited = spec.edit(configfiles.read_text(path), ctx)
+            edited = spec.edit(configfiles.read_text(source), ctx)
             if edited is None:
                 continue
             text = edited
@@ -366,9 +381,15 @@ def write_files(integration: Integration, ctx: LaunchContext) -> None:
         configfiles.write_with_backup(path, text, ctx.home, integration.name, spec.private)
 
 
-def start(integration: Integration, executable: str, ctx: LaunchContext, extra: list[str]) -> None:
-    argv = [executable, *integration.start_args(ctx), *extra]
-    env = {**os.environ, **integration.start_env(ctx)}
+def start(
+    integration: Integration,
+    executable: str,
+    ctx: LaunchContext,
+    extra: list[str],
+    more: Sequence[str] = (),
+) -> None:
+    argv = [executable, *integration.start_args(ctx), *more, *extra]
+    env = integration.environment(ctx, os.environ)
     # Ctrl-C belongs to the tool (it cancels a turn there): this process only waits. A handler,
     # not SIG_IGN, since an ignored signal would stay ignored in the tool too.
     previous = signal.signal(signal.SIGINT, lambda *_: None)
@@ -432,7 +453,9 @@ def launch(
             )
         # Ollama's managed integrations (those it marks onboarded) are installed even for --config
         needs_tool = not configure_only or integration.onboards
-        executable = ensure_installed(integration, home, policy) if needs_tool else None
+        executable, installed_now = (
+            ensure_installed(integration, home, policy) if needs_tool else (None, False)
+        )
         saved = configfiles.saved_models(home, integration.name)
         if not model and use_saved and saved and find_model(local, saved[0]):
             model = saved[0]
@@ -462,6 +485,7 @@ def launch(
         home=home,
         extra_args=tuple(extra),
         local_models=tuple(m.name for m in local),
+        installed_now=installed_now,
     )
     if integration.files_on_configure:
         write_files(integration, ctx)
@@ -472,7 +496,9 @@ def launch(
         if integration.onboards:  # configured; Ollama asks nothing more of these
             return
         policy.confirm(f"Launch {integration.display_name} now?")
-    executable = executable or ensure_installed(integration, home, policy)
+    if executable is None:
+        executable, installed_now = ensure_installed(integration, home, policy)
+        ctx = replace(ctx, installed_now=installed_now)
     check_version(integration, executable)
     if not integration.files_on_configure:
         write_files(integration, ctx)
@@ -481,7 +507,9 @@ def launch(
         click.echo(integration.notice, err=True)
     if integration.before_start is not None:
         integration.before_start(executable, ctx, policy.ask if policy.asks else None)
-    start(integration, executable, ctx, extra)
+    around = integration.around_start or (lambda *_: nullcontext(()))
+    with around(executable, ctx, policy) as more:
+        start(integration, executable, ctx, extra, more)
 
 
 def refresh_after_configure(

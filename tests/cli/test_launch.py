@@ -824,7 +824,7 @@ def test_the_bare_menu_launches_a_tool_with_its_saved_model(machine):
         sys.executable, ["-m", "ollamakit"], env=machine.env(), encoding="utf-8", timeout=60
     )
     child.expect_exact("Choice (number")
-    child.sendline("5")  # More...
+    child.sendline("6")  # More...
     child.expect_exact("Choice (number")
     number = re.search(r"^ +(\d+)\. Launch Droid \(tiny-two\)\r$", child.before, re.M)[1]
     child.sendline(number)  # as Enter in Ollama's menu: the saved model, no picker
@@ -1005,3 +1005,250 @@ def test_a_second_write_in_the_same_second_keeps_the_users_backup(tmp_path, monk
     assert backup.name == "config.json.1800000000"
     assert backup.read_text() == '{"mine": true}' and backup.stat().st_mode & 0o777 == 0o600
     assert json.loads(path.read_text())["integrations"]["claude"] == {"models": ["tiny"]}
+
+
+# -- OpenClaw: onboarding the first time, and a gateway that answers while its TUI runs -----
+
+FAKE_OPENCLAW = f"""#!{sys.executable}
+import json, os, socket, sys
+args = sys.argv[1:]
+record = os.environ["FAKE_RECORD"]
+with open(record + ".calls", "a") as fh:
+    fh.write(json.dumps(args) + "\\n")
+path = os.path.join(os.environ["HOME"], ".openclaw", "openclaw.json")
+def config():
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except OSError:
+        return {{}}
+def save(value):
+    with open(path, "w") as fh:
+        json.dump(value, fh)
+port = config().get("gateway", {{}}).get("port", 18789)
+if args[:1] == ["onboard"]:  # as OpenClaw's wizard: it marks itself run
+    value = config()
+    value["wizard"] = {{"lastRunAt": "2026-12-08T00:00:00.000Z"}}
+    save(value)
+elif args[:2] == ["channels", "add"]:
+    value = config()
+    value["channels"] = {{"telegram": {{"enabled": True, "botToken": "123:abc"}}}}
+    save(value)
+elif args[:2] == ["gateway", "run"]:
+    with open(record + ".gateway", "w") as fh:
+        fh.write(str(os.getpid()))
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen()
+    while True:
+        server.accept()[0].close()
+elif args[:1] not in (["update"], ["daemon"]):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        up = True
+    except OSError:
+        up = False
+    with open(record, "w") as fh:
+        json.dump({{"argv": sys.argv, "env": dict(os.environ), "gateway": up}}, fh)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def openclaw_machine(machine, config: dict) -> int:
+    """OpenClaw on PATH, its config with a gateway port of the test's own; the port."""
+    (machine.bin / "openclaw").write_text(FAKE_OPENCLAW)
+    (machine.bin / "openclaw").chmod(0o755)
+    port = free_port()
+    config.setdefault("gateway", {})["port"] = port
+    path = machine.home / ".openclaw/openclaw.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config))
+    return port
+
+
+def port_answers(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_openclaw_first_launch_onboards_then_runs_a_gateway_for_its_tui(machine):
+    port = openclaw_machine(machine, {})
+    # the config of an older release, read while the new one is absent
+    (machine.home / ".openclaw/openclaw.json").unlink()
+    legacy = machine.home / ".clawdbot/clawdbot.json"
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps({
+        "gateway": {"port": port, "auth": {"token": "t o/k"}},
+        "models": {"providers": {
+            "ollama": {"models": [{"id": "tiny", "name": "old", "alias": "mine"},
+                                  {"id": "gone"}]},
+            "other": {"baseUrl": "https://example.com"},
+        }},
+        "agents": {"defaults": {"model": {"primary": "other/x", "fallbacks": ["other/y"]},
+                                "workspace": "~/w"}},
+        "theme": "dark",
+    }))  # fmt: skip
+    sessions = machine.home / ".openclaw/agents/main/sessions/sessions.json"
+    sessions.parent.mkdir(parents=True)
+    sessions.write_text(json.dumps({
+        "main": {"model": "gone", "modelOverride": "gone", "providerOverride": "ollama"},
+        "kept": {"model": "tiny", "label": "x"},
+    }))  # fmt: skip
+    (machine.home / ".openclaw/identity").mkdir()
+    (machine.home / ".openclaw/identity/device-auth.json").write_text('{"deviceId": "this"}')
+    (machine.home / ".openclaw/devices").mkdir()
+    (machine.home / ".openclaw/devices/paired.json").write_text(json.dumps({
+        "this": {"scopes": ["operator.read"], "tokens": {
+            "operator": {"scopes": []}, "node": {"role": "node", "scopes": []}}},
+        "other": {"scopes": []},
+    }))  # fmt: skip
+    keys = {"ANTHROPIC_API_KEY": "sk-a", "OPENAI_API_KEY": "sk-o", "XDG_RUNTIME_DIR": ""}
+
+    # Outside a terminal, the security notice needs --yes; the config is written before it.
+    done = machine.launch("openclaw", "--model", "tiny", **keys)
+    assert done.returncode == 1
+    assert "OpenClaw can read files and run actions when tools are enabled." in done.stderr
+    assert done.stderr.endswith(
+        "Error: I understand the risks. Continue? requires confirmation; "
+        "re-run with --yes to continue\n"
+    )
+    assert hermes_calls(machine) == []
+
+    done = machine.launch("openclaw", "--model", "tiny", "--yes", **keys)
+    assert done.returncode == 0, done.stderr
+    url = machine.server.url
+    onboard = ["onboard", "--non-interactive", "--accept-risk", "--auth-choice", "ollama",
+               "--custom-base-url", url, "--custom-model-id", "tiny",
+               "--skip-health", "--skip-channels", "--skip-skills"]  # fmt: skip
+    # no systemd user manager here: no daemon, the gateway runs as launch's child
+    assert hermes_calls(machine) == [
+        ["update"], onboard, ["gateway", "run", "--force"],
+        ["tui", "--message", "Wake up, my friend!"],
+    ]  # fmt: skip
+    started = machine.started()
+    assert started["gateway"] is True  # it answered while the TUI ran
+    assert "ANTHROPIC_API_KEY" not in started["env"] and "OPENAI_API_KEY" not in started["env"]
+    stage = str(machine.home / ".openclaw/plugin-runtime-deps")
+    assert started["env"]["OPENCLAW_PLUGIN_STAGE_DIR"] == stage
+    # ... and was stopped after it
+    gateway = int(Path(str(machine.record) + ".gateway").read_text())
+    assert not port_answers(port)
+    with pytest.raises(ProcessLookupError):
+        os.kill(gateway, 0)
+    assert "✓ OpenClaw is running" in done.stderr
+    assert f"http://127.0.0.1:{port}/#token=t+o%2Fk" in done.stderr
+    assert "Stop it with: openclaw gateway stop" in done.stderr
+
+    config = machine.file(".openclaw/openclaw.json")
+    ollama = config["models"]["providers"]["ollama"]
+    assert {k: v for k, v in ollama.items() if k != "models"} == {
+        "baseUrl": url, "apiKey": "ollama-local", "api": "ollama",
+    }  # fmt: skip
+    (entry,) = ollama["models"]  # the saved models only; fields the user added stay
+    assert entry["id"] == entry["name"] == "tiny" and entry["alias"] == "mine"
+    assert entry["input"] == ["text"]
+    assert entry["cost"] == {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0}
+    assert config["models"]["providers"]["other"] == {"baseUrl": "https://example.com"}
+    assert config["agents"] == {
+        "defaults": {"model": {"primary": "ollama/tiny", "fallbacks": ["other/y"]},
+                     "workspace": "~/w"},
+    }  # fmt: skip
+    assert config["theme"] == "dark" and config["wizard"]["lastRunAt"]
+    assert config["plugins"] == {"entries": {"ollama": {"enabled": True}}}
+    assert config["tools"] == {"web": {"search": {"provider": "ollama", "enabled": True}}}
+    assert json.loads(sessions.read_text()) == {
+        "main": {"model": "tiny"}, "kept": {"model": "tiny", "label": "x"},
+    }  # fmt: skip
+    operator = ["operator.read", "operator.admin", "operator.approvals", "operator.pairing"]
+    assert machine.file(".openclaw/devices/paired.json") == {
+        "this": {"scopes": operator, "approvedScopes": operator, "tokens": {
+            "operator": {"scopes": operator}, "node": {"role": "node", "scopes": []}}},
+        "other": {"scopes": []},
+    }  # fmt: skip
+    assert machine.saved() == {"openclaw": {"models": ["tiny"]}}
+    assert legacy.exists()  # the old file is left where it was
+
+
+def test_openclaw_restarts_a_running_gateway_and_passes_extra_arguments(machine):
+    import socket
+
+    port = openclaw_machine(machine, {
+        "wizard": {"lastRunAt": "2026-01-01T00:00:00Z"},
+        "tools": {"alsoAllow": ["ollama_web_search", "exec"], "web": {"search": {"provider": "x"}}},
+        "plugins": {"entries": {"openclaw-web-search": {}}, "allow": ["openclaw-web-search"],
+                    "installs": {"openclaw-web-search": {}}},
+    })  # fmt: skip
+    listener = socket.socket()  # a gateway already running (the daemon's)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    try:
+        done = machine.launch("openclaw", "--model", "tiny", "--", "tui", "--deliver")
+        assert done.returncode == 0, done.stderr
+        # onboarded before: no update, no wizard; a running gateway restarted to read the config
+        assert hermes_calls(machine) == [["daemon", "restart"], ["tui", "--deliver"]]
+        assert machine.started()["argv"][1:] == ["tui", "--deliver"]
+        assert port_answers(port)  # not launch's own, so left running
+    finally:
+        listener.close()
+    config = machine.file(".openclaw/openclaw.json")  # the old web search plugin's traces gone
+    assert config["tools"] == {
+        "alsoAllow": ["exec"],
+        "web": {"search": {"provider": "ollama", "enabled": True}, "fetch": {"enabled": True}},
+    }  # fmt: skip
+    assert config["plugins"] == {"entries": {"ollama": {"enabled": True}}, "allow": ["ollama"]}
+
+    # other extra arguments: exactly those, with no gateway
+    Path(str(machine.record) + ".calls").unlink()
+    done = machine.launch("openclaw", "--model", "tiny", "--", "status")
+    assert done.returncode == 0, done.stderr
+    assert hermes_calls(machine) == [["status"]]
+    assert machine.saved()["openclaw"] == {"models": ["tiny"]}
+
+
+@pytest.mark.slow
+def test_openclaw_in_a_terminal_asks_first_and_offers_a_channel(machine):
+    openclaw_machine(machine, {})
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", "launch", "openclaw", "--model", "tiny"],
+        env=machine.env(XDG_RUNTIME_DIR=""),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("I understand the risks. Continue?")
+    child.sendline("n")  # no: nothing runs, and it is no error
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and hermes_calls(machine) == []
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", "launch", "clawdbot", "--model", "tiny"],  # an alias
+        env=machine.env(XDG_RUNTIME_DIR=""),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("I understand the risks. Continue?")
+    child.sendline("y")
+    child.expect_exact("Your assistant can message you on WhatsApp, Telegram, Discord, and more.")
+    child.expect_exact("Connect a channel (messaging app) now?")
+    child.sendline("y")  # the channel is added, so it is not asked again
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    calls = hermes_calls(machine)
+    assert [call[0] for call in calls] == ["update", "onboard", "channels", "gateway", "tui"]
+    assert calls[-1] == ["tui", "--message", "Wake up, my friend!"]

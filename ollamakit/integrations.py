@@ -137,6 +137,11 @@ class Integration:
     other_executables: tuple[str, ...] = ()
     # where the tool's own installer puts it when that is not on PATH, under the home folder
     fallback_paths: tuple[str, ...] = ()
+    # how to find it instead of all that (an app in its platform's place): the home folder in,
+    # its path (on macOS maybe an ``.app`` bundle) or None out
+    find: Callable[[Path], str | None] | None = None
+    # an app: started (an ``.app`` bundle with ``open -a``) and left running; launch returns
+    detached: bool = False
     aliases: tuple[str, ...] = ()
     install_url: str = ""
     install_command: tuple[str, ...] = ()  # shown as the way to install it

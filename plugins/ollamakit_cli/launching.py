@@ -121,6 +121,8 @@ class Policy:
 
 
 def find_executable(integration: Integration, home: Path) -> str | None:
+    if integration.find is not None:
+        return integration.find(home)
     for name in (integration.executable, *integration.other_executables):
         found = shutil.which(name) if name else None
         if found:
@@ -390,6 +392,9 @@ def start(
 ) -> None:
     argv = [executable, *integration.start_args(ctx), *more, *extra]
     env = integration.environment(ctx, os.environ)
+    if integration.detached:
+        start_app(argv, env)
+        return
     # Ctrl-C belongs to the tool (it cancels a turn there): this process only waits. A handler,
     # not SIG_IGN, since an ignored signal would stay ignored in the tool too.
     previous = signal.signal(signal.SIGINT, lambda *_: None)
@@ -401,6 +406,19 @@ def start(
         signal.signal(signal.SIGINT, previous)
     if code != 0:
         raise click.ClickException(f"exit status {code}")
+
+
+def start_app(argv: list[str], env: dict[str, str]) -> None:
+    """An app is opened and left running, in a session of its own (Ctrl-C here is not its)."""
+    if sys.platform == "darwin" and argv[0].endswith(".app"):
+        argv = ["open", "-a", argv[0]]
+    try:
+        subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    except OSError as exc:
+        raise click.ClickException(f"could not start {argv[0]}: {exc.strerror}") from None
 
 
 def restore_integration(integration: Integration, home: Path) -> None:

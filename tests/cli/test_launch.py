@@ -1252,3 +1252,184 @@ def test_openclaw_in_a_terminal_asks_first_and_offers_a_channel(machine):
     calls = hermes_calls(machine)
     assert [call[0] for call in calls] == ["update", "onboard", "channels", "gateway", "tui"]
     assert calls[-1] == ["tui", "--message", "Wake up, my friend!"]
+
+
+# -- VS Code (and the desktop apps below): found in their platform's place, not on PATH ------
+
+
+def launch_with(machine, setup: str, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    """``ollamakit launch ARGS`` with ``setup`` run first in the same process: where an app is
+    looked for, or which platform this is, is changed there, as nothing on PATH can fake it."""
+    code = (
+        f"import sys\n{setup}\nfrom ollamakit.cli import main\n"
+        f"sys.argv = ['ollamakit', 'launch', *{list(args)!r}]\nmain()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=machine.env(**extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+FAKE_CODE = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["FAKE_RECORD"] + ".calls", "a") as fh:
+    fh.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:] == ["--version"]:
+    print("1.100.2\\n0123abcd\\nx64")
+elif sys.argv[1:] == ["--list-extensions", "--show-versions"]:
+    print("ms-python.python@2026.1.0\\nGitHub.copilot-chat@0.40.1")
+else:
+    with open(os.environ["FAKE_RECORD"], "w") as fh:
+        json.dump({{"argv": sys.argv, "env": dict(os.environ)}}, fh)
+"""
+
+# pgrep finds VS Code while the file FAKE_RUNNING names exists; pkill removes it
+FAKE_PGREP = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["FAKE_RECORD"] + ".calls", "a") as fh:
+    fh.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+running = os.path.exists(os.environ["FAKE_RUNNING"])
+if os.path.basename(sys.argv[0]) == "pkill" and running:
+    os.unlink(os.environ["FAKE_RUNNING"])
+elif running:
+    print(4242)
+sys.exit(0 if running else 1)
+"""
+
+
+def vscode_machine(machine, tmp_path) -> tuple[str, dict[str, str]]:
+    code = tmp_path / "usr/bin/code"
+    code.parent.mkdir(parents=True)
+    code.write_text(FAKE_CODE)
+    code.chmod(0o755)
+    for name in ("pgrep", "pkill"):
+        (machine.bin / name).write_text(FAKE_PGREP)
+        (machine.bin / name).chmod(0o755)
+    setup = f"import ollamakit_cli.vscode as v\nv.candidates = lambda: [{str(code)!r}]"
+    return setup, {"FAKE_RUNNING": str(tmp_path / "running")}
+
+
+def wait_for(path: Path) -> None:
+    for _ in range(100):
+        if path.exists():
+            return
+        import time
+
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never appeared")
+
+
+def picker(user: Path) -> dict:
+    import sqlite3
+
+    with sqlite3.connect(user / "globalStorage/state.vscdb") as db:
+        (value,) = db.execute(
+            "SELECT value FROM ItemTable WHERE key = 'chatModelPickerPreferences'"
+        ).fetchone()
+    return json.loads(value)
+
+
+def test_vscode_copilot_chat_vendor_and_model_picker(machine, tmp_path):
+    import sqlite3
+
+    setup, extra = vscode_machine(machine, tmp_path)
+    user = machine.home / ".config/Code/User"
+    (user / "globalStorage").mkdir(parents=True)
+    (user / "chatLanguageModels.json").write_text(json.dumps([
+        {"vendor": "ollama", "name": "Ollama", "url": "http://old:11434"},
+        {"vendor": "azure", "name": "Mine"},
+    ]))  # fmt: skip
+    (user / "settings.json").write_text(json.dumps({
+        "github.copilot.chat.byok.ollamaEndpoint": "http://old:11434",
+        "ollama.launch.configured": True, "editor.fontSize": 14,
+    }))  # fmt: skip
+    with sqlite3.connect(user / "globalStorage/state.vscdb") as db:
+        db.execute("CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)")
+        db.execute(
+            "INSERT INTO ItemTable VALUES (?, ?)",
+            ("chatModelPickerPreferences", '{"ollama/Ollama/old": true, "copilot/gpt-5": true}'),
+        )
+        db.execute(
+            "INSERT INTO ItemTable VALUES (?, ?)",
+            ("chat.cachedLanguageModels.v2", json.dumps([
+                {"identifier": "ollama/Ollama/4", "metadata": {"vendor": "ollama", "name": "tiny:latest"}},
+                {"identifier": "copilot/gpt-5", "metadata": {"vendor": "copilot", "name": "tiny"}},
+            ])),
+        )  # fmt: skip
+        db.execute("INSERT INTO ItemTable VALUES ('theme', 'dark')")
+    db.close()
+
+    done = launch_with(machine, setup, "vscode", "--model", "tiny", **extra)
+    assert done.returncode == 0, done.stderr
+    wait_for(machine.record)  # opened, and left running
+    assert machine.started()["argv"][1:] == []
+    assert (
+        "Warning: VS Code version (1.100.2) is older than the recommended version (1.113)"
+        in done.stderr
+    )
+    assert (
+        "GitHub Copilot Chat extension version (0.40.1) is older than the recommended"
+        in done.stderr
+    )
+    assert "Tip: To use Ollama models, open Copilot Chat and click the model picker." in done.stderr
+    # the tiny model's template has no tools
+    assert "Note: tiny does not support tool calling and may not appear" in done.stderr
+    assert "Restarting" not in done.stderr  # it was not running
+    assert json.loads((user / "chatLanguageModels.json").read_text()) == [
+        {"vendor": "azure", "name": "Mine"},
+        {"vendor": "ollama", "name": "Ollama", "url": machine.server.url},
+    ]
+    assert json.loads((user / "settings.json").read_text()) == {"editor.fontSize": 14}
+    assert picker(user) == {
+        "copilot/gpt-5": True,
+        "ollama/Ollama/old": False,  # launch's list is the truth for Ollama's models
+        "ollama/Ollama/4": True,  # the id VS Code cached for it
+        "ollama/Ollama/tiny": True,
+        "ollama/Ollama/tiny:latest": True,
+    }
+    with sqlite3.connect(user / "globalStorage/state.vscdb") as db:
+        assert db.execute("SELECT value FROM ItemTable WHERE key = 'theme'").fetchone() == ("dark",)
+    db.close()
+    (backup,) = (machine.home / ".ollama/backup/vscode").glob("state.vscdb.*")
+    with sqlite3.connect(backup) as db:  # the database as it was
+        assert json.loads(db.execute(
+            "SELECT value FROM ItemTable WHERE key = 'chatModelPickerPreferences'"
+        ).fetchone()[0]) == {"ollama/Ollama/old": True, "copilot/gpt-5": True}  # fmt: skip
+    db.close()
+    assert machine.saved() == {"vscode": {"models": ["tiny"]}}
+
+
+def test_vscode_running_is_restarted_only_after_a_yes(machine, tmp_path):
+    setup, extra = vscode_machine(machine, tmp_path)
+    Path(extra["FAKE_RUNNING"]).write_text("")
+    user = machine.home / ".config/Code/User"
+    done = launch_with(machine, setup, "vscode", "--model", "tiny", **extra)
+    assert done.returncode == 0, done.stderr  # no terminal to ask in: left as it is
+    assert (
+        "To get the latest model configuration, restart VS Code when you're ready." in done.stderr
+    )
+    assert not (user / "globalStorage").exists() and not machine.record.exists()
+    assert json.loads((user / "chatLanguageModels.json").read_text())[-1]["vendor"] == "ollama"
+
+    done = launch_with(machine, setup, "vscode", "--model", "tiny", "--yes", **extra)
+    assert done.returncode == 0, done.stderr
+    wait_for(machine.record)
+    calls = [call for call in hermes_calls(machine) if call[:1] in (["pgrep"], ["pkill"])]
+    assert ["pkill", "-f", "/usr/share/code/"] in calls and ["pkill", "-f", "/snap/code/"] in calls
+    assert "Restarting VS Code..." in done.stderr
+    assert picker(user) == {"ollama/Ollama/tiny": True, "ollama/Ollama/tiny:latest": True}
+
+
+def test_vscode_is_looked_for_only_where_ollama_looks(machine):
+    machine.tool("code")  # on PATH is not where VS Code is installed
+    done = launch_with(machine, "import ollamakit_cli.vscode as v\nv.candidates = lambda: []",
+                       "code", "--model", "tiny")  # fmt: skip
+    assert done.returncode == 1
+    assert (
+        done.stderr
+        == "Error: vscode is not installed, install from https://code.visualstudio.com\n"
+    )

@@ -179,6 +179,9 @@ class Integration:
     restore_only_message: str = ""
     # ``--restore`` removes these files (paths under the home folder) and prints the message
     restore_files: tuple[str, ...] = ()
+    # ... or calls this, with the tool's path (it must be installed), the home folder, and a
+    # way to ask (to restart an app), for what is more than removing files
+    restore: Callable[[str, Path, Questions], None] | None = None
     restore_message: str = ""
     # the tool must report at least this version (``executable --version``, last word)
     min_version: str = ""

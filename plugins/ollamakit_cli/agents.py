@@ -248,26 +248,9 @@ OMP = Integration(
 )
 
 
-# -- Desktop apps: Ollama sets them up on macOS (and Windows) only ------------------------
-# On Linux, where this server runs, Ollama refuses both with these words; an empty
+# -- ChatGPT (the Codex app): Ollama sets it up on macOS and Windows only ------------------
+# On Linux, where this server runs, Ollama refuses it with these words; an empty
 # ``executable`` says ollamakit has no way to set the app up where Ollama would.
-
-CLAUDE_DESKTOP = Integration(
-    name="claude-desktop",
-    display_name="Claude Desktop",
-    description="Use Ollama models in Claude Desktop",
-    executable="",
-    aliases=("claude-app",),
-    install_url="https://claude.com/download",
-    platforms=("darwin",),
-    unsupported_message="Claude Desktop launch is only supported on macOS",
-    # Ollama 0.33 sets Claude Desktop up from its app only; its command line only restores it
-    restore_only_message=(
-        "Claude Desktop can only be restored from the command line: "
-        "ollamakit launch claude-desktop --restore"
-    ),
-    hidden=True,
-)
 
 CHATGPT = Integration(
     name="chatgpt",

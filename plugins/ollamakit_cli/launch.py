@@ -63,14 +63,17 @@ def launch_command(ctx, args, model, configure_only, restore, yes):
         return
     integration = launching.find_integration(args[0])
     home = Path.home()
-    if restore:
-        if model or configure_only or extra:
-            raise click.ClickException(
-                "--restore cannot be combined with --model, --config, or extra args"
-            )
-        launching.restore_integration(integration, home)
-        return
+    if restore and (model or configure_only or extra):
+        raise click.ClickException(
+            "--restore cannot be combined with --model, --config, or extra args"
+        )
     policy = launching.Policy(yes, launching.interactive())
+    if restore:
+        try:
+            launching.restore_integration(integration, home, policy)
+        except launching.Cancelled:
+            pass
+        return
     try:
         launching.launch(integration, model, configure_only, list(extra), policy, home)
     except launching.Cancelled:

@@ -421,11 +421,22 @@ def start_app(argv: list[str], env: dict[str, str]) -> None:
         raise click.ClickException(f"could not start {argv[0]}: {exc.strerror}") from None
 
 
-def restore_integration(integration: Integration, home: Path) -> None:
+def restore_integration(integration: Integration, home: Path, policy: Policy) -> None:
     if not integration.supported(sys.platform):  # Ollama checks the platform first here too
         raise click.ClickException(
             integration.unsupported_message or f"{integration.name} is not supported here"
         )
+    if integration.restore is not None:
+        found = find_executable(integration, home)
+        if not found:
+            hint = integration.install_hint()
+            raise click.ClickException(
+                f"{integration.name} is not installed" + (f", {hint}" if hint else "")
+            )
+        integration.restore(found, home, policy)
+        if integration.restore_message:
+            click.echo(integration.restore_message, err=True)
+        return
     if not integration.restore_files:
         raise click.ClickException(f"{integration.name} does not support --restore")
     for relative in integration.restore_files:

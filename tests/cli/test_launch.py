@@ -1433,3 +1433,97 @@ def test_vscode_is_looked_for_only_where_ollama_looks(machine):
         done.stderr
         == "Error: vscode is not installed, install from https://code.visualstudio.com\n"
     )
+
+
+FAKE_APP_TOOL = f"""#!{sys.executable}
+import json, os, sys
+name = os.path.basename(sys.argv[0])
+with open(os.environ["FAKE_RECORD"] + ".calls", "a") as fh:
+    fh.write(json.dumps([name, *sys.argv[1:]]) + "\\n")
+if name == "osascript" and os.path.exists(os.environ["FAKE_RUNNING"]):
+    os.unlink(os.environ["FAKE_RUNNING"])  # the app quits
+"""
+
+
+def macos_machine(machine, tmp_path) -> tuple[str, dict[str, str]]:
+    """``sys.platform`` is darwin in the launched process; pgrep, osascript and
+    ``/usr/bin/open`` are fakes that record their calls; the app is running while the file
+    FAKE_RUNNING names exists."""
+    for name in ("pgrep",):
+        (machine.bin / name).write_text(FAKE_PGREP)
+        (machine.bin / name).chmod(0o755)
+    for name in ("osascript", "open"):
+        (machine.bin / name).write_text(FAKE_APP_TOOL)
+        (machine.bin / name).chmod(0o755)
+    setup = (
+        "import subprocess, shutil\n"
+        "import ollamakit_cli.claude_desktop as claude_desktop\n"
+        f"claude_desktop.OPEN = {str(machine.bin / 'open')!r}\n"
+        "sys.platform = 'darwin'"
+    )
+    return setup, {"FAKE_RUNNING": str(tmp_path / "running")}
+
+
+def test_claude_desktop_restore_on_macos(machine, tmp_path):
+    setup, extra = macos_machine(machine, tmp_path)
+    done = launch_with(machine, setup, "claude-desktop", "--restore", **extra)
+    assert done.stderr == (
+        "Error: claude-desktop is not installed, install from https://claude.com/download\n"
+    )
+    app = machine.home / "Applications/Claude.app"
+    app.mkdir(parents=True)
+    support = machine.home / "Library/Application Support"
+    profile_id = "00000000-0000-4000-8000-000000000114"
+    library = support / "Claude-3p/configLibrary"
+    library.mkdir(parents=True)
+    (support / "Claude-3p/claude_desktop_config.json").write_text(
+        json.dumps({"deploymentMode": "3p", "mcpServers": {"x": {}}})
+    )
+    (library / "_meta.json").write_text(json.dumps({
+        "appliedId": profile_id,
+        "entries": [{"id": "mine", "name": "Mine"}, {"id": profile_id, "name": "Ollama"}],
+    }))  # fmt: skip
+    (library / f"{profile_id}.json").write_text(json.dumps({
+        "inferenceProvider": "gateway", "inferenceGatewayBaseUrl": "http://127.0.0.1:11435",
+        "inferenceGatewayApiKey": "ollama", "inferenceGatewayAuthScheme": "bearer",
+        "deploymentDisplayName": "Ollama", "chatTabEnabled": True,
+        "disableDeploymentModeChooser": True, "coworkEgressAllowedHosts": ["*"],
+        "disableEssentialTelemetry": True, "disableNonessentialTelemetry": True,
+        "autoModeEnabled": False,
+    }))  # fmt: skip
+
+    # not running: the files restored, then the app opened
+    done = launch_with(machine, setup, "claude-app", "--restore", **extra)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "Claude Desktop restored to the usual Claude profile.\n"
+    assert hermes_calls(machine) == [["pgrep", "-f", "Claude.app/Contents/MacOS/Claude"],
+                                     ["open", str(app)]]  # fmt: skip
+    assert json.loads((support / "Claude/claude_desktop_config.json").read_text()) == {
+        "deploymentMode": "1p"
+    }
+    assert json.loads((support / "Claude-3p/claude_desktop_config.json").read_text()) == {
+        "deploymentMode": "1p", "mcpServers": {"x": {}},
+    }  # fmt: skip
+    assert json.loads((library / "_meta.json").read_text()) == {
+        "entries": [{"id": "mine", "name": "Mine"}]
+    }
+    assert json.loads((library / f"{profile_id}.json").read_text()) == {
+        "inferenceGatewayApiKey": "ollama", "chatTabEnabled": True,
+        "disableDeploymentModeChooser": False,
+    }  # fmt: skip
+    assert list((machine.home / ".ollama/backup").glob("claude_desktop_config.json.*"))
+
+    # running: outside a terminal the restart needs --yes; with it, quit, restored, reopened
+    Path(str(machine.record) + ".calls").unlink()
+    Path(extra["FAKE_RUNNING"]).write_text("")
+    done = launch_with(machine, setup, "claude-desktop", "--restore", **extra)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: Restart Claude Desktop to use the usual Claude profile? requires confirmation; "
+        "re-run with --yes to continue\n"
+    )
+    done = launch_with(machine, setup, "claude-desktop", "--restore", "--yes", **extra)
+    assert done.returncode == 0, done.stderr
+    calls = [call[0] for call in hermes_calls(machine)]
+    assert calls[-4:] == ["pgrep", "osascript", "pgrep", "open"]
+    assert ["osascript", "-e", 'tell application "Claude" to quit'] in hermes_calls(machine)

@@ -87,6 +87,10 @@ def pick_run_model(client: Client, current: str, force: bool) -> str:
     if current and not force and launching.find_model(local, current):
         return current
     choices = launching.model_choices(local, launching.recommendations(client), current)
+    from . import selector
+
+    if selector.available():  # Ollama's arrow-key list
+        return selector.select_one("Select model to run:", choices, current, sys.stdout) or ""
     click.echo("Select model to run:")
     if not choices:
         click.echo("  No local models yet: type a name to pull it (e.g. llama3.2).")

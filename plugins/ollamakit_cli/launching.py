@@ -310,10 +310,17 @@ def model_choices(
 
 
 def pick_model(title: str, choices: list[tuple[str, str]], current: str, policy: Policy) -> str:
-    """A model from the list (by number or name), or any other name to pull: Ollama's
-    selector, as numbered lines."""
+    """A model from the list, or any other name to pull: Ollama's selector with the arrow keys,
+    or numbered lines on a terminal that cannot draw it."""
     if not policy.terminal:
         raise click.ClickException(f"choosing a model needs a terminal; use --model, {EXAMPLE}")
+    from . import selector
+
+    if selector.available():  # Ollama's arrow-key list
+        picked = selector.select_one(title, choices, current.removesuffix(":latest"))
+        if not picked:
+            raise Cancelled
+        return picked
     click.echo(title, err=True)
     if not choices:
         click.echo("  No local models yet: type a name to pull it (e.g. llama3.2).", err=True)

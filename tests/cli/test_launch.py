@@ -511,12 +511,12 @@ def test_usage_errors(machine):
 
 
 @pytest.mark.slow
-def test_in_a_terminal_the_model_is_picked_from_a_list(machine):
+def test_on_a_terminal_that_cannot_draw_the_model_is_picked_by_number(machine):
     machine.tool("droid")
     child = pexpect.spawn(
         sys.executable,
         ["-m", "ollamakit", "launch", "droid"],
-        env=machine.env(),
+        env=machine.env(TERM="dumb"),
         encoding="utf-8",
         timeout=60,
         dimensions=(40, 120),
@@ -550,6 +550,63 @@ def test_in_a_terminal_the_model_is_picked_from_a_list(machine):
     child.close()
     assert child.exitstatus == 0
     assert machine.saved()["droid"] == {"models": ["tiny-two"]}
+
+
+def visible(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+@pytest.mark.slow
+def test_in_a_terminal_the_model_is_picked_with_the_arrow_keys(machine):
+    """Ollama's selector: the list in its order, the cursor moved with the arrow keys, typing
+    filters it, Enter picks, Esc goes back."""
+    machine.tool("droid")
+
+    def picker(*args: str) -> pexpect.spawn:
+        child = pexpect.spawn(
+            sys.executable, ["-m", "ollamakit", "launch", "droid", *args],
+            env=machine.env(), encoding="utf-8", timeout=60, dimensions=(40, 120),
+        )  # fmt: skip
+        child.expect_exact("Select model for Droid:")
+        child.expect_exact("esc cancel")
+        return child
+
+    child = picker()
+    shown = visible(child.before)
+    assert re.findall(r"^(?:▸ |  )(\S+)\r$", shown, re.M) == [
+        "gemma4",
+        "qwen3.5",
+        "tiny",
+        "tiny-two",
+    ]
+    assert "▸ gemma4" in shown and "Type to filter..." in shown
+    assert "Reasoning and code generation locally, ~12GB, (not downloaded)" in shown
+    child.send("\x1b[B\x1b[B\x1b[B")  # down three: tiny-two
+    child.expect_exact("▸ tiny-two")
+    child.send("\x1b[A")  # and up one: tiny
+    child.expect_exact("▸ tiny")
+    child.send("\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert machine.saved()["droid"] == {"models": ["tiny"]}
+    assert machine.started()["argv"][1:] == []
+
+    child = picker()  # the current model is where the cursor starts
+    assert "▸ tiny\r" in visible(child.before)
+    child.send("two")  # filtered: only what holds it
+    child.expect_exact("▸ tiny-two")
+    child.send("\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert machine.saved()["droid"]["models"][0] == "tiny-two"
+
+    machine.record.unlink()
+    child = picker()
+    child.send("\x1b")  # Esc: back, nothing launched, no error
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and not machine.record.exists()
 
 
 def test_each_tool_gets_the_url_ollama_gives_it_for_a_listen_everywhere_host(machine):

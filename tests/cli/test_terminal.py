@@ -307,21 +307,21 @@ def test_bare_command_is_ollamas_menu_and_comes_back(server, home):
         " 2. Launch Claude Code (install)\r\n      Anthropic's coding tool with subagents" in menu
     )
     assert " 3. Launch OpenCode (install)" in menu and " 4. Launch Hermes Agent (install)" in menu
-    assert " 5. More...\r\n      Show additional integrations" in menu
-    child.sendline("5")  # the other tools, in Ollama's order
+    assert " 5. Launch OpenClaw (install)" in menu
+    assert " 6. More...\r\n      Show additional integrations" in menu
+    child.sendline("6")  # the other tools, in Ollama's order
     child.expect_exact("Choice (number")
     more = re.findall(r"^ +\d+\. Launch (.+?)(?: \(.*\))?\r$", child.before, re.M)
-    assert more[:4] == ["Claude Code", "OpenCode", "Hermes Agent", "Hermes Desktop"]
-    assert more[4:7] == ["Codex", "Copilot CLI", "Oh My Pi"]
+    assert more[:5] == ["Claude Code", "OpenCode", "Hermes Agent", "OpenClaw", "Hermes Desktop"]
+    assert more[5:8] == ["Codex", "Copilot CLI", "Oh My Pi"]
     assert "ChatGPT" not in child.before  # not on Linux, as in Ollama's menu
-    child.sendline("1")
-    child.expect_exact("Model (number or name; empty or Ctrl-D to go back)")
-    listing = child.before
-    names = re.findall(r"^ +(\d+)\. (\S+)", listing, re.M)
-    assert [name for _, name in names][:2] == ["gemma4", "qwen3.5"]  # recommended, not here
-    assert "cloud" not in listing
-    number = next(n for n, name in names if name == "tiny")
-    child.sendline(number)
+    child.sendline("1")  # the model, from Ollama's arrow-key list
+    child.expect_exact("esc cancel")
+    listing = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    names = re.findall(r"^(?:▸ |  )(\S+)\r$", listing, re.M)
+    assert names[:2] == ["gemma4", "qwen3.5"]  # recommended, not here
+    assert "▸ gemma4" in listing and "cloud" not in listing
+    child.send("tiny\r")  # typed: the list filtered, the exact name first
     child.expect_exact(">>> ")
     say(child, "/set parameter num_predict 2")
     child.sendline("/bye")
@@ -330,8 +330,8 @@ def test_bare_command_is_ollamas_menu_and_comes_back(server, home):
     saved = json.loads((home / ".ollama/config.json").read_text())
     assert saved["last_selection"] == "run" and saved["last_model"] == "tiny"
     child.sendline("1>")  # pick another model first
-    child.expect_exact("Model (number or name")
-    child.sendline("tiny-embed")  # an embedding model cannot chat: its error, then the menu
+    child.expect_exact("esc cancel")
+    child.send("tiny-embed\r")  # an embedding model cannot chat: its error, then the menu
     child.expect_exact("Error: embedding models require input text")
     child.expect_exact("Choice (number")
     child.sendline("")

@@ -93,6 +93,8 @@ REPACKED_NAMES = re.compile(
 F32, F16 = 0, 1  # ggml types of the tensors derived at load
 REPACK_AVX2 = {2, 12, 20, 39}  # Q4_0, Q4_K, IQ4_NL, MXFP4
 REPACK_AVX512 = {10}  # Q2_K
+HUGE_PAGES = os.environ.get("OLLAMAKIT_HUGE_PAGES", "all")  # 0: none; repacked: those only; all
+HUGE_PAGE = 2 << 20
 
 
 class MappedWeights:
@@ -137,6 +139,7 @@ class MappedWeights:
         self.nbytes = sum(info.nbytes for info in self.infos.values())
         self.repacked_names: set[str] = set()
         self.repacked = self._repack(base)
+        self.settled = self._settle(base)
         self.derived: dict[
             str, int
         ] = {}  # tensors made at load from the file's (``absorbed_keys``)
@@ -150,24 +153,48 @@ class MappedWeights:
         its gemv and gemm kernels then read 8 rows at once, which is faster and gives
         llama.cpp's sums. The file's pages of those tensors are given back afterwards, so the
         weights are held once. None when nothing qualifies (other CPUs, other types)."""
-        from ollamakit.lib.ggml.graph import Tensors
-
         names = [name for name, info in self.infos.items() if self._repackable(name, info)]
         if not names:
             return None
-        repacked = Tensors(self.lib, len(names))
-        moved = {
-            name: repacked.new(self.infos[name].ggml_type, *self.infos[name].shape, name=name)
+        self.repacked_names.update(names)
+        return self._move(base, names, self.lib.repack_buffer_type())
+
+    def _settle(self, base: int):
+        """Copy the other projection matrices of a huge page or more (float16, Q6_K, Q8_0...)
+        into memory of huge pages, and give the file's pages back: a decode step reads every
+        one of them whole, and the page cache holds a file in whatever folios it was read in
+        (mostly 4 KiB ones), so through the mapping each 4 KiB costs a TLB miss. None when
+        huge pages are off (``OLLAMAKIT_HUGE_PAGES=0``) or nothing qualifies."""
+        if HUGE_PAGES != "all":
+            return None
+        names = [
+            name
+            for name, info in self.infos.items()
+            if REPACKED_NAMES.match(name)
+            and name not in self.repacked_names
+            and info.ggml_type != F32  # BERT's float32 matrices go to panels (``panels``)
+            and info.nbytes >= HUGE_PAGE
+        ]
+        return self._move(base, names) if names else None
+
+    def _move(self, base: int, names: list[str], buffer_type: int | None = None):
+        """The tensors ``names`` copied from the mapping into one buffer of ``buffer_type``
+        (the CPU's plain one unless told) on huge pages, the mapping's pages of each given back
+        as it is copied."""
+        from ollamakit.lib.ggml.graph import Tensors
+
+        moved = Tensors(self.lib, len(names))
+        tensors = {
+            name: moved.new(self.infos[name].ggml_type, *self.infos[name].shape, name=name)
             for name in names
         }
-        repacked.allocate(self.lib.repack_buffer_type())
-        for name, tensor in moved.items():
+        moved.allocate(buffer_type, huge_pages=HUGE_PAGES != "0")
+        for name, tensor in tensors.items():
             info = self.infos[name]
             self.lib.ggml_backend_tensor_set(tensor, base + info.offset, 0, info.nbytes)
             self.by_name[name] = tensor
-            self.repacked_names.add(name)
             self._release(info.offset, info.nbytes)
-        return repacked
+        return moved
 
     def _repackable(self, name: str, info) -> bool:
         lib = self.lib

@@ -179,6 +179,7 @@ _SIGNATURES = {
     "ggml_backend_alloc_ctx_tensors_from_buft": (P, [P, P]),
     "ggml_backend_buffer_free": (None, [P]),
     "ggml_backend_buffer_get_size": (SIZE, [P]),
+    "ggml_backend_buffer_get_base": (P, [P]),
     "ggml_backend_buffer_clear": (None, [P, ctypes.c_uint8]),
     "ggml_backend_tensor_alloc": (INT, [P, P, P]),
     "ggml_backend_tensor_set": (None, [P, P, SIZE, SIZE]),

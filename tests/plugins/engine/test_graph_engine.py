@@ -198,6 +198,42 @@ PROJECTIONS = tuple(
 )
 
 
+def test_projections_moved_onto_huge_pages_answer_the_same(tmp_path, backend, monkeypatch):
+    """The quantized and float16 projections of a huge page or more are copied off the mapping
+    (onto huge pages): every one here, with the size lowered. The logits are the same bit for bit, and the
+    runner's memory is the same: the copies replace the file's pages, they do not add to them."""
+    import shutil
+
+    from ollamakit_engine import graph_weights
+
+    path = write_quantized_model(tmp_path, "Q8_0")  # a type ggml does not repack
+    mapped = load(path, backend)
+    assert mapped.weights.settled is None  # the tiny matrices are far below a huge page
+    monkeypatch.setattr(graph_weights, "HUGE_PAGE", 1)
+    copy = tmp_path / "copy.gguf"  # another file: not the mapping loaded above
+    shutil.copy(path, copy)
+    moved = load(copy, backend)
+
+    start = moved.weights._bytes.ctypes.data
+    stop = start + moved.weights.file_size
+    from ollamakit.lib.ggml import lib as L
+
+    for name in (f"blk.{i}.{p}" for i in range(2) for p in PROJECTIONS):
+        assert not start <= L.tensor(moved.weights.by_name[name]).data < stop, name
+    for name in ("token_embd.weight", "output.weight"):  # rows read; float32 (BERT's panels)
+        assert start <= L.tensor(moved.weights.by_name[name]).data < stop, name
+    assert moved.memory_bytes == mapped.memory_bytes
+
+    rng = np.random.default_rng(5)
+    prompt = [int(t) for t in rng.integers(0, VOCAB, 12)]
+    caches = mapped.new_cache(32), moved.new_cache(32)
+    a, b = (runner.forward([(c, prompt)])[0] for runner, c in zip((mapped, moved), caches))
+    assert np.array_equal(a, b)
+    for token in (3, 50, 7):
+        a, b = (runner.forward([(c, [token])])[0] for runner, c in zip((mapped, moved), caches))
+        assert np.array_equal(a, b)
+
+
 def write_quantized_model(folder, ggml_type: str = "Q4_1"):
     """The tiny llama with every layer projection quantized to ``ggml_type``."""
     from ollamakit_quant.encode import encode

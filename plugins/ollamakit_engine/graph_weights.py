@@ -95,6 +95,7 @@ REPACK_AVX2 = {2, 12, 20, 39}  # Q4_0, Q4_K, IQ4_NL, MXFP4
 REPACK_AVX512 = {10}  # Q2_K
 HUGE_PAGES = os.environ.get("OLLAMAKIT_HUGE_PAGES", "all")  # 0: none; repacked: those only; all
 HUGE_PAGE = 2 << 20
+COPY_PIECE = 16 << 20
 
 
 class MappedWeights:
@@ -191,9 +192,15 @@ class MappedWeights:
         moved.allocate(buffer_type, huge_pages=HUGE_PAGES != "0")
         for name, tensor in tensors.items():
             info = self.infos[name]
-            self.lib.ggml_backend_tensor_set(tensor, base + info.offset, 0, info.nbytes)
+            # a plain copy goes a piece at a time, each piece's pages given back after it, so
+            # that a large matrix is never held twice; repacking takes a tensor whole
+            piece = info.nbytes if buffer_type is not None else COPY_PIECE
+            for start in range(0, info.nbytes, piece):
+                size = min(piece, info.nbytes - start)
+                self.lib.ggml_backend_tensor_set(tensor, base + info.offset + start, start, size)
+                self._release(info.offset + start, size)
+            self._release(info.offset, info.nbytes)  # the pages the pieces' edges cut
             self.by_name[name] = tensor
-            self._release(info.offset, info.nbytes)
         return moved
 
     def _repackable(self, name: str, info) -> bool:

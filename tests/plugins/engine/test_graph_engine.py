@@ -210,6 +210,7 @@ def test_projections_moved_onto_huge_pages_answer_the_same(tmp_path, backend, mo
     mapped = load(path, backend)
     assert mapped.weights.settled is None  # the tiny matrices are far below a huge page
     monkeypatch.setattr(graph_weights, "HUGE_PAGE", 1)
+    monkeypatch.setattr(graph_weights, "COPY_PIECE", 1000)  # many pieces, edges inside pages
     copy = tmp_path / "copy.gguf"  # another file: not the mapping loaded above
     shutil.copy(path, copy)
     moved = load(copy, backend)

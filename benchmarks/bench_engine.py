@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_engine.py --models qwen --threads 2 --llama-threads 1
     .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss,deepseek2 --prompt 64 --decode 32
     .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss,deepseek2 --check  # logits first
+    .venv/bin/python benchmarks/bench_engine.py --models qwen3moe,gptoss --prompt 64 --decode 32 --rounds 8
     .venv/bin/python benchmarks/bench_engine.py --models smollm2 --streams-only --repeats 6
     .venv/bin/python benchmarks/bench_engine.py --streams-only --variants ours/ggml --repeats 4
 
@@ -18,12 +19,17 @@ For each model, with both engines at the same num_ctx (--prompt + --decode + a m
   --streams-only  ours alone: one stream and 4 streams decoded in turns in one process, one
               row per round (the order swapped each round), so both see the same machine; with
               --variants ours/ggml, ggml's own products beside ours in the same rounds
+  --rounds N  instead of one process per run: each engine loaded once, in its own process, the
+              engines then timed in turns N times (the order reversed each round); a row per round
+              and the median of the rounds' ratios, the figure to read on a shared machine
   --check     no timing: both engines' logits on the prompt and --check-steps greedy steps,
               compared step by step (the largest difference, and whether the tokens agree)
   variants    with --variants, the same figures for ours with fast prefill (ours/fast), for
               ours with ggml's own products only (ours/ggml: without ollamakit's kernels), for
-              ours without its Q4_K kernel only (ours/no-q4_k), and for either engine with the model's seeded random rank-8 LoRA adapter (ours+lora,
-              llama.cpp+lora), each beside its plain engine
+              ours without its Q4_K kernel only (ours/no-q4_k), for ours with its weights on
+              4 KiB pages (ours/4k-pages: without huge pages), and for either engine with the
+              model's seeded random rank-8 LoRA adapter (ours+lora, llama.cpp+lora), each
+              beside its plain engine
 
 Every run of an engine is a fresh subprocess, so the resident memory is that engine's alone and
 neither inherits the other's page-ins or allocator state. The model file is read through once
@@ -37,7 +43,11 @@ with more runnable threads than cores, give both engines one thread (--threads 1
 ends each of its nodes at a barrier where every thread waits for the others, so when the
 scheduler has parked one of them, the rest wait out its time slice, at every node. A decode step
 of a mixture of experts is hundreds of small nodes: at a load average of 14 on 2 cores, 2 threads
-decode the realistic qwen3moe at 0.3-0.8 tokens/s in either engine, one thread at 6-7.
+decode the realistic qwen3moe at 0.3-0.8 tokens/s in either engine, one thread at 6-7. A run is
+seconds long, so a neighbour's burst lowers one engine's figure and not the other's; the engine
+that ran before does not (its process has exited: performance.md, "Why gpt-oss read lower
+beside llama.cpp"). On a shared machine use --rounds, whose two figures of a round are a
+second apart, and read the median of the rounds' ratios.
 
 llama.cpp (``pip install llama-cpp-python``; not a project dependency) runs as
 ``Llama(path, n_ctx, n_threads, n_batch=512, flash_attn=True)``; it is skipped when absent.
@@ -58,11 +68,20 @@ import numpy as np
 ENGINES = ("ours", "llama.cpp")
 # Variants measured beside their plain engine when asked (--variants): fast prefill
 # (OLLAMAKIT_FAST_PREFILL), ggml's own products only (OLLAMAKIT_KERNELS=0), ours with every kernel
-# but the repacked Q4_K one, and each engine with the model's seeded random LoRA adapter.
-VARIANTS = ("ours/fast", "ours/ggml", "ours/no-q4_k", "ours+lora", "llama.cpp+lora")
+# but the repacked Q4_K one, ours with its weights on 4 KiB pages (OLLAMAKIT_HUGE_PAGES=0), and
+# each engine with the model's seeded random LoRA adapter.
+VARIANTS = (
+    "ours/fast",
+    "ours/ggml",
+    "ours/no-q4_k",
+    "ours/4k-pages",
+    "ours+lora",
+    "llama.cpp+lora",
+)
 STREAMS = 4
 SHORT = 8  # tokens of the short prompt decode starts from
 MARGIN = 16  # cache positions beyond prompt + decode (the untimed warm-up step, slack)
+IDLE = 0.2  # seconds between two engines' turns (OpenMP's idle threads spin a few ms at most)
 
 
 def proc_status(field: str) -> int:
@@ -190,6 +209,8 @@ def worker(args) -> dict:
     adapter = args.adapter if args.worker.endswith("+lora") else None
     if args.worker == "ours/ggml":  # read when the ggml library loads, below
         os.environ["OLLAMAKIT_KERNELS"] = "0"
+    if args.worker == "ours/4k-pages":  # read when the engine loads, below
+        os.environ["OLLAMAKIT_HUGE_PAGES"] = "0"
     engine = open_engine(args, num_ctx, adapter)
     if args.worker == "ours/no-q4_k":
         engine.runner.model.kernels = without_q4_k(engine.runner.model.kernels)
@@ -197,7 +218,20 @@ def worker(args) -> dict:
     result = {"base": base, "peak": proc_status("VmHWM")}
     if args.worker.startswith("ours"):
         result["memory_bytes"] = engine.runner.memory_bytes
+    if args.serve:  # --rounds: one round of rates per line read, the engine kept loaded
+        print(json.dumps(result), flush=True)
+        for _ in sys.stdin:
+            print(json.dumps(rates(engine, prompt, args)), flush=True)
+        return {"peak": proc_status("VmHWM")}
+    result.update(rates(engine, prompt, args))
+    if engine.batched:
+        result["streams"] = streams_rate(engine, prompt, args.decode)
+    return result
 
+
+def rates(engine, prompt: list[int], args) -> dict:
+    """Prefill of the long prompt, then decode after it and after the short one (tokens/s)."""
+    result = {}
     seq = engine.begin()
     start = time.perf_counter()
     logits = engine.feed(seq, prompt)
@@ -206,9 +240,6 @@ def worker(args) -> dict:
     seq = engine.begin()
     logits = engine.feed(seq, prompt[:SHORT])
     result["decode_short"] = args.decode / timed_decode(engine, seq, logits, args.decode)
-
-    if engine.batched:
-        result["streams"] = streams_rate(engine, prompt, args.decode)
     return result
 
 
@@ -315,6 +346,16 @@ def cpu_summary() -> str:
 
 
 def run_worker(engine: str, path, args, adapter=None, logits_out=None) -> dict:
+    done = subprocess.run(
+        worker_command(engine, path, args, adapter, logits_out),
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def worker_command(engine: str, path, args, adapter=None, logits_out=None) -> list[str]:
     command = [
         sys.executable,
         os.path.abspath(__file__),
@@ -335,8 +376,76 @@ def run_worker(engine: str, path, args, adapter=None, logits_out=None) -> dict:
     ]
     if logits_out:
         command += ["--logits-out", str(logits_out), "--check-steps", str(args.check_steps)]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return command
+
+
+def rounds_beside(name: str, path, engines: list[str], args, adapter=None) -> None:
+    """``--rounds``: every engine loaded once, in a process of its own, all at the same time;
+    then each round times every engine in turns (the order reversed every round), seconds
+    apart, so the two figures of a round saw the same machine. The median of the rounds'
+    ratios is the figure to read on a shared machine; peak memory is each process's own."""
+    workers = {}
+    try:
+        for engine in engines:
+            workers[engine] = subprocess.Popen(
+                worker_command(engine, path, args, adapter) + ["--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        loaded = {engine: json.loads(read_line(worker)) for engine, worker in workers.items()}
+        keys = ("prefill", "decode_short", "decode_long")
+        runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+        print(
+            f"\n{name}: {path.name}; {args.rounds} rounds, engines in turns; threads: ours "
+            f"{args.threads}, llama.cpp {args.llama_threads}; decode {args.decode} after "
+            f"{SHORT} tokens, tokens/s"
+        )
+        print(f"  {'round':>5}" + "".join(f"{e:>16}" for e in engines) + "   ratio  load average")
+        for round_ in range(args.rounds):
+            for engine in engines if round_ % 2 == 0 else engines[::-1]:
+                time.sleep(IDLE)  # the last engine's threads stop polling for work first
+                worker = workers[engine]
+                assert worker.stdin is not None
+                worker.stdin.write("round\n")
+                worker.stdin.flush()
+                runs[engine].append(json.loads(read_line(worker)))
+            row = "".join(f"{runs[e][-1]['decode_short']:16.1f}" for e in engines)
+            ratio = runs["ours"][-1]["decode_short"] / runs[engines[1]][-1]["decode_short"]
+            print(f"  {round_ + 1:>5}{row}{ratio:7.2f}x  {os.getloadavg()[0]:.2f}", flush=True)
+        for worker in workers.values():
+            assert worker.stdin is not None
+            worker.stdin.close()
+        peaks = {
+            engine: json.loads(read_line(worker))["peak"] for engine, worker in workers.items()
+        }
+    finally:
+        for worker in workers.values():
+            worker.kill()
+            worker.wait()
+    for other in engines[1:]:
+        print(f"  ours against {other}, median of the rounds' ratios (and of each engine's rates):")
+        for key in keys:
+            ratios = [a[key] / b[key] for a, b in zip(runs["ours"], runs[other])]
+            print(
+                f"    {key:14}{float(np.median(ratios)):6.2f}x  "
+                f"({float(np.median([r[key] for r in runs['ours']])):.1f} / "
+                f"{float(np.median([r[key] for r in runs[other]])):.1f} tokens/s)"
+            )
+        print(
+            f"    {'peak resident':14}{peaks['ours'] / peaks[other]:6.2f}x  "
+            f"({peaks['ours'] / 2**20:.0f} / {peaks[other] / 2**20:.0f} MiB; "
+            f"{loaded['ours']['base'] / 2**20:.0f} / {loaded[other]['base'] / 2**20:.0f} "
+            "MiB of them Python and numpy alone)"
+        )
+
+
+def read_line(worker: subprocess.Popen) -> str:
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    if not line:
+        raise RuntimeError(f"a worker stopped (exit status {worker.wait()})")
+    return line
 
 
 def warm_page_cache(path) -> None:
@@ -456,6 +565,14 @@ def main(argv=None):
     )
     parser.add_argument("--no-llamacpp", action="store_true")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="instead of --repeats: every engine loaded once, then this many rounds of prefill "
+        "and decode in turns; the median of the rounds' ratios",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--streams-only",
         action="store_true",
         help=f"only our one stream against {STREAMS} streams, in turns, --repeats rounds",
@@ -537,6 +654,11 @@ def main(argv=None):
             if "+lora" in args.variants
             else None
         )
+        if args.rounds:
+            if len(engines) < 2:
+                parser.error("--rounds compares ours with llama.cpp or a variant")
+            rounds_beside(name, path, engines, args, adapter)
+            continue
         runs: dict[str, list[dict]] = {engine: [] for engine in engines}
         for repeat in range(args.repeats):
             # alternate which engine goes first, so neither always runs on a cooler machine

@@ -9,7 +9,10 @@ vouch for an account. See docs/compatibility.md.
 
 from __future__ import annotations
 
-from .errors import OllamaError
+import posixpath
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import BadRequest, OllamaError
 
 DISABLED_PREFIX = "ollama cloud is disabled"
 WEB_SEARCH = "web search is unavailable"
@@ -17,6 +20,8 @@ WEB_FETCH = "web fetch is unavailable"
 REMOTE_INFERENCE = "remote model is unavailable"
 REMOTE_DETAILS = "remote model details are unavailable"
 CONFLICTING_SOURCE = "use either :local or :cloud, not both"
+CLOUD_BASE_URL = "https://ollama.com:443"  # where a ``:cloud`` parent's stub points
+DEFAULT_PORT = "11434"
 
 
 def _source_suffix(raw: str) -> tuple[str, str]:
@@ -39,7 +44,7 @@ def split_source(raw: str) -> tuple[str, str]:
     raw = raw.strip()
     base, source = _source_suffix(raw)
     if source and _source_suffix(base)[1]:
-        raise OllamaError(f'{CONFLICTING_SOURCE}: "{raw}"', 400)
+        raise BadRequest(f'{CONFLICTING_SOURCE}: "{raw}"')
     return base, source
 
 
@@ -59,3 +64,31 @@ def refusal(settings, operation: str) -> OllamaError:
     if settings.no_cloud:
         return OllamaError(disabled_error(operation), 403)
     return OllamaError("unauthorized", 401)
+
+
+def remote_url(raw: str) -> str:
+    """A remote stub's host as Ollama's create stores it (``server/create.go`` ``remoteURL``):
+    a bare path is on ``localhost:11434``, a missing scheme is ``http``, a missing port is 11434,
+    bare ``ollama.com`` is ``https://ollama.com:443``, the path is cleaned. A URL that does not
+    parse is a 400 ``bad remote``."""
+    if raw.startswith("/"):
+        return f"http://localhost:{DEFAULT_PORT}{posixpath.normpath(raw)}"
+    if "://" not in raw:
+        raw = "http://" + raw
+    if raw == "http://ollama.com":
+        raw = CLOUD_BASE_URL
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # reads (and checks) the port
+        host = parts.hostname or "localhost"
+    except ValueError:
+        raise BadRequest("bad remote") from None
+    if not parts.scheme or any(c.isspace() or c in '<>"{}|^`' for c in raw):
+        raise BadRequest("bad remote")
+    user = parts.netloc.rpartition("@")[0]
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{user + '@' if user else ''}{host}:{port if port is not None else DEFAULT_PORT}"
+    path = posixpath.normpath(parts.path) if parts.path else ""
+    if path in ("/", "."):
+        path = ""
+    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import manifest as mf, rendering
+from . import cloud, manifest as mf, rendering
 from .digests import parse_digest
 from .errors import BadRequest, InvalidModelFile, TooLarge
 from .headers import ModelHeader
@@ -305,6 +305,8 @@ class CreateRequest:
     parser: str = ""
     requires: str = ""
     info: dict = field(default_factory=dict)
+    remote_host: str = ""  # a remote stub: the host that runs it, as remote_url writes it
+    remote_model: str = ""  # and the model's name there
     stream: bool = True
     target: str = "model"
     body: dict = field(default_factory=dict, repr=False)  # the raw JSON, for third-party sources
@@ -320,10 +322,27 @@ class CreateRequest:
         if name is None:
             raise BadRequest("invalid model name")
         from_ = _get(body, "from", str, "")
-        if from_ and ModelName.parse(from_) is None:
-            raise BadRequest("invalid model name")
+        remote_host, remote_model = "", ""
+        if from_:
+            try:
+                from_, source = cloud.split_source(from_)  # ``:local`` names the stored model
+            except BadRequest:
+                source = "both"
+            if source == "both" or ModelName.parse(from_) is None:
+                raise BadRequest("invalid model name")
+            remote_model = from_
+            # A parent on another server makes a remote stub: no weights, only where to ask.
+            remote_host = _get(body, "remote_host", str, "") or (
+                cloud.CLOUD_BASE_URL if source == "cloud" else ""
+            )
+            if remote_host:
+                remote_host = cloud.remote_url(remote_host)
+            else:
+                remote_model = ""
         if not from_ and not files:
             raise BadRequest("neither 'from' or 'files' was specified")
+        if remote_host and draft_files:
+            raise BadRequest("DRAFT cannot be used with remote models")
         draft_quantize = _get(body, "draft_quantize", str, "")
         if draft_quantize and not draft_files:
             raise BadRequest("--draft-quantize requires a DRAFT model")
@@ -352,6 +371,8 @@ class CreateRequest:
             parser=parser,
             requires=requires.lstrip("v"),
             info=_info(body.get("info")),
+            remote_host=remote_host,
+            remote_model=remote_model,
             stream=_get(body, "stream", bool, True),
             body=body,
         )

@@ -100,10 +100,13 @@ def _run(kernel, request: CreateRequest, quantize):
     previous = store.get(request.name)
     written = None
     try:
-        builds = [_build(ctx, request)] + [
+        # A remote stub has no weights: only the request's own layers and where it runs (as
+        # in Ollama, its adapters are not read).
+        builds = [] if request.remote_host else [_build(ctx, request)]
+        builds += [
             _build(ctx, request.for_target(target))
             for target, files in (("adapter", request.adapters), ("draft", request.draft_files))
-            if files
+            if files and not request.remote_host
         ]
         # Each source checks its input before its first status: run them all that far before
         # anything is sent, so a bad adapter is a plain 400 too.
@@ -319,15 +322,20 @@ def build_config(ctx: CreateContext) -> dict:
         if templates_
         else None
     )
-    found = capabilities(model, template, bool(ctx.find(mf.PROJECTOR)), config)
-    if found:
-        config["capabilities"] = found
     request = ctx.request
+    if request.remote_host:  # what the remote can do is known only from the request's info
+        config.update(remote_host=request.remote_host, remote_model=request.remote_model)
+    else:
+        found = capabilities(model, template, bool(ctx.find(mf.PROJECTOR)), config)
+        if found:
+            config["capabilities"] = found
     for key in ("renderer", "parser", "requires"):
         if getattr(request, key):
             config[key] = getattr(request, key)
     for key, value in request.info.items():
         config[_INFO_FIELDS[key]] = value
+    if request.info.get("model_family"):  # Ollama's families start with the one info names
+        config["model_families"] = [request.info["model_family"], *families]
     return _ordered_config(config)
 
 

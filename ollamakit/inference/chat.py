@@ -12,7 +12,7 @@ from ..lib.structured import Parsed
 from ..rendering import ParsedStream
 from ..options import merged
 from ..store import LocalModel
-from . import prompting
+from . import prompting, remote
 from .answer import Answer, Report, base, debug_info, metrics, parse_format, run
 from .models import capabilities, check_think, find_model, require
 from .requests import parse_common, parse_messages, parse_tools
@@ -36,6 +36,9 @@ def chat(
     if not messages and common.unload_requested:
         kernel.scheduler.unload(model)
         yield _reply(common.model, "", done=True, done_reason="unload")
+        return
+    if remote.is_remote(model):
+        yield from remote.chat(kernel, model, body, gone)
         return
     caps = capabilities(model)
     if "completion" not in caps:

@@ -14,7 +14,7 @@ from ..lib.templates import Template
 from ..options import merged
 from ..store import LocalModel
 from ..web.body import field
-from . import prompting
+from . import prompting, remote
 from .answer import Answer, Report, base, debug_info, metrics, parse_format, run
 from .chat import check_images
 from .models import capabilities, check_think, find_model, require
@@ -36,6 +36,9 @@ def generate(kernel, body: dict, *, gone=None, started: int | None = None) -> It
         raise BadRequest("raw mode does not support template, system, or context")
 
     model = find_model(kernel, common.model)
+    if remote.is_remote(model):
+        yield from remote.generate(kernel, model, body, gone)
+        return
     if prompt == "" and common.unload_requested:
         kernel.scheduler.unload(model)
         yield {**base(common.model), "response": "", "done": True, "done_reason": "unload"}

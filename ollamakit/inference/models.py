@@ -24,6 +24,8 @@ def find_model(kernel, name: str, *, embedding: bool = False) -> LocalModel:
     if stored and ModelName.parse(stored) is None:
         raise BadRequest("invalid model name")
     model = kernel.store.get(stored) if stored else None
+    if model is not None and source == "local" and model.config.get("remote_host"):
+        model = None  # ``:local`` asks for a model that runs here, which a remote stub is not
     if model is None:
         if embedding and name:
             raise NotFound(f'model "{name}" not found, try pulling it first')

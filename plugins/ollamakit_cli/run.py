@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from ollamakit.cloud import split_source
 from ollamakit.config import parse_duration
 
 from .client import ApiError, Client
@@ -154,9 +155,23 @@ def apply_show(opts: RunOptions, info: dict) -> None:
 
 def load_model(client: Client, opts: RunOptions) -> None:
     """Load the model now (an empty generate), so the first answer does not wait for it; the
-    think setting goes along so a model that cannot think is refused before the first prompt."""
+    think setting goes along so a model that cannot think is refused before the first prompt.
+    A remote stub (or a ``:cloud`` name) loads nothing here: as Ollama's ``run`` does, it says
+    where the model runs instead, after asking for the account an ollama.com model needs."""
     spinner = Spinner()
     try:
+        info = client.show(opts.model)
+        host = str(info.get("remote_host") or "")
+        requested_cloud = split_source(opts.model)[1] == "cloud"
+        if host or requested_cloud:
+            cloud = requested_cloud or host.startswith("https://ollama.com")
+            if cloud:
+                client.json("POST", "/api/me", {})
+            spinner.stop()
+            remote_model = info.get("remote_model") or opts.model
+            where = "'ollama.com' \u26a1" if cloud else f"'{host}'"
+            click.echo(f"Connecting to '{remote_model}' on {where}", err=True)
+            return
         body: dict = {"model": opts.model, "stream": False}
         if opts.keep_alive is not None:
             body["keep_alive"] = opts.keep_alive

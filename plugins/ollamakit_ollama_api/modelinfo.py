@@ -190,6 +190,21 @@ def model_info(header, verbose: bool = False) -> dict:
     return dict(sorted(info.items()))
 
 
+def remote_model_info(config: dict) -> dict:
+    """``model_info`` of a remote stub: its family, base name and lengths, as create's ``info``
+    gave them (empty without a family)."""
+    family = config.get("model_family")
+    if not family:
+        return {}
+    info = {"general.architecture": family}
+    if config.get("base_name"):
+        info["general.basename"] = config["base_name"]
+    for key in ("context_length", "embedding_length"):
+        if config.get(key):
+            info[f"{family}.{key}"] = config[key]
+    return info
+
+
 def tensors(header) -> list[dict]:
     if header is None:
         return []

@@ -40,17 +40,16 @@ class Tags:
                 log.warning("skipping %s: %s", model.short_name, exc)
                 continue
             details, capabilities = modelinfo.list_entry(model)
-            entry = {
-                "name": model.short_name,
-                "model": model.short_name,
-                "modified_at": model.modified_at,
-                "size": model.manifest.size,
-                "digest": model.digest,
-                "details": details,
-            }
+            entry = {"name": model.short_name, "model": model.short_name}
             for key in ("remote_model", "remote_host"):
                 if config.get(key):
                     entry[key] = config[key]
+            entry.update(
+                modified_at=model.modified_at,
+                size=model.manifest.size,
+                digest=model.digest,
+                details=details,
+            )
             if capabilities:
                 entry["capabilities"] = capabilities
             models.append(entry)
@@ -78,8 +77,11 @@ class Show:
         if name is None:
             raise BadRequest("invalid model name")
         model = self.kernel.store.get(name)
-        if model is None:
+        remote = model is not None and bool(model.config.get("remote_host"))
+        if model is None or (remote and source == "local"):
             raise NotFound(f"model '{raw}' not found")
+        if remote and self.kernel.settings.no_cloud:
+            raise OllamaError(cloud.disabled_error(cloud.REMOTE_DETAILS), 403)
         reply = show(model, verbose=verbose, system=system, options=options)
         if (req.user_agent or "").startswith("GitHubCopilotChat/"):
             reply["model_info"]["general.basename"] = raw  # Copilot labels models by this key
@@ -106,6 +108,8 @@ def show(model, verbose: bool = False, system: str = "", options: dict | None = 
             for m in model.messages
             if isinstance(m, dict)
         ],
+        "remote_model": config.get("remote_model"),
+        "remote_host": config.get("remote_host"),
         "model_info": modelinfo.model_info(header, verbose),
         "tensors": modelinfo.tensors(header),
         "capabilities": modelinfo.capabilities(
@@ -118,6 +122,8 @@ def show(model, verbose: bool = False, system: str = "", options: dict | None = 
         reply["projector_info"] = modelinfo.model_info(
             store.model_header(projectors[0].digest), verbose
         )
+    if config.get("remote_host"):  # what is known of a remote model: what its config says
+        reply["model_info"] = modelinfo.remote_model_info(config)
     if config.get("requires"):
         reply["requires"] = config["requires"]
     # Go omits empty fields; model_info is always present (clients require the key).

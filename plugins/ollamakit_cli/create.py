@@ -59,10 +59,19 @@ def read_modelfile(path: str | None) -> tuple[str, Path]:
     "-q", "--quantize", metavar="TYPE", help="Quantize the model to this type (e.g. q4_K_M)."
 )
 @click.option("--draft-quantize", metavar="TYPE", help="Quantize draft model to this level.")
-def create_command(name, modelfile, quantize, draft_quantize):
+@click.option(
+    "--experimental", is_flag=True, help="Enable experimental safetensors model creation."
+)
+@click.pass_obj
+def create_command(pm, name, modelfile, quantize, draft_quantize, experimental):
     """Create a model from a Modelfile."""
     if ModelName.parse(name) is None:
         raise click.ClickException(f"invalid model name: {name}")
+    if experimental:
+        from .experimental import create_experimental
+
+        create_experimental(pm, name, modelfile, quantize, draft_quantize)
+        return
     text, base_dir = read_modelfile(modelfile)
     progress = Progress()
     try:

@@ -118,6 +118,23 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+GIB = 1 << 30
+# Ollama's default context lengths by GPU memory (server/routes.go Serve): its thresholds sit a
+# little under 48 and 24 GiB, so that cards sold as such reach them.
+CONTEXT_TIERS = ((47 * GIB, 262_144), (23 * GIB, 32_768))
+DEFAULT_CONTEXT_LENGTH = 4096
+
+
+def default_context_length(accelerator_memory: int, gpu_overhead: int = 0) -> int:
+    """The context a request gets when neither it, its model nor ``OLLAMA_CONTEXT_LENGTH`` sets
+    one, as Ollama chooses it: 256k tokens with at least 47 GiB of GPU memory (less
+    ``OLLAMA_GPU_OVERHEAD``), 32k with at least 23 GiB, else (the CPU included) 4096."""
+    usable = max(0, accelerator_memory - gpu_overhead)
+    return next(
+        (tokens for least, tokens in CONTEXT_TIERS if usable >= least), DEFAULT_CONTEXT_LENGTH
+    )
+
+
 def _env_uint(name: str, default: int) -> int:
     """Go's ``strconv.ParseUint``: digits only; anything else means the default."""
     value = _env(name)
@@ -259,7 +276,10 @@ class Settings:
     num_parallel: int = 0  # 0: chosen per model from memory (the scheduler's)
     max_loaded_models: int = 3
     max_queue: int = 512
-    context_length: int = 4096
+    context_length: int = (
+        0  # OLLAMA_CONTEXT_LENGTH; 0: by accelerator memory (default_context_length)
+    )
+    gpu_overhead: int = 0  # OLLAMA_GPU_OVERHEAD: bytes of GPU memory not counted for that choice
     max_predict: int = DEFAULT_MAX_PREDICT  # the most tokens one request may generate
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY  # bytes; blob uploads are not bounded by it
     load_timeout: float = 300.0  # seconds; math.inf: no limit
@@ -318,7 +338,8 @@ class Settings:
             num_parallel=_env_uint("OLLAMA_NUM_PARALLEL", 0),
             max_loaded_models=_env_uint("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
             max_queue=_env_uint("OLLAMA_MAX_QUEUE", 512),
-            context_length=_env_uint("OLLAMA_CONTEXT_LENGTH", 0) or 4096,
+            context_length=_env_uint("OLLAMA_CONTEXT_LENGTH", 0),
+            gpu_overhead=_env_uint("OLLAMA_GPU_OVERHEAD", 0),
             load_timeout=load_timeout if load_timeout > 0 else math.inf,
             max_predict=max(0, _env_int("OLLAMAKIT_MAX_PREDICT", 0)) or DEFAULT_MAX_PREDICT,
             max_request_body=max(0, _env_int("OLLAMAKIT_MAX_REQUEST_BODY", 0))

@@ -196,6 +196,12 @@ class ComputeBackend(ABC):
 
         return numpy.asarray(array)
 
+    def accelerator_memory(self) -> int:
+        """Total bytes of accelerator (GPU) memory the backend computes in; 0 for one that
+        computes in system memory. The default context length is chosen from it, as Ollama
+        chooses it from its GPUs' memory (``ollamakit.config.default_context_length``)."""
+        return 0
+
 
 class Quantizer(ABC):
     """Turns an F32/F16/BF16 GGUF into a quantized one (group ``ollamakit.quantizer``).

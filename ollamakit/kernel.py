@@ -6,7 +6,7 @@ import logging
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from .config import Settings
+from .config import Settings, default_context_length
 from .plugins import PluginManager, make_plugin_manager
 
 if TYPE_CHECKING:
@@ -44,6 +44,18 @@ class Kernel:
     @cached_property
     def compute(self):
         return self.hook.make_compute(kernel=self)
+
+    @cached_property
+    def default_num_ctx(self) -> int:
+        """The context length of a request that sets none (nor does its model):
+        ``OLLAMA_CONTEXT_LENGTH``, else chosen from the compute backend's accelerator memory
+        (``config.default_context_length``), as Ollama chooses it from its GPUs'."""
+        if self.settings.context_length:
+            return self.settings.context_length
+        memory = self.compute.accelerator_memory() if self.compute is not None else 0
+        chosen = default_context_length(memory, self.settings.gpu_overhead)
+        log.info("default context length %d (accelerator memory %d bytes)", chosen, memory)
+        return chosen
 
     @cached_property
     def scheduler(self) -> Scheduler:

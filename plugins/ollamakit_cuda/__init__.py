@@ -50,3 +50,6 @@ class CudaBackend(ComputeBackend):
     def memory_info(self) -> tuple[int, int]:
         """(free, total) bytes of device memory, for the scheduler's budget."""
         return _cupy().cuda.runtime.memGetInfo()
+
+    def accelerator_memory(self) -> int:
+        return int(self.memory_info()[1])

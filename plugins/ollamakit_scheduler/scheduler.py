@@ -256,7 +256,7 @@ class Scheduler(interfaces.Scheduler):
         measured = self._measured.get((files, num_parallel))
         if measured is not None:
             return measured
-        num_ctx = options.num_ctx or self.settings.context_length
+        num_ctx = options.num_ctx or self.kernel.default_num_ctx
         key = (files, num_ctx, num_parallel)
         if key in self._estimates:  # reading the file's header for every request costs
             return self._estimates[key]
@@ -438,7 +438,7 @@ class Scheduler(interfaces.Scheduler):
     def context_for(self, entry: LoadedModel, options: opts.Options) -> int:
         """``num_ctx`` for a request: its own, else the server default; within the model's
         training context."""
-        wanted = options.num_ctx or self.settings.context_length
+        wanted = options.num_ctx or self.kernel.default_num_ctx
         trained = entry.runner.context_length
         if trained > 0:
             wanted = min(wanted, trained)

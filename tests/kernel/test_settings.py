@@ -87,7 +87,7 @@ def test_unsigned_numbers_take_digits_only(monkeypatch):
     settings = Settings.from_env()
     assert settings.context_length == 8192 and settings.max_queue == 512
     monkeypatch.setenv("OLLAMA_CONTEXT_LENGTH", "+8192")
-    assert Settings.from_env().context_length == 4096
+    assert Settings.from_env().context_length == 0  # unset: chosen by memory (default_num_ctx)
 
 
 def test_no_cloud_from_the_variable_or_ollamas_server_json(monkeypatch, tmp_path):

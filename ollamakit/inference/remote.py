@@ -165,16 +165,23 @@ def _never() -> bool:
 
 
 def _lines(response) -> Iterator[bytes]:
-    """The reply's non-empty lines, none longer than MAX_LINE."""
-    pending = b""
+    """The reply's non-empty lines, none longer than MAX_LINE (each byte is looked at once)."""
+    line = bytearray()
     for chunk in response.iter_bytes():
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        yield from (line for line in complete if line.strip())
-        if len(pending) > MAX_LINE:
-            raise OllamaError(f"remote reply line is longer than {MAX_LINE} bytes")
-    if pending.strip():
-        yield pending
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            line += chunk[start : len(chunk) if end < 0 else end]
+            if len(line) > MAX_LINE:
+                raise OllamaError(f"remote reply line is longer than {MAX_LINE} bytes")
+            if end < 0:
+                break
+            if line.strip():
+                yield bytes(line)
+            line.clear()
+            start = end + 1
+    if line.strip():
+        yield bytes(line)
 
 
 def _decoded(line: bytes, status: int) -> dict:

@@ -327,3 +327,25 @@ def test_run_says_where_a_stub_runs_instead_of_loading_it(local, remote, capsys)
         with pytest.raises(ApiError, match="account unavailable"):
             load_model(client, RunOptions(model="cloudy"))
     assert len(remote.engine.runners) == loaded  # nothing was loaded there
+
+
+class _Reply:
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def iter_bytes(self):
+        yield from self.chunks
+
+
+def test_reply_lines_are_split_wherever_the_chunks_end_and_bounded(monkeypatch):
+    from ollamakit.errors import OllamaError
+    from ollamakit.inference import remote
+
+    chunks = [b'{"a":1}\n{"b"', b":2}\n\n", b'{"c":3}']
+    assert list(remote._lines(_Reply(chunks))) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    assert list(remote._lines(_Reply([b"x\ny\n"[i : i + 1] for i in range(4)]))) == [b"x", b"y"]
+    monkeypatch.setattr(remote, "MAX_LINE", 8)
+    assert list(remote._lines(_Reply([b"12345678\n"]))) == [b"12345678"]
+    for chunks in ([b"123456789\n"], [b"12345", b"6789"]):
+        with pytest.raises(OllamaError, match="longer than 8 bytes"):
+            list(remote._lines(_Reply(chunks)))

@@ -66,12 +66,17 @@ class ServerProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        wait_for_port(
-            self.proc,
-            self.port,
-            timeout,
-            lambda: RuntimeError(f"server exited with {self.proc.returncode}"),
-        )
+        try:
+            wait_for_port(
+                self.proc,
+                self.port,
+                timeout,
+                lambda: RuntimeError(f"server exited with {self.proc.returncode}"),
+            )
+        except BaseException:
+            # A start that timed out leaves no server behind to hold a port and a core.
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

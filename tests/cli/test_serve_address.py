@@ -76,3 +76,16 @@ def test_port_zero_listens_on_a_free_port_and_says_which(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_server_that_does_not_start_in_time_is_not_left_running(tmp_path):
+    (tmp_path / "models").mkdir()
+    server = ServerProcess(tmp_path / "models")
+    try:
+        server.start(timeout=0.001)
+    except Exception:
+        pass
+    else:  # it cannot listen within a millisecond; if it did, there is nothing to check
+        server.stop()
+        return
+    assert server.proc.poll() is not None

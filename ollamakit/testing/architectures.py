@@ -149,6 +149,37 @@ FIXTURES = {
             tie_word_embeddings=True,
         ),
     ),
+    # gemma4's dense shape (31B's): sliding-window layers with heads of 16 and 2 key/value heads,
+    # global ones with heads of 32 and 1 key/value head whose values are the keys' projection
+    # (attention_k_eq_v), a quarter of each rotated (proportional rope); a final soft cap
+    "gemma4": Fixture(
+        "gemma4",
+        "Gemma4TextConfig",
+        "Gemma4ForCausalLM",
+        dict(
+            num_hidden_layers=4,
+            head_dim=16,
+            global_head_dim=32,
+            num_global_key_value_heads=1,
+            attention_k_eq_v=True,
+            sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"] * 2,
+            final_logit_softcapping=30.0,
+            hidden_activation="gelu_pytorch_tanh",
+            hidden_size_per_layer_input=0,
+            num_kv_shared_layers=0,
+            tie_word_embeddings=True,
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": {
+                    "rope_type": "proportional",
+                    "partial_rotary_factor": 0.25,
+                    "rope_theta": 1000000.0,
+                },
+            },
+        ),
+        output_scale=0.6,  # tied: the embeddings too (4 repeats one token from the first step)
+    ),
     "phi3": Fixture(
         "phi3",
         "Phi3Config",
@@ -403,11 +434,81 @@ def _deepseek2_layer(f: Fixture, index: int, legacy: bool) -> dict[str, tuple[in
     return layer
 
 
+def _gemma4_keys(f: Fixture) -> dict:
+    c, a = f.c, f.arch
+    swa = [t == "sliding_attention" for t in c["layer_types"]]
+    rope = c["rope_parameters"]
+    full, local = c["global_head_dim"], c["head_dim"]
+    return {
+        f"{a}.block_count": c["num_hidden_layers"],
+        f"{a}.context_length": c["max_position_embeddings"],
+        f"{a}.embedding_length": c["hidden_size"],
+        f"{a}.feed_forward_length": c["intermediate_size"],
+        f"{a}.attention.head_count": c["num_attention_heads"],
+        f"{a}.attention.head_count_kv": [
+            c["num_key_value_heads"] if s else c["num_global_key_value_heads"] for s in swa
+        ],
+        f"{a}.rope.freq_base": rope["full_attention"]["rope_theta"],
+        f"{a}.rope.freq_base_swa": rope["sliding_attention"]["rope_theta"],
+        f"{a}.attention.layer_norm_rms_epsilon": c["rms_norm_eps"],
+        f"{a}.attention.key_length": full,
+        f"{a}.attention.value_length": full,
+        f"{a}.final_logit_softcapping": c["final_logit_softcapping"],
+        f"{a}.attention.sliding_window": c["sliding_window"],
+        f"{a}.attention.shared_kv_layers": c["num_kv_shared_layers"],
+        f"{a}.embedding_length_per_layer_input": c["hidden_size_per_layer_input"],
+        f"{a}.attention.sliding_window_pattern": swa,
+        f"{a}.attention.key_length_swa": local,
+        f"{a}.attention.value_length_swa": local,
+        f"{a}.rope.dimension_count": full,
+        f"{a}.rope.dimension_count_swa": local,
+    }
+
+
+def _gemma4_layer(f: Fixture, index: int) -> dict[str, tuple[int, ...]]:
+    """A block of gemma4 as the converter orders it: a global one with heads of
+    ``global_head_dim`` and no ``attn_v`` (its values are the keys' projection)."""
+    c = f.c
+    d, ff, heads = c["hidden_size"], c["intermediate_size"], c["num_attention_heads"]
+    local = c["layer_types"][index] == "sliding_attention"
+    head_dim = c["head_dim"] if local else c["global_head_dim"]
+    kv = (c["num_key_value_heads"] if local else c["num_global_key_value_heads"]) * head_dim
+    layer = {
+        "attn_norm.weight": (d,),
+        "layer_output_scale.weight": (1,),
+        "ffn_down.weight": (d, ff),
+        "ffn_gate.weight": (ff, d),
+        "ffn_up.weight": (ff, d),
+        "post_attention_norm.weight": (d,),
+        "post_ffw_norm.weight": (d,),
+        "ffn_norm.weight": (d,),
+        "attn_k_norm.weight": (head_dim,),
+        "attn_k.weight": (kv, d),
+        "attn_output.weight": (d, heads * head_dim),
+        "attn_q_norm.weight": (head_dim,),
+        "attn_q.weight": (heads * head_dim, d),
+    }
+    if local or not c["attention_k_eq_v"]:
+        layer["attn_v.weight"] = (kv, d)
+    return layer
+
+
+def gemma4_rope_freqs(c: dict) -> np.ndarray:
+    """gemma4's proportional rope as the converter writes it: factors over the global layers'
+    frequencies, 1 for the rotated quarter of each head and 1e30 (no rotation) for the rest."""
+    rotated = int(
+        c["global_head_dim"] * c["rope_parameters"]["full_attention"]["partial_rotary_factor"] / 2
+    )
+    return np.array([1.0] * rotated + [1e30] * (c["global_head_dim"] // 2 - rotated), np.float32)
+
+
 def _keys(name: str, f: Fixture, as_converted: bool = False) -> dict:
     """The architecture's keys as the converter writes them for ``f.config``."""
     c, a = f.c, f.arch
     if a == "deepseek2":
         return _deepseek2_keys(f, f.legacy and not as_converted)
+    if a == "gemma4":
+        return _gemma4_keys(f)
     head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
     keys = {
         f"{a}.block_count": c["num_hidden_layers"],
@@ -655,10 +756,14 @@ def tensor_shapes(name: str, as_converted: bool = False) -> dict[str, tuple[int,
     shapes = {}
     if "rope_scaling" in c and f.arch == "phi3":  # LongRoPE's factors come first
         shapes.update({f"rope_factors_{n}.weight": (_rope_dim(c) // 2,) for n in ("long", "short")})
+    if f.arch == "gemma4":  # the proportional rope's factors come first
+        shapes["rope_freqs.weight"] = (c["global_head_dim"] // 2,)
     shapes["token_embd.weight"] = (N_VOCAB, d)
     for i in range(c["num_hidden_layers"]):
         if f.arch == "deepseek2":
             layer = _deepseek2_layer(f, i, f.legacy and not as_converted)
+        elif f.arch == "gemma4":
+            layer = _gemma4_layer(f, i)
         else:
             layer = _layer(name, f)
         shapes.update({f"blk.{i}.{n}": s for n, s in layer.items()})
@@ -764,6 +869,9 @@ def build(
         if tensor.startswith("rope_factors_"):  # the config's own numbers
             kind = tensor.split("_")[2].split(".")[0]
             tensors[tensor] = np.asarray(f.c["rope_scaling"][f"{kind}_factor"], np.float32)
+            continue
+        if tensor == "rope_freqs.weight":
+            tensors[tensor] = gemma4_rope_freqs(f.c)
             continue
         if len(shape) == 1 or tensor.endswith(".bias"):  # norms near one, biases near zero: float32
             values = rng.standard_normal(shape) * 0.1 + (0.0 if tensor.endswith(".bias") else 1.0)
@@ -932,6 +1040,9 @@ def convert(name: str, llama_cpp: Path, folder: Path) -> Path:
     config = getattr(transformers, f.hf_config)(**f.c)
     model = getattr(transformers, f.hf_model)(config)
     model.save_pretrained(hf_dir, safe_serialization=True)
+    if f.arch == "gemma4":  # its converter counts the vocabulary in tokenizer.json
+        vocab = {"model": {"vocab": {str(i): i for i in range(N_VOCAB)}}, "added_tokens": []}
+        (hf_dir / "tokenizer.json").write_text(json.dumps(vocab))
     sys.path.insert(0, str(llama_cpp))
     import convert_hf_to_gguf as converter
     from conversion.base import TextModel

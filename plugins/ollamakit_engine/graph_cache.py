@@ -1,7 +1,7 @@
 """The key/value cache of one sequence for the graph engine, in ggml tensors.
 
 Each layer keeps keys (n_kv * head_dim, cells) and values (n_kv * head_dim_v, cells), one row
-per cell, in the cache type (float16 by default, Ollama's ``OLLAMA_KV_CACHE_TYPE``: ``q8_0`` and
+per cell (gemma4's sliding-window layers with heads of their own: ``HParams.layer``), in the cache type (float16 by default, Ollama's ``OLLAMA_KV_CACHE_TYPE``: ``q8_0`` and
 ``q4_0`` quantize rows as they are written, as llama.cpp does). Keys are stored after rope. The
 buffer is allocated and zeroed when the sequence starts, as llama.cpp allocates its cache, so
 ``nbytes`` is what it holds from then on.
@@ -57,21 +57,22 @@ def row_bytes(cache_type: str, values: int) -> int:
 
 
 def position_bytes(hp: HParams, cache_type: str) -> int:
-    """Bytes one position takes in one layer: its keys and values, or latent attention's row."""
+    """Bytes one position takes in one layer (``hp`` that layer's ``HParams.layer``): its keys
+    and values, or latent attention's row."""
     values = 0 if hp.kv_lora_rank else row_bytes(cache_type, hp.v_dim)
     return row_bytes(cache_type, hp.kv_dim) + values
 
 
 def cache_row_bytes(hp: HParams, cache_type: str) -> int:
     """Bytes one position takes across every layer, in a cache without rings."""
-    return hp.n_layer * position_bytes(hp, cache_type)
+    return sum(position_bytes(layer, cache_type) for layer in hp.layers)
 
 
 def splits_into_blocks(hp: HParams, cache_type: str) -> bool:
     """Whether every piece of a cache row the engine views on its own (a head's keys and
     values; latent attention's latent and rope key) is whole blocks of ``cache_type``."""
     per_block = CACHE_BLOCKS[cache_type][0]
-    widths = {hp.head_dim, hp.head_dim_v}
+    widths = {w for layer in hp.layers for w in (layer.head_dim, layer.head_dim_v)}
     if hp.kv_lora_rank:
         widths |= {hp.kv_lora_rank, hp.rope_dim}
     return all(width % per_block == 0 for width in widths)
@@ -96,8 +97,10 @@ def full_cells(num_ctx: int) -> int:
 def cache_bytes(hp: HParams, num_ctx: int, num_batch: int, cache_type: str = "f16") -> int:
     """Bytes a ``GraphKVCache`` of ``num_ctx`` holds, without making one."""
     ring = ring_cells(hp, num_ctx, num_batch)
-    cells = sum(ring if local and ring else full_cells(num_ctx) for local in hp.swa_layers)
-    return cells * position_bytes(hp, cache_type)
+    return sum(
+        (ring if local and ring else full_cells(num_ctx)) * position_bytes(layer, cache_type)
+        for local, layer in zip(hp.swa_layers, hp.layers)
+    )
 
 
 class GraphKVCache(Cache):
@@ -127,19 +130,28 @@ class GraphKVCache(Cache):
         self._placed: np.ndarray | None = None  # full layers' cell of each position, once shifted
         self._head = 0  # where llama.cpp's next search for free cells starts
         self.ggml_type = CACHE_TYPES[cache_type]
-        self.k_row = lib.ggml_row_size(self.ggml_type, hp.kv_dim)  # bytes of one position's keys
-        self.v_row = lib.ggml_row_size(self.ggml_type, hp.v_dim)
-        self.k_head = lib.ggml_row_size(self.ggml_type, hp.head_dim)  # bytes of one head's keys
-        self.v_head = lib.ggml_row_size(self.ggml_type, hp.head_dim_v)
+        size = lib.ggml_row_size
+        layers = hp.layers
+        # per layer: bytes of one position's keys and values, and of one head's
+        self.k_row = [size(self.ggml_type, layer.kv_dim) for layer in layers]
+        self.v_row = [size(self.ggml_type, layer.v_dim) for layer in layers]
+        self.k_head = [size(self.ggml_type, layer.head_dim) for layer in layers]
+        self.v_head = [size(self.ggml_type, layer.head_dim_v) for layer in layers]
         self.cells = [
             self.ring if self.in_ring(i) else full_cells(num_ctx) for i in range(hp.n_layer)
         ]
         self._tensors = Tensors(lib, 2 * hp.n_layer)
-        self.keys = [self._tensors.new(self.ggml_type, hp.kv_dim, n) for n in self.cells]
+        self.keys = [
+            self._tensors.new(self.ggml_type, layer.kv_dim, n)
+            for layer, n in zip(layers, self.cells)
+        ]
         if hp.kv_lora_rank:  # the values are the keys' leading columns
             self.values, self.v_row = self.keys, self.k_row
         else:
-            self.values = [self._tensors.new(self.ggml_type, hp.v_dim, n) for n in self.cells]
+            self.values = [
+                self._tensors.new(self.ggml_type, layer.v_dim, n)
+                for layer, n in zip(layers, self.cells)
+            ]
         self.nbytes = self._tensors.allocate()
         # Attention reads whole blocks of cells and masks the unused ones; zeros there keep
         # stray bits (NaN) out of any kernel that multiplies before it masks.
@@ -245,12 +257,12 @@ class GraphKVCache(Cache):
 
     def attend_view(self, step, layer: int, span: int, values: bool) -> int:
         """Cells [0, span) as (head_dim, cells, n_kv): what flash attention reads."""
-        hp = self.hp
+        hp = self.hp.layer(layer)
         if values:
             tensor, row, head, dim = self.values[layer], self.v_row, self.v_head, hp.head_dim_v
         else:
             tensor, row, head, dim = self.keys[layer], self.k_row, self.k_head, hp.head_dim
-        return step.op("view_3d", tensor, dim, span, hp.n_head_kv, row, head, 0)
+        return step.op("view_3d", tensor, dim, span, hp.n_head_kv, row[layer], head[layer], 0)
 
     # -- context shift -------------------------------------------------------------------------
 
@@ -286,7 +298,7 @@ class GraphKVCache(Cache):
                 still += [(layer, cell, count) for cell, count in _runs(kept[:keep])]
                 continue
             for tensors, row in self._stored():
-                rows = self._rows(tensors[layer], row, self.cells[layer])
+                rows = self._rows(tensors[layer], row[layer], self.cells[layer])
                 rows[target] = rows[source]  # fancy indexing copies the source first
         self.n_past, self.oldest = end, oldest
         self._free(placed[keep : keep + discard])
@@ -316,16 +328,17 @@ class GraphKVCache(Cache):
             pairs = [(self.keys, source.keys, self.k_row)]
             if self.values is not self.keys:
                 pairs.append((self.values, source.values, self.v_row))
-            for mine, theirs, row in pairs:
+            for mine, theirs, rows in pairs:
+                row = rows[layer]
                 target = self._rows(mine[layer], row, self.cells[layer])
                 target[:cells] = source._rows(theirs[layer], row, self.cells[layer])[:cells]
         self.n_past, self.oldest = n, source.oldest
         self._placed, self._head = None, n
         return True
 
-    def _stored(self) -> list[tuple[list[int], int]]:
-        """The tensors that hold rows, with their row bytes: keys and values, or keys alone
-        when the values are a view of them."""
+    def _stored(self) -> list[tuple[list[int], list[int]]]:
+        """The tensors that hold rows, with their row bytes (per layer): keys and values, or keys
+        alone when the values are a view of them."""
         stored = [(self.keys, self.k_row)]
         if self.values is not self.keys:
             stored.append((self.values, self.v_row))

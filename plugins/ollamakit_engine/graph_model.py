@@ -100,8 +100,12 @@ class GraphTransformer:
         self.t = tensors
         self.lib = lib
         self.rope_mode = L.ROPE_NORMAL if hp.interleaved_rope else L.ROPE_NEOX
-        self.rot_k, self.rot_v = rotation_sizes(hp, quantized_cache)
-        self.rotations = self._rotations() if self.rot_k or self.rot_v else {}
+        # each layer's (gemma4's sliding-window heads are narrower than its global ones)
+        self.rot_k, self.rot_v = (
+            list(sizes)
+            for sizes in zip(*(rotation_sizes(layer, quantized_cache) for layer in hp.layers))
+        )
+        self.rotations = self._rotations() if any(self.rot_k + self.rot_v) else {}
         self.lora: dict[int, tuple[int, int, float]] = {}  # base weight -> (A, B, scale)
         self.dense = dense_prefill_weights(tensors) if dense_prefill else frozenset()
         self.dense_width = max((L.tensor(w).ne[1] for w in self.dense), default=0)
@@ -111,7 +115,7 @@ class GraphTransformer:
         """A ggml tensor of each Hadamard matrix in use, by order (kept for the model's life)."""
         from ollamakit.lib.ggml.graph import Tensors, array
 
-        orders = sorted({n for n in (self.rot_k, self.rot_v) if n})
+        orders = sorted({n for n in self.rot_k + self.rot_v if n})
         self._rotation_tensors = Tensors(self.lib, len(orders))
         made = {n: self._rotation_tensors.new(L.TYPE_F32, n, n) for n in orders}
         self._rotation_tensors.allocate()
@@ -258,15 +262,17 @@ class GraphTransformer:
             cur = self.norm(step, cur, layer.post_ffn_norm)
         if hp.residual_scale != 1.0:
             cur = step.op("scale", cur, hp.residual_scale)
-        return step.op("add", cur, ffn_in)
+        out = step.op("add", cur, ffn_in)
+        return out if layer.out_scale is None else step.op("mul", out, layer.out_scale)
 
     def _attention(self, step, index, layer, cur, inputs, segments):
         """Attention over each head's own keys and values: (n_head * head_dim_v, rows)."""
-        hp = self.hp
+        hp = self.hp.layer(index)
         positions = inputs["positions"]
         rows = sum(len(s.tokens) for s in segments)
         local = hp.swa_layers[index]
-        q, k, v = self._qkv(step, layer, cur, inputs, rows)
+        rot_k, rot_v = self.rot_k[index], self.rot_v[index]
+        q, k, v = self._qkv(step, hp, layer, cur, inputs, rows)
         if layer.q_norm is not None and hp.qk_norm_whole:  # over all heads' values at once (olmo2)
             q = self.norm(step, q, layer.q_norm)
             k = self.norm(step, k, layer.k_norm)
@@ -275,17 +281,24 @@ class GraphTransformer:
         if layer.q_norm is not None and not hp.qk_norm_whole:  # each head's own (qwen3, gemma3)
             q = self.norm(step, q, layer.q_norm)
             k = self.norm(step, k, layer.k_norm)
+        if hp.value_norm:  # each head's values, without a weight (gemma4)
+            v = step.op(
+                "rms_norm",
+                step.op("reshape_3d", v, hp.head_dim_v, hp.n_head_kv, rows),
+                hp.norm_eps,
+            )
+            v = step.op("reshape_2d", v, hp.v_dim, rows)
         q = self.rope_segments(step, q, positions, local, segments)
         k = self.rope_segments(step, k, positions, local, segments)
         kq_scale = hp.attn_scale
         if hp.scale_queries:
             q = step.op("scale", q, hp.attn_scale)
             kq_scale = 1.0
-        if self.rot_k:
-            q = self.rotate(step, q, self.rot_k)
-            k = self.rotate(step, k, self.rot_k)
-        if self.rot_v:
-            v = self.rotate(step, v, self.rot_v)
+        if rot_k:
+            q = self.rotate(step, q, rot_k)
+            k = self.rotate(step, k, rot_k)
+        if rot_v:
+            v = self.rotate(step, v, rot_v)
 
         for part in (q, k, v):  # computed in llama.cpp's order (independent nodes: same values)
             step.expand(part)
@@ -327,17 +340,18 @@ class GraphTransformer:
             out = step.op("reshape_2d", out, hp.n_head * hp.head_dim_v, count)
             attn = out if attn is None else step.op("concat", attn, out, 1)
 
-        if self.rot_v:
-            attn = self.rotate(step, attn, self.rot_v)  # the values' rotation undone
+        if rot_v:
+            attn = self.rotate(step, attn, rot_v)  # the values' rotation undone
         return attn
 
-    def _qkv(self, step, layer, x, inputs, rows):
-        """Queries, keys and values of ``x``: (width, rows) each; from one fused matrix as views."""
-        hp = self.hp
+    def _qkv(self, step, hp, layer, x, inputs, rows):
+        """Queries, keys and values of ``x``: (width, rows) each; from one fused matrix as views.
+        A block without ``attn_v`` (gemma4's global layers) takes its keys' projection, before
+        any norm or rope, as its values."""
         if layer.wqkv is None:
             q = self._project(step, layer.wq, layer.bq, x, inputs)
             k = self._project(step, layer.wk, layer.bk, x, inputs)
-            v = self._project(step, layer.wv, layer.bv, x, inputs)
+            v = k if layer.wv is None else self._project(step, layer.wv, layer.bv, x, inputs)
             return q, k, v
         qkv = self._project(step, layer.wqkv, layer.bqkv, x, inputs)
         row = L.tensor(qkv).nb[1]
@@ -572,7 +586,7 @@ class GraphTransformer:
             x,
             positions,
             factors,
-            hp.rope_dim,
+            hp.rope_dim_swa if local and hp.rope_dim_swa else hp.rope_dim,
             self.rope_mode,
             hp.rope_ctx_orig or hp.n_ctx_train,
             base,

@@ -197,15 +197,16 @@ class GraphRunner(RunnerBase):
                 for index, first, count in runs:
                     if count not in deltas:
                         deltas[count] = step.input(np.full(count, delta, np.int32), L.TYPE_I32)
+                    layer, k_row = hp.layer(index), cache.k_row[index]
                     view = step.op(
                         "view_3d",
                         cache.keys[index],
-                        hp.head_dim - skip,
-                        hp.n_head_kv,
+                        layer.head_dim - skip,
+                        layer.n_head_kv,
                         count,
-                        cache.k_head,
-                        cache.k_row,
-                        first * cache.k_row + offset,
+                        cache.k_head[index],
+                        k_row,
+                        first * k_row + offset,
                     )
                     step.expand(
                         step.op(
@@ -226,7 +227,7 @@ class GraphRunner(RunnerBase):
         if L.tensor(view).type == L.TYPE_F16:
             return self.model.rope(step, view, positions, local, factors)
         keys = step.op("cast", view, L.TYPE_F32)
-        rot_k = self.model.rot_k
+        rot_k = self.model.rot_k[index]
         keys = self.model.rotate(step, keys, rot_k) if rot_k else keys
         skip = self.hp.kv_lora_rank
         if skip:  # latent attention's whole rows: the rope key after the latent alone

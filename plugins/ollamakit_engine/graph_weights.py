@@ -50,6 +50,7 @@ class LayerTensors:
     down: int | None = None
     down_b: int | None = None
     post_ffn_norm: int | None = None
+    out_scale: int | None = None
     gate_inp: int | None = None
     gate_exps: int | None = None
     up_exps: int | None = None
@@ -340,7 +341,7 @@ def model_tensors(weights: MappedWeights, hp: HParams) -> ModelTensors:
         found = {}
         for field, (name, shape) in possible.items():
             if field in required or field in present:
-                found[field] = weights.get(p + name, *shape(hp))
+                found[field] = weights.get(p + name, *shape(hp.layer(i)))
         if "kv_b" in found:  # an older latent-attention file: the keys' map derived from it
             found["k_b"] = weights.absorbed_keys(p + "attn_kv_b.weight", hp)
         layers.append(LayerTensors(**found))

@@ -12,7 +12,8 @@ it sizes an allocation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -104,6 +105,41 @@ class HParams:
     # Block tensors an architecture names otherwise: (field of ``layer_tensors.LAYER_TENSORS``,
     # name in the file after ``blk.N.``)
     renamed: tuple[tuple[str, str], ...] = ()
+    # gemma4: the sliding-window layers' own head width (keys and values alike), key/value heads
+    # and rotated width; 0 where they are the global layers' (``layer``)
+    head_dim_swa: int = 0
+    n_head_kv_swa: int = 0
+    rope_dim_swa: int = 0
+    value_norm: bool = False  # values RMS-normed, without a weight, before the cache (gemma4)
+    values_from_keys: bool = False  # a block without ``attn_v`` attends over its keys' projection
+
+    def layer(self, index: int) -> HParams:
+        """The hyperparameters of block ``index``: a sliding-window block's own head widths and
+        key/value heads where the architecture gives them (gemma4), these otherwise."""
+        if self.swa_layers[index] and (
+            self.head_dim_swa or self.n_head_kv_swa or self.rope_dim_swa
+        ):
+            return self._swa_layer
+        return self
+
+    @cached_property
+    def _swa_layer(self) -> HParams:
+        head_dim = self.head_dim_swa or self.head_dim
+        return replace(
+            self,
+            head_dim=head_dim,
+            head_dim_v=self.head_dim_swa or self.head_dim_v,
+            n_head_kv=self.n_head_kv_swa or self.n_head_kv,
+            rope_dim=self.rope_dim_swa or self.rope_dim,
+            head_dim_swa=0,
+            n_head_kv_swa=0,
+            rope_dim_swa=0,
+        )
+
+    @property
+    def layers(self) -> list[HParams]:
+        """``layer(i)`` of every block."""
+        return [self.layer(i) for i in range(self.n_layer)]
 
     @property
     def n_group(self) -> int:
@@ -369,6 +405,86 @@ def gemma2(m: Metadata) -> HParams:
     return HParams(**params)
 
 
+def gemma4(m: Metadata) -> HParams:
+    """gemma3's block with the file's window pattern; the sliding-window layers with heads of
+    their own width and count (``key_length_swa``, an array of ``head_count_kv``) and their own
+    rope base, the global layers with rope frequency factors (``rope_freqs``: the proportional
+    rope that rotates a quarter of each head); values RMS-normed without a weight, and taken
+    from the keys' projection in a block without ``attn_v``; scores unscaled; each block's
+    output multiplied by its ``layer_output_scale`` where the file has one.
+
+    Refused, by name: per-layer embeddings (gemma4's E2B and E4B), layers reusing another
+    layer's keys and values, and experts (26B-A4B)."""
+    for key, what in (
+        ("embedding_length_per_layer_input", "per-layer embeddings"),
+        ("attention.shared_kv_layers", "layers that share another layer's keys and values"),
+        ("expert_count", "experts"),
+    ):
+        if m.raw(key):
+            raise InvalidModelFile(f"{m.arch}: {what} ({m.arch}.{key}) are not supported")
+    n_layer = m.int("block_count", high=MAX_LAYERS)
+    if not isinstance(m.raw("attention.sliding_window_pattern"), (list, tuple)):
+        raise InvalidModelFile(f"model metadata lacks {m.arch}.attention.sliding_window_pattern")
+    swa_layers = _swa_pattern(m, n_layer, 0)
+    kv_global, kv_swa = _kv_heads(m, swa_layers)
+    key = f"{m.arch}.attention.head_count_kv"
+    params = _common(Metadata({**m.metadata, key: kv_global}, m.arch))
+    head_dim_swa = m.int("attention.key_length_swa", params["head_dim"])
+    if params["head_dim_v"] != params["head_dim"] or (
+        m.int("attention.value_length_swa", head_dim_swa) != head_dim_swa
+    ):
+        raise InvalidModelFile(f"{m.arch}: keys and values of different widths cannot run")
+    rope_dim_swa = m.int("rope.dimension_count_swa", params["rope_dim"])
+    if rope_dim_swa > head_dim_swa or rope_dim_swa % 2:
+        raise InvalidModelFile(
+            f"{m.arch}.rope.dimension_count_swa = {rope_dim_swa} does not fit heads of width "
+            f"{head_dim_swa}"
+        )
+    if params["n_head"] % kv_swa:
+        raise InvalidModelFile(
+            f"{m.arch}: {params['n_head']} query heads cannot share {kv_swa} key/value heads evenly"
+        )
+    params.update(
+        embed_scale=math.sqrt(params["n_embd"]),
+        activation="gelu_tanh",
+        attn_scale=1.0,
+        sliding_window=m.int("attention.sliding_window", high=MAX_CONTEXT),
+        swa_layers=swa_layers,
+        rope_base_local=m.positive_float("rope.freq_base_swa", params["rope_base"]),
+        rope_scale_local=params["rope_scale"],
+        head_dim_swa=head_dim_swa,
+        n_head_kv_swa=kv_swa,
+        rope_dim_swa=rope_dim_swa,
+        value_norm=True,
+        values_from_keys=True,
+        required=params["required"] | {"post_attn_norm", "post_ffn_norm", "q_norm", "k_norm"},
+    )
+    return HParams(**params)
+
+
+def _kv_heads(m: Metadata, swa_layers: tuple[bool, ...]) -> tuple[int, int]:
+    """(global, sliding-window) layers' key/value heads: ``head_count_kv`` as one number, or a
+    number per layer that is the same for every layer of each kind."""
+    value = m.raw("attention.head_count_kv", m.raw("attention.head_count"))
+    if not isinstance(value, (list, tuple)):
+        return value, value
+    if len(value) != len(swa_layers):
+        raise InvalidModelFile(f"{m.arch}.attention.head_count_kv is not one count per layer")
+    kinds = [{v for v, local in zip(value, swa_layers) if local == kind} for kind in (False, True)]
+    if any(len(counts) > 1 for counts in kinds):
+        raise InvalidModelFile(
+            f"{m.arch}.attention.head_count_kv: per-layer values differ within a kind of layer, "
+            "which is not supported"
+        )
+    global_, local = (next(iter(c)) if c else None for c in kinds)
+    global_ = global_ if global_ is not None else local
+    local = local if local is not None else global_
+    for count in (global_, local):
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_HEADS:
+            raise InvalidModelFile(f"{m.arch}.attention.head_count_kv = {value!r} is out of range")
+    return global_, local
+
+
 def granite(m: Metadata) -> HParams:
     """llama with multipliers on the embeddings, each block's output, the attention scores and
     the logits."""
@@ -595,6 +711,7 @@ ARCHITECTURES = {
     "qwen3moe": neox,
     "gemma3": gemma3,
     "gemma2": gemma2,
+    "gemma4": gemma4,
     "granite": granite,
     "olmo2": olmo2,
     "starcoder2": starcoder2,

@@ -37,6 +37,8 @@ LAYER_TENSORS: dict[str, tuple[str, object]] = {
     "down": ("ffn_down.weight", lambda hp: (hp.n_ff, hp.n_embd)),
     "down_b": ("ffn_down.bias", lambda hp: (hp.n_embd,)),
     "post_ffn_norm": ("post_ffw_norm.weight", lambda hp: (hp.n_embd,)),
+    # gemma4: the block's output multiplied by one learned number
+    "out_scale": ("layer_output_scale.weight", lambda hp: (1,)),
     # mixture of experts: the router, and each FFN matrix of every expert in one 3-D tensor
     "gate_inp": ("ffn_gate_inp.weight", lambda hp: (hp.n_embd, hp.n_expert)),
     "gate_exps": ("ffn_gate_exps.weight", lambda hp: (hp.n_embd, hp.n_ff_exp, hp.n_expert)),
@@ -126,7 +128,8 @@ def possible_layer_tensors(hp: HParams, index: int = 0) -> dict[str, tuple[str, 
 def required_layer_tensors(hp: HParams, present, index: int = 0) -> frozenset[str]:
     """The fields block ``index`` must have, given the fields ``present`` in the file: the
     architecture's, the queries, keys and values in one matrix or in three (latent attention:
-    the latent's maps to keys and values in two or one), and the partners of what it has."""
+    the latent's maps to keys and values in two or one; gemma4's values may be its keys'), and
+    the partners of what it has."""
     required = set(hp.required)
     if hp.dense_layer(index) and hp.n_expert:  # a leading dense layer of a mixture of experts
         required = (required - EXPERT_FFN) | {"gate", "up", "down"}
@@ -136,7 +139,7 @@ def required_layer_tensors(hp: HParams, present, index: int = 0) -> frozenset[st
         biased = bool(required & {"bq", "bk", "bv"})
         required = (required - {"bq", "bk", "bv"}) | {"wqkv"} | ({"bqkv"} if biased else set())
     else:
-        required |= {"wq", "wk", "wv"}
+        required |= {"wq", "wk"} if hp.values_from_keys else {"wq", "wk", "wv"}
     for first, others in TOGETHER.items():
         if first in present:
             required |= set(others)

@@ -46,7 +46,7 @@ def decoder_tensors(hp: HParams, vocab: int, names=()) -> tuple[Shapes, Shapes]:
         present = {field for field, (name, _) in possible.items() if p + name in names}
         needed = required_layer_tensors(hp, present, i)
         for field, (name, shape) in possible.items():
-            (required if field in needed else optional)[p + name] = shape(hp)
+            (required if field in needed else optional)[p + name] = shape(hp.layer(i))
     return required, optional
 
 

@@ -142,7 +142,7 @@ def test_after_a_shift_new_positions_take_the_freed_cells_as_in_llamacpp(tmp_pat
     runner = load(path, backend, kv_cache_type="q8_0")
     cache = runner.new_cache(64)
     runner.forward([(cache, list(range(3, 43)))])
-    values = cache._rows(cache.values[0], cache.v_row, cache.cells[0]).copy()
+    values = cache._rows(cache.values[0], cache.v_row[0], cache.cells[0]).copy()
     cache.shift(4, 18)
     runner.forward([(cache, [50, 51])])
     held = cache.cell_positions(False, cache.n_past)
@@ -150,7 +150,7 @@ def test_after_a_shift_new_positions_take_the_freed_cells_as_in_llamacpp(tmp_pat
     assert list(held[4:6]) == [22, 23]  # the new positions in the first freed cells
     assert list(held[22:40]) == list(range(4, 22))  # the moved rows left in their cells
     assert (held[6:22] == -1).all() and (held[40:] == -1).all()
-    after = cache._rows(cache.values[0], cache.v_row, cache.cells[0])
+    after = cache._rows(cache.values[0], cache.v_row[0], cache.cells[0])
     np.testing.assert_array_equal(after[22:40], values[22:40])
     assert cache.span(False, cache.n_past) == 256
     cache.truncate(23)  # position 23's cell is free again, and the next position takes it

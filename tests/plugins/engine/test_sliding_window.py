@@ -1,5 +1,6 @@
 """Sliding-window layers keep a ring of their window (and a step) instead of ``num_ctx`` rows:
-on the tiny gemma2, gpt-oss and gemma3 models, a ring answers as the full cache does, through
+on the tiny gemma2, gpt-oss, gemma3 and gemma4 models (gemma4's windowed layers with narrower
+heads than its global ones), a ring answers as the full cache does, through
 prompts and decoding longer than the ring, truncation, a context shift and a copied prefix."""
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ PROMPT = [int(t) for t in np.random.default_rng(1).integers(3, 90, 600)]
 # than over fewer, which moves logits by hundredths; it does the same in llama.cpp, whose SWA
 # cache Gemma 3 270M's ring matches bit for bit (test_llamacpp_agreement, gemma3/window)
 ATOL = 1e-3
+# gemma4 scores normed queries against normed keys unscaled, so its softmax is sharp and the order
+# of its sums shows more: the ring's first logits are 1.2e-3 from the full cache's (equal with
+# the fixture's embeddings at a third of their size, as are gemma2's at its own)
+ATOLS = {"gemma4": 3e-3}
+
+
+def atol(runner) -> float:
+    return ATOLS.get(runner.hp.arch, ATOL)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +36,7 @@ def backend():
     return GgmlBackend()
 
 
-@pytest.fixture(scope="module", params=["gemma2", "gpt-oss", "gemma3"])
+@pytest.fixture(scope="module", params=["gemma2", "gpt-oss", "gemma3", "gemma4"])
 def runner(request, tmp_path_factory, backend):
     path = tmp_path_factory.mktemp("swa") / f"{request.param}.gguf"
     if request.param == "gemma3":  # five local layers to a global one
@@ -42,6 +51,11 @@ def full_cache(runner) -> GraphKVCache:
     return GraphKVCache(runner.lib, runner.hp, NUM_CTX, runner.cache_type, runner._rotate)
 
 
+def position_bytes(cache) -> list[int]:
+    """Bytes of one position's keys and values in each layer."""
+    return [k + v for k, v in zip(cache.k_row, cache.v_row)]
+
+
 def decode(runner, cache, logits, steps: int = 24) -> list[np.ndarray]:
     out = [logits]
     for _ in range(steps):
@@ -52,14 +66,13 @@ def decode(runner, cache, logits, steps: int = 24) -> list[np.ndarray]:
 def test_a_ring_answers_as_the_full_cache_and_takes_less(runner):
     ring, full = runner.new_cache(NUM_CTX), full_cache(runner)
     assert ring.ring == 256 and full.ring is None
-    locals_ = sum(runner.hp.swa_layers)
-    row = ring.k_row + ring.v_row
-    assert ring.nbytes == (locals_ * 256 + (runner.hp.n_layer - locals_) * NUM_CTX) * row
+    cells = [256 if local else NUM_CTX for local in runner.hp.swa_layers]
+    assert ring.nbytes == sum(n * row for n, row in zip(cells, position_bytes(ring)))
     assert runner.cache_bytes(NUM_CTX) == ring.nbytes < full.nbytes
     ours = decode(runner, ring, runner.forward([(ring, PROMPT)])[0])
     before = decode(runner, full, runner.forward([(full, PROMPT)])[0])
     for a, b in zip(ours, before):  # 624 positions: the ring has wrapped twice
-        np.testing.assert_allclose(a, b, atol=ATOL)
+        np.testing.assert_allclose(a, b, atol=atol(runner))
         assert a.argmax() == b.argmax()
 
 
@@ -69,10 +82,10 @@ def test_truncating_within_the_ring_keeps_it_and_beyond_starts_again(runner):
     assert cache.truncate(590) == 590  # the window of position 590 is still held
     again = runner.forward([(cache, PROMPT[590:] + [7])])[0]
     fresh = runner.forward([(full_cache(runner), PROMPT + [7])])[0]
-    np.testing.assert_allclose(again, fresh, atol=ATOL)
+    np.testing.assert_allclose(again, fresh, atol=atol(runner))
     # the window of position 300 was overwritten long ago: nothing can be kept
     assert cache.truncate(300) == 0 and cache.n_past == 0
-    np.testing.assert_allclose(runner.forward([(cache, PROMPT + [7])])[0], fresh, atol=ATOL)
+    np.testing.assert_allclose(runner.forward([(cache, PROMPT + [7])])[0], fresh, atol=atol(runner))
 
 
 def test_a_context_shift_moves_the_rings_as_the_full_cache(runner):
@@ -84,7 +97,7 @@ def test_a_context_shift_moves_the_rings_as_the_full_cache(runner):
     ours = decode(runner, ring, runner.forward([(ring, [11])])[0])
     before = decode(runner, full, runner.forward([(full, [11])])[0])
     for a, b in zip(ours, before):
-        np.testing.assert_allclose(a, b, atol=ATOL)
+        np.testing.assert_allclose(a, b, atol=atol(runner))
     # a shift that would leave the rings without the next token's window is refused untouched
     cache = runner.new_cache(NUM_CTX)
     runner.forward([(cache, PROMPT)])  # the rings hold positions 344...599
@@ -99,7 +112,7 @@ def test_a_prefix_copied_from_another_cache_answers_as_evaluated(runner):
     assert copy.copy_prefix(source, 590) and copy.n_past == 590
     copied = runner.forward([(copy, [9, 9, 4])])[0]
     fresh = runner.forward([(full_cache(runner), PROMPT[:590] + [9, 9, 4])])[0]
-    np.testing.assert_allclose(copied, fresh, atol=ATOL)
+    np.testing.assert_allclose(copied, fresh, atol=atol(runner))
     # the source's rings no longer hold position 300's window; other shapes are refused
     assert not copy.copy_prefix(source, 300) and copy.n_past == 593
     assert not copy.copy_prefix(runner.new_cache(NUM_CTX // 2), 1)
@@ -108,12 +121,11 @@ def test_a_prefix_copied_from_another_cache_answers_as_evaluated(runner):
 
 def test_the_estimate_counts_the_rings(runner):
     hp = runner.hp
-    row = runner.new_cache(8).k_row * 2  # keys and values of the same width here
-    locals_ = sum(hp.swa_layers)
+    rows = position_bytes(runner.new_cache(8))
     # window 8 and a step of 512, padded to 768 cells
-    ring = (locals_ * 768 + (hp.n_layer - locals_) * 8192) * row
+    ring = sum((768 if local else 8192) * row for local, row in zip(hp.swa_layers, rows))
     assert cache_bytes(hp, 8192, 512, "f32") == ring
-    assert cache_bytes(hp, 768, 512, "f32") == hp.n_layer * 768 * row  # no ring, no smaller
+    assert cache_bytes(hp, 768, 512, "f32") == 768 * sum(rows)  # no ring, no smaller
 
 
 @pytest.mark.real_model

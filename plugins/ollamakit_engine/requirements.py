@@ -106,6 +106,8 @@ def check_decoder(header) -> None:
     unknown = [
         name for name in unknown if not _beyond(name, hp.n_layer)
     ]  # those are refused below, as such
+    towers = _tower_prefixes(header.metadata, hp.arch)
+    unknown = [name for name in unknown if not name.startswith(towers)]
     if (
         unknown
     ):  # a tensor the engine would not read: a neighbouring kind of model, never half-loaded
@@ -132,6 +134,16 @@ def check_bert(header) -> None:
     required, optional = bert_tensors(p, vocab)
     _check(shapes, required, optional, p.n_layer)
     _check_bert_attention(shapes, p)
+
+
+def _tower_prefixes(metadata: dict, arch: str) -> tuple[str, ...]:
+    """The tensor names of the vision or audio towers a model file holds beside its decoder,
+    as Ollama's files of gemma3 and gemma4 do (``<arch>.vision.*``/``<arch>.audio.*`` keys):
+    the decoder does not read them. A tower the engine builds is checked when it loads; one it
+    does not leaves the model without that input, and images to it answer 400."""
+    if any(f"{arch}.{kind}.block_count" in metadata for kind in ("vision", "audio")):
+        return ("v.", "a.", "mm.")
+    return ()
 
 
 def supports_decoder(metadata: dict) -> bool:

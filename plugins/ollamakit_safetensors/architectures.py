@@ -13,6 +13,7 @@ from .bert import Bert
 from .deepseek2 import Deepseek2
 from .decoders import Gemma2, Gemma3, Granite, Llama, Olmo2, Qwen2, Qwen3, Starcoder2
 from .experts import Mixtral, Qwen3Moe
+from .gemma4 import Gemma4
 from .gptoss import GptOss
 from .nomic_bert import NomicBert
 from .phi3 import Phi3
@@ -27,6 +28,7 @@ ARCHITECTURES = {
         Qwen3,
         Gemma3,
         Gemma2,
+        Gemma4,
         Phi3,
         Mixtral,
         Qwen3Moe,

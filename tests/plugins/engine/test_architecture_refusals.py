@@ -15,8 +15,9 @@ from ollamakit.testing import architectures as fixtures
 from ollamakit.testing.gguf_factory import make_gguf
 
 
-def rewrite(source, target, *, metadata=None, drop=()):
-    """``source``'s GGUF with keys changed (None removes one) and tensors dropped."""
+def rewrite(source, target, *, metadata=None, drop=(), add=None):
+    """``source``'s GGUF with keys changed (None removes one), tensors dropped and tensors
+    (numpy arrays, by name) added."""
     with GGUFFile.open(source) as gguf:
         meta = {**gguf.metadata, **(metadata or {})}
         infos = [info for info in gguf.tensors if info.name not in drop]
@@ -25,6 +26,7 @@ def rewrite(source, target, *, metadata=None, drop=()):
         info.name: (raw[info.offset : info.offset + info.nbytes], info.ggml_type, tuple(info.shape))
         for info in infos
     }
+    tensors.update(add or {})
     meta = {k: v for k, v in meta.items() if v is not None}
     return make_gguf(target, meta, tensors, types=fixtures.value_types(meta))
 

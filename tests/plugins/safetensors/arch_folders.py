@@ -29,6 +29,7 @@ from ollamakit.testing.gguf_factory import byte_level_vocab
 FOLDERS = {
     "phi3-longrope": ("phi3-longrope", "phi3"),
     "gemma2": ("gemma2", "gemma2"),
+    "gemma4": ("gemma4", "gemma4_text"),
     "mixtral": ("mixtral", "mixtral"),
     "qwen3moe": ("qwen3moe", "qwen3_moe"),
     "qwen3": ("qwen3", "qwen3"),
@@ -49,6 +50,8 @@ def config(name: str) -> dict:
     f = fixtures.FIXTURES[fixture_name]
     c = dict(f.c)
     model = f.hf_model
+    if name == "gemma4":
+        return _gemma4_config(c, model, model_type)
     rope = {"rope_theta": c.pop("rope_theta"), "rope_type": "default"}
     if "rope_scaling" in c:
         rope = {**rope, **c.pop("rope_scaling")}
@@ -81,9 +84,54 @@ def config(name: str) -> dict:
     }
 
 
+def _gemma4_config(c: dict, model: str, model_type: str) -> dict:
+    """gemma4's config as transformers 5 saves it: rope settings per kind of attention already,
+    and the global layers' head width and key/value heads in ``per_layer_config``."""
+    del c["rope_theta"]
+    full = {"head_dim": c.pop("global_head_dim")}
+    full["num_key_value_heads"] = c.pop("num_global_key_value_heads")
+    per_layer = {str(i): full for i, t in enumerate(c["layer_types"]) if t == "full_attention"}
+    return {
+        **c,
+        "per_layer_config": per_layer,
+        "architectures": [model],
+        "model_type": model_type,
+        "dtype": "float16",
+    }
+
+
+def _gemma4_layer(name: str, c: dict, i: int) -> dict[str, tuple[int, ...]]:
+    """gemma4: a global layer's heads as ``per_layer_config`` gives them, and no ``v_proj``
+    (``attention_k_eq_v``); no weight on the values' norm; a scalar on the block's output."""
+    d, ff, heads = c["hidden_size"], c["intermediate_size"], c["num_attention_heads"]
+    own = c["per_layer_config"].get(str(i), {})
+    hd = own.get("head_dim", c["head_dim"])
+    kv = own.get("num_key_value_heads", c["num_key_value_heads"]) * hd
+    layer = {
+        "input_layernorm.weight": (d,),
+        "layer_scalar": (1,),
+        "mlp.down_proj.weight": (d, ff),
+        "mlp.gate_proj.weight": (ff, d),
+        "mlp.up_proj.weight": (ff, d),
+        "post_attention_layernorm.weight": (d,),
+        "post_feedforward_layernorm.weight": (d,),
+        "pre_feedforward_layernorm.weight": (d,),
+        "self_attn.k_norm.weight": (hd,),
+        "self_attn.k_proj.weight": (kv, d),
+        "self_attn.o_proj.weight": (d, heads * hd),
+        "self_attn.q_norm.weight": (hd,),
+        "self_attn.q_proj.weight": (heads * hd, d),
+    }
+    if str(i) not in c["per_layer_config"] or not c["attention_k_eq_v"]:
+        layer["self_attn.v_proj.weight"] = (kv, d)
+    return layer
+
+
 def tensor_shapes(name: str) -> dict[str, tuple[int, ...]]:
     """Every tensor of the folder with its shape, as the transformers class names them."""
     c = config(name)
+    if name == "gemma4":
+        return _around_layers(c, lambda i: _gemma4_layer(name, c, i))
     if name.startswith(("gpt-oss", "deepseek2")):
         layer = _gpt_oss_layer if name.startswith("gpt-oss") else _deepseek2_layer
         return _around_layers(c, lambda i: layer(name, c, i))
@@ -178,7 +226,8 @@ def _around_layers(c: dict, layer) -> dict[str, tuple[int, ...]]:
     for i in range(c["num_hidden_layers"]):
         shapes.update({f"model.layers.{i}.{k}": v for k, v in layer(i).items()})
     shapes["model.norm.weight"] = (d,)
-    shapes["lm_head.weight"] = (vocab, d)
+    if not c["tie_word_embeddings"]:
+        shapes["lm_head.weight"] = (vocab, d)
     return shapes
 
 

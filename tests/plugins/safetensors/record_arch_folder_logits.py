@@ -1,7 +1,9 @@
 """Record transformers' answers for the seeded folders of ``arch_folders``, so that
 ``test_arch_folders`` checks their conversion against transformers itself without torch installed.
 
-    python tests/plugins/safetensors/record_arch_folder_logits.py   # with torch and transformers
+    python tests/plugins/safetensors/record_arch_folder_logits.py [NAMES...]  # torch, transformers
+
+With names, only those folders are recorded again; the others' answers are kept.
 
 For each folder: the architecture's ``transformers`` class (for an MXFP4 folder, with its experts
 dequantized by transformers' own MXFP4 code), made from the folder's config, must
@@ -24,7 +26,7 @@ OUT = HERE.parents[2] / "tests" / "reference" / "transformers-arch-folders.json"
 TOKENS = 12
 
 
-def record() -> dict:
+def record(names=None) -> dict:
     import numpy as np
     import torch
     import transformers
@@ -38,15 +40,19 @@ def record() -> dict:
         with safe_open(path, "np") as f:
             return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
 
-    answers: dict = {
-        "made_with": f"transformers {transformers.__version__}, torch {torch.__version__}, numpy "
+    made_with = (
+        f"transformers {transformers.__version__}, torch {torch.__version__}, numpy "
         f"{np.__version__} (the seeds' generator); float32, eager attention, CPU; {TOKENS} greedy "
-        f"tokens per prompt with the top-2 logit margin and the top {fixtures.TOP} logprobs",
-        "cpu": cpu(),
-        "folders": {},
-    }
+        f"tokens per prompt with the top-2 logit margin and the top {fixtures.TOP} logprobs"
+    )
+    answers: dict = {"made_with": made_with, "cpu": cpu(), "folders": {}}
+    if names:
+        kept = json.loads(OUT.read_text())
+        if (kept["cpu"], kept["made_with"]) != (answers["cpu"], made_with):
+            raise SystemExit(f"{OUT} was recorded otherwise or elsewhere: record every folder")
+        answers["folders"] = kept["folders"]
     with tempfile.TemporaryDirectory() as scratch:
-        for name in arch_folders.FOLDERS:
+        for name in names or arch_folders.FOLDERS:
             folder = arch_folders.write(name, Path(scratch) / name)
             if name in arch_folders.MXFP4_FOLDERS:
                 folder = dequantized(folder, Path(scratch) / f"{name}-dequantized")
@@ -111,6 +117,6 @@ def dequantized(folder: Path, out: Path) -> Path:
 
 
 if __name__ == "__main__":
-    document = json.dumps(record(), indent=1)
+    document = json.dumps(record(sys.argv[1:] or None), indent=1)
     OUT.write_text(document + "\n", encoding="utf-8")
     print(f"wrote {OUT}")

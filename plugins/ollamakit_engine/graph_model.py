@@ -7,8 +7,9 @@ cache with ggml's flash attention (scores, online softmax and the value sum in o
 no temporaries the size of the context).
 
 One block serves every architecture of ``hparams.ARCHITECTURES``: the llama family (pre-norm,
-SwiGLU; llama rotates adjacent pairs, qwen2/3 the two halves of a head), gemma2/3 (pre- and
-post-norms, GELU gate, sliding-window layers, soft caps), olmo2 (post-norms only, q/k norms over
+SwiGLU; llama rotates adjacent pairs, qwen2/3 the two halves of a head), gemma2/3/4 (pre- and
+post-norms, GELU gate, sliding-window layers, soft caps; gemma4's two kinds of layer with heads
+of their own widths, ``HParams.layer``), olmo2 (post-norms only, q/k norms over
 all heads), starcoder2 (LayerNorm with biases, plain GELU FFN), phi3 (fused q/k/v and gate/up),
 granite (multipliers), gpt-oss (attention sinks, YaRN), and the mixtures of experts (mixtral,
 qwen3moe, gpt-oss, deepseek2: a router picks ``n_expert_used`` FFNs per row; ``mul_mat_id``

@@ -172,3 +172,29 @@ def test_configs_gemma4_runs_otherwise_are_refused_by_name(client, sources, tmp_
         )
         assert reply.status_code == 400, change
         assert named in reply.json["error"]
+
+
+def test_quantize_on_create_keeps_what_gemma4_reads_exactly(client, models_dir, sources):
+    """A create with ``quantize`` quantizes the matrices and keeps the rope factors and each
+    block's output scale as they are; the model generates."""
+    _, folder = sources
+    created = client.simulate_post(
+        "/api/create",
+        json={"model": "g4-q", "files": upload(client, folder_files(folder)), "quantize": "q4_K_M"},
+    )
+    assert created.status_code == 200, created.text
+    with GGUFFile.open(model_layer(models_dir, "g4-q")) as gguf:
+        types = {t.name: t.ggml_type for t in gguf.tensors}
+        assert types["rope_freqs.weight"] == types["blk.0.layer_output_scale.weight"] == 0  # F32
+        assert types["blk.1.attn_q.weight"] not in (0, F16)
+    reply = client.simulate_post(
+        "/api/generate",
+        json={
+            "model": "g4-q",
+            "prompt": "Once",
+            "raw": True,
+            "stream": False,
+            "options": {"num_predict": 4},
+        },
+    )
+    assert reply.status_code == 200 and reply.json["eval_count"] >= 1

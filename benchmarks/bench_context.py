@@ -5,6 +5,8 @@ and the cost of a context shift.
     .venv/bin/python benchmarks/bench_context.py --models smollm2,qwen --lengths 1024,4096,8192,32768
     .venv/bin/python benchmarks/bench_context.py --caches q8_0 --plot docs/context-speed.svg
     .venv/bin/python benchmarks/bench_context.py --caches f16,q8_0 --lengths 1024,8192 --shift-ctx 0
+    .venv/bin/python benchmarks/bench_context.py --models qwenshape --lengths 16384,32768 \
+        --shift-ctx 0 --repeats 3        # Qwen2.5-1.5B's attention, 2 random layers: minutes
 
 For each model and prompt length L (random token ids, fixed seed), each engine in a fresh
 process with num_ctx L + 64 + a margin and the same cache type: prefill tokens/s of the whole
@@ -57,6 +59,7 @@ import tempfile
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -76,7 +79,87 @@ def models():
         "smollm2": real.smollm2_q4_1,
         "gemma3": real.gemma3_270m,
         "qwen": real.qwen25_coder_1_5b,
+        "qwenshape": qwen_shape,
     }
+
+
+def qwen_shape(layers: int = 2) -> str:
+    """A random qwen2 model with Qwen2.5-1.5B's attention (hidden 1536, 12 query heads, 2 key
+    and value heads of 128, q/k/v biases), ``layers`` blocks, an FFN of 1536 and a vocabulary
+    of 20,000, quantized to Q4_K_M: at 32k nearly all of a step is attention, so a 32k prompt
+    takes about two minutes per engine instead of Qwen's 30-40, with the same flash-attention
+    work per layer. Built once into the test cache."""
+    from ollamakit.lib.gguf.constants import ValueType
+    from ollamakit.testing.gguf_factory import byte_level_vocab, make_gguf
+    from ollamakit.testing.models import CACHE
+    from ollamakit_quant.quantizer import quantize_file
+
+    target = CACHE / "models" / f"qwen25-attention-shape-{layers}l-q4_k_m.gguf"
+    if target.exists():
+        return str(target)
+    d, heads, kv_heads, head, vocab = 1536, 12, 2, 128, 20000
+    rng = np.random.default_rng(0)
+    tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *byte_level_vocab()]
+    tokens += [f"t{i}" for i in range(vocab - len(tokens))]
+    a = "qwen2"
+    metadata = {
+        "general.architecture": a,
+        "general.name": "qwen2.5 attention shape",
+        "general.file_type": 1,
+        f"{a}.block_count": layers,
+        f"{a}.context_length": 32768,
+        f"{a}.embedding_length": d,
+        f"{a}.feed_forward_length": d,
+        f"{a}.attention.head_count": heads,
+        f"{a}.attention.head_count_kv": kv_heads,
+        f"{a}.attention.layer_norm_rms_epsilon": 1e-6,
+        f"{a}.rope.freq_base": 1e6,
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": "qwen2",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [3] * 3 + [1] * (vocab - 3),
+        "tokenizer.ggml.merges": [],
+        "tokenizer.ggml.eos_token_id": 2,
+        "general.quantization_version": 2,
+    }
+    types = {
+        "tokenizer.ggml.merges": ValueType.STRING,
+        "tokenizer.ggml.token_type": ValueType.INT32,
+    }
+
+    def weight(rows: int, cols: int) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float16)
+
+    def bias(n: int) -> np.ndarray:
+        return (rng.standard_normal(n) * 0.1).astype(np.float32)
+
+    tensors = {
+        "token_embd.weight": weight(vocab, d),
+        "output_norm.weight": np.ones(d, np.float32),
+        "output.weight": weight(vocab, d),
+    }
+    q, kv = heads * head, kv_heads * head
+    for i in range(layers):
+        tensors |= {
+            f"blk.{i}.attn_norm.weight": np.ones(d, np.float32),
+            f"blk.{i}.attn_q.weight": weight(q, d),
+            f"blk.{i}.attn_q.bias": bias(q),
+            f"blk.{i}.attn_k.weight": weight(kv, d),
+            f"blk.{i}.attn_k.bias": bias(kv),
+            f"blk.{i}.attn_v.weight": weight(kv, d),
+            f"blk.{i}.attn_v.bias": bias(kv),
+            f"blk.{i}.attn_output.weight": weight(d, q),
+            f"blk.{i}.ffn_norm.weight": np.ones(d, np.float32),
+            f"blk.{i}.ffn_gate.weight": weight(d, d),
+            f"blk.{i}.ffn_up.weight": weight(d, d),
+            f"blk.{i}.ffn_down.weight": weight(d, d),
+        }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        source = make_gguf(Path(scratch) / "f16.gguf", metadata, tensors, types=types)
+        quantize_file(source, Path(scratch) / "q4_k_m.gguf", "q4_K_M")
+        os.replace(Path(scratch) / "q4_k_m.gguf", target)
+    return str(target)
 
 
 def feed_prompt(engine, seq, prompt):

@@ -12,7 +12,8 @@ engine, so the engines can alternate round by round. Each engine's cache is made
 sequence state in its own layout, loaded with ``llama_state_seq_set_data``); flash attention does
 the same work whatever the cached values are (only the mask's hidden cells are skipped). Then,
 timed: one 512-token prompt step at positions [depth, depth + 512), and --decode greedy steps
-after it (the first one untimed: it builds the decode graph). For each, the wall time and each
+after it (the first one untimed: it builds the decode graph); with --decode-only, the decode
+steps alone, right after the filled positions (a minute per round even on the real Qwen). For each, the wall time and each
 thread's CPU seconds (from ``/proc/self/task``): with ggml's OpenMP threads, a thread waiting at
 a barrier spins, so the split shows whether any part of a step ran on one thread alone.
 
@@ -136,11 +137,15 @@ def worker(args) -> dict:
     prompt = [int(t) for t in rng.integers(vocab_low, vocab_high, STEP)]
     fill = ours_filled if args.worker == "ours" else llama_cpp_filled
     feed = fill(args.path, args.depth, args.threads, prompt)
-    step = [int(t) for t in rng.integers(vocab_low, vocab_high, STEP)]
-    cpu, start = thread_seconds(), time.perf_counter()
-    logits = feed(step)
-    result = {"step": STEP / (time.perf_counter() - start), "step_cpu": busy(cpu, thread_seconds())}
-    logits = feed([int(np.argmax(logits))])
+    result: dict = {}
+    if not args.decode_only:
+        step = [int(t) for t in rng.integers(vocab_low, vocab_high, STEP)]
+        cpu, start = thread_seconds(), time.perf_counter()
+        logits = feed(step)
+        result["step"] = STEP / (time.perf_counter() - start)
+        result["step_cpu"] = busy(cpu, thread_seconds())
+    token = prompt[-1] if args.decode_only else int(np.argmax(logits))
+    logits = feed([token])  # untimed: builds the decode graph
     cpu, start = thread_seconds(), time.perf_counter()
     for _ in range(args.decode):
         logits = feed([int(np.argmax(logits))])
@@ -152,7 +157,7 @@ def worker(args) -> dict:
 def run(engine: str, path: str, args) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", engine, "--path", path]
     command += ["--depth", str(args.depth), "--decode", str(args.decode)]
-    command += ["--threads", str(args.threads)]
+    command += ["--threads", str(args.threads)] + (["--decode-only"] if args.decode_only else [])
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -164,6 +169,9 @@ def main(argv=None) -> None:
     parser.add_argument("--decode", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--decode-only", action="store_true", help="decode steps only, right after the filling"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -177,7 +185,8 @@ def main(argv=None) -> None:
         print(
             f"{name} at depth {args.depth}: tokens/s (threads' CPU seconds); load {os.getloadavg()}"
         )
-        ratios: dict[str, list[float]] = {"step": [], "decode": []}
+        kinds = ["decode"] if args.decode_only else ["step", "decode"]
+        ratios: dict[str, list[float]] = {kind: [] for kind in kinds}
         for round_ in range(args.rounds):
             order = ("ours", "llama.cpp") if round_ % 2 == 0 else ("llama.cpp", "ours")
             got = {engine: run(engine, path, args) for engine in order}

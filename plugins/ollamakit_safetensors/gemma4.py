@@ -25,25 +25,12 @@ from ollamakit.errors import InvalidModelFile
 from ollamakit.lib.gguf.constants import ValueType
 
 from .base import MAX_CONTEXT, Config, Tensor, arch_keys
-from .decoders import Decoder
+from .decoders import Decoder, Gemma3
 
 _LAYER_SCALAR = re.compile(r"^model\.layers\.(\d+)\.layer_scalar$")
 SLIDING, FULL = "sliding_attention", "full_attention"
-_LAYER_NAMES = {
-    "input_layernorm": "attn_norm",
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "self_attn.q_norm": "attn_q_norm",
-    "self_attn.k_norm": "attn_k_norm",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-    "post_attention_layernorm": "post_attention_norm",
-    "pre_feedforward_layernorm": "ffn_norm",
-    "post_feedforward_layernorm": "post_ffw_norm",
-}
+# the same tensors as Gemma 3's block, by the same names
+_LAYER_NAMES = Gemma3.layer_names
 # what the text model's config turns on that the engine does not run: (key, default, what)
 _REFUSED = (
     ("hidden_size_per_layer_input", 256, "per-layer embeddings"),

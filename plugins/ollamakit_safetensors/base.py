@@ -50,6 +50,15 @@ class Config:
     def get(self, key: str, default=None):
         return self.values.get(key, default)
 
+    def section(self, key: str) -> Config:
+        """The object under ``key`` (empty when absent or null), refusing any other value."""
+        value = self.values.get(key)
+        if value is None:
+            return Config({})
+        if not isinstance(value, dict):
+            raise InvalidModelFile(f"config.json: {key} must be an object")
+        return Config(value)
+
 
 @dataclass
 class Tensor:

@@ -79,8 +79,8 @@ class Gemma4(Decoder):
                 "key/value heads"
             )
         self.k_eq_v = bool(c.get("attention_k_eq_v", False))
-        params = c.get("rope_parameters") or {}
-        sliding, full = (Config(params.get(kind) or {}) for kind in (SLIDING, FULL))
+        params = c.section("rope_parameters")
+        sliding, full = (params.section(kind) for kind in (SLIDING, FULL))
         for kind, rope, allowed in (
             (SLIDING, sliding, ("default",)),
             (FULL, full, ("default", "proportional")),

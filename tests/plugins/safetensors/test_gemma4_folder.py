@@ -159,6 +159,8 @@ def test_configs_gemma4_runs_otherwise_are_refused_by_name(client, sources, tmp_
         ({"num_kv_shared_layers": 2}, "reuse another layer's keys and values"),
         ({"enable_moe_block": True}, "experts"),
         ({"use_bidirectional_attention": "all"}, "bidirectional attention"),
+        ({"rope_parameters": {"sliding_attention": -1}}, "sliding_attention must be an object"),
+        ({"rope_parameters": [1, 2]}, "rope_parameters must be an object"),
     ):
         config = json.loads((folder / "config.json").read_text())
         changed = tmp_path / "changed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ollamakit.lib.structured import Parsed
+from ollamakit.lib.structured import JsonScan, Parsed
 
 from .common import (
     EventParser,
@@ -19,40 +19,6 @@ from .common import (
 
 TOOL_CALLS, THINK, THINK_END, ARGS = "[TOOL_CALLS]", "[THINK]", "[/THINK]", "[ARGS]"
 CONTENT, THINKING, NAME, ARGUMENTS = "content", "thinking", "name", "arguments"
-
-
-class JsonScan:
-    """Where the JSON value at the start of a growing text closes, each character read once: a
-    call's arguments (a whole file, for a coding tool) come a token at a time, and reading them
-    from the start at every token made a long call's parse quadratic."""
-
-    def __init__(self):
-        self.at, self.depth, self.in_string, self.escaped = 0, 0, False, False
-
-    def end(self, text: str) -> int:
-        """The close's index in ``text`` (which holds what the last call was given, and more);
-        -1: not yet."""
-        depth, in_string, escaped = self.depth, self.in_string, self.escaped
-        for n in range(self.at, len(text)):
-            ch = text[n]
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-                continue
-            if ch == '"':
-                in_string = True
-            elif ch in "{[":
-                depth += 1
-            elif ch in "}]":
-                depth -= 1
-                if depth == 0:
-                    return n
-        self.at, self.depth, self.in_string, self.escaped = len(text), depth, in_string, escaped
-        return -1
 
 
 def json_end(text: str) -> int:

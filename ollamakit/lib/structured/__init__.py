@@ -12,11 +12,12 @@ the scheduler call; it registers no hooks.
 from .constraint import Constraint
 from .formats import FormatSpec, compile_schema, invalid_format, parse_format
 from .output import OutputParser, Parsed
-from .toolcalls import call_id
+from .toolcalls import JsonScan, call_id
 
 __all__ = [
     "Constraint",
     "FormatSpec",
+    "JsonScan",
     "OutputParser",
     "Parsed",
     "call_id",

@@ -28,26 +28,44 @@ def closing_tag(tag: str) -> str | None:
     return None
 
 
+class JsonScan:
+    """Where the JSON object or array at the start of a growing text closes, each character read
+    once: a call's arguments (a whole file, for a coding tool) arrive a token at a time, and
+    reading them from the start at every token would make a long call's parse quadratic."""
+
+    def __init__(self):
+        self.at, self.depth, self.in_string, self.escaped = 0, 0, False, False
+
+    def end(self, text: str) -> int:
+        """The close's index in ``text`` (which holds what the last call was given, and more);
+        -1: not yet."""
+        depth, in_string, escaped = self.depth, self.in_string, self.escaped
+        for n in range(self.at, len(text)):
+            ch = text[n]
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
+                    in_string = False
+                continue
+            if ch == '"':
+                in_string = True
+            elif ch in "{[":
+                depth += 1
+            elif ch in "}]":
+                depth -= 1
+                if depth == 0:
+                    return n
+        self.at, self.depth, self.in_string, self.escaped = len(text), depth, in_string, escaped
+        return -1
+
+
 def json_extent(text: str) -> int | None:
     """Where the JSON object or array at the start of ``text`` ends (None: not yet ended)."""
-    depth, in_string, escaped = 0, False, False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
+    end = JsonScan().end(text)
+    return None if end < 0 else end + 1
 
 
 def _arguments(value):
